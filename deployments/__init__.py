@@ -1,0 +1,1 @@
+"""Prefect deployment definitions for tuneline's flows (scheduled retraining, on-demand runs)."""

@@ -1,0 +1,26 @@
+"""Scheduled retraining: the training flow as a Prefect deployment with the run's config baked in as a parameter.
+
+``tuneline serve --config my.yaml --cron "0 3 * * *"`` starts a long-running process that executes the flow on that
+schedule and on demand (``prefect deployment run 'tuneline-train/scheduled-retrain'``). It needs a Prefect API
+(``prefect server start`` and ``PREFECT_API_URL``), as any served deployment does.
+"""
+
+from __future__ import annotations
+
+from prefect.deployments.runner import RunnerDeployment
+
+from tuneline.config import TunelineConfig
+from tuneline.flows.train import train_flow
+
+
+def training_deployment(config: TunelineConfig, name: str = "scheduled-retrain", cron: str | None = None) -> RunnerDeployment:
+    """A deployment of ``train_flow`` for ``config``; scheduled when ``cron`` is given, on demand otherwise."""
+    return train_flow.to_deployment(
+        name=name, cron=cron, parameters={"config": config.model_dump(mode="json")},
+        tags=["tuneline", config.task], description=f"Retrain {config.registered_model_name} from {config.data.path or config.data.train}")
+
+
+def serve_training(config: TunelineConfig, name: str = "scheduled-retrain", cron: str | None = None) -> None:
+    from prefect import serve
+
+    serve(training_deployment(config, name=name, cron=cron))

@@ -1,0 +1,64 @@
+"""The data contract for text classification rows.
+
+Rows reach the schema with canonical columns ``text`` and ``label`` (the loader renames the configured ones) plus the
+provenance columns ``source_file`` and ``source_row``. Each check has a stable name: it is the ``rule`` a quarantined
+row cites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+
+def _normalised(text: pd.Series) -> pd.Series:
+    return text.astype("string").str.strip()
+
+
+class ClassificationRows(pa.DataFrameModel):
+    """Rules that need no run-specific context (label set and train texts are added by :func:`classification_schema`)."""
+
+    text: Series[object] = pa.Field(nullable=False)
+    label: Series[object] = pa.Field(nullable=False)
+    source_file: Series[str]
+    source_row: Series[int]
+
+    @pa.check("text", name="text_is_non_empty_string")
+    def text_is_non_empty_string(cls, text: Series[object]) -> Series[bool]:
+        is_str = text.map(lambda value: isinstance(value, str))
+        return is_str & (_normalised(text.where(is_str, "")).str.len() > 0)
+
+    @pa.dataframe_check(name="no_conflicting_label_duplicates")
+    def no_conflicting_label_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
+        """The same text with two different labels is label noise: every copy is rejected, none is guessed."""
+        key = _normalised(df["text"].where(df["text"].map(lambda v: isinstance(v, str)), None))
+        labels_per_text = df.groupby(key, dropna=True)["label"].transform("nunique")
+        return ~(labels_per_text.fillna(1) > 1)
+
+    @pa.dataframe_check(name="no_exact_duplicates")
+    def no_exact_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
+        """Repeated (text, label) pairs inflate their weight; the first copy is kept, the rest rejected."""
+        key = _normalised(df["text"].where(df["text"].map(lambda v: isinstance(v, str)), None))
+        return ~pd.DataFrame({"t": key, "l": df["label"].astype("string")}).duplicated(keep="first")
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+def classification_schema(labels: Iterable[str], train_texts: Iterable[str] | None = None) -> pa.DataFrameSchema:
+    """The full contract for one split: the static rules plus the frozen label set and, for test, no train texts."""
+    schema = ClassificationRows.to_schema()
+    allowed = frozenset(labels)
+    label_checks = [pa.Check(lambda label: label.isin(allowed), name="label_in_label_set", ignore_na=True)]
+    schema = schema.update_column("label", checks=label_checks)
+    if train_texts is not None:
+        seen = frozenset(t.strip() for t in train_texts)
+        not_in_train = pa.Check(
+            lambda text: ~_normalised(text).isin(seen), name="text_not_in_train", ignore_na=True
+        )
+        schema = schema.update_column("text", checks=[*schema.columns["text"].checks, not_in_train])
+    return schema

@@ -1,0 +1,110 @@
+"""Build model: a pretrained encoder with a fresh task head, and the training strategy applied to it.
+
+Strategies: ``full`` (every weight trains), ``lora`` (peft adapters on the configured modules; the head trains in
+full), ``freeze`` (embeddings and/or the bottom N encoder layers, or everything but the head, are frozen).
+``trust_remote_code`` stays off unless the config turns it on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+
+from tuneline.config import ModelConfig, TaskType
+from tuneline.runtime import resolve_base_model
+from tuneline.tasks.common import pipeline_task, task_logger
+
+HEAD_CLASSES = {"classification": AutoModelForSequenceClassification,
+                "token_classification": AutoModelForTokenClassification}
+
+
+@dataclass
+class BuiltModel:
+    model: Any
+    base_path: str
+    trainable_parameters: int
+    total_parameters: int
+
+    @property
+    def trainable_fraction(self) -> float:
+        return self.trainable_parameters / self.total_parameters if self.total_parameters else 0.0
+
+
+class ModelBuildError(ValueError):
+    """The model cannot be built as configured; the message names the config key."""
+
+
+@pipeline_task(name="load-tokenizer")
+def load_tokenizer(config: ModelConfig) -> Any:
+    """The base model's fast tokenizer (offline: a local path or the installed MiniLM)."""
+    base = resolve_base_model(config.base)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base, use_fast=True, trust_remote_code=config.trust_remote_code)
+    except OSError as error:
+        raise ModelBuildError(f"cannot load a tokenizer from model.base={config.base!r} ({error}); use 'minilm', a "
+                              "local model folder, or a model id already in the local Hugging Face cache") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelBuildError(f"model.base={config.base!r} has no fast tokenizer; tuneline needs one (word ids, "
+                              "offsets)")
+    return tokenizer
+
+
+def _encoder_parts(model: Any) -> tuple[Any, list[Any]]:
+    base = model.base_model
+    embeddings = getattr(base, "embeddings", None)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if embeddings is None or layers is None:
+        raise ModelBuildError(f"model.freeze needs a BERT-family encoder (.embeddings and .encoder.layer); "
+                              f"{type(base).__name__} has a different layout: use model.strategy=full or lora")
+    return embeddings, list(layers)
+
+
+def apply_freeze(model: Any, embeddings: bool, bottom_layers: int, all_but_head: bool) -> None:
+    """Turn off gradients for the chosen parts; the task head always trains."""
+    if all_but_head:
+        for param in model.base_model.parameters():
+            param.requires_grad = False
+        return
+    emb, layers = _encoder_parts(model)
+    if bottom_layers > len(layers):
+        raise ModelBuildError(f"model.freeze.bottom_layers={bottom_layers} but the encoder has {len(layers)} layers")
+    for module in ([emb] if embeddings else []) + layers[:bottom_layers]:
+        for param in module.parameters():
+            param.requires_grad = False
+
+
+def apply_lora(model: Any, config: ModelConfig, task: TaskType) -> Any:
+    from peft import LoraConfig, TaskType as PeftTaskType, get_peft_model
+
+    peft_task = PeftTaskType.SEQ_CLS if task == "classification" else PeftTaskType.TOKEN_CLS
+    lora = LoraConfig(task_type=peft_task, r=config.lora.r, lora_alpha=config.lora.alpha,
+                      lora_dropout=config.lora.dropout, target_modules=list(config.lora.target_modules))
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as error:
+        raise ModelBuildError(f"model.lora.target_modules={config.lora.target_modules} do not match this model "
+                              f"({error})") from None
+
+
+@pipeline_task(name="build-model")
+def build_model(config: ModelConfig, task: TaskType, labels: list[str]) -> BuiltModel:
+    """Load the base encoder with a head sized for ``labels`` (id2label/label2id set) and apply the strategy."""
+    log = task_logger()
+    base = resolve_base_model(config.base)
+    id2label = dict(enumerate(labels))
+    model = HEAD_CLASSES[task].from_pretrained(
+        base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+        trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True)
+    if config.strategy == "freeze":
+        apply_freeze(model, config.freeze.embeddings, config.freeze.bottom_layers, config.freeze.all_but_head)
+    elif config.strategy == "lora":
+        model = apply_lora(model, config, task)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if trainable == 0:
+        raise ModelBuildError("the configured strategy leaves no trainable parameter; relax model.freeze")
+    log.info("model %s (%s): %d labels, %s of %s parameters trainable (%.1f%%)", config.base, config.strategy,
+             len(labels), f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    return BuiltModel(model=model, base_path=base, trainable_parameters=trainable, total_parameters=total)

@@ -1,0 +1,79 @@
+"""Register: log the model as an MLflow pyfunc and make it a new version of the registered model (alias challenger).
+
+The logged model is "models from code": the self-contained file in ``tuneline/pyfunc/`` plus the saved model folder
+(safetensors; a LoRA model is already merged into plain weights). Anyone with MLflow, torch and transformers can load
+it; tuneline itself is not needed. The version is tagged with its test metrics and data hashes at once; if that
+fails the version is deleted again, so the registry never holds a version without its metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version as installed_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+
+import tuneline.pyfunc
+
+from tuneline.config import TaskType
+from tuneline.tasks.common import pipeline_task, task_logger
+from tuneline.tasks.tracking import RunContext, active_run, client_for
+
+PYFUNC_DIR = Path(tuneline.pyfunc.__file__).resolve().parent
+PYFUNC_FILES: dict[str, Path] = {
+    "classification": PYFUNC_DIR / "text_classifier.py",
+    "token_classification": PYFUNC_DIR / "token_tagger.py",
+}
+INPUT_EXAMPLES: dict[str, Any] = {
+    "classification": ["an example text"],
+    "token_classification": ["Angela Merkel visited Paris ."],
+}
+CHALLENGER, CHAMPION = "challenger", "champion"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def serving_requirements() -> list[str]:
+    """Pinned runtime requirements of the pyfunc (given explicitly: MLflow's inference would load the model again)."""
+    pins = []
+    for package in ("mlflow", "torch", "transformers", "pandas", "numpy"):
+        try:
+            pins.append(f"{package}=={installed_version(package)}")
+        except PackageNotFoundError:  # pragma: no cover
+            pins.append(package)
+    return pins
+
+
+@pipeline_task(name="register-model")
+def register_model(model_dir: Path, task: TaskType, registered_name: str, run: RunContext,
+                   version_tags: dict[str, str]) -> RegisteredVersion:
+    """Log + register the model; tag the version (metrics, lineage) and give it the ``challenger`` alias."""
+    log = task_logger()
+    with active_run(run):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(PYFUNC_FILES[task]), artifacts={"model": str(model_dir)},
+            pip_requirements=serving_requirements(), input_example=INPUT_EXAMPLES[task],
+            registered_model_name=registered_name, await_registration_for=300)
+    version = str(info.registered_model_version)
+    client = client_for(run)
+    try:
+        for key, value in version_tags.items():
+            client.set_model_version_tag(registered_name, version, key, str(value))
+        client.set_registered_model_alias(registered_name, CHALLENGER, version)
+    except BaseException:
+        client.delete_model_version(registered_name, version)
+        raise
+    log.info("registered %s version %s (alias %s)", registered_name, version, CHALLENGER)
+    return RegisteredVersion(name=registered_name, version=version, run_id=run.run_id)

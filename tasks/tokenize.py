@@ -1,0 +1,100 @@
+"""Tokenize: ``datasets`` + the model's fast tokenizer, batched, truncated, never padded here.
+
+Padding happens per batch in the data collator (dynamic padding), which on short texts is several times faster than
+padding everything to ``max_length``. The tokenized splits are ``datasets`` cache files named by a key made of the
+split's content hash, the tokenizer's own serialisation and every setting that changes the output, so re-running on
+the same data loads them instead of tokenizing again, and any change to data, tokenizer or settings misses the cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+from datasets import Dataset, DatasetDict
+
+from tuneline.config import TaskType
+from tuneline.tasks.common import pipeline_task, sha256_text, task_logger
+from tuneline.tasks.split import DataSplits
+
+#: Bump when an encoder's output changes for the same input, to invalidate old cache files.
+ENCODER_VERSION = "1"
+
+
+@dataclass
+class TokenizedData:
+    datasets: DatasetDict
+    cache_keys: dict[str, str]
+    cache_hits: dict[str, bool]
+    truncated: dict[str, int] = field(default_factory=dict)
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Hash of the fast tokenizer's full serialisation (vocab, normaliser, special tokens)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise TypeError("tuneline needs a fast (Rust) tokenizer: the model's tokenizer has no backend_tokenizer")
+    return sha256_text(backend.to_str(), json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str))
+
+
+def encode_classification(batch: dict[str, list], tokenizer: Any, max_length: int,
+                          label2id: dict[str, int]) -> dict[str, list]:
+    """Truncate to ``max_length`` (counting what was cut) and map label names to ids."""
+    enc = tokenizer(batch["text"], truncation=True, max_length=max_length, return_overflowing_tokens=True)
+    mapping = enc.pop("overflow_to_sample_mapping")
+    first = [i for i, sample in enumerate(mapping) if i == 0 or mapping[i - 1] != sample]
+    chunks = [0] * len(batch["text"])
+    for sample in mapping:
+        chunks[sample] += 1
+    out = {key: [values[i] for i in first] for key, values in enc.items() if key != "overflowing_tokens"}
+    out.pop("num_truncated_tokens", None)
+    out["labels"] = [label2id[label] for label in batch["label"]]
+    out["truncated"] = [n > 1 for n in chunks]
+    return out
+
+
+def encoder_for(task: TaskType, tokenizer: Any, max_length: int, label2id: dict[str, int],
+                label_all_subwords: bool) -> tuple[Callable, list[str]]:
+    """The batched encode function for a task and the frame columns it reads."""
+    if task == "token_classification":
+        from tuneline.tasks.align import encode_token_batch
+
+        return partial(encode_token_batch, tokenizer=tokenizer, max_length=max_length, label2id=label2id,
+                       label_all_subwords=label_all_subwords), ["tokens", "tags"]
+    return partial(encode_classification, tokenizer=tokenizer, max_length=max_length, label2id=label2id), \
+        ["text", "label"]
+
+
+@pipeline_task(name="tokenize")
+def tokenize_splits(splits: DataSplits, tokenizer: Any, label2id: dict[str, int], task: TaskType,
+                    max_length: int, content_hashes: dict[str, str], cache_dir: Path,
+                    label_all_subwords: bool = False) -> TokenizedData:
+    """Tokenize each split through a content-keyed ``datasets`` cache file; report truncation per split."""
+    log = task_logger()
+    encode, columns = encoder_for(task, tokenizer, max_length, label2id, label_all_subwords)
+    settings = json.dumps({"task": task, "max_length": max_length, "label2id": label2id,
+                           "label_all_subwords": label_all_subwords, "encoder": ENCODER_VERSION}, sort_keys=True)
+    tok_hash = tokenizer_fingerprint(tokenizer)
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Dataset] = {}
+    keys: dict[str, str] = {}
+    hits: dict[str, bool] = {}
+    truncated: dict[str, int] = {}
+    for name, frame in splits.items():
+        key = sha256_text(content_hashes[name], tok_hash, settings)[:32]
+        cache_file = cache_dir / f"{name}-{key}.arrow"
+        hits[name] = cache_file.is_file()
+        raw = Dataset.from_pandas(frame[columns].reset_index(drop=True), preserve_index=False)
+        encoded = raw.map(encode, batched=True, batch_size=1000, remove_columns=raw.column_names,
+                          cache_file_name=str(cache_file), load_from_cache_file=True, new_fingerprint=key,
+                          desc=f"tokenize {name}")
+        truncated[name] = int(sum(encoded["truncated"]))
+        result[name] = encoded.remove_columns("truncated")
+        keys[name] = key
+        log.info("tokenized %s: %d rows, %d truncated at %d tokens%s", name, len(encoded), truncated[name],
+                 max_length, " (from cache)" if hits[name] else "")
+    return TokenizedData(datasets=DatasetDict(result), cache_keys=keys, cache_hits=hits, truncated=truncated)

@@ -1,0 +1,118 @@
+"""MLflow run lifecycle and small logging helpers, all addressed by explicit run id.
+
+Tasks receive the run id as an argument instead of relying on MLflow's thread-local "active run", so each task can be
+called alone (in a test or another flow) against any run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from tuneline import __version__
+from tuneline.config import TunelineConfig, flatten
+from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
+from tuneline.tasks.common import task_logger
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run's results live: the MLflow run and the local folder for its files."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    run_dir: Path
+
+
+def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
+    """Point MLflow at the configured store and make sure the experiment exists; returns (client, experiment id)."""
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    if experiment is not None:
+        return client, experiment.experiment_id
+    location = default_artifact_location() if uri.startswith("sqlite:") else None
+    return client, client.create_experiment(config.tracking.experiment, artifact_location=location)
+
+
+def client_for(run: RunContext) -> MlflowClient:
+    return MlflowClient(tracking_uri=run.tracking_uri, registry_uri=run.tracking_uri)
+
+
+def config_params(config: TunelineConfig) -> dict[str, str]:
+    """The resolved config as flat, redacted MLflow params (``train.learning_rate`` → ``3e-05``)."""
+    flat = flatten(config.model_dump(mode="json"))
+    return redact_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in flat.items()})
+
+
+@contextmanager
+def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
+    """Open an MLflow run for a flow; close it FINISHED, or FAILED with the error recorded, whatever happens."""
+    client, experiment_id = configure_mlflow(config)
+    tags = {"tuneline.version": __version__, "tuneline.task": config.task,
+            "tuneline.base_model": redact(config.model.base), "tuneline.strategy": config.model.strategy}
+    run = client.create_run(experiment_id, run_name=config.tracking.run_name, tags=tags)
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in config_params(config).items()])
+    run_dir = (Path(config.work_dir) / "runs" / run_id).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx = RunContext(run_id=run_id, experiment_id=experiment_id, tracking_uri=mlflow.get_tracking_uri(),
+                     run_dir=run_dir)
+    task_logger().info("MLflow run %s (experiment %r) in %s", run_id, config.tracking.experiment,
+                       redact(ctx.tracking_uri))
+    try:
+        yield ctx
+    except BaseException as error:
+        message = redact("".join(traceback.format_exception_only(type(error), error)).strip())
+        client.set_tag(run_id, "tuneline.error", message[:5000])
+        client.set_terminated(run_id, status="FAILED" if not isinstance(error, KeyboardInterrupt) else "KILLED")
+        raise
+    else:
+        client.set_terminated(run_id, status="FINISHED")
+
+
+def log_metrics(run: RunContext, metrics: dict[str, float], step: int = 0) -> None:
+    """Log finite numeric metrics in one batch (NaN would poison comparisons in the UI and the gate)."""
+    import time
+
+    now = int(time.time() * 1000)
+    batch = [Metric(key, float(value), now, step) for key, value in metrics.items()
+             if value is not None and math.isfinite(float(value))]
+    if batch:
+        client_for(run).log_batch(run.run_id, metrics=batch)
+
+
+def set_tags(run: RunContext, tags: dict[str, Any]) -> None:
+    client_for(run).log_batch(run.run_id, tags=[RunTag(k, redact(v)[:5000]) for k, v in tags.items()])
+
+
+def log_artifact(run: RunContext, path: Path, artifact_dir: str | None = None) -> None:
+    client_for(run).log_artifact(run.run_id, str(path), artifact_dir)
+
+
+@contextmanager
+def active_run(run: RunContext) -> Iterator[None]:
+    """Make ``run`` MLflow's active run for APIs that only log to the active one (datasets, models).
+
+    The flow sets the run's final status itself (:func:`tracked_run`), so re-activating it here is harmless.
+    """
+    current = mlflow.active_run()
+    if current is not None and current.info.run_id == run.run_id:
+        yield
+        return
+    mlflow.set_tracking_uri(run.tracking_uri)
+    with mlflow.start_run(run_id=run.run_id):
+        yield

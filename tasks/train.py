@@ -1,0 +1,207 @@
+"""Train: the transformers ``Trainer`` with early stopping, best-checkpoint reload and resume after interruption.
+
+Checkpoints go to ``<work_dir>/checkpoints/<config fingerprint>-<data key>``: re-running the same config on the same
+data after a crash resumes from the last checkpoint instead of starting over. After a successful run the merged,
+final model is saved as safetensors (LoRA adapters merged into the base weights, so the result loads as a plain
+model) and the checkpoints are removed. Curves go to MLflow through a Trainer callback; progress with ETA goes to the
+log (and to the tqdm bar on a terminal).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from transformers import (
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from tuneline.config import TaskType, TrainConfig
+from tuneline.tasks.common import pipeline_task, task_logger
+from tuneline.tasks.tokenize import TokenizedData
+from tuneline.tasks.tracking import RunContext, log_metrics, set_tags
+
+
+@dataclass
+class TrainedModel:
+    model_dir: Path
+    global_step: int
+    train_runtime_s: float
+    best_metric: float | None
+    resumed_from: str | None
+    precision: str
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_precision(requested: str) -> str:
+    """``auto`` → bf16 where the hardware runs it natively (CUDA with bf16, or a CPU with AVX512-BF16/AMX), else fp32."""
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+
+
+def classification_metrics(labels: list[str]) -> Callable[[Any], dict[str, float]]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    def compute(prediction: Any) -> dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        predicted = np.asarray(logits).argmax(axis=-1)
+        gold = np.asarray(prediction.label_ids)
+        return {"accuracy": float(accuracy_score(gold, predicted)),
+                "macro_f1": float(f1_score(gold, predicted, average="macro", labels=list(range(len(labels))),
+                                           zero_division=0))}
+
+    return compute
+
+
+def metrics_for(task: TaskType, labels: list[str]) -> Callable[[Any], dict[str, float]]:
+    if task == "token_classification":
+        from tuneline.tasks.metrics_tokens import token_classification_metrics
+
+        return token_classification_metrics(labels)
+    return classification_metrics(labels)
+
+
+class MlflowCurvesCallback(TrainerCallback):
+    """Every Trainer log (loss, learning rate, eval metrics) becomes an MLflow metric at its global step."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        numeric = {f"train.{k}" if not k.startswith("eval_") else f"val.{k[5:]}": v
+                   for k, v in (logs or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        log_metrics(self.run, numeric, step=state.global_step)
+
+
+class ProgressLogCallback(TrainerCallback):
+    """One log line per logging step with progress and ETA, for logs where no progress bar is visible."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.first_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+        self.first_step = state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        done = state.global_step - self.first_step
+        if not logs or done <= 0 or not state.max_steps:
+            return
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (state.max_steps - state.global_step)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if isinstance(v, float))
+        task_logger().info("step %d/%d (%.0f%%) epoch %.2f | %s | elapsed %s, ETA %s", state.global_step,
+                           state.max_steps, 100 * state.global_step / state.max_steps, state.epoch or 0, shown,
+                           _clock(elapsed), _clock(eta))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: str, precision: str,
+                       train_rows: int) -> TrainingArguments:
+    eval_steps = config.eval_steps
+    if eval_steps is None and config.max_steps > 0:
+        eval_steps = max(1, config.max_steps // 4)
+    strategy = "steps" if eval_steps else "epoch"
+    steps_per_epoch = math.ceil(train_rows / (config.batch_size * config.gradient_accumulation_steps))
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of total steps in transformers 5
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        optim="sgd" if config.optimizer == "sgd" else "adamw_torch",
+        seed=config.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=eval_steps,
+        save_steps=eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=f"eval_{primary_metric}",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=min(config.logging_steps, max(1, steps_per_epoch)),
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+@pipeline_task(name="train-model")
+def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, task: TaskType, labels: list[str],
+                config: TrainConfig, primary_metric: str, checkpoint_dir: Path, model_dir: Path,
+                run: RunContext | None = None, max_length: int | None = None) -> TrainedModel:
+    """Fine-tune with the Trainer; save the final (merged) model to ``model_dir``; return what happened."""
+    log = task_logger()
+    precision = resolve_precision(config.precision)
+    checkpoint_dir = Path(checkpoint_dir)
+    args = training_arguments(config, checkpoint_dir, primary_metric, precision, len(tokenized.datasets["train"]))
+    collator = (DataCollatorForTokenClassification(tokenizer) if task == "token_classification"
+                else DataCollatorWithPadding(tokenizer))
+    callbacks: list[TrainerCallback] = [ProgressLogCallback()]
+    if config.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    if run is not None:
+        callbacks.append(MlflowCurvesCallback(run))
+    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=tokenized.datasets["train"],
+                      eval_dataset=tokenized.datasets["validation"], processing_class=tokenizer,
+                      compute_metrics=metrics_for(task, labels), callbacks=callbacks)
+    resume = get_last_checkpoint(str(checkpoint_dir)) if config.resume and checkpoint_dir.is_dir() else None
+    if resume:
+        log.info("resuming from checkpoint %s", resume)
+    log.info("training on %d rows (%s, %s precision), evaluating on %d", len(tokenized.datasets["train"]),
+             config.optimizer, precision, len(tokenized.datasets["validation"]))
+    output = trainer.train(resume_from_checkpoint=resume)
+    final = trainer.model
+    if hasattr(final, "merge_and_unload"):  # LoRA: fold the adapters into the base weights for plain loading
+        final = final.merge_and_unload()
+    if max_length:
+        final.config.tuneline_max_length = max_length
+    model_dir = Path(model_dir)
+    final.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    result = TrainedModel(model_dir=model_dir, global_step=output.global_step,
+                          train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
+                          best_metric=trainer.state.best_metric, resumed_from=resume, precision=precision,
+                          history=list(trainer.state.log_history))
+    if run is not None:
+        log_metrics(run, {"train.runtime_s": result.train_runtime_s, "train.global_step": result.global_step,
+                          **({"val.best_" + primary_metric: result.best_metric} if result.best_metric is not None
+                             else {})})
+        set_tags(run, {"train.precision": precision, "train.resumed_from": resume or ""})
+    log.info("trained %d steps in %.0f s; best validation %s = %s", result.global_step, result.train_runtime_s,
+             primary_metric, result.best_metric)
+    return result

