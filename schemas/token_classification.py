@@ -1,0 +1,167 @@
+"""The data contract for token-classification (NER) sentences.
+
+Rows reach the schema as sentences: ``tokens`` and ``tags`` (lists), ``text`` (the tokens joined by spaces) and the
+provenance columns ``source_file``/``source_row``. Each check's name is the ``rule`` a quarantined sentence cites;
+:func:`first_problem` gives the 1-based token position and what is wrong there for the quarantine's ``detail``, using
+the same per-sentence helpers as the checks, so the two never disagree.
+
+Rules: tokens and tags are lists of strings of equal length; no token is empty or whitespace; every tag is in the
+frozen label set; the tags are valid IOB2 (an ``I-X`` continues a ``B-X`` or ``I-X``; IOB1 files can be converted
+before validation with ``data.iob1_to_iob2``); a validation/test sentence must not also be a training sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+OUTSIDE = "O"
+
+
+def split_tag(tag: str) -> tuple[str, str | None]:
+    """``"B-PER"`` → ``("B", "PER")``, ``"O"`` → ``("O", None)``; anything else → ``("?", None)``."""
+    if tag == OUTSIDE:
+        return OUTSIDE, None
+    prefix, sep, kind = tag.partition("-")
+    if sep and prefix in ("B", "I") and kind:
+        return prefix, kind
+    return "?", None
+
+
+def is_string_list(value: object, allow_empty: bool = False) -> bool:
+    return isinstance(value, list) and (allow_empty or len(value) > 0) and all(isinstance(v, str) for v in value)
+
+
+def iob2_violations(tags: list[str]) -> list[tuple[int, str]]:
+    """(0-based position, message) for every ``I-X`` that does not continue an entity of type X."""
+    problems = []
+    previous: tuple[str, str | None] = (OUTSIDE, None)
+    for position, tag in enumerate(tags):
+        prefix, kind = split_tag(tag)
+        if prefix == "I" and (previous[0] not in ("B", "I") or previous[1] != kind):
+            after = tags[position - 1] if position else "the sentence start"
+            problems.append((position, f"{tag} follows {after}; in IOB2 an entity starts with B-{kind} "
+                                       "(set data.iob1_to_iob2=true if the file is IOB1)"))
+        previous = (prefix, kind)
+    return problems
+
+
+def iob1_to_iob2(tags: list[str]) -> list[str]:
+    """IOB1 marks only entities that touch a same-type entity with B-; IOB2 starts every entity with B-."""
+    out = []
+    previous: tuple[str, str | None] = (OUTSIDE, None)
+    for tag in tags:
+        prefix, kind = split_tag(tag)
+        if prefix == "I" and (previous[0] not in ("B", "I") or previous[1] != kind):
+            tag = f"B-{kind}"
+            prefix = "B"
+        out.append(tag)
+        previous = (prefix, kind)
+    return out
+
+
+def labels_from_tags(tag_lists: Iterable[object]) -> list[str]:
+    """The label set implied by the IOB2 tags seen: 'O' first, then B-X and I-X for every entity type X, sorted.
+
+    I-X is included even for a type only ever seen as one-word entities, so the model can still predict (and
+    ``tokenize.label_all_subwords`` can still label) its continuations. Tags that are not IOB2 add nothing: they
+    fail ``tag_in_label_set`` instead of becoming classes.
+    """
+    kinds = {kind for tags in tag_lists if is_string_list(tags, allow_empty=True)
+             for prefix, kind in map(split_tag, tags) if kind is not None}
+    return [OUTSIDE] + [f"{prefix}-{kind}" for kind in sorted(kinds) for prefix in ("B", "I")]
+
+
+def _token_problems(tokens: object) -> list[tuple[int, str]]:
+    if not is_string_list(tokens):
+        return []
+    return [(i, f"token {t!r} is empty or whitespace") for i, t in enumerate(tokens) if not t.strip()]
+
+
+def _label_problems(tags: object, allowed: frozenset[str]) -> list[tuple[int, str]]:
+    if not is_string_list(tags, allow_empty=True):
+        return []
+    return [(i, f"tag {t!r} is not in the label set {sorted(allowed)} (IOB2 tags look like B-PER, I-PER, O; "
+                f"set data.labels to change the set)") for i, t in enumerate(tags) if t not in allowed]
+
+
+def _lengths_differ(row: pd.Series) -> bool:
+    return (is_string_list(row["tokens"]) and is_string_list(row["tags"], allow_empty=True)
+            and len(row["tokens"]) != len(row["tags"]))
+
+
+class TokenSentences(pa.DataFrameModel):
+    """Rules that need no run context (the label set and train sentences are added by :func:`token_schema`)."""
+
+    tokens: Series[object] = pa.Field(nullable=True)
+    tags: Series[object] = pa.Field(nullable=True)
+    text: Series[object] = pa.Field(nullable=True)
+    source_file: Series[str]
+    source_row: Series[int]
+
+    @pa.check("tokens", name="tokens_are_list_of_strings")
+    def tokens_are_list_of_strings(cls, tokens: Series[object]) -> Series[bool]:
+        return tokens.map(is_string_list).astype(bool)
+
+    @pa.check("tags", name="tags_are_list_of_strings")
+    def tags_are_list_of_strings(cls, tags: Series[object]) -> Series[bool]:
+        return tags.map(is_string_list).astype(bool)
+
+    @pa.check("tokens", name="no_empty_tokens")
+    def no_empty_tokens(cls, tokens: Series[object]) -> Series[bool]:
+        return tokens.map(lambda t: not _token_problems(t)).astype(bool)
+
+    @pa.check("tags", name="valid_iob2")
+    def valid_iob2(cls, tags: Series[object]) -> Series[bool]:
+        return tags.map(lambda t: not is_string_list(t) or not iob2_violations(t)).astype(bool)
+
+    @pa.dataframe_check(name="tokens_and_tags_same_length")
+    def tokens_and_tags_same_length(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.apply(_lengths_differ, axis=1).astype(bool)
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+def token_schema(labels: Iterable[str], train_texts: Iterable[str] | None = None) -> pa.DataFrameSchema:
+    """The full contract for one split: static rules, the frozen label set, and for validation/test no train text."""
+    schema = TokenSentences.to_schema()
+    allowed = frozenset(labels)
+    in_label_set = pa.Check(lambda tags: tags.map(lambda t: not _label_problems(t, allowed)).astype(bool),
+                            name="tag_in_label_set")
+    schema = schema.update_column("tags", checks=[*schema.columns["tags"].checks, in_label_set])
+    if train_texts is not None:
+        seen = frozenset(train_texts)
+        not_in_train = pa.Check(lambda text: ~text.isin(seen), name="sentence_not_in_train", ignore_na=True)
+        schema = schema.update_column("text", checks=[*schema.columns["text"].checks, not_in_train])
+    return schema
+
+
+def _describe(problems: list[tuple[int, str]], tokens: object) -> str:
+    position, message = problems[0]
+    token = tokens[position] if is_string_list(tokens) and position < len(tokens) else None
+    where = f"token {position + 1}" + (f" ({token!r})" if token is not None else "")
+    more = f" (+{len(problems) - 1} more in this sentence)" if len(problems) > 1 else ""
+    return f"{where}: {message}{more}"
+
+
+def first_problem(rule: str, tokens: object, tags: object, labels: Iterable[str]) -> str | None:
+    """Where in the sentence ``rule`` breaks (1-based token position) and why, for the quarantine's ``detail``."""
+    describers: dict[str, Callable[[], str | None]] = {
+        "tokens_are_list_of_strings": lambda: f"tokens must be a non-empty list of strings, got {tokens!r:.200}",
+        "tags_are_list_of_strings": lambda: f"tags must be a non-empty list of strings, got {tags!r:.200}",
+        "no_empty_tokens": lambda: _describe(_token_problems(tokens), tokens),
+        "valid_iob2": lambda: _describe(iob2_violations(tags), tokens),
+        "tag_in_label_set": lambda: _describe(_label_problems(tags, frozenset(labels)), tokens),
+        "tokens_and_tags_same_length": lambda: f"{len(tokens)} tokens but {len(tags)} tags",
+        "sentence_not_in_train": lambda: "the same sentence is in the training split (test/validation leakage)",
+    }
+    describe = describers.get(rule)
+    try:
+        return describe() if describe else None
+    except (IndexError, TypeError):
+        return None

@@ -1,0 +1,85 @@
+"""CoNLL and JSONL readers: edge cases of real files, and CoNLL-2003 as published."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import shared_data
+
+from tuneline.config import DataConfig
+from tuneline.tasks.load import DataLoadError, detect_format, load_data
+from tuneline.tasks.load_tokens import read_token_file
+
+
+def conll(tmp_path, body: str, name: str = "data.conll"):
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_conll_docstart_blank_and_whitespace_only_separators(tmp_path):
+    path = conll(tmp_path, "-DOCSTART- -X- -X- O\n\n\nJohn B-PER\nSmith I-PER\n \t \nParis B-LOC\n. O\n"
+                           "-DOCSTART- -X- O O\nacme B-ORG\n\n\n\n")
+    frame, bad = read_token_file(path, "conll", DataConfig(train=path))
+    assert bad == []
+    assert frame["tokens"].tolist() == [["John", "Smith"], ["Paris", "."], ["acme"]]
+    assert frame["tags"].tolist() == [["B-PER", "I-PER"], ["B-LOC", "O"], ["B-ORG"]]
+    assert frame["text"].tolist() == ["John Smith", "Paris .", "acme"]
+    assert frame["source_row"].tolist() == [1, 2, 3]  # sentence numbers, DOCSTART not counted
+    assert set(frame["source_file"]) == {str(path)}
+
+
+def test_conll_without_trailing_newline_and_four_columns(tmp_path):
+    path = conll(tmp_path, "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER", "four.txt")
+    assert detect_format(path, "auto") == "conll"
+    frame, _ = read_token_file(path, "conll", DataConfig(train=path))
+    assert frame["tags"].tolist() == [["B-ORG", "O"], ["B-PER"]]
+    frame, _ = read_token_file(path, "conll", DataConfig(train=path, conll_tag_column=1))
+    assert frame["tags"].tolist() == [["NNP", "VBZ"], ["NNP"]]
+
+
+def test_conll_line_without_tag_makes_its_sentence_malformed(tmp_path):
+    path = conll(tmp_path, "John B-PER\n\nbroken\nline O\n\nParis B-LOC\n")
+    frame, bad = read_token_file(path, "conll", DataConfig(train=path))
+    assert frame["source_row"].tolist() == [1, 3]
+    assert len(bad) == 1
+    assert bad[0]["source_row"] == 2 and bad[0]["rule"] == "conll_line_has_no_tag_column"
+    assert bad[0]["detail"].startswith("line 3:")
+
+
+def test_jsonl_token_lists_with_configured_columns(tmp_path):
+    path = tmp_path / "data.jsonl"
+    rows = [{"words": ["John", "lives"], "ner": ["B-PER", "O"]}, {"words": "not a list", "ner": ["O"]},
+            {"ner": ["O"]}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n{oops\n")
+    config = DataConfig(train=path, tokens_column="words", tags_column="ner")
+    frame, bad = read_token_file(path, "jsonl", config)
+    assert frame["tokens"].tolist()[0] == ["John", "lives"]
+    assert frame["text"].tolist() == ["John lives", None, None]
+    assert frame["tokens"].tolist()[2] is None
+    assert frame["source_row"].tolist() == [1, 2, 3]
+    assert [b["rule"] for b in bad] == ["record_is_not_json"] and bad[0]["source_row"] == 5
+    with pytest.raises(DataLoadError, match="data.tokens_column"):
+        read_token_file(path, "jsonl", DataConfig(train=path))
+
+
+def test_load_data_routes_ner_to_the_token_reader(tmp_path):
+    path = conll(tmp_path, "John B-PER\n\nbroken\n")
+    loaded = load_data.fn(DataConfig(train=path), "token_classification")
+    assert loaded.frames["train"]["tokens"].tolist() == [["John"]]
+    assert loaded.malformed[["split", "source_row", "rule"]].values.tolist() == [
+        ["train", 2, "conll_line_has_no_tag_column"]]
+    assert loaded.total_records == 2
+
+
+def test_conll2003_loads_as_published():
+    folder = shared_data("conll2003")
+    counts = {}
+    for name, expected in (("train", 14041), ("valid", 3250), ("test", 3453)):
+        path = folder / f"{name}.txt"
+        frame, bad = read_token_file(path, detect_format(path, "auto"), DataConfig(train=path))
+        assert bad == []
+        counts[name] = len(frame)
+        assert (frame["tokens"].map(len) == frame["tags"].map(len)).all()
+    assert counts == {"train": 14041, "valid": 3250, "test": 3453}

@@ -1,0 +1,81 @@
+"""seqeval entity metrics (strict IOB2) checked against values computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from transformers import EvalPrediction
+
+from tuneline.tasks.metrics_tokens import (
+    decode_label_ids,
+    per_type_report,
+    score_tagger_output,
+    seqeval_scores,
+    token_classification_metrics,
+)
+
+GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+PRED = [["B-PER", "I-PER", "O", "O"], ["B-ORG", "B-LOC"]]
+
+
+def test_entity_scores_by_hand():
+    # gold entities PER(0-1), LOC(3), ORG(0); predicted PER(0-1), ORG(0), LOC(s2:1): 2 of 3 right either way.
+    scores = seqeval_scores(GOLD, PRED)
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3)
+    assert scores["accuracy"] == pytest.approx(4 / 6)  # 6 words, 4 tags right
+
+
+def test_strict_mode_boundaries_and_ill_formed_chunks():
+    # a cut-short entity is wrong, not half right
+    assert seqeval_scores([["B-PER", "I-PER"]], [["B-PER", "O"]])["f1"] == 0.0
+    # I-PER I-PER is no well-formed IOB2 entity: strict mode finds nothing (lenient conlleval would score 1.0)
+    strict = seqeval_scores([["B-PER", "I-PER", "O"]], [["I-PER", "I-PER", "O"]])
+    assert strict["f1"] == 0.0 and strict["recall"] == 0.0
+    assert strict["accuracy"] == pytest.approx(2 / 3)
+    # the wrong type with the right span is wrong
+    assert seqeval_scores([["B-PER"]], [["B-ORG"]])["f1"] == 0.0
+
+
+def test_all_o_has_zero_f1_and_high_accuracy():
+    gold = [["B-PER", "O", "O", "O"], ["O", "O", "B-LOC", "O"]]
+    scores = seqeval_scores(gold, [["O"] * 4, ["O"] * 4])
+    assert scores["f1"] == 0.0 and scores["precision"] == 0.0 and scores["recall"] == 0.0
+    assert scores["accuracy"] == pytest.approx(6 / 8)
+
+
+def test_per_type_report_by_hand():
+    report = per_type_report(GOLD, PRED)
+    assert report["PER"]["f1-score"] == 1.0 and report["PER"]["support"] == 1
+    assert report["ORG"]["f1-score"] == 1.0
+    assert report["LOC"]["precision"] == 0.0 and report["LOC"]["recall"] == 0.0 and report["LOC"]["support"] == 1
+    assert report["micro avg"]["f1-score"] == pytest.approx(2 / 3)
+
+
+def test_trainer_metrics_drop_ignored_positions():
+    labels = ["O", "B-PER", "I-PER", "B-LOC"]
+    # row 0: [CLS] b-per i-per(ignored continuation) o b-loc [SEP]; row 1 is padding after 2 real words
+    label_ids = np.array([[-100, 1, -100, 0, 3, -100], [-100, 1, 0, -100, -100, -100]])
+    predicted = np.array([[3, 1, 3, 0, 0, 2], [0, 1, 1, 3, 3, 3]])  # junk at ignored positions must not count
+    logits = np.eye(4)[predicted] * 5.0
+    gold, pred = decode_label_ids(predicted, label_ids, labels)
+    assert gold == [["B-PER", "O", "B-LOC"], ["B-PER", "O"]]
+    assert pred == [["B-PER", "O", "O"], ["B-PER", "B-PER"]]
+    metrics = token_classification_metrics(labels)(EvalPrediction(predictions=logits, label_ids=label_ids))
+    # gold: PER, LOC, PER; predicted: PER, PER, PER(s2 w1) -> 2 correct of 3 predicted, 2 of 3 gold
+    assert metrics["precision"] == pytest.approx(2 / 3)
+    assert metrics["recall"] == pytest.approx(2 / 3)
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_score_tagger_output_reads_the_pyfunc_frame():
+    test = pd.DataFrame({"tokens": [["John", "Smith", "works"], ["Paris"]], "tags": [["B-PER", "I-PER", "O"],
+                                                                                     ["B-LOC"]]})
+    output = pd.DataFrame({"tags": [["B-PER", "I-PER", "O"], ["O"]]})
+    scores = score_tagger_output(output, test)
+    assert scores["precision"] == 1.0 and scores["recall"] == 0.5
+    assert scores["f1"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="2 test sentences"):
+        score_tagger_output(output.iloc[:1], test)

@@ -1,0 +1,101 @@
+"""The NER data contract: IOB2 order, label set, lengths, empty tokens, leakage; IOB1 conversion; quarantine detail."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tuneline.config import DataConfig
+from tuneline.schemas.token_classification import iob1_to_iob2, iob2_violations, labels_from_tags, token_schema
+from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
+from tuneline.tasks.validate import DataValidationError, apply_schema
+from tuneline.tasks.validate_tokens import validate_token_data
+
+LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+
+
+def sentences(rows: list[tuple[object, object]], source: str = "f.conll") -> pd.DataFrame:
+    return pd.DataFrame({
+        "tokens": [r[0] for r in rows], "tags": [r[1] for r in rows],
+        "text": [" ".join(r[0]) if isinstance(r[0], list) else None for r in rows],
+        "source_file": source, "source_row": list(range(1, len(rows) + 1))})
+
+
+def test_iob2_violations_point_at_the_token():
+    assert iob2_violations(["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]) == []
+    assert [p for p, _ in iob2_violations(["I-PER", "O", "I-LOC", "B-PER", "I-LOC"])] == [0, 2, 4]
+
+
+def test_iob1_to_iob2():
+    # IOB1: I- everywhere, B- only where an entity directly follows one of the same type
+    assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-PER"]) == [
+        "B-PER", "I-PER", "O", "B-LOC", "B-LOC", "B-PER"]
+    assert iob1_to_iob2(["B-PER", "I-PER", "I-LOC"]) == ["B-PER", "I-PER", "B-LOC"]
+    assert iob1_to_iob2(["O", "O"]) == ["O", "O"]
+
+
+def test_labels_from_tags_are_o_first_and_complete_per_type():
+    assert labels_from_tags([["B-PER", "O"], ["B-LOC", "I-LOC"], ["PER"], None]) == LABELS
+
+
+def test_schema_names_each_broken_rule():
+    frame = sentences([
+        (["John", "Smith"], ["B-PER", "I-PER"]),       # fine
+        (["John", "Smith"], ["O", "I-PER"]),           # I- after O
+        (["Paris"], ["B-CITY"]),                        # not in the label set
+        (["Paris", "is"], ["B-LOC"]),                   # lengths differ
+        (["Paris", " "], ["B-LOC", "O"]),               # whitespace token
+        ("Paris", ["B-LOC"]),                           # not a list
+    ])
+    clean, quarantine = apply_schema(frame, token_schema(LABELS), "train")
+    assert clean["source_row"].tolist() == [1]
+    assert sorted(zip(quarantine["source_row"], quarantine["rule"])) == [
+        (2, "valid_iob2"), (3, "tag_in_label_set"), (4, "tokens_and_tags_same_length"), (5, "no_empty_tokens"),
+        (6, "tokens_are_list_of_strings")]
+
+
+def test_leakage_rule_for_test_sentences():
+    frame = sentences([(["John", "Smith"], ["B-PER", "I-PER"]), (["Paris"], ["B-LOC"])])
+    clean, quarantine = apply_schema(frame, token_schema(LABELS, ["John Smith"]), "test")
+    assert clean["text"].tolist() == ["Paris"]
+    assert quarantine["rule"].tolist() == ["sentence_not_in_train"]
+
+
+def loaded(frames: dict[str, pd.DataFrame]) -> LoadedData:
+    return LoadedData(frames=frames, sources=[], malformed=pd.DataFrame(columns=QUARANTINE_COLUMNS))
+
+
+def good(n: int) -> list[tuple[list[str], list[str]]]:
+    return [([f"w{i}", "Paris"], ["O", "B-LOC"]) for i in range(n)] + [(["John", "Smith"], ["B-PER", "I-PER"])]
+
+
+def test_quarantine_carries_file_sentence_position_and_rule(tmp_path):
+    train = sentences(good(30) + [(["Paris", "John", "Smith"], ["B-LOC", "O", "I-PER"])], "train.conll")
+    test = sentences([(["John", "Smith"], ["B-PER", "I-PER"]), (["Rome"], ["B-LOC"])], "test.conll")
+    result = validate_token_data.fn(loaded({"train": train, "test": test}),
+                                    DataConfig(train=tmp_path / "x", max_bad_fraction=0.2), tmp_path)
+    assert result.labels == LABELS
+    q = pd.read_csv(result.quarantine_path)
+    rows = {(r.split, r.source_file, r.source_row, r.rule): r.detail for r in q.itertuples()}
+    assert set(rows) == {("train", "train.conll", 32, "valid_iob2"),
+                         ("test", "test.conll", 1, "sentence_not_in_train")}
+    assert rows[("train", "train.conll", 32, "valid_iob2")].startswith("token 3 ('Smith'): I-PER follows O")
+    assert result.frames["test"]["text"].tolist() == ["Rome"]
+    assert len(result.frames["train"]) == 31
+
+
+def test_iob1_option_converts_instead_of_rejecting(tmp_path):
+    iob1 = sentences([(["John", "Smith", "in", "Paris"], ["I-PER", "I-PER", "O", "I-LOC"])] * 3)
+    with pytest.raises(DataValidationError, match="valid_iob2"):
+        validate_token_data.fn(loaded({"train": iob1}), DataConfig(train=tmp_path / "x"), tmp_path)
+    result = validate_token_data.fn(loaded({"train": iob1}), DataConfig(train=tmp_path / "x", iob1_to_iob2=True),
+                                    tmp_path)
+    assert result.rejected_records == 0
+    assert result.frames["train"]["tags"].tolist()[0] == ["B-PER", "I-PER", "O", "B-LOC"]
+    assert result.labels == LABELS
+
+
+def test_configured_labels_must_be_iob2(tmp_path):
+    with pytest.raises(DataValidationError, match="IOB2"):
+        validate_token_data.fn(loaded({"train": sentences(good(2))}),
+                               DataConfig(train=tmp_path / "x", labels=["PER", "LOC"]), tmp_path)
