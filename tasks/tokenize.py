@@ -33,11 +33,21 @@ class TokenizedData:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Hash of the fast tokenizer's full serialisation (vocab, normaliser, special tokens)."""
+    """Hash of the fast tokenizer's full serialisation (vocab, normaliser, special tokens).
+
+    The backend's ``truncation`` and ``padding`` entries are left out: they are per-call state that every
+    ``tokenizer(..., truncation=True, max_length=n)`` call overwrites, so including them would give the same tokenizer
+    a different key after each call (and miss the cache on every re-tokenization in one process). The settings that
+    do change the output (max_length, ...) are part of the cache key already.
+    """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise TypeError("tuneline needs a fast (Rust) tokenizer: the model's tokenizer has no backend_tokenizer")
-    return sha256_text(backend.to_str(), json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str))
+    state = json.loads(backend.to_str())
+    state.pop("truncation", None)
+    state.pop("padding", None)
+    return sha256_text(json.dumps(state, sort_keys=True),
+                       json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str))
 
 
 def encode_classification(batch: dict[str, list], tokenizer: Any, max_length: int,
