@@ -18,6 +18,13 @@ def _normalised(text: pd.Series) -> pd.Series:
     return text.astype("string").str.strip()
 
 
+def _duplicate_key(text: pd.Series) -> pd.Series:
+    """The stripped text of usable rows; missing for non-strings and blank strings, which the text rule rejects on
+    its own (they must not also be reported as duplicates of each other)."""
+    key = _normalised(text.where(text.map(lambda v: isinstance(v, str)), None))
+    return key.where((key.str.len() > 0).fillna(False).astype(bool))
+
+
 class ClassificationRows(pa.DataFrameModel):
     """Rules that need no run-specific context (label set and train texts are added by :func:`classification_schema`)."""
 
@@ -34,15 +41,15 @@ class ClassificationRows(pa.DataFrameModel):
     @pa.dataframe_check(name="no_conflicting_label_duplicates")
     def no_conflicting_label_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
         """The same text with two different labels is label noise: every copy is rejected, none is guessed."""
-        key = _normalised(df["text"].where(df["text"].map(lambda v: isinstance(v, str)), None))
+        key = _duplicate_key(df["text"])
         labels_per_text = df.groupby(key, dropna=True)["label"].transform("nunique")
         return ~(labels_per_text.fillna(1) > 1)
 
     @pa.dataframe_check(name="no_exact_duplicates")
     def no_exact_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
         """Repeated (text, label) pairs inflate their weight; the first copy is kept, the rest rejected."""
-        key = _normalised(df["text"].where(df["text"].map(lambda v: isinstance(v, str)), None))
-        return ~pd.DataFrame({"t": key, "l": df["label"].astype("string")}).duplicated(keep="first")
+        key = _duplicate_key(df["text"])
+        return ~(pd.DataFrame({"t": key, "l": df["label"].astype("string")}).duplicated(keep="first") & key.notna())
 
     class Config:
         strict = False
