@@ -1,0 +1,162 @@
+"""Config: YAML + dotted overrides, strict validation, redaction, and the CLI around it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tuneline.cli import main
+from tuneline.config import ConfigError, build_config, load_config
+from tuneline.runtime import redact, redact_params
+from tuneline.tasks.tracking import config_params
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def write_config(folder: Path, body: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "cfg.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_relative_data_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / "project" / "configs",
+                        {"data": {"train": "../data/train.csv", "test": "test.csv", "validation": "/abs/val.csv"}})
+    config = load_config(path)
+    assert config.data.train == (tmp_path / "project" / "data" / "train.csv").resolve()
+    assert config.data.test == (tmp_path / "project" / "configs" / "test.csv").resolve()
+    assert config.data.validation == Path("/abs/val.csv")
+    single = load_config(write_config(tmp_path / "other", {"data": {"path": "all.csv"}}))
+    assert single.data.path == (tmp_path / "other" / "all.csv").resolve()
+
+
+def test_dotted_overrides_are_typed():
+    config = build_config({"data": {"path": "/d.csv"}}, [
+        "train.learning_rate=3e-5", "train.batch_size=8", "train.group_by_length=false",
+        "model.lora.target_modules=[query, key, value]", "data.labels=[neg, pos]", "model.strategy=lora",
+        "data.split.salt=abc"])
+    assert config.train.learning_rate == pytest.approx(3e-5)
+    assert isinstance(config.train.learning_rate, float)
+    assert config.train.batch_size == 8 and isinstance(config.train.batch_size, int)
+    assert config.train.group_by_length is False
+    assert config.model.lora.target_modules == ["query", "key", "value"]
+    assert config.data.labels == ["neg", "pos"]
+    assert config.model.strategy == "lora"
+    assert config.data.split.salt == "abc"
+
+
+def test_override_replaces_yaml_value(tmp_path):
+    path = write_config(tmp_path, {"data": {"path": "d.csv"}, "train": {"epochs": 5}})
+    assert load_config(path).train.epochs == 5
+    assert load_config(path, ["train.epochs=1.5"]).train.epochs == 1.5
+
+
+def test_unknown_key_names_the_key():
+    with pytest.raises(ConfigError) as info:
+        build_config({"data": {"path": "/d.csv"}, "train": {"learning_rat": 1e-4}})
+    assert "train.learning_rat" in str(info.value)
+    assert "unknown key" in str(info.value)
+    with pytest.raises(ConfigError, match=r"model\.stratgy"):
+        build_config({"data": {"path": "/d.csv"}}, ["model.stratgy=lora"])
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigError) as info:
+        build_config({"data": {"path": "/d.csv"}}, ["train.batch_size=many"])
+    assert "train.batch_size" in str(info.value)
+    assert "'many'" in str(info.value)
+    with pytest.raises(ConfigError, match=r"model\.strategy"):
+        build_config({"data": {"path": "/d.csv"}, "model": {"strategy": "everything"}})
+
+
+def test_data_path_and_train_together_is_an_error():
+    with pytest.raises(ConfigError, match="not both"):
+        build_config({"data": {"path": "/d.csv", "train": "/t.csv"}})
+
+
+def test_neither_data_path_nor_train_is_an_error():
+    with pytest.raises(ConfigError, match="set data.path"):
+        build_config({"data": {"test": "/t.csv"}})
+    with pytest.raises(ConfigError, match="data"):
+        build_config({})
+
+
+def test_malformed_override_is_a_config_error():
+    with pytest.raises(ConfigError, match="key.path=value"):
+        build_config({"data": {"path": "/d.csv"}}, ["train.epochs"])
+
+
+def test_redact_hides_url_credentials_and_secret_query_params():
+    assert redact("postgresql://bob:s3cret@db:5432/mlflow") == "postgresql://***@db:5432/mlflow"
+    assert redact("https://host/api?token=abc123&x=1") == "https://host/api?token=***&x=1"
+    assert redact("https://host/?password=hunter2") == "https://host/?password=***"
+    assert redact("sqlite:///tmp/mlflow.db") == "sqlite:///tmp/mlflow.db"
+    assert redact_params({"tracking.api_key": "k", "tracking.uri": "http://u:p@h/"}) == {
+        "tracking.api_key": "***", "tracking.uri": "http://***@h/"}
+
+
+def test_config_params_never_leak_a_tracking_password():
+    config = build_config({"data": {"path": "/d.csv"},
+                           "tracking": {"tracking_uri": "postgresql://bob:s3cret@db/mlflow"}})
+    params = config_params(config)
+    assert all("s3cret" not in str(v) for v in params.values())
+    assert params["tracking.tracking_uri"] == "postgresql://***@db/mlflow"
+    assert params["train.learning_rate"] == "5e-05"
+    assert all("bob" not in str(v) for v in params.values())
+    assert params["model.lora.target_modules"] == '["query", "value"]'
+
+
+# --- CLI ------------------------------------------------------------------------------------------------------
+
+def test_cli_entry_point_help():
+    result = subprocess.run([str(VENV_BIN / "tuneline"), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("train", "demo", "show-config", "predict", "serve"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "demo", "show-config"])
+def test_cli_subcommand_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: tuneline {command}" in out
+    assert "--set" in out
+
+
+def test_cli_show_config_prints_resolved_override(tmp_path, capsys):
+    path = write_config(tmp_path, {"data": {"path": "d.csv"}})
+    assert main(["show-config", "-c", str(path), "--set", "train.learning_rate=3e-5"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["train"]["learning_rate"] == pytest.approx(3e-5)
+    assert shown["data"]["path"] == str(tmp_path / "d.csv")
+    assert shown["train"]["batch_size"] == 32  # defaults filled in
+
+
+def test_cli_show_config_subprocess(tmp_path):
+    path = write_config(tmp_path, {"data": {"path": "d.csv"}})
+    result = subprocess.run([str(VENV_BIN / "tuneline"), "show-config", "-c", str(path), "--set",
+                             "train.learning_rate=3e-5"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["train"]["learning_rate"] == pytest.approx(3e-5)
+
+
+def test_cli_bad_override_exits_2_naming_the_key(tmp_path, capsys):
+    path = write_config(tmp_path, {"data": {"path": "d.csv"}})
+    assert main(["show-config", "-c", str(path), "--set", "train.learnin_rate=3e-5"]) == 2
+    err = capsys.readouterr().err
+    assert "train.learnin_rate" in err
+    assert main(["show-config", "-c", str(path), "--set", "train.batch_size=lots"]) == 2
+    assert "train.batch_size" in capsys.readouterr().err
+
+
+def test_cli_missing_config_file_exits_2(tmp_path, capsys):
+    assert main(["show-config", "-c", str(tmp_path / "absent.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""The gate rule (pure): who becomes champion, and why."""
+
+from __future__ import annotations
+
+from tuneline.tasks.gate import ChampionScore, decide_promotion
+
+
+def decide(candidate, champion=None, min_metric=0.7, tolerance=0.01):
+    return decide_promotion("macro_f1", candidate, champion, min_metric, tolerance)
+
+
+def test_first_model_over_min_is_promoted():
+    decision = decide(0.82)
+    assert decision.promote is True
+    assert decision.champion is None
+    assert decision.reasons[0] == "macro_f1 0.8200 >= min_metric 0.7000"
+    assert "no champion yet" in decision.reasons[1]
+
+
+def test_first_model_under_min_is_rejected():
+    decision = decide(0.65)
+    assert decision.promote is False
+    assert decision.reasons[0] == "macro_f1 0.6500 < min_metric 0.7000"
+
+
+def test_first_model_exactly_at_min_is_promoted():
+    assert decide(0.7).promote is True
+
+
+def test_better_than_champion_is_promoted():
+    decision = decide(0.90, ChampionScore(version="3", metric=0.85))
+    assert decision.promote is True
+    assert decision.reasons[1] == "macro_f1 0.9000 >= champion v3 0.8500 - tolerance 0.0100 = 0.8400"
+
+
+def test_worse_than_champion_beyond_tolerance_keeps_champion():
+    decision = decide(0.80, ChampionScore(version="2", metric=0.85))
+    assert decision.promote is False
+    assert decision.reasons[0].startswith("macro_f1 0.8000 >=")  # the minimum itself passed
+    assert decision.reasons[1] == "macro_f1 0.8000 < champion v2 0.8500 - tolerance 0.0100 = 0.8400"
+
+
+def test_worse_by_exactly_the_tolerance_is_promoted():
+    decision = decide(0.82, ChampionScore(version="1", metric=0.83), tolerance=0.01)
+    assert decision.promote is True
+    assert "0.8200 >= champion v1 0.8300" in decision.reasons[1]
+    # 0.8 - 0.1 is 0.7000000000000001 in floating point; the gate must still treat 0.7 as on the edge.
+    assert 0.8 - 0.1 > 0.7
+    edge = decide(0.7, ChampionScore(version="1", metric=0.8), min_metric=0.5, tolerance=0.1)
+    assert edge.promote is True
+    assert "= 0.7000" in edge.reasons[1]
+
+
+def test_worse_by_less_than_the_tolerance_is_promoted():
+    assert decide(0.845, ChampionScore(version="1", metric=0.85), tolerance=0.01).promote is True
+
+
+def test_worse_by_just_over_the_tolerance_is_not_promoted():
+    assert decide(0.8399, ChampionScore(version="1", metric=0.85), tolerance=0.01).promote is False
+
+
+def test_under_min_even_if_better_than_champion_is_rejected():
+    decision = decide(0.6, ChampionScore(version="4", metric=0.5))
+    assert decision.promote is False
+    assert decision.reasons[0] == "macro_f1 0.6000 < min_metric 0.7000"
+    assert "0.6000 >= champion v4 0.5000" in decision.reasons[1]
+
+
+def test_unscorable_champion_is_not_replaced():
+    champion = ChampionScore(version="5", metric=None, error="RuntimeError: broken model")
+    decision = decide(0.95, champion)
+    assert decision.promote is False
+    assert decision.champion is champion
+    assert "champion v5 could not be scored" in decision.reasons[1]
+    assert "RuntimeError: broken model" in decision.reasons[1]
+    assert decision.reasons[0] == "macro_f1 0.9500 >= min_metric 0.7000"

@@ -1,0 +1,233 @@
+"""The classification data contract: every rule, a valid and an invalid frame, the exact rows it rejects."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tuneline.config import DataConfig
+from tuneline.schemas.classification import classification_schema
+from tuneline.tasks.load import load_data
+from tuneline.tasks.validate import (
+    DataValidationError,
+    apply_schema,
+    infer_labels,
+    validate_data,
+    validate_frames,
+)
+
+LABELS = ["neg", "pos"]
+
+
+def frame(rows: list[tuple[object, object]], source: str = "data.csv") -> pd.DataFrame:
+    """Rows as the loader makes them: canonical text/label (objects) plus provenance (1-based rows)."""
+    return pd.DataFrame({
+        "text": pd.Series([r[0] for r in rows], dtype=object),
+        "label": pd.Series([r[1] for r in rows], dtype=object),
+        "source_file": source,
+        "source_row": pd.Series(range(1, len(rows) + 1), dtype="int64"),
+    })
+
+
+def rejected(quarantine: pd.DataFrame) -> set[tuple[int, str]]:
+    return {(int(r), str(rule)) for r, rule in zip(quarantine["source_row"], quarantine["rule"])}
+
+
+def check(rows, labels=LABELS, train_texts=None, split="train"):
+    clean, quarantine = apply_schema(frame(rows), classification_schema(labels, train_texts), split)
+    return clean, quarantine
+
+
+VALID = [("good movie", "pos"), ("bad film", "neg"), ("great fun", "pos")]
+
+
+def test_valid_frame_passes_untouched():
+    clean, quarantine = check(VALID)
+    assert quarantine.empty
+    assert clean["text"].tolist() == ["good movie", "bad film", "great fun"]
+    assert clean["source_row"].tolist() == [1, 2, 3]
+
+
+def test_text_missing_is_rejected():
+    clean, quarantine = check([*VALID, (None, "pos")])
+    assert rejected(quarantine) == {(4, "not_nullable")}
+    assert quarantine["column"].tolist() == ["text"]
+    assert clean["source_row"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("bad_text", ["", "   ", "\t \n"])
+def test_text_empty_or_whitespace_is_rejected(bad_text):
+    clean, quarantine = check([("good movie", "pos"), (bad_text, "neg"), ("bad film", "neg")])
+    assert rejected(quarantine) == {(2, "text_is_non_empty_string")}
+    assert quarantine["split"].tolist() == ["train"]
+    assert quarantine["column"].tolist() == ["text"]
+    assert clean["source_row"].tolist() == [1, 3]
+
+
+def test_text_not_a_string_is_rejected():
+    # JSONL can deliver a number where the text should be.
+    clean, quarantine = check([("good movie", "pos"), (12345, "neg"), (3.5, "pos")])
+    assert rejected(quarantine) == {(2, "text_is_non_empty_string"), (3, "text_is_non_empty_string")}
+    assert clean["source_row"].tolist() == [1]
+
+
+def test_label_missing_is_rejected():
+    clean, quarantine = check([*VALID, ("awful film", None)])
+    assert set(quarantine["source_row"]) == {4}
+    assert set(quarantine["rule"]) == {"not_nullable"}
+    assert set(quarantine["column"]) == {"label"}
+    assert clean["source_row"].tolist() == [1, 2, 3]
+
+
+def test_label_not_in_label_set_is_rejected():
+    clean, quarantine = check([*VALID, ("boring film", "meh")])
+    assert rejected(quarantine) == {(4, "label_in_label_set")}
+    assert quarantine["value"].tolist() == ["boring film"]
+    assert clean["source_row"].tolist() == [1, 2, 3]
+
+
+def test_exact_duplicates_keep_first_reject_later():
+    rows = [("good movie", "pos"), ("bad film", "neg"), ("good movie", "pos"), ("  good movie ", "pos")]
+    clean, quarantine = check(rows)
+    # Duplicates are judged on the stripped text: rows 3 and 4 repeat row 1.
+    assert rejected(quarantine) == {(3, "no_exact_duplicates"), (4, "no_exact_duplicates")}
+    assert quarantine["column"].isna().all()  # a dataframe-level rule names no column
+    assert clean["source_row"].tolist() == [1, 2]
+
+
+def test_conflicting_label_duplicates_reject_every_copy():
+    rows = [("good movie", "pos"), ("fun film", "pos"), ("fun film", "neg"), ("bad film", "neg"), ("fun film", "pos")]
+    clean, quarantine = check(rows)
+    assert {r for r, rule in rejected(quarantine) if rule == "no_conflicting_label_duplicates"} == {2, 3, 5}
+    assert set(quarantine["source_row"]) == {2, 3, 5}
+    assert clean["source_row"].tolist() == [1, 4]
+
+
+def test_text_in_train_is_rejected_from_test():
+    train_texts = ["good movie", "bad film"]
+    clean, quarantine = check([("great fun", "pos"), (" good movie", "pos"), ("awful film", "neg")],
+                              train_texts=train_texts, split="test")
+    assert rejected(quarantine) == {(2, "text_not_in_train")}
+    assert quarantine["split"].tolist() == ["test"]
+    assert clean["source_row"].tolist() == [1, 3]
+    # Without train texts (the train split itself) the same rows pass.
+    _, quarantine = check([("great fun", "pos"), (" good movie", "pos"), ("awful film", "neg")])
+    assert quarantine.empty
+
+
+def test_validate_frames_checks_validation_and_test_against_clean_train():
+    frames = {
+        "train": frame([("good movie", "pos"), ("bad film", "neg"), ("", "neg")], "train.csv"),
+        "validation": frame([("good movie", "pos"), ("great fun", "pos")], "validation.csv"),
+        "test": frame([("awful film", "neg"), ("bad film", "neg")], "test.csv"),
+    }
+    clean, quarantine = validate_frames(frames, LABELS, classification_schema)
+    got = {(s, f, int(r), rule) for s, f, r, rule in
+           quarantine[["split", "source_file", "source_row", "rule"]].itertuples(index=False)}
+    assert got == {("train", "train.csv", 3, "text_is_non_empty_string"),
+                   ("validation", "validation.csv", 1, "text_not_in_train"),
+                   ("test", "test.csv", 2, "text_not_in_train")}
+    assert clean["train"]["text"].tolist() == ["good movie", "bad film"]
+    assert clean["validation"]["text"].tolist() == ["great fun"]
+    assert clean["test"]["text"].tolist() == ["awful film"]
+
+
+# --- validate_data.fn: quarantine file, threshold, inputs untouched, label inference ---------------------------
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def clean_rows(n: int, prefix: str = "row") -> list[tuple[str, str]]:
+    return [(f"{prefix} text number {i}", "pos" if i % 2 else "neg") for i in range(n)]
+
+
+def run_validate(config: DataConfig, run_dir: Path):
+    loaded = load_data.fn(config, "classification")
+    return validate_data.fn(loaded, config, run_dir)
+
+
+def test_validate_data_writes_quarantine_and_returns_clean_frames(tmp_path):
+    # An empty CSV field is a missing value (not_nullable); a blank one is an empty string.
+    rows = clean_rows(40) + [("", "pos"), ("another text", "ugly"), ("row text number 0", "neg"), ("  ", "neg")]
+    data = write_csv(tmp_path / "all.csv", rows)
+    config = DataConfig(path=data, labels=["neg", "pos"], max_bad_fraction=0.1)
+    before = (data.read_bytes(), os.stat(data).st_mtime_ns)
+    result = run_validate(config, tmp_path / "run")
+    assert (data.read_bytes(), os.stat(data).st_mtime_ns) == before
+    assert result.quarantine_path == tmp_path / "run" / "quarantine.csv"
+    written = pd.read_csv(result.quarantine_path)
+    assert {"source_file", "source_row", "rule"} <= set(written.columns)
+    assert {(int(r), rule) for r, rule in zip(written["source_row"], written["rule"])} == {
+        (41, "not_nullable"), (42, "label_in_label_set"), (43, "no_exact_duplicates"),
+        (44, "text_is_non_empty_string")}
+    assert set(written["source_file"]) == {str(data)}
+    assert result.rejected_records == 4
+    assert result.total_records == 44
+    assert len(result.frames["all"]) == 40
+    assert result.labels == ["neg", "pos"]
+
+
+def test_validate_data_over_threshold_raises_with_reasons_and_path(tmp_path):
+    rows = clean_rows(20) + [(" ", "pos"), ("", "neg"), ("x", "ugly"), ("y", "ugly"), ("z", "ugly")]
+    data = write_csv(tmp_path / "all.csv", rows)
+    config = DataConfig(path=data, labels=["neg", "pos"], max_bad_fraction=0.1)
+    before = (data.read_bytes(), os.stat(data).st_mtime_ns)
+    with pytest.raises(DataValidationError) as info:
+        run_validate(config, tmp_path / "run")
+    message = str(info.value)
+    quarantine_path = tmp_path / "run" / "quarantine.csv"
+    assert "5 of 25 records" in message
+    assert "label_in_label_set (3)" in message
+    assert "text_is_non_empty_string (1)" in message
+    assert "not_nullable (1)" in message
+    assert str(quarantine_path) in message
+    assert quarantine_path.is_file()  # written before the threshold check
+    assert len(pd.read_csv(quarantine_path)) == 5
+    assert (data.read_bytes(), os.stat(data).st_mtime_ns) == before
+
+
+def test_validate_data_under_threshold_with_explicit_splits(tmp_path):
+    train = write_csv(tmp_path / "train.csv", clean_rows(30) + [("bad one", "ugly")])
+    test = write_csv(tmp_path / "test.csv", clean_rows(10, "test") + [("row text number 3", "pos")])
+    config = DataConfig(train=train, test=test, labels=["neg", "pos"], max_bad_fraction=0.1)
+    result = run_validate(config, tmp_path / "run")
+    assert len(result.frames["train"]) == 30
+    assert len(result.frames["test"]) == 10
+    assert rejected(result.quarantine) == {(31, "label_in_label_set"), (11, "text_not_in_train")}
+
+
+def test_labels_inferred_sorted_from_train_and_frozen(tmp_path):
+    train_rows = [(f"train text {i}", ["zeta", "alpha", "mid"][i % 3]) for i in range(30)]
+    train = write_csv(tmp_path / "train.csv", train_rows)
+    validation = write_csv(tmp_path / "validation.csv",
+                           [(f"val text {i}", "alpha") for i in range(9)] + [("val text new", "omega")])
+    config = DataConfig(train=train, validation=validation, max_bad_fraction=0.1)
+    assert config.labels is None
+    result = run_validate(config, tmp_path / "run")
+    assert result.labels == ["alpha", "mid", "zeta"]
+    assert rejected(result.quarantine) == {(10, "label_in_label_set")}
+    assert set(result.quarantine["split"]) == {"validation"}
+    assert "omega" not in set(result.frames["validation"]["label"])
+
+
+def test_infer_labels_needs_two_labels():
+    with pytest.raises(DataValidationError, match="at least 2"):
+        infer_labels({"train": frame([("a", "x"), ("b", "x")])}, None)
+    assert infer_labels({"train": frame([("a", "x")])}, ["b", "a", "b"]) == ["b", "a"]
+
+
+def test_missing_and_blank_texts_are_not_also_reported_as_duplicates():
+    rows = [*VALID, (None, "pos"), (None, "pos"), (" ", "pos"), ("  ", "neg"), ("", "neg")]
+    clean, quarantine = check(rows)
+    assert rejected(quarantine) == {(4, "not_nullable"), (5, "not_nullable"), (6, "text_is_non_empty_string"),
+                                    (7, "text_is_non_empty_string"), (8, "text_is_non_empty_string")}
+    assert clean["source_row"].tolist() == [1, 2, 3]

@@ -1,0 +1,176 @@
+"""Tokenize (dynamic padding, truncation, content-keyed cache) and build_model strategies, on an offline tiny BERT."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from transformers import AutoTokenizer
+
+from tuneline.config import ModelConfig
+from tuneline.tasks.lineage import content_hash
+from tuneline.tasks.model import ModelBuildError, build_model
+from tuneline.tasks.split import DataSplits
+from tuneline.tasks.tokenize import encode_classification, tokenize_splits, tokenizer_fingerprint
+from tuneline.tasks.train import resolve_precision
+
+LABELS = ["account", "billing", "shipping"]
+LABEL2ID = {label: i for i, label in enumerate(LABELS)}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_bert):
+    return AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+
+
+def frame(rows):
+    return pd.DataFrame({"text": [r[0] for r in rows], "label": [r[1] for r in rows],
+                         "source_file": "x.csv", "source_row": range(1, len(rows) + 1)})
+
+
+TRAIN = [("reset my password", "account"),
+         ("my parcel arrived damaged and the box was not good and the courier was slow", "shipping"),
+         ("refund", "billing"),
+         ("why is my invoice higher", "billing")]
+VALIDATION = [("where is my order", "shipping"), ("change my email address please", "account")]
+TEST = [("double charge on my card", "billing")]
+
+
+def splits_of(train=TRAIN, validation=VALIDATION, test=TEST) -> DataSplits:
+    return DataSplits(train=frame(train), validation=frame(validation), test=frame(test), labels=LABELS)
+
+
+def hashes(splits: DataSplits) -> dict[str, str]:
+    return {name: content_hash(f, ["text", "label"]) for name, f in splits.items()}
+
+
+def test_encode_never_pads_and_maps_labels(tokenizer):
+    batch = {"text": [t for t, _ in TRAIN], "label": [lab for _, lab in TRAIN]}
+    out = encode_classification(batch, tokenizer, max_length=128, label2id=LABEL2ID)
+    lengths = [len(ids) for ids in out["input_ids"]]
+    assert len(set(lengths)) == len(lengths)  # every row keeps its own length
+    assert all(tokenizer.pad_token_id not in ids for ids in out["input_ids"])
+    assert [len(mask) for mask in out["attention_mask"]] == lengths
+    assert all(all(m == 1 for m in mask) for mask in out["attention_mask"])
+    assert out["labels"] == [0, 2, 1, 1]
+    assert out["truncated"] == [False, False, False, False]
+    assert out["input_ids"][2] == tokenizer("refund")["input_ids"]
+
+
+def test_encode_truncates_to_max_length_and_counts(tokenizer):
+    batch = {"text": [t for t, _ in TRAIN], "label": [lab for _, lab in TRAIN]}
+    full = [len(tokenizer(t)["input_ids"]) for t in batch["text"]]
+    max_length = 8
+    out = encode_classification(batch, tokenizer, max_length=max_length, label2id=LABEL2ID)
+    assert len(out["input_ids"]) == 4  # overflow chunks never become extra rows
+    assert [len(ids) for ids in out["input_ids"]] == [min(n, max_length) for n in full]
+    assert out["truncated"] == [n > max_length for n in full]
+    assert sum(out["truncated"]) == sum(n > max_length for n in full) >= 1
+    assert out["labels"] == [0, 2, 1, 1]
+    assert all(ids[-1] == tokenizer.sep_token_id for ids in out["input_ids"])
+
+
+def test_tokenize_splits_cache_hits_and_misses(tokenizer, tmp_path):
+    splits = splits_of()
+    cache = tmp_path / "cache"
+    first = tokenize_splits.fn(splits, tokenizer, LABEL2ID, "classification", 16, hashes(splits), cache)
+    assert first.cache_hits == {"train": False, "validation": False, "test": False}
+    assert first.truncated["train"] == 1 and first.truncated["validation"] == 0
+    assert "truncated" not in first.datasets["train"].column_names
+    assert first.datasets["train"]["labels"] == [0, 2, 1, 1]
+
+    second = tokenize_splits.fn(splits, tokenizer, LABEL2ID, "classification", 16, hashes(splits), cache)
+    assert second.cache_hits == {"train": True, "validation": True, "test": True}
+    assert second.cache_keys == first.cache_keys
+    for name in ("train", "validation", "test"):
+        assert second.datasets[name]["input_ids"] == first.datasets[name]["input_ids"]
+    assert second.truncated == first.truncated
+
+    longer = tokenize_splits.fn(splits, tokenizer, LABEL2ID, "classification", 64, hashes(splits), cache)
+    assert longer.cache_hits == {"train": False, "validation": False, "test": False}
+    assert longer.truncated["train"] == 0
+
+    changed = splits_of(train=[*TRAIN[:3], ("why is my invoice so high", "billing")])
+    third = tokenize_splits.fn(changed, tokenizer, LABEL2ID, "classification", 16, hashes(changed), cache)
+    assert third.cache_hits == {"train": False, "validation": True, "test": True}
+    assert third.datasets["train"]["input_ids"][3] != first.datasets["train"]["input_ids"][3]
+
+
+def test_tokenizer_fingerprint_ignores_per_call_truncation_state(tiny_bert, tmp_path):
+    fresh = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+    before = tokenizer_fingerprint(fresh)
+    fresh(["good movie"], truncation=True, max_length=9)
+    assert tokenizer_fingerprint(fresh) == before
+    # A fresh tokenizer (a new process) finds the cache a used one wrote, and the other way round.
+    splits = splits_of()
+    cache = tmp_path / "cache"
+    tokenize_splits.fn(splits, fresh, LABEL2ID, "classification", 16, hashes(splits), cache)
+    other = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+    again = tokenize_splits.fn(splits, other, LABEL2ID, "classification", 16, hashes(splits), cache)
+    assert all(again.cache_hits.values())
+
+
+# --- build_model ----------------------------------------------------------------------------------------------
+
+def trainable(model) -> dict[str, bool]:
+    return {name: p.requires_grad for name, p in model.named_parameters()}
+
+
+def build(tiny_bert, **model):
+    return build_model.fn(ModelConfig(base=str(tiny_bert), **model), "classification", LABELS)
+
+
+def test_full_strategy_trains_everything(tiny_bert):
+    built = build(tiny_bert, strategy="full")
+    assert all(trainable(built.model).values())
+    assert built.trainable_parameters == built.total_parameters
+    assert built.trainable_fraction == 1.0
+    assert built.model.config.id2label == {0: "account", 1: "billing", 2: "shipping"}
+    assert built.model.config.label2id == LABEL2ID
+    assert built.model.classifier.out_features == 3
+
+
+def test_freeze_embeddings_and_bottom_layer(tiny_bert):
+    built = build(tiny_bert, strategy="freeze", freeze={"embeddings": True, "bottom_layers": 1})
+    flags = trainable(built.model)
+    frozen = {n for n, ok in flags.items() if not ok}
+    assert frozen == {n for n in flags if n.startswith(("bert.embeddings.", "bert.encoder.layer.0."))}
+    assert any(n.startswith("bert.encoder.layer.1.") for n in flags if flags[n])
+    assert flags["classifier.weight"] and flags["classifier.bias"]
+    assert 0 < built.trainable_parameters < built.total_parameters
+    assert built.trainable_parameters == sum(p.numel() for p in built.model.parameters() if p.requires_grad)
+
+
+def test_freeze_all_but_head(tiny_bert):
+    built = build(tiny_bert, strategy="freeze", freeze={"all_but_head": True})
+    flags = trainable(built.model)
+    assert {n for n, ok in flags.items() if ok} == {"classifier.weight", "classifier.bias"}
+    assert built.trainable_parameters == 32 * 3 + 3
+
+
+def test_lora_adapters_and_trainable_head(tiny_bert):
+    from peft import PeftModel
+
+    built = build(tiny_bert, strategy="lora", lora={"r": 2, "alpha": 4})
+    assert isinstance(built.model, PeftModel)
+    flags = trainable(built.model)
+    lora_names = [n for n in flags if "lora_" in n]
+    assert lora_names and all(flags[n] for n in lora_names)
+    assert any(".query." in n for n in lora_names) and any(".value." in n for n in lora_names)
+    assert not any(".key." in n for n in lora_names)
+    head = [n for n, ok in flags.items() if ok and "classifier" in n and "lora_" not in n]
+    assert any(n.endswith("classifier.modules_to_save.default.weight") or n.endswith("classifier.weight")
+               for n in head), head
+    assert not any(flags[n] for n in flags if "word_embeddings" in n)
+    assert built.trainable_fraction < 0.1
+    assert built.model.config.id2label == {0: "account", 1: "billing", 2: "shipping"}
+
+
+def test_freeze_more_layers_than_exist_is_an_error(tiny_bert):
+    with pytest.raises(ModelBuildError, match="bottom_layers=5 but the encoder has 2 layers"):
+        build(tiny_bert, strategy="freeze", freeze={"bottom_layers": 5})
+
+
+def test_resolve_precision_explicit_values_pass_through():
+    assert resolve_precision("fp32") == "fp32"
+    assert resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto") in {"fp32", "bf16", "fp16"}
