@@ -24,15 +24,18 @@ john smith paris london acme corp berlin google visited works lives
 
 def write_tiny_bert(folder: Path, num_layers: int = 2) -> Path:
     """A randomly initialised 2-layer BERT and a WordPiece tokenizer, built offline in a few milliseconds."""
+    import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(0)  # the same tiny model every session: tests must not depend on a lucky init
 
     folder.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     pieces = [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
     chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
     vocab = list(dict.fromkeys(specials + WORDS + chars + pieces))
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # transformers 5 builds the WordPiece model from a vocab mapping (a vocab_file argument is silently ignored)
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
     tokenizer.save_pretrained(folder)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)

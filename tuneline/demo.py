@@ -100,14 +100,14 @@ def write_demo_csv(path: Path, seed: int = 7) -> Path:
 
 
 def demo_config_dict(data_file: Path) -> dict[str, Any]:
-    """The demo's config: MiniLM, full fine-tuning, 3 epochs, label set given explicitly (so 'sales' is rejected)."""
+    """The demo's config: MiniLM, full fine-tuning, 2 epochs, label set given explicitly (so 'sales' is rejected)."""
     return {
         "task": "classification",
         "data": {"path": str(data_file), "text_column": "text", "label_column": "intent",
                  "labels": list(INTENTS), "max_bad_fraction": 0.05},
         "model": {"base": "minilm", "strategy": "full"},
         "tokenize": {"max_length": 64},
-        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 5e-5, "logging_steps": 10},
+        "train": {"epochs": 2, "batch_size": 16, "learning_rate": 5e-5, "logging_steps": 10},
         "tracking": {"experiment": "tuneline-demo", "registered_model": "tuneline-demo-intents"},
         "gate": {"min_metric": 0.8, "tolerance": 0.01},
     }

@@ -1,0 +1,179 @@
+"""End-to-end classification flow on a tiny random BERT: registry state, aliases, metrics, artifacts, gate, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tuneline.config import build_config
+from tuneline.demo import demo_config_dict, write_demo_csv
+from tuneline.flows.train import train_flow
+from tuneline.tasks.validate import DataValidationError
+
+MODEL = "flow-test-intents"
+
+
+def tiny_config(data_file: Path, tiny_bert: Path, *overrides: str):
+    """The demo config, pointed at the tiny model and tuned so the tiny model learns the keyword-driven intents."""
+    raw = demo_config_dict(data_file)
+    return build_config(raw, [f"model.base={tiny_bert}", f"tracking.registered_model={MODEL}",
+                              "tracking.experiment=flow-test", "tokenize.max_length=32", "train.epochs=8",
+                              "train.learning_rate=2e-3", "train.batch_size=32", "train.early_stopping_patience=4", "train.precision=fp32",
+                              "evaluate.zero_shot_baseline=true", "gate.min_metric=0.5", *overrides])
+
+
+def registry() -> MlflowClient:
+    return MlflowClient()
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, tiny_bert):
+    """One full run in its own folder, shared by the read-only assertions below."""
+    import os
+
+    folder = tmp_path_factory.mktemp("flow")
+    old = Path.cwd()
+    os.chdir(folder)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        data = write_demo_csv(folder / "data" / "tickets.csv")
+        config = tiny_config(data, tiny_bert)
+        summary = train_flow(config)
+        yield folder, config, summary
+    finally:
+        os.chdir(old)
+
+
+def test_run_registers_a_champion_with_metrics_lineage_and_artifacts(first_run):
+    folder, config, summary = first_run
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    client = registry()
+    run = client.get_run(summary.run_id)
+    assert run.info.status == "FINISHED"
+
+    # resolved config as params, secrets-free
+    assert run.data.params["train.learning_rate"] == "0.002"
+    assert run.data.params["data.label_column"] == "intent"
+
+    # the tiny model really learned: well above the majority baseline
+    metrics = run.data.metrics
+    assert metrics["test.macro_f1"] >= 0.8
+    assert metrics["test.macro_f1"] > metrics["baseline.majority.macro_f1"] + 0.4
+    assert "baseline.zero_shot.macro_f1" in metrics
+    assert {f"test.{label}.f1" for label in config.data.labels} <= set(metrics)
+    curve = client.get_metric_history(summary.run_id, "train.loss")
+    assert len(curve) >= 3 and curve[-1].value < curve[0].value
+
+    # lineage: dataset inputs per split + hash/rows/distribution tags
+    contexts = {inp.tags[0].value for inp in run.inputs.dataset_inputs}
+    assert contexts == {"train", "validation", "test"}
+    tags = run.data.tags
+    rows = sum(int(tags[f"data.{s}.rows"]) for s in ("train", "validation", "test"))
+    assert rows == 960 - 1  # 960 clean demo rows minus the original of the conflicting pair
+    assert set(json.loads(tags["data.train.label_distribution"])) == set(config.data.labels)
+    assert len(tags["data.source.all.sha256"]) == 64
+
+    # artifacts: quarantine, reports, confusion matrix, model
+    artifacts = {a.path for a in client.list_artifacts(summary.run_id, "evaluation")}
+    assert {"evaluation/confusion_matrix.png", "evaluation/per_class_report.json",
+            "evaluation/before_vs_after.json", "evaluation/test_predictions.csv"} <= artifacts
+    assert [a.path for a in client.list_artifacts(summary.run_id, "data")] == ["data/quarantine.csv"]
+    quarantine = pd.read_csv(folder / Path(summary.quarantine_file).relative_to(folder))
+    assert set(quarantine["rule"]) == {"not_nullable", "text_is_non_empty_string", "label_in_label_set",
+                                       "no_conflicting_label_duplicates", "no_exact_duplicates",
+                                       "record_has_wrong_field_count"}
+    assert summary.rejected_records == 9
+
+    # registry: version with metrics and aliases, gate decision recorded
+    version = client.get_model_version(MODEL, summary.version)
+    assert sorted(version.aliases) == ["challenger", "champion"]
+    assert float(version.tags["metric.test.macro_f1"]) == pytest.approx(metrics["test.macro_f1"], abs=1e-6)
+    assert version.tags["gate.decision"] == "promoted"
+    assert "no champion yet" in version.tags["gate.reasons"]
+    assert run.data.tags["gate.decision"] == "promoted"
+
+
+def test_champion_loads_as_pyfunc_and_predicts_names_and_scores(first_run):
+    folder, config, summary = first_run
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    texts = ["Where is my parcel? It has not arrived yet.", "How do I reset my password?"]
+    from_list = model.predict(texts)
+    from_frame = model.predict(pd.DataFrame({"text": texts}))
+    assert list(from_list["label"]) == ["shipping", "account"]
+    assert list(from_frame["label"]) == list(from_list["label"])
+    assert all(0.0 < s <= 1.0 for s in from_list["score"])
+    assert set(from_list["scores"][0]) == set(config.data.labels)
+    assert sum(from_list["scores"][0].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_worse_retrain_is_registered_but_does_not_take_champion(first_run, tiny_bert):
+    folder, config, summary = first_run
+    import os
+
+    old = Path.cwd()
+    os.chdir(folder)
+    try:
+        data = Path(config.data.path)
+        # a barely trained model (2 steps) must not replace the champion
+        weak = train_flow(tiny_config(data, tiny_bert, "train.max_steps=2", "train.eval_steps=1",
+                                      "evaluate.zero_shot_baseline=false", "gate.tolerance=0.01"))
+    finally:
+        os.chdir(old)
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    client = registry()
+    assert int(weak.version) == int(summary.version) + 1
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == summary.version
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == weak.version
+    tags = client.get_model_version(MODEL, weak.version).tags
+    assert tags["gate.decision"] in {"kept_champion", "rejected"}
+    assert tags["gate.champion_version"] == summary.version
+    # the champion was re-scored on the same test rows: same number as its own run logged
+    champion_metric = float(tags["gate.champion_metric"])
+    logged = client.get_run(summary.run_id).data.metrics["test.macro_f1"]
+    assert champion_metric == pytest.approx(logged, abs=1e-6)
+    assert "metric.test.macro_f1" in tags
+
+
+def test_bad_file_over_threshold_fails_with_quarantine_and_registers_nothing(workdir, tiny_bert):
+    data = workdir / "bad.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "intent"])
+        for i in range(40):
+            writer.writerow([f"my invoice number {i} is wrong", "billing"])
+            writer.writerow([f"where is my parcel {i}", "shipping"])
+        for i in range(20):
+            writer.writerow(["", "billing"])                  # empty
+            writer.writerow([f"gift card {i}", "sales"])      # unknown label
+    before = data.read_bytes()
+    config = tiny_config(data, tiny_bert, "data.labels=[billing, shipping]", "data.max_bad_fraction=0.1",
+                         "tracking.registered_model=bad-data-model")
+    with pytest.raises(DataValidationError) as error:
+        train_flow(config)
+    message = str(error.value)
+    assert "40 of 120 records" in message and "label_in_label_set (20)" in message
+    assert "quarantine.csv" in message
+    assert data.read_bytes() == before  # the input is never modified
+
+    quarantine_files = list((workdir / "tuneline-output" / "runs").glob("*/quarantine.csv"))
+    assert len(quarantine_files) == 1
+    quarantine = pd.read_csv(quarantine_files[0])
+    assert len(quarantine) == 40 and set(quarantine["source_file"]) == {str(data)}
+
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    client = registry()
+    run_id = quarantine_files[0].parent.name
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert "DataValidationError" in run.data.tags["tuneline.error"]
+    assert [a.path for a in client.list_artifacts(run_id, "data")] == ["data/quarantine.csv"]
+    with pytest.raises(MlflowException):
+        client.get_registered_model("bad-data-model")
