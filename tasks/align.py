@@ -36,7 +36,10 @@ def align_labels(word_ids: list[int | None], tags: list[str], label2id: dict[str
             labels.append(label2id[tags[word]])
         elif label_all_subwords:
             tag = continuation_tag(tags[word])
-            labels.append(label2id[tag] if tag in label2id else label2id[tags[word]])
+            if tag not in label2id:
+                raise ValueError(f"tokenize.label_all_subwords labels continuations of {tags[word]} as {tag}, which "
+                                 "is not in the label set: add it to data.labels (or leave data.labels unset)")
+            labels.append(label2id[tag])
         else:
             labels.append(IGNORE)
         previous = word

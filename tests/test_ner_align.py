@@ -83,3 +83,8 @@ def test_align_labels_on_explicit_word_ids():
     assert labels == [IGNORE, L2I["B-PER"], L2I["B-LOC"], IGNORE, IGNORE, L2I["O"], IGNORE]
     labels = align_labels([None, 0, 1, 1, 1, 2, None], ["B-PER", "B-LOC", "O"], L2I, label_all_subwords=True)
     assert labels == [IGNORE, L2I["B-PER"], L2I["B-LOC"], L2I["I-LOC"], L2I["I-LOC"], L2I["O"], IGNORE]
+
+
+def test_label_all_subwords_needs_the_i_tag():
+    with pytest.raises(ValueError, match="I-LOC"):
+        align_labels([None, 0, 0, None], ["B-LOC"], {"O": 0, "B-LOC": 1}, label_all_subwords=True)

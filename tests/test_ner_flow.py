@@ -157,3 +157,23 @@ def test_served_pyfunc_predicts_entities_with_offsets(ner_run):
     tags = model.predict(pd.DataFrame({"tokens": [long_words]})).iloc[0]["tags"]
     assert len(tags) == len(long_words)
     assert tags[:3] == ["B-PER", "O", "B-LOC"] and tags[-2] == "B-ORG"
+
+
+def test_second_run_scores_the_champion_pyfunc_on_its_test_sentences(ner_run):
+    """The gate re-scores the registered champion through its pyfunc (pre-split words in, tags out)."""
+    folder, config, first = ner_run
+    old = Path.cwd()
+    os.chdir(folder)
+    try:
+        second = train_flow(config)
+    finally:
+        os.chdir(old)
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    client = MlflowClient()
+    assert second.version == "2"
+    tags = client.get_model_version(MODEL, "2").tags
+    assert tags["gate.champion_version"] == "1"
+    # same data, same split: the champion scored by the gate equals its own recorded test F1
+    champion_f1 = float(client.get_model_version(MODEL, "1").tags["metric.test.f1"])
+    assert float(tags["gate.champion_metric"]) == pytest.approx(champion_f1, abs=1e-6)
+    assert tags["gate.decision"] in {"promoted", "kept_champion"}

@@ -1,0 +1,87 @@
+"""The serving side of NER: word splitting with offsets, input forms, windows over long inputs, entity extraction."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tuneline.pyfunc.token_tagger import (
+    TokenTagger,
+    extract_entities,
+    join_words,
+    parse_input,
+    split_words,
+    word_windows,
+)
+
+
+def test_split_words_is_conll_like_and_keeps_offsets():
+    text = "Angela Merkel visited Paris, the U.S. and AT&T on 1996-08-22 (O'Neill)."
+    words = split_words(text)
+    assert [w for w, _, _ in words] == ["Angela", "Merkel", "visited", "Paris", ",", "the", "U.S.", "and", "AT&T",
+                                        "on", "1996-08-22", "(", "O'Neill", ")", "."]
+    assert all(text[s:e] == w for w, s, e in words)
+    assert words[3] == ("Paris", 22, 27)
+
+
+def test_join_words_offsets():
+    text, spans = join_words(["New", "York", "."])
+    assert text == "New York ."
+    assert spans == [(0, 3), (4, 8), (9, 10)]
+
+
+def test_parse_input_accepts_text_and_pre_split_words():
+    assert [w for _, w, _ in parse_input("John visited Paris.")] == [["John", "visited", "Paris", "."]]
+    items = parse_input(pd.DataFrame({"tokens": [["John", "Smith"], []]}))
+    assert items == [("John Smith", ["John", "Smith"], [(0, 4), (5, 10)]), ("", [], [])]
+    assert parse_input(pd.DataFrame({"text": ["a b"]}))[0][1] == ["a", "b"]
+    assert parse_input([["a", "b"], ["c"]])[1] == ("c", ["c"], [(0, 1)])
+    with pytest.raises(TypeError, match="'tokens'"):
+        parse_input(42)
+
+
+def test_extract_entities_offsets_scores_and_lenient_starts():
+    text, spans = join_words(["John", "Smith", "met", "Acme", "in", "Paris", "Berlin"])
+    tags = ["B-PER", "I-PER", "O", "I-ORG", "O", "B-LOC", "B-LOC"]
+    entities = extract_entities(tags, [0.9, 0.7, 1.0, 0.6, 1.0, 0.8, 0.5], spans, text)
+    assert [(e["type"], e["text"], e["start"], e["end"]) for e in entities] == [
+        ("PER", "John Smith", 0, 10), ("ORG", "Acme", 15, 19), ("LOC", "Paris", 23, 28), ("LOC", "Berlin", 29, 35)]
+    assert entities[0]["score"] == pytest.approx(0.8)
+    # a type change inside a run of I- tags splits the entity
+    assert [e["type"] for e in extract_entities(["B-PER", "I-LOC"], [1, 1], [(0, 1), (2, 3)], "a b")] == [
+        "PER", "LOC"]
+
+
+def test_word_windows_cover_every_word_with_overlap():
+    counts = [1, 3, 1, 1, 2, 1, 1, 1, 4, 1]
+    windows = word_windows(counts, budget=6)
+    assert all(sum(counts[s:e]) <= 6 for s, e in windows)
+    assert windows[0][0] == 0 and windows[-1][1] == len(counts)
+    assert all(a[0] < b[0] <= a[1] for a, b in zip(windows, windows[1:]))  # no gap, always advancing
+    assert windows == [(0, 4), (2, 7), (5, 8), (6, 9), (9, 10)]  # overlap: up to half a window (3 subwords)
+    assert word_windows([1] * 10, budget=6) == [(0, 6), (3, 9), (6, 10)]
+    assert word_windows([1, 1], budget=6) == [(0, 2)]
+    assert word_windows([9, 1], budget=4) == [(0, 1), (1, 2)]  # a word longer than a window gets its own
+    assert word_windows([], budget=4) == []
+
+
+def test_tagger_tags_every_word_of_a_long_sentence(tmp_path, tiny_bert):
+    """max_length 10 (8 subwords a window): a 60-word sentence is tagged in windows, every word gets a tag."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    labels = ["O", "B-PER", "I-PER"]
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=3, id2label=dict(enumerate(labels)),
+                                                            label2id={v: k for k, v in enumerate(labels)})
+    model.config.tuneline_max_length = 10
+    model.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path)
+    tagger = TokenTagger(str(tmp_path))
+    words = (["john", "smith", "visited", "berlinx", "."] * 12)
+    assert len(word_windows(tagger._subword_counts([words])[0], tagger.budget)) > 5
+    (tags, scores), = tagger.tag_words([words])
+    assert len(tags) == len(words) == len(scores)
+    assert set(tags) <= set(labels) and all(0 < s <= 1 for s in scores)
+    # the same words as raw text give the same tags (the split and the windows agree)
+    frame = tagger.predict_frame(" ".join(words))
+    assert frame.iloc[0]["tags"] == tags
+    assert tagger.tag_words([[]]) == [([], [])]
