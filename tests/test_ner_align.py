@@ -88,3 +88,30 @@ def test_align_labels_on_explicit_word_ids():
 def test_label_all_subwords_needs_the_i_tag():
     with pytest.raises(ValueError, match="I-LOC"):
         align_labels([None, 0, 0, None], ["B-LOC"], {"O": 0, "B-LOC": 1}, label_all_subwords=True)
+
+
+def test_tokenize_task_aligns_counts_truncation_and_caches(tmp_path, tokenizer):
+    """The spine's tokenize task with the NER encoder: aligned labels, words cut summed per split, cache hit."""
+    import pandas as pd
+
+    from tuneline.tasks.split import DataSplits
+    from tuneline.tasks.tokenize import tokenize_splits
+
+    frame = pd.DataFrame({"tokens": [TOKENS, ["Paris", "."]], "tags": [TAGS, ["B-LOC", "O"]]})
+    splits = DataSplits(train=frame, validation=frame.iloc[1:], test=frame.iloc[:1], labels=LABELS)
+    hashes = {"train": "a", "validation": "b", "test": "c"}
+
+    def run(all_subwords: bool):
+        return tokenize_splits.fn(splits, tokenizer, L2I, "token_classification", 8, hashes, tmp_path,
+                                  label_all_subwords=all_subwords)
+
+    first = run(False)
+    assert first.truncated == {"train": 3, "validation": 0, "test": 3}
+    row = first.datasets["train"][0]
+    assert [LABELS[i] if i != IGNORE else None for i in row["labels"]] == [
+        None, "B-PER", "I-PER", None, "O", "B-PER", "I-PER", None]
+    assert "truncated" not in first.datasets["train"].column_names
+    assert run(False).cache_hits == {"train": True, "validation": True, "test": True}
+    continued = run(True)  # a different setting is a different cache file
+    assert continued.cache_hits["train"] is False
+    assert [LABELS[i] if i != IGNORE else None for i in continued.datasets["train"][0]["labels"]][3] == "I-PER"
