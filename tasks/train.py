@@ -162,15 +162,19 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
 @pipeline_task(name="train-model")
 def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, task: TaskType, labels: list[str],
                 config: TrainConfig, primary_metric: str, checkpoint_dir: Path, model_dir: Path,
-                run: RunContext | None = None, max_length: int | None = None) -> TrainedModel:
-    """Fine-tune with the Trainer; save the final (merged) model to ``model_dir``; return what happened."""
+                run: RunContext | None = None, max_length: int | None = None,
+                extra_callbacks: list[TrainerCallback] | None = None) -> TrainedModel:
+    """Fine-tune with the Trainer; save the final (merged) model to ``model_dir``; return what happened.
+
+    ``extra_callbacks`` lets another flow add its own Trainer callbacks (monitoring, custom stopping rules).
+    """
     log = task_logger()
     precision = resolve_precision(config.precision)
     checkpoint_dir = Path(checkpoint_dir)
     args = training_arguments(config, checkpoint_dir, primary_metric, precision, len(tokenized.datasets["train"]))
     collator = (DataCollatorForTokenClassification(tokenizer) if task == "token_classification"
                 else DataCollatorWithPadding(tokenizer))
-    callbacks: list[TrainerCallback] = [ProgressLogCallback()]
+    callbacks: list[TrainerCallback] = [ProgressLogCallback(), *(extra_callbacks or [])]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     if run is not None:

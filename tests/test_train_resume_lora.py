@@ -1,0 +1,102 @@
+"""Training behaviours that need a real Trainer: resume after an interruption, LoRA registered as a plain model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from transformers import TrainerCallback
+
+from tests_support import tiny_splits
+from tuneline.config import TrainConfig, build_config
+from tuneline.demo import demo_config_dict, write_demo_csv
+from tuneline.flows.train import train_flow
+from tuneline.tasks.model import build_model, load_tokenizer
+from tuneline.tasks.tokenize import tokenize_splits
+from tuneline.tasks.train import train_model
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class StepRecorder(TrainerCallback):
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
+class CrashAtStep(TrainerCallback):
+    """Simulates a machine going away mid-training (after a checkpoint was written)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Crash(f"interrupted at step {state.global_step}")
+
+
+def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, tiny_bert):
+    from tuneline.config import ModelConfig
+
+    splits = tiny_splits()
+    model_config = ModelConfig(base=str(tiny_bert))
+    tokenizer = load_tokenizer.fn(model_config)
+    label2id = {label: i for i, label in enumerate(splits.labels)}
+    tokenized = tokenize_splits.fn(splits, tokenizer, label2id, "classification", 32,
+                                   {n: f"h-{n}" for n, _ in splits.items()}, tmp_path / "cache")
+    config = TrainConfig(max_steps=6, eval_steps=2, batch_size=8, learning_rate=1e-3, precision="fp32",
+                         early_stopping_patience=0, logging_steps=1)
+    checkpoints = tmp_path / "ckpt"
+
+    first = build_model.fn(model_config, "classification", splits.labels).model
+    with pytest.raises(Crash):
+        train_model.fn(first, tokenizer, tokenized, "classification", splits.labels, config, "macro_f1",
+                       checkpoints, tmp_path / "model", extra_callbacks=[CrashAtStep(5)])
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert not (tmp_path / "model").exists()
+
+    second = build_model.fn(model_config, "classification", splits.labels).model
+    recorder = StepRecorder()
+    result = train_model.fn(second, tokenizer, tokenized, "classification", splits.labels, config, "macro_f1",
+                            checkpoints, tmp_path / "model", extra_callbacks=[recorder])
+    assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-4")
+    assert result.global_step == 6
+    assert recorder.steps == [5, 6]  # only the remaining steps ran
+    # the restored history still holds the curve of the interrupted part
+    assert [h["step"] for h in result.history if "loss" in h] == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert not checkpoints.exists()  # removed after success, so the next run starts fresh
+
+
+def test_lora_run_registers_a_merged_model_that_loads_without_peft(workdir, tiny_bert):
+    data = write_demo_csv(workdir / "tickets.csv")
+    config = build_config(demo_config_dict(data), [
+        f"model.base={tiny_bert}", "model.strategy=lora", "model.lora.r=4", "model.lora.alpha=8",
+        "tracking.registered_model=lora-intents", "tokenize.max_length=32", "train.epochs=2",
+        "train.learning_rate=5e-3", "train.batch_size=32", "train.precision=fp32",
+        "evaluate.zero_shot_baseline=false", "gate.min_metric=0.0"])
+    summary = train_flow(config)
+
+    model_dir = Path(summary.run_dir) / "model"
+    assert (model_dir / "model.safetensors").is_file()
+    assert not (model_dir / "adapter_config.json").exists()  # merged: a plain transformers folder
+
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
+        keys = list(weights.keys())
+    assert not [k for k in keys if "lora_" in k]
+
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    client = mlflow.tracking.MlflowClient()
+    run = client.get_run(summary.run_id)
+    assert run.data.params["model.strategy"] == "lora"
+    model = mlflow.pyfunc.load_model(f"models:/lora-intents/{summary.version}")
+    predictions = model.predict(["where is my parcel", "reset my password"])
+    assert set(predictions["label"]) <= set(config.data.labels)
+    assert len(predictions) == 2

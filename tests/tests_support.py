@@ -1,0 +1,24 @@
+"""Small in-memory data builders shared by tests (no files, no randomness)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tuneline.tasks.split import DataSplits
+
+WORDS = {"billing": ["invoice", "bill", "refund", "charge"], "shipping": ["parcel", "delivery", "courier", "box"],
+         "account": ["password", "email", "username", "profile"]}
+
+
+def tiny_frame(rows_per_label: int, offset: int = 0) -> pd.DataFrame:
+    records = []
+    for label, words in WORDS.items():
+        for i in range(offset, offset + rows_per_label):
+            records.append({"text": f"my {words[i % len(words)]} {i} please help", "label": label,
+                            "source_file": "mem", "source_row": len(records) + 1})
+    return pd.DataFrame(records)
+
+
+def tiny_splits() -> DataSplits:
+    return DataSplits(train=tiny_frame(16), validation=tiny_frame(4, offset=100), test=tiny_frame(4, offset=200),
+                      labels=sorted(WORDS))
