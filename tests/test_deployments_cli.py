@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,3 +45,12 @@ def test_train_command_runs_the_flow_from_a_yaml_config(tmp_path, tiny_bert):
     assert "9 rejected records" in out
     assert (tmp_path / "mlflow.db").is_file() and data.is_file()
     assert len(list((tmp_path / "tuneline-output" / "runs").glob("*/summary.json"))) == 1
+
+    predicted = subprocess.run(
+        [sys.executable, "-m", "tuneline.cli", "predict", "-m", "models:/cli-intents@challenger",
+         "where is my parcel", "reset my password"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    rows = [json.loads(line) for line in predicted.stdout.splitlines() if line.startswith("{")]
+    assert [r["text"] for r in rows] == ["where is my parcel", "reset my password"]
+    assert all(r["label"] in {"billing", "shipping", "technical", "account"} and 0 < r["score"] <= 1 for r in rows)
