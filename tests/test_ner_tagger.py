@@ -36,6 +36,9 @@ def test_parse_input_accepts_text_and_pre_split_words():
     assert items == [("John Smith", ["John", "Smith"], [(0, 4), (5, 10)]), ("", [], [])]
     assert parse_input(pd.DataFrame({"text": ["a b"]}))[0][1] == ["a", "b"]
     assert parse_input([["a", "b"], ["c"]])[1] == ("c", ["c"], [(0, 1)])
+    # what MLflow makes of a list of word lists: one word per column, short rows padded with None
+    table = pd.DataFrame([["John", "Smith", "visited"], ["Paris", None, None]])
+    assert [w for _, w, _ in parse_input(table)] == [["John", "Smith", "visited"], ["Paris"]]
     with pytest.raises(TypeError, match="'tokens'"):
         parse_input(42)
 

@@ -5,7 +5,8 @@ transformers, pandas, numpy and mlflow, never tuneline. tuneline's own test eval
 from this file, so the metrics in the registry come from exactly the code that serves the model.
 
 Input: raw text (a str, a list of str, or a DataFrame with a ``text`` column), or pre-split words (a DataFrame with a
-``tokens`` column of lists, or a list of lists). Output: one row per input with ``text``, ``tokens``, ``tags`` (one
+``tokens`` column of lists, or a list of lists; MLflow hands a list of lists over as a table with one word per
+column, which is read back row by row). Output: one row per input with ``text``, ``tokens``, ``tags`` (one
 IOB2 tag per word) and ``entities`` (dicts with ``type``, ``text``, ``start``, ``end``, ``score``).
 
 Choices, and why:
@@ -67,6 +68,9 @@ def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, 
             model_input = model_input["tokens"]
         elif "text" in model_input.columns:
             model_input = model_input["text"]
+        elif model_input.shape[1] > 1:
+            # MLflow turns a list of word lists into a table, one word per column (shorter rows padded): undo that.
+            model_input = [[w for w in row if isinstance(w, str)] for row in model_input.itertuples(index=False)]
         elif model_input.shape[1]:
             model_input = model_input.iloc[:, 0]
         else:
