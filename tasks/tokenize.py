@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from datasets import Dataset, DatasetDict
+from datasets.table import InMemoryTable
 
 from tuneline.config import TaskType
 from tuneline.tasks.common import pipeline_task, sha256_text, task_logger
@@ -98,7 +99,9 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, label2id: dict[str, int]
         key = sha256_text(content_hashes[name], tok_hash, settings)[:32]
         cache_file = cache_dir / f"{name}-{key}.arrow"
         hits[name] = cache_file.is_file()
-        raw = Dataset.from_pandas(frame[columns].reset_index(drop=True), preserve_index=False)
+        # The split's content hash is its fingerprint: datasets would otherwise hash the whole table again.
+        raw = Dataset(InMemoryTable.from_pandas(frame[columns].reset_index(drop=True), preserve_index=False),
+                      fingerprint=f"raw-{key}")
         encoded = raw.map(encode, batched=True, batch_size=1000, remove_columns=raw.column_names,
                           cache_file_name=str(cache_file), load_from_cache_file=True, new_fingerprint=key,
                           desc=f"tokenize {name}")
