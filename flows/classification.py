@@ -59,7 +59,7 @@ def classification_flow(config: TunelineConfig) -> RunSummary:
         champion = score_champion(run, config.registered_model_name, config.task, splits.test, splits.labels,
                                   config.primary_metric)
         version = register_model(trained.model_dir, config.task, config.registered_model_name, run,
-                                 version_tags(config, lineage, fine_tuned.metrics, run))
+                                 version_tags(config, lineage, fine_tuned.metrics, run), fine_tuned.metrics)
         decision = gate_and_promote(version, fine_tuned.metrics, champion, config.gate, config.primary_metric, run)
         return summarize_run(run, version, decision, report.comparison, validated.quarantine_path,
                              validated.rejected_records)

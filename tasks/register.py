@@ -58,8 +58,12 @@ def serving_requirements() -> list[str]:
 
 @pipeline_task(name="register-model")
 def register_model(model_dir: Path, task: TaskType, registered_name: str, run: RunContext,
-                   version_tags: dict[str, str]) -> RegisteredVersion:
-    """Log + register the model; tag the version (metrics, lineage) and give it the ``challenger`` alias."""
+                   version_tags: dict[str, str], test_metrics: dict[str, float] | None = None) -> RegisteredVersion:
+    """Log + register the model; attach its test metrics; tag the version; give it the ``challenger`` alias.
+
+    The metrics go to MLflow's logged model (``model_id``), which is what the registry UI shows on a version page,
+    and to the version's tags (``metric.test.*``), which the gate and API users can read without a search.
+    """
     log = task_logger()
     with active_run(run):
         info = mlflow.pyfunc.log_model(
@@ -69,6 +73,9 @@ def register_model(model_dir: Path, task: TaskType, registered_name: str, run: R
     version = str(info.registered_model_version)
     client = client_for(run)
     try:
+        if test_metrics:
+            mlflow.log_metrics({f"test.{k}": float(v) for k, v in test_metrics.items()}, run_id=run.run_id,
+                               model_id=info.model_id)
         for key, value in version_tags.items():
             client.set_model_version_tag(registered_name, version, key, str(value))
         client.set_registered_model_alias(registered_name, CHALLENGER, version)

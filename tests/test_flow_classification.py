@@ -96,6 +96,9 @@ def test_run_registers_a_champion_with_metrics_lineage_and_artifacts(first_run):
     assert sorted(version.aliases) == ["challenger", "champion"]
     assert float(version.tags["metric.test.macro_f1"]) == pytest.approx(metrics["test.macro_f1"], abs=1e-6)
     assert version.tags["gate.decision"] == "promoted"
+    logged_model = client.get_logged_model(version.model_id or version.source.removeprefix("models:/"))
+    assert logged_model.source_run_id == summary.run_id
+    assert {m.key: m.value for m in logged_model.metrics}["test.macro_f1"] == pytest.approx(metrics["test.macro_f1"])
     assert "no champion yet" in version.tags["gate.reasons"]
     assert run.data.tags["gate.decision"] == "promoted"
 
