@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,22 @@ def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+@contextmanager
+def working_in(folder: Path) -> Iterator[Path]:
+    """Run a flow in ``folder`` with the embedded default store (./mlflow.db there), then restore the cwd.
+
+    For module-scoped runs that several tests read (the function-scoped ``workdir`` fixture does the same per test).
+    """
+    old, saved_uri = Path.cwd(), os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(old)
+        if saved_uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_uri
 
 
 def shared_data(name: str) -> Path:

@@ -12,6 +12,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from conftest import working_in
 from tuneline.config import build_config
 from tuneline.demo import demo_config_dict, write_demo_csv
 from tuneline.flows.train import train_flow
@@ -36,19 +37,12 @@ def registry() -> MlflowClient:
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, tiny_bert):
     """One full run in its own folder, shared by the read-only assertions below."""
-    import os
-
     folder = tmp_path_factory.mktemp("flow")
-    old = Path.cwd()
-    os.chdir(folder)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:
+    with working_in(folder):
         data = write_demo_csv(folder / "data" / "tickets.csv")
         config = tiny_config(data, tiny_bert)
         summary = train_flow(config)
-        yield folder, config, summary
-    finally:
-        os.chdir(old)
+    return folder, config, summary
 
 
 def test_run_registers_a_champion_with_metrics_lineage_and_artifacts(first_run):
@@ -119,17 +113,10 @@ def test_champion_loads_as_pyfunc_and_predicts_names_and_scores(first_run):
 
 def test_worse_retrain_is_registered_but_does_not_take_champion(first_run, tiny_bert):
     folder, config, summary = first_run
-    import os
-
-    old = Path.cwd()
-    os.chdir(folder)
-    try:
-        data = Path(config.data.path)
+    with working_in(folder):
         # a barely trained model (2 steps) must not replace the champion
-        weak = train_flow(tiny_config(data, tiny_bert, "train.max_steps=2", "train.eval_steps=1",
+        weak = train_flow(tiny_config(Path(config.data.path), tiny_bert, "train.max_steps=2", "train.eval_steps=1",
                                       "evaluate.zero_shot_baseline=false", "gate.tolerance=0.01"))
-    finally:
-        os.chdir(old)
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     client = registry()
     assert int(weak.version) == int(summary.version) + 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import working_in
 from tuneline.config import build_config
 from tuneline.flows.train import train_flow
 
@@ -66,10 +66,7 @@ def ner_bert(tiny_bert) -> Path:
 @pytest.fixture(scope="module")
 def ner_run(tmp_path_factory, ner_bert):
     folder = tmp_path_factory.mktemp("ner-flow")
-    old = Path.cwd()
-    os.chdir(folder)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:
+    with working_in(folder):
         data = write_conll(folder / "data" / "ner.conll", 400)
         raw = {"task": "token_classification",
                "data": {"path": str(data), "labels": ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]}}
@@ -77,9 +74,7 @@ def ner_run(tmp_path_factory, ner_bert):
                                     "tracking.experiment=ner-flow-test", "tokenize.max_length=16",
                                     "train.epochs=8", "train.learning_rate=5e-3", "train.batch_size=16",
                                     "train.precision=fp32", "gate.min_metric=0.5"])
-        yield folder, config, train_flow(config)
-    finally:
-        os.chdir(old)
+        return folder, config, train_flow(config)
 
 
 def test_flow_registers_a_gated_version_with_metrics(ner_run):
@@ -162,12 +157,8 @@ def test_served_pyfunc_predicts_entities_with_offsets(ner_run):
 def test_second_run_scores_the_champion_pyfunc_on_its_test_sentences(ner_run):
     """The gate re-scores the registered champion through its pyfunc (pre-split words in, tags out)."""
     folder, config, first = ner_run
-    old = Path.cwd()
-    os.chdir(folder)
-    try:
+    with working_in(folder):
         second = train_flow(config)
-    finally:
-        os.chdir(old)
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     client = MlflowClient()
     assert second.version == "2"
