@@ -13,6 +13,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from tuneline.schemas.common import not_in_train, with_checks
+
 
 def _normalised(text: pd.Series) -> pd.Series:
     return text.astype("string").str.strip()
@@ -60,12 +62,8 @@ def classification_schema(labels: Iterable[str], train_texts: Iterable[str] | No
     """The full contract for one split: the static rules plus the frozen label set and, for test, no train texts."""
     schema = ClassificationRows.to_schema()
     allowed = frozenset(labels)
-    label_checks = [pa.Check(lambda label: label.isin(allowed), name="label_in_label_set", ignore_na=True)]
-    schema = schema.update_column("label", checks=label_checks)
+    schema = with_checks(schema, "label",
+                         pa.Check(lambda label: label.isin(allowed), name="label_in_label_set", ignore_na=True))
     if train_texts is not None:
-        seen = frozenset(t.strip() for t in train_texts)
-        not_in_train = pa.Check(
-            lambda text: ~_normalised(text).isin(seen), name="text_not_in_train", ignore_na=True
-        )
-        schema = schema.update_column("text", checks=[*schema.columns["text"].checks, not_in_train])
+        schema = with_checks(schema, "text", not_in_train(train_texts, "text_not_in_train"))
     return schema

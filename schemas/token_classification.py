@@ -18,6 +18,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from tuneline.schemas.common import not_in_train, with_checks
+
 OUTSIDE = "O"
 
 
@@ -133,11 +135,9 @@ def token_schema(labels: Iterable[str], train_texts: Iterable[str] | None = None
     allowed = frozenset(labels)
     in_label_set = pa.Check(lambda tags: tags.map(lambda t: not _label_problems(t, allowed)).astype(bool),
                             name="tag_in_label_set")
-    schema = schema.update_column("tags", checks=[*schema.columns["tags"].checks, in_label_set])
+    schema = with_checks(schema, "tags", in_label_set)
     if train_texts is not None:
-        seen = frozenset(train_texts)
-        not_in_train = pa.Check(lambda text: ~text.isin(seen), name="sentence_not_in_train", ignore_na=True)
-        schema = schema.update_column("text", checks=[*schema.columns["text"].checks, not_in_train])
+        schema = with_checks(schema, "text", not_in_train(train_texts, "sentence_not_in_train"))
     return schema
 
 

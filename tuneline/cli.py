@@ -57,11 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _demo_config(overrides: list[str]) -> TunelineConfig:
     from tuneline.demo import demo_config_dict, write_demo_csv
 
-    work_dir = Path("tuneline-output")
-    probe = build_config(demo_config_dict(work_dir / "demo" / "support_tickets.csv"), overrides)
-    data_file = write_demo_csv(Path(probe.work_dir) / "demo" / "support_tickets.csv")
-    print(f"demo data written to {data_file.resolve()}")
-    return build_config(demo_config_dict(data_file.resolve()), overrides)
+    config = build_config(demo_config_dict(Path("support_tickets.csv")), overrides)
+    config.data.path = (Path(config.work_dir) / "demo" / "support_tickets.csv").resolve()  # inside the work folder
+    print(f"demo data written to {write_demo_csv(config.data.path)}")
+    return config
 
 
 def _print_summary(summary) -> None:
