@@ -1,19 +1,56 @@
-"""The entry flow: one config in, one registered and gated model out, whatever the task type."""
+"""The training flow: one config in, one registered and gated model out, for every task kind."""
 
 from __future__ import annotations
 
 from prefect import flow
 
-from tuneline.config import TunelineConfig
-from tuneline.flows.classification import classification_flow
-from tuneline.tasks.summary import RunSummary
+from tuneline.kinds import AnyConfig
+from tuneline.tasks.calibrate import calibrate_model
+from tuneline.tasks.evaluate import evaluate_model, score_baselines
+from tuneline.tasks.gate import gate_and_promote, score_champion
+from tuneline.tasks.lineage import log_lineage
+from tuneline.tasks.load import load_data
+from tuneline.tasks.model import build_model, load_tokenizer
+from tuneline.tasks.register import register_model
+from tuneline.tasks.report import report_evaluation
+from tuneline.tasks.split import split_data
+from tuneline.tasks.summary import RunSummary, summarize_run
+from tuneline.tasks.tokenize import tokenize_splits
+from tuneline.tasks.train import train_model
+from tuneline.tasks.validate import validate_data
+from tuneline.tracking import tracked_run, version_tags
 
 
 @flow(name="tuneline-train", log_prints=True)
-def train_flow(config: TunelineConfig) -> RunSummary:
-    """Run the flow for ``config.task``: text classification or token classification (NER)."""
-    if config.task == "token_classification":
-        from tuneline.flows.token_classification import token_classification_flow
+def train_flow(config: AnyConfig) -> RunSummary:
+    """Fine-tune, evaluate, register and gate a model of the config's task kind.
 
-        return token_classification_flow(config)
-    return classification_flow(config)
+     1. load the input files (hashing and counting each)    9. calibrate on validation (e.g. thresholds)
+     2. validate: the kind's contract, quarantine           10. evaluate on test through the serving code
+     3. split by key hash (stable, leakage-free)            11. baselines on the same test rows
+     4. log lineage (MLflow dataset inputs, tags)           12. report: before vs after, per class, plots
+     5. load the tokenizer                                  13. score the champion on the same test rows
+     6. tokenize with the kind's encoder (cached)           14. register the version (alias challenger)
+     7. build the model: the kind's head + strategy         15. gate: move champion only if it passes
+     8. train with the Trainer (early stopping, resume)     16. summarize where everything is
+    """
+    with tracked_run(config) as run:
+        loaded = load_data(config)
+        validated = validate_data(loaded, config, run.run_dir, run)
+        splits = split_data(validated.frames, validated.labels, config.data.split, kind=config.task)
+        lineage = log_lineage(splits, loaded.sources, run, config.task)
+        tokenizer = load_tokenizer(config.model)
+        tokenized = tokenize_splits(splits, tokenizer, config, lineage)
+        built = build_model(config.model, config.task, splits.labels)
+        trained = train_model(built.model, tokenizer, tokenized, splits.labels, config, run)
+        calibrate_model(trained, splits, config, run)
+        fine_tuned = evaluate_model(trained.model_dir, splits.test, splits.labels, config)
+        baselines = score_baselines(splits, config)
+        report = report_evaluation(fine_tuned, baselines, splits.test, splits.labels, config,
+                                   run.run_dir / "evaluation", run)
+        champion = score_champion(run, config.registered_model_name, config.task, splits.test, splits.labels,
+                                  config.primary_metric)
+        version = register_model(trained.model_dir, config.task, config.registered_model_name, run,
+                                 version_tags(config, lineage, fine_tuned.metrics, run), fine_tuned.metrics)
+        decision = gate_and_promote(version, fine_tuned.metrics, champion, config.gate, config.primary_metric, run)
+        return summarize_run(run, config, version, decision, report, validated, tokenized)

@@ -9,16 +9,16 @@ decides. The decision and its reasons are tagged on the version and on the run w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from tuneline.config import GateConfig, TaskType
-from tuneline.tasks.common import pipeline_task, task_logger
+from tuneline.common import pipeline_task, task_logger
+from tuneline.config import GateConfig
+from tuneline.kinds import TaskKind, kind_of
 from tuneline.tasks.register import CHAMPION, RegisteredVersion
-from tuneline.tasks.tracking import RunContext, client_for, log_metrics, set_tags
+from tuneline.tracking import RunContext, client_for, log_metrics, set_tags
 
 #: Float noise must not flip a decision taken exactly at the tolerance edge.
 EPSILON = 1e-9
@@ -61,35 +61,20 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
     return GateDecision(promote=ok, metric=metric, candidate=candidate, champion=champion, reasons=reasons)
 
 
-def champion_metric(task: TaskType, predictions: Any, test: pd.DataFrame, labels: list[str], metric: str) -> float:
-    """Score a registered model's raw pyfunc output on the test rows with the same metric code as the candidate."""
-    if task == "token_classification":
-        from tuneline.tasks.metrics_tokens import score_tagger_output
-
-        return score_tagger_output(predictions, test)[metric]
-    from tuneline.tasks.evaluate import classification_scores
-
-    return classification_scores(test["label"].tolist(), list(predictions["label"]), labels)[metric]
-
-
-def champion_input(task: TaskType, test: pd.DataFrame) -> Any:
-    if task == "token_classification":
-        return pd.DataFrame({"tokens": test["tokens"].tolist()})
-    return test["text"].tolist()
-
-
 @pipeline_task(name="score-champion")
-def score_champion(run: RunContext, registered_name: str, task: TaskType, test: pd.DataFrame, labels: list[str],
-                   metric: str) -> ChampionScore | None:
-    """The current champion's primary metric on these test rows; None when there is no champion."""
+def score_champion(run: RunContext, registered_name: str, kind: TaskKind | str, test: pd.DataFrame,
+                   labels: list[str], metric: str) -> ChampionScore | None:
+    """The current champion's primary metric on these test rows, through its registered pyfunc and the kind's one
+    metrics function; None when there is no champion."""
+    kind = kind_of(kind) if isinstance(kind, str) else kind
     client = client_for(run)
     try:
         version = client.get_model_version_by_alias(registered_name, CHAMPION)
     except MlflowException:
         return None
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{registered_name}@{CHAMPION}")
-        score = champion_metric(task, model.predict(champion_input(task, test)), test, labels, metric)
+        model = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version.version}")
+        score = kind.score_output(model.predict(kind.model_input(test)), test, labels)[metric]
     except Exception as error:  # a broken champion must not crash the run, nor be replaced blindly
         task_logger().warning("champion v%s could not be scored: %s", version.version, error)
         return ChampionScore(version=str(version.version), metric=None, error=f"{type(error).__name__}: {error}")

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass
 
 import mlflow
 import mlflow.data
 import pandas as pd
 
-from tuneline.tasks.common import pipeline_task, task_logger
+from tuneline.common import pipeline_task, task_logger
+from tuneline.kinds import TaskKind, kind_of
 from tuneline.tasks.load import SourceFile
 from tuneline.tasks.split import DataSplits
-from tuneline.tasks.tracking import RunContext, active_run, log_metrics, set_tags
+from tuneline.tracking import RunContext, active_run, log_metrics, set_tags
 
 
 @dataclass(frozen=True)
@@ -40,40 +40,32 @@ def content_hash(frame: pd.DataFrame, columns: list[str]) -> str:
     return digest.hexdigest()
 
 
-def label_distribution(frame: pd.DataFrame, label_column: str) -> dict[str, int]:
-    values = frame[label_column]
-    if len(values) and isinstance(values.iloc[0], (list, tuple)):  # token tags: count entity tags per type
-        counts = Counter(tag for tags in values for tag in tags)
-    else:
-        counts = Counter(values)
-    return {str(k): int(v) for k, v in sorted(counts.items())}
-
-
 @pipeline_task(name="log-lineage")
 def log_lineage(splits: DataSplits, sources: list[SourceFile], run: RunContext,
-                columns: tuple[str, str] = ("text", "label")) -> dict[str, SplitLineage]:
+                kind: TaskKind | str = "classification") -> dict[str, SplitLineage]:
     """Log each split as an MLflow dataset input plus hash/rows/distribution tags; return the lineage per split."""
     log = task_logger()
-    text_column, label_column = columns
+    kind = kind_of(kind) if isinstance(kind, str) else kind
+    columns = list(kind.lineage_columns)
     lineage: dict[str, SplitLineage] = {}
     tags: dict[str, str] = {}
     for source in sources:
         tags[f"data.source.{source.role}.path"] = str(source.path)
         tags[f"data.source.{source.role}.sha256"] = source.sha256
         tags[f"data.source.{source.role}.records"] = str(source.records)
+        tags[f"data.source.{source.role}.malformed"] = str(source.malformed)
     with active_run(run):
         for name, frame in splits.items():
-            item = SplitLineage(name=name, content_hash=content_hash(frame, [text_column, label_column]),
-                                rows=len(frame), label_distribution=label_distribution(frame, label_column))
+            item = SplitLineage(name=name, content_hash=content_hash(frame, columns), rows=len(frame),
+                                label_distribution=kind.label_distribution(frame))
             lineage[name] = item
             tags[f"data.{name}.hash"] = item.content_hash
             tags[f"data.{name}.rows"] = str(item.rows)
             tags[f"data.{name}.label_distribution"] = json.dumps(item.label_distribution)
             source = next((s for s in sources if s.role in (name, "all")), None)
             dataset = mlflow.data.from_pandas(
-                frame[[text_column, label_column, "source_file", "source_row"]],
-                source=str(source.path) if source else None, name=f"{name}", targets=label_column,
-                digest=item.content_hash[:20])
+                frame[[*columns, "source_file", "source_row"]], source=str(source.path) if source else None,
+                name=f"{name}", targets=kind.target_column, digest=item.content_hash[:20])
             mlflow.log_input(dataset, context=name)
     set_tags(run, tags)
     log_metrics(run, {f"data.{n}.rows": item.rows for n, item in lineage.items()})

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+import transformers
+from transformers import AutoTokenizer
 
-from tuneline.config import ModelConfig, TaskType
+from tuneline.errors import UserError
+from tuneline.common import pipeline_task, task_logger
+from tuneline.config import ModelConfig
+from tuneline.kinds import TaskKind, kind_of
 from tuneline.runtime import resolve_base_model
-from tuneline.tasks.common import pipeline_task, task_logger
-
-HEAD_CLASSES = {"classification": AutoModelForSequenceClassification,
-                "token_classification": AutoModelForTokenClassification}
 
 
 @dataclass
@@ -32,7 +32,7 @@ class BuiltModel:
         return self.trainable_parameters / self.total_parameters if self.total_parameters else 0.0
 
 
-class ModelBuildError(ValueError):
+class ModelBuildError(UserError):
     """The model cannot be built as configured; the message names the config key."""
 
 
@@ -75,11 +75,10 @@ def apply_freeze(model: Any, embeddings: bool, bottom_layers: int, all_but_head:
             param.requires_grad = False
 
 
-def apply_lora(model: Any, config: ModelConfig, task: TaskType) -> Any:
+def apply_lora(model: Any, config: ModelConfig, kind: TaskKind) -> Any:
     from peft import LoraConfig, TaskType as PeftTaskType, get_peft_model
 
-    peft_task = PeftTaskType.SEQ_CLS if task == "classification" else PeftTaskType.TOKEN_CLS
-    lora = LoraConfig(task_type=peft_task, r=config.lora.r, lora_alpha=config.lora.alpha,
+    lora = LoraConfig(task_type=getattr(PeftTaskType, kind.peft_task_type), r=config.lora.r, lora_alpha=config.lora.alpha,
                       lora_dropout=config.lora.dropout, target_modules=list(config.lora.target_modules))
     try:
         return get_peft_model(model, lora)
@@ -89,18 +88,20 @@ def apply_lora(model: Any, config: ModelConfig, task: TaskType) -> Any:
 
 
 @pipeline_task(name="build-model")
-def build_model(config: ModelConfig, task: TaskType, labels: list[str]) -> BuiltModel:
-    """Load the base encoder with a head sized for ``labels`` (id2label/label2id set) and apply the strategy."""
+def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str]) -> BuiltModel:
+    """Load the base encoder with the kind's head sized for ``labels`` (id2label/label2id set) and apply the strategy."""
     log = task_logger()
+    kind = kind_of(kind) if isinstance(kind, str) else kind
     base = resolve_base_model(config.base)
     id2label = dict(enumerate(labels))
-    model = HEAD_CLASSES[task].from_pretrained(
+    extra = {"problem_type": kind.problem_type} if kind.problem_type else {}
+    model = getattr(transformers, kind.head).from_pretrained(
         base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-        trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True)
+        trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True, **extra)
     if config.strategy == "freeze":
         apply_freeze(model, config.freeze.embeddings, config.freeze.bottom_layers, config.freeze.all_but_head)
     elif config.strategy == "lora":
-        model = apply_lora(model, config, task)
+        model = apply_lora(model, config, kind)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if trainable == 0:

@@ -11,26 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version as installed_version
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import mlflow.pyfunc
 
-import tuneline.pyfunc
+from tuneline.common import pipeline_task, task_logger
+from tuneline.kinds import TaskKind, kind_of
+from tuneline.tracking import RunContext, active_run, client_for
 
-from tuneline.config import TaskType
-from tuneline.tasks.common import pipeline_task, task_logger
-from tuneline.tasks.tracking import RunContext, active_run, client_for
-
-PYFUNC_DIR = Path(tuneline.pyfunc.__file__).resolve().parent
-PYFUNC_FILES: dict[str, Path] = {
-    "classification": PYFUNC_DIR / "text_classifier.py",
-    "token_classification": PYFUNC_DIR / "token_tagger.py",
-}
-INPUT_EXAMPLES: dict[str, Any] = {
-    "classification": ["an example text"],
-    "token_classification": ["Angela Merkel visited Paris ."],
-}
 CHALLENGER, CHAMPION = "challenger", "champion"
 
 
@@ -57,7 +45,7 @@ def serving_requirements() -> list[str]:
 
 
 @pipeline_task(name="register-model")
-def register_model(model_dir: Path, task: TaskType, registered_name: str, run: RunContext,
+def register_model(model_dir: Path, kind: TaskKind | str, registered_name: str, run: RunContext,
                    version_tags: dict[str, str], test_metrics: dict[str, float] | None = None) -> RegisteredVersion:
     """Log + register the model; attach its test metrics; tag the version; give it the ``challenger`` alias.
 
@@ -65,10 +53,11 @@ def register_model(model_dir: Path, task: TaskType, registered_name: str, run: R
     and to the version's tags (``metric.test.*``), which the gate and API users can read without a search.
     """
     log = task_logger()
+    kind = kind_of(kind) if isinstance(kind, str) else kind
     with active_run(run):
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(PYFUNC_FILES[task]), artifacts={"model": str(model_dir)},
-            pip_requirements=serving_requirements(), input_example=INPUT_EXAMPLES[task],
+            name="model", python_model=str(kind.pyfunc_path), artifacts={"model": str(model_dir)},
+            pip_requirements=serving_requirements(), input_example=kind.input_example,
             registered_model_name=registered_name, await_registration_for=300)
     version = str(info.registered_model_version)
     client = client_for(run)

@@ -11,15 +11,21 @@ rows, which would break the guarantee above; classes whose hash leaves a split e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from tuneline.errors import UserError
+from tuneline.common import pipeline_task, sha256_text, task_logger
 from tuneline.config import SplitConfig
-from tuneline.tasks.common import pipeline_task, sha256_text, task_logger
 
 SPLITS = ("train", "validation", "test")
+
+
+class SplitError(UserError):
+    """A split has no rows; the message says whether data or fractions are to blame."""
 
 
 @dataclass
@@ -59,9 +65,19 @@ def carve(frame: pd.DataFrame, key_column: str, config: SplitConfig, roles: tupl
 
 @pipeline_task(name="split-data")
 def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: SplitConfig,
-               key_column: str = "text", label_column: str | None = "label") -> DataSplits:
-    """Use explicit splits as given; split a single file by hash; carve a missing validation/test split from train."""
+               key_column: str = "text", label_column: str | None = "label",
+               count_labels: Callable[[pd.DataFrame], dict[str, int]] | None = None,
+               kind: str | None = None) -> DataSplits:
+    """Use explicit splits as given; split a single file by hash; carve a missing validation/test split from train.
+
+    With ``kind``, the kind's key column and label distribution are used; otherwise ``key_column`` and
+    ``count_labels`` (default: the values of ``label_column``) say how to key rows and find labels a split lacks.
+    """
     log = task_logger()
+    if kind is not None:
+        from tuneline.kinds import kind_of
+
+        key_column, count_labels = kind_of(kind).key_column, kind_of(kind).label_distribution
     if "all" in frames:
         parts = carve(frames["all"], key_column, config, ("validation", "test"))
     else:
@@ -73,11 +89,17 @@ def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: Split
         if missing:
             log.info("no %s file given: carved from train by hash", " or ".join(missing))
     splits = DataSplits(train=parts["train"], validation=parts["validation"], test=parts["test"], labels=labels)
+    if count_labels is None and label_column is not None:
+        count_labels = lambda f: {str(k): int(v) for k, v in f[label_column].value_counts().items()}  # noqa: E731
     for name, frame in splits.items():
+        if frame.empty and name in frames:
+            raise SplitError(f"the {name} split is empty: the {name} file (data.{name}) has no usable rows left "
+                             "after validation, all of its records were quarantined (broken, duplicated, or also in "
+                             "train); see the quarantine file for each record's rule")
         if frame.empty:
-            raise ValueError(f"the {name} split is empty; give more data or change data.split fractions")
-        if label_column is not None:
-            absent = sorted(set(labels) - set(frame[label_column]))
+            raise SplitError(f"the {name} split is empty; give more data or change data.split fractions")
+        if count_labels is not None:
+            absent = sorted(set(labels) - set(count_labels(frame)))
             if absent:
                 log.warning("the %s split has no rows of label(s) %s", name, absent)
     log.info("split: train=%d validation=%d test=%d", len(splits.train), len(splits.validation), len(splits.test))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tuneline.common import pipeline_task
+from tuneline.config import TunelineConfig
 from tuneline.runtime import redact
-from tuneline.tasks.common import pipeline_task
 from tuneline.tasks.gate import GateDecision
 from tuneline.tasks.register import RegisteredVersion
-from tuneline.tasks.tracking import RunContext, client_for, log_artifact
+from tuneline.tasks.report import ReportFiles
+from tuneline.tasks.tokenize import TokenizedData
+from tuneline.tasks.validate import ValidatedData
+from tuneline.tracking import RunContext, client_for, log_artifact
 
 
 @dataclass
@@ -28,24 +32,26 @@ class RunSummary:
     run_dir: str
     quarantine_file: str
     rejected_records: int
-    extra: dict[str, object] = field(default_factory=dict)
+    task: str
+    labels: list[str]
+    truncated: dict[str, int]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
 
 
 @pipeline_task(name="summarize-run")
-def summarize_run(run: RunContext, version: RegisteredVersion, decision: GateDecision,
-                  comparison: dict[str, dict[str, float]], quarantine_file: Path, rejected_records: int,
-                  extra: dict[str, object] | None = None) -> RunSummary:
+def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVersion, decision: GateDecision,
+                  report: ReportFiles, validated: ValidatedData, tokenized: TokenizedData) -> RunSummary:
     """Collect the run's outcome (aliases read back from the registry) into ``summary.json``."""
     aliases = sorted(client_for(run).get_model_version(version.name, version.version).aliases)
     summary = RunSummary(
         run_id=run.run_id, experiment_id=run.experiment_id, tracking_uri=redact(run.tracking_uri),
         registered_model=version.name, version=version.version, aliases=aliases, promoted=decision.promote,
-        gate_reasons=decision.reasons, primary_metric=decision.metric, comparison=comparison,
-        run_dir=str(run.run_dir), quarantine_file=str(quarantine_file), rejected_records=rejected_records,
-        extra=extra or {})
+        gate_reasons=decision.reasons, primary_metric=decision.metric, comparison=report.comparison,
+        run_dir=str(run.run_dir), quarantine_file=str(validated.quarantine_path),
+        rejected_records=validated.rejected_records, task=config.task, labels=list(validated.labels),
+        truncated=dict(tokenized.truncated))
     path = Path(run.run_dir) / "summary.json"
     path.write_text(summary.to_json())
     log_artifact(run, path)

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from datasets import Dataset, DatasetDict
 from datasets.table import InMemoryTable
 
-from tuneline.config import TaskType
-from tuneline.tasks.common import pipeline_task, sha256_text, task_logger
+from tuneline.common import pipeline_task, sha256_text, task_logger
+from tuneline.config import TunelineConfig
+from tuneline.kinds import kind_of
 from tuneline.tasks.split import DataSplits
 
 #: Bump when an encoder's output changes for the same input, to invalidate old cache files.
-ENCODER_VERSION = "1"
+ENCODER_VERSION = "2"
 
 
 @dataclass
@@ -51,45 +51,25 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
                        json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str))
 
 
-def encode_classification(batch: dict[str, list], tokenizer: Any, max_length: int,
-                          label2id: dict[str, int]) -> dict[str, list]:
-    """Truncate to ``max_length`` (counting what was cut) and map label names to ids."""
-    enc = tokenizer(batch["text"], truncation=True, max_length=max_length, return_overflowing_tokens=True)
-    mapping = enc.pop("overflow_to_sample_mapping")
-    first = [i for i, sample in enumerate(mapping) if i == 0 or mapping[i - 1] != sample]
-    chunks = [0] * len(batch["text"])
-    for sample in mapping:
-        chunks[sample] += 1
-    out = {key: [values[i] for i in first] for key, values in enc.items() if key != "overflowing_tokens"}
-    out.pop("num_truncated_tokens", None)
-    out["labels"] = [label2id[label] for label in batch["label"]]
-    out["truncated"] = [n > 1 for n in chunks]
-    return out
-
-
-def encoder_for(task: TaskType, tokenizer: Any, max_length: int, label2id: dict[str, int],
-                label_all_subwords: bool) -> tuple[Callable, list[str]]:
-    """The batched encode function for a task and the frame columns it reads."""
-    if task == "token_classification":
-        from tuneline.tasks.align import encode_token_batch
-
-        return partial(encode_token_batch, tokenizer=tokenizer, max_length=max_length, label2id=label2id,
-                       label_all_subwords=label_all_subwords), ["tokens", "tags"]
-    return partial(encode_classification, tokenizer=tokenizer, max_length=max_length, label2id=label2id), \
-        ["text", "label"]
-
-
 @pipeline_task(name="tokenize")
-def tokenize_splits(splits: DataSplits, tokenizer: Any, label2id: dict[str, int], task: TaskType,
-                    max_length: int, content_hashes: dict[str, str], cache_dir: Path,
-                    label_all_subwords: bool = False) -> TokenizedData:
-    """Tokenize each split through a content-keyed ``datasets`` cache file; report truncation per split."""
+def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, lineage: dict[str, Any],
+                    cache_dir: Path | None = None) -> TokenizedData:
+    """Tokenize each split through a content-keyed ``datasets`` cache file; report truncation per split.
+
+    The kind supplies the encoder (``labels`` + a ``truncated`` count per row); ``lineage`` gives each split's
+    content hash (a :class:`~tuneline.tasks.lineage.SplitLineage` or the hash itself); the cache lives under
+    ``<work_dir>/cache/tokenized`` unless ``cache_dir`` says otherwise.
+    """
+    content_hashes = {name: getattr(item, "content_hash", item) for name, item in lineage.items()}
     log = task_logger()
-    encode, columns = encoder_for(task, tokenizer, max_length, label2id, label_all_subwords)
-    settings = json.dumps({"task": task, "max_length": max_length, "label2id": label2id,
-                           "label_all_subwords": label_all_subwords, "encoder": ENCODER_VERSION}, sort_keys=True)
+    kind = kind_of(config)
+    max_length = config.tokenize.max_length
+    label2id = {label: i for i, label in enumerate(splits.labels)}
+    encode, columns = kind.encoder(tokenizer, max_length, label2id, config)
+    settings = json.dumps({"task": kind.name, "max_length": max_length, "label2id": label2id,
+                           **kind.encoder_settings(config), "encoder": ENCODER_VERSION}, sort_keys=True)
     tok_hash = tokenizer_fingerprint(tokenizer)
-    cache_dir = Path(cache_dir)
+    cache_dir = Path(cache_dir) if cache_dir is not None else Path(config.work_dir) / "cache" / "tokenized"
     cache_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Dataset] = {}
     keys: dict[str, str] = {}

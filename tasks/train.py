@@ -18,20 +18,14 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from transformers import (
-    DataCollatorForTokenClassification,
-    DataCollatorWithPadding,
-    EarlyStoppingCallback,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-)
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from tuneline.config import TaskType, TrainConfig
-from tuneline.tasks.common import pipeline_task, task_logger
+from tuneline.common import pipeline_task, task_logger
+from tuneline.config import TrainConfig, TunelineConfig
+from tuneline.kinds import kind_of
 from tuneline.tasks.tokenize import TokenizedData
-from tuneline.tasks.tracking import RunContext, log_metrics, set_tags
+from tuneline.tracking import RunContext, log_metrics, set_tags
 
 
 @dataclass
@@ -56,28 +50,6 @@ def resolve_precision(requested: str) -> str:
     except OSError:
         return "fp32"
     return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
-
-
-def classification_metrics(labels: list[str]) -> Callable[[Any], dict[str, float]]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    def compute(prediction: Any) -> dict[str, float]:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        predicted = np.asarray(logits).argmax(axis=-1)
-        gold = np.asarray(prediction.label_ids)
-        return {"accuracy": float(accuracy_score(gold, predicted)),
-                "macro_f1": float(f1_score(gold, predicted, average="macro", labels=list(range(len(labels))),
-                                           zero_division=0))}
-
-    return compute
-
-
-def metrics_for(task: TaskType, labels: list[str]) -> Callable[[Any], dict[str, float]]:
-    if task == "token_classification":
-        from tuneline.tasks.metrics_tokens import token_classification_metrics
-
-        return token_classification_metrics(labels)
-    return classification_metrics(labels)
 
 
 class MlflowCurvesCallback(TrainerCallback):
@@ -137,7 +109,7 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
         weight_decay=config.weight_decay,
         warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of total steps in transformers 5
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        optim="sgd" if config.optimizer == "sgd" else "adamw_torch",
+        optim="sgd" if config.optimizer == "sgd" else "adamw_torch_fused",  # fused: ~1.4x the step rate
         seed=config.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
@@ -159,40 +131,49 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
     )
 
 
-@pipeline_task(name="train-model")
-def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, task: TaskType, labels: list[str],
-                config: TrainConfig, primary_metric: str, checkpoint_dir: Path, model_dir: Path,
-                run: RunContext | None = None, max_length: int | None = None,
-                extra_callbacks: list[TrainerCallback] | None = None) -> TrainedModel:
-    """Fine-tune with the Trainer; save the final (merged) model to ``model_dir``; return what happened.
+def checkpoint_folder(config: TunelineConfig, tokenized: TokenizedData) -> Path:
+    """``<work_dir>/checkpoints/<config fingerprint>-<train data key>``: the same config on the same data finds its
+    own checkpoints again after a crash, and anything else starts fresh."""
+    return Path(config.work_dir) / "checkpoints" / f"{config.fingerprint()}-{tokenized.cache_keys['train'][:12]}"
 
+
+@pipeline_task(name="train-model")
+def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: list[str], config: TunelineConfig,
+                run: RunContext | None = None, model_dir: Path | None = None, checkpoint_dir: Path | None = None,
+                extra_callbacks: list[TrainerCallback] | None = None) -> TrainedModel:
+    """Fine-tune with the Trainer; save the final (merged) model; return what happened.
+
+    The model goes to ``<run folder>/model`` (``model_dir`` overrides), checkpoints to :func:`checkpoint_folder`.
     ``extra_callbacks`` lets another flow add its own Trainer callbacks (monitoring, custom stopping rules).
     """
     log = task_logger()
-    precision = resolve_precision(config.precision)
-    checkpoint_dir = Path(checkpoint_dir)
-    args = training_arguments(config, checkpoint_dir, primary_metric, precision, len(tokenized.datasets["train"]))
-    collator = (DataCollatorForTokenClassification(tokenizer) if task == "token_classification"
-                else DataCollatorWithPadding(tokenizer))
+    kind = kind_of(config)
+    primary_metric = config.primary_metric
+    precision = resolve_precision(config.train.precision)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else checkpoint_folder(config, tokenized)
+    if model_dir is None:
+        model_dir = (run.run_dir if run is not None else Path(config.work_dir)) / "model"
+    train_config = config.train
+    args = training_arguments(train_config, checkpoint_dir, primary_metric, precision,
+                              len(tokenized.datasets["train"]))
     callbacks: list[TrainerCallback] = [ProgressLogCallback(), *(extra_callbacks or [])]
-    if config.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    if train_config.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=train_config.early_stopping_patience))
     if run is not None:
         callbacks.append(MlflowCurvesCallback(run))
-    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=tokenized.datasets["train"],
-                      eval_dataset=tokenized.datasets["validation"], processing_class=tokenizer,
-                      compute_metrics=metrics_for(task, labels), callbacks=callbacks)
-    resume = get_last_checkpoint(str(checkpoint_dir)) if config.resume and checkpoint_dir.is_dir() else None
+    trainer = Trainer(model=model, args=args, data_collator=kind.collator(tokenizer),
+                      train_dataset=tokenized.datasets["train"], eval_dataset=tokenized.datasets["validation"],
+                      processing_class=tokenizer, compute_metrics=kind.trainer_metrics(labels), callbacks=callbacks)
+    resume = get_last_checkpoint(str(checkpoint_dir)) if train_config.resume and checkpoint_dir.is_dir() else None
     if resume:
         log.info("resuming from checkpoint %s", resume)
     log.info("training on %d rows (%s, %s precision), evaluating on %d", len(tokenized.datasets["train"]),
-             config.optimizer, precision, len(tokenized.datasets["validation"]))
+             train_config.optimizer, precision, len(tokenized.datasets["validation"]))
     output = trainer.train(resume_from_checkpoint=resume)
     final = trainer.model
     if hasattr(final, "merge_and_unload"):  # LoRA: fold the adapters into the base weights for plain loading
         final = final.merge_and_unload()
-    if max_length:
-        final.config.tuneline_max_length = max_length
+    final.config.tuneline_max_length = config.tokenize.max_length
     model_dir = Path(model_dir)
     final.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)

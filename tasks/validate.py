@@ -17,18 +17,21 @@ from typing import Callable
 import pandas as pd
 import pandera.pandas as pa
 
-from tuneline.config import DataConfig
-from tuneline.schemas.classification import classification_schema
-from tuneline.tasks.common import pipeline_task, task_logger
+from tuneline.errors import UserError
+from tuneline.common import pipeline_task, task_logger
+from tuneline.config import TunelineConfig
+from tuneline.kinds import kind_of
+from tuneline.kinds.classification import LABEL_SOURCE_ROLES, LabelSetError
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
-from tuneline.tasks.tracking import RunContext, log_artifact, log_metrics
-
-#: Roles whose labels define the label set when none is configured.
-LABEL_SOURCE_ROLES = ("train", "all")
+from tuneline.tracking import RunContext, log_artifact, log_metrics
 
 
-class DataValidationError(ValueError):
+class DataValidationError(UserError):
     """Too many records broke the data contract; the message names the top reasons and the quarantine file."""
+
+
+__all__ = ["DataValidationError", "LabelSetError", "ValidatedData", "apply_schema", "infer_labels",
+           "validate_data", "validate_frames"]
 
 
 @dataclass
@@ -85,15 +88,14 @@ def apply_schema(frame: pd.DataFrame, schema: pa.DataFrameSchema, split: str,
 
 
 def infer_labels(frames: dict[str, pd.DataFrame], configured: list[str] | None) -> list[str]:
-    """The configured label set, else the string labels seen in train (frozen for the run, sorted)."""
-    if configured:
-        return list(dict.fromkeys(str(label) for label in configured))
-    source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
-    labels = sorted({v for v in source["label"] if isinstance(v, str) and v.strip()}) if source is not None else []
-    if len(labels) < 2:
-        raise DataValidationError(f"found {len(labels)} label(s) in the training data ({labels}); a classifier needs "
-                                  "at least 2: check data.label_column or set data.labels")
-    return labels
+    """The classification label set: configured, else the labels seen in train (sorted, frozen for the run)."""
+    from tuneline.kinds.classification import ClassificationData
+
+    data = ClassificationData(path=Path("-"), labels=configured, min_examples_per_label=1)
+    try:
+        return kind_of("classification").label_set(frames, data)
+    except LabelSetError as error:
+        raise DataValidationError(str(error)) from None
 
 
 def write_quarantine(quarantine: pd.DataFrame, run_dir: Path, run: RunContext | None) -> Path:
@@ -143,16 +145,24 @@ def validate_frames(frames: dict[str, pd.DataFrame], labels: list[str],
 
 
 @pipeline_task(name="validate-data")
-def validate_data(loaded: LoadedData, config: DataConfig, run_dir: Path,
+def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
                   run: RunContext | None = None) -> ValidatedData:
-    """Apply the classification contract; write the quarantine; fail when over ``max_bad_fraction``."""
+    """Apply the kind's contract to every split; write the quarantine; fail when over ``max_bad_fraction``."""
     log = task_logger()
-    labels = infer_labels(loaded.frames, config.labels)
-    clean, quarantine = validate_frames(loaded.frames, labels, classification_schema)
-    quarantine = pd.concat([q for q in (loaded.malformed, quarantine) if len(q)] or [quarantine], ignore_index=True)
+    kind = kind_of(config)
+    frames = kind.prepare(loaded.frames, config.data)
+    try:
+        labels = kind.label_set(frames, config.data)
+    except LabelSetError as error:
+        raise DataValidationError(str(error)) from None
+    clean, quarantine = validate_frames(frames, labels, lambda ls, keys: kind.schema(ls, keys, config.data),
+                                        kind.value_column, kind.key_column)
+    quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels)
+    quarantine = pd.concat([q for q in (loaded.malformed, quarantine) if len(q)] or [quarantine],
+                           ignore_index=True)[QUARANTINE_COLUMNS]
     path = write_quarantine(quarantine, run_dir, run)
-    log.info("validated %d records: %d rejected (quarantine: %s)", loaded.total_records,
-             count_rejected(quarantine), path)
-    enforce_bad_fraction(quarantine, loaded.total_records, config.max_bad_fraction, path, run)
+    log.info("validated %d records: %d rejected (quarantine: %s); %d labels", loaded.total_records,
+             count_rejected(quarantine), path, len(labels))
+    enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, run)
     return ValidatedData(frames=clean, labels=labels, quarantine=quarantine, quarantine_path=path,
                          total_records=loaded.total_records)

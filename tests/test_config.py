@@ -12,7 +12,7 @@ import yaml
 from tuneline.cli import main
 from tuneline.config import ConfigError, build_config, load_config
 from tuneline.runtime import redact, redact_params
-from tuneline.tasks.tracking import config_params
+from tuneline.tracking import config_params
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from tuneline.config import TunelineConfig, build_config
+from tuneline.config import build_config
+from tuneline.kinds import config_adapter
 from tuneline.demo import demo_config_dict, write_demo_csv
 from tuneline.deployments.retrain import training_deployment
 
@@ -21,7 +22,7 @@ def test_training_deployment_carries_schedule_and_the_full_config(tmp_path):
     assert deployment.name == "nightly"
     assert deployment.flow_name == "tuneline-train"
     assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
-    restored = TunelineConfig.model_validate(deployment.parameters["config"])
+    restored = config_adapter().validate_python(deployment.parameters["config"])
     assert restored == config  # the deployment runs exactly this config
     assert "tuneline" in deployment.tags and "classification" in deployment.tags
 

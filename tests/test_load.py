@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from conftest import shared_data
-from tuneline.config import DataConfig
+from tests_support import run_config
 from tuneline.tasks.load import DataLoadError, detect_format, load_data
 
 
 def load(path: Path, **data) -> object:
-    return load_data.fn(DataConfig(path=path, **data), "classification")
+    return load_data.fn(run_config("classification", path=path, **data))
 
 
 def test_csv_with_quoted_commas_and_quotes(tmp_path):
@@ -147,7 +147,7 @@ def test_sha256_of_every_input_is_recorded(tmp_path):
     test = tmp_path / "test.csv"
     train.write_text("text,label\ngood,pos\nbad,neg\n")
     test.write_text("text,label\nfine,pos\n")
-    loaded = load_data.fn(DataConfig(train=train, test=test), "classification")
+    loaded = load_data.fn(run_config("classification", train=train, test=test))
     hashes = {s.role: s.sha256 for s in loaded.sources}
     assert hashes == {"train": hashlib.sha256(train.read_bytes()).hexdigest(),
                       "test": hashlib.sha256(test.read_bytes()).hexdigest()}

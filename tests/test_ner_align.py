@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from tuneline.runtime import resolve_base_model
-from tuneline.tasks.align import IGNORE, align_labels, encode_token_batch, words_cut
+from tuneline.kinds.token_classification import IGNORE, align_labels, encode_token_batch, words_cut
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 L2I = {label: i for i, label in enumerate(LABELS)}
@@ -102,8 +102,11 @@ def test_tokenize_task_aligns_counts_truncation_and_caches(tmp_path, tokenizer):
     hashes = {"train": "a", "validation": "b", "test": "c"}
 
     def run(all_subwords: bool):
-        return tokenize_splits.fn(splits, tokenizer, L2I, "token_classification", 8, hashes, tmp_path,
-                                  label_all_subwords=all_subwords)
+        from tests_support import run_config
+
+        config = run_config("token_classification", "tokenize.max_length=8",
+                            f"tokenize.label_all_subwords={str(all_subwords).lower()}", path="/unused.conll")
+        return tokenize_splits.fn(splits, tokenizer, config, hashes, tmp_path)
 
     first = run(False)
     assert first.truncated == {"train": 3, "validation": 0, "test": 3}

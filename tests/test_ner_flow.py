@@ -101,14 +101,14 @@ def test_flow_registers_a_gated_version_with_metrics(ner_run):
     assert {inp.tags[0].value for inp in run.inputs.dataset_inputs} == {"train", "validation", "test"}
     assert set(json.loads(tags["data.train.label_distribution"])) == {
         "O", "B-PER", "I-PER", "B-LOC", "B-ORG", "I-ORG"}
-    assert summary.extra["labels"] == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
-    assert sum(summary.extra["truncated_words"].values()) > 0  # the long sentences were cut for training
+    assert summary.labels == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    assert sum(summary.truncated.values()) > 0  # the long sentences were cut for training
 
     evaluation = Path(summary.run_dir) / "evaluation"
     report = json.loads((evaluation / "per_type_report.json").read_text())
     assert {"PER", "LOC", "ORG", "micro avg"} <= set(report)
     confusion = pd.read_csv(evaluation / "tag_confusion.csv", index_col=0)
-    assert list(confusion.index) == summary.extra["labels"]
+    assert list(confusion.index) == summary.labels
     predictions = [json.loads(line) for line in (evaluation / "test_predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == int(tags["data.test.rows"])
     # every test word was predicted, long sentences included (no truncation at evaluation)

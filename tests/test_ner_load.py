@@ -7,9 +7,20 @@ import json
 import pytest
 from conftest import shared_data
 
-from tuneline.config import DataConfig
+from tests_support import run_config
+from tuneline.kinds.token_classification import TokenData
+from tuneline.kinds.token_classification import read_token_file as read_sentences
 from tuneline.tasks.load import DataLoadError, detect_format, load_data
-from tuneline.tasks.load_tokens import read_token_file
+
+
+def read_token_file(path, fmt, data):
+    frame, bad, seen = read_sentences(path, fmt, data)
+    assert seen == len(frame) + len(bad)  # every record accounted for
+    return frame, bad
+
+
+def DataConfig(**data):  # noqa: N802 - the NER data config, named as the tests read it
+    return TokenData(**data)
 
 
 def conll(tmp_path, body: str, name: str = "data.conll"):
@@ -66,7 +77,7 @@ def test_jsonl_token_lists_with_configured_columns(tmp_path):
 
 def test_load_data_routes_ner_to_the_token_reader(tmp_path):
     path = conll(tmp_path, "John B-PER\n\nbroken\n")
-    loaded = load_data.fn(DataConfig(train=path), "token_classification")
+    loaded = load_data.fn(run_config("token_classification", train=path))
     assert loaded.frames["train"]["tokens"].tolist() == [["John"]]
     assert loaded.malformed[["split", "source_row", "rule"]].values.tolist() == [
         ["train", 2, "conll_line_has_no_tag_column"]]

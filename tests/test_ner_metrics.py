@@ -7,13 +7,18 @@ import pandas as pd
 import pytest
 from transformers import EvalPrediction
 
-from tuneline.tasks.metrics_tokens import (
-    decode_label_ids,
-    per_type_report,
-    score_tagger_output,
-    seqeval_scores,
-    token_classification_metrics,
-)
+from tuneline.kinds import KINDS
+from tuneline.kinds.token_classification import decode_label_ids, per_type_report, seqeval_scores
+
+NER = KINDS["token_classification"]
+
+
+def token_classification_metrics(labels):
+    return NER.trainer_metrics(labels)
+
+
+def score_tagger_output(output, test):
+    return NER.score_output(output, test, ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
 
 GOLD = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
 PRED = [["B-PER", "I-PER", "O", "O"], ["B-ORG", "B-LOC"]]
@@ -30,13 +35,13 @@ def test_entity_scores_by_hand():
 
 def test_strict_mode_boundaries_and_ill_formed_chunks():
     # a cut-short entity is wrong, not half right
-    assert seqeval_scores([["B-PER", "I-PER"]], [["B-PER", "O"]])["f1"] == 0.0
+    assert seqeval_scores([["B-PER", "I-PER"]], [["B-PER", "O"]])["f1_strict"] == 0.0
     # I-PER I-PER is no well-formed IOB2 entity: strict mode finds nothing (lenient conlleval would score 1.0)
     strict = seqeval_scores([["B-PER", "I-PER", "O"]], [["I-PER", "I-PER", "O"]])
-    assert strict["f1"] == 0.0 and strict["recall"] == 0.0
+    assert strict["f1_strict"] == 0.0 and strict["recall_strict"] == 0.0
     assert strict["accuracy"] == pytest.approx(2 / 3)
     # the wrong type with the right span is wrong
-    assert seqeval_scores([["B-PER"]], [["B-ORG"]])["f1"] == 0.0
+    assert seqeval_scores([["B-PER"]], [["B-ORG"]])["f1_strict"] == 0.0
 
 
 def test_all_o_has_zero_f1_and_high_accuracy():
@@ -77,5 +82,5 @@ def test_score_tagger_output_reads_the_pyfunc_frame():
     scores = score_tagger_output(output, test)
     assert scores["precision"] == 1.0 and scores["recall"] == 0.5
     assert scores["f1"] == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="2 test sentences"):
+    with pytest.raises(ValueError, match="2 test rows"):
         score_tagger_output(output.iloc[:1], test)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tuneline.config import DataConfig
+from tests_support import run_config
 from tuneline.schemas.token_classification import iob1_to_iob2, iob2_violations, labels_from_tags, token_schema
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
-from tuneline.tasks.validate import DataValidationError, apply_schema
-from tuneline.tasks.validate_tokens import validate_token_data
+from tuneline.tasks.validate import DataValidationError, apply_schema, validate_data
 
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 
@@ -72,8 +71,8 @@ def good(n: int) -> list[tuple[list[str], list[str]]]:
 def test_quarantine_carries_file_sentence_position_and_rule(tmp_path):
     train = sentences(good(30) + [(["Paris", "John", "Smith"], ["B-LOC", "O", "I-PER"])], "train.conll")
     test = sentences([(["John", "Smith"], ["B-PER", "I-PER"]), (["Rome"], ["B-LOC"])], "test.conll")
-    result = validate_token_data.fn(loaded({"train": train, "test": test}),
-                                    DataConfig(train=tmp_path / "x", max_bad_fraction=0.2), tmp_path)
+    result = validate_data.fn(loaded({"train": train, "test": test}),
+                                    run_config("token_classification", train=tmp_path / "x", max_bad_fraction=0.2), tmp_path)
     assert result.labels == LABELS
     q = pd.read_csv(result.quarantine_path)
     rows = {(r.split, r.source_file, r.source_row, r.rule): r.detail for r in q.itertuples()}
@@ -87,8 +86,8 @@ def test_quarantine_carries_file_sentence_position_and_rule(tmp_path):
 def test_iob1_option_converts_instead_of_rejecting(tmp_path):
     iob1 = sentences([(["John", "Smith", "in", "Paris"], ["I-PER", "I-PER", "O", "I-LOC"])] * 3)
     with pytest.raises(DataValidationError, match="valid_iob2"):
-        validate_token_data.fn(loaded({"train": iob1}), DataConfig(train=tmp_path / "x"), tmp_path)
-    result = validate_token_data.fn(loaded({"train": iob1}), DataConfig(train=tmp_path / "x", iob1_to_iob2=True),
+        validate_data.fn(loaded({"train": iob1}), run_config("token_classification", train=tmp_path / "x"), tmp_path)
+    result = validate_data.fn(loaded({"train": iob1}), run_config("token_classification", train=tmp_path / "x", iob1_to_iob2=True),
                                     tmp_path)
     assert result.rejected_records == 0
     assert result.frames["train"]["tags"].tolist()[0] == ["B-PER", "I-PER", "O", "B-LOC"]
@@ -97,5 +96,5 @@ def test_iob1_option_converts_instead_of_rejecting(tmp_path):
 
 def test_configured_labels_must_be_iob2(tmp_path):
     with pytest.raises(DataValidationError, match="IOB2"):
-        validate_token_data.fn(loaded({"train": sentences(good(2))}),
-                               DataConfig(train=tmp_path / "x", labels=["PER", "LOC"]), tmp_path)
+        validate_data.fn(loaded({"train": sentences(good(2))}),
+                               run_config("token_classification", train=tmp_path / "x", labels=["PER", "LOC"]), tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuneline.config import DataConfig
+from tests_support import run_config
 from tuneline.schemas.classification import classification_schema
 from tuneline.tasks.load import load_data
 from tuneline.tasks.validate import (
@@ -150,8 +150,8 @@ def clean_rows(n: int, prefix: str = "row") -> list[tuple[str, str]]:
     return [(f"{prefix} text number {i}", "pos" if i % 2 else "neg") for i in range(n)]
 
 
-def run_validate(config: DataConfig, run_dir: Path):
-    loaded = load_data.fn(config, "classification")
+def run_validate(config, run_dir: Path):
+    loaded = load_data.fn(config)
     return validate_data.fn(loaded, config, run_dir)
 
 
@@ -159,7 +159,7 @@ def test_validate_data_writes_quarantine_and_returns_clean_frames(tmp_path):
     # An empty CSV field is a missing value (not_nullable); a blank one is an empty string.
     rows = clean_rows(40) + [("", "pos"), ("another text", "ugly"), ("row text number 0", "neg"), ("  ", "neg")]
     data = write_csv(tmp_path / "all.csv", rows)
-    config = DataConfig(path=data, labels=["neg", "pos"], max_bad_fraction=0.1)
+    config = run_config("classification", path=data, labels=["neg", "pos"], max_bad_fraction=0.1)
     before = (data.read_bytes(), os.stat(data).st_mtime_ns)
     result = run_validate(config, tmp_path / "run")
     assert (data.read_bytes(), os.stat(data).st_mtime_ns) == before
@@ -179,7 +179,7 @@ def test_validate_data_writes_quarantine_and_returns_clean_frames(tmp_path):
 def test_validate_data_over_threshold_raises_with_reasons_and_path(tmp_path):
     rows = clean_rows(20) + [(" ", "pos"), ("", "neg"), ("x", "ugly"), ("y", "ugly"), ("z", "ugly")]
     data = write_csv(tmp_path / "all.csv", rows)
-    config = DataConfig(path=data, labels=["neg", "pos"], max_bad_fraction=0.1)
+    config = run_config("classification", path=data, labels=["neg", "pos"], max_bad_fraction=0.1)
     before = (data.read_bytes(), os.stat(data).st_mtime_ns)
     with pytest.raises(DataValidationError) as info:
         run_validate(config, tmp_path / "run")
@@ -198,7 +198,7 @@ def test_validate_data_over_threshold_raises_with_reasons_and_path(tmp_path):
 def test_validate_data_under_threshold_with_explicit_splits(tmp_path):
     train = write_csv(tmp_path / "train.csv", clean_rows(30) + [("bad one", "ugly")])
     test = write_csv(tmp_path / "test.csv", clean_rows(10, "test") + [("row text number 3", "pos")])
-    config = DataConfig(train=train, test=test, labels=["neg", "pos"], max_bad_fraction=0.1)
+    config = run_config("classification", train=train, test=test, labels=["neg", "pos"], max_bad_fraction=0.1)
     result = run_validate(config, tmp_path / "run")
     assert len(result.frames["train"]) == 30
     assert len(result.frames["test"]) == 10
@@ -210,8 +210,8 @@ def test_labels_inferred_sorted_from_train_and_frozen(tmp_path):
     train = write_csv(tmp_path / "train.csv", train_rows)
     validation = write_csv(tmp_path / "validation.csv",
                            [(f"val text {i}", "alpha") for i in range(9)] + [("val text new", "omega")])
-    config = DataConfig(train=train, validation=validation, max_bad_fraction=0.1)
-    assert config.labels is None
+    config = run_config("classification", train=train, validation=validation, max_bad_fraction=0.1)
+    assert config.data.labels is None
     result = run_validate(config, tmp_path / "run")
     assert result.labels == ["alpha", "mid", "zeta"]
     assert rejected(result.quarantine) == {(10, "label_in_label_set")}
@@ -222,7 +222,10 @@ def test_labels_inferred_sorted_from_train_and_frozen(tmp_path):
 def test_infer_labels_needs_two_labels():
     with pytest.raises(DataValidationError, match="at least 2"):
         infer_labels({"train": frame([("a", "x"), ("b", "x")])}, None)
-    assert infer_labels({"train": frame([("a", "x")])}, ["b", "a", "b"]) == ["b", "a"]
+    assert infer_labels({"train": frame([("a", "x"), ("b", "y")])}, ["y", "x", "y"]) == ["y", "x"]
+    # issue 10: a configured label that never occurs in train could never be learned
+    with pytest.raises(DataValidationError, match=r"\['b'\] never occur"):
+        infer_labels({"train": frame([("a", "a"), ("c", "a")])}, ["a", "b"])
 
 
 def test_missing_and_blank_texts_are_not_also_reported_as_duplicates():

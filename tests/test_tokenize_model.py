@@ -10,7 +10,9 @@ from tuneline.config import ModelConfig
 from tuneline.tasks.lineage import content_hash
 from tuneline.tasks.model import ModelBuildError, build_model
 from tuneline.tasks.split import DataSplits
-from tuneline.tasks.tokenize import encode_classification, tokenize_splits, tokenizer_fingerprint
+from tests_support import run_config
+from tuneline.kinds.classification import encode_texts as encode_classification
+from tuneline.tasks.tokenize import tokenize_splits, tokenizer_fingerprint
 from tuneline.tasks.train import resolve_precision
 
 LABELS = ["account", "billing", "shipping"]
@@ -33,6 +35,11 @@ TRAIN = [("reset my password", "account"),
          ("why is my invoice higher", "billing")]
 VALIDATION = [("where is my order", "shipping"), ("change my email address please", "account")]
 TEST = [("double charge on my card", "billing")]
+
+
+def max_length(n: int):
+    """A classification run config that differs only in tokenize.max_length."""
+    return run_config("classification", f"tokenize.max_length={n}", path="/unused.csv")
 
 
 def splits_of(train=TRAIN, validation=VALIDATION, test=TEST) -> DataSplits:
@@ -72,25 +79,25 @@ def test_encode_truncates_to_max_length_and_counts(tokenizer):
 def test_tokenize_splits_cache_hits_and_misses(tokenizer, tmp_path):
     splits = splits_of()
     cache = tmp_path / "cache"
-    first = tokenize_splits.fn(splits, tokenizer, LABEL2ID, "classification", 16, hashes(splits), cache)
+    first = tokenize_splits.fn(splits, tokenizer, max_length(16), hashes(splits), cache)
     assert first.cache_hits == {"train": False, "validation": False, "test": False}
     assert first.truncated["train"] == 1 and first.truncated["validation"] == 0
     assert "truncated" not in first.datasets["train"].column_names
     assert first.datasets["train"]["labels"] == [0, 2, 1, 1]
 
-    second = tokenize_splits.fn(splits, tokenizer, LABEL2ID, "classification", 16, hashes(splits), cache)
+    second = tokenize_splits.fn(splits, tokenizer, max_length(16), hashes(splits), cache)
     assert second.cache_hits == {"train": True, "validation": True, "test": True}
     assert second.cache_keys == first.cache_keys
     for name in ("train", "validation", "test"):
         assert second.datasets[name]["input_ids"] == first.datasets[name]["input_ids"]
     assert second.truncated == first.truncated
 
-    longer = tokenize_splits.fn(splits, tokenizer, LABEL2ID, "classification", 64, hashes(splits), cache)
+    longer = tokenize_splits.fn(splits, tokenizer, max_length(64), hashes(splits), cache)
     assert longer.cache_hits == {"train": False, "validation": False, "test": False}
     assert longer.truncated["train"] == 0
 
     changed = splits_of(train=[*TRAIN[:3], ("why is my invoice so high", "billing")])
-    third = tokenize_splits.fn(changed, tokenizer, LABEL2ID, "classification", 16, hashes(changed), cache)
+    third = tokenize_splits.fn(changed, tokenizer, max_length(16), hashes(changed), cache)
     assert third.cache_hits == {"train": False, "validation": True, "test": True}
     assert third.datasets["train"]["input_ids"][3] != first.datasets["train"]["input_ids"][3]
 
@@ -103,9 +110,9 @@ def test_tokenizer_fingerprint_ignores_per_call_truncation_state(tiny_bert, tmp_
     # A fresh tokenizer (a new process) finds the cache a used one wrote, and the other way round.
     splits = splits_of()
     cache = tmp_path / "cache"
-    tokenize_splits.fn(splits, fresh, LABEL2ID, "classification", 16, hashes(splits), cache)
+    tokenize_splits.fn(splits, fresh, max_length(16), hashes(splits), cache)
     other = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
-    again = tokenize_splits.fn(splits, other, LABEL2ID, "classification", 16, hashes(splits), cache)
+    again = tokenize_splits.fn(splits, other, max_length(16), hashes(splits), cache)
     assert all(again.cache_hits.values())
 
 

@@ -8,8 +8,8 @@ import mlflow
 import pytest
 from transformers import TrainerCallback
 
-from tests_support import tiny_splits
-from tuneline.config import TrainConfig, build_config
+from tests_support import run_config, tiny_splits
+from tuneline.config import build_config
 from tuneline.demo import demo_config_dict, write_demo_csv
 from tuneline.flows.train import train_flow
 from tuneline.tasks.model import build_model, load_tokenizer
@@ -46,24 +46,25 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, tiny_bert):
     splits = tiny_splits()
     model_config = ModelConfig(base=str(tiny_bert))
     tokenizer = load_tokenizer.fn(model_config)
-    label2id = {label: i for i, label in enumerate(splits.labels)}
-    tokenized = tokenize_splits.fn(splits, tokenizer, label2id, "classification", 32,
-                                   {n: f"h-{n}" for n, _ in splits.items()}, tmp_path / "cache")
-    config = TrainConfig(max_steps=6, eval_steps=2, batch_size=8, learning_rate=1e-3, precision="fp32",
-                         early_stopping_patience=0, logging_steps=1)
+    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.max_steps=6",
+                        "train.eval_steps=2", "train.batch_size=8", "train.learning_rate=1e-3",
+                        "train.precision=fp32", "train.early_stopping_patience=0", "train.logging_steps=1",
+                        path="/unused.csv")
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: f"h-{n}" for n, _ in splits.items()},
+                                   tmp_path / "cache")
     checkpoints = tmp_path / "ckpt"
 
     first = build_model.fn(model_config, "classification", splits.labels).model
     with pytest.raises(Crash):
-        train_model.fn(first, tokenizer, tokenized, "classification", splits.labels, config, "macro_f1",
-                       checkpoints, tmp_path / "model", extra_callbacks=[CrashAtStep(5)])
+        train_model.fn(first, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                       checkpoint_dir=checkpoints, extra_callbacks=[CrashAtStep(5)])
     assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert not (tmp_path / "model").exists()
 
     second = build_model.fn(model_config, "classification", splits.labels).model
     recorder = StepRecorder()
-    result = train_model.fn(second, tokenizer, tokenized, "classification", splits.labels, config, "macro_f1",
-                            checkpoints, tmp_path / "model", extra_callbacks=[recorder])
+    result = train_model.fn(second, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                            checkpoint_dir=checkpoints, extra_callbacks=[recorder])
     assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-4")
     assert result.global_step == 6
     assert recorder.steps == [5, 6]  # only the remaining steps ran

@@ -22,3 +22,10 @@ def tiny_frame(rows_per_label: int, offset: int = 0) -> pd.DataFrame:
 def tiny_splits() -> DataSplits:
     return DataSplits(train=tiny_frame(16), validation=tiny_frame(4, offset=100), test=tiny_frame(4, offset=200),
                       labels=sorted(WORDS))
+
+
+def run_config(task: str = "classification", *overrides: str, **data):
+    """A validated run config of ``task`` with the given ``data`` keys (paths as given), plus dotted overrides."""
+    from tuneline.config import build_config
+
+    return build_config({"task": task, "data": data}, list(overrides))

@@ -1,4 +1,8 @@
-"""The ``tuneline`` command line: train, demo, predict, show-config, serve."""
+"""The ``tuneline`` command line: train, demo, validate, predict, show-config, serve.
+
+Errors the user can fix (config, data, files: :class:`tuneline.errors.UserError`) print one ``tuneline:`` line and
+exit non-zero, with no traceback on the terminal; the Prefect run log and the MLflow run keep the full story.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 
 from tuneline import runtime  # noqa: F401  (offline defaults first)
 from tuneline.config import ConfigError, TunelineConfig, build_config, load_config
+from tuneline.errors import UserError
 
 EPILOG = "Overrides use dotted keys: --set train.learning_rate=3e-5 --set model.strategy=lora"
 
@@ -39,11 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Validate a config and print it with every default filled in.")
     _add_config_args(show, required=False)
 
+    validate = sub.add_parser("validate", help="load, validate and split only (no model): a pre-flight data check",
+                              description="Read every input file with the task kind's reader, apply its data "
+                              "contract, split, write the quarantine and print the accounting per file and split. "
+                              "Exits 1 when the rejected fraction is over data.max_bad_fraction.", epilog=EPILOG)
+    _add_config_args(validate, required=True)
+    validate.add_argument("--out", type=Path, default=None,
+                          help="folder for quarantine.csv (default: <work_dir>/validate)")
+
     predict = sub.add_parser("predict", help="predict with a registered model",
-                             description="Load models:/NAME@ALIAS (or any MLflow model URI) and predict texts.")
+                             description="Load models:/NAME@ALIAS (or any MLflow model URI) and predict. Inputs: "
+                             "texts as arguments or stdin lines, or --input FILE (CSV, TSV, JSONL or Parquet) with "
+                             "the columns the model's task takes (text; text and text_pair; tokens lists).")
     predict.add_argument("--model", "-m", required=True, help="e.g. models:/tuneline-demo-intents@champion")
     predict.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
-    predict.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin)")
+    predict.add_argument("--input", "-i", type=Path, help="a file of inputs, one row each, with the task's columns")
+    predict.add_argument("--pair", action="append", default=[], metavar="TEXT",
+                         help="sentence-pair models: the second text of each positional text (repeat, in order)")
+    predict.add_argument("texts", nargs="*", help="texts (default: one per line on stdin)")
 
     serve = sub.add_parser("serve", help="serve the training flow as a scheduled Prefect deployment",
                            description="Start a Prefect deployment of the training flow for a config, on a cron "
@@ -96,35 +114,99 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             return _predict(args)
         config = _demo_config(args.overrides) if args.command == "demo" else load_config(args.config, args.overrides)
+        if args.command == "validate":
+            return _validate(config, args.out)
         if args.command == "serve":
             from tuneline.deployments.retrain import serve_training
 
             serve_training(config, name=args.name, cron=args.cron)
             return 0
+        from tuneline.errors import quiet_user_error_tracebacks
         from tuneline.flows.train import train_flow
 
+        quiet_user_error_tracebacks()
         _print_summary(train_flow(config))
         return 0
     except ConfigError as error:
         print(f"tuneline: {error}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"tuneline: {type(error).__name__}: {error}", file=sys.stderr)
+    except UserError as error:
+        print(f"tuneline: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("tuneline: interrupted; a re-run of the same config resumes from the last checkpoint", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug or an outage: its traceback is above (Prefect) and in the MLflow run
+        from tuneline.runtime import redact
+
+        print(f"tuneline: {type(error).__name__}: {redact(error)}\n"
+              "tuneline: this is not a problem with your data or config; the full traceback is in the Prefect run "
+              "log and on the MLflow run (tag tuneline.error)", file=sys.stderr)
+        return 1
+
+
+def _validate(config: TunelineConfig, out: Path | None) -> int:
+    """Load → validate → split, no model; print the accounting; exit 1 over the bad-fraction limit."""
+    from tuneline.tasks.load import load_data
+    from tuneline.tasks.split import split_data
+    from tuneline.tasks.validate import DataValidationError, validate_data
+
+    folder = (out or Path(config.work_dir) / "validate").resolve()
+    loaded = load_data.fn(config)
+    failure: DataValidationError | None = None
+    try:
+        validated = validate_data.fn(loaded, config, folder)
+    except DataValidationError as error:
+        failure, validated = error, None
+    import pandas as pd
+
+    quarantine = pd.read_csv(folder / "quarantine.csv")
+    print(f"task {config.task}: {loaded.total_records} records in {len(loaded.sources)} file(s)")
+    for source in loaded.sources:
+        rejected = quarantine[quarantine["source_file"] == str(source.path)]
+        rules = ", ".join(f"{rule} {n}" for rule, n in rejected["rule"].value_counts().items()) or "none"
+        kept = source.records - rejected[["source_row"]].drop_duplicates().shape[0]
+        print(f"  {source.role:<10} {source.path}: read {source.records}, kept {kept}, "
+              f"quarantined {source.records - kept} ({rules})")
+    print(f"  quarantine: {folder / 'quarantine.csv'}")
+    if failure is not None:
+        print(f"tuneline: {failure}", file=sys.stderr)
+        return 1
+    splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
+    print(f"  labels ({len(validated.labels)}): {', '.join(validated.labels[:20])}"
+          + (" ..." if len(validated.labels) > 20 else ""))
+    print("  splits: " + ", ".join(f"{name} {len(frame)}" for name, frame in splits.items()))
+    return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
     import mlflow
     import pandas as pd
 
-    from tuneline.runtime import resolve_tracking_uri
+    from tuneline.runtime import redact, resolve_tracking_uri
 
     mlflow.set_tracking_uri(resolve_tracking_uri(args.tracking_uri))
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    output = mlflow.pyfunc.load_model(args.model).predict(texts)
+    if args.input is not None:
+        from tuneline.readers import detect_format, read_table
+
+        table = read_table(args.input, detect_format(args.input, "auto")).frame
+        inputs = table.drop(columns=["source_row", "source_line"])
+        shown = inputs.to_dict(orient="records")
+    else:
+        texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        if args.pair and len(args.pair) != len(texts):
+            raise UserError(f"--pair was given {len(args.pair)} time(s) for {len(texts)} text(s); give one per text")
+        inputs = pd.DataFrame({"text": texts, "text_pair": args.pair}) if args.pair else texts
+        shown = [{"text": t, **({"text_pair": p} if args.pair else {})}
+                 for t, p in zip(texts, args.pair or [None] * len(texts))]
+    try:
+        model = mlflow.pyfunc.load_model(args.model)
+    except mlflow.exceptions.MlflowException as error:
+        raise UserError(f"cannot load {args.model} from {redact(mlflow.get_tracking_uri())}: {error.message}") from None
+    output = model.predict(inputs)
     frame = output if isinstance(output, pd.DataFrame) else pd.DataFrame(output)
-    for text, (_, row) in zip(texts, frame.iterrows()):
-        print(json.dumps({"text": text, **{k: v for k, v in row.items()}}, default=str))
+    for given, (_, row) in zip(shown, frame.iterrows()):
+        print(json.dumps({**given, **{k: v for k, v in row.items() if k not in given}}, default=str))
     return 0
 
 

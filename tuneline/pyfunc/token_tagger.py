@@ -207,6 +207,10 @@ class TokenTagger:
                         previous = word
         return results
 
+    def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
+        """What the registered model's ``predict`` returns for any accepted input."""
+        return self.predict_frame(model_input, batch_size=batch_size)
+
     def predict_frame(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """One row per input: ``text``, ``tokens``, ``tags``, ``entities`` (see the module docstring)."""
         items = parse_input(model_input)
@@ -216,6 +220,11 @@ class TokenTagger:
             entities = extract_entities(tags, scores, spans, text)
             rows.append({"text": text, "tokens": words, "tags": tags, "entities": entities})
         return pd.DataFrame(rows, columns=["text", "tokens", "tags", "entities"])
+
+
+def load_predictor(model_dir: str) -> TokenTagger:
+    """The predictor tuneline's evaluation uses: the same class the registered model serves with."""
+    return TokenTagger(model_dir)
 
 
 try:

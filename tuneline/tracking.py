@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from tuneline import __version__
 from tuneline.config import TunelineConfig, flatten
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
-from tuneline.tasks.common import task_logger
+from tuneline.common import task_logger
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,22 @@ def active_run(run: RunContext) -> Iterator[None]:
     mlflow.set_tracking_uri(run.tracking_uri)
     with mlflow.start_run(run_id=run.run_id):
         yield
+
+
+_METRIC_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def metric_key(key: str) -> str:
+    """``key`` as MLflow accepts it (letters, digits, ``_ - . / `` and spaces): a label called ``C++`` or ``why?``
+    must not crash a run after training. Unsafe characters become ``_``; callers record the mapping."""
+    return _METRIC_KEY_UNSAFE.sub("_", key)
+
+
+def version_tags(config: TunelineConfig, lineage: dict[str, Any], test_metrics: dict[str, float],
+                 run: RunContext) -> dict[str, str]:
+    """The tags every registered version carries: what it scored, on which data, from which base and run."""
+    tags = {f"metric.test.{name}": f"{value:.6f}" for name, value in test_metrics.items()}
+    tags.update({f"data.{name}.hash": item.content_hash for name, item in lineage.items()})
+    tags.update({"task": config.task, "base_model": redact(config.model.base), "strategy": config.model.strategy,
+                 "primary_metric": config.primary_metric, "run_id": run.run_id})
+    return tags

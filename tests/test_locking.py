@@ -1,0 +1,335 @@
+"""The gate lock (tuneline.locking) with real processes: exclusion, timeout, death of a holder, per-model scope.
+
+Every cross-process test runs real ``python`` subprocesses against one SQLite lock database in ``tmp_path``; nothing
+is mocked. The subprocesses get no Prefect API (``PREFECT_API_URL=""``), like ``tuneline train`` with the embedded
+default; the in-process calls run against the session's throwaway Prefect API (tests/conftest.py), so they also take
+and release the Prefect concurrency limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from tuneline.locking import (
+    LOCK_DB_NAME,
+    PREFECT_LIMIT_PREFIX,
+    LockInfo,
+    LockTimeout,
+    _immediate_engine,
+    default_lock_url,
+    model_lock,
+    sqlite_lock_path,
+)
+
+# One worker: waits for a "go" file (so that both workers start their critical section together, whatever their
+# import times), then records when it entered and left a ~1 s critical section, with or without the lock.
+WORKER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from tuneline.locking import model_lock
+
+    url, name, holder, mode, hold_s, folder = sys.argv[1:7]
+    folder = Path(folder)
+    (folder / f"{holder}.ready").touch()
+    give_up = time.monotonic() + 30
+    while not (folder / "go").exists():
+        if time.monotonic() > give_up:
+            sys.exit("no go signal")
+        time.sleep(0.01)
+
+    def critical_section():
+        enter = time.time()
+        (folder / f"{holder}.acquired").touch()
+        time.sleep(float(hold_s))
+        return enter, time.time()
+
+    if mode == "lock":
+        with model_lock(name, url, timeout_s=20, holder=holder) as info:
+            enter, leave = critical_section()
+    else:
+        enter, leave = critical_section()
+    (folder / f"{holder}.json").write_text(json.dumps({
+        "enter": enter, "leave": leave,
+        "prefect_concurrency_loaded": "prefect.concurrency.sync" in sys.modules,
+    }))
+""")
+
+
+def _env() -> dict[str, str]:
+    """The subprocesses' environment: no Prefect API, as with the embedded default of each ``tuneline train``."""
+    env = dict(os.environ)
+    env["PREFECT_API_URL"] = ""
+    return env
+
+
+def _start(folder: Path, url: str, name: str, holder: str, *, mode: str = "lock", hold_s: float = 1.0
+           ) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WORKER, url, name, holder, mode, str(hold_s), str(folder)],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    give_up = time.monotonic() + timeout_s
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"worker ended before {path.name}: {proc.communicate()}")
+        if time.monotonic() > give_up:
+            raise AssertionError(f"no {path.name} after {timeout_s}s")
+        time.sleep(0.01)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate(timeout=10)
+
+
+@pytest.fixture
+def lock_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / LOCK_DB_NAME}"
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen]]:
+    """Started workers; any still running at the end of a test is killed, so no test leaves a lock holder behind."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        _stop(proc)
+
+
+def _race(folder: Path, url: str, mode: str, workers: list[subprocess.Popen]) -> list[dict]:
+    """Two workers on the same model, released together; their critical-section intervals."""
+    procs = [_start(folder, url, "sst2-classifier", holder, mode=mode) for holder in ("first", "second")]
+    workers.extend(procs)
+    for holder, proc in zip(("first", "second"), procs):
+        _wait_for(folder / f"{holder}.ready", proc)
+    (folder / "go").touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    return [json.loads((folder / f"{holder}.json").read_text()) for holder in ("first", "second")]
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["enter"] < b["leave"] and b["enter"] < a["leave"]
+
+
+def test_two_processes_never_hold_the_lock_together(tmp_path, lock_url, workers):
+    """(1) The core guarantee: two processes' critical sections under the same model's lock are disjoint."""
+    first, second = _race(tmp_path, lock_url, "lock", workers)
+    assert not _overlap(first, second), (first, second)
+    # the second waited for the first's whole second of work: serialised, not merely lucky
+    assert abs(first["enter"] - second["enter"]) >= 0.9
+    # no Prefect API configured -> the Prefect concurrency limit is skipped (Prefect's concurrency not even loaded)
+    assert not first["prefect_concurrency_loaded"] and not second["prefect_concurrency_loaded"]
+
+
+def test_without_the_lock_the_same_harness_overlaps(tmp_path, lock_url, workers):
+    """(2) The harness can fail: the same two workers without the lock do run their sections at the same time."""
+    first, second = _race(tmp_path, lock_url, "nolock", workers)
+    assert _overlap(first, second), (first, second)
+
+
+def test_a_waiter_times_out_and_names_the_holder(tmp_path, lock_url, workers):
+    """(3) A bounded wait: LockTimeout after ~timeout_s, naming the model, the lock database and the holder."""
+    (tmp_path / "go").touch()
+    holder = _start(tmp_path, lock_url, "sst2-classifier", "trainer-on-gpu-7", hold_s=20)
+    workers.append(holder)
+    _wait_for(tmp_path / "trainer-on-gpu-7.acquired", holder)
+
+    started = time.monotonic()
+    with pytest.raises(LockTimeout) as caught:
+        with model_lock("sst2-classifier", lock_url, timeout_s=0.5):
+            pytest.fail("acquired a lock that another process holds")
+    waited = time.monotonic() - started
+    assert 0.5 <= waited < 3.0
+    message = str(caught.value)
+    assert "trainer-on-gpu-7" in message and "'sst2-classifier'" in message and LOCK_DB_NAME in message
+
+
+def test_a_killed_holder_releases_the_lock(tmp_path, lock_url, workers):
+    """(4) A holder that dies (SIGKILL: no finally, no atexit) does not leave the model locked."""
+    (tmp_path / "go").touch()
+    holder = _start(tmp_path, lock_url, "sst2-classifier", "doomed", hold_s=60)
+    workers.append(holder)
+    _wait_for(tmp_path / "doomed.acquired", holder)
+    with pytest.raises(LockTimeout, match="doomed"):  # really held before the kill
+        with model_lock("sst2-classifier", lock_url, timeout_s=0.3):
+            pass
+
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=10)
+    with model_lock("sst2-classifier", lock_url, timeout_s=5, holder="successor") as info:
+        assert info == LockInfo(name="sst2-classifier", holder="successor", waited_s=info.waited_s)
+        assert info.waited_s < 2.0
+
+
+def test_locks_of_different_models_do_not_block_each_other(tmp_path, lock_url, workers):
+    """(6) Per model: another process holding model A does not delay model B, nor does nesting A and B here."""
+    (tmp_path / "go").touch()
+    holder = _start(tmp_path, lock_url, "model-a", "holder-of-a", hold_s=20)
+    workers.append(holder)
+    _wait_for(tmp_path / "holder-of-a.acquired", holder)
+
+    with model_lock("model-b", lock_url, timeout_s=1.0) as b:
+        assert b.waited_s < 1.0
+        with model_lock("model-c/with odd name", lock_url, timeout_s=1.0) as c:
+            assert c.waited_s < 1.0
+    with pytest.raises(LockTimeout, match="holder-of-a"):
+        with model_lock("model-a", lock_url, timeout_s=0.3):
+            pass
+
+
+def test_the_same_model_twice_in_one_thread_fails_fast(lock_url):
+    """Not re-entrant, and says so at once instead of waiting for itself until the timeout."""
+    with model_lock("sst2-classifier", lock_url, timeout_s=2):
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="not re-entrant"):
+            with model_lock("sst2-classifier", lock_url, timeout_s=30):
+                pass
+        assert time.monotonic() - started < 1.0
+    with model_lock("sst2-classifier", lock_url, timeout_s=2):  # and the failed attempt left nothing held
+        pass
+
+
+def test_the_held_lock_is_a_reserved_sqlite_lock(tmp_path, lock_url):
+    """The lock really is ``BEGIN IMMEDIATE``: a raw sqlite3 writer is refused while it is held, and only then.
+
+    Also shows why the hooks are needed: an engine left to pysqlite's own transaction handling "begins" without
+    taking any lock, so a lock built on it would exclude nothing.
+    """
+    path = sqlite_lock_path("sst2-classifier", lock_url)
+    assert path.parent == tmp_path / "tuneline-locks.d"
+
+    def writer_refused() -> bool:
+        raw = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            return True
+        raw.execute("ROLLBACK")
+        return False
+        # (raw is closed by garbage collection; nothing is held after ROLLBACK)
+
+    with model_lock("sst2-classifier", lock_url, timeout_s=2):
+        assert writer_refused()
+    assert not writer_refused()
+
+    plain = create_engine(f"sqlite:///{path}", poolclass=NullPool)
+    with plain.connect() as conn:
+        conn.begin()
+        assert not writer_refused()  # pysqlite's default: no BEGIN sent, no lock taken
+    plain.dispose()
+    hooked = _immediate_engine(path, busy_s=0.1)
+    with hooked.connect() as conn:
+        conn.begin()
+        assert writer_refused()
+    hooked.dispose()
+
+
+def test_the_register_names_the_holder_only_while_held(lock_url):
+    """The committed register row is how a waiter learns the holder; it is cleared on release."""
+    url_path = Path(lock_url.removeprefix("sqlite:///"))
+
+    def recorded() -> tuple:
+        with sqlite3.connect(url_path) as raw:
+            return raw.execute("SELECT holder FROM tuneline_locks WHERE name = 'm'").fetchone()
+
+    with model_lock("m", lock_url, timeout_s=2, holder="me@host:1"):
+        assert recorded() == ("me@host:1",)
+    assert recorded() == (None,)
+
+
+def test_with_a_prefect_api_the_gate_limit_is_created_and_held(lock_url):
+    """With a Prefect API configured (here the session's throwaway one), the global concurrency limit
+    ``tuneline-gate-<model>`` exists with limit 1 and its slot is taken for the with-block."""
+    from prefect.client.orchestration import get_client
+    from prefect.concurrency.sync import concurrency
+
+    name = "prefect-gated-model"
+    limit_name = f"{PREFECT_LIMIT_PREFIX}{name}"
+    with model_lock(name, lock_url, timeout_s=30):
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(limit_name)
+        assert limit.limit == 1
+        assert limit.active_slots == 1
+        with pytest.raises(TimeoutError):
+            with concurrency(limit_name, occupy=1, timeout_seconds=0.5, strict=True):
+                pytest.fail("took the gate limit's slot while model_lock held it")
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(limit_name).active_slots == 0
+
+    # and the other way round: a gate slot held elsewhere on the Prefect server bounds model_lock's wait as well
+    with concurrency(limit_name, occupy=1, timeout_seconds=5, strict=True):
+        with pytest.raises(LockTimeout, match=f"Prefect's concurrency limit '{limit_name}'"):
+            with model_lock(name, lock_url, timeout_s=0.5):
+                pytest.fail("acquired while the Prefect gate slot was taken")
+
+
+def test_threads_of_one_process_are_excluded_too(lock_url):
+    """Gate tasks may run in threads of one flow process: each take is its own connection, so they exclude too."""
+    intervals: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+
+    def gate() -> None:
+        try:
+            with model_lock("threaded-model", lock_url, timeout_s=20):
+                enter = time.monotonic()
+                time.sleep(0.5)
+                intervals.append((enter, time.monotonic()))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=gate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors and len(intervals) == 2
+    (a_enter, a_leave), (b_enter, b_leave) = intervals
+    assert a_leave <= b_enter or b_leave <= a_enter, intervals
+
+
+def test_default_lock_url(tmp_path, monkeypatch):
+    """(5) Beside a SQLite MLflow store (never the MLflow database itself); the cwd for any other tracking URI;
+    $TUNELINE_LOCK_URL over everything."""
+    monkeypatch.delenv("TUNELINE_LOCK_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "runs" / "mlflow.db"
+    assert default_lock_url(f"sqlite:///{store}") == f"sqlite:///{store.parent / LOCK_DB_NAME}"
+    assert default_lock_url("sqlite:///mlflow.db") == f"sqlite:///{LOCK_DB_NAME}"  # relative, like MLflow's own
+    in_cwd = f"sqlite:///{tmp_path / LOCK_DB_NAME}"
+    assert default_lock_url("http://mlflow.internal:5000") == in_cwd
+    assert default_lock_url("postgresql://user:secret@db/mlflow") == in_cwd
+    assert default_lock_url("./mlruns") == in_cwd
+    assert default_lock_url("sqlite://") == in_cwd  # an in-memory store shares nothing to lock beside
+
+    monkeypatch.setenv("TUNELINE_LOCK_URL", "postgresql://gate:secret@locks/tuneline")
+    assert default_lock_url("http://mlflow.internal:5000") == "postgresql://gate:secret@locks/tuneline"
+    assert default_lock_url(f"sqlite:///{store}") == "postgresql://gate:secret@locks/tuneline"
+
+
+def test_lock_urls_that_cannot_lock_are_refused(tmp_path):
+    """An in-memory SQLite database is private to one connection, and other databases are not implemented."""
+    with pytest.raises(ValueError, match="in-memory"):
+        with model_lock("m", "sqlite://"):
+            pass
+    with pytest.raises(ValueError, match=r"unsupported lock database mysql://\*\*\*@db/x"):
+        with model_lock("m", "mysql://root:hunter2@db/x"):
+            pass

@@ -1,0 +1,34 @@
+"""Errors the user can fix (data, config, files), told apart from bugs.
+
+Every tuneline error that means "change your input" subclasses :class:`UserError`. The CLI prints such an error as
+one ``tuneline:`` line with no traceback, and :func:`quiet_user_error_tracebacks` keeps Prefect's console from
+printing its tracebacks too (the Prefect run log and the MLflow run still record them in full). Anything else is a
+bug or an outage and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+
+class UserError(ValueError):
+    """A problem with the user's input; the message says which file/key/row and what to change."""
+
+
+class _DropUserErrorTracebacks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, UserError)
+
+
+def quiet_user_error_tracebacks() -> None:
+    """Drop, on Prefect's console handlers only, the log records that carry a :class:`UserError` traceback."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    quiet = _DropUserErrorTracebacks()
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not any(
+                    isinstance(f, _DropUserErrorTracebacks) for f in handler.filters):
+                handler.addFilter(quiet)

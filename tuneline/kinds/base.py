@@ -1,0 +1,208 @@
+"""What a task kind is: every kind-specific part of a run, behind one interface.
+
+The flow and the tasks never ask ``if task == ...``: they call the kind of the config (``KINDS[config.task]``), and
+the kind supplies the part. A new kind is one module that subclasses :class:`TaskKind` (plus its pandera schema and
+its pyfunc file) and one line in :data:`tuneline.kinds.KINDS`. :func:`check_kind` runs when the registry is built,
+so a kind that lacks a part fails at import with the part's name, not halfway through a training run.
+
+Vocabulary, the same in every kind:
+
+* a *frame* is one row per example, with the kind's canonical columns, a key column (``key_column``: the string
+  that identifies the example for splitting, duplicate and leakage checks) and the provenance columns
+  ``source_file``/``source_row``;
+* *gold* and *predictions* are per-example values in the kind's own currency (a label name, a list of tags, a
+  list of label names), and :meth:`TaskKind.score` is the ONE function that turns them into metrics: the Trainer's
+  validation, the test evaluation and the champion's re-score all call it;
+* the *model input* is what the registered pyfunc takes; evaluation and the champion re-score both build it with
+  :meth:`TaskKind.model_input` and read the pyfunc's output back with :meth:`TaskKind.predictions_from_output`, so
+  the registry's numbers come from the code that serves the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import pandas as pd
+
+if TYPE_CHECKING:  # heavy imports stay out of config loading
+    import pandera.pandas as pa
+
+    from tuneline.config import DataConfig, TunelineConfig
+    from tuneline.tracking import RunContext
+
+PYFUNC_DIR = Path(__file__).resolve().parents[1] / "pyfunc"
+
+#: Columns every canonical frame carries besides the kind's own.
+PROVENANCE = ("source_file", "source_row")
+
+
+@dataclass
+class Evaluation:
+    """One model's predictions on the test split (in test-row order) and the metrics computed from them."""
+
+    name: str
+    metrics: dict[str, float]
+    predictions: list[Any]
+    scores: list[Any] | None = None
+
+
+@dataclass
+class ReadRecords:
+    """One input file read into the kind's canonical frame, plus the records that could not be used."""
+
+    frame: pd.DataFrame
+    malformed: list[dict]
+    records_seen: int
+
+
+class TaskKind:
+    """Base class of every task kind. Class attributes describe the kind; methods supply its parts."""
+
+    # --- description ------------------------------------------------------------------------------------------
+    name: ClassVar[str]                      # the ``task:`` value
+    config_model: ClassVar[type]             # a TunelineConfig subclass with task: Literal[name]
+    formats: ClassVar[tuple[str, ...]]       # file formats its reader accepts
+    head: ClassVar[str]                      # the transformers AutoModelFor... class name
+    peft_task_type: ClassVar[str]            # peft.TaskType member name
+    problem_type: ClassVar[str | None] = None
+    pyfunc_file: ClassVar[str]               # file in tuneline/pyfunc/, self-contained, copied into the model
+    input_example: ClassVar[Any]             # logged with the model; fixes its MLflow signature
+    value_column: ClassVar[str] = "text"     # the column a quarantine row shows as the record's value
+    key_column: ClassVar[str] = "text"       # identifies an example: split, duplicates, leakage
+    lineage_columns: ClassVar[tuple[str, ...]]  # columns whose content hash identifies a split
+    target_column: ClassVar[str]             # the gold column of a frame
+
+    REQUIRED: ClassVar[tuple[str, ...]] = (
+        "name", "config_model", "formats", "head", "peft_task_type", "pyfunc_file", "input_example",
+        "lineage_columns", "target_column", "read", "label_set", "schema", "encoder", "collator", "score",
+        "decode_logits", "model_input", "predictions_from_output", "baselines", "report_artifacts")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return self.config_model.METRICS
+
+    @property
+    def pyfunc_path(self) -> Path:
+        return PYFUNC_DIR / self.pyfunc_file
+
+    # --- data -------------------------------------------------------------------------------------------------
+    def read(self, path: Path, fmt: str, data: "DataConfig") -> ReadRecords:
+        """Read one file into the canonical frame (kind columns, key column, ``source_file``, ``source_row``)."""
+        raise NotImplementedError
+
+    def prepare(self, frames: dict[str, pd.DataFrame], data: "DataConfig") -> dict[str, pd.DataFrame]:
+        """Rewrite frames before validation where the config asks for it (e.g. IOB1 → IOB2); default: as they are."""
+        return frames
+
+    def label_set(self, frames: dict[str, pd.DataFrame], data: "DataConfig") -> list[str]:
+        """The configured label set, or the one inferred from the training frame (then frozen for the run)."""
+        raise NotImplementedError
+
+    def schema(self, labels: list[str], train_keys: list[str] | None, data: "DataConfig") -> "pa.DataFrameSchema":
+        """The pandera contract for one split (train_keys given for validation/test: no leakage)."""
+        raise NotImplementedError
+
+    def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
+                          labels: list[str]) -> pd.DataFrame:
+        """Fill the quarantine's ``detail`` column where the kind can say more than the rule name."""
+        return quarantine
+
+    def label_distribution(self, frame: pd.DataFrame) -> dict[str, int]:
+        """How often each label (tag, label of a list) occurs in a frame: lineage tags, drift, absent-label warnings."""
+        counts = frame[self.target_column].value_counts()
+        return {str(k): int(v) for k, v in sorted(counts.items())}
+
+    # --- model ------------------------------------------------------------------------------------------------
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int],
+                config: "TunelineConfig") -> tuple[Callable[[dict[str, list]], dict[str, list]], list[str]]:
+        """A ``datasets`` batched map function (outputs input ids, ``labels`` and a ``truncated`` count per row) and
+        the frame columns it reads."""
+        raise NotImplementedError
+
+    def encoder_settings(self, config: "TunelineConfig") -> dict[str, Any]:
+        """Config values that change the encoder's output (part of the tokenization cache key)."""
+        return {}
+
+    def collator(self, tokenizer: Any) -> Any:
+        raise NotImplementedError
+
+    # --- metrics: one function for validation, test and the champion ---------------------------------------------
+    def score(self, gold: list[Any], predicted: list[Any], labels: list[str]) -> dict[str, float]:
+        """The kind's metrics (exactly ``self.metrics``) from gold and predicted values."""
+        raise NotImplementedError
+
+    def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]) -> tuple[list[Any], list[Any]]:
+        """Gold and predicted values from the Trainer's evaluation arrays (for :meth:`score`)."""
+        raise NotImplementedError
+
+    def trainer_metrics(self, labels: list[str]) -> Callable[[Any], dict[str, float]]:
+        """The Trainer's ``compute_metrics``: decode the logits, then the same :meth:`score` as everywhere else."""
+
+        def compute(prediction: Any) -> dict[str, float]:
+            logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+            gold, predicted = self.decode_logits(logits, prediction.label_ids, labels)
+            return self.score(gold, predicted, labels)
+
+        return compute
+
+    # --- evaluation and serving ---------------------------------------------------------------------------------
+    def gold(self, frame: pd.DataFrame) -> list[Any]:
+        return list(frame[self.target_column])
+
+    def model_input(self, frame: pd.DataFrame) -> Any:
+        """What the registered pyfunc is given for these rows (evaluation and champion re-score alike)."""
+        raise NotImplementedError
+
+    def predictions_from_output(self, output: Any) -> tuple[list[Any], list[Any] | None]:
+        """Per-row predictions (and scores, if any) from the pyfunc's output DataFrame."""
+        raise NotImplementedError
+
+    def score_output(self, output: Any, frame: pd.DataFrame, labels: list[str]) -> dict[str, float]:
+        """Score a pyfunc's raw output for ``model_input(frame)`` against the frame's gold values."""
+        predicted, _ = self.predictions_from_output(output)
+        if len(predicted) != len(frame):
+            raise ValueError(f"the model returned {len(predicted)} predictions for {len(frame)} test rows")
+        return self.score(self.gold(frame), predicted, labels)
+
+    def load_predictor(self, model_dir: Path) -> Any:
+        """The pyfunc file's model class on a saved folder: ``.predict(model_input)`` returns the pyfunc's output."""
+        import importlib
+
+        module = importlib.import_module(f"tuneline.pyfunc.{Path(self.pyfunc_file).stem}")
+        return module.load_predictor(str(model_dir))
+
+    def calibrate(self, model_dir: Path, splits: Any, config: "TunelineConfig",
+                  run: "RunContext | None") -> dict[str, Any]:
+        """Fit post-training settings on the validation split and store them in the saved model (default: none)."""
+        return {}
+
+    def baselines(self, splits: Any, config: "TunelineConfig") -> list[Evaluation]:
+        """The "before" models scored on the test rows: each a real, cheap alternative to fine-tuning."""
+        raise NotImplementedError
+
+    def report_artifacts(self, fine_tuned: Evaluation, test: pd.DataFrame, labels: list[str],
+                         folder: Path) -> dict[str, float]:
+        """Write the kind's report files into ``folder`` (per-class tables, plots, predictions); return per-class
+        metrics to log (``test.<label>.f1`` ...)."""
+        raise NotImplementedError
+
+
+def check_kind(kind: TaskKind) -> TaskKind:
+    """Fail at import, naming the part, when a kind does not supply everything the flow calls."""
+    missing = []
+    for part in TaskKind.REQUIRED:
+        value = getattr(type(kind), part, None)
+        if value is None or getattr(value, "__func__", value) is getattr(TaskKind, part, None):
+            missing.append(part)
+    if missing:
+        raise TypeError(f"task kind {type(kind).__name__} lacks {', '.join(missing)}: every kind must supply them "
+                        "(see tuneline/kinds/base.py)")
+    if not kind.pyfunc_path.is_file():
+        raise TypeError(f"task kind {kind.name!r}: pyfunc file {kind.pyfunc_path} does not exist")
+    if kind.config_model.model_fields["task"].default != kind.name:
+        raise TypeError(f"task kind {kind.name!r}: its config model's task must default to {kind.name!r}")
+    if not kind.config_model.METRICS or kind.config_model.DEFAULT_METRIC not in kind.config_model.METRICS:
+        raise TypeError(f"task kind {kind.name!r}: its config model must list METRICS including DEFAULT_METRIC")
+    return kind

@@ -1,0 +1,257 @@
+"""Text classification (sentiment, topic, intent): one text, one label out of 2..N.
+
+Everything specific to this kind is here: its config keys, how a table becomes canonical ``text``/``label`` rows,
+the label policy, the encoder, the metrics (accuracy, macro/weighted F1: one function for validation, test and the
+champion), the baselines (majority class; zero-shot cosine to label names with the base model) and the report
+(per-class table, confusion matrix, test predictions). The pair and multi-label kinds subclass it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from tuneline.errors import UserError
+from tuneline.config import DataConfig, TunelineConfig
+from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
+from tuneline.readers import DataLoadError, normalize_label, read_table
+
+#: Roles whose labels define the label set when none is configured.
+LABEL_SOURCE_ROLES = ("train", "all")
+
+
+class LabelSetError(UserError):
+    """The label set cannot be used as configured or inferred; the message names the labels and what to set."""
+
+
+class ClassificationData(DataConfig):
+    text_column: str = "text"
+    label_column: str = "label"
+    header: bool = Field(True, description="CSV/TSV: the first line names the columns. false: columns are named "
+                                           "by 0-based position ('0', '1', ...).")
+    min_examples_per_label: int = Field(
+        5, ge=1, description="An inferred label seen fewer times in train is an error (a stray typo must not "
+                             "become a class); configure data.labels to accept it.")
+
+
+class ClassificationConfig(TunelineConfig):
+    METRICS: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1", "weighted_f1")
+    DEFAULT_METRIC: ClassVar[str] = "macro_f1"
+
+    task: Literal["classification"] = "classification"
+    data: ClassificationData
+
+
+def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
+    """Every configured column must exist; the error lists the file's columns and the key to set."""
+    for key, column in wanted.items():
+        if column not in frame.columns:
+            found = [c for c in frame.columns if c not in ("source_row", "source_line")]
+            raise DataLoadError(f"{path} has no column {column!r} (its columns: {found}); set {key} to the right "
+                                "name" + ("" if any(c.isdigit() for c in map(str, found)) else
+                                          " (or data.header: false for a file without a header row)"))
+
+
+def as_objects(series: pd.Series) -> pd.Series:
+    """Missing values become None; everything else keeps its Python type (the schema judges it)."""
+    return series.astype(object).where(series.notna(), None)
+
+
+def normalized_labels(values: pd.Series, source_rows: pd.Series,
+                      malformed: list[dict]) -> tuple[pd.Series, pd.Series]:
+    """Labels as names (``1``, ``1.0``, `` 1`` → ``"1"``); values that cannot be one label go to ``malformed``.
+
+    Returns the labels and a mask of the rows to keep.
+    """
+    labels, keep = [], []
+    for value, row in zip(values, source_rows):
+        label, rule = normalize_label(value)
+        if rule:
+            malformed.append({"source_row": int(row), "rule": rule, "value": repr(value)[:500],
+                              "detail": "a single-label column needs one label name per row"})
+        labels.append(label)
+        keep.append(rule is None)
+    return pd.Series(labels, index=values.index, dtype=object), pd.Series(keep, index=values.index)
+
+
+def frequent_labels(values: list[Any], minimum: int) -> list[str]:
+    """Sorted labels seen in train; an error naming the rare ones when any is below ``minimum``."""
+    counts = Counter(v for v in values if isinstance(v, str) and v.strip())
+    rare = {label: n for label, n in counts.items() if n < minimum}
+    if rare:
+        shown = ", ".join(f"{label!r} ({n})" for label, n in sorted(rare.items(), key=lambda x: x[1]))
+        raise LabelSetError(f"label(s) {shown} occur fewer than data.min_examples_per_label={minimum} times in the "
+                            "training data: fix those rows, or list the real classes in data.labels (rows with other "
+                            "labels are then quarantined)")
+    return sorted(counts)
+
+
+def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column: str) -> list[str]:
+    """At least two labels, and every configured label present in train (else it could never be learned)."""
+    if len(labels) < 2:
+        raise LabelSetError(f"the label set {labels} has {len(labels)} label(s); a classifier needs at least 2: "
+                            "check data.label_column or data.labels")
+    source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
+    if source is not None and len(source):
+        seen = {v for value in source[column] for v in (value if isinstance(value, list) else [value])}
+        absent = [label for label in labels if label not in seen]
+        if absent:
+            raise LabelSetError(f"configured label(s) {absent} never occur in the training data, so the model cannot "
+                                "learn them: remove them from data.labels or add training rows")
+    return labels
+
+
+class ClassificationKind(TaskKind):
+    name = "classification"
+    config_model = ClassificationConfig
+    formats = ("csv", "tsv", "jsonl", "parquet")
+    head = "AutoModelForSequenceClassification"
+    peft_task_type = "SEQ_CLS"
+    pyfunc_file = "text_classifier.py"
+    input_example = ["an example text", "a second, longer example text for the signature"]
+    lineage_columns = ("text", "label")
+    target_column = "label"
+
+    # --- data -------------------------------------------------------------------------------------------------
+    def read_canonical(self, path: Path, fmt: str, data: ClassificationData,
+                       text_columns: dict[str, str]) -> tuple[pd.DataFrame, list[dict], int]:
+        """Read a table and rename the configured text columns; labels are left raw for the kind to parse."""
+        if fmt not in self.formats:
+            raise DataLoadError(f"format {fmt!r} cannot hold {self.name} rows; use {', '.join(self.formats)} "
+                                "(data.format)")
+        result = read_table(path, fmt, encoding=data.encoding, header=data.header,
+                            on_decode_error=data.on_decode_error)
+        raw = result.frame
+        columns_or_error(raw, path, {**{f"data.{k}": v for k, v in text_columns.items()},
+                                     "data.label_column": data.label_column})
+        frame = pd.DataFrame({name: as_objects(raw[column]) for name, column in
+                              {"text": text_columns["text_column"],
+                               **{k.removesuffix("_column"): v for k, v in text_columns.items()
+                                  if k != "text_column"}}.items()})
+        frame["label"] = as_objects(raw[data.label_column])
+        frame["source_file"] = str(path)
+        frame["source_row"] = raw["source_row"].astype("int64")
+        return frame, list(result.malformed), result.records_seen
+
+    def read(self, path: Path, fmt: str, data: ClassificationData) -> ReadRecords:
+        frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column})
+        labels, keep = normalized_labels(frame["label"], frame["source_row"], malformed)
+        frame = frame.assign(label=labels)[keep].reset_index(drop=True)
+        return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]], malformed=malformed,
+                           records_seen=seen)
+
+    def label_set(self, frames: dict[str, pd.DataFrame], data: ClassificationData) -> list[str]:
+        if data.labels:
+            labels = list(dict.fromkeys(str(label) for label in data.labels))
+        else:
+            source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
+            labels = frequent_labels(list(source["label"]) if source is not None else [],
+                                     data.min_examples_per_label)
+        return checked_label_set(labels, frames, "label")
+
+    def schema(self, labels: list[str], train_keys: list[str] | None, data: ClassificationData):
+        from tuneline.schemas.classification import classification_schema
+
+        return classification_schema(labels, train_keys)
+
+    # --- model ------------------------------------------------------------------------------------------------
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
+        from functools import partial
+
+        return partial(encode_texts, tokenizer=tokenizer, max_length=max_length, label2id=label2id), \
+            ["text", "label"]
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    # --- metrics ----------------------------------------------------------------------------------------------
+    def score(self, gold: list[str], predicted: list[str], labels: list[str]) -> dict[str, float]:
+        """Accuracy plus macro/weighted F1 over the full label set (an unpredicted class counts as F1 0)."""
+        from sklearn.metrics import accuracy_score, f1_score
+
+        return {
+            "accuracy": float(accuracy_score(gold, predicted)),
+            "macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
+            "weighted_f1": float(f1_score(gold, predicted, labels=labels, average="weighted", zero_division=0)),
+        }
+
+    def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]) -> tuple[list[str], list[str]]:
+        predicted = np.asarray(logits).argmax(axis=-1)
+        return [labels[i] for i in np.asarray(label_ids)], [labels[i] for i in predicted]
+
+    # --- evaluation and serving ---------------------------------------------------------------------------------
+    def model_input(self, frame: pd.DataFrame) -> Any:
+        return frame["text"].tolist()
+
+    def predictions_from_output(self, output: pd.DataFrame) -> tuple[list[Any], list[Any] | None]:
+        return list(output["label"]), [float(s) for s in output["score"]]
+
+    def baselines(self, splits: Any, config: TunelineConfig) -> list[Evaluation]:
+        out = [self.majority_baseline(splits)]
+        if config.evaluate.zero_shot_baseline:
+            out.append(self.zero_shot_baseline(splits, config))
+        return out
+
+    def majority_baseline(self, splits: Any) -> Evaluation:
+        """Always predict train's most frequent label (ties: the first in label order)."""
+        labels = splits.labels
+        counts = splits.train["label"].value_counts()
+        top = max(labels, key=lambda label: (counts.get(label, 0), -labels.index(label)))
+        predicted = [top] * len(splits.test)
+        return Evaluation("majority", self.score(self.gold(splits.test), predicted, labels), predicted)
+
+    def zero_shot_baseline(self, splits: Any, config: TunelineConfig) -> Evaluation:
+        """Nearest label embedding (cosine) to each text embedding, with the untouched base model."""
+        from tuneline.embeddings import load_encoder, mean_pooled_embeddings
+        from tuneline.runtime import resolve_base_model
+
+        labels = splits.labels
+        model, tokenizer = load_encoder(resolve_base_model(config.model.base), config.model.trust_remote_code)
+        descriptions = config.data.label_descriptions
+        size, length = config.evaluate.batch_size, config.tokenize.max_length
+        label_vectors = mean_pooled_embeddings(model, tokenizer, [descriptions.get(label, label.replace("_", " "))
+                                                                  for label in labels], size, length)
+        text_vectors = mean_pooled_embeddings(model, tokenizer, splits.test["text"].tolist(), size, length)
+        similarity = text_vectors @ label_vectors.T
+        predicted = [labels[i] for i in similarity.argmax(axis=1)]
+        return Evaluation("zero_shot", self.score(self.gold(splits.test), predicted, labels), predicted,
+                          similarity.max(axis=1).tolist())
+
+    def report_artifacts(self, fine_tuned: Evaluation, test: pd.DataFrame, labels: list[str],
+                         folder: Path) -> dict[str, float]:
+        import json
+
+        from sklearn.metrics import classification_report
+
+        from tuneline.reporting import plot_confusion_matrix
+
+        gold = self.gold(test)
+        report = classification_report(gold, fine_tuned.predictions, labels=labels, output_dict=True,
+                                       zero_division=0)
+        (folder / "per_class_report.json").write_text(json.dumps(report, indent=2))
+        plot_confusion_matrix(gold, fine_tuned.predictions, labels, folder / "confusion_matrix.png")
+        columns = [c for c in ("source_file", "source_row", "text", "text_pair", "label") if c in test.columns]
+        test[columns].assign(predicted=fine_tuned.predictions, score=fine_tuned.scores).to_csv(
+            folder / "test_predictions.csv", index=False)
+        return {f"{label}.f1": float(report[label]["f1-score"]) for label in labels}
+
+
+def encode_texts(batch: dict[str, list], tokenizer: Any, max_length: int, label2id: dict[str, int],
+                 pair: list[str] | None = None, truncation: str | bool = True) -> dict[str, list]:
+    """Tokenize (never pad: the collator pads per batch), truncate to ``max_length`` and flag truncated rows.
+
+    The fast tokenizer keeps what truncation cut off in each encoding's ``overflowing``, so truncation is counted
+    without asking for overflow rows (which would add one row per ``max_length`` tokens of a very long text).
+    """
+    enc = tokenizer(batch["text"], pair, truncation=truncation, max_length=max_length)
+    out = {key: list(values) for key, values in enc.items()}
+    out["labels"] = [label2id[label] for label in batch["label"]]
+    out["truncated"] = [bool(encoding.overflowing) for encoding in enc.encodings]
+    return out

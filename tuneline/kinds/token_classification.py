@@ -1,0 +1,346 @@
+"""Token classification (NER): one tag per word, IOB2 (``B-PER I-PER O``), entity-level metrics.
+
+Everything specific to this kind: its config keys (token/tag columns, the CoNLL tag column, IOB1 conversion,
+subword labelling), the sentence frame (``tokens``, ``tags``, ``text`` = tokens joined by spaces: the key for
+splitting and leakage and the string the served model's offsets refer to), the label policy ('O' plus B-/I- per
+entity type), the subword alignment, the metrics (seqeval), the all-'O' baseline and the report (per type, tag
+confusion, predictions).
+
+Alignment: a word split into several subwords gets its tag on the *first* subword only; continuation subwords and
+special tokens get -100, which the loss and the metrics ignore. Two mistakes a naive alignment makes, both covered
+by tests: copying ``B-X`` onto every subword (one entity becomes several), and labelling by token index instead of
+word index (every tag after a split word shifts right). With ``tokenize.label_all_subwords`` continuations are
+labelled too, with ``I-X`` for a ``B-X`` word, so an entity still starts exactly once. Training examples are
+truncated at ``max_length`` tokens and the words cut off are counted; evaluation and serving never truncate (the
+pyfunc tags long sentences in overlapping windows).
+
+Metrics: ``f1``/``precision``/``recall`` are conlleval's (seqeval's default mode: an ``I-X`` after ``O`` starts an
+entity, as in the published CoNLL-2003 figures); ``*_strict`` are seqeval's strict IOB2 mode (only well-formed
+``B-X I-X*`` chunks count). ``accuracy`` is per word. One :meth:`TokenClassificationKind.score` serves the Trainer's
+validation, the test evaluation and the champion re-score.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from tuneline.config import DataConfig, TokenizeConfig, TunelineConfig
+from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
+from tuneline.kinds.classification import LABEL_SOURCE_ROLES, LabelSetError
+from tuneline.readers import DataLoadError, read_conll, read_table
+
+IGNORE = -100
+SENTENCE_COLUMNS = ["tokens", "tags", "text", "source_file", "source_row"]
+
+
+class TokenData(DataConfig):
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    conll_tag_column: int = Field(-1, description="Column of the tag in CoNLL files; -1 is the last column.")
+    iob1_to_iob2: bool = Field(False, description="Convert IOB1 tags to IOB2 instead of rejecting them.")
+
+
+class TokenTokenizeConfig(TokenizeConfig):
+    label_all_subwords: bool = Field(
+        False, description="Label every subword (B-X becomes I-X on continuations) instead of the first only.")
+
+
+class TokenClassificationConfig(TunelineConfig):
+    METRICS: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall", "accuracy", "f1_strict", "precision_strict",
+                                          "recall_strict")
+    DEFAULT_METRIC: ClassVar[str] = "f1"
+
+    task: Literal["token_classification"] = "token_classification"
+    data: TokenData
+    tokenize: TokenTokenizeConfig = Field(default_factory=TokenTokenizeConfig)
+
+
+# --- alignment ---------------------------------------------------------------------------------------------------
+
+def continuation_tag(tag: str) -> str:
+    """The tag a non-first subword of a word tagged ``tag`` gets when every subword is labelled."""
+    return f"I-{tag[2:]}" if tag.startswith("B-") else tag
+
+
+def align_labels(word_ids: list[int | None], tags: list[str], label2id: dict[str, int],
+                 label_all_subwords: bool = False) -> list[int]:
+    """One label id per token: the word's tag on its first subword, -100 (or I-X) after, -100 on special tokens."""
+    labels: list[int] = []
+    previous: int | None = None
+    for word in word_ids:
+        if word is None:
+            labels.append(IGNORE)
+        elif word != previous:
+            labels.append(label2id[tags[word]])
+        elif label_all_subwords:
+            tag = continuation_tag(tags[word])
+            if tag not in label2id:
+                raise ValueError(f"tokenize.label_all_subwords labels continuations of {tags[word]} as {tag}, which "
+                                 "is not in the label set: add it to data.labels (or leave data.labels unset)")
+            labels.append(label2id[tag])
+        else:
+            labels.append(IGNORE)
+        previous = word
+    return labels
+
+
+def words_cut(word_ids: list[int | None], n_words: int) -> int:
+    """How many words of an ``n_words`` sentence have no token left after truncation."""
+    kept = [w for w in word_ids if w is not None]
+    return n_words - (max(kept) + 1) if kept else n_words
+
+
+def encode_token_batch(batch: dict[str, list], tokenizer: Any, max_length: int, label2id: dict[str, int],
+                       label_all_subwords: bool = False) -> dict[str, list]:
+    """A ``datasets`` batched map function: tokens/tags → input ids, aligned labels and words cut by truncation."""
+    enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+    labels, truncated = [], []
+    for row, (tokens, tags) in enumerate(zip(batch["tokens"], batch["tags"])):
+        word_ids = enc.word_ids(row)
+        labels.append(align_labels(word_ids, tags, label2id, label_all_subwords))
+        truncated.append(words_cut(word_ids, len(tokens)))
+    out = {key: list(values) for key, values in enc.items()}
+    out["labels"] = labels
+    out["truncated"] = truncated
+    return out
+
+
+# --- metrics -----------------------------------------------------------------------------------------------------
+
+def _modes() -> dict[str, dict[str, Any]]:
+    from seqeval.scheme import IOB2
+
+    return {"": {}, "_strict": {"mode": "strict", "scheme": IOB2}}
+
+
+def seqeval_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """Micro-averaged entity precision/recall/F1 (conlleval, and strict IOB2 as ``*_strict``) and word accuracy."""
+    from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    if len(gold) != len(predicted) or any(len(g) != len(p) for g, p in zip(gold, predicted)):
+        raise ValueError("gold and predicted tag sequences must line up sentence by sentence and word by word")
+    scores: dict[str, float] = {}
+    for suffix, mode in _modes().items():
+        scores[f"f1{suffix}"] = float(f1_score(gold, predicted, zero_division=0, **mode))
+        scores[f"precision{suffix}"] = float(precision_score(gold, predicted, zero_division=0, **mode))
+        scores[f"recall{suffix}"] = float(recall_score(gold, predicted, zero_division=0, **mode))
+    scores["accuracy"] = float(accuracy_score(gold, predicted))
+    return {name: scores[name] for name in TokenClassificationConfig.METRICS}
+
+
+def per_type_report(gold: list[list[str]], predicted: list[list[str]],
+                    strict: bool = False) -> dict[str, dict[str, float]]:
+    """seqeval's per-entity-type report (precision, recall, f1-score, support) plus micro/macro/weighted averages."""
+    from seqeval.metrics import classification_report
+
+    mode = _modes()["_strict" if strict else ""]
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0, **mode)
+    return {name: {k: float(v) for k, v in values.items()} for name, values in report.items()}
+
+
+def decode_label_ids(predicted_ids: np.ndarray, label_ids: np.ndarray,
+                     labels: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """Gold and predicted tag names at the labelled positions (-100 positions dropped), row by row."""
+    gold, predicted = [], []
+    for pred_row, gold_row in zip(predicted_ids, label_ids):
+        keep = gold_row != IGNORE
+        gold.append([labels[i] for i in gold_row[keep]])
+        predicted.append([labels[i] for i in pred_row[keep]])
+    return gold, predicted
+
+
+def tags_from_output(predictions: Any) -> list[list[str]]:
+    """The word tags from a token-tagger pyfunc's output (a DataFrame with a ``tags`` column, or a list of dicts)."""
+    if isinstance(predictions, pd.DataFrame):
+        return [list(t) for t in predictions["tags"]]
+    return [list(p["tags"]) for p in predictions]
+
+
+# --- reading -----------------------------------------------------------------------------------------------------
+
+def _joined(tokens: object) -> str | None:
+    """``" ".join(tokens)`` for a list of strings, None for anything else (the contract rejects that row)."""
+    if isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
+        return " ".join(tokens)
+    return None
+
+
+def _as_list_or_none(value: object) -> object:
+    """A missing field reads as NaN/None; an array from Parquet becomes a list; anything else is left for the
+    contract to reject by name."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame, list[dict], int]:
+    """One NER file → the sentence frame (tokens, tags, text, provenance), unusable records, records seen."""
+    path = Path(path)
+    if fmt == "conll":
+        result = read_conll(path, data.conll_tag_column, encoding=data.encoding,
+                            on_decode_error=data.on_decode_error)
+        frame = result.frame[["tokens", "tags", "source_row"]]
+    elif fmt in ("jsonl", "parquet"):
+        result = read_table(path, fmt, encoding=data.encoding, on_decode_error=data.on_decode_error)
+        raw = result.frame
+        missing = [c for c in (data.tokens_column, data.tags_column) if c not in raw.columns]
+        if len(raw) and missing:
+            found = [c for c in raw.columns if c not in ("source_row", "source_line")]
+            raise DataLoadError(f"{path} has no field {missing[0]!r} in any record (its fields: {found}); "
+                                "set data.tokens_column / data.tags_column to the right names")
+        frame = pd.DataFrame({
+            "tokens": pd.Series([_as_list_or_none(v) for v in raw.get(data.tokens_column, [])], dtype=object),
+            "tags": pd.Series([_as_list_or_none(v) for v in raw.get(data.tags_column, [])], dtype=object),
+            "source_row": raw["source_row"] if len(raw) else pd.Series([], dtype="int64")})
+    else:
+        raise DataLoadError(f"format {fmt!r} is not a token-classification format; use conll (.conll/.txt column "
+                            "files), jsonl or parquet (token and tag lists), via data.format")
+    # Built as an object column: pandas would infer a string dtype and turn the None of unusable rows into NaN.
+    text = pd.Series([_joined(tokens) for tokens in frame["tokens"]], index=frame.index, dtype=object)
+    frame = frame.assign(text=text, source_file=str(path))
+    frame["source_row"] = frame["source_row"].astype("int64")
+    return frame[SENTENCE_COLUMNS].reset_index(drop=True), list(result.malformed), result.records_seen
+
+
+class TokenClassificationKind(TaskKind):
+    name = "token_classification"
+    config_model = TokenClassificationConfig
+    formats = ("conll", "jsonl", "parquet")
+    head = "AutoModelForTokenClassification"
+    peft_task_type = "TOKEN_CLS"
+    pyfunc_file = "token_tagger.py"
+    input_example = ["Angela Merkel visited Paris .", "John Smith works for Acme Corp in Berlin since 2010 ."]
+    lineage_columns = ("text", "tags")
+    target_column = "tags"
+
+    # --- data -------------------------------------------------------------------------------------------------
+    def read(self, path: Path, fmt: str, data: TokenData) -> ReadRecords:
+        frame, malformed, seen = read_token_file(path, fmt, data)
+        return ReadRecords(frame=frame, malformed=malformed, records_seen=seen)
+
+    def prepare(self, frames: dict[str, pd.DataFrame], data: TokenData) -> dict[str, pd.DataFrame]:
+        """With ``data.iob1_to_iob2``, rewrite IOB1 tags as IOB2 (non-list rows are left for the contract)."""
+        if not data.iob1_to_iob2:
+            return frames
+        from tuneline.schemas.token_classification import iob1_to_iob2, is_string_list
+
+        return {role: frame.assign(tags=frame["tags"].map(lambda t: iob1_to_iob2(t) if is_string_list(t) else t))
+                for role, frame in frames.items()}
+
+    def label_set(self, frames: dict[str, pd.DataFrame], data: TokenData) -> list[str]:
+        """The configured tags, else 'O' plus B-/I- for every entity type in train; frozen for the run."""
+        from tuneline.schemas.token_classification import labels_from_tags, split_tag
+
+        if data.labels:
+            labels = list(dict.fromkeys(str(label) for label in data.labels))
+            bad = [label for label in labels if split_tag(label)[0] == "?"]
+            if bad or "O" not in labels:
+                raise LabelSetError(f"data.labels must be IOB2 tags including 'O' (like O, B-PER, I-PER); "
+                                    f"{'got ' + str(bad) if bad else 'O is missing'}")
+            return labels
+        source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
+        labels = labels_from_tags(source["tags"]) if source is not None else ["O"]
+        if len(labels) < 3:
+            raise LabelSetError("found no entity tag (B-X/I-X) in the training data; check data.tags_column / "
+                                "data.conll_tag_column, or set data.labels")
+        return labels
+
+    def schema(self, labels: list[str], train_keys: list[str] | None, data: TokenData):
+        from tuneline.schemas.token_classification import token_schema
+
+        return token_schema(labels, train_keys)
+
+    def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
+                          labels: list[str]) -> pd.DataFrame:
+        """Each quarantined sentence's ``detail``: the 1-based token position and what is wrong there."""
+        from tuneline.schemas.token_classification import first_problem
+
+        if quarantine.empty:
+            return quarantine
+        lookup = {(role, f, r): (tokens, tags) for role, frame in frames.items()
+                  for f, r, tokens, tags in zip(frame["source_file"], frame["source_row"], frame["tokens"],
+                                                frame["tags"])}
+        details = [first_problem(rule, *lookup.get((split, f, r), (None, None)), labels)
+                   for split, f, r, rule in zip(quarantine["split"], quarantine["source_file"],
+                                                quarantine["source_row"], quarantine["rule"])]
+        return quarantine.assign(detail=details)
+
+    def label_distribution(self, frame: pd.DataFrame) -> dict[str, int]:
+        from collections import Counter
+
+        counts = Counter(tag for tags in frame["tags"] for tag in tags)
+        return {str(k): int(v) for k, v in sorted(counts.items())}
+
+    # --- model ------------------------------------------------------------------------------------------------
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
+        return partial(encode_token_batch, tokenizer=tokenizer, max_length=max_length, label2id=label2id,
+                       label_all_subwords=config.tokenize.label_all_subwords), ["tokens", "tags"]
+
+    def encoder_settings(self, config: TunelineConfig) -> dict[str, Any]:
+        return {"label_all_subwords": config.tokenize.label_all_subwords}
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer)
+
+    # --- metrics ----------------------------------------------------------------------------------------------
+    def score(self, gold: list[list[str]], predicted: list[list[str]], labels: list[str]) -> dict[str, float]:
+        return seqeval_scores([list(g) for g in gold], [list(p) for p in predicted])
+
+    def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]):
+        """Tags at the labelled (first-subword) positions; with ``label_all_subwords`` the validation metric then
+        counts subword positions (the test evaluation is always per original word)."""
+        return decode_label_ids(np.asarray(logits).argmax(axis=-1), np.asarray(label_ids), labels)
+
+    # --- evaluation and serving ---------------------------------------------------------------------------------
+    def gold(self, frame: pd.DataFrame) -> list[list[str]]:
+        return [list(t) for t in frame["tags"]]
+
+    def model_input(self, frame: pd.DataFrame) -> Any:
+        return pd.DataFrame({"tokens": [list(t) for t in frame["tokens"]]})
+
+    def predictions_from_output(self, output: Any) -> tuple[list[Any], list[Any] | None]:
+        return tags_from_output(output), None
+
+    def baselines(self, splits: Any, config: TunelineConfig) -> list[Evaluation]:
+        """Tag every word 'O' (the majority tag of any NER corpus): high word accuracy, entity F1 0."""
+        predicted = [["O"] * len(tags) for tags in splits.test["tags"]]
+        return [Evaluation("all_o", self.score(self.gold(splits.test), predicted, splits.labels), predicted)]
+
+    def report_artifacts(self, fine_tuned: Evaluation, test: pd.DataFrame, labels: list[str],
+                         folder: Path) -> dict[str, float]:
+        """``per_type_report.json`` (conlleval) and ``per_type_report_strict.json``, ``tag_confusion.csv/.png``
+        (gold word tag × predicted word tag) and ``test_predictions.jsonl``; per-type F1 is logged."""
+        from sklearn.metrics import confusion_matrix
+
+        from tuneline.reporting import plot_confusion_matrix
+
+        gold = self.gold(test)
+        report = per_type_report(gold, fine_tuned.predictions)
+        (folder / "per_type_report.json").write_text(json.dumps(report, indent=2))
+        strict = per_type_report(gold, fine_tuned.predictions, strict=True)
+        (folder / "per_type_report_strict.json").write_text(json.dumps(strict, indent=2))
+        flat_gold = [t for tags in gold for t in tags]
+        flat_pred = [t for tags in fine_tuned.predictions for t in tags]
+        counts = confusion_matrix(flat_gold, flat_pred, labels=labels)
+        pd.DataFrame(counts, index=pd.Index(labels, name="gold"), columns=labels).to_csv(folder / "tag_confusion.csv")
+        plot_confusion_matrix(flat_gold, flat_pred, labels, folder / "tag_confusion.png",
+                              title="Word tag confusion (test)")
+        with (folder / "test_predictions.jsonl").open("w", encoding="utf-8") as handle:
+            for (source_file, source_row, tokens), tags, predicted in zip(
+                    test[["source_file", "source_row", "tokens"]].itertuples(index=False), gold,
+                    fine_tuned.predictions):
+                handle.write(json.dumps({"source_file": source_file, "source_row": int(source_row),
+                                         "tokens": list(tokens), "tags": tags, "predicted": predicted,
+                                         "correct": tags == predicted}, ensure_ascii=False) + "\n")
+        return {f"{name}.f1": values["f1-score"] for name, values in report.items() if not name.endswith(" avg")}

@@ -1,0 +1,435 @@
+"""A per-registered-model exclusive lock that holds across processes and machines: the gate's compare-and-set.
+
+The gate re-reads the ``champion`` alias, compares the challenger with it and moves the alias. Two training runs that
+finish together must not interleave those three steps, or the slower one can overwrite a better champion that the
+faster one just set. The steps therefore run inside :func:`model_lock`.
+
+Why a database transaction, and not a file lock or only Prefect:
+
+* With the embedded default every ``tuneline train`` process starts its own temporary Prefect API, so a Prefect global
+  concurrency limit is per process there and excludes nothing.
+* With an MLflow tracking server the clients need not share a file system, so a lock file cannot be seen by all.
+* A lock that is a *held transaction* dies with its holder: the kernel drops a dead process's SQLite (fcntl) locks, and
+  PostgreSQL ends the session (and its transaction-scoped locks) when the client's connection closes. Nothing stale
+  is left to expire or to clean up by hand, which a lease row with a TTL would need.
+
+Backends (chosen by the lock URL, see :func:`default_lock_url`):
+
+* SQLite (the default, beside the MLflow store but never inside the MLflow database itself, so that a held lock never
+  blocks MLflow's own writes). SQLite locks a whole database file, not a row, so every model gets its own small lock
+  file ``<folder>/<stem>.d/<model>-<hash>.db`` in which the holder keeps a ``BEGIN IMMEDIATE`` transaction open for
+  the with-block; without that, a lock on one model would block the gate of every other model. SQLite file locks are
+  only as good as the file system's: use PostgreSQL when the trainers do not share a local disk.
+* PostgreSQL: ``pg_try_advisory_xact_lock`` on a 64-bit hash of the model name, polled inside a transaction that is
+  held open for the with-block. An advisory lock rather than ``SELECT ... FOR UPDATE`` leaves the ``tuneline_locks``
+  row itself free, so that the holder can *commit* its name there (see below) while the lock is held.
+
+Both backends keep a register table ``tuneline_locks(name TEXT PRIMARY KEY, holder TEXT, acquired_at TEXT)`` in the
+database named by the lock URL. The holder upserts and commits its row right after it acquired the lock and clears it
+right before it releases it; a waiter that gives up reads it to say who holds the lock. The register is for people,
+never for exclusion: the exclusion is the held transaction alone, so a stale row left by a killed process is harmless
+(the next holder overwrites it).
+
+When a Prefect API is configured (a real server), :func:`model_lock` also takes the global concurrency limit
+``tuneline-gate-<model>`` (limit 1, created on first use), so that a gate waiting for another one shows in the Prefect
+UI. It is taken *before* the database lock, by every process in the same order, so the two cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from tuneline.runtime import redact
+
+logger = logging.getLogger(__name__)
+
+LOCK_DB_NAME = "tuneline-locks.db"
+LOCK_URL_ENV = "TUNELINE_LOCK_URL"
+PREFECT_LIMIT_PREFIX = "tuneline-gate-"
+
+# How long one attempt waits inside SQLite's busy handler (or between two PostgreSQL tries). Short, so that a waiter
+# returns to Python often enough to honour Ctrl-C and its own deadline; SQLite's busy handler retries every few ms.
+_POLL_S = 0.2
+# The register is written in short transactions that may queue behind another process's register write.
+_REGISTER_BUSY_S = 5.0
+
+_CREATE_REGISTER = ("CREATE TABLE IF NOT EXISTS tuneline_locks "
+                    "(name TEXT PRIMARY KEY, holder TEXT, acquired_at TEXT)")
+# Valid in both SQLite (>= 3.24) and PostgreSQL.
+_UPSERT_HOLDER = ("INSERT INTO tuneline_locks (name, holder, acquired_at) VALUES (:name, :holder, :at) "
+                  "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at")
+_CLEAR_HOLDER = ("UPDATE tuneline_locks SET holder = NULL, acquired_at = NULL "
+                 "WHERE name = :name AND holder = :holder")
+_READ_HOLDER = "SELECT holder, acquired_at FROM tuneline_locks WHERE name = :name"
+
+_held = threading.local()  # the (url, name) pairs this thread holds: a nested take of the same one fails fast
+
+
+class LockTimeout(RuntimeError):
+    """The gate lock of a model was not acquired in time; the message names the model, the lock database
+    (credentials redacted) and the holder when the register knows it."""
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """What :func:`model_lock` yields: the model, who holds the lock now (this process) and how long it waited."""
+
+    name: str
+    holder: str
+    waited_s: float
+
+
+def default_lock_url(tracking_uri: str) -> str:
+    """The lock database for an MLflow tracking URI.
+
+    * ``$TUNELINE_LOCK_URL`` when set, whatever the tracking URI: an operator's explicit choice always wins (as every
+      default in :mod:`tuneline.runtime` gives way to the user's environment).
+    * ``sqlite:///<dir>/mlflow.db`` → ``sqlite:///<dir>/tuneline-locks.db``: every process that shares the MLflow
+      store file necessarily shares its folder, so they all find the same lock database; it is a separate file so
+      that a held lock never blocks MLflow's own writes to its database.
+    * Anything else (``http://...`` tracking server, ``postgresql://...`` store, ...) → ``sqlite:///<cwd>/tuneline-
+      locks.db``. That only excludes processes started in the same folder on the same machine: tuneline cannot know a
+      database that all clients of a remote server share, so a scaled setup must set ``$TUNELINE_LOCK_URL`` (for
+      example a PostgreSQL URL that every trainer can reach).
+    """
+    configured = os.environ.get(LOCK_URL_ENV)
+    if configured:
+        return configured
+    try:
+        url = make_url(tracking_uri)
+    except ArgumentError:
+        url = None
+    if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        lock_path = Path(url.database).with_name(LOCK_DB_NAME)
+        return url.set(drivername="sqlite", database=str(lock_path)).render_as_string(hide_password=False)
+    return f"sqlite:///{Path.cwd() / LOCK_DB_NAME}"
+
+
+def default_holder() -> str:
+    """``<hostname>:<pid>``: enough for a person to find the process that holds a lock."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def model_lock(name: str, url: str, *, timeout_s: float = 600.0, holder: str | None = None) -> Iterator[LockInfo]:
+    """Hold the exclusive gate lock of registered model ``name`` for the with-block, across processes.
+
+    Blocks until acquired or raises :class:`LockTimeout` after ``timeout_s`` (the Prefect limit, when one is taken,
+    and the database lock share that budget). Locks of different models never block each other. The lock is not
+    re-entrant: taking the same model's lock again in the same thread raises :class:`RuntimeError` at once instead of
+    waiting for itself until the timeout.
+    """
+    holder = holder or default_holder()
+    parsed = _parse_lock_url(url)
+    key = (parsed.render_as_string(hide_password=False), name)
+    held: set[tuple[str, str]] = _held.__dict__.setdefault("keys", set())
+    if key in held:
+        raise RuntimeError(f"model_lock is not re-entrant: this thread already holds the gate lock of {name!r} "
+                           f"in {redact(url)}")
+    api_url = _prefect_api_url()  # before the clock starts: loading Prefect's settings is not waiting for anyone
+    started = time.monotonic()
+    deadline = started + max(timeout_s, 0.0)
+    with ExitStack() as stack:
+        if api_url:
+            stack.enter_context(_prefect_gate_slot(name, url, api_url, deadline, timeout_s))
+        backend = _PostgresLock if parsed.get_backend_name() == "postgresql" else _SqliteLock
+        stack.enter_context(backend(name, parsed, url, holder).held(deadline, timeout_s))
+        held.add(key)
+        stack.callback(held.discard, key)
+        yield LockInfo(name=name, holder=holder, waited_s=time.monotonic() - started)
+
+
+def _parse_lock_url(url: str) -> URL:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError(f"an in-memory SQLite lock database excludes nothing across processes: {redact(url)}")
+        return parsed
+    if backend == "postgresql":
+        return parsed
+    raise ValueError(f"unsupported lock database {redact(url)}: use sqlite:///<file> or postgresql://...")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _DatabaseLock:
+    """Shared by both backends: the wait loop, the register and the timeout message."""
+
+    def __init__(self, name: str, parsed: URL, url: str, holder: str) -> None:
+        self.name, self.parsed, self.url, self.holder = name, parsed, url, holder
+        self.register = _register_engine(parsed)  # no connection is made until it is used
+
+    # -- per backend --------------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        """Prepare to try (engines, files)."""
+
+    def _try_acquire(self) -> bool:
+        """One bounded attempt; True when this process now holds the lock transaction."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Close what _open opened (the register engine is disposed by held())."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------------------------
+    @contextmanager
+    def held(self, deadline: float, timeout_s: float) -> Iterator[None]:
+        self._open()  # (creates nothing that needs closing if it fails)
+        try:
+            announced = False
+            while not self._try_acquire():
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(_timeout_message(self.name, self.url, timeout_s,
+                                                       _read_holder(self.register, self.name)))
+                if not announced:
+                    logger.info("waiting for the gate lock of model %r in %s (held by %s)", self.name,
+                                redact(self.url), _describe_holder(_read_holder(self.register, self.name)))
+                    announced = True
+            try:
+                self._write_register(_UPSERT_HOLDER, at=_now())
+                yield
+            finally:
+                self._write_register(_CLEAR_HOLDER)  # while still holding, so it never clears a successor's row
+                self._release()
+        finally:
+            self._close()
+            self.register.dispose()
+
+    def _write_register(self, statement: str, **extra: str) -> None:
+        """Best effort: the register only tells people who holds a lock, the exclusion does not depend on it."""
+        try:
+            with self.register.begin() as conn:
+                conn.execute(text(_CREATE_REGISTER))
+                conn.execute(text(statement), {"name": self.name, "holder": self.holder, **extra})
+        except Exception as exc:  # noqa: BLE001 - never let the register break a held lock
+            logger.warning("could not update the lock register in %s: %s", redact(self.url), redact(exc))
+
+
+def _register_engine(parsed: URL) -> Engine:
+    """The engine of the register table: the database named by the lock URL itself."""
+    if parsed.get_backend_name() == "sqlite":
+        return create_engine(parsed.set(drivername="sqlite"), poolclass=NullPool,
+                             connect_args={"timeout": _REGISTER_BUSY_S})
+    return create_engine(parsed, poolclass=NullPool)  # NullPool: every use is its own connection and transaction
+
+
+def _read_holder(register: Engine, name: str) -> tuple[str, str | None] | None:
+    """The recorded holder and since when, or None (no row, cleared, or the register is unreadable)."""
+    try:
+        with register.connect() as conn:
+            row = conn.execute(text(_READ_HOLDER), {"name": name}).first()
+    except Exception:  # noqa: BLE001 - e.g. the table does not exist yet
+        return None
+    return (row[0], row[1]) if row is not None and row[0] else None
+
+
+class _SqliteLock(_DatabaseLock):
+    """``BEGIN IMMEDIATE`` on a per-model SQLite file, held open for the with-block."""
+
+    def _open(self) -> None:
+        self.lock_path = sqlite_lock_path(self.name, self.parsed)
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = _immediate_engine(self.lock_path, busy_s=_POLL_S)
+        self.conn: Connection | None = None
+
+    def _try_acquire(self) -> bool:
+        conn = self.engine.connect()
+        try:
+            conn.begin()  # the "begin" hook issues BEGIN IMMEDIATE; SQLite's busy handler waits up to _POLL_S
+        except OperationalError as exc:
+            conn.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        self.conn = conn
+        return True
+
+    def _release(self) -> None:
+        if self.conn is not None:
+            self.conn.commit()  # nothing was written: this only ends the transaction and drops the RESERVED lock
+            self.conn.close()
+            self.conn = None
+
+    def _close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.engine.dispose()
+
+
+def sqlite_lock_path(name: str, url: str | URL) -> Path:
+    """The file whose ``BEGIN IMMEDIATE`` transaction is the lock of model ``name`` under a SQLite lock URL.
+
+    ``sqlite:///<dir>/tuneline-locks.db`` → ``<dir>/tuneline-locks.d/<model>-<hash>.db``: one file per model because
+    SQLite locks whole files. Public so that an operator (and the tests) can find, e.g. with ``fuser``, who holds it.
+    """
+    database = make_url(url).database if isinstance(url, str) else url.database
+    if not database or database == ":memory:":
+        raise ValueError(f"not a SQLite lock file URL: {redact(url)}")
+    register_path = Path(database)
+    return register_path.with_name(f"{register_path.stem}.d") / f"{_slug(name)}.db"
+
+
+def _immediate_engine(path: Path, *, busy_s: float) -> Engine:
+    """An engine whose transactions start with ``BEGIN IMMEDIATE``.
+
+    Python's sqlite3 module by default sends no BEGIN until the first INSERT/UPDATE and then a plain (deferred) one,
+    which takes no lock at all: a "lock" built on it would exclude nothing. SQLAlchemy's documented recipe (pysqlite:
+    "Serializable isolation / Savepoints / Transactional DDL") turns the driver's own transaction handling off and
+    emits the BEGIN itself; tests/test_locking.py checks that the RESERVED lock is really taken.
+    """
+    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool, connect_args={"timeout": busy_s})
+
+    @event.listens_for(engine, "connect")
+    def _driver_autocommit(dbapi_connection, _record) -> None:  # noqa: ANN001 - SQLAlchemy's hook signature
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class _PostgresLock(_DatabaseLock):
+    """``pg_try_advisory_xact_lock`` on a hash of the model name, inside a transaction held for the with-block.
+
+    Not exercised by the test suite here (no PostgreSQL server); the SQL is deliberately the smallest possible.
+    """
+
+    def _open(self) -> None:
+        self.engine = create_engine(self.parsed, poolclass=NullPool)
+        self.conn = self.engine.connect()
+        # The holder's gate work runs on other connections (MLflow's), so this one sits idle in its transaction; a
+        # server-side idle-in-transaction timeout would end the session and silently drop the lock mid-gate.
+        self.conn.exec_driver_sql("SET idle_in_transaction_session_timeout = 0")
+        self.conn.commit()
+        self.key = _advisory_key(self.name)
+
+    def _try_acquire(self) -> bool:
+        if self.conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": self.key}).scalar():
+            return True
+        self.conn.rollback()  # do not sit idle in a transaction between two tries
+        time.sleep(_POLL_S)
+        return False
+
+    def _release(self) -> None:
+        self.conn.commit()  # ends the transaction, which releases the transaction-scoped advisory lock
+
+    def _close(self) -> None:
+        self.conn.close()
+        self.engine.dispose()
+
+
+def _advisory_key(name: str) -> int:
+    """A signed 64-bit key (PostgreSQL's bigint) from the model name; a clash only serialises two gates."""
+    return int.from_bytes(hashlib.sha256(f"tuneline-lock:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+def _slug(name: str) -> str:
+    """A file name for any registered model name (which may hold ``/``, spaces, ...): readable part plus a hash,
+    so that two names that slugify alike still get different files."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "model"
+    return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
+def _describe_holder(recorded: tuple[str, str | None] | None) -> str:
+    if recorded is None:
+        return "an unknown holder"
+    who, since = recorded
+    return f"{who} since {since}" if since else who
+
+
+def _timeout_message(name: str, url: str, timeout_s: float, recorded: tuple[str, str | None] | None,
+                     what: str | None = None) -> str:
+    where = what or f"the lock database {redact(url)}"
+    return (f"timed out after {timeout_s:g}s waiting for the gate lock of registered model {name!r} in {where}; "
+            f"held by {_describe_holder(recorded)}")
+
+
+def _prefect_api_url() -> str | None:
+    """The configured Prefect API URL (environment, profile or a test harness's settings), or None.
+
+    None means the embedded default: each process would start its own temporary API, on which a concurrency limit
+    excludes nothing across processes, so there is nothing to take.
+    """
+    try:
+        from prefect.settings import get_current_settings
+    except ImportError:  # pragma: no cover - prefect is a dependency
+        return os.environ.get("PREFECT_API_URL") or None
+    return get_current_settings().api.url or None
+
+
+@contextmanager
+def _prefect_gate_slot(name: str, url: str, api_url: str, deadline: float, timeout_s: float) -> Iterator[None]:
+    """Hold the slot of Prefect's global concurrency limit ``tuneline-gate-<name>`` when a Prefect API is configured.
+
+    It makes a waiting gate visible in the Prefect UI and queues gates that share a server; the database lock is what
+    guarantees exclusion, so a Prefect API that fails (other than by a timeout) is logged and the lock goes on without
+    it rather than blocking every gate on Prefect's availability.
+    """
+    limit_name = f"{PREFECT_LIMIT_PREFIX}{name}"
+    with ExitStack() as stack:
+        try:
+            from prefect.concurrency.sync import concurrency
+
+            _ensure_prefect_limit(limit_name)
+            options: dict[str, object] = {"strict": True}  # the limit exists now: its absence must not pass silently
+            if "raise_on_lease_renewal_failure" in inspect.signature(concurrency).parameters:
+                # a transient renewal hiccup must not kill a gate that already holds the database lock
+                options["raise_on_lease_renewal_failure"] = False
+            stack.enter_context(concurrency(limit_name, occupy=1,
+                                            timeout_seconds=max(deadline - time.monotonic(), 0.05), **options))
+        except TimeoutError as exc:
+            register = _register_engine(_parse_lock_url(url))
+            try:
+                recorded = _read_holder(register, name)
+            finally:
+                register.dispose()
+            raise LockTimeout(_timeout_message(
+                name, url, timeout_s, recorded,
+                what=f"Prefect's concurrency limit {limit_name!r} on {redact(api_url)} (then {redact(url)})")) from exc
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.warning("Prefect concurrency limit %r on %s not taken (%s); relying on the database lock alone",
+                           limit_name, redact(api_url), redact(exc))
+        yield
+
+
+def _ensure_prefect_limit(limit_name: str) -> None:
+    """Create the limit with ``limit=1`` unless it exists (an existing one is left as an operator set it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(limit_name)
+            return
+        except ObjectNotFound:
+            pass
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit_name, limit=1))
+        except ObjectAlreadyExists:  # another process created it between our read and our create
+            pass
