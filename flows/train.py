@@ -52,5 +52,5 @@ def train_flow(config: AnyConfig) -> RunSummary:
                                   config.primary_metric)
         version = register_model(trained.model_dir, config.task, config.registered_model_name, run,
                                  version_tags(config, lineage, fine_tuned.metrics, run), fine_tuned.metrics)
-        decision = gate_and_promote(version, fine_tuned.metrics, champion, config.gate, config.primary_metric, run)
+        decision = gate_and_promote(version, fine_tuned, baselines, champion, splits.test, splits.labels, config, run)
         return summarize_run(run, config, version, decision, report, validated, tokenized)

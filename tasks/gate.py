@@ -1,27 +1,43 @@
-"""Gate and promote: ``champion`` moves to a new version only through the metric gate.
+"""Gate and promote: ``champion`` moves to a new version only through the metric gate, compare-and-set.
 
-Rule: the candidate's primary test metric must be at least ``min_metric``, and not worse than the current champion's
-by more than ``tolerance``, with the champion scored again *on the candidate's test rows* (through its registered
-pyfunc), so the two numbers are comparable even when the test data changed. With no champion yet, the minimum alone
-decides. The decision and its reasons are tagged on the version and on the run whatever it is.
+The rule, every check leaving a reason in one plain sentence:
+
+1. the candidate's primary test metric is at least ``min_metric``;
+2. it beats the best baseline of its own run (majority, zero-shot, ...) by ``min_gain_over_baseline``: a model
+   that learned nothing is never promoted, whatever ``min_metric`` says;
+3. with a champion, scored again *on the candidate's test rows* through its registered pyfunc: the candidate is not
+   worse than it by more than ``tolerance`` (and, with ``require_significant_gain``, significantly better by a
+   paired test on those rows); ``tolerance`` can never take the candidate below the best score ever promoted minus
+   ``tolerance``, so the champion cannot slide down a little at every promotion.
+
+The champion alias is resolved to a version number once; that version is scored and recorded. The move happens
+under a per-model lock (:mod:`tuneline.locking`): the alias is re-read, and if another run moved it meanwhile, the
+new champion is scored and the rule applied again before anything moves. An MLflow error while reading the champion
+fails the run; it is never taken for "no champion".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from tuneline.common import pipeline_task, task_logger
-from tuneline.config import GateConfig
-from tuneline.kinds import TaskKind, kind_of
-from tuneline.tasks.register import CHAMPION, RegisteredVersion
+from tuneline.config import GateConfig, TunelineConfig
+from tuneline.kinds import Evaluation, TaskKind, kind_of
+from tuneline.locking import default_lock_url, model_lock
+from tuneline.stats import PairedComparison, mcnemar, paired_bootstrap
+from tuneline.tasks.register import CHALLENGER, CHAMPION, RegisteredVersion
 from tuneline.tracking import RunContext, client_for, log_metrics, set_tags
 
-#: Float noise must not flip a decision taken exactly at the tolerance edge.
+#: Float noise must not flip a decision taken exactly at an edge.
 EPSILON = 1e-9
+#: Registered-model tag holding the best primary metric ever promoted (the floor ``tolerance`` cannot go under).
+BEST_TAG = "tuneline.best.{metric}"
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,7 @@ class ChampionScore:
     version: str
     metric: float | None
     error: str | None = None
+    predictions: list[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,16 +55,27 @@ class GateDecision:
     candidate: float
     champion: ChampionScore | None
     reasons: list[str] = field(default_factory=list)
+    comparison: PairedComparison | None = None
 
 
 def decide_promotion(metric: str, candidate: float, champion: ChampionScore | None, min_metric: float,
-                     tolerance: float) -> GateDecision:
+                     tolerance: float, best_baseline: tuple[str, float] | None = None,
+                     min_gain_over_baseline: float = 0.0, comparison: PairedComparison | None = None,
+                     require_significant_gain: bool = False, significance_level: float = 0.05,
+                     best_ever: float | None = None) -> GateDecision:
     """The pure gate rule; every check that ran leaves a reason, passed or not."""
     reasons: list[str] = []
     ok = candidate + EPSILON >= min_metric
     reasons.append(f"{metric} {candidate:.4f} {'>=' if ok else '<'} min_metric {min_metric:.4f}")
+    if best_baseline is not None:
+        name, value = best_baseline
+        beats = candidate + EPSILON >= value + min_gain_over_baseline
+        ok = ok and beats
+        reasons.append(f"{metric} {candidate:.4f} {'>=' if beats else '<'} best baseline {name} {value:.4f} + "
+                       f"min_gain_over_baseline {min_gain_over_baseline:.4f}"
+                       + ("" if beats else " (the model learned too little to be worth serving)"))
     if champion is None:
-        reasons.append("no champion yet: the minimum alone decides")
+        reasons.append("no champion yet: the checks above decide")
     elif champion.metric is None:
         ok = False
         reasons.append(f"champion v{champion.version} could not be scored on this test data ({champion.error}); "
@@ -58,7 +86,47 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
         ok = ok and better
         reasons.append(f"{metric} {candidate:.4f} {'>=' if better else '<'} champion v{champion.version} "
                        f"{champion.metric:.4f} - tolerance {tolerance:.4f} = {floor:.4f}")
-    return GateDecision(promote=ok, metric=metric, candidate=candidate, champion=champion, reasons=reasons)
+        if tolerance > 0 and best_ever is not None and candidate < champion.metric:
+            held = candidate + EPSILON >= best_ever - tolerance
+            ok = ok and held
+            reasons.append(f"{metric} {candidate:.4f} {'>=' if held else '<'} best ever promoted {best_ever:.4f} - "
+                           f"tolerance {tolerance:.4f} (no slow slide through repeated tolerance)")
+        if comparison is not None:
+            significant = comparison.p_value < significance_level and comparison.difference > 0
+            reasons.append(f"paired test vs champion: {comparison.sentence(metric)}"
+                           + (f", {'significant' if significant else 'not significant'} at {significance_level}"))
+            if require_significant_gain and not significant:
+                ok = False
+                reasons.append("require_significant_gain: the gain is not significant, keeping the champion")
+    return GateDecision(promote=ok, metric=metric, candidate=candidate, champion=champion, reasons=reasons,
+                        comparison=comparison)
+
+
+def champion_version(client: Any, registered_name: str) -> str | None:
+    """The champion's version number, None when there is none; any other MLflow error is raised, never hidden."""
+    try:
+        model = client.get_registered_model(registered_name)
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None  # no model of that name yet
+        raise
+    version = (model.aliases or {}).get(CHAMPION)
+    return None if version is None else str(version)
+
+
+def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.DataFrame, labels: list[str],
+                  metric: str) -> ChampionScore:
+    """Load ``models:/<name>/<version>`` (the version recorded, not whatever the alias says later) and score it."""
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version}")
+        output = model.predict(kind.model_input(test))
+        score = kind.score_output(output, test, labels)[metric]
+        predictions, _ = kind.predictions_from_output(output)
+    except Exception as error:  # a broken champion must not crash the run, nor be replaced blindly
+        task_logger().warning("champion v%s could not be scored: %s", version, error)
+        return ChampionScore(version=version, metric=None, error=f"{type(error).__name__}: {error}")
+    task_logger().info("champion v%s scores %s %.4f on this test data", version, metric, score)
+    return ChampionScore(version=version, metric=float(score), predictions=list(predictions))
 
 
 @pipeline_task(name="score-champion")
@@ -67,40 +135,105 @@ def score_champion(run: RunContext, registered_name: str, kind: TaskKind | str, 
     """The current champion's primary metric on these test rows, through its registered pyfunc and the kind's one
     metrics function; None when there is no champion."""
     kind = kind_of(kind) if isinstance(kind, str) else kind
-    client = client_for(run)
+    version = champion_version(client_for(run), registered_name)
+    return None if version is None else score_version(registered_name, version, kind, test, labels, metric)
+
+
+def paired_comparison(kind: TaskKind, test: pd.DataFrame, labels: list[str], metric: str,
+                      candidate: list[Any], champion: list[Any], resamples: int) -> PairedComparison | None:
+    """McNemar's test for a per-row metric, else a paired bootstrap of the kind's own metric on the same rows."""
+    gold = kind.gold(test)
+    if not gold or len(champion) != len(gold) or len(candidate) != len(gold):
+        return None
+    if metric in kind.per_row_metrics:
+        return mcnemar([c == g for c, g in zip(candidate, gold)], [c == g for c, g in zip(champion, gold)])
+    score_candidate = kind.subset_score(gold, candidate, labels, metric)
+    score_champion_ = kind.subset_score(gold, champion, labels, metric)
+    return paired_bootstrap(lambda idx: (score_candidate(idx), score_champion_(idx)), len(gold),
+                            resamples=resamples)
+
+
+def best_baseline(baselines: list[Evaluation], metric: str) -> tuple[str, float] | None:
+    scored = [(b.name, b.metrics[metric]) for b in baselines if metric in b.metrics]
+    return max(scored, key=lambda item: item[1]) if scored else None
+
+
+def _best_ever(client: Any, name: str, metric: str) -> float | None:
     try:
-        version = client.get_model_version_by_alias(registered_name, CHAMPION)
+        value = client.get_registered_model(name).tags.get(BEST_TAG.format(metric=metric))
     except MlflowException:
         return None
-    try:
-        model = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version.version}")
-        score = kind.score_output(model.predict(kind.model_input(test)), test, labels)[metric]
-    except Exception as error:  # a broken champion must not crash the run, nor be replaced blindly
-        task_logger().warning("champion v%s could not be scored: %s", version.version, error)
-        return ChampionScore(version=str(version.version), metric=None, error=f"{type(error).__name__}: {error}")
-    task_logger().info("champion v%s scores %s %.4f on this test data", version.version, metric, score)
-    return ChampionScore(version=str(version.version), metric=float(score))
+    return float(value) if value else None
 
 
 @pipeline_task(name="gate-and-promote")
-def gate_and_promote(candidate: RegisteredVersion, metrics: dict[str, float], champion: ChampionScore | None,
-                     config: GateConfig, metric: str, run: RunContext) -> GateDecision:
-    """Apply the gate; move ``champion`` only on a pass; record the decision on the version and the run."""
-    if metric not in metrics:
-        raise KeyError(f"gate.primary_metric={metric!r} is not among the test metrics {sorted(metrics)}")
-    decision = decide_promotion(metric, metrics[metric], champion, config.min_metric, config.tolerance)
+def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, baselines: list[Evaluation],
+                     champion: ChampionScore | None, test: pd.DataFrame, labels: list[str], config: TunelineConfig,
+                     run: RunContext) -> GateDecision:
+    """Apply the gate under the model's lock; move ``champion`` only on a pass, and only if the champion is still
+    the version that was scored; record the decision on the version and the run.
+
+    Any failure in here takes ``challenger`` back from the candidate (it must not point at a version whose run
+    failed) and tags the version ``tuneline.status=failed``; ``champion`` is never touched on a failure.
+    """
+    kind, gate, metric = kind_of(config), config.gate, config.primary_metric
     client = client_for(run)
-    verdict = "promoted" if decision.promote else "kept_champion" if champion else "rejected"
-    tags = {"gate.decision": verdict, "gate.reasons": "; ".join(decision.reasons), "gate.metric": metric,
-            "gate.candidate": f"{decision.candidate:.6f}",
-            "gate.champion_version": champion.version if champion else "",
-            "gate.champion_metric": "" if champion is None or champion.metric is None else f"{champion.metric:.6f}"}
-    for key, value in tags.items():
-        client.set_model_version_tag(candidate.name, candidate.version, key, value)
+    if metric not in fine_tuned.metrics:
+        raise KeyError(f"gate.primary_metric={metric!r} is not among the test metrics {sorted(fine_tuned.metrics)}")
+    try:
+        with model_lock(candidate.name, default_lock_url(run.tracking_uri), timeout_s=gate.lock_timeout_s) as lock:
+            current = champion_version(client, candidate.name)
+            if current != (champion.version if champion else None):
+                task_logger().info("champion moved from v%s to v%s while this run was scoring; re-scoring",
+                                   champion.version if champion else None, current)
+                champion = None if current is None else score_version(candidate.name, current, kind, test, labels,
+                                                                      metric)
+            comparison = None
+            if champion is not None and champion.predictions is not None:
+                comparison = paired_comparison(kind, test, labels, metric, fine_tuned.predictions,
+                                               champion.predictions, gate.bootstrap_resamples)
+            decision = decide_promotion(
+                metric, fine_tuned.metrics[metric], champion, gate.min_metric, gate.tolerance,
+                best_baseline(baselines, metric), gate.min_gain_over_baseline, comparison,
+                gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric))
+            verdict = "promoted" if decision.promote else "kept_champion" if champion else "rejected"
+            tags = {"gate.decision": verdict, "gate.reasons": "; ".join(decision.reasons), "gate.metric": metric,
+                    "gate.candidate": f"{decision.candidate:.6f}",
+                    "gate.champion_version": champion.version if champion else "",
+                    "gate.champion_metric": "" if champion is None or champion.metric is None
+                    else f"{champion.metric:.6f}", "gate.lock_waited_s": f"{lock.waited_s:.1f}"}
+            if comparison is not None:
+                tags.update({"gate.test": comparison.test, "gate.p_value": f"{comparison.p_value:.6g}",
+                             "gate.difference_ci": f"[{comparison.ci_low:.6f}, {comparison.ci_high:.6f}]"})
+            tags["tuneline.status"] = "gated"  # before the alias move: a champion is always a gated version
+            for key, value in tags.items():
+                client.set_model_version_tag(candidate.name, candidate.version, key, value)
+            if decision.promote:
+                client.set_registered_model_alias(candidate.name, CHAMPION, candidate.version)
+                best = max(decision.candidate, _best_ever(client, candidate.name, metric) or 0.0)
+                client.set_registered_model_tag(candidate.name, BEST_TAG.format(metric=metric), f"{best:.6f}")
+    except BaseException:
+        _withdraw(client, candidate)
+        raise
     set_tags(run, tags)
-    if champion is not None and champion.metric is not None:
-        log_metrics(run, {f"gate.champion.{metric}": champion.metric})
-    if decision.promote:
-        client.set_registered_model_alias(candidate.name, CHAMPION, candidate.version)
+    numbers = {f"gate.champion.{metric}": champion.metric} if champion is not None and champion.metric is not None \
+        else {}
+    if comparison is not None:
+        numbers.update({"gate.p_value": comparison.p_value, "gate.difference": comparison.difference,
+                        "gate.difference_ci_low": comparison.ci_low, "gate.difference_ci_high": comparison.ci_high})
+    log_metrics(run, numbers)
     task_logger().info("gate: %s v%s (%s)", verdict, candidate.version, "; ".join(decision.reasons))
     return decision
+
+
+def _withdraw(client: Any, candidate: RegisteredVersion) -> None:
+    """After a failure: no ``challenger`` on the candidate, and a tag saying why (best effort: the store may be
+    the thing that failed)."""
+    try:
+        client.set_model_version_tag(candidate.name, candidate.version, "tuneline.status", "failed")
+        if str((client.get_registered_model(candidate.name).aliases or {}).get(CHALLENGER)) == candidate.version:
+            client.delete_registered_model_alias(candidate.name, CHALLENGER)
+    except Exception as error:  # noqa: BLE001 - reported, and `tuneline doctor` finds the version later
+        task_logger().warning("could not withdraw %s v%s after a failure: %s", candidate.name, candidate.version, error)
+
+

@@ -74,3 +74,42 @@ def test_unscorable_champion_is_not_replaced():
     assert "champion v5 could not be scored" in decision.reasons[1]
     assert "RuntimeError: broken model" in decision.reasons[1]
     assert decision.reasons[0] == "macro_f1 0.9500 >= min_metric 0.7000"
+
+
+# --- issue 10: beat the baselines, no slide, significance --------------------------------------------------------
+
+def test_a_model_no_better_than_its_majority_baseline_is_never_promoted():
+    # the LoRA run that learned nothing: accuracy 0.5092, exactly the majority baseline, over min_metric 0.5
+    decision = decide_promotion("accuracy", 0.5092, None, 0.5, 0.0, best_baseline=("majority", 0.5092),
+                                min_gain_over_baseline=0.01)
+    assert decision.promote is False
+    assert decision.reasons[0] == "accuracy 0.5092 >= min_metric 0.5000"
+    assert decision.reasons[1].startswith("accuracy 0.5092 < best baseline majority 0.5092 + min_gain_over_baseline")
+    beats = decide_promotion("accuracy", 0.80, None, 0.5, 0.0, best_baseline=("zero_shot", 0.67),
+                             min_gain_over_baseline=0.01)
+    assert beats.promote is True and "best baseline zero_shot 0.6700" in beats.reasons[1]
+
+
+def test_tolerance_cannot_slide_below_the_best_ever_promoted():
+    champion = ChampionScore(version="7", metric=0.845)  # already slid once from a best of 0.86
+    first = decide(0.84, champion, tolerance=0.01)
+    assert first.promote is True  # without a record of the best, within tolerance of the champion
+    slid = decide_promotion("macro_f1", 0.84, champion, 0.7, 0.01, best_ever=0.86)
+    assert slid.promote is False
+    assert "0.8400 < best ever promoted 0.8600 - tolerance 0.0100" in slid.reasons[-1]
+    better = decide_promotion("macro_f1", 0.87, champion, 0.7, 0.01, best_ever=0.86)
+    assert better.promote is True  # an improvement is never held back by the floor
+
+
+def test_require_significant_gain_uses_the_paired_test():
+    from tuneline.stats import mcnemar
+
+    champion = ChampionScore(version="2", metric=0.80)
+    small = mcnemar([True] * 81 + [False] * 19, [True] * 80 + [False] * 20)  # one more right answer of 100
+    kept = decide_promotion("accuracy", 0.81, champion, 0.5, 0.0, comparison=small, require_significant_gain=True)
+    assert kept.promote is False
+    assert "McNemar" in kept.reasons[-2] and "not significant at 0.05" in kept.reasons[-2]
+    assert decide_promotion("accuracy", 0.81, champion, 0.5, 0.0, comparison=small).promote is True
+    big = mcnemar([True] * 100, [True] * 70 + [False] * 30)
+    promoted = decide_promotion("accuracy", 1.0, champion, 0.5, 0.0, comparison=big, require_significant_gain=True)
+    assert promoted.promote is True and "significant at 0.05" in promoted.reasons[-1]

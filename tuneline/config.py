@@ -158,7 +158,19 @@ class GateConfig(_Strict):
     primary_metric: str | None = Field(None, description="Default: the task kind's (macro_f1 for classification, "
                                                          "f1 for NER); must be one the kind computes.")
     min_metric: float = Field(0.5, ge=0.0, le=1.0)
-    tolerance: float = Field(0.0, ge=0.0, le=1.0)
+    tolerance: float = Field(0.0, ge=0.0, le=1.0, description="A candidate may trail the champion by this much; "
+                                                               "never more than this below the best ever promoted.")
+    min_gain_over_baseline: float = Field(
+        0.01, ge=0.0, le=1.0, description="The candidate must beat the best baseline of its own run (majority, "
+                                          "zero-shot, ...) by this margin on the primary metric: a model that "
+                                          "learned nothing is never promoted, whatever min_metric says.")
+    require_significant_gain: bool = Field(
+        False, description="Promote over a champion only when the paired test (McNemar / paired bootstrap on the "
+                           "same test rows) finds the gain significant at significance_level.")
+    significance_level: float = Field(0.05, gt=0.0, lt=1.0)
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
+    lock_timeout_s: float = Field(600.0, gt=0, description="How long a gate waits for another run's gate on the "
+                                                           "same registered model.")
 
 
 class TunelineConfig(_Strict):

@@ -166,6 +166,20 @@ class TaskKind:
             raise ValueError(f"the model returned {len(predicted)} predictions for {len(frame)} test rows")
         return self.score(self.gold(frame), predicted, labels)
 
+    #: Metrics that are the mean of a per-row right/wrong outcome: the gate compares them with McNemar's test.
+    per_row_metrics: ClassVar[tuple[str, ...]] = ()
+
+    def subset_score(self, gold: list[Any], predicted: list[Any], labels: list[str],
+                     metric: str) -> Callable[[Any], float]:
+        """``metric`` on the rows at some indices (repeats allowed), called a thousand times by the gate's paired
+        bootstrap and the reports' confidence intervals. The default re-runs :meth:`score` on the subset; kinds
+        override it with a vectorised version of the same numbers."""
+
+        def score(indices: Any) -> float:
+            return self.score([gold[i] for i in indices], [predicted[i] for i in indices], labels)[metric]
+
+        return score
+
     def load_predictor(self, model_dir: Path) -> Any:
         """The pyfunc file's model class on a saved folder: ``.predict(model_input)`` returns the pyfunc's output."""
         import importlib
