@@ -17,6 +17,7 @@ import mlflow.pyfunc
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.kinds import TaskKind, kind_of
+from tuneline.registry import STATUS, neutralise_orphans
 from tuneline.tracking import RunContext, active_run, client_for
 
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -54,6 +55,10 @@ def register_model(model_dir: Path, kind: TaskKind | str, registered_name: str, 
     """
     log = task_logger()
     kind = kind_of(kind) if isinstance(kind, str) else kind
+    for orphan in neutralise_orphans(client_for(run), registered_name):
+        log.warning("%s v%s was left by run %s (%s) before its gate finished: tagged orphaned%s", registered_name,
+                    orphan.version, orphan.run_id, orphan.run_status,
+                    ", challenger removed" if orphan.had_challenger else "")
     with active_run(run):
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(kind.pyfunc_path), artifacts={"model": str(model_dir)},
@@ -65,7 +70,7 @@ def register_model(model_dir: Path, kind: TaskKind | str, registered_name: str, 
         if test_metrics:
             mlflow.log_metrics({f"test.{k}": float(v) for k, v in test_metrics.items()}, run_id=run.run_id,
                                model_id=info.model_id)
-        for key, value in version_tags.items():
+        for key, value in {**version_tags, STATUS: "registered"}.items():  # "gated" once the gate is done
             client.set_model_version_tag(registered_name, version, key, str(value))
         client.set_registered_model_alias(registered_name, CHALLENGER, version)
     except BaseException:

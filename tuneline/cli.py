@@ -63,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="sentence-pair models: the second text of each positional text (repeat, in order)")
     predict.add_argument("texts", nargs="*", help="texts (default: one per line on stdin)")
 
+    doctor = sub.add_parser("doctor", help="find (and with --fix, neutralise) half-registered versions and stale "
+                            "checkpoints", description="Registry: versions whose run died between registration and "
+                            "gate (tagged orphaned and stripped of 'challenger' with --fix; 'champion' is never "
+                            "touched). Work folder: checkpoint folders left by failed runs and the tokenization "
+                            "cache, with their sizes (deleted with --fix; checkpoints younger than an hour are kept).")
+    doctor.add_argument("--model", "-m", action="append", default=[], help="registered model name (default: all)")
+    doctor.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
+    doctor.add_argument("--work-dir", type=Path, default=Path("tuneline-output"), help="default: ./tuneline-output")
+    doctor.add_argument("--fix", action="store_true", help="apply the fixes instead of only reporting")
+
     serve = sub.add_parser("serve", help="serve the training flow as a scheduled Prefect deployment",
                            description="Start a Prefect deployment of the training flow for a config, on a cron "
                            "schedule and/or runnable on demand (needs a Prefect API: `prefect server start`).")
@@ -113,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "predict":
             return _predict(args)
+        if args.command == "doctor":
+            return _doctor(args)
         config = _demo_config(args.overrides) if args.command == "demo" else load_config(args.config, args.overrides)
         if args.command == "validate":
             return _validate(config, args.out)
@@ -143,6 +155,44 @@ def main(argv: list[str] | None = None) -> int:
               "tuneline: this is not a problem with your data or config; the full traceback is in the Prefect run "
               "log and on the MLflow run (tag tuneline.error)", file=sys.stderr)
         return 1
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Report (and with --fix repair) orphaned versions and stale work-folder state."""
+    import shutil
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.registry import find_orphans, neutralise_orphans
+    from tuneline.runtime import redact, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    names = args.model or [m.name for m in client.search_registered_models()]
+    print(f"registry {redact(uri)}: {len(names)} registered model(s)")
+    for name in names:
+        orphans = (neutralise_orphans if args.fix else find_orphans)(client, name)
+        for orphan in orphans:
+            print(f"  {name} v{orphan.version}: run {orphan.run_id} {orphan.run_status}, gate never finished"
+                  + (" (held challenger)" if orphan.had_challenger else "") + (": fixed" if args.fix else ""))
+        if not orphans:
+            print(f"  {name}: no orphaned versions")
+
+    def size(path: Path) -> int:
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+    stale = [p for p in sorted((args.work_dir / "checkpoints").glob("*")) if time.time() - p.stat().st_mtime > 3600]
+    cache = args.work_dir / "cache"
+    print(f"work folder {args.work_dir}: {len(stale)} stale checkpoint folder(s), "
+          f"{sum(map(size, stale)) / 1e6:.1f} MB; tokenization cache {size(cache) / 1e6 if cache.is_dir() else 0:.1f} MB")
+    if args.fix:
+        for path in [*stale, cache]:
+            shutil.rmtree(path, ignore_errors=True)
+        print("  removed")
+    elif stale or cache.is_dir():
+        print("  run with --fix to remove them")
+    return 0
 
 
 def _validate(config: TunelineConfig, out: Path | None) -> int:

@@ -11,7 +11,7 @@ import math
 import re
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from tuneline import __version__
 from tuneline.config import TunelineConfig, flatten
+from tuneline.locking import default_lock_url, model_lock
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
 from tuneline.common import task_logger
 
@@ -41,12 +42,18 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
-    if experiment is not None:
-        return client, experiment.experiment_id
-    location = default_artifact_location() if uri.startswith("sqlite:") else None
-    return client, client.create_experiment(config.tracking.experiment, artifact_location=location)
+    # Two processes opening a fresh SQLite store at once race in its schema migrations (alembic: "expected to match
+    # one row"), and both may create the experiment: the first open of a local store is serialised across
+    # processes. A tracking server does this itself.
+    guard = model_lock("__mlflow-store__", default_lock_url(uri), timeout_s=300) if uri.startswith("sqlite:") \
+        else nullcontext()
+    with guard:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        experiment = client.get_experiment_by_name(config.tracking.experiment)
+        if experiment is not None:
+            return client, experiment.experiment_id
+        location = default_artifact_location() if uri.startswith("sqlite:") else None
+        return client, client.create_experiment(config.tracking.experiment, artifact_location=location)
 
 
 def client_for(run: RunContext) -> MlflowClient:

@@ -93,7 +93,18 @@ try:
     import mlflow.pyfunc
 
     class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
-        """``predict`` returns a DataFrame: ``label`` (name), ``score`` (its probability), ``scores`` (all labels)."""
+        """``predict`` returns a DataFrame: ``label`` (name), ``score`` (its probability), ``scores`` (all labels).
+
+        ``model_input`` has no type hint on purpose. The signature is then inferred from the kind's input example (a
+        list of str): one unnamed string column. MLflow's column-based schema enforcement turns a str, a list of str,
+        a Series and a one-column DataFrame alike into that column (``mlflow/models/utils.py`` ``_enforce_schema``
+        makes a DataFrame of each, ``_enforce_unnamed_col_schema`` keeps and type-checks its first column), so every
+        documented form arrives here as a one-column DataFrame of strings (of a wider DataFrame, only its FIRST
+        column is kept: ``text`` must come first). A hinted ``list[str]`` would switch MLflow to type-hint
+        validation, which refuses a bare str and a Series (``mlflow/types/type_hints.py`` ``_validate_list_elements``);
+        a NAMED ``text`` column would drop the unnamed column that a str or a list becomes.
+        (The token tagger needs the other path, for lists of word lists: see ``TokenTaggerPyfunc``.)
+        """
 
         def load_context(self, context) -> None:
             self._classifier = TextClassifier(context.artifacts["model"])

@@ -4,10 +4,12 @@ This file is copied into every registered NER model, so it must stay self-contai
 transformers, pandas, numpy and mlflow, never tuneline. tuneline's own test evaluation uses :class:`TokenTagger`
 from this file, so the metrics in the registry come from exactly the code that serves the model.
 
-Input: raw text (a str, a list of str, or a DataFrame with a ``text`` column), or pre-split words (a DataFrame with a
-``tokens`` column of lists, or a list of lists; MLflow hands a list of lists over as a table with one word per
-column, which is read back row by row). Output: one row per input with ``text``, ``tokens``, ``tags`` (one
-IOB2 tag per word) and ``entities`` (dicts with ``type``, ``text``, ``start``, ``end``, ``score``).
+Input: raw text (a str, a list of str, a Series, or a DataFrame with a ``text`` column), or pre-split words (a
+DataFrame with a ``tokens`` column of lists, or a list of word lists, ragged or not); a list may mix both. Output: one
+row per input, in input order, with ``text``, ``tokens``, ``tags`` (one IOB2 tag per word) and ``entities`` (dicts
+with ``type``, ``text``, ``start``, ``end``, ``score``). Anything else (a number, a word that is not a string) is
+refused, never guessed at. How the registered model gets these inputs past MLflow unchanged is explained at
+:class:`TokenTaggerPyfunc`.
 
 Choices, and why:
 
@@ -57,8 +59,33 @@ def _is_word_list(value: Any) -> bool:
     return isinstance(value, (list, tuple, np.ndarray))
 
 
+def _is_missing(value: Any) -> bool:
+    """None or NaN: what pandas puts in a ``text`` column for a missing row (tagged as an empty text)."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _parse_item(index: int, value: Any) -> tuple[str, list[str], list[tuple[int, int]]]:
+    """One input item as (text, words, word offsets); a TypeError naming the item for anything but a text or a list
+    of word strings (``str(7)`` would tag the word "7" the caller never wrote)."""
+    if _is_word_list(value):
+        words = list(value)
+        for position, word in enumerate(words):
+            if not isinstance(word, str):
+                raise TypeError(f"input {index}: a word list must hold only strings (words), but word {position} is "
+                                f"{type(word).__name__} {word!r}")
+        text, spans = join_words(words)
+        return text, words, spans
+    if _is_missing(value):
+        return "", [], []
+    if isinstance(value, str):
+        found = split_words(value)
+        return value, [w for w, _, _ in found], [(s, e) for _, s, e in found]
+    raise TypeError(f"input {index}: expected a text (str) or a list of words (list of str), not "
+                    f"{type(value).__name__} {value!r}")
+
+
 def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, int]]]]:
-    """Normalise every accepted input to (text, words, word offsets) per item."""
+    """Normalise every accepted input to (text, words, word offsets) per item, in input order."""
     if isinstance(model_input, str):
         model_input = [model_input]
     if isinstance(model_input, dict):
@@ -69,7 +96,8 @@ def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, 
         elif "text" in model_input.columns:
             model_input = model_input["text"]
         elif model_input.shape[1] > 1:
-            # MLflow turns a list of word lists into a table, one word per column (shorter rows padded): undo that.
+            # A table with one word per column (shorter rows padded), as MLflow's column-based schema enforcement
+            # makes of a list of word lists (and pd.DataFrame(word_lists) does): read it back row by row.
             model_input = [[w for w in row if isinstance(w, str)] for row in model_input.itertuples(index=False)]
         elif model_input.shape[1]:
             model_input = model_input.iloc[:, 0]
@@ -80,17 +108,7 @@ def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, 
     if not isinstance(model_input, Sequence) or isinstance(model_input, str):
         raise TypeError("predict takes a str, a list of str, a list of word lists, or a DataFrame with a 'text' or "
                         f"'tokens' column, not {type(model_input).__name__}")
-    items = []
-    for value in model_input:
-        if _is_word_list(value):
-            words = [str(w) for w in value]
-            text, spans = join_words(words)
-        else:
-            text = "" if value is None else str(value)
-            found = split_words(text)
-            words, spans = [w for w, _, _ in found], [(s, e) for _, s, e in found]
-        items.append((text, words, spans))
-    return items
+    return [_parse_item(index, value) for index, value in enumerate(model_input)]
 
 
 def extract_entities(tags: list[str], scores: list[float], spans: list[tuple[int, int]],
@@ -213,7 +231,11 @@ class TokenTagger:
 
     def predict_frame(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """One row per input: ``text``, ``tokens``, ``tags``, ``entities`` (see the module docstring)."""
-        items = parse_input(model_input)
+        return self.predict_items(parse_input(model_input), batch_size=batch_size)
+
+    def predict_items(self, items: list[tuple[str, list[str], list[tuple[int, int]]]],
+                      batch_size: int = 64) -> pd.DataFrame:
+        """:meth:`predict_frame` for inputs already parsed by :func:`parse_input`."""
         tagged = self.tag_words([words for _, words, _ in items], batch_size=batch_size)
         rows = []
         for (text, words, spans), (tags, scores) in zip(items, tagged):
@@ -229,16 +251,49 @@ def load_predictor(model_dir: str) -> TokenTagger:
 
 try:
     import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
 
     class TokenTaggerPyfunc(mlflow.pyfunc.PythonModel):
-        """``predict`` returns a DataFrame: ``text``, ``tokens``, ``tags`` and ``entities`` per input."""
+        """``predict`` returns a DataFrame: ``text``, ``tokens``, ``tags`` and ``entities`` per input.
+
+        Why the input is declared by a type hint, and why this class checks it itself (MLflow 3.17 source):
+
+        * A signature inferred from an input example is column-based, and MLflow's schema enforcement first makes a
+          DataFrame of any list (``mlflow/models/utils.py`` ``_enforce_schema``: ``pd.DataFrame(pf_input)`` for a
+          list), so a list of word lists becomes a table with one word per column, which it then cuts to the
+          signature's columns (``_enforce_unnamed_col_schema``: ``pf_input.columns[: len(input_schema.inputs)]``;
+          ``_enforce_named_col_schema`` keeps only the named ones). A one-column string signature therefore tagged
+          each sentence's FIRST word only, and no column-based signature keeps a word list of any length intact
+          (named optional ``text``/``tokens`` columns lose a str or a list of str entirely instead).
+        * A signature inferred from ``predict``'s type hint is flagged ``is_signature_from_type_hint``, and then
+          ``PyFuncModel._predict`` (``mlflow/pyfunc/__init__.py``) skips ``_enforce_schema`` and passes the input
+          unchanged: "data validation will be done during PythonModel's predict call". ``list[str | list[str]]``
+          says what this model takes: a list of inputs, each a text or a list of words (MLflow records the union as
+          one ``Any`` column).
+        * MLflow's automatic validation for a type hint (the wrapper ``PythonModel.__init_subclass__`` puts around
+          ``predict``, ``mlflow/pyfunc/utils/data_validation.py``) accepts only a list or a DataFrame, so it would
+          refuse a bare str and a Series before this code runs (``_validate_list_elements``: "Expected list"), and
+          it checks nothing inside a union. ``_skip_type_hint_validation`` (the switch MLflow's own ChatModel and
+          agent classes use) turns that wrapper off; :func:`parse_input` is the check instead, and a stricter one:
+          every item must be a text or a list of strings, or the call fails with MLflow's invalid-parameter error
+          (HTTP 400 from a serving endpoint), as a failed schema enforcement does.
+        """
+
+        _skip_type_hint_validation = True
 
         def load_context(self, context) -> None:
             self._tagger = TokenTagger(context.artifacts["model"])
 
-        def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+        def predict(self, context, model_input: list[str | list[str]],
+                    params: dict[str, Any] | None = None) -> pd.DataFrame:
+            try:
+                items = parse_input(model_input)
+            except (TypeError, ValueError) as error:
+                raise MlflowException.invalid_parameter_value(
+                    f"Failed to enforce the model input schema (a text, a list of texts or of word lists, or a "
+                    f"DataFrame with a 'text' or 'tokens' column): {error}") from error
             batch_size = int((params or {}).get("batch_size", 64))
-            return self._tagger.predict_frame(model_input, batch_size=batch_size)
+            return self._tagger.predict_items(items, batch_size=batch_size)
 
     mlflow.models.set_model(TokenTaggerPyfunc())
 except ImportError:  # pragma: no cover - inference without mlflow needs only TokenTagger

@@ -1,0 +1,166 @@
+"""Nothing promoted by accident: fault injection on the real flow (tiny BERT, SQLite MLflow, real processes).
+
+Each test asserts the exact registry state afterwards: versions, aliases, status tags.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import working_in
+from tuneline.cli import main
+from tuneline.demo import demo_config_dict, write_demo_csv
+from tuneline.flows.train import train_flow
+from tuneline.locking import LockTimeout, default_lock_url
+from tuneline.tasks.register import register_model
+from tuneline.tracking import RunContext
+
+MODEL = "integrity-intents"
+FAST = ["tokenize.max_length=32", "train.learning_rate=2e-3", "train.batch_size=32", "train.precision=fp32",
+        "evaluate.zero_shot_baseline=false", "train.early_stopping_patience=0"]
+
+
+def tiny_config(data: Path, tiny_bert: Path, *overrides: str):
+    from tuneline.config import build_config
+
+    return build_config(demo_config_dict(data), [f"model.base={tiny_bert}", f"tracking.registered_model={MODEL}",
+                                                 *FAST, "train.epochs=6", "gate.min_metric=0.3", *overrides])
+
+
+def aliases(client: MlflowClient) -> dict[str, str]:
+    return {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny_bert):
+    """A folder with one finished run: version 1 is champion and challenger."""
+    folder = tmp_path_factory.mktemp("integrity")
+    with working_in(folder):
+        data = write_demo_csv(folder / "tickets.csv")
+        summary = train_flow(tiny_config(data, tiny_bert))
+    assert summary.promoted and summary.version == "1"
+    return folder, data
+
+
+def hold_lock(uri: str, ready: Path) -> subprocess.Popen:
+    """Another process holding the gate lock of MODEL (as a concurrent run's gate would)."""
+    code = ("import sys, time, pathlib\n"
+            "from tuneline.locking import model_lock\n"
+            f"with model_lock({MODEL!r}, {default_lock_url(uri)!r}, holder='other-run'):\n"
+            f"    pathlib.Path({str(ready)!r}).write_text('held')\n"
+            "    time.sleep(120)\n")
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_a_failure_after_registration_withdraws_challenger_and_never_moves_champion(store, tiny_bert):
+    folder, data = store
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    ready = folder / "lock-ready"
+    holder = hold_lock(uri, ready)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready.exists(), "the lock holder did not start"
+        with working_in(folder), pytest.raises(LockTimeout, match="other-run"):
+            train_flow(tiny_config(data, tiny_bert, "train.epochs=1", "gate.lock_timeout_s=2"))
+    finally:
+        holder.kill()
+        holder.wait()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    failed = client.get_model_version(MODEL, "2")
+    assert failed.tags["tuneline.status"] == "failed"
+    assert "gate.decision" not in failed.tags
+    assert aliases(client) == {"champion": "1"}  # challenger withdrawn from v2, champion untouched
+    assert client.get_run(failed.run_id).info.status == "FAILED"
+    assert data.read_bytes() == write_demo_csv(folder / "again.csv").read_bytes()  # the input never changed
+
+
+def test_a_killed_run_leaves_an_orphan_that_doctor_and_the_next_run_neutralise(store, tiny_bert, capsys):
+    folder, data = store
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion_before = aliases(client)["champion"]
+    # A run registers its model, then its process is killed before the gate: the version holds challenger.
+    experiment = client.get_experiment_by_name("tuneline-demo").experiment_id
+    run = client.create_run(experiment)
+    model_dir = next((folder / "tuneline-output" / "runs").glob("*/model"))
+    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri, run_dir=folder)
+    mlflow.set_tracking_uri(uri)
+    orphan = register_model.fn(model_dir, "classification", MODEL, context, {"task": "classification"})
+    client.set_terminated(run.info.run_id, status="KILLED")
+    assert aliases(client)["challenger"] == orphan.version
+
+    with working_in(folder):
+        assert main(["doctor", "--model", MODEL]) == 0
+    report = capsys.readouterr().out
+    assert f"{MODEL} v{orphan.version}: run {run.info.run_id} KILLED, gate never finished (held challenger)" in report
+    assert aliases(client)["challenger"] == orphan.version  # a report changes nothing
+
+    with working_in(folder):
+        assert main(["doctor", "--model", MODEL, "--fix"]) == 0
+    assert client.get_model_version(MODEL, orphan.version).tags["tuneline.status"] == "orphaned"
+    assert aliases(client) == {"champion": champion_before}
+    with working_in(folder):
+        assert main(["doctor", "--model", MODEL]) == 0
+    assert f"{MODEL}: no orphaned versions" in capsys.readouterr().out
+
+
+def test_the_next_run_neutralises_an_orphan_before_registering(store, tiny_bert):
+    folder, data = store
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("tuneline-demo").experiment_id
+    run = client.create_run(experiment)
+    model_dir = next((folder / "tuneline-output" / "runs").glob("*/model"))
+    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri, run_dir=folder)
+    mlflow.set_tracking_uri(uri)
+    orphan = register_model.fn(model_dir, "classification", MODEL, context, {"task": "classification"})
+    client.set_terminated(run.info.run_id, status="FAILED")
+    with working_in(folder):
+        summary = train_flow(tiny_config(data, tiny_bert, "train.epochs=1"))
+    assert client.get_model_version(MODEL, orphan.version).tags["tuneline.status"] == "orphaned"
+    assert aliases(client)["challenger"] == summary.version
+    assert client.get_model_version(MODEL, summary.version).tags["tuneline.status"] == "gated"
+
+
+def test_two_concurrent_runs_leave_the_better_model_champion(tmp_path, tiny_bert):
+    """Two real `tuneline train` processes on the same registered model, tolerance 0: whatever the order in which
+    they reach the gate, the champion at the end is the better of the two, and the gates did not overlap."""
+    data = write_demo_csv(tmp_path / "tickets.csv")
+    raw = demo_config_dict(data)
+    raw["model"]["base"] = str(tiny_bert)
+    raw["tracking"]["registered_model"] = "race"
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(raw))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    common = [f"--set={o}" for o in FAST] + ["--set=gate.min_metric=0.0", "--set=gate.min_gain_over_baseline=0.0",
+                                             "--set=gate.tolerance=0.0"]
+    runs = [subprocess.Popen([sys.executable, "-m", "tuneline.cli", "train", "-c", "cfg.yaml", *common,
+                              f"--set=train.epochs={epochs}", f"--set=work_dir=out-{epochs}"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for epochs in (1, 4)]
+    outputs = [run.communicate(timeout=900)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    versions = {str(v.version): v for v in client.search_model_versions("name = 'race'")}
+    assert sorted(versions) == ["1", "2"]
+    scores = {name: float(v.tags["metric.test.macro_f1"]) for name, v in versions.items()}
+    champion = str(client.get_registered_model("race").aliases["champion"])
+    assert scores[champion] == max(scores.values())
+    assert all(v.tags["tuneline.status"] == "gated" for v in versions.values())
+    # the second gate saw the first one's outcome: it scored the champion of that moment
+    second = max(versions.values(), key=lambda v: float(v.last_updated_timestamp))
+    first = next(v for v in versions.values() if v is not second)
+    if first.tags["gate.decision"] == "promoted":
+        assert second.tags["gate.champion_version"] == str(first.version)

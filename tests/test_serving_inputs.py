@@ -1,0 +1,209 @@
+"""Every documented input form through a REGISTERED model, loaded the normal way (MLflow schema enforcement on).
+
+The models are tiny random heads on the conftest BERT, logged and registered by ``register_model`` itself (the
+code path a training run uses) into a SQLite store, then loaded back with
+``mlflow.pyfunc.load_model("models:/<name>/<version>")``. What is checked is the shape of the answers (one row per
+input, in order; one tag per word) and that equivalent forms give the same answers; the random weights make the
+labels themselves meaningless.
+
+The regression: a list of word lists (``[["John", "Smith", "lives", "in", "Berlin"], ["Paris"]]``) came back with a
+tag for each FIRST word only, because MLflow's column-based schema enforcement turned the lists into a one-word-per-
+column table and cut it to the signature's single column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tuneline.tasks.register import register_model
+from tuneline.tracking import RunContext
+
+CLASSES = ["billing", "delivery", "account"]
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+TEXTS = ["where is my parcel", "please reset my password", "refund the charge twice"]
+SENTENCES = ["John Smith lives in Berlin .", "Paris"]
+WORD_LISTS = [["John", "Smith", "lives", "in", "Berlin"], ["Paris"]]  # the regression, verbatim
+#: 40 words: longer than the input example (12 words) and than one window of the max_length-10 model below, so the
+#: served model must tag it in several windows; plus a one-word and a two-word list in the same (ragged) call.
+LONG = ["john", "smith", "visited", "berlin", ".", "acme", "corp", "works", "in", "paris"] * 4
+RAGGED = [LONG, ["Paris"], ["John", "Smith"]]
+
+
+@dataclass(frozen=True)
+class Served:
+    uri: str
+    model: Any  # mlflow.pyfunc.PyFuncModel
+
+
+def save_head(base: Path, folder: Path, head: str, labels: list[str], max_length: int) -> Path:
+    """A randomly initialised ``head`` on the tiny BERT, saved as tuneline saves a trained model (with its
+    tokenizer, ``id2label`` and ``tuneline_max_length``)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    model = getattr(transformers, head).from_pretrained(
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)})
+    model.config.tuneline_max_length = max_length
+    model.save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
+    """A SQLite MLflow store (tracking and registry) with its artifacts in a temporary folder."""
+    folder = tmp_path_factory.mktemp("serving-store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("serving-inputs", artifact_location=(folder / "artifacts").as_uri())
+    try:
+        yield uri, experiment, folder
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+
+
+def register(store: tuple[str, str, Path], model_dir: Path, kind: str, name: str) -> Served:
+    """Log + register through tuneline's own register task, then load the version back from the registry."""
+    uri, experiment, folder = store
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.create_run(experiment)
+    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
+                         run_dir=folder / run.info.run_id)
+    version = register_model.fn(model_dir, kind, name, context, {"task": kind})
+    return Served(uri=version.uri, model=mlflow.pyfunc.load_model(f"models:/{name}/{version.version}"))
+
+
+@pytest.fixture(scope="module")
+def classifier(store, tiny_bert, tmp_path_factory) -> Served:
+    folder = save_head(tiny_bert, tmp_path_factory.mktemp("classifier"), "AutoModelForSequenceClassification",
+                       CLASSES, max_length=32)
+    return register(store, folder, "classification", "serving-classifier")
+
+
+@pytest.fixture(scope="module")
+def tagger(store, tiny_bert, tmp_path_factory) -> Served:
+    folder = save_head(tiny_bert, tmp_path_factory.mktemp("tagger"), "AutoModelForTokenClassification", TAGS,
+                       max_length=10)
+    return register(store, folder, "token_classification", "serving-tagger")
+
+
+def input_schema(uri: str) -> list[dict]:
+    signature = mlflow.models.get_model_info(uri).signature
+    assert signature is not None, "a registered model must carry a signature (MLflow enforces it when serving)"
+    return signature.inputs.to_dict()
+
+
+# --- classification ----------------------------------------------------------------------------------------------
+
+def assert_same_classification(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a["label"]) == list(b["label"])
+    assert list(a["score"]) == pytest.approx(list(b["score"]), abs=1e-5)
+    for x, y in zip(a["scores"], b["scores"]):
+        assert x.keys() == y.keys() and list(x.values()) == pytest.approx(list(y.values()), abs=1e-5)
+
+
+def test_classifier_signature_is_one_string_column(classifier):
+    """One unnamed string column: MLflow's column enforcement then turns a str, a list of str, a Series and a
+    one-column DataFrame alike into that column (a NAMED column would drop the unnamed ones, see the pyfunc)."""
+    assert input_schema(classifier.uri) == [{"type": "string", "required": True}]
+
+
+def test_classifier_accepts_every_documented_form(classifier):
+    model = classifier.model
+    as_list = model.predict(TEXTS)
+    assert list(as_list.columns) == ["label", "score", "scores"]
+    assert len(as_list) == len(TEXTS)
+    assert set(as_list["label"]) <= set(CLASSES)
+    assert all(set(scores) == set(CLASSES) for scores in as_list["scores"])
+    assert_same_classification(model.predict(pd.DataFrame({"text": TEXTS})), as_list)
+    assert_same_classification(model.predict(pd.Series(TEXTS)), as_list)
+    assert_same_classification(model.predict(pd.Series(TEXTS, name="text")), as_list)
+    one = model.predict(TEXTS[1])
+    assert len(one) == 1
+    assert_same_classification(one, as_list.iloc[[1]].reset_index(drop=True))
+
+
+# --- named-entity recognition ------------------------------------------------------------------------------------
+
+def assert_same_tagging(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.columns) == list(b.columns) == ["text", "tokens", "tags", "entities"]
+    assert [list(t) for t in a["tokens"]] == [list(t) for t in b["tokens"]]
+    assert [list(t) for t in a["tags"]] == [list(t) for t in b["tags"]]
+    assert list(a["text"]) == list(b["text"])
+
+
+def assert_one_tag_per_word(out: pd.DataFrame, word_lists: list[list[str]]) -> None:
+    """One output row per input, in input order, each with exactly one tag per word of that input."""
+    assert len(out) == len(word_lists)
+    assert [list(t) for t in out["tokens"]] == word_lists
+    assert [len(tags) for tags in out["tags"]] == [len(words) for words in word_lists]
+    assert all(set(tags) <= set(TAGS) for tags in out["tags"])
+
+
+def test_tagger_signature_comes_from_the_predict_type_hint(tagger):
+    """``list[str | list[str]]``: a list of inputs, each a text or a list of words. MLflow records such a signature
+    as coming from the type hint, and then hands the input to the model unchanged instead of making a table of it."""
+    assert input_schema(tagger.uri) == [{"type": "any", "required": True}]
+    assert mlflow.models.Model.load(tagger.uri).to_dict()["is_signature_from_type_hint"] is True
+
+
+def test_tagger_tags_every_word_of_a_list_of_word_lists(tagger):
+    """The regression: this returned ``tags`` of length 1 for both rows (each first word only)."""
+    out = tagger.model.predict(WORD_LISTS)
+    assert_one_tag_per_word(out, WORD_LISTS)
+    assert list(out["text"]) == ["John Smith lives in Berlin", "Paris"]
+    assert_same_tagging(tagger.model.predict(pd.DataFrame({"tokens": WORD_LISTS})), out)
+
+
+def test_tagger_word_lists_longer_and_shorter_than_the_example_in_one_ragged_call(tagger):
+    out = tagger.model.predict(RAGGED)
+    assert_one_tag_per_word(out, RAGGED)
+    assert_same_tagging(tagger.model.predict(pd.DataFrame({"tokens": RAGGED})), out)
+    # each row is tagged as if it were alone (batching and padding change nothing)
+    for words, tags in zip(RAGGED, out["tags"]):
+        assert list(tagger.model.predict([words]).iloc[0]["tags"]) == list(tags)
+
+
+def test_tagger_accepts_raw_text_in_every_documented_form(tagger):
+    model = tagger.model
+    as_list = model.predict(SENTENCES)
+    assert_one_tag_per_word(as_list, [["John", "Smith", "lives", "in", "Berlin", "."], ["Paris"]])
+    assert list(as_list["text"]) == SENTENCES
+    assert_same_tagging(model.predict(pd.DataFrame({"text": SENTENCES})), as_list)
+    assert_same_tagging(model.predict(pd.Series(SENTENCES)), as_list)
+    assert_same_tagging(model.predict(SENTENCES[0]), as_list.iloc[[0]].reset_index(drop=True))
+    long_text = " ".join(LONG)
+    assert_one_tag_per_word(model.predict(long_text), [LONG])
+    # raw text and the same words pre-split are tagged alike
+    assert [list(t) for t in model.predict([long_text])["tags"]] == [list(t) for t in model.predict([LONG])["tags"]]
+
+
+def test_tagger_entities_point_into_each_text(tagger):
+    out = tagger.model.predict(SENTENCES + WORD_LISTS)
+    assert len(out) == 4
+    for text, entities in zip(out["text"], out["entities"]):
+        assert all(text[e["start"]:e["end"]] == e["text"] for e in entities)
+
+
+@pytest.mark.parametrize("bad", [42, [["John", 3]], [None, 7], [2.5]])
+def test_tagger_rejects_what_its_signature_does_not_allow(tagger, bad):
+    """Schema enforcement stays on: anything but texts and lists of words is refused with MLflow's
+    invalid-parameter error (an HTTP 400 from a serving endpoint), never guessed at."""
+    with pytest.raises(MlflowException, match="text|word"):
+        tagger.model.predict(bad)
