@@ -109,7 +109,7 @@ def test_config_params_never_leak_a_tracking_password():
     assert params["tracking.tracking_uri"] == "postgresql://***@db/mlflow"
     assert params["train.learning_rate"] == "5e-05"
     assert all("bob" not in str(v) for v in params.values())
-    assert params["model.lora.target_modules"] == '["query", "value"]'
+    assert params["model.lora.target_modules"] == '["query", "key", "value", "dense"]'
 
 
 # --- CLI ------------------------------------------------------------------------------------------------------

@@ -84,3 +84,62 @@ def test_score_tagger_output_reads_the_pyfunc_frame():
     assert scores["f1"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="2 test rows"):
         score_tagger_output(output.iloc[:1], test)
+
+
+# --- f1 is conlleval's (issue 9); strict IOB2 stays available as f1_strict ----------------------------------------
+
+def conlleval_chunks(tags: list[str]) -> set[tuple[str, int, int]]:
+    """A transcription of conlleval.pl's startOfChunk/endOfChunk for IOB tags: an I-X after O or after another
+    type starts a chunk (the lenient reading published CoNLL-2003 scores use)."""
+    chunks, start, kind = set(), None, None
+    previous_tag, previous_kind = "O", ""
+    for position, tag in enumerate([*tags, "O"]):
+        prefix, _, current = tag.partition("-")
+        ends = previous_tag != "O" and (prefix in ("B", "O") or current != previous_kind)
+        starts = prefix == "B" or (prefix == "I" and (previous_tag == "O" or current != previous_kind))
+        if ends and start is not None:
+            chunks.add((kind, start, position - 1))
+            start = None
+        if starts:
+            start, kind = position, current
+        previous_tag, previous_kind = prefix, current
+    return chunks
+
+
+def conlleval_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    found = correct = present = 0
+    for sentence, (g, p) in enumerate(zip(gold, predicted)):
+        gold_chunks, predicted_chunks = conlleval_chunks(g), conlleval_chunks(p)
+        present, found = present + len(gold_chunks), found + len(predicted_chunks)
+        correct += len(gold_chunks & predicted_chunks)
+    precision = correct / found if found else 0.0
+    recall = correct / present if present else 0.0
+    return {"precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0}
+
+
+def test_f1_matches_conlleval_on_ill_formed_i_starts():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["I-ORG", "O"], ["O", "B-MISC", "I-MISC", "I-MISC"]]
+    predicted = [["I-PER", "I-PER", "O", "I-LOC"], ["B-ORG", "O"], ["O", "I-MISC", "I-MISC", "B-MISC"]]
+    # conlleval by hand: gold PER(0-1) LOC(3) | ORG(0) | MISC(1-3); predicted PER(0-1) LOC(3) | ORG(0) |
+    # MISC(1-2) MISC(3): 3 of 5 predicted right, 3 of 4 gold found
+    scores = seqeval_scores(gold, predicted)
+    assert scores["precision"] == pytest.approx(3 / 5, abs=5e-5)
+    assert scores["recall"] == pytest.approx(3 / 4, abs=5e-5)
+    assert round(scores["f1"], 4) == round(2 * (3 / 5) * (3 / 4) / (3 / 5 + 3 / 4), 4) == 0.6667
+    assert scores == pytest.approx({**scores, **conlleval_scores(gold, predicted)}, abs=5e-5)
+    # strict IOB2 drops the I- starts on both sides: gold PER LOC MISC, predicted ORG: nothing matches
+    assert scores["f1_strict"] == 0.0
+
+
+def test_f1_equals_conlleval_on_random_tag_sequences():
+    import random
+
+    rng = random.Random(7)
+    tags = ["O", "O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC", "I-ORG"]
+    gold = [[rng.choice(tags) for _ in range(rng.randint(1, 12))] for _ in range(300)]
+    predicted = [[t if rng.random() < 0.7 else rng.choice(tags) for t in g] for g in gold]
+    ours, reference = seqeval_scores(gold, predicted), conlleval_scores(gold, predicted)
+    for name in ("precision", "recall", "f1"):
+        assert round(ours[name], 4) == round(reference[name], 4)
+    assert ours["f1_strict"] != pytest.approx(ours["f1"])  # the two modes really differ on such data

@@ -95,10 +95,13 @@ class DataConfig(_Strict):
 
 
 class LoraConfig(_Strict):
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
+    """LoRA on every linear layer of the encoder (attention and feed-forward): with adapters on query/value alone
+    and full fine-tuning's learning rate, MiniLM learned nothing on SST-2 in 125 steps."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"])
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
 
 
 class FreezeConfig(_Strict):
@@ -121,7 +124,9 @@ class TokenizeConfig(_Strict):
 
 class TrainConfig(_Strict):
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    learning_rate: float = Field(5e-5, gt=0)
+    learning_rate: float | None = Field(
+        None, gt=0, description="Default per model.strategy: full 5e-5, lora 5e-4 (adapters need about 10x), "
+                                "freeze 5e-5 (1e-3 with freeze.all_but_head: only the head learns).")
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     epochs: float = Field(3.0, gt=0)
@@ -196,6 +201,13 @@ class TunelineConfig(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
 
     @model_validator(mode="after")
+    def _learning_rate_for_strategy(self) -> "TunelineConfig":
+        """Fill ``train.learning_rate`` from the strategy when unset, so the resolved value is logged and shown."""
+        if self.train.learning_rate is None:
+            self.train.learning_rate = default_learning_rate(self.model)
+        return self
+
+    @model_validator(mode="after")
     def _metric_is_computable(self) -> "TunelineConfig":
         """A gate metric the kind cannot compute would only fail inside the Trainer, after minutes of work."""
         if self.METRICS and self.gate.primary_metric is not None and self.gate.primary_metric not in self.METRICS:
@@ -215,6 +227,15 @@ class TunelineConfig(_Strict):
         """A short hash of everything that shapes the trained weights (used to find a resumable checkpoint)."""
         payload = self.model_dump(mode="json", exclude={"tracking": True, "gate": True, "evaluate": True})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_learning_rate(model: ModelConfig) -> float:
+    """The learning rate each strategy trains well with on BERT-family encoders (see TrainConfig.learning_rate)."""
+    if model.strategy == "lora":
+        return 5e-4
+    if model.strategy == "freeze" and model.freeze.all_but_head:
+        return 1e-3
+    return 5e-5
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -1,0 +1,105 @@
+"""A small learnable dataset, config overrides and the documented input forms for every task kind.
+
+Used by the end-to-end test parametrized over KINDS: a new kind adds one entry here (its data must use words of the
+tiny test BERT's vocabulary, ``conftest.WORDS``, so the tiny model can learn it).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tuneline.demo import write_demo_csv
+
+
+@dataclass
+class KindExample:
+    write: Callable[[Path], dict[str, Any]]     # writes the files, returns the data: config
+    overrides: list[str]                        # dotted config overrides that make the tiny model learn
+    planted_rules: list[str]                    # quarantine rules the data deliberately breaks
+    inputs: list[tuple[Any, int]]               # (documented input form, rows expected back)
+    equivalent: list[list[int]] = field(default_factory=list)  # indices of inputs holding the same rows
+    check_output: Callable[[Any, Any], None] = lambda given, output: None
+
+
+# --- classification ------------------------------------------------------------------------------------------------
+
+def write_classification(folder: Path) -> dict[str, Any]:
+    path = write_demo_csv(folder / "tickets.csv")
+    return {"path": str(path), "text_column": "text", "label_column": "intent",
+            "labels": ["billing", "shipping", "technical", "account"]}
+
+
+TEXTS = ["where is my parcel", "how do I reset my password please, my account is locked and I need help now"]
+
+CLASSIFICATION = KindExample(
+    write=write_classification,
+    overrides=["tokenize.max_length=32", "train.epochs=8", "train.learning_rate=2e-3", "train.batch_size=32",
+               "train.early_stopping_patience=4"],
+    planted_rules=["no_exact_duplicates", "label_in_label_set", "record_has_wrong_field_count"],
+    inputs=[(TEXTS[0], 1), (TEXTS, 2), (pd.Series(TEXTS), 2), (pd.DataFrame({"text": TEXTS}), 2),
+            ([TEXTS[0]] * 5, 5)],
+    equivalent=[[1, 2, 3]],
+)
+
+
+# --- token classification ------------------------------------------------------------------------------------------
+
+PEOPLE = [["John"], ["John", "Smith"], ["Smith"]]
+PLACES = [["Paris"], ["London"], ["Berlin"]]
+ORGS = [["Acme", "Corp"], ["Google"], ["Acme"]]
+
+
+def _entity(words: list[str], kind: str) -> list[tuple[str, str]]:
+    return [(w, ("B-" if i == 0 else "I-") + kind) for i, w in enumerate(words)]
+
+
+def _sentence(rng: random.Random) -> list[tuple[str, str]]:
+    per, loc, org = _entity(rng.choice(PEOPLE), "PER"), _entity(rng.choice(PLACES), "LOC"), \
+        _entity(rng.choice(ORGS), "ORG")
+    return rng.choice([per + [("visited", "O")] + loc + [(".", "O")],
+                       per + [("works", "O"), ("for", "O")] + org + [("in", "O")] + loc,
+                       org + [("is", "O"), ("in", "O")] + loc + [(".", "O")]])
+
+
+def write_token_classification(folder: Path) -> dict[str, Any]:
+    rng = random.Random(0)
+    blocks = [_sentence(rng) for _ in range(300)]
+    blocks.insert(3, [("John", "O"), ("Smith", "I-PER"), ("visited", "O"), ("Paris", "B-LOC")])  # invalid IOB2
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "ner.conll"
+    body = "\n\n".join("\n".join(f"{w} {t}" for w, t in block) for block in blocks)
+    path.write_text(body + "\n\nNew York B-LOC\nis O\n")  # a ragged line: 3 fields in a 2-column file
+    return {"path": str(path), "labels": ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]}
+
+
+WORD_LISTS = [["John", "Smith", "lives", "in", "Berlin"], ["Paris"],
+              ["John", "works", "for", "Acme", "Corp", "in", "London", "and", "Smith", "visited", "Paris", "."] * 3]
+
+
+def _one_tag_per_word(given: Any, output: Any) -> None:
+    if isinstance(given, list) and given and isinstance(given[0], list):
+        assert [len(t) for t in output["tags"]] == [len(w) for w in given]
+
+
+TOKEN_CLASSIFICATION = KindExample(
+    write=write_token_classification,
+    overrides=["tokenize.max_length=16", "train.epochs=8", "train.learning_rate=5e-3", "train.batch_size=16"],
+    planted_rules=["valid_iob2", "conll_line_has_wrong_field_count"],
+    inputs=[("John Smith lives in Berlin", 1), (["John Smith lives in Berlin", "Paris"], 2), (WORD_LISTS, 3),
+            (pd.DataFrame({"tokens": WORD_LISTS}), 3), (pd.DataFrame({"text": ["John Smith lives in Berlin",
+                                                                               "Paris"]}), 2)],
+    equivalent=[[2, 3], [1, 4]],
+    check_output=_one_tag_per_word,
+)
+
+
+EXAMPLES: dict[str, KindExample] = {
+    "classification": CLASSIFICATION,
+    "token_classification": TOKEN_CLASSIFICATION,
+}
