@@ -32,7 +32,7 @@ def train_flow(config: AnyConfig) -> RunSummary:
      5. load the tokenizer                                  13. score the champion on the same test rows
      6. tokenize with the kind's encoder (cached)           14. register the version (alias challenger)
      7. build the model: the kind's head + strategy         15. gate: move champion only if it passes
-     8. train with the Trainer (early stopping, resume)     16. summarize where everything is
+     8. train with the Trainer (early stopping, resume)     16. summarize; remove the checkpoints
     """
     with tracked_run(config) as run:
         loaded = load_data(config)
@@ -53,4 +53,4 @@ def train_flow(config: AnyConfig) -> RunSummary:
         version = register_model(trained.model_dir, config.task, config.registered_model_name, run,
                                  version_tags(config, lineage, fine_tuned.metrics, run), fine_tuned.metrics)
         decision = gate_and_promote(version, fine_tuned, baselines, champion, splits.test, splits.labels, config, run)
-        return summarize_run(run, config, version, decision, report, validated, tokenized)
+        return summarize_run(run, config, version, decision, report, validated, tokenized, trained)

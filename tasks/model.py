@@ -7,7 +7,9 @@ full), ``freeze`` (embeddings and/or the bottom N encoder layers, or everything 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import transformers
@@ -40,15 +42,42 @@ class ModelBuildError(UserError):
 def load_tokenizer(config: ModelConfig) -> Any:
     """The base model's fast tokenizer (offline: a local path or the installed MiniLM)."""
     base = resolve_base_model(config.base)
+    refuse_custom_code(config, base)
     try:
         tokenizer = AutoTokenizer.from_pretrained(base, use_fast=True, trust_remote_code=config.trust_remote_code)
     except OSError as error:
         raise ModelBuildError(f"cannot load a tokenizer from model.base={config.base!r} ({error}); use 'minilm', a "
                               "local model folder, or a model id already in the local Hugging Face cache") from None
+    except ValueError as error:
+        raise _refused_remote_code(config, error) from None
     if not getattr(tokenizer, "is_fast", False):
         raise ModelBuildError(f"model.base={config.base!r} has no fast tokenizer; tuneline needs one (word ids, "
                               "offsets)")
     return tokenizer
+
+
+def refuse_custom_code(config: ModelConfig, base: str) -> None:
+    """A model folder whose config maps Auto classes to its own Python files (``auto_map``) is refused unless
+    trusted: transformers would otherwise either run that code or silently substitute its own classes."""
+    config_file = Path(base) / "config.json"
+    if config.trust_remote_code or not config_file.is_file():
+        return
+    try:
+        auto_map = json.loads(config_file.read_text()).get("auto_map")
+    except (OSError, ValueError):
+        return
+    if auto_map:
+        raise ModelBuildError(f"model.base={config.base!r} ships its own Python code ({config_file} maps "
+                              f"{', '.join(sorted(auto_map))} to it), which tuneline does not load unless you set "
+                              "model.trust_remote_code: true (only for code you have read)")
+
+
+def _refused_remote_code(config: ModelConfig, error: ValueError) -> Exception:
+    """transformers refuses a model folder that ships its own code unless trusted: say so in the config's words."""
+    if "trust_remote_code" in str(error) and not config.trust_remote_code:
+        return ModelBuildError(f"model.base={config.base!r} ships its own Python code, which tuneline does not run "
+                               "unless you set model.trust_remote_code: true (only for code you have read)")
+    return error
 
 
 def _encoder_parts(model: Any) -> tuple[Any, list[Any]]:
@@ -94,10 +123,14 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str]) ->
     kind = kind_of(kind) if isinstance(kind, str) else kind
     base = resolve_base_model(config.base)
     id2label = dict(enumerate(labels))
+    refuse_custom_code(config, base)
     extra = {"problem_type": kind.problem_type} if kind.problem_type else {}
-    model = getattr(transformers, kind.head).from_pretrained(
-        base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-        trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True, **extra)
+    try:
+        model = getattr(transformers, kind.head).from_pretrained(
+            base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True, **extra)
+    except ValueError as error:
+        raise _refused_remote_code(config, error) from None
     if config.strategy == "freeze":
         apply_freeze(model, config.freeze.embeddings, config.freeze.bottom_layers, config.freeze.all_but_head)
     elif config.strategy == "lora":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tuneline.tasks.gate import GateDecision
 from tuneline.tasks.register import RegisteredVersion
 from tuneline.tasks.report import ReportFiles
 from tuneline.tasks.tokenize import TokenizedData
+from tuneline.tasks.train import TrainedModel
 from tuneline.tasks.validate import ValidatedData
 from tuneline.tracking import RunContext, client_for, log_artifact
 
@@ -42,8 +44,12 @@ class RunSummary:
 
 @pipeline_task(name="summarize-run")
 def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVersion, decision: GateDecision,
-                  report: ReportFiles, validated: ValidatedData, tokenized: TokenizedData) -> RunSummary:
-    """Collect the run's outcome (aliases read back from the registry) into ``summary.json``."""
+                  report: ReportFiles, validated: ValidatedData, tokenized: TokenizedData,
+                  trained: TrainedModel | None = None) -> RunSummary:
+    """Collect the run's outcome (aliases read back from the registry) into ``summary.json``; the model is
+    registered now, so the run's checkpoints (kept so far for a re-run to resume from) are removed."""
+    if trained is not None and trained.checkpoint_dir is not None:
+        shutil.rmtree(trained.checkpoint_dir, ignore_errors=True)
     aliases = sorted(client_for(run).get_model_version(version.name, version.version).aliases)
     summary = RunSummary(
         run_id=run.run_id, experiment_id=run.experiment_id, tracking_uri=redact(run.tracking_uri),

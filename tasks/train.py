@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TrainConfig, TunelineConfig
@@ -36,7 +37,30 @@ class TrainedModel:
     best_metric: float | None
     resumed_from: str | None
     precision: str
+    checkpoint_dir: Path | None = None  # kept until the model is registered, then removed
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+@contextmanager
+def exclusive_checkpoints(folder: Path, config: TunelineConfig) -> Iterator[Path]:
+    """The checkpoint folder, held for this process: a second identical run started meanwhile trains in a folder of
+    its own instead of resuming from (and later deleting) checkpoints another live process is writing."""
+    from tuneline.locking import LockTimeout, model_lock
+
+    import os
+
+    url = f"sqlite:///{Path(config.work_dir).resolve() / 'tuneline-locks.db'}"
+    Path(config.work_dir).mkdir(parents=True, exist_ok=True)
+    with ExitStack() as held:
+        try:
+            held.enter_context(model_lock(f"checkpoints-{Path(folder).name}", url, timeout_s=1.0,
+                                          use_prefect=False))
+            target = Path(folder)
+        except LockTimeout:
+            target = Path(f"{folder}-pid{os.getpid()}")
+            task_logger().warning("another run is training the same config on the same data in %s; using %s",
+                                  folder, target)
+        yield target
 
 
 def resolve_precision(requested: str) -> str:
@@ -131,6 +155,37 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
     )
 
 
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest ``checkpoint-N`` that was written completely, skipping (with a log line) any that a dying process
+    left half-written: no readable ``trainer_state.json``, weights whose safetensors header does not load, or a
+    truncated optimizer state (torch saves a zip: a cut-off file has no central directory)."""
+    import json
+    import zipfile
+
+    from safetensors import safe_open
+
+    log = task_logger()
+    candidates = sorted((p for p in Path(folder).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                        key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for candidate in candidates:
+        try:
+            json.loads((candidate / "trainer_state.json").read_text())
+            weights = [w for w in candidate.glob("*.safetensors")]
+            if not weights:
+                raise ValueError("no weights")
+            for path in weights:
+                with safe_open(str(path), "pt") as handle:
+                    list(handle.keys())
+            optimizer = candidate / "optimizer.pt"
+            if optimizer.exists() and not zipfile.is_zipfile(optimizer):
+                raise ValueError("optimizer.pt is truncated")
+        except Exception as error:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
+            log.warning("skipping incomplete checkpoint %s (%s: %s)", candidate, type(error).__name__, error)
+            continue
+        return str(candidate)
+    return None
+
+
 def checkpoint_folder(config: TunelineConfig, tokenized: TokenizedData) -> Path:
     """``<work_dir>/checkpoints/<config fingerprint>-<train data key>``: the same config on the same data finds its
     own checkpoints again after a crash, and anything else starts fresh."""
@@ -164,12 +219,14 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
     trainer = Trainer(model=model, args=args, data_collator=kind.collator(tokenizer),
                       train_dataset=tokenized.datasets["train"], eval_dataset=tokenized.datasets["validation"],
                       processing_class=tokenizer, compute_metrics=kind.trainer_metrics(labels), callbacks=callbacks)
-    resume = get_last_checkpoint(str(checkpoint_dir)) if train_config.resume and checkpoint_dir.is_dir() else None
-    if resume:
-        log.info("resuming from checkpoint %s", resume)
-    log.info("training on %d rows (%s, %s precision), evaluating on %d", len(tokenized.datasets["train"]),
-             train_config.optimizer, precision, len(tokenized.datasets["validation"]))
-    output = trainer.train(resume_from_checkpoint=resume)
+    with exclusive_checkpoints(checkpoint_dir, config) as checkpoint_dir:
+        trainer.args.output_dir = str(checkpoint_dir)
+        resume = last_complete_checkpoint(checkpoint_dir) if train_config.resume and checkpoint_dir.is_dir() else None
+        if resume:
+            log.info("resuming from checkpoint %s", resume)
+        log.info("training on %d rows (%s, %s precision), evaluating on %d", len(tokenized.datasets["train"]),
+                 train_config.optimizer, precision, len(tokenized.datasets["validation"]))
+        output = trainer.train(resume_from_checkpoint=resume)
     final = trainer.model
     if hasattr(final, "merge_and_unload"):  # LoRA: fold the adapters into the base weights for plain loading
         final = final.merge_and_unload()
@@ -177,10 +234,10 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
     model_dir = Path(model_dir)
     final.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     result = TrainedModel(model_dir=model_dir, global_step=output.global_step,
                           train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
                           best_metric=trainer.state.best_metric, resumed_from=resume, precision=precision,
+                          checkpoint_dir=checkpoint_dir,
                           history=list(trainer.state.log_history))
     if run is not None:
         log_metrics(run, {"train.runtime_s": result.train_runtime_s, "train.global_step": result.global_step,

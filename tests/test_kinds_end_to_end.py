@@ -67,6 +67,13 @@ def test_first_run_registers_a_champion_with_metrics_artifacts_and_quarantine(tw
     assert {inp.tags[0].value for inp in run.inputs.dataset_inputs} == {"train", "validation", "test"}
     quarantine = pd.read_csv(first.quarantine_file)
     assert first.rejected_records >= 1 and set(quarantine["rule"]) >= set(EXAMPLES[task].planted_rules)
+    # the registered artifact holds weights as safetensors only: nothing that unpickles on load
+    files = list(Path(mlflow.artifacts.download_artifacts(f"models:/e2e-{task}/{first.version}",
+                                                          tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")).rglob("*"))
+    assert any(f.suffix == ".safetensors" for f in files)
+    assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")]
+    # registered, so the checkpoints kept for a resume are gone
+    assert not [p for p in (folder / "tuneline-output" / "checkpoints").glob("*") if any(p.iterdir())]
 
 
 def test_registered_model_predicts_every_documented_input_form(two_runs):

@@ -71,7 +71,38 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, tiny_bert):
     # the restored history still holds the curve of the interrupted part
     assert [h["step"] for h in result.history if "loss" in h] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "model" / "model.safetensors").is_file()
-    assert not checkpoints.exists()  # removed after success, so the next run starts fresh
+    # kept until the model is registered (the flow's last step removes them): a failure in evaluation or
+    # registration must not throw the training away
+    assert result.checkpoint_dir == checkpoints and checkpoints.is_dir()
+
+
+def test_a_half_written_checkpoint_is_skipped_on_resume(tmp_path, tiny_bert):
+    splits = tiny_splits()
+    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.max_steps=6",
+                        "train.eval_steps=2", "train.batch_size=8", "train.learning_rate=1e-3",
+                        "train.precision=fp32", "train.early_stopping_patience=0", "train.logging_steps=1",
+                        f"work_dir={tmp_path}", path="/unused.csv")
+    from tuneline.config import ModelConfig
+
+    model_config = ModelConfig(base=str(tiny_bert))
+    tokenizer = load_tokenizer.fn(model_config)
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: f"h-{n}" for n, _ in splits.items()},
+                                   tmp_path / "cache")
+    checkpoints = tmp_path / "ckpt"
+    with pytest.raises(Crash):
+        train_model.fn(build_model.fn(model_config, "classification", splits.labels).model, tokenizer, tokenized,
+                       splits.labels, config, model_dir=tmp_path / "model", checkpoint_dir=checkpoints,
+                       extra_callbacks=[CrashAtStep(5)])
+    # the process "died" while writing checkpoint-4: its weights are cut off, and a checkpoint-6 has no state file
+    weights = checkpoints / "checkpoint-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    (checkpoints / "checkpoint-6").mkdir()
+    recorder = StepRecorder()
+    result = train_model.fn(build_model.fn(model_config, "classification", splits.labels).model, tokenizer,
+                            tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                            checkpoint_dir=checkpoints, extra_callbacks=[recorder])
+    assert result.resumed_from.endswith("checkpoint-2")  # the last complete one
+    assert recorder.steps == [3, 4, 5, 6]
 
 
 def test_lora_run_registers_a_merged_model_that_loads_without_peft(workdir, tiny_bert):

@@ -14,6 +14,7 @@ from pathlib import Path
 from tuneline import runtime  # noqa: F401  (offline defaults first)
 from tuneline.config import ConfigError, TunelineConfig, build_config, load_config
 from tuneline.errors import UserError
+from tuneline.runtime import redact
 
 EPILOG = "Overrides use dotted keys: --set train.learning_rate=3e-5 --set model.strategy=lora"
 
@@ -137,24 +138,38 @@ def main(argv: list[str] | None = None) -> int:
         from tuneline.flows.train import train_flow
 
         quiet_user_error_tracebacks()
-        _print_summary(train_flow(config))
+        _print_summary(train_flow(secrets_as_references(config)))
         return 0
     except ConfigError as error:
-        print(f"tuneline: {error}", file=sys.stderr)
+        print(f"tuneline: {redact(error)}", file=sys.stderr)
         return 2
     except UserError as error:
-        print(f"tuneline: {error}", file=sys.stderr)
+        print(f"tuneline: {redact(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("tuneline: interrupted; a re-run of the same config resumes from the last checkpoint", file=sys.stderr)
         return 130
     except Exception as error:  # a bug or an outage: its traceback is above (Prefect) and in the MLflow run
-        from tuneline.runtime import redact
-
         print(f"tuneline: {type(error).__name__}: {redact(error)}\n"
               "tuneline: this is not a problem with your data or config; the full traceback is in the Prefect run "
               "log and on the MLflow run (tag tuneline.error)", file=sys.stderr)
         return 1
+
+
+def secrets_as_references(config: TunelineConfig) -> TunelineConfig:
+    """Keep a literal tracking-URI secret out of the parameters Prefect stores for the flow run: the URI moves to
+    the process environment and the config refers to it as ``${TUNELINE_TRACKING_URI}``."""
+    import os
+
+    from tuneline.runtime import has_credentials
+
+    uri = config.tracking.tracking_uri
+    if not has_credentials(uri):
+        return config
+    os.environ["TUNELINE_TRACKING_URI"] = uri
+    safe = config.model_copy(deep=True)
+    safe.tracking.tracking_uri = "${TUNELINE_TRACKING_URI}"
+    return safe
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -165,7 +180,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
     from tuneline.registry import find_orphans, neutralise_orphans
-    from tuneline.runtime import redact, resolve_tracking_uri
+    from tuneline.runtime import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -233,7 +248,7 @@ def _predict(args: argparse.Namespace) -> int:
     import mlflow
     import pandas as pd
 
-    from tuneline.runtime import redact, resolve_tracking_uri
+    from tuneline.runtime import resolve_tracking_uri
 
     mlflow.set_tracking_uri(resolve_tracking_uri(args.tracking_uri))
     if args.input is not None:

@@ -128,13 +128,15 @@ def default_holder() -> str:
 
 
 @contextmanager
-def model_lock(name: str, url: str, *, timeout_s: float = 600.0, holder: str | None = None) -> Iterator[LockInfo]:
+def model_lock(name: str, url: str, *, timeout_s: float = 600.0, holder: str | None = None,
+               use_prefect: bool = True) -> Iterator[LockInfo]:
     """Hold the exclusive gate lock of registered model ``name`` for the with-block, across processes.
 
     Blocks until acquired or raises :class:`LockTimeout` after ``timeout_s`` (the Prefect limit, when one is taken,
     and the database lock share that budget). Locks of different models never block each other. The lock is not
     re-entrant: taking the same model's lock again in the same thread raises :class:`RuntimeError` at once instead of
-    waiting for itself until the timeout.
+    waiting for itself until the timeout. ``use_prefect=False`` takes the database lock alone (for short local
+    locks that are not a gate: the first open of a store, a checkpoint folder).
     """
     holder = holder or default_holder()
     parsed = _parse_lock_url(url)
@@ -143,7 +145,7 @@ def model_lock(name: str, url: str, *, timeout_s: float = 600.0, holder: str | N
     if key in held:
         raise RuntimeError(f"model_lock is not re-entrant: this thread already holds the gate lock of {name!r} "
                            f"in {redact(url)}")
-    api_url = _prefect_api_url()  # before the clock starts: loading Prefect's settings is not waiting for anyone
+    api_url = _prefect_api_url() if use_prefect else None  # before the clock starts: loading Prefect's settings is not waiting for anyone
     started = time.monotonic()
     deadline = started + max(timeout_s, 0.0)
     with ExitStack() as stack:

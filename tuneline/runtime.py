@@ -32,8 +32,11 @@ def apply_offline_defaults() -> None:
 
 apply_offline_defaults()
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
-_SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|api[_-]?key)=)[^&\s]+")
+#: ``scheme://user:password@host``: everything up to the LAST ``@`` of the URL's non-space run is credentials, so a
+#: password holding ``@`` or ``/`` (``p@ss/w0rd``) is hidden whole, not cut at its first ``@`` or ``/``.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^\s]*)@(?=[^@\s]*(?:\s|$))")
+_SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|access_token|secret|api[_-]?key|sig|signature|"
+                           r"x-amz-[a-z-]+|x-goog-[a-z-]+|se|sv|skoid)=)[^&\s]+")
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api[_-]?key|credential)")
 
 
@@ -50,10 +53,36 @@ def redact_params(params: dict[str, object]) -> dict[str, str]:
             for key, value in params.items()}
 
 
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def has_credentials(value: str | None) -> bool:
+    """Whether ``value`` holds a literal secret (URL credentials or a secret query parameter)."""
+    return bool(value) and redact(value) != value
+
+
+def expand_env(value: str) -> str:
+    """Replace ``${VAR}`` references with the environment's values; an unset variable is an error naming it.
+
+    Secrets are written in configs as references, so what Prefect stores as flow-run and deployment parameters
+    (and MLflow as params) holds the variable's name, never its value.
+    """
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            from tuneline.config import ConfigError
+
+            raise ConfigError(f"the config refers to ${{{name}}}, but the environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(lookup, value)
+
+
 def resolve_tracking_uri(configured: str | None) -> str:
-    """Config, then ``$MLFLOW_TRACKING_URI``, then a SQLite store in the working directory."""
+    """Config (``${VAR}`` references expanded), then ``$MLFLOW_TRACKING_URI``, then ./mlflow.db (SQLite)."""
     if configured:
-        return configured
+        return expand_env(configured)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"

@@ -45,7 +45,7 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
     # Two processes opening a fresh SQLite store at once race in its schema migrations (alembic: "expected to match
     # one row"), and both may create the experiment: the first open of a local store is serialised across
     # processes. A tracking server does this itself.
-    guard = model_lock("__mlflow-store__", default_lock_url(uri), timeout_s=300) if uri.startswith("sqlite:") \
+    guard = model_lock("__mlflow-store__", default_lock_url(uri), timeout_s=300, use_prefect=False) if uri.startswith("sqlite:") \
         else nullcontext()
     with guard:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
