@@ -17,6 +17,7 @@ from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TunelineConfig
 from tuneline.kinds import Evaluation, kind_of
 from tuneline.reporting import comparison_markdown
+from tuneline.stats import bootstrap_interval
 from tuneline.tracking import RunContext, log_artifact, log_metrics, metric_key
 
 
@@ -32,10 +33,19 @@ def report_evaluation(fine_tuned: Evaluation, baselines: list[Evaluation], test:
     """Write and log every evaluation artifact of a run."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    per_label = kind_of(config).report_artifacts(fine_tuned, test, labels, folder)
+    kind = kind_of(config)
+    per_label = kind.report_artifacts(fine_tuned, test, labels, folder)
     comparison = {e.name: e.metrics for e in [fine_tuned, *baselines]}
-    (folder / "before_vs_after.json").write_text(json.dumps(comparison, indent=2))
-    (folder / "before_vs_after.md").write_text(comparison_markdown(comparison))
+    metric = config.primary_metric
+    low, high = bootstrap_interval(kind.subset_score(kind.gold(test), fine_tuned.predictions, labels, metric),
+                                   len(test), resamples=config.gate.bootstrap_resamples)
+    interval = {"metric": metric, "value": fine_tuned.metrics[metric], "ci_low": low, "ci_high": high,
+                "confidence": 0.95, "method": "percentile bootstrap over test rows"}
+    (folder / "before_vs_after.json").write_text(json.dumps({**comparison, "fine_tuned_interval": interval},
+                                                            indent=2))
+    (folder / "before_vs_after.md").write_text(
+        comparison_markdown(comparison) + f"\nfine_tuned {metric}: {interval['value']:.4f} "
+        f"(95% bootstrap interval {low:.4f} to {high:.4f}, {len(test)} test rows)\n")
     if run is not None:
         flat: dict[str, float] = {}
         for name, values in comparison.items():
@@ -45,6 +55,7 @@ def report_evaluation(fine_tuned: Evaluation, baselines: list[Evaluation], test:
         if renamed:  # label names MLflow rejects as metric keys: logged under a safe key, the mapping kept
             (folder / "metric_key_mapping.json").write_text(json.dumps(renamed, indent=2, ensure_ascii=False))
         flat.update({f"test.{metric_key(name)}": value for name, value in per_label.items()})
+        flat.update({f"test.{metric}.ci_low": low, f"test.{metric}.ci_high": high})
         log_metrics(run, flat)
         for path in sorted(folder.iterdir()):
             log_artifact(run, path, "evaluation")

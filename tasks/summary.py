@@ -34,6 +34,7 @@ class RunSummary:
     run_dir: str
     quarantine_file: str
     rejected_records: int
+    duplicate_records: int
     task: str
     labels: list[str]
     truncated: dict[str, int]
@@ -56,7 +57,7 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
         registered_model=version.name, version=version.version, aliases=aliases, promoted=decision.promote,
         gate_reasons=decision.reasons, primary_metric=decision.metric, comparison=report.comparison,
         run_dir=str(run.run_dir), quarantine_file=str(validated.quarantine_path),
-        rejected_records=validated.rejected_records, task=config.task, labels=list(validated.labels),
+        rejected_records=validated.rejected_records, duplicate_records=validated.duplicate_records, task=config.task, labels=list(validated.labels),
         truncated=dict(tokenized.truncated))
     path = Path(run.run_dir) / "summary.json"
     path.write_text(summary.to_json())

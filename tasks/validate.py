@@ -47,6 +47,10 @@ class ValidatedData:
         return count_rejected(self.quarantine)
 
     @property
+    def duplicate_records(self) -> int:
+        return split_duplicates(self.quarantine)[1]
+
+    @property
     def rejected_fraction(self) -> float:
         return self.rejected_records / self.total_records if self.total_records else 0.0
 
@@ -107,22 +111,44 @@ def write_quarantine(quarantine: pd.DataFrame, run_dir: Path, run: RunContext | 
     return path
 
 
+#: Rules that mark a repeated copy of a good record, not a broken one: kept first copy, budgeted on their own.
+DUPLICATE_RULES = frozenset({"no_exact_duplicates"})
+
+
+def split_duplicates(quarantine: pd.DataFrame) -> tuple[int, int]:
+    """(broken records, duplicate copies): a record counts as a duplicate only when every rule it broke is one."""
+    keys = ["split", "source_file", "source_row"]
+    if quarantine.empty:
+        return 0, 0
+    only_duplicate = quarantine.groupby(keys)["rule"].agg(lambda rules: set(rules) <= DUPLICATE_RULES)
+    return int((~only_duplicate).sum()), int(only_duplicate.sum())
+
+
 def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction: float, path: Path,
-                         run: RunContext | None) -> None:
-    """Record the rejection counts; raise with the top reasons when the rejected fraction is over the limit."""
-    rejected = count_rejected(quarantine)
-    fraction = rejected / total if total else 0.0
+                         run: RunContext | None, max_duplicate_fraction: float = 1.0) -> None:
+    """Record the rejection counts; raise with the top reasons when broken records, or duplicate copies, are over
+    their own limit (a duplicate-heavy but otherwise clean dataset trains by default: copies are dropped, counted)."""
+    broken, duplicates = split_duplicates(quarantine)
+    fraction = broken / total if total else 0.0
+    duplicate_fraction = duplicates / total if total else 0.0
     if run is not None:
         by_rule = Counter(quarantine["rule"])
-        log_metrics(run, {"data.rejected_records": rejected, "data.rejected_fraction": fraction,
+        log_metrics(run, {"data.rejected_records": broken + duplicates, "data.rejected_fraction": fraction,
+                          "data.broken_records": broken, "data.duplicate_records": duplicates,
                           **{f"data.rejected.{re.sub(r'[^A-Za-z0-9_.-]+', '_', rule)}": n
                              for rule, n in by_rule.items()}})
     if fraction > max_bad_fraction:
-        top = ", ".join(f"{rule} ({n})" for rule, n in Counter(quarantine["rule"]).most_common(5))
+        reasons = Counter(r for r in quarantine["rule"] if r not in DUPLICATE_RULES)
+        top = ", ".join(f"{rule} ({n})" for rule, n in reasons.most_common(5))
         raise DataValidationError(
-            f"{rejected} of {total} records ({fraction:.1%}) broke the data contract, more than "
+            f"{broken} of {total} records ({fraction:.1%}) broke the data contract, more than "
             f"data.max_bad_fraction={max_bad_fraction:.1%}. Top reasons: {top}. "
             f"Every rejected record, with its file, row and rule, is in {path}.")
+    if duplicate_fraction > max_duplicate_fraction:
+        raise DataValidationError(
+            f"{duplicates} of {total} records ({duplicate_fraction:.1%}) are exact copies of an earlier record, more "
+            f"than data.max_duplicate_fraction={max_duplicate_fraction:.1%}; the first copy of each is kept. Raise "
+            f"the limit if that is expected; every dropped copy is listed in {path}.")
 
 
 def validate_frames(frames: dict[str, pd.DataFrame], labels: list[str],
@@ -163,6 +189,7 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
     path = write_quarantine(quarantine, run_dir, run)
     log.info("validated %d records: %d rejected (quarantine: %s); %d labels", loaded.total_records,
              count_rejected(quarantine), path, len(labels))
-    enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, run)
+    enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, run,
+                         config.data.max_duplicate_fraction)
     return ValidatedData(frames=clean, labels=labels, quarantine=quarantine, quarantine_path=path,
                          total_records=loaded.total_records)

@@ -101,7 +101,8 @@ def _print_summary(summary) -> None:
           f"(aliases: {', '.join(summary.aliases) or 'none'})")
     print(f"  gate              : {'PROMOTED to champion' if summary.promoted else 'not promoted'} - "
           + "; ".join(summary.gate_reasons))
-    print(f"  quarantine        : {summary.rejected_records} rejected records in {summary.quarantine_file}")
+    print(f"  quarantine        : {summary.rejected_records} rejected records ({summary.duplicate_records} of "
+          f"them duplicate copies) in {summary.quarantine_file}")
     print(f"  reports           : {summary.run_dir}")
     print(f"  test {summary.primary_metric} (before vs after):")
     for name, metrics in summary.comparison.items():

@@ -76,7 +76,9 @@ class DataConfig(_Strict):
     label_descriptions: dict[str, str] = Field(
         default_factory=dict, description="Text the zero-shot baseline embeds for each label (default: its name)."
     )
-    max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0, description="Broken records (not duplicates) allowed.")
+    max_duplicate_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="Exact copies of an earlier record allowed (the first copy is kept).")
     split: SplitConfig = Field(default_factory=SplitConfig)
 
     def path_fields(self) -> list[str]:

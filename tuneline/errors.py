@@ -9,20 +9,39 @@ bug or an outage and keeps its traceback.
 from __future__ import annotations
 
 import logging
+import re
 
 
 class UserError(ValueError):
     """A problem with the user's input; the message says which file/key/row and what to change."""
 
 
+def _user_error_names() -> set[str]:
+    names, pending = set(), [UserError]
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return names
+
+
+_FAILED_STATE = re.compile(r"Finished in state Failed\(.*encountered an exception:? (\w+):")
+
+
 class _DropUserErrorTracebacks(logging.Filter):
+    """Drops the records that repeat a user error: its tracebacks, and the "Finished in state Failed(...)" lines
+    that quote it (the CLI prints it once, as one line)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, UserError)
+        if isinstance(error, UserError):
+            return False
+        failed = _FAILED_STATE.search(record.getMessage())
+        return not (failed and failed.group(1) in _user_error_names())
 
 
 def quiet_user_error_tracebacks() -> None:
-    """Drop, on Prefect's console handlers only, the log records that carry a :class:`UserError` traceback."""
+    """Drop, on Prefect's console handlers only, the log records that repeat a :class:`UserError`."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     quiet = _DropUserErrorTracebacks()

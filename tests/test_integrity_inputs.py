@@ -1,0 +1,177 @@
+"""Every input record accounted for, and every input mistake a one-line error (issue 10), on real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests_support import run_config
+from tuneline.cli import main
+from tuneline.config import ConfigError, load_config
+from tuneline.tasks.load import load_data
+from tuneline.tasks.validate import DataValidationError, validate_data
+
+
+def write_rows(path: Path, rows: list[tuple[object, object]], header=("text", "label")) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def validate(config, run_dir: Path):
+    return validate_data.fn(load_data.fn(config), config, run_dir)
+
+
+def test_labels_written_three_ways_are_one_label(tmp_path):
+    spellings = ["1", "1.0", " 1"]
+    rows = [(f"good text {i}", spellings[i % 3]) for i in range(30)] + [(f"bad text {i}", "0") for i in range(30)]
+    result = validate(run_config("classification", path=write_rows(tmp_path / "d.csv", rows)), tmp_path / "run")
+    assert result.labels == ["0", "1"]
+    assert set(result.frames["all"]["label"]) == {"0", "1"} and result.rejected_records == 0
+
+
+def test_numeric_label_column_with_missing_values_quarantines_the_missing_rows(tmp_path):
+    frame = pd.DataFrame({"text": [f"text {i}" for i in range(40)],
+                          "label": [float(i % 2) if i % 10 else None for i in range(40)]})
+    frame.to_parquet(tmp_path / "d.parquet")
+    result = validate(run_config("classification", "data.max_bad_fraction=0.2", path=tmp_path / "d.parquet"),
+                      tmp_path / "run")
+    assert result.labels == ["0", "1"]
+    assert sorted(result.quarantine["source_row"]) == [1, 11, 21, 31]
+    assert set(result.quarantine["rule"]) == {"not_nullable"}
+
+
+def test_booleans_and_lists_in_a_single_label_column_are_rejected_by_name(tmp_path):
+    lines = [{"text": f"text {i}", "label": ["a", "b"][i % 2]} for i in range(20)]
+    lines += [{"text": "flag", "label": True}, {"text": "two", "label": ["a", "b"]}]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    result = validate(run_config("classification", "data.max_bad_fraction=0.2", path=path), tmp_path / "run")
+    assert {(int(r), rule) for r, rule in zip(result.quarantine["source_row"], result.quarantine["rule"])} == {
+        (21, "label_is_boolean"), (22, "label_is_not_a_single_value")}
+
+
+def test_a_broken_quote_cannot_make_rows_vanish(tmp_path):
+    rows = [(f"row number {i}", "a" if i % 2 else "b") for i in range(1000)]
+    path = write_rows(tmp_path / "d.csv", rows)
+    lines = path.read_text().splitlines()
+    lines[100] = '"row number 99 opens a quote,a'  # never closed: a plain CSV reader swallows what follows
+    path.write_text("\n".join(lines) + "\n")
+    loaded = load_data.fn(run_config("classification", path=path))
+    assert loaded.sources[0].records == 1000
+    assert loaded.sources[0].loaded + loaded.sources[0].malformed == 1000
+    assert len(loaded.frames["all"]) == 999
+    assert loaded.malformed["rule"].tolist() == ["unbalanced_quote"]
+
+
+def test_inferred_rare_label_is_an_error_naming_it(tmp_path):
+    rows = [(f"text {i}", ["neg", "pos"][i % 2]) for i in range(40)] + [("odd one", "POSITIVE!")]
+    with pytest.raises(DataValidationError, match=r"'POSITIVE!' \(1\).*data.labels"):
+        validate(run_config("classification", path=write_rows(tmp_path / "d.csv", rows)), tmp_path / "run")
+
+
+def test_one_configured_label_is_an_error_not_a_regression_head(tmp_path):
+    rows = [(f"text {i}", "x") for i in range(20)]
+    with pytest.raises(DataValidationError, match="at least 2"):
+        validate(run_config("classification", "data.labels=[x]", path=write_rows(tmp_path / "d.csv", rows)),
+                 tmp_path / "run")
+
+
+def test_exact_duplicates_have_their_own_budget(tmp_path):
+    rows = [(f"text {i}", ["neg", "pos"][i % 2]) for i in range(60)]
+    rows += rows[:30]  # a third of the file is repeated copies: clean data, heavily duplicated
+    path = write_rows(tmp_path / "d.csv", rows)
+    result = validate(run_config("classification", path=path), tmp_path / "run")
+    assert result.duplicate_records == 30 and len(result.frames["all"]) == 60
+    with pytest.raises(DataValidationError, match=r"30 of 90 records .* exact copies .*max_duplicate_fraction"):
+        validate(run_config("classification", "data.max_duplicate_fraction=0.2", path=path), tmp_path / "run2")
+
+
+def test_yaml_duplicate_keys_and_boolean_numbers_are_errors(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  path: d.csv\ntrain:\n  epochs: 3\n  batch_size: 8\n  epochs: 1\n")
+    with pytest.raises(ConfigError, match=r"'epochs' appears twice .*line 4"):
+        load_config(path)
+    path.write_text("data:\n  path: d.csv\ntrain:\n  epochs: yes\n")
+    with pytest.raises(ConfigError, match=r"train\.epochs: expected a number, got the boolean True"):
+        load_config(path)
+
+
+def test_validate_command_prints_the_accounting_and_fails_over_the_limit(tmp_path, capsys):
+    rows = [(f"text {i}", ["neg", "pos"][i % 2]) for i in range(50)] + [("", "neg"), ("text 3", "pos")]
+    data = write_rows(tmp_path / "d.csv", rows)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"path": "d.csv"}, "work_dir": str(tmp_path / "out")}))
+    assert main(["validate", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"all        {data}: read 52, kept 50, quarantined 2" in out
+    assert "no_exact_duplicates 1" in out and "splits: train" in out
+    assert (tmp_path / "out" / "validate" / "quarantine.csv").is_file()
+    assert main(["validate", "-c", str(config), "--set", "data.max_bad_fraction=0.0"]) == 1
+    assert "broke the data contract" in capsys.readouterr().err
+
+
+def test_a_data_error_is_one_line_without_traceback(tmp_path, tiny_bert):
+    rows = [(f"text {i}", "neg") for i in range(10)] + [("", "pos")] * 10
+    write_rows(tmp_path / "d.csv", rows)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"path": "d.csv", "labels": ["neg", "pos"]},
+                                                     "model": {"base": str(tiny_bert)}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    result = subprocess.run([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("tuneline:")] == [
+        line for line in result.stderr.splitlines() if "broke the data contract" in line]
+    assert "quarantine.csv" in result.stderr
+
+
+def test_label_names_mlflow_rejects_are_logged_under_safe_keys(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.kinds import Evaluation
+    from tuneline.tasks.report import report_evaluation
+    from tuneline.tracking import tracked_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    labels = ["C++", "a,b", "why?"]
+    test = pd.DataFrame({"text": ["x", "y", "z", "w"], "label": ["C++", "a,b", "why?", "C++"],
+                         "source_file": "f", "source_row": [1, 2, 3, 4]})
+    config = run_config("classification", path=tmp_path / "d.csv")
+    with tracked_run(config) as run:
+        fine = Evaluation("fine_tuned", {"accuracy": 0.75, "macro_f1": 0.7, "weighted_f1": 0.7},
+                          ["C++", "a,b", "why?", "a,b"], [0.9] * 4)
+        report_evaluation.fn(fine, [], test, labels, config, run.run_dir / "evaluation", run)
+    metrics = MlflowClient().get_run(run.run_id).data.metrics
+    assert {"test.C__.f1", "test.a_b.f1", "test.why_.f1"} <= set(metrics)
+    mapping = json.loads((run.run_dir / "evaluation" / "metric_key_mapping.json").read_text())
+    assert mapping == {"C++.f1": "C__.f1", "a,b.f1": "a_b.f1", "why?.f1": "why_.f1"}
+    assert metrics["test.macro_f1.ci_low"] <= 0.7 <= metrics["test.macro_f1.ci_high"]
+
+
+def test_a_very_long_text_is_truncated_in_one_row(tmp_path, tiny_bert):
+    from transformers import AutoTokenizer
+
+    from tuneline.tasks.split import DataSplits
+    from tuneline.tasks.tokenize import tokenize_splits
+
+    frame = pd.DataFrame({"text": ["good movie " * 100_000, "bad film"], "label": ["pos", "neg"],
+                          "source_file": "f", "source_row": [1, 2]})
+    splits = DataSplits(train=frame, validation=frame, test=frame, labels=["neg", "pos"])
+    config = run_config("classification", "tokenize.max_length=16", path="/x.csv")
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert))
+    out = tokenize_splits.fn(splits, tokenizer, config, {"train": "a", "validation": "b", "test": "c"}, tmp_path)
+    assert len(out.datasets["train"]) == 2 and out.truncated["train"] == 1
+    assert [len(ids) for ids in out.datasets["train"]["input_ids"]] == [16, 4]
