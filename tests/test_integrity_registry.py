@@ -51,6 +51,18 @@ def store(tmp_path_factory, tiny_bert):
     return folder, data
 
 
+def register_then_die(client: MlflowClient, folder: Path, uri: str, status: str):
+    """What a process killed between registration and gate leaves: a version with challenger, its run over."""
+    experiment = client.get_experiment_by_name("tuneline-demo").experiment_id
+    run = client.create_run(experiment)
+    model_dir = next((folder / "tuneline-output" / "runs").glob("*/model"))
+    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri, run_dir=folder)
+    mlflow.set_tracking_uri(uri)
+    orphan = register_model.fn(model_dir, "classification", MODEL, context, {"task": "classification"})
+    client.set_terminated(run.info.run_id, status=status)
+    return run, orphan
+
+
 def hold_lock(uri: str, ready: Path) -> subprocess.Popen:
     """Another process holding the gate lock of MODEL (as a concurrent run's gate would)."""
     code = ("import sys, time, pathlib\n"
@@ -91,13 +103,7 @@ def test_a_killed_run_leaves_an_orphan_that_doctor_and_the_next_run_neutralise(s
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     champion_before = aliases(client)["champion"]
     # A run registers its model, then its process is killed before the gate: the version holds challenger.
-    experiment = client.get_experiment_by_name("tuneline-demo").experiment_id
-    run = client.create_run(experiment)
-    model_dir = next((folder / "tuneline-output" / "runs").glob("*/model"))
-    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri, run_dir=folder)
-    mlflow.set_tracking_uri(uri)
-    orphan = register_model.fn(model_dir, "classification", MODEL, context, {"task": "classification"})
-    client.set_terminated(run.info.run_id, status="KILLED")
+    run, orphan = register_then_die(client, folder, uri, "KILLED")
     assert aliases(client)["challenger"] == orphan.version
 
     with working_in(folder):
@@ -119,13 +125,7 @@ def test_the_next_run_neutralises_an_orphan_before_registering(store, tiny_bert)
     folder, data = store
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.get_experiment_by_name("tuneline-demo").experiment_id
-    run = client.create_run(experiment)
-    model_dir = next((folder / "tuneline-output" / "runs").glob("*/model"))
-    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri, run_dir=folder)
-    mlflow.set_tracking_uri(uri)
-    orphan = register_model.fn(model_dir, "classification", MODEL, context, {"task": "classification"})
-    client.set_terminated(run.info.run_id, status="FAILED")
+    _, orphan = register_then_die(client, folder, uri, "FAILED")
     with working_in(folder):
         summary = train_flow(tiny_config(data, tiny_bert, "train.epochs=1"))
     assert client.get_model_version(MODEL, orphan.version).tags["tuneline.status"] == "orphaned"

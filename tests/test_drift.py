@@ -1,0 +1,268 @@
+"""Drift checks of the retraining loop (tuneline/drift.py): each test pins one behaviour and fails without it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tuneline import drift
+from tuneline.drift import (DriftCheck, DriftReport, check_drift, label_shift, text_length_shift, unknown_token_rate,
+                            unknown_token_share, unseen_labels)
+
+PROBS = {"billing": 0.5, "shipping": 0.3, "technical": 0.15, "account": 0.05}
+
+
+def sample_counts(probs: dict[str, float], n: int, seed: int) -> dict[str, int]:
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, list(probs.values()))
+    return {label: int(c) for label, c in zip(probs, counts)}
+
+
+def sample_lengths(n: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    """Integer text lengths (characters), log-normal like real text lengths, so with ties as real lengths have."""
+    rng = np.random.default_rng(seed)
+    return np.round(rng.lognormal(mean=3.6, sigma=0.5, size=n) * scale).astype(int)
+
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer():
+    from transformers import AutoTokenizer
+
+    from tuneline.runtime import resolve_base_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("minilm"))
+    assert tokenizer.is_fast
+    return tokenizer
+
+
+# --- label shift ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on_drift", ["warn", "stop"])
+def test_label_shift_detected_on_a_shifted_batch(on_drift):
+    reference = {"negative": 5000, "positive": 5000}
+    batch = {"negative": 800, "positive": 200}  # 50/50 -> 80/20, 1,000 rows
+    check = label_shift(reference, batch, alpha=0.01, on_drift=on_drift)
+    assert check.name == "label_shift"
+    assert check.status == on_drift
+    assert check.p_value is not None and check.p_value < 0.01
+    assert check.statistic > 300  # chi-square of this table is 327.0 (Yates-corrected, 1 df)
+    assert check.threshold == 0.01
+    # the sentence carries the numbers: statistic, p, the row counts and the largest share change
+    assert "chi-square" in check.sentence and "1,000 new" in check.sentence and "10,000 reference" in check.sentence
+    assert "'negative' 50.0% -> 80.0% (+30.0 points)" in check.sentence
+    assert check.sentence.endswith(f": {on_drift}.")
+
+
+def test_label_shift_not_flagged_on_resamples_of_the_same_distribution():
+    reference = sample_counts(PROBS, 10_000, seed=1000)
+    false_alarms = []
+    p_values = []
+    for seed in range(20):
+        check = label_shift(reference, sample_counts(PROBS, 1_000, seed=seed), alpha=0.01)
+        p_values.append(check.p_value)
+        if check.status != "ok":
+            false_alarms.append((seed, check.sentence))
+    assert len(false_alarms) <= 1, false_alarms
+    # a test that is "never flagged" because it always skips or returns p=1 would pass the line above: it must test
+    assert all(p is not None for p in p_values)
+    assert 0.05 < float(np.median(p_values)) < 0.95
+
+
+def test_label_shift_minimum_sample_guard_skips_a_tiny_batch_and_says_why():
+    reference = {"negative": 5000, "positive": 5000}
+    batch = {"negative": 50}  # an extreme shift, but only 50 rows
+    check = label_shift(reference, batch, alpha=0.01, min_rows=200)
+    assert check.status == "skipped"
+    assert check.p_value is None
+    assert "skipped" in check.sentence and "50 labeled rows" in check.sentence and "200" in check.sentence
+    assert "noise" in check.sentence
+    # the guard counts batch_rows when given (sentences for token classification, not their many tags)
+    tags = {"O": 4000, "B-PER": 500, "I-PER": 300}
+    assert label_shift({"O": 40000, "B-PER": 5000, "I-PER": 3000}, tags, batch_rows=120).status == "skipped"
+    assert label_shift({"O": 40000, "B-PER": 5000, "I-PER": 3000}, tags).status != "skipped"
+    # an empty batch or reference is skipped too, whatever min_rows says (no division by zero)
+    assert label_shift(reference, {}, min_rows=0).status == "skipped"
+    assert label_shift(reference, {"a": 0}, batch_rows=500).status == "skipped"
+    assert label_shift({}, {"a": 300}, min_rows=0).status == "skipped"
+
+
+def test_label_shift_merges_sparse_labels_so_a_few_rows_do_not_decide_the_test():
+    reference = {"a": 5000, "b": 5000}
+    batch = {"a": 500, "b": 498, "c": 2}  # 'c': 2 rows, expected count 0.18: unmerged, chi-square gives p ~ 5e-5
+    check = label_shift(reference, batch, alpha=0.01)
+    assert check.status == "ok", check.sentence
+    # 'c' is merged, and 'b' with it, because an "other" of 2 rows would still be too sparse to test
+    assert "2 labels ('c', 'b') merged into other" in check.sentence, check.sentence
+    # the merge keeps the test honest, it does not blunt it: a real shift among the same labels is still found
+    assert label_shift(reference, {"a": 650, "b": 348, "c": 2}, alpha=0.01).status == "warn"
+
+
+def test_label_shift_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="alpha"):
+        label_shift({"a": 1}, {"a": 1}, alpha=0)
+    with pytest.raises(ValueError, match="non-negative whole counts"):
+        label_shift({"a": -3}, {"a": 1})
+    with pytest.raises(ValueError, match="on_drift"):
+        label_shift({"a": 1}, {"a": 1}, on_drift="error")
+
+
+# --- text length ---------------------------------------------------------------------------------------------------
+
+
+def test_text_length_shift_detects_longer_texts():
+    check = text_length_shift(sample_lengths(5000, seed=1), sample_lengths(1000, seed=2, scale=1.25), alpha=0.01,
+                              on_drift="stop")
+    assert check.status == "stop"
+    assert check.p_value < 0.01
+    assert "KS D=" in check.sentence and "median length" in check.sentence
+    assert "(+2" in check.sentence  # the median grew by about 25%
+
+
+def test_text_length_shift_not_flagged_on_the_same_distribution():
+    reference = sample_lengths(5000, seed=1)
+    statuses = [text_length_shift(reference, sample_lengths(1000, seed=100 + s), alpha=0.01) for s in range(20)]
+    false_alarms = [c.sentence for c in statuses if c.status != "ok"]
+    assert len(false_alarms) <= 1, false_alarms
+    assert all(c.p_value is not None for c in statuses)
+
+
+def test_text_length_shift_guard():
+    check = text_length_shift(sample_lengths(5000, seed=1), [2000] * 50, min_rows=200)
+    assert check.status == "skipped" and "50 texts" in check.sentence and "200" in check.sentence
+
+
+# --- unknown tokens ------------------------------------------------------------------------------------------------
+
+ENGLISH = [
+    "Where is my parcel? It was supposed to arrive on Monday.",
+    "I was charged twice for the same invoice, please refund one payment.",
+    "The app crashes every time I open the settings page.",
+    "How do I reset the password of my account?",
+    "The courier left the package at the wrong address.",
+]
+UNREADABLE = [  # Amharic (Ge'ez script) and emoji: not in MiniLM's uncased WordPiece vocabulary
+    "ሰላም ለዓለም እንዴት ነህ ዛሬ",
+    "ጥቅሌ የት ነው ያለው እባክህ ንገረኝ",
+    "🦄🧨🫠 🥲🥲 🫶🏽",
+    "የይለፍ ቃሌን እንዴት እቀይራለሁ 🙏",
+]
+
+
+def test_unknown_token_rate_goes_up_on_a_script_the_tokenizer_cannot_read(minilm_tokenizer):
+    reference_rate = unknown_token_share(ENGLISH * 40, minilm_tokenizer)
+    assert reference_rate is not None and reference_rate < 0.01
+
+    english_batch = unknown_token_rate(ENGLISH * 10, minilm_tokenizer, reference_rate=reference_rate)
+    assert english_batch.status == "ok"
+    assert english_batch.statistic <= reference_rate + 0.02
+
+    mixed = ENGLISH * 5 + UNREADABLE * 5
+    check = unknown_token_rate(mixed, minilm_tokenizer, reference_rate=reference_rate, max_increase=0.02,
+                               on_drift="stop", batch_size=7)  # several batches, so the batched count is exercised
+    assert check.status == "stop", check.sentence
+    assert check.statistic > 0.2
+    assert check.threshold == pytest.approx(reference_rate + 0.02)
+    assert "[UNK]" in check.sentence and "45 new texts" in check.sentence
+    # the batched count is the plain count
+    ids = [minilm_tokenizer(text, add_special_tokens=False)["input_ids"] for text in mixed]
+    expected = sum(i == minilm_tokenizer.unk_token_id for row in ids for i in row) / sum(len(row) for row in ids)
+    assert check.statistic == pytest.approx(expected)
+
+
+def test_unknown_token_rate_without_reference_is_skipped(minilm_tokenizer):
+    check = unknown_token_rate(UNREADABLE, minilm_tokenizer, reference_rate=None)
+    assert check.status == "skipped" and check.statistic > 0.5 and "no reference rate" in check.sentence
+
+
+# --- unseen labels -------------------------------------------------------------------------------------------------
+
+
+def test_unseen_label_stops_without_growth_and_warns_naming_it_with_growth():
+    known = {"billing", "shipping"}
+    batch = {"billing": 300, "shipping": 250, "refunds": 40}
+    stop = unseen_labels(known, batch, allow_growth=False)
+    assert stop.status == "stop" and stop.statistic == 1
+    assert "'refunds' (40 in the batch)" in stop.sentence
+    grow = unseen_labels(known, batch, allow_growth=True)
+    assert grow.status == "warn" and "'refunds'" in grow.sentence and "grow" in grow.sentence
+    assert unseen_labels(known, {"billing": 3, "refunds": 0}, allow_growth=False).status == "ok"
+    types = unseen_labels({"PER", "LOC"}, {"PER": 10, "PRODUCT": 2}, allow_growth=False, what="entity type")
+    assert types.status == "stop" and "entity type" in types.sentence and "'PRODUCT'" in types.sentence
+
+
+# --- the report ----------------------------------------------------------------------------------------------------
+
+
+def test_check_drift_report_frame_and_png(tmp_path, minilm_tokenizer):
+    reference_labels = {"negative": 5000, "positive": 5000}
+    batch_labels = {"negative": 800, "positive": 190, "neutral": 10}
+    reference_lengths = sample_lengths(3000, seed=1)
+    batch_lengths = sample_lengths(1000, seed=2, scale=1.3)
+    report = check_drift(reference_labels=reference_labels, batch_labels=batch_labels,
+                         reference_lengths=reference_lengths, batch_lengths=batch_lengths,
+                         batch_texts=ENGLISH * 10, tokenizer=minilm_tokenizer, reference_texts=ENGLISH * 20,
+                         allow_growth=True, thresholds={"alpha": 0.001, "min_rows": 100},
+                         on_drift={"label_shift": "stop"})
+    assert [c.name for c in report.checks] == list(drift.CHECKS)
+    assert [c.status for c in report.checks] == ["stop", "warn", "ok", "warn"]
+    assert report.status == "stop"
+    assert report["label_shift"].threshold == 0.001
+
+    frame = report.to_frame()
+    assert list(frame.columns) == ["name", "status", "statistic", "p_value", "threshold", "sentence"]
+    assert list(frame["status"]) == ["stop", "warn", "ok", "warn"]
+    assert frame["p_value"].isna().tolist() == [False, False, True, True]
+    csv = tmp_path / "drift.csv"
+    frame.to_csv(csv, index=False)
+    assert pd.read_csv(csv).shape == (4, 6)
+    assert report.to_dict()["status"] == "stop"
+
+    png = report.plot(tmp_path / "report" / "drift.png", reference_lengths, batch_lengths, reference_labels,
+                      batch_labels)
+    assert png.is_file() and png.stat().st_size > 5000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_drift_defaults_and_configuration():
+    same = check_drift(reference_labels={"a": 5000, "b": 5000}, batch_labels={"a": 510, "b": 490})
+    assert [c.status for c in same.checks] == ["ok", "skipped", "skipped", "ok"]
+    assert same.status == "skipped"  # a skipped check is not an "ok": nothing was shown for it
+    assert "no reference_lengths" in same["text_length_shift"].sentence
+
+    unseen = check_drift(reference_labels={"a": 5000, "b": 5000}, batch_labels={"a": 500, "b": 480, "c": 20})
+    assert unseen["unseen_labels"].status == "stop" and unseen.status == "stop"
+
+    shifted = {"a": 800, "b": 200}
+    assert check_drift(reference_labels={"a": 500, "b": 500}, batch_labels=shifted)["label_shift"].status == "warn"
+    assert check_drift(reference_labels={"a": 500, "b": 500}, batch_labels=shifted,
+                       on_drift="stop")["label_shift"].status == "stop"
+    # keyword thresholds override the dict, which overrides the defaults
+    tiny = check_drift(reference_labels={"a": 500, "b": 500}, batch_labels=shifted, thresholds={"min_rows": 5000})
+    assert tiny["label_shift"].status == "skipped"
+    assert check_drift(reference_labels={"a": 500, "b": 500}, batch_labels=shifted, thresholds={"min_rows": 5000},
+                       min_rows=100)["label_shift"].status == "warn"
+
+    with pytest.raises(ValueError, match="unknown drift threshold.*'alfa'"):
+        check_drift(reference_labels={"a": 1}, batch_labels={"a": 1}, alfa=0.05)
+    with pytest.raises(ValueError, match="allow_growth"):
+        check_drift(reference_labels={"a": 1}, batch_labels={"a": 1}, on_drift={"unseen_labels": "warn"})
+
+
+def test_report_status_is_the_worst_check():
+    def check(status):
+        return DriftCheck("x", 0.0, None, 0.0, status, "x")
+
+    assert DriftReport([check("ok"), check("ok")]).status == "ok"
+    assert DriftReport([check("ok"), check("skipped")]).status == "skipped"
+    assert DriftReport([check("skipped"), check("warn"), check("ok")]).status == "warn"
+    assert DriftReport([check("warn"), check("stop"), check("ok")]).status == "stop"
+    with pytest.raises(ValueError, match="status"):
+        check("fine")
+
+
+def test_p_value_text():
+    assert drift._p_text(0.0342) == "p=0.034"
+    assert drift._p_text(1.2e-8) == "p=1e-8"
+    assert drift._p_text(0.0) == "p<1e-300"
