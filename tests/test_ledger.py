@@ -1,0 +1,483 @@
+"""The batch ledger (tuneline.ledger) with real files, a real database and real processes.
+
+Every test runs against a SQLite ledger file in ``tmp_path``; set ``TUNELINE_TEST_POSTGRES_URL`` to a PostgreSQL
+database (a driver such as ``psycopg`` installed) to run each of them against PostgreSQL as well. Nothing is mocked:
+batches are files and folders in a landing folder, claimers are separate ``python`` processes, and the run killed
+in the middle is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tuneline.ledger import (
+    CLAIMED,
+    DUPLICATE,
+    LANDED,
+    LEDGER_DB_NAME,
+    REJECTED,
+    USED,
+    VALIDATED,
+    Ledger,
+    LedgerConflict,
+    LedgerError,
+    default_ledger_url,
+)
+
+POSTGRES_ENV = "TUNELINE_TEST_POSTGRES_URL"
+
+# One claimer process. Opens the ledger, says it is ready, then:
+#   race:               waits for the "go" file, then claims one batch at a time until nothing is left;
+#   validate-then-hang: claims everything, validates it, reports, and "trains" until it is killed;
+#   finish:             claims everything and marks it used by model version 2 (what a restarted run does).
+WORKER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from tuneline.ledger import Ledger
+
+    url, model, run_id, mode, lease_s, folder = sys.argv[1:7]
+    folder = Path(folder)
+    ledger = Ledger(url, model, lease_s=float(lease_s))
+    (folder / f"{run_id}.ready").touch()
+    report = folder / f"{run_id}.json"
+    if mode == "race":
+        give_up = time.monotonic() + 60
+        while not (folder / "go").exists():
+            if time.monotonic() > give_up:
+                sys.exit("no go signal")
+            time.sleep(0.005)
+        got = []
+        while batches := ledger.claim(run_id, max_batches=1):
+            got += [b.content_hash for b in batches]
+            time.sleep(0.005)  # a little work between two claims, so that neither process starves the other
+        report.write_text(json.dumps(got))
+    elif mode == "validate-then-hang":
+        got = ledger.claim(run_id)
+        for b in got:
+            ledger.mark_validated(run_id, b.content_hash, 10, 1, str(folder / f"{b.name}.quarantine.jsonl"))
+        report.write_text(json.dumps([b.content_hash for b in got]))
+        time.sleep(600)
+    elif mode == "finish":
+        got = ledger.claim(run_id)
+        used = ledger.mark_used(run_id, "2", expected=[b.content_hash for b in got])
+        report.write_text(json.dumps({"claimed": [[b.content_hash, b.state] for b in got],
+                                      "used": [b.content_hash for b in used]}))
+    else:
+        sys.exit(f"unknown mode {mode}")
+""")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# fixtures and helpers
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / LEDGER_DB_NAME}"
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"set {POSTGRES_ENV} to a PostgreSQL database to run the ledger tests against PostgreSQL too")
+    return url
+
+
+@pytest.fixture
+def model() -> str:
+    """A registered model name of its own per test, so that tests never see each other's rows in a shared database."""
+    return f"intents-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def landing(tmp_path) -> Path:
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen]]:
+    """Started workers; any still running at the end of a test is killed."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def csv_bytes(tag: str, rows: int = 3) -> bytes:
+    return ("text,label\n" + "".join(f"{tag} row {i},billing\n" for i in range(rows))).encode()
+
+
+def land(landing: Path, name: str, data: bytes) -> Path:
+    """What a well-behaved producer does: write the data, then the marker."""
+    path = landing / name
+    path.write_bytes(data)
+    marker = landing / f"{name}.done"
+    marker.touch()
+    stamp_after(marker, path)
+    return path
+
+
+def stamp_after(marker: Path, *data: Path) -> None:
+    """Give the marker a modification time later than every data file's, whatever the file system's resolution."""
+    latest = max(p.stat().st_mtime_ns for p in data)
+    os.utime(marker, ns=(latest + 10**9, latest + 10**9))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def start(folder: Path, url: str, model: str, run_id: str, mode: str, lease_s: float = 600.0) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WORKER, url, model, run_id, mode, str(lease_s), str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    give_up = time.monotonic() + timeout_s
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"worker ended before {path.name}: {proc.communicate()}")
+        if time.monotonic() > give_up:
+            raise AssertionError(f"no {path.name} after {timeout_s}s")
+        time.sleep(0.01)
+
+
+def finish(proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    out, err = proc.communicate(timeout=timeout_s)
+    assert proc.returncode == 0, err
+
+
+def states(ledger: Ledger) -> dict[str, str]:
+    return {b.name: b.state for b in ledger.batches()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the completeness rule
+
+
+def test_partial_files_are_ignored_until_complete_then_recorded_once(ledger_url, model, landing):
+    """Only a marker makes a batch complete: a half-written file, temporary names, a folder without _SUCCESS and a
+    file rewritten after its marker are never recorded; once complete, each is recorded exactly once."""
+    ledger = Ledger(ledger_url, model)
+    full = csv_bytes("first", rows=50)
+    partial = landing / "tickets-01.csv"
+    partial.write_bytes(full[: len(full) // 2])                       # the producer is still writing
+    (landing / "tickets-02.csv.part").write_bytes(csv_bytes("part"))  # a temporary name, even with a marker
+    (landing / "tickets-02.csv.part.done").touch()
+    (landing / ".tickets-03.csv").write_bytes(csv_bytes("hidden"))
+    (landing / ".tickets-03.csv.done").touch()
+    spark = landing / "export-2024-06-01"
+    spark.mkdir()
+    (spark / "part-00000.csv").write_bytes(csv_bytes("spark-a"))
+    (spark / "part-00001.csv").write_bytes(csv_bytes("spark-b"))
+    (spark / ".part-00000.csv.crc").write_bytes(b"crc")
+    (landing / "orphan.csv.done").touch()                             # a marker without data
+
+    assert ledger.scan(landing) == []
+    assert ledger.batches() == []
+
+    partial.write_bytes(full)                                          # finished, but not marked yet
+    assert ledger.scan(landing) == []
+    (landing / "tickets-01.csv.done").touch()
+    stamp_after(landing / "tickets-01.csv.done", partial)
+    (spark / "_SUCCESS").touch()
+    stamp_after(spark / "_SUCCESS", *spark.iterdir())
+
+    recorded = ledger.scan(landing)
+    assert [(b.name, b.state, b.kind) for b in recorded] == [("export-2024-06-01", LANDED, "folder"),
+                                                              ("tickets-01.csv", LANDED, "file")]
+    file_batch = recorded[1]
+    assert file_batch.content_hash == sha256(full)   # the whole file, not the half that was there first
+    assert file_batch.size_bytes == len(full) and file_batch.format == "csv"
+    assert recorded[0].files == 2 and recorded[0].format == "csv"  # _SUCCESS and the hidden .crc are not data
+    assert ledger.scan(landing) == []                # idempotent
+    assert len(ledger.batches()) == 2
+
+    # The producer rewrites a marked file in place: until the marker is touched again, the new content is not read.
+    newer = csv_bytes("second", rows=7)
+    partial.write_bytes(newer)
+    marker_time = (landing / "tickets-01.csv.done").stat().st_mtime_ns
+    os.utime(partial, ns=(marker_time + 5 * 10**9, marker_time + 5 * 10**9))
+    assert ledger.scan(landing) == []
+    stamp_after(landing / "tickets-01.csv.done", partial)
+    (again,) = ledger.scan(landing)
+    assert (again.name, again.state, again.content_hash) == ("tickets-01.csv", LANDED, sha256(newer))
+
+    # An atomic rename to the final name plus its marker completes the .part file.
+    (landing / "tickets-02.csv.part").rename(landing / "tickets-02.csv")
+    (landing / "tickets-02.csv.done").touch()
+    stamp_after(landing / "tickets-02.csv.done", landing / "tickets-02.csv")
+    assert [b.name for b in ledger.scan(landing)] == ["tickets-02.csv"]
+    assert ledger.scan(landing) == []
+    assert sorted(b.name for b in ledger.batches()) == ["export-2024-06-01", "tickets-01.csv", "tickets-01.csv",
+                                                        "tickets-02.csv"]
+
+    # Complete but unreadable (no format the training flow reads): recorded as rejected, with the reason, never claimed.
+    land(landing, "notes.xyz", b"not a table")
+    (unreadable,) = ledger.scan(landing)
+    assert unreadable.state == REJECTED and "cannot tell the format" in unreadable.reasons[0]
+    assert "notes.xyz" not in {b.name for b in ledger.claim("run-1")}
+
+
+def test_a_duplicate_is_recorded_once_and_never_claimed(ledger_url, model, landing):
+    """Same bytes under a new name: recorded as a duplicate pointing at the original; the same file touched again is
+    the same landing; only the original is ever claimed."""
+    ledger = Ledger(ledger_url, model)
+    data = csv_bytes("shipping")
+    land(landing, "batch-07.csv", data)
+    (original,) = ledger.scan(landing)
+    assert original.state == LANDED
+
+    copy = land(landing, "batch-07 (copy).csv", data)
+    (dup,) = ledger.scan(landing)
+    assert (dup.state, dup.duplicate_of, dup.content_hash) == (DUPLICATE, original.id, original.content_hash)
+
+    for name in ("batch-07.csv", copy.name):         # touched again, same bytes: nothing new is recorded
+        os.utime(landing / name)
+        stamp_after(landing / f"{name}.done", landing / name)
+    assert ledger.scan(landing) == []
+    assert [b.state for b in ledger.batches()] == [LANDED, DUPLICATE]
+
+    claimed = ledger.claim("retrain-1")
+    assert [b.id for b in claimed] == [original.id]
+    ledger.mark_validated("retrain-1", original.content_hash, 3, 0)
+    ledger.mark_used("retrain-1", "4")
+
+    land(landing, "batch-07-redelivered.csv", data)  # after the original was used: still a duplicate
+    (late,) = ledger.scan(landing)
+    assert (late.state, late.duplicate_of) == (DUPLICATE, original.id)
+    assert ledger.claim("retrain-2") == []
+    assert [b.state for b in ledger.batches()] == [USED, DUPLICATE, DUPLICATE]
+    used_events = [e for e in ledger.history(original.content_hash) if e.to_state == USED]
+    assert len(used_events) == 1
+
+
+def test_a_burst_of_batches_is_folded_into_one_claim(ledger_url, model, landing):
+    """Three batches that landed together go to one run; the next run finds nothing; max_batches caps a claim."""
+    ledger = Ledger(ledger_url, model)
+    for i in range(3):
+        land(landing, f"burst-{i}.jsonl", json.dumps({"text": f"t{i}", "label": "billing"}).encode() + b"\n")
+    assert len(ledger.scan(landing)) == 3
+
+    claim = ledger.claim("retrain-1")
+    assert sorted(b.name for b in claim) == ["burst-0.jsonl", "burst-1.jsonl", "burst-2.jsonl"]
+    assert {(b.state, b.claimed_by) for b in claim} == {(CLAIMED, "retrain-1")}
+    assert all(b.format == "jsonl" for b in claim)
+    assert ledger.claim("retrain-2") == []
+
+    capped = Ledger(ledger_url, f"{model}-capped")   # another model on the same database: a ledger of its own
+    assert capped.batches() == [] and len(capped.scan(landing)) == 3
+    assert [len(capped.claim(f"run-{i}", max_batches=2)) for i in range(3)] == [2, 1, 0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# exactly once across processes
+
+
+def test_exactly_once_when_a_run_is_killed_after_validation(ledger_url, model, landing, tmp_path, workers):
+    """Run A claims and validates, then is SIGKILLed before mark_used. While its lease lives nobody gets the batches;
+    after it expires run B (another process) takes them over, still validated, and marks them used; a third claim
+    gets nothing; A, were it still alive, can no longer touch them; every batch is used exactly once."""
+    lease_s = 4.0
+    ledger = Ledger(ledger_url, model)
+    for i in range(3):
+        land(landing, f"tickets-{i}.csv", csv_bytes(f"restart {i}"))
+    hashes = sorted(b.content_hash for b in ledger.scan(landing))
+
+    proc_a = start(tmp_path, ledger_url, model, "run-A", "validate-then-hang", lease_s=lease_s)
+    workers.append(proc_a)
+    wait_for(tmp_path / "run-A.json", proc_a)
+    assert sorted(json.loads((tmp_path / "run-A.json").read_text())) == hashes
+    os.kill(proc_a.pid, signal.SIGKILL)
+    proc_a.wait(timeout=30)
+    assert proc_a.returncode == -signal.SIGKILL
+
+    assert ledger.claim("run-too-early") == []       # the dead run's lease has not expired yet
+    assert set(states(ledger).values()) == {VALIDATED}
+    expiry = max(b.lease_expires_at for b in ledger.batches())
+    time.sleep(max((expiry - datetime.now(timezone.utc)).total_seconds(), 0) + 0.2)
+
+    proc_b = start(tmp_path, ledger_url, model, "run-B", "finish")
+    workers.append(proc_b)
+    finish(proc_b)
+    report = json.loads((tmp_path / "run-B.json").read_text())
+    assert sorted(h for h, _state in report["claimed"]) == hashes
+    assert {state for _h, state in report["claimed"]} == {VALIDATED}   # validation is not redone
+    assert sorted(report["used"]) == hashes
+
+    assert ledger.claim("run-C") == []
+    for batch in ledger.batches():
+        assert (batch.state, batch.used_by_run, batch.model_version) == (USED, "run-B", "2")
+        assert (batch.rows_accepted, batch.rows_rejected) == (10, 1)  # A's validation, kept
+    with pytest.raises(LedgerConflict, match="does not hold the batches it trained on"):
+        ledger.mark_used("run-A", "1", expected=hashes)  # a zombie A cannot record them used a second time
+    with pytest.raises(LedgerConflict, match="used by run 'run-B'"):
+        ledger.mark_validated("run-A", hashes[0], 10, 1)
+
+    history = ledger.history()
+    for h in hashes:
+        events = [(e.from_state, e.to_state, e.run_id) for e in history if e.content_hash == h]
+        assert events == [(None, LANDED, None), (LANDED, CLAIMED, "run-A"), (CLAIMED, VALIDATED, "run-A"),
+                          (VALIDATED, VALIDATED, "run-B"), (VALIDATED, USED, "run-B")]
+    assert all("taken over from run 'run-A'" in e.detail for e in history if e.run_id == "run-B"
+               and e.from_state == e.to_state == VALIDATED)
+
+
+def test_two_processes_claiming_at_once_never_share_a_batch(ledger_url, model, landing, tmp_path, workers):
+    """Two claimer processes, released together, claim one batch at a time until nothing is left: each batch goes to
+    exactly one of them and none is lost."""
+    ledger = Ledger(ledger_url, model)
+    for i in range(40):
+        land(landing, f"b{i:02d}.csv", csv_bytes(f"race {i}"))
+    hashes = {b.content_hash for b in ledger.scan(landing)}
+    assert len(hashes) == 40
+
+    procs = [start(tmp_path, ledger_url, model, run_id, "race") for run_id in ("claimer-1", "claimer-2")]
+    workers.extend(procs)
+    for run_id, proc in zip(("claimer-1", "claimer-2"), procs):
+        wait_for(tmp_path / f"{run_id}.ready", proc)
+    (tmp_path / "go").touch()
+    for proc in procs:
+        finish(proc)
+    one, two = (json.loads((tmp_path / f"{run_id}.json").read_text()) for run_id in ("claimer-1", "claimer-2"))
+
+    assert set(one).isdisjoint(two)
+    assert len(one) + len(two) == 40 and set(one) | set(two) == hashes
+    assert one and two, "both claimers must have taken part, or the race tested nothing"
+    owners = {b.content_hash: b.claimed_by for b in ledger.batches()}
+    assert {h for h, run in owners.items() if run == "claimer-1"} == set(one)
+    assert [e.to_state for e in ledger.history()].count(CLAIMED) == 40   # no batch was claimed twice
+
+
+# --------------------------------------------------------------------------------------------------------------
+# release, rejection, leases
+
+
+def test_release_returns_batches_and_a_rejected_batch_is_never_claimed_again(ledger_url, model, landing):
+    """A failed run gives back what it holds (validated ones keep their validation); a rejected batch is final, even
+    after every lease has expired; mark_used waits for every held batch to be validated or rejected."""
+    ledger = Ledger(ledger_url, model, lease_s=0.3)
+    for name in ("a.csv", "b.csv", "c.csv"):
+        land(landing, name, csv_bytes(name))
+    a, b, c = ledger.scan(landing)
+
+    assert len(ledger.claim("run-1")) == 3
+    rejected = ledger.mark_rejected("run-1", a.content_hash, ["label 'refund?' never seen before"], "q/a.jsonl")
+    assert (rejected.state, rejected.reasons, rejected.quarantine_path) == (
+        REJECTED, ("label 'refund?' never seen before",), "q/a.jsonl")
+    ledger.mark_validated("run-1", b.content_hash, 3, 0, "q/b.jsonl")
+
+    released = ledger.release("run-1")               # the run failed
+    assert {(x.name, x.state, x.claimed_by) for x in released} == {("b.csv", VALIDATED, None), ("c.csv", LANDED, None)}
+    assert ledger.release("run-1") == []
+    assert states(ledger) == {"a.csv": REJECTED, "b.csv": VALIDATED, "c.csv": LANDED}
+
+    again = ledger.claim("run-2")
+    assert sorted((x.name, x.state) for x in again) == [("b.csv", VALIDATED), ("c.csv", CLAIMED)]
+    assert ledger.batch(b.content_hash).rows_accepted == 3
+    time.sleep(0.5)                                  # run-2's lease expires without a heartbeat
+    taken = ledger.claim("run-3")
+    assert sorted(x.name for x in taken) == ["b.csv", "c.csv"]   # never a.csv
+    with pytest.raises(LedgerConflict, match="rejected"):
+        ledger.mark_validated("run-3", a.content_hash, 3, 0)
+    with pytest.raises(LedgerConflict, match="before it validated or rejected c.csv"):
+        ledger.mark_used("run-3", "5")
+    assert states(ledger)["b.csv"] == VALIDATED     # the refused mark_used changed nothing
+    ledger.mark_validated("run-3", c.content_hash, 3, 0)
+    assert sorted(x.name for x in ledger.mark_used("run-3", "5")) == ["b.csv", "c.csv"]
+    time.sleep(0.4)
+    assert ledger.claim("run-4") == []
+    assert states(ledger) == {"a.csv": REJECTED, "b.csv": USED, "c.csv": USED}
+
+
+def test_heartbeat_keeps_a_claim_and_its_absence_lets_it_go(ledger_url, model, landing):
+    """While a run heartbeats, its batches are not free even past the first lease; once it stops, another run takes
+    them over and the first one's heartbeat reports that it holds nothing."""
+    first, second = Ledger(ledger_url, model, lease_s=1.0), Ledger(ledger_url, model, lease_s=1.0)
+    land(landing, "slow.csv", csv_bytes("slow"))
+    first.scan(landing)
+    assert len(first.claim("slow-run")) == 1
+    give_up = time.monotonic() + 2.5                 # 2.5 lease lengths
+    while time.monotonic() < give_up:
+        assert first.heartbeat("slow-run") == 1
+        assert second.claim("eager-run") == []
+        time.sleep(0.25)
+    time.sleep(1.2)
+    assert [b.name for b in second.claim("eager-run")] == ["slow.csv"]
+    assert first.heartbeat("slow-run") == 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# persistence, URLs, redaction
+
+
+def test_the_ledger_persists_across_ledger_objects_and_models_are_separate(ledger_url, model, landing):
+    ledger = Ledger(ledger_url, model)
+    land(landing, "a-kept.csv", csv_bytes("kept"))
+    land(landing, "b-copy.csv", csv_bytes("kept"))
+    ledger.scan(landing)
+    (batch,) = ledger.claim("run-1")
+    ledger.mark_validated("run-1", batch.content_hash, 3, 0, "quarantine.jsonl")
+    before, history = ledger.batches(), ledger.history()
+    ledger.close()
+
+    reopened = Ledger(ledger_url, model)
+    assert reopened.batches() == before
+    assert reopened.history() == history
+    assert reopened.scan(landing) == []              # nothing is recorded twice after a restart
+    assert reopened.claim("run-2") == []             # run-1's lease is in the database, not in the object
+    assert [b.name for b in reopened.batches(DUPLICATE)] == ["b-copy.csv"]
+    assert Ledger(ledger_url, f"{model}-other").batches() == []
+    with pytest.raises(ValueError, match="unknown batch state"):
+        reopened.batches("done")
+
+
+def test_errors_show_database_urls_with_credentials_redacted(tmp_path, model, landing):
+    """Whatever fails (no driver, no server, an unsupported backend, a conflict), the password never shows."""
+    for url in ("postgresql://tuner:s3cr3t-pw@127.0.0.1:9/ledger",
+                "postgresql+psycopg2://tuner:s3cr3t-pw@127.0.0.1:9/ledger",
+                "mysql://tuner:s3cr3t-pw@db.internal/ledger"):
+        with pytest.raises(LedgerError) as caught:
+            Ledger(url, model)
+        text = str(caught.value)
+        assert "s3cr3t" not in text and "tuner:" not in text, text
+        assert "***@" in text, text
+        cause = caught.value.__cause__ or caught.value.__context__
+        assert cause is None or "s3cr3t" not in str(cause)
+    with pytest.raises(LedgerError, match="in-memory"):
+        Ledger("sqlite://", model)
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", model)
+    ledger.url = "postgresql://tuner:s3cr3t-pw@db.internal/ledger"  # what a conflict would name on PostgreSQL
+    with pytest.raises(LedgerConflict) as caught:
+        ledger.mark_validated("run-1", "0" * 64, 1, 0)
+    assert "s3cr3t" not in str(caught.value) and "postgresql://***@db.internal/ledger" in str(caught.value)
+    assert "s3cr3t" not in repr(ledger)
+    with pytest.raises(LedgerError, match="landing folder"):
+        ledger.scan(tmp_path / "no-such-folder")
+
+
+def test_default_ledger_url(tmp_path, monkeypatch):
+    """Beside a SQLite MLflow store (never inside it); the cwd otherwise; $TUNELINE_LEDGER_URL over everything."""
+    monkeypatch.delenv("TUNELINE_LEDGER_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "runs" / "mlflow.db"
+    assert default_ledger_url(f"sqlite:///{store}") == f"sqlite:///{store.parent / LEDGER_DB_NAME}"
+    assert default_ledger_url("http://mlflow.internal:5000") == f"sqlite:///{tmp_path / LEDGER_DB_NAME}"
+    monkeypatch.setenv("TUNELINE_LEDGER_URL", "postgresql://ledger:secret@db/tuneline")
+    assert default_ledger_url(f"sqlite:///{store}") == "postgresql://ledger:secret@db/tuneline"
