@@ -164,3 +164,36 @@ def test_two_concurrent_runs_leave_the_better_model_champion(tmp_path, tiny_bert
     first = next(v for v in versions.values() if v is not second)
     if first.tags["gate.decision"] == "promoted":
         assert second.tags["gate.champion_version"] == str(first.version)
+
+
+def test_a_champion_that_changed_after_scoring_is_rescored_before_any_move(store, tiny_bert):
+    """Compare-and-set: this run scored "no champion", but by the time it gates another run has promoted one.
+    The gate must notice, score that champion on the same test rows, and decide against it."""
+    from tuneline.kinds import Evaluation
+    from tuneline.tasks.gate import gate_and_promote
+    from tuneline.tasks.load import load_data
+    from tuneline.tasks.split import split_data
+    from tuneline.tasks.validate import validate_data
+
+    folder, data = store
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion = aliases(client)["champion"]
+    config = tiny_config(data, tiny_bert, "gate.min_metric=0.0", "gate.min_gain_over_baseline=0.0")
+    validated = validate_data.fn(load_data.fn(config), config, folder / "cas")
+    splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
+    experiment = client.get_experiment_by_name("tuneline-demo").experiment_id
+    run = client.create_run(experiment)
+    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri, run_dir=folder)
+    mlflow.set_tracking_uri(uri)
+    model_dir = next((folder / "tuneline-output" / "runs").glob("*/model"))
+    candidate = register_model.fn(model_dir, "classification", MODEL, context, {"task": "classification"})
+    weak = Evaluation("fine_tuned", {"accuracy": 0.25, "macro_f1": 0.1, "weighted_f1": 0.1},
+                      [splits.labels[0]] * len(splits.test))
+    decision = gate_and_promote.fn(candidate, weak, [], None, splits.test, splits.labels, config, context)
+    assert decision.promote is False
+    assert decision.champion is not None and decision.champion.version == champion  # re-scored, not "none"
+    tags = client.get_model_version(MODEL, candidate.version).tags
+    assert tags["gate.decision"] == "kept_champion" and tags["gate.champion_version"] == champion
+    assert float(tags["gate.champion_metric"]) > 0.5
+    assert aliases(client)["champion"] == champion
