@@ -63,7 +63,7 @@ def register_model(model_dir: Path, kind: TaskKind | str, registered_name: str, 
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(kind.pyfunc_path), artifacts={"model": str(model_dir)},
             pip_requirements=serving_requirements(), input_example=kind.input_example,
-            registered_model_name=registered_name, await_registration_for=300)
+            registered_model_name=registered_name, await_registration_for=300, signature=kind.signature() or None)
     version = str(info.registered_model_version)
     client = client_for(run)
     try:

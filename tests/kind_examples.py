@@ -25,6 +25,7 @@ class KindExample:
     inputs: list[tuple[Any, int]]               # (documented input form, rows expected back)
     equivalent: list[list[int]] = field(default_factory=list)  # indices of inputs holding the same rows
     check_output: Callable[[Any, Any], None] = lambda given, output: None
+    cli_rows: list[dict[str, Any]] = field(default_factory=list)  # rows of a JSONL file for `tuneline predict --input`
 
 
 # --- classification ------------------------------------------------------------------------------------------------
@@ -45,6 +46,7 @@ CLASSIFICATION = KindExample(
     inputs=[(TEXTS[0], 1), (TEXTS, 2), (pd.Series(TEXTS), 2), (pd.DataFrame({"text": TEXTS}), 2),
             ([TEXTS[0]] * 5, 5)],
     equivalent=[[1, 2, 3]],
+    cli_rows=[{"text": t} for t in TEXTS],
 )
 
 
@@ -96,10 +98,36 @@ TOKEN_CLASSIFICATION = KindExample(
                                                                                "Paris"]}), 2)],
     equivalent=[[2, 3], [1, 4]],
     check_output=_one_tag_per_word,
+    cli_rows=[{"tokens": words} for words in WORD_LISTS],
+)
+
+
+# --- pair classification -------------------------------------------------------------------------------------------
+
+def write_pair_classification(folder: Path) -> dict[str, Any]:
+    from test_kind_pair import write_pair_csv
+
+    path, _ = write_pair_csv(folder / "pairs.csv")
+    return {"path": str(path), "text_column": "question", "text_pair_column": "candidate", "label_column": "same",
+            "symmetric": True}
+
+
+PAIRS = [["my invoice", "my invoice"], ["my parcel", "the password please help with it now"]]
+
+PAIR_CLASSIFICATION = KindExample(
+    write=write_pair_classification,
+    overrides=["tokenize.max_length=32", "train.epochs=10", "train.learning_rate=2e-3", "train.batch_size=32",
+               "train.early_stopping_patience=4"],
+    planted_rules=["no_exact_duplicates", "no_conflicting_label_duplicates"],
+    inputs=[(pd.DataFrame({"text": [p[0] for p in PAIRS], "text_pair": [p[1] for p in PAIRS]}), 2), (PAIRS, 2),
+            ({"text": [p[0] for p in PAIRS], "text_pair": [p[1] for p in PAIRS]}, 2), ([PAIRS[0]] * 5, 5)],
+    equivalent=[[0, 1, 2]],
+    cli_rows=[{"text": t, "text_pair": p} for t, p in PAIRS],
 )
 
 
 EXAMPLES: dict[str, KindExample] = {
     "classification": CLASSIFICATION,
     "token_classification": TOKEN_CLASSIFICATION,
+    "pair_classification": PAIR_CLASSIFICATION,
 }

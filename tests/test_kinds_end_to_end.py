@@ -9,6 +9,7 @@ fails ``test_every_kind_has_an_end_to_end_example``.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -104,3 +105,17 @@ def test_second_run_rescored_the_champion_on_its_own_test_rows(two_runs):
     champion = str(client.get_registered_model(f"e2e-{task}").aliases["champion"])
     assert champion == (second.version if second.promoted else first.version)
     assert Path(second.quarantine_file).is_file()
+
+
+def test_predict_command_reads_the_kinds_columns_from_a_file(two_runs, capsys):
+    task, folder, first, _ = two_runs
+    from tuneline.cli import main
+
+    rows = EXAMPLES[task].cli_rows
+    path = folder / "inputs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert main(["predict", "-m", f"models:/e2e-{task}/{first.version}", "--tracking-uri",
+                 f"sqlite:///{folder / 'mlflow.db'}", "--input", str(path)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(printed) == len(rows)
+    assert all(set(row) <= set(out) for row, out in zip(rows, printed))  # each output row echoes its input

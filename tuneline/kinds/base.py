@@ -180,6 +180,11 @@ class TaskKind:
 
         return score
 
+    def signature(self) -> Any:
+        """An explicit MLflow signature for the registered model, when the one MLflow infers from
+        ``input_example`` would refuse a documented input form; None: inferred (or from the pyfunc's type hints)."""
+        return None
+
     def load_predictor(self, model_dir: Path) -> Any:
         """The pyfunc file's model class on a saved folder: ``.predict(model_input)`` returns the pyfunc's output."""
         import importlib

@@ -1,0 +1,309 @@
+"""Sentence-pair classification: paraphrase detection, duplicate questions, NLI, query-document relevance.
+
+A pair kind is a text classifier whose input is two texts, so it subclasses :class:`ClassificationKind` and changes
+only what the second text touches:
+
+* the frame has ``text``, ``text_pair``, ``label`` and a ``key`` (both stripped texts joined by a separator that no
+  text can contain; sorted first when ``data.symmetric``, so that for a paraphrase corpus "A, B" and "B, A" are the
+  same example for splitting, duplicates and leakage);
+* the encoder builds ``[CLS] text [SEP] text_pair [SEP]`` (``token_type_ids`` 0 then 1) and truncates per
+  ``tokenize.truncation``;
+* the metrics add ``f1_positive`` (GLUE reports MRPC and QQP as the F1 of the positive class plus accuracy): it is
+  the F1 of ``labels[1]``, and :meth:`PairClassificationKind.label_set` puts the positive label there, because
+  :meth:`~tuneline.kinds.base.TaskKind.score` is given the label list, not the config;
+* the zero-shot baseline is the cosine similarity of the two texts' base-model embeddings, thresholded at the cut
+  that is best on the training split for the gate's metric (two labels only).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from tuneline.config import TokenizeConfig, TunelineConfig
+from tuneline.kinds.base import Evaluation, ReadRecords
+from tuneline.kinds.classification import (
+    ClassificationData,
+    ClassificationKind,
+    LabelSetError,
+    encode_texts,
+    normalized_labels,
+)
+
+#: Joins the two texts of a key. Python treats U+001F as whitespace, so ``str.strip`` removes it from a text's ends
+#: and :func:`pair_key` turns any inside a text into a space: the separator can then only come from the join.
+KEY_SEPARATOR = "\x1f"
+PAIR_COLUMNS = ["text", "text_pair", "label", "key", "source_file", "source_row"]
+#: Train pairs embedded to fit the zero-shot threshold: one scalar is fitted, and 2,000 pairs pin it down to well
+#: under a point of the metric while keeping the baseline cheap on big corpora (QQP has 364k train pairs).
+ZERO_SHOT_FIT_ROWS = 2000
+
+
+class PairData(ClassificationData):
+    text_pair_column: str = Field("text_pair", description="The column holding the second text of each pair.")
+    symmetric: bool = Field(
+        False, description="The relation does not depend on order (paraphrase, duplicate question): 'A, B' and "
+                           "'B, A' are the same example for splitting, duplicate and leakage checks. false for NLI "
+                           "and query-document relevance.")
+    positive_label: str | None = Field(
+        None, description="The class whose F1 is reported as f1_positive (and that the zero-shot baseline predicts "
+                          "above its threshold); default: '1' if in the label set, else the second label.")
+
+
+class PairTokenizeConfig(TokenizeConfig):
+    truncation: Literal["longest_first", "only_first", "only_second"] = Field(
+        "longest_first", description="Which text loses tokens when a pair exceeds max_length: longest_first cuts "
+                                     "the longer one token by token; only_second keeps a short query whole and cuts "
+                                     "the document. A row whose kept text alone is too long falls back to "
+                                     "longest_first.")
+
+
+class PairClassificationConfig(TunelineConfig):
+    """Pair classification's config.
+
+    The default gate metric is ``f1_positive``: the usual pair corpora are skewed towards one class (MRPC is 68%
+    paraphrases, QQP 63% non-duplicates), so accuracy rewards predicting the majority (0.68 on MRPC for free) and
+    GLUE reports MRPC and QQP as the F1 of the positive class for that reason. For balanced or multi-class pair tasks
+    (NLI) set ``gate.primary_metric: macro_f1`` or ``accuracy``. The primary metric also picks the best checkpoint,
+    and an all-positive model already has a high positive F1 (0.81 on MRPC dev): compare a run with the majority
+    baseline in its report, and prefer ``macro_f1`` when training is short enough to end near that degenerate model.
+    """
+
+    METRICS: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1", "f1_positive")
+    DEFAULT_METRIC: ClassVar[str] = "f1_positive"
+
+    task: Literal["pair_classification"] = "pair_classification"
+    data: PairData
+    tokenize: PairTokenizeConfig = Field(default_factory=PairTokenizeConfig)
+
+
+def _clean(text: object) -> str | None:
+    """A text as it takes part in a key: stripped, with the key separator turned into a space; None when unusable
+    (not a string, or blank: the contract rejects those rows on their own)."""
+    if not isinstance(text, str):
+        return None
+    text = text.replace(KEY_SEPARATOR, " ").strip()
+    return text or None
+
+
+def pair_key(text: object, text_pair: object, symmetric: bool) -> str | None:
+    """What identifies a pair: its two stripped texts, in order, or sorted when the relation is symmetric."""
+    parts = (_clean(text), _clean(text_pair))
+    if parts[0] is None or parts[1] is None:
+        return None
+    return KEY_SEPARATOR.join(sorted(parts) if symmetric else parts)
+
+
+def pair_keys(texts: pd.Series, pairs: pd.Series, symmetric: bool) -> pd.Series:
+    """:func:`pair_key` of every row (an object column: pandas would turn the None of unusable rows into NaN)."""
+    return pd.Series([pair_key(a, b, symmetric) for a, b in zip(texts, pairs)], index=texts.index, dtype=object)
+
+
+def resolve_positive(labels: list[str], configured: str | None) -> str:
+    """The positive label: the configured one (which must be in the label set), else "1" if present, else the
+    second label."""
+    if configured is not None:
+        if configured not in labels:
+            raise LabelSetError(f"data.positive_label={configured!r} is not in the label set {labels}; set it to one "
+                                "of those labels")
+        return configured
+    return "1" if "1" in labels else labels[1]
+
+
+def binary_scores(positive: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """accuracy, f1_positive and macro_f1 of boolean gold/predicted arrays (F1 0 where undefined, as sklearn's
+    ``zero_division=0``); plain counting, so the threshold search can call it hundreds of times."""
+    positive, predicted = np.asarray(positive, dtype=bool), np.asarray(predicted, dtype=bool)
+    tp = int(np.sum(positive & predicted))
+    tn = int(np.sum(~positive & ~predicted))
+    fp = int(np.sum(~positive & predicted))
+    fn = int(np.sum(positive & ~predicted))
+    f1_pos = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    f1_neg = 2 * tn / (2 * tn + fp + fn) if tn else 0.0
+    return {"accuracy": (tp + tn) / max(len(positive), 1), "macro_f1": (f1_pos + f1_neg) / 2,
+            "f1_positive": f1_pos}
+
+
+def threshold_objective(metric: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The function :func:`tuneline.embeddings.best_threshold` maximises: the gate's metric on two classes."""
+    if metric not in ("accuracy", "macro_f1", "f1_positive"):
+        raise ValueError(f"no threshold objective for metric {metric!r}")
+    return lambda positive, predicted: binary_scores(positive, predicted)[metric]
+
+
+def encode_pairs(batch: dict[str, list], tokenizer: Any, max_length: int, label2id: dict[str, int],
+                 truncation: str) -> dict[str, list]:
+    """:func:`encode_texts` with the pair as the second segment.
+
+    ``only_first``/``only_second`` cannot fit a row whose kept text alone exceeds ``max_length`` (the fast tokenizer
+    raises for the whole batch); such rows are encoded with ``longest_first`` instead, and flagged truncated.
+    """
+    encode = partial(encode_texts, tokenizer=tokenizer, max_length=max_length, label2id=label2id)
+    try:
+        return encode(batch, pair=batch["text_pair"], truncation=truncation)
+    except Exception as error:  # tokenizers raises a bare Exception("Truncation error: ...")
+        if truncation == "longest_first" or "Truncation error" not in str(error):
+            raise
+    out: dict[str, list] = {}
+    for i in range(len(batch["text"])):
+        row = {column: values[i : i + 1] for column, values in batch.items()}
+        try:
+            encoded = encode(row, pair=row["text_pair"], truncation=truncation)
+        except Exception:
+            encoded = encode(row, pair=row["text_pair"], truncation="longest_first")
+            encoded["truncated"] = [True]
+        for key, values in encoded.items():
+            out.setdefault(key, []).extend(values)
+    return out
+
+
+@dataclass
+class ThresholdEvaluation(Evaluation):
+    """A baseline that thresholds a score: the cut it used comes with its metrics."""
+
+    threshold: float = 0.5
+
+
+class PairClassificationKind(ClassificationKind):
+    name = "pair_classification"
+    config_model = PairClassificationConfig
+    pyfunc_file = "pair_classifier.py"
+    #: Two rows of the two texts (the signature itself is :meth:`signature`).
+    input_example = pd.DataFrame({
+        "text": ["The company posted a profit.", "He said the storm closed every road into the town on Monday."],
+        "text_pair": ["The firm reported earnings.", "Officials said all roads to the town were shut by the storm."],
+    })
+    key_column = "key"
+    value_column = "text"
+    lineage_columns = ("text", "text_pair", "label")
+    target_column = "label"
+
+    def signature(self) -> Any:
+        """Two unnamed string inputs, text then pair: MLflow then takes a DataFrame (``text``, ``text_pair``), a
+        dict of two lists and a list of ``[text, pair]`` lists alike. A signature that named the columns would
+        refuse the list of lists before the model saw it ("missing inputs ['text', 'text_pair']")."""
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema
+
+        return ModelSignature(inputs=Schema([ColSpec("string"), ColSpec("string")]))
+
+    # --- data -------------------------------------------------------------------------------------------------
+    def read(self, path: Path, fmt: str, data: PairData) -> ReadRecords:
+        frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column,
+                                                                       "text_pair_column": data.text_pair_column})
+        labels, keep = normalized_labels(frame["label"], frame["source_row"], malformed)
+        frame = frame.assign(label=labels)[keep].reset_index(drop=True)
+        frame["key"] = pair_keys(frame["text"], frame["text_pair"], data.symmetric)
+        return ReadRecords(frame=frame[PAIR_COLUMNS], malformed=malformed, records_seen=seen)
+
+    def label_set(self, frames: dict[str, pd.DataFrame], data: PairData) -> list[str]:
+        """Classification's label set, with the positive label moved to index 1 (where :meth:`score` finds it)."""
+        labels = super().label_set(frames, data)
+        positive = resolve_positive(labels, data.positive_label)
+        rest = [label for label in labels if label != positive]
+        return [rest[0], positive, *rest[1:]]
+
+    def schema(self, labels: list[str], train_keys: list[str] | None, data: PairData):
+        from tuneline.schemas.pair_classification import pair_schema
+
+        return pair_schema(labels, train_keys)
+
+    def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
+                          labels: list[str]) -> pd.DataFrame:
+        """The quarantine's ``value`` shows the first text; ``detail`` shows the second, so a rejected pair can be
+        recognised without opening the input file."""
+        if quarantine.empty:
+            return quarantine
+        lookup = {(role, f, int(r)): p for role, frame in frames.items()
+                  for f, r, p in zip(frame["source_file"], frame["source_row"], frame["text_pair"])}
+        details = [f"text_pair: {str(lookup[(s, f, int(r))])[:300]}" if (s, f, int(r)) in lookup else d
+                   for s, f, r, d in zip(quarantine["split"], quarantine["source_file"], quarantine["source_row"],
+                                         quarantine["detail"])]
+        return quarantine.assign(detail=details)
+
+    # --- model ------------------------------------------------------------------------------------------------
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
+        return partial(encode_pairs, tokenizer=tokenizer, max_length=max_length, label2id=label2id,
+                       truncation=config.tokenize.truncation), ["text", "text_pair", "label"]
+
+    def encoder_settings(self, config: TunelineConfig) -> dict[str, Any]:
+        return {"truncation": config.tokenize.truncation}
+
+    # --- metrics ----------------------------------------------------------------------------------------------
+    def score(self, gold: list[str], predicted: list[str], labels: list[str]) -> dict[str, float]:
+        """Accuracy, macro F1 over the full label set, and the F1 of the positive label ``labels[1]``."""
+        from sklearn.metrics import accuracy_score, f1_score
+
+        return {
+            "accuracy": float(accuracy_score(gold, predicted)),
+            "macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
+            "f1_positive": float(f1_score(gold, predicted, labels=[labels[1]], average="macro", zero_division=0)),
+        }
+
+    # --- evaluation and serving ---------------------------------------------------------------------------------
+    def model_input(self, frame: pd.DataFrame) -> Any:
+        return pd.DataFrame({"text": [str(t) for t in frame["text"]],
+                             "text_pair": [str(t) for t in frame["text_pair"]]})
+
+    def calibrate(self, model_dir: Path, splits: Any, config: TunelineConfig, run: Any) -> dict[str, Any]:
+        """Store the training truncation in the saved model's config, so serving cuts pairs the way training did
+        (nothing is fitted; the pyfunc defaults to longest_first)."""
+        path = Path(model_dir) / "config.json"
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved["tuneline_truncation"] = config.tokenize.truncation
+        path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return {}
+
+    def baselines(self, splits: Any, config: TunelineConfig) -> list[Evaluation]:
+        out = [self.majority_baseline(splits)]
+        if config.evaluate.zero_shot_baseline:
+            zero_shot = self.zero_shot_baseline(splits, config)
+            if zero_shot is not None:
+                out.append(zero_shot)
+        return out
+
+    def zero_shot_baseline(self, splits: Any, config: TunelineConfig) -> ThresholdEvaluation | None:
+        """Cosine similarity of the two texts' mean-pooled embeddings (untouched base model): the positive label at
+        ``similarity >= t``, the other below, with ``t`` the best cut on (a sample of) train for the gate's metric.
+        Skipped (None) for more than two labels, where one similarity cannot separate the classes."""
+        from tuneline.common import task_logger
+        from tuneline.embeddings import best_threshold, load_encoder
+        from tuneline.runtime import resolve_base_model
+
+        labels = splits.labels
+        if len(labels) != 2:
+            task_logger().info("zero-shot pair baseline skipped: it thresholds one similarity, so it needs exactly "
+                               "2 labels (this run has %d)", len(labels))
+            return None
+        negative, positive = labels[0], labels[1]
+        model, tokenizer = load_encoder(resolve_base_model(config.model.base), config.model.trust_remote_code)
+        size, length = config.evaluate.batch_size, config.tokenize.max_length
+        fit = splits.train
+        if len(fit) > ZERO_SHOT_FIT_ROWS:
+            fit = fit.sample(n=ZERO_SHOT_FIT_ROWS, random_state=0)
+        fit_similarity = pair_similarity(model, tokenizer, fit, size, length)
+        metric = config.primary_metric
+        threshold = best_threshold(fit_similarity, (fit["label"] == positive).to_numpy(),
+                                   threshold_objective(metric))
+        similarity = pair_similarity(model, tokenizer, splits.test, size, length)
+        predicted = [positive if s >= threshold else negative for s in similarity]
+        task_logger().info("zero-shot pair baseline: similarity threshold %.4f (best %s on %d train pairs)",
+                           threshold, metric, len(fit))
+        return ThresholdEvaluation("zero_shot", self.score(self.gold(splits.test), predicted, labels), predicted,
+                                   similarity.tolist(), threshold=threshold)
+
+
+def pair_similarity(model: Any, tokenizer: Any, frame: pd.DataFrame, batch_size: int, max_length: int) -> np.ndarray:
+    """Cosine similarity of each row's text and text_pair embeddings (both L2-normalised, so a row-wise dot)."""
+    from tuneline.embeddings import mean_pooled_embeddings
+
+    first = mean_pooled_embeddings(model, tokenizer, [str(t) for t in frame["text"]], batch_size, max_length)
+    second = mean_pooled_embeddings(model, tokenizer, [str(t) for t in frame["text_pair"]], batch_size, max_length)
+    return np.sum(first * second, axis=1)
