@@ -126,8 +126,39 @@ PAIR_CLASSIFICATION = KindExample(
 )
 
 
+# --- multi-label classification ------------------------------------------------------------------------------------
+
+def write_multilabel_classification(folder: Path) -> dict[str, Any]:
+    from test_kind_multilabel import NAMES, write_tag_csv
+
+    path = write_tag_csv(folder / "tags.csv", fillers=2, weights=(60, 40, 0))
+    return {"path": str(path), "text_column": "text", "label_column": "tags", "label_separator": "|",
+            "labels": NAMES}
+
+
+TAG_TEXTS = ["my invoice please", "refund and the parcel please help me again, it is not here and i need it now"]
+
+
+def _labels_over_threshold(given: Any, output: Any) -> None:
+    for labels, scores in zip(output["labels"], output["scores"]):
+        assert set(labels) <= set(scores)
+
+
+MULTILABEL_CLASSIFICATION = KindExample(
+    write=write_multilabel_classification,
+    overrides=["tokenize.max_length=32", "train.epochs=10", "train.learning_rate=2e-3", "train.batch_size=16",
+               "train.early_stopping_patience=3"],
+    planted_rules=["at_least_one_label", "label_in_label_set"],
+    inputs=[(TAG_TEXTS[0], 1), (TAG_TEXTS, 2), (pd.Series(TAG_TEXTS), 2), (pd.DataFrame({"text": TAG_TEXTS}), 2)],
+    equivalent=[[1, 2, 3]],
+    check_output=_labels_over_threshold,
+    cli_rows=[{"text": t} for t in TAG_TEXTS],
+)
+
+
 EXAMPLES: dict[str, KindExample] = {
     "classification": CLASSIFICATION,
     "token_classification": TOKEN_CLASSIFICATION,
     "pair_classification": PAIR_CLASSIFICATION,
+    "multilabel_classification": MULTILABEL_CLASSIFICATION,
 }

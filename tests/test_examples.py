@@ -14,7 +14,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.mark.parametrize("name,task,primary", [("sst2.yaml", "classification", "accuracy"),
                                                ("conll2003.yaml", "token_classification", "f1"),
-                                               ("mrpc.yaml", "pair_classification", "f1_positive")])
+                                               ("mrpc.yaml", "pair_classification", "f1_positive"),
+                                               ("goemotions.yaml", "multilabel_classification", "micro_f1")])
 def test_example_config_is_valid_and_resolves_to_shared_data(name, task, primary):
     config = load_config(EXAMPLES / name)
     assert config.task == task and config.primary_metric == primary

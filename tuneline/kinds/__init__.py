@@ -14,6 +14,7 @@ from pydantic import Field, TypeAdapter
 
 from tuneline.kinds.base import Evaluation, TaskKind, check_kind
 from tuneline.kinds.classification import ClassificationKind
+from tuneline.kinds.multilabel_classification import MultilabelKind
 from tuneline.kinds.pair_classification import PairClassificationKind
 from tuneline.kinds.token_classification import TokenClassificationKind
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 KINDS: dict[str, TaskKind] = {kind.name: check_kind(kind) for kind in (
     ClassificationKind(),
     TokenClassificationKind(),
+    MultilabelKind(),
     PairClassificationKind(),
 )}
 

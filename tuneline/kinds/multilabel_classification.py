@@ -1,0 +1,487 @@
+"""Multi-label text classification (ticket tagging, moderation, emotions): zero, one or several labels per text.
+
+It is text classification with a set of labels per row instead of one, so it subclasses
+:class:`~tuneline.kinds.classification.ClassificationKind` and changes what a set changes:
+
+* the canonical ``label`` is a sorted, de-duplicated list of label names, read from a JSONL/Parquet list or a
+  delimited string (``2,7``); ids become names through ``data.label_names`` (GoEmotions' ``labels.txt``);
+* the head is trained with BCE-with-logits (``problem_type="multi_label_classification"``) on multi-hot floats, and
+  every label is an independent yes/no;
+* the decision threshold is not assumed to be 0.5: :meth:`MultilabelKind.calibrate` fits it on validation (one
+  global cut, or one per label) and stores it in the model folder, so the served model applies it;
+* metrics are micro/macro/samples F1 and subset accuracy, from one function (:func:`matrix_scores`);
+* the baselines are the label prior and zero-shot label-name similarity, each with a threshold fitted on train.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator
+
+from tuneline.config import TunelineConfig
+from tuneline.kinds.base import Evaluation, ReadRecords
+from tuneline.kinds.classification import (
+    LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, checked_label_set, frequent_labels)
+from tuneline.readers import DataLoadError, normalize_label
+
+#: Rows of train embedded to fit the zero-shot baseline's threshold (enough for one number, bounded in time).
+ZERO_SHOT_FIT_ROWS = 2000
+
+
+class MultilabelData(ClassificationData):
+    label_separator: str = Field(",", min_length=1, description="Splits a delimited label string (CSV/TSV) such "
+                                                               "as '2,7' into labels.")
+    label_names: list[str] | Path | None = Field(
+        None, description="Label names by id: a list, or a file with one name a line (line number = id, from 0). "
+                          "Ids in the data are mapped to these names; they are also the label set unless "
+                          "data.labels is given.")
+    allow_empty_labels: bool = Field(False, description="Keep rows with no label (else they are quarantined).")
+    threshold: Literal["global", "per_label"] = Field(
+        "global", description="Decision threshold fitted on validation: one for all labels, or one per label.")
+
+    @field_validator("label_names")
+    @classmethod
+    def _unique_names(cls, value: list[str] | Path | None) -> list[str] | Path | None:
+        if isinstance(value, list):
+            repeated = sorted(name for name, n in Counter(value).items() if n > 1)
+            if repeated or any(not name.strip() for name in value):
+                raise ValueError(f"label names must be unique and non-blank (repeated: {repeated})")
+        return value
+
+    def path_fields(self) -> list[str]:
+        """A ``label_names`` file is resolved against the config file like the data files; a list is left alone."""
+        return [*super().path_fields(), *(["label_names"] if isinstance(self.label_names, Path) else [])]
+
+
+class MultilabelConfig(TunelineConfig):
+    METRICS: ClassVar[tuple[str, ...]] = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy")
+    DEFAULT_METRIC: ClassVar[str] = "micro_f1"
+
+    task: Literal["multilabel_classification"] = "multilabel_classification"
+    data: MultilabelData
+
+
+# --- reading -----------------------------------------------------------------------------------------------------
+
+def read_label_names(data: MultilabelData) -> list[str] | None:
+    """``data.label_names`` as a list (a file: one name a line, line number = id; trailing blank lines ignored)."""
+    names = data.label_names
+    if names is None or isinstance(names, list):
+        return [name.strip() for name in names] if names else None
+    path = Path(names)
+    if not path.is_file():
+        raise DataLoadError(f"label names file {path} does not exist; check data.label_names (paths in a config "
+                            "file are relative to the file)")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+    repeated = sorted(name for name, n in Counter(line.strip() for line in lines).items() if n > 1)
+    if blank or repeated or not lines:
+        raise DataLoadError(f"{path}: a label names file needs one unique name per line (line number = id); "
+                            f"blank lines {blank[:5]}, repeated names {repeated[:5]}")
+    return [line.strip() for line in lines]
+
+
+def _listed(value: str) -> object:
+    """A string that spells a list (``["a", "b"]`` as JSON, ``['a', 'b']`` as pandas writes lists to CSV)."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            parsed = parse(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(parsed, list):
+            return parsed
+    return value
+
+
+def parse_labels(value: object, separator: str, names: list[str] | None) -> object:
+    """One row's labels as a sorted, unique list of names, or ``value`` unchanged when it is no list of labels.
+
+    Accepts a list (JSONL, Parquet), a delimited string (``"2,7"``), a string spelling a list, a single number or
+    name; missing or blank means no label (``[]``), which the contract judges. Numeric ids map to ``names`` when
+    given; an id or name outside them is kept as it is, so the contract quarantines it naming the label.
+    """
+    if isinstance(value, (tuple, np.ndarray)):
+        value = list(value)
+    if isinstance(value, str):
+        text = value.strip()
+        value = _listed(text) if text.startswith("[") and text.endswith("]") else \
+            [piece for piece in text.split(separator) if piece.strip()]
+    if not isinstance(value, list):
+        label, rule = normalize_label(value)
+        if rule:
+            return value
+        value = [] if label is None else [label]
+    parsed = []
+    for item in value:
+        label, rule = normalize_label(item)
+        if rule or label is None:
+            return value  # a nested list, a boolean, a blank or missing item: no list of labels
+        parsed.append(label)
+    if names:
+        known = set(names)
+        parsed = [label if label in known or not label.isdigit() or int(label) >= len(names) else names[int(label)]
+                  for label in parsed]
+    return sorted(set(parsed))
+
+
+def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
+    """Rows of label lists as a 0/1 matrix over ``labels`` (labels outside the set are ignored)."""
+    index = {label: j for j, label in enumerate(labels)}
+    out = np.zeros((len(rows), len(labels)), dtype=np.int8)
+    for i, row in enumerate(rows):
+        for label in row if isinstance(row, (list, tuple, np.ndarray)) else []:
+            if label in index:
+                out[i, index[label]] = 1
+    return out
+
+
+# --- metrics: one function for validation, test, champion, calibration and baselines -----------------------------
+
+def matrix_scores(gold: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Micro/macro/samples F1 and subset accuracy of two 0/1 matrices (rows: texts, columns: labels).
+
+    Computed with numpy (equal to sklearn's ``f1_score(..., zero_division=0)`` for micro and macro; tested) because
+    threshold fitting evaluates it hundreds of times. A label never in gold nor predicted has F1 0 in the macro mean,
+    as in the single-label kind. A row with no gold and no predicted label has samples-F1 1 (it is exactly right;
+    sklearn would count 0, which punishes correct abstentions where empty rows are allowed).
+    """
+    gold, predicted = np.asarray(gold, dtype=bool), np.asarray(predicted, dtype=bool)
+    tp = (gold & predicted).sum(axis=0).astype(np.float64)
+    fp = (~gold & predicted).sum(axis=0).astype(np.float64)
+    fn = (gold & ~predicted).sum(axis=0).astype(np.float64)
+    denominator = 2 * tp + fp + fn
+    per_label = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    micro_den = denominator.sum()
+    row_tp = (gold & predicted).sum(axis=1)
+    row_den = gold.sum(axis=1) + predicted.sum(axis=1)
+    per_row = np.divide(2 * row_tp, row_den, out=np.ones(len(gold), dtype=np.float64), where=row_den > 0)
+    return {
+        "micro_f1": float(2 * tp.sum() / micro_den) if micro_den else 0.0,
+        "macro_f1": float(per_label.mean()) if len(per_label) else 0.0,
+        "samples_f1": float(per_row.mean()) if len(per_row) else 0.0,
+        "subset_accuracy": float((gold == predicted).all(axis=1).mean()) if len(gold) else 0.0,
+    }
+
+
+def fit_thresholds(proba: np.ndarray, gold: np.ndarray, metric: str, per_label: bool = False) -> np.ndarray:
+    """One threshold per column (all equal for a global fit) that maximises the kind's ``metric`` on these rows.
+
+    Global: the cut over every distinct probability (a quantile grid on big splits) that maximises ``metric``.
+    Per label: starting from the global cut, each label's cut in turn is moved to the value that maximises the same
+    ``metric`` with the other labels' cuts fixed, and only when that strictly improves it (one pass of coordinate
+    ascent). For macro-F1 that is each label's own best F1; for micro-F1 it also weighs the false positives a loose
+    cut on a rare, badly ranked label would add, so such a label keeps the global cut instead of overfitting the few
+    validation positives it has.
+    """
+    from tuneline.embeddings import best_threshold
+
+    proba, gold = np.asarray(proba), np.asarray(gold, dtype=bool)
+    objective = lambda g, p: matrix_scores(g, p)[metric]  # noqa: E731
+    overall = best_threshold(proba, gold, objective)
+    thresholds = np.full(proba.shape[1], overall, dtype=np.float64)
+    if not per_label or not len(proba):
+        return thresholds
+    predicted = proba >= overall
+    best_value = objective(gold, predicted)
+    for j in range(proba.shape[1]):
+        candidates = np.unique(proba[:, j])
+        if len(candidates) > 256:
+            candidates = np.unique(np.quantile(proba[:, j], np.linspace(0, 1, 257)))
+        keep = predicted[:, j].copy()
+        for threshold in candidates:
+            predicted[:, j] = proba[:, j] >= threshold
+            value = objective(gold, predicted)
+            if value > best_value + 1e-12:
+                best_value, thresholds[j], keep = value, float(threshold), predicted[:, j].copy()
+        predicted[:, j] = keep
+    return thresholds
+
+
+# --- the kind ----------------------------------------------------------------------------------------------------
+
+class MultilabelKind(ClassificationKind):
+    name = "multilabel_classification"
+    config_model = MultilabelConfig
+    problem_type = "multi_label_classification"
+    pyfunc_file = "multilabel_classifier.py"
+
+    # --- data -------------------------------------------------------------------------------------------------
+    def read(self, path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
+        frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column})
+        names = read_label_names(data)
+        frame["label"] = pd.Series([parse_labels(v, data.label_separator, names) for v in frame["label"]],
+                                   index=frame.index, dtype=object)
+        return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]], malformed=malformed,
+                           records_seen=seen)
+
+    def label_set(self, frames: dict[str, pd.DataFrame], data: MultilabelData) -> list[str]:
+        """``data.labels``, else ``data.label_names``, else the labels seen in train often enough (sorted)."""
+        if data.labels:
+            labels = list(dict.fromkeys(str(label) for label in data.labels))
+        elif (names := read_label_names(data)) is not None:
+            labels = names
+        else:
+            source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
+            seen = [label for row in (source["label"] if source is not None else [])
+                    if isinstance(row, list) for label in row if isinstance(label, str)]
+            labels = frequent_labels(seen, data.min_examples_per_label)
+        # rows that are no label list yet (the contract rejects them later) must not break the presence check
+        usable = {role: frame.assign(label=[v if isinstance(v, list) and all(isinstance(x, str) for x in v) else []
+                                            for v in frame["label"]])
+                  for role, frame in frames.items() if role in LABEL_SOURCE_ROLES}
+        return checked_label_set(labels, usable, "label")
+
+    def schema(self, labels: list[str], train_keys: list[str] | None, data: MultilabelData):
+        from tuneline.schemas.multilabel_classification import multilabel_schema
+
+        return multilabel_schema(labels, train_keys, data.allow_empty_labels)
+
+    def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
+                          labels: list[str]) -> pd.DataFrame:
+        """Name the unknown labels of ``label_in_label_set`` rows, and say what the other label rules want."""
+        from tuneline.schemas.multilabel_classification import unknown_labels
+
+        if quarantine.empty:
+            return quarantine
+        lookup = {(role, f, r): value for role, frame in frames.items()
+                  for f, r, value in zip(frame["source_file"], frame["source_row"], frame["label"])}
+
+        def detail(split: str, file: str, row: int, rule: str, current: object) -> object:
+            value = lookup.get((split, file, row))
+            if rule == "label_in_label_set":
+                return (f"label(s) {unknown_labels(value, labels)} not in the label set ({len(labels)} labels); "
+                        "check data.label_names / data.labels")
+            if rule == "at_least_one_label":
+                return "the row has no label; set data.allow_empty_labels: true to keep rows without labels"
+            if rule == "labels_are_list_of_strings":
+                return f"labels {value!r:.200} are not a list of label names or a delimited string"
+            return current
+
+        details = [detail(*key) for key in zip(quarantine["split"], quarantine["source_file"],
+                                               quarantine["source_row"], quarantine["rule"], quarantine["detail"])]
+        return quarantine.assign(detail=details)
+
+    def label_distribution(self, frame: pd.DataFrame) -> dict[str, int]:
+        counts = Counter(label for row in frame["label"] if isinstance(row, list) for label in row)
+        return {str(k): int(v) for k, v in sorted(counts.items())}
+
+    # --- model ------------------------------------------------------------------------------------------------
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
+        from functools import partial
+
+        return partial(encode_multi_hot, tokenizer=tokenizer, max_length=max_length, label2id=label2id), \
+            ["text", "label"]
+
+    def encoder_settings(self, config: TunelineConfig) -> dict[str, Any]:
+        return {"labels": "multi_hot_float"}
+
+    # --- metrics ----------------------------------------------------------------------------------------------
+    def score(self, gold: list[list[str]], predicted: list[list[str]], labels: list[str]) -> dict[str, float]:
+        """The kind's metrics over the full label set (see :func:`matrix_scores`)."""
+        return matrix_scores(multi_hot(gold, labels), multi_hot(predicted, labels))
+
+    def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+        """Training-time validation: sigmoid > 0.5 (the calibrated threshold is fitted after training)."""
+        chosen = np.asarray(logits, dtype=np.float64) > 0.0  # sigmoid(x) > 0.5  <=>  x > 0
+        gold = np.asarray(label_ids) > 0.5
+        as_names = lambda matrix: [[labels[j] for j in np.flatnonzero(row)] for row in matrix]  # noqa: E731
+        return as_names(gold), as_names(chosen)
+
+    #: A row is right only when its whole label set is: the gate compares subset accuracy with McNemar's test.
+    per_row_metrics = ("subset_accuracy",)
+
+    def subset_score(self, gold: list[list[str]], predicted: list[list[str]], labels: list[str], metric: str):
+        """The same numbers as :meth:`score` on resampled rows, from multi-hot matrices built once (the bootstrap
+        calls it a thousand times)."""
+        gold_matrix, predicted_matrix = multi_hot(gold, labels), multi_hot(predicted, labels)
+
+        def score(indices: Any) -> float:
+            return matrix_scores(gold_matrix[indices], predicted_matrix[indices])[metric]
+
+        return score
+
+    # --- calibration ------------------------------------------------------------------------------------------
+    def calibrate(self, model_dir: Path, splits: Any, config: TunelineConfig, run: Any) -> dict[str, Any]:
+        """Fit the decision threshold(s) on validation through the serving code; store them in ``config.json``."""
+        predictor = self.load_predictor(model_dir)
+        labels = list(predictor.labels)
+        proba = predictor.predict_proba(splits.validation["text"].tolist(), batch_size=config.evaluate.batch_size)
+        gold = multi_hot(self.gold(splits.validation), labels)
+        per_label = config.data.threshold == "per_label"
+        thresholds = fit_thresholds(proba, gold, config.primary_metric, per_label)
+        stored: float | dict[str, float] = dict(zip(labels, map(float, thresholds))) if per_label \
+            else float(thresholds[0])
+        store_thresholds(Path(model_dir), stored)
+        if run is not None:
+            folder = Path(run.run_dir) / "evaluation"
+            folder.mkdir(parents=True, exist_ok=True)
+            plot_threshold_curve(proba, gold, thresholds, folder / "threshold_curve.png")
+        fitted = matrix_scores(gold, proba >= thresholds[None, :])
+        summary: dict[str, Any] = {f"validation.{config.primary_metric}": fitted[config.primary_metric]}
+        if per_label:
+            return {"threshold.min": float(thresholds.min()), "threshold.max": float(thresholds.max()),
+                    "threshold.mean": float(thresholds.mean()), **summary, "thresholds": stored}
+        return {"threshold": float(thresholds[0]), **summary}
+
+    # --- evaluation and serving ---------------------------------------------------------------------------------
+    def predictions_from_output(self, output: pd.DataFrame) -> tuple[list[Any], list[Any] | None]:
+        return [sorted(labels) for labels in output["labels"]], list(output["scores"])
+
+    def baselines(self, splits: Any, config: TunelineConfig) -> list[Evaluation]:
+        out = [self.label_prior_baseline(splits, config)]
+        if config.evaluate.zero_shot_baseline:
+            out.append(self.zero_shot_baseline(splits, config))
+        return out
+
+    def label_prior_baseline(self, splits: Any, config: TunelineConfig) -> Evaluation:
+        """Every text gets the labels whose training frequency clears a cut fitted on train (usually none, or the
+        dominant label such as ``neutral``): what a model that ignores the text can do."""
+        labels = splits.labels
+        train_gold = multi_hot(self.gold(splits.train), labels)
+        prior = train_gold.mean(axis=0)
+        cut = fit_thresholds(np.tile(prior, (len(train_gold), 1)), train_gold, config.primary_metric)[0]
+        predicted_row = [label for label, p in zip(labels, prior) if p >= cut]
+        predicted = [list(predicted_row) for _ in range(len(splits.test))]
+        return Evaluation("label_prior", self.score(self.gold(splits.test), predicted, labels), predicted)
+
+    def zero_shot_baseline(self, splits: Any, config: TunelineConfig) -> Evaluation:
+        """Cosine of text to label-name embeddings (untouched base model), one global cut fitted on train rows."""
+        from tuneline.embeddings import load_encoder, mean_pooled_embeddings
+        from tuneline.runtime import resolve_base_model
+
+        labels = splits.labels
+        model, tokenizer = load_encoder(resolve_base_model(config.model.base), config.model.trust_remote_code)
+        descriptions = config.data.label_descriptions
+        size, length = config.evaluate.batch_size, config.tokenize.max_length
+        embed = lambda texts: mean_pooled_embeddings(model, tokenizer, texts, size, length)  # noqa: E731
+        label_vectors = embed([descriptions.get(label, label.replace("_", " ")) for label in labels])
+        fit_rows = splits.train.sample(n=min(len(splits.train), ZERO_SHOT_FIT_ROWS), random_state=0)
+        fit_similarity = embed(fit_rows["text"].tolist()) @ label_vectors.T
+        cut = fit_thresholds(fit_similarity, multi_hot(self.gold(fit_rows), labels), config.primary_metric)[0]
+        similarity = embed(splits.test["text"].tolist()) @ label_vectors.T
+        predicted = [[labels[j] for j in np.flatnonzero(row >= cut)] for row in similarity]
+        return Evaluation("zero_shot", self.score(self.gold(splits.test), predicted, labels), predicted,
+                          [dict(zip(labels, map(float, row))) for row in similarity])
+
+    def report_artifacts(self, fine_tuned: Evaluation, test: pd.DataFrame, labels: list[str],
+                         folder: Path) -> dict[str, float]:
+        """per_label_report.json, label_cooccurrence.png, test_predictions.jsonl; per-label F1 and the label
+        cardinality (mean labels per text, gold vs predicted) to log."""
+        gold, predicted = multi_hot(self.gold(test), labels), multi_hot(fine_tuned.predictions, labels)
+        report = per_label_report(gold, predicted, labels)
+        (folder / "per_label_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        plot_cooccurrence(gold, predicted, labels, folder / "label_cooccurrence.png")
+        scores = fine_tuned.scores or [None] * len(test)
+        with (folder / "test_predictions.jsonl").open("w", encoding="utf-8") as handle:
+            for row, labels_out, all_scores in zip(test.itertuples(index=False), fine_tuned.predictions, scores):
+                record = {"source_file": row.source_file, "source_row": int(row.source_row), "text": row.text,
+                          "label": list(row.label), "predicted": list(labels_out),
+                          "label_scores": {k: all_scores[k] for k in labels_out} if all_scores else None}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        cardinality = report["label_cardinality"]
+        return {"label_cardinality.gold": cardinality["gold"], "label_cardinality.predicted": cardinality["predicted"],
+                **{f"{label}.f1": float(report["labels"][label]["f1"]) for label in labels}}
+
+
+def encode_multi_hot(batch: dict[str, list], tokenizer: Any, max_length: int,
+                     label2id: dict[str, int]) -> dict[str, list]:
+    """Tokenize (never pad), flag truncated rows, and give ``labels`` as multi-hot FLOATS (BCE-with-logits needs
+    float targets of the logits' shape)."""
+    enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+    out = {key: list(values) for key, values in enc.items()}
+    width = len(label2id)
+    rows = []
+    for labels in batch["label"]:
+        row = [0.0] * width
+        for label in labels or []:
+            row[label2id[label]] = 1.0
+        rows.append(row)
+    out["labels"] = rows
+    out["truncated"] = [bool(encoding.overflowing) for encoding in enc.encodings]
+    return out
+
+
+def per_label_report(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Precision, recall, F1 and support per label, the averages, and label cardinality (gold vs predicted)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=range(len(labels)),
+                                                                     average=None, zero_division=0)
+    return {
+        "labels": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s),
+                           "predicted": int(predicted[:, j].sum())}
+                   for j, (label, p, r, f, s) in enumerate(zip(labels, precision, recall, f1, support))},
+        "averages": matrix_scores(gold, predicted),
+        "label_cardinality": {"gold": float(gold.sum(axis=1).mean()) if len(gold) else 0.0,
+                              "predicted": float(predicted.sum(axis=1).mean()) if len(predicted) else 0.0},
+        "rows": int(len(gold)),
+    }
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_cooccurrence(gold: np.ndarray, predicted: np.ndarray, labels: list[str], path: Path) -> Path:
+    """Side-by-side heat-maps of how often two labels share a text (diagonal: label counts), gold vs predicted: a
+    model that never predicts a frequent pair, or invents one, shows up at a glance."""
+    plt = _pyplot()
+    size = max(4.0, 0.32 * len(labels) + 2.5)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    for ax, matrix, title in ((axes[0], gold, "gold"), (axes[1], predicted, "predicted")):
+        counts = matrix.astype(np.int64).T @ matrix.astype(np.int64)
+        image = ax.imshow(np.log1p(counts), cmap="viridis")
+        ax.set_title(f"label co-occurrence, {title} (test; log scale)")
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="log(1 + texts)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_threshold_curve(proba: np.ndarray, gold: np.ndarray, chosen: np.ndarray, path: Path) -> Path:
+    """Micro/macro/samples F1 on validation against one global threshold, with the fitted threshold(s) marked."""
+    plt = _pyplot()
+    grid = np.linspace(0.01, 0.99, 99)
+    curves = [matrix_scores(gold, proba >= t) for t in grid]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for metric in ("micro_f1", "macro_f1", "samples_f1"):
+        ax.plot(grid, [c[metric] for c in curves], label=metric)
+    if np.allclose(chosen, chosen[0]):
+        ax.axvline(float(chosen[0]), color="black", linestyle="--", label=f"fitted {float(chosen[0]):.3f}")
+    else:
+        ax.plot(chosen, np.zeros_like(chosen), "|", color="black", markersize=14, label="per-label thresholds")
+    ax.set_xlabel("threshold (predict a label when its probability >= threshold)")
+    ax.set_ylabel("F1 on validation")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("Threshold curve (validation)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def store_thresholds(model_dir: Path, thresholds: float | dict[str, float]) -> None:
+    """Write the fitted threshold(s) into the saved model's ``config.json`` (``tuneline_thresholds``), where the
+    pyfunc reads them: the registered model then serves with exactly the cut that was evaluated."""
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["tuneline_thresholds"] = thresholds
+    path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,136 @@
+"""MLflow pyfunc for a fine-tuned multi-label text classifier (logged as "models from code").
+
+This file is copied into every registered model, so it must stay self-contained: it imports only torch,
+transformers, pandas, numpy and mlflow, never tuneline. A registered model therefore loads anywhere with
+``mlflow.pyfunc.load_model("models:/<name>@champion")``.
+
+Each label is an independent yes/no (sigmoid, not softmax). The decision thresholds were fitted on the validation
+split after training and stored in the model folder's ``config.json`` (``tuneline_thresholds``: one number, or one
+per label name), so the served model applies exactly the cut that tuneline evaluated; a label is predicted when its
+probability is ``>=`` its threshold. A folder without stored thresholds uses 0.5.
+
+tuneline's own evaluation and calibration use :class:`MultiLabelClassifier` from this file too, so the numbers in
+the registry are the numbers of exactly the code that serves the model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+#: The threshold of a model folder that has none stored (an uncalibrated model).
+DEFAULT_THRESHOLD = 0.5
+
+
+def texts_from_input(model_input: Any, column: str = "text") -> list[str]:
+    """Accept a str, a list of str, a Series, or a DataFrame (``text`` column, else its first column)."""
+    if isinstance(model_input, str):
+        return [model_input]
+    if isinstance(model_input, pd.DataFrame):
+        if model_input.shape[1] == 0:
+            raise ValueError("predict got a DataFrame with no columns; pass a 'text' column")
+        series = model_input[column] if column in model_input.columns else model_input.iloc[:, 0]
+        return [str(v) for v in series.tolist()]
+    if isinstance(model_input, pd.Series):
+        return [str(v) for v in model_input.tolist()]
+    if isinstance(model_input, dict) and column in model_input:
+        return texts_from_input(model_input[column])
+    if isinstance(model_input, (Sequence, np.ndarray)):
+        return [str(v) for v in model_input]
+    raise TypeError(f"predict takes a str, a list of str or a DataFrame with a {column!r} column, "
+                    f"not {type(model_input).__name__}")
+
+
+def thresholds_for(stored: Any, labels: list[str]) -> np.ndarray:
+    """One threshold per label from the stored value: a number (global) or a {label: number} mapping."""
+    if stored is None:
+        return np.full(len(labels), DEFAULT_THRESHOLD, dtype=np.float64)
+    if isinstance(stored, (int, float)):
+        return np.full(len(labels), float(stored), dtype=np.float64)
+    if isinstance(stored, dict):
+        return np.array([float(stored.get(label, DEFAULT_THRESHOLD)) for label in labels], dtype=np.float64)
+    raise ValueError(f"tuneline_thresholds in config.json must be a number or a mapping, not {type(stored).__name__}")
+
+
+class MultiLabelClassifier:
+    """A saved multi-label sequence-classification folder, ready for batched inference with its stored thresholds."""
+
+    def __init__(self, model_dir: str, device: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(self.device).eval()
+        config = self.model.config
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.max_length = int(getattr(config, "tuneline_max_length", 0) or min(self.tokenizer.model_max_length, 512))
+        self.thresholds = thresholds_for(getattr(config, "tuneline_thresholds", None), self.labels)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Independent per-label probabilities (sigmoid), one row per text, in input order (batched by length)."""
+        import torch
+
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                     padding=True, return_tensors="pt").to(self.device)
+                logits = self.model(**enc).logits.float()
+                out[idx] = torch.sigmoid(logits).cpu().numpy()
+        return out
+
+    def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
+        """What the registered model's ``predict`` returns for any accepted input (see :func:`texts_from_input`)."""
+        return self.frame_from_proba(self.predict_proba(texts_from_input(model_input), batch_size=batch_size))
+
+    def frame_from_proba(self, proba: np.ndarray) -> pd.DataFrame:
+        """``labels`` (names at or above their threshold, in label order), ``label_scores`` (their probabilities)
+        and ``scores`` (every label's probability)."""
+        chosen = proba >= self.thresholds[None, :].astype(proba.dtype)
+        labels = [[self.labels[j] for j in np.flatnonzero(row)] for row in chosen]
+        return pd.DataFrame({
+            "labels": labels,
+            "label_scores": [{name: float(proba[i, self.labels.index(name)]) for name in names}
+                             for i, names in enumerate(labels)],
+            "scores": [dict(zip(self.labels, map(float, row))) for row in proba],
+        }, columns=["labels", "label_scores", "scores"])
+
+
+def load_predictor(model_dir: str) -> MultiLabelClassifier:
+    """The predictor tuneline's evaluation and calibration use: the same class the registered model serves with."""
+    return MultiLabelClassifier(model_dir)
+
+
+try:
+    import mlflow.pyfunc
+
+    class MultiLabelClassifierPyfunc(mlflow.pyfunc.PythonModel):
+        """``predict`` returns a DataFrame: ``labels`` (list of names), ``label_scores`` (name → probability of
+        those), ``scores`` (every label's probability).
+
+        ``model_input`` has no type hint on purpose, as in ``text_classifier.py`` (see the reasons there): the
+        signature is inferred from the kind's input example (a list of str), one unnamed string column, which MLflow's
+        schema enforcement accepts as a str, a list of str, a Series or a one-column DataFrame.
+        """
+
+        def load_context(self, context) -> None:
+            self._classifier = MultiLabelClassifier(context.artifacts["model"])
+
+        def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+            batch_size = int((params or {}).get("batch_size", 64))
+            return self._classifier.predict(model_input, batch_size=batch_size)
+
+    mlflow.models.set_model(MultiLabelClassifierPyfunc())
+except ImportError:  # pragma: no cover - inference without mlflow needs only MultiLabelClassifier
+    pass
