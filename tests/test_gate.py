@@ -113,3 +113,24 @@ def test_require_significant_gain_uses_the_paired_test():
     big = mcnemar([True] * 100, [True] * 70 + [False] * 30)
     promoted = decide_promotion("accuracy", 1.0, champion, 0.5, 0.0, comparison=big, require_significant_gain=True)
     assert promoted.promote is True and "significant at 0.05" in promoted.reasons[-1]
+
+
+def test_an_mlflow_error_reading_the_champion_fails_instead_of_meaning_no_champion(tmp_path):
+    import pytest
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.tasks.gate import champion_version
+
+    fresh = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'fresh.db'}",
+                         registry_uri=f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert champion_version(fresh, "never-registered") is None  # no such model: really no champion
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException):  # any other registry error (here: an invalid name) is raised
+        champion_version(fresh, "")
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(Exception) as error:  # the store cannot be read: raised, never "no champion"
+        champion_version(MlflowClient(tracking_uri=f"sqlite:///{broken}", registry_uri=f"sqlite:///{broken}"),
+                         "any-model")
+    assert "not a database" in str(error.value) or "file is not a database" in repr(error.value)
