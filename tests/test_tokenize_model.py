@@ -136,6 +136,12 @@ def test_full_strategy_trains_everything(tiny_bert):
     assert built.model.classifier.out_features == 3
 
 
+def test_default_lora_adapts_every_linear_layer(tiny_bert):
+    flags = trainable(build(tiny_bert, strategy="lora").model)
+    adapted = {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in flags if "lora_A" in name}
+    assert {"query", "key", "value", "dense"} <= adapted
+
+
 def test_freeze_embeddings_and_bottom_layer(tiny_bert):
     built = build(tiny_bert, strategy="freeze", freeze={"embeddings": True, "bottom_layers": 1})
     flags = trainable(built.model)
@@ -157,7 +163,7 @@ def test_freeze_all_but_head(tiny_bert):
 def test_lora_adapters_and_trainable_head(tiny_bert):
     from peft import PeftModel
 
-    built = build(tiny_bert, strategy="lora", lora={"r": 2, "alpha": 4})
+    built = build(tiny_bert, strategy="lora", lora={"r": 2, "alpha": 4, "target_modules": ["query", "value"]})
     assert isinstance(built.model, PeftModel)
     flags = trainable(built.model)
     lora_names = [n for n in flags if "lora_" in n]
