@@ -105,6 +105,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from tuneline.errors import UserError
+from tuneline.locking import database_beside_store
 from tuneline.runtime import has_credentials, redact
 
 logger = logging.getLogger(__name__)
@@ -271,17 +272,7 @@ def default_ledger_url(tracking_uri: str) -> str:
     * Anything else (an ``http://`` tracking server, whose database clients do not know) → ``sqlite:///<cwd>/
       tuneline-ledger.db``; a scaled setup sets ``$TUNELINE_LEDGER_URL`` (or ``ledger.url``) to a shared PostgreSQL.
     """
-    configured = os.environ.get(LEDGER_URL_ENV)
-    if configured:
-        return configured
-    try:
-        url = make_url(tracking_uri)
-    except ArgumentError:
-        url = None
-    if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        ledger_path = Path(url.database).with_name(LEDGER_DB_NAME)
-        return url.set(drivername="sqlite", database=str(ledger_path)).render_as_string(hide_password=False)
-    return f"sqlite:///{Path.cwd() / LEDGER_DB_NAME}"
+    return database_beside_store(tracking_uri, LEDGER_DB_NAME, LEDGER_URL_ENV)
 
 
 def _open_engine(url: str, busy_timeout_s: float) -> Engine:

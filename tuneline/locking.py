@@ -109,7 +109,13 @@ def default_lock_url(tracking_uri: str) -> str:
       database that all clients of a remote server share, so a scaled setup must set ``$TUNELINE_LOCK_URL`` (for
       example a PostgreSQL URL that every trainer can reach).
     """
-    configured = os.environ.get(LOCK_URL_ENV)
+    return database_beside_store(tracking_uri, LOCK_DB_NAME, LOCK_URL_ENV)
+
+
+def database_beside_store(tracking_uri: str, filename: str, env_var: str) -> str:
+    """``$<env_var>`` when set; else a SQLite file ``filename`` beside a SQLite MLflow store; else in the current
+    folder (the rule of :func:`default_lock_url`, shared with the retraining ledger)."""
+    configured = os.environ.get(env_var)
     if configured:
         return configured
     try:
@@ -117,9 +123,9 @@ def default_lock_url(tracking_uri: str) -> str:
     except ArgumentError:
         url = None
     if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        lock_path = Path(url.database).with_name(LOCK_DB_NAME)
-        return url.set(drivername="sqlite", database=str(lock_path)).render_as_string(hide_password=False)
-    return f"sqlite:///{Path.cwd() / LOCK_DB_NAME}"
+        path = Path(url.database).with_name(filename)
+        return url.set(drivername="sqlite", database=str(path)).render_as_string(hide_password=False)
+    return f"sqlite:///{Path.cwd() / filename}"
 
 
 def default_holder() -> str:
