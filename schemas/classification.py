@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from tuneline.schemas.common import not_in_train, with_checks
+from tuneline.schemas.common import non_empty_string, not_in_train, with_checks
 
 
 def _normalised(text: pd.Series) -> pd.Series:
@@ -37,8 +37,7 @@ class ClassificationRows(pa.DataFrameModel):
 
     @pa.check("text", name="text_is_non_empty_string")
     def text_is_non_empty_string(cls, text: Series[object]) -> Series[bool]:
-        is_str = text.map(lambda value: isinstance(value, str))
-        return is_str & (_normalised(text.where(is_str, "")).str.len() > 0)
+        return non_empty_string(text)
 
     @pa.dataframe_check(name="no_conflicting_label_duplicates")
     def no_conflicting_label_duplicates(cls, df: pd.DataFrame) -> Series[bool]:

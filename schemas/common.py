@@ -18,3 +18,9 @@ def not_in_train(train_texts: Iterable[str], name: str) -> pa.Check:
     seen = frozenset(str(t).strip() for t in train_texts)
     return pa.Check(lambda text: ~text.astype("string").str.strip().isin(seen).fillna(False).astype(bool),
                     name=name, ignore_na=True)
+
+
+def non_empty_string(values: pd.Series) -> pd.Series:
+    """True where a value is a string with something other than whitespace: the text rule of every text kind."""
+    is_str = values.map(lambda value: isinstance(value, str))
+    return is_str & (values.where(is_str, "").astype("string").str.strip().str.len() > 0)

@@ -14,8 +14,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from tuneline.schemas.classification import _duplicate_key, _normalised
-from tuneline.schemas.common import not_in_train, with_checks
+from tuneline.schemas.classification import _duplicate_key
+from tuneline.schemas.common import non_empty_string, not_in_train, with_checks
 
 
 def is_label_list(value: object) -> bool:
@@ -39,8 +39,7 @@ class MultilabelRows(pa.DataFrameModel):
 
     @pa.check("text", name="text_is_non_empty_string")
     def text_is_non_empty_string(cls, text: Series[object]) -> Series[bool]:
-        is_str = text.map(lambda value: isinstance(value, str))
-        return is_str & (_normalised(text.where(is_str, "")).str.len() > 0)
+        return non_empty_string(text)
 
     @pa.check("label", name="labels_are_list_of_strings")
     def labels_are_list_of_strings(cls, label: Series[object]) -> Series[bool]:

@@ -14,18 +14,13 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from tuneline.schemas.common import not_in_train, with_checks
-
-
-def _non_empty_string(values: pd.Series) -> pd.Series:
-    is_str = values.map(lambda value: isinstance(value, str))
-    return is_str & (values.where(is_str, "").astype("string").str.strip().str.len() > 0)
+from tuneline.schemas.common import non_empty_string, not_in_train, with_checks
 
 
 def _usable_key(df: pd.DataFrame) -> pd.Series:
     """The key of rows whose two texts are usable; missing elsewhere (the text rules reject those rows on their own:
     they must not also be reported as duplicates of each other)."""
-    usable = _non_empty_string(df["text"]) & _non_empty_string(df["text_pair"]) & _non_empty_string(df["key"])
+    usable = non_empty_string(df["text"]) & non_empty_string(df["text_pair"]) & non_empty_string(df["key"])
     return df["key"].where(usable, None).astype("string")
 
 
@@ -40,12 +35,12 @@ class PairRows(pa.DataFrameModel):
     source_row: Series[int]
 
     @pa.check("text", name="text_is_non_empty_string")
-    def text_is_non_empty_string(cls, text: Series[object]) -> Series[bool]:
-        return _non_empty_string(text)
+    def text_isnon_empty_string(cls, text: Series[object]) -> Series[bool]:
+        return non_empty_string(text)
 
     @pa.check("text_pair", name="text_pair_is_non_empty_string")
-    def text_pair_is_non_empty_string(cls, text_pair: Series[object]) -> Series[bool]:
-        return _non_empty_string(text_pair)
+    def text_pair_isnon_empty_string(cls, text_pair: Series[object]) -> Series[bool]:
+        return non_empty_string(text_pair)
 
     @pa.dataframe_check(name="no_conflicting_label_duplicates")
     def no_conflicting_label_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
