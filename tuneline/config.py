@@ -180,6 +180,61 @@ class GateConfig(_Strict):
                                                            "same registered model.")
 
 
+class RetrainConfig(_Strict):
+    """The retraining loop: where labeled batches land, how a new model starts, and what it may forget."""
+
+    landing: Path | None = Field(None, description="Folder where new labeled batches land (each complete once its "
+                                 "'<name>.done' marker, or a folder's _SUCCESS, exists). Needed by watch/retrain.")
+    data_dir: Path | None = Field(None, description="Where accepted batch rows and data versions are kept; "
+                                  "default <work_dir>/datasets/<registered model>.")
+    strategy: Literal["full", "continual"] = Field(
+        "full", description="full: train from model.base on all data so far; continual: start from the champion and "
+        "train on the new rows plus a replay sample of earlier ones.")
+    replay_ratio: float = Field(1.0, ge=0.0, description="continual: earlier train rows replayed per new train row "
+                                "(stratified by label); 0 = no replay.")
+    max_forgetting: float = Field(0.02, ge=0.0, le=1.0, description="The most the primary metric on the earlier "
+                                  "test set may drop against the champion.")
+    max_class_forgetting: float = Field(0.10, ge=0.0, le=1.0, description="The most any class (entity type) F1 "
+                                        "on the earlier test set may drop against the champion.")
+    when_no_new_data: Literal["skip", "retrain"] = Field(
+        "skip", description="A run that finds no new batch: skip (default) or retrain on the current data version.")
+    cron: str | None = Field(None, description="Scheduled retraining, e.g. '0 3 * * *' (served by `tuneline serve`).")
+    timezone: str = Field("UTC", description="IANA time zone the cron schedule is read in, e.g. Europe/Berlin.")
+    watch_interval_s: float = Field(10.0, gt=0, description="How often `tuneline watch` scans the landing folder.")
+
+    @model_validator(mode="after")
+    def _valid_timezone(self) -> "RetrainConfig":
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: {self.timezone!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+        return self
+
+
+class LedgerConfig(_Strict):
+    url: str | None = Field(None, description="Database of the batch ledger, data versions and promotion history: "
+                            "sqlite:///<file> or postgresql://... (default: $TUNELINE_LEDGER_URL, else a SQLite file "
+                            "beside the MLflow store). Write credentials as ${VAR}.")
+
+
+class DriftConfig(_Strict):
+    """Thresholds of the drift checks run on every new batch against the current data version."""
+
+    alpha: float = Field(0.01, gt=0.0, lt=1.0, description="Significance level of the label and length tests.")
+    min_rows: int = Field(200, ge=1, description="A test runs only when batch and reference have this many rows.")
+    min_expected: float = Field(5, ge=0)
+    max_unknown_increase: float = Field(0.02, ge=0.0, le=1.0)
+    on_drift: Literal["warn", "stop"] = Field("warn", description="What a detected shift does to the run.")
+    allow_label_growth: bool = Field(False, description="Let a batch add labels (entity types) the model has never "
+                                     "seen: the head grows. Otherwise an unseen label stops the run.")
+
+    def thresholds(self) -> dict[str, float]:
+        return {"alpha": self.alpha, "min_rows": self.min_rows, "min_expected": self.min_expected,
+                "max_unknown_increase": self.max_unknown_increase}
+
+
 class TunelineConfig(_Strict):
     """Everything a run needs; logged to MLflow as flattened params.
 
@@ -201,6 +256,9 @@ class TunelineConfig(_Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
     def _learning_rate_for_strategy(self) -> "TunelineConfig":
@@ -227,7 +285,8 @@ class TunelineConfig(_Strict):
 
     def fingerprint(self) -> str:
         """A short hash of everything that shapes the trained weights (used to find a resumable checkpoint)."""
-        payload = self.model_dump(mode="json", exclude={"tracking": True, "gate": True, "evaluate": True})
+        payload = self.model_dump(mode="json", exclude={"tracking": True, "gate": True, "evaluate": True,
+                                                                "ledger": True, "drift": True})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -301,6 +360,10 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
             value = getattr(data, name)
             if value is not None and not value.is_absolute():
                 setattr(data, name, (base_dir / value).resolve())
+        for name in ("landing", "data_dir"):
+            value = getattr(config.retrain, name)
+            if value is not None and not value.is_absolute():
+                setattr(config.retrain, name, (base_dir / value).resolve())
     return config
 
 

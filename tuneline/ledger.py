@@ -275,6 +275,13 @@ def default_ledger_url(tracking_uri: str) -> str:
     return database_beside_store(tracking_uri, LEDGER_DB_NAME, LEDGER_URL_ENV)
 
 
+def ledger_url_for(configured: str | None, tracking_uri: str) -> str:
+    """``ledger.url`` from the config (``${VAR}`` references expanded), else :func:`default_ledger_url`."""
+    from tuneline.runtime import expand_env
+
+    return expand_env(configured) if configured else default_ledger_url(tracking_uri)
+
+
 def _open_engine(url: str, busy_timeout_s: float) -> Engine:
     try:
         parsed = make_url(url)
