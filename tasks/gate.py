@@ -12,8 +12,9 @@ The rule, every check leaving a reason in one plain sentence:
 
 The champion alias is resolved to a version number once; that version is scored and recorded. The move happens
 under a per-model lock (:mod:`tuneline.locking`): the alias is re-read, and if another run moved it meanwhile, the
-new champion is scored and the rule applied again before anything moves. An MLflow error while reading the champion
-fails the run; it is never taken for "no champion".
+new champion is scored and the rule applied again before anything moves. The move itself is the compare-and-set of
+:mod:`tuneline.promotions` and leaves a row (action ``gate``, the reasons) in the promotion history. An MLflow
+error while reading the champion fails the run; it is never taken for "no champion".
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import GateConfig, TunelineConfig
 from tuneline.kinds import Evaluation, TaskKind, kind_of
+from tuneline.ledger import ledger_url_for
 from tuneline.locking import default_lock_url, model_lock
+from tuneline.promotions import GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version
 from tuneline.stats import PairedComparison, mcnemar, paired_bootstrap
-from tuneline.tasks.register import CHALLENGER, CHAMPION, RegisteredVersion
+from tuneline.tasks.register import CHALLENGER, RegisteredVersion
 from tuneline.tracking import RunContext, client_for, log_metrics, set_tags
 
 #: Float noise must not flip a decision taken exactly at an edge.
@@ -62,7 +64,8 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                      tolerance: float, best_baseline: tuple[str, float] | None = None,
                      min_gain_over_baseline: float = 0.0, comparison: PairedComparison | None = None,
                      require_significant_gain: bool = False, significance_level: float = 0.05,
-                     best_ever: float | None = None) -> GateDecision:
+                     best_ever: float | None = None, forgetting: Forgetting | None = None,
+                     max_forgetting: float = 1.0, max_class_forgetting: float = 1.0) -> GateDecision:
     """The pure gate rule; every check that ran leaves a reason, passed or not."""
     reasons: list[str] = []
     ok = candidate + EPSILON >= min_metric
@@ -98,20 +101,20 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
             if require_significant_gain and not significant:
                 ok = False
                 reasons.append("require_significant_gain: the gain is not significant, keeping the champion")
+    if forgetting is not None:
+        kept = forgetting.drop <= max_forgetting + EPSILON
+        ok = ok and kept
+        reasons.append(f"forgetting on {forgetting.rows} earlier test rows: {metric} {forgetting.champion:.4f} "
+                       f"(champion v{forgetting.champion_version}) -> {forgetting.candidate:.4f}, a drop of "
+                       f"{forgetting.drop:.4f} {'<=' if kept else '>'} max_forgetting {max_forgetting:.4f}")
+        worst = forgetting.worst_class()
+        if worst is not None:
+            held = worst[1] <= max_class_forgetting + EPSILON
+            ok = ok and held
+            reasons.append(f"worst class on the earlier test rows: {worst[0]} F1 dropped {worst[1]:.4f} "
+                           f"{'<=' if held else '>'} max_class_forgetting {max_class_forgetting:.4f}")
     return GateDecision(promote=ok, metric=metric, candidate=candidate, champion=champion, reasons=reasons,
                         comparison=comparison)
-
-
-def champion_version(client: Any, registered_name: str) -> str | None:
-    """The champion's version number, None when there is none; any other MLflow error is raised, never hidden."""
-    try:
-        model = client.get_registered_model(registered_name)
-    except MlflowException as error:
-        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return None  # no model of that name yet
-        raise
-    version = (model.aliases or {}).get(CHAMPION)
-    return None if version is None else str(version)
 
 
 def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.DataFrame, labels: list[str],
@@ -169,7 +172,7 @@ def _best_ever(client: Any, name: str, metric: str) -> float | None:
 @pipeline_task(name="gate-and-promote")
 def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, baselines: list[Evaluation],
                      champion: ChampionScore | None, test: pd.DataFrame, labels: list[str], config: TunelineConfig,
-                     run: RunContext) -> GateDecision:
+                     run: RunContext, forgetting: Forgetting | None = None) -> GateDecision:
     """Apply the gate under the model's lock; move ``champion`` only on a pass, and only if the champion is still
     the version that was scored; record the decision on the version and the run.
 
@@ -180,6 +183,7 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
     client = client_for(run)
     if metric not in fine_tuned.metrics:
         raise KeyError(f"gate.primary_metric={metric!r} is not among the test metrics {sorted(fine_tuned.metrics)}")
+    moved = False
     try:
         with model_lock(candidate.name, default_lock_url(run.tracking_uri), timeout_s=gate.lock_timeout_s) as lock:
             current = champion_version(client, candidate.name)
@@ -195,7 +199,8 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             decision = decide_promotion(
                 metric, fine_tuned.metrics[metric], champion, gate.min_metric, gate.tolerance,
                 best_baseline(baselines, metric), gate.min_gain_over_baseline, comparison,
-                gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric))
+                gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric),
+                forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting)
             verdict = "promoted" if decision.promote else "kept_champion" if champion else "rejected"
             tags = {"gate.decision": verdict, "gate.reasons": "; ".join(decision.reasons), "gate.metric": metric,
                     "gate.candidate": f"{decision.candidate:.6f}",
@@ -208,12 +213,17 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             tags["tuneline.status"] = "gated"  # before the alias move: a champion is always a gated version
             for key, value in tags.items():
                 client.set_model_version_tag(candidate.name, candidate.version, key, value)
-            if decision.promote:
-                client.set_registered_model_alias(candidate.name, CHAMPION, candidate.version)
+            if decision.promote:  # the compare-and-set of every champion move, recorded in the promotion history
+                with PromotionLog(ledger_url_for(config.ledger.url, run.tracking_uri), candidate.name) as history:
+                    _move_locked(client, history, candidate.version, expected_from=current,
+                                 actor=f"run {run.run_id}", action=GATE, reason="; ".join(decision.reasons))
+                moved = True
                 best = max(decision.candidate, _best_ever(client, candidate.name, metric) or 0.0)
                 client.set_registered_model_tag(candidate.name, BEST_TAG.format(metric=metric), f"{best:.6f}")
-    except BaseException:
-        _withdraw(client, candidate)
+    except BaseException as error:
+        # Once the alias moved (even if its history row was then lost) the version is serving: never tag it failed.
+        if not moved and not isinstance(error, PromotionNotRecorded):
+            _withdraw(client, candidate)
         raise
     set_tags(run, tags)
     numbers = {f"gate.champion.{metric}": champion.metric} if champion is not None and champion.metric is not None \

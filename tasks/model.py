@@ -117,8 +117,13 @@ def apply_lora(model: Any, config: ModelConfig, kind: TaskKind) -> Any:
 
 
 @pipeline_task(name="build-model")
-def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str]) -> BuiltModel:
-    """Load the base encoder with the kind's head sized for ``labels`` (id2label/label2id set) and apply the strategy."""
+def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
+                init_from: Path | None = None) -> BuiltModel:
+    """Load the base encoder with the kind's head sized for ``labels`` (id2label/label2id set) and apply the strategy.
+
+    ``init_from``: start from a fine-tuned model instead (continual retraining from the champion); its labels must
+    be the first labels of ``labels`` in the same order, and a longer ``labels`` grows the head (see :func:`grow_head`).
+    """
     log = task_logger()
     kind = kind_of(kind) if isinstance(kind, str) else kind
     base = resolve_base_model(config.base)
@@ -126,9 +131,13 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str]) ->
     refuse_custom_code(config, base)
     extra = {"problem_type": kind.problem_type} if kind.problem_type else {}
     try:
-        model = getattr(transformers, kind.head).from_pretrained(
-            base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True, **extra)
+        if init_from is not None:
+            model = getattr(transformers, kind.head).from_pretrained(str(init_from), **extra)
+            model = grow_head(model, labels)
+        else:
+            model = getattr(transformers, kind.head).from_pretrained(
+                base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+                trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True, **extra)
     except ValueError as error:
         raise _refused_remote_code(config, error) from None
     if config.strategy == "freeze":
@@ -142,3 +151,33 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str]) ->
     log.info("model %s (%s): %d labels, %s of %s parameters trainable (%.1f%%)", config.base, config.strategy,
              len(labels), f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     return BuiltModel(model=model, base_path=base, trainable_parameters=trainable, total_parameters=total)
+
+
+def grow_head(model: Any, labels: list[str]) -> Any:
+    """Extend a fine-tuned model's classification head to ``labels`` (its own labels first, in order, then the new
+    ones): the known rows keep their weights, the new rows start like a fresh head (normal, std
+    ``initializer_range``; bias 0), so what the model knew is kept and only the new labels start from scratch."""
+    import torch
+
+    known = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if labels[: len(known)] != known:
+        raise ModelBuildError(f"the champion's labels {known} must come first and in order in the new label set "
+                              f"{labels}; a retraining run may add labels, never reorder or drop them")
+    if len(labels) > len(known):
+        head = getattr(model, "classifier", None)
+        if not isinstance(head, torch.nn.Linear):
+            raise ModelBuildError("growing the label set of a continually retrained model needs a linear "
+                                  "'classifier' head; use retrain.strategy=full for this model")
+        grown = torch.nn.Linear(head.in_features, len(labels), bias=head.bias is not None)
+        grown.weight.data.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
+        with torch.no_grad():
+            grown.weight[: len(known)] = head.weight
+            if head.bias is not None:
+                grown.bias.zero_()
+                grown.bias[: len(known)] = head.bias
+        model.classifier = grown.to(head.weight.device, head.weight.dtype)
+        model.num_labels = len(labels)
+    id2label = dict(enumerate(labels))
+    model.config.num_labels = len(labels)
+    model.config.id2label, model.config.label2id = id2label, {v: k for k, v in id2label.items()}
+    return model

@@ -63,3 +63,22 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
     path.write_text(summary.to_json())
     log_artifact(run, path)
     return summary
+
+
+@dataclass
+class RetrainSummary:
+    """What one run of the retraining flow did: the batches it used or rejected, the data version, the model."""
+
+    status: str                      # retrained | skipped | nothing_accepted
+    message: str
+    trigger: str
+    batches_used: list[str]
+    batches_rejected: dict[str, list[str]]
+    data_version: int | None = None
+    data_version_hash: str | None = None
+    run: RunSummary | None = None
+    forgetting: dict[str, float] | None = None
+    sentence: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)

@@ -142,7 +142,7 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
         eval_steps=eval_steps,
         save_steps=eval_steps,
         save_total_limit=2,
-        load_best_model_at_end=True,
+        load_best_model_at_end=config.keep_best,
         metric_for_best_model=f"eval_{primary_metric}",
         greater_is_better=True,
         logging_strategy="steps",

@@ -145,6 +145,8 @@ class TrainConfig(_Strict):
     group_by_length: bool = Field(True, description="Batch similar lengths together (less padding, faster).")
     logging_steps: int = Field(10, ge=1)
     resume: bool = Field(True, description="Resume from the last checkpoint of an interrupted identical run.")
+    keep_best: bool = Field(True, description="Keep the checkpoint that scored best on validation (which, when "
+                            "validation holds earlier data, also guards against forgetting); false keeps the last.")
 
 
 class EvaluateConfig(_Strict):

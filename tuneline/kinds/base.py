@@ -77,7 +77,8 @@ class TaskKind:
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "name", "config_model", "formats", "head", "peft_task_type", "pyfunc_file", "input_example",
         "lineage_columns", "target_column", "read", "label_set", "schema", "encoder", "collator", "score",
-        "decode_logits", "model_input", "predictions_from_output", "baselines", "report_artifacts")
+        "decode_logits", "model_input", "predictions_from_output", "baselines", "report_artifacts",
+        "per_class_scores")
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -168,6 +169,10 @@ class TaskKind:
 
     #: Metrics that are the mean of a per-row right/wrong outcome: the gate compares them with McNemar's test.
     per_row_metrics: ClassVar[tuple[str, ...]] = ()
+
+    def per_class_scores(self, gold: list[Any], predicted: list[Any], labels: list[str]) -> dict[str, float]:
+        """F1 of each class (entity type, label) present in ``gold``: what the forgetting gate compares per class."""
+        raise NotImplementedError
 
     def subset_score(self, gold: list[Any], predicted: list[Any], labels: list[str],
                      metric: str) -> Callable[[Any], float]:

@@ -182,6 +182,14 @@ class ClassificationKind(TaskKind):
             "weighted_f1": float(f1_score(gold, predicted, labels=labels, average="weighted", zero_division=0)),
         }
 
+    def per_class_scores(self, gold: list[str], predicted: list[str], labels: list[str]) -> dict[str, float]:
+        """F1 of every label that occurs in ``gold`` (one-vs-rest)."""
+        from sklearn.metrics import f1_score
+
+        present = [label for label in labels if label in set(gold)]
+        values = f1_score(gold, predicted, labels=present, average=None, zero_division=0) if present else []
+        return {label: float(v) for label, v in zip(present, values)}
+
     def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]) -> tuple[list[str], list[str]]:
         predicted = np.asarray(logits).argmax(axis=-1)
         return [labels[i] for i in np.asarray(label_ids)], [labels[i] for i in predicted]

@@ -289,6 +289,18 @@ class MultilabelKind(ClassificationKind):
         """The kind's metrics over the full label set (see :func:`matrix_scores`)."""
         return matrix_scores(multi_hot(gold, labels), multi_hot(predicted, labels))
 
+    def per_class_scores(self, gold: list[list[str]], predicted: list[list[str]], labels: list[str]
+                         ) -> dict[str, float]:
+        """F1 of every label that occurs in ``gold`` (its own column of the multi-hot matrices)."""
+        g, p = multi_hot(gold, labels), multi_hot(predicted, labels)
+        out: dict[str, float] = {}
+        for j, label in enumerate(labels):
+            support = int(g[:, j].sum())
+            if support:
+                hits = int((g[:, j] & p[:, j]).sum()) if g.dtype == bool else int((g[:, j] * p[:, j]).sum())
+                out[label] = 2 * hits / (support + int(p[:, j].sum()))
+        return out
+
     def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]) -> tuple[list[list[str]], list[list[str]]]:
         """Training-time validation: sigmoid > 0.5 (the calibrated threshold is fitted after training)."""
         chosen = np.asarray(logits, dtype=np.float64) > 0.0  # sigmoid(x) > 0.5  <=>  x > 0

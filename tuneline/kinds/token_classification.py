@@ -297,6 +297,13 @@ class TokenClassificationKind(TaskKind):
     def score(self, gold: list[list[str]], predicted: list[list[str]], labels: list[str]) -> dict[str, float]:
         return seqeval_scores([list(g) for g in gold], [list(p) for p in predicted])
 
+    def per_class_scores(self, gold: list[list[str]], predicted: list[list[str]], labels: list[str]
+                         ) -> dict[str, float]:
+        """conlleval F1 of every entity type that occurs in ``gold``."""
+        report = per_type_report([list(g) for g in gold], [list(p) for p in predicted])
+        return {name: values["f1-score"] for name, values in report.items()
+                if not name.endswith(" avg") and values.get("support", 0) > 0}
+
     def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]):
         """Tags at the labelled (first-subword) positions; with ``label_all_subwords`` the validation metric then
         counts subword positions (the test evaluation is always per original word)."""

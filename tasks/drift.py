@@ -1,0 +1,125 @@
+"""Drift: compare every new batch with the data the champion was trained on, before anything trains on it.
+
+Two steps, because they act on different things:
+
+* :func:`check_label_set` runs on the batches *as landed*: a label (or entity type) the model has never seen is an
+  error that rejects the batch, unless ``drift.allow_label_growth`` is set; then the label set grows (new labels are
+  appended, so every existing label keeps its id and the champion's head can be extended) and the run says so.
+* :func:`check_batch_drift` runs on each batch's *accepted* rows against the reference (the current data version):
+  label-distribution shift (chi-square with a minimum-sample guard), text-length shift (KS), the unknown-token rate
+  under the model's tokenizer, and unseen labels. Each batch's report (table + plot) is logged to the run under
+  ``drift/``; ``drift.on_drift: stop`` turns a detected shift into a rejection of that batch and a stopped run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tuneline.common import pipeline_task, task_logger
+from tuneline.config import TunelineConfig
+from tuneline.drift import DriftReport, check_drift
+from tuneline.errors import UserError
+from tuneline.kinds import kind_of
+from tuneline.ledger import Batch
+from tuneline.tracking import RunContext, log_artifact, log_metrics, set_tags
+
+
+class DriftStop(UserError):
+    """A batch's drift (or an unseen label) stopped the run; the batch is rejected with the reasons."""
+
+
+@dataclass
+class LabelSetDecision:
+    labels: list[str]
+    added: list[str] = field(default_factory=list)
+    refused: dict[str, list[str]] = field(default_factory=dict)  # batch content hash -> its unseen labels
+
+
+def _types(labels: list[str] | set[str], task: str) -> set[str]:
+    """Entity types for token classification (B-PER -> PER), the labels themselves otherwise."""
+    if task != "token_classification":
+        return set(labels)
+    return {label.split("-", 1)[1] if "-" in label else label for label in labels} - {"O"}
+
+
+def check_label_set(known: list[str], landed: dict[str, dict[str, int]], config: TunelineConfig) -> LabelSetDecision:
+    """``landed``: each batch's label distribution as landed. Returns the label set to train with."""
+    decision = LabelSetDecision(labels=list(known))
+    for batch_hash, distribution in landed.items():
+        unseen = sorted(label for label, count in distribution.items() if count > 0 and label not in known)
+        if not unseen:
+            continue
+        if not config.drift.allow_label_growth:
+            decision.refused[batch_hash] = unseen
+            continue
+        for label in unseen:
+            if label not in decision.labels:
+                decision.labels.append(label)
+                decision.added.append(label)
+    if config.task == "token_classification" and decision.added:  # every new type gets both of its tags
+        for entity in sorted(_types(decision.added, config.task) - _types(known, config.task)):
+            for tag in (f"B-{entity}", f"I-{entity}"):
+                if tag not in decision.labels:
+                    decision.labels.append(tag)
+                    decision.added.append(tag)
+    return decision
+
+
+def _lengths(values: pd.Series) -> list[float]:
+    return [float(len(v)) if isinstance(v, (list, tuple)) or hasattr(v, "__array__") else float(len(str(v).split()))
+            for v in values]
+
+
+@dataclass
+class DriftOutcome:
+    reports: dict[str, DriftReport]
+    stopped: dict[str, str]  # batch content hash -> the report's summary
+
+
+@pipeline_task(name="check-drift")
+def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.DataFrame, known: list[str],
+                      tokenizer: Any, config: TunelineConfig, run: RunContext) -> DriftOutcome:
+    """One drift report per batch (accepted rows) against ``reference``; logged as table, JSON and PNG."""
+    log = task_logger()
+    kind = kind_of(config)
+    value = kind.value_column
+    ref_labels = kind.label_distribution(reference)
+    ref_lengths = _lengths(reference[value])
+    ref_sample = reference[value].sample(n=min(len(reference), 2000), random_state=0).tolist()
+    from tuneline.drift import unknown_token_share
+
+    ref_unknown = unknown_token_share(ref_sample, tokenizer) if ref_sample else None
+    what = "entity type" if config.task == "token_classification" else "label"
+    outcome = DriftOutcome(reports={}, stopped={})
+    for batch, frame in batches:
+        batch_labels = kind.label_distribution(frame)
+        report = check_drift(
+            reference_labels=ref_labels, batch_labels=batch_labels, reference_lengths=ref_lengths,
+            batch_lengths=_lengths(frame[value]), batch_texts=frame[value].tolist(), tokenizer=tokenizer,
+            reference_unknown_rate=ref_unknown,
+            known_labels=sorted(_types(known, config.task)) if what == "entity type" else known,
+            batch_types={t: 1 for t in _types(list(batch_labels), config.task)} if what == "entity type" else None,
+            what=what, allow_growth=config.drift.allow_label_growth, batch_rows=len(frame),
+            thresholds=config.drift.thresholds(), on_drift=config.drift.on_drift)
+        name = batch.content_hash[:12]
+        folder = run.run_dir / "drift"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.json").write_text(json.dumps({"batch": batch.path, **report.to_dict()}, indent=2))
+        report.to_frame().to_csv(folder / f"{name}.csv", index=False)
+        report.plot(folder / f"{name}.png", ref_lengths, _lengths(frame[value]), ref_labels, batch_labels)
+        for suffix in ("json", "csv", "png"):
+            log_artifact(run, folder / f"{name}.{suffix}", "drift")
+        log.info("drift of batch %s (%s):\n%s", batch.name, report.status, report.summary())
+        outcome.reports[batch.content_hash] = report
+        if report.status == "stop":
+            outcome.stopped[batch.content_hash] = report.summary().replace("\n", " ")
+    worst = max((r.status for r in outcome.reports.values()), default="skipped",
+                key={"ok": 0, "skipped": 1, "warn": 2, "stop": 3}.__getitem__)
+    set_tags(run, {"drift.status": worst})
+    log_metrics(run, {f"drift.{check.name}.statistic": check.statistic
+                      for report in outcome.reports.values() for check in report.checks})
+    return outcome

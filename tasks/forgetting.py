@@ -1,0 +1,78 @@
+"""Forgetting: did the retrained model lose what the champion knew?
+
+Both models are scored on the *earlier* test set (the test rows of the data version the champion was trained on),
+through their serving code and the kind's one metrics function, overall and per class (entity type, label).
+Forgetting is the champion's score minus the candidate's: positive when the candidate got worse. The gate refuses a
+candidate whose overall forgetting is over ``retrain.max_forgetting`` or whose worst class dropped more than
+``retrain.max_class_forgetting``; both numbers are logged to the run as metrics and a table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+
+from tuneline.common import pipeline_task, task_logger
+from tuneline.config import TunelineConfig
+from tuneline.kinds import kind_of
+from tuneline.tasks.evaluate import evaluate_model
+from tuneline.tracking import RunContext, log_artifact, log_metrics
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    metric: str
+    champion_version: str
+    rows: int
+    champion: float
+    candidate: float
+    per_class: dict[str, tuple[float, float]] = field(default_factory=dict)  # class -> (champion, candidate)
+
+    @property
+    def drop(self) -> float:
+        return self.champion - self.candidate
+
+    def class_drops(self) -> dict[str, float]:
+        return {name: before - after for name, (before, after) in self.per_class.items()}
+
+    def worst_class(self) -> tuple[str, float] | None:
+        drops = self.class_drops()
+        return max(drops.items(), key=lambda item: item[1]) if drops else None
+
+
+@pipeline_task(name="measure-forgetting")
+def measure_forgetting(model_dir: Path, earlier_test: pd.DataFrame, labels: list[str], registered_name: str,
+                       champion_version: str | None, config: TunelineConfig, run: RunContext) -> Forgetting | None:
+    """Candidate vs champion on the earlier test rows; None when there is no champion or no earlier test row."""
+    if champion_version is None or earlier_test.empty:
+        return None
+    kind = kind_of(config)
+    metric = config.primary_metric
+    candidate = evaluate_model.fn(model_dir, earlier_test, labels, config)
+    output = mlflow.pyfunc.load_model(f"models:/{registered_name}/{champion_version}").predict(
+        kind.model_input(earlier_test))
+    champion_predicted, _ = kind.predictions_from_output(output)
+    gold = kind.gold(earlier_test)
+    champion_metric = kind.score(gold, champion_predicted, labels)[metric]
+    before = kind.per_class_scores(gold, champion_predicted, labels)
+    after = kind.per_class_scores(gold, candidate.predictions, labels)
+    result = Forgetting(metric=metric, champion_version=champion_version, rows=len(earlier_test),
+                        champion=float(champion_metric), candidate=float(candidate.metrics[metric]),
+                        per_class={name: (before[name], after.get(name, 0.0)) for name in before})
+    table = pd.DataFrame([{"class": name, "champion_f1": b, "candidate_f1": a, "drop": b - a}
+                          for name, (b, a) in result.per_class.items()])
+    folder = run.run_dir / "evaluation"
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "forgetting_per_class.csv", index=False)
+    log_artifact(run, folder / "forgetting_per_class.csv", "evaluation")
+    worst = result.worst_class()
+    log_metrics(run, {f"forgetting.{metric}": result.drop, f"earlier_test.candidate.{metric}": result.candidate,
+                      f"earlier_test.champion.{metric}": result.champion,
+                      "forgetting.worst_class_drop": worst[1] if worst else 0.0})
+    task_logger().info("forgetting on %d earlier test rows: %s %.4f (champion v%s) -> %.4f (candidate), worst class "
+                       "%s", len(earlier_test), metric, result.champion, champion_version, result.candidate,
+                       f"{worst[0]} {worst[1]:+.4f}" if worst else "-")
+    return result

@@ -1,0 +1,229 @@
+"""Intake for the retraining loop: claim landed batches, validate each once, and append them as a data version.
+
+Each claimed batch is read with the task kind's reader and checked with the kind's pandera contract exactly as the
+training flow checks its files; its rejected records go to its own quarantine file
+(``<run folder>/batches/<hash>/quarantine.csv``). A batch over ``data.max_bad_fraction`` is ``rejected`` in the
+ledger (final, with the reasons); otherwise it is ``validated``, and its accepted rows are stored as an immutable
+dataset part. Rows whose key is already in the data (an earlier version, or an earlier batch of this run) are
+quarantined as ``duplicate_of_earlier_data``: data already learned is not learned twice, and a test row can never
+come back as a training row. Every row's split is assigned by the salted hash of its key (the training flow's rule),
+so it never moves between versions.
+
+A batch already ``validated`` by a run that died is not validated again: its part is read back from the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from tuneline.common import pipeline_task, task_logger
+from tuneline.config import TunelineConfig
+from tuneline.datasets import DataVersion, DatasetStore
+from tuneline.kinds import kind_of
+from tuneline.ledger import VALIDATED, Batch, Ledger
+from tuneline.readers import DataLoadError, detect_format
+from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data
+from tuneline.tasks.split import DataSplits, assign_splits, split_data, split_key
+from tuneline.tasks.validate import (
+    DataValidationError,
+    ValidatedData,
+    enforce_bad_fraction,
+    validate_data,
+    validate_frames,
+    write_quarantine,
+)
+from tuneline.tracking import RunContext
+
+DUPLICATE_OF_EARLIER = "duplicate_of_earlier_data"
+
+
+@dataclass
+class AcceptedBatch:
+    """One batch that passed validation: its ledger record, its stored part and its rows (with ``split``)."""
+
+    batch: Batch
+    part: str
+    frame: pd.DataFrame
+    quarantine_path: Path | None
+    rejected_rows: int
+
+
+@dataclass
+class Intake:
+    accepted: list[AcceptedBatch] = field(default_factory=list)
+    rejected: list[tuple[Batch, list[str]]] = field(default_factory=list)
+
+
+def dataset_folder(config: TunelineConfig) -> Path:
+    return Path(config.retrain.data_dir or Path(config.work_dir) / "datasets" / config.registered_model_name).resolve()
+
+
+class LeaseKeeper:
+    """Renews the run's ledger lease in the background while the run holds batches (training can outlast a lease).
+
+    A run killed outright stops renewing, so its lease runs out and the next run takes its batches over."""
+
+    def __init__(self, ledger: Ledger, run_id: str) -> None:
+        self._ledger, self._run_id = ledger, run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="tuneline-lease", daemon=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self._ledger.lease_s / 3):
+            try:
+                self._ledger.heartbeat(self._run_id)
+            except Exception as error:  # noqa: BLE001 - reported; mark_used refuses later if the lease was lost
+                task_logger().warning("could not renew the ledger lease: %s", error)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def frame_with_splits(frames: dict[str, pd.DataFrame], config: TunelineConfig) -> pd.DataFrame:
+    """One frame with a ``split`` column: explicit roles kept, a single file (``all``) split by key hash."""
+    kind = kind_of(config)
+    parts = []
+    for role, frame in frames.items():
+        if role == "all":
+            frame = frame.assign(split=assign_splits(frame[kind.key_column], config.data.split))
+        else:
+            frame = frame.assign(split=role)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+@pipeline_task(name="ingest-base-data")
+def ingest_base(config: TunelineConfig, store: DatasetStore, run: RunContext) -> DataVersion:
+    """Data version 1: the config's own data files, loaded, validated and split as the training flow does."""
+    loaded = load_data.fn(config)
+    validated = validate_data.fn(loaded, config, run.run_dir / "base", run)
+    splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
+    frame = pd.concat([f.assign(split=name) for name, f in splits.items()], ignore_index=True)
+    part = store.write_part(frame)
+    files = ", ".join(Path(s.path).name for s in loaded.sources)
+    version = store.commit(None, [part], list(validated.labels), run.run_id, f"base data {files} ({len(frame)} rows)")
+    task_logger().info("data version 1 (#%s): the base data, %d rows", version.short_hash, version.rows)
+    return version
+
+
+def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
+    kind = kind_of(config)
+    root = Path(batch.path)
+    files = [root] if batch.kind == "file" else sorted(
+        f for f in root.rglob("*") if f.is_file() and not any(p.startswith((".", "_")) for p in f.relative_to(root).parts))
+    frames, sources, malformed = [], [], []
+    for path in files:
+        read = kind.read(path, detect_format(path, config.data.format), config.data)
+        for row in read.malformed:
+            malformed.append({"split": "batch", "source_file": str(path), "column": None,
+                              **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}})
+        frames.append(read.frame)
+        sources.append(SourceFile(role="all", path=path, sha256=batch.content_hash, records=read.records_seen,
+                                  loaded=len(read.frame), malformed=len(read.malformed)))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return LoadedData(frames={"all": frame}, sources=sources,
+                      malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS))
+
+
+def batch_labels(batch: Batch, config: TunelineConfig) -> dict[str, int]:
+    """The label distribution of a batch as landed (before the contract): what the unseen-label check looks at."""
+    kind = kind_of(config)
+    loaded = _read_batch(batch, config)
+    frames = kind.prepare(loaded.frames, config.data)
+    try:
+        return kind.label_distribution(frames["all"])
+    except Exception:  # noqa: BLE001 - malformed label values are the contract's to report, not this count's
+        return {}
+
+
+@pipeline_task(name="validate-batches")
+def validate_batches(batches: list[Batch], labels: list[str], config: TunelineConfig, ledger: Ledger,
+                     store: DatasetStore, reference: pd.DataFrame, run: RunContext) -> Intake:
+    """Validate every claimed batch against the label set; record each outcome in the ledger; store the parts."""
+    log = task_logger()
+    kind = kind_of(config)
+    checked = config.model_copy(deep=True)
+    checked.data.labels = list(labels)  # a batch never redefines the label set; growth is decided before
+    seen = {split_key(k) for k in reference[kind.key_column]} if len(reference) else set()
+    intake = Intake()
+    for batch in batches:
+        folder = run.run_dir / "batches" / batch.content_hash[:12]
+        if batch.state == VALIDATED and batch.quarantine_path and Path(batch.quarantine_path).with_name(
+                "part.txt").is_file():
+            part = Path(batch.quarantine_path).with_name("part.txt").read_text().strip()
+            frame = store.read_part(part)
+            log.info("batch %s was validated by an earlier run: %d rows, not validated again", batch.name, len(frame))
+            intake.accepted.append(AcceptedBatch(batch, part, frame, Path(batch.quarantine_path),
+                                                 batch.rows_rejected or 0))
+            seen.update(split_key(k) for k in frame[kind.key_column])
+            continue
+        try:
+            loaded = _read_batch(batch, checked)
+            validated = _validate_batch(loaded, labels, checked, folder)
+        except (DataValidationError, DataLoadError) as error:
+            quarantine = folder / "quarantine.csv"
+            ledger.mark_rejected(run.run_id, batch.content_hash, [str(error)],
+                                 quarantine if quarantine.is_file() else None)
+            intake.rejected.append((batch, [str(error)]))
+            log.warning("batch %s rejected: %s", batch.name, error)
+            continue
+        frame = frame_with_splits(validated.frames, checked)
+        keys = frame[kind.key_column].map(split_key)
+        repeated = keys.isin(seen).to_numpy()
+        quarantine = validated.quarantine
+        if repeated.any():
+            again = frame[repeated]
+            quarantine = pd.concat([quarantine, pd.DataFrame({
+                "split": again["split"], "source_file": again["source_file"], "source_row": again["source_row"],
+                "rule": DUPLICATE_OF_EARLIER, "column": kind.key_column,
+                "value": [str(v)[:500] for v in again[kind.value_column]],
+                "detail": "already in an earlier data version or batch: not added again"})], ignore_index=True)
+            frame = frame[~repeated].reset_index(drop=True)
+        seen.update(keys[~repeated])
+        quarantine_path = write_quarantine(quarantine, folder, None)
+        rejected_rows = int(quarantine[["source_file", "source_row"]].drop_duplicates().shape[0])
+        if frame.empty:
+            reason = f"no new rows: all {loaded.total_records} records were rejected or already in the data"
+            ledger.mark_rejected(run.run_id, batch.content_hash, [reason], quarantine_path)
+            intake.rejected.append((batch, [reason]))
+            log.warning("batch %s rejected: %s", batch.name, reason)
+            continue
+        part = store.write_part(frame.assign(batch=batch.content_hash))
+        (folder / "part.txt").write_text(part)
+        ledger.mark_validated(run.run_id, batch.content_hash, len(frame), rejected_rows, quarantine_path)
+        log.info("batch %s: %d rows accepted, %d rejected (%s)", batch.name, len(frame), rejected_rows,
+                 quarantine_path)
+        intake.accepted.append(AcceptedBatch(batch, part, store.read_part(part), quarantine_path, rejected_rows))
+    return intake
+
+
+def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfig, folder: Path) -> ValidatedData:
+    """The training flow's contract on one batch, against the model's label set as it is (a batch may hold only
+    some of the labels: it is not a training set on its own, so the every-label-present rule does not apply)."""
+    kind = kind_of(config)
+    frames = kind.prepare(loaded.frames, config.data)
+    clean, quarantine = validate_frames(frames, labels, lambda ls, keys: kind.schema(ls, keys, config.data),
+                                        kind.value_column, kind.key_column)
+    quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels)
+    quarantine = pd.concat([q for q in (loaded.malformed, quarantine) if len(q)] or [quarantine],
+                           ignore_index=True)[QUARANTINE_COLUMNS]
+    path = write_quarantine(quarantine, folder, None)
+    enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, None,
+                         config.data.max_duplicate_fraction)
+    return ValidatedData(frames=clean, labels=labels, quarantine=quarantine, quarantine_path=path,
+                         total_records=loaded.total_records)
+
+
+def splits_of(frame: pd.DataFrame, labels: list[str]) -> DataSplits:
+    """A data version's rows as the training flow's splits (by their stored ``split``)."""
+    parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
+    return DataSplits(train=parts["train"], validation=parts["validation"], test=parts["test"], labels=list(labels))

@@ -1,0 +1,335 @@
+"""Batch prediction: a file of inputs in, the same rows with a registered model's predictions out.
+
+Three tasks, each callable alone:
+
+1. :func:`resolve_model_version` turns ``NAME@ALIAS`` / ``NAME/VERSION`` (``models:/`` optional) into ONE version
+   number before anything is predicted, so every row is predicted by the same version even if the alias moves
+   while the job runs; the version's ``task`` tag says which kind (and so which input columns) it serves.
+2. :func:`read_prediction_inputs` reads the file with the project's readers and checks it has, in every row, the
+   columns the kind's model input is built from (``text``; ``text`` + ``text_pair``; ``tokens``).
+3. :func:`predict_to_file` predicts in chunks of ``batch_size`` rows, logging progress, and writes the input
+   columns, the pyfunc's prediction columns, ``model_name`` and ``model_version`` per row to a temporary file
+   beside the output path, renamed onto it only when every row is written: the output path holds the whole
+   result or nothing.
+
+Nothing is logged to MLflow: this is inference, not a run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuneline.common import pipeline_task, task_logger
+from tuneline.errors import UserError
+from tuneline.kinds import KINDS, TaskKind, kind_of
+from tuneline.readers import PROVENANCE_COLUMNS, detect_format, read_table
+from tuneline.runtime import redact, resolve_tracking_uri
+
+#: Columns batch prediction adds to every row besides the pyfunc's own.
+MODEL_COLUMNS = ("model_name", "model_version")
+#: Output formats by file extension.
+OUTPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+#: A prediction column whose name is already a (non-input) column of the file gets this prefix.
+COLLISION_PREFIX = "predicted_"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """One concrete registered version: what every row of a batch is predicted with."""
+
+    name: str
+    version: str
+    task: str
+    reference: str       # as the user gave it, e.g. models:/intents@champion
+    tracking_uri: str    # resolved (``${VAR}`` expanded): never logged unredacted
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass
+class PredictionInputs:
+    """The input rows in file order: ``frame`` holds the file's columns, ``model_columns`` those the model reads."""
+
+    path: Path
+    frame: pd.DataFrame
+    model_columns: list[str]
+    lines: list[int]     # the physical line each row starts on, for error messages
+
+
+@dataclass(frozen=True)
+class BatchPrediction:
+    """What a batch prediction wrote."""
+
+    output_path: str
+    rows: int
+    model_name: str
+    model_version: str
+
+
+# --- 1. resolve -------------------------------------------------------------------------------------------------
+
+def parse_model_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """``(name, alias, version)`` of ``NAME@ALIAS`` or ``NAME/VERSION``, with or without ``models:/``."""
+    body = reference.strip()
+    body = body[len("models:/"):] if body.startswith("models:/") else body
+    if "@" in body:
+        name, _, alias = body.rpartition("@")
+        if name and alias and "/" not in alias:
+            return name, alias, None
+    elif "/" in body:
+        name, _, version = body.rpartition("/")
+        if name and version.isdigit():
+            return name, None, version
+    name = body.split("@")[0].rsplit("/", 1)[0] or "NAME"
+    raise UserError(f"model reference {reference!r} is neither NAME@ALIAS nor NAME/VERSION; give e.g. "
+                    f"models:/{name}@champion or models:/{name}/3")
+
+
+@pipeline_task(name="resolve-model-version")
+def resolve_model_version(reference: str, tracking_uri: str | None = None) -> ResolvedModel:
+    """Resolve the reference to one version number now (aliases are read once) and the kind it serves."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+    from mlflow.tracking import MlflowClient
+
+    name, alias, version = parse_model_reference(reference)
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    where = redact(uri)
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        known = sorted(m.name for m in client.search_registered_models(max_results=20))
+        raise UserError(f"there is no registered model {name!r} in {where} (models there: "
+                        f"{', '.join(known) or 'none'}); check --model and --tracking-uri") from None
+    aliases = {a: str(v) for a, v in (registered.aliases or {}).items()}
+    try:
+        found = (client.get_model_version_by_alias(name, alias) if alias is not None
+                 else client.get_model_version(name, version))
+    except MlflowException as error:
+        if error.error_code not in (ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), "INVALID_PARAMETER_VALUE"):
+            raise
+        held = ", ".join(f"{a} -> v{v}" for a, v in sorted(aliases.items())) or "none"
+        missing = f"alias {alias!r}" if alias is not None else f"version {version}"
+        raise UserError(f"registered model {name!r} has no {missing} (its aliases: {held}); use one of them or "
+                        f"models:/{name}/<version>") from None
+    tags = found.tags or {}
+    task = tags.get("task")
+    if task not in KINDS:
+        raise UserError(f"{name} v{found.version} has no tuneline 'task' tag (found {task!r}), so the columns it "
+                        f"reads are unknown; batch prediction takes models registered by tuneline ({', '.join(KINDS)})")
+    log = task_logger()
+    if tags.get("tuneline.status") in ("orphaned", "failed"):
+        log.warning("%s v%s is marked %s: its training run never finished the gate", name, found.version,
+                    tags["tuneline.status"])
+    log.info("model %s resolved to %s v%s (%s)", reference, name, found.version, task)
+    return ResolvedModel(name=name, version=str(found.version), task=task, reference=reference, tracking_uri=uri)
+
+
+# --- 2. read ----------------------------------------------------------------------------------------------------
+
+def model_input_columns(kind: TaskKind) -> list[str]:
+    """The columns ``kind.model_input`` reads, in its order: found by calling it on empty frames, so the kind's
+    serving code stays the one place that knows them."""
+    probe = pd.DataFrame()
+    for _ in range(16):
+        try:
+            kind.model_input(probe)
+            return list(probe.columns)
+        except KeyError as error:
+            probe[str(error.args[0])] = pd.Series(dtype=object)
+    raise RuntimeError(f"cannot tell which columns the {kind.name} kind's model_input reads")  # pragma: no cover
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+@pipeline_task(name="read-prediction-inputs")
+def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInputs:
+    """Read every row of a CSV/TSV/JSONL/Parquet file; refuse unreadable records, missing columns and empty cells
+    (a batch drops no row silently)."""
+    path = Path(input_path)
+    kind = kind_of(task)
+    if not path.is_file():
+        raise UserError(f"input file {path} does not exist (or is not a file); check --input / input_path")
+    fmt = detect_format(path, "auto")
+    if fmt not in kind.formats or fmt == "conll":
+        usable = [f for f in kind.formats if f != "conll"]
+        raise UserError(f"input file {path} is {fmt}, which cannot hold the rows of a {task} model; give "
+                        f"{' or '.join(usable)}")
+    result = read_table(path, fmt)
+    if result.malformed:
+        first = result.malformed[0]
+        raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at line "
+                        f"{first.get('source_line')} ({first.get('rule')}: {first.get('detail') or ''}); fix them so "
+                        "that every row gets a prediction")
+    columns = model_input_columns(kind)
+    found = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS]
+    for column in columns:
+        if column not in found:
+            raise UserError(f"input file {path} has no column {column!r}, which a {task} model reads (it needs "
+                            f"{', '.join(map(repr, columns))}; the file has {', '.join(map(repr, found))}); rename "
+                            "the column or pick the right model")
+    clash = [c for c in MODEL_COLUMNS if c in found]
+    if clash:
+        raise UserError(f"input file {path} already has a column {clash[0]!r}, which batch prediction writes; "
+                        "rename or drop it")
+    if result.frame.empty:
+        raise UserError(f"input file {path} holds no records; give a file with at least one row")
+    lines = [int(n) for n in result.frame["source_line"]]
+    for column in columns:
+        empty = next((i for i, v in enumerate(result.frame[column]) if _is_missing(v)), None)
+        if empty is not None:
+            raise UserError(f"input file {path}: the record on line {lines[empty]} has no value in column "
+                            f"{column!r}; every row needs one (fill it or drop the row)")
+    frame = result.frame[found].reset_index(drop=True)
+    task_logger().info("read %d rows from %s (columns for the model: %s)", len(frame), path, ", ".join(columns))
+    return PredictionInputs(path=path, frame=frame, model_columns=columns, lines=lines)
+
+
+# --- 3. predict and write ---------------------------------------------------------------------------------------
+
+def output_format(path: Path) -> str:
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"output file {path} must end in {', '.join(OUTPUT_FORMATS)}; the extension picks the format")
+    return fmt
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value (numpy scalars and arrays unwrapped; NaN as null)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+class _TableWriter:
+    """Appends chunks to a temporary file; :meth:`commit` renames it onto the final path, :meth:`abort` removes it."""
+
+    def __init__(self, final: Path, fmt: str) -> None:
+        self.final, self.fmt = final, fmt
+        self.temp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.partial")
+        self._handle = None if fmt == "parquet" else self.temp.open("w", encoding="utf-8", newline="")
+        self._tables: list[Any] = []
+        self._header = True
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.fmt == "parquet":
+            import pyarrow as pa
+
+            self._tables.append(pa.Table.from_pandas(frame, preserve_index=False))
+        elif self.fmt == "jsonl":
+            for record in frame.to_dict(orient="records"):
+                self._handle.write(json.dumps(_plain(record), ensure_ascii=False) + "\n")
+        else:
+            cells = frame.apply(lambda col: col.map(
+                lambda v: json.dumps(_plain(v), ensure_ascii=False) if isinstance(v, (dict, list, tuple, np.ndarray))
+                else v))
+            cells.to_csv(self._handle, sep="\t" if self.fmt == "tsv" else ",", index=False, header=self._header)
+            self._header = False
+
+    def commit(self) -> None:
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.concat_tables(self._tables, promote_options="permissive"), self.temp)
+        else:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+        os.replace(self.temp, self.final)
+
+    def abort(self) -> None:
+        if self._handle is not None and not self._handle.closed:
+            self._handle.close()
+        self.temp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_table_writer(path: Path) -> Iterator[_TableWriter]:
+    """A writer whose file appears under ``path`` whole, at the end, or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = _TableWriter(path, output_format(path))
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def output_rows(chunk: pd.DataFrame, output: Any, model_columns: list[str], model: ResolvedModel) -> pd.DataFrame:
+    """The chunk's input columns, then the prediction columns (an echo of a model column dropped; a name the file
+    already uses prefixed ``predicted_``), then ``model_name`` and ``model_version``."""
+    predicted = output if isinstance(output, pd.DataFrame) else pd.DataFrame(output)
+    if len(predicted) != len(chunk):
+        raise RuntimeError(f"{model.uri} returned {len(predicted)} predictions for {len(chunk)} rows")
+    predicted = predicted.drop(columns=[c for c in predicted.columns if c in model_columns]).reset_index(drop=True)
+    predicted.columns = [f"{COLLISION_PREFIX}{c}" if c in chunk.columns else c for c in predicted.columns]
+    rows = pd.concat([chunk.reset_index(drop=True), predicted], axis=1)
+    return rows.assign(model_name=model.name, model_version=model.version)
+
+
+@pipeline_task(name="predict-to-file")
+def predict_to_file(model: ResolvedModel, inputs: PredictionInputs, output_path: str | Path,
+                    batch_size: int = 1000) -> BatchPrediction:
+    """Predict every row with ``model`` (the resolved version, whatever its alias says meanwhile), ``batch_size``
+    rows at a time, and write them in input order to ``output_path`` atomically."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    log = task_logger()
+    output = Path(output_path)
+    output_format(output)
+    if batch_size < 1:
+        raise UserError(f"batch_size must be at least 1, not {batch_size}")
+    if output.resolve() == inputs.path.resolve():
+        raise UserError(f"output file {output} is the input file; give another output path")
+    mlflow.set_tracking_uri(model.tracking_uri)
+    mlflow.set_registry_uri(model.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model(model.uri)
+    total, started = len(inputs.frame), time.monotonic()
+    with atomic_table_writer(output) as writer:
+        for start in range(0, total, batch_size):
+            chunk = inputs.frame.iloc[start:start + batch_size]
+            try:
+                predicted = pyfunc.predict(chunk[inputs.model_columns].reset_index(drop=True))
+            except MlflowException as error:
+                if error.error_code != "INVALID_PARAMETER_VALUE":
+                    raise
+                first, last = inputs.lines[start], inputs.lines[start + len(chunk) - 1]
+                raise UserError(f"{model.uri} refused a record of {inputs.path} between lines {first} and {last}: "
+                                f"{error.message}; fix that record and run again (nothing was written to "
+                                f"{output})") from None
+            writer.write(output_rows(chunk, predicted, inputs.model_columns, model))
+            done, elapsed = start + len(chunk), time.monotonic() - started
+            log.info("predicted %d/%d rows (%.0f%%), %.1f rows/s", done, total, 100 * done / total,
+                     done / elapsed if elapsed > 0 else float("inf"))
+    log.info("wrote %d rows predicted by %s v%s to %s in %.1fs", total, model.name, model.version, output,
+             time.monotonic() - started)
+    return BatchPrediction(output_path=str(output), rows=total, model_name=model.name, model_version=model.version)

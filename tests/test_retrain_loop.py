@@ -1,0 +1,191 @@
+"""The retraining loop end to end with the tiny BERT: ledger, data versions, drift, label growth, forgetting gate.
+
+One scenario per module, in order (each step builds on the registry, ledger and data versions the step before left):
+base data -> champion; a batch lands (plus a partial file and a renamed copy); nothing new -> skipped; a burst of two
+batches whose first run dies after validation -> the next run uses both, once; an unseen label stops the run;
+label growth trains a model with the new label. A second scenario constructs forgetting: a one-class batch trained
+continually without replay is refused by the forgetting gate; the same batch with replay is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import working_in
+from loop_data import land, tickets
+from tuneline.config import build_config
+from tuneline.datasets import DatasetStore
+from tuneline.ledger import Ledger, default_ledger_url
+
+pytestmark = pytest.mark.slow
+
+LEARN = ["tokenize.max_length=32", "train.epochs=15", "train.learning_rate=2e-3", "train.early_stopping_patience=0",
+         "train.batch_size=32", "evaluate.zero_shot_baseline=false", "gate.min_metric=0.3", "drift.min_rows=20"]
+BASE = {"billing": 80, "shipping": 80, "technical": 80}
+
+
+def loop_config(root: Path, bert: Path, *overrides: str):
+    return build_config({"task": "classification", "data": {"path": str(root / "base.csv")},
+                         "model": {"base": str(bert)}, "tracking": {"registered_model": "loop-tickets"},
+                         "retrain": {"landing": str(root / "landing")}}, [*LEARN, *overrides])
+
+
+def ledger_of(root: Path) -> Ledger:
+    return Ledger(default_ledger_url(f"sqlite:///{root / 'mlflow.db'}"), "loop-tickets")
+
+
+def client_of(root: Path) -> MlflowClient:
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, tiny_bert):
+    """The scenario's folder, with the base data written and the landing folder created."""
+    root = tmp_path_factory.mktemp("loop")
+    tickets(BASE, seed=1).to_csv(root / "base.csv", index=False)
+    (root / "landing").mkdir()
+    return root
+
+
+def run(root: Path, bert: Path, *overrides: str, trigger: str = "test"):
+    from tuneline.flows.retrain import retrain_flow
+
+    with working_in(root):
+        return retrain_flow(loop_config(root, bert, *overrides), trigger=trigger)
+
+
+def test_1_first_run_versions_the_base_data_and_trains_a_champion(loop, tiny_bert):
+    summary = run(loop, tiny_bert)
+    assert summary.status == "retrained" and summary.data_version == 1
+    assert summary.run.promoted, summary.sentence
+    with DatasetStore(default_ledger_url(f"sqlite:///{loop / 'mlflow.db'}"), "loop-tickets",
+                      loop / "tuneline-output" / "datasets" / "loop-tickets") as store:
+        (version,) = store.versions()
+        assert version.rows == sum(BASE.values()) and version.labels == ("billing", "shipping", "technical")
+        assert sum(version.split_rows.values()) == version.rows
+    tags = client_of(loop).get_model_version("loop-tickets", summary.run.version).tags
+    assert tags["data.version"] == "1" and tags["data.version_hash"] == version.content_hash
+
+
+def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, tiny_bert):
+    batch = land(loop / "landing", "b1.csv", tickets(BASE, seed=2).head(90))
+    (loop / "landing" / "b1-copy.csv").write_bytes(batch.read_bytes())
+    (loop / "landing" / "b1-copy.csv.done").touch()
+    land(loop / "landing", "partial.csv", tickets({"billing": 10}, seed=3), complete=False)
+
+    summary = run(loop, tiny_bert)
+    # the same bytes under two names: the first in name order is the batch, the other its duplicate
+    assert summary.status == "retrained" and summary.batches_used == ["b1-copy.csv"] and summary.data_version == 2
+    with ledger_of(loop) as ledger:
+        states = {b.name: b.state for b in ledger.batches()}
+        assert states == {"b1-copy.csv": "used", "b1.csv": "duplicate"}  # partial.csv: never recorded
+        used = ledger.batches("used")[0]
+        assert used.used_by_run == summary.run.run_id and used.model_version == summary.run.version
+    # the new model version says which data it was trained on; forgetting was measured against v1
+    tags = client_of(loop).get_model_version("loop-tickets", summary.run.version).tags
+    assert tags["data.version"] == "2"
+    assert summary.forgetting is not None and "earlier test rows" in tags["gate.reasons"]
+    assert tags["gate.sentence"] == summary.sentence and summary.sentence.startswith(f"Version {summary.run.version}")
+    drift = json.loads(next((Path(summary.run.run_dir) / "drift").glob("*.json")).read_text())
+    assert {c["name"] for c in drift["checks"]} == {"label_shift", "text_length_shift", "unknown_token_rate",
+                                                    "unseen_labels"}
+    assert drift["status"] in ("ok", "skipped")  # a resample of the base distribution is not flagged as a shift
+
+
+def test_3_nothing_new_is_skipped_without_a_run(loop, tiny_bert):
+    versions = len(client_of(loop).search_model_versions("name='loop-tickets'"))
+    summary = run(loop, tiny_bert)
+    assert summary.status == "skipped" and summary.run is None
+    assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions
+
+
+def test_4_a_run_killed_after_validation_loses_nothing_and_a_burst_is_one_run(loop, tiny_bert, monkeypatch):
+    import tuneline.flows.retrain as retrain
+
+    land(loop / "landing", "b2.csv", tickets(BASE, seed=4).head(60))
+    land(loop / "landing", "b3.csv", tickets(BASE, seed=5).head(60))
+
+    def killed(*_args, **_kwargs):
+        raise RuntimeError("killed after validation (fault injection)")
+
+    monkeypatch.setattr(retrain, "train_model", killed)
+    with pytest.raises(RuntimeError, match="fault injection"):
+        run(loop, tiny_bert)
+    with ledger_of(loop) as ledger:
+        held = {b.name: (b.state, b.claimed_by) for b in ledger.batches() if b.name in ("b2.csv", "b3.csv")}
+        assert held == {"b2.csv": ("validated", None), "b3.csv": ("validated", None)}  # given back, validated
+    monkeypatch.undo()
+
+    summary = run(loop, tiny_bert)
+    assert sorted(summary.batches_used) == ["b2.csv", "b3.csv"]  # both in one run
+    with ledger_of(loop) as ledger:
+        for name in ("b2.csv", "b3.csv"):
+            (batch,) = [b for b in ledger.batches() if b.name == name]
+            assert batch.state == "used" and batch.used_by_run == summary.run.run_id
+            events = [(e.from_state, e.to_state) for e in ledger.history(batch.content_hash)]
+            assert events.count(("claimed", "validated")) == 1  # validated once: the second run took it as it was
+            assert [to for _, to in events].count("used") == 1
+
+
+def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert):
+    from tuneline.tasks.drift import DriftStop
+
+    versions = len(client_of(loop).search_model_versions("name='loop-tickets'"))
+    land(loop / "landing", "b4.csv", tickets({"billing": 20, "account": 20}, seed=6))
+    with pytest.raises(DriftStop, match="account"):
+        run(loop, tiny_bert)
+    with ledger_of(loop) as ledger:
+        (batch,) = [b for b in ledger.batches() if b.name == "b4.csv"]
+        assert batch.state == "rejected" and "allow_label_growth" in batch.reasons[0]
+    assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions
+
+
+def test_6_label_growth_extends_the_head(loop, tiny_bert):
+    land(loop / "landing", "b5.csv", tickets({"account": 60, "billing": 20}, seed=7))
+    summary = run(loop, tiny_bert, "drift.allow_label_growth=true", "retrain.strategy=continual")
+    assert summary.status == "retrained" and summary.batches_used == ["b5.csv"]
+    assert summary.run.labels == ["billing", "shipping", "technical", "account"]
+    with working_in(loop):
+        model = mlflow.pyfunc.load_model(f"models:/loop-tickets/{summary.run.version}")
+        scores = model.predict(["reset my password and email please"])["scores"][0]
+    assert set(json.loads(scores) if isinstance(scores, str) else scores) == {"billing", "shipping", "technical",
+                                                                               "account"}
+
+
+# --- forgetting ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_class_batch():
+    return tickets({"billing": 90}, seed=11)
+
+
+@pytest.mark.parametrize("replay", [0.0, 2.0])
+def test_forgetting_gate_refuses_without_replay_and_accepts_with_it(replay, tmp_path, tiny_bert, one_class_batch):
+    tickets(BASE, seed=1).to_csv(tmp_path / "base.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    first = run(tmp_path, tiny_bert)
+    assert first.run.promoted
+    land(tmp_path / "landing", "billing-only.csv", one_class_batch)
+    # a long continual run on one class, keeping its last checkpoint (the best one on validation would be the one
+    # that had not forgotten yet): without replay the model forgets the other classes
+    summary = run(tmp_path, tiny_bert, "retrain.strategy=continual", f"retrain.replay_ratio={replay}",
+                  "train.epochs=30", "train.keep_best=false",
+                  "retrain.max_forgetting=0.05", "retrain.max_class_forgetting=0.15", "gate.tolerance=0.05")
+    tags = client_of(tmp_path).get_model_version("loop-tickets", summary.run.version).tags
+    if replay == 0.0:
+        assert summary.forgetting["drop"] > 0.05, summary.sentence
+        assert not summary.run.promoted and "> max_forgetting" in tags["gate.reasons"]
+        assert str(client_of(tmp_path).get_model_version_by_alias("loop-tickets", "champion").version) == first.run.version
+    else:
+        assert summary.forgetting["drop"] <= 0.05, summary.sentence
+        assert summary.run.promoted, summary.sentence
+    table = pd.read_csv(Path(summary.run.run_dir) / "evaluation" / "forgetting_per_class.csv")
+    assert set(table["class"]) == {"billing", "shipping", "technical"}

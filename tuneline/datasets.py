@@ -1,0 +1,199 @@
+"""The versioned dataset of the retraining loop: accepted rows, appended batch by batch, every version kept.
+
+A *part* is one set of accepted rows (the base data of the config, or one landed batch after validation), stored
+once as ``<data_dir>/parts/<sha256>.parquet`` where the hash is taken over the rows themselves, so a part is
+immutable and can be shared by every version that contains it. A *version* is an ordered list of parts; its content
+hash is the SHA-256 over its parts' hashes, so two versions with the same rows have the same hash. Versions are rows
+of the table ``tuneline_data_versions`` in the ledger database (SQLite by default, PostgreSQL when scaled), numbered
+1, 2, ... per registered model; a new version is committed with compare-and-set on its parent (the unique
+``(model, number)`` index refuses a second version 5 from a concurrent run), so two runs can never both extend the
+same version and silently drop each other's rows. Nothing is ever deleted: every model version records the data
+version it was trained and tested on, and that version can be read back.
+
+Every row carries the ``split`` it was assigned when its part was made, by the same salted hash of its key as the
+training flow uses (:mod:`tuneline.tasks.split`), so a row never moves between train and test across versions; and
+``part``, the hash of the part it came from (which batch it landed in).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from tuneline.errors import UserError
+from tuneline.ledger import _open_engine, _UTCDateTime
+from tuneline.runtime import redact
+
+PARTS_FOLDER = "parts"
+
+_metadata = MetaData()
+VERSIONS = Table(
+    "tuneline_data_versions", _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(255), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("parent", Integer),                     # the number of the version this one extends (None: the first)
+    Column("parts", Text, nullable=False),         # JSON list of part hashes, in order
+    Column("labels", Text, nullable=False),        # JSON list: the label set in the model's order
+    Column("rows", Integer, nullable=False),
+    Column("split_rows", Text, nullable=False),    # JSON {"train": n, "validation": n, "test": n}
+    Column("created_at", _UTCDateTime, nullable=False),
+    Column("created_by", Text),                    # the MLflow run that made it
+    Column("note", Text),                          # what was added: "base data x.csv", "batch b-07.csv (+120 rows)"
+)
+Index("ux_tuneline_data_versions_number", VERSIONS.c.model, VERSIONS.c.number, unique=True)
+
+
+class DataVersionConflict(UserError):
+    """Another run committed a data version on the same parent first; nothing was written."""
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    model: str
+    number: int
+    content_hash: str
+    parent: int | None
+    parts: tuple[str, ...]
+    labels: tuple[str, ...]
+    rows: int
+    split_rows: dict[str, int]
+    created_at: datetime
+    created_by: str | None
+    note: str | None
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:12]
+
+
+def part_hash(frame: pd.DataFrame) -> str:
+    """SHA-256 over the rows (columns in sorted order, values as JSON): equal rows, equal hash, whatever the file."""
+    from tuneline.common import sha256_text
+
+    columns = sorted(frame.columns)
+    records = frame[columns].to_dict(orient="records")
+    return sha256_text("tuneline-part", json.dumps(columns), *(json.dumps(r, sort_keys=True, default=_plain)
+                                                               for r in records))
+
+
+def _plain(value: object) -> object:
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def version_hash(parts: list[str]) -> str:
+    from tuneline.common import sha256_text
+
+    return sha256_text("tuneline-data-version", *parts)
+
+
+class DatasetStore:
+    """The versions of one registered model's dataset: part files under ``folder``, versions in the database."""
+
+    def __init__(self, url: str, model: str, folder: Path | str) -> None:
+        self.url, self.model, self.folder = url, model, Path(folder)
+        self._engine = _open_engine(url, 30.0)
+        _metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> DatasetStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- parts ----------------------------------------------------------------------------------------------------
+    def part_path(self, digest: str) -> Path:
+        return self.folder / PARTS_FOLDER / f"{digest}.parquet"
+
+    def write_part(self, frame: pd.DataFrame) -> str:
+        """Store accepted rows (with their ``split``) once; return the part's hash. Written to a temporary name and
+        renamed, so a killed run never leaves a half part under a real hash."""
+        if "split" not in frame.columns:
+            raise ValueError("a dataset part needs the split column (assigned by hash when the part is made)")
+        frame = frame.drop(columns=["part"], errors="ignore").reset_index(drop=True)
+        digest = part_hash(frame)
+        path = self.part_path(digest)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        return digest
+
+    def read_part(self, digest: str) -> pd.DataFrame:
+        path = self.part_path(digest)
+        if not path.is_file():
+            raise UserError(f"data part {digest[:12]} is missing from {path.parent}: the dataset folder "
+                            f"(retrain.data_dir) was moved or pruned; restore it or start a new registered model")
+        frame = pd.read_parquet(path)
+        for column in frame.columns:  # parquet gives numpy arrays for list columns; the kinds expect lists
+            if len(frame) and hasattr(frame[column].iloc[0], "tolist") and frame[column].dtype == object:
+                frame[column] = [v.tolist() if hasattr(v, "tolist") else v for v in frame[column]]
+        return frame.assign(part=digest)
+
+    # -- versions -------------------------------------------------------------------------------------------------
+    def versions(self) -> list[DataVersion]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(VERSIONS).where(VERSIONS.c.model == self.model)
+                                .order_by(VERSIONS.c.number)).all()
+        return [_version(r) for r in rows]
+
+    def current(self) -> DataVersion | None:
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def get(self, number: int) -> DataVersion:
+        for version in self.versions():
+            if version.number == number:
+                return version
+        raise UserError(f"registered model {self.model!r} has no data version {number} in {redact(self.url)}")
+
+    def frame(self, version: DataVersion) -> pd.DataFrame:
+        """All rows of a version, in part order, with ``split`` and ``part``."""
+        frames = [self.read_part(p) for p in version.parts]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def commit(self, parent: DataVersion | None, new_parts: list[str], labels: list[str], run_id: str | None,
+               note: str) -> DataVersion:
+        """Append ``new_parts`` to ``parent`` as the next version (compare-and-set: fails if another run committed
+        on the same parent first)."""
+        parts = [*(parent.parts if parent else ()), *new_parts]
+        rows = pd.concat([pd.read_parquet(self.part_path(p), columns=["split"]) for p in parts], ignore_index=True)
+        counts = {s: int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
+        number = (parent.number + 1) if parent else 1
+        values = dict(model=self.model, number=number, content_hash=version_hash(parts),
+                      parent=parent.number if parent else None, parts=json.dumps(parts), labels=json.dumps(labels),
+                      rows=len(rows), split_rows=json.dumps(counts), created_at=datetime.now(timezone.utc),
+                      created_by=run_id, note=note)
+        try:
+            with self._engine.begin() as conn:
+                newest = conn.execute(select(VERSIONS.c.number).where(VERSIONS.c.model == self.model)
+                                      .order_by(VERSIONS.c.number.desc()).limit(1)).scalar()
+                if newest != (parent.number if parent else None):
+                    raise DataVersionConflict(
+                        f"data version {newest} of {self.model!r} was committed by another run while this one "
+                        f"extended version {parent.number if parent else 'none'}; re-run to build on it")
+                conn.execute(insert(VERSIONS).values(**values))
+        except IntegrityError:
+            raise DataVersionConflict(f"another run committed data version {number} of {self.model!r} first; "
+                                      "re-run to build on it") from None
+        return self.get(number)
+
+
+def _version(row) -> DataVersion:  # noqa: ANN001 - a SQLAlchemy Row
+    m = row._mapping
+    return DataVersion(model=m["model"], number=m["number"], content_hash=m["content_hash"], parent=m["parent"],
+                       parts=tuple(json.loads(m["parts"])), labels=tuple(json.loads(m["labels"])), rows=m["rows"],
+                       split_rows=json.loads(m["split_rows"]), created_at=m["created_at"], created_by=m["created_by"],
+                       note=m["note"])

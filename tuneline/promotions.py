@@ -1,0 +1,346 @@
+"""Promotion history of a registered model's ``champion`` alias: who moved it, when, from which version, and why.
+
+MLflow keeps only where an alias points *now*. Every move of ``champion`` made by tuneline (the gate, ``tuneline
+promote``, ``tuneline rollback``) therefore goes through :func:`move_champion` (the gate, which already holds the
+model's lock, through :func:`_move_locked`), and leaves one row in the append-only table ``tuneline_promotions`` of
+the ledger database (:mod:`tuneline.ledger`: ``ledger.url``, ``$TUNELINE_LEDGER_URL``, else a SQLite file beside the
+MLflow store). There is no API to change or delete a row: a move is undone by another move (``rollback``).
+
+A move is a compare-and-set under the model's gate lock (:func:`tuneline.locking.model_lock`): the alias is re-read,
+and unless it still points where the caller saw it (``expected_from``) nothing moves and :class:`PromotionConflict`
+says who moved it. A version that does not exist, is not ready, or is tagged ``tuneline.status=failed|orphaned`` is
+never made champion (:class:`PromotionRefused`).
+
+Order: the alias is moved first and the history row written after it. The two live in different databases, so one
+of them can be lost when a process dies in between, and the order chooses which: a moved alias whose row is missing
+is *detectable* (the champion is not the newest row's ``to_version``; ``tuneline history`` warns), whereas a row
+written for a move that then failed would be a record that lies, and nothing could tell it apart from a true one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from tuneline.errors import UserError
+from tuneline.ledger import LedgerError, _open_engine, _UTCDateTime
+from tuneline.locking import model_lock
+from tuneline.registry import STATUS
+from tuneline.runtime import has_credentials, redact
+from tuneline.tasks.register import CHAMPION
+
+GATE, PROMOTE, ROLLBACK = "gate", "promote", "rollback"
+ACTIONS = (GATE, PROMOTE, ROLLBACK)
+#: ``tuneline.status`` values of versions that must never serve: their run failed, or died before its gate.
+NEVER_CHAMPION = ("failed", "orphaned")
+
+
+class PromotionRefused(UserError):
+    """The move was refused before anything changed: no such version, a failed/orphaned one, nothing to roll back."""
+
+
+class PromotionConflict(UserError):
+    """The alias no longer points where the caller saw it (someone else moved it); nothing was changed."""
+
+
+class PromotionNotRecorded(LedgerError):
+    """The alias moved, but its history row could not be written (the history is now behind the registry)."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the table
+
+_metadata = MetaData()
+
+PROMOTIONS = Table(
+    "tuneline_promotions", _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(255), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("from_version", String(32)),                       # None: there was no champion
+    Column("to_version", String(32), nullable=False),         # a move to nothing is never made (nor recorded)
+    Column("at", _UTCDateTime, nullable=False),
+    Column("actor", Text, nullable=False),                    # "run <mlflow run id>" | "user <login>@<host>"
+    Column("action", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    CheckConstraint(f"action IN ({', '.join(repr(a) for a in ACTIONS)})", name="ck_tuneline_promotions_action"),
+)
+Index("ix_tuneline_promotions_model", PROMOTIONS.c.model, PROMOTIONS.c.alias, PROMOTIONS.c.id)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One move of an alias, as recorded (``from_version`` None: the alias pointed nowhere before)."""
+
+    id: int
+    model: str
+    alias: str
+    from_version: str | None
+    to_version: str
+    at: datetime
+    actor: str
+    action: str
+    reason: str
+
+    def line(self) -> str:
+        """One line for people: time (UTC, seconds), action, from -> to, actor, reason."""
+        return (f"{self.at.astimezone(timezone.utc).isoformat(timespec='seconds')}  {self.action:<8}  "
+                f"{_shown(self.from_version)} -> {_shown(self.to_version)}  {self.actor}  {self.reason}")
+
+
+def _shown(version: str | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
+def _promotion(row: Row) -> Promotion:
+    m = row._mapping
+    return Promotion(id=m["id"], model=m["model"], alias=m["alias"], from_version=m["from_version"],
+                     to_version=m["to_version"], at=m["at"], actor=m["actor"], action=m["action"],
+                     reason=m["reason"])
+
+
+class PromotionLog:
+    """The append-only promotion history of one registered model's alias in the ledger database at ``url``.
+
+    The table is created on first use. Failures of the database become :class:`tuneline.ledger.LedgerError` with
+    the URL redacted. Use it as a context manager (or call :meth:`close`) to release its connections.
+    """
+
+    def __init__(self, url: str, model: str, *, alias: str = CHAMPION, busy_timeout_s: float = 30.0) -> None:
+        if not model:
+            raise ValueError("a promotion history belongs to one registered model: model must not be empty")
+        self.url, self.model, self.alias = url, model, alias
+        try:
+            self._engine = _open_engine(url, busy_timeout_s)
+        except LedgerError:
+            raise
+        except ModuleNotFoundError as exc:  # SQLAlchemy imports the driver when the engine is created
+            raise LedgerError(f"cannot open the promotion history {redact(url)}: its database driver is not "
+                              f"installed ({exc}; for PostgreSQL: pip install 'psycopg[binary]')") from None
+        except Exception as exc:  # noqa: BLE001 - anything else SQLAlchemy raises for a URL it cannot use
+            raise self._error("cannot open", exc) from None
+        for attempt in range(2):  # two processes creating the table at once: the loser sees it on its retry
+            try:
+                with self._tx("cannot open") as conn:
+                    _metadata.create_all(conn)
+                break
+            except (LedgerError, IntegrityError):
+                if attempt:
+                    raise
+
+    def __repr__(self) -> str:
+        return f"PromotionLog({redact(self.url)!r}, model={self.model!r}, alias={self.alias!r})"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> PromotionLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _error(self, doing: str, exc: BaseException) -> LedgerError:
+        cause = getattr(exc, "orig", None) or exc
+        first_line = next(iter(str(cause).strip().splitlines()), "")
+        return LedgerError(f"{doing} the promotion history {redact(self.url)} of model {self.model!r}: "
+                           f"{type(cause).__name__}: {redact(first_line)}")
+
+    @contextmanager
+    def _tx(self, doing: str) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise self._error(doing, exc) from (None if has_credentials(str(exc)) else exc)
+
+    def record(self, from_version: str | None, to_version: str, *, actor: str, action: str, reason: str,
+               at: datetime | None = None) -> Promotion:
+        """Append one move (made already: see the module docstring for the order) and return it as stored."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown promotion action {action!r}; one of {', '.join(ACTIONS)}")
+        if not to_version:
+            raise ValueError("a promotion moves the alias to a version: to_version must not be empty")
+        if not actor:
+            raise ValueError("a promotion is made by someone: actor must not be empty")
+        values = dict(model=self.model, alias=self.alias, to_version=str(to_version), actor=actor, action=action,
+                      from_version=None if from_version is None else str(from_version), reason=reason or "",
+                      at=at or datetime.now(timezone.utc))
+        with self._tx("cannot record a move in") as conn:
+            new_id = conn.execute(insert(PROMOTIONS).values(**values)).inserted_primary_key[0]
+            return _promotion(conn.execute(select(PROMOTIONS).where(PROMOTIONS.c.id == new_id)).one())
+
+    def history(self) -> list[Promotion]:
+        """Every recorded move of this model's alias, oldest first."""
+        query = (select(PROMOTIONS).where(PROMOTIONS.c.model == self.model, PROMOTIONS.c.alias == self.alias)
+                 .order_by(PROMOTIONS.c.id))
+        with self._tx("cannot read") as conn:
+            return [_promotion(r) for r in conn.execute(query).all()]
+
+    def latest(self) -> Promotion | None:
+        """The newest recorded move, or None."""
+        query = (select(PROMOTIONS).where(PROMOTIONS.c.model == self.model, PROMOTIONS.c.alias == self.alias)
+                 .order_by(PROMOTIONS.c.id.desc()).limit(1))
+        with self._tx("cannot read") as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _promotion(row)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reading the registry
+
+
+def alias_version(client: Any, registered_name: str, alias: str) -> str | None:
+    """The version an alias points at, None when it points nowhere or there is no such model; any other MLflow
+    error is raised, never hidden."""
+    try:
+        model = client.get_registered_model(registered_name)
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None  # no model of that name yet
+        raise
+    version = (model.aliases or {}).get(alias)
+    return None if version is None else str(version)
+
+
+def champion_version(client: Any, registered_name: str) -> str | None:
+    """The champion's version number, None when there is none; any other MLflow error is raised, never hidden."""
+    return alias_version(client, registered_name, CHAMPION)
+
+
+def previous_champion(log: PromotionLog, current: str | None = None) -> str | None:
+    """The version ``current`` (default: the newest recorded ``to_version``) replaced when it was made champion.
+
+    Taken from the newest row that moved the alias *to* ``current`` by a gate or a promote: rollback rows are
+    skipped, so rolling back twice walks back two promotions instead of undoing the first rollback. None when no
+    such row exists or it started from no champion (a rollback to nothing is not allowed).
+    """
+    rows = log.history()
+    if current is None:
+        if not rows:
+            return None
+        current = rows[-1].to_version
+    for row in reversed(rows):
+        if row.to_version == str(current) and row.action != ROLLBACK:
+            return row.from_version
+    return None
+
+
+def unrecorded_move(client: Any, log: PromotionLog) -> str | None:
+    """A sentence when the alias is not where the history says it last moved it (a move made outside tuneline, or
+    a history row lost after the alias moved); None when they agree."""
+    current = alias_version(client, log.model, log.alias)
+    latest = log.latest()
+    recorded = latest.to_version if latest else None
+    if current == recorded:
+        return None
+    return (f"the {log.alias} of {log.model!r} is {_shown(current)}, but the last recorded move "
+            + (f"is to {_shown(recorded)} ({latest.action} by {latest.actor})" if latest else "does not exist")
+            + ": it was moved outside tuneline, or a move's history row was lost")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# moving
+
+
+def _version_number(version: str | int) -> str:
+    text = str(version).strip()
+    if not re.fullmatch(r"[vV]?\d+", text):
+        raise PromotionRefused(f"{version!r} is not a model version number (e.g. 3)")
+    return str(int(text.lstrip("vV")))
+
+
+def _check_target(client: Any, name: str, version: str) -> None:
+    """Refuse a version that does not exist, is not ready, or must never serve (failed or orphaned)."""
+    try:
+        found = client.get_model_version(name, version)
+    except MlflowException as error:
+        if error.error_code in (ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)):
+            raise PromotionRefused(f"registered model {name!r} has no version {version}") from None
+        raise
+    status = (found.tags or {}).get(STATUS)
+    if status in NEVER_CHAMPION:
+        why = (found.tags or {}).get("tuneline.orphan_reason") or (found.tags or {}).get("tuneline.error")
+        raise PromotionRefused(f"{name} v{version} is tagged {STATUS}={status}" + (f" ({why})" if why else "")
+                               + ": a version whose run failed or died before its gate is never made champion")
+    if str(getattr(found, "status", "READY")) not in ("READY", "None"):
+        raise PromotionRefused(f"{name} v{version} is not ready to serve (registration status {found.status})")
+
+
+def _conflict(log: PromotionLog, current: str | None, expected: str | None) -> PromotionConflict:
+    latest = log.latest()
+    if latest is not None and latest.to_version == current:
+        who = (f"moved {_shown(latest.from_version)} -> {_shown(current)} by {latest.actor} at "
+               f"{latest.at.isoformat(timespec='seconds')} ({latest.action}: {latest.reason})")
+    else:
+        who = ("moved outside tuneline's promotion history"
+               + (f" (last recorded move: {latest.line()})" if latest else ""))
+    return PromotionConflict(f"the {log.alias} of {log.model!r} is {_shown(current)}, not {_shown(expected)} as "
+                             f"expected: {who}; nothing was changed")
+
+
+def _move_locked(client: Any, log: PromotionLog, to_version: str | int, *, expected_from: str | None, actor: str,
+                 action: str, reason: str) -> Promotion:
+    """The compare-and-set of :func:`move_champion` for a caller that already holds ``model_lock(log.model)``
+    (the gate): re-read, compare, check the target, move the alias, then record the move."""
+    if log.alias != CHAMPION:
+        raise ValueError(f"only the {CHAMPION!r} alias is moved through its history, not {log.alias!r}")
+    if action not in ACTIONS:
+        raise ValueError(f"unknown promotion action {action!r}; one of {', '.join(ACTIONS)}")
+    name, to_version = log.model, _version_number(to_version)
+    expected_from = None if expected_from is None else _version_number(expected_from)
+    current = champion_version(client, name)
+    if current != expected_from:
+        raise _conflict(log, current, expected_from)
+    if current == to_version:
+        raise PromotionRefused(f"{name} v{to_version} is already the {CHAMPION}; nothing to do")
+    _check_target(client, name, to_version)
+    client.set_registered_model_alias(name, CHAMPION, to_version)
+    try:  # after the move, never before: see the module docstring
+        return log.record(current, to_version, actor=actor, action=action, reason=reason)
+    except Exception as exc:
+        raise PromotionNotRecorded(f"the {CHAMPION} of {name!r} moved {_shown(current)} -> v{to_version} ({action} "
+                                   f"by {actor}), but its history row could not be written: {redact(exc)}") from exc
+
+
+def move_champion(client: Any, name: str, to_version: str | int, *, expected_from: str | None, actor: str,
+                  action: str, reason: str, ledger_url: str, lock_url: str, timeout_s: float = 600.0) -> Promotion:
+    """Move ``champion`` of ``name`` from ``expected_from`` (None: no champion) to ``to_version`` and record it.
+
+    Compare-and-set under the model's gate lock: :class:`PromotionConflict` when the alias is elsewhere now,
+    :class:`PromotionRefused` for a version that does not exist or is tagged failed/orphaned; in both cases nothing
+    changed. Waits at most ``timeout_s`` for the lock (:class:`tuneline.locking.LockTimeout`).
+    """
+    with PromotionLog(ledger_url, name) as log:  # opened first: an unusable ledger fails before any waiting
+        with model_lock(name, lock_url, timeout_s=timeout_s):
+            return _move_locked(client, log, to_version, expected_from=expected_from, actor=actor, action=action,
+                                reason=reason)
+
+
+def rollback_champion(client: Any, name: str, *, actor: str, reason: str | None, ledger_url: str, lock_url: str,
+                      timeout_s: float = 600.0) -> Promotion:
+    """Move ``champion`` back to the version it replaced (:func:`previous_champion`), recorded as ``rollback``.
+
+    The champion is read under the lock, so the rollback undoes the champion of that moment, not of a moment ago.
+    """
+    with PromotionLog(ledger_url, name) as log:
+        with model_lock(name, lock_url, timeout_s=timeout_s):
+            current = champion_version(client, name)
+            if current is None:
+                raise PromotionRefused(f"registered model {name!r} has no {CHAMPION} to roll back")
+            previous = previous_champion(log, current)
+            if previous is None:
+                raise PromotionRefused(f"no recorded version before {name} v{current} in the promotion history "
+                                       f"{redact(log.url)}: nothing to roll back to (promote a version by number)")
+            return _move_locked(client, log, previous, expected_from=current, actor=actor, action=ROLLBACK,
+                                reason=reason or f"rolled back from v{current}")
