@@ -14,13 +14,14 @@ from prefect import flow
 from tuneline.datasets import DatasetStore
 from tuneline.kinds import AnyConfig, kind_of
 from tuneline.ledger import Ledger, LedgerConflict, ledger_url_for
+from tuneline.locking import retraining_slot
 from tuneline.runtime import resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.continual import champion_weights, continual_splits
 from tuneline.tasks.drift import DriftStop, check_batch_drift, check_label_set
 from tuneline.tasks.evaluate import evaluate_model, score_baselines
 from tuneline.tasks.forgetting import measure_forgetting
-from tuneline.tasks.gate import champion_version, gate_and_promote, score_champion
+from tuneline.tasks.gate import champion_version, decision_sentence, gate_and_promote, score_champion
 from tuneline.tasks.intake import (
     LeaseKeeper,
     batch_labels,
@@ -63,21 +64,22 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     try:
         if config.retrain.landing is not None:
             ledger.scan(config.retrain.landing, data_format=config.data.format)
-        pending = [b for b in ledger.batches() if b.state in ("landed", "validated", "claimed")]
-        if not pending and store.current() is not None and config.retrain.when_no_new_data == "skip":
-            message = "no new batch has landed since the last retraining run; nothing to do"
-            print(message)
-            return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                  batches_rejected={})
-        with tracked_run(config) as run:
-            set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
-            batches = ledger.claim(run.run_id)
-            try:
-                with LeaseKeeper(ledger, run.run_id):
-                    return _retrain(config, run, ledger, store, batches, trigger)
-            except BaseException:
-                ledger.release(run.run_id)
-                raise
+        with retraining_slot(name):
+            if not ledger.free_batches() and store.current() is not None \
+                    and config.retrain.when_no_new_data == "skip":
+                message = "no new batch has landed since the last retraining run; nothing to do"
+                print(message)
+                return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
+                                      batches_rejected={})
+            with tracked_run(config) as run:
+                set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
+                batches = ledger.claim(run.run_id)
+                try:
+                    with LeaseKeeper(ledger, run.run_id):
+                        return _retrain(config, run, ledger, store, batches, trigger)
+                except BaseException:
+                    ledger.release(run.run_id)
+                    raise
     finally:
         store.close()
         ledger.close()
@@ -175,20 +177,13 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
         total_records=len(frame))
     summary = summarize_run(run, config, registered, decision, report, validated, tokenized, trained)
     sentence = decision_sentence(decision, registered.version)
-    set_tags(run, {"gate.sentence": sentence, "retrain.status": "retrained"})
-    client.set_model_version_tag(name, registered.version, "gate.sentence", sentence)
+    set_tags(run, {"retrain.status": "retrained"})
     print(sentence)
     return RetrainSummary(
         status="retrained", message=sentence, trigger=trigger, batches_used=[b.name for b in used],
         batches_rejected=rejected, data_version=version.number, data_version_hash=version.content_hash, run=summary,
         forgetting=None if forgetting is None else {"drop": forgetting.drop, "champion": forgetting.champion,
                                                     "candidate": forgetting.candidate}, sentence=sentence)
-
-
-def decision_sentence(decision, version: str) -> str:  # noqa: ANN001 - a GateDecision
-    """The gate's decision as one plain sentence with its numbers."""
-    verb = "promoted to champion" if decision.promote else "not promoted"
-    return f"Version {version} {verb}: " + "; ".join(decision.reasons) + "."
 
 
 def _champion_data_version(client, name: str, version: str | None) -> int | None:  # noqa: ANN001

@@ -210,6 +210,7 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             if comparison is not None:
                 tags.update({"gate.test": comparison.test, "gate.p_value": f"{comparison.p_value:.6g}",
                              "gate.difference_ci": f"[{comparison.ci_low:.6f}, {comparison.ci_high:.6f}]"})
+            tags["gate.sentence"] = decision_sentence(decision, candidate.version)
             tags["tuneline.status"] = "gated"  # before the alias move: a champion is always a gated version
             for key, value in tags.items():
                 client.set_model_version_tag(candidate.name, candidate.version, key, value)
@@ -234,6 +235,12 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
     log_metrics(run, numbers)
     task_logger().info("gate: %s v%s (%s)", verdict, candidate.version, "; ".join(decision.reasons))
     return decision
+
+
+def decision_sentence(decision: GateDecision, version: str) -> str:
+    """The gate's decision as one plain sentence with its numbers (on the version's tags, the run, the summary)."""
+    verb = "promoted to champion" if decision.promote else "not promoted"
+    return f"Version {version} {verb}: " + "; ".join(decision.reasons) + "."
 
 
 def _withdraw(client: Any, candidate: RegisteredVersion) -> None:

@@ -751,6 +751,12 @@ class Ledger:
         with self._tx("cannot read") as conn:
             return [_batch(r) for r in conn.execute(query).all()]
 
+    def free_batches(self) -> list[Batch]:
+        """The batches a :meth:`claim` now would hand out: ``landed``, or held under a lease that ran out (or none)."""
+        now = _now()
+        return [b for b in self.batches() if b.state == LANDED or (
+            b.state in _HELD and (b.claimed_by is None or b.lease_expires_at is None or b.lease_expires_at < now))]
+
     def batch(self, batch_hash: str) -> Batch | None:
         """The original batch with this content hash (not its duplicates), or None."""
         with self._tx("cannot read") as conn:

@@ -441,3 +441,24 @@ def _ensure_prefect_limit(limit_name: str) -> None:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit_name, limit=1))
         except ObjectAlreadyExists:  # another process created it between our read and our create
             pass
+
+
+RETRAIN_LIMIT_PREFIX = "tuneline-retrain-"
+
+
+@contextmanager
+def retraining_slot(model: str, timeout_s: float = 3600.0) -> Iterator[None]:
+    """At most one retraining run per registered model at a time: the slot of Prefect's global concurrency limit
+    ``tuneline-retrain-<model>`` (limit 1, created on first use), held for the whole run, when a Prefect API is
+    configured (a server: scheduled, event-triggered and manual runs all share it; a queued run waits here and then
+    finds its batches already taken). With the embedded per-process API there is no one to exclude; the ledger's
+    claims and the data version's compare-and-set still keep every batch to one run."""
+    if _prefect_api_url() is None:
+        yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    limit_name = f"{RETRAIN_LIMIT_PREFIX}{_slug(model)}"
+    _ensure_prefect_limit(limit_name)
+    with concurrency(limit_name, occupy=1, timeout_seconds=timeout_s, strict=True):
+        yield
