@@ -1,8 +1,8 @@
-"""Scheduled retraining: the training flow as a Prefect deployment with the run's config baked in as a parameter.
+"""The training flow as a Prefect deployment with the run's config baked in as a parameter.
 
-``tuneline serve --config my.yaml --cron "0 3 * * *"`` starts a long-running process that executes the flow on that
-schedule and on demand (``prefect deployment run 'tuneline-train/scheduled-retrain'``). It needs a Prefect API
-(``prefect server start`` and ``PREFECT_API_URL``), as any served deployment does.
+``tuneline serve`` serves it as ``tuneline-train/train`` among the retraining loop's deployments
+(:mod:`tuneline.deployments.loop`); :func:`serve_training` serves it alone, on a cron schedule or on demand. Either
+needs a Prefect API (``prefect server start`` and ``PREFECT_API_URL``), as any served deployment does.
 """
 
 from __future__ import annotations

@@ -69,6 +69,45 @@ def check_label_set(known: list[str], landed: dict[str, dict[str, int]], config:
     return decision
 
 
+@pipeline_task(name="admit-labels")
+def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig, ledger: Any,
+                 run: RunContext) -> LabelSetDecision:
+    """Look at each batch's labels as landed: reject a batch with an unseen label (and stop the run) unless
+    ``drift.allow_label_growth``; with it, return the grown label set (and tag the run with what was added)."""
+    from tuneline.tasks.intake import batch_labels
+
+    landed = {b.content_hash: batch_labels(b, config) for b in batches if b.state != "validated"}
+    decision = check_label_set(list(known), landed, config)
+    reasons = []
+    for batch in batches:
+        if batch.content_hash in decision.refused:
+            reason = (f"unseen label(s) {decision.refused[batch.content_hash]} in {batch.name}: the model knows "
+                      f"{list(known)}; fix the labels, or set drift.allow_label_growth=true to grow the head")
+            ledger.mark_rejected(run.run_id, batch.content_hash, [reason])
+            reasons.append(reason)
+    if reasons:
+        raise DriftStop("; ".join(reasons))
+    if decision.added:
+        task_logger().info("the label set grows by %s: the model's head is extended", decision.added)
+        set_tags(run, {"retrain.labels_added": ", ".join(decision.added)})
+    return decision
+
+
+@pipeline_task(name="enforce-drift")
+def enforce_drift(outcome: "DriftOutcome", accepted: list[Any], ledger: Any, run: RunContext) -> None:
+    """``drift.on_drift: stop``: reject every batch whose report says stop, then stop the run naming them."""
+    stopped = [a for a in accepted if a.batch.content_hash in outcome.stopped]
+    if not stopped:
+        return
+    for item in stopped:
+        ledger.mark_rejected(run.run_id, item.batch.content_hash,
+                             [f"drift (drift.on_drift=stop): {outcome.stopped[item.batch.content_hash]}"],
+                             item.quarantine_path)
+    raise DriftStop("drift stopped the run: " + "; ".join(
+        f"{a.batch.name}: {outcome.stopped[a.batch.content_hash]}" for a in stopped)
+        + " (see the drift report in the run's drift/ artifacts)")
+
+
 def _lengths(values: pd.Series) -> list[float]:
     return [float(len(v)) if isinstance(v, (list, tuple)) or hasattr(v, "__array__") else float(len(str(v).split()))
             for v in values]

@@ -9,6 +9,7 @@ test-row order (never lined up through a training sampler).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -42,3 +43,20 @@ def score_baselines(splits: DataSplits, config: TunelineConfig) -> list[Evaluati
     for baseline in baselines:
         task_logger().info("baseline %s on test: %s", baseline.name, _fmt(baseline.metrics))
     return baselines
+
+
+@pipeline_task(name="score-new-rows")
+def score_subset(evaluation: Evaluation, test: pd.DataFrame, mask: pd.Series, labels: list[str],
+                 config: TunelineConfig, run: Any, prefix: str = "new_test") -> dict[str, float]:
+    """The fine-tuned model's metrics on a subset of the test rows (the rows of the new batches), logged as
+    ``<prefix>.<metric>``; nothing when the subset is empty."""
+    from tuneline.tracking import log_metrics
+
+    kind = kind_of(config)
+    picked = mask.to_numpy().nonzero()[0]
+    if not len(picked):
+        return {}
+    metrics = kind.score(kind.gold(test.iloc[picked]), [evaluation.predictions[i] for i in picked], labels)
+    log_metrics(run, {f"{prefix}.{k}": v for k, v in metrics.items()})
+    task_logger().info("fine-tuned on the %d %s rows: %s", len(picked), prefix.replace("_", " "), _fmt(metrics))
+    return metrics

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
@@ -41,6 +42,32 @@ class Forgetting:
     def worst_class(self) -> tuple[str, float] | None:
         drops = self.class_drops()
         return max(drops.items(), key=lambda item: item[1]) if drops else None
+
+
+@dataclass(frozen=True)
+class EarlierData:
+    """What the champion knew: its version, and which test rows it was tested on (by data part)."""
+
+    champion_version: str | None
+    parts: frozenset[str]
+
+    def earlier(self, test: pd.DataFrame) -> pd.DataFrame:
+        return test[test["part"].isin(self.parts)].reset_index(drop=True)
+
+    def new_mask(self, test: pd.DataFrame) -> pd.Series:
+        return ~test["part"].isin(self.parts)
+
+
+@pipeline_task(name="find-earlier-data")
+def earlier_data(client: Any, registered_name: str, store: Any, parent: Any) -> EarlierData:
+    """The champion and the data version it was trained on (its ``data.version`` tag; the parent version when the
+    champion came from ``tuneline train``, which trains on the base data that became version 1)."""
+    from tuneline.tasks.gate import champion_version
+
+    version = champion_version(client, registered_name)
+    number = client.get_model_version(registered_name, version).tags.get("data.version") if version else None
+    parts = store.get(int(number)).parts if number and str(number).isdigit() else parent.parts
+    return EarlierData(champion_version=version, parts=frozenset(parts))
 
 
 @pipeline_task(name="measure-forgetting")

@@ -36,7 +36,7 @@ from tuneline.tasks.validate import (
     validate_frames,
     write_quarantine,
 )
-from tuneline.tracking import RunContext
+from tuneline.tracking import RunContext, set_tags
 
 DUPLICATE_OF_EARLIER = "duplicate_of_earlier_data"
 
@@ -56,6 +56,16 @@ class AcceptedBatch:
 class Intake:
     accepted: list[AcceptedBatch] = field(default_factory=list)
     rejected: list[tuple[Batch, list[str]]] = field(default_factory=list)
+
+    def as_validated(self, labels: list[str], total_records: int, run: RunContext) -> ValidatedData:
+        """The run's quarantine as the training flow reports it: every accepted batch's rejected records in one
+        ``quarantine.csv`` in the run folder (each row names its batch file)."""
+        frames = [pd.read_csv(a.quarantine_path) for a in self.accepted
+                  if a.quarantine_path is not None and Path(a.quarantine_path).is_file()]
+        quarantine = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+        path = write_quarantine(quarantine[QUARANTINE_COLUMNS], run.run_dir, run)
+        return ValidatedData(frames={}, labels=list(labels), quarantine=quarantine, quarantine_path=path,
+                             total_records=total_records)
 
 
 def dataset_folder(config: TunelineConfig) -> Path:
@@ -221,6 +231,38 @@ def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfi
                          config.data.max_duplicate_fraction)
     return ValidatedData(frames=clean, labels=labels, quarantine=quarantine, quarantine_path=path,
                          total_records=loaded.total_records)
+
+
+@pipeline_task(name="commit-data-version")
+def commit_version(parent: DataVersion, intake: Intake, labels: list[str], store: DatasetStore,
+                   run: RunContext) -> DataVersion:
+    """The next data version: the parent's parts plus the accepted batches' (the parent itself when none).
+
+    A part already in the parent is not added again: a run that died after committing its version gave its batches
+    back as ``validated``, and the run that takes them over finds their rows already in the data."""
+    fresh = [a for a in intake.accepted if a.part not in parent.parts]
+    if not fresh:
+        return parent
+    version = store.commit(parent, [a.part for a in fresh], list(labels), run.run_id,
+                           ", ".join(f"{a.batch.name} (+{len(a.frame)} rows)" for a in fresh))
+    task_logger().info("data version %d (#%s): %d rows", version.number, version.short_hash, version.rows)
+    return version
+
+
+def version_sources(store: DatasetStore, version: DataVersion, frame: pd.DataFrame) -> list[SourceFile]:
+    """A data version's parts as lineage sources (the part file, its hash, its rows)."""
+    return [SourceFile(role="all", path=store.part_path(p), sha256=p, records=int((frame["part"] == p).sum()))
+            for p in version.parts]
+
+
+def retrain_tags(version: DataVersion, intake: Intake, continual: bool, trigger: str, run: RunContext
+                 ) -> dict[str, str]:
+    """The data version and the batches on the run and on the model version: what it was trained and tested on."""
+    tags = {"data.version": str(version.number), "data.version_hash": version.content_hash,
+            "retrain.strategy": "continual" if continual else "full", "retrain.trigger": trigger,
+            "retrain.batches": ", ".join(a.batch.name for a in intake.accepted) or "-"}
+    set_tags(run, tags)
+    return tags
 
 
 def splits_of(frame: pd.DataFrame, labels: list[str]) -> DataSplits:

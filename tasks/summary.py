@@ -82,3 +82,40 @@ class RetrainSummary:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
+
+
+def summarize_nothing_accepted(intake, parent, trigger: str, run: RunContext) -> RetrainSummary:  # noqa: ANN001
+    """Every claimed batch was rejected: the champion stays, and the summary says why."""
+    from tuneline.tracking import set_tags
+
+    rejected = {batch.name: reasons for batch, reasons in intake.rejected}
+    message = f"no batch was accepted ({len(rejected)} rejected); the champion stays"
+    set_tags(run, {"retrain.status": "nothing_accepted"})
+    print(message)
+    return RetrainSummary(status="nothing_accepted", message=message, trigger=trigger, batches_used=[],
+                          batches_rejected=rejected, data_version=parent.number,
+                          data_version_hash=parent.content_hash)
+
+
+@pipeline_task(name="summarize-retrain")
+def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake, version, forgetting,  # noqa: ANN001
+                      trigger: str, run: RunContext) -> RetrainSummary:
+    """The retraining run's outcome in one record (``retrain_summary.json`` in the run) and its gate sentence."""
+    from tuneline.tasks.gate import decision_sentence
+    from tuneline.tracking import set_tags
+
+    sentence = decision_sentence(decision, summary.version)
+    set_tags(run, {"retrain.status": "retrained"})
+    print(sentence)
+    result = RetrainSummary(
+        status="retrained", message=sentence, trigger=trigger, batches_used=[b.name for b in used],
+        batches_rejected={batch.name: reasons for batch, reasons in intake.rejected}, data_version=version.number,
+        data_version_hash=version.content_hash, run=summary,
+        forgetting=None if forgetting is None else {"drop": forgetting.drop, "champion": forgetting.champion,
+                                                    "candidate": forgetting.candidate,
+                                                    "worst_class_drop": (forgetting.worst_class() or ("", 0.0))[1]},
+        sentence=sentence)
+    path = Path(run.run_dir) / "retrain_summary.json"
+    path.write_text(result.to_json())
+    log_artifact(run, path)
+    return result

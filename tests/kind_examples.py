@@ -31,7 +31,7 @@ class KindExample:
 # --- classification ------------------------------------------------------------------------------------------------
 
 def write_classification(folder: Path) -> dict[str, Any]:
-    path = write_demo_csv(folder / "tickets.csv")
+    path = write_demo_csv(folder / "tickets.csv", realistic=False)  # keyword data: the tiny model learns it
     return {"path": str(path), "text_column": "text", "label_column": "intent",
             "labels": ["billing", "shipping", "technical", "account"]}
 

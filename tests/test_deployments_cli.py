@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tuneline.config import build_config
@@ -34,7 +35,7 @@ def test_train_command_runs_the_flow_from_a_yaml_config(tmp_path, tiny_bert):
     raw["tracking"]["registered_model"] = "cli-intents"
     raw["evaluate"] = {"zero_shot_baseline": False}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(raw))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING", "MLFLOW_REGISTRY"))}
     result = subprocess.run(
         [sys.executable, "-m", "tuneline.cli", "train", "-c", "cfg.yaml", "--set", "train.max_steps=3",
          "--set", "train.precision=fp32", "--set", "tokenize.max_length=32", "--set", "gate.min_metric=0.99"],
@@ -55,3 +56,71 @@ def test_train_command_runs_the_flow_from_a_yaml_config(tmp_path, tiny_bert):
     rows = [json.loads(line) for line in predicted.stdout.splitlines() if line.startswith("{")]
     assert [r["text"] for r in rows] == ["where is my parcel", "reset my password"]
     assert all(r["label"] in {"billing", "shipping", "technical", "account"} and 0 < r["score"] <= 1 for r in rows)
+
+
+# --- the retraining loop's deployments (tuneline.deployments.loop, served by `tuneline serve`) ---------------------
+
+def loop_config(tmp_path, *overrides: str):
+    (tmp_path / "landing").mkdir(exist_ok=True)
+    return build_config(demo_config_dict(tmp_path / "tickets.csv"), [
+        "tracking.registered_model=loop-intents", f"retrain.landing={tmp_path / 'landing'}",
+        "retrain.cron=0 3 * * *", "retrain.timezone=Europe/Berlin", "retrain.watch_interval_s=30", *overrides])
+
+
+def test_loop_deployments_schedule_trigger_and_limit_retraining(tmp_path):
+    import importlib.util
+
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+
+    from tuneline.deployments.loop import loop_deployments
+
+    if importlib.util.find_spec("tuneline.flows.retrain") is None:
+        pytest.skip("tuneline.flows.retrain is not written yet: the retrain deployments are left out")
+    config = loop_config(tmp_path)
+    deployments = {d.name: d for d in loop_deployments(config)}
+    assert set(deployments) >= {"train", "retrain-scheduled", "retrain-on-batch", "watch-landing"}
+    for deployment in deployments.values():
+        if deployment.name != "predict-batch":
+            assert config_adapter().validate_python(deployment.parameters["config"]) == config
+
+    scheduled = deployments["retrain-scheduled"]
+    assert scheduled.flow_name == "tuneline-retrain" and scheduled.parameters["trigger"] == "schedule"
+    [schedule] = scheduled.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 3 * * *", "Europe/Berlin")
+
+    on_batch = deployments["retrain-on-batch"]
+    assert on_batch.flow_name == "tuneline-retrain" and not on_batch.schedules
+    [trigger] = on_batch.triggers
+    assert trigger.expect == {"tuneline.batch.landed", "tuneline.batch.pending"}
+    assert trigger.match.model_dump() == {"tuneline.model": "loop-intents"}
+    assert trigger.parameters == {"trigger": "event"}  # merged over the deployment's config by Prefect
+    assert on_batch.concurrency_limit == 1
+    assert on_batch.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
+
+    watcher = deployments["watch-landing"]
+    assert watcher.flow_name == "tuneline-watch-landing"
+    assert watcher.schedules[0].schedule.interval.total_seconds() == 30
+    assert deployments["train"].flow_name == "tuneline-train" and not deployments["train"].schedules
+
+
+def test_loop_leaves_out_the_schedule_and_the_watcher_it_has_no_settings_for(tmp_path):
+    from tuneline.deployments.loop import loop_deployments
+
+    config = loop_config(tmp_path, "retrain.cron=null", "retrain.landing=null")
+    names = {d.name for d in loop_deployments(config)}
+    assert "retrain-scheduled" not in names and "watch-landing" not in names and "train" in names
+
+
+def test_loop_refuses_literal_credentials_and_a_missing_landing_folder(tmp_path):
+    from tuneline.config import ConfigError
+    from tuneline.deployments.loop import loop_deployments
+
+    with pytest.raises(ConfigError, match=r"^tracking.tracking_uri holds credentials"):
+        loop_deployments(loop_config(tmp_path, "tracking.tracking_uri=https://bob:s3cret@mlflow.example.com"))
+    with pytest.raises(ConfigError, match=r"^ledger.url holds credentials"):
+        loop_deployments(loop_config(tmp_path, "ledger.url=postgresql://bob:s3cret@db/ledger"))
+    loop_deployments(loop_config(tmp_path, "ledger.url=${LEDGER_URL}"))  # a reference is fine
+    with pytest.raises(ConfigError, match=r"^retrain.landing: the landing folder"):
+        loop_deployments(loop_config(tmp_path, f"retrain.landing={tmp_path / 'missing'}"))
+    with pytest.raises(ConfigError, match=r"^retrain.cron: 'every night' is not a cron expression"):
+        loop_deployments(loop_config(tmp_path, "retrain.cron=every night"))

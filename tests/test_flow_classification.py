@@ -39,7 +39,7 @@ def first_run(tmp_path_factory, tiny_bert):
     """One full run in its own folder, shared by the read-only assertions below."""
     folder = tmp_path_factory.mktemp("flow")
     with working_in(folder):
-        data = write_demo_csv(folder / "data" / "tickets.csv")
+        data = write_demo_csv(folder / "data" / "tickets.csv", realistic=False)  # keyword data, learnable
         config = tiny_config(data, tiny_bert)
         summary = train_flow(config)
     return folder, config, summary

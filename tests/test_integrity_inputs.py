@@ -127,7 +127,7 @@ def test_a_data_error_is_one_line_without_traceback(tmp_path, tiny_bert):
     write_rows(tmp_path / "d.csv", rows)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"path": "d.csv", "labels": ["neg", "pos"]},
                                                      "model": {"base": str(tiny_bert)}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING", "MLFLOW_REGISTRY"))}
     result = subprocess.run([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 1

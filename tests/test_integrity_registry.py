@@ -45,7 +45,7 @@ def store(tmp_path_factory, tiny_bert):
     """A folder with one finished run: version 1 is champion and challenger."""
     folder = tmp_path_factory.mktemp("integrity")
     with working_in(folder):
-        data = write_demo_csv(folder / "tickets.csv")
+        data = write_demo_csv(folder / "tickets.csv", realistic=False)  # keyword data: the tiny model learns it
         summary = train_flow(tiny_config(data, tiny_bert))
     assert summary.promoted and summary.version == "1"
     return folder, data
@@ -94,7 +94,7 @@ def test_a_failure_after_registration_withdraws_challenger_and_never_moves_champ
     assert "gate.decision" not in failed.tags
     assert aliases(client) == {"champion": "1"}  # challenger withdrawn from v2, champion untouched
     assert client.get_run(failed.run_id).info.status == "FAILED"
-    assert data.read_bytes() == write_demo_csv(folder / "again.csv").read_bytes()  # the input never changed
+    assert data.read_bytes() == write_demo_csv(folder / "again.csv", realistic=False).read_bytes()  # unchanged input
 
 
 def test_a_killed_run_leaves_an_orphan_that_doctor_and_the_next_run_neutralise(store, tiny_bert, capsys):
@@ -136,12 +136,12 @@ def test_the_next_run_neutralises_an_orphan_before_registering(store, tiny_bert)
 def test_two_concurrent_runs_leave_the_better_model_champion(tmp_path, tiny_bert):
     """Two real `tuneline train` processes on the same registered model, tolerance 0: whatever the order in which
     they reach the gate, the champion at the end is the better of the two, and the gates did not overlap."""
-    data = write_demo_csv(tmp_path / "tickets.csv")
+    data = write_demo_csv(tmp_path / "tickets.csv", realistic=False)
     raw = demo_config_dict(data)
     raw["model"]["base"] = str(tiny_bert)
     raw["tracking"]["registered_model"] = "race"
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(raw))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING", "MLFLOW_REGISTRY"))}
     common = [f"--set={o}" for o in FAST] + ["--set=gate.min_metric=0.0", "--set=gate.min_gain_over_baseline=0.0",
                                              "--set=gate.tolerance=0.0"]
     runs = [subprocess.Popen([sys.executable, "-m", "tuneline.cli", "train", "-c", "cfg.yaml", *common,

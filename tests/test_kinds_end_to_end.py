@@ -48,7 +48,7 @@ def two_runs(request, tmp_path_factory, tiny_bert):
 def test_first_run_registers_a_champion_with_metrics_artifacts_and_quarantine(two_runs):
     task, folder, first, _ = two_runs
     kind = KINDS[task]
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", registry_uri=f"sqlite:///{folder / 'mlflow.db'}")
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED"
     metrics = run.data.metrics
@@ -95,7 +95,7 @@ def test_registered_model_predicts_every_documented_input_form(two_runs):
 
 def test_second_run_rescored_the_champion_on_its_own_test_rows(two_runs):
     task, folder, first, second = two_runs
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", registry_uri=f"sqlite:///{folder / 'mlflow.db'}")
     tags = client.get_model_version(f"e2e-{task}", second.version).tags
     assert tags["gate.champion_version"] == first.version
     logged = client.get_run(first.run_id).data.metrics[f"test.{first.primary_metric}"]

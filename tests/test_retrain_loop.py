@@ -125,6 +125,11 @@ def test_4_a_run_killed_after_validation_loses_nothing_and_a_burst_is_one_run(lo
 
     summary = run(loop, tiny_bert)
     assert sorted(summary.batches_used) == ["b2.csv", "b3.csv"]  # both in one run
+    with DatasetStore(default_ledger_url(f"sqlite:///{loop / 'mlflow.db'}"), "loop-tickets",
+                      loop / "tuneline-output" / "datasets" / "loop-tickets") as store:
+        rows = store.frame(store.get(summary.data_version))
+    assert not rows["text"].duplicated().any()  # the killed run's rows are in the data once, not twice
+    assert set(rows["batch"].dropna()) >= {b.content_hash for b in ledger_of(loop).batches("used")}
     with ledger_of(loop) as ledger:
         for name in ("b2.csv", "b3.csv"):
             (batch,) = [b for b in ledger.batches() if b.name == name]
@@ -189,3 +194,27 @@ def test_forgetting_gate_refuses_without_replay_and_accepts_with_it(replay, tmp_
         assert summary.run.promoted, summary.sentence
     table = pd.read_csv(Path(summary.run.run_dir) / "evaluation" / "forgetting_per_class.csv")
     assert set(table["class"]) == {"billing", "shipping", "technical"}
+
+
+def test_7_cli_data_log_lists_every_version_and_the_models_trained_on_it(loop, tiny_bert, capsys):
+    import yaml
+
+    from tuneline.cli import main
+
+    config = loop / "loop.yaml"
+    config.write_text(yaml.safe_dump(loop_config(loop, tiny_bert).model_dump(mode="json")))
+    with working_in(loop):
+        assert main(["data", "log", "--config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert main(["retrain", "--config", str(config)]) == 0  # nothing new since test 6
+        retrain_out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+    # four versions: the run killed in test 4 committed version 3 before it died; the run that took its batches over
+    # found their rows in version 3 and trained on it, instead of adding them twice
+    assert [int(line.split()[0]) for line in lines] == [1, 2, 3, 4]
+    assert "base data base.csv" in lines[0] and "b1-copy.csv (+" in lines[1]
+    assert "b2.csv (+" in lines[2] and "b3.csv (+" in lines[2] and "b5.csv (+" in lines[3]
+    versions = {mv.tags["data.version"]: mv.version for mv in client_of(loop).search_model_versions(
+        "name='loop-tickets'")}
+    assert f"v{versions['4']}" in lines[3]
+    assert "tuneline retrain: skipped" in retrain_out

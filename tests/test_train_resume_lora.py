@@ -106,7 +106,7 @@ def test_a_half_written_checkpoint_is_skipped_on_resume(tmp_path, tiny_bert):
 
 
 def test_lora_run_registers_a_merged_model_that_loads_without_peft(workdir, tiny_bert):
-    data = write_demo_csv(workdir / "tickets.csv")
+    data = write_demo_csv(workdir / "tickets.csv", realistic=False)  # keyword data: the tiny model learns it
     config = build_config(demo_config_dict(data), [
         f"model.base={tiny_bert}", "model.strategy=lora", "model.lora.r=4", "model.lora.alpha=8",
         "tracking.registered_model=lora-intents", "tokenize.max_length=32", "train.epochs=2",

@@ -1,4 +1,4 @@
-"""The ``tuneline`` command line: train, demo, validate, predict, show-config, serve.
+"""The ``tuneline`` command line: train, demo, validate, predict, show-config, serve, watch, promote, rollback, history.
 
 Errors the user can fix (config, data, files: :class:`tuneline.errors.UserError`) print one ``tuneline:`` line and
 exit non-zero, with no traceback on the terminal; the Prefect run log and the MLflow run keep the full story.
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", "-m", required=True, help="e.g. models:/tuneline-demo-intents@champion")
     predict.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
     predict.add_argument("--input", "-i", type=Path, help="a file of inputs, one row each, with the task's columns")
+    predict.add_argument("--output", "-o", type=Path, help="with --input: write every row with its prediction, "
+                         "model_name and model_version to this file (.csv, .tsv, .jsonl or .parquet), in chunks")
+    predict.add_argument("--batch-size", type=int, default=1000, help="with --output: rows per chunk (default 1000)")
     predict.add_argument("--pair", action="append", default=[], metavar="TEXT",
                          help="sentence-pair models: the second text of each positional text (repeat, in order)")
     predict.add_argument("texts", nargs="*", help="texts (default: one per line on stdin)")
@@ -74,13 +77,55 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--work-dir", type=Path, default=Path("tuneline-output"), help="default: ./tuneline-output")
     doctor.add_argument("--fix", action="store_true", help="apply the fixes instead of only reporting")
 
-    serve = sub.add_parser("serve", help="serve the training flow as a scheduled Prefect deployment",
-                           description="Start a Prefect deployment of the training flow for a config, on a cron "
-                           "schedule and/or runnable on demand (needs a Prefect API: `prefect server start`).")
+    serve = sub.add_parser("serve", help="serve the retraining loop's Prefect deployments for a config",
+                           description="Serve train, retrain-scheduled (retrain.cron), retrain-on-batch (on each "
+                           "landed batch), watch-landing (retrain.landing) and predict-batch until Ctrl-C (needs a "
+                           "Prefect API: `prefect server start` and PREFECT_API_URL).", epilog=EPILOG)
     _add_config_args(serve, required=True)
-    serve.add_argument("--cron", help="cron schedule, e.g. '0 3 * * *' (default: on demand only)")
-    serve.add_argument("--name", default="scheduled-retrain", help="deployment name")
+    serve.add_argument("--cron", help="override retrain.cron, e.g. '0 3 * * *' (read in retrain.timezone)")
+    watch = sub.add_parser("watch", help="scan the landing folder and announce new batches to Prefect",
+                           description="Every interval, record the complete batches in retrain.landing in the batch "
+                           "ledger and emit tuneline.batch.landed for each new one (which triggers retrain-on-batch "
+                           "of `tuneline serve`). Needs PREFECT_API_URL. Ctrl-C stops it.", epilog=EPILOG)
+    _add_config_args(watch, required=True)
+    watch.add_argument("--once", action="store_true", help="scan once and exit")
+    watch.add_argument("--interval", type=float, metavar="S", help="seconds between scans "
+                       "(default: retrain.watch_interval_s)")
+    _add_promotion_parsers(sub)
+    from tuneline import cli_loop
+
+    cli_loop.add_parsers(sub, _add_config_args, EPILOG)
     return parser
+
+
+def _add_promotion_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
+    stores = ("--tracking-uri: default $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db; --ledger-url (the database "
+              "of the promotion history): default $TUNELINE_LEDGER_URL, else tuneline-ledger.db beside a SQLite "
+              "MLflow store. The move takes the model's gate lock ($TUNELINE_LOCK_URL, else tuneline-locks.db "
+              "beside the store), so it never interleaves with a gate.")
+    promote = sub.add_parser("promote", help="move a registered model's champion alias to a version, by hand",
+                             description="Point NAME@champion at VERSION and record the move (who, when, from which "
+                             "version, why) in the append-only promotion history. Compare-and-set: refused when "
+                             "the champion moves meanwhile; refused for a version that does not exist or is tagged "
+                             "tuneline.status=failed|orphaned.", epilog=stores)
+    promote.add_argument("name", metavar="NAME", help="registered model name")
+    promote.add_argument("version", metavar="VERSION", help="model version number to make champion, e.g. 3")
+    promote.add_argument("--reason", required=True, help="why (kept in the history), e.g. 'hotfix for ticket 42'")
+    rollback = sub.add_parser("rollback", help="move champion back to the version it replaced",
+                              description="Point NAME@champion back at the version the current champion replaced "
+                              "when it was promoted, as the promotion history records it, and record the rollback. "
+                              "Rolling back again walks further back. An error when the history has no earlier "
+                              "version.", epilog=stores)
+    rollback.add_argument("name", metavar="NAME", help="registered model name")
+    rollback.add_argument("--reason", help="why (kept in the history; default: 'rolled back from v<N>')")
+    history = sub.add_parser("history", help="print every recorded move of a model's champion alias",
+                             description="One line per move, oldest first: time (UTC), action (gate, promote, "
+                             "rollback), from -> to, actor (run <id> or user <login>@<host>), reason. Warns when the "
+                             "champion is not where the last recorded move put it.", epilog=stores)
+    history.add_argument("name", metavar="NAME", help="registered model name")
+    for command in (promote, rollback, history):
+        command.add_argument("--tracking-uri", help="MLflow tracking/registry URI (see below)")
+        command.add_argument("--ledger-url", help="database of the promotion history (see below)")
 
 
 def _demo_config(overrides: list[str]) -> TunelineConfig:
@@ -127,14 +172,23 @@ def main(argv: list[str] | None = None) -> int:
             return _predict(args)
         if args.command == "doctor":
             return _doctor(args)
+        if args.command in ("promote", "rollback", "history"):
+            return _promotions(args)
+        from tuneline import cli_loop
+
+        handled = cli_loop.run(args, lambda a: secrets_as_references(load_config(a.config, a.overrides)))
+        if handled is not None:
+            return handled
         config = _demo_config(args.overrides) if args.command == "demo" else load_config(args.config, args.overrides)
         if args.command == "validate":
             return _validate(config, args.out)
         if args.command == "serve":
-            from tuneline.deployments.retrain import serve_training
+            from tuneline.deployments.loop import serve_loop
 
-            serve_training(config, name=args.name, cron=args.cron)
+            serve_loop(config, cron=args.cron)
             return 0
+        if args.command == "watch":
+            return _watch(config, args.interval, args.once)
         from tuneline.errors import quiet_user_error_tracebacks
         from tuneline.flows.train import train_flow
 
@@ -211,6 +265,71 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_actor() -> str:
+    """``user <login>@<host>``: who moved an alias by hand, for the promotion history."""
+    import getpass
+    import os
+    import socket
+
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no login name in this environment (e.g. a container's anonymous uid)
+        login = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"user {login}@{socket.gethostname()}"
+
+
+def _promotions(args: argparse.Namespace) -> int:
+    """promote / rollback / history of a registered model's champion alias."""
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.ledger import ledger_url_for
+    from tuneline.locking import default_lock_url
+    from tuneline.promotions import (PROMOTE, PromotionLog, champion_version, move_champion, rollback_champion,
+                                     unrecorded_move)
+    from tuneline.runtime import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    ledger_url = ledger_url_for(args.ledger_url, uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    stores = dict(ledger_url=ledger_url, lock_url=default_lock_url(uri))
+    if args.command == "promote":
+        if not args.reason.strip():
+            raise UserError("promote --reason must say why the champion moves (it is kept in the history)")
+        moved = move_champion(client, args.name, args.version, expected_from=champion_version(client, args.name),
+                              actor=_cli_actor(), action=PROMOTE, reason=args.reason, **stores)
+    elif args.command == "rollback":
+        moved = rollback_champion(client, args.name, actor=_cli_actor(), reason=args.reason, **stores)
+    else:
+        with PromotionLog(ledger_url, args.name) as log:
+            rows = log.history()
+            for row in rows:
+                print(row.line())
+            if not rows:
+                print(f"no recorded moves of {args.name}@champion in {redact(ledger_url)}")
+            try:
+                warning = unrecorded_move(client, log)
+            except Exception as error:  # noqa: BLE001 - the history is readable without the registry
+                warning = f"could not compare with the registry {redact(uri)}: {redact(error)}"
+        if warning:
+            print(f"tuneline: warning: {warning}", file=sys.stderr)
+        return 0
+    print(f"{args.name}@champion: {moved.line()}")
+    return 0
+
+
+def _watch(config: TunelineConfig, interval: float | None, once: bool) -> int:
+    from tuneline.events import landing_folder, require_prefect_api, watch
+
+    landing, url = landing_folder(config), require_prefect_api()
+    print(f"watching {landing} for {config.registered_model_name}, announcing to {redact(url)}"
+          + ("" if once else " (Ctrl-C stops)"), flush=True)
+    try:
+        watch(config, interval_s=interval, once=once, echo=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print("tuneline: watch stopped")
+    return 0
+
+
 def _validate(config: TunelineConfig, out: Path | None) -> int:
     """Load → validate → split, no model; print the accounting; exit 1 over the bad-fraction limit."""
     from tuneline.tasks.load import load_data
@@ -245,7 +364,28 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
     return 0
 
 
+def _predict_to_file(args: argparse.Namespace) -> int:
+    """``predict --input F --output O``: the batch prediction flow (alias resolved once, chunks, atomic write)."""
+    import os
+
+    from tuneline.errors import quiet_user_error_tracebacks
+    from tuneline.flows.predict import batch_predict_flow
+    from tuneline.runtime import has_credentials
+
+    if args.input is None:
+        raise UserError("--output writes the predictions of an input file: give it with --input FILE")
+    uri = args.tracking_uri
+    if has_credentials(uri):  # Prefect stores flow parameters: pass the secret by reference
+        os.environ["TUNELINE_TRACKING_URI"], uri = uri, "${TUNELINE_TRACKING_URI}"
+    quiet_user_error_tracebacks()
+    done = batch_predict_flow(args.model, str(args.input), str(args.output), uri, args.batch_size)
+    print(f"wrote {done.rows} rows predicted by {done.model_name} version {done.model_version} to {done.output_path}")
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        return _predict_to_file(args)
     import mlflow
     import pandas as pd
 

@@ -202,7 +202,8 @@ class RetrainConfig(_Strict):
         "skip", description="A run that finds no new batch: skip (default) or retrain on the current data version.")
     cron: str | None = Field(None, description="Scheduled retraining, e.g. '0 3 * * *' (served by `tuneline serve`).")
     timezone: str = Field("UTC", description="IANA time zone the cron schedule is read in, e.g. Europe/Berlin.")
-    watch_interval_s: float = Field(10.0, gt=0, description="How often `tuneline watch` scans the landing folder.")
+    watch_interval_s: float = Field(60.0, gt=0, description="How often `tuneline watch` (and the served "
+                                    "watch-landing deployment) scans the landing folder.")
 
     @model_validator(mode="after")
     def _valid_timezone(self) -> "RetrainConfig":

@@ -1,0 +1,130 @@
+"""The retraining loop as Prefect deployments, served together by ``tuneline serve --config my.yaml``.
+
+=====================  ================================  ============================================================
+deployment             flow                              runs
+=====================  ================================  ============================================================
+``train``              ``tuneline-train``                on demand (``prefect deployment run tuneline-train/train``)
+``retrain-scheduled``  ``tuneline-retrain``              on ``Cron(retrain.cron, timezone=retrain.timezone)``; only
+                                                         when ``retrain.cron`` is set
+``retrain-on-batch``   ``tuneline-retrain``              on each ``tuneline.batch.landed`` (and
+                                                         ``tuneline.batch.pending``) event of this model; one run at
+                                                         a time, the others queued (concurrency 1, ENQUEUE)
+``watch-landing``      ``tuneline-watch-landing``        every ``retrain.watch_interval_s``; only when
+                                                         ``retrain.landing`` is set
+``predict-batch``      ``tuneline-predict-batch``        on demand (when :mod:`tuneline.deployments.predict` exists)
+=====================  ================================  ============================================================
+
+A burst of batches becomes few runs: a retraining run claims *every* free batch of its model from the ledger, so the
+runs queued behind it find nothing and end at once. Each deployment carries the whole config as its ``config``
+parameter, which Prefect stores and shows: a literal credential in ``tracking.tracking_uri`` or ``ledger.url`` is
+refused (write ``${VAR}`` and set the variable where ``tuneline serve`` runs). The names are fixed, so one Prefect
+API serves the loop of one registered model; give each model its own Prefect server (or workspace).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from datetime import timedelta
+
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.schedules import Cron, Interval
+
+from tuneline.config import ConfigError, TunelineConfig
+from tuneline.events import BATCH_LANDED, BATCHES_PENDING, MODEL_LABEL, landing_folder
+from tuneline.runtime import has_credentials
+
+logger = logging.getLogger(__name__)
+
+TRAIN, RETRAIN_SCHEDULED, RETRAIN_ON_BATCH, WATCH_LANDING, PREDICT_BATCH = (
+    "train", "retrain-scheduled", "retrain-on-batch", "watch-landing", "predict-batch")
+
+
+def refuse_literal_credentials(config: TunelineConfig) -> None:
+    """A deployment stores its parameters (the config) in Prefect's database and UI: no literal secrets in them."""
+    for key, value in (("tracking.tracking_uri", config.tracking.tracking_uri), ("ledger.url", config.ledger.url)):
+        if has_credentials(value):
+            raise ConfigError(f"{key} holds credentials, which a deployment would store in Prefect's database: "
+                              f"write it as ${{VAR}} (any variable name) and set that variable where `tuneline "
+                              f"serve` runs")
+
+
+def _optional(module: str, name: str):  # noqa: ANN202 - a flow or a function
+    """``module.name`` when the module exists (a module that exists but fails to import raises, as it should)."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    return getattr(importlib.import_module(module), name)
+
+
+def _retrain_flow():  # noqa: ANN202 - a Prefect flow
+    return _optional("tuneline.flows.retrain", "retrain_flow")
+
+
+def _prediction_deployment():  # noqa: ANN202 - a function
+    return _optional("tuneline.deployments.predict", "prediction_deployment")
+
+
+def _cron(config: TunelineConfig):  # noqa: ANN202 - a Prefect schedule
+    try:
+        return Cron(config.retrain.cron, timezone=config.retrain.timezone)
+    except ValueError as error:
+        raise ConfigError(f"retrain.cron: {config.retrain.cron!r} is not a cron expression (five fields, e.g. "
+                          f"'0 3 * * *' for 03:00 daily): {str(error).splitlines()[0]}") from None
+
+
+def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
+    """The deployments of the retraining loop for ``config`` (module docstring); those that do not apply are left
+    out (no cron, no landing folder, no retraining or prediction flow in this installation)."""
+    from tuneline.deployments.retrain import training_deployment
+    from tuneline.flows.watch import watch_flow
+
+    refuse_literal_credentials(config)
+    model = config.registered_model_name
+    parameters = {"config": config.model_dump(mode="json")}
+    tags = ["tuneline", config.task, model]
+    deployments = [training_deployment(config, name=TRAIN)]
+
+    retrain_flow = _retrain_flow()
+    if retrain_flow is None:
+        logger.warning("tuneline.flows.retrain is not installed: %s and %s are not served",
+                       RETRAIN_SCHEDULED, RETRAIN_ON_BATCH)
+    else:
+        if config.retrain.cron:
+            deployments.append(retrain_flow.to_deployment(
+                name=RETRAIN_SCHEDULED, schedules=[_cron(config)], parameters={**parameters, "trigger": "schedule"},
+                tags=tags, description=f"Retrain {model} on the batches landed so far, on "
+                f"'{config.retrain.cron}' ({config.retrain.timezone})."))
+        trigger = DeploymentEventTrigger(
+            name=f"{model}: retrain on a landed batch", expect={BATCH_LANDED, BATCHES_PENDING},
+            match={MODEL_LABEL: model}, parameters={"trigger": "event"})
+        deployments.append(retrain_flow.to_deployment(
+            name=RETRAIN_ON_BATCH, triggers=[trigger], parameters=parameters, tags=tags,
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+            description=f"Retrain {model} when a batch lands; one run at a time, each claiming every free batch."))
+
+    if config.retrain.landing is not None:
+        landing = landing_folder(config)  # a missing folder is an error now, not at every interval
+        deployments.append(watch_flow.to_deployment(
+            name=WATCH_LANDING, schedules=[Interval(timedelta(seconds=config.retrain.watch_interval_s))],
+            parameters=parameters, tags=tags,
+            # a scan slower than the interval skips the next tick instead of piling runs up
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+            description=f"Scan {landing} every {config.retrain.watch_interval_s:g} s; announce each new batch."))
+
+    prediction_deployment = _prediction_deployment()
+    if prediction_deployment is not None:
+        deployments.append(prediction_deployment(name=PREDICT_BATCH, tracking_uri=config.tracking.tracking_uri))
+    return deployments
+
+
+def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:
+    """Serve :func:`loop_deployments` until interrupted; ``cron`` overrides ``retrain.cron``."""
+    from prefect import serve
+
+    if cron is not None:
+        config = config.model_copy(deep=True)
+        config.retrain.cron = cron
+    serve(*loop_deployments(config))

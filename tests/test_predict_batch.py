@@ -1,0 +1,213 @@
+"""Batch prediction: one resolved version for every row, the input's rows in order, and an all-or-nothing file.
+
+A tiny classifier and a tiny NER tagger are trained and registered once for the module (a few steps: the numbers
+do not matter here, only that the file holds exactly what the registered pyfunc says for the same rows).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import working_in
+from kind_examples import EXAMPLES
+from tuneline.config import build_config
+from tuneline.errors import UserError
+from tuneline.flows.predict import batch_predict_flow
+from tuneline.flows.train import train_flow
+from tuneline.tasks import predict_batch
+from tuneline.tasks.predict_batch import BatchPrediction
+
+TEXTS = ["where is my parcel", "reset my password please", "my invoice is wrong", "the app crash on login",
+         "refund my payment", "delivery box arrived damaged", "change my email address", "help me sign in",
+         "the dashboard is slow", "why was my card charge twice", "track my order"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny_bert) -> tuple[Path, str]:
+    """One SQLite store holding a classifier (``pb-intents``) and a NER tagger (``pb-ner``), one version each."""
+    folder = tmp_path_factory.mktemp("predict-batch")
+    with working_in(folder):
+        for task, name in (("classification", "pb-intents"), ("token_classification", "pb-ner")):
+            example = EXAMPLES[task]
+            raw = {"task": task, "data": example.write(folder / "data" / task)}
+            train_flow(build_config(raw, [f"model.base={tiny_bert}", f"tracking.registered_model={name}",
+                                          "tracking.experiment=predict-batch", "train.precision=fp32",
+                                          "evaluate.zero_shot_baseline=false", *example.overrides,
+                                          "train.epochs=1", "train.max_steps=3", "train.eval_steps=3"]))
+    return folder, f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def registered_predictions(uri: str, model_uri: str, model_input) -> pd.DataFrame:
+    """What the registered pyfunc says in-process for these rows: the reference every output row must match."""
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.pyfunc.load_model(model_uri).predict(model_input)
+
+
+def version_of(uri: str, name: str, alias: str) -> str:
+    return str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(name, alias).version)
+
+
+def write_csv(path: Path, texts: list[str]) -> Path:
+    pd.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts}).to_csv(path, index=False)
+    return path
+
+
+def test_csv_rows_come_back_in_order_with_the_registered_models_predictions(store, tmp_path):
+    folder, uri = store
+    source = write_csv(tmp_path / "in.csv", TEXTS)
+    done = batch_predict_flow("models:/pb-intents@challenger", str(source), str(tmp_path / "out" / "pred.csv"),
+                              tracking_uri=uri, batch_size=4)
+    version = version_of(uri, "pb-intents", "challenger")
+    assert done == BatchPrediction(str(tmp_path / "out" / "pred.csv"), len(TEXTS), "pb-intents", version)
+    out = pd.read_csv(done.output_path, dtype={"model_version": str})
+    assert list(out.columns) == ["id", "text", "label", "score", "scores", "model_name", "model_version"]
+    assert list(out["id"]) == [f"r{i}" for i in range(len(TEXTS))] and list(out["text"]) == TEXTS
+    assert set(out["model_name"]) == {"pb-intents"} and set(out["model_version"]) == {version}
+    expected = registered_predictions(uri, f"models:/pb-intents/{version}", TEXTS)
+    assert list(out["label"]) == list(expected["label"])
+    assert list(out["score"]) == pytest.approx(list(expected["score"]), abs=1e-9)
+    assert [json.loads(s) for s in out["scores"]] == [pytest.approx(s, abs=1e-9) for s in expected["scores"]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pred.csv"]  # no temporary file left
+
+
+def test_jsonl_input_to_jsonl_and_parquet_outputs_holds_the_same_rows(store, tmp_path):
+    folder, uri = store
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": t, "n": i}) + "\n" for i, t in enumerate(TEXTS)))
+    version = version_of(uri, "pb-intents", "challenger")
+    as_jsonl = batch_predict_flow(f"pb-intents/{version}", str(source), str(tmp_path / "pred.jsonl"),
+                                  tracking_uri=uri, batch_size=5)
+    rows = [json.loads(line) for line in Path(as_jsonl.output_path).read_text().splitlines()]
+    assert [(r["text"], r["n"]) for r in rows] == [(t, i) for i, t in enumerate(TEXTS)]
+    assert all(r["model_name"] == "pb-intents" and r["model_version"] == version for r in rows)
+    expected = registered_predictions(uri, f"models:/pb-intents/{version}", TEXTS)
+    assert [r["label"] for r in rows] == list(expected["label"])
+    assert [r["score"] for r in rows] == list(expected["score"])  # JSON keeps every digit
+    # the tasks alone, without Prefect, write the same rows as Parquet
+    resolved = predict_batch.resolve_model_version.fn(f"models:/pb-intents/{version}", uri)
+    inputs = predict_batch.read_prediction_inputs.fn(source, resolved.task)
+    as_parquet = predict_batch.predict_to_file.fn(resolved, inputs, tmp_path / "pred.parquet", batch_size=1000)
+    table = pd.read_parquet(as_parquet.output_path)
+    assert list(table["label"]) == list(expected["label"]) and list(table["n"]) == list(range(len(TEXTS)))
+    assert set(table["model_version"]) == {version}
+
+
+def test_alias_moved_midway_changes_no_row(store, tmp_path, monkeypatch):
+    """The alias is read once: a promotion while the job runs does not mix two versions in one file."""
+    folder, uri = store
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    first = client.get_model_version("pb-intents", version_of(uri, "pb-intents", "challenger"))
+    client.set_registered_model_alias("pb-intents", "batch-test", first.version)
+    second = client.create_model_version("pb-intents", first.source, first.run_id, tags=first.tags)
+    write = predict_batch._TableWriter.write
+
+    def move_alias_after_first_chunk(self, frame):
+        write(self, frame)
+        client.set_registered_model_alias("pb-intents", "batch-test", second.version)
+
+    monkeypatch.setattr(predict_batch._TableWriter, "write", move_alias_after_first_chunk)
+    done = batch_predict_flow("models:/pb-intents@batch-test", str(write_csv(tmp_path / "in.csv", TEXTS)),
+                              str(tmp_path / "pred.csv"), tracking_uri=uri, batch_size=3)
+    assert version_of(uri, "pb-intents", "batch-test") == str(second.version)  # it did move, after chunk 1
+    out = pd.read_csv(done.output_path, dtype={"model_version": str})
+    assert len(out) == len(TEXTS) and set(out["model_version"]) == {str(first.version)}
+
+
+def test_unknown_alias_is_a_user_error_naming_it(store, tmp_path):
+    folder, uri = store
+    with pytest.raises(UserError, match=r"'pb-intents' has no alias 'nightly' \(its aliases: .*challenger"):
+        batch_predict_flow("models:/pb-intents@nightly", str(write_csv(tmp_path / "in.csv", TEXTS)),
+                           str(tmp_path / "pred.csv"), tracking_uri=uri)
+    with pytest.raises(UserError, match="no registered model 'no-such-model'"):
+        predict_batch.resolve_model_version.fn("no-such-model@champion", uri)
+    assert not (tmp_path / "pred.csv").exists()
+
+
+def test_missing_column_is_a_user_error_naming_column_and_file(store, tmp_path):
+    folder, uri = store
+    source = tmp_path / "questions.csv"
+    pd.DataFrame({"question": TEXTS}).to_csv(source, index=False)
+    with pytest.raises(UserError, match=rf"input file {source} has no column 'text'.*'question'"):
+        batch_predict_flow("models:/pb-intents@challenger", str(source), str(tmp_path / "pred.csv"),
+                           tracking_uri=uri)
+    missing = tmp_path / "absent.csv"
+    with pytest.raises(UserError, match=rf"input file {missing} does not exist"):
+        predict_batch.read_prediction_inputs.fn(missing, "classification")
+
+
+def test_failure_after_the_first_chunk_leaves_no_partial_file(store, tmp_path, monkeypatch):
+    """Fault injection: the writer fails on chunk 2; the output path keeps its previous content, nothing else."""
+    folder, uri = store
+    output = tmp_path / "pred.jsonl"
+    output.write_text("yesterday's predictions\n")
+    write, calls = predict_batch._TableWriter.write, []
+
+    def fail_on_second_chunk(self, frame):
+        calls.append(len(frame))
+        if len(calls) == 2:
+            raise OSError("disk full")
+        write(self, frame)
+
+    monkeypatch.setattr(predict_batch._TableWriter, "write", fail_on_second_chunk)
+    with pytest.raises(OSError, match="disk full"):
+        batch_predict_flow("models:/pb-intents@challenger", str(write_csv(tmp_path / "in.csv", TEXTS)),
+                           str(output), tracking_uri=uri, batch_size=4)
+    assert calls == [4, 4]
+    assert output.read_text() == "yesterday's predictions\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "pred.jsonl"]
+
+
+def test_ner_rows_get_tags_and_a_rejected_record_midway_writes_nothing(store, tmp_path):
+    folder, uri = store
+    words = [["John", "Smith", "visited", "Paris"], ["Acme", "Corp", "is", "in", "London"], ["Berlin"]]
+    source = tmp_path / "sentences.jsonl"
+    source.write_text("".join(json.dumps({"doc": i, "tokens": w}) + "\n" for i, w in enumerate(words)))
+    done = batch_predict_flow("models:/pb-ner@challenger", str(source), str(tmp_path / "tags.jsonl"),
+                              tracking_uri=uri, batch_size=2)
+    rows = [json.loads(line) for line in Path(done.output_path).read_text().splitlines()]
+    expected = registered_predictions(uri, f"models:/pb-ner/{done.model_version}", pd.DataFrame({"tokens": words}))
+    assert [r["tokens"] for r in rows] == words and [r["doc"] for r in rows] == [0, 1, 2]
+    assert [r["tags"] for r in rows] == [list(t) for t in expected["tags"]]
+    assert [len(r["tags"]) for r in rows] == [len(w) for w in words]
+    assert {"text", "entities"} <= set(rows[0]) and rows[0]["model_version"] == done.model_version
+
+    bad = tmp_path / "bad.jsonl"  # line 3, in the second chunk, holds a number where a word must be
+    bad.write_text("".join(json.dumps({"tokens": w}) + "\n" for w in [words[0], words[1], ["Paris", 7]]))
+    with pytest.raises(UserError, match=rf"refused a record of {bad} between lines 3 and 3: .*word 1 is int"):
+        batch_predict_flow("models:/pb-ner@challenger", str(bad), str(tmp_path / "bad-tags.jsonl"),
+                           tracking_uri=uri, batch_size=2)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".bad-tags", "bad-tags"))]
+
+
+def test_predict_command_with_output_writes_the_file_and_prints_the_counts(store, tmp_path, capsys):
+    from tuneline.cli import main
+
+    folder, uri = store
+    source, output = write_csv(tmp_path / "in.csv", TEXTS[:3]), tmp_path / "pred.parquet"
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri, "--input", str(source),
+                 "--output", str(output), "--batch-size", "2"]) == 0
+    version = version_of(uri, "pb-intents", "challenger")
+    assert f"wrote 3 rows predicted by pb-intents version {version} to {output}" in capsys.readouterr().out
+    assert list(pd.read_parquet(output)["text"]) == TEXTS[:3]
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--output", str(output)]) == 1
+    assert "give it with --input FILE" in capsys.readouterr().err
+
+
+def test_prediction_deployment_runs_on_demand_with_parameters_at_run_time():
+    from tuneline.config import ConfigError
+    from tuneline.deployments.predict import prediction_deployment
+
+    deployment = prediction_deployment(tracking_uri="sqlite:///registry.db")
+    assert deployment.name == "predict-batch" and deployment.flow_name == "tuneline-predict-batch"
+    assert deployment.tags == ["tuneline", "predict"] and not deployment.schedules
+    assert deployment.parameters == {"tracking_uri": "sqlite:///registry.db"}
+    assert sorted(deployment._parameter_openapi_schema.required) == ["input_path", "model", "output_path"]
+    with pytest.raises(ConfigError, match="credentials"):
+        prediction_deployment(tracking_uri="https://user:secret@mlflow.example.com")

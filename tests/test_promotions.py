@@ -1,0 +1,232 @@
+"""Promotion history of the champion alias: compare-and-set moves, refusals, rollback, the CLI, the gate's own move.
+
+Real MLflow (a SQLite store) with real registered versions, and the real ledger database beside it. Every test works
+on its own registered model name in one module-wide store (an MLflow store takes seconds to create).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timezone
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tuneline.ledger import default_ledger_url
+from tuneline.locking import default_lock_url, model_lock
+from tuneline.promotions import (GATE, PROMOTE, ROLLBACK, Promotion, PromotionConflict, PromotionLog,
+                                 PromotionRefused, _move_locked, champion_version, move_champion, previous_champion,
+                                 rollback_champion)
+
+
+class Store:
+    """One SQLite MLflow store with its ledger and lock databases beside it (the defaults)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.uri = f"sqlite:///{folder / 'mlflow.db'}"
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self.experiment = self.client.create_experiment("promotions", artifact_location=(folder / "art").as_uri())
+        self.run_id = self.client.create_run(self.experiment).info.run_id
+        self.ledger_url, self.lock_url = default_ledger_url(self.uri), default_lock_url(self.uri)
+        self.folder = folder
+
+    def versions(self, name: str, count: int) -> list[str]:
+        """``count`` real registered versions of a new model ``name`` (no artifacts: nothing here loads them)."""
+        self.client.create_registered_model(name)
+        return [str(self.client.create_model_version(name, source=str(self.folder / "model"),
+                                                     run_id=self.run_id).version) for _ in range(count)]
+
+    def move(self, name: str, version: str, action: str = PROMOTE, reason: str = "because", **kw) -> Promotion:
+        expected = kw.pop("expected_from", champion_version(self.client, name))
+        return move_champion(self.client, name, version, expected_from=expected, actor="user tester@host",
+                             action=action, reason=reason, ledger_url=self.ledger_url, lock_url=self.lock_url, **kw)
+
+    def log(self, name: str) -> PromotionLog:
+        return PromotionLog(self.ledger_url, name)
+
+    def history(self, name: str) -> list[Promotion]:
+        with self.log(name) as log:
+            return log.history()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    with pytest.MonkeyPatch.context() as patch:
+        for var in ("TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL"):
+            patch.delenv(var, raising=False)
+        yield Store(tmp_path_factory.mktemp("promotions"))
+
+
+@pytest.fixture
+def name(request) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
+
+
+def test_promote_moves_the_alias_and_records_exactly_one_row(store, name):
+    v1, v2 = store.versions(name, 2)
+    store.move(name, v1, reason="first one")
+    moved = store.move(name, v2, reason="hotfix for ticket 42")
+
+    assert champion_version(store.client, name) == v2
+    rows = store.history(name)
+    assert len(rows) == 2 and rows[-1] == moved
+    assert (moved.model, moved.alias, moved.from_version, moved.to_version, moved.action, moved.actor,
+            moved.reason) == (name, "champion", v1, v2, PROMOTE, "user tester@host", "hotfix for ticket 42")
+    assert moved.at.tzinfo is not None and moved.at.utcoffset().total_seconds() == 0
+    assert rows[0].from_version is None and rows[0].to_version == v1
+
+
+def test_a_stale_expected_from_is_a_conflict_that_names_the_mover_and_changes_nothing(store, name):
+    v1, v2, v3 = store.versions(name, 3)
+    store.move(name, v1)
+    store.move(name, v2, reason="better on the new data")
+    before = store.history(name)
+
+    with pytest.raises(PromotionConflict) as error:  # this caller still believes v1 is champion
+        store.move(name, v3, expected_from=v1)
+    assert "is v2, not v1" in str(error.value) and "user tester@host" in str(error.value)
+    assert "better on the new data" in str(error.value) and "\n" not in str(error.value)
+    assert champion_version(store.client, name) == v2
+    assert store.history(name) == before
+
+
+def test_a_version_that_failed_died_or_does_not_exist_is_never_made_champion(store, name):
+    v1, v2, v3 = store.versions(name, 3)
+    store.move(name, v1)
+    store.client.set_model_version_tag(name, v2, "tuneline.status", "failed")
+    store.client.set_model_version_tag(name, v3, "tuneline.status", "orphaned")
+
+    for version, message in ((v2, "tuneline.status=failed"), (v3, "tuneline.status=orphaned"),
+                             ("99", "has no version 99"), ("three", "not a model version number"),
+                             (v1, "already the champion")):
+        with pytest.raises(PromotionRefused, match=message):
+            store.move(name, version)
+    assert champion_version(store.client, name) == v1
+    assert [r.to_version for r in store.history(name)] == [v1]
+
+
+def test_rollback_returns_to_the_champion_it_replaced_and_walks_further_back(store, name):
+    v1, v2, v3 = store.versions(name, 3)
+    for version in (v1, v2, v3):
+        store.move(name, version)
+    stores = dict(ledger_url=store.ledger_url, lock_url=store.lock_url)
+
+    with store.log(name) as log:
+        assert previous_champion(log) == v2
+    back = rollback_champion(store.client, name, actor="user oncall@host", reason="v3 mislabels refunds", **stores)
+    assert champion_version(store.client, name) == v2
+    assert (back.action, back.from_version, back.to_version, back.reason) == (ROLLBACK, v3, v2,
+                                                                             "v3 mislabels refunds")
+    # a second rollback undoes the promotion of v2 (not the first rollback): back to v1
+    again = rollback_champion(store.client, name, actor="user oncall@host", reason=None, **stores)
+    assert (again.from_version, again.to_version, again.reason) == (v2, v1, "rolled back from v2")
+    # v1 replaced no champion: a rollback to nothing is refused, and nothing changes
+    with pytest.raises(PromotionRefused, match="nothing to roll back to"):
+        rollback_champion(store.client, name, actor="user oncall@host", reason=None, **stores)
+    assert champion_version(store.client, name) == v1
+    assert [r.action for r in store.history(name)] == [PROMOTE] * 3 + [ROLLBACK] * 2
+
+
+def test_rows_are_only_ever_appended(store, name):
+    versions = store.versions(name, 5)
+    snapshots = []
+    for version in versions:
+        store.move(name, version, reason=f"to {version}")
+        snapshots.append(store.history(name))
+    for count, rows in enumerate(snapshots, start=1):
+        assert len(rows) == count
+        assert rows == snapshots[-1][:count]  # earlier rows never change after later moves
+    final = snapshots[-1]
+    assert [r.to_version for r in final] == versions
+    assert [r.from_version for r in final] == [None, *versions[:-1]]
+    assert [r.id for r in final] == sorted(r.id for r in final)
+    assert [r.at for r in final] == sorted(r.at for r in final)
+    assert not any(hasattr(PromotionLog, verb) for verb in ("update", "delete", "remove", "edit"))
+
+
+def test_a_second_log_on_the_same_file_sees_every_row(store, name):
+    v1, v2 = store.versions(name, 2)
+    store.move(name, v1)
+    store.move(name, v2, reason="durable")
+    with PromotionLog(store.ledger_url, name) as first, PromotionLog(store.ledger_url, name) as second:
+        assert second.history() == first.history()
+        assert [r.reason for r in second.history()] == ["because", "durable"]
+    with PromotionLog(store.ledger_url, "some-other-model") as other:
+        assert other.history() == []  # one database holds many models; each log sees its own
+
+
+def test_the_lock_is_not_taken_twice_so_the_gate_moves_through_the_inner_path(store, name):
+    v1, v2 = store.versions(name, 2)
+    store.move(name, v1)
+    with model_lock(name, store.lock_url, use_prefect=False):
+        with pytest.raises(RuntimeError, match="not re-entrant"):  # why the gate must not call move_champion
+            store.move(name, v2)
+        with store.log(name) as log:
+            moved = _move_locked(store.client, log, v2, expected_from=v1, actor="run abc", action=GATE,
+                                 reason="macro_f1 0.9 >= min_metric 0.5")
+    assert champion_version(store.client, name) == v2
+    assert store.history(name)[-1] == moved and moved.action == GATE
+
+
+def test_the_gate_records_its_promotion_with_its_run_and_reasons(store, name):
+    from tests_support import WORDS, run_config, tiny_frame
+    from tuneline.kinds import Evaluation
+    from tuneline.tasks.gate import gate_and_promote
+    from tuneline.tasks.register import RegisteredVersion
+    from tuneline.tracking import RunContext
+
+    (version,) = store.versions(name, 1)
+    run_id = store.client.create_run(store.experiment).info.run_id
+    context = RunContext(run_id=run_id, experiment_id=store.experiment, tracking_uri=store.uri,
+                         run_dir=store.folder)
+    config = run_config("classification", f"tracking.registered_model={name}", "gate.min_metric=0.5",
+                        path="/unused.csv")
+    test = tiny_frame(2)
+    good = Evaluation("fine_tuned", {"accuracy": 0.9, "macro_f1": 0.9, "weighted_f1": 0.9}, list(test["label"]))
+    decision = gate_and_promote.fn(RegisteredVersion(name, version, run_id), good, [], None, test, sorted(WORDS),
+                                   config, context)
+
+    assert decision.promote
+    assert champion_version(store.client, name) == version
+    (row,) = store.history(name)
+    assert (row.action, row.actor, row.from_version, row.to_version) == (GATE, f"run {run_id}", None, version)
+    assert row.reason == "; ".join(decision.reasons)
+
+
+def test_the_cli_promotes_rolls_back_and_prints_the_history(store, name, capsys):
+    from tuneline.cli import main
+
+    v1, v2 = store.versions(name, 2)
+    stores = ["--tracking-uri", store.uri, "--ledger-url", store.ledger_url]
+    assert main(["promote", name, v1, "--reason", "first release", *stores]) == 0
+    assert main(["promote", name, f"v{v2}", "--reason", "retrained on May data", *stores]) == 0
+    assert main(["rollback", name, "--reason", "complaints about refunds", *stores]) == 0
+    capsys.readouterr()
+
+    assert main(["history", name, *stores]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 3 and err == ""
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
+    assert re.fullmatch(rf"{stamp}  promote   none -> v{v1}  user \S+@\S+  first release", lines[0])
+    assert re.fullmatch(rf"{stamp}  promote   v{v1} -> v{v2}  user \S+@\S+  retrained on May data", lines[1])
+    assert re.fullmatch(rf"{stamp}  rollback  v{v2} -> v{v1}  user \S+@\S+  complaints about refunds", lines[2])
+    assert all(r.at.tzinfo == timezone.utc for r in store.history(name))
+
+
+def test_cli_refusals_are_one_line_and_an_outside_move_is_flagged(store, name, capsys):
+    from tuneline.cli import main
+
+    v1, v2 = store.versions(name, 2)
+    stores = ["--tracking-uri", store.uri, "--ledger-url", store.ledger_url]
+    store.client.set_model_version_tag(name, v2, "tuneline.status", "failed")
+    assert main(["promote", name, v2, "--reason", "try", *stores]) == 1
+    assert main(["rollback", name, *stores]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "tuneline.status=failed" in err[0] and "no champion to roll back" in err[1]
+
+    store.client.set_registered_model_alias(name, "champion", v1)  # by hand, around tuneline
+    assert main(["history", name, *stores]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("no recorded moves") and "moved outside tuneline" in err

@@ -1,0 +1,123 @@
+"""The retraining loop's commands: ``tuneline retrain``, ``tuneline data log`` and ``tuneline demo-batch``.
+
+Kept apart from :mod:`tuneline.cli` (which dispatches to them) so that each command family stays readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tuneline.config import TunelineConfig
+from tuneline.runtime import redact
+
+
+def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -> None:  # noqa: ANN001
+    retrain = sub.add_parser(
+        "retrain", help="run the retraining flow once: take the landed batches, validate, check drift, retrain, gate",
+        description="Scan retrain.landing, claim every complete batch that is not used yet, validate each (its "
+        "quarantine per batch), check drift against the current data version, append a new data version and "
+        "retrain (retrain.strategy: full or continual), then gate with the forgetting bounds. The first run makes "
+        "data version 1 from data.path and trains the first model. Without new batches it does nothing "
+        "(retrain.when_no_new_data).", epilog=epilog)
+    add_config_args(retrain, required=True)
+
+    data = sub.add_parser("data", help="the versioned dataset of the retraining loop",
+                          description="Inspect the data versions the retraining loop has built.")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    log = data_sub.add_parser("log", help="list the data versions (newest last) and the model versions trained on "
+                              "each", description="One line per data version: number, content hash, rows per "
+                              "split, what it added, when, and the registered model versions trained on it.",
+                              epilog=epilog)
+    add_config_args(log, required=True)
+
+    batch = sub.add_parser("demo-batch", help="write a new labeled batch of demo tickets into a landing folder",
+                           description="Write N new demo support tickets (texts never used before) as a CSV, then "
+                           "its '.done' marker, into FOLDER: what a producer does to land a batch.")
+    batch.add_argument("folder", type=Path, help="the landing folder (retrain.landing)")
+    batch.add_argument("--number", "-n", type=int, default=1, help="batch number (different numbers, different "
+                       "texts; default 1)")
+    batch.add_argument("--rows", type=int, default=300, help="rows in the batch (default 300)")
+    batch.add_argument("--shift", choices=["one_label", "new_label"], default=None,
+                       help="write a shifted batch instead: mostly one label, or one with a label never seen")
+
+
+def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
+    """Run a loop command; None when ``args.command`` is not one of them."""
+    if args.command == "retrain":
+        return _retrain(config_for(args))
+    if args.command == "data":
+        return _data_log(config_for(args))
+    if args.command == "demo-batch":
+        return _demo_batch(args)
+    return None
+
+
+def _retrain(config: TunelineConfig) -> int:
+    from tuneline.errors import quiet_user_error_tracebacks
+    from tuneline.flows.retrain import retrain_flow
+
+    quiet_user_error_tracebacks()
+    summary = retrain_flow(config, trigger="manual")
+    print("\n" + "=" * 72)
+    print(f"tuneline retrain: {summary.status}")
+    if summary.batches_used:
+        print(f"  batches used      : {', '.join(summary.batches_used)}")
+    for name, reasons in summary.batches_rejected.items():
+        print(f"  batch rejected    : {name}: {'; '.join(reasons)[:300]}")
+    if summary.data_version is not None:
+        print(f"  data version      : {summary.data_version} (#{summary.data_version_hash[:12]})")
+    if summary.run is not None:
+        run = summary.run
+        print(f"  MLflow run        : {run.run_id} ({run.tracking_uri})")
+        print(f"  registered model  : {run.registered_model} version {run.version} "
+              f"(aliases: {', '.join(run.aliases) or 'none'})")
+        print(f"  reports           : {run.run_dir}")
+    print(f"  {summary.message}")
+    print("=" * 72)
+    return 0
+
+
+def _data_log(config: TunelineConfig) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.datasets import DatasetStore
+    from tuneline.ledger import ledger_url_for
+    from tuneline.runtime import resolve_tracking_uri
+    from tuneline.tasks.intake import dataset_folder
+
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    name = config.registered_model_name
+    url = ledger_url_for(config.ledger.url, uri)
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        versions = store.versions()
+    if not versions:
+        print(f"{name}: no data version yet in {redact(url)} (the first `tuneline retrain` makes version 1)")
+        return 0
+    trained: dict[str, list[str]] = {}
+    try:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        for mv in client.search_model_versions(f"name='{name}'"):
+            if "data.version" in mv.tags:
+                trained.setdefault(mv.tags["data.version"], []).append(f"v{mv.version}")
+    except Exception as error:  # noqa: BLE001 - the log is still useful without the registry
+        print(f"(registry not read: {redact(error)})")
+    print(f"data versions of {name} ({redact(url)}):")
+    for v in versions:
+        splits = "/".join(str(v.split_rows.get(s, 0)) for s in ("train", "validation", "test"))
+        models = ", ".join(sorted(trained.get(str(v.number), []), key=lambda s: int(s[1:]))) or "-"
+        print(f"  {v.number:>3}  #{v.short_hash}  {v.created_at:%Y-%m-%d %H:%M:%S}Z  rows {v.rows} "
+              f"(train/val/test {splits})  models {models}  {v.note or ''}")
+    return 0
+
+
+def _demo_batch(args: argparse.Namespace) -> int:
+    from tuneline.demo import write_demo_batch
+
+    args.folder.mkdir(parents=True, exist_ok=True)
+    path = write_demo_batch(args.folder / f"tickets-batch-{args.number:03d}.csv", args.number, rows=args.rows,
+                            shift=args.shift)
+    marker = path.with_name(path.name + ".done")
+    marker.touch()
+    print(f"landed {path} (marker {marker.name})")
+    return 0

@@ -1,0 +1,210 @@
+"""Announcing landed batches to Prefect: the events that wake the retraining loop.
+
+Open-source Prefect has no file sensor, so a *watcher* scans the landing folder (``retrain.landing``) into the batch
+ledger (:mod:`tuneline.ledger`: completeness markers, content hashes, duplicates) and emits one Prefect event per
+newly recorded original batch::
+
+    event     tuneline.batch.landed
+    resource  prefect.resource.id   = tuneline.batch.<content hash>
+              prefect.resource.name = <file or folder name>
+              tuneline.model        = <registered model name>
+    payload   path, content_hash, format, size_bytes
+
+The ``retrain-on-batch`` deployment (:mod:`tuneline.deployments.loop`) is triggered by it, matched on
+``tuneline.model``. A retraining run claims *every* free batch of its model, so one event is enough to process a
+whole burst; duplicates (the same content again under another name) and batches rejected at the door (unreadable
+format) are recorded but never announced. Both watchers run this code: ``tuneline watch`` (a foreground loop) and
+the ``watch-landing`` deployment (:func:`tuneline.flows.watch.watch_flow`, on an interval schedule).
+
+The pending rule (a lost announcement)
+--------------------------------------
+The ledger is written first and the event sent second, so a watcher killed between the two (or an event sent while
+the Prefect API was down, or a retraining run that scanned the folder itself and failed before it claimed) leaves a
+batch ``landed`` in the ledger that no run was woken for; a restarted watcher will not announce it again, since for
+the ledger it is not new. Therefore:
+
+    **Once per watcher start**, after its first scan, a watcher calls :func:`announce_pending`: if the ledger holds
+    ``landed`` batches (free: no run claimed them) that were all recorded more than one ``retrain.watch_interval_s``
+    ago, it emits **one** ``tuneline.batch.pending`` event for the model (resource ``tuneline.model.<name>``, label
+    ``tuneline.model``; payload: the batches' paths and hashes), which ``retrain-on-batch`` expects as well.
+
+* *Once per start*: ``tuneline watch`` checks on its first scan (``--once`` is always a first scan). A run of the
+  ``watch-landing`` deployment checks only when run with ``check_pending=true`` (``prefect deployment run
+  tuneline-watch-landing/watch-landing -p check_pending=true``); its scheduled runs do not (each is a
+  new process every interval, and a batch that lands while a long retraining trains is rightly ``landed``, with a
+  run already queued for it, until that run ends). The ``retrain-scheduled`` cron run is the served setup's
+  backstop: it claims whatever is free.
+* *All older than one interval*: a batch recorded within the last interval was (or is being) announced by the
+  watcher that recorded it, and its event wakes a run that claims the older ones as well; ``pending`` would only
+  queue a second run with nothing left to do.
+* *One event*, not one per batch: the run it wakes claims them all.
+
+A duplicated announcement is harmless: a queued run that finds nothing free ends at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from tuneline.config import ConfigError, TunelineConfig
+from tuneline.ledger import DUPLICATE, LANDED, REJECTED, Batch, Ledger, ledger_url_for
+from tuneline.runtime import redact, resolve_tracking_uri
+
+logger = logging.getLogger(__name__)
+
+BATCH_LANDED = "tuneline.batch.landed"
+BATCHES_PENDING = "tuneline.batch.pending"
+MODEL_LABEL = "tuneline.model"
+
+
+def landing_folder(config: TunelineConfig) -> Path:
+    """``retrain.landing``, which must be set and exist (one-line :class:`ConfigError` naming the key otherwise)."""
+    landing = config.retrain.landing
+    if landing is None:
+        raise ConfigError("retrain.landing is not set: set it to the folder where labeled batches land "
+                          "(in the config, or --set retrain.landing=/path/to/landing)")
+    if not Path(landing).is_dir():
+        raise ConfigError(f"retrain.landing: the landing folder {landing} does not exist or is not a folder; "
+                          "create it or set retrain.landing to the folder where labeled batches land")
+    return Path(landing)
+
+
+def open_ledger(config: TunelineConfig) -> Ledger:
+    """The batch ledger of the config's registered model (``ledger.url``, else beside the MLflow store)."""
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    return Ledger(url, config.registered_model_name)
+
+
+def _emit(event: str, resource: dict[str, str], payload: dict) -> bool:
+    """Hand one event to Prefect's events worker; False when this process emits no events (no Prefect API)."""
+    from prefect.events import emit_event
+
+    if emit_event(event=event, resource=resource, payload=payload) is None:
+        logger.warning("%s was not emitted: this process has no Prefect API to send events to (set PREFECT_API_URL)",
+                       event)
+        return False
+    return True
+
+
+def flush_events() -> None:
+    """Wait until Prefect's events worker has sent what was emitted (a short-lived process exits right after)."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.instance().wait_until_empty()
+
+
+def emit_batch_landed(batch: Batch, model: str) -> bool:
+    """Emit ``tuneline.batch.landed`` for one recorded original batch (see the module docstring for its shape)."""
+    resource = {"prefect.resource.id": f"tuneline.batch.{batch.content_hash}",
+                "prefect.resource.name": batch.name, MODEL_LABEL: model}
+    payload = {"path": batch.path, "content_hash": batch.content_hash, "format": batch.format,
+               "size_bytes": batch.size_bytes}
+    return _emit(BATCH_LANDED, resource, payload)
+
+
+def emit_batches_pending(batches: list[Batch], model: str) -> bool:
+    """Emit one ``tuneline.batch.pending`` for the model, naming the unclaimed ``batches`` (the pending rule)."""
+    resource = {"prefect.resource.id": f"tuneline.model.{model}", "prefect.resource.name": model, MODEL_LABEL: model}
+    payload = {"count": len(batches),
+               "batches": [{"path": b.path, "content_hash": b.content_hash,
+                            "landed_at": b.landed_at.isoformat(timespec="seconds")} for b in batches]}
+    return _emit(BATCHES_PENDING, resource, payload)
+
+
+def scan_and_announce(config: TunelineConfig) -> list[Batch]:
+    """Scan ``retrain.landing`` into the ledger and announce each newly recorded original batch.
+
+    Returns every batch this scan recorded (``landed`` ones were announced; ``duplicate`` and ``rejected`` ones only
+    recorded). A batch already in the ledger is never announced again, however often the folder is scanned.
+    """
+    landing = landing_folder(config)
+    model = config.registered_model_name
+    with open_ledger(config) as ledger:
+        recorded = ledger.scan(landing, data_format=config.data.format)
+    announced = [b for b in recorded if b.state == LANDED and emit_batch_landed(b, model)]
+    if announced:
+        flush_events()
+    return recorded
+
+
+def announce_pending(config: TunelineConfig, *, interval_s: float | None = None,
+                     now: datetime | None = None) -> list[Batch]:
+    """The pending rule (module docstring): announce the free ``landed`` batches when all of them were recorded more
+    than one watch interval (``interval_s``, default ``retrain.watch_interval_s``) before ``now``.
+
+    Returns the batches named in the ``tuneline.batch.pending`` event, or [] when none was emitted.
+    """
+    older_than = timedelta(seconds=interval_s or config.retrain.watch_interval_s)
+    now = now or datetime.now(timezone.utc)
+    with open_ledger(config) as ledger:
+        free = ledger.batches(LANDED)
+    if not free or any(now - b.landed_at < older_than for b in free):
+        return []
+    if not emit_batches_pending(free, config.registered_model_name):
+        return []
+    flush_events()
+    return free
+
+
+def describe(batch: Batch) -> str:
+    """One line for the watcher's terminal."""
+    if batch.state == DUPLICATE:
+        return f"duplicate {batch.name}: same content as an earlier batch (#{batch.duplicate_of}); not announced"
+    if batch.state == REJECTED:
+        return f"rejected  {batch.name}: {'; '.join(batch.reasons)}"
+    return (f"landed    {batch.name} ({batch.content_hash[:12]}, {batch.format}, {batch.size_bytes} bytes): "
+            f"announced {BATCH_LANDED}")
+
+
+def require_prefect_api() -> str:
+    """The Prefect API URL a watcher emits to; a :class:`UserError` when none is set or it does not answer.
+
+    Without ``PREFECT_API_URL`` Prefect would start a private throwaway API for this process, and an event sent there
+    reaches no deployment.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from tuneline.errors import UserError
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise UserError("no Prefect API to announce batches to: start one with `prefect server start` and set "
+                        "PREFECT_API_URL=http://127.0.0.1:4200/api (the API `tuneline serve` uses)")
+    with get_client(sync_client=True) as client:
+        failure = client.api_healthcheck()
+    if failure is not None:
+        raise UserError(f"the Prefect API at {redact(url)} does not answer ({type(failure).__name__}): start it "
+                        "with `prefect server start`, or set PREFECT_API_URL to the API `tuneline serve` uses")
+    return url
+
+
+def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool = False,
+          echo: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep) -> None:
+    """The foreground watcher (``tuneline watch``): scan and announce every ``interval_s`` (default
+    ``retrain.watch_interval_s``) until interrupted; with ``once``, one scan. Applies the pending rule on its first
+    scan. A scan that fails after the first (the ledger's database busy, the folder briefly unmounted) is reported
+    and retried at the next interval; the first one's error is raised (a wrong config)."""
+    from tuneline.errors import UserError
+
+    interval_s = interval_s or config.retrain.watch_interval_s
+    first = True
+    while True:
+        try:
+            for batch in scan_and_announce(config):
+                echo(describe(batch))
+            if first and (pending := announce_pending(config, interval_s=interval_s)):
+                echo(f"pending   {len(pending)} unclaimed batch(es) recorded over {interval_s:g} s ago "
+                     f"({', '.join(b.name for b in pending)}): announced {BATCHES_PENDING}")
+        except UserError as error:
+            if first:
+                raise
+            echo(f"tuneline: warning: scan failed, retrying in {interval_s:g} s: {redact(error)}")
+        first = False
+        if once:
+            return
+        sleep(interval_s)
