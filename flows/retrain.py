@@ -56,7 +56,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     """
     tracking_uri = resolve_tracking_uri(config.tracking.tracking_uri)
     name = config.registered_model_name
-    ledger = Ledger(ledger_url_for(config.ledger.url, tracking_uri), name)
+    ledger = Ledger(ledger_url_for(config.ledger.url, tracking_uri), name, lease_s=config.ledger.lease_s)
     store = DatasetStore(ledger.url, name, dataset_folder(config))
     try:
         if config.retrain.landing is not None:

@@ -96,8 +96,11 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                            f"tolerance {tolerance:.4f} (no slow slide through repeated tolerance)")
         if comparison is not None:
             significant = comparison.p_value < significance_level and comparison.difference > 0
-            reasons.append(f"paired test vs champion: {comparison.sentence(metric)}"
-                           + (f", {'significant' if significant else 'not significant'} at {significance_level}"))
+            worse = comparison.p_value < significance_level and comparison.difference < 0
+            verdict = (f"significant at {significance_level}: a real gain" if significant else
+                       f"significant at {significance_level}: really worse" if worse else
+                       f"not significant at {significance_level}")
+            reasons.append(f"paired test vs champion: {comparison.sentence(metric)}, {verdict}")
             if require_significant_gain and not significant:
                 ok = False
                 reasons.append("require_significant_gain: the gain is not significant, keeping the champion")

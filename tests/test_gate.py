@@ -112,7 +112,27 @@ def test_require_significant_gain_uses_the_paired_test():
     assert decide_promotion("accuracy", 0.81, champion, 0.5, 0.0, comparison=small).promote is True
     big = mcnemar([True] * 100, [True] * 70 + [False] * 30)
     promoted = decide_promotion("accuracy", 1.0, champion, 0.5, 0.0, comparison=big, require_significant_gain=True)
-    assert promoted.promote is True and "significant at 0.05" in promoted.reasons[-1]
+    assert promoted.promote is True and "significant at 0.05: a real gain" in promoted.reasons[-1]
+    worse = decide_promotion("accuracy", 0.70, ChampionScore(version="2", metric=1.0), 0.5, 0.0,
+                             comparison=mcnemar([True] * 70 + [False] * 30, [True] * 100))
+    assert worse.promote is False and "significant at 0.05: really worse" in worse.reasons[-1]
+
+
+def test_forgetting_bounds_refuse_a_model_that_forgot_overall_or_in_one_class():
+    from tuneline.tasks.forgetting import Forgetting
+
+    champion = ChampionScore(version="3", metric=0.80)
+    kept = Forgetting(metric="macro_f1", champion_version="3", rows=100, champion=0.80, candidate=0.79,
+                      per_class={"a": (0.9, 0.88), "b": (0.7, 0.69)})
+    forgot_one = Forgetting(metric="macro_f1", champion_version="3", rows=100, champion=0.80, candidate=0.79,
+                            per_class={"a": (0.9, 0.60), "b": (0.7, 0.99)})
+    forgot_all = Forgetting(metric="macro_f1", champion_version="3", rows=100, champion=0.80, candidate=0.70)
+    rule = dict(min_metric=0.5, tolerance=0.05, max_forgetting=0.02, max_class_forgetting=0.10)
+    assert decide_promotion("macro_f1", 0.82, champion, forgetting=kept, **rule).promote is True
+    one = decide_promotion("macro_f1", 0.82, champion, forgetting=forgot_one, **rule)
+    assert one.promote is False and "a F1 dropped 0.3000 > max_class_forgetting 0.1000" in one.reasons[-1]
+    every = decide_promotion("macro_f1", 0.82, champion, forgetting=forgot_all, **rule)
+    assert every.promote is False and "a drop of 0.1000 > max_forgetting 0.0200" in every.reasons[-1]
 
 
 def test_an_mlflow_error_reading_the_champion_fails_instead_of_meaning_no_champion(tmp_path):

@@ -218,3 +218,62 @@ def test_7_cli_data_log_lists_every_version_and_the_models_trained_on_it(loop, t
         "name='loop-tickets'")}
     assert f"v{versions['4']}" in lines[3]
     assert "tuneline retrain: skipped" in retrain_out
+
+
+def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_runs_out(loop, tiny_bert):
+    """SIGKILL, not an exception: nothing gives the batch back, so only the lease can; the batch is used once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    land(loop / "landing", "b6.csv", tickets(BASE, seed=8).head(60))
+    config = loop / "killed.yaml"
+    config.write_text(yaml.safe_dump(loop_config(loop, tiny_bert, "ledger.lease_s=4", "train.epochs=200",
+                                                 "train.max_steps=2000").model_dump(mode="json")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_"))}
+    child = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "retrain", "--config", str(config)], cwd=loop,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            with ledger_of(loop) as ledger:
+                batch = next((b for b in ledger.batches() if b.name == "b6.csv"), None)
+            if batch is not None and batch.state == "validated":
+                break
+            assert child.poll() is None, "the retraining run ended before it validated the batch"
+            time.sleep(0.2)
+        else:
+            pytest.fail("the retraining run did not validate the batch in time")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(30)
+    dead_run = batch.claimed_by
+    with ledger_of(loop) as ledger:
+        assert [b.name for b in ledger.free_batches()] == []  # still under the dead run's lease
+    time.sleep(4.5)  # the lease runs out: nobody renews it
+    summary = run(loop, tiny_bert)
+    assert summary.batches_used == ["b6.csv"] and summary.run.run_id != dead_run
+    with ledger_of(loop) as ledger:
+        (batch,) = [b for b in ledger.batches() if b.name == "b6.csv"]
+        assert batch.state == "used" and batch.used_by_run == summary.run.run_id
+        events = [(e.from_state, e.to_state, e.run_id) for e in ledger.history(batch.content_hash)]
+    assert events.count(("claimed", "validated", dead_run)) == 1
+    assert not [e for e in events if e[1] == "validated" and e[0] == "claimed" and e[2] != dead_run]  # not redone
+
+
+def test_9_drift_stop_rejects_a_shifted_batch_and_keeps_the_champion(loop, tiny_bert):
+    champion = client_of(loop).get_model_version_by_alias("loop-tickets", "champion").version
+    land(loop / "landing", "b7-shifted.csv", tickets({"billing": 60}, seed=9))
+    from tuneline.tasks.drift import DriftStop
+
+    with pytest.raises(DriftStop, match="label shift"):
+        run(loop, tiny_bert, "drift.on_drift=stop", "drift.allow_label_growth=true")
+    with ledger_of(loop) as ledger:
+        (batch,) = [b for b in ledger.batches() if b.name == "b7-shifted.csv"]
+    assert batch.state == "rejected" and batch.reasons[0].startswith("drift (drift.on_drift=stop)")
+    assert client_of(loop).get_model_version_by_alias("loop-tickets", "champion").version == champion

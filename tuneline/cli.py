@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                           epilog=EPILOG)
     demo.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override one demo config value by dotted key (repeatable)")
+    demo.add_argument("--write-config", type=Path, metavar="FILE",
+                      help="do not train: write the demo data and a config for the retraining loop (landing "
+                           "folder 'landing/' beside FILE) to FILE, for `tuneline retrain/serve/watch --config FILE`")
 
     show = sub.add_parser("show-config", help="print the fully resolved config (defaults filled in) as YAML",
                           description="Validate a config and print it with every default filled in.")
@@ -137,6 +140,25 @@ def _demo_config(overrides: list[str]) -> TunelineConfig:
     return config
 
 
+def _write_demo_loop_config(config: TunelineConfig, path: Path) -> int:
+    """The demo config with a landing folder, as a YAML file: the start of the retraining-loop walkthrough."""
+    import yaml
+
+    path = path.resolve()
+    landing = path.parent / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    config.retrain.landing = landing
+    config.work_dir = (path.parent / config.work_dir).resolve() if not config.work_dir.is_absolute() else config.work_dir
+    raw = config.model_dump(mode="json", exclude_defaults=True)
+    raw["task"], raw["retrain"]["landing"] = config.task, "landing"
+    raw["data"]["path"] = str(config.data.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    print(f"retraining-loop config written to {path} (landing folder {landing})\n"
+          f"next: tuneline retrain --config {path.name}   then   tuneline demo-batch {landing.name} -n 1")
+    return 0
+
+
 def _print_summary(summary) -> None:
     print("\n" + "=" * 72)
     print("tuneline run finished")
@@ -180,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         if handled is not None:
             return handled
         config = _demo_config(args.overrides) if args.command == "demo" else load_config(args.config, args.overrides)
+        if args.command == "demo" and args.write_config is not None:
+            return _write_demo_loop_config(config, args.write_config)
         if args.command == "validate":
             return _validate(config, args.out)
         if args.command == "serve":

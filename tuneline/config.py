@@ -220,6 +220,8 @@ class LedgerConfig(_Strict):
     url: str | None = Field(None, description="Database of the batch ledger, data versions and promotion history: "
                             "sqlite:///<file> or postgresql://... (default: $TUNELINE_LEDGER_URL, else a SQLite file "
                             "beside the MLflow store). Write credentials as ${VAR}.")
+    lease_s: float = Field(600.0, gt=0, description="How long a retraining run holds its batches without renewing "
+                           "(it renews every lease_s/3 while it works); a killed run's batches are free after it.")
 
 
 class DriftConfig(_Strict):
