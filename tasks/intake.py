@@ -167,13 +167,12 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
     intake = Intake()
     for batch in batches:
         folder = run.run_dir / "batches" / batch.content_hash[:12]
-        if batch.state == VALIDATED and batch.quarantine_path and Path(batch.quarantine_path).with_name(
-                "part.txt").is_file():
-            part = Path(batch.quarantine_path).with_name("part.txt").read_text().strip()
+        part = store.part_of_batch(batch.content_hash) if batch.state == VALIDATED else None
+        if part is not None:
             frame = store.read_part(part)
             log.info("batch %s was validated by an earlier run: %d rows, not validated again", batch.name, len(frame))
-            intake.accepted.append(AcceptedBatch(batch, part, frame, Path(batch.quarantine_path),
-                                                 batch.rows_rejected or 0))
+            intake.accepted.append(AcceptedBatch(batch, part, frame, Path(batch.quarantine_path) if
+                                                 batch.quarantine_path else None, batch.rows_rejected or 0))
             seen.update(split_key(k) for k in frame[kind.key_column])
             continue
         try:
@@ -207,8 +206,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             intake.rejected.append((batch, [reason]))
             log.warning("batch %s rejected: %s", batch.name, reason)
             continue
-        part = store.write_part(frame.assign(batch=batch.content_hash))
-        (folder / "part.txt").write_text(part)
+        part = store.write_part(frame.assign(batch=batch.content_hash), batch.content_hash)
         ledger.mark_validated(run.run_id, batch.content_hash, len(frame), rejected_rows, quarantine_path)
         log.info("batch %s: %d rows accepted, %d rejected (%s)", batch.name, len(frame), rejected_rows,
                  quarantine_path)

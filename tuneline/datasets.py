@@ -51,6 +51,17 @@ VERSIONS = Table(
 )
 Index("ux_tuneline_data_versions_number", VERSIONS.c.model, VERSIONS.c.number, unique=True)
 
+PARTS = Table(
+    "tuneline_data_parts", _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(255), nullable=False),
+    Column("part", String(64), nullable=False),
+    Column("batch_hash", String(64), nullable=False),   # the ledger's content hash of the batch it came from
+    Column("rows", Integer, nullable=False),
+    Column("created_at", _UTCDateTime, nullable=False),
+)
+Index("ux_tuneline_data_parts_batch", PARTS.c.model, PARTS.c.batch_hash, unique=True)
+
 
 class DataVersionConflict(UserError):
     """Another run committed a data version on the same parent first; nothing was written."""
@@ -116,9 +127,10 @@ class DatasetStore:
     def part_path(self, digest: str) -> Path:
         return self.folder / PARTS_FOLDER / f"{digest}.parquet"
 
-    def write_part(self, frame: pd.DataFrame) -> str:
+    def write_part(self, frame: pd.DataFrame, batch_hash: str | None = None) -> str:
         """Store accepted rows (with their ``split``) once; return the part's hash. Written to a temporary name and
-        renamed, so a killed run never leaves a half part under a real hash."""
+        renamed, so a killed run never leaves a half part under a real hash. With ``batch_hash``, the part is
+        indexed as that batch's accepted rows (see :meth:`part_of_batch`)."""
         if "split" not in frame.columns:
             raise ValueError("a dataset part needs the split column (assigned by hash when the part is made)")
         frame = frame.drop(columns=["part"], errors="ignore").reset_index(drop=True)
@@ -129,7 +141,21 @@ class DatasetStore:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             frame.to_parquet(tmp, index=False)
             os.replace(tmp, path)
+        if batch_hash is not None and self.part_of_batch(batch_hash) is None:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(insert(PARTS).values(model=self.model, part=digest, batch_hash=batch_hash,
+                                                      rows=len(frame), created_at=datetime.now(timezone.utc)))
+            except IntegrityError:  # recorded meanwhile by a run that validated the same batch: same rows
+                pass
         return digest
+
+    def part_of_batch(self, batch_hash: str) -> str | None:
+        """The part holding a validated batch's accepted rows: how a run that takes over a batch validated by a
+        run that died finds its rows without validating it again."""
+        with self._engine.connect() as conn:
+            return conn.execute(select(PARTS.c.part).where(PARTS.c.model == self.model,
+                                                           PARTS.c.batch_hash == batch_hash)).scalar()
 
     def read_part(self, digest: str) -> pd.DataFrame:
         path = self.part_path(digest)
