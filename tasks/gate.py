@@ -27,12 +27,13 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from tuneline.common import pipeline_task, task_logger
-from tuneline.config import GateConfig, TunelineConfig
+from tuneline.config import TunelineConfig
 from tuneline.kinds import Evaluation, TaskKind, kind_of
 from tuneline.ledger import ledger_url_for
 from tuneline.locking import default_lock_url, model_lock
 from tuneline.promotions import GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version
 from tuneline.stats import PairedComparison, mcnemar, paired_bootstrap
+from tuneline.tasks.forgetting import Forgetting
 from tuneline.tasks.register import CHALLENGER, RegisteredVersion
 from tuneline.tracking import RunContext, client_for, log_metrics, set_tags
 

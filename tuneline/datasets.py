@@ -28,7 +28,7 @@ from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, in
 from sqlalchemy.exc import IntegrityError
 
 from tuneline.errors import UserError
-from tuneline.ledger import _open_engine, _UTCDateTime
+from tuneline.ledger import LedgerDatabase, _UTCDateTime
 from tuneline.runtime import redact
 
 PARTS_FOLDER = "parts"
@@ -106,22 +106,15 @@ def version_hash(parts: list[str]) -> str:
     return sha256_text("tuneline-data-version", *parts)
 
 
-class DatasetStore:
+class DatasetStore(LedgerDatabase):
     """The versions of one registered model's dataset: part files under ``folder``, versions in the database."""
 
+    WHAT = "dataset store"
+    METADATA = _metadata
+
     def __init__(self, url: str, model: str, folder: Path | str) -> None:
-        self.url, self.model, self.folder = url, model, Path(folder)
-        self._engine = _open_engine(url, 30.0)
-        _metadata.create_all(self._engine)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> DatasetStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+        self.folder = Path(folder)
+        super().__init__(url, model)
 
     # -- parts ----------------------------------------------------------------------------------------------------
     def part_path(self, digest: str) -> Path:

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -421,60 +420,57 @@ def _describe(batch: Batch) -> str:
     return batch.state
 
 
-class Ledger:
-    """The batch ledger of one registered model in the database at ``url`` (tables are created on first use).
+class LedgerDatabase:
+    """One registered model's tables in the ledger database at ``url``: the engine, transactions whose failures
+    become :class:`LedgerError` with the URL redacted, and table creation on first use. :class:`Ledger`, the
+    promotion history and the dataset store share it; ``WHAT`` names the subclass in messages."""
 
-    ``lease_s``: how long a claim holds without a :meth:`heartbeat`. ``busy_timeout_s``: how long a SQLite transaction
-    waits for another process's transaction. Opening fails with :class:`LedgerError` (URL redacted) when the database
-    cannot be reached.
-    """
+    WHAT = "ledger database"
+    METADATA: MetaData
 
-    def __init__(self, url: str, model: str, *, lease_s: float = DEFAULT_LEASE_S,
-                 busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, model: str, *, busy_timeout_s: float = 30.0) -> None:
         if not model:
-            raise ValueError("a ledger belongs to one registered model: model must not be empty")
-        if lease_s <= 0:
-            raise ValueError(f"lease_s must be positive, got {lease_s}")
-        self.url, self.model, self.lease_s = url, model, float(lease_s)
+            raise ValueError(f"a {self.WHAT} belongs to one registered model: model must not be empty")
+        self.url, self.model = url, model
         try:
             self._engine = _open_engine(url, busy_timeout_s)
         except LedgerError:
             raise
         except ModuleNotFoundError as exc:  # SQLAlchemy imports the driver when the engine is created
-            raise LedgerError(f"cannot open the batch ledger {redact(url)}: its database driver is not installed "
+            raise LedgerError(f"cannot open the {self.WHAT} {redact(url)}: its database driver is not installed "
                               f"({exc}; for PostgreSQL: pip install 'psycopg[binary]')") from None
         except Exception as exc:  # noqa: BLE001 - anything else SQLAlchemy raises for a URL it cannot use
             raise self._error("cannot open", exc) from None
         self._create_tables()
 
     def __repr__(self) -> str:
-        return f"Ledger({redact(self.url)!r}, model={self.model!r})"
+        return f"{type(self).__name__}({redact(self.url)!r}, model={self.model!r})"
 
     def close(self) -> None:
         self._engine.dispose()
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self):  # noqa: ANN204 - the subclass
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    # -- plumbing ------------------------------------------------------------------------------------------------
     def _error(self, doing: str, exc: BaseException) -> LedgerError:
         cause = getattr(exc, "orig", None) or exc
         first_line = next(iter(str(cause).strip().splitlines()), "")
-        return LedgerError(f"{doing} the batch ledger {redact(self.url)} of model {self.model!r}: "
+        return LedgerError(f"{doing} the {self.WHAT} {redact(self.url)} of model {self.model!r}: "
                            f"{type(cause).__name__}: {redact(first_line)}")
 
     @contextmanager
     def _tx(self, doing: str) -> Iterator[Connection]:
         """One transaction; database failures become a :class:`LedgerError` with the URL redacted (the original is
-        chained unless its text holds a credential)."""
+        chained unless its text holds a credential). Unique-index clashes stay ``IntegrityError``: callers that can
+        meet one (two processes recording the same thing at once) decide what it means."""
         try:
             with self._engine.begin() as conn:
                 yield conn
         except IntegrityError:
-            raise  # scan retries these
+            raise
         except SQLAlchemyError as exc:
             raise self._error(doing, exc) from (None if has_credentials(str(exc)) else exc)
 
@@ -482,11 +478,30 @@ class Ledger:
         for attempt in range(2):  # two processes creating the tables at once: the loser sees them on its retry
             try:
                 with self._tx("cannot open") as conn:
-                    _metadata.create_all(conn)
+                    self.METADATA.create_all(conn)
                 return
             except (LedgerError, IntegrityError):
                 if attempt:
                     raise
+
+
+class Ledger(LedgerDatabase):
+    """The batch ledger of one registered model in the database at ``url`` (tables are created on first use).
+
+    ``lease_s``: how long a claim holds without a :meth:`heartbeat`. ``busy_timeout_s``: how long a SQLite transaction
+    waits for another process's transaction. Opening fails with :class:`LedgerError` (URL redacted) when the database
+    cannot be reached.
+    """
+
+    WHAT = "batch ledger"
+    METADATA = _metadata
+
+    def __init__(self, url: str, model: str, *, lease_s: float = DEFAULT_LEASE_S,
+                 busy_timeout_s: float = 30.0) -> None:
+        if lease_s <= 0:
+            raise ValueError(f"lease_s must be positive, got {lease_s}")
+        self.lease_s = float(lease_s)
+        super().__init__(url, model, busy_timeout_s=busy_timeout_s)
 
     def _event(self, conn: Connection, batch_id: int, content_hash: str, from_state: str | None, to_state: str,
                run_id: str | None, at: datetime, detail: str | None = None) -> None:

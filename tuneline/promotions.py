@@ -20,8 +20,6 @@ written for a move that then failed would be a record that lies, and nothing cou
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -29,14 +27,13 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, String, Table, Text, insert, select
-from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Row
 
 from tuneline.errors import UserError
-from tuneline.ledger import LedgerError, _open_engine, _UTCDateTime
+from tuneline.ledger import LedgerDatabase, LedgerError, _UTCDateTime
 from tuneline.locking import model_lock
 from tuneline.registry import STATUS
-from tuneline.runtime import has_credentials, redact
+from tuneline.runtime import redact
 from tuneline.tasks.register import CHAMPION
 
 GATE, PROMOTE, ROLLBACK = "gate", "promote", "rollback"
@@ -109,60 +106,22 @@ def _promotion(row: Row) -> Promotion:
                      reason=m["reason"])
 
 
-class PromotionLog:
+class PromotionLog(LedgerDatabase):
     """The append-only promotion history of one registered model's alias in the ledger database at ``url``.
 
     The table is created on first use. Failures of the database become :class:`tuneline.ledger.LedgerError` with
     the URL redacted. Use it as a context manager (or call :meth:`close`) to release its connections.
     """
 
+    WHAT = "promotion history"
+    METADATA = _metadata
+
     def __init__(self, url: str, model: str, *, alias: str = CHAMPION, busy_timeout_s: float = 30.0) -> None:
-        if not model:
-            raise ValueError("a promotion history belongs to one registered model: model must not be empty")
-        self.url, self.model, self.alias = url, model, alias
-        try:
-            self._engine = _open_engine(url, busy_timeout_s)
-        except LedgerError:
-            raise
-        except ModuleNotFoundError as exc:  # SQLAlchemy imports the driver when the engine is created
-            raise LedgerError(f"cannot open the promotion history {redact(url)}: its database driver is not "
-                              f"installed ({exc}; for PostgreSQL: pip install 'psycopg[binary]')") from None
-        except Exception as exc:  # noqa: BLE001 - anything else SQLAlchemy raises for a URL it cannot use
-            raise self._error("cannot open", exc) from None
-        for attempt in range(2):  # two processes creating the table at once: the loser sees it on its retry
-            try:
-                with self._tx("cannot open") as conn:
-                    _metadata.create_all(conn)
-                break
-            except (LedgerError, IntegrityError):
-                if attempt:
-                    raise
+        self.alias = alias
+        super().__init__(url, model, busy_timeout_s=busy_timeout_s)
 
     def __repr__(self) -> str:
         return f"PromotionLog({redact(self.url)!r}, model={self.model!r}, alias={self.alias!r})"
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> PromotionLog:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def _error(self, doing: str, exc: BaseException) -> LedgerError:
-        cause = getattr(exc, "orig", None) or exc
-        first_line = next(iter(str(cause).strip().splitlines()), "")
-        return LedgerError(f"{doing} the promotion history {redact(self.url)} of model {self.model!r}: "
-                           f"{type(cause).__name__}: {redact(first_line)}")
-
-    @contextmanager
-    def _tx(self, doing: str) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise self._error(doing, exc) from (None if has_credentials(str(exc)) else exc)
 
     def record(self, from_version: str | None, to_version: str, *, actor: str, action: str, reason: str,
                at: datetime | None = None) -> Promotion:
