@@ -24,7 +24,7 @@ from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TunelineConfig
 from tuneline.datasets import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
-from tuneline.ledger import VALIDATED, Batch, Ledger
+from tuneline.ledger import VALIDATED, Batch, Ledger, fetch_batch
 from tuneline.readers import DataLoadError, detect_format
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data
 from tuneline.tasks.split import DataSplits, assign_splits, split_data, split_key
@@ -126,10 +126,10 @@ def ingest_base(config: TunelineConfig, store: DatasetStore, run: RunContext) ->
 
 
 def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
+    """Read a recorded batch with the kind's reader; a batch in a remote landing folder (an fsspec URL) is fetched
+    once into the dataset folder first."""
     kind = kind_of(config)
-    root = Path(batch.path)
-    files = [root] if batch.kind == "file" else sorted(
-        f for f in root.rglob("*") if f.is_file() and not any(p.startswith((".", "_")) for p in f.relative_to(root).parts))
+    files = fetch_batch(batch.path, batch.kind, dataset_folder(config) / "landed" / batch.content_hash)
     frames, sources, malformed = [], [], []
     for path in files:
         read = kind.read(path, detect_format(path, config.data.format), config.data)

@@ -277,3 +277,33 @@ def test_9_drift_stop_rejects_a_shifted_batch_and_keeps_the_champion(loop, tiny_
         (batch,) = [b for b in ledger.batches() if b.name == "b7-shifted.csv"]
     assert batch.state == "rejected" and batch.reasons[0].startswith("drift (drift.on_drift=stop)")
     assert client_of(loop).get_model_version_by_alias("loop-tickets", "champion").version == champion
+
+
+def test_a_landing_folder_on_an_fsspec_file_system_works_like_a_local_one(tmp_path, tiny_bert):
+    """``retrain.landing`` as a URL (fsspec's in-memory file system here; s3://, gs://, ... with their packages):
+    markers, content hashes, duplicates and the batch's rows come through the same rules."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    folder = f"/landing-{tmp_path.name}"
+    memory.mkdir(folder)
+    tickets(BASE, seed=1).to_csv(tmp_path / "base.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    overrides = [f"retrain.landing=memory://{folder}"]
+    assert run(tmp_path, tiny_bert, *overrides).data_version == 1
+    batch = tickets(BASE, seed=12).head(60).to_csv(index=False)
+    memory.pipe(f"{folder}/remote.csv", batch.encode())
+    memory.pipe(f"{folder}/half-written.csv", b"text,label\n")  # no marker: never read
+    memory.pipe(f"{folder}/remote.csv.done", b"")
+    summary = run(tmp_path, tiny_bert, *overrides)
+    assert summary.batches_used == ["remote.csv"] and summary.data_version == 2
+    with ledger_of(tmp_path) as ledger:
+        (used,) = ledger.batches()
+    import hashlib
+
+    assert used.path == f"memory://{folder}/remote.csv" and used.content_hash == hashlib.sha256(
+        batch.encode()).hexdigest()
+    with DatasetStore(default_ledger_url(f"sqlite:///{tmp_path / 'mlflow.db'}"), "loop-tickets",
+                      tmp_path / "tuneline-output" / "datasets" / "loop-tickets") as store:
+        rows = store.frame(store.get(2))
+    assert (rows["batch"] == used.content_hash).sum() == 60

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tuneline import runtime  # noqa: F401  (offline defaults first)
+from tuneline import serving
 from tuneline.config import ConfigError, TunelineConfig, build_config, load_config
 from tuneline.errors import UserError
 from tuneline.runtime import redact
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, metavar="S", help="seconds between scans "
                        "(default: retrain.watch_interval_s)")
     _add_promotion_parsers(sub)
+    serving.add_parser(sub)
     from tuneline import cli_loop
 
     cli_loop.add_parsers(sub, _add_config_args, EPILOG)
@@ -147,7 +149,7 @@ def _write_demo_loop_config(config: TunelineConfig, path: Path) -> int:
     path = path.resolve()
     landing = path.parent / "landing"
     landing.mkdir(parents=True, exist_ok=True)
-    config.retrain.landing = landing
+    config.retrain.landing = str(landing)
     config.work_dir = (path.parent / config.work_dir).resolve() if not config.work_dir.is_absolute() else config.work_dir
     raw = config.model_dump(mode="json", exclude_defaults=True)
     raw["task"], raw["retrain"]["landing"] = config.task, "landing"
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             return _doctor(args)
         if args.command in ("promote", "rollback", "history"):
             return _promotions(args)
+        if args.command == "serve-model":
+            return serving.serve_model_command(args)
         from tuneline import cli_loop
 
         handled = cli_loop.run(args, lambda a: secrets_as_references(load_config(a.config, a.overrides)))

