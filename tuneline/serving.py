@@ -1,0 +1,241 @@
+"""``tuneline serve-model``: a registered model as an HTTP endpoint, through ``mlflow models serve``.
+
+tuneline adds only what MLflow's command leaves to the caller:
+
+* the registry is the one the other commands use (``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else
+  ./mlflow.db), passed to MLflow as ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` in the child's environment;
+* ``NAME@ALIAS`` is resolved to ONE version number before anything starts, and that version is what MLflow serves
+  (``models:/NAME/VERSION``) and what the log names: if the alias moves while the server starts, the log still
+  says what is served. An endpoint started for ``@champion`` therefore picks up a promotion (or a
+  ``tuneline rollback``) when it is restarted, never in the middle of its life;
+* an unknown model, alias or version, or a port already in use, is one ``tuneline:`` line;
+* the server runs as a child in its own process group: Ctrl-C or SIGTERM stops all of it (MLflow's CLI and the
+  uvicorn workers it starts) before the command returns, so the port is free again when it does; the child also
+  gets SIGTERM if tuneline is killed outright (Linux).
+
+The endpoint is MLflow's own scoring server: ``GET /ping`` and ``/health``, ``POST /invocations`` with
+``{"inputs": [...]}`` or ``{"dataframe_split": ...}`` JSON (NER models: ``inputs`` only, a list of texts or of
+word lists), answering ``{"predictions": [...]}`` (one record per input, the pyfunc's columns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuneline.errors import UserError
+from tuneline.runtime import redact
+
+DEFAULT_ALIAS = "champion"
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5001
+#: How long a stopped server may take to shut down (finish the request in flight) before it is killed.
+STOP_GRACE_S = 15.0
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One concrete registered version and where it is served."""
+
+    name: str
+    version: str
+    task: str
+    reference: str       # as asked, e.g. models:/intents@champion
+    tracking_uri: str    # resolved (``${VAR}`` expanded): never printed unredacted
+    host: str
+    port: int
+    workers: int
+
+    @property
+    def uri(self) -> str:
+        """What MLflow serves: the resolved version, never the alias (which may move while the server starts)."""
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argparse's private subparsers action
+    serve = sub.add_parser(
+        "serve-model", help="serve a registered model over HTTP (mlflow models serve)",
+        description="Resolve NAME@ALIAS (default @champion) or NAME/VERSION to one version, print it, and serve "
+        "that version with `mlflow models serve --env-manager local` until Ctrl-C: GET /ping, POST /invocations "
+        "with {\"inputs\": [...]} or {\"dataframe_split\": ...}. The alias is read at start: restart the endpoint "
+        "to pick up a promotion or a rollback.")
+    serve.add_argument("name", metavar="NAME", help="registered model name")
+    which = serve.add_mutually_exclusive_group()
+    which.add_argument("--alias", "-a", help=f"alias to serve (default: {DEFAULT_ALIAS})")
+    which.add_argument("--version", "-v", help="version number to serve instead of an alias")
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
+    serve.add_argument("--port", "-p", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    serve.add_argument("--workers", "-w", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
+
+
+def serve_model_command(args: argparse.Namespace) -> int:
+    """The CLI entry: ``tuneline serve-model`` with parsed arguments."""
+    return serve_model(args.name, alias=args.alias, version=args.version, host=args.host, port=args.port,
+                       workers=args.workers, tracking_uri=args.tracking_uri)
+
+
+def resolve_served_model(name: str, alias: str | None = None, version: str | None = None,
+                         tracking_uri: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                         workers: int = 1) -> ServedModel:
+    """The version ``NAME@ALIAS`` (or ``NAME/VERSION``) points at now; a :class:`UserError` naming what exists when
+    the model, alias or version does not."""
+    from tuneline.tasks.predict_batch import resolve_model_version
+
+    if alias is not None and version is not None:
+        raise UserError("give --alias or --version, not both")
+    if not name or name.startswith("models:/") or "@" in name:
+        raise UserError(f"serve-model takes a registered model NAME (got {name!r}); choose the version with "
+                        "--alias ALIAS or --version N")
+    if version is not None and not str(version).isdigit():
+        raise UserError(f"--version must be a version number such as 3 (got {version!r})")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
+    reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or DEFAULT_ALIAS}"
+    try:
+        resolved = resolve_model_version.fn(reference, tracking_uri)
+    except UserError as error:  # batch prediction's wording names its own options: name this command's
+        hint = (str(error).replace("check --model and", "check NAME and")
+                .replace(f"use one of them or models:/{name}/<version>", "serve one of them with --alias ALIAS, "
+                         "or a version with --version N"))
+        raise UserError(hint) from None
+    return ServedModel(name=resolved.name, version=resolved.version, task=resolved.task, reference=reference,
+                       tracking_uri=resolved.tracking_uri, host=host, port=port, workers=workers)
+
+
+def mlflow_serve_command(model: ServedModel) -> list[str]:
+    """``mlflow models serve`` of this interpreter's environment, for the resolved version."""
+    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model.uri, "--env-manager", "local",
+            "--host", model.host, "--port", str(model.port), "--workers", str(model.workers)]
+
+
+def serving_environment(model: ServedModel) -> dict[str, str]:
+    """The child's environment: the registry to read, and this environment's scripts first on PATH (MLflow starts
+    the server as ``uvicorn`` by name, which must be the one installed beside this interpreter's mlflow)."""
+    env = dict(os.environ)
+    env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = model.tracking_uri
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Fail before starting anything when the port cannot be listened on (uvicorn's own failure is a traceback)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}); another server is "
+                            "probably using it: pick another --port or stop that server") from None
+
+
+def serve_model(name: str, *, alias: str | None = None, version: str | None = None, host: str = DEFAULT_HOST,
+                port: int = DEFAULT_PORT, workers: int = 1, tracking_uri: str | None = None,
+                echo: Callable[[str], None] = lambda line: print(line, flush=True)) -> int:
+    """Resolve, announce and serve until stopped; the exit code of the server (0 after Ctrl-C or SIGTERM)."""
+    model = resolve_served_model(name, alias, version, tracking_uri, host, port, workers)
+    require_free_port(host, port)
+    echo(f"serving {model.name} version {model.version} ({model.task}; asked for {model.reference}) from "
+         f"{redact(model.tracking_uri)}")
+    echo(f"  endpoint: POST {model.url}/invocations   health: GET {model.url}/ping   workers: {model.workers} "
+         "(Ctrl-C stops)")
+    code = run_until_stopped(mlflow_serve_command(model), serving_environment(model))
+    if code not in (0, None):
+        print(f"tuneline: mlflow models serve exited with code {code} (its log is above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _Stop(Exception):
+    """SIGTERM arrived: stop the server as for Ctrl-C."""
+
+
+def _raise_stop(signum, frame) -> None:  # noqa: ANN001 - signal handler signature
+    raise _Stop
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM when this process dies, even by SIGKILL (MLflow does the same for uvicorn)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_until_stopped(command: list[str], env: dict[str, str]) -> int | None:
+    """Run ``command`` in a process group of its own until it exits, or until Ctrl-C / SIGTERM stops this process:
+    then the whole group gets SIGTERM (SIGKILL after :data:`STOP_GRACE_S`), and this returns once it is gone."""
+    linux = sys.platform.startswith("linux")
+    child = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent if linux else None)
+    in_main_thread = hasattr(signal, "SIGTERM") and _is_main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_stop) if in_main_thread else None
+    try:
+        return child.wait()
+    except (KeyboardInterrupt, _Stop):
+        _stop_group(child)
+        print("tuneline: model server stopped", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        if child.poll() is None:  # any other way out (an error in this process): never leave the server behind
+            _stop_group(child)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _stop_group(child: subprocess.Popen) -> None:
+    """SIGTERM to the child's process group (MLflow's CLI and the uvicorn it exec'd), then wait for every member."""
+    group = child.pid
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            child.poll()  # reap the direct child so that it does not linger as a zombie group member
+            if not _group_alive(group):
+                child.wait()
+                return
+            time.sleep(0.1)
+    child.wait()
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of the group still runs. A zombie does not count: uvicorn, orphaned when MLflow's CLI
+    exits first, is reaped by whatever adopts it, which need not be prompt in a container."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == group and fields[0] != "Z":  # fields after the command: state, ppid, pgrp, ...
+            return True
+    return False
