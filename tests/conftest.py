@@ -88,3 +88,60 @@ def shared_data(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder {path} is absent (it lives in ../shared/data beside the repository)")
     return path
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Throwaway servers for the scaled setup (tests/services.py): started once per session, always stopped and deleted.
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[object]:
+    """A PostgreSQL cluster of its own (temporary folder, free port on 127.0.0.1); skipped when not installed."""
+    from services import PostgresCluster, ServiceUnavailable
+
+    try:
+        cluster = PostgresCluster()
+    except ServiceUnavailable as missing:
+        pytest.skip(str(missing))
+    try:
+        try:
+            cluster.start()
+        except ServiceUnavailable as missing:
+            pytest.skip(str(missing))
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster) -> str:
+    """``postgresql+psycopg://tuneline:<password>@127.0.0.1:<port>/tuneline``: a role with a password and its own
+    database in the session's throwaway cluster (the ledger's, data versions' and promotion history's database)."""
+    from services import ServiceUnavailable
+
+    try:
+        return postgres_cluster.create_database("tuneline")
+    except ServiceUnavailable as missing:
+        pytest.skip(str(missing))
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres_cluster, tmp_path_factory) -> Iterator[str]:
+    """``mlflow server`` on a PostgreSQL backend store (a database of its own), serving the artifacts from a
+    temporary folder; yields its ``http://127.0.0.1:<port>`` URL."""
+    import sys
+
+    from services import MlflowServer, ServiceUnavailable
+
+    try:
+        store = postgres_cluster.create_database("mlflow")
+    except ServiceUnavailable as missing:
+        pytest.skip(str(missing))
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    server = MlflowServer(store, folder / "artifacts", folder / "mlflow-server.log",
+                          Path(sys.executable).parent / "mlflow")
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()

@@ -1,7 +1,8 @@
 """The batch ledger (tuneline.ledger) with real files, a real database and real processes.
 
-Every test runs against a SQLite ledger file in ``tmp_path``; set ``TUNELINE_TEST_POSTGRES_URL`` to a PostgreSQL
-database (a driver such as ``psycopg`` installed) to run each of them against PostgreSQL as well. Nothing is mocked:
+Every test runs against a SQLite ledger file in ``tmp_path`` and against PostgreSQL: the database named by
+``TUNELINE_TEST_POSTGRES_URL`` when set, else the session's throwaway cluster (``postgres_url`` in conftest.py; skipped
+with a reason when PostgreSQL is not installed). Nothing is mocked:
 batches are files and folders in a landing folder, claimers are separate ``python`` processes, and the run killed
 in the middle is killed with SIGKILL.
 """
@@ -62,7 +63,7 @@ WORKER = textwrap.dedent("""
         got = []
         while batches := ledger.claim(run_id, max_batches=1):
             got += [b.content_hash for b in batches]
-            time.sleep(0.005)  # a little work between two claims, so that neither process starves the other
+            time.sleep(0.02)  # a little work between two claims, so that neither process starves the other (2 busy cores)
         report.write_text(json.dumps(got))
     elif mode == "validate-then-hang":
         got = ledger.claim(run_id)
@@ -88,10 +89,7 @@ WORKER = textwrap.dedent("""
 def ledger_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / LEDGER_DB_NAME}"
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"set {POSTGRES_ENV} to a PostgreSQL database to run the ledger tests against PostgreSQL too")
-    return url
+    return os.environ.get(POSTGRES_ENV) or request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The gate lock (tuneline.locking) with real processes: exclusion, timeout, death of a holder, per-model scope.
 
-Every cross-process test runs real ``python`` subprocesses against one SQLite lock database in ``tmp_path``; nothing
-is mocked. The subprocesses get no Prefect API (``PREFECT_API_URL=""``), like ``tuneline train`` with the embedded
+Every cross-process test runs real ``python`` subprocesses against one SQLite lock database in ``tmp_path``, and
+again against PostgreSQL (``TUNELINE_TEST_POSTGRES_URL`` when set, else the session's throwaway cluster: the
+``postgres_url`` fixture, skipped with a reason when PostgreSQL is not installed); nothing is mocked. The subprocesses get no Prefect API (``PREFECT_API_URL=""``), like ``tuneline train`` with the embedded
 default; the in-process calls run against the session's throwaway Prefect API (tests/conftest.py), so they also take
 and release the Prefect concurrency limit.
 """
@@ -34,6 +35,7 @@ from tuneline.locking import (
     model_lock,
     sqlite_lock_path,
 )
+from tuneline.runtime import redact
 
 # One worker: waits for a "go" file (so that both workers start their critical section together, whatever their
 # import times), then records when it entered and left a ~1 s critical section, with or without the lock.
@@ -98,9 +100,11 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.communicate(timeout=10)
 
 
-@pytest.fixture
-def lock_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / LOCK_DB_NAME}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def lock_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / LOCK_DB_NAME}"
+    return os.environ.get("TUNELINE_TEST_POSTGRES_URL") or request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
@@ -159,7 +163,7 @@ def test_a_waiter_times_out_and_names_the_holder(tmp_path, lock_url, workers):
     waited = time.monotonic() - started
     assert 0.5 <= waited < 3.0
     message = str(caught.value)
-    assert "trainer-on-gpu-7" in message and "'sst2-classifier'" in message and LOCK_DB_NAME in message
+    assert "trainer-on-gpu-7" in message and "'sst2-classifier'" in message and redact(lock_url) in message
 
 
 def test_a_killed_holder_releases_the_lock(tmp_path, lock_url, workers):
@@ -207,6 +211,7 @@ def test_the_same_model_twice_in_one_thread_fails_fast(lock_url):
         pass
 
 
+@pytest.mark.parametrize("lock_url", ["sqlite"], indirect=True)
 def test_the_held_lock_is_a_reserved_sqlite_lock(tmp_path, lock_url):
     """The lock really is ``BEGIN IMMEDIATE``: a raw sqlite3 writer is refused while it is held, and only then.
 
@@ -243,6 +248,7 @@ def test_the_held_lock_is_a_reserved_sqlite_lock(tmp_path, lock_url):
     hooked.dispose()
 
 
+@pytest.mark.parametrize("lock_url", ["sqlite"], indirect=True)
 def test_the_register_names_the_holder_only_while_held(lock_url):
     """The committed register row is how a waiter learns the holder; it is cleared on release."""
     url_path = Path(lock_url.removeprefix("sqlite:///"))

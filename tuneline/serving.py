@@ -109,7 +109,8 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
     except UserError as error:  # batch prediction's wording names its own options: name this command's
         hint = (str(error).replace("check --model and", "check NAME and")
                 .replace(f"use one of them or models:/{name}/<version>", "serve one of them with --alias ALIAS, "
-                         "or a version with --version N"))
+                         "or a version with --version N")
+                .replace("batch prediction takes models", "serve-model serves models"))
         raise UserError(hint) from None
     return ServedModel(name=resolved.name, version=resolved.version, task=resolved.task, reference=reference,
                        tracking_uri=resolved.tracking_uri, host=host, port=port, workers=workers)
@@ -157,6 +158,27 @@ def serve_model(name: str, *, alias: str | None = None, version: str | None = No
         print(f"tuneline: mlflow models serve exited with code {code} (its log is above)", file=sys.stderr)
         return 1
     return 0
+
+
+def wait_until_serving(url: str, timeout_s: float = 120.0, process: subprocess.Popen | None = None) -> float:
+    """Poll ``GET {url}/ping`` until the endpoint answers 200; the seconds it took. A :class:`RuntimeError` when
+    ``process`` (the server, if given) exits first or after ``timeout_s``: callers never wait unbounded."""
+    import urllib.error
+    import urllib.request
+
+    start = time.monotonic()
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the model server exited with code {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() - start > timeout_s:
+            raise RuntimeError(f"{url}/ping did not answer within {timeout_s:.0f} s")
+        time.sleep(0.25)
 
 
 class _Stop(Exception):

@@ -1,0 +1,327 @@
+"""``tuneline serve-model``: the HTTP endpoint answers exactly what the registered model answers in-process.
+
+Tiny random heads on the conftest BERT are registered with tuneline's own register task in a SQLite store (a
+classifier in two versions with different weights, and a NER tagger). The endpoint is the real command, started as
+a subprocess on a free 127.0.0.1 port and always stopped by a finalizer; requests use MLflow's JSON formats, and
+every answer is compared with ``mlflow.pyfunc.load_model("models:/NAME/VERSION").predict`` on the same inputs
+(labels and tags exact, scores to 1e-6). The rollout rule is pinned too: an endpoint serving ``@champion`` keeps
+its version while it runs, and serves the promoted one after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tuneline.serving import wait_until_serving
+from tuneline.tasks.register import register_model
+from tuneline.tracking import RunContext
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["billing", "delivery", "account"]
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+TEXTS = ["where is my parcel", "please reset my password", "refund the charge twice", "the app crash on login"]
+SENTENCES = ["John Smith lives in Berlin .", "Paris"]
+LONG = ["john", "smith", "visited", "berlin", ".", "acme", "corp", "works", "in", "paris"] * 4  # several windows
+WORD_LISTS = [["John", "Smith", "lives", "in", "Berlin"], ["Paris"], LONG]
+START_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class Store:
+    uri: str
+    folder: Path
+
+
+def save_random_head(base: Path, folder: Path, head: str, labels: list[str], max_length: int, seed: int) -> Path:
+    """A head on the tiny BERT, initialised from ``seed`` and saved as tuneline saves a trained model."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    model = getattr(transformers, head).from_pretrained(
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)})
+    model.config.tuneline_max_length = max_length
+    model.save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny_bert) -> Iterator[Store]:
+    """``serve-intents`` v1 (champion) and v2 (other weights), ``serve-ner`` v1 (champion)."""
+    folder = tmp_path_factory.mktemp("serve-model")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("serve-model", artifact_location=(folder / "artifacts").as_uri())
+    models = [("serve-intents", "classification", "AutoModelForSequenceClassification", CLASSES, 32, 0),
+              ("serve-intents", "classification", "AutoModelForSequenceClassification", CLASSES, 32, 1),
+              ("serve-ner", "token_classification", "AutoModelForTokenClassification", TAGS, 10, 0)]
+    try:
+        for i, (name, kind, head, labels, max_length, seed) in enumerate(models):
+            model_dir = save_random_head(tiny_bert, folder / f"model-{i}", head, labels, max_length, seed)
+            run = client.create_run(experiment)
+            context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
+                                 run_dir=folder / run.info.run_id)
+            register_model.fn(model_dir, kind, name, context, {"task": kind})
+        client.set_registered_model_alias("serve-intents", "champion", "1")
+        client.set_registered_model_alias("serve-ner", "champion", "1")
+        yield Store(uri=uri, folder=folder)
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+
+
+def registered_predictions(store: Store, name: str, version: str, model_input: Any) -> pd.DataFrame:
+    mlflow.set_registry_uri(store.uri)
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(model_input)
+
+
+# --- the endpoint as a subprocess --------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Endpoint:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def served_line(self) -> str:
+        return next(line for line in self.log.read_text(errors="replace").splitlines() if line.startswith("serving "))
+
+    def post(self, body: bytes | dict, content_type: str = "application/json") -> tuple[int, Any]:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        request = urllib.request.Request(f"{self.url}/invocations", data=data, method="POST",
+                                         headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+
+def stop(process: subprocess.Popen) -> int:
+    """SIGTERM, as a service manager stops it; SIGKILL only if it hangs (its server then gets SIGTERM from the
+    kernel: serve-model sets PR_SET_PDEATHSIG on it)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def start(store: Store, name: str, *options: str) -> Endpoint:
+    """``tuneline serve-model NAME OPTIONS`` on a free port, its output to a log file; not waited for."""
+    port = free_port()
+    log = store.folder / f"serve-{name}-{port}.log"
+    command = [sys.executable, "-m", "tuneline.cli", "serve-model", name, *options, "--port", str(port),
+               "--tracking-uri", store.uri]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=store.folder)
+    return Endpoint(url=f"http://127.0.0.1:{port}", process=process, log=log)
+
+
+def wait_ready(endpoint: Endpoint) -> Endpoint:
+    try:
+        wait_until_serving(endpoint.url, START_TIMEOUT_S, endpoint.process)
+    except RuntimeError as error:
+        pytest.fail(f"{error}; its log:\n{endpoint.log.read_text(errors='replace')[-3000:]}")
+    return endpoint
+
+
+@contextmanager
+def serving(store: Store, name: str, *options: str) -> Iterator[Endpoint]:
+    """An endpoint that answers /ping, stopped whatever happens."""
+    endpoint = start(store, name, *options)
+    try:
+        yield wait_ready(endpoint)
+    finally:
+        stop(endpoint.process)
+
+
+@pytest.fixture(scope="module")
+def endpoints(store) -> Iterator[dict[str, Endpoint]]:
+    """The classifier's (default alias: champion) and the tagger's endpoints, started side by side (each spends
+    its start-up importing torch and loading the model) and stopped at the end of the module."""
+    started: dict[str, Endpoint] = {}
+    try:
+        started["intents"] = start(store, "serve-intents")
+        started["ner"] = start(store, "serve-ner", "--alias", "champion")
+        yield {key: wait_ready(endpoint) for key, endpoint in started.items()}
+    finally:
+        for endpoint in started.values():
+            stop(endpoint.process)
+
+
+@pytest.fixture(scope="module")
+def intents(endpoints) -> Endpoint:
+    return endpoints["intents"]
+
+
+@pytest.fixture(scope="module")
+def ner(endpoints) -> Endpoint:
+    return endpoints["ner"]
+
+
+# --- comparison --------------------------------------------------------------------------------------------------
+
+def assert_same(served: Any, expected: Any, where: str = "") -> None:
+    """JSON from the endpoint against the in-process value: strings, ints and structure exact, floats to 1e-6."""
+    if isinstance(expected, dict):
+        assert isinstance(served, dict) and list(served) == list(expected), where
+        for key in expected:
+            assert_same(served[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple, np.ndarray)):
+        assert isinstance(served, list) and len(served) == len(expected), where
+        for i, (a, b) in enumerate(zip(served, expected)):
+            assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(expected, (float, np.floating)):
+        assert served == pytest.approx(float(expected), abs=1e-6), where
+    elif isinstance(expected, np.integer):
+        assert served == int(expected), where
+    else:
+        assert served == expected, where
+
+
+def assert_answers_like(response: tuple[int, Any], expected: pd.DataFrame) -> None:
+    status, body = response
+    assert status == 200, body
+    assert_same(body["predictions"], expected.to_dict(orient="records"), "predictions")
+
+
+# --- tests -------------------------------------------------------------------------------------------------------
+
+def test_classifier_endpoint_answers_like_the_registered_model(store, intents):
+    assert intents.served_line().startswith("serving serve-intents version 1 (classification; asked for "
+                                            "models:/serve-intents@champion)")
+    expected = registered_predictions(store, "serve-intents", "1", TEXTS)
+    assert set(expected["label"]) <= set(CLASSES)
+    assert_answers_like(intents.post({"inputs": TEXTS}), expected)
+    split = {"dataframe_split": {"columns": ["text"], "data": [[text] for text in TEXTS]}}
+    assert_answers_like(intents.post(split), registered_predictions(store, "serve-intents", "1",
+                                                                    pd.DataFrame({"text": TEXTS})))
+    assert_answers_like(intents.post({"inputs": TEXTS[:1]}), expected.iloc[:1])
+
+
+def test_ner_endpoint_tags_word_lists_and_texts_like_the_registered_model(store, ner):
+    assert ner.served_line().startswith("serving serve-ner version 1 (token_classification;")
+    expected = registered_predictions(store, "serve-ner", "1", WORD_LISTS)
+    assert [len(tags) for tags in expected["tags"]] == [len(words) for words in WORD_LISTS]  # one tag per word
+    assert_answers_like(ner.post({"inputs": WORD_LISTS}), expected)
+    assert_answers_like(ner.post({"inputs": SENTENCES}), registered_predictions(store, "serve-ner", "1", SENTENCES))
+
+
+@pytest.mark.parametrize("endpoint, body, content_type, says", [
+    ("intents", b"{not json", "application/json", "valid JSON"),
+    ("intents", {"texts": TEXTS}, "application/json", "input fields"),
+    ("intents", b"where is my parcel", "text/plain", "content types"),
+    ("ner", {"inputs": [["John", 3]]}, "application/json", "word"),
+    ("ner", {"dataframe_split": {"columns": ["tokens"], "data": [[["Paris"]]]}}, "application/json", "'inputs'"),
+])
+def test_malformed_request_is_a_4xx_with_a_message(request, endpoint, body, content_type, says):
+    served = request.getfixturevalue(endpoint)
+    status, answer = served.post(body, content_type)
+    assert 400 <= status < 500, (status, answer)
+    message = answer["message"] if isinstance(answer, dict) else answer
+    assert says in message
+    assert served.post({"inputs": ["Paris"]})[0] == 200  # and the endpoint keeps serving
+
+
+def test_unknown_model_alias_or_version_is_one_line_naming_what_exists(store, capsys):
+    from tuneline.cli import main
+
+    cases = [(["no-such-model"], "no registered model 'no-such-model'"),
+             (["serve-intents", "--alias", "nightly"], "has no alias 'nightly' (its aliases: "),
+             (["serve-intents", "--version", "9"], "has no version 9")]
+    for arguments, says in cases:
+        assert main(["serve-model", *arguments, "--tracking-uri", store.uri, "--port", str(free_port())]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("tuneline: ") and says in err and err.count("\n") == 1, err
+    assert "champion -> v1" in err
+
+
+def test_busy_port_is_refused_before_anything_starts(store, capsys):
+    from tuneline.cli import main
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve-model", "serve-intents", "--tracking-uri", store.uri, "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_endpoint_serving_champion_picks_up_a_promotion_on_restart(store, intents, capsys):
+    """The rollout rule: a running endpoint keeps the version it resolved at start; a restart serves the new one."""
+    from tuneline.cli import main
+
+    before = registered_predictions(store, "serve-intents", "1", TEXTS)
+    after = registered_predictions(store, "serve-intents", "2", TEXTS)
+    assert list(before["score"]) != pytest.approx(list(after["score"]), abs=1e-6)  # the versions are told apart
+    assert main(["promote", "serve-intents", "2", "--reason", "serving test", "--tracking-uri", store.uri]) == 0
+    try:
+        assert_answers_like(intents.post({"inputs": TEXTS}), before)  # still v1 until restarted
+        with serving(store, "serve-intents", "--alias", "champion") as restarted:
+            assert restarted.served_line().startswith("serving serve-intents version 2 ")
+            assert_answers_like(restarted.post({"inputs": TEXTS}), after)
+        assert restarted.process.returncode == 0  # SIGTERM stops it cleanly ...
+        with pytest.raises(OSError):  # ... and nothing listens on its port any more
+            socket.create_connection(("127.0.0.1", int(restarted.url.rsplit(":", 1)[1])), timeout=2).close()
+    finally:
+        MlflowClient(tracking_uri=store.uri, registry_uri=store.uri).set_registered_model_alias(
+            "serve-intents", "champion", "1")
+    capsys.readouterr()
+
+
+def test_load_benchmark_smoke_run_has_no_errors_and_every_field(store, tmp_path):
+    """benchmarks/serve_load.py in smoke mode on this module's tiny classifier (it starts and stops its own
+    endpoint; its --tiny mode, which also registers a model, is the same path after the registration)."""
+    output = tmp_path / "serve_load.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "serve_load.py"), "--model", "serve-intents",
+                           "--version", "1", "--tracking-uri", store.uri, "--requests", "50", "--clients", "4",
+                           "--warmup", "4", "--output", str(output)],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["errors"] == 0 and result["requests"] == 50 and result["status_counts"] == {"200": 50}
+    assert result["load"]["clients"] == 4
+    assert set(result["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"] <= result["latency_ms"]["p99"]
+    assert result["throughput_rps"] > 0 and result["machine"]["cpu_count"] >= 1
+    assert result["model"]["name"] == "serve-intents" and result["model"]["version"] == "1"
+    assert result["model"]["served_log_line"].startswith("serving serve-intents version 1 ")
