@@ -324,7 +324,8 @@ def _immediate_engine(path: Path, *, busy_s: float) -> Engine:
 class _PostgresLock(_DatabaseLock):
     """``pg_try_advisory_xact_lock`` on a hash of the model name, inside a transaction held for the with-block.
 
-    Exercised by tests/test_locking.py against a throwaway PostgreSQL cluster (tests/services.py); the SQL is deliberately the smallest possible.
+    Exercised by tests/test_locking.py against a throwaway PostgreSQL cluster (tests/services.py); the SQL is
+    deliberately the smallest possible.
     """
 
     def _open(self) -> None:

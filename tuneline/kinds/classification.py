@@ -242,16 +242,13 @@ class ClassificationKind(TaskKind):
 
     def zero_shot_baseline(self, splits: Any, config: TunelineConfig) -> Evaluation:
         """Nearest label embedding (cosine) to each text embedding, with the untouched base model."""
-        from tuneline.embeddings import load_encoder, mean_pooled_embeddings
-        from tuneline.runtime import resolve_base_model
+        from tuneline.embeddings import Embedder
 
         labels = splits.labels
-        model, tokenizer = load_encoder(resolve_base_model(config.model.base), config.model.trust_remote_code)
+        embedder = Embedder.for_config(config)
         descriptions = config.data.label_descriptions
-        size, length = config.evaluate.batch_size, config.tokenize.max_length
-        label_vectors = mean_pooled_embeddings(model, tokenizer, [descriptions.get(label, label.replace("_", " "))
-                                                                  for label in labels], size, length)
-        text_vectors = mean_pooled_embeddings(model, tokenizer, splits.test["text"].tolist(), size, length)
+        label_vectors = embedder.embed([descriptions.get(label, label.replace("_", " ")) for label in labels])
+        text_vectors = embedder.embed(splits.test["text"].tolist())
         similarity = text_vectors @ label_vectors.T
         predicted = [labels[i] for i in similarity.argmax(axis=1)]
         return Evaluation("zero_shot", self.score(self.gold(splits.test), predicted, labels), predicted,

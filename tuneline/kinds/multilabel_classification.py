@@ -367,14 +367,11 @@ class MultilabelKind(ClassificationKind):
 
     def zero_shot_baseline(self, splits: Any, config: TunelineConfig) -> Evaluation:
         """Cosine of text to label-name embeddings (untouched base model), one global cut fitted on train rows."""
-        from tuneline.embeddings import load_encoder, mean_pooled_embeddings
-        from tuneline.runtime import resolve_base_model
+        from tuneline.embeddings import Embedder
 
         labels = splits.labels
-        model, tokenizer = load_encoder(resolve_base_model(config.model.base), config.model.trust_remote_code)
+        embed = Embedder.for_config(config).embed
         descriptions = config.data.label_descriptions
-        size, length = config.evaluate.batch_size, config.tokenize.max_length
-        embed = lambda texts: mean_pooled_embeddings(model, tokenizer, texts, size, length)  # noqa: E731
         label_vectors = embed([descriptions.get(label, label.replace("_", " ")) for label in labels])
         fit_rows = splits.train.sample(n=min(len(splits.train), ZERO_SHOT_FIT_ROWS), random_state=0)
         fit_similarity = embed(fit_rows["text"].tolist()) @ label_vectors.T

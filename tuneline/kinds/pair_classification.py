@@ -274,8 +274,7 @@ class PairClassificationKind(ClassificationKind):
         ``similarity >= t``, the other below, with ``t`` the best cut on (a sample of) train for the gate's metric.
         Skipped (None) for more than two labels, where one similarity cannot separate the classes."""
         from tuneline.common import task_logger
-        from tuneline.embeddings import best_threshold, load_encoder
-        from tuneline.runtime import resolve_base_model
+        from tuneline.embeddings import Embedder, best_threshold
 
         labels = splits.labels
         if len(labels) != 2:
@@ -283,16 +282,15 @@ class PairClassificationKind(ClassificationKind):
                                "2 labels (this run has %d)", len(labels))
             return None
         negative, positive = labels[0], labels[1]
-        model, tokenizer = load_encoder(resolve_base_model(config.model.base), config.model.trust_remote_code)
-        size, length = config.evaluate.batch_size, config.tokenize.max_length
+        embedder = Embedder.for_config(config)
         fit = splits.train
         if len(fit) > ZERO_SHOT_FIT_ROWS:
             fit = fit.sample(n=ZERO_SHOT_FIT_ROWS, random_state=0)
-        fit_similarity = pair_similarity(model, tokenizer, fit, size, length)
+        fit_similarity = pair_similarity(embedder, fit)
         metric = config.primary_metric
         threshold = best_threshold(fit_similarity, (fit["label"] == positive).to_numpy(),
                                    threshold_objective(metric))
-        similarity = pair_similarity(model, tokenizer, splits.test, size, length)
+        similarity = pair_similarity(embedder, splits.test)
         predicted = [positive if s >= threshold else negative for s in similarity]
         task_logger().info("zero-shot pair baseline: similarity threshold %.4f (best %s on %d train pairs)",
                            threshold, metric, len(fit))
@@ -300,10 +298,8 @@ class PairClassificationKind(ClassificationKind):
                                    similarity.tolist(), threshold=threshold)
 
 
-def pair_similarity(model: Any, tokenizer: Any, frame: pd.DataFrame, batch_size: int, max_length: int) -> np.ndarray:
+def pair_similarity(embedder: Any, frame: pd.DataFrame) -> np.ndarray:
     """Cosine similarity of each row's text and text_pair embeddings (both L2-normalised, so a row-wise dot)."""
-    from tuneline.embeddings import mean_pooled_embeddings
-
-    first = mean_pooled_embeddings(model, tokenizer, [str(t) for t in frame["text"]], batch_size, max_length)
-    second = mean_pooled_embeddings(model, tokenizer, [str(t) for t in frame["text_pair"]], batch_size, max_length)
+    first = embedder.embed([str(t) for t in frame["text"]])
+    second = embedder.embed([str(t) for t in frame["text_pair"]])
     return np.sum(first * second, axis=1)
