@@ -5,6 +5,10 @@ data after a crash resumes from the last checkpoint instead of starting over. Af
 final model is saved as safetensors (LoRA adapters merged into the base weights, so the result loads as a plain
 model) and the checkpoints are removed. Curves go to MLflow through a Trainer callback; progress with ETA goes to the
 log (and to the tqdm bar on a terminal).
+
+With ``train.processes: N`` above 1 the same Trainer runs under DDP in N worker processes started by torchrun
+(:mod:`tuneline.distributed`); the task stays in the flow's process, logs the curves of rank 0 to MLflow once and
+returns the same :class:`TrainedModel`, so everything after training runs once, as in a single-process run.
 """
 
 from __future__ import annotations
@@ -83,9 +87,21 @@ class MlflowCurvesCallback(TrainerCallback):
         self.run = run
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        numeric = {f"train.{k}" if not k.startswith("eval_") else f"val.{k[5:]}": v
-                   for k, v in (logs or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        log_metrics(self.run, numeric, step=state.global_step)
+        log_metrics(self.run, curve_metrics(logs or {}), step=state.global_step)
+
+
+def curve_metrics(logs: dict[str, Any]) -> dict[str, float]:
+    """A Trainer log as MLflow metric names: ``loss`` → ``train.loss``, ``eval_macro_f1`` → ``val.macro_f1``."""
+    return {f"train.{k}" if not k.startswith("eval_") else f"val.{k[5:]}": v
+            for k, v in logs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def log_curves(run: RunContext, history: list[dict[str, Any]]) -> None:
+    """Log a finished Trainer's ``log_history`` as the same metrics :class:`MlflowCurvesCallback` logs live (each
+    entry's ``step`` is the global step the Trainer logged it at, not a metric)."""
+    for entry in history:
+        logs = {k: v for k, v in entry.items() if k != "step"}
+        log_metrics(run, curve_metrics(logs), step=int(entry.get("step", 0)))
 
 
 class ProgressLogCallback(TrainerCallback):
@@ -117,7 +133,10 @@ def _clock(seconds: float) -> str:
 
 
 def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: str, precision: str,
-                       train_rows: int) -> TrainingArguments:
+                       train_rows: int, world_size: int = 1) -> TrainingArguments:
+    """The Trainer's arguments; with ``world_size`` processes each takes ``batch_size / world_size`` rows, so the
+    global batch, the number of optimizer steps and the logging/evaluation steps are those of one process."""
+    distributed = world_size > 1
     eval_steps = config.eval_steps
     if eval_steps is None and config.max_steps > 0:
         eval_steps = max(1, config.max_steps // 4)
@@ -125,8 +144,8 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
     steps_per_epoch = math.ceil(train_rows / (config.batch_size * config.gradient_accumulation_steps))
     return TrainingArguments(
         output_dir=str(output_dir),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.eval_batch_size,
+        per_device_train_batch_size=config.batch_size // world_size,
+        per_device_eval_batch_size=math.ceil(config.eval_batch_size / world_size),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         learning_rate=config.learning_rate,
@@ -149,9 +168,15 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
         logging_steps=min(config.logging_steps, max(1, steps_per_epoch)),
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to="none",
-        disable_tqdm=False,
+        disable_tqdm=distributed,  # workers write to log files: ProgressLogCallback's lines, not bars
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
+        **({"ddp_backend": "nccl" if torch.cuda.is_available() else "gloo",
+            "ddp_timeout": int(config.process_timeout_s),
+            # On: the Trainer multiplies each process's loss by the number of processes, assuming the model divides
+            # it by the token count of all processes; the encoder heads take a plain mean, so the gradients (and
+            # the logged loss) came out N times too large. Off: DDP's gradient mean matches one process exactly.
+            "average_tokens_across_devices": False} if distributed else {}),
     )
 
 
@@ -192,6 +217,77 @@ def checkpoint_folder(config: TunelineConfig, tokenized: TokenizedData) -> Path:
     return Path(config.work_dir) / "checkpoints" / f"{config.fingerprint()}-{tokenized.cache_keys['train'][:12]}"
 
 
+@dataclass
+class TrainOutcome:
+    """What ``Trainer.train()`` reports, from this process or from rank 0 of the worker processes."""
+
+    global_step: int
+    train_runtime_s: float
+    best_metric: float | None
+    history: list[dict[str, float]]
+
+
+def build_trainer(model: Any, tokenizer: Any, train_dataset: Any, eval_dataset: Any, labels: list[str],
+                  config: TunelineConfig, checkpoint_dir: Path, precision: str,
+                  callbacks: list[TrainerCallback] | None = None, world_size: int = 1) -> Trainer:
+    """The one Trainer setup, used in this process and in each DDP worker (:mod:`tuneline.distributed`)."""
+    kind = kind_of(config)
+    train_config = config.train
+    args = training_arguments(train_config, checkpoint_dir, config.primary_metric, precision, len(train_dataset),
+                              world_size=world_size)
+    all_callbacks: list[TrainerCallback] = [ProgressLogCallback(), *(callbacks or [])]
+    if train_config.early_stopping_patience > 0:
+        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train_config.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, data_collator=kind.collator(tokenizer), train_dataset=train_dataset,
+                      eval_dataset=eval_dataset, processing_class=tokenizer,
+                      compute_metrics=kind.trainer_metrics(labels), callbacks=all_callbacks)
+    # The heads tuneline builds take **kwargs in forward but average their loss per batch and ignore
+    # num_items_in_batch. Left to its guess (True), the Trainer would then skip dividing the loss by
+    # gradient_accumulation_steps (and, under DDP, multiply it by the number of processes): steps N times too big.
+    trainer.model_accepts_loss_kwargs = False
+    return trainer
+
+
+def save_final_model(trainer: Trainer, tokenizer: Any, config: TunelineConfig, model_dir: Path) -> None:
+    """Save the trained model (LoRA adapters folded into the base weights, so it loads as a plain model) and the
+    tokenizer into ``model_dir``."""
+    final = trainer.model
+    if hasattr(final, "merge_and_unload"):
+        final = final.merge_and_unload()
+    final.config.tuneline_max_length = config.tokenize.max_length
+    final.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+
+
+def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: list[str],
+                          config: TunelineConfig, checkpoint_dir: Path, precision: str, resume: str | None,
+                          model_dir: Path, callbacks: list[TrainerCallback]) -> TrainOutcome:
+    trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], tokenized.datasets["validation"], labels,
+                            config, checkpoint_dir, precision, callbacks)
+    output = trainer.train(resume_from_checkpoint=resume)
+    save_final_model(trainer, tokenizer, config, model_dir)
+    return TrainOutcome(global_step=output.global_step,
+                        train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
+                        best_metric=trainer.state.best_metric, history=list(trainer.state.log_history))
+
+
+def train_in_processes(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: list[str],
+                       config: TunelineConfig, checkpoint_dir: Path, precision: str, resume: str | None,
+                       model_dir: Path, callbacks: list[TrainerCallback]) -> TrainOutcome:
+    """Run :func:`build_trainer` + ``train()`` under DDP in ``train.processes`` workers; rank 0 saves the model.
+
+    The workers' spec, logs and rank 0's result lie in ``<model_dir's folder>/train-workers``.
+    """
+    from tuneline.distributed import run_workers
+
+    result = run_workers(model, tokenizer, {name: tokenized.datasets[name] for name in ("train", "validation")},
+                         labels, config, workers_dir=model_dir.parent / "train-workers",
+                         checkpoint_dir=checkpoint_dir, model_dir=model_dir, precision=precision, resume=resume,
+                         callbacks=callbacks, forward_log=task_logger().info)
+    return TrainOutcome(global_step=int(result["global_step"]), train_runtime_s=float(result["train_runtime_s"]),
+                        best_metric=result["best_metric"], history=list(result["history"]))
+
+
 @pipeline_task(name="train-model")
 def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: list[str], config: TunelineConfig,
                 run: RunContext | None = None, model_dir: Path | None = None, checkpoint_dir: Path | None = None,
@@ -199,46 +295,39 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
     """Fine-tune with the Trainer; save the final (merged) model; return what happened.
 
     The model goes to ``<run folder>/model`` (``model_dir`` overrides), checkpoints to :func:`checkpoint_folder`.
-    ``extra_callbacks`` lets another flow add its own Trainer callbacks (monitoring, custom stopping rules).
+    ``extra_callbacks`` lets another flow add its own Trainer callbacks (monitoring, custom stopping rules); with
+    ``train.processes`` above 1 they run in every worker process, so they must be picklable.
     """
     log = task_logger()
-    kind = kind_of(config)
     primary_metric = config.primary_metric
     precision = resolve_precision(config.train.precision)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else checkpoint_folder(config, tokenized)
     if model_dir is None:
         model_dir = (run.run_dir if run is not None else Path(config.work_dir)) / "model"
+    model_dir = Path(model_dir)
     train_config = config.train
-    args = training_arguments(train_config, checkpoint_dir, primary_metric, precision,
-                              len(tokenized.datasets["train"]))
-    callbacks: list[TrainerCallback] = [ProgressLogCallback(), *(extra_callbacks or [])]
-    if train_config.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=train_config.early_stopping_patience))
-    if run is not None:
-        callbacks.append(MlflowCurvesCallback(run))
-    trainer = Trainer(model=model, args=args, data_collator=kind.collator(tokenizer),
-                      train_dataset=tokenized.datasets["train"], eval_dataset=tokenized.datasets["validation"],
-                      processing_class=tokenizer, compute_metrics=kind.trainer_metrics(labels), callbacks=callbacks)
+    processes = train_config.processes
     with exclusive_checkpoints(checkpoint_dir, config) as checkpoint_dir:
-        trainer.args.output_dir = str(checkpoint_dir)
         resume = last_complete_checkpoint(checkpoint_dir) if train_config.resume and checkpoint_dir.is_dir() else None
         if resume:
             log.info("resuming from checkpoint %s", resume)
-        log.info("training on %d rows (%s, %s precision), evaluating on %d", len(tokenized.datasets["train"]),
-                 train_config.optimizer, precision, len(tokenized.datasets["validation"]))
-        output = trainer.train(resume_from_checkpoint=resume)
-    final = trainer.model
-    if hasattr(final, "merge_and_unload"):  # LoRA: fold the adapters into the base weights for plain loading
-        final = final.merge_and_unload()
-    final.config.tuneline_max_length = config.tokenize.max_length
-    model_dir = Path(model_dir)
-    final.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    result = TrainedModel(model_dir=model_dir, global_step=output.global_step,
-                          train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
-                          best_metric=trainer.state.best_metric, resumed_from=resume, precision=precision,
-                          checkpoint_dir=checkpoint_dir,
-                          history=list(trainer.state.log_history))
+        log.info("training on %d rows (%s, %s precision%s), evaluating on %d", len(tokenized.datasets["train"]),
+                 train_config.optimizer, precision,
+                 f", {processes} processes of {train_config.batch_size // processes} rows a batch"
+                 if processes > 1 else "", len(tokenized.datasets["validation"]))
+        if processes > 1:
+            outcome = train_in_processes(model, tokenizer, tokenized, labels, config, checkpoint_dir, precision,
+                                         resume, model_dir, list(extra_callbacks or []))
+            if run is not None:  # the curves of rank 0, once (a single process logs them live, below)
+                log_curves(run, outcome.history)
+        else:
+            callbacks = [*(extra_callbacks or []), *([MlflowCurvesCallback(run)] if run is not None else [])]
+            outcome = train_in_this_process(model, tokenizer, tokenized, labels, config, checkpoint_dir, precision,
+                                            resume, model_dir, callbacks)
+    result = TrainedModel(model_dir=model_dir, global_step=outcome.global_step,
+                          train_runtime_s=outcome.train_runtime_s, best_metric=outcome.best_metric,
+                          resumed_from=resume, precision=precision, checkpoint_dir=checkpoint_dir,
+                          history=outcome.history)
     if run is not None:
         log_metrics(run, {"train.runtime_s": result.train_runtime_s, "train.global_step": result.global_step,
                           **({"val.best_" + primary_metric: result.best_metric} if result.best_metric is not None
