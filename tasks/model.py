@@ -118,12 +118,16 @@ def apply_lora(model: Any, config: ModelConfig, kind: TaskKind) -> Any:
 
 @pipeline_task(name="build-model")
 def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
-                init_from: Path | None = None) -> BuiltModel:
+                init_from: Path | None = None, seed: int | None = None) -> BuiltModel:
     """Load the base encoder with the kind's head sized for ``labels`` (id2label/label2id set) and apply the strategy.
 
     ``init_from``: start from a fine-tuned model instead (continual retraining from the champion); its labels must
     be the first labels of ``labels`` in the same order, and a longer ``labels`` grows the head (see :func:`grow_head`).
+    ``seed`` (``train.seed``) fixes the random initialisation of the new head and adapters: without it they would
+    depend on whatever used the global generator before, and the same config could train a different model.
     """
+    if seed is not None:
+        transformers.set_seed(seed)
     log = task_logger()
     kind = kind_of(kind) if isinstance(kind, str) else kind
     base = resolve_base_model(config.base)
