@@ -1,4 +1,5 @@
-"""The retraining loop as Prefect deployments, served together by ``tuneline serve --config my.yaml``.
+"""The retraining loop as Prefect deployments: served together by ``tuneline serve --config my.yaml``, or applied to
+a work pool by ``tuneline deploy --config my.yaml --pool NAME`` and run by its workers.
 
 =====================  ================================  ============================================================
 deployment             flow                              runs
@@ -11,23 +12,32 @@ deployment             flow                              runs
                                                          a time, the others queued (concurrency 1, ENQUEUE)
 ``watch-landing``      ``tuneline-watch-landing``        every ``retrain.watch_interval_s``; only when
                                                          ``retrain.landing`` is set
-``predict-batch``      ``tuneline-predict-batch``        on demand (when :mod:`tuneline.deployments.predict` exists)
+``predict-batch``      ``tuneline-predict-batch``        on demand (when :mod:`tuneline.flows.predict` exists)
 =====================  ================================  ============================================================
 
 A burst of batches becomes few runs: a retraining run claims *every* free batch of its model from the ledger, so the
 runs queued behind it find nothing and end at once. Each deployment carries the whole config as its ``config``
 parameter, which Prefect stores and shows: a literal credential in ``tracking.tracking_uri`` or ``ledger.url`` is
-refused (write ``${VAR}`` and set the variable where ``tuneline serve`` runs). The names are fixed, so one Prefect
+refused (write ``${VAR}`` and set the variable where the flows run). The names are fixed, so one Prefect
 API serves the loop of one registered model; give each model its own Prefect server (or workspace).
+
+:func:`loop_specs` is the one definition of these deployments; ``tuneline serve`` serves them from its own process
+(:func:`loop_deployments`) and ``tuneline deploy`` applies the same ones to a work pool, whose workers run them
+(:mod:`tuneline.deployments.deploy`).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
+from prefect import Flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
@@ -48,8 +58,8 @@ def refuse_literal_credentials(config: TunelineConfig) -> None:
     for key, value in (("tracking.tracking_uri", config.tracking.tracking_uri), ("ledger.url", config.ledger.url)):
         if has_credentials(value):
             raise ConfigError(f"{key} holds credentials, which a deployment would store in Prefect's database: "
-                              f"write it as ${{VAR}} (any variable name) and set that variable where `tuneline "
-                              f"serve` runs")
+                              f"write it as ${{VAR}} (any variable name) and set that variable where the flows run "
+                              f"(`tuneline serve`, or the work pool's worker)")
 
 
 def _optional(module: str, name: str):  # noqa: ANN202 - a flow or a function
@@ -63,8 +73,8 @@ def _retrain_flow():  # noqa: ANN202 - a Prefect flow
     return _optional("tuneline.flows.retrain", "retrain_flow")
 
 
-def _prediction_deployment():  # noqa: ANN202 - a function
-    return _optional("tuneline.deployments.predict", "prediction_deployment")
+def _prediction_flow():  # noqa: ANN202 - a Prefect flow
+    return _optional("tuneline.flows.predict", "batch_predict_flow")
 
 
 def _cron(config: TunelineConfig):  # noqa: ANN202 - a Prefect schedule
@@ -75,49 +85,82 @@ def _cron(config: TunelineConfig):  # noqa: ANN202 - a Prefect schedule
                           f"'0 3 * * *' for 03:00 daily): {str(error).splitlines()[0]}") from None
 
 
-def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
+@dataclass(frozen=True)
+class LoopDeployment:
+    """One deployment of the loop: its name, its flow, and how it runs (the keyword arguments that
+    ``Flow.to_deployment`` and ``Flow.deploy`` share: parameters, schedules, triggers, concurrency_limit, tags,
+    description)."""
+
+    name: str
+    flow: Flow
+    options: dict[str, Any]
+
+    @property
+    def entrypoint(self) -> str:
+        """``flows/<file>.py:<function>``: the same relative path in the repository and in the installed package
+        (setuptools installs ``flows/`` as ``tuneline/flows/``), which is what ``Flow.from_source`` loads."""
+        return f"flows/{Path(inspect.getfile(self.flow.fn)).name}:{self.flow.fn.__name__}"
+
+    def served(self) -> RunnerDeployment:
+        """The deployment as this process serves it (``tuneline serve``)."""
+        return self.flow.to_deployment(name=self.name, **self.options)
+
+
+def loop_specs(config: TunelineConfig) -> list[LoopDeployment]:
     """The deployments of the retraining loop for ``config`` (module docstring); those that do not apply are left
     out (no cron, no landing folder, no retraining or prediction flow in this installation)."""
-    from tuneline.deployments.retrain import training_deployment
+    from tuneline.flows.train import train_flow
     from tuneline.flows.watch import watch_flow
 
     refuse_literal_credentials(config)
     model = config.registered_model_name
     parameters = {"config": config.model_dump(mode="json")}
     tags = ["tuneline", config.task, model]
-    deployments = [training_deployment(config, name=TRAIN)]
+    specs = [LoopDeployment(TRAIN, train_flow, dict(
+        parameters=parameters, tags=tags,
+        description=f"Train {model} from {config.data.path or config.data.train}, on demand."))]
 
     retrain_flow = _retrain_flow()
     if retrain_flow is None:
-        logger.warning("tuneline.flows.retrain is not installed: %s and %s are not served",
+        logger.warning("tuneline.flows.retrain is not installed: %s and %s are left out",
                        RETRAIN_SCHEDULED, RETRAIN_ON_BATCH)
     else:
         if config.retrain.cron:
-            deployments.append(retrain_flow.to_deployment(
-                name=RETRAIN_SCHEDULED, schedules=[_cron(config)], parameters={**parameters, "trigger": "schedule"},
-                tags=tags, description=f"Retrain {model} on the batches landed so far, on "
-                f"'{config.retrain.cron}' ({config.retrain.timezone})."))
+            specs.append(LoopDeployment(RETRAIN_SCHEDULED, retrain_flow, dict(
+                schedules=[_cron(config)], parameters={**parameters, "trigger": "schedule"}, tags=tags,
+                description=f"Retrain {model} on the batches landed so far, on '{config.retrain.cron}' "
+                f"({config.retrain.timezone}).")))
         trigger = DeploymentEventTrigger(
             name=f"{model}: retrain on a landed batch", expect={BATCH_LANDED, BATCHES_PENDING},
             match={MODEL_LABEL: model}, parameters={"trigger": "event"})
-        deployments.append(retrain_flow.to_deployment(
-            name=RETRAIN_ON_BATCH, triggers=[trigger], parameters=parameters, tags=tags,
+        specs.append(LoopDeployment(RETRAIN_ON_BATCH, retrain_flow, dict(
+            triggers=[trigger], parameters=parameters, tags=tags,
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-            description=f"Retrain {model} when a batch lands; one run at a time, each claiming every free batch."))
+            description=f"Retrain {model} when a batch lands; one run at a time, each claiming every free batch.")))
 
     if config.retrain.landing is not None:
         landing = landing_folder(config)  # a missing folder is an error now, not at every interval
-        deployments.append(watch_flow.to_deployment(
-            name=WATCH_LANDING, schedules=[Interval(timedelta(seconds=config.retrain.watch_interval_s))],
-            parameters=parameters, tags=tags,
+        specs.append(LoopDeployment(WATCH_LANDING, watch_flow, dict(
+            schedules=[Interval(timedelta(seconds=config.retrain.watch_interval_s))], parameters=parameters,
+            tags=tags,
             # a scan slower than the interval skips the next tick instead of piling runs up
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-            description=f"Scan {landing} every {config.retrain.watch_interval_s:g} s; announce each new batch."))
+            description=f"Scan {landing} every {config.retrain.watch_interval_s:g} s; announce each new batch.")))
 
-    prediction_deployment = _prediction_deployment()
-    if prediction_deployment is not None:
-        deployments.append(prediction_deployment(name=PREDICT_BATCH, tracking_uri=config.tracking.tracking_uri))
-    return deployments
+    prediction_flow = _prediction_flow()
+    if prediction_flow is not None:
+        # model, input and output come with each run; the tracking URI (if configured) is a default parameter
+        tracking_uri = config.tracking.tracking_uri
+        specs.append(LoopDeployment(PREDICT_BATCH, prediction_flow, dict(
+            parameters={"tracking_uri": tracking_uri} if tracking_uri else {}, tags=["tuneline", "predict"],
+            description="Predict a file of inputs with one registered model version (NAME@ALIAS resolved at "
+            "start)")))
+    return specs
+
+
+def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
+    """:func:`loop_specs` as deployments served by this process."""
+    return [spec.served() for spec in loop_specs(config)]
 
 
 def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:

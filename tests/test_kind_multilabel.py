@@ -267,7 +267,7 @@ def tiny_config(data: Path, tiny_bert: Path, *overrides: str):
                  "labels": NAMES},
         "model": {"base": str(tiny_bert)},
         "tokenize": {"max_length": 32},
-        "train": {"epochs": 8, "learning_rate": 2e-3, "batch_size": 16, "early_stopping_patience": 2,
+        "train": {"epochs": 15, "learning_rate": 2e-3, "batch_size": 16, "early_stopping_patience": 0,
                   "precision": "fp32"},
         "evaluate": {"zero_shot_baseline": True},
         "tracking": {"experiment": "multilabel-flow-test", "registered_model": MODEL},

@@ -87,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "Prefect API: `prefect server start` and PREFECT_API_URL).", epilog=EPILOG)
     _add_config_args(serve, required=True)
     serve.add_argument("--cron", help="override retrain.cron, e.g. '0 3 * * *' (read in retrain.timezone)")
+    deploy = sub.add_parser("deploy", help="deploy the retraining loop's Prefect deployments to a work pool",
+                            description="Register the deployments `tuneline serve` serves (train, retrain-scheduled, "
+                            "retrain-on-batch, watch-landing, predict-batch) with the Prefect API for a work pool's "
+                            "workers to run (`prefect worker start --pool NAME`), the flows loaded from --source. "
+                            "Creates the pool (type process) when absent. Needs PREFECT_API_URL.", epilog=EPILOG)
+    _add_config_args(deploy, required=True)
+    deploy.add_argument("--pool", required=True, help="work pool name (created as a process pool when absent)")
+    deploy.add_argument("--source", type=Path, help="folder holding tuneline's flows/, at the same path here and "
+                        "for the workers (default: the one this tuneline is imported from)")
     watch = sub.add_parser("watch", help="scan the landing folder and announce new batches to Prefect",
                            description="Every interval, record the complete batches in retrain.landing in the batch "
                            "ledger and emit tuneline.batch.landed for each new one (which triggers retrain-on-batch "
@@ -215,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
 
             serve_loop(config, cron=args.cron)
             return 0
+        if args.command == "deploy":
+            from tuneline.deployments.deploy import deploy_command
+
+            return deploy_command(config, args.pool, args.source)
         if args.command == "watch":
             return _watch(config, args.interval, args.once)
         from tuneline.errors import quiet_user_error_tracebacks

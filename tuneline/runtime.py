@@ -88,8 +88,13 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-def default_artifact_location() -> str:
-    """Artifacts of a local SQLite store live beside it, in ./mlartifacts."""
+def default_artifact_location(tracking_uri: str | None = None) -> str:
+    """Artifacts of a local SQLite store live beside its database file, in ``mlartifacts/`` (not in the current
+    folder: a Prefect worker starts flow runs in the source folder, which may be read-only)."""
+    if tracking_uri and tracking_uri.startswith("sqlite:///"):
+        database = Path(tracking_uri[len("sqlite:///"):])
+        if database.is_absolute() or tracking_uri.startswith("sqlite:////"):
+            return (database.parent / "mlartifacts").as_uri()
     return (Path.cwd() / "mlartifacts").as_uri()
 
 

@@ -52,7 +52,7 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
         experiment = client.get_experiment_by_name(config.tracking.experiment)
         if experiment is not None:
             return client, experiment.experiment_id
-        location = default_artifact_location() if uri.startswith("sqlite:") else None
+        location = default_artifact_location(uri) if uri.startswith("sqlite:") else None
         return client, client.create_experiment(config.tracking.experiment, artifact_location=location)
 
 
@@ -124,6 +124,9 @@ def active_run(run: RunContext) -> Iterator[None]:
     mlflow.set_tracking_uri(run.tracking_uri)
     with mlflow.start_run(run_id=run.run_id):
         yield
+    # leaving start_run() marked the run FINISHED; it is still running (tracked_run ends it), and a FINISHED run
+    # whose version is not gated yet looks orphaned to a concurrent run's registration (tuneline.registry)
+    client_for(run).update_run(run.run_id, status="RUNNING")
 
 
 _METRIC_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")

@@ -1,0 +1,151 @@
+"""The retraining loop on a work pool: ``tuneline deploy --config my.yaml --pool NAME [--source DIR]``.
+
+``tuneline serve`` runs the loop's flows inside its own process, for as long as it runs. ``tuneline deploy`` registers
+the same deployments (:func:`tuneline.deployments.loop.loop_specs`: names, parameters, schedules, trigger,
+concurrency) with the Prefect API once and exits; a worker (``prefect worker start --pool NAME``) then runs each flow
+run in a fresh process, on this machine or another that sees the same folders.
+
+Each deployment loads its flow with ``Flow.from_source(source, "flows/<file>.py:<flow>")``. ``source`` is a folder
+whose ``flows/`` holds tuneline's flow files: by default the one this tuneline is imported from (the repository in
+an editable install, ``site-packages/tuneline`` in a regular one, e.g. in the Docker image). The worker must see that
+folder and import the same tuneline. Nothing is built or pushed (``build=False, push=False``).
+
+A process worker's flow run starts in ``source`` (Prefect's pull step changes into it), not where the worker was
+started: a relative ``work_dir`` is therefore resolved here, against the current folder, and the MLflow store should
+be named explicitly, in the config (``${VAR}`` for a secret) or as ``MLFLOW_TRACKING_URI`` in the worker's
+environment. The pool is created (type ``process``) when it does not exist; an existing pool is used as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from tuneline.config import TunelineConfig
+from tuneline.deployments.loop import loop_specs
+from tuneline.errors import UserError
+from tuneline.runtime import redact
+
+PROCESS = "process"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    name: str  # flow name/deployment name, what `prefect deployment run` takes
+    deployment_id: UUID
+    entrypoint: str
+
+
+@dataclass(frozen=True)
+class DeployedLoop:
+    pool: str
+    pool_type: str
+    pool_created: bool
+    source: Path
+    work_dir: Path
+    deployments: list[Deployed]
+
+
+def default_source() -> Path:
+    """The folder holding the ``flows/`` this tuneline imports its flows from."""
+    import tuneline.flows
+
+    return Path(tuneline.flows.__file__).resolve().parent.parent
+
+
+def _checked_source(source: Path | str) -> Path:
+    folder = Path(source).expanduser().resolve()
+    if not (folder / "flows" / "train.py").is_file():
+        raise UserError(f"--source {folder}: it has no flows/train.py; give the tuneline repository or the installed "
+                        f"package folder (this installation's: {default_source()})")
+    return folder
+
+
+def _cwd_independent(config: TunelineConfig) -> TunelineConfig:
+    """The config with a relative ``work_dir`` made absolute (a worker's flow run starts in the source folder)."""
+    if Path(config.work_dir).is_absolute():
+        return config
+    config = config.model_copy(deep=True)
+    config.work_dir = (Path.cwd() / config.work_dir).resolve()
+    return config
+
+
+def require_prefect_api() -> str:
+    """The URL of the Prefect API to deploy to; a :class:`UserError` when none is set or it does not answer (without
+    ``PREFECT_API_URL`` Prefect would deploy to a throwaway API of this process, which no worker ever sees)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise UserError("no Prefect API to deploy to: start one with `prefect server start` and set "
+                        "PREFECT_API_URL=http://127.0.0.1:4200/api here and where the worker runs")
+    with get_client(sync_client=True) as client:
+        failure = client.api_healthcheck()
+    if failure is not None:
+        raise UserError(f"the Prefect API at {redact(url)} does not answer ({type(failure).__name__}): start it with "
+                        "`prefect server start`, or set PREFECT_API_URL to a running one")
+    return url
+
+
+def ensure_work_pool(name: str) -> tuple[str, bool]:
+    """``(type, created)`` of the work pool ``name``, created as a ``process`` pool when absent."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_work_pool(name).type, False
+        except ObjectNotFound:
+            pass
+        try:
+            pool = client.create_work_pool(WorkPoolCreate(
+                name=name, type=PROCESS, base_job_template=ProcessWorker.get_default_base_job_template(),
+                description="tuneline's retraining loop (created by `tuneline deploy`)"))
+        except ObjectAlreadyExists:  # another `tuneline deploy` created it meanwhile
+            return client.read_work_pool(name).type, False
+        return pool.type, True
+
+
+def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = None) -> DeployedLoop:
+    """Apply every deployment of the loop to the work pool ``pool`` (created if absent), the flows loaded from
+    ``source`` (default: :func:`default_source`). Everything that can be checked is checked before the first one is
+    applied: the source folder, the config (credentials, cron, landing folder), the Prefect API."""
+    from prefect import Flow
+
+    folder = _checked_source(source or default_source())
+    config = _cwd_independent(config)
+    specs = loop_specs(config)
+    require_prefect_api()
+    pool_type, created = ensure_work_pool(pool)
+    deployed = []
+    for spec in specs:
+        flow = Flow.from_source(source=str(folder), entrypoint=spec.entrypoint)
+        if flow.name != spec.flow.name:
+            raise UserError(f"--source {folder}: {spec.entrypoint} defines flow {flow.name!r}, this tuneline's is "
+                            f"{spec.flow.name!r}: the source folder holds another version of tuneline")
+        with contextlib.redirect_stdout(io.StringIO()):  # Prefect prints a table per deployment; the summary is ours
+            deployment_id = flow.deploy(name=spec.name, work_pool_name=pool, build=False, push=False,
+                                        print_next_steps=False, ignore_warnings=True, **spec.options)
+        deployed.append(Deployed(f"{flow.name}/{spec.name}", deployment_id, spec.entrypoint))
+    return DeployedLoop(pool, pool_type, created, folder, Path(config.work_dir), deployed)
+
+
+def deploy_command(config: TunelineConfig, pool: str, source: Path | None) -> int:
+    """``tuneline deploy``: deploy, then say what was deployed and how to run it."""
+    loop = deploy_loop(config, pool, source)
+    print(f"work pool {pool!r} ({loop.pool_type}{', created' if loop.pool_created else ''}); flows from {loop.source}")
+    for item in loop.deployments:
+        print(f"  deployed  {item.name:<45} {item.entrypoint}")
+    print(f"  work_dir  {loop.work_dir}")
+    if not config.tracking.tracking_uri:
+        print("  MLflow    tracking.tracking_uri is unset: the worker's MLFLOW_TRACKING_URI names the store")
+    print(f"next: start a worker where PREFECT_API_URL (and MLFLOW_TRACKING_URI, unless the config names the store) "
+          f"is set:\n  prefect worker start --pool {pool} --type {loop.pool_type}\n"
+          f"then run one: prefect deployment run '{loop.deployments[0].name}'")
+    return 0

@@ -1,0 +1,28 @@
+"""A run stays RUNNING until its flow ends, even after a step made it MLflow's active run for a while."""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from tests_support import run_config
+from tuneline.runtime import default_artifact_location
+from tuneline.tracking import active_run, tracked_run
+
+
+def test_a_step_using_the_active_run_does_not_finish_it(workdir):
+    config = run_config("classification", "tracking.experiment=status-test", path="unused.csv")
+    uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
+    (workdir / "store").mkdir()
+    config.tracking.tracking_uri = uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with tracked_run(config) as run:
+        with active_run(run):
+            mlflow.log_param("inside", "yes")
+        # registration happens here in the flows: a concurrent run must not take this run for a dead one
+        assert client.get_run(run.run_id).info.status == "RUNNING"
+    assert client.get_run(run.run_id).info.status == "FINISHED"
+    # the SQLite store's artifacts live beside its database, not in the folder the process started in
+    experiment = client.get_experiment_by_name("status-test")
+    assert experiment.artifact_location == (workdir / "store" / "mlartifacts").as_uri()
+    assert default_artifact_location(uri) == experiment.artifact_location

@@ -1,0 +1,136 @@
+"""The retraining loop on a work pool, as an operator runs it in three terminals and one command.
+
+1. ``prefect server start`` (its own PREFECT_HOME and SQLite database, a free port),
+2. ``tuneline deploy --config cfg.yaml --pool tuneline-test`` (creates the process pool, deploys the loop, exits),
+3. ``prefect worker start --pool tuneline-test --type process`` (MLFLOW_TRACKING_URI set in its environment only),
+
+then a run of ``tuneline-train/train`` must be picked up by the worker, complete, and register a model version in
+the MLflow store the worker's environment names. Every process is started by the test and killed in a finalizer
+(with its process group), whatever happens; their environments are built here, without the MLFLOW_*, PREFECT_* and
+TUNELINE_* variables of the test's own. A quick test before it pins what ``tuneline deploy`` refuses without any
+server: a literal credential in the config, a source folder without tuneline's flows.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_prefect_server import free_port, start, tail, wait_for, write_config  # noqa: F401 - start is a fixture
+
+POOL = "tuneline-test"
+MODEL = "pool-intents"
+EXPERIMENT = "work-pool"
+SERVER_START_S, DEPLOY_S, RUN_S = 90, 180, 150
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """This process's environment less every MLflow, Prefect and tuneline setting, plus a Prefect home of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "TUNELINE_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+def test_deploy_checks_the_config_and_the_source_before_it_contacts_prefect(tmp_path, tiny_bert, capsys):
+    from tuneline.cli import main
+
+    config = str(write_config(tmp_path, tiny_bert))
+    secret = "tracking.tracking_uri=https://bob:s3cret@mlflow.example.com"
+    assert main(["deploy", "--config", config, "--pool", POOL, "--set", secret]) == 2
+    assert "tracking.tracking_uri holds credentials" in capsys.readouterr().err
+    assert main(["deploy", "--config", config, "--pool", POOL, "--source", str(tmp_path)]) == 1
+    assert f"--source {tmp_path}: it has no flows/train.py" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_a_worker_runs_the_deployed_training_and_registers_a_version(tmp_path, tiny_bert, start):  # noqa: F811
+    from mlflow.tracking import MlflowClient
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy, StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tuneline.deployments.deploy import default_source
+
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = clean_env(tmp_path)
+    server = start("prefect-server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                   {**env, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+                    "PREFECT_UI_ENABLED": "false"})
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for("healthy Prefect API", healthy, SERVER_START_S, server)
+
+    # test_prefect_server's tiny config (cron twelve hours away, landing folder: all five deployments), with no
+    # tracking URI: the worker's MLFLOW_TRACKING_URI names the store
+    config = write_config(tmp_path, tiny_bert)
+    raw = yaml.safe_load(config.read_text())
+    raw["tracking"] = {"experiment": EXPERIMENT, "registered_model": MODEL}
+    config.write_text(yaml.safe_dump(raw))
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # A flow run of a process worker starts in the source folder (here: the repository), and tuneline puts a new
+    # SQLite experiment's artifacts in ./mlartifacts: the experiment is made first, its artifacts under tmp_path.
+    MlflowClient(tracking_uri=store).create_experiment(EXPERIMENT,
+                                                       artifact_location=(tmp_path / "mlartifacts").as_uri())
+
+    client_env = {**env, "PREFECT_API_URL": api}
+    deployed = subprocess.run([sys.executable, "-m", "tuneline.cli", "deploy", "--config", str(config), "--pool", POOL],
+                              cwd=tmp_path, env=client_env, capture_output=True, text=True, timeout=DEPLOY_S)
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    assert f"work pool '{POOL}' (process, created)" in deployed.stdout
+    names = ["tuneline-train/train", "tuneline-retrain/retrain-scheduled", "tuneline-retrain/retrain-on-batch",
+             "tuneline-watch-landing/watch-landing", "tuneline-predict-batch/predict-batch"]
+    assert all(f"deployed  {name}" in deployed.stdout for name in names), deployed.stdout
+
+    worker = start("prefect-worker", [PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
+                   {**client_env, "MLFLOW_TRACKING_URI": store, "PREFECT_WORKER_QUERY_SECONDS": "2"})
+
+    with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        assert client.read_work_pool(POOL).type == "process"
+        deployments = {name: client.read_deployment_by_name(name) for name in names}
+        source = str(default_source())
+        for name, deployment in deployments.items():
+            assert deployment.work_pool_name == POOL, name
+            assert deployment.entrypoint.startswith("flows/") and ".py:" in deployment.entrypoint, name
+            assert deployment.pull_steps == [
+                {"prefect.deployments.steps.set_working_directory": {"directory": source}}], name
+        on_batch = deployments["tuneline-retrain/retrain-on-batch"]
+        assert on_batch.global_concurrency_limit.limit == 1
+        assert on_batch.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
+        [automation] = client.read_resource_related_automations(f"prefect.deployment.{on_batch.id}")
+        assert automation.trigger.expect == {"tuneline.batch.landed", "tuneline.batch.pending"}
+        [cron] = deployments["tuneline-retrain/retrain-scheduled"].schedules
+        assert cron.schedule.cron == raw["retrain"]["cron"]
+
+        train = deployments["tuneline-train/train"]
+        flow_run = client.create_flow_run_from_deployment(train.id)
+
+        def finished():
+            run = client.read_flow_run(flow_run.id)
+            if run.state_type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
+                pytest.fail(f"train run ended {run.state_type.value}: {run.state.message}\n{tail(worker[1])}")
+            return run if run.state_type == StateType.COMPLETED else None
+
+        done = wait_for("a COMPLETED train run", finished, RUN_S, server, worker, every_s=2)
+        assert done.work_pool_name == POOL
+        assert f"submitting flow run '{flow_run.id}'" in tail(worker[1], 100_000)  # this worker ran it
+
+    mlflow = MlflowClient(tracking_uri=store, registry_uri=store)
+    [version] = mlflow.search_model_versions(f"name='{MODEL}'")
+    assert version.tags["tuneline.status"] == "gated"
+    assert mlflow.get_run(version.run_id).info.status == "FINISHED"
+    assert mlflow.get_experiment_by_name(EXPERIMENT).experiment_id == mlflow.get_run(version.run_id).info.experiment_id
