@@ -27,7 +27,6 @@ from uuid import UUID
 from tuneline.config import TunelineConfig
 from tuneline.deployments.loop import loop_specs
 from tuneline.errors import UserError
-from tuneline.runtime import redact
 
 PROCESS = "process"
 
@@ -74,21 +73,10 @@ def _cwd_independent(config: TunelineConfig) -> TunelineConfig:
 
 
 def require_prefect_api() -> str:
-    """The URL of the Prefect API to deploy to; a :class:`UserError` when none is set or it does not answer (without
-    ``PREFECT_API_URL`` Prefect would deploy to a throwaway API of this process, which no worker ever sees)."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
+    """The Prefect API to deploy to (see :func:`tuneline.events.require_prefect_api`)."""
+    from tuneline.events import require_prefect_api as configured_api
 
-    url = PREFECT_API_URL.value()
-    if not url:
-        raise UserError("no Prefect API to deploy to: start one with `prefect server start` and set "
-                        "PREFECT_API_URL=http://127.0.0.1:4200/api here and where the worker runs")
-    with get_client(sync_client=True) as client:
-        failure = client.api_healthcheck()
-    if failure is not None:
-        raise UserError(f"the Prefect API at {redact(url)} does not answer ({type(failure).__name__}): start it with "
-                        "`prefect server start`, or set PREFECT_API_URL to a running one")
-    return url
+    return configured_api("deploy to", "here and where the worker runs")
 
 
 def ensure_work_pool(name: str) -> tuple[str, bool]:

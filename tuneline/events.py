@@ -163,11 +163,12 @@ def describe(batch: Batch) -> str:
             f"announced {BATCH_LANDED}")
 
 
-def require_prefect_api() -> str:
-    """The Prefect API URL a watcher emits to; a :class:`UserError` when none is set or it does not answer.
+def require_prefect_api(purpose: str = "announce batches to", where: str = "(the API `tuneline serve` uses)") -> str:
+    """The URL of the configured Prefect API; a :class:`UserError` when none is set or it does not answer.
 
-    Without ``PREFECT_API_URL`` Prefect would start a private throwaway API for this process, and an event sent there
-    reaches no deployment.
+    Without ``PREFECT_API_URL`` Prefect would start a private throwaway API for this process: an event sent there
+    reaches no deployment, and a deployment made there is seen by no worker. ``purpose`` and ``where`` finish the
+    message (what the API is needed for, where it must be set).
     """
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
@@ -176,13 +177,13 @@ def require_prefect_api() -> str:
 
     url = PREFECT_API_URL.value()
     if not url:
-        raise UserError("no Prefect API to announce batches to: start one with `prefect server start` and set "
-                        "PREFECT_API_URL=http://127.0.0.1:4200/api (the API `tuneline serve` uses)")
+        raise UserError(f"no Prefect API to {purpose}: start one with `prefect server start` and set "
+                        f"PREFECT_API_URL=http://127.0.0.1:4200/api {where}")
     with get_client(sync_client=True) as client:
         failure = client.api_healthcheck()
     if failure is not None:
         raise UserError(f"the Prefect API at {redact(url)} does not answer ({type(failure).__name__}): start it "
-                        "with `prefect server start`, or set PREFECT_API_URL to the API `tuneline serve` uses")
+                        f"with `prefect server start`, or set PREFECT_API_URL to a running one {where}")
     return url
 
 
