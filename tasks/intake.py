@@ -31,9 +31,9 @@ from tuneline.tasks.split import DataSplits, assign_splits, split_data, split_ke
 from tuneline.tasks.validate import (
     DataValidationError,
     ValidatedData,
+    apply_contract,
     enforce_bad_fraction,
     validate_data,
-    validate_frames,
     write_quarantine,
 )
 from tuneline.tracking import RunContext, set_tags
@@ -217,13 +217,8 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
 def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfig, folder: Path) -> ValidatedData:
     """The training flow's contract on one batch, against the model's label set as it is (a batch may hold only
     some of the labels: it is not a training set on its own, so the every-label-present rule does not apply)."""
-    kind = kind_of(config)
-    frames = kind.prepare(loaded.frames, config.data)
-    clean, quarantine = validate_frames(frames, labels, lambda ls, keys: kind.schema(ls, keys, config.data),
-                                        kind.value_column, kind.key_column)
-    quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels)
-    quarantine = pd.concat([q for q in (loaded.malformed, quarantine) if len(q)] or [quarantine],
-                           ignore_index=True)[QUARANTINE_COLUMNS]
+    frames = kind_of(config).prepare(loaded.frames, config.data)
+    clean, quarantine = apply_contract(frames, labels, loaded.malformed, config)
     path = write_quarantine(quarantine, folder, None)
     enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, None,
                          config.data.max_duplicate_fraction)

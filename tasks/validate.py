@@ -170,6 +170,19 @@ def validate_frames(frames: dict[str, pd.DataFrame], labels: list[str],
     return clean, quarantine
 
 
+def apply_contract(frames: dict[str, pd.DataFrame], labels: list[str], malformed: pd.DataFrame,
+                   config: TunelineConfig) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The kind's contract on prepared frames: the clean frames, and one quarantine of the records that broke a rule
+    (with the kind's details) plus the ``malformed`` ones the reader could not parse."""
+    kind = kind_of(config)
+    clean, quarantine = validate_frames(frames, labels, lambda ls, keys: kind.schema(ls, keys, config.data),
+                                        kind.value_column, kind.key_column)
+    quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels)
+    quarantine = pd.concat([q for q in (malformed, quarantine) if len(q)] or [quarantine],
+                           ignore_index=True)[QUARANTINE_COLUMNS]
+    return clean, quarantine
+
+
 @pipeline_task(name="validate-data")
 def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
                   run: RunContext | None = None) -> ValidatedData:
@@ -181,11 +194,7 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
         labels = kind.label_set(frames, config.data)
     except LabelSetError as error:
         raise DataValidationError(str(error)) from None
-    clean, quarantine = validate_frames(frames, labels, lambda ls, keys: kind.schema(ls, keys, config.data),
-                                        kind.value_column, kind.key_column)
-    quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels)
-    quarantine = pd.concat([q for q in (loaded.malformed, quarantine) if len(q)] or [quarantine],
-                           ignore_index=True)[QUARANTINE_COLUMNS]
+    clean, quarantine = apply_contract(frames, labels, loaded.malformed, config)
     path = write_quarantine(quarantine, run_dir, run)
     log.info("validated %d records: %d rejected (quarantine: %s); %d labels", loaded.total_records,
              count_rejected(quarantine), path, len(labels))
