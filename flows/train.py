@@ -41,7 +41,8 @@ def train_flow(config: AnyConfig) -> RunSummary:
         lineage = log_lineage(splits, loaded.sources, run, config.task)
         tokenizer = load_tokenizer(config.model)
         tokenized = tokenize_splits(splits, tokenizer, config, lineage)
-        built = build_model(config.model, config.task, splits.labels, seed=config.train.seed)
+        built = build_model(config.model, config.task, splits.labels, seed=config.train.seed,
+                            max_length=config.tokenize.max_length)
         trained = train_model(built.model, tokenizer, tokenized, splits.labels, config, run)
         calibrate_model(trained, splits, config, run)
         fine_tuned = evaluate_model(trained.model_dir, splits.test, splits.labels, config)

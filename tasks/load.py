@@ -22,7 +22,7 @@ from tuneline.readers import DataLoadError, detect_format
 QUARANTINE_COLUMNS = ["split", "source_file", "source_row", "rule", "column", "value", "detail"]
 
 __all__ = ["QUARANTINE_COLUMNS", "DataLoadError", "LoadedData", "SourceFile", "detect_format", "input_roles",
-           "load_data"]
+           "load_data", "release_unused_memory"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,26 @@ class LoadedData:
     @property
     def total_records(self) -> int:
         return sum(len(f) for f in self.frames.values()) + len(self.malformed)
+
+
+def release_unused_memory() -> None:
+    """Hand freed memory back to the system between stages of a large table: Arrow's pool and glibc's heap keep
+    it for reuse otherwise, and the next stage's Arrow columns cannot reuse numpy's freed blocks (or the reverse)."""
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except Exception:  # noqa: BLE001 - only an optimisation
+        pass
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        if hasattr(libc, "malloc_trim"):  # glibc only
+            libc.malloc_trim(0)
+    except Exception:  # noqa: BLE001 - only an optimisation
+        pass
 
 
 def input_roles(config: DataConfig) -> dict[str, Path]:
@@ -77,5 +97,6 @@ def load_data(config: TunelineConfig) -> LoadedData:
                                   loaded=len(read.frame), malformed=len(read.malformed)))
         log.info("loaded %s: %d of %d records (%d unusable) from %s [%s]", role, len(read.frame), read.records_seen,
                  len(read.malformed), path, fmt)
+    release_unused_memory()
     return LoadedData(frames=frames, sources=sources,
                       malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS))

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from tuneline.errors import UserError
-from tuneline.common import pipeline_task, sha256_text, task_logger
+from tuneline.common import arrow_strings, key_hashes, key_text, pipeline_task, task_logger
 from tuneline.config import SplitConfig
+from tuneline.tasks.load import release_unused_memory
 
 SPLITS = ("train", "validation", "test")
 
@@ -41,26 +42,82 @@ class DataSplits:
 
 def split_key(text: str) -> str:
     """What identifies a row for splitting: the stripped text (tokens joined by spaces for NER)."""
-    return " ".join(text) if isinstance(text, (list, tuple, np.ndarray)) else str(text).strip()
+    return key_text(text)
 
 
 def hash_unit(keys: pd.Series, salt: str) -> np.ndarray:
-    """Map each key to a stable number in [0, 1) from its salted SHA-256."""
-    return np.array([int(sha256_text(salt, split_key(k))[:15], 16) / 16**15 for k in keys], dtype=np.float64)
+    """Map each key to a stable number in [0, 1) from its salted SHA-256: the first 15 hex digits of
+    ``sha256_text(salt, split_key(key))`` over 16**15, exactly (the top 60 of the digest's first 64 bits, scaled by
+    a power of two). The hashes are :func:`~tuneline.common.key_hashes`: computed once per row and salt, so a
+    column the validation already hashed with the split's salt is not hashed again."""
+    return (key_hashes(keys, salt) >> np.uint64(4)).astype(np.float64) / float(16**15)
+
+
+def split_codes(keys: pd.Series, config: SplitConfig) -> np.ndarray:
+    """Each key's split as an index into :data:`SPLITS` (0 train, 1 validation, 2 test)."""
+    unit = hash_unit(keys, config.salt)
+    codes = np.zeros(len(unit), dtype=np.int8)
+    codes[unit < config.test_fraction + config.validation_fraction] = 1
+    codes[unit < config.test_fraction] = 2
+    return codes
 
 
 def assign_splits(keys: pd.Series, config: SplitConfig) -> np.ndarray:
     """``test`` below test_fraction, ``validation`` in the next validation_fraction, ``train`` above."""
-    unit = hash_unit(keys, config.salt)
-    return np.where(unit < config.test_fraction, "test",
-                    np.where(unit < config.test_fraction + config.validation_fraction, "validation", "train"))
+    return np.array(SPLITS)[split_codes(keys, config)]
+
+
+def _filter_strings(column, mask: np.ndarray, rows: int = 1 << 20):
+    """The values of a chunked Arrow string column where ``mask`` is True, a million rows at a time: Arrow's
+    filter grows its output buffer by doubling, so one filter of ten million texts briefly holds two copies."""
+    import pyarrow as pa
+
+    parts, position = [], 0
+    for chunk in column.chunks:
+        for start in range(0, len(chunk), rows):
+            piece = chunk.slice(start, rows)
+            kept = piece.filter(pa.array(mask[position:position + len(piece)]))
+            position += len(piece)
+            if len(kept):
+                parts.append(kept)
+    return pa.chunked_array(parts or [pa.array([], type=column.type)], type=column.type)
+
+
+def select_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """``frame[mask].reset_index(drop=True)``, its Arrow string columns filtered a slice at a time (pandas would
+    take them, which first concatenates a chunked column into one more copy of it)."""
+    from pandas.arrays import ArrowStringArray
+
+    mask = np.asarray(mask, dtype=bool)
+    arrow = {c: arrow_strings(frame[c]) for c in frame.columns}
+    plain = [c for c, column in arrow.items() if column is None]
+    rest = frame[plain][mask].reset_index(drop=True)
+    data = {c: rest[c] if arrow[c] is None else
+            pd.Series(ArrowStringArray(_filter_strings(arrow[c], mask), dtype=frame[c].dtype), copy=False)
+            for c in frame.columns}
+    return pd.DataFrame(data, copy=False)
 
 
 def carve(frame: pd.DataFrame, key_column: str, config: SplitConfig, roles: tuple[str, ...]) -> dict[str, pd.DataFrame]:
     """Split ``frame`` by hash; roles not asked for fall back to train (e.g. carve only validation from train)."""
-    assigned = assign_splits(frame[key_column], config)
-    assigned = np.where(np.isin(assigned, roles), assigned, "train")
-    return {role: frame[assigned == role].reset_index(drop=True) for role in SPLITS}
+    codes = split_codes(frame[key_column], config)
+    codes[~np.isin(codes, [SPLITS.index(role) for role in roles])] = 0
+    return {role: select_rows(frame, codes == index) for index, role in enumerate(SPLITS)}
+
+
+def plain_labels(labels: pd.Series) -> pd.Series:
+    """A categorical column of string labels as a ``str`` column (missing stays missing), built in Arrow: pandas'
+    astype would make a Python string object per row on the way."""
+    import pyarrow as pa
+    from pandas.arrays import ArrowStringArray
+
+    categories = list(labels.cat.categories)
+    if not all(isinstance(c, str) for c in categories):
+        return labels.astype(object).where(labels.notna(), None)
+    codes = labels.cat.codes.to_numpy()
+    values = pa.array(categories, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))
+    return pd.Series(ArrowStringArray(pa.chunked_array([values]), dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
+                     index=labels.index, copy=False)
 
 
 @pipeline_task(name="split-data")
@@ -74,9 +131,9 @@ def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: Split
     ``count_labels`` (default: the values of ``label_column``) say how to key rows and find labels a split lacks.
     """
     log = task_logger()
-    if kind is not None:
-        from tuneline.kinds import kind_of
+    from tuneline.kinds import kind_of
 
+    if kind is not None:
         key_column, count_labels = kind_of(kind).key_column, kind_of(kind).label_distribution
     if "all" in frames:
         parts = carve(frames["all"], key_column, config, ("validation", "test"))
@@ -88,6 +145,10 @@ def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: Split
                 parts[role] = frames[role].reset_index(drop=True)
         if missing:
             log.info("no %s file given: carved from train by hash", " or ".join(missing))
+    target = kind_of(kind).target_column if kind is not None else label_column
+    for name, part in parts.items():  # categorical labels (the loader's) go on as plain str labels
+        if target in part.columns and isinstance(part[target].dtype, pd.CategoricalDtype):
+            parts[name] = part.assign(**{target: plain_labels(part[target])})
     splits = DataSplits(train=parts["train"], validation=parts["validation"], test=parts["test"], labels=labels)
     if count_labels is None and label_column is not None:
         count_labels = lambda f: {str(k): int(v) for k, v in f[label_column].value_counts().items()}  # noqa: E731
@@ -103,4 +164,5 @@ def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: Split
             if absent:
                 log.warning("the %s split has no rows of label(s) %s", name, absent)
     log.info("split: train=%d validation=%d test=%d", len(splits.train), len(splits.validation), len(splits.test))
+    release_unused_memory()
     return splits

@@ -38,9 +38,22 @@ class RunSummary:
     task: str
     labels: list[str]
     truncated: dict[str, int]
+    train_runtime_s: float = 0.0
+    time: str = ""  # where the run's time went, in one line (tuneline.timings), details in timings.json
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
+
+
+def report_time(run: RunContext, training_s: float) -> str:
+    """The run's time breakdown: ``timings.json`` in the run folder, ``time.*`` metrics, and its one-line form."""
+    from tuneline.timings import time_breakdown, write_breakdown
+    from tuneline.tracking import log_metrics
+
+    breakdown = time_breakdown(training_s)
+    log_artifact(run, write_breakdown(breakdown, Path(run.run_dir)))
+    log_metrics(run, breakdown.metrics())
+    return breakdown.line()
 
 
 @pipeline_task(name="summarize-run")
@@ -58,7 +71,9 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
         gate_reasons=decision.reasons, primary_metric=decision.metric, comparison=report.comparison,
         run_dir=str(run.run_dir), quarantine_file=str(validated.quarantine_path),
         rejected_records=validated.rejected_records, duplicate_records=validated.duplicate_records, task=config.task, labels=list(validated.labels),
-        truncated=dict(tokenized.truncated))
+        truncated=dict(tokenized.truncated),
+        train_runtime_s=trained.train_runtime_s if trained is not None else 0.0)
+    summary.time = report_time(run, summary.train_runtime_s)
     path = Path(run.run_dir) / "summary.json"
     path.write_text(summary.to_json())
     log_artifact(run, path)

@@ -9,6 +9,7 @@ the same data loads them instead of tokenizing again, and any change to data, to
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,31 @@ from tuneline.tasks.split import DataSplits
 
 #: Bump when an encoder's output changes for the same input, to invalidate old cache files.
 ENCODER_VERSION = "2"
+#: Seconds between two progress lines (rows done, elapsed, ETA) while a split is tokenized; a split that takes less
+#: logs none.
+PROGRESS_EVERY_S = 10.0
+
+
+class _Progress:
+    """The encoder, counting the rows it has encoded and logging, at most every :data:`PROGRESS_EVERY_S` seconds,
+    how far the split is and when it will be done (a million texts take minutes on a small machine)."""
+
+    def __init__(self, encode: Any, log: Any, name: str, total: int) -> None:
+        self.encode, self.log, self.name, self.total = encode, log, name, total
+        self.done = 0
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        out = self.encode(batch)
+        self.done = min(self.total, self.done + len(next(iter(batch.values()), [])))
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S and self.done < self.total:
+            self.last = now
+            elapsed = now - self.started
+            eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+            self.log.info("tokenize %s: %s of %s rows (%d%%), %.0f s, ETA %.0f s", self.name, f"{self.done:,}",
+                          f"{self.total:,}", 100 * self.done // self.total, elapsed, eta)
+        return out
 
 
 @dataclass
@@ -79,15 +105,16 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
         key = sha256_text(content_hashes[name], tok_hash, settings)[:32]
         cache_file = cache_dir / f"{name}-{key}.arrow"
         hits[name] = cache_file.is_file()
+        started = time.monotonic()
         # The split's content hash is its fingerprint: datasets would otherwise hash the whole table again.
         raw = Dataset(InMemoryTable.from_pandas(frame[columns].reset_index(drop=True), preserve_index=False),
                       fingerprint=f"raw-{key}")
-        encoded = raw.map(encode, batched=True, batch_size=1000, remove_columns=raw.column_names,
-                          cache_file_name=str(cache_file), load_from_cache_file=True, new_fingerprint=key,
-                          desc=f"tokenize {name}")
+        encoded = raw.map(_Progress(encode, log, name, len(raw)), batched=True, batch_size=1000,
+                          remove_columns=raw.column_names, cache_file_name=str(cache_file), load_from_cache_file=True,
+                          new_fingerprint=key, desc=f"tokenize {name}")
         truncated[name] = int(sum(encoded["truncated"]))
         result[name] = encoded.remove_columns("truncated")
         keys[name] = key
         log.info("tokenized %s: %d rows, %d truncated at %d tokens%s", name, len(encoded), truncated[name],
-                 max_length, " (from cache)" if hits[name] else "")
+                 max_length, " (from cache)" if hits[name] else f" in {time.monotonic() - started:.0f} s")
     return TokenizedData(datasets=DatasetDict(result), cache_keys=keys, cache_hits=hits, truncated=truncated)

@@ -259,10 +259,23 @@ def save_final_model(trainer: Trainer, tokenizer: Any, config: TunelineConfig, m
     tokenizer.save_pretrained(model_dir)
 
 
+def evaluation_rows(validation: Any, max_rows: int | None, seed: int) -> Any:
+    """The validation rows evaluated during training: all of them, or a seeded sample of ``max_rows``.
+
+    Evaluation during training only picks the checkpoint and stops early; a few thousand rows decide that as well
+    as tens of thousands (the standard error of an accuracy on 2,000 rows is at most 1.1 points) at a fraction of
+    the cost, and the sample is the same at every evaluation, so checkpoints are compared on the same rows.
+    """
+    if max_rows is None or len(validation) <= max_rows:
+        return validation
+    return validation.shuffle(seed=seed).select(range(max_rows)).flatten_indices()
+
+
 def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: list[str],
                           config: TunelineConfig, checkpoint_dir: Path, precision: str, resume: str | None,
                           model_dir: Path, callbacks: list[TrainerCallback]) -> TrainOutcome:
-    trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], tokenized.datasets["validation"], labels,
+    validation = evaluation_rows(tokenized.datasets["validation"], config.train.eval_max_rows, config.train.seed)
+    trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], validation, labels,
                             config, checkpoint_dir, precision, callbacks)
     output = trainer.train(resume_from_checkpoint=resume)
     save_final_model(trainer, tokenizer, config, model_dir)
@@ -280,7 +293,10 @@ def train_in_processes(model: Any, tokenizer: Any, tokenized: TokenizedData, lab
     """
     from tuneline.distributed import run_workers
 
-    result = run_workers(model, tokenizer, {name: tokenized.datasets[name] for name in ("train", "validation")},
+    datasets = {"train": tokenized.datasets["train"],
+                "validation": evaluation_rows(tokenized.datasets["validation"], config.train.eval_max_rows,
+                                              config.train.seed)}
+    result = run_workers(model, tokenizer, datasets,
                          labels, config, workers_dir=model_dir.parent / "train-workers",
                          checkpoint_dir=checkpoint_dir, model_dir=model_dir, precision=precision, resume=resume,
                          callbacks=callbacks, forward_log=task_logger().info)
@@ -311,10 +327,14 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
         resume = last_complete_checkpoint(checkpoint_dir) if train_config.resume and checkpoint_dir.is_dir() else None
         if resume:
             log.info("resuming from checkpoint %s", resume)
-        log.info("training on %d rows (%s, %s precision%s), evaluating on %d", len(tokenized.datasets["train"]),
+        validation_rows = len(tokenized.datasets["validation"])
+        evaluated = min(validation_rows, train_config.eval_max_rows or validation_rows)
+        log.info("training on %d rows (%s, %s precision%s), evaluating on %s", len(tokenized.datasets["train"]),
                  train_config.optimizer, precision,
                  f", {processes} processes of {train_config.batch_size // processes} rows a batch"
-                 if processes > 1 else "", len(tokenized.datasets["validation"]))
+                 if processes > 1 else "",
+                 f"{evaluated} of {validation_rows} validation rows (train.eval_max_rows)" if evaluated < validation_rows
+                 else f"{validation_rows} validation rows")
         if processes > 1:
             outcome = train_in_processes(model, tokenizer, tokenized, labels, config, checkpoint_dir, precision,
                                          resume, model_dir, list(extra_callbacks or []))
@@ -328,11 +348,14 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
                           train_runtime_s=outcome.train_runtime_s, best_metric=outcome.best_metric,
                           resumed_from=resume, precision=precision, checkpoint_dir=checkpoint_dir,
                           history=outcome.history)
+    evaluation_s = sum(float(entry.get("eval_runtime", 0.0)) for entry in outcome.history)
     if run is not None:
         log_metrics(run, {"train.runtime_s": result.train_runtime_s, "train.global_step": result.global_step,
+                          "train.evaluation_s": evaluation_s,
+                          "train.evaluation_fraction": evaluation_s / max(result.train_runtime_s, 1e-9),
                           **({"val.best_" + primary_metric: result.best_metric} if result.best_metric is not None
                              else {})})
         set_tags(run, {"train.precision": precision, "train.resumed_from": resume or ""})
-    log.info("trained %d steps in %.0f s; best validation %s = %s", result.global_step, result.train_runtime_s,
-             primary_metric, result.best_metric)
+    log.info("trained %d steps in %.0f s (%.0f s of it evaluating); best validation %s = %s", result.global_step,
+             result.train_runtime_s, evaluation_s, primary_metric, result.best_metric)
     return result

@@ -14,14 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from tuneline.errors import UserError
-from tuneline.common import pipeline_task, task_logger
+from tuneline.common import (arrow_strings, forget_key_hashes, key_hashes, pipeline_task, remember_key_hashes,
+                             remembered_key_hashes, remembered_key_salts, task_logger)
+from tuneline.tasks.load import release_unused_memory
+from tuneline.tasks.split import plain_labels, select_rows
 from tuneline.config import TunelineConfig
 from tuneline.kinds import kind_of
 from tuneline.kinds.classification import LABEL_SOURCE_ROLES, LabelSetError
+from tuneline.schemas.common import TrainKeys
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
 from tuneline.tracking import RunContext, log_artifact, log_metrics
 
@@ -65,17 +70,40 @@ def failure_cases_to_quarantine(frame: pd.DataFrame, failures: pd.DataFrame, spl
     failures = failures[failures["index"].notna()].copy()
     failures["index"] = failures["index"].astype(int)
     failures = failures.drop_duplicates(subset=["index", "check"])
-    rows = frame.loc[failures["index"].to_numpy()]
+    positions = failures["index"].to_numpy()
     dataframe_level = failures["schema_context"].eq("DataFrameSchema").to_numpy()
     return pd.DataFrame({
         "split": split,
-        "source_file": rows["source_file"].to_numpy(),
-        "source_row": rows["source_row"].to_numpy(),
+        "source_file": _values_at(frame["source_file"], positions),
+        "source_row": _values_at(frame["source_row"], positions),
         "rule": failures["check"].astype(str).to_numpy(),
         "column": pd.Series(failures["column"].to_numpy(), dtype=object).where(~dataframe_level, None).to_numpy(),
-        "value": [str(v)[:500] if v is not None else None for v in rows[value_column].to_numpy()],
+        "value": [str(v)[:500] if not _missing(v) else None for v in _values_at(frame[value_column], positions)],
         "detail": None,
     }, columns=QUARANTINE_COLUMNS)
+
+
+def _values_at(values: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """``values`` at ``positions`` (the frame has a fresh RangeIndex), without a copy of the whole column."""
+    return values.take(positions).to_numpy()
+
+
+def _missing(value: object) -> bool:
+    """None or NaN (a compact ``str`` column's missing value), never ambiguous for lists."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def keep_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows where ``keep`` is True, renumbered; the key hashes remembered for its string columns carried along
+    (the split task then hashes nothing again)."""
+    kept = select_rows(frame, keep)
+    for column in frame.columns:
+        if isinstance(kept[column].dtype, pd.CategoricalDtype):  # no category without a row (e.g. a quarantined
+            kept[column] = kept[column].cat.remove_unused_categories()  # label): value counts stay as they were
+        if arrow_strings(frame[column]) is not None:
+            for salt in remembered_key_salts(frame[column]):
+                remember_key_hashes(kept[column], salt, remembered_key_hashes(frame[column], salt)[keep])
+    return kept
 
 
 def apply_schema(frame: pd.DataFrame, schema: pa.DataFrameSchema, split: str,
@@ -85,9 +113,11 @@ def apply_schema(frame: pd.DataFrame, schema: pa.DataFrameSchema, split: str,
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
+        release_unused_memory()  # the checks' temporaries, before the clean copy is made
         quarantine = failure_cases_to_quarantine(frame, errors.failure_cases, split, value_column)
-        bad_index = set(errors.failure_cases["index"].dropna().astype(int))
-        return frame.drop(index=sorted(bad_index)).reset_index(drop=True), quarantine
+        keep = np.ones(len(frame), dtype=bool)
+        keep[errors.failure_cases["index"].dropna().astype(int).to_numpy()] = False
+        return keep_rows(frame, keep), quarantine
     return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
 
 
@@ -120,8 +150,8 @@ def split_duplicates(quarantine: pd.DataFrame) -> tuple[int, int]:
     keys = ["split", "source_file", "source_row"]
     if quarantine.empty:
         return 0, 0
-    only_duplicate = quarantine.groupby(keys)["rule"].agg(lambda rules: set(rules) <= DUPLICATE_RULES)
-    return int((~only_duplicate).sum()), int(only_duplicate.sum())
+    broke_a_rule = (~quarantine["rule"].isin(DUPLICATE_RULES)).groupby([quarantine[k] for k in keys]).any()
+    return int(broke_a_rule.sum()), int((~broke_a_rule).sum())
 
 
 def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction: float, path: Path,
@@ -161,7 +191,7 @@ def validate_frames(frames: dict[str, pd.DataFrame], labels: list[str],
     for role in ordered:
         train_keys = None
         if role in ("validation", "test") and "train" in clean:
-            train_keys = [str(k) for k in clean["train"][key_column]]
+            train_keys = TrainKeys(clean["train"][key_column])  # str(key) of each row, compared by hash at scale
         ok, bad = apply_schema(frames[role], schema_for(labels, train_keys), role, value_column)
         clean[role] = ok
         quarantined.append(bad)
@@ -194,7 +224,19 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
         labels = kind.label_set(frames, config.data)
     except LabelSetError as error:
         raise DataValidationError(str(error)) from None
+    for frame in frames.values():  # one salted hash per row, shared by the duplicate, leakage and split rules
+        if kind.key_column in frame.columns and arrow_strings(frame[kind.key_column]) is not None:
+            key_hashes(frame[kind.key_column], config.data.split.salt)
     clean, quarantine = apply_contract(frames, labels, loaded.malformed, config)
+    for role, frame in clean.items():  # the loader's categorical labels go on as plain str labels
+        target = kind.target_column
+        if target in frame.columns and isinstance(frame[target].dtype, pd.CategoricalDtype):
+            clean[role] = frame.assign(**{target: plain_labels(frame[target])})
+    kept = {id(arrow_strings(f[kind.key_column])) for f in clean.values() if kind.key_column in f.columns}
+    for frame in frames.values():  # the clean frames carry their own hashes on to the split
+        if kind.key_column in frame.columns and id(arrow_strings(frame[kind.key_column])) not in kept:
+            forget_key_hashes(frame[kind.key_column])
+    release_unused_memory()
     path = write_quarantine(quarantine, run_dir, run)
     log.info("validated %d records: %d rejected (quarantine: %s); %d labels", loaded.total_records,
              count_rejected(quarantine), path, len(labels))

@@ -167,3 +167,21 @@ def test_bad_file_over_threshold_fails_with_quarantine_and_registers_nothing(wor
     assert [a.path for a in client.list_artifacts(run_id, "data")] == ["data/quarantine.csv"]
     with pytest.raises(MlflowException):
         client.get_registered_model("bad-data-model")
+
+
+def test_run_reports_where_its_time_went(first_run):
+    """timings.json, the time.* metrics and the summary's line agree, and the stages fit inside the run."""
+    folder, config, summary = first_run
+    breakdown = json.loads((Path(summary.run_dir) / "timings.json").read_text())
+    stages = breakdown["stages"]
+    assert {"load-data", "validate-data", "tokenize", "train-model", "evaluate-model", "register-model"} <= set(stages)
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert stages["train-model"] >= breakdown["training_s"] > 0
+    assert breakdown["training_s"] == pytest.approx(summary.train_runtime_s, abs=1e-3)
+    assert sum(stages.values()) + breakdown["startup_s"] <= breakdown["total_s"] + 0.5
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    metrics = registry().get_run(summary.run_id).data.metrics
+    assert metrics["time.train-model_s"] == pytest.approx(stages["train-model"])
+    assert metrics["time.outside_training_fraction"] == pytest.approx(breakdown["outside_training_fraction"])
+    assert 0 < metrics["train.evaluation_s"] < metrics["train.runtime_s"]
+    assert summary.time.startswith(f"time: {breakdown['total_s']:.0f} s in all; training")

@@ -182,6 +182,8 @@ def _print_summary(summary) -> None:
     print(f"  quarantine        : {summary.rejected_records} rejected records ({summary.duplicate_records} of "
           f"them duplicate copies) in {summary.quarantine_file}")
     print(f"  reports           : {summary.run_dir}")
+    if getattr(summary, "time", ""):
+        print(f"  {summary.time}")
     print(f"  test {summary.primary_metric} (before vs after):")
     for name, metrics in summary.comparison.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
@@ -230,9 +232,18 @@ def main(argv: list[str] | None = None) -> int:
             return deploy_command(config, args.pool, args.source)
         if args.command == "watch":
             return _watch(config, args.interval, args.once)
+        from tuneline import timings
+        from tuneline.early_api import start_ephemeral_api_early
+
+        timings.mark_command_start()
+        timings.moment("config loaded")
+        wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
         from tuneline.errors import quiet_user_error_tracebacks
         from tuneline.flows.train import train_flow
 
+        timings.moment("flow imported")
+        wait_for_api()
+        timings.moment("Prefect API ready")
         quiet_user_error_tracebacks()
         _print_summary(train_flow(secrets_as_references(config)))
         return 0

@@ -54,10 +54,16 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
 
 
 def _retrain(config: TunelineConfig) -> int:
+    from tuneline.early_api import start_ephemeral_api_early
+
+    wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.flows.retrain import retrain_flow
+    from tuneline.timings import mark_command_start
 
+    wait_for_api()
     quiet_user_error_tracebacks()
+    mark_command_start()
     summary = retrain_flow(config, trigger="manual")
     print("\n" + "=" * 72)
     print(f"tuneline retrain: {summary.status}")
@@ -73,6 +79,8 @@ def _retrain(config: TunelineConfig) -> int:
         print(f"  registered model  : {run.registered_model} version {run.version} "
               f"(aliases: {', '.join(run.aliases) or 'none'})")
         print(f"  reports           : {run.run_dir}")
+        if run.time:
+            print(f"  {run.time}")
     print(f"  {summary.message}")
     print("=" * 72)
     return 0

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import partial
+import threading
+from collections.abc import Iterable
+from typing import Any, Callable
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tuneline.timings import timed
+
 #: tuneline tasks pass DataFrames, datasets and models between each other in memory. Prefect's default cache policy
 #: would hash those inputs on every call, so caching is off here and done where it pays: tokenization (datasets'
 #: cache files keyed by content) and checkpoints (resume).
-pipeline_task = partial(task, cache_policy=NO_CACHE, persist_result=False)
+def pipeline_task(__fn: Callable | None = None, **options: Any) -> Any:
+    """``prefect.task`` with tuneline's settings (no cache policy, no result persistence, see above), whose body's
+    run time is noted for the run's time breakdown (:mod:`tuneline.timings`; a wrapper, not a state hook, because
+    Prefect logs two INFO lines for every hook it runs)."""
+    options = {"cache_policy": NO_CACHE, "persist_result": False, **options}
+
+    def decorate(fn: Callable) -> Any:
+        return task(timed(fn, options.get("name") or fn.__name__), **options)
+
+    return decorate(__fn) if __fn is not None else decorate
 
 
 def task_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -43,3 +56,128 @@ def sha256_text(*parts: str) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\x00")
     return digest.hexdigest()
+
+
+# --- key hashes: one salted SHA-256 per row, shared by the duplicate, leakage and split rules ----------------------
+
+#: Salt of key hashes computed where no split salt is given (duplicates and leakage do not depend on the salt).
+DEFAULT_KEY_SALT = "tuneline"
+
+_KEY_HASHES: dict[tuple[int, str], tuple[Any, Any]] = {}  # (id(arrow column), salt) -> (weak ref, hashes)
+_KEY_HASHES_LOCK = threading.RLock()
+
+
+def key_text(value: Any) -> str:
+    """What identifies a row: its stripped text (a token list joined by spaces, for NER)."""
+    import numpy as np
+
+    return " ".join(value) if isinstance(value, (list, tuple, np.ndarray)) else str(value).strip()
+
+
+def sha256_prefixes(salt: str, texts: Iterable[str]) -> Any:
+    """The first 8 bytes of ``sha256_text(salt, text)`` of each text as a numpy uint64 array (big-endian), so
+    ``int(sha256_text(salt, t)[:16], 16) == sha256_prefixes(salt, [t])[0]``."""
+    import numpy as np
+
+    head, sha = salt.encode("utf-8") + b"\x00", hashlib.sha256
+    digests = b"".join([sha(head + text.encode("utf-8") + b"\x00").digest()[:8] for text in texts])
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
+def arrow_strings(values: Any) -> Any:
+    """The Arrow ChunkedArray under a pandas ``str``/``string[pyarrow]`` Series (shared, immutable), else None."""
+    import pandas as pd
+
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        return values.array.__arrow_array__()
+    return None
+
+
+def key_hashes(keys: Any, salt: str) -> Any:
+    """``sha256_prefixes(salt, [key_text(k) for k in keys])`` as a read-only uint64 array.
+
+    For an Arrow-backed string column the result is remembered while the column's (immutable) Arrow data lives,
+    so the rules that key rows by their text (duplicates, leakage, the split) hash each row once per salt: 10 million
+    rows take seconds, not a Python set of millions of strings.
+    """
+    import numpy as np
+
+    column = arrow_strings(keys)
+    if column is None:
+        hashes = sha256_prefixes(salt, (key_text(k) for k in keys))
+        hashes.flags.writeable = False
+        return hashes
+    cached = remembered_key_hashes(keys, salt)
+    if cached is not None:
+        return cached
+    missing = key_text(keys.dtype.na_value)  # what str(value).strip() makes of a missing value
+    hashes = np.empty(len(column), dtype=np.uint64)
+    position = 0
+    for chunk in column.chunks:
+        for start in range(0, len(chunk), 1 << 16):  # a slice at a time: few Python strings alive at once
+            texts = chunk.slice(start, 1 << 16).to_pylist()
+            hashes[position:position + len(texts)] = sha256_prefixes(
+                salt, [missing if text is None else text.strip() for text in texts])
+            position += len(texts)
+    remember_key_hashes(keys, salt, hashes)
+    return hashes
+
+
+def remember_key_hashes(keys: Any, salt: str, hashes: Any) -> None:
+    """Note ``hashes`` as the key hashes of ``keys`` (an Arrow-backed string column; others are not remembered),
+    e.g. the hashes of the rows a filter kept."""
+    import weakref
+
+    column = arrow_strings(keys)
+    if column is None or len(column) != len(hashes):
+        return
+    hashes.flags.writeable = False
+    entry = (id(column), salt)
+
+    def forget(reference: Any, entry: tuple[int, str] = entry) -> None:
+        with _KEY_HASHES_LOCK:
+            if entry in _KEY_HASHES and _KEY_HASHES[entry][0] is reference:
+                del _KEY_HASHES[entry]
+
+    with _KEY_HASHES_LOCK:
+        _KEY_HASHES[entry] = (weakref.ref(column, forget), hashes)
+
+
+def forget_key_hashes(keys: Any) -> None:
+    """Drop the remembered key hashes of ``keys`` (every salt): for a column no rule will key again."""
+    column = arrow_strings(keys)
+    if column is None:
+        return
+    with _KEY_HASHES_LOCK:
+        for entry in [e for e in _KEY_HASHES if e[0] == id(column)]:
+            if _KEY_HASHES[entry][0]() is column:
+                del _KEY_HASHES[entry]
+
+
+def remembered_key_hashes(keys: Any, salt: str | None = None) -> Any:
+    """The remembered key hashes of ``keys`` with ``salt`` (any salt if None), else None."""
+    column = arrow_strings(keys)
+    if column is None:
+        return None
+    with _KEY_HASHES_LOCK:
+        entries = [(s, e) for (i, s), e in _KEY_HASHES.items() if i == id(column) and (salt is None or s == salt)]
+    for _, (reference, hashes) in entries:
+        if reference() is column:
+            return hashes
+    return None
+
+
+def remembered_key_salts(keys: Any) -> list[str]:
+    """The salts ``keys`` has remembered key hashes for."""
+    column = arrow_strings(keys)
+    if column is None:
+        return []
+    with _KEY_HASHES_LOCK:
+        entries = [(s, e) for (i, s), e in _KEY_HASHES.items() if i == id(column)]
+    return [salt for salt, (reference, _) in entries if reference() is column]
+
+
+def remembered_key_salt(keys: Any) -> str | None:
+    """The salt of some remembered key hashes of ``keys``, else None."""
+    return next(iter(remembered_key_salts(keys)), None)

@@ -118,6 +118,9 @@ class ModelConfig(_Strict):
     strategy: Literal["full", "lora", "freeze"] = "full"
     lora: LoraConfig = Field(default_factory=LoraConfig)
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+    attention: Literal["auto", "eager", "sdpa"] = Field(
+        "auto", description="Attention kernel for training. auto: eager on a CPU for sequences up to 128 tokens (as "
+                            "fast as SDPA on a quiet machine, 1.8x faster on a loaded one), sdpa otherwise.")
 
 
 class TokenizeConfig(_Strict):
@@ -134,6 +137,9 @@ class TrainConfig(_Strict):
     epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(-1, description="Positive: stop after this many optimizer steps (overrides epochs).")
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default once per epoch.")
+    eval_max_rows: int | None = Field(
+        2000, ge=1, description="Evaluate during training on at most this many validation rows (a seeded sample, "
+                                "for checkpoint choice and early stopping; calibration uses them all); null: all.")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     gradient_accumulation_steps: int = Field(1, ge=1)

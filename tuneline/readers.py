@@ -31,6 +31,10 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.arrays import ArrowStringArray
+
 from tuneline.errors import UserError
 
 DecodePolicy = Literal["error", "quarantine"]
@@ -291,11 +295,17 @@ def _nonblank(lines: list[str], lo: int, hi: int) -> int:
 
 
 def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = True,
-               on_decode_error: DecodePolicy = "error") -> ReadResult:
-    """Read a csv, tsv, jsonl or parquet file into a :class:`ReadResult` (see the module docstring)."""
+               on_decode_error: DecodePolicy = "error", compact: bool = False) -> ReadResult:
+    """Read a csv, tsv, jsonl or parquet file into a :class:`ReadResult` (see the module docstring).
+
+    ``compact=True``: the columns of a CSV/TSV file come back as pandas ``str`` columns (Arrow-backed, a missing
+    value is NaN) instead of object columns of Python strings and None: the same values in a fraction of the memory,
+    for files of millions of records. JSONL and Parquet frames are object columns either way (their values need not
+    be strings).
+    """
     path = Path(path)
     if fmt in ("csv", "tsv"):
-        return _read_delimited(path, fmt, encoding, header, on_decode_error)
+        return _read_delimited(path, fmt, encoding, header, on_decode_error, compact)
     if fmt == "jsonl":
         return _read_jsonl(path, encoding, on_decode_error)
     if fmt == "parquet":
@@ -304,7 +314,70 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
                         "parquet")
 
 
-def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode_error: DecodePolicy) -> ReadResult:
+def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode_error: DecodePolicy,
+                    compact: bool = False) -> ReadResult:
+    """The block reader where the file allows it (:func:`_read_delimited_fast`), else the careful one: the same
+    records, record and line numbers, values and malformed records either way (the tests compare the two)."""
+    result = _read_delimited_fast(path, fmt, encoding, on_decode_error) if header else None
+    if result is None:
+        result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error)
+        return _with_string_columns(result) if compact else result
+    return result if compact else _with_object_columns(result)
+
+
+def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hint: str, dialect: dict,
+                   bad_lines: set[int], encoding: str, number_offset: int = 0, line_offset: int = 0) -> tuple:
+    """Judge each record span the careful way: (rows, record numbers, 1-based lines, malformed, continuation).
+
+    ``lines`` are the physical lines the spans index; numbers and lines are shifted by ``number_offset`` and
+    ``line_offset`` (the records and lines before ``lines[0]`` in the file). The stack keeps the file's order:
+    re-read lines are pushed on top, so record numbers follow the file.
+    """
+    rows: list[list[str]] = []
+    row_numbers: list[int] = []
+    row_lines: list[int] = []
+    malformed: list[dict] = []
+    continuation = 0  # non-blank lines that legitimately continue a record (a quoted newline)
+    pending = list(reversed(spans))
+    while pending:
+        span = pending.pop()
+        number = number_offset + len(rows) + len(malformed) + 1
+        line, multi_line = line_offset + span.start + 1, span.end > span.start
+        raw = "".join(lines[span.start:span.end + 1])
+        if span.error is not None or (multi_line and _swallowed_lines(lines, span, expected, dialect)):
+            last = line_offset + span.end + 1
+            if span.error is not None:
+                rule = "record_is_not_parseable"
+                detail = f"lines {line}-{last}: {span.error}; fix the quoting of line {line}"
+            else:
+                rule = "unbalanced_quote"
+                detail = (f"lines {line}-{last}: a quote opened on line {line} is not closed properly, so lines "
+                          f"{line}-{last} were parsed as one record (lines {line + 1}-{last} were re-read on their "
+                          'own); close the quote, or double a quote inside a quoted field ("")')
+            malformed.append(_malformed(number, line, rule, lines[span.start], detail))
+            if multi_line:  # the swallowed lines are records in their own right: read them again
+                pending.extend(reversed(_parse(lines, span.start + 1, span.end + 1, dialect)))
+            continue
+        if multi_line:
+            continuation += _nonblank(lines, span.start + 1, span.end + 1)
+        undecodable = [i for i in range(span.start, span.end + 1) if i in bad_lines] if bad_lines else []
+        if undecodable:
+            malformed.append(_malformed(number, line, "record_not_decodable", raw,
+                                        _not_decodable_detail(line_offset + undecodable[0], encoding)))
+        elif len(span.fields) != expected:
+            malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
+                                        f"{len(span.fields)} fields, {count_hint}"))
+        else:
+            rows.append(span.fields)
+            row_numbers.append(number)
+            row_lines.append(line)
+    return rows, row_numbers, row_lines, malformed, continuation
+
+
+def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
+                            on_decode_error: DecodePolicy) -> ReadResult:
+    """Every line of the file in memory as Python strings, every record through :func:`_process_spans`: handles
+    anything (undecodable lines, header: false) at a few microseconds and a few hundred bytes per record."""
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
     dialect = _dialect(fmt)
     _raise_csv_field_limit()
@@ -332,50 +405,352 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
         first_data_line = 0
         count_hint = f"most records have {expected}"
 
-    # The stack keeps the file's order: re-read lines are pushed on top, so record numbers follow the file.
-    rows: list[list[str]] = []
-    row_numbers: list[int] = []
-    row_lines: list[int] = []
-    malformed: list[dict] = []
-    continuation = 0  # non-blank lines that legitimately continue a record (a quoted newline)
-    pending = list(reversed(body))
-    while pending:
-        span = pending.pop()
-        number, line, multi_line = len(rows) + len(malformed) + 1, span.start + 1, span.end > span.start
-        raw = "".join(lines[span.start:span.end + 1])
-        if span.error is not None or (multi_line and _swallowed_lines(lines, span, expected, dialect)):
-            last = span.end + 1
-            if span.error is not None:
-                rule = "record_is_not_parseable"
-                detail = f"lines {line}-{last}: {span.error}; fix the quoting of line {line}"
-            else:
-                rule = "unbalanced_quote"
-                detail = (f"lines {line}-{last}: a quote opened on line {line} is not closed properly, so lines "
-                          f"{line}-{last} were parsed as one record (lines {line + 1}-{last} were re-read on their "
-                          'own); close the quote, or double a quote inside a quoted field ("")')
-            malformed.append(_malformed(number, line, rule, lines[span.start], detail))
-            if multi_line:  # the swallowed lines are records in their own right: read them again
-                pending.extend(reversed(_parse(lines, span.start + 1, span.end + 1, dialect)))
-            continue
-        if multi_line:
-            continuation += _nonblank(lines, span.start + 1, span.end + 1)
-        undecodable = [i for i in range(span.start, span.end + 1) if i in bad_lines] if bad_lines else []
-        if undecodable:
-            malformed.append(_malformed(number, line, "record_not_decodable", raw,
-                                        _not_decodable_detail(undecodable[0], encoding)))
-        elif len(span.fields) != expected:
-            malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
-                                        f"{len(span.fields)} fields, {count_hint}"))
-        else:
-            rows.append(span.fields)
-            row_numbers.append(number)
-            row_lines.append(line)
-
+    rows, row_numbers, row_lines, malformed, continuation = _process_spans(
+        lines, body, expected, count_hint, dialect, bad_lines, encoding)
     values = list(zip(*rows)) if rows else [() for _ in names]
     columns = {name: [v if v != "" else None for v in column] for name, column in zip(names, values)}
     frame = _object_frame(columns, row_numbers, row_lines)
     records_seen = _nonblank(lines, first_data_line, len(lines)) - continuation
     return ReadResult(frame=frame, malformed=malformed, records_seen=records_seen)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# CSV / TSV at scale: blocks of lines, vectorised where the csv module would see one record per line
+
+
+#: Bytes per block of the fast reader (whole lines; a record running past a block's end is carried to the next).
+FAST_BLOCK_BYTES = 16 << 20
+#: Codecs in which bytes 0x0A and 0x0D are always the line breaks \n and \r (the fast reader splits bytes there).
+_FAST_CODECS = frozenset({"utf-8", "ascii", "iso8859-1", "cp1252"})
+#: Exactly what ``str.strip()`` removes (a line of only these is blank, no record).
+_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+#: A regular expression (RE2, for ``pyarrow.compute``) matching a string of only such characters.
+WHITESPACE_ONLY = "^[" + "".join(f"\\x{{{ord(c):x}}}" for c in _WHITESPACE) + "]*$"
+#: A line that no record can start or end with: read after a line, it tells whether that line's record is complete.
+_SENTINEL_FIELD = "\x1ftuneline-resync\x1f"
+_SENTINEL = _SENTINEL_FIELD + "\n"
+#: An RFC 4180 line: each field unquoted without quotes, or quoted with inner quotes doubled. The csv module ends
+#: such a line's record at its end; its fields are still taken from the csv module.
+_QUOTED_FIELD = r'(?:[^",]*|"(?:[^"]|"")*")'
+_WELL_QUOTED_LINE = f"^{_QUOTED_FIELD}(?:,{_QUOTED_FIELD})*$"
+
+
+def _string_series(values: pa.ChunkedArray) -> pd.Series:
+    """A pandas ``str`` column over Arrow strings, without a copy (missing values read as NaN)."""
+    return pd.Series(ArrowStringArray(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan)), copy=False)
+
+
+def _with_string_columns(result: ReadResult) -> ReadResult:
+    """The careful reader's object columns as compact ``str`` columns (None becomes a missing value)."""
+    frame = result.frame
+    data = {name: (frame[name] if name in PROVENANCE_COLUMNS else
+                   _string_series(pa.chunked_array([pa.array(frame[name].tolist(), type=pa.large_string())])))
+            for name in frame.columns}
+    return ReadResult(frame=pd.DataFrame(data), malformed=result.malformed, records_seen=result.records_seen)
+
+
+def _with_object_columns(result: ReadResult) -> ReadResult:
+    """Compact ``str`` columns as the object columns of Python strings and None the careful reader returns."""
+    frame = result.frame
+    data = {name: (frame[name] if name in PROVENANCE_COLUMNS else
+                   pd.Series(frame[name].array.__arrow_array__().to_pylist(), dtype=object))
+            for name in frame.columns}
+    return ReadResult(frame=pd.DataFrame(data), malformed=result.malformed, records_seen=result.records_seen)
+
+
+def _byte_blocks(handle, size: int):
+    """The file in blocks of whole lines (each ends after a \\n, the last one maybe not)."""
+    rest = b""
+    while chunk := handle.read(size):
+        data = rest + chunk if rest else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # no line break yet: read on
+            rest = data
+            continue
+        rest = data[cut:]
+        yield data[:cut]
+    if rest:
+        yield rest
+
+
+def _split_lines(data: bytes) -> tuple[pa.LargeStringArray, np.ndarray]:
+    """UTF-8 bytes as an Arrow array of their physical lines, endings kept, split as ``io.StringIO(newline="")``
+    splits (after \\n, \\r\\n or a lone \\r), and the lines' byte offsets (one more than lines)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if not len(buf):
+        return pa.array([], type=pa.large_string()), np.zeros(1, dtype=np.int64)
+    breaks = np.flatnonzero(buf == 10) + 1
+    returns = np.flatnonzero(buf == 13)
+    if len(returns):
+        following = returns + 1
+        lone = returns[(following >= len(buf)) | (buf[np.minimum(following, len(buf) - 1)] != 10)]
+        breaks = np.union1d(breaks, lone + 1)
+    if not len(breaks) or breaks[-1] != len(buf):
+        breaks = np.append(breaks, len(buf))
+    offsets = np.concatenate(([0], breaks)).astype(np.int64)
+    lines = pa.LargeStringArray.from_buffers(len(breaks), pa.py_buffer(offsets), pa.py_buffer(data))
+    return lines, offsets
+
+
+def _single_line_fields(line: str, dialect: dict) -> list[str] | None:
+    """The fields of ``line`` when the csv module reads it as one whole record, else None (it would continue on
+    the next line, or it is a csv error)."""
+    try:
+        rows = list(csv.reader([line, _SENTINEL], **dialect))
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 2 and rows[1] == [_SENTINEL_FIELD] else None
+
+
+def _first_span(lines: list[str], start: int, dialect: dict) -> _Span:
+    """The record that starts at ``lines[start]``, as :func:`_parse` would find it."""
+    reader = csv.reader((lines[i] for i in range(start, len(lines))), **dialect)
+    try:
+        fields, error = next(reader), None
+    except csv.Error as exc:
+        fields, error = None, str(exc)
+    return _Span(start, start + max(reader.line_num, 1) - 1, fields, error)
+
+
+@dataclass
+class _Block:
+    """What one block of lines held: good rows (columns, numbers, lines), malformed records, counts."""
+
+    columns: list[pa.Array]
+    numbers: np.ndarray
+    lines: np.ndarray
+    malformed: list[dict]
+    records: int
+    records_seen: int
+
+
+def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_hint: str, fmt: str,
+                dialect: dict, number_offset: int, line_offset: int, encoding: str) -> tuple[_Block, int]:
+    """Read the records of one block of physical lines; the block and how many lines it used (fewer than all when
+    its last record runs on into the next block, which then starts with the unused lines).
+
+    Lines that start at a record boundary and cannot continue a record (no quote character in a CSV line, any TSV
+    line) are split at the delimiter by Arrow; lines with quotes are read by the csv module, one line each where
+    the line is one whole record; a record of several lines (a quoted newline, an unclosed quote) or a csv error
+    is judged by :func:`_process_spans`, the careful reader's own code, on exactly the lines the csv module gives
+    it. Each such record starts where the previous one ended, so this is the careful reader's result.
+    """
+    n = len(lines)
+    content = pc.utf8_rtrim(lines, characters="\r\n")
+    blank = pc.match_substring_regex(content, WHITESPACE_ONLY).to_numpy(zero_copy_only=False)
+    limit = csv.field_size_limit()
+    special = np.zeros(n, dtype=bool)
+    if fmt == "csv":
+        special |= pc.match_substring(content, '"').to_numpy(zero_copy_only=False)
+    long = (pc.greater_equal(pc.utf8_length(content), limit).to_numpy(zero_copy_only=False)
+            if limit < 2**31 - 1 else np.zeros(n, dtype=bool))
+    special = (special | long) & ~blank
+
+    split = pc.split_pattern(content, "\t" if fmt == "tsv" else ",")  # right for every line but the special ones
+    counts = pc.list_value_length(split).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    # Lines with quotes (or too long for the csv module's field limit): whole single-line records, or not.
+    special_fields: dict[int, list[str]] = {}
+    special_index = np.flatnonzero(special)
+    if len(special_index):
+        well = np.zeros(len(special_index), dtype=bool)
+        if fmt == "csv":
+            well = (pc.match_substring_regex(content.take(special_index), _WELL_QUOTED_LINE)
+                    .to_numpy(zero_copy_only=False) & ~long[special_index])
+        if well.any():
+            texts = content.take(special_index[well]).to_pylist()
+            try:
+                parsed = list(csv.reader(texts, **dialect))
+            except csv.Error:
+                parsed = []
+            if len(parsed) == len(texts):
+                special_fields.update(zip(special_index[well].tolist(), parsed))
+            else:
+                well[:] = False
+        others = special_index[~well].tolist()
+        if others:
+            for i, text in zip(others, lines.take(others).to_pylist()):
+                fields = _single_line_fields(text, dialect)
+                if fields is not None:
+                    special_fields[i] = fields
+
+    # Records of several lines, or csv errors: the careful reader's judgement of exactly those lines.
+    islands: list[tuple[int, int, tuple]] = []  # (first line, last line, _process_spans result)
+    used = n
+    starts = [i for i in special_index.tolist() if i not in special_fields]
+    if starts:
+        py_lines = lines.to_pylist() + ([] if last else [_SENTINEL])
+        covered = 0
+        for start in starts:
+            if start < covered:
+                continue
+            span = _first_span(py_lines, start, dialect)
+            if span.end >= n:  # runs on past the block (into the sentinel): read it with the next block
+                used = start
+                break
+            islands.append((start, span.end, _process_spans(py_lines, [span], expected, count_hint, dialect,
+                                                            set(), encoding, line_offset=line_offset)))
+            covered = span.end + 1
+    for i, fields in special_fields.items():
+        counts[i] = len(fields)
+
+    in_island = np.zeros(n, dtype=bool)
+    for first, end, _ in islands:
+        in_island[first:end + 1] = True
+    in_range = np.arange(n) < used
+    record = ~blank & ~in_island & in_range
+    good = record & (counts == expected)
+    bad = record & (counts != expected)
+
+    # Record numbers in file order: single-line records one each, an island its own count at its first line.
+    record_index = np.flatnonzero(record)
+    island_first = np.array([first for first, _, _ in islands], dtype=np.int64)
+    island_counts = np.array([len(r[0]) + len(r[3]) for _, _, r in islands], dtype=np.int64)
+    island_before = np.concatenate(([0], np.cumsum(island_counts)))
+    number_of = np.zeros(n, dtype=np.int64)
+    number_of[record_index] = (number_offset + np.arange(1, len(record_index) + 1)
+                               + island_before[np.searchsorted(island_first, record_index)])
+    island_base = [number_offset + int(np.searchsorted(record_index, first)) + int(island_before[j])
+                   for j, (first, _, _) in enumerate(islands)]
+
+    # Good rows: Arrow's split lines, the csv module's lines, the islands' rows; then in record order.
+    simple_good = good & ~special
+    good_simple_lines = np.flatnonzero(simple_good)
+    from_split = split.filter(pa.array(simple_good))
+    special_good = [i for i in special_fields if good[i]]
+    island_rows = [(base + number, line, fields)
+                   for base, (_, _, result) in zip(island_base, islands)
+                   for fields, number, line in zip(result[0], result[1], result[2])]
+    numbers = np.concatenate((number_of[good_simple_lines], number_of[np.array(special_good, dtype=np.int64)],
+                              np.array([r[0] for r in island_rows], dtype=np.int64)))
+    row_lines = np.concatenate((line_offset + good_simple_lines + 1,
+                                line_offset + np.array(special_good, dtype=np.int64) + 1,
+                                np.array([r[1] for r in island_rows], dtype=np.int64)))
+    order = np.argsort(numbers, kind="stable")
+    columns = []
+    for j in range(expected):
+        parts = [pc.list_element(from_split, j).cast(pa.large_string())] if len(from_split) else []
+        python = [special_fields[i][j] for i in special_good] + [r[2][j] for r in island_rows]
+        if python:
+            parts.append(pa.array(python, type=pa.large_string()))
+        column = pa.concat_arrays(parts) if parts else pa.array([], type=pa.large_string())
+        if len(special_good) or island_rows:
+            column = column.take(pa.array(order))
+        column = pc.if_else(pc.equal(column, ""), pa.scalar(None, type=pa.large_string()), column)
+        columns.append(column)
+
+    malformed = []
+    bad_index = np.flatnonzero(bad)
+    for i, text in zip(bad_index.tolist(), lines.take(bad_index).to_pylist()):
+        malformed.append(_malformed(int(number_of[i]), line_offset + i + 1, "record_has_wrong_field_count", text,
+                                    f"{int(counts[i])} fields, {count_hint}"))
+    continuation = 0
+    for base, (first, end, result) in zip(island_base, islands):
+        continuation += result[4]
+        malformed.extend({**row, "source_row": base + row["source_row"]} for row in result[3])
+    malformed.sort(key=lambda m: m["source_row"])
+    records = len(record_index) + int(island_counts.sum())
+    nonblank = int((~blank[:used]).sum())
+    block = _Block(columns=columns, numbers=numbers[order], lines=row_lines[order], malformed=malformed,
+                   records=records, records_seen=nonblank - continuation)
+    return block, used
+
+
+def _fast_header(lines: pa.LargeStringArray, dialect: dict, path: Path) -> tuple[list[str], int] | None:
+    """The column names and the first line after the header, when the header is a plain, usable one."""
+    head_lines = lines.slice(0, min(len(lines), 256)).to_pylist()
+    spans = _parse(head_lines + [_SENTINEL], 0, len(head_lines) + 1, dialect)
+    head = spans[0] if spans else None
+    if head is None or head.end >= len(head_lines) or head.error is not None:
+        return None
+    if head.end > head.start and _swallowed_lines(head_lines, head, 0, dialect):
+        return None
+    names = [name.strip() for name in head.fields or []]
+    try:
+        _check_names(path, names, "the header")
+    except DataLoadError:
+        return None
+    return names, head.end + 1
+
+
+def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: DecodePolicy) -> ReadResult | None:
+    """A CSV/TSV file with a header, read in blocks of :data:`FAST_BLOCK_BYTES` into Arrow string columns; None when
+    the careful reader must do it (an encoding whose bytes are not split at line breaks this way, bytes that do not
+    decode, an unusable header or file: the careful reader then says exactly what is wrong).
+
+    Memory is the columns' own (a few bytes per value beyond the text) plus one block; the csv module sees only
+    lines with quotes, and the careful reader's code only records of several lines and csv errors.
+    """
+    if on_decode_error not in ("error", "quarantine"):
+        return None
+    try:
+        _check_file(path)
+        codec = codecs.lookup(encoding)
+    except (DataLoadError, LookupError):
+        return None
+    if codec.name not in _FAST_CODECS:
+        return None
+    dialect = _dialect(fmt)
+    _raise_csv_field_limit()
+    names: list[str] | None = None
+    count_hint = ""
+    blocks: list[_Block] = []
+    carry = b""
+    line_offset = number_offset = records_seen = 0
+    try:
+        with path.open("rb") as handle:
+            stream = _byte_blocks(handle, FAST_BLOCK_BYTES)
+            current, first = next(stream, None), True
+            while current is not None:
+                following = next(stream, None)
+                data = current
+                if first and data.startswith(codecs.BOM_UTF8):  # as _read_lines: never part of a column name
+                    data = data[len(codecs.BOM_UTF8):]
+                    if codec.name == "utf-8" and data.startswith(codecs.BOM_UTF8):  # its removeprefix("\ufeff")
+                        data = data[len(codecs.BOM_UTF8):]
+                try:
+                    text = data.decode(codec.name)
+                except UnicodeDecodeError:
+                    return None
+                utf8 = data if codec.name in ("utf-8", "ascii") else text.encode("utf-8")
+                del text
+                if carry:
+                    utf8 = carry + utf8
+                lines, offsets = _split_lines(utf8)
+                start = 0
+                if names is None:
+                    header = _fast_header(lines, dialect, path)
+                    if header is None:
+                        return None
+                    names, start = header
+                    count_hint = f"header has {len(names)}"
+                block, used = _read_block(lines.slice(start) if start else lines, last=following is None,
+                                          expected=len(names), count_hint=count_hint, fmt=fmt, dialect=dialect,
+                                          number_offset=number_offset, line_offset=line_offset + start,
+                                          encoding=encoding)
+                blocks.append(block)
+                number_offset += block.records
+                records_seen += block.records_seen
+                consumed = start + used
+                carry = utf8[int(offsets[consumed]):] if consumed < len(lines) else b""
+                line_offset += consumed
+                current, first = following, False
+    except OSError:
+        return None
+    if names is None or number_offset == 0 or carry:
+        return None  # no data records (the careful reader says so) or a reader bug: never lose rows
+    data = {}
+    for j, name in enumerate(names):  # one chunk per column (a take on many chunks concatenates them first)
+        parts = [block.columns[j] for block in blocks]
+        for block in blocks:
+            block.columns[j] = None  # each block's part is freed as soon as the column holds it
+        data[name] = _string_series(pa.chunked_array([pa.concat_arrays(parts) if parts else
+                                                      pa.array([], type=pa.large_string())]))
+        del parts
+    data["source_row"] = pd.Series(np.concatenate([b.numbers for b in blocks]).astype(np.int64), copy=False)
+    data["source_line"] = pd.Series(np.concatenate([b.lines for b in blocks]).astype(np.int64), copy=False)
+    malformed = [m for b in blocks for m in b.malformed]
+    return ReadResult(frame=pd.DataFrame(data, copy=False), malformed=malformed, records_seen=records_seen)
 
 
 # --------------------------------------------------------------------------------------------------------------

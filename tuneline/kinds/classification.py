@@ -62,12 +62,35 @@ def as_objects(series: pd.Series) -> pd.Series:
     return series.astype(object).where(series.notna(), None)
 
 
+def _arrow_strings(values: pd.Series) -> Any:
+    from tuneline.common import arrow_strings
+
+    return arrow_strings(values)
+
+
+def _compact(values: Any) -> bool:
+    """A compact column of the CSV/TSV loader: Arrow-backed strings, or categorical labels."""
+    return isinstance(values, pd.Series) and (isinstance(values.dtype, pd.CategoricalDtype)
+                                              or _arrow_strings(values) is not None)
+
+
 def normalized_labels(values: pd.Series, source_rows: pd.Series,
                       malformed: list[dict]) -> tuple[pd.Series, pd.Series]:
     """Labels as names (``1``, ``1.0``, `` 1`` → ``"1"``); values that cannot be one label go to ``malformed``.
 
-    Returns the labels and a mask of the rows to keep.
+    Returns the labels and a mask of the rows to keep. A compact ``str`` column (strings or missing, never a value
+    that cannot be a label) is normalised once per distinct value and becomes a categorical column (a byte per row
+    for a handful of labels; the split task hands on ``str`` columns).
     """
+    if _arrow_strings(values) is not None:
+        codes, distinct = pd.factorize(values)
+        names = [normalize_label(value)[0] for value in distinct]
+        categories = sorted({name for name in names if name is not None})
+        position = {name: i for i, name in enumerate(categories)}
+        recode = np.array([position[name] if name is not None else -1 for name in names] + [-1], dtype=np.int64)
+        labels = pd.Categorical.from_codes(recode[codes].astype(np.int16 if len(categories) > 127 else np.int8),
+                                           pd.Index(categories, dtype="str"))
+        return pd.Series(labels, index=values.index), pd.Series(True, index=values.index)
     labels, keep = [], []
     for value, row in zip(values, source_rows):
         label, rule = normalize_label(value)
@@ -81,7 +104,11 @@ def normalized_labels(values: pd.Series, source_rows: pd.Series,
 
 def frequent_labels(values: list[Any], minimum: int) -> list[str]:
     """Sorted labels seen in train; an error naming the rare ones when any is below ``minimum``."""
-    counts = Counter(v for v in values if isinstance(v, str) and v.strip())
+    if _compact(values):  # count per distinct value
+        counts = Counter({v: int(n) for v, n in values.value_counts(dropna=True).items()
+                          if n and isinstance(v, str) and v.strip()})
+    else:
+        counts = Counter(v for v in values if isinstance(v, str) and v.strip())
     rare = {label: n for label, n in counts.items() if n < minimum}
     if rare:
         shown = ", ".join(f"{label!r} ({n})" for label, n in sorted(rare.items(), key=lambda x: x[1]))
@@ -98,7 +125,10 @@ def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column
                             "check data.label_column or data.labels")
     source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
     if source is not None and len(source):
-        seen = {v for value in source[column] for v in (value if isinstance(value, list) else [value])}
+        if _compact(source[column]):
+            seen = set(source[column].dropna().unique())
+        else:
+            seen = {v for value in source[column] for v in (value if isinstance(value, list) else [value])}
         absent = [label for label in labels if label not in seen]
         if absent:
             raise LabelSetError(f"configured label(s) {absent} never occur in the training data, so the model cannot "
@@ -119,29 +149,41 @@ class ClassificationKind(TaskKind):
 
     # --- data -------------------------------------------------------------------------------------------------
     def read_canonical(self, path: Path, fmt: str, data: ClassificationData,
-                       text_columns: dict[str, str]) -> tuple[pd.DataFrame, list[dict], int]:
-        """Read a table and rename the configured text columns; labels are left raw for the kind to parse."""
+                       text_columns: dict[str, str], compact: bool = False) -> tuple[pd.DataFrame, list[dict], int]:
+        """Read a table and rename the configured text columns; labels are left raw for the kind to parse.
+
+        ``compact``: a CSV/TSV file's columns stay compact ``str`` columns and ``source_file`` is categorical (one
+        copy of the path, not one per row): what keeps ten million rows within a few GB.
+        """
         if fmt not in self.formats:
             raise DataLoadError(f"format {fmt!r} cannot hold {self.name} rows; use {', '.join(self.formats)} "
                                 "(data.format)")
         result = read_table(path, fmt, encoding=data.encoding, header=data.header,
-                            on_decode_error=data.on_decode_error)
+                            on_decode_error=data.on_decode_error, compact=compact)
         raw = result.frame
         columns_or_error(raw, path, {**{f"data.{k}": v for k, v in text_columns.items()},
                                      "data.label_column": data.label_column})
-        frame = pd.DataFrame({name: as_objects(raw[column]) for name, column in
+
+        def canonical(series: pd.Series) -> pd.Series:
+            return series if compact and _arrow_strings(series) is not None else as_objects(series)
+
+        frame = pd.DataFrame({name: canonical(raw[column]) for name, column in
                               {"text": text_columns["text_column"],
                                **{k.removesuffix("_column"): v for k, v in text_columns.items()
-                                  if k != "text_column"}}.items()})
-        frame["label"] = as_objects(raw[data.label_column])
-        frame["source_file"] = str(path)
+                                  if k != "text_column"}}.items()}, copy=False)
+        frame["label"] = canonical(raw[data.label_column])
+        frame["source_file"] = (pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [str(path)])
+                                if compact else str(path))
         frame["source_row"] = raw["source_row"].astype("int64")
         return frame, list(result.malformed), result.records_seen
 
     def read(self, path: Path, fmt: str, data: ClassificationData) -> ReadRecords:
-        frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column})
+        frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column},
+                                                     compact=fmt in ("csv", "tsv"))
         labels, keep = normalized_labels(frame["label"], frame["source_row"], malformed)
-        frame = frame.assign(label=labels)[keep].reset_index(drop=True)
+        frame = frame.assign(label=labels)
+        if not keep.all():
+            frame = frame[keep].reset_index(drop=True)
         return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]], malformed=malformed,
                            records_seen=seen)
 
@@ -150,7 +192,8 @@ class ClassificationKind(TaskKind):
             labels = list(dict.fromkeys(str(label) for label in data.labels))
         else:
             source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
-            labels = frequent_labels(list(source["label"]) if source is not None else [],
+            values = source["label"] if source is not None else []
+            labels = frequent_labels(values if _compact(values) else list(values),
                                      data.min_examples_per_label)
         return checked_label_set(labels, frames, "label")
 

@@ -11,6 +11,13 @@ probability is ``>=`` its threshold. A folder without stored thresholds uses 0.5
 
 tuneline's own evaluation and calibration use :class:`MultiLabelClassifier` from this file too, so the numbers in
 the registry are the numbers of exactly the code that serves the model.
+
+Speed (issue 13): every text is tokenized once (fast tokenizer, no padding), batches are taken in order of token
+count (little padding) and padded per batch, under ``torch.inference_mode``. On a CPU with native bf16 matrix units
+(``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``) the forward pass runs under bf16 autocast by default, several
+times faster than fp32 there; the returned probabilities stay fp32, and the labels agree with fp32 inference except on
+near-ties. ``precision`` (constructor) or ``$TUNELINE_INFERENCE_PRECISION`` picks ``auto`` (that default), ``fp32``
+or ``bf16``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,31 @@ import numpy as np
 import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+#: Environment variable that picks the inference precision when the constructor is given none.
+PRECISION_ENV = "TUNELINE_INFERENCE_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU with bf16 matrix instructions (AMX or AVX512-BF16), where bf16 autocast pays off."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """``fp32`` or ``bf16``: the given choice, else ``$TUNELINE_INFERENCE_PRECISION``, else ``auto`` (bf16 autocast
+    on a CPU with native bf16, fp32 everywhere else)."""
+    choice = (precision or os.environ.get(PRECISION_ENV) or "auto").strip().lower()
+    if choice not in PRECISIONS:
+        raise ValueError(f"inference precision must be one of {', '.join(PRECISIONS)}, not {choice!r}")
+    if choice == "auto":
+        return "bf16" if str(device).split(":")[0] == "cpu" and cpu_has_native_bf16() else "fp32"
+    return choice
 
 #: The threshold of a model folder that has none stored (an uncalibrated model).
 DEFAULT_THRESHOLD = 0.5
@@ -61,11 +93,12 @@ def thresholds_for(stored: Any, labels: list[str]) -> np.ndarray:
 class MultiLabelClassifier:
     """A saved multi-label sequence-classification folder, ready for batched inference with its stored thresholds."""
 
-    def __init__(self, model_dir: str, device: str | None = None) -> None:
+    def __init__(self, model_dir: str, device: str | None = None, precision: str | None = None) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = resolve_precision(precision, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(self.device).eval()
         config = self.model.config
@@ -79,16 +112,24 @@ class MultiLabelClassifier:
 
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                                     padding=True, return_tensors="pt").to(self.device)
+                enc = self.tokenizer.pad({key: [values[i] for i in idx] for key, values in encoded.items()},
+                                         return_tensors="pt").to(self.device)
                 logits = self.model(**enc).logits.float()
                 out[idx] = torch.sigmoid(logits).cpu().numpy()
         return out
+
+    def _autocast(self):
+        """bf16 autocast for the forward pass when this predictor runs in bf16, else a no-op context."""
+        import torch
+
+        return torch.autocast(device_type=str(self.device).split(":")[0], dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
 
     def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """What the registered model's ``predict`` returns for any accepted input (see :func:`texts_from_input`)."""

@@ -11,6 +11,13 @@ lists, or a dict of two lists (``{"text": [...], "text_pair": [...]}``). Output:
 
 tuneline's own evaluation uses :class:`PairClassifier` from this file too, so the numbers in the registry are the
 numbers of exactly the code that serves the model.
+
+Speed (issue 13): every pair is tokenized once (fast tokenizer, no padding), batches are taken in order of token
+count (little padding) and padded per batch, under ``torch.inference_mode``. On a CPU with native bf16 matrix units
+(``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``) the forward pass runs under bf16 autocast by default, several
+times faster than fp32 there; the returned probabilities stay fp32, and the labels agree with fp32 inference except on
+near-ties. ``precision`` (constructor) or ``$TUNELINE_INFERENCE_PRECISION`` picks ``auto`` (that default), ``fp32``
+or ``bf16``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,31 @@ import numpy as np
 import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+#: Environment variable that picks the inference precision when the constructor is given none.
+PRECISION_ENV = "TUNELINE_INFERENCE_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU with bf16 matrix instructions (AMX or AVX512-BF16), where bf16 autocast pays off."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """``fp32`` or ``bf16``: the given choice, else ``$TUNELINE_INFERENCE_PRECISION``, else ``auto`` (bf16 autocast
+    on a CPU with native bf16, fp32 everywhere else)."""
+    choice = (precision or os.environ.get(PRECISION_ENV) or "auto").strip().lower()
+    if choice not in PRECISIONS:
+        raise ValueError(f"inference precision must be one of {', '.join(PRECISIONS)}, not {choice!r}")
+    if choice == "auto":
+        return "bf16" if str(device).split(":")[0] == "cpu" and cpu_has_native_bf16() else "fp32"
+    return choice
 
 TEXT, PAIR = "text", "text_pair"
 
@@ -85,11 +117,12 @@ def pairs_from_input(model_input: Any) -> tuple[list[str], list[str]]:
 class PairClassifier:
     """A saved sequence-classification model folder that reads two texts per example, ready for batched inference."""
 
-    def __init__(self, model_dir: str, device: str | None = None) -> None:
+    def __init__(self, model_dir: str, device: str | None = None, precision: str | None = None) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = resolve_precision(precision, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(self.device).eval()
         config = self.model.config
@@ -97,30 +130,47 @@ class PairClassifier:
         self.max_length = int(getattr(config, "tuneline_max_length", 0) or min(self.tokenizer.model_max_length, 512))
         self.truncation = str(getattr(config, "tuneline_truncation", None) or "longest_first")
 
-    def _encode(self, texts: list[str], pairs: list[str]) -> Any:
-        """Tokenize a batch; a pair whose kept text alone is too long for only_first/only_second makes the
-        tokenizer refuse the batch, which is then cut longest_first (as training did for that row)."""
-        kwargs = {"max_length": self.max_length, "padding": True, "return_tensors": "pt"}
+    def _encode(self, texts: list[str], pairs: list[str]) -> dict[str, list]:
+        """Tokenize every pair once, unpadded. A pair whose kept text alone is too long for only_first/only_second
+        makes the tokenizer refuse the whole call; then each pair is tokenized alone and such a pair is cut
+        longest_first, as training does for that row (``encode_pairs`` in tuneline's pair kind)."""
         try:
-            return self.tokenizer(texts, pairs, truncation=self.truncation, **kwargs)
-        except Exception as error:
+            return dict(self.tokenizer(texts, pairs, truncation=self.truncation, max_length=self.max_length))
+        except Exception as error:  # tokenizers raises a bare Exception("Truncation error: ...")
             if self.truncation == "longest_first" or "Truncation error" not in str(error):
                 raise
-            return self.tokenizer(texts, pairs, truncation="longest_first", **kwargs)
+        rows = []
+        for text, pair in zip(texts, pairs):
+            try:
+                rows.append(self.tokenizer(text, pair, truncation=self.truncation, max_length=self.max_length))
+            except Exception:
+                rows.append(self.tokenizer(text, pair, truncation="longest_first", max_length=self.max_length))
+        return {key: [row[key] for row in rows] for key in rows[0].keys()}
 
     def predict_proba(self, texts: list[str], pairs: list[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, one row per pair, in input order (batches are grouped by length for speed)."""
         import torch
 
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(pairs[i]))
-        with torch.inference_mode():
+        if not texts:
+            return out
+        encoded = self._encode(texts, pairs)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
+        with torch.inference_mode(), self._autocast():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                enc = self._encode([texts[i] for i in idx], [pairs[i] for i in idx]).to(self.device)
+                enc = self.tokenizer.pad({key: [values[i] for i in idx] for key, values in encoded.items()},
+                                         return_tensors="pt").to(self.device)
                 logits = self.model(**enc).logits.float()
                 out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
         return out
+
+    def _autocast(self):
+        """bf16 autocast for the forward pass when this predictor runs in bf16, else a no-op context."""
+        import torch
+
+        return torch.autocast(device_type=str(self.device).split(":")[0], dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
 
     def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """What the registered model's ``predict`` returns for any accepted input (see :func:`pairs_from_input`)."""

@@ -24,6 +24,11 @@ Choices, and why:
   word longer than a whole window (pathological) is cut, but its first subword, which carries its tag, is kept.
 * Entities are read leniently from the tags (an ``I-X`` that does not continue an ``X`` starts a new entity), so
   users see everything the model marked; the metrics (seqeval, strict IOB2) are stricter than that.
+* Speed (issue 13): the windows are tokenized once (fast tokenizer, no padding), batched in order of their token
+  count (little padding) and padded per batch, under ``torch.inference_mode``. On a CPU with native bf16 matrix units
+  (``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``) the forward pass runs under bf16 autocast by default, several
+  times faster than fp32 there; probabilities stay fp32, and tags agree with fp32 inference except on near-ties.
+  ``precision`` (constructor) or ``$TUNELINE_INFERENCE_PRECISION`` picks ``auto`` (that default), ``fp32`` or ``bf16``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,32 @@ import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+#: Environment variable that picks the inference precision when the constructor is given none.
+PRECISION_ENV = "TUNELINE_INFERENCE_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
+
 WORD_PATTERN = re.compile(r"(?:[^\W\d_]\.){2,}|\w+(?:[-'’.&]\w+)*|\S")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU with bf16 matrix instructions (AMX or AVX512-BF16), where bf16 autocast pays off."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """``fp32`` or ``bf16``: the given choice, else ``$TUNELINE_INFERENCE_PRECISION``, else ``auto`` (bf16 autocast
+    on a CPU with native bf16, fp32 everywhere else)."""
+    choice = (precision or os.environ.get(PRECISION_ENV) or "auto").strip().lower()
+    if choice not in PRECISIONS:
+        raise ValueError(f"inference precision must be one of {', '.join(PRECISIONS)}, not {choice!r}")
+    if choice == "auto":
+        return "bf16" if str(device).split(":")[0] == "cpu" and cpu_has_native_bf16() else "fp32"
+    return choice
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:
@@ -165,11 +195,12 @@ def word_windows(subwords_per_word: list[int], budget: int) -> list[tuple[int, i
 class TokenTagger:
     """A saved token-classification model folder, ready for batched word-level tagging."""
 
-    def __init__(self, model_dir: str, device: str | None = None) -> None:
+    def __init__(self, model_dir: str, device: str | None = None, precision: str | None = None) -> None:
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.precision = resolve_precision(precision, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForTokenClassification.from_pretrained(model_dir).to(self.device).eval()
         config = self.model.config
@@ -202,24 +233,27 @@ class TokenTagger:
             return results
         counts = self._subword_counts([sentences[i] for i in non_empty])
         chunks = [(i, s, e) for i, per_word in zip(non_empty, counts) for s, e in word_windows(per_word, self.budget)]
-        chunks.sort(key=lambda c: c[2] - c[1])
-        with torch.inference_mode():
-            for begin in range(0, len(chunks), batch_size):
-                batch = chunks[begin : begin + batch_size]
-                words = [sentences[i][s:e] for i, s, e in batch]
-                enc = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=self.max_length,
-                                     padding=True, return_tensors="pt")
-                word_ids = [enc.word_ids(row) for row in range(len(batch))]
+        encoded = self.tokenizer([sentences[i][s:e] for i, s, e in chunks], is_split_into_words=True,
+                                 truncation=True, max_length=self.max_length)
+        order = sorted(range(len(chunks)), key=lambda c: len(encoded["input_ids"][c]))
+        with torch.inference_mode(), torch.autocast(device_type=str(self.device).split(":")[0],
+                                                    dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            for begin in range(0, len(order), batch_size):
+                members = order[begin : begin + batch_size]
+                enc = self.tokenizer.pad({key: [values[c] for c in members] for key, values in encoded.items()},
+                                         return_tensors="pt")
                 proba = torch.softmax(self.model(**enc.to(self.device)).logits.float(), dim=-1).cpu().numpy()
-                for row, (sentence, start, end) in enumerate(batch):
+                best_tags = proba.argmax(axis=-1)
+                for row, chunk in enumerate(members):
+                    sentence, start, end = chunks[chunk]
                     tags, scores = results[sentence]
                     previous = None
-                    for position, word in enumerate(word_ids[row]):
+                    for position, word in enumerate(encoded.word_ids(chunk)):
                         if word is not None and word != previous:
                             centre = min(word, end - start - 1 - word)
                             index = start + word
                             if centre > centrality[sentence][index]:
-                                best = int(proba[row, position].argmax())
+                                best = int(best_tags[row, position])
                                 tags[index], scores[index] = self.labels[best], float(proba[row, position, best])
                                 centrality[sentence][index] = centre
                         previous = word

@@ -1,0 +1,37 @@
+"""benchmarks/train_speed.py in smoke mode (tiny random BERT, generated data): the benchmark code cannot rot.
+
+The speed targets themselves are checked by the benchmark's committed results (benchmarks/BENCHMARKS.md), not here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_run_reports_every_variant_with_ratios_flops_and_overhead(tmp_path):
+    output = tmp_path / "train_speed.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_speed.py"), "--smoke", "--seeds", "1",
+                           "--variants", "peer_dynamic,peer_bf16,tuneline", "--output", str(output)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    table = result["table"]
+    assert set(table) == {"peer_dynamic", "peer_bf16", "tuneline"}
+    assert table["peer_bf16"]["ratio_to_peer_bf16"] == 1.0
+    for variant, row in table.items():
+        assert row["train_samples_per_s_median"] > 0 and 0 <= row["dev_accuracy_mean"] <= 1
+        assert row["ratio_to_peer_bf16"] == round(row["train_samples_per_s_median"]
+                                                  / table["peer_bf16"]["train_samples_per_s_median"], 3)
+        assert 0 < row["fraction_of_bf16_peak"] < 1
+    runs = {run["variant"]: run for run in result["runs"]}
+    assert runs["peer_dynamic"]["precision"] == "fp32" and runs["peer_bf16"]["precision"] == "bf16"
+    assert runs["peer_bf16"]["global_step"] == 3  # 96 rows, batch 32, one epoch
+    timings = runs["tuneline"]["timings"]
+    assert "train-model" in timings["stages"] and 0 < timings["outside_training_fraction"] < 1
+    assert result["peak"]["bf16_flops_per_s"] > 0 and result["flops"]["per_run"] > 0
+    assert output.with_suffix(".md").read_text().startswith("Training speed")

@@ -1,0 +1,85 @@
+"""Where a run's time goes (tuneline.timings), the attention kernel choice, and the early start of Prefect's API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tuneline import timings
+from tuneline.tasks.model import attention_implementation, build_model
+from tuneline.config import ModelConfig
+
+
+def test_breakdown_counts_each_stage_the_gaps_and_the_startup():
+    start = time.time()
+    nap = timings.timed(lambda seconds: time.sleep(seconds), "nap")
+    other = timings.timed(lambda seconds: time.sleep(seconds), "other")
+    time.sleep(0.2)                      # "startup": before the first task
+    nap(0.3)
+    time.sleep(0.15)                     # between tasks
+    other(0.1)
+    nap(0.2)
+    breakdown = timings.time_breakdown(training_s=0.25, since=start)
+    assert breakdown.stages["nap"] == pytest.approx(0.5, abs=0.05)
+    assert breakdown.stages["other"] == pytest.approx(0.1, abs=0.05)
+    assert breakdown.startup_s == pytest.approx(0.2, abs=0.05)
+    assert breakdown.between_tasks_s == pytest.approx(0.15, abs=0.05)
+    assert breakdown.total_s == pytest.approx(0.95, abs=0.1)
+    assert breakdown.outside_training_fraction == pytest.approx(1 - 0.25 / breakdown.total_s, abs=1e-3)
+    metrics = breakdown.metrics()
+    assert metrics["time.nap_s"] == breakdown.stages["nap"] and metrics["time.total_s"] == breakdown.total_s
+    assert breakdown.line().startswith(f"time: {breakdown.total_s:.0f} s in all; training 0 s")
+
+
+def test_a_task_that_raises_is_timed_too():
+    start = time.time()
+    failing = timings.timed(lambda: (time.sleep(0.1), 1 / 0), "failing")
+    with pytest.raises(ZeroDivisionError):
+        failing()
+    assert timings.time_breakdown(0.0, since=start).stages["failing"] == pytest.approx(0.1, abs=0.05)
+
+
+def test_auto_attention_is_eager_for_short_sequences_on_a_cpu(tiny_bert):
+    assert attention_implementation("auto", 64) == "eager"
+    assert attention_implementation("auto", 128) == "eager"
+    assert attention_implementation("auto", 512) == "sdpa"
+    assert attention_implementation("sdpa", 64) == "sdpa"
+    built = build_model.fn(ModelConfig(base=str(tiny_bert)), "classification", ["a", "b"], seed=0, max_length=32)
+    assert built.model.config._attn_implementation == "eager"
+    built = build_model.fn(ModelConfig(base=str(tiny_bert), attention="sdpa"), "classification", ["a", "b"], seed=0,
+                           max_length=32)
+    assert built.model.config._attn_implementation == "sdpa"
+
+
+def test_early_api_is_the_one_the_flow_uses(tmp_path):
+    """The server started before the imports is the flow's: one ephemeral server process, not two."""
+    script = textwrap.dedent("""
+        import os, psutil
+        os.environ.pop("PREFECT_API_URL", None)
+        from tuneline.early_api import start_ephemeral_api_early
+        wait = start_ephemeral_api_early()
+        from prefect import flow, get_client
+        wait()
+        from prefect.server.api.server import SubprocessASGIServer
+        server = SubprocessASGIServer()
+        assert server.running and server.server_process.poll() is None
+
+        @flow
+        def where() -> str:
+            with get_client(sync_client=True) as client:
+                return str(client.api_url)
+
+        url = where()
+        servers = [p for p in psutil.Process().children(recursive=True) if "uvicorn" in " ".join(p.cmdline())]
+        print(url, server.api_url, len(servers))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PREFECT_HOME": str(tmp_path / "prefect")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    url, api_url, servers = done.stdout.split()[-3:]
+    assert url.rstrip("/") == api_url.rstrip("/")
+    assert servers == "1"
