@@ -6,6 +6,7 @@ Events are captured with Prefect's own test harness (``asserting_events_worker``
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -163,6 +164,26 @@ def test_a_watcher_checks_for_pending_batches_on_its_first_scan_only(config, ass
 
     assert len(emitted(asserting_events_worker, BATCHES_PENDING)) == 1  # three scans, one pending event
     assert [line.split()[0] for line in lines] == ["pending"]
+
+
+def test_ctrl_c_during_a_scan_ends_the_watcher_when_that_scan_is_done(config, asserting_events_worker):
+    """The CLI's Ctrl-C handler sets ``stop`` (a KeyboardInterrupt raised inside a Prefect client call can be lost):
+    the scan in progress still records and announces its batch, and the hour-long wait that follows never starts."""
+    config.retrain.watch_interval_s = 3600
+    land(config, "batch-11.csv")
+    stop = threading.Event()
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        stop.set()  # Ctrl-C arrives while the first scan is announcing
+
+    started = time.monotonic()
+    watch(config, echo=echo, stop=stop)
+
+    assert time.monotonic() - started < 120  # not 3600
+    assert [line.split()[:2] for line in lines] == [["landed", "batch-11.csv"]]
+    assert len(emitted(asserting_events_worker, BATCH_LANDED)) == 1
 
 
 def test_a_missing_landing_folder_names_the_key_to_set(config, tmp_path):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from tuneline import runtime  # noqa: F401  (offline defaults first)
@@ -373,12 +375,25 @@ def _watch(config: TunelineConfig, interval: float | None, once: bool) -> int:
     from tuneline.events import landing_folder, require_prefect_api, watch
 
     landing, url = landing_folder(config), require_prefect_api()
+    stop = threading.Event()
+
+    def on_ctrl_c(_signum: int, _frame: object) -> None:
+        """First Ctrl-C: finish the scan in progress, then stop; a second one stops at once."""
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)  # before the line that tells the user Ctrl-C works
     print(f"watching {landing} for {config.registered_model_name}, announcing to {redact(url)}"
           + ("" if once else " (Ctrl-C stops)"), flush=True)
     try:
-        watch(config, interval_s=interval, once=once, echo=lambda line: print(line, flush=True))
+        watch(config, interval_s=interval, once=once, echo=lambda line: print(line, flush=True), stop=stop)
     except KeyboardInterrupt:
-        print("tuneline: watch stopped")
+        stop.set()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if stop.is_set():
+        print("tuneline: watch stopped", flush=True)
     return 0
 
 

@@ -45,6 +45,7 @@ A duplicated announcement is harmless: a queued run that finds nothing free ends
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -188,16 +189,23 @@ def require_prefect_api(purpose: str = "announce batches to", where: str = "(the
 
 
 def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool = False,
-          echo: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep) -> None:
+          echo: Callable[[str], None] = print, sleep: Callable[[float], object] | None = None,
+          stop: threading.Event | None = None) -> None:
     """The foreground watcher (``tuneline watch``): scan and announce every ``interval_s`` (default
-    ``retrain.watch_interval_s``) until interrupted; with ``once``, one scan. Applies the pending rule on its first
-    scan. A scan that fails after the first (the ledger's database busy, the folder briefly unmounted) is reported
-    and retried at the next interval; the first one's error is raised (a wrong config)."""
+    ``retrain.watch_interval_s``) until ``stop`` is set or interrupted; with ``once``, one scan. Applies the pending
+    rule on its first scan. A scan that fails after the first (the ledger's database busy, the folder briefly
+    unmounted) is reported and retried at the next interval; the first one's error is raised (a wrong config).
+
+    ``stop`` exists because a KeyboardInterrupt raised inside a Prefect client call can be swallowed by the
+    client's event loop: the CLI's Ctrl-C handler sets it instead, the scan in progress finishes, and the wait
+    between scans (``stop.wait``) returns at once."""
     from tuneline.errors import UserError
 
     interval_s = interval_s or config.retrain.watch_interval_s
+    stop = stop or threading.Event()
+    sleep = sleep or stop.wait
     first = True
-    while True:
+    while not stop.is_set():
         try:
             for batch in scan_and_announce(config):
                 echo(describe(batch))
@@ -209,6 +217,6 @@ def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool
                 raise
             echo(f"tuneline: warning: scan failed, retrying in {interval_s:g} s: {redact(error)}")
         first = False
-        if once:
+        if once or stop.is_set():
             return
         sleep(interval_s)
