@@ -166,8 +166,10 @@ def test_ctrl_c_in_the_flow_process_stops_torchrun_and_every_worker(tmp_path, ti
 
     script = tmp_path / "train.py"
     script.write_text(INTERRUPTED_TRAINING.format(tests=str(Path(__file__).parent), bert=tiny_bert, work=tmp_path))
+    from tests_support import default_ctrl_c
+
     trainer = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
+                               stderr=subprocess.PIPE, start_new_session=True, preexec_fn=default_ctrl_c)
     try:
         logs = tmp_path / "train-workers" / "logs"
         deadline = time.monotonic() + 240  # a loaded CI machine: tokenizing and starting two workers takes a while

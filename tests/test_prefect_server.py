@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from loop_data import land, tickets
+from tests_support import default_ctrl_c
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,7 @@ def start(tmp_path, request) -> Callable[..., tuple[subprocess.Popen, Path]]:
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=default_ctrl_c)
 
         def stop() -> None:
             if process.poll() is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pandas as pd
 
 from tuneline.tasks.split import DataSplits
@@ -29,3 +31,9 @@ def run_config(task: str = "classification", *overrides: str, **data):
     from tuneline.config import build_config
 
     return build_config({"task": task, "data": data}, list(overrides))
+
+
+def default_ctrl_c() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: a shell running the suite in the background (``cmd
+    &``) starts it with SIGINT ignored, children inherit that, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
