@@ -11,7 +11,9 @@ Variants (``--variants``; default all):
 - ``peer_bf16_eager`` the same with the eager attention (``attn_implementation="eager"``): one tuneline lever alone
 - ``tuneline``      ``tuneline train`` with the same settings (precision auto: bf16 where the CPU has AMX/AVX512-BF16;
                     evaluates on its validation rows and checkpoints once per epoch, as it does by default)
-- ``tuneline_lora`` the same with ``--set model.strategy=lora`` (LoRA's own default learning rate)
+- ``tuneline_lora`` the same with ``--set model.strategy=lora`` (LoRA's own defaults: learning rate 5e-4, dropout 0)
+- ``tuneline_lora_dropout`` LoRA with ``model.lora.dropout=0.1`` (the default before; its accuracy is in the table)
+- ``tuneline_frozen_embeddings`` the same with the embeddings frozen (a recipe change: its accuracy is in the table)
 
 Data: a seeded ``--train-rows`` sample of SST-2 train (and a disjoint 500-row validation file for tuneline), scored
 on the GLUE dev set (872 rows); ``--smoke`` uses a tiny random BERT and generated sentences (seconds, for the test
@@ -53,7 +55,13 @@ PEERS = {
     "peer_bf16": ["--padding", "dynamic", "--group", "--bf16"],
     "peer_bf16_eager": ["--padding", "dynamic", "--group", "--bf16", "--attention", "eager"],
 }
-TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"]}
+TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
+            # LoRA's default before 2026-11-30: dropout 0.1 on the input of each of its 37 adapters, whose random
+            # draws were a fifth of a CPU step (results/step_profile.json)
+            "tuneline_lora_dropout": ["--set", "model.strategy=lora", "--set", "model.lora.dropout=0.1"],
+            # a recipe lever, not a default: the embedding table (12M of MiniLM's 23M weights) stays as pretrained,
+            # so the optimizer, the gradient clipping and the backward pass skip half the weights
+            "tuneline_frozen_embeddings": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true"]}
 THE_PEER = "peer_bf16"
 
 
@@ -207,7 +215,7 @@ def run_tuneline(variant: str, paths: dict[str, Path], model_base: str, seed: in
     folder.mkdir(parents=True, exist_ok=True)
     config = tuneline_config(paths, model_base, seed, args, folder)
     overrides = list(TUNELINE[variant])
-    if variant == "tuneline":
+    if "lora" not in variant:  # LoRA keeps its own default learning rate
         overrides += ["--set", f"train.learning_rate={args.lr}"]
     tuneline = Path(sys.executable).with_name("tuneline")
     command = [str(tuneline) if tuneline.exists() else "tuneline", "train", "--config", str(config), *overrides]

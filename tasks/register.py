@@ -13,6 +13,11 @@ completes it instead of registering another.
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version as installed_version
 from pathlib import Path
@@ -80,6 +85,39 @@ def _logged_model_id(source: str | None) -> str | None:
     return source.removeprefix("models:/") if source and source.startswith("models:/m-") else None
 
 
+#: MLflow's notes while logging a model whose signature tuneline sets itself: a type hint it cannot use
+#: ("Union type hint is inferred as AnyType", "Decorate your function with @mlflow.pyfunc.utils.pyfunc") and running
+#: the input example. Printed on every registration, they tell the user nothing to act on.
+_CHATTY_LOGGERS = ("mlflow.types.type_hints", "mlflow.models.signature")
+_CHATTY_WARNING = re.compile(r"type hint|@mlflow\.pyfunc\.utils\.pyfunc")
+
+
+@contextmanager
+def quiet_model_logging() -> Iterator[None]:
+    """Silence MLflow's informational notes and type-hint warnings while ``log_model`` runs (errors still show).
+
+    A warnings filter would not do: ``log_model`` installs its own ("once" for every UserWarning) in front of any
+    filter of the caller's, so the chatty ones are dropped where warnings are shown instead."""
+    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
+        if issubclass(category, UserWarning) and _CHATTY_WARNING.search(str(message)):
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 @pipeline_task(name="register-model", retries=2, retry_delay_seconds=[10, 30], retry_condition_fn=_retry_if_transient)
 def register_model(model_dir: Path, kind: TaskKind | str, registered_name: str, run: RunContext,
                    version_tags: dict[str, str], test_metrics: dict[str, float] | None = None) -> RegisteredVersion:
@@ -99,7 +137,7 @@ def register_model(model_dir: Path, kind: TaskKind | str, registered_name: str, 
             log.warning("%s v%s was left by run %s (%s) before its gate finished: tagged orphaned%s", registered_name,
                         orphan.version, orphan.run_id, orphan.run_status,
                         ", challenger removed" if orphan.had_challenger else "")
-        with active_run(run):
+        with active_run(run), quiet_model_logging():
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(kind.pyfunc_path), artifacts={"model": str(model_dir)},
                 pip_requirements=serving_requirements(), input_example=kind.input_example,

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TrainConfig, TunelineConfig
@@ -127,6 +128,29 @@ class ProgressLogCallback(TrainerCallback):
                            _clock(elapsed), _clock(eta))
 
 
+class BarOnlyProgressCallback(ProgressCallback):
+    """The Trainer's progress bar without its ``{'loss': ...}`` dict under the bar at every logging step:
+    :class:`ProgressLogCallback` already says the same in one line with an ETA."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return None
+
+
+def show_progress_bars() -> bool:
+    """Bars only on a terminal: in a log file, a CI log or a Prefect worker's output a bar is a screenful of
+    carriage returns, and :class:`ProgressLogCallback`'s lines say the same."""
+    from tuneline.runtime import stderr_is_a_terminal
+
+    return stderr_is_a_terminal()
+
+
+def quiet_progress(trainer: Trainer) -> None:
+    """One progress report per logging step: tuneline's line, plus the bar on a terminal (no printed log dicts)."""
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnlyProgressCallback())
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -168,7 +192,7 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
         logging_steps=min(config.logging_steps, max(1, steps_per_epoch)),
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to="none",
-        disable_tqdm=distributed,  # workers write to log files: ProgressLogCallback's lines, not bars
+        disable_tqdm=distributed or not show_progress_bars(),  # log files get ProgressLogCallback's lines
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
         **({"ddp_backend": "nccl" if torch.cuda.is_available() else "gloo",
@@ -245,6 +269,7 @@ def build_trainer(model: Any, tokenizer: Any, train_dataset: Any, eval_dataset: 
     # num_items_in_batch. Left to its guess (True), the Trainer would then skip dividing the loss by
     # gradient_accumulation_steps (and, under DDP, multiply it by the number of processes): steps N times too big.
     trainer.model_accepts_loss_kwargs = False
+    quiet_progress(trainer)
     return trainer
 
 

@@ -13,6 +13,8 @@ column table and cut it to the signature's single column.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,3 +209,22 @@ def test_tagger_rejects_what_its_signature_does_not_allow(tagger, bad):
     invalid-parameter error (an HTTP 400 from a serving endpoint), never guessed at."""
     with pytest.raises(MlflowException, match="text|word"):
         tagger.model.predict(bad)
+
+
+def test_registering_prints_none_of_mlflows_type_hint_notes(store, tiny_bert, tmp_path, capfd, caplog):
+    """MLflow notes each registration's type hints it cannot use ("Union type hint is inferred as AnyType",
+    "Decorate your function ...") and that it runs the input example: nothing a user can act on, so not shown."""
+    folder = save_head(tiny_bert, tmp_path / "tagger", "AutoModelForTokenClassification", TAGS, max_length=10)
+    capfd.readouterr()
+    uri, experiment, runs = store
+    run = MlflowClient(tracking_uri=uri, registry_uri=uri).create_run(experiment)
+    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
+                         run_dir=runs / run.info.run_id)
+    with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        version = register_model.fn(folder, "token_classification", "quiet-tagger", context, {"task": "ner"})
+    printed = "".join(capfd.readouterr()) + caplog.text + "".join(str(w.message) for w in caught)
+    assert input_schema(version.uri)  # the signature tuneline sets is still there
+    for note in ("type hint", "Decorate your function", "Running the predict function"):
+        assert note not in printed, printed[-2000:]
+    assert "registered quiet-tagger version" in caplog.text  # tuneline's own line still is

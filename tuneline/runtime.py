@@ -25,9 +25,29 @@ OFFLINE_DEFAULTS = {
 }
 
 
+#: Off the terminal (a log file, CI, a Prefect worker), the libraries' progress bars (saving shards, mapping
+#: datasets) are screens of carriage returns; tuneline's own progress lines say what matters.
+NO_TERMINAL_DEFAULTS = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
 def apply_offline_defaults() -> None:
     for key, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if not stderr_is_a_terminal():
+        for key, value in NO_TERMINAL_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+
+
+def stderr_is_a_terminal() -> bool:
+    """Whether a person is watching: progress bars there, plain progress lines everywhere else."""
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 apply_offline_defaults()

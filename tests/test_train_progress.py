@@ -1,0 +1,37 @@
+"""Training reports progress once per logging step, in one form: tuneline's line with an ETA (and the Trainer's bar
+only on a terminal), never the Trainer's printed ``{'loss': ...}`` dicts or a bar's carriage returns in a log."""
+
+from __future__ import annotations
+
+import logging
+
+from tests_support import run_config, tiny_splits
+from tuneline.tasks.model import build_model, load_tokenizer
+from tuneline.tasks.tokenize import tokenize_splits
+from tuneline.tasks.train import build_trainer
+
+
+def test_a_training_outside_a_terminal_logs_one_line_per_logging_step(tmp_path, tiny_bert, capfd, caplog):
+    config = run_config("classification", f"model.base={tiny_bert}", f"work_dir={tmp_path}", "train.precision=fp32",
+                        "train.batch_size=8", "train.max_steps=4", "train.logging_steps=1", "train.eval_steps=2",
+                        "tokenize.max_length=16", path="unused.csv")
+    splits = tiny_splits()
+    tokenizer = load_tokenizer(config.model)
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: n + "-hash" for n, _ in splits.items()},
+                                   cache_dir=tmp_path / "cache")
+    model = build_model.fn(config.model, "classification", splits.labels).model
+    trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], tokenized.datasets["validation"],
+                            splits.labels, config, tmp_path / "checkpoints", "fp32")
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO):
+        trainer.train()
+    printed = "".join(capfd.readouterr())
+
+    assert "{'loss'" not in printed and "'eval_loss'" not in printed  # no Trainer log dicts
+    assert "it/s]" not in printed and "\r" not in printed  # no progress bar: pytest's output is not a terminal
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    training = [m for m in steps if "| loss " in m]  # a training log: loss, grad_norm, learning_rate
+    assert [m.split()[1] for m in training] == ["1/4", "2/4", "3/4", "4/4"], steps
+    evaluations = [m.split()[1] for m in steps if "eval_loss" in m]
+    assert evaluations == ["2/4", "4/4"], steps  # train.eval_steps=2: the validation metrics, once each
+    assert all("ETA" in m for m in steps)
