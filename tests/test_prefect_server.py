@@ -171,12 +171,11 @@ def test_a_landed_batch_triggers_a_served_retraining_that_registers_a_version(tm
 
         on_batch = wait_for("retrain-on-batch deployment", lambda: deployment("tuneline-retrain/retrain-on-batch"),
                             SERVE_START_S, server, serve)
-        # serve registers all its deployments before it starts polling; give the last one a moment
-        wait_for("watch-landing deployment", lambda: deployment("tuneline-watch-landing/watch-landing"), 30,
-                 server, serve)
-        assert deployment("tuneline-train/train") is not None
-        if importlib.util.find_spec("tuneline.deployments.predict") is not None:
-            assert deployment("tuneline-predict-batch/predict-batch") is not None
+        # serve registers its deployments one after another before it starts polling: wait for each of them
+        for name in ("tuneline-watch-landing/watch-landing", "tuneline-train/train",
+                     *(["tuneline-predict-batch/predict-batch"]
+                       if importlib.util.find_spec("tuneline.deployments.predict") is not None else [])):
+            wait_for(f"{name} deployment", lambda name=name: deployment(name), 30, server, serve)
 
         [cron] = deployment("tuneline-retrain/retrain-scheduled").schedules
         assert cron.schedule.cron.startswith("0 ") and cron.schedule.timezone == TIMEZONE
