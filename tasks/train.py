@@ -30,6 +30,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TrainConfig, TunelineConfig
 from tuneline.kinds import kind_of
+from tuneline.runtime import stderr_is_a_terminal
 from tuneline.tasks.tokenize import TokenizedData
 from tuneline.tracking import RunContext, log_metrics, set_tags
 
@@ -136,14 +137,6 @@ class BarOnlyProgressCallback(ProgressCallback):
         return None
 
 
-def show_progress_bars() -> bool:
-    """Bars only on a terminal: in a log file, a CI log or a Prefect worker's output a bar is a screenful of
-    carriage returns, and :class:`ProgressLogCallback`'s lines say the same."""
-    from tuneline.runtime import stderr_is_a_terminal
-
-    return stderr_is_a_terminal()
-
-
 def quiet_progress(trainer: Trainer) -> None:
     """One progress report per logging step: tuneline's line, plus the bar on a terminal (no printed log dicts)."""
     trainer.remove_callback(PrinterCallback)
@@ -192,7 +185,8 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
         logging_steps=min(config.logging_steps, max(1, steps_per_epoch)),
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to="none",
-        disable_tqdm=distributed or not show_progress_bars(),  # log files get ProgressLogCallback's lines
+        # bars only on a terminal: a log file, CI or a Prefect worker gets ProgressLogCallback's lines
+        disable_tqdm=distributed or not stderr_is_a_terminal(),
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
         **({"ddp_backend": "nccl" if torch.cuda.is_available() else "gloo",

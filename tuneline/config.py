@@ -103,9 +103,9 @@ class LoraConfig(_Strict):
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on each adapter's input. 0 by default: on a "
-                           "CPU its random draws were 19% of a training step (37 adapters on MiniLM) and, over 3 "
-                           "seeds on 4,000 SST-2 rows, dropout 0.1 was 1.4x slower and no more accurate "
-                           "(benchmarks/BENCHMARKS.md).")
+                           "CPU its random draws were 32% of a LoRA step (37 adapters on MiniLM; results/step_profile.json) "
+                           "and, over 3 seeds on 4,000 SST-2 rows, dropout 0.1 was 1.4x slower and no more "
+                           "accurate (benchmarks/BENCHMARKS.md).")
     target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
 
 

@@ -196,9 +196,9 @@ def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool
     rule on its first scan. A scan that fails after the first (the ledger's database busy, the folder briefly
     unmounted) is reported and retried at the next interval; the first one's error is raised (a wrong config).
 
-    ``stop`` exists because a KeyboardInterrupt raised inside a Prefect client call can be swallowed by the
-    client's event loop: the CLI's Ctrl-C handler sets it instead, the scan in progress finishes, and the wait
-    between scans (``stop.wait``) returns at once."""
+    ``stop`` is what the CLI's Ctrl-C handler sets instead of raising KeyboardInterrupt in the middle of a scan
+    (inside a Prefect client call or a ledger transaction): the scan in progress finishes, and the wait between
+    scans (``stop.wait``) returns at once."""
     from tuneline.errors import UserError
 
     interval_s = interval_s or config.retrain.watch_interval_s
