@@ -83,3 +83,17 @@ def test_early_api_is_the_one_the_flow_uses(tmp_path):
     url, api_url, servers = done.stdout.split()[-3:]
     assert url.rstrip("/") == api_url.rstrip("/")
     assert servers == "1"
+
+
+def test_a_command_exec_d_by_a_shell_after_other_work_counts_from_its_own_start():
+    """``bash -c 'pip install ... && tuneline demo'`` runs tuneline by exec in the shell's process, created before the
+    install: the command's start is when the interpreter reached tuneline, not the shell's creation."""
+    script = ("import time, tuneline; from tuneline import timings; "
+              "print(time.time() - timings.process_started(), tuneline.IMPORTED_AT - timings.process_started())")
+    shell = subprocess.run(["bash", "-c", f"sleep 12 && exec {sys.executable} -c '{script}'"],
+                           capture_output=True, text=True, timeout=120, check=True)
+    since_start, before_import = map(float, shell.stdout.split())
+    assert 0 < since_start < 10 and before_import == 0  # from the shell's creation it would be 12 s and more
+    direct = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    since_start, before_import = map(float, direct.stdout.split())
+    assert 0 < since_start < 10 and before_import > 0  # a plain start counts the interpreter's own start too
