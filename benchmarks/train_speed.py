@@ -256,8 +256,9 @@ def summarize(runs: list[dict], variants: list[str], flops: dict[str, float], pe
             "dev_accuracy_mean": round(statistics.mean(accuracy), 4),
             "dev_accuracy_min": round(min(accuracy), 4), "dev_accuracy_max": round(max(accuracy), 4),
             "train_runtime_s_median": round(runtime, 2),
-            "useful_tflops_per_s": round(model_flops / 1e12, 4),
-            "fraction_of_bf16_peak": round(model_flops / peak["bf16_flops_per_s"], 4),
+            # three significant digits, not decimals: a smoke run's tiny model is a few millionths of the peak
+            "useful_tflops_per_s": float(f"{model_flops / 1e12:.3g}"),
+            "fraction_of_bf16_peak": float(f"{model_flops / peak['bf16_flops_per_s']:.3g}"),
             **({"overhead_fraction_median": round(statistics.median(r["overhead_fraction"] for r in rows), 4),
                 "wall_s_median": round(statistics.median(r["wall_s"] for r in rows), 1)}
                if "overhead_fraction" in rows[0] else {}),

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,8 +27,9 @@ def test_smoke_run_reports_every_variant_with_ratios_flops_and_overhead(tmp_path
     assert table["peer_bf16"]["ratio_to_peer_bf16"] == 1.0
     for variant, row in table.items():
         assert row["train_samples_per_s_median"] > 0 and 0 <= row["dev_accuracy_mean"] <= 1
-        assert row["ratio_to_peer_bf16"] == round(row["train_samples_per_s_median"]
-                                                  / table["peer_bf16"]["train_samples_per_s_median"], 3)
+        # the ratio comes from the unrounded rates: recomputed from the rounded ones it may differ in the last digit
+        assert row["ratio_to_peer_bf16"] == pytest.approx(row["train_samples_per_s_median"]
+                                                          / table["peer_bf16"]["train_samples_per_s_median"], abs=2e-3)
         assert 0 < row["fraction_of_bf16_peak"] < 1
     runs = {run["variant"]: run for run in result["runs"]}
     assert runs["peer_dynamic"]["precision"] == "fp32" and runs["peer_bf16"]["precision"] == "bf16"
