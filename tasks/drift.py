@@ -76,7 +76,9 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
     ``drift.allow_label_growth``; with it, return the grown label set (and tag the run with what was added)."""
     from tuneline.tasks.intake import batch_labels
 
-    landed = {b.content_hash: batch_labels(b, config) for b in batches if b.state != "validated"}
+    spelled = config.model_copy(deep=True)  # a known label written another way ('POSITIVE') is not unseen
+    spelled.data.labels = list(known)
+    landed = {b.content_hash: batch_labels(b, spelled) for b in batches if b.state != "validated"}
     decision = check_label_set(list(known), landed, config)
     reasons = []
     for batch in batches:

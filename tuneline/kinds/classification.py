@@ -37,6 +37,10 @@ class ClassificationData(DataConfig):
     min_examples_per_label: int = Field(
         5, ge=1, description="An inferred label seen fewer times in train is an error (a stray typo must not "
                              "become a class); configure data.labels to accept it.")
+    merge_label_spellings: bool = Field(
+        True, description="Labels that differ only in case, Unicode form or the separators -, _ and space are one "
+                          "class, written as in data.labels or as most often in train (logged); false keeps every "
+                          "spelling a class of its own.")
 
 
 class ClassificationConfig(TunelineConfig):
@@ -148,6 +152,24 @@ class ClassificationKind(TaskKind):
     target_column = "label"
 
     # --- data -------------------------------------------------------------------------------------------------
+    def prepare(self, frames: dict[str, pd.DataFrame], data: ClassificationData) -> dict[str, pd.DataFrame]:
+        """Fold labels written several ways into one spelling (:mod:`tuneline.kinds.label_spellings`)."""
+        from tuneline.kinds import label_spellings
+
+        if not getattr(data, "merge_label_spellings", True):
+            return frames
+        mapping = label_spellings.spelling_map(frames, self.target_column, data.labels, LABEL_SOURCE_ROLES)
+        if not mapping:
+            return frames
+        from tuneline.common import task_logger
+
+        task_logger().warning("labels written several ways are one class each: %s (data.merge_label_spellings: "
+                              "false keeps them apart)",
+                              label_spellings.describe(mapping, frames, self.target_column))
+        return {role: frame.assign(**{self.target_column: label_spellings.apply_spelling_map(
+                    frame[self.target_column], mapping)}) if self.target_column in frame.columns else frame
+                for role, frame in frames.items()}
+
     def read_canonical(self, path: Path, fmt: str, data: ClassificationData,
                        text_columns: dict[str, str], compact: bool = False) -> tuple[pd.DataFrame, list[dict], int]:
         """Read a table and rename the configured text columns; labels are left raw for the kind to parse.

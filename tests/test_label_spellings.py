@@ -1,0 +1,99 @@
+"""Labels written several ways are one class (tuneline.kinds.label_spellings), in a training run and in a landed batch."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from tests_support import run_config
+from tuneline.kinds.label_spellings import apply_spelling_map, spelling_key, spelling_map
+from tuneline.ledger import Batch
+from tuneline.tasks.drift import admit_labels
+from tuneline.tasks.intake import batch_labels
+from tuneline.tasks.load import load_data
+from tuneline.tasks.validate import validate_data
+
+
+def write_rows(path: Path, rows: list[tuple[str, str]], header=("text", "label")) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def spelled(n: int, spellings: list[str], word: str) -> list[tuple[str, str]]:
+    return [(f"{word} review number {i}", spellings[i % len(spellings)]) for i in range(n)]
+
+
+def test_spelling_key_ignores_case_unicode_form_and_separators():
+    assert spelling_key("Very_Good ") == spelling_key("very good") == spelling_key("VERY-GOOD") == "very good"
+    assert spelling_key("Positive\u00a0") == spelling_key("ｐｏｓｉｔｉｖｅ") == "positive"  # no-break space, full width
+    assert spelling_key("positive") != spelling_key("negative") and spelling_key("1") != spelling_key("11")
+
+
+def test_the_spelling_written_most_in_train_wins_and_a_configured_one_overrides_it():
+    train = pd.DataFrame({"label": ["positive"] * 5 + ["Positive"] * 3 + ["NEG"] * 4})
+    test = pd.DataFrame({"label": ["POSITIVE", "positive", "neg", "other"]})
+    frames = {"train": train, "test": test}
+    assert spelling_map(frames, "label", None, ["train"]) == {"Positive": "positive", "POSITIVE": "positive",
+                                                              "neg": "NEG"}
+    assert spelling_map(frames, "label", ["Positive", "neg"], ["train"]) == {
+        "positive": "Positive", "POSITIVE": "Positive", "NEG": "neg"}
+    assert spelling_map({"train": pd.DataFrame({"label": ["a", "b"]})}, "label", None, ["train"]) == {}
+
+
+def test_the_map_applies_to_categorical_object_and_list_columns():
+    mapping = {"POS": "pos", "Neg": "neg"}
+    categorical = pd.Series(pd.Categorical(["POS", "pos", None, "Neg", "neg"]))
+    folded = apply_spelling_map(categorical, mapping)
+    assert isinstance(folded.dtype, pd.CategoricalDtype) and list(folded.cat.categories) == ["neg", "pos"]
+    assert folded.tolist()[:2] == ["pos", "pos"] and pd.isna(folded[2]) and folded.tolist()[3:] == ["neg", "neg"]
+    assert apply_spelling_map(pd.Series(["POS", None, 3]), mapping).tolist() == ["pos", None, 3]
+    assert apply_spelling_map(pd.Series([["POS", "pos", "Neg"], []]), mapping).tolist() == [["pos", "neg"], []]
+
+
+def test_a_training_file_with_labels_in_several_cases_has_two_classes_and_says_so(tmp_path, caplog):
+    rows = spelled(40, ["Positive", "positive", " POSITIVE ", "Positive"], "great") + \
+        spelled(40, ["negative", "Negative", "NEGATIVE", "negative"], "awful")
+    path = write_rows(tmp_path / "reviews.csv", rows)
+    config = run_config("classification", path=path)
+    with caplog.at_level(logging.WARNING):
+        result = validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    assert result.labels == ["Positive", "negative"] and result.rejected_records == 0
+    counts = pd.concat(result.frames.values())["label"].value_counts().to_dict()
+    assert counts == {"Positive": 40, "negative": 40}
+    assert "'POSITIVE' (10 rows), 'positive' (10 rows) → 'Positive'" in caplog.text
+    apart = run_config("classification", "data.merge_label_spellings=false", "data.min_examples_per_label=1",
+                       path=path)
+    assert validate_data.fn(load_data.fn(apart), apart, tmp_path / "run2").labels == [
+        "NEGATIVE", "Negative", "POSITIVE", "Positive", "negative", "positive"]
+
+
+def test_configured_labels_take_the_data_in_any_case(tmp_path):
+    rows = spelled(30, ["POSITIVE", "Positive"], "great") + spelled(30, ["Negative"], "awful")
+    config = run_config("classification", path=write_rows(tmp_path / "r.csv", rows),
+                        labels=["positive", "negative"])
+    result = validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    assert result.labels == ["positive", "negative"] and result.rejected_records == 0
+    assert set(pd.concat(result.frames.values())["label"]) == {"positive", "negative"}
+
+
+def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label(tmp_path):
+    path = write_rows(tmp_path / "landing" / "batch-1.csv",
+                      spelled(20, ["POSITIVE"], "great") + spelled(10, ["negative"], "awful"))
+    now = datetime.now(timezone.utc)
+    batch = Batch(id=1, model="m", content_hash="ab" * 32, path=str(path), kind="file", format="csv",
+                  size_bytes=path.stat().st_size, files=1, state="claimed", duplicate_of=None, landed_at=now,
+                  claimed_by="run", claimed_at=now, lease_expires_at=None, rows_accepted=None, rows_rejected=None,
+                  quarantine_path=None, reasons=(), used_by_run=None, model_version=None, used_at=None,
+                  updated_at=now)
+    config = run_config("classification", f"work_dir={tmp_path / 'work'}", path=path)
+    assert batch_labels(batch, config) == {"POSITIVE": 20, "negative": 10}  # as landed, nothing known to fold to
+    decision = admit_labels.fn([batch], ["Positive", "negative"], config, ledger=None, run=None)
+    assert decision.labels == ["Positive", "negative"] and not decision.refused and not decision.added

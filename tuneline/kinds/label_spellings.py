@@ -1,0 +1,97 @@
+"""One class, one name: labels written several ways (``Positive``, ``positive``, ``POSITIVE``, ``very_good`` and
+``Very Good``) are folded into one spelling before the label set is inferred or checked.
+
+Without it every spelling became its own class: a model trained to tell ``Positive`` from ``positive``, or the rarer
+spelling quarantined as an unknown label in a later batch. Two labels are the same class when they differ only in
+case, Unicode compatibility form (a no-break space, full-width letters) or the separators ``-``, ``_`` and spaces.
+The spelling kept is the configured one (``data.labels``), else the one written most often in the training data.
+``data.merge_label_spellings: false`` keeps every spelling apart.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def spelling_key(label: str) -> str:
+    """What two spellings of one label have in common: ``"Very_Good "`` and ``"very good"`` → ``"very good"``."""
+    return _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", label).casefold()).strip()
+
+
+def _counts(values: pd.Series) -> Counter:
+    """How often each label is written in a label column: categorical, scalar strings or lists of strings."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return Counter({str(k): int(n) for k, n in values.value_counts(dropna=True).items() if n})
+    counts: Counter = Counter()
+    for value in values:
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(item, str):
+                counts[item] += 1
+    return counts
+
+
+def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Iterable[str] | None,
+                 source_roles: Iterable[str]) -> dict[str, str]:
+    """Each spelling that is not its class's chosen one → the chosen one (empty when every class has one spelling).
+
+    The chosen spelling: the configured label with that key, else the most frequent spelling in the first source
+    role present (train), else in all frames together; ties go to the first in sorted order.
+    """
+    everywhere: Counter = Counter()
+    per_frame = {role: _counts(frame[column]) for role, frame in frames.items() if column in frame.columns}
+    for counts in per_frame.values():
+        everywhere.update(counts)
+    by_key: dict[str, set[str]] = {}
+    for spelling in everywhere:
+        by_key.setdefault(spelling_key(spelling), set()).add(spelling)
+    chosen = {spelling_key(label): label for label in (configured or [])}
+    source = next((per_frame[r] for r in source_roles if r in per_frame), Counter())
+    mapping: dict[str, str] = {}
+    for key, spellings in by_key.items():
+        if key not in chosen and len(spellings) == 1:
+            continue
+        target = chosen.get(key) or min(spellings, key=lambda s: (-source.get(s, 0), -everywhere[s], s))
+        mapping.update({s: target for s in spellings if s != target})
+    return mapping
+
+
+def apply_spelling_map(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
+    """``values`` with every spelling in ``mapping`` replaced; a categorical column stays categorical (its codes
+    remapped once per category, not per row)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        old = [str(c) for c in values.cat.categories]
+        categories = sorted({mapping.get(c, c) for c in old})
+        position = {c: i for i, c in enumerate(categories)}
+        recode = np.array([position[mapping.get(c, c)] for c in old] + [-1], dtype=np.int64)
+        codes = recode[values.cat.codes.to_numpy().astype(np.int64)]  # -1 (missing) indexes the trailing -1
+        dtype = np.int16 if len(categories) > 127 else np.int8
+        return pd.Series(pd.Categorical.from_codes(codes.astype(dtype), pd.Index(categories, dtype="str")),
+                         index=values.index, name=values.name)
+
+    def one(value):
+        if isinstance(value, list):
+            return list(dict.fromkeys(mapping.get(v, v) if isinstance(v, str) else v for v in value))
+        return mapping.get(value, value) if isinstance(value, str) else value
+
+    return values.map(one).astype(object)
+
+
+def describe(mapping: dict[str, str], frames: dict[str, pd.DataFrame], column: str) -> str:
+    """``'POSITIVE' (20 rows), 'positive' (50) → 'Positive'; ...`` for the log."""
+    counts: Counter = Counter()
+    for frame in frames.values():
+        if column in frame.columns:
+            counts.update(_counts(frame[column]))
+    targets: dict[str, list[str]] = {}
+    for spelling, target in sorted(mapping.items()):
+        targets.setdefault(target, []).append(spelling)
+    return "; ".join(", ".join(f"{s!r} ({counts[s]} rows)" for s in spellings) + f" → {target!r}"
+                     for target, spellings in sorted(targets.items()))
