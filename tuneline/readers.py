@@ -148,6 +148,48 @@ def _check_file(path: Path) -> None:
         raise DataLoadError(f"input file {path} is empty (0 bytes); give a file with records")
 
 
+#: byte-order marks that name their encoding whatever data.encoding says (UTF-32 first: its LE mark starts with
+#: UTF-16's); a UTF-8 mark is skipped by the readers under any ASCII-compatible encoding
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def bom_encoding(path: Path, configured: str) -> str:
+    """The encoding a UTF-16 or UTF-32 byte-order mark names, else ``configured``: Excel's "Unicode text" and
+    PowerShell write UTF-16 with a mark, which decoded as UTF-8 (or latin-1) is an error (or text full of NULs)."""
+    try:
+        with Path(path).open("rb") as handle:
+            start = handle.read(4)
+    except OSError:
+        return configured  # the reader's own file checks say what is wrong
+    return next((name for mark, name in _BOMS if start.startswith(mark)), configured)
+
+
+#: delimiters a ".csv" file is written with besides the comma (Excel in locales with a decimal comma writes ";")
+_OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def sniff_delimiter(path: Path, encoding: str) -> str:
+    """The delimiter of a CSV file: the comma, unless its first line holds no comma outside quotes but splits into
+    several fields at one of ``;``, tab or ``|`` (the most frequent of them)."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return ","
+    try:
+        text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    except LookupError:
+        return ","  # an unknown encoding: the reader's own check names it
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    fields = lambda delimiter: next(csv.reader([first], delimiter=delimiter), [])  # noqa: E731
+    if len(fields(",")) > 1:
+        return ","
+    candidates = [(len(fields(d)), d) for d in _OTHER_DELIMITERS]
+    count, delimiter = max(candidates)
+    return delimiter if count > 1 else ","
+
+
 def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tuple[list[str], set[int]]:
     """The file's physical lines (endings kept; split at \\n, \\r\\n or \\r only) and the 0-based indexes of the
     lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
@@ -304,6 +346,7 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
     be strings).
     """
     path = Path(path)
+    encoding = bom_encoding(path, encoding)
     if fmt in ("csv", "tsv"):
         return _read_delimited(path, fmt, encoding, header, on_decode_error, compact)
     if fmt == "jsonl":
@@ -318,6 +361,15 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
                     compact: bool = False) -> ReadResult:
     """The block reader where the file allows it (:func:`_read_delimited_fast`), else the careful one: the same
     records, record and line numbers, values and malformed records either way (the tests compare the two)."""
+    delimiter = sniff_delimiter(path, encoding) if fmt == "csv" else None
+    if delimiter not in (None, ","):  # the block reader splits at commas only: the careful one reads these
+        from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+        task_logger().info("%s: reading it as %r-separated (its first line has no comma)", path,
+                  "\t" if delimiter == "\t" else delimiter)
+        result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error,
+                                         dialect={"delimiter": delimiter})
+        return _with_string_columns(result) if compact else result
     result = _read_delimited_fast(path, fmt, encoding, on_decode_error) if header else None
     if result is None:
         result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error)
@@ -375,11 +427,11 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
 
 
 def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
-                            on_decode_error: DecodePolicy) -> ReadResult:
+                            on_decode_error: DecodePolicy, dialect: dict | None = None) -> ReadResult:
     """Every line of the file in memory as Python strings, every record through :func:`_process_spans`: handles
     anything (undecodable lines, header: false) at a few microseconds and a few hundred bytes per record."""
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
-    dialect = _dialect(fmt)
+    dialect = dialect or _dialect(fmt)
     _raise_csv_field_limit()
     spans = _parse(lines, 0, len(lines), dialect)
     if header:
@@ -823,6 +875,7 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     word or shift a tag, so its whole sentence is malformed rather than half-read.
     """
     path = Path(path)
+    encoding = bom_encoding(path, encoding)
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
     sentences: list[list[tuple[int, list[str]]]] = []
     sentence: list[tuple[int, list[str]]] = []

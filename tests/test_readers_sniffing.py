@@ -1,0 +1,82 @@
+"""What a file says about itself wins over the defaults: a UTF-16/UTF-32 byte-order mark names the encoding, and a
+".csv" written with ";", tab or "|" (Excel in a decimal-comma locale, a TSV named .csv) is read at that delimiter."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from pathlib import Path
+
+import pytest
+
+from tuneline.readers import bom_encoding, read_conll, read_table, sniff_delimiter
+
+ROWS = [("naïve, but “sweet”; 5€", "Positive"), ('a "quoted" word; and a comma, too', "negative"),
+        ("plain text", "positive")]
+
+
+def csv_text(delimiter: str = ",") -> str:
+    def quoted(value: str) -> str:
+        return '"' + value.replace('"', '""') + '"' if any(c in value for c in (delimiter, '"', "\n")) else value
+    return "".join(delimiter.join(quoted(v) for v in row) + "\r\n" for row in [("text", "label"), *ROWS])
+
+
+def records(result) -> list[tuple]:
+    return list(zip(result.frame["text"], result.frame["label"], result.frame["source_row"]))
+
+
+EXPECTED = [(text, label, i + 1) for i, (text, label) in enumerate(ROWS)]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_a_utf16_or_utf32_file_with_a_byte_order_mark_reads_under_the_default_encoding(tmp_path, codec):
+    text = csv_text()
+    data = text.encode(codec)
+    if codec.endswith(("-le", "-be")):  # these codecs write no mark: add the one Excel or PowerShell writes
+        mark = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE,
+                "utf-32-le": codecs.BOM_UTF32_LE, "utf-32-be": codecs.BOM_UTF32_BE}[codec]
+        data = mark + data
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(data)
+    assert bom_encoding(path, "utf-8") == codec[:6]
+    assert records(read_table(path, "csv")) == EXPECTED
+    assert records(read_table(path, "csv", encoding="latin-1", compact=True)) == EXPECTED  # the mark wins
+
+
+def test_utf16_jsonl_tsv_and_conll(tmp_path):
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in ROWS), encoding="utf-16")
+    assert records(read_table(jsonl, "jsonl")) == EXPECTED
+    tsv = tmp_path / "r.tsv"
+    tsv.write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in ROWS), encoding="utf-16")
+    assert records(read_table(tsv, "tsv")) == EXPECTED
+    conll = tmp_path / "r.conll"
+    conll.write_text("Zürich B-LOC\nis O\n\nAnna B-PER\n", encoding="utf-16")
+    result = read_conll(conll)
+    assert result.frame["tokens"].tolist() == [["Zürich", "is"], ["Anna"]]
+    assert result.frame["tags"].tolist() == [["B-LOC", "O"], ["B-PER"]]
+
+
+def test_a_file_without_a_mark_keeps_the_configured_encoding(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes(csv_text().encode("utf-8"))
+    assert bom_encoding(path, "cp1252") == "cp1252" and bom_encoding(tmp_path / "missing.csv", "utf-8") == "utf-8"
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_a_csv_written_with_another_delimiter_reads_the_same_records(tmp_path, delimiter):
+    path = tmp_path / "reviews.csv"
+    path.write_text(csv_text(delimiter), encoding="utf-8-sig")
+    assert sniff_delimiter(path, "utf-8") == delimiter
+    assert records(read_table(path, "csv")) == EXPECTED
+    assert records(read_table(path, "csv", compact=True)) == EXPECTED
+
+
+def test_a_comma_csv_whose_texts_hold_semicolons_stays_a_comma_csv(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text(csv_text(","), encoding="utf-8")
+    assert sniff_delimiter(path, "utf-8") == ","
+    assert records(read_table(path, "csv")) == EXPECTED
+    single = tmp_path / "one-column.csv"
+    single.write_text("text\nhello; world\n", encoding="utf-8")  # one column: the header decides, not the rows
+    assert sniff_delimiter(single, "utf-8") == ","
