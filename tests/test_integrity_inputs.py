@@ -175,3 +175,14 @@ def test_a_very_long_text_is_truncated_in_one_row(tmp_path, tiny_bert):
     out = tokenize_splits.fn(splits, tokenizer, config, {"train": "a", "validation": "b", "test": "c"}, tmp_path)
     assert len(out.datasets["train"]) == 2 and out.truncated["train"] == 1
     assert [len(ids) for ids in out.datasets["train"]["input_ids"]] == [16, 4]
+
+
+def test_a_header_in_another_case_or_with_spaces_finds_its_columns_but_an_ambiguous_one_is_an_error(tmp_path):
+    rows = [(f"good text {i}", "pos") for i in range(10)] + [(f"bad text {i}", "neg") for i in range(10)]
+    shouty = write_rows(tmp_path / "shouty.csv", rows, header=(" Text ", "LABEL"))
+    result = validate(run_config("classification", path=shouty), tmp_path / "run")
+    assert result.labels == ["neg", "pos"] and result.rejected_records == 0
+    assert sorted(pd.concat(result.frames.values())["text"])[0] == "bad text 0"
+    both = write_rows(tmp_path / "both.csv", [(t, t.upper(), l) for t, l in rows], header=("text_", "Text", "TEXT"))
+    with pytest.raises(Exception, match=r"no column 'text'.*'Text', 'TEXT'"):
+        validate(run_config("classification", "data.label_column=text_", path=both), tmp_path / "run2")

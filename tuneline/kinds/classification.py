@@ -51,6 +51,20 @@ class ClassificationConfig(TunelineConfig):
     data: ClassificationData
 
 
+def matched_columns(frame: pd.DataFrame, wanted: dict[str, str]) -> dict[str, str]:
+    """``wanted`` with each name the file lacks replaced by the one column that differs from it only in case and
+    surrounding spaces (a header ``Text , Label`` for ``text`` and ``label``); a name with no such column, or with
+    two, stays as it is (for :func:`columns_or_error` to report)."""
+    matched = dict(wanted)
+    for key, column in wanted.items():
+        if column in frame.columns:
+            continue
+        same = [c for c in frame.columns if isinstance(c, str) and c.strip().casefold() == column.strip().casefold()]
+        if len(same) == 1:
+            matched[key] = same[0]
+    return matched
+
+
 def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
     """Every configured column must exist; the error lists the file's columns and the key to set."""
     for key, column in wanted.items():
@@ -183,8 +197,11 @@ class ClassificationKind(TaskKind):
         result = read_table(path, fmt, encoding=data.encoding, header=data.header,
                             on_decode_error=data.on_decode_error, compact=compact)
         raw = result.frame
-        columns_or_error(raw, path, {**{f"data.{k}": v for k, v in text_columns.items()},
-                                     "data.label_column": data.label_column})
+        wanted = matched_columns(raw, {**{f"data.{k}": v for k, v in text_columns.items()},
+                                       "data.label_column": data.label_column})
+        columns_or_error(raw, path, wanted)
+        text_columns = {k: wanted[f"data.{k}"] for k in text_columns}
+        label_column = wanted["data.label_column"]
 
         def canonical(series: pd.Series) -> pd.Series:
             return series if compact and _arrow_strings(series) is not None else as_objects(series)
@@ -193,7 +210,7 @@ class ClassificationKind(TaskKind):
                               {"text": text_columns["text_column"],
                                **{k.removesuffix("_column"): v for k, v in text_columns.items()
                                   if k != "text_column"}}.items()}, copy=False)
-        frame["label"] = canonical(raw[data.label_column])
+        frame["label"] = canonical(raw[label_column])
         frame["source_file"] = (pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [str(path)])
                                 if compact else str(path))
         frame["source_row"] = raw["source_row"].astype("int64")
