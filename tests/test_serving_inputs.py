@@ -13,6 +13,8 @@ column table and cut it to the signature's single column.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import logging
 import warnings
 from collections.abc import Iterator
@@ -228,3 +230,15 @@ def test_registering_prints_none_of_mlflows_type_hint_notes(store, tiny_bert, tm
     for note in ("type hint", "Decorate your function", "Running the predict function"):
         assert note not in printed, printed[-2000:]
     assert "registered quiet-tagger version" in caplog.text  # tuneline's own line still is
+
+
+def test_loading_a_registered_model_prints_no_type_hint_note(classifier, store):
+    """MLflow warns "Add type hints to the `predict` method" at each load of a PythonModel without them (every
+    evaluation, gate and prediction): tuneline's classifiers take no hint on purpose, and say so to MLflow."""
+    uri = store[0]
+    load = (f"import mlflow; mlflow.set_tracking_uri({uri!r}); mlflow.set_registry_uri({uri!r}); "
+            f"print(mlflow.pyfunc.load_model({classifier.uri!r}).predict(['a text'])['label'][0])")
+    done = subprocess.run([sys.executable, "-W", "always", "-c", load], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() in CLASSES
+    assert "type hint" not in done.stderr, done.stderr[-2000:]

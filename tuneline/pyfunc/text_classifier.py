@@ -147,6 +147,11 @@ try:
         (The token tagger needs the other path, for lists of word lists: see ``TokenTaggerPyfunc``.)
         """
 
+        # No type hint on predict, on purpose (see above): MLflow then warns "Add type hints to the `predict`
+        # method" at every load of the model (each evaluation, gate and prediction). This attribute is what MLflow
+        # itself checks to skip that inspection (mlflow/pyfunc/model.py, PythonModel.__init_subclass__).
+        _skip_type_hint_validation = True
+
         def load_context(self, context) -> None:
             self._classifier = TextClassifier(context.artifacts["model"])
 
