@@ -35,3 +35,17 @@ def test_a_training_outside_a_terminal_logs_one_line_per_logging_step(tmp_path, 
     evaluations = [m.split()[1] for m in steps if "eval_loss" in m]
     assert evaluations == ["2/4", "4/4"], steps  # train.eval_steps=2: the validation metrics, once each
     assert all("ETA" in m for m in steps)
+
+
+def test_the_lineage_datasets_integer_column_note_is_not_printed():
+    """MLflow notes "Inferred schema contains integer column(s)" for every split's dataset (its ``source_row``): not
+    shown once tuneline is imported; shown without it (the check can fail)."""
+    import subprocess
+    import sys
+
+    script = ("import mlflow, pandas as pd; "
+              "mlflow.data.from_pandas(pd.DataFrame({'text': ['a'], 'source_row': [1]})).schema")
+    for preamble, shown in (("import tuneline; ", False), ("", True)):
+        done = subprocess.run([sys.executable, "-c", preamble + script], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert ("Inferred schema contains integer column" in done.stderr) is shown, done.stderr[-2000:]

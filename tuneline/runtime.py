@@ -50,7 +50,20 @@ def stderr_is_a_terminal() -> bool:
         return False
 
 
+#: MLflow's notes that no tuneline user can act on. "Inferred schema contains integer column(s)": the lineage's
+#: MLflow datasets carry each record's ``source_row`` (an integer, never missing), noted once per split.
+_NOTES_NOT_SHOWN = (r"Hint: Inferred schema contains integer column",)
+
+
+def quiet_known_notes() -> None:
+    import warnings
+
+    for message in _NOTES_NOT_SHOWN:
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)
+
+
 apply_offline_defaults()
+quiet_known_notes()
 
 #: ``scheme://user:password@host``: everything up to the LAST ``@`` of the URL's non-space run is credentials, so a
 #: password holding ``@`` or ``/`` (``p@ss/w0rd``) is hidden whole, not cut at its first ``@`` or ``/``.
