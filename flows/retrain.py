@@ -10,7 +10,7 @@ from prefect import flow
 
 from tuneline.datasets import DatasetStore
 from tuneline.kinds import AnyConfig
-from tuneline.ledger import Ledger, LedgerConflict, ledger_url_for
+from tuneline.ledger import Ledger, LedgerConflict, ledger_url_for, waiting_landings
 from tuneline.locking import retraining_slot
 from tuneline.runtime import resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
@@ -65,6 +65,9 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
             if not ledger.free_batches() and store.current() is not None \
                     and config.retrain.when_no_new_data == "skip":
                 message = "no new batch has landed since the last retraining run; nothing to do"
+                if config.retrain.landing is not None and (waiting := waiting_landings(config.retrain.landing)):
+                    message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
+                                f"data first, then its marker)")
                 print(message)
                 return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
                                       batches_rejected={})

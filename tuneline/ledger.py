@@ -413,6 +413,34 @@ def _complete_landings(fs: Any, root: str) -> list[_Landing]:
     return found
 
 
+def waiting_landings(landing: Path | str, limit: int = 5) -> list[str]:
+    """What in ``landing`` looks like a batch but is not complete under the marker rule, as ``name (why)``: a data
+    file without its ``.done`` marker, a folder without ``_SUCCESS``, data newer than its marker. Said when a
+    retraining run finds nothing new, so a producer that forgot its marker is told instead of ignored."""
+    fs, root = landing_filesystem(landing)
+    if not fs.isdir(root):
+        return []
+    complete = {item.path.rstrip("/") for item in _complete_landings(fs, root)}
+    entries = sorted(fs.ls(root, detail=True), key=lambda e: e["name"])
+    names = {_base(e["name"]) for e in entries}
+    waiting: list[str] = []
+    for entry in entries:
+        name = entry["name"].rstrip("/")
+        base = _base(name)
+        if _ignored(base) or name in complete:
+            continue
+        if entry["type"] == "file":
+            why = (f"no {base}{MARKER_SUFFIX} beside it" if base + MARKER_SUFFIX not in names
+                   else f"changed after {base}{MARKER_SUFFIX}: touch the marker again")
+        elif entry["type"] == "directory":
+            why = (f"no {FOLDER_MARKER} in it" if not fs.isfile(f"{name}/{FOLDER_MARKER}")
+                   else f"a file changed after its {FOLDER_MARKER}: touch the marker again")
+        else:
+            continue
+        waiting.append(f"{base} ({why})")
+    return waiting[:limit] + ([f"{len(waiting) - limit} more"] if len(waiting) > limit else [])
+
+
 def _sha256(fs: Any, path: str) -> str:
     import hashlib
 
