@@ -7,7 +7,8 @@ fp32 weights to bf16 every forward), gradient clipping, dropout draws, zero fill
 the matmuls' FLOPs against the bf16 matmul peak measured in the same process.
 
 Variants (``--variants``): ``full`` (full fine-tuning), ``frozen_embeddings`` (the embedding table frozen),
-``lora`` (LoRA r=16 on every linear layer, dropout 0.1: tuneline's default), ``lora_no_dropout`` (dropout 0).
+``lora`` (LoRA r=16 on every linear layer, dropout 0.1: tuneline's old default), ``lora_no_dropout`` (dropout 0,
+the default now), ``lora_bf16_base`` (that, with the frozen base's linear weights held in bf16, as tuneline trains).
 
     .venv/bin/python benchmarks/step_profile.py                 # MiniLM, SST-2 rows, all variants (about 2 minutes)
     .venv/bin/python benchmarks/step_profile.py --smoke --output /tmp/step_profile.json
@@ -30,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from train_speed import bf16_matmul_peak, prepare_smoke, read_tsv, tiny_model  # noqa: E402
 
-VARIANTS = ("full", "frozen_embeddings", "lora", "lora_no_dropout")
+VARIANTS = ("full", "frozen_embeddings", "lora", "lora_no_dropout", "lora_bf16_base")
 #: operator name → job; anything else is "other" (layer norms, GELU, softmax, views, adds of activations)
 JOBS = {
     "aten::mm": "matmul", "aten::addmm": "matmul", "aten::bmm": "matmul",
@@ -55,8 +56,14 @@ def build(model_dir: str, variant: str):
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(
-            r=16, lora_alpha=32, lora_dropout=0.0 if variant == "lora_no_dropout" else 0.1,
+            r=16, lora_alpha=32, lora_dropout=0.1 if variant == "lora" else 0.0,
             target_modules=["query", "key", "value", "dense"], task_type="SEQ_CLS"))
+        if variant == "lora_bf16_base":  # what tasks.train.frozen_weights_in_bf16 does while tuneline trains LoRA
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad:
+                    module.weight.data = module.weight.data.to(torch.bfloat16)
+                    if module.bias is not None:
+                        module.bias.data = module.bias.data.to(torch.bfloat16)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-5, weight_decay=0.01,
                                   fused=True)
