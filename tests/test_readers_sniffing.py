@@ -80,3 +80,25 @@ def test_a_comma_csv_whose_texts_hold_semicolons_stays_a_comma_csv(tmp_path):
     single = tmp_path / "one-column.csv"
     single.write_text("text\nhello; world\n", encoding="utf-8")  # one column: the header decides, not the rows
     assert sniff_delimiter(single, "utf-8") == ","
+
+
+@pytest.mark.parametrize("delimiter", [";", ","])
+def test_an_excel_sep_line_names_the_delimiter_and_is_not_the_header(tmp_path, delimiter):
+    path = tmp_path / "export.csv"
+    path.write_text(f"sep={delimiter}\r\n" + csv_text(delimiter), encoding="utf-8")
+    result = read_table(path, "csv")
+    assert records(result) == EXPECTED and result.records_seen == 3
+    assert result.frame["source_line"].tolist() == [3, 4, 5]  # physical lines: sep= is line 1, the header line 2
+    without_header = read_table(path, "csv", header=False)
+    assert without_header.frame["0"].tolist() == ["text", *[t for t, _ in ROWS]] and without_header.records_seen == 4
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_the_empty_columns_a_spreadsheet_leaves_after_the_data_are_ignored(tmp_path, compact):
+    path = tmp_path / "export.csv"
+    path.write_text("text,label,,\n" + "".join(f"{t.replace(',', ' ').replace(chr(34), '')},{l},,\n"
+                                               for t, l in ROWS), encoding="utf-8")
+    result = read_table(path, "csv", compact=compact)
+    assert [c for c in result.frame.columns if not c.startswith("source_")] == ["text", "label", "unnamed_2",
+                                                                                 "unnamed_3"]
+    assert result.frame["label"].tolist() == [l for _, l in ROWS] and not result.malformed

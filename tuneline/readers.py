@@ -169,25 +169,46 @@ def bom_encoding(path: Path, configured: str) -> str:
 _OTHER_DELIMITERS = (";", "\t", "|")
 
 
-def sniff_delimiter(path: Path, encoding: str) -> str:
-    """The delimiter of a CSV file: the comma, unless its first line holds no comma outside quotes but splits into
-    several fields at one of ``;``, tab or ``|`` (the most frequent of them)."""
+#: Excel's first line naming the delimiter (``sep=;``), written before the header by some exports
+_EXCEL_SEPARATOR_LINE = re.compile(r"sep=(.)\s*")
+
+
+def csv_layout(path: Path, encoding: str) -> tuple[str, int]:
+    """The delimiter of a CSV file and how many lines come before its header.
+
+    The comma, unless the first line holds no comma outside quotes but splits into several fields at one of ``;``,
+    tab or ``|`` (the most frequent of them); an Excel ``sep=X`` first line names the delimiter and is skipped.
+    """
     try:
         with Path(path).open("rb") as handle:
             head = handle.read(1 << 16)
     except OSError:
-        return ","
+        return ",", 0
     try:
         text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     except LookupError:
-        return ","  # an unknown encoding: the reader's own check names it
-    first = next((line for line in text.splitlines() if line.strip()), "")
+        return ",", 0  # an unknown encoding: the reader's own check names it
+    lines = text.splitlines()
+    if lines and (declared := _EXCEL_SEPARATOR_LINE.fullmatch(lines[0])):
+        return declared.group(1), 1
+    first = next((line for line in lines if line.strip()), "")
     fields = lambda delimiter: next(csv.reader([first], delimiter=delimiter), [])  # noqa: E731
     if len(fields(",")) > 1:
-        return ","
+        return ",", 0
     candidates = [(len(fields(d)), d) for d in _OTHER_DELIMITERS]
     count, delimiter = max(candidates)
-    return delimiter if count > 1 else ","
+    return (delimiter if count > 1 else ","), 0
+
+
+def sniff_delimiter(path: Path, encoding: str) -> str:
+    """The delimiter :func:`csv_layout` finds."""
+    return csv_layout(path, encoding)[0]
+
+
+def _named(names: list[str]) -> list[str]:
+    """Header names with each empty one named by its 0-based position (``unnamed_3``): the empty columns a
+    spreadsheet export leaves after the data (``text,label,,``) are then ignored like any other extra column."""
+    return [name or f"unnamed_{i}" for i, name in enumerate(names)]
 
 
 def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tuple[list[str], set[int]]:
@@ -361,14 +382,14 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
                     compact: bool = False) -> ReadResult:
     """The block reader where the file allows it (:func:`_read_delimited_fast`), else the careful one: the same
     records, record and line numbers, values and malformed records either way (the tests compare the two)."""
-    delimiter = sniff_delimiter(path, encoding) if fmt == "csv" else None
-    if delimiter not in (None, ","):  # the block reader splits at commas only: the careful one reads these
+    delimiter, skip = csv_layout(path, encoding) if fmt == "csv" else (None, 0)
+    if delimiter not in (None, ",") or skip:  # the block reader splits at commas only: the careful one reads these
         from tuneline.common import task_logger  # prefect: imported only where a run logs
 
-        task_logger().info("%s: reading it as %r-separated (its first line has no comma)", path,
-                  "\t" if delimiter == "\t" else delimiter)
+        task_logger().info("%s: reading it as %r-separated (%s)", path, delimiter,
+                           "its first line says so" if skip else "its first line has no comma")
         result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error,
-                                         dialect={"delimiter": delimiter})
+                                         dialect={"delimiter": delimiter}, skip_lines=skip)
         return _with_string_columns(result) if compact else result
     result = _read_delimited_fast(path, fmt, encoding, on_decode_error) if header else None
     if result is None:
@@ -427,13 +448,14 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
 
 
 def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
-                            on_decode_error: DecodePolicy, dialect: dict | None = None) -> ReadResult:
+                            on_decode_error: DecodePolicy, dialect: dict | None = None,
+                            skip_lines: int = 0) -> ReadResult:
     """Every line of the file in memory as Python strings, every record through :func:`_process_spans`: handles
     anything (undecodable lines, header: false) at a few microseconds and a few hundred bytes per record."""
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
     dialect = dialect or _dialect(fmt)
     _raise_csv_field_limit()
-    spans = _parse(lines, 0, len(lines), dialect)
+    spans = _parse(lines, min(skip_lines, len(lines)), len(lines), dialect)
     if header:
         head, body = spans[0], spans[1:]
         if head.error is not None or (head.end > head.start and _swallowed_lines(lines, head, 0, dialect)):
@@ -442,7 +464,7 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
         if any(i in bad_lines for i in range(head.start, head.end + 1)):
             raise DataLoadError(f"{path}: the header (line {head.start + 1}) is not valid {encoding}; set "
                                 "data.encoding to the file's encoding (e.g. latin-1)")
-        names = [name.strip() for name in head.fields or []]
+        names = _named([name.strip() for name in head.fields or []])
         _check_names(path, names, f"the header (line {head.start + 1})")
         if not body:
             raise DataLoadError(f"input file {path} has a header (line {head.start + 1}) but no data records; "
@@ -454,7 +476,7 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
         counts = Counter(len(span.fields) for span in spans if span.fields is not None)
         expected = counts.most_common(1)[0][0] if counts else 0
         names = [str(i) for i in range(expected)]
-        first_data_line = 0
+        first_data_line = min(skip_lines, len(lines))
         count_hint = f"most records have {expected}"
 
     rows, row_numbers, row_lines, malformed, continuation = _process_spans(
@@ -717,7 +739,7 @@ def _fast_header(lines: pa.LargeStringArray, dialect: dict, path: Path) -> tuple
         return None
     if head.end > head.start and _swallowed_lines(head_lines, head, 0, dialect):
         return None
-    names = [name.strip() for name in head.fields or []]
+    names = _named([name.strip() for name in head.fields or []])
     try:
         _check_names(path, names, "the header")
     except DataLoadError:
