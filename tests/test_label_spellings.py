@@ -97,3 +97,32 @@ def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label
     assert batch_labels(batch, config) == {"POSITIVE": 20, "negative": 10}  # as landed, nothing known to fold to
     decision = admit_labels.fn([batch], ["Positive", "negative"], config, ledger=None, run=None)
     assert decision.labels == ["Positive", "negative"] and not decision.refused and not decision.added
+
+
+def test_iob_tags_in_any_case_or_with_an_underscore_are_read_as_iob2():
+    from tuneline.kinds.label_spellings import tag_spelling_map
+
+    train = pd.DataFrame({"tags": [["b-per", "i-per", "o"], ["B_PER", "O", "B-LOC"], ["B-PER", "O", "b-loc"],
+                                   ["E-PER", "B-PER"]]})
+    mapping = tag_spelling_map({"train": train}, "tags", None, ["train"])
+    # the type keeps its most written spelling (PER: 3 of 4; LOC: a tie, the first in order); BIOES' E- is no IOB2 tag
+    assert mapping == {"b-per": "B-PER", "i-per": "I-PER", "o": "O", "B_PER": "B-PER", "b-loc": "B-LOC"}
+    assert tag_spelling_map({"train": train}, "tags", ["O", "B-per", "I-per", "B-loc", "I-loc"], ["train"]) == {
+        "b-per": "B-per", "i-per": "I-per", "o": "O", "B_PER": "B-per", "B-PER": "B-per", "B-LOC": "B-loc",
+        "b-loc": "B-loc"}
+    folded = apply_spelling_map(train["tags"], mapping, sequences=True)
+    assert folded.tolist() == [["B-PER", "I-PER", "O"], ["B-PER", "O", "B-LOC"], ["B-PER", "O", "B-LOC"],
+                               ["E-PER", "B-PER"]]  # one tag per token: nothing merged away
+
+
+def test_a_conll_file_with_lower_case_tags_trains_iob2_labels(tmp_path):
+    path = tmp_path / "lower.conll"
+    path.write_text("".join(f"eu b-org\nrejects o\ngerman b-misc\ncall{i} o\n\npeter b-per\nblackburn i-per\n"
+                            f"said{i} o\n\n" for i in range(30)), encoding="utf-8")
+    config = run_config("token_classification", path=path)
+    result = validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    assert result.labels == ["O", "B-misc", "I-misc", "B-org", "I-org", "B-per", "I-per"]
+    assert result.rejected_records == 0
+    sentences = pd.concat(result.frames.values())
+    assert all(len(tokens) == len(tags) for tokens, tags in zip(sentences["tokens"], sentences["tags"]))
+    assert ["B-per", "I-per", "O"] in sentences["tags"].tolist()

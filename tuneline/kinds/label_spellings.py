@@ -63,9 +63,10 @@ def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Itera
     return mapping
 
 
-def apply_spelling_map(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
+def apply_spelling_map(values: pd.Series, mapping: dict[str, str], sequences: bool = False) -> pd.Series:
     """``values`` with every spelling in ``mapping`` replaced; a categorical column stays categorical (its codes
-    remapped once per category, not per row)."""
+    remapped once per category, not per row). A list is a set of labels (a label merged into one already there
+    appears once), or with ``sequences`` one tag per token (every position kept)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         old = [str(c) for c in values.cat.categories]
         categories = sorted({mapping.get(c, c) for c in old})
@@ -78,14 +79,15 @@ def apply_spelling_map(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
 
     def one(value):
         if isinstance(value, list):
-            return list(dict.fromkeys(mapping.get(v, v) if isinstance(v, str) else v for v in value))
+            mapped = [mapping.get(v, v) if isinstance(v, str) else v for v in value]
+            return mapped if sequences else list(dict.fromkeys(mapped))
         return mapping.get(value, value) if isinstance(value, str) else value
 
     return values.map(one).astype(object)
 
 
-def describe(mapping: dict[str, str], frames: dict[str, pd.DataFrame], column: str) -> str:
-    """``'POSITIVE' (20 rows), 'positive' (50) → 'Positive'; ...`` for the log."""
+def describe(mapping: dict[str, str], frames: dict[str, pd.DataFrame], column: str, unit: str = "rows") -> str:
+    """``'POSITIVE' (20 rows), 'positive' (50 rows) → 'Positive'; ...`` for the log."""
     counts: Counter = Counter()
     for frame in frames.values():
         if column in frame.columns:
@@ -93,5 +95,46 @@ def describe(mapping: dict[str, str], frames: dict[str, pd.DataFrame], column: s
     targets: dict[str, list[str]] = {}
     for spelling, target in sorted(mapping.items()):
         targets.setdefault(target, []).append(spelling)
-    return "; ".join(", ".join(f"{s!r} ({counts[s]} rows)" for s in spellings) + f" → {target!r}"
+    return "; ".join(", ".join(f"{s!r} ({counts[s]} {unit})" for s in spellings) + f" → {target!r}"
                      for target, spellings in sorted(targets.items()))
+
+
+_TAG = re.compile(r"(?i)\s*([BI])[-_](.+?)\s*")
+
+
+def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Iterable[str] | None,
+                     source_roles: Iterable[str]) -> dict[str, str]:
+    """IOB tags written several ways → one spelling: ``o`` → ``O``, ``b-per``/``B_PER`` → ``B-PER``; an entity type
+    takes the spelling of a configured tag, else the one written most often in train (as :func:`spelling_map`)."""
+    written: dict[str, Counter] = {}
+    for role, frame in frames.items():
+        if column in frame.columns:
+            written[role] = _counts(frame[column])
+    everywhere: Counter = Counter()
+    for counts in written.values():
+        everywhere.update(counts)
+    types: Counter = Counter()  # entity type as written → rows, train first
+    source = next((written[r] for r in source_roles if r in written), Counter())
+    parsed: dict[str, tuple[str, str] | None] = {}
+    for tag in everywhere:
+        match = _TAG.fullmatch(tag)
+        parsed[tag] = (match.group(1).upper(), match.group(2)) if match else None
+    by_key: dict[str, set[str]] = {}
+    for tag, parts in parsed.items():
+        if parts is not None:
+            by_key.setdefault(spelling_key(parts[1]), set()).add(parts[1])
+            types[parts[1]] += source.get(tag, 0) * 1_000_000 + everywhere[tag]  # train decides, then all splits
+    chosen: dict[str, str] = {}
+    for label in configured or []:
+        match = _TAG.fullmatch(label)
+        if match:
+            chosen.setdefault(spelling_key(match.group(2)), match.group(2))
+    for key, spellings in by_key.items():
+        chosen.setdefault(key, min(spellings, key=lambda t: (-types[t], t)))
+    mapping: dict[str, str] = {}
+    for tag, parts in parsed.items():
+        target = "O" if tag.strip().upper() == "O" else (
+            f"{parts[0]}-{chosen[spelling_key(parts[1])]}" if parts is not None else tag)
+        if target != tag:
+            mapping[tag] = target
+    return mapping

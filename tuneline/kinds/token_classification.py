@@ -45,6 +45,10 @@ class TokenData(DataConfig):
     tags_column: str = "tags"
     conll_tag_column: int = Field(-1, description="Column of the tag in CoNLL files; -1 is the last column.")
     iob1_to_iob2: bool = Field(False, description="Convert IOB1 tags to IOB2 instead of rejecting them.")
+    merge_label_spellings: bool = Field(
+        True, description="Tags written several ways are one tag: o → O, b-per and B_PER → B-PER (an entity type "
+                          "spelled as in data.labels or as most often in train; logged). false keeps them as "
+                          "written (then only O, B-X and I-X are tags).")
 
 
 class TokenTokenizeConfig(TokenizeConfig):
@@ -228,11 +232,24 @@ class TokenClassificationKind(TaskKind):
         return ReadRecords(frame=frame, malformed=malformed, records_seen=seen)
 
     def prepare(self, frames: dict[str, pd.DataFrame], data: TokenData) -> dict[str, pd.DataFrame]:
-        """With ``data.iob1_to_iob2``, rewrite IOB1 tags as IOB2 (non-list rows are left for the contract)."""
-        if not data.iob1_to_iob2:
-            return frames
+        """Tags written several ways become one spelling (``b-per`` → ``B-PER``, logged); with ``data.iob1_to_iob2``,
+        IOB1 tags are rewritten as IOB2 (non-list rows are left for the contract)."""
         from tuneline.schemas.token_classification import iob1_to_iob2, is_string_list
 
+        if data.merge_label_spellings:
+            from tuneline.common import task_logger
+            from tuneline.kinds import label_spellings
+
+            mapping = label_spellings.tag_spelling_map(frames, "tags", data.labels, LABEL_SOURCE_ROLES)
+            if mapping:
+                task_logger().warning("tags read in their IOB2 spelling: %s (data.merge_label_spellings: false "
+                                      "keeps them as written)",
+                                      label_spellings.describe(mapping, frames, "tags", unit="tokens"))
+                frames = {role: frame.assign(tags=label_spellings.apply_spelling_map(frame["tags"], mapping,
+                                                                                    sequences=True))
+                          if "tags" in frame.columns else frame for role, frame in frames.items()}
+        if not data.iob1_to_iob2:
+            return frames
         return {role: frame.assign(tags=frame["tags"].map(lambda t: iob1_to_iob2(t) if is_string_list(t) else t))
                 for role, frame in frames.items()}
 
