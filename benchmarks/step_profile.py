@@ -17,7 +17,6 @@ the default now), ``lora_bf16_base`` (that, with the frozen base's linear weight
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import random

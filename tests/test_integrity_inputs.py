@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -13,20 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests_support import run_config
+from tests_support import run_config, write_rows
 from tuneline.cli import main
 from tuneline.config import ConfigError, load_config
 from tuneline.tasks.load import load_data
 from tuneline.tasks.validate import DataValidationError, validate_data
-
-
-def write_rows(path: Path, rows: list[tuple[object, object]], header=("text", "label")) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def validate(config, run_dir: Path):

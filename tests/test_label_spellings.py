@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 
-from tests_support import run_config
+from tests_support import run_config, write_rows
 from tuneline.kinds.label_spellings import apply_spelling_map, spelling_key, spelling_map
 from tuneline.ledger import Batch
 from tuneline.tasks.drift import admit_labels
 from tuneline.tasks.intake import batch_labels
 from tuneline.tasks.load import load_data
 from tuneline.tasks.validate import validate_data
-
-
-def write_rows(path: Path, rows: list[tuple[str, str]], header=("text", "label")) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def spelled(n: int, spellings: list[str], word: str) -> list[tuple[str, str]]:

@@ -1,8 +1,9 @@
-"""Small in-memory data builders shared by tests (no files, no randomness)."""
+"""Small data builders shared by tests (in memory, or a small CSV file where a test reads one)."""
 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pandas as pd
 
@@ -24,6 +25,18 @@ def tiny_frame(rows_per_label: int, offset: int = 0) -> pd.DataFrame:
 def tiny_splits() -> DataSplits:
     return DataSplits(train=tiny_frame(16), validation=tiny_frame(4, offset=100), test=tiny_frame(4, offset=200),
                       labels=sorted(WORDS))
+
+
+def write_rows(path: Path, rows: list[tuple[object, ...]], header: tuple[str, ...] = ("text", "label")) -> Path:
+    """A UTF-8 CSV of ``rows`` under ``header`` (written by the csv module: quoting as any spreadsheet does)."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
 
 
 def run_config(task: str = "classification", *overrides: str, **data):
