@@ -24,6 +24,9 @@ def test_spelling_key_ignores_case_unicode_form_and_separators():
     assert spelling_key("Very_Good ") == spelling_key("very good") == spelling_key("VERY-GOOD") == "very good"
     assert spelling_key("Positive\u00a0") == spelling_key("ｐｏｓｉｔｉｖｅ") == "positive"  # no-break space, full width
     assert spelling_key("positive") != spelling_key("negative") and spelling_key("1") != spelling_key("11")
+    assert len({spelling_key(label) for label in ("-1", "1", "+1", "0", "_1")}) == 5  # signs are not separators
+    frames = {"train": pd.DataFrame({"label": ["-1", "0", "1", "1", "-1"]})}
+    assert spelling_map(frames, "label", None, ["train"]) == {}
 
 
 def test_the_spelling_written_most_in_train_wins_and_a_configured_one_overrides_it():

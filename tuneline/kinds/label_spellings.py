@@ -3,7 +3,8 @@
 
 Without it every spelling became its own class: a model trained to tell ``Positive`` from ``positive``, or the rarer
 spelling quarantined as an unknown label in a later batch. Two labels are the same class when they differ only in
-case, Unicode compatibility form (a no-break space, full-width letters) or the separators ``-``, ``_`` and spaces.
+case, Unicode compatibility form (a no-break space, full-width letters) or the separators ``-``, ``_`` and spaces
+between two words (``-1`` and ``1`` stay two labels).
 The spelling kept is the configured one (``data.labels``), else the one written most often in the training data.
 ``data.merge_label_spellings: false`` keeps every spelling apart.
 """
@@ -18,12 +19,13 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-_SEPARATORS = re.compile(r"[\s_\-]+")
+#: separators BETWEEN two word characters: ``very_good`` is ``very good``, but ``-1`` stays apart from ``1``
+_SEPARATORS = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")
 
 
 def spelling_key(label: str) -> str:
     """What two spellings of one label have in common: ``"Very_Good "`` and ``"very good"`` → ``"very good"``."""
-    return _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", label).casefold()).strip()
+    return _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", label).casefold().strip())
 
 
 def _counts(values: pd.Series) -> Counter:
