@@ -37,15 +37,19 @@ def test_a_training_outside_a_terminal_logs_one_line_per_logging_step(tmp_path, 
     assert all("ETA" in m for m in steps)
 
 
-def test_the_lineage_datasets_integer_column_note_is_not_printed():
-    """MLflow notes "Inferred schema contains integer column(s)" for every split's dataset (its ``source_row``): not
-    shown once tuneline is imported; shown without it (the check can fail)."""
+def test_the_lineage_datasets_notes_are_not_printed(tmp_path):
+    """MLflow notes "Inferred schema contains integer column(s)" (each split's ``source_row``) and "The specified
+    dataset source can be interpreted in multiple ways" for every split's dataset: not shown once tuneline is
+    imported; shown without it (the check can fail)."""
     import subprocess
     import sys
 
+    source = tmp_path / "train.csv"
     script = ("import mlflow, pandas as pd; "
-              "mlflow.data.from_pandas(pd.DataFrame({'text': ['a'], 'source_row': [1]})).schema")
+              "mlflow.data.from_pandas(pd.DataFrame({'text': ['a'], 'source_row': [1]}), "
+              f"source={str(source)!r}, name='train').schema")
+    notes = ("Inferred schema contains integer column", "interpreted in multiple ways")
     for preamble, shown in (("import tuneline; ", False), ("", True)):
         done = subprocess.run([sys.executable, "-c", preamble + script], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert ("Inferred schema contains integer column" in done.stderr) is shown, done.stderr[-2000:]
+        assert [note in done.stderr for note in notes] == [shown, shown], done.stderr[-2000:]

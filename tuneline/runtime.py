@@ -50,9 +50,12 @@ def stderr_is_a_terminal() -> bool:
         return False
 
 
-#: MLflow's notes that no tuneline user can act on. "Inferred schema contains integer column(s)": the lineage's
-#: MLflow datasets carry each record's ``source_row`` (an integer, never missing), noted once per split.
-_NOTES_NOT_SHOWN = (r"Hint: Inferred schema contains integer column",)
+#: MLflow's notes that no tuneline user can act on, each printed once per split by the lineage's MLflow datasets:
+#: "Inferred schema contains integer column(s)" (each record's ``source_row``: an integer, never missing) and "The
+#: specified dataset source can be interpreted in multiple ways: LocalArtifactDatasetSource, LocalArtifactDatasetSource"
+#: (MLflow registers that source class twice; either reading is the local file tuneline names).
+_NOTES_NOT_SHOWN = (r"Hint: Inferred schema contains integer column",
+                    r"The specified dataset source can be interpreted in multiple ways")
 
 
 def quiet_known_notes() -> None:
