@@ -40,6 +40,15 @@ def _counts(values: pd.Series) -> Counter:
     return counts
 
 
+def _written(frames: dict[str, pd.DataFrame], column: str, source_roles: Iterable[str]) -> tuple[Counter, Counter]:
+    """How often each spelling is written in all frames together, and in the first source role present (train)."""
+    per_frame = {role: _counts(frame[column]) for role, frame in frames.items() if column in frame.columns}
+    everywhere: Counter = Counter()
+    for counts in per_frame.values():
+        everywhere.update(counts)
+    return everywhere, next((per_frame[r] for r in source_roles if r in per_frame), Counter())
+
+
 def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Iterable[str] | None,
                  source_roles: Iterable[str]) -> dict[str, str]:
     """Each spelling that is not its class's chosen one → the chosen one (empty when every class has one spelling).
@@ -47,15 +56,11 @@ def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Itera
     The chosen spelling: the configured label with that key, else the most frequent spelling in the first source
     role present (train), else in all frames together; ties go to the first in sorted order.
     """
-    everywhere: Counter = Counter()
-    per_frame = {role: _counts(frame[column]) for role, frame in frames.items() if column in frame.columns}
-    for counts in per_frame.values():
-        everywhere.update(counts)
+    everywhere, source = _written(frames, column, source_roles)
     by_key: dict[str, set[str]] = {}
     for spelling in everywhere:
         by_key.setdefault(spelling_key(spelling), set()).add(spelling)
     chosen = {spelling_key(label): label for label in (configured or [])}
-    source = next((per_frame[r] for r in source_roles if r in per_frame), Counter())
     mapping: dict[str, str] = {}
     for key, spellings in by_key.items():
         if key not in chosen and len(spellings) == 1:
@@ -90,10 +95,7 @@ def apply_spelling_map(values: pd.Series, mapping: dict[str, str], sequences: bo
 
 def describe(mapping: dict[str, str], frames: dict[str, pd.DataFrame], column: str, unit: str = "rows") -> str:
     """``'POSITIVE' (20 rows), 'positive' (50 rows) → 'Positive'; ...`` for the log."""
-    counts: Counter = Counter()
-    for frame in frames.values():
-        if column in frame.columns:
-            counts.update(_counts(frame[column]))
+    counts = _written(frames, column, ())[0]
     targets: dict[str, list[str]] = {}
     for spelling, target in sorted(mapping.items()):
         targets.setdefault(target, []).append(spelling)
@@ -108,15 +110,8 @@ def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: I
                      source_roles: Iterable[str]) -> dict[str, str]:
     """IOB tags written several ways → one spelling: ``o`` → ``O``, ``b-per``/``B_PER`` → ``B-PER``; an entity type
     takes the spelling of a configured tag, else the one written most often in train (as :func:`spelling_map`)."""
-    written: dict[str, Counter] = {}
-    for role, frame in frames.items():
-        if column in frame.columns:
-            written[role] = _counts(frame[column])
-    everywhere: Counter = Counter()
-    for counts in written.values():
-        everywhere.update(counts)
+    everywhere, source = _written(frames, column, source_roles)
     types: Counter = Counter()  # entity type as written → rows, train first
-    source = next((written[r] for r in source_roles if r in written), Counter())
     parsed: dict[str, tuple[str, str] | None] = {}
     for tag in everywhere:
         match = _TAG.fullmatch(tag)
