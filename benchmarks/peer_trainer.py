@@ -45,6 +45,10 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--attention", default=None, help="attn_implementation (default: the model's own, sdpa)")
     parser.add_argument("--optim", default=None, help="TrainingArguments.optim (default: the Trainer's own)")
+    parser.add_argument("--pad-multiple", type=int, default=None,
+                        help="DataCollatorWithPadding(pad_to_multiple_of=N): fewer distinct batch shapes")
+    parser.add_argument("--freeze-embeddings", action="store_true", help="the embedding layer stays as pretrained")
+    parser.add_argument("--no-dropout", action="store_true", help="hidden and attention dropout 0")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -60,7 +64,10 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(
         args.model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_id,
-        **({"attn_implementation": args.attention} if args.attention else {}))
+        **({"attn_implementation": args.attention} if args.attention else {}),
+        **({"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0} if args.no_dropout else {}))
+    if args.freeze_embeddings:
+        model.base_model.embeddings.requires_grad_(False)
     pad = "max_length" if args.padding == "max_length" else False
 
     def encode(frame: pd.DataFrame) -> Dataset:
@@ -77,7 +84,7 @@ def main() -> None:
         train_sampling_strategy="group_by_length" if args.group else "random", disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(), **({"optim": args.optim} if args.optim else {}))
     trainer = Trainer(model=model, args=training_args, train_dataset=train_data,
-                      data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+                      data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=args.pad_multiple), processing_class=tokenizer)
     ready = time.monotonic()
     output = trainer.train()
     trained = time.monotonic()

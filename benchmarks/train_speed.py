@@ -9,6 +9,9 @@ Variants (``--variants``; default all):
 - ``peer_grouped``  + length grouping (``train_sampling_strategy="group_by_length"``)
 - ``peer_bf16``     + ``bf16=True``: THE peer of the targets (no evaluation or saving during training)
 - ``peer_bf16_eager`` the same with the eager attention (``attn_implementation="eager"``): one tuneline lever alone
+- ``peer_bf16_pad8`` the peer with batches padded to a multiple of 8 tokens (fewer distinct shapes): one lever alone
+- ``peer_bf16_frozen`` / ``peer_bf16_frozen_no_dropout`` the peer with recipe levers (embeddings frozen; and the
+                    model's dropout off): what they are worth in a plain script's whole run, not only per step
 - ``tuneline``      ``tuneline train`` with the same settings (precision auto: bf16 where the CPU has AMX/AVX512-BF16;
                     evaluates on its validation rows and checkpoints once per epoch, as it does by default)
 - ``tuneline_lora`` the same with ``--set model.strategy=lora`` (LoRA's own defaults: learning rate 5e-4, dropout 0)
@@ -54,6 +57,9 @@ PEERS = {
     "peer_grouped": ["--padding", "dynamic", "--group"],
     "peer_bf16": ["--padding", "dynamic", "--group", "--bf16"],
     "peer_bf16_eager": ["--padding", "dynamic", "--group", "--bf16", "--attention", "eager"],
+    "peer_bf16_pad8": ["--padding", "dynamic", "--group", "--bf16", "--pad-multiple", "8"],
+    "peer_bf16_frozen": ["--padding", "dynamic", "--group", "--bf16", "--freeze-embeddings"],
+    "peer_bf16_frozen_no_dropout": ["--padding", "dynamic", "--group", "--bf16", "--freeze-embeddings", "--no-dropout"],
 }
 TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
             # LoRA's default before 2026-11-30: dropout 0.1 on the input of each of its 37 adapters, whose random
