@@ -148,7 +148,7 @@ def batch_labels(batch: Batch, config: TunelineConfig) -> dict[str, int]:
     """The label distribution of a batch as landed (before the contract): what the unseen-label check looks at."""
     kind = kind_of(config)
     loaded = _read_batch(batch, config)
-    frames = kind.prepare(loaded.frames, config.data)
+    frames = kind.prepare(loaded.frames, config.data, quiet=True)  # validation logs the same folding once
     try:
         return kind.label_distribution(frames["all"])
     except Exception:  # noqa: BLE001 - malformed label values are the contract's to report, not this count's

@@ -11,7 +11,7 @@ from tests_support import run_config, write_rows
 from tuneline.kinds.label_spellings import apply_spelling_map, spelling_key, spelling_map
 from tuneline.ledger import Batch
 from tuneline.tasks.drift import admit_labels
-from tuneline.tasks.intake import batch_labels
+from tuneline.tasks.intake import _read_batch, _validate_batch, batch_labels
 from tuneline.tasks.load import load_data
 from tuneline.tasks.validate import validate_data
 
@@ -76,7 +76,7 @@ def test_configured_labels_take_the_data_in_any_case(tmp_path):
     assert set(pd.concat(result.frames.values())["label"]) == {"positive", "negative"}
 
 
-def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label(tmp_path):
+def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label(tmp_path, caplog):
     path = write_rows(tmp_path / "landing" / "batch-1.csv",
                       spelled(20, ["POSITIVE"], "great") + spelled(10, ["negative"], "awful"))
     now = datetime.now(timezone.utc)
@@ -87,8 +87,17 @@ def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label
                   updated_at=now)
     config = run_config("classification", f"work_dir={tmp_path / 'work'}", path=path)
     assert batch_labels(batch, config) == {"POSITIVE": 20, "negative": 10}  # as landed, nothing known to fold to
-    decision = admit_labels.fn([batch], ["Positive", "negative"], config, ledger=None, run=None)
+    with caplog.at_level(logging.WARNING):
+        decision = admit_labels.fn([batch], ["Positive", "negative"], config, ledger=None, run=None)
     assert decision.labels == ["Positive", "negative"] and not decision.refused and not decision.added
+    # the fold is said once per retraining run: by validation, not also by this look at the labels before it
+    assert "written several ways" not in caplog.text
+    checked = config.model_copy(deep=True)  # as validate-batches checks a batch: against the model's label set
+    checked.data.labels = ["Positive", "negative"]
+    with caplog.at_level(logging.WARNING):
+        validated = _validate_batch(_read_batch(batch, checked), ["Positive", "negative"], checked, tmp_path / "q")
+    assert caplog.text.count("labels written several ways are one class each") == 1
+    assert validated.frames["all"]["label"].value_counts().to_dict() == {"Positive": 20, "negative": 10}
 
 
 def test_iob_tags_in_any_case_or_with_an_underscore_are_read_as_iob2():

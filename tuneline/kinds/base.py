@@ -93,8 +93,10 @@ class TaskKind:
         """Read one file into the canonical frame (kind columns, key column, ``source_file``, ``source_row``)."""
         raise NotImplementedError
 
-    def prepare(self, frames: dict[str, pd.DataFrame], data: "DataConfig") -> dict[str, pd.DataFrame]:
-        """Rewrite frames before validation where the config asks for it (e.g. IOB1 → IOB2); default: as they are."""
+    def prepare(self, frames: dict[str, pd.DataFrame], data: "DataConfig",
+                quiet: bool = False) -> dict[str, pd.DataFrame]:
+        """Rewrite frames before validation where the config asks for it (e.g. IOB1 → IOB2); default: as they are.
+        ``quiet``: log nothing (a caller that only counts labels before the validation that logs the same rewrite)."""
         return frames
 
     def label_set(self, frames: dict[str, pd.DataFrame], data: "DataConfig") -> list[str]:

@@ -166,7 +166,8 @@ class ClassificationKind(TaskKind):
     target_column = "label"
 
     # --- data -------------------------------------------------------------------------------------------------
-    def prepare(self, frames: dict[str, pd.DataFrame], data: ClassificationData) -> dict[str, pd.DataFrame]:
+    def prepare(self, frames: dict[str, pd.DataFrame], data: ClassificationData,
+                quiet: bool = False) -> dict[str, pd.DataFrame]:
         """Fold labels written several ways into one spelling (:mod:`tuneline.kinds.label_spellings`)."""
         from tuneline.kinds import label_spellings
 
@@ -177,9 +178,10 @@ class ClassificationKind(TaskKind):
             return frames
         from tuneline.common import task_logger
 
-        task_logger().warning("labels written several ways are one class each: %s (data.merge_label_spellings: "
-                              "false keeps them apart)",
-                              label_spellings.describe(mapping, frames, self.target_column))
+        if not quiet:
+            task_logger().warning("labels written several ways are one class each: %s (data.merge_label_spellings: "
+                                  "false keeps them apart)",
+                                  label_spellings.describe(mapping, frames, self.target_column))
         return {role: frame.assign(**{self.target_column: label_spellings.apply_spelling_map(
                     frame[self.target_column], mapping)}) if self.target_column in frame.columns else frame
                 for role, frame in frames.items()}

@@ -231,7 +231,7 @@ class TokenClassificationKind(TaskKind):
         frame, malformed, seen = read_token_file(path, fmt, data)
         return ReadRecords(frame=frame, malformed=malformed, records_seen=seen)
 
-    def prepare(self, frames: dict[str, pd.DataFrame], data: TokenData) -> dict[str, pd.DataFrame]:
+    def prepare(self, frames: dict[str, pd.DataFrame], data: TokenData, quiet: bool = False) -> dict[str, pd.DataFrame]:
         """Tags written several ways become one spelling (``b-per`` → ``B-PER``, logged); with ``data.iob1_to_iob2``,
         IOB1 tags are rewritten as IOB2 (non-list rows are left for the contract)."""
         from tuneline.schemas.token_classification import iob1_to_iob2, is_string_list
@@ -241,10 +241,11 @@ class TokenClassificationKind(TaskKind):
             from tuneline.kinds import label_spellings
 
             mapping = label_spellings.tag_spelling_map(frames, "tags", data.labels, LABEL_SOURCE_ROLES)
-            if mapping:
+            if mapping and not quiet:
                 task_logger().warning("tags read in their IOB2 spelling: %s (data.merge_label_spellings: false "
                                       "keeps them as written)",
                                       label_spellings.describe(mapping, frames, "tags", unit="tokens"))
+            if mapping:
                 frames = {role: frame.assign(tags=label_spellings.apply_spelling_map(frame["tags"], mapping,
                                                                                     sequences=True))
                           if "tags" in frame.columns else frame for role, frame in frames.items()}
