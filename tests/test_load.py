@@ -129,8 +129,12 @@ def test_missing_column_names_it_and_the_available_ones(tmp_path):
 def test_unknown_extension_asks_for_data_format(tmp_path):
     path = tmp_path / "data.xlsx"
     path.write_text("whatever")
-    with pytest.raises(DataLoadError, match="set data.format"):
+    with pytest.raises(DataLoadError, match="spreadsheet workbook.*CSV UTF-8"):  # Excel's own format: what to do
         load(path)
+    unknown = tmp_path / "data.dat"
+    unknown.write_text("whatever")
+    with pytest.raises(DataLoadError, match="set data.format"):
+        load(unknown)
     # With data.format set, the same file name is read as configured.
     path.write_text("text,label\nhello,a\n")
     assert detect_format(path, "csv") == "csv"

@@ -300,7 +300,7 @@ def test_missing_path_and_folder_are_load_errors(tmp_path):
 
 
 def test_unknown_format_and_detect_format(tmp_path):
-    path = write(tmp_path / "data.xlsx", "whatever")
+    path = write(tmp_path / "data.xyz", "whatever")
     with pytest.raises(DataLoadError, match="set data.format"):
         detect_format(path, "auto")
     with pytest.raises(DataLoadError, match="data.format"):

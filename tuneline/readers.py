@@ -85,6 +85,10 @@ def detect_format(path: Path, configured: str) -> str:
                         (".parquet", "parquet"), (".pq", "parquet"), (".conll", "conll"), (".txt", "conll")):
         if suffix in suffixes:
             return fmt
+    if suffixes and suffixes[-1] in (".xlsx", ".xlsm", ".xls", ".ods", ".numbers"):
+        raise DataLoadError(f"{path} is a spreadsheet workbook, which tuneline does not read: save the sheet as "
+                            "CSV UTF-8 (Excel: File > Save As > 'CSV UTF-8') and point data.train (or the landing "
+                            "folder) at the .csv")
     raise DataLoadError(f"cannot tell the format of {path} from its name; set data.format "
                         "(csv, tsv, jsonl, parquet or conll)")
 
