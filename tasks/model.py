@@ -164,9 +164,12 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
             model = getattr(transformers, kind.head).from_pretrained(str(init_from), **extra)
             model = grow_head(model, labels)
         else:
-            model = getattr(transformers, kind.head).from_pretrained(
-                base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-                trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True, **extra)
+            with _without_load_report():
+                model, loading = getattr(transformers, kind.head).from_pretrained(
+                    base, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+                    trust_remote_code=config.trust_remote_code, ignore_mismatched_sizes=True,
+                    output_loading_info=True, **extra)
+            report_loading(model, loading, config.base)
     except ValueError as error:
         raise _refused_remote_code(config, error) from None
     if config.strategy == "freeze":
@@ -181,6 +184,47 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
              config.strategy, extra["attn_implementation"], len(labels), f"{trainable:,}", f"{total:,}",
              100 * trainable / total)
     return BuiltModel(model=model, base_path=base, trainable_parameters=trainable, total_parameters=total)
+
+
+class _DropLoadReport:
+    """A logging filter for transformers' multi-line "LOAD REPORT" table (printed at every training run, in red on a
+    terminal, for the head that every fine-tuning starts without): :func:`report_loading` says what matters."""
+
+    def filter(self, record: Any) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+
+class _without_load_report:
+    def __enter__(self) -> None:
+        import logging
+
+        self.logger, self.filter = logging.getLogger("transformers.modeling_utils"), _DropLoadReport()
+        self.logger.addFilter(self.filter)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.removeFilter(self.filter)
+
+
+def report_loading(model: Any, loading: dict, base: str) -> None:
+    """One line for what loading the base left to chance: the new head is expected (INFO); encoder weights the
+    checkpoint lacks are not (WARNING: they start random, as with a base made for another architecture); weights
+    the head does not use (a pooler for token classification) are not worth a line."""
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    mismatched = [item[0] if isinstance(item, (tuple, list)) else item for item in loading.get("mismatched_keys", [])]
+    fresh = sorted(set(loading.get("missing_keys", [])) | set(mismatched))
+    head = [key for key in fresh if not key.startswith(prefix)]
+    body = [key for key in fresh if key.startswith(prefix)]
+    log = task_logger()
+    if head:
+        log.info("new %s head from random weights (%s)%s", _head_module(head), ", ".join(head),
+                 "; the checkpoint's own head had another shape" if mismatched else "")
+    if body:
+        log.warning("%d encoder weight(s) are not in %s and start random: %s%s; is model.base an encoder of this "
+                    "architecture?", len(body), base, ", ".join(body[:5]), " ..." if len(body) > 5 else "")
+
+
+def _head_module(keys: list[str]) -> str:
+    return sorted({key.split(".")[0] for key in keys})[0] if keys else "task"
 
 
 def grow_head(model: Any, labels: list[str]) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import pytest
 from transformers import AutoTokenizer
@@ -187,3 +189,53 @@ def test_resolve_precision_explicit_values_pass_through():
     assert resolve_precision("fp32") == "fp32"
     assert resolve_precision("bf16") == "bf16"
     assert resolve_precision("auto") in {"fp32", "bf16", "fp16"}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_loading_the_base_says_the_new_head_in_one_line_not_a_load_report_table(tiny_bert, caplog):
+    import transformers
+
+    records = _Records()
+    library = logging.getLogger("transformers.modeling_utils")
+    library.addHandler(records)
+    try:
+        # transformers alone prints its multi-line table for the head every fine-tuning starts without ...
+        transformers.AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=3)
+        assert any("LOAD REPORT" in m and "classifier.weight" in m for m in records.messages)
+        records.messages.clear()
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            build(tiny_bert)
+    finally:
+        library.removeHandler(records)
+    # ... which build_model replaces with one line, and no warning: nothing unexpected happened
+    assert not any("LOAD REPORT" in m for m in records.messages)
+    assert "new classifier head from random weights (classifier.bias, classifier.weight)" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_encoder_weights_missing_from_the_base_are_a_warning(tiny_bert, tmp_path, caplog):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_bert, partial)
+    weights = load_file(partial / "model.safetensors")
+    dropped = [k for k in weights if "layer.0.attention.self.query" in k]
+    assert dropped
+    save_file({k: v for k, v in weights.items() if k not in dropped}, partial / "model.safetensors",
+              metadata={"format": "pt"})
+    with caplog.at_level(logging.INFO):
+        build(partial)
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert warning.startswith(f"{len(dropped)} encoder weight(s) are not in {partial} and start random")
+    assert "encoder.layer.0.attention.self.query" in warning and "model.base" in warning
