@@ -14,15 +14,13 @@ returns the same :class:`TrainedModel`, so everything after training runs once, 
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -243,6 +241,7 @@ class TrainOutcome:
     train_runtime_s: float
     best_metric: float | None
     history: list[dict[str, float]]
+    planned_steps: int | None = None  # the Trainer's max_steps: more than global_step when it stopped early
 
 
 def build_trainer(model: Any, tokenizer: Any, train_dataset: Any, eval_dataset: Any, labels: list[str],
@@ -300,7 +299,8 @@ def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, 
     save_final_model(trainer, tokenizer, config, model_dir)
     return TrainOutcome(global_step=output.global_step,
                         train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
-                        best_metric=trainer.state.best_metric, history=list(trainer.state.log_history))
+                        best_metric=trainer.state.best_metric, history=list(trainer.state.log_history),
+                        planned_steps=trainer.state.max_steps)
 
 
 def train_in_processes(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: list[str],
@@ -320,7 +320,8 @@ def train_in_processes(model: Any, tokenizer: Any, tokenized: TokenizedData, lab
                          checkpoint_dir=checkpoint_dir, model_dir=model_dir, precision=precision, resume=resume,
                          callbacks=callbacks, forward_log=task_logger().info)
     return TrainOutcome(global_step=int(result["global_step"]), train_runtime_s=float(result["train_runtime_s"]),
-                        best_metric=result["best_metric"], history=list(result["history"]))
+                        best_metric=result["best_metric"], history=list(result["history"]),
+                        planned_steps=result.get("planned_steps"))
 
 
 @pipeline_task(name="train-model")
@@ -377,4 +378,11 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
         set_tags(run, {"train.precision": precision, "train.resumed_from": resume or ""})
     log.info("trained %d steps in %.0f s (%.0f s of it evaluating); best validation %s = %s", result.global_step,
              result.train_runtime_s, evaluation_s, primary_metric, result.best_metric)
+    planned = outcome.planned_steps
+    if train_config.early_stopping_patience and planned and result.global_step < planned:
+        patience = train_config.early_stopping_patience
+        log.info("stopped early at step %d of %d: validation %s did not improve for %s (train.early_stopping_patience; "
+                 "0 trains every step)%s", result.global_step, planned, primary_metric,
+                 "1 evaluation" if patience == 1 else f"{patience} evaluations in a row",
+                 "; the model is the best checkpoint" if train_config.keep_best else "")
     return result

@@ -53,3 +53,26 @@ def test_the_lineage_datasets_notes_are_not_printed(tmp_path):
         done = subprocess.run([sys.executable, "-c", preamble + script], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert [note in done.stderr for note in notes] == [shown, shown], done.stderr[-2000:]
+
+
+def test_an_early_stop_is_said_with_its_reason(tmp_path, tiny_bert, caplog):
+    from tuneline.tasks.train import train_model
+
+    # a learning rate of 1e-12 leaves the model as it is: validation never improves after the first evaluation
+    config = run_config("classification", f"model.base={tiny_bert}", f"work_dir={tmp_path}", "train.precision=fp32",
+                        "train.batch_size=8", "train.max_steps=12", "train.eval_steps=1", "train.optimizer=sgd",
+                        "train.learning_rate=1e-12", "train.early_stopping_patience=1", "tokenize.max_length=16",
+                        path="unused.csv")
+    splits = tiny_splits()
+    tokenizer = load_tokenizer(config.model)
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: n + "-hash" for n, _ in splits.items()},
+                                   cache_dir=tmp_path / "cache")
+    model = build_model.fn(config.model, "classification", splits.labels).model
+    with caplog.at_level(logging.INFO):
+        trained = train_model.fn(model, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                                 checkpoint_dir=tmp_path / "checkpoints")
+    assert trained.global_step == 2
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopped early")]
+    assert said == [f"stopped early at step 2 of 12: validation {config.primary_metric} did not improve for 1 "
+                    "evaluation (train.early_stopping_patience; 0 trains every step); the model is the best "
+                    "checkpoint"]

@@ -248,7 +248,8 @@ def _train(spec: dict[str, Any], rank: int) -> None:
         save_final_model(trainer, initial["tokenizer"], config, Path(spec["model_dir"]))
         result = {"global_step": output.global_step,
                   "train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
-                  "best_metric": trainer.state.best_metric, "history": trainer.state.log_history}
+                  "best_metric": trainer.state.best_metric, "history": trainer.state.log_history,
+                  "planned_steps": trainer.state.max_steps}
         written = Path(spec["result"] + ".tmp")
         written.write_text(json.dumps(result))
         written.replace(spec["result"])
