@@ -27,6 +27,11 @@ def test_spelling_key_ignores_case_unicode_form_and_separators():
     assert len({spelling_key(label) for label in ("-1", "1", "+1", "0", "_1")}) == 5  # signs are not separators
     frames = {"train": pd.DataFrame({"label": ["-1", "0", "1", "1", "-1"]})}
     assert spelling_map(frames, "label", None, ["train"]) == {}
+    # a whole number with a zero fraction (an export's float column) is the number; other fractions are not
+    assert spelling_key("1.0") == spelling_key("1") == "1" and spelling_key("-1.00") == "-1"
+    assert spelling_key("1.5") != spelling_key("1") and spelling_key("10") != spelling_key("1.0")
+    exported = {"train": pd.DataFrame({"label": ["1", "0", "1", "0"]}), "test": pd.DataFrame({"label": ["1.0", "0.0"]})}
+    assert spelling_map(exported, "label", None, ["train"]) == {"1.0": "1", "0.0": "0"}
 
 
 def test_the_spelling_written_most_in_train_wins_and_a_configured_one_overrides_it():
