@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
-from tests_support import run_config, tiny_splits
-from tuneline.tasks.model import build_model, load_tokenizer
-from tuneline.tasks.tokenize import tokenize_splits
+from tests_support import run_config, tiny_training
 from tuneline.tasks.train import build_trainer
 
 
@@ -25,11 +23,7 @@ def first_logged_loss(tmp_path, tiny_bert, batch: int, accumulation: int) -> flo
                         "train.max_steps=1", "train.logging_steps=1", "train.learning_rate=1e-12",
                         "train.warmup_ratio=0", "train.group_by_length=false", "tokenize.max_length=32",
                         path="unused.csv")
-    splits = tiny_splits()
-    tokenizer = load_tokenizer(config.model)
-    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: n + "-hash" for n, _ in splits.items()},
-                                   cache_dir=tmp_path / "cache")
-    model = build_model.fn(config.model, "classification", splits.labels).model
+    splits, tokenizer, tokenized, model = tiny_training(config, tmp_path)
     recorder = FirstLoss()
     trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], tokenized.datasets["validation"],
                             splits.labels, config, tmp_path / f"ckpt-{accumulation}", "fp32", [recorder])

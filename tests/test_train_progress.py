@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from tests_support import run_config, tiny_splits
-from tuneline.tasks.model import build_model, load_tokenizer
-from tuneline.tasks.tokenize import tokenize_splits
+from tests_support import run_config, tiny_training
 from tuneline.tasks.train import build_trainer
 
 
@@ -15,11 +13,7 @@ def test_a_training_outside_a_terminal_logs_one_line_per_logging_step(tmp_path, 
     config = run_config("classification", f"model.base={tiny_bert}", f"work_dir={tmp_path}", "train.precision=fp32",
                         "train.batch_size=8", "train.max_steps=4", "train.logging_steps=1", "train.eval_steps=2",
                         "tokenize.max_length=16", path="unused.csv")
-    splits = tiny_splits()
-    tokenizer = load_tokenizer(config.model)
-    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: n + "-hash" for n, _ in splits.items()},
-                                   cache_dir=tmp_path / "cache")
-    model = build_model.fn(config.model, "classification", splits.labels).model
+    splits, tokenizer, tokenized, model = tiny_training(config, tmp_path)
     trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], tokenized.datasets["validation"],
                             splits.labels, config, tmp_path / "checkpoints", "fp32")
     capfd.readouterr()
@@ -63,11 +57,7 @@ def test_an_early_stop_is_said_with_its_reason(tmp_path, tiny_bert, caplog):
                         "train.batch_size=8", "train.max_steps=12", "train.eval_steps=1", "train.optimizer=sgd",
                         "train.learning_rate=1e-12", "train.early_stopping_patience=1", "tokenize.max_length=16",
                         path="unused.csv")
-    splits = tiny_splits()
-    tokenizer = load_tokenizer(config.model)
-    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: n + "-hash" for n, _ in splits.items()},
-                                   cache_dir=tmp_path / "cache")
-    model = build_model.fn(config.model, "classification", splits.labels).model
+    splits, tokenizer, tokenized, model = tiny_training(config, tmp_path)
     with caplog.at_level(logging.INFO):
         trained = train_model.fn(model, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
                                  checkpoint_dir=tmp_path / "checkpoints")

@@ -46,6 +46,20 @@ def run_config(task: str = "classification", *overrides: str, **data):
     return build_config({"task": task, "data": data}, list(overrides))
 
 
+def tiny_training(config, folder: Path):
+    """The tiny splits tokenized and a model built for them, as the training flow prepares them before training:
+    ``(splits, tokenizer, tokenized, model)``."""
+    from tuneline.tasks.model import build_model, load_tokenizer
+    from tuneline.tasks.tokenize import tokenize_splits
+
+    splits = tiny_splits()
+    tokenizer = load_tokenizer(config.model)
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: n + "-hash" for n, _ in splits.items()},
+                                   cache_dir=folder / "cache")
+    model = build_model.fn(config.model, "classification", splits.labels).model
+    return splits, tokenizer, tokenized, model
+
+
 def default_ctrl_c() -> None:
     """``preexec_fn`` for a child that a test stops with SIGINT: a shell running the suite in the background (``cmd
     &``) starts it with SIGINT ignored, children inherit that, and Python then never raises KeyboardInterrupt."""
