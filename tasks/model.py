@@ -8,6 +8,9 @@ full), ``freeze`` (embeddings and/or the bottom N encoder layers, or everything 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,15 +197,14 @@ class _DropLoadReport:
         return "LOAD REPORT" not in str(record.msg)
 
 
-class _without_load_report:
-    def __enter__(self) -> None:
-        import logging
-
-        self.logger, self.filter = logging.getLogger("transformers.modeling_utils"), _DropLoadReport()
-        self.logger.addFilter(self.filter)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.logger.removeFilter(self.filter)
+@contextmanager
+def _without_load_report() -> Iterator[None]:
+    logger, dropping = logging.getLogger("transformers.modeling_utils"), _DropLoadReport()
+    logger.addFilter(dropping)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropping)
 
 
 def report_loading(model: Any, loading: dict, base: str) -> None:
