@@ -11,6 +11,10 @@ import pytest
 
 from tuneline import runtime  # noqa: F401  (offline defaults before prefect/mlflow/transformers)
 
+# Tests call tasks' functions directly (``task.fn``), outside any flow run: their log lines have no flow run to be sent
+# to, which Prefect would otherwise report with a UserWarning per test.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 WORDS = sorted(set("""
