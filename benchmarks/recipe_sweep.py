@@ -196,9 +196,10 @@ def run_job(spec: dict, assets: Path, out: Path) -> None:
         train, dev = read("sst2_train.tsv.xz"), read("sst2_dev.tsv.xz")
         order = np.random.default_rng(data_seed).permutation(len(train))
         n_holdout = int(round(len(train) * spec.get("holdout", 0.1)))
-        holdout = train.iloc[order[:max(n_holdout, 2000)]] if n_holdout == 0 else train.iloc[order[:n_holdout]]
+        # at most 2,000 held-out rows are scored (tuneline's train.eval_max_rows); with holdout 0 (all of train
+        # trains) they are 2,000 training rows, an in-sample score
+        holdout = train.iloc[order[:min(n_holdout or 2000, 2000)]]
         train = train.iloc[order[n_holdout:]]
-        holdout = holdout.iloc[:2000]  # tuneline's train.eval_max_rows
         if limit:
             train, holdout, dev = train.iloc[:limit], holdout.iloc[:limit // 4], dev.iloc[:limit // 4]
         labels = ["0", "1"]
