@@ -84,7 +84,8 @@ def main() -> None:
         train_sampling_strategy="group_by_length" if args.group else "random", disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(), **({"optim": args.optim} if args.optim else {}))
     trainer = Trainer(model=model, args=training_args, train_dataset=train_data,
-                      data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=args.pad_multiple), processing_class=tokenizer)
+                      data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=args.pad_multiple),
+                      processing_class=tokenizer)
     ready = time.monotonic()
     output = trainer.train()
     trained = time.monotonic()

@@ -15,8 +15,8 @@ bf16 rounding) and xz-compressed data into ``.sweep/`` (git-ignored):
     python3 benchmarks/recipe_sweep.py --assets .sweep --out $OUT --workers 8 --deadline-s 470    # on the GPU
     .venv/bin/python benchmarks/recipe_sweep.py --assets .sweep --out /tmp/s --smoke                # here, 30 s
 
-Jobs run as separate processes sharing the one GPU (a 22 M-parameter model keeps an H200 mostly idle). After the
-first seed of every recipe of a task, the best two SST-2 recipes and the best CoNLL recipe by selection metric get seeds 43
+Jobs run as separate processes sharing the one GPU (one job of a 22 M-parameter model leaves most of an H200 idle;
+12 kept it 99% busy). After the first seed of every recipe of a task, the best two SST-2 recipes and the best CoNLL recipe by selection metric get seeds 43
 and 44. Everything lands in ``sweep.jsonl`` (one line per job and epoch) as it happens, so a run cut off at its
 deadline still returns what finished; ``summary.json`` ranks the recipes.
 """
@@ -374,7 +374,8 @@ def main() -> None:
     elif args.job:
         run_job(json.loads(args.job), args.assets, args.out)
     elif args.smoke:  # two recipes (mean pooling + frozen embeddings; NER) on 32 rows, the better SST-2 one reseeded
-        RECIPES.update({"sst2_smoke_mean": {"pooling": "mean", "freeze_embeddings": True}, "conll_smoke": {"epochs": 1}})
+        RECIPES.update({"sst2_smoke_mean": {"pooling": "mean", "freeze_embeddings": True},
+                        "conll_smoke": {"epochs": 1}})
         schedule(args.assets, args.out, 2, 900, ["sst2_smoke_mean", "conll_smoke"], 32, {"sst2": 1})
     else:
         schedule(args.assets, args.out, args.workers, args.deadline_s, args.recipes.split(","), None,

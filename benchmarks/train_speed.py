@@ -59,7 +59,8 @@ PEERS = {
     "peer_bf16_eager": ["--padding", "dynamic", "--group", "--bf16", "--attention", "eager"],
     "peer_bf16_pad8": ["--padding", "dynamic", "--group", "--bf16", "--pad-multiple", "8"],
     "peer_bf16_frozen": ["--padding", "dynamic", "--group", "--bf16", "--freeze-embeddings"],
-    "peer_bf16_frozen_no_dropout": ["--padding", "dynamic", "--group", "--bf16", "--freeze-embeddings", "--no-dropout"],
+    "peer_bf16_frozen_no_dropout": ["--padding", "dynamic", "--group", "--bf16", "--freeze-embeddings",
+                                    "--no-dropout"],
 }
 TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
             # LoRA's default before 2026-11-30: dropout 0.1 on the input of each of its 37 adapters, whose random
