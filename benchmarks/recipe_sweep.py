@@ -15,10 +15,10 @@ bf16 rounding) and xz-compressed data into ``.sweep/`` (git-ignored):
     python3 benchmarks/recipe_sweep.py --assets .sweep --out $OUT --workers 8 --deadline-s 470    # on the GPU
     .venv/bin/python benchmarks/recipe_sweep.py --assets .sweep --out /tmp/s --smoke                # here, 30 s
 
-Jobs run as separate processes sharing the one GPU (one job of a 22 M-parameter model leaves most of an H200 idle;
-12 kept it 99% busy). After the first seed of every recipe of a task, the best two SST-2 recipes and the best CoNLL recipe by selection metric get seeds 43
-and 44. Everything lands in ``sweep.jsonl`` (one line per job and epoch) as it happens, so a run cut off at its
-deadline still returns what finished; ``summary.json`` ranks the recipes.
+Jobs run as separate processes sharing the one GPU (one job of a 22 M-parameter model leaves most of an H200 idle; 12
+kept it 99% busy). After the first seed of every recipe of a task, the best two SST-2 recipes and the best CoNLL
+recipe by selection metric get seeds 43 and 44. Everything lands in ``sweep.jsonl`` (one line per job and epoch) as it
+happens, so a run cut off at its deadline still returns what finished; ``summary.json`` ranks the recipes.
 """
 
 from __future__ import annotations
