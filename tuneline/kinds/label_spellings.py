@@ -118,7 +118,8 @@ def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: I
     """IOB tags written several ways → one spelling: ``o`` → ``O``, ``b-per``/``B_PER`` → ``B-PER``; an entity type
     takes the spelling of a configured tag, else the one written most often in train (as :func:`spelling_map`)."""
     everywhere, source = _written(frames, column, source_roles)
-    types: Counter = Counter()  # entity type as written → rows, train first
+    in_source: Counter = Counter()  # entity type as written → tokens in train, and in all splits
+    in_all: Counter = Counter()
     parsed: dict[str, tuple[str, str] | None] = {}
     for tag in everywhere:
         match = _TAG.fullmatch(tag)
@@ -127,14 +128,15 @@ def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: I
     for tag, parts in parsed.items():
         if parts is not None:
             by_key.setdefault(spelling_key(parts[1]), set()).add(parts[1])
-            types[parts[1]] += source.get(tag, 0) * 1_000_000 + everywhere[tag]  # train decides, then all splits
+            in_source[parts[1]] += source.get(tag, 0)
+            in_all[parts[1]] += everywhere[tag]
     chosen: dict[str, str] = {}
     for label in configured or []:
         match = _TAG.fullmatch(label)
         if match:
             chosen.setdefault(spelling_key(match.group(2)), match.group(2))
     for key, spellings in by_key.items():
-        chosen.setdefault(key, min(spellings, key=lambda t: (-types[t], t)))
+        chosen.setdefault(key, min(spellings, key=lambda t: (-in_source[t], -in_all[t], t)))  # as spelling_map
     mapping: dict[str, str] = {}
     for tag, parts in parsed.items():
         target = "O" if tag.strip().upper() == "O" else (
