@@ -108,7 +108,8 @@ def read_conll(path: Path) -> list[tuple[list[str], list[str]]]:
 
 
 def chunks(tags: list[str]) -> set[tuple[int, int, str]]:
-    """Entity spans as conlleval counts them: an I- tag that does not continue a chunk of its type starts one."""
+    """Entity spans as conlleval counts them: an I- tag that does not continue a chunk of its type starts one.
+    Written here because the GPU machine has no seqeval (tests/test_bench_recipe_sweep.py checks it against seqeval)."""
     spans, start, kind = set(), None, None
     for i, tag in enumerate(list(tags) + ["O"]):
         prefix, _, entity = tag.partition("-")
