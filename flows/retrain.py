@@ -6,13 +6,16 @@ every free batch in the ledger at once (a burst becomes one run), so a queued ru
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from prefect import flow
 
+from tuneline.common import task_logger
 from tuneline.datasets import DatasetStore
 from tuneline.kinds import AnyConfig
-from tuneline.ledger import Ledger, LedgerConflict, ledger_url_for, waiting_landings
+from tuneline.ledger import CLAIMED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for, waiting_landings
 from tuneline.locking import retraining_slot
-from tuneline.runtime import resolve_tracking_uri
+from tuneline.runtime import redact, resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.continual import champion_weights, continual_splits
 from tuneline.tasks.drift import admit_labels, check_batch_drift, enforce_drift
@@ -45,14 +48,18 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
 
      1. scan the landing folder; claim every free batch (a lease the run renews while it works)
      2. data version 1 is the config's own data files (first run only)
-     3. unseen labels: reject the batch, or grow the label set (drift.allow_label_growth)
+     3. read each batch from a hash-checked copy; one changed, removed or unreadable since it landed is rejected
+        with its reason and the others go on; unseen labels: reject the batch, or grow the label set
+        (drift.allow_label_growth)
      4. validate each batch with the kind's contract; quarantine; the ledger records validated/rejected
      5. drift report per batch against the current data version (warn, or stop and reject)
      6. commit the next data version (the accepted rows appended; every row keeps its split)
      7. train: full (from model.base, all data) or continual (from the champion, new rows + replay)
      8. evaluate on all test rows and on the new ones; forgetting on the earlier test set vs the champion
      9. register (data version on the tags), gate with the forgetting bounds, mark the batches used
-    Any failure gives the batches back (validated ones stay validated) for the next run.
+    Any failure gives the batches back (validated ones stay validated) for the next run. A run with no free batch
+    says why: what waits for its marker, what another (perhaps killed) run holds and until when, or that no model
+    is champion yet.
     """
     tracking_uri = resolve_tracking_uri(config.tracking.tracking_uri)
     name = config.registered_model_name
@@ -64,10 +71,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
         with retraining_slot(name):
             if not ledger.free_batches() and store.current() is not None \
                     and config.retrain.when_no_new_data == "skip":
-                message = "no new batch has landed since the last retraining run; nothing to do"
-                if config.retrain.landing is not None and (waiting := waiting_landings(config.retrain.landing)):
-                    message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
-                                f"data first, then its marker)")
+                message = _nothing_to_do(config, ledger, tracking_uri)
                 print(message)
                 return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
                                       batches_rejected={})
@@ -85,12 +89,62 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
         ledger.close()
 
 
+def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str) -> str:
+    """Why a run without a free batch does nothing, and what would change that: a batch waiting for its marker,
+    batches held under another run's live lease (a run that was killed keeps them until its lease runs out), or no
+    champion yet (the first model was not promoted, and skipping leaves the loop without one)."""
+    message = "no new batch has landed since the last retraining run; nothing to do"
+    held = _held_elsewhere(ledger)
+    if held:
+        message = "no free batch; nothing to do now: " + "; ".join(
+            f"{len(batches)} batch(es) ({', '.join(b.name for b in batches)}) are held by run {run_id} until "
+            f"{until:%Y-%m-%d %H:%M:%S} UTC (its ledger lease, renewed while that run works; if it was killed, the "
+            f"first retraining run after that takes them over)"
+            for (run_id, until), batches in held.items())
+    if config.retrain.landing is not None and (waiting := waiting_landings(config.retrain.landing)):
+        message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
+                    f"data first, then its marker)")
+    if not held and _no_champion(config.registered_model_name, tracking_uri):
+        message += (f"; no version of {config.registered_model_name} is champion (the first model was not "
+                    f"promoted): land a new batch, or retrain on the current data with "
+                    f"--set retrain.when_no_new_data=retrain")
+    return message
+
+
+def _held_elsewhere(ledger: Ledger) -> dict[tuple[str, datetime], list[Batch]]:
+    """Batches held under a live lease, by (run, lease end): what a run killed mid-way leaves behind."""
+    now = datetime.now(timezone.utc)
+    held: dict[tuple[str, datetime], list[Batch]] = {}
+    for batch in ledger.batches():
+        if batch.state in (CLAIMED, VALIDATED) and batch.claimed_by and batch.lease_expires_at is not None \
+                and batch.lease_expires_at >= now:
+            held.setdefault((batch.claimed_by, batch.lease_expires_at.replace(microsecond=0)), []).append(batch)
+    return held
+
+
+def _no_champion(name: str, tracking_uri: str) -> bool:
+    """True when the registry has no champion for ``name``; False also when the registry cannot say (the hint is
+    left out, the run still skips)."""
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.promotions import champion_version
+
+    try:
+        return champion_version(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), name) is None
+    except Exception as error:  # noqa: BLE001 - only a hint depends on it
+        task_logger().warning("could not look up the champion of %s: %s", name, redact(error))
+        return False
+
+
 def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger: str) -> RetrainSummary:  # noqa: ANN001
     name = config.registered_model_name
     parent = store.current() or ingest_base(config, store, run)
     reference = store.frame(parent)
     labelset = admit_labels(batches, list(parent.labels), config, ledger, run)
-    intake = validate_batches(batches, labelset.labels, config, ledger, store, reference, run)
+    unreadable = {batch.content_hash for batch, _reasons in labelset.unreadable}
+    intake = validate_batches([b for b in batches if b.content_hash not in unreadable], labelset.labels, config,
+                              ledger, store, reference, run)
+    intake.rejected[:0] = labelset.unreadable  # already rejected in the ledger; the summary lists them too
     tokenizer = load_tokenizer(config.model)
     drift = check_batch_drift([(a.batch, a.frame) for a in intake.accepted], reference, list(parent.labels),
                               tokenizer, config, run)

@@ -96,7 +96,15 @@ def _lengths_differ(row: pd.Series) -> bool:
 
 
 class TokenSentences(pa.DataFrameModel):
-    """Rules that need no run context (the label set and train sentences are added by :func:`token_schema`)."""
+    """Rules that need no run context (the label set and train sentences are added by :func:`token_schema`).
+
+    ``tokens`` and ``tags`` are nullable only so that a missing list (``"tags": null``, or no such field in a JSONL
+    record) is reported by the list rules below, with their detail, instead of pandera's bare ``not_nullable``: those
+    two rules therefore see missing values (``ignore_na=False``; pandera skips them in a check by default, and a
+    sentence without tags would pass the contract and break every later step that iterates its tags). The other
+    rules skip whatever is not a list of strings, which the list rules already reject. ``text`` is None exactly when
+    the tokens are unusable.
+    """
 
     tokens: Series[object] = pa.Field(nullable=True)
     tags: Series[object] = pa.Field(nullable=True)
@@ -104,11 +112,11 @@ class TokenSentences(pa.DataFrameModel):
     source_file: Series[str]
     source_row: Series[int]
 
-    @pa.check("tokens", name="tokens_are_list_of_strings")
+    @pa.check("tokens", name="tokens_are_list_of_strings", ignore_na=False)
     def tokens_are_list_of_strings(cls, tokens: Series[object]) -> Series[bool]:
         return tokens.map(is_string_list).astype(bool)
 
-    @pa.check("tags", name="tags_are_list_of_strings")
+    @pa.check("tags", name="tags_are_list_of_strings", ignore_na=False)
     def tags_are_list_of_strings(cls, tags: Series[object]) -> Series[bool]:
         return tags.map(is_string_list).astype(bool)
 
@@ -149,11 +157,19 @@ def _describe(problems: list[tuple[int, str]], tokens: object) -> str:
     return f"{where}: {message}{more}"
 
 
+def _not_a_list(field: str, value: object) -> str:
+    """What a list rule says about ``value``: a missing list (null, or no such field in the record) in those words,
+    since ``got None`` would not tell the user that the record lacks the field."""
+    if value is None or (isinstance(value, float) and value != value):
+        return f"{field} are missing (null, or no {field} field in the record): a sentence needs a {field} list"
+    return f"{field} must be a non-empty list of strings, got {value!r:.200}"
+
+
 def first_problem(rule: str, tokens: object, tags: object, labels: Iterable[str]) -> str | None:
     """Where in the sentence ``rule`` breaks (1-based token position) and why, for the quarantine's ``detail``."""
     describers: dict[str, Callable[[], str | None]] = {
-        "tokens_are_list_of_strings": lambda: f"tokens must be a non-empty list of strings, got {tokens!r:.200}",
-        "tags_are_list_of_strings": lambda: f"tags must be a non-empty list of strings, got {tags!r:.200}",
+        "tokens_are_list_of_strings": lambda: _not_a_list("tokens", tokens),
+        "tags_are_list_of_strings": lambda: _not_a_list("tags", tags),
         "no_empty_tokens": lambda: _describe(_token_problems(tokens), tokens),
         "valid_iob2": lambda: _describe(iob2_violations(tags), tokens),
         "tag_in_label_set": lambda: _describe(_label_problems(tags, frozenset(labels)), tokens),

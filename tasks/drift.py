@@ -37,6 +37,7 @@ class LabelSetDecision:
     labels: list[str]
     added: list[str] = field(default_factory=list)
     refused: dict[str, list[str]] = field(default_factory=dict)  # batch content hash -> its unseen labels
+    unreadable: list[tuple[Batch, list[str]]] = field(default_factory=list)  # rejected here: could not be read
 
 
 def _types(labels: list[str] | set[str], task: str) -> set[str]:
@@ -73,13 +74,28 @@ def check_label_set(known: list[str], landed: dict[str, dict[str, int]], config:
 def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig, ledger: Any,
                  run: RunContext) -> LabelSetDecision:
     """Look at each batch's labels as landed: reject a batch with an unseen label (and stop the run) unless
-    ``drift.allow_label_growth``; with it, return the grown label set (and tag the run with what was added)."""
-    from tuneline.tasks.intake import batch_labels
+    ``drift.allow_label_growth``; with it, return the grown label set (and tag the run with what was added).
+
+    A batch that cannot be read at all (changed or removed after it landed, a header or encoding the reader
+    refuses) is rejected here with the reader's reason and listed in ``unreadable``; the run goes on without it.
+    Raising instead would give every batch back, and the same batch would fail every later run the same way."""
+    from tuneline.tasks.intake import UnreadableBatch, batch_labels
 
     spelled = config.model_copy(deep=True)  # a known label written another way ('POSITIVE') is not unseen
     spelled.data.labels = list(known)
-    landed = {b.content_hash: batch_labels(b, spelled) for b in batches if b.state != "validated"}
+    landed: dict[str, dict[str, int]] = {}
+    unreadable: list[tuple[Batch, list[str]]] = []
+    for batch in batches:
+        if batch.state == "validated":
+            continue
+        try:
+            landed[batch.content_hash] = batch_labels(batch, spelled)
+        except UnreadableBatch as error:
+            ledger.mark_rejected(run.run_id, batch.content_hash, [str(error)])
+            unreadable.append((batch, [str(error)]))
+            task_logger().warning("batch %s rejected: %s", batch.name, error)
     decision = check_label_set(list(known), landed, config)
+    decision.unreadable = unreadable
     reasons = []
     for batch in batches:
         if batch.content_hash in decision.refused:

@@ -10,10 +10,16 @@ come back as a training row. Every row's split is assigned by the salted hash of
 so it never moves between versions.
 
 A batch already ``validated`` by a run that died is not validated again: its part is read back from the store.
+
+A batch is read from a copy in the dataset folder, checked against the content hash the ledger recorded
+(:func:`tuneline.ledger.fetch_batch`). One that cannot be read (changed or removed after it landed, or refused by the
+kind's reader: a wrong header, bytes in another encoding) is ``rejected`` with a reason naming that batch
+(:class:`UnreadableBatch`); the other batches go on, so one bad file never blocks the loop.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +30,7 @@ from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TunelineConfig
 from tuneline.datasets import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
-from tuneline.ledger import VALIDATED, Batch, Ledger, fetch_batch
+from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
 from tuneline.readers import DataLoadError, detect_format
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data
 from tuneline.tasks.split import DataSplits, assign_splits, split_data, split_key
@@ -39,6 +45,12 @@ from tuneline.tasks.validate import (
 from tuneline.tracking import RunContext, set_tags
 
 DUPLICATE_OF_EARLIER = "duplicate_of_earlier_data"
+_SETTING_ADVICE = re.compile(r";\s+(?=[^;]*\bdata\.\w)")  # where a reader's message turns to the data.* to set
+
+
+class UnreadableBatch(DataLoadError):
+    """A claimed batch cannot be read; the message names the batch and says what to do. The run rejects that batch
+    with this message and goes on with the others."""
 
 
 @dataclass
@@ -126,22 +138,42 @@ def ingest_base(config: TunelineConfig, store: DatasetStore, run: RunContext) ->
 
 
 def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
-    """Read a recorded batch with the kind's reader; a batch in a remote landing folder (an fsspec URL) is fetched
-    once into the dataset folder first."""
+    """Read a recorded batch with the kind's reader, from its copy in the dataset folder: the content the ledger
+    recorded, checked by hash (a remote batch is fetched once, a local one copied once). :class:`UnreadableBatch`
+    when the batch changed or vanished after it landed, or its files cannot be read as the model's data is read."""
     kind = kind_of(config)
-    files = fetch_batch(batch.path, batch.kind, dataset_folder(config) / "landed" / batch.content_hash)
+    cache = dataset_folder(config) / "landed" / batch.content_hash
+    try:
+        files = fetch_batch(batch.path, batch.kind, cache, batch.content_hash)
+    except BatchChanged as error:
+        raise UnreadableBatch(f"batch {batch.name}: {error}") from None
     frames, sources, malformed = [], [], []
-    for path in files:
-        read = kind.read(path, detect_format(path, config.data.format), config.data)
-        for row in read.malformed:
-            malformed.append({"split": "batch", "source_file": str(path), "column": None,
-                              **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}})
-        frames.append(read.frame)
-        sources.append(SourceFile(role="all", path=path, sha256=batch.content_hash, records=read.records_seen,
-                                  loaded=len(read.frame), malformed=len(read.malformed)))
+    try:
+        for path in files:
+            read = kind.read(path, detect_format(path, config.data.format), config.data)
+            for row in read.malformed:
+                malformed.append({"split": "batch", "source_file": str(path), "column": None,
+                                  **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}})
+            frames.append(read.frame)
+            sources.append(SourceFile(role="all", path=path, sha256=batch.content_hash, records=read.records_seen,
+                                      loaded=len(read.frame), malformed=len(read.malformed)))
+    except DataLoadError as error:
+        shown = str(files[0]) if batch.kind == "file" and files else str(cache)
+        raise UnreadableBatch(unreadable_reason(batch, str(error).replace(shown, batch.path))) from None
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return LoadedData(frames={"all": frame}, sources=sources,
                       malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS))
+
+
+def unreadable_reason(batch: Batch, message: str) -> str:
+    """The rejection reason of a batch the kind's reader refuses. The reader speaks of data files in general and
+    may advise changing a ``data.*`` setting; but that setting reads every later batch too, so the reason says that
+    only this batch is rejected, how to land it again, and gives the reader's advice for when all batches changed."""
+    parts = _SETTING_ADVICE.split(message, maxsplit=1)
+    what, advice = (parts[0], parts[1]) if len(parts) == 2 else (message, None)
+    reason = (f"batch {batch.name} cannot be read: {what}; only this batch is rejected: fix the file to suit the "
+              f"model's data.* settings and land it as a new batch")
+    return reason + (f" (or, if every batch will look like this one from now on: {advice})" if advice else "")
 
 
 def batch_labels(batch: Batch, config: TunelineConfig) -> dict[str, int]:

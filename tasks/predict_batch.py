@@ -182,6 +182,11 @@ def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInput
                         "that every row gets a prediction")
     columns = model_input_columns(kind)
     found = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS]
+    renames = {c: c.strip().lower() for c in found  # a ``Text`` header is the ``text`` column, as training reads it
+               if c not in columns and c.strip().lower() in columns and c.strip().lower() not in found}
+    if renames:
+        result.frame.rename(columns=renames, inplace=True)
+        found = [renames.get(c, c) for c in found]
     for column in columns:
         if column not in found:
             raise UserError(f"input file {path} has no column {column!r}, which a {task} model reads (it needs "

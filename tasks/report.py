@@ -18,7 +18,7 @@ from tuneline.config import TunelineConfig
 from tuneline.kinds import Evaluation, kind_of
 from tuneline.reporting import comparison_markdown
 from tuneline.stats import bootstrap_interval
-from tuneline.tracking import RunContext, log_artifact, log_metrics, metric_key
+from tuneline.tracking import RunContext, log_artifact, log_metrics, safe_metric_keys
 
 
 @dataclass
@@ -51,10 +51,11 @@ def report_evaluation(fine_tuned: Evaluation, baselines: list[Evaluation], test:
         for name, values in comparison.items():
             prefix = "test" if name == "fine_tuned" else f"baseline.{name}"
             flat.update({f"{prefix}.{k}": v for k, v in values.items()})
-        renamed = {name: metric_key(name) for name in per_label if metric_key(name) != name}
+        keys = safe_metric_keys(list(per_label), prefix="test.")
+        renamed = {name: key for name, key in keys.items() if key != name}
         if renamed:  # label names MLflow rejects as metric keys: logged under a safe key, the mapping kept
             (folder / "metric_key_mapping.json").write_text(json.dumps(renamed, indent=2, ensure_ascii=False))
-        flat.update({f"test.{metric_key(name)}": value for name, value in per_label.items()})
+        flat.update({f"test.{keys[name]}": value for name, value in per_label.items()})
         flat.update({f"test.{metric}.ci_low": low, f"test.{metric}.ci_high": high})
         log_metrics(run, flat)
         for path in sorted(folder.iterdir()):

@@ -160,3 +160,37 @@ def test_cli_bad_override_exits_2_naming_the_key(tmp_path, capsys):
 def test_cli_missing_config_file_exits_2(tmp_path, capsys):
     assert main(["show-config", "-c", str(tmp_path / "absent.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_numeric_labels_written_unquoted_in_yaml_are_the_data_s_text_labels(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("data:\n  path: d.csv\n  labels: [0, 1, 2.0]\n  label_descriptions:\n    0: bad\n    1: good\n")
+    config = load_config(path)
+    assert config.data.labels == ["0", "1", "2"]
+    assert config.data.label_descriptions == {"0": "bad", "1": "good"}
+    assert build_config({"data": {"path": "d.csv"}}, ["data.labels=[3,4]"]).data.labels == ["3", "4"]
+    path.write_text("data:\n  path: d.csv\n  labels: [yes, no]\n")
+    with pytest.raises(ConfigError, match=r"data\.labels: YAML read a label as the boolean True: quote"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", ["my model/v1", "team:model", " ", ".."])
+def test_a_registered_model_name_mlflow_rejects_is_a_config_error_before_training(name):
+    with pytest.raises(ConfigError, match=r"tracking\.registered_model: "):
+        build_config({"data": {"path": "d.csv"}, "tracking": {"registered_model": name}})
+    assert build_config({"data": {"path": "d.csv"}, "tracking": {"registered_model": "team.model v2"}}
+                        ).registered_model_name == "team.model v2"
+
+
+def test_a_yaml_mistake_is_one_line_naming_the_file_line_and_fix(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("data:\n\tpath: d.csv\n")
+    with pytest.raises(ConfigError) as tab:
+        load_config(path)
+    assert str(tab.value) == (f"config file {path}, line 2, column 1: a tab character: YAML indents with spaces "
+                              "only, replace the tab with spaces")
+    path.write_text("data:\n  path: [d.csv\n")
+    with pytest.raises(ConfigError) as bracket:
+        load_config(path)
+    assert "\n" not in str(bracket.value) and f"{path}, line 3" in str(bracket.value)
+    assert "<unicode string>" not in str(bracket.value)

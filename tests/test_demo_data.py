@@ -159,3 +159,46 @@ def test_batch_arguments_are_checked_with_a_message_saying_what_to_change():
         batch_tickets(1, shift="shipping")
     with pytest.raises(ValueError, match="ask for fewer rows"):
         batch_tickets(1, rows=1400, shift="one_label")
+
+
+def test_a_failed_demo_batch_leaves_the_landing_folder_as_it_was(tmp_path, capsys):
+    """`tuneline demo-batch` writes into a landing folder where batches have landed: bad arguments are refused with
+    one line before anything is opened (an already-landed batch 3 is not truncated, batch 11 leaves no header-only
+    file), and a good call writes under a temporary name, renames, then touches the marker."""
+    from tuneline.cli import main
+
+    landing = tmp_path / "landing"
+    assert main(["demo-batch", str(landing), "-n", "3"]) == 0
+    landed = landing / "tickets-batch-003.csv"
+    marker = landing / "tickets-batch-003.csv.done"
+    content = landed.read_bytes()
+    assert len(read_rows(landed)) == 301 and marker.stat().st_mtime_ns >= landed.stat().st_mtime_ns
+    capsys.readouterr()
+
+    assert main(["demo-batch", str(landing), "-n", "3", "--rows", "5000"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tuneline: rows=5000") and "ask for fewer rows (up to 1200 always fit)" in err
+    assert "\n" not in err  # one line, no traceback
+    assert main(["demo-batch", str(landing), "-n", "11"]) == 1
+    assert "batch number must be between 1 and 10, got 11" in capsys.readouterr().err
+    assert landed.read_bytes() == content  # the landed batch is untouched
+    assert sorted(p.name for p in landing.iterdir()) == ["tickets-batch-003.csv", "tickets-batch-003.csv.done"]
+    assert main(["demo-batch", str(tmp_path / "never-made"), "-n", "0"]) == 1
+    assert not (tmp_path / "never-made").exists()  # nothing created for a refused call
+
+    assert main(["demo-batch", str(landing), "-n", "3"]) == 0  # the same batch again: the same bytes, in place
+    assert landed.read_bytes() == content and not list(landing.glob(".*"))
+
+
+def test_the_row_range_in_the_help_fits_every_batch_number():
+    """The -n/--rows ranges `tuneline demo-batch --help` states hold for every batch number and shift."""
+    from tuneline.cli import build_parser
+
+    for number in range(1, demo.MAX_BATCHES + 1):
+        assert len(batch_tickets(number, rows=demo.MAX_BATCH_ROWS)) == demo.MAX_BATCH_ROWS
+        assert len(batch_tickets(number, rows=demo.MAX_BATCH_ROWS, shift="new_label")) == demo.MAX_BATCH_ROWS
+        assert len(batch_tickets(number, rows=demo.MAX_ONE_LABEL_ROWS, shift="one_label")) == demo.MAX_ONE_LABEL_ROWS
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    helps = " ".join(" ".join((a.help or "").split()) for a in sub.choices["demo-batch"]._actions)
+    assert f"1 to {demo.MAX_BATCHES}" in helps and f"1 to {demo.MAX_BATCH_ROWS}" in helps
+    assert f"{demo.MAX_ONE_LABEL_ROWS} with --shift one_label" in helps

@@ -112,6 +112,22 @@ def test_validate_command_prints_the_accounting_and_fails_over_the_limit(tmp_pat
     assert "broke the data contract" in capsys.readouterr().err
 
 
+def test_validate_command_reports_a_label_set_error_in_one_line_not_a_stale_quarantine(tmp_path, capsys):
+    folder = tmp_path / "out" / "validate"
+    folder.mkdir(parents=True)
+    (folder / "quarantine.csv").write_text("split,source_file,source_row,rule,column,value,detail\n"
+                                           "all,old.csv,1,stale_rule,text,x,from an earlier check\n")
+    data = write_rows(tmp_path / "d.csv", [(f"text {i}", "neg") for i in range(30)] + [("one pos", "pos")])
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"path": "d.csv"}, "work_dir": str(tmp_path / "out")}))
+    assert main(["validate", "-c", str(config)]) == 1
+    captured = capsys.readouterr()
+    assert f"all        {data}: read 31" in captured.out and "stale_rule" not in captured.out
+    errors = [line for line in captured.err.splitlines() if line.startswith("tuneline:")]
+    assert len(errors) == 1 and "pos" in errors[0] and "FileNotFoundError" not in captured.err
+    assert not (folder / "quarantine.csv").exists()
+
+
 def test_a_data_error_is_one_line_without_traceback(tmp_path, tiny_bert):
     rows = [(f"text {i}", "neg") for i in range(10)] + [("", "pos")] * 10
     write_rows(tmp_path / "d.csv", rows)
@@ -151,6 +167,34 @@ def test_label_names_mlflow_rejects_are_logged_under_safe_keys(tmp_path, monkeyp
     assert metrics["test.macro_f1.ci_low"] <= 0.7 <= metrics["test.macro_f1.ci_high"]
 
 
+def test_label_names_that_collide_are_too_long_or_path_like_get_distinct_valid_keys(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.kinds import Evaluation
+    from tuneline.tasks.report import report_evaluation
+    from tuneline.tracking import tracked_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    long_a, long_b = "x" * 300 + "a", "x" * 300 + "b"
+    labels = ["C++ why?", "C+? why+", "http://a", "ends/", long_a, long_b]
+    gold = labels + labels[:2]
+    test = pd.DataFrame({"text": [f"t{i}" for i in range(len(gold))], "label": gold, "source_file": "f",
+                         "source_row": range(1, len(gold) + 1)})
+    predicted = ["C++ why?", "C++ why?", "http://a", "ends/", long_a, long_b, "C++ why?", "C++ why?"]
+    config = run_config("classification", path=tmp_path / "d.csv")
+    with tracked_run(config) as run:
+        fine = Evaluation("fine_tuned", {"accuracy": 0.75, "macro_f1": 0.7, "weighted_f1": 0.7}, predicted,
+                          [0.9] * len(gold))
+        report_evaluation.fn(fine, [], test, labels, config, run.run_dir / "evaluation", run)
+    metrics = MlflowClient().get_run(run.run_id).data.metrics
+    mapping = json.loads((run.run_dir / "evaluation" / "metric_key_mapping.json").read_text())
+    keys = [f"test.{mapping.get(f'{label}.f1', f'{label}.f1')}" for label in labels]
+    assert len(set(keys)) == len(labels) and all(len(k) <= 250 and "/" not in k for k in keys)
+    assert metrics[keys[0]] == pytest.approx(2 / 3) and metrics[keys[1]] == 0.0  # not one overwriting the other
+    assert metrics[keys[4]] == 1.0 and metrics[keys[5]] == 1.0 and keys[4].endswith(".f1")
+
+
 def test_a_very_long_text_is_truncated_in_one_row(tmp_path, tiny_bert):
     from transformers import AutoTokenizer
 
@@ -176,3 +220,15 @@ def test_a_header_in_another_case_or_with_spaces_finds_its_columns_but_an_ambigu
     both = write_rows(tmp_path / "both.csv", [(t, t.upper(), l) for t, l in rows], header=("text_", "Text", "TEXT"))
     with pytest.raises(Exception, match=r"no column 'text'.*'Text', 'TEXT'"):
         validate(run_config("classification", "data.label_column=text_", path=both), tmp_path / "run2")
+
+
+def test_validate_accounts_per_role_when_one_file_serves_two_roles(tmp_path, capsys):
+    data = write_rows(tmp_path / "d.csv", [(f"text {i}", ["neg", "pos"][i % 2]) for i in range(60)])
+    write_rows(tmp_path / "e.csv", [(f"other {i}", ["neg", "pos"][i % 2]) for i in range(20)])
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"train": "d.csv", "test": "d.csv", "validation": "e.csv"},
+                                      "work_dir": str(tmp_path / "out")}))
+    assert main(["validate", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert f"train      {data}: read 60, kept 60, quarantined 0 (none)" in out
+    assert f"test       {data}: read 60, kept 0, quarantined 60 (text_not_in_train 60)" in out

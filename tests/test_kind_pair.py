@@ -10,7 +10,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conftest import shared_data, working_in
@@ -27,6 +26,7 @@ from tuneline.kinds.pair_classification import (
     encode_pairs,
     pair_key,
     pair_keys,
+    pair_similarity,
     threshold_objective,
 )
 from tuneline.pyfunc.pair_classifier import pairs_from_input
@@ -205,12 +205,12 @@ def test_quarantine_detail_shows_the_second_text():
 def test_positive_label_is_placed_where_score_reads_it():
     train = pair_frame([(f"a{i}", f"b{i}", label) for i in range(6) for label in ("dup", "not_dup")], True)
     frames = {"train": train}
-    assert KIND.label_set(frames, PairData(path=Path("-"))) == ["dup", "not_dup"]  # no "1": the second label
-    assert KIND.label_set(frames, PairData(path=Path("-"), positive_label="dup")) == ["not_dup", "dup"]
+    # "dup" sorts first, but "not_dup" negates it: the positive class is "dup", never the second label by the alphabet
+    assert KIND.label_set(frames, PairData(path=Path("-"))) == ["not_dup", "dup"]
+    assert KIND.label_set(frames, PairData(path=Path("-"), positive_label="not_dup")) == ["dup", "not_dup"]
     with pytest.raises(LabelSetError, match="positive_label='yes'"):
         KIND.label_set(frames, PairData(path=Path("-"), positive_label="yes"))
     nli = pair_frame([(f"a{i}", f"b{i}", label) for i in range(6) for label in ("0", "1", "2")], False)
-    assert KIND.label_set({"train": nli}, PairData(path=Path("-"))) == ["0", "1", "2"]
     assert KIND.label_set({"train": nli}, PairData(path=Path("-"), positive_label="2")) == ["0", "2", "1"]
 
     gold = ["dup", "dup", "not_dup", "not_dup", "dup"]
@@ -488,3 +488,148 @@ def test_minilm_on_mrpc_beats_the_majority_baseline(workdir):
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     run = MlflowClient().get_run(summary.run_id)
     assert int(run.data.tags["data.test.rows"]) == 408  # the dev pairs are all kept: none leaks from train
+
+
+# --- the positive class: never the second label by the alphabet ----------------------------------------------------
+
+
+@pytest.mark.parametrize("labels, positive", [
+    (["0", "1"], "1"), (["-1", "1"], "1"), (["false", "true"], "true"), (["No", "Yes"], "Yes"),
+    (["negative", "positive"], "positive"),
+    (["duplicate", "not_duplicate"], "duplicate"), (["match", "no_match"], "match"), (["Match", "No-Match"], "Match"),
+    (["entailment", "not_entailment"], "entailment"), (["non duplicate", "duplicate"], "duplicate"),
+    (["related", "unrelated"], "related"), (["irrelevant", "relevant"], "relevant"),
+    (["dissimilar", "similar"], "similar"),
+    (["different", "same"], None), (["a", "b"], None), (["e", "none"], None), (["1", "2"], None),
+    (["0", "1", "2"], None), (["contradiction", "entailment", "neutral"], None),
+])
+def test_default_positive_comes_from_the_names_or_not_at_all(labels, positive):
+    from tuneline.kinds.pair_classification import default_positive, resolve_positive
+
+    assert default_positive(labels)[0] == positive
+    assert resolve_positive(labels, None) == positive
+
+
+def test_the_chosen_positive_class_is_logged(caplog):
+    train = pair_frame([(f"a{i}", f"b{i}", label) for i in range(6) for label in ("match", "no_match")], False)
+    with caplog.at_level("INFO", logger="tuneline"):
+        assert KIND.label_set({"train": train}, PairData(path=Path("-"))) == ["no_match", "match"]
+    lines = [r.getMessage() for r in caplog.records if "positive class" in r.getMessage()]
+    assert lines == ["positive class 'match' ('no_match' negates it): f1_positive is its F1; set "
+                     "data.positive_label to choose another"]
+
+
+def nli_frame() -> pd.DataFrame:
+    labels = ("contradiction", "entailment", "neutral")
+    return pair_frame([(f"a{i} {label}", f"b{i}", label) for i in range(6) for label in labels], False)
+
+
+def test_no_positive_class_with_an_f1_positive_gate_is_one_line_error(tmp_path):
+    from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
+    from tuneline.tasks.validate import DataValidationError, validate_data
+
+    loaded = LoadedData(frames={"train": nli_frame()}, sources=[], malformed=pd.DataFrame(columns=QUARANTINE_COLUMNS))
+    with pytest.raises(DataValidationError) as info:
+        validate_data.fn(loaded, pair_config(), tmp_path)
+    assert str(info.value) == (
+        "gate.primary_metric is f1_positive, but the pair labels ['contradiction', 'entailment', 'neutral'] have no "
+        "positive class (3 labels have no single positive class): set data.positive_label to one of them, or "
+        "gate.primary_metric to macro_f1 or accuracy")
+    ambiguous = pair_frame([(f"a{i} {label}", f"b{i}", label) for i in range(6) for label in ("same", "different")],
+                           True)
+    loaded.frames = {"train": ambiguous}
+    with pytest.raises(DataValidationError, match=r"\['different', 'same'\] have no positive class \(the names do "
+                                                  r"not say which one is positive\)"):
+        validate_data.fn(loaded, pair_config(), tmp_path)
+    # another gate metric needs no positive class: the labels stay sorted, and that is said once
+    result = validate_data.fn(loaded, pair_config("gate.primary_metric=macro_f1"), tmp_path)
+    assert result.labels == ["different", "same"]
+    result = validate_data.fn(loaded, pair_config("data.positive_label=same"), tmp_path)
+    assert result.labels == ["different", "same"]
+
+
+def test_macro_gate_keeps_nli_labels_sorted_and_logs_what_f1_positive_is(caplog):
+    config = pair_config("gate.primary_metric=macro_f1")
+    with caplog.at_level("INFO", logger="tuneline"):
+        labels = KIND.label_set({"train": nli_frame()}, config.data)
+    assert labels == ["contradiction", "entailment", "neutral"]
+    assert any("no positive class" in r.getMessage() and "'entailment', for information only (the gate uses "
+               "macro_f1" in r.getMessage() for r in caplog.records)
+
+
+# --- columns ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"text_pair_column": "label"}, r"data\.text_pair_column: names the same column as data\.label_column "
+                                    r"\('label'\); the model would be given the label as its input: set "
+                                    r"data\.text_pair_column to another column"),
+    ({"text_pair_column": "q", "label_column": "q"}, r"data\.text_pair_column: names the same column as "
+                                                     r"data\.label_column \('q'\)"),
+    ({"text_column": "q", "text_pair_column": "q"}, r"data\.text_pair_column: names the same column as "
+                                                    r"data\.text_column \('q'\); the model would be given one text "
+                                                    r"twice"),
+])
+def test_text_pair_column_must_differ_from_the_label_and_text_columns(data, message):
+    with pytest.raises(ConfigError, match=message):
+        pair_config(**data)
+
+
+def test_text_pair_column_matching_the_label_header_is_a_data_error(tmp_path):
+    from tuneline.readers import DataLoadError
+
+    path = tmp_path / "pairs.csv"
+    path.write_text("question,candidate,same\na,b,1\n", encoding="utf-8")
+    data = PairData(path=path, text_column="question", text_pair_column=" Same", label_column="same")
+    with pytest.raises(DataLoadError, match=r"data\.text_pair_column and data\.label_column both read the column "
+                                            r"'same'"):
+        KIND.read(path, "csv", data)
+
+
+# --- rows the contract must reject -----------------------------------------------------------------------------------
+
+
+def test_null_or_absent_text_pair_and_unknown_labels_are_quarantined_with_details(tmp_path):
+    import json
+
+    from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
+    from tuneline.tasks.validate import validate_data
+
+    records = [{"text": f"first {i}", "text_pair": f"second {i}", "label": i % 2} for i in range(40)]
+    records += [{"text": "x", "text_pair": None, "label": 1}, {"text": "y", "label": 0},
+                {"text": "z", "text_pair": "zz", "label": "maybe"}]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    config = pair_config(f"data.path={path}", 'data.labels=["0", "1"]', "data.max_bad_fraction=0.1")
+    read = KIND.read(path, "jsonl", config.data)
+    loaded = LoadedData(frames={"all": read.frame}, sources=[], malformed=pd.DataFrame(columns=QUARANTINE_COLUMNS))
+    result = validate_data.fn(loaded, config, tmp_path)
+    q = result.quarantine
+    assert sorted(zip(q["source_row"], q["rule"], q["column"], q["value"], q["detail"])) == [
+        (41, "not_nullable", "text_pair", "x", "the text_pair is missing (an empty cell, or null)"),
+        (42, "not_nullable", "text_pair", "y", "the text_pair is missing (an empty cell, or null)"),
+        (43, "label_in_label_set", "label", "z",
+         "label 'maybe' is not in the label set ['0', '1']: fix the row, or add the label to data.labels if it is a "
+         "class; text_pair: zz")]
+    assert len(result.frames["all"]) == 40
+    assert KIND.label_distribution(result.frames["all"]) == {"0": 20, "1": 20}
+
+
+def test_zero_shot_baseline_without_a_positive_class_predicts_the_more_similar_label_above_the_cut(tiny_bert):
+    """``alike`` sorts first; the baseline used to predict the second name, ``other``, for similar pairs."""
+    splits = pair_splits()
+    names = {"1": "alike", "0": "other"}
+    for name in ("train", "validation", "test"):
+        frame = getattr(splits, name)
+        setattr(splits, name, frame.assign(label=frame["label"].map(names)))
+    splits.labels = ["alike", "other"]
+    config = pair_config(f"model.base={tiny_bert}", "tokenize.max_length=32", "gate.primary_metric=accuracy")
+    baseline = KIND.zero_shot_baseline(splits, config)
+    from tuneline.embeddings import Embedder
+
+    train = splits.train
+    means = pd.Series(pair_similarity(Embedder.for_config(config), train)).groupby(train["label"].to_numpy()).mean()
+    above = means.idxmax()
+    below = "other" if above == "alike" else "alike"
+    assert [p == above for p in baseline.predictions] == [s >= baseline.threshold for s in baseline.scores]
+    assert set(baseline.predictions) <= {above, below}

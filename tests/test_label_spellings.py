@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timezone
 
@@ -24,7 +25,7 @@ def test_spelling_key_ignores_case_unicode_form_and_separators():
     assert spelling_key("Very_Good ") == spelling_key("very good") == spelling_key("VERY-GOOD") == "very good"
     assert spelling_key("Positive\u00a0") == spelling_key("ｐｏｓｉｔｉｖｅ") == "positive"  # no-break space, full width
     assert spelling_key("positive") != spelling_key("negative") and spelling_key("1") != spelling_key("11")
-    assert len({spelling_key(label) for label in ("-1", "1", "+1", "0", "_1")}) == 5  # signs are not separators
+    assert len({spelling_key(label) for label in ("-1", "1", "0", "_1")}) == 4  # signs are not separators
     frames = {"train": pd.DataFrame({"label": ["-1", "0", "1", "1", "-1"]})}
     assert spelling_map(frames, "label", None, ["train"]) == {}
     # a whole number with a zero fraction (an export's float column) is the number; other fractions are not
@@ -32,6 +33,15 @@ def test_spelling_key_ignores_case_unicode_form_and_separators():
     assert spelling_key("1.5") != spelling_key("1") and spelling_key("10") != spelling_key("1.0")
     exported = {"train": pd.DataFrame({"label": ["1", "0", "1", "0"]}), "test": pd.DataFrame({"label": ["1.0", "0.0"]})}
     assert spelling_map(exported, "label", None, ["train"]) == {"1.0": "1", "0.0": "0"}
+
+
+def test_a_whole_number_written_any_way_is_one_label():
+    assert {spelling_key(label) for label in ("01", "+1", "1.0", "+01.00", "1", "１")} == {"1"}
+    assert {spelling_key(label) for label in ("-0", "00", "0.0", "0")} == {"0"}
+    assert spelling_key("-1") == spelling_key("-01.0") == "-1" and spelling_key("+1") != spelling_key("-1")
+    assert [spelling_key(code) for code in ("A01", "1e3", "0x1", "1.5", "_1")] == ["a01", "1e3", "0x1", "1.5", "_1"]
+    hand_typed = {"train": pd.DataFrame({"label": ["1", "0", "1", "0", "01", "+1", "-0", "00"]})}
+    assert spelling_map(hand_typed, "label", None, ["train"]) == {"01": "1", "+1": "1", "-0": "0", "00": "0"}
 
 
 def test_the_spelling_written_most_in_train_wins_and_a_configured_one_overrides_it():
@@ -85,7 +95,8 @@ def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label
     path = write_rows(tmp_path / "landing" / "batch-1.csv",
                       spelled(20, ["POSITIVE"], "great") + spelled(10, ["negative"], "awful"))
     now = datetime.now(timezone.utc)
-    batch = Batch(id=1, model="m", content_hash="ab" * 32, path=str(path), kind="file", format="csv",
+    batch = Batch(id=1, model="m", content_hash=hashlib.sha256(path.read_bytes()).hexdigest(), path=str(path),
+                  kind="file", format="csv",
                   size_bytes=path.stat().st_size, files=1, state="claimed", duplicate_of=None, landed_at=now,
                   claimed_by="run", claimed_at=now, lease_expires_at=None, rows_accepted=None, rows_rejected=None,
                   quarantine_path=None, reasons=(), used_by_run=None, model_version=None, used_at=None,

@@ -32,10 +32,12 @@ from tuneline.ledger import (
     REJECTED,
     USED,
     VALIDATED,
+    BatchChanged,
     Ledger,
     LedgerConflict,
     LedgerError,
     default_ledger_url,
+    fetch_batch,
     waiting_landings,
 )
 
@@ -423,6 +425,62 @@ def test_heartbeat_keeps_a_claim_and_its_absence_lets_it_go(ledger_url, model, l
     time.sleep(1.2)
     assert [b.name for b in second.claim("eager-run")] == ["slow.csv"]
     assert first.heartbeat("slow-run") == 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reading a batch: what landed, or nothing
+
+
+def test_a_batch_is_read_as_it_landed_or_not_at_all(tmp_path, model, landing):
+    """fetch_batch copies a batch into the dataset folder, hashing the copy: a file rewritten after it landed (a
+    producer half-way through, or other content) or removed is refused with both hashes and what to do, and leaves
+    no copy behind; a checked copy is what every later read gets, whatever the landing folder holds by then. The
+    rewritten file, once its marker is touched, is a new batch."""
+    ledger = Ledger(f"sqlite:///{tmp_path / LEDGER_DB_NAME}", model)
+    full = csv_bytes("full", rows=200)
+    kept = land(landing, "kept.csv", csv_bytes("kept"))
+    rewritten = land(landing, "rewritten.csv", full)
+    gone = land(landing, "gone.csv", csv_bytes("gone"))
+    folder = landing / "export"
+    folder.mkdir()
+    (folder / "part-0.csv").write_bytes(csv_bytes("part-0"))
+    (folder / "part-1.csv").write_bytes(csv_bytes("part-1"))
+    (folder / "_SUCCESS").touch()
+    stamp_after(folder / "_SUCCESS", folder / "part-0.csv", folder / "part-1.csv")
+    recorded = {b.name: b for b in ledger.scan(landing)}
+    cache = tmp_path / "datasets" / "landed"
+
+    def fetch(name: str) -> list[Path]:
+        batch = recorded[name]
+        return fetch_batch(batch.path, batch.kind, cache / batch.content_hash, batch.content_hash)
+
+    (copy,) = fetch("kept.csv")
+    assert copy.read_bytes() == kept.read_bytes() and copy.parent == cache / recorded["kept.csv"].content_hash
+    kept.write_bytes(csv_bytes("later"))
+    assert fetch("kept.csv") == [copy] and copy.read_bytes() == csv_bytes("kept")  # the checked copy, not the file
+    assert [p.name for p in fetch("export")] == ["part-0.csv", "part-1.csv"]          # a folder: by the same rule
+
+    rewritten.write_bytes(full[:3000])                                  # the producer rewrites it in place
+    with pytest.raises(BatchChanged) as caught:
+        fetch("rewritten.csv")
+    assert str(caught.value) == (
+        f"file {rewritten} changed after it landed (recorded sha256 {sha256(full)[:12]}…, now "
+        f"{sha256(full[:3000])[:12]}…): the recorded content is gone, so it is not used; once the new content is "
+        "complete, touch rewritten.csv.done again and it lands as a new batch")
+    gone.unlink()
+    with pytest.raises(BatchChanged, match=r"^file .*gone.csv no longer exists: it was removed after it landed"):
+        fetch("gone.csv")
+    (folder / "part-1.csv").write_bytes(csv_bytes("part-1 again"))
+    (cache / recorded["export"].content_hash).rename(tmp_path / "export-copy")  # as if never fetched
+    with pytest.raises(BatchChanged, match=r"^folder .*export changed after it landed .* touch its _SUCCESS again"):
+        fetch("export")
+    assert sorted(p.name for p in cache.iterdir()) == [recorded["kept.csv"].content_hash]  # no half copy left
+
+    stamp_after(landing / "rewritten.csv.done", rewritten)               # the producer finishes: a new batch
+    (again,) = [b for b in ledger.scan(landing) if b.name == "rewritten.csv"]
+    assert (again.state, again.content_hash) == (LANDED, sha256(full[:3000]))
+    assert [(b.name, b.content_hash) for b in ledger.free_batches() if b.name == "rewritten.csv"] == [
+        ("rewritten.csv", sha256(full)), ("rewritten.csv", sha256(full[:3000]))]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -98,3 +100,58 @@ def test_configured_labels_must_be_iob2(tmp_path):
     with pytest.raises(DataValidationError, match="IOB2"):
         validate_data.fn(loaded({"train": sentences(good(2))}),
                                run_config("token_classification", train=tmp_path / "x", labels=["PER", "LOC"]), tmp_path)
+
+
+# --- sentences without tokens or tags (JSONL null / missing field) ---------------------------------------------------
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+def test_sentences_without_tags_or_tokens_are_quarantined_with_their_rule(tmp_path):
+    """``"tags": null`` or no ``tags`` field (likewise tokens) used to pass the contract, whose nullable columns let
+    pandera skip the list rules, and then broke label_distribution with a TypeError."""
+    from tuneline.kinds import KINDS
+
+    kind = KINDS["token_classification"]
+    records = [{"tokens": tokens, "tags": tags} for tokens, tags in good(30)]  # rows 1-31
+    records += [{"tokens": ["a", "b"], "tags": None},                         # 32: null tags
+                {"tokens": ["c"]},                                           # 33: no tags field
+                {"tokens": None, "tags": ["O"]},                             # 34: null tokens
+                {"tags": ["O"]}]                                             # 35: no tokens field
+    path = write_jsonl(tmp_path / "train.jsonl", records)
+    config = run_config("token_classification", train=path, max_bad_fraction=0.2)
+    read = kind.read(path, "jsonl", config.data)
+    result = validate_data.fn(loaded({"train": read.frame}), config, tmp_path)
+    q = result.quarantine
+    assert sorted(zip(q["source_row"], q["rule"], q["column"])) == [
+        (32, "tags_are_list_of_strings", "tags"), (33, "tags_are_list_of_strings", "tags"),
+        (34, "tokens_are_list_of_strings", "tokens"), (35, "tokens_are_list_of_strings", "tokens")]
+    details = dict(zip(q["source_row"], q["detail"]))
+    assert details[32].startswith("tags are missing (null, or no tags field in the record)")
+    assert details[35].startswith("tokens are missing (null, or no tokens field in the record)")
+    assert result.frames["train"]["source_row"].tolist() == list(range(1, 32))
+    assert kind.label_distribution(result.frames["train"]) == {"B-LOC": 30, "B-PER": 1, "I-PER": 1, "O": 30}
+
+
+def test_label_distribution_counts_only_tag_lists():
+    """The landed-batch check counts tags before the contract: a sentence without a tag list adds nothing (it used
+    to raise, and the whole batch's count came back empty)."""
+    from tuneline.kinds import KINDS
+
+    frame = sentences([(["John", "Smith"], ["B-PER", "I-PER"]), (["x"], None), (["y"], "O"), (["z"], float("nan")),
+                       (["Paris"], ["B-LOC"])])
+    assert KINDS["token_classification"].label_distribution(frame) == {"B-LOC": 1, "B-PER": 1, "I-PER": 1}
+
+
+def test_null_tags_and_tokens_break_the_list_rules_in_the_contract():
+    frame = sentences([(["John", "Smith"], ["B-PER", "I-PER"]), (["Paris"], None), (None, ["O"]),
+                       (["Rome"], float("nan"))])
+    clean, quarantine = apply_schema(frame, token_schema(LABELS), "train")
+    assert clean["source_row"].tolist() == [1]
+    assert sorted(zip(quarantine["source_row"], quarantine["rule"])) == [
+        (2, "tags_are_list_of_strings"), (3, "tokens_are_list_of_strings"), (4, "tags_are_list_of_strings")]

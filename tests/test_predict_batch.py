@@ -211,3 +211,20 @@ def test_prediction_deployment_runs_on_demand_with_parameters_at_run_time():
     assert sorted(deployment._parameter_openapi_schema.required) == ["input_path", "model", "output_path"]
     with pytest.raises(ConfigError, match="credentials"):
         prediction_deployment(tracking_uri="https://user:secret@mlflow.example.com")
+
+
+def test_predict_command_reads_the_models_column_not_the_files_first_one(store, tmp_path, capsys):
+    from tuneline.cli import main
+
+    _, uri = store
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": ["r0", "r1"], " Text": TEXTS[:2]}).to_csv(source, index=False)  # header as users write it
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri, "--input", str(source)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [row["text"] for row in printed] == TEXTS[:2] and [row["id"] for row in printed] == ["r0", "r1"]
+    expected = batch_predict_flow("models:/pb-intents@challenger", str(write_csv(tmp_path / "same.csv", TEXTS[:2])),
+                                  str(tmp_path / "same.jsonl"), tracking_uri=uri)
+    assert [row["label"] for row in printed] == list(pd.read_json(expected.output_path, lines=True)["label"])
+    pd.DataFrame({"id": ["r0"], "sentence": TEXTS[:1]}).to_csv(source, index=False)
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri, "--input", str(source)]) == 1
+    assert "has no column 'text'" in capsys.readouterr().err

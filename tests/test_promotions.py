@@ -230,3 +230,17 @@ def test_cli_refusals_are_one_line_and_an_outside_move_is_flagged(store, name, c
     assert main(["history", name, *stores]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("no recorded moves") and "moved outside tuneline" in err
+
+
+def test_rollback_after_a_manual_promote_walks_back_and_ends_instead_of_flipping(store, name):
+    v1, v2, v3 = store.versions(name, 3)
+    for version in (v1, v2, v3):
+        store.move(name, version)
+    store.move(name, v2, reason="v3 is worse on refunds")  # a person puts the older version back by number
+    stores = dict(ledger_url=store.ledger_url, lock_url=store.lock_url)
+    walked = [rollback_champion(store.client, name, actor="oncall", reason=None, **stores).to_version
+              for _ in range(3)]
+    assert walked == [v3, v2, v1]  # undo the manual promote, then back through the gate's champions
+    with pytest.raises(PromotionRefused, match="nothing to roll back to"):
+        rollback_champion(store.client, name, actor="oncall", reason=None, **stores)
+    assert champion_version(store.client, name) == v1

@@ -403,6 +403,26 @@ def test_conll_without_sentences_is_a_load_error(tmp_path):
     ("1", ("1", None)),
     (" 1", ("1", None)),
     ("1.0", ("1", None)),
+    # a whole number written with a fraction of zeros is its canonical integer (a float column, a spreadsheet);
+    # without one it is kept as written (a zero-padded code is a name): label_spellings folds "01" with "1" only
+    # where both occur
+    ("01", ("01", None)),
+    ("+1", ("+1", None)),
+    ("+1.0", ("1", None)),
+    ("+01.00", ("1", None)),
+    ("-0", ("-0", None)),
+    ("00", ("00", None)),
+    ("0.0", ("0", None)),
+    ("-1", ("-1", None)),
+    ("-01.0", ("-1", None)),
+    ("007", ("007", None)),
+    # codes that are no whole number stay as written
+    ("A01", ("A01", None)),
+    ("1e3", ("1e3", None)),
+    ("0x1", ("0x1", None)),
+    ("1.50", ("1.50", None)),
+    ("1_000", ("1_000", None)),
+    ("- 1", ("- 1", None)),
     (np.int64(3), ("3", None)),
     (np.float64(2.0), ("2", None)),
     (-0.0, ("0", None)),

@@ -234,3 +234,57 @@ def test_missing_and_blank_texts_are_not_also_reported_as_duplicates():
     assert rejected(quarantine) == {(4, "not_nullable"), (5, "not_nullable"), (6, "text_is_non_empty_string"),
                                     (7, "text_is_non_empty_string"), (8, "text_is_non_empty_string")}
     assert clean["source_row"].tolist() == [1, 2, 3]
+
+
+# --- what the quarantine says about a label ------------------------------------------------------------------------
+
+
+def test_label_not_in_label_set_names_the_label_and_the_set_in_detail(tmp_path):
+    """``value`` shows the text; ``detail`` used to be empty, so the offending label (``Positive!``) was nowhere."""
+    rows = clean_rows(40) + [("a stray label", "Positive!"), ("no label at all", "")]
+    data = write_csv(tmp_path / "all.csv", rows)
+    config = run_config("classification", path=data, labels=["neg", "pos"], max_bad_fraction=0.1)
+    result = run_validate(config, tmp_path / "run")
+    written = pd.read_csv(result.quarantine_path)
+    by_row = {int(r): (rule, value, detail) for r, rule, value, detail in
+              zip(written["source_row"], written["rule"], written["value"], written["detail"])}
+    assert by_row[41] == ("label_in_label_set", "a stray label",
+                          "label 'Positive!' is not in the label set ['neg', 'pos']: fix the row, or add the label "
+                          "to data.labels if it is a class")
+    assert by_row[42] == ("not_nullable", "no label at all", "the label is missing (an empty cell, or null)")
+    assert len(result.frames["all"]) == 40
+
+
+def test_label_detail_from_object_frames_and_a_long_label_set():
+    from tuneline.kinds import KINDS
+
+    labels = [f"class_{i:02d}" for i in range(30)]
+    rows = [("good movie", "class_01"), ("boring film", "meh"), ("awful film", "class_02")]
+    frames = {"train": frame(rows)}
+    _, quarantine = apply_schema(frames["train"], classification_schema(labels), "train")
+    described = KINDS["classification"].describe_failures(quarantine, frames, labels)
+    assert described["source_row"].tolist() == [2]
+    assert described["detail"].tolist() == [
+        "label 'meh' is not in the label set ['class_00', 'class_01', 'class_02', 'class_03', 'class_04', "
+        "'class_05', 'class_06', 'class_07', 'class_08', 'class_09', 'class_10', 'class_11', 'class_12', 'class_13', "
+        "'class_14', 'class_15', 'class_16', 'class_17', 'class_18', 'class_19', ...] (30 labels): fix the row, or "
+        "add the label to data.labels if it is a class"]
+
+
+def test_text_column_equal_to_label_column_is_a_config_error():
+    from tuneline.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.text_column: names the same column as data\.label_column "
+                                          r"\('label'\); the model would be given the label as its input"):
+        run_config("classification", path="x.csv", text_column="label")
+
+
+def test_two_keys_matching_one_header_is_a_data_error(tmp_path):
+    """Distinct names in the config (``Label``, ``label``) can still match one header column case-insensitively."""
+    from tuneline.readers import DataLoadError
+
+    data = write_csv(tmp_path / "all.csv", clean_rows(10))
+    config = run_config("classification", path=data, text_column="Label ")
+    with pytest.raises(DataLoadError, match=r"data\.text_column and data\.label_column both read the column "
+                                            r"'label'; the model would be given the label as its input"):
+        load_data.fn(config)

@@ -251,6 +251,9 @@ def test_ner_endpoint_tags_word_lists_and_texts_like_the_registered_model(store,
     ("intents", b"where is my parcel", "text/plain", "content types"),
     ("ner", {"inputs": [["John", 3]]}, "application/json", "word"),
     ("ner", {"dataframe_split": {"columns": ["tokens"], "data": [[["Paris"]]]}}, "application/json", "'inputs'"),
+    # answered with a confident label before; MLflow's own schema enforcement (one unnamed string column, the first
+    # of a frame) turns a null or a nested list into text before the model sees it, so those are not caught here
+    ("intents", {"inputs": ["where is my parcel", ""]}, "application/json", "input 1 is an empty text"),
 ])
 def test_malformed_request_is_a_4xx_with_a_message(request, endpoint, body, content_type, says):
     served = request.getfixturevalue(endpoint)

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from tuneline import runtime  # noqa: F401  (offline defaults first)
 from tuneline import serving
@@ -404,6 +405,7 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
     from tuneline.tasks.validate import DataValidationError, validate_data
 
     folder = (out or Path(config.work_dir) / "validate").resolve()
+    (folder / "quarantine.csv").unlink(missing_ok=True)  # a stale one from an earlier check must not be reported
     loaded = load_data.fn(config)
     failure: DataValidationError | None = None
     try:
@@ -412,10 +414,16 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
         failure, validated = error, None
     import pandas as pd
 
-    quarantine = pd.read_csv(folder / "quarantine.csv")
     print(f"task {config.task}: {loaded.total_records} records in {len(loaded.sources)} file(s)")
+    if not (folder / "quarantine.csv").is_file():  # the label set failed before any record was judged
+        for source in loaded.sources:
+            print(f"  {source.role:<10} {source.path}: read {source.records}")
+        print(f"tuneline: {failure}", file=sys.stderr)
+        return 1
+    quarantine = pd.read_csv(folder / "quarantine.csv")
     for source in loaded.sources:
-        rejected = quarantine[quarantine["source_file"] == str(source.path)]
+        rejected = quarantine[(quarantine["source_file"] == str(source.path))  # one file may serve two roles
+                              & (quarantine["split"].astype(str) == source.role)]
         rules = ", ".join(f"{rule} {n}" for rule, n in rejected["rule"].value_counts().items()) or "none"
         kept = source.records - rejected[["source_row"]].drop_duplicates().shape[0]
         print(f"  {source.role:<10} {source.path}: read {source.records}, kept {kept}, "
@@ -450,6 +458,19 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_file_rows(model: str, path: Path, tracking_uri: str | None) -> Any:
+    """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept): for a registry
+    reference the version's task tag names the columns, as batch prediction does; other URIs get the file as is."""
+    from tuneline.tasks.predict_batch import read_prediction_inputs, resolve_model_version
+    from tuneline.readers import PROVENANCE_COLUMNS, detect_format, read_table
+
+    if model.startswith("models:/"):
+        resolved = resolve_model_version.fn(model, tracking_uri)
+        return read_prediction_inputs.fn(path, resolved.task).frame
+    table = read_table(path, detect_format(path, "auto")).frame
+    return table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
+
+
 def _predict(args: argparse.Namespace) -> int:
     if args.output is not None:
         return _predict_to_file(args)
@@ -460,10 +481,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     mlflow.set_tracking_uri(resolve_tracking_uri(args.tracking_uri))
     if args.input is not None:
-        from tuneline.readers import detect_format, read_table
-
-        table = read_table(args.input, detect_format(args.input, "auto")).frame
-        inputs = table.drop(columns=["source_row", "source_line"])
+        inputs = _input_file_rows(args.model, args.input, args.tracking_uri)
         shown = inputs.to_dict(orient="records")
     else:
         texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]

@@ -33,11 +33,16 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
 
     batch = sub.add_parser("demo-batch", help="write a new labeled batch of demo tickets into a landing folder",
                            description="Write N new demo support tickets (texts never used before) as a CSV, then "
-                           "its '.done' marker, into FOLDER: what a producer does to land a batch.")
+                           "its '.done' marker, into FOLDER: what a producer does to land a batch. The arguments are "
+                           "checked before anything is written, and the CSV is written under a temporary name, then "
+                           "renamed: a failed call leaves the folder as it was.")
     batch.add_argument("folder", type=Path, help="the landing folder (retrain.landing)")
-    batch.add_argument("--number", "-n", type=int, default=1, help="batch number (different numbers, different "
-                       "texts; default 1)")
-    batch.add_argument("--rows", type=int, default=300, help="rows in the batch (default 300)")
+    from tuneline.demo import MAX_BATCH_ROWS, MAX_BATCHES, MAX_ONE_LABEL_ROWS  # stdlib only: cheap
+
+    batch.add_argument("--number", "-n", type=int, default=1, help=f"batch number, 1 to {MAX_BATCHES} (different "
+                       "numbers, different texts; default 1)")
+    batch.add_argument("--rows", type=int, default=300, help=f"rows in the batch, 1 to {MAX_BATCH_ROWS} "
+                       f"({MAX_ONE_LABEL_ROWS} with --shift one_label; default 300)")
     batch.add_argument("--shift", choices=["one_label", "new_label"], default=None,
                        help="write a shifted batch instead: mostly one label, or one with a label never seen")
 
@@ -70,7 +75,8 @@ def _retrain(config: TunelineConfig) -> int:
     if summary.batches_used:
         print(f"  batches used      : {', '.join(summary.batches_used)}")
     for name, reasons in summary.batches_rejected.items():
-        print(f"  batch rejected    : {name}: {'; '.join(reasons)[:300]}")
+        reason = "; ".join(reasons)  # whole up to a point: a reason ends with what to do
+        print(f"  batch rejected    : {name}: {reason if len(reason) <= 800 else reason[:800] + ' …'}")
     if summary.data_version is not None:
         print(f"  data version      : {summary.data_version} (#{summary.data_version_hash[:12]})")
     if summary.run is not None:
@@ -122,10 +128,9 @@ def _data_log(config: TunelineConfig) -> int:
 def _demo_batch(args: argparse.Namespace) -> int:
     from tuneline.demo import write_demo_batch
 
-    args.folder.mkdir(parents=True, exist_ok=True)
     path = write_demo_batch(args.folder / f"tickets-batch-{args.number:03d}.csv", args.number, rows=args.rows,
                             shift=args.shift)
     marker = path.with_name(path.name + ".done")
-    marker.touch()
+    marker.touch()  # after the rename: the marker says the batch is complete
     print(f"landed {path} (marker {marker.name})")
     return 0

@@ -56,6 +56,21 @@ class SplitConfig(_Strict):
         return self
 
 
+def label_text(value: Any) -> Any:
+    """A label YAML read as a number, as the text it is in the data (``1`` and ``1.0`` → ``"1"``); a YAML boolean
+    (``yes``, ``no``, ``true``, ``on`` unquoted) cannot be told back apart, so it is an error that says to quote it."""
+    if isinstance(value, bool):
+        raise ValueError(f"YAML read a label as the boolean {value}: quote labels such as yes/no/true/false/on/off "
+                         "(e.g. ['yes', 'no'])")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
 class DataConfig(_Strict):
     """Where the labeled data is and how to read it: the keys every task kind shares.
 
@@ -80,6 +95,18 @@ class DataConfig(_Strict):
     max_duplicate_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="Exact copies of an earlier record allowed (the first copy is kept).")
     split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, value: Any) -> Any:
+        """``labels: [0, 1]`` is how YAML users write numeric labels; the data's labels are text, so are these."""
+        return [label_text(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("label_descriptions", mode="before")
+    @classmethod
+    def _description_keys_as_text(cls, value: Any) -> Any:
+        """``label_descriptions: {0: a negative review}``: YAML reads the key 0 as a number."""
+        return {label_text(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
     def path_fields(self) -> list[str]:
         """The fields holding file paths (resolved against the config file's folder); kinds may add their own."""
@@ -185,6 +212,20 @@ class TrackingConfig(_Strict):
     experiment: str = "tuneline"
     registered_model: str | None = Field(None, description="Default: tuneline-<task>.")
     run_name: str | None = None
+
+    @field_validator("registered_model")
+    @classmethod
+    def _registrable_name(cls, value: str | None) -> str | None:
+        """A name MLflow's registry takes, checked before training rather than after it."""
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("a registered model needs a name; leave the key out for tuneline-<task>")
+        bad = sorted({c for c in value if c in "/:"})
+        if bad or value.strip(".") == "":
+            raise ValueError("MLflow's registry rejects this model name: use letters, digits, '-', '_', "
+                             "'.' and spaces" + (f", without {' or '.join(repr(c) for c in bad)}" if bad else ""))
+        return value
 
 
 class GateConfig(_Strict):
@@ -420,6 +461,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def yaml_error_line(path: Path, error: yaml.YAMLError) -> str:
+    """One line naming the file, line and column and what is wrong (PyYAML's own text spans five lines and names
+    ``<unicode string>`` instead of the file); a tab gets its fix, since YAML indents with spaces only."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+    if "'\\t'" in problem or "\t" in problem:
+        return f"config file {where}: a tab character: YAML indents with spaces only, replace the tab with spaces"
+    context = getattr(error, "context", None)
+    return f"config file {where} is not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def load_config(path: Path | str, overrides: list[str] | None = None) -> TunelineConfig:
     """Read a YAML config file; data paths in it are relative to the file's folder."""
     path = Path(path)
@@ -428,7 +481,7 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Tunelin
     try:
         raw = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        raise ConfigError(yaml_error_line(path, error)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return build_config(raw, overrides, base_dir=path.parent.resolve())

@@ -33,12 +33,15 @@ seconds.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from random import Random
 from typing import Any, Literal, get_args
+
+from tuneline.errors import UserError
 
 #: The intents and their share of the tickets (the order is the label order of the demo config).
 LABEL_SHARES: dict[str, float] = {"billing": 0.28, "shipping": 0.34, "technical": 0.22, "account": 0.16}
@@ -59,6 +62,8 @@ BATCH_PAGE = 1500          # pool tickets reserved for each batch
 NEW_INTENT_PAGE = 400      # NEW_INTENT tickets reserved for each batch
 DOMINANT_SHARE = 0.6       # share of DOMINANT_INTENT in a "one_label" batch
 NEW_INTENT_SHARE = 0.25    # share of NEW_INTENT in a "new_label" batch
+MAX_BATCH_ROWS = 1200      # rows every batch number can give (plain or new_label); some give more
+MAX_ONE_LABEL_ROWS = 800   # the same for a "one_label" batch (its page runs out of DOMINANT_INTENT tickets first)
 
 
 @dataclass(frozen=True)
@@ -550,19 +555,20 @@ def batch_tickets(number: int, rows: int = 300, shift: Shift | None = None, seed
     in the base shares.
     """
     if not 1 <= number <= MAX_BATCHES:
-        raise ValueError(f"batch number must be between 1 and {MAX_BATCHES}, got {number}")
+        raise UserError(f"batch number must be between 1 and {MAX_BATCHES}, got {number} (-n/--number)")
     if rows < 1:
-        raise ValueError(f"rows must be 1 or more, got {rows}")
+        raise UserError(f"rows must be 1 or more, got {rows} (--rows)")
     if shift not in (None, *SHIFTS):
-        raise ValueError(f"shift must be None, {' or '.join(map(repr, SHIFTS))}, got {shift!r}")
+        raise UserError(f"shift must be None, {' or '.join(map(repr, SHIFTS))}, got {shift!r}")
     page = _pool(seed)[BASE_ROWS + (number - 1) * BATCH_PAGE:BASE_ROWS + number * BATCH_PAGE]
     new_page = _pool(seed, new_intent=True)[(number - 1) * NEW_INTENT_PAGE:number * NEW_INTENT_PAGE]
     chosen: list[Ticket] = []
     for intent, quota in _quotas(rows, shift).items():
         available = [t for t in (new_page if intent == NEW_INTENT else page) if t.intent == intent]
         if len(available) < quota:
-            raise ValueError(f"rows={rows} with shift={shift!r} needs {quota} '{intent}' tickets, batch {number} "
-                             f"has {len(available)}: ask for fewer rows")
+            most = MAX_ONE_LABEL_ROWS if shift == "one_label" else MAX_BATCH_ROWS
+            raise UserError(f"rows={rows} with shift={shift!r} needs {quota} '{intent}' tickets, batch {number} "
+                            f"has {len(available)}: ask for fewer rows (up to {most} always fit)")
         chosen += available[:quota]
     Random(f"tuneline-demo-batch:{seed}:{number}:{shift}").shuffle(chosen)
     return chosen
@@ -570,12 +576,24 @@ def batch_tickets(number: int, rows: int = 300, shift: Shift | None = None, seed
 
 def write_demo_batch(path: Path, number: int, rows: int = 300, shift: Shift | None = None, seed: int = 7) -> Path:
     """Write follow-up batch ``number`` for the retraining loop (the demo CSV's columns, no broken rows) and return
-    its path. :func:`batch_tickets` says what ``shift`` does."""
+    its path. :func:`batch_tickets` says what ``shift`` does.
+
+    ``path`` may be in a landing folder, beside batches that already landed: the arguments are checked (the tickets
+    drawn) before anything is opened, and the rows are written to a hidden temporary file in the same folder that is
+    renamed over ``path`` at the end. A failed call therefore leaves an existing file as it was, and no reader (the
+    landing scanner ignores hidden ``.tmp`` files) ever sees a half-written batch. Write the ``.done`` marker after
+    this returns."""
+    tickets = batch_tickets(number, rows, shift, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "intent"])
-        writer.writerows([t.text, t.intent] for t in batch_tickets(number, rows, shift, seed))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "intent"])
+            writer.writerows([t.text, t.intent] for t in tickets)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -38,6 +38,11 @@ same landing: never recorded twice, never processed again). The same content und
 producer replaced ``batch-07.csv`` and touched its marker) is a new batch. A folder's content hash is taken over its
 files' hashes (not their names, so a re-run of the same job with other part-file names is a duplicate).
 
+A run reads a batch only through :func:`fetch_batch`: a copy in the dataset folder, hashed as it is copied and
+checked against the recorded hash. A file changed or removed after it landed (a producer rewriting it in place) is
+therefore never read as the recorded batch: the run rejects that batch, saying so, and the new content, once its
+marker is touched again, is a new batch.
+
 Claims and leases
 -----------------
 :meth:`Ledger.claim` hands a run every free batch at once (a burst that landed together is folded into one claim and
@@ -71,9 +76,11 @@ A ledger URL may hold a password; every message, log line and ``repr`` shows it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,6 +136,12 @@ _SCAN_RETRIES = 3  # a unique-index clash (two scanners recording one hash at on
 
 class LedgerError(UserError):
     """The ledger cannot be opened or used as asked; the message names the ledger (credentials redacted)."""
+
+
+class BatchChanged(UserError):
+    """A recorded batch can no longer be read as it landed: its files changed or were removed after the ledger
+    recorded their content hash. Reading it anyway would train on rows the ledger never recorded (or lose some), so
+    the batch is rejected with this message; new content at the same path is a new batch once its marker is touched."""
 
 
 class LedgerConflict(LedgerError):
@@ -442,8 +455,6 @@ def waiting_landings(landing: Path | str, limit: int = 5) -> list[str]:
 
 
 def _sha256(fs: Any, path: str) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     with fs.open(path, "rb") as handle:
         while block := handle.read(1 << 20):
@@ -451,15 +462,24 @@ def _sha256(fs: Any, path: str) -> str:
     return digest.hexdigest()
 
 
+def _batch_digest(files_kind: str, hashes: Sequence[str]) -> str:
+    """A batch's content hash from its files' hashes: a file's own; a folder's over its files' hashes, not their
+    names (the one rule :meth:`Ledger.scan` records and :func:`fetch_batch` checks)."""
+    from tuneline.common import sha256_text  # imported here: tuneline.common imports Prefect
+
+    if files_kind == "file" and hashes:
+        return hashes[0]
+    return sha256_text("tuneline-folder-batch", *sorted(hashes))
+
+
 def _content(fs: Any, item: _Landing, data_format: str) -> tuple[str, str | None, list[str]]:
     """Content hash, format and rejection reasons (empty when the batch can be read)."""
-    from tuneline.common import sha256_text  # imported here: tuneline.common imports Prefect
     from tuneline.readers import DataLoadError, detect_format
 
     hashes = [_sha256(fs, f) for f in item.files]
     if not item.files:
-        return sha256_text("tuneline-folder-batch"), None, [f"the batch folder {item.path} holds no data files"]
-    digest = hashes[0] if item.kind == "file" else sha256_text("tuneline-folder-batch", *sorted(hashes))
+        return _batch_digest("folder", []), None, [f"the batch folder {item.path} holds no data files"]
+    digest = _batch_digest(item.kind, hashes)
     formats: set[str] = set()
     for f in item.files:
         try:
@@ -471,27 +491,72 @@ def _content(fs: Any, item: _Landing, data_format: str) -> tuple[str, str | None
     return digest, formats.pop(), []
 
 
-def fetch_batch(batch_path: str, files_kind: str, cache: Path) -> list[Path]:
-    """The local files of a recorded batch: the files themselves for a local landing folder; for a remote one, a
-    copy under ``cache`` (fetched once, named by the batch's content hash by the caller)."""
-    fs, root = landing_filesystem(batch_path)
-    if is_local(fs):
-        base = Path(root)
-        return [base] if files_kind == "file" else sorted(
-            f for f in base.rglob("*") if f.is_file() and not any(_ignored(p) for p in f.relative_to(base).parts))
+def _copy_batch(fs: Any, root: str, files_kind: str, into: Path) -> str:
+    """Copy a batch's data files (a folder's without its ignored files) under ``into`` and return the content hash of
+    what was copied, hashed as it was written: the bytes later read are the bytes hashed, whatever happens to the
+    landing folder meanwhile. FileNotFoundError when the batch is gone."""
+    if files_kind == "file":
+        files = [(root, _base(root))]
+    else:
+        if not fs.isdir(root):
+            raise FileNotFoundError(root)
+        files = [(f, f[len(root):].strip("/")) for f in sorted(fs.find(root))]
+        files = [(f, relative) for f, relative in files if not any(_ignored(p) for p in relative.split("/"))]
+    hashes = []
+    for source, relative in files:
+        target = into / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with fs.open(source, "rb") as handle, target.open("wb") as out:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+        hashes.append(digest.hexdigest())
+    return _batch_digest(files_kind, hashes)
+
+
+def _changed(batch_path: str, files_kind: str, recorded: str, now: str | None) -> str:
+    """What to tell about a batch whose recorded content is no longer at its path (``now``: None when it is gone)."""
+    what = "file" if files_kind == "file" else "folder"
+    marker = f"{_base(batch_path)}{MARKER_SUFFIX}" if files_kind == "file" else f"its {FOLDER_MARKER}"
+    if now is None:
+        return (f"{what} {redact(batch_path)} no longer exists: it was removed after it landed, before a run read "
+                f"it, so none of its rows were used; to use them, land them as a new batch (the identical bytes "
+                f"again would be a duplicate of this rejected batch)")
+    return (f"{what} {redact(batch_path)} changed after it landed (recorded sha256 {recorded[:12]}…, now "
+            f"{now[:12]}…): the recorded content is gone, so it is not used; once the new content is complete, "
+            f"touch {marker} again and it lands as a new batch")
+
+
+def fetch_batch(batch_path: str, files_kind: str, cache: Path, content_hash: str | None = None) -> list[Path]:
+    """The local files of a recorded batch, as it landed: a copy under ``cache`` (named by the batch's content hash by
+    the caller), made once and kept; later reads use the copy.
+
+    Local batches are copied too, not read in place: a producer may rewrite a landed file (or be half-way through),
+    and a run must read the bytes the ledger recorded or none. The copy is hashed as it is written; with
+    ``content_hash`` (the recorded one) a copy with another hash is thrown away and :class:`BatchChanged` says what
+    changed, as it does when the batch's files are gone. Only a checked copy is ever renamed to ``cache``.
+    """
     target = Path(cache)
     if not target.is_dir():
+        fs, root = landing_filesystem(batch_path)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        if files_kind == "file":
-            fs.get(root, str(tmp / _base(root)))
-        else:
-            for f in fs.find(root):
-                relative = f[len(root):].strip("/")
-                if not any(_ignored(part) for part in relative.split("/")):
-                    (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
-                    fs.get(f, str(tmp / relative))
-        os.replace(tmp, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            try:
+                digest = _copy_batch(fs, root, files_kind, tmp)
+            except FileNotFoundError:
+                raise BatchChanged(_changed(batch_path, files_kind, content_hash or "", None)) from None
+            if content_hash is not None and digest != content_hash:
+                raise BatchChanged(_changed(batch_path, files_kind, content_hash, digest))
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not target.is_dir():  # else another process copied the same checked content first
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return sorted(f for f in target.rglob("*") if f.is_file())
 
 

@@ -178,17 +178,31 @@ def champion_version(client: Any, registered_name: str) -> str | None:
 
 
 def previous_champion(log: PromotionLog, current: str | None = None) -> str | None:
-    """The version ``current`` (default: the newest recorded ``to_version``) replaced when it was made champion.
+    """The champion before ``current`` (default: the newest recorded ``to_version``), as a rollback should restore.
 
-    Taken from the newest row that moved the alias *to* ``current`` by a gate or a promote: rollback rows are
-    skipped, so rolling back twice walks back two promotions instead of undoing the first rollback. None when no
-    such row exists or it started from no champion (a rollback to nothing is not allowed).
+    The history is replayed as a stack of champions: a gate or a promote pushes its version, a rollback pops one. The
+    answer is the entry under ``current`` at the top, so rolling back walks back through the champions one at a time
+    (after a manual promote of v2 over v3, rollbacks go v2 -> v3 -> v2's predecessor, never back and forth between
+    two versions) and ends at the first champion (None: a rollback to nothing is not allowed). When ``current`` is
+    not the top (the alias was moved outside tuneline), the newest recorded promotion to ``current`` says what it
+    replaced.
     """
     rows = log.history()
     if current is None:
         if not rows:
             return None
         current = rows[-1].to_version
+    stack: list[str] = []
+    for row in rows:
+        if row.action == ROLLBACK:
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != row.to_version:  # a history that began mid-way: follow the rows
+                stack.append(row.to_version)
+        elif not stack or stack[-1] != row.to_version:
+            stack.append(row.to_version)
+    if stack and stack[-1] == str(current):
+        return stack[-2] if len(stack) > 1 else None
     for row in reversed(rows):
         if row.to_version == str(current) and row.action != ROLLBACK:
             return row.from_version

@@ -2,7 +2,8 @@
 
 Why this exists: real files arrive with byte-order marks, the wrong encoding, a CSV quote that is opened and never
 closed (which silently swallows every following line into one field), tabs inside TSV text, fields longer than the
-csv module's default limit, and CoNLL lines with a stray extra column. A reader that "mostly works" turns such files
+csv module's default limit, CoNLL lines with a stray extra column, files joined with their header lines, and TSV
+saved by Excel or R (quoted cells, line breaks inside cells). A reader that "mostly works" turns such files
 into fewer, wrong records without saying so. These readers instead guarantee:
 
 - every record they see is either in ``frame`` or in ``malformed`` (with rule, line and a hint), and
@@ -17,6 +18,7 @@ into fewer, wrong records without saying so. These readers instead guarantee:
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import io
@@ -97,14 +99,29 @@ def detect_format(path: Path, configured: str) -> str:
 # normalize_label
 
 
-_INTEGRAL_TEXT = re.compile(r"([+-]?\d+)\.0*")
+#: a whole number however it is written: a sign, leading zeros, a zero fraction (``+01.00``, ``-0``, ``1.``)
+_INTEGRAL_TEXT = re.compile(r"[+-]?\d+(?:\.0*)?")
+
+
+def canonical_integer(text: str) -> str | None:
+    """The canonical spelling of a whole number written as ``text`` (``01``, ``+1``, ``1.0`` → ``1``; ``-0``,
+    ``00`` → ``0``; ``-1`` stays ``-1``), else None: spreadsheets, pandas float columns and hand-typed files write
+    one class several ways, and each way must not become a class of its own."""
+    if not _INTEGRAL_TEXT.fullmatch(text):
+        return None
+    try:
+        return str(int(text.split(".", 1)[0]))
+    except ValueError:  # more digits than int() converts: no label of any classifier
+        return None
 
 
 def normalize_label(value: object) -> tuple[str | None, str | None]:
     """A label as a class name: ``(label, None)``, or ``(None, rule)`` for a value that cannot be one.
 
     Labels are names, so 1, 1.0, "1", " 1" and "1.0" (pandas writes integer columns with a missing value as floats)
-    are all the class "1", whichever format the file came in. Missing values (None, NaN, "", whitespace) give
+    are all the class "1", whichever format the file came in; so is "+01.00". "01", "+1" and "007" stay as written
+    (a zero-padded code is a name), and fold with "1" in the label-spelling step only where both are written.
+    Missing values (None, NaN, "", whitespace) give
     ``(None, None)``: whether a missing label is allowed is the data contract's decision, not the reader's.
     """
     if value is None:
@@ -132,8 +149,10 @@ def normalize_label(value: object) -> tuple[str | None, str | None]:
     text = str(value).strip()
     if not text:
         return None, None
-    integral = _INTEGRAL_TEXT.fullmatch(text)
-    return (str(int(integral.group(1))) if integral else text), None
+    # a written-out fraction of zeros is a float column's or a spreadsheet's number (``1.0``, ``+01.00``); codes
+    # like ``007`` or ``+1`` stay as written here, and fold with ``7`` or ``1`` only where both spellings occur
+    # (tuneline.kinds.label_spellings picks the one written most often)
+    return (canonical_integer(text) if "." in text else None) or text, None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -150,6 +169,55 @@ def _check_file(path: Path) -> None:
         raise DataLoadError(f"input path {path} is not a regular file; give a data file")
     if path.stat().st_size == 0:
         raise DataLoadError(f"input file {path} is empty (0 bytes); give a file with records")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(len(_GZIP_MAGIC))
+    except OSError:
+        return  # the reader's own read says what is wrong
+    if magic == _GZIP_MAGIC:  # read as text it is "bytes 8b are not valid utf-8": true, and no help
+        command = (f"gunzip -k {path}" if path.suffix.lower() == ".gz" else
+                   f"gunzip -c {path} > {path.with_name(f'{path.stem}-unpacked{path.suffix}')}")
+        raise DataLoadError(f"input file {path} is gzip-compressed; decompress it ({command}) and point data at the "
+                            "uncompressed file")
+
+
+#: the first bytes of every gzip file (``.gz``, and a ``.csv`` that is really a ``.csv.gz``)
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _utf16_without_mark(head: bytes) -> str | None:
+    """``utf-16-le``/``-be`` (or ``utf-32-le``/``-be``) when ``head`` is mostly-ASCII text in that encoding written
+    without a byte-order mark (bcp, some database exports), else None.
+
+    Such text read as UTF-8 or latin-1 is characters with a NUL between each (columns named ``t\\x00e\\x00x...``):
+    its high bytes are zero at every other (every fourth) position and almost never at the others, a pattern no
+    text file in an 8-bit encoding has (text holds no NULs).
+    """
+    size = len(head) - len(head) % 4
+    if size < 8:
+        return None
+    data = np.frombuffer(head[:size], dtype=np.uint8).reshape(-1, 4) == 0
+    share = data.mean(axis=0)  # share of NUL bytes at each position modulo 4
+    if share[1:].min() >= 0.6 and share[0] <= 0.05:
+        return "utf-32-le"
+    if share[:3].min() >= 0.6 and share[3] <= 0.05:
+        return "utf-32-be"
+    even, odd = (share[0] + share[2]) / 2, (share[1] + share[3]) / 2
+    if odd >= 0.6 and even <= 0.05:
+        return "utf-16-le"
+    if even >= 0.6 and odd <= 0.05:
+        return "utf-16-be"
+    return None
+
+
+def _check_not_utf16(path: Path, head: bytes, codec: codecs.CodecInfo) -> None:
+    """A one-line error for UTF-16/32 text without a byte-order mark read under an 8-bit or UTF-8 encoding."""
+    if codec.name.startswith(("utf-16", "utf-32")):
+        return
+    named = _utf16_without_mark(head)
+    if named is not None:
+        raise DataLoadError(f"{path} looks like {named.upper()} text without a byte-order mark (a NUL byte between "
+                            f"the characters), not {codec.name}; set data.encoding: {named}")
 
 
 #: byte-order marks that name their encoding whatever data.encoding says (UTF-32 first: its LE mark starts with
@@ -215,6 +283,10 @@ def _named(names: list[str]) -> list[str]:
     return [name or f"unnamed_{i}" for i, name in enumerate(names)]
 
 
+#: how much of a file's start :func:`_utf16_without_mark` looks at
+_SNIFF_BYTES = 4096
+
+
 def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tuple[list[str], set[int]]:
     """The file's physical lines (endings kept; split at \\n, \\r\\n or \\r only) and the 0-based indexes of the
     lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
@@ -231,6 +303,7 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
         data = path.read_bytes()
     except OSError as error:
         raise DataLoadError(f"cannot read input file {path}: {error.strerror or error}") from None
+    _check_not_utf16(path, data[:_SNIFF_BYTES], codec)
     skipped = 0
     if data.startswith(codecs.BOM_UTF8) and not codec.name.startswith(("utf-16", "utf-32")):
         skipped = len(codecs.BOM_UTF8)  # a UTF-8 BOM must never become part of the first column name or token
@@ -306,6 +379,111 @@ class _Span(NamedTuple):
 def _dialect(fmt: str) -> dict:
     # GLUE TSV: no quote processing, quotes are text. CSV: RFC 4180 (quoted fields may hold commas and newlines).
     return {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"delimiter": ","}
+
+
+#: a field exactly as Excel (or R's write.table, pandas with QUOTE_ALL) quotes it: wrapped in ``"``, every ``"``
+#: inside doubled
+_EXCEL_QUOTED = r'^"(?:[^"]|"")*"$'
+
+
+def _unquoted(field: str) -> str:
+    """``field`` without the pair of quotes Excel wraps it in and with each doubled quote inside undoubled (Excel
+    writes the cell ``say "hi"`` as ``"say ""hi""`` followed by a closing quote); else ``field`` as it is."""
+    return field[1:-1].replace('""', '"') if re.fullmatch(_EXCEL_QUOTED, field) else field
+
+
+def _header_names(fields: list[str], dialect: dict) -> list[str]:
+    """Column names from the header's fields: trimmed, unquoted in a TSV file (a header ``"text"<TAB>"label"`` names
+    the columns ``text`` and ``label``, never ``"text"``: TSV is read without quote processing), empty ones named
+    by :func:`_named`. A data line that gives the same names repeats the header (:func:`_repeats_header`)."""
+    names = [field.strip() for field in fields]
+    if dialect.get("quoting") == csv.QUOTE_NONE:
+        names = [_unquoted(name).strip() for name in names]
+    return _named(names)
+
+
+class _Header(NamedTuple):
+    """The header's column names and 1-based line, for telling a data line that repeats it."""
+
+    names: list[str]
+    line: int
+
+
+def _repeat_check(names: list[str], line: int) -> _Header | None:
+    """The header a data line must not repeat; None when none of its names is written (``,,``): a data line of
+    empty fields would "repeat" it."""
+    return _Header(names, line) if _header_probe(names) is not None else None
+
+
+def _header_probe(names: list[str]) -> tuple[int, str] | None:
+    """A column whose header name is written (not an ``unnamed_`` default) and the longest quote-free piece of it:
+    a line repeating the header has that name in that field, trimmed (or, in a TSV file, a quoted field holding the
+    piece): the block reader's cheap filter before the exact comparison."""
+    for j, name in enumerate(names):
+        if name != f"unnamed_{j}":
+            return j, max(name.split('"'), key=len)
+    return None
+
+
+def _repeats_header(fields: list[str], header: _Header | None, dialect: dict) -> bool:
+    """Whether a data record's fields, normalised as the header's are, are the header's names: the header line of
+    another file, where files were joined with their headers (``cat a.csv b.csv``)."""
+    return header is not None and len(fields) == len(header.names) and _header_names(fields, dialect) == header.names
+
+
+def _repeated_header(number: int, line: int, value: str, header: _Header) -> dict:
+    return _malformed(number, line, "repeated_header", value,
+                      f"line {line} repeats the header (line {header.line}), as where files are joined with their "
+                      "headers; it is no record: remove it (join files without their header lines)")
+
+
+#: An Excel cell with a line break in a TSV file: the line's last field opens a quote that it does not close, and a
+#: later line's first field closes it. TSV is read one record per line without quotes, so each line would be read
+#: (or half-read) as a record of its own. RE2 and Python syntax alike (the block reader matches with Arrow).
+_OPENS_CELL = r'(?:^|\t)"(?:[^"\t]|"")*$'
+_CLOSES_CELL = r'^(?:[^"\t]|"")*"(?:\t|$)'
+#: the most lines one such cell is looked for over
+_CELL_LINES = 1000
+
+
+def _quoted_cells(lines: list[str] | _LazyLines, openers: list[int], closers: list[int], expected: int,
+                  last: bool = True) -> tuple[list[tuple[int, int]], int | None]:
+    """The (first, last) line indexes of each cell spanning lines in ``lines`` (sorted ``openers`` and ``closers``:
+    indexes of the lines matching :data:`_OPENS_CELL` and :data:`_CLOSES_CELL`), and the first opener whose closing
+    line may lie past the end of ``lines`` when they are not the ``last`` lines of the file (else None).
+
+    A span counts only when its lines, read with Excel's quoting, are exactly one record of ``expected`` fields:
+    a GLUE sentence that merely starts with a quote (``" the time machine " is a movie .``) is no opener, and one
+    that opens a quote it never closes finds no closer making such a record.
+    """
+    spans: list[tuple[int, int]] = []
+    covered = 0
+    for first in openers:
+        if first < covered:
+            continue
+        at = bisect.bisect_right(closers, first)
+        if at == len(closers):
+            if not last and len(lines) - first <= _CELL_LINES:
+                return spans, first
+            continue
+        end = closers[at]
+        if end - first > _CELL_LINES:
+            continue
+        try:
+            rows = list(csv.reader(lines[first:end + 1], delimiter="\t", strict=True))
+        except csv.Error:
+            continue
+        if len(rows) == 1 and len(rows[0]) == expected:
+            spans.append((first, end))
+            covered = end + 1
+    return spans, None
+
+
+def _cell_detail(first: int, end: int) -> str:
+    """The quarantine detail of each line of a cell spanning 1-based lines ``first``-``end``."""
+    return (f"lines {first}-{end}: a quoted cell seems to span lines (a line break inside a cell, as Excel writes "
+            "it); TSV is read one record per line, without quotes: save the file without line breaks in cells, or "
+            "as CSV (data.format: csv)")
 
 
 def _parse(lines: list[str], lo: int, hi: int, dialect: dict) -> list[_Span]:
@@ -398,17 +576,68 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
     result = _read_delimited_fast(path, fmt, encoding, on_decode_error) if header else None
     if result is None:
         result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error)
+        result = _unwrapped_quotes(path, result) if fmt == "tsv" else result
         return _with_string_columns(result) if compact else result
+    result = _unwrapped_quotes(path, result) if fmt == "tsv" else result
     return result if compact else _with_object_columns(result)
 
 
+def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
+    """A TSV file's columns whose every value is wrapped in double quotes (Excel-style, :data:`_EXCEL_QUOTED`), read
+    without them: R's write.table and pandas with QUOTE_ALL write ``"great film"<TAB>"pos"``, whose labels must be
+    ``pos``, not ``"pos"``.
+
+    Per column, not per value: TSV is read without quote processing because GLUE-style files have quotes as text,
+    and a sentence that is one quotation (``" hello there "``) looks like a quoted cell. A column where only some
+    values are so wrapped (Excel quotes a cell only when it holds a quote, tab or line break) keeps its values as
+    written, with a warning saying how to have them read as quoted cells.
+    """
+    frame = result.frame
+    changed: dict[str, pd.Series] = {}
+    for name in frame.columns:
+        if name in PROVENANCE_COLUMNS:
+            continue
+        series = frame[name]
+        compact = series.dtype != object
+        values = (series.array.__arrow_array__() if compact else
+                  pa.array(series.tolist(), type=pa.large_string()))
+        wrapped = pc.sum(pc.match_substring_regex(values, _EXCEL_QUOTED)).as_py() or 0
+        present = len(values) - values.null_count
+        if not wrapped:
+            continue
+        from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+        if wrapped < present:
+            task_logger().warning(
+                "%s: %d of %d values of column %r are wrapped in double quotes (as Excel writes a cell holding a "
+                "quote, tab or line break); a TSV file is read without quote processing, so they keep the quotes: "
+                "save the file as CSV (data.format: csv) to have them read as quoted cells", path, wrapped, present,
+                name)
+            continue
+        task_logger().info("%s: every value of column %r is wrapped in double quotes; reading them without those "
+                           "quotes (as Excel or R wrote them)", path, name)
+        inner = pc.replace_substring(pc.utf8_slice_codeunits(values, 1, -1), '""', '"')
+        inner = pc.if_else(pc.equal(inner, ""), pa.scalar(None, type=inner.type), inner)
+        if compact:
+            chunked = inner if isinstance(inner, pa.ChunkedArray) else pa.chunked_array([inner])
+            changed[name] = _string_series(chunked)
+        else:
+            changed[name] = pd.Series(inner.to_pylist(), dtype=object)
+    if not changed:
+        return result
+    data = {name: changed.get(name, frame[name]) for name in frame.columns}
+    return ReadResult(frame=pd.DataFrame(data), malformed=result.malformed, records_seen=result.records_seen)
+
+
 def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hint: str, dialect: dict,
-                   bad_lines: set[int], encoding: str, number_offset: int = 0, line_offset: int = 0) -> tuple:
+                   bad_lines: set[int], encoding: str, number_offset: int = 0, line_offset: int = 0,
+                   header: _Header | None = None, cells: dict[int, str] | None = None) -> tuple:
     """Judge each record span the careful way: (rows, record numbers, 1-based lines, malformed, continuation).
 
     ``lines`` are the physical lines the spans index; numbers and lines are shifted by ``number_offset`` and
     ``line_offset`` (the records and lines before ``lines[0]`` in the file). The stack keeps the file's order:
-    re-read lines are pushed on top, so record numbers follow the file.
+    re-read lines are pushed on top, so record numbers follow the file. A record that repeats ``header`` is
+    malformed, and so is each line in ``cells`` (index → detail: a TSV cell spanning lines, :func:`_quoted_cells`).
     """
     rows: list[list[str]] = []
     row_numbers: list[int] = []
@@ -421,6 +650,9 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
         number = number_offset + len(rows) + len(malformed) + 1
         line, multi_line = line_offset + span.start + 1, span.end > span.start
         raw = "".join(lines[span.start:span.end + 1])
+        if cells and span.start in cells:
+            malformed.append(_malformed(number, line, "quoted_cell_spans_lines", raw, cells[span.start]))
+            continue
         if span.error is not None or (multi_line and _swallowed_lines(lines, span, expected, dialect)):
             last = line_offset + span.end + 1
             if span.error is not None:
@@ -444,6 +676,8 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
         elif len(span.fields) != expected:
             malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
                                         f"{len(span.fields)} fields, {count_hint}"))
+        elif _repeats_header(span.fields, header, dialect):
+            malformed.append(_repeated_header(number, line, raw, header))
         else:
             rows.append(span.fields)
             row_numbers.append(number)
@@ -468,13 +702,14 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
         if any(i in bad_lines for i in range(head.start, head.end + 1)):
             raise DataLoadError(f"{path}: the header (line {head.start + 1}) is not valid {encoding}; set "
                                 "data.encoding to the file's encoding (e.g. latin-1)")
-        names = _named([name.strip() for name in head.fields or []])
+        names = _header_names(head.fields or [], dialect)
         _check_names(path, names, f"the header (line {head.start + 1})")
         if not body:
             raise DataLoadError(f"input file {path} has a header (line {head.start + 1}) but no data records; "
                                 "give a file with records, or set data.header: false if that line is data")
         expected, first_data_line = len(names), head.end + 1
         count_hint = f"header has {expected}"
+        repeated = _repeat_check(names, head.start + 1)
     else:
         body = spans
         counts = Counter(len(span.fields) for span in spans if span.fields is not None)
@@ -482,9 +717,18 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
         names = [str(i) for i in range(expected)]
         first_data_line = min(skip_lines, len(lines))
         count_hint = f"most records have {expected}"
+        repeated = None
+    cells: dict[int, str] = {}
+    if dialect.get("quoting") == csv.QUOTE_NONE:  # TSV: a cell with a line break (Excel's quoting)
+        quoted = range(first_data_line, len(lines))
+        openers = [i for i in quoted if '"' in lines[i] and re.search(_OPENS_CELL, lines[i].rstrip("\r\n"))]
+        closers = [i for i in quoted if '"' in lines[i] and re.search(_CLOSES_CELL, lines[i].rstrip("\r\n"))]
+        for first, end in _quoted_cells(lines, openers, closers, expected)[0]:
+            detail = _cell_detail(first + 1, end + 1)
+            cells.update((i, detail) for i in range(first, end + 1) if lines[i].strip())
 
     rows, row_numbers, row_lines, malformed, continuation = _process_spans(
-        lines, body, expected, count_hint, dialect, bad_lines, encoding)
+        lines, body, expected, count_hint, dialect, bad_lines, encoding, header=repeated, cells=cells)
     values = list(zip(*rows)) if rows else [() for _ in names]
     columns = {name: [v if v != "" else None for v in column] for name, column in zip(names, values)}
     frame = _object_frame(columns, row_numbers, row_lines)
@@ -590,6 +834,20 @@ def _first_span(lines: list[str], start: int, dialect: dict) -> _Span:
     return _Span(start, start + max(reader.line_num, 1) - 1, fields, error)
 
 
+class _LazyLines:
+    """An Arrow array of lines sliced as a list of Python strings (only the few slices looked at are converted)."""
+
+    def __init__(self, lines: pa.LargeStringArray) -> None:
+        self._lines = lines
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, index: slice) -> list[str]:
+        start, stop, _ = index.indices(len(self._lines))
+        return self._lines.slice(start, max(stop - start, 0)).to_pylist()
+
+
 @dataclass
 class _Block:
     """What one block of lines held: good rows (columns, numbers, lines), malformed records, counts."""
@@ -603,7 +861,8 @@ class _Block:
 
 
 def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_hint: str, fmt: str,
-                dialect: dict, number_offset: int, line_offset: int, encoding: str) -> tuple[_Block, int]:
+                dialect: dict, number_offset: int, line_offset: int, encoding: str,
+                header: _Header | None = None) -> tuple[_Block, int]:
     """Read the records of one block of physical lines; the block and how many lines it used (fewer than all when
     its last record runs on into the next block, which then starts with the unused lines).
 
@@ -611,7 +870,9 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
     line) are split at the delimiter by Arrow; lines with quotes are read by the csv module, one line each where
     the line is one whole record; a record of several lines (a quoted newline, an unclosed quote) or a csv error
     is judged by :func:`_process_spans`, the careful reader's own code, on exactly the lines the csv module gives
-    it. Each such record starts where the previous one ended, so this is the careful reader's result.
+    it. Each such record starts where the previous one ended, so this is the careful reader's result. So are the
+    TSV cells spanning lines (:func:`_quoted_cells` on the lines Arrow finds opening or closing one) and the records
+    repeating ``header`` (an exact comparison of the lines holding the header's name in its field).
     """
     n = len(lines)
     content = pc.utf8_rtrim(lines, characters="\r\n")
@@ -652,10 +913,28 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
                 if fields is not None:
                     special_fields[i] = fields
 
+    # TSV cells spanning lines: every line of one is malformed; one that may close in the next block waits for it.
+    used = n
+    in_cell = np.zeros(n, dtype=bool)
+    cell_details: dict[int, str] = {}
+    quoted = np.flatnonzero(pc.match_substring(content, '"').to_numpy(zero_copy_only=False)) if fmt == "tsv" else []
+    if len(quoted):
+        quoted_content = content.take(pa.array(quoted))
+        openers = quoted[pc.match_substring_regex(quoted_content, _OPENS_CELL).to_numpy(zero_copy_only=False)]
+        if len(openers):
+            closers = quoted[pc.match_substring_regex(quoted_content, _CLOSES_CELL).to_numpy(zero_copy_only=False)]
+            spans_, deferred = _quoted_cells(_LazyLines(lines), openers.tolist(), closers.tolist(), expected, last)
+            if deferred is not None:
+                used = deferred
+            for first, end in spans_:
+                in_cell[first:end + 1] = True
+                detail = _cell_detail(line_offset + first + 1, line_offset + end + 1)
+                cell_details.update((i, detail) for i in range(first, end + 1))
+        in_cell &= ~blank
+
     # Records of several lines, or csv errors: the careful reader's judgement of exactly those lines.
     islands: list[tuple[int, int, tuple]] = []  # (first line, last line, _process_spans result)
-    used = n
-    starts = [i for i in special_index.tolist() if i not in special_fields]
+    starts = [i for i in special_index.tolist() if i not in special_fields and i < used and not in_cell[i]]
     if starts:
         py_lines = lines.to_pylist() + ([] if last else [_SENTINEL])
         covered = 0
@@ -667,7 +946,8 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
                 used = start
                 break
             islands.append((start, span.end, _process_spans(py_lines, [span], expected, count_hint, dialect,
-                                                            set(), encoding, line_offset=line_offset)))
+                                                            set(), encoding, line_offset=line_offset,
+                                                            header=header)))
             covered = span.end + 1
     for i, fields in special_fields.items():
         counts[i] = len(fields)
@@ -677,8 +957,26 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
         in_island[first:end + 1] = True
     in_range = np.arange(n) < used
     record = ~blank & ~in_island & in_range
-    good = record & (counts == expected)
-    bad = record & (counts != expected)
+    cell = record & in_cell
+    good = record & ~cell & (counts == expected)
+    bad = record & ~cell & (counts != expected)
+    repeated = np.zeros(n, dtype=bool)
+    if header is not None and good.any():
+        column, piece = _header_probe(header.names)
+        candidates = np.flatnonzero(good)
+        simple = candidates[~special[candidates]]
+        if len(simple):  # the field trimmed as str.strip() trims is the name (or, in a TSV file, may unquote to it)
+            field_ = pc.utf8_trim(pc.list_element(split.take(pa.array(simple)), column), characters=_WHITESPACE)
+            named = pc.equal(field_, header.names[column])
+            if fmt == "tsv":
+                wrapped = pc.and_(pc.starts_with(field_, '"'), pc.ends_with(field_, '"'))
+                named = pc.or_(named, pc.and_(wrapped, pc.match_substring(field_, piece)))
+            simple = simple[named.to_numpy(zero_copy_only=False)]
+        for i, fields_ in zip(simple.tolist(), split.take(pa.array(simple, type=pa.int64())).to_pylist()):
+            repeated[i] = _repeats_header(fields_, header, dialect)
+        for i in candidates[special[candidates]].tolist():
+            repeated[i] = _repeats_header(special_fields[i], header, dialect)
+        good &= ~repeated
 
     # Record numbers in file order: single-line records one each, an island its own count at its first line.
     record_index = np.flatnonzero(record)
@@ -722,6 +1020,13 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
     for i, text in zip(bad_index.tolist(), lines.take(bad_index).to_pylist()):
         malformed.append(_malformed(int(number_of[i]), line_offset + i + 1, "record_has_wrong_field_count", text,
                                     f"{int(counts[i])} fields, {count_hint}"))
+    repeated_index = np.flatnonzero(repeated)
+    for i, text in zip(repeated_index.tolist(), lines.take(repeated_index).to_pylist()):
+        malformed.append(_repeated_header(int(number_of[i]), line_offset + i + 1, text, header))
+    cell_index = np.flatnonzero(cell)
+    for i, text in zip(cell_index.tolist(), lines.take(cell_index).to_pylist()):
+        malformed.append(_malformed(int(number_of[i]), line_offset + i + 1, "quoted_cell_spans_lines", text,
+                                    cell_details[i]))
     continuation = 0
     for base, (first, end, result) in zip(island_base, islands):
         continuation += result[4]
@@ -734,8 +1039,9 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
     return block, used
 
 
-def _fast_header(lines: pa.LargeStringArray, dialect: dict, path: Path) -> tuple[list[str], int] | None:
-    """The column names and the first line after the header, when the header is a plain, usable one."""
+def _fast_header(lines: pa.LargeStringArray, dialect: dict, path: Path) -> tuple[list[str], int, int] | None:
+    """The column names, the first line after the header and the header's 1-based line, when the header is a plain,
+    usable one."""
     head_lines = lines.slice(0, min(len(lines), 256)).to_pylist()
     spans = _parse(head_lines + [_SENTINEL], 0, len(head_lines) + 1, dialect)
     head = spans[0] if spans else None
@@ -743,12 +1049,12 @@ def _fast_header(lines: pa.LargeStringArray, dialect: dict, path: Path) -> tuple
         return None
     if head.end > head.start and _swallowed_lines(head_lines, head, 0, dialect):
         return None
-    names = _named([name.strip() for name in head.fields or []])
+    names = _header_names(head.fields or [], dialect)
     try:
         _check_names(path, names, "the header")
     except DataLoadError:
         return None
-    return names, head.end + 1
+    return names, head.end + 1, head.start + 1
 
 
 def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: DecodePolicy) -> ReadResult | None:
@@ -764,13 +1070,16 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
     try:
         _check_file(path)
         codec = codecs.lookup(encoding)
-    except (DataLoadError, LookupError):
+        with path.open("rb") as handle:
+            _check_not_utf16(path, handle.read(_SNIFF_BYTES), codec)
+    except (DataLoadError, LookupError, OSError):
         return None
     if codec.name not in _FAST_CODECS:
         return None
     dialect = _dialect(fmt)
     _raise_csv_field_limit()
     names: list[str] | None = None
+    repeated: _Header | None = None
     count_hint = ""
     blocks: list[_Block] = []
     carry = b""
@@ -800,12 +1109,13 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                     header = _fast_header(lines, dialect, path)
                     if header is None:
                         return None
-                    names, start = header
+                    names, start, header_line = header
                     count_hint = f"header has {len(names)}"
+                    repeated = _repeat_check(names, header_line)
                 block, used = _read_block(lines.slice(start) if start else lines, last=following is None,
                                           expected=len(names), count_hint=count_hint, fmt=fmt, dialect=dialect,
                                           number_offset=number_offset, line_offset=line_offset + start,
-                                          encoding=encoding)
+                                          encoding=encoding, header=repeated)
                 blocks.append(block)
                 number_offset += block.records
                 records_seen += block.records_seen
@@ -838,6 +1148,7 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
 def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> ReadResult:
     """One JSON object per line. ``source_row`` is the line number (as the load task has always reported it)."""
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
+    _check_not_json_array(path, lines)
     records: list[tuple[int, dict]] = []
     malformed: list[dict] = []
     seen = 0
@@ -865,6 +1176,30 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
     columns = {name: [obj.get(name) for _, obj in records] for name in names}
     numbers_ = [number for number, _ in records]
     return ReadResult(frame=_object_frame(columns, numbers_, numbers_), malformed=malformed, records_seen=seen)
+
+
+def _check_not_json_array(path: Path, lines: list[str]) -> None:
+    """A one-line error for a file holding one JSON array (``[{...}, {...}]``, what ``json.dump`` of a list writes)
+    instead of JSON Lines: read line by line it is nothing but malformed lines and no columns at all.
+
+    It is one when its first non-blank line starts with ``[`` and either the whole text is a JSON array or that line
+    alone is no JSON (``[`` of an indented array); a JSONL file whose first record is a list parses line by line.
+    """
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if not first.startswith("["):
+        return
+    try:
+        whole = json.loads("".join(lines))
+    except (ValueError, RecursionError):
+        whole = None
+    if not isinstance(whole, list):
+        try:
+            json.loads(first)
+            return
+        except (ValueError, RecursionError):
+            pass
+    raise DataLoadError(f"{path} holds one JSON array ([{{...}}, {{...}}]), not JSON Lines: write one JSON object per "
+                        f"line (e.g. jq -c '.[]' {path} > {Path(path).stem}.jsonl) and point data at that file")
 
 
 def _read_parquet(path: Path) -> ReadResult:

@@ -97,7 +97,8 @@ def log_metrics(run: RunContext, metrics: dict[str, float], step: int = 0) -> No
     import time
 
     now = int(time.time() * 1000)
-    batch = [Metric(key, float(value), now, step) for key, value in metrics.items()
+    keys = safe_metric_keys(list(metrics))  # a last guard: callers that name metrics after labels map them first
+    batch = [Metric(keys[key], float(value), now, step) for key, value in metrics.items()
              if value is not None and math.isfinite(float(value))]
     if batch:
         client_for(run).log_batch(run.run_id, metrics=batch)
@@ -129,13 +130,46 @@ def active_run(run: RunContext) -> Iterator[None]:
     client_for(run).update_run(run.run_id, status="RUNNING")
 
 
-_METRIC_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+#: what MLflow accepts in a key is letters, digits, ``_ - . /`` and spaces; ``/`` is replaced too, since MLflow also
+#: rejects keys that path normalisation would change (``a//b``, ``a/``, ``./a``)
+_METRIC_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. ]")
+#: MLflow's limit on a metric key's length
+MAX_METRIC_KEY = 250
 
 
-def metric_key(key: str) -> str:
-    """``key`` as MLflow accepts it (letters, digits, ``_ - . / `` and spaces): a label called ``C++`` or ``why?``
-    must not crash a run after training. Unsafe characters become ``_``; callers record the mapping."""
-    return _METRIC_KEY_UNSAFE.sub("_", key)
+def metric_key(key: str, room: int = MAX_METRIC_KEY) -> str:
+    """``key`` as MLflow accepts it, at most ``room`` characters: a label called ``C++``, ``why?``, ``http://x`` or
+    300 characters long must not crash a run after training. Unsafe characters become ``_``; a key cut to fit ends
+    in a hash of the original, so two long labels with a common start stay apart. Callers record the mapping."""
+    safe = _METRIC_KEY_UNSAFE.sub("_", key)
+    return safe if len(safe) <= room else _with_hash(safe, key, room)
+
+
+def _with_hash(safe: str, original: str, room: int) -> str:
+    """``safe`` with 8 hex digits of the original's SHA-1 before its last ``.suffix`` (``label.f1`` keeps ``.f1``),
+    cut so the whole fits in ``room``."""
+    import hashlib
+
+    digest = hashlib.sha1(original.encode("utf-8")).hexdigest()[:8]
+    stem, dot, suffix = safe.rpartition(".")
+    if not dot or len(suffix) > 40:
+        stem, suffix = safe, ""
+    tail = f"-{digest}" + (f".{suffix}" if suffix else "")
+    return stem[:max(room - len(tail), 1)] + tail
+
+
+def safe_metric_keys(names: list[str], prefix: str = "") -> dict[str, str]:
+    """Each name's MLflow key (without ``prefix``, which must fit too), distinct for distinct names: two labels that
+    sanitise alike (``C++ why?`` and ``C+? why+``) would otherwise overwrite one another's metrics."""
+    room = MAX_METRIC_KEY - len(prefix)
+    keys: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for name in names:
+        key = metric_key(name, room)
+        if taken.get(key, name) != name:
+            key = _with_hash(_METRIC_KEY_UNSAFE.sub("_", name), name, room)
+        keys[name], taken[key] = key, name
+    return keys
 
 
 def version_tags(config: TunelineConfig, lineage: dict[str, Any], test_metrics: dict[str, float],

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tuneline.errors import UserError
 from tuneline.config import DataConfig, TunelineConfig
@@ -41,6 +41,41 @@ class ClassificationData(DataConfig):
         True, description="Labels that differ only in case, Unicode form or the separators -, _ and space are one "
                           "class, written as in data.labels or as most often in train (logged); false keeps every "
                           "spelling a class of its own.")
+
+    def column_keys(self) -> dict[str, str]:
+        """The configured input columns by key (each must be a different column); kinds with more text columns add
+        theirs."""
+        return {"text_column": self.text_column, "label_column": self.label_column}
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> "ClassificationData":
+        """Two keys naming one column would feed the model its own label (or one text twice) and train a model that
+        looks perfect and has learned nothing: a config error naming both keys, not a run."""
+        problem = same_column(self.column_keys())
+        if problem is not None:
+            key, other, column = problem
+            raise ValueError(f"{key}: names the same column as data.{other} ({column!r}); "
+                             f"{_why_distinct(key, other)}: set data.{key} to another column")
+        return self
+
+
+def same_column(columns: dict[str, str]) -> tuple[str, str, str] | None:
+    """The first (key, earlier key, column) where two configured keys name one column; None when all differ. The
+    label key is never the one blamed: it is the column users get right, the text keys the ones copied from another
+    config."""
+    seen: dict[str, str] = {}
+    ordered = sorted(columns.items(), key=lambda item: item[0] != "label_column")  # the label first: never blamed
+    for key, column in ordered:
+        if column in seen:
+            return key, seen[column], column
+        seen[column] = key
+    return None
+
+
+def _why_distinct(key: str, other: str) -> str:
+    if "label_column" in (key, other):
+        return "the model would be given the label as its input"
+    return "the model would be given one text twice"
 
 
 class ClassificationConfig(TunelineConfig):
@@ -118,6 +153,32 @@ def normalized_labels(values: pd.Series, source_rows: pd.Series,
         labels.append(label)
         keep.append(rule is None)
     return pd.Series(labels, index=values.index, dtype=object), pd.Series(keep, index=values.index)
+
+
+def label_set_text(labels: list[str], shown: int = 20) -> str:
+    """The label set for a message: the whole list, or its first ``shown`` labels and how many there are."""
+    if len(labels) <= shown:
+        return str(list(labels))
+    return "[" + ", ".join(map(repr, labels[:shown])) + f", ...] ({len(labels)} labels)"
+
+
+#: Where a quarantined record came from: (split, source_file, source_row).
+RecordKey = tuple[str, str, int]
+
+
+def values_at_rows(rows: pd.DataFrame, frames: dict[str, pd.DataFrame], column: str) -> dict[RecordKey, Any]:
+    """``column``'s value of each quarantine row (split, source_file, source_row) in the frames it came from. Only
+    the frames' rows with a wanted row number are looked at, so a few bad rows in ten million cost one ``isin``."""
+    found: dict[RecordKey, Any] = {}
+    for split, group in rows.groupby("split", sort=False):
+        frame = frames.get(split)
+        if frame is None or column not in frame.columns:
+            continue
+        hit = frame["source_row"].isin(set(int(r) for r in group["source_row"])).to_numpy()
+        part = frame.loc[hit, ["source_file", "source_row", column]]
+        for file, row, value in zip(part["source_file"].astype(str), part["source_row"], part[column]):
+            found[(str(split), file, int(row))] = value
+    return found
 
 
 def frequent_labels(values: list[Any], minimum: int) -> list[str]:
@@ -202,6 +263,11 @@ class ClassificationKind(TaskKind):
         wanted = matched_columns(raw, {**{f"data.{k}": v for k, v in text_columns.items()},
                                        "data.label_column": data.label_column})
         columns_or_error(raw, path, wanted)
+        clash = same_column({key.removeprefix("data."): column for key, column in wanted.items()})
+        if clash is not None:  # distinct names in the config that match one header (``Label`` and ``label ``)
+            key, other, column = clash
+            raise DataLoadError(f"{path}: data.{key} and data.{other} both read the column {column!r}; "
+                                f"{_why_distinct(key, other)}: set data.{key} to another column")
         text_columns = {k: wanted[f"data.{k}"] for k in text_columns}
         label_column = wanted["data.label_column"]
 
@@ -242,6 +308,32 @@ class ClassificationKind(TaskKind):
         from tuneline.schemas.classification import classification_schema
 
         return classification_schema(labels, train_keys)
+
+    def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
+                          labels: list[str]) -> pd.DataFrame:
+        """``value`` shows the text of every rejected row, so a label rule says in ``detail`` which label broke it:
+        ``label_in_label_set`` names the label and the label set (a stray ``Positive!`` must be visible without
+        opening the file), a missing value names its column."""
+        if quarantine.empty:
+            return quarantine
+        rules, columns = quarantine["rule"].to_numpy(), quarantine["column"].to_numpy()
+        unknown = rules == "label_in_label_set"
+        missing = rules == "not_nullable"
+        if not (unknown.any() or missing.any()):
+            return quarantine
+        found = values_at_rows(quarantine[unknown], frames, self.target_column) if unknown.any() else {}
+        shown = label_set_text(labels)
+        details = quarantine["detail"].to_numpy(dtype=object, copy=True)
+        keys = zip(quarantine["split"], quarantine["source_file"].astype(str), quarantine["source_row"])
+        for i, (split, file, row) in enumerate(keys):
+            if not unknown[i]:
+                continue
+            value = found.get((str(split), file, int(row)))
+            details[i] = (f"label {value!r:.200} is not in the label set {shown}: fix the row, or add the label to "
+                          "data.labels if it is a class")
+        for i in np.flatnonzero(missing):
+            details[i] = f"the {columns[i]} is missing (an empty cell, or null)"
+        return quarantine.assign(detail=details)
 
     # --- model ------------------------------------------------------------------------------------------------
     def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):

@@ -4,8 +4,10 @@
 Without it every spelling became its own class: a model trained to tell ``Positive`` from ``positive``, or the rarer
 spelling quarantined as an unknown label in a later batch. Two labels are the same class when they differ only in
 case, Unicode compatibility form (a no-break space, full-width letters) or the separators ``-``, ``_`` and spaces
-between two words (``-1`` and ``1`` stay two labels), and a whole number written with a zero fraction (``1.0`` is
-``1``: what a spreadsheet or a pandas column that once held a missing value writes).
+between two words (``-1`` and ``1`` stay two labels), and a whole number however it is written (``1.0``, ``01``, ``+1``
+and ``+01.00`` are ``1``, ``-0`` is ``0``: what a spreadsheet, a pandas column that once held a missing value or a
+hand-typed file writes; :func:`tuneline.readers.normalize_label` already folds those written with a fraction,
+``1.0``). A zero-padded code written one way only (``007``) keeps its spelling: folding happens between spellings.
 The spelling kept is the configured one (``data.labels``), else the one written most often in the training data.
 ``data.merge_label_spellings: false`` keeps every spelling apart.
 """
@@ -20,19 +22,18 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from tuneline.readers import canonical_integer
+
 #: separators BETWEEN two word characters: ``very_good`` is ``very good``, but ``-1`` stays apart from ``1``
 _SEPARATORS = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")
 
 
-#: a whole number with a zero fraction (``1.0``, ``-2.00``): the same label as the number without it
-_ZERO_FRACTION = re.compile(r"^([+-]?\d+)\.0+$")
-
-
 def spelling_key(label: str) -> str:
     """What two spellings of one label have in common: ``"Very_Good "`` and ``"very good"`` → ``"very good"``;
-    ``"1.0"`` and ``"1"`` → ``"1"``."""
-    key = unicodedata.normalize("NFKC", label).casefold().strip()
-    return _ZERO_FRACTION.sub(r"\1", _SEPARATORS.sub(" ", key))
+    ``"1.0"``, ``"01"``, ``"+1"`` and ``"1"`` → ``"1"`` (a whole number is its canonical integer, as the readers
+    make it)."""
+    key = _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", label).casefold().strip())
+    return canonical_integer(key) or key
 
 
 def _counts(values: pd.Series) -> Counter:

@@ -10,7 +10,12 @@ only what the second text touches:
   ``tokenize.truncation``;
 * the metrics add ``f1_positive`` (GLUE reports MRPC and QQP as the F1 of the positive class plus accuracy): it is
   the F1 of ``labels[1]``, and :meth:`PairClassificationKind.label_set` puts the positive label there, because
-  :meth:`~tuneline.kinds.base.TaskKind.score` is given the label list, not the config;
+  :meth:`~tuneline.kinds.base.TaskKind.score` is given the label list, not the config. The positive label is
+  ``data.positive_label``, else one the names leave no doubt about (``1`` of ``0``/``1``, ``yes`` of ``yes``/``no``,
+  ``duplicate`` of ``not_duplicate``/``duplicate``: :func:`default_positive`); it is never guessed from the sorted
+  order, since ``labels[1]`` of ``duplicate``/``not_duplicate`` is the negative class. When the gate's metric is
+  ``f1_positive`` and the names leave it open (two other names, or three or more labels as in NLI), the run stops
+  asking for ``data.positive_label`` or another ``gate.primary_metric``;
 * the zero-shot baseline is the cosine similarity of the two texts' base-model embeddings, thresholded at the cut
   that is best on the training split for the gate's metric (two labels only).
 """
@@ -18,6 +23,8 @@ only what the second text touches:
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,7 +32,7 @@ from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, PrivateAttr, model_validator
 
 from tuneline.config import TokenizeConfig, TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords
@@ -54,7 +61,17 @@ class PairData(ClassificationData):
                            "and query-document relevance.")
     positive_label: str | None = Field(
         None, description="The class whose F1 is reported as f1_positive (and that the zero-shot baseline predicts "
-                          "above its threshold); default: '1' if in the label set, else the second label.")
+                          "above its threshold). Default, for two labels only: the positive one of 0/1, false/true, "
+                          "no/yes, negative/positive, or the label the other negates (duplicate of not_duplicate, "
+                          "match of no_match); otherwise it must be set while gate.primary_metric is f1_positive.")
+
+    #: The gate's metric, set by :class:`PairClassificationConfig` (the label policy needs a positive class only when
+    #: the gate uses ``f1_positive``); a PairData made on its own assumes the kind's default.
+    _gate_metric: str = PrivateAttr("f1_positive")
+
+    def column_keys(self) -> dict[str, str]:
+        return {"text_column": self.text_column, "text_pair_column": self.text_pair_column,
+                "label_column": self.label_column}
 
 
 class PairTokenizeConfig(TokenizeConfig):
@@ -71,7 +88,8 @@ class PairClassificationConfig(TunelineConfig):
     The default gate metric is ``f1_positive``: the usual pair corpora are skewed towards one class (MRPC is 68%
     paraphrases, QQP 63% non-duplicates), so accuracy rewards predicting the majority (0.68 on MRPC for free) and
     GLUE reports MRPC and QQP as the F1 of the positive class for that reason. For balanced or multi-class pair tasks
-    (NLI) set ``gate.primary_metric: macro_f1`` or ``accuracy``. The primary metric also picks the best checkpoint,
+    (NLI) set ``gate.primary_metric: macro_f1`` or ``accuracy``: a label set with no positive class (see
+    :func:`default_positive`) and no ``data.positive_label`` stops a run whose gate is ``f1_positive``. The primary metric also picks the best checkpoint,
     and an all-positive model already has a high positive F1 (0.81 on MRPC dev): compare a run with the majority
     baseline in its report, and prefer ``macro_f1`` when training is short enough to end near that degenerate model.
     """
@@ -82,6 +100,13 @@ class PairClassificationConfig(TunelineConfig):
     task: Literal["pair_classification"] = "pair_classification"
     data: PairData
     tokenize: PairTokenizeConfig = Field(default_factory=PairTokenizeConfig)
+
+    @model_validator(mode="after")
+    def _tell_data_the_gate_metric(self) -> "PairClassificationConfig":
+        """The label policy (:meth:`PairClassificationKind.label_set`) is given ``data`` only, and must know whether
+        the gate needs a positive class."""
+        self.data._gate_metric = self.primary_metric
+        return self
 
 
 def _clean(text: object) -> str | None:
@@ -106,15 +131,66 @@ def pair_keys(texts: pd.Series, pairs: pd.Series, symmetric: bool) -> pd.Series:
     return pd.Series([pair_key(a, b, symmetric) for a, b in zip(texts, pairs)], index=texts.index, dtype=object)
 
 
-def resolve_positive(labels: list[str], configured: str | None) -> str:
-    """The positive label: the configured one (which must be in the label set), else "1" if present, else the
-    second label."""
+#: Two-label sets whose positive class the names say: (positive, negative), compared as :func:`_name_key` writes them.
+POSITIVE_NEGATIVE = (("1", "0"), ("1", "-1"), ("true", "false"), ("yes", "no"), ("y", "n"), ("t", "f"),
+                     ("positive", "negative"), ("pos", "neg"))
+#: Words that negate the label after them with a separator: ``not_duplicate``, ``no-match``, ``non entailment``.
+SEPARATED_NEGATIONS = ("not", "non", "no")
+#: Prefixes that negate the label they are glued to: ``notduplicate``, ``nonduplicate``, ``unrelated``, ``irrelevant``,
+#: ``dissimilar``, to a label of three characters or more (``none`` is not the negation of ``e``, nor is ``no`` a
+#: glued prefix).
+GLUED_NEGATIONS = ("not", "non", "un", "in", "im", "ir", "il", "dis")
+
+
+def _name_key(label: str) -> str:
+    """A label name as the rules compare it: Unicode-normalised, case-folded, stripped, and any run of ``-``, ``_``
+    or spaces between two characters written ``_`` (``Not-Duplicate`` → ``not_duplicate``; ``-1`` stays ``-1``)."""
+    key = unicodedata.normalize("NFKC", label).casefold().strip()
+    return re.sub(r"(?<=\w)[\s_-]+(?=\w)", "_", key)
+
+
+def negates(label: str, other: str) -> bool:
+    """Whether ``label`` is ``other`` with a negation in front (``not_duplicate`` of ``duplicate``, never the other
+    way round)."""
+    a, b = _name_key(label), _name_key(other)
+    return bool(b) and (any(a == f"{word}_{b}" for word in SEPARATED_NEGATIONS)
+                        or (len(b) >= 3 and any(a == prefix + b for prefix in GLUED_NEGATIONS)))
+
+
+def default_positive(labels: list[str]) -> tuple[str | None, str]:
+    """The positive class when the names leave no doubt, and why; (None, why not) otherwise.
+
+    Only a two-label set has one: the positive member of a pair like 0/1 or no/yes, or the label the other one
+    negates (``duplicate`` of ``duplicate``/``not_duplicate``, although it sorts first). Two other names, or three
+    or more labels (NLI's entailment/neutral/contradiction), have no positive class to guess.
+    """
+    if len(labels) != 2:
+        return None, f"{len(labels)} labels have no single positive class"
+    keys = {_name_key(label): label for label in labels}
+    for positive, negative in POSITIVE_NEGATIVE:
+        if set(keys) == {positive, negative}:
+            return keys[positive], f"the positive one of {labels[0]!r}/{labels[1]!r}"
+    first, second = labels
+    for label, other in ((first, second), (second, first)):
+        if negates(label, other):
+            return other, f"{label!r} negates it"
+    return None, "the names do not say which one is positive"
+
+
+def positive_class(labels: list[str], configured: str | None) -> tuple[str | None, str]:
+    """The positive label and why it is that one: the configured one (which must be in the label set), else
+    :func:`default_positive`."""
     if configured is not None:
         if configured not in labels:
             raise LabelSetError(f"data.positive_label={configured!r} is not in the label set {labels}; set it to one "
                                 "of those labels")
-        return configured
-    return "1" if "1" in labels else labels[1]
+        return configured, "data.positive_label"
+    return default_positive(labels)
+
+
+def resolve_positive(labels: list[str], configured: str | None) -> str | None:
+    """The positive label (see :func:`positive_class`), None when there is none to take."""
+    return positive_class(labels, configured)[0]
 
 
 def binary_scores(positive: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -204,9 +280,25 @@ class PairClassificationKind(ClassificationKind):
         return ReadRecords(frame=frame[PAIR_COLUMNS], malformed=malformed, records_seen=seen)
 
     def label_set(self, frames: dict[str, pd.DataFrame], data: PairData) -> list[str]:
-        """Classification's label set, with the positive label moved to index 1 (where :meth:`score` finds it)."""
+        """Classification's label set, with the positive label moved to index 1 (where :meth:`score` finds it); the
+        choice is logged. Without a positive class the order stays sorted, and a gate on ``f1_positive`` is refused
+        (it would be some class's F1, chosen by the alphabet)."""
+        from tuneline.common import task_logger
+
         labels = super().label_set(frames, data)
-        positive = resolve_positive(labels, data.positive_label)
+        positive, why = positive_class(labels, data.positive_label)
+        metric = data._gate_metric
+        if positive is None:
+            if metric == "f1_positive":
+                raise LabelSetError(
+                    f"gate.primary_metric is f1_positive, but the pair labels {labels} have no positive class "
+                    f"({why}): set data.positive_label to one of them, or gate.primary_metric to macro_f1 or accuracy")
+            task_logger().info("pair labels %s: no positive class (%s); f1_positive is reported as the F1 of %r, "
+                               "for information only (the gate uses %s; data.positive_label chooses the class)",
+                               labels, why, labels[1], metric)
+            return labels
+        task_logger().info("positive class %r (%s): f1_positive is its F1%s", positive, why,
+                           "" if why == "data.positive_label" else "; set data.positive_label to choose another")
         rest = [label for label in labels if label != positive]
         return [rest[0], positive, *rest[1:]]
 
@@ -218,14 +310,24 @@ class PairClassificationKind(ClassificationKind):
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
                           labels: list[str]) -> pd.DataFrame:
         """The quarantine's ``value`` shows the first text; ``detail`` shows the second, so a rejected pair can be
-        recognised without opening the input file."""
+        recognised without opening the input file, after what the label rules say (classification's details)."""
         if quarantine.empty:
             return quarantine
+        quarantine = super().describe_failures(quarantine, frames, labels)
         lookup = {(role, f, int(r)): p for role, frame in frames.items()
                   for f, r, p in zip(frame["source_file"], frame["source_row"], frame["text_pair"])}
-        details = [f"text_pair: {str(lookup[(s, f, int(r))])[:300]}" if (s, f, int(r)) in lookup else d
-                   for s, f, r, d in zip(quarantine["split"], quarantine["source_file"], quarantine["source_row"],
-                                         quarantine["detail"])]
+
+        def detail(key: tuple[str, str, int], current: object) -> object:
+            if key not in lookup:
+                return current
+            pair, said = lookup[key], isinstance(current, str) and bool(current)
+            if pair is None:  # a missing second text: classification's detail already says so when it is the rule
+                return current if said else "text_pair: (missing)"
+            shown = f"text_pair: {str(pair)[:300]}"
+            return f"{current}; {shown}" if said else shown
+
+        details = [detail((s, f, int(r)), d) for s, f, r, d in zip(
+            quarantine["split"], quarantine["source_file"], quarantine["source_row"], quarantine["detail"])]
         return quarantine.assign(detail=details)
 
     # --- model ------------------------------------------------------------------------------------------------
@@ -272,7 +374,10 @@ class PairClassificationKind(ClassificationKind):
     def zero_shot_baseline(self, splits: Any, config: TunelineConfig) -> ThresholdEvaluation | None:
         """Cosine similarity of the two texts' mean-pooled embeddings (untouched base model): the positive label at
         ``similarity >= t``, the other below, with ``t`` the best cut on (a sample of) train for the gate's metric.
-        Skipped (None) for more than two labels, where one similarity cannot separate the classes."""
+        Skipped (None) for more than two labels, where one similarity cannot separate the classes. Without a positive
+        class (the gate then uses macro_f1 or accuracy, which do not care which class is which) the label whose train
+        pairs are more similar on average is the one predicted above ``t``: ``labels[1]`` is only the second name in
+        sorted order, and predicting it for similar pairs could make the baseline needlessly weak."""
         from tuneline.common import task_logger
         from tuneline.embeddings import Embedder, best_threshold
 
@@ -287,13 +392,17 @@ class PairClassificationKind(ClassificationKind):
         if len(fit) > ZERO_SHOT_FIT_ROWS:
             fit = fit.sample(n=ZERO_SHOT_FIT_ROWS, random_state=0)
         fit_similarity = pair_similarity(embedder, fit)
+        if resolve_positive(labels, config.data.positive_label) is None:
+            by_label = pd.Series(fit_similarity, index=fit.index).groupby(fit["label"].astype(str)).mean()
+            if by_label.get(negative, -np.inf) > by_label.get(positive, -np.inf):
+                negative, positive = positive, negative
         metric = config.primary_metric
         threshold = best_threshold(fit_similarity, (fit["label"] == positive).to_numpy(),
                                    threshold_objective(metric))
         similarity = pair_similarity(embedder, splits.test)
         predicted = [positive if s >= threshold else negative for s in similarity]
-        task_logger().info("zero-shot pair baseline: similarity threshold %.4f (best %s on %d train pairs)",
-                           threshold, metric, len(fit))
+        task_logger().info("zero-shot pair baseline: %r at similarity >= %.4f (best %s on %d train pairs)",
+                           positive, threshold, metric, len(fit))
         return ThresholdEvaluation("zero_shot", self.score(self.gold(splits.test), predicted, labels), predicted,
                                    similarity.tolist(), threshold=threshold)
 

@@ -293,9 +293,14 @@ class TokenClassificationKind(TaskKind):
         return quarantine.assign(detail=details)
 
     def label_distribution(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Tags per token. Only lists of string tags count: the landed-batch check counts a batch before the contract
+        has quarantined its sentences without tags (None, a string, ...), and one such sentence must not make the
+        whole count fail."""
         from collections import Counter
 
-        counts = Counter(tag for tags in frame["tags"] for tag in tags)
+        from tuneline.schemas.token_classification import is_string_list
+
+        counts = Counter(tag for tags in frame["tags"] if is_string_list(tags, allow_empty=True) for tag in tags)
         return {str(k): int(v) for k, v in sorted(counts.items())}
 
     # --- model ------------------------------------------------------------------------------------------------

@@ -60,21 +60,41 @@ def resolve_precision(precision: str | None, device: str) -> str:
 DEFAULT_THRESHOLD = 0.5
 
 
+def _text_at(value: Any, position: int) -> str:
+    """One input text: a string (a number is taken as its digits); a missing, empty or nested value is an error
+    that names its position, as training quarantines such records instead of learning from them."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"input {position} is an empty text; every input needs some text")
+        return value
+    if value is None or isinstance(value, (list, tuple, dict, set)) or getattr(value, "ndim", 0) != 0:
+        raise ValueError(f"input {position} is {value!r:.60}, not a text; pass one string per input")
+    if pd.isna(value) or isinstance(value, bool):
+        raise ValueError(f"input {position} is {value!r}, not a text; pass one string per input")
+    return str(value)
+
+
 def texts_from_input(model_input: Any, column: str = "text") -> list[str]:
-    """Accept a str, a list of str, a Series, or a DataFrame (``text`` column, else its first column)."""
+    """Accept a str, a list of str, a Series, or a DataFrame with a ``text`` column (or a single column of any
+    name). A DataFrame of several columns without ``text`` is refused rather than guessed at: taking its first
+    column would predict on an id column and answer with confidence."""
     if isinstance(model_input, str):
-        return [model_input]
+        return [_text_at(model_input, 0)]
     if isinstance(model_input, pd.DataFrame):
-        if model_input.shape[1] == 0:
-            raise ValueError("predict got a DataFrame with no columns; pass a 'text' column")
-        series = model_input[column] if column in model_input.columns else model_input.iloc[:, 0]
-        return [str(v) for v in series.tolist()]
+        if column in model_input.columns:
+            series = model_input[column]
+        elif model_input.shape[1] == 1:
+            series = model_input.iloc[:, 0]
+        else:
+            raise ValueError(f"predict got a DataFrame with columns {list(model_input.columns)}; pass a "
+                             f"{column!r} column")
+        return [_text_at(v, i) for i, v in enumerate(series.tolist())]
     if isinstance(model_input, pd.Series):
-        return [str(v) for v in model_input.tolist()]
+        return [_text_at(v, i) for i, v in enumerate(model_input.tolist())]
     if isinstance(model_input, dict) and column in model_input:
         return texts_from_input(model_input[column])
     if isinstance(model_input, (Sequence, np.ndarray)):
-        return [str(v) for v in model_input]
+        return [_text_at(v, i) for i, v in enumerate(model_input)]
     raise TypeError(f"predict takes a str, a list of str or a DataFrame with a {column!r} column, "
                     f"not {type(model_input).__name__}")
 
@@ -174,8 +194,13 @@ try:
             self._classifier = MultiLabelClassifier(context.artifacts["model"])
 
         def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+            from mlflow.exceptions import MlflowException
+
             batch_size = int((params or {}).get("batch_size", 64))
-            return self._classifier.predict(model_input, batch_size=batch_size)
+            try:
+                return self._classifier.predict(model_input, batch_size=batch_size)
+            except (TypeError, ValueError) as error:  # the caller's input: HTTP 400 with the reason, not a 500
+                raise MlflowException.invalid_parameter_value(str(error)) from error
 
     mlflow.models.set_model(MultiLabelClassifierPyfunc())
 except ImportError:  # pragma: no cover - inference without mlflow needs only MultiLabelClassifier

@@ -60,9 +60,13 @@ TEXT, PAIR = "text", "text_pair"
 
 def _text(value: Any, where: str) -> str:
     if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"predict got an empty text at {where}; every pair needs two texts")
         return value
-    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+    if value is None or (np.ndim(value) == 0 and not isinstance(value, bool) and pd.isna(value)):
         raise ValueError(f"predict got a missing text at {where}; every pair needs two texts")
+    if np.ndim(value) != 0 or isinstance(value, bool):
+        raise ValueError(f"predict got {value!r:.60} at {where}, not a text; every pair needs two texts")
     return str(value)
 
 
@@ -85,7 +89,7 @@ def pairs_from_input(model_input: Any) -> tuple[list[str], list[str]]:
     if isinstance(model_input, pd.DataFrame):
         if {TEXT, PAIR} <= set(model_input.columns):
             first, second = model_input[TEXT], model_input[PAIR]
-        elif model_input.shape[1] >= 2:
+        elif model_input.shape[1] == 2:  # two columns of any names; more would be a guess (an id column?)
             first, second = model_input.iloc[:, 0], model_input.iloc[:, 1]
         else:
             raise ValueError(f"predict got a DataFrame with columns {list(model_input.columns)}; pass {TEXT!r} and "
@@ -204,8 +208,13 @@ try:
             self._classifier = PairClassifier(context.artifacts["model"])
 
         def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+            from mlflow.exceptions import MlflowException
+
             batch_size = int((params or {}).get("batch_size", 64))
-            return self._classifier.predict(model_input, batch_size=batch_size)
+            try:
+                return self._classifier.predict(model_input, batch_size=batch_size)
+            except (TypeError, ValueError) as error:  # the caller's input: HTTP 400 with the reason, not a 500
+                raise MlflowException.invalid_parameter_value(str(error)) from error
 
     mlflow.models.set_model(PairClassifierPyfunc())
 except ImportError:  # pragma: no cover - inference without mlflow needs only PairClassifier

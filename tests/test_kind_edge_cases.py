@@ -1,0 +1,65 @@
+"""What the contracts let through must be safe for every later step: missing lists and texts in each kind.
+
+A value the contract accepts reaches the label counts, the encoders and the reports; a column the contract marks
+nullable lets pandera skip missing values in its checks. These tests feed each kind the missing values a JSONL
+record can hold (``null``, or no such field) and check they are quarantined under a named rule, the rest kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from tests_support import run_config
+from tuneline.kinds import KINDS
+from tuneline.schemas.multilabel_classification import multilabel_schema
+from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
+from tuneline.tasks.validate import apply_schema, validate_data
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+def validated(kind: str, path: Path, folder: Path, **data):
+    config = run_config(kind, path=path, max_bad_fraction=0.2, **data)
+    read = KINDS[kind].read(path, "jsonl", config.data)
+    loaded = LoadedData(frames={"all": read.frame}, sources=[],
+                        malformed=pd.DataFrame(read.malformed, columns=QUARANTINE_COLUMNS))
+    return validate_data.fn(loaded, config, folder)
+
+
+def test_multilabel_null_label_list_is_rejected_by_the_contract():
+    frame = pd.DataFrame({"text": pd.Series(["a", "b", "c"], dtype=object),
+                          "label": pd.Series([["x"], None, float("nan")], dtype=object),
+                          "source_file": "f.jsonl", "source_row": [1, 2, 3]})
+    clean, quarantine = apply_schema(frame, multilabel_schema(["x", "y"]), "train")
+    assert clean["source_row"].tolist() == [1]
+    assert sorted(zip(quarantine["source_row"], quarantine["rule"])) == [(2, "not_nullable"), (3, "not_nullable")]
+    assert KINDS["multilabel_classification"].label_distribution(frame) == {"x": 1}
+
+
+def test_multilabel_jsonl_null_or_absent_labels_are_quarantined_as_unlabelled(tmp_path):
+    records = [{"text": f"text {i}", "label": ["x", "y"][: 1 + i % 2]} for i in range(40)]
+    records += [{"text": "null labels", "label": None}, {"text": "no label field"}]
+    result = validated("multilabel_classification", write_jsonl(tmp_path / "m.jsonl", records), tmp_path)
+    q = result.quarantine
+    assert sorted(zip(q["source_row"], q["rule"])) == [(41, "at_least_one_label"), (42, "at_least_one_label")]
+    assert len(result.frames["all"]) == 40
+    assert KINDS["multilabel_classification"].label_distribution(result.frames["all"]) == {"x": 40, "y": 20}
+
+
+def test_classification_jsonl_null_or_absent_text_and_label_are_quarantined(tmp_path):
+    records = [{"text": f"text {i}", "label": ["neg", "pos"][i % 2]} for i in range(40)]
+    records += [{"text": None, "label": "pos"}, {"label": "neg"}, {"text": "no label"}, {"text": "null", "label": None}]
+    result = validated("classification", write_jsonl(tmp_path / "c.jsonl", records), tmp_path)
+    q = result.quarantine
+    assert sorted(zip(q["source_row"], q["rule"], q["column"], q["detail"])) == [
+        (41, "not_nullable", "text", "the text is missing (an empty cell, or null)"),
+        (42, "not_nullable", "text", "the text is missing (an empty cell, or null)"),
+        (43, "not_nullable", "label", "the label is missing (an empty cell, or null)"),
+        (44, "not_nullable", "label", "the label is missing (an empty cell, or null)")]
+    assert KINDS["classification"].label_distribution(result.frames["all"]) == {"neg": 20, "pos": 20}

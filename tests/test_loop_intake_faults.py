@@ -1,0 +1,202 @@
+"""The retraining loop when a landed batch goes bad: rewritten or removed after it landed, or unreadable.
+
+The promise: a landed batch is read as it landed or not at all; one that cannot be used is ``rejected`` with a reason
+that names it and says what to do, and the other batches go on (one bad file never blocks the loop); a run that finds
+nothing to do says why (batches held by a killed run's lease, no champion yet). Real files, the real SQLite ledger,
+the real flow and tasks with the tiny BERT; nothing of tuneline, MLflow or Prefect is mocked.
+
+One scenario per module, in order (each step builds on the ledger and data versions the step before left).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import working_in
+from loop_data import land, tickets
+from tuneline.config import build_config
+from tuneline.datasets import DatasetStore
+from tuneline.ledger import Ledger, default_ledger_url
+
+pytestmark = pytest.mark.slow
+
+MODEL = "faulty-tickets"
+LEARN = ["tokenize.max_length=32", "train.epochs=3", "train.learning_rate=2e-3", "train.early_stopping_patience=0",
+         "train.batch_size=32", "evaluate.zero_shot_baseline=false", "gate.min_metric=0.3", "drift.min_rows=20"]
+BASE = {"billing": 60, "shipping": 60, "technical": 60}
+
+
+def loop_config(root: Path, bert: Path, *overrides: str):
+    return build_config({"task": "classification", "data": {"path": str(root / "base.csv")},
+                         "model": {"base": str(bert)}, "tracking": {"registered_model": MODEL},
+                         "retrain": {"landing": str(root / "landing")}}, [*LEARN, *overrides])
+
+
+def ledger_of(root: Path, **kwargs) -> Ledger:
+    return Ledger(default_ledger_url(f"sqlite:///{root / 'mlflow.db'}"), MODEL, **kwargs)
+
+
+def store_of(root: Path) -> DatasetStore:
+    return DatasetStore(default_ledger_url(f"sqlite:///{root / 'mlflow.db'}"), MODEL,
+                        root / "tuneline-output" / "datasets" / MODEL)
+
+
+def run(root: Path, bert: Path, *overrides: str):
+    from tuneline.flows.retrain import retrain_flow
+
+    with working_in(root):
+        return retrain_flow(loop_config(root, bert, *overrides), trigger="test")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def rewrite_after_marker(path: Path, data: bytes) -> None:
+    """What a producer rewriting a landed file in place does before it touches the marker: the data is newer."""
+    marker_ns = path.with_name(path.name + ".done").stat().st_mtime_ns
+    path.write_bytes(data)
+    os.utime(path, ns=(marker_ns + 5 * 10**9, marker_ns + 5 * 10**9))
+
+
+def touch_marker(path: Path) -> None:
+    marker = path.with_name(path.name + ".done")
+    latest = path.stat().st_mtime_ns + 10**9
+    os.utime(marker, ns=(latest, latest))
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    tickets(BASE, seed=21).to_csv(root / "base.csv", index=False)
+    (root / "landing").mkdir()
+    return root
+
+
+def test_1_first_run_makes_data_version_1(loop, tiny_bert):
+    assert run(loop, tiny_bert).data_version == 1
+
+
+def test_2_a_batch_rewritten_after_it_landed_is_rejected_not_read_and_the_others_go_on(loop, tiny_bert):
+    """Recorded by a scan (as `tuneline watch` does), then cut to its first 3000 bytes (a producer mid-rewrite) or
+    replaced by other rows: neither is used under its recorded hash (no rows lost, no wrong lineage); the good batch
+    beside them is used; once their markers are touched, the new contents are new batches."""
+    landing = loop / "landing"
+    good = land(landing, "good.csv", tickets(BASE, seed=22).head(60))
+    cut = land(landing, "cut.csv", tickets(BASE, seed=23).head(200))
+    replaced = land(landing, "replaced.csv", tickets(BASE, seed=24).head(80))
+    with ledger_of(loop) as ledger:
+        recorded = {b.name: b for b in ledger.scan(landing)}
+    assert sorted(recorded) == ["cut.csv", "good.csv", "replaced.csv"]
+    full = cut.read_bytes()
+    rewrite_after_marker(cut, full[:3000])
+    other = tickets(BASE, seed=25).head(70).to_csv(index=False).encode()
+    rewrite_after_marker(replaced, other)
+
+    summary = run(loop, tiny_bert)
+    assert summary.status == "retrained" and summary.batches_used == ["good.csv"]
+    assert sorted(summary.batches_rejected) == ["cut.csv", "replaced.csv"]
+    (reason,) = summary.batches_rejected["cut.csv"]
+    assert reason == (f"batch cut.csv: file {cut} changed after it landed (recorded sha256 {sha256(full)[:12]}…, now "
+                      f"{sha256(full[:3000])[:12]}…): the recorded content is gone, so it is not used; once the new "
+                      "content is complete, touch cut.csv.done again and it lands as a new batch")
+    assert f"now {sha256(other)[:12]}…" in summary.batches_rejected["replaced.csv"][0]
+    with ledger_of(loop) as ledger:
+        for name in ("cut.csv", "replaced.csv"):
+            batch = ledger.batch(recorded[name].content_hash)
+            assert batch.state == "rejected" and batch.reasons == tuple(summary.batches_rejected[name])
+    with store_of(loop) as store:
+        rows = store.frame(store.get(summary.data_version))
+    assert set(rows["batch"].dropna()) == {recorded["good.csv"].content_hash}  # nothing of the two under old hashes
+
+    touch_marker(cut)
+    touch_marker(replaced)
+    with ledger_of(loop) as ledger:
+        again = {b.name: b for b in ledger.scan(landing)}
+    assert {n: (b.state, b.content_hash) for n, b in again.items()} == {
+        "cut.csv": ("landed", sha256(full[:3000])), "replaced.csv": ("landed", sha256(other))}
+    assert good.exists()
+
+
+def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_loop(loop, tiny_bert):
+    """A wrong header, bytes that are not UTF-8, a file deleted after it landed: each is rejected naming the batch
+    (not told to change data.* for all data), the readable batches (the re-landed contents of test 2 among them)
+    are used, the summary lists the rejected ones, and the next run is not blocked by them."""
+    landing = loop / "landing"
+    land(landing, "good2.csv", tickets(BASE, seed=26).head(60))
+    land(landing, "wrong-header.csv", tickets(BASE, seed=27).head(30).rename(columns={"text": "body"}))
+    latin1 = landing / "latin1.csv"
+    latin1.write_bytes("text,label\ninvoice refund for my café order,billing\nparcel delivery late,shipping\n"
+                       .encode("latin-1"))
+    latin1.with_name("latin1.csv.done").touch()
+    deleted = land(landing, "deleted.csv", tickets(BASE, seed=28).head(30))
+    with ledger_of(loop) as ledger:
+        ledger.scan(landing)
+    deleted.unlink()
+
+    summary = run(loop, tiny_bert)
+    assert summary.status == "retrained"
+    assert sorted(summary.batches_used) == ["cut.csv", "good2.csv", "replaced.csv"]
+    rejected = {name: reasons[0] for name, reasons in summary.batches_rejected.items()}
+    assert sorted(rejected) == ["deleted.csv", "latin1.csv", "wrong-header.csv"]
+    header = rejected["wrong-header.csv"]
+    assert header.startswith(f"batch wrong-header.csv cannot be read: {landing / 'wrong-header.csv'} has no column "
+                             "'text' (its columns: ['body', 'label']); only this batch is rejected: fix the file")
+    assert "land it as a new batch (or, if every batch will look like this one from now on: set " \
+           "data.text_column" in header
+    assert rejected["latin1.csv"].startswith("batch latin1.csv cannot be read: ") and "not valid utf-8" in \
+        rejected["latin1.csv"]
+    assert rejected["deleted.csv"].startswith(f"batch deleted.csv: file {deleted} no longer exists")
+    with ledger_of(loop) as ledger:
+        states = {b.name: (b.state, b.reasons[:1]) for b in ledger.batches() if b.name in rejected}
+    assert states == {name: ("rejected", (reason,)) for name, reason in rejected.items()}
+    with store_of(loop) as store:
+        rows = store.frame(store.get(summary.data_version))
+    assert (rows["text"].str.contains("caf")).sum() == 0
+
+    after = run(loop, tiny_bert)  # nothing left: the rejected batches do not fail the next run
+    assert after.status == "skipped" and after.message.startswith("no new batch has landed")
+
+
+def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_bert):
+    """A run killed with SIGKILL after validating leaves its batch validated under its lease (the ledger's own
+    claim and validate, exactly as that run wrote them): the next run says who holds what until when, instead of
+    'no new batch has landed'."""
+    land(loop / "landing", "held.csv", tickets(BASE, seed=29).head(40))
+    with ledger_of(loop, lease_s=600) as dead:
+        dead.scan(loop / "landing")
+        (batch,) = dead.claim("killed-run")
+        dead.mark_validated("killed-run", batch.content_hash, 40, 0)
+        until = dead.batch(batch.content_hash).lease_expires_at
+    try:
+        summary = run(loop, tiny_bert)
+        assert summary.status == "skipped" and summary.run is None
+        assert summary.message == (
+            f"no free batch; nothing to do now: 1 batch(es) (held.csv) are held by run killed-run until "
+            f"{until:%Y-%m-%d %H:%M:%S} UTC (its ledger lease, renewed while that run works; if it was killed, the "
+            "first retraining run after that takes them over)")
+    finally:
+        with ledger_of(loop) as ledger:
+            ledger.release("killed-run")
+
+
+def test_without_a_champion_nothing_to_do_says_how_to_retrain_anyway(tmp_path, tiny_bert):
+    """The first model was not promoted (min_metric out of reach) and no batch lands: skipping would leave the loop
+    without a champion for good, so the message names the setting that retrains on the data there is."""
+    tickets(BASE, seed=21).to_csv(tmp_path / "base.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    first = run(tmp_path, tiny_bert, "train.epochs=1", "gate.min_metric=1.0")
+    assert first.status == "retrained" and not first.run.promoted
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert "champion" not in MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model(MODEL).aliases
+    summary = run(tmp_path, tiny_bert, "gate.min_metric=1.0")
+    assert summary.status == "skipped"
+    assert summary.message == (
+        f"no new batch has landed since the last retraining run; nothing to do; no version of {MODEL} is champion "
+        "(the first model was not promoted): land a new batch, or retrain on the current data with "
+        "--set retrain.when_no_new_data=retrain")

@@ -1,0 +1,261 @@
+"""tuneline.readers on files made dirty by the tools around them: files joined with their headers, TSV saved by
+Excel or R (quoted cells, line breaks inside cells), and files that are not the text they are named as (gzip, one
+JSON array, UTF-16 without a byte-order mark). Every case is a real file written into tmp_path."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tuneline import readers
+from tuneline.readers import (DataLoadError, ReadResult, _read_delimited_careful, _read_delimited_fast,
+                              _with_object_columns, read_conll, read_table)
+
+
+def assert_accounted(result: ReadResult) -> None:
+    """Each record seen is either good or malformed, never lost (as tests/test_readers.py checks it)."""
+    assert len(result.frame) + len(result.malformed) == result.records_seen
+    rows = sorted([*result.frame["source_row"].tolist(), *(m["source_row"] for m in result.malformed)])
+    assert rows == list(range(1, result.records_seen + 1))
+
+
+def assert_both_readers_agree(path: Path, fmt: str) -> ReadResult:
+    """The block reader ran and gave exactly the careful reader's result (records, numbers, quarantine)."""
+    careful = _read_delimited_careful(path, fmt, "utf-8", True, "error")
+    fast = _read_delimited_fast(path, fmt, "utf-8", "error")
+    assert fast is not None
+    fast = _with_object_columns(fast)
+    assert fast.malformed == careful.malformed and fast.records_seen == careful.records_seen
+    pd.testing.assert_frame_equal(fast.frame, careful.frame)
+    return careful
+
+
+# ------------------------------------------------------------------------------------------------ repeated headers
+
+
+def joined_csv(sep: str = ",", header: str = "text,label") -> tuple[str, list[int]]:
+    """60 records with the header line repeated 6 times among them (``cat`` of files with headers); the 1-based
+    lines of the repeats."""
+    rows = [f"review {i}{sep}{'pos' if i % 2 else 'neg'}" for i in range(60)]
+    lines, repeats = [header], []
+    for i, row in enumerate(rows):
+        if i in (10, 20, 21, 30, 40, 50):
+            lines.append(header)
+            repeats.append(len(lines))
+        lines.append(row)
+    return "\n".join(lines) + "\n", repeats
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_a_header_line_repeated_in_the_data_is_quarantined_not_read_as_a_class(tmp_path, compact):
+    text, repeats = joined_csv()
+    path = tmp_path / "joined.csv"
+    path.write_text(text, encoding="utf-8")
+    result = read_table(path, "csv", compact=compact)
+    assert result.frame["label"].value_counts().to_dict() == {"pos": 30, "neg": 30}
+    assert "text" not in set(result.frame["text"])
+    assert [(m["rule"], m["source_line"], m["value"]) for m in result.malformed] == [
+        ("repeated_header", line, "text,label") for line in repeats]
+    assert repeats == [12, 23, 25, 35, 46, 57]
+    assert result.malformed[0]["detail"] == ("line 12 repeats the header (line 1), as where files are joined with "
+                                             "their headers; it is no record: remove it (join files without their "
+                                             "header lines)")
+    assert result.records_seen == 66
+    assert_accounted(result)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 40, 333, 1 << 20])
+def test_repeated_headers_are_found_alike_by_the_block_and_the_careful_reader(tmp_path, monkeypatch, block_bytes):
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", block_bytes)
+    for name, fmt, (text, repeats) in (
+            ("plain.csv", "csv", joined_csv()),
+            ("spaced.csv", "csv", joined_csv(header="text , label")),  # trimmed as the header's names are
+            ("quoted.csv", "csv", joined_csv(header='"text","label"')),  # the csv module's lines
+            ("joined.tsv", "tsv", joined_csv("\t", "text\tlabel")),
+            ("quoted.tsv", "tsv", joined_csv("\t", '"text"\t"label"'))):  # names unquoted in a TSV file
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        result = assert_both_readers_agree(path, fmt)
+        assert [(m["rule"], m["source_line"]) for m in result.malformed] == [
+            ("repeated_header", line) for line in repeats], name
+        assert len(result.frame) == 60 and set(result.frame["label"]) == {"pos", "neg"}, name
+
+
+def test_a_repeated_header_in_a_semicolon_csv_and_a_record_that_only_resembles_it(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_text("text;label\ngood;pos\ntext;label\nbad;neg\ntext;label;extra\ntext;positive\n", encoding="utf-8")
+    result = read_table(path, "csv")  # the careful reader (";" is not the block reader's delimiter)
+    assert result.frame["text"].tolist() == ["good", "bad", "text"]
+    assert result.frame["label"].tolist() == ["pos", "neg", "positive"]
+    assert [(m["rule"], m["source_line"]) for m in result.malformed] == [
+        ("repeated_header", 3), ("record_has_wrong_field_count", 5)]
+    # no header, nothing to repeat: a line of names is a record like any other
+    plain = tmp_path / "plain.csv"
+    plain.write_text("text,label\ngood,pos\ntext,label\n", encoding="utf-8")
+    assert read_table(plain, "csv", header=False).frame["1"].tolist() == ["label", "pos", "label"]
+
+
+# ------------------------------------------------------------------------------------------------ TSV from Excel / R
+
+
+CELL_DETAIL = ("a quoted cell seems to span lines (a line break inside a cell, as Excel writes it); TSV is read one "
+               "record per line, without quotes: save the file without line breaks in cells, or as CSV "
+               "(data.format: csv)")
+
+
+def test_a_tsv_cell_with_a_line_break_makes_each_of_its_lines_malformed(tmp_path):
+    path = tmp_path / "excel.tsv"
+    path.write_text("text\tlabel\n"
+                    "good film\tpos\n"
+                    '"remains great throughout\n'
+                    'second line"\tneg\n'
+                    "bad film\tneg\n"
+                    '"three\n'
+                    "\n"
+                    'lines, one blank"\tpos\n'
+                    "last\tpos\n", encoding="utf-8")
+    result = read_table(path, "tsv")
+    assert result.frame["text"].tolist() == ["good film", "bad film", "last"]
+    assert result.frame["label"].tolist() == ["pos", "neg", "pos"]
+    assert [(m["rule"], m["source_line"], m["value"]) for m in result.malformed] == [
+        ("quoted_cell_spans_lines", 3, '"remains great throughout'),
+        ("quoted_cell_spans_lines", 4, 'second line"\tneg'),
+        ("quoted_cell_spans_lines", 6, '"three'),
+        ("quoted_cell_spans_lines", 8, 'lines, one blank"\tpos')]
+    assert result.malformed[0]["detail"] == result.malformed[1]["detail"] == f"lines 3-4: {CELL_DETAIL}"
+    assert result.malformed[2]["detail"] == f"lines 6-8: {CELL_DETAIL}"
+    assert result.records_seen == 7
+    assert_accounted(result)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 20, 64, 1 << 20])
+def test_tsv_cells_spanning_lines_are_found_alike_across_blocks(tmp_path, monkeypatch, block_bytes):
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", block_bytes)
+    rows = [f"{i}\treview {i}\t{'pos' if i % 2 else 'neg'}" for i in range(40)]
+    rows[5] = '5\t"first line'
+    rows[6] = 'second ""quoted"" line"\tpos'
+    rows[20] = '20\t"opens, never closed'  # no later line closes it into one record: one malformed line
+    rows[30] = '30\t"a\tb"\tneg'  # Excel quotes a cell holding a tab: a wrong field count, as before
+    path = tmp_path / "ids.tsv"
+    path.write_text("id\ttext\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    result = assert_both_readers_agree(path, "tsv")
+    assert [(m["rule"], m["source_line"]) for m in result.malformed] == [
+        ("quoted_cell_spans_lines", 7), ("quoted_cell_spans_lines", 8), ("record_has_wrong_field_count", 22),
+        ("record_has_wrong_field_count", 32)]
+    assert len(result.frame) == 36 and result.records_seen == 40
+
+
+def test_glue_quotes_in_a_tsv_are_still_text(tmp_path):
+    # a sentence in the last column opening a quote, a later line's first field ending in one: no Excel cell, as
+    # together they are no record of the header's field count
+    path = tmp_path / "cola.tsv"
+    path.write_text('source\tlabel\tsentence\n'
+                    'gj04\t1\t" the time machine " is a movie .\n'
+                    'gj04\t0\t"unclosed, then more\n'
+                    'clc95"\t1\tthe end .\n', encoding="utf-8")
+    result = read_table(path, "tsv")
+    assert result.frame["sentence"].tolist() == ['" the time machine " is a movie .', '"unclosed, then more',
+                                                 "the end ."]
+    assert not result.malformed
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_a_tsv_with_every_value_quoted_reads_without_the_quotes(tmp_path, compact):
+    path = tmp_path / "r.tsv"  # R's write.table(sep="\t"), pandas QUOTE_ALL: header and every value quoted
+    path.write_text('"text"\t"label"\n"great film"\t"pos"\n"she said ""wow"""\t"neg"\n""\t"pos"\n',
+                    encoding="utf-8")
+    result = read_table(path, "tsv", compact=compact)
+    assert [c for c in result.frame.columns if not c.startswith("source_")] == ["text", "label"]
+    assert result.frame["label"].tolist() == ["pos", "neg", "pos"]
+    assert result.frame["text"].tolist()[:2] == ["great film", 'she said "wow"']
+    assert pd.isna(result.frame["text"].tolist()[2])  # an empty quoted cell is a missing value
+    assert not result.malformed
+
+
+def test_a_tsv_column_with_only_some_values_quoted_keeps_them_and_warns(tmp_path, caplog):
+    path = tmp_path / "excel.tsv"  # Excel quotes only the cells that hold a quote
+    path.write_text('text\tlabel\n"a ""great"" film"\tpos\nplain film\tneg\n" hello there "\tpos\n',
+                    encoding="utf-8")
+    with caplog.at_level(logging.INFO):
+        result = read_table(path, "tsv")
+    assert result.frame["text"].tolist() == ['"a ""great"" film"', "plain film", '" hello there "']
+    assert result.frame["label"].tolist() == ["pos", "neg", "pos"]
+    assert f"{path}: 2 of 3 values of column 'text' are wrapped in double quotes" in caplog.text
+    assert "save the file as CSV (data.format: csv)" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------ not the text named
+
+
+def test_a_gzip_compressed_file_says_to_decompress_it(tmp_path):
+    data = gzip.compress(b"text,label\ngood,pos\n")
+    for name, fmt in (("train.csv.gz", "csv"), ("train.csv", "csv"), ("train.tsv", "tsv"), ("r.jsonl", "jsonl"),
+                      ("r.parquet", "parquet")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(DataLoadError) as info:
+            read_table(path, fmt)
+        assert str(info.value).startswith(f"input file {path} is gzip-compressed; decompress it (gunzip ")
+        assert "data.encoding" not in str(info.value) and "\n" not in str(info.value)
+    assert f"(gunzip -k {tmp_path / 'train.csv.gz'})" in str(_error(lambda: read_table(tmp_path / "train.csv.gz",
+                                                                                       "csv")))
+    conll = tmp_path / "train.conll"
+    conll.write_bytes(gzip.compress(b"EU B-ORG\n"))
+    assert "gzip-compressed" in str(_error(lambda: read_conll(conll)))
+
+
+def _error(read) -> DataLoadError:
+    with pytest.raises(DataLoadError) as info:
+        read()
+    return info.value
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps([{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}], indent=2),
+    json.dumps([{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]),
+    '[\n  {"text": "good", "label": "pos"},\n  {"text": "broken"\n]\n',  # an indented array, even a broken one
+])
+def test_a_json_array_file_says_json_lines_are_needed(tmp_path, text):
+    path = tmp_path / "train.json"
+    path.write_text(text, encoding="utf-8")
+    message = str(_error(lambda: read_table(path, "jsonl")))
+    assert message == (f"{path} holds one JSON array ([{{...}}, {{...}}]), not JSON Lines: write one JSON object per "
+                       f"line (e.g. jq -c '.[]' {path} > train.jsonl) and point data at that file")
+
+
+def test_json_lines_whose_first_record_is_a_list_are_still_read_line_by_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('["a", "list"]\n{"text": "good", "label": "pos"}\n', encoding="utf-8")
+    result = read_table(path, "jsonl")
+    assert result.frame["text"].tolist() == ["good"]
+    assert [(m["rule"], m["source_line"]) for m in result.malformed] == [("record_is_not_an_object", 1)]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+def test_utf16_without_a_byte_order_mark_names_the_encoding_to_set(tmp_path, codec, fmt):
+    text = {"csv": "text,label\nnaïve film,pos\nbad,neg\n", "tsv": "text\tlabel\nnaïve film\tpos\nbad\tneg\n",
+            "jsonl": '{"text": "naïve film", "label": "pos"}\n{"text": "bad", "label": "neg"}\n'}[fmt]
+    path = tmp_path / f"export.{fmt}"
+    path.write_bytes(text.encode(codec))  # no mark: bcp and some database exports write it so
+    for encoding in ("utf-8", "latin-1"):
+        message = str(_error(lambda: read_table(path, fmt, encoding=encoding)))
+        assert message == (f"{path} looks like {codec.upper()} text without a byte-order mark (a NUL byte between "
+                           f"the characters), not {codecs.lookup(encoding).name}; set data.encoding: {codec}")
+    result = read_table(path, fmt, encoding=codec)  # as the message says
+    assert result.frame["text"].tolist() == ["naïve film", "bad"] and not result.malformed
+
+
+def test_utf16_conll_without_a_mark_and_a_utf8_file_with_a_nul_are_told_apart(tmp_path):
+    conll = tmp_path / "train.conll"
+    conll.write_bytes("EU B-ORG\nrejects O\n".encode("utf-16-le"))
+    assert "set data.encoding: utf-16-le" in str(_error(lambda: read_conll(conll)))
+    stray = tmp_path / "stray.csv"
+    stray.write_bytes(b"text,label\ngood\x00 film,pos\nbad film,neg\n")  # one NUL is no UTF-16
+    assert read_table(stray, "csv").frame["label"].tolist() == ["pos", "neg"]
