@@ -41,6 +41,8 @@ from tuneline.tracking import RunContext, client_for, log_metrics, set_tags
 EPSILON = 1e-9
 #: Registered-model tag holding the best primary metric ever promoted (the floor ``tolerance`` cannot go under).
 BEST_TAG = "tuneline.best.{metric}"
+#: which test rows that best was measured on (a hash of their keys): a number from other rows is no floor
+BEST_TEST_TAG = "tuneline.best.{metric}.test_rows"
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,10 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
         kept = forgetting.drop <= max_forgetting + EPSILON
         ok = ok and kept
         reasons.append(f"forgetting on {forgetting.rows} earlier test rows: {metric} {forgetting.champion:.4f} "
-                       f"(champion v{forgetting.champion_version}) -> {forgetting.candidate:.4f}, a drop of "
-                       f"{forgetting.drop:.4f} {'<=' if kept else '>'} max_forgetting {max_forgetting:.4f}")
+                       f"(champion v{forgetting.champion_version}) -> {forgetting.candidate:.4f}, "
+                       + (f"a drop of {forgetting.drop:.4f} {'<=' if kept else '>'} max_forgetting "
+                          f"{max_forgetting:.4f}" if forgetting.drop > 0 else
+                          f"no drop (a gain of {-forgetting.drop:.4f}), within max_forgetting {max_forgetting:.4f}"))
         worst = forgetting.worst_class()
         if worst is not None:
             held = worst[1] <= max_class_forgetting + EPSILON
@@ -165,12 +169,26 @@ def best_baseline(baselines: list[Evaluation], metric: str) -> tuple[str, float]
     return max(scored, key=lambda item: item[1]) if scored else None
 
 
-def _best_ever(client: Any, name: str, metric: str) -> float | None:
+def test_rows_hash(test: pd.DataFrame, kind: TaskKind) -> str:
+    """The test rows' identity: a hash of their sorted keys (order and extra columns do not matter)."""
+    import hashlib
+
+    keys = sorted(str(k) for k in test[kind.key_column]) if kind.key_column in test.columns else []
+    return hashlib.sha256("\n".join(keys).encode("utf-8")).hexdigest()[:16]
+
+
+def _best_ever(client: Any, name: str, metric: str, test_rows: str) -> float | None:
+    """The best ``metric`` ever promoted, when it was measured on these test rows; None otherwise. The retraining
+    loop adds test rows with every batch, and a score on 271 rows is no floor for one on 408 (a batch of hard or
+    mislabeled rows lowers every model's score): the champion, re-scored on the same rows, is the comparison then."""
     try:
-        value = client.get_registered_model(name).tags.get(BEST_TAG.format(metric=metric))
+        tags = client.get_registered_model(name).tags
     except MlflowException:
         return None
-    return float(value) if value else None
+    value, measured_on = tags.get(BEST_TAG.format(metric=metric)), tags.get(BEST_TEST_TAG.format(metric=metric))
+    if not value or (measured_on is not None and measured_on != test_rows):
+        return None
+    return float(value)
 
 
 @pipeline_task(name="gate-and-promote")
@@ -188,6 +206,7 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
     if metric not in fine_tuned.metrics:
         raise KeyError(f"gate.primary_metric={metric!r} is not among the test metrics {sorted(fine_tuned.metrics)}")
     moved = False
+    rows = test_rows_hash(test, kind)
     try:
         with model_lock(candidate.name, default_lock_url(run.tracking_uri), timeout_s=gate.lock_timeout_s) as lock:
             current = champion_version(client, candidate.name)
@@ -203,7 +222,7 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             decision = decide_promotion(
                 metric, fine_tuned.metrics[metric], champion, gate.min_metric, gate.tolerance,
                 best_baseline(baselines, metric), gate.min_gain_over_baseline, comparison,
-                gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric),
+                gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric, rows),
                 forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting)
             verdict = "promoted" if decision.promote else "kept_champion" if champion else "rejected"
             tags = {"gate.decision": verdict, "gate.reasons": "; ".join(decision.reasons), "gate.metric": metric,
@@ -223,8 +242,9 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                     _move_locked(client, history, candidate.version, expected_from=current,
                                  actor=f"run {run.run_id}", action=GATE, reason="; ".join(decision.reasons))
                 moved = True
-                best = max(decision.candidate, _best_ever(client, candidate.name, metric) or 0.0)
+                best = max(decision.candidate, _best_ever(client, candidate.name, metric, rows) or 0.0)
                 client.set_registered_model_tag(candidate.name, BEST_TAG.format(metric=metric), f"{best:.6f}")
+                client.set_registered_model_tag(candidate.name, BEST_TEST_TAG.format(metric=metric), rows)
     except BaseException as error:
         # Once the alias moved (even if its history row was then lost) the version is serving: never tag it failed.
         if not moved and not isinstance(error, PromotionNotRecorded):

@@ -154,3 +154,37 @@ def test_an_mlflow_error_reading_the_champion_fails_instead_of_meaning_no_champi
         champion_version(MlflowClient(tracking_uri=f"sqlite:///{broken}", registry_uri=f"sqlite:///{broken}"),
                          "any-model")
     assert "not a database" in str(error.value) or "file is not a database" in repr(error.value)
+
+
+def test_the_best_ever_floor_holds_only_on_the_test_rows_it_was_measured_on(tmp_path):
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.kinds import kind_of
+    from tuneline.tasks.gate import BEST_TAG, BEST_TEST_TAG, _best_ever, test_rows_hash
+
+    kind = kind_of("classification")
+    rows = pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "y", "x"]})
+    same = test_rows_hash(rows.iloc[::-1], kind)  # the same rows in another order
+    grown = test_rows_hash(pd.concat([rows, pd.DataFrame({"text": ["d"], "label": ["y"]})]), kind)
+    assert same == test_rows_hash(rows, kind) and grown != same
+    uri = f"sqlite:///{tmp_path / 'gate.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("m")
+    assert _best_ever(client, "m", "macro_f1", same) is None
+    client.set_registered_model_tag("m", BEST_TAG.format(metric="macro_f1"), "0.870800")
+    assert _best_ever(client, "m", "macro_f1", same) == 0.8708  # a record from before the rows were tagged
+    client.set_registered_model_tag("m", BEST_TEST_TAG.format(metric="macro_f1"), same)
+    assert _best_ever(client, "m", "macro_f1", same) == 0.8708
+    assert _best_ever(client, "m", "macro_f1", grown) is None  # measured on other rows: no floor for these
+
+
+def test_a_gain_on_the_earlier_rows_is_said_as_a_gain_not_a_negative_drop():
+    from tuneline.tasks.forgetting import Forgetting
+
+    gained = Forgetting(metric="macro_f1", champion_version="3", rows=50, champion=0.70, candidate=0.747)
+    decision = decide_promotion("macro_f1", 0.8, ChampionScore(version="3", metric=0.78), 0.5, 0.05,
+                                forgetting=gained, max_forgetting=0.02, max_class_forgetting=0.1)
+    assert decision.promote is True
+    assert "0.7000 (champion v3) -> 0.7470, no drop (a gain of 0.0470), within max_forgetting 0.0200" in " ".join(
+        decision.reasons) and "-0.0470" not in " ".join(decision.reasons)

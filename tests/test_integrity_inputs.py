@@ -232,3 +232,21 @@ def test_validate_accounts_per_role_when_one_file_serves_two_roles(tmp_path, cap
     out = capsys.readouterr().out
     assert f"train      {data}: read 60, kept 60, quarantined 0 (none)" in out
     assert f"test       {data}: read 60, kept 0, quarantined 60 (text_not_in_train 60)" in out
+
+
+def test_doctor_naming_an_unknown_model_and_predict_with_nothing_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    import io
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model("known-model")
+    assert main(["doctor", "--model", "nosuch", "--tracking-uri", uri, "--work-dir", str(tmp_path / "w")]) == 1
+    err = capsys.readouterr().err
+    assert "has no registered model 'nosuch' (it has: known-model)" in err and "Traceback" not in err
+    assert main(["doctor", "--model", "known-model", "--tracking-uri", uri, "--work-dir", str(tmp_path / "w")]) == 0
+    assert "known-model: no orphaned versions" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n  \n"))
+    assert main(["predict", "-m", "models:/known-model@champion", "--tracking-uri", uri]) == 1
+    assert capsys.readouterr().err.strip() == ("tuneline: nothing to predict: give texts as arguments, one per line "
+                                               "on stdin, or --input FILE")

@@ -210,6 +210,8 @@ def test_positive_label_is_placed_where_score_reads_it():
     assert KIND.label_set(frames, PairData(path=Path("-"), positive_label="not_dup")) == ["dup", "not_dup"]
     with pytest.raises(LabelSetError, match="positive_label='yes'"):
         KIND.label_set(frames, PairData(path=Path("-"), positive_label="yes"))
+    # the configured label written another way than the data writes it is the same class, as labels fold
+    assert KIND.label_set(frames, PairData(path=Path("-"), positive_label="Not-Dup")) == ["dup", "not_dup"]
     nli = pair_frame([(f"a{i}", f"b{i}", label) for i in range(6) for label in ("0", "1", "2")], False)
     assert KIND.label_set({"train": nli}, PairData(path=Path("-"), positive_label="2")) == ["0", "2", "1"]
 

@@ -282,6 +282,18 @@ def secrets_as_references(config: TunelineConfig) -> TunelineConfig:
     return safe
 
 
+def _is_registered(client: Any, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
+
+
 def _doctor(args: argparse.Namespace) -> int:
     """Report (and with --fix repair) orphaned versions and stale work-folder state."""
     import shutil
@@ -294,6 +306,11 @@ def _doctor(args: argparse.Namespace) -> int:
 
     uri = resolve_tracking_uri(args.tracking_uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    missing = [name for name in args.model if not _is_registered(client, name)]
+    if missing:
+        known = [m.name for m in client.search_registered_models(max_results=20)]
+        raise UserError(f"registry {redact(uri)} has no registered model {', '.join(map(repr, missing))} (it has: "
+                        f"{', '.join(known) or 'none'}); check --model and --tracking-uri")
     names = args.model or [m.name for m in client.search_registered_models()]
     print(f"registry {redact(uri)}: {len(names)} registered model(s)")
     for name in names:
@@ -443,9 +460,12 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     """``predict --input F --output O``: the batch prediction flow (alias resolved once, chunks, atomic write)."""
     import os
 
+    from tuneline.early_api import detach_ephemeral_api_from_terminal
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.flows.predict import batch_predict_flow
     from tuneline.runtime import has_credentials
+
+    detach_ephemeral_api_from_terminal()  # Ctrl-C stops the job, not the API it reports to
 
     if args.input is None:
         raise UserError("--output writes the predictions of an input file: give it with --input FILE")
@@ -485,6 +505,8 @@ def _predict(args: argparse.Namespace) -> int:
         shown = inputs.to_dict(orient="records")
     else:
         texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        if not texts:
+            raise UserError("nothing to predict: give texts as arguments, one per line on stdin, or --input FILE")
         if args.pair and len(args.pair) != len(texts):
             raise UserError(f"--pair was given {len(args.pair)} time(s) for {len(texts)} text(s); give one per text")
         inputs = pd.DataFrame({"text": texts, "text_pair": args.pair}) if args.pair else texts

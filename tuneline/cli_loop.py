@@ -1,4 +1,4 @@
-"""The retraining loop's commands: ``tuneline retrain``, ``tuneline data log`` and ``tuneline demo-batch``.
+"""The retraining loop's commands: ``tuneline retrain``, ``tuneline data ...`` and ``tuneline demo-batch``.
 
 Kept apart from :mod:`tuneline.cli` (which dispatches to them) so that each command family stays readable.
 """
@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuneline.config import TunelineConfig
 from tuneline.runtime import redact
+
+if TYPE_CHECKING:
+    from tuneline.ledger import Batch
 
 
 def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -> None:  # noqa: ANN001
@@ -30,6 +34,25 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
                               "split, what it added, when, and the registered model versions trained on it.",
                               epilog=epilog)
     add_config_args(log, required=True)
+    drop = data_sub.add_parser("drop", help="take a landed batch's rows back out of the data (a new data version "
+                               "without them)", description="Commit a new data version: the current one without the "
+                               "rows a batch added (e.g. a batch with wrong labels that the gate refused, whose rows "
+                               "would otherwise stay in every later train and test split). Earlier versions keep "
+                               "them. Then retrain on the cleaned data: tuneline retrain -c CONFIG --set "
+                               "retrain.when_no_new_data=retrain.", epilog=epilog)
+    drop.add_argument("batch", metavar="BATCH", help="the batch's file or folder name as landed (e.g. "
+                      "tickets-batch-006.csv), or the start of its content hash")
+    drop.add_argument("--reason", required=True, help="why (kept in the data version's note)")
+    add_config_args(drop, required=True)
+    requeue = data_sub.add_parser("requeue", help="land a rejected batch again (after changing what rejected it)",
+                                  description="Move a rejected batch back to landed, so the next retraining run "
+                                  "takes it as new: after a config change that would now accept it (e.g. "
+                                  "drift.allow_label_growth: true for a batch with an unseen label). Landing the "
+                                  "same bytes again would only be recorded as a duplicate.", epilog=epilog)
+    requeue.add_argument("batch", metavar="BATCH", help="the batch's file or folder name as landed, or the start of "
+                         "its content hash")
+    requeue.add_argument("--reason", required=True, help="why (kept in the batch's event history)")
+    add_config_args(requeue, required=True)
 
     batch = sub.add_parser("demo-batch", help="write a new labeled batch of demo tickets into a landing folder",
                            description="Write N new demo support tickets (texts never used before) as a CSV, then "
@@ -51,6 +74,10 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
     """Run a loop command; None when ``args.command`` is not one of them."""
     if args.command == "retrain":
         return _retrain(config_for(args))
+    if args.command == "data" and args.data_command == "drop":
+        return _data_drop(config_for(args), args.batch, args.reason)
+    if args.command == "data" and args.data_command == "requeue":
+        return _data_requeue(config_for(args), args.batch, args.reason)
     if args.command == "data":
         return _data_log(config_for(args))
     if args.command == "demo-batch":
@@ -122,6 +149,71 @@ def _data_log(config: TunelineConfig) -> int:
         models = ", ".join(sorted(trained.get(str(v.number), []), key=lambda s: int(s[1:]))) or "-"
         print(f"  {v.number:>3}  #{v.short_hash}  {v.created_at:%Y-%m-%d %H:%M:%S}Z  rows {v.rows} "
               f"(train/val/test {splits})  models {models}  {v.note or ''}")
+    return 0
+
+
+def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
+    """``tuneline data drop BATCH``: a new data version without the rows that batch added."""
+    import getpass
+
+    from tuneline.datasets import DatasetStore
+    from tuneline.errors import UserError
+    from tuneline.ledger import ledger_url_for
+    from tuneline.runtime import resolve_tracking_uri
+    from tuneline.tasks.intake import dataset_folder
+
+    if not reason.strip():
+        raise UserError("--reason must say why the batch's rows are taken out")
+    name = config.registered_model_name
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    batch = _landed_batch(url, name, batch_name)
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        part = store.part_of_batch(batch.content_hash)
+        if part is None:
+            raise UserError(f"batch {batch.name} added no rows to the data (it is {batch.state}); nothing to drop")
+        version = store.drop_part(part, f"user {getpass.getuser()}",
+                                  f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}")
+    print(f"data version {version.number} (#{version.short_hash}) of {name}: version {version.parent} without the "
+          f"rows of {batch.name}; {version.rows} rows. Retrain on it: tuneline retrain -c CONFIG --set "
+          "retrain.when_no_new_data=retrain")
+    return 0
+
+
+def _landed_batch(url: str, model: str, batch_name: str) -> "Batch":
+    """The one original batch of ``model`` landed as ``batch_name`` (or whose content hash starts with it)."""
+    from tuneline.errors import UserError
+    from tuneline.ledger import Ledger
+
+    with Ledger(url, model) as ledger:
+        found = [b for b in ledger.batches() if b.duplicate_of is None
+                 and (b.name == batch_name or (len(batch_name) >= 8 and b.content_hash.startswith(batch_name)))]
+    if len(found) != 1:
+        what = "no landed batch" if not found else f"{len(found)} landed batches"
+        raise UserError(f"{what} of {model!r} is called {batch_name!r}; give its file or folder name as landed, "
+                        "or more of its content hash")
+    return found[0]
+
+
+def _data_requeue(config: TunelineConfig, batch_name: str, reason: str) -> int:
+    """``tuneline data requeue BATCH``: a rejected batch back to landed."""
+    import getpass
+
+    from tuneline.errors import UserError
+    from tuneline.ledger import Ledger, LedgerConflict, ledger_url_for
+    from tuneline.runtime import resolve_tracking_uri
+
+    if not reason.strip():
+        raise UserError("--reason must say why the batch is taken again")
+    name = config.registered_model_name
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    batch = _landed_batch(url, name, batch_name)
+    try:
+        with Ledger(url, name) as ledger:
+            ledger.requeue(batch.content_hash, f"user {getpass.getuser()}", reason.strip())
+    except LedgerConflict as error:
+        raise UserError(str(error)) from None
+    print(f"batch {batch.name} (#{batch.content_hash[:12]}) of {name} is landed again (it was rejected: "
+          f"{'; '.join(batch.reasons)[:300] or 'no reason recorded'}); the next `tuneline retrain` takes it")
     return 0
 
 

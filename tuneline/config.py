@@ -233,7 +233,8 @@ class GateConfig(_Strict):
                                                          "f1 for NER); must be one the kind computes.")
     min_metric: float = Field(0.5, ge=0.0, le=1.0)
     tolerance: float = Field(0.0, ge=0.0, le=1.0, description="A candidate may trail the champion by this much; "
-                                                               "never more than this below the best ever promoted.")
+                                                               "never more than this below the best ever promoted on the same test "
+                                                               "rows.")
     min_gain_over_baseline: float = Field(
         0.01, ge=0.0, le=1.0, description="The candidate must beat the best baseline of its own run (majority, "
                                           "zero-shot, ...) by this margin on the primary metric: a model that "

@@ -184,10 +184,11 @@ class DatasetStore(LedgerDatabase):
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def commit(self, parent: DataVersion | None, new_parts: list[str], labels: list[str], run_id: str | None,
-               note: str) -> DataVersion:
+               note: str, *, without: str | None = None) -> DataVersion:
         """Append ``new_parts`` to ``parent`` as the next version (compare-and-set: fails if another run committed
-        on the same parent first)."""
-        parts = [*(parent.parts if parent else ()), *new_parts]
+        on the same parent first). ``without``: a part of ``parent`` left out (a batch taken back, see
+        :meth:`drop_part`); versions are never rewritten, so the rows stay in the earlier versions that had them."""
+        parts = [*(p for p in (parent.parts if parent else ()) if p != without), *new_parts]
         rows = pd.concat([pd.read_parquet(self.part_path(p), columns=["split"]) for p in parts], ignore_index=True)
         counts = {s: int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
         number = (parent.number + 1) if parent else 1
@@ -208,6 +209,17 @@ class DatasetStore(LedgerDatabase):
             raise DataVersionConflict(f"another run committed data version {number} of {self.model!r} first; "
                                       "re-run to build on it") from None
         return self.get(number)
+
+
+    def drop_part(self, part: str, actor: str, note: str) -> DataVersion:
+        """A new version: the current one without ``part`` (a batch whose rows turned out wrong). The next
+        retraining trains, tests and drift-checks on data without them; earlier versions keep them, so the models
+        trained on those stay reproducible."""
+        parent = self.current()
+        if parent is None or part not in parent.parts:
+            raise UserError(f"data part {part[:12]} is not in the current data version of {self.model!r}; "
+                            "nothing to drop")
+        return self.commit(parent, [], list(parent.labels), actor, note, without=part)
 
 
 def _version(row) -> DataVersion:  # noqa: ANN001 - a SQLAlchemy Row

@@ -11,6 +11,7 @@ the flow's client finds this one running and does not start another.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from typing import Callable
 
@@ -24,6 +25,36 @@ def needs_ephemeral_api() -> bool:
     return not PREFECT_API_URL.value() and bool(PREFECT_SERVER_EPHEMERAL_ENABLED.value())
 
 
+class _DetachedSubprocess:
+    """The ``subprocess`` module as Prefect's server module sees it, but with ``Popen(start_new_session=True)``.
+
+    Ctrl-C in a terminal sends SIGINT to the whole foreground process group, the ephemeral API server (a child of
+    this process) included. It died at once, and the interrupted flow then spent over two minutes retrying to report
+    its crash to the dead server before ending with ``ConnectError`` (142 s measured on ``tuneline train``). In its
+    own session the server no longer gets the terminal's signals; this process stops it at exit, as Prefect
+    arranges (``SubprocessASGIServer.stop``).
+    """
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - whatever the subprocess module holds
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs):  # noqa: N802, ANN002, ANN003, ANN205 - the name and signature Prefect calls
+        kwargs.setdefault("start_new_session", True)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def detach_ephemeral_api_from_terminal() -> None:
+    """Have Prefect start its ephemeral API server outside this terminal's process group (see
+    :class:`_DetachedSubprocess`); harmless where no ephemeral server is started."""
+    try:
+        import prefect.server.api.server as server_module
+    except ImportError:  # pragma: no cover - a Prefect without the server
+        return
+    if getattr(server_module, "subprocess", None) is subprocess:
+        server_module.subprocess = _DetachedSubprocess()
+
+
 def start_ephemeral_api_early() -> Callable[[], None]:
     """Start the ephemeral API in the background when this process will need one; returns ``wait()``, to call before
     the flow runs (a server still starting would answer the flow's first request with a refused connection).
@@ -32,6 +63,7 @@ def start_ephemeral_api_early() -> Callable[[], None]:
     """
     if not needs_ephemeral_api():
         return lambda: None
+    detach_ephemeral_api_from_terminal()
 
     def start() -> None:
         try:

@@ -923,6 +923,26 @@ class Ledger(LedgerDatabase):
                 released.append(_batch(conn.execute(select(BATCHES).where(BATCHES.c.id == batch.id)).one()))
         return released
 
+    def requeue(self, batch_hash: str, actor: str, reason: str) -> Batch:
+        """``rejected`` → ``landed``, by a person: the batch is claimed again by the next run, as if it had just
+        landed. For a rejection the config decided (an unseen label before ``drift.allow_label_growth`` was set, a
+        contract since relaxed): the bytes are the same, so landing them again would only be a ``duplicate``."""
+        now = _now()
+        with self._tx("cannot requeue a batch in") as conn:
+            current = self._original(conn, batch_hash)
+            if current is None or current.state != REJECTED:
+                state = "not recorded" if current is None else current.state
+                raise LedgerConflict(f"batch #{batch_hash[:12]} is {state}, not rejected, in the batch ledger "
+                                     f"{redact(self.url)} of model {self.model!r}: only a rejected batch is requeued")
+            changed = conn.execute(
+                update(BATCHES).where(BATCHES.c.id == current.id, BATCHES.c.state == REJECTED)
+                .values(state=LANDED, claimed_by=None, claimed_at=None, lease_expires_at=None, reasons=json.dumps([]),
+                        quarantine_path=None, version=BATCHES.c.version + 1, updated_at=now)).rowcount
+            if changed != 1:
+                raise self._conflict(conn, batch_hash, "requeue", actor)
+            self._event(conn, current.id, batch_hash, REJECTED, LANDED, None, now, f"requeued by {actor}: {reason}")
+            return _batch(conn.execute(select(BATCHES).where(BATCHES.c.id == current.id)).one())
+
     # -- reading ------------------------------------------------------------------------------------------------
     def batches(self, state: str | None = None) -> list[Batch]:
         """Every recorded batch of this model (in landing order), or those in ``state``."""

@@ -211,7 +211,8 @@ def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column
         absent = [label for label in labels if label not in seen]
         if absent:
             raise LabelSetError(f"configured label(s) {absent} never occur in the training data, so the model cannot "
-                                "learn them: remove them from data.labels or add training rows")
+                                "learn them: remove them from the label set (data.labels; data.label_names where labels are "
+                                "ids) or add training rows")
     return labels
 
 

@@ -181,6 +181,11 @@ def positive_class(labels: list[str], configured: str | None) -> tuple[str | Non
     """The positive label and why it is that one: the configured one (which must be in the label set), else
     :func:`default_positive`."""
     if configured is not None:
+        from tuneline.kinds.label_spellings import spelling_key
+
+        same = [label for label in labels if spelling_key(label) == spelling_key(configured)]
+        if configured not in labels and len(same) == 1:  # "yes" configured, "Yes" written: one class, as labels fold
+            return same[0], f"data.positive_label ({configured!r} as the data writes it)"
         if configured not in labels:
             raise LabelSetError(f"data.positive_label={configured!r} is not in the label set {labels}; set it to one "
                                 "of those labels")

@@ -1,0 +1,84 @@
+"""``tuneline data drop``: a landed batch's rows taken back out of the data as a new version, the old ones intact."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from tests_support import write_rows
+from tuneline.cli import main
+from tuneline.config import load_config
+from tuneline.datasets import DatasetStore
+from tuneline.ledger import Ledger, ledger_url_for
+from tuneline.runtime import resolve_tracking_uri
+from tuneline.tasks.intake import dataset_folder
+
+
+def rows(prefix: str, n: int) -> pd.DataFrame:
+    return pd.DataFrame({"text": [f"{prefix} {i}" for i in range(n)], "label": ["a", "b"] * (n // 2),
+                         "split": ["train"] * (n - 2) + ["test"] * 2})
+
+
+def test_dropping_a_batch_makes_a_version_without_its_rows_and_keeps_the_earlier_ones(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    bad = write_rows(landing / "shuffled.csv", [(f"bad {i}", "a") for i in range(6)])
+    (landing / "shuffled.csv.done").touch()
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "data": {"path": str(write_rows(tmp_path / "base.csv", [("x", "a"), ("y", "b")]))},
+        "work_dir": str(tmp_path / "out"), "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        "retrain": {"landing": str(landing)}}))
+    config = load_config(config_path)
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    name = config.registered_model_name
+    with Ledger(url, name) as ledger:
+        [batch] = ledger.scan(landing)
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+        part = store.write_part(rows("bad", 6), batch.content_hash)
+        grown = store.commit(base, [part], ["a", "b"], "run-2", "batch shuffled.csv")
+
+    assert main(["data", "drop", "shuffled.csv", "--reason", "labels shuffled by the exporter",
+                 "-c", str(config_path)]) == 0
+    assert "data version 3 (#" in capsys.readouterr().out
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        dropped = store.current()
+        assert (dropped.number, dropped.parent, dropped.parts) == (3, 2, base.parts)
+        assert dropped.rows == 10 and dropped.split_rows == {"train": 8, "validation": 0, "test": 2}
+        assert "dropped batch shuffled.csv" in dropped.note and "labels shuffled by the exporter" in dropped.note
+        assert store.get(2).parts == grown.parts and len(store.frame(store.get(2))) == 16  # history intact
+        assert not store.frame(dropped)["text"].str.startswith("bad").any()
+
+    assert main(["data", "drop", "shuffled.csv", "--reason", "again", "-c", str(config_path)]) == 1
+    assert "is not in the current data version" in capsys.readouterr().err
+    assert main(["data", "drop", "nosuch.csv", "--reason", "x", "-c", str(config_path)]) == 1
+    assert "no landed batch of" in capsys.readouterr().err and bad.is_file()
+
+
+def test_a_rejected_batch_is_requeued_once_and_claimed_again_by_the_next_run(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    write_rows(landing / "new-label.csv", [(f"cancel {i}", "cancellation") for i in range(4)])
+    (landing / "new-label.csv.done").touch()
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
+    config = load_config(config_path)
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    with Ledger(url, config.registered_model_name) as ledger:
+        [batch] = ledger.scan(landing)
+        ledger.claim("run-1")
+        ledger.mark_rejected("run-1", batch.content_hash, ["unseen label(s) ['cancellation']"])
+        assert ledger.free_batches() == []
+
+    assert main(["data", "requeue", "new-label.csv", "--reason", "label growth allowed now",
+                 "-c", str(config_path)]) == 0
+    assert "was rejected: unseen label(s) ['cancellation']" in capsys.readouterr().out
+    with Ledger(url, config.registered_model_name) as ledger:
+        [free] = ledger.free_batches()
+        assert (free.content_hash, free.state, free.reasons) == (batch.content_hash, "landed", ())
+        last = ledger.history(batch.content_hash)[-1]
+        assert (last.from_state, last.to_state) == ("rejected", "landed") and "label growth allowed" in last.detail
+        assert [b.content_hash for b in ledger.claim("run-2")] == [batch.content_hash]
+    assert main(["data", "requeue", "new-label.csv", "--reason", "again", "-c", str(config_path)]) == 1
+    assert "is claimed, not rejected" in capsys.readouterr().err

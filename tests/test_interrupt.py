@@ -1,0 +1,54 @@
+"""Ctrl-C in a terminal: the whole foreground process group gets SIGINT, Prefect's temporary API server included.
+
+Before tuneline started that server in its own session it died with the flow, and an interrupted ``tuneline train``
+spent 142 s retrying to report its crash to it, then ended with ``ConnectError`` instead of its own message.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from tests_support import default_ctrl_c, write_rows
+
+
+def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny_bert):
+    write_rows(tmp_path / "d.csv", [(f"text number {i} {'good' if i % 2 else 'bad'}", ["neg", "pos"][i % 2])
+                                    for i in range(200)])
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "d.csv"}, "model": {"base": str(tiny_bert)},
+        "train": {"epochs": 500, "batch_size": 4}, "tokenize": {"max_length": 16}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env["PYTHONUNBUFFERED"] = "1"
+
+    def start() -> None:  # a terminal's job: its own process group, Ctrl-C delivered to all of it
+        default_ctrl_c()
+        os.setpgid(0, 0)
+
+    log = (tmp_path / "out.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml"], cwd=tmp_path,
+                               env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=start)
+    try:
+        deadline = time.monotonic() + 300
+        while "training on" not in (tmp_path / "out.log").read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "out.log").read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(2)
+        interrupted = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=90)
+        took = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+    output = (tmp_path / "out.log").read_text()
+    assert process.returncode == 130, output[-3000:]
+    assert "tuneline: interrupted; a re-run of the same config resumes" in output
+    assert "ConnectError" not in output and "Connect call failed" not in output
+    assert took < 30, f"{took:.0f} s from Ctrl-C to exit"
