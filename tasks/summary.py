@@ -104,7 +104,8 @@ def summarize_nothing_accepted(intake, parent, trigger: str, run: RunContext) ->
     from tuneline.tracking import set_tags
 
     rejected = {batch.name: reasons for batch, reasons in intake.rejected}
-    message = f"no batch was accepted ({len(rejected)} rejected); the champion stays"
+    message = (f"no batch was accepted ({len(rejected)} rejected); the registered model stays as it is" if rejected
+               else "no batch left to take: another run claimed them first (it trains on them); nothing to do")
     set_tags(run, {"retrain.status": "nothing_accepted"})
     print(message)
     return RetrainSummary(status="nothing_accepted", message=message, trigger=trigger, batches_used=[],

@@ -24,8 +24,9 @@ def plot_confusion_matrix(gold: list[str], predicted: list[str], labels: list[st
 
     size = max(4.0, 0.6 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=labels, ax=ax, colorbar=False,
-                                            xticks_rotation=45 if len(labels) > 4 else "horizontal")
+    shown = [label if len(label) <= 40 else label[:39] + "…" for label in labels]  # a 300-character label
+    ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=labels, display_labels=shown, ax=ax,
+                                            colorbar=False, xticks_rotation=45 if len(labels) > 4 else "horizontal")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
