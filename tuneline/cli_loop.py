@@ -158,15 +158,9 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
 
     from tuneline.datasets import DatasetStore
     from tuneline.errors import UserError
-    from tuneline.ledger import ledger_url_for
-    from tuneline.runtime import resolve_tracking_uri
     from tuneline.tasks.intake import dataset_folder
 
-    if not reason.strip():
-        raise UserError("--reason must say why the batch's rows are taken out")
-    name = config.registered_model_name
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
-    batch = _landed_batch(url, name, batch_name)
+    name, url, batch = _landed_batch(config, batch_name, reason, "why the batch's rows are taken out")
     with DatasetStore(url, name, dataset_folder(config)) as store:
         part = store.part_of_batch(batch.content_hash)
         if part is None:
@@ -179,11 +173,17 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
     return 0
 
 
-def _landed_batch(url: str, model: str, batch_name: str) -> "Batch":
-    """The one original batch of ``model`` landed as ``batch_name`` (or whose content hash starts with it)."""
+def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str) -> tuple[str, str, "Batch"]:
+    """(model name, ledger URL, the one original batch landed as ``batch_name`` or whose content hash starts with
+    it), for a command that changes a batch's fate by hand and so must say ``why``."""
     from tuneline.errors import UserError
-    from tuneline.ledger import Ledger
+    from tuneline.ledger import Ledger, ledger_url_for
+    from tuneline.runtime import resolve_tracking_uri
 
+    if not reason.strip():
+        raise UserError(f"--reason must say {why}")
+    model = config.registered_model_name
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
     with Ledger(url, model) as ledger:
         found = [b for b in ledger.batches() if b.duplicate_of is None
                  and (b.name == batch_name or (len(batch_name) >= 8 and b.content_hash.startswith(batch_name)))]
@@ -191,7 +191,7 @@ def _landed_batch(url: str, model: str, batch_name: str) -> "Batch":
         what = "no landed batch" if not found else f"{len(found)} landed batches"
         raise UserError(f"{what} of {model!r} is called {batch_name!r}; give its file or folder name as landed, "
                         "or more of its content hash")
-    return found[0]
+    return model, url, found[0]
 
 
 def _data_requeue(config: TunelineConfig, batch_name: str, reason: str) -> int:
@@ -199,14 +199,9 @@ def _data_requeue(config: TunelineConfig, batch_name: str, reason: str) -> int:
     import getpass
 
     from tuneline.errors import UserError
-    from tuneline.ledger import Ledger, LedgerConflict, ledger_url_for
-    from tuneline.runtime import resolve_tracking_uri
+    from tuneline.ledger import Ledger, LedgerConflict
 
-    if not reason.strip():
-        raise UserError("--reason must say why the batch is taken again")
-    name = config.registered_model_name
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
-    batch = _landed_batch(url, name, batch_name)
+    name, url, batch = _landed_batch(config, batch_name, reason, "why the batch is taken again")
     try:
         with Ledger(url, name) as ledger:
             ledger.requeue(batch.content_hash, f"user {getpass.getuser()}", reason.strip())
