@@ -101,7 +101,8 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
         if batch.content_hash in decision.refused:
             reason = (f"unseen label(s) {decision.refused[batch.content_hash]} in {batch.name}: the model knows "
                       f"{list(known)}; fix the labels and land them as a new batch, or set drift.allow_label_growth: "
-                      f"true to grow the head and take this batch again with `tuneline data requeue {batch.name}`")
+                      f"true to grow the head and take this batch again: tuneline data requeue -c CONFIG {batch.name} "
+                      f"--reason \"...\"")
             ledger.mark_rejected(run.run_id, batch.content_hash, [reason])
             reasons.append(reason)
     if reasons:
