@@ -52,3 +52,41 @@ def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny
     assert "tuneline: interrupted; a re-run of the same config resumes" in output
     assert "ConnectError" not in output and "Connect call failed" not in output
     assert took < 30, f"{took:.0f} s from Ctrl-C to exit"
+
+
+def test_a_killed_run_leaves_no_prefect_server_behind(tmp_path, tiny_bert):
+    """``kill -9`` gives the run no chance to stop the temporary API server it started; the server must notice and
+    stop itself instead of holding its port and database for ever."""
+    import psutil
+
+    write_rows(tmp_path / "d.csv", [(f"text number {i} {'good' if i % 2 else 'bad'}", ["neg", "pos"][i % 2])
+                                    for i in range(200)])
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "d.csv"}, "model": {"base": str(tiny_bert)},
+        "train": {"epochs": 500, "batch_size": 4}, "tokenize": {"max_length": 16}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    log = (tmp_path / "out.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml"], cwd=tmp_path,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    servers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 300
+        while "training on" not in (tmp_path / "out.log").read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "out.log").read_text()[-3000:]
+            time.sleep(0.5)
+        servers = [child for child in psutil.Process(process.pid).children()
+                   if "uvicorn" in " ".join(child.cmdline())]
+        assert len(servers) == 1, [child.cmdline() for child in psutil.Process(process.pid).children()]
+        assert servers[0].is_running()
+        process.kill()
+        process.wait(timeout=30)
+        gone, alive = psutil.wait_procs(servers, timeout=20)
+        assert not alive, f"the temporary Prefect API server {alive[0].pid} outlived the killed run"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for server in servers:
+            if server.is_running():
+                server.kill()
+        log.close()

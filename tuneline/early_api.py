@@ -33,6 +33,9 @@ class _DetachedSubprocess:
     its crash to the dead server before ending with ``ConnectError`` (142 s measured on ``tuneline train``). In its
     own session the server no longer gets the terminal's signals; this process stops it at exit, as Prefect
     arranges (``SubprocessASGIServer.stop``).
+
+    A process killed outright (``kill -9``) cannot stop it at exit, so the server runs under
+    :mod:`tuneline.parent_watch`, which stops it when this process is gone.
     """
 
     def __getattr__(self, name: str):  # noqa: ANN204 - whatever the subprocess module holds
@@ -41,6 +44,13 @@ class _DetachedSubprocess:
     @staticmethod
     def Popen(*args, **kwargs):  # noqa: N802, ANN002, ANN003, ANN205 - the name and signature Prefect calls
         kwargs.setdefault("start_new_session", True)
+        command = kwargs.get("args", args[0] if args else None)
+        if isinstance(command, list) and command[1:3] == ["-m", "uvicorn"]:
+            command = [command[0], "-m", "tuneline.parent_watch", str(os.getpid()), *command[2:]]
+            if "args" in kwargs:
+                kwargs["args"] = command
+            else:
+                args = (command, *args[1:])
         return subprocess.Popen(*args, **kwargs)
 
 
