@@ -39,7 +39,7 @@ from tuneline.tasks.report import report_evaluation
 from tuneline.tasks.summary import RetrainSummary, summarize_nothing_accepted, summarize_retrain, summarize_run
 from tuneline.tasks.tokenize import tokenize_splits
 from tuneline.tasks.train import train_model
-from tuneline.tracking import client_for, set_tags, tracked_run, version_tags
+from tuneline.tracking import client_for, discard_run, set_tags, tracked_run, version_tags
 
 
 @flow(name="tuneline-retrain", log_prints=True)
@@ -78,6 +78,12 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
             with tracked_run(config) as run:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
                 batches = ledger.claim(run.run_id)
+                if not batches and store.current() is not None and config.retrain.when_no_new_data == "skip":
+                    discard_run(run)  # a concurrent run claimed every batch between the check above and here
+                    message = _nothing_to_do(config, ledger, tracking_uri)
+                    print(message)
+                    return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
+                                          batches_rejected={})
                 try:
                     with LeaseKeeper(ledger, run.run_id):
                         return _retrain(config, run, ledger, store, batches, trigger)

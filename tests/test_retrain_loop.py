@@ -279,6 +279,30 @@ def test_9_drift_stop_rejects_a_shifted_batch_and_keeps_the_champion(loop, tiny_
     assert client_of(loop).get_model_version_by_alias("loop-tickets", "champion").version == champion
 
 
+def test_10_a_run_whose_batches_a_concurrent_run_took_first_leaves_no_empty_run(loop, tiny_bert, monkeypatch):
+    """Two runs on the embedded API (nothing queues them) both see a free batch; the ledger gives it to one. The
+    other must say so and leave nothing behind: no empty FINISHED run that reads like a retraining."""
+    land(loop / "landing", "b8.csv", tickets(BASE, seed=13).head(60))
+    experiment = client_of(loop).get_experiment_by_name(loop_config(loop, tiny_bert).tracking.experiment)
+    runs_before = {r.info.run_id for r in client_of(loop).search_runs([experiment.experiment_id])}
+    real_claim = Ledger.claim
+
+    def rival_claims_first(self, run_id):  # the race, injected: the rival's claim lands between check and claim
+        with ledger_of(loop) as rival:
+            assert [b.name for b in real_claim(rival, "rival-run")] == ["b8.csv"]
+        return real_claim(self, run_id)
+
+    monkeypatch.setattr(Ledger, "claim", rival_claims_first)
+    summary = run(loop, tiny_bert)
+    assert summary.status == "skipped" and summary.run is None
+    assert "held by run rival-run" in summary.message and "b8.csv" in summary.message
+    runs_after = {r.info.run_id for r in client_of(loop).search_runs([experiment.experiment_id])}
+    assert runs_after == runs_before  # the loser's run was discarded
+    with ledger_of(loop) as ledger:
+        (batch,) = [b for b in ledger.batches() if b.name == "b8.csv"]
+        assert batch.state == "claimed" and batch.claimed_by == "rival-run"
+
+
 def test_a_landing_folder_on_an_fsspec_file_system_works_like_a_local_one(tmp_path, tiny_bert):
     """``retrain.landing`` as a URL (fsspec's in-memory file system here; s3://, gs://, ... with their packages):
     markers, content hashes, duplicates and the batch's rows come through the same rules."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -89,7 +90,21 @@ def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
         client.set_terminated(run_id, status="FAILED" if not isinstance(error, KeyboardInterrupt) else "KILLED")
         raise
     else:
-        client.set_terminated(run_id, status="FINISHED")
+        if client.get_run(run_id).info.lifecycle_stage != "deleted":  # see discard_run
+            client.set_terminated(run_id, status="FINISHED")
+
+
+def discard_run(run: RunContext) -> None:
+    """Close and delete a run that recorded nothing worth keeping, inside :func:`tracked_run`.
+
+    Two retraining runs started at once on the embedded API (nothing queues them) both find batches waiting; the
+    ledger gives every batch to one, and the other would leave an empty FINISHED run in the experiment that reads
+    like a retraining. Deleted runs stay in the store (``mlflow gc`` purges them) but out of the experiment's list.
+    """
+    client = client_for(run)
+    client.set_terminated(run.run_id, status="FINISHED")
+    client.delete_run(run.run_id)
+    shutil.rmtree(run.run_dir, ignore_errors=True)
 
 
 def log_metrics(run: RunContext, metrics: dict[str, float], step: int = 0) -> None:
