@@ -221,7 +221,7 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
     kind = kind_of(config)
     frames = kind.prepare(loaded.frames, config.data)
     try:
-        labels = kind.label_set(frames, config.data)
+        labels = kind.label_set(frames, config.data, primary_metric=config.primary_metric)
     except LabelSetError as error:
         raise DataValidationError(str(error)) from None
     for frame in frames.values():  # one salted hash per row, shared by the duplicate, leakage and split rules

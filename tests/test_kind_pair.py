@@ -553,7 +553,7 @@ def test_no_positive_class_with_an_f1_positive_gate_is_one_line_error(tmp_path):
 def test_macro_gate_keeps_nli_labels_sorted_and_logs_what_f1_positive_is(caplog):
     config = pair_config("gate.primary_metric=macro_f1")
     with caplog.at_level("INFO", logger="tuneline"):
-        labels = KIND.label_set({"train": nli_frame()}, config.data)
+        labels = KIND.label_set({"train": nli_frame()}, config.data, primary_metric=config.primary_metric)
     assert labels == ["contradiction", "entailment", "neutral"]
     assert any("no positive class" in r.getMessage() and "'entailment', for information only (the gate uses "
                "macro_f1" in r.getMessage() for r in caplog.records)

@@ -99,8 +99,11 @@ class TaskKind:
         ``quiet``: log nothing (a caller that only counts labels before the validation that logs the same rewrite)."""
         return frames
 
-    def label_set(self, frames: dict[str, pd.DataFrame], data: "DataConfig") -> list[str]:
-        """The configured label set, or the one inferred from the training frame (then frozen for the run)."""
+    def label_set(self, frames: dict[str, pd.DataFrame], data: "DataConfig",
+                  primary_metric: str | None = None) -> list[str]:
+        """The configured label set, or the one inferred from the training frame (then frozen for the run).
+        ``primary_metric``: the gate's metric (None: the kind's default), for a kind whose label policy depends on
+        it (pairs need a positive class only for ``f1_positive``)."""
         raise NotImplementedError
 
     def schema(self, labels: list[str], train_keys: list[str] | None, data: "DataConfig") -> "pa.DataFrameSchema":

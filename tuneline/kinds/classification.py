@@ -295,7 +295,8 @@ class ClassificationKind(TaskKind):
         return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]], malformed=malformed,
                            records_seen=seen)
 
-    def label_set(self, frames: dict[str, pd.DataFrame], data: ClassificationData) -> list[str]:
+    def label_set(self, frames: dict[str, pd.DataFrame], data: ClassificationData,
+                  primary_metric: str | None = None) -> list[str]:
         if data.labels:
             labels = list(dict.fromkeys(str(label) for label in data.labels))
         else:

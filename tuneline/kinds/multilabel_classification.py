@@ -223,7 +223,8 @@ class MultilabelKind(ClassificationKind):
         return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]], malformed=malformed,
                            records_seen=seen)
 
-    def label_set(self, frames: dict[str, pd.DataFrame], data: MultilabelData) -> list[str]:
+    def label_set(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
+                  primary_metric: str | None = None) -> list[str]:
         """``data.labels``, else ``data.label_names``, else the labels seen in train often enough (sorted)."""
         if data.labels:
             labels = list(dict.fromkeys(str(label) for label in data.labels))

@@ -32,7 +32,7 @@ from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field
 
 from tuneline.config import TokenizeConfig, TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords
@@ -65,10 +65,6 @@ class PairData(ClassificationData):
                           "no/yes, negative/positive, or the label the other negates (duplicate of not_duplicate, "
                           "match of no_match); otherwise it must be set while gate.primary_metric is f1_positive.")
 
-    #: The gate's metric, set by :class:`PairClassificationConfig` (the label policy needs a positive class only when
-    #: the gate uses ``f1_positive``); a PairData made on its own assumes the kind's default.
-    _gate_metric: str = PrivateAttr("f1_positive")
-
     def column_keys(self) -> dict[str, str]:
         return {"text_column": self.text_column, "text_pair_column": self.text_pair_column,
                 "label_column": self.label_column}
@@ -100,13 +96,6 @@ class PairClassificationConfig(TunelineConfig):
     task: Literal["pair_classification"] = "pair_classification"
     data: PairData
     tokenize: PairTokenizeConfig = Field(default_factory=PairTokenizeConfig)
-
-    @model_validator(mode="after")
-    def _tell_data_the_gate_metric(self) -> "PairClassificationConfig":
-        """The label policy (:meth:`PairClassificationKind.label_set`) is given ``data`` only, and must know whether
-        the gate needs a positive class."""
-        self.data._gate_metric = self.primary_metric
-        return self
 
 
 def _clean(text: object) -> str | None:
@@ -284,7 +273,8 @@ class PairClassificationKind(ClassificationKind):
         frame["key"] = pair_keys(frame["text"], frame["text_pair"], data.symmetric)
         return ReadRecords(frame=frame[PAIR_COLUMNS], malformed=malformed, records_seen=seen)
 
-    def label_set(self, frames: dict[str, pd.DataFrame], data: PairData) -> list[str]:
+    def label_set(self, frames: dict[str, pd.DataFrame], data: PairData,
+                  primary_metric: str | None = None) -> list[str]:
         """Classification's label set, with the positive label moved to index 1 (where :meth:`score` finds it); the
         choice is logged. Without a positive class the order stays sorted, and a gate on ``f1_positive`` is refused
         (it would be some class's F1, chosen by the alphabet)."""
@@ -292,7 +282,7 @@ class PairClassificationKind(ClassificationKind):
 
         labels = super().label_set(frames, data)
         positive, why = positive_class(labels, data.positive_label)
-        metric = data._gate_metric
+        metric = primary_metric or PairClassificationConfig.DEFAULT_METRIC
         if positive is None:
             if metric == "f1_positive":
                 raise LabelSetError(

@@ -254,7 +254,8 @@ class TokenClassificationKind(TaskKind):
         return {role: frame.assign(tags=frame["tags"].map(lambda t: iob1_to_iob2(t) if is_string_list(t) else t))
                 for role, frame in frames.items()}
 
-    def label_set(self, frames: dict[str, pd.DataFrame], data: TokenData) -> list[str]:
+    def label_set(self, frames: dict[str, pd.DataFrame], data: TokenData,
+                  primary_metric: str | None = None) -> list[str]:
         """The configured tags, else 'O' plus B-/I- for every entity type in train; frozen for the run."""
         from tuneline.schemas.token_classification import labels_from_tags, split_tag
 
