@@ -51,6 +51,20 @@ def test_dotted_overrides_are_typed():
     assert config.data.split.salt == "abc"
 
 
+def test_override_values_yaml_would_drop_or_reject_are_taken_as_written():
+    """``--set`` values are YAML, but a column named ``#1 String`` (MRPC's) is a YAML comment, ``|`` a block
+    scalar and ``,`` a parse error: each came out None, '' or a traceback instead of the text the user typed."""
+    config = build_config({"task": "pair_classification", "data": {"path": "/d.tsv"}}, [
+        "data.text_column=#1 String", "data.text_pair_column=#2 String", "data.label_column=Quality"])
+    assert (config.data.text_column, config.data.text_pair_column) == ("#1 String", "#2 String")
+    for separator in ("|", ",", ">", ";"):
+        config = build_config({"task": "multilabel_classification", "data": {"path": "/d.tsv"}},
+                              [f"data.label_separator={separator}"])
+        assert config.data.label_separator == separator
+    config = build_config({"data": {"path": "/d.csv", "labels": ["a", "b"]}}, ["data.labels=null", "train.epochs=2"])
+    assert config.data.labels is None and config.train.epochs == 2
+
+
 def test_override_replaces_yaml_value(tmp_path):
     path = write_config(tmp_path, {"data": {"path": "d.csv"}, "train": {"epochs": 5}})
     assert load_config(path).train.epochs == 5

@@ -124,6 +124,21 @@ def test_unknown_ids_and_bad_values_are_quarantined_with_their_rule(tmp_path):
     assert len(result.quarantine) == 2
 
 
+def test_label_names_are_the_spellings_that_labels_written_in_other_cases_fold_to(tmp_path):
+    """Names written ``Billing``/``SHIPPING`` in the data are the ``billing``/``shipping`` of ``data.label_names``,
+    as they are of ``data.labels``: before, the most written spelling won, and every name then looked absent from
+    train (the run stopped advising to delete lines from label_names, which would shift every later id)."""
+    rows = [json.dumps({"text": f"row {i}", "label": [[n.title(), n.upper(), n][i % 3] for n in NAMES[i % 4:][:2]]})
+            for i in range(60)]
+    train = write_lines(tmp_path / "cased.jsonl", rows)
+    by_names = validated(tmp_path, train=train, label_names=NAMES)
+    by_labels = validated(tmp_path, train=train, labels=NAMES)
+    assert by_names.labels == by_labels.labels == NAMES
+    assert by_names.quarantine.empty and len(by_names.frames["train"]) == 60
+    assert list(by_names.frames["train"]["label"]) == list(by_labels.frames["train"]["label"])
+    assert all(set(labels) <= set(NAMES) for labels in by_names.frames["train"]["label"])
+
+
 def test_empty_label_lists_are_kept_only_when_allowed(tmp_path):
     train = goemotions_like(tmp_path, [f"nothing to tag {i}\t\tn{i}" for i in range(3)])
     common = dict(train=train, header=False, text_column="0", label_column="1", label_names=NAMES)

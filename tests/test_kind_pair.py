@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conftest import shared_data, working_in
@@ -430,7 +431,8 @@ def test_registered_pair_model_predicts_from_frames_and_lists(pair_run):
     folder, config, summary, rows = pair_run
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{summary.version}")
-    assert [spec.type.name for spec in model.metadata.get_input_schema().inputs] == ["string", "string"]
+    assert [spec.to_dict() for spec in model.metadata.get_input_schema().inputs] == [
+        {"type": "any", "required": True}] * 2  # Any: a null second text stays null (refused), not "None"
     fresh = make_pairs(7, seed=11, avoid={(row[0], row[1]) for row in rows})  # never seen in training
     texts, pairs, expected = ([row[k] for row in fresh] for k in range(3))
     from_frame = model.predict(pd.DataFrame({"text": texts, "text_pair": pairs}))  # more rows than the example
@@ -450,6 +452,11 @@ def test_registered_pair_model_predicts_from_frames_and_lists(pair_run):
     from_list = model.predict([[t, p] for t, p in zip(texts, pairs)])
     assert list(from_list["label"]) == expected
     assert from_list["score"].tolist() == pytest.approx(from_frame["score"].tolist(), abs=1e-5)
+    # an id column first would be cut off with the pair's second text (MLflow keeps a frame's first two columns)
+    with pytest.raises(MlflowException, match=r"\['id', 'text'\]; pass 'text' and 'text_pair' columns"):
+        model.predict(pd.DataFrame({"id": range(7), "text": texts, "text_pair": pairs}))
+    with pytest.raises(MlflowException, match="missing text at row 0 of 'text_pair'"):
+        model.predict([[texts[0], None]])
 
 
 # --- real data --------------------------------------------------------------------------------------------------------

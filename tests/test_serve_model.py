@@ -251,9 +251,12 @@ def test_ner_endpoint_tags_word_lists_and_texts_like_the_registered_model(store,
     ("intents", b"where is my parcel", "text/plain", "content types"),
     ("ner", {"inputs": [["John", 3]]}, "application/json", "word"),
     ("ner", {"dataframe_split": {"columns": ["tokens"], "data": [[["Paris"]]]}}, "application/json", "'inputs'"),
-    # answered with a confident label before; MLflow's own schema enforcement (one unnamed string column, the first
-    # of a frame) turns a null or a nested list into text before the model sees it, so those are not caught here
+    # each answered with a confident label before (a null was parsed as the text "None", an id column cut from a
+    # frame as the texts); a nested list [["a", "b"]] still becomes its first word in MLflow's parser, not caught
     ("intents", {"inputs": ["where is my parcel", ""]}, "application/json", "input 1 is an empty text"),
+    ("intents", {"inputs": ["where is my parcel", None]}, "application/json", "input 1 is missing"),
+    ("intents", {"dataframe_split": {"columns": ["id", "text"], "data": [["7", "where is my parcel"]]}},
+     "application/json", "column named 'id'"),
 ])
 def test_malformed_request_is_a_4xx_with_a_message(request, endpoint, body, content_type, says):
     served = request.getfixturevalue(endpoint)

@@ -122,10 +122,34 @@ def assert_same_classification(a: pd.DataFrame, b: pd.DataFrame) -> None:
         assert x.keys() == y.keys() and list(x.values()) == pytest.approx(list(y.values()), abs=1e-5)
 
 
-def test_classifier_signature_is_one_string_column(classifier):
-    """One unnamed string column: MLflow's column enforcement then turns a str, a list of str, a Series and a
-    one-column DataFrame alike into that column (a NAMED column would drop the unnamed ones, see the pyfunc)."""
-    assert input_schema(classifier.uri) == [{"type": "string", "required": True}]
+def test_classifier_signature_is_one_unnamed_any_column(classifier):
+    """One unnamed column: MLflow's column enforcement then turns a str, a list of str, a Series and a one-column
+    DataFrame alike into that column (a NAMED column would drop the unnamed ones, see the pyfunc). Of type Any: a
+    string column makes the scoring server cast a JSON null to the text "None" (checked below)."""
+    assert input_schema(classifier.uri) == [{"type": "any", "required": True}]
+
+
+@pytest.mark.parametrize("payload, says", [
+    ({"inputs": ["where is my parcel", None]}, "input 1 is missing"),      # was classified as the text "None"
+    ({"instances": [None]}, "input 0 is missing"),
+    ({"dataframe_split": {"columns": ["text"], "data": [["fine"], [None]]}}, "input 1 is missing"),
+    ({"dataframe_split": {"columns": ["id", "text"], "data": [["17", "where is my parcel"]]}},
+     "column named 'id'"),                                                # was classified as the text "17"
+    ({"inputs": [{"id": 17}]}, "column named 'id'"),
+    ({"inputs": [True]}, "not a text"),
+])
+def test_classifier_refuses_requests_that_mlflow_would_turn_into_other_texts(classifier, payload, says):
+    """The request as the scoring server parses it (``mlflow models serve`` runs exactly this), then the model:
+    every one of these was answered with a confident label before."""
+    import json
+
+    from mlflow.pyfunc.scoring_server import _parse_json_data
+
+    model = classifier.model
+    parsed = _parse_json_data(json.dumps(payload), model.metadata, model.metadata.get_input_schema())
+    with pytest.raises(MlflowException, match=says) as caught:
+        model.predict(parsed.data)
+    assert caught.value.get_http_status_code() == 400
 
 
 def test_classifier_accepts_every_documented_form(classifier):
@@ -138,6 +162,9 @@ def test_classifier_accepts_every_documented_form(classifier):
     assert_same_classification(model.predict(pd.DataFrame({"text": TEXTS})), as_list)
     assert_same_classification(model.predict(pd.Series(TEXTS)), as_list)
     assert_same_classification(model.predict(pd.Series(TEXTS, name="text")), as_list)
+    assert_same_classification(model.predict(pd.DataFrame({"text": TEXTS, "id": [1, 2, 3]})), as_list)
+    with pytest.raises(MlflowException, match="column named 'sentence'"):  # maybe an id column cut from a frame
+        model.predict(pd.Series(TEXTS, name="sentence"))
     one = model.predict(TEXTS[1])
     assert len(one) == 1
     assert_same_classification(one, as_list.iloc[[1]].reset_index(drop=True))

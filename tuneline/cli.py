@@ -478,17 +478,30 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     return 0
 
 
-def _input_file_rows(model: str, path: Path, tracking_uri: str | None) -> Any:
-    """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept): for a registry
-    reference the version's task tag names the columns, as batch prediction does; other URIs get the file as is."""
+def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> str | None:
+    """The kind a model serves: the registry version's task tag, else (a ``runs:/`` or path URI) what its signature
+    says (two inputs: a sentence pair); None when neither tells."""
+    if model.startswith("models:/"):
+        from tuneline.tasks.predict_batch import resolve_model_version
+
+        return resolve_model_version.fn(model, tracking_uri).task
+    schema = loaded.metadata.get_input_schema()
+    return "pair_classification" if schema is not None and len(schema.inputs) == 2 else None
+
+
+def _input_file_rows(model: str, path: Path, tracking_uri: str | None) -> tuple[Any, list[str]]:
+    """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept) and the columns
+    the model reads, in its order: for a registry reference the version's task tag names them, as batch prediction
+    does; other URIs get the file as is."""
     from tuneline.tasks.predict_batch import read_prediction_inputs, resolve_model_version
     from tuneline.readers import PROVENANCE_COLUMNS, detect_format, read_table
 
     if model.startswith("models:/"):
-        resolved = resolve_model_version.fn(model, tracking_uri)
-        return read_prediction_inputs.fn(path, resolved.task).frame
+        inputs = read_prediction_inputs.fn(path, resolve_model_version.fn(model, tracking_uri).task)
+        return inputs.frame, list(inputs.model_columns)
     table = read_table(path, detect_format(path, "auto")).frame
-    return table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
+    table = table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
+    return table, list(table.columns)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -500,23 +513,47 @@ def _predict(args: argparse.Namespace) -> int:
     from tuneline.runtime import resolve_tracking_uri
 
     mlflow.set_tracking_uri(resolve_tracking_uri(args.tracking_uri))
-    if args.input is not None:
-        inputs = _input_file_rows(args.model, args.input, args.tracking_uri)
-        shown = inputs.to_dict(orient="records")
-    else:
-        texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        if not texts:
-            raise UserError("nothing to predict: give texts as arguments, one per line on stdin, or --input FILE")
-        if args.pair and len(args.pair) != len(texts):
-            raise UserError(f"--pair was given {len(args.pair)} time(s) for {len(texts)} text(s); give one per text")
-        inputs = pd.DataFrame({"text": texts, "text_pair": args.pair}) if args.pair else texts
-        shown = [{"text": t, **({"text_pair": p} if args.pair else {})}
-                 for t, p in zip(texts, args.pair or [None] * len(texts))]
+    from_stdin = args.input is None and not args.texts
+    texts = args.texts or ([line.rstrip("\r\n") for line in sys.stdin if line.strip()] if from_stdin else [])
+    if args.input is None and not texts:
+        raise UserError("nothing to predict: give texts as arguments, one per line on stdin, or --input FILE")
     try:
         model = mlflow.pyfunc.load_model(args.model)
     except mlflow.exceptions.MlflowException as error:
         raise UserError(f"cannot load {args.model} from {redact(mlflow.get_tracking_uri())}: {error.message}") from None
-    output = model.predict(inputs)
+    pairs = _model_task(args.model, args.tracking_uri, model) == "pair_classification"
+    if args.pair and not pairs:
+        raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
+    if args.input is not None:
+        rows, model_columns = _input_file_rows(args.model, args.input, args.tracking_uri)
+        shown = rows.to_dict(orient="records")
+        # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a
+        # frame's FIRST columns by position (an ``id,text`` file would have been predicted on its ids).
+        inputs = rows[model_columns]
+    else:
+        second = list(args.pair)
+        if pairs and from_stdin:  # one pair a line: text<TAB>second text
+            if any("\t" not in line for line in texts):
+                line = next(i for i, t in enumerate(texts, 1) if "\t" not in t)
+                raise UserError(f"{args.model} is a sentence-pair model: give one pair a line on stdin as "
+                                f"TEXT<TAB>SECOND TEXT (line {line} has no tab), or --input FILE with text and "
+                                f"text_pair columns")
+            texts, second = [t.split("\t", 1)[0] for t in texts], [t.split("\t", 1)[1] for t in texts]
+        elif pairs and not second:
+            raise UserError(f"{args.model} is a sentence-pair model: give the second text of each text with --pair "
+                            f"TEXT (repeat, in order), pairs as TEXT<TAB>SECOND TEXT lines on stdin, or --input FILE "
+                            f"with text and text_pair columns")
+        if second and len(second) != len(texts):
+            raise UserError(f"--pair was given {len(second)} time(s) for {len(texts)} text(s); give one per text")
+        inputs = pd.DataFrame({"text": texts, "text_pair": second}) if pairs else texts
+        shown = [{"text": t, **({"text_pair": p} if pairs else {})}
+                 for t, p in zip(texts, second or [None] * len(texts))]
+    try:
+        output = model.predict(inputs)
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code != "INVALID_PARAMETER_VALUE":
+            raise
+        raise UserError(f"{args.model} refused the input: {error.message}") from None
     frame = output if isinstance(output, pd.DataFrame) else pd.DataFrame(output)
     for given, (_, row) in zip(shown, frame.iterrows()):
         print(json.dumps({**given, **{k: v for k, v in row.items() if k not in given}}, default=str))

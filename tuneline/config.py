@@ -394,8 +394,22 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: {key!r} is a value, not a section")
             node = child
-        node[keys[-1]] = yaml.safe_load(value) if value.strip() else None
+        node[keys[-1]] = _override_value(value)
     return raw
+
+
+def _override_value(value: str) -> Any:
+    """A ``--set`` value parsed as YAML, or the text as written where YAML would drop or reject it: ``#1 String``
+    (a comment: None), ``|`` and ``>`` (block scalars: ''), ``,`` or ``: `` (a parse error)."""
+    if not value.strip():
+        return None
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    if (parsed is None and value.strip() not in ("null", "Null", "NULL", "~")) or parsed == "":
+        return value
+    return parsed
 
 
 def _format_validation_error(error: ValidationError, task: str) -> str:

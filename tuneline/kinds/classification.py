@@ -211,8 +211,9 @@ def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column
         absent = [label for label in labels if label not in seen]
         if absent:
             raise LabelSetError(f"configured label(s) {absent} never occur in the training data, so the model cannot "
-                                "learn them: remove them from the label set (data.labels; data.label_names where labels are "
-                                "ids) or add training rows")
+                                "learn them: add training rows, or leave them out of data.labels (where labels are "
+                                "ids, do not delete lines from data.label_names, whose line numbers are the ids: "
+                                "list the labels to learn in data.labels instead)")
     return labels
 
 
@@ -226,6 +227,18 @@ class ClassificationKind(TaskKind):
     input_example = ["an example text", "a second, longer example text for the signature"]
     lineage_columns = ("text", "label")
     target_column = "label"
+
+    def signature(self) -> Any:
+        """One unnamed input column of type ``Any``, not ``string``: a string column makes MLflow's scoring server
+        cast every value to text while it parses the request, so ``{"inputs": ["fine", null]}`` reached the model as
+        ``"None"`` and came back with a confident label. An ``Any`` column hands the values over as sent, and the
+        model refuses a missing, empty or non-text value by its position (HTTP 400). Unnamed, so a str, a list, a
+        Series and a one-column DataFrame all arrive as that column (see the pyfunc)."""
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema
+        from mlflow.types.schema import AnyType
+
+        return ModelSignature(inputs=Schema([ColSpec(AnyType())]))
 
     # --- data -------------------------------------------------------------------------------------------------
     def prepare(self, frames: dict[str, pd.DataFrame], data: ClassificationData,

@@ -223,6 +223,15 @@ class MultilabelKind(ClassificationKind):
         return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]], malformed=malformed,
                            records_seen=seen)
 
+    def prepare(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
+                quiet: bool = False) -> dict[str, pd.DataFrame]:
+        """Fold label spellings as the single-label kind does, with ``data.label_names`` as the configured spellings
+        when ``data.labels`` is not given: ``Joy``/``JOY`` in the data are the ``joy`` of GoEmotions' labels.txt
+        (without it the most frequent spelling won, and every label_names entry looked absent from train)."""
+        if not data.labels and data.label_names is not None:
+            data = data.model_copy(update={"labels": read_label_names(data)})
+        return super().prepare(frames, data, quiet)
+
     def label_set(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
                   primary_metric: str | None = None) -> list[str]:
         """``data.labels``, else ``data.label_names``, else the labels seen in train often enough (sorted)."""

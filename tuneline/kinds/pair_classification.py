@@ -256,13 +256,15 @@ class PairClassificationKind(ClassificationKind):
     target_column = "label"
 
     def signature(self) -> Any:
-        """Two unnamed string inputs, text then pair: MLflow then takes a DataFrame (``text``, ``text_pair``), a
-        dict of two lists and a list of ``[text, pair]`` lists alike. A signature that named the columns would
-        refuse the list of lists before the model saw it ("missing inputs ['text', 'text_pair']")."""
+        """Two unnamed inputs, text then pair: MLflow then takes a DataFrame (``text``, ``text_pair``), a dict of two
+        lists and a list of ``[text, pair]`` lists alike. A signature that named the columns would refuse the list
+        of lists before the model saw it ("missing inputs ['text', 'text_pair']"). Of type ``Any``, as
+        classification's, so a null second sentence reaches the model as null (refused) and not as ``"None"``."""
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, Schema
+        from mlflow.types.schema import AnyType
 
-        return ModelSignature(inputs=Schema([ColSpec("string"), ColSpec("string")]))
+        return ModelSignature(inputs=Schema([ColSpec(AnyType()), ColSpec(AnyType())]))
 
     # --- data -------------------------------------------------------------------------------------------------
     def read(self, path: Path, fmt: str, data: PairData) -> ReadRecords:

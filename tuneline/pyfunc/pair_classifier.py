@@ -89,11 +89,12 @@ def pairs_from_input(model_input: Any) -> tuple[list[str], list[str]]:
     if isinstance(model_input, pd.DataFrame):
         if {TEXT, PAIR} <= set(model_input.columns):
             first, second = model_input[TEXT], model_input[PAIR]
-        elif model_input.shape[1] == 2:  # two columns of any names; more would be a guess (an id column?)
-            first, second = model_input.iloc[:, 0], model_input.iloc[:, 1]
+        elif model_input.shape[1] == 2 and not any(isinstance(c, str) for c in model_input.columns):
+            first, second = model_input.iloc[:, 0], model_input.iloc[:, 1]  # unnamed: a list of [text, pair] lists
         else:
             raise ValueError(f"predict got a DataFrame with columns {list(model_input.columns)}; pass {TEXT!r} and "
-                             f"{PAIR!r} columns")
+                             f"{PAIR!r} columns (of a DataFrame with more columns only the first two reach the "
+                             f"model: put them first or send them alone)")
         if len(first) and all(_is_sequence(v) for v in (*first, *second)):
             # MLflow turns a dict of two lists into a one-row DataFrame whose cells are the lists
             first = [t for cell in first for t in cell]

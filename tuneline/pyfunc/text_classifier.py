@@ -58,24 +58,33 @@ def _text_at(value: Any, position: int) -> str:
         if not value.strip():
             raise ValueError(f"input {position} is an empty text; every input needs some text")
         return value
-    if value is None or isinstance(value, (list, tuple, dict, set)) or getattr(value, "ndim", 0) != 0:
+    if value is None:
+        raise ValueError(f"input {position} is missing (null); every input needs some text")
+    if isinstance(value, (list, tuple, dict, set)) or getattr(value, "ndim", 0) != 0:
         raise ValueError(f"input {position} is {value!r:.60}, not a text; pass one string per input")
-    if pd.isna(value) or isinstance(value, bool):
+    if pd.isna(value):
+        raise ValueError(f"input {position} is missing ({value!r}); every input needs some text")
+    if isinstance(value, bool):
         raise ValueError(f"input {position} is {value!r}, not a text; pass one string per input")
     return str(value)
 
 
 def texts_from_input(model_input: Any, column: str = "text") -> list[str]:
-    """Accept a str, a list of str, a Series, or a DataFrame with a ``text`` column (or a single column of any
-    name). A DataFrame of several columns without ``text`` is refused rather than guessed at: taking its first
-    column would predict on an id column and answer with confidence."""
+    """Accept a str, a list of str, an unnamed Series, or a DataFrame with a ``text`` column. Any other column name
+    is refused rather than guessed at: MLflow's schema enforcement hands the model only a frame's FIRST column (the
+    signature has one unnamed input), so ``id, text`` arrives as ``id`` alone, and predicting on it would answer
+    with confidence. Unnamed columns (a list or an unnamed Series become column ``0``) are taken as the texts."""
     if isinstance(model_input, str):
         return [_text_at(model_input, 0)]
     if isinstance(model_input, pd.DataFrame):
         if column in model_input.columns:
             series = model_input[column]
-        elif model_input.shape[1] == 1:
+        elif model_input.shape[1] == 1 and not isinstance(model_input.columns[0], str):
             series = model_input.iloc[:, 0]
+        elif model_input.shape[1] == 1:
+            raise ValueError(f"predict got a column named {model_input.columns[0]!r}; name the texts' column "
+                             f"{column!r} (of a DataFrame with more columns only the first reaches the model, so "
+                             f"put {column!r} first or send it alone; a named Series: .rename({column!r}))")
         else:
             raise ValueError(f"predict got a DataFrame with columns {list(model_input.columns)}; pass a "
                              f"{column!r} column")
@@ -156,12 +165,13 @@ try:
     class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
         """``predict`` returns a DataFrame: ``label`` (name), ``score`` (its probability), ``scores`` (all labels).
 
-        ``model_input`` has no type hint on purpose. The signature is then inferred from the kind's input example (a
-        list of str): one unnamed string column. MLflow's column-based schema enforcement turns a str, a list of str,
-        a Series and a one-column DataFrame alike into that column (``mlflow/models/utils.py`` ``_enforce_schema``
-        makes a DataFrame of each, ``_enforce_unnamed_col_schema`` keeps and type-checks its first column), so every
-        documented form arrives here as a one-column DataFrame of strings (of a wider DataFrame, only its FIRST
-        column is kept: ``text`` must come first). A hinted ``list[str]`` would switch MLflow to type-hint
+        ``model_input`` has no type hint on purpose. The signature (``ClassificationKind.signature``) is one unnamed
+        column of type ``Any``. MLflow's column-based schema enforcement turns a str, a list of str, a Series and a
+        one-column DataFrame alike into that column (``mlflow/models/utils.py`` ``_enforce_schema`` makes a DataFrame
+        of each, ``_enforce_unnamed_col_schema`` keeps its first column), so every documented form arrives here as a
+        one-column DataFrame (of a wider DataFrame, only its FIRST column is kept: :func:`texts_from_input` refuses
+        a column not named ``text``). ``Any`` rather than ``string``: with a string column the scoring server casts
+        a JSON null to the text "None" while parsing the request. A hinted ``list[str]`` would switch MLflow to type-hint
         validation, which refuses a bare str and a Series (``mlflow/types/type_hints.py`` ``_validate_list_elements``);
         a NAMED ``text`` column would drop the unnamed column that a str or a list becomes.
         (The token tagger needs the other path, for lists of word lists: see ``TokenTaggerPyfunc``.)
