@@ -170,8 +170,10 @@ def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInput
     if not path.is_file():
         raise UserError(f"input file {path} does not exist (or is not a file); check --input / input_path")
     fmt = detect_format(path, "auto")
-    if fmt not in kind.formats or fmt == "conll":
-        usable = [f for f in kind.formats if f != "conll"]
+    usable = [f for f in kind.formats if f != "conll"]
+    if kind.raw_text_column is not None:
+        usable += [f for f in ("csv", "tsv") if f not in usable]
+    if fmt not in usable:
         raise UserError(f"input file {path} is {fmt}, which cannot hold the rows of a {task} model; give "
                         f"{' or '.join(usable)}")
     result = read_table(path, fmt)
@@ -182,6 +184,9 @@ def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInput
                         "that every row gets a prediction")
     columns = model_input_columns(kind)
     found = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS]
+    spelled = {c.strip().lower() for c in found}
+    if kind.raw_text_column is not None and columns[0] not in spelled and kind.raw_text_column in spelled:
+        columns = [kind.raw_text_column]  # raw text instead of the words (NER: the model splits it)
     renames = {c: c.strip().lower() for c in found  # a ``Text`` header is the ``text`` column, as training reads it
                if c not in columns and c.strip().lower() in columns and c.strip().lower() not in found}
     if renames:
@@ -189,9 +194,10 @@ def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInput
         found = [renames.get(c, c) for c in found]
     for column in columns:
         if column not in found:
+            raw = f", or {kind.raw_text_column!r} of raw text" if kind.raw_text_column is not None else ""
             raise UserError(f"input file {path} has no column {column!r}, which a {task} model reads (it needs "
-                            f"{', '.join(map(repr, columns))}; the file has {', '.join(map(repr, found))}); rename "
-                            "the column or pick the right model")
+                            f"{', '.join(map(repr, columns))}{raw}; the file has {', '.join(map(repr, found))}); "
+                            "rename the column or pick the right model")
     clash = [c for c in MODEL_COLUMNS if c in found]
     if clash:
         raise UserError(f"input file {path} already has a column {clash[0]!r}, which batch prediction writes; "

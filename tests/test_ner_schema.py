@@ -155,3 +155,17 @@ def test_null_tags_and_tokens_break_the_list_rules_in_the_contract():
     assert clean["source_row"].tolist() == [1]
     assert sorted(zip(quarantine["source_row"], quarantine["rule"])) == [
         (2, "tags_are_list_of_strings"), (3, "tokens_are_list_of_strings"), (4, "tags_are_list_of_strings")]
+
+
+def test_numeric_tags_are_named_as_the_reason_no_entity_tag_was_found(tmp_path):
+    """Hugging Face exports ``ner_tags`` as class ids; the run said only "found no entity tag"."""
+    from tuneline.kinds import KINDS
+
+    kind = KINDS["token_classification"]
+    path = write_jsonl(tmp_path / "train.jsonl", [{"tokens": tokens, "tags": [i % 3 for i in range(len(tokens))]}
+                                                  for tokens, _ in good(30)])
+    config = run_config("token_classification", train=path)
+    read = kind.read(path, "jsonl", config.data)
+    with pytest.raises(DataValidationError, match=r"found no entity tag \(B-X/I-X\) in the training data: the tags "
+                                                  r"are numbers \(class ids"):
+        validate_data.fn(loaded({"train": read.frame}), config, tmp_path)

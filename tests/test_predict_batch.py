@@ -21,7 +21,7 @@ from tuneline.errors import UserError
 from tuneline.flows.predict import batch_predict_flow
 from tuneline.flows.train import train_flow
 from tuneline.tasks import predict_batch
-from tuneline.tasks.predict_batch import BatchPrediction
+from tuneline.tasks.predict_batch import BatchPrediction, read_prediction_inputs
 
 TEXTS = ["where is my parcel", "reset my password please", "my invoice is wrong", "the app crash on login",
          "refund my payment", "delivery box arrived damaged", "change my email address", "help me sign in",
@@ -184,6 +184,28 @@ def test_ner_rows_get_tags_and_a_rejected_record_midway_writes_nothing(store, tm
         batch_predict_flow("models:/pb-ner@challenger", str(bad), str(tmp_path / "bad-tags.jsonl"),
                            tracking_uri=uri, batch_size=2)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".bad-tags", "bad-tags"))]
+
+
+def test_ner_rows_of_raw_text_from_a_csv_are_tagged_as_their_words(store, tmp_path, capsys):
+    """The NER model splits raw text itself, so a CSV with a ``Text`` column is an input too (it was refused: CSV
+    "cannot hold" NER rows, and a JSONL ``text`` column "needs 'tokens'")."""
+    from tuneline.cli import main
+
+    folder, uri = store
+    texts = ["John Smith visited Paris", "Acme Corp is in London"]
+    source = tmp_path / "raw.csv"
+    pd.DataFrame({"id": [1, 2], "Text": texts}).to_csv(source, index=False)
+    done = batch_predict_flow("models:/pb-ner@challenger", str(source), str(tmp_path / "raw.jsonl"), tracking_uri=uri)
+    rows = [json.loads(line) for line in Path(done.output_path).read_text().splitlines()]
+    as_words = registered_predictions(uri, f"models:/pb-ner/{done.model_version}",
+                                      pd.DataFrame({"tokens": [t.split() for t in texts]}))
+    assert [r["tags"] for r in rows] == [list(t) for t in as_words["tags"]] and [r["id"] for r in rows] == ["1", "2"]
+    assert main(["predict", "-m", "models:/pb-ner@challenger", "--tracking-uri", uri, "--input", str(source)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [p["tags"] for p in printed] == [r["tags"] for r in rows]
+    pd.DataFrame({"sentence": texts}).to_csv(source, index=False)
+    with pytest.raises(UserError, match="it needs 'tokens', or 'text' of raw text"):
+        read_prediction_inputs.fn(source, "token_classification")
 
 
 def test_predict_command_with_output_writes_the_file_and_prints_the_counts(store, tmp_path, capsys):

@@ -73,6 +73,9 @@ class TaskKind:
     key_column: ClassVar[str] = "text"       # identifies an example: split, duplicates, leakage
     lineage_columns: ClassVar[tuple[str, ...]]  # columns whose content hash identifies a split
     target_column: ClassVar[str]             # the gold column of a frame
+    #: a column of raw text that prediction inputs may hold instead of :meth:`model_input`'s (NER: ``text``, split
+    #: into words by the model, instead of ``tokens``); such inputs may also come as CSV/TSV
+    raw_text_column: ClassVar[str | None] = None
 
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "name", "config_model", "formats", "head", "peft_task_type", "pyfunc_file", "input_example",

@@ -223,6 +223,7 @@ class TokenClassificationKind(TaskKind):
     peft_task_type = "TOKEN_CLS"
     pyfunc_file = "token_tagger.py"
     input_example = ["Angela Merkel visited Paris .", "John Smith works for Acme Corp in Berlin since 2010 ."]
+    raw_text_column = "text"
     lineage_columns = ("text", "tags")
     target_column = "tags"
 
@@ -269,8 +270,13 @@ class TokenClassificationKind(TaskKind):
         source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
         labels = labels_from_tags(source["tags"]) if source is not None else ["O"]
         if len(labels) < 3:
-            raise LabelSetError("found no entity tag (B-X/I-X) in the training data; check data.tags_column / "
-                                "data.conll_tag_column, or set data.labels")
+            numeric = source is not None and any(
+                isinstance(tag, (int, float)) or (isinstance(tag, str) and tag.strip().lstrip("-").isdigit())
+                for tags in list(source["tags"])[:200] if isinstance(tags, (list, tuple, np.ndarray)) for tag in tags)
+            hint = (": the tags are numbers (class ids, as Hugging Face datasets export ner_tags); write them as "
+                    "their names (O, B-PER, I-PER, ...)" if numeric else "")
+            raise LabelSetError(f"found no entity tag (B-X/I-X) in the training data{hint}; check data.tags_column "
+                                f"/ data.conll_tag_column, or set data.labels")
         return labels
 
     def schema(self, labels: list[str], train_keys: list[str] | None, data: TokenData):
