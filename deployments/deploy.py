@@ -27,6 +27,7 @@ from uuid import UUID
 from tuneline.config import TunelineConfig
 from tuneline.deployments.loop import loop_specs
 from tuneline.errors import UserError
+from tuneline.runtime import env_references
 
 PROCESS = "process"
 
@@ -133,7 +134,11 @@ def deploy_command(config: TunelineConfig, pool: str, source: Path | None) -> in
     print(f"  work_dir  {loop.work_dir}")
     if not config.tracking.tracking_uri:
         print("  MLflow    tracking.tracking_uri is unset: the worker's MLFLOW_TRACKING_URI names the store")
-    print(f"next: start a worker where PREFECT_API_URL (and MLFLOW_TRACKING_URI, unless the config names the store) "
-          f"is set:\n  prefect worker start --pool {pool} --type {loop.pool_type}\n"
+    referenced = sorted({name for value in (config.tracking.tracking_uri, config.ledger.url)
+                         for name in env_references(value)})
+    also = f", {', '.join(referenced)} (the config refers to them)" if referenced else ""
+    print(f"next: start a worker where PREFECT_API_URL{also} (and MLFLOW_TRACKING_URI, unless the config names the "
+          f"store; TUNELINE_LOCK_URL when the gate lock is shared) is set:\n"
+          f"  prefect worker start --pool {pool} --type {loop.pool_type}\n"
           f"then run one: prefect deployment run '{loop.deployments[0].name}'")
     return 0

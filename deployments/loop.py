@@ -45,7 +45,7 @@ from prefect.schedules import Cron, Interval
 
 from tuneline.config import ConfigError, TunelineConfig
 from tuneline.events import BATCH_LANDED, BATCHES_PENDING, MODEL_LABEL, landing_folder
-from tuneline.runtime import has_credentials
+from tuneline.runtime import has_literal_secret
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ TRAIN, RETRAIN_SCHEDULED, RETRAIN_ON_BATCH, WATCH_LANDING, PREDICT_BATCH = (
 def refuse_literal_credentials(config: TunelineConfig) -> None:
     """A deployment stores its parameters (the config) in Prefect's database and UI: no literal secrets in them."""
     for key, value in (("tracking.tracking_uri", config.tracking.tracking_uri), ("ledger.url", config.ledger.url)):
-        if has_credentials(value):
+        if has_literal_secret(value):
             raise ConfigError(f"{key} holds credentials, which a deployment would store in Prefect's database: "
-                              f"write it as ${{VAR}} (any variable name) and set that variable where the flows run "
-                              f"(`tuneline serve`, or the work pool's worker)")
+                              f"write the password (or the whole URL) as ${{VAR}} (any variable name) and set that "
+                              f"variable where the flows run (`tuneline serve`, or the work pool's worker)")
 
 
 def _optional(module: str, name: str):  # noqa: ANN202 - a flow or a function

@@ -20,9 +20,9 @@ def training_deployment(config: TunelineConfig, name: str = "scheduled-retrain",
     refused: write it as a ``${VAR}`` reference to an environment variable set where the flow runs.
     """
     from tuneline.config import ConfigError
-    from tuneline.runtime import has_credentials
+    from tuneline.runtime import has_literal_secret
 
-    if has_credentials(config.tracking.tracking_uri):
+    if has_literal_secret(config.tracking.tracking_uri):
         raise ConfigError("tracking.tracking_uri holds credentials, which a deployment would store in Prefect's "
                           "database: write it as ${MLFLOW_URI} (any variable name) and set that variable where the "
                           "deployment runs, or leave it unset and set MLFLOW_TRACKING_URI there")

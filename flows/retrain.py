@@ -6,6 +6,7 @@ every free batch in the ledger at once (a burst becomes one run), so a queued ru
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from prefect import flow
@@ -13,7 +14,8 @@ from prefect import flow
 from tuneline.common import task_logger
 from tuneline.datasets import DatasetStore
 from tuneline.kinds import AnyConfig
-from tuneline.ledger import CLAIMED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for, waiting_landings
+from tuneline.ledger import (CLAIMED, DUPLICATE, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
+                             waiting_landings)
 from tuneline.locking import retraining_slot
 from tuneline.runtime import redact, resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
@@ -39,7 +41,7 @@ from tuneline.tasks.report import report_evaluation
 from tuneline.tasks.summary import RetrainSummary, summarize_nothing_accepted, summarize_retrain, summarize_run
 from tuneline.tasks.tokenize import tokenize_splits
 from tuneline.tasks.train import train_model
-from tuneline.tracking import client_for, discard_run, set_tags, tracked_run, version_tags
+from tuneline.tracking import client_for, close_abandoned_run, discard_run, set_tags, tracked_run, version_tags
 
 
 @flow(name="tuneline-retrain", log_prints=True)
@@ -66,33 +68,51 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     ledger = Ledger(ledger_url_for(config.ledger.url, tracking_uri), name, lease_s=config.ledger.lease_s)
     store = DatasetStore(ledger.url, name, dataset_folder(config))
     try:
+        duplicates: dict[str, str] = {}
         if config.retrain.landing is not None:
-            ledger.scan(config.retrain.landing, data_format=config.data.format)
+            recorded = ledger.scan(config.retrain.landing, data_format=config.data.format)
+            duplicates = _duplicates(ledger, recorded)
         with retraining_slot(name):
             if not ledger.free_batches() and store.current() is not None \
                     and config.retrain.when_no_new_data == "skip":
                 message = _nothing_to_do(config, ledger, tracking_uri)
                 print(message)
                 return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                      batches_rejected={})
+                                      batches_rejected={}, batches_duplicate=duplicates)
             with tracked_run(config) as run:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
+                expired = {b.content_hash: b.claimed_by for b in ledger.free_batches() if b.claimed_by}
                 batches = ledger.claim(run.run_id)
+                for abandoned in sorted({expired[b.content_hash] for b in batches if b.content_hash in expired}):
+                    if close_abandoned_run(run, abandoned):
+                        print(f"took over the batches of run {abandoned}, whose lease had run out (killed?); "
+                              f"marked it KILLED in MLflow")
                 if not batches and store.current() is not None and config.retrain.when_no_new_data == "skip":
                     discard_run(run)  # a concurrent run claimed every batch between the check above and here
                     message = _nothing_to_do(config, ledger, tracking_uri)
                     print(message)
                     return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                          batches_rejected={})
+                                          batches_rejected={}, batches_duplicate=duplicates)
                 try:
                     with LeaseKeeper(ledger, run.run_id):
-                        return _retrain(config, run, ledger, store, batches, trigger)
+                        return replace(_retrain(config, run, ledger, store, batches, trigger),
+                                       batches_duplicate=duplicates)
                 except BaseException:
                     ledger.release(run.run_id)
                     raise
     finally:
         store.close()
         ledger.close()
+
+
+def _duplicates(ledger: Ledger, recorded: list[Batch]) -> dict[str, str]:
+    """The landings this scan recorded as copies of a known batch, each with the original's name: the ledger never
+    hands them out, and the run's summary says so (they were silently left out)."""
+    copies = [b for b in recorded if b.state == DUPLICATE]
+    if not copies:
+        return {}
+    names = {b.id: b.name for b in ledger.batches()}
+    return {b.name: names.get(b.duplicate_of, f"#{b.duplicate_of}") for b in copies}
 
 
 def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str) -> str:

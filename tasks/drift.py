@@ -125,7 +125,9 @@ def enforce_drift(outcome: "DriftOutcome", accepted: list[Any], ledger: Any, run
                              item.quarantine_path)
     raise DriftStop("drift stopped the run: " + "; ".join(
         f"{a.batch.name}: {outcome.stopped[a.batch.content_hash]}" for a in stopped)
-        + " (see the drift report in the run's drift/ artifacts)")
+        + " (see the drift report in the run's drift/ artifacts). To train on such a batch anyway: "
+        + ", ".join(f'tuneline data requeue -c CONFIG {a.batch.name} --reason "..."' for a in stopped)
+        + ", then tuneline retrain -c CONFIG --set drift.on_drift=warn")
 
 
 def _lengths(values: pd.Series) -> list[float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tuneline.common import pipeline_task
@@ -89,6 +89,7 @@ class RetrainSummary:
     trigger: str
     batches_used: list[str]
     batches_rejected: dict[str, list[str]]
+    batches_duplicate: dict[str, str] = field(default_factory=dict)  # a copy's name -> the batch it copies
     data_version: int | None = None
     data_version_hash: str | None = None
     run: RunSummary | None = None

@@ -113,6 +113,7 @@ def test_loop_leaves_out_the_schedule_and_the_watcher_it_has_no_settings_for(tmp
 
 def test_loop_refuses_literal_credentials_and_a_missing_landing_folder(tmp_path):
     from tuneline.config import ConfigError
+    from tuneline.runtime import has_literal_secret
     from tuneline.deployments.loop import loop_deployments
 
     with pytest.raises(ConfigError, match=r"^tracking.tracking_uri holds credentials"):
@@ -120,6 +121,14 @@ def test_loop_refuses_literal_credentials_and_a_missing_landing_folder(tmp_path)
     with pytest.raises(ConfigError, match=r"^ledger.url holds credentials"):
         loop_deployments(loop_config(tmp_path, "ledger.url=postgresql://bob:s3cret@db/ledger"))
     loop_deployments(loop_config(tmp_path, "ledger.url=${LEDGER_URL}"))  # a reference is fine
+    # and so is a password written as a reference, the form the README's scaled setup gives (it was refused)
+    specs = loop_deployments(loop_config(tmp_path, "ledger.url=postgresql+psycopg://bob:${PGPW}@db/ledger",
+                                         "tracking.tracking_uri=https://bob:${MLFLOW_PW}@mlflow.example.com"))
+    assert specs
+    with pytest.raises(ConfigError, match=r"^ledger.url holds credentials"):  # a token in the query, written out
+        loop_deployments(loop_config(tmp_path, "ledger.url=postgresql://db/ledger?password=s3cret"))
+    assert not has_literal_secret("postgresql://db/ledger?password=${PW}")
+    assert has_literal_secret("https://bob:s3cret@${HOST}/x") and not has_literal_secret("https://bob@host/x")
     with pytest.raises(ConfigError, match=r"^retrain.landing: the landing folder"):
         loop_deployments(loop_config(tmp_path, f"retrain.landing={tmp_path / 'missing'}"))
     with pytest.raises(ConfigError, match=r"^retrain.cron: 'every night' is not a cron expression"):

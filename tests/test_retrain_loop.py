@@ -83,6 +83,7 @@ def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, ti
     summary = run(loop, tiny_bert)
     # the same bytes under two names: the first in name order is the batch, the other its duplicate
     assert summary.status == "retrained" and summary.batches_used == ["b1-copy.csv"] and summary.data_version == 2
+    assert summary.batches_duplicate == {"b1.csv": "b1-copy.csv"}  # said in the summary, not left out silently
     with ledger_of(loop) as ledger:
         states = {b.name: b.state for b in ledger.batches()}
         assert states == {"b1-copy.csv": "used", "b1.csv": "duplicate"}  # partial.csv: never recorded
@@ -256,8 +257,11 @@ def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_r
     with ledger_of(loop) as ledger:
         assert [b.name for b in ledger.free_batches()] == []  # still under the dead run's lease
     time.sleep(4.5)  # the lease runs out: nobody renews it
+    assert client_of(loop).get_run(dead_run).info.status == "RUNNING"  # nothing could close it
     summary = run(loop, tiny_bert)
     assert summary.batches_used == ["b6.csv"] and summary.run.run_id != dead_run
+    dead = client_of(loop).get_run(dead_run)  # the takeover closes it: it no longer reads as a run at work
+    assert dead.info.status == "KILLED" and summary.run.run_id in dead.data.tags["tuneline.error"]
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "b6.csv"]
         assert batch.state == "used" and batch.used_by_run == summary.run.run_id
@@ -271,8 +275,9 @@ def test_9_drift_stop_rejects_a_shifted_batch_and_keeps_the_champion(loop, tiny_
     land(loop / "landing", "b7-shifted.csv", tickets({"billing": 60}, seed=9))
     from tuneline.tasks.drift import DriftStop
 
-    with pytest.raises(DriftStop, match="label shift"):
+    with pytest.raises(DriftStop, match="label shift") as stopped:
         run(loop, tiny_bert, "drift.on_drift=stop", "drift.allow_label_growth=true")
+    assert 'tuneline data requeue -c CONFIG b7-shifted.csv --reason "..."' in str(stopped.value)  # how to accept it
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "b7-shifted.csv"]
     assert batch.state == "rejected" and batch.reasons[0].startswith("drift (drift.on_drift=stop)")

@@ -101,6 +101,8 @@ def _retrain(config: TunelineConfig) -> int:
     print(f"tuneline retrain: {summary.status}")
     if summary.batches_used:
         print(f"  batches used      : {', '.join(summary.batches_used)}")
+    for name, original in summary.batches_duplicate.items():
+        print(f"  batch ignored     : {name}: the same content as {original}, landed before (never used twice)")
     for name, reasons in summary.batches_rejected.items():
         reason = "; ".join(reasons)  # whole up to a point: a reason ends with what to do
         print(f"  batch rejected    : {name}: {reason if len(reason) <= 800 else reason[:800] + ' …'}")

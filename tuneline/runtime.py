@@ -97,6 +97,27 @@ def has_credentials(value: str | None) -> bool:
     return bool(value) and redact(value) != value
 
 
+def has_literal_secret(value: str | None) -> bool:
+    """Whether ``value`` holds a secret *written out*: a password that is not a ``${VAR}`` reference.
+
+    ``postgresql+psycopg://user:${PW}@db/tuneline`` (the form the README's scaled setup gives) stores only the
+    variable's name, so a deployment may keep it; ``user:s3cret@db`` may not.
+    """
+    if not value:
+        return False
+    without_references = _ENV_REFERENCE.sub("", value)
+    for match in _URL_CREDENTIALS.finditer(without_references):
+        _user, _, password = match.group("cred").partition(":")
+        if password:
+            return True
+    return _SECRET_QUERY.sub(r"\1***", without_references) != without_references
+
+
+def env_references(value: str | None) -> list[str]:
+    """The names of the ``${VAR}`` references in ``value``, in order (what must be set where it is expanded)."""
+    return _ENV_REFERENCE.findall(value or "")
+
+
 def expand_env(value: str) -> str:
     """Replace ``${VAR}`` references with the environment's values; an unset variable is an error naming it.
 

@@ -94,6 +94,25 @@ def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
             client.set_terminated(run_id, status="FINISHED")
 
 
+def close_abandoned_run(run: RunContext, abandoned_run_id: str) -> bool:
+    """Mark a run that was killed outright (``kill -9``, a lost machine) KILLED, once ``run`` has taken over its
+    batches after its ledger lease ran out. Nothing else would close it: it stayed RUNNING in MLflow for ever, which
+    reads as a retraining still at work. Returns whether it was still RUNNING (and is now KILLED)."""
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(run)
+    try:
+        if client.get_run(abandoned_run_id).info.status != "RUNNING":
+            return False
+    except MlflowException:  # not a run of this store (a ledger shared with another one)
+        return False
+    client.set_tag(abandoned_run_id, "tuneline.error",
+                   f"abandoned: the run stopped renewing its ledger lease (killed?); run {run.run_id} took over its "
+                   f"batches")
+    client.set_terminated(abandoned_run_id, status="KILLED")
+    return True
+
+
 def discard_run(run: RunContext) -> None:
     """Close and delete a run that recorded nothing worth keeping, inside :func:`tracked_run`.
 
