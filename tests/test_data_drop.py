@@ -73,7 +73,10 @@ def test_a_rejected_batch_is_requeued_once_and_claimed_again_by_the_next_run(tmp
 
     assert main(["data", "requeue", "new-label.csv", "--reason", "label growth allowed now",
                  "-c", str(config_path)]) == 0
-    assert "was rejected: unseen label(s) ['cancellation']" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "was rejected: unseen label(s) ['cancellation']" in out
+    # the config still refuses unseen labels: the requeue says what the next run needs, or it rejects it again
+    assert "the next run rejects it again for the same reason: run it with --set drift.allow_label_growth=true" in out
     with Ledger(url, config.registered_model_name) as ledger:
         [free] = ledger.free_batches()
         assert (free.content_hash, free.state, free.reasons) == (batch.content_hash, "landed", ())

@@ -209,9 +209,26 @@ def _data_requeue(config: TunelineConfig, batch_name: str, reason: str) -> int:
             ledger.requeue(batch.content_hash, f"user {getpass.getuser()}", reason.strip())
     except LedgerConflict as error:
         raise UserError(str(error)) from None
-    print(f"batch {batch.name} (#{batch.content_hash[:12]}) of {name} is landed again (it was rejected: "
-          f"{'; '.join(batch.reasons)[:300] or 'no reason recorded'}); the next `tuneline retrain` takes it")
+    was = "; ".join(batch.reasons) or "no reason recorded"
+    if len(was) > 300:
+        was = was[:300].rsplit(" ", 1)[0] + " …"
+    print(f"batch {batch.name} (#{batch.content_hash[:12]}) of {name} is landed again (it was rejected: {was}); "
+          f"the next `tuneline retrain` takes it")
+    again = _rejects_again(config, batch.reasons)
+    if again:
+        print(f"note: with this config the next run rejects it again for the same reason: run it with {again}")
     return 0
+
+
+def _rejects_again(config: TunelineConfig, reasons: list[str]) -> str | None:
+    """The ``--set`` that the next retrain needs to take a requeued batch whose rejection this config would repeat
+    (an unseen label without label growth, a drift stop), or None."""
+    needed = []
+    if any(r.startswith("unseen label(s)") for r in reasons) and not config.drift.allow_label_growth:
+        needed.append("--set drift.allow_label_growth=true")
+    if any(r.startswith("drift (drift.on_drift=stop)") for r in reasons) and config.drift.on_drift == "stop":
+        needed.append("--set drift.on_drift=warn")
+    return " ".join(needed) or None
 
 
 def _demo_batch(args: argparse.Namespace) -> int:
