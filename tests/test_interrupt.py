@@ -17,7 +17,8 @@ import yaml
 from tests_support import default_ctrl_c, write_rows
 
 
-def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny_bert):
+def start_long_training(tmp_path, tiny_bert, preexec_fn=None) -> tuple[subprocess.Popen, object]:
+    """A ``tuneline train`` child that trains for minutes, returned (with its open log) once it is training."""
     write_rows(tmp_path / "d.csv", [(f"text number {i} {'good' if i % 2 else 'bad'}", ["neg", "pos"][i % 2])
                                     for i in range(200)])
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
@@ -25,19 +26,25 @@ def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny
         "train": {"epochs": 500, "batch_size": 4}, "tokenize": {"max_length": 16}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
     env["PYTHONUNBUFFERED"] = "1"
+    log = (tmp_path / "out.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml"], cwd=tmp_path,
+                               env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+    deadline = time.monotonic() + 300
+    while "training on" not in (tmp_path / "out.log").read_text() and time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.close()
+            raise AssertionError((tmp_path / "out.log").read_text()[-3000:])
+        time.sleep(0.5)
+    return process, log
 
+
+def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny_bert):
     def start() -> None:  # a terminal's job: its own process group, Ctrl-C delivered to all of it
         default_ctrl_c()
         os.setpgid(0, 0)
 
-    log = (tmp_path / "out.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml"], cwd=tmp_path,
-                               env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=start)
+    process, log = start_long_training(tmp_path, tiny_bert, preexec_fn=start)
     try:
-        deadline = time.monotonic() + 300
-        while "training on" not in (tmp_path / "out.log").read_text() and time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / "out.log").read_text()[-3000:]
-            time.sleep(0.5)
         time.sleep(2)
         interrupted = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)
@@ -59,22 +66,9 @@ def test_a_killed_run_leaves_no_prefect_server_behind(tmp_path, tiny_bert):
     stop itself instead of holding its port and database for ever."""
     import psutil
 
-    write_rows(tmp_path / "d.csv", [(f"text number {i} {'good' if i % 2 else 'bad'}", ["neg", "pos"][i % 2])
-                                    for i in range(200)])
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
-        "data": {"path": "d.csv"}, "model": {"base": str(tiny_bert)},
-        "train": {"epochs": 500, "batch_size": 4}, "tokenize": {"max_length": 16}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    log = (tmp_path / "out.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml"], cwd=tmp_path,
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    process, log = start_long_training(tmp_path, tiny_bert)
     servers: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 300
-        while "training on" not in (tmp_path / "out.log").read_text() and time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / "out.log").read_text()[-3000:]
-            time.sleep(0.5)
         servers = [child for child in psutil.Process(process.pid).children()
                    if "uvicorn" in " ".join(child.cmdline())]
         assert len(servers) == 1, [child.cmdline() for child in psutil.Process(process.pid).children()]
