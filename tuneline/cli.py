@@ -489,15 +489,15 @@ def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> str | None
     return "pair_classification" if schema is not None and len(schema.inputs) == 2 else None
 
 
-def _input_file_rows(model: str, path: Path, tracking_uri: str | None) -> tuple[Any, list[str]]:
+def _input_file_rows(model: str, path: Path, task: str | None) -> tuple[Any, list[str]]:
     """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept) and the columns
-    the model reads, in its order: for a registry reference the version's task tag names them, as batch prediction
-    does; other URIs get the file as is."""
-    from tuneline.tasks.predict_batch import read_prediction_inputs, resolve_model_version
+    the model reads, in its order: for a registry reference the version's task tag (``task``, resolved once by the
+    caller) names them, as batch prediction does; other URIs get the file as is."""
+    from tuneline.tasks.predict_batch import read_prediction_inputs
     from tuneline.readers import PROVENANCE_COLUMNS, detect_format, read_table
 
-    if model.startswith("models:/"):
-        inputs = read_prediction_inputs.fn(path, resolve_model_version.fn(model, tracking_uri).task)
+    if model.startswith("models:/") and task is not None:
+        inputs = read_prediction_inputs.fn(path, task)
         return inputs.frame, list(inputs.model_columns)
     table = read_table(path, detect_format(path, "auto")).frame
     table = table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
@@ -521,11 +521,12 @@ def _predict(args: argparse.Namespace) -> int:
         model = mlflow.pyfunc.load_model(args.model)
     except mlflow.exceptions.MlflowException as error:
         raise UserError(f"cannot load {args.model} from {redact(mlflow.get_tracking_uri())}: {error.message}") from None
-    pairs = _model_task(args.model, args.tracking_uri, model) == "pair_classification"
+    task = _model_task(args.model, args.tracking_uri, model)
+    pairs = task == "pair_classification"
     if args.pair and not pairs:
         raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
     if args.input is not None:
-        rows, model_columns = _input_file_rows(args.model, args.input, args.tracking_uri)
+        rows, model_columns = _input_file_rows(args.model, args.input, task)
         shown = rows.to_dict(orient="records")
         # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a
         # frame's FIRST columns by position (an ``id,text`` file would have been predicted on its ids).
