@@ -120,6 +120,20 @@ def plain_labels(labels: pd.Series) -> pd.Series:
                      index=labels.index, copy=False)
 
 
+def _train_lacks_labels(absent: list[str], splits: DataSplits, count_labels: Callable[[pd.DataFrame], dict[str, int]],
+                        carved: bool) -> str:
+    """The error for labels with no train rows: where their rows are, and the two ways out."""
+    elsewhere = {name: count_labels(frame) for name, frame in splits.items() if name != "train"}
+    shown = ", ".join(repr(label) for label in absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+    where = "; ".join(f"{label!r}: " + ", ".join(f"{counts[label]} in {name}" for name, counts in elsewhere.items()
+                                                  if counts.get(label)) for label in absent[:5]
+                      if any(counts.get(label) for counts in elsewhere.values()))
+    fix = ("give it more rows (the hash split sent all of its rows to validation/test)" if carved
+           else "add train rows of it")
+    return (f"label(s) {shown} have no rows in the train split, so the model could never predict them"
+            + (f" ({where})" if where else "") + f": {fix}, or leave it out of data.labels and drop its rows")
+
+
 @pipeline_task(name="split-data")
 def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: SplitConfig,
                key_column: str = "text", label_column: str | None = "label",
@@ -133,8 +147,11 @@ def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: Split
     log = task_logger()
     from tuneline.kinds import kind_of
 
+    needs_every_label = False
     if kind is not None:
         key_column, count_labels = kind_of(kind).key_column, kind_of(kind).label_distribution
+        needs_every_label = kind_of(kind).train_needs_every_label
+    carved = "all" in frames or not {"validation", "test"} <= set(frames)  # train gave rows to other splits
     if "all" in frames:
         parts = carve(frames["all"], key_column, config, ("validation", "test"))
     else:
@@ -159,8 +176,12 @@ def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: Split
                              "train); see the quarantine file for each record's rule")
         if frame.empty:
             raise SplitError(f"the {name} split is empty; give more data or change data.split fractions")
+    # emptiness first (its message names the real cause), then labels the model could never learn
+    for name, frame in splits.items():
         if count_labels is not None:
             absent = sorted(set(labels) - set(count_labels(frame)))
+            if absent and name == "train" and needs_every_label:
+                raise SplitError(_train_lacks_labels(absent, splits, count_labels, carved))
             if absent:
                 log.warning("the %s split has no rows of label(s) %s", name, absent)
     log.info("split: train=%d validation=%d test=%d", len(splits.train), len(splits.validation), len(splits.test))

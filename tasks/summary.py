@@ -13,7 +13,7 @@ from tuneline.runtime import redact
 from tuneline.tasks.gate import GateDecision
 from tuneline.tasks.register import RegisteredVersion
 from tuneline.tasks.report import ReportFiles
-from tuneline.tasks.tokenize import TokenizedData
+from tuneline.tasks.tokenize import TokenizedData, truncation_line
 from tuneline.tasks.train import TrainedModel
 from tuneline.tasks.validate import ValidatedData
 from tuneline.tracking import RunContext, client_for, log_artifact
@@ -39,6 +39,7 @@ class RunSummary:
     labels: list[str]
     truncated: dict[str, int]
     train_runtime_s: float = 0.0
+    truncation: str = ""  # rows cut at tokenize.max_length, per split (empty: none)
     time: str = ""  # where the run's time went, in one line (tuneline.timings), details in timings.json
 
     def to_json(self) -> str:
@@ -71,7 +72,7 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
         gate_reasons=decision.reasons, primary_metric=decision.metric, comparison=report.comparison,
         run_dir=str(run.run_dir), quarantine_file=str(validated.quarantine_path),
         rejected_records=validated.rejected_records, duplicate_records=validated.duplicate_records, task=config.task, labels=list(validated.labels),
-        truncated=dict(tokenized.truncated),
+        truncated=dict(tokenized.truncated), truncation=truncation_line(tokenized, config.tokenize.max_length),
         train_runtime_s=trained.train_runtime_s if trained is not None else 0.0)
     summary.time = report_time(run, summary.train_runtime_s)
     path = Path(run.run_dir) / "summary.json"

@@ -51,12 +51,17 @@ class _Progress:
         return out
 
 
+#: above this share of a split's rows cut at max_length, the run warns (a few long outliers are normal)
+TRUNCATION_WARN_SHARE = 0.05
+
+
 @dataclass
 class TokenizedData:
     datasets: DatasetDict
     cache_keys: dict[str, str]
     cache_hits: dict[str, bool]
     truncated: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -101,6 +106,7 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
     keys: dict[str, str] = {}
     hits: dict[str, bool] = {}
     truncated: dict[str, int] = {}
+    rows: dict[str, int] = {}
     for name, frame in splits.items():
         key = sha256_text(content_hashes[name], tok_hash, settings)[:32]
         cache_file = cache_dir / f"{name}-{key}.arrow"
@@ -115,6 +121,19 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
         truncated[name] = int(sum(encoded["truncated"]))
         result[name] = encoded.remove_columns("truncated")
         keys[name] = key
+        rows[name] = len(encoded)
         log.info("tokenized %s: %d rows, %d truncated at %d tokens%s", name, len(encoded), truncated[name],
                  max_length, " (from cache)" if hits[name] else f" in {time.monotonic() - started:.0f} s")
-    return TokenizedData(datasets=DatasetDict(result), cache_keys=keys, cache_hits=hits, truncated=truncated)
+        if len(encoded) and truncated[name] / len(encoded) > TRUNCATION_WARN_SHARE:
+            log.warning("%d of %d %s rows (%.0f%%) are longer than tokenize.max_length=%d tokens and lose their end: "
+                        "raise it (--set tokenize.max_length=%d) if the end of a text carries its label",
+                        truncated[name], len(encoded), name, 100 * truncated[name] / len(encoded), max_length,
+                        min(2 * max_length, 512))
+    return TokenizedData(datasets=DatasetDict(result), cache_keys=keys, cache_hits=hits, truncated=truncated,
+                         rows=rows)
+
+
+def truncation_line(tokenized: TokenizedData, max_length: int) -> str:
+    """The summary's line on cut texts (empty when none was cut): per split, how many rows lost their end."""
+    parts = [f"{name} {cut:,} of {tokenized.rows.get(name, 0):,}" for name, cut in tokenized.truncated.items() if cut]
+    return f"cut at tokenize.max_length={max_length}: " + ", ".join(parts) if parts else ""

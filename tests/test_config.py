@@ -36,6 +36,37 @@ def test_relative_data_paths_resolve_against_the_config_folder(tmp_path, monkeyp
     assert single.data.path == (tmp_path / "other" / "all.csv").resolve()
 
 
+def test_set_paths_are_relative_to_the_shell_folder_and_model_base_to_the_config(tmp_path, monkeypatch):
+    """A path typed with --set is where the shell is; one written in the file (model.base included) is beside it."""
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    monkeypatch.chdir(shell)
+    folder = tmp_path / "project"
+    (folder / "models" / "my-bert").mkdir(parents=True)
+    path = write_config(folder, {"data": {"train": "train.csv"}, "model": {"base": "models/my-bert"}})
+    config = load_config(path, ["data.test=mine/test.csv"])
+    assert config.data.train == (folder / "train.csv").resolve()
+    assert config.data.test == (shell / "mine" / "test.csv").resolve()
+    assert config.model.base == str((folder / "models" / "my-bert").resolve())
+    # a Hugging Face id stays an id; "./x" given with --set is the shell's
+    assert load_config(path, ["model.base=org/some-bert"]).model.base == "org/some-bert"
+    assert load_config(path, ["model.base=./local"]).model.base == str((shell / "local").resolve())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.freeze.embeddings=true"], "model.freeze.embeddings is set but model.strategy is 'full'"),
+    (["model.lora.r=4"], "model.lora.r is set but model.strategy is 'full'"),
+    (["model.strategy=lora", "model.freeze.bottom_layers=2"], "model.freeze.bottom_layers is set but"),
+    (["model.strategy=freeze"], "nothing is frozen"),
+])
+def test_strategy_options_without_their_strategy_are_errors(overrides, message):
+    """Before, these trained the full model silently while the user believed it frozen or adapted."""
+    with pytest.raises(ConfigError, match=message):
+        build_config({"data": {"path": "/d.csv"}}, overrides)
+    ok = build_config({"data": {"path": "/d.csv"}}, ["model.strategy=freeze", "model.freeze.embeddings=true"])
+    assert ok.model.freeze.embeddings is True
+
+
 def test_dotted_overrides_are_typed():
     config = build_config({"data": {"path": "/d.csv"}}, [
         "train.learning_rate=3e-5", "train.batch_size=8", "train.group_by_length=false",
@@ -113,6 +144,12 @@ def test_redact_hides_url_credentials_and_secret_query_params():
     assert redact("sqlite:///tmp/mlflow.db") == "sqlite:///tmp/mlflow.db"
     assert redact_params({"tracking.api_key": "k", "tracking.uri": "http://u:p@h/"}) == {
         "tracking.api_key": "***", "tracking.uri": "http://***@h/"}
+    # secret *words* in a param name, not letters: tokenize.max_length is a length, not a token
+    assert redact_params({"tokenize.max_length": 128, "hf_token": "t", "tracking.password": "p", "model.base": "m"}) \
+        == {"tokenize.max_length": "128", "hf_token": "***", "tracking.password": "***", "model.base": "m"}
+    # the short SAS names (se=, sv=, sig=) are whole parameter names only: model.base=... stays readable
+    assert redact("model.base=/models/bert was not found") == "model.base=/models/bert was not found"
+    assert redact("db_password=hunter2 and ?se=2026&sig=abc") == "db_password=*** and ?se=***&sig=***"
 
 
 def test_config_params_never_leak_a_tracking_password():
@@ -152,6 +189,7 @@ def test_cli_show_config_prints_resolved_override(tmp_path, capsys):
     assert shown["train"]["learning_rate"] == pytest.approx(3e-5)
     assert shown["data"]["path"] == str(tmp_path / "d.csv")
     assert shown["train"]["batch_size"] == 32  # defaults filled in
+    assert shown["gate"]["primary_metric"] == "macro_f1"  # the kind's default, not null
 
 
 def test_cli_show_config_subprocess(tmp_path):

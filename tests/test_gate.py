@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tuneline.tasks.gate import ChampionScore, decide_promotion
 
 
@@ -188,3 +190,24 @@ def test_a_gain_on_the_earlier_rows_is_said_as_a_gain_not_a_negative_drop():
     assert decision.promote is True
     assert "0.7000 (champion v3) -> 0.7470, no drop (a gain of 0.0470), within max_forgetting 0.0200" in " ".join(
         decision.reasons) and "-0.0470" not in " ".join(decision.reasons)
+
+
+def test_macro_f1_averages_the_classes_present_in_gold_or_predictions():
+    """A perfect model on a test split holding 3 of 5 classes scored 0.6 when absent classes counted as F1 0; the
+    bootstrap's subset score gives the same number as the score (fixed over resamples)."""
+    import numpy as np
+
+    from tuneline.kinds import kind_of
+
+    kind = kind_of("classification")
+    labels = ["a", "b", "c", "d", "e"]
+    gold = ["a", "b", "c"] * 10
+    perfect = kind.score(gold, gold, labels)
+    assert perfect["macro_f1"] == 1.0 and perfect["weighted_f1"] == 1.0
+    # a wrong guess of an absent class still costs: 'd' is predicted (F1 0) and counts in the mean
+    guessed = gold[:-1] + ["d"]
+    scored = kind.score(gold, guessed, labels)["macro_f1"]
+    assert scored == pytest.approx((1 + 1 + 2 * 9 / 19 + 0) / 4)
+    everything = np.arange(len(gold))
+    assert kind.subset_score(gold, guessed, labels, "macro_f1")(everything) == pytest.approx(scored)
+    assert kind.subset_score(gold, gold, labels, "macro_f1")(everything) == 1.0

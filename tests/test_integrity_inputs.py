@@ -112,6 +112,18 @@ def test_validate_command_prints_the_accounting_and_fails_over_the_limit(tmp_pat
     assert "broke the data contract" in capsys.readouterr().err
 
 
+def test_validate_out_that_cannot_be_written_is_the_user_s_to_fix_not_a_bug(tmp_path, capsys):
+    """`--out` naming a file (or an unwritable place) said "this is not a problem with your data or config"."""
+    write_rows(tmp_path / "d.csv", [(f"text {i}", ["neg", "pos"][i % 2]) for i in range(30)])
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"path": "d.csv"}, "work_dir": str(tmp_path / "out")}))
+    a_file = tmp_path / "d.csv"
+    assert main(["validate", "-c", str(config), "--out", str(a_file)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (f"tuneline: cannot write the quarantine into {a_file}: it is a file, not a folder; give --out a "
+                    "folder you can write to")
+
+
 def test_validate_command_reports_a_label_set_error_in_one_line_not_a_stale_quarantine(tmp_path, capsys):
     folder = tmp_path / "out" / "validate"
     folder.mkdir(parents=True)

@@ -232,6 +232,30 @@ def test_cli_refusals_are_one_line_and_an_outside_move_is_flagged(store, name, c
     assert out.startswith("no recorded moves") and "moved outside tuneline" in err
 
 
+def test_a_wrong_folder_or_a_misspelled_model_leaves_no_files_behind(store, name, tmp_path, monkeypatch, capsys):
+    """Run in the wrong folder, `promote` created mlflow.db, a ledger and lock files there and then said the model was
+    missing; a misspelled name also left a lock file per name. Both are now one line, and the folder stays empty."""
+    from tuneline.cli import main
+
+    store.versions(name, 1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["promote", name, "1", "--reason", "x"]) == 1
+    assert main(["rollback", name]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"tuneline: no MLflow store at {elsewhere / 'mlflow.db'}: run this in the folder where you "
+                   "trained (the one holding mlflow.db), or pass --tracking-uri"] * 2
+    assert list(elsewhere.iterdir()) == []
+    locks_before = sorted(p.name for p in Path(store.uri.removeprefix("sqlite:///")).parent.rglob("*"))
+    stores = ["--tracking-uri", store.uri, "--ledger-url", store.ledger_url]
+    assert main(["promote", name + "-typo", "1", "--reason", "x", *stores]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"has no registered model '{name}-typo' (it has: " in line and name in line
+    assert sorted(p.name for p in Path(store.uri.removeprefix("sqlite:///")).parent.rglob("*")) == locks_before
+
+
 def test_rollback_after_a_manual_promote_walks_back_and_ends_instead_of_flipping(store, name):
     v1, v2, v3 = store.versions(name, 3)
     for version in (v1, v2, v3):

@@ -228,6 +228,26 @@ def test_infer_labels_needs_two_labels():
         infer_labels({"train": frame([("a", "a"), ("c", "a")])}, ["a", "b"])
 
 
+def test_swapped_text_and_label_columns_get_a_capped_list_and_the_likely_cause():
+    """With the columns the wrong way round every text is a 'label' seen once: the error named all 3,000 of them in
+    one line; now it names ten, counts the rest and says what is probably wrong."""
+    from tuneline.kinds import kind_of
+    from tuneline.kinds.classification import ClassificationData, LabelSetError
+
+    rows = [(label, f"a whole review text number {i}") for i, label in enumerate(["pos", "neg"] * 1500)]
+    data = ClassificationData(path=Path("-"), min_examples_per_label=2)
+    with pytest.raises(LabelSetError) as caught:
+        kind_of("classification").label_set({"train": frame(rows)}, data)
+    message = str(caught.value)
+    assert "and 2,990 more" in message and message.count("a whole review text") == 10
+    assert "is it the text column? check data.text_column and data.label_column" in message
+    # a few genuinely rare classes get the plain message, no guess about swapped columns
+    few = [(f"text {i}", "common") for i in range(100)] + [("odd one", "rare")]
+    with pytest.raises(LabelSetError) as plain:
+        kind_of("classification").label_set({"train": frame(few)}, data)
+    assert "'rare' (1)" in str(plain.value) and "text column" not in str(plain.value)
+
+
 def test_missing_and_blank_texts_are_not_also_reported_as_duplicates():
     rows = [*VALID, (None, "pos"), (None, "pos"), (" ", "pos"), ("  ", "neg"), ("", "neg")]
     clean, quarantine = check(rows)

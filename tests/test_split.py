@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -101,3 +100,30 @@ def test_empty_split_raises():
     with pytest.raises(ValueError, match="the test split is empty"):
         split_data.fn({"train": make_frame(20), "validation": make_frame(5, 100), "test": make_frame(0)},
                       ["a", "b", "c"], CONFIG)
+
+
+def test_a_class_with_no_train_rows_stops_the_run_naming_where_its_rows_went():
+    """A class the model never sees in training can never be predicted: its test rows are sure errors, so a
+    single-label run stops (before, a warning scrolled past); NER tags only warn (a scheme may list unused tags)."""
+    from tuneline.tasks.split import SplitError
+
+    train, validation = make_frame(60, labels=("a", "b")), make_frame(9, start=100)
+    test = make_frame(9, start=200)
+    with pytest.raises(SplitError, match=r"label\(s\) 'c' have no rows in the train split.*'c': 3 in validation, "
+                                         r"3 in test.*add train rows of it"):
+        split_data.fn({"train": train, "validation": validation, "test": test}, ["a", "b", "c"], CONFIG,
+                      kind="classification")
+    # carved from one file: the hash sent the class's only row to validation or test
+    lonely = next(f"rare sentence {i}" for i in range(1000)
+                  if assign_splits(pd.Series([f"rare sentence {i}"]), CONFIG)[0] != "train")
+    rare = pd.concat([make_frame(60, labels=("a", "b")),
+                      pd.DataFrame({"text": [lonely], "label": ["c"], "source_file": "data.csv", "source_row": [61]})],
+                     ignore_index=True)
+    with pytest.raises(SplitError, match="the hash split sent all of its rows"):
+        split_data.fn({"all": rare}, ["a", "b", "c"], CONFIG, kind="classification")
+    # emptiness is reported first: its message names the cause
+    with pytest.raises(SplitError, match="the test split is empty"):
+        split_data.fn({"train": train, "validation": validation, "test": make_frame(0)}, ["a", "b", "c"], CONFIG,
+                      kind="classification")
+    # without a kind (and for tag kinds) it stays a warning
+    split_data.fn({"train": train, "validation": validation, "test": test}, ["a", "b", "c"], CONFIG)

@@ -104,6 +104,25 @@ def test_tokenize_splits_cache_hits_and_misses(tokenizer, tmp_path):
     assert third.datasets["train"]["input_ids"][3] != first.datasets["train"]["input_ids"][3]
 
 
+def test_many_cut_texts_are_warned_about_and_summarised(tokenizer, tmp_path, caplog):
+    """One long outlier in a split is normal; a quarter of train losing its end (where a review's verdict often is)
+    gets a warning naming the setting to raise, and a line in the run's summary."""
+    from tuneline.tasks.tokenize import truncation_line
+
+    splits = splits_of()
+    with caplog.at_level(logging.WARNING, logger="tuneline"):
+        cut = tokenize_splits.fn(splits, tokenizer, max_length(16), hashes(splits), tmp_path / "cache")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["1 of 4 train rows (25%) are longer than tokenize.max_length=16 tokens and lose their end: "
+                        "raise it (--set tokenize.max_length=32) if the end of a text carries its label"]
+    assert truncation_line(cut, 16) == "cut at tokenize.max_length=16: train 1 of 4"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tuneline"):
+        whole = tokenize_splits.fn(splits, tokenizer, max_length(64), hashes(splits), tmp_path / "cache")
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert truncation_line(whole, 64) == ""
+
+
 def test_tokenizer_fingerprint_ignores_per_call_truncation_state(tiny_bert, tmp_path):
     fresh = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
     before = tokenizer_fingerprint(fresh)

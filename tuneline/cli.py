@@ -185,6 +185,8 @@ def _print_summary(summary) -> None:
     print(f"  quarantine        : {summary.rejected_records} rejected records ({summary.duplicate_records} of "
           f"them duplicate copies) in {summary.quarantine_file}")
     print(f"  reports           : {summary.run_dir}")
+    if getattr(summary, "truncation", ""):
+        print(f"  truncation        : {summary.truncation}")
     if getattr(summary, "time", ""):
         print(f"  {summary.time}")
     print(f"  test {summary.primary_metric} (before vs after):")
@@ -204,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             import yaml
 
             config = load_config(args.config, args.overrides) if args.config else _demo_config(args.overrides)
-            print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+            shown = config.model_dump(mode="json")
+            shown["gate"]["primary_metric"] = config.primary_metric  # the kind's default, not null
+            print(yaml.safe_dump(shown, sort_keys=False))
             return 0
         if args.command == "predict":
             return _predict(args)
@@ -260,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         print("tuneline: interrupted; a re-run of the same config resumes from the last checkpoint", file=sys.stderr)
         return 130
     except Exception as error:  # a bug or an outage: its traceback is above (Prefect) and in the MLflow run
+        if isinstance(error, OSError) and error.filename is not None:
+            # a path the machine refused (permissions, a file where a folder should be, a full disk): the user's to fix
+            print(f"tuneline: {error.strerror or type(error).__name__}: {error.filename}"
+                  + (f" -> {error.filename2}" if error.filename2 else "")
+                  + ": check that path, its permissions and the free disk space", file=sys.stderr)
+            return 1
         print(f"tuneline: {type(error).__name__}: {redact(error)}\n"
               "tuneline: this is not a problem with your data or config; the full traceback is in the Prefect run "
               "log and on the MLflow run (tag tuneline.error)", file=sys.stderr)
@@ -294,6 +304,24 @@ def _is_registered(client: Any, name: str) -> bool:
     return True
 
 
+def _existing_store(uri: str) -> str:
+    """``uri``, unless it names a local SQLite file that is not there: opening it would create an empty store (and a
+    lock register and ledger beside it) in whatever folder the command ran from, and then report the model missing."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise UserError(f"no MLflow store at {uri[len('sqlite:///'):]}: run this in the folder where you trained "
+                        "(the one holding mlflow.db), or pass --tracking-uri")
+    return uri
+
+
+def _require_registered(client: Any, uri: str, names: list[str], option: str) -> None:
+    """A one-line error naming the registered models that are there, when one of ``names`` is not."""
+    missing = [name for name in names if not _is_registered(client, name)]
+    if missing:
+        known = [m.name for m in client.search_registered_models(max_results=20)]
+        raise UserError(f"registry {redact(uri)} has no registered model {', '.join(map(repr, missing))} (it has: "
+                        f"{', '.join(known) or 'none'}); check {option} and --tracking-uri")
+
+
 def _doctor(args: argparse.Namespace) -> int:
     """Report (and with --fix repair) orphaned versions and stale work-folder state."""
     import shutil
@@ -304,13 +332,9 @@ def _doctor(args: argparse.Namespace) -> int:
     from tuneline.registry import find_orphans, neutralise_orphans
     from tuneline.runtime import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(args.tracking_uri)
+    uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    missing = [name for name in args.model if not _is_registered(client, name)]
-    if missing:
-        known = [m.name for m in client.search_registered_models(max_results=20)]
-        raise UserError(f"registry {redact(uri)} has no registered model {', '.join(map(repr, missing))} (it has: "
-                        f"{', '.join(known) or 'none'}); check --model and --tracking-uri")
+    _require_registered(client, uri, args.model, "--model")
     names = args.model or [m.name for m in client.search_registered_models()]
     print(f"registry {redact(uri)}: {len(names)} registered model(s)")
     for name in names:
@@ -360,9 +384,11 @@ def _promotions(args: argparse.Namespace) -> int:
                                      unrecorded_move)
     from tuneline.runtime import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(args.tracking_uri)
-    ledger_url = ledger_url_for(args.ledger_url, uri)
+    uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if args.command != "history":  # the history is readable without the registry (a deleted model's too)
+        _require_registered(client, uri, [args.name], "the model name")
+    ledger_url = ledger_url_for(args.ledger_url, uri)
     stores = dict(ledger_url=ledger_url, lock_url=default_lock_url(uri))
     if args.command == "promote":
         if not args.reason.strip():
@@ -422,7 +448,13 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
     from tuneline.tasks.validate import DataValidationError, validate_data
 
     folder = (out or Path(config.work_dir) / "validate").resolve()
-    (folder / "quarantine.csv").unlink(missing_ok=True)  # a stale one from an earlier check must not be reported
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "quarantine.csv").unlink(missing_ok=True)  # a stale one from an earlier check must not be reported
+    except OSError as error:
+        why = "it is a file, not a folder" if folder.is_file() else (error.strerror or str(error))
+        raise UserError(f"cannot write the quarantine into {folder}: {why}; give --out a folder you can write "
+                        "to") from None
     loaded = load_data.fn(config)
     failure: DataValidationError | None = None
     try:

@@ -152,6 +152,24 @@ class ModelConfig(_Strict):
         "auto", description="Attention kernel for training. auto: eager on a CPU for sequences up to 128 tokens (as "
                             "fast as SDPA on a quiet machine, 1.8x faster on a loaded one), sdpa otherwise.")
 
+    @model_validator(mode="after")
+    def _options_match_strategy(self) -> "ModelConfig":
+        """``model.lora.*`` and ``model.freeze.*`` act only under their strategy: set under another one they were
+        silently ignored, and a user who wrote ``--set model.freeze.embeddings=true`` trained the full model
+        believing it frozen. ``strategy: freeze`` with nothing to freeze is the same mistake the other way round."""
+        for section, defaults in (("lora", LoraConfig()), ("freeze", FreezeConfig())):
+            changed = [name for name in type(defaults).model_fields
+                       if getattr(getattr(self, section), name) != getattr(defaults, name)]
+            if changed and self.strategy != section:
+                raise ValueError(f"model.{section}.{changed[0]} is set but model.strategy is {self.strategy!r}, "
+                                 f"which ignores it: add --set model.strategy={section} (or remove the "
+                                 f"model.{section} setting)")
+        if self.strategy == "freeze" and not (self.freeze.embeddings or self.freeze.bottom_layers
+                                              or self.freeze.all_but_head):
+            raise ValueError("model.strategy is 'freeze' but nothing is frozen: set model.freeze.embeddings=true, "
+                             "model.freeze.bottom_layers=N or model.freeze.all_but_head=true")
+        return self
+
 
 class TokenizeConfig(_Strict):
     max_length: int = Field(128, ge=8, le=8192)
@@ -447,16 +465,29 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
     except ValidationError as error:
         raise ConfigError(_format_validation_error(error, task)) from None
     if base_dir is not None:
+        overridden = {item.split("=", 1)[0].strip() for item in overrides or [] if "=" in item}
+
+        def anchor(key: str) -> Path:
+            """A path in the file is relative to the file's folder; one given with --set, to the shell's folder."""
+            return Path.cwd() if key in overridden else base_dir
+
         data = config.data
         for name in data.path_fields():
             value = getattr(data, name)
             if value is not None and not value.is_absolute():
-                setattr(data, name, (base_dir / value).resolve())
+                setattr(data, name, (anchor(f"data.{name}") / value).resolve())
         if config.retrain.data_dir is not None and not config.retrain.data_dir.is_absolute():
-            config.retrain.data_dir = (base_dir / config.retrain.data_dir).resolve()
+            config.retrain.data_dir = (anchor("retrain.data_dir") / config.retrain.data_dir).resolve()
         landing = config.retrain.landing
         if landing is not None and "://" not in landing and not Path(landing).is_absolute():
-            config.retrain.landing = str((base_dir / landing).resolve())
+            config.retrain.landing = str((anchor("retrain.landing") / landing).resolve())
+        base = config.model.base
+        if base != DEFAULT_BASE_MODEL and not Path(base).is_absolute():
+            # a local folder (a Hugging Face id such as ``org/name`` is kept unless a folder of that name is there)
+            candidate = anchor("model.base") / base
+            if base.startswith((".", "~")) or candidate.is_dir():
+                config.model.base = str(candidate.expanduser().resolve() if not base.startswith("~")
+                                        else Path(base).expanduser().resolve())
     return config
 
 

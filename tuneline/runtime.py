@@ -71,9 +71,13 @@ quiet_known_notes()
 #: ``scheme://user:password@host``: everything up to the LAST ``@`` of the URL's non-space run is credentials, so a
 #: password holding ``@`` or ``/`` (``p@ss/w0rd``) is hidden whole, not cut at its first ``@`` or ``/``.
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^\s]*)@(?=[^@\s]*(?:\s|$))")
-_SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|access_token|secret|api[_-]?key|sig|signature|"
-                           r"x-amz-[a-z-]+|x-goog-[a-z-]+|se|sv|skoid)=)[^&\s]+")
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api[_-]?key|credential)")
+#: A secret query parameter. The long names match at the end of any name (``db_password=``); the short ones
+#: (``se=``, ``sv=``, ``sig=`` of SAS URLs) only as whole names, so ``model.base=...`` in a message stays readable.
+_SECRET_QUERY = re.compile(r"(?i)((?:(?:password|passwd|token|secret|api[_-]?key|signature|x-amz-[a-z-]+|"
+                           r"x-goog-[a-z-]+)|(?<![\w.-])(?:pwd|sig|se|sv|skoid))=)[^&\s]+")
+#: A secret-looking param *name*: one of its ``.``/``_``/``-`` separated words is a secret word, so
+#: ``tracking.password`` and ``hf_token`` are hidden but ``tokenize.max_length`` is not.
+_SECRET_KEY = re.compile(r"(?i)(?:^|[._-])(password|passwd|pwd|tokens?|secrets?|api[_-]?key|credentials?)(?:$|[._-])")
 
 
 def redact(value: object) -> str:

@@ -76,6 +76,10 @@ class TaskKind:
     #: a column of raw text that prediction inputs may hold instead of :meth:`model_input`'s (NER: ``text``, split
     #: into words by the model, instead of ``tokens``); such inputs may also come as CSV/TSV
     raw_text_column: ClassVar[str | None] = None
+    #: whether a label with no train rows stops the run (single-label classes: the model can never predict it, and
+    #: its test rows are sure errors); tags and multi-label labels only warn, as a tag scheme may list a tag (``I-X``
+    #: of one-word entities) that no row uses
+    train_needs_every_label: ClassVar[bool] = False
 
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "name", "config_model", "formats", "head", "peft_task_type", "pyfunc_file", "input_example",
