@@ -75,22 +75,64 @@ def blank_strings(values: pd.Series) -> np.ndarray:
     return pc.fill_null(pc.match_substring_regex(column, WHITESPACE_ONLY), False).to_numpy(zero_copy_only=False)
 
 
+#: What the leakage rule compares: the text with its ends stripped, every run of ASCII whitespace made one space,
+#: lower-cased. "The film is great ." in test and "the film is  great ." in train are one example (a test row that
+#: differs from a train row only so would inflate the test score); the split and the duplicate rule still key rows
+#: by their stripped text, so adding this rule moved no row between splits.
+_SPACE_RUN = "[\t\n\v\f\r ]+"
+
+
+def leak_form(text: str) -> str:
+    """The form the leakage rule compares (plain-Python twin of :func:`_folded`)."""
+    import re
+
+    return re.sub(_SPACE_RUN, " ", text.strip()).lower()
+
+
+def _folded(values: pd.Series) -> pd.Series:
+    """:func:`leak_form` of every value of an Arrow-backed string column, vectorised, as an Arrow-backed Series."""
+    column = arrow_strings(values)
+    folded = pc.utf8_lower(pc.replace_substring_regex(pc.utf8_trim_whitespace(column), _SPACE_RUN, " "))
+    return pd.Series(pd.arrays.ArrowStringArray(folded), index=values.index)
+
+
+_FOLDED_TRAIN: dict[tuple[int, str], tuple[object, pd.Series, np.ndarray]] = {}
+
+
+def _folded_train(train: pd.Series, salt: str) -> tuple[pd.Series, np.ndarray]:
+    """Train's folded texts and their key hashes, computed once per train column (validation and test both ask)."""
+    import weakref
+
+    column = arrow_strings(train)
+    entry = _FOLDED_TRAIN.get((id(column), salt))
+    if entry is not None and entry[0]() is column:
+        return entry[1], entry[2]
+    folded = _folded(train)
+    hashes = key_hashes(folded, salt)
+    _FOLDED_TRAIN.clear()  # one train table at a time: a run validates against one
+    _FOLDED_TRAIN[(id(column), salt)] = (weakref.ref(column), folded, hashes)
+    return folded, hashes
+
+
 def in_train(text: pd.Series, train: pd.Series) -> np.ndarray:
-    """Where the stripped text also occurs in train (missing values: False), for two Arrow-backed string columns:
-    key hashes first, then every hash match confirmed on the stripped texts."""
+    """Where the text, in :func:`leak_form`, also occurs in train (missing values: False), for two Arrow-backed
+    string columns: key hashes of the folded texts first, then every hash match confirmed on the folded texts."""
     salt = key_salt(text, train)
-    text_hashes, train_hashes = key_hashes(text, salt), key_hashes(train, salt)
+    folded_text = _folded(text)
+    folded_train, train_hashes = _folded_train(train, salt)
+    text_hashes = key_hashes(folded_text, salt)
     hit = pd.Series(text_hashes).isin(train_hashes).to_numpy() & text.notna().to_numpy()
     if hit.any():
         positions = np.flatnonzero(hit)
         candidates = np.flatnonzero(pd.Series(train_hashes).isin(text_hashes[positions]).to_numpy())
-        seen = set(stripped(train, candidates))
-        hit[positions] = [t in seen for t in stripped(text, positions)]
+        seen = set(stripped(folded_train, candidates))
+        hit[positions] = [t in seen for t in stripped(folded_text, positions)]
     return hit
 
 
 def not_in_train(train_texts: Iterable[str], name: str) -> pa.Check:
-    """Reject rows whose stripped text also occurs in train: a leaked text would inflate validation/test metrics."""
+    """Reject rows whose text also occurs in train, ignoring case and runs of spaces (:func:`leak_form`): a leaked
+    text would inflate validation/test metrics."""
     if isinstance(train_texts, TrainKeys):
         train, seen = train_texts.keys, None
 
@@ -99,15 +141,19 @@ def not_in_train(train_texts: Iterable[str], name: str) -> pa.Check:
             if arrow_strings(text) is not None and arrow_strings(train) is not None:
                 return pd.Series(~in_train(text, train), index=text.index)
             if seen is None:
-                seen = frozenset(str(t).strip() for t in train_texts)
-            return ~text.astype("string").str.strip().isin(seen).fillna(False).astype(bool)
+                seen = frozenset(leak_form(str(t)) for t in train_texts)
+            return ~_leak_forms(text).isin(seen).fillna(False).astype(bool)
 
         # Missing values pass here either way (not_nullable reports them); checking them in place spares pandera a
         # copy of the column without them, whose key hashes nobody has.
         return pa.Check(check, name=name, ignore_na=False)
-    seen = frozenset(str(t).strip() for t in train_texts)
-    return pa.Check(lambda text: ~text.astype("string").str.strip().isin(seen).fillna(False).astype(bool),
-                    name=name, ignore_na=True)
+    seen = frozenset(leak_form(str(t)) for t in train_texts)
+    return pa.Check(lambda text: ~_leak_forms(text).isin(seen).fillna(False).astype(bool), name=name, ignore_na=True)
+
+
+def _leak_forms(text: pd.Series) -> pd.Series:
+    """:func:`leak_form` of each value of an object/str column (missing stays missing)."""
+    return text.astype("string").str.strip().str.replace(_SPACE_RUN, " ", regex=True).str.lower()
 
 
 def non_empty_string(values: pd.Series) -> pd.Series:

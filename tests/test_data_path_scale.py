@@ -167,7 +167,9 @@ def test_each_row_is_hashed_once_from_load_to_split(tmp_path, monkeypatch):
     validated = validate_data.fn(loaded, config, tmp_path / "run")
     before = sum(hashed)
     splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind="classification")
-    assert before == len(rows) + 41  # every loaded row once, with the split's salt
+    # every loaded row once, with the split's salt; and the leakage rule's folded form (case, spaces) of each clean
+    # train row and each test row once (train's is computed once, whichever split asks)
+    assert before == len(rows) + 41 + len(validated.frames["train"]) + 41
     assert sum(hashed) == before  # the split reused them
     assert {r for r in validated.quarantine["rule"]} >= {"no_exact_duplicates", "no_conflicting_label_duplicates",
                                                          "text_not_in_train", "not_nullable"}
@@ -225,6 +227,21 @@ def test_rules_on_compact_columns_match_the_rules_on_objects(seed):
     train = [r for r in train_objects["text"] if isinstance(r, str)]
     assert outcome(compact, TrainKeys(train_compact["text"].dropna().reset_index(drop=True)), "test") == \
         outcome(objects, train, "test")
+
+
+def test_a_test_row_differing_from_train_only_in_case_or_spacing_is_leakage_on_both_paths():
+    """"The film is  GREAT ." in test and "the film is great ." in train are one example: its test score would be
+    inflated. Both column kinds (objects from JSONL, compact Arrow from CSV) reject it; a different word is kept."""
+    train_rows = [("the film is great .", "pos"), ("a dull, dull\tmovie", "neg"), ("fine", "pos")]
+    test_rows = [("The film is  GREAT .", "pos"), ("  A dull, dull movie ", "neg"), ("the film is grate .", "pos"),
+                 ("fine!", "pos")]
+    train_objects, train_compact = frames_of(train_rows, "train.csv")
+    objects, compact = frames_of(test_rows, "test.csv")
+    for frame, train in ((objects, list(train_objects["text"])),
+                         (compact, TrainKeys(train_compact["text"].reset_index(drop=True)))):
+        kept, rejected = outcome(frame, train, "test")
+        assert kept == [3, 4]
+        assert [(row, rule) for row, rule, _ in rejected] == [(1, "text_not_in_train"), (2, "text_not_in_train")]
 
 
 def test_hash_collisions_are_settled_by_the_texts(monkeypatch):
