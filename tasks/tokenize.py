@@ -53,6 +53,8 @@ class _Progress:
 
 #: above this share of a split's rows cut at max_length, the run warns (a few long outliers are normal)
 TRUNCATION_WARN_SHARE = 0.05
+#: above this share of unknown tokens in train, the run warns (a few rare symbols are normal)
+UNKNOWN_WARN_SHARE = 0.05
 
 
 @dataclass
@@ -129,8 +131,25 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
                         "raise it (--set tokenize.max_length=%d) if the end of a text carries its label",
                         truncated[name], len(encoded), name, 100 * truncated[name] / len(encoded), max_length,
                         min(2 * max_length, 512))
+    share = unknown_token_share(result["train"], tokenizer) if "train" in result else 0.0
+    if share > UNKNOWN_WARN_SHARE:
+        log.warning("%.0f%% of the train tokens are unknown to the tokenizer of model.base (%s): the model sees them "
+                    "all as one token; a base model whose vocabulary covers this text's language or characters would "
+                    "learn more", 100 * share, tokenizer.unk_token)
     return TokenizedData(datasets=DatasetDict(result), cache_keys=keys, cache_hits=hits, truncated=truncated,
                          rows=rows)
+
+
+def unknown_token_share(dataset: Dataset, tokenizer: Any, sample: int = 2000) -> float:
+    """The share of the unknown token among the (non-special) tokens of the first ``sample`` rows: a vocabulary that
+    does not cover the text's script (an English WordPiece vocabulary on Thai, emoji, ...) maps most of it to one
+    token, and the model learns little, with no error anywhere."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or not len(dataset):
+        return 0.0
+    special = set(getattr(tokenizer, "all_special_ids", [])) - {unk}
+    ids = [i for row in dataset.select(range(min(sample, len(dataset))))["input_ids"] for i in row if i not in special]
+    return sum(i == unk for i in ids) / len(ids) if ids else 0.0
 
 
 def truncation_line(tokenized: TokenizedData, max_length: int) -> str:

@@ -123,6 +123,25 @@ def test_many_cut_texts_are_warned_about_and_summarised(tokenizer, tmp_path, cap
     assert truncation_line(whole, 64) == ""
 
 
+def test_text_the_vocabulary_does_not_cover_is_warned_about(tokenizer, tmp_path, caplog):
+    """Thai or emoji through an English vocabulary become one [UNK] token each: the model learns little and nothing
+    fails, so the run says so."""
+    from tuneline.tasks.tokenize import unknown_token_share
+
+    foreign = [("ฉันต้องการคืนเงิน ☂☃☄", "billing"), ("พัสดุของฉันเสียหาย ☀☁", "shipping"),
+               ("เปลี่ยนรหัสผ่าน ☎", "account"), ("ใบแจ้งหนี้ ♠♣", "billing")]
+    splits = splits_of(train=foreign)
+    with caplog.at_level(logging.WARNING, logger="tuneline"):
+        out = tokenize_splits.fn(splits, tokenizer, max_length(64), hashes(splits), tmp_path / "cache")
+    share = unknown_token_share(out.datasets["train"], tokenizer)
+    assert share > 0.5
+    assert any(f"{100 * share:.0f}% of the train tokens are unknown to the tokenizer" in r.getMessage()
+               for r in caplog.records)
+    plain = splits_of()
+    assert unknown_token_share(tokenize_splits.fn(plain, tokenizer, max_length(64), hashes(plain),
+                                                  tmp_path / "cache").datasets["train"], tokenizer) < 0.05
+
+
 def test_tokenizer_fingerprint_ignores_per_call_truncation_state(tiny_bert, tmp_path):
     fresh = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
     before = tokenizer_fingerprint(fresh)
