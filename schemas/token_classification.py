@@ -12,6 +12,8 @@ before validation with ``data.iob1_to_iob2``); a validation/test sentence must n
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable, Iterable
 
 import pandas as pd
@@ -86,8 +88,20 @@ def _token_problems(tokens: object) -> list[tuple[int, str]]:
 def _label_problems(tags: object, allowed: frozenset[str]) -> list[tuple[int, str]]:
     if not is_string_list(tags, allow_empty=True):
         return []
-    return [(i, f"tag {t!r} is not in the label set {sorted(allowed)} (IOB2 tags look like B-PER, I-PER, O; "
+    return [(i, f"tag {t!r} is an IOBES/BILOU tag (S-, E-, U- or L-): set data.bioes_to_iob2=true to read the file "
+                "as IOB2" if _BIOES_PREFIX.match(t) else
+                f"tag {t!r} is not in the label set {sorted(allowed)} (IOB2 tags look like B-PER, I-PER, O; "
                 f"set data.labels to change the set)") for i, t in enumerate(tags) if t not in allowed]
+
+
+#: the prefixes IOBES (S- single, E- end) and BILOU (U- unit, L- last) add to B-/I-
+_BIOES_PREFIX = re.compile(r"[SEUL]-\S", re.IGNORECASE)
+
+
+def bioes_to_iob2(tags: list[str]) -> list[str]:
+    """IOBES/BILOU tags as IOB2: a single-token entity (S-X, U-X) starts with B-X, an entity's last token (E-X, L-X)
+    continues it with I-X; B-, I- and O stay."""
+    return [("B-" if tag[0] in "SUsu" else "I-") + tag[2:] if _BIOES_PREFIX.match(tag) else tag for tag in tags]
 
 
 def _lengths_differ(row: pd.Series) -> bool:

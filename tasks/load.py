@@ -17,7 +17,7 @@ import pandas as pd
 from tuneline.common import pipeline_task, sha256_file, task_logger
 from tuneline.config import DataConfig, TunelineConfig
 from tuneline.kinds import kind_of
-from tuneline.readers import DataLoadError, detect_format
+from tuneline.readers import DataLoadError, check_file, detect_format
 
 QUARANTINE_COLUMNS = ["split", "source_file", "source_row", "rule", "column", "value", "detail"]
 
@@ -84,6 +84,7 @@ def load_data(config: TunelineConfig) -> LoadedData:
     malformed: list[dict] = []
     for role, path in input_roles(config.data).items():
         path = Path(path)
+        check_file(path)  # a missing file or a folder says so, not "cannot tell the format from its name"
         fmt = detect_format(path, config.data.format)
         read = kind.read(path, fmt, config.data)
         if len(read.frame) + len(read.malformed) != read.records_seen:  # a reader bug must not lose rows silently

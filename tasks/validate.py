@@ -154,6 +154,20 @@ def split_duplicates(quarantine: pd.DataFrame) -> tuple[int, int]:
     return int(broke_a_rule.sum()), int((~broke_a_rule).sum())
 
 
+def _example(quarantine: pd.DataFrame, reasons: Counter) -> str:
+    """``; e.g. FILE row N: DETAIL`` for the first record of the top reason: its detail often names the fix
+    (``set data.iob1_to_iob2=true``, ``the line ends with a stray ','``) that a rule name alone does not."""
+    if not reasons or "detail" not in quarantine.columns:
+        return ""
+    top_rule = reasons.most_common(1)[0][0]
+    rows = quarantine[(quarantine["rule"] == top_rule) & quarantine["detail"].map(lambda d: isinstance(d, str) and bool(d))]
+    if rows.empty:
+        return ""
+    first = rows.iloc[0]
+    detail = str(first["detail"])
+    return f"; e.g. {first['source_file']} row {first['source_row']}: {detail[:300]}"
+
+
 def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction: float, path: Path,
                          run: RunContext | None, max_duplicate_fraction: float = 1.0) -> None:
     """Record the rejection counts; raise with the top reasons when broken records, or duplicate copies, are over
@@ -172,7 +186,7 @@ def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction:
         top = ", ".join(f"{rule} ({n})" for rule, n in reasons.most_common(5))
         raise DataValidationError(
             f"{broken} of {total} records ({fraction:.1%}) broke the data contract, more than "
-            f"data.max_bad_fraction={max_bad_fraction:.1%}. Top reasons: {top}. "
+            f"data.max_bad_fraction={max_bad_fraction:.1%}. Top reasons: {top}{_example(quarantine, reasons)}. "
             f"Every rejected record, with its file, row and rule, is in {path}.")
     if duplicate_fraction > max_duplicate_fraction:
         raise DataValidationError(
@@ -223,6 +237,18 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
     try:
         labels = kind.label_set(frames, config.data, primary_metric=config.primary_metric)
     except LabelSetError as error:
+        malformed = loaded.malformed
+        # the label set was inferred without the records the reader could not parse: when they are most of the
+        # data, they are the cause ("the label set [] has 0 labels" when every row had a stray trailing comma)
+        if len(malformed) and count_rejected(malformed) > config.data.max_bad_fraction * max(loaded.total_records, 1):
+            path = write_quarantine(malformed, run_dir, run)
+            reasons = ", ".join(f"{rule} ({n})" for rule, n in Counter(malformed["rule"]).most_common(3))
+            first = malformed.iloc[0]
+            example = f"; e.g. {first['source_file']} row {first['source_row']}: {first['detail']}" \
+                if isinstance(first.get("detail"), str) else ""
+            raise DataValidationError(
+                f"{count_rejected(malformed)} of {loaded.total_records} records could not be read ({reasons}"
+                f"{example}); every one is in {path}. With the rest: {error}") from None
         raise DataValidationError(str(error)) from None
     for frame in frames.values():  # one salted hash per row, shared by the duplicate, leakage and split rules
         if kind.key_column in frame.columns and arrow_strings(frame[kind.key_column]) is not None:

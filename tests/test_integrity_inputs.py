@@ -262,3 +262,82 @@ def test_doctor_naming_an_unknown_model_and_predict_with_nothing_are_one_line_er
     assert main(["predict", "-m", "models:/known-model@champion", "--tracking-uri", uri]) == 1
     assert capsys.readouterr().err.strip() == ("tuneline: nothing to predict: give texts as arguments, one per line "
                                                "on stdin, or --input FILE")
+
+
+# --- what a new user's messy files got wrong (a probe of ~130 files): each now names its cause and fix ------------
+
+def test_every_row_ending_in_a_stray_comma_is_named_as_the_cause_not_an_empty_label_set(tmp_path):
+    """All 200 rows had one field more than the header: the error blamed the label column ("the label set [] has
+    0 labels"); now it leads with the rows that could not be read, one of them, and the fix, on both readers."""
+    lines = "".join(f"row {i},{['neg', 'pos'][i % 2]},\n" for i in range(200))
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + lines)
+    with pytest.raises(DataValidationError) as caught:
+        validate(run_config("classification", path=data), tmp_path / "run")
+    message = str(caught.value)
+    assert message.startswith("200 of 200 records could not be read (record_has_wrong_field_count (200); e.g. "
+                              f"{data} row 1: 3 fields, header has 2; the line ends with a stray ',': remove it)")
+    assert (tmp_path / "run" / "quarantine.csv").is_file()
+    # a few such rows among good ones: the run goes on, each row quarantined with the same hint
+    mixed = tmp_path / "m.csv"
+    mixed.write_text("text,label\n" + "".join(f"fine {i},{['neg', 'pos'][i % 2]}\n" for i in range(100))
+                     + "one more,pos,\n")
+    result = validate(run_config("classification", path=mixed), tmp_path / "run2")
+    (detail,) = result.quarantine["detail"]
+    assert detail == "3 fields, header has 2; the line ends with a stray ',': remove it"
+
+
+def test_pretty_printed_json_objects_are_named_as_such(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": f"t{i}", "label": "a"}, indent=2) + "\n" for i in range(20)))
+    with pytest.raises(Exception, match=r"holds JSON objects that span several lines \(pretty-printed\), not JSON "
+                                        r"Lines: write one object per line \(e\.g\. jq -c \."):
+        load_data.fn(run_config("classification", path=data))
+
+
+def test_a_folder_or_a_txt_file_is_named_for_what_it_is(tmp_path):
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    with pytest.raises(Exception, match=f"input path {folder} is a folder; give a file"):
+        load_data.fn(run_config("classification", path=folder))
+    text = tmp_path / "export.txt"
+    text.write_text("good\tpos\nbad\tneg\n")
+    with pytest.raises(Exception, match=r"\.txt files are read as conll unless data\.format says otherwise.*"
+                                        r"data\.format: tsv\); set data\.format to one of csv, tsv"):
+        load_data.fn(run_config("classification", path=text))
+
+
+def test_the_contract_error_shows_one_record_of_its_top_reason_with_its_fix(tmp_path):
+    """IOB1 files: the one line said only "Top reasons: valid_iob2 (60)"; the fix was in quarantine.csv alone."""
+    data = tmp_path / "iob1.conll"
+    data.write_text("\n".join(f"Name{i} I-PER\nworks O\nat O\nAcme{i} I-ORG\n" for i in range(60)))
+    with pytest.raises(DataValidationError, match=r"Top reasons: valid_iob2 \(60\); e\.g\. .*iob1\.conll row 1: "
+                                                  r"token 1 \('Name0'\): I-PER follows the sentence start.*set "
+                                                  r"data\.iob1_to_iob2=true"):
+        validate(run_config("token_classification", path=data), tmp_path / "run")
+
+
+def test_iobes_and_bilou_tags_are_named_and_read_with_bioes_to_iob2(tmp_path):
+    """S-/E- tags were rejected with "set data.labels", which could not help; now the detail names the scheme and
+    the setting, and the setting reads the file as IOB2."""
+    sentences = [f"EU S-ORG\nrejects O\nGerman{i} S-MISC\ncall O\n" for i in range(30)]
+    sentences += [f"Peter B-PER\nBlackburn{i} E-PER\nsaid O\n" for i in range(30)]
+    data = tmp_path / "bioes.conll"
+    data.write_text("\n".join(sentences))
+    with pytest.raises(DataValidationError, match=r"tag 'S-ORG' is an IOBES/BILOU tag \(S-, E-, U- or L-\): set "
+                                                  r"data\.bioes_to_iob2=true"):
+        validate(run_config("token_classification", path=data), tmp_path / "run")
+    result = validate(run_config("token_classification", "data.bioes_to_iob2=true", path=data), tmp_path / "run2")
+    assert result.rejected_records == 0 and result.labels == ["O", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER",
+                                                              "I-PER"]
+    tags = {tuple(t) for t in result.frames["all"]["tags"]}
+    assert ("B-ORG", "O", "B-MISC", "O") in tags and ("B-PER", "I-PER", "O") in tags
+
+
+def test_ner_jsonl_with_space_joined_strings_says_lists_are_needed(tmp_path):
+    data = tmp_path / "ner.jsonl"
+    data.write_text("".join(json.dumps({"tokens": f"EU rejects call{i}", "tags": "B-ORG O O"}) + "\n"
+                            for i in range(20)))
+    with pytest.raises(DataValidationError, match=r"the tags are strings \(like 'B-ORG O O'\), not lists; write "
+                                                  r"tokens and tags as JSON lists"):
+        validate(run_config("token_classification", path=data), tmp_path / "run")

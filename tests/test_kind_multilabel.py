@@ -23,7 +23,7 @@ from tuneline.kinds.multilabel_classification import (
     fit_thresholds, matrix_scores, parse_labels, store_thresholds)
 from tuneline.pyfunc.multilabel_classifier import MultiLabelClassifier, load_predictor
 from tuneline.tasks.load import load_data
-from tuneline.tasks.validate import validate_data
+from tuneline.tasks.validate import DataValidationError, validate_data
 
 TASK = "multilabel_classification"
 KIND = KINDS[TASK]
@@ -451,3 +451,18 @@ def test_minilm_on_goemotions_beats_the_label_prior(workdir):
     assert after["micro_f1"] > prior["micro_f1"] + 0.15
     assert after["macro_f1"] > prior["macro_f1"] + 0.15
 
+
+
+def test_label_lists_joined_with_another_separator_are_an_error_not_new_classes(tmp_path):
+    """`billing|tech` read with the default separator ',' made each combination a class of its own, silently."""
+    rng = random.Random(5)
+    names = ["billing", "shipping", "tech", "account"]
+    rows = "".join(f"ticket {i},{'|'.join(sorted(rng.sample(names, rng.choice([1, 2, 3]))))}\n" for i in range(240))
+    data = tmp_path / "m.csv"
+    data.write_text("text,label\n" + rows)
+    with pytest.raises(DataValidationError, match=r"look like several labels joined with '\|', but "
+                                                         r"data\.label_separator is ',': set data\.label_separator: '\|'"):
+        validate_data.fn(load_data.fn(run_config("multilabel_classification", path=data)),
+                         run_config("multilabel_classification", path=data), tmp_path / "run")
+    fixed = run_config("multilabel_classification", "data.label_separator=|", path=data)
+    assert validate_data.fn(load_data.fn(fixed), fixed, tmp_path / "run2").labels == sorted(names)

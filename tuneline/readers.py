@@ -159,6 +159,11 @@ def normalize_label(value: object) -> tuple[str | None, str | None]:
 # Files and text
 
 
+def check_file(path: Path) -> None:
+    """A one-line DataLoadError for a path that is no readable, non-empty, uncompressed file."""
+    _check_file(path)
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataLoadError(f"input file {path} does not exist; check the path in data "
@@ -629,6 +634,16 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
     return ReadResult(frame=pd.DataFrame(data), malformed=result.malformed, records_seen=result.records_seen)
 
 
+def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, dialect: dict) -> str:
+    """``3 fields, header has 2``, plus the likely fix when the extra field is an empty one at the end of the line
+    (an export that ends every line with the delimiter)."""
+    detail = f"{count} fields, {count_hint}"
+    delimiter = dialect.get("delimiter", ",")
+    if count > expected and raw.rstrip("\r\n").endswith(delimiter):
+        detail += f"; the line ends with a stray {'tab' if delimiter == chr(9) else repr(delimiter)}: remove it"
+    return detail
+
+
 def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hint: str, dialect: dict,
                    bad_lines: set[int], encoding: str, number_offset: int = 0, line_offset: int = 0,
                    header: _Header | None = None, cells: dict[int, str] | None = None) -> tuple:
@@ -675,7 +690,7 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
                                         _not_decodable_detail(line_offset + undecodable[0], encoding)))
         elif len(span.fields) != expected:
             malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
-                                        f"{len(span.fields)} fields, {count_hint}"))
+                                        _field_count_detail(len(span.fields), expected, count_hint, raw, dialect)))
         elif _repeats_header(span.fields, header, dialect):
             malformed.append(_repeated_header(number, line, raw, header))
         else:
@@ -1019,7 +1034,7 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
     bad_index = np.flatnonzero(bad)
     for i, text in zip(bad_index.tolist(), lines.take(bad_index).to_pylist()):
         malformed.append(_malformed(int(number_of[i]), line_offset + i + 1, "record_has_wrong_field_count", text,
-                                    f"{int(counts[i])} fields, {count_hint}"))
+                                    _field_count_detail(int(counts[i]), expected, count_hint, text, dialect)))
     repeated_index = np.flatnonzero(repeated)
     for i, text in zip(repeated_index.tolist(), lines.take(repeated_index).to_pylist()):
         malformed.append(_repeated_header(int(number_of[i]), line_offset + i + 1, text, header))
@@ -1171,11 +1186,35 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
                                         "each JSONL line must be an object"))
             continue
         records.append((number, obj))
+    if not records and malformed:
+        _check_not_pretty_printed(path, lines)
     names = list(dict.fromkeys(key for _, obj in records for key in obj))
     _check_names(path, names, "a JSONL record")
     columns = {name: [obj.get(name) for _, obj in records] for name in names}
     numbers_ = [number for number, _ in records]
     return ReadResult(frame=_object_frame(columns, numbers_, numbers_), malformed=malformed, records_seen=seen)
+
+
+def _check_not_pretty_printed(path: Path, lines: list[str]) -> None:
+    """A one-line error for JSON objects written one after another over several lines each (``json.dump(obj,
+    indent=2)`` per record): read line by line not one line is an object, and "no column 'text'" names no fix."""
+    text, decoder, position, objects = "".join(lines), json.JSONDecoder(), 0, 0
+    while objects < 3:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            break
+        try:
+            obj, position = decoder.raw_decode(text, position)
+        except (ValueError, RecursionError):
+            return
+        if not isinstance(obj, dict):
+            return
+        objects += 1
+    if objects:
+        raise DataLoadError(f"{path} holds JSON objects that span several lines (pretty-printed), not JSON Lines: "
+                            f"write one object per line (e.g. jq -c . {path} > {Path(path).stem}-lines.jsonl) and "
+                            "point data at that file")
 
 
 def _check_not_json_array(path: Path, lines: list[str]) -> None:

@@ -288,8 +288,11 @@ class ClassificationKind(TaskKind):
         copy of the path, not one per row): what keeps ten million rows within a few GB.
         """
         if fmt not in self.formats:
-            raise DataLoadError(f"format {fmt!r} cannot hold {self.name} rows; use {', '.join(self.formats)} "
-                                "(data.format)")
+            guessed = (f" ({Path(path).suffix} files are read as {fmt} unless data.format says otherwise; a "
+                       "spreadsheet's 'Unicode text' export is tab-separated: data.format: tsv)"
+                       if data.format == "auto" else "")
+            raise DataLoadError(f"{path}: format {fmt!r} cannot hold {self.name} rows{guessed}; set data.format to "
+                                f"one of {', '.join(self.formats)}")
         result = read_table(path, fmt, encoding=data.encoding, header=data.header,
                             on_decode_error=data.on_decode_error, compact=compact)
         raw = result.frame

@@ -133,6 +133,31 @@ def parse_labels(value: object, separator: str, names: list[str] | None) -> obje
     return sorted(set(parsed))
 
 
+#: separators a label list is written with besides the configured one
+_OTHER_SEPARATORS = ("|", ";", ",", "/", " ")
+
+
+def _check_separator(seen: list[str], separator: str) -> None:
+    """A LabelSetError when the inferred labels look like lists joined with another separator (``a|b`` read with
+    ``,``): each such combination would silently become a class of its own."""
+    distinct = set(seen)
+    for other in _OTHER_SEPARATORS:
+        if other == separator:
+            continue
+        joined = [label for label in distinct if other in label]
+        if not joined:
+            continue
+        parts = {part.strip() for label in joined for part in label.split(other) if part.strip()}
+        # every piece of a joined label is itself a label seen alone: a list, not a name like "C++/C#"
+        if len(joined) >= 2 and parts <= distinct:
+            from tuneline.kinds.classification import LabelSetError
+
+            shown = ", ".join(repr(label) for label in sorted(joined)[:3])
+            raise LabelSetError(f"labels such as {shown} look like several labels joined with {other!r}, but "
+                                f"data.label_separator is {separator!r}: set data.label_separator: {other!r} (or list "
+                                "the real labels in data.labels)")
+
+
 def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
     """Rows of label lists as a 0/1 matrix over ``labels`` (labels outside the set are ignored)."""
     index = {label: j for j, label in enumerate(labels)}
@@ -243,6 +268,7 @@ class MultilabelKind(ClassificationKind):
             source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
             seen = [label for row in (source["label"] if source is not None else [])
                     if isinstance(row, list) for label in row if isinstance(label, str)]
+            _check_separator(seen, data.label_separator)
             labels = frequent_labels(seen, data.min_examples_per_label)
         # rows that are no label list yet (the contract rejects them later) must not break the presence check
         usable = {role: frame.assign(label=[v if isinstance(v, list) and all(isinstance(x, str) for x in v) else []

@@ -45,6 +45,8 @@ class TokenData(DataConfig):
     tags_column: str = "tags"
     conll_tag_column: int = Field(-1, description="Column of the tag in CoNLL files; -1 is the last column.")
     iob1_to_iob2: bool = Field(False, description="Convert IOB1 tags to IOB2 instead of rejecting them.")
+    bioes_to_iob2: bool = Field(False, description="Convert IOBES/BIOES (S-X, E-X) and BILOU (U-X, L-X) tags to "
+                                "IOB2 (B-X, I-X) instead of rejecting them.")
     merge_label_spellings: bool = Field(
         True, description="Tags written several ways are one tag: o → O, b-per and B_PER → B-PER (an entity type "
                           "spelled as in data.labels or as most often in train; logged). false keeps them as "
@@ -233,10 +235,16 @@ class TokenClassificationKind(TaskKind):
         return ReadRecords(frame=frame, malformed=malformed, records_seen=seen)
 
     def prepare(self, frames: dict[str, pd.DataFrame], data: TokenData, quiet: bool = False) -> dict[str, pd.DataFrame]:
-        """Tags written several ways become one spelling (``b-per`` → ``B-PER``, logged); with ``data.iob1_to_iob2``,
-        IOB1 tags are rewritten as IOB2 (non-list rows are left for the contract)."""
+        """With ``data.bioes_to_iob2``, IOBES/BILOU tags are rewritten as IOB2 first; tags written several ways become
+        one spelling (``b-per`` → ``B-PER``, logged); with ``data.iob1_to_iob2``, IOB1 tags are rewritten as IOB2
+        (non-list rows are left for the contract)."""
         from tuneline.schemas.token_classification import iob1_to_iob2, is_string_list
 
+        if data.bioes_to_iob2:
+            from tuneline.schemas.token_classification import bioes_to_iob2
+
+            frames = {role: frame.assign(tags=frame["tags"].map(lambda t: bioes_to_iob2(t) if is_string_list(t) else t))
+                      if "tags" in frame.columns else frame for role, frame in frames.items()}
         if data.merge_label_spellings:
             from tuneline.common import task_logger
             from tuneline.kinds import label_spellings
@@ -275,6 +283,10 @@ class TokenClassificationKind(TaskKind):
                 for tags in list(source["tags"])[:200] if isinstance(tags, (list, tuple, np.ndarray)) for tag in tags)
             hint = (": the tags are numbers (class ids, as Hugging Face datasets export ner_tags); write them as "
                     "their names (O, B-PER, I-PER, ...)" if numeric else "")
+            sample = list(source["tags"])[:200] if source is not None else []
+            if not hint and sample and sum(isinstance(t, str) for t in sample) > len(sample) / 2:
+                hint = (": the tags are strings (like 'B-ORG O O'), not lists; write tokens and tags as JSON lists "
+                        '(["EU", "rejects"], ["B-ORG", "O"]), or the file as CoNLL')
             raise LabelSetError(f"found no entity tag (B-X/I-X) in the training data{hint}; check data.tags_column "
                                 f"/ data.conll_tag_column, or set data.labels")
         return labels
