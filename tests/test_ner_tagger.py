@@ -88,3 +88,24 @@ def test_tagger_tags_every_word_of_a_long_sentence(tmp_path, tiny_bert):
     frame = tagger.predict_frame(" ".join(words))
     assert frame.iloc[0]["tags"] == tags
     assert tagger.tag_words([[]]) == [([], [])]
+
+
+def test_a_word_holding_a_no_break_space_is_one_word_read_and_tagged(tmp_path, tiny_bert):
+    """CoNLL lines were split at the no-break space real corpora keep inside tokens ("1 000"), so the sentence had
+    a field too many and was quarantined; fields are now split at ASCII spaces and tabs, and the tagger gives the
+    word one tag."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from tuneline.readers import read_conll
+
+    path = tmp_path / "nbsp.conll"
+    path.write_text("Price O\nis O\n1\u00a0000 O\nin O\nParis B-LOC\n\nThe O\nEU B-ORG\n", encoding="utf-8")
+    read = read_conll(path)
+    assert read.malformed == [] and read.frame["tokens"].tolist()[0] == ["Price", "is", "1\u00a0000", "in", "Paris"]
+    labels = ["O", "B-LOC", "I-LOC"]
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=3, id2label=dict(enumerate(labels)),
+                                                            label2id={v: k for k, v in enumerate(labels)})
+    model.save_pretrained(tmp_path / "m")
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path / "m")
+    (tags, scores), = TokenTagger(str(tmp_path / "m")).tag_words([read.frame["tokens"].tolist()[0]])
+    assert len(tags) == 5 and len(scores) == 5

@@ -1264,6 +1264,9 @@ def _read_parquet(path: Path) -> ReadResult:
 # CoNLL
 
 
+_CONLL_SEPARATOR = re.compile(r"[ \t]+")
+
+
 def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
                on_decode_error: DecodePolicy = "error") -> ReadResult:
     """Read a CoNLL column file into one row per sentence: ``tokens``, ``tags``, ``source_row`` (sentence number),
@@ -1280,7 +1283,10 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     sentences: list[list[tuple[int, list[str]]]] = []
     sentence: list[tuple[int, list[str]]] = []
     for index, line in enumerate(lines):
-        fields = line.split()
+        # fields are separated by ASCII spaces and tabs only: str.split() also splits at a no-break space, which
+        # real corpora keep inside tokens ("1 000", "10 km"), and the sentence would be quarantined as ragged
+        fields = [field for field in _CONLL_SEPARATOR.split(line.strip(" \t\r\n\v\f")) if field] \
+            if line.strip() else []
         if not fields or fields[0] == DOCSTART:
             if sentence:
                 sentences.append(sentence)
