@@ -210,6 +210,15 @@ def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInput
         if empty is not None:
             raise UserError(f"input file {path}: the record on line {lines[empty]} has no value in column "
                             f"{column!r}; every row needs one (fill it or drop the row)")
+    for column in columns:  # a list cell in a text column (JSONL) would be flattened or tagged as garbage
+        wrong = next((i for i, v in enumerate(result.frame[column])
+                      if (column == "tokens") != isinstance(v, (list, tuple, np.ndarray))), None)
+        if wrong is not None:
+            want = "a list of words (JSONL/Parquet list)" if column == "tokens" else "one text"
+            raise UserError(f"input file {path}: the record on line {lines[wrong]} has {result.frame[column][wrong]!r:.60} "
+                            f"in column {column!r}, which must hold {want} per row"
+                            + ("; a CSV/TSV cannot hold word lists: give a 'text' column of raw text, or JSONL"
+                               if column == "tokens" else ""))
     frame = result.frame[found].reset_index(drop=True)
     task_logger().info("read %d rows from %s (columns for the model: %s)", len(frame), path, ", ".join(columns))
     return PredictionInputs(path=path, frame=frame, model_columns=columns, lines=lines)

@@ -334,6 +334,9 @@ def test_pyfunc_accepts_frames_lists_and_dicts():
         pairs_from_input({"text": ["a", "c"], "text_pair": ["b"]})
     with pytest.raises(ValueError, match="missing text"):
         pairs_from_input([["a", None]])
+    # list cells in a frame of several rows were flattened: 3 predictions for 2 rows, the pairs shifted
+    with pytest.raises(ValueError):
+        pairs_from_input(pd.DataFrame({"text": [["a", "b"], ["c"]], "text_pair": [["d"], ["e", "f"]]}))
 
 
 # --- end to end -------------------------------------------------------------------------------------------------------

@@ -250,3 +250,56 @@ def test_predict_command_reads_the_models_column_not_the_files_first_one(store, 
     pd.DataFrame({"id": ["r0"], "sentence": TEXTS[:1]}).to_csv(source, index=False)
     assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri, "--input", str(source)]) == 1
     assert "has no column 'text'" in capsys.readouterr().err
+
+
+# --- what a new user's prediction inputs got wrong (a probe of predict, serve-model and the pyfuncs) ----------------
+
+def test_a_gold_label_column_never_hides_the_prediction_and_blank_stdin_lines_cannot_shift_rows(
+        store, tmp_path, capsys, monkeypatch):
+    """`predict --input` printed the file's own `label` column where the prediction belonged; blank stdin lines
+    were dropped, so output line N no longer answered input line N."""
+    import io
+
+    from tuneline.cli import main
+
+    _, uri = store
+    source = tmp_path / "gold.csv"
+    pd.DataFrame({"id": ["r0", "r1"], "text": TEXTS[:2], "label": ["gold-a", "gold-b"]}).to_csv(source, index=False)
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri, "--input", str(source)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    reference = registered_predictions(uri, "models:/pb-intents@challenger", TEXTS[:2])
+    assert [p["label"] for p in printed] == ["gold-a", "gold-b"]
+    assert [p["predicted_label"] for p in printed] == list(reference["label"])
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{TEXTS[0]}\n\n{TEXTS[1]}\n"))
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri]) == 1
+    assert "stdin line 2 is blank" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{TEXTS[0]}\n{TEXTS[1]}\n\n"))  # trailing blank lines are fine
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri]) == 0
+    assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]) == 2
+
+
+def test_inputs_that_would_be_garbled_are_refused(store, tmp_path, capsys):
+    """A CSV `tokens` column of JSON text was tagged character by character; a NER frame with other named columns
+    was read as one word per column; bytes were predicted on the text "b'...'"."""
+    from tuneline.cli import main
+
+    _, uri = store
+    source = tmp_path / "tokens.csv"
+    source.write_text('id,tokens\n1,"[""Angela"", ""Merkel""]"\n')
+    assert main(["predict", "-m", "models:/pb-ner@challenger", "--tracking-uri", uri, "--input", str(source)]) == 1
+    assert "a CSV/TSV cannot hold word lists: give a 'text' column of raw text, or JSONL" in capsys.readouterr().err
+    with pytest.raises(mlflow.exceptions.MlflowException, match=r"columns \['id', 'sentence'\]; pass a 'text'"):
+        registered_predictions(uri, "models:/pb-ner@challenger",
+                               pd.DataFrame({"id": ["a1"], "sentence": ["Angela Merkel visited Paris ."]}))
+    as_bytes = registered_predictions(uri, "models:/pb-intents@challenger", pd.Series([TEXTS[0].encode()]))
+    assert list(as_bytes["label"]) == list(registered_predictions(uri, "models:/pb-intents@challenger",
+                                                                  [TEXTS[0]])["label"])
+
+
+def test_predict_in_a_folder_without_a_store_creates_nothing(store, tmp_path, monkeypatch, capsys):
+    from tuneline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "hello"]) == 1
+    assert "no MLflow store at" in capsys.readouterr().err and not (tmp_path / "mlflow.db").exists()

@@ -544,9 +544,17 @@ def _predict(args: argparse.Namespace) -> int:
 
     from tuneline.runtime import resolve_tracking_uri
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(args.tracking_uri))
+    uri = resolve_tracking_uri(args.tracking_uri)
+    mlflow.set_tracking_uri(_existing_store(uri) if args.model.startswith("models:/") else uri)
     from_stdin = args.input is None and not args.texts
-    texts = args.texts or ([line.rstrip("\r\n") for line in sys.stdin if line.strip()] if from_stdin else [])
+    texts = args.texts or ([line.rstrip("\r\n") for line in sys.stdin] if from_stdin else [])
+    if from_stdin:
+        blank = next((n for n, t in enumerate(texts, 1) if not t.strip()), None)
+        if blank is not None and any(t.strip() for t in texts[blank:]):  # trailing blank lines are harmless
+            raise UserError(f"stdin line {blank} is blank: every line is one input and gets one output line, so a "
+                            "blank line would shift them; remove blank lines (e.g. grep -v '^\\s*$') first")
+        while texts and not texts[-1].strip():
+            texts.pop()
     if args.input is None and not texts:
         raise UserError("nothing to predict: give texts as arguments, one per line on stdin, or --input FILE")
     try:
@@ -588,8 +596,15 @@ def _predict(args: argparse.Namespace) -> int:
             raise
         raise UserError(f"{args.model} refused the input: {error.message}") from None
     frame = output if isinstance(output, pd.DataFrame) else pd.DataFrame(output)
+    if len(frame) != len(shown):
+        raise RuntimeError(f"{args.model} returned {len(frame)} predictions for {len(shown)} inputs")
+    # as batch prediction writes them (tasks/predict_batch.output_rows): an echo of a model input column is dropped,
+    # and a prediction column the input also has (a gold ``label`` column) is written as predicted_<name>, never
+    # hidden behind the input's value
+    echoes = set(model_columns) if args.input is not None else {"text", "text_pair"}
     for given, (_, row) in zip(shown, frame.iterrows()):
-        print(json.dumps({**given, **{k: v for k, v in row.items() if k not in given}}, default=str))
+        predicted = {(f"predicted_{k}" if k in given else k): v for k, v in row.items() if k not in echoes}
+        print(json.dumps({**given, **predicted}, default=str, ensure_ascii=False))
     return 0
 
 

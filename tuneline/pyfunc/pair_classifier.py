@@ -95,8 +95,9 @@ def pairs_from_input(model_input: Any) -> tuple[list[str], list[str]]:
             raise ValueError(f"predict got a DataFrame with columns {list(model_input.columns)}; pass {TEXT!r} and "
                              f"{PAIR!r} columns (of a DataFrame with more columns only the first two reach the "
                              f"model: put them first or send them alone)")
-        if len(first) and all(_is_sequence(v) for v in (*first, *second)):
-            # MLflow turns a dict of two lists into a one-row DataFrame whose cells are the lists
+        if len(first) == 1 and all(_is_sequence(v) for v in (*first, *second)):
+            # MLflow turns a dict of two lists into a ONE-row DataFrame whose cells are the lists; any other frame
+            # with list cells would come back with more predictions than rows (and pairs shifted): _text refuses it
             first = [t for cell in first for t in cell]
             second = [t for cell in second for t in cell]
         return _columns(first, second)

@@ -125,6 +125,9 @@ def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, 
             model_input = model_input["tokens"]
         elif "text" in model_input.columns:
             model_input = model_input["text"]
+        elif model_input.shape[1] > 1 and any(isinstance(c, str) for c in model_input.columns):
+            raise ValueError(f"predict got a DataFrame with columns {list(model_input.columns)}; pass a 'text' "
+                             "(raw text) or a 'tokens' (word lists) column")
         elif model_input.shape[1] > 1:
             # A table with one word per column (shorter rows padded), as MLflow's column-based schema enforcement
             # makes of a list of word lists (and pd.DataFrame(word_lists) does): read it back row by row.
