@@ -24,6 +24,15 @@ def test_split_words_is_conll_like_and_keeps_offsets():
     assert words[3] == ("Paris", 22, 27)
 
 
+def test_a_missing_or_blank_text_is_refused_not_answered_with_no_entities():
+    """An empty result read as "no entities in this text"; the other kinds refuse such inputs (HTTP 400)."""
+    for bad, says in (([None], "input 0 is missing"), (["fine", float("nan")], "input 1 is missing"),
+                      ([" "], "input 0 is an empty text")):
+        with pytest.raises(ValueError, match=says):
+            parse_input(bad)
+    assert parse_input([[]]) == [("", [], [])]  # an empty word list is a sentence of no words
+
+
 def test_join_words_offsets():
     text, spans = join_words(["New", "York", "."])
     assert text == "New York ."

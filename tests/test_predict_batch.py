@@ -303,3 +303,21 @@ def test_predict_in_a_folder_without_a_store_creates_nothing(store, tmp_path, mo
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["predict", "-m", "models:/pb-intents@challenger", "hello"]) == 1
     assert "no MLflow store at" in capsys.readouterr().err and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_bare_name_at_alias_works_and_an_unwritable_output_is_refused_before_any_work(store, tmp_path, capsys):
+    """`predict -m NAME@champion` (as serve-model takes it) said "No such artifact"; `-o` into a missing folder
+    failed only after the model loaded, with Prefect's tracebacks."""
+    from tuneline.cli import main
+
+    _, uri = store
+    assert main(["predict", "-m", "pb-intents@challenger", "--tracking-uri", uri, TEXTS[0]]) == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert line["label"] == registered_predictions(uri, "models:/pb-intents@challenger", [TEXTS[0]])["label"][0]
+    source = write_csv(tmp_path / "in.csv", TEXTS[:2])
+    for output, says in ((tmp_path / "no" / "such" / "p.csv", "does not exist; create the folder"),
+                         (source / "p.csv", "is a file, not a folder"), (tmp_path / "p.txt", "must end in")):
+        assert main(["predict", "-m", "pb-intents@challenger", "--tracking-uri", uri, "--input", str(source),
+                     "--output", str(output)]) == 1
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

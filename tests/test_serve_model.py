@@ -255,6 +255,8 @@ def test_ner_endpoint_tags_word_lists_and_texts_like_the_registered_model(store,
     # frame as the texts); a nested list [["a", "b"]] still becomes its first word in MLflow's parser, not caught
     ("intents", {"inputs": ["where is my parcel", ""]}, "application/json", "input 1 is an empty text"),
     ("intents", {"inputs": ["where is my parcel", None]}, "application/json", "input 1 is missing"),
+    ("ner", {"inputs": ["John lives in Paris", None]}, "application/json", "input 1 is missing"),
+    ("ner", {"inputs": ["  "]}, "application/json", "input 0 is an empty text"),
     ("intents", {"dataframe_split": {"columns": ["id", "text"], "data": [["7", "where is my parcel"]]}},
      "application/json", "column named 'id'"),
 ])

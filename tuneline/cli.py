@@ -501,6 +501,9 @@ def _predict_to_file(args: argparse.Namespace) -> int:
 
     if args.input is None:
         raise UserError("--output writes the predictions of an input file: give it with --input FILE")
+    _check_output_path(Path(args.output))
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     uri = args.tracking_uri
     if has_credentials(uri):  # Prefect stores flow parameters: pass the secret by reference
         os.environ["TUNELINE_TRACKING_URI"], uri = uri, "${TUNELINE_TRACKING_URI}"
@@ -508,6 +511,36 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     done = batch_predict_flow(args.model, str(args.input), str(args.output), uri, args.batch_size)
     print(f"wrote {done.rows} rows predicted by {done.model_name} version {done.model_version} to {done.output_path}")
     return 0
+
+
+def _check_output_path(output: Path) -> None:
+    """Before the flow starts (a Prefect API, a model load): an output the run could never write is a one-line
+    error now, not four tracebacks after the model has loaded."""
+    import os
+
+    from tuneline.tasks.predict_batch import output_format
+
+    output_format(output)
+    folder = output.parent
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder; give a file name in it (e.g. {output / 'predictions.parquet'})")
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"--output {output}: its folder {folder} {what}; create the folder or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--output {output}: the folder {folder} is not writable; choose another path")
+
+
+def _registry_reference(model: str) -> str:
+    """``NAME@ALIAS`` and ``NAME/VERSION`` as ``models:/...`` (serve-model takes both forms; predict read a bare one as
+    a local folder: "No such artifact"). A path that exists stays a path."""
+    import re
+
+    if "://" in model or ":/" in model or Path(model).exists():
+        return model
+    if re.fullmatch(r"[^@/\s]+@[^@/\s]+|[^@\s]+/\d+", model):
+        return f"models:/{model}"
+    return model
 
 
 def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> str | None:
@@ -537,6 +570,7 @@ def _input_file_rows(model: str, path: Path, task: str | None) -> tuple[Any, lis
 
 
 def _predict(args: argparse.Namespace) -> int:
+    args.model = _registry_reference(args.model)
     if args.output is not None:
         return _predict_to_file(args)
     import mlflow

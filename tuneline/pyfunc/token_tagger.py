@@ -90,7 +90,7 @@ def _is_word_list(value: Any) -> bool:
 
 
 def _is_missing(value: Any) -> bool:
-    """None or NaN: what pandas puts in a ``text`` column for a missing row (tagged as an empty text)."""
+    """None or NaN: what pandas puts in a ``text`` column for a missing row (refused, as in the other kinds)."""
     return value is None or (isinstance(value, float) and value != value)
 
 
@@ -105,9 +105,11 @@ def _parse_item(index: int, value: Any) -> tuple[str, list[str], list[tuple[int,
                                 f"{type(word).__name__} {word!r}")
         text, spans = join_words(words)
         return text, words, spans
-    if _is_missing(value):
-        return "", [], []
+    if _is_missing(value):  # refused as every kind refuses it: an empty answer would look like "no entities"
+        raise ValueError(f"input {index} is missing (null); every input needs some text")
     if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"input {index} is an empty text; every input needs some text")
         found = split_words(value)
         return value, [w for w, _, _ in found], [(s, e) for _, s, e in found]
     raise TypeError(f"input {index}: expected a text (str) or a list of words (list of str), not "
