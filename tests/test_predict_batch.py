@@ -321,3 +321,17 @@ def test_a_bare_name_at_alias_works_and_an_unwritable_output_is_refused_before_a
                      "--output", str(output)]) == 1
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_predictions_carry_the_index_of_the_frame_they_answer(store):
+    """`frame["label"] = model.predict(frame)["label"]` on a filtered or shuffled frame gave NaN or other rows'
+    labels: the output had a fresh RangeIndex."""
+    _, uri = store
+    frame = pd.DataFrame({"text": TEXTS[:4]}, index=[30, 10, 20, 40])
+    out = registered_predictions(uri, "models:/pb-intents@challenger", frame)
+    assert list(out.index) == [30, 10, 20, 40]
+    alone = [registered_predictions(uri, "models:/pb-intents@challenger", [t])["label"][0] for t in TEXTS[:4]]
+    frame["label"] = out["label"]
+    assert list(frame["label"]) == alone
+    # (the NER model's input goes through MLflow's type-hint path, which hands it over as a list: no index to keep)
+    assert list(registered_predictions(uri, "models:/pb-intents@challenger", TEXTS[:2]).index) == [0, 1]

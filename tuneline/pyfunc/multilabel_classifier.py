@@ -162,7 +162,8 @@ class MultiLabelClassifier:
 
     def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """What the registered model's ``predict`` returns for any accepted input (see :func:`texts_from_input`)."""
-        return self.frame_from_proba(self.predict_proba(texts_from_input(model_input), batch_size=batch_size))
+        return _aligned(self.frame_from_proba(self.predict_proba(texts_from_input(model_input), batch_size=batch_size)),
+                        model_input)
 
     def frame_from_proba(self, proba: np.ndarray) -> pd.DataFrame:
         """``labels`` (names at or above their threshold, in label order), ``label_scores`` (their probabilities)
@@ -175,6 +176,15 @@ class MultiLabelClassifier:
                              for i, names in enumerate(labels)],
             "scores": [dict(zip(self.labels, map(float, row))) for row in proba],
         }, columns=["labels", "label_scores", "scores"])
+
+
+def _aligned(output: pd.DataFrame, model_input: Any) -> pd.DataFrame:
+    """The output rows carry the input's index when the input was a Series or DataFrame of as many rows, so
+    ``frame["label"] = model.predict(frame)["label"]`` lines up (with a RangeIndex it gave NaN or other rows' labels
+    for a filtered or shuffled frame)."""
+    if isinstance(model_input, (pd.Series, pd.DataFrame)) and len(model_input.index) == len(output):
+        output.index = model_input.index
+    return output
 
 
 def load_predictor(model_dir: str) -> MultiLabelClassifier:

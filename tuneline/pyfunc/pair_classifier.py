@@ -183,11 +183,20 @@ class PairClassifier:
         texts, pairs = pairs_from_input(model_input)
         proba = self.predict_proba(texts, pairs, batch_size=batch_size)
         best = proba.argmax(axis=1) if len(texts) else []
-        return pd.DataFrame({
+        return _aligned(pd.DataFrame({
             "label": [self.labels[i] for i in best],
             "score": [float(proba[row, i]) for row, i in enumerate(best)],
             "scores": [dict(zip(self.labels, map(float, row))) for row in proba],
-        })
+        }), model_input)
+
+
+def _aligned(output: pd.DataFrame, model_input: Any) -> pd.DataFrame:
+    """The output rows carry the input's index when the input was a Series or DataFrame of as many rows, so
+    ``frame["label"] = model.predict(frame)["label"]`` lines up (with a RangeIndex it gave NaN or other rows' labels
+    for a filtered or shuffled frame)."""
+    if isinstance(model_input, (pd.Series, pd.DataFrame)) and len(model_input.index) == len(output):
+        output.index = model_input.index
+    return output
 
 
 def load_predictor(model_dir: str) -> PairClassifier:

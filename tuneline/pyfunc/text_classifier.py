@@ -148,7 +148,7 @@ class TextClassifier:
 
     def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """What the registered model's ``predict`` returns for any accepted input (see :func:`texts_from_input`)."""
-        return self.predict_frame(texts_from_input(model_input), batch_size=batch_size)
+        return _aligned(self.predict_frame(texts_from_input(model_input), batch_size=batch_size), model_input)
 
     def predict_frame(self, texts: list[str], batch_size: int = 64) -> pd.DataFrame:
         proba = self.predict_proba(texts, batch_size=batch_size)
@@ -158,6 +158,15 @@ class TextClassifier:
             "score": [float(proba[row, i]) for row, i in enumerate(best)],
             "scores": [dict(zip(self.labels, map(float, row))) for row in proba],
         })
+
+
+def _aligned(output: pd.DataFrame, model_input: Any) -> pd.DataFrame:
+    """The output rows carry the input's index when the input was a Series or DataFrame of as many rows, so
+    ``frame["label"] = model.predict(frame)["label"]`` lines up (with a RangeIndex it gave NaN or other rows' labels
+    for a filtered or shuffled frame)."""
+    if isinstance(model_input, (pd.Series, pd.DataFrame)) and len(model_input.index) == len(output):
+        output.index = model_input.index
+    return output
 
 
 def load_predictor(model_dir: str) -> TextClassifier:

@@ -266,7 +266,7 @@ class TokenTagger:
 
     def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """What the registered model's ``predict`` returns for any accepted input."""
-        return self.predict_frame(model_input, batch_size=batch_size)
+        return _aligned(self.predict_frame(model_input, batch_size=batch_size), model_input)
 
     def predict_frame(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """One row per input: ``text``, ``tokens``, ``tags``, ``entities`` (see the module docstring)."""
@@ -281,6 +281,15 @@ class TokenTagger:
             entities = extract_entities(tags, scores, spans, text)
             rows.append({"text": text, "tokens": words, "tags": tags, "entities": entities})
         return pd.DataFrame(rows, columns=["text", "tokens", "tags", "entities"])
+
+
+def _aligned(output: pd.DataFrame, model_input: Any) -> pd.DataFrame:
+    """The output rows carry the input's index when the input was a Series or DataFrame of as many rows, so
+    ``frame["label"] = model.predict(frame)["label"]`` lines up (with a RangeIndex it gave NaN or other rows' labels
+    for a filtered or shuffled frame)."""
+    if isinstance(model_input, (pd.Series, pd.DataFrame)) and len(model_input.index) == len(output):
+        output.index = model_input.index
+    return output
 
 
 def load_predictor(model_dir: str) -> TokenTagger:
