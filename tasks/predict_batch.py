@@ -158,7 +158,9 @@ def model_input_columns(kind: TaskKind) -> list[str]:
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN or a text of only whitespace: a cell the model would refuse by its row position, not its line."""
+    return (value is None or (isinstance(value, float) and math.isnan(value))
+            or (isinstance(value, str) and not value.strip()))
 
 
 @pipeline_task(name="read-prediction-inputs")
@@ -209,7 +211,7 @@ def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInput
         empty = next((i for i, v in enumerate(result.frame[column]) if _is_missing(v)), None)
         if empty is not None:
             raise UserError(f"input file {path}: the record on line {lines[empty]} has no value in column "
-                            f"{column!r}; every row needs one (fill it or drop the row)")
+                            f"{column!r} (empty or only spaces); every row needs one (fill it or drop the row)")
     for column in columns:  # a list cell in a text column (JSONL) would be flattened or tagged as garbage
         wrong = next((i for i, v in enumerate(result.frame[column])
                       if (column == "tokens") != isinstance(v, (list, tuple, np.ndarray))), None)

@@ -335,3 +335,12 @@ def test_predictions_carry_the_index_of_the_frame_they_answer(store):
     assert list(frame["label"]) == alone
     # (the NER model's input goes through MLflow's type-hint path, which hands it over as a list: no index to keep)
     assert list(registered_predictions(uri, "models:/pb-intents@challenger", TEXTS[:2]).index) == [0, 1]
+
+
+def test_an_empty_or_blank_cell_is_named_by_its_file_line(tmp_path):
+    """A blank text reached the model, which refused "input 1" (a row position the user had to turn into a line)."""
+    source = tmp_path / "in.csv"
+    source.write_text('id,text\nr0,where is my parcel\nr1,"   "\nr2,\n')
+    with pytest.raises(UserError, match=r"the record on line 3 has no value in column 'text' \(empty or only "
+                                        r"spaces\)"):
+        read_prediction_inputs.fn(source, "classification")
