@@ -151,5 +151,12 @@ def test_predict_command_tells_what_a_pair_model_needs(two_runs, capsys, monkeyp
     assert main(["predict", "-m", model, "--tracking-uri", uri]) == 0
     by_stdin = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert by_stdin == by_flag and by_flag[0]["text_pair"] == pair
+    # each text followed by its --pair (argparse left the second text over: "unrecognized arguments")
+    other_text, other_pair = EXAMPLES["pair_classification"].cli_rows[1].values()
+    assert main(["predict", "-m", model, "--tracking-uri", uri, text, "--pair", pair, other_text, "--pair",
+                 other_pair]) == 0
+    interleaved = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(r["text"], r["text_pair"]) for r in interleaved] == [(text, pair), (other_text, other_pair)]
+    assert interleaved[0] == by_flag[0]
     assert main(["predict", "-m", model, "--tracking-uri", uri, text, "--pair", " "]) == 1
     assert "refused the input" in capsys.readouterr().err

@@ -200,7 +200,14 @@ def _print_summary(summary) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `predict "A" --pair a "B" --pair b`: argparse takes the positional texts in one run, so "B" is left over;
+    # for predict such left-over words are more texts, in order (the other commands refuse them as before)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "predict" and not any(e.startswith("-") for e in extra):
+        args.texts = [*args.texts, *extra]
+    elif extra:
+        parser.parse_args(argv)  # argparse's own "unrecognized arguments" message and exit 2
     try:
         if args.command == "show-config":
             import yaml
