@@ -169,7 +169,8 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     labelset = admit_labels(batches, list(parent.labels), config, ledger, run)
     unreadable = {batch.content_hash for batch, _reasons in labelset.unreadable}
     intake = validate_batches([b for b in batches if b.content_hash not in unreadable], labelset.labels, config,
-                              ledger, store, reference, run)
+                              ledger, store, reference, run, labelset.read)
+    labelset.read.clear()  # each batch was read once, for both checks; not held through training
     intake.rejected[:0] = labelset.unreadable  # already rejected in the ledger; the summary lists them too
     tokenizer = load_tokenizer(config.model)
     drift = check_batch_drift([(a.batch, a.frame) for a in intake.accepted], reference, list(parent.labels),

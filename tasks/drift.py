@@ -38,6 +38,7 @@ class LabelSetDecision:
     added: list[str] = field(default_factory=list)
     refused: dict[str, list[str]] = field(default_factory=dict)  # batch content hash -> its unseen labels
     unreadable: list[tuple[Batch, list[str]]] = field(default_factory=list)  # rejected here: could not be read
+    read: dict[str, Any] = field(default_factory=dict, repr=False)  # content hash -> the batch as read (LoadedData)
 
 
 def _types(labels: list[str] | set[str], task: str) -> set[str]:
@@ -79,23 +80,26 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
     A batch that cannot be read at all (changed or removed after it landed, a header or encoding the reader
     refuses) is rejected here with the reader's reason and listed in ``unreadable``; the run goes on without it.
     Raising instead would give every batch back, and the same batch would fail every later run the same way."""
-    from tuneline.tasks.intake import UnreadableBatch, batch_labels
+    from tuneline.tasks.intake import UnreadableBatch, _read_batch, batch_labels
 
     spelled = config.model_copy(deep=True)  # a known label written another way ('POSITIVE') is not unseen
     spelled.data.labels = list(known)
     landed: dict[str, dict[str, int]] = {}
     unreadable: list[tuple[Batch, list[str]]] = []
+    read: dict[str, Any] = {}
     for batch in batches:
         if batch.state == "validated":
             continue
         try:
-            landed[batch.content_hash] = batch_labels(batch, spelled)
+            read[batch.content_hash] = _read_batch(batch, spelled)  # reading does not depend on the label set
+            landed[batch.content_hash] = batch_labels(batch, spelled, read[batch.content_hash])
         except UnreadableBatch as error:
             ledger.mark_rejected(run.run_id, batch.content_hash, [str(error)])
             unreadable.append((batch, [str(error)]))
             task_logger().warning("batch %s rejected: %s", batch.name, error)
     decision = check_label_set(list(known), landed, config)
     decision.unreadable = unreadable
+    decision.read = read
     reasons = []
     for batch in batches:
         if batch.content_hash in decision.refused:

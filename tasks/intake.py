@@ -176,11 +176,13 @@ def unreadable_reason(batch: Batch, message: str) -> str:
     return reason + (f" (or, if every batch will look like this one from now on: {advice})" if advice else "")
 
 
-def batch_labels(batch: Batch, config: TunelineConfig) -> dict[str, int]:
-    """The label distribution of a batch as landed (before the contract): what the unseen-label check looks at."""
+def batch_labels(batch: Batch, config: TunelineConfig, loaded: LoadedData | None = None) -> dict[str, int]:
+    """The label distribution of a batch as landed (before the contract): what the unseen-label check looks at.
+    ``loaded``: the batch as already read (the run reads each batch once; the label check and validation share it)."""
     kind = kind_of(config)
-    loaded = _read_batch(batch, config)
-    frames = kind.prepare(loaded.frames, config.data, quiet=True)  # validation logs the same folding once
+    loaded = loaded if loaded is not None else _read_batch(batch, config)
+    frames = kind.prepare({k: f.copy() for k, f in loaded.frames.items()}, config.data, quiet=True)  # validation
+    # prepares (and logs) the same rows once more, from the untouched read
     try:
         return kind.label_distribution(frames["all"])
     except Exception:  # noqa: BLE001 - malformed label values are the contract's to report, not this count's
@@ -189,8 +191,12 @@ def batch_labels(batch: Batch, config: TunelineConfig) -> dict[str, int]:
 
 @pipeline_task(name="validate-batches")
 def validate_batches(batches: list[Batch], labels: list[str], config: TunelineConfig, ledger: Ledger,
-                     store: DatasetStore, reference: pd.DataFrame, run: RunContext) -> Intake:
-    """Validate every claimed batch against the label set; record each outcome in the ledger; store the parts."""
+                     store: DatasetStore, reference: pd.DataFrame, run: RunContext,
+                     read: dict[str, LoadedData] | None = None) -> Intake:
+    """Validate every claimed batch against the label set; record each outcome in the ledger; store the parts.
+    ``read``: batches the label check already read, by content hash (taken from it, so each is held once and
+    dropped after its validation; a batch not in it is read here)."""
+    read = read if read is not None else {}
     log = task_logger()
     kind = kind_of(config)
     checked = config.model_copy(deep=True)
@@ -208,7 +214,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             seen.update(split_key(k) for k in frame[kind.key_column])
             continue
         try:
-            loaded = _read_batch(batch, checked)
+            loaded = read.pop(batch.content_hash, None) or _read_batch(batch, checked)
             validated = _validate_batch(loaded, labels, checked, folder)
         except (DataValidationError, DataLoadError) as error:
             quarantine = folder / "quarantine.csv"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import time
 import uuid
@@ -34,7 +35,7 @@ import pandas as pd
 from tuneline.common import pipeline_task, task_logger
 from tuneline.errors import UserError
 from tuneline.kinds import KINDS, TaskKind, kind_of
-from tuneline.readers import PROVENANCE_COLUMNS, detect_format, read_table
+from tuneline.readers import PROVENANCE_COLUMNS, DataLoadError, detect_format, read_table
 from tuneline.runtime import redact, resolve_tracking_uri
 
 #: Columns batch prediction adds to every row besides the pyfunc's own.
@@ -163,10 +164,26 @@ def _is_missing(value: Any) -> bool:
             or (isinstance(value, str) and not value.strip()))
 
 
+def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
+    """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
+    undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction)."""
+    try:
+        return read_table(path, fmt, encoding=encoding)
+    except DataLoadError as error:
+        message = str(error)
+        if "data.encoding" not in message:
+            raise
+        named = re.search(r"set data\.encoding: ([\w-]+)", message)
+        cut = re.split(r";\s*set data\.encoding", message, maxsplit=1)[0]
+        fix = (f"give --encoding {named.group(1)}" if named else
+               "give the file's encoding with --encoding (e.g. latin-1 or cp1252), or save it as UTF-8")
+        raise UserError(f"{cut}; {fix}") from None
+
+
 @pipeline_task(name="read-prediction-inputs")
-def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInputs:
+def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "utf-8") -> PredictionInputs:
     """Read every row of a CSV/TSV/JSONL/Parquet file; refuse unreadable records, missing columns and empty cells
-    (a batch drops no row silently)."""
+    (a batch drops no row silently). ``encoding`` is the text files' (a byte-order mark overrides it)."""
     path = Path(input_path)
     kind = kind_of(task)
     if not path.is_file():
@@ -178,7 +195,7 @@ def read_prediction_inputs(input_path: str | Path, task: str) -> PredictionInput
     if fmt not in usable:
         raise UserError(f"input file {path} is {fmt}, which cannot hold the rows of a {task} model; give "
                         f"{' or '.join(usable)}")
-    result = read_table(path, fmt)
+    result = read_prediction_table(path, fmt, encoding)
     if result.malformed:
         first = result.malformed[0]
         raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at line "

@@ -110,9 +110,14 @@ def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label
     assert "written several ways" not in caplog.text
     checked = config.model_copy(deep=True)  # as validate-batches checks a batch: against the model's label set
     checked.data.labels = ["Positive", "negative"]
+    # the run reads the batch once: the label check keeps what it read, unfolded, for validation to take
+    kept = decision.read[batch.content_hash]
+    assert sorted(kept.frames["all"]["label"].unique()) == ["POSITIVE", "negative"]
     with caplog.at_level(logging.WARNING):
-        validated = _validate_batch(_read_batch(batch, checked), ["Positive", "negative"], checked, tmp_path / "q")
+        validated = _validate_batch(kept, ["Positive", "negative"], checked, tmp_path / "q")
     assert caplog.text.count("labels written several ways are one class each") == 1
+    fresh = _validate_batch(_read_batch(batch, checked), ["Positive", "negative"], checked, tmp_path / "fresh")
+    pd.testing.assert_frame_equal(validated.frames["all"], fresh.frames["all"])
     assert validated.frames["all"]["label"].value_counts().to_dict() == {"Positive": 20, "negative": 10}
 
 

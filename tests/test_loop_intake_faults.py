@@ -123,7 +123,7 @@ def test_2_a_batch_rewritten_after_it_landed_is_rejected_not_read_and_the_others
     assert good.exists()
 
 
-def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_loop(loop, tiny_bert):
+def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_loop(loop, tiny_bert, monkeypatch):
     """A wrong header, bytes that are not UTF-8, a file deleted after it landed: each is rejected naming the batch
     (not told to change data.* for all data), the readable batches (the re-landed contents of test 2 among them)
     are used, the summary lists the rejected ones, and the next run is not blocked by them."""
@@ -138,10 +138,17 @@ def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_
     with ledger_of(loop) as ledger:
         ledger.scan(landing)
     deleted.unlink()
+    from tuneline.tasks import intake
+
+    reads: list[str] = []  # each batch is read (fetched, parsed) once a run: the label check and validation share it
+    real_read = intake._read_batch
+    monkeypatch.setattr(intake, "_read_batch", lambda batch, config: reads.append(batch.name) or real_read(batch,
+                                                                                                          config))
 
     summary = run(loop, tiny_bert)
     assert summary.status == "retrained"
     assert sorted(summary.batches_used) == ["cut.csv", "good2.csv", "replaced.csv"]
+    assert sorted(reads) == ["cut.csv", "deleted.csv", "good2.csv", "latin1.csv", "replaced.csv", "wrong-header.csv"]
     rejected = {name: reasons[0] for name, reasons in summary.batches_rejected.items()}
     assert sorted(rejected) == ["deleted.csv", "latin1.csv", "wrong-header.csv"]
     header = rejected["wrong-header.csv"]

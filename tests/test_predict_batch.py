@@ -344,3 +344,30 @@ def test_an_empty_or_blank_cell_is_named_by_its_file_line(tmp_path):
     with pytest.raises(UserError, match=r"the record on line 3 has no value in column 'text' \(empty or only "
                                         r"spaces\)"):
         read_prediction_inputs.fn(source, "classification")
+
+
+def test_an_input_file_in_another_encoding_is_read_with_encoding_and_named_without_it(store, tmp_path, capsys):
+    """Spreadsheet exports are often cp1252/latin-1: predict had no way to read them, and its error told the user to
+    set data.encoding, a training config key that predict does not read."""
+    from tuneline.cli import main
+
+    _, uri = store
+    texts = ["café refund please", "où est mon colis"]
+    source = tmp_path / "latin.csv"
+    source.write_bytes(("id,text\n" + "".join(f"r{i},{t}\n" for i, t in enumerate(texts))).encode("latin-1"))
+    with pytest.raises(UserError, match=r"line 2, .*not valid utf-8.*; give the file's encoding with --encoding") as error:
+        read_prediction_inputs.fn(source, "classification")
+    assert "data.encoding" not in str(error.value) and "quarantine" not in str(error.value)
+    assert read_prediction_inputs.fn(source, "classification", "latin-1").frame["text"].tolist() == texts
+    output = tmp_path / "pred.jsonl"
+    assert main(["predict", "-m", "pb-intents@challenger", "--tracking-uri", uri, "--input", str(source),
+                 "--encoding", "latin-1", "--output", str(output)]) == 0
+    written = pd.read_json(output, lines=True)
+    assert written["text"].tolist() == texts
+    assert written["label"].tolist() == list(registered_predictions(uri, "models:/pb-intents@challenger", texts)["label"])
+    assert main(["predict", "-m", "pb-intents@challenger", "--tracking-uri", uri, "--input", str(source),
+                 "--encoding", "latin-1"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [p["text"] for p in printed] == texts
+    assert main(["predict", "-m", "pb-intents@challenger", "--tracking-uri", uri, "--input", str(source)]) == 1
+    assert "--encoding" in capsys.readouterr().err

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", "-i", type=Path, help="a file of inputs, one row each, with the task's columns")
     predict.add_argument("--output", "-o", type=Path, help="with --input: write every row with its prediction, "
                          "model_name and model_version to this file (.csv, .tsv, .jsonl or .parquet), in chunks")
+    predict.add_argument("--encoding", default="utf-8",
+                         help="the --input file's text encoding (default utf-8; a byte-order mark overrides it)")
     predict.add_argument("--batch-size", type=int, default=1000, help="with --output: rows per chunk (default 1000)")
     predict.add_argument("--pair", action="append", default=[], metavar="TEXT",
                          help="sentence-pair models: the second text of each positional text (repeat, in order)")
@@ -515,7 +517,7 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     if has_credentials(uri):  # Prefect stores flow parameters: pass the secret by reference
         os.environ["TUNELINE_TRACKING_URI"], uri = uri, "${TUNELINE_TRACKING_URI}"
     quiet_user_error_tracebacks()
-    done = batch_predict_flow(args.model, str(args.input), str(args.output), uri, args.batch_size)
+    done = batch_predict_flow(args.model, str(args.input), str(args.output), uri, args.batch_size, args.encoding)
     print(f"wrote {done.rows} rows predicted by {done.model_name} version {done.model_version} to {done.output_path}")
     return 0
 
@@ -561,17 +563,17 @@ def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> str | None
     return "pair_classification" if schema is not None and len(schema.inputs) == 2 else None
 
 
-def _input_file_rows(model: str, path: Path, task: str | None) -> tuple[Any, list[str]]:
+def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "utf-8") -> tuple[Any, list[str]]:
     """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept) and the columns
     the model reads, in its order: for a registry reference the version's task tag (``task``, resolved once by the
     caller) names them, as batch prediction does; other URIs get the file as is."""
-    from tuneline.tasks.predict_batch import read_prediction_inputs
-    from tuneline.readers import PROVENANCE_COLUMNS, detect_format, read_table
+    from tuneline.readers import PROVENANCE_COLUMNS, detect_format
+    from tuneline.tasks.predict_batch import read_prediction_inputs, read_prediction_table
 
     if model.startswith("models:/") and task is not None:
-        inputs = read_prediction_inputs.fn(path, task)
+        inputs = read_prediction_inputs.fn(path, task, encoding)
         return inputs.frame, list(inputs.model_columns)
-    table = read_table(path, detect_format(path, "auto")).frame
+    table = read_prediction_table(path, detect_format(path, "auto"), encoding).frame
     table = table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
     return table, list(table.columns)
 
@@ -607,7 +609,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.pair and not pairs:
         raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
     if args.input is not None:
-        rows, model_columns = _input_file_rows(args.model, args.input, task)
+        rows, model_columns = _input_file_rows(args.model, args.input, task, args.encoding)
         shown = rows.to_dict(orient="records")
         # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a
         # frame's FIRST columns by position (an ``id,text`` file would have been predicted on its ids).
