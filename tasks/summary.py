@@ -41,6 +41,7 @@ class RunSummary:
     train_runtime_s: float = 0.0
     truncation: str = ""  # rows cut at tokenize.max_length, per split (empty: none)
     time: str = ""  # where the run's time went, in one line (tuneline.timings), details in timings.json
+    resumed_from: str = ""  # the checkpoint an interrupted run of the same config and data left (empty: a fresh start)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -73,7 +74,8 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
         run_dir=str(run.run_dir), quarantine_file=str(validated.quarantine_path),
         rejected_records=validated.rejected_records, duplicate_records=validated.duplicate_records, task=config.task, labels=list(validated.labels),
         truncated=dict(tokenized.truncated), truncation=truncation_line(tokenized, config.tokenize.max_length),
-        train_runtime_s=trained.train_runtime_s if trained is not None else 0.0)
+        train_runtime_s=trained.train_runtime_s if trained is not None else 0.0,
+        resumed_from=(trained.resumed_from or "") if trained is not None else "")
     summary.time = report_time(run, summary.train_runtime_s)
     path = Path(run.run_dir) / "summary.json"
     path.write_text(summary.to_json())

@@ -132,3 +132,39 @@ def test_lora_run_registers_a_merged_model_that_loads_without_peft(workdir, tiny
     predictions = model.predict(["where is my parcel", "reset my password"])
     assert set(predictions["label"]) <= set(config.data.labels)
     assert len(predictions) == 2
+
+
+def test_a_rerun_after_a_crash_resumes_and_its_summary_says_from_where(workdir, tiny_bert, monkeypatch, capsys):
+    """The resume was only in a log line among hundreds: the summary a user reads (printed and summary.json) did not
+    say that the model came from a run continued at a checkpoint rather than a fresh one."""
+    import json
+
+    import yaml
+
+    from tuneline.cli import main
+    from tuneline.tasks import train as train_task
+
+    data = write_demo_csv(workdir / "tickets.csv", realistic=False)
+    raw = demo_config_dict(data)
+    raw.update(model={"base": str(tiny_bert)}, tokenize={"max_length": 32},
+               train={"max_steps": 6, "eval_steps": 2, "batch_size": 16, "precision": "fp32",
+                      "early_stopping_patience": 0},
+               evaluate={"zero_shot_baseline": False})
+    (workdir / "c.yaml").write_text(yaml.safe_dump(raw))
+
+    class CrashAfterFour(train_task.ProgressLogCallback):  # the machine goes away after checkpoint-4 is written
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise Crash("the machine went away at step 5")
+            return super().on_step_end(args, state, control, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(train_task, "ProgressLogCallback", CrashAfterFour)
+        assert main(["train", "-c", "c.yaml"]) != 0
+    capsys.readouterr()
+    assert main(["train", "-c", "c.yaml"]) == 0
+    printed = capsys.readouterr().out
+    [line] = [line for line in printed.splitlines() if line.strip().startswith("resumed")]
+    assert "checkpoint-4 (left by an interrupted run of the same config and data" in line
+    run_dir = next(line.split(":", 1)[1].strip() for line in printed.splitlines() if "reports" in line)
+    assert json.loads((Path(run_dir) / "summary.json").read_text())["resumed_from"].endswith("checkpoint-4")

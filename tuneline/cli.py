@@ -187,6 +187,9 @@ def _print_summary(summary) -> None:
     print(f"  quarantine        : {summary.rejected_records} rejected records ({summary.duplicate_records} of "
           f"them duplicate copies) in {summary.quarantine_file}")
     print(f"  reports           : {summary.run_dir}")
+    if getattr(summary, "resumed_from", ""):
+        print(f"  resumed           : from {summary.resumed_from} (left by an interrupted run of the same config "
+              f"and data; its steps were not trained again)")
     if getattr(summary, "truncation", ""):
         print(f"  truncation        : {summary.truncation}")
     if getattr(summary, "time", ""):
