@@ -38,6 +38,7 @@ class LabelSetDecision:
     added: list[str] = field(default_factory=list)
     refused: dict[str, list[str]] = field(default_factory=dict)  # batch content hash -> its unseen labels
     unreadable: list[tuple[Batch, list[str]]] = field(default_factory=list)  # rejected here: could not be read
+    too_rare: dict[str, int] = field(default_factory=dict)  # unseen labels not grown: fewer rows than the minimum
     read: dict[str, Any] = field(default_factory=dict, repr=False)  # content hash -> the batch as read (LoadedData)
 
 
@@ -51,6 +52,12 @@ def _types(labels: list[str] | set[str], task: str) -> set[str]:
 def check_label_set(known: list[str], landed: dict[str, dict[str, int]], config: TunelineConfig) -> LabelSetDecision:
     """``landed``: each batch's label distribution as landed. Returns the label set to train with."""
     decision = LabelSetDecision(labels=list(known))
+    minimum = getattr(config.data, "min_examples_per_label", 1)
+    totals: dict[str, int] = {}  # a new label's rows over every batch of the run: growth needs enough of them
+    for distribution in landed.values():
+        for label, count in distribution.items():
+            if label not in known:
+                totals[label] = totals.get(label, 0) + count
     for batch_hash, distribution in landed.items():
         unseen = sorted(label for label, count in distribution.items() if count > 0 and label not in known)
         if not unseen:
@@ -59,7 +66,9 @@ def check_label_set(known: list[str], landed: dict[str, dict[str, int]], config:
             decision.refused[batch_hash] = unseen
             continue
         for label in unseen:
-            if label not in decision.labels:
+            if totals[label] < minimum:  # a typo ('shiping') must not become a class trained from one row
+                decision.too_rare[label] = totals[label]
+            elif label not in decision.labels:
                 decision.labels.append(label)
                 decision.added.append(label)
     if config.task == "token_classification" and decision.added:  # every new type gets both of its tags
@@ -69,6 +78,19 @@ def check_label_set(known: list[str], landed: dict[str, dict[str, int]], config:
                     decision.labels.append(tag)
                     decision.added.append(tag)
     return decision
+
+
+def did_you_mean(unseen: list[str], known: list[str]) -> str:
+    """`` (did you mean 'shipping' for 'shiping'?)`` for unseen labels one slip away from a known one, else ''."""
+    import difflib
+
+    folded = {label.casefold(): label for label in known}
+    pairs = []
+    for label in unseen:
+        close = difflib.get_close_matches(label.casefold(), list(folded), n=1, cutoff=0.8)
+        if close:
+            pairs.append(f"{folded[close[0]]!r} for {label!r}")
+    return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
 
 
 @pipeline_task(name="admit-labels")
@@ -103,7 +125,8 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
     reasons = []
     for batch in batches:
         if batch.content_hash in decision.refused:
-            reason = (f"unseen label(s) {decision.refused[batch.content_hash]} in {batch.name}: the model knows "
+            reason = (f"unseen label(s) {decision.refused[batch.content_hash]} in {batch.name}"
+                      f"{did_you_mean(decision.refused[batch.content_hash], known)}: the model knows "
                       f"{list(known)}; fix the labels and land them as a new batch, or set drift.allow_label_growth: "
                       f"true to grow the head and take this batch again: tuneline data requeue -c CONFIG {batch.name} "
                       f"--reason \"...\"")
@@ -111,6 +134,13 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
             reasons.append(reason)
     if reasons:
         raise DriftStop("; ".join(reasons))
+    if decision.too_rare:
+        task_logger().warning(
+            "not added to the label set: %s (rows in this run's batches), fewer than data.min_examples_per_label=%d%s;"
+            " those rows are quarantined as unknown labels. Fix them and land them as a new batch",
+            ", ".join(f"{label!r} ({count})" for label, count in sorted(decision.too_rare.items())),
+            getattr(config.data, "min_examples_per_label", 1), did_you_mean(list(decision.too_rare), known))
+        set_tags(run, {"retrain.labels_too_rare": ", ".join(sorted(decision.too_rare))})
     if decision.added:
         task_logger().info("the label set grows by %s: the model's head is extended", decision.added)
         set_tags(run, {"retrain.labels_added": ", ".join(decision.added)})

@@ -85,3 +85,57 @@ def test_a_rejected_batch_is_requeued_once_and_claimed_again_by_the_next_run(tmp
         assert [b.content_hash for b in ledger.claim("run-2")] == [batch.content_hash]
     assert main(["data", "requeue", "new-label.csv", "--reason", "again", "-c", str(config_path)]) == 1
     assert "is claimed, not rejected" in capsys.readouterr().err
+
+
+def test_dropping_the_batch_that_grew_a_label_takes_the_label_out_when_no_row_carries_it(tmp_path, capsys):
+    """A typo label grown into a class ('shiping') and dropped with its batch stayed in the label set: the next
+    model learned a head for a class without rows."""
+    landing = tmp_path / "landing"
+    write_rows(landing / "typo.csv", [(f"typo {i}", "c") for i in range(6)])
+    (landing / "typo.csv.done").touch()
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        "retrain": {"landing": str(landing), "strategy": "continual"}}))
+    config = load_config(config_path)
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    name = config.registered_model_name
+    with Ledger(url, name) as ledger:
+        [batch] = ledger.scan(landing)
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+        typo = rows("typo", 6).assign(label="c")
+        store.commit(base, [store.write_part(typo, batch.content_hash)], ["a", "b", "c"], "run-2", "typo.csv")
+
+    assert main(["data", "drop", "typo.csv", "--reason", "typo", "-c", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "label(s) ['c'] leave the label set" in out and "--set retrain.strategy=full" in out
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        assert store.current().labels == ("a", "b") and store.current().content_hash == base.content_hash
+        assert store.get(2).labels == ("a", "b", "c")  # history intact
+
+
+def test_a_label_kept_by_other_rows_stays_after_a_drop(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    for name in ("first.csv", "second.csv"):
+        write_rows(landing / name, [(f"{name} {i}", "c") for i in range(6)])
+        (landing / f"{name}.done").touch()
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
+    config = load_config(config_path)
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    name = config.registered_model_name
+    with Ledger(url, name) as ledger:
+        batches = {b.name: b for b in ledger.scan(landing)}
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        version = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+        for label_name in ("first.csv", "second.csv"):
+            part = store.write_part(rows(label_name, 6).assign(label="c"), batches[label_name].content_hash)
+            version = store.commit(version, [part], ["a", "b", "c"], "run", label_name)
+    assert main(["data", "drop", "first.csv", "--reason", "bad export", "-c", str(config_path)]) == 0
+    assert "leave the label set" not in capsys.readouterr().out
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        assert store.current().labels == ("a", "b", "c")

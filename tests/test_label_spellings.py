@@ -148,3 +148,21 @@ def test_a_conll_file_with_lower_case_tags_trains_iob2_labels(tmp_path):
     sentences = pd.concat(result.frames.values())
     assert all(len(tokens) == len(tags) for tokens, tags in zip(sentences["tokens"], sentences["tags"]))
     assert ["B-per", "I-per", "O"] in sentences["tags"].tolist()
+
+
+def test_label_growth_needs_enough_rows_and_a_near_miss_is_named(tmp_path):
+    """With drift.allow_label_growth, one mistyped row ('shiping') became a class of its own; the refusal without
+    growth did not point at the known label it was meant to be."""
+    from tuneline.tasks.drift import check_label_set, did_you_mean
+
+    known = ["billing", "shipping", "technical"]
+    config = run_config("classification", "drift.allow_label_growth=true", f"work_dir={tmp_path}", path="/x.csv")
+    decision = check_label_set(known, {"h1": {"billing": 30, "shiping": 1, "refund": 3},
+                                       "h2": {"refund": 4, "shipping": 10}}, config)
+    assert decision.added == ["refund"] and decision.labels == [*known, "refund"]  # 7 rows over the two batches
+    assert decision.too_rare == {"shiping": 1}  # under data.min_examples_per_label (5): not a class
+    assert did_you_mean(["shiping", "refund"], known) == " (did you mean 'shipping' for 'shiping'?)"
+    assert did_you_mean(["Billing!"], known) == " (did you mean 'billing' for 'Billing!'?)"
+    assert did_you_mean(["refund"], known) == ""
+    strict = run_config("classification", f"work_dir={tmp_path}", path="/x.csv")
+    assert check_label_set(known, {"h1": {"shiping": 1}}, strict).refused == {"h1": ["shiping"]}

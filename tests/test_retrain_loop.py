@@ -154,10 +154,15 @@ def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert):
 
 
 def test_6_label_growth_extends_the_head(loop, tiny_bert):
-    land(loop / "landing", "b5.csv", tickets({"account": 60, "billing": 20}, seed=7))
+    batch = tickets({"account": 60, "billing": 20}, seed=7)
+    batch.loc[0, "label"] = "biling"  # one mistyped row: too few to grow a class (data.min_examples_per_label)
+    land(loop / "landing", "b5.csv", batch)
     summary = run(loop, tiny_bert, "drift.allow_label_growth=true", "retrain.strategy=continual")
     assert summary.status == "retrained" and summary.batches_used == ["b5.csv"]
     assert summary.run.labels == ["billing", "shipping", "technical", "account"]
+    assert client_of(loop).get_run(summary.run.run_id).data.tags["retrain.labels_too_rare"] == "biling"
+    quarantined = pd.read_csv(Path(summary.run.quarantine_file))
+    assert "biling" in set(quarantined["value"].astype(str)) or quarantined["detail"].str.contains("biling").any()
     with working_in(loop):
         model = mlflow.pyfunc.load_model(f"models:/loop-tickets/{summary.run.version}")
         scores = model.predict(["reset my password and email please"])["scores"][0]

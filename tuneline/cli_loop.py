@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuneline.config import TunelineConfig
 from tuneline.runtime import redact
@@ -167,12 +167,42 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
         part = store.part_of_batch(batch.content_hash)
         if part is None:
             raise UserError(f"batch {batch.name} added no rows to the data (it is {batch.state}); nothing to drop")
+        parent = store.current()
+        labels = _labels_still_carried(config, store, parent, part) if parent is not None else None
         version = store.drop_part(part, f"user {getpass.getuser()}",
-                                  f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}")
+                                  f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}",
+                                  labels=labels)
     print(f"data version {version.number} (#{version.short_hash}) of {name}: version {version.parent} without the "
           f"rows of {batch.name}; {version.rows} rows. Retrain on it: tuneline retrain -c CONFIG --set "
           "retrain.when_no_new_data=retrain")
+    gone = [label for label in (parent.labels if parent is not None else ()) if label not in version.labels]
+    if gone:
+        restart = (" from the base model (--set retrain.strategy=full: the champion's head still has them)"
+                   if config.retrain.strategy == "continual" else "")
+        print(f"label(s) {gone} leave the label set: the label growth that added them came with these rows, and no "
+              f"row of the data carries them now; the next retraining learns {list(version.labels)}{restart}")
     return 0
+
+
+def _labels_still_carried(config: TunelineConfig, store: Any, parent: Any, part: str) -> list[str]:
+    """The label set of the version without ``part``: a label that label growth added and that no remaining row
+    carries leaves it (a typo grown into a class and dropped with its batch would stay as an empty class, and the
+    next model would learn a head for a label without rows). Version 1's labels always stay."""
+    import pandas as pd
+
+    from tuneline.kinds import kind_of
+
+    kind = kind_of(config)
+    rows = [store.read_part(p) for p in parent.parts if p != part]
+    present = kind.label_distribution(pd.concat(rows, ignore_index=True)) if rows else {}
+    base = set(store.get(1).labels)
+
+    def entity(label: str) -> str:
+        return label.split("-", 1)[1] if config.task == "token_classification" and "-" in label else label
+
+    carried_types = {entity(label) for label, count in present.items() if count > 0}
+    return [label for label in parent.labels if label in base or present.get(label, 0) > 0
+            or entity(label) in carried_types]
 
 
 def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str) -> tuple[str, str, "Batch"]:

@@ -211,15 +211,15 @@ class DatasetStore(LedgerDatabase):
         return self.get(number)
 
 
-    def drop_part(self, part: str, actor: str, note: str) -> DataVersion:
+    def drop_part(self, part: str, actor: str, note: str, labels: list[str] | None = None) -> DataVersion:
         """A new version: the current one without ``part`` (a batch whose rows turned out wrong). The next
         retraining trains, tests and drift-checks on data without them; earlier versions keep them, so the models
-        trained on those stay reproducible."""
+        trained on those stay reproducible. ``labels``: the new version's label set (default: the current one's)."""
         parent = self.current()
         if parent is None or part not in parent.parts:
             raise UserError(f"data part {part[:12]} is not in the current data version of {self.model!r}; "
                             "nothing to drop")
-        return self.commit(parent, [], list(parent.labels), actor, note, without=part)
+        return self.commit(parent, [], list(parent.labels if labels is None else labels), actor, note, without=part)
 
 
 def _version(row) -> DataVersion:  # noqa: ANN001 - a SQLAlchemy Row
