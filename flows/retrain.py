@@ -14,7 +14,7 @@ from prefect import flow
 from tuneline.common import task_logger
 from tuneline.datasets import DatasetStore
 from tuneline.kinds import AnyConfig
-from tuneline.ledger import (CLAIMED, DUPLICATE, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
+from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
 from tuneline.locking import retraining_slot
 from tuneline.runtime import redact, resolve_tracking_uri
@@ -69,16 +69,19 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     store = DatasetStore(ledger.url, name, dataset_folder(config))
     try:
         duplicates: dict[str, str] = {}
+        notes: dict[str, str] = {}
         if config.retrain.landing is not None:
             recorded = ledger.scan(config.retrain.landing, data_format=config.data.format)
             duplicates = _duplicates(ledger, recorded)
+            notes = _copies_of_rejected(ledger, duplicates)
         with retraining_slot(name):
             if not ledger.free_batches() and store.current() is not None \
                     and config.retrain.when_no_new_data == "skip":
                 message = _nothing_to_do(config, ledger, tracking_uri)
                 print(message)
                 return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                      batches_rejected={}, batches_duplicate=duplicates)
+                                      batches_rejected={}, batches_duplicate=duplicates,
+                                      duplicate_notes=notes)
             with tracked_run(config) as run:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
                 expired = {b.content_hash: b.claimed_by for b in ledger.free_batches() if b.claimed_by}
@@ -92,11 +95,12 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                     message = _nothing_to_do(config, ledger, tracking_uri)
                     print(message)
                     return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                          batches_rejected={}, batches_duplicate=duplicates)
+                                          batches_rejected={}, batches_duplicate=duplicates,
+                                          duplicate_notes=notes)
                 try:
                     with LeaseKeeper(ledger, run.run_id):
                         return replace(_retrain(config, run, ledger, store, batches, trigger),
-                                       batches_duplicate=duplicates)
+                                       batches_duplicate=duplicates, duplicate_notes=notes)
                 except BaseException:
                     ledger.release(run.run_id)
                     raise
@@ -113,6 +117,16 @@ def _duplicates(ledger: Ledger, recorded: list[Batch]) -> dict[str, str]:
         return {}
     names = {b.id: b.name for b in ledger.batches()}
     return {b.name: names.get(b.duplicate_of, f"#{b.duplicate_of}") for b in copies}
+
+
+def _copies_of_rejected(ledger: Ledger, duplicates: dict[str, str]) -> dict[str, str]:
+    """For a copy of a batch that was *rejected*, what to do instead: landing the same file again under a new name
+    (after fixing the config that rejected it) is ignored as a copy, and the run said only "nothing to do"."""
+    rejected = {b.name: b for b in ledger.batches(REJECTED) if b.duplicate_of is None}
+    return {copy: (f"{original} was rejected ({'; '.join(rejected[original].reasons)[:200]}); a copy of it is never "
+                   f"taken: to take it after changing what rejected it, run tuneline data requeue -c CONFIG "
+                   f"{original} --reason \"...\"")
+            for copy, original in duplicates.items() if original in rejected}
 
 
 def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str) -> str:

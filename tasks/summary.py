@@ -93,6 +93,7 @@ class RetrainSummary:
     batches_used: list[str]
     batches_rejected: dict[str, list[str]]
     batches_duplicate: dict[str, str] = field(default_factory=dict)  # a copy's name -> the batch it copies
+    duplicate_notes: dict[str, str] = field(default_factory=dict)  # a copy of a rejected batch -> what to do
     data_version: int | None = None
     data_version_hash: str | None = None
     run: RunSummary | None = None

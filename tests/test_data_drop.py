@@ -139,3 +139,40 @@ def test_a_label_kept_by_other_rows_stays_after_a_drop(tmp_path, capsys):
     assert "leave the label set" not in capsys.readouterr().out
     with DatasetStore(url, name, dataset_folder(config)) as store:
         assert store.current().labels == ("a", "b", "c")
+
+
+def test_a_batch_name_landed_twice_a_path_and_a_misspelling_are_each_answered(tmp_path, capsys):
+    """A producer writing export.csv every day makes several batches of one name: the error asked for 'more of its
+    content hash', which no command showed; a path (landing/x.csv) and a typo got no help either."""
+    import os
+
+    landing = tmp_path / "landing"
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
+    config = load_config(config_path)
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    hashes = []
+    for day in (1, 2):
+        path = write_rows(landing / "export.csv", [(f"day {day} row {i}", "a") for i in range(4)])
+        marker = landing / "export.csv.done"
+        marker.touch()
+        later = path.stat().st_mtime_ns + day * 10**9
+        os.utime(marker, ns=(later, later))
+        with Ledger(url, config.registered_model_name) as ledger:
+            [batch] = ledger.scan(landing)
+            hashes.append(batch.content_hash)
+            ledger.claim("run")
+            ledger.mark_rejected("run", batch.content_hash, ["bad export"])
+    assert hashes[0] != hashes[1]
+
+    assert main(["data", "requeue", "export.csv", "--reason", "fixed", "-c", str(config_path)]) == 1
+    err = capsys.readouterr().err
+    assert "2 landed batches of" in err and f"#{hashes[0][:12]} (rejected" in err and f"#{hashes[1][:12]}" in err
+    assert main(["data", "requeue", hashes[1][:10], "--reason", "fixed", "-c", str(config_path)]) == 0
+    capsys.readouterr()
+    assert main(["data", "requeue", "exprot.csv", "--reason", "x", "-c", str(config_path)]) == 1
+    assert "(did you mean 'export.csv'?)" in capsys.readouterr().err
+    assert main(["data", "requeue", str(landing / "export.csv"), "--reason", "x", "-c", str(config_path)]) == 1
+    assert "2 landed batches of" in capsys.readouterr().err  # the path names the batch by its file name

@@ -170,6 +170,19 @@ def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_
     assert after.status == "skipped" and after.message.startswith("no new batch has landed")
 
 
+def test_3b_a_copy_of_a_rejected_batch_says_to_requeue_the_original(loop, tiny_bert):
+    """Landing the same file again under a new name (after fixing the config that rejected it) is ignored as a copy;
+    the run said only "nothing to do", not that the original can be taken again with data requeue."""
+    landing = loop / "landing"
+    (landing / "latin1-again.csv").write_bytes((landing / "latin1.csv").read_bytes())
+    (landing / "latin1-again.csv.done").touch()
+    summary = run(loop, tiny_bert)
+    assert summary.status == "skipped" and summary.batches_duplicate == {"latin1-again.csv": "latin1.csv"}
+    note = summary.duplicate_notes["latin1-again.csv"]
+    assert note.startswith("latin1.csv was rejected (batch latin1.csv cannot be read: ")
+    assert note.endswith('run tuneline data requeue -c CONFIG latin1.csv --reason "..."')
+
+
 def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_bert):
     """A run killed with SIGKILL after validating leaves its batch validated under its lease (the ledger's own
     claim and validate, exactly as that run wrote them): the next run says who holds what until when, instead of

@@ -102,7 +102,9 @@ def _retrain(config: TunelineConfig) -> int:
     if summary.batches_used:
         print(f"  batches used      : {', '.join(summary.batches_used)}")
     for name, original in summary.batches_duplicate.items():
-        print(f"  batch ignored     : {name}: the same content as {original}, landed before (never used twice)")
+        note = summary.duplicate_notes.get(name)
+        print(f"  batch ignored     : {name}: the same content as {original}, "
+              + (note if note else "landed before (never used twice)"))
     for name, reasons in summary.batches_rejected.items():
         reason = "; ".join(reasons)  # whole up to a point: a reason ends with what to do
         print(f"  batch rejected    : {name}: {reason if len(reason) <= 800 else reason[:800] + ' …'}")
@@ -216,13 +218,23 @@ def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str
         raise UserError(f"--reason must say {why}")
     model = config.registered_model_name
     url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    wanted = Path(batch_name.rstrip("/")).name or batch_name  # a path (landing/x.csv) names its batch x.csv
     with Ledger(url, model) as ledger:
-        found = [b for b in ledger.batches() if b.duplicate_of is None
-                 and (b.name == batch_name or (len(batch_name) >= 8 and b.content_hash.startswith(batch_name)))]
-    if len(found) != 1:
-        what = "no landed batch" if not found else f"{len(found)} landed batches"
-        raise UserError(f"{what} of {model!r} is called {batch_name!r}; give its file or folder name as landed, "
-                        "or more of its content hash")
+        originals = [b for b in ledger.batches() if b.duplicate_of is None]
+    found = [b for b in originals
+             if b.name == wanted or (len(batch_name) >= 8 and b.content_hash.startswith(batch_name))]
+    if len(found) > 1:
+        listed = "; ".join(f"#{b.content_hash[:12]} ({b.state}, landed {b.landed_at:%Y-%m-%d %H:%M:%S}Z)"
+                           for b in found)
+        raise UserError(f"{len(found)} landed batches of {model!r} are called {wanted!r}: {listed}; give the one "
+                        "you mean by its content hash (the first 8 or more characters)")
+    if not found:
+        import difflib
+
+        close = difflib.get_close_matches(wanted, sorted({b.name for b in originals}), n=3, cutoff=0.75)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise UserError(f"no landed batch of {model!r} is called {batch_name!r}{hint}; give its file or folder "
+                        "name as landed, or the start of its content hash")
     return model, url, found[0]
 
 
