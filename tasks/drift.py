@@ -132,8 +132,12 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
                       f"--reason \"...\"")
             ledger.mark_rejected(run.run_id, batch.content_hash, [reason])
             reasons.append(reason)
-    if reasons:
-        raise DriftStop("; ".join(reasons))
+    if reasons:  # the stop names every batch's fate: the others were only in warning lines before it
+        gone = {b.content_hash for b, _ in unreadable}
+        also = "".join(f"; also rejected by this run: {b.name}: {'; '.join(why)}" for b, why in unreadable)
+        kept = [b.name for b in batches if b.content_hash not in decision.refused and b.content_hash not in gone]
+        given_back = f"; given back for the next run: {', '.join(kept)}" if kept else ""
+        raise DriftStop("; ".join(reasons) + also + given_back)
     if decision.too_rare:
         task_logger().warning(
             "not added to the label set: %s (rows in this run's batches), fewer than data.min_examples_per_label=%d%s;"

@@ -145,8 +145,11 @@ def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert):
 
     versions = len(client_of(loop).search_model_versions("name='loop-tickets'"))
     land(loop / "landing", "b4.csv", tickets({"billing": 20, "account": 20}, seed=6))
-    with pytest.raises(DriftStop, match="account"):
+    land(loop / "landing", "b4-header.csv", tickets({"billing": 20}, seed=16).rename(columns={"text": "body"}))
+    with pytest.raises(DriftStop, match="account") as stop:
         run(loop, tiny_bert)
+    # the stop names the other batch this run rejected (it was only in a warning line before the error)
+    assert "; also rejected by this run: b4-header.csv: batch b4-header.csv cannot be read: " in str(stop.value)
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "b4.csv"]
         assert batch.state == "rejected" and "allow_label_growth" in batch.reasons[0]
