@@ -99,8 +99,10 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                                           duplicate_notes=notes)
                 try:
                     with LeaseKeeper(ledger, run.run_id):
-                        return replace(_retrain(config, run, ledger, store, batches, trigger),
-                                       batches_duplicate=duplicates, duplicate_notes=notes)
+                        done = _retrain(config, run, ledger, store, batches, trigger)
+                        waiting = (waiting_landings(config.retrain.landing)
+                                   if config.retrain.landing is not None else [])
+                        return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting)
                 except BaseException:
                     ledger.release(run.run_id)
                     raise

@@ -94,6 +94,7 @@ class RetrainSummary:
     batches_rejected: dict[str, list[str]]
     batches_duplicate: dict[str, str] = field(default_factory=dict)  # a copy's name -> the batch it copies
     duplicate_notes: dict[str, str] = field(default_factory=dict)  # a copy of a rejected batch -> what to do
+    waiting: list[str] = field(default_factory=list)  # landings not complete, so not read: 'name (why)'
     data_version: int | None = None
     data_version_hash: str | None = None
     run: RunSummary | None = None

@@ -83,6 +83,9 @@ WORKER = textwrap.dedent("""
         sys.exit(f"unknown mode {mode}")
 """)
 
+ORPHAN = ("orphan.csv.done (a marker without orphan.csv beside it: the data file is missing or named otherwise; "
+          "a marker is the data file's name plus .done)")
+
 
 # --------------------------------------------------------------------------------------------------------------
 # fixtures and helpers
@@ -192,7 +195,7 @@ def test_partial_files_are_ignored_until_complete_then_recorded_once(ledger_url,
     assert ledger.scan(landing) == []
     assert ledger.batches() == []
     assert waiting_landings(landing) == ["export-2024-06-01 (no _SUCCESS in it)",  # what a run says it waits for
-                                         "tickets-01.csv (no tickets-01.csv.done beside it)"]
+                                         ORPHAN, "tickets-01.csv (no tickets-01.csv.done beside it)"]
 
     partial.write_bytes(full)                                          # finished, but not marked yet
     assert ledger.scan(landing) == []
@@ -210,7 +213,7 @@ def test_partial_files_are_ignored_until_complete_then_recorded_once(ledger_url,
     assert recorded[0].files == 2 and recorded[0].format == "csv"  # _SUCCESS and the hidden .crc are not data
     assert ledger.scan(landing) == []                # idempotent
     assert len(ledger.batches()) == 2
-    assert waiting_landings(landing) == []
+    assert waiting_landings(landing) == [ORPHAN]
 
     # The producer rewrites a marked file in place: until the marker is touched again, the new content is not read.
     newer = csv_bytes("second", rows=7)
@@ -218,7 +221,8 @@ def test_partial_files_are_ignored_until_complete_then_recorded_once(ledger_url,
     marker_time = (landing / "tickets-01.csv.done").stat().st_mtime_ns
     os.utime(partial, ns=(marker_time + 5 * 10**9, marker_time + 5 * 10**9))
     assert ledger.scan(landing) == []
-    assert waiting_landings(landing) == ["tickets-01.csv (changed after tickets-01.csv.done: touch the marker again)"]
+    assert waiting_landings(landing) == [ORPHAN,
+                                         "tickets-01.csv (changed after tickets-01.csv.done: touch the marker again)"]
     stamp_after(landing / "tickets-01.csv.done", partial)
     (again,) = ledger.scan(landing)
     assert (again.name, again.state, again.content_hash) == ("tickets-01.csv", LANDED, sha256(newer))

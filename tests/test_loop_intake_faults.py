@@ -98,9 +98,17 @@ def test_2_a_batch_rewritten_after_it_landed_is_rejected_not_read_and_the_others
     other = tickets(BASE, seed=25).head(70).to_csv(index=False).encode()
     rewrite_after_marker(replaced, other)
 
+    (landing / "ghost.csv.done").touch()  # a marker whose data file never came
     summary = run(loop, tiny_bert)
     assert summary.status == "retrained" and summary.batches_used == ["good.csv"]
     assert sorted(summary.batches_rejected) == ["cut.csv", "replaced.csv"]
+    # a run that trains names what it did not read, as a run with nothing to do does
+    assert summary.waiting == [
+        "cut.csv (changed after cut.csv.done: touch the marker again)",
+        "ghost.csv.done (a marker without ghost.csv beside it: the data file is missing or named otherwise; a marker "
+        "is the data file's name plus .done)",
+        "replaced.csv (changed after replaced.csv.done: touch the marker again)"]
+    (landing / "ghost.csv.done").unlink()
     (reason,) = summary.batches_rejected["cut.csv"]
     assert reason == (f"batch cut.csv: file {cut} changed after it landed (recorded sha256 {sha256(full)[:12]}…, now "
                       f"{sha256(full[:3000])[:12]}…): the recorded content is gone, so it is not used; once the new "
@@ -168,6 +176,8 @@ def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_
 
     after = run(loop, tiny_bert)  # nothing left: the rejected batches do not fail the next run
     assert after.status == "skipped" and after.message.startswith("no new batch has landed")
+    assert "deleted.csv.done (a marker without deleted.csv beside it" in after.message  # the producer's leftover
+    (landing / "deleted.csv.done").unlink()
 
 
 def test_3b_a_copy_of_a_rejected_batch_says_to_requeue_the_original(loop, tiny_bert):

@@ -108,6 +108,8 @@ def _retrain(config: TunelineConfig) -> int:
     for name, reasons in summary.batches_rejected.items():
         reason = "; ".join(reasons)  # whole up to a point: a reason ends with what to do
         print(f"  batch rejected    : {name}: {reason if len(reason) <= 800 else reason[:800] + ' …'}")
+    for waiting in summary.waiting:  # a run that trains leaves these as a run with nothing to do says them
+        print(f"  not read yet      : {waiting}")
     if summary.data_version is not None:
         print(f"  data version      : {summary.data_version} (#{summary.data_version_hash[:12]})")
     if summary.run is not None:

@@ -440,14 +440,21 @@ def waiting_landings(landing: Path | str, limit: int = 5) -> list[str]:
     for entry in entries:
         name = entry["name"].rstrip("/")
         base = _base(name)
+        if base.endswith(MARKER_SUFFIX) and not base.startswith(IGNORED_PREFIXES) and entry["type"] == "file" \
+                and base[: -len(MARKER_SUFFIX)] not in names:  # a marker whose data is missing or named otherwise
+            waiting.append(f"{base} (a marker without {base[: -len(MARKER_SUFFIX)]} beside it: the data file is "
+                           f"missing or named otherwise; a marker is the data file's name plus {MARKER_SUFFIX})")
+            continue
         if _ignored(base) or name in complete:
             continue
         if entry["type"] == "file":
             why = (f"no {base}{MARKER_SUFFIX} beside it" if base + MARKER_SUFFIX not in names
                    else f"changed after {base}{MARKER_SUFFIX}: touch the marker again")
         elif entry["type"] == "directory":
-            why = (f"no {FOLDER_MARKER} in it" if not fs.isfile(f"{name}/{FOLDER_MARKER}")
-                   else f"a file changed after its {FOLDER_MARKER}: touch the marker again")
+            why = (f"a file changed after its {FOLDER_MARKER}: touch the marker again"
+                   if fs.isfile(f"{name}/{FOLDER_MARKER}") else
+                   f"no {FOLDER_MARKER} in it: a folder is complete with an empty {FOLDER_MARKER} inside, not "
+                   f"{base}{MARKER_SUFFIX} beside it" if base + MARKER_SUFFIX in names else f"no {FOLDER_MARKER} in it")
         else:
             continue
         waiting.append(f"{base} ({why})")
