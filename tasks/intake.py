@@ -23,6 +23,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -45,6 +46,7 @@ from tuneline.tasks.validate import (
 from tuneline.tracking import RunContext, set_tags
 
 DUPLICATE_OF_EARLIER = "duplicate_of_earlier_data"
+CONFLICTS_WITH_EARLIER = "conflicts_with_earlier_label"  # the same example, another label: a correction, or a slip
 _SETTING_ADVICE = re.compile(r";\s+(?=[^;]*\bdata\.\w)")  # where a reader's message turns to the data.* to set
 
 
@@ -229,11 +231,27 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
         quarantine = validated.quarantine
         if repeated.any():
             again = frame[repeated]
+            earlier = _earlier_labels(set(keys[repeated]), [reference, *(a.frame for a in intake.accepted)], kind)
+            rules, details = [], []
+            for key, label in zip(keys[repeated], again[kind.target_column]):
+                before = earlier.get(key)
+                if before is not None and str(before) != str(label):
+                    rules.append(CONFLICTS_WITH_EARLIER)
+                    details.append(f"already in the data with label {str(before)[:100]!r}; this batch says "
+                                   f"{str(label)[:100]!r}: the earlier label is kept (to correct it, take the old row "
+                                   "out first with tuneline data drop of the batch that brought it, then land the "
+                                   "corrected rows)")
+                else:
+                    rules.append(DUPLICATE_OF_EARLIER)
+                    details.append("already in an earlier data version or batch: not added again")
+            if conflicts := rules.count(CONFLICTS_WITH_EARLIER):
+                log.warning("batch %s: %d row(s) repeat an earlier example with another label (rule %s in the "
+                            "quarantine): the earlier labels are kept", batch.name, conflicts, CONFLICTS_WITH_EARLIER)
             quarantine = pd.concat([quarantine, pd.DataFrame({
                 "split": again["split"], "source_file": again["source_file"], "source_row": again["source_row"],
-                "rule": DUPLICATE_OF_EARLIER, "column": kind.key_column,
+                "rule": rules, "column": kind.key_column,
                 "value": [str(v)[:500] for v in again[kind.value_column]],
-                "detail": "already in an earlier data version or batch: not added again"})], ignore_index=True)
+                "detail": details})], ignore_index=True)
             frame = frame[~repeated].reset_index(drop=True)
         seen.update(keys[~repeated])
         quarantine_path = write_quarantine(quarantine, folder, None)
@@ -250,6 +268,20 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
                  quarantine_path)
         intake.accepted.append(AcceptedBatch(batch, part, store.read_part(part), quarantine_path, rejected_rows))
     return intake
+
+
+def _earlier_labels(wanted: set[str], frames: list[pd.DataFrame], kind: Any) -> dict[str, Any]:
+    """The label each of the ``wanted`` example keys has in the data before this batch (the first one seen): only
+    asked for when a batch repeats examples, so the whole table is not held as a dictionary every run."""
+    found: dict[str, Any] = {}
+    for frame in frames:
+        if not len(frame) or kind.target_column not in frame.columns:
+            continue
+        keys = frame[kind.key_column].map(split_key)
+        mask = keys.isin(wanted).to_numpy()
+        for key, label in zip(keys[mask], frame[kind.target_column].to_numpy()[mask]):
+            found.setdefault(key, label)
+    return found
 
 
 def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfig, folder: Path) -> ValidatedData:

@@ -193,6 +193,31 @@ def test_3b_a_copy_of_a_rejected_batch_says_to_requeue_the_original(loop, tiny_b
     assert note.endswith('run tuneline data requeue -c CONFIG latin1.csv --reason "..."')
 
 
+def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with_both_labels(loop, tiny_bert):
+    """Annotation review sends corrected labels for texts already in the data: they were quarantined as plain
+    duplicates, without the batch's label, so nobody could see that they disagreed with the stored rows."""
+    import pandas as pd
+
+    base = pd.read_csv(loop / "base.csv")
+    other = {"billing": "shipping", "shipping": "technical", "technical": "billing"}
+    relabelled = base.head(6).assign(label=lambda f: f["label"].map(other))
+    copies = base.iloc[6:9]
+    land(loop / "landing", "review.csv", pd.concat([relabelled, copies], ignore_index=True))
+    summary = run(loop, tiny_bert)
+    (reason,) = summary.batches_rejected["review.csv"]
+    assert reason.startswith("no new rows: all 9 records were rejected or already in the data")
+    with ledger_of(loop) as ledger:
+        (batch,) = [b for b in ledger.batches() if b.name == "review.csv"]
+    quarantine = pd.read_csv(batch.quarantine_path)
+    conflicts = quarantine[quarantine["rule"] == "conflicts_with_earlier_label"]
+    assert sorted(conflicts["value"]) == sorted(relabelled["text"])
+    first = relabelled.iloc[0]
+    [detail] = conflicts.loc[conflicts["value"] == first["text"], "detail"]
+    assert detail.startswith(f"already in the data with label {base.iloc[0]['label']!r}; this batch says "
+                             f"{first['label']!r}: the earlier label is kept")
+    assert sorted(quarantine.loc[quarantine["rule"] == "duplicate_of_earlier_data", "value"]) == sorted(copies["text"])
+
+
 def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_bert):
     """A run killed with SIGKILL after validating leaves its batch validated under its lease (the ledger's own
     claim and validate, exactly as that run wrote them): the next run says who holds what until when, instead of
