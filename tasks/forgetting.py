@@ -101,5 +101,5 @@ def measure_forgetting(model_dir: Path, earlier_test: pd.DataFrame, labels: list
                       "forgetting.worst_class_drop": worst[1] if worst else 0.0})
     task_logger().info("forgetting on %d earlier test rows: %s %.4f (champion v%s) -> %.4f (candidate), worst class "
                        "%s", len(earlier_test), metric, result.champion, champion_version, result.candidate,
-                       f"{worst[0]} {worst[1]:+.4f}" if worst else "-")
+                       (f"{worst[0]} {'dropped' if worst[1] > 0 else 'rose'} {abs(worst[1]):.4f}" if worst else "-"))
     return result

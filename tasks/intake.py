@@ -171,8 +171,11 @@ def unreadable_reason(batch: Batch, message: str) -> str:
     """The rejection reason of a batch the kind's reader refuses. The reader speaks of data files in general and
     may advise changing a ``data.*`` setting; but that setting reads every later batch too, so the reason says that
     only this batch is rejected, how to land it again, and gives the reader's advice for when all batches changed."""
-    parts = _SETTING_ADVICE.split(message, maxsplit=1)
-    what, advice = (parts[0], parts[1]) if len(parts) == 2 else (message, None)
+    message = message.replace(" and point data at the uncompressed file", "")  # the reason below says how to land
+    # the advice starts at the first '; ... data.x' outside parentheses (one inside would leave a '(' unclosed)
+    cut = next((m for m in _SETTING_ADVICE.finditer(message)
+                if message.count("(", 0, m.start()) == message.count(")", 0, m.start())), None)
+    what, advice = (message[:cut.start()], message[cut.end():]) if cut else (message, None)
     reason = (f"batch {batch.name} cannot be read: {what}; only this batch is rejected: fix the file to suit the "
               f"model's data.* settings and land it as a new batch")
     return reason + (f" (or, if every batch will look like this one from now on: {advice})" if advice else "")
