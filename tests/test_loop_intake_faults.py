@@ -180,7 +180,7 @@ def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_
     (landing / "deleted.csv.done").unlink()
 
 
-def test_3b_a_copy_of_a_rejected_batch_says_to_requeue_the_original(loop, tiny_bert):
+def test_3b_a_copy_of_a_rejected_batch_says_to_requeue_the_original(loop, tiny_bert, capsys):
     """Landing the same file again under a new name (after fixing the config that rejected it) is ignored as a copy;
     the run said only "nothing to do", not that the original can be taken again with data requeue."""
     landing = loop / "landing"
@@ -191,6 +191,19 @@ def test_3b_a_copy_of_a_rejected_batch_says_to_requeue_the_original(loop, tiny_b
     note = summary.duplicate_notes["latin1-again.csv"]
     assert note.startswith("latin1.csv was rejected (batch latin1.csv cannot be read: ")
     assert note.endswith('run tuneline data requeue -c CONFIG latin1.csv --reason "..."')
+
+    # requeued with a config that still cannot read it, the command says so (it promised "the next retrain takes
+    # it"); read for real, from the batch's hash-checked copy: with data.encoding=latin-1 it reads
+    from tuneline.cli_loop import _data_requeue, _unreadable_now
+
+    with ledger_of(loop) as ledger:
+        (original,) = [b for b in ledger.batches() if b.name == "latin1.csv"]
+    assert _unreadable_now(loop_config(loop, tiny_bert, "data.encoding=latin-1"), original) is None
+    capsys.readouterr()
+    with working_in(loop):
+        assert _data_requeue(loop_config(loop, tiny_bert), "latin1.csv", "exported again") == 0
+    out = capsys.readouterr().out
+    assert "note: with this config the batch still cannot be read (" in out and "not valid utf-8" in out
 
 
 def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with_both_labels(loop, tiny_bert):

@@ -262,7 +262,23 @@ def _data_requeue(config: TunelineConfig, batch_name: str, reason: str) -> int:
     again = _rejects_again(config, batch.reasons)
     if again:
         print(f"note: with this config the next run rejects it again for the same reason: run it with {again}")
+    if any(" cannot be read: " in r for r in batch.reasons) and (still := _unreadable_now(config, batch)):
+        print(f"note: with this config the batch still cannot be read ({still}); change the data.* setting it names "
+              "(with --set on the next retrain, or in the config) before that run, or it is rejected again")
     return 0
+
+
+def _unreadable_now(config: TunelineConfig, batch: "Batch") -> str | None:
+    """Why the batch, rejected as unreadable, still cannot be read with ``config`` (read for real, from its
+    hash-checked copy, as the next run reads it), or None when it now can."""
+    from tuneline.tasks.intake import UnreadableBatch, _read_batch
+
+    try:
+        _read_batch(batch, config)
+    except UnreadableBatch as error:
+        text = str(error).split("; only this batch is rejected")[0]
+        return text.split(" cannot be read: ", 1)[-1][:300]
+    return None
 
 
 def _rejects_again(config: TunelineConfig, reasons: list[str]) -> str | None:
