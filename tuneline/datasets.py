@@ -87,7 +87,9 @@ class DataVersion:
 
 
 def part_hash(frame: pd.DataFrame) -> str:
-    """SHA-256 over the rows (columns in sorted order, values as JSON): equal rows, equal hash, whatever the file."""
+    """SHA-256 over the rows (columns in sorted order, values as JSON): equal rows, equal hash, however the parquet
+    file encodes them. The rows include their provenance (``source_file``, ``source_row``), so the same data read
+    from another path is another part: a version's hash names where its rows came from, not only their content."""
     from tuneline.common import sha256_text
 
     columns = sorted(frame.columns)
