@@ -66,6 +66,7 @@ TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
             # LoRA's default before 2026-11-30: dropout 0.1 on the input of each of its 37 adapters, whose random
             # draws were 32% of a CPU LoRA step (results/step_profile.json)
             "tuneline_lora_dropout": ["--set", "model.strategy=lora", "--set", "model.lora.dropout=0.1"],
+            "tuneline_lora_top3": ["--set", "model.strategy=lora", "--set", "model.lora.top_layers=3"],
             # a recipe lever, not a default: the embedding table (12M of MiniLM's 23M weights) stays as pretrained,
             # so the optimizer, the gradient clipping and the backward pass skip half the weights
             "tuneline_frozen_embeddings": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true"]}

@@ -110,8 +110,16 @@ def apply_freeze(model: Any, embeddings: bool, bottom_layers: int, all_but_head:
 def apply_lora(model: Any, config: ModelConfig, kind: TaskKind) -> Any:
     from peft import LoraConfig, TaskType as PeftTaskType, get_peft_model
 
+    layers = None
+    if config.lora.top_layers is not None:  # only the top layers adapt: no gradient has to flow below them
+        count = len(_encoder_parts(model)[1])
+        if config.lora.top_layers > count:
+            raise ModelBuildError(f"model.lora.top_layers={config.lora.top_layers} but the encoder has {count} "
+                                  "layers")
+        layers = list(range(count - config.lora.top_layers, count))
     lora = LoraConfig(task_type=getattr(PeftTaskType, kind.peft_task_type), r=config.lora.r, lora_alpha=config.lora.alpha,
-                      lora_dropout=config.lora.dropout, target_modules=list(config.lora.target_modules))
+                      lora_dropout=config.lora.dropout, target_modules=list(config.lora.target_modules),
+                      layers_to_transform=layers)
     try:
         return get_peft_model(model, lora)
     except ValueError as error:
