@@ -18,12 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 def test_smoke_run_reports_every_variant_with_ratios_flops_and_overhead(tmp_path):
     output = tmp_path / "train_speed.json"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_speed.py"), "--smoke", "--seeds", "1",
-                           "--variants", "peer_dynamic,peer_bf16,tuneline", "--output", str(output)],
+                           "--variants", "peer_dynamic,peer_bf16,tuneline,tuneline_lora_top3", "--output", str(output)],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads(output.read_text())
     table = result["table"]
-    assert set(table) == {"peer_dynamic", "peer_bf16", "tuneline"}
+    assert set(table) == {"peer_dynamic", "peer_bf16", "tuneline", "tuneline_lora_top3"}
     assert table["peer_bf16"]["ratio_to_peer_bf16"] == 1.0
     for variant, row in table.items():
         assert row["train_samples_per_s_median"] > 0 and 0 <= row["dev_accuracy_mean"] <= 1
