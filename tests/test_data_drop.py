@@ -19,6 +19,18 @@ def rows(prefix: str, n: int) -> pd.DataFrame:
                          "split": ["train"] * (n - 2) + ["test"] * 2})
 
 
+def loop_config(tmp_path, landing, **retrain) -> tuple[str, object, str, str]:
+    """(config file, config, ledger URL, model name) of a loop whose landing folder is ``landing``."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        "retrain": {"landing": str(landing), **retrain}}))
+    config = load_config(config_path)
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    return str(config_path), config, url, config.registered_model_name
+
+
 def test_dropping_a_batch_makes_a_version_without_its_rows_and_keeps_the_earlier_ones(tmp_path, capsys):
     landing = tmp_path / "landing"
     bad = write_rows(landing / "shuffled.csv", [(f"bad {i}", "a") for i in range(6)])
@@ -93,14 +105,7 @@ def test_dropping_the_batch_that_grew_a_label_takes_the_label_out_when_no_row_ca
     landing = tmp_path / "landing"
     write_rows(landing / "typo.csv", [(f"typo {i}", "c") for i in range(6)])
     (landing / "typo.csv.done").touch()
-    config_path = tmp_path / "c.yaml"
-    config_path.write_text(yaml.safe_dump({
-        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
-        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
-        "retrain": {"landing": str(landing), "strategy": "continual"}}))
-    config = load_config(config_path)
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
-    name = config.registered_model_name
+    config_path, config, url, name = loop_config(tmp_path, landing, strategy="continual")
     with Ledger(url, name) as ledger:
         [batch] = ledger.scan(landing)
     with DatasetStore(url, name, dataset_folder(config)) as store:
@@ -121,13 +126,7 @@ def test_a_label_kept_by_other_rows_stays_after_a_drop(tmp_path, capsys):
     for name in ("first.csv", "second.csv"):
         write_rows(landing / name, [(f"{name} {i}", "c") for i in range(6)])
         (landing / f"{name}.done").touch()
-    config_path = tmp_path / "c.yaml"
-    config_path.write_text(yaml.safe_dump({
-        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
-        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
-    config = load_config(config_path)
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
-    name = config.registered_model_name
+    config_path, config, url, name = loop_config(tmp_path, landing)
     with Ledger(url, name) as ledger:
         batches = {b.name: b for b in ledger.scan(landing)}
     with DatasetStore(url, name, dataset_folder(config)) as store:
@@ -147,12 +146,7 @@ def test_a_batch_name_landed_twice_a_path_and_a_misspelling_are_each_answered(tm
     import os
 
     landing = tmp_path / "landing"
-    config_path = tmp_path / "c.yaml"
-    config_path.write_text(yaml.safe_dump({
-        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
-        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
-    config = load_config(config_path)
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    config_path, config, url, _name = loop_config(tmp_path, landing)
     hashes = []
     for day in (1, 2):
         path = write_rows(landing / "export.csv", [(f"day {day} row {i}", "a") for i in range(4)])
