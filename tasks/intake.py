@@ -19,7 +19,6 @@ kind's reader: a wrong header, bytes in another encoding) is ``rejected`` with a
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from tuneline.config import TunelineConfig
 from tuneline.datasets import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
 from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
-from tuneline.readers import DataLoadError, detect_format
+from tuneline.readers import DataLoadError, detect_format, split_setting_advice
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data
 from tuneline.tasks.split import DataSplits, assign_splits, split_data, split_key
 from tuneline.tasks.validate import (
@@ -47,7 +46,6 @@ from tuneline.tracking import RunContext, set_tags
 
 DUPLICATE_OF_EARLIER = "duplicate_of_earlier_data"
 CONFLICTS_WITH_EARLIER = "conflicts_with_earlier_label"  # the same example, another label: a correction, or a slip
-_SETTING_ADVICE = re.compile(r";\s+(?=[^;]*\bdata\.\w)")  # where a reader's message turns to the data.* to set
 
 
 class UnreadableBatch(DataLoadError):
@@ -172,10 +170,7 @@ def unreadable_reason(batch: Batch, message: str) -> str:
     may advise changing a ``data.*`` setting; but that setting reads every later batch too, so the reason says that
     only this batch is rejected, how to land it again, and gives the reader's advice for when all batches changed."""
     message = message.replace(" and point data at the uncompressed file", "")  # the reason below says how to land
-    # the advice starts at the first '; ... data.x' outside parentheses (one inside would leave a '(' unclosed)
-    cut = next((m for m in _SETTING_ADVICE.finditer(message)
-                if message.count("(", 0, m.start()) == message.count(")", 0, m.start())), None)
-    what, advice = (message[:cut.start()], message[cut.end():]) if cut else (message, None)
+    what, advice = split_setting_advice(message)
     reason = (f"batch {batch.name} cannot be read: {what}; only this batch is rejected: fix the file to suit the "
               f"model's data.* settings and land it as a new batch")
     return reason + (f" (or, if every batch will look like this one from now on: {advice})" if advice else "")

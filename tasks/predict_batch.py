@@ -35,7 +35,7 @@ import pandas as pd
 from tuneline.common import pipeline_task, task_logger
 from tuneline.errors import UserError
 from tuneline.kinds import KINDS, TaskKind, kind_of
-from tuneline.readers import PROVENANCE_COLUMNS, DataLoadError, detect_format, read_table
+from tuneline.readers import PROVENANCE_COLUMNS, DataLoadError, detect_format, read_table, split_setting_advice
 from tuneline.runtime import redact, resolve_tracking_uri
 
 #: Columns batch prediction adds to every row besides the pyfunc's own.
@@ -170,11 +170,10 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
     try:
         return read_table(path, fmt, encoding=encoding)
     except DataLoadError as error:
-        message = str(error)
-        if "data.encoding" not in message:
+        cut, advice = split_setting_advice(str(error))
+        if advice is None or "data.encoding" not in advice:
             raise
-        named = re.search(r"set data\.encoding: ([\w-]+)", message)
-        cut = re.split(r";\s*set data\.encoding", message, maxsplit=1)[0]
+        named = re.match(r"set data\.encoding: ([\w-]+)", advice)
         fix = (f"give --encoding {named.group(1)}" if named else
                "give the file's encoding with --encoding (e.g. latin-1 or cp1252), or save it as UTF-8")
         raise UserError(f"{cut}; {fix}") from None

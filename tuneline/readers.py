@@ -64,6 +64,18 @@ def _raise_csv_field_limit() -> None:
             limit //= 2
 
 
+_SETTING_ADVICE = re.compile(r";\s+(?=[^;]*\bdata\.\w)")  # where a reader's message turns to the data.* to set
+
+
+def split_setting_advice(message: str) -> tuple[str, str | None]:
+    """A reader's message as (what is wrong, its advice on the ``data.*`` setting to change, or None). Callers
+    that are not the training config's reader (a landed batch, ``predict --input``) say the advice their own way.
+    The advice starts at the first ``; ... data.x`` outside parentheses (one inside would leave a '(' unclosed)."""
+    cut = next((m for m in _SETTING_ADVICE.finditer(message)
+                if message.count("(", 0, m.start()) == message.count(")", 0, m.start())), None)
+    return (message[:cut.start()], message[cut.end():]) if cut else (message, None)
+
+
 class DataLoadError(UserError):
     """An input file cannot be used as configured; the one-line message names the file (and line/byte where known)
     and what to change."""
