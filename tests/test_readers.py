@@ -458,3 +458,17 @@ def test_real_mrpc_dev_bom_and_sst2_train_speed():
     sst2 = read_table(shared_data("sst2") / "train.tsv", "tsv")
     assert time.perf_counter() - started < 5
     assert len(sst2.frame) == 67349 and not sst2.malformed and sst2.records_seen == 67349
+
+
+def test_a_readers_advice_is_split_at_a_real_data_setting_not_at_a_file_name():
+    """The landed-batch reason and predict's hint say a reader's data.* advice their own way: the split must find the
+    setting (a kind's own too), not a file such as /in/data.csv named in the message."""
+    from tuneline.readers import split_setting_advice
+
+    assert split_setting_advice("cannot decode byte 0xe9 at line 3; the file /in/data.csv is not UTF-8") == (
+        "cannot decode byte 0xe9 at line 3; the file /in/data.csv is not UTF-8", None)
+    assert split_setting_advice("bad byte at line 3 of data.csv; set data.encoding: latin-1") == (
+        "bad byte at line 3 of data.csv", "set data.encoding: latin-1")
+    assert split_setting_advice("line 4 has 1 field (the tag; data.conll_tag_column) ; set data.conll_tag_column: 1"
+                                ) == ("line 4 has 1 field (the tag; data.conll_tag_column) ",
+                                      "set data.conll_tag_column: 1")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import csv
+import functools
 import io
 import json
 import math
@@ -37,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.arrays import ArrowStringArray
 
+from tuneline.config import DataConfig
 from tuneline.errors import UserError
 
 DecodePolicy = Literal["error", "quarantine"]
@@ -64,14 +66,26 @@ def _raise_csv_field_limit() -> None:
             limit //= 2
 
 
-_SETTING_ADVICE = re.compile(r";\s+(?=[^;]*\bdata\.\w)")  # where a reader's message turns to the data.* to set
+@functools.cache
+def _setting_advice() -> re.Pattern:
+    """Where a reader's message turns to the data.* setting to change: ``; ... data.<a real setting>``, the names
+    taken from the data config of every kind, so that a file named in the message (/in/data.csv) is not one."""
+    import tuneline.kinds  # noqa: F401  (imported here: the kinds import this module; their configs extend DataConfig)
+
+    names, todo = set(), [DataConfig]
+    while todo:
+        cls = todo.pop()
+        names.update(cls.model_fields)
+        todo.extend(cls.__subclasses__())
+    alternatives = "|".join(sorted(names, key=len, reverse=True))
+    return re.compile(rf";\s+(?=[^;]*(?<![\w/\\.-])data\.(?:{alternatives})(?![.\w]))")
 
 
 def split_setting_advice(message: str) -> tuple[str, str | None]:
     """A reader's message as (what is wrong, its advice on the ``data.*`` setting to change, or None). Callers
     that are not the training config's reader (a landed batch, ``predict --input``) say the advice their own way.
     The advice starts at the first ``; ... data.x`` outside parentheses (one inside would leave a '(' unclosed)."""
-    cut = next((m for m in _SETTING_ADVICE.finditer(message)
+    cut = next((m for m in _setting_advice().finditer(message)
                 if message.count("(", 0, m.start()) == message.count(")", 0, m.start())), None)
     return (message[:cut.start()], message[cut.end():]) if cut else (message, None)
 
