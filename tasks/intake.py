@@ -215,7 +215,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             continue
         try:
             loaded = read.pop(batch.content_hash, None) or _read_batch(batch, checked)
-            validated = _validate_batch(loaded, labels, checked, folder)
+            validated = _validate_batch(loaded, labels, checked, folder, batch.name)
         except (DataValidationError, DataLoadError) as error:
             quarantine = folder / "quarantine.csv"
             ledger.mark_rejected(run.run_id, batch.content_hash, [str(error)],
@@ -282,10 +282,11 @@ def _earlier_labels(wanted: set[str], frames: list[pd.DataFrame], kind: Any) -> 
     return found
 
 
-def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfig, folder: Path) -> ValidatedData:
+def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfig, folder: Path,
+                    name: str) -> ValidatedData:
     """The training flow's contract on one batch, against the model's label set as it is (a batch may hold only
     some of the labels: it is not a training set on its own, so the every-label-present rule does not apply)."""
-    frames = kind_of(config).prepare(loaded.frames, config.data)
+    frames = kind_of(config).prepare(loaded.frames, config.data, source=f" in batch {name}")
     clean, quarantine = apply_contract(frames, labels, loaded.malformed, config)
     path = write_quarantine(quarantine, folder, None)
     enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, None,

@@ -114,9 +114,12 @@ def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label
     kept = decision.read[batch.content_hash]
     assert sorted(kept.frames["all"]["label"].unique()) == ["POSITIVE", "negative"]
     with caplog.at_level(logging.WARNING):
-        validated = _validate_batch(kept, ["Positive", "negative"], checked, tmp_path / "q")
-    assert caplog.text.count("labels written several ways are one class each") == 1
-    fresh = _validate_batch(_read_batch(batch, checked), ["Positive", "negative"], checked, tmp_path / "fresh")
+        validated = _validate_batch(kept, ["Positive", "negative"], checked, tmp_path / "q", batch.name)
+    # said once, naming the batch whose labels were folded
+    assert caplog.text.count("labels written several ways are one class each in batch batch-1.csv: "
+                             "'POSITIVE' (20 rows) → 'Positive'") == 1
+    fresh = _validate_batch(_read_batch(batch, checked), ["Positive", "negative"], checked, tmp_path / "fresh",
+                            batch.name)
     pd.testing.assert_frame_equal(validated.frames["all"], fresh.frames["all"])
     assert validated.frames["all"]["label"].value_counts().to_dict() == {"Positive": 20, "negative": 10}
 

@@ -101,9 +101,10 @@ class TaskKind:
         raise NotImplementedError
 
     def prepare(self, frames: dict[str, pd.DataFrame], data: "DataConfig",
-                quiet: bool = False) -> dict[str, pd.DataFrame]:
+                quiet: bool = False, source: str = "") -> dict[str, pd.DataFrame]:
         """Rewrite frames before validation where the config asks for it (e.g. IOB1 → IOB2); default: as they are.
-        ``quiet``: log nothing (a caller that only counts labels before the validation that logs the same rewrite)."""
+        ``quiet``: log nothing (a caller that only counts labels before the validation that logs the same rewrite).
+        ``source``: what the frames are, for the log (the retraining loop names the batch: " in batch b.csv")."""
         return frames
 
     def label_set(self, frames: dict[str, pd.DataFrame], data: "DataConfig",

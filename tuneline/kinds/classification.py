@@ -261,7 +261,7 @@ class ClassificationKind(TaskKind):
 
     # --- data -------------------------------------------------------------------------------------------------
     def prepare(self, frames: dict[str, pd.DataFrame], data: ClassificationData,
-                quiet: bool = False) -> dict[str, pd.DataFrame]:
+                quiet: bool = False, source: str = "") -> dict[str, pd.DataFrame]:
         """Fold labels written several ways into one spelling (:mod:`tuneline.kinds.label_spellings`)."""
         from tuneline.kinds import label_spellings
 
@@ -273,8 +273,8 @@ class ClassificationKind(TaskKind):
         from tuneline.common import task_logger
 
         if not quiet:
-            task_logger().warning("labels written several ways are one class each: %s (data.merge_label_spellings: "
-                                  "false keeps them apart)",
+            task_logger().warning("labels written several ways are one class each%s: %s "
+                                  "(data.merge_label_spellings: false keeps them apart)", source,
                                   label_spellings.describe(mapping, frames, self.target_column))
         return {role: frame.assign(**{self.target_column: label_spellings.apply_spelling_map(
                     frame[self.target_column], mapping)}) if self.target_column in frame.columns else frame

@@ -249,13 +249,13 @@ class MultilabelKind(ClassificationKind):
                            records_seen=seen)
 
     def prepare(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
-                quiet: bool = False) -> dict[str, pd.DataFrame]:
+                quiet: bool = False, source: str = "") -> dict[str, pd.DataFrame]:
         """Fold label spellings as the single-label kind does, with ``data.label_names`` as the configured spellings
         when ``data.labels`` is not given: ``Joy``/``JOY`` in the data are the ``joy`` of GoEmotions' labels.txt
         (without it the most frequent spelling won, and every label_names entry looked absent from train)."""
         if not data.labels and data.label_names is not None:
             data = data.model_copy(update={"labels": read_label_names(data)})
-        return super().prepare(frames, data, quiet)
+        return super().prepare(frames, data, quiet, source)
 
     def label_set(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
                   primary_metric: str | None = None) -> list[str]:

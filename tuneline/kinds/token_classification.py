@@ -234,7 +234,8 @@ class TokenClassificationKind(TaskKind):
         frame, malformed, seen = read_token_file(path, fmt, data)
         return ReadRecords(frame=frame, malformed=malformed, records_seen=seen)
 
-    def prepare(self, frames: dict[str, pd.DataFrame], data: TokenData, quiet: bool = False) -> dict[str, pd.DataFrame]:
+    def prepare(self, frames: dict[str, pd.DataFrame], data: TokenData, quiet: bool = False,
+                source: str = "") -> dict[str, pd.DataFrame]:
         """With ``data.bioes_to_iob2``, IOBES/BILOU tags are rewritten as IOB2 first; tags written several ways become
         one spelling (``b-per`` → ``B-PER``, logged); with ``data.iob1_to_iob2``, IOB1 tags are rewritten as IOB2
         (non-list rows are left for the contract)."""
@@ -251,8 +252,8 @@ class TokenClassificationKind(TaskKind):
 
             mapping = label_spellings.tag_spelling_map(frames, "tags", data.labels, LABEL_SOURCE_ROLES)
             if mapping and not quiet:
-                task_logger().warning("tags read in their IOB2 spelling: %s (data.merge_label_spellings: false "
-                                      "keeps them as written)",
+                task_logger().warning("tags read in their IOB2 spelling%s: %s (data.merge_label_spellings: false "
+                                      "keeps them as written)", source,
                                       label_spellings.describe(mapping, frames, "tags", unit="tokens"))
             if mapping:
                 frames = {role: frame.assign(tags=label_spellings.apply_spelling_map(frame["tags"], mapping,
