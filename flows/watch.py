@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import flow
 
 from tuneline.common import pipeline_task, task_logger
-from tuneline.events import announce_pending, describe, scan_and_announce
+from tuneline.events import announce_pending, announce_stranded, describe, scan_and_announce
 from tuneline.kinds import AnyConfig
 from tuneline.ledger import LANDED, Batch
 
@@ -29,13 +29,24 @@ def announce_unclaimed(config: AnyConfig) -> list[Batch]:
     return pending
 
 
+@pipeline_task(name="announce-stranded")
+def announce_stranded_batches(config: AnyConfig) -> list[Batch]:
+    """The stranded rule (:mod:`tuneline.events`): announce again batches whose woken run failed before claiming."""
+    stranded = announce_stranded(config)
+    if stranded:
+        task_logger().warning("announced %d batch(es) again that no retraining run is queued or running for: %s",
+                              len(stranded), ", ".join(b.name for b in stranded))
+    return stranded
+
+
 @flow(name="tuneline-watch-landing")
 def watch_flow(config: AnyConfig, check_pending: bool = False) -> list[str]:
     """Scan the landing folder once and announce what landed; returns the paths of the batches announced.
 
     1. scan ``retrain.landing`` into the batch ledger; emit ``tuneline.batch.landed`` per newly recorded original
-    2. only with ``check_pending`` (a watcher's start): the pending rule, one ``tuneline.batch.pending``
+    2. with ``check_pending`` (a watcher's start): the pending rule; else (every scheduled scan) the stranded rule;
+       either emits at most one ``tuneline.batch.pending``
     """
     recorded = scan_landing(config)
-    pending = announce_unclaimed(config) if check_pending else []
+    pending = announce_unclaimed(config) if check_pending else announce_stranded_batches(config)
     return [b.path for b in recorded if b.state == LANDED] + [b.path for b in pending]

@@ -23,6 +23,7 @@ from tuneline.events import (
     BATCH_LANDED,
     BATCHES_PENDING,
     announce_pending,
+    announce_stranded,
     open_ledger,
     scan_and_announce,
     watch,
@@ -164,6 +165,52 @@ def test_a_watcher_checks_for_pending_batches_on_its_first_scan_only(config, ass
 
     assert len(emitted(asserting_events_worker, BATCHES_PENDING)) == 1  # three scans, one pending event
     assert [line.split()[0] for line in lines] == ["pending"]
+
+
+def test_a_batch_whose_woken_run_failed_before_claiming_is_announced_again_with_a_back_off(
+        config, asserting_events_worker, tmp_path, monkeypatch):
+    """Fault injection: the retraining run a batch woke fails before it claims anything (its MLflow server does not
+    answer). The batch stays landed; the stranded rule announces it again, once it and the failed run's end are
+    retrain.reannounce_after_s old, and not while a retraining run is queued."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    from tuneline.flows.retrain import retrain_flow
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    config.tracking.tracking_uri = f"http://127.0.0.1:{closed_port()}"  # nothing listens there
+    config.ledger.url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    land(config, "batch-30.csv")
+    assert [b.name for b in scan_and_announce(config)] == ["batch-30.csv"]
+    with pytest.raises(Exception):
+        retrain_flow(config, trigger="event")
+    with open_ledger(config) as ledger:
+        assert [b.name for b in ledger.batches(LANDED)] == ["batch-30.csv"]  # not claimed, not lost
+
+    wait = timedelta(seconds=config.retrain.reannounce_after_s)
+    now = datetime.now(timezone.utc)
+    assert announce_stranded(config, now=now + wait / 2) == []  # the batch and the failed run too recent
+    assert emitted(asserting_events_worker, BATCHES_PENDING) == []
+    with get_client(sync_client=True) as client:  # a retraining run waiting in the queue will claim it
+        queued = client.create_flow_run(retrain_flow, parameters={"config": config.model_dump(mode="json")},
+                                        state=Scheduled())
+        try:
+            assert announce_stranded(config, now=now + wait * 2) == []
+        finally:
+            client.delete_flow_run(queued.id)
+    assert [b.name for b in announce_stranded(config, now=now + wait * 2)] == ["batch-30.csv"]
+    [event] = emitted(asserting_events_worker, BATCHES_PENDING)
+    assert event.payload["rule"] == "stranded" and event.payload["batches"][0]["path"].endswith("batch-30.csv")
+    assert event.resource["tuneline.model"] == MODEL
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_ctrl_c_during_a_scan_ends_the_watcher_when_that_scan_is_done(config, asserting_events_worker):

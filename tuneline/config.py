@@ -292,6 +292,9 @@ class RetrainConfig(_Strict):
     timezone: str = Field("UTC", description="IANA time zone the cron schedule is read in, e.g. Europe/Berlin.")
     watch_interval_s: float = Field(60.0, gt=0, description="How often `tuneline watch` (and the served "
                                     "watch-landing deployment) scans the landing folder.")
+    reannounce_after_s: float = Field(600.0, gt=0, description="A landed batch that no retraining run is queued or "
+                                      "running for (the run it woke failed before claiming it) is announced again by "
+                                      "the watcher once it and the last retraining run's end are this much older.")
 
     @field_validator("landing", mode="before")
     @classmethod

@@ -39,6 +39,22 @@ the ledger it is not new. Therefore:
   queue a second run with nothing left to do.
 * *One event*, not one per batch: the run it wakes claims them all.
 
+The stranded rule (a run that failed before it claimed)
+-------------------------------------------------------
+A run woken for a batch can fail before it claims it (MLflow unreachable for longer than its retries): the batch
+stays ``landed`` with nothing queued for it. So **at every later scan** a watcher (``tuneline watch`` after its first
+scan, and every scheduled run of ``watch-landing``) calls :func:`announce_stranded`, which emits the same
+``tuneline.batch.pending`` event (payload ``rule: stranded``) when
+
+* the ledger holds free ``landed`` batches, the newest recorded more than ``retrain.reannounce_after_s`` ago;
+* the Prefect API knows no run of ``tuneline-retrain`` that is queued or running (scheduled, pending, awaiting its
+  concurrency slot, running, paused); and
+* the last such run ended more than ``retrain.reannounce_after_s`` ago (or there was none).
+
+The last condition is the back-off: while MLflow stays down, a retry is started at most once per
+``reannounce_after_s`` (default 10 minutes), not at every scan. One Prefect API serves the loop of one model (the
+deployments' names are fixed), so every ``tuneline-retrain`` run it knows is this model's.
+
 A duplicated announcement is harmless: a queued run that finds nothing free ends at once.
 """
 
@@ -109,10 +125,11 @@ def emit_batch_landed(batch: Batch, model: str) -> bool:
     return _emit(BATCH_LANDED, resource, payload)
 
 
-def emit_batches_pending(batches: list[Batch], model: str) -> bool:
-    """Emit one ``tuneline.batch.pending`` for the model, naming the unclaimed ``batches`` (the pending rule)."""
+def emit_batches_pending(batches: list[Batch], model: str, rule: str = "start") -> bool:
+    """Emit one ``tuneline.batch.pending`` for the model, naming the unclaimed ``batches`` and the ``rule`` that
+    found them (``start``: the pending rule; ``stranded``: the stranded rule)."""
     resource = {"prefect.resource.id": f"tuneline.model.{model}", "prefect.resource.name": model, MODEL_LABEL: model}
-    payload = {"count": len(batches),
+    payload = {"count": len(batches), "rule": rule,
                "batches": [{"path": b.path, "content_hash": b.content_hash,
                             "landed_at": b.landed_at.isoformat(timespec="seconds")} for b in batches]}
     return _emit(BATCHES_PENDING, resource, payload)
@@ -148,6 +165,55 @@ def announce_pending(config: TunelineConfig, *, interval_s: float | None = None,
     if not free or any(now - b.landed_at < older_than for b in free):
         return []
     if not emit_batches_pending(free, config.registered_model_name):
+        return []
+    flush_events()
+    return free
+
+
+RETRAIN_FLOW = "tuneline-retrain"
+#: the states of a retraining run that will still claim batches (a run awaiting its concurrency slot is SCHEDULED)
+QUEUED_OR_RUNNING = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING")
+
+
+def retraining_runs() -> tuple[bool, datetime | None]:
+    """(whether a ``tuneline-retrain`` run is queued or running, when the last one ended) as the Prefect API knows."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterEndTime,
+                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    flows = FlowFilter(name=FlowFilterName(any_=[RETRAIN_FLOW]))
+    with get_client(sync_client=True) as client:
+        active = client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType[n] for n in QUEUED_OR_RUNNING]))))
+        ended = client.read_flow_runs(flow_filter=flows, sort=FlowRunSort.END_TIME_DESC, limit=1,
+                                      flow_run_filter=FlowRunFilter(end_time=FlowRunFilterEndTime(is_null_=False)))
+    return bool(active), (ended[0].end_time if ended else None)
+
+
+def announce_stranded(config: TunelineConfig, *, now: datetime | None = None) -> list[Batch]:
+    """The stranded rule (module docstring): announce free ``landed`` batches that no retraining run is queued or
+    running for, once they and the last run's end are ``retrain.reannounce_after_s`` old.
+
+    Returns the batches named in the ``tuneline.batch.pending`` event, or [] when none was emitted (also when the
+    Prefect API cannot be asked: logged, and asked again at the next scan).
+    """
+    wait = timedelta(seconds=config.retrain.reannounce_after_s)
+    now = now or datetime.now(timezone.utc)
+    with open_ledger(config) as ledger:
+        free = ledger.batches(LANDED)
+    if not free or any(now - b.landed_at < wait for b in free):
+        return []
+    try:
+        busy, last_end = retraining_runs()
+    except Exception as error:  # noqa: BLE001 - the API briefly away: the next scan asks again
+        logger.warning("could not ask the Prefect API for retraining runs (%s: %s); the stranded rule waits for the "
+                       "next scan", type(error).__name__, redact(str(error))[:200])
+        return []
+    if busy or (last_end is not None and now - last_end < wait):
+        return []
+    if not emit_batches_pending(free, config.registered_model_name, rule="stranded"):
         return []
     flush_events()
     return free
@@ -192,7 +258,7 @@ def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool
           stop: threading.Event | None = None) -> None:
     """The foreground watcher (``tuneline watch``): scan and announce every ``interval_s`` (default
     ``retrain.watch_interval_s``) until ``stop`` is set or interrupted; with ``once``, one scan. Applies the pending
-    rule on its first scan. A scan that fails after the first (the ledger's database busy, the folder briefly
+    rule on its first scan and the stranded rule on each later one. A scan that fails after the first (the ledger's database busy, the folder briefly
     unmounted) is reported and retried at the next interval; the first one's error is raised (a wrong config).
 
     ``stop`` is what the CLI's Ctrl-C handler sets instead of raising KeyboardInterrupt in the middle of a scan
@@ -211,6 +277,9 @@ def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool
             if first and (pending := announce_pending(config, interval_s=interval_s)):
                 echo(f"pending   {len(pending)} unclaimed batch(es) recorded over {interval_s:g} s ago "
                      f"({', '.join(b.name for b in pending)}): announced {BATCHES_PENDING}")
+            elif not first and (stranded := announce_stranded(config)):
+                echo(f"stranded  {len(stranded)} batch(es) no retraining run is queued or running for "
+                     f"({', '.join(b.name for b in stranded)}): announced {BATCHES_PENDING} again")
         except UserError as error:
             if first:
                 raise
