@@ -185,6 +185,14 @@ def test_matrix_scores_match_sklearn_and_score_is_the_same_function():
     assert set(ours) == set(KIND.metrics)
 
 
+def test_macro_f1_leaves_out_labels_neither_in_gold_nor_predicted():
+    """As the single-label kind does: 4 labels, a test split holding 2, a perfect model scored 0.5."""
+    labels, rows = ["a", "b", "c", "d"], [["a"], ["b"], ["a", "b"]]
+    assert KIND.score(rows, rows, labels)["macro_f1"] == 1.0
+    assert KIND.subset_score(rows, rows, labels, "macro_f1")(np.arange(3)) == 1.0
+    assert KIND.score(rows, [["a"], ["c"], ["a"]], labels)["macro_f1"] == pytest.approx((1.0 + 0 + 0) / 3)
+
+
 def test_subset_score_is_score_on_the_resampled_rows():
     rng = np.random.default_rng(1)
     labels = ["a", "b", "c"]
@@ -466,3 +474,21 @@ def test_label_lists_joined_with_another_separator_are_an_error_not_new_classes(
                          run_config("multilabel_classification", path=data), tmp_path / "run")
     fixed = run_config("multilabel_classification", "data.label_separator=|", path=data)
     assert validate_data.fn(load_data.fn(fixed), fixed, tmp_path / "run2").labels == sorted(names)
+
+
+def test_label_ids_joined_with_another_separator_name_the_separator_with_label_names_given(tmp_path):
+    """With data.label_names the label set is known, so `8|20` read with ',' was quarantined as "not in the label
+    set ... check data.label_names" (and with few such rows, training went on with the multi-label rows lost)."""
+    rng = random.Random(6)
+    names = ["billing", "shipping", "tech", "account"]
+    rows = "".join(f"ticket {i},{'|'.join(str(j) for j in sorted(rng.sample(range(4), rng.choice([1, 2]))))}\n"
+                   for i in range(240))
+    data = tmp_path / "m.csv"
+    data.write_text("text,label\n" + rows)
+    config = run_config("multilabel_classification", f"data.label_names=[{', '.join(names)}]", path=data)
+    with pytest.raises(DataValidationError, match=r"several known labels joined with '\|', but "
+                                                         r"data\.label_separator is ',': set data\.label_separator: '\|'"):
+        validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    fixed = run_config("multilabel_classification", f"data.label_names=[{', '.join(names)}]",
+                       "data.label_separator=|", path=data)
+    assert validate_data.fn(load_data.fn(fixed), fixed, tmp_path / "run2").labels == names

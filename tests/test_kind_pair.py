@@ -17,7 +17,7 @@ from conftest import shared_data, working_in
 from tuneline.config import ConfigError, build_config
 from tuneline.embeddings import best_threshold
 from tuneline.kinds import KINDS
-from tuneline.kinds.classification import LabelSetError
+from tuneline.kinds.classification import ClassificationKind, LabelSetError
 from tuneline.kinds.pair_classification import (
     KEY_SEPARATOR,
     PAIR_COLUMNS,
@@ -231,6 +231,28 @@ def test_binary_scores_match_the_kind_score():
     positive, predicted = rng.random(200) < 0.7, rng.random(200) < 0.5
     names = lambda mask: ["1" if m else "0" for m in mask]  # noqa: E731
     assert binary_scores(positive, predicted) == pytest.approx(KIND.score(names(positive), names(predicted), LABELS))
+
+
+def test_subset_score_is_score_on_the_resampled_rows_for_every_pair_metric():
+    """The report's interval and the gate's paired comparison use subset_score: for f1_positive it was weighted F1
+    (classification's fallback), so a +0.11 gain in the reported metric was compared as -0.03."""
+    rng = np.random.default_rng(3)
+    gold = ["1" if g else "0" for g in rng.random(120) < 0.68]
+    predicted = ["1" if p else "0" for p in rng.random(120) < 0.6]
+    for indices in (np.arange(120), rng.integers(0, 120, size=120)):
+        expected = KIND.score([gold[i] for i in indices], [predicted[i] for i in indices], LABELS)
+        assert set(expected) == {"accuracy", "macro_f1", "f1_positive"}
+        for metric, value in expected.items():
+            assert KIND.subset_score(gold, predicted, LABELS, metric)(indices) == pytest.approx(value)
+    assert KIND.subset_score(gold, predicted, LABELS, "f1_positive")(np.arange(120)) != pytest.approx(
+        ClassificationKind().subset_score(gold, predicted, LABELS, "weighted_f1")(np.arange(120)))
+    with pytest.raises(ValueError, match="no subset score for metric 'f1_positive' of classification"):
+        ClassificationKind().subset_score(gold, predicted, LABELS, "f1_positive")
+
+
+def test_positive_label_written_as_a_number_is_the_label_text():
+    assert pair_config("data.positive_label=1").data.positive_label == "1"  # was "Input should be a valid string"
+    assert pair_config(positive_label=1).data.positive_label == "1"  # YAML's unquoted 1
 
 
 def test_best_threshold_finds_the_known_cut_for_each_objective():

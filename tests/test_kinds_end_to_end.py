@@ -151,6 +151,11 @@ def test_predict_command_tells_what_a_pair_model_needs(two_runs, capsys, monkeyp
     assert main(["predict", "-m", model, "--tracking-uri", uri]) == 0
     by_stdin = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert by_stdin == by_flag and by_flag[0]["text_pair"] == pair
+    # a TSV row with more fields (GLUE's Quality, ids, strings) was predicted on its first field and the rest
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{text}\t{pair}\n1\t{text}\t{pair}\n"))
+    assert main(["predict", "-m", model, "--tracking-uri", uri]) == 1
+    err = capsys.readouterr().err
+    assert "stdin line 2 has 3 tab-separated fields" in err and "Traceback" not in err
     # each text followed by its --pair (argparse left the second text over: "unrecognized arguments")
     other_text, other_pair = EXAMPLES["pair_classification"].cli_rows[1].values()
     assert main(["predict", "-m", model, "--tracking-uri", uri, text, "--pair", pair, other_text, "--pair",

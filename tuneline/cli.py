@@ -625,6 +625,11 @@ def _predict(args: argparse.Namespace) -> int:
                 raise UserError(f"{args.model} is a sentence-pair model: give one pair a line on stdin as "
                                 f"TEXT<TAB>SECOND TEXT (line {line} has no tab), or --input FILE with text and "
                                 f"text_pair columns")
+            extra = next((i for i, t in enumerate(texts, 1) if t.count("\t") > 1), None)
+            if extra is not None:  # a TSV row with more columns would be predicted on its first two
+                raise UserError(f"stdin line {extra} has {texts[extra - 1].count(chr(9)) + 1} tab-separated fields; "
+                                "give exactly TEXT<TAB>SECOND TEXT per line (cut -f to pick two columns), or "
+                                "--input FILE with text and text_pair columns")
             texts, second = [t.split("\t", 1)[0] for t in texts], [t.split("\t", 1)[1] for t in texts]
         elif pairs and not second:
             raise UserError(f"{args.model} is a sentence-pair model: give the second text of each text with --pair "

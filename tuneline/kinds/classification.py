@@ -418,6 +418,10 @@ class ClassificationKind(TaskKind):
     def subset_score(self, gold: list[str], predicted: list[str], labels: list[str], metric: str):
         """The same numbers as :meth:`score`, from per-class counts with ``np.bincount`` (fast enough for a
         1,000-resample bootstrap on a large test set)."""
+        if metric not in ("accuracy", "macro_f1", "weighted_f1"):
+            # a kind with metrics of its own scores them itself: this once scored a pair model's f1_positive as
+            # weighted F1, so its interval and the gate's comparison were of another number than the one reported
+            raise ValueError(f"no subset score for metric {metric!r} of {self.name}")
         index = {label: i for i, label in enumerate(labels)}
         n = len(labels) + 1  # an out-of-set value (never expected) gets its own slot
         gold_ids = np.array([index.get(g, len(labels)) for g in gold])
@@ -435,7 +439,7 @@ class ClassificationKind(TaskKind):
             f1 = np.divide(2 * hits, denominator, out=np.zeros(len(labels)), where=denominator > 0)
             if metric == "macro_f1":  # over the labels present in all rows (fixed, so resamples stay comparable)
                 return float(f1[present].mean()) if present.any() else 0.0
-            return float((f1 * support).sum() / support.sum()) if support.sum() else 0.0
+            return float((f1 * support).sum() / support.sum()) if support.sum() else 0.0  # weighted_f1
 
         return score
 

@@ -158,6 +158,24 @@ def _check_separator(seen: list[str], separator: str) -> None:
                                 "the real labels in data.labels)")
 
 
+def _check_separator_known(unknown: list[str], separator: str, known: set[str]) -> None:
+    """A LabelSetError when labels outside a configured set (``data.labels`` / ``data.label_names``) are known
+    labels or ids joined with another separator (``8|20`` read with ``,``): otherwise every multi-label row is
+    quarantined as "not in the label set" and the message points at the label names, not the separator."""
+    for other in _OTHER_SEPARATORS:
+        if other == separator:
+            continue
+        joined = sorted({label for label in unknown if other in label
+                         and len(parts := [p.strip() for p in label.split(other) if p.strip()]) >= 2
+                         and all(part in known for part in parts)})
+        if joined:
+            from tuneline.kinds.classification import LabelSetError
+
+            shown = ", ".join(repr(label) for label in joined[:3])
+            raise LabelSetError(f"labels such as {shown} are several known labels joined with {other!r}, but "
+                                f"data.label_separator is {separator!r}: set data.label_separator: {other!r}")
+
+
 def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
     """Rows of label lists as a 0/1 matrix over ``labels`` (labels outside the set are ignored)."""
     index = {label: j for j, label in enumerate(labels)}
@@ -171,12 +189,14 @@ def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
 
 # --- metrics: one function for validation, test, champion, calibration and baselines -----------------------------
 
-def matrix_scores(gold: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def matrix_scores(gold: np.ndarray, predicted: np.ndarray, present: np.ndarray | None = None) -> dict[str, float]:
     """Micro/macro/samples F1 and subset accuracy of two 0/1 matrices (rows: texts, columns: labels).
 
     Computed with numpy (equal to sklearn's ``f1_score(..., zero_division=0)`` for micro and macro; tested) because
-    threshold fitting evaluates it hundreds of times. A label never in gold nor predicted has F1 0 in the macro mean,
-    as in the single-label kind. A row with no gold and no predicted label has samples-F1 1 (it is exactly right;
+    threshold fitting evaluates it hundreds of times. The macro mean runs over the labels that occur in gold or
+    predictions (``present``, when given, fixes that set: the bootstrap passes the full test set's), as in the
+    single-label kind: a label in neither says nothing about the model on these rows, and counting it as F1 0 scored
+    a perfect model 0.5 on a test split holding half of the labels. A row with no gold and no predicted label has samples-F1 1 (it is exactly right;
     sklearn would count 0, which punishes correct abstentions where empty rows are allowed).
     """
     gold, predicted = np.asarray(gold, dtype=bool), np.asarray(predicted, dtype=bool)
@@ -185,13 +205,14 @@ def matrix_scores(gold: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     fn = (gold & ~predicted).sum(axis=0).astype(np.float64)
     denominator = 2 * tp + fp + fn
     per_label = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    present = (gold.any(axis=0) | predicted.any(axis=0)) if present is None else np.asarray(present, dtype=bool)
     micro_den = denominator.sum()
     row_tp = (gold & predicted).sum(axis=1)
     row_den = gold.sum(axis=1) + predicted.sum(axis=1)
     per_row = np.divide(2 * row_tp, row_den, out=np.ones(len(gold), dtype=np.float64), where=row_den > 0)
     return {
         "micro_f1": float(2 * tp.sum() / micro_den) if micro_den else 0.0,
-        "macro_f1": float(per_label.mean()) if len(per_label) else 0.0,
+        "macro_f1": float(per_label[present].mean()) if present.any() else 0.0,
         "samples_f1": float(per_row.mean()) if len(per_row) else 0.0,
         "subset_accuracy": float((gold == predicted).all(axis=1).mean()) if len(gold) else 0.0,
     }
@@ -260,10 +281,16 @@ class MultilabelKind(ClassificationKind):
     def label_set(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
                   primary_metric: str | None = None) -> list[str]:
         """``data.labels``, else ``data.label_names``, else the labels seen in train often enough (sorted)."""
-        if data.labels:
-            labels = list(dict.fromkeys(str(label) for label in data.labels))
-        elif (names := read_label_names(data)) is not None:
-            labels = names
+        names = read_label_names(data)
+        if data.labels or names is not None:
+            labels = list(dict.fromkeys(str(label) for label in data.labels)) if data.labels else names
+            # '8|20' read with ',' is no label of the set: say which separator to set, not "not in the label set"
+            source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
+            known = set(labels) | set(names or []) | {str(i) for i in range(len(names or []))}
+            _check_separator_known([label for row in (source["label"] if source is not None else [])
+                                    if isinstance(row, list) for label in row
+                                    if isinstance(label, str) and label not in known],
+                                   data.label_separator, known)
         else:
             source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
             seen = [label for row in (source["label"] if source is not None else [])
@@ -351,9 +378,10 @@ class MultilabelKind(ClassificationKind):
         """The same numbers as :meth:`score` on resampled rows, from multi-hot matrices built once (the bootstrap
         calls it a thousand times)."""
         gold_matrix, predicted_matrix = multi_hot(gold, labels), multi_hot(predicted, labels)
+        present = gold_matrix.any(axis=0) | predicted_matrix.any(axis=0)  # fixed, so resamples stay comparable
 
         def score(indices: Any) -> float:
-            return matrix_scores(gold_matrix[indices], predicted_matrix[indices])[metric]
+            return matrix_scores(gold_matrix[indices], predicted_matrix[indices], present)[metric]
 
         return score
 

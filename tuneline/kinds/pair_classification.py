@@ -32,9 +32,9 @@ from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from tuneline.config import TokenizeConfig, TunelineConfig
+from tuneline.config import TokenizeConfig, TunelineConfig, label_text
 from tuneline.kinds.base import Evaluation, ReadRecords
 from tuneline.kinds.classification import (
     ClassificationData,
@@ -64,6 +64,13 @@ class PairData(ClassificationData):
                           "above its threshold). Default, for two labels only: the positive one of 0/1, false/true, "
                           "no/yes, negative/positive, or the label the other negates (duplicate of not_duplicate, "
                           "match of no_match); otherwise it must be set while gate.primary_metric is f1_positive.")
+
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _positive_label_as_text(cls, value: Any) -> Any:
+        """``positive_label: 1`` (YAML, or ``--set data.positive_label=1``) is the label "1", as ``data.labels: [0, 1]``
+        is; an unquoted yes/no is the error that says to quote it."""
+        return label_text(value)
 
     def column_keys(self) -> dict[str, str]:
         return {"text_column": self.text_column, "text_pair_column": self.text_pair_column,
@@ -345,6 +352,30 @@ class PairClassificationKind(ClassificationKind):
             "macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
             "f1_positive": float(f1_score(gold, predicted, labels=[labels[1]], average="macro", zero_division=0)),
         }
+
+    def subset_score(self, gold: list[str], predicted: list[str], labels: list[str], metric: str):
+        """The same numbers as :meth:`score` on resampled rows. Classification's version knows accuracy and
+        macro_f1 only (anything else it scores as weighted F1), so ``f1_positive`` is computed here: the F1 of
+        ``labels[1]``; macro_f1 over the full label set, as :meth:`score` averages it."""
+        if metric not in ("accuracy", "macro_f1", "f1_positive"):
+            raise ValueError(f"no subset score for metric {metric!r} of {self.name}")
+        index = {label: i for i, label in enumerate(labels)}
+        n = len(labels) + 1
+        gold_ids = np.array([index.get(g, len(labels)) for g in gold])
+        pred_ids = np.array([index.get(p, len(labels)) for p in predicted])
+
+        def score(indices: Any) -> float:
+            g, p = gold_ids[indices], pred_ids[indices]
+            if metric == "accuracy":
+                return float(np.mean(g == p))
+            hits = np.bincount(g[g == p], minlength=n)[: len(labels)]
+            denominator = np.bincount(g, minlength=n)[: len(labels)] + np.bincount(p, minlength=n)[: len(labels)]
+            f1 = np.divide(2 * hits, denominator, out=np.zeros(len(labels)), where=denominator > 0)
+            if metric == "f1_positive":
+                return float(f1[1])
+            return float(f1.mean())  # macro_f1
+
+        return score
 
     # --- evaluation and serving ---------------------------------------------------------------------------------
     def model_input(self, frame: pd.DataFrame) -> Any:
