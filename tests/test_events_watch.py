@@ -262,3 +262,37 @@ def test_watch_command_without_a_prefect_api_says_how_to_start_one(config, tmp_p
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("tuneline: no Prefect API to announce batches to")
     assert "prefect server start" in err and "PREFECT_API_URL" in err
+
+
+def test_serve_command_without_a_prefect_api_says_how_to_start_one(config, tmp_path, capsys):
+    """Without PREFECT_API_URL, `tuneline serve` served the loop on a private throwaway API that no watcher, worker
+    or UI could reach: the deployments' events and schedules went nowhere."""
+    import yaml
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        code = main(["serve", "--config", str(tmp_path / "cfg.yaml")])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("tuneline: no Prefect API to serve the loop's deployments on")
+    assert "prefect server start" in err and "PREFECT_API_URL" in err
+
+
+def test_a_batch_held_by_a_killed_run_whose_lease_ran_out_is_announced_again(config, asserting_events_worker,
+                                                                            tmp_path):
+    """A killed run's batches go free when its lease runs out, but no event wakes a run to take them over: the
+    stranded rule names them too."""
+    config.ledger.url = f"sqlite:///{tmp_path / 'ledger-lease.db'}"
+    config.ledger.lease_s = 1
+    land(config, "batch-31.csv")
+    with open_ledger(config) as ledger:
+        ledger.scan(config.retrain.landing)
+    from tuneline.ledger import Ledger, ledger_url_for
+
+    with Ledger(ledger_url_for(config.ledger.url, ""), MODEL, lease_s=1) as ledger:
+        assert [b.name for b in ledger.claim("killed-run")] == ["batch-31.csv"]
+    later = datetime.now(timezone.utc) + timedelta(seconds=2 * config.retrain.reannounce_after_s)
+    assert announce_stranded(config, now=later) == []  # the lease is still live
+    time.sleep(1.5)
+    assert [b.name for b in announce_stranded(config, now=later)] == ["batch-31.csv"]
+    assert emitted(asserting_events_worker, BATCHES_PENDING)[-1].payload["rule"] == "stranded"

@@ -242,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(config, args.out)
         if args.command == "serve":
             from tuneline.deployments.loop import serve_loop
+            from tuneline.events import require_prefect_api
 
+            # without a reachable API Prefect would serve on a private throwaway server no watcher or UI can reach
+            require_prefect_api("serve the loop's deployments on", "(the API `tuneline watch` and the UI use)")
             serve_loop(config, cron=args.cron)
             return 0
         if args.command == "deploy":

@@ -46,7 +46,8 @@ stays ``landed`` with nothing queued for it. So **at every later scan** a watche
 scan, and every scheduled run of ``watch-landing``) calls :func:`announce_stranded`, which emits the same
 ``tuneline.batch.pending`` event (payload ``rule: stranded``) when
 
-* the ledger holds free ``landed`` batches, the newest recorded more than ``retrain.reannounce_after_s`` ago;
+* the ledger holds free batches: ``landed`` ones, the newest recorded more than ``retrain.reannounce_after_s``
+  ago, or ones a killed run held until its lease ran out (no event would wake a run to take them over);
 * the Prefect API knows no run of ``tuneline-retrain`` that is queued or running (scheduled, pending, awaiting its
   concurrency slot, running, paused); and
 * the last such run ended more than ``retrain.reannounce_after_s`` ago (or there was none).
@@ -202,8 +203,10 @@ def announce_stranded(config: TunelineConfig, *, now: datetime | None = None) ->
     wait = timedelta(seconds=config.retrain.reannounce_after_s)
     now = now or datetime.now(timezone.utc)
     with open_ledger(config) as ledger:
-        free = ledger.batches(LANDED)
-    if not free or any(now - b.landed_at < wait for b in free):
+        # landed ones, and those a killed run held whose lease ran out (claimed/validated): no event wakes a run
+        # for them otherwise, and the takeover the lease promises never happens until another batch lands
+        free = ledger.free_batches()
+    if not free or any(now - b.landed_at < wait for b in free if b.state == LANDED):
         return []
     try:
         busy, last_end = retraining_runs()
