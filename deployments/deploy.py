@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
@@ -47,6 +47,7 @@ class DeployedLoop:
     source: Path
     work_dir: Path
     deployments: list[Deployed]
+    pinned: dict[str, str] = field(default_factory=dict)
 
 
 def default_source() -> Path:
@@ -101,6 +102,29 @@ def ensure_work_pool(name: str) -> tuple[str, bool]:
         return pool.type, True
 
 
+def pinned_databases(config: TunelineConfig) -> dict[str, str]:
+    """The ledger and gate-lock databases a worker's flow runs must share with this machine's CLI, as environment
+    variables for the deployments, when nothing names them: with a non-SQLite MLflow store (an ``http://`` server)
+    their default is a SQLite file in the *current folder*, which for a worker's flow run is the source folder, not
+    the folder where ``tuneline history/promote/rollback/data`` run. Pinned here to this folder's files (absolute)."""
+    import os
+
+    from tuneline.ledger import LEDGER_DB_NAME, LEDGER_URL_ENV
+    from tuneline.locking import LOCK_DB_NAME, LOCK_URL_ENV
+    from tuneline.runtime import resolve_tracking_uri
+
+    if config.tracking.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+        return {}
+    if resolve_tracking_uri(config.tracking.tracking_uri).startswith("sqlite:"):
+        return {}  # the defaults live beside the store's file: the same for every process
+    pinned = {}
+    if not os.environ.get(LOCK_URL_ENV):
+        pinned[LOCK_URL_ENV] = f"sqlite:///{Path.cwd() / LOCK_DB_NAME}"
+    if not os.environ.get(LEDGER_URL_ENV) and not config.ledger.url:
+        pinned[LEDGER_URL_ENV] = f"sqlite:///{Path.cwd() / LEDGER_DB_NAME}"
+    return pinned
+
+
 def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = None) -> DeployedLoop:
     """Apply every deployment of the loop to the work pool ``pool`` (created if absent), the flows loaded from
     ``source`` (default: :func:`default_source`). Everything that can be checked is checked before the first one is
@@ -112,6 +136,7 @@ def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = N
     specs = loop_specs(config)
     require_prefect_api()
     pool_type, created = ensure_work_pool(pool)
+    pinned = pinned_databases(config)
     deployed = []
     for spec in specs:
         flow = Flow.from_source(source=str(folder), entrypoint=spec.entrypoint)
@@ -120,9 +145,10 @@ def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = N
                             f"{spec.flow.name!r}: the source folder holds another version of tuneline")
         with contextlib.redirect_stdout(io.StringIO()):  # Prefect prints a table per deployment; the summary is ours
             deployment_id = flow.deploy(name=spec.name, work_pool_name=pool, build=False, push=False,
-                                        print_next_steps=False, ignore_warnings=True, **spec.options)
+                                        print_next_steps=False, ignore_warnings=True,
+                                        job_variables={"env": pinned} if pinned else None, **spec.options)
         deployed.append(Deployed(f"{flow.name}/{spec.name}", deployment_id, spec.entrypoint))
-    return DeployedLoop(pool, pool_type, created, folder, Path(config.work_dir), deployed)
+    return DeployedLoop(pool, pool_type, created, folder, Path(config.work_dir), deployed, pinned)
 
 
 def deploy_command(config: TunelineConfig, pool: str, source: Path | None) -> int:
@@ -132,6 +158,9 @@ def deploy_command(config: TunelineConfig, pool: str, source: Path | None) -> in
     for item in loop.deployments:
         print(f"  deployed  {item.name:<45} {item.entrypoint}")
     print(f"  work_dir  {loop.work_dir}")
+    for variable, url in loop.pinned.items():
+        print(f"  {variable}={url} (set on the deployments: flow runs start in {loop.source}; set it to a shared "
+              f"database when workers run on other machines)")
     if not config.tracking.tracking_uri:
         print("  MLflow    tracking.tracking_uri is unset: the worker's MLFLOW_TRACKING_URI names the store")
     referenced = sorted({name for value in (config.tracking.tracking_uri, config.ledger.url)

@@ -158,6 +158,28 @@ def loop_specs(config: TunelineConfig) -> list[LoopDeployment]:
     return specs
 
 
+def refuse_pool_deployments(specs: list[LoopDeployment]) -> None:
+    """``tuneline serve`` on an API where ``tuneline deploy`` put the same deployments on a work pool would take
+    them over (same names): its runner cannot load their pool flow runs (they crash), and stopping it pauses every
+    one of them, so the pool's worker silently stops retraining. Refuse before anything changes."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from tuneline.errors import UserError
+
+    with get_client(sync_client=True) as client:
+        for spec in specs:
+            try:
+                existing = client.read_deployment_by_name(f"{spec.flow.name}/{spec.name}")
+            except ObjectNotFound:
+                continue
+            if existing.work_pool_name:
+                raise UserError(f"deployment {spec.flow.name}/{spec.name} is already deployed to work pool "
+                                f"{existing.work_pool_name!r} on this Prefect API (`tuneline deploy`): its workers "
+                                f"run the loop; serving it here too would take it over and pause it on exit. Use "
+                                f"the pool, or delete the deployments first (prefect deployment delete)")
+
+
 def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
     """:func:`loop_specs` as deployments served by this process."""
     return [spec.served() for spec in loop_specs(config)]
@@ -170,4 +192,5 @@ def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:
     if cron is not None:
         config = config.model_copy(deep=True)
         config.retrain.cron = cron
+    refuse_pool_deployments(loop_specs(config))
     serve(*loop_deployments(config))

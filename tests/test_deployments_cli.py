@@ -133,3 +133,20 @@ def test_loop_refuses_literal_credentials_and_a_missing_landing_folder(tmp_path)
         loop_deployments(loop_config(tmp_path, f"retrain.landing={tmp_path / 'missing'}"))
     with pytest.raises(ConfigError, match=r"^retrain.cron: 'every night' is not a cron expression"):
         loop_deployments(loop_config(tmp_path, "retrain.cron=every night"))
+
+
+def test_deploy_pins_the_ledger_and_lock_a_worker_would_otherwise_keep_in_its_source_folder(tmp_path, monkeypatch):
+    """With an MLflow server (not a SQLite file) the ledger and the gate lock default to files in the current folder;
+    a worker's flow run starts in the source folder, so its loop kept records that history/rollback/data never saw.
+    deploy pins this folder's files on the deployments unless a variable or ledger.url names them."""
+    from tuneline.deployments.deploy import pinned_databases
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    served = loop_config(tmp_path, "tracking.tracking_uri=http://127.0.0.1:5000")
+    assert pinned_databases(served) == {"TUNELINE_LOCK_URL": f"sqlite:///{tmp_path / 'tuneline-locks.db'}",
+                                        "TUNELINE_LEDGER_URL": f"sqlite:///{tmp_path / 'tuneline-ledger.db'}"}
+    assert pinned_databases(loop_config(tmp_path, f"tracking.tracking_uri=sqlite:///{tmp_path / 'm.db'}")) == {}
+    monkeypatch.setenv("TUNELINE_LEDGER_URL", "postgresql+psycopg://u@db/t")
+    assert list(pinned_databases(served)) == ["TUNELINE_LOCK_URL"]

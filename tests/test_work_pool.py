@@ -95,6 +95,12 @@ def test_a_worker_runs_the_deployed_training_and_registers_a_version(tmp_path, t
     names = ["tuneline-train/train", "tuneline-retrain/retrain-scheduled", "tuneline-retrain/retrain-on-batch",
              "tuneline-watch-landing/watch-landing", "tuneline-predict-batch/predict-batch"]
     assert all(f"deployed  {name}" in deployed.stdout for name in names), deployed.stdout
+    # `tuneline serve` on the same API would take these deployments over and pause them all when it stops
+    served = subprocess.run([sys.executable, "-m", "tuneline.cli", "serve", "--config", str(config)],
+                            cwd=tmp_path, env=client_env, capture_output=True, text=True, timeout=DEPLOY_S)
+    assert served.returncode == 1, served.stdout[-2000:] + served.stderr[-2000:]
+    assert served.stderr.startswith("tuneline: deployment tuneline-train/train is already deployed to work pool "
+                                    f"'{POOL}'") and "Traceback" not in served.stderr
 
     worker = start("prefect-worker", [PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
                    {**client_env, "MLFLOW_TRACKING_URI": store, "PREFECT_WORKER_QUERY_SECONDS": "2"})
@@ -105,6 +111,7 @@ def test_a_worker_runs_the_deployed_training_and_registers_a_version(tmp_path, t
         source = str(default_source())
         for name, deployment in deployments.items():
             assert deployment.work_pool_name == POOL, name
+            assert not deployment.paused, name
             assert deployment.entrypoint.startswith("flows/") and ".py:" in deployment.entrypoint, name
             assert deployment.pull_steps == [
                 {"prefect.deployments.steps.set_working_directory": {"directory": source}}], name
