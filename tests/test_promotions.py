@@ -254,6 +254,31 @@ def test_a_wrong_folder_or_a_misspelled_model_leaves_no_files_behind(store, name
     (line,) = capsys.readouterr().err.splitlines()
     assert f"has no registered model '{name}-typo' (it has: " in line and name in line
     assert sorted(p.name for p in Path(store.uri.removeprefix("sqlite:///")).parent.rglob("*")) == locks_before
+    # history of a misspelled name said "no recorded moves" and exited 0: a typo looked like an empty history
+    assert main(["history", name + "-typo", *stores]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"has no registered model '{name}-typo' (it has: " in line
+
+
+def test_an_mlflow_server_that_does_not_answer_is_one_line_at_once(store, name, capsys, monkeypatch):
+    """A wrong MLFLOW_TRACKING_URI: MLflow's client retried a refused connection for minutes, printing urllib3
+    warnings, before any message."""
+    import socket
+    import time
+
+    from tuneline.cli import main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    for argv in (["history", name], ["rollback", name], ["serve-model", name, "--port", "1"],
+                 ["predict", "-m", f"models:/{name}@champion", "a text"]):
+        started = time.monotonic()
+        assert main(argv) == 1, argv
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"tuneline: the MLflow tracking server at http://127.0.0.1:{port} does not answer")
+        assert time.monotonic() - started < 30, argv
 
 
 def test_rollback_after_a_manual_promote_walks_back_and_ends_instead_of_flipping(store, name):

@@ -325,7 +325,9 @@ def _existing_store(uri: str) -> str:
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise UserError(f"no MLflow store at {uri[len('sqlite:///'):]}: run this in the folder where you trained "
                         "(the one holding mlflow.db), or pass --tracking-uri")
-    return uri
+    from tuneline.runtime import require_tracking_server
+
+    return require_tracking_server(uri)
 
 
 def _require_registered(client: Any, uri: str, names: list[str], option: str) -> None:
@@ -417,6 +419,8 @@ def _promotions(args: argparse.Namespace) -> int:
             rows = log.history()
             for row in rows:
                 print(row.line())
+            if not rows and not _is_registered(client, args.name):  # a typo read as an empty history
+                _require_registered(client, uri, [args.name], "the model name")
             if not rows:
                 print(f"no recorded moves of {args.name}@champion in {redact(ledger_url)}")
             try:

@@ -149,6 +149,30 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def require_tracking_server(uri: str, timeout_s: float = 5.0) -> str:
+    """``uri``; for an MLflow tracking server (http/https), a one-line :class:`UserError` when its ``/health`` does not
+    answer within ``timeout_s``. A command the user runs asks once, briefly: MLflow's own client would retry a
+    refused connection for minutes, printing urllib3 warnings. (Flows keep MLflow's retries: they ride out a short
+    outage.)"""
+    if not uri.startswith(("http://", "https://")):
+        return uri
+    import urllib.error
+    import urllib.request
+
+    from tuneline.errors import UserError
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return uri
+    except urllib.error.HTTPError:
+        return uri  # it answers (a proxy or an auth layer in front of /health): let MLflow's client say more
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise UserError(f"the MLflow tracking server at {redact(uri)} does not answer ({redact(str(reason))}): start "
+                        "it (mlflow server ...), or point --tracking-uri / MLFLOW_TRACKING_URI / "
+                        "tracking.tracking_uri at a running one") from None
+
+
 def default_artifact_location(tracking_uri: str | None = None) -> str:
     """Artifacts of a local SQLite store live beside its database file, in ``mlartifacts/`` (not in the current
     folder: a Prefect worker starts flow runs in the source folder, which may be read-only)."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuneline.errors import UserError
-from tuneline.runtime import redact
+from tuneline.runtime import redact, require_tracking_server, resolve_tracking_uri
 
 DEFAULT_ALIAS = "champion"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5001
@@ -104,6 +104,7 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
     reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or DEFAULT_ALIAS}"
+    require_tracking_server(resolve_tracking_uri(tracking_uri))
     try:
         resolved = resolve_model_version.fn(reference, tracking_uri)
     except UserError as error:  # batch prediction's wording names its own options: name this command's
