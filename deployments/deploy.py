@@ -26,6 +26,7 @@ from uuid import UUID
 
 from tuneline.config import TunelineConfig
 from tuneline.deployments.loop import loop_specs
+from tuneline.deployments.zombies import ensure_zombie_automation, heartbeat_env
 from tuneline.errors import UserError
 from tuneline.runtime import env_references
 
@@ -137,6 +138,7 @@ def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = N
     require_prefect_api()
     pool_type, created = ensure_work_pool(pool)
     pinned = pinned_databases(config)
+    environment = {**heartbeat_env(), **pinned}  # heartbeats: a run whose worker died is marked Crashed
     deployed = []
     for spec in specs:
         flow = Flow.from_source(source=str(folder), entrypoint=spec.entrypoint)
@@ -146,8 +148,9 @@ def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = N
         with contextlib.redirect_stdout(io.StringIO()):  # Prefect prints a table per deployment; the summary is ours
             deployment_id = flow.deploy(name=spec.name, work_pool_name=pool, build=False, push=False,
                                         print_next_steps=False, ignore_warnings=True,
-                                        job_variables={"env": pinned} if pinned else None, **spec.options)
+                                        job_variables={"env": environment}, **spec.options)
         deployed.append(Deployed(f"{flow.name}/{spec.name}", deployment_id, spec.entrypoint))
+    ensure_zombie_automation()
     return DeployedLoop(pool, pool_type, created, folder, Path(config.work_dir), deployed, pinned)
 
 

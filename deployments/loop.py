@@ -189,8 +189,12 @@ def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:
     """Serve :func:`loop_deployments` until interrupted; ``cron`` overrides ``retrain.cron``."""
     from prefect import serve
 
+    from tuneline.deployments.zombies import emit_heartbeats_from_this_process, ensure_zombie_automation
+
     if cron is not None:
         config = config.model_copy(deep=True)
         config.retrain.cron = cron
     refuse_pool_deployments(loop_specs(config))
+    emit_heartbeats_from_this_process()  # a served run whose process dies is then marked Crashed (zombies.py)
+    ensure_zombie_automation()
     serve(*loop_deployments(config))

@@ -112,9 +112,12 @@ def test_a_worker_runs_the_deployed_training_and_registers_a_version(tmp_path, t
         for name, deployment in deployments.items():
             assert deployment.work_pool_name == POOL, name
             assert not deployment.paused, name
+            # its runs send heartbeats, so one whose worker dies is marked Crashed (tests/test_zombie_runs.py)
+            assert deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30", name
             assert deployment.entrypoint.startswith("flows/") and ".py:" in deployment.entrypoint, name
             assert deployment.pull_steps == [
                 {"prefect.deployments.steps.set_working_directory": {"directory": source}}], name
+        assert client.read_automations_by_name("tuneline: mark flow runs without heartbeats crashed")
         on_batch = deployments["tuneline-retrain/retrain-on-batch"]
         assert on_batch.global_concurrency_limit.limit == 1
         assert on_batch.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE

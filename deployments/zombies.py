@@ -1,0 +1,69 @@
+"""Zombie flow runs: a run whose process died (its worker killed, its machine lost) stays ``Running`` in Prefect.
+
+For the retraining loop that is worse than one lost run: ``retrain-on-batch`` runs one at a time (concurrency limit
+1, queueing), so every later run waits in ``AwaitingConcurrencySlot`` behind the dead one, and the loop stops
+retraining without a word (found by killing a worker mid-training). Prefect's own remedy is used, as its guide "How
+to detect and respond to zombie flows" describes: the loop's flow runs emit a heartbeat event every
+:data:`HEARTBEAT_S` seconds (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, set on the deployments' environment), and one
+automation marks a run whose heartbeats stop for :data:`MISSED_HEARTBEATS` intervals ``Crashed``, which frees its
+slot. The batches it held come free when its ledger lease runs out, and the watcher's stranded rule
+(:mod:`tuneline.events`) announces them.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+HEARTBEAT_ENV = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+HEARTBEAT_S = 30  # the least Prefect allows
+MISSED_HEARTBEATS = 3
+AUTOMATION_NAME = "tuneline: mark flow runs without heartbeats crashed"
+#: the events that end a run's wait for its next heartbeat (a heartbeat, or a final state)
+_ALIVE_OR_DONE = {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                  "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"}
+
+
+def heartbeat_env() -> dict[str, str]:
+    """The environment that makes a flow run emit heartbeats (for the deployments' job variables)."""
+    return {HEARTBEAT_ENV: str(HEARTBEAT_S)}
+
+
+def zombie_automation(name: str = AUTOMATION_NAME,
+                      within: timedelta = timedelta(seconds=HEARTBEAT_S * MISSED_HEARTBEATS)):  # noqa: ANN201
+    """The automation: for each flow run that sent a heartbeat, expect another (or a final state) ``within``; when
+    none comes, set the run ``Crashed``. Runs that send no heartbeats (flows not deployed by tuneline) never match."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return Automation(
+        name=name,
+        description="Set by tuneline: a flow run whose heartbeats stopped (its process died) is marked Crashed, so "
+                    "the retraining deployment's concurrency slot is freed.",
+        trigger=EventTrigger(after={"prefect.flow-run.heartbeat"}, expect=set(_ALIVE_OR_DONE),
+                             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                             for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1, within=within),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message=f"no heartbeat for {within.total_seconds():g} s: its process died "
+                                            "(marked by tuneline's zombie automation)")])
+
+
+def ensure_zombie_automation(name: str = AUTOMATION_NAME, within: timedelta | None = None) -> bool:
+    """Create the automation on the configured Prefect API unless one of that name exists; whether it was created."""
+    from prefect.automations import Automation
+
+    try:
+        Automation.read(name=name)
+        return False
+    except ValueError:  # Prefect's "not found"
+        pass
+    zombie_automation(name, within or timedelta(seconds=HEARTBEAT_S * MISSED_HEARTBEATS)).create()
+    return True
+
+
+def emit_heartbeats_from_this_process() -> None:
+    """``tuneline serve``: the runner starts each flow run in a child process with this environment."""
+    os.environ.setdefault(HEARTBEAT_ENV, str(HEARTBEAT_S))
