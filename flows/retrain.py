@@ -29,6 +29,7 @@ from tuneline.tasks.intake import (
     commit_version,
     dataset_folder,
     ingest_base,
+    parent_batches_held_elsewhere,
     retrain_tags,
     splits_of,
     validate_batches,
@@ -38,7 +39,8 @@ from tuneline.tasks.lineage import log_lineage
 from tuneline.tasks.model import build_model, load_tokenizer
 from tuneline.tasks.register import register_model
 from tuneline.tasks.report import report_evaluation
-from tuneline.tasks.summary import RetrainSummary, summarize_nothing_accepted, summarize_retrain, summarize_run
+from tuneline.tasks.summary import (RetrainSummary, summarize_held_elsewhere, summarize_nothing_accepted,
+                                   summarize_retrain, summarize_run)
 from tuneline.tasks.tokenize import tokenize_splits
 from tuneline.tasks.train import train_model
 from tuneline.tracking import client_for, close_abandoned_run, discard_run, set_tags, tracked_run, version_tags
@@ -181,6 +183,10 @@ def _no_champion(name: str, tracking_uri: str) -> bool:
 def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger: str) -> RetrainSummary:  # noqa: ANN001
     name = config.registered_model_name
     parent = store.current() or ingest_base(config, store, run)
+    held = parent_batches_held_elsewhere(parent, ledger, store, run.run_id)
+    if held:
+        ledger.release(run.run_id)
+        return summarize_held_elsewhere(held, parent, batches, trigger, run)
     reference = store.frame(parent)
     labelset = admit_labels(batches, list(parent.labels), config, ledger, run)
     unreadable = {batch.content_hash for batch, _reasons in labelset.unreadable}

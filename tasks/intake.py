@@ -295,6 +295,21 @@ def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfi
                          total_records=loaded.total_records)
 
 
+def parent_batches_held_elsewhere(parent: DataVersion, ledger: Ledger, store: DatasetStore, run_id: str
+                                  ) -> list[Batch]:
+    """Batches whose rows are already in ``parent`` but which another run holds under a live lease: that run
+    committed the version and then died (its lease not run out yet) or is still training on it. Training on
+    ``parent`` now would train on those rows without them being this run's batches: the model version's tags would
+    name the wrong batches (found by killing a worker mid-training). The batch goes free when the lease runs out."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    parts = set(parent.parts)
+    return [b for b in ledger.batches(VALIDATED)
+            if b.claimed_by not in (None, run_id) and b.lease_expires_at is not None and b.lease_expires_at > now
+            and store.part_of_batch(b.content_hash) in parts]
+
+
 @pipeline_task(name="commit-data-version")
 def commit_version(parent: DataVersion, intake: Intake, labels: list[str], store: DatasetStore,
                    run: RunContext) -> DataVersion:

@@ -87,7 +87,7 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
 class RetrainSummary:
     """What one run of the retraining flow did: the batches it used or rejected, the data version, the model."""
 
-    status: str                      # retrained | skipped | nothing_accepted
+    status: str                      # retrained | skipped | nothing_accepted | waiting
     message: str
     trigger: str
     batches_used: list[str]
@@ -117,6 +117,22 @@ def summarize_nothing_accepted(intake, parent, trigger: str, run: RunContext) ->
     return RetrainSummary(status="nothing_accepted", message=message, trigger=trigger, batches_used=[],
                           batches_rejected=rejected, data_version=parent.number,
                           data_version_hash=parent.content_hash)
+
+
+def summarize_held_elsewhere(held, parent, batches, trigger: str, run: RunContext) -> RetrainSummary:  # noqa: ANN001
+    """The current data version holds rows of batches another run still holds (a run that died after committing
+    it, or one still training): this run gives its own batches back instead of training on rows it cannot name."""
+    from tuneline.tracking import set_tags
+
+    named = ", ".join(f"{b.name} (run {b.claimed_by}, lease until {b.lease_expires_at:%H:%M:%S} UTC)" for b in held)
+    message = (f"data version {parent.number} holds the rows of {named}; that run committed it and has not finished "
+               f"(killed, or still training): this run gives back its {len(batches)} batch(es) and trains nothing, "
+               "so that no model is tagged with the wrong batches; once the lease runs out the next run takes them "
+               "all (the watcher announces them again)")
+    set_tags(run, {"retrain.status": "waiting", "retrain.waiting_for": ", ".join(b.name for b in held)})
+    print(message)
+    return RetrainSummary(status="waiting", message=message, trigger=trigger, batches_used=[],
+                          batches_rejected={}, data_version=parent.number, data_version_hash=parent.content_hash)
 
 
 @pipeline_task(name="summarize-retrain")

@@ -230,7 +230,10 @@ def test_7_cli_data_log_lists_every_version_and_the_models_trained_on_it(loop, t
 
 
 def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_runs_out(loop, tiny_bert):
-    """SIGKILL, not an exception: nothing gives the batch back, so only the lease can; the batch is used once."""
+    """SIGKILL, not an exception: nothing gives the batch back, so only the lease can; the batch is used once. The
+    dead run had committed a data version with the batch's rows: a run before its lease runs out trains nothing
+    (it would train on rows it cannot name: its model version was tagged with the wrong batches) and gives its own
+    batch back; the run after takes both and names both."""
     import os
     import signal
     import subprocess
@@ -241,9 +244,13 @@ def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_r
 
     land(loop / "landing", "b6.csv", tickets(BASE, seed=8).head(60))
     config = loop / "killed.yaml"
-    config.write_text(yaml.safe_dump(loop_config(loop, tiny_bert, "ledger.lease_s=4", "train.epochs=200",
+    config.write_text(yaml.safe_dump(loop_config(loop, tiny_bert, "ledger.lease_s=20", "train.epochs=200",
                                                  "train.max_steps=2000").model_dump(mode="json")))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_"))}
+    stores = (default_ledger_url(f"sqlite:///{loop / 'mlflow.db'}"), "loop-tickets",
+              loop / "tuneline-output" / "datasets" / "loop-tickets")
+    with DatasetStore(*stores) as store:
+        versions_before = len(store.versions())
     child = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "retrain", "--config", str(config)], cwd=loop,
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -251,23 +258,38 @@ def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_r
         while time.monotonic() < deadline:
             with ledger_of(loop) as ledger:
                 batch = next((b for b in ledger.batches() if b.name == "b6.csv"), None)
-            if batch is not None and batch.state == "validated":
+            with DatasetStore(*stores) as store:
+                committed = len(store.versions()) > versions_before
+            if batch is not None and batch.state == "validated" and committed:
                 break
-            assert child.poll() is None, "the retraining run ended before it validated the batch"
+            assert child.poll() is None, "the retraining run ended before it committed the batch's data version"
             time.sleep(0.2)
         else:
-            pytest.fail("the retraining run did not validate the batch in time")
+            pytest.fail("the retraining run did not commit the batch in time")
         child.send_signal(signal.SIGKILL)
     finally:
         child.kill()
         child.wait(30)
+    killed_at = time.monotonic()
     dead_run = batch.claimed_by
     with ledger_of(loop) as ledger:
         assert [b.name for b in ledger.free_batches()] == []  # still under the dead run's lease
-    time.sleep(4.5)  # the lease runs out: nobody renews it
+    land(loop / "landing", "b7.csv", tickets(BASE, seed=9).head(45))
+    versions_registered = len(client_of(loop).search_model_versions("name='loop-tickets'"))
+    waiting = run(loop, tiny_bert)
+    assert time.monotonic() - killed_at < 20, "too slow to test a live lease"
+    assert waiting.status == "waiting" and waiting.batches_used == []
+    assert "b6.csv" in waiting.message and dead_run in waiting.message
+    assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions_registered
+    with ledger_of(loop) as ledger:
+        assert {b.name: b.state for b in ledger.batches() if b.name in ("b6.csv", "b7.csv")} == {
+            "b6.csv": "validated", "b7.csv": "landed"}  # b7 given back, not lost
+    time.sleep(max(0.0, 20.5 - (time.monotonic() - killed_at)))  # the lease runs out: nobody renews it
     assert client_of(loop).get_run(dead_run).info.status == "RUNNING"  # nothing could close it
     summary = run(loop, tiny_bert)
-    assert summary.batches_used == ["b6.csv"] and summary.run.run_id != dead_run
+    assert sorted(summary.batches_used) == ["b6.csv", "b7.csv"] and summary.run.run_id != dead_run
+    version = client_of(loop).get_model_version("loop-tickets", summary.run.version)
+    assert sorted(version.tags["retrain.batches"].split(", ")) == ["b6.csv", "b7.csv"]
     dead = client_of(loop).get_run(dead_run)  # the takeover closes it: it no longer reads as a run at work
     assert dead.info.status == "KILLED" and summary.run.run_id in dead.data.tags["tuneline.error"]
     with ledger_of(loop) as ledger:
