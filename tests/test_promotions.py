@@ -293,3 +293,25 @@ def test_rollback_after_a_manual_promote_walks_back_and_ends_instead_of_flipping
     with pytest.raises(PromotionRefused, match="nothing to roll back to"):
         rollback_champion(store.client, name, actor="oncall", reason=None, **stores)
     assert champion_version(store.client, name) == v1
+
+
+def test_promote_and_rollback_with_a_prefect_api_end_without_the_events_worker_warning(store, name):
+    """With a Prefect API the gate lock's concurrency slot sends events; the command exited before they were sent
+    and Prefect's events worker printed "Still processing items" on every promote and rollback. Run as a user runs
+    it: a fresh process against the session's real Prefect API."""
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    v1, v2 = store.versions(name, 2)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    stores = ["--tracking-uri", store.uri, "--ledger-url", store.ledger_url]
+    for argv in (["promote", name, v1, "--reason", "first"], ["promote", name, v2, "--reason", "second"],
+                 ["rollback", name, "--reason", "back"]):
+        done = subprocess.run([sys.executable, "-m", "tuneline.cli", *argv, *stores], env=env, capture_output=True,
+                              text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Still processing items" not in done.stderr and "EventsWorker" not in done.stderr, done.stderr
+    assert str(store.client.get_model_version_by_alias(name, "champion").version) == str(v1)

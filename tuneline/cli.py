@@ -431,7 +431,19 @@ def _promotions(args: argparse.Namespace) -> int:
             print(f"tuneline: warning: {warning}", file=sys.stderr)
         return 0
     print(f"{args.name}@champion: {moved.line()}")
+    _flush_prefect_events()
     return 0
+
+
+def _flush_prefect_events() -> None:
+    """With a Prefect API, the gate lock's concurrency slot sends events; a command that exits right after left
+    Prefect's events worker warning "Still processing items" on every promote and rollback."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        from tuneline.events import flush_events
+
+        flush_events()
 
 
 def _watch(config: TunelineConfig, interval: float | None, once: bool) -> int:
