@@ -71,6 +71,20 @@ def test_inferred_rare_label_is_an_error_naming_it(tmp_path):
         validate(run_config("classification", path=write_rows(tmp_path / "d.csv", rows)), tmp_path / "run")
 
 
+def test_multi_label_rows_read_without_task_say_to_set_the_multilabel_task(tmp_path):
+    """`task:` left out reads GoEmotions-like rows with the single-label kind: the error listed '2,7' (1) ... as rare
+    labels and stopped there."""
+    rows = [(f"text {i}", ["2", "7", "11"][i % 3]) for i in range(60)]
+    rows += [(f"both {i}", label) for i, label in enumerate(["2,7", "7,11", "2,11", "2,7,11"])]
+    with pytest.raises(DataValidationError, match=r"labels such as '2,11' are several labels of one row: for "
+                                                  r"multi-label data set task: multilabel_classification"):
+        validate(run_config("classification", path=write_rows(tmp_path / "d.csv", rows)), tmp_path / "run")
+    rows = [(f"text {i}", ["neg", "pos"][i % 2]) for i in range(40)] + [("odd one", "very, very good")]
+    with pytest.raises(DataValidationError) as error:  # a comma in a rare label alone is no hint
+        validate(run_config("classification", path=write_rows(tmp_path / "e.csv", rows)), tmp_path / "run2")
+    assert "multilabel" not in str(error.value)
+
+
 def test_one_configured_label_is_an_error_not_a_regression_head(tmp_path):
     rows = [(f"text {i}", "x") for i in range(20)]
     with pytest.raises(DataValidationError, match="at least 2"):

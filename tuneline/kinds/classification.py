@@ -209,10 +209,26 @@ def frequent_labels(values: list[Any], minimum: int) -> list[str]:
                    and sum(counts.values()) < 2 * len(counts))
         hint = (f"; the label column holds {len(counts):,} distinct values, most of them seen once: is it the text "
                 "column? check data.text_column and data.label_column (or the file's header)") if swapped else ""
+        if not hint and (joined := _joined_labels(list(rare), counts)):
+            hint = (f"; labels such as {joined!r} are several labels of one row: for multi-label data set task: "
+                    "multilabel_classification")
         raise LabelSetError(f"label(s) {shown} occur fewer than data.min_examples_per_label={minimum} times in the "
                             "training data: fix those rows, or list the real classes in data.labels (rows with other "
                             f"labels are then quarantined){hint}")
     return sorted(counts)
+
+
+def _joined_labels(rare: list[str], counts: Counter) -> str | None:
+    """A rare label that joins labels seen on their own (``'2,7'`` beside rows labelled ``2`` and ``7``), when at least
+    half of the rare labels are such: multi-label data read by the single-label kind (``task:`` left out)."""
+    joined = []
+    for label in rare:
+        for separator in (",", "|", ";"):
+            parts = [part.strip() for part in label.split(separator)]
+            if len(parts) >= 2 and all(counts.get(part, 0) > counts[label] for part in parts):
+                joined.append(label)
+                break
+    return joined[0] if joined and len(joined) >= len(rare) / 2 else None
 
 
 def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column: str) -> list[str]:
