@@ -63,7 +63,37 @@ def _checked_source(source: Path | str) -> Path:
     if not (folder / "flows" / "train.py").is_file():
         raise UserError(f"--source {folder}: it has no flows/train.py; give the tuneline repository or the installed "
                         f"package folder (this installation's: {default_source()})")
+    if folder != default_source():
+        _same_code(folder)
     return folder
+
+
+#: tuneline's import packages and where each lies in the repository (the installed layout nests all in tuneline/)
+_PACKAGE_FOLDERS = {"tuneline": "tuneline", "tuneline.kinds": "tuneline/kinds", "tuneline.pyfunc": "tuneline/pyfunc",
+                    "tuneline.flows": "flows", "tuneline.tasks": "tasks", "tuneline.schemas": "schemas",
+                    "tuneline.deployments": "deployments"}
+
+
+def _same_code(folder: Path) -> None:
+    """A worker's flow run loads the flows from ``folder`` but imports the rest of tuneline from wherever it is
+    installed there, so a source folder of another revision mixes two versions (a probe's run failed with
+    ``prepare() got an unexpected keyword argument``). Refuse unless its modules are this installation's."""
+    import importlib
+
+    repository_layout = (folder / "tuneline" / "__init__.py").is_file()
+    for package, repo_folder in _PACKAGE_FOLDERS.items():
+        installed = Path(importlib.import_module(package).__file__).parent
+        relative = repo_folder if repository_layout else repo_folder.removeprefix("tuneline").lstrip("/")
+        theirs = folder / relative if relative else folder
+        for module in sorted(installed.glob("*.py")):
+            other = theirs / module.name
+            if not other.is_file() or other.read_bytes() != module.read_bytes():
+                shown, how = other.relative_to(folder), "differs from" if other.is_file() else "is missing, unlike"
+                raise UserError(f"--source {folder}: {shown} {how} this installation's {module}: a worker's flow "
+                                "run would mix two versions of "
+                                "tuneline (its flows from the source folder, the rest from the installed package); "
+                                "deploy from this installation's folder (leave out --source), or install that one "
+                                "(pip install -e FOLDER)")
 
 
 def _cwd_independent(config: TunelineConfig) -> TunelineConfig:

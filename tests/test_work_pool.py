@@ -48,6 +48,20 @@ def test_deploy_checks_the_config_and_the_source_before_it_contacts_prefect(tmp_
     assert "tracking.tracking_uri holds credentials" in capsys.readouterr().err
     assert main(["deploy", "--config", config, "--pool", POOL, "--source", str(tmp_path)]) == 1
     assert f"--source {tmp_path}: it has no flows/train.py" in capsys.readouterr().err
+    # a copy of another revision: a worker's run would take its flows from there and the rest from the installation
+    import shutil
+
+    from tuneline.deployments.deploy import _checked_source, default_source
+
+    copy = tmp_path / "other-revision"
+    for folder in ("tuneline", "flows", "tasks", "schemas", "deployments"):
+        shutil.copytree(default_source() / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    assert _checked_source(copy) == copy  # the same code elsewhere is fine
+    with (copy / "tasks" / "intake.py").open("a") as handle:
+        handle.write("\n# another revision\n")
+    assert main(["deploy", "--config", config, "--pool", POOL, "--source", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert f"--source {copy}: tasks/intake.py differs from this installation's" in err and "Traceback" not in err
 
 
 @pytest.mark.integration
