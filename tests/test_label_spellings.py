@@ -124,6 +124,12 @@ def test_a_landed_batch_writing_a_known_label_another_way_is_not_an_unseen_label
     assert validated.frames["all"]["label"].value_counts().to_dict() == {"Positive": 20, "negative": 10}
 
 
+def test_a_tie_between_spellings_goes_to_the_one_with_the_fewest_capitals():
+    frames = {"train": pd.DataFrame({"label": ["EMBARRASSMENT", "embarrassment", "Joy", "JOY", "joy", "joy", "JOY", "JOY"]})}
+    assert spelling_map(frames, "label", None, ["train"]) == {"EMBARRASSMENT": "embarrassment", "Joy": "JOY",
+                                                               "joy": "JOY"}  # JOY is written most: no tie
+
+
 def test_iob_tags_in_any_case_or_with_an_underscore_are_read_as_iob2():
     from tuneline.kinds.label_spellings import tag_spelling_map
 

@@ -62,7 +62,8 @@ def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Itera
     """Each spelling that is not its class's chosen one → the chosen one (empty when every class has one spelling).
 
     The chosen spelling: the configured label with that key, else the most frequent spelling in the first source
-    role present (train), else in all frames together; ties go to the first in sorted order.
+    role present (train), else in all frames together; ties go to the spelling with the fewest capitals, then the
+    first in sorted order (GoEmotions' 'embarrassment' beside as many 'EMBARRASSMENT' stays lower case).
     """
     everywhere, source = _written(frames, column, source_roles)
     by_key: dict[str, set[str]] = {}
@@ -73,7 +74,8 @@ def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Itera
     for key, spellings in by_key.items():
         if key not in chosen and len(spellings) == 1:
             continue
-        target = chosen.get(key) or min(spellings, key=lambda s: (-source.get(s, 0), -everywhere[s], s))
+        target = chosen.get(key) or min(spellings, key=lambda s: (-source.get(s, 0), -everywhere[s],
+                                                                  sum(c.isupper() for c in s), s))
         mapping.update({s: target for s in spellings if s != target})
     return mapping
 
