@@ -137,22 +137,22 @@ def pinned_databases(config: TunelineConfig) -> dict[str, str]:
     """The ledger and gate-lock databases a worker's flow runs must share with this machine's CLI, as environment
     variables for the deployments, when nothing names them: with a non-SQLite MLflow store (an ``http://`` server)
     their default is a SQLite file in the *current folder*, which for a worker's flow run is the source folder, not
-    the folder where ``tuneline history/promote/rollback/data`` run. Pinned here to this folder's files (absolute)."""
+    the folder where ``tuneline history/promote/rollback/data`` run. Pinned here to what this process resolves (the
+    shared rule of :func:`tuneline.locking.database_beside_store`)."""
     import os
 
-    from tuneline.ledger import LEDGER_DB_NAME, LEDGER_URL_ENV
-    from tuneline.locking import LOCK_DB_NAME, LOCK_URL_ENV
+    from tuneline.ledger import LEDGER_URL_ENV, default_ledger_url
+    from tuneline.locking import LOCK_URL_ENV, default_lock_url
     from tuneline.runtime import resolve_tracking_uri
 
-    if config.tracking.tracking_uri is None and not os.environ.get("MLFLOW_TRACKING_URI"):
-        return {}
-    if resolve_tracking_uri(config.tracking.tracking_uri).startswith("sqlite:"):
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    if uri.startswith("sqlite:"):
         return {}  # the defaults live beside the store's file: the same for every process
     pinned = {}
     if not os.environ.get(LOCK_URL_ENV):
-        pinned[LOCK_URL_ENV] = f"sqlite:///{Path.cwd() / LOCK_DB_NAME}"
+        pinned[LOCK_URL_ENV] = default_lock_url(uri)
     if not os.environ.get(LEDGER_URL_ENV) and not config.ledger.url:
-        pinned[LEDGER_URL_ENV] = f"sqlite:///{Path.cwd() / LEDGER_DB_NAME}"
+        pinned[LEDGER_URL_ENV] = default_ledger_url(uri)
     return pinned
 
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 HEARTBEAT_ENV = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
 HEARTBEAT_S = 30  # the least Prefect allows
 MISSED_HEARTBEATS = 3
+ZOMBIE_AFTER = timedelta(seconds=HEARTBEAT_S * MISSED_HEARTBEATS)
 AUTOMATION_NAME = "tuneline: mark flow runs without heartbeats crashed"
 #: the events that end a run's wait for its next heartbeat (a heartbeat, or a final state)
 _ALIVE_OR_DONE = {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
@@ -29,8 +30,7 @@ def heartbeat_env() -> dict[str, str]:
     return {HEARTBEAT_ENV: str(HEARTBEAT_S)}
 
 
-def zombie_automation(name: str = AUTOMATION_NAME,
-                      within: timedelta = timedelta(seconds=HEARTBEAT_S * MISSED_HEARTBEATS)):  # noqa: ANN201
+def zombie_automation(name: str = AUTOMATION_NAME, within: timedelta = ZOMBIE_AFTER):  # noqa: ANN201
     """The automation: for each flow run that sent a heartbeat, expect another (or a final state) ``within``; when
     none comes, set the run ``Crashed``. Runs that send no heartbeats (flows not deployed by tuneline) never match."""
     from prefect.automations import Automation
@@ -51,7 +51,7 @@ def zombie_automation(name: str = AUTOMATION_NAME,
                                             "(marked by tuneline's zombie automation)")])
 
 
-def ensure_zombie_automation(name: str = AUTOMATION_NAME, within: timedelta | None = None) -> bool:
+def ensure_zombie_automation(name: str = AUTOMATION_NAME) -> bool:
     """Create the automation on the configured Prefect API unless one of that name exists; whether it was created."""
     from prefect.automations import Automation
 
@@ -60,10 +60,11 @@ def ensure_zombie_automation(name: str = AUTOMATION_NAME, within: timedelta | No
         return False
     except ValueError:  # Prefect's "not found"
         pass
-    zombie_automation(name, within or timedelta(seconds=HEARTBEAT_S * MISSED_HEARTBEATS)).create()
+    zombie_automation(name).create()
     return True
 
 
 def emit_heartbeats_from_this_process() -> None:
     """``tuneline serve``: the runner starts each flow run in a child process with this environment."""
-    os.environ.setdefault(HEARTBEAT_ENV, str(HEARTBEAT_S))
+    for name, value in heartbeat_env().items():
+        os.environ.setdefault(name, value)
