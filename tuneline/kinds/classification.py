@@ -187,6 +187,22 @@ def present_labels(gold: list[Any], predicted: list[Any], labels: list[str]) -> 
     return [label for label in labels if label in seen] or list(labels)
 
 
+def label_ids(values: list[Any], labels: list[str]) -> np.ndarray:
+    """Each value's position in ``labels``; an out-of-set value (never expected) gets ``len(labels)``."""
+    index = {label: i for i, label in enumerate(labels)}
+    return np.array([index.get(v, len(labels)) for v in values])
+
+
+def per_class_f1(gold_ids: np.ndarray, pred_ids: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """F1 and support of each label from label ids, with ``np.bincount``: what the bootstrap's subset scores of the
+    single-label kinds reduce (fast enough for 1,000 resamples of a large test set)."""
+    n = n_labels + 1  # the out-of-set slot
+    hits = np.bincount(gold_ids[gold_ids == pred_ids], minlength=n)[:n_labels]
+    support = np.bincount(gold_ids, minlength=n)[:n_labels]
+    denominator = support + np.bincount(pred_ids, minlength=n)[:n_labels]
+    return np.divide(2 * hits, denominator, out=np.zeros(n_labels), where=denominator > 0), support
+
+
 #: at most this many rare labels are named in the error (the rest are counted)
 RARE_LABELS_SHOWN = 10
 
@@ -438,21 +454,14 @@ class ClassificationKind(TaskKind):
             # a kind with metrics of its own scores them itself: this once scored a pair model's f1_positive as
             # weighted F1, so its interval and the gate's comparison were of another number than the one reported
             raise ValueError(f"no subset score for metric {metric!r} of {self.name}")
-        index = {label: i for i, label in enumerate(labels)}
-        n = len(labels) + 1  # an out-of-set value (never expected) gets its own slot
-        gold_ids = np.array([index.get(g, len(labels)) for g in gold])
-        pred_ids = np.array([index.get(p, len(labels)) for p in predicted])
+        gold_ids, pred_ids = label_ids(gold, labels), label_ids(predicted, labels)
         present = np.isin(np.arange(len(labels)), np.concatenate([gold_ids, pred_ids]))
 
         def score(indices: Any) -> float:
             g, p = gold_ids[indices], pred_ids[indices]
             if metric == "accuracy":
                 return float(np.mean(g == p))
-            hits = np.bincount(g[g == p], minlength=n)[: len(labels)]
-            support = np.bincount(g, minlength=n)[: len(labels)]
-            guessed = np.bincount(p, minlength=n)[: len(labels)]
-            denominator = support + guessed
-            f1 = np.divide(2 * hits, denominator, out=np.zeros(len(labels)), where=denominator > 0)
+            f1, support = per_class_f1(g, p, len(labels))
             if metric == "macro_f1":  # over the labels present in all rows (fixed, so resamples stay comparable)
                 return float(f1[present].mean()) if present.any() else 0.0
             return float((f1 * support).sum() / support.sum()) if support.sum() else 0.0  # weighted_f1

@@ -41,7 +41,9 @@ from tuneline.kinds.classification import (
     ClassificationKind,
     LabelSetError,
     encode_texts,
+    label_ids,
     normalized_labels,
+    per_class_f1,
 )
 
 #: Joins the two texts of a key. Python treats U+001F as whitespace, so ``str.strip`` removes it from a text's ends
@@ -354,23 +356,17 @@ class PairClassificationKind(ClassificationKind):
         }
 
     def subset_score(self, gold: list[str], predicted: list[str], labels: list[str], metric: str):
-        """The same numbers as :meth:`score` on resampled rows. Classification's version knows accuracy and
-        macro_f1 only (anything else it scores as weighted F1), so ``f1_positive`` is computed here: the F1 of
-        ``labels[1]``; macro_f1 over the full label set, as :meth:`score` averages it."""
+        """The same numbers as :meth:`score` on resampled rows: ``f1_positive`` is the F1 of ``labels[1]``, macro_f1
+        runs over the full label set as :meth:`score` averages it (classification's averages the labels present)."""
         if metric not in ("accuracy", "macro_f1", "f1_positive"):
             raise ValueError(f"no subset score for metric {metric!r} of {self.name}")
-        index = {label: i for i, label in enumerate(labels)}
-        n = len(labels) + 1
-        gold_ids = np.array([index.get(g, len(labels)) for g in gold])
-        pred_ids = np.array([index.get(p, len(labels)) for p in predicted])
+        gold_ids, pred_ids = label_ids(gold, labels), label_ids(predicted, labels)
 
         def score(indices: Any) -> float:
             g, p = gold_ids[indices], pred_ids[indices]
             if metric == "accuracy":
                 return float(np.mean(g == p))
-            hits = np.bincount(g[g == p], minlength=n)[: len(labels)]
-            denominator = np.bincount(g, minlength=n)[: len(labels)] + np.bincount(p, minlength=n)[: len(labels)]
-            f1 = np.divide(2 * hits, denominator, out=np.zeros(len(labels)), where=denominator > 0)
+            f1, _support = per_class_f1(g, p, len(labels))
             if metric == "f1_positive":
                 return float(f1[1])
             return float(f1.mean())  # macro_f1
