@@ -9,6 +9,13 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist (two workers on two cores) each worker's torch, and every process it starts, uses one thread:
+# two 2-thread torch processes on two cores spin against each other, and these tiny models gain little from a second
+# thread. Set before torch is imported anywhere in the worker.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_threads, "1")
+
 from tuneline import runtime  # noqa: F401  (offline defaults before prefect/mlflow/transformers)
 
 # Tests call tasks' functions directly (``task.fn``), outside any flow run: their log lines have no flow run to be sent
