@@ -6,7 +6,8 @@ with ``torch.profiler``, and groups the operators' self time into: matmuls, opti
 fp32 weights to bf16 every forward), gradient clipping, dropout draws, zero fills and everything else. It also times
 the matmuls' FLOPs against the matmul peak measured in the same process (bf16 where the CPU has it natively, else fp32).
 
-Variants (``--variants``): ``full`` (full fine-tuning), ``frozen_embeddings`` (the embedding table frozen),
+Variants (``--variants``): ``full`` (full fine-tuning), ``full_fp32`` (the same step without bf16 autocast: what
+``tuneline train``'s precision auto runs on a CPU without AMX/AVX512-BF16, where bf16 is emulated), ``frozen_embeddings`` (the embedding table frozen),
 ``lora`` (LoRA r=16 on every linear layer, dropout 0.1: tuneline's old default), ``lora_no_dropout`` (dropout 0,
 the default now), ``lora_bf16_base`` (that, with the frozen base's linear weights held in bf16, as tuneline trains).
 
@@ -30,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from train_speed import bf16_matmul_peak, prepare_smoke, read_tsv, tiny_model  # noqa: E402
 
-VARIANTS = ("full", "frozen_embeddings", "lora", "lora_no_dropout", "lora_bf16_base")
+VARIANTS = ("full", "full_fp32", "frozen_embeddings", "lora", "lora_no_dropout", "lora_bf16_base")
 #: operator name → job; anything else is "other" (layer norms, GELU, softmax, views, adds of activations)
 JOBS = {
     "aten::mm": "matmul", "aten::addmm": "matmul", "aten::bmm": "matmul",
@@ -87,7 +88,7 @@ def profile_variant(model_dir: str, variant: str, texts: list[str], labels: list
 
     def step(batch: list[int]) -> int:
         features = tokenizer.pad({k: [encoded[k][i] for i in batch] for k in keys}, return_tensors="pt")
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant != "full_fp32"):
             loss = model(**features, labels=target[batch]).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
