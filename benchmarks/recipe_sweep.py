@@ -2,10 +2,11 @@
 on a GPU, where one recipe costs seconds instead of the 6-20 minutes it costs on the 2-core CI machine.
 
 The recipe is what transfers, not the speed: each job trains MiniLM with the Trainer exactly as tuneline does (bf16
-autocast, fused AdamW, linear schedule with 10% warmup, weight decay 0.01, clipping at 1.0, length-grouped batches,
-SST-2 at max_length 64 on a seeded 90% of train like tuneline's validation split, CoNLL-2003 at 128, first sub-token
-labelled) and writes the selection metric (the held-out part of train; CoNLL's valid.txt) and the reported one (GLUE
-dev; CoNLL's full test.txt, conlleval chunking) after every epoch. Recipes are chosen on the selection metric only.
+autocast where the hardware has it natively, fused AdamW, linear schedule with 10% warmup, weight decay 0.01,
+clipping at 1.0, length-grouped batches, SST-2 at max_length 64 on a seeded 90% of train like tuneline's validation
+split, CoNLL-2003 at 128, first sub-token labelled) and writes the selection metric (the held-out part of train;
+CoNLL's valid.txt) and the reported one (GLUE dev; CoNLL's full test.txt, conlleval chunking) after every epoch.
+Recipes are chosen on the selection metric only.
 
 The device machine lacks nothing this needs but the data and the weights, and only 64 MiB travel, so ``--prepare``
 writes a bf16 copy of MiniLM's weights (45 MB; loaded back as fp32: the start differs from the fp32 checkpoint by
@@ -120,6 +121,21 @@ def chunks(tags: list[str]) -> set[tuple[int, int, str]]:
         if prefix in ("B", "I") and not continues:
             start, kind = i, entity
     return spans
+
+
+def bf16_native() -> bool:
+    """bf16 only where the hardware runs it natively, as ``tuneline train``'s ``precision: auto`` decides
+    (``tasks/train.py``; restated because the GPU machine runs this script without tuneline): on a CPU without
+    AVX512-BF16 or AMX, torch emulates bf16 and a MiniLM step ran 18x slower than in fp32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> float:
@@ -265,7 +281,7 @@ def run_job(spec: dict, assets: Path, out: Path) -> None:
     args = TrainingArguments(
         output_dir=f"/tmp/sweep-{spec['name']}-{spec['seed']}", per_device_train_batch_size=spec["batch"],
         per_device_eval_batch_size=128, num_train_epochs=spec["epochs"], learning_rate=spec["lr"],
-        weight_decay=spec["wd"], warmup_steps=spec["warmup"], seed=spec["seed"], bf16=True,
+        weight_decay=spec["wd"], warmup_steps=spec["warmup"], seed=spec["seed"], bf16=bf16_native(),
         optim="adamw_torch_fused", eval_strategy="no", save_strategy="no", logging_steps=200, report_to="none",
         train_sampling_strategy="group_by_length", disable_tqdm=True, dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available())
