@@ -124,18 +124,18 @@ def chunks(tags: list[str]) -> set[tuple[int, int, str]]:
 
 
 def bf16_native() -> bool:
-    """bf16 only where the hardware runs it natively, as ``tuneline train``'s ``precision: auto`` decides
-    (``tasks/train.py``; restated because the GPU machine runs this script without tuneline): on a CPU without
-    AVX512-BF16 or AMX, torch emulates bf16 and a MiniLM step ran 18x slower than in fp32."""
+    """bf16 only where the hardware runs it natively, by ``tuneline train``'s ``precision: auto`` rule: on a CPU
+    without AVX512-BF16 or AMX torch emulates bf16, and a MiniLM step ran 18x slower than in fp32. The CPU check is
+    the pyfunc's (self-contained, so it imports on the device machine from the copied tree without tuneline's
+    dependencies)."""
     import torch
 
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tuneline.pyfunc.text_classifier import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
 
 
 def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> float:

@@ -4,12 +4,14 @@ The train-speed benchmark says how fast; this one says why. It runs the same ste
 forward, backward, gradient clipping at 1.0, fused AdamW, zero_grad) on length-grouped batches of 32 SST-2 rows,
 with ``torch.profiler``, and groups the operators' self time into: matmuls, optimizer, weight casts (autocast copying
 fp32 weights to bf16 every forward), gradient clipping, dropout draws, zero fills and everything else. It also times
-the matmuls' FLOPs against the matmul peak measured in the same process (bf16 where the CPU has it natively, else fp32).
+the matmuls' FLOPs against the matmul peak measured in the same process (bf16 where the CPU has it natively, else
+fp32).
 
 Variants (``--variants``): ``full`` (full fine-tuning), ``full_fp32`` (the same step without bf16 autocast: what
-``tuneline train``'s precision auto runs on a CPU without AMX/AVX512-BF16, where bf16 is emulated), ``frozen_embeddings`` (the embedding table frozen),
-``lora`` (LoRA r=16 on every linear layer, dropout 0.1: tuneline's old default), ``lora_no_dropout`` (dropout 0,
-the default now), ``lora_bf16_base`` (that, with the frozen base's linear weights held in bf16, as tuneline trains).
+``tuneline train``'s precision auto runs on a CPU without AMX/AVX512-BF16, where bf16 is emulated),
+``frozen_embeddings`` (the embedding table frozen), ``lora`` (LoRA r=16 on every linear layer, dropout 0.1:
+tuneline's old default), ``lora_no_dropout`` (dropout 0, the default now), ``lora_bf16_base`` (that, with the frozen
+base's linear weights held in bf16, as tuneline trains).
 
     .venv/bin/python benchmarks/step_profile.py                 # MiniLM, SST-2 rows, all variants (about 2 minutes)
     .venv/bin/python benchmarks/step_profile.py --smoke --output /tmp/step_profile.json
@@ -29,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from train_speed import bf16_matmul_peak, prepare_smoke, read_tsv, tiny_model  # noqa: E402
+from train_speed import matmul_peak, prepare_smoke, read_tsv, tiny_model  # noqa: E402
 
 VARIANTS = ("full", "full_fp32", "frozen_embeddings", "lora", "lora_no_dropout", "lora_bf16_base")
 #: operator name → job; anything else is "other" (layer norms, GELU, softmax, views, adds of activations)
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             model_dir = resolve_base_model("minilm")
             rows = random.Random(0).sample(read_tsv(source), args.rows)
         texts, labels = [t for t, _ in rows], [int(label) for _, label in rows]
-        peak = bf16_matmul_peak(seconds=0.5 if args.smoke else 3.0, size=256 if args.smoke else 2048)
+        peak = matmul_peak(seconds=0.5 if args.smoke else 3.0, size=256 if args.smoke else 2048)
         results = [profile_variant(model_dir, v, texts, labels, args.steps, args.batch_size) for v in variants]
     for result in results:
         if result["matmul_tflops_per_s"] is not None:

@@ -161,7 +161,7 @@ def token_lengths(model_dir: str, texts: list[str], max_length: int) -> list[int
     return [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
 
 
-def bf16_matmul_peak(seconds: float = 3.0, size: int = 2048) -> dict[str, float]:
+def matmul_peak(seconds: float = 3.0, size: int = 2048) -> dict[str, float]:
     """FLOP/s of square bf16 and fp32 matmuls on this machine, now, with torch's threads: the best of sizes
     ``size/4``, ``size/2`` and ``size`` (on an AMD EPYC without AVX512 a 2048-wide fp32 matmul ran at 89 GFLOP/s and
     MiniLM's own narrower ones at 117: one size is no ceiling). A size whose first product takes longer than
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         shape = encoder_shape(model_dir)
         flops = {"per_run": useful_flops(lengths, shape, args.epochs), **shape,
                  "real_tokens_per_epoch": sum(lengths), "padded_tokens_pad128_per_epoch": len(lengths) * args.max_length}
-        peak = bf16_matmul_peak(seconds=0.5 if args.smoke else 3.0, size=256 if args.smoke else 2048)
+        peak = matmul_peak(seconds=0.5 if args.smoke else 3.0, size=256 if args.smoke else 2048)
         runs: list[dict] = []
         for round_number in range(args.seeds):
             seed = 42 + round_number

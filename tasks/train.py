@@ -73,11 +73,9 @@ def resolve_precision(requested: str) -> str:
         return requested
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "fp32"
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+    from tuneline.pyfunc.text_classifier import cpu_has_native_bf16  # the serving code's rule, so both agree
+
+    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 class MlflowCurvesCallback(TrainerCallback):
