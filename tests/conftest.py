@@ -24,6 +24,15 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heaviest test files first (seconds from ``file_seconds.json``; why and how to refresh it: ``file_seconds.py``),
+    each file's tests in their own order. The xdist workers take files in this order (pyproject:
+    ``--no-loadscope-reorder``), so the long real-model and server files start at once and short ones fill the end."""
+    from file_seconds import heaviest_first, known_seconds
+
+    items[:] = heaviest_first(items, known_seconds())
+
 WORDS = sorted(set("""
 the a an my your is was not it to for of on in at and or can you i me please why how when where what help need
 invoice bill charge payment refund subscription fee receipt card money credit promo code discount twice
