@@ -25,6 +25,7 @@ happens, so a run cut off at its deadline still returns what finished; ``summary
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -123,11 +124,12 @@ def chunks(tags: list[str]) -> set[tuple[int, int, str]]:
     return spans
 
 
+@functools.cache
 def bf16_native() -> bool:
     """bf16 only where the hardware runs it natively, by ``tuneline train``'s ``precision: auto`` rule: on a CPU
     without AVX512-BF16 or AMX torch emulates bf16, and a MiniLM step ran 18x slower than in fp32. The CPU check is
     the pyfunc's (self-contained, so it imports on the device machine from the copied tree without tuneline's
-    dependencies)."""
+    dependencies). Cached: each job asks, and the import path is extended once."""
     import torch
 
     if torch.cuda.is_available():

@@ -33,6 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     items[:] = heaviest_first(items, known_seconds())
 
+
 WORDS = sorted(set("""
 the a an my your is was not it to for of on in at and or can you i me please why how when where what help need
 invoice bill charge payment refund subscription fee receipt card money credit promo code discount twice
