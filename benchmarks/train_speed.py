@@ -343,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = (set(variants) | ({args.peer} - {"auto"})) - set(PEERS) - set(TUNELINE)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; choose from {[*PEERS, *TUNELINE]}")
+    if args.peer != "auto" and args.peer not in variants:
+        parser.error(f"--peer {args.peer} is not among --variants: add it, or the ratios have nothing to divide by")
 
     from tuneline.runtime import resolve_base_model
 
@@ -364,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         flops = {"per_run": useful_flops(lengths, shape, args.epochs), **shape,
                  "real_tokens_per_epoch": sum(lengths), "padded_tokens_pad128_per_epoch": len(lengths) * args.max_length}
         peak = matmul_peak(seconds=0.5 if args.smoke else 3.0, size=256 if args.smoke else 2048)
+        peer = the_peer(args.peer, peak)
+        if peer not in variants:  # known only now: auto picks by the measured peak
+            sys.exit(f"train_speed: --peer auto chose {peer} on this machine ({peak['reference']} is the faster "
+                     f"matmul), but --variants leaves it out: add {peer}")
         runs: list[dict] = []
         for round_number in range(args.seeds):
             seed = 42 + round_number
@@ -378,7 +384,6 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(result)
                 print(f"  {result['train_samples_per_s']:.1f} samples/s, dev accuracy {result['dev_accuracy']:.4f}"
                       + (f"; {result['time_line']}" if result.get("time_line") else ""), flush=True)
-        peer = the_peer(args.peer, peak)
         table = summarize(runs, variants, flops, peak, peer)
     import torch
     import transformers

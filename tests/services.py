@@ -207,7 +207,9 @@ class MlflowServer:
         # explicit environment: no tracking/registry URI, Prefect or tuneline setting of the tests leaks into it
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY", "PREFECT_", "TUNELINE_"))}
-        env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
+        env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1",
+                   # no job runner (a second process importing MLflow, for GenAI jobs tuneline never submits)
+                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         self.artifacts.mkdir(parents=True, exist_ok=True)
         argv = [str(self.mlflow), "server", "--backend-store-uri", self.backend_store_uri,
                 "--artifacts-destination", str(self.artifacts), "--serve-artifacts",

@@ -423,7 +423,9 @@ def test_per_label_calibration_stores_a_mapping_the_pyfunc_serves(tag_run, tmp_p
 #: at learning rates 1e-4, 3e-4 and 1e-3, and with LoRA at 2e-3 (every logit first has to fall to its rare label's
 #: prior, which takes most of the 190 steps). Restricted to these labels the same budget learns the emotions.
 EMOTIONS = {"admiration": 0, "amusement": 1, "curiosity": 7, "gratitude": 15, "love": 18}
-TRAIN_ROWS, VALIDATION_ROWS = 3000, 500
+#: Measured here (fp32, one epoch): over 2,000 comments micro-F1 0.825 / macro-F1 0.844 against the prior's 0.372 /
+#: 0.241; over 1,200 only 0.557 / 0.480 (the plateau is barely left), so 2,000 keeps a wide margin.
+TRAIN_ROWS, VALIDATION_ROWS = 2000, 500
 
 
 def emotion_rows(path: Path) -> list[str]:

@@ -57,6 +57,13 @@ WORKER = textwrap.dedent("""
     ledger = Ledger(url, model, lease_s=float(lease_s))
     (folder / f"{run_id}.ready").touch()
     report = folder / f"{run_id}.json"
+
+    def publish(value):
+        # write then rename: the test polls for the file, and must never read it half-written
+        part = folder / f"{run_id}.json.part"
+        part.write_text(json.dumps(value))
+        part.replace(report)
+
     if mode == "race":
         give_up = time.monotonic() + 60
         while not (folder / "go").exists():
@@ -67,18 +74,17 @@ WORKER = textwrap.dedent("""
         while batches := ledger.claim(run_id, max_batches=1):
             got += [b.content_hash for b in batches]
             time.sleep(0.02)  # a little work between two claims, so that neither process starves the other (2 busy cores)
-        report.write_text(json.dumps(got))
+        publish(got)
     elif mode == "validate-then-hang":
         got = ledger.claim(run_id)
         for b in got:
             ledger.mark_validated(run_id, b.content_hash, 10, 1, str(folder / f"{b.name}.quarantine.jsonl"))
-        report.write_text(json.dumps([b.content_hash for b in got]))
+        publish([b.content_hash for b in got])
         time.sleep(600)
     elif mode == "finish":
         got = ledger.claim(run_id)
         used = ledger.mark_used(run_id, "2", expected=[b.content_hash for b in got])
-        report.write_text(json.dumps({"claimed": [[b.content_hash, b.state] for b in got],
-                                      "used": [b.content_hash for b in used]}))
+        publish({"claimed": [[b.content_hash, b.state] for b in got], "used": [b.content_hash for b in used]})
     else:
         sys.exit(f"unknown mode {mode}")
 """)

@@ -10,7 +10,7 @@ from conftest import shared_data
 from tuneline.config import build_config
 from tuneline.flows.train import train_flow
 
-TRAIN_ROWS = 3000
+TRAIN_ROWS = 2000
 
 
 @pytest.mark.slow
@@ -39,7 +39,8 @@ def test_minilm_on_sst2_beats_majority_and_zero_shot(workdir):
     zero_shot = summary.comparison["zero_shot"]["accuracy"]
     print(f"SST-2 dev accuracy: fine-tuned {after:.4f}, zero-shot {zero_shot:.4f}, majority {majority:.4f}")
     assert 0.45 < majority < 0.56  # GLUE dev is balanced: the baseline is near chance
-    # measured here: fine-tuned 0.794, zero-shot 0.669, majority 0.509 (one epoch over 3,000 train phrases)
+    # measured here (one epoch, fp32 on an AVX2 CPU): fine-tuned 0.7936 over 2,000 train phrases, 0.794 over 3,000,
+    # 0.779 over 1,500; zero-shot 0.669, majority 0.509
     assert after >= 0.76
     assert after >= majority + 0.2
     assert after >= zero_shot + 0.08
