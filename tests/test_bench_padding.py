@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+import padding  # benchmarks/ is on the path (pyproject: pythonpath)
 
-import padding  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_packing_fills_the_fewest_even_rows():

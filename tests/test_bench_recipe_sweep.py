@@ -10,12 +10,10 @@ import sys
 from pathlib import Path
 
 from conftest import shared_data
+from recipe_sweep import entity_f1  # benchmarks/ is on the path (pyproject: pythonpath)
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "recipe_sweep.py"
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from recipe_sweep import entity_f1  # noqa: E402
 
 
 def test_entity_f1_counts_chunks_as_conlleval_does():

@@ -11,13 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from train_speed import the_peer  # benchmarks/ is on the path (pyproject: pythonpath)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from train_speed import the_peer  # noqa: E402
 
 
 def test_the_peer_is_the_script_a_user_would_tune_on_the_machine():
