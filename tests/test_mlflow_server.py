@@ -111,6 +111,8 @@ def trained(scaled, tiny_bert):
 def retrained(scaled, tiny_bert):
     """``retrain_flow`` with ``ledger.url: ${TUNELINE_TEST_LEDGER_URL}``: a batch landed before the first run, then a
     second run that must find nothing new. Returns both summaries, the Prefect flow run ids and the recorded logs."""
+    from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
+
     from tuneline.flows.retrain import retrain_flow
 
     landing = scaled.folder / "landing"
@@ -121,8 +123,9 @@ def retrained(scaled, tiny_bert):
     loggers = [logging.getLogger(), logging.getLogger("prefect")]  # Prefect's loggers do not propagate to the root
     for logger in loggers:
         logger.addHandler(recorder)
-    try:
-        states = [retrain_flow(cfg, trigger="test", return_state=True) for _ in range(2)]
+    try:  # the log check below reads what Prefect stored: ship the logs (conftest turns shipping off)
+        with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: True}):
+            states = [retrain_flow(cfg, trigger="test", return_state=True) for _ in range(2)]
     finally:
         for logger in loggers:
             logger.removeHandler(recorder)
