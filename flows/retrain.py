@@ -13,6 +13,7 @@ from prefect import flow
 
 from tuneline.common import task_logger
 from tuneline.datasets import DatasetStore
+from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
 from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
@@ -84,7 +85,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
                                       batches_rejected={}, batches_duplicate=duplicates,
                                       duplicate_notes=notes)
-            with tracked_run(config) as run:
+            with frozen_heap(), tracked_run(config) as run:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
                 expired = {b.content_hash: b.claimed_by for b in ledger.free_batches() if b.claimed_by}
                 batches = ledger.claim(run.run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.evaluate import evaluate_model, score_baselines
@@ -34,7 +35,7 @@ def train_flow(config: AnyConfig) -> RunSummary:
      7. build the model: the kind's head + strategy         15. gate: move champion only if it passes
      8. train with the Trainer (early stopping, resume)     16. summarize; remove the checkpoints
     """
-    with tracked_run(config) as run:
+    with frozen_heap(), tracked_run(config) as run:
         loaded = load_data(config)
         validated = validate_data(loaded, config, run.run_dir, run)
         splits = split_data(validated.frames, validated.labels, config.data.split, kind=config.task)

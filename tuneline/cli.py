@@ -261,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         timings.moment("config loaded")
         wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
         from tuneline.errors import quiet_user_error_tracebacks
-        from tuneline.flows.train import train_flow
+        from tuneline.heap import imports_without_collections
+
+        with imports_without_collections():
+            from tuneline.flows.train import train_flow
 
         timings.moment("flow imported")
         wait_for_api()
@@ -525,7 +528,10 @@ def _predict_to_file(args: argparse.Namespace) -> int:
 
     from tuneline.early_api import detach_ephemeral_api_from_terminal
     from tuneline.errors import quiet_user_error_tracebacks
-    from tuneline.flows.predict import batch_predict_flow
+    from tuneline.heap import imports_without_collections
+
+    with imports_without_collections():
+        from tuneline.flows.predict import batch_predict_flow
     from tuneline.runtime import has_credentials
 
     detach_ephemeral_api_from_terminal()  # Ctrl-C stops the job, not the API it reports to

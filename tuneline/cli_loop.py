@@ -91,7 +91,10 @@ def _retrain(config: TunelineConfig) -> int:
 
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
     from tuneline.errors import quiet_user_error_tracebacks
-    from tuneline.flows.retrain import retrain_flow
+    from tuneline.heap import imports_without_collections
+
+    with imports_without_collections():
+        from tuneline.flows.retrain import retrain_flow
     from tuneline.timings import mark_command_start
 
     wait_for_api()
