@@ -261,10 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         timings.moment("config loaded")
         wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
         from tuneline.errors import quiet_user_error_tracebacks
-        from tuneline.heap import imports_without_collections
+        from tuneline.heap import import_without_collections
 
-        with imports_without_collections():
-            from tuneline.flows.train import train_flow
+        train_flow = import_without_collections("tuneline.flows.train").train_flow
 
         timings.moment("flow imported")
         wait_for_api()
@@ -528,10 +527,9 @@ def _predict_to_file(args: argparse.Namespace) -> int:
 
     from tuneline.early_api import detach_ephemeral_api_from_terminal
     from tuneline.errors import quiet_user_error_tracebacks
-    from tuneline.heap import imports_without_collections
+    from tuneline.heap import import_without_collections
 
-    with imports_without_collections():
-        from tuneline.flows.predict import batch_predict_flow
+    batch_predict_flow = import_without_collections("tuneline.flows.predict").batch_predict_flow
     from tuneline.runtime import has_credentials
 
     detach_ephemeral_api_from_terminal()  # Ctrl-C stops the job, not the API it reports to

@@ -229,12 +229,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _train(spec: dict[str, Any], rank: int) -> None:
-    import torch
-    import torch.distributed as dist
+    from tuneline.heap import imports_without_collections
 
-    from tuneline.config import build_config
-    from tuneline.heap import frozen_heap
-    from tuneline.tasks.train import build_trainer, save_final_model
+    with imports_without_collections():  # each worker imports torch and transformers again: see tuneline.heap
+        import torch
+        import torch.distributed as dist
+
+        from tuneline.config import build_config
+        from tuneline.tasks.train import build_trainer, save_final_model
 
     torch.set_num_threads(int(spec["threads"]))
     config = build_config(spec["config"])
@@ -244,8 +246,7 @@ def _train(spec: dict[str, Any], rank: int) -> None:
     trainer = build_trainer(initial["model"], initial["tokenizer"], splits["train"], splits["validation"],
                             spec["labels"], config, Path(spec["checkpoint_dir"]), spec["precision"], callbacks,
                             world_size=int(os.environ.get("WORLD_SIZE", "1")))
-    with frozen_heap():
-        output = trainer.train(resume_from_checkpoint=spec["resume"])
+    output = trainer.train(resume_from_checkpoint=spec["resume"])
     if trainer.is_world_process_zero():
         save_final_model(trainer, initial["tokenizer"], config, Path(spec["model_dir"]))
         result = {"global_step": output.global_step,

@@ -13,8 +13,11 @@ keep it for good.
 from __future__ import annotations
 
 import gc
+import importlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 
 @contextmanager
@@ -48,3 +51,14 @@ def imports_without_collections() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+def import_without_collections(name: str) -> ModuleType:
+    """``importlib.import_module(name)`` under :func:`imports_without_collections` when it is not imported yet: a
+    command's flow module in a fresh ``tuneline`` process. Where it is already imported (``tuneline.cli.main``
+    called in a process that has it, as the tests do), the heap is left as it is: freezing there would keep for good
+    whatever that process holds at the time, garbage included."""
+    if name in sys.modules:
+        return sys.modules[name]
+    with imports_without_collections():
+        return importlib.import_module(name)
