@@ -27,7 +27,6 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TrainConfig, TunelineConfig
-from tuneline.heap import frozen_heap
 from tuneline.kinds import kind_of
 from tuneline.runtime import stderr_is_a_terminal
 from tuneline.tasks.tokenize import TokenizedData
@@ -294,8 +293,7 @@ def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, 
     validation = evaluation_rows(tokenized.datasets["validation"], config.train.eval_max_rows, config.train.seed)
     trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], validation, labels,
                             config, checkpoint_dir, precision, callbacks)
-    with frozen_heap():
-        output = trainer.train(resume_from_checkpoint=resume)
+    output = trainer.train(resume_from_checkpoint=resume)
     save_final_model(trainer, tokenizer, config, model_dir)
     return TrainOutcome(global_step=output.global_step,
                         train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),

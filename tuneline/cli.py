@@ -528,9 +528,9 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     from tuneline.early_api import detach_ephemeral_api_from_terminal
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
+    from tuneline.runtime import has_credentials
 
     batch_predict_flow = import_without_collections("tuneline.flows.predict").batch_predict_flow
-    from tuneline.runtime import has_credentials
 
     detach_ephemeral_api_from_terminal()  # Ctrl-C stops the job, not the API it reports to
 

@@ -92,9 +92,9 @@ def _retrain(config: TunelineConfig) -> int:
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
+    from tuneline.timings import mark_command_start
 
     retrain_flow = import_without_collections("tuneline.flows.retrain").retrain_flow
-    from tuneline.timings import mark_command_start
 
     wait_for_api()
     quiet_user_error_tracebacks()

@@ -1,13 +1,12 @@
-"""Keep Python's garbage collector off the objects that were alive before training started.
+"""Keep Python's garbage collector off the objects that live as long as the process.
 
-By the time ``Trainer.train()`` runs, a tuneline process holds about a million objects that live as long as it does
-(torch, transformers, MLflow, Prefect and their modules). ``Trainer.train()`` begins with a full collection
-(``accelerator.free_memory()`` calls ``gc.collect()``), and the collector's own full passes during training walk all
-of them again, though none can become garbage while the run lasts. Measured on the tiny-BERT flow in one process:
-about 1.0 s of full collections per training, 0.1 s with the heap frozen. ``gc.freeze()`` moves every tracked object
-into a permanent generation that collections skip; ``gc.unfreeze()`` afterwards hands them back, so garbage made
-before training is still collected later and a process that trains many times (a notebook, the test suite) does not
-keep it for good.
+A tuneline process holds about a million objects that can never become garbage (torch, transformers, MLflow,
+Prefect and their modules), and every full collection walks all of them: while they are imported, during a flow run,
+and at the start of ``Trainer.train()`` (``accelerator.free_memory()`` calls ``gc.collect()``). Measured on the
+tiny-BERT flow in one process: about 1.0 s of full collections per run, 0.1 s with the heap frozen. ``gc.freeze()``
+moves every tracked object into a permanent generation that collections skip. A command freezes its imports for
+good (:func:`import_without_collections`); a flow run in a process that did not (a notebook, the test suite) freezes
+the heap for the run and thaws it after (:func:`frozen_heap`), so garbage made before is still collected later.
 """
 
 from __future__ import annotations

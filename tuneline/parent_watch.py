@@ -13,7 +13,6 @@ Usage: ``python -m tuneline.parent_watch PARENT_PID MODULE [ARGS...]``.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import runpy
@@ -36,7 +35,7 @@ def _watch(parent_pid: int) -> None:
 
 def _import_app(module: str, args: list[str]) -> None:
     """Import the ASGI app's module that uvicorn is about to import (``MODULE:ATTR`` among its arguments), with the
-    collector off and the result frozen (:func:`tuneline.heap.imports_without_collections`): Prefect's server made
+    collector off and the result frozen (:func:`tuneline.heap.import_without_collections`): Prefect's server made
     six full collections while it imported, 1.8 s of its start. uvicorn then finds the module imported. Anything
     that fails here is left for uvicorn to report."""
     if module != "uvicorn":
@@ -44,13 +43,12 @@ def _import_app(module: str, args: list[str]) -> None:
     app = next((a for a in args if re.fullmatch(r"[\w.]+:[\w.]+", a)), None)
     if app is None:
         return
-    from tuneline.heap import imports_without_collections
+    from tuneline.heap import import_without_collections
 
-    with imports_without_collections():
-        try:
-            importlib.import_module(app.split(":", 1)[0])
-        except Exception:  # noqa: BLE001 - uvicorn imports it again and reports the error itself
-            pass
+    try:
+        import_without_collections(app.split(":", 1)[0])
+    except Exception:  # noqa: BLE001 - uvicorn imports it again and reports the error itself
+        pass
 
 
 def main(argv: list[str]) -> None:
