@@ -137,6 +137,9 @@ def test_classifier_signature_is_one_unnamed_any_column(classifier):
      "column named 'id'"),                                                # was classified as the text "17"
     ({"inputs": [{"id": 17}]}, "column named 'id'"),
     ({"inputs": [True]}, "not a text"),
+    # a JSON object's values reach the model as 0-d arrays: these were classified as "" and "True"
+    ({"inputs": [{"text": "fine"}, {"text": ""}]}, "input 1 is an empty text"),
+    ({"inputs": [{"text": True}]}, "not a text"),
 ])
 def test_classifier_refuses_requests_that_mlflow_would_turn_into_other_texts(classifier, payload, says):
     """The request as the scoring server parses it (``mlflow models serve`` runs exactly this), then the model:
@@ -150,6 +153,32 @@ def test_classifier_refuses_requests_that_mlflow_would_turn_into_other_texts(cla
     with pytest.raises(MlflowException, match=says) as caught:
         model.predict(parsed.data)
     assert caught.value.get_http_status_code() == 400
+
+
+@pytest.fixture(scope="module")
+def multilabel(store, tiny_bert, tmp_path_factory) -> Served:
+    folder = save_head(tiny_bert, tmp_path_factory.mktemp("multilabel"), "AutoModelForSequenceClassification",
+                       CLASSES, max_length=32)
+    return register(store, folder, "multilabel_classification", "serving-multilabel")
+
+
+@pytest.mark.parametrize("payload, says", [
+    ({"inputs": [{"text": "fine"}, {"text": ""}]}, "input 1 is an empty text"),
+    ({"inputs": [{"text": True}]}, "not a text"),
+    ({"inputs": ["fine", None]}, "input 1 is missing"),
+])
+def test_multilabel_classifier_refuses_the_same_requests(multilabel, payload, says):
+    """The multi-label pyfunc keeps its own copy of the input checks (each pyfunc file is self-contained)."""
+    import json
+
+    from mlflow.pyfunc.scoring_server import _parse_json_data
+
+    model = multilabel.model
+    parsed = _parse_json_data(json.dumps(payload), model.metadata, model.metadata.get_input_schema())
+    with pytest.raises(MlflowException, match=says) as caught:
+        model.predict(parsed.data)
+    assert caught.value.get_http_status_code() == 400
+    assert len(model.predict([{"text": "fine"}])) == 1  # the object form itself is answered
 
 
 def test_classifier_accepts_every_documented_form(classifier):
@@ -269,3 +298,62 @@ def test_loading_a_registered_model_prints_no_type_hint_note(classifier, store):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() in CLASSES
     assert "type hint" not in done.stderr, done.stderr[-2000:]
+
+
+# --- sentence pairs, through MLflow's scoring app -----------------------------------------------------------------
+
+PAIRS = [["where is my parcel", "my parcel has not arrived"], ["reset my password", "refund the charge"]]
+
+
+@pytest.fixture(scope="module")
+def pair(store, tiny_bert, tmp_path_factory) -> Served:
+    folder = save_head(tiny_bert, tmp_path_factory.mktemp("pair"), "AutoModelForSequenceClassification", ["0", "1"],
+                       max_length=32)
+    return register(store, folder, "pair_classification", "serving-pair")
+
+
+@pytest.fixture
+def scoring_app(pair, monkeypatch):
+    """The FastAPI app ``mlflow models serve`` runs (``tuneline serve-model`` starts that command), in-process.
+    ``init`` marks the process as a serving environment in ``os.environ``; monkeypatch puts it back afterwards."""
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    return TestClient(scoring_server.init(pair.model))
+
+
+def records(texts: list[list[str]]) -> list[dict[str, str]]:
+    return [{"text": t, "text_pair": p} for t, p in texts]
+
+
+@pytest.mark.parametrize("rows", [PAIRS, PAIRS[:1]], ids=["two pairs", "one pair"])
+@pytest.mark.parametrize("form", ["inputs lists", "inputs objects", "instances", "dataframe_records",
+                                  "dataframe_split"])
+def test_pair_endpoint_answers_every_documented_form_like_the_registered_model(pair, scoring_app, form, rows):
+    """One pair sent as a list of one ``{"text", "text_pair"}`` object was a 400 ("iteration over a 0-d array"):
+    the scoring server hands each value of a JSON object to the model as a 0-d numpy array."""
+    body = {"inputs lists": {"inputs": rows},
+            "inputs objects": {"inputs": records(rows)},
+            "instances": {"instances": rows},
+            "dataframe_records": {"dataframe_records": records(rows)},
+            "dataframe_split": {"dataframe_split": {"columns": ["text", "text_pair"], "data": rows}}}[form]
+    answer = scoring_app.post("/invocations", json=body)
+    assert answer.status_code == 200, answer.text
+    predictions = pd.DataFrame(answer.json()["predictions"])
+    expected = pair.model.predict(pd.DataFrame(rows, columns=["text", "text_pair"]))
+    assert len(predictions) == len(rows)
+    assert_same_classification(predictions, expected)
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"inputs": [["where is my parcel", None]]}, "missing text at row 0 of 'text_pair'"),
+    ({"inputs": [{"text": "where is my parcel", "text_pair": ""}]}, "empty text at row 0 of 'text_pair'"),
+    ({"inputs": [["where is my parcel"]]}, "missing inputs"),
+    # MLflow's parser refuses a dict of columns for a signature of unnamed inputs (README: send lists or records)
+    ({"inputs": {"text": ["a"], "text_pair": ["b"]}}, "un-named"),
+])
+def test_pair_endpoint_refuses_incomplete_pairs_with_a_400(scoring_app, body, says):
+    answer = scoring_app.post("/invocations", json=body)
+    assert answer.status_code == 400, answer.text
+    assert says in answer.json()["message"]

@@ -63,6 +63,8 @@ DEFAULT_THRESHOLD = 0.5
 def _text_at(value: Any, position: int) -> str:
     """One input text: a string (a number is taken as its digits); a missing, empty or nested value is an error
     that names its position, as training quarantines such records instead of learning from them."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # MLflow's scoring server sends each value of a JSON object as a 0-d array
     if isinstance(value, str):
         if not value.strip():
             raise ValueError(f"input {position} is an empty text; every input needs some text")

@@ -5,7 +5,8 @@ pandas, numpy and mlflow, never tuneline. A model registered by tuneline therefo
 ``mlflow.pyfunc.load_model("models:/<name>@champion")`` without tuneline installed.
 
 Input: a DataFrame with ``text`` and ``text_pair`` columns (the registered signature), a list of ``[text, pair]``
-lists, or a dict of two lists (``{"text": [...], "text_pair": [...]}``). Output: the text classifier's columns,
+lists, a list of ``{"text": ..., "text_pair": ...}`` objects, or a dict of two lists (``{"text": [...], "text_pair":
+[...]}``; in-process only: MLflow's HTTP parser refuses it for unnamed inputs). Output: the text classifier's columns,
 ``label``, ``score`` (its probability) and ``scores`` (every label's). Pairs are cut to the model's
 ``tuneline_max_length`` the way training cut them (``tuneline_truncation``, default ``longest_first``).
 
@@ -59,6 +60,8 @@ TEXT, PAIR = "text", "text_pair"
 
 
 def _text(value: Any, where: str) -> str:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # MLflow's scoring server sends each value of a JSON object as a 0-d array
     if isinstance(value, str):
         if not value.strip():
             raise ValueError(f"predict got an empty text at {where}; every pair needs two texts")
@@ -71,7 +74,10 @@ def _text(value: Any, where: str) -> str:
 
 
 def _is_sequence(value: Any) -> bool:
-    return isinstance(value, (list, tuple, np.ndarray, pd.Series))
+    """A list-like of values; a 0-d array is one value (MLflow's form of a JSON scalar), not a sequence."""
+    if isinstance(value, np.ndarray):
+        return value.ndim > 0
+    return isinstance(value, (list, tuple, pd.Series))
 
 
 def _columns(first: Any, second: Any) -> tuple[list[str], list[str]]:

@@ -21,6 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,6 +55,8 @@ def resolve_precision(precision: str | None, device: str) -> str:
 def _text_at(value: Any, position: int) -> str:
     """One input text: a string (a number is taken as its digits); a missing, empty or nested value is an error
     that names its position, as training quarantines such records instead of learning from them."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # MLflow's scoring server sends each value of a JSON object as a 0-d array
     if isinstance(value, str):
         if not value.strip():
             raise ValueError(f"input {position} is an empty text; every input needs some text")
