@@ -4,6 +4,11 @@ a worker mid-training). The automation is run here by the session's real Prefect
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
 from datetime import timedelta
@@ -75,3 +80,60 @@ def test_the_automation_is_created_once_and_the_deployments_environment_beats():
     assert made.trigger.within == timedelta(seconds=90) and made.trigger.after == {"prefect.flow-run.heartbeat"}
     assert heartbeat_env() == {HEARTBEAT_ENV: "30"}
     made.delete()
+
+
+#: A flow that beats (Prefect's own heartbeat thread, every 30 s: the least it allows) and sleeps until killed.
+SLEEPER = textwrap.dedent("""
+    import sys, time
+    from prefect import flow
+    from prefect.runtime import flow_run
+
+    @flow(name="tuneline-zombie-kill-test")
+    def sleeper():
+        print(flow_run.id, flush=True)
+        time.sleep(600)
+
+    sleeper()
+""")
+
+
+def heartbeats_of(client, run_id) -> int:
+    """The heartbeat events the API has stored for one flow run."""
+    body = {"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
+                       "resource": {"id": [f"prefect.flow-run.{run_id}"]}}, "limit": 10}
+    return len(client.request("POST", "/events/filter", json=body).json()["events"])
+
+
+def test_a_flow_run_whose_process_is_killed_is_marked_crashed_by_the_automation(tmp_path):
+    """The promise under a real fault: a flow run's process is SIGKILLed mid-run (no final state can be sent), so
+    Prefect keeps it Running; the automation, with nothing faked but its 40 s wait (30 s between beats, plus slack),
+    marks it Crashed."""
+    from prefect.settings import PREFECT_API_URL
+
+    name = f"zombie-kill-{uuid.uuid4().hex[:8]}"
+    automation = zombie_automation(name, within=timedelta(seconds=40)).create()
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), HEARTBEAT_ENV: "30"}
+    script = tmp_path / "sleeper.py"
+    script.write_text(SLEEPER, encoding="utf-8")
+    process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        run_id = uuid.UUID(process.stdout.readline().strip())
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 30
+            while heartbeats_of(client, run_id) == 0 and time.monotonic() < deadline:
+                time.sleep(1)
+            assert heartbeats_of(client, run_id) >= 1, "the flow run sent no heartbeat"
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            killed = time.monotonic()
+            assert client.read_flow_run(run_id).state_type == StateType.RUNNING  # what a dead process leaves
+            assert state_after(client, run_id, 90) == StateType.CRASHED
+            waited = time.monotonic() - killed
+            assert "no heartbeat for 40 s" in client.read_flow_run(run_id).state.message
+            assert waited < 75, f"marked Crashed {waited:.0f} s after the kill"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        automation.delete()
