@@ -11,6 +11,7 @@ its version while it runs, and serves the promoted one after a restart.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -144,14 +145,16 @@ def stop(process: subprocess.Popen) -> int:
     return process.returncode
 
 
-def start(store: Store, name: str, *options: str) -> Endpoint:
-    """``tuneline serve-model NAME OPTIONS`` on a free port, its output to a log file; not waited for."""
+def start(store: Store, name: str, *options: str, tmpdir: Path | None = None) -> Endpoint:
+    """``tuneline serve-model NAME OPTIONS`` on a free port, its output to a log file; not waited for. ``tmpdir``:
+    its temporary folder (where the served copy of the model is downloaded)."""
     port = free_port()
     log = store.folder / f"serve-{name}-{port}.log"
     command = [sys.executable, "-m", "tuneline.cli", "serve-model", name, *options, "--port", str(port),
                "--tracking-uri", store.uri]
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=store.folder)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=store.folder,
+                                   env={**os.environ, "TMPDIR": str(tmpdir)} if tmpdir else None)
     return Endpoint(url=f"http://127.0.0.1:{port}", process=process, log=log)
 
 
@@ -164,9 +167,9 @@ def wait_ready(endpoint: Endpoint) -> Endpoint:
 
 
 @contextmanager
-def serving(store: Store, name: str, *options: str) -> Iterator[Endpoint]:
+def serving(store: Store, name: str, *options: str, tmpdir: Path | None = None) -> Iterator[Endpoint]:
     """An endpoint that answers /ping, stopped whatever happens."""
-    endpoint = start(store, name, *options)
+    endpoint = start(store, name, *options, tmpdir=tmpdir)
     try:
         yield wait_ready(endpoint)
     finally:
@@ -269,6 +272,32 @@ def test_malformed_request_is_a_4xx_with_a_message(request, endpoint, body, cont
     assert served.post({"inputs": ["Paris"]})[0] == 200  # and the endpoint keeps serving
 
 
+def served_version(endpoint: Endpoint, body: dict) -> tuple[int, str, str]:
+    """The status of a POST and the model name and version headers it came back with."""
+    request = urllib.request.Request(f"{endpoint.url}/invocations", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, headers = response.status, response.headers
+    except urllib.error.HTTPError as error:
+        status, headers = error.code, error.headers
+    return status, headers.get("X-Model-Name"), headers.get("X-Model-Version")
+
+
+def model_info(endpoint: Endpoint) -> dict:
+    with urllib.request.urlopen(f"{endpoint.url}/model", timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_every_answer_names_the_version_that_gave_it(intents, ner):
+    """A client or a canary check reads which version answered, from the answer itself (headers) or ``/model``."""
+    assert served_version(intents, {"inputs": TEXTS}) == (200, "serve-intents", "1")
+    assert served_version(intents, {"inputs": [None]}) == (400, "serve-intents", "1")  # refusals too
+    assert served_version(ner, {"inputs": SENTENCES}) == (200, "serve-ner", "1")
+    assert model_info(intents) == {"name": "serve-intents", "version": "1", "task": "classification"}
+    assert model_info(ner) == {"name": "serve-ner", "version": "1", "task": "token_classification"}
+
+
 def test_unknown_model_alias_or_version_is_one_line_naming_what_exists(store, capsys):
     from tuneline.cli import main
 
@@ -294,7 +323,7 @@ def test_busy_port_is_refused_before_anything_starts(store, capsys):
     assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
 
 
-def test_endpoint_serving_champion_picks_up_a_promotion_on_restart(store, intents, capsys):
+def test_endpoint_serving_champion_picks_up_a_promotion_on_restart(store, intents, capsys, tmp_path):
     """The rollout rule: a running endpoint keeps the version it resolved at start; a restart serves the new one."""
     from tuneline.cli import main
 
@@ -304,10 +333,14 @@ def test_endpoint_serving_champion_picks_up_a_promotion_on_restart(store, intent
     assert main(["promote", "serve-intents", "2", "--reason", "serving test", "--tracking-uri", store.uri]) == 0
     try:
         assert_answers_like(intents.post({"inputs": TEXTS}), before)  # still v1 until restarted
-        with serving(store, "serve-intents", "--alias", "champion") as restarted:
+        with serving(store, "serve-intents", "--alias", "champion", tmpdir=tmp_path) as restarted:
+            assert [path.name[:15] for path in tmp_path.iterdir()] == ["tuneline-serve-"]  # the served copy
             assert restarted.served_line().startswith("serving serve-intents version 2 ")
             assert_answers_like(restarted.post({"inputs": TEXTS}), after)
+            assert served_version(restarted, {"inputs": TEXTS}) == (200, "serve-intents", "2")
+            assert model_info(intents)["version"] == "1"  # the endpoint that was not restarted says so
         assert restarted.process.returncode == 0  # SIGTERM stops it cleanly ...
+        assert list(tmp_path.iterdir()) == []  # ... removes the copy ...
         with pytest.raises(OSError):  # ... and nothing listens on its port any more
             socket.create_connection(("127.0.0.1", int(restarted.url.rsplit(":", 1)[1])), timeout=2).close()
     finally:

@@ -314,7 +314,7 @@ def pair(store, tiny_bert, tmp_path_factory) -> Served:
 
 @pytest.fixture
 def scoring_app(pair, monkeypatch):
-    """The FastAPI app ``mlflow models serve`` runs (``tuneline serve-model`` starts that command), in-process.
+    """The FastAPI app ``mlflow models serve`` runs (``tuneline serve-model`` serves the same app), in-process.
     ``init`` marks the process as a serving environment in ``os.environ``; monkeypatch puts it back afterwards."""
     from fastapi.testclient import TestClient
     from mlflow.pyfunc import scoring_server

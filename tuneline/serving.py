@@ -1,15 +1,16 @@
-"""``tuneline serve-model``: a registered model as an HTTP endpoint, through ``mlflow models serve``.
+"""``tuneline serve-model``: a registered model as an HTTP endpoint, MLflow's own scoring server.
 
-tuneline adds only what MLflow's command leaves to the caller:
+The child it starts (:mod:`tuneline.serving_app`) does what ``mlflow models serve --env-manager local`` does and
+names the served version on every answer. tuneline adds what MLflow's command leaves to the caller:
 
 * the registry is the one the other commands use (``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else
-  ./mlflow.db), passed to MLflow as ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` in the child's environment;
+  ./mlflow.db), passed as ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` in the child's environment;
 * ``NAME@ALIAS`` is resolved to ONE version number before anything starts, and that version is what MLflow serves
-  (``models:/NAME/VERSION``) and what the log names: if the alias moves while the server starts, the log still
-  says what is served. An endpoint started for ``@champion`` therefore picks up a promotion (or a
+  (``models:/NAME/VERSION``) and what the log and every answer name (``X-Model-Version``, ``GET /model``): if
+  the alias moves while the server starts, they still say what is served. An endpoint started for ``@champion`` therefore picks up a promotion (or a
   ``tuneline rollback``) when it is restarted, never in the middle of its life;
 * an unknown model, alias or version, or a port already in use, is one ``tuneline:`` line;
-* the server runs as a child in its own process group: Ctrl-C or SIGTERM stops all of it (MLflow's CLI and the
+* the server runs as a child in its own process group: Ctrl-C or SIGTERM stops all of it (the child and the
   uvicorn workers it starts) before the command returns, so the port is free again when it does; the child also
   gets SIGTERM if tuneline is killed outright (Linux).
 
@@ -66,10 +67,10 @@ class ServedModel:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argparse's private subparsers action
     serve = sub.add_parser(
-        "serve-model", help="serve a registered model over HTTP (mlflow models serve)",
+        "serve-model", help="serve a registered model over HTTP (MLflow's scoring server)",
         description="Resolve NAME@ALIAS (default @champion) or NAME/VERSION to one version, print it, and serve "
-        "that version with `mlflow models serve --env-manager local` until Ctrl-C: GET /ping, POST /invocations "
-        "with {\"inputs\": [...]} or {\"dataframe_split\": ...}. The alias is read at start: restart the endpoint "
+        "that version with MLflow's scoring server until Ctrl-C: GET /ping, POST /invocations with {\"inputs\": "
+        "[...]} or {\"dataframe_split\": ...}, GET /model; every answer names its version (X-Model-Version). The alias is read at start: restart the endpoint "
         "to pick up a promotion or a rollback.")
     serve.add_argument("name", metavar="NAME", help="registered model name")
     which = serve.add_mutually_exclusive_group()
@@ -117,18 +118,19 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
                        tracking_uri=resolved.tracking_uri, host=host, port=port, workers=workers)
 
 
-def mlflow_serve_command(model: ServedModel) -> list[str]:
-    """``mlflow models serve`` of this interpreter's environment, for the resolved version."""
-    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model.uri, "--env-manager", "local",
-            "--host", model.host, "--port", str(model.port), "--workers", str(model.workers)]
+def serve_command(model: ServedModel) -> list[str]:
+    """:mod:`tuneline.serving_app` in this interpreter: MLflow's scoring app for the resolved version."""
+    return [sys.executable, "-m", "tuneline.serving_app", "--host", model.host, "--port", str(model.port),
+            "--workers", str(model.workers)]
 
 
 def serving_environment(model: ServedModel) -> dict[str, str]:
-    """The child's environment: the registry to read, and this environment's scripts first on PATH (MLflow starts
-    the server as ``uvicorn`` by name, which must be the one installed beside this interpreter's mlflow)."""
+    """The child's environment: the registry to read and the version to serve (never the alias)."""
+    from tuneline.serving_app import NAME_ENV, TASK_ENV, VERSION_ENV
+
     env = dict(os.environ)
     env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = model.tracking_uri
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update({NAME_ENV: model.name, VERSION_ENV: model.version, TASK_ENV: model.task})
     return env
 
 
@@ -154,9 +156,9 @@ def serve_model(name: str, *, alias: str | None = None, version: str | None = No
          f"{redact(model.tracking_uri)}")
     echo(f"  endpoint: POST {model.url}/invocations   health: GET {model.url}/ping   workers: {model.workers} "
          "(Ctrl-C stops)")
-    code = run_until_stopped(mlflow_serve_command(model), serving_environment(model))
+    code = run_until_stopped(serve_command(model), serving_environment(model))
     if code not in (0, None):
-        print(f"tuneline: mlflow models serve exited with code {code} (its log is above)", file=sys.stderr)
+        print(f"tuneline: the model server exited with code {code} (its log is above)", file=sys.stderr)
         return 1
     return 0
 
