@@ -13,11 +13,13 @@ completes it instead of registering another.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
+import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version as installed_version
 from pathlib import Path
@@ -90,17 +92,23 @@ def _logged_model_id(source: str | None) -> str | None:
 #: the input example. Printed on every registration, they tell the user nothing to act on.
 _CHATTY_LOGGERS = ("mlflow.types.type_hints", "mlflow.models.signature")
 _CHATTY_WARNING = re.compile(r"type hint|@mlflow\.pyfunc\.utils\.pyfunc")
+#: ... its INFO line "Validating input example against model signature" (warnings from that logger still show) ...
+_INFO_LOGGERS = ("mlflow.pyfunc",)
+#: ... and the lines the registry prints straight to stderr: tuneline logs its own "registered NAME version N".
+_CHATTY_STDERR = re.compile(r"^(Successfully registered model '.*'\.|Created version '\d+' of model '.*'\.)$")
 
 
 @contextmanager
 def quiet_model_logging() -> Iterator[None]:
-    """Silence MLflow's informational notes and type-hint warnings while ``log_model`` runs (errors still show).
+    """Silence MLflow's informational notes, type-hint warnings and registry prints while ``log_model`` runs (errors
+    and anything else it prints still show).
 
     A warnings filter would not do: ``log_model`` installs its own ("once" for every UserWarning) in front of any
     filter of the caller's, so the chatty ones are dropped where warnings are shown instead."""
-    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
+    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS + _INFO_LOGGERS]
     levels = [logger.level for logger in loggers]
     shown = warnings.showwarning
+    printed = io.StringIO()
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
         if issubclass(category, UserWarning) and _CHATTY_WARNING.search(str(message)):
@@ -108,14 +116,18 @@ def quiet_model_logging() -> Iterator[None]:
         shown(message, category, filename, lineno, file, line)
 
     for logger in loggers:
-        logger.setLevel(logging.ERROR)
+        logger.setLevel(logging.WARNING if logger.name in _INFO_LOGGERS else logging.ERROR)
     warnings.showwarning = show
     try:
-        yield
+        with redirect_stderr(printed):
+            yield
     finally:
         warnings.showwarning = shown
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+        kept = [line for line in printed.getvalue().splitlines() if not _CHATTY_STDERR.match(line)]
+        if kept:  # anything else printed meanwhile still reaches the user
+            print("\n".join(kept), file=sys.stderr)
 
 
 @pipeline_task(name="register-model", retries=2, retry_delay_seconds=[10, 30], retry_condition_fn=_retry_if_transient)

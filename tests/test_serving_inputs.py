@@ -283,7 +283,8 @@ def test_registering_prints_none_of_mlflows_type_hint_notes(store, tiny_bert, tm
         version = register_model.fn(folder, "token_classification", "quiet-tagger", context, {"task": "ner"})
     printed = "".join(capfd.readouterr()) + caplog.text + "".join(str(w.message) for w in caught)
     assert input_schema(version.uri)  # the signature tuneline sets is still there
-    for note in ("type hint", "Decorate your function", "Running the predict function"):
+    for note in ("type hint", "Decorate your function", "Running the predict function", "Validating input example",
+                 "Successfully registered model", "Created version"):
         assert note not in printed, printed[-2000:]
     assert "registered quiet-tagger version" in caplog.text  # tuneline's own line still is
 
