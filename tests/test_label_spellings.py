@@ -175,3 +175,51 @@ def test_label_growth_needs_enough_rows_and_a_near_miss_is_named(tmp_path):
     assert did_you_mean(["refund"], known) == ""
     strict = run_config("classification", f"work_dir={tmp_path}", path="/x.csv")
     assert check_label_set(known, {"h1": {"shiping": 1}}, strict).refused == {"h1": ["shiping"]}
+
+
+def test_invisible_characters_do_not_make_a_class_of_their_own(tmp_path, caplog):
+    """A zero-width space (a label copied from a web page) or a NUL (a broken export) printed in a label looks exactly
+    like the label without it: ``pos`` and ``pos\\u200b`` were two classes. They fold into the visible spelling, which
+    is kept even where the invisible one is written more often, and the log shows what was there."""
+    assert spelling_key("pos\u200b") == spelling_key("\ufeffPOS") == spelling_key("pos\x00") == "pos"
+    rows = (spelled(40, ["pos\u200b", "pos\u200b", "pos"], "great") + spelled(40, ["neg", "neg\x00"], "awful"))
+    path = write_rows(tmp_path / "web.csv", rows)
+    config = run_config("classification", path=path)
+    with caplog.at_level(logging.WARNING):
+        result = validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    assert result.labels == ["neg", "pos"] and result.rejected_records == 0
+    assert pd.concat(result.frames.values())["label"].value_counts().to_dict() == {"pos": 40, "neg": 40}
+    assert "'pos\\u200b' (27 rows) → 'pos'" in caplog.text and "'neg\\x00' (20 rows) → 'neg'" in caplog.text
+    # written only with the invisible character: the class is still named without it
+    only = run_config("classification", path=write_rows(tmp_path / "only.csv", spelled(30, ["pos\u200b"], "great")
+                                                        + spelled(30, ["neg"], "awful")))
+    assert validate_data.fn(load_data.fn(only), only, tmp_path / "run2").labels == ["neg", "pos"]
+
+
+def test_invisible_characters_in_iob_tags_are_dropped():
+    from tuneline.kinds.label_spellings import tag_spelling_map
+
+    train = pd.DataFrame({"tags": [["B-PER", "I-PER", "O"], ["B-PER\u200b", "I-PER\u200b", "O\u200b"],
+                                   ["\ufeffB-LOC", "O"]]})
+    assert tag_spelling_map({"train": train}, "tags", None, ["train"]) == {
+        "B-PER\u200b": "B-PER", "I-PER\u200b": "I-PER", "O\u200b": "O", "\ufeffB-LOC": "B-LOC"}
+
+
+def test_missing_value_markers_are_refused_as_inferred_classes(tmp_path):
+    """R's write.csv writes a missing label as NA, pandas as nan, Excel as #N/A: read as text each became a class
+    the model learned to predict. An inferred label set refuses them in one line; data.labels can still list one."""
+    import pytest
+
+    from tuneline.errors import UserError
+
+    rows = spelled(30, ["pos"], "great") + spelled(30, ["neg"], "awful") + spelled(7, ["NA"], "meh") + \
+        spelled(6, ["#N/A"], "hmm")
+    path = write_rows(tmp_path / "r-export.csv", rows)
+    config = run_config("classification", path=path)
+    with pytest.raises(UserError, match=r"'#N/A' \(6 rows\), 'NA' \(7 rows\) in the training data are how R, "
+                                            r"pandas, Excel or SQL write a missing value") as refused:
+        validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    assert "leave those label cells empty" in str(refused.value) and "\n" not in str(refused.value)
+    listed = run_config("classification", "data.max_bad_fraction=0.1", path=path, labels=["pos", "neg", "NA"])
+    result = validate_data.fn(load_data.fn(listed), listed, tmp_path / "run2")
+    assert result.labels == ["pos", "neg", "NA"] and result.rejected_records == 6  # '#N/A' is not in the set

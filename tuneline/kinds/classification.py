@@ -214,6 +214,7 @@ def frequent_labels(values: list[Any], minimum: int) -> list[str]:
                           if n and isinstance(v, str) and v.strip()})
     else:
         counts = Counter(v for v in values if isinstance(v, str) and v.strip())
+    refuse_missing_value_markers(counts)
     rare = {label: n for label, n in counts.items() if n < minimum}
     if rare:
         ordered = sorted(rare.items(), key=lambda x: (x[1], str(x[0])))
@@ -232,6 +233,22 @@ def frequent_labels(values: list[Any], minimum: int) -> list[str]:
                             "training data: fix those rows, or list the real classes in data.labels (rows with other "
                             f"labels are then quarantined){hint}")
     return sorted(counts)
+
+
+#: How R (``NA``), pandas (``nan``, ``None``), Excel (``#N/A``) and SQL dumps (``NULL``) write a missing value. Read as
+#: text they became classes that a model then learned to predict: an inferred label set refuses them.
+MISSING_VALUE_MARKERS = frozenset({"na", "n/a", "nan", "none", "null", "#n/a", "nil", "<na>"})
+
+
+def refuse_missing_value_markers(counts: Counter) -> None:
+    """An error naming each inferred label that is a missing-value marker (``data.labels`` may still list one)."""
+    markers = {label: n for label, n in counts.items() if str(label).strip().casefold() in MISSING_VALUE_MARKERS}
+    if markers:
+        shown = ", ".join(f"{label!r} ({n} rows)" for label, n in sorted(markers.items()))
+        raise LabelSetError(f"label(s) {shown} in the training data are how R, pandas, Excel or SQL write a missing "
+                            "value, not classes: leave those label cells empty in the file (such rows are then "
+                            "quarantined as missing labels), or list every real class in data.labels (and that "
+                            "value too if it is one)")
 
 
 def _joined_labels(rare: list[str], counts: Counter) -> str | None:

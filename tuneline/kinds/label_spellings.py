@@ -28,12 +28,25 @@ from tuneline.readers import canonical_integer
 _SEPARATORS = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")
 
 
+def visible(label: str) -> str:
+    """``label`` without invisible characters (Unicode's format and control characters: a zero-width space or
+    joiner, a soft hyphen, a byte-order mark, a NUL), which a copy from a web page or a broken export leaves in a
+    label: ``"pos\u200b"`` printed looks exactly like ``"pos"``."""
+    if label.isprintable():
+        return label
+    return "".join(c for c in label if c.isspace() or unicodedata.category(c) not in ("Cf", "Cc"))
+
+
 def spelling_key(label: str) -> str:
     """What two spellings of one label have in common: ``"Very_Good "`` and ``"very good"`` → ``"very good"``;
     ``"1.0"``, ``"01"``, ``"+1"`` and ``"1"`` → ``"1"`` (a whole number is its canonical integer, as the readers
-    make it)."""
-    key = _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", label).casefold().strip())
+    make it); ``"pos\u200b"`` → ``"pos"`` (invisible characters do not count)."""
+    key = _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", visible(label)).casefold().strip())
     return canonical_integer(key) or key
+
+
+def _has_invisible(label: str) -> bool:
+    return visible(label) != label
 
 
 def _counts(values: pd.Series) -> Counter:
@@ -72,10 +85,10 @@ def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Itera
     chosen = {spelling_key(label): label for label in (configured or [])}
     mapping: dict[str, str] = {}
     for key, spellings in by_key.items():
-        if key not in chosen and len(spellings) == 1:
+        if key not in chosen and len(spellings) == 1 and not _has_invisible(next(iter(spellings))):
             continue
-        target = chosen.get(key) or min(spellings, key=lambda s: (-source.get(s, 0), -everywhere[s],
-                                                                  sum(c.isupper() for c in s), s))
+        target = chosen.get(key) or visible(min(spellings, key=lambda s: (
+            _has_invisible(s), -source.get(s, 0), -everywhere[s], sum(c.isupper() for c in s), s)))
         mapping.update({s: target for s in spellings if s != target})
     return mapping
 
@@ -125,7 +138,7 @@ def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: I
     in_all: Counter = Counter()
     parsed: dict[str, tuple[str, str] | None] = {}
     for tag in everywhere:
-        match = _TAG.fullmatch(tag)
+        match = _TAG.fullmatch(visible(tag))
         parsed[tag] = (match.group(1).upper(), match.group(2)) if match else None
     by_key: dict[str, set[str]] = {}
     for tag, parts in parsed.items():
@@ -139,10 +152,10 @@ def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: I
         if match:
             chosen.setdefault(spelling_key(match.group(2)), match.group(2))
     for key, spellings in by_key.items():
-        chosen.setdefault(key, min(spellings, key=lambda t: (-in_source[t], -in_all[t], t)))  # as spelling_map
+        chosen.setdefault(key, visible(min(spellings, key=lambda t: (_has_invisible(t), -in_source[t], -in_all[t], t))))
     mapping: dict[str, str] = {}
     for tag, parts in parsed.items():
-        target = "O" if tag.strip().upper() == "O" else (
+        target = "O" if visible(tag).strip().upper() == "O" else (
             f"{parts[0]}-{chosen[spelling_key(parts[1])]}" if parts is not None else tag)
         if target != tag:
             mapping[tag] = target
