@@ -246,3 +246,18 @@ def test_a_yaml_mistake_is_one_line_naming_the_file_line_and_fix(tmp_path):
         load_config(path)
     assert "\n" not in str(bracket.value) and f"{path}, line 3" in str(bracket.value)
     assert "<unicode string>" not in str(bracket.value)
+
+
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """``~/data/x.csv`` in a config (or with --set) is the user's home, as in a shell, not a folder named ``~``."""
+    from tuneline.config import load_config
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config_file = tmp_path / "project" / "cfg.yaml"
+    config_file.parent.mkdir()
+    config_file.write_text("data:\n  path: ~/data/tickets.csv\nretrain:\n  landing: ~/landing\n  data_dir: ~/versions\n",
+                           encoding="utf-8")
+    config = load_config(config_file)
+    assert config.data.path == tmp_path / "home" / "data" / "tickets.csv"
+    assert config.retrain.landing == str(tmp_path / "home" / "landing")
+    assert config.retrain.data_dir == tmp_path / "home" / "versions"

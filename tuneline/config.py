@@ -478,15 +478,21 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
             return Path.cwd() if key in overridden else base_dir
 
         data = config.data
-        for name in data.path_fields():
+        for name in data.path_fields():  # ``~/data/x.csv`` is the user's home, as in a shell
             value = getattr(data, name)
-            if value is not None and not value.is_absolute():
+            if value is not None and not value.expanduser().is_absolute():
                 setattr(data, name, (anchor(f"data.{name}") / value).resolve())
-        if config.retrain.data_dir is not None and not config.retrain.data_dir.is_absolute():
-            config.retrain.data_dir = (anchor("retrain.data_dir") / config.retrain.data_dir).resolve()
+            elif value is not None:
+                setattr(data, name, value.expanduser())
+        if config.retrain.data_dir is not None:
+            data_dir = config.retrain.data_dir.expanduser()
+            config.retrain.data_dir = data_dir if data_dir.is_absolute() else (
+                anchor("retrain.data_dir") / data_dir).resolve()
         landing = config.retrain.landing
-        if landing is not None and "://" not in landing and not Path(landing).is_absolute():
-            config.retrain.landing = str((anchor("retrain.landing") / landing).resolve())
+        if landing is not None and "://" not in landing:
+            expanded = Path(landing).expanduser()
+            config.retrain.landing = str(expanded if expanded.is_absolute() else
+                                         (anchor("retrain.landing") / expanded).resolve())
         base = config.model.base
         if base != DEFAULT_BASE_MODEL and not Path(base).is_absolute():
             # a local folder (a Hugging Face id such as ``org/name`` is kept unless a folder of that name is there)
