@@ -375,7 +375,8 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
                              else {})})
         set_tags(run, {"train.precision": precision, "train.resumed_from": resume or ""})
     log.info("trained %d steps in %.0f s (%.0f s of it evaluating); best validation %s = %s", result.global_step,
-             result.train_runtime_s, evaluation_s, primary_metric, result.best_metric)
+             result.train_runtime_s, evaluation_s, primary_metric,
+             "n/a" if result.best_metric is None else f"{result.best_metric:.4f}")
     planned = outcome.planned_steps
     if train_config.early_stopping_patience and planned and result.global_step < planned:
         patience = train_config.early_stopping_patience

@@ -26,3 +26,17 @@ def test_a_step_using_the_active_run_does_not_finish_it(workdir):
     experiment = client.get_experiment_by_name("status-test")
     assert experiment.artifact_location == (workdir / "store" / "mlartifacts").as_uri()
     assert default_artifact_location(uri) == experiment.artifact_location
+
+
+def test_a_new_local_store_is_created_without_mlflows_table_notes(tmp_path, capfd):
+    """A first run printed MLflow's "Creating initial MLflow database tables..." and "Updating database tables":
+    nothing for the user to act on, and the run's own line names the store."""
+    from tuneline.tracking import configure_mlflow
+
+    store = tmp_path / "fresh.db"
+    config = run_config("classification", f"tracking.tracking_uri=sqlite:///{store}", path=tmp_path / "x.csv")
+    capfd.readouterr()
+    client, experiment_id = configure_mlflow(config)
+    printed = "".join(capfd.readouterr())
+    assert store.is_file() and client.get_experiment(experiment_id).name == config.tracking.experiment
+    assert "database tables" not in printed, printed

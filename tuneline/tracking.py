@@ -7,6 +7,7 @@ called alone (in a test or another flow) against any run.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
@@ -48,13 +49,26 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
     # processes. A tracking server does this itself.
     guard = model_lock("__mlflow-store__", default_lock_url(uri), timeout_s=300, use_prefect=False) if uri.startswith("sqlite:") \
         else nullcontext()
-    with guard:
+    with guard, _quiet_store_creation():
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment = client.get_experiment_by_name(config.tracking.experiment)
         if experiment is not None:
             return client, experiment.experiment_id
         location = default_artifact_location(uri) if uri.startswith("sqlite:") else None
         return client, client.create_experiment(config.tracking.experiment, artifact_location=location)
+
+
+@contextmanager
+def _quiet_store_creation() -> Iterator[None]:
+    """MLflow's "Creating initial MLflow database tables..." and "Updating database tables" lines on a new SQLite
+    store are kept off a first run's output: the run's own line names the store."""
+    logger = logging.getLogger("mlflow.store.db.utils")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def client_for(run: RunContext) -> MlflowClient:
