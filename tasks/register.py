@@ -95,7 +95,8 @@ _CHATTY_WARNING = re.compile(r"type hint|@mlflow\.pyfunc\.utils\.pyfunc")
 #: ... its INFO line "Validating input example against model signature" (warnings from that logger still show) ...
 _INFO_LOGGERS = ("mlflow.pyfunc",)
 #: ... and the lines the registry prints straight to stderr: tuneline logs its own "registered NAME version N".
-_CHATTY_STDERR = re.compile(r"^(Successfully registered model '.*'\.|Created version '\d+' of model '.*'\.)$")
+_CHATTY_STDERR = re.compile(r"^(Successfully registered model '.*'\.|Created version '\d+' of model '.*'\.|"
+                            r"Registered model '.*' already exists\. Creating a new version of this model\.\.\.)$")
 
 
 @contextmanager

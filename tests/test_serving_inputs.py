@@ -275,18 +275,19 @@ def test_registering_prints_none_of_mlflows_type_hint_notes(store, tiny_bert, tm
     folder = save_head(tiny_bert, tmp_path / "tagger", "AutoModelForTokenClassification", TAGS, max_length=10)
     capfd.readouterr()
     uri, experiment, runs = store
-    run = MlflowClient(tracking_uri=uri, registry_uri=uri).create_run(experiment)
-    context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
-                         run_dir=runs / run.info.run_id)
     with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        version = register_model.fn(folder, "token_classification", "quiet-tagger", context, {"task": "ner"})
+        for _ in range(2):  # the first creates the registered model, the second adds a version to it
+            run = MlflowClient(tracking_uri=uri, registry_uri=uri).create_run(experiment)
+            context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
+                                 run_dir=runs / run.info.run_id)
+            version = register_model.fn(folder, "token_classification", "quiet-tagger", context, {"task": "ner"})
     printed = "".join(capfd.readouterr()) + caplog.text + "".join(str(w.message) for w in caught)
-    assert input_schema(version.uri)  # the signature tuneline sets is still there
+    assert input_schema(version.uri) and version.version == "2"  # the signature tuneline sets is still there
     for note in ("type hint", "Decorate your function", "Running the predict function", "Validating input example",
-                 "Successfully registered model", "Created version"):
+                 "Successfully registered model", "Created version", "already exists"):
         assert note not in printed, printed[-2000:]
-    assert "registered quiet-tagger version" in caplog.text  # tuneline's own line still is
+    assert "registered quiet-tagger version 2" in caplog.text  # tuneline's own line still is
 
 
 def test_loading_a_registered_model_prints_no_type_hint_note(classifier, store):
