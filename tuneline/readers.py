@@ -190,7 +190,8 @@ def check_file(path: Path) -> None:
     _check_file(path)
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path, text: bool = True) -> None:
+    """``text=False`` for a Parquet file: its own magic bytes (``PAR1``) are then no error."""
     if not path.exists():
         raise DataLoadError(f"input file {path} does not exist; check the path in data "
                             "(paths in a config file are relative to the file)")
@@ -202,18 +203,47 @@ def _check_file(path: Path) -> None:
         raise DataLoadError(f"input file {path} is empty (0 bytes); give a file with records")
     try:
         with path.open("rb") as handle:
-            magic = handle.read(len(_GZIP_MAGIC))
+            magic = handle.read(16)
+            if magic.startswith(_PARQUET_MAGIC) and path.stat().st_size >= 8:
+                handle.seek(-len(_PARQUET_MAGIC), io.SEEK_END)
+                magic = magic if handle.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC else b""
     except OSError:
         return  # the reader's own read says what is wrong
-    if magic == _GZIP_MAGIC:  # read as text it is "bytes 8b are not valid utf-8": true, and no help
-        command = (f"gunzip -k {path}" if path.suffix.lower() == ".gz" else
-                   f"gunzip -c {path} > {path.with_name(f'{path.stem}-unpacked{path.suffix}')}")
-        raise DataLoadError(f"input file {path} is gzip-compressed; decompress it ({command}) and point data at the "
-                            "uncompressed file")
+    # read as text each is "bytes 8b are not valid utf-8 ...; set data.encoding": true, and no help (the advice
+    # leads to a garbled read under latin-1)
+    for start, tool, keep, stream, suffix in _COMPRESSED_MAGIC:
+        if magic.startswith(start):
+            command = (f"{keep} {path}" if path.suffix.lower() == suffix else
+                       f"{stream} {path} > {path.with_name(f'{path.stem}-unpacked{path.suffix}')}")
+            raise DataLoadError(f"input file {path} is {tool}-compressed; decompress it ({command}) and point data "
+                                "at the uncompressed file")
+    if magic.startswith(_ZIP_MAGIC):
+        raise DataLoadError(f"input file {path} looks like an Excel workbook (.xlsx) or a zip archive, not text: "
+                            "export it as CSV (Excel: File > Save As > 'CSV UTF-8'), or unzip it, and point data at "
+                            "the .csv")
+    if magic.startswith(_OLE2_MAGIC):
+        raise DataLoadError(f"input file {path} looks like a legacy Excel workbook (.xls), not text: export it as "
+                            "CSV (Excel: File > Save As > 'CSV UTF-8') and point data at the .csv")
+    if text and magic.startswith(_PARQUET_MAGIC):
+        raise DataLoadError(f"input file {path} is a Parquet file, not text; set data.format: parquet or rename it "
+                            ".parquet")
 
 
 #: the first bytes of every gzip file (``.gz``, and a ``.csv`` that is really a ``.csv.gz``)
 _GZIP_MAGIC = b"\x1f\x8b"
+#: compressed files by their first bytes: (magic, tool, command that keeps the file, command that writes to
+#: stdout, the suffix the first command needs); bzip2's magic includes its block header, so no text starts so
+_COMPRESSED_MAGIC = ((_GZIP_MAGIC, "gzip", "gunzip -k", "gunzip -c", ".gz"),
+                     *((b"BZh" + bytes([level]) + b"1AY&SY", "bzip2", "bunzip2 -k", "bunzip2 -c", ".bz2")
+                       for level in b"123456789"),
+                     (b"\xfd7zXZ\x00", "xz", "unxz -k", "xz -dc", ".xz"),
+                     (b"\x28\xb5\x2f\xfd", "zstd", "zstd -d", "zstd -dc", ".zst"))
+#: a zip archive's first bytes: an .xlsx (or .docx, .ods) workbook is one
+_ZIP_MAGIC = b"PK\x03\x04"
+#: an OLE2 compound file's first bytes: a legacy Excel .xls workbook (or .doc)
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0"
+#: a Parquet file starts and ends with these bytes
+_PARQUET_MAGIC = b"PAR1"
 
 
 def _utf16_without_mark(head: bytes) -> str | None:
@@ -339,6 +369,7 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
     if data.startswith(codecs.BOM_UTF8) and not codec.name.startswith(("utf-16", "utf-32")):
         skipped = len(codecs.BOM_UTF8)  # a UTF-8 BOM must never become part of the first column name or token
     body = data[skipped:]
+    _check_not_utf8(path, body, codec, encoding)
     bad: set[int] = set()
     try:
         text = body.decode(codec.name)
@@ -352,11 +383,38 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
             raise DataLoadError(
                 f"{path}: line {first}, byte offset {error.start + skipped}: bytes "
                 f"{body[error.start:error.end].hex(' ')} are not valid {encoding} ({error.reason}); set data.encoding "
-                "to the file's encoding (e.g. latin-1 or cp1252), or data.on_decode_error: quarantine to set the "
+                "to the file's encoding (e.g. cp1252, or latin-1), or data.on_decode_error: quarantine to set the "
                 "lines that do not decode aside") from None
     if not any(line.strip() for line in lines):
         raise DataLoadError(f"input file {path} is empty (only whitespace); give a file with records")
     return lines, bad
+
+
+def _is_8bit(codec: codecs.CodecInfo) -> bool:
+    """Whether ``codec`` maps every byte to one character (latin-1, cp1252, iso-8859-*): it decodes any bytes,
+    UTF-8's multi-byte characters too, as wrong text without an error."""
+    return codec.name.startswith(("iso8859-", "cp125", "latin")) or codec.name in ("mac-roman", "koi8-r", "koi8-u")
+
+
+def _check_not_utf8(path: Path, data: bytes, codec: codecs.CodecInfo, encoding: str, line_offset: int = 0) -> None:
+    """A one-line error for a UTF-8 file (with non-ASCII characters) read under an 8-bit ``data.encoding``: it
+    would read as ``cafÃ©``, without any error. The setting applies to every file of a config, so one cp1252 file
+    among UTF-8 ones makes it wrong for the others. Cheap: only under an 8-bit encoding, only for non-ASCII bytes
+    (``bytes.isascii`` and one strict UTF-8 decode); ``line_offset``: lines before ``data`` in the file."""
+    if not _is_8bit(codec) or data.isascii():
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return  # not UTF-8: the configured encoding is the file's, as far as can be told
+    at = re.search(rb"[\x80-\xff]", data).start()
+    char = data[at:at + 4].decode("utf-8", errors="ignore")[:1]
+    shown = char.encode("utf-8").decode(codec.name, errors="replace")
+    line = line_offset + data.count(b"\n", 0, at) + 1
+    raise DataLoadError(f"{path} is UTF-8, not {encoding} (line {line}: {char!r} would read as {shown!r}); "
+                        "data.encoding applies to every file of the config: convert the other file(s) to UTF-8 "
+                        f"(e.g. iconv -f {encoding} -t utf-8) and remove data.encoding, or, if every file is UTF-8, "
+                        "just remove it")
 
 
 def _shown(text: str) -> str:
@@ -434,38 +492,87 @@ def _header_names(fields: list[str], dialect: dict) -> list[str]:
 
 
 class _Header(NamedTuple):
-    """The header's column names and 1-based line, for telling a data line that repeats it."""
+    """The header's column names and 1-based line, for telling a data line that repeats it; ``keys``: the names as
+    compared (:func:`_name_key`), ``pieces``: their longest quote-free pieces, the block reader's cheap filter."""
 
     names: list[str]
     line: int
+    keys: list[str]
+    pieces: tuple[str, ...]
+
+
+#: ASCII letters to lower case, as Arrow's ``ascii_lower`` does it (the block reader filters lines with that)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _name_key(name: str) -> str:
+    """A header name as a repeated header line is compared with it: without a UTF-8 byte-order mark (the start of
+    a file joined on with ``cat``; a quoted name behind one is unquoted, as the csv module leaves the quotes there)
+    and in lower case (ASCII letters: an export that writes ``Text,Label``)."""
+    name = name.strip()
+    if name.startswith("\ufeff"):
+        name = _unquoted(name.lstrip("\ufeff").strip()).strip()
+    return name.translate(_ASCII_LOWER)
 
 
 def _repeat_check(names: list[str], line: int) -> _Header | None:
     """The header a data line must not repeat; None when none of its names is written (``,,``): a data line of
     empty fields would "repeat" it."""
-    return _Header(names, line) if _header_probe(names) is not None else None
+    if _header_probe(names) is None:
+        return None
+    keys = [_name_key(name) for name in names]
+    pieces = tuple(dict.fromkeys(max(key.split('"'), key=len) for key in keys))
+    return _Header(names, line, keys, ("",) if "" in pieces else pieces)
 
 
-def _header_probe(names: list[str]) -> tuple[int, str] | None:
-    """A column whose header name is written (not an ``unnamed_`` default) and the longest quote-free piece of it:
-    a line repeating the header has that name in that field, trimmed (or, in a TSV file, a quoted field holding the
-    piece): the block reader's cheap filter before the exact comparison."""
-    for j, name in enumerate(names):
-        if name != f"unnamed_{j}":
-            return j, max(name.split('"'), key=len)
+def _header_probe(names: list[str]) -> int | None:
+    """A column whose header name is written (not an ``unnamed_`` default): a line repeating the header (or a
+    permutation of it) holds a header name in that field, so one of :attr:`_Header.pieces` (ASCII lower case)."""
+    return next((j for j, name in enumerate(names) if name != f"unnamed_{j}"), None)
+
+
+def _header_order(fields: list[str], header: _Header | None, dialect: dict) -> list[int] | None:
+    """Whether a data record's fields, normalised as the header's are, are the header's names (:func:`_name_key`):
+    the header line of another file, where files were joined with their headers (``cat a.csv b.csv``). None if
+    not; else where each header column is in the record: ``[0, 1, ...]`` for the header itself, another order for
+    the header of a file with its columns in another order (``label,text``)."""
+    if header is None or len(fields) != len(header.names):
+        return None
+    probe = fields[_header_probe(header.names)].translate(_ASCII_LOWER)
+    if not any(piece in probe for piece in header.pieces):
+        return None
+    keys = [_name_key(name) for name in _header_names(fields, dialect)]
+    if keys == header.keys:
+        return list(range(len(keys)))
+    if len(set(keys)) == len(keys) and sorted(keys) == sorted(header.keys):
+        position = {key: i for i, key in enumerate(keys)}
+        return [position[key] for key in header.keys]
     return None
 
 
 def _repeats_header(fields: list[str], header: _Header | None, dialect: dict) -> bool:
-    """Whether a data record's fields, normalised as the header's are, are the header's names: the header line of
-    another file, where files were joined with their headers (``cat a.csv b.csv``)."""
-    return header is not None and len(fields) == len(header.names) and _header_names(fields, dialect) == header.names
+    """Whether a data record is a header line (:func:`_header_order`), in the header's column order or not."""
+    return _header_order(fields, header, dialect) is not None
 
 
-def _repeated_header(number: int, line: int, value: str, header: _Header) -> dict:
+def _repeated_header(number: int, line: int, value: str, header: _Header, order: list[int] | None = None) -> dict:
+    """The quarantine entry of a repeated header line; ``order`` (:func:`_header_order`) says whether its columns
+    are in another order, and so are the records after it (read in that order)."""
+    if order is None or order == sorted(order):
+        return _malformed(number, line, "repeated_header", value,
+                          f"line {line} repeats the header (line {header.line}), as where files are joined with "
+                          "their headers; it is no record: remove it (join files without their header lines)")
+    names = ",".join(header.names[j] for j in sorted(range(len(order)), key=order.__getitem__))
     return _malformed(number, line, "repeated_header", value,
-                      f"line {line} repeats the header (line {header.line}), as where files are joined with their "
-                      "headers; it is no record: remove it (join files without their header lines)")
+                      f"line {line} repeats the header (line {header.line}) with its columns in another order "
+                      f"({names}), as where files with different column orders are joined; it is no record, and the "
+                      "records after it are read in its column order: remove it, or join files whose columns are in "
+                      "one order")
+
+
+class _CarefulOnly(Exception):
+    """The block reader met what only the careful reader reads right (a header in another column order, after
+    which records are read in that order): :func:`_read_delimited_fast` gives the file to it."""
 
 
 #: An Excel cell with a line break in a TSV file: the line's last field opens a quote that it does not close, and a
@@ -672,19 +779,23 @@ def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, di
 
 def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hint: str, dialect: dict,
                    bad_lines: set[int], encoding: str, number_offset: int = 0, line_offset: int = 0,
-                   header: _Header | None = None, cells: dict[int, str] | None = None) -> tuple:
+                   header: _Header | None = None, cells: dict[int, str] | None = None,
+                   reorder: bool = True) -> tuple:
     """Judge each record span the careful way: (rows, record numbers, 1-based lines, malformed, continuation).
 
     ``lines`` are the physical lines the spans index; numbers and lines are shifted by ``number_offset`` and
     ``line_offset`` (the records and lines before ``lines[0]`` in the file). The stack keeps the file's order:
     re-read lines are pushed on top, so record numbers follow the file. A record that repeats ``header`` is
     malformed, and so is each line in ``cells`` (index → detail: a TSV cell spanning lines, :func:`_quoted_cells`).
+    After a header in another column order the records are read in its order (``reorder=False``: the block reader,
+    which cannot, is told so by :class:`_CarefulOnly`).
     """
     rows: list[list[str]] = []
     row_numbers: list[int] = []
     row_lines: list[int] = []
     malformed: list[dict] = []
     continuation = 0  # non-blank lines that legitimately continue a record (a quoted newline)
+    order: list[int] | None = None  # the column order of the last repeated header, if not the header's
     pending = list(reversed(spans))
     while pending:
         span = pending.pop()
@@ -717,10 +828,13 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
         elif len(span.fields) != expected:
             malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
                                         _field_count_detail(len(span.fields), expected, count_hint, raw, dialect)))
-        elif _repeats_header(span.fields, header, dialect):
-            malformed.append(_repeated_header(number, line, raw, header))
+        elif (found := _header_order(span.fields, header, dialect)) is not None:
+            malformed.append(_repeated_header(number, line, raw, header, found))
+            order = None if found == sorted(found) else found
+            if order is not None and not reorder:
+                raise _CarefulOnly
         else:
-            rows.append(span.fields)
+            rows.append(span.fields if order is None else [span.fields[i] for i in order])
             row_numbers.append(number)
             row_lines.append(line)
     return rows, row_numbers, row_lines, malformed, continuation
@@ -988,7 +1102,7 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
                 break
             islands.append((start, span.end, _process_spans(py_lines, [span], expected, count_hint, dialect,
                                                             set(), encoding, line_offset=line_offset,
-                                                            header=header)))
+                                                            header=header, reorder=False)))
             covered = span.end + 1
     for i, fields in special_fields.items():
         counts[i] = len(fields)
@@ -1002,21 +1116,24 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
     good = record & ~cell & (counts == expected)
     bad = record & ~cell & (counts != expected)
     repeated = np.zeros(n, dtype=bool)
+    orders: dict[int, list[int]] = {}
     if header is not None and good.any():
-        column, piece = _header_probe(header.names)
+        column = _header_probe(header.names)
         candidates = np.flatnonzero(good)
         simple = candidates[~special[candidates]]
-        if len(simple):  # the field trimmed as str.strip() trims is the name (or, in a TSV file, may unquote to it)
-            field_ = pc.utf8_trim(pc.list_element(split.take(pa.array(simple)), column), characters=_WHITESPACE)
-            named = pc.equal(field_, header.names[column])
-            if fmt == "tsv":
-                wrapped = pc.and_(pc.starts_with(field_, '"'), pc.ends_with(field_, '"'))
-                named = pc.or_(named, pc.and_(wrapped, pc.match_substring(field_, piece)))
+        if len(simple):  # the field holds a header name's piece, ASCII letters in lower case (_header_order)
+            field_ = pc.ascii_lower(pc.list_element(split.take(pa.array(simple)), column))
+            named = functools.reduce(pc.or_, (pc.match_substring(field_, piece) for piece in header.pieces))
             simple = simple[named.to_numpy(zero_copy_only=False)]
         for i, fields_ in zip(simple.tolist(), split.take(pa.array(simple, type=pa.int64())).to_pylist()):
-            repeated[i] = _repeats_header(fields_, header, dialect)
+            if (found := _header_order(fields_, header, dialect)) is not None:
+                orders[i] = found
         for i in candidates[special[candidates]].tolist():
-            repeated[i] = _repeats_header(special_fields[i], header, dialect)
+            if (found := _header_order(special_fields[i], header, dialect)) is not None:
+                orders[i] = found
+        if any(found != sorted(found) for found in orders.values()):
+            raise _CarefulOnly  # the records after it are in its order: the careful reader reads them so
+        repeated[list(orders)] = True
         good &= ~repeated
 
     # Record numbers in file order: single-line records one each, an island its own count at its first line.
@@ -1063,7 +1180,7 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
                                     _field_count_detail(int(counts[i]), expected, count_hint, text, dialect)))
     repeated_index = np.flatnonzero(repeated)
     for i, text in zip(repeated_index.tolist(), lines.take(repeated_index).to_pylist()):
-        malformed.append(_repeated_header(int(number_of[i]), line_offset + i + 1, text, header))
+        malformed.append(_repeated_header(int(number_of[i]), line_offset + i + 1, text, header, orders[i]))
     cell_index = np.flatnonzero(cell)
     for i, text in zip(cell_index.tolist(), lines.take(cell_index).to_pylist()):
         malformed.append(_malformed(int(number_of[i]), line_offset + i + 1, "quoted_cell_spans_lines", text,
@@ -1125,6 +1242,7 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
     blocks: list[_Block] = []
     carry = b""
     line_offset = number_offset = records_seen = 0
+    maybe_utf8, utf8_seen = _is_8bit(codec), False
     try:
         with path.open("rb") as handle:
             stream = _byte_blocks(handle, FAST_BLOCK_BYTES)
@@ -1140,6 +1258,12 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                     text = data.decode(codec.name)
                 except UnicodeDecodeError:
                     return None
+                if maybe_utf8 and not data.isascii():  # _check_not_utf8 on the whole file, a block at a time
+                    try:
+                        data.decode("utf-8")
+                        utf8_seen = True
+                    except UnicodeDecodeError:
+                        maybe_utf8 = False
                 utf8 = data if codec.name in ("utf-8", "ascii") else text.encode("utf-8")
                 del text
                 if carry:
@@ -1164,10 +1288,12 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                 carry = utf8[int(offsets[consumed]):] if consumed < len(lines) else b""
                 line_offset += consumed
                 current, first = following, False
-    except OSError:
+    except (OSError, _CarefulOnly):
         return None
-    if names is None or number_offset == 0 or carry:
-        return None  # no data records (the careful reader says so) or a reader bug: never lose rows
+    if names is None or number_offset == 0 or carry or (maybe_utf8 and utf8_seen):
+        # no data records, or UTF-8 under an 8-bit encoding (the careful reader says so), or a reader bug: never
+        # lose rows
+        return None
     data = {}
     for j, name in enumerate(names):  # one chunk per column (a take on many chunks concatenates them first)
         parts = [block.columns[j] for block in blocks]
@@ -1186,8 +1312,56 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
 # JSONL and Parquet
 
 
+class _DuplicateKey(Exception):
+    """A JSON object that names a key twice (raised by :data:`_JSON_DECODER`; not a ValueError, which is bad JSON)."""
+
+    def __init__(self, key: str, values: list) -> None:
+        super().__init__(key)
+        self.key, self.values = key, values
+
+
+def _object_without_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """An object's pairs as a dict, or :class:`_DuplicateKey`: ``json.loads`` silently keeps a key's last value, so
+    ``{"label": "pos", "label": "neg"}`` would be read as "neg" with no sign the file says both."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        key = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise _DuplicateKey(key, [value for name, value in pairs if name == key])
+    return obj
+
+
+#: one decoder for every line (``json.loads`` with a hook builds a new decoder per call, twice as slow)
+_JSON_DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicate_keys)
+#: a JSON escape of a UTF-16 surrogate: the only way a lone surrogate gets into a value read from a file (strict
+#: decoders never produce one; undecodable lines are set aside before parsing)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: object, where: str = "") -> str | None:
+    """Which string of a parsed JSON value holds a lone surrogate, and which one (``field 'text' holds \\ud83d``,
+    ``field 'tokens'[3] holds ...``), else None. A surrogate pair in JSON (``\\ud83d\\ude00``) is one character
+    once parsed; half of one (a tweet cut mid-emoji) is no character: it cannot be written as UTF-8 and crashes
+    whatever hashes or tokenizes the text later, far from the file."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return f"field {where} holds \\u{ord(found.group()):04x}" if found else None
+    if isinstance(value, list):
+        return next((hit for i, item in enumerate(value) if (hit := _lone_surrogate(item, f"{where}[{i}]"))), None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if found := _SURROGATE.search(key):
+                return f"a key {ascii(key)}{' of ' + where if where else ''} holds \\u{ord(found.group()):04x}"
+            if hit := _lone_surrogate(item, f"{where}[{key!r}]" if where else repr(key)):
+                return hit
+    return None
+
+
 def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> ReadResult:
-    """One JSON object per line. ``source_row`` is the line number (as the load task has always reported it)."""
+    """One JSON object per line. ``source_row`` is the line number (as the load task has always reported it).
+
+    A line that is no JSON object, an object naming a key twice or holding a lone surrogate is malformed; a UTF-8
+    byte-order mark starting a line (where ``cat`` joined files that begin with one) is skipped."""
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
     _check_not_json_array(path, lines)
     records: list[tuple[int, dict]] = []
@@ -1203,7 +1377,14 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
                                         _not_decodable_detail(index, encoding)))
             continue
         try:
-            obj = json.loads(line)
+            obj = _JSON_DECODER.decode(line.removeprefix("\ufeff"))
+        except _DuplicateKey as duplicate:
+            values = ", ".join(_shown(json.dumps(v, ensure_ascii=False))[:40] for v in duplicate.values)
+            malformed.append(_malformed(number, number, "record_has_duplicate_key", line,
+                                        f"key {duplicate.key!r} appears {len(duplicate.values)} times in one object "
+                                        f"({values}); a record has one value per key: write the key once, with the "
+                                        "right value"))
+            continue
         except (ValueError, RecursionError) as error:
             malformed.append(_malformed(number, number, "record_is_not_json", line, str(error)))
             continue
@@ -1211,14 +1392,71 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
             malformed.append(_malformed(number, number, "record_is_not_an_object", line,
                                         "each JSONL line must be an object"))
             continue
+        if "\\u" in line and _SURROGATE_ESCAPE.search(line) and (where := _lone_surrogate(obj)):
+            malformed.append(_malformed(number, number, "record_has_lone_surrogate", line,
+                                        f"{where}, half of a UTF-16 surrogate pair (as where a text is cut in the "
+                                        "middle of an emoji), which is no character: remove it or complete the pair"))
+            continue
         records.append((number, obj))
-    if not records and malformed:
-        _check_not_pretty_printed(path, lines)
+    if not records and malformed and not any(m["rule"] in _OBJECT_RULES for m in malformed):
+        _check_not_pretty_printed(path, lines)  # no line is a JSON object (the rest are objects set aside)
+        _check_some_object(path, lines, malformed, seen)
     names = list(dict.fromkeys(key for _, obj in records for key in obj))
     _check_names(path, names, "a JSONL record")
     columns = {name: [obj.get(name) for _, obj in records] for name in names}
     numbers_ = [number for number, _ in records]
     return ReadResult(frame=_object_frame(columns, numbers_, numbers_), malformed=malformed, records_seen=seen)
+
+
+#: what makes a line an object that is still no record (the lines with only these rules are JSON objects)
+_OBJECT_RULES = ("record_has_duplicate_key", "record_has_lone_surrogate")
+
+
+def _check_some_object(path: Path, lines: list[str], malformed: list[dict], seen: int) -> None:
+    """A one-line error for a JSONL file none of whose lines is a JSON object (each ends with a comma, Python dicts
+    written with ``str()``, a CSV file named .jsonl): else the file reads as no record and no column, and the
+    message about the missing text column names no fix."""
+    first = next((m for m in malformed if m["rule"] in ("record_is_not_json", "record_is_not_an_object")), None)
+    if first is None:
+        return  # only undecodable lines: the decode quarantine says so
+    number = first["source_line"]
+    line = lines[number - 1].removeprefix("\ufeff").strip()
+    if first["rule"] == "record_is_not_an_object":
+        problem = "it is JSON, but no object"
+    else:  # json's "Expecting value: line 1 column 5 (char 4)": its line 1 is the file's line `number`
+        problem = re.sub(r": line 1 column (\d+) \(char \d+\)$", r" at column \1", first["detail"])
+    raise DataLoadError(f"none of the {seen} line{'s' if seen != 1 else ''} of {path} is a JSON object; line "
+                        f"{number}: {problem}"
+                        f"{_json_lines_hint(line, number)}")
+
+
+def _json_lines_hint(line: str, number: int) -> str:
+    """What a line that is no JSON object most likely is, and what to change (for :func:`_check_some_object`)."""
+    import ast
+
+    if line.endswith(","):
+        try:
+            if isinstance(json.loads(line[:-1]), dict):
+                return ("; each line ends with a comma: JSON Lines has no separator between records, remove the "
+                        "comma at the end of each line")
+        except (ValueError, RecursionError):
+            pass
+    if re.search(r",\s*[}\]]", line):
+        return "; a comma stands before a closing } or ]: JSON allows no trailing comma, remove it"
+    try:
+        python = ast.literal_eval(line) if len(line) < 100_000 else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        python = None
+    if isinstance(python, dict):
+        return ("; the lines are Python dicts (single quotes, True/None), not JSON: write each record with "
+                "json.dumps(record), not str(record)")
+    if not line.startswith(("{", "[")):
+        for delimiter, fmt in ((",", "csv"), ("\t", "tsv"), (";", "csv")):
+            fields = next(csv.reader([line], delimiter=delimiter), [])
+            if len(fields) > 1 and all(field.strip() for field in fields):
+                return (f"; line {number} looks like a {fmt.upper()} header ({', '.join(fields[:5])}): the file is "
+                        f"{fmt.upper()}, not JSON Lines: set data.format: {fmt} (or name it .{fmt})")
+    return "; each line must be one JSON object ({...}), as json.dumps(record) writes it"
 
 
 def _check_not_pretty_printed(path: Path, lines: list[str]) -> None:
@@ -1270,7 +1508,7 @@ def _check_not_json_array(path: Path, lines: list[str]) -> None:
 def _read_parquet(path: Path) -> ReadResult:
     import pyarrow.parquet as pq
 
-    _check_file(path)
+    _check_file(path, text=False)
     try:
         table = pq.read_table(path)
     except Exception as error:  # pyarrow raises several types (ArrowInvalid, OSError...) for a bad file
@@ -1309,6 +1547,7 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     sentences: list[list[tuple[int, list[str]]]] = []
     sentence: list[tuple[int, list[str]]] = []
     for index, line in enumerate(lines):
+        line = line.removeprefix("\ufeff")  # the mark of a file joined on with cat: no part of a token
         # fields are separated by ASCII spaces and tabs only: str.split() also splits at a no-break space, which
         # real corpora keep inside tokens ("1 000", "10 km"), and the sentence would be quarantined as ragged
         fields = [field for field in _CONLL_SEPARATOR.split(line.strip(" \t\r\n\v\f")) if field] \
