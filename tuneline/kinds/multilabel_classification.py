@@ -16,7 +16,10 @@ It is text classification with a set of labels per row instead of one, so it sub
 from __future__ import annotations
 
 import ast
+import codecs
+import io
 import json
+import tokenize
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -29,7 +32,7 @@ from tuneline.config import TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords
 from tuneline.kinds.classification import (
     LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, checked_label_set, frequent_labels)
-from tuneline.readers import DataLoadError, normalize_label
+from tuneline.readers import DataLoadError, bom_encoding, normalize_label
 
 #: Rows of train embedded to fit the zero-shot baseline's threshold (enough for one number, bounded in time).
 ZERO_SHOT_FIT_ROWS = 2000
@@ -79,7 +82,7 @@ def read_label_names(data: MultilabelData) -> list[str] | None:
     if not path.is_file():
         raise DataLoadError(f"label names file {path} does not exist; check data.label_names (paths in a config "
                             "file are relative to the file)")
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines = _label_names_lines(path, getattr(data, "encoding", None) or "utf-8")
     while lines and not lines[-1].strip():
         lines.pop()
     blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
@@ -90,31 +93,187 @@ def read_label_names(data: MultilabelData) -> list[str] | None:
     return [line.strip() for line in lines]
 
 
-def _listed(value: str) -> object:
-    """A string that spells a list (``["a", "b"]`` as JSON, ``['a', 'b']`` as pandas writes lists to CSV)."""
-    for parse in (json.loads, ast.literal_eval):
+def _label_names_lines(path: Path, configured: str) -> list[str]:
+    """The lines of a label names file decoded as ``configured`` (``data.encoding``), a byte-order mark winning:
+    Notepad's "Unicode" writes UTF-16 with a mark, and a UnicodeDecodeError read to the user as a tuneline bug."""
+    encoding = bom_encoding(path, configured)
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        raise DataLoadError(f"unknown encoding {encoding!r} for the label names file {path}; set data.encoding to "
+                            "a codec name such as utf-8 or cp1252") from None
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DataLoadError(f"cannot read label names file {path}: {error.strerror or error}") from None
+    if raw.startswith(codecs.BOM_UTF8) and not codec.name.startswith(("utf-16", "utf-32")):
+        raw = raw[len(codecs.BOM_UTF8):]  # a UTF-8 mark must not become part of the first name
+    try:
+        text = raw.decode(codec.name)
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].decode(codec.name, errors="replace").count("\n") + 1
+        raise DataLoadError(
+            f"{path}: line {line}: bytes {raw[error.start:error.end].hex(' ')} are not valid {encoding} "
+            f"({error.reason}); the label names file is read with data.encoding ({configured}): save it in that "
+            "encoding (e.g. as UTF-8), or set data.encoding to the encoding of both the data and this file (e.g. "
+            "cp1252)") from None
+    return text.removeprefix("\ufeff").splitlines()
+
+
+#: the bracket that closes each bracket a list-like label cell opens with
+_CLOSING = {"[": "]", "(": ")", "{": "}"}
+
+#: values a Python literal in a label list may have (booleans and None pass, for the contract to reject by rule)
+_LITERAL_TYPES = (str, bytes, int, float, bool, type(None))
+
+
+def _looks_listed(text: str) -> bool:
+    """A cell that opens with ``[``, ``(`` or ``{`` and ends with the matching bracket: meant as a list, so it is
+    read as one or rejected, never taken for a label name such as ``('anger'``."""
+    return len(text) >= 2 and _CLOSING.get(text[0]) == text[-1]
+
+
+def _tokens(text: str) -> list[tokenize.TokenInfo] | None:
+    """Python's tokens of ``text`` less the layout ones (NL, NEWLINE, ENDMARKER); None when it does not tokenize."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return None
+    return [token for token in tokens if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER)]
+
+
+def _python_literals(text: str) -> list[Any] | None:
+    """The items of a Python list, tuple or set of literals (``['a', 'b']``, ``('a', 'b')``, ``{'a'}``), each one
+    literal token: ``'a' 'b'`` is Python's implicit concatenation, one string ``'ab'`` that no label list means."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    if not isinstance(tree.body, (ast.List, ast.Tuple, ast.Set)):
+        return None
+    items = []
+    for element in tree.body.elts:
+        if not isinstance(element, ast.Constant) or not isinstance(element.value, _LITERAL_TYPES):
+            return None
+        tokens = _tokens(f"({ast.get_source_segment(text, element) or ''})")
+        if tokens is None or len(tokens) != 3 or tokens[1].type not in (tokenize.STRING, tokenize.NUMBER):
+            return None
+        items.append(element.value)
+    return items
+
+
+def _numpy_repr(text: str) -> list[Any] | None:
+    """The items of numpy's repr of a 1-d array, apart by whitespace: ``['anger' 'fear']``, ``[2 7]``, ``[2. 7.]``
+    (what pandas writes to CSV for an array cell)."""
+    tokens = _tokens(text) if text.startswith("[") else None
+    if not tokens or len(tokens) < 2 or tokens[0].string != "[" or tokens[-1].string != "]":
+        return None
+    items = []
+    for token in tokens[1:-1]:
+        if token.type not in (tokenize.STRING, tokenize.NUMBER):
+            return None
         try:
-            parsed = parse(value)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-        if isinstance(parsed, list):
-            return parsed
+            item = ast.literal_eval(token.string)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+        if not isinstance(item, (str, bytes, int, float)):  # 2j
+            return None
+        items.append(item)
+    return items
+
+
+#: characters an unquoted Postgres array item is not read with: quotes, backslashes and brackets mean a Python set
+#: or dict (``{'a', b}``, ``{'a': 1}``) or a nested array, none of them a list of label names; an apostrophe inside
+#: a word (``{it's,fear}``, as Postgres writes it) is no quote
+_NOT_UNQUOTED = set("\"\\{}[]")
+
+
+def _postgres_array(text: str) -> list[Any] | None:
+    """The items of a Postgres array literal: ``{a,b}``, ``{"a b",c}`` (double quotes, backslash escapes inside),
+    ``{}``; an unquoted NULL is a missing item (the contract rejects it). None for anything else."""
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    inner, items, i = text[1:-1], [], 0
+    if not inner.strip():
+        return []
+    while True:
+        while i < len(inner) and inner[i].isspace():
+            i += 1
+        if i < len(inner) and inner[i] == '"':
+            chars, i = [], i + 1
+            while i < len(inner) and inner[i] != '"':
+                if inner[i] == "\\" and i + 1 < len(inner):
+                    i += 1
+                chars.append(inner[i])
+                i += 1
+            if i >= len(inner):
+                return None  # an unterminated quote
+            items.append("".join(chars))
+            i += 1
+            while i < len(inner) and inner[i].isspace():
+                i += 1
+        else:
+            end = inner.find(",", i)
+            end = len(inner) if end < 0 else end
+            item = inner[i:end].strip()
+            if not item or set(item) & _NOT_UNQUOTED or item.startswith("'") or item.endswith("'"):
+                return None
+            items.append(None if item.upper() == "NULL" else item)
+            i = end
+        if i >= len(inner):
+            return items
+        if inner[i] != ",":
+            return None
+        i += 1
+
+
+def _listed(value: str) -> object:
+    """A string that spells a list as the list of its items, else ``value`` unchanged.
+
+    Read are JSON (``["a", "b"]``); a Python list, tuple or set of literals (``['a', 'b']``, ``('a', 'b')``: pandas
+    writes list and tuple cells so to CSV); numpy's repr, items apart by whitespace (``['a' 'b']``, ``[2 7]``: pandas
+    writes an array cell so); a Postgres array (``{a,b}``, ``{"a b",c}``). Adjacent strings are never joined as
+    Python's implicit concatenation does: ``['a' 'b']`` is two labels, not the label ``ab``.
+    """
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, list):
+        return parsed
+    for parse in (_python_literals, _numpy_repr, _postgres_array):
+        items = parse(value)
+        if items is not None:
+            return items
     return value
+
+
+def _is_index(label: str, count: int) -> bool:
+    """Whether ``label`` is an id below ``count``: ASCII digits only (``"²"`` and ``"١"`` are digits to
+    :meth:`str.isdigit` and :meth:`str.isdecimal`, and ``int("²")`` fails)."""
+    return label.isascii() and label.isdecimal() and int(label) < count
 
 
 def parse_labels(value: object, separator: str, names: list[str] | None) -> object:
     """One row's labels as a sorted, unique list of names, or ``value`` unchanged when it is no list of labels.
 
-    Accepts a list (JSONL, Parquet), a delimited string (``"2,7"``), a string spelling a list, a single number or
-    name; missing or blank means no label (``[]``), which the contract judges. Numeric ids map to ``names`` when
-    given; an id or name outside them is kept as it is, so the contract quarantines it naming the label.
+    Accepts a list (JSONL, Parquet), a delimited string (``"2,7"``), a string spelling a list (see :func:`_listed`),
+    a single number or name; missing or blank means no label (``[]``), which the contract judges. A string in
+    matching brackets that spells no list is returned unchanged, so the contract quarantines it
+    (``labels_are_list_of_strings``) instead of it becoming a label such as ``('anger'``. Numeric ids map to
+    ``names`` when given; an id or name outside them is kept as it is, so the contract quarantines it naming the label.
     """
     if isinstance(value, (tuple, np.ndarray)):
         value = list(value)
     if isinstance(value, str):
         text = value.strip()
-        value = _listed(text) if text.startswith("[") and text.endswith("]") else \
-            [piece for piece in text.split(separator) if piece.strip()]
+        if _looks_listed(text):
+            listed = _listed(text)
+            if not isinstance(listed, list):
+                return value
+            value = listed
+        else:
+            value = [piece for piece in text.split(separator) if piece.strip()]
     if not isinstance(value, list):
         label, rule = normalize_label(value)
         if rule:
@@ -128,34 +287,64 @@ def parse_labels(value: object, separator: str, names: list[str] | None) -> obje
         parsed.append(label)
     if names:
         known = set(names)
-        parsed = [label if label in known or not label.isdigit() or int(label) >= len(names) else names[int(label)]
+        parsed = [names[int(label)] if label not in known and _is_index(label, len(names)) else label
                   for label in parsed]
     return sorted(set(parsed))
 
 
 #: separators a label list is written with besides the configured one
-_OTHER_SEPARATORS = ("|", ";", ",", "/", " ")
+_OTHER_SEPARATORS = ("|", ";", ",", "/", "\t", " ")
+
+#: separators that also join the parts of one name: a path (``billing/refund``, ``billing/invoice``) or a place
+#: (``Portland, OR``) keeps a shared part in the same place, while list items move; a space joins words
+#: (``very positive``, ``very negative``), so a shared word says nothing
+_IN_NAMES = {",": "same place", "/": "same place", " ": "always"}
+
+
+def _setting(separator: str) -> str:
+    """``separator`` as a YAML value to paste (``'|'``; a tab as ``"\\t"``, which single quotes would not escape)."""
+    return repr(separator) if separator.isprintable() else json.dumps(separator)
+
+
+def _pieces_recur(joined: list[str], separator: str) -> bool:
+    """Whether a piece recurs in two different labels split at ``separator`` (``joy|anger`` and ``anger|fear``
+    share ``anger``): lists joined with another separator, even where no label is ever seen alone."""
+    kind = _IN_NAMES.get(separator)
+    if kind == "always":
+        return False
+    owners: dict[str, set[str]] = {}
+    places: dict[str, set[int]] = {}
+    for label in joined:
+        pieces = [piece.strip() for piece in label.split(separator) if piece.strip()]
+        if len(pieces) < 2:
+            continue
+        for place, piece in enumerate(pieces):
+            owners.setdefault(piece, set()).add(label)
+            places.setdefault(piece, set()).add(place)
+    return any(len(labels) >= 2 and (kind != "same place" or len(places[piece]) >= 2)
+               for piece, labels in owners.items())
 
 
 def _check_separator(seen: list[str], separator: str) -> None:
     """A LabelSetError when the inferred labels look like lists joined with another separator (``a|b`` read with
-    ``,``): each such combination would silently become a class of its own."""
+    ``,``): each such combination would silently become a class of its own. They do when every piece of the joined
+    labels is also seen alone, or when pieces recur across joined labels (see :func:`_pieces_recur`)."""
     distinct = set(seen)
     for other in _OTHER_SEPARATORS:
         if other == separator:
             continue
         joined = [label for label in distinct if other in label]
-        if not joined:
+        if len(joined) < 2:
             continue
         parts = {part.strip() for label in joined for part in label.split(other) if part.strip()}
         # every piece of a joined label is itself a label seen alone: a list, not a name like "C++/C#"
-        if len(joined) >= 2 and parts <= distinct:
+        if parts <= distinct or _pieces_recur(joined, other):
             from tuneline.kinds.classification import LabelSetError
 
             shown = ", ".join(repr(label) for label in sorted(joined)[:3])
             raise LabelSetError(f"labels such as {shown} look like several labels joined with {other!r}, but "
-                                f"data.label_separator is {separator!r}: set data.label_separator: {other!r} (or list "
-                                "the real labels in data.labels)")
+                                f"data.label_separator is {separator!r}: set data.label_separator: "
+                                f"{_setting(other)} (or list the real labels in data.labels)")
 
 
 def _check_separator_known(unknown: list[str], separator: str, known: set[str]) -> None:
@@ -173,7 +362,29 @@ def _check_separator_known(unknown: list[str], separator: str, known: set[str]) 
 
             shown = ", ".join(repr(label) for label in joined[:3])
             raise LabelSetError(f"labels such as {shown} are several known labels joined with {other!r}, but "
-                                f"data.label_separator is {separator!r}: set data.label_separator: {other!r}")
+                                f"data.label_separator is {separator!r}: set data.label_separator: "
+                                f"{_setting(other)}")
+
+
+def looks_like_one_indicator_column(rows: Any) -> bool:
+    """Whether the label lists are a single 0/1 column read as labels: every row with a label has exactly one, and
+    the labels are exactly ``0`` and ``1`` (a one-hot ``toxic`` column given as data.label_column)."""
+    lists = [row for row in rows if isinstance(row, list) and row]
+    return bool(lists) and all(len(row) == 1 and isinstance(row[0], str) for row in lists) \
+        and {row[0] for row in lists} == {"0", "1"}
+
+
+def _warn_indicator_column(rows: Any, column: str) -> None:
+    """Warn when the label column looks like one 0/1 indicator column: it would train two classes "0" and "1"."""
+    if looks_like_one_indicator_column(rows):
+        from tuneline.common import task_logger
+
+        task_logger().warning(
+            "every label in data.label_column %r is 0 or 1, one per row: this looks like one 0/1 indicator column, "
+            "which multi-label would train as two classes '0' and '1'. Multi-label data gives all of a text's labels "
+            "in one column: a list (JSONL/Parquet, or [\"toxic\", \"insult\"] in a CSV cell) or a delimited string "
+            "such as toxic,insult (data.label_separator); turn one indicator column per label into such a column, "
+            "or use task: classification for a single yes/no label", column)
 
 
 def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
@@ -196,8 +407,9 @@ def matrix_scores(gold: np.ndarray, predicted: np.ndarray, present: np.ndarray |
     threshold fitting evaluates it hundreds of times. The macro mean runs over the labels that occur in gold or
     predictions (``present``, when given, fixes that set: the bootstrap passes the full test set's), as in the
     single-label kind: a label in neither says nothing about the model on these rows, and counting it as F1 0 scored
-    a perfect model 0.5 on a test split holding half of the labels. A row with no gold and no predicted label has samples-F1 1 (it is exactly right;
-    sklearn would count 0, which punishes correct abstentions where empty rows are allowed).
+    a perfect model 0.5 on a test split holding half of the labels. A row with no gold and no predicted label has
+    samples-F1 1 (it is exactly right; sklearn would count 0, which punishes correct abstentions where empty rows
+    are allowed).
     """
     gold, predicted = np.asarray(gold, dtype=bool), np.asarray(predicted, dtype=bool)
     tp = (gold & predicted).sum(axis=0).astype(np.float64)
@@ -282,17 +494,18 @@ class MultilabelKind(ClassificationKind):
                   primary_metric: str | None = None) -> list[str]:
         """``data.labels``, else ``data.label_names``, else the labels seen in train often enough (sorted)."""
         names = read_label_names(data)
+        source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
+        if source is not None:
+            _warn_indicator_column(source["label"], data.label_column)
         if data.labels or names is not None:
             labels = list(dict.fromkeys(str(label) for label in data.labels)) if data.labels else names
             # '8|20' read with ',' is no label of the set: say which separator to set, not "not in the label set"
-            source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
             known = set(labels) | set(names or []) | {str(i) for i in range(len(names or []))}
             _check_separator_known([label for row in (source["label"] if source is not None else [])
                                     if isinstance(row, list) for label in row
                                     if isinstance(label, str) and label not in known],
                                    data.label_separator, known)
         else:
-            source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
             seen = [label for row in (source["label"] if source is not None else [])
                     if isinstance(row, list) for label in row if isinstance(label, str)]
             _check_separator(seen, data.label_separator)
@@ -325,6 +538,10 @@ class MultilabelKind(ClassificationKind):
                         "check data.label_names / data.labels")
             if rule == "at_least_one_label":
                 return "the row has no label; set data.allow_empty_labels: true to keep rows without labels"
+            if rule == "labels_are_list_of_strings" and isinstance(value, str) and _looks_listed(value.strip()):
+                return (f"labels {value!r:.200} are in brackets but spell no list of label names; write them as a "
+                        "JSON list [\"a\", \"b\"], a Python or numpy list ['a', 'b'] / ['a' 'b'], a Postgres array "
+                        "{a,b} or a delimited string a,b (data.label_separator)")
             if rule == "labels_are_list_of_strings":
                 return f"labels {value!r:.200} are not a list of label names or a delimited string"
             return current
