@@ -14,16 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from test_readers_dirty import assert_accounted
 from tuneline import readers
-from tuneline.readers import (DataLoadError, ReadResult, _read_delimited_careful, _read_delimited_fast,
+from tuneline.readers import (DataLoadError, _read_delimited_careful, _read_delimited_fast,
                               _with_object_columns, read_conll, read_table, split_setting_advice)
-
-
-def assert_accounted(result: ReadResult) -> None:
-    """Each record seen is either good or malformed, never lost."""
-    assert len(result.frame) + len(result.malformed) == result.records_seen
-    rows = sorted([*result.frame["source_row"].tolist(), *(m["source_row"] for m in result.malformed)])
-    assert rows == list(range(1, result.records_seen + 1))
 
 
 def error(read) -> str:

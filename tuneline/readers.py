@@ -186,8 +186,10 @@ def normalize_label(value: object) -> tuple[str | None, str | None]:
 
 
 def check_file(path: Path) -> None:
-    """A one-line DataLoadError for a path that is no readable, non-empty, uncompressed file."""
-    _check_file(path)
+    """A one-line DataLoadError for a path that is no readable, non-empty, uncompressed file. Whatever its format:
+    a Parquet file is one here (the load task checks every input before its format is known); a text reader's own
+    check refuses one named as text."""
+    _check_file(path, text=False)
 
 
 def _check_file(path: Path, text: bool = True) -> None:
@@ -624,6 +626,38 @@ def _cell_detail(first: int, end: int) -> str:
             "as CSV (data.format: csv)")
 
 
+@functools.cache
+def _empty_fields(delimiter: str, quoted: bool, re2: bool = False) -> str:
+    """A regular expression for a line (its ending removed) of only empty fields: whitespace between delimiters,
+    or, where quotes are read (CSV), a field of quoted whitespace (``"",""``). Python syntax, or RE2 for Arrow.
+
+    Such a line is what a spreadsheet writes for an empty row (Excel leaves ``,,,`` or ``;;`` lines after the data);
+    it is no record, as a blank line is none (and a line that is whitespace only is such a line too)."""
+    escape = (lambda c: f"\\x{{{ord(c):x}}}") if re2 else re.escape  # noqa: E731
+    space = "[" + "".join(escape(c) for c in _WHITESPACE) + "]*"
+    one = f'(?:{space}|"{space}")' if quoted else space
+    return f"^{one}(?:{escape(delimiter)}{one})*$"
+
+
+@functools.cache
+def _empty_fields_pattern(delimiter: str, quoted: bool) -> re.Pattern:
+    return re.compile(_empty_fields(delimiter, quoted))
+
+
+def _no_record(line: str, dialect: dict) -> bool:
+    """Whether a physical line holds no record: blank, or only empty fields (:func:`_empty_fields`). Both readers
+    skip such lines and do not count them in ``records_seen``."""
+    content = line.rstrip("\r\n")
+    stripped = content.strip()
+    if not stripped:
+        return True
+    delimiter = dialect.get("delimiter", ",")
+    quoted = dialect.get("quoting") != csv.QUOTE_NONE
+    if stripped[0] != delimiter and not (quoted and stripped[0] == '"'):
+        return False
+    return _empty_fields_pattern(delimiter, quoted).fullmatch(content) is not None
+
+
 def _parse(lines: list[str], lo: int, hi: int, dialect: dict) -> list[_Span]:
     """Parse lines[lo:hi] into records with their line spans; blank lines are no records; a csv.Error is kept as a
     span with its message (the reader resumes at the next line) instead of ending the read."""
@@ -642,10 +676,44 @@ def _parse(lines: list[str], lo: int, hi: int, dialect: dict) -> list[_Span]:
             break
         start, end = lo + done, lo + reader.line_num - 1
         done = reader.line_num
-        if error is None and (not fields or (start == end and not lines[start].strip())):
-            continue  # a blank or whitespace-only line is no record
+        if error is None and (not fields or (start == end and _no_record(lines[start], dialect))):
+            continue  # a blank line, or one of only empty fields (``,,,``), is no record
         spans.append(_Span(start, end, fields, error))
     return spans
+
+
+BACKSLASH_DETAIL = ("line {line}: a quote inside a quoted field is escaped with a backslash (\\\"), as Spark and "
+                    "MySQL export it, where CSV doubles it (\"\"), so the field would be read cut or garbled; "
+                    "re-export the file with doubled quotes (\"\")")
+BACKSLASH_HINT = ('; the line holds \\": if the file escapes quotes with a backslash (Spark, MySQL), re-export it '
+                  'with doubled quotes ("")')
+
+
+@functools.cache
+def _quoted_backslash(delimiter: str) -> re.Pattern:
+    """A field that opens a quote and holds ``\\"`` before any lone quote closes it."""
+    return re.compile(f'(?:^|{re.escape(delimiter)})"(?:[^"]|"")*?\\\\"')
+
+
+def _escaped_with_backslash(block: list[str], dialect: dict) -> bool:
+    """Whether the lines of one record escape a quote inside a quoted field with a backslash (``"he said \\"hi\\""``,
+    the default of Spark and MySQL exports): they then read as one strict record with ``escapechar="\\"``, and
+    RFC 4180's strict reading refuses them or reads them otherwise (the lenient one silently garbles the text, or
+    splits it into too many fields)."""
+    if dialect.get("quoting") == csv.QUOTE_NONE or not any('\\"' in line for line in block):
+        return False
+    if not _quoted_backslash(dialect.get("delimiter", ",")).search("".join(block)):
+        return False
+    try:
+        escaped = list(csv.reader(block, strict=True, escapechar="\\", doublequote=False, **dialect))
+    except csv.Error:
+        return False
+    if len(escaped) != 1:
+        return False
+    try:
+        return list(csv.reader(block, strict=True, **dialect)) != escaped
+    except csv.Error:
+        return True
 
 
 def _parses_as_record(line: str, expected: int, dialect: dict) -> bool:
@@ -670,11 +738,12 @@ def _swallowed_lines(lines: list[str], span: _Span, expected: int, dialect: dict
             return True
     except csv.Error:
         return True
-    return any(line.strip() and _parses_as_record(line, expected, dialect) for line in block[1:-1])
+    return any(not _no_record(line, dialect) and _parses_as_record(line, expected, dialect) for line in block[1:-1])
 
 
-def _nonblank(lines: list[str], lo: int, hi: int) -> int:
-    return sum(1 for line in lines[lo:hi] if line.strip())
+def _nonblank(lines: list[str], lo: int, hi: int, dialect: dict) -> int:
+    """How many of lines[lo:hi] are no blank line nor one of empty fields (:func:`_no_record`)."""
+    return sum(1 for line in lines[lo:hi] if not _no_record(line, dialect))
 
 
 def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = True,
@@ -774,6 +843,8 @@ def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, di
     delimiter = dialect.get("delimiter", ",")
     if count > expected and raw.rstrip("\r\n").endswith(delimiter):
         detail += f"; the line ends with a stray {'tab' if delimiter == chr(9) else repr(delimiter)}: remove it"
+    if '\\"' in raw and dialect.get("quoting") != csv.QUOTE_NONE:
+        detail += BACKSLASH_HINT
     return detail
 
 
@@ -807,7 +878,9 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
             continue
         if span.error is not None or (multi_line and _swallowed_lines(lines, span, expected, dialect)):
             last = line_offset + span.end + 1
-            if span.error is not None:
+            if _escaped_with_backslash([lines[span.start]], dialect):  # a quote \" read as opened: lines run on
+                rule, detail = "quote_escaped_with_backslash", BACKSLASH_DETAIL.format(line=line)
+            elif span.error is not None:
                 rule = "record_is_not_parseable"
                 detail = f"lines {line}-{last}: {span.error}; fix the quoting of line {line}"
             else:
@@ -820,11 +893,14 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
                 pending.extend(reversed(_parse(lines, span.start + 1, span.end + 1, dialect)))
             continue
         if multi_line:
-            continuation += _nonblank(lines, span.start + 1, span.end + 1)
+            continuation += _nonblank(lines, span.start + 1, span.end + 1, dialect)
         undecodable = [i for i in range(span.start, span.end + 1) if i in bad_lines] if bad_lines else []
         if undecodable:
             malformed.append(_malformed(number, line, "record_not_decodable", raw,
                                         _not_decodable_detail(line_offset + undecodable[0], encoding)))
+        elif '\\"' in raw and _escaped_with_backslash(lines[span.start:span.end + 1], dialect):
+            malformed.append(_malformed(number, line, "quote_escaped_with_backslash", raw,
+                                        BACKSLASH_DETAIL.format(line=line)))
         elif len(span.fields) != expected:
             malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
                                         _field_count_detail(len(span.fields), expected, count_hint, raw, dialect)))
@@ -846,9 +922,13 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
     """Every line of the file in memory as Python strings, every record through :func:`_process_spans`: handles
     anything (undecodable lines, header: false) at a few microseconds and a few hundred bytes per record."""
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
+    lines = [line[1:] if line.startswith("\ufeff") else line for line in lines]  # cat-joined files' marks
     dialect = dialect or _dialect(fmt)
     _raise_csv_field_limit()
     spans = _parse(lines, min(skip_lines, len(lines)), len(lines), dialect)
+    if not spans:  # every line is blank or of empty fields (a sep= line aside)
+        raise DataLoadError(f"input file {path} holds no records (only blank lines and lines of empty fields such as "
+                            f"{dialect.get('delimiter', ',') * 3!r}); give a file with records")
     if header:
         head, body = spans[0], spans[1:]
         if head.error is not None or (head.end > head.start and _swallowed_lines(lines, head, 0, dialect)):
@@ -887,7 +967,7 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
     values = list(zip(*rows)) if rows else [() for _ in names]
     columns = {name: [v if v != "" else None for v in column] for name, column in zip(names, values)}
     frame = _object_frame(columns, row_numbers, row_lines)
-    records_seen = _nonblank(lines, first_data_line, len(lines)) - continuation
+    records_seen = _nonblank(lines, first_data_line, len(lines), dialect) - continuation
     return ReadResult(frame=frame, malformed=malformed, records_seen=records_seen)
 
 
@@ -969,6 +1049,15 @@ def _split_lines(data: bytes) -> tuple[pa.LargeStringArray, np.ndarray]:
     return lines, offsets
 
 
+def _without_marks(lines: pa.LargeStringArray) -> pa.LargeStringArray:
+    """``lines`` without a UTF-8 byte-order mark starting any of them, as the careful reader reads them: where files
+    were joined with ``cat`` after their header lines were cut, each one's mark starts a data line, and would stay in
+    its first field (a label ``\\ufeffpos``). Offsets into the block's bytes are unaffected (only values change)."""
+    if not pc.any(pc.starts_with(lines, "\ufeff")).as_py():
+        return lines
+    return pc.replace_substring_regex(lines, "^\ufeff", "", max_replacements=1)
+
+
 def _single_line_fields(line: str, dialect: dict) -> list[str] | None:
     """The fields of ``line`` when the csv module reads it as one whole record, else None (it would continue on
     the next line, or it is a csv error)."""
@@ -1031,7 +1120,10 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
     """
     n = len(lines)
     content = pc.utf8_rtrim(lines, characters="\r\n")
-    blank = pc.match_substring_regex(content, WHITESPACE_ONLY).to_numpy(zero_copy_only=False)
+    # blank lines and lines of only empty fields (``,,,``): no records (_no_record); whitespace-only lines match too
+    blank = pc.match_substring_regex(content, _empty_fields(dialect.get("delimiter", ","),
+                                                            dialect.get("quoting") != csv.QUOTE_NONE, re2=True))
+    blank = blank.to_numpy(zero_copy_only=False)
     limit = csv.field_size_limit()
     special = np.zeros(n, dtype=bool)
     if fmt == "csv":
@@ -1049,8 +1141,10 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
     if len(special_index):
         well = np.zeros(len(special_index), dtype=bool)
         if fmt == "csv":
-            well = (pc.match_substring_regex(content.take(special_index), _WELL_QUOTED_LINE)
-                    .to_numpy(zero_copy_only=False) & ~long[special_index])
+            special_content = content.take(special_index)
+            well = (pc.match_substring_regex(special_content, _WELL_QUOTED_LINE).to_numpy(zero_copy_only=False)
+                    & ~pc.match_substring(special_content, '\\"').to_numpy(zero_copy_only=False)  # see below
+                    & ~long[special_index])
         if well.any():
             texts = content.take(special_index[well]).to_pylist()
             try:
@@ -1064,6 +1158,8 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
         others = special_index[~well].tolist()
         if others:
             for i, text in zip(others, lines.take(others).to_pylist()):
+                if fmt == "csv" and '\\"' in text:
+                    continue  # maybe a quote escaped with a backslash: judged by _process_spans, as an island
                 fields = _single_line_fields(text, dialect)
                 if fields is not None:
                     special_fields[i] = fields
@@ -1269,6 +1365,7 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                 if carry:
                     utf8 = carry + utf8
                 lines, offsets = _split_lines(utf8)
+                lines = _without_marks(lines)
                 start = 0
                 if names is None:
                     header = _fast_header(lines, dialect, path)
@@ -1505,6 +1602,37 @@ def _check_not_json_array(path: Path, lines: list[str]) -> None:
                         f"line (e.g. jq -c '.[]' {path} > {Path(path).stem}.jsonl) and point data at that file")
 
 
+def _parquet_values(column: pa.ChunkedArray) -> list:
+    """A Parquet column as Python values, None where missing; two types as the values a text file would give:
+
+    - binary (bytes, as Spark and some database exports store strings): decoded as UTF-8, else every text would be
+      bytes, no string, and quarantined; a value that is not valid UTF-8 stays bytes (no text, which the schema
+      rejects where the column is used; an unused binary column, an image say, stays as it was);
+    - boolean (``is_duplicate: bool``) as the labels ``"false"`` and ``"true"``, as a CSV's TRUE/FALSE cells are
+      read as labels: a whole column of type bool holds labels, where a stray boolean in a JSON label field is a
+      parsing accident (:func:`normalize_label`). A bool column read as text is then the texts "false"/"true".
+    """
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_boolean(kind):
+        return [None if value is None else ("true" if value else "false") for value in column.to_pylist()]
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind) or (
+            hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(kind)):
+        return [_utf8_or_bytes(value) for value in column.to_pylist()]
+    return column.to_pylist()
+
+
+def _utf8_or_bytes(value: bytes | None) -> str | bytes | None:
+    """``value`` decoded as UTF-8, or as it is when it is no UTF-8 text (or None)."""
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
 def _read_parquet(path: Path) -> ReadResult:
     import pyarrow.parquet as pq
 
@@ -1519,7 +1647,7 @@ def _read_parquet(path: Path) -> ReadResult:
     _check_names(path, names, "the parquet schema")
     if table.num_rows == 0:
         raise DataLoadError(f"input file {path} is a parquet file with no rows; give a file with records")
-    columns = {name: table.column(i).to_pylist() for i, name in enumerate(names)}  # Python values, None if missing
+    columns = {name: _parquet_values(table.column(i)) for i, name in enumerate(names)}  # None if missing
     numbers_ = list(range(1, table.num_rows + 1))
     return ReadResult(frame=_object_frame(columns, numbers_, numbers_), malformed=[], records_seen=table.num_rows)
 
@@ -1529,6 +1657,30 @@ def _read_parquet(path: Path) -> ReadResult:
 
 
 _CONLL_SEPARATOR = re.compile(r"[ \t]+")
+#: a file read as one sentence of more tokens than this, or any sentence of more than :data:`LONGEST_SENTENCE`, is
+#: a file without the blank lines between its sentences (CoNLL-2003's longest sentence has 124 tokens)
+LONGEST_ONLY_SENTENCE = 500
+LONGEST_SENTENCE = 1000
+#: a file read as one sentence of more than 100 tokens, at least 5 of them before its last token sentence ends
+#: (``.``, ``!``, ``?`` as tokens of their own), is one too: no CoNLL-2003 sentence has even 2 such tokens inside
+_SENTENCE_ENDS = frozenset({".", "!", "?"})
+
+
+def _check_sentences_separated(path: Path, sentences: list[list[tuple[int, list[str]]]]) -> None:
+    """A one-line error for a CoNLL file whose sentences are not separated by blank lines: it reads as one sentence
+    of hundreds of tokens (or a few huge ones), which later fails far from the cause ("the validation split is
+    empty"), or trains on nonsense."""
+    limit = LONGEST_ONLY_SENTENCE if len(sentences) == 1 else LONGEST_SENTENCE
+    sentence = next((s for s in sentences if len(s) > limit), None)
+    if sentence is None and len(sentences) == 1 and len(sentences[0]) > 100:
+        inner_ends = sum(fields[0] in _SENTENCE_ENDS for _, fields in sentences[0][:-1])
+        sentence = sentences[0] if inner_ends >= 5 else None
+    if sentence is None:
+        return
+    first, last = sentence[0][0] + 1, sentence[-1][0] + 1
+    raise DataLoadError(f"{path}: lines {first}-{last} ({len(sentence)} token lines) read as a single sentence: no "
+                        "blank line separates its sentences; CoNLL puts one empty line after each sentence: add the "
+                        "blank lines (or check data.format)")
 
 
 def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
@@ -1563,6 +1715,7 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     if not sentences:
         raise DataLoadError(f"input file {path} has no sentences (only blank and {DOCSTART} lines); "
                             "give a CoNLL file with token lines")
+    _check_sentences_separated(path, sentences)
     expected = Counter(len(fields) for s in sentences for _, fields in s).most_common(1)[0][0]
 
     records: list[dict] = []

@@ -1,0 +1,261 @@
+"""tuneline.readers on still more files made dirty by the tools that wrote them: Excel's empty rows after the data
+(``,,,``), CoNLL without the blank lines between sentences, Parquet strings stored as bytes and labels as booleans,
+quotes escaped with a backslash (Spark, MySQL), and byte-order marks starting data lines (files joined with cat).
+Each must be read right, set aside with a rule and a hint, or refused with one line naming the file and the fix;
+the block reader must read each exactly as the careful one does. Real files in tmp_path."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import shared_data
+
+from test_readers_dirty import assert_accounted
+from test_readers_dirty_files import error
+from tuneline import readers
+from tuneline.readers import (BACKSLASH_DETAIL, BACKSLASH_HINT, DataLoadError, ReadResult, _read_delimited_careful,
+                              _read_delimited_fast, _with_object_columns, check_file, normalize_label, read_conll,
+                              read_table)
+
+
+def read_both(path: Path, fmt: str) -> ReadResult:
+    """The careful reader's result, after checking the block reader gives exactly the same."""
+    careful = _read_delimited_careful(path, fmt, "utf-8", True, "error")
+    fast = _read_delimited_fast(path, fmt, "utf-8", "error")
+    assert fast is not None
+    fast = _with_object_columns(fast)
+    assert fast.records_seen == careful.records_seen
+    assert fast.malformed == careful.malformed
+    pd.testing.assert_frame_equal(fast.frame, careful.frame)
+    assert_accounted(careful)
+    return careful
+
+
+LABELS = ["pos", "neg", "neu"]
+
+
+# ------------------------------------------------------------------------------------------------ empty rows
+
+
+@pytest.mark.parametrize("block_bytes", [1, 64, 1 << 20])
+@pytest.mark.parametrize("header, row, tail", [
+    ("text,label,,", "{t},{l},,", ",,,"),  # Excel: a sheet with empty columns after the data
+    ("text,label", "{t},{l}", ","),  # two columns: the empty row is one comma
+    ("text,label", "{t},{l}", ' ,""'),  # whitespace, and a quoted empty field
+    ("text,label", '"{t}","{l}"', '"",""'),  # everything quoted (QUOTE_ALL)
+])
+def test_excel_empty_rows_after_the_data_are_no_records(tmp_path, monkeypatch, block_bytes, header, row, tail):
+    """10 empty rows in 70 lines used to be 10 records without text, failing max_bad_fraction (14.3%)."""
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", block_bytes)
+    path = tmp_path / "excel.csv"
+    rows = [row.format(t=f"review {i}", l=LABELS[i % 3]) for i in range(60)]
+    path.write_text("\r\n".join([header, *rows, *[tail] * 10]) + "\r\n", encoding="utf-8", newline="")
+    result = read_both(path, "csv")
+    assert result.records_seen == 60 and not result.malformed
+    assert result.frame["text"].tolist() == [f"review {i}" for i in range(60)]
+    assert result.frame["label"].tolist() == [LABELS[i % 3] for i in range(60)]
+
+
+def test_empty_rows_in_a_semicolon_file_are_no_records_either(tmp_path):
+    path = tmp_path / "excel-de.csv"  # Excel in a locale with a decimal comma
+    path.write_text("text;label\r\n" + "".join(f"review {i};{LABELS[i % 3]}\r\n" for i in range(60)) + ";\r\n" * 10,
+                    encoding="utf-8", newline="")
+    result = read_table(path, "csv")
+    assert result.records_seen == 60 and len(result.frame) == 60 and not result.malformed
+    assert_accounted(result)
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])  # a block of one line before the header: careful reader
+def test_a_record_with_one_field_written_is_still_a_record_and_an_empty_row_inside_a_cell_is_text(
+        tmp_path, monkeypatch, block_bytes):
+    """Only a line whose every field is empty is no record; a comma line inside a quoted cell is part of its text."""
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", block_bytes)
+    path = tmp_path / "mixed.csv"
+    path.write_text(',,\n"",""\ntext,label\none,pos\n,neg\n"two\n,\nlines",pos\n,,\nthree,\n  ,  \n', encoding="utf-8")
+    result = read_both(path, "csv")
+    assert result.frame["text"].tolist() == ["one", None, "two\n,\nlines", "three"]
+    assert result.frame["label"].tolist() == ["pos", "neg", "pos", None]
+    assert result.frame["source_line"].tolist() == [4, 5, 6, 10]
+    assert result.records_seen == 4 and not result.malformed
+
+
+def test_a_file_of_only_empty_rows_says_so_in_one_line(tmp_path):
+    path = tmp_path / "empty-sheet.csv"
+    path.write_text(",,\n,,\n\n", encoding="utf-8")
+    assert error(lambda: read_table(path, "csv")) == (
+        f"input file {path} holds no records (only blank lines and lines of empty fields such as ',,,'); give a "
+        "file with records")
+
+
+# ------------------------------------------------------------------------------------------------ CoNLL
+
+
+def two_columns(sentences: int, tokens: int, blank: bool) -> str:
+    """A two-column CoNLL file; ``blank=False``: without the empty line after each sentence."""
+    lines = [[f"w{s}x{t} O" for t in range(tokens - 1)] + [". O"] for s in range(sentences)]
+    return ("\n\n" if blank else "\n").join("\n".join(sentence) for sentence in lines) + "\n"
+
+
+NO_BLANK = ("{path}: lines {first}-{last} ({count} token lines) read as a single sentence: no blank line separates "
+            "its sentences; CoNLL puts one empty line after each sentence: add the blank lines (or check data.format)")
+
+
+@pytest.mark.parametrize("sentences, tokens", [(60, 7), (100, 7), (1, 501)])
+def test_a_conll_file_without_blank_lines_between_sentences_says_so(tmp_path, sentences, tokens):
+    """It read as one sentence of hundreds of tokens, and failed later with "the validation split is empty"."""
+    path = tmp_path / "noblank.conll"
+    path.write_text(two_columns(sentences, tokens, blank=False), encoding="utf-8")
+    count = sentences * tokens
+    assert error(lambda: read_conll(path)) == NO_BLANK.format(path=path, first=1, last=count, count=count)
+
+
+def test_a_run_on_sentence_among_others_is_refused_over_a_thousand_tokens(tmp_path):
+    path = tmp_path / "partly.conll"
+    path.write_text(two_columns(3, 10, blank=True) + "\n" + two_columns(143, 7, blank=False), encoding="utf-8")
+    assert error(lambda: read_conll(path)) == NO_BLANK.format(path=path, first=34, last=1034, count=1001)
+    path.write_text(two_columns(3, 10, blank=True) + "\n" + two_columns(142, 7, blank=False), encoding="utf-8")
+    assert len(read_conll(path).frame) == 4  # 994 tokens: a long document, maybe on purpose
+
+
+@pytest.mark.parametrize("tokens", [300, 500])
+def test_one_long_sentence_without_full_stops_inside_still_reads(tmp_path, tokens):
+    path = tmp_path / "long.conll"
+    path.write_text("".join(f"w{i} O\n" for i in range(tokens)), encoding="utf-8")
+    result = read_conll(path)
+    assert result.records_seen == 1 and len(result.frame["tokens"][0]) == tokens
+
+
+def test_conll2003_still_reads_every_sentence_quickly():
+    train = shared_data("conll2003") / "train.txt"
+    started = time.perf_counter()
+    result = read_conll(train)
+    assert 14_000 <= len(result.frame) and not result.malformed
+    assert time.perf_counter() - started < 10
+
+
+# ------------------------------------------------------------------------------------------------ Parquet
+
+
+def test_a_parquet_text_column_stored_as_bytes_reads_as_text(tmp_path):
+    """Spark and some exports store strings as binary: every row used to be quarantined (text is no string)."""
+    path = tmp_path / "binary.parquet"
+    pq.write_table(pa.table({
+        "text": pa.array(["café".encode(), b"plain", None, b"\xff\xfe not utf-8"], pa.binary()),
+        "label": pa.array([b"pos", b"neg", b"pos", b"neg"], pa.large_binary()),
+        "image": pa.array([b"\x89PNG\r\n", b"\x89PNG\r\n", None, b""], pa.binary())}), path)
+    check_file(path)  # the load task's check of every input, whatever its format: a Parquet file is one
+    result = read_table(path, "parquet")
+    assert result.frame["text"].tolist() == ["café", "plain", None, b"\xff\xfe not utf-8"]  # no text: rejected
+    assert result.frame["label"].tolist() == ["pos", "neg", "pos", "neg"]
+    assert result.frame["image"].tolist() == [b"\x89PNG\r\n", b"\x89PNG\r\n", None, ""]
+    assert result.records_seen == 4 and not result.malformed
+
+
+def test_a_parquet_boolean_column_reads_as_the_labels_false_and_true(tmp_path):
+    """``is_duplicate: bool`` used to be quarantined whole as label_is_boolean; a CSV's TRUE/FALSE are labels."""
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(pa.table({"text": ["a", "b", "c"], "is_duplicate": pa.array([True, False, None], pa.bool_())}),
+                   path)
+    result = read_table(path, "parquet")
+    assert result.frame["is_duplicate"].tolist() == ["true", "false", None]
+    assert [normalize_label(value) for value in result.frame["is_duplicate"]] == [
+        ("true", None), ("false", None), (None, None)]
+    stray = tmp_path / "stray.jsonl"  # a boolean in a JSON label field stays a parsing accident
+    stray.write_text('{"text": "a", "label": true}\n{"text": "b", "label": "pos"}\n', encoding="utf-8")
+    assert [normalize_label(v) for v in read_table(stray, "jsonl").frame["label"]] == [
+        (None, "label_is_boolean"), ("pos", None)]
+
+
+# ------------------------------------------------------------------------------------------------ backslashes
+
+
+@pytest.mark.parametrize("block_bytes", [1, 64, 1 << 20])
+def test_quotes_escaped_with_a_backslash_are_set_aside_with_the_fix(tmp_path, monkeypatch, block_bytes):
+    """``"he said \\"hi\\" to me"`` used to read silently as ``he said \\hi\\" to me"``, others as 3 fields."""
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", block_bytes)
+    path = tmp_path / "spark.csv"
+    path.write_text('text,label\n'
+                    '"he said \\"hi\\" to me",pos\n'  # 2: read garbled before
+                    '"she said \\"no, never\\"",neg\n'  # 3: read as 3 fields before
+                    '"plain",pos\n'
+                    '"C:\\temp\\",neg\n'  # 5: a path ending in a backslash is valid CSV: kept
+                    '"\\"",pos\n'  # 6: a lone escaped quote opened a quote that swallowed line 7
+                    'after,neg\n'
+                    'a\\"b,c,pos\n',  # 8: no quoted field: the field count, with the hint
+                    encoding="utf-8")
+    result = read_both(path, "csv")
+    assert result.frame["text"].tolist() == ["plain", "C:\\temp\\", "after"]
+    assert result.frame["source_line"].tolist() == [4, 5, 7]
+    assert [(m["rule"], m["source_line"], m["detail"]) for m in result.malformed] == [
+        ("quote_escaped_with_backslash", 2, BACKSLASH_DETAIL.format(line=2)),
+        ("quote_escaped_with_backslash", 3, BACKSLASH_DETAIL.format(line=3)),
+        ("quote_escaped_with_backslash", 6, BACKSLASH_DETAIL.format(line=6)),
+        ("record_has_wrong_field_count", 8, f"3 fields, header has 2{BACKSLASH_HINT}")]
+    assert result.malformed[0]["value"] == '"he said \\"hi\\" to me",pos'
+    assert "re-export the file with doubled quotes" in BACKSLASH_DETAIL and '\\"' in BACKSLASH_HINT
+
+
+def test_a_backslash_before_a_quote_in_tsv_is_text(tmp_path):
+    """TSV is read without quote processing: a backslash and a quote are just characters."""
+    path = tmp_path / "glue.tsv"
+    path.write_text('text\tlabel\nhe said \\"hi\\"\tpos\n', encoding="utf-8")
+    result = read_both(path, "tsv")
+    assert result.frame["text"].tolist() == ['he said \\"hi\\"'] and not result.malformed
+
+
+# ------------------------------------------------------------------------------------------------ marks
+
+
+@pytest.mark.parametrize("block_bytes", [1, 64, 1 << 20])
+@pytest.mark.parametrize("fmt, sep", [("csv", ","), ("tsv", "\t")])
+def test_a_byte_order_mark_starting_a_data_line_is_no_part_of_its_first_field(
+        tmp_path, monkeypatch, block_bytes, fmt, sep):
+    """Files joined with cat after their header lines were cut: each one's mark starts a data line."""
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", block_bytes)
+    path = tmp_path / f"joined.{fmt}"
+    path.write_text(f"\ufefftext{sep}label\n\ufeffgreat{sep}pos\nfine{sep}neg\n\ufeff\ufeffbad{sep}neg\n"
+                    f"\ufeff\"quoted\"{sep}pos\n", encoding="utf-8")
+    result = read_both(path, fmt)
+    expected = "quoted" if fmt == "csv" else '"quoted"'  # TSV keeps quotes in a column not wholly quoted
+    assert result.frame["text"].tolist() == ["great", "fine", "\ufeffbad", expected]
+    assert result.frame["label"].tolist() == ["pos", "neg", "neg", "pos"]
+    labels = tmp_path / f"labels-first.{fmt}"
+    labels.write_text(f"label{sep}text\n\ufeffpos{sep}great\n", encoding="utf-8")
+    assert read_table(labels, fmt).frame["label"].tolist() == ["pos"]
+
+
+# ------------------------------------------------------------------------------------------------ both readers
+
+
+PIECES = ["a", ",", ",,", '""', '"",""', " ", '\\"', '"x\\"y"', '"\\""', "\ufeff", '"', "\n", "\r\n", "pos", "é"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_block_reader_reads_these_files_as_the_careful_one(tmp_path, monkeypatch, seed):
+    """Random lines of empty fields, backslashes, quotes and marks: the same records, lines and quarantine."""
+    rng = random.Random(seed)
+    for trial in range(60):
+        monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", rng.choice([1, 16, 64, 1 << 20]))
+        lines = ["text,label\n"] + [
+            f"row {i},pos\n" if rng.random() < 0.5 else
+            "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 5))) + rng.choice(["\n", "\r\n", ""])
+            for i in range(rng.randint(1, 40))]
+        path = tmp_path / f"t{trial}.csv"
+        path.write_text("".join(lines), encoding="utf-8", newline="")
+        try:
+            careful = _read_delimited_careful(path, "csv", "utf-8", True, "error")
+        except DataLoadError:
+            assert _read_delimited_fast(path, "csv", "utf-8", "error") is None
+            continue
+        fast = _read_delimited_fast(path, "csv", "utf-8", "error")
+        assert fast is not None
+        fast = _with_object_columns(fast)
+        assert (fast.records_seen, fast.malformed) == (careful.records_seen, careful.malformed)
+        pd.testing.assert_frame_equal(fast.frame, careful.frame)
+        assert_accounted(careful)
