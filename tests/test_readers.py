@@ -441,6 +441,8 @@ def test_conll_without_sentences_is_a_load_error(tmp_path):
     (("a",), (None, "label_is_not_a_single_value")),
     ({"a": 1}, (None, "label_is_not_a_single_value")),
     (np.array([1, 2]), (None, "label_is_not_a_single_value")),
+    (float("inf"), (None, "label_is_infinite")),  # a JSONL label written Infinity
+    (-math.inf, (None, "label_is_infinite")),
 ])
 def test_normalize_label(value, expected):
     assert normalize_label(value) == expected

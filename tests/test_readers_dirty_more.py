@@ -259,3 +259,26 @@ def test_the_block_reader_reads_these_files_as_the_careful_one(tmp_path, monkeyp
         assert (fast.records_seen, fast.malformed) == (careful.records_seen, careful.malformed)
         pd.testing.assert_frame_equal(fast.frame, careful.frame)
         assert_accounted(careful)
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_an_r_export_with_row_names_names_the_cause(tmp_path, monkeypatch, block_bytes):
+    """R's write.table (and write.csv with col.names=TRUE but no row-name header) writes each row's name first and
+    leaves it out of the header: every record has one field too many, which the detail now explains."""
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", block_bytes)
+    path = tmp_path / "r.tsv"
+    path.write_text('"text"\t"label"\n' + "".join(f'"{i}"\t"review {i}"\t"pos"\n' for i in range(1, 21)),
+                    encoding="utf-8")
+    result = read_both(path, "tsv")
+    assert len(result.frame) == 0 and len(result.malformed) == 20
+    assert {m["rule"] for m in result.malformed} == {"record_has_wrong_field_count"}
+    assert all("row names without a header cell" in m["detail"] and "row.names = FALSE" in m["detail"]
+               for m in result.malformed)
+    assert_accounted(result)
+
+
+def test_a_jsonl_infinity_label_is_set_aside(tmp_path):
+    path = tmp_path / "inf.jsonl"
+    path.write_text('{"text": "fine", "label": "pos"}\n{"text": "odd", "label": Infinity}\n', encoding="utf-8")
+    result = read_table(path, "jsonl")
+    assert normalize_label(result.frame["label"][1]) == (None, "label_is_infinite")

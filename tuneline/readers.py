@@ -162,6 +162,8 @@ def normalize_label(value: object) -> tuple[str | None, str | None]:
         number = float(value)
         if math.isnan(number):
             return None, None
+        if math.isinf(number):  # JSON's Infinity (Python's json reads it): an overflow or a placeholder, no class
+            return None, "label_is_infinite"
         if number.is_integer():
             return str(int(number)), None
         return str(value), None
@@ -845,6 +847,9 @@ def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, di
         detail += f"; the line ends with a stray {'tab' if delimiter == chr(9) else repr(delimiter)}: remove it"
     if '\\"' in raw and dialect.get("quoting") != csv.QUOTE_NONE:
         detail += BACKSLASH_HINT
+    if count == expected + 1 and re.match(r'\s*"?\d+"?' + re.escape(delimiter), raw):
+        detail += ("; the first field is a number and the header names one column less: a column of row names "
+                   "without a header cell, as R's write.table writes it: write with row.names = FALSE")
     return detail
 
 
