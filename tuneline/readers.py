@@ -352,13 +352,10 @@ def _named(names: list[str]) -> list[str]:
 _SNIFF_BYTES = 4096
 
 
-def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tuple[list[str], set[int]]:
-    """The file's physical lines (endings kept; split at \\n, \\r\\n or \\r only) and the 0-based indexes of the
-    lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
-    if on_decode_error not in ("error", "quarantine"):
-        raise DataLoadError(f"on_decode_error must be 'error' or 'quarantine', not {on_decode_error!r} "
-                            "(data.on_decode_error)")
-    _check_file(path)
+def file_bytes(path: Path, encoding: str, what: str = "input file") -> tuple[codecs.CodecInfo, bytes, int]:
+    """The codec ``encoding`` names, the file's bytes, and how many of them a UTF-8 byte-order mark takes (0 under
+    UTF-16/32, which decode their own mark): a mark must never become part of the first name or token. An unknown
+    codec or an unreadable file is one line naming ``what`` and the file."""
     try:
         codec = codecs.lookup(encoding)
     except LookupError:
@@ -367,11 +364,20 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise DataLoadError(f"cannot read input file {path}: {error.strerror or error}") from None
+        raise DataLoadError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    utf8_mark = data.startswith(codecs.BOM_UTF8) and not codec.name.startswith(("utf-16", "utf-32"))
+    return codec, data, len(codecs.BOM_UTF8) if utf8_mark else 0
+
+
+def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tuple[list[str], set[int]]:
+    """The file's physical lines (endings kept; split at \\n, \\r\\n or \\r only) and the 0-based indexes of the
+    lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
+    if on_decode_error not in ("error", "quarantine"):
+        raise DataLoadError(f"on_decode_error must be 'error' or 'quarantine', not {on_decode_error!r} "
+                            "(data.on_decode_error)")
+    _check_file(path)
+    codec, data, skipped = file_bytes(path, encoding)
     _check_not_utf16(path, data[:_SNIFF_BYTES], codec)
-    skipped = 0
-    if data.startswith(codecs.BOM_UTF8) and not codec.name.startswith(("utf-16", "utf-32")):
-        skipped = len(codecs.BOM_UTF8)  # a UTF-8 BOM must never become part of the first column name or token
     body = data[skipped:]
     _check_not_utf8(path, body, codec, encoding)
     bad: set[int] = set()

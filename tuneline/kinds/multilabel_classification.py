@@ -16,7 +16,6 @@ It is text classification with a set of labels per row instead of one, so it sub
 from __future__ import annotations
 
 import ast
-import codecs
 import io
 import json
 import tokenize
@@ -32,7 +31,7 @@ from tuneline.config import TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords
 from tuneline.kinds.classification import (
     LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, checked_label_set, frequent_labels)
-from tuneline.readers import DataLoadError, bom_encoding, normalize_label
+from tuneline.readers import DataLoadError, bom_encoding, file_bytes, normalize_label
 
 #: Rows of train embedded to fit the zero-shot baseline's threshold (enough for one number, bounded in time).
 ZERO_SHOT_FIT_ROWS = 2000
@@ -97,17 +96,8 @@ def _label_names_lines(path: Path, configured: str) -> list[str]:
     """The lines of a label names file decoded as ``configured`` (``data.encoding``), a byte-order mark winning:
     Notepad's "Unicode" writes UTF-16 with a mark, and a UnicodeDecodeError read to the user as a tuneline bug."""
     encoding = bom_encoding(path, configured)
-    try:
-        codec = codecs.lookup(encoding)
-    except LookupError:
-        raise DataLoadError(f"unknown encoding {encoding!r} for the label names file {path}; set data.encoding to "
-                            "a codec name such as utf-8 or cp1252") from None
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DataLoadError(f"cannot read label names file {path}: {error.strerror or error}") from None
-    if raw.startswith(codecs.BOM_UTF8) and not codec.name.startswith(("utf-16", "utf-32")):
-        raw = raw[len(codecs.BOM_UTF8):]  # a UTF-8 mark must not become part of the first name
+    codec, raw, skipped = file_bytes(path, encoding, "label names file")
+    raw = raw[skipped:]
     try:
         text = raw.decode(codec.name)
     except UnicodeDecodeError as error:
