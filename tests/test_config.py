@@ -255,8 +255,8 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatc
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     config_file = tmp_path / "project" / "cfg.yaml"
     config_file.parent.mkdir()
-    config_file.write_text("data:\n  path: ~/data/tickets.csv\nretrain:\n  landing: ~/landing\n  data_dir: ~/versions\n",
-                           encoding="utf-8")
+    config_file.write_text("data:\n  path: ~/data/tickets.csv\n"
+                           "retrain:\n  landing: ~/landing\n  data_dir: ~/versions\n", encoding="utf-8")
     config = load_config(config_file)
     assert config.data.path == tmp_path / "home" / "data" / "tickets.csv"
     assert config.retrain.landing == str(tmp_path / "home" / "landing")

@@ -7,8 +7,8 @@ names the served version on every answer. tuneline adds what MLflow's command le
   ./mlflow.db), passed as ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` in the child's environment;
 * ``NAME@ALIAS`` is resolved to ONE version number before anything starts, and that version is what MLflow serves
   (``models:/NAME/VERSION``) and what the log and every answer name (``X-Model-Version``, ``GET /model``): if
-  the alias moves while the server starts, they still say what is served. An endpoint started for ``@champion`` therefore picks up a promotion (or a
-  ``tuneline rollback``) when it is restarted, never in the middle of its life;
+  the alias moves while the server starts, they still say what is served. An endpoint started for ``@champion``
+  therefore picks up a promotion (or a ``tuneline rollback``) when it is restarted, never in the middle of its life;
 * an unknown model, alias or version, or a port already in use, is one ``tuneline:`` line;
 * the server runs as a child in its own process group: Ctrl-C or SIGTERM stops all of it (the child and the
   uvicorn workers it starts) before the command returns, so the port is free again when it does; the child also
@@ -70,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argpa
         "serve-model", help="serve a registered model over HTTP (MLflow's scoring server)",
         description="Resolve NAME@ALIAS (default @champion) or NAME/VERSION to one version, print it, and serve "
         "that version with MLflow's scoring server until Ctrl-C: GET /ping, POST /invocations with {\"inputs\": "
-        "[...]} or {\"dataframe_split\": ...}, GET /model; every answer names its version (X-Model-Version). The alias is read at start: restart the endpoint "
+        "[...]} or {\"dataframe_split\": ...}, GET /model; every answer names its version (X-Model-Version). "
+        "The alias is read at start: restart the endpoint "
         "to pick up a promotion or a rollback.")
     serve.add_argument("name", metavar="NAME", help="registered model name")
     which = serve.add_mutually_exclusive_group()

@@ -152,7 +152,8 @@ def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: I
         if match:
             chosen.setdefault(spelling_key(match.group(2)), match.group(2))
     for key, spellings in by_key.items():
-        chosen.setdefault(key, visible(min(spellings, key=lambda t: (_has_invisible(t), -in_source[t], -in_all[t], t))))
+        chosen.setdefault(key, visible(min(spellings, key=lambda t: (  # as spelling_map
+            _has_invisible(t), -in_source[t], -in_all[t], t))))
     mapping: dict[str, str] = {}
     for tag, parts in parsed.items():
         target = "O" if visible(tag).strip().upper() == "O" else (
