@@ -161,7 +161,8 @@ def test_a_waiter_times_out_and_names_the_holder(tmp_path, lock_url, workers):
         with model_lock("sst2-classifier", lock_url, timeout_s=0.5):
             pytest.fail("acquired a lock that another process holds")
     waited = time.monotonic() - started
-    assert 0.5 <= waited < 3.0
+    # bounded: about timeout_s, far below the holder's 20 s (3.0 s was too tight: 3.4 s once with both cores busy)
+    assert 0.5 <= waited < 10.0
     message = str(caught.value)
     assert "trainer-on-gpu-7" in message and "'sst2-classifier'" in message and redact(lock_url) in message
 
