@@ -131,8 +131,9 @@ _TAG = re.compile(r"(?i)\s*([BI])[-_](.+?)\s*")
 
 def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Iterable[str] | None,
                      source_roles: Iterable[str]) -> dict[str, str]:
-    """IOB tags written several ways → one spelling: ``o`` → ``O``, ``b-per``/``B_PER`` → ``B-PER``; an entity type
-    takes the spelling of a configured tag, else the one written most often in train (as :func:`spelling_map`)."""
+    """IOB tags written several ways → one spelling: ``o`` (and ``0``, a zero) → ``O``, ``b-per``/``B_PER`` →
+    ``B-PER``; an entity type takes the spelling of a configured tag, else the one written most often in train (as
+    :func:`spelling_map`)."""
     everywhere, source = _written(frames, column, source_roles)
     in_source: Counter = Counter()  # entity type as written → tokens in train, and in all splits
     in_all: Counter = Counter()
@@ -154,9 +155,12 @@ def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: I
     for key, spellings in by_key.items():
         chosen.setdefault(key, visible(min(spellings, key=lambda t: (  # as spelling_map
             _has_invisible(t), -in_source[t], -in_all[t], t))))
+    # a zero for the letter O (a hand-typed or OCR'd file): no IOB scheme has a tag "0", so beside B-/I- tags it
+    # can only mean outside, unless the configured label set names it
+    outside = {"O"} if "0" in (configured or []) or not by_key else {"O", "0"}
     mapping: dict[str, str] = {}
     for tag, parts in parsed.items():
-        target = "O" if visible(tag).strip().upper() == "O" else (
+        target = "O" if visible(tag).strip().upper() in outside else (
             f"{parts[0]}-{chosen[spelling_key(parts[1])]}" if parts is not None else tag)
         if target != tag:
             mapping[tag] = target
