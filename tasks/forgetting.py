@@ -76,12 +76,15 @@ def measure_forgetting(model_dir: Path, earlier_test: pd.DataFrame, labels: list
     """Candidate vs champion on the earlier test rows; None when there is no champion or no earlier test row."""
     if champion_version is None or earlier_test.empty:
         return None
+    from tuneline.tasks.gate import in_run_spelling
+
     kind = kind_of(config)
     metric = config.primary_metric
     candidate = evaluate_model.fn(model_dir, earlier_test, labels, config)
     output = mlflow.pyfunc.load_model(f"models:/{registered_name}/{champion_version}").predict(
         kind.model_input(earlier_test))
     champion_predicted, _ = kind.predictions_from_output(output)
+    champion_predicted, _ = in_run_spelling(champion_predicted, labels)  # as the gate scores it
     gold = kind.gold(earlier_test)
     champion_metric = kind.score(gold, champion_predicted, labels)[metric]
     before = kind.per_class_scores(gold, champion_predicted, labels)

@@ -51,6 +51,8 @@ class ChampionScore:
     metric: float | None
     error: str | None = None
     predictions: list[Any] | None = None
+    #: the champion's label spellings read in this run's spelling (``positive`` → ``Positive``), when they differ
+    relabeled: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
         reasons.append(f"{metric} {candidate:.4f} {'>=' if beats else '<'} best baseline {name} {value:.4f} + "
                        f"min_gain_over_baseline {min_gain_over_baseline:.4f}"
                        + ("" if beats else " (the model learned too little to be worth serving)"))
+    if champion is not None and champion.relabeled:
+        reasons.append("champion v{} read in this data's label spelling ({}): promoting changes the label names the "
+                       "served model returns".format(champion.version, ", ".join(
+                           f"{a!r} as {b!r}" for a, b in sorted(champion.relabeled.items()))))
     if champion is None:
         reasons.append("no champion yet: the checks above decide")
     elif champion.metric is None:
@@ -131,13 +137,60 @@ def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.D
     try:
         model = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version}")
         output = model.predict(kind.model_input(test))
-        score = kind.score_output(output, test, labels)[metric]
         predictions, _ = kind.predictions_from_output(output)
+        if len(predictions) != len(test):
+            raise ValueError(f"the model returned {len(predictions)} predictions for {len(test)} test rows")
+        predictions, relabeled = in_run_spelling(predictions, labels)
+        score = kind.score(kind.gold(test), predictions, labels)[metric]
     except Exception as error:  # a broken champion must not crash the run, nor be replaced blindly
         task_logger().warning("champion v%s could not be scored: %s", version, error)
         return ChampionScore(version=version, metric=None, error=f"{type(error).__name__}: {error}")
+    foreign = sorted(set(_flat(predictions)) - set(labels))
+    if foreign and not set(_flat(predictions)) & set(labels):
+        error = (f"it answers with labels {_shown(foreign)}, none of this run's {_shown(labels)}: the labels were "
+                 "renamed, so the two models cannot be compared; name them as before (data.labels) or promote by "
+                 "hand (tuneline promote)")
+        task_logger().warning("champion v%s could not be scored: %s", version, error)
+        return ChampionScore(version=version, metric=None, error=error)
+    if relabeled:
+        task_logger().warning("champion v%s writes its labels another way than this data: read %s; promoting a new "
+                              "version changes the label names the served model returns", version,
+                              ", ".join(f"{a!r} as {b!r}" for a, b in sorted(relabeled.items())))
     task_logger().info("champion v%s scores %s %.4f on this test data", version, metric, score)
-    return ChampionScore(version=version, metric=float(score), predictions=list(predictions))
+    return ChampionScore(version=version, metric=float(score), predictions=list(predictions), relabeled=relabeled)
+
+
+def _flat(predictions: list[Any]) -> list[Any]:
+    """Every label in ``predictions``: a row's label, or each of a row's labels or tags."""
+    return [item for row in predictions for item in (row if isinstance(row, (list, tuple)) else [row])]
+
+
+def _shown(labels: list[str], most: int = 6) -> str:
+    return repr(labels[:most])[:-1] + (f", ... {len(labels) - most} more]" if len(labels) > most else "]")
+
+
+def in_run_spelling(predictions: list[Any], labels: list[str]) -> tuple[list[Any], dict[str, str]]:
+    """``predictions`` with each label this run writes another way (``positive`` for ``Positive``, ``b-per`` for
+    ``B-PER``: the fold validation applies to the data) in this run's spelling, and what was read so.
+
+    Why: the champion answers in the spelling of the data it was trained on. Scored against test rows that write
+    the same classes another way, every answer counted wrong: a champion at 0.0 that any candidate "beat"
+    significantly, and was replaced by a model no better."""
+    from tuneline.kinds.label_spellings import spelling_key
+
+    known = set(labels)
+    by_key = {spelling_key(label): label for label in labels}
+    relabeled = {label: by_key[spelling_key(label)] for label in set(_flat(predictions))
+                 if isinstance(label, str) and label not in known and spelling_key(label) in by_key}
+    if not relabeled:
+        return predictions, {}
+
+    def one(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [relabeled.get(item, item) for item in value]
+        return relabeled.get(value, value)
+
+    return [one(row) for row in predictions], relabeled
 
 
 @pipeline_task(name="score-champion")

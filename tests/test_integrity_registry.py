@@ -197,3 +197,58 @@ def test_a_champion_that_changed_after_scoring_is_rescored_before_any_move(store
     assert tags["gate.decision"] == "kept_champion" and tags["gate.champion_version"] == champion
     assert float(tags["gate.champion_metric"]) > 0.5
     assert aliases(client)["champion"] == champion
+
+
+def relabeled_copy(data: Path, target: Path, rename) -> Path:
+    """``data`` with each line's label (its last field) written as ``rename(label)``: another export of the same
+    rows, as a spreadsheet that capitalised the labels writes it."""
+    known = {"account", "billing", "shipping", "technical"}
+    lines = []
+    for line in data.read_text(encoding="utf-8").splitlines():
+        head, _, last = line.rpartition(",")
+        lines.append(f"{head},{rename(last)}" if last in known else line)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+def test_the_champion_is_scored_in_this_datas_label_spelling_and_renamed_labels_promote_nothing(store, tiny_bert):
+    """The same rows exported again with the labels capitalised: the champion answers 'billing' where the test rows
+    now say 'BILLING'. Every answer counted wrong, the champion scored 0.0, and any candidate was promoted as "a
+    real gain". Now its labels are read in this data's spelling (scored as it deserves), the decision says that
+    promoting changes the served label names, and labels renamed outright (nothing in common) leave the champion
+    unscorable, so the gate keeps it until a person decides."""
+    from tuneline.kinds import kind_of
+    from tuneline.tasks.gate import decide_promotion, score_version
+    from tuneline.tasks.load import load_data
+    from tuneline.tasks.split import split_data
+    from tuneline.tasks.validate import validate_data
+
+    folder, data = store
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    champion = aliases(MlflowClient(tracking_uri=uri, registry_uri=uri))["champion"]
+
+    def champion_on(path: Path, name: str, labels: list[str]):
+        config = tiny_config(path, tiny_bert, f"data.labels=[{', '.join(labels)}]")
+        validated = validate_data.fn(load_data.fn(config), config, folder / name)
+        splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
+        kind = kind_of(config)
+        return splits, score_version(MODEL, champion, kind, splits.test, splits.labels, "macro_f1")
+
+    intents = ["account", "billing", "shipping", "technical"]
+    splits, as_trained = champion_on(data, "as-trained", intents)
+    upper, capitalised = champion_on(relabeled_copy(data, folder / "upper.csv", str.upper), "upper",
+                                     [i.upper() for i in intents])
+    assert upper.labels == ["ACCOUNT", "BILLING", "SHIPPING", "TECHNICAL"]
+    assert capitalised.metric == pytest.approx(as_trained.metric) and capitalised.metric > 0.5
+    assert capitalised.relabeled == {"account": "ACCOUNT", "billing": "BILLING", "shipping": "SHIPPING",
+                                     "technical": "TECHNICAL"}
+    assert set(capitalised.predictions) <= set(upper.labels)
+    decision = decide_promotion("macro_f1", capitalised.metric, capitalised, 0.3, 0.01)
+    assert decision.promote is True
+    assert any("'billing' as 'BILLING'" in r and "changes the label names" in r for r in decision.reasons)
+
+    _, renamed = champion_on(relabeled_copy(data, folder / "renamed.csv", lambda label: f"intent_{label[0]}"),
+                             "renamed", [f"intent_{i[0]}" for i in intents])
+    assert renamed.metric is None and "renamed" in renamed.error and "tuneline promote" in renamed.error
+    assert decide_promotion("macro_f1", 0.99, renamed, 0.3, 0.01).promote is False
