@@ -74,7 +74,8 @@ def test_quarantine_carries_file_sentence_position_and_rule(tmp_path):
     train = sentences(good(30) + [(["Paris", "John", "Smith"], ["B-LOC", "O", "I-PER"])], "train.conll")
     test = sentences([(["John", "Smith"], ["B-PER", "I-PER"]), (["Rome"], ["B-LOC"])], "test.conll")
     result = validate_data.fn(loaded({"train": train, "test": test}),
-                                    run_config("token_classification", train=tmp_path / "x", max_bad_fraction=0.2), tmp_path)
+                                    run_config("token_classification", train=tmp_path / "x", max_bad_fraction=0.2,
+                                               min_examples_per_label=1), tmp_path)
     assert result.labels == LABELS
     q = pd.read_csv(result.quarantine_path)
     rows = {(r.split, r.source_file, r.source_row, r.rule): r.detail for r in q.itertuples()}
@@ -124,7 +125,7 @@ def test_sentences_without_tags_or_tokens_are_quarantined_with_their_rule(tmp_pa
                 {"tokens": None, "tags": ["O"]},                             # 34: null tokens
                 {"tags": ["O"]}]                                             # 35: no tokens field
     path = write_jsonl(tmp_path / "train.jsonl", records)
-    config = run_config("token_classification", train=path, max_bad_fraction=0.2)
+    config = run_config("token_classification", train=path, max_bad_fraction=0.2, min_examples_per_label=1)
     read = kind.read(path, "jsonl", config.data)
     result = validate_data.fn(loaded({"train": read.frame}), config, tmp_path)
     q = result.quarantine
@@ -169,3 +170,24 @@ def test_numeric_tags_are_named_as_the_reason_no_entity_tag_was_found(tmp_path):
     with pytest.raises(DataValidationError, match=r"found no entity tag \(B-X/I-X\) in the training data: the tags "
                                                   r"are numbers \(class ids"):
         validate_data.fn(loaded({"train": read.frame}), config, tmp_path)
+
+
+def test_an_entity_type_mentioned_less_than_min_examples_is_refused_not_learned(tmp_path):
+    """One mistyped tag (``Foo B-XYZ``) became the entity type XYZ: B-XYZ and I-XYZ in the registered model's labels,
+    with only a warning that test had none. Like a stray classification label, it is now refused in one line; a
+    mention is an entity as conlleval counts it, so an I-X that starts an entity counts too."""
+    from tuneline.kinds.classification import LabelSetError
+    from tuneline.kinds.token_classification import refuse_rare_types
+
+    train = sentences(good(30) + [(["John", "Smith"], ["B-PER", "I-PER"])] * 2 + [(["Foo"], ["B-XYZ"])])
+    with pytest.raises(DataValidationError, match=r"entity type\(s\) 'XYZ' \(1 mention\) occur fewer than "
+                                                  r"data.min_examples_per_label=3 times .* list the real tags in "
+                                                  r"data.labels"):
+        validate_data.fn(loaded({"train": train}), run_config("token_classification", train=tmp_path / "x"), tmp_path)
+    tags = [["I-ORG", "I-ORG", "O", "I-ORG"], ["B-ORG", "I-ORG", "B-ORG"]]  # 2 entities + 2 entities
+    refuse_rare_types(tags, 4)
+    with pytest.raises(LabelSetError, match=r"'ORG' \(4 mentions\)"):
+        refuse_rare_types(tags, 5)
+    configured = run_config("token_classification", train=tmp_path / "x", labels=[*LABELS, "B-XYZ", "I-XYZ"])
+    result = validate_data.fn(loaded({"train": train}), configured, tmp_path / "configured")
+    assert result.labels == [*LABELS, "B-XYZ", "I-XYZ"]  # a listed type is the user's decision

@@ -23,6 +23,8 @@ validation, the test evaluation and the champion re-score.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -47,6 +49,10 @@ class TokenData(DataConfig):
     iob1_to_iob2: bool = Field(False, description="Convert IOB1 tags to IOB2 instead of rejecting them.")
     bioes_to_iob2: bool = Field(False, description="Convert IOBES/BIOES (S-X, E-X) and BILOU (U-X, L-X) tags to "
                                 "IOB2 (B-X, I-X) instead of rejecting them.")
+    min_examples_per_label: int = Field(
+        3, ge=1, description="An inferred entity type with fewer mentions (entities, as conlleval counts them) in "
+                             "train is an error (a stray typo such as B-PRE must not become a type the model learns); "
+                             "configure data.labels to accept it.")
     merge_label_spellings: bool = Field(
         True, description="Tags written several ways are one tag: o → O, b-per and B_PER → B-PER (an entity type "
                           "spelled as in data.labels or as most often in train; logged). false keeps them as "
@@ -188,6 +194,33 @@ def _as_list_or_none(value: object) -> object:
     return value
 
 
+def refuse_rare_types(tag_lists: Iterable[object], minimum: int) -> None:
+    """An inferred entity type mentioned fewer than ``minimum`` times in train is refused in one line. A mention is
+    an entity as conlleval counts it: a ``B-X``, or an ``I-X`` that does not continue an X (IOB1 files, whose own
+    error names the fix, are counted the same).
+
+    Why: one mistyped tag (``Foo B-XYZ``) became the type XYZ, with B-XYZ and I-XYZ in the registered model's labels
+    and only a warning that test had none of it; classification refuses such a stray label the same way."""
+    from tuneline.schemas.token_classification import is_string_list, split_tag
+
+    mentions: Counter = Counter()
+    for tags in tag_lists:
+        if not is_string_list(tags, allow_empty=True):
+            continue
+        previous = None
+        for prefix, kind in map(split_tag, tags):
+            if kind is not None and (prefix == "B" or kind != previous):
+                mentions[kind] += 1
+            previous = kind
+    rare = sorted(((kind, n) for kind, n in mentions.items() if n < minimum), key=lambda x: (x[1], x[0]))
+    if rare:
+        shown = ", ".join(f"{kind[:40]!r} ({n} mention{'' if n == 1 else 's'})" for kind, n in rare[:10])
+        more = f" and {len(rare) - 10} more" if len(rare) > 10 else ""
+        raise LabelSetError(f"entity type(s) {shown}{more} occur fewer than data.min_examples_per_label={minimum} "
+                            "times in the training data (B- tags): fix those tags, or list the real tags in "
+                            "data.labels (sentences with other tags are then quarantined)")
+
+
 def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame, list[dict], int]:
     """One NER file → the sentence frame (tokens, tags, text, provenance), unusable records, records seen."""
     path = Path(path)
@@ -228,6 +261,7 @@ class TokenClassificationKind(TaskKind):
     raw_text_column = "text"
     lineage_columns = ("text", "tags")
     target_column = "tags"
+    serving_truncates = False  # the pyfunc tags long sentences in overlapping windows
 
     # --- data -------------------------------------------------------------------------------------------------
     def read(self, path: Path, fmt: str, data: TokenData) -> ReadRecords:
@@ -290,6 +324,7 @@ class TokenClassificationKind(TaskKind):
                         '(["EU", "rejects"], ["B-ORG", "O"]), or the file as CoNLL')
             raise LabelSetError(f"found no entity tag (B-X/I-X) in the training data{hint}; check data.tags_column "
                                 f"/ data.conll_tag_column, or set data.labels")
+        refuse_rare_types(source["tags"], data.min_examples_per_label)
         return labels
 
     def schema(self, labels: list[str], train_keys: list[str] | None, data: TokenData):
