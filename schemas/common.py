@@ -77,8 +77,8 @@ def blank_strings(values: pd.Series) -> np.ndarray:
 
 #: What the leakage rule compares: the text with its ends stripped, every run of ASCII whitespace made one space,
 #: lower-cased. "The film is great ." in test and "the film is  great ." in train are one example (a test row that
-#: differs from a train row only so would inflate the test score); the split and the duplicate rule still key rows
-#: by their stripped text, so adding this rule moved no row between splits.
+#: differs from a train row only so would inflate the test score). The split hashes the stripped text but keeps such
+#: near twins of one file in one split (:func:`tuneline.tasks.split.keep_near_twins_together`).
 _SPACE_RUN = "[\t\n\v\f\r ]+"
 
 
@@ -101,6 +101,11 @@ def _fold(strings: pa_arrow.Array) -> pa_arrow.Array:
 
 
 _NEEDS_COLLAPSE = "[\t\n\v\f\r]|  "
+
+
+def fold_strings(strings: pa_arrow.Array) -> pa_arrow.Array:
+    """:func:`leak_form` of every string of an Arrow array (nulls stay null): what the split groups near twins by."""
+    return _fold(strings)
 
 
 #: train rows folded and looked up per slice: a slice's folded copy is all the extra memory the rule holds

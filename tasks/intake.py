@@ -4,8 +4,8 @@ Each claimed batch is read with the task kind's reader and checked with the kind
 training flow checks its files; its rejected records go to its own quarantine file
 (``<run folder>/batches/<hash>/quarantine.csv``). A batch over ``data.max_bad_fraction`` is ``rejected`` in the
 ledger (final, with the reasons); otherwise it is ``validated``, and its accepted rows are stored as an immutable
-dataset part. Rows whose key is already in the data (an earlier version, or an earlier batch of this run) are
-quarantined as ``duplicate_of_earlier_data``: data already learned is not learned twice, and a test row can never
+dataset part. Rows whose key is already in the data (an earlier version, or an earlier batch of this run; case and
+runs of whitespace aside, as the leakage rule compares texts) are quarantined as ``duplicate_of_earlier_data``: data already learned is not learned twice, and a test row can never
 come back as a training row. Every row's split is assigned by the salted hash of its key (the training flow's rule),
 so it never moves between versions.
 
@@ -33,7 +33,7 @@ from tuneline.kinds import kind_of
 from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
 from tuneline.readers import DataLoadError, detect_format, split_setting_advice
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data
-from tuneline.tasks.split import DataSplits, assign_splits, split_data, split_key
+from tuneline.tasks.split import DataSplits, assign_splits, example_key, split_data
 from tuneline.tasks.validate import (
     DataValidationError,
     ValidatedData,
@@ -201,7 +201,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
     kind = kind_of(config)
     checked = config.model_copy(deep=True)
     checked.data.labels = list(labels)  # a batch never redefines the label set; growth is decided before
-    seen = {split_key(k) for k in reference[kind.key_column]} if len(reference) else set()
+    seen = {example_key(k) for k in reference[kind.key_column]} if len(reference) else set()
     intake = Intake()
     for batch in batches:
         folder = run.run_dir / "batches" / batch.content_hash[:12]
@@ -211,7 +211,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             log.info("batch %s was validated by an earlier run: %d rows, not validated again", batch.name, len(frame))
             intake.accepted.append(AcceptedBatch(batch, part, frame, Path(batch.quarantine_path) if
                                                  batch.quarantine_path else None, batch.rows_rejected or 0))
-            seen.update(split_key(k) for k in frame[kind.key_column])
+            seen.update(example_key(k) for k in frame[kind.key_column])
             continue
         try:
             loaded = read.pop(batch.content_hash, None) or _read_batch(batch, checked)
@@ -224,7 +224,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             log.warning("batch %s rejected: %s", batch.name, error)
             continue
         frame = frame_with_splits(validated.frames, checked)
-        keys = frame[kind.key_column].map(split_key)
+        keys = frame[kind.key_column].map(example_key)
         repeated = keys.isin(seen).to_numpy()
         quarantine = validated.quarantine
         if repeated.any():
@@ -275,7 +275,7 @@ def _earlier_labels(wanted: set[str], frames: list[pd.DataFrame], kind: Any) -> 
     for frame in frames:
         if not len(frame) or kind.target_column not in frame.columns:
             continue
-        keys = frame[kind.key_column].map(split_key)
+        keys = frame[kind.key_column].map(example_key)
         mask = keys.isin(wanted).to_numpy()
         for key, label in zip(keys[mask], frame[kind.target_column].to_numpy()[mask]):
             found.setdefault(key, label)

@@ -2,7 +2,10 @@
 
 A row's split depends only on a salted hash of its own text, never on the other rows. That is what makes retraining
 safe: when new rows land, no old row ever moves between train and test, so test metrics of successive models stay
-comparable and no test text leaks into a later training set. Identical texts always share a split.
+comparable and no test text leaks into a later training set. Identical texts always share a split, and so do texts
+that differ only in case and runs of whitespace (near twins): the group takes the split of its member nearest to
+train, so a row moves only when the same file holds such a twin (the retraining loop quarantines a batch row whose
+near twin is already in the data, so no stored row ever needs to move).
 
 Stratification: the hash is uniform within every label, so each class is split in the configured fractions (in
 expectation, to within sampling noise for small classes). Exact per-class counts would require looking at the other
@@ -45,6 +48,15 @@ def split_key(text: str) -> str:
     return key_text(text)
 
 
+def example_key(text: object) -> str:
+    """What makes two rows one example for the retraining loop's check against earlier data: the split key folded
+    as the leakage rule folds it (case, runs of whitespace), so a batch row that is an earlier row written in
+    capitals is that row again, not a new example that could hash into train beside its twin in test."""
+    from tuneline.schemas.common import leak_form
+
+    return leak_form(key_text(text))
+
+
 def hash_unit(keys: pd.Series, salt: str) -> np.ndarray:
     """Map each key to a stable number in [0, 1) from its salted SHA-256: the first 15 hex digits of
     ``sha256_text(salt, split_key(key))`` over 16**15, exactly (the top 60 of the digest's first 64 bits, scaled by
@@ -63,8 +75,9 @@ def split_codes(keys: pd.Series, config: SplitConfig) -> np.ndarray:
 
 
 def assign_splits(keys: pd.Series, config: SplitConfig) -> np.ndarray:
-    """``test`` below test_fraction, ``validation`` in the next validation_fraction, ``train`` above."""
-    return np.array(SPLITS)[split_codes(keys, config)]
+    """``test`` below test_fraction, ``validation`` in the next validation_fraction, ``train`` above; near twins
+    together (:func:`keep_near_twins_together`)."""
+    return np.array(SPLITS)[keep_near_twins_together(keys, split_codes(keys, config))]
 
 
 def _filter_strings(column, mask: np.ndarray, rows: int = 1 << 20):
@@ -98,10 +111,66 @@ def select_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+def near_twin_groups(keys: pd.Series) -> np.ndarray:
+    """A group number per row: rows whose keys differ only in case and runs of whitespace (the leakage rule's
+    :func:`~tuneline.schemas.common.leak_form`: ``"Great film"`` and ``" GREAT  film"``) share one; -1 for a missing
+    key. Rows are grouped by a 64-bit hash of the folded key (pandas' SipHash), computed a slice at a time, so ten
+    million rows hold a few arrays of integers, not a folded copy of every text: two different texts share a hash
+    with a chance of about n²/2⁶⁵ (10⁻⁵ for ten million rows), and then only share a split."""
+    from tuneline.schemas.common import fold_strings, leak_form
+
+    column = arrow_strings(keys)
+    if column is None:
+        folded = keys.map(lambda k: None if k is None or (isinstance(k, float) and np.isnan(k))
+                          else leak_form(key_text(k)))
+        return pd.factorize(folded, use_na_sentinel=True)[0].astype(np.int64)
+    hashes = np.empty(len(column), dtype=np.uint64)
+    missing = np.zeros(len(column), dtype=bool)
+    position = 0
+    for chunk in column.chunks:
+        for start in range(0, len(chunk), 1 << 16):
+            part = chunk.slice(start, 1 << 16)
+            values = fold_strings(part).to_numpy(zero_copy_only=False)
+            absent = part.is_null().to_numpy(zero_copy_only=False)
+            if absent.any():
+                values[absent] = ""
+                missing[position:position + len(values)] = absent
+            hashes[position:position + len(values)] = pd.util.hash_array(values.astype(object, copy=False),
+                                                                          categorize=False)
+            position += len(values)
+    groups = np.unique(hashes, return_inverse=True)[1].astype(np.int64, copy=False).reshape(-1)
+    groups[missing] = -1
+    return groups
+
+
+def keep_near_twins_together(keys: pd.Series, codes: np.ndarray) -> np.ndarray:
+    """``codes`` with every group of near twins (:func:`near_twin_groups`) in one split: train if any of them hashed
+    to train, else validation if any did, else test (codes are 0 train, 1 validation, 2 test: the group's least).
+
+    Why: each row's split is the hash of its own stripped text, so ``"Great film"`` and ``" GREAT  film"`` in one file
+    landed in train and test independently, and the test score counted the model's memory of a training row (26 of
+    60 such pairs in one probe). A row without a near twin keeps its own hash's split."""
+    if not len(codes):
+        return codes
+    groups = near_twin_groups(keys)
+    present = groups >= 0
+    least = np.full(int(groups.max(initial=-1)) + 1, len(SPLITS), dtype=np.int8)
+    np.minimum.at(least, groups[present], codes[present])
+    together = codes.copy()
+    together[present] = least[groups[present]]
+    moved = int((together != codes).sum())
+    if moved:
+        task_logger().info("split: %d row(s) joined a near twin's split (the same text but for case and spaces) so "
+                           "that no test or validation text is also a training text", moved)
+    return together
+
+
 def carve(frame: pd.DataFrame, key_column: str, config: SplitConfig, roles: tuple[str, ...]) -> dict[str, pd.DataFrame]:
-    """Split ``frame`` by hash; roles not asked for fall back to train (e.g. carve only validation from train)."""
+    """Split ``frame`` by hash, near twins together; roles not asked for fall back to train (e.g. carve only
+    validation from train)."""
     codes = split_codes(frame[key_column], config)
     codes[~np.isin(codes, [SPLITS.index(role) for role in roles])] = 0
+    codes = keep_near_twins_together(frame[key_column], codes)
     return {role: select_rows(frame, codes == index) for index, role in enumerate(SPLITS)}
 
 

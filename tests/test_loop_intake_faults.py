@@ -215,10 +215,14 @@ def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with
     other = {"billing": "shipping", "shipping": "technical", "technical": "billing"}
     relabelled = base.head(6).assign(label=lambda f: f["label"].map(other))
     copies = base.iloc[6:9]
+    # the same examples exported in capitals with doubled spaces: near twins of stored rows, which would hash into a
+    # split of their own (train beside a twin in test) if taken as new
+    twins = base.iloc[9:12].assign(text=lambda f: f["text"].str.upper().str.replace(" ", "  ") + " ")
+    copies = pd.concat([copies, twins], ignore_index=True)
     land(loop / "landing", "review.csv", pd.concat([relabelled, copies], ignore_index=True))
     summary = run(loop, tiny_bert)
     (reason,) = summary.batches_rejected["review.csv"]
-    assert reason.startswith("no new rows: all 9 records were rejected or already in the data")
+    assert reason.startswith("no new rows: all 12 records were rejected or already in the data")
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "review.csv"]
     quarantine = pd.read_csv(batch.quarantine_path)
@@ -228,7 +232,8 @@ def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with
     [detail] = conflicts.loc[conflicts["value"] == first["text"], "detail"]
     assert detail.startswith(f"already in the data with label {base.iloc[0]['label']!r}; this batch says "
                              f"{first['label']!r}: the earlier label is kept")
-    assert sorted(quarantine.loc[quarantine["rule"] == "duplicate_of_earlier_data", "value"]) == sorted(copies["text"])
+    assert sorted(quarantine.loc[quarantine["rule"] == "duplicate_of_earlier_data", "value"].str.strip()) == sorted(
+        copies["text"].str.strip())
 
 
 def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_bert):
