@@ -91,7 +91,9 @@ def test_label_all_subwords_needs_the_i_tag():
 
 
 def test_tokenize_task_aligns_counts_truncation_and_caches(tmp_path, tokenizer):
-    """The spine's tokenize task with the NER encoder: aligned labels, words cut summed per split, cache hit."""
+    """The spine's tokenize task with the NER encoder: aligned labels, sentences cut counted (train only: evaluation
+    and serving tag long sentences in windows; the count was the words cut, shown as rows: "1,049 of 124"), cache
+    hit."""
     import pandas as pd
 
     from tuneline.tasks.split import DataSplits
@@ -109,7 +111,7 @@ def test_tokenize_task_aligns_counts_truncation_and_caches(tmp_path, tokenizer):
         return tokenize_splits.fn(splits, tokenizer, config, hashes, tmp_path)
 
     first = run(False)
-    assert first.truncated == {"train": 3, "validation": 0, "test": 3}
+    assert first.truncated == {"train": 1, "validation": 0, "test": 0}  # one sentence of two, 3 of its words
     row = first.datasets["train"][0]
     assert [LABELS[i] if i != IGNORE else None for i in row["labels"]] == [
         None, "B-PER", "I-PER", None, "O", "B-PER", "I-PER", None]

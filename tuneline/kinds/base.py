@@ -80,6 +80,9 @@ class TaskKind:
     #: its test rows are sure errors); tags and multi-label labels only warn, as a tag scheme may list a tag (``I-X``
     #: of one-word entities) that no row uses
     train_needs_every_label: ClassVar[bool] = False
+    #: whether evaluation and serving cut an input at ``tokenize.max_length`` as training does (NER: no, the pyfunc
+    #: tags a long sentence in overlapping windows, so only train's cut rows lose anything)
+    serving_truncates: ClassVar[bool] = True
 
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "name", "config_model", "formats", "head", "peft_task_type", "pyfunc_file", "input_example",
