@@ -310,7 +310,10 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
         numbers.update({"gate.p_value": comparison.p_value, "gate.difference": comparison.difference,
                         "gate.difference_ci_low": comparison.ci_low, "gate.difference_ci_high": comparison.ci_high})
     log_metrics(run, numbers)
-    task_logger().info("gate: %s v%s (%s)", verdict, candidate.version, "; ".join(decision.reasons))
+    outcome = (f"v{candidate.version} promoted to champion" if decision.promote else
+               f"v{candidate.version} not promoted, champion v{champion.version} kept" if champion else
+               f"v{candidate.version} not promoted")
+    task_logger().info("gate: %s (%s)", outcome, "; ".join(decision.reasons))
     return decision
 
 

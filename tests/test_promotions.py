@@ -203,6 +203,10 @@ def test_the_cli_promotes_rolls_back_and_prints_the_history(store, name, capsys)
     assert main(["promote", name, f"v{v2}", "--reason", "retrained on May data", *stores]) == 0
     assert main(["rollback", name, "--reason", "complaints about refunds", *stores]) == 0
     capsys.readouterr()
+    # asking for the state that already holds (a script run twice, a gate that promoted it first) is no error, and
+    # records no move
+    assert main(["promote", name, v1, "--reason", "again", *stores]) == 0
+    assert capsys.readouterr().out == f"{name} v{v1} is already the champion; nothing to do\n"
 
     assert main(["history", name, *stores]) == 0
     out, err = capsys.readouterr()

@@ -278,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tuneline: {redact(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("tuneline: interrupted; a re-run of the same config resumes from the last checkpoint", file=sys.stderr)
+        command = getattr(args, "command", None)
+        print("tuneline: interrupted" + (
+            "; its batches were given back: the next retrain takes them" if command == "retrain" else
+            "; a re-run of the same config resumes from the last checkpoint training saved (if none yet, from the "
+            "start)" if command in ("train", "demo") else ""), file=sys.stderr)
         return 130
     except Exception as error:  # a bug or an outage: its traceback is above (Prefect) and in the MLflow run
         if isinstance(error, OSError) and error.filename is not None:
@@ -412,7 +416,12 @@ def _promotions(args: argparse.Namespace) -> int:
     if args.command == "promote":
         if not args.reason.strip():
             raise UserError("promote --reason must say why the champion moves (it is kept in the history)")
-        moved = move_champion(client, args.name, args.version, expected_from=champion_version(client, args.name),
+        current = champion_version(client, args.name)
+        if current is not None and str(args.version).strip().lstrip("v") == current:
+            # the state asked for already holds (a script re-run, a gate that promoted it first): no error
+            print(f"{args.name} v{current} is already the champion; nothing to do")
+            return 0
+        moved = move_champion(client, args.name, args.version, expected_from=current,
                               actor=_cli_actor(), action=PROMOTE, reason=args.reason, **stores)
     elif args.command == "rollback":
         moved = rollback_champion(client, args.name, actor=_cli_actor(), reason=args.reason, **stores)

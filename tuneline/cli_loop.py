@@ -225,7 +225,8 @@ def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str
     url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
     wanted = Path(batch_name.rstrip("/")).name or batch_name  # a path (landing/x.csv) names its batch x.csv
     with Ledger(url, model) as ledger:
-        originals = [b for b in ledger.batches() if b.duplicate_of is None]
+        every = ledger.batches()
+        originals = [b for b in every if b.duplicate_of is None]
     found = [b for b in originals
              if b.name == wanted or (len(batch_name) >= 8 and b.content_hash.startswith(batch_name))]
     if len(found) > 1:
@@ -233,6 +234,13 @@ def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str
                            for b in found)
         raise UserError(f"{len(found)} landed batches of {model!r} are called {wanted!r}: {listed}; give the one "
                         "you mean by its content hash (the first 8 or more characters)")
+    copy = next((b for b in every if b.duplicate_of is not None and b.name == wanted), None)
+    if not found and copy is not None:
+        original = next((b for b in originals if b.id == copy.duplicate_of), None)
+        of = (f"batch {original.name} (#{original.content_hash[:12]}, {original.state})" if original is not None
+              else "an earlier batch")
+        raise UserError(f"{wanted!r} landed as a copy of {of} and was never used on its own; give that batch's name "
+                        "instead")
     if not found:
         import difflib
 

@@ -219,7 +219,12 @@ class DatasetStore(LedgerDatabase):
         trained on those stay reproducible. ``labels``: the new version's label set (default: the current one's)."""
         parent = self.current()
         if parent is None or part not in parent.parts:
-            raise UserError(f"data part {part[:12]} is not in the current data version of {self.model!r}; "
+            versions = self.versions()
+            had = {v.number for v in versions if part in v.parts}
+            dropped = next((v for v in reversed(versions) if v.parent in had and part not in v.parts), None)
+            when = (f": version {dropped.number} already left it out ({dropped.note})" if dropped is not None else
+                    ": no version ever held it" if not had else "")
+            raise UserError(f"data part {part[:12]} is not in the current data version of {self.model!r}{when}; "
                             "nothing to drop")
         return self.commit(parent, [], list(parent.labels if labels is None else labels), actor, note, without=part)
 

@@ -244,7 +244,7 @@ def refuse_missing_value_markers(counts: Counter) -> None:
     """An error naming each inferred label that is a missing-value marker (``data.labels`` may still list one)."""
     markers = {label: n for label, n in counts.items() if str(label).strip().casefold() in MISSING_VALUE_MARKERS}
     if markers:
-        shown = ", ".join(f"{label!r} ({n} rows)" for label, n in sorted(markers.items()))
+        shown = ", ".join(f"{label!r} ({n} row{'' if n == 1 else 's'})" for label, n in sorted(markers.items()))
         raise LabelSetError(f"label(s) {shown} in the training data are how R, pandas, Excel or SQL write a missing "
                             "value, not classes: leave those label cells empty in the file (such rows are then "
                             "quarantined as missing labels), or list every real class in data.labels (and that "
