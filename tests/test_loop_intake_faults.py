@@ -204,6 +204,12 @@ def test_3b_a_copy_of_a_rejected_batch_says_to_requeue_the_original(loop, tiny_b
         assert _data_requeue(loop_config(loop, tiny_bert), "latin1.csv", "exported again") == 0
     out = capsys.readouterr().out
     assert "note: with this config the batch still cannot be read (" in out and "not valid utf-8" in out
+    # the copy itself: it was said to be "no landed batch", though the ledger holds it as a duplicate
+    from tuneline.errors import UserError
+
+    with working_in(loop), pytest.raises(UserError, match=r"^'latin1-again.csv' landed as a copy of batch latin1.csv "
+                                                          r"\(#[0-9a-f]{12}, landed\) and was never used on its own"):
+        _data_requeue(loop_config(loop, tiny_bert), "latin1-again.csv", "x")
 
 
 def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with_both_labels(loop, tiny_bert):
