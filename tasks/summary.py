@@ -135,6 +135,13 @@ def summarize_held_elsewhere(held, parent, batches, trigger: str, run: RunContex
                           batches_rejected={}, data_version=parent.number, data_version_hash=parent.content_hash)
 
 
+def distinct_names(batches) -> list[str]:  # noqa: ANN001 - ledger Batches
+    """Each batch's name, with the start of its content hash where two batches share a name (a file rewritten and
+    landed again after its first content was taken): ``good.csv #1a2b3c4d5e6f``."""
+    names = [b.name for b in batches]
+    return [f"{b.name} #{b.content_hash[:12]}" if names.count(b.name) > 1 else b.name for b in batches]
+
+
 @pipeline_task(name="summarize-retrain")
 def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake, version, forgetting,  # noqa: ANN001
                       trigger: str, run: RunContext) -> RetrainSummary:
@@ -146,7 +153,7 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
     set_tags(run, {"retrain.status": "retrained"})
     print(sentence)
     result = RetrainSummary(
-        status="retrained", message=sentence, trigger=trigger, batches_used=[b.name for b in used],
+        status="retrained", message=sentence, trigger=trigger, batches_used=distinct_names(used),
         batches_rejected={batch.name: reasons for batch, reasons in intake.rejected}, data_version=version.number,
         data_version_hash=version.content_hash, run=summary,
         forgetting=None if forgetting is None else {"drop": forgetting.drop, "champion": forgetting.champion,

@@ -171,3 +171,16 @@ def test_a_batch_name_landed_twice_a_path_and_a_misspelling_are_each_answered(tm
     assert "(did you mean 'export.csv'?)" in capsys.readouterr().err
     assert main(["data", "requeue", str(landing / "export.csv"), "--reason", "x", "-c", str(config_path)]) == 1
     assert "2 landed batches of" in capsys.readouterr().err  # the path names the batch by its file name
+
+
+def test_two_batches_of_one_name_are_told_apart_by_hash_in_the_summary():
+    """A batch given back by a stopped run keeps its copied content; the producer then rewrote the file and landed it
+    again: both were used, and the summary read 'good.csv, new.csv, good.csv'."""
+    from types import SimpleNamespace
+
+    from tuneline.tasks.summary import distinct_names
+
+    batches = [SimpleNamespace(name="good.csv", content_hash="a" * 64), SimpleNamespace(name="new.csv",
+                                                                                        content_hash="b" * 64),
+               SimpleNamespace(name="good.csv", content_hash="c" * 64)]
+    assert distinct_names(batches) == [f"good.csv #{'a' * 12}", "new.csv", f"good.csv #{'c' * 12}"]
