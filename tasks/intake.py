@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tuneline.common import pipeline_task, task_logger
@@ -151,10 +152,11 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
     try:
         for path in files:
             read = kind.read(path, detect_format(path, config.data.format), config.data)
+            landed = landed_path(batch, cache, path)  # the quarantine names the file the producer landed
             for row in read.malformed:
-                malformed.append({"split": "batch", "source_file": str(path), "column": None,
-                                  **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}})
-            frames.append(read.frame)
+                malformed.append({"split": "batch", "column": None,
+                                  **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}, "source_file": landed})
+            frames.append(_named(read.frame, landed))
             sources.append(SourceFile(role="all", path=path, sha256=batch.content_hash, records=read.records_seen,
                                       loaded=len(read.frame), malformed=len(read.malformed)))
     except DataLoadError as error:
@@ -163,6 +165,24 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return LoadedData(frames={"all": frame}, sources=sources,
                       malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS))
+
+
+def landed_path(batch: Batch, cache: Path, path: Path) -> str:
+    """Where ``path``, a file of the batch's checked copy under ``cache``, was landed: the batch's own path for a
+    one-file batch, else that folder joined with the file's place in it."""
+    if batch.kind == "file":
+        return batch.path
+    return batch.path.rstrip("/") + "/" + path.relative_to(cache).as_posix()
+
+
+def _named(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``frame`` with every ``source_file`` set to ``source`` (a categorical column stays categorical)."""
+    if "source_file" not in frame.columns or not len(frame):
+        return frame
+    if isinstance(frame["source_file"].dtype, pd.CategoricalDtype):
+        codes = np.zeros(len(frame), dtype=np.int8)
+        return frame.assign(source_file=pd.Categorical.from_codes(codes, [source]))
+    return frame.assign(source_file=source)
 
 
 def unreadable_reason(batch: Batch, message: str) -> str:

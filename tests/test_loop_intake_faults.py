@@ -232,6 +232,8 @@ def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "review.csv"]
     quarantine = pd.read_csv(batch.quarantine_path)
+    assert set(quarantine["source_file"]) == {batch.path}  # the landed file, not the run's copy of it
+    assert Path(batch.path).name == "review.csv" and "/landing/" in batch.path
     conflicts = quarantine[quarantine["rule"] == "conflicts_with_earlier_label"]
     assert sorted(conflicts["value"]) == sorted(relabelled["text"])
     first = relabelled.iloc[0]
