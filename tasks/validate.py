@@ -184,8 +184,10 @@ def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction:
     if fraction > max_bad_fraction:
         reasons = Counter(r for r in quarantine["rule"] if r not in DUPLICATE_RULES)
         top = ", ".join(f"{rule} ({n})" for rule, n in reasons.most_common(5))
+        copies = (f" (besides {duplicates} exact cop{'y' if duplicates == 1 else 'ies'} of earlier records, dropped "
+                  "and not counted here)") if duplicates else ""
         raise DataValidationError(
-            f"{broken} of {total} records ({fraction:.1%}) broke the data contract, more than "
+            f"{broken} of {total} records ({fraction:.1%}) broke the data contract{copies}, more than "
             f"data.max_bad_fraction={max_bad_fraction:.1%}. Top reasons: {top}{_example(quarantine, reasons)}. "
             f"Every rejected record, with its file, row and rule, is in {path}.")
     if duplicate_fraction > max_duplicate_fraction:

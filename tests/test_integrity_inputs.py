@@ -100,6 +100,12 @@ def test_exact_duplicates_have_their_own_budget(tmp_path):
     assert result.duplicate_records == 30 and len(result.frames["all"]) == 60
     with pytest.raises(DataValidationError, match=r"30 of 90 records .* exact copies .*max_duplicate_fraction"):
         validate(run_config("classification", "data.max_duplicate_fraction=0.2", path=path), tmp_path / "run2")
+    # over the broken-record budget, the copies are named apart: "quarantined 31" then "30 of 91 broke the contract"
+    # read as a miscount
+    broken = write_rows(tmp_path / "broken.csv", rows[:60] + [(f"text {i}", "") for i in range(60, 90)] + rows[:1])
+    with pytest.raises(DataValidationError, match=r"^30 of 91 records \(33.0%\) broke the data contract \(besides 1 "
+                                                  r"exact copy of earlier records, dropped and not counted here\)"):
+        validate(run_config("classification", path=broken), tmp_path / "run3")
 
 
 def test_yaml_duplicate_keys_and_boolean_numbers_are_errors(tmp_path):
