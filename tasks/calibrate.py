@@ -25,5 +25,11 @@ def calibrate_model(trained: TrainedModel, splits: DataSplits, config: TunelineC
     if run is not None and numeric:
         log_metrics(run, numeric)
     if fitted:
-        task_logger().info("calibrated on validation: %s", fitted if len(str(fitted)) < 300 else list(fitted))
+        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fitted.items()
+                          if not isinstance(v, (dict, list, tuple)))
+        nested = [k for k, v in fitted.items() if isinstance(v, (dict, list, tuple))]
+        if len(shown) > 300:  # per-label thresholds of many labels: the summary, not every number
+            shown = shown[:300].rsplit(", ", 1)[0] + f", ... ({len(fitted)} settings)"
+        task_logger().info("calibrated on validation: %s%s", shown or "", (("; " if shown else "") + ", ".join(
+            f"{k} (per label, in the model's config)" for k in nested)) if nested else "")
     return fitted
