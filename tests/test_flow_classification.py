@@ -84,6 +84,9 @@ def test_run_registers_a_champion_with_metrics_lineage_and_artifacts(first_run):
                                        "no_conflicting_label_duplicates", "no_exact_duplicates",
                                        "record_has_wrong_field_count"}
     assert summary.rejected_records == 9
+    # the summary says where the rows went: read = train + validation + test + quarantined
+    assert set(summary.split_rows) == {"train", "validation", "test"} and min(summary.split_rows.values()) > 0
+    assert summary.records_read == sum(summary.split_rows.values()) + summary.rejected_records
 
     # registry: version with metrics and aliases, gate decision recorded
     version = client.get_model_version(MODEL, summary.version)

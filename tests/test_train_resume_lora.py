@@ -138,6 +138,7 @@ def test_a_rerun_after_a_crash_resumes_and_its_summary_says_from_where(workdir, 
     """The resume was only in a log line among hundreds: the summary a user reads (printed and summary.json) did not
     say that the model came from a run continued at a checkpoint rather than a fresh one."""
     import json
+    import re
 
     import yaml
 
@@ -166,5 +167,7 @@ def test_a_rerun_after_a_crash_resumes_and_its_summary_says_from_where(workdir, 
     printed = capsys.readouterr().out
     [line] = [line for line in printed.splitlines() if line.strip().startswith("resumed")]
     assert "checkpoint-4 (left by an interrupted run of the same config and data" in line
+    [data] = [line for line in printed.splitlines() if line.strip().startswith("data ")]  # where the rows went
+    assert re.fullmatch(r"  data {14}: [\d,]+ records read; train [\d,]+, validation [\d,]+, test [\d,]+ rows", data)
     run_dir = next(line.split(":", 1)[1].strip() for line in printed.splitlines() if "reports" in line)
     assert json.loads((Path(run_dir) / "summary.json").read_text())["resumed_from"].endswith("checkpoint-4")

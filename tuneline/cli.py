@@ -184,6 +184,9 @@ def _print_summary(summary) -> None:
           f"(aliases: {', '.join(summary.aliases) or 'none'})")
     print(f"  gate              : {'PROMOTED to champion' if summary.promoted else 'not promoted'} - "
           + "; ".join(summary.gate_reasons))
+    if getattr(summary, "split_rows", None):
+        print(f"  data              : {summary.records_read:,} records read; "
+              + ", ".join(f"{name} {rows:,}" for name, rows in summary.split_rows.items()) + " rows")
     print(f"  quarantine        : {summary.rejected_records} rejected records ({summary.duplicate_records} of "
           f"them duplicate copies) in {summary.quarantine_file}")
     print(f"  reports           : {summary.run_dir}")
