@@ -329,6 +329,8 @@ def test_jsonl_keeps_python_types_and_quarantines_bad_lines(tmp_path):
     assert frame["source_row"].tolist() == frame["source_line"].tolist() == [1, 4, 6]  # line numbers
     assert [(m["source_line"], m["rule"]) for m in result.malformed] == [
         (2, "record_is_not_json"), (5, "record_is_not_an_object")]
+    # the place in the record, not json's own "line 1 column 2 (char 1)", whose line read as a line of the file
+    assert result.malformed[0]["detail"] == "Expecting property name enclosed in double quotes at column 2"
     assert result.records_seen == 5
     assert len(frame) + len(result.malformed) == result.records_seen
 

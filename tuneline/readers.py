@@ -1494,7 +1494,11 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
                                         "right value"))
             continue
         except (ValueError, RecursionError) as error:
-            malformed.append(_malformed(number, number, "record_is_not_json", line, str(error)))
+            # json's "line 2 column 1 (char 40)" counts lines within the record (a raw line break, U+2028 ...), not
+            # in the file, whose line the quarantine already names: the place in the record's one line says it
+            detail = (f"{error.msg} at column {error.pos + 1}" if isinstance(error, json.JSONDecodeError)
+                      else str(error))
+            malformed.append(_malformed(number, number, "record_is_not_json", line, detail))
             continue
         if not isinstance(obj, dict):
             malformed.append(_malformed(number, number, "record_is_not_an_object", line,
@@ -1531,8 +1535,8 @@ def _check_some_object(path: Path, lines: list[str], malformed: list[dict], seen
     line = lines[number - 1].removeprefix("\ufeff").strip()
     if first["rule"] == "record_is_not_an_object":
         problem = "it is JSON, but no object"
-    else:  # json's "Expecting value: line 1 column 5 (char 4)": its line 1 is the file's line `number`
-        problem = re.sub(r": line 1 column (\d+) \(char \d+\)$", r" at column \1", first["detail"])
+    else:  # "Expecting value at column 5" (the reader's detail)
+        problem = first["detail"]
     raise DataLoadError(f"none of the {seen} line{'s' if seen != 1 else ''} of {path} is a JSON object; line "
                         f"{number}: {problem}"
                         f"{_json_lines_hint(line, number)}")
