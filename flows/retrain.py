@@ -41,7 +41,7 @@ from tuneline.tasks.model import build_model, load_tokenizer
 from tuneline.tasks.register import register_model
 from tuneline.tasks.report import report_evaluation
 from tuneline.tasks.summary import (RetrainSummary, summarize_held_elsewhere, summarize_nothing_accepted,
-                                   summarize_retrain, summarize_run)
+                                   summarize_retrain, summarize_run, summarize_too_few_rows)
 from tuneline.tasks.tokenize import tokenize_splits
 from tuneline.tasks.train import train_model
 from tuneline.tracking import client_for, close_abandoned_run, discard_run, set_tags, tracked_run, version_tags
@@ -201,6 +201,10 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     enforce_drift(drift, intake.accepted, ledger, run)
     if not intake.accepted and parent.created_by != run.run_id and config.retrain.when_no_new_data == "skip":
         return summarize_nothing_accepted(intake, parent, trigger, run)
+    new_rows = sum(len(accepted.frame) for accepted in intake.accepted)
+    if intake.accepted and new_rows < config.retrain.min_new_rows and parent.created_by != run.run_id:
+        ledger.release(run.run_id)  # validated batches stay validated and free: the next run adds them, unread
+        return summarize_too_few_rows(intake, new_rows, config.retrain.min_new_rows, parent, trigger, run)
     version = commit_version(parent, intake, labelset.labels, store, run)
     frame = store.frame(version)
     splits = splits_of(frame, labelset.labels)

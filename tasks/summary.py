@@ -122,6 +122,22 @@ def summarize_nothing_accepted(intake, parent, trigger: str, run: RunContext) ->
                           data_version_hash=parent.content_hash)
 
 
+def summarize_too_few_rows(intake, new_rows: int, minimum: int, parent, trigger: str,  # noqa: ANN001
+                           run: RunContext) -> RetrainSummary:
+    """The accepted batches bring fewer new rows than ``retrain.min_new_rows``: they wait, validated, for more."""
+    from tuneline.tracking import set_tags
+
+    names = distinct_names([a.batch for a in intake.accepted])
+    message = (f"{new_rows} new row(s) in {', '.join(names)}, fewer than retrain.min_new_rows={minimum}: no "
+               f"retraining yet; the batch(es) stay validated (not read again) and the next run trains on them with "
+               f"what lands by then")
+    set_tags(run, {"retrain.status": "waiting", "retrain.new_rows": str(new_rows)})
+    print(message)
+    return RetrainSummary(status="waiting", message=message, trigger=trigger, batches_used=[],
+                          batches_rejected={batch.name: reasons for batch, reasons in intake.rejected},
+                          data_version=parent.number, data_version_hash=parent.content_hash)
+
+
 def summarize_held_elsewhere(held, parent, batches, trigger: str, run: RunContext) -> RetrainSummary:  # noqa: ANN001
     """The current data version holds rows of batches another run still holds (a run that died after committing
     it, or one still training): this run gives its own batches back instead of training on rows it cannot name."""

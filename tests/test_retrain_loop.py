@@ -366,3 +366,29 @@ def test_a_landing_folder_on_an_fsspec_file_system_works_like_a_local_one(tmp_pa
                       tmp_path / "tuneline-output" / "datasets" / "loop-tickets") as store:
         rows = store.frame(store.get(2))
     assert (rows["batch"] == used.content_hash).sum() == 60
+
+
+def test_a_few_new_rows_wait_validated_until_min_new_rows_have_landed(tmp_path, tiny_bert):
+    """One re-landed row retrained and registered a whole model. With retrain.min_new_rows the accepted batches
+    wait, validated (never read twice, never lost), and the run that reaches the minimum trains on all of them."""
+    root = tmp_path
+    tickets(BASE, seed=1).to_csv(root / "base.csv", index=False)
+    (root / "landing").mkdir()
+    fast = ["train.epochs=3", "retrain.min_new_rows=50"]
+    assert run(root, tiny_bert, *fast).status == "retrained"  # data version 1, the champion
+    versions = len(client_of(root).search_model_versions("name='loop-tickets'"))
+
+    land(root / "landing", "small.csv", tickets(BASE, seed=31).head(30))
+    waiting = run(root, tiny_bert, *fast)
+    assert waiting.status == "waiting" and waiting.run is None and waiting.data_version == 1
+    assert waiting.message.startswith("30 new row(s) in small.csv, fewer than retrain.min_new_rows=50: no retraining")
+    assert len(client_of(root).search_model_versions("name='loop-tickets'")) == versions
+    with ledger_of(root) as ledger:
+        (small,) = [b for b in ledger.batches() if b.name == "small.csv"]
+        assert small.state == "validated" and small.claimed_by is None and small.rows_accepted == 30
+
+    land(root / "landing", "more.csv", tickets(BASE, seed=32).head(30))
+    done = run(root, tiny_bert, *fast)
+    assert done.status == "retrained" and sorted(done.batches_used) == ["more.csv", "small.csv"]
+    assert done.data_version == 2 and sum(done.run.split_rows.values()) == sum(BASE.values()) + 60
+    assert len(client_of(root).search_model_versions("name='loop-tickets'")) == versions + 1

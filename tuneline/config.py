@@ -288,6 +288,9 @@ class RetrainConfig(_Strict):
                                         "on the earlier test set may drop against the champion.")
     when_no_new_data: Literal["skip", "retrain"] = Field(
         "skip", description="A run that finds no new batch: skip (default) or retrain on the current data version.")
+    min_new_rows: int = Field(1, ge=1, description="Retrain only once the accepted rows of the free batches add up "
+                              "to this many; fewer stay validated (not read twice) until later batches bring "
+                              "enough: a model is not retrained for a handful of rows.")
     cron: str | None = Field(None, description="Scheduled retraining, e.g. '0 3 * * *' (served by `tuneline serve`).")
     timezone: str = Field("UTC", description="IANA time zone the cron schedule is read in, e.g. Europe/Berlin.")
     watch_interval_s: float = Field(60.0, gt=0, description="How often `tuneline watch` (and the served "
