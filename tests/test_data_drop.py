@@ -184,3 +184,14 @@ def test_two_batches_of_one_name_are_told_apart_by_hash_in_the_summary():
                                                                                         content_hash="b" * 64),
                SimpleNamespace(name="good.csv", content_hash="c" * 64)]
     assert distinct_names(batches) == [f"good.csv #{'a' * 12}", "new.csv", f"good.csv #{'c' * 12}"]
+
+
+def test_data_log_on_a_fresh_folder_reads_and_writes_nothing(tmp_path, capsys):
+    """A read-only command created the ledger file (and its tables) where none was."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}}))
+    assert main(["data", "log", "-c", str(config_path)]) == 0
+    assert "no data version yet" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]

@@ -139,8 +139,14 @@ def _data_log(config: TunelineConfig) -> int:
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     name = config.registered_model_name
     url = ledger_url_for(config.ledger.url, uri)
-    with DatasetStore(url, name, dataset_folder(config)) as store:
-        versions = store.versions()
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database and not Path(parsed.database).exists():
+        versions = []  # a read-only command: opening the store would create the ledger file and its tables
+    else:
+        with DatasetStore(url, name, dataset_folder(config)) as store:
+            versions = store.versions()
     if not versions:
         print(f"{name}: no data version yet in {redact(url)} (the first `tuneline retrain` makes version 1)")
         return 0
