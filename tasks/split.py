@@ -1,11 +1,11 @@
 """Split: deterministic, hash-based, stratified train/validation/test assignment.
 
-A row's split depends only on a salted hash of its own text, never on the other rows. That is what makes retraining
-safe: when new rows land, no old row ever moves between train and test, so test metrics of successive models stay
-comparable and no test text leaks into a later training set. Identical texts always share a split, and so do texts
-that differ only in case and runs of whitespace (near twins): the group takes the split of its member nearest to
-train, so a row moves only when the same file holds such a twin (the retraining loop quarantines a batch row whose
-near twin is already in the data, so no stored row ever needs to move).
+A row's split depends on a salted hash of its own text, never on the other rows, with one exception: texts that
+differ only in case and runs of whitespace (near twins) in the same file share a split, the one of their group's
+member nearest to train. That is what makes retraining safe: when new rows land, no old row ever moves between train
+and test (the retraining loop quarantines a batch row whose near twin is already in the data, so a stored row never
+needs to move), test metrics of successive models stay comparable, and no test text leaks into a later training set.
+Identical texts always share a split.
 
 Stratification: the hash is uniform within every label, so each class is split in the configured fractions (in
 expectation, to within sampling noise for small classes). Exact per-class counts would require looking at the other
