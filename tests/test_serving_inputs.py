@@ -359,3 +359,29 @@ def test_pair_endpoint_refuses_incomplete_pairs_with_a_400(scoring_app, body, sa
     answer = scoring_app.post("/invocations", json=body)
     assert answer.status_code == 400, answer.text
     assert says in answer.json()["message"]
+
+
+def test_serve_model_cuts_client_errors_to_what_to_fix(pair, monkeypatch):
+    """MLflow's scoring app answered a refusal with "Failed to predict data '<the whole request>'. Error: ..." (104 KB
+    for a batch of 2,000 texts with one null, the useful line last) and a text/csv request with the server's stack
+    trace. `tuneline serve-model` answers the model's own one line, without either."""
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    from tuneline.serving_app import served
+
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    client = TestClient(served(scoring_server.init(pair.model), "serving-pair", "7", "pair_classification"))
+    batch = [["where is my parcel", "my parcel has not arrived"]] * 2000
+    batch[1500] = ["where is my parcel", None]
+    raw = TestClient(scoring_server.init(pair.model)).post("/invocations", json={"inputs": batch})
+    assert raw.status_code == 400 and len(raw.text) > 50_000  # MLflow's own answer echoes the request
+    answer = client.post("/invocations", json={"inputs": batch})
+    assert answer.status_code == 400 and answer.headers["X-Model-Version"] == "7"
+    assert answer.json()["message"] == ("predict got a missing text at row 1500 of 'text_pair'; every pair needs "
+                                         "two texts"), answer.text[:500]
+    assert "stack_trace" not in answer.json() and len(answer.text) < 500
+    csv = client.post("/invocations", content="text,text_pair\na,b\n", headers={"Content-Type": "text/csv"})
+    assert "stack_trace" not in csv.json() and "Traceback" not in csv.text and csv.headers["X-Model-Name"]
+    ok = client.post("/invocations", json={"inputs": PAIRS})
+    assert ok.status_code == 200 and len(ok.json()["predictions"]) == 2

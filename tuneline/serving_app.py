@@ -15,7 +15,9 @@ registry in ``$MLFLOW_TRACKING_URI``/``$MLFLOW_REGISTRY_URI``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import signal
 import tempfile
 from typing import Any
@@ -31,7 +33,45 @@ def create_app() -> Any:
     name, version, task = os.environ[NAME_ENV], os.environ[VERSION_ENV], os.environ.get(TASK_ENV, "")
     app = scoring_server.init(scoring_server.load_model_with_mlflow_config(
         os.environ[scoring_server._SERVER_MODEL_PATH]))
+    return served(app, name, version, task)
+
+
+#: MLflow's wrappers around the model's own refusal: they repeat the whole request ('<payload>'), which for a batch
+#: of 2,000 texts made a 104 KB answer whose one useful line came last
+_WRAPPED = re.compile(r"^Failed to (?:predict|enforce (?:the model input )?schema of) data '.*'(?: with schema '.*')?"
+                      r"\.?\s*Error: ", re.DOTALL)
+
+
+def concise(message: str) -> str:
+    """The part of an error message that says what to fix: MLflow's "Failed to predict data '<the request>'.
+    Error: input 3 is missing" becomes "input 3 is missing"."""
+    match = _WRAPPED.match(message)
+    return message[match.end():].strip() if match else message
+
+
+def served(app: Any, name: str, version: str, task: str) -> Any:
+    """``app`` (MLflow's scoring app) with the served version's headers on every response, ``GET /model``, and
+    client errors (4xx) cut to what to fix: no echo of the request, no server stack trace."""
+    from starlette.responses import JSONResponse, Response
+
     headers = {"X-Model-Name": name, "X-Model-Version": version}
+
+    @app.middleware("http")
+    async def concise_client_errors(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
+        response = await call_next(request)
+        if not 400 <= response.status_code < 500 or "json" not in response.headers.get("content-type", ""):
+            return response
+        body = b"".join([chunk async for chunk in response.body_iterator])
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return Response(body, status_code=response.status_code, media_type=response.media_type)
+        payload.pop("stack_trace", None)  # the server's traceback is the server's log's business, not the client's
+        if isinstance(payload.get("message"), str):
+            payload["message"] = concise(payload["message"])
+        return JSONResponse(payload, status_code=response.status_code)
 
     @app.middleware("http")
     async def name_the_version(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
