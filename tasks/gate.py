@@ -83,9 +83,8 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                        f"min_gain_over_baseline {min_gain_over_baseline:.4f}"
                        + ("" if beats else " (the model learned too little to be worth serving)"))
     if champion is not None and champion.relabeled:
-        reasons.append("champion v{} read in this data's label spelling ({}): promoting changes the label names the "
-                       "served model returns".format(champion.version, ", ".join(
-                           f"{a!r} as {b!r}" for a, b in sorted(champion.relabeled.items()))))
+        reasons.append(f"champion v{champion.version} read in this data's label spelling "
+                       f"({read_as(champion.relabeled)}): promoting changes the label names the served model returns")
     if champion is None:
         reasons.append("no champion yet: the checks above decide")
     elif champion.metric is None:
@@ -154,10 +153,14 @@ def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.D
         return ChampionScore(version=version, metric=None, error=error)
     if relabeled:
         task_logger().warning("champion v%s writes its labels another way than this data: read %s; promoting a new "
-                              "version changes the label names the served model returns", version,
-                              ", ".join(f"{a!r} as {b!r}" for a, b in sorted(relabeled.items())))
+                              "version changes the label names the served model returns", version, read_as(relabeled))
     task_logger().info("champion v%s scores %s %.4f on this test data", version, metric, score)
     return ChampionScore(version=version, metric=float(score), predictions=list(predictions), relabeled=relabeled)
+
+
+def read_as(relabeled: dict[str, str]) -> str:
+    """``'positive' as 'Positive', ...``: how the champion's labels were read."""
+    return ", ".join(f"{a!r} as {b!r}" for a, b in sorted(relabeled.items()))
 
 
 def _flat(predictions: list[Any]) -> list[Any]:

@@ -132,17 +132,14 @@ def _data_log(config: TunelineConfig) -> int:
     from mlflow.tracking import MlflowClient
 
     from tuneline.datasets import DatasetStore
-    from tuneline.ledger import ledger_url_for
+    from tuneline.ledger import ledger_url_for, sqlite_file_missing
     from tuneline.runtime import resolve_tracking_uri
     from tuneline.tasks.intake import dataset_folder
 
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     name = config.registered_model_name
     url = ledger_url_for(config.ledger.url, uri)
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.drivername.startswith("sqlite") and parsed.database and not Path(parsed.database).exists():
+    if sqlite_file_missing(url):
         versions = []  # a read-only command: opening the store would create the ledger file and its tables
     else:
         with DatasetStore(url, name, dataset_folder(config)) as store:

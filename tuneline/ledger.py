@@ -296,6 +296,17 @@ def ledger_url_for(configured: str | None, tracking_uri: str) -> str:
     return expand_env(configured) if configured else default_ledger_url(tracking_uri)
 
 
+def sqlite_file_missing(url: str) -> bool:
+    """True for a SQLite ledger URL whose file does not exist yet: a read-only command says "nothing yet" instead
+    of opening it, which would create the file and its tables."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return False
+    return (parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+            and not Path(parsed.database).expanduser().exists())
+
+
 def _open_engine(url: str, busy_timeout_s: float) -> Engine:
     try:
         parsed = make_url(url)
