@@ -276,6 +276,10 @@ def test_a_gold_label_column_never_hides_the_prediction_and_blank_stdin_lines_ca
     monkeypatch.setattr("sys.stdin", io.StringIO(f"{TEXTS[0]}\n{TEXTS[1]}\n\n"))  # trailing blank lines are fine
     assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri]) == 0
     assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]) == 2
+    # a blank argument was the model's "input 1 is an empty text", counted from 0 as an HTTP list is
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri, TEXTS[0], " "]) == 1
+    err = capsys.readouterr().err
+    assert "text 2 of 2 on the command line is empty" in err and "Traceback" not in err
 
 
 def test_inputs_that_would_be_garbled_are_refused(store, tmp_path, capsys):
