@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -23,7 +24,7 @@ from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TunelineConfig
 from tuneline.drift import DriftReport, check_drift
 from tuneline.errors import UserError
-from tuneline.kinds import kind_of
+from tuneline.kinds import TaskKind, kind_of
 from tuneline.ledger import Batch
 from tuneline.tracking import RunContext, log_artifact, log_metrics, set_tags
 
@@ -42,11 +43,15 @@ class LabelSetDecision:
     read: dict[str, Any] = field(default_factory=dict, repr=False)  # content hash -> the batch as read (LoadedData)
 
 
-def _types(labels: list[str] | set[str], task: str) -> set[str]:
-    """Entity types for token classification (B-PER -> PER), the labels themselves otherwise."""
-    if task != "token_classification":
-        return set(labels)
-    return {label.split("-", 1)[1] if "-" in label else label for label in labels} - {"O"}
+def _classes(labels: Mapping[str, int] | list[str], kind: TaskKind) -> dict[str, int]:
+    """The classes the labels stand for, with their counts (NER: entity types, ``B-PER`` and ``I-PER`` → ``PER``;
+    ``O`` stands for none; other kinds: the labels themselves)."""
+    counts = labels if isinstance(labels, Mapping) else dict.fromkeys(labels, 1)
+    classes: dict[str, int] = {}
+    for label, count in counts.items():
+        if (name := kind.label_class(label)) is not None:
+            classes[name] = classes.get(name, 0) + count
+    return classes
 
 
 def check_label_set(known: list[str], landed: dict[str, dict[str, int]], config: TunelineConfig) -> LabelSetDecision:
@@ -71,12 +76,12 @@ def check_label_set(known: list[str], landed: dict[str, dict[str, int]], config:
             elif label not in decision.labels:
                 decision.labels.append(label)
                 decision.added.append(label)
-    if config.task == "token_classification" and decision.added:  # every new type gets both of its tags
-        for entity in sorted(_types(decision.added, config.task) - _types(known, config.task)):
-            for tag in (f"B-{entity}", f"I-{entity}"):
-                if tag not in decision.labels:
-                    decision.labels.append(tag)
-                    decision.added.append(tag)
+    if decision.added:  # every new class gets all of its labels (NER: a new type gets both of its tags)
+        kind = kind_of(config)
+        for label in kind.labels_of_classes(sorted(set(_classes(decision.added, kind)) - set(_classes(known, kind)))):
+            if label not in decision.labels:
+                decision.labels.append(label)
+                decision.added.append(label)
     return decision
 
 
@@ -192,7 +197,7 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
     from tuneline.drift import unknown_token_share
 
     ref_unknown = unknown_token_share(ref_sample, tokenizer) if ref_sample else None
-    what = "entity type" if config.task == "token_classification" else "label"
+    what = kind.label_noun
     outcome = DriftOutcome(reports={}, stopped={})
     for batch, frame in batches:
         batch_labels = kind.label_distribution(frame)
@@ -200,8 +205,7 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
             reference_labels=ref_labels, batch_labels=batch_labels, reference_lengths=ref_lengths,
             batch_lengths=_lengths(frame[value]), batch_texts=frame[value].tolist(), tokenizer=tokenizer,
             reference_unknown_rate=ref_unknown,
-            known_labels=sorted(_types(known, config.task)) if what == "entity type" else known,
-            batch_types={t: 1 for t in _types(list(batch_labels), config.task)} if what == "entity type" else None,
+            known_labels=sorted(_classes(known, kind)), batch_types=_classes(batch_labels, kind),
             what=what, allow_growth=config.drift.allow_label_growth, batch_rows=len(frame),
             thresholds=config.drift.thresholds(), on_drift=config.drift.on_drift)
         name = batch.content_hash[:12]

@@ -63,6 +63,15 @@ class GateDecision:
     champion: ChampionScore | None
     reasons: list[str] = field(default_factory=list)
     comparison: PairedComparison | None = None
+    failed: list[str] = field(default_factory=list)  # the reasons that kept the version out (a subset of reasons)
+
+    def explained(self) -> str:
+        """The reasons in one line; a refusal names what failed first, then what else was checked (a list that
+        began with the checks it passed read as if those had refused it)."""
+        if self.promote or not self.failed:
+            return "; ".join(self.reasons)
+        others = [r for r in self.reasons if r not in self.failed]
+        return "; ".join(self.failed) + (f" (also checked: {'; '.join(others)})" if others else "")
 
 
 def decide_promotion(metric: str, candidate: float, champion: ChampionScore | None, min_metric: float,
@@ -73,35 +82,40 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                      max_forgetting: float = 1.0, max_class_forgetting: float = 1.0) -> GateDecision:
     """The pure gate rule; every check that ran leaves a reason, passed or not."""
     reasons: list[str] = []
-    ok = candidate + EPSILON >= min_metric
-    reasons.append(f"{metric} {candidate:.4f} {'>=' if ok else '<'} min_metric {min_metric:.4f}")
+    failed: list[str] = []
+
+    def check(passed: bool, reason: str) -> bool:
+        reasons.append(reason)
+        if not passed:
+            failed.append(reason)
+        return passed
+
+    ok = check(candidate + EPSILON >= min_metric,
+               f"{metric} {candidate:.4f} {'>=' if candidate + EPSILON >= min_metric else '<'} min_metric "
+               f"{min_metric:.4f}")
     if best_baseline is not None:
         name, value = best_baseline
         beats = candidate + EPSILON >= value + min_gain_over_baseline
-        ok = ok and beats
-        reasons.append(f"{metric} {candidate:.4f} {'>=' if beats else '<'} best baseline {name} {value:.4f} + "
-                       f"min_gain_over_baseline {min_gain_over_baseline:.4f}"
-                       + ("" if beats else " (the model learned too little to be worth serving)"))
+        ok = check(beats, f"{metric} {candidate:.4f} {'>=' if beats else '<'} best baseline {name} {value:.4f} + "
+                          f"min_gain_over_baseline {min_gain_over_baseline:.4f}"
+                          + ("" if beats else " (the model learned too little to be worth serving)")) and ok
     if champion is not None and champion.relabeled:
         reasons.append(f"champion v{champion.version} read in this data's label spelling "
                        f"({read_as(champion.relabeled)}): promoting changes the label names the served model returns")
     if champion is None:
         reasons.append("no champion yet: the checks above decide")
     elif champion.metric is None:
-        ok = False
-        reasons.append(f"champion v{champion.version} could not be scored on this test data ({champion.error}); "
-                       "keeping it until a person decides")
+        ok = check(False, f"champion v{champion.version} could not be scored on this test data ({champion.error}); "
+                          "keeping it until a person decides") and ok
     else:
         floor = champion.metric - tolerance
         better = candidate + EPSILON >= floor
-        ok = ok and better
-        reasons.append(f"{metric} {candidate:.4f} {'>=' if better else '<'} champion v{champion.version} "
-                       f"{champion.metric:.4f} - tolerance {tolerance:.4f} = {floor:.4f}")
+        ok = check(better, f"{metric} {candidate:.4f} {'>=' if better else '<'} champion v{champion.version} "
+                           f"{champion.metric:.4f} - tolerance {tolerance:.4f} = {floor:.4f}") and ok
         if tolerance > 0 and best_ever is not None and candidate < champion.metric:
             held = candidate + EPSILON >= best_ever - tolerance
-            ok = ok and held
-            reasons.append(f"{metric} {candidate:.4f} {'>=' if held else '<'} best ever promoted {best_ever:.4f} - "
-                           f"tolerance {tolerance:.4f} (no slow slide through repeated tolerance)")
+            ok = check(held, f"{metric} {candidate:.4f} {'>=' if held else '<'} best ever promoted {best_ever:.4f} "
+                             f"- tolerance {tolerance:.4f} (no slow slide through repeated tolerance)") and ok
         if comparison is not None:
             significant = comparison.p_value < significance_level and comparison.difference > 0
             worse = comparison.p_value < significance_level and comparison.difference < 0
@@ -110,24 +124,22 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                        f"not significant at {significance_level}")
             reasons.append(f"paired test vs champion: {comparison.sentence(metric)}, {verdict}")
             if require_significant_gain and not significant:
-                ok = False
-                reasons.append("require_significant_gain: the gain is not significant, keeping the champion")
+                ok = check(False, "require_significant_gain: the gain is not significant, keeping the champion") and ok
     if forgetting is not None:
         kept = forgetting.drop <= max_forgetting + EPSILON
-        ok = ok and kept
-        reasons.append(f"forgetting on {forgetting.rows} earlier test rows: {metric} {forgetting.champion:.4f} "
-                       f"(champion v{forgetting.champion_version}) -> {forgetting.candidate:.4f}, "
-                       + (f"a drop of {forgetting.drop:.4f} {'<=' if kept else '>'} max_forgetting "
-                          f"{max_forgetting:.4f}" if forgetting.drop > 0 else
-                          f"no drop (a gain of {-forgetting.drop:.4f}), within max_forgetting {max_forgetting:.4f}"))
+        ok = check(kept, f"forgetting on {forgetting.rows} earlier test rows: {metric} {forgetting.champion:.4f} "
+                         f"(champion v{forgetting.champion_version}) -> {forgetting.candidate:.4f}, "
+                         + (f"a drop of {forgetting.drop:.4f} {'<=' if kept else '>'} max_forgetting "
+                            f"{max_forgetting:.4f}" if forgetting.drop > 0 else
+                            f"no drop (a gain of {-forgetting.drop:.4f}), within max_forgetting "
+                            f"{max_forgetting:.4f}")) and ok
         worst = forgetting.worst_class()
         if worst is not None:
             held = worst[1] <= max_class_forgetting + EPSILON
-            ok = ok and held
-            reasons.append(f"worst class on the earlier test rows: {worst[0]} F1 dropped {worst[1]:.4f} "
-                           f"{'<=' if held else '>'} max_class_forgetting {max_class_forgetting:.4f}")
+            ok = check(held, f"worst class on the earlier test rows: {worst[0]} F1 dropped {worst[1]:.4f} "
+                             f"{'<=' if held else '>'} max_class_forgetting {max_class_forgetting:.4f}") and ok
     return GateDecision(promote=ok, metric=metric, candidate=candidate, champion=champion, reasons=reasons,
-                        comparison=comparison)
+                        comparison=comparison, failed=failed)
 
 
 def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.DataFrame, labels: list[str],
@@ -296,7 +308,7 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             if decision.promote:  # the compare-and-set of every champion move, recorded in the promotion history
                 with PromotionLog(ledger_url_for(config.ledger.url, run.tracking_uri), candidate.name) as history:
                     _move_locked(client, history, candidate.version, expected_from=current,
-                                 actor=f"run {run.run_id}", action=GATE, reason="; ".join(decision.reasons))
+                                 actor=f"run {run.run_id}", action=GATE, reason=decision.explained())
                 moved = True
                 best = max(decision.candidate, _best_ever(client, candidate.name, metric, rows) or 0.0)
                 client.set_registered_model_tag(candidate.name, BEST_TAG.format(metric=metric), f"{best:.6f}")
@@ -316,14 +328,14 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
     outcome = (f"v{candidate.version} promoted to champion" if decision.promote else
                f"v{candidate.version} not promoted, champion v{champion.version} kept" if champion else
                f"v{candidate.version} not promoted")
-    task_logger().info("gate: %s (%s)", outcome, "; ".join(decision.reasons))
+    task_logger().info("gate: %s (%s)", outcome, decision.explained())
     return decision
 
 
 def decision_sentence(decision: GateDecision, version: str) -> str:
     """The gate's decision as one plain sentence with its numbers (on the version's tags, the run, the summary)."""
     verb = "promoted to champion" if decision.promote else "not promoted"
-    return f"Version {version} {verb}: " + "; ".join(decision.reasons) + "."
+    return f"Version {version} {verb}: {decision.explained()}."
 
 
 def _withdraw(client: Any, candidate: RegisteredVersion) -> None:

@@ -44,6 +44,7 @@ class RunSummary:
     resumed_from: str = ""  # the checkpoint an interrupted run of the same config and data left (empty: a fresh start)
     split_rows: dict[str, int] = field(default_factory=dict)  # rows trained, validated and tested on
     records_read: int = 0  # records in the data files (kept + quarantined)
+    gate_line: str = ""  # the reasons in one line, a refusal's failed checks first (GateDecision.explained)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -78,7 +79,7 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
         truncated=dict(tokenized.truncated), truncation=truncation_line(tokenized, config.tokenize.max_length),
         train_runtime_s=trained.train_runtime_s if trained is not None else 0.0,
         resumed_from=(trained.resumed_from or "") if trained is not None else "",
-        split_rows=dict(tokenized.rows), records_read=int(validated.total_records))
+        split_rows=dict(tokenized.rows), records_read=int(validated.total_records), gate_line=decision.explained())
     summary.time = report_time(run, summary.train_runtime_s)
     path = Path(run.run_dir) / "summary.json"
     path.write_text(summary.to_json())

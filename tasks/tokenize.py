@@ -21,6 +21,7 @@ from datasets.table import InMemoryTable
 from tuneline.common import pipeline_task, sha256_text, task_logger
 from tuneline.config import TunelineConfig
 from tuneline.kinds import kind_of
+from tuneline.runtime import check_max_length, position_limit
 from tuneline.tasks.split import DataSplits
 
 #: Bump when an encoder's output changes for the same input, to invalidate old cache files.
@@ -98,6 +99,8 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
     log = task_logger()
     kind = kind_of(config)
     max_length = config.tokenize.max_length
+    limit = position_limit(getattr(tokenizer, "model_max_length", None))
+    check_max_length(config.model.base, max_length, limit)
     label2id = {label: i for i, label in enumerate(splits.labels)}
     encode, columns = kind.encoder(tokenizer, max_length, label2id, config)
     settings = json.dumps({"task": kind.name, "max_length": max_length, "label2id": label2id,
@@ -131,10 +134,12 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
         log.info("tokenized %s: %d rows, %d truncated at %d tokens%s", name, len(encoded), truncated[name],
                  max_length, " (from cache)" if hits[name] else f" in {time.monotonic() - started:.0f} s")
         if len(encoded) and truncated[name] / len(encoded) > TRUNCATION_WARN_SHARE:
-            log.warning("%d of %d %s rows (%.0f%%) are longer than tokenize.max_length=%d tokens and lose their end: "
-                        "raise it (--set tokenize.max_length=%d) if the end of a text carries its label",
+            higher = min(2 * max_length, limit or 512)
+            log.warning("%d of %d %s rows (%.0f%%) are longer than tokenize.max_length=%d tokens and are cut: %s",
                         truncated[name], len(encoded), name, 100 * truncated[name] / len(encoded), max_length,
-                        min(2 * max_length, 512))
+                        f"raise it (--set tokenize.max_length={higher}) if the cut part carries the label"
+                        if higher > max_length else "that is all the model reads; shorten or split the texts if the "
+                        "cut part carries the label")
     share = unknown_token_share(result["train"], tokenizer) if "train" in result else 0.0
     if share > UNKNOWN_WARN_SHARE:
         log.warning("%.0f%% of the train tokens are unknown to the tokenizer of model.base (%s): the model sees them "

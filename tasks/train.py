@@ -26,7 +26,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneline.common import pipeline_task, task_logger
-from tuneline.config import TrainConfig, TunelineConfig
+from tuneline.config import TrainConfig, TunelineConfig, default_learning_rate
 from tuneline.kinds import kind_of
 from tuneline.runtime import stderr_is_a_terminal
 from tuneline.tasks.tokenize import TokenizedData
@@ -53,7 +53,9 @@ def exclusive_checkpoints(folder: Path, config: TunelineConfig) -> Iterator[Path
 
     import os
 
-    url = f"sqlite:///{Path(config.work_dir).resolve() / 'tuneline-locks.db'}"
+    # its own file, named for what it guards: beside the gate's tuneline-locks.db (in the store's folder) a second file
+    # of that name in the work folder read as a stray copy of it
+    url = f"sqlite:///{Path(config.work_dir).resolve() / 'checkpoint-locks.db'}"
     Path(config.work_dir).mkdir(parents=True, exist_ok=True)
     with ExitStack() as held:
         try:
@@ -65,6 +67,28 @@ def exclusive_checkpoints(folder: Path, config: TunelineConfig) -> Iterator[Path
             task_logger().warning("another run is training the same config on the same data in %s; using %s",
                                   folder, target)
         yield target
+
+
+UNUSUAL_LEARNING_RATE = 5.0  # this many times above or below the strategy's default is worth a warning
+
+
+def warn_unusual_learning_rate(config: TunelineConfig) -> float | None:
+    """A learning rate far from its strategy's usual one: LoRA at a full fine-tune's 3e-5 stayed at the majority
+    baseline in our runs (its adapters need about 10x), and a full fine-tune at LoRA's 5e-4 can diverge. Only a
+    warning: the user may know better, and the gate still judges the result. Returns the ratio when it warned."""
+    usual = default_learning_rate(config.model)
+    rate = config.train.learning_rate or usual
+    ratio = rate / usual
+    if 1 / UNUSUAL_LEARNING_RATE <= ratio <= UNUSUAL_LEARNING_RATE:
+        return None
+    strategy = config.model.strategy + (" (freeze.all_but_head)" if config.model.strategy == "freeze"
+                                        and config.model.freeze.all_but_head else "")
+    task_logger().warning(
+        "train.learning_rate %g is %s the usual rate for model.strategy %s (%g)%s; unset train.learning_rate to "
+        "use the strategy's default", rate, f"{ratio:.0f}x" if ratio > 1 else f"1/{1 / ratio:.0f} of", strategy,
+        usual, ": LoRA adapters at a full fine-tune's rate learn next to nothing" if config.model.strategy == "lora"
+        and ratio < 1 else "")
+    return ratio
 
 
 def resolve_precision(requested: str) -> str:
@@ -353,6 +377,7 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
                  if processes > 1 else "",
                  f"{evaluated} of {validation_rows} validation rows (train.eval_max_rows)" if evaluated < validation_rows
                  else f"{validation_rows} validation rows")
+        warn_unusual_learning_rate(config)
         if processes > 1:
             outcome = train_in_processes(model, tokenizer, tokenized, labels, config, checkpoint_dir, precision,
                                          resume, model_dir, list(extra_callbacks or []))

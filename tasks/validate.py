@@ -145,6 +145,19 @@ def write_quarantine(quarantine: pd.DataFrame, run_dir: Path, run: RunContext | 
 DUPLICATE_RULES = frozenset({"no_exact_duplicates"})
 
 
+def _raise_over_limit(quarantine: pd.DataFrame, broken: int, total: int, max_bad_fraction: float, path: Path,
+                      where: str) -> None:
+    _, duplicates = split_duplicates(quarantine)
+    reasons = Counter(r for r in quarantine["rule"] if r not in DUPLICATE_RULES)
+    top = ", ".join(f"{rule} ({n})" for rule, n in reasons.most_common(5))
+    copies = (f" (besides {duplicates} exact cop{'y' if duplicates == 1 else 'ies'} of earlier records, dropped "
+              "and not counted here)") if duplicates else ""
+    raise DataValidationError(
+        f"{broken} of {total} records{where} ({broken / total:.1%}) broke the data contract{copies}, more than "
+        f"data.max_bad_fraction={max_bad_fraction:.1%}. Top reasons: {top}{_example(quarantine, reasons)}. "
+        f"Every rejected record, with its file, row and rule, is in {path}.")
+
+
 def split_duplicates(quarantine: pd.DataFrame) -> tuple[int, int]:
     """(broken records, duplicate copies): a record counts as a duplicate only when every rule it broke is one."""
     keys = ["split", "source_file", "source_row"]
@@ -169,9 +182,18 @@ def _example(quarantine: pd.DataFrame, reasons: Counter) -> str:
 
 
 def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction: float, path: Path,
-                         run: RunContext | None, max_duplicate_fraction: float = 1.0) -> None:
+                         run: RunContext | None, max_duplicate_fraction: float = 1.0,
+                         records_per_file: dict[str, int] | None = None) -> None:
     """Record the rejection counts; raise with the top reasons when broken records, or duplicate copies, are over
-    their own limit (a duplicate-heavy but otherwise clean dataset trains by default: copies are dropped, counted)."""
+    their own limit (a duplicate-heavy but otherwise clean dataset trains by default: copies are dropped, counted).
+    ``records_per_file``: the limit holds for each file too, as a small test file can lose most of its rows while
+    the whole stays under it (20 of 30 test rows, 3% of 630 records); one broken record alone never stops a file."""
+    files = records_per_file if records_per_file and len(records_per_file) > 1 else {}  # one file: the total's check
+    for name, records in files.items():
+        in_file = quarantine[quarantine["source_file"].astype(str) == name] if len(quarantine) else quarantine
+        broken_here, _ = split_duplicates(in_file)
+        if broken_here > 1 and records and broken_here / records > max_bad_fraction:
+            _raise_over_limit(in_file, broken_here, records, max_bad_fraction, path, f" of {name}")
     broken, duplicates = split_duplicates(quarantine)
     fraction = broken / total if total else 0.0
     duplicate_fraction = duplicates / total if total else 0.0
@@ -182,14 +204,7 @@ def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction:
                           **{f"data.rejected.{re.sub(r'[^A-Za-z0-9_.-]+', '_', rule)}": n
                              for rule, n in by_rule.items()}})
     if fraction > max_bad_fraction:
-        reasons = Counter(r for r in quarantine["rule"] if r not in DUPLICATE_RULES)
-        top = ", ".join(f"{rule} ({n})" for rule, n in reasons.most_common(5))
-        copies = (f" (besides {duplicates} exact cop{'y' if duplicates == 1 else 'ies'} of earlier records, dropped "
-                  "and not counted here)") if duplicates else ""
-        raise DataValidationError(
-            f"{broken} of {total} records ({fraction:.1%}) broke the data contract{copies}, more than "
-            f"data.max_bad_fraction={max_bad_fraction:.1%}. Top reasons: {top}{_example(quarantine, reasons)}. "
-            f"Every rejected record, with its file, row and rule, is in {path}.")
+        _raise_over_limit(quarantine, broken, total, max_bad_fraction, path, "")
     if duplicate_fraction > max_duplicate_fraction:
         raise DataValidationError(
             f"{duplicates} of {total} records ({duplicate_fraction:.1%}) are exact copies of an earlier record, more "
@@ -269,6 +284,6 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
     log.info("validated %d records: %d rejected (quarantine: %s); %d labels", loaded.total_records,
              count_rejected(quarantine), path, len(labels))
     enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, run,
-                         config.data.max_duplicate_fraction)
+                         config.data.max_duplicate_fraction, {str(s.path): s.records for s in loaded.sources})
     return ValidatedData(frames=clean, labels=labels, quarantine=quarantine, quarantine_path=path,
                          total_records=loaded.total_records)

@@ -36,6 +36,18 @@ def test_relative_data_paths_resolve_against_the_config_folder(tmp_path, monkeyp
     assert single.data.path == (tmp_path / "other" / "all.csv").resolve()
 
 
+def test_a_work_dir_written_in_the_file_is_beside_the_file(tmp_path, monkeypatch):
+    """README: paths in a config file are relative to the file; work_dir was relative to the shell's folder."""
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    monkeypatch.chdir(shell)
+    path = write_config(tmp_path / "project", {"data": {"path": "d.csv"}, "work_dir": "out"})
+    assert load_config(path).work_dir == (tmp_path / "project" / "out").resolve()
+    assert load_config(path, ["work_dir=mine"]).work_dir == (shell / "mine").resolve()
+    default = write_config(tmp_path / "other", {"data": {"path": "d.csv"}})
+    assert load_config(default).work_dir == Path("tuneline-output")  # the default: where the command runs
+
+
 def test_set_paths_are_relative_to_the_shell_folder_and_model_base_to_the_config(tmp_path, monkeypatch):
     """A path typed with --set is where the shell is; one written in the file (model.base included) is beside it."""
     shell = tmp_path / "shell"
@@ -109,6 +121,34 @@ def test_unknown_key_names_the_key():
     assert "unknown key" in str(info.value)
     with pytest.raises(ConfigError, match=r"model\.stratgy"):
         build_config({"data": {"path": "/d.csv"}}, ["model.stratgy=lora"])
+
+
+@pytest.mark.parametrize("raw, overrides, line", [
+    ({}, ["train.learnig_rate=1e-4"], "train.learnig_rate: unknown key for task 'classification' (did you mean "
+                                      "train.learning_rate?)"),
+    ({"trian": {"epochs": 1}}, [], "trian: unknown key for task 'classification' (did you mean train?)"),
+    ({}, ["data.label_colum=intent"], "(did you mean data.label_column?)"),
+    # a key of another kind was "check the spelling" (and the nearest spelling here, data.text_column, misleads)
+    ({}, ["data.text_pair_column=second"], "data.text_pair_column: unknown key for task 'classification' (a key of "
+                                           "task 'pair_classification', not of 'classification'"),
+    ({}, ["model.lora.zzz=3"], "model.lora.zzz: unknown key for task 'classification' (check the spelling"),
+    # a model-level check was located as "(top level)"
+    ({}, ["gate.primary_metric=f1"],
+     "invalid configuration: gate.primary_metric: 'f1' is not computed for task 'classification'"),
+])
+def test_an_unknown_key_says_what_it_probably_is(raw, overrides, line):
+    with pytest.raises(ConfigError) as info:
+        build_config({"data": {"path": "/d.csv"}, **raw}, overrides)
+    assert line in str(info.value)
+
+
+def test_show_config_without_a_config_prints_only_yaml_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """It printed "demo data written to ..." first (so its output was no YAML) and generated the demo data."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["show-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["task"] == "classification" and shown["data"]["path"].endswith("support_tickets.csv")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_wrong_type_names_the_key():
@@ -261,3 +301,58 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatc
     assert config.data.path == tmp_path / "home" / "data" / "tickets.csv"
     assert config.retrain.landing == str(tmp_path / "home" / "landing")
     assert config.retrain.data_dir == tmp_path / "home" / "versions"
+
+
+@pytest.mark.parametrize("overrides, ratio, words", [
+    (["model.strategy=lora", "train.learning_rate=3e-5"], 3e-5 / 5e-4, "is 1/17 of the usual rate for model.strategy "
+                                                                      "lora (0.0005): LoRA adapters at a full"),
+    (["train.learning_rate=5e-4"], 10.0, "is 10x the usual rate for model.strategy full (5e-05)"),
+    (["train.learning_rate=1e-4"], None, None),  # twice the default: a common recipe, no warning
+    (["model.strategy=lora"], None, None),
+])
+def test_a_learning_rate_far_from_its_strategys_usual_one_is_warned_about(overrides, ratio, words, caplog):
+    """The README's own example (LoRA at 3e-5) trained nothing (macro-F1 0.16 against the majority's 0.13) without
+    a word about the learning rate."""
+    from tuneline.tasks.train import warn_unusual_learning_rate
+
+    config = build_config({"data": {"path": "/d.csv"}}, overrides)
+    with caplog.at_level("WARNING", logger="tuneline"):
+        got = warn_unusual_learning_rate(config)
+    assert got == (pytest.approx(ratio) if ratio is not None else None)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (words in warned[0]) if words else not warned
+
+
+def test_a_model_base_that_cannot_be_read_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """It failed at the tokenizer step, after load, validate, split and lineage (about 25 s), in Hugging Face's words
+    ("Repo id must be ..."), followed by a Prefect log line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("text,label\na,b\n")
+    (tmp_path / "empty").mkdir()
+    path = write_config(tmp_path, {"data": {"path": "d.csv"}, "work_dir": "out"})
+    for base, words in [("no such/model id", "is neither a model folder nor a model id in the local Hugging Face"),
+                        ("org/never-downloaded-bert", "is neither a model folder nor a model id"),
+                        ("./absent", "there is no such folder"),
+                        ("./empty", "is a folder without config.json")]:
+        assert main(["train", "-c", str(path), "--set", f"model.base={base}"]) == 1
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()  # refused before the run made anything
+
+
+def test_a_max_length_beyond_the_models_positions_is_a_config_error(tmp_path, monkeypatch, capsys):
+    """tokenize.max_length=1024 with MiniLM (512 positions) crashed in the Trainer with a traceback, or, when no
+    training text was that long, registered a champion that crashed on the first long input."""
+    from tuneline.runtime import check_max_length, position_limit
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("text,label\na,b\n")
+    path = write_config(tmp_path, {"data": {"path": "d.csv"}, "work_dir": "out"})
+    assert main(["train", "-c", str(path), "--set", "tokenize.max_length=1024"]) == 2
+    assert capsys.readouterr().err.strip() == ("tuneline: tokenize.max_length=1024 is more than model.base='minilm' "
+                                               "can read (512 tokens); set tokenize.max_length to 512 or less")
+    assert not (tmp_path / "out").exists()
+    assert position_limit(int(1e30)) is None and position_limit(512) == 512
+    check_max_length("minilm", 512, 512)  # the limit itself is fine
+    with pytest.raises(ConfigError, match="can read \\(128 tokens\\)"):  # the flow's own check, from the tokenizer
+        check_max_length("x", 129, position_limit(128))

@@ -24,3 +24,11 @@ def test_example_config_is_valid_and_resolves_to_shared_data(name, task, primary
         assert path.parent.parent == SHARED_DATA.resolve()
     if SHARED_DATA.is_dir():
         assert config.data.train.is_file() and config.data.test.is_file()
+
+
+def test_every_example_config_loads_and_every_kind_has_one():
+    """The list above is written by hand; a new kind's example (README: How to add a task kind) is checked here."""
+    from tuneline.kinds import KINDS
+
+    tasks = {load_config(path).task for path in sorted(EXAMPLES.glob("*.yaml"))}
+    assert tasks == set(KINDS), f"kinds without an example config in examples/: {sorted(set(KINDS) - tasks)}"

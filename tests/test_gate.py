@@ -42,6 +42,22 @@ def test_worse_than_champion_beyond_tolerance_keeps_champion():
     assert decision.reasons[1] == "macro_f1 0.8000 < champion v2 0.8500 - tolerance 0.0100 = 0.8400"
 
 
+def test_a_refusal_names_what_failed_first():
+    """A refusal's line began with the checks it passed ("not promoted - macro_f1 0.1265 >= min_metric 0.0000; ..."),
+    as if those had refused it."""
+    decision = decide_promotion("macro_f1", 0.80, ChampionScore(version="2", metric=0.85), 0.7, 0.01,
+                                best_baseline=("zero_shot", 0.52), min_gain_over_baseline=0.01)
+    assert decision.promote is False
+    assert decision.failed == ["macro_f1 0.8000 < champion v2 0.8500 - tolerance 0.0100 = 0.8400"]
+    assert decision.explained() == (
+        "macro_f1 0.8000 < champion v2 0.8500 - tolerance 0.0100 = 0.8400 (also checked: macro_f1 0.8000 >= "
+        "min_metric 0.7000; macro_f1 0.8000 >= best baseline zero_shot 0.5200 + min_gain_over_baseline 0.0100)")
+    promoted = decide(0.90, ChampionScore(version="3", metric=0.85))
+    assert promoted.failed == [] and promoted.explained() == "; ".join(promoted.reasons)
+    unscorable = decide(0.95, ChampionScore(version="5", metric=None, error="RuntimeError: broken"))
+    assert unscorable.explained().startswith("champion v5 could not be scored")
+
+
 def test_worse_by_exactly_the_tolerance_is_promoted():
     decision = decide(0.82, ChampionScore(version="1", metric=0.83), tolerance=0.01)
     assert decision.promote is True

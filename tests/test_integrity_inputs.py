@@ -361,3 +361,22 @@ def test_ner_jsonl_with_space_joined_strings_says_lists_are_needed(tmp_path):
     with pytest.raises(DataValidationError, match=r"the tags are strings \(like 'B-ORG O O'\), not lists; write "
                                                   r"tokens and tags as JSON lists"):
         validate(run_config("token_classification", path=data), tmp_path / "run")
+
+
+def test_max_bad_fraction_holds_for_each_file_too(tmp_path):
+    """20 of a 30-row test file were quarantined (labels written 0/1 instead of neg/pos), 3.2% of all 630 records:
+    the run went on and the gate decided on the 10 test rows left, without a word."""
+    train = [(f"train text number {i}", "pos" if i % 2 else "neg") for i in range(600)]
+    test = [(f"test text number {i}", ("pos" if i % 2 else "neg") if i < 10 else str(i % 2)) for i in range(30)]
+    pd.DataFrame(train, columns=["text", "label"]).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(test, columns=["text", "label"]).to_csv(tmp_path / "test.csv", index=False)
+    config = run_config("classification", "data.min_examples_per_label=1", train=tmp_path / "train.csv",
+                        test=tmp_path / "test.csv")
+    with pytest.raises(DataValidationError) as info:
+        validate(config, tmp_path / "run")
+    assert str(info.value).startswith(f"20 of 30 records of {tmp_path / 'test.csv'} (66.7%) broke the data contract")
+    # one broken record of the 30 (3.3%) is within the limit: the file trains without it
+    test[10:] = [(text, "pos") for text, _ in test[10:]]
+    test[11] = (test[11][0], "1")
+    pd.DataFrame(test, columns=["text", "label"]).to_csv(tmp_path / "test.csv", index=False)
+    assert validate(config, tmp_path / "run2").frames["test"].shape[0] == 29

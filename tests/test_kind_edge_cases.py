@@ -63,3 +63,27 @@ def test_classification_jsonl_null_or_absent_text_and_label_are_quarantined(tmp_
         (43, "not_nullable", "label", "the label is missing (an empty cell, or null)"),
         (44, "not_nullable", "label", "the label is missing (an empty cell, or null)")]
     assert KINDS["classification"].label_distribution(result.frames["all"]) == {"neg": 20, "pos": 20}
+
+
+def test_the_zero_shot_baseline_warns_when_label_names_hold_no_word(tiny_bert, caplog):
+    """Labels 0..27 were embedded as digits: the zero-shot "before" number was chance (0.028 macro-F1 against 0.183
+    with the emotions' names), without a hint that data.label_descriptions exists."""
+    import logging
+
+    from tuneline.kinds import kind_of
+    from tuneline.tasks.split import DataSplits
+
+    test = pd.DataFrame({"text": ["great film", "awful film", "fine", "bad"], "label": ["1", "0", "1", "0"]})
+    splits = DataSplits(train=test, validation=test, test=test, labels=["0", "1"])
+    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=16", path="/x.csv")
+    with caplog.at_level(logging.WARNING, logger="tuneline"):
+        baseline = kind_of(config).zero_shot_baseline(splits, config)
+    assert len(baseline.predictions) == 4
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "2 label name(s) hold no word ('0', '1'): give them data.label_descriptions" in warned[0]
+    caplog.clear()
+    described = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=16", path="/x.csv",
+                           label_descriptions={"0": "a negative review", "1": "a positive review"})
+    with caplog.at_level(logging.WARNING, logger="tuneline"):
+        kind_of(described).zero_shot_baseline(splits, described)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

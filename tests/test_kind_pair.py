@@ -31,6 +31,7 @@ from tuneline.kinds.pair_classification import (
     threshold_objective,
 )
 from tuneline.pyfunc.pair_classifier import pairs_from_input
+from tuneline.schemas.common import leak_form
 from tuneline.tasks.split import DataSplits
 from tuneline.tasks.validate import apply_schema, validate_frames
 
@@ -148,6 +149,10 @@ def test_pair_key_is_stripped_ordered_or_sorted_and_unambiguous():
     # a separator inside a text cannot make two different pairs share a key
     assert pair_key(f"x{KEY_SEPARATOR}y", "z", False) != pair_key("x", f"y{KEY_SEPARATOR}z", False)
     assert pair_key("", "a", True) is None and pair_key(None, "a", True) is None
+    # sorted as the leakage rule folds: 'Zebra' sorted before 'apple' as written, 'zebra' after it, so a test pair
+    # that was a train pair with one text in capitals got another key order and passed the leakage check
+    assert leak_form(pair_key("Zebra crossing", "apple pie", True)) == leak_form(pair_key("zebra crossing",
+                                                                                          "apple pie", True))
 
 
 # --- contract ---------------------------------------------------------------------------------------------------------
@@ -325,7 +330,7 @@ def test_config_defaults_and_metric_choice():
     assert config.primary_metric == "f1_positive" and config.tokenize.truncation == "longest_first"
     assert config.data.text_pair_column == "text_pair" and config.data.symmetric is False
     assert pair_config("gate.primary_metric=macro_f1").primary_metric == "macro_f1"
-    with pytest.raises(ConfigError, match="gate.primary_metric='f1'.*accuracy, macro_f1, f1_positive"):
+    with pytest.raises(ConfigError, match="gate.primary_metric: 'f1'.*accuracy, macro_f1, f1_positive"):
         pair_config("gate.primary_metric=f1")
     with pytest.raises(ConfigError, match="truncation"):
         pair_config("tokenize.truncation=do_not_truncate")

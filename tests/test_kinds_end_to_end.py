@@ -164,4 +164,8 @@ def test_predict_command_tells_what_a_pair_model_needs(two_runs, capsys, monkeyp
     assert [(r["text"], r["text_pair"]) for r in interleaved] == [(text, pair), (other_text, other_pair)]
     assert interleaved[0] == by_flag[0]
     assert main(["predict", "-m", model, "--tracking-uri", uri, text, "--pair", " "]) == 1
-    assert "refused the input" in capsys.readouterr().err
+    assert "--pair text 1 of 1 on the command line is empty" in capsys.readouterr().err
+    # a blank second text on stdin was the model's "row 1 of 'text_pair'", counted from 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{text}\t{pair}\n{other_text}\t \n"))
+    assert main(["predict", "-m", model, "--tracking-uri", uri]) == 1
+    assert "stdin line 2 has an empty second text" in capsys.readouterr().err

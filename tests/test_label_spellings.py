@@ -177,6 +177,28 @@ def test_label_growth_needs_enough_rows_and_a_near_miss_is_named(tmp_path):
     assert check_label_set(known, {"h1": {"shiping": 1}}, strict).refused == {"h1": ["shiping"]}
 
 
+def test_ner_label_growth_adds_both_tags_of_a_new_type_and_names_types_not_tags(tmp_path):
+    """The loop grows and reports NER labels by entity type, through the kind (``label_class``), not by a check of
+    the task's name outside the kind's module."""
+    from tuneline.drift import unseen_labels
+    from tuneline.kinds import kind_of
+    from tuneline.tasks.drift import _classes, check_label_set
+
+    known = ["O", "B-PER", "I-PER"]
+    config = run_config("token_classification", "drift.allow_label_growth=true", f"work_dir={tmp_path}",
+                        path="/x.conll")
+    decision = check_label_set(known, {"h1": {"O": 90, "B-PRODUCT": 6, "PER": 0}}, config)
+    assert decision.added == ["B-PRODUCT", "I-PRODUCT"] and decision.labels == [*known, "B-PRODUCT", "I-PRODUCT"]
+    kind = kind_of(config)
+    assert _classes({"O": 9, "B-ORG": 2, "I-ORG": 3, "B-PER": 1}, kind) == {"ORG": 5, "PER": 1}
+    check = unseen_labels(sorted(_classes(known, kind)), _classes({"O": 9, "B-ORG": 2, "I-ORG": 3}, kind),
+                          allow_growth=False, what=kind.label_noun)
+    assert check.status == "stop" and "1 entity type never seen in the reference data: 'ORG' (5 in the batch)" \
+        in check.sentence
+    flat = run_config("classification", "drift.allow_label_growth=true", f"work_dir={tmp_path}", path="/x.csv")
+    assert check_label_set(["a", "b"], {"h1": {"B-c": 7}}, flat).labels == ["a", "b", "B-c"]  # a label, no tags
+
+
 def test_invisible_characters_do_not_make_a_class_of_their_own(tmp_path, caplog):
     """A zero-width space (a label copied from a web page) or a NUL (a broken export) printed in a label looks exactly
     like the label without it: ``pos`` and ``pos\\u200b`` were two classes. They fold into the visible spelling, which

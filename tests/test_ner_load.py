@@ -94,3 +94,25 @@ def test_conll2003_loads_as_published():
         counts[name] = len(frame)
         assert (frame["tokens"].map(len) == frame["tags"].map(len)).all()
     assert counts == {"train": 14041, "valid": 3250, "test": 3453}
+
+
+def test_a_tab_separated_conll_file_keeps_tokens_with_spaces_and_comment_lines_are_no_tokens(tmp_path):
+    """A tab-separated file with multi-word tokens ("Peter Blackburn<TAB>B-PER") lost 154 of 400 sentences as
+    ragged lines; MultiCoNER's "# id ... domain=en" lines were read as a token '#' tagged 'domain=en', every sentence
+    quarantined with advice to set data.labels. A hashtag token '#' heading a sentence stays a token."""
+    from tuneline.readers import read_conll
+
+    tabbed = tmp_path / "tab.txt"
+    tabbed.write_text("Peter Blackburn\tB-PER\nvisited\tO\nNew York\tB-LOC\n\nHe\tO\nleft\tO\n")
+    result = read_conll(tabbed)
+    assert result.frame["tokens"].tolist() == [["Peter Blackburn", "visited", "New York"], ["He", "left"]]
+    assert result.frame["tags"].tolist() == [["B-PER", "O", "B-LOC"], ["O", "O"]] and result.malformed == []
+    commented = tmp_path / "multiconer.txt"
+    commented.write_text("# id 1f6e\tdomain=en\nPeter _ _ B-PER\nran _ _ O\n\n"
+                         "# id 2a7c\tdomain=en\n# _ _ O\nrocks _ _ O\n")
+    result = read_conll(commented)
+    assert result.frame["tokens"].tolist() == [["Peter", "ran"], ["#", "rocks"]] and result.malformed == []
+    assert result.frame["source_line"].tolist() == [2, 6]
+    spaced = tmp_path / "spaced.txt"  # no tab on every line: spaces separate, and a ragged line is still caught
+    spaced.write_text("New York B-LOC\nis O\n\nfine O\n")
+    assert len(read_conll(spaced).malformed) == 1

@@ -308,3 +308,12 @@ def test_two_keys_matching_one_header_is_a_data_error(tmp_path):
     with pytest.raises(DataLoadError, match=r"data\.text_column and data\.label_column both read the column "
                                             r"'label'; the model would be given the label as its input"):
         load_data.fn(config)
+
+
+def test_inferred_whole_number_labels_sort_as_numbers():
+    """Labels 0..27 were sorted as text (0, 1, 10, 11, ..., 2): the model's class ids were not the data's own."""
+    from tuneline.kinds.classification import frequent_labels, natural_order
+
+    assert frequent_labels(["10", "2", "1", "0", "2", "10", "1", "0"], 1) == ["0", "1", "2", "10"]
+    assert natural_order(["b", "10", "a"]) == ["10", "a", "b"]  # not all numbers: as text
+    assert natural_order(["1", "-1", "0"]) == ["-1", "0", "1"]

@@ -113,8 +113,8 @@ def test_many_cut_texts_are_warned_about_and_summarised(tokenizer, tmp_path, cap
     with caplog.at_level(logging.WARNING, logger="tuneline"):
         cut = tokenize_splits.fn(splits, tokenizer, max_length(16), hashes(splits), tmp_path / "cache")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["1 of 4 train rows (25%) are longer than tokenize.max_length=16 tokens and lose their end: "
-                        "raise it (--set tokenize.max_length=32) if the end of a text carries its label"]
+    assert warnings == ["1 of 4 train rows (25%) are longer than tokenize.max_length=16 tokens and are cut: "
+                        "raise it (--set tokenize.max_length=32) if the cut part carries the label"]
     assert truncation_line(cut, 16) == "cut at tokenize.max_length=16: train 1 of 4"
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="tuneline"):

@@ -147,12 +147,15 @@ def _add_promotion_parsers(sub) -> None:  # noqa: ANN001 - argparse's private su
         command.add_argument("--ledger-url", help="database of the promotion history (see below)")
 
 
-def _demo_config(overrides: list[str]) -> TunelineConfig:
+def _demo_config(overrides: list[str], write: bool = True) -> TunelineConfig:
+    """The demo's config; ``write``: also generate its data file (show-config only prints, so it writes nothing and
+    its standard output stays pure YAML)."""
     from tuneline.demo import demo_config_dict, write_demo_csv
 
     config = build_config(demo_config_dict(Path("support_tickets.csv")), overrides)
     config.data.path = (Path(config.work_dir) / "demo" / "support_tickets.csv").resolve()  # inside the work folder
-    print(f"demo data written to {write_demo_csv(config.data.path)}")
+    if write:
+        print(f"demo data written to {write_demo_csv(config.data.path)}")
     return config
 
 
@@ -183,7 +186,7 @@ def _print_summary(summary) -> None:
     print(f"  registered model  : {summary.registered_model} version {summary.version} "
           f"(aliases: {', '.join(summary.aliases) or 'none'})")
     print(f"  gate              : {'PROMOTED to champion' if summary.promoted else 'not promoted'} - "
-          + "; ".join(summary.gate_reasons))
+          + (getattr(summary, "gate_line", "") or "; ".join(summary.gate_reasons)))
     if getattr(summary, "split_rows", None):
         print(f"  data              : {summary.records_read:,} records read; "
               + ", ".join(f"{name} {rows:,}" for name, rows in summary.split_rows.items()) + " rows")
@@ -220,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "show-config":
             import yaml
 
-            config = load_config(args.config, args.overrides) if args.config else _demo_config(args.overrides)
+            config = load_config(args.config, args.overrides) if args.config else _demo_config(args.overrides, False)
             shown = config.model_dump(mode="json")
             shown["gate"]["primary_metric"] = config.primary_metric  # the kind's default, not null
             print(yaml.safe_dump(shown, sort_keys=False))
@@ -262,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
 
         timings.mark_command_start()
         timings.moment("config loaded")
+        if args.command == "train":  # before the API starts: a refusal leaves no server to stop
+            from tuneline.runtime import check_base_model
+
+            check_base_model(config.model.base, config.tokenize.max_length)
         wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
         from tuneline.errors import quiet_user_error_tracebacks
         from tuneline.heap import import_without_collections
@@ -597,8 +604,11 @@ def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> str | None
         from tuneline.tasks.predict_batch import resolve_model_version
 
         return resolve_model_version.fn(model, tracking_uri).task
+    from tuneline.kinds import KINDS
+
     schema = loaded.metadata.get_input_schema()
-    return "pair_classification" if schema is not None and len(schema.inputs) == 2 else None
+    two_texts = [kind.name for kind in KINDS.values() if kind.second_text_column]
+    return two_texts[0] if schema is not None and len(schema.inputs) == 2 and len(two_texts) == 1 else None
 
 
 def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "utf-8") -> tuple[Any, list[str]]:
@@ -649,7 +659,10 @@ def _predict(args: argparse.Namespace) -> int:
     except mlflow.exceptions.MlflowException as error:
         raise UserError(f"cannot load {args.model} from {redact(mlflow.get_tracking_uri())}: {error.message}") from None
     task = _model_task(args.model, args.tracking_uri, model)
-    pairs = task == "pair_classification"
+    from tuneline.kinds import KINDS
+
+    second_column = KINDS[task].second_text_column if task in KINDS else None
+    pairs = second_column is not None
     if args.pair and not pairs:
         raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
     if args.input is not None:
@@ -672,14 +685,18 @@ def _predict(args: argparse.Namespace) -> int:
                                 "give exactly TEXT<TAB>SECOND TEXT per line (cut -f to pick two columns), or "
                                 "--input FILE with text and text_pair columns")
             texts, second = [t.split("\t", 1)[0] for t in texts], [t.split("\t", 1)[1] for t in texts]
+            for n, (first, other) in enumerate(zip(texts, second), 1):
+                if not first.strip() or not other.strip():
+                    raise UserError(f"stdin line {n} has an empty {'first' if not first.strip() else 'second'} "
+                                    "text; every pair needs two texts")
         elif pairs and not second:
             raise UserError(f"{args.model} is a sentence-pair model: give the second text of each text with --pair "
                             f"TEXT (repeat, in order), pairs as TEXT<TAB>SECOND TEXT lines on stdin, or --input FILE "
                             f"with text and text_pair columns")
         if second and len(second) != len(texts):
             raise UserError(f"--pair was given {len(second)} time(s) for {len(texts)} text(s); give one per text")
-        inputs = pd.DataFrame({"text": texts, "text_pair": second}) if pairs else texts
-        shown = [{"text": t, **({"text_pair": p} if pairs else {})}
+        inputs = pd.DataFrame({"text": texts, second_column: second}) if pairs else texts
+        shown = [{"text": t, **({second_column: p} if pairs else {})}
                  for t, p in zip(texts, second or [None] * len(texts))]
     try:
         output = model.predict(inputs)
@@ -693,7 +710,7 @@ def _predict(args: argparse.Namespace) -> int:
     # as batch prediction writes them (tasks/predict_batch.output_rows): an echo of a model input column is dropped,
     # and a prediction column the input also has (a gold ``label`` column) is written as predicted_<name>, never
     # hidden behind the input's value
-    echoes = set(model_columns) if args.input is not None else {"text", "text_pair"}
+    echoes = set(model_columns) if args.input is not None else {"text", second_column}
     for given, (_, row) in zip(shown, frame.iterrows()):
         predicted = {(f"predicted_{k}" if k in given else k): v for k, v in row.items() if k not in echoes}
         print(json.dumps({**given, **predicted}, default=str, ensure_ascii=False))

@@ -89,6 +89,9 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
 def _retrain(config: TunelineConfig) -> int:
     from tuneline.early_api import start_ephemeral_api_early
 
+    from tuneline.runtime import check_base_model
+
+    check_base_model(config.model.base, config.tokenize.max_length)  # before the API starts: a refusal leaves no server to stop
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
@@ -207,12 +210,9 @@ def _labels_still_carried(config: TunelineConfig, store: Any, parent: Any, part:
     present = kind.label_distribution(pd.concat(rows, ignore_index=True)) if rows else {}
     base = set(store.get(1).labels)
 
-    def entity(label: str) -> str:
-        return label.split("-", 1)[1] if config.task == "token_classification" and "-" in label else label
-
-    carried_types = {entity(label) for label, count in present.items() if count > 0}
+    carried = {kind.label_class(label) for label, count in present.items() if count > 0}
     return [label for label in parent.labels if label in base or present.get(label, 0) > 0
-            or entity(label) in carried_types]
+            or kind.label_class(label) in carried]
 
 
 def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str) -> tuple[str, str, "Batch"]:

@@ -376,7 +376,7 @@ class TunelineConfig(_Strict):
     def _metric_is_computable(self) -> "TunelineConfig":
         """A gate metric the kind cannot compute would only fail inside the Trainer, after minutes of work."""
         if self.METRICS and self.gate.primary_metric is not None and self.gate.primary_metric not in self.METRICS:
-            raise ValueError(f"gate.primary_metric={self.gate.primary_metric!r} is not computed for task "
+            raise ValueError(f"gate.primary_metric: {self.gate.primary_metric!r} is not computed for task "
                              f"{self.task!r}: choose one of {', '.join(self.METRICS)}")
         return self
 
@@ -439,6 +439,36 @@ def _override_value(value: str) -> Any:
     return parsed
 
 
+def _fields_at(model: Any, path: list[Any]) -> dict[str, Any] | None:
+    """The fields of the config section at ``path`` (``["train"]``: TrainConfig's), or None where it is no section."""
+    for name in path:
+        fields = getattr(model, "model_fields", None)
+        if not fields or name not in fields:
+            return None
+        annotation = fields[name].annotation
+        model = next((a for a in (annotation, *getattr(annotation, "__args__", ())) if hasattr(a, "model_fields")),
+                     None)
+    return getattr(model, "model_fields", None)
+
+
+def _unknown_key_hint(task: str, loc: list[Any]) -> str:
+    """What an unknown key probably is: a misspelling of a key beside it ("did you mean"), or a key of another task
+    kind, which this config's ``task`` does not take."""
+    import difflib
+
+    from tuneline.kinds import KINDS
+
+    *section, name = [str(p) for p in loc] or [""]
+    here = _fields_at(KINDS[task].config_model, section) or {}
+    owners = [kind for kind in KINDS if kind != task and name in (_fields_at(KINDS[kind].config_model, section) or {})]
+    if owners:
+        return f"a key of task {owners[0]!r}, not of {task!r}: check the config's task, or drop the key"
+    close = difflib.get_close_matches(name, list(here), n=1, cutoff=0.75)
+    if close:
+        return f"did you mean {'.'.join([*section, close[0]])}?"
+    return "check the spelling; see `tuneline show-config` for valid keys"
+
+
 def _format_validation_error(error: ValidationError, task: str) -> str:
     lines = []
     for err in error.errors():
@@ -447,15 +477,16 @@ def _format_validation_error(error: ValidationError, task: str) -> str:
             loc = loc[1:]
         key = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key for task {task!r} (check the spelling; see `tuneline show-config` "
-                         "for valid keys)")
+            lines.append(f"  {key}: unknown key for task {task!r} ({_unknown_key_hint(task, loc)})")
         else:
             message = err["msg"].removeprefix("Value error, ")
             field, sep, rest = message.partition(": ")
-            if sep and field.isidentifier():  # a model-level check naming its own field
+            if sep and field.replace(".", "_").isidentifier():  # a model-level check naming its own field
                 key, message = (f"{key}.{field}" if loc else field), rest
             shown = "" if isinstance(err.get("input"), dict) else f" (got {err.get('input')!r:.200})"
             lines.append(f"  {key}: {message}{shown}")
+    if len(lines) == 1:  # one mistake, one line
+        return "invalid configuration: " + lines[0].strip()
     return "invalid configuration:\n" + "\n".join(lines)
 
 
@@ -467,7 +498,7 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
     raw = apply_overrides(json.loads(json.dumps(raw, default=str)), overrides or [])
     task = raw.setdefault("task", "classification")
     if task not in KINDS:
-        raise ConfigError(f"invalid configuration:\n  task: {task!r} is not a task kind; choose one of "
+        raise ConfigError(f"invalid configuration: task: {task!r} is not a task kind; choose one of "
                           f"{', '.join(KINDS)}")
     try:
         config = config_adapter().validate_python(raw)
@@ -487,6 +518,9 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
                 setattr(data, name, (anchor(f"data.{name}") / value).resolve())
             elif value is not None:
                 setattr(data, name, value.expanduser())
+        if "work_dir" in raw:  # written in the file: beside the file, like its other paths (the default: the shell's)
+            work = config.work_dir.expanduser()
+            config.work_dir = work if work.is_absolute() else (anchor("work_dir") / work).resolve()
         if config.retrain.data_dir is not None:
             data_dir = config.retrain.data_dir.expanduser()
             config.retrain.data_dir = data_dir if data_dir.is_absolute() else (

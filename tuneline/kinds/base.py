@@ -83,6 +83,11 @@ class TaskKind:
     #: whether evaluation and serving cut an input at ``tokenize.max_length`` as training does (NER: no, the pyfunc
     #: tags a long sentence in overlapping windows, so only train's cut rows lose anything)
     serving_truncates: ClassVar[bool] = True
+    #: what one class of this kind is called in messages (NER: "entity type", which a B-/I- tag pair stands for)
+    label_noun: ClassVar[str] = "label"
+    #: the model's second text input, for kinds that take two texts per example (pairs: ``text_pair``); the command
+    #: line then asks for ``--pair`` or TEXT<TAB>SECOND lines
+    second_text_column: ClassVar[str | None] = None
 
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "name", "config_model", "formats", "head", "peft_task_type", "pyfunc_file", "input_example",
@@ -130,6 +135,15 @@ class TaskKind:
         """How often each label (tag, label of a list) occurs in a frame: lineage tags, drift, absent-label warnings."""
         counts = frame[self.target_column].value_counts()
         return {str(k): int(v) for k, v in sorted(counts.items())}
+
+    def label_class(self, label: str) -> str | None:
+        """The class a label stands for (NER: ``B-PER`` and ``I-PER`` stand for ``PER``; ``O`` for none: None), for
+        the loop's label growth and drift, which reason about classes, not about the labels a head predicts."""
+        return label
+
+    def labels_of_classes(self, classes: list[str]) -> list[str]:
+        """Every label the head needs for these classes (NER: both tags of each type)."""
+        return list(classes)
 
     # --- model ------------------------------------------------------------------------------------------------
     def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int],

@@ -8,6 +8,7 @@ champion), the baselines (majority class; zero-shot cosine to label names with t
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -232,7 +233,16 @@ def frequent_labels(values: list[Any], minimum: int) -> list[str]:
         raise LabelSetError(f"label(s) {shown} occur fewer than data.min_examples_per_label={minimum} times in the "
                             "training data: fix those rows, or list the real classes in data.labels (rows with other "
                             f"labels are then quarantined){hint}")
-    return sorted(counts)
+    return natural_order(counts)
+
+
+def natural_order(labels: Any) -> list[str]:
+    """Labels sorted as text, except that labels which are all whole numbers sort as numbers (0, 1, 2, ..., 10, not
+    0, 1, 10, 11, ..., 2), so the model's class ids are the data's own where the data counts from 0."""
+    labels = list(labels)
+    if labels and all(re.fullmatch(r"-?\d{1,18}", str(label)) for label in labels):
+        return sorted(labels, key=lambda label: (int(label), str(label)))
+    return sorted(labels)
 
 
 #: How R (``NA``), pandas (``nan``, ``None``), Excel (``#N/A``) and SQL dumps (``NULL``) write a missing value. Read as
@@ -508,11 +518,19 @@ class ClassificationKind(TaskKind):
 
     def zero_shot_baseline(self, splits: Any, config: TunelineConfig) -> Evaluation:
         """Nearest label embedding (cosine) to each text embedding, with the untouched base model."""
+        from tuneline.common import task_logger
         from tuneline.embeddings import Embedder
 
         labels = splits.labels
         embedder = Embedder.for_config(config)
         descriptions = config.data.label_descriptions
+        opaque = [label for label in labels if label not in descriptions and not any(c.isalpha() for c in label)]
+        if opaque:  # '0', '17': the baseline would embed digits, and the gate's "before" number is chance
+            task_logger().warning(
+                "the zero-shot baseline compares each text with its label's name, and %d label name(s) hold no word "
+                "(%s): give them data.label_descriptions (e.g. %s: a sentence saying what the class means), or the "
+                "zero-shot number is chance", len(opaque), ", ".join(repr(v) for v in opaque[:5])
+                + (", ..." if len(opaque) > 5 else ""), opaque[0])
         label_vectors = embedder.embed([descriptions.get(label, label.replace("_", " ")) for label in labels])
         text_vectors = embedder.embed(splits.test["text"].tolist())
         similarity = text_vectors @ label_vectors.T

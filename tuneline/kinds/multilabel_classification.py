@@ -80,7 +80,7 @@ def read_label_names(data: MultilabelData) -> list[str] | None:
     path = Path(names)
     if not path.is_file():
         raise DataLoadError(f"label names file {path} does not exist; check data.label_names (paths in a config "
-                            "file are relative to the file)")
+                            "file are relative to the file, paths given with --set to the folder you run in)")
     lines = _label_names_lines(path, getattr(data, "encoding", None) or "utf-8")
     while lines and not lines[-1].strip():
         lines.pop()

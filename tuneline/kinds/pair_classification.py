@@ -117,11 +117,15 @@ def _clean(text: object) -> str | None:
 
 
 def pair_key(text: object, text_pair: object, symmetric: bool) -> str | None:
-    """What identifies a pair: its two stripped texts, in order, or sorted when the relation is symmetric."""
+    """What identifies a pair: its two stripped texts, in order, or sorted when the relation is symmetric (sorted
+    as the leakage rule compares them, case and spacing folded: sorted as written, ``ABC`` and ``abc`` could take
+    opposite places, and a test pair that is a train pair in capitals was not caught)."""
+    from tuneline.schemas.common import leak_form
+
     parts = (_clean(text), _clean(text_pair))
     if parts[0] is None or parts[1] is None:
         return None
-    return KEY_SEPARATOR.join(sorted(parts) if symmetric else parts)
+    return KEY_SEPARATOR.join(sorted(parts, key=lambda part: (leak_form(part), part)) if symmetric else parts)
 
 
 def pair_keys(texts: pd.Series, pairs: pd.Series, symmetric: bool) -> pd.Series:
@@ -261,6 +265,7 @@ class PairClassificationKind(ClassificationKind):
     })
     key_column = "key"
     value_column = "text"
+    second_text_column = "text_pair"
     lineage_columns = ("text", "text_pair", "label")
     target_column = "label"
 

@@ -262,6 +262,7 @@ class TokenClassificationKind(TaskKind):
     lineage_columns = ("text", "tags")
     target_column = "tags"
     serving_truncates = False  # the pyfunc tags long sentences in overlapping windows
+    label_noun = "entity type"
 
     # --- data -------------------------------------------------------------------------------------------------
     def read(self, path: Path, fmt: str, data: TokenData) -> ReadRecords:
@@ -357,6 +358,13 @@ class TokenClassificationKind(TaskKind):
 
         counts = Counter(tag for tags in frame["tags"] if is_string_list(tags, allow_empty=True) for tag in tags)
         return {str(k): int(v) for k, v in sorted(counts.items())}
+
+    def label_class(self, label: str) -> str | None:
+        """``B-PER``/``I-PER`` → ``PER``; ``O`` → None (no entity)."""
+        return label.split("-", 1)[1] if "-" in label else None if label == "O" else label
+
+    def labels_of_classes(self, classes: list[str]) -> list[str]:
+        return [tag for entity in classes for tag in (f"B-{entity}", f"I-{entity}")]
 
     # --- model ------------------------------------------------------------------------------------------------
     def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
