@@ -190,6 +190,8 @@ def deploy_command(config: TunelineConfig, pool: str, source: Path | None) -> in
     print(f"work pool {pool!r} ({loop.pool_type}{', created' if loop.pool_created else ''}); flows from {loop.source}")
     for item in loop.deployments:
         print(f"  deployed  {item.name:<45} {item.entrypoint}")
+    if not config.retrain.cron:
+        print("  (no retrain-scheduled deployment: retrain.cron is unset; batches and people start retraining)")
     print(f"  work_dir  {loop.work_dir}")
     for variable, url in loop.pinned.items():
         print(f"  {variable}={url} (set on the deployments: flow runs start in {loop.source}; set it to a shared "
@@ -200,7 +202,8 @@ def deploy_command(config: TunelineConfig, pool: str, source: Path | None) -> in
                          for name in env_references(value)})
     also = f", {', '.join(referenced)} (the config refers to them)" if referenced else ""
     print(f"next: start a worker where PREFECT_API_URL{also} (and MLFLOW_TRACKING_URI, unless the config names the "
-          f"store; TUNELINE_LOCK_URL when the gate lock is shared) is set:\n"
+          f"store; TUNELINE_LEDGER_URL and TUNELINE_LOCK_URL when the batch ledger and the gate lock are shared) is "
+          f"set:\n"
           f"  prefect worker start --pool {pool} --type {loop.pool_type}\n"
           f"then run one: prefect deployment run '{loop.deployments[0].name}'")
     return 0

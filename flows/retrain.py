@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from prefect import flow
 
 from tuneline.common import task_logger
-from tuneline.datasets import DatasetStore
+from tuneline.dataset_store import DatasetStore
 from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
 from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
@@ -209,7 +209,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     frame = store.frame(version)
     splits = splits_of(frame, labelset.labels)
     labels = splits.labels
-    earlier = earlier_data(client_for(run), name, store, parent)
+    earlier = earlier_data(client_for(run), name, store, parent, {a.part for a in intake.accepted})
     continual = config.retrain.strategy == "continual" and earlier.champion_version is not None and intake.accepted
     training = continual_splits(splits, [a.part for a in intake.accepted], config, run) if continual else splits
     lineage = log_lineage(training, version_sources(store, version, frame), run, config.task)

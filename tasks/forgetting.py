@@ -59,15 +59,20 @@ class EarlierData:
 
 
 @pipeline_task(name="find-earlier-data")
-def earlier_data(client: Any, registered_name: str, store: Any, parent: Any) -> EarlierData:
+def earlier_data(client: Any, registered_name: str, store: Any, parent: Any,
+                 new_parts: frozenset[str] | set[str] = frozenset()) -> EarlierData:
     """The champion and the data version it was trained on (its ``data.version`` tag; the parent version when the
-    champion came from ``tuneline train``, which trains on the base data that became version 1)."""
+    champion came from ``tuneline train``, which trains on the base data that became version 1).
+
+    ``new_parts``: the parts of this run's batches, never earlier data. A run that takes over the batches of a run
+    killed after it committed its data version finds them already in ``parent``: counted as earlier, the new rows
+    were scored as "earlier test rows" (all 314 of 314) and no ``new_test.*`` metric was logged."""
     from tuneline.tasks.gate import champion_version
 
     version = champion_version(client, registered_name)
     number = client.get_model_version(registered_name, version).tags.get("data.version") if version else None
     parts = store.get(int(number)).parts if number and str(number).isdigit() else parent.parts
-    return EarlierData(champion_version=version, parts=frozenset(parts))
+    return EarlierData(champion_version=version, parts=frozenset(parts) - frozenset(new_parts))
 
 
 @pipeline_task(name="measure-forgetting")

@@ -79,7 +79,9 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                      min_gain_over_baseline: float = 0.0, comparison: PairedComparison | None = None,
                      require_significant_gain: bool = False, significance_level: float = 0.05,
                      best_ever: float | None = None, forgetting: Forgetting | None = None,
-                     max_forgetting: float = 1.0, max_class_forgetting: float = 1.0) -> GateDecision:
+                     max_forgetting: float = 1.0, max_class_forgetting: float = 1.0,
+                     baseline_comparison: PairedComparison | None = None,
+                     require_significant_gain_over_baseline: bool = False) -> GateDecision:
     """The pure gate rule; every check that ran leaves a reason, passed or not."""
     reasons: list[str] = []
     failed: list[str] = []
@@ -99,6 +101,16 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
         ok = check(beats, f"{metric} {candidate:.4f} {'>=' if beats else '<'} best baseline {name} {value:.4f} + "
                           f"min_gain_over_baseline {min_gain_over_baseline:.4f}"
                           + ("" if beats else " (the model learned too little to be worth serving)")) and ok
+        if baseline_comparison is not None:
+            significant = baseline_comparison.p_value < significance_level and baseline_comparison.difference > 0
+            sentence = (f"paired test vs baseline {name}: {baseline_comparison.sentence(metric)}, "
+                        + (f"significant at {significance_level}" if significant else
+                           f"not significant at {significance_level}: too few test rows to tell this model from one "
+                           "that learned nothing"))
+            if require_significant_gain_over_baseline:
+                ok = check(significant, sentence) and ok
+            else:
+                reasons.append(sentence)
     if champion is not None and champion.relabeled:
         reasons.append(f"champion v{champion.version} read in this data's label spelling "
                        f"({read_as(champion.relabeled)}): promoting changes the label names the served model returns")
@@ -287,11 +299,23 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             if champion is not None and champion.predictions is not None:
                 comparison = paired_comparison(kind, test, labels, metric, fine_tuned.predictions,
                                                champion.predictions, gate.bootstrap_resamples)
+            best = best_baseline(baselines, metric)
+            best_run = next((b for b in baselines if best is not None and b.name == best[0]), None)
+            versus_baseline = None if best_run is None or best_run.predictions is None else paired_comparison(
+                kind, test, labels, metric, fine_tuned.predictions, best_run.predictions, gate.bootstrap_resamples)
             decision = decide_promotion(
                 metric, fine_tuned.metrics[metric], champion, gate.min_metric, gate.tolerance,
-                best_baseline(baselines, metric), gate.min_gain_over_baseline, comparison,
+                best, gate.min_gain_over_baseline, comparison,
                 gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric, rows),
-                forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting)
+                forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting, versus_baseline,
+                gate.require_significant_gain_over_baseline)
+            if versus_baseline is not None and not (versus_baseline.p_value < gate.significance_level
+                                                    and versus_baseline.difference > 0):
+                task_logger().warning(
+                    "gate: the gain over the %s baseline is not significant on these %d test rows (%s): the test set "
+                    "is too small to tell this model from one that learned nothing; more test rows, or "
+                    "gate.require_significant_gain_over_baseline: true to refuse such models", best[0],
+                    versus_baseline.n, versus_baseline.sentence(metric))
             verdict = "promoted" if decision.promote else "kept_champion" if champion else "rejected"
             tags = {"gate.decision": verdict, "gate.reasons": "; ".join(decision.reasons), "gate.metric": metric,
                     "gate.candidate": f"{decision.candidate:.6f}",

@@ -29,7 +29,7 @@ import pandas as pd
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TunelineConfig
-from tuneline.datasets import DataVersion, DatasetStore
+from tuneline.dataset_store import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
 from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
 from tuneline.readers import DataLoadError, detect_format, split_setting_advice

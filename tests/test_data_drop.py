@@ -8,7 +8,7 @@ import yaml
 from tests_support import write_rows
 from tuneline.cli import main
 from tuneline.config import load_config
-from tuneline.datasets import DatasetStore
+from tuneline.dataset_store import DatasetStore
 from tuneline.ledger import Ledger, ledger_url_for
 from tuneline.runtime import resolve_tracking_uri
 from tuneline.tasks.intake import dataset_folder
@@ -195,3 +195,29 @@ def test_data_log_on_a_fresh_folder_reads_and_writes_nothing(tmp_path, capsys):
     assert main(["data", "log", "-c", str(config_path)]) == 0
     assert "no data version yet" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_a_takeover_run_never_counts_its_own_batches_as_earlier_data(tmp_path):
+    """A run killed after it committed its data version leaves the batches' parts in the version the next run
+    starts from; with a champion from `tuneline train` (no data.version tag) those new rows were scored as the
+    champion's earlier test rows (314 of 314) and no new_test.* metric was logged."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from tuneline.tasks.forgetting import earlier_data
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    client.create_registered_model("takeover")
+    version = client.create_model_version("takeover", str(tmp_path), run_id=None)
+    client.set_registered_model_alias("takeover", "champion", version.version)  # as `tuneline train` leaves it
+    with DatasetStore(f"sqlite:///{tmp_path / 'ledger.db'}", "takeover", tmp_path / "data") as store:
+        base = store.write_part(pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"], "split": ["train", "test"]}))
+        batch = store.write_part(pd.DataFrame({"text": ["c", "d"], "label": ["x", "y"], "split": ["test", "test"]}))
+        first = store.commit(None, [base], ["x", "y"], None, "base")
+        committed = store.commit(first, [batch], ["x", "y"], "dead-run", "batch")  # by the run that was killed
+        earlier = earlier_data.fn(client, "takeover", store, committed, {batch})
+    assert earlier.champion_version == str(version.version) and earlier.parts == frozenset([base])
+    test = pd.DataFrame({"text": ["b", "c", "d"], "part": [base, batch, batch]})
+    assert earlier.earlier(test)["text"].tolist() == ["b"] and earlier.new_mask(test).tolist() == [False, True, True]

@@ -227,3 +227,23 @@ def test_macro_f1_averages_the_classes_present_in_gold_or_predictions():
     everything = np.arange(len(gold))
     assert kind.subset_score(gold, guessed, labels, "macro_f1")(everything) == pytest.approx(scored)
     assert kind.subset_score(gold, gold, labels, "macro_f1")(everything) == 1.0
+
+
+def test_a_gain_over_the_baseline_too_small_to_tell_is_named_and_refused_on_request():
+    """8 test rows: macro-F1 0.619 against zero-shot 0.500 (one row) promoted a model that had learned nothing."""
+    from tuneline.stats import mcnemar
+
+    gold = [True] * 8
+    candidate, baseline = [True] * 5 + [False] * 3, [True] * 4 + [False] * 4  # one row apart
+    versus = mcnemar([c == g for c, g in zip(candidate, gold)], [b == g for b, g in zip(baseline, gold)])
+    kept = decide_promotion("accuracy", 0.625, None, 0.0, 0.01, ("zero_shot", 0.5), 0.01,
+                            baseline_comparison=versus)
+    assert kept.promote is True and "paired test vs baseline zero_shot" in kept.reasons[2]
+    assert "not significant at 0.05: too few test rows to tell this model from one that learned nothing" \
+        in kept.reasons[2]
+    refused = decide_promotion("accuracy", 0.625, None, 0.0, 0.01, ("zero_shot", 0.5), 0.01,
+                               baseline_comparison=versus, require_significant_gain_over_baseline=True)
+    assert refused.promote is False and refused.failed == [kept.reasons[2]]
+    clear = mcnemar([True] * 60, [True] * 30 + [False] * 30)
+    assert decide_promotion("accuracy", 1.0, None, 0.0, 0.01, ("majority", 0.5), 0.01, baseline_comparison=clear,
+                            require_significant_gain_over_baseline=True).promote is True

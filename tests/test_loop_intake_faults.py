@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from conftest import working_in
 from loop_data import land, tickets
 from tuneline.config import build_config
-from tuneline.datasets import DatasetStore
+from tuneline.dataset_store import DatasetStore
 from tuneline.ledger import Ledger, default_ledger_url
 
 pytestmark = pytest.mark.slow

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from loop_data import land, tickets
 from tuneline.config import build_config
-from tuneline.datasets import DatasetStore
+from tuneline.dataset_store import DatasetStore
 from tuneline.ledger import Ledger
 from tuneline.promotions import PromotionLog
 from tuneline.tasks.intake import dataset_folder

@@ -383,5 +383,10 @@ def test_serve_model_cuts_client_errors_to_what_to_fix(pair, monkeypatch):
     assert "stack_trace" not in answer.json() and len(answer.text) < 500
     csv = client.post("/invocations", content="text,text_pair\na,b\n", headers={"Content-Type": "text/csv"})
     assert "stack_trace" not in csv.json() and "Traceback" not in csv.text and csv.headers["X-Model-Name"]
+    # a body that is no JSON was echoed whole after MLflow's parse error ("Input: b'...'": 120 KB for 80 KB)
+    broken = client.post("/invocations", content=b'{"inputs": [' + b'"where is my parcel", ' * 4000,
+                         headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and len(broken.text) < 1000, broken.text[:300]
+    assert "valid JSON" in broken.json()["message"]
     ok = client.post("/invocations", json={"inputs": PAIRS})
     assert ok.status_code == 200 and len(ok.json()["predictions"]) == 2

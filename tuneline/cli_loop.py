@@ -134,7 +134,7 @@ def _retrain(config: TunelineConfig) -> int:
 def _data_log(config: TunelineConfig) -> int:
     from mlflow.tracking import MlflowClient
 
-    from tuneline.datasets import DatasetStore
+    from tuneline.dataset_store import DatasetStore
     from tuneline.ledger import ledger_url_for, sqlite_file_missing
     from tuneline.runtime import resolve_tracking_uri
     from tuneline.tasks.intake import dataset_folder
@@ -171,7 +171,7 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
     """``tuneline data drop BATCH``: a new data version without the rows that batch added."""
     import getpass
 
-    from tuneline.datasets import DatasetStore
+    from tuneline.dataset_store import DatasetStore
     from tuneline.errors import UserError
     from tuneline.tasks.intake import dataset_folder
 

@@ -36,6 +36,9 @@ def create_app() -> Any:
     return served(app, name, version, task)
 
 
+#: a refusal longer than this is cut: what to fix is in its first lines, the rest repeats the request
+MESSAGE_CHARS = 2000
+
 #: MLflow's wrappers around the model's own refusal: they repeat the whole request ('<payload>'), which for a batch
 #: of 2,000 texts made a 104 KB answer whose one useful line came last
 _WRAPPED = re.compile(r"^Failed to (?:predict|enforce (?:the model input )?schema of) data '.*'(?: with schema '.*')?"
@@ -46,7 +49,12 @@ def concise(message: str) -> str:
     """The part of an error message that says what to fix: MLflow's "Failed to predict data '<the request>'.
     Error: input 3 is missing" becomes "input 3 is missing"."""
     match = _WRAPPED.match(message)
-    return message[match.end():].strip() if match else message
+    message = message[match.end():].strip() if match else message
+    # a body that is no JSON: MLflow appends the whole body ("\nInput: \n<80 KB>"), which the client sent itself
+    message = message.split("\nInput: \n", 1)[0].strip()
+    if len(message) > MESSAGE_CHARS:
+        message = f"{message[:MESSAGE_CHARS]}... ({len(message) - MESSAGE_CHARS:,} more characters)"
+    return message
 
 
 def served(app: Any, name: str, version: str, task: str) -> Any:
