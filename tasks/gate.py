@@ -309,13 +309,13 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                 gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric, rows),
                 forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting, versus_baseline,
                 gate.require_significant_gain_over_baseline)
-            if versus_baseline is not None and not (versus_baseline.p_value < gate.significance_level
-                                                    and versus_baseline.difference > 0):
+            if versus_baseline is not None and not gate.require_significant_gain_over_baseline and not (
+                    versus_baseline.p_value < gate.significance_level and versus_baseline.difference > 0):
                 task_logger().warning(
                     "gate: the gain over the %s baseline is not significant on these %d test rows (%s): the test set "
-                    "is too small to tell this model from one that learned nothing; more test rows, or "
-                    "gate.require_significant_gain_over_baseline: true to refuse such models", best[0],
-                    versus_baseline.n, versus_baseline.sentence(metric))
+                    "is too small to tell this model from one that learned nothing (promoted all the same, as "
+                    "gate.require_significant_gain_over_baseline is false)", best[0], versus_baseline.n,
+                    versus_baseline.sentence(metric))
             verdict = "promoted" if decision.promote else "kept_champion" if champion else "rejected"
             tags = {"gate.decision": verdict, "gate.reasons": "; ".join(decision.reasons), "gate.metric": metric,
                     "gate.candidate": f"{decision.candidate:.6f}",

@@ -264,9 +264,9 @@ class GateConfig(_Strict):
         False, description="Promote over a champion only when the paired test (McNemar / paired bootstrap on the "
                            "same test rows) finds the gain significant at significance_level.")
     require_significant_gain_over_baseline: bool = Field(
-        False, description="Promote only when a paired test against the best baseline (on the same test rows) finds "
+        True, description="Promote only when a paired test against the best baseline (on the same test rows) finds "
                            "the gain significant at significance_level: on a few test rows a model that learned "
-                           "nothing can beat the baselines by one row. Off: the test still runs and warns.")
+                           "nothing can beat the baselines by one row. false: the test still runs and warns.")
     significance_level: float = Field(0.05, gt=0.0, lt=1.0)
     bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
     lock_timeout_s: float = Field(600.0, gt=0, description="How long a gate waits for another run's gate on the "
