@@ -201,14 +201,12 @@ def test_a_takeover_run_never_counts_its_own_batches_as_earlier_data(tmp_path):
     """A run killed after it committed its data version leaves the batches' parts in the version the next run
     starts from; with a champion from `tuneline train` (no data.version tag) those new rows were scored as the
     champion's earlier test rows (314 of 314) and no new_test.* metric was logged."""
-    import mlflow
     from mlflow import MlflowClient
 
     from tuneline.tasks.forgetting import earlier_data
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the process's: an earlier test's server is gone
     client.create_registered_model("takeover")
     version = client.create_model_version("takeover", str(tmp_path), run_id=None)
     client.set_registered_model_alias("takeover", "champion", version.version)  # as `tuneline train` leaves it
