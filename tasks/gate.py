@@ -74,6 +74,11 @@ class GateDecision:
         return "; ".join(self.failed) + (f" (also checked: {'; '.join(others)})" if others else "")
 
 
+def significant_gain(comparison: PairedComparison, level: float) -> bool:
+    """The candidate is better, and the paired test says it is no chance (one rule for champion and baseline)."""
+    return comparison.p_value < level and comparison.difference > 0
+
+
 def decide_promotion(metric: str, candidate: float, champion: ChampionScore | None, min_metric: float,
                      tolerance: float, best_baseline: tuple[str, float] | None = None,
                      min_gain_over_baseline: float = 0.0, comparison: PairedComparison | None = None,
@@ -92,9 +97,8 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
             failed.append(reason)
         return passed
 
-    ok = check(candidate + EPSILON >= min_metric,
-               f"{metric} {candidate:.4f} {'>=' if candidate + EPSILON >= min_metric else '<'} min_metric "
-               f"{min_metric:.4f}")
+    reached = candidate + EPSILON >= min_metric
+    ok = check(reached, f"{metric} {candidate:.4f} {'>=' if reached else '<'} min_metric {min_metric:.4f}")
     if best_baseline is not None:
         name, value = best_baseline
         beats = candidate + EPSILON >= value + min_gain_over_baseline
@@ -102,7 +106,7 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                           f"min_gain_over_baseline {min_gain_over_baseline:.4f}"
                           + ("" if beats else " (the model learned too little to be worth serving)")) and ok
         if baseline_comparison is not None:
-            significant = baseline_comparison.p_value < significance_level and baseline_comparison.difference > 0
+            significant = significant_gain(baseline_comparison, significance_level)
             sentence = (f"paired test vs baseline {name}: {baseline_comparison.sentence(metric)}, "
                         + (f"significant at {significance_level}" if significant else
                            f"not significant at {significance_level}: too few test rows to tell this model from one "
@@ -129,7 +133,7 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
             ok = check(held, f"{metric} {candidate:.4f} {'>=' if held else '<'} best ever promoted {best_ever:.4f} "
                              f"- tolerance {tolerance:.4f} (no slow slide through repeated tolerance)") and ok
         if comparison is not None:
-            significant = comparison.p_value < significance_level and comparison.difference > 0
+            significant = significant_gain(comparison, significance_level)
             worse = comparison.p_value < significance_level and comparison.difference < 0
             verdict = (f"significant at {significance_level}: a real gain" if significant else
                        f"significant at {significance_level}: really worse" if worse else
@@ -309,8 +313,8 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                 gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric, rows),
                 forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting, versus_baseline,
                 gate.require_significant_gain_over_baseline)
-            if versus_baseline is not None and not gate.require_significant_gain_over_baseline and not (
-                    versus_baseline.p_value < gate.significance_level and versus_baseline.difference > 0):
+            if versus_baseline is not None and not gate.require_significant_gain_over_baseline and not \
+                    significant_gain(versus_baseline, gate.significance_level):
                 task_logger().warning(
                     "gate: the gain over the %s baseline is not significant on these %d test rows (%s): the test set "
                     "is too small to tell this model from one that learned nothing (promoted all the same, as "

@@ -1726,15 +1726,17 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     # a file whose token lines all hold a tab is tab-separated: its tokens may hold spaces ("New York", as
     # spaCy and Label Studio exports write multi-word tokens); else fields are separated by ASCII spaces and tabs only
     # (str.split() also splits at a no-break space, which real corpora keep inside tokens: "1 000", "10 km")
-    token_lines = [line for line in lines if line.strip() and not line.lstrip("\ufeff").startswith(DOCSTART)]
-    separator = _CONLL_TAB if token_lines and all("\t" in line for line in token_lines) else _CONLL_SEPARATOR
+    token_lines = (line for line in lines if line.strip() and not line.lstrip("\ufeff").startswith(DOCSTART))
+    first = next(token_lines, None)
+    separator = _CONLL_TAB if first is not None and "\t" in first and all("\t" in line for line in token_lines) \
+        else _CONLL_SEPARATOR
     sentences: list[list[tuple[int, list[str]]]] = []
     sentence: list[tuple[int, list[str]]] = []
     comments = 0
     for index, line in enumerate(lines):
         line = line.removeprefix("\ufeff")  # the mark of a file joined on with cat: no part of a token
-        fields = [field.strip(" ") for field in separator.split(line.strip(" \t\r\n\v\f")) if field.strip(" ")] \
-            if line.strip() else []
+        fields = [field for field in (part.strip(" ") for part in separator.split(line.strip(" \t\r\n\v\f")))
+                  if field] if line.strip() else []
         if not fields or fields[0] == DOCSTART:
             if sentence:
                 sentences.append(sentence)
