@@ -61,6 +61,37 @@ def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny
     assert took < 30, f"{took:.0f} s from Ctrl-C to exit"
 
 
+def test_a_second_ctrl_c_during_cleanup_ends_at_once_with_the_same_code(tmp_path, tiny_bert):
+    """Ctrl-C pressed again while the interrupted run cleans up (Prefect stops its temporary API server at exit): the
+    run ends at once with 130, no traceback, and the temporary server does not outlive it."""
+    import psutil
+
+    def start() -> None:
+        default_ctrl_c()
+        os.setpgid(0, 0)
+
+    process, log = start_long_training(tmp_path, tiny_bert, preexec_fn=start)
+    servers = [child for child in psutil.Process(process.pid).children() if "uvicorn" in " ".join(child.cmdline())]
+    try:
+        time.sleep(2)
+        os.killpg(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while "tuneline: interrupted" not in (tmp_path / "out.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGINT)  # the second Ctrl-C, as the message appears
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+    output = (tmp_path / "out.log").read_text()
+    assert process.returncode == 130, output[-3000:]
+    assert output.count("tuneline: interrupted") == 1
+    assert "Traceback" not in output and "Exception ignored" not in output, output[-3000:]
+    gone, alive = psutil.wait_procs(servers, timeout=20)
+    assert not alive, "the temporary Prefect API server outlived the interrupted run"
+
+
 def test_a_killed_run_leaves_no_prefect_server_behind(tmp_path, tiny_bert):
     """``kill -9`` gives the run no chance to stop the temporary API server it started; the server must notice and
     stop itself instead of holding its port and database for ever."""

@@ -210,6 +210,29 @@ def _print_summary(summary) -> None:
     print("=" * 72)
 
 
+def _exit_at_next_ctrl_c(code: int) -> None:
+    """After a Ctrl-C was handled, a further SIGINT ends the process at once with ``code``.
+
+    What is left to run is cleanup: Prefect stopping its temporary API server at exit, threads draining logs. A
+    second Ctrl-C there (or a SIGINT still pending from the first) raised KeyboardInterrupt in an atexit callback
+    (a traceback after the one-line message) or escaped the interpreter's shutdown, which then killed the process
+    with SIGINT (exit -2, not 130: one such run in CI). The temporary server is stopped by
+    :mod:`tuneline.parent_watch` when this process is gone.
+    """
+    import os
+
+    def exit_now(_signum: int, _frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, exit_now)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # `predict "A" --pair a "B" --pair b`: argparse takes the positional texts in one run, so "B" is left over;
@@ -288,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tuneline: {redact(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _exit_at_next_ctrl_c(130)
         command = getattr(args, "command", None)
         print("tuneline: interrupted" + (
             "; its batches were given back: the next retrain takes them" if command == "retrain" else
