@@ -22,7 +22,7 @@ import pandas as pd
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TunelineConfig
-from tuneline.drift import DriftReport, check_drift
+from tuneline.drift import ChampionAgreement, DriftReport, check_drift
 from tuneline.errors import UserError
 from tuneline.kinds import TaskKind, kind_of
 from tuneline.ledger import Batch
@@ -162,15 +162,89 @@ def enforce_drift(outcome: "DriftOutcome", accepted: list[Any], ledger: Any, run
     stopped = [a for a in accepted if a.batch.content_hash in outcome.stopped]
     if not stopped:
         return
+    keys = sorted({_STOP_KEYS.get(check.name, "drift.on_drift") for a in stopped
+                   for check in outcome.reports[a.batch.content_hash].checks if check.status == "stop"})
     for item in stopped:
         ledger.mark_rejected(run.run_id, item.batch.content_hash,
-                             [f"drift (drift.on_drift=stop): {outcome.stopped[item.batch.content_hash]}"],
+                             [f"drift ({', '.join(f'{key}=stop' for key in keys)}): "
+                              f"{outcome.stopped[item.batch.content_hash]}"],
                              item.quarantine_path)
     raise DriftStop("drift stopped the run: " + "; ".join(
         f"{a.batch.name}: {outcome.stopped[a.batch.content_hash]}" for a in stopped)
         + " (see the drift report in the run's drift/ artifacts). To train on such a batch anyway: "
         + ", ".join(f'tuneline data requeue -c CONFIG {a.batch.name} --reason "..."' for a in stopped)
-        + ", then tuneline retrain -c CONFIG --set drift.on_drift=warn")
+        + ", then tuneline retrain -c CONFIG " + " ".join(f"--set {key}=warn" for key in keys))
+
+
+#: the config key whose ``stop`` a stopped check obeyed (the statistical checks: ``drift.on_drift``)
+_STOP_KEYS = {"champion_agreement": "drift.on_label_disagreement"}
+
+
+#: rows scored per batch (and of the earlier test rows) by the champion-agreement check: enough to see a drop of
+#: ``drift.max_champion_drop`` (the standard error of an accuracy on 1,000 rows is under 0.016), bounded in time
+AGREEMENT_SAMPLE = 1000
+
+
+def agreement_score(model: Any, kind: TaskKind, frame: pd.DataFrame, known: list[str]) -> tuple[float, int]:
+    """A served model's ``kind.agreement_metric`` against ``frame``'s labels, on up to :data:`AGREEMENT_SAMPLE` of
+    its rows whose labels are all in ``known``, and how many rows that was (NaN, 0 when none)."""
+    from tuneline.tasks.gate import in_run_spelling
+
+    known_set = set(known)
+    frame = frame[[all(label in known_set for label in ([gold] if isinstance(gold, str) else gold))
+                   for gold in kind.gold(frame)]]
+    if frame.empty:
+        return float("nan"), 0
+    frame = frame.sample(n=min(len(frame), AGREEMENT_SAMPLE), random_state=0)
+    predicted, _ = kind.predictions_from_output(model.predict(kind.model_input(frame)))
+    predicted, _ = in_run_spelling(predicted, known)
+    return float(kind.score(kind.gold(frame), predicted, known)[kind.agreement_metric]), len(frame)
+
+
+def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.DataFrame, known: list[str],
+                        config: TunelineConfig, run: RunContext) -> dict[str, ChampionAgreement]:
+    """The champion's ``agreement_metric`` on each batch's rows (those whose labels it knows) and on the reference's
+    test rows, through its registered pyfunc, as the gate scores it; empty without a champion.
+
+    A champion that cannot be loaded or scored gives each batch an agreement with its ``error`` (the check is then
+    skipped and says why): this check must not stop a run the gate would let through."""
+    import mlflow.pyfunc
+
+    from tuneline.promotions import champion_version
+    from tuneline.tracking import client_for
+
+    if not batches:
+        return {}
+    name = config.registered_model_name
+    version = champion_version(client_for(run), name)
+    if version is None:
+        return {}
+    kind = kind_of(config)
+    metric = kind.agreement_metric
+
+    def score(model: Any, frame: pd.DataFrame) -> tuple[float, int]:
+        return agreement_score(model, kind, frame, known)
+
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        reference_score, reference_rows = score(model, reference[reference["split"] == "test"])
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        said = f"{type(error).__name__}: {error}"[:300]
+        task_logger().warning("champion v%s could not be scored on the earlier test rows: %s", version, said)
+        return {batch.content_hash: ChampionAgreement(version, metric, error=said) for batch, _ in batches}
+    agreements: dict[str, ChampionAgreement] = {}
+    for batch, frame in batches:
+        try:
+            batch_score, rows = score(model, frame)
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            said = f"{type(error).__name__}: {error}"[:300]
+            task_logger().warning("champion v%s could not be scored on batch %s: %s", version, batch.name, said)
+            agreements[batch.content_hash] = ChampionAgreement(version, metric, error=said)
+            continue
+        agreements[batch.content_hash] = ChampionAgreement(version, metric, reference=reference_score,
+                                                           batch=batch_score, rows=rows,
+                                                           reference_rows=reference_rows)
+    return agreements
 
 
 def _lengths(values: pd.Series) -> list[float]:
@@ -198,6 +272,7 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
 
     ref_unknown = unknown_token_share(ref_sample, tokenizer) if ref_sample else None
     what = kind.label_noun
+    agreements = champion_agreements(batches, reference, known, config, run)
     outcome = DriftOutcome(reports={}, stopped={})
     for batch, frame in batches:
         batch_labels = kind.label_distribution(frame)
@@ -207,7 +282,8 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
             reference_unknown_rate=ref_unknown,
             known_labels=sorted(_classes(known, kind)), batch_types=_classes(batch_labels, kind),
             what=what, allow_growth=config.drift.allow_label_growth, batch_rows=len(frame),
-            thresholds=config.drift.thresholds(), on_drift=config.drift.on_drift)
+            thresholds=config.drift.thresholds(), on_drift=config.drift.on_drift,
+            champion=agreements.get(batch.content_hash), on_label_disagreement=config.drift.on_label_disagreement)
         name = batch.content_hash[:12]
         folder = run.run_dir / "drift"
         folder.mkdir(parents=True, exist_ok=True)
@@ -219,7 +295,7 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
         log.info("drift of batch %s (%s):\n%s", batch.name, report.status, report.summary())
         outcome.reports[batch.content_hash] = report
         if report.status == "stop":
-            outcome.stopped[batch.content_hash] = report.summary().replace("\n", " ")
+            outcome.stopped[batch.content_hash] = " ".join(c.sentence for c in report.checks if c.status == "stop")
     worst = max((r.status for r in outcome.reports.values()), default="skipped",
                 key={"ok": 0, "skipped": 1, "warn": 2, "stop": 3}.__getitem__)
     set_tags(run, {"drift.status": worst})

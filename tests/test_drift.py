@@ -204,19 +204,21 @@ def test_check_drift_report_frame_and_png(tmp_path, minilm_tokenizer):
                          reference_lengths=reference_lengths, batch_lengths=batch_lengths,
                          batch_texts=ENGLISH * 10, tokenizer=minilm_tokenizer, reference_texts=ENGLISH * 20,
                          allow_growth=True, thresholds={"alpha": 0.001, "min_rows": 100},
-                         on_drift={"label_shift": "stop"})
+                         on_drift={"label_shift": "stop"},
+                         champion=drift.ChampionAgreement("3", "accuracy", reference=0.91, batch=0.52, rows=400,
+                                                          reference_rows=800))
     assert [c.name for c in report.checks] == list(drift.CHECKS)
-    assert [c.status for c in report.checks] == ["stop", "warn", "ok", "warn"]
+    assert [c.status for c in report.checks] == ["stop", "warn", "ok", "warn", "stop"]
     assert report.status == "stop"
     assert report["label_shift"].threshold == 0.001
 
     frame = report.to_frame()
     assert list(frame.columns) == ["name", "status", "statistic", "p_value", "threshold", "sentence"]
-    assert list(frame["status"]) == ["stop", "warn", "ok", "warn"]
-    assert frame["p_value"].isna().tolist() == [False, False, True, True]
+    assert list(frame["status"]) == ["stop", "warn", "ok", "warn", "stop"]
+    assert frame["p_value"].isna().tolist() == [False, False, True, True, True]
     csv = tmp_path / "drift.csv"
     frame.to_csv(csv, index=False)
-    assert pd.read_csv(csv).shape == (4, 6)
+    assert pd.read_csv(csv).shape == (5, 6)
     assert report.to_dict()["status"] == "stop"
 
     png = report.plot(tmp_path / "report" / "drift.png", reference_lengths, batch_lengths, reference_labels,
@@ -225,9 +227,39 @@ def test_check_drift_report_frame_and_png(tmp_path, minilm_tokenizer):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_champion_agreement_stops_on_labels_the_champion_disagrees_with_and_says_why_when_it_cannot_tell():
+    def check(agreement, **settings):
+        return drift.champion_agreement(agreement, **{"max_drop": 0.25, "min_rows": 30, **settings})
+
+    # SST-2 as measured in test_real_minilm_sst2: 0.794 on dev, 0.497 on 300 shuffled rows (0.863 unshuffled)
+    shuffled = drift.ChampionAgreement("4", "accuracy", reference=0.794, batch=0.497, rows=300, reference_rows=872)
+    stopped = check(shuffled)
+    assert stopped.status == "stop" and stopped.statistic == pytest.approx(0.297 / 0.794)
+    assert "champion v4" in stopped.sentence and "accuracy 0.497" in stopped.sentence and "0.794" in stopped.sentence
+    assert "a drop of 37.4% of its score, over max_champion_drop 25.0%" in stopped.sentence
+    assert check(shuffled, on_drift="warn").status == "warn"
+    alike = drift.ChampionAgreement("4", "accuracy", reference=0.794, batch=0.70, rows=300, reference_rows=872)
+    assert check(alike).status == "ok" and "within max_champion_drop" in check(alike).sentence
+    assert check(alike, max_drop=0.1).status == "stop"  # the threshold is the config's
+    better = drift.ChampionAgreement("4", "accuracy", reference=0.794, batch=0.863, rows=300, reference_rows=872)
+    assert check(better).status == "ok"  # a batch easier than the test rows is no warning sign
+    # micro-F1 of a multi-label champion is lower: the same share of it is a smaller absolute drop
+    multilabel = drift.ChampionAgreement("2", "micro_f1", reference=0.40, batch=0.18, rows=300, reference_rows=500)
+    assert check(multilabel).status == "stop"
+
+    assert check(None).status == "skipped" and "no champion yet" in check(None).sentence
+    few = drift.ChampionAgreement("4", "accuracy", reference=0.93, batch=0.10, rows=12, reference_rows=500)
+    assert check(few).status == "skipped" and "12 batch rows" in check(few).sentence
+    assert check(few, min_rows=10).status == "stop"
+    broken = drift.ChampionAgreement("4", "accuracy", error="OSError: no such file")
+    assert check(broken).status == "skipped" and "OSError: no such file" in check(broken).sentence
+    with pytest.raises(ValueError, match="on_drift"):
+        drift.check_drift(reference_labels={"a": 1}, batch_labels={"a": 1}, on_label_disagreement="ignore")
+
+
 def test_check_drift_defaults_and_configuration():
     same = check_drift(reference_labels={"a": 5000, "b": 5000}, batch_labels={"a": 510, "b": 490})
-    assert [c.status for c in same.checks] == ["ok", "skipped", "skipped", "ok"]
+    assert [c.status for c in same.checks] == ["ok", "skipped", "skipped", "ok", "skipped"]
     assert same.status == "skipped"  # a skipped check is not an "ok": nothing was shown for it
     assert "no reference_lengths" in same["text_length_shift"].sentence
 

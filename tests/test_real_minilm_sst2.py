@@ -51,3 +51,33 @@ def test_minilm_on_sst2_beats_majority_and_zero_shot(workdir):
     assert int(run.data.tags["data.test.rows"]) == 872  # dev is the test split, every row kept
     assert summary.promoted and "champion" in summary.aliases
     assert client.get_model_version_by_alias("sst2-minilm", "champion").tags["gate.decision"] == "promoted"
+
+    # the loop's champion-agreement drift check, with this real champion on real rows it never trained on: a clean
+    # SST-2 batch passes, the same rows with their labels shuffled are stopped
+    import csv
+
+    import pandas as pd
+
+    from tuneline import drift
+    from tuneline.kinds import kind_of
+    from tuneline.tasks.drift import agreement_score
+
+    def frame(rows: list[list[str]]) -> pd.DataFrame:
+        return pd.DataFrame({"text": [r[0] for r in rows], "label": [r[1] for r in rows]})
+
+    unseen = frame([line.split("\t") for line in lines[TRAIN_ROWS + 1: TRAIN_ROWS + 301]])
+    dev = pd.read_csv(sst2 / "dev.tsv", sep="\t", quoting=csv.QUOTE_NONE, dtype=str)
+    earlier = frame(dev[["sentence", "label"]].to_numpy().tolist())
+    shuffled = unseen.assign(label=unseen["label"].sample(frac=1.0, random_state=3).to_numpy())
+    champion = mlflow.pyfunc.load_model("models:/sst2-minilm@champion")
+    kind = kind_of("classification")
+    reference, reference_rows = agreement_score(champion, kind, earlier, ["0", "1"])
+    outcome = {}
+    for name, batch in (("clean", unseen), ("shuffled", shuffled)):
+        score, rows = agreement_score(champion, kind, batch, ["0", "1"])
+        outcome[name] = drift.champion_agreement(
+            drift.ChampionAgreement("1", "accuracy", reference=reference, batch=score, rows=rows,
+                                    reference_rows=reference_rows), max_drop=0.25, min_rows=30)
+        print(outcome[name].sentence)
+    assert reference_rows == 872 and abs(reference - after) < 1e-9  # the gate's number, through the same pyfunc
+    assert outcome["clean"].status == "ok" and outcome["shuffled"].status == "stop"

@@ -96,8 +96,10 @@ def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, ti
     assert tags["gate.sentence"] == summary.sentence and summary.sentence.startswith(f"Version {summary.run.version}")
     drift = json.loads(next((Path(summary.run.run_dir) / "drift").glob("*.json")).read_text())
     assert {c["name"] for c in drift["checks"]} == {"label_shift", "text_length_shift", "unknown_token_rate",
-                                                    "unseen_labels"}
+                                                    "unseen_labels", "champion_agreement"}
     assert drift["status"] in ("ok", "skipped")  # a resample of the base distribution is not flagged as a shift
+    (agreement,) = [c for c in drift["checks"] if c["name"] == "champion_agreement"]
+    assert agreement["status"] == "ok" and "labels vs champion v1" in agreement["sentence"]  # clean labels pass
 
 
 def test_3_nothing_new_is_skipped_without_a_run(loop, tiny_bert):
@@ -392,3 +394,43 @@ def test_a_few_new_rows_wait_validated_until_min_new_rows_have_landed(tmp_path, 
     assert done.status == "retrained" and sorted(done.batches_used) == ["more.csv", "small.csv"]
     assert done.data_version == 2 and sum(done.run.split_rows.values()) == sum(BASE.values()) + 60
     assert len(client_of(root).search_model_versions("name='loop-tickets'")) == versions + 1
+
+
+def test_a_batch_with_shuffled_labels_is_stopped_by_the_champion_and_trains_only_when_a_person_says_so(tmp_path,
+                                                                                                       tiny_bert):
+    """Shuffled labels keep the label counts, the texts and their lengths: every statistical drift check passes.
+    Trained on, the batch's own shuffled test rows lower every model alike and the gate may promote the result.
+    The champion's answers agree with the earlier test rows and not with these labels: the batch is rejected, with
+    the numbers, and trains after ``data requeue`` with ``drift.on_label_disagreement=warn``."""
+    from tuneline.tasks.drift import DriftStop
+
+    tickets(BASE, seed=1).to_csv(tmp_path / "base.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    first = run(tmp_path, tiny_bert)
+    assert first.run.promoted
+    batch = tickets(BASE, seed=21)
+    batch["label"] = batch["label"].sample(frac=1.0, random_state=5).to_numpy()  # an exporter's shifted join
+    land(tmp_path / "landing", "shuffled.csv", batch)
+    with pytest.raises(DriftStop, match="labels vs champion v1: it scores accuracy") as stopped:
+        run(tmp_path, tiny_bert)
+    assert "--set drift.on_label_disagreement=warn" in str(stopped.value)
+    assert "label shift" not in str(stopped.value)  # the counts did not move: only this check saw it
+    with ledger_of(tmp_path) as ledger:
+        (rejected,) = [b for b in ledger.batches() if b.name == "shuffled.csv"]
+    assert rejected.state == "rejected"
+    assert rejected.reasons[0].startswith("drift (drift.on_label_disagreement=stop): labels vs champion v1")
+    assert str(client_of(tmp_path).get_model_version_by_alias("loop-tickets", "champion").version) == "1"
+    report = json.loads(next((Path(p) for p in (tmp_path / "tuneline-output").rglob(
+        f"drift/{rejected.content_hash[:12]}.json"))).read_text())
+    (agreement,) = [c for c in report["checks"] if c["name"] == "champion_agreement"]
+    assert agreement["status"] == "stop" and agreement["statistic"] > 0.25, agreement
+
+    from tuneline.cli import main
+
+    config_path = tmp_path / "loop.yaml"
+    config_path.write_text(loop_config(tmp_path, tiny_bert).model_dump_json())
+    with working_in(tmp_path):
+        assert main(["data", "requeue", "shuffled.csv", "--reason", "checked: the labels are right",
+                     "-c", str(config_path)]) == 0
+    summary = run(tmp_path, tiny_bert, "drift.on_label_disagreement=warn")
+    assert summary.status == "retrained" and summary.batches_used == ["shuffled.csv"], summary.message

@@ -338,10 +338,20 @@ class DriftConfig(_Strict):
     on_drift: Literal["warn", "stop"] = Field("warn", description="What a detected shift does to the run.")
     allow_label_growth: bool = Field(False, description="Let a batch add labels (entity types) the model has never "
                                      "seen: the head grows. Otherwise an unseen label stops the run.")
+    max_champion_drop: float = Field(0.25, ge=0.0, le=1.0, description="How far the champion's score (its kind's "
+                                     "agreement_metric) on a batch's labels may fall below its score on the earlier "
+                                     "test rows, as a share of that score (0.25: 0.80 -> 0.60), before the batch's "
+                                     "labels count as disagreeing with it.")
+    min_agreement_rows: int = Field(30, ge=1, description="Batch rows (with labels the champion knows) needed to "
+                                    "compare the champion's score on them.")
+    on_label_disagreement: Literal["warn", "stop"] = Field(
+        "stop", description="What labels that disagree with the champion do to the run: stop rejects the batch (it "
+        "can be requeued), warn trains on it. Shuffled labels pass every other drift check.")
 
     def thresholds(self) -> dict[str, float]:
         return {"alpha": self.alpha, "min_rows": self.min_rows, "min_expected": self.min_expected,
-                "max_unknown_increase": self.max_unknown_increase}
+                "max_unknown_increase": self.max_unknown_increase, "max_champion_drop": self.max_champion_drop,
+                "min_agreement_rows": self.min_agreement_rows}
 
 
 class TunelineConfig(_Strict):

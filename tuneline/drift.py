@@ -17,8 +17,13 @@ each one :class:`DriftCheck` with its statistic, threshold, status and one plain
   ``[UNK]``: the model cannot learn from it, whatever its labels.
 * :func:`unseen_labels`: labels (or entity types: the caller passes types) never seen in the reference data. A
   clear ``"stop"`` unless the label set may grow, then ``"warn"`` naming them (the head grows, and the run says so).
+* :func:`champion_agreement`: how well the champion's answers agree with the batch's labels (the kind's
+  ``agreement_metric``: accuracy, or a micro F1) against how well they agree with the earlier test rows. The three tests above look at texts
+  and label counts only, so a batch whose labels were shuffled by an exporter passes all of them; trained on, its
+  test rows lower every model's score alike and the gate may promote the result. A drop over ``max_champion_drop``
+  (as a share of the earlier score) says the labels are wrong or their meaning changed: either way a person should look before a model learns it.
 
-:func:`check_drift` runs all four with thresholds from a flat dict and/or keyword arguments, with ``on_drift``
+:func:`check_drift` runs all five with thresholds from a flat dict and/or keyword arguments, with ``on_drift``
 (``"warn"`` or ``"stop"``, for all checks or per check) deciding what a detected shift means.
 :class:`DriftReport` collects them: its ``status`` is the worst check's, ``to_frame()`` is the table, ``plot()`` the
 table with a length histogram and a label-share bar chart (PNG, matplotlib Agg).
@@ -45,7 +50,7 @@ Status = Literal["ok", "warn", "stop", "skipped"]
 OnDrift = Literal["warn", "stop"]
 
 #: Check names, in report order.
-CHECKS = ("label_shift", "text_length_shift", "unknown_token_rate", "unseen_labels")
+CHECKS = ("label_shift", "text_length_shift", "unknown_token_rate", "unseen_labels", "champion_agreement")
 
 #: Worst-of order: a skipped check is worse than ``ok`` (nothing was shown) and better than a detected shift.
 _SEVERITY = {"ok": 0, "skipped": 1, "warn": 2, "stop": 3}
@@ -56,6 +61,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "min_rows": 200,              # minimum batch (and reference) rows before a test is run at all
     "min_expected": 5,            # label groups with a smaller expected count are merged into "other"
     "max_unknown_increase": 0.02,  # allowed increase of the unknown-token share (absolute, 0.02 = 2 points)
+    "max_champion_drop": 0.25,    # allowed drop of the champion's score on the batch, as a share of its earlier one
+    "min_agreement_rows": 30,     # minimum batch rows (with labels the champion knows) to compare its score on
 }
 
 #: Name of the merged group of sparse labels (parenthesised so that it cannot collide with a real label name).
@@ -79,6 +86,23 @@ class DriftCheck:
         if self.status not in _SEVERITY:
             raise ValueError(f"drift check {self.name!r}: status must be one of {sorted(_SEVERITY)}, "
                              f"got {self.status!r}")
+
+
+@dataclass(frozen=True)
+class ChampionAgreement:
+    """The champion's score (``metric``: the kind's ``agreement_metric``) on a batch's labels and on the earlier
+    test rows.
+
+    ``rows`` counts the batch rows scored: those whose labels the champion knows (a label the set grows by is
+    always "wrong" for it, and says nothing about the other labels). ``error`` when it could not be scored."""
+
+    version: str
+    metric: str
+    reference: float = float("nan")
+    batch: float = float("nan")
+    rows: int = 0
+    reference_rows: int = 0
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -345,6 +369,39 @@ def unseen_labels(reference_labels: Iterable[str], batch: Mapping[str, int], *, 
                       f"batch): stop.")
 
 
+def champion_agreement(agreement: ChampionAgreement | None, *, max_drop: float, min_rows: int,
+                       on_drift: OnDrift = "stop") -> DriftCheck:
+    """The champion's score on the batch's labels against its score on its earlier test rows (see the module's
+    docstring). Not a statistical test: a threshold on the drop as a share of the earlier score (metrics differ in
+    scale: a shuffled binary batch takes accuracy from 0.79 to 0.50, a shuffled multi-label one micro-F1 from 0.5 to
+    0.15), with a minimum number of rows, like :func:`unknown_token_rate`. Skipped without a champion, when it could
+    not be scored, or on too few rows."""
+    name = "champion_agreement"
+    if agreement is None:
+        return DriftCheck(name, float("nan"), None, max_drop, "skipped",
+                          "labels vs champion: skipped, there is no champion yet to compare the labels with.")
+    who = f"champion v{agreement.version}"
+    if agreement.error is not None:
+        return DriftCheck(name, float("nan"), None, max_drop, "skipped",
+                          f"labels vs {who}: skipped, it could not be scored ({agreement.error}).")
+    if agreement.rows < min_rows or agreement.reference_rows == 0:
+        return DriftCheck(name, float("nan"), None, max_drop, "skipped",
+                          f"labels vs {who}: skipped, {agreement.rows} batch rows with labels it knows "
+                          f"(min_agreement_rows {int(min_rows)})"
+                          + ("" if agreement.reference_rows else " and no earlier test row") + ".")
+    drop = agreement.reference - agreement.batch
+    share = drop / agreement.reference if agreement.reference > 0 else 0.0
+    said = (f"labels vs {who}: it scores {agreement.metric} {agreement.batch:.3f} on this batch's labels "
+            f"({agreement.rows} rows) and {agreement.reference:.3f} on its earlier test rows "
+            f"({agreement.reference_rows}), a drop of {_pct(share)} of its score")
+    if share <= max_drop:
+        return DriftCheck(name, share, None, max_drop, "ok", said + f", within max_champion_drop {_pct(max_drop)}: ok.")
+    return DriftCheck(name, share, None, max_drop, on_drift,
+                      said + f", over max_champion_drop {_pct(max_drop)}: the labels look wrong (shuffled, shifted "
+                      f"by a column, another label scheme) or their meaning changed; look at the batch before a "
+                      f"model learns it: {on_drift}.")
+
+
 def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[str, int],
                 reference_lengths: Sequence[float] | None = None, batch_lengths: Sequence[float] | None = None,
                 batch_texts: Iterable[str | Sequence[str]] | None = None, tokenizer: Any = None,
@@ -353,8 +410,9 @@ def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[st
                 known_labels: Iterable[str] | None = None, batch_types: Mapping[str, int] | None = None,
                 what: str = "label", allow_growth: bool = False, batch_rows: int | None = None,
                 thresholds: Mapping[str, float] | None = None,
-                on_drift: OnDrift | Mapping[str, OnDrift] = "warn", **threshold_kwargs: float) -> DriftReport:
-    """Run the four checks on one batch and collect them in a :class:`DriftReport` (always four rows, in
+                on_drift: OnDrift | Mapping[str, OnDrift] = "warn", champion: ChampionAgreement | None = None,
+                on_label_disagreement: OnDrift = "stop", **threshold_kwargs: float) -> DriftReport:
+    """Run the five checks on one batch and collect them in a :class:`DriftReport` (always five rows, in
     :data:`CHECKS` order; a check without its inputs is ``"skipped"`` with a sentence saying which is missing).
 
     * ``reference_labels`` / ``batch_labels``: the kind's ``label_distribution`` of the reference and the batch.
@@ -368,6 +426,8 @@ def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[st
       section), overridden by keyword arguments (``alpha=0.001``). An unknown key is an error naming it.
     * ``on_drift``: what a detected shift means, ``"warn"`` or ``"stop"``, for every statistical check, or a dict
       per check name (missing names: ``"warn"``).
+    * ``champion``: the champion's scores for :func:`champion_agreement` (skipped when None);
+      ``on_label_disagreement`` is what a drop over ``max_champion_drop`` means.
     """
     settings = dict(DEFAULT_THRESHOLDS)
     for source in (thresholds or {}, threshold_kwargs):
@@ -407,6 +467,9 @@ def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[st
         str(label) for label, count in reference_labels.items() if count > 0}
     checks.append(unseen_labels(known, batch_types if batch_types is not None else batch_labels,
                                 allow_growth=allow_growth, what=what))
+    _check_on_drift(on_label_disagreement)
+    checks.append(champion_agreement(champion, max_drop=float(settings["max_champion_drop"]),
+                                     min_rows=int(settings["min_agreement_rows"]), on_drift=on_label_disagreement))
     return DriftReport(checks)
 
 

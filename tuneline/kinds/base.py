@@ -88,6 +88,10 @@ class TaskKind:
     #: the model's second text input, for kinds that take two texts per example (pairs: ``text_pair``); the command
     #: line then asks for ``--pair`` or TEXT<TAB>SECOND lines
     second_text_column: ClassVar[str | None] = None
+    #: the metric of :meth:`score` that says how far a model's answers agree with a batch's labels (the loop's
+    #: ``champion_agreement`` drift check): one that stays put when a batch holds only some of the classes (a
+    #: macro average then counts every class the champion wrongly predicted once as F1 0)
+    agreement_metric: ClassVar[str] = "accuracy"
 
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "name", "config_model", "formats", "head", "peft_task_type", "pyfunc_file", "input_example",
@@ -259,4 +263,6 @@ def check_kind(kind: TaskKind) -> TaskKind:
         raise TypeError(f"task kind {kind.name!r}: its config model's task must default to {kind.name!r}")
     if not kind.config_model.METRICS or kind.config_model.DEFAULT_METRIC not in kind.config_model.METRICS:
         raise TypeError(f"task kind {kind.name!r}: its config model must list METRICS including DEFAULT_METRIC")
+    if kind.agreement_metric not in kind.config_model.METRICS:
+        raise TypeError(f"task kind {kind.name!r}: agreement_metric {kind.agreement_metric!r} is not one of its METRICS")
     return kind

@@ -458,6 +458,7 @@ def fit_thresholds(proba: np.ndarray, gold: np.ndarray, metric: str, per_label: 
 
 class MultilabelKind(ClassificationKind):
     name = "multilabel_classification"
+    agreement_metric = "micro_f1"  # micro: a batch of some classes only moves it no more than its rows do
     config_model = MultilabelConfig
     problem_type = "multi_label_classification"
     pyfunc_file = "multilabel_classifier.py"

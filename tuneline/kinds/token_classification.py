@@ -252,6 +252,7 @@ def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame
 
 class TokenClassificationKind(TaskKind):
     name = "token_classification"
+    agreement_metric = "f1"  # micro: a batch of some classes only moves it no more than its rows do
     config_model = TokenClassificationConfig
     formats = ("conll", "jsonl", "parquet")
     head = "AutoModelForTokenClassification"
