@@ -30,14 +30,18 @@ PIECES = ["a", "b c", " ", "", ",", '"', '""', '"x,y"', "\n", "\r\n", "\r", "\t"
 
 
 def random_file(rng: random.Random, fmt: str) -> str:
+    """A header and up to 60 lines of dirty pieces; one file in ten holds a lone \\r (which the block reader leaves
+    to the careful one, as a character inside a line: readers._physical_lines)."""
     sep = "," if fmt == "csv" else "\t"
     lines = [f"text{sep}label\n"]
+    lone_cr = rng.random() < 0.1
+    pieces = PIECES if lone_cr else [p for p in PIECES if p != "\r"]
     for i in range(rng.randint(1, 60)):
         if rng.random() < 0.6:
             lines.append(f"row {i}{sep}{rng.choice(['pos', 'neg', ''])}\n")
         else:
-            lines.append("".join(rng.choice(PIECES) for _ in range(rng.randint(1, 6)))
-                         + rng.choice(["\n", "\r\n", "\r", ""]))
+            lines.append("".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+                         + rng.choice(["\n", "\r\n", "\r", ""] if lone_cr else ["\n", "\r\n", ""]))
     text = "".join(lines)
     return ("\ufeff" + text) if rng.random() < 0.1 else text
 
@@ -50,7 +54,10 @@ def assert_same_read(path: Path, fmt: str, encoding: str = "utf-8") -> bool:
         assert _read_delimited_fast(path, fmt, encoding, "error") is None
         return False
     fast = _read_delimited_fast(path, fmt, encoding, "error")
-    assert fast is not None
+    if fast is None:
+        data = path.read_bytes()
+        assert data.count(b"\r") != data.count(b"\r\n"), "the block reader gave up on a file without a lone \\r"
+        return False
     compact = fast
     fast = _with_object_columns(fast)
     assert fast.records_seen == careful.records_seen

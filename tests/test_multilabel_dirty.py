@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,30 @@ def test_label_names_file_that_does_not_decode_is_one_user_error_naming_file_lin
     line = next(i for i, name in enumerate(accented, 1) if not name.isascii())
     assert message.startswith(f"{cp1252}: line {line}: ") and "data.encoding" in message
     assert "\n" not in message
+
+
+def test_label_names_written_with_their_ids_are_read_by_id_not_by_line(tmp_path: Path):
+    """``27<TAB>neutral`` lines were taken whole for names, and read by line number: a file whose lines were in
+    another order gave every row other labels, with no error."""
+    shuffled = [(i, name) for i, name in enumerate(EMOTIONS)][::-1]
+    tabbed = tmp_path / "ids.tsv"
+    tabbed.write_text("".join(f"{i}\t{name}\n" for i, name in shuffled))
+    assert read_label_names(names_data(tabbed)) == EMOTIONS
+    commas = tmp_path / "ids.csv"
+    commas.write_text("".join(f"{i},{name}\r\n" for i, name in shuffled))
+    assert read_label_names(names_data(commas)) == EMOTIONS
+
+
+@pytest.mark.parametrize("lines, said", [
+    (["id\tname", *(f"{i}\t{n}" for i, n in enumerate(EMOTIONS))], "line 1 ('id\\tname') is not ID<TAB>NAME"),
+    ([f"{i + 1}\t{n}" for i, n in enumerate(EMOTIONS)], "the written ids must be 0.."),
+    ([*EMOTIONS[:2], f"x\t{EMOTIONS[2]}", *EMOTIONS[3:]], "line 3 ('x\\tfear') holds a tab"),
+])
+def test_a_label_names_file_that_mixes_forms_is_refused_naming_the_line(tmp_path: Path, lines, said):
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataLoadError, match=re.escape(said)):
+        read_label_names(names_data(path))
 
 
 # --- digits that are no ids ----------------------------------------------------------------------------------------

@@ -291,6 +291,26 @@ def test_a_file_that_is_not_utf8_is_advised_cp1252_first(tmp_path):
     assert read_table(path, "csv", encoding="cp1252").frame["text"].tolist() == ["\u201cquoted\u201d café"]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+@pytest.mark.parametrize("pasted", ["naïve plot, déjà vu", "a \u201cquoted\u201d line"])
+def test_utf8_lines_in_a_cp1252_file_are_read_as_utf8(tmp_path, fmt, pasted):
+    """A cp1252 export with a UTF-8 line appended by a script: the line read as ``naÃ¯ve plot dÃ©jÃ  vu``, without
+    a word, or (a UTF-8 quotation mark holds byte 9d, which cp1252 lacks) stopped the run with advice to set
+    data.encoding to cp1252, which it was."""
+    rows = [("café crème", "pos"), (pasted, "neg"), ("\u2018single\u2019 déjà", "pos")]
+    encodings = ["cp1252", "utf-8", "cp1252"]
+    write = {"csv": lambda t, l: f'"{t}",{l}\n', "tsv": lambda t, l: f"{t}\t{l}\n",
+             "jsonl": lambda t, l: '{"text": "%s", "label": "%s"}\n' % (t, l)}[fmt]
+    head = {"csv": "text,label\n", "tsv": "text\tlabel\n", "jsonl": ""}[fmt].encode()
+    path = tmp_path / f"export.{fmt}"
+    path.write_bytes(head + b"".join(write(t, l).encode(e) for (t, l), e in zip(rows, encodings)))
+    result = read_table(path, fmt, encoding="cp1252")
+    assert result.malformed == []
+    assert result.frame["text"].tolist() == [t for t, _ in rows]
+    if fmt != "jsonl":
+        assert _read_delimited_fast(path, fmt, "cp1252", "error") is None  # the careful reader reads such a file
+
+
 @pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "iso-8859-15"])
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "conll"])
 def test_a_utf8_file_under_an_8bit_encoding_says_the_setting_is_for_every_file(tmp_path, encoding, fmt):

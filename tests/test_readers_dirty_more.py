@@ -40,6 +40,32 @@ def read_both(path: Path, fmt: str) -> ReadResult:
 LABELS = ["pos", "neg", "neu"]
 
 
+# ------------------------------------------------------------------------------------------------ lone \r
+
+
+@pytest.mark.parametrize("fmt, sep, end", [("csv", ",", "\n"), ("csv", ",", "\r\n"), ("tsv", "\t", "\n")])
+def test_a_lone_carriage_return_inside_a_line_is_a_space_not_a_line_break(tmp_path, fmt, sep, end):
+    """pandas' ``to_csv`` writes a cell ``a\\rb`` unquoted. Split at the \\r, the record's first half was quarantined
+    as ragged and its second half (``carriage return,negative``) kept as a training row of its own; every later
+    record was numbered one off."""
+    path = tmp_path / f"export.{fmt}"
+    rows = [("first review", "positive"), ("stray\rcarriage return", "negative"), ("third one", "positive")]
+    path.write_bytes((f"text{sep}label{end}" + "".join(f"{t}{sep}{l}{end}" for t, l in rows)).encode())
+    for result in (_read_delimited_careful(path, fmt, "utf-8", True, "error"), read_table(path, fmt)):
+        assert result.malformed == []
+        frame = result.frame
+        assert list(frame["text"]) == ["first review", "stray carriage return", "third one"]
+        assert list(frame["label"]) == ["positive", "negative", "positive"]
+        assert [int(n) for n in frame["source_line"]] == [2, 3, 4]
+    assert _read_delimited_fast(path, fmt, "utf-8", "error") is None  # such a file goes to the careful reader
+
+
+def test_an_old_mac_file_of_carriage_returns_only_still_splits_there(tmp_path):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"text,label\rgood film,pos\rbad film,neg\r")
+    assert list(read_table(path, "csv").frame["text"]) == ["good film", "bad film"]
+
+
 # ------------------------------------------------------------------------------------------------ empty rows
 
 

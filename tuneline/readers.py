@@ -370,8 +370,23 @@ def file_bytes(path: Path, encoding: str, what: str = "input file") -> tuple[cod
     return codec, data, len(codecs.BOM_UTF8) if utf8_mark else 0
 
 
+def _physical_lines(text: str) -> list[str]:
+    """``text``'s lines, endings kept: split at \\n and \\r\\n; at a lone \\r only in a file without any \\n (the
+    old Mac line end). Elsewhere a lone \\r is a character inside a line, read as a space: pandas' ``to_csv`` writes
+    a cell ``a\\rb`` unquoted, and split there, the record's first half was quarantined as ragged while its second
+    half (``b,negative``) was kept as a training row of its own, every later record numbered one off."""
+    if "\n" not in text:
+        return io.StringIO(text, newline="").readlines()
+    lines = io.StringIO(text, newline="\n").readlines()
+    if text.count("\r") == text.count("\r\n"):
+        return lines
+    return [(line[:-2].replace("\r", " ") + "\r\n") if line.endswith("\r\n") else line.replace("\r", " ")
+            for line in lines]
+
+
 def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tuple[list[str], set[int]]:
-    """The file's physical lines (endings kept; split at \\n, \\r\\n or \\r only) and the 0-based indexes of the
+    """The file's physical lines (:func:`_physical_lines`: endings kept; split at \\n and \\r\\n, at a lone \\r only
+    in a file without \\n) and the 0-based indexes of the
     lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
     if on_decode_error not in ("error", "quarantine"):
         raise DataLoadError(f"on_decode_error must be 'error' or 'quarantine', not {on_decode_error!r} "
@@ -383,11 +398,11 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
     _check_not_utf8(path, body, codec, encoding)
     bad: set[int] = set()
     try:
-        text = body.decode(codec.name)
-        lines = io.StringIO(text.removeprefix("\ufeff"), newline="").readlines()
+        text = _decode_mixed(path, body, codec) if _is_8bit(codec) else body.decode(codec.name)
+        lines = _physical_lines(text.removeprefix("\ufeff"))
     except UnicodeDecodeError as error:
         text = body.decode(codec.name, _MARK_HANDLER)
-        lines = io.StringIO(text.removeprefix("\ufeff"), newline="").readlines()
+        lines = _physical_lines(text.removeprefix("\ufeff"))
         bad = {index for index, line in enumerate(lines) if _MARK in line}
         if on_decode_error == "error":
             first = min(bad) + 1 if bad else 1
@@ -399,6 +414,39 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
     if not any(line.strip() for line in lines):
         raise DataLoadError(f"input file {path} is empty (only whitespace); give a file with records")
     return lines, bad
+
+
+#: a UTF-8 multi-byte character: a lead byte and its continuation bytes (two to four bytes)
+_UTF8_CHARACTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _decode_mixed(path: Path, body: bytes, codec: codecs.CodecInfo) -> str:
+    """``body`` decoded with an 8-bit ``codec``, except its lines that are UTF-8: those are decoded as UTF-8.
+
+    A file of one encoding with lines pasted from another (a cp1252 export with a UTF-8 line appended by a script)
+    read those lines as ``naÃ¯ve plot dÃ©jÃ  vu`` without a word, or stopped at a byte cp1252 lacks (``9d`` of a
+    UTF-8 quotation mark) with advice to set data.encoding, which was set. A line of non-ASCII bytes that decodes as
+    UTF-8 and holds a multi-byte character is UTF-8 beyond doubt (cp1252 text would need pairs such as ``Ã©`` to
+    look so); the run logs how many lines were read so. Raises UnicodeDecodeError as ``bytes.decode`` does, for a
+    line that is neither."""
+    if body.isascii() or not _UTF8_CHARACTER.search(body):
+        return body.decode(codec.name)
+    parts, utf8_lines = [], []
+    for number, line in enumerate(body.splitlines(keepends=True), 1):
+        if not line.isascii() and _UTF8_CHARACTER.search(line):
+            try:
+                parts.append(line.decode("utf-8"))
+                utf8_lines.append(number)
+                continue
+            except UnicodeDecodeError:
+                pass
+        parts.append(line.decode(codec.name))
+    if utf8_lines:
+        from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+        task_logger().warning("%s: %d line(s) are UTF-8 in a file read as %s (first: line %d); read them as UTF-8",
+                              path, len(utf8_lines), codec.name, utf8_lines[0])
+    return "".join(parts)
 
 
 def _is_8bit(codec: codecs.CodecInfo) -> bool:
@@ -1350,7 +1398,7 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
     blocks: list[_Block] = []
     carry = b""
     line_offset = number_offset = records_seen = 0
-    maybe_utf8, utf8_seen = _is_8bit(codec), False
+    maybe_utf8, utf8_seen, utf8_characters = _is_8bit(codec), False, False
     try:
         with path.open("rb") as handle:
             stream = _byte_blocks(handle, FAST_BLOCK_BYTES)
@@ -1372,10 +1420,16 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                         utf8_seen = True
                     except UnicodeDecodeError:
                         maybe_utf8 = False
+                if _is_8bit(codec) and not data.isascii() and _UTF8_CHARACTER.search(data):
+                    utf8_characters = True
+                if utf8_characters and not maybe_utf8:
+                    return None  # UTF-8 lines in an 8-bit file (see _decode_mixed): the careful reader reads them
                 utf8 = data if codec.name in ("utf-8", "ascii") else text.encode("utf-8")
                 del text
                 if carry:
                     utf8 = carry + utf8
+                if utf8.count(b"\r") != utf8.count(b"\r\n") and b"\n" in utf8:
+                    return None  # a lone \r inside a line (see _physical_lines): the careful reader reads it
                 lines, offsets = _split_lines(utf8)
                 lines = _without_marks(lines)
                 start = 0

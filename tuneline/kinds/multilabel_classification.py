@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import re
 import tokenize
 from collections import Counter
 from pathlib import Path
@@ -89,7 +90,41 @@ def read_label_names(data: MultilabelData) -> list[str] | None:
     if blank or repeated or not lines:
         raise DataLoadError(f"{path}: a label names file needs one unique name per line (line number = id); "
                             f"blank lines {blank[:5]}, repeated names {repeated[:5]}")
-    return [line.strip() for line in lines]
+    return _names_by_written_id(path, lines) or [line.strip() for line in lines]
+
+
+#: ``27<TAB>neutral`` / ``27,neutral``: a label names line that writes its id
+_ID_AND_NAME = re.compile(r"\s*(\d+)\s*[\t,]\s*(\S.*?)\s*")
+
+
+def _names_by_written_id(path: Path, lines: list[str]) -> list[str] | None:
+    """The names of a file whose every line is ``ID<TAB>NAME`` (or ``ID,NAME``), ordered by the written ids; None
+    for a file of plain names. Read by line number, such a file had ``27<TAB>neutral`` for a label name, and a file
+    whose lines were not in id order gave every row other labels, without a word. A file that mixes the forms (a
+    header line, a stray tab) is refused, naming the line."""
+    matches = [_ID_AND_NAME.fullmatch(line) for line in lines]
+    if not any(matches):
+        if any("\t" in line for line in lines):
+            first = next(i for i, line in enumerate(lines) if "\t" in line) + 1
+            raise DataLoadError(f"{path}: line {first} ({lines[first - 1].strip()!r}) holds a tab: a label names "
+                                "file has one name per line (line number = id), or ID<TAB>NAME on every line")
+        return None
+    if not all(matches):
+        first = next(i for i, match in enumerate(matches) if match is None) + 1
+        raise DataLoadError(f"{path}: line {first} ({lines[first - 1].strip()!r}) is not ID<TAB>NAME like line "
+                            f"{next(i for i, match in enumerate(matches) if match) + 1}: write every line as "
+                            "ID<TAB>NAME (a header line too is in the way), or one plain name per line")
+    by_id = {int(match.group(1)): match.group(2) for match in matches}
+    if sorted(by_id) != list(range(len(lines))):
+        missing = sorted(set(range(len(lines))) - set(by_id))[:5]
+        raise DataLoadError(f"{path}: the written ids must be 0..{len(lines) - 1}, each once (label ids count from "
+                            f"0); missing {missing}, repeated or out of range: "
+                            f"{sorted(i for i in by_id if i >= len(lines))[:5] or 'a repeated id'}")
+    names = [by_id[i] for i in range(len(lines))]
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)
+    if repeated:
+        raise DataLoadError(f"{path}: a label names file needs unique names; repeated {repeated[:5]}")
+    return names
 
 
 def _label_names_lines(path: Path, configured: str) -> list[str]:
