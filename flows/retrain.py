@@ -197,7 +197,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     intake.rejected[:0] = labelset.unreadable  # already rejected in the ledger; the summary lists them too
     tokenizer = load_tokenizer(config.model)
     drift = check_batch_drift([(a.batch, a.frame) for a in intake.accepted], reference, list(parent.labels),
-                              tokenizer, config, run)
+                              tokenizer, config, run, own_parts={a.part for a in intake.accepted})
     enforce_drift(drift, intake.accepted, ledger, run)
     if not intake.accepted and parent.created_by != run.run_id and config.retrain.when_no_new_data == "skip":
         return summarize_nothing_accepted(intake, parent, trigger, run)

@@ -7,7 +7,7 @@ import yaml
 
 from tests_support import write_rows
 from tuneline.cli import main
-from tuneline.config import load_config
+from tuneline.config import build_config, load_config
 from tuneline.dataset_store import DatasetStore
 from tuneline.ledger import Ledger, ledger_url_for
 from tuneline.runtime import resolve_tracking_uri
@@ -219,3 +219,38 @@ def test_a_takeover_run_never_counts_its_own_batches_as_earlier_data(tmp_path):
     assert earlier.champion_version == str(version.version) and earlier.parts == frozenset([base])
     test = pd.DataFrame({"text": ["b", "c", "d"], "part": [base, batch, batch]})
     assert earlier.earlier(test)["text"].tolist() == ["b"] and earlier.new_mask(test).tolist() == [False, True, True]
+
+
+def test_a_takeover_run_checks_drift_against_the_data_without_its_own_batches(tmp_path, tiny_bert):
+    """The run that takes over from one killed after it committed the data version finds the batch's part in that
+    version: its drift test compared the batch partly with itself (250 new vs 2,600 reference rows instead of
+    2,350), a weaker test than the killed run's."""
+    from transformers import AutoTokenizer
+
+    from conftest import working_in
+    from tuneline.tasks.drift import check_batch_drift
+    from tuneline.tracking import tracked_run
+
+    base_rows = pd.DataFrame({"text": [f"base text {i}" for i in range(300)], "label": ["x", "y"] * 150,
+                              "split": ["train", "test", "train"] * 100})
+    batch_rows = pd.DataFrame({"text": [f"new text {i}" for i in range(250)], "label": ["x"] * 200 + ["y"] * 50,
+                               "split": ["train"] * 250})
+    (tmp_path / "landing").mkdir()
+    batch_rows[["text", "label"]].to_csv(tmp_path / "landing" / "b.csv", index=False)
+    (tmp_path / "landing" / "b.csv.done").touch()
+    with DatasetStore(f"sqlite:///{tmp_path / 'ledger.db'}", "takeover", tmp_path / "data") as store, \
+            Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", "takeover") as ledger:
+        base = store.write_part(base_rows)
+        part = store.write_part(batch_rows)
+        first = store.commit(None, [base], ["x", "y"], None, "base")
+        committed = store.commit(first, [part], ["x", "y"], "dead-run", "batch")  # by the run that was killed
+        (batch,) = ledger.scan(tmp_path / "landing")
+        reference = store.frame(committed)
+    config = build_config({"data": {"path": str(tmp_path / "d.csv")}, "model": {"base": str(tiny_bert)},
+                           "tracking": {"registered_model": "takeover"}}, [])
+    with working_in(tmp_path), tracked_run(config) as run:
+        outcome = check_batch_drift.fn([(batch, batch_rows)], reference, ["x", "y"],
+                                       AutoTokenizer.from_pretrained(tiny_bert), config, run, own_parts={part})
+    sentence = outcome.reports[batch.content_hash]["label_shift"].sentence
+    assert "250 new vs 300 reference rows" in sentence, sentence
+    assert outcome.reports[batch.content_hash]["label_shift"].status == "warn"  # 80% x against 50%: a real shift
