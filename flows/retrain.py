@@ -150,9 +150,12 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str) -> str:
         message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
                     f"data first, then its marker)")
     if not held and _no_champion(config.registered_model_name, tracking_uri):
-        message += (f"; no version of {config.registered_model_name} is champion (the first model was not "
-                    f"promoted): land a new batch, or retrain on the current data with "
-                    f"--set retrain.when_no_new_data=retrain")
+        recorded = _recorded_champion(ledger)
+        message += (f"; no version of {config.registered_model_name} is champion" + (
+            f", yet the promotion history says v{recorded} is: the alias was removed outside tuneline; restore it "
+            f"with tuneline promote {config.registered_model_name} {recorded} --reason \"...\"" if recorded else
+            " (the first model was not promoted): land a new batch, or retrain on the current data with "
+            "--set retrain.when_no_new_data=retrain"))
     return message
 
 
@@ -165,6 +168,15 @@ def _held_elsewhere(ledger: Ledger) -> dict[tuple[str, datetime], list[Batch]]:
                 and batch.lease_expires_at >= now:
             held.setdefault((batch.claimed_by, batch.lease_expires_at.replace(microsecond=0)), []).append(batch)
     return held
+
+
+def _recorded_champion(ledger: Ledger) -> str | None:
+    """The version the promotion history (beside the ledger) last made champion, if any."""
+    from tuneline.promotions import PromotionLog
+
+    with PromotionLog(ledger.url, ledger.model) as history:
+        latest = history.latest()
+    return latest.to_version if latest is not None else None
 
 
 def _no_champion(name: str, tracking_uri: str) -> bool:

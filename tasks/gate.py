@@ -19,7 +19,7 @@ error while reading the champion fails the run; it is never taken for "no champi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import mlflow.pyfunc
@@ -31,7 +31,7 @@ from tuneline.config import TunelineConfig
 from tuneline.kinds import Evaluation, TaskKind, kind_of
 from tuneline.ledger import ledger_url_for
 from tuneline.locking import default_lock_url, model_lock
-from tuneline.promotions import GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version
+from tuneline.promotions import CHAMPION, GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version
 from tuneline.stats import PairedComparison, mcnemar, paired_bootstrap
 from tuneline.tasks.forgetting import Forgetting
 from tuneline.tasks.register import CHALLENGER, RegisteredVersion
@@ -294,6 +294,7 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
     try:
         with model_lock(candidate.name, default_lock_url(run.tracking_uri), timeout_s=gate.lock_timeout_s) as lock:
             current = champion_version(client, candidate.name)
+            lost = None if current is not None else _recorded_champion(config, run, candidate.name)
             if current != (champion.version if champion else None):
                 task_logger().info("champion moved from v%s to v%s while this run was scoring; re-scoring",
                                    champion.version if champion else None, current)
@@ -313,6 +314,13 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                 gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric, rows),
                 forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting, versus_baseline,
                 gate.require_significant_gain_over_baseline)
+            if lost is not None:
+                refusal = (f"no version is {CHAMPION}, yet the promotion history says v{lost} is: the alias was "
+                           f"removed outside tuneline, so this version cannot be compared with it and is not promoted "
+                           f"(restore it with tuneline promote {candidate.name} {lost} --reason \"...\", or promote "
+                           f"the version you want by hand)")
+                decision = replace(decision, promote=False, reasons=[*decision.reasons, refusal],
+                                   failed=[refusal, *decision.failed])
             if versus_baseline is not None and not gate.require_significant_gain_over_baseline and not \
                     significant_gain(versus_baseline, gate.significance_level):
                 task_logger().warning(
@@ -358,6 +366,15 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                f"v{candidate.version} not promoted")
     task_logger().info("gate: %s (%s)", outcome, decision.explained())
     return decision
+
+
+def _recorded_champion(config: TunelineConfig, run: RunContext, name: str) -> str | None:
+    """The version the promotion history last made champion; None when it records none. Asked only when the alias
+    is missing: a champion alias deleted by hand made the next candidate a "first model", promoted without being
+    compared with the version it replaced, without a forgetting bound."""
+    with PromotionLog(ledger_url_for(config.ledger.url, run.tracking_uri), name) as history:
+        latest = history.latest()
+    return latest.to_version if latest is not None else None
 
 
 def decision_sentence(decision: GateDecision, version: str) -> str:

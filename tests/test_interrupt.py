@@ -38,12 +38,22 @@ def start_long_training(tmp_path, tiny_bert, preexec_fn=None) -> tuple[subproces
     return process, log
 
 
-def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny_bert):
-    def start() -> None:  # a terminal's job: its own process group, Ctrl-C delivered to all of it
-        default_ctrl_c()
-        os.setpgid(0, 0)
+def terminal_job() -> None:
+    """``preexec_fn`` of a terminal's job: its own process group, Ctrl-C delivered to all of it."""
+    default_ctrl_c()
+    os.setpgid(0, 0)
 
-    process, log = start_long_training(tmp_path, tiny_bert, preexec_fn=start)
+
+def ended(process: subprocess.Popen, log, tmp_path) -> str:  # noqa: ANN001
+    """The job's output once it has ended (its group killed if it has not), its log closed."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+    return (tmp_path / "out.log").read_text()
+
+
+def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny_bert):
+    process, log = start_long_training(tmp_path, tiny_bert, preexec_fn=terminal_job)
     try:
         time.sleep(2)
         interrupted = time.monotonic()
@@ -51,10 +61,7 @@ def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny
         process.wait(timeout=90)
         took = time.monotonic() - interrupted
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-    output = (tmp_path / "out.log").read_text()
+        output = ended(process, log, tmp_path)
     assert process.returncode == 130, output[-3000:]
     assert "tuneline: interrupted; a re-run of the same config resumes" in output
     assert "ConnectError" not in output and "Connect call failed" not in output
@@ -66,11 +73,7 @@ def test_a_second_ctrl_c_during_cleanup_ends_at_once_with_the_same_code(tmp_path
     run ends at once with 130, no traceback, and the temporary server does not outlive it."""
     import psutil
 
-    def start() -> None:
-        default_ctrl_c()
-        os.setpgid(0, 0)
-
-    process, log = start_long_training(tmp_path, tiny_bert, preexec_fn=start)
+    process, log = start_long_training(tmp_path, tiny_bert, preexec_fn=terminal_job)
     servers = [child for child in psutil.Process(process.pid).children() if "uvicorn" in " ".join(child.cmdline())]
     try:
         time.sleep(2)
@@ -81,10 +84,7 @@ def test_a_second_ctrl_c_during_cleanup_ends_at_once_with_the_same_code(tmp_path
         os.killpg(process.pid, signal.SIGINT)  # the second Ctrl-C, as the message appears
         process.wait(timeout=60)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-    output = (tmp_path / "out.log").read_text()
+        output = ended(process, log, tmp_path)
     assert process.returncode == 130, output[-3000:]
     assert output.count("tuneline: interrupted") == 1
     assert "Traceback" not in output and "Exception ignored" not in output, output[-3000:]

@@ -398,6 +398,7 @@ def test_a_few_new_rows_wait_validated_until_min_new_rows_have_landed(tmp_path, 
 
 def test_a_batch_with_shuffled_labels_is_stopped_by_the_champion_and_trains_only_when_a_person_says_so(tmp_path,
                                                                                                        tiny_bert):
+    # (its last step also checks that a champion alias deleted by hand keeps the next version out)
     """Shuffled labels keep the label counts, the texts and their lengths: every statistical drift check passes.
     Trained on, the batch's own shuffled test rows lower every model alike and the gate may promote the result.
     The champion's answers agree with the earlier test rows and not with these labels: the batch is rejected, with
@@ -432,5 +433,18 @@ def test_a_batch_with_shuffled_labels_is_stopped_by_the_champion_and_trains_only
     with working_in(tmp_path):
         assert main(["data", "requeue", "shuffled.csv", "--reason", "checked: the labels are right",
                      "-c", str(config_path)]) == 0
+    # and someone deletes the champion alias by hand: the next version was a "first model", promoted without a
+    # comparison with the champion or a forgetting bound
+    client_of(tmp_path).delete_registered_model_alias("loop-tickets", "champion")
     summary = run(tmp_path, tiny_bert, "drift.on_label_disagreement=warn")
     assert summary.status == "retrained" and summary.batches_used == ["shuffled.csv"], summary.message
+    assert not summary.run.promoted
+    tags = client_of(tmp_path).get_model_version("loop-tickets", summary.run.version).tags
+    assert "no version is champion, yet the promotion history says v1 is" in tags["gate.reasons"], tags
+    assert summary.sentence.split(": ", 1)[-1].startswith("no version is champion"), summary.sentence  # named first
+    assert "tuneline promote loop-tickets 1 --reason" in tags["gate.reasons"]
+    assert "champion" not in client_of(tmp_path).get_registered_model("loop-tickets").aliases
+    skipped = run(tmp_path, tiny_bert)  # nothing new: the message names the cause and the fix, not "first model"
+    assert skipped.status == "skipped"
+    assert ("no version of loop-tickets is champion, yet the promotion history says v1 is: the alias was removed "
+            "outside tuneline; restore it with tuneline promote loop-tickets 1") in skipped.message
