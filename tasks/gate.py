@@ -147,7 +147,7 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                          f"(champion v{forgetting.champion_version}) -> {forgetting.candidate:.4f}, "
                          + (f"a drop of {forgetting.drop:.4f} {'<=' if kept else '>'} max_forgetting "
                             f"{max_forgetting:.4f}" if forgetting.drop > 0 else
-                            f"no drop (a gain of {-forgetting.drop:.4f}), within max_forgetting "
+                            f"no drop (a gain of {abs(forgetting.drop):.4f}), within max_forgetting "
                             f"{max_forgetting:.4f}")) and ok
         worst = forgetting.worst_class()
         if worst is not None:

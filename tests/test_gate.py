@@ -206,6 +206,10 @@ def test_a_gain_on_the_earlier_rows_is_said_as_a_gain_not_a_negative_drop():
     assert decision.promote is True
     assert "0.7000 (champion v3) -> 0.7470, no drop (a gain of 0.0470), within max_forgetting 0.0200" in " ".join(
         decision.reasons) and "-0.0470" not in " ".join(decision.reasons)
+    same = Forgetting(metric="macro_f1", champion_version="3", rows=50, champion=0.70, candidate=0.70)
+    decision = decide_promotion("macro_f1", 0.8, ChampionScore(version="3", metric=0.78), 0.5, 0.05,
+                                forgetting=same, max_forgetting=0.02, max_class_forgetting=0.1)
+    assert "no drop (a gain of 0.0000)" in " ".join(decision.reasons)  # was "a gain of -0.0000"
 
 
 def test_macro_f1_averages_the_classes_present_in_gold_or_predictions():

@@ -136,6 +136,19 @@ def test_names_that_share_a_word_or_a_path_prefix_are_no_joined_lists():
     _check_separator(["Portland, OR", "Salem, OR", "Austin, TX"] * 3, "|")
 
 
+def test_a_cell_joined_by_another_separator_names_the_separator_setting_not_the_task():
+    """One ``admiration;love`` cell under ``,`` told a multi-label user to set task: multilabel_classification."""
+    from tuneline.kinds.classification import LabelSetError, frequent_labels
+
+    values = ["admiration"] * 5 + ["love"] * 5 + ["admiration;love"]
+    with pytest.raises(LabelSetError) as multilabel:
+        frequent_labels(values, 2, ",")
+    assert "another separator than data.label_separator (',')" in str(multilabel.value)
+    assert "task" not in str(multilabel.value)
+    with pytest.raises(LabelSetError, match="set task: multilabel_classification"):
+        frequent_labels(values, 2)  # the single-label kind: multi-label data read without task:
+
+
 # --- label names files --------------------------------------------------------------------------------------------
 
 def names_data(path: Path, **data) -> object:

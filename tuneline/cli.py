@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_promotion_parsers(sub) -> None:  # noqa: ANN001 - argparse's private subparsers action
     stores = ("--tracking-uri: default $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db; --ledger-url (the database "
               "of the promotion history): default $TUNELINE_LEDGER_URL, else tuneline-ledger.db beside a SQLite "
-              "MLflow store. The move takes the model's gate lock ($TUNELINE_LOCK_URL, else tuneline-locks.db "
-              "beside the store), so it never interleaves with a gate.")
+              "MLflow store. promote and rollback take the model's gate lock ($TUNELINE_LOCK_URL, else "
+              "tuneline-locks.db beside the store), so a move never interleaves with a gate.")
     promote = sub.add_parser("promote", help="move a registered model's champion alias to a version, by hand",
                              description="Point NAME@champion at VERSION and record the move (who, when, from which "
                              "version, why) in the append-only promotion history. Compare-and-set: refused when "

@@ -208,8 +208,9 @@ def per_class_f1(gold_ids: np.ndarray, pred_ids: np.ndarray, n_labels: int) -> t
 RARE_LABELS_SHOWN = 10
 
 
-def frequent_labels(values: list[Any], minimum: int) -> list[str]:
-    """Sorted labels seen in train; an error naming the rare ones when any is below ``minimum``."""
+def frequent_labels(values: list[Any], minimum: int, separator: str | None = None) -> list[str]:
+    """Sorted labels seen in train; an error naming the rare ones when any is below ``minimum``. ``separator``: the
+    multi-label kind's ``data.label_separator`` (a joined label then means another separator, not another kind)."""
     if _compact(values):  # count per distinct value
         counts = Counter({v: int(n) for v, n in values.value_counts(dropna=True).items()
                           if n and isinstance(v, str) and v.strip()})
@@ -229,7 +230,9 @@ def frequent_labels(values: list[Any], minimum: int) -> list[str]:
                 "column? check data.text_column and data.label_column (or the file's header)") if swapped else ""
         if not hint and (joined := _joined_labels(list(rare), counts)):
             hint = (f"; labels such as {joined!r} are several labels of one row: for multi-label data set task: "
-                    "multilabel_classification")
+                    "multilabel_classification") if separator is None else (
+                f"; labels such as {joined!r} are several labels joined by another separator than "
+                f"data.label_separator ({separator!r}): set data.label_separator to the one they use")
         raise LabelSetError(f"label(s) {shown} occur fewer than data.min_examples_per_label={minimum} times in the "
                             "training data: fix those rows, or list the real classes in data.labels (rows with other "
                             f"labels are then quarantined){hint}")

@@ -535,7 +535,7 @@ class MultilabelKind(ClassificationKind):
             seen = [label for row in (source["label"] if source is not None else [])
                     if isinstance(row, list) for label in row if isinstance(label, str)]
             _check_separator(seen, data.label_separator)
-            labels = frequent_labels(seen, data.min_examples_per_label)
+            labels = frequent_labels(seen, data.min_examples_per_label, data.label_separator)
         # rows that are no label list yet (the contract rejects them later) must not break the presence check
         usable = {role: frame.assign(label=[v if isinstance(v, list) and all(isinstance(x, str) for x in v) else []
                                             for v in frame["label"]])
