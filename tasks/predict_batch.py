@@ -17,6 +17,8 @@ Nothing is logged to MLflow: this is inference, not a run.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
@@ -35,7 +37,8 @@ import pandas as pd
 from tuneline.common import pipeline_task, task_logger
 from tuneline.errors import UserError
 from tuneline.kinds import KINDS, TaskKind, kind_of
-from tuneline.readers import PROVENANCE_COLUMNS, DataLoadError, detect_format, read_table, split_setting_advice
+from tuneline.readers import (PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format, read_table,
+                              split_setting_advice)
 from tuneline.runtime import redact, resolve_tracking_uri
 
 #: Columns batch prediction adds to every row besides the pyfunc's own.
@@ -179,6 +182,34 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
         raise UserError(f"{cut}; {fix}") from None
 
 
+def blank_line_between_records(path: Path, fmt: str, encoding: str) -> int | None:
+    """The first line of a CSV/TSV file that is blank (or holds only empty fields) with a record after it; None when
+    there is none (blank lines at the end are harmless).
+
+    The reader treats such a line as no record, as a training file must. For predictions it dropped the line
+    silently: 5 lines in, ``wrote 3 rows``, and the output no longer lined up with the input by position (stdin
+    refuses a blank line for that reason)."""
+    delimiter, skip = csv_layout(path, encoding) if fmt == "csv" else ("\t", 0)
+    try:
+        text = path.read_text(encoding=bom_encoding(path, encoding), errors="replace").removeprefix("\ufeff")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                            quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE)
+        for _ in range(skip):
+            next(reader, None)
+        header = next(reader, None)
+        while header is not None and not any(field.strip() for field in header):
+            header = next(reader, None)
+        blank = None
+        for row in reader:
+            if not any(field.strip() for field in row):
+                blank = blank or reader.line_num
+            elif blank is not None:
+                return blank
+    except (csv.Error, OSError, LookupError):  # the reader has said what is wrong with such a file
+        return None
+    return None
+
+
 @pipeline_task(name="read-prediction-inputs")
 def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "utf-8") -> PredictionInputs:
     """Read every row of a CSV/TSV/JSONL/Parquet file; refuse unreadable records, missing columns and empty cells
@@ -200,6 +231,10 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
         raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at line "
                         f"{first.get('source_line')} ({first.get('rule')}: {first.get('detail') or ''}); fix them so "
                         "that every row gets a prediction")
+    if fmt in ("csv", "tsv") and (blank := blank_line_between_records(path, fmt, encoding)) is not None:
+        raise UserError(f"input file {path}: line {blank} is blank (or holds only empty fields) between records: "
+                        "a batch prediction writes one row per input row, in order, so the line would be dropped "
+                        "and the output would no longer line up with the input; remove the line or fill it")
     columns = model_input_columns(kind)
     found = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS]
     spelled = {c.strip().lower() for c in found}

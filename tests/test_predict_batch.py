@@ -142,6 +142,25 @@ def test_missing_column_is_a_user_error_naming_column_and_file(store, tmp_path):
         predict_batch.read_prediction_inputs.fn(missing, "classification")
 
 
+@pytest.mark.parametrize("name, content, line", [
+    ("one-column.csv", "text\nfirst question\n\n   \nsecond question\n", 3),  # 5 lines in, "wrote 3 rows"
+    ("quoted.csv", 'text,id\n"a",1\n"",""\n   ,\n"b",4\n', 3),
+    ("tabs.tsv", "text\tid\na\t1\n\t\nb\t3\n", 3),
+])
+def test_a_blank_line_between_input_records_is_refused_not_dropped(tmp_path, name, content, line):
+    """A blank line is no record (a training file's rule): predictions then dropped it and the output no longer
+    lined up with the input by position. Blank lines at the end, and a blank line inside a quoted cell, are fine."""
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(UserError, match=rf"input file {path}: line {line} is blank \(or holds only empty fields\) "
+                                        "between records"):
+        read_prediction_inputs.fn(path, "classification")
+    fine = tmp_path / "fine.csv"
+    fine.write_text('text\n"a cell\n\nover three lines"\nsecond\n\n\n')
+    assert read_prediction_inputs.fn(fine, "classification").frame["text"].tolist() == [
+        "a cell\n\nover three lines", "second"]
+
+
 def test_failure_after_the_first_chunk_leaves_no_partial_file(store, tmp_path, monkeypatch):
     """Fault injection: the writer fails on chunk 2; the output path keeps its previous content, nothing else."""
     folder, uri = store
