@@ -18,6 +18,7 @@ from tuneline.kinds import AnyConfig
 from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
 from tuneline.locking import retraining_slot
+from tuneline.promotions import recorded_champion
 from tuneline.runtime import redact, resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.continual import champion_weights, continual_splits
@@ -150,7 +151,7 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str) -> str:
         message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
                     f"data first, then its marker)")
     if not held and _no_champion(config.registered_model_name, tracking_uri):
-        recorded = _recorded_champion(ledger)
+        recorded = recorded_champion(ledger.url, ledger.model)
         message += (f"; no version of {config.registered_model_name} is champion" + (
             f", yet the promotion history says v{recorded} is: the alias was removed outside tuneline; restore it "
             f"with tuneline promote {config.registered_model_name} {recorded} --reason \"...\"" if recorded else
@@ -168,15 +169,6 @@ def _held_elsewhere(ledger: Ledger) -> dict[tuple[str, datetime], list[Batch]]:
                 and batch.lease_expires_at >= now:
             held.setdefault((batch.claimed_by, batch.lease_expires_at.replace(microsecond=0)), []).append(batch)
     return held
-
-
-def _recorded_champion(ledger: Ledger) -> str | None:
-    """The version the promotion history (beside the ledger) last made champion, if any."""
-    from tuneline.promotions import PromotionLog
-
-    with PromotionLog(ledger.url, ledger.model) as history:
-        latest = history.latest()
-    return latest.to_version if latest is not None else None
 
 
 def _no_champion(name: str, tracking_uri: str) -> bool:

@@ -191,14 +191,15 @@ def agreement_score(model: Any, kind: TaskKind, frame: pd.DataFrame, known: list
     from tuneline.tasks.gate import in_run_spelling
 
     known_set = set(known)
-    frame = frame[[all(label in known_set for label in ([gold] if isinstance(gold, str) else gold))
-                   for gold in kind.gold(frame)]]
-    if frame.empty:
+    gold = kind.gold(frame)
+    rows = pd.Series([i for i, g in enumerate(gold)
+                      if all(label in known_set for label in ([g] if isinstance(g, str) else g))], dtype="int64")
+    if rows.empty:
         return float("nan"), 0
-    frame = frame.sample(n=min(len(frame), AGREEMENT_SAMPLE), random_state=0)
-    predicted, _ = kind.predictions_from_output(model.predict(kind.model_input(frame)))
+    rows = rows.sample(n=min(len(rows), AGREEMENT_SAMPLE), random_state=0).to_numpy()
+    predicted, _ = kind.predictions_from_output(model.predict(kind.model_input(frame.iloc[rows])))
     predicted, _ = in_run_spelling(predicted, known)
-    return float(kind.score(kind.gold(frame), predicted, known)[kind.agreement_metric]), len(frame)
+    return float(kind.score([gold[i] for i in rows], predicted, known)[kind.agreement_metric]), len(rows)
 
 
 def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.DataFrame, known: list[str],
@@ -222,24 +223,23 @@ def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd
     kind = kind_of(config)
     metric = kind.agreement_metric
 
-    def score(model: Any, frame: pd.DataFrame) -> tuple[float, int]:
-        return agreement_score(model, kind, frame, known)
+    def failed(error: Exception, where: str) -> ChampionAgreement:
+        said = f"{type(error).__name__}: {error}"[:300]
+        task_logger().warning("champion v%s could not be scored on %s: %s", version, where, said)
+        return ChampionAgreement(version, metric, error=said)
 
     try:
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-        reference_score, reference_rows = score(model, reference[reference["split"] == "test"])
+        reference_score, reference_rows = agreement_score(model, kind, reference[reference["split"] == "test"], known)
     except Exception as error:  # noqa: BLE001 - see the docstring
-        said = f"{type(error).__name__}: {error}"[:300]
-        task_logger().warning("champion v%s could not be scored on the earlier test rows: %s", version, said)
-        return {batch.content_hash: ChampionAgreement(version, metric, error=said) for batch, _ in batches}
+        unscored = failed(error, "the earlier test rows")
+        return {batch.content_hash: unscored for batch, _ in batches}
     agreements: dict[str, ChampionAgreement] = {}
     for batch, frame in batches:
         try:
-            batch_score, rows = score(model, frame)
+            batch_score, rows = agreement_score(model, kind, frame, known)
         except Exception as error:  # noqa: BLE001 - see the docstring
-            said = f"{type(error).__name__}: {error}"[:300]
-            task_logger().warning("champion v%s could not be scored on batch %s: %s", version, batch.name, said)
-            agreements[batch.content_hash] = ChampionAgreement(version, metric, error=said)
+            agreements[batch.content_hash] = failed(error, f"batch {batch.name}")
             continue
         agreements[batch.content_hash] = ChampionAgreement(version, metric, reference=reference_score,
                                                            batch=batch_score, rows=rows,

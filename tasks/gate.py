@@ -31,7 +31,8 @@ from tuneline.config import TunelineConfig
 from tuneline.kinds import Evaluation, TaskKind, kind_of
 from tuneline.ledger import ledger_url_for
 from tuneline.locking import default_lock_url, model_lock
-from tuneline.promotions import CHAMPION, GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version
+from tuneline.promotions import (CHAMPION, GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version,
+                                 recorded_champion)
 from tuneline.stats import PairedComparison, mcnemar, paired_bootstrap
 from tuneline.tasks.forgetting import Forgetting
 from tuneline.tasks.register import CHALLENGER, RegisteredVersion
@@ -294,7 +295,10 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
     try:
         with model_lock(candidate.name, default_lock_url(run.tracking_uri), timeout_s=gate.lock_timeout_s) as lock:
             current = champion_version(client, candidate.name)
-            lost = None if current is not None else _recorded_champion(config, run, candidate.name)
+            # a champion alias deleted by hand made the next candidate a "first model", promoted without being
+            # compared with the version it replaced, without a forgetting bound
+            lost = None if current is not None else recorded_champion(ledger_url_for(config.ledger.url,
+                                                                                      run.tracking_uri), candidate.name)
             if current != (champion.version if champion else None):
                 task_logger().info("champion moved from v%s to v%s while this run was scoring; re-scoring",
                                    champion.version if champion else None, current)
@@ -366,15 +370,6 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                f"v{candidate.version} not promoted")
     task_logger().info("gate: %s (%s)", outcome, decision.explained())
     return decision
-
-
-def _recorded_champion(config: TunelineConfig, run: RunContext, name: str) -> str | None:
-    """The version the promotion history last made champion; None when it records none. Asked only when the alias
-    is missing: a champion alias deleted by hand made the next candidate a "first model", promoted without being
-    compared with the version it replaced, without a forgetting bound."""
-    with PromotionLog(ledger_url_for(config.ledger.url, run.tracking_uri), name) as history:
-        latest = history.latest()
-    return latest.to_version if latest is not None else None
 
 
 def decision_sentence(decision: GateDecision, version: str) -> str:

@@ -172,6 +172,14 @@ def alias_version(client: Any, registered_name: str, alias: str) -> str | None:
     return None if version is None else str(version)
 
 
+def recorded_champion(url: str, model: str) -> str | None:
+    """The version the promotion history last made champion; None when it records none. The registry's alias is
+    the truth; this is what to compare it with when the alias is gone (deleted by hand)."""
+    with PromotionLog(url, model) as history:
+        latest = history.latest()
+    return latest.to_version if latest is not None else None
+
+
 def champion_version(client: Any, registered_name: str) -> str | None:
     """The champion's version number, None when there is none; any other MLflow error is raised, never hidden."""
     return alias_version(client, registered_name, CHAMPION)
