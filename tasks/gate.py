@@ -153,7 +153,8 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
         worst = forgetting.worst_class()
         if worst is not None:
             held = worst[1] <= max_class_forgetting + EPSILON
-            ok = check(held, f"worst class on the earlier test rows: {worst[0]} F1 dropped {worst[1]:.4f} "
+            moved = f"dropped {worst[1]:.4f}" if worst[1] > 0 else f"rose {abs(worst[1]):.4f} (no class dropped)"
+            ok = check(held, f"worst class on the earlier test rows: {worst[0]} F1 {moved} "
                              f"{'<=' if held else '>'} max_class_forgetting {max_class_forgetting:.4f}") and ok
     return GateDecision(promote=ok, metric=metric, candidate=candidate, champion=champion, reasons=reasons,
                         comparison=comparison, failed=failed)

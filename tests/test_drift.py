@@ -243,6 +243,7 @@ def test_champion_agreement_stops_on_labels_the_champion_disagrees_with_and_says
     assert check(alike, max_drop=0.1).status == "stop"  # the threshold is the config's
     better = drift.ChampionAgreement("4", "accuracy", reference=0.794, batch=0.863, rows=300, reference_rows=872)
     assert check(better).status == "ok"  # a batch easier than the test rows is no warning sign
+    assert "no drop (a gain of 8.7% of its score)" in check(better).sentence  # not "a drop of -8.7%"
     # micro-F1 of a multi-label champion is lower: the same share of it is a smaller absolute drop
     multilabel = drift.ChampionAgreement("2", "micro_f1", reference=0.40, batch=0.18, rows=300, reference_rows=500)
     assert check(multilabel).status == "stop"

@@ -393,7 +393,8 @@ def champion_agreement(agreement: ChampionAgreement | None, *, max_drop: float, 
     share = drop / agreement.reference if agreement.reference > 0 else 0.0
     said = (f"labels vs {who}: it scores {agreement.metric} {agreement.batch:.3f} on this batch's labels "
             f"({agreement.rows} rows) and {agreement.reference:.3f} on its earlier test rows "
-            f"({agreement.reference_rows}), a drop of {_pct(share)} of its score")
+            f"({agreement.reference_rows}), " + (f"a drop of {_pct(share)} of its score" if share > 0 else
+                                                  f"no drop (a gain of {_pct(abs(share))} of its score)"))
     if share <= max_drop:
         return DriftCheck(name, share, None, max_drop, "ok", said + f", within max_champion_drop {_pct(max_drop)}: ok.")
     return DriftCheck(name, share, None, max_drop, on_drift,
