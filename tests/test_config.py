@@ -108,6 +108,18 @@ def test_override_values_yaml_would_drop_or_reject_are_taken_as_written():
     assert config.data.labels is None and config.train.epochs == 2
 
 
+def test_column_numbers_of_a_headerless_file_are_names():
+    """``header: false`` names the columns "0", "1", ...: ``text_column: 0`` (YAML) and ``--set
+    data.label_column=1`` were read as numbers and refused ("Input should be a valid string (got 0)")."""
+    config = build_config({"data": {"path": "/d.tsv", "header": False, "text_column": 0}}, ["data.label_column=1"])
+    assert (config.data.text_column, config.data.label_column) == ("0", "1")
+    pair = build_config({"task": "pair_classification", "data": {"path": "/d.tsv"}},
+                        ["data.text_column=3", "data.text_pair_column=4", "data.label_column=0"])
+    assert (pair.data.text_column, pair.data.text_pair_column, pair.data.label_column) == ("3", "4", "0")
+    with pytest.raises(ConfigError, match="max_bad_fraction"):
+        build_config({"data": {"path": "/d.tsv"}}, ["data.max_bad_fraction=[1]"])
+
+
 def test_override_replaces_yaml_value(tmp_path):
     path = write_config(tmp_path, {"data": {"path": "d.csv"}, "train": {"epochs": 5}})
     assert load_config(path).train.epochs == 5

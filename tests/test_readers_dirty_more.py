@@ -213,11 +213,12 @@ def test_quotes_escaped_with_a_backslash_are_set_aside_with_the_fix(tmp_path, mo
                     '"C:\\temp\\",neg\n'  # 5: a path ending in a backslash is valid CSV: kept
                     '"\\"",pos\n'  # 6: a lone escaped quote opened a quote that swallowed line 7
                     'after,neg\n'
-                    'a\\"b,c,pos\n',  # 8: no quoted field: the field count, with the hint
+                    'a\\"b,c,pos\n'  # 8: no quoted field: the field count, with the hint
+                    '"R quotes every field: C:\\temp\\","neg"\n',  # 9: write.csv's; it was set aside as Spark's
                     encoding="utf-8")
     result = read_both(path, "csv")
-    assert result.frame["text"].tolist() == ["plain", "C:\\temp\\", "after"]
-    assert result.frame["source_line"].tolist() == [4, 5, 7]
+    assert result.frame["text"].tolist() == ["plain", "C:\\temp\\", "after", "R quotes every field: C:\\temp\\"]
+    assert result.frame["source_line"].tolist() == [4, 5, 7, 9]
     assert [(m["rule"], m["source_line"], m["detail"]) for m in result.malformed] == [
         ("quote_escaped_with_backslash", 2, BACKSLASH_DETAIL.format(line=2)),
         ("quote_escaped_with_backslash", 3, BACKSLASH_DETAIL.format(line=3)),

@@ -96,6 +96,16 @@ class DataConfig(_Strict):
         0.5, ge=0.0, le=1.0, description="Exact copies of an earlier record allowed (the first copy is kept).")
     split: SplitConfig = Field(default_factory=SplitConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _column_numbers_as_names(cls, raw: Any) -> Any:
+        """``text_column: 0`` names the first column of a file read with ``header: false`` (its columns are named
+        "0", "1", ...); YAML and ``--set data.text_column=0`` read the 0 as a number."""
+        if isinstance(raw, dict):
+            return {name: str(value) if name.endswith("_column") and type(value) is int else value
+                    for name, value in raw.items()}
+        return raw
+
     @field_validator("labels", mode="before")
     @classmethod
     def _labels_as_text(cls, value: Any) -> Any:

@@ -752,11 +752,14 @@ def _quoted_backslash(delimiter: str) -> re.Pattern:
     return re.compile(f'(?:^|{re.escape(delimiter)})"(?:[^"]|"")*?\\\\"')
 
 
-def _escaped_with_backslash(block: list[str], dialect: dict) -> bool:
+def _escaped_with_backslash(block: list[str], dialect: dict, expected: int | None = None) -> bool:
     """Whether the lines of one record escape a quote inside a quoted field with a backslash (``"he said \\"hi\\""``,
     the default of Spark and MySQL exports): they then read as one strict record with ``escapechar="\\"``, and
     RFC 4180's strict reading refuses them or reads them otherwise (the lenient one silently garbles the text, or
-    splits it into too many fields)."""
+    splits it into too many fields).
+
+    A record that RFC 4180's strict reading takes as it is, with the ``expected`` field count, is not escaped: R's
+    ``write.csv`` and Excel double quotes, and a field ending in a backslash (``"C:\\temp\\","pos"``) is theirs."""
     if dialect.get("quoting") == csv.QUOTE_NONE or not any('\\"' in line for line in block):
         return False
     if not _quoted_backslash(dialect.get("delimiter", ",")).search("".join(block)):
@@ -768,9 +771,12 @@ def _escaped_with_backslash(block: list[str], dialect: dict) -> bool:
     if len(escaped) != 1:
         return False
     try:
-        return list(csv.reader(block, strict=True, **dialect)) != escaped
+        plain = list(csv.reader(block, strict=True, **dialect))
     except csv.Error:
         return True
+    if expected is not None and len(plain) == 1 and len(plain[0]) == expected:
+        return False
+    return plain != escaped
 
 
 def _parses_as_record(line: str, expected: int, dialect: dict) -> bool:
@@ -958,7 +964,7 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
         if undecodable:
             malformed.append(_malformed(number, line, "record_not_decodable", raw,
                                         _not_decodable_detail(line_offset + undecodable[0], encoding)))
-        elif '\\"' in raw and _escaped_with_backslash(lines[span.start:span.end + 1], dialect):
+        elif '\\"' in raw and _escaped_with_backslash(lines[span.start:span.end + 1], dialect, expected):
             malformed.append(_malformed(number, line, "quote_escaped_with_backslash", raw,
                                         BACKSLASH_DETAIL.format(line=line)))
         elif len(span.fields) != expected:
