@@ -44,6 +44,16 @@ def test_a_whole_number_written_any_way_is_one_label():
     assert spelling_map(hand_typed, "label", None, ["train"]) == {"01": "1", "+1": "1", "-0": "0", "00": "0"}
 
 
+
+def test_a_decimal_written_with_trailing_or_leading_zeros_is_one_label():
+    """``01`` and ``1`` were one class but ``1.5`` and ``1.50`` two (a spreadsheet's fixed decimals)."""
+    assert {spelling_key(label) for label in ("1.5", "1.50", "+1.5", "01.500", "１.５")} == {"1.5"}
+    assert spelling_key(".5") == spelling_key("0.50") == "0.5" and spelling_key("-1.50") == "-1.5"
+    assert spelling_key("1.5.0") == "1.5.0" and spelling_key("1.05") == "1.05"
+    ratings = {"train": pd.DataFrame({"label": ["1.5", "2.5", "1.5", "2.50", "1.50", "2.5"]})}
+    assert spelling_map(ratings, "label", None, ["train"]) == {"2.50": "2.5", "1.50": "1.5"}
+
+
 def test_the_spelling_written_most_in_train_wins_and_a_configured_one_overrides_it():
     train = pd.DataFrame({"label": ["positive"] * 5 + ["Positive"] * 3 + ["NEG"] * 4})
     test = pd.DataFrame({"label": ["POSITIVE", "positive", "neg", "other"]})

@@ -5,7 +5,7 @@ Without it every spelling became its own class: a model trained to tell ``Positi
 spelling quarantined as an unknown label in a later batch. Two labels are the same class when they differ only in
 case, Unicode compatibility form (a no-break space, full-width letters) or the separators ``-``, ``_`` and spaces
 between two words (``-1`` and ``1`` stay two labels), and a whole number however it is written (``1.0``, ``01``, ``+1``
-and ``+01.00`` are ``1``, ``-0`` is ``0``: what a spreadsheet, a pandas column that once held a missing value or a
+and ``+01.00`` are ``1``, ``-0`` is ``0``; ``1.50`` is ``1.5``: what a spreadsheet, a pandas column that once held a missing value or a
 hand-typed file writes; :func:`tuneline.readers.normalize_label` already folds those written with a fraction,
 ``1.0``). A zero-padded code written one way only (``007``) keeps its spelling: folding happens between spellings.
 The spelling kept is the configured one (``data.labels``), else the one written most often in the training data.
@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,18 @@ from tuneline.readers import canonical_integer
 
 #: separators BETWEEN two word characters: ``very_good`` is ``very good``, but ``-1`` stays apart from ``1``
 _SEPARATORS = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")
+
+#: a decimal fraction as a spreadsheet may write it: ``1.50``, ``+1.5``, ``01.5``, ``.5``
+_DECIMAL = re.compile(r"[+-]?\d*\.\d+")
+
+
+def canonical_decimal(text: str) -> str | None:
+    """``1.50``, ``+1.5`` and ``01.5`` → ``1.5``, ``.5`` → ``0.5``; else None. Whole numbers are
+    :func:`tuneline.readers.canonical_integer`'s: without this, ``01`` and ``1`` were one class but ``1.5`` and
+    ``1.50`` (a spreadsheet's fixed two decimals beside a hand-typed value) two."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    return format(Decimal(text).normalize(), "f")
 
 
 def visible(label: str) -> str:
@@ -40,9 +53,9 @@ def visible(label: str) -> str:
 def spelling_key(label: str) -> str:
     """What two spellings of one label have in common: ``"Very_Good "`` and ``"very good"`` → ``"very good"``;
     ``"1.0"``, ``"01"``, ``"+1"`` and ``"1"`` → ``"1"`` (a whole number is its canonical integer, as the readers
-    make it); ``"pos\u200b"`` → ``"pos"`` (invisible characters do not count)."""
+    make it), ``"1.50"`` and ``"1.5"`` → ``"1.5"``; ``"pos\u200b"`` → ``"pos"`` (invisible characters do not count)."""
     key = _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", visible(label)).casefold().strip())
-    return canonical_integer(key) or key
+    return canonical_integer(key) or canonical_decimal(key) or key
 
 
 def _has_invisible(label: str) -> bool:
