@@ -184,7 +184,8 @@ def test_a_parquet_text_column_stored_as_bytes_reads_as_text(tmp_path):
 
 
 def test_a_parquet_boolean_column_reads_as_the_labels_false_and_true(tmp_path):
-    """``is_duplicate: bool`` used to be quarantined whole as label_is_boolean; a CSV's TRUE/FALSE are labels."""
+    """``is_duplicate: bool`` used to be quarantined whole as label_is_boolean; a CSV's TRUE/FALSE are labels. So
+    is a JSONL key holding only booleans (every row was quarantined, and the run stopped)."""
     path = tmp_path / "pairs.parquet"
     pq.write_table(pa.table({"text": ["a", "b", "c"], "is_duplicate": pa.array([True, False, None], pa.bool_())}),
                    path)
@@ -196,6 +197,10 @@ def test_a_parquet_boolean_column_reads_as_the_labels_false_and_true(tmp_path):
     stray.write_text('{"text": "a", "label": true}\n{"text": "b", "label": "pos"}\n', encoding="utf-8")
     assert [normalize_label(v) for v in read_table(stray, "jsonl").frame["label"]] == [
         (None, "label_is_boolean"), ("pos", None)]
+    flags = tmp_path / "flags.jsonl"  # every value a boolean: a boolean field, as Parquet's bool column
+    flags.write_text('{"text": "a", "is_spam": true}\n{"text": "b", "is_spam": false}\n{"text": "c"}\n'
+                     '{"text": "d", "is_spam": null}\n', encoding="utf-8")
+    assert read_table(flags, "jsonl").frame["is_spam"].tolist() == ["true", "false", None, None]
 
 
 # ------------------------------------------------------------------------------------------------ backslashes

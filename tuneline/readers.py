@@ -1576,9 +1576,19 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
         _check_some_object(path, lines, malformed, seen)
     names = list(dict.fromkeys(key for _, obj in records for key in obj))
     _check_names(path, names, "a JSONL record")
-    columns = {name: [obj.get(name) for _, obj in records] for name in names}
+    columns = {name: _booleans_as_labels([obj.get(name) for _, obj in records]) for name in names}
     numbers_ = [number for number, _ in records]
     return ReadResult(frame=_object_frame(columns, numbers_, numbers_), malformed=malformed, records_seen=seen)
+
+
+def _booleans_as_labels(values: list) -> list:
+    """A JSONL key whose every value is ``true`` or ``false`` (``"is_spam": true``, missing ones aside) as the labels
+    ``"true"`` and ``"false"``, as a Parquet bool column reads: the exporter wrote a boolean field on purpose. A
+    boolean among other values stays one (:func:`normalize_label` calls it a parsing accident)."""
+    present = [value for value in values if value is not None]
+    if not present or not all(isinstance(value, bool) for value in present):
+        return values
+    return [None if value is None else ("true" if value else "false") for value in values]
 
 
 #: what makes a line an object that is still no record (the lines with only these rules are JSON objects)
