@@ -21,5 +21,5 @@ def batch_predict_flow(model: str, input_path: str, output_path: str, tracking_u
     Inference only: nothing is logged to MLflow.
     """
     resolved = resolve_model_version(model, tracking_uri)
-    inputs = read_prediction_inputs(input_path, resolved.task, encoding)
+    inputs = read_prediction_inputs(input_path, resolved.task, encoding, resolved.trained_columns)
     return predict_to_file(resolved, inputs, output_path, batch_size)

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import pandas as pd
 from tuneline.common import pipeline_task, task_logger
 from tuneline.errors import UserError
 from tuneline.kinds import KINDS, TaskKind, kind_of
+from tuneline.kinds.base import COLUMN_TAG
 from tuneline.readers import (PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format, read_table,
                               split_setting_advice)
 from tuneline.runtime import redact, resolve_tracking_uri
@@ -58,6 +59,7 @@ class ResolvedModel:
     task: str
     reference: str       # as the user gave it, e.g. models:/intents@champion
     tracking_uri: str    # resolved (``${VAR}`` expanded): never logged unredacted
+    trained_columns: tuple[tuple[str, str], ...] = ()  # (model column, the training data's name for it)
 
     @property
     def uri(self) -> str:
@@ -72,6 +74,7 @@ class PredictionInputs:
     frame: pd.DataFrame
     model_columns: list[str]
     lines: list[int]     # the physical line each row starts on, for error messages
+    file_names: dict[str, str] = field(default_factory=dict)  # model column → the file's name for it, where renamed
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,10 @@ def resolve_model_version(reference: str, tracking_uri: str | None = None) -> Re
         log.warning("%s v%s is marked %s: its training run never finished the gate", name, found.version,
                     tags["tuneline.status"])
     log.info("model %s resolved to %s v%s (%s)", reference, name, found.version, task)
-    return ResolvedModel(name=name, version=str(found.version), task=task, reference=reference, tracking_uri=uri)
+    trained = tuple((key.removeprefix(COLUMN_TAG), value) for key, value in sorted(tags.items())
+                    if key.startswith(COLUMN_TAG))
+    return ResolvedModel(name=name, version=str(found.version), task=task, reference=reference, tracking_uri=uri,
+                         trained_columns=trained)
 
 
 # --- 2. read ----------------------------------------------------------------------------------------------------
@@ -211,9 +217,13 @@ def blank_line_between_records(path: Path, fmt: str, encoding: str) -> int | Non
 
 
 @pipeline_task(name="read-prediction-inputs")
-def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "utf-8") -> PredictionInputs:
+def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "utf-8",
+                           trained_columns: tuple[tuple[str, str], ...] = ()) -> PredictionInputs:
     """Read every row of a CSV/TSV/JSONL/Parquet file; refuse unreadable records, missing columns and empty cells
-    (a batch drops no row silently). ``encoding`` is the text files' (a byte-order mark overrides it)."""
+    (a batch drops no row silently). ``encoding`` is the text files' (a byte-order mark overrides it).
+
+    ``trained_columns`` (:attr:`ResolvedModel.trained_columns`) are the names the training data gave the model's
+    columns: a file laid out like it (``sentence``; MRPC's ``#1 String``) is read without renaming."""
     path = Path(input_path)
     kind = kind_of(task)
     if not path.is_file():
@@ -242,6 +252,9 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
         columns = [kind.raw_text_column]  # raw text instead of the words (NER: the model splits it)
     renames = {c: c.strip().lower() for c in found  # a ``Text`` header is the ``text`` column, as training reads it
                if c not in columns and c.strip().lower() in columns and c.strip().lower() not in found}
+    for column, trained in trained_columns:  # the training data's own name, where the file lacks the model's
+        if column in columns and column not in found and column not in renames.values() and trained in found:
+            renames[trained] = column
     if renames:
         result.frame.rename(columns=renames, inplace=True)
         found = [renames.get(c, c) for c in found]
@@ -274,7 +287,8 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
                                if column == "tokens" else ""))
     frame = result.frame[found].reset_index(drop=True)
     task_logger().info("read %d rows from %s (columns for the model: %s)", len(frame), path, ", ".join(columns))
-    return PredictionInputs(path=path, frame=frame, model_columns=columns, lines=lines)
+    return PredictionInputs(path=path, frame=frame, model_columns=columns, lines=lines,
+                            file_names={model: given for given, model in renames.items()})
 
 
 # --- 3. predict and write ---------------------------------------------------------------------------------------
@@ -355,12 +369,16 @@ def atomic_table_writer(path: Path) -> Iterator[_TableWriter]:
         raise
 
 
-def output_rows(chunk: pd.DataFrame, output: Any, model_columns: list[str], model: ResolvedModel) -> pd.DataFrame:
-    """The chunk's input columns, then the prediction columns (an echo of a model column dropped; a name the file
-    already uses prefixed ``predicted_``), then ``model_name`` and ``model_version``."""
+def output_rows(chunk: pd.DataFrame, output: Any, model_columns: list[str], model: ResolvedModel,
+                file_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """The chunk's input columns under the file's own names (``file_names``), then the prediction columns (an echo of
+    a model column dropped; a name the file already uses prefixed ``predicted_``), then ``model_name`` and
+    ``model_version``."""
     predicted = output if isinstance(output, pd.DataFrame) else pd.DataFrame(output)
     if len(predicted) != len(chunk):
         raise RuntimeError(f"{model.uri} returned {len(predicted)} predictions for {len(chunk)} rows")
+    if file_names:
+        chunk = chunk.rename(columns=file_names)
     predicted = predicted.drop(columns=[c for c in predicted.columns if c in model_columns]).reset_index(drop=True)
     predicted.columns = [f"{COLLISION_PREFIX}{c}" if c in chunk.columns else c for c in predicted.columns]
     rows = pd.concat([chunk.reset_index(drop=True), predicted], axis=1)
@@ -399,7 +417,7 @@ def predict_to_file(model: ResolvedModel, inputs: PredictionInputs, output_path:
                 raise UserError(f"{model.uri} refused a record of {inputs.path} between lines {first} and {last}: "
                                 f"{error.message}; fix that record and run again (nothing was written to "
                                 f"{output})") from None
-            writer.write(output_rows(chunk, predicted, inputs.model_columns, model))
+            writer.write(output_rows(chunk, predicted, inputs.model_columns, model, inputs.file_names))
             done, elapsed = start + len(chunk), time.monotonic() - started
             log.info("predicted %d/%d rows (%.0f%%), %.1f rows/s", done, total, 100 * done / total,
                      done / elapsed if elapsed > 0 else float("inf"))

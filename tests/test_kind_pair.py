@@ -489,6 +489,29 @@ def test_registered_pair_model_predicts_from_frames_and_lists(pair_run):
         model.predict([[texts[0], None]])
 
 
+def test_a_file_with_the_training_datas_column_names_is_predicted_as_it_is(pair_run, tmp_path, capsys):
+    """The pair model was trained on ``question``/``candidate`` columns; predict --input on a file laid out the same
+    way was refused ("has no column 'text'") until the file was renamed to the model's own names."""
+    from tuneline.cli import main
+
+    folder, config, summary, rows = pair_run
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(MODEL, summary.version).tags
+    assert (tags["column.text"], tags["column.text_pair"]) == ("question", "candidate")
+    fresh = make_pairs(5, seed=12, avoid={(row[0], row[1]) for row in rows})
+    source, output = tmp_path / "to-score.csv", tmp_path / "scored.csv"
+    pd.DataFrame({"id": range(5), "question": [r[0] for r in fresh], "candidate": [r[1] for r in fresh]}).to_csv(
+        source, index=False)
+    assert main(["predict", "-m", f"{MODEL}/{summary.version}", "--tracking-uri", uri, "--input", str(source),
+                 "--output", str(output)]) == 0
+    scored = pd.read_csv(output, dtype=str)
+    assert scored["label"].tolist() == [r[2] for r in fresh] and scored["question"].tolist() == [r[0] for r in fresh]
+    capsys.readouterr()
+    assert main(["predict", "-m", f"{MODEL}/{summary.version}", "--tracking-uri", uri, "--input", str(source)]) == 0
+    printed = capsys.readouterr().out
+    assert all(r[2] in printed for r in fresh) and "question" in printed
+
+
 # --- real data --------------------------------------------------------------------------------------------------------
 
 MRPC_TRAIN_ROWS = 800

@@ -262,7 +262,8 @@ def test_predict_command_reads_the_models_column_not_the_files_first_one(store, 
     pd.DataFrame({"id": ["r0", "r1"], " Text": TEXTS[:2]}).to_csv(source, index=False)  # header as users write it
     assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri, "--input", str(source)]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert [row["text"] for row in printed] == TEXTS[:2] and [row["id"] for row in printed] == ["r0", "r1"]
+    assert [row["Text"] for row in printed] == TEXTS[:2] and [row["id"] for row in printed] == ["r0", "r1"]
+    assert "text" not in printed[0]  # the file's columns come back under its own names
     expected = batch_predict_flow("models:/pb-intents@challenger", str(write_csv(tmp_path / "same.csv", TEXTS[:2])),
                                   str(tmp_path / "same.jsonl"), tracking_uri=uri)
     assert [row["label"] for row in printed] == list(pd.read_json(expected.output_path, lines=True)["label"])

@@ -621,21 +621,23 @@ def _registry_reference(model: str) -> str:
     return model
 
 
-def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> str | None:
-    """The kind a model serves: the registry version's task tag, else (a ``runs:/`` or path URI) what its signature
-    says (two inputs: a sentence pair); None when neither tells."""
+def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The kind a model serves and the training data's names of its input columns: the registry version's tags,
+    else (a ``runs:/`` or path URI) what its signature says (two inputs: a sentence pair); None when neither tells."""
     if model.startswith("models:/"):
         from tuneline.tasks.predict_batch import resolve_model_version
 
-        return resolve_model_version.fn(model, tracking_uri).task
+        resolved = resolve_model_version.fn(model, tracking_uri)
+        return resolved.task, resolved.trained_columns
     from tuneline.kinds import KINDS
 
     schema = loaded.metadata.get_input_schema()
     two_texts = [kind.name for kind in KINDS.values() if kind.second_text_column]
-    return two_texts[0] if schema is not None and len(schema.inputs) == 2 and len(two_texts) == 1 else None
+    return (two_texts[0] if schema is not None and len(schema.inputs) == 2 and len(two_texts) == 1 else None), ()
 
 
-def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "utf-8") -> tuple[Any, list[str]]:
+def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "utf-8",
+                     trained_columns: tuple[tuple[str, str], ...] = ()) -> tuple[Any, list[str], dict[str, str]]:
     """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept) and the columns
     the model reads, in its order: for a registry reference the version's task tag (``task``, resolved once by the
     caller) names them, as batch prediction does; other URIs get the file as is."""
@@ -643,11 +645,11 @@ def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "
     from tuneline.tasks.predict_batch import read_prediction_inputs, read_prediction_table
 
     if model.startswith("models:/") and task is not None:
-        inputs = read_prediction_inputs.fn(path, task, encoding)
-        return inputs.frame, list(inputs.model_columns)
+        inputs = read_prediction_inputs.fn(path, task, encoding, trained_columns)
+        return inputs.frame, list(inputs.model_columns), inputs.file_names
     table = read_prediction_table(path, detect_format(path, "auto"), encoding).frame
     table = table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
-    return table, list(table.columns)
+    return table, list(table.columns), {}
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -682,7 +684,7 @@ def _predict(args: argparse.Namespace) -> int:
         model = mlflow.pyfunc.load_model(args.model)
     except mlflow.exceptions.MlflowException as error:
         raise UserError(f"cannot load {args.model} from {redact(mlflow.get_tracking_uri())}: {error.message}") from None
-    task = _model_task(args.model, args.tracking_uri, model)
+    task, trained_columns = _model_task(args.model, args.tracking_uri, model)
     from tuneline.kinds import KINDS
 
     second_column = KINDS[task].second_text_column if task in KINDS else None
@@ -690,8 +692,9 @@ def _predict(args: argparse.Namespace) -> int:
     if args.pair and not pairs:
         raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
     if args.input is not None:
-        rows, model_columns = _input_file_rows(args.model, args.input, task, args.encoding)
-        shown = rows.to_dict(orient="records")
+        rows, model_columns, file_names = _input_file_rows(args.model, args.input, task, args.encoding,
+                                                           trained_columns)
+        shown = rows.rename(columns=file_names).to_dict(orient="records")  # under the file's own column names
         # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a
         # frame's FIRST columns by position (an ``id,text`` file would have been predicted on its ids).
         inputs = rows[model_columns]

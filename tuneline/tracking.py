@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from tuneline import __version__
 from tuneline.config import TunelineConfig, flatten
+from tuneline.kinds.base import COLUMN_TAG, trained_column_names
 from tuneline.locking import default_lock_url, model_lock
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
 from tuneline.common import task_logger
@@ -227,4 +228,5 @@ def version_tags(config: TunelineConfig, lineage: dict[str, Any], test_metrics: 
     tags.update({f"data.{name}.hash": item.content_hash for name, item in lineage.items()})
     tags.update({"task": config.task, "base_model": redact(config.model.base), "strategy": config.model.strategy,
                  "primary_metric": config.primary_metric, "run_id": run.run_id})
+    tags.update({f"{COLUMN_TAG}{column}": name for column, name in trained_column_names(config.data).items()})
     return tags

@@ -37,6 +37,20 @@ PYFUNC_DIR = Path(__file__).resolve().parents[1] / "pyfunc"
 #: Columns every canonical frame carries besides the kind's own.
 PROVENANCE = ("source_file", "source_row")
 
+#: the registered version's tag prefix naming where training read a model input: ``column.text`` → ``sentence``
+COLUMN_TAG = "column."
+
+
+def trained_column_names(data: Any) -> dict[str, str]:
+    """The model's input columns that the training data named otherwise (``{"text": "sentence"}``), from a kind's data
+    config: registered with the version, so that batch prediction reads a file laid out like the training data
+    (``sentence``; MRPC's ``#1 String``) as it is."""
+    keys = dict(data.column_keys()) if hasattr(data, "column_keys") else {}
+    if getattr(data, "tokens_column", None) is not None:
+        keys["tokens_column"] = data.tokens_column
+    named = {key.removesuffix("_column"): str(name) for key, name in keys.items()}
+    return {column: name for column, name in named.items() if column not in ("label", "tags") and name != column}
+
 
 @dataclass
 class Evaluation:
