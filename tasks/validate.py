@@ -25,6 +25,7 @@ from tuneline.tasks.load import release_unused_memory
 from tuneline.tasks.split import plain_labels, select_rows
 from tuneline.config import TunelineConfig
 from tuneline.kinds import kind_of
+from tuneline.kinds.base import file_column_names
 from tuneline.kinds.classification import LABEL_SOURCE_ROLES, LabelSetError
 from tuneline.schemas.common import TrainKeys
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
@@ -239,6 +240,8 @@ def apply_contract(frames: dict[str, pd.DataFrame], labels: list[str], malformed
     clean, quarantine = validate_frames(frames, labels, lambda ls, keys: kind.schema(ls, keys, config.data),
                                         kind.value_column, kind.key_column)
     quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels)
+    if len(quarantine) and (names := file_column_names(config.data)):  # the file's names, not the frames' own
+        quarantine["column"] = quarantine["column"].map(lambda column: names.get(column, column))
     quarantine = pd.concat([q for q in (malformed, quarantine) if len(q)] or [quarantine],
                            ignore_index=True)[QUARANTINE_COLUMNS]
     return clean, quarantine

@@ -42,6 +42,17 @@ def test_numeric_label_column_with_missing_values_quarantines_the_missing_rows(t
     assert set(result.quarantine["rule"]) == {"not_nullable"}
 
 
+def test_the_quarantine_names_the_files_columns_not_the_frames_own(tmp_path):
+    """A file of ``review``/``stars`` columns got quarantine rows naming ``text`` and ``label``, columns it lacks."""
+    frame = pd.DataFrame({"review": [f"review number {i}" for i in range(40)] + [None, "no stars"],
+                          "stars": ["1", "5"] * 20 + ["5", None]})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    result = validate(run_config("classification", "data.max_bad_fraction=0.2", path=tmp_path / "d.csv",
+                                 text_column="review", label_column="stars"), tmp_path / "run")
+    written = pd.read_csv(result.quarantine_path)
+    assert sorted(zip(written["source_row"], written["column"])) == [(41, "review"), (42, "stars")]
+
+
 def test_booleans_and_lists_in_a_single_label_column_are_rejected_by_name(tmp_path):
     lines = [{"text": f"text {i}", "label": ["a", "b"][i % 2]} for i in range(20)]
     lines += [{"text": "flag", "label": True}, {"text": "two", "label": ["a", "b"]}]

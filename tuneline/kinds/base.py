@@ -41,15 +41,22 @@ PROVENANCE = ("source_file", "source_row")
 COLUMN_TAG = "column."
 
 
-def trained_column_names(data: Any) -> dict[str, str]:
-    """The model's input columns that the training data named otherwise (``{"text": "sentence"}``), from a kind's data
-    config: registered with the version, so that batch prediction reads a file laid out like the training data
-    (``sentence``; MRPC's ``#1 String``) as it is."""
+def file_column_names(data: Any) -> dict[str, str]:
+    """Each canonical column a kind's data config names otherwise in the file (``{"text": "sentence", "label":
+    "sentiment"}``): what the user knows the columns as, in the quarantine and in the registry."""
     keys = dict(data.column_keys()) if hasattr(data, "column_keys") else {}
-    if getattr(data, "tokens_column", None) is not None:
-        keys["tokens_column"] = data.tokens_column
+    for key in ("tokens_column", "tags_column"):
+        if getattr(data, key, None) is not None:
+            keys[key] = getattr(data, key)
     named = {key.removesuffix("_column"): str(name) for key, name in keys.items()}
-    return {column: name for column, name in named.items() if column not in ("label", "tags") and name != column}
+    return {column: name for column, name in named.items() if name != column}
+
+
+def trained_column_names(data: Any) -> dict[str, str]:
+    """The model's input columns that the training data named otherwise (``{"text": "sentence"}``): registered with
+    the version, so that batch prediction reads a file laid out like the training data (``sentence``; MRPC's
+    ``#1 String``) as it is."""
+    return {column: name for column, name in file_column_names(data).items() if column not in ("label", "tags")}
 
 
 @dataclass
