@@ -17,6 +17,7 @@ from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
 from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
+from tuneline.loaded_versions import forget_loaded
 from tuneline.locking import retraining_slot
 from tuneline.promotions import recorded_champion
 from tuneline.runtime import redact, resolve_tracking_uri
@@ -111,6 +112,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                     ledger.release(run.run_id)
                     raise
     finally:
+        forget_loaded()  # the champion the drift, gate and forgetting steps shared: a watcher lives on
         store.close()
         ledger.close()
 

@@ -26,6 +26,7 @@ from tuneline.drift import ChampionAgreement, DriftReport, check_drift
 from tuneline.errors import UserError
 from tuneline.kinds import TaskKind, kind_of
 from tuneline.ledger import Batch
+from tuneline.loaded_versions import load_version
 from tuneline.tracking import RunContext, log_artifact, log_metrics, set_tags
 
 
@@ -209,8 +210,6 @@ def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd
 
     A champion that cannot be loaded or scored gives each batch an agreement with its ``error`` (the check is then
     skipped and says why): this check must not stop a run the gate would let through."""
-    import mlflow.pyfunc
-
     from tuneline.promotions import champion_version
     from tuneline.tracking import client_for
 
@@ -229,7 +228,7 @@ def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd
         return ChampionAgreement(version, metric, error=said)
 
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        model = load_version(name, version)
         reference_score, reference_rows = agreement_score(model, kind, reference[reference["split"] == "test"], known)
     except Exception as error:  # noqa: BLE001 - see the docstring
         unscored = failed(error, "the earlier test rows")

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TunelineConfig
 from tuneline.kinds import kind_of
+from tuneline.loaded_versions import load_version
 from tuneline.tasks.evaluate import evaluate_model
 from tuneline.tracking import RunContext, log_artifact, log_metrics
 
@@ -86,7 +86,7 @@ def measure_forgetting(model_dir: Path, earlier_test: pd.DataFrame, labels: list
     kind = kind_of(config)
     metric = config.primary_metric
     candidate = evaluate_model.fn(model_dir, earlier_test, labels, config)
-    output = mlflow.pyfunc.load_model(f"models:/{registered_name}/{champion_version}").predict(
+    output = load_version(registered_name, champion_version).predict(
         kind.model_input(earlier_test))
     champion_predicted, _ = kind.predictions_from_output(output)
     champion_predicted, _ = in_run_spelling(champion_predicted, labels)  # as the gate scores it

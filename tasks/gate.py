@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
@@ -30,6 +29,7 @@ from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TunelineConfig
 from tuneline.kinds import Evaluation, TaskKind, kind_of
 from tuneline.ledger import ledger_url_for
+from tuneline.loaded_versions import load_version
 from tuneline.locking import default_lock_url, model_lock
 from tuneline.promotions import (CHAMPION, GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version,
                                  recorded_champion)
@@ -164,7 +164,7 @@ def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.D
                   metric: str) -> ChampionScore:
     """Load ``models:/<name>/<version>`` (the version recorded, not whatever the alias says later) and score it."""
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version}")
+        model = load_version(registered_name, version)
         output = model.predict(kind.model_input(test))
         predictions, _ = kind.predictions_from_output(output)
         if len(predictions) != len(test):

@@ -118,6 +118,8 @@ def test_column_numbers_of_a_headerless_file_are_names():
     assert (pair.data.text_column, pair.data.text_pair_column, pair.data.label_column) == ("3", "4", "0")
     with pytest.raises(ConfigError, match="max_bad_fraction"):
         build_config({"data": {"path": "/d.tsv"}}, ["data.max_bad_fraction=[1]"])
+    ner = build_config({"task": "token_classification", "data": {"path": "/d.txt"}}, ["data.tokens_column=0"])
+    assert ner.data.conll_tag_column == -1 and ner.data.tokens_column == "0"  # a number stays a number
 
 
 def test_override_replaces_yaml_value(tmp_path):

@@ -109,14 +109,33 @@ def test_exact_duplicates_have_their_own_budget(tmp_path):
     path = write_rows(tmp_path / "d.csv", rows)
     result = validate(run_config("classification", path=path), tmp_path / "run")
     assert result.duplicate_records == 30 and len(result.frames["all"]) == 60
-    with pytest.raises(DataValidationError, match=r"30 of 90 records .* exact copies .*max_duplicate_fraction"):
+    with pytest.raises(DataValidationError, match=r"30 of 90 records .* are copies, more than data.max_duplicate_"
+                                                  r"fraction=20.0%: 30 exact copies of an earlier record"):
         validate(run_config("classification", "data.max_duplicate_fraction=0.2", path=path), tmp_path / "run2")
     # over the broken-record budget, the copies are named apart: "quarantined 31" then "30 of 91 broke the contract"
     # read as a miscount
     broken = write_rows(tmp_path / "broken.csv", rows[:60] + [(f"text {i}", "") for i in range(60, 90)] + rows[:1])
     with pytest.raises(DataValidationError, match=r"^30 of 91 records \(33.0%\) broke the data contract \(besides 1 "
-                                                  r"exact copy of earlier records, dropped and not counted here\)"):
+                                                  r"copy of earlier records, dropped and not counted here\)"):
         validate(run_config("classification", path=broken), tmp_path / "run3")
+
+
+def test_test_rows_copied_from_train_are_copies_not_broken_records(tmp_path):
+    """CoNLL-2003's validation file repeats 196 of its 3,250 sentences from train (6.0%, case and spacing folded):
+    counted as broken records, over data.max_bad_fraction (5%), ``examples/conll2003.yaml`` stopped at validation.
+    They are set aside and budgeted as copies, per file too: a test file that mostly repeats train still stops."""
+    train = [(f"training sentence number {i}", ["neg", "pos"][i % 2]) for i in range(200)]
+    fresh = [(f"a test sentence never seen {i}", ["neg", "pos"][i % 2]) for i in range(90)]
+    leaked = [(text.upper(), label) for text, label in train[:10]]  # 10% of the test file, in capitals
+    files = dict(train=write_rows(tmp_path / "train.csv", train), test=write_rows(tmp_path / "test.csv", fresh + leaked))
+    result = validate(run_config("classification", **files), tmp_path / "run")
+    assert len(result.frames["test"]) == 90 and result.duplicate_records == 10 and result.rejected_records == 10
+    assert set(pd.read_csv(result.quarantine_path)["rule"]) == {"text_not_in_train"}
+    files["test"] = write_rows(tmp_path / "copied.csv", fresh[:20] + [(t, l) for t, l in train[:30]])
+    with pytest.raises(DataValidationError, match=r"^30 of 50 records of .*copied.csv \(60.0%\) are copies, more than "
+                                                  r"data.max_duplicate_fraction=50.0%: 30 test/validation record\(s\) "
+                                                  r"also in the training data"):
+        validate(run_config("classification", **files), tmp_path / "run2")
 
 
 def test_yaml_duplicate_keys_and_boolean_numbers_are_errors(tmp_path):

@@ -74,13 +74,22 @@ def test_1_first_run_versions_the_base_data_and_trains_a_champion(loop, tiny_ber
     assert tags["data.version"] == "1" and tags["data.version_hash"] == version.content_hash
 
 
-def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, tiny_bert):
+def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, tiny_bert, monkeypatch):
     batch = land(loop / "landing", "b1.csv", tickets(BASE, seed=2).head(90))
     (loop / "landing" / "b1-copy.csv").write_bytes(batch.read_bytes())
     (loop / "landing" / "b1-copy.csv.done").touch()
     land(loop / "landing", "partial.csv", tickets({"billing": 10}, seed=3), complete=False)
+    loads, real_load = [], mlflow.pyfunc.load_model  # the real loader, counted
 
+    def counted(uri, *args, **kwargs):
+        loads.append(str(uri))
+        return real_load(uri, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", counted)
     summary = run(loop, tiny_bert)
+    monkeypatch.undo()
+    # the champion scored the batch's labels, the new test rows (gate) and the earlier ones (forgetting): loaded once
+    assert loads.count("models:/loop-tickets/1") == 1, loads
     # the same bytes under two names: the first in name order is the batch, the other its duplicate
     assert summary.status == "retrained" and summary.batches_used == ["b1-copy.csv"] and summary.data_version == 2
     assert summary.batches_duplicate == {"b1.csv": "b1-copy.csv"}  # said in the summary, not left out silently

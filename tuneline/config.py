@@ -102,7 +102,8 @@ class DataConfig(_Strict):
         """``text_column: 0`` names the first column of a file read with ``header: false`` (its columns are named
         "0", "1", ...); YAML and ``--set data.text_column=0`` read the 0 as a number."""
         if isinstance(raw, dict):
-            return {name: str(value) if name.endswith("_column") and type(value) is int else value
+            names = {name for name, field in cls.model_fields.items() if field.annotation in (str, str | None)}
+            return {name: str(value) if name in names and name.endswith("_column") and type(value) is int else value
                     for name, value in raw.items()}
         return raw
 
