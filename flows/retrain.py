@@ -25,7 +25,7 @@ from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.continual import champion_weights, continual_splits
 from tuneline.tasks.drift import admit_labels, check_batch_drift, enforce_drift
 from tuneline.tasks.evaluate import evaluate_model, score_baselines, score_subset
-from tuneline.tasks.forgetting import earlier_data, measure_forgetting
+from tuneline.tasks.forgetting import Forgetting, earlier_data, measure_forgetting
 from tuneline.tasks.gate import gate_and_promote, score_champion
 from tuneline.tasks.intake import (
     LeaseKeeper,
@@ -235,8 +235,15 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     tags = {**version_tags(config, lineage, fine_tuned.metrics, run), **retrain_tags(version, intake, continual,
                                                                                       trigger, run)}
     registered = register_model(trained.model_dir, config.task, name, run, tags, fine_tuned.metrics)
+    def remeasure(moved_to: str) -> Forgetting | None:
+        """Forgetting against a champion promoted while this run trained, on the test rows that version knew."""
+        knew = earlier_data.fn(client_for(run), name, store, parent, {a.part for a in intake.accepted})
+        return measure_forgetting.fn(trained.model_dir, knew.earlier(splits.test), labels, name, moved_to, config,
+                                     run)
+
     decision = gate_and_promote(registered, fine_tuned, baselines, champion, splits.test, labels, config, run,
-                                forgetting=forgetting)
+                                forgetting=forgetting, remeasure_forgetting=remeasure)
+    forgetting = decision.forgetting
     used = ledger.mark_used(run.run_id, registered.version, expected=[a.batch.content_hash for a in intake.accepted])
     summary = summarize_run(run, config, registered, decision, report, intake.as_validated(labels, len(frame), run),
                             tokenized, trained)

@@ -20,7 +20,7 @@ error while reading the champion fails the run; it is never taken for "no champi
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -65,6 +65,7 @@ class GateDecision:
     reasons: list[str] = field(default_factory=list)
     comparison: PairedComparison | None = None
     failed: list[str] = field(default_factory=list)  # the reasons that kept the version out (a subset of reasons)
+    forgetting: Forgetting | None = None  # as applied: measured against the champion the gate compared with
 
     def explained(self) -> str:
         """The reasons in one line; a refusal names what failed first, then what else was checked (a list that
@@ -280,9 +281,16 @@ def _best_ever(client: Any, name: str, metric: str, test_rows: str) -> float | N
 @pipeline_task(name="gate-and-promote")
 def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, baselines: list[Evaluation],
                      champion: ChampionScore | None, test: pd.DataFrame, labels: list[str], config: TunelineConfig,
-                     run: RunContext, forgetting: Forgetting | None = None) -> GateDecision:
+                     run: RunContext, forgetting: Forgetting | None = None,
+                     remeasure_forgetting: Callable[[str], Forgetting | None] | None = None) -> GateDecision:
     """Apply the gate under the model's lock; move ``champion`` only on a pass, and only if the champion is still
     the version that was scored; record the decision on the version and the run.
+
+    A champion that moved since it was scored is scored again on the same test rows, and forgetting is measured
+    again against it (``remeasure_forgetting(version)``, on the test rows that version knew): the gate once
+    compared the candidate with the new champion but bounded its forgetting by the old one's, which did not know a
+    class the new one had learned. Without that callable, a forgetting bound measured against another version
+    keeps the candidate out.
 
     Any failure in here takes ``challenger`` back from the candidate (it must not point at a version whose run
     failed) and tags the version ``tuneline.status=failed``; ``champion`` is never touched on a failure.
@@ -305,6 +313,10 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                                    champion.version if champion else None, current)
                 champion = None if current is None else score_version(candidate.name, current, kind, test, labels,
                                                                       metric)
+            stale = forgetting is not None and current is not None and forgetting.champion_version != current
+            if stale and remeasure_forgetting is not None:
+                task_logger().info("measuring forgetting again, against champion v%s", current)
+                forgetting, stale = remeasure_forgetting(current), False
             comparison = None
             if champion is not None and champion.predictions is not None:
                 comparison = paired_comparison(kind, test, labels, metric, fine_tuned.predictions,
@@ -319,6 +331,13 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                 gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric, rows),
                 forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting, versus_baseline,
                 gate.require_significant_gain_over_baseline)
+            if stale:
+                refusal = (f"forgetting was measured against champion v{forgetting.champion_version}, which is no "
+                           f"longer champion (v{current} is), and could not be measured again: not promoted (run "
+                           "again to compare with the new champion)")
+                decision = replace(decision, promote=False, reasons=[*decision.reasons, refusal],
+                                   failed=[refusal, *decision.failed])
+            decision = replace(decision, forgetting=forgetting)
             if lost is not None:
                 refusal = (f"no version is {CHAMPION}, yet the promotion history says v{lost} is: the alias was "
                            f"removed outside tuneline, so this version cannot be compared with it and is not promoted "

@@ -177,6 +177,7 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
         batches_rejected={batch.name: reasons for batch, reasons in intake.rejected}, data_version=version.number,
         data_version_hash=version.content_hash, run=summary,
         forgetting=None if forgetting is None else {"drop": forgetting.drop, "champion": forgetting.champion,
+                                                    "champion_version": forgetting.champion_version,
                                                     "candidate": forgetting.candidate,
                                                     "worst_class_drop": (forgetting.worst_class() or ("", 0.0))[1]},
         sentence=sentence)

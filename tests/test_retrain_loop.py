@@ -184,6 +184,38 @@ def test_6_label_growth_extends_the_head(loop, tiny_bert):
                                                                                "account"}
 
 
+def test_a_champion_promoted_while_a_run_trains_is_the_one_its_forgetting_is_measured_against(
+        tmp_path, tiny_bert, monkeypatch, capsys):
+    """Fault injection: a person promotes v2 by hand while run 3 trains (after its forgetting was measured against
+    v1). The gate re-scored v2 on the new test rows but bounded forgetting by v1's numbers, although v2 knows the
+    rows (and classes) its own data brought."""
+    import tuneline.flows.retrain as retrain
+    from tuneline.cli import main
+
+    tickets(BASE, seed=1).to_csv(tmp_path / "base.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    assert run(tmp_path, tiny_bert).run.promoted
+    land(tmp_path / "landing", "b1.csv", tickets(BASE, seed=2).head(90))
+    second = run(tmp_path, tiny_bert)
+    real_register, uri = retrain.register_model, f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert second.run.version == "2"
+    if second.run.promoted:  # v1 is champion again when run 3 starts
+        assert main(["rollback", "loop-tickets", "--reason", "back to v1", "--tracking-uri", uri]) == 0
+    land(tmp_path / "landing", "b2.csv", tickets(BASE, seed=3).head(90))
+
+    def register_then_promote_by_hand(*args, **kwargs):
+        registered = real_register(*args, **kwargs)
+        assert main(["promote", "loop-tickets", "2", "--reason", "by hand, mid-run", "--tracking-uri", uri]) == 0
+        return registered
+
+    monkeypatch.setattr(retrain, "register_model", register_then_promote_by_hand)
+    third = run(tmp_path, tiny_bert, "retrain.max_forgetting=1.0", "retrain.max_class_forgetting=1.0")
+    tags = client_of(tmp_path).get_model_version("loop-tickets", third.run.version).tags
+    assert tags["gate.champion_version"] == "2"
+    assert "(champion v2)" in tags["gate.reasons"] and "(champion v1)" not in tags["gate.reasons"], tags["gate.reasons"]
+    assert third.forgetting is not None and third.forgetting["champion_version"] == "2"
+
+
 # --- forgetting ------------------------------------------------------------------------------------------------
 
 
