@@ -6,6 +6,7 @@ every free batch in the ledger at once (a burst becomes one run), so a queued ru
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -75,17 +76,19 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     try:
         duplicates: dict[str, str] = {}
         notes: dict[str, str] = {}
+        refused: dict[str, list[str]] = {}  # rejected as they were recorded (a folder mixing formats): no run reads them
         if config.retrain.landing is not None:
             recorded = ledger.scan(config.retrain.landing, data_format=config.data.format)
             duplicates = _duplicates(ledger, recorded)
             notes = _copies_of_rejected(ledger, duplicates)
+            refused = {b.name: list(b.reasons) for b in recorded if b.state == REJECTED}
         with retraining_slot(name):
             if not ledger.free_batches() and store.current() is not None \
                     and config.retrain.when_no_new_data == "skip":
-                message = _nothing_to_do(config, ledger, tracking_uri)
+                message = _nothing_to_do(config, ledger, tracking_uri, refused)
                 print(message)
                 return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                      batches_rejected={}, batches_duplicate=duplicates,
+                                      batches_rejected=refused, batches_duplicate=duplicates,
                                       duplicate_notes=notes)
             with frozen_heap(), tracked_run(config) as run:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
@@ -97,17 +100,18 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                               f"marked it KILLED in MLflow")
                 if not batches and store.current() is not None and config.retrain.when_no_new_data == "skip":
                     discard_run(run)  # a concurrent run claimed every batch between the check above and here
-                    message = _nothing_to_do(config, ledger, tracking_uri)
+                    message = _nothing_to_do(config, ledger, tracking_uri, refused)
                     print(message)
                     return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                          batches_rejected={}, batches_duplicate=duplicates,
+                                          batches_rejected=refused, batches_duplicate=duplicates,
                                           duplicate_notes=notes)
                 try:
                     with LeaseKeeper(ledger, run.run_id):
                         done = _retrain(config, run, ledger, store, batches, trigger)
                         waiting = (waiting_landings(config.retrain.landing)
                                    if config.retrain.landing is not None else [])
-                        return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting)
+                        return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting,
+                                       batches_rejected={**refused, **done.batches_rejected})
                 except BaseException:
                     ledger.release(run.run_id)
                     raise
@@ -137,11 +141,14 @@ def _copies_of_rejected(ledger: Ledger, duplicates: dict[str, str]) -> dict[str,
             for copy, original in duplicates.items() if original in rejected}
 
 
-def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str) -> str:
+def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused: Iterable[str] = ()) -> str:
     """Why a run without a free batch does nothing, and what would change that: a batch waiting for its marker,
     batches held under another run's live lease (a run that was killed keeps them until its lease runs out), or no
-    champion yet (the first model was not promoted, and skipping leaves the loop without one)."""
-    message = "no new batch has landed since the last retraining run; nothing to do"
+    champion yet (the first model was not promoted, and skipping leaves the loop without one). ``refused``: the
+    batches this scan rejected as it recorded them (they landed, but no run can read them)."""
+    refused = list(refused)
+    message = (f"no usable batch has landed ({len(refused)} rejected as it landed: see below); nothing to do"
+               if refused else "no new batch has landed since the last retraining run; nothing to do")
     held = _held_elsewhere(ledger)
     if held:
         message = "no free batch; nothing to do now: " + "; ".join(

@@ -216,6 +216,24 @@ def test_a_champion_promoted_while_a_run_trains_is_the_one_its_forgetting_is_mea
     assert third.forgetting is not None and third.forgetting["champion_version"] == "2"
 
 
+def test_a_batch_rejected_as_it_lands_is_reported_by_the_run_that_found_it(tmp_path, tiny_bert):
+    """A folder batch mixing CSV and JSONL is rejected when the scan records it; no run read it, so no summary said
+    so: its rows were refused with no word outside the ledger, and the next run said 'no new batch has landed'."""
+    tickets(BASE, seed=1).to_csv(tmp_path / "base.csv", index=False)
+    folder = tmp_path / "landing" / "fold"
+    folder.mkdir(parents=True)
+    rows = tickets(BASE, seed=2).head(40)
+    rows.head(20).to_csv(folder / "part-0.csv", index=False)
+    rows.tail(20).to_json(folder / "part-1.jsonl", orient="records", lines=True)
+    (folder / "_SUCCESS").touch()
+    first = run(tmp_path, tiny_bert)
+    assert first.status == "retrained" and first.data_version == 1
+    assert list(first.batches_rejected) == ["fold"] and "mixes formats" in first.batches_rejected["fold"][0]
+    (folder / "part-1.jsonl").unlink()  # fixed, and landed again (a new marker); it is a batch again
+    (folder / "_SUCCESS").touch()
+    assert run(tmp_path, tiny_bert).batches_used == ["fold"]
+
+
 # --- forgetting ------------------------------------------------------------------------------------------------
 
 
