@@ -19,7 +19,7 @@ from tuneline.kinds import AnyConfig
 from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
 from tuneline.loaded_versions import forget_loaded
-from tuneline.locking import retraining_slot
+from tuneline.locking import default_lock_url, retraining_slot
 from tuneline.promotions import recorded_champion
 from tuneline.runtime import redact, resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
@@ -82,7 +82,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
             duplicates = _duplicates(ledger, recorded)
             notes = _copies_of_rejected(ledger, duplicates)
             refused = {b.name: list(b.reasons) for b in recorded if b.state == REJECTED}
-        with retraining_slot(name):
+        with retraining_slot(name, lock_url=default_lock_url(tracking_uri)):
             if not ledger.free_batches() and store.current() is not None \
                     and config.retrain.when_no_new_data == "skip":
                 message = _nothing_to_do(config, ledger, tracking_uri, refused)

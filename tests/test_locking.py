@@ -31,8 +31,10 @@ from tuneline.locking import (
     LockInfo,
     LockTimeout,
     _immediate_engine,
+    default_holder,
     default_lock_url,
     model_lock,
+    retraining_slot,
     sqlite_lock_path,
 )
 from tuneline.runtime import redact
@@ -311,6 +313,45 @@ def test_threads_of_one_process_are_excluded_too(lock_url):
     assert not errors and len(intervals) == 2
     (a_enter, a_leave), (b_enter, b_leave) = intervals
     assert a_leave <= b_enter or b_leave <= a_enter, intervals
+
+
+def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_and_says_so(lock_url, capsys,
+                                                                                          monkeypatch):
+    """Two ``tuneline retrain`` commands from a shell (the embedded Prefect API: no concurrency limit to share)
+    trained side by side, each at half speed, when the first held no batch (retraining on the current data)."""
+    import tuneline.locking as locking
+
+    monkeypatch.setattr(locking, "_prefect_api_url", lambda: None)  # as from a shell: the test session has an API
+    intervals: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+    first_in = threading.Event()
+
+    def retraining(hold_s: float, signal_in: bool) -> None:
+        try:
+            with retraining_slot("tickets", timeout_s=30, lock_url=lock_url):
+                enter = time.monotonic()
+                if signal_in:
+                    first_in.set()
+                time.sleep(hold_s)
+                intervals.append((enter, time.monotonic()))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    first = threading.Thread(target=retraining, args=(1.0, True))
+    first.start()
+    assert first_in.wait(20)
+    second = threading.Thread(target=retraining, args=(0.1, False))
+    second.start()
+    for thread in (first, second):
+        thread.join(timeout=40)
+    assert not errors and len(intervals) == 2
+    (a_enter, a_leave), (b_enter, _) = intervals
+    assert b_enter >= a_leave, intervals
+    printed = capsys.readouterr().out
+    assert f"another retraining run of tickets is in progress ({default_holder()} since " in printed
+    with model_lock("tickets", lock_url, timeout_s=0):  # the gate lock of the model is another lock
+        with retraining_slot("tickets", timeout_s=0, lock_url=lock_url):
+            pass
 
 
 def test_default_lock_url(tmp_path, monkeypatch):

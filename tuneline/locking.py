@@ -448,14 +448,30 @@ RETRAIN_LIMIT_PREFIX = "tuneline-retrain-"
 
 
 @contextmanager
-def retraining_slot(model: str, timeout_s: float = 3600.0) -> Iterator[None]:
+def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None = None) -> Iterator[None]:
     """At most one retraining run per registered model at a time: the slot of Prefect's global concurrency limit
     ``tuneline-retrain-<model>`` (limit 1, created on first use), held for the whole run, when a Prefect API is
     configured (a server: scheduled, event-triggered and manual runs all share it; a queued run waits here and then
-    finds its batches already taken). With the embedded per-process API there is no one to exclude; the ledger's
-    claims and the data version's compare-and-set still keep every batch to one run."""
+    finds its batches already taken). With the embedded per-process API (``tuneline retrain`` from a shell) the
+    database lock ``<model> (retraining)`` in ``lock_url`` does it: two commands run at once trained side by side
+    (the ledger kept each batch to one run, but a run retraining on the current data holds no batch), each at half
+    speed on a small machine. The second one says whom it waits for."""
     if _prefect_api_url() is None:
-        yield
+        if lock_url is None:
+            yield
+            return
+        name = f"{model} (retraining)"
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(model_lock(name, lock_url, timeout_s=0.0, use_prefect=False))
+            except LockTimeout:
+                register = _register_engine(_parse_lock_url(lock_url))
+                holder = _describe_holder(_read_holder(register, name))
+                register.dispose()
+                print(f"another retraining run of {model} is in progress ({holder}); this one waits for it to end "
+                      f"(at most {timeout_s:g} s; Ctrl-C to stop waiting)", flush=True)
+                stack.enter_context(model_lock(name, lock_url, timeout_s=timeout_s, use_prefect=False))
+            yield
         return
     from prefect.concurrency.sync import concurrency
 
