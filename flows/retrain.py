@@ -30,6 +30,7 @@ from tuneline.tasks.forgetting import Forgetting, earlier_data, measure_forgetti
 from tuneline.tasks.gate import gate_and_promote, score_champion
 from tuneline.tasks.intake import (
     LeaseKeeper,
+    base_data_changed,
     commit_version,
     dataset_folder,
     ingest_base,
@@ -83,6 +84,8 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
             notes = _copies_of_rejected(ledger, duplicates)
             refused = {b.name: list(b.reasons) for b in recorded if b.state == REJECTED}
         with retraining_slot(name, lock_url=default_lock_url(tracking_uri)):
+            if (stored := store.current()) is not None:
+                base_data_changed(config, stored)  # warned about, whether or not anything new landed
             if not ledger.free_batches() and store.current() is not None \
                     and config.retrain.when_no_new_data == "skip":
                 message = _nothing_to_do(config, ledger, tracking_uri, refused)

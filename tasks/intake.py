@@ -19,6 +19,7 @@ kind's reader: a wrong header, bytes in another encoding) is ``rejected`` with a
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuneline.common import pipeline_task, task_logger
+from tuneline.common import pipeline_task, sha256_file, task_logger
 from tuneline.config import TunelineConfig
 from tuneline.dataset_store import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
@@ -135,7 +136,43 @@ def ingest_base(config: TunelineConfig, store: DatasetStore, run: RunContext) ->
     files = ", ".join(Path(s.path).name for s in loaded.sources)
     version = store.commit(None, [part], list(validated.labels), run.run_id, f"base data {files} ({len(frame)} rows)")
     task_logger().info("data version 1 (#%s): the base data, %d rows", version.short_hash, version.rows)
+    record = dataset_folder(config) / BASE_FILES
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({str(path): sha256_file(path) for path in base_files(config)}, indent=1))
     return version
+
+
+#: the base data files' SHA-256 when they became data version 1, beside the stored data
+BASE_FILES = "base-files.json"
+
+
+def base_files(config: TunelineConfig) -> list[Path]:
+    data = config.data
+    return [Path(p).resolve() for p in (data.path, data.train, data.validation, data.test) if p is not None]
+
+
+@pipeline_task(name="check-base-data")
+def base_data_changed(config: TunelineConfig, parent: DataVersion) -> list[str]:
+    """The base data files (``data.path``, ``data.train``, ...) whose content changed since they became data version 1,
+    each warned about: the loop trains on the stored version, so an edited file (labels corrected in place) was
+    silently not read, run after run."""
+    record = dataset_folder(config) / BASE_FILES
+    if not record.is_file():
+        return []
+    recorded = json.loads(record.read_text())
+    changed = []
+    for path in base_files(config):
+        digest = recorded.get(str(path))
+        now = sha256_file(path) if path.is_file() else None
+        if digest is not None and now != digest:
+            changed.append(str(path))
+            task_logger().warning(
+                "%s %s since it became data version 1: the retraining loop trains on the stored data versions "
+                "(now %d, #%s), never on the file again, so the edit is not read; land new or corrected rows as a "
+                "batch in retrain.landing (a row whose text is already stored with another label is quarantined as "
+                "conflicts_with_earlier_label)", path, "changed" if now else "is gone", parent.number,
+                parent.short_hash)
+    return changed
 
 
 def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:

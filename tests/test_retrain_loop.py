@@ -111,11 +111,22 @@ def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, ti
     assert agreement["status"] == "ok" and "labels vs champion v1" in agreement["sentence"]  # clean labels pass
 
 
-def test_3_nothing_new_is_skipped_without_a_run(loop, tiny_bert):
+def test_3_nothing_new_is_skipped_without_a_run(loop, tiny_bert, caplog):
     versions = len(client_of(loop).search_model_versions("name='loop-tickets'"))
     summary = run(loop, tiny_bert)
     assert summary.status == "skipped" and summary.run is None
     assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions
+    assert "since it became data version 1" not in caplog.text
+    # labels corrected in the base file itself: never read again (the loop trains on its stored versions), which
+    # no run said
+    base = loop / "base.csv"
+    original = base.read_bytes()
+    base.write_bytes(original.replace(b",billing", b",shipping", 1))
+    try:
+        assert run(loop, tiny_bert).status == "skipped"
+    finally:
+        base.write_bytes(original)
+    assert f"{base} changed since it became data version 1" in caplog.text and "retrain.landing" in caplog.text
 
 
 def test_4_a_run_killed_after_validation_loses_nothing_and_a_burst_is_one_run(loop, tiny_bert, monkeypatch):
