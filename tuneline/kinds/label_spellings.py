@@ -90,17 +90,26 @@ def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Itera
     The chosen spelling: the configured label with that key, else the most frequent spelling in the first source
     role present (train), else in all frames together; ties go to the spelling with the fewest capitals, then the
     first in sorted order (GoEmotions' 'embarrassment' beside as many 'EMBARRASSMENT' stays lower case).
+    Configured labels that share a key (``02134`` and ``2134`` in ``data.labels``) are each a class of their own:
+    neither is folded into the other, and a third spelling of that key is left as written (the contract names it),
+    since which of the two it means is no spelling question (``2134\u200b`` is still ``2134``).
     """
     everywhere, source = _written(frames, column, source_roles)
     by_key: dict[str, set[str]] = {}
     for spelling in everywhere:
         by_key.setdefault(spelling_key(spelling), set()).add(spelling)
-    chosen = {spelling_key(label): label for label in (configured or [])}
+    configured_by_key: dict[str, set[str]] = {}
+    for label in configured or []:
+        configured_by_key.setdefault(spelling_key(label), set()).add(label)
     mapping: dict[str, str] = {}
     for key, spellings in by_key.items():
-        if key not in chosen and len(spellings) == 1 and not _has_invisible(next(iter(spellings))):
+        own = configured_by_key.get(key, set())
+        if len(own) > 1:  # only an invisible character apart from one of them is that one
+            mapping.update({s: visible(s) for s in spellings if s not in own and visible(s) in own})
             continue
-        target = chosen.get(key) or visible(min(spellings, key=lambda s: (
+        if not own and len(spellings) == 1 and not _has_invisible(next(iter(spellings))):
+            continue
+        target = next(iter(own)) if own else visible(min(spellings, key=lambda s: (
             _has_invisible(s), -source.get(s, 0), -everywhere[s], sum(c.isupper() for c in s), s)))
         mapping.update({s: target for s in spellings if s != target})
     return mapping

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import numbers
 import re
 import tokenize
 from collections import Counter
@@ -32,7 +33,7 @@ from tuneline.config import TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords
 from tuneline.kinds.classification import (
     LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, checked_label_set, frequent_labels)
-from tuneline.readers import DataLoadError, bom_encoding, file_bytes, normalize_label
+from tuneline.readers import VALUE_LIMIT, DataLoadError, bom_encoding, file_bytes, normalize_label
 
 #: Rows of train embedded to fit the zero-shot baseline's threshold (enough for one number, bounded in time).
 ZERO_SHOT_FIT_ROWS = 2000
@@ -412,6 +413,157 @@ def _warn_indicator_column(rows: Any, column: str) -> None:
             "or use task: classification for a single yes/no label", column)
 
 
+#: first lines of a label names file that name the column instead of being label 0 (compared case-insensitively)
+_HEADER_WORDS = frozenset({"label", "labels", "name", "names", "label_name", "label_names", "emotion", "emotions",
+                           "class", "classes", "category", "categories", "tag", "tags"})
+
+
+def _refuse_header_line(data: MultilabelData, names: list[str] | None, largest_id: int | None) -> None:
+    """A DataLoadError when the label names file starts with a header (``label``, ``emotion``, ...) that shifts
+    every id by one: its first line is such a word and it has exactly one line more than the ids in the data need
+    (largest id + 2). Read as it is, id 0 became the class ``label`` and the last name "never occurred"."""
+    if names is None or isinstance(data.label_names, list) or largest_id is None:
+        return
+    if names[0].strip().casefold() in _HEADER_WORDS and len(names) == largest_id + 2:
+        raise DataLoadError(f"{data.label_names}: its first line {names[0]!r} looks like a header, not the name of "
+                            f"label 0: the file has {len(names)} lines and the largest label id in the data is "
+                            f"{largest_id}, so id 0 would be {names[0]!r} and every other id the name meant for the "
+                            "id before it; remove the first line (line number = id, from 0)")
+
+
+def _largest_id(values: list[Any], separator: str) -> int | None:
+    """The largest label id (a label of ASCII digits) in a raw label column, None when it holds none."""
+    ids = [int(label) for value in values if isinstance(parsed := parse_labels(value, separator, None), list)
+           for label in parsed if isinstance(label, str) and label.isascii() and label.isdecimal()]
+    return max(ids) if ids else None
+
+
+def _items(value: object) -> list[Any] | None:
+    """A label value as the list of its items: a list, tuple or array (JSONL, Parquet) or a cell that spells one
+    (``[0, 1, 0]``, numpy's ``[0 1 0]``); None for anything else."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    if isinstance(value, str) and _looks_listed(value.strip()):
+        listed = _listed(value.strip())
+        return listed if isinstance(listed, list) else None
+    return None
+
+
+def _is_bit(item: object) -> bool:
+    """0 or 1 as a multi-hot position or an indicator holds it: an integer, a boolean, or a float 0.0/1.0."""
+    return isinstance(item, (bool, np.bool_)) or (
+        isinstance(item, numbers.Real) and not isinstance(item, (str, bytes)) and item in (0, 1))
+
+
+def multi_hot_width(values: list[Any]) -> int | None:
+    """The length of the multi-hot vectors a label column holds, or None when it holds no such vectors.
+
+    Hugging Face datasets and sklearn's ``MultiLabelBinarizer`` write a text's labels as one 0/1 per label, position
+    = label id (``[0, 0, 1, 0, ...]``); read as label ids, every row had the labels ``0`` and ``1``. A column is such
+    vectors when every value (but missing ones and ``[]``) is a list of 0/1 (integers, booleans, 0.0/1.0), the most
+    common length is at least 2, and the lists cannot be sets of ids: one repeats a value (``[0, 0, 1]``) or holds
+    booleans. That most common length is the width; rows of another length are the caller's to reject, except for
+    width 2, which must be every row's (``[0, 1]`` beside ``[1]`` and one ``[1, 1]`` are more likely ids).
+    """
+    lengths: Counter = Counter()
+    could_be_ids = True
+    for value in values:
+        items = _items(value)
+        if items is None:
+            if isinstance(value, dict) or normalize_label(value) != (None, None):
+                return None
+            continue  # missing
+        if not all(_is_bit(item) for item in items):
+            return None
+        if items:
+            lengths[len(items)] += 1
+            could_be_ids = could_be_ids and len({int(item) for item in items}) == len(items) \
+                and not any(isinstance(item, (bool, np.bool_)) for item in items)
+    if not lengths or could_be_ids:
+        return None
+    width = lengths.most_common(1)[0][0]
+    return width if width > 2 or (width == 2 and len(lengths) == 1) else None
+
+
+def _labels_of_object(value: dict) -> list[str] | None:
+    """The keys of ``{"joy": 1, "anger": 0}`` / ``{"joy": true}`` whose value is 1 or true (a label name → applies
+    mapping), None for an object of anything else."""
+    if all(isinstance(key, str) and _is_bit(flag) for key, flag in value.items()):
+        return [key for key, flag in value.items() if flag]
+    return None
+
+
+def _shown(value: object) -> str:
+    """A label value for the quarantine's value column (JSON where it can be, at most VALUE_LIMIT characters)."""
+    try:
+        text = json.dumps(list(value) if isinstance(value, (tuple, np.ndarray)) else value, ensure_ascii=False,
+                          default=lambda item: item.item() if isinstance(item, np.generic) else str(item))
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text[:VALUE_LIMIT]
+
+
+def _unreadable(value: object, width: int | None) -> tuple[str, str] | None:
+    """``(rule, detail)`` for a label value that is read as no label list, None for one that is."""
+    if width is not None:
+        items = _items(value)
+        if items and len(items) != width:
+            return ("multi_hot_vector_length",
+                    f"labels is a multi-hot vector of {len(items)} positions, the other rows of this file have "
+                    f"{width}; write one 0/1 per label in every row")
+        return None
+    if isinstance(value, dict) and _labels_of_object(value) is None:
+        return ("labels_are_list_of_strings",
+                f"labels is an object ({_shown(value):.120}), not a list; write a list of the label names that apply "
+                "([\"joy\", \"anger\"]), or an object of label name: true/false (or 1/0)")
+    if isinstance(value, (list, tuple, np.ndarray)) and any(
+            isinstance(item, (list, tuple, dict, np.ndarray)) for item in value):
+        return ("labels_are_list_of_strings",
+                f"labels is a list of lists or objects ({_shown(value):.120}); write one flat list of the label names "
+                "that apply ([\"joy\", \"anger\"])")
+    return None
+
+
+def read_label_column(values: list[Any], rows: list[int], path: Path, data: MultilabelData,
+                      names: list[str] | None) -> tuple[list[Any], list[dict]]:
+    """The label column of one file as label lists (see :func:`parse_labels`) for the rows kept, and the
+    quarantine records of the rows that are read as none.
+
+    Multi-hot vectors (:func:`multi_hot_width`) become their ids, position i → id ``i``, mapped through
+    ``data.label_names`` as written ids are (an all-zero vector is a row with no label); an object of label name →
+    1/0 or true/false is the names it flags. An object of anything else, a list of lists and a vector of another
+    length are quarantined with a detail that says what to write.
+    """
+    width = multi_hot_width(values)
+    if names and names[0].strip().casefold() in _HEADER_WORDS:
+        _refuse_header_line(data, names, width - 1 if width else _largest_id(values, data.label_separator))
+    if width is not None:
+        if names is not None and len(names) != width:
+            first = next(row for value, row in zip(values, rows) if (items := _items(value)) and len(items) == width)
+            raise DataLoadError(f"{path}: row {first}: data.label_column {data.label_column!r} holds multi-hot "
+                                f"vectors of {width} positions (one 0/1 per label id), but data.label_names has "
+                                f"{len(names)} names: give one name per position")
+        from tuneline.common import task_logger
+
+        task_logger().info("%s: data.label_column %r read as multi-hot vectors of %d positions (one 0/1 per label, "
+                           "as Hugging Face datasets and sklearn's MultiLabelBinarizer write them): position i is "
+                           "label id i%s", path, data.label_column, width,
+                           ", named by data.label_names" if names is not None else "")
+    labels, malformed = [], []
+    for value, row in zip(values, rows):
+        reason = _unreadable(value, width)
+        if reason is not None:
+            malformed.append({"source_row": int(row), "rule": reason[0], "column": data.label_column,
+                              "value": _shown(value), "detail": reason[1]})
+            continue
+        if width is not None and (items := _items(value)):
+            value = [str(i) for i, bit in enumerate(items) if bit]
+        elif isinstance(value, dict):
+            value = _labels_of_object(value)
+        labels.append(parse_labels(value, data.label_separator, names))
+    return labels, malformed
+
+
 def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
     """Rows of label lists as a 0/1 matrix over ``labels`` (labels outside the set are ignored)."""
     index = {label: j for j, label in enumerate(labels)}
@@ -501,11 +653,14 @@ class MultilabelKind(ClassificationKind):
     # --- data -------------------------------------------------------------------------------------------------
     def read(self, path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
         frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column})
-        names = read_label_names(data)
-        frame["label"] = pd.Series([parse_labels(v, data.label_separator, names) for v in frame["label"]],
-                                   index=frame.index, dtype=object)
-        return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]], malformed=malformed,
-                           records_seen=seen)
+        labels, unreadable = read_label_column(frame["label"].tolist(), frame["source_row"].tolist(), path, data,
+                                               read_label_names(data))
+        if unreadable:
+            unreadable_rows = {record["source_row"] for record in unreadable}
+            frame = frame[~frame["source_row"].isin(unreadable_rows)].reset_index(drop=True)
+        frame["label"] = pd.Series(labels, index=frame.index, dtype=object)
+        return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]],
+                           malformed=[*malformed, *unreadable], records_seen=seen)
 
     def prepare(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
                 quiet: bool = False, source: str = "") -> dict[str, pd.DataFrame]:
