@@ -188,6 +188,13 @@ def test_a_tsv_column_with_only_some_values_quoted_keeps_them_and_warns(tmp_path
     assert result.frame["label"].tolist() == ["pos", "neg", "pos"]
     assert f"{path}: 2 of 3 values of column 'text' are wrapped in double quotes" in caplog.text
     assert "save the file as CSV (data.format: csv)" in caplog.text
+    caplog.clear()  # quotations as text, no quote doubled inside (MRPC's): no advice that would strip their quotes
+    path.write_text('text\tlabel\n" We \'re just dealing with bragging rights . "\tpos\nplain film\tneg\n',
+                    encoding="utf-8")
+    with caplog.at_level(logging.INFO):
+        result = read_table(path, "tsv")
+    assert result.frame["text"].tolist()[0] == '" We \'re just dealing with bragging rights . "'
+    assert "wrapped in double quotes" not in caplog.text
 
 
 # ------------------------------------------------------------------------------------------------ not the text named
@@ -222,11 +229,13 @@ def _error(read) -> DataLoadError:
     '[\n  {"text": "good", "label": "pos"},\n  {"text": "broken"\n]\n',  # an indented array, even a broken one
 ])
 def test_a_json_array_file_says_json_lines_are_needed(tmp_path, text):
+    """The suggested command writes another file: ``jq ... arr.jsonl > arr.jsonl`` emptied a ``.jsonl`` input
+    before jq read it."""
     path = tmp_path / "train.json"
     path.write_text(text, encoding="utf-8")
     message = str(_error(lambda: read_table(path, "jsonl")))
     assert message == (f"{path} holds one JSON array ([{{...}}, {{...}}]), not JSON Lines: write one JSON object per "
-                       f"line (e.g. jq -c '.[]' {path} > train.jsonl) and point data at that file")
+                       f"line (e.g. jq -c '.[]' {path} > train-lines.jsonl) and point data at that file")
 
 
 def test_json_lines_whose_first_record_is_a_list_are_still_read_line_by_line(tmp_path):

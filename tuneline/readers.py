@@ -860,7 +860,8 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
     Per column, not per value: TSV is read without quote processing because GLUE-style files have quotes as text,
     and a sentence that is one quotation (``" hello there "``) looks like a quoted cell. A column where only some
     values are so wrapped (Excel quotes a cell only when it holds a quote, tab or line break) keeps its values as
-    written, with a warning saying how to have them read as quoted cells.
+    written, with a warning saying how to have them read as quoted cells when one of them doubles a quote inside
+    (Excel's mark; a sentence that is one quotation doubles none).
     """
     frame = result.frame
     changed: dict[str, pd.Series] = {}
@@ -878,6 +879,10 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
         from tuneline.common import task_logger  # prefect: imported only where a run logs
 
         if wrapped < present:
+            doubled = pc.sum(pc.and_(pc.match_substring_regex(values, _EXCEL_QUOTED),
+                                     pc.match_substring(pc.utf8_slice_codeunits(values, 1, -1), '""'))).as_py() or 0
+            if not doubled:  # quotations as text (GLUE's MRPC: '" We 're just dealing with ... . "'), no Excel cell:
+                continue     # read as CSV they would lose their quotes
             task_logger().warning(
                 "%s: %d of %d values of column %r are wrapped in double quotes (as Excel writes a cell holding a "
                 "quote, tab or line break); a TSV file is read without quote processing, so they keep the quotes: "
@@ -1685,7 +1690,7 @@ def _check_not_json_array(path: Path, lines: list[str]) -> None:
         except (ValueError, RecursionError):
             pass
     raise DataLoadError(f"{path} holds one JSON array ([{{...}}, {{...}}]), not JSON Lines: write one JSON object per "
-                        f"line (e.g. jq -c '.[]' {path} > {Path(path).stem}.jsonl) and point data at that file")
+                        f"line (e.g. jq -c '.[]' {path} > {Path(path).stem}-lines.jsonl) and point data at that file")
 
 
 def _parquet_values(column: pa.ChunkedArray) -> list:
