@@ -116,3 +116,8 @@ def test_a_tab_separated_conll_file_keeps_tokens_with_spaces_and_comment_lines_a
     spaced = tmp_path / "spaced.txt"  # no tab on every line: spaces separate, and a ragged line is still caught
     spaced.write_text("New York B-LOC\nis O\n\nfine O\n")
     assert len(read_conll(spaced).malformed) == 1
+    trailing = tmp_path / "trailing-tab.txt"  # a stray tab ending every line separates nothing: space-separated
+    trailing.write_text("EU B-ORG\t\nrejects O\t\n\nPeter B-PER\t\nBlackburn I-PER \t\n")
+    result = read_conll(trailing)
+    assert result.frame["tokens"].tolist() == [["EU", "rejects"], ["Peter", "Blackburn"]] and result.malformed == []
+    assert result.frame["tags"].tolist() == [["B-ORG", "O"], ["B-PER", "I-PER"]]

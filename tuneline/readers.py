@@ -1801,7 +1801,10 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     # a file whose token lines all hold a tab is tab-separated: its tokens may hold spaces ("New York", as
     # spaCy and Label Studio exports write multi-word tokens); else fields are separated by ASCII spaces and tabs only
     # (str.split() also splits at a no-break space, which real corpora keep inside tokens: "1 000", "10 km")
-    token_lines = (line for line in lines if line.strip() and not line.lstrip("\ufeff").startswith(DOCSTART))
+    # (a tab only at the end of a line, an exporter's stray one, separates nothing: it was taken for a tab-separated
+    # file, and every "EU B-ORG<TAB>" line read as one field)
+    token_lines = (line.strip(" \t\r\n\v\f") for line in lines
+                   if line.strip() and not line.lstrip("\ufeff").startswith(DOCSTART))
     first = next(token_lines, None)
     separator = _CONLL_TAB if first is not None and "\t" in first and all("\t" in line for line in token_lines) \
         else _CONLL_SEPARATOR
