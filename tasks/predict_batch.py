@@ -300,6 +300,20 @@ def output_format(path: Path) -> str:
     return fmt
 
 
+def tsv_cell_problem(frame: pd.DataFrame, lines: list[int] | None = None) -> str | None:
+    """Where a value holds a tab or a line break, which a TSV cell cannot hold (tuneline reads TSV, as GLUE writes it,
+    without quote processing), or None. Quoting such cells, as pandas does by default, made an output that read back
+    with its quotes doubled inside the texts."""
+    for column in frame.columns:
+        if column in PROVENANCE_COLUMNS:
+            continue
+        for position, value in enumerate(frame[column]):
+            if isinstance(value, str) and ("\t" in value or "\n" in value or "\r" in value):
+                where = f"line {lines[position]}" if lines else f"row {position + 1}"
+                return f"the value of column {column!r} on {where} holds a tab or a line break"
+    return None
+
+
 def _plain(value: Any) -> Any:
     """A JSON-ready Python value (numpy scalars and arrays unwrapped; NaN as null)."""
     if isinstance(value, dict):
@@ -335,7 +349,13 @@ class _TableWriter:
             cells = frame.apply(lambda col: col.map(
                 lambda v: json.dumps(_plain(v), ensure_ascii=False) if isinstance(v, (dict, list, tuple, np.ndarray))
                 else v))
-            cells.to_csv(self._handle, sep="\t" if self.fmt == "tsv" else ",", index=False, header=self._header)
+            if self.fmt == "tsv":  # no quoting: a TSV reads back as written (tabs and line breaks were refused)
+                if (problem := tsv_cell_problem(cells)) is not None:
+                    raise UserError(f"{problem}, which a TSV cell cannot hold; write the output as .csv, .jsonl or "
+                                    ".parquet")
+                cells.to_csv(self._handle, sep="\t", index=False, header=self._header, quoting=csv.QUOTE_NONE)
+            else:
+                cells.to_csv(self._handle, sep=",", index=False, header=self._header)
             self._header = False
 
     def commit(self) -> None:
@@ -396,7 +416,9 @@ def predict_to_file(model: ResolvedModel, inputs: PredictionInputs, output_path:
 
     log = task_logger()
     output = Path(output_path)
-    output_format(output)
+    if output_format(output) == "tsv" and (problem := tsv_cell_problem(inputs.frame, inputs.lines)) is not None:
+        raise UserError(f"input file {inputs.path}: {problem}, which a TSV cell cannot hold; write the output as "
+                        f".csv, .jsonl or .parquet (nothing was predicted)")
     if batch_size < 1:
         raise UserError(f"batch_size must be at least 1, not {batch_size}")
     if output.resolve() == inputs.path.resolve():

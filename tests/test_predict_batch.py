@@ -241,6 +241,25 @@ def test_predict_command_with_output_writes_the_file_and_prints_the_counts(store
     assert "give it with --input FILE" in capsys.readouterr().err
 
 
+def test_a_tsv_output_reads_back_as_written_and_a_cell_it_cannot_hold_is_refused_first(store, tmp_path):
+    """TSV output was written with CSV quoting (a text with quotes came out wrapped, its quotes doubled), which
+    tuneline's own TSV reader (no quote processing, as GLUE writes TSV) read back with the quotes doubled."""
+    from tuneline.readers import read_table
+
+    _, uri = store
+    texts = ['she said "refund my payment"', "track my order", '"where is my parcel"']
+    source = write_csv(tmp_path / "quoted.csv", texts)
+    done = batch_predict_flow("models:/pb-intents@challenger", str(source), str(tmp_path / "out.tsv"), tracking_uri=uri)
+    back = read_table(Path(done.output_path), "tsv")
+    assert back.frame["text"].tolist() == texts and not back.malformed
+    assert back.frame["id"].tolist() == ["r0", "r1", "r2"] and set(back.frame["model_version"]) == {done.model_version}
+    write_csv(source, ["one line", "two\nlines"])
+    with pytest.raises(UserError, match=r"column 'text' on line 3 holds a tab or a line break, which a TSV cell "
+                                        r"cannot hold; write the output as .csv, .jsonl or .parquet"):
+        batch_predict_flow("models:/pb-intents@challenger", str(source), str(tmp_path / "out2.tsv"), tracking_uri=uri)
+    assert not (tmp_path / "out2.tsv").exists()
+
+
 def test_prediction_deployment_runs_on_demand_with_parameters_at_run_time():
     from tuneline.config import ConfigError
     from tuneline.deployments.predict import prediction_deployment
