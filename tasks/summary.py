@@ -7,6 +7,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from tuneline.common import pipeline_task
 from tuneline.config import TunelineConfig
 from tuneline.runtime import redact
@@ -99,6 +101,7 @@ class RetrainSummary:
     batches_duplicate: dict[str, str] = field(default_factory=dict)  # a copy's name -> the batch it copies
     duplicate_notes: dict[str, str] = field(default_factory=dict)  # a copy of a rejected batch -> what to do
     waiting: list[str] = field(default_factory=list)  # landings not complete, so not read: 'name (why)'
+    batch_rows: dict[str, str] = field(default_factory=dict)  # a used batch -> its rows kept and quarantined
     data_version: int | None = None
     data_version_hash: str | None = None
     run: RunSummary | None = None
@@ -163,6 +166,24 @@ def distinct_names(batches) -> list[str]:  # noqa: ANN001 - ledger Batches
 
 
 @pipeline_task(name="summarize-retrain")
+def batch_rows(intake) -> dict[str, str]:  # noqa: ANN001
+    """Each used batch's rows in a few words: ``51 rows kept, 39 quarantined (conflicts_with_earlier_label 39)``. A
+    summary that named the batch alone hid the rows its contract set aside, which only the log and the batch's
+    quarantine file said."""
+    said: dict[str, str] = {}
+    for accepted in intake.accepted:
+        words = f"{len(accepted.frame)} rows kept"
+        if accepted.rejected_rows:
+            rules = ""
+            if accepted.quarantine_path is not None and Path(accepted.quarantine_path).is_file():
+                quarantine = pd.read_csv(accepted.quarantine_path, usecols=["rule"])
+                rules = " (" + ", ".join(f"{rule} {n}" for rule, n in quarantine["rule"].value_counts().head(3)
+                                         .items()) + f"; {accepted.quarantine_path})"
+            words += f", {accepted.rejected_rows} quarantined{rules}"
+        said[accepted.batch.name] = words
+    return said
+
+
 def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake, version, forgetting,  # noqa: ANN001
                       trigger: str, run: RunContext) -> RetrainSummary:
     """The retraining run's outcome in one record (``retrain_summary.json`` in the run) and its gate sentence."""
@@ -175,7 +196,7 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
     result = RetrainSummary(
         status="retrained", message=sentence, trigger=trigger, batches_used=distinct_names(used),
         batches_rejected={batch.name: reasons for batch, reasons in intake.rejected}, data_version=version.number,
-        data_version_hash=version.content_hash, run=summary,
+        data_version_hash=version.content_hash, run=summary, batch_rows=batch_rows(intake),
         forgetting=None if forgetting is None else {"drop": forgetting.drop, "champion": forgetting.champion,
                                                     "champion_version": forgetting.champion_version,
                                                     "candidate": forgetting.candidate,

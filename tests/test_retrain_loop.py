@@ -10,6 +10,7 @@ continually without replay is refused by the forgetting gate; the same batch wit
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -75,7 +76,9 @@ def test_1_first_run_versions_the_base_data_and_trains_a_champion(loop, tiny_ber
 
 
 def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, tiny_bert, monkeypatch):
-    batch = land(loop / "landing", "b1.csv", tickets(BASE, seed=2).head(90))
+    rows = tickets(BASE, seed=2).head(90)
+    rows.loc[len(rows)] = {**rows.iloc[0].to_dict(), "text": ""}  # one broken row: quarantined, and said so
+    batch = land(loop / "landing", "b1.csv", rows)
     (loop / "landing" / "b1-copy.csv").write_bytes(batch.read_bytes())
     (loop / "landing" / "b1-copy.csv.done").touch()
     land(loop / "landing", "partial.csv", tickets({"billing": 10}, seed=3), complete=False)
@@ -93,6 +96,9 @@ def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, ti
     # the same bytes under two names: the first in name order is the batch, the other its duplicate
     assert summary.status == "retrained" and summary.batches_used == ["b1-copy.csv"] and summary.data_version == 2
     assert summary.batches_duplicate == {"b1.csv": "b1-copy.csv"}  # said in the summary, not left out silently
+    said = re.fullmatch(r"(\d+) rows kept, (\d+) quarantined \((.*); (.*)\)", summary.batch_rows["b1-copy.csv"])
+    assert said is not None and int(said[1]) + int(said[2]) == 91 and int(said[2]) >= 1, summary.batch_rows
+    assert Path(said[4]).is_file() and said[3].split()[0] in set(pd.read_csv(said[4])["rule"])
     with ledger_of(loop) as ledger:
         states = {b.name: b.state for b in ledger.batches()}
         assert states == {"b1-copy.csv": "used", "b1.csv": "duplicate"}  # partial.csv: never recorded

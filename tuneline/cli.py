@@ -414,7 +414,9 @@ def _doctor(args: argparse.Namespace) -> int:
             shutil.rmtree(path, ignore_errors=True)
         print("  removed")
     elif stale or cache.is_dir():
-        print("  run with --fix to remove them")
+        what = (["the stale checkpoint folders"] if stale else []) + (["the tokenization cache"] if cache.is_dir()
+                                                                       else [])
+        print(f"  run with --fix to remove {' and '.join(what)}")
     return 0
 
 

@@ -727,7 +727,8 @@ class Ledger(LedgerDatabase):
         """
         fs, root = landing_filesystem(landing)
         if not fs.isdir(root):
-            raise LedgerError(f"the landing folder {redact(landing)} does not exist or is not a folder")
+            raise LedgerError(f"the landing folder {redact(landing)} does not exist or is not a folder; create it, "
+                              "or set retrain.landing to the folder where labeled batches land")
         recorded: list[Batch] = []
         for item in _complete_landings(fs, root):
             path = str(Path(item.path).absolute()) if is_local(fs) else fs.unstrip_protocol(item.path)
