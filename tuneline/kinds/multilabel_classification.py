@@ -27,12 +27,13 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tuneline.config import TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords
 from tuneline.kinds.classification import (
-    LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, checked_label_set, frequent_labels)
+    LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, LabelSetError, as_objects, checked_label_set,
+    columns_or_error, frequent_labels, matched_columns)
 from tuneline.readers import VALUE_LIMIT, DataLoadError, bom_encoding, file_bytes, normalize_label
 
 #: Rows of train embedded to fit the zero-shot baseline's threshold (enough for one number, bounded in time).
@@ -49,6 +50,53 @@ class MultilabelData(ClassificationData):
     allow_empty_labels: bool = Field(False, description="Keep rows with no label (else they are quarantined).")
     threshold: Literal["global", "per_label"] = Field(
         "global", description="Decision threshold fitted on validation: one for all labels, or one per label.")
+    label_columns: list[str] | None = Field(
+        None, description="One-hot files (GoEmotions' raw CSVs, Jigsaw): one 0/1 column per label, named by the "
+                          "label; a row's labels are the columns holding 1. Replaces data.label_column; the label "
+                          "set is these columns in this order.")
+
+    @field_validator("label_columns", mode="before")
+    @classmethod
+    def _column_numbers_as_text(cls, value: Any) -> Any:
+        """``label_columns: [2, 3]`` names columns of a file read with ``header: false`` ("0", "1", ...)."""
+        return [str(v) if type(v) is int else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("label_columns")
+    @classmethod
+    def _several_distinct_columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        repeated = sorted(name for name, n in Counter(value).items() if n > 1)
+        if repeated or any(not name.strip() for name in value):
+            raise ValueError(f"label columns must be unique and non-blank (repeated: {repeated})")
+        if len(value) < 2:
+            raise ValueError("give at least 2 label columns: a single 0/1 column is one yes/no label, trained with "
+                             "task: classification and data.label_column")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_read_labels(self) -> "MultilabelData":
+        """``label_columns`` reads the labels from 0/1 columns named by the labels: a label column of lists (a
+        non-default ``label_column``) or ids to name (``label_names``) beside it would say two things at once."""
+        if not self.label_columns:
+            return self
+        if self.label_column != type(self).model_fields["label_column"].default:
+            raise ValueError(f"data.label_column ({self.label_column!r}) and data.label_columns are both set: a "
+                             "file has one column of label lists, or one 0/1 column per label; keep only one")
+        if self.label_names is not None:
+            raise ValueError("data.label_names maps label ids to names, and data.label_columns names every label by "
+                             "its column: leave out data.label_names")
+        if self.text_column in self.label_columns:
+            raise ValueError(f"data.text_column ({self.text_column!r}) is one of data.label_columns: the model would "
+                             "be given a label as its input")
+        return self
+
+    def column_keys(self) -> dict[str, str]:
+        """Without ``label_columns``, the text and label column; with them only the text column: no one file
+        column holds the canonical ``label`` (the label columns' names are the labels)."""
+        if self.label_columns:
+            return {"text_column": self.text_column}
+        return super().column_keys()
 
     @field_validator("label_names")
     @classmethod
@@ -400,22 +448,41 @@ def looks_like_one_indicator_column(rows: Any) -> bool:
         and {row[0] for row in lists} == {"0", "1"}
 
 
-def _warn_indicator_column(rows: Any, column: str) -> None:
-    """Warn when the label column looks like one 0/1 indicator column: it would train two classes "0" and "1"."""
+def _warn_indicator_column(rows: Any, column: str, one_hot: list[str] | None = None) -> None:
+    """Warn when the label column looks like one 0/1 indicator column: it would train two classes "0" and "1".
+    ``one_hot``: the file's 0/1 columns when the label column is one of several, which the warning names for
+    ``data.label_columns``."""
     if looks_like_one_indicator_column(rows):
         from tuneline.common import task_logger
 
+        fix = (f"the file has {len(one_hot)} such 0/1 columns ({_listed_columns(one_hot)}): read them as one "
+               f"label each with data.label_columns: [{_listed_columns(one_hot)}]" if one_hot else
+               "turn one indicator column per label into such a column, or set data.label_columns to the 0/1 "
+               "columns (one per label)")
         task_logger().warning(
             "every label in data.label_column %r is 0 or 1, one per row: this looks like one 0/1 indicator column, "
             "which multi-label would train as two classes '0' and '1'. Multi-label data gives all of a text's labels "
             "in one column: a list (JSONL/Parquet, or [\"toxic\", \"insult\"] in a CSV cell) or a delimited string "
-            "such as toxic,insult (data.label_separator); turn one indicator column per label into such a column, "
-            "or use task: classification for a single yes/no label", column)
+            "such as toxic,insult (data.label_separator); %s; or use task: classification for a single yes/no label",
+            column, fix)
 
 
 #: first lines of a label names file that name the column instead of being label 0 (compared case-insensitively)
 _HEADER_WORDS = frozenset({"label", "labels", "name", "names", "label_name", "label_names", "emotion", "emotions",
                            "class", "classes", "category", "categories", "tag", "tags"})
+
+
+def _refuse_columns_without_a_one(train: pd.DataFrame | None, columns: list[str]) -> None:
+    """A LabelSetError naming the ``data.label_columns`` that hold no 1 in train: as a configured label that never
+    occurs, such a label could not be learned (said in terms of the columns, not of data.labels)."""
+    if train is None or not len(train):
+        return
+    seen = {label for row in train["label"] if isinstance(row, list) for label in row}
+    absent = [column for column in columns if column not in seen]
+    if absent:
+        raise LabelSetError(f"label column(s) {absent} hold no 1 in the training data, so the model cannot learn "
+                            "those labels: add training rows that have them, or leave the columns out of "
+                            "data.label_columns")
 
 
 def _refuse_header_line(data: MultilabelData, names: list[str] | None, largest_id: int | None) -> None:
@@ -564,6 +631,141 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
     return labels, malformed
 
 
+# --- one-hot label columns ----------------------------------------------------------------------------------------
+
+#: how many column names a message lists before "..."
+SHOWN_COLUMNS = 6
+
+#: the canonical frame's attribute naming the file's 0/1 columns, set by the reader when ``data.label_column`` is one
+#: of several (label_set's warning then names them all for ``data.label_columns``)
+ONE_HOT_COLUMNS_ATTR = "tuneline_one_hot_columns"
+
+#: codes of :func:`one_hot_codes` for a cell that is no 0 or 1
+_MISSING, _NOT_A_BIT = -1, -2
+
+
+def one_hot_bit(value: object) -> int:
+    """A one-hot cell as 1 or 0 (1/0, 1.0/0.0, true/false, written or typed), :data:`_MISSING` for an empty one
+    (never taken for 0: a blank in a one-hot export is a lost value, not a "no") and :data:`_NOT_A_BIT` else."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, str) and value.strip().casefold() in ("true", "false"):
+        return int(value.strip().casefold() == "true")
+    label, rule = normalize_label(value)
+    if rule is None and label is None:
+        return _MISSING
+    return int(label) if label in ("0", "1") else _NOT_A_BIT
+
+
+def one_hot_codes(values: pd.Series) -> np.ndarray:
+    """:func:`one_hot_bit` of every value, computed once per distinct value (a column holds two or three)."""
+    try:
+        codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # a list or object cell (JSONL) is unhashable
+        return np.array([one_hot_bit(value) for value in values], dtype=np.int8)
+    table = np.array([one_hot_bit(value) for value in distinct] + [_MISSING], dtype=np.int8)
+    return table[codes]  # code -1 (missing) picks the last entry
+
+
+def zero_one_columns(raw: pd.DataFrame, skip: set[str]) -> list[str]:
+    """The columns of a file whose every value (missing ones aside) is the number 0 or 1, in file order: what
+    one-hot label columns look like. True/false columns are left out: GoEmotions' ``example_very_unclear`` is one,
+    and no label."""
+    found = []
+    for column in raw.columns:
+        if column in skip or column in ("source_row", "source_line"):
+            continue
+        try:
+            distinct = pd.unique(raw[column].dropna())
+        except TypeError:
+            continue
+        bits = [normalize_label(value) for value in distinct if not isinstance(value, (bool, np.bool_))]
+        if len(bits) == len(distinct) and bits and all(label in ("0", "1") for label, _ in bits):
+            found.append(str(column))
+    return found
+
+
+def _listed_columns(columns: list[str]) -> str:
+    """``a, b, c, d, e, f, ...`` (at most :data:`SHOWN_COLUMNS` names)."""
+    return ", ".join(columns[:SHOWN_COLUMNS]) + (", ..." if len(columns) > SHOWN_COLUMNS else "")
+
+
+def _read_table(path: Path, fmt: str, data: MultilabelData) -> Any:
+    """The file as the reader reads every table (:func:`tuneline.readers.read_table`): a ReadResult."""
+    from tuneline.readers import read_table
+
+    return read_table(path, fmt, encoding=data.encoding, header=data.header, on_decode_error=data.on_decode_error)
+
+
+def one_hot_hint(path: Path, fmt: str, data: MultilabelData) -> str | None:
+    """The message for a file without ``data.label_column`` that has two or more 0/1 columns (a one-hot file read
+    without ``data.label_columns``: following "set data.label_column" trained one of them as labels "0" and "1");
+    None for any other file."""
+    try:
+        raw = _read_table(path, fmt, data).frame
+    except DataLoadError:
+        return None
+    if matched_columns(raw, {"label": data.label_column})["label"] in raw.columns:
+        return None
+    text = matched_columns(raw, {"text": data.text_column})["text"]
+    columns = zero_one_columns(raw, {text})
+    if len(columns) < 2:
+        return None
+    return (f"{path} has no column {data.label_column!r}; its columns {_listed_columns(columns)} ({len(columns)} "
+            f"of them) hold only 0/1, as one-hot label columns do: set data.label_columns: "
+            f"[{_listed_columns(columns)}]")
+
+
+def indicator_and_other_columns(path: Path, fmt: str, data: MultilabelData) -> list[str]:
+    """The file's 0/1 columns, ``data.label_column`` among them, when it is one of several; else ``[]``."""
+    raw = _read_table(path, fmt, data).frame
+    text = matched_columns(raw, {"text": data.text_column})["text"]
+    columns = zero_one_columns(raw, {text})
+    return columns if len(columns) >= 2 else []
+
+
+def read_one_hot(path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
+    """A file of one 0/1 column per label (``data.label_columns``) as canonical rows: each row's labels are the
+    names of its columns holding 1. A row with a cell that is no 0/1 (``yes``, ``2``) or an empty one is quarantined
+    (``one_hot_label_is_0_or_1``, ``one_hot_label_is_missing``) naming the column and the value."""
+    result = _read_table(path, fmt, data)
+    raw = result.frame
+    text = matched_columns(raw, {"data.text_column": data.text_column})
+    columns_or_error(raw, path, text)
+    found = matched_columns(raw, {label: label for label in data.label_columns})
+    missing = [label for label, column in found.items() if column not in raw.columns]
+    if missing:
+        shown = [c for c in raw.columns if c not in ("source_row", "source_line")]
+        raise DataLoadError(f"{path} has no column(s) {missing} of data.label_columns (its columns: {shown})")
+    read = [text["data.text_column"], *found.values()]
+    if len(set(read)) < len(read):  # names that differ only in case or spaces matching one header
+        raise DataLoadError(f"{path}: data.text_column and data.label_columns name the column(s) "
+                            f"{sorted(c for c, n in Counter(read).items() if n > 1)} twice; name each column once")
+    codes = np.column_stack([one_hot_codes(raw[column]) for column in found.values()])
+    names, columns = list(found), list(found.values())
+    bad = (codes < 0).any(axis=1)
+    malformed = [*result.malformed]
+    for i in np.flatnonzero(bad):
+        j, *more = np.flatnonzero(codes[i] < 0)
+        value = raw[columns[j]].iloc[i]
+        missing_cell = codes[i, j] == _MISSING
+        detail = (f"one-hot label column {columns[j]!r} is empty; write 0 or 1 (an empty cell is not read as 0)"
+                  if missing_cell else f"one-hot label column {columns[j]!r} holds {value!r:.60}, not 0 or 1 "
+                                       "(nor true/false)")
+        if more:
+            detail += f"; this row's other cells that are no 0/1: {_listed_columns([columns[k] for k in more])}"
+        malformed.append({"source_row": int(raw["source_row"].iloc[i]), "column": columns[j],
+                          "rule": "one_hot_label_is_missing" if missing_cell else "one_hot_label_is_0_or_1",
+                          "value": None if missing_cell else _shown(value), "detail": detail})
+    keep = ~bad
+    frame = pd.DataFrame({"text": as_objects(raw[text["data.text_column"]][keep]).reset_index(drop=True)})
+    frame["label"] = pd.Series([sorted(names[j] for j in np.flatnonzero(row == 1)) for row in codes[keep]],
+                               dtype=object)
+    frame["source_file"] = str(path)
+    frame["source_row"] = raw["source_row"][keep].astype("int64").reset_index(drop=True)
+    return ReadRecords(frame=frame, malformed=malformed, records_seen=result.records_seen)
+
+
 def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
     """Rows of label lists as a 0/1 matrix over ``labels`` (labels outside the set are ignored)."""
     index = {label: j for j, label in enumerate(labels)}
@@ -652,33 +854,51 @@ class MultilabelKind(ClassificationKind):
 
     # --- data -------------------------------------------------------------------------------------------------
     def read(self, path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
-        frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column})
+        """The canonical rows of one file: its label column parsed (:func:`read_label_column`), or its one-hot
+        ``data.label_columns`` turned into the same label lists (:func:`read_one_hot`), so that everything after
+        reading sees one layout."""
+        if data.label_columns:
+            return read_one_hot(path, fmt, data)
+        try:
+            frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column})
+        except DataLoadError as error:
+            hint = one_hot_hint(path, fmt, data) if f"no column {data.label_column!r}" in str(error) else None
+            if hint is None:
+                raise
+            raise DataLoadError(hint) from None
         labels, unreadable = read_label_column(frame["label"].tolist(), frame["source_row"].tolist(), path, data,
                                                read_label_names(data))
         if unreadable:
             unreadable_rows = {record["source_row"] for record in unreadable}
             frame = frame[~frame["source_row"].isin(unreadable_rows)].reset_index(drop=True)
         frame["label"] = pd.Series(labels, index=frame.index, dtype=object)
-        return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]],
-                           malformed=[*malformed, *unreadable], records_seen=seen)
+        frame = frame[["text", "label", "source_file", "source_row"]]
+        if looks_like_one_indicator_column(labels):  # a one-hot file read by one of its columns
+            frame.attrs[ONE_HOT_COLUMNS_ATTR] = indicator_and_other_columns(path, fmt, data)
+        return ReadRecords(frame=frame, malformed=[*malformed, *unreadable], records_seen=seen)
 
     def prepare(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
                 quiet: bool = False, source: str = "") -> dict[str, pd.DataFrame]:
         """Fold label spellings as the single-label kind does, with ``data.label_names`` as the configured spellings
         when ``data.labels`` is not given: ``Joy``/``JOY`` in the data are the ``joy`` of GoEmotions' labels.txt
         (without it the most frequent spelling won, and every label_names entry looked absent from train)."""
-        if not data.labels and data.label_names is not None:
-            data = data.model_copy(update={"labels": read_label_names(data)})
+        if not data.labels and (data.label_columns or data.label_names is not None):
+            data = data.model_copy(update={"labels": data.label_columns or read_label_names(data)})
         return super().prepare(frames, data, quiet, source)
 
     def label_set(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
                   primary_metric: str | None = None) -> list[str]:
-        """``data.labels``, else ``data.label_names``, else the labels seen in train often enough (sorted)."""
+        """``data.labels``, else ``data.label_columns`` or ``data.label_names``, else the labels seen in train often
+        enough (sorted)."""
         names = read_label_names(data)
         source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
-        if source is not None:
-            _warn_indicator_column(source["label"], data.label_column)
-        if data.labels or names is not None:
+        if source is not None and not data.label_columns:
+            _warn_indicator_column(source["label"], data.label_column, source.attrs.get(ONE_HOT_COLUMNS_ATTR))
+        if data.label_columns:  # data.labels too where a retraining run fixes the set it keeps
+            labels = list(dict.fromkeys(str(label) for label in data.labels or data.label_columns))
+            if not data.labels:
+                _refuse_columns_without_a_one(source, labels)
+        elif data.labels or names is not None:
             labels = list(dict.fromkeys(str(label) for label in data.labels)) if data.labels else names
             # '8|20' read with ',' is no label of the set: say which separator to set, not "not in the label set"
             known = set(labels) | set(names or []) | {str(i) for i in range(len(names or []))}
