@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import re
+
 import pytest
 from conftest import shared_data
 
@@ -121,3 +123,24 @@ def test_a_tab_separated_conll_file_keeps_tokens_with_spaces_and_comment_lines_a
     result = read_conll(trailing)
     assert result.frame["tokens"].tolist() == [["EU", "rejects"], ["Peter", "Blackburn"]] and result.malformed == []
     assert result.frame["tags"].tolist() == [["B-ORG", "O"], ["B-PER", "I-PER"]]
+
+
+@pytest.mark.parametrize("lines, said", [
+    (["EU ORG", "rejects O", "German MISC", "", "Peter PER", "Blackburn PER"],
+     "the tags have no B-/I- prefix ('MISC', 'ORG', 'PER': the IO scheme); write the first word of each entity as "
+     "B-TYPE"),
+    ([f"O word{i}" for i in range(30)] + ["B-PER Peter"],
+     "the tag column holds 31 different words ('Peter', 'word0', 'word1', 'word10', ...), not tags: are the token "
+     "and tag columns swapped?"),
+])
+def test_tags_without_an_entity_say_whether_they_are_io_tags_or_words(tmp_path, lines, said):
+    """Both ended in "found no entity tag (B-X/I-X) in the training data" and advice to check the tag column."""
+    from tests_support import run_config
+    from tuneline.tasks.load import load_data
+    from tuneline.tasks.validate import DataValidationError, validate_data
+
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(lines) + "\n")
+    config = run_config("token_classification", path=path)
+    with pytest.raises(DataValidationError, match=re.escape(said)):
+        validate_data.fn(load_data.fn(config), config, tmp_path / "run")

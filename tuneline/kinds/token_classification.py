@@ -250,6 +250,21 @@ def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame
     return frame[SENTENCE_COLUMNS].reset_index(drop=True), list(result.malformed), result.records_seen
 
 
+def _bare_tags_hint(sample: list[Any]) -> str:
+    """Why tags without a B-/I- prefix gave no entity: few distinct ones (``PER``, ``LOC``, ``O``) are the IO scheme;
+    many (``rejects``, ``German``, ...) are words, the token and tag columns swapped."""
+    bare = [tag for tags in sample if isinstance(tags, (list, tuple, np.ndarray)) for tag in tags
+            if isinstance(tag, str) and tag.strip() and tag.strip() != "O"]
+    if not bare:
+        return ""
+    distinct = sorted(set(bare))
+    if len(distinct) > 20:
+        return (f": the tag column holds {len(distinct)} different words ({', '.join(map(repr, distinct[:4]))}, ...), "
+                "not tags: are the token and tag columns swapped? (data.conll_tag_column, data.tags_column)")
+    return (f": the tags have no B-/I- prefix ({', '.join(map(repr, distinct[:6]))}: the IO scheme); write the first "
+            "word of each entity as B-TYPE and the words after it as I-TYPE (IOB2)")
+
+
 class TokenClassificationKind(TaskKind):
     name = "token_classification"
     agreement_metric = "f1"  # micro: a batch of some classes only moves it no more than its rows do
@@ -324,6 +339,8 @@ class TokenClassificationKind(TaskKind):
             if not hint and sample and sum(isinstance(t, str) for t in sample) > len(sample) / 2:
                 hint = (": the tags are strings (like 'B-ORG O O'), not lists; write tokens and tags as JSON lists "
                         '(["EU", "rejects"], ["B-ORG", "O"]), or the file as CoNLL')
+            if not hint:
+                hint = _bare_tags_hint(sample)
             raise LabelSetError(f"found no entity tag (B-X/I-X) in the training data{hint}; check data.tags_column "
                                 f"/ data.conll_tag_column, or set data.labels")
         refuse_rare_types(source["tags"], data.min_examples_per_label)
