@@ -276,9 +276,11 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
         if empty is not None:
             raise UserError(f"input file {path}: the record on line {lines[empty]} has no value in column "
                             f"{column!r} (empty or only spaces); every row needs one (fill it or drop the row)")
-    for column in columns:  # a list cell in a text column (JSONL) would be flattened or tagged as garbage
+    for column in columns:  # a list cell in a text column (JSONL) would be flattened or tagged as garbage; a
+        # boolean or an object no text ("input 1 is True", counted from 0, no file or line)
         wrong = next((i for i, v in enumerate(result.frame[column])
-                      if (column == "tokens") != isinstance(v, (list, tuple, np.ndarray))), None)
+                      if (column == "tokens") != isinstance(v, (list, tuple, np.ndarray))
+                      or isinstance(v, (bool, np.bool_, dict))), None)
         if wrong is not None:
             want = "a list of words (JSONL/Parquet list)" if column == "tokens" else "one text"
             raise UserError(f"input file {path}: the record on line {lines[wrong]} has {result.frame[column][wrong]!r:.60} "

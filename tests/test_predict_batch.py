@@ -334,6 +334,11 @@ def test_inputs_that_would_be_garbled_are_refused(store, tmp_path, capsys):
     with pytest.raises(mlflow.exceptions.MlflowException, match=r"columns \['id', 'sentence'\]; pass a 'text'"):
         registered_predictions(uri, "models:/pb-ner@challenger",
                                pd.DataFrame({"id": ["a1"], "sentence": ["Angela Merkel visited Paris ."]}))
+    flags = tmp_path / "flags.jsonl"  # a boolean among texts: "input 1 is True", counted from 0, no file or line
+    flags.write_text('{"text": "where is my parcel"}\n{"text": true}\n{"text": {"en": "refund"}}\n')
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--tracking-uri", uri, "--input", str(flags)]) == 1
+    assert (f"input file {flags}: the record on line 2 has True in column 'text', which must hold one text per row"
+            in capsys.readouterr().err)
     as_bytes = registered_predictions(uri, "models:/pb-intents@challenger", pd.Series([TEXTS[0].encode()]))
     assert list(as_bytes["label"]) == list(registered_predictions(uri, "models:/pb-intents@challenger",
                                                                   [TEXTS[0]])["label"])
