@@ -287,15 +287,14 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
         if repeated.any():
             again = frame[repeated]
             earlier = _earlier_labels(set(keys[repeated]), [reference, *(a.frame for a in intake.accepted)], kind)
+            names = {b.content_hash: b.name for b in ledger.batches()}
             rules, details = [], []
             for key, label in zip(keys[repeated], again[kind.target_column]):
-                before = earlier.get(key)
+                before, origin = earlier.get(key, (None, None))
                 if before is not None and str(before) != str(label):
                     rules.append(CONFLICTS_WITH_EARLIER)
                     details.append(f"already in the data with label {str(before)[:100]!r}; this batch says "
-                                   f"{str(label)[:100]!r}: the earlier label is kept (to correct it, take the old row "
-                                   "out first with tuneline data drop of the batch that brought it, then land the "
-                                   "corrected rows)")
+                                   f"{str(label)[:100]!r}: {_how_to_correct(origin, names)}")
                 else:
                     rules.append(DUPLICATE_OF_EARLIER)
                     details.append("already in an earlier data version or batch: not added again")
@@ -325,18 +324,32 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
     return intake
 
 
-def _earlier_labels(wanted: set[str], frames: list[pd.DataFrame], kind: Any) -> dict[str, Any]:
-    """The label each of the ``wanted`` example keys has in the data before this batch (the first one seen): only
-    asked for when a batch repeats examples, so the whole table is not held as a dictionary every run."""
-    found: dict[str, Any] = {}
+def _earlier_labels(wanted: set[str], frames: list[pd.DataFrame], kind: Any) -> dict[str, tuple[Any, str | None]]:
+    """The label each of the ``wanted`` example keys has in the data before this batch (the first one seen), with
+    the content hash of the batch that brought it (None: the base data): only asked for when a batch repeats
+    examples, so the whole table is not held as a dictionary every run."""
+    found: dict[str, tuple[Any, str | None]] = {}
     for frame in frames:
         if not len(frame) or kind.target_column not in frame.columns:
             continue
         keys = frame[kind.key_column].map(example_key)
         mask = keys.isin(wanted).to_numpy()
-        for key, label in zip(keys[mask], frame[kind.target_column].to_numpy()[mask]):
-            found.setdefault(key, label)
+        batches = frame["batch"].to_numpy()[mask] if "batch" in frame.columns else [None] * int(mask.sum())
+        for key, label, batch in zip(keys[mask], frame[kind.target_column].to_numpy()[mask], batches):
+            found.setdefault(key, (label, batch if isinstance(batch, str) and batch else None))
     return found
+
+
+def _how_to_correct(batch_hash: str | None, names: dict[str, str]) -> str:
+    """What a person does to replace an earlier label: drop the batch that brought it, or, for the base data (data
+    version 1), which no command takes out, say so."""
+    if batch_hash is None:
+        return ("it came with the base data (data version 1), which no command takes out: the earlier label stays; "
+                "to correct base rows, fix the data.path file and start the loop over under another "
+                "tracking.registered_model")
+    name = names.get(batch_hash, f"#{batch_hash[:12]}")
+    return (f"it came with batch {name}: the earlier label is kept (to correct it, tuneline data drop {name} "
+            "--reason ..., then land the corrected rows with the rest of that batch)")
 
 
 def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfig, folder: Path,

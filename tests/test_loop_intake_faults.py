@@ -225,21 +225,28 @@ def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with
     # split of their own (train beside a twin in test) if taken as new
     twins = base.iloc[9:12].assign(text=lambda f: f["text"].str.upper().str.replace(" ", "  ") + " ")
     copies = pd.concat([copies, twins], ignore_index=True)
-    land(loop / "landing", "review.csv", pd.concat([relabelled, copies], ignore_index=True))
+    from_batch = pd.read_csv(loop / "landing" / "good.csv").head(1).assign(label=lambda f: f["label"].map(other))
+    land(loop / "landing", "review.csv", pd.concat([relabelled, copies, from_batch], ignore_index=True))
     summary = run(loop, tiny_bert)
     (reason,) = summary.batches_rejected["review.csv"]
-    assert reason.startswith("no new rows: all 12 records were rejected or already in the data")
+    assert reason.startswith("no new rows: all 13 records were rejected or already in the data")
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "review.csv"]
     quarantine = pd.read_csv(batch.quarantine_path)
     assert set(quarantine["source_file"]) == {batch.path}  # the landed file, not the run's copy of it
     assert Path(batch.path).name == "review.csv" and "/landing/" in batch.path
     conflicts = quarantine[quarantine["rule"] == "conflicts_with_earlier_label"]
-    assert sorted(conflicts["value"]) == sorted(relabelled["text"])
+    assert sorted(conflicts["value"]) == sorted([*relabelled["text"], *from_batch["text"]])
     first = relabelled.iloc[0]
     [detail] = conflicts.loc[conflicts["value"] == first["text"], "detail"]
+    # where the earlier label came from says what can be done: the advice named no batch, and base rows have none
     assert detail.startswith(f"already in the data with label {base.iloc[0]['label']!r}; this batch says "
-                             f"{first['label']!r}: the earlier label is kept")
+                             f"{first['label']!r}: it came with the base data (data version 1), which no command "
+                             "takes out: the earlier label stays")
+    [detail] = conflicts.loc[conflicts["value"] == from_batch.iloc[0]["text"], "detail"]
+    assert detail.endswith(f"{from_batch.iloc[0]['label']!r}: it came with batch good.csv: the earlier label is kept "
+                           "(to correct it, tuneline data drop good.csv --reason ..., then land the corrected rows "
+                           "with the rest of that batch)")
     assert sorted(quarantine.loc[quarantine["rule"] == "duplicate_of_earlier_data", "value"].str.strip()) == sorted(
         copies["text"].str.strip())
 
