@@ -255,14 +255,17 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     for column, trained in trained_columns:  # the training data's own name, where the file lacks the model's
         if column in columns and column not in found and column not in renames.values() and trained in found:
             renames[trained] = column
+    as_written = list(found)  # the file's own names, for messages
     if renames:
         result.frame.rename(columns=renames, inplace=True)
         found = [renames.get(c, c) for c in found]
     for column in columns:
         if column not in found:
             raw = f", or {kind.raw_text_column!r} of raw text" if kind.raw_text_column is not None else ""
+            trained = [name for model_column, name in trained_columns if model_column in columns]
+            raw += f"; or, as its training data named them, {', '.join(map(repr, trained))}" if trained else ""
             raise UserError(f"input file {path} has no column {column!r}, which a {task} model reads (it needs "
-                            f"{', '.join(map(repr, columns))}{raw}; the file has {', '.join(map(repr, found))}); "
+                            f"{', '.join(map(repr, columns))}{raw}; the file has {', '.join(map(repr, as_written))}); "
                             "rename the column or pick the right model")
     clash = [c for c in MODEL_COLUMNS if c in found]
     if clash:

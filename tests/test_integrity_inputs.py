@@ -53,6 +53,18 @@ def test_the_quarantine_names_the_files_columns_not_the_frames_own(tmp_path):
     assert sorted(zip(written["source_row"], written["column"])) == [(41, "review"), (42, "stars")]
 
 
+def test_a_text_that_is_no_string_says_what_it_is(tmp_path):
+    """``{"text": 12345}`` was quarantined as text_is_non_empty_string with no detail: it read as "empty"."""
+    lines = [{"text": f"text {i}", "label": ["a", "b"][i % 2]} for i in range(40)]
+    lines += [{"text": 12345, "label": "a"}, {"text": True, "label": "b"}, {"text": {"en": "hi"}, "label": "a"}]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    result = validate(run_config("classification", "data.max_bad_fraction=0.2", path=path), tmp_path / "run")
+    details = dict(zip(result.quarantine["source_row"].astype(int), result.quarantine["detail"]))
+    assert details[41].startswith("the text is the number 12345, not a string (a JSON number): write it in quotes")
+    assert details[42].startswith("the text is the boolean True") and "JSON object or list" in details[43]
+
+
 def test_booleans_and_lists_in_a_single_label_column_are_rejected_by_name(tmp_path):
     lines = [{"text": f"text {i}", "label": ["a", "b"][i % 2]} for i in range(20)]
     lines += [{"text": "flag", "label": True}, {"text": "two", "label": ["a", "b"]}]

@@ -510,6 +510,11 @@ def test_a_file_with_the_training_datas_column_names_is_predicted_as_it_is(pair_
     assert main(["predict", "-m", f"{MODEL}/{summary.version}", "--tracking-uri", uri, "--input", str(source)]) == 0
     printed = capsys.readouterr().out
     assert all(r[2] in printed for r in fresh) and "question" in printed
+    pd.DataFrame({"#1 String": ["a"], "candidate": ["b"]}).to_csv(source, index=False)
+    assert main(["predict", "-m", f"{MODEL}/{summary.version}", "--tracking-uri", uri, "--input", str(source)]) == 1
+    assert ("has no column 'text', which a pair_classification model reads (it needs 'text', 'text_pair'; or, as its "
+            "training data named them, 'question', 'candidate'; the file has '#1 String', 'candidate')"
+            in capsys.readouterr().err)
 
 
 # --- real data --------------------------------------------------------------------------------------------------------

@@ -297,6 +297,19 @@ def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column
     return labels
 
 
+def _no_text_detail(value: Any) -> str:
+    """Why a text cell is no text: a JSON number or boolean (``{"text": 12345}``), an object or list, or blank; the
+    rule name alone read as "empty" for a number."""
+    if isinstance(value, (bool, np.bool_)):
+        return f"the text is the boolean {value}, not a string: write the text in quotes"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return (f"the text is the number {value!r:.60}, not a string (a JSON number): write it in quotes "
+                f"(\"{value}\") if it is a text")
+    if isinstance(value, (dict, list, tuple, np.ndarray)):
+        return "the text is a JSON object or list, not a string: write one text per row"
+    return "the text is empty or only spaces"
+
+
 class ClassificationKind(TaskKind):
     name = "classification"
     config_model = ClassificationConfig
@@ -418,13 +431,17 @@ class ClassificationKind(TaskKind):
         rules, columns = quarantine["rule"].to_numpy(), quarantine["column"].to_numpy()
         unknown = rules == "label_in_label_set"
         missing = rules == "not_nullable"
-        if not (unknown.any() or missing.any()):
+        no_text = rules == "text_is_non_empty_string"
+        if not (unknown.any() or missing.any() or no_text.any()):
             return quarantine
         found = values_at_rows(quarantine[unknown], frames, self.target_column) if unknown.any() else {}
+        texts = values_at_rows(quarantine[no_text], frames, "text") if no_text.any() else {}
         shown = label_set_text(labels)
         details = quarantine["detail"].to_numpy(dtype=object, copy=True)
         keys = zip(quarantine["split"], quarantine["source_file"].astype(str), quarantine["source_row"])
         for i, (split, file, row) in enumerate(keys):
+            if no_text[i]:
+                details[i] = _no_text_detail(texts.get((str(split), file, int(row))))
             if not unknown[i]:
                 continue
             value = found.get((str(split), file, int(row)))
