@@ -238,9 +238,12 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     result = read_prediction_table(path, fmt, encoding)
     if result.malformed:
         first = result.malformed[0]
+        one_column = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS] == ["text"]
+        hint = ("; a text holding the delimiter must be quoted (\"good, really good\"), or give one text a line on "
+                "stdin" if one_column and first.get("rule") == "record_has_wrong_field_count" else "")
         raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at line "
-                        f"{first.get('source_line')} ({first.get('rule')}: {first.get('detail') or ''}); fix them so "
-                        "that every row gets a prediction")
+                        f"{first.get('source_line')} ({first.get('rule')}: {first.get('detail') or ''}){hint}; fix "
+                        "them so that every row gets a prediction")
     if fmt in ("csv", "tsv") and (blank := blank_line_between_records(path, fmt, encoding)) is not None:
         raise UserError(f"input file {path}: line {blank} is blank (or holds only empty fields) between records: "
                         "a batch prediction writes one row per input row, in order, so the line would be dropped "
