@@ -165,7 +165,6 @@ def distinct_names(batches) -> list[str]:  # noqa: ANN001 - ledger Batches
     return [f"{b.name} #{b.content_hash[:12]}" if names.count(b.name) > 1 else b.name for b in batches]
 
 
-@pipeline_task(name="summarize-retrain")
 def batch_rows(intake) -> dict[str, str]:  # noqa: ANN001
     """Each used batch's rows in a few words: ``51 rows kept, 39 quarantined (conflicts_with_earlier_label 39)``. A
     summary that named the batch alone hid the rows its contract set aside, which only the log and the batch's
@@ -184,6 +183,7 @@ def batch_rows(intake) -> dict[str, str]:  # noqa: ANN001
     return said
 
 
+@pipeline_task(name="summarize-retrain")
 def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake, version, forgetting,  # noqa: ANN001
                       trigger: str, run: RunContext) -> RetrainSummary:
     """The retraining run's outcome in one record (``retrain_summary.json`` in the run) and its gate sentence."""

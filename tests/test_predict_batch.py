@@ -385,20 +385,19 @@ def test_predictions_carry_the_index_of_the_frame_they_answer(store):
     assert list(registered_predictions(uri, "models:/pb-intents@challenger", TEXTS[:2]).index) == [0, 1]
 
 
-def test_an_unquoted_comma_in_a_one_column_file_says_to_quote_it(tmp_path):
-    path = tmp_path / "one.csv"
-    path.write_text("text\nfine film\ngood, really good\n")
-    with pytest.raises(UserError, match=r"first at line 3 \(record_has_wrong_field_count: 2 fields, header has 1\); a "
-                                        r"text holding the delimiter must be quoted"):
-        read_prediction_inputs.fn(path, "classification")
-
-
-def test_an_empty_or_blank_cell_is_named_by_its_file_line(tmp_path):
-    """A blank text reached the model, which refused "input 1" (a row position the user had to turn into a line)."""
+@pytest.mark.parametrize("content, message", [
+    # a blank text reached the model, which refused "input 1" (a row position the user had to turn into a line)
+    ('id,text\nr0,where is my parcel\nr1,"   "\nr2,\n',
+     r"the record on line 3 has no value in column 'text' \(empty or only spaces\)"),
+    # a one-column file split by an unquoted comma
+    ("text\nfine film\ngood, really good\n",
+     r"first at line 3 \(record_has_wrong_field_count: 2 fields, header has 1\); a text holding the delimiter must "
+     r"be quoted"),
+])
+def test_a_record_that_is_no_text_is_named_by_its_file_line(tmp_path, content, message):
     source = tmp_path / "in.csv"
-    source.write_text('id,text\nr0,where is my parcel\nr1,"   "\nr2,\n')
-    with pytest.raises(UserError, match=r"the record on line 3 has no value in column 'text' \(empty or only "
-                                        r"spaces\)"):
+    source.write_text(content)
+    with pytest.raises(UserError, match=message):
         read_prediction_inputs.fn(source, "classification")
 
 
