@@ -138,12 +138,18 @@ def ingest_base(config: TunelineConfig, store: DatasetStore, run: RunContext) ->
     task_logger().info("data version 1 (#%s): the base data, %d rows", version.short_hash, version.rows)
     record = dataset_folder(config) / BASE_FILES
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({str(path): sha256_file(path) for path in base_files(config)}, indent=1))
+    record.write_text(json.dumps({str(path): _file_state(path) for path in base_files(config)}, indent=1))
     return version
 
 
 #: the base data files' SHA-256 when they became data version 1, beside the stored data
 BASE_FILES = "base-files.json"
+
+
+def _file_state(path: Path, digest: str | None = None) -> dict[str, Any]:
+    """A file's size, modification time and SHA-256 (``digest`` when already known)."""
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest or sha256_file(path)}
 
 
 def base_files(config: TunelineConfig) -> list[Path]:
@@ -162,9 +168,16 @@ def base_data_changed(config: TunelineConfig, parent: DataVersion) -> list[str]:
     recorded = json.loads(record.read_text())
     changed = []
     for path in base_files(config):
-        digest = recorded.get(str(path))
-        now = sha256_file(path) if path.is_file() else None
-        if digest is not None and now != digest:
+        then = recorded.get(str(path))
+        if not isinstance(then, dict):
+            continue
+        if path.is_file():  # hashed again only when its size or time moved: every run checks, most find it unchanged
+            stat = path.stat()
+            same_stat = (stat.st_size, stat.st_mtime_ns) == (then.get("size"), then.get("mtime_ns"))
+            now = then["sha256"] if same_stat else sha256_file(path)
+        else:
+            now = None
+        if now != then.get("sha256"):
             changed.append(str(path))
             task_logger().warning(
                 "%s %s since it became data version 1: the retraining loop trains on the stored data versions "

@@ -1593,6 +1593,12 @@ def _booleans_as_labels(values: list) -> list:
     present = [value for value in values if value is not None]
     if not present or not all(isinstance(value, bool) for value in present):
         return values
+    return _boolean_labels(values)
+
+
+def _boolean_labels(values: list) -> list:
+    """Booleans as the labels ``"true"``/``"false"``, missing values kept (a JSONL boolean field, a Parquet bool
+    column)."""
     return [None if value is None else ("true" if value else "false") for value in values]
 
 
@@ -1707,7 +1713,7 @@ def _parquet_values(column: pa.ChunkedArray) -> list:
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
     if pa.types.is_boolean(kind):
-        return [None if value is None else ("true" if value else "false") for value in column.to_pylist()]
+        return _boolean_labels(column.to_pylist())
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind) or (
             hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(kind)):
         return [_utf8_or_bytes(value) for value in column.to_pylist()]
