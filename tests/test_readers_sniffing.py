@@ -101,3 +101,36 @@ def test_the_empty_columns_a_spreadsheet_leaves_after_the_data_are_ignored(tmp_p
     assert [c for c in result.frame.columns if not c.startswith("source_")] == ["text", "label", "unnamed_2",
                                                                                  "unnamed_3"]
     assert result.frame["label"].tolist() == [l for _, l in ROWS] and not result.malformed
+
+
+def test_a_semicolon_csv_whose_header_quotes_a_comma_is_read_at_the_semicolon(tmp_path):
+    """The first line alone said comma ("label, final" holds one outside the semicolons' view), and every record was
+    read as one field: the delimiter is the one that splits the header and most records alike."""
+    path = tmp_path / "export.csv"
+    body = "".join(f'"{text}";{label}\r\n' for text, label in [("good, really", "pos"), ("bad film", "neg")] * 3)
+    path.write_text('"text";"label, final"\r\n' + body, encoding="utf-8")
+    assert sniff_delimiter(path, "utf-8") == ";"
+    result = read_table(path, "csv")
+    assert result.frame["text"].tolist()[:2] == ["good, really", "bad film"]
+    assert result.frame["label, final"].tolist()[:2] == ["pos", "neg"] and result.records_seen == 6
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_lines_above_the_header_are_skipped_when_configured_and_named_when_not(tmp_path, fmt):
+    """An export's title line above the header: without data.skip_lines the error says which line holds the
+    configured columns and what to set; with it the records are the table's, numbered by their physical lines."""
+    from tuneline.kinds import KINDS
+    from tuneline.kinds.classification import ClassificationData
+    from tuneline.readers import DataLoadError
+
+    sep = "," if fmt == "csv" else "\t"
+    path = tmp_path / f"tickets.{fmt}"
+    rows = "".join(f"{text}{sep}{label}\n" for text, label in [("late parcel", "shipping"), ("refund", "billing")])
+    path.write_text(f"Tickets exported 2026-11-30 by ops\n\nText{sep}Label\n{rows}", encoding="utf-8")
+    kind = KINDS["classification"]
+    with pytest.raises(DataLoadError, match=r"line 3 names the configured columns: set data.skip_lines: 2"):
+        kind.read(path, fmt, ClassificationData(path=path))
+    read = kind.read(path, fmt, ClassificationData(path=path, skip_lines=2))
+    assert read.frame["text"].tolist() == ["late parcel", "refund"]
+    assert read.frame["label"].tolist() == ["shipping", "billing"] and read.records_seen == 2
+    assert read_table(path, fmt, skip_lines=2).frame["source_line"].tolist() == [4, 5]

@@ -29,6 +29,7 @@ import math
 import numbers
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -311,31 +312,79 @@ _OTHER_DELIMITERS = (";", "\t", "|")
 _EXCEL_SEPARATOR_LINE = re.compile(r"sep=(.)\s*")
 
 
-def csv_layout(path: Path, encoding: str) -> tuple[str, int]:
+def csv_layout(path: Path, encoding: str, skip_lines: int = 0) -> tuple[str, int]:
     """The delimiter of a CSV file and how many lines come before its header.
 
-    The comma, unless the first line holds no comma outside quotes but splits into several fields at one of ``;``,
-    tab or ``|`` (the most frequent of them); an Excel ``sep=X`` first line names the delimiter and is skipped.
+    The delimiter of ``,``, ``;``, tab and ``|`` that splits the header (the first line after ``skip_lines``) into as
+    many fields as it splits most of the records after it (the comma first): a semicolon file whose header quotes a
+    name holding a comma (``"text";"label, final"``) is read at ``;``. Where none does (a one-column file, a ragged
+    one), the comma, unless the header holds no comma outside quotes but splits at one of the others (the most
+    fields). An Excel ``sep=X`` first line names the delimiter and is skipped.
     """
     try:
         with Path(path).open("rb") as handle:
-            head = handle.read(1 << 16)
+            head = handle.read(_LAYOUT_BYTES)
     except OSError:
-        return ",", 0
+        return ",", skip_lines
     try:
         text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     except LookupError:
-        return ",", 0  # an unknown encoding: the reader's own check names it
+        return ",", skip_lines  # an unknown encoding: the reader's own check names it
     lines = text.splitlines()
-    if lines and (declared := _EXCEL_SEPARATOR_LINE.fullmatch(lines[0])):
+    if len(head) == _LAYOUT_BYTES:
+        lines = lines[:-1]  # the read may have cut the last line
+    lines = lines[skip_lines:]
+    if not skip_lines and lines and (declared := _EXCEL_SEPARATOR_LINE.fullmatch(lines[0])):
         return declared.group(1), 1
-    first = next((line for line in lines if line.strip()), "")
+    sample = [line for line in lines if line.strip()][:_LAYOUT_RECORDS]
+    consistent = [delimiter for delimiter in (",", *_OTHER_DELIMITERS) if _splits_consistently(sample, delimiter)]
+    if consistent:
+        return consistent[0] if consistent[0] == "," else max(
+            consistent, key=lambda d: len(next(csv.reader(sample[:1], delimiter=d)))), skip_lines
+    first = sample[0] if sample else ""
     fields = lambda delimiter: next(csv.reader([first], delimiter=delimiter), [])  # noqa: E731
     if len(fields(",")) > 1:
-        return ",", 0
-    candidates = [(len(fields(d)), d) for d in _OTHER_DELIMITERS]
-    count, delimiter = max(candidates)
-    return (delimiter if count > 1 else ","), 0
+        return ",", skip_lines
+    count, delimiter = max((len(fields(d)), d) for d in _OTHER_DELIMITERS)
+    return (delimiter if count > 1 else ","), skip_lines
+
+
+#: how much of a file :func:`csv_layout` reads, and how many of its first records it compares
+_LAYOUT_BYTES = 1 << 16
+_LAYOUT_RECORDS = 50
+
+
+def _splits_consistently(sample: list[str], delimiter: str) -> bool:
+    """Whether ``delimiter`` splits the header (``sample[0]``) into more than one field, and at least 4 in 5 of the
+    records after it into as many (records, not lines: a quoted cell may hold a line break)."""
+    try:
+        counts = [len(row) for row in csv.reader(sample, delimiter=delimiter)]
+    except csv.Error:
+        return False
+    if len(counts) < 2 or counts[0] < 2:
+        return False
+    body = counts[1:]
+    return body.count(counts[0]) * 5 >= len(body) * 4
+
+
+def header_line_below(path: Path, fmt: str, encoding: str, names: Iterable[str], skip_lines: int = 0) -> int | None:
+    """The 1-based number of the first of a CSV/TSV file's lines after its header line (among the first
+    :data:`_LAYOUT_RECORDS`) whose fields include every one of ``names`` (case and surrounding spaces aside): where a
+    file's header really is when an export wrote a title or notes above it. None when no such line."""
+    wanted = {str(name).strip().casefold() for name in names}
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(_LAYOUT_BYTES)
+        text = head.decode(bom_encoding(path, encoding), errors="replace").lstrip("\ufeff")
+    except (OSError, LookupError):
+        return None
+    delimiter = csv_layout(path, encoding, skip_lines)[0] if fmt == "csv" else "\t"
+    lines = text.splitlines()[:_LAYOUT_RECORDS]
+    for number, line in enumerate(lines[skip_lines + 1:], start=skip_lines + 2):
+        fields = next(csv.reader([line], delimiter=delimiter), [])
+        if wanted <= {field.strip().casefold() for field in fields}:
+            return number
+    return None
 
 
 def sniff_delimiter(path: Path, encoding: str) -> str:
@@ -810,18 +859,21 @@ def _nonblank(lines: list[str], lo: int, hi: int, dialect: dict) -> int:
 
 
 def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = True,
-               on_decode_error: DecodePolicy = "error", compact: bool = False) -> ReadResult:
+               on_decode_error: DecodePolicy = "error", compact: bool = False, skip_lines: int = 0) -> ReadResult:
     """Read a csv, tsv, jsonl or parquet file into a :class:`ReadResult` (see the module docstring).
 
     ``compact=True``: the columns of a CSV/TSV file come back as pandas ``str`` columns (Arrow-backed, a missing
     value is NaN) instead of object columns of Python strings and None: the same values in a fraction of the memory,
     for files of millions of records. JSONL and Parquet frames are object columns either way (their values need not
     be strings).
+
+    ``skip_lines``: CSV/TSV lines before the header (or the first record) that are no part of the table, such as
+    an export's title line; they are not records.
     """
     path = Path(path)
     encoding = bom_encoding(path, encoding)
     if fmt in ("csv", "tsv"):
-        return _read_delimited(path, fmt, encoding, header, on_decode_error, compact)
+        return _read_delimited(path, fmt, encoding, header, on_decode_error, compact, skip_lines)
     if fmt == "jsonl":
         return _read_jsonl(path, encoding, on_decode_error)
     if fmt == "parquet":
@@ -831,17 +883,21 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
 
 
 def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode_error: DecodePolicy,
-                    compact: bool = False) -> ReadResult:
+                    compact: bool = False, skip_lines: int = 0) -> ReadResult:
     """The block reader where the file allows it (:func:`_read_delimited_fast`), else the careful one: the same
     records, record and line numbers, values and malformed records either way (the tests compare the two)."""
-    delimiter, skip = csv_layout(path, encoding) if fmt == "csv" else (None, 0)
+    delimiter, skip = csv_layout(path, encoding, skip_lines) if fmt == "csv" else (None, skip_lines)
     if delimiter not in (None, ",") or skip:  # the block reader splits at commas only: the careful one reads these
-        from tuneline.common import task_logger  # prefect: imported only where a run logs
+        if delimiter not in (None, ","):
+            from tuneline.common import task_logger  # prefect: imported only where a run logs
 
-        task_logger().info("%s: reading it as %r-separated (%s)", path, delimiter,
-                           "its first line says so" if skip else "its first line has no comma")
-        result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error,
-                                         dialect={"delimiter": delimiter}, skip_lines=skip)
+            task_logger().info("%s: reading it as %r-separated (%s)", path, delimiter,
+                               "its first line says so" if skip > skip_lines else
+                               "its header and records split into as many fields at it")
+        dialect = {"delimiter": delimiter} if delimiter is not None else None
+        result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error, dialect=dialect,
+                                         skip_lines=skip)
+        result = _unwrapped_quotes(path, result) if fmt == "tsv" else result
         return _with_string_columns(result) if compact else result
     result = _read_delimited_fast(path, fmt, encoding, on_decode_error) if header else None
     if result is None:

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from tuneline.errors import UserError
 from tuneline.config import DataConfig, TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
-from tuneline.readers import DataLoadError, normalize_label, read_table
+from tuneline.readers import DataLoadError, header_line_below, normalize_label, read_table
 
 #: Roles whose labels define the label set when none is configured.
 LABEL_SOURCE_ROLES = ("train", "all")
@@ -35,6 +35,8 @@ class ClassificationData(DataConfig):
     label_column: str = "label"
     header: bool = Field(True, description="CSV/TSV: the first line names the columns. false: columns are named "
                                            "by 0-based position ('0', '1', ...).")
+    skip_lines: int = Field(0, ge=0, description="CSV/TSV: lines before the header that are no part of the table "
+                                                  "(an export's title or notes); they are not records.")
     min_examples_per_label: int = Field(
         5, ge=1, description="An inferred label seen fewer times in train is an error (a stray typo must not "
                              "become a class); configure data.labels to accept it.")
@@ -101,11 +103,19 @@ def matched_columns(frame: pd.DataFrame, wanted: dict[str, str]) -> dict[str, st
     return matched
 
 
-def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
-    """Every configured column must exist; the error lists the file's columns and the key to set."""
+def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str], fmt: str | None = None,
+                     data: ClassificationData | None = None) -> None:
+    """Every configured column must exist; the error lists the file's columns and the key to set, or where a CSV/TSV
+    file's header really is when a line further down names the columns (an export's title line above it)."""
     for key, column in wanted.items():
         if column not in frame.columns:
             found = [c for c in frame.columns if c not in ("source_row", "source_line")]
+            below = (header_line_below(path, fmt, data.encoding, wanted.values(), data.skip_lines)
+                     if fmt in ("csv", "tsv") and data is not None and data.header else None)
+            if below is not None:
+                raise DataLoadError(f"{path} has no column {column!r} in its header (line {data.skip_lines + 1}), "
+                                    f"but line {below} names the configured columns: set data.skip_lines: "
+                                    f"{below - 1} to read the file from that line")
             raise DataLoadError(f"{path} has no column {column!r} (its columns: {found}); set {key} to the right "
                                 "name" + ("" if any(c.isdigit() for c in map(str, found)) else
                                           " (or data.header: false for a file without a header row)"))
@@ -369,11 +379,11 @@ class ClassificationKind(TaskKind):
             raise DataLoadError(f"{path}: format {fmt!r} cannot hold {self.name} rows{guessed}; set data.format to "
                                 f"one of {', '.join(self.formats)}")
         result = read_table(path, fmt, encoding=data.encoding, header=data.header,
-                            on_decode_error=data.on_decode_error, compact=compact)
+                            on_decode_error=data.on_decode_error, compact=compact, skip_lines=data.skip_lines)
         raw = result.frame
         wanted = matched_columns(raw, {**{f"data.{k}": v for k, v in text_columns.items()},
                                        "data.label_column": data.label_column})
-        columns_or_error(raw, path, wanted)
+        columns_or_error(raw, path, wanted, fmt, data)
         clash = same_column({key.removeprefix("data."): column for key, column in wanted.items()})
         if clash is not None:  # distinct names in the config that match one header (``Label`` and ``label ``)
             key, other, column = clash

@@ -694,7 +694,8 @@ def _read_table(path: Path, fmt: str, data: MultilabelData) -> Any:
     """The file as the reader reads every table (:func:`tuneline.readers.read_table`): a ReadResult."""
     from tuneline.readers import read_table
 
-    return read_table(path, fmt, encoding=data.encoding, header=data.header, on_decode_error=data.on_decode_error)
+    return read_table(path, fmt, encoding=data.encoding, header=data.header, on_decode_error=data.on_decode_error,
+                      skip_lines=data.skip_lines)
 
 
 def one_hot_hint(path: Path, fmt: str, data: MultilabelData) -> str | None:
@@ -731,7 +732,7 @@ def read_one_hot(path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
     result = _read_table(path, fmt, data)
     raw = result.frame
     text = matched_columns(raw, {"data.text_column": data.text_column})
-    columns_or_error(raw, path, text)
+    columns_or_error(raw, path, text, fmt, data)
     found = matched_columns(raw, {label: label for label in data.label_columns})
     missing = [label for label, column in found.items() if column not in raw.columns]
     if missing:
