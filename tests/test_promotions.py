@@ -299,6 +299,19 @@ def test_rollback_after_a_manual_promote_walks_back_and_ends_instead_of_flipping
     assert champion_version(store.client, name) == v1
 
 
+def test_rollback_returns_to_a_champion_set_before_the_history_began(store, name):
+    """The champion set by hand (MLflow's UI, a script) before tuneline recorded a move: the first promote's record
+    says which version it replaced, and a rollback returns to it (it said "nothing to roll back to")."""
+    v1, v2 = store.versions(name, 2)
+    store.client.set_registered_model_alias(name, "champion", v1)  # outside tuneline: no history row
+    store.move(name, v2)
+    stores = dict(ledger_url=store.ledger_url, lock_url=store.lock_url)
+    assert rollback_champion(store.client, name, actor="oncall", reason=None, **stores).to_version == v1
+    assert champion_version(store.client, name) == v1
+    with pytest.raises(PromotionRefused, match="nothing to roll back to"):
+        rollback_champion(store.client, name, actor="oncall", reason=None, **stores)
+
+
 def test_promote_and_rollback_with_a_prefect_api_end_without_the_events_worker_warning(store, name):
     """With a Prefect API the gate lock's concurrency slot sends events; the command exited before they were sent
     and Prefect's events worker printed "Still processing items" on every promote and rollback. Run as a user runs

@@ -349,6 +349,81 @@ def test_endpoint_serving_champion_picks_up_a_promotion_on_restart(store, intent
     capsys.readouterr()
 
 
+def answer_and_version(endpoint: Endpoint, body: dict) -> tuple[int, str | None, Any]:
+    """One POST: its status, the version its headers name, and its JSON body."""
+    request = urllib.request.Request(f"{endpoint.url}/invocations", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers.get("X-Model-Version"), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("X-Model-Version"), error.read().decode(errors="replace")
+
+
+def wait_for_version(endpoint: Endpoint, version: str, timeout_s: float = 90.0) -> float:
+    """Seconds until ``GET /model`` names ``version``; fails with the server's log after ``timeout_s``."""
+    import time
+
+    start = time.monotonic()
+    while model_info(endpoint)["version"] != version:
+        if time.monotonic() - start > timeout_s:
+            pytest.fail(f"still not serving version {version}; log:\n{endpoint.log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def test_endpoint_following_the_alias_switches_on_promotion_and_rollback_without_refusing_a_request(store, tmp_path):
+    """``--follow``: a promotion and a rollback are served without a restart; while the new version loads beside
+    the old one, requests keep being answered (none refused), each by the version its headers name (its answers are
+    that version's)."""
+    import threading
+
+    from tuneline.cli import main
+
+    expected = {version: registered_predictions(store, "serve-intents", version, TEXTS).to_dict(orient="records")
+                for version in ("1", "2")}
+    answers: list[tuple[int, str | None, Any]] = []
+    done = threading.Event()
+
+    def keep_asking(endpoint: Endpoint) -> None:
+        while not done.is_set():
+            answers.append(answer_and_version(endpoint, {"inputs": TEXTS}))
+
+    try:
+        with serving(store, "serve-intents", "--follow", "1", tmpdir=tmp_path) as endpoint:
+            assert "following serve-intents@champion: read every 1 s" in endpoint.log.read_text()
+            assert model_info(endpoint)["version"] == "1"
+            client = threading.Thread(target=keep_asking, args=(endpoint,))
+            client.start()
+            try:
+                assert main(["promote", "serve-intents", "2", "--reason", "follow test",
+                             "--tracking-uri", store.uri]) == 0
+                wait_for_version(endpoint, "2")
+                assert main(["rollback", "serve-intents", "--tracking-uri", store.uri]) == 0
+                wait_for_version(endpoint, "1")
+            finally:
+                done.set()
+                client.join()
+            log = endpoint.log.read_text(errors="replace")
+        assert "serve-intents@champion moved: serving version 2 (was version 1)" in log
+        assert "serve-intents@champion moved: serving version 1 (was version 2)" in log
+        assert [status for status, _, _ in answers if status != 200] == []
+        assert {version for _, version, _ in answers} == {"1", "2"}  # asked before, during and after both moves
+        for _, version, body in answers:
+            assert_same(body["predictions"], expected[version], f"an answer naming version {version}")
+        assert list(tmp_path.iterdir()) == []  # every downloaded version is removed when the server stops
+    finally:
+        MlflowClient(tracking_uri=store.uri, registry_uri=store.uri).set_registered_model_alias(
+            "serve-intents", "champion", "1")
+
+
+def test_follow_is_refused_with_a_version(store, capsys):
+    from tuneline.cli import main
+
+    assert main(["serve-model", "serve-intents", "--version", "2", "--follow", "--tracking-uri", store.uri]) == 1
+    assert "--follow follows an alias" in capsys.readouterr().err
+
+
 def test_load_benchmark_smoke_run_has_no_errors_and_every_field(store, tmp_path):
     """benchmarks/serve_load.py in smoke mode on this module's tiny classifier (it starts and stops its own
     endpoint; its --tiny mode, which also registers a model, is the same path after the registration)."""

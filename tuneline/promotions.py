@@ -191,7 +191,8 @@ def previous_champion(log: PromotionLog, current: str | None = None) -> str | No
     The history is replayed as a stack of champions: a gate or a promote pushes its version, a rollback pops one. The
     answer is the entry under ``current`` at the top, so rolling back walks back through the champions one at a time
     (after a manual promote of v2 over v3, rollbacks go v2 -> v3 -> v2's predecessor, never back and forth between
-    two versions) and ends at the first champion (None: a rollback to nothing is not allowed). When ``current`` is
+    two versions) and ends at the first champion (None: a rollback to nothing is not allowed); the first recorded
+    move's ``from_version`` is that first champion when the alias was set before tuneline recorded anything. When ``current`` is
     not the top (the alias was moved outside tuneline), the newest recorded promotion to ``current`` says what it
     replaced.
     """
@@ -202,6 +203,8 @@ def previous_champion(log: PromotionLog, current: str | None = None) -> str | No
         current = rows[-1].to_version
     stack: list[str] = []
     for row in rows:
+        if not stack and row.from_version and row.action != ROLLBACK:
+            stack.append(row.from_version)  # a champion set before the history began (by hand in MLflow's UI)
         if row.action == ROLLBACK:
             if stack:
                 stack.pop()

@@ -37,6 +37,7 @@ from tuneline.runtime import redact, require_tracking_server, resolve_tracking_u
 
 DEFAULT_ALIAS = "champion"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5001
+DEFAULT_FOLLOW_S = 30.0
 #: How long a stopped server may take to shut down (finish the request in flight) before it is killed.
 STOP_GRACE_S = 15.0
 
@@ -53,6 +54,8 @@ class ServedModel:
     host: str
     port: int
     workers: int
+    alias: str | None = None        # the alias resolved, None for --version
+    follow_s: float | None = None   # --follow: seconds between reads of the alias
 
     @property
     def uri(self) -> str:
@@ -71,8 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argpa
         description="Resolve NAME@ALIAS (default @champion) or NAME/VERSION to one version, print it, and serve "
         "that version with MLflow's scoring server until Ctrl-C: GET /ping, POST /invocations with {\"inputs\": "
         "[...]} or {\"dataframe_split\": ...}, GET /model; every answer names its version (X-Model-Version). "
-        "The alias is read at start: restart the endpoint "
-        "to pick up a promotion or a rollback.")
+        "The alias is read at start; with --follow it is read again every few seconds and a promotion or a "
+        "rollback is served without a restart (else restart the endpoint to pick one up).")
     serve.add_argument("name", metavar="NAME", help="registered model name")
     which = serve.add_mutually_exclusive_group()
     which.add_argument("--alias", "-a", help=f"alias to serve (default: {DEFAULT_ALIAS})")
@@ -80,18 +83,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argpa
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
     serve.add_argument("--port", "-p", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     serve.add_argument("--workers", "-w", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--follow", nargs="?", type=float, const=DEFAULT_FOLLOW_S, metavar="SECONDS",
+                       help="read the alias again every SECONDS (default "
+                            f"{DEFAULT_FOLLOW_S:g}) and switch to the version it names without a restart: the new "
+                            "version is loaded beside the serving one, then takes the next requests")
     serve.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
 
 
 def serve_model_command(args: argparse.Namespace) -> int:
     """The CLI entry: ``tuneline serve-model`` with parsed arguments."""
     return serve_model(args.name, alias=args.alias, version=args.version, host=args.host, port=args.port,
-                       workers=args.workers, tracking_uri=args.tracking_uri)
+                       workers=args.workers, tracking_uri=args.tracking_uri, follow_s=args.follow)
 
 
 def resolve_served_model(name: str, alias: str | None = None, version: str | None = None,
                          tracking_uri: str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                         workers: int = 1) -> ServedModel:
+                         workers: int = 1, follow_s: float | None = None) -> ServedModel:
     """The version ``NAME@ALIAS`` (or ``NAME/VERSION``) points at now; a :class:`UserError` naming what exists when
     the model, alias or version does not."""
     from tuneline.tasks.predict_batch import resolve_model_version
@@ -105,6 +112,10 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
         raise UserError(f"--version must be a version number such as 3 (got {version!r})")
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
+    if follow_s is not None and version is not None:
+        raise UserError("--follow follows an alias; a --version never moves: give --alias (or neither) with --follow")
+    if follow_s is not None and not follow_s >= 1:
+        raise UserError(f"--follow takes the seconds between reads of the alias, at least 1 (got {follow_s:g})")
     reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or DEFAULT_ALIAS}"
     require_tracking_server(resolve_tracking_uri(tracking_uri))
     try:
@@ -116,7 +127,8 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
                 .replace("batch prediction takes models", "serve-model serves models"))
         raise UserError(hint) from None
     return ServedModel(name=resolved.name, version=resolved.version, task=resolved.task, reference=reference,
-                       tracking_uri=resolved.tracking_uri, host=host, port=port, workers=workers)
+                       tracking_uri=resolved.tracking_uri, host=host, port=port, workers=workers,
+                       alias=None if version is not None else alias or DEFAULT_ALIAS, follow_s=follow_s)
 
 
 def serve_command(model: ServedModel) -> list[str]:
@@ -127,11 +139,14 @@ def serve_command(model: ServedModel) -> list[str]:
 
 def serving_environment(model: ServedModel) -> dict[str, str]:
     """The child's environment: the registry to read and the version to serve (never the alias)."""
-    from tuneline.serving_app import NAME_ENV, TASK_ENV, VERSION_ENV
+    from tuneline.serving_app import ALIAS_ENV, FOLLOW_ENV, NAME_ENV, TASK_ENV, VERSION_ENV
 
     env = dict(os.environ)
     env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = model.tracking_uri
     env.update({NAME_ENV: model.name, VERSION_ENV: model.version, TASK_ENV: model.task})
+    env.pop(FOLLOW_ENV, None)
+    if model.follow_s is not None and model.alias is not None:
+        env.update({ALIAS_ENV: model.alias, FOLLOW_ENV: str(model.follow_s)})
     return env
 
 
@@ -149,14 +164,18 @@ def require_free_port(host: str, port: int) -> None:
 
 def serve_model(name: str, *, alias: str | None = None, version: str | None = None, host: str = DEFAULT_HOST,
                 port: int = DEFAULT_PORT, workers: int = 1, tracking_uri: str | None = None,
+                follow_s: float | None = None,
                 echo: Callable[[str], None] = lambda line: print(line, flush=True)) -> int:
     """Resolve, announce and serve until stopped; the exit code of the server (0 after Ctrl-C or SIGTERM)."""
-    model = resolve_served_model(name, alias, version, tracking_uri, host, port, workers)
+    model = resolve_served_model(name, alias, version, tracking_uri, host, port, workers, follow_s)
     require_free_port(host, port)
     echo(f"serving {model.name} version {model.version} ({model.task}; asked for {model.reference}) from "
          f"{redact(model.tracking_uri)}")
     echo(f"  endpoint: POST {model.url}/invocations   health: GET {model.url}/ping   workers: {model.workers} "
          "(Ctrl-C stops)")
+    if model.follow_s is not None:
+        echo(f"  following {model.name}@{model.alias}: read every {model.follow_s:g} s; a move is served without a "
+             "restart (GET /model says which version answers)")
     code = run_until_stopped(serve_command(model), serving_environment(model))
     if code not in (0, None):
         print(f"tuneline: the model server exited with code {code} (its log is above)", file=sys.stderr)

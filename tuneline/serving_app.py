@@ -9,20 +9,29 @@ every response (``X-Model-Name``, ``X-Model-Version`` headers) or from ``GET /mo
 
 Started by :func:`tuneline.serving.serve_model` as ``python -m tuneline.serving_app --host H --port P --workers N``
 with the version in ``$TUNELINE_SERVED_MODEL``/``$TUNELINE_SERVED_VERSION``/``$TUNELINE_SERVED_TASK`` and the
-registry in ``$MLFLOW_TRACKING_URI``/``$MLFLOW_REGISTRY_URI``.
+registry in ``$MLFLOW_TRACKING_URI``/``$MLFLOW_REGISTRY_URI``. With ``$TUNELINE_FOLLOW_S`` (``serve-model
+--follow``) each worker also follows the alias in ``$TUNELINE_SERVED_ALIAS`` (:class:`FollowingApp`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
+import shutil
 import signal
 import tempfile
+import threading
+from pathlib import Path
 from typing import Any
 
 NAME_ENV, VERSION_ENV, TASK_ENV = "TUNELINE_SERVED_MODEL", "TUNELINE_SERVED_VERSION", "TUNELINE_SERVED_TASK"
+ALIAS_ENV, FOLLOW_ENV, FOLDER_ENV = "TUNELINE_SERVED_ALIAS", "TUNELINE_FOLLOW_S", "TUNELINE_SERVE_FOLDER"
+
+#: uvicorn's own logger: a switch of version reads like the server's other lines
+log = logging.getLogger("uvicorn.error")
 
 
 def create_app() -> Any:
@@ -31,9 +40,80 @@ def create_app() -> Any:
     from mlflow.pyfunc import scoring_server
 
     name, version, task = os.environ[NAME_ENV], os.environ[VERSION_ENV], os.environ.get(TASK_ENV, "")
-    app = scoring_server.init(scoring_server.load_model_with_mlflow_config(
-        os.environ[scoring_server._SERVER_MODEL_PATH]))
-    return served(app, name, version, task)
+    app = served(scoring_server.init(scoring_server.load_model_with_mlflow_config(
+        os.environ[scoring_server._SERVER_MODEL_PATH])), name, version, task)
+    if not os.environ.get(FOLLOW_ENV):
+        return app
+    return FollowingApp(app, name, os.environ[ALIAS_ENV], version, task, float(os.environ[FOLLOW_ENV]),
+                        Path(os.environ[FOLDER_ENV]))
+
+
+class FollowingApp:
+    """The scoring app of the version an alias points at, switched without a restart when the alias moves.
+
+    Why: after the gate or a person promotes a version (or rolls one back), an endpoint that keeps the version it
+    started with serves the old champion until someone restarts it. A thread reads the alias every ``interval_s``;
+    when it names another version of the same task, the thread downloads and loads that version and builds its
+    scoring app *beside* the one serving, then swaps the two in one assignment: requests in flight finish on the
+    old version, the next ones go to the new, and no request is refused meanwhile. A registry that cannot be read
+    or a version that does not load is logged and the current version keeps serving (tried again at the next
+    check). Every answer names the version that gave it (``X-Model-Version``), so a switch is visible to clients.
+    """
+
+    def __init__(self, app: Any, name: str, alias: str, version: str, task: str, interval_s: float,
+                 folder: Path) -> None:
+        self.current, self.version = app, version
+        self.name, self.alias, self.task, self.interval_s, self.folder = name, alias, task, interval_s, folder
+        self._copy: Path | None = None  # the served version's files, when this thread downloaded them
+        self._refused: str | None = None  # a version that failed to load: logged once, not at every check
+        self._stopped = threading.Event()
+        threading.Thread(target=self._follow, name="tuneline-follow-alias", daemon=True).start()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await self.current(scope, receive, send)
+
+    def _follow(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        while not self._stopped.wait(self.interval_s):
+            try:
+                found = client.get_model_version_by_alias(self.name, self.alias)
+            except Exception as error:  # noqa: BLE001 - a registry outage must not stop the serving version
+                log.warning("cannot read %s@%s (%s); still serving version %s", self.name, self.alias,
+                            str(error).splitlines()[0], self.version)
+                continue
+            if str(found.version) not in (self.version, self._refused):
+                self._switch(str(found.version), (found.tags or {}).get("task", ""))
+
+    def _switch(self, version: str, task: str) -> None:
+        """Serve ``version`` from now on, or log why not and keep the current one."""
+        from mlflow.artifacts import download_artifacts
+        from mlflow.pyfunc import scoring_server
+
+        if task != self.task:
+            self._refused = version
+            log.warning("%s@%s now points at version %s, a %r model, not %r as this endpoint serves; still serving "
+                        "version %s (start another endpoint for it)", self.name, self.alias, version, task,
+                        self.task, self.version)
+            return
+        copy = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=self.folder))
+        try:
+            path = download_artifacts(f"models:/{self.name}/{version}", dst_path=str(copy))
+            app = served(scoring_server.init(scoring_server.load_model_with_mlflow_config(path)), self.name,
+                         version, self.task)
+        except Exception as error:  # noqa: BLE001 - a broken version must not take the endpoint down
+            shutil.rmtree(copy, ignore_errors=True)
+            self._refused = version
+            log.warning("%s@%s moved to version %s, which did not load (%s); still serving version %s", self.name,
+                        self.alias, version, str(error).splitlines()[0] if str(error) else type(error).__name__,
+                        self.version)
+            return
+        previous, old_copy = self.version, self._copy
+        self.current, self.version, self._copy, self._refused = app, version, copy, None
+        log.info("%s@%s moved: serving version %s (was version %s)", self.name, self.alias, version, previous)
+        if old_copy is not None:  # the old model is in memory; its files are no longer read
+            shutil.rmtree(old_copy, ignore_errors=True)
 
 
 #: a refusal longer than this is cut: what to fix is in its first lines, the rest repeats the request
@@ -111,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         with tempfile.TemporaryDirectory(prefix="tuneline-serve-") as folder:
+            os.environ[FOLDER_ENV] = folder  # where a followed alias's next versions are downloaded too
             os.environ[scoring_server._SERVER_MODEL_PATH] = mlflow.artifacts.download_artifacts(uri, dst_path=folder)
             uvicorn.run("tuneline.serving_app:create_app", factory=True, host=args.host, port=args.port,
                         workers=args.workers)
