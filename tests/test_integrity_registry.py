@@ -252,3 +252,89 @@ def test_the_champion_is_scored_in_this_datas_label_spelling_and_renamed_labels_
                              "renamed", [f"intent_{i[0]}" for i in intents])
     assert renamed.metric is None and "renamed" in renamed.error and "tuneline promote" in renamed.error
     assert decide_promotion("macro_f1", 0.99, renamed, 0.3, 0.01).promote is False
+
+
+def register_and_wait(folder: Path, data: Path, tiny_bert: Path, ready: Path) -> subprocess.Popen:
+    """A real tracked run (its process tag and all) that registers its model and then waits before its gate, as a
+    run does while it scores the champion; the test kills it there with SIGKILL (nothing in it can clean up)."""
+    overrides = [f"model.base={tiny_bert}", f"tracking.registered_model={MODEL}", *FAST]
+    code = ("import pathlib, time\n"
+            "import mlflow\n"
+            "from tuneline.config import build_config\n"
+            "from tuneline.demo import demo_config_dict\n"
+            "from tuneline.tasks.register import register_model\n"
+            "from tuneline.tracking import tracked_run\n"
+            f"config = build_config(demo_config_dict(pathlib.Path({str(data)!r})), {overrides!r})\n"
+            "with tracked_run(config) as run:\n"
+            f"    model_dir = next(pathlib.Path({str(folder)!r}).glob('tuneline-output/runs/*/model'))\n"
+            f"    found = register_model.fn(model_dir, 'classification', {MODEL!r}, run, {{'task': 'classification'}})\n"
+            f"    pathlib.Path({str(ready)!r}).write_text(found.version + ' ' + run.run_id)\n"
+            "    time.sleep(600)\n")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=folder)
+
+
+def test_a_run_killed_outright_before_its_gate_is_never_promoted_and_doctor_closes_it(store, tiny_bert, capsys):
+    """kill -9 between registration and gate left the version `registered` and its MLflow run RUNNING for ever: doctor
+    said "no orphaned versions" and `tuneline promote` made it champion (a probe found it). The run's process tag
+    tells the dead process from a live one: pending while it lives, orphaned once it is gone, never promoted."""
+    folder, data = store
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion = aliases(client)["champion"]
+    ready = folder / "registered-and-waiting"
+    process = register_and_wait(folder, data, tiny_bert, ready)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready.exists(), "the run did not register"
+        version, run_id = ready.read_text().split()
+
+        # alive: pending, not an orphan, and not promotable yet
+        with working_in(folder):
+            assert main(["doctor", "--model", MODEL]) == 0
+            report = capsys.readouterr().out
+            assert f"{MODEL} v{version}: run {run_id} RUNNING, gate not finished yet (its process is alive)" in report
+            assert main(["promote", MODEL, version, "--reason", "looks good"]) == 1
+        refusal = capsys.readouterr().err
+        assert f"{MODEL} v{version} has not been through its gate" in refusal and "still at work" in refusal
+    finally:
+        process.kill()  # SIGKILL: the run stays RUNNING in MLflow
+        process.wait()
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert aliases(client)["champion"] == champion
+
+    with working_in(folder):
+        assert main(["promote", MODEL, version, "--reason", "looks good"]) == 1
+        refusal = capsys.readouterr().err
+        assert "was killed" in refusal and f":{process.pid} is gone" in refusal
+        assert main(["doctor", "--model", MODEL]) == 0
+        report = capsys.readouterr().out
+        assert (f"{MODEL} v{version}: run {run_id} RUNNING, but its process " in report
+                and f":{process.pid} is gone, gate never finished (held challenger)" in report)
+        assert main(["doctor", "--model", MODEL, "--fix"]) == 0
+        capsys.readouterr()
+        assert main(["promote", MODEL, version, "--reason", "looks good"]) == 1
+        assert "tagged tuneline.status=orphaned" in capsys.readouterr().err
+    assert client.get_model_version(MODEL, version).tags["tuneline.status"] == "orphaned"
+    closed = client.get_run(run_id)
+    assert closed.info.status == "KILLED" and f":{process.pid} ended without closing the run" in \
+        closed.data.tags["tuneline.error"]
+    assert aliases(client) == {"champion": champion}
+
+
+def test_promoting_a_version_its_gate_kept_out_prints_the_gates_reasons(store, tiny_bert, capsys):
+    folder, data = store
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with working_in(folder):
+        summary = train_flow(tiny_config(data, tiny_bert, "train.epochs=1", "gate.min_metric=0.999"))
+    assert not summary.promoted
+    sentence = client.get_model_version(MODEL, summary.version).tags["gate.sentence"]
+    assert "not promoted" in sentence
+    with working_in(folder):
+        assert main(["promote", MODEL, summary.version, "--reason", "the customer asked for it"]) == 0
+    out, err = capsys.readouterr()
+    assert f"-> v{summary.version}" in out
+    assert f"tuneline: warning: promoted against its gate's verdict: {sentence}" in err
+    assert aliases(client)["champion"] == summary.version

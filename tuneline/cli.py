@@ -78,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="find (and with --fix, neutralise) half-registered versions and stale "
                             "checkpoints", description="Registry: versions whose run died between registration and "
-                            "gate (tagged orphaned and stripped of 'challenger' with --fix; 'champion' is never "
-                            "touched). Work folder: checkpoint folders left by failed runs and the tokenization "
+                            "gate, also a run killed outright that MLflow still shows RUNNING (tagged orphaned and "
+                            "stripped of 'challenger' with --fix, the dead run closed KILLED; 'champion' is never "
+                            "touched, but a champion tagged failed or orphaned is named), and versions whose gate is "
+                            "still to come. Work folder: checkpoint folders left by failed runs and the tokenization "
                             "cache, with their sizes (deleted with --fix; checkpoints younger than an hour are kept).")
     doctor.add_argument("--model", "-m", action="append", default=[], help="registered model name (default: all)")
     doctor.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
@@ -386,7 +388,9 @@ def _doctor(args: argparse.Namespace) -> int:
 
     from mlflow.tracking import MlflowClient
 
-    from tuneline.registry import find_orphans, neutralise_orphans
+    from tuneline.promotions import NEVER_CHAMPION, champion_version
+    from tuneline.registry import STATUS, find_orphans, find_pending, neutralise_orphans
+    from tuneline.run_process import ALIVE
     from tuneline.runtime import resolve_tracking_uri
 
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
@@ -401,6 +405,15 @@ def _doctor(args: argparse.Namespace) -> int:
                   + (" (held challenger)" if orphan.had_challenger else "") + (": fixed" if args.fix else ""))
         if not orphans:
             print(f"  {name}: no orphaned versions")
+        for pending in find_pending(client, name):
+            where = ("its process is alive" if pending.liveness == ALIVE else
+                     f"its process {pending.process} cannot be checked from this host")
+            print(f"  {name} v{pending.version}: run {pending.run_id} RUNNING, gate not finished yet ({where})")
+        champion = champion_version(client, name)
+        status = (client.get_model_version(name, champion).tags or {}).get(STATUS) if champion else None
+        if status in NEVER_CHAMPION:  # promoted before tuneline refused such versions, or moved outside tuneline
+            print(f"  {name} v{champion} is the champion but tagged {STATUS}={status}: promote a gated version "
+                  f"(tuneline promote {name} VERSION --reason ...) or roll back (tuneline rollback {name})")
 
     def size(path: Path) -> int:
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -439,8 +452,8 @@ def _promotions(args: argparse.Namespace) -> int:
 
     from tuneline.ledger import ledger_url_for
     from tuneline.locking import default_lock_url
-    from tuneline.promotions import (PROMOTE, PromotionLog, champion_version, move_champion, rollback_champion,
-                                     unrecorded_move)
+    from tuneline.promotions import (PROMOTE, PromotionLog, champion_version, gate_verdict, move_champion,
+                                     rollback_champion, unrecorded_move)
     from tuneline.runtime import resolve_tracking_uri
 
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
@@ -459,6 +472,9 @@ def _promotions(args: argparse.Namespace) -> int:
             return 0
         moved = move_champion(client, args.name, args.version, expected_from=current,
                               actor=_cli_actor(), action=PROMOTE, reason=args.reason, **stores)
+        verdict = gate_verdict(client, args.name, moved.to_version)
+        if verdict:  # a person may overrule the gate; they should not do it unawares
+            print(f"tuneline: warning: promoted against its gate's verdict: {verdict}", file=sys.stderr)
     elif args.command == "rollback":
         moved = rollback_champion(client, args.name, actor=_cli_actor(), reason=args.reason, **stores)
     else:

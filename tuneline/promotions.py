@@ -9,7 +9,9 @@ MLflow store). There is no API to change or delete a row: a move is undone by an
 A move is a compare-and-set under the model's gate lock (:func:`tuneline.locking.model_lock`): the alias is re-read,
 and unless it still points where the caller saw it (``expected_from``) nothing moves and :class:`PromotionConflict`
 says who moved it. A version that does not exist, is not ready, or is tagged ``tuneline.status=failed|orphaned`` is
-never made champion (:class:`PromotionRefused`).
+never made champion (:class:`PromotionRefused`), nor is a version a tuneline run registered whose gate has not
+scored it yet (its run still at work, or killed before its gate: :mod:`tuneline.registry`). A version the gate
+scored and kept out may be promoted by a person; ``tuneline promote`` then prints the gate's reasons.
 
 Order: the alias is moved first and the history row written after it. The two live in different databases, so one
 of them can be lost when a process dies in between, and the order chooses which: a moved alias whose row is missing
@@ -33,6 +35,7 @@ from tuneline.errors import UserError
 from tuneline.ledger import LedgerDatabase, LedgerError, _UTCDateTime
 from tuneline.locking import model_lock
 from tuneline.registry import STATUS
+from tuneline.run_process import GONE, run_liveness, shown
 from tuneline.runtime import redact
 from tuneline.tasks.register import CHAMPION
 
@@ -192,9 +195,9 @@ def previous_champion(log: PromotionLog, current: str | None = None) -> str | No
     answer is the entry under ``current`` at the top, so rolling back walks back through the champions one at a time
     (after a manual promote of v2 over v3, rollbacks go v2 -> v3 -> v2's predecessor, never back and forth between
     two versions) and ends at the first champion (None: a rollback to nothing is not allowed); the first recorded
-    move's ``from_version`` is that first champion when the alias was set before tuneline recorded anything. When ``current`` is
-    not the top (the alias was moved outside tuneline), the newest recorded promotion to ``current`` says what it
-    replaced.
+    move's ``from_version`` is that first champion when the alias was set before tuneline recorded anything. When
+    ``current`` is not the top (the alias was moved outside tuneline), the newest recorded promotion to ``current``
+    says what it replaced.
     """
     rows = log.history()
     if current is None:
@@ -244,6 +247,43 @@ def _version_number(version: str | int) -> str:
     return str(int(text.lstrip("vV")))
 
 
+def _trained_by_tuneline(client: Any, version: Any) -> bool:
+    """Whether a version without tuneline's status tag came from a tuneline run (one killed between registering it
+    and tagging it) rather than from someone's own ``mlflow`` code, which tuneline does not gate."""
+    try:
+        return bool(version.run_id) and "tuneline.version" in client.get_run(version.run_id).data.tags
+    except MlflowException:
+        return False
+
+
+def _ungated_state(client: Any, version: Any) -> str:
+    """Why a tuneline version has no gate verdict yet, and what to do: its run is still at work, or died."""
+    try:
+        status = client.get_run(version.run_id).info.status if version.run_id else "MISSING"
+    except MlflowException:
+        status = "MISSING"
+    if status == "RUNNING":
+        alive, process = run_liveness(client, version.run_id)
+        if alive != GONE:
+            return (f"its run {version.run_id} is still at work ({shown(process)}): wait for its gate, which "
+                    "promotes it if it is better")
+        return (f"its run {version.run_id} was killed: process {shown(process)} is gone; `tuneline doctor --fix` "
+                "tags it orphaned; train again to get a gated version")
+    return f"its run {version.run_id or '?'} ended {status} before the gate; train again to get a gated version"
+
+
+def gate_verdict(client: Any, name: str, version: str | int) -> str | None:
+    """The gate's sentence for a version it did not promote (a person promoting it anyway should read why), else
+    None (promoted by its gate, or never gated by tuneline)."""
+    try:
+        tags = client.get_model_version(name, _version_number(version)).tags or {}
+    except MlflowException:
+        return None
+    if tags.get("gate.decision") in (None, "promoted"):
+        return None
+    return tags.get("gate.sentence") or f"gate decision {tags['gate.decision']}: {tags.get('gate.reasons', '')}"
+
+
 def _check_target(client: Any, name: str, version: str) -> None:
     """Refuse a version that does not exist, is not ready, or must never serve (failed or orphaned)."""
     try:
@@ -252,11 +292,16 @@ def _check_target(client: Any, name: str, version: str) -> None:
         if error.error_code in (ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)):
             raise PromotionRefused(f"registered model {name!r} has no version {version}") from None
         raise
-    status = (found.tags or {}).get(STATUS)
+    tags = found.tags or {}
+    status = tags.get(STATUS)
     if status in NEVER_CHAMPION:
-        why = (found.tags or {}).get("tuneline.orphan_reason") or (found.tags or {}).get("tuneline.error")
+        why = tags.get("tuneline.orphan_reason") or tags.get("tuneline.error")
         raise PromotionRefused(f"{name} v{version} is tagged {STATUS}={status}" + (f" ({why})" if why else "")
                                + ": a version whose run failed or died before its gate is never made champion")
+    gated = status == "gated" or "gate.decision" in tags
+    if not gated and (status is not None or _trained_by_tuneline(client, found)):
+        raise PromotionRefused(f"{name} v{version} has not been through its gate ({_ungated_state(client, found)}): "
+                               "a version tuneline trained is made champion only once its gate has scored it")
     if str(getattr(found, "status", "READY")) not in ("READY", "None"):
         raise PromotionRefused(f"{name} v{version} is not ready to serve (registration status {found.status})")
 

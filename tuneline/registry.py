@@ -3,7 +3,10 @@
 A version is *finished* once the gate has tagged it (``tuneline.status=gated``, or ``gate.decision`` on versions
 from before that tag existed). A version without that mark whose run is no longer running was left behind by a
 process that died between registration and gate (a kill, an OOM, a lost machine): it is tagged
-``tuneline.status=orphaned`` and loses the ``challenger`` alias if it holds it. ``champion`` is never touched here:
+``tuneline.status=orphaned`` and loses the ``challenger`` alias if it holds it. A run killed outright stays
+``RUNNING`` in MLflow for ever; its process tag (:mod:`tuneline.run_process`) tells it from a live one on the same
+host, and such a run is closed ``KILLED`` when its version is neutralised. A version whose run still lives (or runs
+on another host, where nothing can be told) is *pending*: :func:`find_pending`. ``champion`` is never touched here:
 only the gate moves it, and only to a gated version. Every training run sweeps its own registered model before
 registering; ``tuneline doctor`` does the same on demand.
 """
@@ -15,6 +18,8 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
+from tuneline.run_process import GONE, Liveness, run_liveness, shown
+
 STATUS = "tuneline.status"
 CHALLENGER = "challenger"
 
@@ -25,6 +30,18 @@ class Orphan:
     run_id: str
     run_status: str
     had_challenger: bool
+    #: ``host:pid`` of a run left RUNNING by a process that is gone (killed outright); empty otherwise
+    dead_process: str = ""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A version whose gate has not finished and whose run is RUNNING: alive, or on a host where it cannot be told."""
+
+    version: str
+    run_id: str
+    liveness: Liveness
+    process: str
 
 
 def _run_status(client: Any, run_id: str | None) -> str:
@@ -36,23 +53,40 @@ def _run_status(client: Any, run_id: str | None) -> str:
         return "MISSING"
 
 
-def find_orphans(client: Any, name: str) -> list[Orphan]:
-    """Versions of ``name`` the gate never finished and whose run is over (FAILED, KILLED, FINISHED or gone)."""
+def _unfinished(client: Any, name: str) -> tuple[list[Orphan], list[Pending]]:
+    """The versions of ``name`` the gate never finished: orphans (their run is over, or its process is gone) and
+    pending ones (their run may still gate them)."""
     try:
         model = client.get_registered_model(name)
     except MlflowException:
-        return []
+        return [], []
     challenger = str((model.aliases or {}).get(CHALLENGER))
-    orphans = []
+    orphans, pending = [], []
     for version in client.search_model_versions(f"name = '{name}'"):
         tags = version.tags or {}
         if tags.get(STATUS) in ("gated", "orphaned") or "gate.decision" in tags:
             continue
-        status = _run_status(client, version.run_id)
+        number, run_id = str(version.version), version.run_id or ""
+        status, dead = _run_status(client, version.run_id), ""
         if status == "RUNNING" and tags.get(STATUS) != "failed":
-            continue  # still being registered or gated by a live run
-        orphans.append(Orphan(str(version.version), version.run_id or "", status, challenger == str(version.version)))
-    return sorted(orphans, key=lambda o: int(o.version))
+            alive, process = run_liveness(client, run_id)
+            if alive != GONE:  # still being registered or gated by a live run, or one that cannot be told
+                pending.append(Pending(number, run_id, alive, shown(process)))
+                continue
+            status, dead = f"RUNNING, but its process {shown(process)} is gone", shown(process)
+        orphans.append(Orphan(number, run_id, status, challenger == number, dead))
+    return sorted(orphans, key=lambda o: int(o.version)), sorted(pending, key=lambda p: int(p.version))
+
+
+def find_orphans(client: Any, name: str) -> list[Orphan]:
+    """Versions of ``name`` the gate never finished and whose run is over (FAILED, KILLED, FINISHED, gone, or
+    RUNNING in MLflow while its process is gone)."""
+    return _unfinished(client, name)[0]
+
+
+def find_pending(client: Any, name: str) -> list[Pending]:
+    """Versions of ``name`` the gate has not finished yet while their run is RUNNING (and not known dead)."""
+    return _unfinished(client, name)[1]
 
 
 def neutralise_orphans(client: Any, name: str) -> list[Orphan]:
@@ -64,4 +98,8 @@ def neutralise_orphans(client: Any, name: str) -> list[Orphan]:
                                      f"run {orphan.run_id or '?'} ended {orphan.run_status} before the gate finished")
         if orphan.had_challenger:
             client.delete_registered_model_alias(name, CHALLENGER)
+        if orphan.dead_process:  # nothing else would ever end it: it read as a retraining still at work
+            client.set_tag(orphan.run_id, "tuneline.error", f"killed: its process {orphan.dead_process} ended without "
+                                                             "closing the run (kill -9, out of memory, a lost machine)")
+            client.set_terminated(orphan.run_id, status="KILLED")
     return orphans

@@ -26,6 +26,7 @@ from tuneline import __version__
 from tuneline.config import TunelineConfig, flatten
 from tuneline.kinds.base import COLUMN_TAG, trained_column_names
 from tuneline.locking import default_lock_url, model_lock
+from tuneline.run_process import PROCESS_TAG, process_tag
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
 from tuneline.common import task_logger
 
@@ -87,7 +88,8 @@ def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
     """Open an MLflow run for a flow; close it FINISHED, or FAILED with the error recorded, whatever happens."""
     client, experiment_id = configure_mlflow(config)
     tags = {"tuneline.version": __version__, "tuneline.task": config.task,
-            "tuneline.base_model": redact(config.model.base), "tuneline.strategy": config.model.strategy}
+            "tuneline.base_model": redact(config.model.base), "tuneline.strategy": config.model.strategy,
+            PROCESS_TAG: process_tag()}  # tells a killed run (RUNNING for ever) from a live one: tuneline.run_process
     run = client.create_run(experiment_id, run_name=config.tracking.run_name, tags=tags)
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in config_params(config).items()])

@@ -1,0 +1,65 @@
+"""Which process runs an MLflow run, and whether it still lives: what tells a killed run from a live one.
+
+A run killed outright (``kill -9``, the OOM killer) never ends its MLflow run: it stays ``RUNNING`` for ever, and a
+model version it registered before its gate looked *pending* (a live run about to gate it) to every reader, so
+``tuneline doctor`` called it healthy and ``tuneline promote`` would serve it. Every tracked run therefore carries
+the tag ``tuneline.process`` = ``<host>:<pid>:<start time>``; on the same host, a process with that pid and start time
+either exists or does not (the start time keeps a recycled pid from passing for the dead process). On another host
+nothing can be told, and the run stays pending: a process is declared gone only when this is known.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Literal
+
+import psutil
+
+PROCESS_TAG = "tuneline.process"
+ALIVE, GONE, UNKNOWN = "alive", "gone", "unknown"
+Liveness = Literal["alive", "gone", "unknown"]
+
+
+def process_tag(pid: int | None = None) -> str:
+    """``<host>:<pid>:<start time>`` of this process (or ``pid``), for :data:`PROCESS_TAG`."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.2f}"
+
+
+def liveness(tag: str | None) -> Liveness:
+    """Whether the process a :func:`process_tag` names still runs: ``unknown`` without a tag (runs from before it
+    existed), for another host, or when the tag cannot be read."""
+    try:
+        host, pid, started = (tag or "").rsplit(":", 2)
+        pid_number, start_time = int(pid), float(started)
+    except ValueError:
+        return UNKNOWN
+    if host != socket.gethostname():
+        return UNKNOWN
+    try:
+        process = psutil.Process(pid_number)
+        same = abs(process.create_time() - start_time) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return GONE
+    except psutil.Error:  # no permission to look: it exists
+        return ALIVE
+    return ALIVE if same else GONE
+
+
+def run_liveness(client: Any, run_id: str | None) -> tuple[Liveness, str]:
+    """(liveness, the process tag) of MLflow run ``run_id``'s process."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return UNKNOWN, ""
+    try:
+        tag = client.get_run(run_id).data.tags.get(PROCESS_TAG, "")
+    except MlflowException:
+        return UNKNOWN, ""
+    return liveness(tag), tag
+
+
+def shown(tag: str) -> str:
+    """``host:pid`` of a process tag, for messages."""
+    return tag.rsplit(":", 1)[0] if tag.count(":") >= 2 else tag or "an unrecorded process"
