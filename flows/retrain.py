@@ -216,11 +216,12 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
                               tokenizer, config, run, own_parts={a.part for a in intake.accepted})
     enforce_drift(drift, intake.accepted, ledger, run)
     if not intake.accepted and parent.created_by != run.run_id and config.retrain.when_no_new_data == "skip":
-        return summarize_nothing_accepted(intake, parent, trigger, run)
+        return replace(summarize_nothing_accepted(intake, parent, trigger, run), drift=drift.notes)
     new_rows = sum(len(accepted.frame) for accepted in intake.accepted)
     if intake.accepted and new_rows < config.retrain.min_new_rows and parent.created_by != run.run_id:
         ledger.release(run.run_id)  # validated batches stay validated and free: the next run adds them, unread
-        return summarize_too_few_rows(intake, new_rows, config.retrain.min_new_rows, parent, trigger, run)
+        return replace(summarize_too_few_rows(intake, new_rows, config.retrain.min_new_rows, parent, trigger, run),
+                       drift=drift.notes)
     version = commit_version(parent, intake, labelset.labels, store, run)
     frame = store.frame(version)
     splits = splits_of(frame, labelset.labels)
@@ -257,7 +258,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     used = ledger.mark_used(run.run_id, registered.version, expected=[a.batch.content_hash for a in intake.accepted])
     summary = summarize_run(run, config, registered, decision, report, intake.as_validated(labels, len(frame), run),
                             tokenized, trained)
-    return summarize_retrain(summary, decision, used, intake, version, forgetting, trigger, run)
+    return summarize_retrain(summary, decision, used, intake, version, forgetting, trigger, run, drift.notes)
 
 
 __all__ = ["LedgerConflict", "retrain_flow"]

@@ -255,6 +255,9 @@ def _lengths(values: pd.Series) -> list[float]:
 class DriftOutcome:
     reports: dict[str, DriftReport]
     stopped: dict[str, str]  # batch content hash -> the report's summary
+    #: batch name -> the sentences of its checks that warned or stopped: for the run's summary, where a detected
+    #: shift was missing (the log said it at INFO, among the flow's other lines)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @pipeline_task(name="check-drift")
@@ -300,8 +303,12 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
         report.plot(folder / f"{name}.png", ref_lengths, _lengths(frame[value]), ref_labels, batch_labels)
         for suffix in ("json", "csv", "png"):
             log_artifact(run, folder / f"{name}.{suffix}", "drift")
-        log.info("drift of batch %s (%s):\n%s", batch.name, report.status, report.summary())
+        shifted = [check.sentence for check in report.checks if check.status in ("warn", "stop")]
+        (log.warning if shifted else log.info)("drift of batch %s (%s):\n%s", batch.name, report.status,
+                                               report.summary())
         outcome.reports[batch.content_hash] = report
+        if shifted:
+            outcome.notes[batch.name] = " ".join(shifted)
         if report.status == "stop":
             outcome.stopped[batch.content_hash] = " ".join(c.sentence for c in report.checks if c.status == "stop")
     worst = max((r.status for r in outcome.reports.values()), default="skipped",

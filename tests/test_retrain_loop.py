@@ -191,6 +191,8 @@ def test_6_label_growth_extends_the_head(loop, tiny_bert):
     summary = run(loop, tiny_bert, "drift.allow_label_growth=true", "retrain.strategy=continual")
     assert summary.status == "retrained" and summary.batches_used == ["b5.csv"]
     assert summary.run.labels == ["billing", "shipping", "technical", "account"]
+    # the shift is in the summary the user reads, not only in a log line among the flow's others
+    assert list(summary.drift) == ["b5.csv"] and "'account'" in summary.drift["b5.csv"], summary.drift
     assert client_of(loop).get_run(summary.run.run_id).data.tags["retrain.labels_too_rare"] == "biling"
     quarantined = pd.read_csv(Path(summary.run.quarantine_file))
     assert "biling" in set(quarantined["value"].astype(str)) or quarantined["detail"].str.contains("biling").any()

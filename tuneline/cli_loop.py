@@ -109,6 +109,8 @@ def _retrain(config: TunelineConfig) -> int:
         print(f"  batches used      : {', '.join(summary.batches_used)}")
     for name, rows in summary.batch_rows.items():
         print(f"    {name}: {rows}")
+    for name, shift in summary.drift.items():
+        print(f"  drift             : {name}: {shift}")
     for name, original in summary.batches_duplicate.items():
         note = summary.duplicate_notes.get(name)
         print(f"  batch ignored     : {name}: the same content as {original}, "
