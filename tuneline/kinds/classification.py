@@ -352,11 +352,13 @@ class ClassificationKind(TaskKind):
 
         if not getattr(data, "merge_label_spellings", True):
             return frames
-        mapping = label_spellings.spelling_map(frames, self.target_column, data.labels, LABEL_SOURCE_ROLES)
-        if not mapping:
-            return frames
         from tuneline.common import task_logger
 
+        mapping = label_spellings.spelling_map(frames, self.target_column, data.labels, LABEL_SOURCE_ROLES)
+        if not quiet and (apart := label_spellings.kept_apart(frames, self.target_column, mapping)):
+            task_logger().warning("%s%s", apart, source)  # quoted/punctuated spellings with no bare class to join
+        if not mapping:
+            return frames
         if not quiet:
             task_logger().warning("labels written several ways are one class each%s: %s "
                                   "(data.merge_label_spellings: false keeps them apart)", source,

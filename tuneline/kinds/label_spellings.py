@@ -10,6 +10,20 @@ hand-typed file writes; :func:`tuneline.readers.normalize_label` already folds t
 ``1.0``). A zero-padded code written one way only (``007``) keeps its spelling: folding happens between spellings.
 The spelling kept is the configured one (``data.labels``), else the one written most often in the training data.
 ``data.merge_label_spellings: false`` keeps every spelling apart.
+
+A whole number written with a decimal comma (a European spreadsheet's semicolon-separated export: ``1,0``, ``2,00``,
+``-1,0``) is that number too. Only digits, a comma and one, two or four and more zeros are: ``1,5`` is no whole
+number, and ``1,000`` or ``1,2`` may be a thousands separator or a list of two labels, so each stays as written.
+
+A label decorated with a matching pair of surrounding quotes (``'neg'``, ``"neg"``, backticks, typographic quotes)
+or trailing punctuation (``neg.``, ``neg,``, ``neg!``, ``neg;``) folds into the bare label, but ONLY where the bare
+label is a class already: written in the data in some spelling (``Neg`` will do), or named in ``data.labels``.
+Such a decoration is a typing or quoting slip where the bare class exists beside it, but it may be part of the name
+(``U.S.``, ``Yahoo!``, ``'t Hooft``) where it does not, so a label never loses it on its own, and the bare spelling is
+always the one kept (``U.S.`` beside ``U.S`` is ``U.S``). ``+`` and ``#`` are no punctuation here (``C++`` and ``C#``
+beside ``C`` are three classes). The merge is reported with the other spellings (``'neg.' (8 rows) → 'neg'``).
+Decorated spellings of a class that is never written bare (``'neg'`` and ``"neg"`` only) are left apart:
+:func:`kept_apart` words a warning, for the kind to log, that names them and says what to do.
 """
 
 from __future__ import annotations
@@ -30,6 +44,24 @@ _SEPARATORS = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")
 
 #: a decimal fraction as a spreadsheet may write it: ``1.50``, ``+1.5``, ``01.5``, ``.5``
 _DECIMAL = re.compile(r"[+-]?\d*\.\d+")
+
+#: a whole number written with a decimal comma: ``1,0``, ``-2,00``, ``3,0000``; not ``1,000`` (three digits after the
+#: comma read as a thousands separator as often as a fraction), ``1,5`` or ``1,2``
+_COMMA_INTEGER = re.compile(r"([+-]?\d+),(?:0{1,2}|0{4,})")
+
+#: matching pairs of quotes a label may be wrapped in (an export that quoted a field twice, a hand-typed file)
+_QUOTES = (('"', '"'), ("'", "'"), ("`", "`"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"),
+           ("\u201e", "\u201c"))
+
+#: trailing punctuation a label may be typed with (``neg.``, ``neg,``); not ``+`` or ``#`` (``C++``, ``C#``)
+_TRAILING = ".,;:!?"
+
+
+def canonical_comma_integer(text: str) -> str | None:
+    """``1,0``, ``+1,00`` → ``1``; ``-0,0`` → ``0``; else None (``1,5``, ``1,000``, ``1,2``): a whole number as a
+    European spreadsheet writes it, the decimal-comma form of :func:`tuneline.readers.canonical_integer`'s ``1.0``."""
+    match = _COMMA_INTEGER.fullmatch(text)
+    return canonical_integer(match.group(1)) if match else None
 
 
 def canonical_decimal(text: str) -> str | None:
@@ -52,10 +84,36 @@ def visible(label: str) -> str:
 
 def spelling_key(label: str) -> str:
     """What two spellings of one label have in common: ``"Very_Good "`` and ``"very good"`` → ``"very good"``;
-    ``"1.0"``, ``"01"``, ``"+1"`` and ``"1"`` → ``"1"`` (a whole number is its canonical integer, as the readers
-    make it), ``"1.50"`` and ``"1.5"`` → ``"1.5"``; ``"pos\u200b"`` → ``"pos"`` (invisible characters do not count)."""
+    ``"1.0"``, ``"1,0"``, ``"01"``, ``"+1"`` and ``"1"`` → ``"1"`` (a whole number is its canonical integer, as the
+    readers make it; :func:`canonical_comma_integer` for a decimal comma), ``"1.50"`` and ``"1.5"`` → ``"1.5"``;
+    ``"pos\u200b"`` → ``"pos"`` (invisible characters do not count)."""
     key = _SEPARATORS.sub(" ", unicodedata.normalize("NFKC", visible(label)).casefold().strip())
-    return canonical_integer(key) or canonical_decimal(key) or key
+    return canonical_integer(key) or canonical_comma_integer(key) or canonical_decimal(key) or key
+
+
+def undecorated(text: str) -> str:
+    """``text`` without a matching pair of surrounding quotes and without trailing punctuation, as often as they are
+    there: ``"'neg'"``, ``"neg."`` and ``"'neg.'"`` → ``"neg"``; ``"C++"`` and ``"..."`` stay (nothing would be left
+    of ``...``)."""
+    while True:
+        stripped = text.strip()
+        for opening, closing in _QUOTES:
+            if len(stripped) > 2 and stripped[0] == opening and stripped[-1] == closing:
+                stripped = stripped[1:-1].strip()
+                break
+        else:
+            stripped = stripped.rstrip(_TRAILING).rstrip()
+        if not stripped or stripped == text:
+            return text
+        text = stripped
+
+
+def bare_key(label: str) -> str:
+    """The :func:`spelling_key` of ``label`` without quotes or trailing punctuation (:func:`undecorated`):
+    ``"'Neg'"`` and ``"neg."`` → ``"neg"``, ``"1,"`` → ``"1"``, ``"U.S."`` → ``"u.s"``."""
+    key = spelling_key(label)
+    bare = undecorated(key)
+    return key if bare == key else spelling_key(bare)
 
 
 def _has_invisible(label: str) -> bool:
@@ -101,18 +159,59 @@ def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Itera
     configured_by_key: dict[str, set[str]] = {}
     for label in configured or []:
         configured_by_key.setdefault(spelling_key(label), set()).add(label)
+    decorated = _decorated(by_key, configured_by_key)
+    joining: dict[str, set[str]] = {}  # bare key → the decorated spellings that fold into its class
+    for key, bare in decorated.items():
+        joining.setdefault(bare, set()).update(by_key[key])
     mapping: dict[str, str] = {}
-    for key, spellings in by_key.items():
-        own = configured_by_key.get(key, set())
+    for key in sorted(by_key.keys() - decorated.keys() | joining.keys()):
+        spellings, own, extra = by_key.get(key, set()), configured_by_key.get(key, set()), joining.get(key, set())
         if len(own) > 1:  # only an invisible character apart from one of them is that one
             mapping.update({s: visible(s) for s in spellings if s not in own and visible(s) in own})
             continue
-        if not own and len(spellings) == 1 and not _has_invisible(next(iter(spellings))):
+        if not own and not extra and len(spellings) == 1 and not _has_invisible(next(iter(spellings))):
             continue
+        # the target is a bare spelling: a decorated one only ever joins a class written (or configured) bare
         target = next(iter(own)) if own else visible(min(spellings, key=lambda s: (
             _has_invisible(s), -source.get(s, 0), -everywhere[s], sum(c.isupper() for c in s), s)))
-        mapping.update({s: target for s in spellings if s != target})
+        mapping.update({s: target for s in spellings | extra if s != target})
     return mapping
+
+
+def _decorated(by_key: dict[str, set[str]], configured_by_key: dict[str, set[str]]) -> dict[str, str]:
+    """Each key of a decorated class (``'neg'``, ``neg.``) → the bare key of the class it folds into: one written
+    in the data (``by_key``) or configured as exactly one label. A configured key is a class of its own (a
+    ``data.labels`` that names ``neg.`` keeps it), and so is a decorated key whose bare class is nowhere."""
+    folds: dict[str, str] = {}
+    for key in by_key:
+        bare = bare_key(key)
+        if bare == key or key in configured_by_key:
+            continue
+        if len(configured_by_key.get(bare, ())) == 1 or (bare in by_key and bare not in configured_by_key):
+            folds[key] = bare
+    return folds
+
+
+def kept_apart(frames: dict[str, pd.DataFrame], column: str, mapping: dict[str, str], unit: str = "rows") -> str:
+    """A warning for labels left apart after ``mapping`` (:func:`spelling_map`) that differ only by quotes or
+    trailing punctuation, since their bare spelling is no class (``'neg'`` and ``"neg"``, no ``neg``): a class the
+    data names several ways that no rule may merge on its own. Empty when there are none."""
+    counts = _written(frames, column, ())[0]
+    classes = {mapping.get(s, s) for s in counts}
+    by_bare: dict[str, set[str]] = {}
+    for label in classes:
+        by_bare.setdefault(bare_key(label), set()).add(label)
+    groups = [sorted(labels) for bare, labels in by_bare.items()
+              if len(labels) > 1 and any(spelling_key(label) != bare for label in labels)]
+    if not groups:
+        return ""
+    total = Counter()
+    for spelling, n in counts.items():
+        total[mapping.get(spelling, spelling)] += n
+    named = "; ".join(", ".join(f"{label!r} ({total[label]} {unit})" for label in group) for group in sorted(groups))
+    return (f"labels that differ only by quotes or trailing punctuation are kept apart as separate classes: {named}; "
+            "if each group is one class, correct those labels in the file or list the bare label in data.labels "
+            "(its decorated spellings then fold into it)")
 
 
 def apply_spelling_map(values: pd.Series, mapping: dict[str, str], sequences: bool = False) -> pd.Series:
