@@ -157,7 +157,7 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
         message = "no free batch; nothing to do now: " + "; ".join(
             f"{len(batches)} batch(es) ({', '.join(b.name for b in batches)}) are held by run {run_id} until "
             f"{until:%Y-%m-%d %H:%M:%S} UTC (its ledger lease, renewed while that run works; if it was killed, the "
-            f"first retraining run after that takes them over)"
+            f"first retraining run after that takes them over, or `tuneline doctor --fix` gives them back now)"
             for (run_id, until), batches in held.items())
     if config.retrain.landing is not None and (waiting := waiting_landings(config.retrain.landing)):
         message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "

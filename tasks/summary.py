@@ -152,7 +152,8 @@ def summarize_held_elsewhere(held, parent, batches, trigger: str, run: RunContex
     message = (f"data version {parent.number} holds the rows of {named}; that run committed it and has not finished "
                f"(killed, or still training): this run gives back its {len(batches)} batch(es) and trains nothing, "
                "so that no model is tagged with the wrong batches; once the lease runs out the next run takes them "
-               "all (the watcher announces them again)")
+               "all (the watcher announces them again; if that run was killed, `tuneline doctor --fix` gives them "
+               "back now)")
     set_tags(run, {"retrain.status": "waiting", "retrain.waiting_for": ", ".join(b.name for b in held)})
     print(message)
     return RetrainSummary(status="waiting", message=message, trigger=trigger, batches_used=[],

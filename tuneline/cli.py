@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--model", "-m", action="append", default=[], help="registered model name (default: all)")
     doctor.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
     doctor.add_argument("--work-dir", type=Path, default=Path("tuneline-output"), help="default: ./tuneline-output")
+    doctor.add_argument("--ledger-url", help="the batch ledger's database: default $TUNELINE_LEDGER_URL, else "
+                        "tuneline-ledger.db beside a SQLite MLflow store")
     doctor.add_argument("--fix", action="store_true", help="apply the fixes instead of only reporting")
 
     serve = sub.add_parser("serve", help="serve the retraining loop's Prefect deployments for a config",
@@ -409,6 +411,7 @@ def _doctor(args: argparse.Namespace) -> int:
             where = ("its process is alive" if pending.liveness == ALIVE else
                      f"its process {pending.process} cannot be checked from this host")
             print(f"  {name} v{pending.version}: run {pending.run_id} RUNNING, gate not finished yet ({where})")
+        _doctor_leases(client, uri, name, args)
         champion = champion_version(client, name)
         status = (client.get_model_version(name, champion).tags or {}).get(STATUS) if champion else None
         if status in NEVER_CHAMPION:  # promoted before tuneline refused such versions, or moved outside tuneline
@@ -431,6 +434,26 @@ def _doctor(args: argparse.Namespace) -> int:
                                                                        else [])
         print(f"  run with --fix to remove {' and '.join(what)}")
     return 0
+
+
+def _doctor_leases(client: Any, uri: str, name: str, args: argparse.Namespace) -> None:
+    """Batches of ``name`` held under a live lease by a run whose process is gone (killed outright): they would wait
+    for the lease to run out; ``--fix`` gives them back now and closes the run KILLED."""
+    from tuneline.ledger import Ledger, ledger_url_for, sqlite_file_missing
+    from tuneline.run_process import close_dead_run, dead_holders
+
+    url = ledger_url_for(args.ledger_url, uri)
+    if sqlite_file_missing(url):  # no retraining loop here: opening it would create the file
+        return
+    with Ledger(url, name) as ledger:
+        for run_id, (process, batches) in dead_holders(ledger, client).items():
+            until = max(b.lease_expires_at for b in batches).strftime("%H:%M:%S")
+            print(f"  {name}: run {run_id} holds {', '.join(b.name for b in batches)} under a lease until {until} "
+                  f"UTC, but its process {process} is gone" + (": released, run closed KILLED" if args.fix else
+                                                              " (--fix releases them now)"))
+            if args.fix:
+                ledger.release(run_id)
+                close_dead_run(client, run_id, process)
 
 
 def _cli_actor() -> str:

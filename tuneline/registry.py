@@ -18,7 +18,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from tuneline.run_process import GONE, Liveness, run_liveness, shown
+from tuneline.run_process import GONE, Liveness, close_dead_run, run_liveness, shown
 
 STATUS = "tuneline.status"
 CHALLENGER = "challenger"
@@ -99,7 +99,5 @@ def neutralise_orphans(client: Any, name: str) -> list[Orphan]:
         if orphan.had_challenger:
             client.delete_registered_model_alias(name, CHALLENGER)
         if orphan.dead_process:  # nothing else would ever end it: it read as a retraining still at work
-            client.set_tag(orphan.run_id, "tuneline.error", f"killed: its process {orphan.dead_process} ended without "
-                                                             "closing the run (kill -9, out of memory, a lost machine)")
-            client.set_terminated(orphan.run_id, status="KILLED")
+            close_dead_run(client, orphan.run_id, orphan.dead_process)
     return orphans

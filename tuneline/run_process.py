@@ -63,3 +63,29 @@ def run_liveness(client: Any, run_id: str | None) -> tuple[Liveness, str]:
 def shown(tag: str) -> str:
     """``host:pid`` of a process tag, for messages."""
     return tag.rsplit(":", 1)[0] if tag.count(":") >= 2 else tag or "an unrecorded process"
+
+
+def dead_holders(ledger: Any, client: Any) -> dict[str, tuple[str, list[Any]]]:
+    """Runs that hold batches of ``ledger`` under a lease that has not run out while their process is known to be
+    gone: run id -> (``host:pid``, the batches). Their batches would wait for the lease (ten minutes by default) before
+    the next run could take them over; ``tuneline doctor --fix`` gives them back at once."""
+    from tuneline.ledger import CLAIMED, VALIDATED
+
+    free, held = {b.id for b in ledger.free_batches()}, {}
+    for batch in ledger.batches():
+        if batch.state in (CLAIMED, VALIDATED) and batch.claimed_by and batch.id not in free:
+            held.setdefault(batch.claimed_by, []).append(batch)
+    dead = {}
+    for run_id, batches in held.items():
+        alive, process = run_liveness(client, run_id)
+        if alive == GONE:
+            dead[run_id] = (shown(process), batches)
+    return dead
+
+
+def close_dead_run(client: Any, run_id: str, process: str) -> None:
+    """End a run MLflow shows RUNNING whose process is gone: KILLED, with the reason as ``tuneline.error``."""
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_tag(run_id, "tuneline.error", f"killed: its process {process} ended without closing the run "
+                                                 "(kill -9, out of memory, a lost machine)")
+        client.set_terminated(run_id, status="KILLED")

@@ -1,0 +1,84 @@
+"""``tuneline doctor`` and the batches a killed run still holds: a run killed outright (SIGKILL) holds its batches
+under a lease nobody renews, and the next run waited for it to run out (ten minutes by default) while doctor said
+nothing. The run's process tag (tuneline.run_process) tells doctor the process is gone; --fix gives them back.
+Real processes, a real SQLite ledger and MLflow store; nothing is mocked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from tuneline.cli import main
+from tuneline.ledger import Ledger, default_ledger_url
+
+MODEL = "lease-tickets"
+
+
+def claim_and_wait(folder: Path, uri: str, landing: Path, ready: Path) -> subprocess.Popen:
+    """A process that opens a tracked-like MLflow run (with its process tag), claims every landed batch and waits."""
+    code = textwrap.dedent(f"""
+        import pathlib, time
+        from mlflow.tracking import MlflowClient
+        from tuneline.ledger import Ledger, default_ledger_url
+        from tuneline.run_process import PROCESS_TAG, process_tag
+        client = MlflowClient(tracking_uri={uri!r}, registry_uri={uri!r})
+        experiment = client.create_experiment("leases", artifact_location={(folder / 'art').as_uri()!r})
+        run = client.create_run(experiment, tags={{PROCESS_TAG: process_tag()}})
+        with Ledger(default_ledger_url({uri!r}), {MODEL!r}, lease_s=3600) as ledger:
+            ledger.scan({str(landing)!r})
+            held = ledger.claim(run.info.run_id)
+        pathlib.Path({str(ready)!r}).write_text(run.info.run_id + " " + str(len(held)))
+        time.sleep(600)
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=folder)
+
+
+def test_doctor_names_and_fix_releases_batches_held_by_a_killed_run(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for name in ("b1.csv", "b2.csv"):
+        pd.DataFrame({"text": [f"{name} row {i}" for i in range(5)], "label": ["a", "b"] * 2 + ["a"]}).to_csv(
+            landing / name, index=False)
+        (landing / f"{name}.done").touch()  # the producer's marker: the batch is complete
+    ready = tmp_path / "claimed"
+    holder = claim_and_wait(tmp_path, uri, landing, ready)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready.exists(), "the holder did not claim"
+        run_id, claimed = ready.read_text().split()
+        assert claimed == "2"
+        client.create_registered_model(MODEL)
+        doctor = ["doctor", "--model", MODEL, "--tracking-uri", uri, "--work-dir", str(tmp_path / "w")]
+        assert main(doctor) == 0
+        assert f"run {run_id} holds" not in capsys.readouterr().out  # alive: its lease is its own
+    finally:
+        holder.kill()  # SIGKILL: nothing gives the batches back
+        holder.wait()
+
+    assert main(doctor) == 0
+    report = capsys.readouterr().out
+    assert f"{MODEL}: run {run_id} holds b1.csv, b2.csv under a lease until " in report
+    assert f":{holder.pid} is gone (--fix releases them now)" in report
+    with Ledger(default_ledger_url(uri), MODEL) as ledger:
+        assert ledger.free_batches() == []  # a report changes nothing
+
+    assert main([*doctor, "--fix"]) == 0
+    assert "is gone: released, run closed KILLED" in capsys.readouterr().out
+    with Ledger(default_ledger_url(uri), MODEL) as ledger:
+        assert sorted(b.name for b in ledger.free_batches()) == ["b1.csv", "b2.csv"]
+        assert {b.state for b in ledger.batches()} == {"landed"}
+    dead = client.get_run(run_id)
+    assert dead.info.status == "KILLED" and f":{holder.pid} ended without closing the run" in \
+        dead.data.tags["tuneline.error"]
+    assert main(doctor) == 0
+    assert "holds" not in capsys.readouterr().out
