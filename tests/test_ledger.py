@@ -249,6 +249,20 @@ def test_partial_files_are_ignored_until_complete_then_recorded_once(ledger_url,
     assert "notes.xyz" not in {b.name for b in ledger.claim("run-1")}
 
 
+def test_two_copies_landed_before_one_scan_blame_the_later_landing_not_the_later_name(ledger_url, model, landing):
+    """The landing order is the markers' times: the file that landed second is the copy, whatever its name (name
+    order called the earlier file, 'tickets-new.csv' landed at 09:00, a copy of 'tickets-copy.csv' landed at 10:00)."""
+    data = csv_bytes("billing")
+    first, second = land(landing, "z-first.csv", data), land(landing, "a-second.csv", data)
+    for path, hour in ((first, 9), (second, 10)):
+        stamp = int(datetime(2026, 12, 1, hour, tzinfo=timezone.utc).timestamp() * 1e9)
+        os.utime(path, ns=(stamp - 10**9, stamp - 10**9))
+        os.utime(landing / f"{path.name}.done", ns=(stamp, stamp))
+    original, copy = Ledger(ledger_url, model).scan(landing)
+    assert (original.name, original.state) == ("z-first.csv", LANDED)
+    assert (copy.name, copy.state, copy.duplicate_of) == ("a-second.csv", DUPLICATE, original.id)
+
+
 def test_a_duplicate_is_recorded_once_and_never_claimed(ledger_url, model, landing):
     """Same bytes under a new name: recorded as a duplicate pointing at the original; the same file touched again is
     the same landing; only the original is ever claimed."""

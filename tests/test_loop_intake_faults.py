@@ -267,7 +267,7 @@ def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_be
         assert summary.message == (
             f"no free batch; nothing to do now: 1 batch(es) (held.csv) are held by run killed-run until "
             f"{until:%Y-%m-%d %H:%M:%S} UTC (its ledger lease, renewed while that run works; if it was killed, the "
-            "first retraining run after that takes them over)")
+            "first retraining run after that takes them over, or `tuneline doctor --fix` gives them back now)")
     finally:
         with ledger_of(loop) as ledger:
             ledger.release("killed-run")

@@ -412,7 +412,9 @@ def _complete(fs: Any, files: Sequence[str], marker: str) -> str | None:
 
 
 def _complete_landings(fs: Any, root: str) -> list[_Landing]:
-    """The complete batches under ``root`` under the completeness rule (module docstring), in name order."""
+    """The complete batches under ``root`` under the completeness rule (module docstring), in landing order: by
+    their marker's modification time, then name. Two copies landed in one scan are told apart by it: the one that
+    landed first is the original and the later one the copy (name order blamed whichever sorted second)."""
     found: list[_Landing] = []
     entries = sorted(fs.ls(root, detail=True), key=lambda e: e["name"])
     names = {_base(e["name"]) for e in entries}
@@ -434,7 +436,7 @@ def _complete_landings(fs: Any, root: str) -> list[_Landing]:
                 _ignored(part) for part in f[len(name):].strip("/").split("/"))))
             if (key := _complete(fs, files, marker)) is not None:
                 found.append(_Landing(name, "folder", files, marker, key))
-    return found
+    return sorted(found, key=lambda landing: (json.loads(landing.stat_key)[-1], landing.path))
 
 
 def waiting_landings(landing: Path | str, limit: int = 5) -> list[str]:
