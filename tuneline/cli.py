@@ -197,9 +197,8 @@ def _print_summary(summary) -> None:
     print(f"  quarantine        : {summary.rejected_records} rejected records ({summary.duplicate_records} of "
           f"them duplicate copies) in {summary.quarantine_file}")
     print(f"  reports           : {summary.run_dir}")
-    if getattr(summary, "resumed_from", ""):
-        print(f"  resumed           : from {summary.resumed_from} (left by an interrupted run of the same config "
-              f"and data; its steps were not trained again)")
+    if resumed := resumed_line(summary):
+        print(resumed)
     if getattr(summary, "truncation", ""):
         print(f"  truncation        : {summary.truncation}")
     if getattr(summary, "time", ""):
@@ -434,6 +433,15 @@ def _doctor(args: argparse.Namespace) -> int:
                                                                        else [])
         print(f"  run with --fix to remove {' and '.join(what)}")
     return 0
+
+
+def resumed_line(summary: Any) -> str | None:
+    """The summary's line for a run that resumed from a checkpoint (the time line's "training 0 s" after a resume
+    that found every step done reads as if nothing trained); None for a fresh start. For train and retrain alike."""
+    if not getattr(summary, "resumed_from", ""):
+        return None
+    return (f"  resumed           : from {summary.resumed_from} (left by an interrupted run of the same config and "
+            "data; its steps were not trained again)")
 
 
 def _doctor_leases(client: Any, uri: str, name: str, args: argparse.Namespace) -> None:

@@ -93,6 +93,7 @@ def _retrain(config: TunelineConfig) -> int:
 
     check_base_model(config.model.base, config.tokenize.max_length)  # before the API starts: a refusal leaves no server to stop
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
+    from tuneline.cli import resumed_line
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
     from tuneline.timings import mark_command_start
@@ -128,6 +129,8 @@ def _retrain(config: TunelineConfig) -> int:
         print(f"  registered model  : {run.registered_model} version {run.version} "
               f"(aliases: {', '.join(run.aliases) or 'none'})")
         print(f"  reports           : {run.run_dir}")
+        if resumed := resumed_line(run):
+            print(resumed)
         if run.time:
             print(f"  {run.time}")
     print(f"  {summary.message}")
