@@ -110,6 +110,13 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
     Raising instead would give every batch back, and the same batch would fail every later run the same way."""
     from tuneline.tasks.intake import UnreadableBatch, _read_batch, batch_labels
 
+    configured = list(getattr(config.data, "labels", None) or [])
+    if configured and set(configured) != set(known):  # the config reads as if it decided; say what does
+        task_logger().warning(
+            "data.labels in the config (%s) is not the label set of the loop's current data version (%s): the loop "
+            "keeps its own (the first data version's, grown only by drift.allow_label_growth when a batch brings a "
+            "new label); data.labels only spells the labels of the first version. To train on another label set, "
+            "start a new loop (another tracking.registered_model)", configured, list(known))
     spelled = config.model_copy(deep=True)  # a known label written another way ('POSITIVE') is not unseen
     spelled.data.labels = list(known)
     landed: dict[str, dict[str, int]] = {}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests_support import run_config
 from tuneline import drift
 from tuneline.drift import (DriftCheck, DriftReport, check_drift, label_shift, text_length_shift, unknown_token_rate,
                             unknown_token_share, unseen_labels)
+from tuneline.tasks.drift import admit_labels
 
 PROBS = {"billing": 0.5, "shipping": 0.3, "technical": 0.15, "account": 0.05}
 
@@ -299,3 +303,21 @@ def test_p_value_text():
     assert drift._p_text(0.0342) == "p=0.034"
     assert drift._p_text(1.2e-8) == "p=1e-8"
     assert drift._p_text(0.0) == "p<1e-300"
+
+
+def test_a_label_set_in_the_config_that_the_loop_does_not_use_is_named_in_a_warning(tmp_path, caplog):
+    """A person edits data.labels mid-loop (a class added, one renamed): the loop keeps the label set of its data
+    version, and said nothing, so the config read as if it had decided."""
+    changed = run_config("classification", path=str(tmp_path / "base.csv"),
+                         labels=["billing", "shipping", "refunds"])
+    with caplog.at_level(logging.WARNING):
+        decision = admit_labels.fn([], ["billing", "shipping", "technical"], changed, None, None)
+    assert decision.labels == ["billing", "shipping", "technical"]
+    assert ("data.labels in the config (['billing', 'shipping', 'refunds']) is not the label set of the loop's current "
+            "data version (['billing', 'shipping', 'technical'])") in caplog.text
+    caplog.clear()
+    same = run_config("classification", path=str(tmp_path / "base.csv"),
+                      labels=["technical", "billing", "shipping"])  # another order is the same set: no word
+    with caplog.at_level(logging.WARNING):
+        admit_labels.fn([], ["billing", "shipping", "technical"], same, None, None)
+    assert "data.labels" not in caplog.text
