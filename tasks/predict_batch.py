@@ -18,6 +18,7 @@ Nothing is logged to MLflow: this is inference, not a run.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import math
@@ -38,6 +39,7 @@ from tuneline.common import pipeline_task, task_logger
 from tuneline.errors import UserError
 from tuneline.kinds import KINDS, TaskKind, kind_of
 from tuneline.kinds.base import COLUMN_TAG
+from tuneline.kinds.label_spellings import visible
 from tuneline.readers import (PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format, read_table,
                               split_setting_advice)
 from tuneline.runtime import redact, resolve_tracking_uri
@@ -167,10 +169,38 @@ def model_input_columns(kind: TaskKind) -> list[str]:
     raise RuntimeError(f"cannot tell which columns the {kind.name} kind's model_input reads")  # pragma: no cover
 
 
+def prediction_columns(kind: TaskKind) -> tuple[str, ...]:
+    """The columns the kind's registered pyfunc returns (``OUTPUT_COLUMNS`` of its file in ``tuneline/pyfunc``, which
+    builds its output frame from them), so the input check below and the model cannot disagree."""
+    module = importlib.import_module(f"tuneline.pyfunc.{Path(kind.pyfunc_file).stem}")
+    return tuple(module.OUTPUT_COLUMNS)
+
+
+def clashing_columns(kind: TaskKind, model_columns: list[str], file_columns: list[str]) -> list[str]:
+    """The file's columns (under its own names, as the output keeps them) that batch prediction writes a value of
+    its own under: ``model_name``, ``model_version`` and ``predicted_<name>`` for each column the pyfunc returns
+    (those that echo a model column, dropped from the output, aside).
+
+    Such a column was written twice (CSV), overwritten by the prediction (JSONL: the input's value lost) or refused
+    by pyarrow mid-run (Parquet). A column named like a prediction column itself (a gold ``label``, a ``score``) is
+    no clash: its prediction is written as ``predicted_<name>`` (README, "Batch prediction"). ``predicted_<name>``
+    is reserved even where the file has no ``<name>``: the prediction would then be ``<name>`` beside an input
+    column that reads as the prediction (a previous run's output fed back in)."""
+    reserved = {*MODEL_COLUMNS, *(f"{COLLISION_PREFIX}{c}" for c in prediction_columns(kind) if c not in model_columns)}
+    return [c for c in file_columns if c in reserved]
+
+
 def _is_missing(value: Any) -> bool:
     """None, NaN or a text of only whitespace: a cell the model would refuse by its row position, not its line."""
     return (value is None or (isinstance(value, float) and math.isnan(value))
             or (isinstance(value, str) and not value.strip()))
+
+
+def _is_invisible(value: Any) -> bool:
+    """A text of only invisible characters (zero-width spaces or joiners, a soft hyphen, a byte-order mark, control
+    characters) and whitespace: it looks empty, and a BERT tokenizer drops such characters, so the model would answer
+    for an empty input with a label and a score as if it had read something."""
+    return isinstance(value, str) and bool(value.strip()) and not visible(value).strip()
 
 
 def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
@@ -222,6 +252,14 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     """Read every row of a CSV/TSV/JSONL/Parquet file; refuse unreadable records, missing columns and empty cells
     (a batch drops no row silently). ``encoding`` is the text files' (a byte-order mark overrides it).
 
+    Every refusal names the file (and the line, for a record) and comes before the model is loaded:
+
+    * a column the output writes a value of its own under (:func:`clashing_columns`);
+    * a text cell that is empty, only whitespace, or only invisible characters (a zero-width space): the policy for
+      an empty text, which the model refuses too (by row position, not line), extended to text the tokenizer
+      reduces to nothing, where the model would answer with a confident label for no input at all;
+    * a word list (``tokens``) that is empty or holds an empty word, which training quarantines and the model refuses.
+
     ``trained_columns`` (:attr:`ResolvedModel.trained_columns`) are the names the training data gave the model's
     columns: a file laid out like it (``sentence``; MRPC's ``#1 String``) is read without renaming."""
     path = Path(input_path)
@@ -270,10 +308,13 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
             raise UserError(f"input file {path} has no column {column!r}, which a {task} model reads (it needs "
                             f"{', '.join(map(repr, columns))}{raw}; the file has {', '.join(map(repr, as_written))}); "
                             "rename the column or pick the right model")
-    clash = [c for c in MODEL_COLUMNS if c in found]
+    clash = clashing_columns(kind, columns, as_written)
     if clash:
-        raise UserError(f"input file {path} already has a column {clash[0]!r}, which batch prediction writes; "
-                        "rename or drop it")
+        why = "; ".join(f"{c!r} names the model that predicted each row" if c in MODEL_COLUMNS else
+                        f"{c!r} holds the model's {c.removeprefix(COLLISION_PREFIX)!r} where the file has its own"
+                        for c in clash)
+        raise UserError(f"input file {path} already has column(s) {', '.join(map(repr, clash))}, which batch "
+                        f"prediction writes itself ({why}); rename or drop {'it' if len(clash) == 1 else 'them'}")
     if result.frame.empty:
         raise UserError(f"input file {path} holds no records; give a file with at least one row")
     lines = [int(n) for n in result.frame["source_line"]]
@@ -282,6 +323,11 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
         if empty is not None:
             raise UserError(f"input file {path}: the record on line {lines[empty]} has no value in column "
                             f"{column!r} (empty or only spaces); every row needs one (fill it or drop the row)")
+        unseen = next((i for i, v in enumerate(result.frame[column]) if _is_invisible(v)), None)
+        if unseen is not None:
+            raise UserError(f"input file {path}: the record on line {lines[unseen]} has no visible text in column "
+                            f"{column!r} (only invisible characters: {result.frame[column][unseen]!r:.40}); every "
+                            "row needs some text (fill it or drop the row)")
     for column in columns:  # a list cell in a text column (JSONL) would be flattened or tagged as garbage; a
         # boolean or an object no text ("input 1 is True", counted from 0, no file or line)
         wrong = next((i for i, v in enumerate(result.frame[column])
@@ -293,6 +339,15 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
                             f"in column {column!r}, which must hold {want} per row"
                             + ("; a CSV/TSV cannot hold word lists: give a 'text' column of raw text, or JSONL"
                                if column == "tokens" else ""))
+    if "tokens" in columns:  # what training quarantines (tokens_are_list_of_strings, no_empty_tokens); a word that
+        # is no string is left to the model, whose refusal names it
+        for row, words in enumerate(result.frame["tokens"]):
+            blank = next((n for n, w in enumerate(words) if isinstance(w, str) and not w.strip()), None)
+            if len(words) == 0 or blank is not None:
+                what = ("an empty word list" if len(words) == 0 else
+                        f"an empty word at position {blank} ({words[blank]!r})")
+                raise UserError(f"input file {path}: the record on line {lines[row]} has {what} in column 'tokens'; "
+                                "every row needs at least one word and every word some text (fix or drop the row)")
     frame = result.frame[found].reset_index(drop=True)
     task_logger().info("read %d rows from %s (columns for the model: %s)", len(frame), path, ", ".join(columns))
     return PredictionInputs(path=path, frame=frame, model_columns=columns, lines=lines,
@@ -409,6 +464,12 @@ def output_rows(chunk: pd.DataFrame, output: Any, model_columns: list[str], mode
         chunk = chunk.rename(columns=file_names)
     predicted = predicted.drop(columns=[c for c in predicted.columns if c in model_columns]).reset_index(drop=True)
     predicted.columns = [f"{COLLISION_PREFIX}{c}" if c in chunk.columns else c for c in predicted.columns]
+    # read_prediction_inputs refused these names up front; a model registered with another pyfunc version may
+    # return other columns, and a duplicate name must never reach a file (CSV twice, JSONL overwritten, Parquet)
+    twice = [c for c in [*predicted.columns, *MODEL_COLUMNS] if c in chunk.columns]
+    if twice:
+        raise UserError(f"the input already has column(s) {', '.join(map(repr, twice))}, which {model.uri} "
+                        "predicts into; rename or drop them")
     rows = pd.concat([chunk.reset_index(drop=True), predicted], axis=1)
     return rows.assign(model_name=model.name, model_version=model.version)
 

@@ -13,6 +13,7 @@ column table and cut it to the signature's single column.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import logging
@@ -390,3 +391,88 @@ def test_serve_model_cuts_client_errors_to_what_to_fix(pair, monkeypatch):
     assert "valid JSON" in broken.json()["message"]
     ok = client.post("/invocations", json={"inputs": PAIRS})
     assert ok.status_code == 200 and len(ok.json()["predictions"]) == 2
+
+
+# --- what `tuneline serve-model` answers a request it cannot take (the served app, in-process) ------------------
+
+def served_client(served_model: Served, task: str) -> Any:
+    """``tuneline serve-model``'s app for ``served_model``: MLflow's scoring app wrapped by :func:`served`."""
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    from tuneline.serving_app import served
+
+    return TestClient(served(scoring_server.init(served_model.model), "probe", "3", task),
+                      raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"inputs": []}, "predict got no inputs; send at least one text or word list"),
+    ({"inputs": [[]]}, "input 0 has no words (an empty word list or text); every input needs at least one word"),
+    ({"inputs": [["John", ""]]}, "input 0: word 1 is '', an empty word; every word needs some text"),
+    ({"inputs": [["Paris"], ["John", "  "]]}, "input 1: word 1 is '  ', an empty word"),
+    ({"inputs": ["John lives in Paris", []]}, "input 1 has no words"),
+])
+def test_tagger_endpoint_refuses_empty_inputs_word_lists_and_words_with_a_400(tagger, monkeypatch, body, says):
+    """Each was answered 200: no predictions, an empty row (read as "no entities"), or an 'O' for a word that is
+    not there. Training quarantines such sentences (``no_empty_tokens``)."""
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    client = served_client(tagger, "token_classification")
+    answer = client.post("/invocations", json=body)
+    assert answer.status_code == 400, answer.text
+    assert says in answer.json()["message"] and answer.headers["X-Model-Version"] == "3"
+    ok = client.post("/invocations", json={"inputs": WORD_LISTS + SENTENCES[:1]})  # valid requests are unchanged
+    assert ok.status_code == 200, ok.text
+    expected = tagger.model.predict(WORD_LISTS + SENTENCES[:1])
+    assert [p["tags"] for p in ok.json()["predictions"]] == [list(t) for t in expected["tags"]]
+
+
+def test_tagger_in_process_refuses_the_same_inputs(tagger):
+    """``load_model(...).predict`` is the same pyfunc: MLflow's invalid-parameter error (HTTP 400), never a row."""
+    for bad, says in (([], "no inputs"), ([[]], "empty word list"), ([["John", ""]], "word 1 is ''")):
+        with pytest.raises(MlflowException, match=says) as caught:
+            tagger.model.predict(bad)
+        assert caught.value.get_http_status_code() == 400
+
+
+@pytest.mark.parametrize("content_type, body, status, says", [
+    # MLflow parsed it with the signature's column types and answered 400 "Failed to get pandas types as some of
+    # the inputs types are not DataType.", which read as if the CSV were broken: no tuneline model takes CSV
+    ("text/csv", "text\nwhere is my parcel\n", 415,
+     "Content-Type text/csv is not accepted (MLflow cannot read this model's inputs from CSV); accepted content "
+     'types: application/json, application/vnd.apache.parquet; send e.g. {"inputs": ["a text", "another text"]} '
+     "as application/json"),
+    ("text/plain", "where is my parcel", 415, "Content-Type text/plain is not accepted; accepted content types: "
+                                               "application/json, application/vnd.apache.parquet"),
+    (None, '{"inputs": ["where is my parcel"]}', 415,  # was a 500 (MLflow: None.split)
+     "the request has no Content-Type header; accepted content types: application/json"),
+])
+def test_classifier_endpoint_names_the_content_types_it_accepts(classifier, monkeypatch, content_type, body,
+                                                                 status, says):
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    client = served_client(classifier, "classification")
+    answer = client.post("/invocations", content=body,
+                         headers={"Content-Type": content_type} if content_type else {})
+    assert answer.status_code == status, answer.text
+    assert answer.json()["message"] == says if content_type == "text/csv" else says in answer.json()["message"]
+    assert answer.headers["X-Model-Name"] == "probe" and "stack_trace" not in answer.json()
+
+
+def test_classifier_endpoint_still_answers_json_and_parquet(classifier, monkeypatch):
+    """The accepted types are answered as before: JSON (with or without a charset) and a Parquet frame."""
+    import io
+
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    client = served_client(classifier, "classification")
+    expected = classifier.model.predict(TEXTS)
+    for content_type in ("application/json", "application/json; charset=utf-8"):
+        answer = client.post("/invocations", content=json.dumps({"inputs": TEXTS}),
+                             headers={"Content-Type": content_type})
+        assert answer.status_code == 200, answer.text
+        assert_same_classification(pd.DataFrame(answer.json()["predictions"]), expected)
+    parquet = io.BytesIO()
+    pd.DataFrame({"text": TEXTS}).to_parquet(parquet)
+    answer = client.post("/invocations", content=parquet.getvalue(),
+                         headers={"Content-Type": "application/vnd.apache.parquet"})
+    assert answer.status_code == 200, answer.text
+    assert_same_classification(pd.DataFrame(answer.json()["predictions"]), expected)

@@ -137,12 +137,51 @@ def concise(message: str) -> str:
     return message
 
 
+#: The request body types a tuneline model's ``POST /invocations`` takes (JSON; a Parquet frame with the model's
+#: columns works for every kind too). MLflow's scoring app also lists ``text/csv``, but parses a CSV body with the
+#: signature's column types, and every tuneline signature has ``Any`` columns, which have no pandas type: each CSV
+#: request failed with "Failed to get pandas types as some of the inputs types are not DataType." (a 400 that read
+#: as if the CSV were broken).
+ACCEPTED_CONTENT_TYPES = ("application/json", "application/vnd.apache.parquet")
+#: A JSON body to send instead, by task, quoted in a refused content type's message.
+JSON_EXAMPLES = {"pair_classification": '{"inputs": [["first text", "second text"]]}',
+                 "token_classification": '{"inputs": ["John lives in Paris", ["John", "Smith"]]}'}
+JSON_EXAMPLE = '{"inputs": ["a text", "another text"]}'
+
+
+def content_type_problem(content_type: str | None, task: str = "") -> str | None:
+    """Why ``POST /invocations`` cannot take a body of this ``Content-Type`` (one line naming the accepted types and
+    a JSON body for ``task``), or None when it can. A missing header made MLflow's app fail with a 500
+    (``None.split``); ``text/csv`` with the pandas-type error above; any other type with a text/plain 415 that
+    listed ``text/csv`` as if it worked."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime in ACCEPTED_CONTENT_TYPES:
+        return None
+    fix = (f"accepted content types: {', '.join(ACCEPTED_CONTENT_TYPES)}; send e.g. "
+           f"{JSON_EXAMPLES.get(task, JSON_EXAMPLE)} as application/json")
+    if not mime:
+        return f"the request has no Content-Type header; {fix}"
+    if mime == "text/csv":
+        return f"Content-Type text/csv is not accepted (MLflow cannot read this model's inputs from CSV); {fix}"
+    return f"Content-Type {mime} is not accepted; {fix}"
+
+
 def served(app: Any, name: str, version: str, task: str) -> Any:
-    """``app`` (MLflow's scoring app) with the served version's headers on every response, ``GET /model``, and
-    client errors (4xx) cut to what to fix: no echo of the request, no server stack trace."""
+    """``app`` (MLflow's scoring app) with the served version's headers on every response, ``GET /model``, a request
+    body of a type the model cannot take refused with a 415 that names the accepted ones (see
+    :func:`content_type_problem`), and client errors (4xx) cut to what to fix: no echo of the request, no server
+    stack trace."""
     from starlette.responses import JSONResponse, Response
 
     headers = {"X-Model-Name": name, "X-Model-Version": version}
+
+    @app.middleware("http")
+    async def accepted_content_types(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
+        if request.method == "POST" and request.url.path.rstrip("/") == "/invocations":
+            problem = content_type_problem(request.headers.get("content-type"), task)
+            if problem is not None:
+                return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=415)
+        return await call_next(request)
 
     @app.middleware("http")
     async def concise_client_errors(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature

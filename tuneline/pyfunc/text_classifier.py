@@ -29,6 +29,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 #: Environment variable that picks the inference precision when the constructor is given none.
 PRECISION_ENV = "TUNELINE_INFERENCE_PRECISION"
 PRECISIONS = ("auto", "fp32", "bf16")
+#: The columns ``predict`` returns, in order (the frame is built from this tuple). Batch prediction
+#: (``tuneline.tasks.predict_batch``) reads it to refuse, before any model work, an input file that already has a
+#: column the predictions would be written under (it would be duplicated, or its values overwritten).
+OUTPUT_COLUMNS = ("label", "score", "scores")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -160,7 +164,7 @@ class TextClassifier:
             "label": [self.labels[i] for i in best],
             "score": [float(proba[row, i]) for row, i in enumerate(best)],
             "scores": [dict(zip(self.labels, map(float, row))) for row in proba],
-        })
+        }, columns=list(OUTPUT_COLUMNS))
 
 
 def _aligned(output: pd.DataFrame, model_input: Any) -> pd.DataFrame:

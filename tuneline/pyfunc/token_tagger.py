@@ -8,7 +8,8 @@ Input: raw text (a str, a list of str, a Series, or a DataFrame with a ``text`` 
 DataFrame with a ``tokens`` column of lists, or a list of word lists, ragged or not); a list may mix both. Output: one
 row per input, in input order, with ``text``, ``tokens``, ``tags`` (one IOB2 tag per word) and ``entities`` (dicts
 with ``type``, ``text``, ``start``, ``end``, ``score``). Anything else (a number, a word that is not a string) is
-refused, never guessed at. How the registered model gets these inputs past MLflow unchanged is explained at
+refused, never guessed at; the registered model also refuses no input, an empty word list and an empty word
+(:func:`refuse_empty_words`). How the registered model gets these inputs past MLflow unchanged is explained at
 :class:`TokenTaggerPyfunc`.
 
 Choices, and why:
@@ -46,6 +47,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 #: Environment variable that picks the inference precision when the constructor is given none.
 PRECISION_ENV = "TUNELINE_INFERENCE_PRECISION"
 PRECISIONS = ("auto", "fp32", "bf16")
+#: The columns ``predict`` returns, in order (the frame is built from this tuple). Batch prediction
+#: (``tuneline.tasks.predict_batch``) reads it to refuse, before any model work, an input file that already has a
+#: column the predictions would be written under (it would be duplicated, or its values overwritten).
+OUTPUT_COLUMNS = ("text", "tokens", "tags", "entities")
 
 WORD_PATTERN = re.compile(r"(?:[^\W\d_]\.){2,}|\w+(?:[-'’.&]\w+)*|\S")
 
@@ -144,6 +149,28 @@ def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, 
         raise TypeError("predict takes a str, a list of str, a list of word lists, or a DataFrame with a 'text' or "
                         f"'tokens' column, not {type(model_input).__name__}")
     return [_parse_item(index, value) for index, value in enumerate(model_input)]
+
+
+def refuse_empty_words(items: list[tuple[str, list[str], list[tuple[int, int]]]]) -> None:
+    """A ValueError naming the input (and the word) for no input at all, an empty word list, or an empty (or
+    all-space) word, as :func:`parse_input` parsed them; raw text never splits into such words.
+
+    The registered model's ``predict`` applies it (HTTP 400 from ``serve-model``): each was answered 200 with no
+    predictions, an empty row that reads as "no entities", or an 'O' for a word that is not there (its offsets
+    pointing at a space), while training quarantines such sentences (``tokens_are_list_of_strings``,
+    ``no_empty_tokens``). :class:`TokenTagger` itself keeps tagging an empty list as a sentence of no words: the
+    evaluation of validated data never holds one, and callers of the class may rely on it."""
+    if not items:
+        raise ValueError('predict got no inputs; send at least one text or word list, e.g. {"inputs": ["John lives '
+                         'in Paris"]}')
+    for index, (_, words, _) in enumerate(items):
+        if not words:
+            raise ValueError(f"input {index} has no words (an empty word list or text); every input needs at least "
+                             "one word")
+        blank = next((position for position, word in enumerate(words) if not word.strip()), None)
+        if blank is not None:
+            raise ValueError(f"input {index}: word {blank} is {words[blank]!r}, an empty word; every word needs some "
+                             "text (drop it from the list)")
 
 
 def extract_entities(tags: list[str], scores: list[float], spans: list[tuple[int, int]],
@@ -280,7 +307,7 @@ class TokenTagger:
         for (text, words, spans), (tags, scores) in zip(items, tagged):
             entities = extract_entities(tags, scores, spans, text)
             rows.append({"text": text, "tokens": words, "tags": tags, "entities": entities})
-        return pd.DataFrame(rows, columns=["text", "tokens", "tags", "entities"])
+        return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
 
 
 def _aligned(output: pd.DataFrame, model_input: Any) -> pd.DataFrame:
@@ -334,8 +361,11 @@ try:
 
         def predict(self, context, model_input: list[str | list[str]],
                     params: dict[str, Any] | None = None) -> pd.DataFrame:
+            """The tags of every input; a ValueError/TypeError of :func:`parse_input` or :func:`refuse_empty_words`
+            is MLflow's invalid-parameter error (HTTP 400 from a serving endpoint)."""
             try:
                 items = parse_input(model_input)
+                refuse_empty_words(items)
             except (TypeError, ValueError) as error:
                 raise MlflowException.invalid_parameter_value(
                     f"Failed to enforce the model input schema (a text, a list of texts or of word lists, or a "

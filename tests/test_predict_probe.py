@@ -1,0 +1,249 @@
+"""What a probe of ``tuneline predict --input`` found: inputs that predict wrote wrongly or read as text.
+
+* An input column that batch prediction writes a value of its own under (``predicted_label`` beside a gold
+  ``label``; ``predicted_score``, ``predicted_labels``, ``predicted_entities``; ``model_name``) came out twice in a
+  CSV, overwritten by the prediction in JSONL (the input's value lost), and as pyarrow's "Duplicate column names
+  found" for Parquet, after the whole model had run. It is refused up front, naming the file and the column(s).
+* A text of only invisible characters (zero-width spaces) was predicted on, with a confident label, although it
+  reads as empty and the tokenizer drops every character of it; a NER word list that was empty or held an empty word
+  was tagged. Both are refused naming the file's line, as an empty text already was.
+
+Every kind is a tiny random head on the conftest BERT, logged and registered by tuneline's own register task into a
+SQLite store (the path a training run takes), and predicted by the real command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tuneline.cli import main
+from tuneline.errors import UserError
+from tuneline.kinds import KINDS
+from tuneline.tasks.predict_batch import clashing_columns, prediction_columns, read_prediction_inputs
+from tuneline.tasks.register import register_model
+from tuneline.tracking import RunContext
+
+TEXTS = ["where is my parcel", "please reset my password"]
+#: kind → (registered name, head, labels)
+MODELS = {"classification": ("probe-intents", "AutoModelForSequenceClassification", ["billing", "delivery"]),
+          "pair_classification": ("probe-pairs", "AutoModelForSequenceClassification", ["0", "1"]),
+          "multilabel_classification": ("probe-topics", "AutoModelForSequenceClassification", ["billing", "delivery"]),
+          "token_classification": ("probe-ner", "AutoModelForTokenClassification", ["O", "B-PER", "I-PER"])}
+
+
+def save_head(base: Path, folder: Path, head: str, labels: list[str]) -> Path:
+    """A randomly initialised ``head`` on the tiny BERT, saved as tuneline saves a trained model."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    model = getattr(transformers, head).from_pretrained(
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)})
+    model.config.tuneline_max_length = 32
+    model.save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny_bert) -> str:
+    """A SQLite store with one version of each kind, tagged with its task and aliased ``challenger`` as a training
+    run registers it."""
+    folder = tmp_path_factory.mktemp("predict-probe")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("predict-probe", artifact_location=(folder / "artifacts").as_uri())
+    try:
+        for kind, (name, head, labels) in MODELS.items():
+            model_dir = save_head(tiny_bert, folder / name, head, labels)
+            run = client.create_run(experiment)
+            context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
+                                 run_dir=folder / run.info.run_id)
+            register_model.fn(model_dir, kind, name, context, {"task": kind})
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+
+
+def registered(uri: str, kind: str) -> mlflow.pyfunc.PyFuncModel:
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.pyfunc.load_model(f"models:/{MODELS[kind][0]}@challenger")
+
+
+def predict(uri: str, kind: str, source: Path, output: Path | None = None) -> int:
+    """``tuneline predict -m NAME@challenger --input SOURCE [--output OUTPUT]``, its exit status."""
+    return main(["predict", "-m", f"{MODELS[kind][0]}@challenger", "--tracking-uri", uri, "--input", str(source),
+                 *(["--output", str(output)] if output is not None else [])])
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+# --- 1. input columns the output writes under -------------------------------------------------------------------
+
+#: kind → (input rows, the clashing column(s) in file order, as the message names them)
+CLASHES = {
+    "classification": ([{"text": t, "label": "billing", "predicted_label": "delivery"} for t in TEXTS],
+                       "'predicted_label'"),
+    "pair_classification": ([{"text": t, "text_pair": t, "score": 1, "predicted_score": 2} for t in TEXTS],
+                            "'predicted_score'"),
+    "multilabel_classification": ([{"text": t, "predicted_labels": "x", "model_name": "mine"} for t in TEXTS],
+                                  "'predicted_labels', 'model_name'"),
+    "token_classification": ([{"tokens": t.split(), "predicted_entities": [], "predicted_tags": "O"} for t in TEXTS],
+                             "'predicted_entities', 'predicted_tags'"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CLASHES))
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_an_input_column_the_output_writes_under_is_refused_naming_file_and_column(store, tmp_path, capsys, kind,
+                                                                                     suffix):
+    """CSV got the column twice, JSONL lost the input's value, Parquet failed after the model had run."""
+    rows, named = CLASHES[kind]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    output = tmp_path / f"out{suffix}"
+    assert predict(store, kind, source, output) == 1
+    err = capsys.readouterr().err
+    assert f"tuneline: input file {source} already has column(s) {named}, which batch prediction writes itself" in err
+    assert "rename or drop" in err and "Traceback" not in err and "Duplicate column" not in err
+    assert len([line for line in err.splitlines() if line.startswith("tuneline:")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no output, no temporary file
+
+
+def test_the_clash_is_found_when_the_file_is_read_before_any_model_is_loaded(tmp_path):
+    """``read_prediction_inputs`` never loads a model: the refusal costs no model load and no prediction. The CSV
+    the probe used (a gold ``label`` and a ``predicted_label``) and the stdout form of predict are refused alike."""
+    source = tmp_path / "gold.csv"
+    pd.DataFrame({"text": TEXTS, "label": ["a", "b"], "predicted_label": ["a", "a"]}).to_csv(source, index=False)
+    with pytest.raises(UserError, match=rf"^input file {source} already has column\(s\) 'predicted_label', which "
+                                        r"batch prediction writes itself \('predicted_label' holds the model's "
+                                        r"'label' where the file has its own\); rename or drop it$"):
+        read_prediction_inputs.fn(source, "classification")
+    both = tmp_path / "both.csv"
+    pd.DataFrame({"text": TEXTS, "model_version": ["1", "1"], "predicted_scores": ["", ""]}).to_csv(both, index=False)
+    with pytest.raises(UserError, match=r"column\(s\) 'model_version', 'predicted_scores', .*rename or drop them$"):
+        read_prediction_inputs.fn(both, "classification")
+
+
+def test_the_stdout_form_refuses_a_clash_too(store, tmp_path, capsys):
+    """``predict --input`` without ``--output`` printed ``{**input, **prediction}``: the input's ``predicted_label``
+    was replaced by the prediction."""
+    source = tmp_path / "gold.csv"
+    pd.DataFrame({"text": TEXTS, "label": ["a", "b"], "predicted_label": ["a", "a"]}).to_csv(source, index=False)
+    assert predict(store, "classification", source) == 1
+    captured = capsys.readouterr()
+    assert "already has column(s) 'predicted_label'" in captured.err and not captured.out.strip()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_columns_named_like_the_predictions_keep_their_values_beside_predicted_ones(store, tmp_path, capsys, suffix):
+    """A gold ``label`` (and a ``score`` of the file's own) is no clash: the predictions go to ``predicted_label``
+    and ``predicted_score``, the input's values stay, in every output format."""
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t, "label": "gold", "score": 5} for t in TEXTS])
+    output = tmp_path / f"out{suffix}"
+    assert predict(store, "classification", source, output) == 0
+    written = {".csv": lambda p: pd.read_csv(p, dtype={"model_version": str}),
+               ".jsonl": lambda p: pd.read_json(p, lines=True, dtype={"model_version": str}),
+               ".parquet": pd.read_parquet}[suffix](output)
+    assert list(written.columns) == ["text", "label", "score", "predicted_label", "predicted_score", "scores",
+                                     "model_name", "model_version"]
+    expected = registered(store, "classification").predict(TEXTS)
+    assert list(written["label"]) == ["gold", "gold"] and [int(s) for s in written["score"]] == [5, 5]
+    assert list(written["predicted_label"]) == list(expected["label"])
+    assert list(written["predicted_score"]) == pytest.approx(list(expected["score"]), abs=1e-6)
+
+
+@pytest.mark.parametrize("kind, example", [
+    ("classification", TEXTS),
+    ("pair_classification", pd.DataFrame({"text": TEXTS, "text_pair": TEXTS})),
+    ("multilabel_classification", TEXTS),
+    ("token_classification", [t.split() for t in TEXTS]),
+])
+def test_each_kinds_prediction_columns_are_what_its_registered_model_returns(store, kind, example):
+    """The clash check reads the pyfunc file's ``OUTPUT_COLUMNS``: they must be the columns a registered model of
+    that kind actually returns."""
+    assert list(registered(store, kind).predict(example).columns) == list(prediction_columns(KINDS[kind]))
+    module = importlib.import_module(f"tuneline.pyfunc.{Path(KINDS[kind].pyfunc_file).stem}")
+    assert prediction_columns(KINDS[kind]) == module.OUTPUT_COLUMNS
+
+
+def test_an_echoed_model_column_is_no_clash():
+    """NER returns ``text`` and ``tokens`` as well: the one the file gave the model is dropped from the output, so a
+    ``predicted_tokens`` column in a file of ``tokens`` is kept, while in a file of raw ``text`` it is refused."""
+    ner = KINDS["token_classification"]
+    assert clashing_columns(ner, ["tokens"], ["tokens", "predicted_tokens", "predicted_text"]) == ["predicted_text"]
+    assert clashing_columns(ner, ["text"], ["text", "predicted_tokens", "predicted_text"]) == ["predicted_tokens"]
+
+
+# --- 2. texts and word lists that are no input --------------------------------------------------------------------
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200b\u200c\u200d", " \ufeff\u2060 ", "\u00ad"])
+def test_a_text_of_only_invisible_characters_is_refused_naming_its_line(store, tmp_path, capsys, invisible):
+    """It was predicted on (a label and a score for what reads as an empty cell), while an empty text is refused."""
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": ["r0", "r1", "r2"], "text": [TEXTS[0], invisible, TEXTS[1]]}).to_csv(source, index=False)
+    says = f"input file {source}: the record on line 3 has no visible text in column 'text'"
+    with pytest.raises(UserError, match=rf"^{says} \(only invisible characters: .*\); every row needs some text"):
+        read_prediction_inputs.fn(source, "classification")
+    output = tmp_path / "out.jsonl"
+    assert predict(store, "classification", source, output) == 1
+    assert says in capsys.readouterr().err and not output.exists()
+    assert predict(store, "classification", source) == 1  # and printed to stdout: the same refusal, nothing printed
+    captured = capsys.readouterr()
+    assert says in captured.err and not captured.out.strip()
+
+
+def test_an_invisible_second_text_and_raw_ner_text_are_refused_too(tmp_path):
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"text": TEXTS[0], "text_pair": "\u200b"}])
+    with pytest.raises(UserError, match=r"line 1 has no visible text in column 'text_pair'"):
+        read_prediction_inputs.fn(pairs, "pair_classification")
+    raw = write_jsonl(tmp_path / "raw.jsonl", [{"text": "John lives"}, {"text": "\u2060"}])
+    with pytest.raises(UserError, match=r"line 2 has no visible text in column 'text'"):
+        read_prediction_inputs.fn(raw, "token_classification")
+
+
+def test_an_empty_text_keeps_its_message_and_visible_text_with_invisible_characters_is_predicted(store, tmp_path,
+                                                                                                   capsys):
+    """The existing policy for an empty cell is unchanged; a zero-width character inside a real text is no reason
+    to refuse it (training keeps such a text, and so does the model)."""
+    empty = write_jsonl(tmp_path / "empty.jsonl", [{"text": TEXTS[0]}, {"text": "  "}])
+    with pytest.raises(UserError, match=r"line 2 has no value in column 'text' \(empty or only spaces\)"):
+        read_prediction_inputs.fn(empty, "classification")
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [{"text": "where\u200b is my parcel"}])
+    output = tmp_path / "out.jsonl"
+    assert predict(store, "classification", mixed, output) == 0
+    row = json.loads(output.read_text())
+    assert row["label"] == registered(store, "classification").predict(["where\u200b is my parcel"])["label"][0]
+
+
+@pytest.mark.parametrize("tokens, what", [
+    ([], "an empty word list"),
+    (["John", ""], r"an empty word at position 1 \(''\)"),
+    (["John", "  "], r"an empty word at position 1 \('  '\)"),
+])
+def test_an_empty_ner_word_list_or_word_is_refused_naming_its_line(store, tmp_path, capsys, tokens, what):
+    """Training quarantines such sentences (``no_empty_tokens``); predict tagged them ('O' for the empty word, an
+    empty row for the empty list, which reads as "no entities")."""
+    source = write_jsonl(tmp_path / "in.jsonl", [{"tokens": ["John", "Smith"]}, {"tokens": tokens}])
+    says = rf"input file {source}: the record on line 2 has {what} in column 'tokens'"
+    with pytest.raises(UserError, match=rf"^{says}; every row needs at least one word"):
+        read_prediction_inputs.fn(source, "token_classification")
+    output = tmp_path / "tags.jsonl"
+    assert predict(store, "token_classification", source, output) == 1
+    err = capsys.readouterr().err
+    assert "the record on line 2 has" in err and "in column 'tokens'" in err and not output.exists()
