@@ -24,6 +24,17 @@ def test_split_words_is_conll_like_and_keeps_offsets():
     assert words[3] == ("Paris", 22, 27)
 
 
+def test_invisible_characters_join_a_word_or_separate_words_and_are_never_words_of_their_own():
+    """Text pasted from a web page or a PDF: a soft hyphen split 'Ham-burg' in three words, the middle one invisible
+    and tagged; a zero-width space became a word of its own."""
+    text = "\ufeffHam\u00adburg and New\u200bYork, Bj\u200c\u00f6rk \u200b O\u2060Neil"
+    words = split_words(text)
+    assert [w for w, _, _ in words] == ["Ham\u00adburg", "and", "New", "York", ",", "Bj\u200c\u00f6rk",
+                                        "O\u2060Neil"]
+    assert all(text[s:e] == w for w, s, e in words)
+    assert split_words("\u200b \u200e\u00ad") == []
+
+
 def test_a_missing_or_blank_text_is_refused_not_answered_with_no_entities():
     """An empty result read as "no entities in this text"; the other kinds refuse such inputs (HTTP 400)."""
     for bad, says in (([None], "input 0 is missing"), (["fine", float("nan")], "input 1 is missing"),

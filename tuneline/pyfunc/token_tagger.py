@@ -52,7 +52,14 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: column the predictions would be written under (it would be duplicated, or its values overwritten).
 OUTPUT_COLUMNS = ("text", "tokens", "tags", "entities")
 
-WORD_PATTERN = re.compile(r"(?:[^\W\d_]\.){2,}|\w+(?:[-'’.&]\w+)*|\S")
+#: Invisible characters that join inside a word (soft hyphen, zero-width non-joiner and joiner, word joiner, a BOM
+#: used as a zero-width no-break space): ``Ham\u00adburg`` is one word, as a reader sees it. A text pasted from a
+#: web page or a PDF carries them; each split its word in three, the middle "word" invisible and tagged.
+_JOINERS = "\u00ad\u200c\u200d\u2060\ufeff"
+#: ... and invisible characters that are no word on their own (those, the zero-width space and the direction marks):
+#: a zero-width space separates words like a space.
+_INVISIBLE = _JOINERS + "\u200b\u200e\u200f"
+WORD_PATTERN = re.compile(rf"(?:[^\W\d_]\.){{2,}}|\w+(?:(?:[-'’.&]|[{_JOINERS}]+)\w+)*|[^\s{_INVISIBLE}]")
 
 
 def cpu_has_native_bf16() -> bool:
