@@ -131,6 +131,10 @@ def test_a_tab_separated_conll_file_keeps_tokens_with_spaces_and_comment_lines_a
     ([f"O word{i}" for i in range(30)] + ["B-PER Peter"],
      "the tag column holds 31 different words ('Peter', 'word0', 'word1', 'word10', ...), not tags: are the token "
      "and tag columns swapped?"),
+    # a number among the words read as tags made it say "the tags are numbers (class ids ...)"
+    ([f"O word{i}" for i in range(29)] + ["O 1996", "B-PER Peter"],
+     "the tag column holds 31 different words ('1996', 'Peter', 'word0', 'word1', ...), not tags: are the token "
+     "and tag columns swapped?"),
 ])
 def test_tags_without_an_entity_say_whether_they_are_io_tags_or_words(tmp_path, lines, said):
     """Both ended in "found no entity tag (B-X/I-X) in the training data" and advice to check the tag column."""

@@ -333,6 +333,8 @@ def csv_layout(path: Path, encoding: str, skip_lines: int = 0) -> tuple[str, int
     lines = text.splitlines()
     if len(head) == _LAYOUT_BYTES:
         lines = lines[:-1]  # the read may have cut the last line
+    else:
+        lines = _without_eof_mark(text).splitlines()  # a DOS end-of-file mark is no record of a small file
     lines = lines[skip_lines:]
     if not skip_lines and lines and (declared := _EXCEL_SEPARATOR_LINE.fullmatch(lines[0])):
         return declared.group(1), 1
@@ -433,10 +435,34 @@ def _physical_lines(text: str) -> list[str]:
             for line in lines]
 
 
+#: a DOS end-of-file mark (Ctrl-Z, 0x1A) ending a file, whitespace after it: old Windows tools end exports with one,
+#: and read as data it was a record of its own, set aside as malformed (or made ``predict`` refuse the file)
+_EOF_MARK = r"\x1a[\x1a \t\r\n\f\v]*\Z"
+_EOF_MARK_TEXT = re.compile(_EOF_MARK)
+_EOF_MARK_BYTES = re.compile(_EOF_MARK.encode())
+
+
+def _without_eof_mark(text: str) -> str:
+    """``text`` without a DOS end-of-file mark ending it (:data:`_EOF_MARK`); a 0x1A anywhere else is data."""
+    return _EOF_MARK_TEXT.sub("", text) if "\x1a" in text[-4096:] else text
+
+
+def _end_before_eof_mark(handle) -> int | None:
+    """The byte count of the open binary file ``handle`` without a DOS end-of-file mark ending it (None when none
+    does), so that the block reader stops where :func:`_without_eof_mark` has the careful reader stop. Its read
+    position is left at the start."""
+    size = handle.seek(0, io.SEEK_END)
+    handle.seek(max(0, size - 4096))
+    tail = handle.read()
+    handle.seek(0)
+    found = _EOF_MARK_BYTES.search(tail)
+    return size - (len(tail) - found.start()) if found else None
+
+
 def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tuple[list[str], set[int]]:
     """The file's physical lines (:func:`_physical_lines`: endings kept; split at \\n and \\r\\n, at a lone \\r only
-    in a file without \\n) and the 0-based indexes of the
-    lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
+    in a file without \\n; a DOS end-of-file mark ending it dropped, :func:`_without_eof_mark`) and the 0-based
+    indexes of the lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
     if on_decode_error not in ("error", "quarantine"):
         raise DataLoadError(f"on_decode_error must be 'error' or 'quarantine', not {on_decode_error!r} "
                             "(data.on_decode_error)")
@@ -448,10 +474,10 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
     bad: set[int] = set()
     try:
         text = _decode_mixed(path, body, codec) if _is_8bit(codec) else body.decode(codec.name)
-        lines = _physical_lines(text.removeprefix("\ufeff"))
+        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")))
     except UnicodeDecodeError as error:
         text = body.decode(codec.name, _MARK_HANDLER)
-        lines = _physical_lines(text.removeprefix("\ufeff"))
+        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")))
         bad = {index for index, line in enumerate(lines) if _MARK in line}
         if on_decode_error == "error":
             first = min(bad) + 1 if bad else 1
@@ -886,6 +912,8 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
                     compact: bool = False, skip_lines: int = 0) -> ReadResult:
     """The block reader where the file allows it (:func:`_read_delimited_fast`), else the careful one: the same
     records, record and line numbers, values and malformed records either way (the tests compare the two)."""
+    if fmt == "tsv" and header:
+        _check_tab_separated(path, encoding, skip_lines)
     delimiter, skip = csv_layout(path, encoding, skip_lines) if fmt == "csv" else (None, skip_lines)
     if delimiter not in (None, ",") or skip:  # the block reader splits at commas only: the careful one reads these
         if delimiter not in (None, ","):
@@ -906,6 +934,37 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
         return _with_string_columns(result) if compact else result
     result = _unwrapped_quotes(path, result) if fmt == "tsv" else result
     return result if compact else _with_object_columns(result)
+
+
+#: how :func:`_check_tab_separated` names the delimiters of a file read as TSV that holds no tab
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "|": "'|'"}
+
+
+def _check_tab_separated(path: Path, encoding: str, skip_lines: int = 0) -> None:
+    """A one-line error for a file read as TSV (named .tsv, or data.format: tsv) whose first lines hold no tab and
+    split at a comma (or ``;``, ``|``) into as many fields each, header and records alike
+    (:func:`_splits_consistently`): a CSV file. Read as TSV each line is one field, and the error about the missing
+    column (``its columns: ['text,label']``) named no fix. A one-column TSV file whose texts hold commas has a header
+    without one."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(_LAYOUT_BYTES)
+        text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    except (OSError, LookupError):
+        return  # the reader's own checks say what is wrong
+    # the read may have cut the last line; a DOS end-of-file mark is no record of a small file
+    lines = text.splitlines()[:-1] if len(head) == _LAYOUT_BYTES else _without_eof_mark(text).splitlines()
+    sample = [line for line in lines[skip_lines:] if line.strip()][:_LAYOUT_RECORDS]
+    if not sample or any("\t" in line for line in sample):
+        return
+    delimiter = next((d for d in (",", ";", "|") if _splits_consistently(sample, d)), None)
+    if delimiter is None:
+        return
+    fields = [field.strip() for field in next(csv.reader(sample[:1], delimiter=delimiter))]
+    raise DataLoadError(f"{path} is read as TSV (tab-separated), but its lines hold no tab and split at "
+                        f"{_DELIMITER_NAMES[delimiter]} into {len(fields)} fields (header: {', '.join(fields[:5])}"
+                        f"{', ...' if len(fields) > 5 else ''}): it is CSV; set data.format: csv (or name the file "
+                        ".csv)")
 
 
 def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
@@ -1142,10 +1201,11 @@ def _with_object_columns(result: ReadResult) -> ReadResult:
     return ReadResult(frame=pd.DataFrame(data), malformed=result.malformed, records_seen=result.records_seen)
 
 
-def _byte_blocks(handle, size: int):
-    """The file in blocks of whole lines (each ends after a \\n, the last one maybe not)."""
+def _byte_blocks(handle, size: int, end: int | None = None):
+    """The file (its first ``end`` bytes, where given) in blocks of whole lines (each ends after a \\n, the last one
+    maybe not)."""
     rest = b""
-    while chunk := handle.read(size):
+    while chunk := handle.read(size if end is None else min(size, end - handle.tell())):
         data = rest + chunk if rest else chunk
         cut = data.rfind(b"\n") + 1
         if cut == 0:  # no line break yet: read on
@@ -1453,6 +1513,7 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
         codec = codecs.lookup(encoding)
         with path.open("rb") as handle:
             _check_not_utf16(path, handle.read(_SNIFF_BYTES), codec)
+            end = _end_before_eof_mark(handle)
     except (DataLoadError, LookupError, OSError):
         return None
     if codec.name not in _FAST_CODECS:
@@ -1468,7 +1529,7 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
     maybe_utf8, utf8_seen, utf8_characters = _is_8bit(codec), False, False
     try:
         with path.open("rb") as handle:
-            stream = _byte_blocks(handle, FAST_BLOCK_BYTES)
+            stream = _byte_blocks(handle, FAST_BLOCK_BYTES, end)
             current, first = next(stream, None), True
             while current is not None:
                 following = next(stream, None)
@@ -1636,10 +1697,39 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
         _check_not_pretty_printed(path, lines)  # no line is a JSON object (the rest are objects set aside)
         _check_some_object(path, lines, malformed, seen)
     names = list(dict.fromkeys(key for _, obj in records for key in obj))
+    spellings = _key_spellings(path, records, names)
+    if spellings:
+        records = [(number, {spellings.get(key, key): value for key, value in obj.items()}) for number, obj in records]
+        names = list(dict.fromkeys(spellings.get(name, name) for name in names))
     _check_names(path, names, "a JSONL record")
     columns = {name: _booleans_as_labels([obj.get(name) for _, obj in records]) for name in names}
     numbers_ = [number for number, _ in records]
     return ReadResult(frame=_object_frame(columns, numbers_, numbers_), malformed=malformed, records_seen=seen)
+
+
+def _key_spellings(path: Path, records: list[tuple[int, dict]], names: list[str]) -> dict[str, str]:
+    """Each JSONL key that other records write in another case or with spaces around it (``Text`` on some rows,
+    ``text`` on others), mapped to the one spelling all are read as: else each spelling is a column of its own, and
+    the rows without the configured one are set aside as missing their text. Names are compared as a CSV header's
+    are matched to the configured columns (case and surrounding spaces aside); the spelling read is the lower-case
+    one where a record writes it (the names configs give), else the most common. A key written two ways in one
+    object is ambiguous: its spellings stay columns of their own (the config's exact name is read)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.strip().casefold(), []).append(name)
+    spellings: dict[str, str] = {}
+    for key, group in groups.items():
+        if len(group) < 2 or any(sum(name in obj for name in group) > 1 for _, obj in records):
+            continue
+        counts = Counter(name for _, obj in records for name in group if name in obj)
+        target = key if key in group else max(group, key=counts.__getitem__)
+        spellings.update((name, target) for name in group if name != target)
+    if spellings:
+        from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+        task_logger().info("%s: keys that differ only in case or spaces read as one: %s", path,
+                           ", ".join(f"{name!r} as {target!r}" for name, target in spellings.items()))
+    return spellings
 
 
 def _booleans_as_labels(values: list) -> list:
@@ -1814,6 +1904,13 @@ _CONLL_TAB = re.compile(r"\t+")
 _IOB_LIKE = re.compile(r"(?i)^(o|[bielsu][-_].+|.+[-_][bielsu])$")
 
 
+def _token_column(fields: list[str], tag_column: int) -> int:
+    """The column of a CoNLL line's token: the first one that is not its tag column. With the tag first (``B-PER
+    John``, data.conll_tag_column: 0) the token was read from column 0 too, so tokens were the tags, without a
+    word."""
+    return 1 if len(fields) > 1 and tag_column in (0, -len(fields)) else 0
+
+
 def _conll_comment(line: str, fields: list[str], tag_column: int) -> bool:
     """A ``#`` line heading a sentence whose tag field is no tag (``# id 42 domain=en``) is a comment; ``# O``, a
     hashtag token, is a token."""
@@ -1830,14 +1927,15 @@ LONGEST_SENTENCE = 1000
 _SENTENCE_ENDS = frozenset({".", "!", "?"})
 
 
-def _check_sentences_separated(path: Path, sentences: list[list[tuple[int, list[str]]]]) -> None:
+def _check_sentences_separated(path: Path, sentences: list[list[tuple[int, list[str]]]],
+                               tag_column: int = -1) -> None:
     """A one-line error for a CoNLL file whose sentences are not separated by blank lines: it reads as one sentence
     of hundreds of tokens (or a few huge ones), which later fails far from the cause ("the validation split is
     empty"), or trains on nonsense."""
     limit = LONGEST_ONLY_SENTENCE if len(sentences) == 1 else LONGEST_SENTENCE
     sentence = next((s for s in sentences if len(s) > limit), None)
     if sentence is None and len(sentences) == 1 and len(sentences[0]) > 100:
-        inner_ends = sum(fields[0] in _SENTENCE_ENDS for _, fields in sentences[0][:-1])
+        inner_ends = sum(fields[_token_column(fields, tag_column)] in _SENTENCE_ENDS for _, fields in sentences[0][:-1])
         sentence = sentences[0] if inner_ends >= 5 else None
     if sentence is None:
         return
@@ -1847,15 +1945,54 @@ def _check_sentences_separated(path: Path, sentences: list[list[tuple[int, list[
                         "blank lines (or check data.format)")
 
 
+#: a number as a confidence column writes it (``0.98``, ``1``, ``-3.5e-2``): no tag
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _check_tag_column(path: Path, sentences: list[list[tuple[int, list[str]]]], tag_column: int,
+                      expected: int) -> None:
+    """Where the tag column (``tag_column`` of lines of the file's ``expected`` fields) holds no tags and another
+    column does (:data:`_IOB_LIKE` on at least 9 in 10 lines, one an entity's), say which: a tag-first file
+    (``B-PER John``) or one with a confidence column last (``John B-PER 0.98``) read with the default last column
+    failed far from the cause, with advice about numeric class ids or the IO scheme.
+
+    A tag column of numbers is refused (one line naming the column to set); one of words is read as configured, with
+    a warning (a file of several tag columns, POS and NER, may be read at another on purpose)."""
+    rows = [(index, fields) for sentence in sentences for index, fields in sentence if len(fields) == expected]
+    if expected < 2 or not rows or not -expected <= tag_column < expected:
+        return  # one column, or the tag column is missing: the reader's malformed rules say so
+    configured = tag_column % expected
+
+    def tagged(column: int) -> int:
+        return sum(bool(_IOB_LIKE.match(fields[column])) for _, fields in rows)
+
+    if tagged(configured) * 2 >= len(rows):
+        return  # tags, or the IO scheme (PER, O): mostly O
+    found = [column for column in range(expected) if column != configured and tagged(column) * 10 >= len(rows) * 9
+             and any(fields[column].upper() != "O" and _IOB_LIKE.match(fields[column]) for _, fields in rows)]
+    if not found:
+        return
+    column = found[-1]  # CoNLL-2003 writes its chunk tags (B-NP) before the NER tags
+    advice = f"the tags look like they are in column {column}: set data.conll_tag_column: {column}"
+    if all(_NUMBER.fullmatch(fields[configured]) for _, fields in rows):
+        index, first = rows[0]
+        raise DataLoadError(f"{path}: column {configured} (data.conll_tag_column: {tag_column}) holds numbers, not "
+                            f"tags (line {index + 1}: {' '.join(first)!r}); {advice}")
+    from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+    shown = ", ".join(repr(value) for value in list(dict.fromkeys(fields[configured] for _, fields in rows))[:3])
+    task_logger().warning("%s: %s (column %d, read as the tags, holds %s, ...)", path, advice, configured, shown)
+
+
 def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
                on_decode_error: DecodePolicy = "error") -> ReadResult:
     """Read a CoNLL column file into one row per sentence: ``tokens``, ``tags``, ``source_row`` (sentence number),
     ``source_line`` (line of its first token).
 
-    Token is the first whitespace-separated field, the tag is field ``tag_column``; blank or whitespace-only lines
-    end a sentence; ``-DOCSTART-`` lines are document markers, skipped. The file's field count is the most common
-    one among its lines: a line with another count (``New York B-LOC`` in a 2-column file) would silently lose a
-    word or shift a tag, so its whole sentence is malformed rather than half-read.
+    The tag is field ``tag_column``, the token the first other field (:func:`_token_column`); blank or
+    whitespace-only lines end a sentence; ``-DOCSTART-`` lines are document markers, skipped. The file's field count
+    is the most common one among its lines: a line with another count (``New York B-LOC`` in a 2-column file) would
+    silently lose a word or shift a tag, so its whole sentence is malformed rather than half-read.
     """
     path = Path(path)
     encoding = bom_encoding(path, encoding)
@@ -1877,7 +2014,7 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
         line = line.removeprefix("\ufeff")  # the mark of a file joined on with cat: no part of a token
         fields = [field for field in (part.strip(" ") for part in separator.split(line.strip(" \t\r\n\v\f")))
                   if field] if line.strip() else []
-        if not fields or fields[0] == DOCSTART:
+        if not fields or DOCSTART in (fields[0], fields[_token_column(fields, tag_column)]):
             if sentence:
                 sentences.append(sentence)
             sentence = []
@@ -1894,14 +2031,15 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     if not sentences:
         raise DataLoadError(f"input file {path} has no sentences (only blank and {DOCSTART} lines); "
                             "give a CoNLL file with token lines")
-    _check_sentences_separated(path, sentences)
+    _check_sentences_separated(path, sentences, tag_column)
     expected = Counter(len(fields) for s in sentences for _, fields in s).most_common(1)[0][0]
+    _check_tag_column(path, sentences, tag_column, expected)
 
     records: list[dict] = []
     malformed: list[dict] = []
     for number, sentence in enumerate(sentences, start=1):
         first_line = sentence[0][0] + 1
-        tokens = [fields[0] for _, fields in sentence]
+        tokens = [fields[_token_column(fields, tag_column)] for _, fields in sentence]
         value = " ".join(tokens)
         undecodable = [index for index, _ in sentence if index in bad_lines] if bad_lines else []
         short = [(index, fields) for index, fields in sentence

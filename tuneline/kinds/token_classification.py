@@ -330,9 +330,11 @@ class TokenClassificationKind(TaskKind):
         source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
         labels = labels_from_tags(source["tags"]) if source is not None else ["O"]
         if len(labels) < 3:
-            numeric = source is not None and any(
-                isinstance(tag, (int, float)) or (isinstance(tag, str) and tag.strip().lstrip("-").isdigit())
-                for tags in list(source["tags"])[:200] if isinstance(tags, (list, tuple, np.ndarray)) for tag in tags)
+            seen = [tag for tags in (list(source["tags"])[:200] if source is not None else [])
+                    if isinstance(tags, (list, tuple, np.ndarray)) for tag in tags]
+            # most of them, not any: words read as tags (a tag-first file) hold a number now and then ('1996')
+            numeric = sum(isinstance(tag, (int, float)) or (isinstance(tag, str) and tag.strip().lstrip("-").isdigit())
+                          for tag in seen) > len(seen) / 2
             hint = (": the tags are numbers (class ids, as Hugging Face datasets export ner_tags); write them as "
                     "their names (O, B-PER, I-PER, ...)" if numeric else "")
             sample = list(source["tags"])[:200] if source is not None else []
