@@ -257,7 +257,8 @@ def test_the_champion_is_scored_in_this_datas_label_spelling_and_renamed_labels_
 def register_and_wait(folder: Path, data: Path, tiny_bert: Path, ready: Path) -> subprocess.Popen:
     """A real tracked run (its process tag and all) that registers its model and then waits before its gate, as a
     run does while it scores the champion; the test kills it there with SIGKILL (nothing in it can clean up)."""
-    overrides = [f"model.base={tiny_bert}", f"tracking.registered_model={MODEL}", *FAST]
+    overrides = [f"model.base={tiny_bert}", f"tracking.registered_model={MODEL}", *FAST,
+                 f"tracking.tracking_uri=sqlite:///{folder / 'mlflow.db'}"]
     code = ("import pathlib, time\n"
             "import mlflow\n"
             "from tuneline.config import build_config\n"
@@ -270,7 +271,8 @@ def register_and_wait(folder: Path, data: Path, tiny_bert: Path, ready: Path) ->
             f"    found = register_model.fn(model_dir, 'classification', {MODEL!r}, run, {{'task': 'classification'}})\n"
             f"    pathlib.Path({str(ready)!r}).write_text(found.version + ' ' + run.run_id)\n"
             "    time.sleep(600)\n")
-    return subprocess.Popen([sys.executable, "-c", code], cwd=folder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_"))}  # this store only
+    return subprocess.Popen([sys.executable, "-c", code], cwd=folder, env=env)
 
 
 def test_a_run_killed_outright_before_its_gate_is_never_promoted_and_doctor_closes_it(store, tiny_bert, capsys):
@@ -292,10 +294,10 @@ def test_a_run_killed_outright_before_its_gate_is_never_promoted_and_doctor_clos
 
         # alive: pending, not an orphan, and not promotable yet
         with working_in(folder):
-            assert main(["doctor", "--model", MODEL]) == 0
+            assert main(["doctor", "--model", MODEL, "--tracking-uri", uri]) == 0
             report = capsys.readouterr().out
             assert f"{MODEL} v{version}: run {run_id} RUNNING, gate not finished yet (its process is alive)" in report
-            assert main(["promote", MODEL, version, "--reason", "looks good"]) == 1
+            assert main(["promote", MODEL, version, "--reason", "looks good", "--tracking-uri", uri]) == 1
         refusal = capsys.readouterr().err
         assert f"{MODEL} v{version} has not been through its gate" in refusal and "still at work" in refusal
     finally:
@@ -305,16 +307,16 @@ def test_a_run_killed_outright_before_its_gate_is_never_promoted_and_doctor_clos
     assert aliases(client)["champion"] == champion
 
     with working_in(folder):
-        assert main(["promote", MODEL, version, "--reason", "looks good"]) == 1
+        assert main(["promote", MODEL, version, "--reason", "looks good", "--tracking-uri", uri]) == 1
         refusal = capsys.readouterr().err
         assert "was killed" in refusal and f":{process.pid} is gone" in refusal
-        assert main(["doctor", "--model", MODEL]) == 0
+        assert main(["doctor", "--model", MODEL, "--tracking-uri", uri]) == 0
         report = capsys.readouterr().out
         assert (f"{MODEL} v{version}: run {run_id} RUNNING, but its process " in report
                 and f":{process.pid} is gone, gate never finished (held challenger)" in report)
-        assert main(["doctor", "--model", MODEL, "--fix"]) == 0
+        assert main(["doctor", "--model", MODEL, "--fix", "--tracking-uri", uri]) == 0
         capsys.readouterr()
-        assert main(["promote", MODEL, version, "--reason", "looks good"]) == 1
+        assert main(["promote", MODEL, version, "--reason", "looks good", "--tracking-uri", uri]) == 1
         assert "tagged tuneline.status=orphaned" in capsys.readouterr().err
     assert client.get_model_version(MODEL, version).tags["tuneline.status"] == "orphaned"
     closed = client.get_run(run_id)
@@ -333,7 +335,8 @@ def test_promoting_a_version_its_gate_kept_out_prints_the_gates_reasons(store, t
     sentence = client.get_model_version(MODEL, summary.version).tags["gate.sentence"]
     assert "not promoted" in sentence
     with working_in(folder):
-        assert main(["promote", MODEL, summary.version, "--reason", "the customer asked for it"]) == 0
+        assert main(["promote", MODEL, summary.version, "--reason", "the customer asked for it",
+                     "--tracking-uri", uri]) == 0
     out, err = capsys.readouterr()
     assert f"-> v{summary.version}" in out
     assert f"tuneline: warning: promoted against its gate's verdict: {sentence}" in err

@@ -10,6 +10,7 @@ continually without replay is refused by the forgetting gate; the same batch wit
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -80,7 +81,10 @@ def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, ti
     rows.loc[len(rows)] = {**rows.iloc[0].to_dict(), "text": ""}  # one broken row: quarantined, and said so
     batch = land(loop / "landing", "b1.csv", rows)
     (loop / "landing" / "b1-copy.csv").write_bytes(batch.read_bytes())
-    (loop / "landing" / "b1-copy.csv.done").touch()
+    copy_marker = loop / "landing" / "b1-copy.csv.done"
+    copy_marker.touch()
+    later = (loop / "landing" / "b1.csv.done").stat().st_mtime_ns + 10**9  # landed a second after b1.csv
+    os.utime(copy_marker, ns=(later, later))
     land(loop / "landing", "partial.csv", tickets({"billing": 10}, seed=3), complete=False)
     loads, real_load = [], mlflow.pyfunc.load_model  # the real loader, counted
 
@@ -93,15 +97,15 @@ def test_2_a_landed_batch_is_used_once_partial_files_and_copies_are_not(loop, ti
     monkeypatch.undo()
     # the champion scored the batch's labels, the new test rows (gate) and the earlier ones (forgetting): loaded once
     assert loads.count("models:/loop-tickets/1") == 1, loads
-    # the same bytes under two names: the first in name order is the batch, the other its duplicate
-    assert summary.status == "retrained" and summary.batches_used == ["b1-copy.csv"] and summary.data_version == 2
-    assert summary.batches_duplicate == {"b1.csv": "b1-copy.csv"}  # said in the summary, not left out silently
-    said = re.fullmatch(r"(\d+) rows kept, (\d+) quarantined \((.*); (.*)\)", summary.batch_rows["b1-copy.csv"])
+    # the same bytes under two names: the first landed is the batch, the later one its duplicate (not name order)
+    assert summary.status == "retrained" and summary.batches_used == ["b1.csv"] and summary.data_version == 2
+    assert summary.batches_duplicate == {"b1-copy.csv": "b1.csv"}  # said in the summary, not left out silently
+    said = re.fullmatch(r"(\d+) rows kept, (\d+) quarantined \((.*); (.*)\)", summary.batch_rows["b1.csv"])
     assert said is not None and int(said[1]) + int(said[2]) == 91 and int(said[2]) >= 1, summary.batch_rows
     assert Path(said[4]).is_file() and said[3].split()[0] in set(pd.read_csv(said[4])["rule"])
     with ledger_of(loop) as ledger:
         states = {b.name: b.state for b in ledger.batches()}
-        assert states == {"b1-copy.csv": "used", "b1.csv": "duplicate"}  # partial.csv: never recorded
+        assert states == {"b1.csv": "used", "b1-copy.csv": "duplicate"}  # partial.csv: never recorded
         used = ledger.batches("used")[0]
         assert used.used_by_run == summary.run.run_id and used.model_version == summary.run.version
     # the new model version says which data it was trained on; forgetting was measured against v1
@@ -301,7 +305,7 @@ def test_7_cli_data_log_lists_every_version_and_the_models_trained_on_it(loop, t
     # four versions: the run killed in test 4 committed version 3 before it died; the run that took its batches over
     # found their rows in version 3 and trained on it, instead of adding them twice
     assert [int(line.split()[0]) for line in lines] == [1, 2, 3, 4]
-    assert "base data base.csv" in lines[0] and "b1-copy.csv (+" in lines[1]
+    assert "base data base.csv" in lines[0] and "b1.csv (+" in lines[1]
     assert "b2.csv (+" in lines[2] and "b3.csv (+" in lines[2] and "b5.csv (+" in lines[3]
     versions = {mv.tags["data.version"]: mv.version for mv in client_of(loop).search_model_versions(
         "name='loop-tickets'")}
