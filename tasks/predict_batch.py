@@ -40,7 +40,8 @@ from tuneline.errors import UserError
 from tuneline.kinds import KINDS, TaskKind, kind_of
 from tuneline.kinds.base import COLUMN_TAG
 from tuneline.kinds.label_spellings import visible
-from tuneline.readers import (PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format, read_table,
+from tuneline.readers import (PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format,
+                              has_sentence_breaks, header_line_below, read_conll, read_table, read_text_lines,
                               split_setting_advice)
 from tuneline.runtime import redact, resolve_tracking_uri
 
@@ -246,9 +247,40 @@ def blank_line_between_records(path: Path, fmt: str, encoding: str) -> int | Non
     return None
 
 
+def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any) -> str:
+    """``; line 3 names the columns ...`` when a CSV/TSV file's header is below a title or notes an export wrote
+    above it (the first line is read as the header, and every record then has the wrong field count); else ''."""
+    if fmt not in ("csv", "tsv"):
+        return ""
+    for names in (model_input_columns(kind), [kind.raw_text_column] if kind.raw_text_column else []):
+        line = header_line_below(path, fmt, encoding, names) if names else None
+        if line is not None:
+            return (f"; line {line} names the columns {', '.join(map(repr, names))}: the header is read from the "
+                    f"first line, so delete the {line - 1} line(s) above line {line}")
+    return ""
+
+
+#: ``--format`` of ``tuneline predict --input``: ``lines`` is a plain text file of one text a line
+INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "conll", "lines")
+
+
+def prediction_format(path: Path, configured: str, kind: Any, encoding: str = "utf-8") -> str:
+    """The format to read an input file in: ``configured`` unless ``auto``; then the file name's, where a ``.txt``
+    file (which training reads as CoNLL) is CoNLL for an NER model when it has sentences between blank lines, and
+    otherwise one text a line (``lines``), the file people write by hand or with ``cut``."""
+    if configured != "auto":
+        return configured
+    fmt = detect_format(path, "auto")
+    if fmt == "conll" and path.suffix.lower() != ".conll":
+        tagger = "conll" in kind.formats
+        fmt = "conll" if tagger and has_sentence_breaks(path, encoding) else "lines"
+    return fmt
+
+
 @pipeline_task(name="read-prediction-inputs")
 def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "utf-8",
-                           trained_columns: tuple[tuple[str, str], ...] = ()) -> PredictionInputs:
+                           trained_columns: tuple[tuple[str, str], ...] = (),
+                           input_format: str = "auto") -> PredictionInputs:
     """Read every row of a CSV/TSV/JSONL/Parquet file; refuse unreadable records, missing columns and empty cells
     (a batch drops no row silently). ``encoding`` is the text files' (a byte-order mark overrides it).
 
@@ -261,22 +293,39 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     * a word list (``tokens``) that is empty or holds an empty word, which training quarantines and the model refuses.
 
     ``trained_columns`` (:attr:`ResolvedModel.trained_columns`) are the names the training data gave the model's
-    columns: a file laid out like it (``sentence``; MRPC's ``#1 String``) is read without renaming."""
+    columns: a file laid out like it (``sentence``; MRPC's ``#1 String``) is read without renaming.
+
+    ``input_format`` (:data:`INPUT_FORMATS`, :func:`prediction_format`): besides the tables, a text file of one text
+    a line (``lines``) for a model of one text, and a CoNLL file of words (one a line; gold tags beside them kept as
+    the input's ``tags``) for an NER model."""
     path = Path(input_path)
     kind = kind_of(task)
     if not path.is_file():
         raise UserError(f"input file {path} does not exist (or is not a file); check --input / input_path")
-    fmt = detect_format(path, "auto")
+    fmt = prediction_format(path, input_format, kind, encoding)
     usable = [f for f in kind.formats if f != "conll"]
     if kind.raw_text_column is not None:
         usable += [f for f in ("csv", "tsv") if f not in usable]
+    if "conll" in kind.formats:
+        usable.append("conll")
+    if kind.second_text_column is None:
+        usable.append("lines")
     if fmt not in usable:
-        raise UserError(f"input file {path} is {fmt}, which cannot hold the rows of a {task} model; give "
-                        f"{' or '.join(usable)}")
-    result = read_prediction_table(path, fmt, encoding)
+        raise UserError(f"input file {path} is read as {fmt}, which cannot hold the rows of a {task} model; give "
+                        f"{', '.join(usable)} (--format; lines: a text file of one text a line)")
+    if fmt == "lines":
+        result = read_text_lines(path, kind.raw_text_column or model_input_columns(kind)[0], encoding=encoding)
+    elif fmt == "conll":
+        result = read_conll(path, encoding=encoding, tags_optional=True)
+    else:
+        result = read_prediction_table(path, fmt, encoding)
+    title = _title_lines_hint(path, fmt, encoding, kind)
     if result.malformed:
         first = result.malformed[0]
         one_column = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS] == ["text"]
+        if title:
+            raise UserError(f"input file {path}: {title.removeprefix('; ')} (read as the header, it left "
+                            f"{len(result.malformed)} record(s) unreadable)")
         hint = ("; a text holding the delimiter must be quoted (\"good, really good\"), or give one text a line on "
                 "stdin" if one_column and first.get("rule") == "record_has_wrong_field_count" else "")
         raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at line "
@@ -306,8 +355,8 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
             trained = [name for model_column, name in trained_columns if model_column in columns]
             raw += f"; or, as its training data named them, {', '.join(map(repr, trained))}" if trained else ""
             raise UserError(f"input file {path} has no column {column!r}, which a {task} model reads (it needs "
-                            f"{', '.join(map(repr, columns))}{raw}; the file has {', '.join(map(repr, as_written))}); "
-                            "rename the column or pick the right model")
+                            f"{', '.join(map(repr, columns))}{raw}; the file has {', '.join(map(repr, as_written))})"
+                            f"{title or '; rename the column or pick the right model'}")
     clash = clashing_columns(kind, columns, as_written)
     if clash:
         why = "; ".join(f"{c!r} names the model that predicted each row" if c in MODEL_COLUMNS else

@@ -247,3 +247,73 @@ def test_an_empty_ner_word_list_or_word_is_refused_naming_its_line(store, tmp_pa
     assert predict(store, "token_classification", source, output) == 1
     err = capsys.readouterr().err
     assert "the record on line 2 has" in err and "in column 'tokens'" in err and not output.exists()
+
+
+# --- 4. plain text and CoNLL input files ---------------------------------------------------------------------------
+
+def test_a_text_file_of_one_text_a_line_is_predicted_line_by_line(store, tmp_path, capsys):
+    """A .txt file (what `cut -f2` or a hand-written list gives) was refused as "conll, which cannot hold the rows of
+    a classification model"; each line is a text, and the answers line up with the lines."""
+    source = tmp_path / "texts.txt"
+    source.write_text("\ufeff" + "\n".join(TEXTS) + "\n\n")
+    output = tmp_path / "out.csv"
+    assert predict(store, "classification", source, output) == 0
+    written = pd.read_csv(output)
+    assert written["text"].tolist() == TEXTS
+    expected = registered(store, "classification").predict(TEXTS)
+    assert written["label"].tolist() == expected["label"].tolist()
+    capsys.readouterr()
+    source.write_text(f"{TEXTS[0]}\n\n{TEXTS[1]}\n")  # a blank line between texts would shift every later answer
+    assert predict(store, "classification", source, output) == 1
+    assert f"input file {source}: line 2 is blank between texts" in capsys.readouterr().err
+
+
+def test_an_ner_conll_file_of_words_is_tagged_per_sentence_and_keeps_its_gold_tags(store, tmp_path, capsys):
+    sentences = [["John", "Smith", "visited", "Paris"], ["He", "left", "."]]
+    words_only = tmp_path / "words.txt"
+    words_only.write_text("-DOCSTART-\n\n" + "\n\n".join("\n".join(s) for s in sentences) + "\n")
+    output = tmp_path / "tagged.jsonl"
+    assert predict(store, "token_classification", words_only, output) == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [row["tokens"] for row in rows] == sentences
+    expected = registered(store, "token_classification").predict(sentences)
+    assert [row["tags"] for row in rows] == [list(tags) for tags in expected["tags"]]
+    assert all(len(row["tags"]) == len(row["tokens"]) for row in rows)
+
+    gold = tmp_path / "gold.conll"  # a test file with its tags: they stay beside the predicted ones
+    gold.write_text("John B-PER\nSmith I-PER\nvisited O\nParis O\n\nHe O\nleft O\n. O\n")
+    assert predict(store, "token_classification", gold, output) == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert rows[0]["tags"] == ["B-PER", "I-PER", "O", "O"]
+    assert [row["predicted_tags"] for row in rows] == [list(tags) for tags in expected["tags"]]
+
+
+def test_a_text_file_for_ner_without_sentence_breaks_is_one_text_a_line_and_format_overrides(store, tmp_path):
+    from tuneline.tasks.predict_batch import read_prediction_inputs
+
+    lines = tmp_path / "texts.txt"
+    lines.write_text("John Smith visited Paris\nHe left\n")
+    read = read_prediction_inputs.fn(lines, "token_classification")
+    assert read.frame["text"].tolist() == ["John Smith visited Paris", "He left"]
+    one_sentence = tmp_path / "one-sentence.txt"  # one word a line and no blank line: one text a line, unless told
+    one_sentence.write_text("John\nSmith\nleft\n")
+    assert read_prediction_inputs.fn(one_sentence, "token_classification").frame["text"].tolist() == [
+        "John", "Smith", "left"]
+    as_conll = read_prediction_inputs.fn(one_sentence, "token_classification", input_format="conll")
+    assert as_conll.frame["tokens"].tolist() == [["John", "Smith", "left"]]
+    with pytest.raises(UserError, match="is read as lines, which cannot hold the rows of a pair_classification"):
+        read_prediction_inputs.fn(lines, "pair_classification")
+
+
+@pytest.mark.parametrize("content", ["Export of 2026-12-01\ntext,label\ngreat movie,pos\nawful plot,neg\n",
+                                     "Export of 2026-12-01,,\nid,text,label\n1,great movie,pos\n2,awful plot,neg\n"])
+def test_a_title_line_above_the_header_is_named_with_the_line_that_holds_the_columns(tmp_path, content):
+    """A spreadsheet export's title above the header: predict said the records were unreadable, or that there was
+    no 'text' column, and nothing about the line below that names it."""
+    from tuneline.tasks.predict_batch import read_prediction_inputs
+
+    source = tmp_path / "export.csv"
+    source.write_text(content)
+    with pytest.raises(UserError, match=r"line 2 names the columns 'text': the header is read from the first line, "
+                                        r"so delete the 1 line\(s\) above line 2"):
+        read_prediction_inputs.fn(source, "classification")

@@ -63,12 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="predict with a registered model",
                              description="Load models:/NAME@ALIAS (or any MLflow model URI) and predict. Inputs: "
                              "texts as arguments or stdin lines, or --input FILE (CSV, TSV, JSONL or Parquet) with "
-                             "the columns the model's task takes (text; text and text_pair; tokens lists).")
+                             "the columns the model's task takes (text; text and text_pair; tokens lists), a text "
+                             "file of one text a line, or for NER a CoNLL file of words.")
     predict.add_argument("--model", "-m", required=True, help="e.g. models:/tuneline-demo-intents@champion")
     predict.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
     predict.add_argument("--input", "-i", type=Path, help="a file of inputs, one row each, with the task's columns")
     predict.add_argument("--output", "-o", type=Path, help="with --input: write every row with its prediction, "
                          "model_name and model_version to this file (.csv, .tsv, .jsonl or .parquet), in chunks")
+    predict.add_argument("--format", dest="input_format", default="auto",
+                         choices=("auto", "csv", "tsv", "jsonl", "parquet", "conll", "lines"),
+                         help="the --input file's format (default: from its name; a .txt file is one text a line, "
+                         "or for an NER model CoNLL words when it has sentences between blank lines)")
     predict.add_argument("--encoding", default="utf-8",
                          help="the --input file's text encoding (default utf-8; a byte-order mark overrides it)")
     predict.add_argument("--batch-size", type=int, default=1000, help="with --output: rows per chunk (default 1000)")
@@ -635,7 +640,8 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     if has_credentials(uri):  # Prefect stores flow parameters: pass the secret by reference
         os.environ["TUNELINE_TRACKING_URI"], uri = uri, "${TUNELINE_TRACKING_URI}"
     quiet_user_error_tracebacks()
-    done = batch_predict_flow(args.model, str(args.input), str(args.output), uri, args.batch_size, args.encoding)
+    done = batch_predict_flow(args.model, str(args.input), str(args.output), uri, args.batch_size, args.encoding,
+                              args.input_format)
     print(f"wrote {done.rows} rows predicted by {done.model_name} version {done.model_version} to {done.output_path}")
     return 0
 
@@ -686,7 +692,8 @@ def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> tuple[str 
 
 
 def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "utf-8",
-                     trained_columns: tuple[tuple[str, str], ...] = ()) -> tuple[Any, list[str], dict[str, str]]:
+                     trained_columns: tuple[tuple[str, str], ...] = (),
+                     input_format: str = "auto") -> tuple[Any, list[str], dict[str, str]]:
     """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept) and the columns
     the model reads, in its order: for a registry reference the version's task tag (``task``, resolved once by the
     caller) names them, as batch prediction does; other URIs get the file as is."""
@@ -694,9 +701,13 @@ def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "
     from tuneline.tasks.predict_batch import read_prediction_inputs, read_prediction_table
 
     if model.startswith("models:/") and task is not None:
-        inputs = read_prediction_inputs.fn(path, task, encoding, trained_columns)
+        inputs = read_prediction_inputs.fn(path, task, encoding, trained_columns, input_format)
         return inputs.frame, list(inputs.model_columns), inputs.file_names
-    table = read_prediction_table(path, detect_format(path, "auto"), encoding).frame
+    fmt = detect_format(path, "auto") if input_format == "auto" else input_format
+    if fmt in ("conll", "lines"):
+        raise UserError(f"{path}: a {fmt} file is read for a registered model (models:/NAME@ALIAS), whose task says "
+                        "what a line holds; give a CSV, TSV, JSONL or Parquet file for this model")
+    table = read_prediction_table(path, fmt, encoding).frame
     table = table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
     return table, list(table.columns), {}
 
@@ -742,7 +753,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
     if args.input is not None:
         rows, model_columns, file_names = _input_file_rows(args.model, args.input, task, args.encoding,
-                                                           trained_columns)
+                                                           trained_columns, args.input_format)
         shown = rows.rename(columns=file_names).to_dict(orient="records")  # under the file's own column names
         # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a
         # frame's FIRST columns by position (an ``id,text`` file would have been predicted on its ids).

@@ -1985,9 +1985,12 @@ def _check_tag_column(path: Path, sentences: list[list[tuple[int, list[str]]]], 
 
 
 def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
-               on_decode_error: DecodePolicy = "error") -> ReadResult:
+               on_decode_error: DecodePolicy = "error", tags_optional: bool = False) -> ReadResult:
     """Read a CoNLL column file into one row per sentence: ``tokens``, ``tags``, ``source_row`` (sentence number),
     ``source_line`` (line of its first token).
+
+    ``tags_optional`` (sentences to predict on): a file of one field a line is words alone, read without a
+    ``tags`` column; a file with more fields keeps its tags (gold tags beside the predicted ones).
 
     The tag is field ``tag_column``, the token the first other field (:func:`_token_column`); blank or
     whitespace-only lines end a sentence; ``-DOCSTART-`` lines are document markers, skipped. The file's field count
@@ -2031,19 +2034,21 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     if not sentences:
         raise DataLoadError(f"input file {path} has no sentences (only blank and {DOCSTART} lines); "
                             "give a CoNLL file with token lines")
-    _check_sentences_separated(path, sentences, tag_column)
     expected = Counter(len(fields) for s in sentences for _, fields in s).most_common(1)[0][0]
-    _check_tag_column(path, sentences, tag_column, expected)
+    words_only = tags_optional and expected == 1
+    if not words_only:
+        _check_sentences_separated(path, sentences, tag_column)
+        _check_tag_column(path, sentences, tag_column, expected)
 
     records: list[dict] = []
     malformed: list[dict] = []
     for number, sentence in enumerate(sentences, start=1):
         first_line = sentence[0][0] + 1
-        tokens = [fields[_token_column(fields, tag_column)] for _, fields in sentence]
+        tokens = [fields[0 if words_only else _token_column(fields, tag_column)] for _, fields in sentence]
         value = " ".join(tokens)
         undecodable = [index for index, _ in sentence if index in bad_lines] if bad_lines else []
-        short = [(index, fields) for index, fields in sentence
-                 if len(fields) < 2 or not -len(fields) <= tag_column < len(fields)]
+        short = [] if words_only else [(index, fields) for index, fields in sentence
+                                       if len(fields) < 2 or not -len(fields) <= tag_column < len(fields)]
         odd = [(index, fields) for index, fields in sentence if len(fields) != expected]
         if undecodable:
             malformed.append(_malformed(number, first_line, "record_not_decodable", value,
@@ -2060,8 +2065,38 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
                                         f"{expected} (the count of most lines in the file); a token must not "
                                         "contain spaces"))
         else:
-            records.append({"tokens": tokens, "tags": [fields[tag_column] for _, fields in sentence],
+            records.append({"tokens": tokens, "tags": None if words_only else [fields[tag_column] for _, fields
+                                                                                in sentence],
                             "source_row": number, "source_line": first_line})
-    frame = _object_frame({"tokens": [r["tokens"] for r in records], "tags": [r["tags"] for r in records]},
-                          [r["source_row"] for r in records], [r["source_line"] for r in records])
+    columns = {"tokens": [r["tokens"] for r in records]}
+    if not words_only:
+        columns["tags"] = [r["tags"] for r in records]
+    frame = _object_frame(columns, [r["source_row"] for r in records], [r["source_line"] for r in records])
     return ReadResult(frame=frame, malformed=malformed, records_seen=len(sentences))
+
+
+def read_text_lines(path: Path, column: str = "text", *, encoding: str = "utf-8") -> ReadResult:
+    """A plain text file of one text a line (inputs to predict on) as rows of ``column`` with ``source_line``.
+
+    A blank line between texts is refused, naming it: dropping it would shift every later prediction against its
+    line, and predicting on it answers a confident label for no text. Blank lines at the end are no texts."""
+    lines, _ = _read_lines(Path(path), bom_encoding(Path(path), encoding), "error")
+    texts = [line.rstrip("\r\n") for line in lines]
+    while texts and not texts[-1].strip():
+        texts.pop()
+    blank = next((number for number, text in enumerate(texts, start=1) if not text.strip()), None)
+    if blank is not None:
+        raise DataLoadError(f"input file {path}: line {blank} is blank between texts; each line is one text and "
+                            "gets one prediction, in order: remove the line or write a text on it")
+    numbers = list(range(1, len(texts) + 1))
+    return ReadResult(frame=_object_frame({column: texts}, numbers, numbers), records_seen=len(texts))
+
+
+def has_sentence_breaks(path: Path, encoding: str = "utf-8") -> bool:
+    """Whether a text file reads as CoNLL (sentences of one word a line between blank lines) rather than one text
+    a line: a blank line between non-blank ones, and most lines of at most four fields (a word and its tags)."""
+    lines, _ = _read_lines(Path(path), bom_encoding(Path(path), encoding), "error")
+    filled = [bool(line.strip()) for line in lines]  # _read_lines refuses a file with no filled line
+    first, last = filled.index(True), len(filled) - 1 - filled[::-1].index(True)
+    words = [line.split() for line in lines if line.strip()]
+    return not all(filled[first:last + 1]) and sum(len(fields) <= 4 for fields in words) >= 0.9 * len(words)
