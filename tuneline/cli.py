@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "gate, also a run killed outright that MLflow still shows RUNNING (tagged orphaned and "
                             "stripped of 'challenger' with --fix, the dead run closed KILLED; 'champion' is never "
                             "touched, but a champion tagged failed or orphaned is named), and versions whose gate is "
-                            "still to come. Work folder: checkpoint folders left by failed runs and the tokenization "
+                            "still to come. Ledger: batches held under a live lease by a run whose process is "
+                            "gone (released with --fix). Work folder: checkpoint folders left by failed runs and the tokenization "
                             "cache, with their sizes (deleted with --fix; checkpoints younger than an hour are kept).")
     doctor.add_argument("--model", "-m", action="append", default=[], help="registered model name (default: all)")
     doctor.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
@@ -134,8 +135,10 @@ def _add_promotion_parsers(sub) -> None:  # noqa: ANN001 - argparse's private su
     promote = sub.add_parser("promote", help="move a registered model's champion alias to a version, by hand",
                              description="Point NAME@champion at VERSION and record the move (who, when, from which "
                              "version, why) in the append-only promotion history. Compare-and-set: refused when "
-                             "the champion moves meanwhile; refused for a version that does not exist or is tagged "
-                             "tuneline.status=failed|orphaned.", epilog=stores)
+                             "the champion moves meanwhile; refused for a version that does not exist, is tagged "
+                             "tuneline.status=failed|orphaned, or that a tuneline run registered and its gate has "
+                             "not scored yet. A version the gate kept out is promoted, with its reasons printed.",
+                             epilog=stores)
     promote.add_argument("name", metavar="NAME", help="registered model name")
     promote.add_argument("version", metavar="VERSION", help="model version number to make champion, e.g. 3")
     promote.add_argument("--reason", required=True, help="why (kept in the history), e.g. 'hotfix for ticket 42'")
