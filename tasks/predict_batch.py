@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from tuneline.common import pipeline_task, task_logger
-from tuneline.errors import UserError
+from tuneline.errors import UserError, excerpt
 from tuneline.kinds import KINDS, TaskKind, kind_of
 from tuneline.kinds.base import COLUMN_TAG
 from tuneline.kinds.label_spellings import visible
@@ -375,8 +375,8 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
         unseen = next((i for i, v in enumerate(result.frame[column]) if _is_invisible(v)), None)
         if unseen is not None:
             raise UserError(f"input file {path}: the record on line {lines[unseen]} has no visible text in column "
-                            f"{column!r} (only invisible characters: {result.frame[column][unseen]!r:.40}); every "
-                            "row needs some text (fill it or drop the row)")
+                            f"{column!r} (only invisible characters: {excerpt(result.frame[column][unseen], 40)}); "
+                            "every row needs some text (fill it or drop the row)")
     for column in columns:  # a list cell in a text column (JSONL) would be flattened or tagged as garbage; a
         # boolean or an object no text ("input 1 is True", counted from 0, no file or line)
         wrong = next((i for i, v in enumerate(result.frame[column])
@@ -384,8 +384,9 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
                       or isinstance(v, (bool, np.bool_, dict))), None)
         if wrong is not None:
             want = "a list of words (JSONL/Parquet list)" if column == "tokens" else "one text"
-            raise UserError(f"input file {path}: the record on line {lines[wrong]} has {result.frame[column][wrong]!r:.60} "
-                            f"in column {column!r}, which must hold {want} per row"
+            raise UserError(f"input file {path}: the record on line {lines[wrong]} has "
+                            f"{excerpt(result.frame[column][wrong])} in column {column!r}, which must hold {want} per "
+                            "row"
                             + ("; a CSV/TSV cannot hold word lists: give a 'text' column of raw text, or JSONL"
                                if column == "tokens" else ""))
     if "tokens" in columns:  # what training quarantines (tokens_are_list_of_strings, no_empty_tokens); a word that

@@ -317,3 +317,24 @@ def test_a_title_line_above_the_header_is_named_with_the_line_that_holds_the_col
     with pytest.raises(UserError, match=r"line 2 names the columns 'text': the header is read from the first line, "
                                         r"so delete the 1 line\(s\) above line 2"):
         read_prediction_inputs.fn(source, "classification")
+
+
+def test_a_long_value_in_a_message_is_cut_before_it_is_quoted():
+    """`{value!r:.60}` cut the quoted form: an unclosed quote or half an escape read as broken data."""
+    from tuneline.errors import excerpt
+
+    long = "caf\u00e9 au lait\t" * 20
+    shown = excerpt(long)
+    assert shown.startswith("'caf\u00e9 au lait\\t") and shown.endswith("'…") and len(shown) <= 60
+    assert excerpt("short") == "'short'" and excerpt(42) == "42"
+    assert excerpt(["word"] * 40, 30).endswith("…") and len(excerpt(["word"] * 40, 30)) == 30
+
+
+def test_a_word_list_in_a_text_column_is_quoted_whole_or_cut_cleanly(tmp_path):
+    from tuneline.tasks.predict_batch import read_prediction_inputs
+
+    source = write_jsonl(tmp_path / "rows.jsonl", [{"text": ["a", "list", "of", "many", "words"] * 20}])
+    with pytest.raises(UserError) as refused:
+        read_prediction_inputs.fn(source, "classification")
+    message = str(refused.value)
+    assert "on line 1 has ['a', 'list'," in message and "…" in message and "', 'wo in" not in message

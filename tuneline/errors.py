@@ -16,6 +16,19 @@ class UserError(ValueError):
     """A problem with the user's input; the message says which file/key/row and what to change."""
 
 
+def excerpt(value: object, width: int = 60) -> str:
+    """``value`` as a message quotes it, at most about ``width`` characters: a long text cut before it is quoted
+    (``'a long te…'``). ``f"{value!r:.60}"`` cut the quoted form, leaving an unclosed quote or half an escape
+    (``'caf\\xe``), which read as if the data were broken there."""
+    if isinstance(value, str) and len(repr(value)) > width:
+        cut = value[:max(1, width - 3)]
+        while len(repr(cut)) > width - 1 and len(cut) > 1:
+            cut = cut[:-1]
+        return repr(cut) + "…"
+    shown = repr(value)
+    return shown if len(shown) <= width else shown[:width - 1] + "…"
+
+
 def _user_error_names() -> set[str]:
     names, pending = set(), [UserError]
     while pending:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from tuneline.errors import UserError
+from tuneline.errors import UserError, excerpt
 from tuneline.config import DataConfig, TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
 from tuneline.readers import DataLoadError, header_line_below, normalize_label, read_table
@@ -313,7 +313,7 @@ def _no_text_detail(value: Any) -> str:
     if isinstance(value, (bool, np.bool_)):
         return f"the text is the boolean {value}, not a string: write the text in quotes"
     if isinstance(value, (int, float, np.integer, np.floating)):
-        return (f"the text is the number {value!r:.60}, not a string (a JSON number): write it in quotes "
+        return (f"the text is the number {excerpt(value)}, not a string (a JSON number): write it in quotes "
                 f"(\"{value}\") if it is a text")
     if isinstance(value, (dict, list, tuple, np.ndarray)):
         return "the text is a JSON object or list, not a string: write one text per row"
@@ -457,8 +457,8 @@ class ClassificationKind(TaskKind):
             if not unknown[i]:
                 continue
             value = found.get((str(split), file, int(row)))
-            details[i] = (f"label {value!r:.200} is not in the label set {shown}: fix the row, or add the label to "
-                          "data.labels if it is a class")
+            details[i] = (f"label {excerpt(value, 200)} is not in the label set {shown}: fix the row, or add the label "
+                          "to data.labels if it is a class")
         for i in np.flatnonzero(missing):
             details[i] = f"the {columns[i]} is missing (an empty cell, or null)"
         return quarantine.assign(detail=details)

@@ -30,6 +30,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from tuneline.config import TunelineConfig
+from tuneline.errors import excerpt
 from tuneline.kinds.base import Evaluation, ReadRecords
 from tuneline.kinds.classification import (
     LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, LabelSetError, as_objects, checked_label_set,
@@ -751,7 +752,7 @@ def read_one_hot(path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
         value = raw[columns[j]].iloc[i]
         missing_cell = codes[i, j] == _MISSING
         detail = (f"one-hot label column {columns[j]!r} is empty; write 0 or 1 (an empty cell is not read as 0)"
-                  if missing_cell else f"one-hot label column {columns[j]!r} holds {value!r:.60}, not 0 or 1 "
+                  if missing_cell else f"one-hot label column {columns[j]!r} holds {excerpt(value)}, not 0 or 1 "
                                        "(nor true/false)")
         if more:
             detail += f"; this row's other cells that are no 0/1: {_listed_columns([columns[k] for k in more])}"
@@ -941,11 +942,11 @@ class MultilabelKind(ClassificationKind):
             if rule == "at_least_one_label":
                 return "the row has no label; set data.allow_empty_labels: true to keep rows without labels"
             if rule == "labels_are_list_of_strings" and isinstance(value, str) and _looks_listed(value.strip()):
-                return (f"labels {value!r:.200} are in brackets but spell no list of label names; write them as a "
-                        "JSON list [\"a\", \"b\"], a Python or numpy list ['a', 'b'] / ['a' 'b'], a Postgres array "
-                        "{a,b} or a delimited string a,b (data.label_separator)")
+                return (f"labels {excerpt(value, 200)} are in brackets but spell no list of label names; write them "
+                        "as a JSON list [\"a\", \"b\"], a Python or numpy list ['a', 'b'] / ['a' 'b'], a Postgres "
+                        "array {a,b} or a delimited string a,b (data.label_separator)")
             if rule == "labels_are_list_of_strings":
-                return f"labels {value!r:.200} are not a list of label names or a delimited string"
+                return f"labels {excerpt(value, 200)} are not a list of label names or a delimited string"
             return current
 
         details = [detail(*key) for key in zip(quarantine["split"], quarantine["source_file"],
