@@ -206,8 +206,13 @@ def _is_invisible(value: Any) -> bool:
 
 def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
     """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
-    undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction)."""
+    undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction).
+    ``lines`` and ``conll`` (an NER model's words, gold tags optional) are the text files predict reads besides."""
     try:
+        if fmt == "lines":
+            return read_text_lines(path, encoding=encoding)
+        if fmt == "conll":
+            return read_conll(path, encoding=encoding, tags_optional=True)
         return read_table(path, fmt, encoding=encoding)
     except DataLoadError as error:
         cut, advice = split_setting_advice(str(error))
@@ -270,7 +275,14 @@ def prediction_format(path: Path, configured: str, kind: Any, encoding: str = "u
     otherwise one text a line (``lines``), the file people write by hand or with ``cut``."""
     if configured != "auto":
         return configured
-    fmt = detect_format(path, "auto")
+    try:
+        fmt = detect_format(path, "auto")
+    except DataLoadError:  # its advice names data.format / data.train, the training config's keys
+        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods", ".numbers"):
+            raise UserError(f"input file {path} is a spreadsheet workbook, which tuneline does not read: save the "
+                            "sheet as CSV UTF-8 (Excel: File > Save As > 'CSV UTF-8') and give the .csv") from None
+        raise UserError(f"cannot tell the format of input file {path} from its name; give --format ("
+                        f"{', '.join(INPUT_FORMATS[1:])}; lines: one text a line)") from None
     if fmt == "conll" and path.suffix.lower() != ".conll":
         tagger = "conll" in kind.formats
         fmt = "conll" if tagger and has_sentence_breaks(path, encoding) else "lines"
@@ -313,12 +325,7 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     if fmt not in usable:
         raise UserError(f"input file {path} is read as {fmt}, which cannot hold the rows of a {task} model; give "
                         f"{', '.join(usable)} (--format; lines: a text file of one text a line)")
-    if fmt == "lines":
-        result = read_text_lines(path, kind.raw_text_column or model_input_columns(kind)[0], encoding=encoding)
-    elif fmt == "conll":
-        result = read_conll(path, encoding=encoding, tags_optional=True)
-    else:
-        result = read_prediction_table(path, fmt, encoding)
+    result = read_prediction_table(path, fmt, encoding)  # a text file of lines: its one column is "text"
     title = _title_lines_hint(path, fmt, encoding, kind)
     if result.malformed:
         first = result.malformed[0]

@@ -338,3 +338,28 @@ def test_a_word_list_in_a_text_column_is_quoted_whole_or_cut_cleanly(tmp_path):
         read_prediction_inputs.fn(source, "classification")
     message = str(refused.value)
     assert "on line 1 has ['a', 'list'," in message and "…" in message and "', 'wo in" not in message
+
+
+def test_input_files_predict_cannot_name_say_what_to_give_predict_not_the_training_config(tmp_path):
+    """The readers' advice names the training config (data.format, data.encoding); predict has --format and
+    --encoding."""
+    from tuneline.tasks.predict_batch import read_prediction_inputs
+
+    unnamed = tmp_path / "rows.dat"
+    unnamed.write_text("text\nhello\n")
+    with pytest.raises(UserError, match=r"cannot tell the format of input file .*rows\.dat from its name; give "
+                                        r"--format \(csv, tsv, jsonl, parquet, conll, lines"):
+        read_prediction_inputs.fn(unnamed, "classification")
+    assert read_prediction_inputs.fn(unnamed, "classification", input_format="csv").frame["text"].tolist() == [
+        "hello"]
+    workbook = tmp_path / "rows.xlsx"
+    workbook.write_bytes(b"PK\x03\x04")
+    with pytest.raises(UserError, match="spreadsheet workbook.*give the .csv$"):
+        read_prediction_inputs.fn(workbook, "classification")
+    latin = tmp_path / "texts.txt"
+    latin.write_bytes("caf\u00e9 cr\u00e8me\nna\u00efve\n".encode("cp1252"))
+    with pytest.raises(UserError) as refused:
+        read_prediction_inputs.fn(latin, "classification")
+    assert "--encoding" in str(refused.value) and "data.encoding" not in str(refused.value)
+    assert read_prediction_inputs.fn(latin, "classification", encoding="cp1252").frame["text"].tolist() == [
+        "caf\u00e9 cr\u00e8me", "na\u00efve"]
