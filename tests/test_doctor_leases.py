@@ -82,3 +82,47 @@ def test_doctor_names_and_fix_releases_batches_held_by_a_killed_run(tmp_path, ca
         dead.data.tags["tuneline.error"]
     assert main(doctor) == 0
     assert "holds" not in capsys.readouterr().out
+
+
+def test_doctor_closes_a_run_killed_before_it_registered_anything_and_counts_recent_checkpoints(tmp_path, capsys):
+    """kill -9 mid-training: no version, no batch, so neither sweep saw the run, and it stayed RUNNING for ever
+    (a probe); a 270 MB checkpoint of the last hour was not mentioned ("0 stale checkpoint folder(s), 0.0 MB")."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ready = tmp_path / "started"
+    code = textwrap.dedent(f"""
+        import pathlib, time
+        from mlflow.tracking import MlflowClient
+        from tuneline.run_process import PROCESS_TAG, process_tag
+        client = MlflowClient(tracking_uri={uri!r})
+        experiment = client.create_experiment("training", artifact_location={(tmp_path / 'art').as_uri()!r})
+        run = client.create_run(experiment, tags={{PROCESS_TAG: process_tag()}}, run_name="mid-training")
+        pathlib.Path({str(ready)!r}).write_text(run.info.run_id)
+        time.sleep(600)
+    """)
+    trainer = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and trainer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run_id = ready.read_text()
+        work = tmp_path / "w"
+        (work / "checkpoints" / "abc" / "checkpoint-6").mkdir(parents=True)
+        (work / "checkpoints" / "abc" / "checkpoint-6" / "model.safetensors").write_bytes(b"\0" * 2_000_000)
+        doctor = ["doctor", "--tracking-uri", uri, "--work-dir", str(work)]
+        assert main(doctor) == 0
+        report = capsys.readouterr().out
+        assert run_id not in report  # alive: a training at work
+        assert "1 checkpoint folder(s) younger than an hour kept (2.0 MB" in report
+    finally:
+        trainer.kill()
+        trainer.wait()
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert main(doctor) == 0
+    assert (f"run {run_id} (mid-training) is RUNNING in MLflow, but its process " in (report := capsys.readouterr().out)
+            and f":{trainer.pid} is gone (--fix closes it KILLED)" in report)
+    assert main([*doctor, "--fix"]) == 0
+    assert f":{trainer.pid} is gone: closed KILLED" in capsys.readouterr().out
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert main(doctor) == 0
+    assert run_id not in capsys.readouterr().out

@@ -86,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "gate, also a run killed outright that MLflow still shows RUNNING (tagged orphaned and "
                             "stripped of 'challenger' with --fix, the dead run closed KILLED; 'champion' is never "
                             "touched, but a champion tagged failed or orphaned is named), and versions whose gate is "
-                            "still to come. Ledger: batches held under a live lease by a run whose process is "
-                            "gone (released with --fix). Work folder: checkpoint folders left by failed runs and the tokenization "
-                            "cache, with their sizes (deleted with --fix; checkpoints younger than an hour are kept).")
+                            "still to come. Runs: a run MLflow shows RUNNING whose process is gone (killed "
+                            "mid-training; closed KILLED with --fix). Ledger: batches held under a live lease by a "
+                            "run whose process is gone (released with --fix). Work folder: checkpoint folders left "
+                            "by failed runs and the tokenization cache, with their sizes (deleted with --fix; "
+                            "checkpoints younger than an hour are kept, and counted).")
     doctor.add_argument("--model", "-m", action="append", default=[], help="registered model name (default: all)")
     doctor.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
     doctor.add_argument("--work-dir", type=Path, default=Path("tuneline-output"), help="default: ./tuneline-output")
@@ -399,7 +401,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
     from tuneline.promotions import NEVER_CHAMPION, champion_version
     from tuneline.registry import STATUS, find_orphans, find_pending, neutralise_orphans
-    from tuneline.run_process import ALIVE
+    from tuneline.run_process import ALIVE, close_dead_run, dead_runs
     from tuneline.runtime import resolve_tracking_uri
 
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
@@ -425,13 +427,24 @@ def _doctor(args: argparse.Namespace) -> int:
             print(f"  {name} v{champion} is the champion but tagged {STATUS}={status}: promote a gated version "
                   f"(tuneline promote {name} VERSION --reason ...) or roll back (tuneline rollback {name})")
 
+    for run, process in dead_runs(client):  # killed before registering: no version, no batch named it
+        print(f"run {run.info.run_id} ({run.info.run_name}) is RUNNING in MLflow, but its process {process} is gone"
+              + (": closed KILLED" if args.fix else " (--fix closes it KILLED)"))
+        if args.fix:
+            close_dead_run(client, run.info.run_id, process)
+
     def size(path: Path) -> int:
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
-    stale = [p for p in sorted((args.work_dir / "checkpoints").glob("*")) if time.time() - p.stat().st_mtime > 3600]
+    folders = sorted((args.work_dir / "checkpoints").glob("*"))
+    stale = [p for p in folders if time.time() - p.stat().st_mtime > 3600]
+    recent = [p for p in folders if p not in stale]
     cache = args.work_dir / "cache"
     print(f"work folder {args.work_dir}: {len(stale)} stale checkpoint folder(s), "
           f"{sum(map(size, stale)) / 1e6:.1f} MB; tokenization cache {size(cache) / 1e6 if cache.is_dir() else 0:.1f} MB")
+    if recent:  # a run at work writes them, or a re-run of a killed one resumes from them: kept either way
+        print(f"  {len(recent)} checkpoint folder(s) younger than an hour kept ({sum(map(size, recent)) / 1e6:.1f} MB:"
+              f" a run at work, or one a re-run of the same config resumes from)")
     if args.fix:
         for path in [*stale, cache]:
             shutil.rmtree(path, ignore_errors=True)

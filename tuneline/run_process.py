@@ -89,3 +89,20 @@ def close_dead_run(client: Any, run_id: str, process: str) -> None:
         client.set_tag(run_id, "tuneline.error", f"killed: its process {process} ended without closing the run "
                                                  "(kill -9, out of memory, a lost machine)")
         client.set_terminated(run_id, status="KILLED")
+
+
+def dead_runs(client: Any) -> list[tuple[Any, str]]:
+    """Every tuneline run of the store that MLflow shows RUNNING while its process is known to be gone: (run,
+    ``host:pid``). A run killed before it registered anything (mid-training) left no version and held no batch, so
+    neither the version sweep nor the lease check saw it; it read as a training still at work for ever."""
+    from mlflow.entities import ViewType
+
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    found = []
+    for start in range(0, len(experiments), 100):  # search_runs takes at most 100 experiments at once
+        for run in client.search_runs(experiments[start:start + 100], filter_string="attributes.status = 'RUNNING'",
+                                      max_results=1000):
+            tag = run.data.tags.get(PROCESS_TAG)
+            if tag and liveness(tag) == GONE:
+                found.append((run, shown(tag)))
+    return found
