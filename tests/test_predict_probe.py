@@ -363,3 +363,16 @@ def test_input_files_predict_cannot_name_say_what_to_give_predict_not_the_traini
     assert "--encoding" in str(refused.value) and "data.encoding" not in str(refused.value)
     assert read_prediction_inputs.fn(latin, "classification", encoding="cp1252").frame["text"].tolist() == [
         "caf\u00e9 cr\u00e8me", "na\u00efve"]
+
+
+def test_a_text_of_only_invisible_characters_is_refused_from_arguments_and_stdin_too(store, capsys, monkeypatch):
+    """--input refused it; the same text as an argument or a stdin line was answered with a label."""
+    import io
+
+    model = ["predict", "-m", f"{MODELS['classification'][0]}@challenger", "--tracking-uri", store]
+    assert main([*model, "fine", "\u200b"]) == 1
+    assert "text 2 on the command line has no visible text (only invisible characters: '\\u200b')" in \
+        capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("good\n\u200b\u200d\n"))
+    assert main(model) == 1
+    assert "text 2 on stdin has no visible text" in capsys.readouterr().err

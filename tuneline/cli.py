@@ -750,12 +750,21 @@ def _predict(args: argparse.Namespace) -> int:
             texts.pop()
     if args.input is None and not texts:
         raise UserError("nothing to predict: give texts as arguments, one per line on stdin, or --input FILE")
+    from tuneline.kinds.label_spellings import visible
+
     for what, given in (("text", args.texts), ("--pair text", args.pair)):
         # the model numbers its inputs from 0 (an HTTP list's index); on a command line they are counted from 1
         blank = next((n for n, t in enumerate(given or [], 1) if not t.strip()), None)
         if blank is not None:
             raise UserError(f"{what} {blank} of {len(given)} on the command line is empty; every input needs some "
                             "text")
+    # only invisible characters (a zero-width space): --input refuses them, and the model would answer a label for
+    # no text at all
+    for where, given in (("on the command line", args.texts), ("as --pair", args.pair), ("on stdin", texts)):
+        unseen = next((n for n, t in enumerate(given or [], 1) if t.strip() and not visible(t).strip()), None)
+        if unseen is not None:
+            raise UserError(f"text {unseen} {where} has no visible text (only invisible characters: "
+                            f"{given[unseen - 1]!r}); every input needs some text")
     try:
         model = mlflow.pyfunc.load_model(args.model)
     except mlflow.exceptions.MlflowException as error:
