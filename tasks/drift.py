@@ -314,8 +314,11 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
         (log.warning if shifted else log.info)("drift of batch %s (%s):\n%s", batch.name, report.status,
                                                report.summary())
         outcome.reports[batch.content_hash] = report
-        if shifted:
-            outcome.notes[batch.name] = " ".join(shifted)
+        # a label shift too small a batch could not test is said too: a batch of one class passed without a word
+        untested = [check.sentence for check in report.checks if check.name == "label_shift"
+                    and check.status == "skipped" and len(batch_labels) < len(ref_labels)]
+        if shifted or untested:
+            outcome.notes[batch.name] = " ".join(shifted + untested)
         if report.status == "stop":
             outcome.stopped[batch.content_hash] = " ".join(c.sentence for c in report.checks if c.status == "stop")
     worst = max((r.status for r in outcome.reports.values()), default="skipped",
