@@ -156,8 +156,11 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
     if held:
         message = "no free batch; nothing to do now: " + "; ".join(
             f"{len(batches)} batch(es) ({', '.join(b.name for b in batches)}) are held by run {run_id} until "
-            f"{until:%Y-%m-%d %H:%M:%S} UTC (its ledger lease, renewed while that run works; if it was killed, the "
-            f"first retraining run after that takes them over, or `tuneline doctor --fix` gives them back now)"
+            f"{until:%Y-%m-%d %H:%M:%S} UTC (its ledger lease, renewed while that run works; "
+            + (f"its process {dead} is gone: `tuneline doctor --fix` gives them back now, or the first retraining "
+               f"run after that takes them over)" if (dead := _dead_process(run_id, tracking_uri)) else
+               "if it was killed, the first retraining run after that takes them over, or `tuneline doctor --fix` "
+               "gives them back now)")
             for (run_id, until), batches in held.items())
     if config.retrain.landing is not None and (waiting := waiting_landings(config.retrain.landing)):
         message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
@@ -170,6 +173,19 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
             " (the first model was not promoted): land a new batch, or retrain on the current data with "
             "--set retrain.when_no_new_data=retrain"))
     return message
+
+
+def _dead_process(run_id: str, tracking_uri: str) -> str | None:
+    """``host:pid`` of run ``run_id``'s process when it is known to be gone (a kill -9 on this host), else None."""
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.run_process import GONE, run_liveness, shown
+
+    try:
+        alive, process = run_liveness(MlflowClient(tracking_uri=tracking_uri), run_id)
+    except Exception:  # noqa: BLE001 - only a hint depends on it
+        return None
+    return shown(process) if alive == GONE else None
 
 
 def _held_elsewhere(ledger: Ledger) -> dict[tuple[str, datetime], list[Batch]]:

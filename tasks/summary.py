@@ -148,9 +148,14 @@ def summarize_held_elsewhere(held, parent, batches, trigger: str, run: RunContex
     it, or one still training): this run gives its own batches back instead of training on rows it cannot name."""
     from tuneline.tracking import set_tags
 
+    from tuneline.run_process import GONE, run_liveness, shown
+
     named = ", ".join(f"{b.name} (run {b.claimed_by}, lease until {b.lease_expires_at:%H:%M:%S} UTC)" for b in held)
+    dead = sorted({shown(process) for b in held
+                   for alive, process in [run_liveness(client_for(run), b.claimed_by)] if alive == GONE})
+    state = (f"killed: its process {', '.join(dead)} is gone" if dead else "killed, or still training")
     message = (f"data version {parent.number} holds the rows of {named}; that run committed it and has not finished "
-               f"(killed, or still training): this run gives back its {len(batches)} batch(es) and trains nothing, "
+               f"({state}): this run gives back its {len(batches)} batch(es) and trains nothing, "
                "so that no model is tagged with the wrong batches; once the lease runs out the next run takes them "
                "all (the watcher announces them again; if that run was killed, `tuneline doctor --fix` gives them "
                "back now)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from pathlib import Path
 
 import mlflow
@@ -368,6 +369,7 @@ def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_r
     assert time.monotonic() - killed_at < 20, "too slow to test a live lease"
     assert waiting.status == "waiting" and waiting.batches_used == []
     assert "b6.csv" in waiting.message and dead_run in waiting.message
+    assert f"(killed: its process {socket.gethostname()}:{child.pid} is gone)" in waiting.message  # told apart
     assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions_registered
     with ledger_of(loop) as ledger:
         assert {b.name: b.state for b in ledger.batches() if b.name in ("b6.csv", "b7.csv")} == {
