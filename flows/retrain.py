@@ -222,6 +222,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
         return summarize_held_elsewhere(held, parent, batches, trigger, run)
     reference = store.frame(parent)
     labelset = admit_labels(batches, list(parent.labels), config, ledger, run)
+    notes = [labelset.ignored] if labelset.ignored else []
     unreadable = {batch.content_hash for batch, _reasons in labelset.unreadable}
     intake = validate_batches([b for b in batches if b.content_hash not in unreadable], labelset.labels, config,
                               ledger, store, reference, run, labelset.read)
@@ -232,12 +233,12 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
                               tokenizer, config, run, own_parts={a.part for a in intake.accepted})
     enforce_drift(drift, intake.accepted, ledger, run)
     if not intake.accepted and parent.created_by != run.run_id and config.retrain.when_no_new_data == "skip":
-        return replace(summarize_nothing_accepted(intake, parent, trigger, run), drift=drift.notes)
+        return replace(summarize_nothing_accepted(intake, parent, trigger, run), drift=drift.notes, warnings=notes)
     new_rows = sum(len(accepted.frame) for accepted in intake.accepted)
     if intake.accepted and new_rows < config.retrain.min_new_rows and parent.created_by != run.run_id:
         ledger.release(run.run_id)  # validated batches stay validated and free: the next run adds them, unread
         return replace(summarize_too_few_rows(intake, new_rows, config.retrain.min_new_rows, parent, trigger, run),
-                       drift=drift.notes)
+                       drift=drift.notes, warnings=notes)
     version = commit_version(parent, intake, labelset.labels, store, run)
     frame = store.frame(version)
     splits = splits_of(frame, labelset.labels)
@@ -274,7 +275,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     used = ledger.mark_used(run.run_id, registered.version, expected=[a.batch.content_hash for a in intake.accepted])
     summary = summarize_run(run, config, registered, decision, report, intake.as_validated(labels, len(frame), run),
                             tokenized, trained)
-    return summarize_retrain(summary, decision, used, intake, version, forgetting, trigger, run, drift.notes)
+    return summarize_retrain(summary, decision, used, intake, version, forgetting, trigger, run, drift.notes, notes)
 
 
 __all__ = ["LedgerConflict", "retrain_flow"]

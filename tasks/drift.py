@@ -42,6 +42,7 @@ class LabelSetDecision:
     unreadable: list[tuple[Batch, list[str]]] = field(default_factory=list)  # rejected here: could not be read
     too_rare: dict[str, int] = field(default_factory=dict)  # unseen labels not grown: fewer rows than the minimum
     read: dict[str, Any] = field(default_factory=dict, repr=False)  # content hash -> the batch as read (LoadedData)
+    ignored: str | None = None  # why the config's data.labels is not the label set used (for the run's summary)
 
 
 def _classes(labels: Mapping[str, int] | list[str], kind: TaskKind) -> dict[str, int]:
@@ -111,12 +112,17 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
     from tuneline.tasks.intake import UnreadableBatch, _read_batch, batch_labels
 
     configured = list(getattr(config.data, "labels", None) or [])
-    if configured and set(configured) != set(known):  # the config reads as if it decided; say what does
-        task_logger().warning(
-            "data.labels in the config (%s) is not the label set of the loop's current data version (%s): the loop "
-            "keeps its own (the first data version's, grown only by drift.allow_label_growth when a batch brings a "
-            "new label); data.labels only spells the labels of the first version. To train on another label set, "
-            "start a new loop (another tracking.registered_model)", configured, list(known))
+    ignored = None
+    if configured and configured != list(known):  # the config (and its MLflow param) reads as if it decided
+        what = "label set" if set(configured) != set(known) else "label order (the model's class ids)"
+        ignored = (f"data.labels in the config ({configured}) is not the {what} of the loop's current data version "
+                   f"({list(known)}): the loop keeps its own (the first data version's, grown only by "
+                   "drift.allow_label_growth when a batch brings a new label); data.labels only spells the labels of "
+                   "the first version. To train on another label set, start a new loop (another "
+                   "tracking.registered_model)")
+        task_logger().warning("%s", ignored)
+        if run is not None:
+            set_tags(run, {"retrain.data_labels_ignored": ", ".join(configured)})
     spelled = config.model_copy(deep=True)  # a known label written another way ('POSITIVE') is not unseen
     spelled.data.labels = list(known)
     landed: dict[str, dict[str, int]] = {}
@@ -133,6 +139,7 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
             unreadable.append((batch, [str(error)]))
             task_logger().warning("batch %s rejected: %s", batch.name, error)
     decision = check_label_set(list(known), landed, config)
+    decision.ignored = ignored
     decision.unreadable = unreadable
     decision.read = read
     reasons = []

@@ -103,6 +103,7 @@ class RetrainSummary:
     waiting: list[str] = field(default_factory=list)  # landings not complete, so not read: 'name (why)'
     batch_rows: dict[str, str] = field(default_factory=dict)  # a used batch -> its rows kept and quarantined
     drift: dict[str, str] = field(default_factory=dict)  # a batch whose drift checks warned or stopped -> why
+    warnings: list[str] = field(default_factory=list)  # what the run did not do as its config reads (data.labels)
     data_version: int | None = None
     data_version_hash: str | None = None
     run: RunSummary | None = None
@@ -192,7 +193,8 @@ def batch_rows(intake) -> dict[str, str]:  # noqa: ANN001
 
 @pipeline_task(name="summarize-retrain")
 def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake, version, forgetting,  # noqa: ANN001
-                      trigger: str, run: RunContext, drift: dict[str, str] | None = None) -> RetrainSummary:
+                      trigger: str, run: RunContext, drift: dict[str, str] | None = None,
+                      warnings: list[str] | None = None) -> RetrainSummary:
     """The retraining run's outcome in one record (``retrain_summary.json`` in the run) and its gate sentence."""
     from tuneline.tasks.gate import decision_sentence
     from tuneline.tracking import set_tags
@@ -204,6 +206,7 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
         status="retrained", message=sentence, trigger=trigger, batches_used=distinct_names(used),
         batches_rejected={batch.name: reasons for batch, reasons in intake.rejected}, data_version=version.number,
         data_version_hash=version.content_hash, run=summary, batch_rows=batch_rows(intake), drift=dict(drift or {}),
+        warnings=list(warnings or []),
         forgetting=None if forgetting is None else {"drop": forgetting.drop, "champion": forgetting.champion,
                                                     "champion_version": forgetting.champion_version,
                                                     "candidate": forgetting.candidate,

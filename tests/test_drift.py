@@ -315,9 +315,15 @@ def test_a_label_set_in_the_config_that_the_loop_does_not_use_is_named_in_a_warn
     assert decision.labels == ["billing", "shipping", "technical"]
     assert ("data.labels in the config (['billing', 'shipping', 'refunds']) is not the label set of the loop's current "
             "data version (['billing', 'shipping', 'technical'])") in caplog.text
+    assert decision.ignored.startswith("data.labels in the config")
     caplog.clear()
-    same = run_config("classification", path=str(tmp_path / "base.csv"),
-                      labels=["technical", "billing", "shipping"])  # another order is the same set: no word
+    reordered = run_config("classification", path=str(tmp_path / "base.csv"),
+                           labels=["technical", "billing", "shipping"])  # the order is the model's class ids
     with caplog.at_level(logging.WARNING):
-        admit_labels.fn([], ["billing", "shipping", "technical"], same, None, None)
+        admit_labels.fn([], ["billing", "shipping", "technical"], reordered, None, None)
+    assert "is not the label order (the model's class ids) of the loop's current data version" in caplog.text
+    caplog.clear()
+    same = run_config("classification", path=str(tmp_path / "base.csv"), labels=["billing", "shipping", "technical"])
+    with caplog.at_level(logging.WARNING):
+        assert admit_labels.fn([], ["billing", "shipping", "technical"], same, None, None).ignored is None
     assert "data.labels" not in caplog.text

@@ -193,9 +193,11 @@ def test_6_label_growth_extends_the_head(loop, tiny_bert):
     batch = tickets({"account": 60, "billing": 20}, seed=7)
     batch.loc[0, "label"] = "biling"  # one mistyped row: too few to grow a class (data.min_examples_per_label)
     land(loop / "landing", "b5.csv", batch)
-    summary = run(loop, tiny_bert, "drift.allow_label_growth=true", "retrain.strategy=continual")
+    summary = run(loop, tiny_bert, "drift.allow_label_growth=true", "retrain.strategy=continual",
+                  "data.labels=[shipping, billing, technical]")  # edited mid-loop: not used, and said so
     assert summary.status == "retrained" and summary.batches_used == ["b5.csv"]
     assert summary.run.labels == ["billing", "shipping", "technical", "account"]
+    assert len(summary.warnings) == 1 and "is not the label order (the model's class ids)" in summary.warnings[0]
     # the shift is in the summary the user reads, not only in a log line among the flow's others
     assert list(summary.drift) == ["b5.csv"] and "'account'" in summary.drift["b5.csv"], summary.drift
     assert client_of(loop).get_run(summary.run.run_id).data.tags["retrain.labels_too_rare"] == "biling"

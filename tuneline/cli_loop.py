@@ -110,6 +110,8 @@ def _retrain(config: TunelineConfig) -> int:
         print(f"  batches used      : {', '.join(summary.batches_used)}")
     for name, rows in summary.batch_rows.items():
         print(f"    {name}: {rows}")
+    for warning in summary.warnings:
+        print(f"  warning           : {warning}")
     for name, shift in summary.drift.items():
         print(f"  drift             : {name}: {shift}")
     for name, original in summary.batches_duplicate.items():
