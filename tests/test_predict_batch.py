@@ -369,6 +369,11 @@ def test_a_bare_name_at_alias_works_and_an_unwritable_output_is_refused_before_a
                      "--output", str(output)]) == 1
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # a bare name, no alias: it said "No such artifact: 'pb-intents'"
+    assert main(["predict", "-m", "pb-intents", "--tracking-uri", uri, TEXTS[0]]) == 1
+    err = capsys.readouterr().err
+    assert "-m pb-intents: no folder of that name here; a registered model is named with its alias or version: " \
+           "-m pb-intents@champion or -m pb-intents/3" in err
 
 
 def test_predictions_carry_the_index_of_the_frame_they_answer(store):

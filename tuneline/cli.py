@@ -689,6 +689,9 @@ def _registry_reference(model: str) -> str:
         return model
     if re.fullmatch(r"[^@/\s]+@[^@/\s]+|[^@\s]+/\d+", model):
         return f"models:/{model}"
+    if re.fullmatch(r"[\w.\-]+", model):  # a bare name: neither a folder here nor a version of it
+        raise UserError(f"-m {model}: no folder of that name here; a registered model is named with its alias or "
+                        f"version: -m {model}@champion or -m {model}/3 (models:/ optional)")
     return model
 
 
