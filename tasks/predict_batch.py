@@ -335,9 +335,15 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
                             f"{len(result.malformed)} record(s) unreadable)")
         hint = ("; a text holding the delimiter must be quoted (\"good, really good\"), or give one text a line on "
                 "stdin" if one_column and first.get("rule") == "record_has_wrong_field_count" else "")
-        raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at line "
-                        f"{first.get('source_line')} ({first.get('rule')}: {first.get('detail') or ''}){hint}; fix "
-                        "them so that every row gets a prediction")
+        detail = first.get("detail") or ""
+        if fmt == "conll":  # predict has no data.conll_tag_column: the word is the first field, a tag the last
+            detail = detail.replace(" (data.conll_tag_column)", "")
+            hint = ("; a CoNLL file to tag holds a word a line, with its tag after it on every line or on none, and "
+                    "a blank line after each sentence")
+        where = "the sentence starting at line" if fmt == "conll" else "line"
+        raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at {where} "
+                        f"{first.get('source_line')} ({first.get('rule')}: {detail}){hint}; fix them so that every "
+                        "row gets a prediction")
     if fmt in ("csv", "tsv") and (blank := blank_line_between_records(path, fmt, encoding)) is not None:
         raise UserError(f"input file {path}: line {blank} is blank (or holds only empty fields) between records: "
                         "a batch prediction writes one row per input row, in order, so the line would be dropped "

@@ -376,3 +376,16 @@ def test_a_text_of_only_invisible_characters_is_refused_from_arguments_and_stdin
     monkeypatch.setattr("sys.stdin", io.StringIO("good\n\u200b\u200d\n"))
     assert main(model) == 1
     assert "text 2 on stdin has no visible text" in capsys.readouterr().err
+
+
+def test_a_conll_file_mixing_tagged_and_untagged_words_names_the_sentence_and_no_training_key(tmp_path):
+    from tuneline.tasks.predict_batch import read_prediction_inputs
+
+    mixed = tmp_path / "mixed.conll"
+    mixed.write_text("John B-PER\nlives O\n\nTom\nleft\n\nMary B-PER\n")
+    with pytest.raises(UserError) as refused:
+        read_prediction_inputs.fn(mixed, "token_classification")
+    message = str(refused.value)
+    assert "first at the sentence starting at line 4 (conll_line_has_no_tag_column: line 4: 'Tom' has 1 field(s)" \
+        in message and "data.conll_tag_column" not in message
+    assert "with its tag after it on every line or on none" in message
