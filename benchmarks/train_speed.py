@@ -19,6 +19,8 @@ Variants (``--variants``; default all):
 - ``tuneline_lora`` the same with ``--set model.strategy=lora`` (LoRA's own defaults: learning rate 5e-4, dropout 0)
 - ``tuneline_lora_dropout`` LoRA with ``model.lora.dropout=0.1`` (the default before; its accuracy is in the table)
 - ``tuneline_frozen_embeddings`` the same with the embeddings frozen (a recipe change: its accuracy is in the table)
+- ``tuneline_frozen_bottom2`` / ``tuneline_frozen_bottom3`` the embeddings and the bottom 2 / 3 encoder layers frozen
+                    (recipe changes: the backward pass stops part way up the encoder)
 
 Data: a seeded ``--train-rows`` sample of SST-2 train (and a disjoint 500-row validation file for tuneline), scored
 on the GLUE dev set (872 rows); ``--smoke`` uses a tiny random BERT and generated sentences (seconds, for the test
@@ -73,7 +75,13 @@ TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
             "tuneline_lora_top3": ["--set", "model.strategy=lora", "--set", "model.lora.top_layers=3"],
             # a recipe lever, not a default: the embedding table (12M of MiniLM's 23M weights) stays as pretrained,
             # so the optimizer, the gradient clipping and the backward pass skip half the weights
-            "tuneline_frozen_embeddings": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true"]}
+            "tuneline_frozen_embeddings": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true"],
+            # recipe levers: the embeddings and the bottom 2 or 3 of MiniLM's 6 layers stay as pretrained, so the
+            # backward pass stops part way up (as LoRA on the top layers does) and the optimizer updates the rest
+            "tuneline_frozen_bottom2": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true",
+                                        "--set", "model.freeze.bottom_layers=2"],
+            "tuneline_frozen_bottom3": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true",
+                                        "--set", "model.freeze.bottom_layers=3"]}
 THE_PEER = "peer_bf16"  # the peer, where the CPU multiplies bf16 natively
 
 

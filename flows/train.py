@@ -43,7 +43,7 @@ def train_flow(config: AnyConfig) -> RunSummary:
         tokenizer = load_tokenizer(config.model)
         tokenized = tokenize_splits(splits, tokenizer, config, lineage)
         built = build_model(config.model, config.task, splits.labels, seed=config.train.seed,
-                            max_length=config.tokenize.max_length)
+                            max_length=config.tokenize.max_length, model_inputs=tokenized.model_inputs)
         trained = train_model(built.model, tokenizer, tokenized, splits.labels, config, run)
         calibrate_model(trained, splits, config, run)
         fine_tuned = evaluate_model(trained.model_dir, splits.test, splits.labels, config)

@@ -107,7 +107,9 @@ def apply_freeze(model: Any, embeddings: bool, bottom_layers: int, all_but_head:
             param.requires_grad = False
 
 
-def apply_lora(model: Any, config: ModelConfig, kind: TaskKind) -> Any:
+def apply_lora(model: Any, config: ModelConfig, kind: TaskKind, modules_to_save: list[str] | None = None) -> Any:
+    """Wrap the model with LoRA adapters; ``modules_to_save`` (the kind's parts that train under every strategy)
+    train in full beside them and are saved with the merged model."""
     from peft import LoraConfig, TaskType as PeftTaskType, get_peft_model
 
     layers = None
@@ -119,7 +121,7 @@ def apply_lora(model: Any, config: ModelConfig, kind: TaskKind) -> Any:
         layers = list(range(count - config.lora.top_layers, count))
     lora = LoraConfig(task_type=getattr(PeftTaskType, kind.peft_task_type), r=config.lora.r, lora_alpha=config.lora.alpha,
                       lora_dropout=config.lora.dropout, target_modules=list(config.lora.target_modules),
-                      layers_to_transform=layers)
+                      layers_to_transform=layers, modules_to_save=list(modules_to_save or []) or None)
     try:
         return get_peft_model(model, lora)
     except ValueError as error:
@@ -152,7 +154,8 @@ def attention_implementation(requested: str, max_length: int | None) -> str:
 
 @pipeline_task(name="build-model")
 def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
-                init_from: Path | None = None, seed: int | None = None, max_length: int | None = None) -> BuiltModel:
+                init_from: Path | None = None, seed: int | None = None, max_length: int | None = None,
+                model_inputs: dict[str, Any] | None = None) -> BuiltModel:
     """Load the base encoder with the kind's head sized for ``labels`` (id2label/label2id set) and apply the strategy.
 
     ``init_from``: start from a fine-tuned model instead (continual retraining from the champion); its labels must
@@ -160,6 +163,9 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
     ``max_length`` (``tokenize.max_length``) picks the attention kernel with ``model.attention: auto``.
     ``seed`` (``train.seed``) fixes the random initialisation of the new head and adapters: without it they would
     depend on whatever used the global generator before, and the same config could train a different model.
+    ``model_inputs`` (``TokenizedData.model_inputs``): what the data was encoded with beyond the tokenizer's inputs;
+    the kind adapts the model to take it (NER word casing: more token types), and those parts train under every
+    strategy.
     """
     if seed is not None:
         transformers.set_seed(seed)
@@ -183,10 +189,14 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
             report_loading(model, loading, config.base)
     except ValueError as error:
         raise _refused_remote_code(config, error) from None
+    always_trained = kind.adapt_model(model, model_inputs or {})
     if config.strategy == "freeze":
         apply_freeze(model, config.freeze.embeddings, config.freeze.bottom_layers, config.freeze.all_but_head)
+        for name, module in model.named_modules():
+            if name.rsplit(".", 1)[-1] in always_trained:
+                module.requires_grad_(True)
     elif config.strategy == "lora":
-        model = apply_lora(model, config, kind)
+        model = apply_lora(model, config, kind, always_trained)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if trainable == 0:

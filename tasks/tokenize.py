@@ -66,6 +66,9 @@ class TokenizedData:
     cache_hits: dict[str, bool]
     truncated: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    #: what the encoder gives the model beyond the tokenizer's inputs (``kind.model_inputs``): build_model adapts
+    #: the model to it, so the model takes what the data was encoded with
+    model_inputs: dict[str, Any] = field(default_factory=dict)
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -146,7 +149,7 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
                     "all as one token; a base model whose vocabulary covers this text's language or characters would "
                     "learn more", 100 * share, tokenizer.unk_token)
     return TokenizedData(datasets=DatasetDict(result), cache_keys=keys, cache_hits=hits, truncated=truncated,
-                         rows=rows)
+                         rows=rows, model_inputs=kind.model_inputs(config, tokenizer))
 
 
 def unknown_token_share(dataset: Dataset, tokenizer: Any, sample: int = 2000) -> float:

@@ -131,6 +131,8 @@ def test_served_pyfunc_predicts_entities_with_offsets(ner_run):
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
 
+    # the tiny tokenizer is uncased: the registered model reads each word's casing as its token type
+    assert model.unwrap_python_model()._tagger.case_types
     text = "John Smith visited Berlinx."
     out = model.predict([text])
     row = out.iloc[0]

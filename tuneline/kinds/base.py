@@ -181,6 +181,16 @@ class TaskKind:
         """Config values that change the encoder's output (part of the tokenization cache key)."""
         return {}
 
+    def model_inputs(self, config: "TunelineConfig", tokenizer: Any) -> dict[str, Any]:
+        """What the encoder gives the model beyond the tokenizer's own inputs, which the model must be built to take
+        (NER: word casing as token types). Tokenization resolves it once; :meth:`adapt_model` builds for it."""
+        return {}
+
+    def adapt_model(self, model: Any, inputs: dict[str, Any]) -> list[str]:
+        """Make a freshly loaded model take :meth:`model_inputs`; returns the names of modules that must train
+        under every strategy (freezing and LoRA leave them trainable)."""
+        return []
+
     def collator(self, tokenizer: Any) -> Any:
         raise NotImplementedError
 

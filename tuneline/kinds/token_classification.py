@@ -34,8 +34,10 @@ import pandas as pd
 from pydantic import Field
 
 from tuneline.config import DataConfig, TokenizeConfig, TunelineConfig
+from tuneline.errors import UserError
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
 from tuneline.kinds.classification import LABEL_SOURCE_ROLES, RARE_LABELS_SHOWN, LabelSetError
+from tuneline.pyfunc.token_tagger import CASE_TYPES, case_types_of
 from tuneline.readers import DataLoadError, read_conll, read_table
 
 IGNORE = -100
@@ -62,6 +64,12 @@ class TokenData(DataConfig):
 class TokenTokenizeConfig(TokenizeConfig):
     label_all_subwords: bool = Field(
         False, description="Label every subword (B-X becomes I-X on continuations) instead of the first only.")
+    case_types: Literal["auto"] | bool = Field(
+        "auto", description="Give the model each word's casing (lower, Capitalised, CAPITALS, miXed) as the token "
+                            "type of its subwords. An uncased tokenizer (the embedded MiniLM's) reads 'Paris' and "
+                            "'paris' alike, and capitals mark most names: on CoNLL-2003 this raised test F1 by "
+                            "about 3 points (benchmarks/BENCHMARKS.md). auto: on when the tokenizer lowercases and "
+                            "the encoder has token type embeddings (BERT family); the registered model carries it.")
 
 
 class TokenClassificationConfig(TunelineConfig):
@@ -110,18 +118,53 @@ def words_cut(word_ids: list[int | None], n_words: int) -> int:
 
 
 def encode_token_batch(batch: dict[str, list], tokenizer: Any, max_length: int, label2id: dict[str, int],
-                       label_all_subwords: bool = False) -> dict[str, list]:
-    """A ``datasets`` batched map function: tokens/tags → input ids, aligned labels and words cut by truncation."""
+                       label_all_subwords: bool = False, case_types: bool = False) -> dict[str, list]:
+    """A ``datasets`` batched map function: tokens/tags → input ids, aligned labels and words cut by truncation;
+    with ``case_types``, each token's type is its word's casing (the pyfunc's :func:`case_types_of`)."""
     enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
-    labels, truncated = [], []
+    labels, truncated, types = [], [], []
     for row, (tokens, tags) in enumerate(zip(batch["tokens"], batch["tags"])):
         word_ids = enc.word_ids(row)
         labels.append(align_labels(word_ids, tags, label2id, label_all_subwords))
         truncated.append(words_cut(word_ids, len(tokens)))
+        if case_types:
+            types.append(case_types_of(tokens, word_ids))
     out = {key: list(values) for key, values in enc.items()}
+    if case_types:
+        out["token_type_ids"] = types
     out["labels"] = labels
     out["truncated"] = truncated
     return out
+
+
+def tokenizer_lowercases(tokenizer: Any) -> bool:
+    """Whether the tokenizer reads capitals as lower case (an uncased WordPiece vocabulary does)."""
+    return tokenizer.tokenize("Paris NATO") == tokenizer.tokenize("paris nato")
+
+
+def token_type_embeddings(model: Any) -> Any:
+    """The encoder's token type embedding table, or None (DistilBERT has none; RoBERTa has one type only, which
+    grows as BERT's does)."""
+    embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
+    return getattr(embeddings, "token_type_embeddings", None)
+
+
+def grow_case_types(model: Any) -> None:
+    """Give the model :data:`CASE_TYPES` token types, every new one starting as a copy of type 0 (all a single
+    sentence ever had), so the grown model computes exactly what it did until training tells the types apart. A
+    model that has them already (the champion a retraining starts from) is left as it is."""
+    import torch
+
+    if getattr(model.config, "tuneline_case_types", False):
+        return
+    table = token_type_embeddings(model)
+    grown = torch.nn.Embedding(CASE_TYPES, table.embedding_dim, dtype=table.weight.dtype,
+                               device=table.weight.device)
+    with torch.no_grad():
+        grown.weight.copy_(table.weight[0].expand(CASE_TYPES, -1))
+    model.base_model.embeddings.token_type_embeddings = grown
+    model.config.type_vocab_size = CASE_TYPES
+    model.config.tuneline_case_types = True
 
 
 # --- metrics -----------------------------------------------------------------------------------------------------
@@ -389,10 +432,42 @@ class TokenClassificationKind(TaskKind):
     # --- model ------------------------------------------------------------------------------------------------
     def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
         return partial(encode_token_batch, tokenizer=tokenizer, max_length=max_length, label2id=label2id,
-                       label_all_subwords=config.tokenize.label_all_subwords), ["tokens", "tags"]
+                       label_all_subwords=config.tokenize.label_all_subwords,
+                       case_types=bool(self.model_inputs(config, tokenizer))), ["tokens", "tags"]
 
     def encoder_settings(self, config: TunelineConfig) -> dict[str, Any]:
-        return {"label_all_subwords": config.tokenize.label_all_subwords}
+        return {"label_all_subwords": config.tokenize.label_all_subwords, "case_types": config.tokenize.case_types}
+
+    def model_inputs(self, config: TunelineConfig, tokenizer: Any) -> dict[str, Any]:
+        """``{"case_types": True}`` when ``tokenize.case_types`` is on, or ``auto`` and the tokenizer is uncased and
+        the base model a BERT-family encoder (its config has ``type_vocab_size``)."""
+        from transformers import AutoConfig
+
+        from tuneline.runtime import resolve_base_model
+
+        wanted = config.tokenize.case_types
+        if wanted is False:
+            return {}
+        try:
+            base = AutoConfig.from_pretrained(resolve_base_model(config.model.base),
+                                              trust_remote_code=config.model.trust_remote_code)
+        except (OSError, ValueError):
+            return {}  # the model build says what is wrong with model.base
+        has_types = bool(getattr(base, "type_vocab_size", 0))
+        if wanted is True and not has_types:
+            raise UserError(f"tokenize.case_types=true needs an encoder with token type embeddings (BERT family); "
+                            f"{config.model.base} ({base.model_type}) has none: set tokenize.case_types=false")
+        if wanted == "auto":
+            wanted = has_types and tokenizer_lowercases(tokenizer)
+        return {"case_types": True} if wanted else {}
+
+    def adapt_model(self, model: Any, inputs: dict[str, Any]) -> list[str]:
+        """Grow the token types for word casing; their table trains under every strategy (LoRA, frozen
+        embeddings): new types that never trained would tell the model nothing."""
+        if not inputs.get("case_types"):
+            return []
+        grow_case_types(model)
+        return ["token_type_embeddings"]
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorForTokenClassification

@@ -30,6 +30,11 @@ Choices, and why:
   (``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``) the forward pass runs under bf16 autocast by default, several
   times faster than fp32 there; probabilities stay fp32, and tags agree with fp32 inference except on near-ties.
   ``precision`` (constructor) or ``$TUNELINE_INFERENCE_PRECISION`` picks ``auto`` (that default), ``fp32`` or ``bf16``.
+* Word casing (``tokenize.case_types``): an uncased tokenizer lowercases ``Paris`` and ``paris`` alike, and
+  capitals mark most names in news text. A model trained with case types (its config says
+  ``tuneline_case_types: true``) reads each word's casing (:func:`case_type`) as the token type of its subwords,
+  so serving must pass the same types: this class does. Such a model run by ``transformers.pipeline`` sees every
+  word as lower case (type 0), and tags less well.
 """
 
 from __future__ import annotations
@@ -60,6 +65,27 @@ _JOINERS = "\u00ad\u200c\u200d\u2060\ufeff"
 #: a zero-width space separates words like a space.
 _INVISIBLE = _JOINERS + "\u200b\u200e\u200f"
 WORD_PATTERN = re.compile(rf"(?:[^\W\d_]\.){{2,}}|\w+(?:(?:[-'’.&]|[{_JOINERS}]+)\w+)*|[^\s{_INVISIBLE}]")
+
+#: Token types of a model trained with word casing (:func:`case_type`).
+CASE_TYPES = 4
+
+
+def case_type(word: str) -> int:
+    """A word's casing as a token type, for an uncased tokenizer that cannot see it: 0 lower case or no letters
+    (``the``, ``1996``, ``-``), 1 capitalised (``Paris``, ``A``), 2 capitals only, two letters or more (``EU``,
+    ``U.S.``), 3 mixed (``McDonald``, ``iPhone``). Special and padding tokens are type 0."""
+    upper = [c.isupper() for c in word if c.isalpha()]
+    if not any(upper):
+        return 0
+    if all(upper):
+        return 2 if len(upper) > 1 else 1
+    return 1 if upper[0] and not any(upper[1:]) else 3
+
+
+def case_types_of(words: Sequence[str], word_ids: Sequence[int | None]) -> list[int]:
+    """The token type of every token of one encoded sequence: its word's :func:`case_type`, 0 for special tokens."""
+    cases = [case_type(word) for word in words]
+    return [0 if word is None else cases[word] for word in word_ids]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -244,6 +270,7 @@ class TokenTagger:
         self.model = AutoModelForTokenClassification.from_pretrained(model_dir).to(self.device).eval()
         config = self.model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.case_types = bool(getattr(config, "tuneline_case_types", False))
         self.max_length = int(getattr(config, "tuneline_max_length", 0) or min(self.tokenizer.model_max_length, 512))
         self.budget = max(1, self.max_length - self.tokenizer.num_special_tokens_to_add())
 
@@ -274,6 +301,9 @@ class TokenTagger:
         chunks = [(i, s, e) for i, per_word in zip(non_empty, counts) for s, e in word_windows(per_word, self.budget)]
         encoded = self.tokenizer([sentences[i][s:e] for i, s, e in chunks], is_split_into_words=True,
                                  truncation=True, max_length=self.max_length)
+        if self.case_types:
+            encoded["token_type_ids"] = [case_types_of(sentences[i][s:e], encoded.word_ids(c))
+                                         for c, (i, s, e) in enumerate(chunks)]
         order = sorted(range(len(chunks)), key=lambda c: len(encoded["input_ids"][c]))
         with torch.inference_mode(), torch.autocast(device_type=str(self.device).split(":")[0],
                                                     dtype=torch.bfloat16, enabled=self.precision == "bf16"):
