@@ -65,18 +65,6 @@ RECIPES = {
 }
 
 
-def case_type(word: str) -> int:
-    """A word's casing as a token type, for an uncased tokenizer that cannot see it: 0 lower case or no letters,
-    1 capitalised (``Paris``, ``A``), 2 all capitals of two letters or more (``EU``, ``U.S.``), 3 mixed (``McDonald``,
-    ``iPhone``). Capitals mark most names in news text."""
-    letters = [c for c in word if c.isalpha()]
-    upper = [c.isupper() for c in letters]
-    if not any(upper):
-        return 0
-    if all(upper):
-        return 2 if len(letters) > 1 else 1
-    return 1 if upper[0] and not any(upper[1:]) else 3
-
 
 def recipe(name: str) -> dict:
     task = name.split("_")[0]
@@ -205,13 +193,11 @@ def build_model(spec: dict, model_dir: Path, num_labels: int, labels: list[str])
     else:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, **common)
     assert all(p.dtype == torch.float32 for p in model.parameters()), "weights must train in fp32"
-    if spec.get("case_types"):  # 4 token types, each starting as type 0 (what a single sentence has): same start
-        embeddings = model.base_model.embeddings.token_type_embeddings
-        grown = torch.nn.Embedding(4, embeddings.embedding_dim)
-        with torch.no_grad():
-            grown.weight.copy_(embeddings.weight[0].expand(4, -1))
-        model.base_model.embeddings.token_type_embeddings = grown
-        model.config.type_vocab_size = 4
+    if spec.get("case_types"):  # tuneline's tokenize.case_types: 4 token types, each starting as type 0
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tuneline.pyfunc.token_tagger import grow_case_types
+
+        grow_case_types(model)
     if spec.get("freeze_embeddings"):
         base = model.encoder if hasattr(model, "encoder") and not hasattr(model, "config") else model.base_model
         for parameter in base.embeddings.parameters():
@@ -262,6 +248,9 @@ def run_job(spec: dict, assets: Path, out: Path) -> None:
             train, valid, test = train[:limit], valid[:limit // 4], test[:limit // 4]
         labels = sorted({t for _, tags in train for t in tags})
         label_id = {l: i for i, l in enumerate(labels)}
+        if spec.get("case_types"):  # tuneline's own rule (tokenize.case_types); the pyfunc file is self-contained
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tuneline.pyfunc.token_tagger import case_types_of
 
         def encode(sentences):
             rows = []
@@ -273,7 +262,7 @@ def run_job(spec: dict, assets: Path, out: Path) -> None:
                     previous = w
                 row = {**{k: enc[k] for k in enc}, "labels": row_labels}
                 if spec.get("case_types"):
-                    row["token_type_ids"] = [0 if w is None else case_type(words[w]) for w in word_ids]
+                    row["token_type_ids"] = case_types_of(words, word_ids)
                 rows.append(row)
             return rows
 
@@ -420,7 +409,7 @@ def main() -> None:
         run_job(json.loads(args.job), args.assets, args.out)
     elif args.smoke:  # two recipes (mean pooling + frozen embeddings; NER) on 32 rows, the better SST-2 one reseeded
         RECIPES.update({"sst2_smoke_mean": {"pooling": "mean", "freeze_embeddings": True},
-                        "conll_smoke": {"epochs": 1}})
+                        "conll_smoke": {"epochs": 1, "case_types": True}})
         schedule(args.assets, args.out, 2, 900, ["sst2_smoke_mean", "conll_smoke"], 32, {"sst2": 1})
     else:
         schedule(args.assets, args.out, args.workers, args.deadline_s, args.recipes.split(","), None,

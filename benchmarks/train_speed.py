@@ -78,6 +78,9 @@ TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
             "tuneline_frozen_embeddings": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true"],
             # recipe levers: the embeddings and the bottom 2 or 3 of MiniLM's 6 layers stay as pretrained, so the
             # backward pass stops part way up (as LoRA on the top layers does) and the optimizer updates the rest
+            # one lever undone: PyTorch's SDPA attention instead of the eager attention model.attention=auto picks on
+            # a CPU for up to 128 tokens
+            "tuneline_sdpa": ["--set", "model.attention=sdpa"],
             "tuneline_frozen_bottom2": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true",
                                         "--set", "model.freeze.bottom_layers=2"],
             "tuneline_frozen_bottom3": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true",

@@ -10,8 +10,8 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, BertTok
 from tuneline.config import build_config
 from tuneline.errors import UserError
 from tuneline.kinds import kind_of
-from tuneline.kinds.token_classification import encode_token_batch, grow_case_types, tokenizer_lowercases
-from tuneline.pyfunc.token_tagger import CASE_TYPES, TokenTagger, case_type, case_types_of
+from tuneline.kinds.token_classification import encode_token_batch, tokenizer_lowercases
+from tuneline.pyfunc.token_tagger import CASE_TYPES, TokenTagger, case_type, case_types_of, grow_case_types
 from tuneline.tasks.model import build_model
 
 LABELS = ["O", "B-PER", "I-PER"]

@@ -37,7 +37,7 @@ from tuneline.config import DataConfig, TokenizeConfig, TunelineConfig
 from tuneline.errors import UserError
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
 from tuneline.kinds.classification import LABEL_SOURCE_ROLES, RARE_LABELS_SHOWN, LabelSetError
-from tuneline.pyfunc.token_tagger import CASE_TYPES, case_types_of
+from tuneline.pyfunc.token_tagger import case_types_of, grow_case_types
 from tuneline.readers import DataLoadError, read_conll, read_table
 
 IGNORE = -100
@@ -141,30 +141,6 @@ def tokenizer_lowercases(tokenizer: Any) -> bool:
     """Whether the tokenizer reads capitals as lower case (an uncased WordPiece vocabulary does)."""
     return tokenizer.tokenize("Paris NATO") == tokenizer.tokenize("paris nato")
 
-
-def token_type_embeddings(model: Any) -> Any:
-    """The encoder's token type embedding table, or None (DistilBERT has none; RoBERTa has one type only, which
-    grows as BERT's does)."""
-    embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
-    return getattr(embeddings, "token_type_embeddings", None)
-
-
-def grow_case_types(model: Any) -> None:
-    """Give the model :data:`CASE_TYPES` token types, every new one starting as a copy of type 0 (all a single
-    sentence ever had), so the grown model computes exactly what it did until training tells the types apart. A
-    model that has them already (the champion a retraining starts from) is left as it is."""
-    import torch
-
-    if getattr(model.config, "tuneline_case_types", False):
-        return
-    table = token_type_embeddings(model)
-    grown = torch.nn.Embedding(CASE_TYPES, table.embedding_dim, dtype=table.weight.dtype,
-                               device=table.weight.device)
-    with torch.no_grad():
-        grown.weight.copy_(table.weight[0].expand(CASE_TYPES, -1))
-    model.base_model.embeddings.token_type_embeddings = grown
-    model.config.type_vocab_size = CASE_TYPES
-    model.config.tuneline_case_types = True
 
 
 # --- metrics -----------------------------------------------------------------------------------------------------

@@ -88,6 +88,31 @@ def case_types_of(words: Sequence[str], word_ids: Sequence[int | None]) -> list[
     return [0 if word is None else cases[word] for word in word_ids]
 
 
+def token_type_embeddings(model: Any) -> Any:
+    """The encoder's token type embedding table, or None (DistilBERT has none; RoBERTa has one type only, which
+    grows as BERT's does)."""
+    embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
+    return getattr(embeddings, "token_type_embeddings", None)
+
+
+def grow_case_types(model: Any) -> None:
+    """Give the model :data:`CASE_TYPES` token types, every new one starting as a copy of type 0 (all a single
+    sentence ever had), so the grown model computes exactly what it did until training tells the types apart. A
+    model that has them already (the champion a retraining starts from) is left as it is."""
+    import torch
+
+    if getattr(model.config, "tuneline_case_types", False):
+        return
+    table = token_type_embeddings(model)
+    grown = torch.nn.Embedding(CASE_TYPES, table.embedding_dim, dtype=table.weight.dtype,
+                               device=table.weight.device)
+    with torch.no_grad():
+        grown.weight.copy_(table.weight[0].expand(CASE_TYPES, -1))
+    model.base_model.embeddings.token_type_embeddings = grown
+    model.config.type_vocab_size = CASE_TYPES
+    model.config.tuneline_case_types = True
+
+
 def cpu_has_native_bf16() -> bool:
     """True on a CPU with bf16 matrix instructions (AMX or AVX512-BF16), where bf16 autocast pays off."""
     try:
