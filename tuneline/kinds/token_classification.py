@@ -68,8 +68,10 @@ class TokenTokenizeConfig(TokenizeConfig):
         "auto", description="Give the model each word's casing (lower, Capitalised, CAPITALS, miXed) as the token "
                             "type of its subwords. An uncased tokenizer (the embedded MiniLM's) reads 'Paris' and "
                             "'paris' alike, and capitals mark most names: on CoNLL-2003 this raised test F1 by "
-                            "about 3 points (benchmarks/BENCHMARKS.md). auto: on when the tokenizer lowercases and "
-                            "the encoder has token type embeddings (BERT family); the registered model carries it.")
+                            "about 3 points (benchmarks/BENCHMARKS.md), but the model then finds far fewer names "
+                            "in text written all in lower case (0.65 F1 there): set false for such text. auto: on "
+                            "when the tokenizer lowercases and the encoder has token type embeddings (BERT family); "
+                            "the registered model carries it.")
 
 
 class TokenClassificationConfig(TunelineConfig):

@@ -34,7 +34,8 @@ Choices, and why:
   capitals mark most names in news text. A model trained with case types (its config says
   ``tuneline_case_types: true``) reads each word's casing (:func:`case_type`) as the token type of its subwords,
   so serving must pass the same types: this class does. Such a model run by ``transformers.pipeline`` sees every
-  word as lower case (type 0), and tags less well.
+  word as lower case (type 0), and tags less well; so does text written all in lower case (the CoNLL-2003 test
+  lower-cased: 0.65 F1 against 0.88), as with any cased model.
 """
 
 from __future__ import annotations
