@@ -105,7 +105,8 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
     limit = position_limit(getattr(tokenizer, "model_max_length", None))
     check_max_length(config.model.base, max_length, limit)
     label2id = {label: i for i, label in enumerate(splits.labels)}
-    encode, columns = kind.encoder(tokenizer, max_length, label2id, config)
+    model_inputs = kind.model_inputs(config, tokenizer)  # resolved once: the encoder and build_model share it
+    encode, columns = kind.encoder(tokenizer, max_length, label2id, config, model_inputs)
     settings = json.dumps({"task": kind.name, "max_length": max_length, "label2id": label2id,
                            **kind.encoder_settings(config), "encoder": ENCODER_VERSION}, sort_keys=True)
     tok_hash = tokenizer_fingerprint(tokenizer)
@@ -149,7 +150,7 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
                     "all as one token; a base model whose vocabulary covers this text's language or characters would "
                     "learn more", 100 * share, tokenizer.unk_token)
     return TokenizedData(datasets=DatasetDict(result), cache_keys=keys, cache_hits=hits, truncated=truncated,
-                         rows=rows, model_inputs=kind.model_inputs(config, tokenizer))
+                         rows=rows, model_inputs=model_inputs)
 
 
 def unknown_token_share(dataset: Dataset, tokenizer: Any, sample: int = 2000) -> float:

@@ -171,10 +171,10 @@ class TaskKind:
         return list(classes)
 
     # --- model ------------------------------------------------------------------------------------------------
-    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int],
-                config: "TunelineConfig") -> tuple[Callable[[dict[str, list]], dict[str, list]], list[str]]:
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: "TunelineConfig",
+                model_inputs: dict[str, Any]) -> tuple[Callable[[dict[str, list]], dict[str, list]], list[str]]:
         """A ``datasets`` batched map function (outputs input ids, ``labels`` and a ``truncated`` count per row) and
-        the frame columns it reads."""
+        the frame columns it reads; ``model_inputs`` is :meth:`model_inputs`, resolved once by the tokenize task."""
         raise NotImplementedError
 
     def encoder_settings(self, config: "TunelineConfig") -> dict[str, Any]:

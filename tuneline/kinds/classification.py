@@ -464,7 +464,8 @@ class ClassificationKind(TaskKind):
         return quarantine.assign(detail=details)
 
     # --- model ------------------------------------------------------------------------------------------------
-    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig,
+                model_inputs: dict[str, Any]):
         from functools import partial
 
         return partial(encode_texts, tokenizer=tokenizer, max_length=max_length, label2id=label2id), \

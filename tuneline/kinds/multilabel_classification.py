@@ -958,7 +958,8 @@ class MultilabelKind(ClassificationKind):
         return {str(k): int(v) for k, v in sorted(counts.items())}
 
     # --- model ------------------------------------------------------------------------------------------------
-    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig,
+                model_inputs: dict[str, Any]):
         from functools import partial
 
         return partial(encode_multi_hot, tokenizer=tokenizer, max_length=max_length, label2id=label2id), \

@@ -342,7 +342,8 @@ class PairClassificationKind(ClassificationKind):
         return quarantine.assign(detail=details)
 
     # --- model ------------------------------------------------------------------------------------------------
-    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig,
+                model_inputs: dict[str, Any]):
         return partial(encode_pairs, tokenizer=tokenizer, max_length=max_length, label2id=label2id,
                        truncation=config.tokenize.truncation), ["text", "text_pair", "label"]
 

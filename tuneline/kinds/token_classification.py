@@ -408,10 +408,11 @@ class TokenClassificationKind(TaskKind):
         return [tag for entity in classes for tag in (f"B-{entity}", f"I-{entity}")]
 
     # --- model ------------------------------------------------------------------------------------------------
-    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig):
+    def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig,
+                model_inputs: dict[str, Any]):
         return partial(encode_token_batch, tokenizer=tokenizer, max_length=max_length, label2id=label2id,
                        label_all_subwords=config.tokenize.label_all_subwords,
-                       case_types=bool(self.model_inputs(config, tokenizer))), ["tokens", "tags"]
+                       case_types=bool(model_inputs.get("case_types"))), ["tokens", "tags"]
 
     def encoder_settings(self, config: TunelineConfig) -> dict[str, Any]:
         return {"label_all_subwords": config.tokenize.label_all_subwords, "case_types": config.tokenize.case_types}
