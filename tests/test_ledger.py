@@ -205,10 +205,10 @@ def test_partial_files_are_ignored_until_complete_then_recorded_once(ledger_url,
 
     partial.write_bytes(full)                                          # finished, but not marked yet
     assert ledger.scan(landing) == []
-    (landing / "tickets-01.csv.done").touch()
-    stamp_after(landing / "tickets-01.csv.done", partial)
     (spark / "_SUCCESS").touch()
     stamp_after(spark / "_SUCCESS", *spark.iterdir())
+    (landing / "tickets-01.csv.done").touch()                          # landed second: recorded second
+    stamp_after(landing / "tickets-01.csv.done", partial, spark / "_SUCCESS")
 
     recorded = ledger.scan(landing)
     assert [(b.name, b.state, b.kind) for b in recorded] == [("export-2024-06-01", LANDED, "folder"),
