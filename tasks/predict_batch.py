@@ -289,6 +289,19 @@ def prediction_format(path: Path, configured: str, kind: Any, encoding: str = "u
     return fmt
 
 
+def header_fields(line: str, names: list[str]) -> list[str] | None:
+    """The header's fields, the model column's name first, when a line of a one-text-a-line file is a table's header
+    (``text,label``; ``sentence``) naming one of ``names``; else None. A CSV read as lines would predict on its header
+    and on every record's label along with its text."""
+    wanted = {name.strip().lower() for name in names if name}
+    for delimiter in (",", "\t", ";", "|"):
+        fields = [f.strip().strip('"\'').strip().lower() for f in line.split(delimiter)]
+        hit = next((f for f in fields if f in wanted), None)
+        if hit is not None and (len(fields) > 1 or delimiter == ","):
+            return [hit, *(f for f in fields if f != hit)]
+    return None
+
+
 @pipeline_task(name="read-prediction-inputs")
 def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "utf-8",
                            trained_columns: tuple[tuple[str, str], ...] = (),
@@ -326,6 +339,15 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
         raise UserError(f"input file {path} is read as {fmt}, which cannot hold the rows of a {task} model; give "
                         f"{', '.join(usable)} (--format; lines: a text file of one text a line)")
     result = read_prediction_table(path, fmt, encoding)  # a text file of lines: its one column is "text"
+    if fmt == "lines" and not result.frame.empty:
+        names = [*model_input_columns(kind), *([kind.raw_text_column] if kind.raw_text_column else []),
+                 *(trained for _column, trained in trained_columns)]
+        if (header := header_fields(str(result.frame["text"].iloc[0]), names)) is not None:
+            others = ("the header would get a prediction and the other fields of every line would be read as part of "
+                      "its text" if len(header) > 1 else "the header would get a prediction")
+            raise UserError(f"input file {path}: line 1 ({excerpt(result.frame['text'].iloc[0], 60)}) is a header "
+                            f"naming the column {header[0]!r}, but the file is read as one text a line (lines), so "
+                            f"{others}: give --format csv or tsv (or auto, for a .csv/.tsv file), or delete line 1")
     title = _title_lines_hint(path, fmt, encoding, kind)
     if result.malformed:
         first = result.malformed[0]

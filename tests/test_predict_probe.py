@@ -268,6 +268,23 @@ def test_a_text_file_of_one_text_a_line_is_predicted_line_by_line(store, tmp_pat
     assert f"input file {source}: line 2 is blank between texts" in capsys.readouterr().err
 
 
+def test_a_table_read_as_lines_is_refused_at_its_header(tmp_path):
+    """``--format lines`` on a CSV predicted its header ``text,label`` as a text and every record's label as part
+    of its text, without a word; a header naming the model's column on line 1 is refused, saying what to give."""
+    table = tmp_path / "reviews.csv"
+    table.write_text("text,label\ngreat film,pos\ndull,neg\n")
+    with pytest.raises(UserError, match=r"reviews.csv: line 1 \('text,label'\) is a header naming the column 'text'.*"
+                                        r"other fields of every line.*give --format csv or tsv"):
+        read_prediction_inputs.fn(table, "classification", input_format="lines")
+    assert read_prediction_inputs.fn(table, "classification").frame["text"].tolist() == ["great film", "dull"]
+    single = tmp_path / "texts.txt"  # a one-column export: its header alone
+    single.write_text("Sentence\ngreat film\n")
+    with pytest.raises(UserError, match="line 1 .* naming the column 'sentence'"):
+        read_prediction_inputs.fn(single, "classification", trained_columns=(("text", "sentence"),))
+    single.write_text("the text was great, really\ntext messages, mostly\n")  # texts that merely hold the word
+    assert len(read_prediction_inputs.fn(single, "classification").frame) == 2
+
+
 def test_an_ner_conll_file_of_words_is_tagged_per_sentence_and_keeps_its_gold_tags(store, tmp_path, capsys):
     sentences = [["John", "Smith", "visited", "Paris"], ["He", "left", "."]]
     words_only = tmp_path / "words.txt"
