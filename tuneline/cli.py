@@ -414,8 +414,12 @@ def _doctor(args: argparse.Namespace) -> int:
         for orphan in orphans:
             print(f"  {name} v{orphan.version}: run {orphan.run_id} {orphan.run_status}, gate never finished"
                   + (" (held challenger)" if orphan.had_challenger else "") + (": fixed" if args.fix else ""))
-        if not orphans:
-            print(f"  {name}: no orphaned versions")
+        if not orphans:  # those fixed before are named: "no orphaned versions" read as if none had ever been found
+            tagged = sorted((int(v.version) for v in client.search_model_versions(f"name = '{name}'")
+                             if (v.tags or {}).get(STATUS) == "orphaned"))
+            print(f"  {name}: no orphaned versions" + (
+                f" left to fix (tagged orphaned earlier, not promotable: {', '.join(f'v{v}' for v in tagged)})"
+                if tagged else ""))
         for pending in find_pending(client, name):
             where = ("its process is alive" if pending.liveness == ALIVE else
                      f"its process {pending.process} cannot be checked from this host")
