@@ -61,6 +61,13 @@ def test_dropping_a_batch_makes_a_version_without_its_rows_and_keeps_the_earlier
         assert store.get(2).parts == grown.parts and len(store.frame(store.get(2))) == 16  # history intact
         assert not store.frame(dropped)["text"].str.startswith("bad").any()
 
+    with Ledger(url, name) as ledger:  # the ledger says so too: it kept it claimable (landed) or "used"
+        assert ledger.batch(batch.content_hash).state == "dropped"
+        assert ledger.claim("run-3") == []
+        last = ledger.history(batch.content_hash)[-1]
+        assert (last.from_state, last.to_state) == ("landed", "dropped")
+        assert "data version 3: labels shuffled by the exporter" in last.detail
+
     assert main(["data", "drop", "shuffled.csv", "--reason", "again", "-c", str(config_path)]) == 1
     err = capsys.readouterr().err  # it named the version that already left the batch out, not only a part hash
     assert "is not in the current data version" in err and ": version 3 already left it out (dropped batch " in err

@@ -26,6 +26,7 @@ import pytest
 
 from tuneline.ledger import (
     CLAIMED,
+    DROPPED,
     DUPLICATE,
     LANDED,
     LEDGER_DB_NAME,
@@ -566,3 +567,34 @@ def test_default_ledger_url(tmp_path, monkeypatch):
     assert default_ledger_url("http://mlflow.internal:5000") == f"sqlite:///{tmp_path / LEDGER_DB_NAME}"
     monkeypatch.setenv("TUNELINE_LEDGER_URL", "postgresql://ledger:secret@db/tuneline")
     assert default_ledger_url(f"sqlite:///{store}") == "postgresql://ledger:secret@db/tuneline"
+
+
+def test_a_dropped_batch_is_final_and_its_bytes_landing_again_stay_out(ledger_url, model, landing):
+    """``tuneline data drop`` takes a batch's rows out of the data: the ledger went on listing it ``used`` (and a
+    ``validated`` one left by a dead run would have been claimed again, its rows put back). Now it is ``dropped``,
+    final; a batch a live run holds is refused; the same bytes landing again are a duplicate, not new rows."""
+    ledger = Ledger(ledger_url, model)
+    data = csv_bytes("wrong labels", rows=6)
+    land(landing, "bad.csv", data)
+    land(landing, "held.csv", csv_bytes("held"))
+    bad, held = ledger.scan(landing)
+    assert [b.content_hash for b in ledger.claim("run-1", max_batches=1)] == [bad.content_hash]
+    ledger.mark_validated("run-1", bad.content_hash, 6, 0)
+    ledger.mark_used("run-1", "3")
+    assert [b.content_hash for b in ledger.claim("run-2")] == [held.content_hash]
+
+    dropped = ledger.mark_dropped(bad.content_hash, "user ann", "data version 4: labels shuffled")
+    assert dropped.state == DROPPED and dropped.model_version == "3"  # which model trained on it stays known
+    last = ledger.history(bad.content_hash)[-1]
+    assert (last.from_state, last.to_state, last.detail) == (USED, DROPPED,
+                                                             "dropped by user ann: data version 4: labels shuffled")
+    with pytest.raises(LedgerConflict, match=r"is dropped in the batch ledger"):
+        ledger.mark_dropped(bad.content_hash, "user ann", "again")
+    with pytest.raises(LedgerConflict, match=r"is claimed, held by run 'run-2'"):
+        ledger.mark_dropped(held.content_hash, "user ann", "while a run reads it")
+    assert states(ledger)["held.csv"] == CLAIMED
+
+    land(landing, "bad-again.csv", data)
+    (again,) = ledger.scan(landing)
+    assert (again.state, again.duplicate_of) == (DUPLICATE, bad.id)
+    assert ledger.free_batches() == []

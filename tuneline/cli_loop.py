@@ -6,6 +6,7 @@ Kept apart from :mod:`tuneline.cli` (which dispatches to them) so that each comm
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +195,14 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
         version = store.drop_part(part, f"user {getpass.getuser()}",
                                   f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}",
                                   labels=labels)
+    from tuneline.ledger import Ledger, LedgerConflict
+
+    try:  # the ledger listed it "used" as if its rows were still trained on, and took a "landed" one again
+        with Ledger(url, name) as ledger:
+            ledger.mark_dropped(batch.content_hash, f"user {getpass.getuser()}",
+                                f"data version {version.number}: {reason.strip()}")
+    except LedgerConflict as error:
+        print(f"warning: the batch ledger was not updated: {error}", file=sys.stderr)
     print(f"data version {version.number} (#{version.short_hash}) of {name}: version {version.parent} without the "
           f"rows of {batch.name}; {version.rows} rows. Retrain on it: tuneline retrain -c CONFIG --set "
           "retrain.when_no_new_data=retrain")

@@ -7,6 +7,8 @@ and moves it through these states::
     claimed              --mark_validated--> validated   (still held by the run)
     claimed | validated  --mark_rejected-->  rejected    final: never claimed again (reasons, quarantine)
     validated            --mark_used-->      used        final: used by run X / model version Y
+    used | validated     --mark_dropped-->   dropped     final: a person took its rows back out of the data
+                                                         (``tuneline data drop``); never claimed again
     claimed              --release-->        landed      (a failed run gives it back)
     validated            --release-->        validated   (free again; its validation is kept)
     duplicate                                            final: the same content landed again under another name;
@@ -127,8 +129,8 @@ IGNORED_PREFIXES = (".", "_")
 IGNORED_SUFFIXES = (".tmp", ".part", MARKER_SUFFIX)
 
 LANDED, CLAIMED, VALIDATED, REJECTED, USED = "landed", "claimed", "validated", "rejected", "used"
-DUPLICATE = "duplicate"
-STATES = (LANDED, CLAIMED, VALIDATED, REJECTED, USED, DUPLICATE)
+DUPLICATE, DROPPED = "duplicate", "dropped"
+STATES = (LANDED, CLAIMED, VALIDATED, REJECTED, USED, DUPLICATE, DROPPED)
 _HELD = (CLAIMED, VALIDATED)  # the states in which a run holds a batch under a lease
 
 _SCAN_RETRIES = 3  # a unique-index clash (two scanners recording one hash at once) is retried, then it is a bug
@@ -962,6 +964,29 @@ class Ledger(LedgerDatabase):
             if changed != 1:
                 raise self._conflict(conn, batch_hash, "requeue", actor)
             self._event(conn, current.id, batch_hash, REJECTED, LANDED, None, now, f"requeued by {actor}: {reason}")
+            return _batch(conn.execute(select(BATCHES).where(BATCHES.c.id == current.id)).one())
+
+    def mark_dropped(self, batch_hash: str, actor: str, detail: str) -> Batch:
+        """``used`` (or ``validated`` / ``landed`` and not held by a live run) → ``dropped``: its rows were taken back
+        out of the data by a person. Final: the ledger listed it ``used`` as if its rows were still trained on, and a
+        ``validated`` or ``landed`` one would have been claimed again, putting its rows back."""
+        now = _now()
+        with self._tx("cannot mark a batch dropped in") as conn:
+            current = self._original(conn, batch_hash)
+            held = current is not None and current.state in _HELD and current.claimed_by is not None and \
+                current.lease_expires_at is not None and current.lease_expires_at >= now
+            if current is None or current.state not in (LANDED, VALIDATED, USED) or held:
+                state = "not recorded" if current is None else _describe(current)
+                raise LedgerConflict(f"batch #{batch_hash[:12]} is {state} in the batch ledger {redact(self.url)} of "
+                                     f"model {self.model!r}: only a landed, validated or used batch no run holds is "
+                                     "dropped")
+            changed = conn.execute(
+                update(BATCHES).where(BATCHES.c.id == current.id, BATCHES.c.state == current.state)
+                .values(state=DROPPED, claimed_by=None, lease_expires_at=None, version=BATCHES.c.version + 1,
+                        updated_at=now)).rowcount
+            if changed != 1:
+                raise self._conflict(conn, batch_hash, "drop", actor)
+            self._event(conn, current.id, batch_hash, current.state, DROPPED, None, now, f"dropped by {actor}: {detail}")
             return _batch(conn.execute(select(BATCHES).where(BATCHES.c.id == current.id)).one())
 
     # -- reading ------------------------------------------------------------------------------------------------
