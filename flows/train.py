@@ -6,6 +6,7 @@ from prefect import flow
 
 from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
+from tuneline.run_warnings import collected_warnings
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.evaluate import evaluate_model, score_baselines
 from tuneline.tasks.gate import gate_and_promote, score_champion
@@ -33,9 +34,10 @@ def train_flow(config: AnyConfig) -> RunSummary:
      5. load the tokenizer                                  13. score the champion on the same test rows
      6. tokenize with the kind's encoder (cached)           14. register the version (alias challenger)
      7. build the model: the kind's head + strategy         15. gate: move champion only if it passes
-     8. train with the Trainer (early stopping, resume)     16. summarize; remove the checkpoints
+     8. train with the Trainer (early stopping, resume)     16. summarize (and the run's warnings); remove
+                                                                the checkpoints
     """
-    with frozen_heap(), tracked_run(config) as run:
+    with frozen_heap(), tracked_run(config) as run, collected_warnings() as warned:
         loaded = load_data(config)
         validated = validate_data(loaded, config, run.run_dir, run)
         splits = split_data(validated.frames, validated.labels, config.data.split, kind=config.task)
@@ -55,4 +57,4 @@ def train_flow(config: AnyConfig) -> RunSummary:
         version = register_model(trained.model_dir, config.task, config.registered_model_name, run,
                                  version_tags(config, lineage, fine_tuned.metrics, run), fine_tuned.metrics)
         decision = gate_and_promote(version, fine_tuned, baselines, champion, splits.test, splits.labels, config, run)
-        return summarize_run(run, config, version, decision, report, validated, tokenized, trained)
+        return summarize_run(run, config, version, decision, report, validated, tokenized, trained, warned)

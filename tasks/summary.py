@@ -47,6 +47,7 @@ class RunSummary:
     split_rows: dict[str, int] = field(default_factory=dict)  # rows trained, validated and tested on
     records_read: int = 0  # records in the data files (kept + quarantined)
     gate_line: str = ""  # the reasons in one line, a refusal's failed checks first (GateDecision.explained)
+    warnings: list[str] = field(default_factory=list)  # what the run logged as warnings (tuneline.run_warnings)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -66,7 +67,7 @@ def report_time(run: RunContext, training_s: float) -> str:
 @pipeline_task(name="summarize-run")
 def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVersion, decision: GateDecision,
                   report: ReportFiles, validated: ValidatedData, tokenized: TokenizedData,
-                  trained: TrainedModel | None = None) -> RunSummary:
+                  trained: TrainedModel | None = None, warnings: list[str] | None = None) -> RunSummary:
     """Collect the run's outcome (aliases read back from the registry) into ``summary.json``; the model is
     registered now, so the run's checkpoints (kept so far for a re-run to resume from) are removed."""
     if trained is not None and trained.checkpoint_dir is not None:
@@ -81,7 +82,8 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
         truncated=dict(tokenized.truncated), truncation=truncation_line(tokenized, config.tokenize.max_length),
         train_runtime_s=trained.train_runtime_s if trained is not None else 0.0,
         resumed_from=(trained.resumed_from or "") if trained is not None else "",
-        split_rows=dict(tokenized.rows), records_read=int(validated.total_records), gate_line=decision.explained())
+        split_rows=dict(tokenized.rows), records_read=int(validated.total_records), gate_line=decision.explained(),
+        warnings=list(warnings or []))
     summary.time = report_time(run, summary.train_runtime_s)
     path = Path(run.run_dir) / "summary.json"
     path.write_text(summary.to_json())

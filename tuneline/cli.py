@@ -192,6 +192,16 @@ def _write_demo_loop_config(config: TunelineConfig, path: Path) -> int:
     return 0
 
 
+#: warnings the printed summary lists (summary.json has them all)
+WARNINGS_SHOWN = 5
+
+
+def excerpt_line(message: str, width: int = 160) -> str:
+    """A warning on one line of at most ``width`` characters (the log above has it whole)."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
 def _print_summary(summary) -> None:
     print("\n" + "=" * 72)
     print("tuneline run finished")
@@ -213,6 +223,12 @@ def _print_summary(summary) -> None:
         print(f"  truncation        : {summary.truncation}")
     if getattr(summary, "time", ""):
         print(f"  {summary.time}")
+    if warned := getattr(summary, "warnings", None):
+        print(f"  warnings          : {len(warned)} (logged above; all in summary.json)")
+        for message in warned[:WARNINGS_SHOWN]:
+            print(f"    - {excerpt_line(message)}")
+        if len(warned) > WARNINGS_SHOWN:
+            print(f"    ... and {len(warned) - WARNINGS_SHOWN} more")
     print(f"  test {summary.primary_metric} (before vs after):")
     for name, metrics in summary.comparison.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())

@@ -1,0 +1,53 @@
+"""A run's warnings reach its summary: printed at the end and kept in ``summary.json``, not only in the log above.
+
+A probe found labels written several ways (``billing``, ``Billing``, ``BILLING``) merged into one class with a
+WARNING among hundreds of progress lines, and a summary that said nothing of it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+
+from conftest import working_in
+from tuneline.cli import WARNINGS_SHOWN, _print_summary
+from tuneline.config import build_config
+from tuneline.demo import demo_config_dict, write_demo_csv
+from tuneline.flows.train import train_flow
+from tuneline.run_warnings import collected_warnings
+
+FAST = ["tokenize.max_length=32", "train.learning_rate=2e-3", "train.batch_size=32", "train.precision=fp32",
+        "evaluate.zero_shot_baseline=false", "train.early_stopping_patience=0", "train.max_steps=4",
+        "tracking.registered_model=warned-intents"]
+
+
+def test_the_label_merge_is_in_the_summary_and_its_json(tmp_path, tiny_bert, capsys):
+    with working_in(tmp_path):
+        data = write_demo_csv(tmp_path / "tickets.csv", realistic=False)
+        frame = pd.read_csv(data, on_bad_lines="skip")
+        frame.loc[frame.index[::7], "intent"] = frame["intent"][::7].str.upper()  # BILLING beside billing
+        frame.to_csv(data, index=False)
+        config = build_config(demo_config_dict(data), [f"model.base={tiny_bert}", *FAST])
+        summary = train_flow(config)
+    merged = [w for w in summary.warnings if w.startswith("labels written several ways are one class each")]
+    assert len(merged) == 1 and "BILLING" in merged[0], summary.warnings
+    written = json.loads((tmp_path / "tuneline-output" / "runs" / summary.run_id / "summary.json").read_text())
+    assert written["warnings"] == summary.warnings
+    capsys.readouterr()
+    _print_summary(summary)
+    printed = capsys.readouterr().out
+    assert f"  warnings          : {len(summary.warnings)} (logged above; all in summary.json)" in printed
+    assert "    - labels written several ways are one class each" in printed
+
+
+def test_collected_warnings_keep_each_message_once_and_let_go_after_the_block(capsys):
+    logger = logging.getLogger("tuneline")
+    with collected_warnings() as warned:
+        logger.warning("first %s", "thing")
+        logger.info("progress")  # below WARNING: not a warning
+        logging.getLogger("prefect.task_runs").warning("from a task")
+        logger.warning("first thing")
+    logger.warning("after the run")
+    assert warned == ["first thing", "from a task"]
+    assert WARNINGS_SHOWN >= 3

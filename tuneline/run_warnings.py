@@ -1,0 +1,48 @@
+"""The warnings a run logged, kept for its summary.
+
+A warning a task logs (labels written several ways merged into one class, texts cut at ``max_length``, most tokens
+unknown to the vocabulary) scrolled past among hundreds of progress lines, and the summary printed at the end, and its
+``summary.json``, said nothing of it: a user reading only the summary, or a script reading the JSON, missed that the
+data was read differently from how it was written. :func:`collected_warnings` attaches one ``logging`` handler to the
+loggers tasks write to (Prefect's run loggers, tuneline's own) for the run, and hands the flow the list it fills.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: the loggers a run's tasks and flows write to: Prefect's run loggers (``task_logger()`` inside a run) and
+#: tuneline's own (outside a run, and the modules that log directly)
+RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "tuneline")
+
+
+class WarningList(logging.Handler):
+    """Keeps the text of every WARNING-or-worse record once, in the order first logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record must not break the run; logging reports it anyway
+            return
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+@contextmanager
+def collected_warnings(loggers: tuple[str, ...] = RUN_LOGGERS) -> Iterator[list[str]]:
+    """The warnings logged inside the block, as a list filled while it runs (hand it to the summary task)."""
+    handler = WarningList()
+    targets = [logging.getLogger(name) for name in loggers]
+    for target in targets:
+        target.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        for target in targets:
+            target.removeHandler(handler)
