@@ -427,6 +427,26 @@ def test_tagger_endpoint_refuses_empty_inputs_word_lists_and_words_with_a_400(ta
     assert [p["tags"] for p in ok.json()["predictions"]] == [list(t) for t in expected["tags"]]
 
 
+@pytest.mark.parametrize("body, says", [
+    ({"inputs": [["where is my parcel", "please reset my password"]]},
+     "input 0 is a list (['where is my parcel', 'please reset my password']), not a text"),
+    ({"inputs": ["fine", ["where is my parcel"]]}, "input 1 is a list (['where is my parcel']), not a text"),
+    ({"instances": [["where is my parcel", "please reset my password"]]}, "input 0 is a list"),
+])
+def test_one_text_endpoints_refuse_a_list_where_a_text_goes(classifier, multilabel, monkeypatch, body, says):
+    """A batch wrapped in one list too many reached the model as a table of one row and a column per text, cut to
+    its first column: one label, for the first text alone, with a 200. Both one-text kinds refuse it with a 400."""
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    for served_model, task in ((classifier, "classification"), (multilabel, "multilabel_classification")):
+        client = served_client(served_model, task)
+        answer = client.post("/invocations", json=body)
+        assert answer.status_code == 400, answer.text
+        assert says in answer.json()["message"] and 'send one string per input, e.g. {"inputs": [' in \
+            answer.json()["message"]
+        ok = client.post("/invocations", json={"inputs": TEXTS})  # a flat list is answered as before
+        assert ok.status_code == 200 and len(ok.json()["predictions"]) == len(TEXTS)
+
+
 def test_tagger_in_process_refuses_the_same_inputs(tagger):
     """``load_model(...).predict`` is the same pyfunc: MLflow's invalid-parameter error (HTTP 400), never a row."""
     for bad, says in (([], "no inputs"), ([[]], "empty word list"), ([["John", ""]], "word 1 is ''")):

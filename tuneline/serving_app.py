@@ -166,6 +166,35 @@ def content_type_problem(content_type: str | None, task: str = "") -> str | None
     return f"Content-Type {mime} is not accepted; {fix}"
 
 
+#: The kinds whose every input is one text: a list in its place is a mistake (other kinds take lists: a pair, words)
+ONE_TEXT_TASKS = ("classification", "multilabel_classification")
+
+
+def nested_input_problem(body: bytes, task: str) -> str | None:
+    """Why a JSON request to a one-text model cannot be answered as sent, or None: an input that is a list
+    (``{"inputs": [["a", "b"]]}``, a batch wrapped once too often). MLflow's scoring server turned it into a table
+    with a column per text and its schema enforcement kept the first column: one label, for the first text alone.
+    The model never sees the list, so the served app looks at the request itself."""
+    if task not in ONE_TEXT_TASKS:
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None  # MLflow's own parser says what is wrong with it
+    if not isinstance(payload, dict):
+        return None
+    inputs = payload.get("inputs", payload.get("instances"))
+    if not isinstance(inputs, list):
+        return None
+    position = next((i for i, value in enumerate(inputs) if isinstance(value, list)), None)
+    if position is None:
+        return None
+    shown = repr(inputs[position])
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return (f"input {position} is a list ({shown}), not a text: send one string per input, e.g. {JSON_EXAMPLE} "
+            "(a list in its place reached the model as its first text only)")
+
+
 def served(app: Any, name: str, version: str, task: str) -> Any:
     """``app`` (MLflow's scoring app) with the served version's headers on every response, ``GET /model``, a request
     body of a type the model cannot take refused with a 415 that names the accepted ones (see
@@ -181,6 +210,10 @@ def served(app: Any, name: str, version: str, task: str) -> Any:
             problem = content_type_problem(request.headers.get("content-type"), task)
             if problem is not None:
                 return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=415)
+            if task in ONE_TEXT_TASKS and "json" in (request.headers.get("content-type") or ""):
+                problem = nested_input_problem(await request.body(), task)  # the body is cached for MLflow's app
+                if problem is not None:
+                    return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=400)
         return await call_next(request)
 
     @app.middleware("http")
