@@ -132,6 +132,14 @@ def tokenize_splits(splits: DataSplits, tokenizer: Any, config: TunelineConfig, 
         # cut (NER), only train's rows lose anything
         truncated[name] = int(np.count_nonzero(encoded["truncated"])) if name == "train" or kind.serving_truncates \
             else 0
+        augmentation = kind.train_augmentation(config, model_inputs) if name == "train" else None
+        if augmentation is not None:
+            augment, augment_settings = augmentation
+            augmented_key = sha256_text(key, json.dumps(augment_settings, sort_keys=True))[:32]
+            encoded = encoded.map(augment, batched=True, batch_size=1000, with_indices=True,
+                                  cache_file_name=str(cache_dir / f"{name}-{augmented_key}.arrow"),
+                                  load_from_cache_file=True, new_fingerprint=augmented_key, desc=f"augment {name}")
+            log.info("train augmentation: %s", ", ".join(f"{k}={v}" for k, v in augment_settings.items()))
         result[name] = encoded.remove_columns("truncated")
         keys[name] = key
         rows[name] = len(encoded)

@@ -134,3 +134,43 @@ def test_serving_passes_the_casing_the_model_was_trained_with(tiny_bert, tmp_pat
     # the lower-cased sentence is another input to this model
     (lower_tags, lower_scores), = tagger.tag_words([[w.lower() for w in words]])
     assert lower_scores != pytest.approx(scores, abs=1e-4)
+
+
+def test_a_seeded_share_of_training_sentences_is_shown_without_casing_and_only_train(tiny_bert, tmp_path):
+    """``tokenize.uncased_share``: that share of the train split (a draw fixed by the seed) gets the token types of
+    the same sentence written in lower case, so the model also learns to find names without capitals; validation and
+    test keep their casing (they are scored as the data is)."""
+    import pandas as pd
+
+    from tuneline.tasks.split import DataSplits
+    from tuneline.tasks.tokenize import tokenize_splits
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    sentences = [[f"Name{i}", "visited", "PARIS", "."] for i in range(400)]
+    frame = pd.DataFrame({"tokens": sentences, "tags": [["B-PER", "O", "O", "O"]] * 400})
+    splits = DataSplits(train=frame, validation=frame.head(50), test=frame.head(50), labels=LABELS)
+    hashes = {"train": "a", "validation": "b", "test": "c"}
+    lowered = encode_token_batch({"tokens": [[w.lower() for w in s] for s in sentences], "tags": frame["tags"]},
+                                 tokenizer, 32, {label: i for i, label in enumerate(LABELS)}, case_types=True)
+    cased = encode_token_batch({"tokens": sentences, "tags": frame["tags"]}, tokenizer, 32,
+                               {label: i for i, label in enumerate(LABELS)}, case_types=True)
+
+    def run(*overrides: str) -> dict[str, list[list[int]]]:
+        config = ner_config(str(tiny_bert), "tokenize.max_length=32", *overrides)
+        out = tokenize_splits.fn(splits, tokenizer, config, hashes, tmp_path)
+        assert out.model_inputs == {"case_types": True}
+        return {name: out.datasets[name]["token_type_ids"] for name in ("train", "validation", "test")}
+
+    default = run()
+    uncased_rows = [i for i, types in enumerate(default["train"]) if types != cased["token_type_ids"][i]]
+    assert 0.14 * 400 < len(uncased_rows) < 0.26 * 400  # the default share, 0.2
+    assert all(default["train"][i] == lowered["token_type_ids"][i] for i in uncased_rows)
+    assert default["validation"] == cased["token_type_ids"][:50] == default["test"]
+    assert run() == default                                   # the same seed draws the same rows (and reads the cache)
+    other_seed = run("train.seed=7")["train"]
+    assert [i for i, t in enumerate(other_seed) if t != cased["token_type_ids"][i]] != uncased_rows
+    assert run("tokenize.uncased_share=0")["train"] == cased["token_type_ids"]
+    half = run("tokenize.uncased_share=0.5")["train"]
+    assert 0.4 * 400 < sum(t != c for t, c in zip(half, cased["token_type_ids"])) < 0.6 * 400
+    with pytest.raises(UserError, match="uncased_share"):
+        ner_config(str(tiny_bert), "tokenize.uncased_share=1")

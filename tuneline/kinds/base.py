@@ -181,6 +181,13 @@ class TaskKind:
         """Config values that change the encoder's output (part of the tokenization cache key)."""
         return {}
 
+    def train_augmentation(self, config: "TunelineConfig", model_inputs: dict[str, Any]
+                           ) -> tuple[Callable[[dict[str, list], list[int]], dict[str, list]], dict[str, Any]] | None:
+        """A batched ``datasets`` map function over the *encoded train split only* (it gets the row indices) and the
+        settings that change its output (part of its cache key), or None. Validation, test and serving see the data
+        as it is; this is where a kind teaches the model inputs it will meet in the wild (NER: text without casing)."""
+        return None
+
     def model_inputs(self, config: "TunelineConfig", tokenizer: Any) -> dict[str, Any]:
         """What the encoder gives the model beyond the tokenizer's own inputs, which the model must be built to take
         (NER: word casing as token types). Tokenization resolves it once; :meth:`adapt_model` builds for it."""
