@@ -204,6 +204,19 @@ def _is_invisible(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip()) and not visible(value).strip()
 
 
+#: the column a CoNLL input's last field goes to when it is no entity tagging (part-of-speech tags: ``Paris NNP``)
+INPUT_TAGS = "input_tags"
+_ENTITY_TAG = re.compile(r"(?i)^(o|[bies][-_]\S+)$")
+
+
+def entity_tagging(tags: Any, share: float = 0.9) -> bool:
+    """Whether a CoNLL file's tag column reads as entity tags (``O``, ``B-X``, ``I-X``; at least ``share`` of them):
+    a file of words and part-of-speech tags (``Paris NNP``) had its POS tags kept as the gold ``tags`` and the
+    model's answer moved to ``predicted_tags``, as if it were a test file."""
+    flat = [tag for row in tags if row is not None for tag in row]
+    return bool(flat) and sum(bool(_ENTITY_TAG.match(str(tag))) for tag in flat) >= share * len(flat)
+
+
 def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
     """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
     undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction).
@@ -212,7 +225,14 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
         if fmt == "lines":
             return read_text_lines(path, encoding=encoding)
         if fmt == "conll":
-            return read_conll(path, encoding=encoding, tags_optional=True)
+            result = read_conll(path, encoding=encoding, tags_optional=True)
+            if "tags" in result.frame.columns and not entity_tagging(result.frame["tags"]):
+                result.frame.rename(columns={"tags": INPUT_TAGS}, inplace=True)
+                task_logger().info("the last column of %s holds no entity tags (O, B-X, I-X) but e.g. %s: kept as "
+                                   "%r, not as the gold tags beside the predicted ones", path,
+                                   ", ".join(sorted({t for tags in result.frame[INPUT_TAGS] for t in tags})[:5]),
+                                   INPUT_TAGS)
+            return result
         return read_table(path, fmt, encoding=encoding)
     except DataLoadError as error:
         cut, advice = split_setting_advice(str(error))

@@ -304,6 +304,13 @@ def test_an_ner_conll_file_of_words_is_tagged_per_sentence_and_keeps_its_gold_ta
     assert rows[0]["tags"] == ["B-PER", "I-PER", "O", "O"]
     assert [row["predicted_tags"] for row in rows] == [list(tags) for tags in expected["tags"]]
 
+    pos = tmp_path / "pos.conll"  # words and part-of-speech tags: no gold, the predictions are the tags
+    pos.write_text("John NNP\nSmith NNP\nvisited VBD\nParis NNP\n\nHe PRP\nleft VBD\n. .\n")
+    assert predict(store, "token_classification", pos, output) == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [row["tags"] for row in rows] == [list(tags) for tags in expected["tags"]]
+    assert rows[0]["input_tags"] == ["NNP", "NNP", "VBD", "NNP"] and "predicted_tags" not in rows[0]
+
 
 def test_a_text_file_for_ner_without_sentence_breaks_is_one_text_a_line_and_format_overrides(store, tmp_path):
     from tuneline.tasks.predict_batch import read_prediction_inputs
