@@ -354,15 +354,14 @@ def _earlier_labels(wanted: set[str], frames: list[pd.DataFrame], kind: Any) -> 
 
 
 def _how_to_correct(batch_hash: str | None, names: dict[str, str]) -> str:
-    """What a person does to replace an earlier label: drop the batch that brought it, or, for the base data (data
-    version 1), which no command takes out, say so."""
+    """What a person does to replace an earlier label: relabel the row (``tuneline data relabel``), wherever it came
+    from (the base data could not be corrected before: the loop had to start over)."""
     if batch_hash is None:
-        return ("it came with the base data (data version 1), which no command takes out: the earlier label stays; "
-                "to correct base rows, fix the data.path file and start the loop over under another "
-                "tracking.registered_model")
+        return ("it came with the base data (data version 1): the earlier label is kept (to correct it: tuneline "
+                "data relabel FILE -c CONFIG --reason ..., FILE holding the rows with their right labels)")
     name = names.get(batch_hash, f"#{batch_hash[:12]}")
-    return (f"it came with batch {name}: the earlier label is kept (to correct it, tuneline data drop {name} "
-            "--reason ..., then land the corrected rows with the rest of that batch)")
+    return (f"it came with batch {name}: the earlier label is kept (to correct it: tuneline data relabel FILE -c "
+            "CONFIG --reason ..., FILE holding the rows with their right labels)")
 
 
 def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfig, folder: Path,

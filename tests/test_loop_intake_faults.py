@@ -241,14 +241,51 @@ def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with
     [detail] = conflicts.loc[conflicts["value"] == first["text"], "detail"]
     # where the earlier label came from says what can be done: the advice named no batch, and base rows have none
     assert detail.startswith(f"already in the data with label {base.iloc[0]['label']!r}; this batch says "
-                             f"{first['label']!r}: it came with the base data (data version 1), which no command "
-                             "takes out: the earlier label stays")
+                             f"{first['label']!r}: it came with the base data (data version 1): the earlier label "
+                             "is kept (to correct it: tuneline data relabel FILE -c CONFIG --reason ..., FILE "
+                             "holding the rows with their right labels)")
     [detail] = conflicts.loc[conflicts["value"] == from_batch.iloc[0]["text"], "detail"]
     assert detail.endswith(f"{from_batch.iloc[0]['label']!r}: it came with batch good.csv: the earlier label is kept "
-                           "(to correct it, tuneline data drop good.csv --reason ..., then land the corrected rows "
-                           "with the rest of that batch)")
+                           "(to correct it: tuneline data relabel FILE -c CONFIG --reason ..., FILE holding the rows "
+                           "with their right labels)")
     assert sorted(quarantine.loc[quarantine["rule"] == "duplicate_of_earlier_data", "value"].str.strip()) == sorted(
         copies["text"].str.strip())
+
+
+def test_3d_the_quarantined_conflicts_relabel_the_data_and_the_next_model_trains_on_the_new_labels(loop, tiny_bert,
+                                                                                                   capsys):
+    """The quarantine's ``conflicts_with_earlier_label`` rows, given to ``tuneline data relabel``, correct the
+    earlier labels (base rows included: they could not be corrected before) in a new data version, and the retraining
+    run on it trains and tests on the corrected labels."""
+    import pandas as pd
+
+    from tuneline.cli_loop import _data_relabel
+
+    with ledger_of(loop) as ledger:
+        (batch,) = [b for b in ledger.batches() if b.name == "review.csv"]
+    quarantine = pd.read_csv(batch.quarantine_path)
+    conflicting = set(quarantine.loc[quarantine["rule"] == "conflicts_with_earlier_label", "value"])
+    review = pd.read_csv(loop / "landing" / "review.csv")
+    fixes = review[review["text"].isin(conflicting)]
+    assert len(fixes) == len(conflicting) >= 2
+    fixes.to_csv(loop / "fixes.csv", index=False)
+    with store_of(loop) as store:
+        parent = store.current()
+    with working_in(loop):
+        assert _data_relabel(loop_config(loop, tiny_bert), loop / "fixes.csv", "the reviewers were right") == 0
+    assert f"version {parent.number} with {len(fixes)} row(s) relabelled" in capsys.readouterr().out
+    with store_of(loop) as store:
+        relabelled = store.current()
+        frame = store.frame(relabelled)
+    assert relabelled.number == parent.number + 1
+    assert dict(zip(frame["text"], frame["label"])) | dict(zip(fixes["text"], fixes["label"])) == \
+        dict(zip(frame["text"], frame["label"]))
+
+    summary = run(loop, tiny_bert, "retrain.when_no_new_data=retrain")
+    assert (summary.status, summary.data_version) == ("retrained", relabelled.number)
+    client = MlflowClient(tracking_uri=f"sqlite:///{loop / 'mlflow.db'}")
+    version = client.get_model_version(MODEL, summary.run.version)
+    assert version.tags["data.version"] == str(relabelled.number)
 
 
 def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_bert):

@@ -46,6 +46,19 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
                       "tickets-batch-006.csv), or the start of its content hash")
     drop.add_argument("--reason", required=True, help="why (kept in the data version's note)")
     add_config_args(drop, required=True)
+    relabel = data_sub.add_parser("relabel", help="correct the labels of rows already in the data (a new data "
+                                  "version)", description="Commit a new data version in which the rows of FILE "
+                                  "(a file laid out like the training data: the text and its right label) carry "
+                                  "those labels: for wrong labels in the base data (data version 1) or in a batch "
+                                  "already used, and for the rows a batch's quarantine lists as "
+                                  "conflicts_with_earlier_label. Each row is found by its text (case and runs of "
+                                  "whitespace aside) and keeps its split; earlier versions keep the old labels. "
+                                  "Then retrain on it: tuneline retrain -c CONFIG --set "
+                                  "retrain.when_no_new_data=retrain.", epilog=epilog)
+    relabel.add_argument("file", metavar="FILE", type=Path, help="the rows with their right labels (CSV, TSV, "
+                         "JSONL, Parquet or CoNLL, read with the config's data.* settings)")
+    relabel.add_argument("--reason", required=True, help="why (kept in the data version's note)")
+    add_config_args(relabel, required=True)
     requeue = data_sub.add_parser("requeue", help="land a rejected batch again (after changing what rejected it)",
                                   description="Move a rejected batch back to landed, so the next retraining run "
                                   "takes it as new: after a config change that would now accept it (e.g. "
@@ -78,6 +91,8 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
         return _retrain(config_for(args))
     if args.command == "data" and args.data_command == "drop":
         return _data_drop(config_for(args), args.batch, args.reason)
+    if args.command == "data" and args.data_command == "relabel":
+        return _data_relabel(config_for(args), args.file, args.reason)
     if args.command == "data" and args.data_command == "requeue":
         return _data_requeue(config_for(args), args.batch, args.reason)
     if args.command == "data":
@@ -187,7 +202,8 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
 
     name, url, batch = _landed_batch(config, batch_name, reason, "why the batch's rows are taken out")
     with DatasetStore(url, name, dataset_folder(config)) as store:
-        part = store.part_of_batch(batch.content_hash)
+        current = store.current()
+        part = store.part_in_version(batch.content_hash, current) if current is not None else None
         if part is None:
             raise UserError(f"batch {batch.name} added no rows to the data (it is {batch.state}); nothing to drop")
         parent = store.current()
@@ -212,6 +228,60 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
                    if config.retrain.strategy == "continual" else "")
         print(f"label(s) {gone} leave the label set: the label growth that added them came with these rows, and no "
               f"row of the data carries them now; the next retraining learns {list(version.labels)}{restart}")
+    return 0
+
+
+def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
+    """``tuneline data relabel FILE``: a new data version with the labels of FILE's rows (:mod:`tasks.relabel`)."""
+    import getpass
+
+    from tuneline.dataset_store import DatasetStore
+    from tuneline.errors import UserError
+    from tuneline.kinds import kind_of
+    from tuneline.ledger import CLAIMED, VALIDATED, Ledger, ledger_url_for, sqlite_file_missing
+    from tuneline.readers import DataLoadError, detect_format
+    from tuneline.runtime import resolve_tracking_uri
+    from tuneline.tasks.intake import dataset_folder
+    from tuneline.tasks.relabel import relabel_rows
+
+    if not reason.strip():
+        raise UserError("--reason must say why the labels change")
+    if not path.is_file():
+        raise UserError(f"{path} does not exist (or is not a file); give the file of rows with their right labels")
+    name = config.registered_model_name
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    if sqlite_file_missing(url):
+        raise UserError(f"{name}: no data version yet in {redact(url)}: the first `tuneline retrain` makes version 1")
+    with Ledger(url, name) as ledger:  # a run between its claim and its "used" builds on the version it read
+        busy = [b.name for b in ledger.batches() if b.state in (CLAIMED, VALIDATED)]
+    if busy:
+        raise UserError(f"batch(es) {', '.join(busy)} of {name} are being taken in by a retraining run (or one that "
+                        "died mid-way): let it finish (or run tuneline doctor --fix, then tuneline retrain), then "
+                        "relabel")
+    kind = kind_of(config)
+    try:
+        read = kind.read(path, detect_format(path, config.data.format), config.data)
+    except DataLoadError as error:
+        raise UserError(f"{path}: {error}") from None
+    if read.malformed:
+        first = read.malformed[0]
+        raise UserError(f"{path}: {len(read.malformed)} record(s) cannot be read, first at row "
+                        f"{first.get('source_row')} ({first.get('rule')}): fix them, so that no correction is lost")
+    frame = kind.prepare({"all": read.frame}, config.data, source=f" in {path.name}")["all"]
+    if frame.empty:
+        raise UserError(f"{path} holds no rows; give the rows to relabel with their right labels")
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        parent = store.current()
+        if parent is None:
+            raise UserError(f"{name}: no data version yet in {redact(url)}: the first `tuneline retrain` makes "
+                            "version 1")
+        done = relabel_rows(store, parent, frame, kind, path, f"user {getpass.getuser()}",
+                            f"relabelled rows from {path.name}: {reason.strip()}")
+    per_split = ", ".join(f"{split} {count}" for split, count in sorted(done.splits.items()))
+    print(f"data version {done.version.number} (#{done.version.short_hash}) of {name}: version {parent.number} with "
+          f"{done.changed} row(s) relabelled ({per_split})" + (
+              f"; {done.unchanged} row(s) of {path.name} already had their label" if done.unchanged else "")
+          + ". Retrain on it: tuneline retrain -c CONFIG --set retrain.when_no_new_data=retrain")
     return 0
 
 

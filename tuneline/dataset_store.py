@@ -145,6 +145,21 @@ class DatasetStore(LedgerDatabase):
                 pass
         return digest
 
+    def part_in_version(self, batch_hash: str, version: DataVersion) -> str | None:
+        """The part of ``version`` that holds a batch's rows: the part its validation stored, or, after a
+        relabelling wrote that part anew, the part whose rows name the batch (``batch`` column)."""
+        part = self.part_of_batch(batch_hash)
+        if part is None or part in version.parts:
+            return part
+        import pyarrow.parquet as pq
+
+        for candidate in version.parts:
+            path = self.part_path(candidate)
+            if "batch" in pq.read_schema(path).names and \
+                    (pd.read_parquet(path, columns=["batch"])["batch"] == batch_hash).any():
+                return candidate
+        return part
+
     def part_of_batch(self, batch_hash: str) -> str | None:
         """The part holding a validated batch's accepted rows: how a run that takes over a batch validated by a
         run that died finds its rows without validating it again."""
@@ -186,11 +201,14 @@ class DatasetStore(LedgerDatabase):
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def commit(self, parent: DataVersion | None, new_parts: list[str], labels: list[str], run_id: str | None,
-               note: str, *, without: str | None = None) -> DataVersion:
+               note: str, *, without: str | None = None, replacing: dict[str, str] | None = None) -> DataVersion:
         """Append ``new_parts`` to ``parent`` as the next version (compare-and-set: fails if another run committed
         on the same parent first). ``without``: a part of ``parent`` left out (a batch taken back, see
-        :meth:`drop_part`); versions are never rewritten, so the rows stay in the earlier versions that had them."""
-        parts = [*(p for p in (parent.parts if parent else ()) if p != without), *new_parts]
+        :meth:`drop_part`); ``replacing``: parts of ``parent`` each replaced, in place, by another (the same rows
+        relabelled, :mod:`tuneline.tasks.relabel`); versions are never rewritten, so the rows stay in the earlier
+        versions that had them."""
+        replacing = replacing or {}
+        parts = [*(replacing.get(p, p) for p in (parent.parts if parent else ()) if p != without), *new_parts]
         rows = pd.concat([pd.read_parquet(self.part_path(p), columns=["split"]) for p in parts], ignore_index=True)
         counts = {s: int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
         number = (parent.number + 1) if parent else 1

@@ -1,0 +1,107 @@
+"""Relabel: correct the labels of rows already in the retraining loop's data, as a new data version.
+
+The loop only appends: a batch row that repeats an example already in the data with another label is quarantined
+(``conflicts_with_earlier_label``) and the earlier label kept, and the base data (data version 1) could not be
+corrected at all: the only way out was to start the loop over under another registered model. A relabelling takes a
+file of rows with their right labels, finds each row's example in the current version (by the same key as the
+duplicate and leakage checks: the text, case and runs of whitespace aside), and commits a version in which those rows
+carry the new labels. Every row keeps its split and its provenance (``source_file``, ``source_row``, the batch it
+came with); the parts that hold corrected rows are written anew (parts are immutable), the others are shared; earlier
+versions keep the old labels, so the models trained on them stay reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tuneline.dataset_store import DataVersion, DatasetStore
+from tuneline.errors import UserError, excerpt
+from tuneline.tasks.split import example_key
+
+#: rows of a relabelling file shown in an error (the rest counted)
+SHOWN = 3
+
+
+@dataclass(frozen=True)
+class Relabelled:
+    version: DataVersion
+    changed: int          # rows of the data whose label changed
+    unchanged: int        # rows of the file whose example already had that label
+    splits: dict[str, int]  # changed rows per split
+
+
+def _label_text(value: Any) -> str:
+    return str(value.tolist() if hasattr(value, "tolist") else value)
+
+
+def relabel_rows(store: DatasetStore, parent: DataVersion, corrections: pd.DataFrame, kind: Any, path: Path,
+                 actor: str, note: str) -> Relabelled:
+    """Commit the version of ``parent`` in which every example of ``corrections`` (the kind's frame, read from
+    ``path``) carries its label there. Refused, naming the file's lines, when a row is not in the data, a label is
+    not in the version's label set, one example is given two labels, or nothing would change."""
+    key, target = kind.key_column, kind.target_column
+    keys = corrections[key].map(example_key)
+    rows = (corrections["source_row"].tolist() if "source_row" in corrections.columns
+            else list(range(1, len(keys) + 1)))
+
+    def listed(positions: list[int]) -> str:
+        shown = "; ".join(f"row {rows[i]} ({excerpt(corrections[key].iloc[i], 50)})" for i in positions[:SHOWN])
+        return shown + (f"; and {len(positions) - SHOWN} more" if len(positions) > SHOWN else "")
+
+    known = set(parent.labels)
+    unknown = sorted({label for label in kind.label_distribution(corrections) if label not in known})
+    if unknown:
+        raise UserError(f"{path}: label(s) {unknown} are not in the label set of data version {parent.number} "
+                        f"({', '.join(parent.labels)}); a relabelling moves rows between the labels the model has "
+                        "(a new label comes with a batch and drift.allow_label_growth)")
+    wanted: dict[str, Any] = {}
+    clashing: list[int] = []
+    for position, (k, label) in enumerate(zip(keys, corrections[target])):
+        if k in wanted and _label_text(wanted[k]) != _label_text(label):
+            clashing.append(position)
+        wanted.setdefault(k, label)
+    if clashing:
+        raise UserError(f"{path} gives one example two labels: {listed(clashing)}; keep one row per example")
+
+    found: set[str] = set()
+    replacing: dict[str, str] = {}
+    changed, splits, changed_keys = 0, {}, set()
+    for part in parent.parts:
+        frame = store.read_part(part).drop(columns=["part"])
+        part_keys = frame[key].map(example_key)
+        hit = part_keys.isin(wanted.keys()).to_numpy()
+        if not hit.any():
+            continue
+        found.update(part_keys[hit])
+        values = list(frame[target])
+        moved = 0
+        for row in hit.nonzero()[0]:
+            new = wanted[part_keys.iloc[row]]
+            if isinstance(values[row], (list, tuple)) or hasattr(values[row], "tolist"):
+                old_len, new_len = len(values[row]), len(new)
+                if old_len != new_len:
+                    raise UserError(f"{path}: the example {excerpt(frame[key].iloc[row], 50)} has {old_len} "
+                                    f"labels in the data (one per word) and {new_len} in the file; give one per word")
+            if _label_text(values[row]) != _label_text(new):
+                values[row] = list(new) if isinstance(new, (list, tuple)) or hasattr(new, "tolist") else new
+                moved += 1
+                changed_keys.add(part_keys.iloc[row])
+                split = str(frame["split"].iloc[row])
+                splits[split] = splits.get(split, 0) + 1
+        if moved:
+            replacing[part] = store.write_part(frame.assign(**{target: values}))
+            changed += moved
+    missing = [i for i, k in enumerate(keys) if k not in found]
+    if missing:
+        raise UserError(f"{path}: {len(missing)} row(s) are not in data version {parent.number} of "
+                        f"{store.model!r}: {listed(missing)}; a relabelling corrects rows already in the data "
+                        "(new rows land as a batch)")
+    if not changed:
+        raise UserError(f"{path}: every row already has that label in data version {parent.number}; nothing to "
+                        "change")
+    version = store.commit(parent, [], list(parent.labels), actor, note, replacing=replacing)
+    return Relabelled(version=version, changed=changed, unchanged=len(wanted) - len(changed_keys), splits=splits)

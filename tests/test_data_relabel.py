@@ -1,0 +1,83 @@
+"""``tuneline data relabel``: labels of rows already in the loop's data corrected as a new data version.
+
+The loop only appended: a batch row giving a known example another label was quarantined and the old label kept, and
+rows of the base data (data version 1) could not be corrected without starting the loop over."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from test_data_drop import loop_config, rows
+from tests_support import write_rows
+from tuneline.cli import main
+from tuneline.dataset_store import DatasetStore
+from tuneline.ledger import Ledger
+from tuneline.tasks.intake import dataset_folder
+
+
+def labels_of(store: DatasetStore, version) -> dict[str, str]:
+    frame = store.frame(version)
+    return dict(zip(frame["text"], frame["label"]))
+
+
+def test_relabelling_corrects_base_and_batch_rows_in_a_new_version_and_keeps_the_old(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    write_rows(landing / "late.csv", [("late 0", "a")])
+    (landing / "late.csv.done").touch()
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    with Ledger(url, name) as ledger:
+        [batch] = ledger.scan(landing)
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+        late = store.write_part(rows("late", 4).assign(batch=batch.content_hash), batch.content_hash)
+        grown = store.commit(base, [late], ["a", "b"], "run-2", "batch late.csv")
+        before = labels_of(store, grown)
+        splits_before = dict(zip(store.frame(grown)["text"], store.frame(grown)["split"]))
+    assert before["base 0"] == "a" and before["base 9"] == "b" and before["late 1"] == "b"
+
+    fixes = write_rows(tmp_path / "fixes.csv", [("Base  0", "b"),   # case and runs of whitespace aside
+                                                ("base 9", "a"), ("late 1", "a"), ("base 1", "b")])  # base 1: as is
+    assert main(["data", "relabel", str(fixes), "--reason", "annotator mix-up", "-c", config_path]) == 0
+    out = capsys.readouterr().out
+    assert "data version 3 (#" in out and "version 2 with 3 row(s) relabelled" in out
+    assert "1 row(s) of fixes.csv already had their label" in out
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        now = store.current()
+        after = labels_of(store, now)
+        assert (now.number, now.parent, now.rows, now.split_rows) == (3, 2, grown.rows, grown.split_rows)
+        assert {t: l for t, l in after.items() if l != before[t]} == {"base 0": "b", "base 9": "a", "late 1": "a"}
+        assert dict(zip(store.frame(now)["text"], store.frame(now)["split"])) == splits_before  # no row moved
+        assert "relabelled rows from fixes.csv: annotator mix-up" in now.note
+        assert labels_of(store, store.get(2)) == before  # the version a model was trained on is untouched
+        assert len(set(now.parts) & set(grown.parts)) == 0  # both parts held a corrected row: both written anew
+
+    # the batch can still be dropped: its rows now live in the relabelled part
+    assert main(["data", "drop", "late.csv", "--reason", "bad export", "-c", config_path]) == 0
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        dropped = store.current()
+        assert dropped.rows == 10 and not store.frame(dropped)["text"].str.startswith("late").any()
+        assert labels_of(store, dropped)["base 0"] == "b"  # the correction stays
+
+
+def test_a_relabelling_that_cannot_be_applied_whole_changes_nothing(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+
+    def refused(fix_rows: list[tuple[str, str]]) -> str:
+        fixes = write_rows(tmp_path / "fixes.csv", fix_rows)
+        assert main(["data", "relabel", str(fixes), "--reason", "r", "-c", config_path]) == 1
+        return capsys.readouterr().err
+
+    err = refused([("base 0", "b"), ("never seen", "a")])
+    assert "1 row(s) are not in data version 1" in err and "row 2 ('never seen')" in err
+    assert "label(s) ['c'] are not in the label set of data version 1 (a, b)" in refused([("base 0", "c")])
+    assert "gives one example two labels: row 2 ('BASE 0')" in refused([("base 0", "b"), ("BASE 0", "a")])
+    assert "every row already has that label" in refused([("base 0", "a")])
+    assert main(["data", "relabel", str(tmp_path / "none.csv"), "--reason", "r", "-c", config_path]) == 1
+    assert "none.csv does not exist" in capsys.readouterr().err
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        assert [v.number for v in store.versions()] == [1]
+        assert labels_of(store, store.current())["base 0"] == "a"
