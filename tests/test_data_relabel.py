@@ -81,3 +81,34 @@ def test_a_relabelling_that_cannot_be_applied_whole_changes_nothing(tmp_path, ca
     with DatasetStore(url, name, dataset_folder(config)) as store:
         assert [v.number for v in store.versions()] == [1]
         assert labels_of(store, store.current())["base 0"] == "a"
+
+
+def test_ner_sentences_are_retagged_word_for_word(tmp_path):
+    """For NER a row's label is its tag list: a sentence is retagged whole, and a tag list of another length than
+    the sentence's words is refused (it would shift every tag after the gap)."""
+    import pytest
+
+    from tuneline.errors import UserError
+    from tuneline.kinds import kind_of
+    from tuneline.ledger import default_ledger_url
+    from tuneline.tasks.relabel import relabel_rows
+
+    kind = kind_of("token_classification")
+    data = pd.DataFrame({"tokens": [["John", "lives", "in", "Paris"], ["Acme", "hired", "Ann"]],
+                         "tags": [["B-PER", "O", "O", "B-PER"], ["B-PER", "O", "B-PER"]],
+                         "text": ["John lives in Paris", "Acme hired Ann"], "source_file": "base.conll",
+                         "source_row": [1, 2], "split": ["train", "test"]})
+    url = default_ledger_url(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    with DatasetStore(url, "ner", tmp_path / "datasets") as store:
+        base = store.commit(None, [store.write_part(data)], labels, "run-1", "base data")
+        fixes = pd.DataFrame({"tokens": [["John", "lives", "in", "Paris"], ["Acme", "hired", "Ann"]],
+                              "tags": [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "O", "B-PER"]],
+                              "text": ["John lives in Paris", "Acme hired Ann"], "source_row": [1, 2]})
+        done = relabel_rows(store, base, fixes, kind, tmp_path / "fixes.conll", "user", "fixed Paris and Acme")
+        frame = store.frame(done.version)
+        assert [list(t) for t in frame["tags"]] == [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "O", "B-PER"]]
+        assert (done.changed, done.splits) == (2, {"test": 1, "train": 1})
+        short = fixes.head(1).assign(tags=[["B-PER", "O", "O"]])
+        with pytest.raises(UserError, match="has 4 labels in the data .* and 3 in the file; give one per word"):
+            relabel_rows(store, done.version, short, kind, tmp_path / "short.conll", "user", "x")

@@ -29,7 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
 
     data = sub.add_parser("data", help="the versioned dataset of the retraining loop",
                           description="The data versions the retraining loop has built: list them (log), take a batch's rows back "
-                          "out as a new version (drop), or give a rejected batch back to the next run (requeue).")
+                          "out as a new version (drop), correct the labels of rows already in it (relabel), or give a rejected batch "
+                          "back to the next run (requeue).")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     log = data_sub.add_parser("log", help="list the data versions (newest last) and the model versions trained on "
                               "each", description="One line per data version: number, content hash, rows per "
