@@ -9,7 +9,8 @@ from tuneline.tasks.predict_batch import BatchPrediction, predict_to_file, read_
 
 @flow(name="tuneline-predict-batch")
 def batch_predict_flow(model: str, input_path: str, output_path: str, tracking_uri: str | None = None,
-                       batch_size: int = 1000, encoding: str = "utf-8", input_format: str = "auto") -> BatchPrediction:
+                       batch_size: int = 1000, encoding: str = "utf-8", input_format: str = "auto",
+                       skip_lines: int = 0) -> BatchPrediction:
     """Predict every row of ``input_path`` with one registered version and write them to ``output_path``.
 
     1. resolve ``model`` (NAME@ALIAS or NAME/VERSION) to one version number, read once: an alias that moves while
@@ -23,5 +24,6 @@ def batch_predict_flow(model: str, input_path: str, output_path: str, tracking_u
     Inference only: nothing is logged to MLflow.
     """
     resolved = resolve_model_version(model, tracking_uri)
-    inputs = read_prediction_inputs(input_path, resolved.task, encoding, resolved.trained_columns, input_format)
+    inputs = read_prediction_inputs(input_path, resolved.task, encoding, resolved.trained_columns, input_format,
+                                    skip_lines)
     return predict_to_file(resolved, inputs, output_path, batch_size)

@@ -217,10 +217,12 @@ def entity_tagging(tags: Any, share: float = 0.9) -> bool:
     return bool(flat) and sum(bool(_ENTITY_TAG.match(str(tag))) for tag in flat) >= share * len(flat)
 
 
-def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
+def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_lines: int = 0) -> Any:
     """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
     undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction).
     ``lines`` and ``conll`` (an NER model's words, gold tags optional) are the text files predict reads besides."""
+    if skip_lines and fmt not in ("csv", "tsv"):
+        raise UserError(f"--skip-lines is for CSV and TSV input (lines above the header); {path} is read as {fmt}")
     try:
         if fmt == "lines":
             return read_text_lines(path, encoding=encoding)
@@ -233,7 +235,7 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
                                    ", ".join(sorted({t for tags in result.frame[INPUT_TAGS] for t in tags})[:5]),
                                    INPUT_TAGS)
             return result
-        return read_table(path, fmt, encoding=encoding)
+        return read_table(path, fmt, encoding=encoding, skip_lines=skip_lines)
     except DataLoadError as error:
         cut, advice = split_setting_advice(str(error))
         if advice is None or "data.encoding" not in advice:
@@ -244,14 +246,14 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8") -> Any:
         raise UserError(f"{cut}; {fix}") from None
 
 
-def blank_line_between_records(path: Path, fmt: str, encoding: str) -> int | None:
+def blank_line_between_records(path: Path, fmt: str, encoding: str, skip_lines: int = 0) -> int | None:
     """The first line of a CSV/TSV file that is blank (or holds only empty fields) with a record after it; None when
     there is none (blank lines at the end are harmless).
 
     The reader treats such a line as no record, as a training file must. For predictions it dropped the line
     silently: 5 lines in, ``wrote 3 rows``, and the output no longer lined up with the input by position (stdin
     refuses a blank line for that reason)."""
-    delimiter, skip = csv_layout(path, encoding) if fmt == "csv" else ("\t", 0)
+    delimiter, skip = csv_layout(path, encoding, skip_lines) if fmt == "csv" else ("\t", skip_lines)
     try:
         text = path.read_text(encoding=bom_encoding(path, encoding), errors="replace").removeprefix("\ufeff")
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
@@ -272,16 +274,17 @@ def blank_line_between_records(path: Path, fmt: str, encoding: str) -> int | Non
     return None
 
 
-def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any) -> str:
+def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines: int = 0) -> str:
     """``; line 3 names the columns ...`` when a CSV/TSV file's header is below a title or notes an export wrote
     above it (the first line is read as the header, and every record then has the wrong field count); else ''."""
     if fmt not in ("csv", "tsv"):
         return ""
     for names in (model_input_columns(kind), [kind.raw_text_column] if kind.raw_text_column else []):
-        line = header_line_below(path, fmt, encoding, names) if names else None
+        line = header_line_below(path, fmt, encoding, names, skip_lines) if names else None
         if line is not None:
-            return (f"; line {line} names the columns {', '.join(map(repr, names))}: the header is read from the "
-                    f"first line, so delete the {line - 1} line(s) above line {line}")
+            return (f"; line {line} names the columns {', '.join(map(repr, names))}: the header is read from line "
+                    f"{skip_lines + 1}, so give --skip-lines {line - 1} (or delete the {line - 1} line(s) above line "
+                    f"{line})")
     return ""
 
 
@@ -325,7 +328,7 @@ def header_fields(line: str, names: list[str]) -> list[str] | None:
 @pipeline_task(name="read-prediction-inputs")
 def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "utf-8",
                            trained_columns: tuple[tuple[str, str], ...] = (),
-                           input_format: str = "auto") -> PredictionInputs:
+                           input_format: str = "auto", skip_lines: int = 0) -> PredictionInputs:
     """Read every row of a CSV/TSV/JSONL/Parquet file; refuse unreadable records, missing columns and empty cells
     (a batch drops no row silently). ``encoding`` is the text files' (a byte-order mark overrides it).
 
@@ -358,7 +361,7 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     if fmt not in usable:
         raise UserError(f"input file {path} is read as {fmt}, which cannot hold the rows of a {task} model; give "
                         f"{', '.join(usable)} (--format; lines: a text file of one text a line)")
-    result = read_prediction_table(path, fmt, encoding)  # a text file of lines: its one column is "text"
+    result = read_prediction_table(path, fmt, encoding, skip_lines)  # a text file of lines: its column is "text"
     if fmt == "lines" and not result.frame.empty:
         names = [*model_input_columns(kind), *([kind.raw_text_column] if kind.raw_text_column else []),
                  *(trained for _column, trained in trained_columns)]
@@ -368,7 +371,7 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
             raise UserError(f"input file {path}: line 1 ({excerpt(result.frame['text'].iloc[0], 60)}) is a header "
                             f"naming the column {header[0]!r}, but the file is read as one text a line (lines), so "
                             f"{others}: give --format csv or tsv (or auto, for a .csv/.tsv file), or delete line 1")
-    title = _title_lines_hint(path, fmt, encoding, kind)
+    title = _title_lines_hint(path, fmt, encoding, kind, skip_lines)
     if result.malformed:
         first = result.malformed[0]
         one_column = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS] == ["text"]
@@ -386,7 +389,7 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
         raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at {where} "
                         f"{first.get('source_line')} ({first.get('rule')}: {detail}){hint}; fix them so that every "
                         "row gets a prediction")
-    if fmt in ("csv", "tsv") and (blank := blank_line_between_records(path, fmt, encoding)) is not None:
+    if fmt in ("csv", "tsv") and (blank := blank_line_between_records(path, fmt, encoding, skip_lines)) is not None:
         raise UserError(f"input file {path}: line {blank} is blank (or holds only empty fields) between records: "
                         "a batch prediction writes one row per input row, in order, so the line would be dropped "
                         "and the output would no longer line up with the input; remove the line or fill it")

@@ -338,9 +338,38 @@ def test_a_title_line_above_the_header_is_named_with_the_line_that_holds_the_col
 
     source = tmp_path / "export.csv"
     source.write_text(content)
-    with pytest.raises(UserError, match=r"line 2 names the columns 'text': the header is read from the first line, "
-                                        r"so delete the 1 line\(s\) above line 2"):
+    with pytest.raises(UserError, match=r"line 2 names the columns 'text': the header is read from line 1, so give "
+                                        r"--skip-lines 1 \(or delete the 1 line\(s\) above line 2\)"):
         read_prediction_inputs.fn(source, "classification")
+    skipped = read_prediction_inputs.fn(source, "classification", skip_lines=1)  # what the message says to give
+    assert skipped.frame["text"].tolist() == ["great movie", "awful plot"] and skipped.lines == [3, 4]
+
+
+def test_skip_lines_reads_an_export_below_its_title_end_to_end(store, tmp_path, capsys):
+    """``--skip-lines N``: the title lines of an export skipped, in the batch path (``-o``) and the printed one; a
+    blank line between records is still found below them; a format with no header refuses it."""
+    source = tmp_path / "export.csv"
+    source.write_text("Tickets export\nrun 2026-12-01\ntext,id\n" + "".join(f"{t},{i}\n" for i, t in enumerate(TEXTS)))
+    output = tmp_path / "out.csv"
+    assert predict(store, "classification", source, output) == 1
+    assert "give --skip-lines 2" in capsys.readouterr().err
+    args = ["predict", "-m", f"{MODELS['classification'][0]}@challenger", "--tracking-uri", store, "--input",
+            str(source), "--skip-lines", "2"]
+    assert main([*args, "--output", str(output)]) == 0
+    written = pd.read_csv(output)
+    assert written["text"].tolist() == TEXTS and written["id"].tolist() == list(range(len(TEXTS)))
+    assert written["label"].tolist() == registered(store, "classification").predict(TEXTS)["label"].tolist()
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert all(text in printed for text in TEXTS) and "Tickets export" not in printed
+    source.write_text("Tickets export\ntext\n" + TEXTS[0] + "\n\n" + TEXTS[1] + "\n")
+    assert main([*args[:-1], "1", "--output", str(output)]) == 1
+    assert "line 4 is blank" in capsys.readouterr().err
+    lines = tmp_path / "texts.txt"
+    lines.write_text("\n".join(TEXTS) + "\n")
+    assert main([*args[:5], "--input", str(lines), "--skip-lines", "1"]) == 1
+    assert "--skip-lines is for CSV and TSV input" in capsys.readouterr().err
 
 
 def test_a_long_value_in_a_message_is_cut_before_it_is_quoted():

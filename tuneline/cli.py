@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                          choices=("auto", "csv", "tsv", "jsonl", "parquet", "conll", "lines"),
                          help="the --input file's format (default: from its name; a .txt file is one text a line, "
                          "or for an NER model CoNLL words when it has sentences between blank lines)")
+    predict.add_argument("--skip-lines", type=int, default=0, metavar="N",
+                         help="CSV/TSV --input: the N lines above the header that are no part of the table (a "
+                         "title, export notes); default 0")
     predict.add_argument("--encoding", default="utf-8",
                          help="the --input file's text encoding (default utf-8; a byte-order mark overrides it)")
     predict.add_argument("--batch-size", type=int, default=1000, help="with --output: rows per chunk (default 1000)")
@@ -677,7 +680,7 @@ def _predict_to_file(args: argparse.Namespace) -> int:
         os.environ["TUNELINE_TRACKING_URI"], uri = uri, "${TUNELINE_TRACKING_URI}"
     quiet_user_error_tracebacks()
     done = batch_predict_flow(args.model, str(args.input), str(args.output), uri, args.batch_size, args.encoding,
-                              args.input_format)
+                              args.input_format, args.skip_lines)
     print(f"wrote {done.rows} rows predicted by {done.model_name} version {done.model_version} to {done.output_path}")
     return 0
 
@@ -732,7 +735,7 @@ def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> tuple[str 
 
 def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "utf-8",
                      trained_columns: tuple[tuple[str, str], ...] = (),
-                     input_format: str = "auto") -> tuple[Any, list[str], dict[str, str]]:
+                     input_format: str = "auto", skip_lines: int = 0) -> tuple[Any, list[str], dict[str, str]]:
     """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept) and the columns
     the model reads, in its order: for a registry reference the version's task tag (``task``, resolved once by the
     caller) names them, as batch prediction does; other URIs get the file as is."""
@@ -740,19 +743,23 @@ def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "
     from tuneline.tasks.predict_batch import read_prediction_inputs, read_prediction_table
 
     if model.startswith("models:/") and task is not None:
-        inputs = read_prediction_inputs.fn(path, task, encoding, trained_columns, input_format)
+        inputs = read_prediction_inputs.fn(path, task, encoding, trained_columns, input_format, skip_lines)
         return inputs.frame, list(inputs.model_columns), inputs.file_names
     fmt = detect_format(path, "auto") if input_format == "auto" else input_format
     if fmt in ("conll", "lines"):
         raise UserError(f"{path}: a {fmt} file is read for a registered model (models:/NAME@ALIAS), whose task says "
                         "what a line holds; give a CSV, TSV, JSONL or Parquet file for this model")
-    table = read_prediction_table(path, fmt, encoding).frame
+    table = read_prediction_table(path, fmt, encoding, skip_lines).frame
     table = table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
     return table, list(table.columns), {}
 
 
 def _predict(args: argparse.Namespace) -> int:
     args.model = _registry_reference(args.model)
+    if args.skip_lines < 0 or (args.skip_lines and args.input is None):
+        raise UserError(f"--skip-lines {args.skip_lines}: give the number (0 or more) of lines above the header of "
+                        "an --input CSV/TSV file" if args.skip_lines < 0 else
+                        "--skip-lines skips lines above the header of an --input file: give it with --input FILE")
     if args.output is not None:
         return _predict_to_file(args)
     import mlflow
@@ -801,7 +808,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
     if args.input is not None:
         rows, model_columns, file_names = _input_file_rows(args.model, args.input, task, args.encoding,
-                                                           trained_columns, args.input_format)
+                                                           trained_columns, args.input_format, args.skip_lines)
         shown = rows.rename(columns=file_names).to_dict(orient="records")  # under the file's own column names
         # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a
         # frame's FIRST columns by position (an ``id,text`` file would have been predicted on its ids).
