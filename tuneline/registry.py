@@ -5,8 +5,8 @@ from before that tag existed). A version without that mark whose run is no longe
 process that died between registration and gate (a kill, an OOM, a lost machine): it is tagged
 ``tuneline.status=orphaned`` and loses the ``challenger`` alias if it holds it. A run killed outright stays
 ``RUNNING`` in MLflow for ever; its process tag (:mod:`tuneline.run_process`) tells it from a live one on the same
-host, and such a run is closed ``KILLED`` when its version is neutralised. A version whose run still lives (or runs
-on another host, where nothing can be told) is *pending*: :func:`find_pending`. ``champion`` is never touched here:
+host, its heartbeat on another, and such a run is closed ``KILLED`` when its version is neutralised. A version whose
+run still lives (or cannot be told: from before the heartbeat) is *pending*: :func:`find_pending`. ``champion`` is never touched here:
 only the gate moves it, and only to a gated version. Every training run sweeps its own registered model before
 registering; ``tuneline doctor`` does the same on demand.
 """

@@ -5,20 +5,58 @@ model version it registered before its gate looked *pending* (a live run about t
 ``tuneline doctor`` called it healthy and ``tuneline promote`` would serve it. Every tracked run therefore carries
 the tag ``tuneline.process`` = ``<host>:<pid>:<start time>``; on the same host, a process with that pid and start time
 either exists or does not (the start time keeps a recycled pid from passing for the dead process). On another host
-nothing can be told, and the run stays pending: a process is declared gone only when this is known.
+the pid says nothing, so a run also beats a heartbeat, the tag ``tuneline.heartbeat`` (its time, every
+:data:`HEARTBEAT_EVERY_S`), while it is open: a run on another host whose heartbeat is older than
+:data:`HEARTBEAT_STALE_S` (the ledger lease's default) is known gone, one that beat since is alive, and one from
+before the heartbeat existed cannot be told and stays pending. A process is declared gone only when this is known.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from typing import Any, Literal
 
 import psutil
 
 PROCESS_TAG = "tuneline.process"
+HEARTBEAT_TAG = "tuneline.heartbeat"
+#: seconds between two heartbeats of an open run
+HEARTBEAT_EVERY_S = 60.0
+#: a run on another host whose last heartbeat is older than this is gone (ten beats missed: the ledger's lease)
+HEARTBEAT_STALE_S = 600.0
 ALIVE, GONE, UNKNOWN = "alive", "gone", "unknown"
 Liveness = Literal["alive", "gone", "unknown"]
+
+
+class Heartbeat:
+    """While open, sets the run's :data:`HEARTBEAT_TAG` to the time every :data:`HEARTBEAT_EVERY_S` seconds, from a
+    daemon thread (a failed write is skipped: the next one may pass; a process that dies stops it, which is the
+    point)."""
+
+    def __init__(self, client: Any, run_id: str, every_s: float | None = None) -> None:
+        self.client, self.run_id = client, run_id
+        self.every_s = HEARTBEAT_EVERY_S if every_s is None else every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"tuneline-heartbeat-{run_id[:8]}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.client.set_tag(self.run_id, HEARTBEAT_TAG, f"{time.time():.1f}")
+            except Exception:  # noqa: BLE001 - a busy store or a network blip: the next beat tries again
+                pass
+
+    def __enter__(self) -> "Heartbeat":
+        self.client.set_tag(self.run_id, HEARTBEAT_TAG, f"{time.time():.1f}")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def process_tag(pid: int | None = None) -> str:
@@ -27,16 +65,23 @@ def process_tag(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.2f}"
 
 
-def liveness(tag: str | None) -> Liveness:
-    """Whether the process a :func:`process_tag` names still runs: ``unknown`` without a tag (runs from before it
-    existed), for another host, or when the tag cannot be read."""
+def liveness(tag: str | None, heartbeat: str | None = None, now: float | None = None) -> Liveness:
+    """Whether the process a :func:`process_tag` names still runs: on this host by its pid and start time; on
+    another by its ``heartbeat`` (the run's :data:`HEARTBEAT_TAG`); ``unknown`` without a tag (runs from before it
+    existed), on another host without a heartbeat, or when the tag cannot be read."""
     try:
         host, pid, started = (tag or "").rsplit(":", 2)
         pid_number, start_time = int(pid), float(started)
     except ValueError:
         return UNKNOWN
     if host != socket.gethostname():
-        return UNKNOWN
+        try:
+            beat = float(heartbeat) if heartbeat else None
+        except ValueError:
+            beat = None
+        if beat is None:
+            return UNKNOWN
+        return GONE if (time.time() if now is None else now) - beat > HEARTBEAT_STALE_S else ALIVE
     try:
         process = psutil.Process(pid_number)
         same = abs(process.create_time() - start_time) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
@@ -54,10 +99,11 @@ def run_liveness(client: Any, run_id: str | None) -> tuple[Liveness, str]:
     if not run_id:
         return UNKNOWN, ""
     try:
-        tag = client.get_run(run_id).data.tags.get(PROCESS_TAG, "")
+        tags = client.get_run(run_id).data.tags
     except MlflowException:
         return UNKNOWN, ""
-    return liveness(tag), tag
+    tag = tags.get(PROCESS_TAG, "")
+    return liveness(tag, tags.get(HEARTBEAT_TAG)), tag
 
 
 def shown(tag: str) -> str:
@@ -103,6 +149,6 @@ def dead_runs(client: Any) -> list[tuple[Any, str]]:
         for run in client.search_runs(experiments[start:start + 100], filter_string="attributes.status = 'RUNNING'",
                                       max_results=1000):
             tag = run.data.tags.get(PROCESS_TAG)
-            if tag and liveness(tag) == GONE:
+            if tag and liveness(tag, run.data.tags.get(HEARTBEAT_TAG)) == GONE:
                 found.append((run, shown(tag)))
     return found

@@ -26,7 +26,7 @@ from tuneline import __version__
 from tuneline.config import TunelineConfig, flatten
 from tuneline.kinds.base import COLUMN_TAG, trained_column_names
 from tuneline.locking import default_lock_url, model_lock
-from tuneline.run_process import PROCESS_TAG, process_tag
+from tuneline.run_process import PROCESS_TAG, Heartbeat, process_tag
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
 from tuneline.common import task_logger
 
@@ -100,7 +100,8 @@ def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
     task_logger().info("MLflow run %s (experiment %r) in %s", run_id, config.tracking.experiment,
                        redact(ctx.tracking_uri))
     try:
-        yield ctx
+        with Heartbeat(client, run_id):  # how a reader on another host tells this run alive (tuneline.run_process)
+            yield ctx
     except BaseException as error:
         message = redact("".join(traceback.format_exception_only(type(error), error)).strip())
         client.set_tag(run_id, "tuneline.error", message[:5000])

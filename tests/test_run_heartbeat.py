@@ -1,0 +1,89 @@
+"""Liveness across hosts: an open run beats a heartbeat (``tuneline.heartbeat``), so a reader on another machine
+can tell a run killed there (its version orphaned) from one still at work. Before, such a run stayed "pending" for
+ever: its process tag names a host where the pid means nothing here."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests_support import run_config
+from tuneline import run_process
+from tuneline.registry import STATUS, find_orphans, find_pending, neutralise_orphans
+from tuneline.run_process import (
+    ALIVE,
+    GONE,
+    HEARTBEAT_STALE_S,
+    HEARTBEAT_TAG,
+    PROCESS_TAG,
+    UNKNOWN,
+    liveness,
+    process_tag,
+)
+from tuneline.tracking import tracked_run
+
+ELSEWHERE = "worker-7.example:4242:1700000000.00"
+
+
+def test_a_process_on_another_host_is_told_by_its_heartbeat():
+    now = 2_000_000_000.0
+    assert liveness(ELSEWHERE, None, now) == UNKNOWN            # a run from before the heartbeat: cannot be told
+    assert liveness(ELSEWHERE, "not a time", now) == UNKNOWN
+    assert liveness(ELSEWHERE, str(now - 30), now) == ALIVE
+    assert liveness(ELSEWHERE, str(now - HEARTBEAT_STALE_S - 1), now) == GONE
+    assert liveness(process_tag(), str(now - 10 * HEARTBEAT_STALE_S), now) == ALIVE  # this host: the pid decides
+
+
+def test_an_open_run_beats_until_it_closes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(run_process, "HEARTBEAT_EVERY_S", 0.2)
+    with tracked_run(run_config("classification", path=tmp_path / "d.csv")) as run:
+        client = MlflowClient()
+        first = float(client.get_run(run.run_id).data.tags[HEARTBEAT_TAG])
+        time.sleep(1.0)
+        later = float(client.get_run(run.run_id).data.tags[HEARTBEAT_TAG])
+        assert later > first and abs(later - time.time()) < 5
+    assert not [t for t in threading.enumerate() if t.name.startswith("tuneline-heartbeat")]
+    closed = float(client.get_run(run.run_id).data.tags[HEARTBEAT_TAG])
+    time.sleep(0.5)
+    assert float(client.get_run(run.run_id).data.tags[HEARTBEAT_TAG]) == closed
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return client, client.create_experiment("elsewhere")
+
+
+def register_from(client: MlflowClient, experiment: str, name: str, heartbeat: float | None) -> tuple[str, str]:
+    """A RUNNING run on another host (its heartbeat at ``heartbeat``) that registered a version and has not gated it."""
+    tags = {PROCESS_TAG: ELSEWHERE, **({HEARTBEAT_TAG: f"{heartbeat:.1f}"} if heartbeat is not None else {})}
+    run = client.create_run(experiment, tags=tags)
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    return run.info.run_id, str(version.version)
+
+
+def test_a_version_left_by_a_run_whose_heartbeat_stopped_on_another_host_is_an_orphan(store):
+    client, experiment = store
+    silent_run, silent = register_from(client, experiment, "m", time.time() - HEARTBEAT_STALE_S - 60)
+    beating_run, beating = register_from(client, experiment, "m", time.time() - 20)
+    old_run, old = register_from(client, experiment, "m", None)  # from before the heartbeat existed
+
+    [orphan] = find_orphans(client, "m")
+    assert (orphan.version, orphan.run_id) == (silent, silent_run)
+    assert orphan.run_status == "RUNNING, but its process worker-7.example:4242 is gone"
+    pending = {p.version: p.liveness for p in find_pending(client, "m")}
+    assert pending == {beating: ALIVE, old: UNKNOWN}
+
+    neutralise_orphans(client, "m")
+    assert client.get_model_version("m", silent).tags[STATUS] == "orphaned"
+    assert client.get_run(silent_run).info.status == "KILLED"
+    assert client.get_run(beating_run).info.status == "RUNNING" and client.get_run(old_run).info.status == "RUNNING"
+    assert STATUS not in client.get_model_version("m", beating).tags
