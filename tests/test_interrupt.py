@@ -23,7 +23,9 @@ def start_long_training(tmp_path, tiny_bert, preexec_fn=None) -> tuple[subproces
                                     for i in range(200)])
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
         "data": {"path": "d.csv"}, "model": {"base": str(tiny_bert)},
-        "train": {"epochs": 500, "batch_size": 4}, "tokenize": {"max_length": 16}}))
+        # no early stopping: a model that stops improving would end the "minutes" of training in seconds, before
+        # the test's Ctrl-C (a CI run did: exit 0 after 2 s of training)
+        "train": {"epochs": 500, "batch_size": 4, "early_stopping_patience": 0}, "tokenize": {"max_length": 16}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
     env["PYTHONUNBUFFERED"] = "1"
     log = (tmp_path / "out.log").open("w")
