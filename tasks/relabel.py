@@ -34,6 +34,11 @@ class Relabelled:
     splits: dict[str, int]  # changed rows per split
 
 
+def _is_list(value: Any) -> bool:
+    """An NER tag list or multi-label set (parquet gives numpy arrays), not one label."""
+    return isinstance(value, (list, tuple)) or hasattr(value, "tolist")
+
+
 def _label_text(value: Any) -> str:
     return str(value.tolist() if hasattr(value, "tolist") else value)
 
@@ -81,13 +86,13 @@ def relabel_rows(store: DatasetStore, parent: DataVersion, corrections: pd.DataF
         moved = 0
         for row in hit.nonzero()[0]:
             new = wanted[part_keys.iloc[row]]
-            if isinstance(values[row], (list, tuple)) or hasattr(values[row], "tolist"):
+            if _is_list(values[row]):
                 old_len, new_len = len(values[row]), len(new)
                 if old_len != new_len:
                     raise UserError(f"{path}: the example {excerpt(frame[key].iloc[row], 50)} has {old_len} "
                                     f"labels in the data (one per word) and {new_len} in the file; give one per word")
             if _label_text(values[row]) != _label_text(new):
-                values[row] = list(new) if isinstance(new, (list, tuple)) or hasattr(new, "tolist") else new
+                values[row] = list(new) if _is_list(new) else new
                 moved += 1
                 changed_keys.add(part_keys.iloc[row])
                 split = str(frame["split"].iloc[row])

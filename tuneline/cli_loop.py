@@ -203,11 +203,10 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
 
     name, url, batch = _landed_batch(config, batch_name, reason, "why the batch's rows are taken out")
     with DatasetStore(url, name, dataset_folder(config)) as store:
-        current = store.current()
-        part = store.part_in_version(batch.content_hash, current) if current is not None else None
+        parent = store.current()
+        part = store.part_in_version(batch.content_hash, parent) if parent is not None else None
         if part is None:
             raise UserError(f"batch {batch.name} added no rows to the data (it is {batch.state}); nothing to drop")
-        parent = store.current()
         labels = _labels_still_carried(config, store, parent, part) if parent is not None else None
         version = store.drop_part(part, f"user {getpass.getuser()}",
                                   f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}",

@@ -42,15 +42,18 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"tuneline-heartbeat-{run_id[:8]}", daemon=True)
 
+    def _set(self) -> None:
+        self.client.set_tag(self.run_id, HEARTBEAT_TAG, f"{time.time():.1f}")
+
     def _beat(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                self.client.set_tag(self.run_id, HEARTBEAT_TAG, f"{time.time():.1f}")
+                self._set()
             except Exception:  # noqa: BLE001 - a busy store or a network blip: the next beat tries again
                 pass
 
     def __enter__(self) -> "Heartbeat":
-        self.client.set_tag(self.run_id, HEARTBEAT_TAG, f"{time.time():.1f}")
+        self._set()
         self._thread.start()
         return self
 

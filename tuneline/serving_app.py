@@ -189,9 +189,9 @@ def nested_input_problem(body: bytes, task: str) -> str | None:
     position = next((i for i, value in enumerate(inputs) if isinstance(value, list)), None)
     if position is None:
         return None
-    shown = repr(inputs[position])
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return (f"input {position} is a list ({shown}), not a text: send one string per input, e.g. {JSON_EXAMPLE} "
+    from tuneline.errors import excerpt
+
+    return (f"input {position} is a list ({excerpt(inputs[position], 80)}), not a text: send one string per input, e.g. {JSON_EXAMPLE} "
             "(a list in its place reached the model as its first text only)")
 
 
