@@ -83,6 +83,25 @@ def test_a_relabelling_that_cannot_be_applied_whole_changes_nothing(tmp_path, ca
         assert labels_of(store, store.current())["base 0"] == "a"
 
 
+def test_corrections_written_in_another_spelling_are_the_versions_labels(tmp_path, capsys):
+    """A correction file is read as a batch is: its labels in the data version's spelling ('B' and 'a.' are the
+    version's 'b' and 'a'). Before, the file alone decided the spelling and 'B' was refused as outside the label set,
+    though a batch with the same label lands."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+    fixes = write_rows(tmp_path / "fixes.csv", [("base 0", "B"), ("base 2", " B "), ("base 9", "a.")])
+    assert main(["data", "relabel", str(fixes), "--reason", "typos", "-c", config_path]) == 0
+    assert "version 1 with 3 row(s) relabelled" in capsys.readouterr().out
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        now = store.current()
+        after = labels_of(store, now)
+        assert (after["base 0"], after["base 2"], after["base 9"]) == ("b", "b", "a")
+        assert set(store.frame(now)["label"]) == {"a", "b"} and list(now.labels) == ["a", "b"]
+
+
 def test_ner_sentences_are_retagged_word_for_word(tmp_path):
     """For NER a row's label is its tag list: a sentence is retagged whole, and a tag list of another length than
     the sentence's words is refused (it would shift every tag after the gap)."""

@@ -267,14 +267,16 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
         first = read.malformed[0]
         raise UserError(f"{path}: {len(read.malformed)} record(s) cannot be read, first at row "
                         f"{first.get('source_row')} ({first.get('rule')}): fix them, so that no correction is lost")
-    frame = kind.prepare({"all": read.frame}, config.data, source=f" in {path.name}")["all"]
-    if frame.empty:
-        raise UserError(f"{path} holds no rows; give the rows to relabel with their right labels")
     with DatasetStore(url, name, dataset_folder(config)) as store:
         parent = store.current()
         if parent is None:
             raise UserError(f"{name}: no data version yet in {redact(url)}: the first `tuneline retrain` makes "
                             "version 1")
+        # the labels in the version's spelling, as a batch's are ('POSITIVE' and 'positive.' are its 'positive')
+        spelled = config.data.model_copy(update={"labels": list(parent.labels)})
+        frame = kind.prepare({"all": read.frame}, spelled, source=f" in {path.name}")["all"]
+        if frame.empty:
+            raise UserError(f"{path} holds no rows; give the rows to relabel with their right labels")
         done = relabel_rows(store, parent, frame, kind, path, f"user {getpass.getuser()}",
                             f"relabelled rows from {path.name}: {reason.strip()}")
     per_split = ", ".join(f"{split} {count}" for split, count in sorted(done.splits.items()))
