@@ -21,6 +21,7 @@ from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Led
 from tuneline.loaded_versions import forget_loaded
 from tuneline.locking import default_lock_url, retraining_slot
 from tuneline.promotions import recorded_champion
+from tuneline.run_warnings import collected_warnings
 from tuneline.runtime import redact, resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.continual import champion_weights, continual_splits
@@ -93,7 +94,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
                                       batches_rejected=refused, batches_duplicate=duplicates,
                                       duplicate_notes=notes)
-            with frozen_heap(), tracked_run(config) as run:
+            with frozen_heap(), tracked_run(config) as run, collected_warnings() as warned:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
                 expired = {b.content_hash: b.claimed_by for b in ledger.free_batches() if b.claimed_by}
                 batches = ledger.claim(run.run_id)
@@ -110,7 +111,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                                           duplicate_notes=notes)
                 try:
                     with LeaseKeeper(ledger, run.run_id):
-                        done = _retrain(config, run, ledger, store, batches, trigger)
+                        done = _retrain(config, run, ledger, store, batches, trigger, warned)
                         waiting = (waiting_landings(config.retrain.landing)
                                    if config.retrain.landing is not None else [])
                         return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting,
@@ -213,7 +214,10 @@ def _no_champion(name: str, tracking_uri: str) -> bool:
         return False
 
 
-def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger: str) -> RetrainSummary:  # noqa: ANN001
+def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger: str,  # noqa: ANN001
+             warned: list[str]) -> RetrainSummary:
+    """``warned``: what the run logs as warnings, filled while it runs (:mod:`tuneline.run_warnings`); each summary
+    below lists them, as the training run's does."""
     name = config.registered_model_name
     parent = store.current() or ingest_base(config, store, run)
     held = parent_batches_held_elsewhere(parent, ledger, store, run.run_id)
@@ -222,7 +226,9 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
         return summarize_held_elsewhere(held, parent, batches, trigger, run)
     reference = store.frame(parent)
     labelset = admit_labels(batches, list(parent.labels), config, ledger, run)
-    notes = [labelset.ignored] if labelset.ignored else []
+    def run_warnings() -> list[str]:  # the config's ignored data.labels first, then every warning once, as logged
+        return list(dict.fromkeys(([labelset.ignored] if labelset.ignored else []) + warned))
+
     unreadable = {batch.content_hash for batch, _reasons in labelset.unreadable}
     intake = validate_batches([b for b in batches if b.content_hash not in unreadable], labelset.labels, config,
                               ledger, store, reference, run, labelset.read)
@@ -233,12 +239,13 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
                               tokenizer, config, run, own_parts={a.part for a in intake.accepted})
     enforce_drift(drift, intake.accepted, ledger, run)
     if not intake.accepted and parent.created_by != run.run_id and config.retrain.when_no_new_data == "skip":
-        return replace(summarize_nothing_accepted(intake, parent, trigger, run), drift=drift.notes, warnings=notes)
+        return replace(summarize_nothing_accepted(intake, parent, trigger, run), drift=drift.notes,
+                       warnings=run_warnings())
     new_rows = sum(len(accepted.frame) for accepted in intake.accepted)
     if intake.accepted and new_rows < config.retrain.min_new_rows and parent.created_by != run.run_id:
         ledger.release(run.run_id)  # validated batches stay validated and free: the next run adds them, unread
         return replace(summarize_too_few_rows(intake, new_rows, config.retrain.min_new_rows, parent, trigger, run),
-                       drift=drift.notes, warnings=notes)
+                       drift=drift.notes, warnings=run_warnings())
     version = commit_version(parent, intake, labelset.labels, store, run)
     frame = store.frame(version)
     splits = splits_of(frame, labelset.labels)
@@ -274,8 +281,9 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     forgetting = decision.forgetting
     used = ledger.mark_used(run.run_id, registered.version, expected=[a.batch.content_hash for a in intake.accepted])
     summary = summarize_run(run, config, registered, decision, report, intake.as_validated(labels, len(frame), run),
-                            tokenized, trained)
-    return summarize_retrain(summary, decision, used, intake, version, forgetting, trigger, run, drift.notes, notes)
+                            tokenized, trained, run_warnings())
+    return summarize_retrain(summary, decision, used, intake, version, forgetting, trigger, run, drift.notes,
+                             run_warnings())
 
 
 __all__ = ["LedgerConflict", "retrain_flow"]

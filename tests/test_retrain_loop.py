@@ -189,7 +189,7 @@ def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert):
     assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions
 
 
-def test_6_label_growth_extends_the_head(loop, tiny_bert):
+def test_6_label_growth_extends_the_head(loop, tiny_bert, capsys):
     batch = tickets({"account": 60, "billing": 20}, seed=7)
     batch.loc[0, "label"] = "biling"  # one mistyped row: too few to grow a class (data.min_examples_per_label)
     land(loop / "landing", "b5.csv", batch)
@@ -197,7 +197,20 @@ def test_6_label_growth_extends_the_head(loop, tiny_bert):
                   "data.labels=[shipping, billing, technical]")  # edited mid-loop: not used, and said so
     assert summary.status == "retrained" and summary.batches_used == ["b5.csv"]
     assert summary.run.labels == ["billing", "shipping", "technical", "account"]
-    assert len(summary.warnings) == 1 and "is not the label order (the model's class ids)" in summary.warnings[0]
+    # the ignored data.labels first, then what else the run logged as a warning (the retrain summary said only the
+    # first), each once, and the same list in retrain_summary.json
+    assert "is not the label order (the model's class ids)" in summary.warnings[0], summary.warnings
+    assert len(summary.warnings) == len(set(summary.warnings)) > 1
+    assert any("biling" in w for w in summary.warnings[1:]), summary.warnings
+    written = json.loads((Path(summary.run.run_dir) / "retrain_summary.json").read_text())
+    assert written["warnings"] == summary.warnings and written["run"]["warnings"] == summary.warnings
+    from tuneline.cli_loop import print_retrain_summary
+
+    capsys.readouterr()
+    print_retrain_summary(summary)
+    printed = capsys.readouterr().out
+    assert (f"  warnings          : {len(summary.warnings)} (logged above; all in retrain_summary.json)\n"
+            "    - data.labels in the config") in printed
     # the shift is in the summary the user reads, not only in a log line among the flow's others
     assert list(summary.drift) == ["b5.csv"] and "'account'" in summary.drift["b5.csv"], summary.drift
     assert client_of(loop).get_run(summary.run.run_id).data.tags["retrain.labels_too_rare"] == "biling"

@@ -205,6 +205,18 @@ def excerpt_line(message: str, width: int = 160) -> str:
     return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
+def print_warnings(warned: list[str] | None, kept_in: str | None) -> None:
+    """The run's warnings in a summary: how many, the first :data:`WARNINGS_SHOWN` on a line each (all of them in
+    the file ``kept_in``, where the run wrote one)."""
+    if not warned:
+        return
+    print(f"  warnings          : {len(warned)} (logged above" + (f"; all in {kept_in})" if kept_in else ")"))
+    for message in warned[:WARNINGS_SHOWN]:
+        print(f"    - {excerpt_line(message)}")
+    if len(warned) > WARNINGS_SHOWN:
+        print(f"    ... and {len(warned) - WARNINGS_SHOWN} more")
+
+
 def _print_summary(summary) -> None:
     print("\n" + "=" * 72)
     print("tuneline run finished")
@@ -226,12 +238,7 @@ def _print_summary(summary) -> None:
         print(f"  truncation        : {summary.truncation}")
     if getattr(summary, "time", ""):
         print(f"  {summary.time}")
-    if warned := getattr(summary, "warnings", None):
-        print(f"  warnings          : {len(warned)} (logged above; all in summary.json)")
-        for message in warned[:WARNINGS_SHOWN]:
-            print(f"    - {excerpt_line(message)}")
-        if len(warned) > WARNINGS_SHOWN:
-            print(f"    ... and {len(warned) - WARNINGS_SHOWN} more")
+    print_warnings(getattr(summary, "warnings", None), "summary.json")
     print(f"  test {summary.primary_metric} (before vs after):")
     for name, metrics in summary.comparison.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())

@@ -110,7 +110,6 @@ def _retrain(config: TunelineConfig) -> int:
 
     check_base_model(config.model.base, config.tokenize.max_length)  # before the API starts: a refusal leaves no server to stop
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
-    from tuneline.cli import resumed_line
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
     from tuneline.timings import mark_command_start
@@ -121,14 +120,21 @@ def _retrain(config: TunelineConfig) -> int:
     quiet_user_error_tracebacks()
     mark_command_start()
     summary = retrain_flow(config, trigger="manual")
+    print_retrain_summary(summary)
+    return 0
+
+
+def print_retrain_summary(summary: Any) -> None:
+    """What a retraining run did, as ``tuneline retrain`` prints it at the end (``retrain_summary.json`` has it)."""
+    from tuneline.cli import print_warnings, resumed_line
+
     print("\n" + "=" * 72)
     print(f"tuneline retrain: {summary.status}")
     if summary.batches_used:
         print(f"  batches used      : {', '.join(summary.batches_used)}")
     for name, rows in summary.batch_rows.items():
         print(f"    {name}: {rows}")
-    for warning in summary.warnings:
-        print(f"  warning           : {warning}")
+    print_warnings(summary.warnings, "retrain_summary.json" if summary.run is not None else None)
     for name, shift in summary.drift.items():
         print(f"  drift             : {name}: {shift}")
     for name, original in summary.batches_duplicate.items():
@@ -154,7 +160,6 @@ def _retrain(config: TunelineConfig) -> int:
             print(f"  {run.time}")
     print(f"  {summary.message}")
     print("=" * 72)
-    return 0
 
 
 def _data_log(config: TunelineConfig) -> int:
