@@ -89,3 +89,43 @@ def test_a_version_left_by_a_run_whose_heartbeat_stopped_on_another_host_is_an_o
     assert client.get_run(silent_run).info.status == "KILLED"
     assert client.get_run(beating_run).info.status == "RUNNING" and client.get_run(old_run).info.status == "RUNNING"
     assert STATUS not in client.get_model_version("m", beating).tags
+
+
+class FlakyStore:
+    """Fault injection: the real MLflow client, whose writes fail while ``down`` is set (a tracking server
+    restarting); every attempt to write is counted."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client, self.down, self.attempts = client, threading.Event(), 0
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self.attempts += 1
+        if self.down.is_set():
+            raise ConnectionError("tracking server unreachable")
+        self.client.set_tag(run_id, key, value)
+
+
+def test_a_heartbeat_that_could_not_be_written_is_tried_again_soon_not_at_the_next_beat(store):
+    """After an outage longer than HEARTBEAT_STALE_S every other host reads the run as gone until its heartbeat is
+    written again; before, the next try waited a whole beat (60 s), now a failed one is retried every few seconds
+    and the beat goes back to its pace once it passes."""
+    client, experiment = store
+    run_id = client.create_run(experiment, tags={PROCESS_TAG: ELSEWHERE}).info.run_id
+    flaky = FlakyStore(client)
+    with run_process.Heartbeat(flaky, run_id, every_s=0.5, retry_s=0.05):
+        flaky.down.set()
+        deadline = time.monotonic() + 15
+        while flaky.attempts < 2 and time.monotonic() < deadline:  # the first beat after the write on opening failed
+            time.sleep(0.02)
+        failed = flaky.attempts
+        time.sleep(1.0)
+        assert flaky.attempts - failed >= 6  # retried every 0.05 s; at the beat's pace it would be 2
+        flaky.down.clear()
+        back = time.time()
+        deadline = time.monotonic() + 15
+        while float(client.get_run(run_id).data.tags[HEARTBEAT_TAG]) < back and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert float(client.get_run(run_id).data.tags[HEARTBEAT_TAG]) >= back - 0.1
+        steady = flaky.attempts
+        time.sleep(1.2)
+        assert flaky.attempts - steady <= 4  # back to a beat every 0.5 s, not retrying

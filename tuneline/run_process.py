@@ -25,6 +25,8 @@ PROCESS_TAG = "tuneline.process"
 HEARTBEAT_TAG = "tuneline.heartbeat"
 #: seconds between two heartbeats of an open run
 HEARTBEAT_EVERY_S = 60.0
+#: seconds to the next try after a heartbeat could not be written (the store unreachable)
+HEARTBEAT_RETRY_S = 5.0
 #: a run on another host whose last heartbeat is older than this is gone (ten beats missed: the ledger's lease)
 HEARTBEAT_STALE_S = 600.0
 ALIVE, GONE, UNKNOWN = "alive", "gone", "unknown"
@@ -33,12 +35,17 @@ Liveness = Literal["alive", "gone", "unknown"]
 
 class Heartbeat:
     """While open, sets the run's :data:`HEARTBEAT_TAG` to the time every :data:`HEARTBEAT_EVERY_S` seconds, from a
-    daemon thread (a failed write is skipped: the next one may pass; a process that dies stops it, which is the
-    point)."""
+    daemon thread (a process that dies stops it, which is the point).
 
-    def __init__(self, client: Any, run_id: str, every_s: float | None = None) -> None:
+    A failed write (the tracking server restarting, a network blip) is tried again every :data:`HEARTBEAT_RETRY_S`
+    seconds, not at the next beat: after an outage longer than :data:`HEARTBEAT_STALE_S` the heartbeat reads stale
+    to every other host until it is written, and a reader in that window takes the live run for gone (its version
+    tagged orphaned). Retrying soon shrinks that window from up to a beat to a few seconds."""
+
+    def __init__(self, client: Any, run_id: str, every_s: float | None = None, retry_s: float | None = None) -> None:
         self.client, self.run_id = client, run_id
         self.every_s = HEARTBEAT_EVERY_S if every_s is None else every_s
+        self.retry_s = min(HEARTBEAT_RETRY_S if retry_s is None else retry_s, self.every_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"tuneline-heartbeat-{run_id[:8]}", daemon=True)
 
@@ -46,11 +53,13 @@ class Heartbeat:
         self.client.set_tag(self.run_id, HEARTBEAT_TAG, f"{time.time():.1f}")
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.every_s):
+        wait = self.every_s
+        while not self._stop.wait(wait):
             try:
                 self._set()
-            except Exception:  # noqa: BLE001 - a busy store or a network blip: the next beat tries again
-                pass
+                wait = self.every_s
+            except Exception:  # noqa: BLE001 - a busy store or a network blip: tried again soon
+                wait = self.retry_s
 
     def __enter__(self) -> "Heartbeat":
         self._set()
