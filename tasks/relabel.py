@@ -39,8 +39,11 @@ def _is_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) or hasattr(value, "tolist")
 
 
-def _label_text(value: Any) -> str:
-    return str(value.tolist() if hasattr(value, "tolist") else value)
+def _label_text(value: Any, per_word: bool = True) -> str:
+    """A label as comparable text: an NER tag list in word order, a multi-label set in sorted order (``refund|billing``
+    is ``billing|refund``)."""
+    value = value.tolist() if hasattr(value, "tolist") else value
+    return str(value if per_word or not isinstance(value, (list, tuple)) else sorted(map(str, value)))
 
 
 def relabel_rows(store: DatasetStore, parent: DataVersion, corrections: pd.DataFrame, kind: Any, path: Path,
@@ -65,8 +68,9 @@ def relabel_rows(store: DatasetStore, parent: DataVersion, corrections: pd.DataF
                         "(a new label comes with a batch and drift.allow_label_growth)")
     wanted: dict[str, Any] = {}
     clashing: list[int] = []
+    per_word = kind.labels_per_word
     for position, (k, label) in enumerate(zip(keys, corrections[target])):
-        if k in wanted and _label_text(wanted[k]) != _label_text(label):
+        if k in wanted and _label_text(wanted[k], per_word) != _label_text(label, per_word):
             clashing.append(position)
         wanted.setdefault(k, label)
     if clashing:
@@ -86,12 +90,12 @@ def relabel_rows(store: DatasetStore, parent: DataVersion, corrections: pd.DataF
         moved = 0
         for row in hit.nonzero()[0]:
             new = wanted[part_keys.iloc[row]]
-            if _is_list(values[row]):
+            if per_word and _is_list(values[row]):
                 old_len, new_len = len(values[row]), len(new)
                 if old_len != new_len:
                     raise UserError(f"{path}: the example {excerpt(frame[key].iloc[row], 50)} has {old_len} "
                                     f"labels in the data (one per word) and {new_len} in the file; give one per word")
-            if _label_text(values[row]) != _label_text(new):
+            if _label_text(values[row], per_word) != _label_text(new, per_word):
                 values[row] = list(new) if _is_list(new) else new
                 moved += 1
                 changed_keys.add(part_keys.iloc[row])

@@ -131,3 +131,41 @@ def test_ner_sentences_are_retagged_word_for_word(tmp_path):
         short = fixes.head(1).assign(tags=[["B-PER", "O", "O"]])
         with pytest.raises(UserError, match="has 4 labels in the data .* and 3 in the file; give one per word"):
             relabel_rows(store, done.version, short, kind, tmp_path / "short.conll", "user", "x")
+
+
+def test_multilabel_rows_take_another_set_of_labels_of_any_size_and_order(tmp_path, capsys):
+    """A multi-label row's label is a set: a correction may add or remove labels, and gives them in any order.
+    Before, the NER rule (one tag per word) refused a set of another size ("has 1 labels in the data (one per
+    word)"), so a label could be neither added nor removed."""
+    import yaml
+
+    from tuneline.config import load_config
+    from tuneline.ledger import ledger_url_for
+    from tuneline.runtime import resolve_tracking_uri
+
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "task": "multilabel_classification",
+        "data": {"path": "base.csv", "label_column": "tags", "label_separator": "|"},
+        "work_dir": str(tmp_path / "out"), "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        "retrain": {"landing": str(tmp_path / "landing")}}))
+    config = load_config(config_path)
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    name = config.registered_model_name
+    base = pd.DataFrame({"text": ["my invoice", "my parcel", "a refund"],
+                         "label": [["billing", "refund"], ["shipping"], ["refund"]], "split": "train"})
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        store.commit(None, [store.write_part(base)], ["billing", "refund", "shipping"], "run-1", "base data")
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("text,tags\nmy invoice,Refund|billing\nmy parcel,refund|shipping\na refund,billing|refund\n")
+    assert main(["data", "relabel", str(fixes), "--reason", "missed labels", "-c", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "with 2 row(s) relabelled" in out and "1 row(s) of fixes.csv already had their label" in out
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        after = {t: sorted(labels) for t, labels in labels_of(store, store.current()).items()}
+    assert after == {"my invoice": ["billing", "refund"], "my parcel": ["refund", "shipping"],
+                     "a refund": ["billing", "refund"]}
+    fixes.write_text("text,tags\nmy parcel,shipping\n")  # and a label taken away
+    assert main(["data", "relabel", str(fixes), "--reason", "wrong label", "-c", str(config_path)]) == 0
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        assert list(labels_of(store, store.current())["my parcel"]) == ["shipping"]

@@ -104,6 +104,9 @@ class TaskKind:
     #: whether evaluation and serving cut an input at ``tokenize.max_length`` as training does (NER: no, the pyfunc
     #: tags a long sentence in overlapping windows, so only train's cut rows lose anything)
     serving_truncates: ClassVar[bool] = True
+    #: whether a row's label is one tag per word of its text (NER), in word order: a list of another length is
+    #: misaligned; else a list label is a set (multi-label: order and length are free)
+    labels_per_word: ClassVar[bool] = False
     #: what one class of this kind is called in messages (NER: "entity type", which a B-/I- tag pair stands for)
     label_noun: ClassVar[str] = "label"
     #: the model's second text input, for kinds that take two texts per example (pairs: ``text_pair``); the command

@@ -322,6 +322,7 @@ class TokenClassificationKind(TaskKind):
     lineage_columns = ("text", "tags")
     target_column = "tags"
     serving_truncates = False  # the pyfunc tags long sentences in overlapping windows
+    labels_per_word = True
     label_noun = "entity type"
 
     # --- data -------------------------------------------------------------------------------------------------
