@@ -226,6 +226,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
         return summarize_held_elsewhere(held, parent, batches, trigger, run)
     reference = store.frame(parent)
     labelset = admit_labels(batches, list(parent.labels), config, ledger, run)
+
     def run_warnings() -> list[str]:  # the config's ignored data.labels first, then every warning once, as logged
         return list(dict.fromkeys(([labelset.ignored] if labelset.ignored else []) + warned))
 
