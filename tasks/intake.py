@@ -34,6 +34,7 @@ from tuneline.dataset_store import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
 from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
 from tuneline.readers import DataLoadError, detect_format, split_setting_advice
+from tuneline.run_warnings import logged_as
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data
 from tuneline.tasks.split import DataSplits, assign_splits, example_key, split_data
 from tuneline.tasks.validate import (
@@ -201,8 +202,9 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
     frames, sources, malformed = [], [], []
     try:
         for path in files:
-            read = kind.read(path, detect_format(path, config.data.format), config.data)
-            landed = landed_path(batch, cache, path)  # the quarantine names the file the producer landed
+            landed = landed_path(batch, cache, path)  # the quarantine and the log name the file the producer landed
+            with logged_as({str(path): landed}):
+                read = kind.read(path, detect_format(path, config.data.format), config.data)
             for row in read.malformed:
                 malformed.append({"split": "batch", "column": None,
                                   **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}, "source_file": landed})

@@ -51,3 +51,27 @@ def test_collected_warnings_keep_each_message_once_and_let_go_after_the_block(ca
     logger.warning("after the run")
     assert warned == ["first thing", "from a task"]
     assert WARNINGS_SHOWN >= 3
+
+
+def test_a_batch_read_from_its_checked_copy_is_named_by_its_landing_path_in_the_log(tmp_path):
+    """The loop reads a batch from its hash-checked copy under datasets/<model>/landed/<sha256>/; a reader's warning
+    named that copy, a path the user never wrote (and the summary cut it at 160 characters, before the warning's
+    point). It names the landed file now."""
+    from test_data_drop import loop_config
+    from tuneline.ledger import Ledger
+    from tuneline.tasks.intake import _read_batch
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    rows = ['"he said ""hi"" to me"\ta', "plain text\tb", "more text\ta", "other text\tb"]
+    (landing / "b1.tsv").write_text("text\tlabel\n" + "\n".join(rows) + "\n")
+    (landing / "b1.tsv.done").touch()
+    _path, config, url, name = loop_config(tmp_path, landing)
+    with Ledger(url, name) as ledger:
+        [batch] = ledger.scan(landing)
+    with collected_warnings() as warned:
+        loaded = _read_batch(batch, config)
+    assert len(loaded.frames["all"]) == 4
+    quoted = [w for w in warned if "wrapped in double quotes" in w]
+    assert len(quoted) == 1 and quoted[0].startswith(f"{landing / 'b1.tsv'}: 1 of 4 values"), warned
+    assert "landed" not in quoted[0]

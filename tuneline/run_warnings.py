@@ -46,3 +46,39 @@ def collected_warnings(loggers: tuple[str, ...] = RUN_LOGGERS) -> Iterator[list[
     finally:
         for target in targets:
             target.removeHandler(handler)
+
+
+class _Renamed(logging.Filter):
+    """Rewrites a record whose message names one of ``paths`` (old → new) before any handler sees it."""
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        super().__init__()
+        self.paths = paths
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - logging reports a malformed record itself
+            return True
+        renamed = message
+        for old, new in self.paths.items():
+            renamed = renamed.replace(old, new)
+        if renamed != message:
+            record.msg, record.args = renamed, None
+        return True
+
+
+@contextmanager
+def logged_as(paths: dict[str, str], loggers: tuple[str, ...] = RUN_LOGGERS) -> Iterator[None]:
+    """Inside the block, log lines name each file of ``paths`` by the path it maps to. The loop reads a batch from its
+    hash-checked copy (``datasets/<model>/landed/<sha256>/b1.tsv``); a reader's warning about that file named the
+    copy, which the user never wrote, where the landing path (``landing/b1.tsv``) says which file to fix."""
+    renamed = _Renamed({old: new for old, new in paths.items() if old and old != new})
+    targets = [logging.getLogger(name) for name in loggers]
+    for target in targets:
+        target.addFilter(renamed)
+    try:
+        yield
+    finally:
+        for target in targets:
+            target.removeFilter(renamed)
