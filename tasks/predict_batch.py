@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,7 @@ def _is_invisible(value: Any) -> bool:
 #: the column a CoNLL input's last field goes to when it is no entity tagging (part-of-speech tags: ``Paris NNP``)
 INPUT_TAGS = "input_tags"
 _ENTITY_TAG = re.compile(r"(?i)^(o|[bies][-_]\S+)$")
+_ENTITY_TYPE = re.compile(r"(?i)^[bies][-_](\S+)$")
 
 
 def entity_tagging(tags: Any, share: float = 0.9) -> bool:
@@ -215,6 +216,28 @@ def entity_tagging(tags: Any, share: float = 0.9) -> bool:
     model's answer moved to ``predicted_tags``, as if it were a test file."""
     flat = [tag for row in tags if row is not None for tag in row]
     return bool(flat) and sum(bool(_ENTITY_TAG.match(str(tag))) for tag in flat) >= share * len(flat)
+
+
+def foreign_entity_tags(tags: Any, labels: list[str] | None, share: float = 0.5) -> list[str]:
+    """The entity types of a CoNLL input's tag column that ``labels`` (the model's tags) do not know, when fewer than
+    ``share`` of its B-/I- tags are of a type the model knows (else empty): chunk tags (``B-NP``, ``I-VP``: CoNLL-2000
+    and the third column of CoNLL-2003) look like entity tags, and were kept as the gold ``tags`` beside the model's
+    answer, as if the file were a test file of this model."""
+    known = {match.group(1).upper() for label in labels or [] if (match := _ENTITY_TYPE.match(str(label)))}
+    typed = [match.group(1).upper() for row in tags if row is not None for tag in row
+             if (match := _ENTITY_TYPE.match(str(tag)))]
+    if not known or not typed or sum(t in known for t in typed) >= share * len(typed):
+        return []
+    return sorted(set(typed) - known)
+
+
+def model_tags(pyfunc: Any) -> list[str] | None:
+    """The tags an NER pyfunc (``token_tagger.py``) predicts; None for another model or one that does not say."""
+    try:
+        labels = getattr(getattr(pyfunc.unwrap_python_model(), "_tagger", None), "labels", None)
+    except Exception:  # noqa: BLE001 - a model of another kind, or loaded another way: nothing to compare with
+        return None
+    return list(labels) if labels else None
 
 
 def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_lines: int = 0) -> Any:
@@ -603,6 +626,10 @@ def predict_to_file(model: ResolvedModel, inputs: PredictionInputs, output_path:
     mlflow.set_tracking_uri(model.tracking_uri)
     mlflow.set_registry_uri(model.tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(model.uri)
+    if "tags" in inputs.frame.columns and (foreign := foreign_entity_tags(inputs.frame["tags"], model_tags(pyfunc))):
+        inputs = replace(inputs, frame=inputs.frame.rename(columns={"tags": INPUT_TAGS}))
+        log.info("the last column of %s tags types %s model %s does not know (chunk tags?): kept as %r, not as the "
+                 "gold tags beside the predicted ones", inputs.path, ", ".join(foreign[:5]), model.name, INPUT_TAGS)
     total, started = len(inputs.frame), time.monotonic()
     with atomic_table_writer(output) as writer:
         for start in range(0, total, batch_size):

@@ -311,6 +311,26 @@ def test_an_ner_conll_file_of_words_is_tagged_per_sentence_and_keeps_its_gold_ta
     assert [row["tags"] for row in rows] == [list(tags) for tags in expected["tags"]]
     assert rows[0]["input_tags"] == ["NNP", "NNP", "VBD", "NNP"] and "predicted_tags" not in rows[0]
 
+    # chunk tags (CoNLL-2000, CoNLL-2003's third column) look like entity tags but name types the model has no tag
+    # for: no gold either (they were kept as gold 'tags', the model's answer moved to 'predicted_tags')
+    chunks = tmp_path / "chunks.conll"
+    chunks.write_text("John B-NP\nSmith I-NP\nvisited B-VP\nParis B-NP\n\nHe B-NP\nleft B-VP\n. O\n")
+    assert predict(store, "token_classification", chunks, output) == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [row["tags"] for row in rows] == [list(tags) for tags in expected["tags"]]
+    assert rows[0]["input_tags"] == ["B-NP", "I-NP", "B-VP", "B-NP"] and "predicted_tags" not in rows[0]
+
+
+def test_chunk_tags_are_told_from_gold_entity_tags_by_the_models_own_types():
+    from tuneline.tasks.predict_batch import foreign_entity_tags
+
+    model = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    assert foreign_entity_tags([["B-NP", "I-NP", "O"], ["B-VP"]], model) == ["NP", "VP"]
+    assert foreign_entity_tags([["B-PER", "O"], ["b-loc"]], model) == []       # gold, in any spelling
+    assert foreign_entity_tags([["B-PER", "B-MISC"], ["O"]], model) == []       # a few unknown types: still gold
+    assert foreign_entity_tags([["B-NP"]], None) == []                          # the model does not say: as before
+    assert foreign_entity_tags([["O", "O"]], model) == []
+
 
 def test_a_text_file_for_ner_without_sentence_breaks_is_one_text_a_line_and_format_overrides(store, tmp_path):
     from tuneline.tasks.predict_batch import read_prediction_inputs
