@@ -2,8 +2,9 @@
 
 ``test_retrain_loop.py`` walks the loop's whole scenario with text classification. Here each other kind takes the two
 steps every loop starts with, on its own file format (CoNLL for NER, pair and multi-label tables): the base data
-becomes data version 1 and a model, then a batch lands and the next run validates it with the kind's contract,
-appends its rows as data version 2, trains and registers a version tagged with it that predicts the kind's
+becomes data version 1 and the champion, then a batch lands and the next run validates it with the kind's contract,
+appends its rows as data version 2, trains on from the champion (``retrain.strategy: continual``), measures what it
+forgot on the earlier test rows, and registers a version tagged with the data version that predicts the kind's
 documented input. Before this, no test ran a batch of these kinds through the loop.
 """
 
@@ -24,10 +25,8 @@ from tuneline.tasks.intake import dataset_folder
 
 pytestmark = pytest.mark.slow
 
-#: quick training: the loop's bookkeeping is under test here, not what the tiny model learns (the kinds' own tests
-#: and test_kinds_end_to_end check that)
-QUICK = ["train.epochs=2", "train.early_stopping_patience=0", "evaluate.zero_shot_baseline=false",
-         "gate.min_metric=0.0", "drift.min_rows=20"]
+#: the kind example's own settings make the tiny model learn (a champion to continue from); no zero-shot baseline
+LOOP = ["evaluate.zero_shot_baseline=false", "drift.min_rows=20"]
 
 #: batch rows (or sentences) moved from the end of the kind's example file into the landed batch
 BATCH = 40
@@ -62,11 +61,13 @@ def test_a_batch_of_every_kind_is_validated_versioned_and_trained_on(task, tmp_p
     batch_file = landing / f"batch1{base.suffix}"
     split_off_batch(base, batch_file)
     config = build_config({"task": task, "data": data, "model": {"base": str(tiny_bert)},
-                           "tracking": {"registered_model": f"loop-{task}"}, "retrain": {"landing": str(landing)}},
-                          [*example.overrides, *QUICK])
+                           "tracking": {"registered_model": f"loop-{task}"},
+                           "retrain": {"landing": str(landing), "strategy": "continual"}},
+                          [*example.overrides, *LOOP])
     with working_in(tmp_path):
         first = retrain_flow(config, trigger="test")
         assert first.status == "retrained" and first.data_version == 1, first.message
+        assert first.run.promoted, first.sentence  # the champion the next run continues from
         (landing / f"{batch_file.name}.done").touch()
         second = retrain_flow(config, trigger="test")
         assert second.status == "retrained" and second.batches_used == [batch_file.name], second.message
@@ -89,6 +90,13 @@ def test_a_batch_of_every_kind_is_validated_versioned_and_trained_on(task, tmp_p
         client = mlflow.MlflowClient()
         tags = client.get_model_version(config.registered_model_name, second.run.version).tags
         assert tags["data.version"] == "2" and tags["data.version_hash"] == v2.content_hash
+        # continued from the champion, and promoted only if it has not forgotten the earlier test rows
+        assert tags["retrain.strategy"] == "continual"
+        forgetting = second.forgetting
+        assert forgetting is not None and forgetting["champion_version"] == first.run.version
+        assert abs(forgetting["drop"] - (forgetting["champion"] - forgetting["candidate"])) < 1e-9
+        if forgetting["drop"] > config.retrain.max_forgetting:
+            assert not second.run.promoted and "forgetting on" in second.sentence, second.sentence
         model = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}/{second.run.version}")
         given, rows = example.inputs[0]
         output = model.predict(given)
