@@ -3,13 +3,15 @@
 ``test_retrain_loop.py`` walks the loop's whole scenario with text classification. Here each other kind takes the two
 steps every loop starts with, on its own file format (CoNLL for NER, pair and multi-label tables): the base data
 becomes data version 1 and the champion, then a batch lands and the next run validates it with the kind's contract,
-appends its rows as data version 2, trains on from the champion (``retrain.strategy: continual``), measures what it
+appends its rows as data version 2 (NER and multi-label batches bring a new label: the label set and the model's head
+grow, ``drift.allow_label_growth``), trains on from the champion (``retrain.strategy: continual``), measures what it
 forgot on the earlier test rows, and registers a version tagged with the data version that predicts the kind's
 documented input. Before this, no test ran a batch of these kinds through the loop.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from tuneline.config import build_config
 from tuneline.dataset_store import DatasetStore
 from tuneline.ledger import Ledger, default_ledger_url
 from tuneline.tasks.intake import dataset_folder
+from tuneline.tasks.predict_batch import model_tags
 
 pytestmark = pytest.mark.slow
 
@@ -32,19 +35,27 @@ LOOP = ["evaluate.zero_shot_baseline=false", "drift.min_rows=20"]
 BATCH = 40
 
 
-def split_off_batch(path: Path, batch: Path) -> None:
+#: the labels a kind's batch brings (drift.allow_label_growth): the head grows while training on from the champion
+GROWN = {"token_classification": ["B-MISC", "I-MISC"], "multilabel_classification": ["urgent"]}
+
+
+def split_off_batch(path: Path, batch: Path, task: str) -> None:
     """Write the batch in the base file's format: for a table, move :data:`BATCH` of its lines under the same
     header; for CoNLL, :data:`BATCH` new sentences (the example's sentences repeat a few templates, so a moved one
-    would already be in the data, and the loop rightly takes no copy of a known example)."""
+    would already be in the data, and the loop rightly takes no copy of a known example). Each row also carries the
+    kind's :data:`GROWN` labels."""
     if path.suffix == ".conll":
         rng = random.Random(1)
-        sentences = [_sentence(rng) + [("and", "O")] + _sentence(rng) for _ in range(BATCH)]
+        misc = [("Berlin", "B-MISC"), ("Google", "I-MISC")]  # words the tiny BERT knows, as a new entity type
+        sentences = [_sentence(rng) + [("and", "O")] + misc + _sentence(rng) for _ in range(BATCH)]
         batch.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n",
                          encoding="utf-8")
         return
     header, *lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     middle = slice(len(lines) // 2, len(lines) // 2 + BATCH)  # the examples plant their broken rows at the end
-    batch.write_text(header + "".join(lines[middle]), encoding="utf-8")
+    moved = [line.rstrip("\r\n") + "".join(f"|{label}" for label in GROWN.get(task, [])) + "\n"
+             for line in lines[middle]]
+    batch.write_text(header + "".join(moved), encoding="utf-8")
     del lines[middle]
     path.write_text(header + "".join(lines), encoding="utf-8")
 
@@ -59,10 +70,11 @@ def test_a_batch_of_every_kind_is_validated_versioned_and_trained_on(task, tmp_p
     landing = tmp_path / "landing"
     landing.mkdir()
     batch_file = landing / f"batch1{base.suffix}"
-    split_off_batch(base, batch_file)
+    split_off_batch(base, batch_file, task)
     config = build_config({"task": task, "data": data, "model": {"base": str(tiny_bert)},
                            "tracking": {"registered_model": f"loop-{task}"},
-                           "retrain": {"landing": str(landing), "strategy": "continual"}},
+                           "retrain": {"landing": str(landing), "strategy": "continual"},
+                           "drift": {"allow_label_growth": True}},
                           [*example.overrides, *LOOP])
     with working_in(tmp_path):
         first = retrain_flow(config, trigger="test")
@@ -79,6 +91,7 @@ def test_a_batch_of_every_kind_is_validated_versioned_and_trained_on(task, tmp_p
             kept = int(second.batch_rows[batch_file.name].split()[0])  # "38 rows kept, 2 quarantined (...)"
             assert 0 < kept <= BATCH and v2.rows == v1.rows + kept and v2.parent == 1
             assert v2.labels[:len(v1.labels)] == v1.labels  # the label set (the model's class ids) kept its order
+            assert list(v2.labels[len(v1.labels):]) == GROWN.get(task, [])  # grown by the batch's new labels
             frame = store.frame(v2)
         with Ledger(url, config.registered_model_name) as ledger:
             (landed,) = ledger.batches()
@@ -102,3 +115,8 @@ def test_a_batch_of_every_kind_is_validated_versioned_and_trained_on(task, tmp_p
         output = model.predict(given)
         assert len(output) == rows
         example.check_output(given, output)
+        if task == "token_classification":  # the grown head: the tagger has the new tags
+            assert set(GROWN[task]) <= set(model_tags(model))
+        if task == "multilabel_classification":  # a score for every label, the grown one too
+            scores = output["scores"][0]
+            assert set(json.loads(scores) if isinstance(scores, str) else scores) == set(v2.labels)
