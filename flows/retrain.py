@@ -253,6 +253,13 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     labels = splits.labels
     earlier = earlier_data(client_for(run), name, store, parent, {a.part for a in intake.accepted})
     continual = config.retrain.strategy == "continual" and earlier.champion_version is not None and intake.accepted
+    if continual and (lost := earlier.lost_labels(labels)):  # a data drop took labels out: the head cannot follow
+        task_logger().warning(
+            "retrain.strategy continual: champion v%s was trained with label(s) %s that data version %d no longer "
+            "has (taken out with a dropped batch); a head can grow but not lose labels, so this run trains from "
+            "model.base as retrain.strategy full does, and the next run continues from the champion it makes",
+            earlier.champion_version, lost, version.number)
+        continual = False
     training = continual_splits(splits, [a.part for a in intake.accepted], config, run) if continual else splits
     lineage = log_lineage(training, version_sources(store, version, frame), run, config.task)
     tokenized = tokenize_splits(training, tokenizer, config, lineage)

@@ -50,6 +50,14 @@ class EarlierData:
 
     champion_version: str | None
     parts: frozenset[str]
+    labels: tuple[str, ...] = ()  # the label set the champion was trained on (its head), in order
+
+    def lost_labels(self, labels: list[str]) -> list[str]:
+        """The champion's labels that ``labels`` lacks or holds out of order, which training on from its head
+        cannot give (a head grows, it never drops or reorders): those a ``data drop`` took out with their batch."""
+        if list(labels[: len(self.labels)]) == list(self.labels):
+            return []
+        return [label for label in self.labels if label not in labels] or list(self.labels)
 
     def earlier(self, test: pd.DataFrame) -> pd.DataFrame:
         return test[test["part"].isin(self.parts)].reset_index(drop=True)
@@ -71,8 +79,9 @@ def earlier_data(client: Any, registered_name: str, store: Any, parent: Any,
 
     version = champion_version(client, registered_name)
     number = client.get_model_version(registered_name, version).tags.get("data.version") if version else None
-    parts = store.get(int(number)).parts if number and str(number).isdigit() else parent.parts
-    return EarlierData(champion_version=version, parts=frozenset(parts) - frozenset(new_parts))
+    trained_on = store.get(int(number)) if number and str(number).isdigit() else parent
+    return EarlierData(champion_version=version, parts=frozenset(trained_on.parts) - frozenset(new_parts),
+                       labels=tuple(trained_on.labels) if version else ())
 
 
 @pipeline_task(name="measure-forgetting")

@@ -123,7 +123,7 @@ def test_dropping_the_batch_that_grew_a_label_takes_the_label_out_when_no_row_ca
 
     assert main(["data", "drop", "typo.csv", "--reason", "typo", "-c", str(config_path)]) == 0
     out = capsys.readouterr().out
-    assert "label(s) ['c'] leave the label set" in out and "--set retrain.strategy=full" in out
+    assert "label(s) ['c'] leave the label set" in out and "a continual run trains as retrain.strategy full" in out
     with DatasetStore(url, name, dataset_folder(config)) as store:
         assert store.current().labels == ("a", "b") and store.current().content_hash == base.content_hash
         assert store.get(2).labels == ("a", "b", "c")  # history intact

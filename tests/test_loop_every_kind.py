@@ -17,6 +17,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from conftest import working_in
 from kind_examples import EXAMPLES, _sentence
@@ -120,3 +121,31 @@ def test_a_batch_of_every_kind_is_validated_versioned_and_trained_on(task, tmp_p
         if task == "multilabel_classification":  # a score for every label, the grown one too
             scores = output["scores"][0]
             assert set(json.loads(scores) if isinstance(scores, str) else scores) == set(v2.labels)
+        if task == "token_classification":
+            continued_after_a_drop(config, tmp_path, landing, batch_file, second.run.version)
+
+
+def continued_after_a_drop(config, root: Path, landing: Path, batch_file: Path, grown_version: str) -> None:
+    """The champion's head has the grown labels; the batch that brought them is dropped, and another batch lands.
+    Before, every later continual run stopped ("the champion's labels ... must come first"), an unattended loop
+    stuck until someone changed the config; now that run trains from model.base and says why."""
+    from tuneline.cli import main
+    from tuneline.flows.retrain import retrain_flow
+
+    config_path = root / "loop.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    assert main(["promote", config.registered_model_name, grown_version, "--reason", "its head has MISC"]) == 0
+    assert main(["data", "drop", batch_file.name, "--reason", "MISC was a mistake", "-c", str(config_path)]) == 0
+    rng = random.Random(2)
+    sentences = [_sentence(rng) + [("and", "O")] + _sentence(rng) + [("and", "O")] + _sentence(rng)
+                 for _ in range(BATCH)]
+    later = landing / "batch2.conll"
+    later.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n")
+    (landing / "batch2.conll.done").touch()
+    third = retrain_flow(config, trigger="test")
+    assert third.status == "retrained" and third.batches_used == ["batch2.conll"], third.message
+    assert third.data_version == 4 and "B-MISC" not in third.run.labels
+    tags = mlflow.MlflowClient().get_model_version(config.registered_model_name, third.run.version).tags
+    assert tags["retrain.strategy"] == "full"
+    assert any(w.startswith(f"retrain.strategy continual: champion v{grown_version} was trained with label(s) "
+                            "['B-MISC', 'I-MISC']") for w in third.warnings), third.warnings

@@ -229,8 +229,9 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
           "retrain.when_no_new_data=retrain")
     gone = [label for label in (parent.labels if parent is not None else ()) if label not in version.labels]
     if gone:
-        restart = (" from the base model (--set retrain.strategy=full: the champion's head still has them)"
-                   if config.retrain.strategy == "continual" else "")
+        restart = (" (from model.base where the champion's head has them: a head cannot lose labels, so a continual "
+                   "run trains as retrain.strategy full does, and says so)" if config.retrain.strategy == "continual"
+                   else "")
         print(f"label(s) {gone} leave the label set: the label growth that added them came with these rows, and no "
               f"row of the data carries them now; the next retraining learns {list(version.labels)}{restart}")
     return 0
