@@ -28,6 +28,32 @@ def test_a_step_using_the_active_run_does_not_finish_it(workdir):
     assert default_artifact_location(uri) == experiment.artifact_location
 
 
+def test_leaving_the_active_run_never_writes_a_finished_status_a_kill_could_leave_behind(workdir, monkeypatch):
+    """Every status write to the store while a step uses the active run, recorded as the real store makes it. Leaving
+    ``mlflow.start_run()``'s block wrote FINISHED and then RUNNING back: a process killed between the two (the loop's
+    kill -9 test hit it once) left a run at work that read as finished, out of every liveness check. Now leaving
+    writes RUNNING, once."""
+    from mlflow.entities import RunStatus
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    written: list[str] = []
+    real = SqlAlchemyStore.update_run_info
+
+    def recording(self, run_id, run_status, end_time, run_name):
+        written.append(RunStatus.to_string(run_status))
+        return real(self, run_id, run_status, end_time, run_name)
+
+    config = run_config("classification", "tracking.experiment=status-writes", path="unused.csv")
+    config.tracking.tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    with tracked_run(config) as run:
+        monkeypatch.setattr(SqlAlchemyStore, "update_run_info", recording)
+        with active_run(run):
+            mlflow.log_param("inside", "yes")
+        assert written and set(written) == {"RUNNING"}, written  # resuming it, leaving it: RUNNING each time
+        monkeypatch.undo()
+    assert MlflowClient(tracking_uri=config.tracking.tracking_uri).get_run(run.run_id).info.status == "FINISHED"
+
+
 def test_a_new_local_store_is_created_without_mlflows_table_notes(tmp_path, capfd):
     """A first run printed MLflow's "Creating initial MLflow database tables..." and "Updating database tables":
     nothing for the user to act on, and the run's own line names the store."""

@@ -175,11 +175,15 @@ def active_run(run: RunContext) -> Iterator[None]:
         yield
         return
     mlflow.set_tracking_uri(run.tracking_uri)
-    with mlflow.start_run(run_id=run.run_id):
+    mlflow.start_run(run_id=run.run_id)
+    try:
         yield
-    # leaving start_run() marked the run FINISHED; it is still running (tracked_run ends it), and a FINISHED run
-    # whose version is not gated yet looks orphaned to a concurrent run's registration (tuneline.registry)
-    client_for(run).update_run(run.run_id, status="RUNNING")
+    finally:
+        # the run is still at work (tracked_run ends it): leaving start_run()'s block wrote FINISHED and a second
+        # write set RUNNING back, so a process killed between the two left a run that read as finished (a kill -9
+        # test caught it), and a FINISHED run whose version is not gated yet looks orphaned to a concurrent run's
+        # registration (tuneline.registry). Ending the active run with status RUNNING is one write.
+        mlflow.end_run(status="RUNNING")
 
 
 #: what MLflow accepts in a key is letters, digits, ``_ - . /`` and spaces; ``/`` is replaced too, since MLflow also
