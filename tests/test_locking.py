@@ -193,10 +193,12 @@ def test_locks_of_different_models_do_not_block_each_other(tmp_path, lock_url, w
     workers.append(holder)
     _wait_for(tmp_path / "holder-of-a.acquired", holder)
 
-    with model_lock("model-b", lock_url, timeout_s=1.0) as b:
-        assert b.waited_s < 1.0
-        with model_lock("model-c/with odd name", lock_url, timeout_s=1.0) as c:
-            assert c.waited_s < 1.0
+    # a free slot comes at once; 10 s only bound a loaded machine's Prefect API (CI timed out a free one at 1 s):
+    # blocked by A, B would wait the 20 s A is held
+    with model_lock("model-b", lock_url, timeout_s=10.0) as b:
+        assert b.waited_s < 10.0
+        with model_lock("model-c/with odd name", lock_url, timeout_s=10.0) as c:
+            assert c.waited_s < 10.0
     with pytest.raises(LockTimeout, match="holder-of-a"):
         with model_lock("model-a", lock_url, timeout_s=0.3):
             pass
@@ -204,13 +206,13 @@ def test_locks_of_different_models_do_not_block_each_other(tmp_path, lock_url, w
 
 def test_the_same_model_twice_in_one_thread_fails_fast(lock_url):
     """Not re-entrant, and says so at once instead of waiting for itself until the timeout."""
-    with model_lock("sst2-classifier", lock_url, timeout_s=2):
+    with model_lock("sst2-classifier", lock_url, timeout_s=10):  # free: 10 s only bound a loaded Prefect API
         started = time.monotonic()
         with pytest.raises(RuntimeError, match="not re-entrant"):
             with model_lock("sst2-classifier", lock_url, timeout_s=30):
                 pass
         assert time.monotonic() - started < 1.0
-    with model_lock("sst2-classifier", lock_url, timeout_s=2):  # and the failed attempt left nothing held
+    with model_lock("sst2-classifier", lock_url, timeout_s=10):  # and the failed attempt left nothing held
         pass
 
 
