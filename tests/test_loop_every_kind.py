@@ -40,6 +40,11 @@ BATCH = 40
 GROWN = {"token_classification": ["B-MISC", "I-MISC"], "multilabel_classification": ["urgent"]}
 
 
+def write_conll(path: Path, sentences: list[list[tuple[str, str]]]) -> None:
+    """Sentences of (word, tag) as a CoNLL file: a word and its tag a line, a blank line between sentences."""
+    path.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n", encoding="utf-8")
+
+
 def split_off_batch(path: Path, batch: Path, task: str) -> None:
     """Write the batch in the base file's format: for a table, move :data:`BATCH` of its lines under the same
     header; for CoNLL, :data:`BATCH` new sentences (the example's sentences repeat a few templates, so a moved one
@@ -49,8 +54,7 @@ def split_off_batch(path: Path, batch: Path, task: str) -> None:
         rng = random.Random(1)
         misc = [("Berlin", "B-MISC"), ("Google", "I-MISC")]  # words the tiny BERT knows, as a new entity type
         sentences = [_sentence(rng) + [("and", "O")] + misc + _sentence(rng) for _ in range(BATCH)]
-        batch.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n",
-                         encoding="utf-8")
+        write_conll(batch, sentences)
         return
     header, *lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     middle = slice(len(lines) // 2, len(lines) // 2 + BATCH)  # the examples plant their broken rows at the end
@@ -140,7 +144,7 @@ def continued_after_a_drop(config, root: Path, landing: Path, batch_file: Path, 
     sentences = [_sentence(rng) + [("and", "O")] + _sentence(rng) + [("and", "O")] + _sentence(rng)
                  for _ in range(BATCH)]
     later = landing / "batch2.conll"
-    later.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n")
+    write_conll(later, sentences)
     (landing / "batch2.conll.done").touch()
     third = retrain_flow(config, trigger="test")
     assert third.status == "retrained" and third.batches_used == ["batch2.conll"], third.message
