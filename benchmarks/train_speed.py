@@ -17,6 +17,8 @@ Variants (``--variants``; default all):
 - ``tuneline``      ``tuneline train`` with the same settings (precision auto: bf16 where the CPU has AMX/AVX512-BF16;
                     evaluates on its validation rows and checkpoints once per epoch, as it does by default)
 - ``tuneline_lora`` the same with ``--set model.strategy=lora`` (LoRA's own defaults: learning rate 5e-4, dropout 0)
+- ``tuneline_all_positions`` / ``tuneline_lora_all_positions`` tuneline (full, LoRA) with its last layer computing
+                    every position (``model.head_token_only=false``, as before 2026-12-03): that one lever alone
 - ``tuneline_lora_dropout`` LoRA with ``model.lora.dropout=0.1`` (the default before; its accuracy is in the table)
 - ``tuneline_frozen_embeddings`` the same with the embeddings frozen (a recipe change: its accuracy is in the table)
 - ``tuneline_frozen_bottom2`` / ``tuneline_frozen_bottom3`` the embeddings and the bottom 2 / 3 encoder layers frozen
@@ -81,6 +83,8 @@ TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
             # one lever undone: PyTorch's SDPA attention instead of the eager attention model.attention=auto picks on
             # a CPU for up to 128 tokens
             "tuneline_sdpa": ["--set", "model.attention=sdpa"],
+            "tuneline_all_positions": ["--set", "model.head_token_only=false"],
+            "tuneline_lora_all_positions": ["--set", "model.strategy=lora", "--set", "model.head_token_only=false"],
             "tuneline_frozen_bottom2": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true",
                                         "--set", "model.freeze.bottom_layers=2"],
             "tuneline_frozen_bottom3": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true",

@@ -21,6 +21,7 @@ from transformers import AutoTokenizer
 from tuneline.errors import UserError
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import ModelConfig
+from tuneline.head_token import compute_head_token_only
 from tuneline.kinds import TaskKind, kind_of
 from tuneline.runtime import resolve_base_model
 
@@ -190,6 +191,7 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
     except ValueError as error:
         raise _refused_remote_code(config, error) from None
     always_trained = kind.adapt_model(model, model_inputs or {})
+    head_token_only = config.head_token_only and compute_head_token_only(model)
     if config.strategy == "freeze":
         apply_freeze(model, config.freeze.embeddings, config.freeze.bottom_layers, config.freeze.all_but_head)
         for name, module in model.named_modules():
@@ -201,9 +203,9 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if trainable == 0:
         raise ModelBuildError("the configured strategy leaves no trainable parameter; relax model.freeze")
-    log.info("model %s (%s, %s attention): %d labels, %s of %s parameters trainable (%.1f%%)", config.base,
-             config.strategy, extra["attn_implementation"], len(labels), f"{trainable:,}", f"{total:,}",
-             100 * trainable / total)
+    log.info("model %s (%s, %s attention%s): %d labels, %s of %s parameters trainable (%.1f%%)", config.base,
+             config.strategy, extra["attn_implementation"], ", last layer for the head's token" if head_token_only
+             else "", len(labels), f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     return BuiltModel(model=model, base_path=base, trainable_parameters=trainable, total_parameters=total)
 
 

@@ -15,13 +15,20 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import working_in
+from conftest import working_in, write_tiny_bert
 from tuneline.config import ConfigError, build_config
 from tuneline.demo import demo_config_dict, write_demo_csv
 from tuneline.distributed import FAULT_ENV, WorkerFailed
 from tuneline.flows.train import train_flow
 
 EPOCHS = 8
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    """The tiny BERT without dropout: this module asserts that the DDP model learned, which with dropout depends on
+    the draws (see :func:`conftest.write_tiny_bert`)."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert-no-dropout"), dropout=0.0)
 
 
 def ddp_config(data_file: Path, tiny_bert: Path, processes: int, *overrides: str):

@@ -12,7 +12,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from conftest import working_in
+from conftest import working_in, write_tiny_bert
 from tuneline.config import build_config
 from tuneline.demo import demo_config_dict, write_demo_csv
 from tuneline.flows.train import train_flow
@@ -28,6 +28,13 @@ def tiny_config(data_file: Path, tiny_bert: Path, *overrides: str):
                               "tracking.experiment=flow-test", "tokenize.max_length=32", "train.epochs=15",
                               "train.learning_rate=2e-3", "train.batch_size=32", "train.early_stopping_patience=0", "train.precision=fp32",
                               "evaluate.zero_shot_baseline=true", "gate.min_metric=0.5", *overrides])
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    """The tiny BERT without dropout: this module asserts how well it learns, which with dropout depends on the draws
+    (see :func:`conftest.write_tiny_bert`)."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert-no-dropout"), dropout=0.0)
 
 
 def registry() -> MlflowClient:

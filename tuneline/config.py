@@ -165,6 +165,10 @@ class ModelConfig(_Strict):
     attention: Literal["auto", "eager", "sdpa"] = Field(
         "auto", description="Attention kernel for training. auto: eager on a CPU for sequences up to 128 tokens (as "
                             "fast as SDPA on a quiet machine, 1.8x faster on a loaded one), sdpa otherwise.")
+    head_token_only: bool = Field(
+        True, description="Sequence classification (BERT, RoBERTa, ELECTRA layouts): the last encoder layer computes "
+                          "only the first token, the one the head reads (same logits and gradients; whole runs 1.03x "
+                          "faster, LoRA 1.12x); false computes every position.")
 
     @model_validator(mode="after")
     def _options_match_strategy(self) -> "ModelConfig":
