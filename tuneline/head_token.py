@@ -19,6 +19,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.bert.modeling_bert import eager_attention_forward
+
 #: model types whose sequence-classification head reads the first position of the last layer and nothing else
 FIRST_TOKEN_HEADS = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "electra"})
 _ATTENTION = frozenset({"eager", "sdpa"})
@@ -49,9 +52,6 @@ def last_layer(model: Any) -> Any | None:
 def _first_position_forward(self: Any, hidden_states: Any, attention_mask: Any = None, *args: Any,
                             **kwargs: Any) -> Any:
     """BertLayer.forward for the first position only: keys and values from all positions, the rest from one."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    from transformers.models.bert.modeling_bert import eager_attention_forward
-
     for unused in ("cache", "past_key_values", "encoder_hidden_states", "encoder_attention_mask", "use_cache",
                    "output_attentions"):
         kwargs.pop(unused, None)
