@@ -19,6 +19,8 @@ Variants (``--variants``; default all):
 - ``tuneline_lora`` the same with ``--set model.strategy=lora`` (LoRA's own defaults: learning rate 5e-4, dropout 0)
 - ``tuneline_all_positions`` / ``tuneline_lora_all_positions`` tuneline (full, LoRA) with its last layer computing
                     every position (``model.head_token_only=false``, as before 2026-12-03): that one lever alone
+- ``tuneline_lora_top3`` / ``tuneline_lora_top2`` LoRA on the top 3 / 2 encoder layers only (``model.lora.top_layers``,
+                    a recipe option: the backward pass stops below them)
 - ``tuneline_lora_dropout`` LoRA with ``model.lora.dropout=0.1`` (the default before; its accuracy is in the table)
 - ``tuneline_frozen_embeddings`` the same with the embeddings frozen (a recipe change: its accuracy is in the table)
 - ``tuneline_frozen_bottom2`` / ``tuneline_frozen_bottom3`` the embeddings and the bottom 2 / 3 encoder layers frozen
@@ -48,6 +50,7 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -75,6 +78,7 @@ TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
             # draws were 32% of a CPU LoRA step (results/step_profile.json)
             "tuneline_lora_dropout": ["--set", "model.strategy=lora", "--set", "model.lora.dropout=0.1"],
             "tuneline_lora_top3": ["--set", "model.strategy=lora", "--set", "model.lora.top_layers=3"],
+            "tuneline_lora_top2": ["--set", "model.strategy=lora", "--set", "model.lora.top_layers=2"],
             # a recipe lever, not a default: the embedding table (12M of MiniLM's 23M weights) stays as pretrained,
             # so the optimizer, the gradient clipping and the backward pass skip half the weights
             "tuneline_frozen_embeddings": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true"],
@@ -268,7 +272,7 @@ def run_tuneline(variant: str, paths: dict[str, Path], model_base: str, seed: in
     config = tuneline_config(paths, model_base, seed, args, folder)
     overrides = list(TUNELINE[variant])
     if args.smoke:  # the smoke mode's tiny BERT has 2 layers
-        overrides = [o.replace("model.lora.top_layers=3", "model.lora.top_layers=1") for o in overrides]
+        overrides = [re.sub(r"model\.lora\.top_layers=\d", "model.lora.top_layers=1", o) for o in overrides]
     if "lora" not in variant:  # LoRA keeps its own default learning rate
         overrides += ["--set", f"train.learning_rate={args.lr}"]
     tuneline = Path(sys.executable).with_name("tuneline")
