@@ -272,7 +272,7 @@ def run_tuneline(variant: str, paths: dict[str, Path], model_base: str, seed: in
     config = tuneline_config(paths, model_base, seed, args, folder)
     overrides = list(TUNELINE[variant])
     if args.smoke:  # the smoke mode's tiny BERT has 2 layers
-        overrides = [re.sub(r"model\.lora\.top_layers=\d", "model.lora.top_layers=1", o) for o in overrides]
+        overrides = [re.sub(r"model\.lora\.top_layers=\d+", "model.lora.top_layers=1", o) for o in overrides]
     if "lora" not in variant:  # LoRA keeps its own default learning rate
         overrides += ["--set", f"train.learning_rate={args.lr}"]
     tuneline = Path(sys.executable).with_name("tuneline")
