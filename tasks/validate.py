@@ -315,7 +315,10 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
     path = write_quarantine(quarantine, run_dir, run)
     log.info("validated %d records: %d rejected (quarantine: %s); %d labels", loaded.total_records,
              count_rejected(quarantine), path, len(labels))
+    records_per_file: Counter = Counter()
+    for source in loaded.sources:  # one file given as two splits (validation and test) is counted for each
+        records_per_file[str(source.path)] += source.records
     enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, run,
-                         config.data.max_duplicate_fraction, {str(s.path): s.records for s in loaded.sources})
+                         config.data.max_duplicate_fraction, dict(records_per_file))
     return ValidatedData(frames=clean, labels=labels, quarantine=quarantine, quarantine_path=path,
                          total_records=loaded.total_records)

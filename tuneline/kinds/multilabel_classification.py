@@ -400,16 +400,21 @@ def _pieces_recur(joined: list[str], separator: str) -> bool:
                for piece, labels in owners.items())
 
 
-def _check_separator(seen: list[str], separator: str) -> None:
+def _check_separator(seen: list[str], separator: str, joined_here: int = 0) -> None:
     """A LabelSetError when the inferred labels look like lists joined with another separator (``a|b`` read with
     ``,``): each such combination would silently become a class of its own. They do when every piece of the joined
-    labels is also seen alone, or when pieces recur across joined labels (see :func:`_pieces_recur`)."""
+    labels is also seen alone, or when pieces recur across joined labels (see :func:`_pieces_recur`).
+
+    ``joined_here``: the cells ``separator`` itself split into two or more labels. A file that mostly joins with it
+    and has a few cells joined otherwise (``joy;fear`` among hundreds of ``joy,anger``) is no file of the other
+    separator: switching to it, as the error said, broke every other multi-label cell (and the error then said to
+    switch back); those few cells are left to the rare-label and label-set rules, which name them."""
     distinct = set(seen)
     for other in _OTHER_SEPARATORS:
         if other == separator:
             continue
         joined = [label for label in distinct if other in label]
-        if len(joined) < 2:
+        if len(joined) < 2 or sum(other in label for label in seen) <= joined_here:
             continue
         parts = {part.strip() for label in joined for part in label.split(other) if part.strip()}
         # every piece of a joined label is itself a label seen alone: a list, not a name like "C++/C#"
@@ -422,23 +427,37 @@ def _check_separator(seen: list[str], separator: str) -> None:
                                 f"{_setting(other)} (or list the real labels in data.labels)")
 
 
-def _check_separator_known(unknown: list[str], separator: str, known: set[str]) -> None:
+def _check_separator_known(unknown: list[str], separator: str, known: set[str], joined_here: int = 0) -> None:
     """A LabelSetError when labels outside a configured set (``data.labels`` / ``data.label_names``) are known
     labels or ids joined with another separator (``8|20`` read with ``,``): otherwise every multi-label row is
-    quarantined as "not in the label set" and the message points at the label names, not the separator."""
+    quarantined as "not in the label set" and the message points at the label names, not the separator.
+
+    ``joined_here``: the cells ``separator`` itself split into two or more labels; when it joins at least as many
+    as the other one, the few other cells (``1;2`` among ``1,3`` rows) are quarantined by row, not made a reason to
+    switch separators (which broke every other multi-label row and then asked to switch back)."""
     for other in _OTHER_SEPARATORS:
         if other == separator:
             continue
-        joined = sorted({label for label in unknown if other in label
-                         and len(parts := [p.strip() for p in label.split(other) if p.strip()]) >= 2
-                         and all(part in known for part in parts)})
-        if joined:
+        cells = [label for label in unknown if other in label
+                 and len(parts := [p.strip() for p in label.split(other) if p.strip()]) >= 2
+                 and all(part in known for part in parts)]
+        joined = sorted(set(cells))
+        if joined and len(cells) > joined_here:
             from tuneline.kinds.classification import LabelSetError
 
             shown = ", ".join(repr(label) for label in joined[:3])
             raise LabelSetError(f"labels such as {shown} are several known labels joined with {other!r}, but "
                                 f"data.label_separator is {separator!r}: set data.label_separator: "
                                 f"{_setting(other)}")
+
+
+def _cells_joined(source: pd.DataFrame | None, known: set[str] | None = None) -> int:
+    """The train cells read as two or more labels (of ``known``, where given): those data.label_separator joined."""
+    if source is None:
+        return 0
+    return sum(isinstance(row, list) and len(row) >= 2
+               and (known is None or all(isinstance(label, str) and label in known for label in row))
+               for row in source["label"])
 
 
 def looks_like_one_indicator_column(rows: Any) -> bool:
@@ -523,7 +542,7 @@ def _is_bit(item: object) -> bool:
         isinstance(item, numbers.Real) and not isinstance(item, (str, bytes)) and item in (0, 1))
 
 
-def multi_hot_width(values: list[Any]) -> int | None:
+def multi_hot_width(values: list[Any], names_count: int | None = None) -> int | None:
     """The length of the multi-hot vectors a label column holds, or None when it holds no such vectors.
 
     Hugging Face datasets and sklearn's ``MultiLabelBinarizer`` write a text's labels as one 0/1 per label, position
@@ -532,6 +551,10 @@ def multi_hot_width(values: list[Any]) -> int | None:
     common length is at least 2, and the lists cannot be sets of ids: one repeats a value (``[0, 0, 1]``) or holds
     booleans. That most common length is the width; rows of another length are the caller's to reject, except for
     width 2, which must be every row's (``[0, 1]`` beside ``[1]`` and one ``[1, 1]`` are more likely ids).
+
+    A column of only ``[1, 0]`` and ``[0, 1]`` (two labels, one a row: a test file without a row of both or of none,
+    Keras' ``to_categorical``) is vectors too, unless ``names_count`` (data.label_names) says there are other than
+    two labels: read as ids, every row had both labels, the vectors' positions lost without a word.
     """
     lengths: Counter = Counter()
     could_be_ids = True
@@ -547,7 +570,7 @@ def multi_hot_width(values: list[Any]) -> int | None:
             lengths[len(items)] += 1
             could_be_ids = could_be_ids and len({int(item) for item in items}) == len(items) \
                 and not any(isinstance(item, (bool, np.bool_)) for item in items)
-    if not lengths or could_be_ids:
+    if not lengths or (could_be_ids and (set(lengths) != {2} or names_count not in (None, 2))):
         return None
     width = lengths.most_common(1)[0][0]
     return width if width > 2 or (width == 2 and len(lengths) == 1) else None
@@ -602,7 +625,7 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
     1/0 or true/false is the names it flags. An object of anything else, a list of lists and a vector of another
     length are quarantined with a detail that says what to write.
     """
-    width = multi_hot_width(values)
+    width = multi_hot_width(values, len(names) if names is not None else None)
     if names and names[0].strip().casefold() in _HEADER_WORDS:
         _refuse_header_line(data, names, width - 1 if width else _largest_id(values, data.label_separator))
     if width is not None:
@@ -907,11 +930,11 @@ class MultilabelKind(ClassificationKind):
             _check_separator_known([label for row in (source["label"] if source is not None else [])
                                     if isinstance(row, list) for label in row
                                     if isinstance(label, str) and label not in known],
-                                   data.label_separator, known)
+                                   data.label_separator, known, _cells_joined(source, known))
         else:
             seen = [label for row in (source["label"] if source is not None else [])
                     if isinstance(row, list) for label in row if isinstance(label, str)]
-            _check_separator(seen, data.label_separator)
+            _check_separator(seen, data.label_separator, _cells_joined(source))
             labels = frequent_labels(seen, data.min_examples_per_label, data.label_separator)
         # rows that are no label list yet (the contract rejects them later) must not break the presence check
         usable = {role: frame.assign(label=[v if isinstance(v, list) and all(isinstance(x, str) for x in v) else []

@@ -37,7 +37,7 @@ from pydantic import Field
 from tuneline.config import DataConfig, TokenizeConfig, TunelineConfig
 from tuneline.errors import UserError
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
-from tuneline.kinds.classification import LABEL_SOURCE_ROLES, RARE_LABELS_SHOWN, LabelSetError
+from tuneline.kinds.classification import LABEL_SOURCE_ROLES, RARE_LABELS_SHOWN, LabelSetError, matched_columns
 from tuneline.pyfunc.token_tagger import case_types_of, grow_case_types
 from tuneline.readers import DataLoadError, read_conll, read_table
 
@@ -275,14 +275,18 @@ def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame
     elif fmt in ("jsonl", "parquet"):
         result = read_table(path, fmt, encoding=data.encoding, on_decode_error=data.on_decode_error)
         raw = result.frame
-        missing = [c for c in (data.tokens_column, data.tags_column) if c not in raw.columns]
+        # keys that differ from the configured ones only in case or surrounding spaces ("Tokens", "Tags") find them,
+        # as a table's header does for the other kinds
+        wanted = matched_columns(raw, {"tokens": data.tokens_column, "tags": data.tags_column})
+        tokens_column, tags_column = wanted["tokens"], wanted["tags"]
+        missing = [c for c in (tokens_column, tags_column) if c not in raw.columns]
         if len(raw) and missing:
             found = [c for c in raw.columns if c not in ("source_row", "source_line")]
             raise DataLoadError(f"{path} has no field {missing[0]!r} in any record (its fields: {found}); "
                                 "set data.tokens_column / data.tags_column to the right names")
         frame = pd.DataFrame({
-            "tokens": pd.Series([_as_list_or_none(v) for v in raw.get(data.tokens_column, [])], dtype=object),
-            "tags": pd.Series([_as_list_or_none(v) for v in raw.get(data.tags_column, [])], dtype=object),
+            "tokens": pd.Series([_as_list_or_none(v) for v in raw.get(tokens_column, [])], dtype=object),
+            "tags": pd.Series([_as_list_or_none(v) for v in raw.get(tags_column, [])], dtype=object),
             "source_row": raw["source_row"] if len(raw) else pd.Series([], dtype="int64")})
     else:
         raise DataLoadError(f"format {fmt!r} is not a token-classification format; use conll (.conll/.txt column "

@@ -75,6 +75,12 @@ def _text_at(value: Any, position: int) -> str:
         return value
     if value is None:
         raise ValueError(f"input {position} is missing (null); every input needs some text")
+    if isinstance(value, (bytes, bytearray)):  # a Parquet binary cell: str() would predict on "b'...'"
+        try:
+            return _text_at(bytes(value).decode("utf-8"), position)
+        except UnicodeDecodeError:
+            raise ValueError(f"input {position} is bytes that are not UTF-8 text ({bytes(value)[:40]!r}); pass "
+                             "one string per input") from None
     if isinstance(value, (list, tuple, dict, set)) or getattr(value, "ndim", 0) != 0:
         raise ValueError(f"input {position} is {value!r:.60}, not a text; pass one string per input")
     if pd.isna(value):

@@ -70,6 +70,12 @@ def _text(value: Any, where: str) -> str:
         if not value.strip():
             raise ValueError(f"predict got an empty text at {where}; every pair needs two texts")
         return value
+    if isinstance(value, (bytes, bytearray)):  # a Parquet binary cell: str() would predict on "b'...'"
+        try:
+            return _text(bytes(value).decode("utf-8"), where)
+        except UnicodeDecodeError:
+            raise ValueError(f"predict got bytes that are not UTF-8 text ({bytes(value)[:40]!r}) at {where}; every "
+                             "pair needs two texts") from None
     if value is None or (np.ndim(value) == 0 and not isinstance(value, bool) and pd.isna(value)):
         raise ValueError(f"predict got a missing text at {where}; every pair needs two texts")
     if np.ndim(value) != 0 or isinstance(value, bool):

@@ -16,9 +16,9 @@ Choices, and why:
 
 * Raw text is split into words the way CoNLL data is (the data the model was trained on): runs of letters/digits,
   kept whole across inner ``-``, ``'``, ``.`` and ``&`` (``1996-08-22``, ``O'Neill``, ``AT&T``), letter-dot
-  abbreviations kept whole (``U.S.``), and every other non-space character a word of its own (``Paris.`` →
-  ``Paris`` ``.``). Words keep their character offsets into the raw text. Pre-split words are taken as they are;
-  their offsets refer to ``" ".join(tokens)``.
+  abbreviations kept whole (``U.S.``), a combining mark kept with its word (a decomposed ``José``), and every other
+  non-space character a word of its own (``Paris.`` → ``Paris`` ``.``). Words keep their character offsets into the
+  raw text. Pre-split words are taken as they are; their offsets refer to ``" ".join(tokens)``.
 * A word's tag is the prediction on its first subword (as in training); its score is that tag's probability.
 * Long inputs are never truncated: words are packed into overlapping windows that fit ``max_length`` tokens, and
   each word takes its prediction from the window where it sits most centrally (most context on both sides). A single
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -136,8 +137,16 @@ def resolve_precision(precision: str | None, device: str) -> str:
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:
-    """CoNLL-style words of raw text with their [start, end) character offsets."""
-    return [(m.group(), m.start(), m.end()) for m in WORD_PATTERN.finditer(text)]
+    """CoNLL-style words of raw text with their [start, end) character offsets.
+
+    A combining mark (Unicode category M: the accent of a decomposed ``José``, ``Zoë`` as macOS and some web pages
+    write them, a Devanagari vowel sign) belongs to the word it follows, as a reader sees it: ``re``'s ``\\w`` does
+    not match marks, so ``Jose\\u0301`` split into ``Jose`` and a "word" of the accent alone, and an entity's text
+    and offsets cut the name short. The pattern runs on a copy of the text where each mark is a letter (one
+    character for one, so the offsets hold) and the words are cut from the text itself."""
+    shadow = text if text.isascii() else "".join(
+        "a" if unicodedata.category(c).startswith("M") else c for c in text)
+    return [(text[m.start():m.end()], m.start(), m.end()) for m in WORD_PATTERN.finditer(shadow)]
 
 
 def join_words(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
