@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from prefect import flow
 
 from tuneline.common import task_logger
-from tuneline.dataset_store import DatasetStore
+from tuneline.dataset_store import DatasetStore, DataVersion
 from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
 from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
@@ -89,7 +89,8 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 base_data_changed(config, stored)  # warned about, whether or not anything new landed
             if not ledger.free_batches() and store.current() is not None \
                     and config.retrain.when_no_new_data == "skip":
-                message = _nothing_to_do(config, ledger, tracking_uri, refused)
+                message = _nothing_to_do(config, ledger, tracking_uri, refused) + _untrained_version(
+                    store.current(), name, tracking_uri)
                 print(message)
                 return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
                                       batches_rejected=refused, batches_duplicate=duplicates,
@@ -174,6 +175,27 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
             " (the first model was not promoted): land a new batch, or retrain on the current data with "
             "--set retrain.when_no_new_data=retrain"))
     return message
+
+
+def _untrained_version(current: DataVersion | None, name: str, tracking_uri: str) -> str:
+    """A sentence for a run that skips while the current data version was made by hand (``tuneline data drop`` or
+    ``data relabel``) and no model version was trained on it yet: the user who dropped a batch and ran ``tuneline
+    retrain`` read "no new batch has landed; nothing to do" and was left serving the model trained on the rows they
+    had just taken out. "" when a model was trained on it, or when the registry cannot say."""
+    if current is None or not (current.created_by or "").startswith("user "):
+        return ""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        trained = any((mv.tags or {}).get("data.version") == str(current.number)
+                      for mv in client.search_model_versions(f"name='{name}'"))
+    except Exception:  # noqa: BLE001 - only a hint depends on it
+        return ""
+    if trained:
+        return ""
+    return (f"; data version {current.number} ({current.note or 'made by hand'}) has no model trained on it yet: "
+            "retrain on it with --set retrain.when_no_new_data=retrain")
 
 
 def _dead_process(run_id: str, tracking_uri: str) -> str | None:

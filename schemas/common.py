@@ -8,6 +8,7 @@ in Arrow. Both give the same answer as the plain versions on object columns, wha
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -157,9 +158,20 @@ def _leak_forms(text: pd.Series) -> pd.Series:
     return text.astype("string").str.strip().str.replace(_SPACE_RUN, " ", regex=True).str.lower()
 
 
+#: A string (RE2, for ``pyarrow.compute``) of nothing a reader sees: whitespace (``\p{Z}``, with the control
+#: characters ``\p{Cc}`` that ``str.isspace`` also takes) and format characters (``\p{Cf}``: a zero-width space or
+#: joiner, a soft hyphen, a byte-order mark). The registered models refuse such an input
+#: (``tuneline.pyfunc.text_classifier.invisible_only``, the same set), so validation quarantines it too.
+NOTHING_VISIBLE = r"^[\p{Z}\p{Cc}\p{Cf}]*$"
+
+
 def non_empty_string(values: pd.Series) -> pd.Series:
-    """True where a value is a string with something other than whitespace: the text rule of every text kind."""
-    if arrow_strings(values) is not None:
-        return pd.Series(values.notna().to_numpy() & ~blank_strings(values), index=values.index)
-    is_str = values.map(lambda value: isinstance(value, str))
-    return is_str & (values.where(is_str, "").astype("string").str.strip().str.len() > 0)
+    """True where a value is a string with something a reader sees: the text rule of every text kind. A text of only
+    invisible characters (a ``"\u200b"`` pasted from a web page) is no example: the model learnt a label for no
+    text, and the gate's and drift's scoring through the registered model refused the test row."""
+    column = arrow_strings(values)
+    if column is not None:
+        blank = pc.fill_null(pc.match_substring_regex(column, NOTHING_VISIBLE), False).to_numpy(zero_copy_only=False)
+        return pd.Series(values.notna().to_numpy() & ~blank, index=values.index)
+    return values.map(lambda value: isinstance(value, str) and not all(
+        c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in value))

@@ -74,6 +74,29 @@ def input_roles(config: DataConfig) -> dict[str, Path]:
     return {role: path for role in ("train", "validation", "test") if (path := getattr(config, role)) is not None}
 
 
+def warn_test_is_validation(sources: list[SourceFile]) -> None:
+    """Warn (once, into the run's warnings) when data.validation and data.test are one file, or two copies of it.
+
+    The run chooses its model on validation (early stopping, the best checkpoint, multi-label thresholds), so a test
+    score on the same rows is optimistic, and nothing said so. A warning, not an error: a corpus with only a dev set
+    is commonly scored so, and the leakage rule, which sets aside validation and test records that are also in train,
+    is about what the model was trained on, not chosen by."""
+    by_role = {source.role: source for source in sources}
+    validation, test = by_role.get("validation"), by_role.get("test")
+    if validation is None or test is None:
+        return
+    if validation.path.resolve() == test.path.resolve():
+        what = f"are the same file ({test.path})"
+    elif validation.sha256 == test.sha256:
+        what = f"are copies of one file ({validation.path}, {test.path}: the same SHA-256)"
+    else:
+        return
+    task_logger().warning(
+        "data.validation and data.test %s: the model is chosen on validation (early stopping, the best checkpoint, "
+        "multi-label thresholds), so its test score on the same rows is optimistic; give a test file of its own, or "
+        "leave data.test out to carve a test split from train (data.split.test_fraction)", what)
+
+
 @pipeline_task(name="load-data")
 def load_data(config: TunelineConfig) -> LoadedData:
     """Read every configured input file with the kind's reader; record its SHA-256 and its unparseable records."""
@@ -98,6 +121,7 @@ def load_data(config: TunelineConfig) -> LoadedData:
                                   loaded=len(read.frame), malformed=len(read.malformed)))
         log.info("loaded %s: %d of %d records (%d unusable) from %s [%s]", role, len(read.frame), read.records_seen,
                  len(read.malformed), path, fmt)
+    warn_test_is_validation(sources)
     release_unused_memory()
     return LoadedData(frames=frames, sources=sources,
                       malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS))

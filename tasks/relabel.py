@@ -46,6 +46,37 @@ def _label_text(value: Any, per_word: bool = True) -> str:
     return str(value if per_word or not isinstance(value, (list, tuple)) else sorted(map(str, value)))
 
 
+#: contract rules a relabelling file answers itself: one example given two labels (or twice the same) is
+#: :func:`relabel_rows`'s to name, and a label outside the set is refused there with the set listed
+_ANSWERED_BY_RELABEL = frozenset({"no_exact_duplicates", "no_conflicting_label_duplicates", "label_in_label_set",
+                                  "tag_in_label_set"})
+
+
+def refuse_broken_rows(corrections: pd.DataFrame, labels: list[str], config: Any, path: Path) -> None:
+    """Refuse, naming the file's rows, a correction the kind's contract would quarantine in a batch: a row without
+    a label (an empty cell), an empty text, a multi-label row left with no label, tags that are not IOB2.
+
+    A relabelling replaces labels in the data as they are, so it must meet the contract every row of the data met
+    when it came in: a ``text,label`` row with the label cell left empty was committed as a label of NaN, and the
+    next retraining failed on (or trained with) a row of no class. ``config``: the loop's config with the data
+    version's label set, as ``corrections`` was prepared with it."""
+    from tuneline.tasks.load import QUARANTINE_COLUMNS
+    from tuneline.tasks.validate import apply_contract
+
+    _clean, quarantine = apply_contract({"all": corrections}, labels, pd.DataFrame(columns=QUARANTINE_COLUMNS),
+                                        config)
+    broken = quarantine[~quarantine["rule"].isin(_ANSWERED_BY_RELABEL)]
+    if broken.empty:
+        return
+    first = broken.iloc[0]
+    detail = first["detail"] if isinstance(first["detail"], str) and first["detail"] else (
+        f"column {first['column']}" if isinstance(first["column"], str) else "")
+    count = broken["source_row"].nunique()
+    raise UserError(f"{path}: {count} row(s) break the data contract, first row {first['source_row']} "
+                    f"({first['rule']}" + (f": {detail}" if detail else "") + "); fix them, so that no row of the "
+                    "data is given a label it could never have landed with")
+
+
 def relabel_rows(store: DatasetStore, parent: DataVersion, corrections: pd.DataFrame, kind: Any, path: Path,
                  actor: str, note: str) -> Relabelled:
     """Commit the version of ``parent`` in which every example of ``corrections`` (the kind's frame, read from

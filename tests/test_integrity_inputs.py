@@ -422,3 +422,33 @@ def test_max_bad_fraction_holds_for_each_file_too(tmp_path):
     test[11] = (test[11][0], "1")
     pd.DataFrame(test, columns=["text", "label"]).to_csv(tmp_path / "test.csv", index=False)
     assert validate(config, tmp_path / "run2").frames["test"].shape[0] == 29
+
+
+@pytest.mark.parametrize("kind, suffix", [("classification", "csv"), ("classification", "jsonl"),
+                                          ("pair_classification", "jsonl"), ("multilabel_classification", "csv")])
+def test_a_text_of_only_invisible_characters_is_quarantined(tmp_path, kind, suffix):
+    """A zero-width space (or a byte-order mark, a soft hyphen) is not blank, so validation kept it: the model learnt a
+    label for no text, and the registered model refuses such a text, so scoring the test rows through it failed."""
+    invisible = ["\u200b", "\ufeff\u200d", "\u00ad \u2060"]
+    rows = [{"text": f"some words {i}", "text_pair": f"other words {i}", "label": "ab"[i % 2]} for i in range(40)]
+    for n, text in enumerate(invisible):
+        rows.insert(10 * n + 5, {"text": text, "text_pair": "fine", "label": "a"})
+    columns = {"classification": ["text", "label"], "pair_classification": ["text", "text_pair", "label"],
+               "multilabel_classification": ["text", "label"]}[kind]
+    path = tmp_path / f"d.{suffix}"
+    frame = pd.DataFrame(rows)[columns]
+    if suffix == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in frame.to_dict("records")),
+                        encoding="utf-8")
+    extra = {"text_column": "text", "label_column": "label"} if kind == "multilabel_classification" else {}
+    result = validate(run_config(kind, "data.max_bad_fraction=0.2", "gate.primary_metric=macro_f1", path=path, **extra),
+                      tmp_path / "run")
+    quarantined = result.quarantine[result.quarantine["column"] == "text"]
+    assert sorted(quarantined["source_row"].astype(int)) == [6, 16, 26]
+    assert set(quarantined["rule"]) == {"text_is_non_empty_string"}
+    kept = result.frames["all"]["text"].tolist()
+    assert len(kept) == 40 and not any(text in kept for text in invisible)
+    if kind == "classification":
+        assert all(detail.startswith("the text has only invisible characters") for detail in quarantined["detail"])

@@ -17,7 +17,7 @@ from typing import Any
 from tuneline import runtime  # noqa: F401  (offline defaults first)
 from tuneline import serving
 from tuneline.config import ConfigError, TunelineConfig, build_config, load_config
-from tuneline.errors import UserError
+from tuneline.errors import UserError, bytes_shown
 from tuneline.runtime import redact
 
 EPILOG = "Overrides use dotted keys: --set train.learning_rate=3e-5 --set model.strategy=lora"
@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="CSV/TSV --input: the N lines above the header that are no part of the table (a "
                          "title, export notes); default 0")
     predict.add_argument("--encoding", default="utf-8",
-                         help="the --input file's text encoding (default utf-8; a byte-order mark overrides it)")
+                         help="the --input file's (or stdin's) text encoding (default utf-8; a byte-order mark "
+                         "overrides it)")
     predict.add_argument("--batch-size", type=int, default=1000, help="with --output: rows per chunk (default 1000)")
     predict.add_argument("--pair", action="append", default=[], metavar="TEXT",
                          help="sentence-pair models: the second text of each positional text (repeat, in order)")
@@ -552,14 +553,30 @@ def _promotions(args: argparse.Namespace) -> int:
             # the state asked for already holds (a script re-run, a gate that promoted it first): no error
             print(f"{args.name} v{current} is already the champion; nothing to do")
             return 0
-        moved = move_champion(client, args.name, args.version, expected_from=current,
-                              actor=_cli_actor(), action=PROMOTE, reason=args.reason, **stores)
+        try:  # a refused move took the lock's slot too: its events are flushed before the one-line error
+            moved = move_champion(client, args.name, args.version, expected_from=current,
+                                  actor=_cli_actor(), action=PROMOTE, reason=args.reason, **stores)
+        finally:
+            _flush_prefect_events()
         verdict = gate_verdict(client, args.name, moved.to_version)
         if verdict:  # a person may overrule the gate; they should not do it unawares
             print(f"tuneline: warning: promoted against its gate's verdict: {verdict}", file=sys.stderr)
     elif args.command == "rollback":
-        moved = rollback_champion(client, args.name, actor=_cli_actor(), reason=args.reason, **stores)
+        try:
+            moved = rollback_champion(client, args.name, actor=_cli_actor(), reason=args.reason, **stores)
+        finally:
+            _flush_prefect_events()
     else:
+        from tuneline.ledger import sqlite_file_missing
+
+        if sqlite_file_missing(ledger_url):  # opening it would create an empty ledger where the user mistyped a path
+            if args.ledger_url:
+                raise UserError(f"--ledger-url {redact(ledger_url)}: no such ledger file; give the URL of the ledger "
+                                "promotions were recorded in (by default the one beside the tracking store)")
+            if not _is_registered(client, args.name):
+                _require_registered(client, uri, [args.name], "the model name")
+            print(f"no recorded moves of {args.name}@champion: no ledger at {redact(ledger_url)} yet")
+            return 0
         with PromotionLog(ledger_url, args.name) as log:
             rows = log.history()
             for row in rows:
@@ -576,13 +593,13 @@ def _promotions(args: argparse.Namespace) -> int:
             print(f"tuneline: warning: {warning}", file=sys.stderr)
         return 0
     print(f"{args.name}@champion: {moved.line()}")
-    _flush_prefect_events()
     return 0
 
 
 def _flush_prefect_events() -> None:
     """With a Prefect API, the gate lock's concurrency slot sends events; a command that exits right after left
-    Prefect's events worker warning "Still processing items" on every promote and rollback."""
+    Prefect's events worker warning "Still processing items" on every promote and rollback, a refused one too (a
+    rollback with nothing to roll back to printed that warning under its one-line error)."""
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
@@ -761,6 +778,42 @@ def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "
     return table, list(table.columns), {}
 
 
+def _stdin_lines(encoding: str) -> list[str]:
+    """The lines of stdin, decoded with ``--encoding`` (default utf-8; a byte-order mark overrides it, as for a file),
+    without their line ends. Bytes that are not valid in it are a :class:`UserError` naming the line, the byte offset
+    and ``--encoding``, as for an ``--input`` file: the text stream decoded them with the locale's codec, raising a
+    bare UnicodeDecodeError, or in a C locale passing on ``'caf\\udce9'``, which the model refused with "surrogates
+    not allowed" and no line."""
+    import codecs
+    import io
+
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream without bytes under it (an embedding program's, a test's): already text
+        return [line.rstrip("\r\n") for line in sys.stdin]
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        raise UserError(f"--encoding {encoding!r} is no encoding Python knows; give a codec name such as utf-8, "
+                        "latin-1 or cp1252") from None
+    data, name, skipped = buffer.read(), codec.name, 0
+    for mark, marked in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                         (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(mark):
+            data, name, skipped = data[len(mark):], marked, len(mark)
+            break
+    try:
+        text = data.decode(name)
+    except UnicodeDecodeError as error:
+        before = data[:error.start].decode(name, errors="replace")
+        line = before.count("\n") + before.count("\r") - before.count("\r\n") + 1  # as the lines below are cut
+        bad = data[error.start:error.end]
+        raise UserError(f"stdin line {line}, byte offset {error.start + skipped}: {bytes_shown(bad)} "
+                        f"{'is' if len(bad) == 1 else 'are'} not valid {name if skipped else encoding} "
+                        f"({error.reason}); give the input's encoding with --encoding (e.g. latin-1 or cp1252), or convert it to UTF-8 (e.g. "
+                        "iconv -f cp1252 -t utf-8)") from None
+    return [line.rstrip("\r\n") for line in io.StringIO(text, newline=None)]
+
+
 def _predict(args: argparse.Namespace) -> int:
     args.model = _registry_reference(args.model)
     if args.skip_lines < 0 or (args.skip_lines and args.input is None):
@@ -777,7 +830,7 @@ def _predict(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri(args.tracking_uri)
     mlflow.set_tracking_uri(_existing_store(uri) if args.model.startswith("models:/") else uri)
     from_stdin = args.input is None and not args.texts
-    texts = args.texts or ([line.rstrip("\r\n") for line in sys.stdin] if from_stdin else [])
+    texts = args.texts or (_stdin_lines(args.encoding) if from_stdin else [])
     if from_stdin:
         blank = next((n for n, t in enumerate(texts, 1) if not t.strip()), None)
         if blank is not None and any(t.strip() for t in texts[blank:]):  # trailing blank lines are harmless
@@ -787,7 +840,7 @@ def _predict(args: argparse.Namespace) -> int:
             texts.pop()
     if args.input is None and not texts:
         raise UserError("nothing to predict: give texts as arguments, one per line on stdin, or --input FILE")
-    from tuneline.kinds.label_spellings import visible
+    from tuneline.pyfunc.text_classifier import invisible_only  # the registered models' own rule
 
     for what, given in (("text", args.texts), ("--pair text", args.pair)):
         # the model numbers its inputs from 0 (an HTTP list's index); on a command line they are counted from 1
@@ -798,7 +851,7 @@ def _predict(args: argparse.Namespace) -> int:
     # only invisible characters (a zero-width space): --input refuses them, and the model would answer a label for
     # no text at all
     for where, given in (("on the command line", args.texts), ("as --pair", args.pair), ("on stdin", texts)):
-        unseen = next((n for n, t in enumerate(given or [], 1) if t.strip() and not visible(t).strip()), None)
+        unseen = next((n for n, t in enumerate(given or [], 1) if invisible_only(t)), None)
         if unseen is not None:
             raise UserError(f"text {unseen} {where} has no visible text (only invisible characters: "
                             f"{given[unseen - 1]!r}); every input needs some text")

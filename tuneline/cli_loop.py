@@ -41,8 +41,9 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
                                "without them)", description="Commit a new data version: the current one without the "
                                "rows a batch added (e.g. a batch with wrong labels that the gate refused, whose rows "
                                "would otherwise stay in every later train and test split). Earlier versions keep "
-                               "them. Then retrain on the cleaned data: tuneline retrain -c CONFIG --set "
-                               "retrain.when_no_new_data=retrain.", epilog=epilog)
+                               "them. A batch no data version holds yet (landed, not trained on) is only marked "
+                               "dropped, so that no run takes it in. Then retrain on the cleaned data: tuneline "
+                               "retrain -c CONFIG --set retrain.when_no_new_data=retrain.", epilog=epilog)
     drop.add_argument("batch", metavar="BATCH", help="the batch's file or folder name as landed (e.g. "
                       "tickets-batch-006.csv), or the start of its content hash")
     drop.add_argument("--reason", required=True, help="why (kept in the data version's note)")
@@ -109,6 +110,7 @@ def _retrain(config: TunelineConfig) -> int:
     from tuneline.runtime import check_base_model
 
     check_base_model(config.model.base, config.tokenize.max_length)  # before the API starts: a refusal leaves no server to stop
+    _check_local_landing(config.retrain.landing)
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
@@ -122,6 +124,21 @@ def _retrain(config: TunelineConfig) -> int:
     summary = retrain_flow(config, trigger="manual")
     print_retrain_summary(summary)
     return 0
+
+
+def _check_local_landing(landing: str | None) -> None:
+    """A local ``retrain.landing`` that is not a folder, refused before the Prefect API starts: the flow refused it
+    too, but only after about 20 s of starting a server and after opening (creating) the ledger database, for what is
+    a typo in the config. A remote URL (``s3://``) is left to the flow, which opens its file system anyway."""
+    from tuneline.config import ConfigError
+
+    if landing is None or "://" in str(landing):
+        return
+    folder = Path(landing).expanduser()
+    if not folder.is_dir():
+        what = "is a file, not a folder; set" if folder.exists() else "does not exist; create it, or set"
+        raise ConfigError(f"retrain.landing: the landing folder {folder} {what} retrain.landing to the folder where "
+                          "labeled batches land")
 
 
 def print_retrain_summary(summary: Any) -> None:
@@ -204,20 +221,22 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
 
     from tuneline.dataset_store import DatasetStore
     from tuneline.errors import UserError
+    from tuneline.ledger import CLAIMED, LANDED, VALIDATED, Ledger, LedgerConflict
     from tuneline.tasks.intake import dataset_folder
 
     name, url, batch = _landed_batch(config, batch_name, reason, "why the batch's rows are taken out")
     with DatasetStore(url, name, dataset_folder(config)) as store:
         parent = store.current()
         part = store.part_in_version(batch.content_hash, parent) if parent is not None else None
+        if batch.state in (LANDED, CLAIMED, VALIDATED) and (part is None or parent is None
+                                                           or part not in parent.parts):
+            return _drop_before_use(name, url, batch, reason)
         if part is None:
             raise UserError(f"batch {batch.name} added no rows to the data (it is {batch.state}); nothing to drop")
         labels = _labels_still_carried(config, store, parent, part) if parent is not None else None
         version = store.drop_part(part, f"user {getpass.getuser()}",
                                   f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}",
                                   labels=labels)
-    from tuneline.ledger import Ledger, LedgerConflict
-
     try:  # the ledger listed it "used" as if its rows were still trained on, and took a "landed" one again
         with Ledger(url, name) as ledger:
             ledger.mark_dropped(batch.content_hash, f"user {getpass.getuser()}",
@@ -237,6 +256,28 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
     return 0
 
 
+def _drop_before_use(name: str, url: str, batch: "Batch", reason: str) -> int:
+    """``data drop`` of a batch no data version holds yet (landed, validated and waiting for
+    ``retrain.min_new_rows``, or left claimed by a run that died): there are no rows to take out, but the next run
+    would take it in, so it is marked ``dropped`` in the ledger and no run ever claims it. Before, the command
+    answered "nothing to drop" and the next run trained on the batch the user had just asked to drop. Refused
+    (nothing changed) while a live run holds it: that run may commit its rows, which a drop then takes out."""
+    import getpass
+
+    from tuneline.errors import UserError
+    from tuneline.ledger import Ledger, LedgerConflict
+
+    try:
+        with Ledger(url, name) as ledger:
+            ledger.mark_dropped(batch.content_hash, f"user {getpass.getuser()}",
+                                f"before any data version held its rows: {reason.strip()}")
+    except LedgerConflict as error:
+        raise UserError(f"{error}; let that run finish, then drop the batch (its rows are then in the data)") from None
+    print(f"batch {batch.name} (#{batch.content_hash[:12]}) of {name} is dropped: it was {batch.state} and no data "
+          "version holds its rows, so the data stays as it is and no retraining run will take the batch in")
+    return 0
+
+
 def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     """``tuneline data relabel FILE``: a new data version with the labels of FILE's rows (:mod:`tasks.relabel`)."""
     import getpass
@@ -248,7 +289,7 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     from tuneline.readers import DataLoadError, detect_format
     from tuneline.runtime import resolve_tracking_uri
     from tuneline.tasks.intake import dataset_folder
-    from tuneline.tasks.relabel import relabel_rows
+    from tuneline.tasks.relabel import refuse_broken_rows, relabel_rows
 
     if not reason.strip():
         raise UserError("--reason must say why the labels change")
@@ -267,8 +308,8 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     kind = kind_of(config)
     try:
         read = kind.read(path, detect_format(path, config.data.format), config.data)
-    except DataLoadError as error:
-        raise UserError(f"{path}: {error}") from None
+    except DataLoadError as error:  # the reader's message names the file already: once is enough
+        raise UserError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     if read.malformed:
         first = read.malformed[0]
         raise UserError(f"{path}: {len(read.malformed)} record(s) cannot be read, first at row "
@@ -283,6 +324,7 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
         frame = kind.prepare({"all": read.frame}, spelled, source=f" in {path.name}")["all"]
         if frame.empty:
             raise UserError(f"{path} holds no rows; give the rows to relabel with their right labels")
+        refuse_broken_rows(frame, list(parent.labels), config.model_copy(update={"data": spelled}), path)
         done = relabel_rows(store, parent, frame, kind, path, f"user {getpass.getuser()}",
                             f"relabelled rows from {path.name}: {reason.strip()}")
     per_split = ", ".join(f"{split} {count}" for split, count in sorted(done.splits.items()))
@@ -315,13 +357,19 @@ def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str
     """(model name, ledger URL, the one original batch landed as ``batch_name`` or whose content hash starts with
     it), for a command that changes a batch's fate by hand and so must say ``why``."""
     from tuneline.errors import UserError
-    from tuneline.ledger import Ledger, ledger_url_for
+    from tuneline.ledger import Ledger, ledger_url_for, sqlite_file_missing
     from tuneline.runtime import resolve_tracking_uri
 
     if not reason.strip():
         raise UserError(f"--reason must say {why}")
     model = config.registered_model_name
     url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    if sqlite_file_missing(url):
+        # run from another folder (the default ledger sits beside ./mlflow.db): opening it created an empty ledger
+        # there, and the answer "no landed batch is called X" sent the user looking for a typo in the name
+        raise UserError(f"no batch ledger at {redact(url)}, so no batch of {model!r} has landed there: run this in "
+                        "the folder where `tuneline retrain` ran (the one holding mlflow.db), or set ledger.url / "
+                        "tracking.tracking_uri to that loop's stores")
     wanted = Path(batch_name.rstrip("/")).name or batch_name  # a path (landing/x.csv) names its batch x.csv
     with Ledger(url, model) as ledger:
         every = ledger.batches()
@@ -355,9 +403,13 @@ def _data_requeue(config: TunelineConfig, batch_name: str, reason: str) -> int:
     import getpass
 
     from tuneline.errors import UserError
-    from tuneline.ledger import Ledger, LedgerConflict
+    from tuneline.ledger import LANDED, Ledger, LedgerConflict
 
     name, url, batch = _landed_batch(config, batch_name, reason, "why the batch is taken again")
+    if batch.state == LANDED:  # what was asked for holds (a requeue run twice, e.g. again with --set): as promote
+        print(f"batch {batch.name} (#{batch.content_hash[:12]}) of {name} is landed already: the next `tuneline "
+              "retrain` takes it; nothing to do (a --set for that run goes on `tuneline retrain`)")
+        return 0
     try:
         with Ledger(url, name) as ledger:
             ledger.requeue(batch.content_hash, f"user {getpass.getuser()}", reason.strip())
@@ -401,9 +453,25 @@ def _rejects_again(config: TunelineConfig, reasons: list[str]) -> str | None:
     return " ".join(needed) or None
 
 
+#: name endings of a batch file or its marker: a FOLDER named so is the file the user meant to land, not a folder
+_FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".pq", ".conll", ".txt", ".done")
+
+
 def _demo_batch(args: argparse.Namespace) -> int:
     from tuneline.demo import write_demo_batch
+    from tuneline.errors import UserError
 
+    folder: Path = args.folder
+    # Checked before anything is written. A file there failed in the OS's words ("File exists: demo-loop.yaml: check
+    # that path, its permissions and the free disk space"); a batch file's name (landing/b.csv) made a folder b.csv
+    # inside the landing folder, which the scanner then listed as a folder batch waiting for its _SUCCESS forever.
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder: give the landing folder (retrain.landing) to write the "
+                        f"batch into, e.g. tuneline demo-batch {folder.parent} -n {args.number}")
+    if not folder.exists() and folder.name.lower().endswith(_FILE_SUFFIXES):
+        raise UserError(f"{folder} names a file, not the landing folder: demo-batch names its file "
+                        f"tickets-batch-NNN.csv itself; give the folder (retrain.landing), e.g. tuneline demo-batch "
+                        f"{folder.parent} -n {args.number}")
     path = write_demo_batch(args.folder / f"tickets-batch-{args.number:03d}.csv", args.number, rows=args.rows,
                             shift=args.shift)
     marker = path.with_name(path.name + ".done")

@@ -342,6 +342,22 @@ class LedgerConfig(_Strict):
     lease_s: float = Field(600.0, gt=0, description="How long a retraining run holds its batches without renewing "
                            "(it renews every lease_s/3 while it works); a killed run's batches are free after it.")
 
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        """A URL SQLAlchemy can open, checked with the config (exit 2), not when the ledger first opens mid-run."""
+        if url is None or "${" in url:  # credentials from the environment: expanded when the ledger opens
+            return url
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL; write sqlite:///path/to/ledger.db or "
+                             "postgresql://user:${PASSWORD}@host/db") from None
+        return url
+
 
 class DriftConfig(_Strict):
     """Thresholds of the drift checks run on every new batch against the current data version."""
@@ -600,6 +616,8 @@ def yaml_error_line(path: Path, error: yaml.YAMLError) -> str:
 def load_config(path: Path | str, overrides: list[str] | None = None) -> TunelineConfig:
     """Read a YAML config file; data paths in it are relative to the file's folder."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give the YAML file (e.g. {path / 'tuneline.yaml'})")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:

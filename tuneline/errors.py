@@ -29,6 +29,12 @@ def excerpt(value: object, width: int = 60) -> str:
     return shown if len(shown) <= width else shown[:width - 1] + "…"
 
 
+def bytes_shown(data: bytes) -> str:
+    """Undecodable bytes as an error names them: ``byte 0x97``, ``bytes 0xe2 0x80``. The bare hex (``bytes 97``)
+    read as a decimal count of bytes, and the 0x is what hex editors and encoding tables show."""
+    return ("byte " if len(data) == 1 else "bytes ") + " ".join(f"0x{b:02x}" for b in data)
+
+
 def _user_error_names() -> set[str]:
     names, pending = set(), [UserError]
     while pending:

@@ -967,19 +967,20 @@ class Ledger(LedgerDatabase):
             return _batch(conn.execute(select(BATCHES).where(BATCHES.c.id == current.id)).one())
 
     def mark_dropped(self, batch_hash: str, actor: str, detail: str) -> Batch:
-        """``used`` (or ``validated`` / ``landed`` and not held by a live run) → ``dropped``: its rows were taken back
-        out of the data by a person. Final: the ledger listed it ``used`` as if its rows were still trained on, and a
-        ``validated`` or ``landed`` one would have been claimed again, putting its rows back."""
+        """``used`` (or ``claimed`` / ``validated`` / ``landed`` and not held by a live run) → ``dropped``: its rows
+        were taken back out of the data by a person, or it is dropped before any run used it. Final: the ledger listed
+        it ``used`` as if its rows were still trained on, and a ``landed`` one, or a ``claimed`` or ``validated`` one
+        whose run died, would have been claimed again, putting its rows (back) in."""
         now = _now()
         with self._tx("cannot mark a batch dropped in") as conn:
             current = self._original(conn, batch_hash)
             held = current is not None and current.state in _HELD and current.claimed_by is not None and \
                 current.lease_expires_at is not None and current.lease_expires_at >= now
-            if current is None or current.state not in (LANDED, VALIDATED, USED) or held:
+            if current is None or current.state not in (LANDED, *_HELD, USED) or held:
                 state = "not recorded" if current is None else _describe(current)
                 raise LedgerConflict(f"batch #{batch_hash[:12]} is {state} in the batch ledger {redact(self.url)} of "
-                                     f"model {self.model!r}: only a landed, validated or used batch no run holds is "
-                                     "dropped")
+                                     f"model {self.model!r}: only a landed, claimed, validated or used batch no run "
+                                     "holds is dropped")
             changed = conn.execute(
                 update(BATCHES).where(BATCHES.c.id == current.id, BATCHES.c.state == current.state)
                 .values(state=DROPPED, claimed_by=None, lease_expires_at=None, version=BATCHES.c.version + 1,

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from pandas.arrays import ArrowStringArray
 
 from tuneline.config import DataConfig
-from tuneline.errors import UserError
+from tuneline.errors import UserError, bytes_shown
 
 DecodePolicy = Literal["error", "quarantine"]
 PROVENANCE_COLUMNS = ("source_row", "source_line")
@@ -215,7 +215,7 @@ def _check_file(path: Path, text: bool = True) -> None:
                 magic = magic if handle.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC else b""
     except OSError:
         return  # the reader's own read says what is wrong
-    # read as text each is "bytes 8b are not valid utf-8 ...; set data.encoding": true, and no help (the advice
+    # read as text each is "byte 0x8b is not valid utf-8 ...; set data.encoding": true, and no help (the advice
     # leads to a garbled read under latin-1)
     for start, tool, keep, stream, suffix in _COMPRESSED_MAGIC:
         if magic.startswith(start):
@@ -482,8 +482,9 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
         if on_decode_error == "error":
             first = min(bad) + 1 if bad else 1
             raise DataLoadError(
-                f"{path}: line {first}, byte offset {error.start + skipped}: bytes "
-                f"{body[error.start:error.end].hex(' ')} are not valid {encoding} ({error.reason}); set data.encoding "
+                f"{path}: line {first}, byte offset {error.start + skipped}: "
+                f"{bytes_shown(body[error.start:error.end])} {'is' if error.end - error.start == 1 else 'are'} not "
+                f"valid {encoding} ({error.reason}); set data.encoding "
                 "to the file's encoding (e.g. cp1252, or latin-1), or data.on_decode_error: quarantine to set the "
                 "lines that do not decode aside") from None
     if not any(line.strip() for line in lines):

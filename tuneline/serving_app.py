@@ -149,39 +149,101 @@ JSON_EXAMPLES = {"pair_classification": '{"inputs": [["first text", "second text
 JSON_EXAMPLE = '{"inputs": ["a text", "another text"]}'
 
 
+def normalized_content_type(content_type: str) -> str:
+    """``content_type`` as MLflow's scoring app can compare it: the media type and the parameter names in lower case,
+    a UTF-8 charset spelled ``utf-8``, quotes and empty parameters dropped (``Application/JSON; Charset="UTF8";`` →
+    ``application/json; charset=utf-8``). Media types, parameter names and charset names are case-insensitive (RFC
+    9110 §8.3.1), but MLflow compares them as written: ``Application/JSON`` or ``application/JSON; charset=UTF-8``,
+    as some clients and proxies send them, got a text/plain 415 ("only supports the following content types")."""
+    import codecs
+
+    mime, *parameters = (part.strip() for part in content_type.split(";"))
+    parts = [mime.lower()]
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        name, value = name.strip().lower(), value.strip().strip('"')
+        if not name:
+            continue  # "application/json;": MLflow refused the empty parameter as "unrecognized"
+        if name == "charset":
+            try:
+                value = "utf-8" if codecs.lookup(value).name == "utf-8" else value.lower()
+            except LookupError:
+                value = value.lower()
+        parts.append(f"{name}={value}")
+    return "; ".join(parts)
+
+
 def content_type_problem(content_type: str | None, task: str = "") -> str | None:
     """Why ``POST /invocations`` cannot take a body of this ``Content-Type`` (one line naming the accepted types and
     a JSON body for ``task``), or None when it can. A missing header made MLflow's app fail with a 500
-    (``None.split``); ``text/csv`` with the pandas-type error above; any other type with a text/plain 415 that
-    listed ``text/csv`` as if it worked."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime in ACCEPTED_CONTENT_TYPES:
-        return None
+    (``None.split``); ``text/csv`` with the pandas-type error above; any other type, or a charset other than UTF-8,
+    with a text/plain 415 (the former listing ``text/csv`` as if it worked). The type is compared in lower case
+    (:func:`normalized_content_type`)."""
+    mime, *parameters = normalized_content_type(content_type or "").split("; ")
     fix = (f"accepted content types: {', '.join(ACCEPTED_CONTENT_TYPES)}; send e.g. "
            f"{JSON_EXAMPLES.get(task, JSON_EXAMPLE)} as application/json")
     if not mime:
         return f"the request has no Content-Type header; {fix}"
     if mime == "text/csv":
         return f"Content-Type text/csv is not accepted (MLflow cannot read this model's inputs from CSV); {fix}"
-    return f"Content-Type {mime} is not accepted; {fix}"
+    if mime not in ACCEPTED_CONTENT_TYPES:
+        return f"Content-Type {mime} is not accepted; {fix}"
+    charset = next((p.partition("=")[2] for p in parameters if p.startswith("charset=")), "utf-8")
+    if charset != "utf-8":
+        return (f"Content-Type {content_type} names the charset {charset}; the server reads UTF-8 only: send the body "
+                f"in UTF-8 (charset=utf-8, or no charset)")
+    return None
+
+
+#: MLflow's input fields: the top-level key of a JSON request that holds its inputs (exactly one of them).
+INPUT_FIELDS = ("inputs", "instances", "dataframe_split", "dataframe_records")
+#: The kinds that read fewer: an NER model's signature comes from its type hint, and MLflow then reads ``inputs`` only.
+TASK_INPUT_FIELDS = {"token_classification": ("inputs",)}
+
+
+def input_field_problem(payload: Any, task: str) -> str | None:
+    """Why a JSON request names no input field this model reads (one line with the fields it reads and the keys
+    that were sent), or None.
+
+    A misspelled field (``{"input": [...]}``, ``{"text": [...]}``) was answered by whatever MLflow made of it: "must
+    be a JSON dictionary with exactly one of the input fields ... Received dictionary with input fields: []" and a
+    paragraph on MLflow 2.0 (it lists only the known keys it found: none), or, for ``input``, MLflow's LLM request
+    format: "predict got a column named 'input'" from a classifier, "the signature declares 2 inputs" from a pair
+    model, and a 200 with the field's texts tagged from an NER model."""
+    accepted = TASK_INPUT_FIELDS.get(task, INPUT_FIELDS)
+    names = (f"the input field {accepted[0]!r}" if len(accepted) == 1 else "one of the input fields "
+             + ", ".join(repr(field) for field in accepted[:-1]) + f" or {accepted[-1]!r}")
+    example = JSON_EXAMPLES.get(task, JSON_EXAMPLE)
+    if not isinstance(payload, dict):
+        what = {list: "a JSON list", str: "a JSON string"}.get(type(payload), f"the JSON value {payload!r:.40}")
+        return f"the request body is {what}, not an object: send the inputs under {names}, e.g. {example}"
+    given = [key for key in payload if key in INPUT_FIELDS]
+    if len(given) == 1 and given[0] in accepted:
+        return None
+    if len(given) > 1:
+        return (f"the request has {len(given)} input fields ({', '.join(map(repr, given))}); send the inputs under "
+                f"exactly {names}, e.g. {example}")
+    if given:
+        return f"a {task} model reads its inputs from {names} only, not {given[0]!r}: send e.g. {example}"
+    import difflib
+
+    keys = [str(key) for key in payload]
+    close = [match for key in keys for match in difflib.get_close_matches(key.lower(), accepted, n=1)]
+    sent = f"its keys are {', '.join(map(repr, keys))}" if keys else "it is an empty object"
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"the request has no input field: {sent}{hint}; send the inputs under {names}, e.g. {example}"
 
 
 #: The kinds whose every input is one text: a list in its place is a mistake (other kinds take lists: a pair, words)
 ONE_TEXT_TASKS = ("classification", "multilabel_classification")
 
 
-def nested_input_problem(body: bytes, task: str) -> str | None:
+def nested_input_problem(payload: Any, task: str) -> str | None:
     """Why a JSON request to a one-text model cannot be answered as sent, or None: an input that is a list
     (``{"inputs": [["a", "b"]]}``, a batch wrapped once too often). MLflow's scoring server turned it into a table
     with a column per text and its schema enforcement kept the first column: one label, for the first text alone.
     The model never sees the list, so the served app looks at the request itself."""
-    if task not in ONE_TEXT_TASKS:
-        return None
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None  # MLflow's own parser says what is wrong with it
-    if not isinstance(payload, dict):
+    if task not in ONE_TEXT_TASKS or not isinstance(payload, dict):
         return None
     inputs = payload.get("inputs", payload.get("instances"))
     if not isinstance(inputs, list):
@@ -195,11 +257,82 @@ def nested_input_problem(body: bytes, task: str) -> str | None:
             "(a list in its place reached the model as its first text only)")
 
 
+#: The columns of a pair model's input (``pair_classifier.TEXT``, ``PAIR``), and how to send pairs, as the README says.
+PAIR_COLUMNS = ("text", "text_pair")
+PAIR_SHAPE = ('send each pair as a list of its two texts or an object with "text" and "text_pair", e.g. '
+              f'{JSON_EXAMPLES["pair_classification"]} or {{"inputs": [{{"text": "first text", "text_pair": "second '
+              'text"}]}')
+PAIR_FRAME = '{"dataframe_split": {"columns": ["text", "text_pair"], "data": [["first text", "second text"]]}}'
+
+
+def pair_shape_problem(payload: Any, task: str) -> str | None:
+    """Why a JSON request to a pair model holds no pairs (one line naming the input and the shape to send), or None.
+
+    A flat list of texts, a list of one or three texts, an object or a frame without ``text_pair`` (or ``text``)
+    reached MLflow's schema enforcement as one or three columns for the signature's two: "Model inference is missing
+    inputs. The model signature declares 2 inputs but the provided value only has 1 inputs", with no word on which
+    input or on what a pair looks like; three texts were answered 200 on the first two. The model never sees such a
+    request whole, so the served app looks at the request itself."""
+    if task != "pair_classification" or not isinstance(payload, dict):
+        return None
+    from tuneline.errors import excerpt
+
+    if isinstance(payload.get("dataframe_split"), dict):
+        columns = payload["dataframe_split"].get("columns")
+        if isinstance(columns, list) and not set(PAIR_COLUMNS) <= {c for c in columns if isinstance(c, str)}:
+            return (f"dataframe_split has the columns {excerpt(columns, 80)}; a pair model reads two columns named "
+                    f"'text' and 'text_pair', e.g. {PAIR_FRAME}")
+        return None
+    if isinstance(payload.get("dataframe_records"), list):
+        for position, record in enumerate(payload["dataframe_records"]):
+            missing = [c for c in PAIR_COLUMNS if c not in record] if isinstance(record, dict) else []
+            if missing:
+                return (f"record {position} of dataframe_records has no {missing[0]!r} (its keys: "
+                        f"{excerpt(list(record), 60)}); every record needs 'text' and 'text_pair', e.g. "
+                        '{"dataframe_records": [{"text": "first text", "text_pair": "second text"}]}')
+        return None
+    field = next((key for key in ("inputs", "instances") if key in payload), None)
+    if field is None:
+        return None
+    inputs = payload[field]
+    if isinstance(inputs, dict):
+        return (f"{field} is an object of columns ({excerpt(list(inputs), 60)}), which MLflow cannot read for a pair "
+                f"model; {PAIR_SHAPE}, or {PAIR_FRAME}")
+    if not isinstance(inputs, list):
+        return f"{field} is {excerpt(inputs, 60)}, not a list of pairs; {PAIR_SHAPE}"
+    for position, item in enumerate(inputs):
+        if isinstance(item, list) and len(item) != 2:
+            return (f"input {position} is a list of {len(item)} text{'s' * (len(item) != 1)} ({excerpt(item, 80)}), "
+                    f"not a pair; {PAIR_SHAPE}")
+        if isinstance(item, dict) and not set(PAIR_COLUMNS) <= set(item):
+            missing = next(c for c in PAIR_COLUMNS if c not in item)
+            return f"input {position} has no {missing!r} (its keys: {excerpt(list(item), 60)}); {PAIR_SHAPE}"
+        if not isinstance(item, (list, dict)):
+            one = json.dumps({field: [inputs]}, ensure_ascii=False)  # two texts: one pair, unwrapped?
+            one = (f" (for one pair send {one})" if len(inputs) == 2 and all(isinstance(v, str) for v in inputs)
+                   and len(one) <= 160 else "")
+            return f"input {position} is {excerpt(item, 60)}, not a pair{one}; {PAIR_SHAPE}"
+    return None
+
+
+def json_request_problem(body: bytes, task: str) -> str | None:
+    """Why a JSON request body cannot be answered as sent (:func:`input_field_problem`,
+    :func:`nested_input_problem`, :func:`pair_shape_problem`), or None; a body that is no JSON is left to MLflow's
+    own parser, whose message says what is wrong with it."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return (input_field_problem(payload, task) or nested_input_problem(payload, task)
+            or pair_shape_problem(payload, task))
+
+
 def served(app: Any, name: str, version: str, task: str) -> Any:
     """``app`` (MLflow's scoring app) with the served version's headers on every response, ``GET /model``, a request
     body of a type the model cannot take refused with a 415 that names the accepted ones (see
-    :func:`content_type_problem`), and client errors (4xx) cut to what to fix: no echo of the request, no server
-    stack trace."""
+    :func:`content_type_problem`; an accepted type in any letter case is served), a JSON request it cannot answer as
+    sent refused with a 400 that says what to send (:func:`json_request_problem`), and client errors (4xx) cut to
+    what to fix: no echo of the request, no server stack trace."""
     from starlette.responses import JSONResponse, Response
 
     headers = {"X-Model-Name": name, "X-Model-Version": version}
@@ -207,11 +340,17 @@ def served(app: Any, name: str, version: str, task: str) -> Any:
     @app.middleware("http")
     async def accepted_content_types(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
         if request.method == "POST" and request.url.path.rstrip("/") == "/invocations":
-            problem = content_type_problem(request.headers.get("content-type"), task)
+            content_type = request.headers.get("content-type")
+            problem = content_type_problem(content_type, task)
             if problem is not None:
                 return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=415)
-            if task in ONE_TEXT_TASKS and "json" in (request.headers.get("content-type") or ""):
-                problem = nested_input_problem(await request.body(), task)  # the body is cached for MLflow's app
+            normal = normalized_content_type(content_type)
+            if normal != content_type:  # MLflow's app reads the header from the scope, compared as written
+                request.scope["headers"] = [
+                    (key, normal.encode("latin-1", "replace") if key == b"content-type" else value)
+                    for key, value in request.scope["headers"]]
+            if normal.startswith("application/json"):
+                problem = json_request_problem(await request.body(), task)  # the body is cached for MLflow's app
                 if problem is not None:
                     return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=400)
         return await call_next(request)

@@ -20,7 +20,8 @@ from pydantic import Field, model_validator
 from tuneline.errors import UserError, excerpt
 from tuneline.config import DataConfig, TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
-from tuneline.readers import DataLoadError, header_line_below, normalize_label, read_table
+from tuneline.readers import (DataLoadError, bom_encoding, csv_layout, header_line_below, normalize_label,
+                              read_table)
 
 #: Roles whose labels define the label set when none is configured.
 LABEL_SOURCE_ROLES = ("train", "all")
@@ -287,8 +288,12 @@ def _joined_labels(rare: list[str], counts: Counter) -> str | None:
     return joined[0] if joined and len(joined) >= len(rare) / 2 else None
 
 
-def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column: str) -> list[str]:
-    """At least two labels, and every configured label present in train (else it could never be learned)."""
+def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column: str,
+                      label_names: bool = False) -> list[str]:
+    """At least two labels, and every configured label present in train (else it could never be learned). The
+    error names the labels train holds, and its advice names only keys of the config's task kind: ``label_names``
+    for a kind with data.label_names (multi-label); a single-label kind reads a label as written, so class ids
+    (a Hugging Face export's ``"label": 0``) under named data.labels get their own advice."""
     if len(labels) < 2:
         raise LabelSetError(f"the label set {labels} has {len(labels)} label(s); a classifier needs at least 2: "
                             "check data.label_column or data.labels")
@@ -300,11 +305,50 @@ def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column
             seen = {v for value in source[column] for v in (value if isinstance(value, list) else [value])}
         absent = [label for label in labels if label not in seen]
         if absent:
+            held = sorted((str(v) for v in seen), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+            shown = ", ".join(repr(v) for v in held[:10]) + (f", ... ({len(held)} in all)" if len(held) > 10 else "")
+            if label_names:
+                advice = ("; where labels are ids, do not delete lines from data.label_names, whose line numbers are "
+                          "the ids: list the labels to learn in data.labels instead")
+            elif held and all(v.isdigit() for v in held):
+                advice = ("; these are class ids, and this task reads a label as the name written in the file: leave "
+                          "data.labels out, so the classes are named '0', '1', ..., or write the names into the "
+                          "label column")
+            else:
+                advice = ""
             raise LabelSetError(f"configured label(s) {absent} never occur in the training data, so the model cannot "
-                                "learn them: add training rows, or leave them out of data.labels (where labels are "
-                                "ids, do not delete lines from data.label_names, whose line numbers are the ids: "
-                                "list the labels to learn in data.labels instead)")
+                                f"learn them: add training rows, or leave them out of data.labels (train holds "
+                                f"{shown}{advice})")
     return labels
+
+
+#: a wrong-field-count detail the reader gave no cause of: ``3 fields, header has 2`` (``most records have 2``)
+_BARE_FIELD_COUNT = re.compile(r"(\d+) fields, (?:header has|most records have) (\d+)")
+
+
+def delimiter_hint(delimiter: str) -> str:
+    """Why a CSV record has more fields than the header, most likely: a text holding the delimiter, unquoted."""
+    return (f"a text holding {delimiter!r} must be in double quotes (\"fine{delimiter} thanks\"), as spreadsheet "
+            "programs and pandas' to_csv write it")
+
+
+def with_delimiter_hints(malformed: list[dict], path: Path, fmt: str, data: Any, hint: Any) -> list[dict]:
+    """``malformed`` with the likely cause added to each CSV record that has more fields than the header and no
+    cause yet (``3 fields, header has 2`` alone said what, not why): ``hint(delimiter)``, with the line number. A
+    cause the reader found (a stray delimiter at the line's end, R's row names) is surer and kept alone. TSV files
+    are read without quoting, so quotes are no advice there."""
+    if fmt != "csv" or not any(record.get("rule") == "record_has_wrong_field_count" for record in malformed):
+        return malformed
+    delimiter = csv_layout(path, bom_encoding(path, data.encoding), data.skip_lines)[0]
+    cause = hint(delimiter)
+    hinted = []
+    for record in malformed:
+        match = _BARE_FIELD_COUNT.fullmatch(str(record.get("detail") or ""))
+        if record.get("rule") == "record_has_wrong_field_count" and match and int(match[1]) > int(match[2]):
+            line = f"line {record['source_line']}: " if record.get("source_line") else ""
+            record = {**record, "detail": f"{record['detail']}; {line}{cause}"}
+        hinted.append(record)
+    return hinted
 
 
 def _no_text_detail(value: Any) -> str:
@@ -317,6 +361,9 @@ def _no_text_detail(value: Any) -> str:
                 f"(\"{value}\") if it is a text")
     if isinstance(value, (dict, list, tuple, np.ndarray)):
         return "the text is a JSON object or list, not a string: write one text per row"
+    if isinstance(value, str) and value.strip():
+        return (f"the text has only invisible characters ({excerpt(value, 40)}: zero-width spaces, format or control "
+                "characters): give the row a text, or drop it")
     return "the text is empty or only spaces"
 
 
@@ -405,7 +452,13 @@ class ClassificationKind(TaskKind):
         frame["source_file"] = (pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [str(path)])
                                 if compact else str(path))
         frame["source_row"] = raw["source_row"].astype("int64")
-        return frame, list(result.malformed), result.records_seen
+        return frame, with_delimiter_hints(list(result.malformed), path, fmt, data, self.delimiter_hint(data)), \
+            result.records_seen
+
+    def delimiter_hint(self, data: ClassificationData) -> Any:
+        """``delimiter → the likely cause`` of a CSV record with more fields than the header (see
+        :func:`with_delimiter_hints`)."""
+        return delimiter_hint
 
     def read(self, path: Path, fmt: str, data: ClassificationData) -> ReadRecords:
         frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column},

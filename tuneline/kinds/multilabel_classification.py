@@ -22,6 +22,7 @@ import numbers
 import re
 import tokenize
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -30,11 +31,11 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from tuneline.config import TunelineConfig
-from tuneline.errors import excerpt
+from tuneline.errors import bytes_shown, excerpt
 from tuneline.kinds.base import Evaluation, ReadRecords
 from tuneline.kinds.classification import (
     LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, LabelSetError, as_objects, checked_label_set,
-    columns_or_error, frequent_labels, matched_columns)
+    columns_or_error, delimiter_hint, frequent_labels, matched_columns, with_delimiter_hints)
 from tuneline.readers import VALUE_LIMIT, DataLoadError, bom_encoding, file_bytes, normalize_label
 
 #: Rows of train embedded to fit the zero-shot baseline's threshold (enough for one number, bounded in time).
@@ -48,6 +49,11 @@ class MultilabelData(ClassificationData):
         None, description="Label names by id: a list, or a file with one name a line (line number = id, from 0). "
                           "Ids in the data are mapped to these names; they are also the label set unless "
                           "data.labels is given.")
+    label_values: Literal["auto", "ids", "names"] = Field(
+        "auto", description="With data.label_names: what the data's labels are. ids: numbers counting the names from "
+                            "0; names: the names themselves; auto: a number that is no name is an id, and names "
+                            "that are themselves numbers (1, 2, 3, ...) make the data's numbers an error that asks "
+                            "for ids or names.")
     allow_empty_labels: bool = Field(False, description="Keep rows with no label (else they are quarantined).")
     threshold: Literal["global", "per_label"] = Field(
         "global", description="Decision threshold fitted on validation: one for all labels, or one per label.")
@@ -90,6 +96,16 @@ class MultilabelData(ClassificationData):
         if self.text_column in self.label_columns:
             raise ValueError(f"data.text_column ({self.text_column!r}) is one of data.label_columns: the model would "
                              "be given a label as its input")
+        return self
+
+    @model_validator(mode="after")
+    def _label_values_need_names(self) -> "MultilabelData":
+        """``label_values`` says how the data's labels map to ``label_names``; without the names it says nothing,
+        and a user who set it believes ids are being mapped."""
+        if self.label_values != "auto" and self.label_names is None:
+            raise ValueError(f"data.label_values: {self.label_values} says how labels map to data.label_names, "
+                             "which is not set: give the names (a list, or a file with one name a line), or leave "
+                             "data.label_values out")
         return self
 
     def column_keys(self) -> dict[str, str]:
@@ -188,7 +204,8 @@ def _label_names_lines(path: Path, configured: str) -> list[str]:
     except UnicodeDecodeError as error:
         line = raw[:error.start].decode(codec.name, errors="replace").count("\n") + 1
         raise DataLoadError(
-            f"{path}: line {line}: bytes {raw[error.start:error.end].hex(' ')} are not valid {encoding} "
+            f"{path}: line {line}: {bytes_shown(raw[error.start:error.end])} "
+            f"{'is' if error.end - error.start == 1 else 'are'} not valid {encoding} "
             f"({error.reason}); the label names file is read with data.encoding ({configured}): save it in that "
             "encoding (e.g. as UTF-8), or set data.encoding to the encoding of both the data and this file (e.g. "
             "cp1252)") from None
@@ -329,14 +346,16 @@ def _is_index(label: str, count: int) -> bool:
     return label.isascii() and label.isdecimal() and int(label) < count
 
 
-def parse_labels(value: object, separator: str, names: list[str] | None) -> object:
+def parse_labels(value: object, separator: str, names: list[str] | None,
+                 label_values: str = "auto") -> object:
     """One row's labels as a sorted, unique list of names, or ``value`` unchanged when it is no list of labels.
 
     Accepts a list (JSONL, Parquet), a delimited string (``"2,7"``), a string spelling a list (see :func:`_listed`),
     a single number or name; missing or blank means no label (``[]``), which the contract judges. A string in
     matching brackets that spells no list is returned unchanged, so the contract quarantines it
     (``labels_are_list_of_strings``) instead of it becoming a label such as ``('anger'``. Numeric ids map to
-    ``names`` when given; an id or name outside them is kept as it is, so the contract quarantines it naming the label.
+    ``names`` when given (as ``label_values`` says: :func:`named`); an id or name outside them is kept as it is, so
+    the contract quarantines it naming the label.
     """
     if isinstance(value, (tuple, np.ndarray)):
         value = list(value)
@@ -360,11 +379,77 @@ def parse_labels(value: object, separator: str, names: list[str] | None) -> obje
         if rule or label is None:
             return value  # a nested list, a boolean, a blank or missing item: no list of labels
         parsed.append(label)
-    if names:
-        known = set(names)
-        parsed = [names[int(label)] if label not in known and _is_index(label, len(names)) else label
-                  for label in parsed]
-    return sorted(set(parsed))
+    return sorted(set(named(parsed, names, label_values)))
+
+
+def named(labels: list[str], names: list[str] | None, label_values: str = "auto") -> list[str]:
+    """``labels`` with the ids among them replaced by their names (``data.label_values``): ``ids`` maps every number
+    below ``len(names)``; ``names`` maps none; ``auto`` maps a number that is no name (whether the names leave that
+    open is :func:`refuse_ids_or_names`' question, asked of the whole file first)."""
+    if not names or label_values == "names":
+        return labels
+    if label_values == "ids":
+        return [names[int(label)] if _is_index(label, len(names)) else label for label in labels]
+    known = set(names)
+    return [names[int(label)] if label not in known and _is_index(label, len(names)) else label for label in labels]
+
+
+def _is_number(label: str) -> bool:
+    """ASCII digits only: what :func:`_is_index` can read as an id."""
+    return label.isascii() and label.isdecimal()
+
+
+def refuse_ids_or_names(labels: Iterable[tuple[str, int]], names: list[str], path: Path) -> None:
+    """A DataLoadError when names that are themselves numbers (``labels.txt`` of ``1 2 3 4``) leave the data's numbers
+    open: ``1`` is the name ``1``, or the id 1 (the second line, the name ``2``). Read label by label, ``0`` (no name)
+    became the name ``1`` while ``1`` stayed ``1``: two readings in one file, and the last name looked absent from
+    train. ``labels`` are ``(label, row)`` pairs of one file, before any mapping.
+
+    Names of which some are numbers that are also ids of other names: every number the two readings take apart
+    (``0``: only an id; ``4``: only a name; ``1``: both) is refused, whichever reading the file would fit: a file
+    that only writes ``1``-``3`` fits both, and a guess per file could read train and test two ways. Numbers that
+    are no ids of other names (``10 20 30``): only a file mixing a number that can only be an id with one that can
+    only be a name. ``data.label_values`` settles it either way."""
+    numbers = [name for name in names if _is_number(name)]
+    if not numbers:
+        return
+    known = set(names)
+    ids_of_others = any(int(name) < len(names) and names[int(name)] != name for name in numbers)
+    both = only_id = only_name = None
+    for label, row in labels:
+        if not _is_number(label):
+            continue
+        as_id = names[int(label)] if int(label) < len(names) else None
+        as_name = label if label in known else None
+        if as_id == as_name:
+            continue
+        if as_id is not None and as_name is not None:
+            both = both or (label, row)
+        elif as_id is not None:
+            only_id = only_id or (label, row)
+        else:
+            only_name = only_name or (label, row)
+    if ids_of_others:
+        first = both or only_id or only_name
+    else:
+        first = only_id if only_id and only_name else None
+    if first is None:
+        return
+    label, row = first
+    if first is both:
+        reading = (f"is the name {label!r} or the id {label} (the name {names[int(label)]!r}, line {int(label) + 1} of "
+                   "the names)")
+    elif first is only_id:
+        reading = (f"is no name but the id {label} (the name {names[int(label)]!r}, line {int(label) + 1} of the "
+                   "names)")
+        if only_name and not ids_of_others:
+            reading += f", and row {only_name[1]}: {only_name[0]!r} is a name but no id"
+    else:
+        reading = f"is a name but no id (the ids are 0-{len(names) - 1})"
+    shown = ", ".join(map(repr, numbers[:4])) + (", ..." if len(numbers) > 4 else "")
+    raise DataLoadError(f"{path}: row {row}: label {label!r} {reading}; data.label_names holds numbers ({shown}), so "
+                        "a number in the data can be an id or a name: set data.label_values: ids (numbers count "
+                        "the names from 0) or data.label_values: names (numbers are the names)")
 
 
 #: separators a label list is written with besides the configured one
@@ -624,6 +709,11 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
     ``data.label_names`` as written ids are (an all-zero vector is a row with no label); an object of label name →
     1/0 or true/false is the names it flags. An object of anything else, a list of lists and a vector of another
     length are quarantined with a detail that says what to write.
+
+    Ids map to names as ``data.label_values`` says, decided for the whole file (:func:`refuse_ids_or_names`), not
+    label by label; a vector's positions are ids whatever the names look like (position 1 of names ``1 2 3`` is
+    ``2``, though ``1`` is a name too). With ``label_values: ids``, a number past the last name is quarantined by
+    row: it would otherwise be taken for a name that is a number.
     """
     width = multi_hot_width(values, len(names) if names is not None else None)
     if names and names[0].strip().casefold() in _HEADER_WORDS:
@@ -640,19 +730,38 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
                            "as Hugging Face datasets and sklearn's MultiLabelBinarizer write them): position i is "
                            "label id i%s", path, data.label_column, width,
                            ", named by data.label_names" if names is not None else "")
-    labels, malformed = [], []
+    parsed: list[tuple[object, int, object, bool]] = []  # (labels, row, value as written, from a vector's positions)
+    malformed = []
     for value, row in zip(values, rows):
         reason = _unreadable(value, width)
         if reason is not None:
             malformed.append({"source_row": int(row), "rule": reason[0], "column": data.label_column,
                               "value": _shown(value), "detail": reason[1]})
-            continue
-        if width is not None and (items := _items(value)):
-            value = [str(i) for i, bit in enumerate(items) if bit]
-        elif isinstance(value, dict):
-            value = _labels_of_object(value)
-        labels.append(parse_labels(value, data.label_separator, names))
-    return labels, malformed
+        elif width is not None and (items := _items(value)):
+            ids = [i for i, bit in enumerate(items) if bit]
+            labels = sorted({names[i] for i in ids}) if names else parse_labels([str(i) for i in ids], "", None)
+            parsed.append((labels, int(row), value, True))
+        else:
+            labels = parse_labels(_labels_of_object(value) if isinstance(value, dict) else value,
+                                  data.label_separator, None)
+            parsed.append((labels, int(row), value, False))
+    if not names:
+        return [labels for labels, *_ in parsed], malformed
+    written = [(labels, row) for labels, row, _, vector in parsed if not vector and isinstance(labels, list)]
+    if data.label_values == "auto":
+        refuse_ids_or_names(((label, row) for labels, row in written for label in labels), names, path)
+    beyond = {row: past for labels, row in written
+              if (past := [label for label in labels if _is_number(label) and not _is_index(label, len(names))])} \
+        if data.label_values == "ids" else {}
+    if beyond:
+        malformed += [{"source_row": row, "rule": "label_id_in_range", "column": data.label_column,
+                       "value": _shown(value),
+                       "detail": f"label id(s) {beyond[row]} are past the last of the {len(names)} names in "
+                                 f"data.label_names (ids 0-{len(names) - 1}, as data.label_values: ids counts them)"}
+                      for _, row, value, vector in parsed if not vector and row in beyond]
+        parsed = [item for item in parsed if item[3] or item[1] not in beyond]
+    return [sorted(set(named(labels, names, data.label_values))) if not vector and isinstance(labels, list)
+            else labels for labels, _, _, vector in parsed], malformed
 
 
 # --- one-hot label columns ----------------------------------------------------------------------------------------
@@ -769,7 +878,7 @@ def read_one_hot(path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
     codes = np.column_stack([one_hot_codes(raw[column]) for column in found.values()])
     names, columns = list(found), list(found.values())
     bad = (codes < 0).any(axis=1)
-    malformed = [*result.malformed]
+    malformed = with_delimiter_hints([*result.malformed], path, fmt, data, delimiter_hint)
     for i in np.flatnonzero(bad):
         j, *more = np.flatnonzero(codes[i] < 0)
         value = raw[columns[j]].iloc[i]
@@ -902,6 +1011,19 @@ class MultilabelKind(ClassificationKind):
             frame.attrs[ONE_HOT_COLUMNS_ATTR] = indicator_and_other_columns(path, fmt, data)
         return ReadRecords(frame=frame, malformed=[*malformed, *unreadable], records_seen=seen)
 
+    def delimiter_hint(self, data: MultilabelData) -> Any:
+        """Label lists joined with the file's own delimiter (``t c 1,anger,sadness`` under ``text,labels``) are the
+        likelier cause of extra fields: every multi-label row breaks, and the bare field count said nothing of
+        quoting or data.label_separator. A text holding it is named too."""
+        def hint(delimiter: str) -> str:
+            if data.label_separator != delimiter:
+                return delimiter_hint(delimiter)
+            other = "'|'" if delimiter != "|" else "';'"
+            return (f"a label list joined with {delimiter!r} must be in double quotes (\"anger{delimiter}sadness\"), "
+                    f"or joined with another separator set as data.label_separator (e.g. {other}); a text holding "
+                    f"{delimiter!r} must be quoted too")
+        return hint
+
     def prepare(self, frames: dict[str, pd.DataFrame], data: MultilabelData,
                 quiet: bool = False, source: str = "") -> dict[str, pd.DataFrame]:
         """Fold label spellings as the single-label kind does, with ``data.label_names`` as the configured spellings
@@ -940,7 +1062,7 @@ class MultilabelKind(ClassificationKind):
         usable = {role: frame.assign(label=[v if isinstance(v, list) and all(isinstance(x, str) for x in v) else []
                                             for v in frame["label"]])
                   for role, frame in frames.items() if role in LABEL_SOURCE_ROLES}
-        return checked_label_set(labels, usable, "label")
+        return checked_label_set(labels, usable, "label", label_names=True)
 
     def schema(self, labels: list[str], train_keys: list[str] | None, data: MultilabelData):
         from tuneline.schemas.multilabel_classification import multilabel_schema

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tuneline.config import DataConfig, TokenizeConfig, TunelineConfig
 from tuneline.errors import UserError
@@ -60,6 +60,24 @@ class TokenData(DataConfig):
         True, description="Tags written several ways are one tag: o → O, b-per and B_PER → B-PER (an entity type "
                           "spelled as in data.labels or as most often in train; logged). false keeps them as "
                           "written (then only O, B-X and I-X are tags).")
+    tag_names: list[str] | Path | None = Field(
+        None, description="Tags by id, for files whose tags are class ids (Hugging Face datasets export ner_tags as "
+                          "[3, 0, 7]): a list in id order (the dataset's features['ner_tags'].feature.names, e.g. "
+                          "[O, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC, B-MISC, I-MISC] for CoNLL-2003), or a file "
+                          "with one tag a line (line number = id, from 0). Each id in the data becomes its tag.")
+
+    @field_validator("tag_names")
+    @classmethod
+    def _unique_tag_names(cls, value: list[str] | Path | None) -> list[str] | Path | None:
+        if isinstance(value, list):
+            repeated = sorted(name for name, n in Counter(value).items() if n > 1)
+            if repeated or any(not str(name).strip() for name in value):
+                raise ValueError(f"tag names must be unique and non-blank (repeated: {repeated})")
+        return value
+
+    def path_fields(self) -> list[str]:
+        """A ``tag_names`` file is resolved against the config file like the data files; a list is left alone."""
+        return [*super().path_fields(), *(["tag_names"] if isinstance(self.tag_names, Path) else [])]
 
 
 class TokenTokenizeConfig(TokenizeConfig):
@@ -265,6 +283,69 @@ def refuse_rare_types(tag_lists: Iterable[object], minimum: int) -> None:
                             "data.labels (sentences with other tags are then quarantined)")
 
 
+def read_tag_names(data: TokenData) -> list[str] | None:
+    """``data.tag_names`` as a list (a file: one tag a line, line number = id; trailing blank lines ignored)."""
+    names = data.tag_names
+    if names is None or isinstance(names, list):
+        return [str(name).strip() for name in names] if names else None
+    from tuneline.kinds.multilabel_classification import _label_names_lines
+
+    path = Path(names)
+    if not path.is_file():
+        raise DataLoadError(f"tag names file {path} does not exist; check data.tag_names (paths in a config file are "
+                            "relative to the file, paths given with --set to the folder you run in)")
+    lines = _label_names_lines(path, data.encoding)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+    repeated = sorted(name for name, n in Counter(line.strip() for line in lines).items() if n > 1)
+    if blank or repeated or not lines:
+        raise DataLoadError(f"{path}: a tag names file needs one unique tag per line (line number = id); blank "
+                            f"lines {blank[:5]}, repeated tags {repeated[:5]}")
+    return [line.strip() for line in lines]
+
+
+def _tag_id(tag: object) -> int | None:
+    """A tag written as a class id (``3``, ``3.0``, ``"3"``) as that number; None for anything else (a boolean is
+    no id: the contract rejects it by rule)."""
+    if isinstance(tag, (bool, np.bool_)):
+        return None
+    if isinstance(tag, (int, np.integer)):
+        return int(tag)
+    if isinstance(tag, (float, np.floating)) and float(tag).is_integer():
+        return int(tag)
+    if isinstance(tag, str) and tag.strip().isascii() and tag.strip().isdecimal():
+        return int(tag.strip())
+    return None
+
+
+def named_tags(frame: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, list[dict]]:
+    """``frame`` with each tag written as a class id replaced by ``names[id]`` (``data.tag_names``), and one
+    quarantine record per sentence holding an id past the last name (which would otherwise reach the contract as
+    "tags must be a list of strings", saying nothing of the id). Tags written as names are left as they are."""
+    tags, malformed, keep = [], [], []
+    for row, sentence in zip(frame["source_row"], frame["tags"]):
+        if not isinstance(sentence, list):
+            tags.append(sentence)
+            keep.append(True)
+            continue
+        ids = [_tag_id(tag) for tag in sentence]
+        past = [(position, tag) for position, (tag, i) in enumerate(zip(sentence, ids), 1)
+                if i is not None and i >= len(names)]
+        if past:
+            position, tag = past[0]
+            malformed.append({"source_row": int(row), "rule": "tag_id_in_range",
+                              "value": json.dumps(sentence, default=str)[:500],
+                              "detail": f"token {position}: tag id {tag!r} is past the last of the {len(names)} names "
+                                        f"in data.tag_names (ids 0-{len(names) - 1}): give a name for every id"})
+            keep.append(False)
+            continue
+        tags.append([names[i] if i is not None else tag for tag, i in zip(sentence, ids)])
+        keep.append(True)
+    kept = frame[np.array(keep, dtype=bool)].reset_index(drop=True) if malformed else frame.reset_index(drop=True)
+    return kept.assign(tags=pd.Series(tags, index=kept.index, dtype=object)), malformed
+
+
 def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame, list[dict], int]:
     """One NER file → the sentence frame (tokens, tags, text, provenance), unusable records, records seen."""
     path = Path(path)
@@ -291,11 +372,15 @@ def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame
     else:
         raise DataLoadError(f"format {fmt!r} is not a token-classification format; use conll (.conll/.txt column "
                             "files), jsonl or parquet (token and tag lists), via data.format")
+    malformed = list(result.malformed)
+    if (names := read_tag_names(data)) is not None:
+        frame, out_of_range = named_tags(frame, names)
+        malformed += out_of_range
     # Built as an object column: pandas would infer a string dtype and turn the None of unusable rows into NaN.
     text = pd.Series([_joined(tokens) for tokens in frame["tokens"]], index=frame.index, dtype=object)
     frame = frame.assign(text=text, source_file=str(path))
     frame["source_row"] = frame["source_row"].astype("int64")
-    return frame[SENTENCE_COLUMNS].reset_index(drop=True), list(result.malformed), result.records_seen
+    return frame[SENTENCE_COLUMNS].reset_index(drop=True), malformed, result.records_seen
 
 
 def _bare_tags_hint(sample: list[Any]) -> str:
@@ -311,6 +396,23 @@ def _bare_tags_hint(sample: list[Any]) -> str:
                 "not tags: are the token and tag columns swapped? (data.conll_tag_column, data.tags_column)")
     return (f": the tags have no B-/I- prefix ({', '.join(map(repr, distinct[:6]))}: the IO scheme); write the first "
             "word of each entity as B-TYPE and the words after it as I-TYPE (IOB2)")
+
+
+#: What to do about tags written as class ids: data.tag_names maps them (data.labels, which the error suggested, is
+#: the set of tag names and maps nothing: every sentence was then quarantined as "tags must be strings").
+NUMBERED_TAGS_HINT = (": the tags are numbers (class ids, as Hugging Face datasets export ner_tags: [3, 0, 7]); set "
+                      "data.tag_names to the tags in id order (the dataset's features['ner_tags'].feature.names, "
+                      "e.g. [O, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC, B-MISC, I-MISC] for CoNLL-2003), or write "
+                      "the tags as names")
+
+
+def _tags_are_numbers(sample: list[Any]) -> bool:
+    """Whether most tags of ``sample`` (tag lists) are numbers: most, not any, as words read as tags (a tag-first
+    file) hold a number now and then ('1996')."""
+    seen = [tag for tags in sample if isinstance(tags, (list, tuple, np.ndarray)) for tag in tags]
+    return bool(seen) and sum(isinstance(tag, (int, float)) and not isinstance(tag, (bool, np.bool_))
+                              or (isinstance(tag, str) and tag.strip().lstrip("-").isdigit())
+                              for tag in seen) > len(seen) / 2
 
 
 class TokenClassificationKind(TaskKind):
@@ -369,25 +471,23 @@ class TokenClassificationKind(TaskKind):
         """The configured tags, else 'O' plus B-/I- for every entity type in train; frozen for the run."""
         from tuneline.schemas.token_classification import labels_from_tags, split_tag
 
+        source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
+        sample = list(source["tags"])[:200] if source is not None else []
         if data.labels:
+            if _tags_are_numbers(sample):  # every sentence quarantined as "tags must be strings" said no more
+                raise LabelSetError(f"data.labels lists tag names, and the training data has none{NUMBERED_TAGS_HINT}")
             labels = list(dict.fromkeys(str(label) for label in data.labels))
             bad = [label for label in labels if split_tag(label)[0] == "?"]
             if bad or "O" not in labels:
                 raise LabelSetError(f"data.labels must be IOB2 tags including 'O' (like O, B-PER, I-PER); "
                                     f"{'got ' + str(bad) if bad else 'O is missing'}")
             return labels
-        source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
         labels = labels_from_tags(source["tags"]) if source is not None else ["O"]
         if len(labels) < 3:
-            seen = [tag for tags in (list(source["tags"])[:200] if source is not None else [])
-                    if isinstance(tags, (list, tuple, np.ndarray)) for tag in tags]
-            # most of them, not any: words read as tags (a tag-first file) hold a number now and then ('1996')
-            numeric = sum(isinstance(tag, (int, float)) or (isinstance(tag, str) and tag.strip().lstrip("-").isdigit())
-                          for tag in seen) > len(seen) / 2
-            hint = (": the tags are numbers (class ids, as Hugging Face datasets export ner_tags); write them as "
-                    "their names (O, B-PER, I-PER, ...)" if numeric else "")
-            sample = list(source["tags"])[:200] if source is not None else []
-            if not hint and sample and sum(isinstance(t, str) for t in sample) > len(sample) / 2:
+            if _tags_are_numbers(sample):  # "or set data.labels" after it led nowhere: labels are no id map
+                raise LabelSetError(f"found no entity tag (B-X/I-X) in the training data{NUMBERED_TAGS_HINT}")
+            hint = ""
+            if sample and sum(isinstance(t, str) for t in sample) > len(sample) / 2:
                 hint = (": the tags are strings (like 'B-ORG O O'), not lists; write tokens and tags as JSON lists "
                         '(["EU", "rejects"], ["B-ORG", "O"]), or the file as CoNLL')
             if not hint:

@@ -23,6 +23,7 @@ or ``bf16``.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +63,30 @@ def resolve_precision(precision: str | None, device: str) -> str:
 
 #: The threshold of a model folder that has none stored (an uncalibrated model).
 DEFAULT_THRESHOLD = 0.5
+
+
+#: Unicode categories no reader sees: format characters (a zero-width space or joiner, a word joiner, a soft hyphen, a
+#: byte-order mark, a direction mark) and control characters (a NUL, an escape).
+INVISIBLE_CATEGORIES = ("Cf", "Cc")
+
+
+def invisible_only(text: str) -> bool:
+    """True for a text that is not blank but holds nothing a reader sees: only :data:`INVISIBLE_CATEGORIES`
+    characters, whitespace aside. A copy of ``text_classifier.invisible_only`` (the rule ``tuneline predict`` applies;
+    this file is self-contained): see there why."""
+    return bool(text.strip()) and all(c.isspace() or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in text)
+
+
+def refuse_invisible(texts: list[str]) -> None:
+    """A ValueError naming the first input of only invisible characters (:func:`invisible_only`).
+
+    The registered model's ``predict`` applies it (HTTP 400 from ``serve-model``); :class:`MultiLabelClassifier`
+    does not: training's validation quarantines such a text (``schemas.common.non_empty_string``), and tuneline's
+    evaluation and calibration predict every row they are given."""
+    position = next((i for i, text in enumerate(texts) if invisible_only(text)), None)
+    if position is not None:
+        raise ValueError(f"input {position} has no visible text (only invisible characters: "
+                         f"{texts[position][:20]!r}); every input needs some text")
 
 
 def _text_at(value: Any, position: int) -> str:
@@ -174,8 +199,11 @@ class MultiLabelClassifier:
 
     def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """What the registered model's ``predict`` returns for any accepted input (see :func:`texts_from_input`)."""
-        return _aligned(self.frame_from_proba(self.predict_proba(texts_from_input(model_input), batch_size=batch_size)),
-                        model_input)
+        return _aligned(self.predict_texts(texts_from_input(model_input), batch_size=batch_size), model_input)
+
+    def predict_texts(self, texts: list[str], batch_size: int = 64) -> pd.DataFrame:
+        """:meth:`predict` for texts already read by :func:`texts_from_input`."""
+        return self.frame_from_proba(self.predict_proba(texts, batch_size=batch_size))
 
     def frame_from_proba(self, proba: np.ndarray) -> pd.DataFrame:
         """``labels`` (names at or above their threshold, in label order), ``label_scores`` (their probabilities)
@@ -229,7 +257,9 @@ try:
 
             batch_size = int((params or {}).get("batch_size", 64))
             try:
-                return self._classifier.predict(model_input, batch_size=batch_size)
+                texts = texts_from_input(model_input)
+                refuse_invisible(texts)
+                return _aligned(self._classifier.predict_texts(texts, batch_size=batch_size), model_input)
             except (TypeError, ValueError) as error:  # the caller's input: HTTP 400 with the reason, not a 500
                 raise MlflowException.invalid_parameter_value(str(error)) from error
 

@@ -24,6 +24,7 @@ or ``bf16``.
 from __future__ import annotations
 
 import os
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,32 @@ def _text(value: Any, where: str) -> str:
     if np.ndim(value) != 0 or isinstance(value, bool):
         raise ValueError(f"predict got {value!r:.60} at {where}, not a text; every pair needs two texts")
     return str(value)
+
+
+#: Unicode categories no reader sees: format characters (a zero-width space or joiner, a word joiner, a soft hyphen, a
+#: byte-order mark, a direction mark) and control characters (a NUL, an escape).
+INVISIBLE_CATEGORIES = ("Cf", "Cc")
+
+
+def invisible_only(text: str) -> bool:
+    """True for a text that is not blank but holds nothing a reader sees: only :data:`INVISIBLE_CATEGORIES`
+    characters, whitespace aside. A copy of ``text_classifier.invisible_only`` (the rule ``tuneline predict`` applies;
+    this file is self-contained): see there why."""
+    return bool(text.strip()) and all(c.isspace() or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in text)
+
+
+def refuse_invisible(texts: list[str], pairs: list[str]) -> None:
+    """A ValueError naming the first pair with a text of only invisible characters (:func:`invisible_only`), and
+    which of its two texts.
+
+    The registered model's ``predict`` applies it (HTTP 400 from ``serve-model``); :class:`PairClassifier` does not:
+    training's validation quarantines such a text (``schemas.common.non_empty_string``), and tuneline's evaluation
+    predicts every test row it is given."""
+    for row, (text, pair) in enumerate(zip(texts, pairs)):
+        for column, value in ((TEXT, text), (PAIR, pair)):
+            if invisible_only(value):
+                raise ValueError(f"predict got no visible text at row {row} of {column!r} (only invisible characters: "
+                                 f"{value[:20]!r}); every pair needs two texts")
 
 
 def _is_sequence(value: Any) -> bool:
@@ -196,14 +223,17 @@ class PairClassifier:
 
     def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """What the registered model's ``predict`` returns for any accepted input (see :func:`pairs_from_input`)."""
-        texts, pairs = pairs_from_input(model_input)
+        return _aligned(self.predict_pairs(*pairs_from_input(model_input), batch_size=batch_size), model_input)
+
+    def predict_pairs(self, texts: list[str], pairs: list[str], batch_size: int = 64) -> pd.DataFrame:
+        """:meth:`predict` for pairs already read by :func:`pairs_from_input`."""
         proba = self.predict_proba(texts, pairs, batch_size=batch_size)
         best = proba.argmax(axis=1) if len(texts) else []
-        return _aligned(pd.DataFrame({
+        return pd.DataFrame({
             "label": [self.labels[i] for i in best],
             "score": [float(proba[row, i]) for row, i in enumerate(best)],
             "scores": [dict(zip(self.labels, map(float, row))) for row in proba],
-        }, columns=list(OUTPUT_COLUMNS)), model_input)
+        }, columns=list(OUTPUT_COLUMNS))
 
 
 def _aligned(output: pd.DataFrame, model_input: Any) -> pd.DataFrame:
@@ -239,7 +269,9 @@ try:
 
             batch_size = int((params or {}).get("batch_size", 64))
             try:
-                return self._classifier.predict(model_input, batch_size=batch_size)
+                texts, pairs = pairs_from_input(model_input)
+                refuse_invisible(texts, pairs)
+                return _aligned(self._classifier.predict_pairs(texts, pairs, batch_size=batch_size), model_input)
             except (TypeError, ValueError) as error:  # the caller's input: HTTP 400 with the reason, not a 500
                 raise MlflowException.invalid_parameter_value(str(error)) from error
 

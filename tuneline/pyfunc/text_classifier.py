@@ -18,6 +18,7 @@ with fp32 inference except on near-ties. ``precision`` (constructor) or ``$TUNEL
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,6 +55,33 @@ def resolve_precision(precision: str | None, device: str) -> str:
     if choice == "auto":
         return "bf16" if str(device).split(":")[0] == "cpu" and cpu_has_native_bf16() else "fp32"
     return choice
+
+
+#: Unicode categories no reader sees: format characters (a zero-width space or joiner, a word joiner, a soft hyphen, a
+#: byte-order mark, a direction mark) and control characters (a NUL, an escape).
+INVISIBLE_CATEGORIES = ("Cf", "Cc")
+
+
+def invisible_only(text: str) -> bool:
+    """True for a text that is not blank but holds nothing a reader sees: only :data:`INVISIBLE_CATEGORIES`
+    characters, whitespace aside (``"\u200b"`` pasted from a web page, a ``"\ufeff"`` an export left behind). Each
+    kind's registered model refuses such an input (:func:`refuse_invisible`) and ``tuneline predict`` refuses it on
+    the command line and on stdin with this same function: a model answered it with a confident label for no text.
+    The other pyfunc files carry a copy (each is self-contained); ``tests/test_serving_inputs_qa.py`` holds them
+    to this one."""
+    return bool(text.strip()) and all(c.isspace() or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in text)
+
+
+def refuse_invisible(texts: list[str]) -> None:
+    """A ValueError naming the first input of only invisible characters (:func:`invisible_only`).
+
+    The registered model's ``predict`` applies it (HTTP 400 from ``serve-model``); :class:`TextClassifier` does not:
+    training's validation quarantines such a text (``schemas.common.non_empty_string``), and tuneline's evaluation
+    predicts every test row it is given."""
+    position = next((i for i, text in enumerate(texts) if invisible_only(text)), None)
+    if position is not None:
+        raise ValueError(f"input {position} has no visible text (only invisible characters: "
+                         f"{texts[position][:20]!r}); every input needs some text")
 
 
 def _text_at(value: Any, position: int) -> str:
@@ -212,7 +240,9 @@ try:
 
             batch_size = int((params or {}).get("batch_size", 64))
             try:
-                return self._classifier.predict(model_input, batch_size=batch_size)
+                texts = texts_from_input(model_input)
+                refuse_invisible(texts)
+                return _aligned(self._classifier.predict_frame(texts, batch_size=batch_size), model_input)
             except (TypeError, ValueError) as error:  # the caller's input: HTTP 400 with the reason, not a 500
                 raise MlflowException.invalid_parameter_value(str(error)) from error
 

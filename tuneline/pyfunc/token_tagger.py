@@ -5,10 +5,11 @@ transformers, pandas, numpy and mlflow, never tuneline. tuneline's own test eval
 from this file, so the metrics in the registry come from exactly the code that serves the model.
 
 Input: raw text (a str, a list of str, a Series, or a DataFrame with a ``text`` column), or pre-split words (a
-DataFrame with a ``tokens`` column of lists, or a list of word lists, ragged or not); a list may mix both. Output: one
-row per input, in input order, with ``text``, ``tokens``, ``tags`` (one IOB2 tag per word) and ``entities`` (dicts
-with ``type``, ``text``, ``start``, ``end``, ``score``). Anything else (a number, a word that is not a string) is
-refused, never guessed at; the registered model also refuses no input, an empty word list and an empty word
+DataFrame with a ``tokens`` column of lists, or a list of word lists, ragged or not); a list may mix both, and a numpy
+array of either is read as that list. Output: one row per input, in input order, with ``text``, ``tokens``, ``tags``
+(one IOB2 tag per word) and ``entities`` (dicts with ``type``, ``text``, ``start``, ``end``, ``score``). Anything
+else (a number, a word that is not a string) is refused, never guessed at; the registered model also refuses no
+input, an input of only invisible characters (:func:`refuse_invisible`), an empty word list and an empty word
 (:func:`refuse_empty_words`). How the registered model gets these inputs past MLflow unchanged is explained at
 :class:`TokenTaggerPyfunc`.
 
@@ -163,8 +164,9 @@ def _is_word_list(value: Any) -> bool:
 
 
 def _is_missing(value: Any) -> bool:
-    """None or NaN: what pandas puts in a ``text`` column for a missing row (refused, as in the other kinds)."""
-    return value is None or (isinstance(value, float) and value != value)
+    """None, NaN or ``pd.NA``: what pandas puts in a ``text`` column for a missing row (refused, as in the other
+    kinds)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def _parse_item(index: int, value: Any) -> tuple[str, list[str], list[tuple[int, int]]]:
@@ -176,6 +178,7 @@ def _parse_item(index: int, value: Any) -> tuple[str, list[str], list[tuple[int,
             if not isinstance(word, str):
                 raise TypeError(f"input {index}: a word list must hold only strings (words), but word {position} is "
                                 f"{type(word).__name__} {word!r}")
+        words = [str(word) for word in words]  # numpy's str_ (a word list as an array) printed as np.str_('John')
         text, spans = join_words(words)
         return text, words, spans
     if _is_missing(value):  # refused as every kind refuses it: an empty answer would look like "no entities"
@@ -183,6 +186,7 @@ def _parse_item(index: int, value: Any) -> tuple[str, list[str], list[tuple[int,
     if isinstance(value, str):
         if not value.strip():
             raise ValueError(f"input {index} is an empty text; every input needs some text")
+        value = str(value)  # a numpy str_ (a text of an array) is answered as the plain text it is
         found = split_words(value)
         return value, [w for w, _, _ in found], [(s, e) for _, s, e in found]
     raise TypeError(f"input {index}: expected a text (str) or a list of words (list of str), not "
@@ -190,7 +194,13 @@ def _parse_item(index: int, value: Any) -> tuple[str, list[str], list[tuple[int,
 
 
 def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, int]]]]:
-    """Normalise every accepted input to (text, words, word offsets) per item, in input order."""
+    """Normalise every accepted input to (text, words, word offsets) per item, in input order.
+
+    A numpy array is read as the list it holds, as the other kinds read one (MLflow's schema enforcement hands them
+    any array as its column; this model's type hint passes it here unchanged): a 1-D array of texts, an object array
+    of word lists (or of word arrays), a 2-D array of words one sentence a row; a 0-d array is one text."""
+    if isinstance(model_input, np.ndarray):
+        model_input = model_input.tolist()  # numpy strings become str; an object array's word lists stay lists
     if isinstance(model_input, str):
         model_input = [model_input]
     if isinstance(model_input, dict):
@@ -239,6 +249,32 @@ def refuse_empty_words(items: list[tuple[str, list[str], list[tuple[int, int]]]]
         if blank is not None:
             raise ValueError(f"input {index}: word {blank} is {words[blank]!r}, an empty word; every word needs some "
                              "text (drop it from the list)")
+
+
+#: Unicode categories no reader sees: format characters (a zero-width space or joiner, a word joiner, a soft hyphen, a
+#: byte-order mark, a direction mark) and control characters (a NUL, an escape).
+INVISIBLE_CATEGORIES = ("Cf", "Cc")
+
+
+def invisible_only(text: str) -> bool:
+    """True for a text that is not blank but holds nothing a reader sees: only :data:`INVISIBLE_CATEGORIES`
+    characters, whitespace aside. A copy of ``text_classifier.invisible_only`` (the rule ``tuneline predict`` applies;
+    this file is self-contained): see there why."""
+    return bool(text.strip()) and all(c.isspace() or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in text)
+
+
+def refuse_invisible(items: list[tuple[str, list[str], list[tuple[int, int]]]]) -> None:
+    """A ValueError naming the first input, raw text or word list, of only invisible characters
+    (:func:`invisible_only`), as :func:`parse_input` parsed them.
+
+    The registered model's ``predict`` applies it before :func:`refuse_empty_words` (HTTP 400 from ``serve-model``),
+    as the other kinds refuse such a text: a control character was a "word" of its own and tagged, and a zero-width
+    space read as "no words" rather than as the invisible text it is. :class:`TokenTagger` itself does not: a word of
+    the test split may be one, and the evaluation tags every word (a word with no subword is tagged 'O')."""
+    for index, (text, _, _) in enumerate(items):
+        if invisible_only(text):
+            raise ValueError(f"input {index} has no visible text (only invisible characters: {text[:20]!r}); every "
+                             "input needs some text")
 
 
 def extract_entities(tags: list[str], scores: list[float], spans: list[tuple[int, int]],
@@ -433,17 +469,19 @@ try:
 
         def predict(self, context, model_input: list[str | list[str]],
                     params: dict[str, Any] | None = None) -> pd.DataFrame:
-            """The tags of every input; a ValueError/TypeError of :func:`parse_input` or :func:`refuse_empty_words`
-            is MLflow's invalid-parameter error (HTTP 400 from a serving endpoint)."""
+            """The tags of every input; a ValueError/TypeError of :func:`parse_input`, :func:`refuse_invisible` or
+            :func:`refuse_empty_words` is MLflow's invalid-parameter error (HTTP 400 from a serving endpoint)."""
             try:
                 items = parse_input(model_input)
+                refuse_invisible(items)
                 refuse_empty_words(items)
             except (TypeError, ValueError) as error:
                 raise MlflowException.invalid_parameter_value(
                     f"Failed to enforce the model input schema (a text, a list of texts or of word lists, or a "
                     f"DataFrame with a 'text' or 'tokens' column): {error}") from error
             batch_size = int((params or {}).get("batch_size", 64))
-            return self._tagger.predict_items(items, batch_size=batch_size)
+            # a Series' or DataFrame's index carried over, as the other kinds' models and TokenTagger.predict do
+            return _aligned(self._tagger.predict_items(items, batch_size=batch_size), model_input)
 
     mlflow.models.set_model(TokenTaggerPyfunc())
 except ImportError:  # pragma: no cover - inference without mlflow needs only TokenTagger
