@@ -145,18 +145,26 @@ def read_label_names(data: MultilabelData) -> list[str] | None:
     if names is None or isinstance(names, list):
         return [name.strip() for name in names] if names else None
     path = Path(names)
+    lines = names_file_lines(path, getattr(data, "encoding", None) or "utf-8", "label", "data.label_names")
+    return _names_by_written_id(path, lines) or [line.strip() for line in lines]
+
+
+def names_file_lines(path: Path, encoding: str, noun: str, setting: str) -> list[str]:
+    """The lines of a file of class names, one ``noun`` a line (line number = id; trailing blank lines dropped),
+    refused in one line when it is missing, or has a blank line, a repeated name, or no line: every later id would
+    otherwise name the wrong class. Shared by ``data.label_names`` and NER's ``data.tag_names``."""
     if not path.is_file():
-        raise DataLoadError(f"label names file {path} does not exist; check data.label_names (paths in a config "
-                            "file are relative to the file, paths given with --set to the folder you run in)")
-    lines = _label_names_lines(path, getattr(data, "encoding", None) or "utf-8")
+        raise DataLoadError(f"{noun} names file {path} does not exist; check {setting} (paths in a config file are "
+                            "relative to the file, paths given with --set to the folder you run in)")
+    lines = _label_names_lines(path, encoding)
     while lines and not lines[-1].strip():
         lines.pop()
     blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
     repeated = sorted(name for name, n in Counter(line.strip() for line in lines).items() if n > 1)
     if blank or repeated or not lines:
-        raise DataLoadError(f"{path}: a label names file needs one unique name per line (line number = id); "
-                            f"blank lines {blank[:5]}, repeated names {repeated[:5]}")
-    return _names_by_written_id(path, lines) or [line.strip() for line in lines]
+        raise DataLoadError(f"{path}: a {noun} names file needs one unique {noun} per line (line number = id); "
+                            f"blank lines {blank[:5]}, repeated {noun}s {repeated[:5]}")
+    return lines
 
 
 #: ``27<TAB>neutral`` / ``27,neutral``: a label names line that writes its id

@@ -288,21 +288,9 @@ def read_tag_names(data: TokenData) -> list[str] | None:
     names = data.tag_names
     if names is None or isinstance(names, list):
         return [str(name).strip() for name in names] if names else None
-    from tuneline.kinds.multilabel_classification import _label_names_lines
+    from tuneline.kinds.multilabel_classification import names_file_lines
 
-    path = Path(names)
-    if not path.is_file():
-        raise DataLoadError(f"tag names file {path} does not exist; check data.tag_names (paths in a config file are "
-                            "relative to the file, paths given with --set to the folder you run in)")
-    lines = _label_names_lines(path, data.encoding)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
-    repeated = sorted(name for name, n in Counter(line.strip() for line in lines).items() if n > 1)
-    if blank or repeated or not lines:
-        raise DataLoadError(f"{path}: a tag names file needs one unique tag per line (line number = id); blank "
-                            f"lines {blank[:5]}, repeated tags {repeated[:5]}")
-    return [line.strip() for line in lines]
+    return [line.strip() for line in names_file_lines(Path(names), data.encoding, "tag", "data.tag_names")]
 
 
 def _tag_id(tag: object) -> int | None:
