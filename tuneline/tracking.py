@@ -28,6 +28,7 @@ from tuneline.kinds.base import COLUMN_TAG, trained_column_names
 from tuneline.locking import default_lock_url, model_lock
 from tuneline.run_process import PROCESS_TAG, Heartbeat, process_tag
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
+from tuneline.store_template import seed_new_store
 from tuneline.common import task_logger
 
 
@@ -52,6 +53,7 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
     guard = model_lock("__mlflow-store__", default_lock_url(uri), timeout_s=300, use_prefect=False) if uri.startswith("sqlite:") \
         else nullcontext()
     with guard, _quiet_store_creation():
+        seed_new_store(uri)  # a new SQLite store from a copy of the empty schema: seconds of migrations saved
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment = client.get_experiment_by_name(config.tracking.experiment)
         if experiment is not None:
