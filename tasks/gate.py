@@ -108,11 +108,17 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
                           f"min_gain_over_baseline {min_gain_over_baseline:.4f}"
                           + ("" if beats else " (the model learned too little to be worth serving)")) and ok
         if baseline_comparison is not None:
+            # "too few test rows" explains only a gain the test cannot confirm: a model significantly below the
+            # baseline, or one that scores no better on these rows, is told so (p=0.002 read as "not significant")
             significant = significant_gain(baseline_comparison, significance_level)
+            worse = baseline_comparison.p_value < significance_level and baseline_comparison.difference < 0
             sentence = (f"paired test vs baseline {name}: {baseline_comparison.sentence(metric)}, "
                         + (f"significant at {significance_level}" if significant else
+                           f"significant at {significance_level}: really worse than a model that learned nothing"
+                           if worse else
                            f"not significant at {significance_level}: too few test rows to tell this model from one "
-                           "that learned nothing"))
+                           "that learned nothing" if baseline_comparison.difference > 0 else
+                           f"not significant at {significance_level}: no gain over a model that learned nothing"))
             if require_significant_gain_over_baseline:
                 ok = check(significant, sentence) and ok
             else:

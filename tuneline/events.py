@@ -250,6 +250,11 @@ def require_prefect_api(purpose: str = "announce batches to", where: str = "(the
                         f"PREFECT_API_URL=http://127.0.0.1:4200/api {where}")
     with get_client(sync_client=True) as client:
         failure = client.api_healthcheck()
+    response = getattr(failure, "response", None)
+    if getattr(response, "status_code", None) == 404 and not url.rstrip("/").endswith("/api"):
+        # the server's own address without /api: it does answer (404), so "start it" would send the user astray
+        raise UserError(f"PREFECT_API_URL={redact(url)} names the Prefect server but not its API (it answered 404): "
+                        f"set PREFECT_API_URL={redact(url.rstrip('/'))}/api {where}")
     if failure is not None:
         raise UserError(f"the Prefect API at {redact(url)} does not answer ({type(failure).__name__}): start it "
                         f"with `prefect server start`, or set PREFECT_API_URL to a running one {where}")

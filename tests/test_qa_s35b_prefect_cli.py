@@ -1,0 +1,73 @@
+"""Operator mistakes against a real Prefect API (the session's), found following README's deployment sections.
+
+* A refused ``tuneline rollback`` (nothing to roll back to) took the gate lock's Prefect concurrency slot, whose
+  events were never flushed: Prefect's events worker printed "Still processing items" under the one-line error.
+* ``PREFECT_API_URL`` set to the server's address without ``/api`` was reported as an API that "does not answer",
+  with the advice to start a server that was running; the message now names the missing ``/api``.
+
+Real MLflow (a SQLite store with real registered versions), the real ledger beside it, the real CLI in a fresh
+process; nothing mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from tuneline.errors import UserError
+from tuneline.events import require_prefect_api
+from tuneline.ledger import default_ledger_url
+
+
+def _cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tuneline.cli", *argv], env=env, capture_output=True, text=True,
+                          timeout=180)
+
+
+def test_a_refused_rollback_with_a_prefect_api_is_one_line_without_the_events_worker_warning(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run_id = client.create_run(client.create_experiment("qa", artifact_location=(tmp_path / "a").as_uri())).info.run_id
+    client.create_registered_model("qa-rollback")
+    version = str(client.create_model_version("qa-rollback", source=str(tmp_path / "m"), run_id=run_id).version)
+    env = {k: v for k, v in os.environ.items() if k not in ("TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL")}
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    stores = ["--tracking-uri", uri, "--ledger-url", default_ledger_url(uri)]
+    assert _cli(["promote", "qa-rollback", version, "--reason", "first", *stores], env).returncode == 0
+    # in-process first, where the race is not left to the machine's load: when the command returns, every event the
+    # lock's slot emitted has been sent (on a busy machine a fresh process exited with them still queued, and
+    # Prefect printed "EventsWorker - Still processing items" under the one-line error)
+    from prefect.events.worker import EventsWorker
+
+    from tuneline.cli import main
+
+    for _ in range(3):
+        assert main(["rollback", "qa-rollback", "--reason", "nothing before v1", *stores]) == 1
+        assert EventsWorker.instance()._queue.unfinished_tasks == 0
+    for _ in range(2):  # the slot's events are sent in the background: a fast exit lost them every time
+        done = _cli(["rollback", "qa-rollback", "--reason", "nothing before v1", *stores], env)
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert done.stderr.startswith("tuneline: ") and "nothing to roll back to" in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert str(client.get_model_version_by_alias("qa-rollback", "champion").version) == version
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_a_prefect_api_url_without_api_names_the_missing_path(suffix: str) -> None:
+    api = PREFECT_API_URL.value()
+    assert api.endswith("/api")
+    server = api[: -len("/api")] + suffix
+    with temporary_settings({PREFECT_API_URL: server}):
+        with pytest.raises(UserError) as refused:
+            require_prefect_api()
+    message = str(refused.value)
+    assert f"set PREFECT_API_URL={api} " in message and "does not answer" not in message, message
+    assert "\n" not in message
+    with temporary_settings({PREFECT_API_URL: api}):
+        assert require_prefect_api() == api  # the right URL still passes
