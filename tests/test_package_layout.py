@@ -34,3 +34,19 @@ def test_no_installed_module_shadows_a_top_level_module_of_the_environment():
     names = installed_names()
     assert {"cli", "readers", "flows", "tasks"} <= names  # the listing itself works
     assert not names & taken, f"rename these modules of tuneline: {sorted(names & taken)}"
+
+
+def test_tests_import_the_installed_package_not_the_source_folders():
+    """CI runs the ``pytest`` script, which does not put the clone's root on ``sys.path`` (``python -m pytest`` does):
+    a test that imports ``tasks.gate`` passes in a developer's checkout and fails to collect in CI."""
+    import ast
+
+    roots = {"tasks", "flows", "schemas", "deployments"}
+    bare = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            bare += [f"{path.name}:{node.lineno} {m}" for m in modules if m.split(".")[0] in roots]
+    assert not bare, f"import these from tuneline.<folder> instead: {bare}"

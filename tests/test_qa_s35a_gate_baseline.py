@@ -7,7 +7,7 @@ cannot confirm."""
 
 from __future__ import annotations
 
-from tasks.gate import decide_promotion
+from tuneline.tasks.gate import decide_promotion
 from tuneline.stats import mcnemar
 
 
