@@ -224,6 +224,24 @@ def test_a_superscript_label_with_label_names_is_quarantined_not_a_crash(tmp_pat
 
 # --- one indicator column -----------------------------------------------------------------------------------------
 
+def test_labels_that_are_all_whole_numbers_warn_to_name_them(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A Hugging Face export of GoEmotions without labels.txt (``"labels": [3, 27]``) trained classes "3" and "27" with
+    no word that they look like ids; a set with names, or of only 0/1 (the indicator warning), says nothing here."""
+    path = tmp_path / "ids.jsonl"
+    path.write_text("".join(json.dumps({"text": f"comment {i}", "labels": [i % 5, (i + 2) % 5]}) + "\n"
+                            for i in range(60)))
+    with caplog.at_level(logging.WARNING, logger="tuneline"):
+        result = validated(tmp_path, path=path, label_column="labels")
+    assert result.labels == ["0", "1", "2", "3", "4"]
+    warnings = [r.getMessage() for r in caplog.records if "is a whole number" in r.getMessage()]
+    assert len(warnings) == 1 and "(0, 1, 2, 3, ...; 5 labels)" in warnings[0] and "data.label_names" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tuneline"):
+        named = validated(tmp_path, "data.label_names=[a, b, c, d, e]", path=path, label_column="labels")
+    assert named.labels == ["a", "b", "c", "d", "e"]
+    assert not [r for r in caplog.records if "is a whole number" in r.getMessage()]
+
+
 def test_one_indicator_column_is_recognised():
     assert looks_like_one_indicator_column([["0"], ["1"], ["1"], []])
     assert not looks_like_one_indicator_column([["0"], ["1"], ["0", "1"]])  # a real list of ids 0 and 1

@@ -580,6 +580,21 @@ def _warn_indicator_column(rows: Any, column: str, one_hot: list[str] | None = N
             column, fix)
 
 
+def _warn_unnamed_ids(labels: list[str], column: str) -> None:
+    """Warn when every inferred label is a whole number (three or more of them, ``0 ... 27``): ids exported without
+    their names (a Hugging Face dataset's ``labels: [3, 27]``) trained and reported as classes "3" and "27", and the
+    registered model answered numbers, with no word that names were available to give."""
+    if len(labels) < 3 or not all(label.isdigit() for label in labels):
+        return
+    from tuneline.common import task_logger
+
+    shown = ", ".join(sorted(labels, key=int)[:4]) + (", ..." if len(labels) > 4 else "")
+    task_logger().warning(
+        "every label in data.label_column %r is a whole number (%s; %d labels): they are trained and reported as the "
+        "names %s; if they are class ids, name them with data.label_names (the names in id order, or a file of one "
+        "name a line, line number = id)", column, shown, len(labels), shown)
+
+
 #: first lines of a label names file that name the column instead of being label 0 (compared case-insensitively)
 _HEADER_WORDS = frozenset({"label", "labels", "name", "names", "label_name", "label_names", "emotion", "emotions",
                            "class", "classes", "category", "categories", "tag", "tags"})
@@ -1066,6 +1081,7 @@ class MultilabelKind(ClassificationKind):
                     if isinstance(row, list) for label in row if isinstance(label, str)]
             _check_separator(seen, data.label_separator, _cells_joined(source))
             labels = frequent_labels(seen, data.min_examples_per_label, data.label_separator)
+            _warn_unnamed_ids(labels, data.label_column)
         # rows that are no label list yet (the contract rejects them later) must not break the presence check
         usable = {role: frame.assign(label=[v if isinstance(v, list) and all(isinstance(x, str) for x in v) else []
                                             for v in frame["label"]])
