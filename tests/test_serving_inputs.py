@@ -406,6 +406,26 @@ def served_client(served_model: Served, task: str) -> Any:
                       raise_server_exceptions=False)
 
 
+@pytest.mark.parametrize("kind, body, says", [
+    ("classification", {"inputs": []}, "send at least one text, e.g. {\"inputs\": [\"a text\""),
+    ("classification", {"dataframe_split": {"columns": ["text"], "data": []}}, "send at least one text"),
+    ("multilabel_classification", {"instances": []}, "send at least one text"),
+    ("pair_classification", {"inputs": []}, "send at least one pair of texts, e.g. {\"inputs\": [[\"first text\""),
+    ("pair_classification", {"dataframe_records": []}, "send at least one pair of texts"),
+])
+def test_a_request_without_inputs_is_a_400_that_says_to_send_one(classifier, multilabel, pair, monkeypatch, kind, body,
+                                                                 says):
+    """``{"inputs": []}`` got MLflow's own words on schema enforcement (the NER pyfunc alone said what to send)."""
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    model = {"classification": classifier, "multilabel_classification": multilabel, "pair_classification": pair}[kind]
+    client = served_client(model, kind)
+    answer = client.post("/invocations", json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"].startswith("predict got no inputs; ") and says in answer.json()["message"]
+    ok = client.post("/invocations", json={"inputs": [["a", "b"]] if kind == "pair_classification" else ["a text"]})
+    assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1, ok.text
+
+
 @pytest.mark.parametrize("body, says", [
     ({"inputs": []}, "predict got no inputs; send at least one text or word list"),
     ({"inputs": [[]]}, "input 0 has no words (an empty word list or text); every input needs at least one word"),

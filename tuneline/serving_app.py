@@ -234,6 +234,29 @@ def input_field_problem(payload: Any, task: str) -> str | None:
     return f"the request has no input field: {sent}{hint}; send the inputs under {names}, e.g. {example}"
 
 
+#: What one input of each kind is, for "send at least one ..."
+INPUT_NOUNS = {"pair_classification": "pair of texts", "token_classification": "text or word list"}
+
+
+def empty_input_problem(payload: Any, task: str) -> str | None:
+    """Why a JSON request that names its input field holds no input at all (``{"inputs": []}``, an empty
+    ``dataframe_split``), or None. MLflow's schema enforcement answered it with its own words ("Model is missing
+    inputs ['...']" or a failure to read an empty frame's types), which say nothing about sending a text; the NER
+    pyfunc's own check (the same sentence as here) is reached only by that kind."""
+    if not isinstance(payload, dict):
+        return None
+    field = next((key for key in INPUT_FIELDS if key in payload), None)
+    if field is None:
+        return None
+    value = payload[field]
+    if field == "dataframe_split" and isinstance(value, dict):
+        value = value.get("data", [])
+    if value not in ([], {}, None):
+        return None
+    noun = INPUT_NOUNS.get(task, "text")
+    return f"predict got no inputs; send at least one {noun}, e.g. {JSON_EXAMPLES.get(task, JSON_EXAMPLE)}"
+
+
 #: The kinds whose every input is one text: a list in its place is a mistake (other kinds take lists: a pair, words)
 ONE_TEXT_TASKS = ("classification", "multilabel_classification")
 
@@ -323,8 +346,8 @@ def json_request_problem(body: bytes, task: str) -> str | None:
         payload = json.loads(body)
     except (ValueError, RecursionError):
         return None
-    return (input_field_problem(payload, task) or nested_input_problem(payload, task)
-            or pair_shape_problem(payload, task))
+    return (input_field_problem(payload, task) or empty_input_problem(payload, task)
+            or nested_input_problem(payload, task) or pair_shape_problem(payload, task))
 
 
 def served(app: Any, name: str, version: str, task: str) -> Any:
