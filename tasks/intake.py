@@ -43,6 +43,7 @@ from tuneline.tasks.validate import (
     apply_contract,
     enforce_bad_fraction,
     validate_data,
+    with_source_lines,
     write_quarantine,
 )
 from tuneline.tracking import RunContext, set_tags
@@ -78,7 +79,8 @@ class Intake:
         frames = [pd.read_csv(a.quarantine_path) for a in self.accepted
                   if a.quarantine_path is not None and Path(a.quarantine_path).is_file()]
         quarantine = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=QUARANTINE_COLUMNS)
-        path = write_quarantine(quarantine[QUARANTINE_COLUMNS], run.run_dir, run)
+        # reindex: a batch validated by an earlier version wrote no source_line column
+        path = write_quarantine(quarantine.reindex(columns=QUARANTINE_COLUMNS), run.run_dir, run)
         return ValidatedData(frames={}, labels=list(labels), quarantine=quarantine, quarantine_path=path,
                              total_records=total_records)
 
@@ -199,7 +201,7 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
         files = fetch_batch(batch.path, batch.kind, cache, batch.content_hash)
     except BatchChanged as error:
         raise UnreadableBatch(f"batch {batch.name}: {error}") from None
-    frames, sources, malformed = [], [], []
+    frames, sources, malformed, lines = [], [], [], {}
     try:
         for path in files:
             landed = landed_path(batch, cache, path)  # the quarantine and the log name the file the producer landed
@@ -209,6 +211,8 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
                 malformed.append({"split": "batch", "column": None,
                                   **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}, "source_file": landed})
             frames.append(_named(read.frame, landed))
+            if read.source_lines is not None:
+                lines[landed] = read.source_lines
             sources.append(SourceFile(role="all", path=path, sha256=batch.content_hash, records=read.records_seen,
                                       loaded=len(read.frame), malformed=len(read.malformed)))
     except DataLoadError as error:
@@ -216,7 +220,7 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
         raise UnreadableBatch(unreadable_reason(batch, str(error).replace(shown, batch.path))) from None
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return LoadedData(frames={"all": frame}, sources=sources,
-                      malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS))
+                      malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS), source_lines=lines)
 
 
 def landed_path(batch: Batch, cache: Path, path: Path) -> str:
@@ -316,11 +320,11 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             if conflicts := rules.count(CONFLICTS_WITH_EARLIER):
                 log.warning("batch %s: %d row(s) repeat an earlier example with another label (rule %s in the "
                             "quarantine): the earlier labels are kept", batch.name, conflicts, CONFLICTS_WITH_EARLIER)
-            quarantine = pd.concat([quarantine, pd.DataFrame({
+            quarantine = with_source_lines(pd.concat([quarantine, pd.DataFrame({
                 "split": again["split"], "source_file": again["source_file"], "source_row": again["source_row"],
                 "rule": rules, "column": kind.key_column,
                 "value": [str(v)[:500] for v in again[kind.value_column]],
-                "detail": details})], ignore_index=True)
+                "detail": details})], ignore_index=True), loaded.source_lines)
             frame = frame[~repeated].reset_index(drop=True)
         seen.update(keys[~repeated])
         quarantine_path = write_quarantine(quarantine, folder, None)
@@ -372,6 +376,7 @@ def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfi
     some of the labels: it is not a training set on its own, so the every-label-present rule does not apply)."""
     frames = kind_of(config).prepare(loaded.frames, config.data, source=f" in batch {name}")
     clean, quarantine = apply_contract(frames, labels, loaded.malformed, config)
+    quarantine = with_source_lines(quarantine, loaded.source_lines)
     path = write_quarantine(quarantine, folder, None)
     enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, None,
                          config.data.max_duplicate_fraction)

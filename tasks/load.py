@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tuneline.common import pipeline_task, sha256_file, task_logger
@@ -19,7 +20,9 @@ from tuneline.config import DataConfig, TunelineConfig
 from tuneline.kinds import kind_of
 from tuneline.readers import DataLoadError, check_file, detect_format
 
-QUARANTINE_COLUMNS = ["split", "source_file", "source_row", "rule", "column", "value", "detail"]
+#: ``source_row``: the record's number in its file (a CoNLL file: its sentence's); ``source_line``: the physical line
+#: where it starts, what an editor shows (empty where not known, as for rows of a Parquet file)
+QUARANTINE_COLUMNS = ["split", "source_file", "source_row", "source_line", "rule", "column", "value", "detail"]
 
 __all__ = ["QUARANTINE_COLUMNS", "DataLoadError", "LoadedData", "SourceFile", "detect_format", "input_roles",
            "load_data", "release_unused_memory"]
@@ -42,6 +45,8 @@ class LoadedData:
     frames: dict[str, pd.DataFrame]
     sources: list[SourceFile]
     malformed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS))
+    #: each record's physical line by record number, per ``source_file`` (``ReadRecords.source_lines``)
+    source_lines: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def total_records(self) -> int:
@@ -105,6 +110,7 @@ def load_data(config: TunelineConfig) -> LoadedData:
     frames: dict[str, pd.DataFrame] = {}
     sources: list[SourceFile] = []
     malformed: list[dict] = []
+    lines: dict[str, np.ndarray] = {}
     for role, path in input_roles(config.data).items():
         path = Path(path)
         check_file(path)  # a missing file or a folder says so, not "cannot tell the format from its name"
@@ -117,6 +123,8 @@ def load_data(config: TunelineConfig) -> LoadedData:
             malformed.append({"split": role, "source_file": str(path), "column": None,
                               **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}})
         frames[role] = read.frame
+        if read.source_lines is not None:
+            lines[str(path)] = read.source_lines
         sources.append(SourceFile(role=role, path=path, sha256=sha256_file(path), records=read.records_seen,
                                   loaded=len(read.frame), malformed=len(read.malformed)))
         log.info("loaded %s: %d of %d records (%d unusable) from %s [%s]", role, len(read.frame), read.records_seen,
@@ -124,4 +132,4 @@ def load_data(config: TunelineConfig) -> LoadedData:
     warn_test_is_validation(sources)
     release_unused_memory()
     return LoadedData(frames=frames, sources=sources,
-                      malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS))
+                      malformed=pd.DataFrame(malformed, columns=QUARANTINE_COLUMNS), source_lines=lines)

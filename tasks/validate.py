@@ -133,6 +133,30 @@ def infer_labels(frames: dict[str, pd.DataFrame], configured: list[str] | None) 
         raise DataValidationError(str(error)) from None
 
 
+def with_source_lines(quarantine: pd.DataFrame, lines: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The quarantine with ``source_line`` filled in from the reader's line of each record (``LoadedData.
+    source_lines``): the contract's rules and the kinds see records by number only, and a record's number is not
+    the line an editor opens at once a file has a header, blank or comment lines, or quoted cells with line breaks."""
+    quarantine = quarantine.reindex(columns=QUARANTINE_COLUMNS)
+    line = np.array(pd.to_numeric(quarantine["source_line"], errors="coerce"), dtype=float)  # a writable copy
+    if len(quarantine) and lines:
+        files = quarantine["source_file"].astype(str).to_numpy()
+        rows = np.array(pd.to_numeric(quarantine["source_row"], errors="coerce"), dtype=float)
+        for name, known in lines.items():
+            at = np.flatnonzero((files == name) & np.isnan(line) & (rows >= 1) & (rows <= len(known)))
+            found = known[rows[at].astype(np.int64) - 1].astype(float)
+            line[at] = np.where(found > 0, found, np.nan)
+    return quarantine.assign(source_line=pd.array(np.where(line > 0, line, np.nan), dtype="Int64"))
+
+
+def where_in_file(record: pd.Series) -> str:
+    """``FILE line L`` where the record's line is known (what an editor shows), else ``FILE row N``."""
+    line = record.get("source_line")
+    if line is not None and not pd.isna(line) and int(line) > 0:
+        return f"{record['source_file']} line {int(line)}"
+    return f"{record['source_file']} row {record['source_row']}"
+
+
 def write_quarantine(quarantine: pd.DataFrame, run_dir: Path, run: RunContext | None) -> Path:
     path = Path(run_dir) / "quarantine.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +216,7 @@ def _example(quarantine: pd.DataFrame, reasons: Counter) -> str:
         return ""
     first = rows.iloc[0]
     detail = str(first["detail"])
-    return f"; e.g. {first['source_file']} row {first['source_row']}: {detail[:300]}"
+    return f"; e.g. {where_in_file(first)}: {detail[:300]}"
 
 
 def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction: float, path: Path,
@@ -286,14 +310,14 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
     try:
         labels = kind.label_set(frames, config.data, primary_metric=config.primary_metric)
     except LabelSetError as error:
-        malformed = loaded.malformed
+        malformed = with_source_lines(loaded.malformed, loaded.source_lines)
         # the label set was inferred without the records the reader could not parse: when they are most of the
         # data, they are the cause ("the label set [] has 0 labels" when every row had a stray trailing comma)
         if len(malformed) and count_rejected(malformed) > config.data.max_bad_fraction * max(loaded.total_records, 1):
             path = write_quarantine(malformed, run_dir, run)
             reasons = ", ".join(f"{rule} ({n})" for rule, n in Counter(malformed["rule"]).most_common(3))
             first = malformed.iloc[0]
-            example = f"; e.g. {first['source_file']} row {first['source_row']}: {first['detail']}" \
+            example = f"; e.g. {where_in_file(first)}: {first['detail']}" \
                 if isinstance(first.get("detail"), str) else ""
             raise DataValidationError(
                 f"{count_rejected(malformed)} of {loaded.total_records} records could not be read ({reasons}"
@@ -303,6 +327,7 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
         if kind.key_column in frame.columns and arrow_strings(frame[kind.key_column]) is not None:
             key_hashes(frame[kind.key_column], config.data.split.salt)
     clean, quarantine = apply_contract(frames, labels, loaded.malformed, config)
+    quarantine = with_source_lines(quarantine, loaded.source_lines)
     for role, frame in clean.items():  # the loader's categorical labels go on as plain str labels
         target = kind.target_column
         if target in frame.columns and isinstance(frame[target].dtype, pd.CategoricalDtype):

@@ -338,7 +338,7 @@ def test_every_row_ending_in_a_stray_comma_is_named_as_the_cause_not_an_empty_la
         validate(run_config("classification", path=data), tmp_path / "run")
     message = str(caught.value)
     assert message.startswith("200 of 200 records could not be read (record_has_wrong_field_count (200); e.g. "
-                              f"{data} row 1: 3 fields, header has 2; the line ends with a stray ',': remove it)")
+                              f"{data} line 2: 3 fields, header has 2; the line ends with a stray ',': remove it)")
     assert (tmp_path / "run" / "quarantine.csv").is_file()
     # a few such rows among good ones: the run goes on, each row quarantined with the same hint
     mixed = tmp_path / "m.csv"
@@ -373,7 +373,7 @@ def test_the_contract_error_shows_one_record_of_its_top_reason_with_its_fix(tmp_
     """IOB1 files: the one line said only "Top reasons: valid_iob2 (60)"; the fix was in quarantine.csv alone."""
     data = tmp_path / "iob1.conll"
     data.write_text("\n".join(f"Name{i} I-PER\nworks O\nat O\nAcme{i} I-ORG\n" for i in range(60)))
-    with pytest.raises(DataValidationError, match=r"Top reasons: valid_iob2 \(60\); e\.g\. .*iob1\.conll row 1: "
+    with pytest.raises(DataValidationError, match=r"Top reasons: valid_iob2 \(60\); e\.g\. .*iob1\.conll line 1: "
                                                   r"token 1 \('Name0'\): I-PER follows the sentence start.*set "
                                                   r"data\.iob1_to_iob2=true"):
         validate(run_config("token_classification", path=data), tmp_path / "run")

@@ -235,6 +235,8 @@ def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with
     quarantine = pd.read_csv(batch.quarantine_path)
     assert set(quarantine["source_file"]) == {batch.path}  # the landed file, not the run's copy of it
     assert Path(batch.path).name == "review.csv" and "/landing/" in batch.path
+    # each row names its line in the landed file (one record a line after the header), whichever rule set it aside
+    assert (quarantine["source_line"] == quarantine["source_row"] + 1).all() and len(quarantine) == 13
     conflicts = quarantine[quarantine["rule"] == "conflicts_with_earlier_label"]
     assert sorted(conflicts["value"]) == sorted([*relabelled["text"], *from_batch["text"]])
     first = relabelled.iloc[0]

@@ -143,7 +143,7 @@ def test_labels_no_list_can_be_read_from_say_why_per_record(tmp_path: Path, valu
     with pytest.raises(DataValidationError) as error:
         validated(tmp_path, train=path, label_column="labels")
     message = str(error.value)
-    assert "30 of 30 records could not be read" in message and "x.jsonl row 1" in message
+    assert "30 of 30 records could not be read" in message and "x.jsonl line 1:" in message
     assert says in message and "write" in message and "\n" not in message
 
 

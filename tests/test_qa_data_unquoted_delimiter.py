@@ -36,7 +36,7 @@ def test_unquoted_label_lists_say_to_quote_them_or_change_the_label_separator(tm
     config = run_config("multilabel_classification", **files, text_column="text", label_column="labels")
     with pytest.raises(DataValidationError) as raised:
         validated(config, tmp_path)
-    assert f"e.g. {train} row 2: 3 fields, header has 2; line 3: {LABEL_CAUSE}." in str(raised.value)
+    assert f"e.g. {train} line 3: 3 fields, header has 2; {LABEL_CAUSE}." in str(raised.value)
 
 
 def test_a_few_unquoted_label_lists_are_quarantined_with_the_cause(tmp_path: Path):
@@ -46,7 +46,8 @@ def test_a_few_unquoted_label_lists_are_quarantined_with_the_cause(tmp_path: Pat
                         label_column="labels")
     result = validated(config, tmp_path)
     rows = result.quarantine[result.quarantine["rule"] == "record_has_wrong_field_count"]
-    assert rows[["source_row", "detail"]].values.tolist() == [[7, f"3 fields, header has 2; line 8: {LABEL_CAUSE}"]]
+    assert rows[["source_row", "source_line", "detail"]].values.tolist() == [
+        [7, 8, f"3 fields, header has 2; {LABEL_CAUSE}"]]
 
 
 def test_another_label_separator_points_at_the_text(tmp_path: Path):
@@ -55,8 +56,8 @@ def test_another_label_separator_points_at_the_text(tmp_path: Path):
     config = run_config("multilabel_classification", "data.label_separator=|",
                         path=write(tmp_path / "d.csv", "text,labels", lines), label_column="labels")
     rows = validated(config, tmp_path).quarantine
-    assert rows[["source_row", "rule", "detail"]].values.tolist() == [
-        [7, "record_has_wrong_field_count", f"3 fields, header has 2; line 8: {TEXT_CAUSE}"]]
+    assert rows[["source_row", "source_line", "rule", "detail"]].values.tolist() == [
+        [7, 8, "record_has_wrong_field_count", f"3 fields, header has 2; {TEXT_CAUSE}"]]
 
 
 def test_a_classification_text_with_an_unquoted_comma_says_to_quote_it(tmp_path: Path):
@@ -64,9 +65,9 @@ def test_a_classification_text_with_an_unquoted_comma_says_to_quote_it(tmp_path:
     lines[2] = "fine, thanks,pos"
     lines[9] = 'a "quoted, one",neg'  # quotes that do not open the field are no quoting
     result = validated(run_config("classification", path=write(tmp_path / "d.csv", "text,label", lines)), tmp_path)
-    details = result.quarantine[["source_row", "detail"]].values.tolist()
-    assert details == [[3, f"3 fields, header has 2; line 4: {TEXT_CAUSE}"],
-                       [10, f"3 fields, header has 2; line 11: {TEXT_CAUSE}"]]
+    details = result.quarantine[["source_row", "source_line", "detail"]].values.tolist()
+    assert details == [[3, 4, f"3 fields, header has 2; {TEXT_CAUSE}"],
+                       [10, 11, f"3 fields, header has 2; {TEXT_CAUSE}"]]
 
 
 def test_a_cause_the_reader_found_is_kept_alone_and_tsv_gets_no_quoting_advice(tmp_path: Path):
@@ -86,4 +87,5 @@ def test_one_hot_files_name_the_text_cause(tmp_path: Path):
     config = run_config("multilabel_classification", path=write(tmp_path / "d.csv", "text,joy,anger", lines),
                         label_columns=["joy", "anger"])
     rows = validated(config, tmp_path).quarantine
-    assert rows[["source_row", "detail"]].values.tolist() == [[4, f"4 fields, header has 3; line 5: {TEXT_CAUSE}"]]
+    assert rows[["source_row", "source_line", "detail"]].values.tolist() == [
+        [4, 5, f"4 fields, header has 3; {TEXT_CAUSE}"]]

@@ -312,8 +312,9 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
         raise UserError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     if read.malformed:
         first = read.malformed[0]
-        raise UserError(f"{path}: {len(read.malformed)} record(s) cannot be read, first at row "
-                        f"{first.get('source_row')} ({first.get('rule')}): fix them, so that no correction is lost")
+        where = (f"line {first['source_line']}" if first.get("source_line") else f"row {first.get('source_row')}")
+        raise UserError(f"{path}: {len(read.malformed)} record(s) cannot be read, first at {where} "
+                        f"({first.get('rule')}): fix them, so that no correction is lost")
     with DatasetStore(url, name, dataset_folder(config)) as store:
         parent = store.current()
         if parent is None:

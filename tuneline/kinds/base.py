@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # heavy imports stay out of config loading
@@ -76,6 +77,9 @@ class ReadRecords:
     frame: pd.DataFrame
     malformed: list[dict]
     records_seen: int
+    #: physical line of each record by record number (``source_lines[source_row - 1]``, 0: not known), from
+    #: :meth:`tuneline.readers.ReadResult.record_lines`; the quarantine names lines with it
+    source_lines: np.ndarray | None = None
 
 
 class TaskKind:

@@ -334,7 +334,7 @@ def delimiter_hint(delimiter: str) -> str:
 
 def with_delimiter_hints(malformed: list[dict], path: Path, fmt: str, data: Any, hint: Any) -> list[dict]:
     """``malformed`` with the likely cause added to each CSV record that has more fields than the header and no
-    cause yet (``3 fields, header has 2`` alone said what, not why): ``hint(delimiter)``, with the line number. A
+    cause yet (``3 fields, header has 2`` alone said what, not why): ``hint(delimiter)``. A
     cause the reader found (a stray delimiter at the line's end, R's row names) is surer and kept alone. TSV files
     are read without quoting, so quotes are no advice there."""
     if fmt != "csv" or not any(record.get("rule") == "record_has_wrong_field_count" for record in malformed):
@@ -345,8 +345,7 @@ def with_delimiter_hints(malformed: list[dict], path: Path, fmt: str, data: Any,
     for record in malformed:
         match = _BARE_FIELD_COUNT.fullmatch(str(record.get("detail") or ""))
         if record.get("rule") == "record_has_wrong_field_count" and match and int(match[1]) > int(match[2]):
-            line = f"line {record['source_line']}: " if record.get("source_line") else ""
-            record = {**record, "detail": f"{record['detail']}; {line}{cause}"}
+            record = {**record, "detail": f"{record['detail']}; {cause}"}  # the line: the quarantine's source_line
         hinted.append(record)
     return hinted
 
@@ -415,8 +414,10 @@ class ClassificationKind(TaskKind):
                 for role, frame in frames.items()}
 
     def read_canonical(self, path: Path, fmt: str, data: ClassificationData,
-                       text_columns: dict[str, str], compact: bool = False) -> tuple[pd.DataFrame, list[dict], int]:
-        """Read a table and rename the configured text columns; labels are left raw for the kind to parse.
+                       text_columns: dict[str, str],
+                       compact: bool = False) -> tuple[pd.DataFrame, list[dict], int, np.ndarray]:
+        """Read a table and rename the configured text columns; labels are left raw for the kind to parse. Returns
+        the frame, the unusable records, the records seen and each record's line (``ReadResult.record_lines``).
 
         ``compact``: a CSV/TSV file's columns stay compact ``str`` columns and ``source_file`` is categorical (one
         copy of the path, not one per row): what keeps ten million rows within a few GB.
@@ -453,7 +454,7 @@ class ClassificationKind(TaskKind):
                                 if compact else str(path))
         frame["source_row"] = raw["source_row"].astype("int64")
         return frame, with_delimiter_hints(list(result.malformed), path, fmt, data, self.delimiter_hint(data)), \
-            result.records_seen
+            result.records_seen, result.record_lines()
 
     def delimiter_hint(self, data: ClassificationData) -> Any:
         """``delimiter → the likely cause`` of a CSV record with more fields than the header (see
@@ -461,14 +462,14 @@ class ClassificationKind(TaskKind):
         return delimiter_hint
 
     def read(self, path: Path, fmt: str, data: ClassificationData) -> ReadRecords:
-        frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column},
-                                                     compact=fmt in ("csv", "tsv"))
+        frame, malformed, seen, lines = self.read_canonical(path, fmt, data, {"text_column": data.text_column},
+                                                            compact=fmt in ("csv", "tsv"))
         labels, keep = normalized_labels(frame["label"], frame["source_row"], malformed)
         frame = frame.assign(label=labels)
         if not keep.all():
             frame = frame[keep].reset_index(drop=True)
         return ReadRecords(frame=frame[["text", "label", "source_file", "source_row"]], malformed=malformed,
-                           records_seen=seen)
+                           records_seen=seen, source_lines=lines)
 
     def label_set(self, frames: dict[str, pd.DataFrame], data: ClassificationData,
                   primary_metric: str | None = None) -> list[str]:

@@ -920,7 +920,8 @@ def read_one_hot(path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
                                dtype=object)
     frame["source_file"] = str(path)
     frame["source_row"] = raw["source_row"][keep].astype("int64").reset_index(drop=True)
-    return ReadRecords(frame=frame, malformed=malformed, records_seen=result.records_seen)
+    return ReadRecords(frame=frame, malformed=malformed, records_seen=result.records_seen,
+                       source_lines=result.record_lines())
 
 
 def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
@@ -1017,7 +1018,7 @@ class MultilabelKind(ClassificationKind):
         if data.label_columns:
             return read_one_hot(path, fmt, data)
         try:
-            frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column})
+            frame, malformed, seen, lines = self.read_canonical(path, fmt, data, {"text_column": data.text_column})
         except DataLoadError as error:
             hint = one_hot_hint(path, fmt, data) if f"no column {data.label_column!r}" in str(error) else None
             if hint is None:
@@ -1032,7 +1033,7 @@ class MultilabelKind(ClassificationKind):
         frame = frame[["text", "label", "source_file", "source_row"]]
         if looks_like_one_indicator_column(labels):  # a one-hot file read by one of its columns
             frame.attrs[ONE_HOT_COLUMNS_ATTR] = indicator_and_other_columns(path, fmt, data)
-        return ReadRecords(frame=frame, malformed=[*malformed, *unreadable], records_seen=seen)
+        return ReadRecords(frame=frame, malformed=[*malformed, *unreadable], records_seen=seen, source_lines=lines)
 
     def delimiter_hint(self, data: MultilabelData) -> Any:
         """Label lists joined with the file's own delimiter (``t c 1,anger,sadness`` under ``text,labels``) are the

@@ -282,12 +282,12 @@ class PairClassificationKind(ClassificationKind):
 
     # --- data -------------------------------------------------------------------------------------------------
     def read(self, path: Path, fmt: str, data: PairData) -> ReadRecords:
-        frame, malformed, seen = self.read_canonical(path, fmt, data, {"text_column": data.text_column,
-                                                                       "text_pair_column": data.text_pair_column})
+        frame, malformed, seen, lines = self.read_canonical(
+            path, fmt, data, {"text_column": data.text_column, "text_pair_column": data.text_pair_column})
         labels, keep = normalized_labels(frame["label"], frame["source_row"], malformed)
         frame = frame.assign(label=labels)[keep].reset_index(drop=True)
         frame["key"] = pair_keys(frame["text"], frame["text_pair"], data.symmetric)
-        return ReadRecords(frame=frame[PAIR_COLUMNS], malformed=malformed, records_seen=seen)
+        return ReadRecords(frame=frame[PAIR_COLUMNS], malformed=malformed, records_seen=seen, source_lines=lines)
 
     def label_set(self, frames: dict[str, pd.DataFrame], data: PairData,
                   primary_metric: str | None = None) -> list[str]:

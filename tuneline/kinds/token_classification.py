@@ -336,6 +336,12 @@ def named_tags(frame: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, lis
 
 def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame, list[dict], int]:
     """One NER file → the sentence frame (tokens, tags, text, provenance), unusable records, records seen."""
+    read = read_token_records(path, fmt, data)
+    return read.frame, read.malformed, read.records_seen
+
+
+def read_token_records(path: Path, fmt: str, data: TokenData) -> ReadRecords:
+    """One NER file as the kind's :class:`ReadRecords` (a sentence's line: that of its first token)."""
     path = Path(path)
     if fmt == "conll":
         result = read_conll(path, data.conll_tag_column, encoding=data.encoding,
@@ -368,7 +374,8 @@ def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame
     text = pd.Series([_joined(tokens) for tokens in frame["tokens"]], index=frame.index, dtype=object)
     frame = frame.assign(text=text, source_file=str(path))
     frame["source_row"] = frame["source_row"].astype("int64")
-    return frame[SENTENCE_COLUMNS].reset_index(drop=True), malformed, result.records_seen
+    return ReadRecords(frame=frame[SENTENCE_COLUMNS].reset_index(drop=True), malformed=malformed,
+                       records_seen=result.records_seen, source_lines=result.record_lines())
 
 
 def _bare_tags_hint(sample: list[Any]) -> str:
@@ -421,8 +428,7 @@ class TokenClassificationKind(TaskKind):
 
     # --- data -------------------------------------------------------------------------------------------------
     def read(self, path: Path, fmt: str, data: TokenData) -> ReadRecords:
-        frame, malformed, seen = read_token_file(path, fmt, data)
-        return ReadRecords(frame=frame, malformed=malformed, records_seen=seen)
+        return read_token_records(path, fmt, data)
 
     def prepare(self, frames: dict[str, pd.DataFrame], data: TokenData, quiet: bool = False,
                 source: str = "") -> dict[str, pd.DataFrame]:
