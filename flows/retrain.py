@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from prefect import flow
 
+from tuneline.errors import quiet_console
 from tuneline.common import task_logger
 from tuneline.dataset_store import DatasetStore, DataVersion
 from tuneline.heap import frozen_heap
@@ -52,7 +53,7 @@ from tuneline.tasks.train import train_model
 from tuneline.tracking import client_for, close_abandoned_run, discard_run, set_tags, tracked_run, version_tags
 
 
-@flow(name="tuneline-retrain", log_prints=True)
+@flow(name="tuneline-retrain", log_prints=True, on_running=[quiet_console])
 def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     """Claim the landed batches, validate each once, check drift, append a data version, retrain, gate.
 

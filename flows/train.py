@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from tuneline.errors import quiet_console
 from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
 from tuneline.run_warnings import collected_warnings
@@ -23,7 +24,7 @@ from tuneline.tasks.validate import validate_data
 from tuneline.tracking import tracked_run, version_tags
 
 
-@flow(name="tuneline-train", log_prints=True)
+@flow(name="tuneline-train", log_prints=True, on_running=[quiet_console])
 def train_flow(config: AnyConfig) -> RunSummary:
     """Fine-tune, evaluate, register and gate a model of the config's task kind.
 

@@ -47,16 +47,31 @@ def _user_error_names() -> set[str]:
 _FAILED_STATE = re.compile(r"Finished in state Failed\(.*encountered an exception:? (\w+):")
 
 
+def _is_interrupt(error: BaseException | None) -> bool:
+    """A Ctrl-C or a termination signal as the flow run sees it (Prefect's ``ExternalSignal``, a BaseException)."""
+    return isinstance(error, KeyboardInterrupt) or any(
+        cls.__name__ == "ExternalSignal" and cls.__module__ == "prefect.exceptions" for cls in type(error).__mro__)
+
+
 class _DropUserErrorTracebacks(logging.Filter):
     """Drops the records that repeat a user error: its tracebacks, and the "Finished in state Failed(...)" lines
-    that quote it (the CLI prints it once, as one line)."""
+    that quote it (the CLI prints it once, as one line). Drops the traceback of an interrupt too (Ctrl-C on ``tuneline
+    serve`` mid-run printed Prefect's "Engine execution interrupted by base exception" and 60 lines of stack): the
+    "Crash detected! Execution was aborted by an interrupt signal" lines say what happened."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, UserError):
+        if isinstance(error, UserError) or _is_interrupt(error):
             return False
         failed = _FAILED_STATE.search(record.getMessage())
         return not (failed and failed.group(1) in _user_error_names())
+
+
+def quiet_console(flow: object = None, flow_run: object = None, state: object = None) -> None:
+    """A flow's ``on_running`` hook: :func:`quiet_user_error_tracebacks` in whatever process runs the flow. The CLI
+    installs it itself; a flow run that ``tuneline serve``, a worker or ``prefect deployment run`` starts runs in a
+    process of its own, whose console printed every user error's and interrupt's traceback."""
+    quiet_user_error_tracebacks()
 
 
 def quiet_user_error_tracebacks() -> None:
