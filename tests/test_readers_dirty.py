@@ -197,6 +197,29 @@ def test_a_tsv_column_with_only_some_values_quoted_keeps_them_and_warns(tmp_path
     assert "wrapped in double quotes" not in caplog.text
 
 
+def test_tsv_quotes_keep_reads_every_value_as_written_without_the_warning(tmp_path, caplog):
+    """GoEmotions' and GLUE's TSV files hold quotes as text (their README: read with quoting disabled, keep the text
+    as it is): ``auto``'s warning told to convert such a file to CSV on every run, and ``keep`` is the way to say
+    the quotes are text. A column quoted throughout is kept as written too."""
+    from tests_support import run_config
+    from tuneline.tasks.load import load_data
+
+    path = tmp_path / "excel.tsv"
+    path.write_text('text\tlabel\n"a ""great"" film"\tpos\nplain film\tneg\n" hello there "\tpos\n'
+                    + "".join(f"film number {i}\t{('pos', 'neg')[i % 2]}\n" for i in range(20)), encoding="utf-8")
+    with caplog.at_level(logging.INFO):
+        kept = load_data.fn(run_config("classification", "data.tsv_quotes=keep", path=str(path)))
+    assert kept.frames["all"]["text"].tolist()[:3] == ['"a ""great"" film"', "plain film", '" hello there "']
+    assert "wrapped in double quotes" not in caplog.text
+    with caplog.at_level(logging.INFO):
+        load_data.fn(run_config("classification", path=str(path)))
+    assert "or set data.tsv_quotes: keep if the quotes are text" in caplog.text  # auto, the default, says how
+    quoted = tmp_path / "r.tsv"
+    quoted.write_text('"text"\t"label"\n"great film"\t"pos"\n', encoding="utf-8")
+    assert read_table(quoted, "tsv", tsv_quotes="keep").frame["label"].tolist() == ['"pos"']
+    assert read_table(quoted, "tsv").frame["label"].tolist() == ["pos"]
+
+
 # ------------------------------------------------------------------------------------------------ not the text named
 
 

@@ -906,7 +906,8 @@ def _nonblank(lines: list[str], lo: int, hi: int, dialect: dict) -> int:
 
 
 def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = True,
-               on_decode_error: DecodePolicy = "error", compact: bool = False, skip_lines: int = 0) -> ReadResult:
+               on_decode_error: DecodePolicy = "error", compact: bool = False, skip_lines: int = 0,
+               tsv_quotes: str = "auto") -> ReadResult:
     """Read a csv, tsv, jsonl or parquet file into a :class:`ReadResult` (see the module docstring).
 
     ``compact=True``: the columns of a CSV/TSV file come back as pandas ``str`` columns (Arrow-backed, a missing
@@ -916,11 +917,15 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
 
     ``skip_lines``: CSV/TSV lines before the header (or the first record) that are no part of the table, such as
     an export's title line; they are not records.
+
+    ``tsv_quotes``: ``auto`` reads a TSV column whose every value is wrapped in double quotes without them
+    (:func:`_unwrapped_quotes`); ``keep`` keeps every value as written.
     """
     path = Path(path)
     encoding = bom_encoding(path, encoding)
     if fmt in ("csv", "tsv"):
-        return _read_delimited(path, fmt, encoding, header, on_decode_error, compact, skip_lines)
+        result = _read_delimited(path, fmt, encoding, header, on_decode_error, compact, skip_lines)
+        return _unwrapped_quotes(path, result) if fmt == "tsv" and tsv_quotes == "auto" else result
     if fmt == "jsonl":
         return _read_jsonl(path, encoding, on_decode_error)
     if fmt == "parquet":
@@ -946,14 +951,11 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
         dialect = {"delimiter": delimiter} if delimiter is not None else None
         result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error, dialect=dialect,
                                          skip_lines=skip)
-        result = _unwrapped_quotes(path, result) if fmt == "tsv" else result
         return _with_string_columns(result) if compact else result
     result = _read_delimited_fast(path, fmt, encoding, on_decode_error) if header else None
     if result is None:
         result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error)
-        result = _unwrapped_quotes(path, result) if fmt == "tsv" else result
         return _with_string_columns(result) if compact else result
-    result = _unwrapped_quotes(path, result) if fmt == "tsv" else result
     return result if compact else _with_object_columns(result)
 
 
@@ -1022,8 +1024,8 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
             task_logger().warning(
                 "%s: %d of %d values of column %r are wrapped in double quotes (as Excel writes a cell holding a "
                 "quote, tab or line break); a TSV file is read without quote processing, so they keep the quotes: "
-                "save the file as CSV (data.format: csv) to have them read as quoted cells", path, wrapped, present,
-                name)
+                "save the file as CSV (data.format: csv) to have them read as quoted cells, or set "
+                "data.tsv_quotes: keep if the quotes are text", path, wrapped, present, name)
             continue
         task_logger().info("%s: every value of column %r is wrapped in double quotes; reading them without those "
                            "quotes (as Excel or R wrote them)", path, name)

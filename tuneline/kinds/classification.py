@@ -38,6 +38,11 @@ class ClassificationData(DataConfig):
                                            "by 0-based position ('0', '1', ...).")
     skip_lines: int = Field(0, ge=0, description="CSV/TSV: lines before the header that are no part of the table "
                                                   "(an export's title or notes); they are not records.")
+    tsv_quotes: Literal["auto", "keep"] = Field(
+        "auto", description="TSV files are read without quote processing. auto: a column whose every value is "
+                            "wrapped in double quotes (R, pandas QUOTE_ALL) is read without them, and one where only "
+                            "some are (with doubled quotes inside) is warned about; keep: every value as written, no "
+                            "warning (GLUE and GoEmotions files, whose quotes are text).")
     min_examples_per_label: int = Field(
         5, ge=1, description="An inferred label seen fewer times in train is an error (a stray typo must not "
                              "become a class); configure data.labels to accept it.")
@@ -429,7 +434,8 @@ class ClassificationKind(TaskKind):
             raise DataLoadError(f"{path}: format {fmt!r} cannot hold {self.name} rows{guessed}; set data.format to "
                                 f"one of {', '.join(self.formats)}")
         result = read_table(path, fmt, encoding=data.encoding, header=data.header,
-                            on_decode_error=data.on_decode_error, compact=compact, skip_lines=data.skip_lines)
+                            on_decode_error=data.on_decode_error, compact=compact, skip_lines=data.skip_lines,
+                            tsv_quotes=data.tsv_quotes)
         raw = result.frame
         wanted = matched_columns(raw, {**{f"data.{k}": v for k, v in text_columns.items()},
                                        "data.label_column": data.label_column})
