@@ -71,3 +71,29 @@ def test_a_prefect_api_url_without_api_names_the_missing_path(suffix: str) -> No
     assert "\n" not in message
     with temporary_settings({PREFECT_API_URL: api}):
         assert require_prefect_api() == api  # the right URL still passes
+
+
+def test_promote_with_a_prefect_api_url_that_does_not_answer_warns_once_and_moves_the_champion(tmp_path: Path) -> None:
+    """A wrong PREFECT_API_URL (a closed port) cost a promote 14 s of the client's retries and printed three
+    warnings: the concurrency limit not taken, the events socket unreachable, "EventsWorker failed with 1 pending
+    items". The API is asked once; without an answer the database lock alone is taken and no event is sent."""
+    import socket
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run_id = client.create_run(client.create_experiment("qa", artifact_location=(tmp_path / "a").as_uri())).info.run_id
+    client.create_registered_model("qa-closed")
+    version = str(client.create_model_version("qa-closed", source=str(tmp_path / "m"), run_id=run_id).version)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL")}
+    env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    done = _cli(["promote", "qa-closed", version, "--reason", "first", "--tracking-uri", uri,
+                 "--ledger-url", default_ledger_url(uri)], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert str(client.get_model_version_by_alias("qa-closed", "champion").version) == version
+    [warning] = [line for line in done.stderr.splitlines() if line.strip()]  # one line, no retries' warnings
+    assert "does not answer" in warning and "relying on the database lock alone" in warning
+    [moved] = [line for line in done.stdout.splitlines() if line.strip()]
+    assert moved.startswith("qa-closed@champion: ") and "promote" in moved

@@ -603,9 +603,10 @@ def _flush_prefect_events() -> None:
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
-        from tuneline.events import flush_events
+        from tuneline.events import flush_events, prefect_api_answers
 
-        flush_events()
+        if prefect_api_answers(PREFECT_API_URL.value()):  # else nothing was sent, and the worker would only retry
+            flush_events()
 
 
 def _watch(config: TunelineConfig, interval: float | None, once: bool) -> int:

@@ -61,6 +61,7 @@ A duplicated announcement is harmless: a queued run that finds nothing free ends
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -230,6 +231,19 @@ def describe(batch: Batch) -> str:
         return f"rejected  {batch.name}: {'; '.join(batch.reasons)}"
     return (f"landed    {batch.name} ({batch.content_hash[:12]}, {batch.format}, {batch.size_bytes} bytes): "
             f"announced {BATCH_LANDED}")
+
+
+@functools.lru_cache(maxsize=8)
+def prefect_api_answers(url: str) -> bool:
+    """Whether the Prefect API at ``url`` answers its health check, asked once per process (one request, about
+    1.5 s when nothing listens). A command that only *uses* Prefect when it is there (the gate lock's concurrency
+    slot, its events) asks this first: against a wrong ``PREFECT_API_URL`` the client's retries and the events
+    worker's reconnects spent 14 s and printed three warnings on a ``promote`` that needed none of them."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        return client.api_healthcheck() is None
 
 
 def require_prefect_api(purpose: str = "announce batches to", where: str = "(the API `tuneline serve` uses)") -> str:

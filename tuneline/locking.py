@@ -400,6 +400,13 @@ def _prefect_gate_slot(name: str, url: str, api_url: str, deadline: float, timeo
     it rather than blocking every gate on Prefect's availability.
     """
     limit_name = f"{PREFECT_LIMIT_PREFIX}{name}"
+    from tuneline.events import prefect_api_answers
+
+    if not prefect_api_answers(api_url):  # asked once, not retried for seconds by every client call below
+        logger.warning("the Prefect API at %s does not answer: concurrency limit %r not taken, relying on the "
+                       "database lock alone (start the API, or unset PREFECT_API_URL)", redact(api_url), limit_name)
+        yield
+        return
     with ExitStack() as stack:
         try:
             from prefect.concurrency.sync import concurrency
