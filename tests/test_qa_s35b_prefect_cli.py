@@ -97,3 +97,22 @@ def test_promote_with_a_prefect_api_url_that_does_not_answer_warns_once_and_move
     assert "does not answer" in warning and "relying on the database lock alone" in warning
     [moved] = [line for line in done.stdout.splitlines() if line.strip()]
     assert moved.startswith("qa-closed@champion: ") and "promote" in moved
+
+
+def test_train_with_a_prefect_api_url_that_does_not_answer_is_one_line_naming_it(tmp_path: Path) -> None:
+    """It ended in "tuneline: RuntimeError: Failed to reach API ...; this is not a problem with your data or config;
+    the full traceback is in the Prefect run log" (a log on the API that did not answer) after the flow started."""
+    import socket
+
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(40)))
+    (tmp_path / "c.yaml").write_text(f"task: classification\ndata:\n  path: {tmp_path / 'd.csv'}\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        api = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+    env = {**os.environ, "PREFECT_API_URL": api}
+    done = _cli(["train", "-c", str(tmp_path / "c.yaml"), "--set", f"work_dir={tmp_path / 'work'}"], env)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stderr == (f"tuneline: the Prefect API at {api} does not answer (ConnectError): start it with `prefect "
+                           "server start`, or set PREFECT_API_URL to a running one (or unset PREFECT_API_URL: tuneline "
+                           "then runs its flows on a temporary local API)\n")
+    assert not (tmp_path / "work").exists()  # nothing started: no run folder, no MLflow run

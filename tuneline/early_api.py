@@ -70,9 +70,12 @@ def start_ephemeral_api_early() -> Callable[[], None]:
     the flow runs (a server still starting would answer the flow's first request with a refused connection).
 
     A failure here is not reported: the flow's own client then starts the server as usual and reports its error.
+    With ``PREFECT_API_URL`` set, ``wait()`` checks that API instead: one that does not answer is a one-line
+    :class:`~tuneline.errors.UserError` naming the URL (the flow ended in "RuntimeError: Failed to reach API", called
+    "not a problem with your data or config", with its traceback "in the Prefect run log" that could not be written).
     """
     if not needs_ephemeral_api():
-        return lambda: None
+        return _require_configured_api
     detach_ephemeral_api_from_terminal()
 
     def start() -> None:
@@ -91,3 +94,14 @@ def start_ephemeral_api_early() -> Callable[[], None]:
     thread = threading.Thread(target=start, name="tuneline-early-prefect-api", daemon=True)
     thread.start()
     return thread.join
+
+
+def _require_configured_api() -> None:
+    """The configured Prefect API answers, or a one-line error that says to start it or unset the variable."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        from tuneline.events import require_prefect_api
+
+        require_prefect_api("run the flow on", "(or unset PREFECT_API_URL: tuneline then runs its flows on a "
+                                               "temporary local API)")
