@@ -686,7 +686,7 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     """``predict --input F --output O``: the batch prediction flow (alias resolved once, chunks, atomic write)."""
     import os
 
-    from tuneline.early_api import detach_ephemeral_api_from_terminal
+    from tuneline.early_api import detach_ephemeral_api_from_terminal, require_configured_api
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
     from tuneline.runtime import has_credentials
@@ -700,6 +700,7 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     _check_output_path(Path(args.output))
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
+    require_configured_api()  # a PREFECT_API_URL that does not answer: one line now, not a crashed flow
     uri = args.tracking_uri
     if has_credentials(uri):  # Prefect stores flow parameters: pass the secret by reference
         os.environ["TUNELINE_TRACKING_URI"], uri = uri, "${TUNELINE_TRACKING_URI}"

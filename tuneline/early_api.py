@@ -75,7 +75,7 @@ def start_ephemeral_api_early() -> Callable[[], None]:
     "not a problem with your data or config", with its traceback "in the Prefect run log" that could not be written).
     """
     if not needs_ephemeral_api():
-        return _require_configured_api
+        return require_configured_api
     detach_ephemeral_api_from_terminal()
 
     def start() -> None:
@@ -96,7 +96,7 @@ def start_ephemeral_api_early() -> Callable[[], None]:
     return thread.join
 
 
-def _require_configured_api() -> None:
+def require_configured_api() -> None:
     """The configured Prefect API answers, or a one-line error that says to start it or unset the variable."""
     from prefect.settings import PREFECT_API_URL
 
