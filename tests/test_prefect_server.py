@@ -92,6 +92,28 @@ def start(tmp_path, request) -> Callable[..., tuple[subprocess.Popen, Path]]:
     return _start
 
 
+def prefect_server(start: Callable[..., tuple[subprocess.Popen, Path]], tmp_path: Path, env: dict[str, str],
+                   **settings: str) -> tuple[str, tuple[subprocess.Popen, Path]]:
+    """``prefect server start`` on a free port with its own SQLite database (``settings``: more PREFECT_ variables),
+    once its API answers: ``(api_url, (process, log))``."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    server = start("prefect-server", [str(Path(sys.executable).parent / "prefect"), "server", "start",
+                                      "--host", "127.0.0.1", "--port", str(port)],
+                   {**env, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+                    "PREFECT_UI_ENABLED": "false", **settings})
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for("healthy Prefect API", healthy, SERVER_START_S, server)
+    return api, server
+
+
 def base_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY", "TUNELINE_LEDGER", "TUNELINE_LOCK"))}
@@ -138,24 +160,9 @@ def test_a_landed_batch_triggers_a_served_retraining_that_registers_a_version(tm
 
     from tuneline.ledger import Ledger
 
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
     env = base_env(tmp_path)
-    server = start("prefect-server", [str(Path(sys.executable).parent / "prefect"), "server", "start",
-                                      "--host", "127.0.0.1", "--port", str(port)],
-                   {**env, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-                    "PREFECT_UI_ENABLED": "false",
-                    # a queued run retries for its slot every 2 s instead of 30 s (the test's pace, not the loop's)
-                    "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2"})
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    wait_for("healthy Prefect API", healthy, SERVER_START_S, server)
+    # a queued run retries for its slot every 2 s instead of 30 s (the test's pace, not the loop's)
+    api, server = prefect_server(start, tmp_path, env, PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS="2")
 
     config = write_config(tmp_path, tiny_bert)
     client_env = {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}

@@ -16,15 +16,14 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from loop_data import land, tickets
-from test_prefect_server import LABELS, MODEL, SERVE_START_S, SERVER_START_S, base_env, free_port, start, tail, \
-    wait_for, write_config
+from test_prefect_server import (LABELS, MODEL, SERVE_START_S, base_env, prefect_server, start, tail, wait_for,
+                                 write_config)
 
 pytestmark = pytest.mark.integration
 
@@ -37,22 +36,8 @@ def test_stopping_serve_mid_training_frees_the_batches_and_closes_the_mlflow_run
 
     from tuneline.ledger import Ledger
 
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
     env = base_env(tmp_path)
-    server = start("prefect-server", [str(Path(sys.executable).parent / "prefect"), "server", "start",
-                                      "--host", "127.0.0.1", "--port", str(port)],
-                   {**env, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-                    "PREFECT_UI_ENABLED": "false"})
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    wait_for("healthy Prefect API", healthy, SERVER_START_S, server)
+    api, server = prefect_server(start, tmp_path, env)
     config = write_config(tmp_path, tiny_bert)
     raw = yaml.safe_load(config.read_text())
     raw["train"].update(max_steps=100_000, eval_steps=100_000)  # trains until stopped

@@ -16,18 +16,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from test_prefect_server import free_port, start, tail, wait_for, write_config  # noqa: F401 - start is a fixture
+from test_prefect_server import prefect_server, start, tail, wait_for, write_config  # noqa: F401 - start is a fixture
 
 POOL = "tuneline-test"
 MODEL = "pool-intents"
 EXPERIMENT = "work-pool"
-SERVER_START_S, DEPLOY_S, RUN_S = 90, 180, 150
+DEPLOY_S, RUN_S = 180, 150
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
@@ -73,21 +72,8 @@ def test_a_worker_runs_the_deployed_training_and_registers_a_version(tmp_path, t
 
     from tuneline.deployments.deploy import default_source
 
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
     env = clean_env(tmp_path)
-    server = start("prefect-server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                   {**env, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-                    "PREFECT_UI_ENABLED": "false"})
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    wait_for("healthy Prefect API", healthy, SERVER_START_S, server)
+    api, server = prefect_server(start, tmp_path, env)
 
     # test_prefect_server's tiny config (cron twelve hours away, landing folder: all five deployments), with no
     # tracking URI: the worker's MLFLOW_TRACKING_URI names the store
