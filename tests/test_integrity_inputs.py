@@ -169,6 +169,9 @@ def test_validate_command_prints_the_accounting_and_fails_over_the_limit(tmp_pat
     out = capsys.readouterr().out
     assert f"all        {data}: read 52, kept 50, quarantined 2" in out
     assert "no_exact_duplicates 1" in out and "splits: train" in out
+    # one record of each rule, where it is and why: the counts alone sent the user into quarantine.csv
+    assert f"  e.g. not_nullable: {data} line 52: the text is missing (an empty cell, or null)" in out
+    assert f"  e.g. no_exact_duplicates: {data} line 53: 'text 3'" in out
     assert (tmp_path / "out" / "validate" / "quarantine.csv").is_file()
     assert main(["validate", "-c", str(config), "--set", "data.max_bad_fraction=0.0"]) == 1
     assert "broke the data contract" in capsys.readouterr().err

@@ -671,6 +671,8 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
         kept = source.records - rejected[["source_row"]].drop_duplicates().shape[0]
         print(f"  {source.role:<10} {source.path}: read {source.records}, kept {kept}, "
               f"quarantined {source.records - kept} ({rules})")
+    for line in _quarantine_examples(quarantine):
+        print(line)
     print(f"  quarantine: {folder / 'quarantine.csv'}")
     if failure is not None:
         print(f"tuneline: {failure}", file=sys.stderr)
@@ -680,6 +682,26 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
           + (" ..." if len(validated.labels) > 20 else ""))
     print("  splits: " + ", ".join(f"{name} {len(frame)}" for name, frame in splits.items()))
     return 0
+
+
+def _quarantine_examples(quarantine: Any, rules: int = 5) -> list[str]:
+    """One record of each of the most frequent rules, where it is and why (``  e.g. RULE: FILE line L: DETAIL``): a
+    pre-flight check that said only "label_in_label_set 3" sent the user into quarantine.csv for what to fix."""
+    import pandas as pd
+
+    from tuneline.errors import excerpt
+    from tuneline.tasks.validate import where_in_file
+
+    lines = []
+    for rule in quarantine["rule"].value_counts().index[:rules]:
+        record = quarantine[quarantine["rule"] == rule].iloc[0]
+        detail = record.get("detail")
+        if not isinstance(detail, str) or not detail:
+            value, column = record.get("value"), record.get("column")
+            detail = "(no value)" if pd.isna(value) else excerpt(value) if not isinstance(column, str) or not column \
+                else f"{column} = {excerpt(value)}"
+        lines.append(f"  e.g. {rule}: {where_in_file(record)}: {detail[:200]}")
+    return lines
 
 
 def _predict_to_file(args: argparse.Namespace) -> int:
