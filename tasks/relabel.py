@@ -52,7 +52,20 @@ _ANSWERED_BY_RELABEL = frozenset({"no_exact_duplicates", "no_conflicting_label_d
                                   "tag_in_label_set"})
 
 
-def refuse_broken_rows(corrections: pd.DataFrame, labels: list[str], config: Any, path: Path) -> None:
+def where_in(rows: Any, source_lines: Any) -> Any:
+    """``line L`` of each record number in ``rows`` where the reader knew the record's line (``ReadRecords.
+    source_lines``), else ``row N``: a person opens the file at a line, and the two differ after a header, blank
+    lines or quoted line breaks."""
+    def one(row: Any) -> str:
+        row = int(row)
+        if source_lines is not None and 1 <= row <= len(source_lines) and source_lines[row - 1] > 0:
+            return f"line {int(source_lines[row - 1])}"
+        return f"row {row}"
+    return one(rows) if not isinstance(rows, list) else [one(row) for row in rows]
+
+
+def refuse_broken_rows(corrections: pd.DataFrame, labels: list[str], config: Any, path: Path,
+                       source_lines: Any = None) -> None:
     """Refuse, naming the file's rows, a correction the kind's contract would quarantine in a batch: a row without
     a label (an empty cell), an empty text, a multi-label row left with no label, tags that are not IOB2.
 
@@ -72,23 +85,24 @@ def refuse_broken_rows(corrections: pd.DataFrame, labels: list[str], config: Any
     detail = first["detail"] if isinstance(first["detail"], str) and first["detail"] else (
         f"column {first['column']}" if isinstance(first["column"], str) else "")
     count = broken["source_row"].nunique()
-    raise UserError(f"{path}: {count} row(s) break the data contract, first row {first['source_row']} "
+    where = where_in(first["source_row"], source_lines)
+    raise UserError(f"{path}: {count} row(s) break the data contract, first at {where} "
                     f"({first['rule']}" + (f": {detail}" if detail else "") + "); fix them, so that no row of the "
                     "data is given a label it could never have landed with")
 
 
 def relabel_rows(store: DatasetStore, parent: DataVersion, corrections: pd.DataFrame, kind: Any, path: Path,
-                 actor: str, note: str) -> Relabelled:
+                 actor: str, note: str, source_lines: Any = None) -> Relabelled:
     """Commit the version of ``parent`` in which every example of ``corrections`` (the kind's frame, read from
     ``path``) carries its label there. Refused, naming the file's lines, when a row is not in the data, a label is
     not in the version's label set, one example is given two labels, or nothing would change."""
     key, target = kind.key_column, kind.target_column
     keys = corrections[key].map(example_key)
-    rows = (corrections["source_row"].tolist() if "source_row" in corrections.columns
-            else list(range(1, len(keys) + 1)))
+    rows = where_in(corrections["source_row"].tolist() if "source_row" in corrections.columns
+                    else list(range(1, len(keys) + 1)), source_lines)
 
     def listed(positions: list[int]) -> str:
-        shown = "; ".join(f"row {rows[i]} ({excerpt(corrections[key].iloc[i], 50)})" for i in positions[:SHOWN])
+        shown = "; ".join(f"{rows[i]} ({excerpt(corrections[key].iloc[i], 50)})" for i in positions[:SHOWN])
         return shown + (f"; and {len(positions) - SHOWN} more" if len(positions) > SHOWN else "")
 
     known = set(parent.labels)

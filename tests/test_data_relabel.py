@@ -72,9 +72,9 @@ def test_a_relabelling_that_cannot_be_applied_whole_changes_nothing(tmp_path, ca
         return capsys.readouterr().err
 
     err = refused([("base 0", "b"), ("never seen", "a")])
-    assert "1 row(s) are not in data version 1" in err and "row 2 ('never seen')" in err
+    assert "1 row(s) are not in data version 1" in err and "line 3 ('never seen')" in err  # record 2, after the header
     assert "label(s) ['c'] are not in the label set of data version 1 (a, b)" in refused([("base 0", "c")])
-    assert "gives one example two labels: row 2 ('BASE 0')" in refused([("base 0", "b"), ("BASE 0", "a")])
+    assert "gives one example two labels: line 3 ('BASE 0')" in refused([("base 0", "b"), ("BASE 0", "a")])
     assert "every row already has that label" in refused([("base 0", "a")])
     assert main(["data", "relabel", str(tmp_path / "none.csv"), "--reason", "r", "-c", config_path]) == 1
     assert "none.csv does not exist" in capsys.readouterr().err

@@ -60,12 +60,12 @@ def test_a_relabelling_row_without_a_label_or_text_is_refused_and_no_version_is_
     fixes = write_rows(tmp_path / "fixes.csv", [("base 1", "a"), ("base 0", "")])
     assert main(["data", "relabel", str(fixes), "--reason", "review", "-c", config_path]) == 1
     assert one_line(capsys.readouterr().err) == (
-        f"tuneline: {fixes}: 1 row(s) break the data contract, first row 2 (not_nullable: the label is missing (an "
+        f"tuneline: {fixes}: 1 row(s) break the data contract, first at line 3 (not_nullable: the label is missing (an "
         "empty cell, or null)); fix them, so that no row of the data is given a label it could never have landed "
         "with")
     blank = write_rows(tmp_path / "blank.csv", [("   ", "b")])
     assert main(["data", "relabel", str(blank), "--reason", "review", "-c", config_path]) == 1
-    assert "first row 1 (text_is_non_empty_string: the text is empty or only spaces)" in one_line(
+    assert "first at line 2 (text_is_non_empty_string: the text is empty or only spaces)" in one_line(
         capsys.readouterr().err)
     assert versions(config, url, name) == [1]
     with DatasetStore(url, name, dataset_folder(config)) as store:

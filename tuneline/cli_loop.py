@@ -325,9 +325,10 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
         frame = kind.prepare({"all": read.frame}, spelled, source=f" in {path.name}")["all"]
         if frame.empty:
             raise UserError(f"{path} holds no rows; give the rows to relabel with their right labels")
-        refuse_broken_rows(frame, list(parent.labels), config.model_copy(update={"data": spelled}), path)
+        refuse_broken_rows(frame, list(parent.labels), config.model_copy(update={"data": spelled}), path,
+                           read.source_lines)
         done = relabel_rows(store, parent, frame, kind, path, f"user {getpass.getuser()}",
-                            f"relabelled rows from {path.name}: {reason.strip()}")
+                            f"relabelled rows from {path.name}: {reason.strip()}", read.source_lines)
     per_split = ", ".join(f"{split} {count}" for split, count in sorted(done.splits.items()))
     print(f"data version {done.version.number} (#{done.version.short_hash}) of {name}: version {parent.number} with "
           f"{done.changed} row(s) relabelled ({per_split})" + (
