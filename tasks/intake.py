@@ -206,7 +206,7 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
         for path in files:
             landed = landed_path(batch, cache, path)  # the quarantine and the log name the file the producer landed
             with logged_as({str(path): landed}):
-                read = kind.read(path, detect_format(path, config.data.format), config.data)
+                read = kind.read_file(path, detect_format(path, config.data.format), config.data)
             for row in read.malformed:
                 malformed.append({"split": "batch", "column": None,
                                   **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}, "source_file": landed})

@@ -115,7 +115,7 @@ def load_data(config: TunelineConfig) -> LoadedData:
         path = Path(path)
         check_file(path)  # a missing file or a folder says so, not "cannot tell the format from its name"
         fmt = detect_format(path, config.data.format)
-        read = kind.read(path, fmt, config.data)
+        read = kind.read_file(path, fmt, config.data)
         if len(read.frame) + len(read.malformed) != read.records_seen:  # a reader bug must not lose rows silently
             raise DataLoadError(f"{path}: {read.records_seen} records seen but {len(read.frame)} loaded and "
                                 f"{len(read.malformed)} quarantined; please report this file's layout")

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from tuneline.common import pipeline_task, task_logger
+from tuneline.compressed import readable
 from tuneline.errors import UserError, excerpt
 from tuneline.kinds import KINDS, TaskKind, kind_of
 from tuneline.kinds.base import COLUMN_TAG
@@ -315,7 +316,8 @@ def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines
 INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "conll", "lines")
 
 
-def prediction_format(path: Path, configured: str, kind: Any, encoding: str = "utf-8") -> str:
+def prediction_format(path: Path, configured: str, kind: Any, encoding: str = "utf-8",
+                      source: Path | None = None) -> str:
     """The format to read an input file in: ``configured`` unless ``auto``; then the file name's, where a ``.txt``
     file (which training reads as CoNLL) is CoNLL for an NER model when it has sentences between blank lines, and
     otherwise one text a line (``lines``), the file people write by hand or with ``cut``."""
@@ -331,7 +333,7 @@ def prediction_format(path: Path, configured: str, kind: Any, encoding: str = "u
                         f"{', '.join(INPUT_FORMATS[1:])}; lines: one text a line)") from None
     if fmt == "conll" and path.suffix.lower() != ".conll":
         tagger = "conll" in kind.formats
-        fmt = "conll" if tagger and has_sentence_breaks(path, encoding) else "lines"
+        fmt = "conll" if tagger and has_sentence_breaks(source or path, encoding) else "lines"
     return fmt
 
 
@@ -373,7 +375,16 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     kind = kind_of(task)
     if not path.is_file():
         raise UserError(f"input file {path} does not exist (or is not a file); check --input / input_path")
-    fmt = prediction_format(path, input_format, kind, encoding)
+    with readable(path) as source:  # a compressed file (batch.csv.gz) is read as the file inside it
+        return _read_prediction_inputs(path, source, kind, task, encoding, trained_columns, input_format, skip_lines)
+
+
+def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str, encoding: str,
+                            trained_columns: tuple[tuple[str, str], ...], input_format: str,
+                            skip_lines: int) -> PredictionInputs:
+    """:func:`read_prediction_inputs` of ``source``, the file to read (``path`` itself, or its uncompressed copy);
+    every message names ``path``."""
+    fmt = prediction_format(path, input_format, kind, encoding, source)
     usable = [f for f in kind.formats if f != "conll"]
     if kind.raw_text_column is not None:
         usable += [f for f in ("csv", "tsv") if f not in usable]
@@ -384,7 +395,7 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     if fmt not in usable:
         raise UserError(f"input file {path} is read as {fmt}, which cannot hold the rows of a {task} model; give "
                         f"{', '.join(usable)} (--format; lines: a text file of one text a line)")
-    result = read_prediction_table(path, fmt, encoding, skip_lines)  # a text file of lines: its column is "text"
+    result = read_prediction_table(source, fmt, encoding, skip_lines)  # a text file of lines: its column is "text"
     if fmt == "lines" and not result.frame.empty:
         names = [*model_input_columns(kind), *([kind.raw_text_column] if kind.raw_text_column else []),
                  *(trained for _column, trained in trained_columns)]
@@ -394,7 +405,7 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
             raise UserError(f"input file {path}: line 1 ({excerpt(result.frame['text'].iloc[0], 60)}) is a header "
                             f"naming the column {header[0]!r}, but the file is read as one text a line (lines), so "
                             f"{others}: give --format csv or tsv (or auto, for a .csv/.tsv file), or delete line 1")
-    title = _title_lines_hint(path, fmt, encoding, kind, skip_lines)
+    title = _title_lines_hint(source, fmt, encoding, kind, skip_lines)
     if result.malformed:
         first = result.malformed[0]
         one_column = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS] == ["text"]
@@ -412,7 +423,7 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
         raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at {where} "
                         f"{first.get('source_line')} ({first.get('rule')}: {detail}){hint}; fix them so that every "
                         "row gets a prediction")
-    if fmt in ("csv", "tsv") and (blank := blank_line_between_records(path, fmt, encoding, skip_lines)) is not None:
+    if fmt in ("csv", "tsv") and (blank := blank_line_between_records(source, fmt, encoding, skip_lines)) is not None:
         raise UserError(f"input file {path}: line {blank} is blank (or holds only empty fields) between records: "
                         "a batch prediction writes one row per input row, in order, so the line would be dropped "
                         "and the output would no longer line up with the input; remove the line or fill it")

@@ -137,6 +137,8 @@ def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_
     are used, the summary lists the rejected ones, and the next run is not blocked by them."""
     landing = loop / "landing"
     land(landing, "good2.csv", tickets(BASE, seed=26).head(60))
+    packed = land(landing, "packed.csv.gz", tickets(BASE, seed=30).head(30))  # pandas writes it gzip-compressed
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
     land(landing, "wrong-header.csv", tickets(BASE, seed=27).head(30).rename(columns={"text": "body"}))
     latin1 = landing / "latin1.csv"
     latin1.write_bytes("text,label\ninvoice refund for my café order,billing\nparcel delivery late,shipping\n"
@@ -155,8 +157,9 @@ def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_
 
     summary = run(loop, tiny_bert)
     assert summary.status == "retrained"
-    assert sorted(summary.batches_used) == ["cut.csv", "good2.csv", "replaced.csv"]
-    assert sorted(reads) == ["cut.csv", "deleted.csv", "good2.csv", "latin1.csv", "replaced.csv", "wrong-header.csv"]
+    assert sorted(summary.batches_used) == ["cut.csv", "good2.csv", "packed.csv.gz", "replaced.csv"]
+    assert sorted(reads) == ["cut.csv", "deleted.csv", "good2.csv", "latin1.csv", "packed.csv.gz", "replaced.csv",
+                             "wrong-header.csv"]
     rejected = {name: reasons[0] for name, reasons in summary.batches_rejected.items()}
     assert sorted(rejected) == ["deleted.csv", "latin1.csv", "wrong-header.csv"]
     header = rejected["wrong-header.csv"]
@@ -173,6 +176,10 @@ def test_3_an_unreadable_batch_is_rejected_with_its_reason_and_never_blocks_the_
     with store_of(loop) as store:
         rows = store.frame(store.get(summary.data_version))
     assert (rows["text"].str.contains("caf")).sum() == 0
+    import pandas as pd
+
+    in_packed = set(pd.read_csv(packed)["text"])  # the compressed batch's rows are in the version, read as text
+    assert rows["text"].isin(in_packed).sum() >= 25
 
     after = run(loop, tiny_bert)  # nothing left: the rejected batches do not fail the next run
     assert after.status == "skipped" and after.message.startswith("no new batch has landed")

@@ -307,7 +307,7 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
                         "relabel")
     kind = kind_of(config)
     try:
-        read = kind.read(path, detect_format(path, config.data.format), config.data)
+        read = kind.read_file(path, detect_format(path, config.data.format), config.data)
     except DataLoadError as error:  # the reader's message names the file already: once is enough
         raise UserError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     if read.malformed:

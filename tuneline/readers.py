@@ -210,14 +210,18 @@ def normalize_label(value: object) -> tuple[str | None, str | None]:
 
 
 def check_file(path: Path) -> None:
-    """A one-line DataLoadError for a path that is no readable, non-empty, uncompressed file. Whatever its format:
-    a Parquet file is one here (the load task checks every input before its format is known); a text reader's own
-    check refuses one named as text."""
-    _check_file(path, text=False)
+    """A one-line DataLoadError for a path that is no readable, non-empty file, or one compressed in a way tuneline
+    does not read (:mod:`tuneline.compressed` reads gzip, bzip2 and xz). Whatever its format: a Parquet file is one
+    here (the load task checks every input before its format is known); a text reader's own check refuses one named
+    as text."""
+    from tuneline.compressed import compression_of
+
+    _check_file(path, text=False, compressed=path.is_file() and compression_of(path) is not None)
 
 
-def _check_file(path: Path, text: bool = True) -> None:
-    """``text=False`` for a Parquet file: its own magic bytes (``PAR1``) are then no error."""
+def _check_file(path: Path, text: bool = True, compressed: bool = False) -> None:
+    """``text=False`` for a Parquet file: its own magic bytes (``PAR1``) are then no error. ``compressed``: the file
+    is compressed in a way :func:`tuneline.compressed.readable` reads, so its content is not judged here."""
     if not path.exists():
         raise DataLoadError(f"input file {path} does not exist; check the path in data (paths in a config file "
                             "are relative to the file, paths given with --set to the folder you run in)")
@@ -235,14 +239,17 @@ def _check_file(path: Path, text: bool = True) -> None:
                 magic = magic if handle.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC else b""
     except OSError:
         return  # the reader's own read says what is wrong
+    if compressed:
+        return
     # read as text each is "byte 0x8b is not valid utf-8 ...; set data.encoding": true, and no help (the advice
     # leads to a garbled read under latin-1)
     for start, tool, keep, stream, suffix in _COMPRESSED_MAGIC:
         if magic.startswith(start):
             command = (f"{keep} {path}" if path.suffix.lower() == suffix else
                        f"{stream} {path} > {path.with_name(f'{path.stem}-unpacked{path.suffix}')}")
-            raise DataLoadError(f"input file {path} is {tool}-compressed; decompress it ({command}) and point data "
-                                "at the uncompressed file")
+            extra = " (or pip install zstandard, and tuneline reads it as it is)" if tool == "zstd" else ""
+            raise DataLoadError(f"input file {path} is {tool}-compressed; decompress it ({command}){extra} and point "
+                                "data at the uncompressed file")
     if magic.startswith(_ZIP_MAGIC):
         raise DataLoadError(f"input file {path} looks like an Excel workbook (.xlsx) or a zip archive, not text: "
                             "export it as CSV (Excel: File > Save As > 'CSV UTF-8'), or unzip it, and point data at "

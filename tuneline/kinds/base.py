@@ -140,6 +140,28 @@ class TaskKind:
         """Read one file into the canonical frame (kind columns, key column, ``source_file``, ``source_row``)."""
         raise NotImplementedError
 
+    def read_file(self, path: Path, fmt: str, data: "DataConfig") -> ReadRecords:
+        """:meth:`read`, for a compressed file too (``train.csv.gz``: :func:`tuneline.compressed.readable`): what the
+        callers use. Records, quarantine details and errors name ``path``, never the uncompressed copy."""
+        from tuneline.compressed import readable
+
+        path = Path(path)
+        with readable(path) as source:
+            records = self.read(source, fmt, data)
+        if source == path:
+            return records
+        copy, given = str(source), str(path)
+        column = records.frame.get("source_file")
+        if column is not None:
+            records.frame["source_file"] = (column.cat.rename_categories(
+                {c: given for c in column.cat.categories if c == copy})
+                if isinstance(column.dtype, pd.CategoricalDtype) else column.where(column.astype(str) != copy, given))
+        for row in records.malformed:
+            for key, value in row.items():
+                if isinstance(value, str) and copy in value:
+                    row[key] = value.replace(copy, given)
+        return records
+
     def prepare(self, frames: dict[str, pd.DataFrame], data: "DataConfig",
                 quiet: bool = False, source: str = "") -> dict[str, pd.DataFrame]:
         """Rewrite frames before validation where the config asks for it (e.g. IOB1 → IOB2); default: as they are.
