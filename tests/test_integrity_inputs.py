@@ -352,12 +352,15 @@ def test_every_row_ending_in_a_stray_comma_is_named_as_the_cause_not_an_empty_la
     assert detail == "3 fields, header has 2; the line ends with a stray ',': remove it"
 
 
-def test_pretty_printed_json_objects_are_named_as_such(tmp_path):
+def test_pretty_printed_json_objects_are_read_one_record_each(tmp_path):
+    """``json.dump(record, indent=2)`` per record: no line is an object, and the file was refused with a jq
+    command; each object is a record now, named by the line it starts on."""
     data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps({"text": f"t{i}", "label": "a"}, indent=2) + "\n" for i in range(20)))
-    with pytest.raises(Exception, match=r"holds JSON objects that span several lines \(pretty-printed\), not JSON "
-                                        r"Lines: write one object per line \(e\.g\. jq -c \."):
-        load_data.fn(run_config("classification", path=data))
+    data.write_text("".join(json.dumps({"text": f"t{i}", "label": "ab"[i % 2]}, indent=2) + "\n" for i in range(20)))
+    loaded = load_data.fn(run_config("classification", path=data))
+    frame = loaded.frames["all"]
+    assert frame["text"].tolist() == [f"t{i}" for i in range(20)] and frame["label"].tolist() == list("ab" * 10)
+    assert loaded.source_lines[str(data)].tolist() == list(range(1, 80, 4))  # four lines an object
 
 
 def test_a_folder_or_a_txt_file_is_named_for_what_it_is(tmp_path):

@@ -246,19 +246,37 @@ def _error(read) -> DataLoadError:
     return info.value
 
 
-@pytest.mark.parametrize("text", [
-    json.dumps([{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}], indent=2),
-    json.dumps([{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]),
-    '[\n  {"text": "good", "label": "pos"},\n  {"text": "broken"\n]\n',  # an indented array, even a broken one
+@pytest.mark.parametrize("text, lines", [
+    (json.dumps([{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}], indent=2), [2, 6]),
+    (json.dumps([{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]), [1, 1]),  # to_json's layout
+    ('\ufeff[{"text": "good", "label": "pos"},\n {"text": "bad", "label": "neg"}]', [1, 2]),
 ])
-def test_a_json_array_file_says_json_lines_are_needed(tmp_path, text):
-    """The suggested command writes another file: ``jq ... arr.jsonl > arr.jsonl`` emptied a ``.jsonl`` input
-    before jq read it."""
+def test_a_json_array_file_is_read_record_by_record_with_their_lines(tmp_path, text, lines):
+    """One JSON array of objects (``json.dump`` of a list, pandas' ``to_json(orient="records")``) was refused with a
+    jq command; it is a record per element, numbered by its position, each naming the line it starts on."""
     path = tmp_path / "train.json"
     path.write_text(text, encoding="utf-8")
-    message = str(_error(lambda: read_table(path, "jsonl")))
-    assert message == (f"{path} holds one JSON array ([{{...}}, {{...}}]), not JSON Lines: write one JSON object per "
-                       f"line (e.g. jq -c '.[]' {path} > train-lines.jsonl) and point data at that file")
+    result = read_table(path, "jsonl")
+    assert result.frame[["text", "label"]].values.tolist() == [["good", "pos"], ["bad", "neg"]]
+    assert result.frame["source_row"].tolist() == [1, 2] and result.frame["source_line"].tolist() == lines
+    assert result.records_seen == 2 and result.malformed == []
+
+
+def test_a_json_array_sets_aside_elements_that_are_no_records_and_names_where_a_broken_one_breaks(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text('[\n  {"text": "good", "label": "pos"},\n  "a string",\n  {"text": "x", "label": "a", '
+                    '"label": "b"},\n  {"text": "bad", "label": "neg"}\n]\n', encoding="utf-8")
+    result = read_table(path, "jsonl")
+    assert result.frame["text"].tolist() == ["good", "bad"] and result.frame["source_line"].tolist() == [2, 5]
+    assert [(m["source_row"], m["source_line"], m["rule"]) for m in result.malformed] == [
+        (2, 3, "record_is_not_an_object"), (3, 4, "record_has_duplicate_key")]
+    assert result.malformed[0]["detail"] == "each element of the array must be an object"
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n  {"text": "good", "label": "pos"}\n  {"text": "bad", "label": "neg"}\n]\n')
+    assert str(_error(lambda: read_table(broken, "jsonl"))) == (
+        f"{broken} holds one JSON array ([{{...}}, {{...}}]) that is no valid JSON: line 3 column 3: Expecting ',' "
+        "delimiter; fix it there (or write one JSON object per line, JSON Lines, where a broken line costs only its "
+        "record)")
 
 
 def test_json_lines_whose_first_record_is_a_list_are_still_read_line_by_line(tmp_path):

@@ -1679,53 +1679,32 @@ def _lone_surrogate(value: object, where: str = "") -> str | None:
 
 
 def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> ReadResult:
-    """One JSON object per line. ``source_row`` is the line number (as the load task has always reported it).
+    """One JSON object per line. ``source_row`` is the line number (as the load task has always reported it); in the
+    other layouts below, the record's number (``source_line`` its first line).
 
     A line that is no JSON object, an object naming a key twice or holding a lone surrogate is malformed; a UTF-8
-    byte-order mark starting a line (where ``cat`` joined files that begin with one) is skipped."""
+    byte-order mark starting a line (where ``cat`` joined files that begin with one) is skipped.
+
+    Two other JSON layouts are read too, each record named by the line it starts on: one JSON array of objects
+    (``[{...}, {...}]``, what ``json.dump`` of a list and pandas' ``to_json(orient="records")`` write), and objects
+    written one after another over several lines each (``json.dump(record, indent=2)`` per record)."""
     lines, bad_lines = _read_lines(path, encoding, on_decode_error)
-    _check_not_json_array(path, lines)
-    records: list[tuple[int, dict]] = []
-    malformed: list[dict] = []
-    seen = 0
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        seen += 1
-        number = index + 1
-        if index in bad_lines:
-            malformed.append(_malformed(number, number, "record_not_decodable", line,
-                                        _not_decodable_detail(index, encoding)))
-            continue
-        try:
-            obj = _JSON_DECODER.decode(line.removeprefix("\ufeff"))
-        except _DuplicateKey as duplicate:
-            values = ", ".join(_shown(json.dumps(v, ensure_ascii=False))[:40] for v in duplicate.values)
-            malformed.append(_malformed(number, number, "record_has_duplicate_key", line,
-                                        f"key {duplicate.key!r} appears {len(duplicate.values)} times in one object "
-                                        f"({values}); a record has one value per key: write the key once, with the "
-                                        "right value"))
-            continue
-        except (ValueError, RecursionError) as error:
-            # json's "line 2 column 1 (char 40)" counts lines within the record (a raw line break, U+2028 ...), not
-            # in the file, whose line the quarantine already names: the place in the record's one line says it
-            detail = (f"{error.msg} at column {error.pos + 1}" if isinstance(error, json.JSONDecodeError)
-                      else str(error))
-            malformed.append(_malformed(number, number, "record_is_not_json", line, detail))
-            continue
-        if not isinstance(obj, dict):
-            malformed.append(_malformed(number, number, "record_is_not_an_object", line,
-                                        "each JSONL line must be an object"))
-            continue
-        if "\\u" in line and _SURROGATE_ESCAPE.search(line) and (where := _lone_surrogate(obj)):
-            malformed.append(_malformed(number, number, "record_has_lone_surrogate", line,
-                                        f"{where}, half of a UTF-16 surrogate pair (as where a text is cut in the "
-                                        "middle of an emoji), which is no character: remove it or complete the pair"))
-            continue
-        records.append((number, obj))
-    if not records and malformed and not any(m["rule"] in _OBJECT_RULES for m in malformed):
-        _check_not_pretty_printed(path, lines)  # no line is a JSON object (the rest are objects set aside)
-        _check_some_object(path, lines, malformed, seen)
+    array = _json_array_values(path, lines)
+    if array is not None:
+        records, record_lines, malformed, seen = _json_records(
+            ((row, line, text) for row, (line, text) in enumerate(array, 1)), bad_lines, encoding,
+            "element of the array")
+    else:
+        numbered = ((index + 1, index + 1, line) for index, line in enumerate(lines) if line.strip())
+        records, record_lines, malformed, seen = _json_records(numbered, bad_lines, encoding, "JSONL line")
+        if not records and malformed and not any(m["rule"] in _OBJECT_RULES for m in malformed):
+            spanning = _spanning_objects(lines)  # no line is a JSON object (the rest are objects set aside)
+            if spanning is None:
+                _check_some_object(path, lines, malformed, seen)
+            else:
+                records, record_lines, malformed, seen = _json_records(
+                    ((row, line, text) for row, (line, text) in enumerate(spanning, 1)), bad_lines, encoding,
+                    "JSON value")
     names = list(dict.fromkeys(key for _, obj in records for key in obj))
     spellings = _key_spellings(path, records, names)
     if spellings:
@@ -1733,8 +1712,8 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
         names = list(dict.fromkeys(spellings.get(name, name) for name in names))
     _check_names(path, names, "a JSONL record")
     columns = {name: _booleans_as_labels([obj.get(name) for _, obj in records]) for name in names}
-    numbers_ = [number for number, _ in records]
-    return ReadResult(frame=_object_frame(columns, numbers_, numbers_), malformed=malformed, records_seen=seen)
+    return ReadResult(frame=_object_frame(columns, [row for row, _ in records], record_lines), malformed=malformed,
+                      records_seen=seen)
 
 
 def _key_spellings(path: Path, records: list[tuple[int, dict]], names: list[str]) -> dict[str, str]:
@@ -1829,50 +1808,124 @@ def _json_lines_hint(line: str, number: int) -> str:
     return "; each line must be one JSON object ({...}), as json.dumps(record) writes it"
 
 
-def _check_not_pretty_printed(path: Path, lines: list[str]) -> None:
-    """A one-line error for JSON objects written one after another over several lines each (``json.dump(obj,
-    indent=2)`` per record): read line by line not one line is an object, and "no column 'text'" names no fix."""
-    text, decoder, position, objects = "".join(lines), json.JSONDecoder(), 0, 0
-    while objects < 3:
-        while position < len(text) and text[position].isspace():
-            position += 1
+def _json_records(items: Iterable[tuple[int, int, str]], bad_lines: set[int], encoding: str,
+                  what: str) -> tuple[list[tuple[int, dict]], list[int], list[dict], int]:
+    """Each ``(record number, line, text)`` of ``items`` judged as one record: the objects (with their record
+    number), each one's line, the malformed records and the count seen. ``what`` names a record in the detail of
+    one that is no object ("JSONL line"). In a JSONL file a record's number is its line; in an array on one line
+    (pandas' ``to_json``) many records share a line, and the number tells them apart."""
+    records: list[tuple[int, dict]] = []
+    lines: list[int] = []
+    malformed: list[dict] = []
+    seen = 0
+    for row, number, text in items:
+        seen += 1
+        if bad_lines and _MARK in text:
+            malformed.append(_malformed(row, number, "record_not_decodable", text,
+                                        _not_decodable_detail(number - 1, encoding)))
+            continue
+        try:
+            obj = _JSON_DECODER.decode(text.removeprefix("\ufeff"))
+        except _DuplicateKey as duplicate:
+            values = ", ".join(_shown(json.dumps(v, ensure_ascii=False))[:40] for v in duplicate.values)
+            malformed.append(_malformed(row, number, "record_has_duplicate_key", text,
+                                        f"key {duplicate.key!r} appears {len(duplicate.values)} times in one object "
+                                        f"({values}); a record has one value per key: write the key once, with the "
+                                        "right value"))
+            continue
+        except (ValueError, RecursionError) as error:
+            # json's "line 2 column 1 (char 40)" counts lines within the record (a raw line break, U+2028 ...), not
+            # in the file, whose line the quarantine already names: the place in the record's one line says it
+            detail = (f"{error.msg} at column {error.pos + 1}" if isinstance(error, json.JSONDecodeError)
+                      else str(error))
+            malformed.append(_malformed(row, number, "record_is_not_json", text, detail))
+            continue
+        if not isinstance(obj, dict):
+            malformed.append(_malformed(row, number, "record_is_not_an_object", text,
+                                        f"each {what} must be an object"))
+            continue
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text) and (where := _lone_surrogate(obj)):
+            malformed.append(_malformed(row, number, "record_has_lone_surrogate", text,
+                                        f"{where}, half of a UTF-16 surrogate pair (as where a text is cut in the "
+                                        "middle of an emoji), which is no character: remove it or complete the pair"))
+            continue
+        records.append((row, obj))
+        lines.append(number)
+    return records, lines, malformed, seen
+
+
+#: JSON's whitespace (``str.isspace`` is wider: a form feed or U+2028 between values is no JSON)
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+def _json_values(text: str, position: int, separator: str | None) -> list[tuple[int, str]] | None:
+    """The JSON values in ``text`` from ``position`` to its end (``separator=None``: one after another) or to the
+    ``]`` closing an array (``separator=","``), each as (the line it starts on, its text); None when the text is not
+    that throughout (a value that does not parse, anything else between them)."""
+    decoder, values, line, counted = json.JSONDecoder(), [], 1, 0
+    while True:
+        position = _JSON_SPACE.match(text, position).end()
         if position >= len(text):
+            return values if separator is None else None
+        if separator is not None and text[position] == "]" and not values:
             break
         try:
-            obj, position = decoder.raw_decode(text, position)
+            _, end = decoder.raw_decode(text, position)
         except (ValueError, RecursionError):
-            return
-        if not isinstance(obj, dict):
-            return
-        objects += 1
-    if objects:
-        raise DataLoadError(f"{path} holds JSON objects that span several lines (pretty-printed), not JSON Lines: "
-                            f"write one object per line (e.g. jq -c . {path} > {Path(path).stem}-lines.jsonl) and "
-                            "point data at that file")
+            return None
+        line += text.count("\n", counted, position)
+        counted = position
+        values.append((line, text[position:end]))
+        position = _JSON_SPACE.match(text, end).end()
+        if separator is None:
+            continue
+        if position < len(text) and text[position] == "]":
+            break
+        if position >= len(text) or text[position] != separator:
+            return None
+        position += 1
+    rest = _JSON_SPACE.match(text, position + 1).end()
+    return values if rest == len(text) else None
 
 
-def _check_not_json_array(path: Path, lines: list[str]) -> None:
-    """A one-line error for a file holding one JSON array (``[{...}, {...}]``, what ``json.dump`` of a list writes)
-    instead of JSON Lines: read line by line it is nothing but malformed lines and no columns at all.
+def _spanning_objects(lines: list[str]) -> list[tuple[int, str]] | None:
+    """The records of a file of JSON objects written one after another over several lines each (``json.dump(obj,
+    indent=2)`` per record): each object's text and first line; None when the file is not that (read line by line,
+    not one of its lines is an object)."""
+    values = _json_values("".join(lines).removeprefix("\ufeff"), 0, None)
+    if not values or not all(text.startswith("{") for _, text in values):
+        return None
+    return values
 
-    It is one when its first non-blank line starts with ``[`` and either the whole text is a JSON array or that line
-    alone is no JSON (``[`` of an indented array); a JSONL file whose first record is a list parses line by line.
-    """
-    first = next((line.strip() for line in lines if line.strip()), "")
+
+def _json_array_values(path: Path, lines: list[str]) -> list[tuple[int, str]] | None:
+    """The elements of a file holding one JSON array (``[{...}, {...}]``), each with the line it starts on; None for
+    a file of JSON Lines (a JSONL file whose first record is a list parses line by line). A file that starts as an
+    array but is no JSON (a missing comma, a cut-off end) is a one-line error naming where it breaks."""
+    first = next((line.strip() for line in lines if line.strip()), "").removeprefix("\ufeff")
     if not first.startswith("["):
-        return
+        return None
+    text = "".join(lines).removeprefix("\ufeff")
+    opening = text.index("[")
+    values = _json_values(text, opening + 1, ",")
+    if values is not None:
+        return values
     try:
-        whole = json.loads("".join(lines))
+        json.loads(first)
+        return None  # a JSON Lines file whose first line is a list (set aside as no object)
     except (ValueError, RecursionError):
-        whole = None
-    if not isinstance(whole, list):
-        try:
-            json.loads(first)
-            return
-        except (ValueError, RecursionError):
-            pass
-    raise DataLoadError(f"{path} holds one JSON array ([{{...}}, {{...}}]), not JSON Lines: write one JSON object per "
-                        f"line (e.g. jq -c '.[]' {path} > {Path(path).stem}-lines.jsonl) and point data at that file")
+        pass
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataLoadError(f"{path} holds one JSON array ([{{...}}, {{...}}]) that is no valid JSON: line "
+                            f"{error.lineno} column {error.colno}: {error.msg}; fix it there (or write one JSON "
+                            "object per line, JSON Lines, where a broken line costs only its record)") from None
+    except RecursionError:
+        pass
+    raise DataLoadError(f"{path} holds one JSON array ([{{...}}, {{...}}]) that could not be split into records; "
+                        f"write one JSON object per line (e.g. jq -c '.[]' {path} > {Path(path).stem}-lines.jsonl) "
+                        "and point data at that file")
 
 
 def _parquet_values(column: pa.ChunkedArray) -> list:
