@@ -50,7 +50,8 @@ from tuneline.tasks.summary import (RetrainSummary, summarize_held_elsewhere, su
                                    summarize_retrain, summarize_run, summarize_too_few_rows)
 from tuneline.tasks.tokenize import tokenize_splits
 from tuneline.tasks.train import train_model
-from tuneline.tracking import client_for, close_abandoned_run, discard_run, set_tags, tracked_run, version_tags
+from tuneline.tracking import (client_for, close_abandoned_run, discard_run, release_interrupted_connections, set_tags,
+                               tracked_run, version_tags)
 
 
 @flow(name="tuneline-retrain", log_prints=True, on_running=[quiet_console])
@@ -118,7 +119,8 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                                    if config.retrain.landing is not None else [])
                         return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting,
                                        batches_rejected={**refused, **done.batches_rejected})
-                except BaseException:
+                except BaseException as error:
+                    release_interrupted_connections(error)  # an interrupted write's lock would block the release
                     ledger.release(run.run_id)
                     raise
     finally:

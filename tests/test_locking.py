@@ -339,7 +339,7 @@ def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_an
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
-    first = threading.Thread(target=retraining, args=(1.0, True))
+    first = threading.Thread(target=retraining, args=(3.0, True))  # long enough to be found at work on a busy machine
     first.start()
     assert first_in.wait(20)
     second = threading.Thread(target=retraining, args=(0.1, False))

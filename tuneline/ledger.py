@@ -115,6 +115,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from tuneline.errors import UserError
+from tuneline.interrupts import deferred_interrupts
 from tuneline.locking import database_beside_store
 from tuneline.runtime import has_credentials, redact
 
@@ -657,7 +658,7 @@ class LedgerDatabase:
         chained unless its text holds a credential). Unique-index clashes stay ``IntegrityError``: callers that can
         meet one (two processes recording the same thing at once) decide what it means."""
         try:
-            with self._engine.begin() as conn:
+            with deferred_interrupts(), self._engine.begin() as conn:  # Ctrl-C takes effect after, not inside, a write
                 yield conn
         except IntegrityError:
             raise

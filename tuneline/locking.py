@@ -454,6 +454,23 @@ def _ensure_prefect_limit(limit_name: str) -> None:
 RETRAIN_LIMIT_PREFIX = "tuneline-retrain-"
 
 
+def _enter_at_once(stack: ExitStack, name: str, lock_url: str) -> str | None:
+    """Enter lock ``name`` on ``stack`` if it is free now and return None; else whom it is held by. A holder clears
+    the register as it leaves, so a lock found taken whose register names nobody was most likely just let go: it is
+    tried once more before the caller says it waits for "an unknown holder" (then free a moment later)."""
+    for attempt in range(2):
+        try:
+            stack.enter_context(model_lock(name, lock_url, timeout_s=0.0, use_prefect=False))
+            return None
+        except LockTimeout:
+            register = _register_engine(_parse_lock_url(lock_url))
+            recorded = _read_holder(register, name)
+            register.dispose()
+            if recorded is not None or attempt:
+                return _describe_holder(recorded)
+    return None  # not reached: the loop returns on its last attempt
+
+
 @contextmanager
 def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None = None) -> Iterator[None]:
     """At most one retraining run per registered model at a time: the slot of Prefect's global concurrency limit
@@ -469,12 +486,8 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
             return
         name = f"{model} (retraining)"
         with ExitStack() as stack:
-            try:
-                stack.enter_context(model_lock(name, lock_url, timeout_s=0.0, use_prefect=False))
-            except LockTimeout:
-                register = _register_engine(_parse_lock_url(lock_url))
-                holder = _describe_holder(_read_holder(register, name))
-                register.dispose()
+            holder = _enter_at_once(stack, name, lock_url)
+            if holder is not None:
                 print(f"another retraining run of {model} is in progress ({holder}); this one waits for it to end "
                       f"(at most {timeout_s:g} s; Ctrl-C to stop waiting)", flush=True)
                 stack.enter_context(model_lock(name, lock_url, timeout_s=timeout_s, use_prefect=False))

@@ -6,6 +6,7 @@ called alone (in a test or another flow) against any run.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from tuneline import __version__
 from tuneline.config import TunelineConfig, flatten
+from tuneline.interrupts import deferred_interrupts
 from tuneline.kinds.base import COLUMN_TAG, trained_column_names
 from tuneline.locking import default_lock_url, model_lock
 from tuneline.run_process import PROCESS_TAG, Heartbeat, process_tag
@@ -105,13 +107,34 @@ def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
         with Heartbeat(client, run_id):  # how a reader on another host tells this run alive (tuneline.run_process)
             yield ctx
     except BaseException as error:
+        release_interrupted_connections(error)
         message = redact("".join(traceback.format_exception_only(type(error), error)).strip())
-        client.set_tag(run_id, "tuneline.error", message[:5000])
-        client.set_terminated(run_id, status="FAILED" if not isinstance(error, KeyboardInterrupt) else "KILLED")
+        try:
+            client.set_tag(run_id, "tuneline.error", message[:5000])
+            client.set_terminated(run_id, status="FAILED" if not isinstance(error, KeyboardInterrupt) else "KILLED")
+        except Exception as unrecorded:  # noqa: BLE001 - the run's own error is what the user must see
+            task_logger().warning("could not mark MLflow run %s as ended (%s); it reads RUNNING until `tuneline "
+                                  "doctor --fix` closes it", run_id,
+                                  str(unrecorded).splitlines()[0][:200])
         raise
     else:
         if client.get_run(run_id).info.lifecycle_stage != "deleted":  # see discard_run
             client.set_terminated(run_id, status="FINISHED")
+
+
+def release_interrupted_connections(error: BaseException) -> None:
+    """Give back the database connections ``error`` (an interrupt, say) left checked out, before writing that the
+    run ended.
+
+    A Ctrl-C (or SIGTERM, which the commands raise as an interrupt) that lands inside an MLflow or ledger write on
+    SQLite can leave that write's session in an open transaction, held by the interrupted frames' locals (which the
+    error's traceback keeps alive) and by reference cycles: it keeps SQLite's write lock, and the run's closing writes
+    waited out SQLite's busy timeout (20 s) and failed with "database is locked" instead of the resume hint
+    (reproduced: one interrupt in 6-20 landed so). Clearing the finished frames' locals (the traceback keeps its file
+    and line numbers) and one collection close it, rolling the write back; the heap frozen at the flow's start is not
+    walked, so it costs little."""
+    traceback.clear_frames(error.__traceback__)
+    gc.collect()
 
 
 def close_abandoned_run(run: RunContext, abandoned_run_id: str) -> bool:
@@ -155,11 +178,13 @@ def log_metrics(run: RunContext, metrics: dict[str, float], step: int = 0) -> No
     batch = [Metric(keys[key], float(value), now, step) for key, value in metrics.items()
              if value is not None and math.isfinite(float(value))]
     if batch:
-        client_for(run).log_batch(run.run_id, metrics=batch)
+        with deferred_interrupts():  # a training logs from the thread Ctrl-C interrupts: never inside the write
+            client_for(run).log_batch(run.run_id, metrics=batch)
 
 
 def set_tags(run: RunContext, tags: dict[str, Any]) -> None:
-    client_for(run).log_batch(run.run_id, tags=[RunTag(k, redact(v)[:5000]) for k, v in tags.items()])
+    with deferred_interrupts():
+        client_for(run).log_batch(run.run_id, tags=[RunTag(k, redact(v)[:5000]) for k, v in tags.items()])
 
 
 def log_artifact(run: RunContext, path: Path, artifact_dir: str | None = None) -> None:

@@ -1,0 +1,62 @@
+"""Database writes that a Ctrl-C does not cut in half.
+
+Ctrl-C raises KeyboardInterrupt between any two bytecodes of the main thread, and a training logs its curves to MLflow
+(and the retraining loop writes its ledger) from that thread many times a minute. One landing inside SQLAlchemy's
+write path left a session half-committed, its connection holding SQLite's write lock: the run's closing writes then
+waited out the 20 s busy timeout and failed ("database is locked", exit 1 in place of the resume hint and 130; CI
+hit it, and a loop of interrupted metric writes hit it once in 6-20 interrupts), or the pool's own cleanup raised
+"Cannot operate on a closed database". Python's answer for code that must not be cut is to let the handler record
+the signal and act on it after the critical part: :func:`deferred_interrupts`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: the signals the commands turn into an interrupt (SIGTERM: a service manager's stop, ``kill``)
+DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM arriving inside the block take effect when it ends, as they would have (the handlers in
+    place before the block run then, with the first signal). Outside the main thread, where no handler runs, the
+    block runs as it is. A write takes milliseconds, so Ctrl-C still stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append((signum, frame))
+
+    previous: dict[int, Any] = {}
+    try:
+        for number in DEFERRED:
+            previous[number] = signal.signal(number, hold)
+    except (ValueError, OSError):  # an embedding interpreter without signal support: nothing is deferred
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if caught:
+            _deliver(*caught[0], previous[caught[0][0]])
+
+
+def _deliver(signum: int, frame: Any, handler: Any) -> None:
+    """What ``signum`` would have done under ``handler``: call it, or for the default action send it again."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)
+    # SIG_IGN (or None, a handler not set from Python): ignored, as it would have been
