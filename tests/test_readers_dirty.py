@@ -279,6 +279,23 @@ def test_a_json_array_sets_aside_elements_that_are_no_records_and_names_where_a_
         "record)")
 
 
+def test_an_empty_array_or_records_wrapped_in_an_object_say_so(tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text("[ ]\n")
+    assert str(_error(lambda: read_table(empty, "jsonl"))) == (
+        f"input file {empty} holds an empty JSON array ([]): no records; give a file with records")
+    wrapped = tmp_path / "export.json"
+    wrapped.write_text(json.dumps({"data": [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}],
+                                   "count": 2}, indent=2))
+    assert str(_error(lambda: read_table(wrapped, "jsonl"))) == (
+        f"{wrapped} is one JSON object whose key 'data' holds 2 records ([{{...}}, ...]); tuneline reads a record per "
+        f"object: write them one per line (e.g. jq -c '.[\"data\"][]' {wrapped} > export-lines.jsonl) and point data "
+        "at that file")
+    single = tmp_path / "one.jsonl"  # one record whose spans are objects: a record, read as it is
+    single.write_text('{"text": "Paris in May", "spans": [{"start": 0, "end": 5}, {"start": 9, "end": 12}]}\n')
+    assert read_table(single, "jsonl").frame["text"].tolist() == ["Paris in May"]
+
+
 def test_json_lines_whose_first_record_is_a_list_are_still_read_line_by_line(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text('["a", "list"]\n{"text": "good", "label": "pos"}\n', encoding="utf-8")

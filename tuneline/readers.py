@@ -1705,6 +1705,10 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
                 records, record_lines, malformed, seen = _json_records(
                     ((row, line, text) for row, (line, text) in enumerate(spanning, 1)), bad_lines, encoding,
                     "JSON value")
+    if array == []:
+        raise DataLoadError(f"input file {path} holds an empty JSON array ([]): no records; give a file with records")
+    if seen == 1 and len(records) == 1:
+        _check_not_wrapped(path, records[0][1])
     names = list(dict.fromkeys(key for _, obj in records for key in obj))
     spellings = _key_spellings(path, records, names)
     if spellings:
@@ -1806,6 +1810,20 @@ def _json_lines_hint(line: str, number: int) -> str:
                 return (f"; line {number} looks like a {fmt.upper()} header ({', '.join(fields[:5])}): the file is "
                         f"{fmt.upper()}, not JSON Lines: set data.format: {fmt} (or name it .{fmt})")
     return "; each line must be one JSON object ({...}), as json.dumps(record) writes it"
+
+
+def _check_not_wrapped(path: Path, obj: dict) -> None:
+    """A one-line error for a file that is one JSON object holding the records under a key (``{"data": [{...},
+    ...]}``, as some dataset exports and APIs write): read as it is, it is a single record without the columns. An
+    object with a string value at its top level is taken for a record (a text whose spans are objects) and read."""
+    if any(isinstance(value, str) for value in obj.values()):
+        return
+    for key, value in obj.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            raise DataLoadError(f"{path} is one JSON object whose key {key!r} holds {len(value):,} record{'s' if len(value) != 1 else ''} "
+                                f"([{{...}}, ...]); tuneline reads a record per object: write them one per line "
+                                f"(e.g. jq -c '.[{json.dumps(key)}][]' {path} > {Path(path).stem}-lines.jsonl) and "
+                                "point data at that file")
 
 
 def _json_records(items: Iterable[tuple[int, int, str]], bad_lines: set[int], encoding: str,
