@@ -313,7 +313,7 @@ def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines
 
 
 #: ``--format`` of ``tuneline predict --input``: ``lines`` is a plain text file of one text a line
-INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "conll", "lines")
+INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "xlsx", "conll", "lines")
 
 
 def prediction_format(path: Path, configured: str, kind: Any, encoding: str = "utf-8",
@@ -326,9 +326,10 @@ def prediction_format(path: Path, configured: str, kind: Any, encoding: str = "u
     try:
         fmt = detect_format(path, "auto")
     except DataLoadError:  # its advice names data.format / data.train, the training config's keys
-        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods", ".numbers"):
-            raise UserError(f"input file {path} is a spreadsheet workbook, which tuneline does not read: save the "
-                            "sheet as CSV UTF-8 (Excel: File > Save As > 'CSV UTF-8') and give the .csv") from None
+        if path.suffix.lower() in (".xls", ".ods", ".numbers"):
+            raise UserError(f"input file {path} is a spreadsheet workbook in a format tuneline does not read (it "
+                            "reads .xlsx): save it as .xlsx, or the sheet as CSV UTF-8 (Excel: File > Save As > 'CSV "
+                            "UTF-8'), and give that file") from None
         raise UserError(f"cannot tell the format of input file {path} from its name; give --format ("
                         f"{', '.join(INPUT_FORMATS[1:])}; lines: one text a line)") from None
     if fmt == "conll" and path.suffix.lower() != ".conll":

@@ -127,10 +127,14 @@ def test_missing_column_names_it_and_the_available_ones(tmp_path):
 
 
 def test_unknown_extension_asks_for_data_format(tmp_path):
-    path = tmp_path / "data.xlsx"
+    path = tmp_path / "data.xls"
     path.write_text("whatever")
-    with pytest.raises(DataLoadError, match="spreadsheet workbook.*CSV UTF-8"):  # Excel's own format: what to do
+    with pytest.raises(DataLoadError, match="spreadsheet workbook.*save it as .xlsx.*CSV UTF-8"):  # legacy Excel
         load(path)
+    broken = tmp_path / "data.xlsx"  # read as a workbook, which it is not
+    broken.write_text("whatever")
+    with pytest.raises(DataLoadError, match=r"cannot read .*data\.xlsx as an Excel workbook"):
+        load(broken)
     unknown = tmp_path / "data.dat"
     unknown.write_text("whatever")
     with pytest.raises(DataLoadError, match="set data.format"):

@@ -421,14 +421,18 @@ def test_input_files_predict_cannot_name_say_what_to_give_predict_not_the_traini
     unnamed = tmp_path / "rows.dat"
     unnamed.write_text("text\nhello\n")
     with pytest.raises(UserError, match=r"cannot tell the format of input file .*rows\.dat from its name; give "
-                                        r"--format \(csv, tsv, jsonl, parquet, conll, lines"):
+                                        r"--format \(csv, tsv, jsonl, parquet, xlsx, conll, lines"):
         read_prediction_inputs.fn(unnamed, "classification")
     assert read_prediction_inputs.fn(unnamed, "classification", input_format="csv").frame["text"].tolist() == [
         "hello"]
-    workbook = tmp_path / "rows.xlsx"
-    workbook.write_bytes(b"PK\x03\x04")
-    with pytest.raises(UserError, match="spreadsheet workbook.*give the .csv$"):
+    workbook = tmp_path / "rows.xls"  # legacy Excel: not read (.xlsx is)
+    workbook.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(UserError, match=r"spreadsheet workbook in a format tuneline does not read \(it reads \.xlsx\)"):
         read_prediction_inputs.fn(workbook, "classification")
+    broken = tmp_path / "rows.xlsx"
+    broken.write_bytes(b"PK\x03\x04")
+    with pytest.raises(UserError, match=r"cannot read .*rows\.xlsx as an Excel workbook"):
+        read_prediction_inputs.fn(broken, "classification")
     latin = tmp_path / "texts.txt"
     latin.write_bytes("caf\u00e9 cr\u00e8me\nna\u00efve\n".encode("cp1252"))
     with pytest.raises(UserError) as refused:

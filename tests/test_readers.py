@@ -304,7 +304,7 @@ def test_unknown_format_and_detect_format(tmp_path):
     with pytest.raises(DataLoadError, match="set data.format"):
         detect_format(path, "auto")
     with pytest.raises(DataLoadError, match="data.format"):
-        read_table(path, "xlsx")
+        read_table(path, "xls")
     assert detect_format(path, "csv") == "csv"
     assert detect_format(Path("dev.TSV"), "auto") == "tsv"
     assert detect_format(Path("a.jsonl.gz.json"), "auto") == "jsonl"

@@ -127,9 +127,9 @@ def parquet_bytes(tmp_path: Path) -> bytes:
 def test_a_workbook_archive_or_parquet_file_named_as_text_says_what_it_is(tmp_path, fmt):
     text = b"text,label\ngood,pos\n" * 20
     cases = {
-        "zip": (zip_bytes(tmp_path), "looks like an Excel workbook (.xlsx) or a zip archive, not text: export it as "
-                                     "CSV (Excel: File > Save As > 'CSV UTF-8'), or unzip it, and point data at the "
-                                     ".csv"),
+        "zip": (zip_bytes(tmp_path), "looks like an Excel workbook (.xlsx) or a zip archive, not text: name it .xlsx "
+                                     "(tuneline reads its first sheet), or export it as CSV (Excel: File > Save As > "
+                                     "'CSV UTF-8'), or unzip it, and point data at that file"),
         "xls": (bytes.fromhex("D0CF11E0A1B11AE1") + b"\x00" * 500,
                 "looks like a legacy Excel workbook (.xls), not text: export it as CSV (Excel: File > Save As > "
                 "'CSV UTF-8') and point data at the .csv"),

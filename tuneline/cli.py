@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", "-o", type=Path, help="with --input: write every row with its prediction, "
                          "model_name and model_version to this file (.csv, .tsv, .jsonl or .parquet), in chunks")
     predict.add_argument("--format", dest="input_format", default="auto",
-                         choices=("auto", "csv", "tsv", "jsonl", "parquet", "conll", "lines"),
+                         choices=("auto", "csv", "tsv", "jsonl", "parquet", "xlsx", "conll", "lines"),
                          help="the --input file's format (default: from its name; a .txt file is one text a line, "
                          "or for an NER model CoNLL words when it has sentences between blank lines)")
     predict.add_argument("--skip-lines", type=int, default=0, metavar="N",

@@ -82,7 +82,7 @@ class DataConfig(_Strict):
     train: Path | None = None
     validation: Path | None = None
     test: Path | None = None
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll", "xlsx"] = "auto"
     encoding: str = Field("utf-8", description="Text encoding of the input files; a UTF-8 byte-order mark is always "
                                                "removed.")
     on_decode_error: Literal["error", "quarantine"] = Field(

@@ -132,15 +132,16 @@ def detect_format(path: Path, configured: str) -> str:
         return configured
     suffixes = [s.lower() for s in Path(path).suffixes]
     for suffix, fmt in ((".tsv", "tsv"), (".csv", "csv"), (".jsonl", "jsonl"), (".json", "jsonl"),
-                        (".parquet", "parquet"), (".pq", "parquet"), (".conll", "conll"), (".txt", "conll")):
+                        (".parquet", "parquet"), (".pq", "parquet"), (".conll", "conll"), (".txt", "conll"),
+                        (".xlsx", "xlsx"), (".xlsm", "xlsx")):
         if suffix in suffixes:
             return fmt
-    if suffixes and suffixes[-1] in (".xlsx", ".xlsm", ".xls", ".ods", ".numbers"):
-        raise DataLoadError(f"{path} is a spreadsheet workbook, which tuneline does not read: save the sheet as "
-                            "CSV UTF-8 (Excel: File > Save As > 'CSV UTF-8') and point data.train (or the landing "
-                            "folder) at the .csv")
+    if suffixes and suffixes[-1] in (".xls", ".ods", ".numbers"):
+        raise DataLoadError(f"{path} is a spreadsheet workbook in a format tuneline does not read (it reads .xlsx): "
+                            "save it as .xlsx, or the sheet as CSV UTF-8 (Excel: File > Save As > 'CSV UTF-8'), and "
+                            "point data.train (or the landing folder) at that file")
     raise DataLoadError(f"cannot tell the format of {path} from its name; set data.format "
-                        "(csv, tsv, jsonl, parquet or conll)")
+                        "(csv, tsv, jsonl, parquet, xlsx or conll)")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -216,12 +217,14 @@ def check_file(path: Path) -> None:
     as text."""
     from tuneline.compressed import compression_of
 
-    _check_file(path, text=False, compressed=path.is_file() and compression_of(path) is not None)
+    _check_file(path, text=False, compressed=path.is_file() and compression_of(path) is not None,
+                workbook=path.suffix.lower() in WORKBOOK_SUFFIXES)
 
 
-def _check_file(path: Path, text: bool = True, compressed: bool = False) -> None:
+def _check_file(path: Path, text: bool = True, compressed: bool = False, workbook: bool = False) -> None:
     """``text=False`` for a Parquet file: its own magic bytes (``PAR1``) are then no error. ``compressed``: the file
-    is compressed in a way :func:`tuneline.compressed.readable` reads, so its content is not judged here."""
+    is compressed in a way :func:`tuneline.compressed.readable` reads, so its content is not judged here.
+    ``workbook``: an .xlsx workbook (a zip archive) is no error."""
     if not path.exists():
         raise DataLoadError(f"input file {path} does not exist; check the path in data (paths in a config file "
                             "are relative to the file, paths given with --set to the folder you run in)")
@@ -250,10 +253,10 @@ def _check_file(path: Path, text: bool = True, compressed: bool = False) -> None
             extra = " (or pip install zstandard, and tuneline reads it as it is)" if tool == "zstd" else ""
             raise DataLoadError(f"input file {path} is {tool}-compressed; decompress it ({command}){extra} and point "
                                 "data at the uncompressed file")
-    if magic.startswith(_ZIP_MAGIC):
+    if magic.startswith(_ZIP_MAGIC) and not workbook:
         raise DataLoadError(f"input file {path} looks like an Excel workbook (.xlsx) or a zip archive, not text: "
-                            "export it as CSV (Excel: File > Save As > 'CSV UTF-8'), or unzip it, and point data at "
-                            "the .csv")
+                            "name it .xlsx (tuneline reads its first sheet), or export it as CSV (Excel: File > Save "
+                            "As > 'CSV UTF-8'), or unzip it, and point data at that file")
     if magic.startswith(_OLE2_MAGIC):
         raise DataLoadError(f"input file {path} looks like a legacy Excel workbook (.xls), not text: export it as "
                             "CSV (Excel: File > Save As > 'CSV UTF-8') and point data at the .csv")
@@ -271,6 +274,8 @@ _COMPRESSED_MAGIC = ((_GZIP_MAGIC, "gzip", "gunzip -k", "gunzip -c", ".gz"),
                        for level in b"123456789"),
                      (b"\xfd7zXZ\x00", "xz", "unxz -k", "xz -dc", ".xz"),
                      (b"\x28\xb5\x2f\xfd", "zstd", "zstd -d", "zstd -dc", ".zst"))
+#: the names of the workbooks tuneline reads (:mod:`tuneline.workbooks`)
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 #: a zip archive's first bytes: an .xlsx (or .docx, .ods) workbook is one
 _ZIP_MAGIC = b"PK\x03\x04"
 #: an OLE2 compound file's first bytes: a legacy Excel .xls workbook (or .doc)
@@ -937,8 +942,12 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
         return _read_jsonl(path, encoding, on_decode_error)
     if fmt == "parquet":
         return _read_parquet(path)
-    raise DataLoadError(f"format {fmt!r} of {path} is not a table format; set data.format to csv, tsv, jsonl or "
-                        "parquet")
+    if fmt == "xlsx":
+        from tuneline.workbooks import read_workbook
+
+        return read_workbook(path, header=header, skip_lines=skip_lines)
+    raise DataLoadError(f"format {fmt!r} of {path} is not a table format; set data.format to csv, tsv, jsonl, "
+                        "parquet or xlsx")
 
 
 def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode_error: DecodePolicy,

@@ -374,7 +374,7 @@ def _no_text_detail(value: Any) -> str:
 class ClassificationKind(TaskKind):
     name = "classification"
     config_model = ClassificationConfig
-    formats = ("csv", "tsv", "jsonl", "parquet")
+    formats = ("csv", "tsv", "jsonl", "parquet", "xlsx")
     head = "AutoModelForSequenceClassification"
     peft_task_type = "SEQ_CLS"
     pyfunc_file = "text_classifier.py"

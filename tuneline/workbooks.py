@@ -1,0 +1,96 @@
+"""Excel workbooks (``.xlsx``, ``.xlsm``) read as the table on their first sheet.
+
+Labeled text is often kept in a spreadsheet (annotators work in Excel or Google Sheets), and exporting it as CSV is
+where encodings, delimiters and quoting go wrong. openpyxl reads the workbook's cells as typed values, so none of
+that applies; what is left is turning cells into the strings a CSV would have held:
+
+- a whole number stored as a float (Excel stores every number so: the label ``1`` is ``1.0``) is written ``1``;
+  other numbers as Python writes them; booleans as ``true``/``false`` (as the other readers read a boolean label);
+  a date as ISO 8601 (``2026-12-04``, with the time where it is not midnight);
+- the row number is the record's line (what the spreadsheet shows beside it), so quarantine and errors name it;
+- rows with no value in any cell are no records (a spreadsheet's gaps), and columns without a header name are named
+  by position (``unnamed_3``) and ignored, as the CSV reader does with the empty columns an export leaves;
+- formulas are read as the values Excel last computed and saved (a workbook written by a script that never opened
+  in Excel holds no such values: its formula cells are empty).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from tuneline.readers import DataLoadError, ReadResult, _check_file, _check_names, _named, _object_frame
+
+
+def cell_text(value: Any) -> str | None:
+    """A cell's value as the text a CSV export would hold; None for an empty cell."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value  # whitespace is judged by the schema, as for a CSV cell
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0) -> ReadResult:
+    """The first sheet of ``path`` as a :class:`~tuneline.readers.ReadResult` (see the module docstring).
+    ``skip_lines``: rows above the header (a title); ``header=False``: columns named by position (``0``, ``1``...)
+    as for a CSV without a header."""
+    try:
+        import openpyxl
+    except ImportError:  # a dependency of tuneline; an environment without it can still export CSV
+        raise DataLoadError(f"{path} is an Excel workbook and the openpyxl package is not installed: pip install "
+                            "openpyxl, or export the sheet as CSV UTF-8") from None
+    path = Path(path)
+    _check_file(path, text=False, workbook=True)
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # noqa: BLE001 - zipfile, XML and openpyxl's own errors for a file that is no workbook
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataLoadError(f"cannot read {path} as an Excel workbook ({message}); open and save it again in the "
+                            "spreadsheet program, or export the sheet as CSV UTF-8") from None
+    try:
+        if not book.worksheets:
+            raise DataLoadError(f"{path} holds no worksheet; give a workbook with the records on its first sheet")
+        sheet = book.worksheets[0]
+        rows = [(number, [cell_text(value) for value in values])
+                for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
+                if number > skip_lines]
+        sheets = len(book.worksheets)
+        title = sheet.title
+    finally:
+        book.close()
+    rows = [(number, cells) for number, cells in rows if any(c is not None and c.strip() for c in cells)]
+    if not rows:
+        raise DataLoadError(f"input file {path} has no values on its first sheet ({title!r})"
+                            + (f" below row {skip_lines} (data.skip_lines)" if skip_lines else "")
+                            + "; give a workbook with the records on its first sheet")
+    width = max(len(cells) for _, cells in rows)
+    if header:
+        head_row, head = rows[0]
+        names = _named([(c or "").strip() for c in head] + [""] * (width - len(head)))
+        _check_names(path, names, f"the header (row {head_row} of sheet {title!r})")
+        body = rows[1:]
+        if not body:
+            raise DataLoadError(f"input file {path} has a header (row {head_row} of sheet {title!r}) but no data "
+                                "records; give a workbook with records, or set data.header: false if that row is data")
+    else:
+        names, body = [str(i) for i in range(width)], rows
+    columns = {name: [cells[i] if i < len(cells) else None for _, cells in body] for i, name in enumerate(names)}
+    numbers = list(range(1, len(body) + 1))
+    if sheets > 1:
+        from tuneline.common import task_logger
+
+        task_logger().info("%s: read its first sheet (%r) of %d", path, title, sheets)
+    return ReadResult(frame=_object_frame(columns, numbers, [row for row, _ in body]), malformed=[],
+                      records_seen=len(body))
