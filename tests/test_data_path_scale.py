@@ -86,11 +86,16 @@ def test_block_reader_on_quotes_that_run_across_blocks(tmp_path, monkeypatch):
     rows[120] = '121,"a legit\nmulti-line text, quoted",pos'
     rows[200] = '201,"quoted, ""with"" quotes",neg'
     rows[330] = '331,"never closed until the end of the file,pos'
+    rows[260] = '261,"Best" movie ever,pos'  # a quote closing mid-field: set aside by either reader, never unquoted
     path = tmp_path / "data.csv"
     path.write_text("id,text,label\n" + "\n".join(rows) + "\n" + "\n".join(f"{i},\"q {i}\",pos" for i in range(5)))
     for size in (1, 50, 333, 4096, 1 << 20):
         monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", size)
         assert assert_same_read(path, "csv")
+    stray = [m for m in read_table(path, "csv").malformed if m["rule"] == "field_has_stray_quote"]
+    assert [m["source_line"] for m in stray] == [263]  # row 121 holds a line break
+    assert stray[0]["detail"].startswith("field 2 opens a quote that closes before the field ends (") \
+        and "261," in stray[0]["detail"]
 
 
 def test_block_reader_transcodes_single_byte_encodings_and_leaves_the_rest_to_the_careful_reader(tmp_path):

@@ -279,6 +279,28 @@ def test_a_json_array_sets_aside_elements_that_are_no_records_and_names_where_a_
         "record)")
 
 
+def test_a_quote_that_closes_inside_a_field_is_set_aside_not_read_without_its_quotes(tmp_path):
+    """``f.write(f"{text},{label}")`` for a text starting with a quote writes ``"Best" movie ever,pos``: the csv
+    module (and pandas) read ``Best movie ever``, a text that was never written, silently. Such a record is set
+    aside naming its field; a quoted field (Excel, pandas: inner quotes doubled) and quotes inside an unquoted field
+    (``plain "quoted" word``) are read as written."""
+    path = tmp_path / "train.csv"
+    path.write_text('text,label\n"Best" movie ever,pos\n"broken ""quote" here,neg\n"""Best"" movie ever",pos\n'
+                    'plain "quoted" word,neg\n"fine, thanks",pos\n', encoding="utf-8")
+    result = read_table(path, "csv")
+    assert result.frame["text"].tolist() == ['"Best" movie ever', 'plain "quoted" word', "fine, thanks"]
+    assert [(m["rule"], m["source_line"]) for m in result.malformed] == [("field_has_stray_quote", 2),
+                                                                        ("field_has_stray_quote", 3)]
+    assert result.malformed[0]["detail"] == (
+        "field 1 opens a quote that closes before the field ends ('\"Best\" movie ever,pos'), so it would be read "
+        'without its quotes: write the whole field in quotes with each quote inside doubled ("""Best"" movie ever"), '
+        "as spreadsheet programs and pandas write it")
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text('text,text_pair,label\nquestion y,"No" is the answer,0\nq,a,1\n', encoding="utf-8")
+    assert [(m["rule"], m["detail"][:8]) for m in read_table(pairs, "csv").malformed] == [
+        ("field_has_stray_quote", "field 2 ")]
+
+
 def test_an_empty_array_or_records_wrapped_in_an_object_say_so(tmp_path):
     empty = tmp_path / "empty.json"
     empty.write_text("[ ]\n")

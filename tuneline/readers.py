@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from pandas.arrays import ArrowStringArray
 
 from tuneline.config import DataConfig
-from tuneline.errors import UserError, bytes_shown
+from tuneline.errors import UserError, bytes_shown, excerpt
 
 DecodePolicy = Literal["error", "quarantine"]
 PROVENANCE_COLUMNS = ("source_row", "source_line")
@@ -887,6 +887,43 @@ def _escaped_with_backslash(block: list[str], dialect: dict, expected: int | Non
     return plain != escaped
 
 
+def stray_quote_field(text: str, dialect: dict) -> int | None:
+    """The number (1-based) of the first field of ``text``, one record's raw lines, that opens a quote which closes
+    before the field ends (``"Best" movie ever,pos``: what ``f.write(f"{text},{label}")`` writes for a text that
+    starts with a quote); None when there is none, or for TSV (no quote processing).
+
+    The csv module reads such a field without its quotes (``Best movie ever``), and pandas does the same: the text
+    trained on is not the text written, with no sign of it. A quote that never closes is left to the other rules."""
+    if dialect.get("quoting") == csv.QUOTE_NONE:
+        return None
+    quote, delimiter = dialect.get("quotechar", '"'), dialect.get("delimiter", ",")
+    i, n, field, at_start = 0, len(text), 1, True
+    while i < n:
+        char = text[i]
+        if at_start and char == quote:
+            i += 1
+            while i < n and not (text[i] == quote and text[i + 1:i + 2] != quote):
+                i += 2 if text[i] == quote else 1  # a doubled quote is one quote inside the field
+            if i >= n:
+                return None
+            i += 1  # past the closing quote
+            if i < n and text[i] not in (delimiter, "\r", "\n"):
+                return field
+            at_start = False
+            continue
+        if char == delimiter:
+            field += 1
+        at_start = char == delimiter
+        i += 1
+    return None
+
+
+def stray_quote_detail(text: str, field: int) -> str:
+    return (f"field {field} opens a quote that closes before the field ends ({excerpt(text.strip(), 50)}), so it "
+            "would be read without its quotes: write the whole field in quotes with each quote inside doubled "
+            '("""Best"" movie ever"), as spreadsheet programs and pandas write it')
+
+
 def _parses_as_record(line: str, expected: int, dialect: dict) -> bool:
     """Whether one line on its own is a complete, strictly quoted record with the expected field count."""
     try:
@@ -1126,6 +1163,8 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
         elif '\\"' in raw and _escaped_with_backslash(lines[span.start:span.end + 1], dialect, expected):
             malformed.append(_malformed(number, line, "quote_escaped_with_backslash", raw,
                                         BACKSLASH_DETAIL.format(line=line)))
+        elif '"' in raw and (stray := stray_quote_field(raw, dialect)) is not None:
+            malformed.append(_malformed(number, line, "field_has_stray_quote", raw, stray_quote_detail(raw, stray)))
         elif len(span.fields) != expected:
             malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
                                         _field_count_detail(len(span.fields), expected, count_hint, raw, dialect)))
@@ -1384,8 +1423,8 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
         others = special_index[~well].tolist()
         if others:
             for i, text in zip(others, lines.take(others).to_pylist()):
-                if fmt == "csv" and '\\"' in text:
-                    continue  # maybe a quote escaped with a backslash: judged by _process_spans, as an island
+                if fmt == "csv" and ('\\"' in text or stray_quote_field(text, dialect) is not None):
+                    continue  # maybe a quote escaped with a backslash, or a stray one: judged by _process_spans
                 fields = _single_line_fields(text, dialect)
                 if fields is not None:
                     special_fields[i] = fields
