@@ -458,3 +458,26 @@ def test_a_text_of_only_invisible_characters_is_quarantined(tmp_path, kind, suff
     assert len(kept) == 40 and not any(text in kept for text in invisible)
     if kind == "classification":
         assert all(detail.startswith("the text has only invisible characters") for detail in quarantined["detail"])
+
+
+def test_a_jsonl_record_naming_its_label_twice_in_two_spellings_is_set_aside(tmp_path):
+    """Keys are read whatever their case, so ``"label": "neg", "Label": "pos"`` names the label twice: the configured
+    spelling alone was read and the other value dropped without a word. A record whose spellings disagree is
+    ``record_has_duplicate_key`` (as a key written twice is); the same value twice, or another key, is no conflict."""
+    rows = [json.dumps({"text": f"normal {i}", "label": ["neg", "pos"][i % 2]}) for i in range(12)]
+    rows += ['{"text": "conflict A", "label": "neg", "Label": "pos"}',
+             '{"Label": "pos", "text": "conflict B", "label": "neg"}',
+             '{"text": "conflict C", "Text ": "other text", "label": "neg"}',
+             '{"text": "agreeing", "Label": "neg", "label": "neg", "ID": 1, "id": 2}']
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(rows) + "\n")
+    loaded = load_data.fn(run_config("classification", path=data))
+    assert loaded.frames["all"]["text"].tolist()[-1] == "agreeing" and len(loaded.frames["all"]) == 13
+    bad = loaded.malformed
+    assert bad[["source_line", "rule"]].values.tolist() == [[13, "record_has_duplicate_key"],
+                                                            [14, "record_has_duplicate_key"],
+                                                            [15, "record_has_duplicate_key"]]
+    assert bad["detail"].iloc[0] == ("key 'label' is written twice in one object, also as 'Label', with other values "
+                                     "('neg', 'pos'); keys are read whatever their case or spaces, so a record has one "
+                                     "value per key: keep one")
+    assert "key 'text' is written twice in one object, also as 'Text '" in bad["detail"].iloc[2]

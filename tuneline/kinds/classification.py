@@ -371,6 +371,35 @@ def _no_text_detail(value: Any) -> str:
     return "the text is empty or only spaces"
 
 
+def without_conflicting_spellings(raw: pd.DataFrame, used: list[str], malformed: list[dict]) -> pd.DataFrame:
+    """``raw`` (a JSONL file's records) without those that write a used key a second time in another case or with
+    spaces (``"label": "neg", "Label": "pos"``) with another value: keys are matched that way, so the record names
+    its label twice, as ``record_has_duplicate_key`` sets aside for one spelling; reading the configured spelling
+    alone dropped the other value without a word. Each goes to ``malformed``; the same value twice is no conflict."""
+    keys = {column: _spelling_key(column) for column in raw.columns if column not in ("source_row", "source_line")}
+    conflict = np.zeros(len(raw), dtype=bool)
+    details: dict[int, str] = {}
+    for column in dict.fromkeys(used):
+        for other in (c for c, key in keys.items() if key == keys.get(column) and c != column):
+            mine, theirs = raw[column].to_numpy(dtype=object), raw[other].to_numpy(dtype=object)
+            for i in np.flatnonzero([a is not None and b is not None and a != b for a, b in zip(mine, theirs)]):
+                if not conflict[i]:
+                    conflict[i] = True
+                    details[i] = (f"key {column!r} is written twice in one object, also as {other!r}, with other "
+                                  f"values ({excerpt(mine[i], 30)}, {excerpt(theirs[i], 30)}); keys are read "
+                                  "whatever their case or spaces, so a record has one value per key: keep one")
+    for i in np.flatnonzero(conflict):
+        value = raw[used[0]].iloc[i]
+        malformed.append({"source_row": int(raw["source_row"].iloc[i]), "source_line": int(raw["source_line"].iloc[i]),
+                          "rule": "record_has_duplicate_key", "value": value if isinstance(value, str) else repr(value),
+                          "detail": details[i]})
+    return raw[~conflict].reset_index(drop=True) if conflict.any() else raw
+
+
+def _spelling_key(name: str) -> str:
+    return str(name).strip().casefold()
+
+
 class ClassificationKind(TaskKind):
     name = "classification"
     config_model = ClassificationConfig
@@ -447,6 +476,9 @@ class ClassificationKind(TaskKind):
                                 f"{_why_distinct(key, other)}: set data.{key} to another column")
         text_columns = {k: wanted[f"data.{k}"] for k in text_columns}
         label_column = wanted["data.label_column"]
+        malformed = list(result.malformed)
+        if fmt == "jsonl":
+            raw = without_conflicting_spellings(raw, [*text_columns.values(), label_column], malformed)
 
         def canonical(series: pd.Series) -> pd.Series:
             return series if compact and _arrow_strings(series) is not None else as_objects(series)
@@ -459,7 +491,7 @@ class ClassificationKind(TaskKind):
         frame["source_file"] = (pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [str(path)])
                                 if compact else str(path))
         frame["source_row"] = raw["source_row"].astype("int64")
-        return frame, with_delimiter_hints(list(result.malformed), path, fmt, data, self.delimiter_hint(data)), \
+        return frame, with_delimiter_hints(malformed, path, fmt, data, self.delimiter_hint(data)), \
             result.records_seen, result.record_lines()
 
     def delimiter_hint(self, data: ClassificationData) -> Any:
