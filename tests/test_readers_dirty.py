@@ -301,6 +301,25 @@ def test_a_quote_that_closes_inside_a_field_is_set_aside_not_read_without_its_qu
         ("field_has_stray_quote", "field 2 ")]
 
 
+@pytest.mark.parametrize("orient, says", [
+    ("columns", "is one JSON object of objects ('text', 'label'), as pandas' df.to_json() writes by default"),
+    ("index", "is one JSON object of objects ('0', '1', '2', ...), as pandas' df.to_json() writes by default"),
+    ("split", "is one JSON object of 'columns' and 'data', as pandas' df.to_json(orient='split') writes"),
+    ("values", "is a JSON array of arrays (as pandas' df.to_json(orient='values') writes): rows without column names"),
+])
+def test_pandas_json_layouts_other_than_records_name_the_layout_and_the_call_that_writes_records(tmp_path, orient,
+                                                                                                 says):
+    """``df.to_json(path)`` (pandas' default, column-oriented) read as one record whose label was a dict: the error
+    blamed the labels. Each of pandas' other layouts is named, with the call that writes records."""
+    import pandas as pd
+
+    path = tmp_path / "t.json"
+    pd.DataFrame({"text": [f"t {i}" for i in range(12)], "label": ["neg", "pos"] * 6}).to_json(path, orient=orient)
+    message = str(_error(lambda: read_table(path, "jsonl")))
+    assert message.startswith(f"{path} {says}")
+    assert message.endswith("(df.to_json('t.jsonl', orient='records', lines=True))")
+
+
 def test_an_empty_array_or_records_wrapped_in_an_object_say_so(tmp_path):
     empty = tmp_path / "empty.json"
     empty.write_text("[ ]\n")

@@ -1755,6 +1755,10 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
                     "JSON value")
     if array == []:
         raise DataLoadError(f"input file {path} holds an empty JSON array ([]): no records; give a file with records")
+    if array and not records and all(text.startswith("[") for _, text in array):
+        raise DataLoadError(f"{path} is a JSON array of arrays (as pandas' df.to_json(orient='values') writes): "
+                            "rows without column names; write the records one per line with their names "
+                            f"(df.to_json('{Path(path).stem}.jsonl', orient='records', lines=True))")
     if seen == 1 and len(records) == 1:
         _check_not_wrapped(path, records[0][1])
     names = list(dict.fromkeys(key for _, obj in records for key in obj))
@@ -1866,6 +1870,14 @@ def _check_not_wrapped(path: Path, obj: dict) -> None:
     object with a string value at its top level is taken for a record (a text whose spans are objects) and read."""
     if any(isinstance(value, str) for value in obj.values()):
         return
+    fix = f"write the records one per line (df.to_json('{Path(path).stem}.jsonl', orient='records', lines=True))"
+    if obj and all(isinstance(value, dict) and value for value in obj.values()):
+        raise DataLoadError(f"{path} is one JSON object of objects ({', '.join(map(repr, list(obj)[:3]))}"
+                            f"{', ...' if len(obj) > 3 else ''}), as pandas' df.to_json() writes by default "
+                            f"(orient='columns' or 'index'), not records: {fix}")
+    if {"columns", "data"} <= set(obj) and isinstance(obj["data"], list):
+        raise DataLoadError(f"{path} is one JSON object of 'columns' and 'data', as pandas' "
+                            f"df.to_json(orient='split') writes, not records: {fix}")
     for key, value in obj.items():
         if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
             raise DataLoadError(f"{path} is one JSON object whose key {key!r} holds {len(value):,} record{'s' if len(value) != 1 else ''} "
