@@ -412,12 +412,16 @@ def header_line_below(path: Path, fmt: str, encoding: str, names: Iterable[str],
         text = head.decode(bom_encoding(path, encoding), errors="replace").lstrip("\ufeff")
     except (OSError, LookupError):
         return None
-    delimiter = csv_layout(path, encoding, skip_lines)[0] if fmt == "csv" else "\t"
+    # a CSV's delimiter is sniffed from its first line, which here is the title: the header below may use another
+    # (a semicolon export with a title line above it is a common European Excel file)
+    sniffed = csv_layout(path, encoding, skip_lines)[0]
+    delimiters = list(dict.fromkeys((sniffed, ",", *_OTHER_DELIMITERS))) if fmt == "csv" else ["\t"]
     lines = text.splitlines()[:_LAYOUT_RECORDS]
     for number, line in enumerate(lines[skip_lines + 1:], start=skip_lines + 2):
-        fields = next(csv.reader([line], delimiter=delimiter), [])
-        if wanted <= {field.strip().casefold() for field in fields}:
-            return number
+        for delimiter in delimiters:
+            fields = next(csv.reader([line], delimiter=delimiter), [])
+            if wanted <= {field.strip().casefold() for field in fields}:
+                return number
     return None
 
 
