@@ -58,6 +58,16 @@ def test_a_decimal_comma_that_is_no_whole_number_stays_apart():
     assert spelling_map(frames_of("1,0", "0,0", "1,0"), "label", None, ["train"]) == {}
 
 
+def test_in_a_column_of_numbers_every_decimal_comma_whole_number_is_its_number():
+    """``1,0`` beside ``1`` folded into ``1`` while ``0,0``, with no plain ``0`` written, stayed a class ``0,0``: one
+    notation read two ways in one column (the label list printed ``0,0, 1``). A column that writes some whole
+    number plainly is a column of numbers: ``0,0`` is ``0`` there, and ``1,0`` is ``1`` even where it is the more
+    frequent spelling."""
+    frames = frames_of("1,0", "0,0", "1", "1,0", "0,0", "1,0")
+    assert spelling_map(frames, "label", None, ["train"]) == {"1,0": "1", "0,0": "0"}
+    assert folded(["1,0", "0,0", "1", "1,0", "0,0", "1,0"]) == {"1": 4, "0": 2}
+
+
 def test_a_semicolon_separated_european_file_trains_two_classes(tmp_path: Path, caplog):
     path = tmp_path / "eu.csv"
     lines = ["text;label"] + [f"great review {i};{['1', '1,0', '1'][i % 3]}" for i in range(30)] + \

@@ -163,11 +163,18 @@ def spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Itera
     joining: dict[str, set[str]] = {}  # bare key → the decorated spellings that fold into its class
     for key, bare in decorated.items():
         joining.setdefault(bare, set()).update(by_key[key])
+    # a column that writes some whole number plainly holds numbers: each decimal-comma whole number in it is that
+    # number, also where the plain spelling of its own value is missing ("1,0" beside "1" folded, "0,0" beside no
+    # "0" stayed a class "0,0": one column, two readings of one notation)
+    numeric = any(canonical_integer(visible(s).strip()) is not None for s in everywhere)
     mapping: dict[str, str] = {}
     for key in sorted(by_key.keys() - decorated.keys() | joining.keys()):
         spellings, own, extra = by_key.get(key, set()), configured_by_key.get(key, set()), joining.get(key, set())
         if len(own) > 1:  # only an invisible character apart from one of them is that one
             mapping.update({s: visible(s) for s in spellings if s not in own and visible(s) in own})
+            continue
+        if numeric and not own and any(canonical_comma_integer(visible(s).strip()) for s in spellings):
+            mapping.update({s: key for s in spellings | extra if s != key})  # the number's canonical spelling
             continue
         if not own and not extra and len(spellings) == 1 and not _has_invisible(next(iter(spellings))):
             continue
