@@ -42,6 +42,15 @@ def test_conll_docstart_blank_and_whitespace_only_separators(tmp_path):
     assert set(frame["source_file"]) == {str(path)}
 
 
+def test_a_docstart_line_typed_with_a_space_in_a_tab_separated_file_is_skipped(tmp_path):
+    """Fields are split at tabs in a tab-separated file (a token may hold a space), so ``-DOCSTART- O`` was one
+    field, counted as a sentence and quarantined as conll_line_has_no_tag_column at line 1."""
+    path = conll(tmp_path, "-DOCSTART- O\r\n\r\nJohn\tB-PER\r\nlives\tO\r\n\r\nNew York\tB-LOC\r\n.\tO\r\n")
+    frame, bad = read_token_file(path, "conll", DataConfig(train=path))
+    assert bad == [] and frame["tokens"].tolist() == [["John", "lives"], ["New York", "."]]
+    assert frame["source_row"].tolist() == [1, 2]
+
+
 def test_conll_without_trailing_newline_and_four_columns(tmp_path):
     path = conll(tmp_path, "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER", "four.txt")
     assert detect_format(path, "auto") == "conll"

@@ -2183,7 +2183,8 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
         line = line.removeprefix("\ufeff")  # the mark of a file joined on with cat: no part of a token
         fields = [field for field in (part.strip(" ") for part in separator.split(line.strip(" \t\r\n\v\f")))
                   if field] if line.strip() else []
-        if not fields or DOCSTART in (fields[0], fields[_token_column(fields, tag_column)]):
+        if not fields or DOCSTART in (fields[0], fields[_token_column(fields, tag_column)]) \
+                or fields[0].split(" ", 1)[0] == DOCSTART:  # "-DOCSTART- O" typed with a space in a tab file
             if sentence:
                 sentences.append(sentence)
             sentence = []
