@@ -466,3 +466,23 @@ def test_a_conll_file_mixing_tagged_and_untagged_words_names_the_sentence_and_no
     assert "first at the sentence starting at line 4 (conll_line_has_no_tag_column: token line 4 ('Tom') has 1 field(s)" \
         in message and "data.conll_tag_column" not in message
     assert "with its tag after it on every line or on none" in message
+
+
+def test_stdin_lines_are_cut_and_decoded_as_an_input_file_is(monkeypatch):
+    """Read from stdin, a lone \\r inside a line (a cell "a\\rb" that pandas writes unquoted) split it into two
+    inputs, every later prediction one line off; UTF-8 under --encoding latin-1 read as 'cafÃ©' without a word; a
+    DOS end-of-file mark was an input. ``--input`` files did all three right."""
+    import io
+
+    from tuneline.cli import _stdin_lines
+
+    def stdin(data: bytes) -> None:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+    stdin(b"first parcel lost\rsecond half\ncharged twice\r\nthird\n\x1a")
+    assert _stdin_lines("utf-8") == ["first parcel lost second half", "charged twice", "third"]
+    stdin("café parcel\nrésumé bill\n".encode("utf-8"))
+    with pytest.raises(UserError, match=r"^stdin is UTF-8, not latin-1 .*: leave --encoding out"):
+        _stdin_lines("latin-1")
+    stdin(b"caf\xe9 parcel\n" + "résumé bill\n".encode("utf-8"))  # a cp1252 stream with a UTF-8 line pasted in
+    assert _stdin_lines("cp1252") == ["café parcel", "résumé bill"]

@@ -809,7 +809,6 @@ def _stdin_lines(encoding: str) -> list[str]:
     bare UnicodeDecodeError, or in a C locale passing on ``'caf\\udce9'``, which the model refused with "surrogates
     not allowed" and no line."""
     import codecs
-    import io
 
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:  # a text stream without bytes under it (an embedding program's, a test's): already text
@@ -825,8 +824,18 @@ def _stdin_lines(encoding: str) -> list[str]:
         if data.startswith(mark):
             data, name, skipped = data[len(mark):], marked, len(mark)
             break
+    from tuneline.readers import _decode_mixed, _is_8bit, _physical_lines, _without_eof_mark
+
+    eight_bit = _is_8bit(codecs.lookup(name)) and not data.isascii()
+    if eight_bit:  # as for an --input file: UTF-8 read as latin-1 is "cafÃ©", without any error
+        try:
+            data.decode("utf-8")
+            raise UserError(f"stdin is UTF-8, not {encoding} (its non-ASCII bytes all decode as UTF-8, where "
+                            f"{encoding} would read 'é' as 'Ã©'): leave --encoding out, stdin is read as UTF-8")
+        except UnicodeDecodeError:
+            pass
     try:
-        text = data.decode(name)
+        text = _decode_mixed(Path("stdin"), data, codecs.lookup(name)) if eight_bit else data.decode(name)
     except UnicodeDecodeError as error:
         before = data[:error.start].decode(name, errors="replace")
         line = before.count("\n") + before.count("\r") - before.count("\r\n") + 1  # as the lines below are cut
@@ -835,7 +844,10 @@ def _stdin_lines(encoding: str) -> list[str]:
                         f"{'is' if len(bad) == 1 else 'are'} not valid {name if skipped else encoding} "
                         f"({error.reason}); give the input's encoding with --encoding (e.g. latin-1 or cp1252), or convert it to UTF-8 (e.g. "
                         "iconv -f cp1252 -t utf-8)") from None
-    return [line.rstrip("\r\n") for line in io.StringIO(text, newline=None)]
+    # the file readers' line ends: a lone \r inside a line (pandas writes a cell "a\rb" unquoted) is a character,
+    # not a line end, which split one input into two predictions and shifted every later one against its line;
+    # a DOS end-of-file mark ending the input is no text
+    return [line.rstrip("\r\n") for line in _physical_lines(_without_eof_mark(text))]
 
 
 def _predict(args: argparse.Namespace) -> int:
