@@ -485,10 +485,12 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
     if "tokens" in columns:  # what training quarantines (tokens_are_list_of_strings, no_empty_tokens); a word that
         # is no string is left to the model, whose refusal names it
         for row, words in enumerate(result.frame["tokens"]):
-            blank = next((n for n, w in enumerate(words) if isinstance(w, str) and not w.strip()), None)
+            blank = next((n for n, w in enumerate(words) if isinstance(w, str) and (not w.strip() or
+                                                                                   _is_invisible(w))), None)
             if len(words) == 0 or blank is not None:
+                unseen = "; invisible characters alone are no word" if len(words) and words[blank].strip() else ""
                 what = ("an empty word list" if len(words) == 0 else
-                        f"an empty word at position {blank} ({words[blank]!r})")
+                        f"an empty word at position {blank} ({words[blank]!r}{unseen})")
                 raise UserError(f"input file {path}: the record on line {lines[row]} has {what} in column 'tokens'; "
                                 "every row needs at least one word and every word some text (fix or drop the row)")
     frame = result.frame[found].reset_index(drop=True)

@@ -55,6 +55,17 @@ def test_schema_names_each_broken_rule():
         (6, "tokens_are_list_of_strings")]
 
 
+def test_a_token_of_only_invisible_characters_is_no_token():
+    """A zero-width space or a soft hyphen as a token: the tokenizer makes no subword of it, so its tag (the B- of
+    an entity) vanished from training and scoring while the sentence was kept as it was."""
+    frame = sentences([(["\u00ad", "Smith", "left"], ["B-PER", "I-PER", "O"]),
+                       (["a", "\u200b", "b"], ["O", "B-LOC", "O"]),
+                       (["Jo\u00adhn", "left"], ["B-PER", "O"])])  # a soft hyphen inside a word is a word
+    clean, quarantine = apply_schema(frame, token_schema(LABELS), "train")
+    assert clean["source_row"].tolist() == [3]
+    assert quarantine[["source_row", "rule"]].values.tolist() == [[1, "no_empty_tokens"], [2, "no_empty_tokens"]]
+
+
 def test_leakage_rule_for_test_sentences():
     frame = sentences([(["John", "Smith"], ["B-PER", "I-PER"]), (["Paris"], ["B-LOC"])])
     clean, quarantine = apply_schema(frame, token_schema(LABELS, ["John Smith"]), "test")

@@ -235,6 +235,7 @@ def test_an_empty_text_keeps_its_message_and_visible_text_with_invisible_charact
     ([], "an empty word list"),
     (["John", ""], r"an empty word at position 1 \(''\)"),
     (["John", "  "], r"an empty word at position 1 \('  '\)"),
+    (["John", "\u200b"], r"an empty word at position 1 \('\\u200b'; invisible characters alone are no word\)"),
 ])
 def test_an_empty_ner_word_list_or_word_is_refused_naming_its_line(store, tmp_path, capsys, tokens, what):
     """Training quarantines such sentences (``no_empty_tokens``); predict tagged them ('O' for the empty word, an
