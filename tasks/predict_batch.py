@@ -245,8 +245,9 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_li
     """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
     undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction).
     ``lines`` and ``conll`` (an NER model's words, gold tags optional) are the text files predict reads besides."""
-    if skip_lines and fmt not in ("csv", "tsv"):
-        raise UserError(f"--skip-lines is for CSV and TSV input (lines above the header); {path} is read as {fmt}")
+    if skip_lines and fmt not in ("csv", "tsv", "xlsx"):
+        raise UserError(f"--skip-lines is for CSV, TSV and XLSX input (lines or rows above the header); {path} is "
+                        f"read as {fmt}")
     try:
         if fmt == "lines":
             return read_text_lines(path, encoding=encoding)
@@ -424,6 +425,12 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
         raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at {where} "
                         f"{first.get('source_line')} ({first.get('rule')}: {detail}){hint}; fix them so that every "
                         "row gets a prediction")
+    if fmt == "xlsx" and (gap := next((int(line) + 1 for line, after in zip(result.frame["source_line"],
+                                                                          result.frame["source_line"][1:])
+                                       if after > line + 1), None)) is not None:
+        raise UserError(f"input file {path}: row {gap} of its first sheet is empty between records: a batch "
+                        "prediction writes one row per input row, in order, so the row would be dropped and the "
+                        "output would no longer line up with the sheet; delete the row or fill it")
     if fmt in ("csv", "tsv") and (blank := blank_line_between_records(source, fmt, encoding, skip_lines)) is not None:
         raise UserError(f"input file {path}: line {blank} is blank (or holds only empty fields) between records: "
                         "a batch prediction writes one row per input row, in order, so the line would be dropped "

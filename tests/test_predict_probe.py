@@ -390,7 +390,7 @@ def test_skip_lines_reads_an_export_below_its_title_end_to_end(store, tmp_path, 
     lines = tmp_path / "texts.txt"
     lines.write_text("\n".join(TEXTS) + "\n")
     assert main([*args[:5], "--input", str(lines), "--skip-lines", "1"]) == 1
-    assert "--skip-lines is for CSV and TSV input" in capsys.readouterr().err
+    assert "--skip-lines is for CSV, TSV and XLSX input" in capsys.readouterr().err
 
 
 def test_a_long_value_in_a_message_is_cut_before_it_is_quoted():

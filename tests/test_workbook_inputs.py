@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from tests_support import run_config
+from tuneline.errors import UserError
 from tuneline.readers import DataLoadError, read_table
 from tuneline.tasks.load import load_data
 from tuneline.tasks.predict_batch import read_prediction_inputs
@@ -72,10 +73,13 @@ def test_pair_and_multilabel_sheets_and_the_header_options(tmp_path: Path):
 
 
 def test_batch_prediction_reads_a_sheet_and_a_broken_workbook_says_so(tmp_path: Path):
-    path = workbook(tmp_path / "to_score.xlsx", [["text"], ["great film"], [None], ["dull"], [20261204]])
+    path = workbook(tmp_path / "to_score.xlsx", [["text"], ["great film"], ["dull"], [20261204], [None]])
     inputs = read_prediction_inputs.fn(path, "classification")
-    assert inputs.frame["text"].tolist() == ["great film", "dull", "20261204"] and inputs.lines == [2, 4, 5]
+    assert inputs.frame["text"].tolist() == ["great film", "dull", "20261204"] and inputs.lines == [2, 3, 4]
 
+    gap = workbook(tmp_path / "gap.xlsx", [["Report"], ["text"], ["great film"], [None], ["dull"]])
+    with pytest.raises(UserError, match=r"gap\.xlsx: row 4 of its first sheet is empty between records"):
+        read_prediction_inputs.fn(gap, "classification", skip_lines=1)  # a title row above the header, skipped
     broken = tmp_path / "broken.xlsx"
     broken.write_bytes(path.read_bytes()[:300])  # cut off: a zip without its directory
     with pytest.raises(DataLoadError, match=r"^cannot read .*broken\.xlsx as an Excel workbook \(.*\); open and "
