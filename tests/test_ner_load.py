@@ -51,6 +51,15 @@ def test_a_docstart_line_typed_with_a_space_in_a_tab_separated_file_is_skipped(t
     assert frame["source_row"].tolist() == [1, 2]
 
 
+def test_one_line_without_a_tab_in_a_tab_separated_file_costs_only_its_sentence(tmp_path):
+    """Every line held a tab but one ("lonely", its tag missing): the file was read as space-separated, and each
+    "New York<TAB>B-LOC" became three fields, 30 of 63 sentences quarantined for one bad line."""
+    body = "".join("New York\tB-LOC\nis\tO\nbig\tO\n\n" for _ in range(30)) + "lonely\n\n" + "Paris\tB-LOC\n"
+    frame, bad = read_token_file(conll(tmp_path, body), "conll", DataConfig(train=tmp_path / "data.conll"))
+    assert len(frame) == 31 and frame["tokens"].iloc[0] == ["New York", "is", "big"]
+    assert [(b["rule"], b["source_line"]) for b in bad] == [("conll_line_has_no_tag_column", 121)]
+
+
 def test_conll_without_trailing_newline_and_four_columns(tmp_path):
     path = conll(tmp_path, "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER", "four.txt")
     assert detect_format(path, "auto") == "conll"

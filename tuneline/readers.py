@@ -2066,6 +2066,8 @@ def _read_parquet(path: Path) -> ReadResult:
 
 
 _CONLL_SEPARATOR = re.compile(r"[ \t]+")
+#: a CoNLL file is tab-separated (its tokens may hold spaces) when at least this share of its token lines hold a tab
+_TAB_SHARE = 0.95
 _CONLL_TAB = re.compile(r"\t+")
 _IOB_LIKE = re.compile(r"(?i)^(o|[bielsu][-_].+|.+[-_][bielsu])$")
 
@@ -2171,11 +2173,13 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     # (str.split() also splits at a no-break space, which real corpora keep inside tokens: "1 000", "10 km")
     # (a tab only at the end of a line, an exporter's stray one, separates nothing: it was taken for a tab-separated
     # file, and every "EU B-ORG<TAB>" line read as one field)
-    token_lines = (line.strip(" \t\r\n\v\f") for line in lines
-                   if line.strip() and not line.lstrip("\ufeff").startswith(DOCSTART))
-    first = next(token_lines, None)
-    separator = _CONLL_TAB if first is not None and "\t" in first and all("\t" in line for line in token_lines) \
-        else _CONLL_SEPARATOR
+    # "all" was "all but a few": one line without its tag ("lonely") made a tab file space-separated, and every
+    # "New York<TAB>B-LOC" a line of three fields, costing 30 good sentences for one bad line; a line without a tab
+    # in a file of tab lines is that line's problem (its record is set aside as having no tag column)
+    token_lines = [line.strip(" \t\r\n\v\f") for line in lines
+                   if line.strip() and not line.lstrip("\ufeff").startswith(DOCSTART)]
+    tabbed = sum("\t" in line for line in token_lines)
+    separator = _CONLL_TAB if token_lines and tabbed >= _TAB_SHARE * len(token_lines) else _CONLL_SEPARATOR
     sentences: list[list[tuple[int, list[str]]]] = []
     sentence: list[tuple[int, list[str]]] = []
     comments = 0
