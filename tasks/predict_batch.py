@@ -263,8 +263,17 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_li
         return read_table(path, fmt, encoding=encoding, skip_lines=skip_lines)
     except DataLoadError as error:
         cut, advice = split_setting_advice(str(error))
-        if advice is None or "data.encoding" not in advice:
+        if advice is None:
             raise
+        if "data.encoding" not in advice:  # predict has no config: its options, or no setting at all
+            if "data.header" in advice:  # a header and no record: predict reads every file with its header
+                raise UserError(f"{cut}; give a file with at least one record below the header") from None
+            for setting, option in (("data.format", "--format"), ("data.skip_lines", "--skip-lines")):
+                advice = re.sub(rf"{re.escape(setting)}(:\s*|\b)", lambda m: option + (" " if m.group(1) else ""),
+                                advice)
+            if "data." in advice:
+                raise
+            raise UserError(f"{cut}; {advice.replace('set --', 'give --')}") from None
         named = re.match(r"set data\.encoding: ([\w-]+)", advice)
         fix = (f"give --encoding {named.group(1)}" if named else
                "give the file's encoding with --encoding (e.g. latin-1 or cp1252), or save it as UTF-8")

@@ -487,3 +487,18 @@ def test_stdin_lines_are_cut_and_decoded_as_an_input_file_is(monkeypatch):
         _stdin_lines("latin-1")
     stdin(b"caf\xe9 parcel\n" + "résumé bill\n".encode("utf-8"))  # a cp1252 stream with a UTF-8 line pasted in
     assert _stdin_lines("cp1252") == ["café parcel", "résumé bill"]
+
+
+def test_a_read_error_of_predict_names_predict_options_not_the_training_config(tmp_path):
+    """predict takes no config, yet a header-only file was told "set data.header: false" and a broken Parquet file
+    "set data.format"."""
+    header_only = tmp_path / "hdr.csv"
+    header_only.write_text("text\n")
+    with pytest.raises(UserError, match=r"has a header \(line 1\) but no data records; give a file with at least one "
+                                        r"record below the header$"):
+        read_prediction_inputs.fn(header_only, "classification")
+    broken = tmp_path / "bad.parquet"
+    broken.write_bytes(b"PAR1garbagePAR1")
+    with pytest.raises(UserError) as refused:
+        read_prediction_inputs.fn(broken, "classification")
+    assert str(refused.value).endswith("check the file or give --format") and "data." not in str(refused.value)
