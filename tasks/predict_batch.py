@@ -311,7 +311,7 @@ def blank_line_between_records(path: Path, fmt: str, encoding: str, skip_lines: 
 def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines: int = 0) -> str:
     """``; line 3 names the columns ...`` when a CSV/TSV file's header is below a title or notes an export wrote
     above it (the first line is read as the header, and every record then has the wrong field count); else ''."""
-    if fmt not in ("csv", "tsv"):
+    if fmt not in ("csv", "tsv", "xlsx"):
         return ""
     for names in (model_input_columns(kind), [kind.raw_text_column] if kind.raw_text_column else []):
         line = header_line_below(path, fmt, encoding, names, skip_lines) if names else None

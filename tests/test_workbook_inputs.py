@@ -67,6 +67,12 @@ def test_pair_and_multilabel_sheets_and_the_header_options(tmp_path: Path):
     frame = load_data.fn(config).frames["all"]
     assert [sorted(labels) for labels in frame["label"].iloc[:2]] == [["joy"], ["anger", "joy"]]
 
+    titled = workbook(tmp_path / "titled.xlsx", [["Quarterly report"], [None], ["text", "text_pair", "label"],
+                                                 *[[f"first {i}", f"second {i}", i % 2] for i in range(10)]])
+    with pytest.raises(DataLoadError, match=r"has no column 'text' in its header \(line 1\), but line 3 names the "
+                                            r"configured columns: set data.skip_lines: 2"):
+        load_data.fn(run_config("pair_classification", path=str(titled)))
+
     headless = workbook(tmp_path / "headless.xlsx", [["good film", "pos"], ["bad film", "neg"]])
     result = read_table(headless, "xlsx", header=False)
     assert result.frame[["0", "1", "source_line"]].values.tolist() == [["good film", "pos", 1], ["bad film", "neg", 2]]

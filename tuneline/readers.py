@@ -406,6 +406,10 @@ def header_line_below(path: Path, fmt: str, encoding: str, names: Iterable[str],
     :data:`_LAYOUT_RECORDS`) whose fields include every one of ``names`` (case and surrounding spaces aside): where a
     file's header really is when an export wrote a title or notes above it. None when no such line."""
     wanted = {str(name).strip().casefold() for name in names}
+    if fmt == "xlsx":
+        from tuneline.workbooks import header_row_below
+
+        return header_row_below(path, wanted, skip_lines)
     try:
         with Path(path).open("rb") as handle:
             head = handle.read(_LAYOUT_BYTES)

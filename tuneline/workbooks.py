@@ -94,3 +94,22 @@ def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0) -> Re
         task_logger().info("%s: read its first sheet (%r) of %d", path, title, sheets)
     return ReadResult(frame=_object_frame(columns, numbers, [row for row, _ in body]), malformed=[],
                       records_seen=len(body))
+
+
+def header_row_below(path: Path, wanted: set[str], skip_lines: int = 0, rows: int = 50) -> int | None:
+    """The number of the first row of the first sheet below the one read as the header (among the first ``rows``)
+    whose cells include every name in ``wanted`` (case-folded): where the header is when a title or notes sit above
+    it. None when no such row, or the workbook cannot be read (the reader says why)."""
+    try:
+        import openpyxl
+
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - the reader's own error names the problem
+        return None
+    try:
+        filled = [(number, {(cell_text(v) or "").strip().casefold() for v in values})
+                  for number, values in enumerate(book.worksheets[0].iter_rows(values_only=True, max_row=rows), 1)
+                  if number > skip_lines and any(v is not None and str(v).strip() for v in values)]
+    finally:
+        book.close()
+    return next((number for number, cells in filled[1:] if wanted <= cells), None)

@@ -117,7 +117,7 @@ def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str], fm
         if column not in frame.columns:
             found = [c for c in frame.columns if c not in ("source_row", "source_line")]
             below = (header_line_below(path, fmt, data.encoding, wanted.values(), data.skip_lines)
-                     if fmt in ("csv", "tsv") and data is not None and data.header else None)
+                     if fmt in ("csv", "tsv", "xlsx") and data is not None and data.header else None)
             if below is not None:
                 raise DataLoadError(f"{path} has no column {column!r} in its header (line {data.skip_lines + 1}), "
                                     f"but line {below} names the configured columns: set data.skip_lines: "
