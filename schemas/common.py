@@ -165,6 +165,12 @@ def _leak_forms(text: pd.Series) -> pd.Series:
 NOTHING_VISIBLE = r"^[\p{Z}\p{Cc}\p{Cf}]*$"
 
 
+def nothing_visible(text: str) -> bool:
+    """Whether ``text`` holds nothing a reader sees: only whitespace and invisible (control, format) characters, or
+    nothing at all (:data:`NOTHING_VISIBLE` for one Python string)."""
+    return all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
 def non_empty_string(values: pd.Series) -> pd.Series:
     """True where a value is a string with something a reader sees: the text rule of every text kind. A text of only
     invisible characters (a ``"\u200b"`` pasted from a web page) is no example: the model learnt a label for no
@@ -173,5 +179,4 @@ def non_empty_string(values: pd.Series) -> pd.Series:
     if column is not None:
         blank = pc.fill_null(pc.match_substring_regex(column, NOTHING_VISIBLE), False).to_numpy(zero_copy_only=False)
         return pd.Series(values.notna().to_numpy() & ~blank, index=values.index)
-    return values.map(lambda value: isinstance(value, str) and not all(
-        c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in value))
+    return values.map(lambda value: isinstance(value, str) and not nothing_visible(value))

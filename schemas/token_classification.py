@@ -13,7 +13,6 @@ before validation with ``data.iob1_to_iob2``); a validation/test sentence must n
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from collections.abc import Callable, Iterable
 
@@ -21,7 +20,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from tuneline.schemas.common import not_in_train, with_checks
+from tuneline.schemas.common import not_in_train, nothing_visible, with_checks
 
 OUTSIDE = "O"
 
@@ -80,23 +79,13 @@ def labels_from_tags(tag_lists: Iterable[object]) -> list[str]:
     return [OUTSIDE] + [f"{prefix}-{kind}" for kind in sorted(kinds) for prefix in ("B", "I")]
 
 
-#: Unicode categories that hold no visible character (format, control): the rule of every kind's model input
-_INVISIBLE = ("Cf", "Cc")
-
-
-def _invisible_only(token: str) -> bool:
-    """A token of only invisible characters (``\u200b``, a soft hyphen ``\u00ad``): the tokenizer makes no subword of
-    it, so its tag (an entity's B-, say) would be dropped from training and scoring without a word."""
-    return bool(token.strip()) and all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in token)
-
-
 def _token_problems(tokens: object) -> list[tuple[int, str]]:
     if not is_string_list(tokens):
         return []
     return [(i, f"token {t!r} is empty or whitespace" if not t.strip() else
              f"token {t!r} has no visible character (only invisible ones such as a zero-width space), which the "
              "tokenizer reads as nothing, dropping its tag: remove the token and its tag, or fix it")
-            for i, t in enumerate(tokens) if not t.strip() or _invisible_only(t)]
+            for i, t in enumerate(tokens) if nothing_visible(t)]
 
 
 def _label_problems(tags: object, allowed: frozenset[str]) -> list[tuple[int, str]]:

@@ -434,9 +434,9 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
         raise UserError(f"input file {path} has {len(result.malformed)} unreadable record(s), first at {where} "
                         f"{first.get('source_line')} ({first.get('rule')}: {detail}){hint}; fix them so that every "
                         "row gets a prediction")
-    if fmt == "xlsx" and (gap := next((int(line) + 1 for line, after in zip(result.frame["source_line"],
-                                                                          result.frame["source_line"][1:])
-                                       if after > line + 1), None)) is not None:
+    gaps = np.flatnonzero(np.diff(result.frame["source_line"].to_numpy()) > 1) if fmt == "xlsx" else []
+    if len(gaps):  # a workbook's empty rows are no records (its lines are the sheet's row numbers)
+        gap = int(result.frame["source_line"].iloc[gaps[0]]) + 1
         raise UserError(f"input file {path}: row {gap} of its first sheet is empty between records: a batch "
                         "prediction writes one row per input row, in order, so the row would be dropped and the "
                         "output would no longer line up with the sheet; delete the row or fill it")

@@ -824,18 +824,17 @@ def _stdin_lines(encoding: str) -> list[str]:
         if data.startswith(mark):
             data, name, skipped = data[len(mark):], marked, len(mark)
             break
-    from tuneline.readers import _decode_mixed, _is_8bit, _physical_lines, _without_eof_mark
+    from tuneline.readers import (DataLoadError, _check_not_utf8, _decode_mixed, _is_8bit, _physical_lines,
+                                  _without_eof_mark, split_setting_advice)
 
-    eight_bit = _is_8bit(codecs.lookup(name)) and not data.isascii()
-    if eight_bit:  # as for an --input file: UTF-8 read as latin-1 is "cafÃ©", without any error
-        try:
-            data.decode("utf-8")
-            raise UserError(f"stdin is UTF-8, not {encoding} (its non-ASCII bytes all decode as UTF-8, where "
-                            f"{encoding} would read 'é' as 'Ã©'): leave --encoding out, stdin is read as UTF-8")
-        except UnicodeDecodeError:
-            pass
+    codec = codecs.lookup(name)
+    try:  # as for an --input file: UTF-8 read as latin-1 is "cafÃ©", without any error
+        _check_not_utf8(Path("stdin"), data, codec, encoding)
+    except DataLoadError as error:
+        raise UserError(f"{split_setting_advice(str(error))[0]}: leave --encoding out, stdin is read as UTF-8") \
+            from None
     try:
-        text = _decode_mixed(Path("stdin"), data, codecs.lookup(name)) if eight_bit else data.decode(name)
+        text = _decode_mixed(Path("stdin"), data, codec) if _is_8bit(codec) else data.decode(name)
     except UnicodeDecodeError as error:
         before = data[:error.start].decode(name, errors="replace")
         line = before.count("\n") + before.count("\r") - before.count("\r\n") + 1  # as the lines below are cut

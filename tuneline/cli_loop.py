@@ -289,7 +289,7 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     from tuneline.readers import DataLoadError, detect_format
     from tuneline.runtime import resolve_tracking_uri
     from tuneline.tasks.intake import dataset_folder
-    from tuneline.tasks.relabel import refuse_broken_rows, relabel_rows
+    from tuneline.tasks.relabel import refuse_broken_rows, relabel_rows, where_in
 
     if not reason.strip():
         raise UserError("--reason must say why the labels change")
@@ -312,7 +312,7 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
         raise UserError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     if read.malformed:
         first = read.malformed[0]
-        where = (f"line {first['source_line']}" if first.get("source_line") else f"row {first.get('source_row')}")
+        where = where_in(first["source_row"], read.source_lines)
         raise UserError(f"{path}: {len(read.malformed)} record(s) cannot be read, first at {where} "
                         f"({first.get('rule')}): fix them, so that no correction is lost")
     with DatasetStore(url, name, dataset_folder(config)) as store:

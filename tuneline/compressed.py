@@ -25,16 +25,13 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from tuneline.errors import UserError
+from tuneline.readers import COMPRESSED_MAGIC, DataLoadError
 
-#: compressed formats by their first bytes: (magic, name, suffix, opener); bzip2's magic includes its block header
-_FORMATS: tuple[tuple[bytes, str, str, Callable[[Path], IO[bytes]]], ...] = (
-    (b"\x1f\x8b", "gzip", ".gz", lambda path: gzip.open(path, "rb")),
-    *((b"BZh" + bytes([level]) + b"1AY&SY", "bzip2", ".bz2", lambda path: bz2.open(path, "rb"))
-      for level in b"123456789"),
-    (b"\xfd7zXZ\x00", "xz", ".xz", lambda path: lzma.open(path, "rb")),
-)
-#: zstd's magic; read only with the optional ``zstandard`` package
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: how each compression of :data:`tuneline.readers.COMPRESSED_MAGIC` (the one table of their first bytes, which the
+#: readers' refusal of a compressed file also uses) is opened; zstd only with the optional ``zstandard`` package
+_OPENERS: dict[str, Callable[[Path], IO[bytes]]] = {"gzip": lambda path: gzip.open(path, "rb"),
+                                                    "bzip2": lambda path: bz2.open(path, "rb"),
+                                                    "xz": lambda path: lzma.open(path, "rb")}
 #: suffixes that name a compression, dropped from the copy's name so the format is read from the rest
 _SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd")
 #: bytes copied at a time
@@ -58,12 +55,10 @@ def compression_of(path: Path) -> tuple[str, Callable[[Path], IO[bytes]]] | None
             magic = handle.read(16)
     except OSError:
         return None
-    for start, name, _, opener in _FORMATS:
+    for start, name, *_ in COMPRESSED_MAGIC:
         if magic.startswith(start):
-            return name, opener
-    if magic.startswith(_ZSTD_MAGIC):
-        opener = _zstd_opener()
-        return ("zstd", opener) if opener is not None else None
+            opener = _OPENERS.get(name) or (_zstd_opener() if name == "zstd" else None)
+            return (name, opener) if opener is not None else None
     return None
 
 
@@ -89,8 +84,6 @@ def readable(path: Path) -> Iterator[Path]:
     """``path`` itself for an uncompressed file; for a gzip, bzip2 or xz file (zstd with ``zstandard``), the path of
     an uncompressed copy that lives as long as the ``with`` block. A :class:`~tuneline.errors.UserError` raised in
     the block names ``path``, not the copy; a damaged or truncated archive is one, naming the file."""
-    from tuneline.readers import DataLoadError
-
     path = Path(path)
     found = compression_of(path)
     if found is None:

@@ -246,7 +246,7 @@ def _check_file(path: Path, text: bool = True, compressed: bool = False, workboo
         return
     # read as text each is "byte 0x8b is not valid utf-8 ...; set data.encoding": true, and no help (the advice
     # leads to a garbled read under latin-1)
-    for start, tool, keep, stream, suffix in _COMPRESSED_MAGIC:
+    for start, tool, keep, stream, suffix in COMPRESSED_MAGIC:
         if magic.startswith(start):
             command = (f"{keep} {path}" if path.suffix.lower() == suffix else
                        f"{stream} {path} > {path.with_name(f'{path.stem}-unpacked{path.suffix}')}")
@@ -269,7 +269,7 @@ def _check_file(path: Path, text: bool = True, compressed: bool = False, workboo
 _GZIP_MAGIC = b"\x1f\x8b"
 #: compressed files by their first bytes: (magic, tool, command that keeps the file, command that writes to
 #: stdout, the suffix the first command needs); bzip2's magic includes its block header, so no text starts so
-_COMPRESSED_MAGIC = ((_GZIP_MAGIC, "gzip", "gunzip -k", "gunzip -c", ".gz"),
+COMPRESSED_MAGIC = ((_GZIP_MAGIC, "gzip", "gunzip -k", "gunzip -c", ".gz"),
                      *((b"BZh" + bytes([level]) + b"1AY&SY", "bzip2", "bunzip2 -k", "bunzip2 -c", ".bz2")
                        for level in b"123456789"),
                      (b"\xfd7zXZ\x00", "xz", "unxz -k", "xz -dc", ".xz"),
