@@ -16,6 +16,7 @@ from tuneline.errors import quiet_console
 from tuneline.common import task_logger
 from tuneline.dataset_store import DatasetStore, DataVersion
 from tuneline.heap import frozen_heap
+from tuneline.interrupts import uncut_cleanup
 from tuneline.kinds import AnyConfig
 from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
@@ -120,8 +121,9 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                         return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting,
                                        batches_rejected={**refused, **done.batches_rejected})
                 except BaseException as error:
-                    release_interrupted_connections(error)  # an interrupted write's lock would block the release
-                    ledger.release(run.run_id)
+                    with uncut_cleanup():  # the stop's next signal (serve's runner: SIGTERM) waits for the release
+                        release_interrupted_connections(error)  # an interrupted write's lock would block it
+                        ledger.release(run.run_id)
                     raise
     finally:
         forget_loaded()  # the champion the drift, gate and forgetting steps shared: a watcher lives on

@@ -108,3 +108,59 @@ def test_ctrl_c_during_metric_writes_ends_the_run_killed_at_once(workdir):
         signal.signal(signal.SIGINT, previous)
         if collecting:
             gc.enable()
+
+
+def test_a_second_signal_during_the_interrupted_runs_cleanup_waits_for_the_run_to_be_closed(workdir, monkeypatch):
+    """Fault injection: one stop often sends two signals. A terminal's Ctrl-C reaches ``tuneline serve``'s process
+    group, so the served run gets SIGINT; Prefect's runner, stopping, then sends the run SIGTERM (which Prefect turns
+    into a ``TerminationSignal`` exception). A real SIGTERM delivered inside the run's cleanup, at its first step,
+    cut the cleanup short: the run stayed RUNNING in MLflow (CI: tests/test_serve_interrupt.py, both variants). The
+    cleanup must finish first, the held signal then take effect, and a second Ctrl-C still force its way."""
+    import gc
+    import os
+    import signal
+
+    from tuneline import tracking
+
+    class Terminated(BaseException):
+        """What Prefect's engine raises for SIGTERM."""
+
+    def terminate(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    config = run_config("classification", "tracking.experiment=two-signals", path="unused.csv")
+    config.tracking.tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=config.tracking.tracking_uri)
+    real_collect = gc.collect
+    sent: list[int] = []
+
+    def collect_under_fire(*args: object) -> int:  # the cleanup's first step, where the runner's SIGTERM landed
+        sent.append(signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_collect(*args)
+
+    previous = {n: signal.signal(n, h) for n, h in ((signal.SIGTERM, terminate),
+                                                    (signal.SIGINT, signal.default_int_handler))}
+    try:
+        monkeypatch.setattr(tracking.gc, "collect", collect_under_fire)
+        with pytest.raises(Terminated) as stopped:
+            with tracked_run(config) as run:
+                raise KeyboardInterrupt
+        assert sent == [signal.SIGTERM]
+        assert isinstance(stopped.value.__context__, KeyboardInterrupt)  # the held SIGTERM took effect after
+        ended = client.get_run(run.run_id)
+        assert (ended.info.status, ended.data.tags.get("tuneline.error")) == ("KILLED", "KeyboardInterrupt")
+
+        def ctrl_c_twice(*args: object) -> int:  # a user pressing Ctrl-C again, twice, while it cleans up
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            return real_collect(*args)
+
+        monkeypatch.setattr(tracking.gc, "collect", ctrl_c_twice)
+        with pytest.raises(KeyboardInterrupt):
+            with tracked_run(config) as forced:
+                raise RuntimeError("training failed")
+        assert client.get_run(forced.run_id).info.status == "RUNNING"  # forced out before closing: doctor --fix
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

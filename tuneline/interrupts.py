@@ -23,19 +23,25 @@ DEFERRED = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
-def deferred_interrupts() -> Iterator[None]:
+def deferred_interrupts(*, second_ctrl_c_forces: bool = False) -> Iterator[None]:
     """SIGINT and SIGTERM arriving inside the block take effect when it ends, as they would have (the handlers in
     place before the block run then, with the first signal). Outside the main thread, where no handler runs, the
-    block runs as it is. A write takes milliseconds, so Ctrl-C still stops at once."""
+    block runs as it is. A write takes milliseconds, so Ctrl-C still stops at once.
+
+    ``second_ctrl_c_forces``: for a longer block (a run's closing writes, which an unreachable MLflow server can
+    stretch to minutes of retries), a second Ctrl-C inside it takes effect at once, as users expect of a second
+    Ctrl-C; SIGTERM is always held."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[tuple[int, Any]] = []
+    previous: dict[int, Any] = {}
 
     def hold(signum: int, frame: Any) -> None:
+        if second_ctrl_c_forces and signum == signal.SIGINT and any(n == signal.SIGINT for n, _ in caught):
+            _deliver(signum, frame, previous[signum])
         caught.append((signum, frame))
 
-    previous: dict[int, Any] = {}
     try:
         for number in DEFERRED:
             previous[number] = signal.signal(number, hold)
@@ -51,6 +57,20 @@ def deferred_interrupts() -> Iterator[None]:
             signal.signal(number, handler)
         if caught:
             _deliver(*caught[0], previous[caught[0][0]])
+
+
+@contextmanager
+def uncut_cleanup() -> Iterator[None]:
+    """The cleanup of a run cut short by an interrupt (closing its MLflow run, giving back its ledger batches),
+    held against the next signal until it is done.
+
+    One stop often sends two signals: a terminal's Ctrl-C reaches ``tuneline serve``'s whole process group, so the
+    served run gets SIGINT, and then Prefect's runner, stopping, sends that run SIGTERM. The second one, landing
+    inside the first one's cleanup, cut it: the run stayed RUNNING in MLflow and its batches stayed claimed until
+    their lease ran out (CI hit it in tests/test_serve_interrupt.py once the cleanup also collected garbage).
+    The held signal takes effect after the cleanup, and a second Ctrl-C still forces its way."""
+    with deferred_interrupts(second_ctrl_c_forces=True):
+        yield
 
 
 def _deliver(signum: int, frame: Any, handler: Any) -> None:

@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from tuneline import __version__
 from tuneline.config import TunelineConfig, flatten
-from tuneline.interrupts import deferred_interrupts
+from tuneline.interrupts import deferred_interrupts, uncut_cleanup
 from tuneline.kinds.base import COLUMN_TAG, trained_column_names
 from tuneline.locking import default_lock_url, model_lock
 from tuneline.run_process import PROCESS_TAG, Heartbeat, process_tag
@@ -107,15 +107,17 @@ def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
         with Heartbeat(client, run_id):  # how a reader on another host tells this run alive (tuneline.run_process)
             yield ctx
     except BaseException as error:
-        release_interrupted_connections(error)
-        message = redact("".join(traceback.format_exception_only(type(error), error)).strip())
-        try:
-            client.set_tag(run_id, "tuneline.error", message[:5000])
-            client.set_terminated(run_id, status="FAILED" if not isinstance(error, KeyboardInterrupt) else "KILLED")
-        except Exception as unrecorded:  # noqa: BLE001 - the run's own error is what the user must see
-            task_logger().warning("could not mark MLflow run %s as ended (%s); it reads RUNNING until `tuneline "
-                                  "doctor --fix` closes it", run_id,
-                                  str(unrecorded).splitlines()[0][:200])
+        with uncut_cleanup():  # a stop's second signal (serve's runner: SIGTERM after the Ctrl-C) waits for it
+            release_interrupted_connections(error)
+            message = redact("".join(traceback.format_exception_only(type(error), error)).strip())
+            try:
+                client.set_tag(run_id, "tuneline.error", message[:5000])
+                # an error is a failure; an interrupt, a SIGTERM (Prefect's TerminationSignal) or an exit is a stop
+                client.set_terminated(run_id, status="FAILED" if isinstance(error, Exception) else "KILLED")
+            except Exception as unrecorded:  # noqa: BLE001 - the run's own error is what the user must see
+                task_logger().warning("could not mark MLflow run %s as ended (%s); it reads RUNNING until `tuneline "
+                                      "doctor --fix` closes it", run_id,
+                                      str(unrecorded).splitlines()[0][:200])
         raise
     else:
         if client.get_run(run_id).info.lifecycle_stage != "deleted":  # see discard_run
