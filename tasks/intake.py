@@ -35,7 +35,8 @@ from tuneline.kinds import kind_of
 from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
 from tuneline.readers import DataLoadError, detect_format, split_setting_advice
 from tuneline.run_warnings import logged_as
-from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data
+from tuneline.shards import input_files
+from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data, role_sources
 from tuneline.tasks.split import DataSplits, assign_splits, example_key, split_data
 from tuneline.tasks.validate import (
     DataValidationError,
@@ -136,7 +137,8 @@ def ingest_base(config: TunelineConfig, store: DatasetStore, run: RunContext) ->
     splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
     frame = pd.concat([f.assign(split=name) for name, f in splits.items()], ignore_index=True)
     part = store.write_part(frame)
-    files = ", ".join(Path(s.path).name for s in loaded.sources)
+    files = ", ".join(Path(s.path).name + (f" ({s.files} files)" if s.files > 1 else "")
+                      for s in role_sources(loaded.sources).values())
     version = store.commit(None, [part], list(validated.labels), run.run_id, f"base data {files} ({len(frame)} rows)")
     task_logger().info("data version 1 (#%s): the base data, %d rows", version.short_hash, version.rows)
     record = dataset_folder(config) / BASE_FILES
@@ -156,8 +158,17 @@ def _file_state(path: Path, digest: str | None = None) -> dict[str, Any]:
 
 
 def base_files(config: TunelineConfig) -> list[Path]:
+    """The base data's files: each configured one, and every shard of a configured folder or pattern."""
     data = config.data
-    return [Path(p).resolve() for p in (data.path, data.train, data.validation, data.test) if p is not None]
+    files: list[Path] = []
+    for key in ("path", "train", "validation", "test"):
+        if (given := getattr(data, key)) is None:
+            continue
+        try:
+            files += input_files(Path(given), data.format, kind_of(config).formats, f"data.{key}")
+        except DataLoadError:  # a folder emptied or a pattern that no longer matches: its recorded shards are gone
+            continue
+    return [Path(p).resolve() for p in files]
 
 
 @pipeline_task(name="check-base-data")
@@ -170,9 +181,15 @@ def base_data_changed(config: TunelineConfig, parent: DataVersion) -> list[str]:
         return []
     recorded = json.loads(record.read_text())
     changed = []
-    for path in base_files(config):
+    now_there = base_files(config)
+    for path in [*now_there, *(Path(p) for p in recorded if Path(p) not in now_there)]:
         then = recorded.get(str(path))
-        if not isinstance(then, dict):
+        if not isinstance(then, dict):  # a shard added to a configured folder or pattern since version 1
+            changed.append(str(path))
+            task_logger().warning(
+                "%s was added to the base data's files since they became data version 1: the retraining loop trains "
+                "on the stored data versions (now %d, #%s), never on the base files again, so it is not read; land "
+                "it as a batch in retrain.landing", path, parent.number, parent.short_hash)
             continue
         if path.is_file():  # hashed again only when its size or time moved: every run checks, most find it unchanged
             stat = path.stat()

@@ -17,7 +17,7 @@ import pandas as pd
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.kinds import TaskKind, kind_of
-from tuneline.tasks.load import SourceFile
+from tuneline.tasks.load import SourceFile, role_sources
 from tuneline.tasks.split import DataSplits
 from tuneline.tracking import RunContext, active_run, log_metrics, set_tags
 
@@ -49,11 +49,16 @@ def log_lineage(splits: DataSplits, sources: list[SourceFile], run: RunContext,
     columns = list(kind.lineage_columns)
     lineage: dict[str, SplitLineage] = {}
     tags: dict[str, str] = {}
-    for source in sources:
-        tags[f"data.source.{source.role}.path"] = str(source.path)
-        tags[f"data.source.{source.role}.sha256"] = source.sha256
-        tags[f"data.source.{source.role}.records"] = str(source.records)
-        tags[f"data.source.{source.role}.malformed"] = str(source.malformed)
+    by_role = role_sources(sources)  # a folder or pattern of shards is one input, as configured
+    for role, source in by_role.items():
+        tags[f"data.source.{role}.path"] = str(source.path)
+        tags[f"data.source.{role}.sha256"] = source.sha256
+        tags[f"data.source.{role}.records"] = str(source.records)
+        tags[f"data.source.{role}.malformed"] = str(source.malformed)
+        if source.files > 1 or source.path != next(s.path for s in sources if s.role == role):
+            tags[f"data.source.{role}.files"] = str(source.files)
+            tags[f"data.source.{role}.file_sha256"] = json.dumps(
+                {str(s.path.name): s.sha256[:16] for s in sources if s.role == role})[:5000]
     with active_run(run):
         for name, frame in splits.items():
             item = SplitLineage(name=name, content_hash=content_hash(frame, columns), rows=len(frame),
@@ -62,7 +67,7 @@ def log_lineage(splits: DataSplits, sources: list[SourceFile], run: RunContext,
             tags[f"data.{name}.hash"] = item.content_hash
             tags[f"data.{name}.rows"] = str(item.rows)
             tags[f"data.{name}.label_distribution"] = json.dumps(item.label_distribution)
-            source = next((s for s in sources if s.role in (name, "all")), None)
+            source = next((s for s in by_role.values() if s.role in (name, "all")), None)
             dataset = mlflow.data.from_pandas(
                 frame[[*columns, "source_file", "source_row"]], source=str(source.path) if source else None,
                 name=f"{name}", targets=kind.target_column, digest=item.content_hash[:20])

@@ -366,8 +366,9 @@ def test_pretty_printed_json_objects_are_read_one_record_each(tmp_path):
 def test_a_folder_or_a_txt_file_is_named_for_what_it_is(tmp_path):
     folder = tmp_path / "adir"
     folder.mkdir()
-    with pytest.raises(Exception, match=f"input path {folder} is a folder; give a file"):
-        load_data.fn(run_config("classification", path=folder))
+    with pytest.raises(Exception, match=f"data.path is the folder {folder}, which holds no data file tuneline can "
+                                        r"read for this task \(csv, tsv, jsonl, parquet, xlsx\): it holds nothing"):
+        load_data.fn(run_config("classification", path=folder))  # a folder of shards is read; this one has none
     text = tmp_path / "export.txt"
     text.write_text("good\tpos\nbad\tneg\n")
     with pytest.raises(Exception, match=r"\.txt files are read as conll unless data\.format says otherwise.*"

@@ -78,8 +78,9 @@ class DataConfig(_Strict):
     the keys that apply to its ``task`` and ``show-config`` shows only those.
     """
 
-    path: Path | None = Field(None, description="One file that tuneline splits into train/validation/test.")
-    train: Path | None = None
+    path: Path | None = Field(None, description="One file that tuneline splits into train/validation/test; a "
+                                                "folder or glob pattern of shards is read as one file.")
+    train: Path | None = Field(None, description="The training file, or a folder or glob pattern of its shards.")
     validation: Path | None = None
     test: Path | None = None
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll", "xlsx"] = "auto"
