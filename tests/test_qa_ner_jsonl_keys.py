@@ -36,7 +36,7 @@ def test_parquet_columns_in_another_case_find_the_configured_columns(tmp_path):
 
 def test_a_key_that_is_no_spelling_of_the_configured_one_is_still_named(tmp_path):
     path = tmp_path / "train.jsonl"
-    path.write_text(json.dumps({"tokens": TOKENS, "ner_tags": TAGS}) + "\n")
+    path.write_text(json.dumps({"tokens": TOKENS, "entity_tags": TAGS}) + "\n")
     with pytest.raises(DataLoadError, match=r"has no field 'tags' in any record \(its fields: \['tokens', "
-                                            r"'ner_tags'\]\)"):
+                                            r"'entity_tags'\]\)"):
         read_token_file(path, "jsonl", TokenData(train=path))

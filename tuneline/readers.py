@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -132,7 +132,8 @@ def detect_format(path: Path, configured: str) -> str:
         return configured
     suffixes = [s.lower() for s in Path(path).suffixes]
     for suffix, fmt in ((".tsv", "tsv"), (".csv", "csv"), (".jsonl", "jsonl"), (".json", "jsonl"),
-                        (".parquet", "parquet"), (".pq", "parquet"), (".conll", "conll"), (".txt", "conll"),
+                        (".parquet", "parquet"), (".pq", "parquet"), (".arrow", "parquet"), (".feather", "parquet"),
+                        (".conll", "conll"), (".txt", "conll"),
                         (".xlsx", "xlsx"), (".xlsm", "xlsx")):
         if suffix in suffixes:
             return fmt
@@ -2035,6 +2036,64 @@ def _parquet_values(column: pa.ChunkedArray) -> list:
     return column.to_pylist()
 
 
+def _read_arrow(path: Path) -> pa.Table:
+    """An Arrow IPC file: a Hugging Face ``save_to_disk`` shard (``data-00000-of-00001.arrow``, the stream format) or
+    a Feather v2 / IPC file (``ARROW1`` first), read with the "parquet" format, the other columnar table format."""
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(str(path), "r") as source:
+        try:
+            return ipc.open_file(source).read_all()
+        except pa.ArrowInvalid:
+            source.seek(0)
+            return ipc.open_stream(source).read_all()
+
+
+def hugging_face_class_names(schema: pa.Schema) -> dict[str, list[str]]:
+    """The columns a Hugging Face dataset's Parquet (or Arrow) file declares as class labels, with their names.
+
+    ``datasets`` stores labels as ids (SST-2's ``label`` 0/1, CoNLL-2003's ``ner_tags`` lists of 0-8) and their
+    names in the file's schema metadata (``huggingface`` → ``info.features``: a ``ClassLabel``, or a ``Sequence`` or
+    ``List`` of one). Read as they are stored, a model learned the classes "0" and "1", and NER ids needed
+    data.tag_names typed in by hand. Anything unreadable there is no names (the ids are then read as written)."""
+    raw = (schema.metadata or {}).get(b"huggingface")
+    if not raw:
+        return {}
+    try:
+        features = json.loads(raw).get("info", {}).get("features", {})
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(features, dict):
+        return {}
+    found = {}
+    for column, feature in features.items():
+        for _ in range(3):  # a ClassLabel, or a list of them written in one of the ways datasets versions write it
+            if isinstance(feature, list) and len(feature) == 1:
+                feature = feature[0]
+            elif isinstance(feature, dict) and feature.get("_type") in ("Sequence", "List", "LargeList"):
+                feature = feature.get("feature")
+            else:
+                break
+        if isinstance(feature, dict) and feature.get("_type") == "ClassLabel":
+            names = feature.get("names")
+            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+                found[str(column)] = names
+    return found
+
+
+def _class_name(value: Any, names: list[str]) -> Any:
+    """A class id (or a list of them) as its name; -1, Hugging Face's "no label" (a test split's), as missing; any
+    other value as it is (an id past the names is then a label of its own, which the label set judges)."""
+    if isinstance(value, list):
+        return [_class_name(v, names) for v in value]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value == -1:
+            return None
+        if 0 <= value < len(names):
+            return names[value]
+    return value
+
+
 def _utf8_or_bytes(value: bytes | None) -> str | bytes | None:
     """``value`` decoded as UTF-8, or as it is when it is no UTF-8 text (or None)."""
     if value is None:
@@ -2050,16 +2109,29 @@ def _read_parquet(path: Path) -> ReadResult:
 
     _check_file(path, text=False)
     try:
-        table = pq.read_table(path)
+        with path.open("rb") as handle:
+            columnar = handle.read(4) == _PARQUET_MAGIC or path.suffix.lower() not in (".arrow", ".feather")
+        table = pq.read_table(path) if columnar else _read_arrow(path)
     except Exception as error:  # pyarrow raises several types (ArrowInvalid, OSError...) for a bad file
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataLoadError(f"cannot read {path} as parquet ({message}); check the file or set data.format") \
-            from None
+        raise DataLoadError(f"cannot read {path} as {'parquet' if columnar else 'an Arrow file'} ({message}); check "
+                            "the file or set data.format") from None
     names = [str(name) for name in table.column_names]
     _check_names(path, names, "the parquet schema")
     if table.num_rows == 0:
         raise DataLoadError(f"input file {path} is a parquet file with no rows; give a file with records")
     columns = {name: _parquet_values(table.column(i)) for i, name in enumerate(names)}  # None if missing
+    class_names = hugging_face_class_names(table.schema)
+    for name, label_names in class_names.items():
+        if name in columns:
+            columns[name] = [_class_name(value, label_names) for value in columns[name]]
+    if class_names:
+        from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+        task_logger().info("%s: class ids read as the names its Hugging Face features give (%s)", path, "; ".join(
+            f"{column}: " + ", ".join(f"{i} {n}" for i, n in enumerate(label_names[:4]))
+            + (f", ... ({len(label_names)} names)" if len(label_names) > 4 else "")
+            for column, label_names in class_names.items() if column in columns))
     numbers_ = list(range(1, table.num_rows + 1))
     return ReadResult(frame=_object_frame(columns, numbers_, numbers_), malformed=[], records_seen=table.num_rows,
                       has_lines=False)

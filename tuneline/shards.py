@@ -60,6 +60,15 @@ def input_files(path: Path, configured_format: str, formats: tuple[str, ...], ke
         return [path]
     if path.is_dir():
         entries = sorted(p for p in path.iterdir())
+        if (path / "dataset_dict.json").is_file():  # datasets' DatasetDict.save_to_disk: a folder for each split
+            splits = [p.name for p in entries if p.is_dir()]
+            keys = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation",
+                    "test": "test"}
+            advice = ", ".join(f"data.{keys[s]}: {path / s}" for s in splits if s in keys) or \
+                f"data.train: {path / (splits[0] if splits else 'train')}"
+            raise DataLoadError(f"{key} is the folder {path}, a Hugging Face DatasetDict with the splits "
+                                f"{', '.join(splits) or 'none'}: point each split's key at its folder ({advice}"
+                                f"{'; leave data.path out' if key == 'data.path' else ''})")
         files = [p for p in entries if p.is_file() and not _not_data(p)]
         where = f"{key} is the folder {path}, which"
         if configured_format == "auto":

@@ -354,6 +354,11 @@ def read_token_records(path: Path, fmt: str, data: TokenData) -> ReadRecords:
         # as a table's header does for the other kinds
         wanted = matched_columns(raw, {"tokens": data.tokens_column, "tags": data.tags_column})
         tokens_column, tags_column = wanted["tokens"], wanted["tags"]
+        if tags_column not in raw.columns and data.tags_column == "tags" and "ner_tags" in raw.columns:
+            tags_column = "ner_tags"  # Hugging Face's NER datasets (conll2003, wnut_17, wikiann) name it so
+            from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+            task_logger().info("%s: no 'tags' field; reading the tags from 'ner_tags' (data.tags_column)", path)
         missing = [c for c in (tokens_column, tags_column) if c not in raw.columns]
         if len(raw) and missing:
             found = [c for c in raw.columns if c not in ("source_row", "source_line")]
