@@ -250,6 +250,27 @@ def test_partial_files_are_ignored_until_complete_then_recorded_once(ledger_url,
     assert "notes.xyz" not in {b.name for b in ledger.claim("run-1")}
 
 
+def test_a_folder_batch_leaves_out_what_datasets_ship_beside_their_data(ledger_url, model, landing):
+    """``datasets``' ``save_to_disk`` writes its Arrow shard beside ``dataset_info.json`` and ``state.json``, and a
+    producer may add a README: the batch was rejected ("cannot tell the format of README.md", or JSON and Parquet
+    mixed). They are left out as a configured data folder leaves them (tuneline.shards)."""
+    import pyarrow as pa
+
+    folder = landing / "hf-export-07"
+    folder.mkdir()
+    table = pa.table({"text": ["my card was charged twice", "where is my parcel"], "label": ["billing", "shipping"]})
+    with pa.ipc.new_stream(str(folder / "data-00000-of-00001.arrow"), table.schema) as writer:
+        writer.write_table(table)
+    (folder / "dataset_info.json").write_text(json.dumps({"features": {}}))
+    (folder / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
+    (folder / "README.md").write_text("# export 07\n")
+    (folder / "_SUCCESS").touch()
+    stamp_after(folder / "_SUCCESS", *[p for p in folder.iterdir() if p.name != "_SUCCESS"])
+    [batch] = Ledger(ledger_url, model).scan(landing)
+    assert (batch.name, batch.state, batch.kind, batch.files, batch.format) == (
+        "hf-export-07", LANDED, "folder", 1, "parquet"), batch.reasons
+
+
 def test_two_copies_landed_before_one_scan_blame_the_later_landing_not_the_later_name(ledger_url, model, landing):
     """The landing order is the markers' times: the file that landed second is the copy, whatever its name (name
     order called the earlier file, 'tickets-new.csv' landed at 09:00, a copy of 'tickets-copy.csv' landed at 10:00)."""

@@ -381,6 +381,16 @@ def _ignored(name: str) -> bool:
     return name.startswith(IGNORED_PREFIXES) or name.endswith(IGNORED_SUFFIXES)
 
 
+def _not_in_batch(relative: str) -> bool:
+    """Whether a file of a batch folder (its path inside the folder) is no part of the batch's data: ignored (a
+    marker, a hidden or temporary file) or a file datasets ship beside their data (a README, Hugging Face's
+    ``dataset_info.json``: :func:`tuneline.shards.not_data_file`), as a configured data folder skips them."""
+    from tuneline.shards import not_data_file
+
+    parts = relative.strip("/").split("/")
+    return any(_ignored(part) for part in parts) or not_data_file(parts[-1])
+
+
 def _mtime(info: dict[str, Any]) -> int:
     """Modification time in ns from an fsspec ``info`` (the key differs by file system)."""
     for key in ("mtime", "LastModified", "last_modified", "updated", "created", "modified"):
@@ -435,8 +445,7 @@ def _complete_landings(fs: Any, root: str) -> list[_Landing]:
             marker = f"{name}/{FOLDER_MARKER}"
             if not fs.isfile(marker):
                 continue
-            files = tuple(sorted(f for f in fs.find(name) if not any(
-                _ignored(part) for part in f[len(name):].strip("/").split("/"))))
+            files = tuple(sorted(f for f in fs.find(name) if not _not_in_batch(f[len(name):])))
             if (key := _complete(fs, files, marker)) is not None:
                 found.append(_Landing(name, "folder", files, marker, key))
     return sorted(found, key=lambda landing: (json.loads(landing.stat_key)[-1], landing.path))
@@ -524,7 +533,7 @@ def _copy_batch(fs: Any, root: str, files_kind: str, into: Path) -> str:
         if not fs.isdir(root):
             raise FileNotFoundError(root)
         files = [(f, f[len(root):].strip("/")) for f in sorted(fs.find(root))]
-        files = [(f, relative) for f, relative in files if not any(_ignored(p) for p in relative.split("/"))]
+        files = [(f, relative) for f, relative in files if not _not_in_batch(relative)]
     hashes = []
     for source, relative in files:
         target = into / relative

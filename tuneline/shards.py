@@ -25,7 +25,7 @@ _NOT_DATA_NAMES = ("readme", "license", "licence", "notice", "changelog", "citat
 _NOT_DATA_FILES = frozenset({"dataset_info.json", "state.json", "dataset_dict.json", "dataset_infos.json"})
 _NOT_DATA_SUFFIXES = frozenset({".crc", ".md", ".yaml", ".yml", ".py", ".lock", ".sha256", ".md5", ".pdf", ".html"})
 
-__all__ = ["PATTERN_CHARS", "input_files", "is_pattern", "is_several"]
+__all__ = ["PATTERN_CHARS", "input_files", "is_pattern", "is_several", "not_data_file"]
 
 
 def is_pattern(path: Path | str) -> bool:
@@ -38,9 +38,11 @@ def is_several(path: Path | str) -> bool:
     return Path(path).is_dir() or is_pattern(path)
 
 
-def _not_data(path: Path) -> bool:
-    name = path.name.lower()
-    return (name.startswith((".", "_")) or name in _NOT_DATA_FILES or path.suffix.lower() in _NOT_DATA_SUFFIXES
+def not_data_file(name: str) -> bool:
+    """Whether a file of a dataset folder, by its name, is no data: a marker or hidden file, a checksum, notes, or
+    datasets' metadata."""
+    name = name.lower()
+    return (name.startswith((".", "_")) or name in _NOT_DATA_FILES or Path(name).suffix in _NOT_DATA_SUFFIXES
             or name.split(".", 1)[0] in _NOT_DATA_NAMES)
 
 
@@ -69,7 +71,7 @@ def input_files(path: Path, configured_format: str, formats: tuple[str, ...], ke
             raise DataLoadError(f"{key} is the folder {path}, a Hugging Face DatasetDict with the splits "
                                 f"{', '.join(splits) or 'none'}: point each split's key at its folder ({advice}"
                                 f"{'; leave data.path out' if key == 'data.path' else ''})")
-        files = [p for p in entries if p.is_file() and not _not_data(p)]
+        files = [p for p in entries if p.is_file() and not not_data_file(p.name)]
         where = f"{key} is the folder {path}, which"
         if configured_format == "auto":
             readable = [p for p in files if _format_or_none(p, "auto") in formats]
