@@ -83,8 +83,11 @@ def test_run_registers_a_champion_with_metrics_lineage_and_artifacts(first_run):
 
     # artifacts: quarantine, reports, confusion matrix, model
     artifacts = {a.path for a in client.list_artifacts(summary.run_id, "evaluation")}
-    assert {"evaluation/confusion_matrix.png", "evaluation/per_class_report.json",
+    assert {"evaluation/confusion_matrix.png", "evaluation/confusion_matrix.csv", "evaluation/per_class_report.json",
             "evaluation/before_vs_after.json", "evaluation/test_predictions.csv"} <= artifacts
+    counts = pd.read_csv(Path(summary.run_dir) / "evaluation" / "confusion_matrix.csv", index_col="gold")
+    assert list(counts.index) == list(counts.columns) == summary.labels
+    assert counts.to_numpy().sum() == summary.split_rows["test"]
     assert [a.path for a in client.list_artifacts(summary.run_id, "data")] == ["data/quarantine.csv"]
     quarantine = pd.read_csv(folder / Path(summary.quarantine_file).relative_to(folder))
     assert set(quarantine["rule"]) == {"not_nullable", "text_is_non_empty_string", "label_in_label_set",

@@ -667,7 +667,7 @@ class ClassificationKind(TaskKind):
                          folder: Path) -> dict[str, float]:
         import json
 
-        from sklearn.metrics import classification_report
+        from sklearn.metrics import classification_report, confusion_matrix
 
         from tuneline.reporting import plot_confusion_matrix
 
@@ -675,6 +675,8 @@ class ClassificationKind(TaskKind):
         report = classification_report(gold, fine_tuned.predictions, labels=labels, output_dict=True,
                                        zero_division=0)
         (folder / "per_class_report.json").write_text(json.dumps(report, indent=2))
+        counts = confusion_matrix(gold, fine_tuned.predictions, labels=labels)  # every count; the plot caps labels
+        pd.DataFrame(counts, index=pd.Index(labels, name="gold"), columns=labels).to_csv(folder / "confusion_matrix.csv")
         plot_confusion_matrix(gold, fine_tuned.predictions, labels, folder / "confusion_matrix.png")
         columns = [c for c in ("source_file", "source_row", "text", "text_pair", "label") if c in test.columns]
         test[columns].assign(predicted=fine_tuned.predictions, score=fine_tuned.scores).to_csv(
