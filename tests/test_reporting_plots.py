@@ -39,3 +39,15 @@ def test_up_to_thirty_labels_are_all_shown_and_the_pool_only_beyond():
     more = [*labels, "extra"]
     shown = plotted_labels(more, more, more)
     assert len(shown) == MAX_PLOTTED_LABELS - 1 and OTHER_LABELS not in shown
+
+
+def test_a_400_label_cooccurrence_plot_is_bounded(tmp_path):
+    import numpy as np
+
+    from tuneline.kinds.multilabel_classification import plot_cooccurrence
+
+    rng = np.random.default_rng(0)
+    gold = rng.random((500, 400)) < 0.01
+    path = plot_cooccurrence(gold, gold, [f"tag_{i}" for i in range(400)], tmp_path / "label_cooccurrence.png")
+    with Image.open(path) as image:  # two panels of at most 14 inches at 100 dpi (400 labels drew 130 inches each)
+        assert image.size[0] <= 29 * 100 and image.size[1] <= 14 * 100

@@ -1304,14 +1304,16 @@ def plot_cooccurrence(gold: np.ndarray, predicted: np.ndarray, labels: list[str]
     """Side-by-side heat-maps of how often two labels share a text (diagonal: label counts), gold vs predicted: a
     model that never predicts a frequent pair, or invents one, shows up at a glance."""
     plt = _pyplot()
-    size = max(4.0, 0.32 * len(labels) + 2.5)
+    size = min(14.0, max(4.0, 0.32 * len(labels) + 2.5))  # bounded: the figure's memory grows with its area
+    named = len(labels) <= 60  # more names than fit at 7 points in 14 inches: the ticks go unnamed
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
     for ax, matrix, title in ((axes[0], gold, "gold"), (axes[1], predicted, "predicted")):
         counts = matrix.astype(np.int64).T @ matrix.astype(np.int64)
         image = ax.imshow(np.log1p(counts), cmap="viridis")
         ax.set_title(f"label co-occurrence, {title} (test; log scale)")
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        if named:
+            ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(labels)), labels, fontsize=7)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="log(1 + texts)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
