@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "folder 'landing/' beside FILE) to FILE, for `tuneline retrain/serve/watch --config FILE`")
 
     show = sub.add_parser("show-config", help="print the fully resolved config (defaults filled in) as YAML",
-                          description="Validate a config and print it with every default filled in.")
+                          description="Validate a config and print it with every default filled in; without "
+                                      "--config, the demo's config.")
     _add_config_args(show, required=False)
 
     validate = sub.add_parser("validate", help="load, validate and split only (no model): a pre-flight data check",
@@ -170,6 +171,11 @@ def _demo_config(overrides: list[str], write: bool = True) -> TunelineConfig:
     its standard output stays pure YAML)."""
     from tuneline.demo import demo_config_dict, write_demo_csv
 
+    data_keys = [item.split("=", 1)[0].strip() for item in overrides
+                 if item.split("=", 1)[0].strip() in ("data.path", "data.train", "data.validation", "data.test")]
+    if data_keys:  # it was overwritten below without a word: show-config printed, and demo ran on, the demo's data
+        raise ConfigError(f"--set {data_keys[0]} needs a config: the demo makes its own data. Train on your file with "
+                          "tuneline train --config FILE (tuneline demo --write-config FILE writes one to start from)")
     config = build_config(demo_config_dict(Path("support_tickets.csv")), overrides)
     config.data.path = (Path(config.work_dir) / "demo" / "support_tickets.csv").resolve()  # inside the work folder
     if write:
@@ -855,6 +861,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise UserError(f"--skip-lines {args.skip_lines}: give the number (0 or more) of lines above the header of "
                         "an --input CSV/TSV file" if args.skip_lines < 0 else
                         "--skip-lines skips lines above the header of an --input file: give it with --input FILE")
+    if args.input is not None and (args.texts or args.pair):
+        what = "texts" if args.texts else "--pair texts"
+        raise UserError(f"--input {args.input} and {what} on the command line: predict reads one or the other (the "
+                        f"{what} would be left out); give the texts in the file, or drop --input")
     if args.output is not None:
         return _predict_to_file(args)
     import mlflow

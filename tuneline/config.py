@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -477,7 +478,7 @@ def _override_value(value: str) -> Any:
     if not value.strip():
         return None
     try:
-        parsed = yaml.safe_load(value)
+        parsed = read_yaml(value)
     except yaml.YAMLError:
         return value
     if (parsed is None and value.strip() not in ("null", "Null", "NULL", "~")) or parsed == "":
@@ -602,6 +603,31 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _ConfigLoader(_UniqueKeyLoader):
+    """:class:`_UniqueKeyLoader` without YAML 1.1's octal and base-60 numbers, which PyYAML follows: ``labels: [001,
+    002, 007]`` were read as 1, 2 and 7 (the model then predicted ``1`` where the data says ``001``), ``010`` as 8
+    and ``1:30`` as 90, all without a word. A number written with a leading zero or a colon is text here, as YAML
+    1.2 reads it; a numeric setting still takes it (``batch_size: 010`` is 10), and a label keeps its spelling."""
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_ConfigLoader.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"), list("-+0123456789"))
+_ConfigLoader.add_implicit_resolver(
+    _FLOAT, re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text as a config reads it (:class:`_ConfigLoader`): duplicate keys refused, no octal or base-60."""
+    return yaml.load(text, Loader=_ConfigLoader)
+
+
 def yaml_error_line(path: Path, error: yaml.YAMLError) -> str:
     """One line naming the file, line and column and what is wrong (PyYAML's own text spans five lines and names
     ``<unicode string>`` instead of the file); a tab gets its fix, since YAML indents with spaces only."""
@@ -621,8 +647,15 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Tunelin
         raise ConfigError(f"config file {path} is a folder; give the YAML file (e.g. {path / 'tuneline.yaml'})")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    data = path.read_bytes()
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader) or {}
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:  # a config saved in a legacy encoding (cp1252 from an old editor)
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(f"config file {path}, line {line}: byte 0x{data[error.start]:02x} is not UTF-8; save the "
+                          "file as UTF-8 (YAML files are UTF-8)") from None
+    try:
+        raw = read_yaml(text) or {}
     except yaml.YAMLError as error:
         raise ConfigError(yaml_error_line(path, error)) from None
     if not isinstance(raw, dict):

@@ -143,10 +143,23 @@ def expand_env(value: str) -> str:
 def resolve_tracking_uri(configured: str | None) -> str:
     """Config (``${VAR}`` references expanded), then ``$MLFLOW_TRACKING_URI``, then ./mlflow.db (SQLite)."""
     if configured:
-        return expand_env(configured)
+        return _not_a_bare_database_file(expand_env(configured))
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+        return _not_a_bare_database_file(os.environ["MLFLOW_TRACKING_URI"])
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _not_a_bare_database_file(uri: str) -> str:
+    """``uri``, unless it is a database file's path without ``sqlite:///``: MLflow reads a bare path as its legacy
+    file store and answered ``mlflow.db`` with a paragraph on that store's maintenance mode."""
+    if "://" not in uri and ":" not in uri.split("/", 1)[0] and Path(uri).suffix.lower() in (
+            ".db", ".sqlite", ".sqlite3"):
+        from tuneline.errors import UserError
+
+        absolute = Path(uri).expanduser().resolve()
+        raise UserError(f"the MLflow tracking URI {uri} is a database file's path; write it as a URL: "
+                        f"sqlite:///{uri} (relative to the folder you run in) or sqlite:///{absolute}")
+    return uri
 
 
 def require_tracking_server(uri: str, timeout_s: float = 5.0) -> str:
