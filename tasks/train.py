@@ -126,6 +126,27 @@ def log_curves(run: RunContext, history: list[dict[str, Any]]) -> None:
         log_metrics(run, curve_metrics(logs), step=int(entry.get("step", 0)))
 
 
+class LaterCheckpointOnTies(TrainerCallback):
+    """A checkpoint that ties the best validation score replaces it: the later, longer-trained model is kept.
+
+    The Trainer keeps the best checkpoint only on a strict improvement, so with a validation split that cannot tell
+    models apart (one row, or no row of a rare class: every evaluation scores macro-F1 1.0) the first checkpoint,
+    often the majority-class model of the first steps, was loaded at the end and registered, while the model trained
+    to the end scored 1.0 on test. Early stopping still counts a tie as no improvement (this callback runs after
+    it), so a plateau stops training as before."""
+
+    def on_evaluate(self, args: TrainingArguments, state: Any, control: Any, metrics: dict | None = None,
+                    **kwargs: Any) -> None:
+        name = args.metric_for_best_model or ""
+        name = name if name.startswith("eval_") else f"eval_{name}"
+        value = (metrics or {}).get(name)
+        if value is None or state.best_metric is None or not math.isfinite(state.best_metric):
+            return
+        if math.isclose(value, state.best_metric, rel_tol=0.0, abs_tol=1e-12):
+            # the comparison that follows is strict: a best a hair under the tie makes the tie the new best
+            state.best_metric = math.nextafter(state.best_metric, -math.inf if args.greater_is_better else math.inf)
+
+
 class ProgressLogCallback(TrainerCallback):
     """One log line per logging step with progress and ETA, for logs where no progress bar is visible."""
 
@@ -264,6 +285,7 @@ class TrainOutcome:
     best_metric: float | None
     history: list[dict[str, float]]
     planned_steps: int | None = None  # the Trainer's max_steps: more than global_step when it stopped early
+    best_step: int | None = None  # the step of the checkpoint kept as the model (train.keep_best)
 
 
 def build_trainer(model: Any, tokenizer: Any, train_dataset: Any, eval_dataset: Any, labels: list[str],
@@ -277,6 +299,8 @@ def build_trainer(model: Any, tokenizer: Any, train_dataset: Any, eval_dataset: 
     all_callbacks: list[TrainerCallback] = [ProgressLogCallback(), *(callbacks or [])]
     if train_config.early_stopping_patience > 0:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train_config.early_stopping_patience))
+    if train_config.keep_best:
+        all_callbacks.append(LaterCheckpointOnTies())  # after early stopping, which must still see a tie as a tie
     trainer = Trainer(model=model, args=args, data_collator=kind.collator(tokenizer), train_dataset=train_dataset,
                       eval_dataset=eval_dataset, processing_class=tokenizer,
                       compute_metrics=kind.trainer_metrics(labels), callbacks=all_callbacks)
@@ -322,7 +346,7 @@ def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, 
     return TrainOutcome(global_step=output.global_step,
                         train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
                         best_metric=trainer.state.best_metric, history=list(trainer.state.log_history),
-                        planned_steps=trainer.state.max_steps)
+                        planned_steps=trainer.state.max_steps, best_step=trainer.state.best_global_step)
 
 
 def train_in_processes(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: list[str],
@@ -343,7 +367,7 @@ def train_in_processes(model: Any, tokenizer: Any, tokenized: TokenizedData, lab
                          callbacks=callbacks, forward_log=task_logger().info)
     return TrainOutcome(global_step=int(result["global_step"]), train_runtime_s=float(result["train_runtime_s"]),
                         best_metric=result["best_metric"], history=list(result["history"]),
-                        planned_steps=result.get("planned_steps"))
+                        planned_steps=result.get("planned_steps"), best_step=result.get("best_step"))
 
 
 @pipeline_task(name="train-model")
@@ -397,11 +421,14 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
                           "train.evaluation_s": evaluation_s,
                           "train.evaluation_fraction": evaluation_s / max(result.train_runtime_s, 1e-9),
                           **({"val.best_" + primary_metric: result.best_metric} if result.best_metric is not None
-                             else {})})
+                             else {}),
+                          **({"train.best_step": outcome.best_step} if outcome.best_step else {})})
         set_tags(run, {"train.precision": precision, "train.resumed_from": resume or ""})
-    log.info("trained %d steps in %.0f s (%.0f s of it evaluating); best validation %s = %s", result.global_step,
+    kept = (f"; the model is the checkpoint of step {outcome.best_step}"
+            if train_config.keep_best and outcome.best_step and outcome.best_step != result.global_step else "")
+    log.info("trained %d steps in %.0f s (%.0f s of it evaluating); best validation %s = %s%s", result.global_step,
              result.train_runtime_s, evaluation_s, primary_metric,
-             "n/a" if result.best_metric is None else f"{result.best_metric:.4f}")
+             "n/a" if result.best_metric is None else f"{result.best_metric:.4f}", kept)
     planned = outcome.planned_steps
     if train_config.early_stopping_patience and planned and result.global_step < planned:
         patience = train_config.early_stopping_patience

@@ -252,7 +252,7 @@ def _train(spec: dict[str, Any], rank: int) -> None:
         result = {"global_step": output.global_step,
                   "train_runtime_s": float(output.metrics.get("train_runtime", 0.0)),
                   "best_metric": trainer.state.best_metric, "history": trainer.state.log_history,
-                  "planned_steps": trainer.state.max_steps}
+                  "planned_steps": trainer.state.max_steps, "best_step": trainer.state.best_global_step}
         written = Path(spec["result"] + ".tmp")
         written.write_text(json.dumps(result))
         written.replace(spec["result"])
