@@ -23,6 +23,7 @@ from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Led
 from tuneline.loaded_versions import forget_loaded
 from tuneline.locking import default_lock_url, retraining_slot
 from tuneline.promotions import recorded_champion
+from tuneline.registered_kind import refuse_another_kind
 from tuneline.run_warnings import collected_warnings
 from tuneline.runtime import redact, resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
@@ -76,6 +77,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     """
     tracking_uri = resolve_tracking_uri(config.tracking.tracking_uri)
     name = config.registered_model_name
+    refuse_another_kind(config)  # before the ledger and a run: two kinds under one name cannot be gated
     ledger = Ledger(ledger_url_for(config.ledger.url, tracking_uri), name, lease_s=config.ledger.lease_s)
     store = DatasetStore(ledger.url, name, dataset_folder(config))
     try:

@@ -7,6 +7,7 @@ from prefect import flow
 from tuneline.errors import quiet_console
 from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
+from tuneline.registered_kind import refuse_another_kind
 from tuneline.run_warnings import collected_warnings
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.evaluate import evaluate_model, score_baselines
@@ -38,6 +39,7 @@ def train_flow(config: AnyConfig) -> RunSummary:
      8. train with the Trainer (early stopping, resume)     16. summarize (and the run's warnings); remove
                                                                 the checkpoints
     """
+    refuse_another_kind(config)  # before the run: versions of two kinds under one name cannot be gated
     with frozen_heap(), tracked_run(config) as run, collected_warnings() as warned:
         loaded = load_data(config)
         validated = validate_data(loaded, config, run.run_dir, run)

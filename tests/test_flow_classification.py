@@ -198,3 +198,29 @@ def test_run_reports_where_its_time_went(first_run):
     assert metrics["time.outside_training_fraction"] == pytest.approx(breakdown["outside_training_fraction"])
     assert 0 < metrics["train.evaluation_s"] < metrics["train.runtime_s"]
     assert summary.time.startswith(f"time: {breakdown['total_s']:.0f} s in all; training")
+
+
+def test_another_kind_under_the_same_registered_name_is_refused_before_any_run(first_run, tiny_bert):
+    """An NER config reusing the classifier's name trained, registered beside the classifiers, and only then failed
+    to score the champion ("predict got a column named 'tokens'"), exploratory QA: refused before a run now."""
+    from tuneline.config import ConfigError
+
+    folder, _config, _summary = first_run
+    conll = folder / "ner.conll"
+    conll.write_text("".join(f"Peter{i} B-PER\nvisits O\nParis B-LOC\n\n" for i in range(20)))
+    store = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    runs_before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    versions_before = len(client.search_model_versions(f"name = '{MODEL}'"))
+    ner = build_config({"task": "token_classification", "data": {"path": str(conll)},
+                        "model": {"base": str(tiny_bert)}, "tracking": {"registered_model": MODEL}}, [])
+    with working_in(folder), pytest.raises(ConfigError) as refused:
+        train_flow(ner)
+    numbers = sorted((str(v.version) for v in client.search_model_versions(f"name = '{MODEL}'")), key=int)
+    versions = ("versions " if len(numbers) > 1 else "version ") + ", ".join(numbers)
+    assert str(refused.value) == (
+        f"registered model {MODEL!r} in sqlite:///{folder / 'mlflow.db'} holds classification ({versions}) "
+        "models, and this config trains task 'token_classification': one registered model serves one kind; set "
+        "tracking.registered_model to a name of its own")
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == runs_before
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == versions_before
