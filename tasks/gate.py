@@ -54,6 +54,8 @@ class ChampionScore:
     predictions: list[Any] | None = None
     #: the champion's label spellings read in this run's spelling (``positive`` → ``Positive``), when they differ
     relabeled: dict[str, str] = field(default_factory=dict)
+    #: the labels (NER: tags) the champion can predict, in this run's spelling; None where not known
+    labels: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.D
     """Load ``models:/<name>/<version>`` (the version recorded, not whatever the alias says later) and score it."""
     try:
         model = load_version(registered_name, version)
+        known = _model_labels(model)
         output = model.predict(kind.model_input(test))
         predictions, _ = kind.predictions_from_output(output)
         if len(predictions) != len(test):
@@ -192,7 +195,34 @@ def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.D
         task_logger().warning("champion v%s writes its labels another way than this data: read %s; promoting a new "
                               "version changes the label names the served model returns", version, read_as(relabeled))
     task_logger().info("champion v%s scores %s %.4f on this test data", version, metric, score)
-    return ChampionScore(version=version, metric=float(score), predictions=list(predictions), relabeled=relabeled)
+    if known is not None:
+        known = list(in_run_spelling(known, labels)[0])
+    return ChampionScore(version=version, metric=float(score), predictions=list(predictions), relabeled=relabeled,
+                         labels=known)
+
+
+def _model_labels(model: Any) -> list[str] | None:
+    """The labels (tags) a loaded tuneline pyfunc predicts: its model config's ``id2label``."""
+    try:
+        inner = model.unwrap_python_model()
+    except Exception:  # noqa: BLE001 - a model of another flavour: not known
+        return None
+    for holder in (inner, *vars(inner).values()):  # the wrapper, or the classifier (tagger) it loaded
+        labels = getattr(holder, "labels", None)
+        if isinstance(labels, list):
+            return [str(label) for label in labels]
+    return None
+
+
+def dropped_labels(champion: ChampionScore | None, labels: list[str]) -> list[str]:
+    """What the champion predicts that a model of ``labels`` cannot: labels, or for NER tags, entity types."""
+    if champion is None or not champion.labels:
+        return []
+    gone = sorted(set(champion.labels) - set(labels))
+    if gone and all(tag[:2] in ("B-", "I-") or tag == "O" for tag in [*champion.labels, *labels]):
+        types = {tag[2:] for tag in labels if tag != "O"}
+        gone = sorted({tag[2:] for tag in gone if tag != "O"} - types)
+    return gone
 
 
 def read_as(relabeled: dict[str, str]) -> str:
@@ -344,6 +374,21 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                 decision = replace(decision, promote=False, reasons=[*decision.reasons, refusal],
                                    failed=[refusal, *decision.failed])
             decision = replace(decision, forgetting=forgetting)
+            dropped = dropped_labels(champion, labels)
+            if dropped:
+                names = ", ".join(repr(d) for d in dropped[:8]) + (f" and {len(dropped) - 8} more"
+                                                                     if len(dropped) > 8 else "")
+                sentence = (f"this version cannot predict {names}, which champion v{champion.version} predicts (the "
+                            "training data had no row of it)")
+                if gate.allow_dropped_labels:
+                    decision = replace(decision, reasons=[*decision.reasons, sentence + ": allowed by "
+                                                          "gate.allow_dropped_labels"])
+                else:
+                    refusal = (sentence + ": not promoted; if the class was retired on purpose, set "
+                               f"gate.allow_dropped_labels: true or promote by hand (tuneline promote {candidate.name} "
+                               f"{candidate.version} --reason \"...\")")
+                    decision = replace(decision, promote=False, reasons=[*decision.reasons, refusal],
+                                       failed=[refusal, *decision.failed])
             if lost is not None:
                 refusal = (f"no version is {CHAMPION}, yet the promotion history says v{lost} is: the alias was "
                            f"removed outside tuneline, so this version cannot be compared with it and is not promoted "

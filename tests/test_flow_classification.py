@@ -224,3 +224,28 @@ def test_another_kind_under_the_same_registered_name_is_refused_before_any_run(f
         "tracking.registered_model to a name of its own")
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == runs_before
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == versions_before
+
+
+def test_a_version_that_lost_a_class_is_kept_out_unless_allowed(first_run, tiny_bert):
+    """A retraining on data without any row of one class replaced the champion 'macro_f1 1.0000 >= champion', and
+    nothing said the served model could no longer answer that class (exploratory QA)."""
+    folder, config, summary = first_run
+    rows = pd.read_csv(config.data.path, dtype=str, keep_default_na=False, on_bad_lines="skip", engine="python")
+    gone = "account"
+    assert gone in summary.labels
+    without = folder / "data" / "without-account.csv"
+    rows[rows["intent"] != gone].to_csv(without, index=False)
+    store = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    with working_in(folder):
+        three = f"data.labels=[{', '.join(label for label in summary.labels if label != gone)}]"
+        kept_out = train_flow(tiny_config(without, tiny_bert, "gate.tolerance=1.0", three))
+        champion = str(client.get_model_version_by_alias(MODEL, "champion").version)
+        assert not kept_out.promoted and champion != kept_out.version
+        assert (f"this version cannot predict '{gone}', which champion v{champion} predicts (the training data had "
+                f"no row of it): not promoted") in kept_out.gate_line
+        allowed = train_flow(tiny_config(without, tiny_bert, "gate.tolerance=1.0", three,
+                                         "gate.allow_dropped_labels=true"))
+    assert allowed.promoted, allowed.gate_line
+    assert f"cannot predict '{gone}'" in allowed.gate_line and "allowed by gate.allow_dropped_labels" in \
+        allowed.gate_line

@@ -288,6 +288,10 @@ class GateConfig(_Strict):
     bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
     lock_timeout_s: float = Field(600.0, gt=0, description="How long a gate waits for another run's gate on the "
                                                            "same registered model.")
+    allow_dropped_labels: bool = Field(
+        False, description="Promote a version that cannot predict a label (NER: an entity type) the champion "
+                           "predicts, when it passes the rest: a class retired on purpose. false: such a version is "
+                           "kept out, as its training data lost every row of that class.")
 
 
 class RetrainConfig(_Strict):
@@ -468,8 +472,35 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: {key!r} is a value, not a section")
             node = child
-        node[keys[-1]] = _override_value(value)
+        parsed = _override_value(value)
+        if isinstance(parsed, dict) and isinstance(node.get(keys[-1]), dict):
+            _merge(node[keys[-1]], parsed)  # --set 'train={epochs: 2}' sets epochs, not the whole section
+        else:
+            node[keys[-1]] = parsed
     return raw
+
+
+def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
+    """``update`` written into ``into``, section by section: a file's other keys in a section stay."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def overridden_keys(overrides: list[str]) -> set[str]:
+    """The dotted keys ``overrides`` set: ``data.path=x`` sets data.path, ``data={path: x}`` too."""
+    keys: set[str] = set()
+    for item in overrides:
+        if "=" not in item:
+            continue
+        dotted, value = (part.strip() for part in item.split("=", 1))
+        keys.add(dotted)
+        parsed = _override_value(value)
+        if isinstance(parsed, dict):
+            keys.update(f"{dotted}.{key}" for key in flatten(parsed))
+    return keys
 
 
 def _override_value(value: str) -> Any:
@@ -551,8 +582,9 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
         config = config_adapter().validate_python(raw)
     except ValidationError as error:
         raise ConfigError(_format_validation_error(error, task)) from None
+    _expand_path_references(config)
     if base_dir is not None:
-        overridden = {item.split("=", 1)[0].strip() for item in overrides or [] if "=" in item}
+        overridden = overridden_keys(overrides or [])
 
         def anchor(key: str) -> Path:
             """A path in the file is relative to the file's folder; one given with --set, to the shell's folder."""
@@ -585,6 +617,26 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
                 config.model.base = str(candidate.expanduser().resolve() if not base.startswith("~")
                                         else Path(base).expanduser().resolve())
     return config
+
+
+def _expand_path_references(config: TunelineConfig) -> None:
+    """``${VAR}`` (``${VAR:-default}``) references in the config's paths, expanded: ``data.path: ${DATA_DIR}/x.csv``
+    read as a folder named ``${DATA_DIR}``."""
+    from tuneline.runtime import expand_env
+
+    data = config.data
+    for name in data.path_fields():
+        value = getattr(data, name)
+        if value is not None and "${" in str(value):
+            setattr(data, name, Path(expand_env(str(value))))
+    if "${" in str(config.work_dir):
+        config.work_dir = Path(expand_env(str(config.work_dir)))
+    if config.retrain.data_dir is not None and "${" in str(config.retrain.data_dir):
+        config.retrain.data_dir = Path(expand_env(str(config.retrain.data_dir)))
+    if config.retrain.landing is not None and "${" in config.retrain.landing:
+        config.retrain.landing = expand_env(config.retrain.landing)
+    if "${" in config.model.base:
+        config.model.base = expand_env(config.model.base)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
