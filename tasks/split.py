@@ -251,7 +251,12 @@ def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: Split
             absent = sorted(set(labels) - set(count_labels(frame)))
             if absent and name == "train" and needs_every_label:
                 raise SplitError(_train_lacks_labels(absent, splits, count_labels, carved))
-            if absent:
+            iob = all(label == "O" or label[:2] in ("B-", "I-") for label in labels)
+            if absent and iob:  # NER: an I- tag no mention needs (every PER a one-word name) is no missing class
+                types = sorted({t[2:] for t in labels if t != "O"} - {t[2:] for t in count_labels(frame) if t != "O"})
+                if types:
+                    log.warning("the %s split has no mention of entity type(s) %s", name, types)
+            elif absent:
                 log.warning("the %s split has no rows of label(s) %s", name, absent)
     log.info("split: train=%d validation=%d test=%d", len(splits.train), len(splits.validation), len(splits.test))
     release_unused_memory()

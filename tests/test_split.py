@@ -158,3 +158,18 @@ def test_near_twins_of_one_file_share_a_split_and_other_rows_keep_their_own(arro
     for original, twin, a, b in zip(plain["text"].iloc[::5], twins["text"], own, own_twin):
         assert together[original] == together[twin] == SPLITS[min(a, b)]
     assert (own != own_twin).any()  # the test saw twins that hashed apart
+
+
+def test_ner_splits_warn_about_entity_types_without_mentions_not_about_unused_i_tags(caplog):
+    """Every LOC a one-word name: no I-LOC tag anywhere, which no split needs; it was warned about for each split, as
+    a missing class, three times (exploratory QA). A type with no mention in a split is what is said."""
+    def frame(tags: list[str], prefix: str) -> pd.DataFrame:
+        return pd.DataFrame({"text": [f"{prefix} {i}" for i in range(len(tags))], "label": tags})
+
+    labels = ["B-LOC", "B-PER", "I-LOC", "I-PER", "O"]
+    frames = {"train": frame(["B-LOC", "B-PER", "I-PER", "O"] * 5, "train"),
+              "validation": frame(["B-LOC", "O"] * 3, "validation"), "test": frame(["B-PER", "I-PER", "O"] * 3, "test")}
+    split_data.fn(frames, labels, SplitConfig())
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["the validation split has no mention of entity type(s) ['PER']",
+                      "the test split has no mention of entity type(s) ['LOC']"], warned
