@@ -215,6 +215,8 @@ def toy_probabilities() -> tuple[np.ndarray, np.ndarray]:
     (t=0.45: 8/11 = 0.727; t=0.6: 6/9 = 0.667; t=0.3: 10/14 = 0.714); macro-F1 also peaks there
     ((0.75 + 0.8 + 0) / 3; t=0.45: (0.857 + 0.5) / 3; t=0.3: (0.667 + 0.8) / 3).
     Per label, from the global cut: a moves to 0.6 (micro TP 5, FP 2: 10/12 = 0.833), b and c keep 0.35.
+    Each cut is then the middle of the gap below it that predicts the same: 0.35 → 0.325 (the next score down is
+    0.3), a's 0.6 → 0.5 (its next score down is 0.4).
     """
     proba = np.array([[0.9, 0.2, 0.01], [0.8, 0.35, 0.02], [0.7, 0.5, 0.03],
                       [0.6, 0.1, 0.04], [0.4, 0.45, 0.06], [0.3, 0.05, 0.07]])
@@ -225,13 +227,13 @@ def toy_probabilities() -> tuple[np.ndarray, np.ndarray]:
 def test_threshold_fitting_finds_the_hand_computed_optimum():
     proba, gold = toy_probabilities()
     global_cut = fit_thresholds(proba, gold, "micro_f1")
-    assert global_cut.tolist() == pytest.approx([0.35, 0.35, 0.35])
+    assert global_cut.tolist() == pytest.approx([0.325, 0.325, 0.325])
     assert matrix_scores(gold, proba >= global_cut)["micro_f1"] == pytest.approx(10 / 13)
     per_label = fit_thresholds(proba, gold, "micro_f1", per_label=True)
-    assert per_label.tolist() == pytest.approx([0.6, 0.35, 0.35])
+    assert per_label.tolist() == pytest.approx([0.5, 0.325, 0.325])
     assert matrix_scores(gold, proba >= per_label)["micro_f1"] == pytest.approx(10 / 12)
-    assert fit_thresholds(proba, gold, "macro_f1").tolist() == pytest.approx([0.35] * 3)
-    assert fit_thresholds(proba, gold, "macro_f1", per_label=True).tolist() == pytest.approx([0.6, 0.35, 0.35])
+    assert fit_thresholds(proba, gold, "macro_f1").tolist() == pytest.approx([0.325] * 3)
+    assert fit_thresholds(proba, gold, "macro_f1", per_label=True).tolist() == pytest.approx([0.5, 0.325, 0.325])
 
 
 def test_pyfunc_applies_global_and_per_label_thresholds():

@@ -264,11 +264,15 @@ def test_best_threshold_finds_the_known_cut_for_each_objective():
     # similarities of 9 train pairs: two clear positives on top, two more positives among the negatives below
     scores = np.array([0.05, 0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.80, 0.90])
     positive = np.array([False, False, True, False, True, False, False, True, True])
-    # t=0.8: 7 of 9 right (the best accuracy), F1 of the positives 4/6, macro F1 0.75 (the best)
-    assert best_threshold(scores, positive, threshold_objective("accuracy")) == pytest.approx(0.80)
-    assert best_threshold(scores, positive, threshold_objective("macro_f1")) == pytest.approx(0.80)
-    # t=0.2 catches every positive for 3 false alarms: F1 8/11 beats 4/6, although only 6 of 9 are right
-    assert best_threshold(scores, positive, threshold_objective("f1_positive")) == pytest.approx(0.20)
+    # a cut in (0.6, 0.8]: 7 of 9 right (the best accuracy), F1 of the positives 4/6, macro F1 0.75 (the best); the
+    # middle of that range, not its edge at the lowest positive's score
+    assert best_threshold(scores, positive, threshold_objective("accuracy")) == pytest.approx(0.70)
+    assert best_threshold(scores, positive, threshold_objective("macro_f1")) == pytest.approx(0.70)
+    # a cut in (0.1, 0.2] catches every positive for 3 false alarms: F1 8/11 beats 4/6, though only 6 of 9 are right
+    assert best_threshold(scores, positive, threshold_objective("f1_positive")) == pytest.approx(0.15)
+    # separable scores: the middle of the gap between the highest negative and the lowest positive
+    assert best_threshold(np.array([0.1, 0.6245, 0.6946, 0.9]), np.array([False, False, True, True]),
+                          threshold_objective("macro_f1")) == pytest.approx((0.6245 + 0.6946) / 2)
     with pytest.raises(ValueError, match="weighted_f1"):
         threshold_objective("weighted_f1")
 

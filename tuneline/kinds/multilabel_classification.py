@@ -992,11 +992,12 @@ def fit_thresholds(proba: np.ndarray, gold: np.ndarray, metric: str, per_label: 
         if len(candidates) > 256:
             candidates = np.unique(np.quantile(proba[:, j], np.linspace(0, 1, 257)))
         keep = predicted[:, j].copy()
-        for threshold in candidates:
+        for i, threshold in enumerate(candidates):
             predicted[:, j] = proba[:, j] >= threshold
             value = objective(gold, predicted)
-            if value > best_value + 1e-12:
-                best_value, thresholds[j], keep = value, float(threshold), predicted[:, j].copy()
+            if value > best_value + 1e-12:  # the cut in the middle of the gap below it predicts the same here
+                middle = (candidates[i - 1] + threshold) / 2 if i > 0 else threshold
+                best_value, thresholds[j], keep = value, float(middle), predicted[:, j].copy()
         predicted[:, j] = keep
     return thresholds
 
