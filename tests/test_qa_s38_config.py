@@ -78,3 +78,35 @@ def test_predict_refuses_texts_beside_an_input_file_instead_of_dropping_them(tmp
 def test_build_config_reads_override_values_with_the_same_rules():
     config = build_config({"task": "classification", "data": {"path": "d.csv"}}, ["data.labels=[007, 010]"])
     assert config.data.labels == ["007", "010"]
+
+
+def test_a_section_given_with_set_is_merged_and_its_paths_are_the_shells(tmp_path, monkeypatch):
+    """``--set 'train={epochs: 2}'`` dropped the file's batch_size; ``--set 'data={path: x.csv}'`` dropped its labels
+    and resolved x.csv against the config's folder, not the shell's as a dotted --set does."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "other").mkdir()
+    config_file = tmp_path / "sub" / "tuneline.yaml"
+    config_file.write_text("task: classification\ndata:\n  path: d.csv\n  labels: [a, b]\n  max_bad_fraction: 0.2\n"
+                           "train:\n  epochs: 1\n  batch_size: 16\n")
+    monkeypatch.chdir(tmp_path / "other")
+    config = load_config(config_file, ["train={epochs: 2}", "data={path: x.csv}"])
+    assert (config.train.epochs, config.train.batch_size) == (2, 16)
+    assert config.data.labels == ["a", "b"] and config.data.max_bad_fraction == 0.2
+    assert config.data.path == tmp_path / "other" / "x.csv"
+
+
+def test_environment_references_in_paths_with_defaults(tmp_path, monkeypatch):
+    config_file = tmp_path / "tuneline.yaml"
+    config_file.write_text("task: classification\ndata:\n  path: ${TL_DATA_DIR}/d.csv\n"
+                           "tracking:\n  tracking_uri: ${TL_NO_SUCH_URI:-sqlite:///store.db}\n")
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path / "exports"))
+    monkeypatch.delenv("TL_NO_SUCH_URI", raising=False)
+    config = load_config(config_file)
+    assert config.data.path == tmp_path / "exports" / "d.csv"
+    from tuneline.runtime import resolve_tracking_uri
+
+    assert resolve_tracking_uri(config.tracking.tracking_uri) == "sqlite:///store.db"
+    monkeypatch.delenv("TL_DATA_DIR")
+    with pytest.raises(ConfigError, match=r"refers to \$\{TL_DATA_DIR\}, but the environment variable TL_DATA_DIR "
+                                          "is not set"):
+        load_config(config_file)

@@ -237,7 +237,7 @@ def _print_summary(summary) -> None:
         print(f"  data              : {summary.records_read:,} records read; "
               + ", ".join(f"{name} {rows:,}" for name, rows in summary.split_rows.items()) + " rows")
     print(f"  quarantine        : {summary.rejected_records} rejected records ({summary.duplicate_records} of "
-          f"them duplicate copies) in {summary.quarantine_file}")
+          f"them copies: of an earlier record, or test/validation rows also in train) in {summary.quarantine_file}")
     print(f"  reports           : {summary.run_dir}")
     if resumed := resumed_line(summary):
         print(resumed)

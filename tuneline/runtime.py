@@ -93,7 +93,8 @@ def redact_params(params: dict[str, object]) -> dict[str, str]:
             for key, value in params.items()}
 
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ``${VAR}``, or ``${VAR:-default}`` (the shell's form: the default where VAR is unset or empty)
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def has_credentials(value: str | None) -> bool:
@@ -119,7 +120,7 @@ def has_literal_secret(value: str | None) -> bool:
 
 def env_references(value: str | None) -> list[str]:
     """The names of the ``${VAR}`` references in ``value``, in order (what must be set where it is expanded)."""
-    return _ENV_REFERENCE.findall(value or "")
+    return [match.group(1) for match in _ENV_REFERENCE.finditer(value or "")]
 
 
 def expand_env(value: str) -> str:
@@ -130,7 +131,9 @@ def expand_env(value: str) -> str:
     """
 
     def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name, default = match.group(1), match.group(2)
+        if default is not None and not os.environ.get(name):
+            return default
         if name not in os.environ:
             from tuneline.config import ConfigError
 
