@@ -13,6 +13,7 @@ before validation with ``data.iob1_to_iob2``); a validation/test sentence must n
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from collections.abc import Callable, Iterable
 
@@ -84,8 +85,20 @@ def _token_problems(tokens: object) -> list[tuple[int, str]]:
         return []
     return [(i, f"token {t!r} is empty or whitespace" if not t.strip() else
              f"token {t!r} has no visible character (only invisible ones such as a zero-width space), which the "
-             "tokenizer reads as nothing, dropping its tag: remove the token and its tag, or fix it")
-            for i, t in enumerate(tokens) if nothing_visible(t)]
+             "tokenizer reads as nothing, dropping its tag: remove the token and its tag, or fix it"
+             if nothing_visible(t) else
+             f"token {t!r} is only combining marks (an accent or an emoji's variation selector written apart from "
+             "its letter or symbol), which an uncased tokenizer reads as nothing, dropping its tag: join it to the "
+             "token before it, or remove the token and its tag")
+            for i, t in enumerate(tokens) if nothing_visible(t) or only_marks(t)]
+
+
+def only_marks(token: str) -> bool:
+    """Whether ``token`` is combining marks alone (with invisible characters): ``"\u0301"``, ``"\ufe0f"``. MiniLM's
+    uncased tokenizer strips accents and made no subword of such a token, so its tag was dropped silently (the
+    emoji selector of ``❤️`` split from its heart, an accent from a decomposed ``José``)."""
+    return any(unicodedata.category(c).startswith("M") for c in token) and all(
+        c.isspace() or unicodedata.category(c)[0] == "M" or unicodedata.category(c) in ("Cc", "Cf") for c in token)
 
 
 def _label_problems(tags: object, allowed: frozenset[str]) -> list[tuple[int, str]]:

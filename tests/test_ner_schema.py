@@ -66,6 +66,30 @@ def test_a_token_of_only_invisible_characters_is_no_token():
     assert quarantine[["source_row", "rule"]].values.tolist() == [[1, "no_empty_tokens"], [2, "no_empty_tokens"]]
 
 
+def test_a_token_of_only_combining_marks_is_no_token():
+    """An accent or an emoji's variation selector written apart as a token of its own: MiniLM's uncased tokenizer
+    made no subword of it (word_ids skipped it), so its tag was dropped silently (exploratory QA). A word carrying
+    its marks (a decomposed ``José``, ``❤️``) is a word."""
+    frame = sentences([(["Paris", "\u0301", "London"], ["B-LOC", "O", "B-LOC"]),
+                       (["I", "\ufe0f", "Berlin"], ["O", "O", "B-LOC"]),
+                       (["Jose\u0301", "\u2764\ufe0f", "Paris"], ["B-PER", "O", "B-LOC"])])
+    clean, quarantine = apply_schema(frame, token_schema(LABELS), "train")
+    assert clean["source_row"].tolist() == [3]
+    assert quarantine[["source_row", "rule"]].values.tolist() == [[1, "no_empty_tokens"], [2, "no_empty_tokens"]]
+    from tuneline.schemas.token_classification import only_marks
+
+    assert [only_marks(t) for t in ("\u0301", "\ufe0f\u200b", "Jose\u0301", "\u2764\ufe0f", "", "a")] == [
+        True, True, False, False, False, False]
+
+
+def test_raw_text_keeps_an_emoji_and_its_selector_one_word():
+    from tuneline.pyfunc.token_tagger import split_words
+
+    assert [w for w, _, _ in split_words("I \u2764\ufe0f Paris")] == ["I", "\u2764\ufe0f", "Paris"]
+    assert [w for w, _, _ in split_words("Jose\u0301 called 1\u20e3")] == ["Jose\u0301", "called", "1\u20e3"]
+    assert [(s, e) for _, s, e in split_words("I \u2764\ufe0f Paris")] == [(0, 1), (2, 4), (5, 10)]
+
+
 def test_leakage_rule_for_test_sentences():
     frame = sentences([(["John", "Smith"], ["B-PER", "I-PER"]), (["Paris"], ["B-LOC"])])
     clean, quarantine = apply_schema(frame, token_schema(LABELS, ["John Smith"]), "test")

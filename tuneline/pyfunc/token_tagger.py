@@ -67,7 +67,11 @@ _JOINERS = "\u00ad\u200c\u200d\u2060\ufeff"
 #: ... and invisible characters that are no word on their own (those, the zero-width space and the direction marks):
 #: a zero-width space separates words like a space.
 _INVISIBLE = _JOINERS + "\u200b\u200e\u200f"
-WORD_PATTERN = re.compile(rf"(?:[^\W\d_]\.){{2,}}|\w+(?:(?:[-'’.&]|[{_JOINERS}]+)\w+)*|[^\s{_INVISIBLE}]")
+#: what :func:`split_words` writes in its shadow text for a combining mark that follows no letter or digit (the
+#: emoji variation selector of ``❤️``, a keycap's ``⃣``): a private-use character the pattern keeps with its symbol
+_MARK_OF_SYMBOL = "\ue000"
+WORD_PATTERN = re.compile(rf"(?:[^\W\d_]\.){{2,}}|\w+(?:(?:[-'’.&]|[{_JOINERS}]+)\w+)*"
+                          rf"|[^\s{_INVISIBLE}{_MARK_OF_SYMBOL}]{_MARK_OF_SYMBOL}*|{_MARK_OF_SYMBOL}+")
 
 #: Token types of a model trained with word casing (:func:`case_type`).
 CASE_TYPES = 4
@@ -145,8 +149,16 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
     not match marks, so ``Jose\\u0301`` split into ``Jose`` and a "word" of the accent alone, and an entity's text
     and offsets cut the name short. The pattern runs on a copy of the text where each mark is a letter (one
     character for one, so the offsets hold) and the words are cut from the text itself."""
-    shadow = text if text.isascii() else "".join(
-        "a" if unicodedata.category(c).startswith("M") else c for c in text)
+    if text.isascii():
+        shadow = text
+    else:  # a mark after a letter or digit is a letter; after a symbol (❤ and its emoji selector), the symbol's
+        chars: list[str] = []
+        for c in text:
+            if unicodedata.category(c).startswith("M"):
+                chars.append("a" if chars and (chars[-1].isalnum() or chars[-1] == "a") else _MARK_OF_SYMBOL)
+            else:
+                chars.append(c)
+        shadow = "".join(chars)
     return [(text[m.start():m.end()], m.start(), m.end()) for m in WORD_PATTERN.finditer(shadow)]
 
 
