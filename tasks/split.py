@@ -197,10 +197,11 @@ def _train_lacks_labels(absent: list[str], splits: DataSplits, count_labels: Cal
     where = "; ".join(f"{label!r}: " + ", ".join(f"{counts[label]} in {name}" for name, counts in elsewhere.items()
                                                   if counts.get(label)) for label in absent[:5]
                       if any(counts.get(label) for counts in elsewhere.values()))
-    fix = ("give it more rows (the hash split sent all of its rows to validation/test)" if carved
-           else "add train rows of it")
+    fix = ("give it more rows (the hash split sent all of its rows to validation/test; another data.split.salt "
+           "splits every row anew)" if carved else "add train rows of it")
     return (f"label(s) {shown} have no rows in the train split, so the model could never predict them"
-            + (f" ({where})" if where else "") + f": {fix}, or leave it out of data.labels and drop its rows")
+            + (f" ({where})" if where else "") + f": {fix}, or drop its rows (and, if data.labels lists the labels, "
+            "leave it out there)")
 
 
 @pipeline_task(name="split-data")

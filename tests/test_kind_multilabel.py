@@ -496,3 +496,14 @@ def test_label_ids_joined_with_another_separator_name_the_separator_with_label_n
     fixed = run_config("multilabel_classification", f"data.label_names=[{', '.join(names)}]",
                        "data.label_separator=|", path=data)
     assert validate_data.fn(load_data.fn(fixed), fixed, tmp_path / "run2").labels == names
+
+
+def test_one_tag_is_pointed_at_a_two_label_classification():
+    """A multi-label set of one label (``spam`` or nothing) was refused with "a classifier needs at least 2" and no
+    way forward (exploratory QA)."""
+    from tuneline.kinds.classification import LabelSetError, checked_label_set
+
+    frames = {"train": pd.DataFrame({"label": [["spam"], [], ["spam"]]})}
+    with pytest.raises(LabelSetError, match=r"to tag texts with 'spam' or not, train task: classification on two "
+                                            r"labels \(such as 'spam' and 'not_spam'"):
+        checked_label_set(["spam"], frames, "label", label_names=True)

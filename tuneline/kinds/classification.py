@@ -300,8 +300,11 @@ def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column
     for a kind with data.label_names (multi-label); a single-label kind reads a label as written, so class ids
     (a Hugging Face export's ``"label": 0``) under named data.labels get their own advice."""
     if len(labels) < 2:
+        one_tag = (f"; to tag texts with {labels[0]!r} or not, train task: classification on two labels (such as "
+                   f"{labels[0]!r} and 'not_{labels[0]}', rows with no label written as the second)"
+                   if label_names and len(labels) == 1 else "")
         raise LabelSetError(f"the label set {labels} has {len(labels)} label(s); a classifier needs at least 2: "
-                            "check data.label_column or data.labels")
+                            f"check data.label_column or data.labels{one_tag}")
     source = next((frames[r] for r in LABEL_SOURCE_ROLES if r in frames), None)
     if source is not None and len(source):
         if _compact(source[column]):
