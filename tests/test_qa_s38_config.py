@@ -110,3 +110,15 @@ def test_environment_references_in_paths_with_defaults(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"refers to \$\{TL_DATA_DIR\}, but the environment variable TL_DATA_DIR "
                                           "is not set"):
         load_config(config_file)
+
+
+@pytest.mark.parametrize("override, hint", [
+    ("epochs=1", "train.epochs"), ("train.max_length=64", "tokenize.max_length"),
+    ("model.learning_rate=1e-4", "train.learning_rate"), ("train.lr=1e-4", "train.learning_rate"),
+    ("gate.metric=accuracy", "gate.primary_metric"), ("labels=[a, b]", "data.labels")])
+def test_a_key_at_the_wrong_level_or_under_another_name_is_named(override, hint):
+    """A top-level ``epochs:`` or ``train.max_length`` got only "check the spelling"; ``gate.metric`` was taken for
+    gate.min_metric."""
+    with pytest.raises(ConfigError, match=rf"{override.split('=')[0]}: unknown key for task 'classification' \(did "
+                                          rf"you mean {hint}\?\)"):
+        build_config({"task": "classification", "data": {"path": "d.csv"}}, [override])

@@ -541,10 +541,29 @@ def _unknown_key_hint(task: str, loc: list[Any]) -> str:
     owners = [kind for kind in KINDS if kind != task and name in (_fields_at(KINDS[kind].config_model, section) or {})]
     if owners:
         return f"a key of task {owners[0]!r}, not of {task!r}: check the config's task, or drop the key"
+    wanted = _SYNONYMS.get(name, name)
+    if wanted != name and wanted in here:
+        return f"did you mean {'.'.join([*section, wanted])}?"
+    # a key at the wrong level: the same name in another section (a top-level epochs: is train.epochs)
+    elsewhere = [f"{other}.{wanted}" for other in _sections(KINDS[task].config_model)
+                 if [other] != section and wanted in (_fields_at(KINDS[task].config_model, [other]) or {})]
+    if elsewhere:
+        return f"did you mean {elsewhere[0]}?"
     close = difflib.get_close_matches(name, list(here), n=1, cutoff=0.75)
     if close:
         return f"did you mean {'.'.join([*section, close[0]])}?"
     return "check the spelling; see `tuneline show-config` for valid keys"
+
+
+#: names users give keys that tuneline names otherwise
+_SYNONYMS = {"lr": "learning_rate", "metric": "primary_metric", "epoch": "epochs", "num_epochs": "epochs",
+             "num_train_epochs": "epochs", "max_len": "max_length", "max_seq_length": "max_length",
+             "per_device_train_batch_size": "batch_size", "base_model": "base", "model_name": "base"}
+
+
+def _sections(model: Any) -> list[str]:
+    """The names of a config model's sections (fields that are config models themselves)."""
+    return [name for name in getattr(model, "model_fields", {}) if _fields_at(model, [name])]
 
 
 def _format_validation_error(error: ValidationError, task: str) -> str:
