@@ -332,6 +332,7 @@ def test_promoting_a_version_its_gate_kept_out_prints_the_gates_reasons(store, t
     folder, data = store
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    before = aliases(client).get("champion")
     with working_in(folder):
         summary = train_flow(tiny_config(data, tiny_bert, "train.epochs=1", "gate.min_metric=0.999"))
     assert not summary.promoted
@@ -344,3 +345,13 @@ def test_promoting_a_version_its_gate_kept_out_prints_the_gates_reasons(store, t
     assert f"-> v{summary.version}" in out
     assert f"tuneline: warning: promoted against its gate's verdict: {sentence}" in err
     assert aliases(client)["champion"] == summary.version
+    assert before is not None
+    # a rollback that lands on it again says so too (it was silent: exploratory QA)
+    with working_in(folder):
+        assert main(["promote", MODEL, before, "--reason", "back", "--tracking-uri", uri]) == 0
+        capsys.readouterr()
+        assert main(["rollback", MODEL, "--reason", "undo", "--tracking-uri", uri]) == 0
+    out, err = capsys.readouterr()
+    assert aliases(client)["champion"] == summary.version and f"v{before} -> v{summary.version}" in out
+    assert (f"tuneline: warning: v{summary.version} is champion again, against its gate's verdict: {sentence}"
+            in err)

@@ -122,3 +122,14 @@ def test_a_key_at_the_wrong_level_or_under_another_name_is_named(override, hint)
     with pytest.raises(ConfigError, match=rf"{override.split('=')[0]}: unknown key for task 'classification' \(did "
                                           rf"you mean {hint}\?\)"):
         build_config({"task": "classification", "data": {"path": "d.csv"}}, [override])
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path):
+    """``tuneline data log | head -1``: the closed pipe printed "BrokenPipeError ... this is not a problem with your
+    data or config; the full traceback is in the Prefect run log" (there is no run)."""
+    reader = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "show-config"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.close()  # before it writes a line
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=120) == 141
+    assert err == ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -364,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
             "; a re-run of the same config resumes from the last checkpoint training saved (if none yet, from the "
             "start)" if command in ("train", "demo") else ""), file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tuneline data log | head`: the reader stopped reading, as it may
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit, into the closed pipe
+        except OSError:
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a command cut short by its pipe
     except Exception as error:  # a bug or an outage: its traceback is above (Prefect) and in the MLflow run
         if isinstance(error, OSError) and error.filename is not None:
             # a path the machine refused (permissions, a file where a folder should be, a full disk): the user's to fix
@@ -572,6 +579,11 @@ def _promotions(args: argparse.Namespace) -> int:
             moved = rollback_champion(client, args.name, actor=_cli_actor(), reason=args.reason, **stores)
         finally:
             _flush_prefect_events()
+        verdict = gate_verdict(client, args.name, moved.to_version)
+        if verdict:  # the version rolled back to may be one a person promoted against its gate
+            print(f"tuneline: warning: v{moved.to_version} is champion again, against its gate's verdict: {verdict}; "
+                  f"promote the version you want with tuneline promote {args.name} VERSION --reason ...",
+                  file=sys.stderr)
     else:
         from tuneline.ledger import sqlite_file_missing
 
