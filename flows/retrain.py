@@ -17,7 +17,7 @@ from tuneline.common import task_logger
 from tuneline.dataset_store import DatasetStore, DataVersion
 from tuneline.heap import frozen_heap
 from tuneline.interrupts import uncut_cleanup
-from tuneline.kinds import AnyConfig
+from tuneline.kinds import AnyConfig, kind_of
 from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
 from tuneline.loaded_versions import forget_loaded
@@ -280,7 +280,8 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     frame = store.frame(version)
     splits = splits_of(frame, labelset.labels)
     labels = splits.labels
-    earlier = earlier_data(client_for(run), name, store, parent, {a.part for a in intake.accepted})
+    earlier = earlier_data(client_for(run), name, store, parent, {a.part for a in intake.accepted},
+                           kind_of(config).key_column)
     continual = config.retrain.strategy == "continual" and earlier.champion_version is not None and intake.accepted
     if continual and (lost := earlier.lost_labels(labels)):  # a data drop took labels out: the head cannot follow
         task_logger().warning(
@@ -309,7 +310,8 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     registered = register_model(trained.model_dir, config.task, name, run, tags, fine_tuned.metrics)
     def remeasure(moved_to: str) -> Forgetting | None:
         """Forgetting against a champion promoted while this run trained, on the test rows that version knew."""
-        knew = earlier_data.fn(client_for(run), name, store, parent, {a.part for a in intake.accepted})
+        knew = earlier_data.fn(client_for(run), name, store, parent, {a.part for a in intake.accepted},
+                               kind_of(config).key_column)
         return measure_forgetting.fn(trained.model_dir, knew.earlier(splits.test), labels, name, moved_to, config,
                                      run)
 

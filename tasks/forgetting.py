@@ -51,6 +51,10 @@ class EarlierData:
     champion_version: str | None
     parts: frozenset[str]
     labels: tuple[str, ...] = ()  # the label set the champion was trained on (its head), in order
+    #: the examples (:func:`~tuneline.tasks.split.example_key` of ``key_column``) of the champion's test split;
+    #: None: told by data part, as before keys were kept
+    test_keys: frozenset[str] | None = None
+    key_column: str = "text"
 
     def lost_labels(self, labels: list[str]) -> list[str]:
         """The champion's labels that ``labels`` lacks or holds out of order, which training on from its head
@@ -59,16 +63,26 @@ class EarlierData:
             return []
         return [label for label in self.labels if label not in labels] or list(self.labels)
 
+    def _known(self, test: pd.DataFrame) -> pd.Series:
+        """Which test rows the champion was tested on: by example, so a row relabelled since (``data relabel``
+        writes its batch's rows into a new data part) is still one it knew, scored with its corrected label. Told
+        by part, a relabel of one base row took all 190 base test rows out of the forgetting check, silently."""
+        if self.test_keys is not None and self.key_column in test.columns:
+            from tuneline.tasks.split import example_key
+
+            return test[self.key_column].map(lambda key: example_key(key) in self.test_keys).astype(bool)
+        return test["part"].isin(self.parts)
+
     def earlier(self, test: pd.DataFrame) -> pd.DataFrame:
-        return test[test["part"].isin(self.parts)].reset_index(drop=True)
+        return test[self._known(test)].reset_index(drop=True)
 
     def new_mask(self, test: pd.DataFrame) -> pd.Series:
-        return ~test["part"].isin(self.parts)
+        return ~self._known(test)
 
 
 @pipeline_task(name="find-earlier-data")
 def earlier_data(client: Any, registered_name: str, store: Any, parent: Any,
-                 new_parts: frozenset[str] | set[str] = frozenset()) -> EarlierData:
+                 new_parts: frozenset[str] | set[str] = frozenset(), key_column: str | None = None) -> EarlierData:
     """The champion and the data version it was trained on (its ``data.version`` tag; the parent version when the
     champion came from ``tuneline train``, which trains on the base data that became version 1).
 
@@ -80,8 +94,18 @@ def earlier_data(client: Any, registered_name: str, store: Any, parent: Any,
     version = champion_version(client, registered_name)
     number = client.get_model_version(registered_name, version).tags.get("data.version") if version else None
     trained_on = store.get(int(number)) if number and str(number).isdigit() else parent
-    return EarlierData(champion_version=version, parts=frozenset(trained_on.parts) - frozenset(new_parts),
-                       labels=tuple(trained_on.labels) if version else ())
+    parts = frozenset(trained_on.parts) - frozenset(new_parts)
+    keys = None
+    if version and key_column is not None:
+        from tuneline.tasks.split import example_key
+
+        known = [store.read_part(part) for part in sorted(parts)]
+        tested = [frame.loc[frame["split"] == "test", key_column] for frame in known
+                  if "split" in frame.columns and key_column in frame.columns]
+        if len(tested) == len(known):
+            keys = frozenset(example_key(key) for column in tested for key in column)
+    return EarlierData(champion_version=version, parts=parts, labels=tuple(trained_on.labels) if version else (),
+                       test_keys=keys, key_column=key_column or "text")
 
 
 @pipeline_task(name="measure-forgetting")
@@ -115,7 +139,8 @@ def measure_forgetting(model_dir: Path, earlier_test: pd.DataFrame, labels: list
     worst = result.worst_class()
     log_metrics(run, {f"forgetting.{metric}": result.drop, f"earlier_test.candidate.{metric}": result.candidate,
                       f"earlier_test.champion.{metric}": result.champion,
-                      "forgetting.worst_class_drop": worst[1] if worst else 0.0})
+                      "forgetting.worst_class_drop": worst[1] if worst else 0.0,
+                      "earlier_test.rows": float(len(earlier_test))})
     task_logger().info("forgetting on %d earlier test rows: %s %.4f (champion v%s) -> %.4f (candidate), worst class "
                        "%s", len(earlier_test), metric, result.champion, champion_version, result.candidate,
                        (f"{worst[0]} {'dropped' if worst[1] > 0 else 'rose'} {abs(worst[1]):.4f}" if worst else "-"))

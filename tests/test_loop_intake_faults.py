@@ -290,11 +290,18 @@ def test_3d_the_quarantined_conflicts_relabel_the_data_and_the_next_model_trains
     assert dict(zip(frame["text"], frame["label"])) | dict(zip(fixes["text"], fixes["label"])) == \
         dict(zip(frame["text"], frame["label"]))
 
+    client = MlflowClient(tracking_uri=f"sqlite:///{loop / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    with store_of(loop) as store:
+        knew = store.frame(store.get(int(champion.tags["data.version"])))
     summary = run(loop, tiny_bert, "retrain.when_no_new_data=retrain")
     assert (summary.status, summary.data_version) == ("retrained", relabelled.number)
-    client = MlflowClient(tracking_uri=f"sqlite:///{loop / 'mlflow.db'}")
     version = client.get_model_version(MODEL, summary.run.version)
     assert version.tags["data.version"] == str(relabelled.number)
+    # the forgetting check scores every test row the champion knew, the relabelled batch's too (told by data part,
+    # the relabel's new part took them all out of it, silently: exploratory QA)
+    rows = client.get_run(summary.run.run_id).data.metrics["earlier_test.rows"]
+    assert rows == (knew["split"] == "test").sum() > 0
 
 
 def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_bert):
