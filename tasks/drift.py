@@ -188,7 +188,18 @@ def enforce_drift(outcome: "DriftOutcome", accepted: list[Any], ledger: Any, run
         f"{a.batch.name}: {outcome.stopped[a.batch.content_hash]}" for a in stopped)
         + " (see the drift report in the run's drift/ artifacts). To train on such a batch anyway: "
         + ", ".join(f'tuneline data requeue -c CONFIG {a.batch.name} --reason "..."' for a in stopped)
-        + ", then tuneline retrain -c CONFIG " + " ".join(f"--set {key}=warn" for key in keys))
+        + ", then tuneline retrain -c CONFIG " + " ".join(f"--set {key}=warn" for key in keys)
+        + _kept_for_next(accepted, stopped))
+
+
+def _kept_for_next(accepted: list[Any], stopped: list[Any]) -> str:
+    """The batches of a stopped run that passed: validated, given back with the run's failure, trained by the next
+    run. The stop named only the stopped batch, so an operator took the good one landed beside it for lost."""
+    passed = [a for a in accepted if a not in stopped]
+    if not passed:
+        return ""
+    return (". Validated and kept for the next run (tuneline retrain trains on them): "
+            + ", ".join(f"{a.batch.name} ({len(a.frame)} rows)" for a in passed))
 
 
 #: the config key whose ``stop`` a stopped check obeyed (the statistical checks: ``drift.on_drift``)

@@ -408,13 +408,20 @@ def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_r
 def test_9_drift_stop_rejects_a_shifted_batch_and_keeps_the_champion(loop, tiny_bert):
     champion = client_of(loop).get_model_version_by_alias("loop-tickets", "champion").version
     land(loop / "landing", "b7-shifted.csv", tickets({"billing": 60}, seed=9))
+    land(loop / "landing", "b7-good.csv", tickets(BASE, seed=31).head(45))  # landed beside it, and fine
     from tuneline.tasks.drift import DriftStop
 
     with pytest.raises(DriftStop, match="label shift") as stopped:
         run(loop, tiny_bert, "drift.on_drift=stop", "drift.allow_label_growth=true")
     assert 'tuneline data requeue -c CONFIG b7-shifted.csv --reason "..."' in str(stopped.value)  # how to accept it
+    # the good batch is not lost, and the stop says so (it named the stopped batch alone: exploratory QA)
+    assert str(stopped.value).endswith("Validated and kept for the next run (tuneline retrain trains on them): "
+                                       "b7-good.csv (45 rows)"), str(stopped.value)
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "b7-shifted.csv"]
+        (good,) = [b for b in ledger.batches() if b.name == "b7-good.csv"]
+        assert good.state == "validated" and good in ledger.free_batches()
+        ledger.mark_dropped(good.content_hash, "test", "not needed by the steps after this one")
     assert batch.state == "rejected" and batch.reasons[0].startswith("drift (drift.on_drift=stop)")
     assert client_of(loop).get_model_version_by_alias("loop-tickets", "champion").version == champion
 
