@@ -18,7 +18,7 @@ from tuneline.dataset_store import DatasetStore, DataVersion
 from tuneline.heap import frozen_heap
 from tuneline.interrupts import uncut_cleanup
 from tuneline.kinds import AnyConfig, kind_of
-from tuneline.ledger import (CLAIMED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
+from tuneline.ledger import (CLAIMED, DROPPED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
 from tuneline.loaded_versions import forget_loaded
 from tuneline.locking import default_lock_url, retraining_slot
@@ -147,10 +147,17 @@ def _copies_of_rejected(ledger: Ledger, duplicates: dict[str, str]) -> dict[str,
     """For a copy of a batch that was *rejected*, what to do instead: landing the same file again under a new name
     (after fixing the config that rejected it) is ignored as a copy, and the run said only "nothing to do"."""
     rejected = {b.name: b for b in ledger.batches(REJECTED) if b.duplicate_of is None}
-    return {copy: (f"{original} was rejected ({'; '.join(rejected[original].reasons)[:200]}); a copy of it is never "
-                   f"taken: to take it after changing what rejected it, run tuneline data requeue -c CONFIG "
-                   f"{original} --reason \"...\"")
-            for copy, original in duplicates.items() if original in rejected}
+    dropped = {b.name for b in ledger.batches(DROPPED) if b.duplicate_of is None}
+    notes = {copy: (f"{original} was rejected ({'; '.join(rejected[original].reasons)[:200]}); a copy of it is never "
+                    f"taken: to take it after changing what rejected it, run tuneline data requeue -c CONFIG "
+                    f"{original} --reason \"...\"")
+             for copy, original in duplicates.items() if original in rejected}
+    # "landed before (never used twice)" read as if it had been used; a dropped batch's content is out for good
+    notes.update({copy: (f"{original} was dropped (tuneline data drop), and a dropped batch's content is not taken "
+                         "again: to bring its rows back, land them as new content (a file with any row changed, "
+                         "added or removed)")
+                  for copy, original in duplicates.items() if original in dropped})
+    return notes
 
 
 def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused: Iterable[str] = ()) -> str:

@@ -619,3 +619,20 @@ def test_a_dropped_batch_is_final_and_its_bytes_landing_again_stay_out(ledger_ur
     (again,) = ledger.scan(landing)
     assert (again.state, again.duplicate_of) == (DUPLICATE, bad.id)
     assert ledger.free_batches() == []
+
+
+def test_a_copy_of_a_dropped_batch_is_said_to_be_dropped_not_used(ledger_url, model, landing):
+    """The same bytes landed again after ``data drop`` were ignored as "landed before (never used twice)", which read
+    as if the rows had been trained on, and requeue refuses a dropped batch (exploratory QA of the loop)."""
+    from tuneline.flows.retrain import _copies_of_rejected, _duplicates
+
+    ledger = Ledger(ledger_url, model)
+    land(landing, "b10.csv", csv_bytes("dropped later"))
+    [original] = ledger.scan(landing)
+    ledger.mark_dropped(original.content_hash, "user test", "not wanted")
+    land(landing, "b10-again.csv", csv_bytes("dropped later"))
+    copies = _duplicates(ledger, ledger.scan(landing))
+    assert copies == {"b10-again.csv": "b10.csv"}
+    assert _copies_of_rejected(ledger, copies) == {"b10-again.csv": (
+        "b10.csv was dropped (tuneline data drop), and a dropped batch's content is not taken again: to bring its "
+        "rows back, land them as new content (a file with any row changed, added or removed)")}
