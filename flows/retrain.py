@@ -288,7 +288,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     splits = splits_of(frame, labelset.labels)
     labels = splits.labels
     earlier = earlier_data(client_for(run), name, store, parent, {a.part for a in intake.accepted},
-                           kind_of(config).key_column)
+                           kind_of(config).key_column, frame)
     continual = config.retrain.strategy == "continual" and earlier.champion_version is not None and intake.accepted
     if continual and (lost := earlier.lost_labels(labels)):  # a data drop took labels out: the head cannot follow
         task_logger().warning(
@@ -318,7 +318,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     def remeasure(moved_to: str) -> Forgetting | None:
         """Forgetting against a champion promoted while this run trained, on the test rows that version knew."""
         knew = earlier_data.fn(client_for(run), name, store, parent, {a.part for a in intake.accepted},
-                               kind_of(config).key_column)
+                               kind_of(config).key_column, frame)
         return measure_forgetting.fn(trained.model_dir, knew.earlier(splits.test), labels, name, moved_to, config,
                                      run)
 

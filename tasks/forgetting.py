@@ -70,7 +70,7 @@ class EarlierData:
         if self.test_keys is not None and self.key_column in test.columns:
             from tuneline.tasks.split import example_key
 
-            return test[self.key_column].map(lambda key: example_key(key) in self.test_keys).astype(bool)
+            return test[self.key_column].map(example_key).isin(self.test_keys)
         return test["part"].isin(self.parts)
 
     def earlier(self, test: pd.DataFrame) -> pd.DataFrame:
@@ -82,7 +82,8 @@ class EarlierData:
 
 @pipeline_task(name="find-earlier-data")
 def earlier_data(client: Any, registered_name: str, store: Any, parent: Any,
-                 new_parts: frozenset[str] | set[str] = frozenset(), key_column: str | None = None) -> EarlierData:
+                 new_parts: frozenset[str] | set[str] = frozenset(), key_column: str | None = None,
+                 current: pd.DataFrame | None = None) -> EarlierData:
     """The champion and the data version it was trained on (its ``data.version`` tag; the parent version when the
     champion came from ``tuneline train``, which trains on the base data that became version 1).
 
@@ -99,7 +100,12 @@ def earlier_data(client: Any, registered_name: str, store: Any, parent: Any,
     if version and key_column is not None:
         from tuneline.tasks.split import example_key
 
-        known = [store.read_part(part) for part in sorted(parts)]
+        # the parts the current version still holds are in ``current`` (the run read them once); only parts it
+        # no longer holds (replaced by a relabel, taken out by a drop) are read again
+        held = set(current["part"]) & parts if current is not None and "part" in current.columns else set()
+        known = [store.read_part(part) for part in sorted(parts - held)]
+        if held:
+            known.append(current[current["part"].isin(held)])
         tested = [frame.loc[frame["split"] == "test", key_column] for frame in known
                   if "split" in frame.columns and key_column in frame.columns]
         if len(tested) == len(known):
