@@ -43,7 +43,9 @@ from tuneline.tasks.validate import (
     ValidatedData,
     apply_contract,
     enforce_bad_fraction,
+    split_duplicates,
     validate_data,
+    where_in_file,
     with_source_lines,
     write_quarantine,
 )
@@ -73,6 +75,7 @@ class AcceptedBatch:
 class Intake:
     accepted: list[AcceptedBatch] = field(default_factory=list)
     rejected: list[tuple[Batch, list[str]]] = field(default_factory=list)
+    quarantines: dict[str, str] = field(default_factory=dict)  # a rejected batch's name -> its quarantine file
 
     def as_validated(self, labels: list[str], total_records: int, run: RunContext) -> ValidatedData:
         """The run's quarantine as the training flow reports it: every accepted batch's rejected records in one
@@ -314,6 +317,8 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             ledger.mark_rejected(run.run_id, batch.content_hash, [str(error)],
                                  quarantine if quarantine.is_file() else None)
             intake.rejected.append((batch, [str(error)]))
+            if quarantine.is_file():
+                intake.quarantines[batch.name] = str(quarantine)
             log.warning("batch %s rejected: %s", batch.name, error)
             continue
         frame = frame_with_splits(validated.frames, checked)
@@ -343,13 +348,20 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
                 "value": [str(v)[:500] for v in again[kind.value_column]],
                 "detail": details})], ignore_index=True), loaded.source_lines)
             frame = frame[~repeated].reset_index(drop=True)
-        seen.update(keys[~repeated])
         quarantine_path = write_quarantine(quarantine, folder, None)
+        if contradicted := _too_many_conflicts(quarantine, loaded.total_records, config, quarantine_path, batch.name):
+            ledger.mark_rejected(run.run_id, batch.content_hash, [contradicted], quarantine_path)
+            intake.rejected.append((batch, [contradicted]))
+            intake.quarantines[batch.name] = str(quarantine_path)
+            log.warning("batch %s rejected: %s", batch.name, contradicted)
+            continue
+        seen.update(keys[~repeated])
         rejected_rows = int(quarantine[["source_file", "source_row"]].drop_duplicates().shape[0])
         if frame.empty:
             reason = f"no new rows: all {loaded.total_records} records were rejected or already in the data"
             ledger.mark_rejected(run.run_id, batch.content_hash, [reason], quarantine_path)
             intake.rejected.append((batch, [reason]))
+            intake.quarantines[batch.name] = str(quarantine_path)
             log.warning("batch %s rejected: %s", batch.name, reason)
             continue
         part = store.write_part(frame.assign(batch=batch.content_hash), batch.content_hash)
@@ -358,6 +370,35 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
                  quarantine_path)
         intake.accepted.append(AcceptedBatch(batch, part, store.read_part(part), quarantine_path, rejected_rows))
     return intake
+
+
+def _too_many_conflicts(quarantine: pd.DataFrame, total: int, config: TunelineConfig, path: Path,
+                        name: str) -> str | None:
+    """Why the batch is rejected when its broken records and its rows that contradict an earlier label
+    (``conflicts_with_earlier_label``) are together over ``data.max_bad_fraction``; None when they are not.
+
+    A contradiction is not a copy: the batch says another label for an example the data already holds. A few are
+    corrections or slips; many mean a labelling job gone wrong (a label map swapped, the wrong column exported), and
+    the batch's *new* rows were labelled the same way. They were set aside one by one and the rest trained on: a
+    batch with 16% of its rows contradicting the data was used. Plain copies (``duplicate_of_earlier_data``) are not
+    counted: a producer resending rows is harmless."""
+    counted = quarantine[quarantine["rule"] != DUPLICATE_OF_EARLIER]
+    conflicting = counted[counted["rule"] == CONFLICTS_WITH_EARLIER]
+    if conflicting.empty or not total:
+        return None  # the contract's own count already passed
+    bad, _copies = split_duplicates(counted)  # a contradiction counts as a broken record, a copy does not
+    if bad <= 1 or bad / total <= config.data.max_bad_fraction:  # one record alone never stops a batch
+        return None
+    others = bad - len(conflicting)
+    first = conflicting.iloc[0]
+    return (f"{len(conflicting)} of {total} records give another label to an example the data already holds "
+            f"({CONFLICTS_WITH_EARLIER})" + (f" and {others} more broke the data contract" if others else "")
+            + f": {bad / total:.1%} of the batch, more than data.max_bad_fraction="
+            f"{config.data.max_bad_fraction:.1%}, so its new rows are not trusted either; e.g. "
+            f"{where_in_file(first)}: {str(first['detail'])[:160].split(': it came')[0]}. If the batch's labels "
+            "are right, correct the earlier ones (tuneline data relabel FILE -c CONFIG --reason ..., FILE holding "
+            f"those rows), then tuneline data requeue -c CONFIG {name} --reason ...; if they are wrong, fix the "
+            f"labelling and land the batch again. Every row, with its line and both labels, is in {path}")
 
 
 def _earlier_labels(wanted: set[str], frames: list[pd.DataFrame], kind: Any) -> dict[str, tuple[Any, str | None]]:

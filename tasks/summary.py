@@ -100,6 +100,7 @@ class RetrainSummary:
     trigger: str
     batches_used: list[str]
     batches_rejected: dict[str, list[str]]
+    rejected_quarantines: dict[str, str] = field(default_factory=dict)  # a rejected batch -> its quarantine file
     batches_duplicate: dict[str, str] = field(default_factory=dict)  # a copy's name -> the batch it copies
     duplicate_notes: dict[str, str] = field(default_factory=dict)  # a copy of a rejected batch -> what to do
     waiting: list[str] = field(default_factory=list)  # landings not complete, so not read: 'name (why)'
@@ -126,7 +127,8 @@ def summarize_nothing_accepted(intake, parent, trigger: str, run: RunContext) ->
     set_tags(run, {"retrain.status": "nothing_accepted"})
     print(message)
     return RetrainSummary(status="nothing_accepted", message=message, trigger=trigger, batches_used=[],
-                          batches_rejected=rejected, data_version=parent.number,
+                          batches_rejected=rejected, rejected_quarantines=dict(intake.quarantines),
+                          data_version=parent.number,
                           data_version_hash=parent.content_hash)
 
 
@@ -143,6 +145,7 @@ def summarize_too_few_rows(intake, new_rows: int, minimum: int, parent, trigger:
     print(message)
     return RetrainSummary(status="waiting", message=message, trigger=trigger, batches_used=[],
                           batches_rejected={batch.name: reasons for batch, reasons in intake.rejected},
+                          rejected_quarantines=dict(intake.quarantines),
                           data_version=parent.number, data_version_hash=parent.content_hash)
 
 
@@ -206,7 +209,8 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
     print(sentence)
     result = RetrainSummary(
         status="retrained", message=sentence, trigger=trigger, batches_used=distinct_names(used),
-        batches_rejected={batch.name: reasons for batch, reasons in intake.rejected}, data_version=version.number,
+        batches_rejected={batch.name: reasons for batch, reasons in intake.rejected},
+        rejected_quarantines=dict(intake.quarantines), data_version=version.number,
         data_version_hash=version.content_hash, run=summary, batch_rows=batch_rows(intake), drift=dict(drift or {}),
         warnings=list(warnings or []),
         forgetting=None if forgetting is None else {"drop": forgetting.drop, "champion": forgetting.champion,

@@ -120,10 +120,24 @@ def test_dropping_the_batch_that_grew_a_label_takes_the_label_out_when_no_row_ca
         base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
         typo = rows("typo", 6).assign(label="c")
         store.commit(base, [store.write_part(typo, batch.content_hash)], ["a", "b", "c"], "run-2", "typo.csv")
+    # the registry as the loop leaves it: v1 trained on data version 1, v2 (champion) on version 2, with the typo
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_registered_model(name)
+    for data_version in ("1", "2"):
+        client.create_model_version(name, str(tmp_path), tags={"data.version": data_version})
+    client.set_registered_model_alias(name, "champion", "2")
 
     assert main(["data", "drop", "typo.csv", "--reason", "typo", "-c", str(config_path)]) == 0
     out = capsys.readouterr().out
     assert "label(s) ['c'] leave the label set" in out and "a continual run trains as retrain.strategy full" in out
+    # who was trained on the dropped rows, and that the gate would keep the next version out for the lost label
+    assert f"model version(s) of {name} trained on data holding these rows: v2 (champion)\n" in out
+    assert f"champion v2 was trained on them and stays champion until a version retrained without them passes " \
+           f"the gate (or: tuneline rollback {name}" in out
+    assert ("the gate keeps out a version that cannot predict a label champion v2 predicts: to retire ['c'], "
+            "retrain with --set gate.allow_dropped_labels=true") in out
     with DatasetStore(url, name, dataset_folder(config)) as store:
         assert store.current().labels == ("a", "b") and store.current().content_hash == base.content_hash
         assert store.get(2).labels == ("a", "b", "c")  # history intact

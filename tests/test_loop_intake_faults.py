@@ -236,7 +236,8 @@ def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with
     land(loop / "landing", "review.csv", pd.concat([relabelled, copies, from_batch], ignore_index=True))
     summary = run(loop, tiny_bert)
     (reason,) = summary.batches_rejected["review.csv"]
-    assert reason.startswith("no new rows: all 13 records were rejected or already in the data")
+    # 7 of the 13 contradict stored labels: over data.max_bad_fraction, so the batch is rejected for them
+    assert reason.startswith("7 of 13 records give another label to an example the data already holds")
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "review.csv"]
     quarantine = pd.read_csv(batch.quarantine_path)
@@ -302,6 +303,72 @@ def test_3d_the_quarantined_conflicts_relabel_the_data_and_the_next_model_trains
     # the relabel's new part took them all out of it, silently: exploratory QA)
     rows = client.get_run(summary.run.run_id).data.metrics["earlier_test.rows"]
     assert rows == (knew["split"] == "test").sum() > 0
+
+
+def test_3e_a_batch_contradicting_many_earlier_labels_is_rejected_listed_and_taken_after_a_relabel(loop, tiny_bert,
+                                                                                                      capsys):
+    """A labelling job gone wrong (a label map swapped) sends new rows and some rows the data already holds, with
+    other labels. The contradictions were set aside one by one and the batch's new rows, labelled the same way,
+    were trained on (16% of a batch). Contradictions now count toward data.max_bad_fraction: the batch is rejected,
+    the run's printout names its quarantine, `tuneline data batches` lists it with the reason; after a relabel of
+    the earlier rows and a requeue, the next run takes the batch (its repeats are plain copies then)."""
+    import pandas as pd
+
+    from tuneline.cli_loop import _data_batches, _data_relabel, _data_requeue, print_retrain_summary
+
+    base = pd.read_csv(loop / "base.csv")
+    other = {"billing": "shipping", "shipping": "technical", "technical": "billing"}
+    swapped = base.iloc[20:24].assign(label=lambda f: f["label"].map(other))
+    new = tickets(BASE, seed=31).head(20)
+    with store_of(loop) as store:
+        known = set(store.frame(store.current())["text"])
+    new = new[~new["text"].isin(known)]
+    land(loop / "landing", "swapped.csv", pd.concat([new, swapped], ignore_index=True))
+    total = len(new) + 4
+    summary = run(loop, tiny_bert)
+    assert summary.status == "nothing_accepted"
+    (reason,) = summary.batches_rejected["swapped.csv"]
+    assert reason.startswith(f"4 of {total} records give another label to an example the data already holds "
+                             f"(conflicts_with_earlier_label): {4 / total:.1%} of the batch, more than "
+                             "data.max_bad_fraction=5.0%")
+    assert "tuneline data requeue -c CONFIG swapped.csv" in reason
+    with ledger_of(loop) as ledger:
+        (batch,) = [b for b in ledger.batches() if b.name == "swapped.csv"]
+    assert batch.state == "rejected" and batch.quarantine_path and reason.endswith(batch.quarantine_path)
+    quarantine = pd.read_csv(batch.quarantine_path)
+    assert sorted(quarantine.loc[quarantine["rule"] == "conflicts_with_earlier_label", "value"]) == sorted(
+        swapped["text"])
+    with store_of(loop) as store:  # nothing of the batch in the data
+        assert not store.frame(store.current())["text"].isin(new["text"]).any()
+    capsys.readouterr()
+    print_retrain_summary(summary)
+    assert "  batch rejected    : swapped.csv: 4 of" in capsys.readouterr().out
+
+    with working_in(loop):
+        assert _data_batches(loop_config(loop, tiny_bert), "rejected") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].startswith(f"batches of {MODEL} (")
+    rows = [line for line in listed if line.startswith("  ") and not line.startswith("      ")]
+    assert [line.split()[0] for line in rows] == [b.name for b in _batches_in(loop, "rejected")]
+    at = next(i for i, line in enumerate(listed) if line.startswith("  swapped.csv "))
+    assert f"#{batch.content_hash[:12]}  rejected " in listed[at]
+    assert listed[at + 1].startswith(f"      reason: {reason[:100]}")
+    assert listed[at + 2] == f"      quarantine: {batch.quarantine_path}"
+
+    # the reviewers say the batch is right: relabel the earlier rows, requeue the batch, and it is taken
+    swapped.to_csv(loop / "swapped-fixes.csv", index=False)
+    with working_in(loop):
+        assert _data_relabel(loop_config(loop, tiny_bert), loop / "swapped-fixes.csv", "the new map is right") == 0
+        assert _data_requeue(loop_config(loop, tiny_bert), "swapped.csv", "earlier labels corrected") == 0
+    summary = run(loop, tiny_bert)
+    assert summary.status == "retrained" and summary.batches_used == ["swapped.csv"]
+    assert summary.batch_rows["swapped.csv"].startswith(f"{len(new)} rows kept, 4 quarantined "
+                                                        "(duplicate_of_earlier_data 4;")
+
+
+def _batches_in(root: Path, state: str):
+    with ledger_of(root) as ledger:
+        return ledger.batches(state)
 
 
 def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_bert):

@@ -29,14 +29,23 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
 
     data = sub.add_parser("data", help="the versioned dataset of the retraining loop",
                           description="The data versions the retraining loop has built: list them (log), take a batch's rows back "
-                          "out as a new version (drop), correct the labels of rows already in it (relabel), or give a rejected batch "
-                          "back to the next run (requeue).")
+                          "out as a new version (drop), correct the labels of rows already in it (relabel), give a rejected batch "
+                          "back to the next run (requeue), or list the landed batches and their fate (batches).")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     log = data_sub.add_parser("log", help="list the data versions (newest last) and the model versions trained on "
                               "each", description="One line per data version: number, content hash, rows per "
                               "split, what it added, when, and the registered model versions trained on it.",
                               epilog=epilog)
     add_config_args(log, required=True)
+    listing = data_sub.add_parser(
+        "batches", help="list the landed batches and what became of each (used, rejected and why, waiting, ...)",
+        description="One line per batch the loop has recorded, in landing order: its name, content hash, state "
+        "(landed, claimed, validated, used, rejected, duplicate, dropped), when it landed, its rows kept and "
+        "quarantined, the model version trained on it; a rejected batch's reasons and every batch's quarantine file "
+        "below it. Reads the ledger only.", epilog=epilog)
+    listing.add_argument("--state", choices=["landed", "claimed", "validated", "used", "rejected", "duplicate",
+                                             "dropped"], default=None, help="only the batches in this state")
+    add_config_args(listing, required=True)
     drop = data_sub.add_parser("drop", help="take a landed batch's rows back out of the data (a new data version "
                                "without them)", description="Commit a new data version: the current one without the "
                                "rows a batch added (e.g. a batch with wrong labels that the gate refused, whose rows "
@@ -97,6 +106,8 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
         return _data_relabel(config_for(args), args.file, args.reason)
     if args.command == "data" and args.data_command == "requeue":
         return _data_requeue(config_for(args), args.batch, args.reason)
+    if args.command == "data" and args.data_command == "batches":
+        return _data_batches(config_for(args), args.state)
     if args.command == "data":
         return _data_log(config_for(args))
     if args.command == "demo-batch":
@@ -161,6 +172,9 @@ def print_retrain_summary(summary: Any) -> None:
     for name, reasons in summary.batches_rejected.items():
         reason = "; ".join(reasons)  # whole up to a point: a reason ends with what to do
         print(f"  batch rejected    : {name}: {reason if len(reason) <= 800 else reason[:800] + ' …'}")
+        quarantine = getattr(summary, "rejected_quarantines", {}).get(name)
+        if quarantine and quarantine not in reason[:800]:  # its rows, each with its rule, line and detail
+            print(f"    quarantine: {quarantine}")
     for waiting in summary.waiting:  # a run that trains leaves these as a run with nothing to do says them
         print(f"  not read yet      : {waiting}")
     if summary.data_version is not None:
@@ -215,6 +229,51 @@ def _data_log(config: TunelineConfig) -> int:
     return 0
 
 
+def _data_batches(config: TunelineConfig, state: str | None) -> int:
+    """``tuneline data batches``: every recorded batch and its fate. ``data log`` lists data versions, so a rejected
+    batch (which makes none) was seen only in the run's printout: a batch rejected by a scheduled run at night
+    left no trace an operator could list in the morning."""
+    from tuneline.ledger import DUPLICATE, Ledger, ledger_url_for, sqlite_file_missing
+    from tuneline.runtime import resolve_tracking_uri
+
+    name = config.registered_model_name
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    if sqlite_file_missing(url):  # read-only: opening it would create the ledger file
+        print(f"{name}: no batch ledger at {redact(url)}: no batch has landed (run this where `tuneline retrain` "
+              "ran, or set ledger.url / tracking.tracking_uri to that loop's stores)")
+        return 0
+    with Ledger(url, name) as ledger:
+        every = ledger.batches()
+    shown = [b for b in every if state is None or b.state == state]
+    if not shown:
+        print(f"{name}: no {state + ' ' if state else ''}batch recorded in {redact(url)}")
+        return 0
+    names = {b.id: b.name for b in every}
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(_count_states(every).items()))
+    print(f"batches of {name} ({redact(url)}): {counts}")
+    width = min(max(len(b.name) for b in shown), 40)
+    for b in shown:
+        rows = ""
+        if b.rows_accepted is not None or b.rows_rejected:
+            rows = f"  rows {b.rows_accepted or 0} kept, {b.rows_rejected or 0} quarantined"
+        model = f"  model v{b.model_version}" if b.model_version else ""
+        copy = f"  copy of {names.get(b.duplicate_of, 'an earlier batch')}" if b.state == DUPLICATE else ""
+        print(f"  {b.name:<{width}}  #{b.content_hash[:12]}  {b.state:<9}  landed {b.landed_at:%Y-%m-%d %H:%M:%S}Z"
+              f"{rows}{model}{copy}")
+        for reason in b.reasons:
+            print(f"      reason: {reason if len(reason) <= 600 else reason[:600] + ' …'}")
+        if b.quarantine_path:
+            print(f"      quarantine: {b.quarantine_path}")
+    return 0
+
+
+def _count_states(batches: list["Batch"]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for b in batches:
+        counts[b.state] = counts.get(b.state, 0) + 1
+    return counts
+
+
 def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
     """``tuneline data drop BATCH``: a new data version without the rows that batch added."""
     import getpass
@@ -234,6 +293,7 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
         if part is None:
             raise UserError(f"batch {batch.name} added no rows to the data (it is {batch.state}); nothing to drop")
         labels = _labels_still_carried(config, store, parent, part) if parent is not None else None
+        holding = [v.number for v in store.versions() if part in v.parts]
         version = store.drop_part(part, f"user {getpass.getuser()}",
                                   f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}",
                                   labels=labels)
@@ -253,7 +313,40 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
                    else "")
         print(f"label(s) {gone} leave the label set: the label growth that added them came with these rows, and no "
               f"row of the data carries them now; the next retraining learns {list(version.labels)}{restart}")
+    _models_trained_on(config, holding, gone)
     return 0
+
+
+def _models_trained_on(config: TunelineConfig, data_versions: list[int], gone: list[str]) -> None:
+    """After a drop: the registered versions trained on data that held the batch's rows (the champion among them
+    stays champion until a retrained version passes the gate), and, where the drop takes labels out that the
+    champion predicts, that the gate keeps such a version out unless told the class is retired. Without this the
+    drop printed only the new data version, and the next retrain's refusal came as a surprise."""
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.promotions import champion_version
+    from tuneline.runtime import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    name = config.registered_model_name
+    try:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        champion = champion_version(client, name)
+        trained = sorted((int(mv.version) for mv in client.search_model_versions(f"name='{name}'")
+                          if mv.tags.get("data.version", "").isdigit() and int(mv.tags["data.version"]) in
+                          data_versions))
+    except Exception as error:  # noqa: BLE001 - the drop is done; only the advice depends on the registry
+        print(f"(registry not read: {redact(error)})")
+        return
+    if trained:
+        shown = ", ".join(f"v{v}" + (" (champion)" if str(v) == champion else "") for v in trained)
+        print(f"model version(s) of {name} trained on data holding these rows: {shown}")
+        if champion is not None and int(champion) in trained:
+            print(f"champion v{champion} was trained on them and stays champion until a version retrained without "
+                  f"them passes the gate (or: tuneline rollback {name} --reason \"...\", to the champion before it)")
+    if gone and champion is not None and int(champion) in trained:  # a champion from before the batch never had them
+        print(f"the gate keeps out a version that cannot predict a label champion v{champion} predicts: to retire "
+              f"{gone}, retrain with --set gate.allow_dropped_labels=true")
 
 
 def _drop_before_use(name: str, url: str, batch: "Batch", reason: str) -> int:
