@@ -183,7 +183,7 @@ def endpoints(store) -> Iterator[dict[str, Endpoint]]:
     its start-up importing torch and loading the model) and stopped at the end of the module."""
     started: dict[str, Endpoint] = {}
     try:
-        started["intents"] = start(store, "serve-intents")
+        started["intents"] = start(store, "serve-intents", "--max-request-mb", "1")
         started["ner"] = start(store, "serve-ner", "--alias", "champion")
         yield {key: wait_ready(endpoint) for key, endpoint in started.items()}
     finally:
@@ -271,6 +271,16 @@ def test_malformed_request_is_a_4xx_with_a_message(request, endpoint, body, cont
     message = answer["message"] if isinstance(answer, dict) else answer
     assert says in message
     assert served.post({"inputs": ["Paris"]})[0] == 200  # and the endpoint keeps serving
+
+
+def test_a_request_over_max_request_mb_is_a_413_and_the_endpoint_keeps_serving(intents, ner):
+    """``--max-request-mb 1`` reaches every worker of the real endpoint; the default (16 MB) serves the tagger."""
+    status, answer = intents.post({"inputs": ["where is my parcel, it has not arrived"] * 30_000})  # about 1.2 MB
+    assert status == 413 and answer["message"].startswith("the request body is 1.2 MB, more than this endpoint "
+                                                          "takes (1 MB, serve-model --max-request-mb)"), answer
+    assert intents.post({"inputs": TEXTS})[0] == 200
+    status, answer = ner.post({"inputs": ["John lives in Paris"] * 60_000})  # about 1.4 MB: under the default
+    assert status == 200 and len(answer["predictions"]) == 60_000
 
 
 def served_version(endpoint: Endpoint, body: dict) -> tuple[int, str, str]:

@@ -516,3 +516,47 @@ def test_classifier_endpoint_still_answers_json_and_parquet(classifier, monkeypa
                          headers={"Content-Type": "application/vnd.apache.parquet"})
     assert answer.status_code == 200, answer.text
     assert_same_classification(pd.DataFrame(answer.json()["predictions"]), expected)
+
+
+def test_a_field_the_endpoint_does_not_read_is_a_400_naming_it(classifier, monkeypatch):
+    """``{"inputs": [...], "threshold": 0.9}`` (or a misspelled ``"param"``) was answered 200 as if the setting had
+    been applied: MLflow's scoring server reads its input field and ``params`` and drops every other key."""
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    client = served_client(classifier, "classification")
+    answer = client.post("/invocations", json={"inputs": ["where is my parcel"], "param": {"x": 1}})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"].startswith("the request has a field this endpoint does not read: 'param' (did "
+                                               "you mean 'params'?); send only 'inputs' (and 'params')")
+    answer = client.post("/invocations", json={"inputs": ["where is my parcel"], "threshold": 0.9, "debug": True})
+    assert answer.status_code == 400 and "'threshold', 'debug'" in answer.json()["message"], answer.text
+    ok = client.post("/invocations", json={"inputs": ["where is my parcel"], "params": {}})
+    assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1, ok.text
+
+
+def test_a_request_over_the_size_limit_is_a_413_before_it_is_parsed(classifier, monkeypatch):
+    """No limit held a worker and its memory on one client's mistaken upload; the limit is checked on the declared
+    length and, for a chunked body, on the bytes read."""
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    from tuneline.serving_app import served
+
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    client = TestClient(served(scoring_server.init(classifier.model), "probe", "3", "classification",
+                               max_request_mb=0.01), raise_server_exceptions=False)
+    big = {"inputs": ["where is my parcel " * 20] * 40}  # about 15 KB
+    answer = client.post("/invocations", json=big)
+    assert answer.status_code == 413 and answer.headers["X-Model-Version"] == "3", answer.text
+    assert answer.json()["message"].startswith("the request body is 0.0 MB, more than this endpoint takes (0.01 MB, "
+                                               "serve-model --max-request-mb): send the inputs in smaller batches")
+
+    def chunks():
+        yield b'{"inputs": ['
+        for _ in range(40):
+            yield b'"where is my parcel where is my parcel where is my parcel where is my parcel where is my", ' * 4
+        yield b'"last"]}'
+
+    chunked = client.post("/invocations", content=chunks(), headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413, chunked.text
+    small = client.post("/invocations", json={"inputs": ["where is my parcel"]})
+    assert small.status_code == 200, small.text

@@ -69,6 +69,8 @@ class ServedModel:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argparse's private subparsers action
+    from tuneline.serving_app import DEFAULT_MAX_REQUEST_MB  # stdlib only at import: cheap
+
     serve = sub.add_parser(
         "serve-model", help="serve a registered model over HTTP (MLflow's scoring server)",
         description="Resolve NAME@ALIAS (default @champion) or NAME/VERSION to one version, print it, and serve "
@@ -87,11 +89,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argpa
                        help="read the alias again every SECONDS (default "
                             f"{DEFAULT_FOLLOW_S:g}) and switch to the version it names without a restart: the new "
                             "version is loaded beside the serving one, then takes the next requests")
+    serve.add_argument("--max-request-mb", type=float, default=None, metavar="MB",
+                       help="refuse a request body larger than this with a 413 (default "
+                            f"{DEFAULT_MAX_REQUEST_MB:g}, about 100,000 short texts)")
     serve.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
 
 
 def serve_model_command(args: argparse.Namespace) -> int:
     """The CLI entry: ``tuneline serve-model`` with parsed arguments."""
+    from tuneline.errors import UserError
+    from tuneline.serving_app import MAX_REQUEST_ENV
+
+    if args.max_request_mb is not None:
+        if not args.max_request_mb > 0:
+            raise UserError(f"--max-request-mb must be more than 0 (got {args.max_request_mb:g})")
+        os.environ[MAX_REQUEST_ENV] = f"{args.max_request_mb:g}"  # the served app reads it in every worker
     return serve_model(args.name, alias=args.alias, version=args.version, host=args.host, port=args.port,
                        workers=args.workers, tracking_uri=args.tracking_uri, follow_s=args.follow)
 

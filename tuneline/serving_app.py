@@ -29,6 +29,10 @@ from typing import Any
 
 NAME_ENV, VERSION_ENV, TASK_ENV = "TUNELINE_SERVED_MODEL", "TUNELINE_SERVED_VERSION", "TUNELINE_SERVED_TASK"
 ALIAS_ENV, FOLLOW_ENV, FOLDER_ENV = "TUNELINE_SERVED_ALIAS", "TUNELINE_FOLLOW_S", "TUNELINE_SERVE_FOLDER"
+MAX_REQUEST_ENV = "TUNELINE_MAX_REQUEST_MB"
+#: The largest request body served (``serve-model --max-request-mb``): about 100,000 short texts. Without a limit one
+#: client's mistaken upload (a whole table, a file of megabyte texts) held a worker, and its memory, for minutes.
+DEFAULT_MAX_REQUEST_MB = 16.0
 
 #: uvicorn's own logger: a switch of version reads like the server's other lines
 log = logging.getLogger("uvicorn.error")
@@ -40,8 +44,9 @@ def create_app() -> Any:
     from mlflow.pyfunc import scoring_server
 
     name, version, task = os.environ[NAME_ENV], os.environ[VERSION_ENV], os.environ.get(TASK_ENV, "")
+    limit = float(os.environ.get(MAX_REQUEST_ENV) or DEFAULT_MAX_REQUEST_MB)
     app = served(scoring_server.init(scoring_server.load_model_with_mlflow_config(
-        os.environ[scoring_server._SERVER_MODEL_PATH])), name, version, task)
+        os.environ[scoring_server._SERVER_MODEL_PATH])), name, version, task, max_request_mb=limit)
     if not os.environ.get(FOLLOW_ENV):
         return app
     return FollowingApp(app, name, os.environ[ALIAS_ENV], version, task, float(os.environ[FOLLOW_ENV]),
@@ -101,7 +106,8 @@ class FollowingApp:
         try:
             path = download_artifacts(f"models:/{self.name}/{version}", dst_path=str(copy))
             app = served(scoring_server.init(scoring_server.load_model_with_mlflow_config(path)), self.name,
-                         version, self.task)
+                         version, self.task, max_request_mb=float(os.environ.get(MAX_REQUEST_ENV)
+                                                                  or DEFAULT_MAX_REQUEST_MB))
         except Exception as error:  # noqa: BLE001 - a broken version must not take the endpoint down
             shutil.rmtree(copy, ignore_errors=True)
             self._refused = version
@@ -197,6 +203,8 @@ def content_type_problem(content_type: str | None, task: str = "") -> str | None
 
 #: MLflow's input fields: the top-level key of a JSON request that holds its inputs (exactly one of them).
 INPUT_FIELDS = ("inputs", "instances", "dataframe_split", "dataframe_records")
+#: What else MLflow's scoring server reads from a JSON request (its inference parameters)
+OTHER_FIELDS = ("params",)
 #: The kinds that read fewer: an NER model's signature comes from its type hint, and MLflow then reads ``inputs`` only.
 TASK_INPUT_FIELDS = {"token_classification": ("inputs",)}
 
@@ -218,6 +226,15 @@ def input_field_problem(payload: Any, task: str) -> str | None:
         what = {list: "a JSON list", str: "a JSON string"}.get(type(payload), f"the JSON value {payload!r:.40}")
         return f"the request body is {what}, not an object: send the inputs under {names}, e.g. {example}"
     given = [key for key in payload if key in INPUT_FIELDS]
+    unknown = [str(key) for key in payload if key not in INPUT_FIELDS and key not in OTHER_FIELDS]
+    if len(given) == 1 and given[0] in accepted and unknown:
+        import difflib
+
+        close = [m for key in unknown for m in difflib.get_close_matches(key.lower(), OTHER_FIELDS, n=1)]
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (f"the request has a field this endpoint does not read: {', '.join(map(repr, unknown[:5]))}{hint}; "
+                f"send only {given[0]!r} (and 'params'), e.g. {example}: a setting sent beside the inputs would "
+                "otherwise be ignored without a word")
     if len(given) == 1 and given[0] in accepted:
         return None
     if len(given) > 1:
@@ -350,7 +367,15 @@ def json_request_problem(body: bytes, task: str) -> str | None:
             or nested_input_problem(payload, task) or pair_shape_problem(payload, task))
 
 
-def served(app: Any, name: str, version: str, task: str) -> Any:
+def too_large_problem(size: int, max_request_mb: float) -> str | None:
+    """Why a request body of ``size`` bytes is refused (413), or None."""
+    if size <= max_request_mb * 1024 * 1024:
+        return None
+    return (f"the request body is {size / 1024 / 1024:.1f} MB, more than this endpoint takes "
+            f"({max_request_mb:g} MB, serve-model --max-request-mb): send the inputs in smaller batches")
+
+
+def served(app: Any, name: str, version: str, task: str, max_request_mb: float = DEFAULT_MAX_REQUEST_MB) -> Any:
     """``app`` (MLflow's scoring app) with the served version's headers on every response, ``GET /model``, a request
     body of a type the model cannot take refused with a 415 that names the accepted ones (see
     :func:`content_type_problem`; an accepted type in any letter case is served), a JSON request it cannot answer as
@@ -363,6 +388,15 @@ def served(app: Any, name: str, version: str, task: str) -> Any:
     @app.middleware("http")
     async def accepted_content_types(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
         if request.method == "POST" and request.url.path.rstrip("/") == "/invocations":
+            declared = request.headers.get("content-length", "")
+            problem = too_large_problem(int(declared), max_request_mb) if declared.isdigit() else None
+            if problem is None and not declared.isdigit():  # chunked: counted as it is read (it is cached)
+                problem = too_large_problem(len(await request.body()), max_request_mb)
+            if problem is not None:
+                if declared.isdigit():  # read and dropped, not held: a client still sending would get a broken
+                    async for _chunk in request.stream():  # pipe instead of the answer
+                        pass
+                return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=413)
             content_type = request.headers.get("content-type")
             problem = content_type_problem(content_type, task)
             if problem is not None:
