@@ -339,6 +339,9 @@ def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_an
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
+    from tuneline.timings import WAITING, task_times, time_breakdown
+
+    since = time.time()
     first = threading.Thread(target=retraining, args=(3.0, True))  # long enough to be found at work on a busy machine
     first.start()
     assert first_in.wait(20)
@@ -351,6 +354,12 @@ def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_an
     assert b_enter >= a_leave, intervals
     printed = capsys.readouterr().out
     assert f"another retraining run of tickets is in progress ({default_holder()} since " in printed
+    # the wait is a stage of its own in the run's time line, not "startup" (which read as a slow start)
+    (waited,) = [r for r in task_times(since) if r.name == WAITING]
+    assert 1.5 < waited.seconds <= a_leave - a_enter + 1.0, (waited, intervals)
+    breakdown = time_breakdown(0.0, since=since)
+    assert breakdown.stages[WAITING] == round(waited.seconds, 3) and breakdown.startup_s < 1.5
+    assert f"{WAITING} {waited.seconds:.0f} s" in breakdown.line()
     with model_lock("tickets", lock_url, timeout_s=0):  # the gate lock of the model is another lock
         with retraining_slot("tickets", timeout_s=0, lock_url=lock_url):
             pass

@@ -480,6 +480,8 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
     database lock ``<model> (retraining)`` in ``lock_url`` does it: two commands run at once trained side by side
     (the ledger kept each batch to one run, but a run retraining on the current data holds no batch), each at half
     speed on a small machine. The second one says whom it waits for."""
+    from tuneline.timings import WAITING, record
+
     if _prefect_api_url() is None:
         if lock_url is None:
             yield
@@ -490,12 +492,18 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
             if holder is not None:
                 print(f"another retraining run of {model} is in progress ({holder}); this one waits for it to end "
                       f"(at most {timeout_s:g} s; Ctrl-C to stop waiting)", flush=True)
+                started, clock = time.time(), time.perf_counter()
                 stack.enter_context(model_lock(name, lock_url, timeout_s=timeout_s, use_prefect=False))
+                record(WAITING, started, time.perf_counter() - clock)  # the run's time line: not "startup"
             yield
         return
     from prefect.concurrency.sync import concurrency
 
     limit_name = f"{RETRAIN_LIMIT_PREFIX}{_slug(model)}"
     _ensure_prefect_limit(limit_name)
-    with concurrency(limit_name, occupy=1, timeout_seconds=timeout_s, strict=True):
+    with ExitStack() as stack:
+        started, clock = time.time(), time.perf_counter()
+        stack.enter_context(concurrency(limit_name, occupy=1, timeout_seconds=timeout_s, strict=True))
+        if (waited := time.perf_counter() - clock) >= 1.0:  # a slot taken at once costs a request, not a wait
+            record(WAITING, started, waited)
         yield

@@ -47,6 +47,16 @@ def timed(fn: Callable, name: str) -> Callable:
     return wrapper
 
 
+#: The stage a run spends waiting for another run of its model (the retraining slot): not startup, and not slowness
+WAITING = "waiting for another run"
+
+
+def record(name: str, started: float, seconds: float) -> None:
+    """Note a stage that is not a task body (``started``: epoch seconds), e.g. :data:`WAITING`."""
+    with _LOCK:
+        _RECORDS.append(TaskTime(name=name, started=started, seconds=seconds))
+
+
 def task_times(since: float = 0.0) -> list[TaskTime]:
     with _LOCK:
         return [r for r in _RECORDS if r.started >= since]
