@@ -28,6 +28,9 @@ def mean_pooled_embeddings(model: Any, tokenizer: Any, texts: list[str], batch_s
     """Masked-mean, L2-normalised sentence embeddings, one row per text, in input order (batched by length)."""
     import torch
 
+    from tuneline.long_texts import cut_long_texts
+
+    texts = cut_long_texts(list(texts), tokenizer, max_length)  # a long document costs its whole tokenization
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     with torch.inference_mode():

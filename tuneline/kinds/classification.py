@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from tuneline.errors import UserError, excerpt
 from tuneline.config import DataConfig, TunelineConfig
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
+from tuneline.long_texts import cut_long_texts
 from tuneline.readers import (DataLoadError, bom_encoding, csv_layout, header_line_below, normalize_label,
                               read_table)
 
@@ -694,7 +695,8 @@ def encode_texts(batch: dict[str, list], tokenizer: Any, max_length: int, label2
     The fast tokenizer keeps what truncation cut off in each encoding's ``overflowing``, so truncation is counted
     without asking for overflow rows (which would add one row per ``max_length`` tokens of a very long text).
     """
-    enc = tokenizer(batch["text"], pair, truncation=truncation, max_length=max_length)
+    texts = batch["text"] if pair is not None else cut_long_texts(batch["text"], tokenizer, max_length)
+    enc = tokenizer(texts, pair, truncation=truncation, max_length=max_length)
     out = {key: list(values) for key, values in enc.items()}
     out["labels"] = [label2id[label] for label in batch["label"]]
     out["truncated"] = [bool(encoding.overflowing) for encoding in enc.encodings]

@@ -33,6 +33,7 @@ from pydantic import Field, field_validator, model_validator
 from tuneline.config import TunelineConfig
 from tuneline.errors import bytes_shown, excerpt
 from tuneline.kinds.base import Evaluation, ReadRecords
+from tuneline.long_texts import cut_long_texts
 from tuneline.kinds.classification import (
     LABEL_SOURCE_ROLES, ClassificationData, ClassificationKind, LabelSetError, as_objects, checked_label_set,
     columns_or_error, delimiter_hint, frequent_labels, matched_columns, with_delimiter_hints)
@@ -1261,7 +1262,7 @@ def encode_multi_hot(batch: dict[str, list], tokenizer: Any, max_length: int,
                      label2id: dict[str, int]) -> dict[str, list]:
     """Tokenize (never pad), flag truncated rows, and give ``labels`` as multi-hot FLOATS (BCE-with-logits needs
     float targets of the logits' shape)."""
-    enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+    enc = tokenizer(cut_long_texts(batch["text"], tokenizer, max_length), truncation=True, max_length=max_length)
     out = {key: list(values) for key, values in enc.items()}
     width = len(label2id)
     rows = []

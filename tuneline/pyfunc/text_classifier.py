@@ -162,7 +162,10 @@ class TextClassifier:
 
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        from tuneline.long_texts import cut_long_texts
+
+        encoded = self.tokenizer(cut_long_texts(list(texts), self.tokenizer, self.max_length), truncation=True,
+                                 max_length=self.max_length)
         order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         with torch.inference_mode(), self._autocast():
