@@ -68,3 +68,19 @@ def test_the_kinds_training_encoders_read_a_cut_text_as_the_whole(minilm_tokeniz
     assert encoded["input_ids"] == whole["input_ids"] and all(encoded["truncated"][:3])
     multi = encode_multi_hot({"text": texts, "label": [["a"]] * len(texts)}, minilm_tokenizer, 32, {"a": 0})
     assert multi["input_ids"] == whole["input_ids"] and multi["truncated"] == encoded["truncated"]
+
+
+def test_the_unknown_token_rate_reads_a_long_texts_first_pages_quietly(minilm_tokenizer, caplog):
+    """The drift check's unknown-token rate tokenized each whole text (seconds for a text of megabytes, and
+    transformers' "longer than the specified maximum sequence length" warning in the run's log)."""
+    import logging
+
+    from tuneline.drift import UNKNOWN_RATE_CHARS, count_unknown_tokens
+
+    page = "hello world "
+    text = page * (3 * UNKNOWN_RATE_CHARS // len(page)) + "ሰላም " * 1000  # the unknown script after the cap
+    with caplog.at_level(logging.WARNING):
+        unknown, total = count_unknown_tokens([text, "ሰላም hello"], minilm_tokenizer)
+    head = len(minilm_tokenizer(text[:UNKNOWN_RATE_CHARS], add_special_tokens=False, verbose=False)["input_ids"])
+    assert (unknown, total) == (1, head + 2) and head > 3000  # the unknown script past the cap is not read
+    assert "longer than the specified maximum" not in caplog.text
