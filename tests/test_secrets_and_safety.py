@@ -82,3 +82,16 @@ def test_a_model_folder_with_custom_code_is_refused_unless_trusted(tmp_path, tin
         load_tokenizer.fn(ModelConfig(base=str(folder)))
     assert not (tmp_path / "custom-code-ran").exists()  # its code never ran
     assert build_model.fn(ModelConfig(base=str(tiny_bert)), "classification", ["a", "b"]).trainable_parameters
+
+
+def test_params_whose_name_ends_with_a_secret_word_are_hidden_and_others_are_not():
+    """``model.head_token_only`` and ``data.tokens_column`` were logged to MLflow as ``***`` (a secret's word
+    anywhere in the name): a run's own settings could not be read back."""
+    from tuneline.runtime import redact_params
+
+    params = {"model.head_token_only": True, "data.tokens_column": "words", "tokenize.max_length": 128,
+              "hub.hf_token": "hf_abc", "auth.api_key": "k", "tracking.password": "p", "db.credentials": "c",
+              "storage.secret": "s"}
+    assert redact_params(params) == {"model.head_token_only": "True", "data.tokens_column": "words",
+                                     "tokenize.max_length": "128", "hub.hf_token": "***", "auth.api_key": "***",
+                                     "tracking.password": "***", "db.credentials": "***", "storage.secret": "***"}

@@ -77,7 +77,9 @@ _SECRET_QUERY = re.compile(r"(?i)((?:(?:password|passwd|token|secret|api[_-]?key
                            r"x-goog-[a-z-]+)|(?<![\w.-])(?:pwd|sig|se|sv|skoid))=)[^&\s]+")
 #: A secret-looking param *name*: one of its ``.``/``_``/``-`` separated words is a secret word, so
 #: ``tracking.password`` and ``hf_token`` are hidden but ``tokenize.max_length`` is not.
-_SECRET_KEY = re.compile(r"(?i)(?:^|[._-])(password|passwd|pwd|tokens?|secrets?|api[_-]?key|credentials?)(?:$|[._-])")
+#: A parameter whose name (its last dotted part) ends with a secret's word: ``tracking.password``, ``hf_token``,
+#: ``auth.api_key``; not ``model.head_token_only`` or ``data.tokens_column``, which were logged as ``***``.
+_SECRET_KEY = re.compile(r"(?i)(?:^|[._-])(password|passwd|pwd|token|secrets?|api[_-]?key|credentials?)$")
 
 
 def redact(value: object) -> str:
