@@ -185,12 +185,15 @@ def test_matrix_scores_match_sklearn_and_score_is_the_same_function():
     assert set(ours) == set(KIND.metrics)
 
 
-def test_macro_f1_leaves_out_labels_neither_in_gold_nor_predicted():
-    """As the single-label kind does: 4 labels, a test split holding 2, a perfect model scored 0.5."""
+def test_macro_f1_averages_the_labels_in_gold():
+    """As the single-label kind does: 4 labels, a test split holding 2, a perfect model scored 0.5; and a label
+    the rows lack is not averaged in because a model predicted it (the set moved with the model's mistakes)."""
     labels, rows = ["a", "b", "c", "d"], [["a"], ["b"], ["a", "b"]]
     assert KIND.score(rows, rows, labels)["macro_f1"] == 1.0
     assert KIND.subset_score(rows, rows, labels, "macro_f1")(np.arange(3)) == 1.0
-    assert KIND.score(rows, [["a"], ["c"], ["a"]], labels)["macro_f1"] == pytest.approx((1.0 + 0 + 0) / 3)
+    wrong = [["a"], ["c"], ["a"]]  # 'b' missed twice, 'c' (not in gold) guessed once
+    assert KIND.score(rows, wrong, labels)["macro_f1"] == pytest.approx((1.0 + 0) / 2)
+    assert KIND.subset_score(rows, wrong, labels, "macro_f1")(np.arange(3)) == pytest.approx(0.5)
 
 
 def test_subset_score_is_score_on_the_resampled_rows():

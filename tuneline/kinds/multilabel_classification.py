@@ -942,10 +942,11 @@ def matrix_scores(gold: np.ndarray, predicted: np.ndarray, present: np.ndarray |
     """Micro/macro/samples F1 and subset accuracy of two 0/1 matrices (rows: texts, columns: labels).
 
     Computed with numpy (equal to sklearn's ``f1_score(..., zero_division=0)`` for micro and macro; tested) because
-    threshold fitting evaluates it hundreds of times. The macro mean runs over the labels that occur in gold or
-    predictions (``present``, when given, fixes that set: the bootstrap passes the full test set's), as in the
-    single-label kind: a label in neither says nothing about the model on these rows, and counting it as F1 0 scored
-    a perfect model 0.5 on a test split holding half of the labels. A row with no gold and no predicted label has
+    threshold fitting evaluates it hundreds of times. The macro mean runs over the labels that occur in gold
+    (``present``, when given, fixes that set: the bootstrap passes the full test set's), as in the single-label
+    kind: a label the rows do not hold says nothing about the model on them (counting it as F1 0 scored a perfect
+    model 0.5 on a test split holding half of the labels), and a set that also took the predicted labels moved with
+    the model's own mistakes, so two models were averaged over different labels. A row with no gold and no predicted label has
     samples-F1 1 (it is exactly right; sklearn would count 0, which punishes correct abstentions where empty rows
     are allowed).
     """
@@ -955,7 +956,7 @@ def matrix_scores(gold: np.ndarray, predicted: np.ndarray, present: np.ndarray |
     fn = (gold & ~predicted).sum(axis=0).astype(np.float64)
     denominator = 2 * tp + fp + fn
     per_label = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    present = (gold.any(axis=0) | predicted.any(axis=0)) if present is None else np.asarray(present, dtype=bool)
+    present = gold.any(axis=0) if present is None else np.asarray(present, dtype=bool)
     micro_den = denominator.sum()
     row_tp = (gold & predicted).sum(axis=1)
     row_den = gold.sum(axis=1) + predicted.sum(axis=1)
@@ -1171,7 +1172,7 @@ class MultilabelKind(ClassificationKind):
         """The same numbers as :meth:`score` on resampled rows, from multi-hot matrices built once (the bootstrap
         calls it a thousand times)."""
         gold_matrix, predicted_matrix = multi_hot(gold, labels), multi_hot(predicted, labels)
-        present = gold_matrix.any(axis=0) | predicted_matrix.any(axis=0)  # fixed, so resamples stay comparable
+        present = gold_matrix.any(axis=0)  # fixed over all rows, so resamples stay comparable
 
         def score(indices: Any) -> float:
             return matrix_scores(gold_matrix[indices], predicted_matrix[indices], present)[metric]
@@ -1255,7 +1256,8 @@ class MultilabelKind(ClassificationKind):
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         cardinality = report["label_cardinality"]
         return {"label_cardinality.gold": cardinality["gold"], "label_cardinality.predicted": cardinality["predicted"],
-                **{f"{label}.f1": float(report["labels"][label]["f1"]) for label in labels}}
+                **{f"{label}.f1": float(report["labels"][label]["f1"]) for j, label in enumerate(labels)
+                   if gold[:, j].any()}}  # no 0.0 logged for a label the test rows do not hold
 
 
 def encode_multi_hot(batch: dict[str, list], tokenizer: Any, max_length: int,
