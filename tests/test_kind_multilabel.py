@@ -510,3 +510,21 @@ def test_one_tag_is_pointed_at_a_two_label_classification():
     with pytest.raises(LabelSetError, match=r"to tag texts with 'spam' or not, train task: classification on two "
                                             r"labels \(such as 'spam' and 'not_spam'"):
         checked_label_set(["spam"], frames, "label", label_names=True)
+
+
+def test_validation_during_training_scores_at_the_best_cut_not_at_one_half():
+    """A model that ranks every label right but is not yet confident (every probability under 0.5) scored micro-F1
+    0 at each evaluation of a GoEmotions run while its loss fell: early stopping chose among ties of zeros. The
+    Trainer's metrics now score each metric at its best global cut on the validation rows, as calibration does."""
+    from types import SimpleNamespace
+
+    labels = ["a", "b", "c", "d", "e"]
+    rng = np.random.default_rng(0)
+    gold = (rng.random((200, 5)) < 0.2).astype(float)
+    logits = np.where(gold > 0, -0.5, -2.0) + rng.uniform(-0.4, 0.4, (200, 5))  # separable, all under 0.5
+    scores = KIND.trainer_metrics(labels)(SimpleNamespace(predictions=logits, label_ids=gold))
+    assert set(scores) == {*KIND.metrics, "threshold"}
+    assert scores["micro_f1"] == 1.0 and scores["subset_accuracy"] == 1.0
+    assert 1 / (1 + np.exp(1.6)) < scores["threshold"] < 1 / (1 + np.exp(0.9))  # between the two groups
+    at_half = KIND.score(*KIND.decode_logits(logits, gold, labels), labels)
+    assert at_half["micro_f1"] == 0.0  # what selection saw before

@@ -277,6 +277,20 @@ def test_best_threshold_finds_the_known_cut_for_each_objective():
         threshold_objective("weighted_f1")
 
 
+def test_best_threshold_on_a_quantile_grid_still_reaches_the_best_value():
+    """Over 512 distinct scores the cuts are a quantile grid; the middle of two grid points let a negative through
+    that the best grid cut kept out (separable scores scored 0.995, metrics QA). The cut is now in the gap among the
+    scores themselves."""
+    rng = np.random.default_rng(0)
+    positive = rng.random(1000) < 0.2
+    scores = 1 / (1 + np.exp(-(np.where(positive, -0.5, -2.0) + rng.uniform(-0.4, 0.4, 1000))))
+    grid = np.quantile(scores, np.linspace(0, 1, 513))  # these scores' grid has no point in their gap
+    assert not ((grid > scores[~positive].max()) & (grid <= scores[positive].min())).any()
+    for metric in ("f1_positive", "macro_f1", "accuracy"):
+        cut = best_threshold(scores, positive, threshold_objective(metric))
+        assert scores[~positive].max() < cut <= scores[positive].min(), metric
+
+
 @pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "f1_positive"])
 def test_best_threshold_is_the_exact_optimum_on_random_scores(metric):
     rng = np.random.default_rng(1)
