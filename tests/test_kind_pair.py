@@ -718,3 +718,25 @@ def test_zero_shot_baseline_without_a_positive_class_predicts_the_more_similar_l
     below = "other" if above == "alike" else "alike"
     assert [p == above for p in baseline.predictions] == [s >= baseline.threshold for s in baseline.scores]
     assert set(baseline.predictions) <= {above, below}
+
+
+def test_a_minority_positive_class_gets_the_all_positive_baseline_under_f1_positive():
+    """With the positive class the minority, the majority baseline says 'negative' everywhere and scores F1 0: a
+    model that only learned to say 'positive' (F1 0.46 at 30% positives) beat every "before" number and was
+    promoted (metrics QA). The all-positive baseline is that model, so the gate's margin is over it."""
+    splits = pair_splits()
+    minority = splits.train["label"].map({"0": "0", "1": "0"})
+    splits.train = splits.train.assign(label=minority.where(splits.train.index % 4 != 1, "1"))  # 25% positive
+    config = pair_config("gate.primary_metric=f1_positive", "evaluate.zero_shot_baseline=false")
+    majority, always = KIND.baselines(splits, config)
+    assert (majority.name, majority.metrics["f1_positive"]) == ("majority", 0.0)
+    assert always.name == "all_positive" and always.predictions == ["1"] * len(splits.test)
+    share = (splits.test["label"] == "1").mean()
+    assert always.metrics["f1_positive"] == pytest.approx(2 * share / (1 + share)) and share > 0
+    # not when the positive class is the majority (the majority baseline is that model) or the gate reads another
+    # metric
+    mostly_positive = pair_splits()
+    mostly_positive.train = mostly_positive.train.assign(label=lambda f: f["label"].where(f.index % 4 == 0, "1"))
+    assert [b.name for b in KIND.baselines(mostly_positive, config)] == ["majority"]
+    assert [b.name for b in KIND.baselines(splits, pair_config("gate.primary_metric=accuracy",
+                                                                 "evaluate.zero_shot_baseline=false"))] == ["majority"]
