@@ -44,7 +44,7 @@ from tuneline.tasks.intake import (
     validate_batches,
     version_sources,
 )
-from tuneline.tasks.lineage import log_lineage
+from tuneline.tasks.lineage import log_lineage, record_seen_rows
 from tuneline.tasks.model import build_model, load_tokenizer
 from tuneline.tasks.register import register_model
 from tuneline.tasks.report import report_evaluation
@@ -299,6 +299,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
         continual = False
     training = continual_splits(splits, [a.part for a in intake.accepted], config, run) if continual else splits
     lineage = log_lineage(training, version_sources(store, version, frame), run, config.task)
+    record_seen_rows(splits, run, config.task)
     tokenized = tokenize_splits(training, tokenizer, config, lineage)
     init_from = champion_weights(name, earlier.champion_version, run) if continual else None
     built = build_model(config.model, config.task, labels, init_from, seed=config.train.seed,

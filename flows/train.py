@@ -12,7 +12,7 @@ from tuneline.run_warnings import collected_warnings
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.evaluate import evaluate_model, score_baselines
 from tuneline.tasks.gate import gate_and_promote, score_champion
-from tuneline.tasks.lineage import log_lineage
+from tuneline.tasks.lineage import log_lineage, record_seen_rows
 from tuneline.tasks.load import load_data
 from tuneline.tasks.model import build_model, load_tokenizer
 from tuneline.tasks.register import register_model
@@ -45,6 +45,7 @@ def train_flow(config: AnyConfig) -> RunSummary:
         validated = validate_data(loaded, config, run.run_dir, run)
         splits = split_data(validated.frames, validated.labels, config.data.split, kind=config.task)
         lineage = log_lineage(splits, loaded.sources, run, config.task)
+        record_seen_rows(splits, run, config.task)
         tokenizer = load_tokenizer(config.model)
         tokenized = tokenize_splits(splits, tokenizer, config, lineage)
         built = build_model(config.model, config.task, splits.labels, seed=config.train.seed,

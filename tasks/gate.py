@@ -34,6 +34,7 @@ from tuneline.locking import default_lock_url, model_lock
 from tuneline.promotions import (CHAMPION, GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version,
                                  recorded_champion)
 from tuneline.stats import PairedComparison, mcnemar, paired_bootstrap
+from tuneline.seen_rows import seen_by_version, subset
 from tuneline.tasks.forgetting import Forgetting
 from tuneline.tasks.register import CHALLENGER, RegisteredVersion
 from tuneline.tracking import RunContext, client_for, log_metrics, set_tags
@@ -56,6 +57,8 @@ class ChampionScore:
     relabeled: dict[str, str] = field(default_factory=dict)
     #: the labels (NER: tags) the champion can predict, in this run's spelling; None where not known
     labels: list[str] | None = None
+    #: per test row, whether the champion trained on it (:mod:`tuneline.seen_rows`); None when it trained on none
+    seen: tuple[bool, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,47 @@ def score_version(registered_name: str, version: str, kind: TaskKind, test: pd.D
     task_logger().info("champion v%s scores %s %.4f on this test data", version, metric, score)
     if known is not None:
         known = list(in_run_spelling(known, labels)[0])
+    seen = seen_by_version(registered_name, version, test, kind.key_column)
     return ChampionScore(version=version, metric=float(score), predictions=list(predictions), relabeled=relabeled,
-                         labels=known)
+                         labels=known, seen=tuple(bool(x) for x in seen) if seen is not None and seen.any() else None)
+
+
+#: fewer test rows than this that the champion did not train on: no fair comparison with it
+MIN_UNSEEN_ROWS = 20
+
+
+def on_rows_unseen_by_champion(champion: ChampionScore, kind: TaskKind, test: pd.DataFrame, labels: list[str],
+                               metric: str, fine_tuned: Evaluation, baselines: list[Evaluation]
+                               ) -> tuple[pd.DataFrame, Evaluation, list[Evaluation], ChampionScore, str | None]:
+    """The gate's inputs on the test rows the champion did not train on (:mod:`tuneline.seen_rows`), and the note
+    that says so; a champion with fewer than :data:`MIN_UNSEEN_ROWS` of them cannot be compared (its score is
+    withdrawn with the reason, and the gate keeps it until a person decides)."""
+    import numpy as np
+
+    keep = ~np.asarray(champion.seen, dtype=bool)
+    seen_rows, total = int((~keep).sum()), len(keep)
+    if keep.sum() < MIN_UNSEEN_ROWS:
+        error = (f"{seen_rows} of its {total} test rows were its own training rows (the split or the data changed "
+                 f"since it trained), leaving {int(keep.sum())}: too few to compare it with this version fairly")
+        task_logger().warning("champion v%s: %s", champion.version, error)
+        return test, fine_tuned, baselines, replace(champion, metric=None, error=error), None
+    kept = test[keep].reset_index(drop=True)
+    gold = kind.gold(kept)
+
+    def cut(evaluation: Evaluation) -> Evaluation:
+        if evaluation.predictions is None or len(evaluation.predictions) != total:
+            return evaluation
+        predictions = subset(evaluation.predictions, keep)
+        return replace(evaluation, metrics=kind.score(gold, predictions, labels), predictions=predictions,
+                       scores=None if evaluation.scores is None else subset(evaluation.scores, keep))
+
+    predictions = subset(champion.predictions or [], keep)
+    champion = replace(champion, predictions=predictions, metric=float(kind.score(gold, predictions, labels)[metric]),
+                       seen=None)
+    note = (f"{seen_rows} of {total} test rows were training rows of champion v{champion.version} (the split or the "
+            f"data changed since it trained): the gate compares on the other {len(kept)} rows")
+    task_logger().warning("gate: %s", note)
+    return kept, cut(fine_tuned), [cut(b) for b in baselines], champion, note
 
 
 def _model_labels(model: Any) -> list[str] | None:
@@ -349,6 +391,10 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                                    champion.version if champion else None, current)
                 champion = None if current is None else score_version(candidate.name, current, kind, test, labels,
                                                                       metric)
+            full_candidate, unseen_note = fine_tuned.metrics[metric], None
+            if champion is not None and champion.seen is not None:
+                test, fine_tuned, baselines, champion, unseen_note = on_rows_unseen_by_champion(
+                    champion, kind, test, labels, metric, fine_tuned, baselines)
             stale = forgetting is not None and current is not None and forgetting.champion_version != current
             if stale and remeasure_forgetting is not None:
                 task_logger().info("measuring forgetting again, against champion v%s", current)
@@ -364,9 +410,12 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             decision = decide_promotion(
                 metric, fine_tuned.metrics[metric], champion, gate.min_metric, gate.tolerance,
                 best, gate.min_gain_over_baseline, comparison,
-                gate.require_significant_gain, gate.significance_level, _best_ever(client, candidate.name, metric, rows),
+                gate.require_significant_gain, gate.significance_level,
+                None if unseen_note else _best_ever(client, candidate.name, metric, rows),
                 forgetting, config.retrain.max_forgetting, config.retrain.max_class_forgetting, versus_baseline,
                 gate.require_significant_gain_over_baseline)
+            if unseen_note:
+                decision = replace(decision, reasons=[unseen_note, *decision.reasons])
             if stale:
                 refusal = (f"forgetting was measured against champion v{forgetting.champion_version}, which is no "
                            f"longer champion (v{current} is), and could not be measured again: not promoted (run "
@@ -421,7 +470,7 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                     _move_locked(client, history, candidate.version, expected_from=current,
                                  actor=f"run {run.run_id}", action=GATE, reason=decision.explained())
                 moved = True
-                best = max(decision.candidate, _best_ever(client, candidate.name, metric, rows) or 0.0)
+                best = max(full_candidate, _best_ever(client, candidate.name, metric, rows) or 0.0)
                 client.set_registered_model_tag(candidate.name, BEST_TAG.format(metric=metric), f"{best:.6f}")
                 client.set_registered_model_tag(candidate.name, BEST_TEST_TAG.format(metric=metric), rows)
     except BaseException as error:

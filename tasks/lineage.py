@@ -76,3 +76,19 @@ def log_lineage(splits: DataSplits, sources: list[SourceFile], run: RunContext,
     log_metrics(run, {f"data.{n}.rows": item.rows for n, item in lineage.items()})
     log.info("lineage: %s", ", ".join(f"{n} {i.rows} rows #{i.content_hash[:10]}" for n, i in lineage.items()))
     return lineage
+
+
+@pipeline_task(name="record-seen-rows")
+def record_seen_rows(splits: DataSplits, run: RunContext, kind: TaskKind | str = "classification") -> None:
+    """Log the hashes of the train and validation rows' example keys (:mod:`tuneline.seen_rows`): a later gate that
+    scores this version as the champion leaves out the test rows it trained on. The retraining flow passes the whole
+    data version, not a continual run's subset: a continued model inherits what its champion trained on."""
+    from tuneline.seen_rows import ARTIFACT_DIR, write_seen_keys
+    from tuneline.tracking import log_artifact
+
+    kind = kind_of(kind) if isinstance(kind, str) else kind
+    path = write_seen_keys([splits.train, splits.validation], kind.key_column, run.run_dir / ARTIFACT_DIR)
+    if path is None:
+        task_logger().info("training rows not recorded for the gate (over %s rows)", "5,000,000")
+        return
+    log_artifact(run, path, ARTIFACT_DIR)
