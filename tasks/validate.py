@@ -239,7 +239,10 @@ def enforce_bad_fraction(quarantine: pd.DataFrame, total: int, max_bad_fraction:
     duplicate_fraction = duplicates / total if total else 0.0
     if run is not None:
         by_rule = Counter(quarantine["rule"])
-        log_metrics(run, {"data.rejected_records": broken + duplicates, "data.rejected_fraction": fraction,
+        # rejected = broken + copies (each over the records read); the limit (max_bad_fraction) reads the broken
+        log_metrics(run, {"data.rejected_records": broken + duplicates,
+                          "data.rejected_fraction": (broken + duplicates) / total if total else 0.0,
+                          "data.broken_fraction": fraction, "data.duplicate_fraction": duplicate_fraction,
                           "data.broken_records": broken, "data.duplicate_records": duplicates,
                           **{f"data.rejected.{re.sub(r'[^A-Za-z0-9_.-]+', '_', rule)}": n
                              for rule, n in by_rule.items()}})

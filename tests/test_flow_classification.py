@@ -71,6 +71,12 @@ def test_run_registers_a_champion_with_metrics_lineage_and_artifacts(first_run):
     assert {f"test.{label}.f1" for label in config.data.labels} <= set(metrics)
     curve = client.get_metric_history(summary.run_id, "train.loss")
     assert len(curve) >= 3 and curve[-1].value < curve[0].value
+    # the rejected fraction is the rejected records' (broken and copies) over the records read; the limit's own
+    # share (broken only) is data.broken_fraction (rejected_fraction was the broken share: metrics QA)
+    read = int(run.data.tags["data.source.all.records"])
+    assert metrics["data.rejected_fraction"] == pytest.approx(metrics["data.rejected_records"] / read)
+    assert metrics["data.broken_fraction"] == pytest.approx(metrics["data.broken_records"] / read)
+    assert metrics["data.rejected_records"] == metrics["data.broken_records"] + metrics["data.duplicate_records"]
 
     # lineage: dataset inputs per split + hash/rows/distribution tags
     contexts = {inp.tags[0].value for inp in run.inputs.dataset_inputs}
