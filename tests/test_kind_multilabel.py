@@ -528,3 +528,19 @@ def test_validation_during_training_scores_at_the_best_cut_not_at_one_half():
     assert 1 / (1 + np.exp(1.6)) < scores["threshold"] < 1 / (1 + np.exp(0.9))  # between the two groups
     at_half = KIND.score(*KIND.decode_logits(logits, gold, labels), labels)
     assert at_half["micro_f1"] == 0.0  # what selection saw before
+
+
+def test_thresholds_that_predict_many_times_the_gold_labels_are_warned_about(caplog):
+    """Per-label cuts fitted for macro-F1 on a model that ranks labels badly predicted 27.1 labels per GoEmotions text
+    against 1.22 (metrics QA), with no word; the calibration now names it."""
+    import logging
+
+    from tuneline.kinds.multilabel_classification import warn_many_labels
+
+    gold = np.zeros((10, 20), dtype=bool)
+    gold[np.arange(10), np.arange(10)] = True  # one label a text
+    with caplog.at_level(logging.WARNING):
+        assert warn_many_labels(gold, np.ones((10, 20), dtype=bool), "macro_f1", True)
+        assert not warn_many_labels(gold, gold | np.eye(10, 20, k=1, dtype=bool), "macro_f1", True)  # 2 a text
+    assert "per-label thresholds fitted for macro_f1 predict 20.0 labels per validation text, where the rows carry " \
+           "1.00" in caplog.text

@@ -969,6 +969,28 @@ def matrix_scores(gold: np.ndarray, predicted: np.ndarray, present: np.ndarray |
     }
 
 
+#: predicted labels per text over gold's at which the fitted thresholds are named in a warning
+MANY_LABELS_RATIO = 3.0
+
+
+def warn_many_labels(gold: np.ndarray, predicted: np.ndarray, metric: str, per_label: bool) -> bool:
+    """Warn (True) when the fitted thresholds predict several times as many labels per text as the validation rows
+    carry: the cut that maximises macro-F1 of a label the model ranks badly is "always": its F1 2p/(1+p) beats any
+    cut that finds few of its rows, so per-label cuts for macro-F1 predicted 27.1 labels per GoEmotions text, against
+    1.22 (metrics QA): right by the metric, useless to a reader of the predictions."""
+    from tuneline.common import task_logger
+
+    said, found = float(gold.sum(axis=1).mean()) if len(gold) else 0.0, float(predicted.sum(axis=1).mean()) \
+        if len(predicted) else 0.0
+    if not len(gold) or found <= max(MANY_LABELS_RATIO * said, said + 1.0):
+        return False
+    task_logger().warning(
+        "the %s thresholds fitted for %s predict %.1f labels per validation text, where the rows carry %.2f: the "
+        "model ranks some labels too badly to cut them anywhere but low; consider gate.primary_metric: micro_f1, "
+        "data.threshold: global, or more training", "per-label" if per_label else "global", metric, found, said)
+    return True
+
+
 def fit_thresholds(proba: np.ndarray, gold: np.ndarray, metric: str, per_label: bool = False) -> np.ndarray:
     """One threshold per column (all equal for a global fit) that maximises the kind's ``metric`` on these rows.
 
@@ -1219,6 +1241,7 @@ class MultilabelKind(ClassificationKind):
             folder.mkdir(parents=True, exist_ok=True)
             plot_threshold_curve(proba, gold, thresholds, folder / "threshold_curve.png")
         fitted = matrix_scores(gold, proba >= thresholds[None, :])
+        warn_many_labels(gold, proba >= thresholds[None, :], config.primary_metric, per_label)
         summary: dict[str, Any] = {f"validation.{config.primary_metric}": fitted[config.primary_metric]}
         if per_label:
             return {"threshold.min": float(thresholds.min()), "threshold.max": float(thresholds.max()),
