@@ -355,10 +355,16 @@ def test_3e_a_batch_contradicting_many_earlier_labels_is_rejected_listed_and_tak
     assert listed[at + 1].startswith(f"      reason: {reason[:100]}")
     assert listed[at + 2] == f"      quarantine: {batch.quarantine_path}"
 
-    # the reviewers say the batch is right: relabel the earlier rows, requeue the batch, and it is taken
-    swapped.to_csv(loop / "swapped-fixes.csv", index=False)
+    # the reviewers say the batch is right: relabel the earlier rows with the batch's quarantine itself (its
+    # conflicts are read from the batch file it names), requeue the batch, and it is taken
     with working_in(loop):
-        assert _data_relabel(loop_config(loop, tiny_bert), loop / "swapped-fixes.csv", "the new map is right") == 0
+        assert _data_relabel(loop_config(loop, tiny_bert), Path(batch.quarantine_path), "the new map is right") == 0
+        assert "the batch's label for 4 row(s) quarantined as conflicts_with_earlier_label (read from " \
+               f"{batch.path})" in capsys.readouterr().out
+        with store_of(loop) as store:
+            frame = store.frame(store.current())
+        assert dict(zip(frame["text"], frame["label"])) | dict(zip(swapped["text"], swapped["label"])) == \
+            dict(zip(frame["text"], frame["label"]))
         assert _data_requeue(loop_config(loop, tiny_bert), "swapped.csv", "earlier labels corrected") == 0
     summary = run(loop, tiny_bert)
     assert summary.status == "retrained" and summary.batches_used == ["swapped.csv"]

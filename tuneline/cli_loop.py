@@ -67,7 +67,8 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
                                   "Then retrain on it: tuneline retrain -c CONFIG --set "
                                   "retrain.when_no_new_data=retrain.", epilog=epilog)
     relabel.add_argument("file", metavar="FILE", type=Path, help="the rows with their right labels (CSV, TSV, "
-                         "JSONL, Parquet or CoNLL, read with the config's data.* settings)")
+                         "JSONL, Parquet or CoNLL, read with the config's data.* settings), or a batch's quarantine "
+                         "file: its conflicts_with_earlier_label rows take the batch's labels")
     relabel.add_argument("--reason", required=True, help="why (kept in the data version's note)")
     add_config_args(relabel, required=True)
     requeue = data_sub.add_parser("requeue", help="land a rejected batch again (after changing what rejected it)",
@@ -349,6 +350,51 @@ def _models_trained_on(config: TunelineConfig, data_versions: list[int], gone: l
               f"{gone}, retrain with --set gate.allow_dropped_labels=true")
 
 
+def _is_quarantine(path: Path) -> bool:
+    """Whether ``path`` is a quarantine file tuneline wrote (its header names the rule and the source row)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            header = handle.readline().strip().split(",")
+    except OSError:
+        return False
+    return {"rule", "source_file", "source_row", "value", "detail"} <= set(header)
+
+
+def _conflicts_of_quarantine(path: Path, kind: Any, config: TunelineConfig) -> Any:
+    """The rows a batch's quarantine lists as ``conflicts_with_earlier_label``, read from the batch file each names
+    (its text and the batch's label, as the model's data is read): ``data relabel QUARANTINE`` takes the batch's
+    side. The quarantine alone holds the text in ``value`` and both labels in ``detail``, cut and quoted; the README
+    said to give it and the command refused it as a file without a 'label' column."""
+    import pandas as pd
+
+    from tuneline.errors import UserError
+    from tuneline.kinds.base import ReadRecords
+    from tuneline.readers import detect_format
+    from tuneline.tasks.intake import CONFLICTS_WITH_EARLIER
+
+    quarantine = pd.read_csv(path, dtype={"source_file": str})
+    rows = quarantine[quarantine["rule"] == CONFLICTS_WITH_EARLIER]
+    if rows.empty:
+        raise UserError(f"{path} is a quarantine file without {CONFLICTS_WITH_EARLIER} rows: nothing in it "
+                        "relabels the data; give a file of rows with their right labels")
+    frames = []
+    for source, wanted in rows.groupby("source_file")["source_row"]:
+        source_path = Path(source)
+        if not source_path.is_file():
+            raise UserError(f"{path} names the batch file {source}, which is no longer there: land-folder clean-ups "
+                            "remove batches; give a file of the rows with their right labels instead")
+        read = kind.read_file(source_path, detect_format(source_path, config.data.format), config.data)
+        found = read.frame[read.frame["source_row"].isin(set(wanted.astype(int)))]
+        if len(found) != wanted.nunique():
+            raise UserError(f"{source} no longer holds the rows {path} names ({len(found)} of {wanted.nunique()} "
+                            "found): it changed after it landed; give a file of the rows with their right labels")
+        frames.append(found)
+    print(f"{path}: the batch's label for {sum(len(f) for f in frames)} row(s) quarantined as "
+          f"{CONFLICTS_WITH_EARLIER} (read from {', '.join(sorted(str(s) for s in rows['source_file'].unique()))})")
+    return ReadRecords(frame=pd.concat(frames, ignore_index=True), malformed=[], records_seen=len(rows),
+                       source_lines=None)
+
+
 def _drop_before_use(name: str, url: str, batch: "Batch", reason: str) -> int:
     """``data drop`` of a batch no data version holds yet (landed, validated and waiting for
     ``retrain.min_new_rows``, or left claimed by a run that died): there are no rows to take out, but the next run
@@ -400,7 +446,8 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
                         "relabel")
     kind = kind_of(config)
     try:
-        read = kind.read_file(path, detect_format(path, config.data.format), config.data)
+        read = (_conflicts_of_quarantine(path, kind, config) if _is_quarantine(path) else
+                kind.read_file(path, detect_format(path, config.data.format), config.data))
     except DataLoadError as error:  # the reader's message names the file already: once is enough
         raise UserError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     if read.malformed:
