@@ -94,6 +94,20 @@ def test_inferred_rare_label_is_an_error_naming_it(tmp_path):
         validate(run_config("classification", path=write_rows(tmp_path / "d.csv", rows)), tmp_path / "run")
 
 
+def test_an_inferred_label_of_copies_is_an_error_counting_its_distinct_texts(tmp_path):
+    """Six rows of one text passed the rare-label check (6 >= 5), their copies were dropped as duplicates, and the
+    split said the label had "no rows in the train split: give it more rows" (exploratory QA)."""
+    rows = [(f"text {i}", ["neg", "pos"][i % 2]) for i in range(40)] + [("cancel my order", "cancel")] * 6
+    rows += [("  cancel my order ", "cancel")]  # spacing aside, a copy too
+    with pytest.raises(DataValidationError, match=r"^label\(s\) 'cancel' \(7 rows, 1 distinct text\) have fewer than "
+                                                  r"data.min_examples_per_label=5 distinct texts: their other rows are "
+                                                  r"copies"):
+        validate(run_config("classification", path=write_rows(tmp_path / "d.csv", rows)), tmp_path / "run")
+    rows += [(f"cancel order {i}", "cancel") for i in range(4)]  # five distinct texts: enough
+    validated = validate(run_config("classification", path=write_rows(tmp_path / "e.csv", rows)), tmp_path / "run2")
+    assert "cancel" in validated.labels
+
+
 def test_multi_label_rows_read_without_task_say_to_set_the_multilabel_task(tmp_path):
     """`task:` left out reads GoEmotions-like rows with the single-label kind: the error listed '2,7' (1) ... as rare
     labels and stopped there."""

@@ -261,6 +261,31 @@ def frequent_labels(values: list[Any], minimum: int, separator: str | None = Non
     return natural_order(counts)
 
 
+def refuse_labels_of_copies(frame: pd.DataFrame, labels: list[str], minimum: int) -> None:
+    """Refuse a label with enough rows but fewer than ``minimum`` distinct texts: its copies are dropped as
+    duplicates, so it reached the split with one or two rows and the error said it had "no rows in the train split:
+    give it more rows" of a label the file holds six times. Only labels with few rows are looked at (a label of
+    ``20 * minimum`` rows or more cannot fall under it unless almost all are copies, which the duplicate budget
+    reports), so a big file is not deduplicated here."""
+    if minimum <= 1 or not len(frame):
+        return
+    counts = frame["label"].value_counts(dropna=True)
+    few = [label for label in labels if 0 < counts.get(label, 0) < 20 * minimum]
+    if not few:
+        return
+    rows = frame[frame["label"].isin(few)]
+    distinct = rows.assign(key=rows["text"].astype(str).str.strip()).drop_duplicates(["key", "label"])
+    distinct_counts = distinct["label"].value_counts()
+    short = {label: (int(counts[label]), int(distinct_counts.get(label, 0))) for label in few
+             if distinct_counts.get(label, 0) < minimum}
+    if short:
+        shown = ", ".join(f"{str(label)[:40]!r} ({n} rows, {d} distinct text{'s' * (d != 1)})"
+                          for label, (n, d) in list(short.items())[:RARE_LABELS_SHOWN])
+        raise LabelSetError(f"label(s) {shown} have fewer than data.min_examples_per_label={minimum} distinct texts: "
+                            "their other rows are copies, dropped as duplicates; add distinct examples, or list the "
+                            "real classes in data.labels (rows with other labels are then quarantined)")
+
+
 def natural_order(labels: Any) -> list[str]:
     """Labels sorted as text, except that labels which are all whole numbers sort as numbers (0, 1, 2, ..., 10, not
     0, 1, 10, 11, ..., 2), so the model's class ids are the data's own where the data counts from 0."""
@@ -527,6 +552,8 @@ class ClassificationKind(TaskKind):
             values = source["label"] if source is not None else []
             labels = frequent_labels(values if _compact(values) else list(values),
                                      data.min_examples_per_label)
+            if source is not None:
+                refuse_labels_of_copies(source, labels, data.min_examples_per_label)
         return checked_label_set(labels, frames, "label")
 
     def schema(self, labels: list[str], train_keys: list[str] | None, data: ClassificationData):
