@@ -199,7 +199,14 @@ def test_a_batch_whose_woken_run_failed_before_claiming_is_announced_again_with_
             assert announce_stranded(config, now=now + wait * 2) == []
         finally:
             client.delete_flow_run(queued.id)
-    assert [b.name for b in announce_stranded(config, now=now + wait * 2)] == ["batch-30.csv"]
+        # a cron deployment's future runs are SCHEDULED too: they kept the rule from ever announcing, so a killed
+        # run's or a requeued batch waited for the next tick (a day, for a nightly cron; operator QA)
+        tomorrow = client.create_flow_run(retrain_flow, parameters={"config": config.model_dump(mode="json")},
+                                          state=Scheduled(scheduled_time=now + timedelta(days=1)))
+        try:
+            assert [b.name for b in announce_stranded(config, now=now + wait * 2)] == ["batch-30.csv"]
+        finally:
+            client.delete_flow_run(tomorrow.id)
     [event] = emitted(asserting_events_worker, BATCHES_PENDING)
     assert event.payload["rule"] == "stranded" and event.payload["batches"][0]["path"].endswith("batch-30.csv")
     assert event.resource["tuneline.model"] == MODEL

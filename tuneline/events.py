@@ -177,18 +177,31 @@ RETRAIN_FLOW = "tuneline-retrain"
 QUEUED_OR_RUNNING = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING")
 
 
-def retraining_runs() -> tuple[bool, datetime | None]:
-    """(whether a ``tuneline-retrain`` run is queued or running, when the last one ended) as the Prefect API knows."""
+def retraining_runs(due_within: timedelta = timedelta(0), now: datetime | None = None
+                    ) -> tuple[bool, datetime | None]:
+    """(whether a ``tuneline-retrain`` run is queued or running, when the last one ended) as the Prefect API knows.
+
+    A SCHEDULED run counts only when it is due (its expected start at most ``due_within`` from ``now``): a run
+    waiting for its concurrency slot or a late one. The cron deployment (``retrain.cron``) always has future runs
+    scheduled, and counting those kept the stranded rule from ever announcing: a killed run's batches and a requeued
+    batch waited for the next cron tick (a day, for a nightly cron) instead of about ten minutes (operator QA)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterEndTime,
-                                                FlowRunFilterState, FlowRunFilterStateType)
+                                                FlowRunFilterExpectedStartTime, FlowRunFilterState,
+                                                FlowRunFilterStateType)
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
     flows = FlowFilter(name=FlowFilterName(any_=[RETRAIN_FLOW]))
+    started = [StateType[n] for n in QUEUED_OR_RUNNING if n != "SCHEDULED"]
+    due = (now or datetime.now(timezone.utc)) + due_within
     with get_client(sync_client=True) as client:
         active = client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType[n] for n in QUEUED_OR_RUNNING]))))
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=started))))
+        if not active:
+            active = client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=due)))
         ended = client.read_flow_runs(flow_filter=flows, sort=FlowRunSort.END_TIME_DESC, limit=1,
                                       flow_run_filter=FlowRunFilter(end_time=FlowRunFilterEndTime(is_null_=False)))
     return bool(active), (ended[0].end_time if ended else None)
@@ -210,7 +223,7 @@ def announce_stranded(config: TunelineConfig, *, now: datetime | None = None) ->
     if not free or any(now - b.landed_at < wait for b in free if b.state == LANDED):
         return []
     try:
-        busy, last_end = retraining_runs()
+        busy, last_end = retraining_runs(due_within=wait, now=now)  # a run due within the wait takes them
     except Exception as error:  # noqa: BLE001 - the API briefly away: the next scan asks again
         logger.warning("could not ask the Prefect API for retraining runs (%s: %s); the stranded rule waits for the "
                        "next scan", type(error).__name__, redact(str(error))[:200])
