@@ -25,7 +25,7 @@ from pathlib import Path
 from uuid import UUID
 
 from tuneline.config import TunelineConfig
-from tuneline.deployments.loop import loop_specs
+from tuneline.deployments.loop import loop_specs, refuse_another_models_loop
 from tuneline.deployments.zombies import ensure_zombie_automation, heartbeat_env
 from tuneline.errors import UserError
 from tuneline.runtime import env_references
@@ -166,6 +166,7 @@ def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = N
     config = _cwd_independent(config)
     specs = loop_specs(config)
     require_prefect_api()
+    refuse_another_models_loop(specs, config.registered_model_name)
     pool_type, created = ensure_work_pool(pool)
     pinned = pinned_databases(config)
     environment = {**heartbeat_env(), **pinned}  # heartbeats: a run whose worker died is marked Crashed
@@ -200,10 +201,19 @@ def deploy_command(config: TunelineConfig, pool: str, source: Path | None) -> in
         print("  MLflow    tracking.tracking_uri is unset: the worker's MLFLOW_TRACKING_URI names the store")
     referenced = sorted({name for value in (config.tracking.tracking_uri, config.ledger.url)
                          for name in env_references(value)})
-    also = f", {', '.join(referenced)} (the config refers to them)" if referenced else ""
-    print(f"next: start a worker where PREFECT_API_URL{also} (and MLFLOW_TRACKING_URI, unless the config names the "
-          f"store; TUNELINE_LEDGER_URL and TUNELINE_LOCK_URL when the batch ledger and the gate lock are shared) is "
-          f"set:\n"
+    needed = ["PREFECT_API_URL", *referenced]  # each once: what the worker's environment must hold
+    if not config.tracking.tracking_uri:
+        needed.append("MLFLOW_TRACKING_URI")
+    import os
+
+    # set in this shell and so not pinned (it may hold credentials): a worker without it would keep its own ledger
+    # or gate lock beside its source folder, apart from the one promote/rollback/data use here
+    needed += [v for v in ("TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL") if os.environ.get(v) and v not in needed
+               and v not in loop.pinned]
+    shared = [v for v in ("TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL") if v not in needed and v not in loop.pinned]
+    also = (f" ({', '.join(shared)} too, when the batch ledger and the gate lock are shared with other machines)"
+            if shared else "")
+    print(f"next: start a worker where {', '.join(needed)} {'is' if len(needed) == 1 else 'are'} set{also}:\n"
           f"  prefect worker start --pool {pool} --type {loop.pool_type}\n"
           f"then run one: prefect deployment run '{loop.deployments[0].name}'")
     return 0

@@ -180,6 +180,32 @@ def refuse_pool_deployments(specs: list[LoopDeployment]) -> None:
                                 f"the pool, or delete the deployments first (prefect deployment delete)")
 
 
+def refuse_another_models_loop(specs: list[LoopDeployment], model: str) -> None:
+    """``tuneline deploy`` (or ``serve``) of a second model on an API that holds another model's loop: the
+    deployment names are fixed, so the new deployments replaced the first model's, silently (its landing folder
+    no longer watched, its cron gone, every scheduled run now the new model's; operator QA). Refused before anything
+    changes; the same model is deployed again freely (a changed config)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from tuneline.errors import UserError
+
+    with get_client(sync_client=True) as client:
+        for spec in specs:
+            try:
+                existing = client.read_deployment_by_name(f"{spec.flow.name}/{spec.name}")
+            except ObjectNotFound:
+                continue
+            tags = list(existing.tags or [])
+            if len(tags) >= 3 and tags[0] == "tuneline" and tags[2] != model:
+                raise UserError(
+                    f"deployment {spec.flow.name}/{spec.name} on this Prefect API runs the loop of registered model "
+                    f"{tags[2]!r}, not {model!r}: the loop's deployment names are fixed, so one Prefect API (server "
+                    f"or workspace) serves one model's loop, and deploying {model!r} here would replace "
+                    f"{tags[2]!r}'s; give {model!r} its own Prefect server or workspace, or delete {tags[2]!r}'s "
+                    "deployments first (prefect deployment delete NAME)")
+
+
 def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
     """:func:`loop_specs` as deployments served by this process."""
     return [spec.served() for spec in loop_specs(config)]
@@ -195,6 +221,7 @@ def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:
         config = config.model_copy(deep=True)
         config.retrain.cron = cron
     refuse_pool_deployments(loop_specs(config))
+    refuse_another_models_loop(loop_specs(config), config.registered_model_name)
     emit_heartbeats_from_this_process()  # a served run whose process dies is then marked Crashed (zombies.py)
     ensure_zombie_automation()
     serve(*loop_deployments(config))

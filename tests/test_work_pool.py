@@ -101,6 +101,17 @@ def test_a_worker_runs_the_deployed_training_and_registers_a_version(tmp_path, t
     assert served.returncode == 1, served.stdout[-2000:] + served.stderr[-2000:]
     assert served.stderr.startswith("tuneline: deployment tuneline-train/train is already deployed to work pool "
                                     f"'{POOL}'") and "Traceback" not in served.stderr
+    # a second model's loop deployed to the same API replaced the first's, silently (operator QA): refused
+    raw["tracking"] = {"experiment": EXPERIMENT, "registered_model": "another-model"}
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(raw))
+    second = subprocess.run([sys.executable, "-m", "tuneline.cli", "deploy", "--config", str(other), "--pool", POOL],
+                            cwd=tmp_path, env=client_env, capture_output=True, text=True, timeout=DEPLOY_S)
+    assert second.returncode == 1, second.stdout[-2000:] + second.stderr[-2000:]
+    assert second.stderr.startswith(f"tuneline: deployment tuneline-train/train on this Prefect API runs the loop of "
+                                    f"registered model '{MODEL}', not 'another-model'") and "Traceback" not in \
+        second.stderr
+    assert "next: start a worker where PREFECT_API_URL, MLFLOW_TRACKING_URI are set" in deployed.stdout
 
     worker = start("prefect-worker", [PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
                    {**client_env, "MLFLOW_TRACKING_URI": store, "PREFECT_WORKER_QUERY_SECONDS": "2"})
