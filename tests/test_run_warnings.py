@@ -75,3 +75,30 @@ def test_a_batch_read_from_its_checked_copy_is_named_by_its_landing_path_in_the_
     quoted = [w for w in warned if "wrapped in double quotes" in w]
     assert len(quoted) == 1 and quoted[0].startswith(f"{landing / 'b1.tsv'}: 1 of 4 values"), warned
     assert "landed" not in quoted[0]
+
+
+def test_a_user_error_in_a_worker_flow_run_is_said_once_as_one_line_and_the_cli_keeps_it_to_itself():
+    """A worker's (or `tuneline serve`'s) flow-run process has no CLI to print a user error: its tracebacks were
+    dropped and so was the error, so a drift stop left the worker's console ending at the MLflow run's line
+    (operator QA). Real Prefect records through the filter the flow hook installs: the first record of the error
+    becomes ``tuneline: <message>``, its repeats and "Finished in state Failed" lines are dropped; in a CLI process
+    (which prints the line itself) every one is dropped."""
+    import logging
+
+    from tuneline.errors import UserError, _DropUserErrorTracebacks
+
+    def record(message: str, error: BaseException | None) -> logging.LogRecord:
+        info = (type(error), error, None) if error is not None else None
+        return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, message, (), info)
+
+    error = UserError("batch b7.csv brings unseen label(s) ['cancellation']: ...")
+    worker = _DropUserErrorTracebacks(one_line=True)
+    first = record("Encountered exception during execution: %s", error)
+    assert worker.filter(first) and first.getMessage() == f"tuneline: {error}" and first.exc_info is None
+    assert not worker.filter(record("Finished in state Failed(...)", error))
+    assert not worker.filter(record("Flow run failed", error))  # the same error again
+    assert worker.filter(record("something else", None))
+    other = RuntimeError("a bug")
+    assert worker.filter(record("boom", other))  # a bug keeps its traceback
+    cli = _DropUserErrorTracebacks()
+    assert not cli.filter(record("Encountered exception during execution: %s", error))

@@ -59,26 +59,40 @@ class _DropUserErrorTracebacks(logging.Filter):
     serve`` mid-run printed Prefect's "Engine execution interrupted by base exception" and 60 lines of stack): the
     "Crash detected! Execution was aborted by an interrupt signal" lines say what happened."""
 
+    def __init__(self, one_line: bool = False) -> None:
+        super().__init__()
+        self.one_line = one_line  # no CLI in this process prints the error: say it here, once, as one line
+        self._said: set[int] = set()
+
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, UserError) or _is_interrupt(error):
+        if _is_interrupt(error):
             return False
+        if isinstance(error, UserError):
+            if not self.one_line or id(error) in self._said:
+                return False
+            self._said.add(id(error))
+            record.msg, record.args, record.exc_info, record.exc_text = f"tuneline: {error}", (), None, None
+            return True
         failed = _FAILED_STATE.search(record.getMessage())
         return not (failed and failed.group(1) in _user_error_names())
 
 
 def quiet_console(flow: object = None, flow_run: object = None, state: object = None) -> None:
     """A flow's ``on_running`` hook: :func:`quiet_user_error_tracebacks` in whatever process runs the flow. The CLI
-    installs it itself; a flow run that ``tuneline serve``, a worker or ``prefect deployment run`` starts runs in a
-    process of its own, whose console printed every user error's and interrupt's traceback."""
-    quiet_user_error_tracebacks()
+    installs it itself (first, so its filter is the one kept); a flow run that ``tuneline serve``, a worker or
+    ``prefect deployment run`` starts runs in a process of its own, whose console printed every user error's and
+    interrupt's traceback, and then, with the tracebacks dropped, nothing at all: a drift stop on a worker left its
+    console ending at the MLflow run's line (operator QA). There the error is said once, as the CLI says it."""
+    quiet_user_error_tracebacks(one_line=True)
 
 
-def quiet_user_error_tracebacks() -> None:
-    """Drop, on Prefect's console handlers only, the log records that repeat a :class:`UserError`."""
+def quiet_user_error_tracebacks(one_line: bool = False) -> None:
+    """Drop, on Prefect's console handlers only, the log records that repeat a :class:`UserError` (``one_line``:
+    the first of them is kept as the error's one line)."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    quiet = _DropUserErrorTracebacks()
+    quiet = _DropUserErrorTracebacks(one_line)
     loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
     for logger in loggers:
         for handler in getattr(logger, "handlers", []):
