@@ -267,6 +267,24 @@ def dropped_labels(champion: ChampionScore | None, labels: list[str]) -> list[st
     return gone
 
 
+def unlearned_labels(champion: ChampionScore | None, labels: list[str], gold: list[Any],
+                     predicted: list[Any]) -> list[str]:
+    """Labels (NER: entity types) the champion does not know, that the test rows hold and the candidate never
+    predicts: the label set grew by them (``drift.allow_label_growth``) and the model did not learn them. Promoted,
+    such a version answered 'billing' to "I want to cancel my subscription" with a class 'cancellation' on its
+    books, and the gate's sentence did not mention the class (operator QA)."""
+    if champion is None or not champion.labels:
+        return []
+    tags = [*champion.labels, *labels]
+    if all(str(tag)[:2] in ("B-", "I-") or tag == "O" for tag in tags):
+        def types(values: Any) -> set[str]:
+            return {str(v)[2:] for v in values if v != "O"}
+        new, held, said = types(labels) - types(champion.labels), types(_flat(gold)), types(_flat(predicted))
+    else:
+        new, held, said = set(labels) - set(champion.labels), set(_flat(gold)), set(_flat(predicted))
+    return sorted(label for label in new if label in held and label not in said)
+
+
 def read_as(relabeled: dict[str, str]) -> str:
     """``'positive' as 'Positive', ...``: how the champion's labels were read."""
     return ", ".join(f"{a!r} as {b!r}" for a, b in sorted(relabeled.items()))
@@ -436,6 +454,18 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                     refusal = (sentence + ": not promoted; if the class was retired on purpose, set "
                                f"gate.allow_dropped_labels: true or promote by hand (tuneline promote {candidate.name} "
                                f"{candidate.version} --reason \"...\")")
+                    decision = replace(decision, promote=False, reasons=[*decision.reasons, refusal],
+                                       failed=[refusal, *decision.failed])
+            unlearned = unlearned_labels(champion, labels, kind.gold(test), fine_tuned.predictions)
+            if unlearned:
+                sentence = (f"this version never predicts {', '.join(repr(u) for u in unlearned[:8])}, new since "
+                            f"champion v{champion.version} and held by the test rows (the label set grew by it)")
+                if gate.allow_unlearned_labels:
+                    decision = replace(decision, reasons=[*decision.reasons, sentence + ": allowed by "
+                                                          "gate.allow_unlearned_labels"])
+                else:
+                    refusal = (sentence + ": not promoted, as the class was added to be learned; give it more rows "
+                               "(or train longer), or set gate.allow_unlearned_labels: true to promote it anyway")
                     decision = replace(decision, promote=False, reasons=[*decision.reasons, refusal],
                                        failed=[refusal, *decision.failed])
             if lost is not None:

@@ -123,7 +123,8 @@ def test_dropping_the_batch_that_grew_a_label_takes_the_label_out_when_no_row_ca
     # the registry as the loop leaves it: v1 trained on data version 1, v2 (champion) on version 2, with the typo
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)  # not a registry another test set process-wide
     client.create_registered_model(name)
     for data_version in ("1", "2"):
         client.create_model_version(name, str(tmp_path), tags={"data.version": data_version})

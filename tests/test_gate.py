@@ -259,3 +259,24 @@ def test_a_gain_over_the_baseline_too_small_to_tell_is_named_and_refused_on_requ
     clear = mcnemar([True] * 60, [True] * 30 + [False] * 30)
     assert decide_promotion("accuracy", 1.0, None, 0.0, 0.01, ("majority", 0.5), 0.01, baseline_comparison=clear,
                             require_significant_gain_over_baseline=True).promote is True
+
+
+def test_a_label_the_set_grew_by_that_the_candidate_never_predicts_is_named():
+    """Label growth added 'cancellation' (3 test rows); the retrained version never predicted it and was promoted,
+    its gate sentence silent on the class (operator QA). Classification, multi-label and NER entity types."""
+    from tuneline.tasks.gate import ChampionScore, unlearned_labels
+
+    champion = ChampionScore(version="7", metric=0.9, labels=["billing", "shipping"])
+    labels = ["billing", "cancellation", "shipping"]
+    gold = ["billing", "cancellation", "shipping", "cancellation"]
+    assert unlearned_labels(champion, labels, gold, ["billing", "billing", "shipping", "shipping"]) == ["cancellation"]
+    assert unlearned_labels(champion, labels, gold, ["billing", "cancellation", "shipping", "billing"]) == []
+    assert unlearned_labels(champion, labels, ["billing", "shipping"], ["billing", "shipping"]) == []  # not tested
+    assert unlearned_labels(ChampionScore(version="7", metric=0.9), labels, gold, gold[:1] * 4) == []  # unknown
+    multi = [["billing"], ["cancellation", "billing"]]
+    assert unlearned_labels(champion, labels, multi, [["billing"], ["billing"]]) == ["cancellation"]
+    ner_champion = ChampionScore(version="2", metric=0.8, labels=["O", "B-PER", "I-PER"])
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    gold_tags = [["B-PER", "O", "B-LOC", "I-LOC"]]
+    assert unlearned_labels(ner_champion, tags, gold_tags, [["B-PER", "O", "O", "O"]]) == ["LOC"]
+    assert unlearned_labels(ner_champion, tags, gold_tags, [["B-PER", "O", "I-LOC", "O"]]) == []

@@ -292,6 +292,10 @@ class GateConfig(_Strict):
         False, description="Promote a version that cannot predict a label (NER: an entity type) the champion "
                            "predicts, when it passes the rest: a class retired on purpose. false: such a version is "
                            "kept out, as its training data lost every row of that class.")
+    allow_unlearned_labels: bool = Field(
+        False, description="Promote a version that never predicts a label the champion does not know (one the "
+                           "label set grew by) although the test rows hold it, when it passes the rest. false: such "
+                           "a version is kept out: the class was added to be learned, and it was not.")
 
 
 class RetrainConfig(_Strict):
