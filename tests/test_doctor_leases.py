@@ -68,6 +68,12 @@ def test_doctor_names_and_fix_releases_batches_held_by_a_killed_run(tmp_path, ca
     assert main(doctor) == 0
     report = capsys.readouterr().out
     assert f"{MODEL}: run {run_id} holds b1.csv, b2.csv under a lease until " in report
+    # the loop's config names the same model, store and work folder (`doctor -c` was refused: operator QA)
+    config = tmp_path / "loop.yaml"
+    config.write_text(f"data:\n  path: base.csv\nwork_dir: {tmp_path / 'w'}\ntracking:\n  tracking_uri: {uri}\n"
+                      f"  registered_model: {MODEL}\n")
+    assert main(["doctor", "-c", str(config)]) == 0
+    assert capsys.readouterr().out == report
     assert f":{holder.pid} is gone (--fix releases them now)" in report
     with Ledger(default_ledger_url(uri), MODEL) as ledger:
         assert ledger.free_batches() == []  # a report changes nothing

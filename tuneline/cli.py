@@ -97,9 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "run whose process is gone (released with --fix). Work folder: checkpoint folders left "
                             "by failed runs and the tokenization cache, with their sizes (deleted with --fix; "
                             "checkpoints younger than an hour are kept, and counted).")
-    doctor.add_argument("--model", "-m", action="append", default=[], help="registered model name (default: all)")
-    doctor.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
-    doctor.add_argument("--work-dir", type=Path, default=Path("tuneline-output"), help="default: ./tuneline-output")
+    doctor.add_argument("--model", "-m", action="append", default=[], help="registered model name (default: all, "
+                        "or the config's)")
+    doctor.add_argument("--tracking-uri", help="default: the config's, else $MLFLOW_TRACKING_URI or "
+                        "sqlite:///./mlflow.db")
+    doctor.add_argument("--work-dir", type=Path, default=None, help="default: the config's work_dir, else "
+                        "./tuneline-output")
+    _add_config_args(doctor, required=False)  # the loop's other commands take -c: its model, stores and work folder
     doctor.add_argument("--ledger-url", help="the batch ledger's database: default $TUNELINE_LEDGER_URL, else "
                         "tuneline-ledger.db beside a SQLite MLflow store")
     doctor.add_argument("--fix", action="store_true", help="apply the fixes instead of only reporting")
@@ -444,6 +448,13 @@ def _doctor(args: argparse.Namespace) -> int:
     from tuneline.run_process import ALIVE, close_dead_run, dead_runs
     from tuneline.runtime import resolve_tracking_uri
 
+    if args.config is not None:  # what the flags leave unsaid comes from the config, as the loop's commands read it
+        config = load_config(args.config, args.overrides)
+        args.model = args.model or [config.registered_model_name]
+        args.tracking_uri = args.tracking_uri or config.tracking.tracking_uri
+        args.work_dir = args.work_dir or Path(config.work_dir)
+        args.ledger_url = args.ledger_url or config.ledger.url
+    args.work_dir = args.work_dir or Path("tuneline-output")
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     _require_registered(client, uri, args.model, "--model")
