@@ -392,3 +392,29 @@ def test_lock_urls_that_cannot_lock_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"unsupported lock database mysql://\*\*\*@db/x"):
         with model_lock("m", "mysql://root:hunter2@db/x"):
             pass
+
+
+def test_a_second_retraining_run_on_a_prefect_api_says_it_waits_for_the_concurrency_slot(capsys):
+    """With a Prefect API the slot is Prefect's global concurrency limit; a second `tuneline retrain` waited on it
+    for minutes without a word (operator QA: 1 min 35 s, read as a hang). It now says whom it waits for, once."""
+    first_in, errors, entered = threading.Event(), [], []
+
+    def hold() -> None:
+        try:
+            with retraining_slot("slot-words", timeout_s=60):
+                first_in.set()
+                time.sleep(4.0)
+                entered.append(("first", time.monotonic()))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert first_in.wait(60)
+    with retraining_slot("slot-words", timeout_s=60):
+        entered.append(("second", time.monotonic()))
+    holder.join(timeout=60)
+    assert not errors and [who for who, _ in entered] == ["first", "second"]
+    printed = capsys.readouterr().out
+    assert printed.count("another retraining run of slot-words holds the Prefect concurrency limit "
+                         "'tuneline-retrain-slot-words-") == 1 and "this one waits for it to end (at most 60 s" in printed

@@ -454,6 +454,18 @@ def _ensure_prefect_limit(limit_name: str) -> None:
 RETRAIN_LIMIT_PREFIX = "tuneline-retrain-"
 
 
+def _prefect_limit_full(limit_name: str) -> bool:
+    """Whether every slot of the limit is taken now (a read; False when it cannot be read: the wait is then silent)."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(limit_name)
+        return limit.active_slots >= limit.limit
+    except Exception:  # noqa: BLE001 - only the line depends on it
+        return False
+
+
 def _enter_at_once(stack: ExitStack, name: str, lock_url: str) -> str | None:
     """Enter lock ``name`` on ``stack`` if it is free now and return None; else whom it is held by. A holder clears
     the register as it leaves, so a lock found taken whose register names nobody was most likely just let go: it is
@@ -503,6 +515,9 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
     _ensure_prefect_limit(limit_name)
     with ExitStack() as stack:
         started, clock = time.time(), time.perf_counter()
+        if _prefect_limit_full(limit_name):  # a command that waited minutes without a word read as hung
+            print(f"another retraining run of {model} holds the Prefect concurrency limit {limit_name!r}; this one "
+                  f"waits for it to end (at most {timeout_s:g} s; Ctrl-C to stop waiting)", flush=True)
         stack.enter_context(concurrency(limit_name, occupy=1, timeout_seconds=timeout_s, strict=True))
         if (waited := time.perf_counter() - clock) >= 1.0:  # a slot taken at once costs a request, not a wait
             record(WAITING, started, waited)
