@@ -18,7 +18,7 @@ from tuneline.dataset_store import DatasetStore, DataVersion
 from tuneline.heap import frozen_heap
 from tuneline.interrupts import uncut_cleanup
 from tuneline.kinds import AnyConfig, kind_of
-from tuneline.ledger import (CLAIMED, DROPPED, DUPLICATE, REJECTED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
+from tuneline.ledger import (CLAIMED, DROPPED, DUPLICATE, REJECTED, USED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
 from tuneline.loaded_versions import forget_loaded
 from tuneline.locking import default_lock_url, retraining_slot
@@ -167,7 +167,8 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
     batches this scan rejected as it recorded them (they landed, but no run can read them)."""
     refused = list(refused)
     message = (f"no usable batch has landed ({len(refused)} rejected as it landed: see below); nothing to do"
-               if refused else "no new batch has landed since the last retraining run; nothing to do")
+               if refused else f"no new batch has landed since the last retraining run{_last_taken(ledger)}; "
+               "nothing to do")
     held = _held_elsewhere(ledger)
     if held:
         message = "no free batch; nothing to do now: " + "; ".join(
@@ -223,6 +224,19 @@ def _dead_process(run_id: str, tracking_uri: str) -> str | None:
     except Exception:  # noqa: BLE001 - only a hint depends on it
         return None
     return shown(process) if alive == GONE else None
+
+
+def _last_taken(ledger: Ledger) -> str:
+    """`` (run R took a.csv, b.csv at HH:MM:SS UTC)``: the batches the last run used. A run queued behind a
+    concurrent one (the event trigger's limit) found the batches that woke it taken and said only "no new batch has
+    landed", though two had, a minute before (operator QA). "" when no batch was ever used."""
+    used = [b for b in ledger.batches(USED) if b.used_at is not None]
+    if not used:
+        return ""
+    last = max(used, key=lambda b: b.used_at)
+    names = [b.name for b in used if b.used_by_run == last.used_by_run]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f" (run {last.used_by_run} took {shown} at {last.used_at:%Y-%m-%d %H:%M:%S} UTC)"
 
 
 def _held_elsewhere(ledger: Ledger) -> dict[tuple[str, datetime], list[Batch]]:

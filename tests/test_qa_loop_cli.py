@@ -248,3 +248,23 @@ def test_a_config_folder_or_a_ledger_url_that_is_no_url_is_a_config_error(tmp_pa
     assert main(["retrain", "-c", str(tmp_path / "c.yaml"), "--set", "ledger.url=notaurl"]) == 2
     assert "ledger.url: not a database URL" in one_line(capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_nothing_to_do_names_the_run_that_took_the_last_batches(tmp_path):
+    """A run queued behind a concurrent one found the batches that woke it taken and said only "no new batch has
+    landed", though two had a minute before (operator QA): it names the run that took them, and when."""
+    from tuneline.flows.retrain import _last_taken
+
+    landing = tmp_path / "landing"
+    for name in ("b7.csv", "b8.csv"):
+        write_rows(landing / name, [(f"{name} {i}", "a") for i in range(3)])
+        (landing / f"{name}.done").touch()
+    _config_path, _config, url, name = loop_config(tmp_path, landing)
+    with Ledger(url, name) as ledger:
+        assert _last_taken(ledger) == ""
+        for batch in ledger.scan(landing):
+            ledger.claim("run-9")
+            ledger.mark_validated("run-9", batch.content_hash, 3, 0)
+        ledger.mark_used("run-9", "4")
+        [used] = ledger.batches("used")[-1:]
+        assert _last_taken(ledger) == f" (run run-9 took b7.csv, b8.csv at {used.used_at:%Y-%m-%d %H:%M:%S} UTC)"
