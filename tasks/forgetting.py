@@ -124,7 +124,8 @@ def measure_forgetting(model_dir: Path, earlier_test: pd.DataFrame, labels: list
 
     kind = kind_of(config)
     metric = config.primary_metric
-    candidate = evaluate_model.fn(model_dir, earlier_test, labels, config)
+    candidate = evaluate_model.fn(model_dir, earlier_test, labels, config,
+                                  rows=f"the {len(earlier_test)} earlier test rows (forgetting)")
     output = load_version(registered_name, champion_version).predict(
         kind.model_input(earlier_test))
     champion_predicted, _ = kind.predictions_from_output(output)
