@@ -164,3 +164,30 @@ def test_a_second_signal_during_the_interrupted_runs_cleanup_waits_for_the_run_t
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def test_an_unreachable_mlflow_server_is_said_at_once_and_ends_in_one_line(monkeypatch, caplog):
+    """MLflow down when a run starts: the run retried for 8 minutes with only urllib3's "Retrying" lines, then
+    failed with a raw MlflowException and its traceback (operator QA). It now warns at once and fails with one line
+    a user can act on (no traceback: a UserError)."""
+    import logging
+    import socket
+
+    import pytest
+
+    from tuneline.config import build_config
+    from tuneline.errors import UserError
+    from tuneline.tracking import MlflowUnreachable, tracked_run
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    config = build_config({"data": {"path": "d.csv"}, "tracking": {"tracking_uri": f"http://127.0.0.1:{port}"}})
+    with caplog.at_level(logging.WARNING), pytest.raises(MlflowUnreachable) as raised:
+        with tracked_run(config):
+            pass
+    assert isinstance(raised.value, UserError)
+    assert str(raised.value).startswith(f"the MLflow server at http://127.0.0.1:{port} did not answer for ")
+    assert "start it (or wait for it to come back), or fix tracking.tracking_uri" in str(raised.value)
+    assert f"the MLflow server at http://127.0.0.1:{port} does not answer (ConnectionError)" in caplog.text

@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import shutil
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -21,6 +22,7 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tuneline import __version__
@@ -32,6 +34,7 @@ from tuneline.run_process import PROCESS_TAG, Heartbeat, process_tag
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
 from tuneline.store_template import seed_new_store
 from tuneline.common import task_logger
+from tuneline.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,43 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
     with guard, _quiet_store_creation():
         seed_new_store(uri)  # a new SQLite store from a copy of the empty schema: seconds of migrations saved
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        experiment = client.get_experiment_by_name(config.tracking.experiment)
-        if experiment is not None:
-            return client, experiment.experiment_id
-        location = default_artifact_location(uri) if uri.startswith("sqlite:") else None
-        return client, client.create_experiment(config.tracking.experiment, artifact_location=location)
+        warn_if_server_down(uri)
+        started = time.monotonic()
+        try:
+            experiment = client.get_experiment_by_name(config.tracking.experiment)
+            if experiment is not None:
+                return client, experiment.experiment_id
+            location = default_artifact_location(uri) if uri.startswith("sqlite:") else None
+            return client, client.create_experiment(config.tracking.experiment, artifact_location=location)
+        except MlflowException as error:
+            if "Max retries exceeded" not in str(error) and "Connection refused" not in str(error):
+                raise
+            raise MlflowUnreachable(
+                f"the MLflow server at {redact(uri)} did not answer for {time.monotonic() - started:.0f} s of "
+                "retries: start it (or wait for it to come back), or fix tracking.tracking_uri; nothing was "
+                "trained, and a retraining run's batches stay for the next run") from None
+
+
+class MlflowUnreachable(UserError):
+    """The tracking server cannot be reached when a run starts: one line, not a traceback of urllib3 retries."""
+
+
+def warn_if_server_down(uri: str) -> bool:
+    """Say at once when an HTTP tracking server does not answer (True): MLflow's client then retries every request
+    for minutes with only urllib3's "Retrying" lines, and a run looked stuck (operator QA: 8 minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return False
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5)
+        return False
+    except requests.RequestException as error:
+        task_logger().warning(
+            "the MLflow server at %s does not answer (%s); MLflow retries its requests for a few minutes "
+            "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR) before this run gives up",
+            redact(uri), type(error).__name__)
+        return True
 
 
 @contextmanager
