@@ -32,6 +32,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -158,26 +159,31 @@ def loop_specs(config: TunelineConfig) -> list[LoopDeployment]:
     return specs
 
 
-def refuse_pool_deployments(specs: list[LoopDeployment]) -> None:
-    """``tuneline serve`` on an API where ``tuneline deploy`` put the same deployments on a work pool would take
-    them over (same names): its runner cannot load their pool flow runs (they crash), and stopping it pauses every
-    one of them, so the pool's worker silently stops retraining. Refuse before anything changes."""
+def existing_deployments(specs: list[LoopDeployment]) -> Iterator[tuple[LoopDeployment, Any]]:
+    """Each spec with the deployment of its name that the Prefect API already holds (specs it lacks are left out)."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
-
-    from tuneline.errors import UserError
 
     with get_client(sync_client=True) as client:
         for spec in specs:
             try:
-                existing = client.read_deployment_by_name(f"{spec.flow.name}/{spec.name}")
+                yield spec, client.read_deployment_by_name(f"{spec.flow.name}/{spec.name}")
             except ObjectNotFound:
                 continue
-            if existing.work_pool_name:
-                raise UserError(f"deployment {spec.flow.name}/{spec.name} is already deployed to work pool "
-                                f"{existing.work_pool_name!r} on this Prefect API (`tuneline deploy`): its workers "
-                                f"run the loop; serving it here too would take it over and pause it on exit. Use "
-                                f"the pool, or delete the deployments first (prefect deployment delete)")
+
+
+def refuse_pool_deployments(specs: list[LoopDeployment]) -> None:
+    """``tuneline serve`` on an API where ``tuneline deploy`` put the same deployments on a work pool would take
+    them over (same names): its runner cannot load their pool flow runs (they crash), and stopping it pauses every
+    one of them, so the pool's worker silently stops retraining. Refuse before anything changes."""
+    from tuneline.errors import UserError
+
+    for spec, existing in existing_deployments(specs):
+        if existing.work_pool_name:
+            raise UserError(f"deployment {spec.flow.name}/{spec.name} is already deployed to work pool "
+                            f"{existing.work_pool_name!r} on this Prefect API (`tuneline deploy`): its workers "
+                            f"run the loop; serving it here too would take it over and pause it on exit. Use "
+                            f"the pool, or delete the deployments first (prefect deployment delete)")
 
 
 def refuse_another_models_loop(specs: list[LoopDeployment], model: str) -> None:
@@ -185,25 +191,17 @@ def refuse_another_models_loop(specs: list[LoopDeployment], model: str) -> None:
     deployment names are fixed, so the new deployments replaced the first model's, silently (its landing folder
     no longer watched, its cron gone, every scheduled run now the new model's; operator QA). Refused before anything
     changes; the same model is deployed again freely (a changed config)."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
     from tuneline.errors import UserError
 
-    with get_client(sync_client=True) as client:
-        for spec in specs:
-            try:
-                existing = client.read_deployment_by_name(f"{spec.flow.name}/{spec.name}")
-            except ObjectNotFound:
-                continue
-            tags = list(existing.tags or [])
-            if len(tags) >= 3 and tags[0] == "tuneline" and tags[2] != model:
-                raise UserError(
-                    f"deployment {spec.flow.name}/{spec.name} on this Prefect API runs the loop of registered model "
-                    f"{tags[2]!r}, not {model!r}: the loop's deployment names are fixed, so one Prefect API (server "
-                    f"or workspace) serves one model's loop, and deploying {model!r} here would replace "
-                    f"{tags[2]!r}'s; give {model!r} its own Prefect server or workspace, or delete {tags[2]!r}'s "
-                    "deployments first (prefect deployment delete NAME)")
+    for spec, existing in existing_deployments(specs):
+        tags = list(existing.tags or [])
+        if len(tags) >= 3 and tags[0] == "tuneline" and tags[2] != model:
+            raise UserError(
+                f"deployment {spec.flow.name}/{spec.name} on this Prefect API runs the loop of registered model "
+                f"{tags[2]!r}, not {model!r}: the loop's deployment names are fixed, so one Prefect API (server "
+                f"or workspace) serves one model's loop, and deploying {model!r} here would replace "
+                f"{tags[2]!r}'s; give {model!r} its own Prefect server or workspace, or delete {tags[2]!r}'s "
+                "deployments first (prefect deployment delete NAME)")
 
 
 def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
