@@ -740,3 +740,16 @@ def test_a_minority_positive_class_gets_the_all_positive_baseline_under_f1_posit
     assert [b.name for b in KIND.baselines(mostly_positive, config)] == ["majority"]
     assert [b.name for b in KIND.baselines(splits, pair_config("gate.primary_metric=accuracy",
                                                                  "evaluate.zero_shot_baseline=false"))] == ["majority"]
+
+
+def test_pair_macro_f1_averages_the_labels_the_test_rows_hold():
+    """An NLI test split without one of its three classes was averaged with an F1 of 0 for it (classification and
+    multi-label average the labels the rows hold); the bootstrap's subset score gives the same number."""
+    labels = ["contradiction", "entailment", "neutral"]
+    gold = ["entailment", "neutral"] * 5
+    assert KIND.score(gold, gold, labels)["macro_f1"] == 1.0
+    assert KIND.subset_score(gold, gold, labels, "macro_f1")(np.arange(10)) == 1.0
+    wrong = gold[:-1] + ["contradiction"]  # one 'neutral' called 'contradiction'
+    expected = (1.0 + 2 * 4 / 9) / 2
+    assert KIND.score(gold, wrong, labels)["macro_f1"] == pytest.approx(expected)
+    assert KIND.subset_score(gold, wrong, labels, "macro_f1")(np.arange(10)) == pytest.approx(expected)

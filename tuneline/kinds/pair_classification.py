@@ -44,6 +44,7 @@ from tuneline.kinds.classification import (
     label_ids,
     normalized_labels,
     per_class_f1,
+    present_labels,
 )
 
 #: Joins the two texts of a key. Python treats U+001F as whitespace, so ``str.strip`` removes it from a text's ends
@@ -352,21 +353,24 @@ class PairClassificationKind(ClassificationKind):
 
     # --- metrics ----------------------------------------------------------------------------------------------
     def score(self, gold: list[str], predicted: list[str], labels: list[str]) -> dict[str, float]:
-        """Accuracy, macro F1 over the full label set, and the F1 of the positive label ``labels[1]``."""
+        """Accuracy, macro F1 over the labels the rows hold (as classification's: an NLI test split without one of
+        its three classes was averaged with an F1 of 0 for it), and the F1 of the positive label ``labels[1]``."""
         from sklearn.metrics import accuracy_score, f1_score
 
         return {
             "accuracy": float(accuracy_score(gold, predicted)),
-            "macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
+            "macro_f1": float(f1_score(gold, predicted, labels=present_labels(gold, predicted, labels),
+                                       average="macro", zero_division=0)),
             "f1_positive": float(f1_score(gold, predicted, labels=[labels[1]], average="macro", zero_division=0)),
         }
 
     def subset_score(self, gold: list[str], predicted: list[str], labels: list[str], metric: str):
         """The same numbers as :meth:`score` on resampled rows: ``f1_positive`` is the F1 of ``labels[1]``, macro_f1
-        runs over the full label set as :meth:`score` averages it (classification's averages the labels present)."""
+        runs over the labels all the rows hold, as :meth:`score` averages it (fixed, so resamples stay comparable)."""
         if metric not in ("accuracy", "macro_f1", "f1_positive"):
             raise ValueError(f"no subset score for metric {metric!r} of {self.name}")
         gold_ids, pred_ids = label_ids(gold, labels), label_ids(predicted, labels)
+        present = np.isin(np.arange(len(labels)), gold_ids)
 
         def score(indices: Any) -> float:
             g, p = gold_ids[indices], pred_ids[indices]
@@ -375,7 +379,7 @@ class PairClassificationKind(ClassificationKind):
             f1, _support = per_class_f1(g, p, len(labels))
             if metric == "f1_positive":
                 return float(f1[1])
-            return float(f1.mean())  # macro_f1
+            return float(f1[present].mean()) if present.any() else 0.0  # macro_f1
 
         return score
 
