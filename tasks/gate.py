@@ -261,10 +261,18 @@ def dropped_labels(champion: ChampionScore | None, labels: list[str]) -> list[st
     if champion is None or not champion.labels:
         return []
     gone = sorted(set(champion.labels) - set(labels))
-    if gone and all(tag[:2] in ("B-", "I-") or tag == "O" for tag in [*champion.labels, *labels]):
-        types = {tag[2:] for tag in labels if tag != "O"}
-        gone = sorted({tag[2:] for tag in gone if tag != "O"} - types)
+    if gone and _iob_tags([*champion.labels, *labels]):
+        gone = sorted(_entity_types(gone) - _entity_types(labels))
     return gone
+
+
+def _iob_tags(tags: list[Any]) -> bool:
+    """Whether every label is an IOB2 tag (NER): labels are then compared as entity types."""
+    return all(str(tag)[:2] in ("B-", "I-") or tag == "O" for tag in tags)
+
+
+def _entity_types(tags: Any) -> set[str]:
+    return {str(tag)[2:] for tag in tags if tag != "O"}
 
 
 def unlearned_labels(champion: ChampionScore | None, labels: list[str], gold: list[Any],
@@ -275,11 +283,9 @@ def unlearned_labels(champion: ChampionScore | None, labels: list[str], gold: li
     books, and the gate's sentence did not mention the class (operator QA)."""
     if champion is None or not champion.labels:
         return []
-    tags = [*champion.labels, *labels]
-    if all(str(tag)[:2] in ("B-", "I-") or tag == "O" for tag in tags):
-        def types(values: Any) -> set[str]:
-            return {str(v)[2:] for v in values if v != "O"}
-        new, held, said = types(labels) - types(champion.labels), types(_flat(gold)), types(_flat(predicted))
+    if _iob_tags([*champion.labels, *labels]):
+        new = _entity_types(labels) - _entity_types(champion.labels)
+        held, said = _entity_types(_flat(gold)), _entity_types(_flat(predicted))
     else:
         new, held, said = set(labels) - set(champion.labels), set(_flat(gold)), set(_flat(predicted))
     return sorted(label for label in new if label in held and label not in said)

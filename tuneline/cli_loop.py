@@ -250,7 +250,9 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
         print(f"{name}: no {state + ' ' if state else ''}batch recorded in {redact(url)}")
         return 0
     names = {b.id: b.name for b in every}
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(_count_states(every).items()))
+    from collections import Counter
+
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(b.state for b in every).items()))
     print(f"batches of {name} ({redact(url)}): {counts}")
     width = min(max(len(b.name) for b in shown), 40)
     for b in shown:
@@ -266,13 +268,6 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
         if b.quarantine_path:
             print(f"      quarantine: {b.quarantine_path}")
     return 0
-
-
-def _count_states(batches: list["Batch"]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for b in batches:
-        counts[b.state] = counts.get(b.state, 0) + 1
-    return counts
 
 
 def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
