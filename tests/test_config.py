@@ -65,6 +65,31 @@ def test_set_paths_are_relative_to_the_shell_folder_and_model_base_to_the_config
     assert load_config(path, ["model.base=./local"]).model.base == str((shell / "local").resolve())
 
 
+def test_relative_stores_written_in_the_file_are_beside_the_file(tmp_path, monkeypatch):
+    """A relative ``sqlite:///mlflow.db`` had been read against the shell's folder: `train` run from the project and
+    `retrain` run from a cron job's home wrote two registries, the second without the champion."""
+    folder = tmp_path / "project"
+    path = write_config(folder, {"data": {"path": "d.csv"},
+                                 "tracking": {"tracking_uri": "sqlite:///stores/mlflow.db"},
+                                 "ledger": {"url": "sqlite:///stores/ledger.db?timeout=5"}})
+    seen = set()
+    for shell in ("a", "b"):
+        (tmp_path / shell).mkdir()
+        monkeypatch.chdir(tmp_path / shell)
+        config = load_config(path)
+        seen.add((config.tracking.tracking_uri, config.ledger.url))
+    assert seen == {(f"sqlite:///{(folder / 'stores' / 'mlflow.db').resolve()}",
+                     f"sqlite:///{(folder / 'stores' / 'ledger.db').resolve()}?timeout=5")}
+    folder_store = load_config(write_config(tmp_path / "p2", {"data": {"path": "d.csv"},
+                                                               "tracking": {"tracking_uri": "mlruns"}}))
+    assert folder_store.tracking.tracking_uri == str((tmp_path / "p2" / "mlruns").resolve())
+    # given with --set: the shell's folder, like a --set data path; servers, absolute paths and ${VAR}s untouched
+    assert load_config(path, ["tracking.tracking_uri=sqlite:///x.db"]).tracking.tracking_uri == \
+        f"sqlite:///{(tmp_path / 'b' / 'x.db').resolve()}"
+    for url in ("http://127.0.0.1:5000", "sqlite:////abs/m.db", "sqlite:///${HOME}/m.db", "postgresql://u@h/db"):
+        assert load_config(path, [f"tracking.tracking_uri={url}"]).tracking.tracking_uri == url
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model.freeze.embeddings=true"], "model.freeze.embeddings is set but model.strategy is 'full'"),
     (["model.lora.r=4"], "model.lora.r is set but model.strategy is 'full'"),

@@ -632,6 +632,11 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
             expanded = Path(landing).expanduser()
             config.retrain.landing = str(expanded if expanded.is_absolute() else
                                          (anchor("retrain.landing") / expanded).resolve())
+        if config.tracking.tracking_uri is not None:
+            config.tracking.tracking_uri = anchored_store(config.tracking.tracking_uri,
+                                                          anchor("tracking.tracking_uri"), plain_paths=True)
+        if config.ledger.url is not None:
+            config.ledger.url = anchored_store(config.ledger.url, anchor("ledger.url"))
         base = config.model.base
         if base != DEFAULT_BASE_MODEL and not Path(base).is_absolute():
             # a local folder (a Hugging Face id such as ``org/name`` is kept unless a folder of that name is there)
@@ -640,6 +645,29 @@ def build_config(raw: dict[str, Any], overrides: list[str] | None = None, base_d
                 config.model.base = str(candidate.expanduser().resolve() if not base.startswith("~")
                                         else Path(base).expanduser().resolve())
     return config
+
+
+def anchored_store(url: str, base_dir: Path, plain_paths: bool = False) -> str:
+    """A relative SQLite file (``sqlite:///mlflow.db``), or with ``plain_paths`` a relative folder (``mlruns``), made
+    absolute against ``base_dir``, as the config's data paths are.
+
+    Why: SQLAlchemy and MLflow read a relative path against the shell's folder, so ``tuneline train`` run from the
+    repository and ``tuneline retrain`` run from a cron job's home would write two registries, the second without
+    the champion, and nothing would say so. URLs with ``${VAR}`` references, in-memory databases, servers
+    (``http://``, ``postgresql://``) and absolute paths are returned as they are."""
+    if "${" in url:
+        return url
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        path, _, query = url[len(prefix):].partition("?")
+        if not path or path == ":memory:" or path.startswith("/"):
+            return url
+        resolved = (base_dir / Path(path).expanduser()).resolve()
+        return f"{prefix}{resolved}" + (f"?{query}" if query else "")
+    if plain_paths and "://" not in url and not url.startswith("file:"):
+        expanded = Path(url).expanduser()
+        return url if expanded.is_absolute() else str((base_dir / expanded).resolve())
+    return url
 
 
 def _expand_path_references(config: TunelineConfig) -> None:
