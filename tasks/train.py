@@ -30,6 +30,7 @@ from tuneline.config import TrainConfig, TunelineConfig, default_learning_rate
 from tuneline.kinds import kind_of
 from tuneline.runtime import stderr_is_a_terminal
 from tuneline.tasks.tokenize import TokenizedData
+from tuneline.live_curves import MlflowCurvesCallback, curve_metrics
 from tuneline.tracking import RunContext, log_metrics, set_tags
 
 
@@ -100,22 +101,6 @@ def resolve_precision(requested: str) -> str:
     from tuneline.pyfunc.text_classifier import cpu_has_native_bf16  # the serving code's rule, so both agree
 
     return "bf16" if cpu_has_native_bf16() else "fp32"
-
-
-class MlflowCurvesCallback(TrainerCallback):
-    """Every Trainer log (loss, learning rate, eval metrics) becomes an MLflow metric at its global step."""
-
-    def __init__(self, run: RunContext) -> None:
-        self.run = run
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        log_metrics(self.run, curve_metrics(logs or {}), step=state.global_step)
-
-
-def curve_metrics(logs: dict[str, Any]) -> dict[str, float]:
-    """A Trainer log as MLflow metric names: ``loss`` → ``train.loss``, ``eval_macro_f1`` → ``val.macro_f1``."""
-    return {f"train.{k}" if not k.startswith("eval_") else f"val.{k[5:]}": v
-            for k, v in logs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def log_curves(run: RunContext, history: list[dict[str, Any]]) -> None:
