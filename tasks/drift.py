@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -150,7 +151,10 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
                       f"{list(known)}; fix the labels and land them as a new batch, or set drift.allow_label_growth: "
                       f"true to grow the head and take this batch again: tuneline data requeue -c CONFIG {batch.name} "
                       f"--reason \"...\"")
-            ledger.mark_rejected(run.run_id, batch.content_hash, [reason])
+            quarantine, besides = _other_problems(batch, read.get(batch.content_hash), list(known),
+                                                  decision.refused[batch.content_hash], config, run)
+            reason += besides
+            ledger.mark_rejected(run.run_id, batch.content_hash, [reason], quarantine)
             reasons.append(reason)
     if reasons:  # the stop names every batch's fate: the others were only in warning lines before it
         gone = {b.content_hash for b, _ in unreadable}
@@ -169,6 +173,39 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
         task_logger().info("the label set grows by %s: the model's head is extended", decision.added)
         set_tags(run, {"retrain.labels_added": ", ".join(decision.added)})
     return decision
+
+
+def _other_problems(batch: Batch, loaded: Any, known: list[str], unseen: list[str], config: TunelineConfig,
+                    run: RunContext) -> tuple[Path | None, str]:
+    """A batch refused for its unseen labels, validated as if they were known: its quarantine file (None when clean)
+    and a clause naming its other broken records, for the rejection reason.
+
+    Why: the refusal named only the label, so a user fixed it, landed the batch again, and only then learned of its
+    empty texts or contradicting copies: one round trip per kind of problem. Nothing here is kept as data."""
+    if loaded is None:
+        return None, ""
+    from tuneline.tasks.intake import _validate_batch
+
+    checked = config.model_copy(deep=True)
+    checked.data.labels = [*known, *(label for label in unseen if label not in known)]
+    folder = run.run_dir / "batches" / batch.content_hash[:12]
+    over = ""
+    try:
+        _validate_batch(loaded, checked.data.labels, checked, folder, batch.name)
+    except UserError as error:  # over data.max_bad_fraction, or a contract the whole batch breaks: said too
+        over = f" ({str(error).splitlines()[0][:300]})"
+    quarantine = folder / "quarantine.csv"
+    if not quarantine.is_file():
+        return None, over and f"; besides, it breaks other rules{over}"
+    rows = pd.read_csv(quarantine, keep_default_na=False, dtype=str)
+    if rows.empty:
+        return None, ""
+    rules = rows["rule"].value_counts() if "rule" in rows else pd.Series(dtype=int)
+    records = len(rows[["source_file", "source_row"]].drop_duplicates()) if {"source_file", "source_row"} <= set(
+        rows.columns) else len(rows)
+    named = ", ".join(f"{rule} {count}" for rule, count in rules.head(3).items())
+    return quarantine, (f"; besides, {records} of its {loaded.total_records} records break other rules ({named}): "
+                        f"fix them too before landing it again, as listed in {quarantine}")
 
 
 @pipeline_task(name="enforce-drift")
