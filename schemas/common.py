@@ -159,16 +159,32 @@ def _leak_forms(text: pd.Series) -> pd.Series:
 
 
 #: A string (RE2, for ``pyarrow.compute``) of nothing a reader sees: whitespace (``\p{Z}``, with the control
-#: characters ``\p{Cc}`` that ``str.isspace`` also takes) and format characters (``\p{Cf}``: a zero-width space or
-#: joiner, a soft hyphen, a byte-order mark). The registered models refuse such an input
-#: (``tuneline.pyfunc.text_classifier.invisible_only``, the same set), so validation quarantines it too.
-NOTHING_VISIBLE = r"^[\p{Z}\p{Cc}\p{Cf}]*$"
+#: characters ``\p{Cc}`` that ``str.isspace`` also takes), format characters (``\p{Cf}``: a zero-width space or
+#: joiner, a soft hyphen, a byte-order mark), private-use characters (``\p{Co}``) and U+FFFD, the replacement
+#: character a decoder leaves for bytes it could not read. A BERT tokenizer drops them all, so the model reads such a
+#: text (or NER word) as nothing: an entity tagged on it was never learnt, silently. The registered models refuse
+#: such an input (``tuneline.pyfunc.text_classifier.invisible_only``, the same set), so validation quarantines it too.
+NOTHING_VISIBLE = r"^[\p{Z}\p{Cc}\p{Cf}\p{Co}\x{FFFD}]*$"
+
+#: the categories of :data:`NOTHING_VISIBLE` for one Python string (whitespace aside)
+_INVISIBLE = ("Cc", "Cf", "Co")
 
 
 def nothing_visible(text: str) -> bool:
-    """Whether ``text`` holds nothing a reader sees: only whitespace and invisible (control, format) characters, or
-    nothing at all (:data:`NOTHING_VISIBLE` for one Python string)."""
-    return all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in text)
+    """Whether ``text`` holds nothing a reader sees: only whitespace and invisible (control, format, private-use)
+    characters or U+FFFD, or nothing at all (:data:`NOTHING_VISIBLE` for one Python string)."""
+    return all(c.isspace() or c == "\ufffd" or unicodedata.category(c) in _INVISIBLE for c in text)
+
+
+def invisible_kind(text: str) -> str:
+    """What the invisible characters of ``text`` are, for a quarantine detail: a U+FFFD says the file was decoded
+    with the wrong encoding, which a user fixes in another place than a zero-width space."""
+    if "\ufffd" in text:
+        return ("U+FFFD, the replacement character a decoder leaves for bytes it could not read: was the file "
+                "written in another encoding? (data.encoding)")
+    if any(unicodedata.category(c) == "Co" for c in text):
+        return "private-use characters, which no font shows and no tokenizer knows"
+    return "zero-width spaces, format or control characters"
 
 
 def non_empty_string(values: pd.Series) -> pd.Series:

@@ -21,7 +21,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from tuneline.schemas.common import not_in_train, nothing_visible, with_checks
+from tuneline.schemas.common import invisible_kind, not_in_train, nothing_visible, with_checks
 
 OUTSIDE = "O"
 
@@ -84,8 +84,8 @@ def _token_problems(tokens: object) -> list[tuple[int, str]]:
     if not is_string_list(tokens):
         return []
     return [(i, f"token {t!r} is empty or whitespace" if not t.strip() else
-             f"token {t!r} has no visible character (only invisible ones such as a zero-width space), which the "
-             "tokenizer reads as nothing, dropping its tag: remove the token and its tag, or fix it"
+             f"token {t!r} has no visible character (only {invisible_kind(t)}), which the tokenizer reads as "
+             "nothing, dropping its tag: remove the token and its tag, or fix it"
              if nothing_visible(t) else
              f"token {t!r} is only combining marks (an accent or an emoji's variation selector written apart from "
              "its letter or symbol), which an uncased tokenizer reads as nothing, dropping its tag: join it to the "

@@ -40,7 +40,7 @@ from tuneline.compressed import readable
 from tuneline.errors import UserError, excerpt
 from tuneline.kinds import KINDS, TaskKind, kind_of
 from tuneline.kinds.base import COLUMN_TAG
-from tuneline.kinds.label_spellings import visible
+from tuneline.pyfunc.text_classifier import invisible_only
 from tuneline.readers import (PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format,
                               has_sentence_breaks, header_line_below, read_conll, read_table, read_text_lines,
                               split_setting_advice)
@@ -200,9 +200,9 @@ def _is_missing(value: Any) -> bool:
 
 def _is_invisible(value: Any) -> bool:
     """A text of only invisible characters (zero-width spaces or joiners, a soft hyphen, a byte-order mark, control
-    characters) and whitespace: it looks empty, and a BERT tokenizer drops such characters, so the model would answer
+    or private-use characters, U+FFFD) and whitespace (the registered models' own rule): it looks empty, and a BERT tokenizer drops such characters, so the model would answer
     for an empty input with a label and a score as if it had read something."""
-    return isinstance(value, str) and bool(value.strip()) and not visible(value).strip()
+    return isinstance(value, str) and invisible_only(value)
 
 
 #: the column a CoNLL input's last field goes to when it is no entity tagging (part-of-speech tags: ``Paris NNP``)

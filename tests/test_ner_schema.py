@@ -66,6 +66,31 @@ def test_a_token_of_only_invisible_characters_is_no_token():
     assert quarantine[["source_row", "rule"]].values.tolist() == [[1, "no_empty_tokens"], [2, "no_empty_tokens"]]
 
 
+def test_a_token_of_only_replacement_or_private_use_characters_is_no_token():
+    """U+FFFD (what a wrong decoding leaves) or a private-use character as a token: MiniLM's tokenizer makes no
+    subword of either, so an entity tagged on it was never learnt (MISC recall 0, no warning: exploratory QA). A
+    word with one such character inside is still a word, and the tokenizer keeps the rest of it."""
+    from transformers import AutoTokenizer
+
+    from tuneline.runtime import resolve_base_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("minilm"))
+    words = ["\ufffd", "\ue000\ue001", "\U000f0000", "caf\ufffd"]
+    encoded = tokenizer(words, is_split_into_words=True)
+    assert sorted({w for w in encoded.word_ids() if w is not None}) == [3]  # the premise: the first three vanish
+    frame = sentences([(["Paris", "\ufffd"], ["B-LOC", "B-MISC"]), (["\ue000\ue001", "x"], ["B-MISC", "O"]),
+                       (["\U000f0000"], ["O"]), (["caf\ufffd", "Paris"], ["O", "B-LOC"])])
+    clean, quarantine = apply_schema(frame, token_schema([*LABELS, "B-MISC", "I-MISC"]), "train")
+    assert clean["source_row"].tolist() == [4]
+    assert quarantine[["source_row", "rule"]].values.tolist() == [[1, "no_empty_tokens"], [2, "no_empty_tokens"],
+                                                                 [3, "no_empty_tokens"]]
+    from tuneline.schemas.token_classification import _token_problems
+
+    (position, said), = _token_problems(["Paris", "\ufffd"])
+    assert position == 1 and "U+FFFD" in said and "data.encoding" in said
+    assert "private-use" in _token_problems(["\ue000\ue001", "x"])[0][1]
+
+
 def test_a_token_of_only_combining_marks_is_no_token():
     """An accent or an emoji's variation selector written apart as a token of its own: MiniLM's uncased tokenizer
     made no subword of it (word_ids skipped it), so its tag was dropped silently (exploratory QA). A word carrying

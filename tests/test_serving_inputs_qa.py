@@ -74,15 +74,21 @@ def client(models, monkeypatch):
 def test_every_pyfunc_copy_of_the_invisible_text_rule_is_the_clis_and_the_input_files():
     """Each pyfunc file is self-contained, so each carries the rule; ``tuneline predict`` imports the text
     classifier's; ``--input`` files are judged by ``label_spellings.visible`` (tasks/predict_batch)."""
-    from tuneline.kinds.label_spellings import visible
     from tuneline.pyfunc import multilabel_classifier, pair_classifier, text_classifier, token_tagger
+    from tuneline.schemas.common import nothing_visible, non_empty_string
+    from tuneline.tasks.predict_batch import _is_invisible
 
     samples = [*INVISIBLE, "", "   ", "\t\n", "a", "\u200bpos", "caf\u00e9", "\u00a0",
-               "\u202e", "x\x00", "\u3000\u200b"]
-    expected = [bool(s.strip()) and not visible(s).strip() for s in samples]
-    assert expected == [True] * len(INVISIBLE) + [False] * 7 + [True, False, True]
+               "\u202e", "x\x00", "\u3000\u200b", "\ufffd\ufffd", "\ue000", "caf\ufffd", "\U000f0000 \ufffd"]
+    expected = [bool(s.strip()) and nothing_visible(s) for s in samples]
+    assert expected == [True] * len(INVISIBLE) + [False] * 7 + [True, False, True, True, True, False, True]
     for module in (text_classifier, multilabel_classifier, pair_classifier, token_tagger):
         assert [module.invisible_only(s) for s in samples] == expected, module.__name__
+    assert [_is_invisible(s) for s in samples] == expected
+    # validation's rule, on an Arrow column (RE2) and on Python objects, quarantines what the models refuse
+    for dtype in ("string[pyarrow]", object):
+        kept = non_empty_string(pd.Series(samples, dtype=dtype))
+        assert list(~kept) == [e or not s.strip() for s, e in zip(samples, expected)], dtype
 
 
 @pytest.mark.parametrize("task, body, says", [

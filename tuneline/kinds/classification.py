@@ -392,6 +392,8 @@ def with_delimiter_hints(malformed: list[dict], path: Path, fmt: str, data: Any,
 def _no_text_detail(value: Any) -> str:
     """Why a text cell is no text: a JSON number or boolean (``{"text": 12345}``), an object or list, or blank; the
     rule name alone read as "empty" for a number."""
+    from tuneline.schemas.common import invisible_kind
+
     if isinstance(value, (bool, np.bool_)):
         return f"the text is the boolean {value}, not a string: write the text in quotes"
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -400,8 +402,8 @@ def _no_text_detail(value: Any) -> str:
     if isinstance(value, (dict, list, tuple, np.ndarray)):
         return "the text is a JSON object or list, not a string: write one text per row"
     if isinstance(value, str) and value.strip():
-        return (f"the text has only invisible characters ({excerpt(value, 40)}: zero-width spaces, format or control "
-                "characters): give the row a text, or drop it")
+        return (f"the text has only invisible characters ({excerpt(value, 40)}: {invisible_kind(value)}): give the "
+                "row a text, or drop it")
     return "the text is empty or only spaces"
 
 

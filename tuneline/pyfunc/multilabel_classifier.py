@@ -66,15 +66,21 @@ DEFAULT_THRESHOLD = 0.5
 
 
 #: Unicode categories no reader sees: format characters (a zero-width space or joiner, a word joiner, a soft hyphen, a
-#: byte-order mark, a direction mark) and control characters (a NUL, an escape).
-INVISIBLE_CATEGORIES = ("Cf", "Cc")
+#: byte-order mark, a direction mark), control characters (a NUL, an escape) and private-use characters (U+E000..,
+#: which no font shows and no tokenizer knows); with :data:`REPLACEMENT`. A BERT tokenizer's normalizer drops every
+#: one of them, so a text of only these is read as an empty text.
+INVISIBLE_CATEGORIES = ("Cf", "Cc", "Co")
+#: U+FFFD, what a decoder writes for bytes it could not read: a text or word of only these is what a broken encoding
+#: left of it, and a BERT tokenizer drops it too
+REPLACEMENT = "\ufffd"
 
 
 def invisible_only(text: str) -> bool:
     """True for a text that is not blank but holds nothing a reader sees: only :data:`INVISIBLE_CATEGORIES`
     characters, whitespace aside. A copy of ``text_classifier.invisible_only`` (the rule ``tuneline predict`` applies;
     this file is self-contained): see there why."""
-    return bool(text.strip()) and all(c.isspace() or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in text)
+    return bool(text.strip()) and all(c.isspace() or c == REPLACEMENT or unicodedata.category(c) in INVISIBLE_CATEGORIES
+                                       for c in text)
 
 
 def refuse_invisible(texts: list[str]) -> None:
