@@ -286,6 +286,17 @@ def test_label_names_that_collide_are_too_long_or_path_like_get_distinct_valid_k
     assert metrics[keys[4]] == 1.0 and metrics[keys[5]] == 1.0 and keys[4].endswith(".f1")
 
 
+def test_a_label_that_is_a_valid_key_keeps_it_before_a_label_that_sanitises_to_it():
+    """``x/y`` before ``x_y``: the first took ``x_y`` and the class really called ``x_y`` got a hashed key, so
+    ``test.x_y.f1`` was another class's F1 (exploratory QA)."""
+    from tuneline.tracking import safe_metric_keys
+
+    for names in (["x/y.f1", "x_y.f1", "x:y.f1"], ["x_y.f1", "x/y.f1", "x:y.f1"]):
+        keys = safe_metric_keys(names, "test.")
+        assert keys["x_y.f1"] == "x_y.f1" and len(set(keys.values())) == 3, keys
+        assert list(keys) == names
+
+
 def test_a_very_long_text_is_truncated_in_one_row(tmp_path, tiny_bert):
     from transformers import AutoTokenizer
 

@@ -280,16 +280,23 @@ def _with_hash(safe: str, original: str, room: int) -> str:
 
 def safe_metric_keys(names: list[str], prefix: str = "") -> dict[str, str]:
     """Each name's MLflow key (without ``prefix``, which must fit too), distinct for distinct names: two labels that
-    sanitise alike (``C++ why?`` and ``C+? why+``) would otherwise overwrite one another's metrics."""
+    sanitise alike (``C++ why?`` and ``C+? why+``) would otherwise overwrite one another's metrics.
+
+    A name that is a valid key already keeps it, whatever the order: the labels ``x/y`` and ``x_y`` had given
+    ``x_y`` to the class ``x/y`` (first in order) and a hashed key to the class really called ``x_y``, so the metric
+    ``test.x_y.f1`` in the MLflow UI was another class's F1."""
     room = MAX_METRIC_KEY - len(prefix)
-    keys: dict[str, str] = {}
-    taken: dict[str, str] = {}
+    keys = {name: name for name in names if metric_key(name, room) == name}
+    taken = set(keys)
     for name in names:
+        if name in keys:
+            continue
         key = metric_key(name, room)
-        if taken.get(key, name) != name:
+        if key in taken:
             key = _with_hash(_METRIC_KEY_UNSAFE.sub("_", name), name, room)
-        keys[name], taken[key] = key, name
-    return keys
+        keys[name] = key
+        taken.add(key)
+    return {name: keys[name] for name in names}
 
 
 def version_tags(config: TunelineConfig, lineage: dict[str, Any], test_metrics: dict[str, float],
