@@ -33,7 +33,7 @@ from tuneline.config import TunelineConfig
 from tuneline.dataset_store import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
 from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
-from tuneline.readers import DataLoadError, detect_format, split_setting_advice
+from tuneline.readers import DataLoadError, EmptyInput, detect_format, split_setting_advice
 from tuneline.run_warnings import logged_as
 from tuneline.shards import input_files
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data, role_sources
@@ -226,7 +226,12 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
         for path in files:
             landed = landed_path(batch, cache, path)  # the quarantine and the log name the file the producer landed
             with logged_as({str(path): landed}):
-                read = kind.read_file(path, detect_format(path, config.data.format), config.data)
+                try:
+                    read = kind.read_file(path, detect_format(path, config.data.format), config.data)
+                except EmptyInput:
+                    if len(files) == 1:
+                        raise
+                    continue  # an empty part file of a landed folder holds no records (as a data folder's shard)
             for row in read.malformed:
                 malformed.append({"split": "batch", "column": None,
                                   **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}, "source_file": landed})
@@ -235,6 +240,8 @@ def _read_batch(batch: Batch, config: TunelineConfig) -> LoadedData:
                 lines[landed] = read.source_lines
             sources.append(SourceFile(role="all", path=path, sha256=batch.content_hash, records=read.records_seen,
                                       loaded=len(read.frame), malformed=len(read.malformed)))
+        if not frames and len(files) > 1:
+            raise EmptyInput(f"{batch.path} holds no records: all {len(files)} of its files are empty")
     except DataLoadError as error:
         shown = str(files[0]) if batch.kind == "file" and files else str(cache)
         raise UnreadableBatch(unreadable_reason(batch, str(error).replace(shown, batch.path))) from None

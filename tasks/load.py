@@ -19,7 +19,7 @@ import pandas as pd
 from tuneline.common import pipeline_task, sha256_file, task_logger
 from tuneline.config import DataConfig, TunelineConfig
 from tuneline.kinds import kind_of
-from tuneline.readers import DataLoadError, check_file, detect_format
+from tuneline.readers import DataLoadError, EmptyInput, check_file, detect_format
 from tuneline.shards import input_files, is_several
 
 #: ``source_row``: the record's number in its file (a CoNLL file: its sentence's); ``source_line``: the physical line
@@ -167,10 +167,21 @@ def load_data(config: TunelineConfig) -> LoadedData:
         key = f"data.{'path' if role == 'all' else role}"
         shards = input_files(Path(given), config.data.format, kind.formats, key)
         parts = []
+        empty: list[str] = []
         for path in shards:
-            check_file(path)  # a missing file or a folder says so, not "cannot tell the format from its name"
-            fmt = detect_format(path, config.data.format)
-            read = kind.read_file(path, fmt, config.data)
+            try:
+                check_file(path)  # a missing file or a folder says so, not "cannot tell the format from its name"
+                fmt = detect_format(path, config.data.format)
+                read = kind.read_file(path, fmt, config.data)
+            except EmptyInput as error:
+                if len(shards) == 1:
+                    raise
+                # a shard of a folder or pattern may hold nothing (a Spark task that got no rows): no records, said
+                log.info("loaded %s: no records in %s (%s)", role, path.name, str(error).split("; ")[0])
+                empty.append(str(error))
+                sources.append(SourceFile(role=role, path=path, sha256=sha256_file(path), records=0, loaded=0,
+                                          malformed=0, given=Path(given)))
+                continue
             if len(read.frame) + len(read.malformed) != read.records_seen:  # a reader bug must not lose rows
                 raise DataLoadError(f"{path}: {read.records_seen} records seen but {len(read.frame)} loaded and "
                                     f"{len(read.malformed)} quarantined; please report this file's layout")
@@ -185,6 +196,9 @@ def load_data(config: TunelineConfig) -> LoadedData:
                                       given=Path(given) if is_several(given) else None))
             log.info("loaded %s: %d of %d records (%d unusable) from %s [%s]", role, len(read.frame),
                      read.records_seen, len(read.malformed), path, fmt)
+        if not parts:
+            raise EmptyInput(f"{key} ({given}) holds no records: all {len(shards)} of its files are empty; "
+                             f"e.g. {empty[0]}")
         frames[role] = concat_shards(parts)
         if len(shards) > 1:
             log.info("loaded %s: %d records from %d files (%s)", role, len(frames[role]), len(shards), given)

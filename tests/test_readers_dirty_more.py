@@ -66,6 +66,17 @@ def test_an_old_mac_file_of_carriage_returns_only_still_splits_there(tmp_path):
     assert list(read_table(path, "csv").frame["text"]) == ["good film", "bad film"]
 
 
+def test_an_old_mac_file_with_a_line_break_inside_a_cell_still_splits_at_its_carriage_returns(tmp_path):
+    """One \n in a cell of a \r-ended file: split at the \n, the whole file was one line, and the error listed its
+    records as column names (exploratory QA)."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b'text,label\rgood film,pos\r"line one\nline two",neg\rplain\nbreak,pos\rbad film,neg\r')
+    result = read_table(path, "csv")
+    assert list(result.frame["text"]) == ["good film", "line one line two", "plain break", "bad film"]
+    assert list(result.frame["label"]) == ["pos", "neg", "pos", "neg"] and not result.malformed
+    assert list(result.frame["source_line"]) == [2, 3, 4, 5]
+
+
 # ------------------------------------------------------------------------------------------------ empty rows
 
 

@@ -81,6 +81,23 @@ def test_a_comma_csv_whose_texts_hold_semicolons_stays_a_comma_csv(tmp_path):
     assert sniff_delimiter(single, "utf-8") == ","
 
 
+@pytest.mark.parametrize("delimiter", [",", ";"])
+@pytest.mark.parametrize("compact", [False, True])
+def test_fields_quoted_after_a_space_are_read_without_the_space_and_quotes(tmp_path, delimiter, compact):
+    """``"text", "label"``: read as RFC 4180, the header named a column ``"label"`` and, told to use it, every label
+    came out as ``"positive"``, quotes included (exploratory QA)."""
+    path = tmp_path / "spaced.csv"
+    path.write_text(f'"text"{delimiter} "label"\n"great film, really"{delimiter} "positive"\n'
+                    f'"dull"{delimiter}  "negative"\n"say ""hi"""{delimiter} "positive"\n', encoding="utf-8")
+    frame = read_table(path, "csv", compact=compact).frame
+    assert list(frame.columns)[:2] == ["text", "label"]
+    assert frame[["text", "label"]].astype(object).values.tolist() == [["great film, really", "positive"], ["dull", "negative"],
+                                                    ['say "hi"', "positive"]]
+    plain = tmp_path / "plain.csv"  # a text with a space after its comma, unquoted, stays as written
+    plain.write_text('text,label\n"a, b",pos\nc d,neg\n', encoding="utf-8")
+    assert read_table(plain, "csv").frame[["text", "label"]].values.tolist() == [["a, b", "pos"], ["c d", "neg"]]
+
+
 @pytest.mark.parametrize("delimiter", [";", ","])
 def test_an_excel_sep_line_names_the_delimiter_and_is_not_the_header(tmp_path, delimiter):
     path = tmp_path / "export.csv"

@@ -119,6 +119,31 @@ def test_compact_shards_keep_one_categorical_source_column(tmp_path):
                                                                          str(folder / "b.csv"): 30}
 
 
+def test_empty_and_header_only_shards_are_no_records_not_a_failure(tmp_path):
+    """A Spark task that got no rows writes an empty part file (0 bytes, or only the header): the folder failed
+    whole ("part-00002.csv is empty (0 bytes)"). The shards hold no records, and only all of them empty is an error."""
+    frame = tickets({"billing": 20, "shipping": 20}, seed=7)
+    written = spark_folder(tmp_path / "export", frame, 2)
+    (tmp_path / "export" / "part-00002-6c1f.c000.csv").write_bytes(b"")
+    (tmp_path / "export" / "part-00003-6c1f.c000.csv").write_text("text,label\n")
+    (tmp_path / "export" / "part-00004-6c1f.c000.csv").write_text("\n \n")
+    loaded = load_data.fn(build_config({"task": "classification", "data": {"train": str(tmp_path / "export")}}, []))
+    assert len(loaded.frames["train"]) == 40
+    assert sorted(loaded.frames["train"]["text"]) == sorted(frame["text"])
+    records = {s.path.name: s.records for s in loaded.sources}
+    assert records == {written[0].name: 20, written[1].name: 20, "part-00002-6c1f.c000.csv": 0,
+                       "part-00003-6c1f.c000.csv": 0, "part-00004-6c1f.c000.csv": 0}
+    only_empty = tmp_path / "nothing"
+    only_empty.mkdir()
+    (only_empty / "part-0.csv").write_bytes(b"")
+    (only_empty / "part-1.csv").write_text("text,label\n")
+    from tuneline.readers import DataLoadError
+
+    with pytest.raises(DataLoadError, match=r"data.train \(.*nothing\) holds no records: all 2 of its files are "
+                                            r"empty; e.g. input file .*part-0.csv is empty \(0 bytes\)"):
+        load_data.fn(build_config({"task": "classification", "data": {"train": str(only_empty)}}, []))
+
+
 @pytest.mark.parametrize("layout, expected", [
     ("pattern", "data.train is the pattern {root}/data/train-*.csv, which matches no file"),
     ("notes", "data.train is the folder {root}/data, which holds no data file tuneline can read for this task "

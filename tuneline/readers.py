@@ -97,6 +97,12 @@ class DataLoadError(UserError):
     and what to change."""
 
 
+class EmptyInput(DataLoadError):
+    """The file holds no records at all (0 bytes, blank lines only, a header alone, an empty JSON array): an error
+    for a file given on its own, but a shard of a folder or pattern may be empty (a Spark task that got no rows
+    writes an empty ``part-*`` file) and is then read as no records (:func:`tuneline.tasks.load.load_data`)."""
+
+
 @dataclass
 class ReadResult:
     """Good records (``frame``), unusable records (``malformed``) and how many records the file holds."""
@@ -234,7 +240,7 @@ def _check_file(path: Path, text: bool = True, compressed: bool = False, workboo
     if not path.is_file():
         raise DataLoadError(f"input path {path} is not a regular file; give a data file")
     if path.stat().st_size == 0:
-        raise DataLoadError(f"input file {path} is empty (0 bytes); give a file with records")
+        raise EmptyInput(f"input file {path} is empty (0 bytes); give a file with records")
     try:
         with path.open("rb") as handle:
             magic = handle.read(16)
@@ -466,9 +472,16 @@ def _physical_lines(text: str) -> list[str]:
     """``text``'s lines, endings kept: split at \\n and \\r\\n; at a lone \\r only in a file without any \\n (the
     old Mac line end). Elsewhere a lone \\r is a character inside a line, read as a space: pandas' ``to_csv`` writes
     a cell ``a\\rb`` unquoted, and split there, the record's first half was quarantined as ragged while its second
-    half (``b,negative``) was kept as a training row of its own, every later record numbered one off."""
+    half (``b,negative``) was kept as a training row of its own, every later record numbered one off.
+
+    A file whose lines end in a lone \r but whose cells hold a \n or two (an old Mac export of a cell with a line
+    break) is the old Mac case too, read the other way round: its \n is the character inside a line, read as a
+    space. Split at the \n, the whole file had been one line and its header a row of garbage column names."""
     if "\n" not in text:
         return io.StringIO(text, newline="").readlines()
+    crlf = text.count("\r\n")
+    if not crlf and text.count("\r") > text.count("\n"):
+        return io.StringIO(text.replace("\n", " "), newline="").readlines()
     lines = io.StringIO(text, newline="\n").readlines()
     if text.count("\r") == text.count("\r\n"):
         return lines
@@ -529,7 +542,7 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
                 "to the file's encoding (e.g. cp1252, or latin-1), or data.on_decode_error: quarantine to set the "
                 "lines that do not decode aside") from None
     if not any(line.strip() for line in lines):
-        raise DataLoadError(f"input file {path} is empty (only whitespace); give a file with records")
+        raise EmptyInput(f"input file {path} is empty (only whitespace); give a file with records")
     return lines, bad
 
 
@@ -1003,6 +1016,14 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
     if fmt == "tsv" and header:
         _check_tab_separated(path, encoding, skip_lines)
     delimiter, skip = csv_layout(path, encoding, skip_lines) if fmt == "csv" else (None, skip_lines)
+    if delimiter is not None and _spaced_before_quotes(path, encoding, skip, delimiter):
+        from tuneline.common import task_logger
+
+        task_logger().info('%s: its fields are quoted after a space (%s "..."): reading them without that space',
+                           path, delimiter)
+        result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error,
+                                         dialect={"delimiter": delimiter, "skipinitialspace": True}, skip_lines=skip)
+        return _with_string_columns(result) if compact else result
     if delimiter not in (None, ",") or skip:  # the block reader splits at commas only: the careful one reads these
         if delimiter not in (None, ","):
             from tuneline.common import task_logger  # prefect: imported only where a run logs
@@ -1019,6 +1040,36 @@ def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode
         result = _read_delimited_careful(path, fmt, encoding, header, on_decode_error)
         return _with_string_columns(result) if compact else result
     return result if compact else _with_object_columns(result)
+
+
+def _spaced_before_quotes(path: Path, encoding: str, skip_lines: int, delimiter: str) -> bool:
+    """Whether the CSV file writes a space between a delimiter and a quoted field (``"text", "label"``, as a hand
+    written file or some exporters do): RFC 4180 reads such a field with its space and its quotes as text, so the
+    header named a column ``"label"`` (quotes included) and, told to use that name, every label was read as
+    ``"positive"``, quotes and all (exploratory QA). True when its first lines have such a field and none with text
+    between the delimiter and an opening quote other than spaces."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(_LAYOUT_BYTES)
+        text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    except (OSError, LookupError):
+        return False
+    if f'{delimiter} "' not in text:
+        return False
+    lines = text.splitlines()[:-1] if len(head) == _LAYOUT_BYTES else _without_eof_mark(text).splitlines()
+    sample = [line for line in lines[skip_lines:] if line.strip()][:_LAYOUT_RECORDS]
+    spaced = quoted = 0
+    try:
+        for fields in csv.reader(sample, delimiter=delimiter):
+            for field in fields[1:]:
+                stripped = field.lstrip(" ")
+                if stripped != field and len(stripped) >= 2 and stripped[0] == stripped[-1] == '"':
+                    spaced += 1
+                elif field.startswith('"'):
+                    quoted += 1
+    except csv.Error:  # the reader's own pass says what is wrong with the file
+        return False
+    return spaced > 0 and spaced >= quoted
 
 
 #: how :func:`_check_tab_separated` names the delimiters of a file read as TSV that holds no tab
@@ -1200,7 +1251,7 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
     _raise_csv_field_limit()
     spans = _parse(lines, min(skip_lines, len(lines)), len(lines), dialect)
     if not spans:  # every line is blank or of empty fields (a sep= line aside)
-        raise DataLoadError(f"input file {path} holds no records (only blank lines and lines of empty fields such as "
+        raise EmptyInput(f"input file {path} holds no records (only blank lines and lines of empty fields such as "
                             f"{dialect.get('delimiter', ',') * 3!r}); give a file with records")
     if header:
         head, body = spans[0], spans[1:]
@@ -1213,7 +1264,7 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
         names = _header_names(head.fields or [], dialect)
         _check_names(path, names, f"the header (line {head.start + 1})")
         if not body:
-            raise DataLoadError(f"input file {path} has a header (line {head.start + 1}) but no data records; "
+            raise EmptyInput(f"input file {path} has a header (line {head.start + 1}) but no data records; "
                                 "give a file with records, or set data.header: false if that line is data")
         expected, first_data_line = len(names), head.end + 1
         count_hint = f"header has {expected}"
@@ -1763,7 +1814,7 @@ def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> Rea
                     ((row, line, text) for row, (line, text) in enumerate(spanning, 1)), bad_lines, encoding,
                     "JSON value")
     if array == []:
-        raise DataLoadError(f"input file {path} holds an empty JSON array ([]): no records; give a file with records")
+        raise EmptyInput(f"input file {path} holds an empty JSON array ([]): no records; give a file with records")
     if array and not records and all(text.startswith("[") for _, text in array):
         raise DataLoadError(f"{path} is a JSON array of arrays (as pandas' df.to_json(orient='values') writes): "
                             "rows without column names; write the records one per line with their names "
