@@ -335,6 +335,20 @@ def test_jsonl_keeps_python_types_and_quarantines_bad_lines(tmp_path):
     assert len(frame) + len(result.malformed) == result.records_seen
 
 
+@pytest.mark.parametrize("line", ['{"text": "awful item", "label": "negat', '{"text": "awful item", "label": 1',
+                                  '{"text": "awful item", "label": "neg"', '["awful item", "neg"'])
+def test_a_jsonl_record_cut_short_is_said_to_be_cut_short(tmp_path, line):
+    """json said "Invalid control character at at column 48" (the line break inside the unterminated string) or
+    "Expecting ',' delimiter" for a line a crashed writer cut short (exploratory QA)."""
+    path = write(tmp_path / "cut.jsonl", json.dumps({"text": "good film", "label": "pos"}) + "\n" + line + "\n")
+    [bad] = read_table(path, "jsonl").malformed
+    assert bad["rule"] == "record_is_not_json" and bad["source_line"] == 2
+    assert bad["detail"] == (f"the record ends at column {len(line) + 1} before its JSON does (a line cut short, or a "
+                             "missing closing quote, ] or }): write the whole record on its line")
+    inside = write(tmp_path / "inside.jsonl", '{"text": "ok"}\n{"text": "a\tb" "label": 1}\n')  # json's own words
+    assert read_table(inside, "jsonl").malformed[0]["detail"] == "Invalid control character at column 12"
+
+
 def test_parquet_rows_types_and_errors(tmp_path):
     path = tmp_path / "data.parquet"
     pd.DataFrame({"review": ["good", None, "bad"], "sentiment": [1, 0, 1],

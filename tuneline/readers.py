@@ -1786,6 +1786,19 @@ def _lone_surrogate(value: object, where: str = "") -> str | None:
     return None
 
 
+def _json_error_detail(error: json.JSONDecodeError, text: str) -> str:
+    """json's message, placed in the record's one line: ``Expecting ',' delimiter at column 48``. A record that ends
+    before its JSON does (a line cut short by a crashed writer, a missing closing ``}``) is said to be that: json
+    reported it as an "Invalid control character at at column 48" (the line's own line break inside the unterminated
+    string, and json's message ends in "at" already) or a missing delimiter, naming no fix."""
+    content = text.removeprefix("\ufeff").rstrip("\r\n")
+    if error.pos >= len(content.rstrip()) or error.msg.startswith("Unterminated string"):
+        return (f"the record ends at column {len(content) + 1} before its JSON does (a line cut short, or a missing "
+                "closing quote, ] or }): write the whole record on its line")
+    message = error.msg.removesuffix(" at")
+    return f"{message} at column {error.pos + 1}"
+
+
 def _read_jsonl(path: Path, encoding: str, on_decode_error: DecodePolicy) -> ReadResult:
     """One JSON object per line. ``source_row`` is the line number (as the load task has always reported it); in the
     other layouts below, the record's number (``source_line`` its first line).
@@ -1974,8 +1987,7 @@ def _json_records(items: Iterable[tuple[int, int, str]], bad_lines: set[int], en
         except (ValueError, RecursionError) as error:
             # json's "line 2 column 1 (char 40)" counts lines within the record (a raw line break, U+2028 ...), not
             # in the file, whose line the quarantine already names: the place in the record's one line says it
-            detail = (f"{error.msg} at column {error.pos + 1}" if isinstance(error, json.JSONDecodeError)
-                      else str(error))
+            detail = _json_error_detail(error, text) if isinstance(error, json.JSONDecodeError) else str(error)
             malformed.append(_malformed(row, number, "record_is_not_json", text, detail))
             continue
         if not isinstance(obj, dict):
