@@ -212,6 +212,10 @@ def test_a_parquet_boolean_column_reads_as_the_labels_false_and_true(tmp_path):
     flags.write_text('{"text": "a", "is_spam": true}\n{"text": "b", "is_spam": false}\n{"text": "c"}\n'
                      '{"text": "d", "is_spam": null}\n', encoding="utf-8")
     assert read_table(flags, "jsonl").frame["is_spam"].tolist() == ["true", "false", None, None]
+    mixed = tmp_path / "mixed.jsonl"  # booleans and "true"/"false" strings from two writers: one boolean field
+    mixed.write_text('{"text": "a", "label": true}\n{"text": "b", "label": "false"}\n{"text": "c", "label": "True"}\n'
+                     '{"text": "d", "label": false}\n', encoding="utf-8")
+    assert read_table(mixed, "jsonl").frame["label"].tolist() == ["true", "false", "True", "false"]
 
 
 # ------------------------------------------------------------------------------------------------ backslashes

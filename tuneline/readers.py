@@ -1873,11 +1873,16 @@ def _key_spellings(path: Path, records: list[tuple[int, dict]], names: list[str]
 def _booleans_as_labels(values: list) -> list:
     """A JSONL key whose every value is ``true`` or ``false`` (``"is_spam": true``, missing ones aside) as the labels
     ``"true"`` and ``"false"``, as a Parquet bool column reads: the exporter wrote a boolean field on purpose. A
-    boolean among other values stays one (:func:`normalize_label` calls it a parsing accident)."""
+    boolean among other values stays one (:func:`normalize_label` calls it a parsing accident).
+
+    So does a key whose values are booleans and the strings ``"true"``/``"false"`` (any case) mixed, as two writers
+    of one file emit them: half of such a file had been quarantined as ``label_is_boolean``."""
     present = [value for value in values if value is not None]
-    if not present or not all(isinstance(value, bool) for value in present):
+    if not present or not any(isinstance(value, bool) for value in present) or not all(
+            isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in ("true", "false"))
+            for value in present):
         return values
-    return _boolean_labels(values)
+    return [value if not isinstance(value, bool) else ("true" if value else "false") for value in values]
 
 
 def _boolean_labels(values: list) -> list:
