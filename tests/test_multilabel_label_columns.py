@@ -111,6 +111,14 @@ def test_a_one_hot_file_without_label_columns_names_its_0_1_columns_to_set(tmp_p
         load_data.fn(run_config(TASK, path=path, label_column="labels"))
     assert str(info.value) == (f"{path} has no column 'labels'; its columns joy, anger, fear (3 of them) hold only "
                                "0/1, as one-hot label columns do: set data.label_columns: [joy, anger, fear]")
+    rows = one_hot_rows(20)
+    rows[3]["anger"] = "yes"  # one stray cell: the hint had left the column out, and following it dropped the label
+    stray = write_csv(tmp_path / "stray.csv", rows)
+    with pytest.raises(DataLoadError) as info:
+        load_data.fn(run_config(TASK, path=stray, label_column="labels"))
+    assert str(info.value) == (f"{stray} has no column 'labels'; its columns joy, fear hold only 0/1, as one-hot "
+                               "label columns do, and so does anger but for its line 5 ('yes'): fix those cells to 0 "
+                               "or 1, then set data.label_columns: [joy, anger, fear]")
 
 
 def test_one_of_several_0_1_columns_as_the_label_column_warns_to_set_label_columns(tmp_path, caplog):

@@ -867,11 +867,41 @@ def one_hot_hint(path: Path, fmt: str, data: MultilabelData) -> str | None:
         return None
     text = matched_columns(raw, {"text": data.text_column})["text"]
     columns = zero_one_columns(raw, {text})
-    if len(columns) < 2:
+    nearly = nearly_zero_one_columns(raw, {text, *columns})
+    if not columns or len(columns) + len(nearly) < 2:
         return None
+    if nearly:  # following the hint without them dropped those labels silently (exploratory QA)
+        strays = ", ".join(f"{column} but for its line {line} ({excerpt(value, 30)})" for column, (line, value)
+                           in nearly.items())
+        everything = [str(c) for c in raw.columns if c in set(columns) | set(nearly)]
+        return (f"{path} has no column {data.label_column!r}; its columns {_listed_columns(columns)} hold only 0/1, "
+                f"as one-hot label columns do, and so does {strays}: fix those cells to 0 or 1, then set "
+                f"data.label_columns: [{_listed_columns(everything)}]")
     return (f"{path} has no column {data.label_column!r}; its columns {_listed_columns(columns)} ({len(columns)} "
             f"of them) hold only 0/1, as one-hot label columns do: set data.label_columns: "
             f"[{_listed_columns(columns)}]")
+
+
+def nearly_zero_one_columns(raw: pd.DataFrame, skip: set[str], share: float = 0.9) -> dict[str, tuple[int, Any]]:
+    """The columns (not in ``skip``) of which at least ``share`` of the values, missing ones aside, are the number 0
+    or 1 but not all: a one-hot label column with a stray cell (``yes``, ``x``, ``2``). Each with the line of its
+    first stray cell and that value, so the message can point at it."""
+    found: dict[str, tuple[int, Any]] = {}
+    for column in raw.columns:
+        if column in skip or column in ("source_row", "source_line"):
+            continue
+        values = raw[column].dropna()
+        if values.empty:
+            continue
+        try:
+            ok = values.map(lambda v: not isinstance(v, (bool, np.bool_)) and normalize_label(v)[0] in ("0", "1"))
+        except TypeError:
+            continue
+        if share <= ok.mean() < 1.0:
+            first = ok.index[~ok.to_numpy(dtype=bool)][0]
+            line = raw["source_line"].get(first, first + 1) if "source_line" in raw.columns else first + 1
+            found[str(column)] = (int(line), values[first])
+    return found
 
 
 def indicator_and_other_columns(path: Path, fmt: str, data: MultilabelData) -> list[str]:
