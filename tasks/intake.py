@@ -440,7 +440,7 @@ def _validate_batch(loaded: LoadedData, labels: list[str], config: TunelineConfi
     """The training flow's contract on one batch, against the model's label set as it is (a batch may hold only
     some of the labels: it is not a training set on its own, so the every-label-present rule does not apply)."""
     frames = kind_of(config).prepare(loaded.frames, config.data, source=f" in batch {name}")
-    clean, quarantine = apply_contract(frames, labels, loaded.malformed, config)
+    clean, quarantine = apply_contract(frames, labels, loaded.malformed, config, loaded.source_lines)
     quarantine = with_source_lines(quarantine, loaded.source_lines)
     path = write_quarantine(quarantine, folder, None)
     enforce_bad_fraction(quarantine, loaded.total_records, config.data.max_bad_fraction, path, None,

@@ -12,13 +12,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from tuneline.errors import UserError
+from tuneline.errors import UserError, excerpt
 from tuneline.common import (arrow_strings, forget_key_hashes, key_hashes, pipeline_task, remember_key_hashes,
                              remembered_key_hashes, remembered_key_salts, task_logger)
 from tuneline.tasks.load import release_unused_memory
@@ -173,6 +173,8 @@ LEAKAGE_RULES = frozenset({"text_not_in_train", "pair_not_in_train", "sentence_n
 #: file): budgeted on their own (``data.max_duplicate_fraction``), not as broken records. CoNLL-2003's validation
 #: file repeats 196 of its 3,250 sentences from train ("Attendance : 10,000 ."), over the 5% broken-record budget.
 DUPLICATE_RULES = frozenset({"no_exact_duplicates"}) | LEAKAGE_RULES
+#: the rules whose record has a twin elsewhere in the data (:func:`describe_copies` names it)
+COPY_RULES = DUPLICATE_RULES | {"no_conflicting_label_duplicates"}
 
 
 def _raise_over_limit(quarantine: pd.DataFrame, broken: int, total: int, max_bad_fraction: float, path: Path,
@@ -288,14 +290,93 @@ def validate_frames(frames: dict[str, pd.DataFrame], labels: list[str],
     return clean, quarantine
 
 
+#: at most this many rows in all frames for :func:`describe_copies` to name each copy's twin (it keys every row)
+NAME_TWINS_UP_TO_ROWS = 500_000
+
+
+def describe_copies(quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame], kind: Any,
+                    source_lines: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """The ``detail`` of the copy rules, which had none: an exact repeat, a text written with two labels, a test
+    record that is in train (whose rule name, ``text_not_in_train``, read as the opposite of the problem). Each says
+    what happened and what to do, and names its twin's file and line where the data is small enough to key every
+    row (:data:`NAME_TWINS_UP_TO_ROWS`). A detail the kind gave (a pair's second text) follows in brackets."""
+    rules = quarantine["rule"] if len(quarantine) else pd.Series(dtype=object)
+    todo = rules.isin(COPY_RULES).to_numpy()
+    if not todo.any():
+        return quarantine
+    from tuneline.tasks.split import example_key, split_key
+
+    target, key_column = kind.target_column, kind.key_column
+    twins: dict[tuple[str, str], list[tuple[str, str, int, Any]]] = {}  # (fold, key) -> [(split, file, row, label)]
+    small = sum(len(f) for f in frames.values()) <= NAME_TWINS_UP_TO_ROWS
+    if small:
+        for split, frame in frames.items():
+            if key_column not in frame.columns:
+                continue
+            for key, file, row, label in zip(frame[key_column], frame["source_file"].astype(str), frame["source_row"],
+                                             frame[target] if target in frame.columns else [None] * len(frame)):
+                if isinstance(key, float) and np.isnan(key) or key is None:
+                    continue
+                for fold in ("same", "leak"):
+                    twins.setdefault((fold, split_key(key) if fold == "same" else example_key(key)), []).append(
+                        (split, file, int(row), label))
+
+    def where(file: str, row: int) -> str:
+        known = (source_lines or {}).get(file)
+        line = int(known[row - 1]) if known is not None and 1 <= row <= len(known) and known[row - 1] > 0 else None
+        return f"{Path(file).name} line {line}" if line else f"{Path(file).name} record {row}"
+
+    def shown(label: Any) -> str:
+        return excerpt(label if not isinstance(label, (list, tuple, np.ndarray)) else list(label), 60)
+
+    by_row = {(split, str(f), int(r)): (k, lab) for split, frame in frames.items() if key_column in frame.columns
+              for k, f, r, lab in zip(frame[key_column], frame["source_file"], frame["source_row"],
+                                      frame[target] if target in frame.columns else [None] * len(frame))} if small \
+        else {}
+    details = quarantine["detail"].to_numpy(dtype=object, copy=True)
+    for i in np.flatnonzero(todo):
+        record = quarantine.iloc[i]
+        rule, split, file, row = record["rule"], str(record["split"]), str(record["source_file"]), record["source_row"]
+        key, label = by_row.get((split, file, int(row)), (None, None)) if pd.notna(row) else (None, None)
+        found = []
+        if key is not None:
+            fold = "leak" if rule in LEAKAGE_RULES else "same"
+            found = [t for t in twins.get((fold, split_key(key) if fold == "same" else example_key(key)), [])
+                     if (t[1], t[2]) != (file, int(row))]
+        if rule == "no_exact_duplicates":
+            twin = next((t for t in found if t[0] == split), None)
+            details[i] = (f"a copy of {where(twin[1], twin[2])} (same text and label): the first copy is kept, the "
+                          "others set aside so the example does not count twice" if twin else
+                          "a copy of an earlier record (same text and label): the first copy is kept, the others set "
+                          "aside so the example does not count twice")
+        elif rule == "no_conflicting_label_duplicates":
+            twin = next((t for t in found if t[0] == split and str(t[3]) != str(label)), None)
+            details[i] = ((f"the same text as {where(twin[1], twin[2])}, labelled {shown(twin[3])} there and "
+                           f"{shown(label)} here" if twin else "the same text written with another label elsewhere")
+                          + ": every copy is set aside, as nothing tells which label is right; fix the wrong one")
+        else:  # a validation or test record that is in train
+            twin = next((t for t in found if t[0] == "train"), None)
+            details[i] = (f"this {split} record is also in the training data"
+                          f"{f' ({where(twin[1], twin[2])})' if twin else ''} (case and spacing aside): a score on "
+                          "records the model trained on overstates it, so the training copy is kept and this one set "
+                          "aside")
+        given = quarantine["detail"].iloc[i]
+        if isinstance(given, str) and given:  # a kind's own context (a pair's second text): kept after it
+            details[i] = f"{details[i]} ({given})"
+    return quarantine.assign(detail=details)
+
+
 def apply_contract(frames: dict[str, pd.DataFrame], labels: list[str], malformed: pd.DataFrame,
-                   config: TunelineConfig) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+                   config: TunelineConfig, source_lines: dict[str, np.ndarray] | None = None
+                   ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The kind's contract on prepared frames: the clean frames, and one quarantine of the records that broke a rule
-    (with the kind's details) plus the ``malformed`` ones the reader could not parse."""
+    (with the kind's details) plus the ``malformed`` ones the reader could not parse. ``source_lines``: the
+    reader's line of each record, for details that name another record."""
     kind = kind_of(config)
     clean, quarantine = validate_frames(frames, labels, lambda ls, keys: kind.schema(ls, keys, config.data),
                                         kind.value_column, kind.key_column)
     quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels)
+    quarantine = describe_copies(quarantine, frames, kind, source_lines)
     if len(quarantine) and (names := file_column_names(config.data)):  # the file's names, not the frames' own
         quarantine["column"] = quarantine["column"].map(lambda column: names.get(column, column))
     quarantine = pd.concat([q for q in (malformed, quarantine) if len(q)] or [quarantine],
@@ -329,7 +410,7 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
     for frame in frames.values():  # one salted hash per row, shared by the duplicate, leakage and split rules
         if kind.key_column in frame.columns and arrow_strings(frame[kind.key_column]) is not None:
             key_hashes(frame[kind.key_column], config.data.split.salt)
-    clean, quarantine = apply_contract(frames, labels, loaded.malformed, config)
+    clean, quarantine = apply_contract(frames, labels, loaded.malformed, config, loaded.source_lines)
     quarantine = with_source_lines(quarantine, loaded.source_lines)
     for role, frame in clean.items():  # the loader's categorical labels go on as plain str labels
         target = kind.target_column

@@ -185,7 +185,8 @@ def test_validate_command_prints_the_accounting_and_fails_over_the_limit(tmp_pat
     assert "no_exact_duplicates 1" in out and "splits: train" in out
     # one record of each rule, where it is and why: the counts alone sent the user into quarantine.csv
     assert f"  e.g. not_nullable: {data} line 52: the text is missing (an empty cell, or null)" in out
-    assert f"  e.g. no_exact_duplicates: {data} line 53: 'text 3'" in out
+    assert f"  e.g. no_exact_duplicates: {data} line 53: a copy of d.csv line 5 (same text and label): the first copy is " \
+           "kept" in out
     assert (tmp_path / "out" / "validate" / "quarantine.csv").is_file()
     assert main(["validate", "-c", str(config), "--set", "data.max_bad_fraction=0.0"]) == 1
     assert "broke the data contract" in capsys.readouterr().err
@@ -507,3 +508,41 @@ def test_a_jsonl_record_naming_its_label_twice_in_two_spellings_is_set_aside(tmp
                                      "('neg', 'pos'); keys are read whatever their case or spaces, so a record has one "
                                      "value per key: keep one")
     assert "key 'text' is written twice in one object, also as 'Text '" in bad["detail"].iloc[2]
+
+
+def test_every_copy_in_the_quarantine_names_its_twin_and_what_to_do(tmp_path):
+    """The copy rules had no detail: no twin, no label, and ``text_not_in_train`` read as the opposite of the problem
+    (exploratory QA). Each now says what happened, names the other record's file and line, and what to do."""
+    train = [(f"train text {i}", ["neg", "pos"][i % 2]) for i in range(40)]
+    train += [("train text 2", "neg"), ("train text 5", "neg")]  # line 42: a copy of line 4; line 43: another label
+    test = [(f"test text {i}", ["neg", "pos"][i % 2]) for i in range(20)] + [("Train  TEXT 8", "neg")]
+    config = run_config("classification", "data.max_bad_fraction=0.5", "data.max_duplicate_fraction=0.5",
+                        train=write_rows(tmp_path / "train.csv", train), test=write_rows(tmp_path / "test.csv", test))
+    quarantine = validate(config, tmp_path / "run").quarantine
+    said = {(rule, int(line)): detail for rule, line, detail in
+            zip(quarantine["rule"], quarantine["source_line"], quarantine["detail"])}
+    assert said[("no_exact_duplicates", 42)].startswith("a copy of train.csv line 4 (same text and label)")
+    assert said[("no_conflicting_label_duplicates", 43)].startswith(
+        "the same text as train.csv line 7, labelled 'pos' there and 'neg' here: every copy is set aside")
+    assert said[("no_conflicting_label_duplicates", 7)].startswith(
+        "the same text as train.csv line 43, labelled 'neg' there and 'pos' here")
+    assert said[("text_not_in_train", 22)].startswith(
+        "this test record is also in the training data (train.csv line 10) (case and spacing aside)")
+
+
+def test_copies_of_sentence_pairs_and_ner_sentences_name_their_twins(tmp_path):
+    pairs = [{"text": f"question {i}", "text_pair": f"answer {i}", "label": str(i % 2)} for i in range(30)]
+    pairs.append(dict(pairs[3]))
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    config = run_config("pair_classification", "data.max_bad_fraction=0.5", path=path)
+    quarantine = validate(config, tmp_path / "run").quarantine
+    [detail] = quarantine.loc[quarantine["rule"] == "no_exact_duplicates", "detail"]
+    assert detail.startswith("a copy of pairs.jsonl line 4 (same text and label)")
+    train, test = tmp_path / "train.conll", tmp_path / "test.conll"
+    train.write_text("".join(f"word{i} O\nCity{i} B-LOC\n\n" for i in range(30)))
+    test.write_text("".join(f"other{i} O\nTown{i} B-LOC\n\n" for i in range(10)) + "word3 O\nCity3 B-LOC\n")
+    quarantine = validate(run_config("token_classification", "data.max_duplicate_fraction=0.5", train=train,
+                                     test=test), tmp_path / "run-ner").quarantine
+    [(line, detail)] = quarantine.loc[quarantine["rule"] == "sentence_not_in_train", ["source_line", "detail"]].values
+    assert line == 31 and detail.startswith("this test record is also in the training data (train.conll line 10)")
