@@ -292,9 +292,12 @@ def test_a_quote_that_closes_inside_a_field_is_set_aside_not_read_without_its_qu
     assert [(m["rule"], m["source_line"]) for m in result.malformed] == [("field_has_stray_quote", 2),
                                                                         ("field_has_stray_quote", 3)]
     assert result.malformed[0]["detail"] == (
-        "field 1 opens a quote that closes before the field ends ('\"Best\" movie ever,pos'), so it would be read "
+        "field 1 opens a quote that closes before the field ends ('\"Best\" movie ever'), so it would be read "
         'without its quotes: write the whole field in quotes with each quote inside doubled ("""Best"" movie ever"), '
         "as spreadsheet programs and pandas write it")
+    # the fix shown is the record's own field, not a fixed example
+    assert result.malformed[1]["detail"].endswith(
+        'each quote inside doubled ("""broken """"quote"" here"), as spreadsheet programs and pandas write it')
     pairs = tmp_path / "pairs.csv"
     pairs.write_text('text,text_pair,label\nquestion y,"No" is the answer,0\nq,a,1\n', encoding="utf-8")
     assert [(m["rule"], m["detail"][:8]) for m in read_table(pairs, "csv").malformed] == [

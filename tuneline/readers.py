@@ -940,10 +940,34 @@ def stray_quote_field(text: str, dialect: dict) -> int | None:
     return None
 
 
-def stray_quote_detail(text: str, field: int) -> str:
-    return (f"field {field} opens a quote that closes before the field ends ({excerpt(text.strip(), 50)}), so it "
-            "would be read without its quotes: write the whole field in quotes with each quote inside doubled "
-            '("""Best"" movie ever"), as spreadsheet programs and pandas write it')
+def stray_quote_detail(text: str, field: int, delimiter: str = ",") -> str:
+    """What is wrong with the field, and this very field written right (it had shown one fixed example about a
+    movie, whatever the field held)."""
+    raw = _raw_field(text.rstrip("\r\n"), field, delimiter)
+    fixed = '"' + raw.replace('"', '""') + '"'
+    return (f"field {field} opens a quote that closes before the field ends ({excerpt(raw, 50)}), so it would be "
+            f"read without its quotes: write the whole field in quotes with each quote inside doubled "
+            f"({fixed if len(fixed) <= 60 else fixed[:57] + '...'}), as spreadsheet programs and "
+            "pandas write it")
+
+
+def _raw_field(text: str, field: int, delimiter: str, quote: str = '"') -> str:
+    """The ``field``-th field (1-based) of a line as written, quotes and all: a quoted part is skipped whole, so a
+    delimiter inside it does not end the field."""
+    i, n, number, start = 0, len(text), 1, 0
+    while i < n:
+        if i == start and text[i] == quote:
+            i += 1
+            while i < n and not (text[i] == quote and text[i + 1:i + 2] != quote):
+                i += 2 if text[i] == quote else 1
+            i += 1
+            continue
+        if text[i] == delimiter:
+            if number == field:
+                return text[start:i]
+            number, start = number + 1, i + 1
+        i += 1
+    return text[start:] if number == field else text
 
 
 def _parses_as_record(line: str, expected: int, dialect: dict) -> bool:
@@ -1224,7 +1248,7 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
             malformed.append(_malformed(number, line, "quote_escaped_with_backslash", raw,
                                         BACKSLASH_DETAIL.format(line=line)))
         elif '"' in raw and (stray := stray_quote_field(raw, dialect)) is not None:
-            malformed.append(_malformed(number, line, "field_has_stray_quote", raw, stray_quote_detail(raw, stray)))
+            malformed.append(_malformed(number, line, "field_has_stray_quote", raw, stray_quote_detail(raw, stray, dialect.get("delimiter", ","))))
         elif len(span.fields) != expected:
             malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
                                         _field_count_detail(len(span.fields), expected, count_hint, raw, dialect)))
