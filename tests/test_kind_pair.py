@@ -469,7 +469,9 @@ def test_pair_flow_registers_a_champion_with_pair_metrics(pair_run):
     n = len(rows)
     assert found == {(n + 1, "no_exact_duplicates"), (2, "no_conflicting_label_duplicates"),
                      (n + 2, "no_conflicting_label_duplicates")}
-    assert set(quarantine["detail"].str.startswith("text_pair: ")) == {True}
+    # what each copy is, then the pair's second text (the value column shows the first)
+    assert set(quarantine["detail"].str.contains(r"\(text_pair: .*\)$")) == {True}
+    assert quarantine.loc[quarantine["rule"] == "no_exact_duplicates", "detail"].str.startswith("a copy of ").all()
     predictions = pd.read_csv(Path(summary.run_dir) / "evaluation" / "test_predictions.csv")
     assert {"text", "text_pair", "label", "predicted", "score"} <= set(predictions.columns)
     assert summary.labels == ["0", "1"] and summary.primary_metric == "f1_positive"

@@ -58,6 +58,24 @@ class ClassificationData(DataConfig):
         return {"text_column": self.text_column, "label_column": self.label_column}
 
     @model_validator(mode="after")
+    def _each_label_once(self) -> "ClassificationData":
+        """``labels: [positive, negative, Positive]``: the spellings fold into one class, so one of them was said to
+        "never occur in the training data", which sent the user looking for rows (exploratory QA)."""
+        if self.labels:
+            from tuneline.kinds.label_spellings import spelling_key
+
+            merge = getattr(self, "merge_label_spellings", True)
+            seen: dict[str, str] = {}
+            for label in self.labels:
+                key = spelling_key(label) if merge else label
+                if key in seen and seen[key] != label:  # the same spelling twice is one label: taken once
+                    raise ValueError(f"labels: holds {seen[key]!r} and {label!r}, one class written two ways (case, "
+                                     "Unicode form, separators): keep one, or set data.merge_label_spellings: false "
+                                     "if they are two classes")
+                seen[key] = label
+        return self
+
+    @model_validator(mode="after")
     def _distinct_columns(self) -> "ClassificationData":
         """Two keys naming one column would feed the model its own label (or one text twice) and train a model that
         looks perfect and has learned nothing: a config error naming both keys, not a run."""
