@@ -154,6 +154,10 @@ def test_iob_tags_in_any_case_or_with_an_underscore_are_read_as_iob2():
     folded = apply_spelling_map(train["tags"], mapping, sequences=True)
     assert folded.tolist() == [["B-PER", "I-PER", "O"], ["B-PER", "O", "B-LOC"], ["B-PER", "O", "B-LOC"],
                                ["E-PER", "B-PER"]]  # one tag per token: nothing merged away
+    # a colon or a dot between prefix and type, or the prefix after the type (exploratory QA: called "the IO scheme")
+    other = pd.DataFrame({"tags": [["PER-B", "PER-I", "O", "B:LOC", "loc.i"], ["B-PER", "O", "B.LOC"]]})
+    assert tag_spelling_map({"train": other}, "tags", None, ["train"]) == {
+        "PER-B": "B-PER", "PER-I": "I-PER", "B:LOC": "B-LOC", "loc.i": "I-LOC", "B.LOC": "B-LOC"}
 
 
 def test_a_conll_file_with_lower_case_tags_trains_iob2_labels(tmp_path):

@@ -254,21 +254,31 @@ def describe(mapping: dict[str, str], frames: dict[str, pd.DataFrame], column: s
                      for target, spellings in sorted(targets.items()))
 
 
-_TAG = re.compile(r"(?i)\s*([BI])[-_](.+?)\s*")
+_TAG = re.compile(r"(?i)\s*([BI])[-_:.](.+?)\s*")
+#: the prefix written after the type (``PER-B``, ``LOC_I``), as some annotation tools export it
+_SUFFIX_TAG = re.compile(r"(?i)\s*(.+?)[-_:.]([BI])\s*")
+
+
+def _parse_tag(tag: str) -> tuple[str, str] | None:
+    """``(B or I, entity type)`` of a tag written ``B-PER``, ``b_per``, ``B:PER``, ``B.PER`` or ``PER-B``; else None."""
+    if match := _TAG.fullmatch(tag):
+        return match.group(1).upper(), match.group(2)
+    if match := _SUFFIX_TAG.fullmatch(tag):
+        return match.group(2).upper(), match.group(1)
+    return None
 
 
 def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: Iterable[str] | None,
                      source_roles: Iterable[str]) -> dict[str, str]:
-    """IOB tags written several ways → one spelling: ``o`` (and ``0``, a zero) → ``O``, ``b-per``/``B_PER`` →
-    ``B-PER``; an entity type takes the spelling of a configured tag, else the one written most often in train (as
+    """IOB tags written several ways → one spelling: ``o`` (and ``0``, a zero) → ``O``, ``b-per``/``B_PER``/``B:PER``
+    and ``PER-B`` (the prefix after the type) → ``B-PER``; an entity type takes the spelling of a configured tag, else the one written most often in train (as
     :func:`spelling_map`)."""
     everywhere, source = _written(frames, column, source_roles)
     in_source: Counter = Counter()  # entity type as written → tokens in train, and in all splits
     in_all: Counter = Counter()
     parsed: dict[str, tuple[str, str] | None] = {}
     for tag in everywhere:
-        match = _TAG.fullmatch(visible(tag))
-        parsed[tag] = (match.group(1).upper(), match.group(2)) if match else None
+        parsed[tag] = _parse_tag(visible(tag))
     by_key: dict[str, set[str]] = {}
     for tag, parts in parsed.items():
         if parts is not None:
@@ -277,9 +287,8 @@ def tag_spelling_map(frames: dict[str, pd.DataFrame], column: str, configured: I
             in_all[parts[1]] += everywhere[tag]
     chosen: dict[str, str] = {}
     for label in configured or []:
-        match = _TAG.fullmatch(label)
-        if match:
-            chosen.setdefault(spelling_key(match.group(2)), match.group(2))
+        if parts := _parse_tag(label):
+            chosen.setdefault(spelling_key(parts[1]), parts[1])
     for key, spellings in by_key.items():
         chosen.setdefault(key, visible(min(spellings, key=lambda t: (  # as spelling_map
             _has_invisible(t), -in_source[t], -in_all[t], t))))
