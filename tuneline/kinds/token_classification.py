@@ -57,8 +57,8 @@ class TokenData(DataConfig):
                              "train is an error (a stray typo such as B-PRE must not become a type the model learns); "
                              "configure data.labels to accept it.")
     merge_label_spellings: bool = Field(
-        True, description="Tags written several ways are one tag: o → O, b-per, B_PER, B:PER and PER-B → B-PER (an entity type "
-                          "spelled as in data.labels or as most often in train; logged). false keeps them as "
+        True, description="Tags written several ways are one tag: o → O, b-per, B_PER, B:PER and PER-B → B-PER (an "
+                          "entity type spelled as in data.labels or as most often in train; logged). false keeps them as "
                           "written (then only O, B-X and I-X are tags).")
     tag_names: list[str] | Path | None = Field(
         None, description="Tags by id, for files whose tags are class ids (Hugging Face datasets export ner_tags as "
