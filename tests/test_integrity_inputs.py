@@ -320,6 +320,9 @@ def test_a_header_in_another_case_or_with_spaces_finds_its_columns_but_an_ambigu
     result = validate(run_config("classification", path=shouty), tmp_path / "run")
     assert result.labels == ["neg", "pos"] and result.rejected_records == 0
     assert sorted(pd.concat(result.frames.values())["text"])[0] == "bad text 0"
+    # a zero-width space in the header (a web copy, a broken export) printed as the very name configured
+    hidden = write_rows(tmp_path / "hidden.csv", rows, header=("\u200btext", "label\u200b"))
+    assert validate(run_config("classification", path=hidden), tmp_path / "run-hidden").rejected_records == 0
     both = write_rows(tmp_path / "both.csv", [(t, t.upper(), l) for t, l in rows], header=("text_", "Text", "TEXT"))
     with pytest.raises(Exception, match=r"no column 'text'.*'Text', 'TEXT'"):
         validate(run_config("classification", "data.label_column=text_", path=both), tmp_path / "run2")

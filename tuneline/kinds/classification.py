@@ -115,14 +115,18 @@ class ClassificationConfig(TunelineConfig):
 
 
 def matched_columns(frame: pd.DataFrame, wanted: dict[str, str]) -> dict[str, str]:
-    """``wanted`` with each name the file lacks replaced by the one column that differs from it only in case and
-    surrounding spaces (a header ``Text , Label`` for ``text`` and ``label``); a name with no such column, or with
-    two, stays as it is (for :func:`columns_or_error` to report)."""
+    """``wanted`` with each name the file lacks replaced by the one column that differs from it only in case,
+    surrounding spaces and invisible characters (a header ``Text , Label`` for ``text`` and ``label``; a zero-width
+    space or a NUL a broken export left in ``\u200btext``, which printed looked exactly like ``text``); a name with
+    no such column, or with two, stays as it is (for :func:`columns_or_error` to report)."""
+    from tuneline.kinds.label_spellings import visible
+
     matched = dict(wanted)
     for key, column in wanted.items():
         if column in frame.columns:
             continue
-        same = [c for c in frame.columns if isinstance(c, str) and c.strip().casefold() == column.strip().casefold()]
+        want = visible(column).strip().casefold()
+        same = [c for c in frame.columns if isinstance(c, str) and visible(c).strip().casefold() == want]
         if len(same) == 1:
             matched[key] = same[0]
     return matched
