@@ -174,6 +174,16 @@ def test_yaml_duplicate_keys_and_boolean_numbers_are_errors(tmp_path):
         load_config(path)
 
 
+def test_validate_prints_labels_holding_a_comma_quoted_so_they_count_right(tmp_path, capsys):
+    """``labels (4): account, billing, refunds, shipping, technical`` showed 5 names for 4 labels (exploratory QA)."""
+    rows = [(f"text {i}", ["billing, refunds", "account", "shipping"][i % 3]) for i in range(60)]
+    write_rows(tmp_path / "d.csv", rows)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"path": "d.csv"}, "work_dir": str(tmp_path / "out")}))
+    assert main(["validate", "-c", str(config)]) == 0
+    assert "  labels (3): 'account', 'billing, refunds', 'shipping'\n" in capsys.readouterr().out
+
+
 def test_validate_command_prints_the_accounting_and_fails_over_the_limit(tmp_path, capsys):
     rows = [(f"text {i}", ["neg", "pos"][i % 2]) for i in range(50)] + [("", "neg"), ("text 3", "pos")]
     data = write_rows(tmp_path / "d.csv", rows)
@@ -188,6 +198,7 @@ def test_validate_command_prints_the_accounting_and_fails_over_the_limit(tmp_pat
     assert f"  e.g. no_exact_duplicates: {data} line 53: a copy of d.csv line 5 (same text and label): the first copy is " \
            "kept" in out
     assert (tmp_path / "out" / "validate" / "quarantine.csv").is_file()
+    assert "  labels (2): neg, pos\n" in out
     assert main(["validate", "-c", str(config), "--set", "data.max_bad_fraction=0.0"]) == 1
     assert "broke the data contract" in capsys.readouterr().err
 

@@ -707,7 +707,10 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
         print(f"tuneline: {failure}", file=sys.stderr)
         return 1
     splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
-    print(f"  labels ({len(validated.labels)}): {', '.join(validated.labels[:20])}"
+    plain = all(label == label.strip() and "," not in label and label.isprintable() for label in validated.labels)
+    # a label holding a comma or an edge space printed bare read as two labels, or as another one: quoted then
+    print(f"  labels ({len(validated.labels)}): "
+          f"{', '.join(validated.labels[:20] if plain else map(repr, validated.labels[:20]))}"
           + (" ..." if len(validated.labels) > 20 else ""))
     print("  splits: " + ", ".join(f"{name} {len(frame)}" for name, frame in splits.items()))
     return 0
