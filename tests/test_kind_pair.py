@@ -182,6 +182,11 @@ def test_texts_and_labels_are_checked_and_bad_texts_are_not_duplicates_of_each_o
                                     (3, "text_pair_is_non_empty_string"), (4, "not_nullable"),
                                     (5, "label_in_label_set"), (6, "not_nullable")}
     assert list(clean["source_row"]) == [7]
+    # the blank second text says why, as a blank first text does (it showed "text_pair:    " and no reason)
+    frame = pair_frame(rows, True)
+    described = KIND.describe_failures(quarantine, {"train": frame}, LABELS)
+    [said] = described.loc[described["rule"] == "text_pair_is_non_empty_string", "detail"]
+    assert said == "the second text (text_pair) is empty or only spaces; text_pair: '   '"
 
 
 @pytest.mark.parametrize("symmetric", [True, False])

@@ -329,17 +329,24 @@ class PairClassificationKind(ClassificationKind):
         lookup = {(role, f, int(r)): p for role, frame in frames.items()
                   for f, r, p in zip(frame["source_file"], frame["source_row"], frame["text_pair"])}
 
-        def detail(key: tuple[str, str, int], current: object) -> object:
+        from tuneline.kinds.classification import _no_text_detail
+
+        def detail(key: tuple[str, str, int], current: object, rule: str) -> object:
             if key not in lookup:
                 return current
             pair, said = lookup[key], isinstance(current, str) and bool(current)
+            if rule == "text_pair_is_non_empty_string":  # it had shown "text_pair:    " and no reason
+                why = _no_text_detail(pair)
+                return why.replace("the text", "the second text (text_pair)", 1) + \
+                    (f"; text_pair: {str(pair)[:300]!r}" if isinstance(pair, str) and pair else "")
             if pair is None:  # a missing second text: classification's detail already says so when it is the rule
                 return current if said else "text_pair: (missing)"
             shown = f"text_pair: {str(pair)[:300]}"
             return f"{current}; {shown}" if said else shown
 
-        details = [detail((s, f, int(r)), d) for s, f, r, d in zip(
-            quarantine["split"], quarantine["source_file"], quarantine["source_row"], quarantine["detail"])]
+        details = [detail((s, f, int(r)), d, rule) for s, f, r, d, rule in zip(
+            quarantine["split"], quarantine["source_file"], quarantine["source_row"], quarantine["detail"],
+            quarantine["rule"])]
         return quarantine.assign(detail=details)
 
     # --- model ------------------------------------------------------------------------------------------------
