@@ -278,3 +278,12 @@ def test_missing_value_markers_are_refused_as_inferred_classes(tmp_path):
     listed = run_config("classification", "data.max_bad_fraction=0.1", path=path, labels=["pos", "neg", "NA"])
     result = validate_data.fn(load_data.fn(listed), listed, tmp_path / "run2")
     assert result.labels == ["pos", "neg", "NA"] and result.rejected_records == 6  # '#N/A' is not in the set
+
+
+def test_spellings_that_print_alike_are_logged_with_escapes():
+    """A composed and a decomposed ``café`` were logged as ``'café' (2 rows) → 'café'`` (exploratory QA)."""
+    from tuneline.kinds.label_spellings import describe
+
+    frames = {"train": pd.DataFrame({"label": ["caf\u00e9"] * 3 + ["cafe\u0301"] * 2 + ["Pos", "pos"]})}
+    assert describe({"cafe\u0301": "caf\u00e9", "Pos": "pos"}, frames, "label") == (
+        "'cafe\\u0301' (2 rows) → 'caf\\xe9'; 'Pos' (1 rows) → 'pos'")

@@ -250,8 +250,19 @@ def describe(mapping: dict[str, str], frames: dict[str, pd.DataFrame], column: s
     targets: dict[str, list[str]] = {}
     for spelling, target in sorted(mapping.items()):
         targets.setdefault(target, []).append(spelling)
-    return "; ".join(", ".join(f"{s!r} ({counts[s]} {unit})" for s in spellings) + f" → {target!r}"
-                     for target, spellings in sorted(targets.items()))
+
+    def alike(spelling: str, target: str) -> bool:
+        """Whether the two print alike (``café`` composed and decomposed, a zero-width space inside): shown with
+        escapes then, as the log had said ``'café' → 'café'``."""
+        nfc = unicodedata.normalize
+        return not spelling.isprintable() or nfc("NFC", visible(spelling)) == nfc("NFC", visible(target))
+
+    parts = []
+    for target, spellings in sorted(targets.items()):
+        escaped = any(alike(spelling, target) for spelling in spellings)
+        shown = ascii if escaped else repr
+        parts.append(", ".join(f"{shown(s)} ({counts[s]} {unit})" for s in spellings) + f" → {shown(target)}")
+    return "; ".join(parts)
 
 
 _TAG = re.compile(r"(?i)\s*([BI])[-_:.](.+?)\s*")
