@@ -317,3 +317,15 @@ def test_inferred_whole_number_labels_sort_as_numbers():
     assert frequent_labels(["10", "2", "1", "0", "2", "10", "1", "0"], 1) == ["0", "1", "2", "10"]
     assert natural_order(["b", "10", "a"]) == ["10", "a", "b"]  # not all numbers: as text
     assert natural_order(["1", "-1", "0"]) == ["-1", "0", "1"]
+
+
+def test_a_long_rare_label_is_cut_with_an_ellipsis():
+    """Labels were cut to 40 characters with no mark of the cut, reading as the whole label (exploratory QA)."""
+    from tuneline.kinds.classification import frequent_labels
+
+    long_label = "a label that goes on and on " * 4
+    from tuneline.kinds.classification import LabelSetError
+
+    with pytest.raises(LabelSetError) as info:
+        frequent_labels(["pos"] * 5 + ["neg"] * 5 + [long_label], 5)
+    assert "label(s) 'a label that goes on and on a label tha'… (1) occur fewer" in str(info.value)

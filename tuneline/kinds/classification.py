@@ -264,7 +264,7 @@ def frequent_labels(values: list[Any], minimum: int, separator: str | None = Non
     rare = {label: n for label, n in counts.items() if n < minimum}
     if rare:
         ordered = sorted(rare.items(), key=lambda x: (x[1], str(x[0])))
-        shown = ", ".join(f"{str(label)[:40]!r} ({n})" for label, n in ordered[:RARE_LABELS_SHOWN])
+        shown = ", ".join(f"{excerpt(str(label), 42)} ({n})" for label, n in ordered[:RARE_LABELS_SHOWN])
         if len(ordered) > RARE_LABELS_SHOWN:
             shown += f" and {len(ordered) - RARE_LABELS_SHOWN:,} more"
         # thousands of one-off "labels" are texts: the columns are the wrong way round (or the wrong one)
@@ -301,7 +301,7 @@ def refuse_labels_of_copies(frame: pd.DataFrame, labels: list[str], minimum: int
     short = {label: (int(counts[label]), int(distinct_counts.get(label, 0))) for label in few
              if distinct_counts.get(label, 0) < minimum}
     if short:
-        shown = ", ".join(f"{str(label)[:40]!r} ({n} rows, {d} distinct text{'s' * (d != 1)})"
+        shown = ", ".join(f"{excerpt(str(label), 42)} ({n} rows, {d} distinct text{'s' * (d != 1)})"
                           for label, (n, d) in list(short.items())[:RARE_LABELS_SHOWN])
         raise LabelSetError(f"label(s) {shown} have fewer than data.min_examples_per_label={minimum} distinct texts: "
                             "their other rows are copies, dropped as duplicates; add distinct examples, or list the "

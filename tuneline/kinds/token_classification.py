@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from tuneline.config import DataConfig, TokenizeConfig, TunelineConfig
-from tuneline.errors import UserError
+from tuneline.errors import UserError, excerpt
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
 from tuneline.kinds.classification import LABEL_SOURCE_ROLES, RARE_LABELS_SHOWN, LabelSetError, matched_columns
 from tuneline.pyfunc.token_tagger import case_types_of, grow_case_types
@@ -276,7 +276,8 @@ def refuse_rare_types(tag_lists: Iterable[object], minimum: int) -> None:
             previous = kind
     rare = sorted(((kind, n) for kind, n in mentions.items() if n < minimum), key=lambda x: (x[1], x[0]))
     if rare:
-        shown = ", ".join(f"{kind[:40]!r} ({n} mention{'' if n == 1 else 's'})" for kind, n in rare[:RARE_LABELS_SHOWN])
+        shown = ", ".join(f"{excerpt(kind, 42)} ({n} mention{'' if n == 1 else 's'})"
+                          for kind, n in rare[:RARE_LABELS_SHOWN])
         more = f" and {len(rare) - RARE_LABELS_SHOWN} more" if len(rare) > RARE_LABELS_SHOWN else ""
         raise LabelSetError(f"entity type(s) {shown}{more} occur fewer than data.min_examples_per_label={minimum} "
                             "times in the training data (B- tags): fix those tags, or list the real tags in "
