@@ -105,3 +105,18 @@ def test_batch_prediction_reads_a_sheet_and_a_broken_workbook_says_so(tmp_path: 
     (dt.datetime(2026, 12, 4, 9, 30), "2026-12-04 09:30:00"), (dt.date(2026, 1, 2), "2026-01-02")])
 def test_cells_read_as_the_text_a_csv_export_holds(value, text):
     assert cell_text(value) == text
+
+
+def test_records_on_another_sheet_are_named_and_read_with_data_sheet(tmp_path: Path):
+    """A workbook whose first sheet is notes said "has a header but no data records" without naming the sheet that
+    held them, and no setting could pick it (exploratory QA)."""
+    rows = [["text", "label"]] + [[f"review {i}", ["pos", "neg"][i % 2]] for i in range(40)]
+    path = workbook(tmp_path / "labels.xlsx", [["notes"]], rows)
+    with pytest.raises(DataLoadError, match=r"has a header \(row 1 of sheet 'Sheet'\) but no data records; the "
+                                            r"workbook's sheet 'sheet2' holds rows: set data.sheet to the one with "
+                                            r"the records"):
+        load_data.fn(run_config("classification", path=path))
+    loaded = load_data.fn(run_config("classification", path=path, sheet="sheet2"))
+    assert len(loaded.frames["all"]) == 40 and loaded.frames["all"]["text"].iloc[0] == "review 0"
+    with pytest.raises(DataLoadError, match=r"has no sheet 'Data' \(data.sheet\); its sheets: \['Sheet', 'sheet2'\]"):
+        load_data.fn(run_config("classification", path=path, sheet="Data"))

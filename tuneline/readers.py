@@ -1002,7 +1002,7 @@ def _nonblank(lines: list[str], lo: int, hi: int, dialect: dict) -> int:
 
 def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = True,
                on_decode_error: DecodePolicy = "error", compact: bool = False, skip_lines: int = 0,
-               tsv_quotes: str = "auto") -> ReadResult:
+               tsv_quotes: str = "auto", sheet: str | None = None) -> ReadResult:
     """Read a csv, tsv, jsonl or parquet file into a :class:`ReadResult` (see the module docstring).
 
     ``compact=True``: the columns of a CSV/TSV file come back as pandas ``str`` columns (Arrow-backed, a missing
@@ -1015,6 +1015,8 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
 
     ``tsv_quotes``: ``auto`` reads a TSV column whose every value is wrapped in double quotes without them
     (:func:`_unwrapped_quotes`); ``keep`` keeps every value as written.
+
+    ``sheet``: an Excel workbook's sheet to read (its name); the first by default.
     """
     path = Path(path)
     encoding = bom_encoding(path, encoding)
@@ -1028,7 +1030,7 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
     if fmt == "xlsx":
         from tuneline.workbooks import read_workbook
 
-        return read_workbook(path, header=header, skip_lines=skip_lines)
+        return read_workbook(path, header=header, skip_lines=skip_lines, sheet=sheet)
     raise DataLoadError(f"format {fmt!r} of {path} is not a table format; set data.format to csv, tsv, jsonl, "
                         "parquet or xlsx")
 

@@ -42,10 +42,10 @@ def cell_text(value: Any) -> str | None:
     return str(value)
 
 
-def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0) -> ReadResult:
-    """The first sheet of ``path`` as a :class:`~tuneline.readers.ReadResult` (see the module docstring).
-    ``skip_lines``: rows above the header (a title); ``header=False``: columns named by position (``0``, ``1``...)
-    as for a CSV without a header."""
+def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0, sheet: str | None = None) -> ReadResult:
+    """The first sheet of ``path`` (or the one named ``sheet``, ``data.sheet``) as a
+    :class:`~tuneline.readers.ReadResult` (see the module docstring). ``skip_lines``: rows above the header (a
+    title); ``header=False``: columns named by position (``0``, ``1``...) as for a CSV without a header."""
     try:
         import openpyxl
     except ImportError:  # a dependency of tuneline; an environment without it can still export CSV
@@ -62,19 +62,27 @@ def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0) -> Re
     try:
         if not book.worksheets:
             raise DataLoadError(f"{path} holds no worksheet; give a workbook with the records on its first sheet")
-        sheet = book.worksheets[0]
+        titles = [ws.title for ws in book.worksheets]
+        if sheet is not None and sheet not in titles:
+            raise DataLoadError(f"{path} has no sheet {sheet!r} (data.sheet); its sheets: {titles}")
+        chosen = book.worksheets[titles.index(sheet) if sheet is not None else 0]
         rows = [(number, [cell_text(value) for value in values])
-                for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
+                for number, values in enumerate(chosen.iter_rows(values_only=True), start=1)
                 if number > skip_lines]
+        others = [t for t in titles if t != chosen.title and _has_records(book[t])]
         sheets = len(book.worksheets)
-        title = sheet.title
+        title = chosen.title
     finally:
         book.close()
+    which = "sheet" if sheet is not None else "first sheet"
+    # the records may be on another sheet (a notes or a read-me sheet first): name those that hold rows
+    elsewhere = (f"; the workbook's sheet{'s' * (len(others) > 1)} {', '.join(map(repr, others))} "
+                 f"hold{'s' * (len(others) == 1)} rows: set data.sheet to the one with the records") if others else ""
     rows = [(number, cells) for number, cells in rows if any(c is not None and c.strip() for c in cells)]
     if not rows:
-        raise DataLoadError(f"input file {path} has no values on its first sheet ({title!r})"
+        raise DataLoadError(f"input file {path} has no values on its {which} ({title!r})"
                             + (f" below row {skip_lines} (data.skip_lines)" if skip_lines else "")
-                            + "; give a workbook with the records on its first sheet")
+                            + (elsewhere or "; give a workbook with the records on its first sheet"))
     width = max(len(cells) for _, cells in rows)
     if header:
         head_row, head = rows[0]
@@ -83,7 +91,8 @@ def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0) -> Re
         body = rows[1:]
         if not body:
             raise DataLoadError(f"input file {path} has a header (row {head_row} of sheet {title!r}) but no data "
-                                "records; give a workbook with records, or set data.header: false if that row is data")
+                                "records" + (elsewhere or "; give a workbook with records, or set data.header: false "
+                                             "if that row is data"))
     else:
         names, body = [str(i) for i in range(width)], rows
     columns = {name: [cells[i] if i < len(cells) else None for _, cells in body] for i, name in enumerate(names)}
@@ -91,9 +100,20 @@ def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0) -> Re
     if sheets > 1:
         from tuneline.common import task_logger
 
-        task_logger().info("%s: read its first sheet (%r) of %d", path, title, sheets)
+        task_logger().info("%s: read its %s (%r) of %d (data.sheet picks another)", path, which, title, sheets)
     return ReadResult(frame=_object_frame(columns, numbers, [row for row, _ in body]), malformed=[],
                       records_seen=len(body))
+
+
+def _has_records(worksheet: Any) -> bool:
+    """Whether a sheet holds a header and at least one row under it (values in two rows; read-only sheets stream)."""
+    filled = 0
+    for values in worksheet.iter_rows(values_only=True, max_row=200):
+        if any(cell_text(value) and cell_text(value).strip() for value in values):
+            filled += 1
+            if filled >= 2:
+                return True
+    return False
 
 
 def header_row_below(path: Path, wanted: set[str], skip_lines: int = 0, rows: int = 50) -> int | None:

@@ -44,6 +44,8 @@ class ClassificationData(DataConfig):
                             "wrapped in double quotes (R, pandas QUOTE_ALL) is read without them, and one where only "
                             "some are (with doubled quotes inside) is warned about; keep: every value as written, no "
                             "warning (GLUE and GoEmotions files, whose quotes are text).")
+    sheet: str | None = Field(None, description="Excel workbooks: the name of the sheet holding the records (the "
+                                                "first sheet by default).")
     min_examples_per_label: int = Field(
         5, ge=1, description="An inferred label seen fewer times in train is an error (a stray typo must not "
                              "become a class); configure data.labels to accept it.")
@@ -522,7 +524,7 @@ class ClassificationKind(TaskKind):
                                 f"one of {', '.join(self.formats)}")
         result = read_table(path, fmt, encoding=data.encoding, header=data.header,
                             on_decode_error=data.on_decode_error, compact=compact, skip_lines=data.skip_lines,
-                            tsv_quotes=data.tsv_quotes)
+                            tsv_quotes=data.tsv_quotes, sheet=data.sheet)
         raw = result.frame
         wanted = matched_columns(raw, {**{f"data.{k}": v for k, v in text_columns.items()},
                                        "data.label_column": data.label_column})

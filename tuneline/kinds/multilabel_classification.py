@@ -852,7 +852,7 @@ def _read_table(path: Path, fmt: str, data: MultilabelData) -> Any:
     from tuneline.readers import read_table
 
     return read_table(path, fmt, encoding=data.encoding, header=data.header, on_decode_error=data.on_decode_error,
-                      skip_lines=data.skip_lines, tsv_quotes=data.tsv_quotes)
+                      skip_lines=data.skip_lines, tsv_quotes=data.tsv_quotes, sheet=data.sheet)
 
 
 def one_hot_hint(path: Path, fmt: str, data: MultilabelData) -> str | None:
