@@ -278,8 +278,10 @@ def test_a_batch_rejected_as_it_lands_is_reported_by_the_run_that_found_it(tmp_p
     assert first.status == "retrained" and first.data_version == 1
     assert list(first.batches_rejected) == ["fold"] and "mixes formats" in first.batches_rejected["fold"][0]
     (folder / "part-1.jsonl").unlink()  # fixed, and landed again (a new marker); it is a batch again
+    (folder / "part-2.csv").write_bytes(b"")  # and a Spark task that got no rows: no records, not a broken batch
     (folder / "_SUCCESS").touch()
-    assert run(tmp_path, tiny_bert).batches_used == ["fold"]
+    second = run(tmp_path, tiny_bert)
+    assert second.batches_used == ["fold"] and second.batch_rows["fold"].startswith("20 rows kept"), second.batch_rows
 
 
 # --- forgetting ------------------------------------------------------------------------------------------------
