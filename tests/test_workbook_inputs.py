@@ -120,3 +120,4 @@ def test_records_on_another_sheet_are_named_and_read_with_data_sheet(tmp_path: P
     assert len(loaded.frames["all"]) == 40 and loaded.frames["all"]["text"].iloc[0] == "review 0"
     with pytest.raises(DataLoadError, match=r"has no sheet 'Data' \(data.sheet\); its sheets: \['Sheet', 'sheet2'\]"):
         load_data.fn(run_config("classification", path=path, sheet="Data"))
+    assert run_config("classification", path=path, sheet=2024).data.sheet == "2024"  # a name YAML read as a number

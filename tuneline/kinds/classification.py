@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tuneline.errors import UserError, excerpt
 from tuneline.config import DataConfig, TunelineConfig
@@ -58,6 +58,12 @@ class ClassificationData(DataConfig):
         """The configured input columns by key (each must be a different column); kinds with more text columns add
         theirs."""
         return {"text_column": self.text_column, "label_column": self.label_column}
+
+    @field_validator("sheet", mode="before")
+    @classmethod
+    def _sheet_name_as_text(cls, value: Any) -> Any:
+        """``sheet: 2024`` is a sheet's name that YAML read as a number."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _each_label_once(self) -> "ClassificationData":
