@@ -356,11 +356,19 @@ def test_3e_a_batch_contradicting_many_earlier_labels_is_rejected_listed_and_tak
     assert listed[at + 2] == f"      quarantine: {batch.quarantine_path}"
 
     # the reviewers say the batch is right: relabel the earlier rows with the batch's quarantine itself (its
-    # conflicts are read from the batch file it names), requeue the batch, and it is taken
+    # conflicts are read from the batch as it landed), requeue the batch, and it is taken. Meanwhile the producer
+    # has rewritten the landing file with yet other labels: they are nobody's answer (operator QA: they had been
+    # committed, silently), the batch's hash-checked copy is.
+    landed_bytes, landed_at = Path(batch.path).read_bytes(), Path(batch.path).stat()
+    rewritten = pd.read_csv(batch.path).assign(label=lambda f: f["label"].map(other))
+    rewritten.to_csv(batch.path, index=False)
     with working_in(loop):
         assert _data_relabel(loop_config(loop, tiny_bert), Path(batch.quarantine_path), "the new map is right") == 0
-        assert "the batch's label for 4 row(s) quarantined as conflicts_with_earlier_label (read from " \
-               f"{batch.path})" in capsys.readouterr().out
+        assert "the batch's label for 4 row(s) quarantined as conflicts_with_earlier_label (read from batch " \
+               f"swapped.csv as it landed, #{batch.content_hash[:12]})" in capsys.readouterr().out
+    Path(batch.path).write_bytes(landed_bytes)  # as it landed, time and all: the later scenarios see no rewrite
+    os.utime(batch.path, ns=(landed_at.st_atime_ns, landed_at.st_mtime_ns))
+    with working_in(loop):
         with store_of(loop) as store:
             frame = store.frame(store.current())
         assert dict(zip(frame["text"], frame["label"])) | dict(zip(swapped["text"], swapped["label"])) == \

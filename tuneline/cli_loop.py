@@ -355,39 +355,47 @@ def _is_quarantine(path: Path) -> bool:
     return {"rule", "source_file", "source_row", "value", "detail"} <= set(header)
 
 
-def _conflicts_of_quarantine(path: Path, kind: Any, config: TunelineConfig) -> Any:
-    """The rows a batch's quarantine lists as ``conflicts_with_earlier_label``, read from the batch file each names
+def _conflicts_of_quarantine(path: Path, kind: Any, config: TunelineConfig, batches: list[Any]) -> Any:
+    """The rows a batch's quarantine lists as ``conflicts_with_earlier_label``, read from the batch as it landed
     (its text and the batch's label, as the model's data is read): ``data relabel QUARANTINE`` takes the batch's
     side. The quarantine alone holds the text in ``value`` and both labels in ``detail``, cut and quoted; the README
-    said to give it and the command refused it as a file without a 'label' column."""
+    said to give it and the command refused it as a file without a 'label' column.
+
+    The batch is the ledger's whose content hash the quarantine's folder is named after
+    (``<run>/batches/<hash>/quarantine.csv``), read from its hash-checked copy (what the run validated). It had been
+    read from the file now at the landing path: a producer's rewrite of that file gave labels nobody had given,
+    silently, and a landing clean-up made the printed fix fail although the copy was there (operator QA)."""
     import pandas as pd
 
     from tuneline.errors import UserError
     from tuneline.kinds.base import ReadRecords
-    from tuneline.readers import detect_format
-    from tuneline.tasks.intake import CONFLICTS_WITH_EARLIER
+    from tuneline.tasks.intake import CONFLICTS_WITH_EARLIER, UnreadableBatch, _read_batch
 
     quarantine = pd.read_csv(path, dtype={"source_file": str})
     rows = quarantine[quarantine["rule"] == CONFLICTS_WITH_EARLIER]
     if rows.empty:
         raise UserError(f"{path} is a quarantine file without {CONFLICTS_WITH_EARLIER} rows: nothing in it "
                         "relabels the data; give a file of rows with their right labels")
-    frames = []
-    for source, wanted in rows.groupby("source_file")["source_row"]:
-        source_path = Path(source)
-        if not source_path.is_file():
-            raise UserError(f"{path} names the batch file {source}, which is no longer there: land-folder clean-ups "
-                            "remove batches; give a file of the rows with their right labels instead")
-        read = kind.read_file(source_path, detect_format(source_path, config.data.format), config.data)
-        found = read.frame[read.frame["source_row"].isin(set(wanted.astype(int)))]
-        if len(found) != wanted.nunique():
-            raise UserError(f"{source} no longer holds the rows {path} names ({len(found)} of {wanted.nunique()} "
-                            "found): it changed after it landed; give a file of the rows with their right labels")
-        frames.append(found)
-    print(f"{path}: the batch's label for {sum(len(f) for f in frames)} row(s) quarantined as "
-          f"{CONFLICTS_WITH_EARLIER} (read from {', '.join(sorted(str(s) for s in rows['source_file'].unique()))})")
-    return ReadRecords(frame=pd.concat(frames, ignore_index=True), malformed=[], records_seen=len(rows),
-                       source_lines=None)
+    short = path.parent.name
+    owners = [b for b in batches if short and b.content_hash.startswith(short)]
+    if len(owners) != 1:
+        raise UserError(f"{path} is not the quarantine of a batch of {config.registered_model_name} (its folder, "
+                        f"{short!r}, names no landed batch): give the quarantine under <run>/batches/<hash>/, or a "
+                        "file of the rows with their right labels")
+    batch = owners[0]
+    try:
+        landed = _read_batch(batch, config).frames["all"]
+    except UnreadableBatch as error:
+        raise UserError(f"{path}: its batch {batch.name} can no longer be read as it landed ({error}); give a file "
+                        "of the rows with their right labels instead") from None
+    keys = set(zip(rows["source_file"].astype(str), rows["source_row"].astype(int)))
+    found = landed[[(str(f), int(r)) in keys for f, r in zip(landed["source_file"], landed["source_row"])]]
+    if len(found) != len(keys):
+        raise UserError(f"{path}: its batch {batch.name} holds {len(found)} of the {len(keys)} rows it names; give "
+                        "a file of the rows with their right labels instead")
+    print(f"{path}: the batch's label for {len(found)} row(s) quarantined as {CONFLICTS_WITH_EARLIER} (read from "
+          f"batch {batch.name} as it landed, #{batch.content_hash[:12]})")
+    return ReadRecords(frame=found.reset_index(drop=True), malformed=[], records_seen=len(rows), source_lines=None)
 
 
 def _drop_before_use(name: str, url: str, batch: "Batch", reason: str) -> int:
@@ -434,14 +442,15 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     if sqlite_file_missing(url):
         raise UserError(f"{name}: no data version yet in {redact(url)}: the first `tuneline retrain` makes version 1")
     with Ledger(url, name) as ledger:  # a run between its claim and its "used" builds on the version it read
-        busy = [b.name for b in ledger.batches() if b.state in (CLAIMED, VALIDATED)]
+        batches = ledger.batches()
+        busy = [b.name for b in batches if b.state in (CLAIMED, VALIDATED)]
     if busy:
         raise UserError(f"batch(es) {', '.join(busy)} of {name} are being taken in by a retraining run (or one that "
                         "died mid-way): let it finish (or run tuneline doctor --fix, then tuneline retrain), then "
                         "relabel")
     kind = kind_of(config)
     try:
-        read = (_conflicts_of_quarantine(path, kind, config) if _is_quarantine(path) else
+        read = (_conflicts_of_quarantine(path, kind, config, batches) if _is_quarantine(path) else
                 kind.read_file(path, detect_format(path, config.data.format), config.data))
     except DataLoadError as error:  # the reader's message names the file already: once is enough
         raise UserError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
