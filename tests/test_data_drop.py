@@ -276,3 +276,44 @@ def test_a_takeover_run_checks_drift_against_the_data_without_its_own_batches(tm
     sentence = outcome.reports[batch.content_hash]["label_shift"].sentence
     assert "250 new vs 300 reference rows" in sentence, sentence
     assert outcome.reports[batch.content_hash]["label_shift"].status == "warn"  # 80% x against 50%: a real shift
+
+
+def test_dropping_a_batch_keeps_the_rows_a_batch_still_in_use_also_delivered(tmp_path, capsys):
+    """p2 resent 4 of p1's rows (quarantined there as duplicate_of_earlier_data, not stored twice): dropping p1 took
+    them out of the data although p2, still "used", had brought them too (operator QA)."""
+    landing = tmp_path / "landing"
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    write_rows(tmp_path / "base.csv", [("x", "a"), ("y", "b")])
+    first = rows("sent once", 6)
+    write_rows(landing / "p1.csv", list(zip(first["text"], first["label"])))
+    (landing / "p1.csv.done").touch()
+    with Ledger(url, name) as ledger:
+        [p1] = ledger.scan(landing)
+    resent = [(f"SENT  once {i}", label) for i, label in zip(range(4), first["label"])]  # case and spacing aside
+    write_rows(landing / "p2.csv", [*resent, ("new row", "a")])
+    (landing / "p2.csv.done").touch()
+    quarantine = tmp_path / "out" / "runs" / "r2" / "batches" / "q" / "quarantine.csv"
+    quarantine.parent.mkdir(parents=True)
+    pd.DataFrame({"split": "train", "source_file": str(landing / "p2.csv"), "source_row": range(1, 5),
+                  "source_line": range(2, 6), "rule": "duplicate_of_earlier_data", "column": "text",
+                  "value": [t for t, _ in resent], "detail": "already in an earlier data version or batch"}
+                 ).to_csv(quarantine, index=False)
+    with Ledger(url, name) as ledger:
+        [p2] = ledger.scan(landing)
+        assert [b.name for b in ledger.claim("r2")] == ["p1.csv", "p2.csv"]
+        ledger.mark_validated("r2", p1.content_hash, 6, 0)
+        ledger.mark_validated("r2", p2.content_hash, 1, 4, quarantine)
+        ledger.mark_used("r2", "1")
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+        grown = store.commit(base, [store.write_part(first, p1.content_hash),
+                                    store.write_part(rows("new row", 2), p2.content_hash)], ["a", "b"], "r2", "p1, p2")
+    assert main(["data", "drop", "p1.csv", "--reason", "a test export", "-c", config_path]) == 0
+    said = capsys.readouterr().out
+    assert f"version {grown.number} without the rows of p1.csv (but for 4 that p2.csv also delivered, which stay); " \
+           "16 rows" in said, said
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        frame = store.frame(store.current())
+        assert sorted(frame.loc[frame["text"].str.startswith("sent once"), "text"]) == [f"sent once {i}" for i in
+                                                                                        range(4)]
+        assert "kept its rows that p2.csv (4) also delivered" in store.current().note

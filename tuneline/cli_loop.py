@@ -288,19 +288,27 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
             return _drop_before_use(name, url, batch, reason)
         if part is None:
             raise UserError(f"batch {batch.name} added no rows to the data (it is {batch.state}); nothing to drop")
-        labels = _labels_still_carried(config, store, parent, part) if parent is not None else None
+        kept_part, kept_from = _rows_also_delivered(config, store, part, batch, url, name)
+        labels = _labels_still_carried(config, store, parent, part, kept_part) if parent is not None else None
         holding = [v.number for v in store.versions() if part in v.parts]
-        version = store.drop_part(part, f"user {getpass.getuser()}",
-                                  f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}",
-                                  labels=labels)
+        note = f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}"
+        if kept_part is not None:
+            note += "; kept its rows that " + ", ".join(f"{b} ({n})" for b, n in kept_from.items()) + " also delivered"
+            version = store.commit(parent, [], list(labels), f"user {getpass.getuser()}", note,
+                                   replacing={part: kept_part})
+        else:
+            version = store.drop_part(part, f"user {getpass.getuser()}", note, labels=labels)
     try:  # the ledger listed it "used" as if its rows were still trained on, and took a "landed" one again
         with Ledger(url, name) as ledger:
             ledger.mark_dropped(batch.content_hash, f"user {getpass.getuser()}",
                                 f"data version {version.number}: {reason.strip()}")
     except LedgerConflict as error:
         print(f"warning: the batch ledger was not updated: {error}", file=sys.stderr)
+    kept = (f" (but for {sum(kept_from.values())} that "
+            + ", ".join(f"{b}" + (f" ({n})" if len(kept_from) > 1 else "") for b, n in kept_from.items())
+            + " also delivered, which stay)") if kept_from else ""
     print(f"data version {version.number} (#{version.short_hash}) of {name}: version {version.parent} without the "
-          f"rows of {batch.name}; {version.rows} rows. Retrain on it: tuneline retrain -c CONFIG --set "
+          f"rows of {batch.name}{kept}; {version.rows} rows. Retrain on it: tuneline retrain -c CONFIG --set "
           "retrain.when_no_new_data=retrain")
     gone = [label for label in (parent.labels if parent is not None else ()) if label not in version.labels]
     if gone:
@@ -481,16 +489,65 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     return 0
 
 
-def _labels_still_carried(config: TunelineConfig, store: Any, parent: Any, part: str) -> list[str]:
-    """The label set of the version without ``part``: a label that label growth added and that no remaining row
-    carries leaves it (a typo grown into a class and dropped with its batch would stay as an empty class, and the
-    next model would learn a head for a label without rows). Version 1's labels always stay."""
+def _rows_also_delivered(config: TunelineConfig, store: Any, part: str, batch: "Batch", url: str, name: str
+                         ) -> tuple[str | None, dict[str, int]]:
+    """The rows of a dropped batch's ``part`` that a batch still in use also delivered, as a new part to keep in its
+    place (None when there are none), and how many each such batch delivered.
+
+    A later batch's copy of a row the data already held was quarantined there as ``duplicate_of_earlier_data`` and
+    not stored twice: dropping the first batch took the row out although the later batch, still "used", had brought
+    it too (and after a relabel confirmed the later batch's labels, took those out). Matched as the loop matches
+    copies (case and spacing aside); a quarantined value is cut at 500 characters, so a longer text matches on that
+    start."""
+    import pandas as pd
+
+    from tuneline.kinds import kind_of
+    from tuneline.ledger import USED, Ledger
+    from tuneline.tasks.intake import DUPLICATE_OF_EARLIER
+    from tuneline.tasks.split import example_key
+
+    kind = kind_of(config)
+    if kind.key_column != kind.value_column:  # a pair's quarantine shows its first text only: no key to match
+        return None, {}
+    with Ledger(url, name) as ledger:
+        others = [b for b in ledger.batches() if b.state == USED and b.content_hash != batch.content_hash
+                  and b.quarantine_path and Path(b.quarantine_path).is_file()]
+    whole: dict[str, str] = {}
+    starts: list[tuple[str, str]] = []
+    for other in others:
+        quarantine = pd.read_csv(other.quarantine_path, dtype=str, keep_default_na=False)
+        for value in quarantine.loc[quarantine["rule"] == DUPLICATE_OF_EARLIER, "value"]:
+            if len(value) >= 500:
+                starts.append((example_key(value), other.name))
+            else:
+                whole.setdefault(example_key(value), other.name)
+    if not whole and not starts:
+        return None, {}
+    rows = store.read_part(part)
+    keys = rows[kind.key_column].map(example_key)
+    owner = [whole.get(key) or next((b for start, b in starts if key.startswith(start)), None) for key in keys]
+    mask = [o is not None for o in owner]
+    if not any(mask):
+        return None, {}
+    counts: dict[str, int] = {}
+    for o in owner:
+        if o is not None:
+            counts[o] = counts.get(o, 0) + 1
+    return store.write_part(rows[mask].reset_index(drop=True)), counts
+
+
+def _labels_still_carried(config: TunelineConfig, store: Any, parent: Any, part: str,
+                          kept_part: str | None = None) -> list[str]:
+    """The label set of the version without ``part`` (with ``kept_part`` in its place): a label that label growth
+    added and that no remaining row carries leaves it (a typo grown into a class and dropped with its batch would stay
+    as an empty class, and the next model would learn a head for a label without rows). Version 1's labels always
+    stay."""
     import pandas as pd
 
     from tuneline.kinds import kind_of
 
     kind = kind_of(config)
-    rows = [store.read_part(p) for p in parent.parts if p != part]
+    rows = [store.read_part(kept_part if p == part else p) for p in parent.parts if p != part or kept_part]
     present = kind.label_distribution(pd.concat(rows, ignore_index=True)) if rows else {}
     base = set(store.get(1).labels)
 
