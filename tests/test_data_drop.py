@@ -193,6 +193,25 @@ def test_a_batch_name_landed_twice_a_path_and_a_misspelling_are_each_answered(tm
     assert "(did you mean 'export.csv'?)" in capsys.readouterr().err
     assert main(["data", "requeue", str(landing / "export.csv"), "--reason", "x", "-c", str(config_path)]) == 1
     assert "2 landed batches of" in capsys.readouterr().err  # the path names the batch by its file name
+    assert main(["data", "requeue", hashes[1][:5], "--reason", "x", "-c", str(config_path)]) == 1
+    assert "(a content hash is given by its first 8 or more characters)" in capsys.readouterr().err
+
+
+def test_a_complete_batch_no_run_has_recorded_yet_can_be_dropped_before_it_is_trained_on(tmp_path, capsys):
+    """Without a watcher, a batch reaches the ledger when a run starts: `data drop` of a complete batch still in
+    landing said "no landed batch is called", and the next retrain trained on it (operator QA)."""
+    landing = tmp_path / "landing"
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    with Ledger(url, name):  # the loop has run before: its ledger exists
+        pass
+    write_rows(landing / "oops.csv", [(f"wrong export {i}", "a") for i in range(4)])
+    (landing / "oops.csv.done").touch()
+    assert main(["data", "drop", "oops.csv", "--reason", "wrong export", "-c", config_path]) == 0
+    capsys.readouterr()
+    with Ledger(url, name) as ledger:
+        [batch] = ledger.batches()
+        assert (batch.name, batch.state) == ("oops.csv", "dropped")
+        assert ledger.claim("next-run") == []  # the next retrain does not take it
 
 
 def test_two_batches_of_one_name_are_told_apart_by_hash_in_the_summary():

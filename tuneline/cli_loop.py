@@ -575,6 +575,13 @@ def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str
                         "tracking.tracking_uri to that loop's stores")
     wanted = Path(batch_name.rstrip("/")).name or batch_name  # a path (landing/x.csv) names its batch x.csv
     with Ledger(url, model) as ledger:
+        if config.retrain.landing is not None:
+            # a complete batch no run has recorded yet (no watcher runs): recorded now, as the next run would, so it
+            # can be dropped before that run trains on it (it had been "no landed batch is called X")
+            try:
+                ledger.scan(config.retrain.landing, data_format=config.data.format)
+            except (OSError, ValueError):  # an unreachable landing: the batches recorded so far are all there is
+                pass
         every = ledger.batches()
         originals = [b for b in every if b.duplicate_of is None]
     found = [b for b in originals
@@ -596,6 +603,8 @@ def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str
 
         close = difflib.get_close_matches(wanted, sorted({b.name for b in originals}), n=3, cutoff=0.75)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        if not hint and len(batch_name) < 8 and any(b.content_hash.startswith(batch_name.lower()) for b in originals):
+            hint = " (a content hash is given by its first 8 or more characters)"
         raise UserError(f"no landed batch of {model!r} is called {batch_name!r}{hint}; give its file or folder "
                         "name as landed, or the start of its content hash")
     return model, url, found[0]

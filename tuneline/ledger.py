@@ -451,13 +451,22 @@ def _complete_landings(fs: Any, root: str) -> list[_Landing]:
     return sorted(found, key=lambda landing: (json.loads(landing.stat_key)[-1], landing.path))
 
 
-def waiting_landings(landing: Path | str, limit: int = 5) -> list[str]:
+def waiting_landings(landing: Path | str, limit: int = 5, recorded: Iterable[str] = ()) -> list[str]:
     """What in ``landing`` looks like a batch but is not complete under the marker rule, as ``name (why)``: a data
     file without its ``.done`` marker, a folder without ``_SUCCESS``, data newer than its marker. Said when a
-    retraining run finds nothing new, so a producer that forgot its marker is told instead of ignored."""
+    retraining run finds nothing new, so a producer that forgot its marker is told instead of ignored.
+
+    ``recorded``: the names of batches the ledger holds as used (or dropped); a marker left behind by one of them,
+    whose data file a clean-up removed after the batch was taken, waits for nothing (it had been listed as "not read
+    yet" by every run). A rejected batch's leftover marker is still named: its producer has something to fix.
+    Data whose modification time is in the future (a producer's clock ahead of this machine's) stays newer than any
+    marker touched here, so the advice to touch the marker again never helped: it is named as such."""
+    import time
+
     fs, root = landing_filesystem(landing)
     if not fs.isdir(root):
         return []
+    taken = {str(name).rstrip("/") for name in recorded}
     complete = {item.path.rstrip("/") for item in _complete_landings(fs, root)}
     entries = sorted(fs.ls(root, detail=True), key=lambda e: e["name"])
     names = {_base(e["name"]) for e in entries}
@@ -467,14 +476,19 @@ def waiting_landings(landing: Path | str, limit: int = 5) -> list[str]:
         base = _base(name)
         if base.endswith(MARKER_SUFFIX) and not base.startswith(IGNORED_PREFIXES) and entry["type"] == "file" \
                 and base[: -len(MARKER_SUFFIX)] not in names:  # a marker whose data is missing or named otherwise
+            if base[: -len(MARKER_SUFFIX)] in taken:
+                continue
             waiting.append(f"{base} (a marker without {base[: -len(MARKER_SUFFIX)]} beside it: the data file is "
                            f"missing or named otherwise; a marker is the data file's name plus {MARKER_SUFFIX})")
             continue
         if _ignored(base) or name in complete:
             continue
         if entry["type"] == "file":
+            future = _mtime(entry) > (time.time() + 60) * 1e9  # a minute's leeway for clocks a little apart
             why = (f"no {base}{MARKER_SUFFIX} beside it" if base + MARKER_SUFFIX not in names
-                   else f"changed after {base}{MARKER_SUFFIX}: touch the marker again")
+                   else f"its modification time is in the future (the producer's clock is ahead of this machine's?), "
+                        f"so it stays newer than {base}{MARKER_SUFFIX}: touch {base}, then its marker"
+                   if future else f"changed after {base}{MARKER_SUFFIX}: touch the marker again")
         elif entry["type"] == "directory":
             why = (f"a file changed after its {FOLDER_MARKER}: touch the marker again"
                    if fs.isfile(f"{name}/{FOLDER_MARKER}") else
