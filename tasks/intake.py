@@ -316,13 +316,15 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
                                                  batch.quarantine_path else None, batch.rows_rejected or 0))
             seen.update(example_key(k) for k in frame[kind.key_column])
             continue
+        loaded = None
         try:
             loaded = read.pop(batch.content_hash, None) or _read_batch(batch, checked)
             validated = _validate_batch(loaded, labels, checked, folder, batch.name)
         except (DataValidationError, DataLoadError) as error:
             quarantine = folder / "quarantine.csv"
             ledger.mark_rejected(run.run_id, batch.content_hash, [str(error)],
-                                 quarantine if quarantine.is_file() else None)
+                                 quarantine if quarantine.is_file() else None,
+                                 rows_read=loaded.total_records if loaded is not None else None)
             intake.rejected.append((batch, [str(error)]))
             if quarantine.is_file():
                 intake.quarantines[batch.name] = str(quarantine)
@@ -357,7 +359,8 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             frame = frame[~repeated].reset_index(drop=True)
         quarantine_path = write_quarantine(quarantine, folder, None)
         if contradicted := _too_many_conflicts(quarantine, loaded.total_records, config, quarantine_path, batch.name):
-            ledger.mark_rejected(run.run_id, batch.content_hash, [contradicted], quarantine_path)
+            ledger.mark_rejected(run.run_id, batch.content_hash, [contradicted], quarantine_path,
+                                 rows_read=loaded.total_records)
             intake.rejected.append((batch, [contradicted]))
             intake.quarantines[batch.name] = str(quarantine_path)
             log.warning("batch %s rejected: %s", batch.name, contradicted)
@@ -366,7 +369,8 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
         rejected_rows = int(quarantine[["source_file", "source_row"]].drop_duplicates().shape[0])
         if frame.empty:
             reason = f"no new rows: all {loaded.total_records} records were rejected or already in the data"
-            ledger.mark_rejected(run.run_id, batch.content_hash, [reason], quarantine_path)
+            ledger.mark_rejected(run.run_id, batch.content_hash, [reason], quarantine_path,
+                                 rows_read=loaded.total_records)
             intake.rejected.append((batch, [reason]))
             intake.quarantines[batch.name] = str(quarantine_path)
             log.warning("batch %s rejected: %s", batch.name, reason)

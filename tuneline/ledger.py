@@ -896,12 +896,16 @@ class Ledger(LedgerDatabase):
                                 quarantine_path=str(quarantine_path) if quarantine_path is not None else None)
 
     def mark_rejected(self, run_id: str, batch_hash: str, reasons: Sequence[str],
-                      quarantine_path: str | Path | None = None) -> Batch:
-        """``claimed`` or ``validated`` → ``rejected`` (final: never claimed again), with the reasons."""
+                      quarantine_path: str | Path | None = None, rows_read: int | None = None) -> Batch:
+        """``claimed`` or ``validated`` → ``rejected`` (final: never claimed again), with the reasons. ``rows_read``:
+        the records of a batch that was read before it was rejected (none kept, every one accounted to the
+        rejection), so ``data batches`` can show that rows landed = used + quarantined + rejected."""
         reasons = [str(r) for r in reasons] or ["rejected"]
+        counts = {"rows_accepted": 0, "rows_rejected": int(rows_read)} if rows_read is not None else {}
         return self._transition(run_id, batch_hash, _HELD, REJECTED, "reject", "; ".join(reasons),
                                 reasons=json.dumps(reasons), lease_expires_at=None,
-                                quarantine_path=str(quarantine_path) if quarantine_path is not None else None)
+                                quarantine_path=str(quarantine_path) if quarantine_path is not None else None,
+                                **counts)
 
     def mark_used(self, run_id: str, model_version: str | None, *, expected: Iterable[str] | None = None
                   ) -> list[Batch]:
