@@ -105,6 +105,13 @@ def test_a_rejected_batch_is_requeued_once_and_claimed_again_by_the_next_run(tmp
         assert [b.content_hash for b in ledger.claim("run-2")] == [batch.content_hash]
     assert main(["data", "requeue", "new-label.csv", "--reason", "again", "-c", str(config_path)]) == 1
     assert "is claimed, not rejected" in capsys.readouterr().err
+    # rejected for its rows: a requeue of the same bytes is rejected again, and it says so (it had been silent)
+    with Ledger(url, config.registered_model_name) as ledger:
+        ledger.mark_rejected("run-2", batch.content_hash, ["no new rows: all 4 records were rejected or already in "
+                                                           "the data"])
+    assert main(["data", "requeue", "new-label.csv", "--reason", "try again", "-c", str(config_path)]) == 0
+    assert "note: it was rejected for its content (no new rows); the batch is the same bytes" in \
+        capsys.readouterr().out
 
 
 def test_dropping_the_batch_that_grew_a_label_takes_the_label_out_when_no_row_carries_it(tmp_path, capsys):

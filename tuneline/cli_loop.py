@@ -640,7 +640,22 @@ def _data_requeue(config: TunelineConfig, batch_name: str, reason: str) -> int:
     if any(" cannot be read: " in r for r in batch.reasons) and (still := _unreadable_now(config, batch)):
         print(f"note: with this config the batch still cannot be read ({still}); change the data.* setting it names "
               "(with --set on the next retrain, or in the config) before that run, or it is rejected again")
+    if content := _content_rejection(batch.reasons):
+        print(f"note: it was rejected for its content ({content}); the batch is the same bytes, so unless the data "
+              "or the settings named in that reason changed meanwhile, the next run rejects it again: fix the file and "
+              "land it as a new batch instead (or change the setting with --set on the next retrain)")
     return 0
+
+
+def _content_rejection(reasons: list[str]) -> str | None:
+    """What in a batch's rows rejected it (too many broken or contradicting rows, none new), or None: a requeue
+    alone changes none of that, and it had been taken silently, to be rejected again the same way (operator QA)."""
+    for reason in reasons:
+        if reason.startswith("no new rows"):
+            return "no new rows"
+        if "more than data.max_bad_fraction" in reason or "more than data.max_duplicate_fraction" in reason:
+            return reason.split(";")[0][:200]
+    return None
 
 
 def _unreadable_now(config: TunelineConfig, batch: "Batch") -> str | None:
