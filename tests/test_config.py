@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,19 +88,6 @@ def test_relative_stores_written_in_the_file_are_beside_the_file(tmp_path, monke
         f"sqlite:///{(tmp_path / 'b' / 'x.db').resolve()}"
     for url in ("http://127.0.0.1:5000", "sqlite:////abs/m.db", "sqlite:///${HOME}/m.db", "postgresql://u@h/db"):
         assert load_config(path, [f"tracking.tracking_uri={url}"]).tracking.tracking_uri == url
-
-
-@pytest.mark.parametrize("labels, says", [
-    (["positive", "negative", "Positive"], "data.labels: holds 'positive' and 'Positive', one class written two ways"),
-    (["very_good", "bad", "Very Good"], "data.labels: holds 'very_good' and 'Very Good', one class written two ways"),
-])
-def test_a_label_set_holding_one_class_twice_is_a_config_error(labels, says):
-    """It had said the second spelling "never occurs in the training data" after reading the data (exploratory QA)."""
-    with pytest.raises(ConfigError, match=re.escape(says)):
-        build_config({"task": "classification", "data": {"path": "d.csv", "labels": labels}})
-    kept_apart = build_config({"task": "classification", "data": {"path": "d.csv", "labels": ["pos", "Pos"],
-                                                                  "merge_label_spellings": False}})
-    assert kept_apart.data.labels == ["pos", "Pos"]
 
 
 @pytest.mark.parametrize("overrides, message", [

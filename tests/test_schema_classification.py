@@ -329,3 +329,14 @@ def test_a_long_rare_label_is_cut_with_an_ellipsis():
     with pytest.raises(LabelSetError) as info:
         frequent_labels(["pos"] * 5 + ["neg"] * 5 + [long_label], 5)
     assert "label(s) 'a label that goes on and on a label tha'… (1) occur fewer" in str(info.value)
+
+
+def test_a_configured_label_written_twice_two_ways_is_named_as_the_likely_cause():
+    """``data.labels: [positive, negative, Positive]``: configured labels are classes as written (``02134`` and
+    ``2134`` stay two), so ``Positive`` has no rows; the error said only that, sending the user looking for rows
+    (exploratory QA)."""
+    with pytest.raises(DataValidationError) as info:
+        infer_labels({"train": frame([("a", "positive"), ("b", "negative")])}, ["positive", "negative", "Positive"])
+    assert "configured label(s) ['Positive'] never occur in the training data" in str(info.value)
+    assert "'Positive' and 'positive' are one label written two ways unless they are two classes: list each label " \
+           "once" in str(info.value)

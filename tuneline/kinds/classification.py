@@ -66,24 +66,6 @@ class ClassificationData(DataConfig):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
-    def _each_label_once(self) -> "ClassificationData":
-        """``labels: [positive, negative, Positive]``: the spellings fold into one class, so one of them was said to
-        "never occur in the training data", which sent the user looking for rows (exploratory QA)."""
-        if self.labels:
-            from tuneline.kinds.label_spellings import spelling_key
-
-            merge = getattr(self, "merge_label_spellings", True)
-            seen: dict[str, str] = {}
-            for label in self.labels:
-                key = spelling_key(label) if merge else label
-                if key in seen and seen[key] != label:  # the same spelling twice is one label: taken once
-                    raise ValueError(f"labels: holds {seen[key]!r} and {label!r}, one class written two ways (case, "
-                                     "Unicode form, separators): keep one, or set data.merge_label_spellings: false "
-                                     "if they are two classes")
-                seen[key] = label
-        return self
-
-    @model_validator(mode="after")
     def _distinct_columns(self) -> "ClassificationData":
         """Two keys naming one column would feed the model its own label (or one text twice) and train a model that
         looks perfect and has learned nothing: a config error naming both keys, not a run."""
@@ -385,6 +367,15 @@ def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column
                           "label column")
             else:
                 advice = ""
+            from tuneline.kinds.label_spellings import spelling_key
+
+            # configured labels are classes as written, each kept apart (``02134`` and ``2134``), so a second
+            # spelling of one class (``[positive, negative, Positive]``) has no rows: say that is the likely cause
+            twins = [f"{label!r} and {other!r}" for label in absent for other in labels
+                     if other != label and other not in absent and spelling_key(other) == spelling_key(label)]
+            if twins:
+                advice += (f"; {', '.join(twins)} are one label written two ways unless they are two classes: list "
+                           "each label once")
             raise LabelSetError(f"configured label(s) {absent} never occur in the training data, so the model cannot "
                                 f"learn them: add training rows, or leave them out of data.labels (train holds "
                                 f"{shown}{advice})")
