@@ -1074,16 +1074,9 @@ def _spaced_before_quotes(path: Path, encoding: str, skip_lines: int, delimiter:
     header named a column ``"label"`` (quotes included) and, told to use that name, every label was read as
     ``"positive"``, quotes and all (exploratory QA). True when its first lines have such a field and none with text
     between the delimiter and an opening quote other than spaces."""
-    try:
-        with Path(path).open("rb") as handle:
-            head = handle.read(_LAYOUT_BYTES)
-        text = head.decode(encoding, errors="replace").lstrip("\ufeff")
-    except (OSError, LookupError):
+    sample = _head_sample(path, encoding, skip_lines)
+    if not sample or not any(f'{delimiter} "' in line for line in sample):
         return False
-    if f'{delimiter} "' not in text:
-        return False
-    lines = text.splitlines()[:-1] if len(head) == _LAYOUT_BYTES else _without_eof_mark(text).splitlines()
-    sample = [line for line in lines[skip_lines:] if line.strip()][:_LAYOUT_RECORDS]
     spaced = quoted = 0
     try:
         for fields in csv.reader(sample, delimiter=delimiter):
@@ -1102,21 +1095,27 @@ def _spaced_before_quotes(path: Path, encoding: str, skip_lines: int, delimiter:
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "|": "'|'"}
 
 
+def _head_sample(path: Path, encoding: str, skip_lines: int = 0) -> list[str] | None:
+    """The first non-blank lines (at most :data:`_LAYOUT_RECORDS`) of the file's first :data:`_LAYOUT_BYTES`, after
+    ``skip_lines``, that the layout checks look at; None when it cannot be read or decoded. The read may have cut
+    the last line (left out); a DOS end-of-file mark is no record of a small file."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(_LAYOUT_BYTES)
+        text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    except (OSError, LookupError):
+        return None
+    lines = text.splitlines()[:-1] if len(head) == _LAYOUT_BYTES else _without_eof_mark(text).splitlines()
+    return [line for line in lines[skip_lines:] if line.strip()][:_LAYOUT_RECORDS]
+
+
 def _check_tab_separated(path: Path, encoding: str, skip_lines: int = 0) -> None:
     """A one-line error for a file read as TSV (named .tsv, or data.format: tsv) whose first lines hold no tab and
     split at a comma (or ``;``, ``|``) into as many fields each, header and records alike
     (:func:`_splits_consistently`): a CSV file. Read as TSV each line is one field, and the error about the missing
     column (``its columns: ['text,label']``) named no fix. A one-column TSV file whose texts hold commas has a header
     without one."""
-    try:
-        with Path(path).open("rb") as handle:
-            head = handle.read(_LAYOUT_BYTES)
-        text = head.decode(encoding, errors="replace").lstrip("\ufeff")
-    except (OSError, LookupError):
-        return  # the reader's own checks say what is wrong
-    # the read may have cut the last line; a DOS end-of-file mark is no record of a small file
-    lines = text.splitlines()[:-1] if len(head) == _LAYOUT_BYTES else _without_eof_mark(text).splitlines()
-    sample = [line for line in lines[skip_lines:] if line.strip()][:_LAYOUT_RECORDS]
+    sample = _head_sample(path, encoding, skip_lines)  # None: the reader's own checks say what is wrong
     if not sample or any("\t" in line for line in sample):
         return
     delimiter = next((d for d in (",", ";", "|") if _splits_consistently(sample, d)), None)
@@ -1250,7 +1249,8 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
             malformed.append(_malformed(number, line, "quote_escaped_with_backslash", raw,
                                         BACKSLASH_DETAIL.format(line=line)))
         elif '"' in raw and (stray := stray_quote_field(raw, dialect)) is not None:
-            malformed.append(_malformed(number, line, "field_has_stray_quote", raw, stray_quote_detail(raw, stray, dialect.get("delimiter", ","))))
+            malformed.append(_malformed(number, line, "field_has_stray_quote", raw,
+                                        stray_quote_detail(raw, stray, dialect.get("delimiter", ","))))
         elif len(span.fields) != expected:
             malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
                                         _field_count_detail(len(span.fields), expected, count_hint, raw, dialect)))
@@ -1908,13 +1908,13 @@ def _booleans_as_labels(values: list) -> list:
             isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in ("true", "false"))
             for value in present):
         return values
-    return [value if not isinstance(value, bool) else ("true" if value else "false") for value in values]
+    return _boolean_labels(values)
 
 
 def _boolean_labels(values: list) -> list:
-    """Booleans as the labels ``"true"``/``"false"``, missing values kept (a JSONL boolean field, a Parquet bool
-    column)."""
-    return [None if value is None else ("true" if value else "false") for value in values]
+    """Booleans as the labels ``"true"``/``"false"``, other values (missing ones, strings) kept (a JSONL boolean
+    field, a Parquet bool column)."""
+    return [("true" if value else "false") if isinstance(value, bool) else value for value in values]
 
 
 #: what makes a line an object that is still no record (the lines with only these rules are JSON objects)

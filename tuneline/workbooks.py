@@ -69,16 +69,18 @@ def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0, sheet
         rows = [(number, [cell_text(value) for value in values])
                 for number, values in enumerate(chosen.iter_rows(values_only=True), start=1)
                 if number > skip_lines]
-        others = [t for t in titles if t != chosen.title and _has_records(book[t])]
+        rows = [(number, cells) for number, cells in rows if any(c is not None and c.strip() for c in cells)]
+        # the records may be on another sheet (a notes or a read-me sheet first): looked for only when this one
+        # holds none, so a workbook that reads fine is not scanned sheet by sheet
+        others = ([t for t in titles if t != chosen.title and _has_records(book[t])]
+                  if len(rows) < (2 if header else 1) else [])
         sheets = len(book.worksheets)
         title = chosen.title
     finally:
         book.close()
     which = "sheet" if sheet is not None else "first sheet"
-    # the records may be on another sheet (a notes or a read-me sheet first): name those that hold rows
     elsewhere = (f"; the workbook's sheet{'s' * (len(others) > 1)} {', '.join(map(repr, others))} "
                  f"hold{'s' * (len(others) == 1)} rows: set data.sheet to the one with the records") if others else ""
-    rows = [(number, cells) for number, cells in rows if any(c is not None and c.strip() for c in cells)]
     if not rows:
         raise DataLoadError(f"input file {path} has no values on its {which} ({title!r})"
                             + (f" below row {skip_lines} (data.skip_lines)" if skip_lines else "")
@@ -109,7 +111,7 @@ def _has_records(worksheet: Any) -> bool:
     """Whether a sheet holds a header and at least one row under it (values in two rows; read-only sheets stream)."""
     filled = 0
     for values in worksheet.iter_rows(values_only=True, max_row=200):
-        if any(cell_text(value) and cell_text(value).strip() for value in values):
+        if any((text := cell_text(value)) and text.strip() for value in values):
             filled += 1
             if filled >= 2:
                 return True
