@@ -52,6 +52,8 @@ from tuneline.tasks.validate import (
 from tuneline.tracking import RunContext, set_tags
 
 DUPLICATE_OF_EARLIER = "duplicate_of_earlier_data"
+#: how much of a repeated record's text its quarantine row shows (``data drop`` matches copies on it)
+QUARANTINE_VALUE_CHARS = 500
 CONFLICTS_WITH_EARLIER = "conflicts_with_earlier_label"  # the same example, another label: a correction, or a slip
 
 
@@ -354,7 +356,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             quarantine = with_source_lines(pd.concat([quarantine, pd.DataFrame({
                 "split": again["split"], "source_file": again["source_file"], "source_row": again["source_row"],
                 "rule": rules, "column": kind.key_column,
-                "value": [str(v)[:500] for v in again[kind.value_column]],
+                "value": [str(v)[:QUARANTINE_VALUE_CHARS] for v in again[kind.value_column]],
                 "detail": details})], ignore_index=True), loaded.source_lines)
             frame = frame[~repeated].reset_index(drop=True)
         quarantine_path = write_quarantine(quarantine, folder, None)

@@ -304,22 +304,29 @@ def describe_copies(quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame], k
     todo = rules.isin(COPY_RULES).to_numpy()
     if not todo.any():
         return quarantine
-    from tuneline.tasks.split import example_key, split_key
+    from tuneline.schemas.common import leak_form
+    from tuneline.tasks.split import split_key
 
     target, key_column = kind.target_column, kind.key_column
+    # one pass over the rows: each row's two folds (as the duplicate rules and as the leakage rule compare), and
+    # every row under each of its folds
     twins: dict[tuple[str, str], list[tuple[str, str, int, Any]]] = {}  # (fold, key) -> [(split, file, row, label)]
-    small = sum(len(f) for f in frames.values()) <= NAME_TWINS_UP_TO_ROWS
-    if small:
+    by_row: dict[tuple[str, str, int], tuple[str, str, Any]] = {}  # (split, file, row) -> (same, leak, label)
+    if sum(len(f) for f in frames.values()) <= NAME_TWINS_UP_TO_ROWS:
         for split, frame in frames.items():
             if key_column not in frame.columns:
                 continue
-            for key, file, row, label in zip(frame[key_column], frame["source_file"].astype(str), frame["source_row"],
-                                             frame[target] if target in frame.columns else [None] * len(frame)):
-                if isinstance(key, float) and np.isnan(key) or key is None:
+            labels = frame[target] if target in frame.columns else [None] * len(frame)
+            for key, file, row, label in zip(frame[key_column], frame["source_file"].astype(str),
+                                             frame["source_row"], labels):
+                if key is None or isinstance(key, float) and np.isnan(key):
                     continue
-                for fold in ("same", "leak"):
-                    twins.setdefault((fold, split_key(key) if fold == "same" else example_key(key)), []).append(
-                        (split, file, int(row), label))
+                same = split_key(key)
+                leak = leak_form(same)  # the loop's example_key: the split key, case and spacing folded
+                record = (split, file, int(row), label)
+                by_row[record[:3]] = (same, leak, label)
+                twins.setdefault(("same", same), []).append(record)
+                twins.setdefault(("leak", leak), []).append(record)
 
     def where(file: str, row: int) -> str:
         known = (source_lines or {}).get(file)
@@ -329,26 +336,18 @@ def describe_copies(quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame], k
     def shown(label: Any) -> str:
         return excerpt(label if not isinstance(label, (list, tuple, np.ndarray)) else list(label), 60)
 
-    by_row = {(split, str(f), int(r)): (k, lab) for split, frame in frames.items() if key_column in frame.columns
-              for k, f, r, lab in zip(frame[key_column], frame["source_file"], frame["source_row"],
-                                      frame[target] if target in frame.columns else [None] * len(frame))} if small \
-        else {}
     details = quarantine["detail"].to_numpy(dtype=object, copy=True)
     for i in np.flatnonzero(todo):
         record = quarantine.iloc[i]
         rule, split, file, row = record["rule"], str(record["split"]), str(record["source_file"]), record["source_row"]
-        key, label = by_row.get((split, file, int(row)), (None, None)) if pd.notna(row) else (None, None)
-        found = []
-        if key is not None:
-            fold = "leak" if rule in LEAKAGE_RULES else "same"
-            found = [t for t in twins.get((fold, split_key(key) if fold == "same" else example_key(key)), [])
-                     if (t[1], t[2]) != (file, int(row))]
+        same, leak, label = by_row.get((split, file, int(row)), (None, None, None)) if pd.notna(row) else \
+            (None, None, None)
+        fold = ("leak", leak) if rule in LEAKAGE_RULES else ("same", same)
+        found = [t for t in twins.get(fold, []) if (t[1], t[2]) != (file, int(row))] if same is not None else []
         if rule == "no_exact_duplicates":
             twin = next((t for t in found if t[0] == split), None)
-            details[i] = (f"a copy of {where(twin[1], twin[2])} (same text and label): the first copy is kept, the "
-                          "others set aside so the example does not count twice" if twin else
-                          "a copy of an earlier record (same text and label): the first copy is kept, the others set "
-                          "aside so the example does not count twice")
+            details[i] = (f"a copy of {where(twin[1], twin[2]) if twin else 'an earlier record'} (same text and "
+                          "label): the first copy is kept, the others set aside so the example does not count twice")
         elif rule == "no_conflicting_label_duplicates":
             twin = next((t for t in found if t[0] == split and str(t[3]) != str(label)), None)
             details[i] = ((f"the same text as {where(twin[1], twin[2])}, labelled {shown(twin[3])} there and "

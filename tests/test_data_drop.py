@@ -19,6 +19,13 @@ def rows(prefix: str, n: int) -> pd.DataFrame:
                          "split": ["train"] * (n - 2) + ["test"] * 2})
 
 
+def land_rows(landing, name: str, rows: list[tuple[str, str]]):
+    """A batch CSV of (text, label) rows landed as a producer does: the file, then its ``.done`` marker."""
+    path = write_rows(landing / name, rows)
+    (landing / f"{name}.done").touch()
+    return path
+
+
 def loop_config(tmp_path, landing, **retrain) -> tuple[str, object, str, str]:
     """(config file, config, ledger URL, model name) of a loop whose landing folder is ``landing``."""
     config_path = tmp_path / "c.yaml"
@@ -33,8 +40,7 @@ def loop_config(tmp_path, landing, **retrain) -> tuple[str, object, str, str]:
 
 def test_dropping_a_batch_makes_a_version_without_its_rows_and_keeps_the_earlier_ones(tmp_path, capsys):
     landing = tmp_path / "landing"
-    bad = write_rows(landing / "shuffled.csv", [(f"bad {i}", "a") for i in range(6)])
-    (landing / "shuffled.csv.done").touch()
+    bad = land_rows(landing, "shuffled.csv", [(f"bad {i}", "a") for i in range(6)])
     config_path = tmp_path / "c.yaml"
     config_path.write_text(yaml.safe_dump({
         "data": {"path": str(write_rows(tmp_path / "base.csv", [("x", "a"), ("y", "b")]))},
@@ -77,8 +83,7 @@ def test_dropping_a_batch_makes_a_version_without_its_rows_and_keeps_the_earlier
 
 def test_a_rejected_batch_is_requeued_once_and_claimed_again_by_the_next_run(tmp_path, capsys):
     landing = tmp_path / "landing"
-    write_rows(landing / "new-label.csv", [(f"cancel {i}", "cancellation") for i in range(4)])
-    (landing / "new-label.csv.done").touch()
+    land_rows(landing, "new-label.csv", [(f"cancel {i}", "cancellation") for i in range(4)])
     config_path = tmp_path / "c.yaml"
     config_path.write_text(yaml.safe_dump({
         "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
@@ -118,8 +123,7 @@ def test_dropping_the_batch_that_grew_a_label_takes_the_label_out_when_no_row_ca
     """A typo label grown into a class ('shiping') and dropped with its batch stayed in the label set: the next
     model learned a head for a class without rows."""
     landing = tmp_path / "landing"
-    write_rows(landing / "typo.csv", [(f"typo {i}", "c") for i in range(6)])
-    (landing / "typo.csv.done").touch()
+    land_rows(landing, "typo.csv", [(f"typo {i}", "c") for i in range(6)])
     config_path, config, url, name = loop_config(tmp_path, landing, strategy="continual")
     with Ledger(url, name) as ledger:
         [batch] = ledger.scan(landing)
@@ -154,8 +158,7 @@ def test_dropping_the_batch_that_grew_a_label_takes_the_label_out_when_no_row_ca
 def test_a_label_kept_by_other_rows_stays_after_a_drop(tmp_path, capsys):
     landing = tmp_path / "landing"
     for name in ("first.csv", "second.csv"):
-        write_rows(landing / name, [(f"{name} {i}", "c") for i in range(6)])
-        (landing / f"{name}.done").touch()
+        land_rows(landing, name, [(f"{name} {i}", "c") for i in range(6)])
     config_path, config, url, name = loop_config(tmp_path, landing)
     with Ledger(url, name) as ledger:
         batches = {b.name: b for b in ledger.scan(landing)}
@@ -211,8 +214,7 @@ def test_a_complete_batch_no_run_has_recorded_yet_can_be_dropped_before_it_is_tr
     config_path, config, url, name = loop_config(tmp_path, landing)
     with Ledger(url, name):  # the loop has run before: its ledger exists
         pass
-    write_rows(landing / "oops.csv", [(f"wrong export {i}", "a") for i in range(4)])
-    (landing / "oops.csv.done").touch()
+    land_rows(landing, "oops.csv", [(f"wrong export {i}", "a") for i in range(4)])
     assert main(["data", "drop", "oops.csv", "--reason", "wrong export", "-c", config_path]) == 0
     capsys.readouterr()
     with Ledger(url, name) as ledger:
@@ -311,13 +313,11 @@ def test_dropping_a_batch_keeps_the_rows_a_batch_still_in_use_also_delivered(tmp
     config_path, config, url, name = loop_config(tmp_path, landing)
     write_rows(tmp_path / "base.csv", [("x", "a"), ("y", "b")])
     first = rows("sent once", 6)
-    write_rows(landing / "p1.csv", list(zip(first["text"], first["label"])))
-    (landing / "p1.csv.done").touch()
+    land_rows(landing, "p1.csv", list(zip(first["text"], first["label"])))
     with Ledger(url, name) as ledger:
         [p1] = ledger.scan(landing)
     resent = [(f"SENT  once {i}", label) for i, label in zip(range(4), first["label"])]  # case and spacing aside
-    write_rows(landing / "p2.csv", [*resent, ("new row", "a")])
-    (landing / "p2.csv.done").touch()
+    land_rows(landing, "p2.csv", [*resent, ("new row", "a")])
     quarantine = tmp_path / "out" / "runs" / "r2" / "batches" / "q" / "quarantine.csv"
     quarantine.parent.mkdir(parents=True)
     pd.DataFrame({"split": "train", "source_file": str(landing / "p2.csv"), "source_row": range(1, 5),

@@ -8,7 +8,7 @@ import time
 
 import yaml
 
-from test_data_drop import loop_config, rows
+from test_data_drop import land_rows, loop_config, rows
 from tests_support import write_rows
 from tuneline.cli import main
 from tuneline.dataset_store import DatasetStore
@@ -89,10 +89,8 @@ def test_dropping_a_batch_before_any_run_took_it_keeps_every_run_from_taking_it(
     """`data drop` of a batch that had landed but was not trained on yet answered "added no rows to the data (it is
     landed); nothing to drop", and the next `tuneline retrain` trained on the batch the user had just dropped."""
     landing = tmp_path / "landing"
-    write_rows(landing / "wrong.csv", [(f"wrong {i}", "a") for i in range(4)])
-    (landing / "wrong.csv.done").touch()
-    write_rows(landing / "held.csv", [(f"held {i}", "b") for i in range(4)])
-    (landing / "held.csv.done").touch()
+    land_rows(landing, "wrong.csv", [(f"wrong {i}", "a") for i in range(4)])
+    land_rows(landing, "held.csv", [(f"held {i}", "b") for i in range(4)])
     config_path, config, url, name = loop_config(tmp_path, landing)
     with_base(config, url, name)
     with Ledger(url, name) as ledger:
@@ -133,8 +131,7 @@ def test_dropping_a_batch_before_any_run_took_it_keeps_every_run_from_taking_it(
 def test_requeue_of_a_batch_that_is_landed_already_is_nothing_to_do(tmp_path, capsys):
     """A requeue run twice (the second time with the --set its note named) failed: "is landed, not rejected"."""
     landing = tmp_path / "landing"
-    write_rows(landing / "new-label.csv", [(f"cancel {i}", "cancellation") for i in range(4)])
-    (landing / "new-label.csv.done").touch()
+    land_rows(landing, "new-label.csv", [(f"cancel {i}", "cancellation") for i in range(4)])
     config_path, config, url, name = loop_config(tmp_path, landing)
     with Ledger(url, name) as ledger:
         [batch] = ledger.scan(landing)
@@ -197,8 +194,7 @@ def test_a_run_with_nothing_new_after_a_drop_says_the_new_version_has_no_model(t
     from tuneline.flows.retrain import retrain_flow
 
     landing = tmp_path / "landing"
-    write_rows(landing / "bad.csv", [("bad 0", "a")])
-    (landing / "bad.csv.done").touch()
+    land_rows(landing, "bad.csv", [("bad 0", "a")])
     config_path, config, url, name = loop_config(tmp_path, landing)
     with Ledger(url, name) as ledger:
         [batch] = ledger.scan(landing)
@@ -257,8 +253,7 @@ def test_nothing_to_do_names_the_run_that_took_the_last_batches(tmp_path):
 
     landing = tmp_path / "landing"
     for name in ("b7.csv", "b8.csv"):
-        write_rows(landing / name, [(f"{name} {i}", "a") for i in range(3)])
-        (landing / f"{name}.done").touch()
+        land_rows(landing, name, [(f"{name} {i}", "a") for i in range(3)])
     _config_path, _config, url, name = loop_config(tmp_path, landing)
     with Ledger(url, name) as ledger:
         assert _last_taken(ledger) == ""

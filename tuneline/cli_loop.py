@@ -501,11 +501,13 @@ def _rows_also_delivered(config: TunelineConfig, store: Any, part: str, batch: "
     it too (and after a relabel confirmed the later batch's labels, took those out). Matched as the loop matches
     copies (case and spacing aside); a quarantined value is cut at 500 characters, so a longer text matches on that
     start."""
+    from collections import Counter
+
     import pandas as pd
 
     from tuneline.kinds import kind_of
     from tuneline.ledger import USED, Ledger
-    from tuneline.tasks.intake import DUPLICATE_OF_EARLIER
+    from tuneline.tasks.intake import DUPLICATE_OF_EARLIER, QUARANTINE_VALUE_CHARS
     from tuneline.tasks.split import example_key
 
     kind = kind_of(config)
@@ -519,7 +521,7 @@ def _rows_also_delivered(config: TunelineConfig, store: Any, part: str, batch: "
     for other in others:
         quarantine = pd.read_csv(other.quarantine_path, dtype=str, keep_default_na=False)
         for value in quarantine.loc[quarantine["rule"] == DUPLICATE_OF_EARLIER, "value"]:
-            if len(value) >= 500:
+            if len(value) >= QUARANTINE_VALUE_CHARS:
                 starts.append((example_key(value), other.name))
             else:
                 whole.setdefault(example_key(value), other.name)
@@ -531,11 +533,7 @@ def _rows_also_delivered(config: TunelineConfig, store: Any, part: str, batch: "
     mask = [o is not None for o in owner]
     if not any(mask):
         return None, {}
-    counts: dict[str, int] = {}
-    for o in owner:
-        if o is not None:
-            counts[o] = counts.get(o, 0) + 1
-    return store.write_part(rows[mask].reset_index(drop=True)), counts
+    return store.write_part(rows[mask].reset_index(drop=True)), dict(Counter(o for o in owner if o is not None))
 
 
 def _labels_still_carried(config: TunelineConfig, store: Any, parent: Any, part: str,
