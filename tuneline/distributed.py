@@ -32,7 +32,8 @@ from typing import Any
 from tuneline.config import ConfigError, TunelineConfig
 
 #: Fault injection for tests only: ``<rank>[:<step>[:exit]]`` makes that worker raise (or, with ``exit``, die
-#: without a word through ``os._exit``) once its Trainer reaches the optimizer step (default 1).
+#: without a Python error through ``os._exit``) once its Trainer reaches the optimizer step (default 1);
+#: ``<rank>:teardown`` makes it abort (SIGABRT) after training, in shutdown.
 FAULT_ENV = "TUNELINE_TEST_WORKER_FAULT"
 
 #: How long the task waits for torchrun to stop the other workers after one has reported a failure.
@@ -126,8 +127,28 @@ def _launch(spec_file: Path, processes: int, threads: int, workers_dir: Path,
         except BaseException:  # Ctrl-C, a Prefect cancellation: never leave workers behind
             _stop(launcher)
             raise
+    if launcher.returncode != 0 and _finished(workers_dir, processes):
+        # Every rank passed the final barrier after rank 0 saved the model: what failed is a worker's shutdown
+        # (gloo can abort a process while its peers close their connections), not the training or the model.
+        who, what, where = _culprit(logs, launcher.returncode, processes)
+        _log().warning("training finished on all %d workers and the model is saved; %s then ended badly while "
+                       "shutting down (%s), see %s", processes, who, what, where)
+        return
     if launcher.returncode != 0 or not (workers_dir / "result.json").is_file():
         raise _failure(logs, launcher.returncode, processes)
+
+
+def _finished(workers_dir: Path, processes: int) -> bool:
+    """Whether rank 0 wrote its result and every rank left the final barrier (its ``rank-<r>.done`` marker)."""
+    logs = workers_dir / "logs"
+    return (workers_dir / "result.json").is_file() and all((logs / f"rank-{rank}.done").is_file()
+                                                            for rank in range(processes))
+
+
+def _log() -> Any:
+    import logging
+
+    return logging.getLogger("tuneline")
 
 
 def _stop(launcher: subprocess.Popen) -> None:
@@ -159,9 +180,14 @@ _PEER_LOST = re.compile(r"gloo|nccl|connection (reset|closed)|DistBackendError|D
 
 
 def _failure(logs: Path, returncode: int, processes: int) -> WorkerFailed:
-    """Name the worker that failed first: the earliest rank that reported an error of its own; else the rank
-    torchrun saw fail first (a rank that died without a word, by ``os._exit`` or a signal, leaves the others only
-    "connection reset" errors); else whichever rank reported anything."""
+    who, what, where = _culprit(logs, returncode, processes)
+    return WorkerFailed(f"training failed in {who} ({what}); see {where} (all logs: {logs})")
+
+
+def _culprit(logs: Path, returncode: int, processes: int) -> tuple[str, str, Path]:
+    """Name the worker that failed first, what happened and its log: the earliest rank that reported an error of
+    its own; else the rank torchrun saw fail first (a rank that died without a word, by ``os._exit`` or a signal,
+    leaves the others only "connection reset" errors); else whichever rank reported anything."""
     reported = _failures(logs)
     launcher = (logs / "torchrun.log").read_text(errors="replace") if (logs / "torchrun.log").is_file() else ""
     root = re.search(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", launcher, re.S)
@@ -173,7 +199,7 @@ def _failure(logs: Path, returncode: int, processes: int) -> WorkerFailed:
         rank, code = int(root.group(1)), int(root.group(2))
         what = next((f"{f['type']}: {f['message']}" for f in reported if f["rank"] == rank), None) or (
             f"killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals()
-            else f"exit code {code}") + ", no Python error reported"
+            else f"exit code {code}") + ", no Python error reported" + _last_words(logs / f"rank-{rank}.log")
     elif reported:
         rank, what = reported[0]["rank"], f"{reported[0]['type']}: {reported[0]['message']}"
     else:
@@ -182,7 +208,26 @@ def _failure(logs: Path, returncode: int, processes: int) -> WorkerFailed:
     if rank is None or not where.is_file():  # died before its own log was opened: python's words are torchrun's
         where = logs / "torchrun.log"
     who = f"worker rank {rank} of {processes}" if rank is not None else f"the {processes} training processes"
-    return WorkerFailed(f"training failed in {who} ({what}); see {where} (all logs: {logs})")
+    return who, what, where
+
+
+#: tuneline's own lines in a worker's log (see :func:`_redirect_output`).
+_OWN_LINE = re.compile(r" \| rank \d+ \| ")
+
+
+def _last_words(log: Path, lines: int = 2) -> str:
+    """The last lines a worker that died without a Python error wrote that are not tuneline's own progress lines
+    (a C++ ``terminate called after throwing ...``, an OpenMP or allocator message), or nothing."""
+    try:
+        text = log.read_bytes()[-16384:].decode(errors="replace")
+    except OSError:
+        return ""
+    words = [_excerpt(line.strip()) for line in text.splitlines() if line.strip() and not _OWN_LINE.search(line)]
+    return f"; its last words: {' / '.join(words[-lines:])!r}" if words else ""
+
+
+def _excerpt(line: str, limit: int = 240) -> str:
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 class _LogTail:
@@ -257,6 +302,13 @@ def _train(spec: dict[str, Any], rank: int) -> None:
         written.write_text(json.dumps(result))
         written.replace(spec["result"])
     if dist.is_available() and dist.is_initialized():
+        # All ranks leave together, once rank 0 has saved: a rank that exited while rank 0 was still saving had
+        # its peers' connections close under it, and gloo can abort (SIGABRT) a process that sees that.
+        dist.barrier()
+    (Path(spec["logs"]) / f"rank-{rank}.done").touch()
+    if _injected_teardown_fault(rank):
+        os.abort()  # tests only: a worker dying in shutdown, after its work is done
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -278,7 +330,7 @@ def _injected_faults(rank: int) -> list[Any]:
     from transformers import TrainerCallback
 
     raw = os.environ.get(FAULT_ENV, "")
-    if not raw:
+    if not raw or _injected_teardown_fault(rank):
         return []
     parts = raw.split(":")
     if int(parts[0]) != rank:
@@ -290,10 +342,16 @@ def _injected_faults(rank: int) -> list[Any]:
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step >= at_step:
                 if hard:
+                    print(f"injected: rank {rank} dies without a Python error", file=sys.stderr, flush=True)
                     os._exit(3)
                 raise RuntimeError(f"injected fault at step {state.global_step} ({FAULT_ENV}={raw})")
 
     return [InjectedFault()]
+
+
+def _injected_teardown_fault(rank: int) -> bool:
+    """Whether :data:`FAULT_ENV` (``<rank>:teardown``) asks this rank to abort after training, in shutdown."""
+    return os.environ.get(FAULT_ENV, "") == f"{rank}:teardown"
 
 
 def _die_with_parent() -> None:
