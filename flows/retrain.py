@@ -118,7 +118,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 try:
                     with LeaseKeeper(ledger, run.run_id):
                         done = _retrain(config, run, ledger, store, batches, trigger, warned)
-                        waiting = (waiting_landings(config.retrain.landing, recorded=_taken_names(ledger))
+                        waiting = (waiting_landings(config.retrain.landing, recorded=ledger.taken_names())
                                    if config.retrain.landing is not None else [])
                         return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting,
                                        batches_rejected={**refused, **done.batches_rejected})
@@ -180,7 +180,7 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
                "gives them back now)")
             for (run_id, until), batches in held.items())
     if config.retrain.landing is not None and (waiting := waiting_landings(
-            config.retrain.landing, recorded=_taken_names(ledger))):
+            config.retrain.landing, recorded=ledger.taken_names())):
         message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
                     f"data first, then its marker)")
     if not held and _no_champion(config.registered_model_name, tracking_uri):
@@ -349,9 +349,3 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
 
 
 __all__ = ["LedgerConflict", "retrain_flow"]
-
-
-def _taken_names(ledger: Ledger) -> list[str]:
-    """The names of the batches the loop has taken for good (used or dropped): their leftover markers wait for
-    nothing (:func:`tuneline.ledger.waiting_landings`)."""
-    return [b.name for b in ledger.batches() if b.state in (USED, DROPPED)]

@@ -53,6 +53,7 @@ def test_an_mlflow_restart_mid_training_neither_stalls_the_training_nor_loses_a_
             waits.append(_log(callback, args, 5, 0.85))  # says so, and tries again with every point held
         # a training step that waited for the client's retries would have taken seconds each time
         assert max(waits) < 1.0, waits
+        before_restart_ms = int(time.time() * 1000)
         restarted = MlflowServer(store, tmp_path / "artifacts", tmp_path / "server2.log", mlflow_bin,
                                  port=server.port).start()
         with caplog.at_level(logging.INFO, logger="tuneline"):
@@ -60,6 +61,8 @@ def test_an_mlflow_restart_mid_training_neither_stalls_the_training_nor_loses_a_
         history = client.get_metric_history(run.info.run_id, "train.loss")
         assert sorted((m.step, round(m.value, 4)) for m in history) == [
             (1, 0.9), (2, 0.88), (3, 0.87), (4, 0.86), (5, 0.85)]
+        # each held point keeps the time the Trainer logged it, not the time the restarted server took it
+        assert all(m.timestamp < before_restart_ms for m in history), [(m.step, m.timestamp) for m in history]
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train.learning_rate")) == [1, 2, 3,
                                                                                                           4, 5]
         said = [r.getMessage() for r in caplog.records if "training curves" in r.getMessage()]

@@ -6,6 +6,7 @@ then held the optimizer steps behind the client's HTTP retries, about two minute
 the last retry ended a training that had nothing wrong with it: an hour of a retraining lost to a 30-second
 restart. Here the writes go to one background thread: a point it cannot write is held, written with the next one
 once the server answers again, and at the latest when training ends, so no point is lost while the process lives.
+Each point keeps the time the Trainer logged it, and the points held through an outage go in one request.
 A server still down when training ends is the run's own error (its closing writes and registration need it): said
 once, in one line, by the run.
 """
@@ -13,12 +14,13 @@ once, in one line, by the run.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from transformers import TrainerCallback
 
 from tuneline.common import task_logger
-from tuneline.tracking import RunContext, log_metrics
+from tuneline.tracking import MAX_METRICS_PER_BATCH, RunContext, log_metric_batch, metric_points
 
 
 def curve_metrics(logs: dict[str, Any]) -> dict[str, float]:
@@ -33,17 +35,17 @@ class MlflowCurvesCallback(TrainerCallback):
 
     def __init__(self, run: RunContext) -> None:
         self.run = run
-        self._held: list[tuple[dict[str, float], int]] = []  # points not written yet, oldest first
+        self._held: list[Any] = []  # MLflow metric points not written yet, oldest first
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._failure: BaseException | None = None  # the last write's error, until a write succeeds
         self._said_down = False
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        metrics = curve_metrics(logs or {})
-        if metrics:
+        points = metric_points(curve_metrics(logs or {}), state.global_step, int(time.time() * 1000))
+        if points:
             with self._lock:
-                self._held.append((metrics, state.global_step))
+                self._held.extend(points)
         if self._writer is None or not self._writer.is_alive():
             self._report()
             # a daemon: a Ctrl-C or a crash ends the process without waiting out a write's retries
@@ -62,9 +64,10 @@ class MlflowCurvesCallback(TrainerCallback):
             points, self._held = self._held, []
         written = 0
         try:
-            for metrics, step in points:
-                log_metrics(self.run, metrics, step=step)
-                written += 1
+            while written < len(points):
+                chunk = points[written:written + MAX_METRICS_PER_BATCH]
+                log_metric_batch(self.run, chunk)
+                written += len(chunk)
         except BaseException as error:
             with self._lock:
                 self._held[:0] = points[written:]  # back in front, in order: the next write starts with them

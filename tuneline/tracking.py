@@ -208,15 +208,28 @@ def discard_run(run: RunContext) -> None:
 
 def log_metrics(run: RunContext, metrics: dict[str, float], step: int = 0) -> None:
     """Log finite numeric metrics in one batch (NaN would poison comparisons in the UI and the gate)."""
+    log_metric_batch(run, metric_points(metrics, step))
+
+
+def metric_points(metrics: dict[str, float], step: int, timestamp_ms: int | None = None) -> list[Metric]:
+    """``metrics`` at ``step`` as MLflow points stamped ``timestamp_ms`` (now by default), the non-finite left out."""
     import time
 
-    now = int(time.time() * 1000)
+    stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     keys = safe_metric_keys(list(metrics))  # a last guard: callers that name metrics after labels map them first
-    batch = [Metric(keys[key], float(value), now, step) for key, value in metrics.items()
-             if value is not None and math.isfinite(float(value))]
-    if batch:
+    return [Metric(keys[key], float(value), stamp, step) for key, value in metrics.items()
+            if value is not None and math.isfinite(float(value))]
+
+
+#: MLflow's limit on the metrics of one ``log_batch`` request.
+MAX_METRICS_PER_BATCH = 1000
+
+
+def log_metric_batch(run: RunContext, points: list[Metric]) -> None:
+    """Write ``points`` in as few requests as MLflow allows (up to :data:`MAX_METRICS_PER_BATCH` each)."""
+    for start in range(0, len(points), MAX_METRICS_PER_BATCH):
         with deferred_interrupts():  # a training logs from the thread Ctrl-C interrupts: never inside the write
-            client_for(run).log_batch(run.run_id, metrics=batch)
+            client_for(run).log_batch(run.run_id, metrics=points[start:start + MAX_METRICS_PER_BATCH])
 
 
 def set_tags(run: RunContext, tags: dict[str, Any]) -> None:
