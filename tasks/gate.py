@@ -31,8 +31,8 @@ from tuneline.kinds import Evaluation, TaskKind, kind_of
 from tuneline.ledger import ledger_url_for
 from tuneline.loaded_versions import load_version
 from tuneline.locking import default_lock_url, model_lock
-from tuneline.promotions import (CHAMPION, GATE, PromotionLog, PromotionNotRecorded, _move_locked, champion_version,
-                                 recorded_champion)
+from tuneline.promotions import (CHAMPION, GATE, PROMOTING, PromotionLog, PromotionNotRecorded, _move_locked,
+                                 champion_version, recorded_champion)
 from tuneline.stats import PairedComparison, mcnemar, paired_bootstrap
 from tuneline.seen_rows import seen_by_version, subset
 from tuneline.tasks.forgetting import Forgetting
@@ -499,13 +499,20 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                              "gate.difference_ci": f"[{comparison.ci_low:.6f}, {comparison.ci_high:.6f}]"})
             tags["gate.sentence"] = decision_sentence(decision, candidate.version)
             tags["tuneline.status"] = "gated"  # before the alias move: a champion is always a gated version
-            for key, value in tags.items():
+            # a passed gate reads "promoting" until the alias has moved: a run killed in between leaves a version
+            # that says so, which `tuneline doctor` resolves, instead of one that says "promoted" and never was
+            pending = {**tags, "gate.decision": PROMOTING, "gate.sentence": (
+                f"Version {candidate.version} passed its gate and is being made champion: {decision.explained()}.")} \
+                if decision.promote else tags
+            for key, value in pending.items():
                 client.set_model_version_tag(candidate.name, candidate.version, key, value)
             if decision.promote:  # the compare-and-set of every champion move, recorded in the promotion history
                 with PromotionLog(ledger_url_for(config.ledger.url, run.tracking_uri), candidate.name) as history:
                     _move_locked(client, history, candidate.version, expected_from=current,
                                  actor=f"run {run.run_id}", action=GATE, reason=decision.explained())
                 moved = True
+                for key in ("gate.decision", "gate.sentence"):
+                    client.set_model_version_tag(candidate.name, candidate.version, key, tags[key])
                 best = max(full_candidate, _best_ever(client, candidate.name, metric, rows) or 0.0)
                 client.set_registered_model_tag(candidate.name, BEST_TAG.format(metric=metric), f"{best:.6f}")
                 client.set_registered_model_tag(candidate.name, BEST_TEST_TAG.format(metric=metric), rows)

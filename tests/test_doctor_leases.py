@@ -20,8 +20,9 @@ from tuneline.ledger import Ledger, default_ledger_url
 MODEL = "lease-tickets"
 
 
-def claim_and_wait(folder: Path, uri: str, landing: Path, ready: Path) -> subprocess.Popen:
-    """A process that opens a tracked-like MLflow run (with its process tag), claims every landed batch and waits."""
+def claim_and_wait(folder: Path, uri: str, landing: Path, ready: Path, gated: bool = False) -> subprocess.Popen:
+    """A process that opens a tracked-like MLflow run (with its process tag), claims every landed batch and waits;
+    with ``gated``, it first validates them, registers a version and tags it gated, as a run past its gate."""
     code = textwrap.dedent(f"""
         import pathlib, time
         from mlflow.tracking import MlflowClient
@@ -33,6 +34,14 @@ def claim_and_wait(folder: Path, uri: str, landing: Path, ready: Path) -> subpro
         with Ledger(default_ledger_url({uri!r}), {MODEL!r}, lease_s=3600) as ledger:
             ledger.scan({str(landing)!r})
             held = ledger.claim(run.info.run_id)
+            if {gated!r}:
+                for batch in held:
+                    ledger.mark_validated(run.info.run_id, batch.content_hash, 5, 0)
+                client.create_registered_model({MODEL!r})
+                version = client.create_model_version({MODEL!r}, source={(folder / 'art').as_uri()!r},
+                                                      run_id=run.info.run_id).version
+                client.set_model_version_tag({MODEL!r}, version, "tuneline.status", "gated")
+                client.set_model_version_tag({MODEL!r}, version, "gate.decision", "kept_champion")
         pathlib.Path({str(ready)!r}).write_text(run.info.run_id + " " + str(len(held)))
         time.sleep(600)
     """)
@@ -132,3 +141,32 @@ def test_doctor_closes_a_run_killed_before_it_registered_anything_and_counts_rec
     assert client.get_run(run_id).info.status == "KILLED"
     assert main(doctor) == 0
     assert run_id not in capsys.readouterr().out
+
+
+def test_doctor_fix_marks_used_the_batches_of_a_run_killed_after_its_gate(tmp_path, capsys):
+    """A run killed after its gate scored its version (before it marked its batches used): given back, they were
+    trained again into a second version, and the ledger credited them to that one only (integrity QA)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    pd.DataFrame({"text": [f"row {i}" for i in range(5)], "label": ["a", "b"] * 2 + ["a"]}).to_csv(
+        landing / "b1.csv", index=False)
+    (landing / "b1.csv.done").touch()
+    ready = tmp_path / "claimed"
+    holder = claim_and_wait(tmp_path, uri, landing, ready, gated=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run_id, claimed = ready.read_text().split()
+        assert claimed == "1"
+    finally:
+        holder.kill()
+        holder.wait()
+    doctor = ["doctor", "--model", MODEL, "--tracking-uri", uri, "--work-dir", str(tmp_path / "w"), "--fix"]
+    assert main(doctor) == 0
+    assert "they made v1, which its gate had scored: marked used by v1" in capsys.readouterr().out
+    with Ledger(default_ledger_url(uri), MODEL) as ledger:
+        (batch,) = ledger.batches()
+        assert (batch.state, batch.model_version, batch.used_by_run) == ("used", "1", run_id)
+        assert ledger.free_batches() == []

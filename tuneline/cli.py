@@ -475,6 +475,7 @@ def _doctor(args: argparse.Namespace) -> int:
             where = ("its process is alive" if pending.liveness == ALIVE else
                      f"its process {pending.process} cannot be checked from this host")
             print(f"  {name} v{pending.version}: run {pending.run_id} RUNNING, gate not finished yet ({where})")
+        _doctor_promotions(client, uri, name, args)
         _doctor_leases(client, uri, name, args)
         champion = champion_version(client, name)
         status = (client.get_model_version(name, champion).tags or {}).get(STATUS) if champion else None
@@ -520,10 +521,40 @@ def resumed_line(summary: Any) -> str | None:
             "data; its steps were not trained again)")
 
 
+def _doctor_promotions(client: Any, uri: str, name: str, args: argparse.Namespace) -> None:
+    """A gate whose run died while promoting: its version still reads ``promoting`` (``--fix``: ``promoted`` where
+    the alias moved, else ``interrupted``), and a move whose history row was lost (``--fix`` writes it from the
+    version's gate tags, under the model's lock, as the gate would have)."""
+    from tuneline.ledger import ledger_url_for, sqlite_file_missing
+    from tuneline.locking import default_lock_url, model_lock
+    from tuneline.promotions import PromotionLog, record_lost_gate_move, unrecorded_move
+    from tuneline.registry import find_interrupted_promotions, settle_promotions
+
+    for item in (settle_promotions if args.fix else find_interrupted_promotions)(client, name):
+        happened = ("after making it champion" if item.moved else "before making it champion (it never served)")
+        fixed = ("tagged promoted" if item.moved else "tagged interrupted") if args.fix else "--fix tags it " + (
+            "promoted" if item.moved else "interrupted")
+        print(f"  {name} v{item.version}: its gate passed it, but run {item.run_id} died {happened}: {fixed}")
+    url = ledger_url_for(args.ledger_url, uri)
+    if sqlite_file_missing(url):  # no promotion recorded here yet: opening it would create the file
+        return
+    with PromotionLog(url, name) as log:
+        if args.fix:
+            with model_lock(name, default_lock_url(uri)):
+                written = record_lost_gate_move(client, log)
+            if written is not None:
+                print(f"  {name}: the gate's move {written.line()} had no history row (its run died after moving "
+                      "the alias): written")
+        warning = unrecorded_move(client, log)
+    if warning:
+        print(f"  {name}: {warning}; the history cannot say who moved it" + (
+            "" if args.fix else " (a gate's move its run did not record: --fix writes the row)"))
+
+
 def _doctor_leases(client: Any, uri: str, name: str, args: argparse.Namespace) -> None:
     """Batches of ``name`` held under a live lease by a run whose process is gone (killed outright): they would wait
     for the lease to run out; ``--fix`` gives them back now and closes the run KILLED."""
-    from tuneline.ledger import Ledger, ledger_url_for, sqlite_file_missing
+    from tuneline.ledger import VALIDATED, Ledger, ledger_url_for, sqlite_file_missing
     from tuneline.run_process import close_dead_run, dead_holders
 
     url = ledger_url_for(args.ledger_url, uri)
@@ -536,8 +567,24 @@ def _doctor_leases(client: Any, uri: str, name: str, args: argparse.Namespace) -
                   f"UTC, but its process {process} is gone" + (": released, run closed KILLED" if args.fix else
                                                               " (--fix releases them now)"))
             if args.fix:
-                ledger.release(run_id)
+                gated = _gated_version_of(client, name, run_id)
+                if gated is not None and all(b.state == VALIDATED for b in batches):
+                    # its gate had decided: the batches made that version; given back, they were trained again
+                    ledger.mark_used(run_id, gated)
+                    print(f"    they made v{gated}, which its gate had scored: marked used by v{gated}")
+                else:
+                    ledger.release(run_id)
                 close_dead_run(client, run_id, process)
+
+
+def _gated_version_of(client: Any, name: str, run_id: str) -> str | None:
+    """The version of ``name`` run ``run_id`` registered, when its gate decided on it; else None."""
+    from tuneline.registry import STATUS
+
+    for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+        if (version.tags or {}).get(STATUS) == "gated":
+            return str(version.version)
+    return None
 
 
 def _cli_actor() -> str:
@@ -563,11 +610,21 @@ def _promotions(args: argparse.Namespace) -> int:
                                      rollback_champion, unrecorded_move)
     from tuneline.runtime import resolve_tracking_uri
 
+    if not str(args.name).strip():
+        raise UserError(f"{args.command}: the model name is empty; give the registered model's name")
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if args.command != "history":  # the history is readable without the registry (a deleted model's too)
         _require_registered(client, uri, [args.name], "the model name")
     ledger_url = ledger_url_for(args.ledger_url, uri)
+    from tuneline.ledger import sqlite_file_missing
+
+    if args.command != "history" and args.ledger_url and sqlite_file_missing(ledger_url) and (
+            args.command == "rollback" or champion_version(client, args.name) is not None):
+        # a model with a champion has a history somewhere: opening a new file would create an empty ledger, and
+        # the move would be recorded where no history reads it (a first promotion may start a new one)
+        raise UserError(f"--ledger-url {redact(ledger_url)}: no such ledger file; give the URL of the ledger "
+                        "promotions are recorded in (by default the one beside the tracking store)")
     stores = dict(ledger_url=ledger_url, lock_url=default_lock_url(uri))
     if args.command == "promote":
         if not args.reason.strip():
@@ -596,8 +653,6 @@ def _promotions(args: argparse.Namespace) -> int:
                   f"promote the version you want with tuneline promote {args.name} VERSION --reason ...",
                   file=sys.stderr)
     else:
-        from tuneline.ledger import sqlite_file_missing
-
         if sqlite_file_missing(ledger_url):  # opening it would create an empty ledger where the user mistyped a path
             if args.ledger_url:
                 raise UserError(f"--ledger-url {redact(ledger_url)}: no such ledger file; give the URL of the ledger "

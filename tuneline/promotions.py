@@ -17,6 +17,8 @@ Order: the alias is moved first and the history row written after it. The two li
 of them can be lost when a process dies in between, and the order chooses which: a moved alias whose row is missing
 is *detectable* (the champion is not the newest row's ``to_version``; ``tuneline history`` warns), whereas a row
 written for a move that then failed would be a record that lies, and nothing could tell it apart from a true one.
+A gate's move whose row was lost so is *recoverable* too: the version's own gate tags say which champion it replaced
+and why (:func:`record_lost_gate_move`, run by ``tuneline doctor --fix``).
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from sqlalchemy.engine import Row
 from tuneline.errors import UserError
 from tuneline.ledger import LedgerDatabase, LedgerError, _UTCDateTime
 from tuneline.locking import model_lock
-from tuneline.registry import STATUS
+from tuneline.registry import INTERRUPTED, STATUS
 from tuneline.run_process import GONE, run_liveness, shown
 from tuneline.runtime import redact
 from tuneline.tasks.register import CHAMPION
 
 GATE, PROMOTE, ROLLBACK = "gate", "promote", "rollback"
+#: ``gate.decision`` of a version its gate passed: ``promoting`` until the alias has moved, then ``promoted``. A run
+#: killed in between leaves ``promoting``, which ``tuneline doctor`` resolves from where the alias points.
+PROMOTING, PROMOTED = "promoting", "promoted"
 ACTIONS = (GATE, PROMOTE, ROLLBACK)
 #: ``tuneline.status`` values of versions that must never serve: their run failed, or died before its gate.
 NEVER_CHAMPION = ("failed", "orphaned")
@@ -206,8 +211,10 @@ def previous_champion(log: PromotionLog, current: str | None = None) -> str | No
         current = rows[-1].to_version
     stack: list[str] = []
     for row in rows:
-        if not stack and row.from_version and row.action != ROLLBACK:
-            stack.append(row.from_version)  # a champion set before the history began (by hand in MLflow's UI)
+        if row.from_version and row.action != ROLLBACK and (not stack or stack[-1] != row.from_version):
+            # a champion set before the history began (by hand in MLflow's UI), or one moved there since without a
+            # row (a gate killed between its move and its row): it is what this row's version replaced
+            stack.append(row.from_version)
         if row.action == ROLLBACK:
             if stack:
                 stack.pop()
@@ -221,6 +228,40 @@ def previous_champion(log: PromotionLog, current: str | None = None) -> str | No
         if row.to_version == str(current) and row.action != ROLLBACK:
             return row.from_version
     return None
+
+
+def replaced_by_gate(client: Any, name: str, version: str) -> str | None:
+    """The champion ``version``'s gate replaced, from the version's own tags (``gate.champion_version``), when its
+    gate promoted it; else None. The history is the record; this is what is left when its row was lost."""
+    try:
+        tags = client.get_model_version(name, version).tags or {}
+    except MlflowException:
+        return None
+    if tags.get("gate.decision") not in (PROMOTED, PROMOTING):
+        return None
+    return tags.get("gate.champion_version") or None
+
+
+def record_lost_gate_move(client: Any, log: PromotionLog) -> Promotion | None:
+    """Write the history row of a gate's move that was made but not recorded (its run killed between moving the
+    alias and writing the row), from the champion version's gate tags; None when there is no such move.
+
+    Only a move the tags vouch for is written: the champion's gate promoted it (``gate.decision``) over the champion
+    the history last recorded (``gate.champion_version``), by its own run. A move made outside tuneline stays
+    unrecorded (``tuneline history`` warns of it). The caller holds the model's lock, so no gate is between its
+    move and its row meanwhile."""
+    current = alias_version(client, log.model, log.alias)
+    latest = log.latest()
+    recorded = latest.to_version if latest else None
+    if current is None or current == recorded:
+        return None
+    found = client.get_model_version(log.model, current)
+    tags = found.tags or {}
+    if tags.get("gate.decision") not in (PROMOTED, PROMOTING) or (tags.get("gate.champion_version") or None) != recorded:
+        return None
+    return log.record(recorded, current, actor=f"run {found.run_id}", action=GATE,
+                      reason=(tags.get("gate.reasons") or "promoted by its gate")
+                      + " (row written by tuneline doctor --fix: the run was killed after moving the alias)")
 
 
 def unrecorded_move(client: Any, log: PromotionLog) -> str | None:
@@ -279,8 +320,8 @@ def gate_verdict(client: Any, name: str, version: str | int) -> str | None:
         tags = client.get_model_version(name, _version_number(version)).tags or {}
     except MlflowException:
         return None
-    if tags.get("gate.decision") in (None, "promoted"):
-        return None
+    if tags.get("gate.decision") in (None, PROMOTED, PROMOTING, INTERRUPTED):
+        return None  # passed by its gate (an interrupted one too: its run died before moving the alias)
     return tags.get("gate.sentence") or f"gate decision {tags['gate.decision']}: {tags.get('gate.reasons', '')}"
 
 
@@ -367,7 +408,7 @@ def rollback_champion(client: Any, name: str, *, actor: str, reason: str | None,
             current = champion_version(client, name)
             if current is None:
                 raise PromotionRefused(f"registered model {name!r} has no {CHAMPION} to roll back")
-            previous = previous_champion(log, current)
+            previous = previous_champion(log, current) or replaced_by_gate(client, name, current)
             if previous is None:
                 raise PromotionRefused(f"no recorded version before {name} v{current} in the promotion history "
                                        f"{redact(log.url)}: nothing to roll back to (promote a version by number)")

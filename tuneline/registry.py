@@ -78,6 +78,56 @@ def _unfinished(client: Any, name: str) -> tuple[list[Orphan], list[Pending]]:
     return sorted(orphans, key=lambda o: int(o.version)), sorted(pending, key=lambda p: int(p.version))
 
 
+@dataclass(frozen=True)
+class InterruptedPromotion:
+    """A version its gate passed (``gate.decision=promoting``) whose run died before the gate ended: ``moved`` when
+    the alias had moved to it (only the final tags are missing), else it never became champion."""
+
+    version: str
+    run_id: str
+    moved: bool
+
+
+#: ``gate.decision`` of a passed gate whose alias move a killed run never made (see :func:`settle_promotions`)
+INTERRUPTED = "interrupted"
+
+
+def find_interrupted_promotions(client: Any, name: str) -> list[InterruptedPromotion]:
+    """Versions of ``name`` tagged ``gate.decision=promoting`` whose run is over or whose process is gone: the gate
+    writes that before moving ``champion`` and ``promoted`` after, so a run killed in between left it."""
+    try:
+        champion = str((client.get_registered_model(name).aliases or {}).get("champion"))
+    except MlflowException:
+        return []
+    found = []
+    for version in client.search_model_versions(f"name = '{name}'"):
+        if (version.tags or {}).get("gate.decision") != "promoting":
+            continue
+        if _run_status(client, version.run_id) == "RUNNING" and run_liveness(client, version.run_id or "")[0] != GONE:
+            continue  # its gate is moving the alias now, or its process cannot be told from here
+        found.append(InterruptedPromotion(str(version.version), version.run_id or "", champion == str(version.version)))
+    return sorted(found, key=lambda found: int(found.version))
+
+
+def settle_promotions(client: Any, name: str) -> list[InterruptedPromotion]:
+    """Give each interrupted promotion (:func:`find_interrupted_promotions`) the decision that holds: ``promoted``
+    where the alias moved, else ``interrupted`` with a sentence saying it never became champion (a person may still
+    promote it: its gate passed it)."""
+    settled = find_interrupted_promotions(client, name)
+    for item in settled:
+        tags = client.get_model_version(name, item.version).tags or {}
+        reasons = tags.get("gate.reasons", "")
+        if item.moved:
+            decision, sentence = "promoted", f"Version {item.version} promoted to champion: {reasons}."
+        else:
+            decision, sentence = INTERRUPTED, (
+                f"Version {item.version} passed its gate, but its run {item.run_id or '?'} died before making it "
+                f"champion, so it never served: {reasons}.")
+        client.set_model_version_tag(name, item.version, "gate.decision", decision)
+        client.set_model_version_tag(name, item.version, "gate.sentence", sentence)
+    return settled
+
+
 def find_orphans(client: Any, name: str) -> list[Orphan]:
     """Versions of ``name`` the gate never finished and whose run is over (FAILED, KILLED, FINISHED, gone, or
     RUNNING in MLflow while its process is gone)."""
