@@ -261,8 +261,10 @@ def test_ner_endpoint_tags_word_lists_and_texts_like_the_registered_model(store,
     ("intents", {"inputs": ["where is my parcel", None]}, "application/json", "input 1 is missing"),
     ("ner", {"inputs": ["John lives in Paris", None]}, "application/json", "input 1 is missing"),
     ("ner", {"inputs": ["  "]}, "application/json", "input 0 is an empty text"),
-    ("intents", {"dataframe_split": {"columns": ["id", "text"], "data": [["7", "where is my parcel"]]}},
-     "application/json", "column named 'id'"),
+    # a frame without a text column (an "id, text" frame is answered on its texts: the columns are taken by name)
+    ("intents", {"dataframe_split": {"columns": ["id"], "data": [["7"]]}}, "application/json", "column named 'id'"),
+    ("intents", {"inputs": ["fine"], "params": {"threshold": 0.99}}, "application/json",
+     "params 'threshold' is not declared by this model"),
 ])
 def test_malformed_request_is_a_4xx_with_a_message(request, endpoint, body, content_type, says):
     served = request.getfixturevalue(endpoint)
@@ -298,6 +300,14 @@ def served_version(endpoint: Endpoint, body: dict) -> tuple[int, str, str]:
 def model_info(endpoint: Endpoint) -> dict:
     with urllib.request.urlopen(f"{endpoint.url}/model", timeout=30) as response:
         return json.loads(response.read())
+
+
+def test_extra_columns_are_ignored_in_any_order_by_the_real_endpoint(store, intents):
+    """The served app takes the ``text`` column by name before MLflow sees the request (it kept the first)."""
+    expected = registered_predictions(store, "serve-intents", "1", TEXTS)
+    assert_answers_like(intents.post({"dataframe_split": {"columns": ["id", "text"], "data": [
+        [i, text] for i, text in enumerate(TEXTS)]}}), expected)
+    assert_answers_like(intents.post({"inputs": [{"id": i, "text": text} for i, text in enumerate(TEXTS)]}), expected)
 
 
 def test_every_answer_names_the_version_that_gave_it(intents, ner):

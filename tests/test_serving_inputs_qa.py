@@ -233,7 +233,7 @@ def test_parquet_in_upper_case_is_answered_and_another_charset_is_a_json_415(cli
     latin = app.post("/invocations", content=json.dumps({"inputs": TEXTS}).encode("latin-1"),
                      headers={"Content-Type": "application/json; charset=ISO-8859-1"})
     assert latin.status_code == 415  # MLflow's was text/plain "The scoring server only supports UTF-8"
-    assert latin.json() == {"error_code": "BAD_REQUEST", "message": (
+    assert latin.json() == {"error_code": "UNSUPPORTED_MEDIA_TYPE", "message": (
         "Content-Type application/json; charset=ISO-8859-1 names the charset iso-8859-1; the server reads UTF-8 "
         "only: send the body in UTF-8 (charset=utf-8, or no charset)")}
 

@@ -22,6 +22,7 @@ word lists), answering ``{"predictions": [...]}`` (one record per input, the pyf
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import socket
@@ -83,7 +84,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argpa
     which.add_argument("--alias", "-a", help=f"alias to serve (default: {DEFAULT_ALIAS})")
     which.add_argument("--version", "-v", help="version number to serve instead of an alias")
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
-    serve.add_argument("--port", "-p", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    serve.add_argument("--port", "-p", type=port_number, default=DEFAULT_PORT,
+                       help=f"1 to 65535 (default {DEFAULT_PORT})")
     serve.add_argument("--workers", "-w", type=int, default=1, help="uvicorn worker processes (default 1)")
     serve.add_argument("--follow", nargs="?", type=float, const=DEFAULT_FOLLOW_S, metavar="SECONDS",
                        help="read the alias again every SECONDS (default "
@@ -93,6 +95,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argpa
                        help="refuse a request body larger than this with a 413 (default "
                             f"{DEFAULT_MAX_REQUEST_MB:g}, about 100,000 short texts)")
     serve.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
+
+
+def port_number(text: str) -> int:
+    """``--port``'s type: a TCP port, 1 to 65535. ``--port 99999`` reached the socket's bind ("OverflowError: bind():
+    port must be 0-65535.", printed as an internal error); 0 would serve on a port nobody is told."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number: give one from 1 to 65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number: give one from 1 to 65535")
+    return port
 
 
 def serve_model_command(args: argparse.Namespace) -> int:
@@ -113,6 +127,8 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
                          workers: int = 1, follow_s: float | None = None) -> ServedModel:
     """The version ``NAME@ALIAS`` (or ``NAME/VERSION``) points at now; a :class:`UserError` naming what exists when
     the model, alias or version does not."""
+    from mlflow.exceptions import MlflowException
+
     from tuneline.tasks.predict_batch import resolve_model_version
 
     if alias is not None and version is not None:
@@ -129,9 +145,14 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
     if follow_s is not None and not follow_s >= 1:
         raise UserError(f"--follow takes the seconds between reads of the alias, at least 1 (got {follow_s:g})")
     reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or DEFAULT_ALIAS}"
-    require_tracking_server(resolve_tracking_uri(tracking_uri))
+    require_existing_store(require_tracking_server(resolve_tracking_uri(tracking_uri)))
     try:
         resolved = resolve_model_version.fn(reference, tracking_uri)
+    except MlflowException as error:  # a name MLflow refuses ('a/../b'): the user's to fix, not an internal error
+        if error.error_code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+            raise
+        raise UserError(f"cannot serve {name!r}: {str(error.message).splitlines()[0]} (give the NAME a model is "
+                        "registered under)") from None
     except UserError as error:  # batch prediction's wording names its own options: name this command's
         hint = (str(error).replace("check --model and", "check NAME and")
                 .replace(f"use one of them or models:/{name}/<version>", "serve one of them with --alias ALIAS, "
@@ -141,6 +162,22 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
     return ServedModel(name=resolved.name, version=resolved.version, task=resolved.task, reference=reference,
                        tracking_uri=resolved.tracking_uri, host=host, port=port, workers=workers,
                        alias=None if version is not None else alias or DEFAULT_ALIAS, follow_s=follow_s)
+
+
+def require_existing_store(uri: str) -> str:
+    """``uri``; for a SQLite store, a :class:`UserError` naming its file when that file does not exist. MLflow's client
+    creates an empty database there, and serve-model then said the model was not registered (a typo in the path
+    left an empty ``mlflow.db`` behind and hid the typo)."""
+    if not uri.startswith("sqlite:"):
+        return uri
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if database and database != ":memory:" and not database.startswith("file:") and not Path(database).is_file():
+        raise UserError(f"the MLflow store {redact(uri)} has no database file ({Path(database).absolute()} does not "
+                        "exist): point --tracking-uri (or $MLFLOW_TRACKING_URI) at the store the model is registered "
+                        "in")
+    return uri
 
 
 def serve_command(model: ServedModel) -> list[str]:
@@ -170,8 +207,21 @@ def require_free_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}); another server is "
-                            "probably using it: pick another --port or stop that server") from None
+            raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+                            f"{bind_hint(error, host, port)}") from None
+
+
+def bind_hint(error: OSError, host: str, port: int) -> str:
+    """What to change when listening on ``host:port`` failed with ``error``. Every failure said "another server is
+    probably using it", also for ``--host 256.1.1.1`` (no such address) and a port below 1024 without root."""
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return (f"--host {host} is not an address of this machine: give one of its addresses, 127.0.0.1 (this "
+                "machine only) or 0.0.0.0 (every interface)")
+    if error.errno == errno.EACCES:
+        return f"port {port} needs privileges this user lacks (ports below 1024 need root): pick --port 1024 or above"
+    if error.errno == errno.EADDRINUSE:
+        return "another server is using it: pick another --port or stop that server"
+    return "check --host and --port"
 
 
 def serve_model(name: str, *, alias: str | None = None, version: str | None = None, host: str = DEFAULT_HOST,

@@ -44,13 +44,29 @@ def create_app() -> Any:
     from mlflow.pyfunc import scoring_server
 
     name, version, task = os.environ[NAME_ENV], os.environ[VERSION_ENV], os.environ.get(TASK_ENV, "")
-    limit = float(os.environ.get(MAX_REQUEST_ENV) or DEFAULT_MAX_REQUEST_MB)
-    app = served(scoring_server.init(scoring_server.load_model_with_mlflow_config(
-        os.environ[scoring_server._SERVER_MODEL_PATH])), name, version, task, max_request_mb=limit)
+    app = scoring_app(scoring_server.load_model_with_mlflow_config(os.environ[scoring_server._SERVER_MODEL_PATH]),
+                      name, version, task)
     if not os.environ.get(FOLLOW_ENV):
         return app
     return FollowingApp(app, name, os.environ[ALIAS_ENV], version, task, float(os.environ[FOLLOW_ENV]),
                         Path(os.environ[FOLDER_ENV]))
+
+
+def declared_params(model: Any) -> tuple[str, ...]:
+    """The inference parameters ``model`` (a loaded PyFuncModel) declares in its signature, by name. MLflow's
+    scoring server drops every other key of a request's ``params`` with only a log line ("This model does not define
+    a params schema. Ignoring provided params"), so the served app refuses them instead (:func:`params_problem`)."""
+    schema = model.metadata.get_params_schema() if getattr(model, "metadata", None) is not None else None
+    return tuple(param.name for param in schema.params) if schema is not None else ()
+
+
+def scoring_app(model: Any, name: str, version: str, task: str) -> Any:
+    """MLflow's scoring app for ``model`` (a loaded PyFuncModel) as :func:`served` wraps it, with the request size
+    limit of ``serve-model --max-request-mb`` and the params the model's signature declares."""
+    from mlflow.pyfunc import scoring_server
+
+    return served(scoring_server.init(model), name, version, task, max_request_mb=float(
+        os.environ.get(MAX_REQUEST_ENV) or DEFAULT_MAX_REQUEST_MB), params=declared_params(model))
 
 
 class FollowingApp:
@@ -71,6 +87,7 @@ class FollowingApp:
         self.name, self.alias, self.task, self.interval_s, self.folder = name, alias, task, interval_s, folder
         self._copy: Path | None = None  # the served version's files, when this thread downloaded them
         self._refused: str | None = None  # a version that failed to load: logged once, not at every check
+        self._gone = False  # the alias was removed: said once, not at every check, and once again when it is back
         self._stopped = threading.Event()
         threading.Thread(target=self._follow, name="tuneline-follow-alias", daemon=True).start()
 
@@ -85,11 +102,28 @@ class FollowingApp:
             try:
                 found = client.get_model_version_by_alias(self.name, self.alias)
             except Exception as error:  # noqa: BLE001 - a registry outage must not stop the serving version
-                log.warning("cannot read %s@%s (%s); still serving version %s", self.name, self.alias,
-                            str(error).splitlines()[0], self.version)
+                self._unreadable(error)
                 continue
+            if self._gone:
+                self._gone = False
+                log.info("%s@%s is back: it points at version %s (serving version %s)", self.name, self.alias,
+                         found.version, self.version)
             if str(found.version) not in (self.version, self._refused):
                 self._switch(str(found.version), (found.tags or {}).get("task", ""))
+
+    def _unreadable(self, error: Exception) -> None:
+        """Log why the alias could not be read. A removed alias is said once (and once when it is back, by
+        :meth:`_follow`): repeated at every check it filled the log with one warning per interval while nothing
+        changed. Any other failure (an outage) is logged at each check, as it may be passing."""
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "alias" in reason.lower() and "not found" in reason.lower():
+            if not self._gone:
+                self._gone = True
+                log.warning("%s@%s was removed (%s); still serving version %s, and reading the alias every %g s: "
+                            "the log says so when it is back", self.name, self.alias, reason, self.version,
+                            self.interval_s)
+            return
+        log.warning("cannot read %s@%s (%s); still serving version %s", self.name, self.alias, reason, self.version)
 
     def _switch(self, version: str, task: str) -> None:
         """Serve ``version`` from now on, or log why not and keep the current one."""
@@ -105,9 +139,7 @@ class FollowingApp:
         copy = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=self.folder))
         try:
             path = download_artifacts(f"models:/{self.name}/{version}", dst_path=str(copy))
-            app = served(scoring_server.init(scoring_server.load_model_with_mlflow_config(path)), self.name,
-                         version, self.task, max_request_mb=float(os.environ.get(MAX_REQUEST_ENV)
-                                                                  or DEFAULT_MAX_REQUEST_MB))
+            app = scoring_app(scoring_server.load_model_with_mlflow_config(path), self.name, version, self.task)
         except Exception as error:  # noqa: BLE001 - a broken version must not take the endpoint down
             shutil.rmtree(copy, ignore_errors=True)
             self._refused = version
@@ -355,61 +387,373 @@ def pair_shape_problem(payload: Any, task: str) -> str | None:
     return None
 
 
-def json_request_problem(body: bytes, task: str) -> str | None:
-    """Why a JSON request body cannot be answered as sent (:func:`input_field_problem`,
-    :func:`nested_input_problem`, :func:`pair_shape_problem`), or None; a body that is no JSON is left to MLflow's
-    own parser, whose message says what is wrong with it."""
+#: MLflow-style error codes (its enum has none for these statuses): the standard library's names of the statuses
+TOO_LARGE_CODE, MEDIA_TYPE_CODE = "REQUEST_ENTITY_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"
+#: The deepest nesting of lists and objects a request may have: a request holds at most a frame of word lists (5
+#: levels). A body nested 1,500 deep made Python's JSON parser (and MLflow's, after it) raise a RecursionError: a
+#: text/plain 500 without the version headers.
+MAX_JSON_DEPTH = 32
+#: Half of a UTF-16 surrogate pair: JSON's ``"\ud83d"`` escape alone parses to it, and no UTF-8 encoder takes it
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: What :func:`parsed_json` returns for a body that is no JSON (``null`` is JSON, and refused as no object)
+NOT_JSON = object()
+
+
+class RepeatedKey(ValueError):
+    """A JSON object that names one key twice (``json.loads`` would keep the last value without a word)."""
+
+    def __init__(self, key: str, keys: list[str]) -> None:
+        super().__init__(key)
+        self.key, self.keys = key, keys
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: the object, or :class:`RepeatedKey` for a key given twice (JSON objects
+    are read by key, so ``{"inputs": ["a"], "inputs": ["b", "c"]}`` was answered on ``["b", "c"]`` alone)."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen: set[str] = set()
+        key = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise RepeatedKey(key, [key for key, _ in pairs])
+    return found
+
+
+def nesting_depth(payload: Any) -> int:
+    """How many lists and objects deep ``payload`` goes (counted without recursion: the value may be deep)."""
+    deepest, stack = 0, [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parsed_json(body: bytes, task: str) -> tuple[Any, str | None]:
+    """The JSON request and None, or (None, why it cannot be read as sent): a key given twice in one object
+    (:class:`RepeatedKey`) or nesting deeper than :data:`MAX_JSON_DEPTH`. A body that is no JSON at all is
+    ``(NOT_JSON, None)``: MLflow's own parser says what is wrong with it."""
+    example = JSON_EXAMPLES.get(task, JSON_EXAMPLE)
+    too_deep = (f"the JSON is nested too deeply (more than {MAX_JSON_DEPTH} levels of lists and objects); send a "
+                f"list of inputs, e.g. {example}")
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
+        payload = json.loads(body, object_pairs_hook=_unique_keys)
+    except RepeatedKey as error:
+        from tuneline.errors import excerpt
+
+        return None, (f"the request repeats the key {excerpt(error.key, 40)} in one JSON object (its keys: "
+                      f"{excerpt(error.keys, 80)}); only the last value would be read: send each key once")
+    except RecursionError:
+        return None, too_deep
+    except ValueError:
+        return NOT_JSON, None
+    return (None, too_deep) if nesting_depth(payload) > MAX_JSON_DEPTH else (payload, None)
+
+
+def params_problem(payload: Any, declared: tuple[str, ...] | list[str]) -> str | None:
+    """Why a request's ``params`` cannot be applied (one line naming the keys the model does not declare), or None.
+    MLflow's scoring server drops params the model's signature does not declare, logging only "This model does not
+    define a params schema. Ignoring provided params": ``{"params": {"threshold": 0.99}}`` was answered 200, as if
+    the threshold had been applied."""
+    if not isinstance(payload, dict) or "params" not in payload:
         return None
-    return (input_field_problem(payload, task) or empty_input_problem(payload, task)
-            or nested_input_problem(payload, task) or pair_shape_problem(payload, task))
+    from tuneline.errors import excerpt
+
+    params = payload["params"]
+    takes = (f"this model takes only {', '.join(map(repr, declared))}" if declared
+             else "this model declares no params")
+    if not isinstance(params, dict):
+        return (f"params is {excerpt(params, 60)}, not a JSON object ({takes}): send params as an object of named "
+                'settings, e.g. {"params": {"name": value}}, or leave it out')
+    unknown = [key for key in params if key not in declared]
+    if not unknown:
+        return None
+    return (f"params {', '.join(excerpt(key, 40) for key in unknown[:5])} {'is' if len(unknown) == 1 else 'are'} "
+            f"not declared by this model ({takes}): leave {'it' if len(unknown) == 1 else 'them'} out (MLflow would "
+            "ignore it without a word)")
 
 
-def too_large_problem(size: int, max_request_mb: float) -> str | None:
-    """Why a request body of ``size`` bytes is refused (413), or None."""
+def input_items(payload: dict) -> list[Any]:
+    """The request's inputs in order (a frame's rows, a dict of columns' values row by row): what "input N" names."""
+    field = next((key for key in INPUT_FIELDS if key in payload), None)
+    value = payload.get(field) if field else None
+    if field == "dataframe_split" and isinstance(value, dict):
+        value = value.get("data")
+    if isinstance(value, dict):  # {"inputs": {"text": [...], ...}}: column by column, row N of each is input N
+        columns = [column if isinstance(column, list) else [column] for column in value.values()]
+        return [[column[row] for column in columns if row < len(column)]
+                for row in range(max(map(len, columns), default=0))]
+    return value if isinstance(value, list) else [value]
+
+
+def _half_surrogate(value: Any) -> str | None:
+    """The first string in ``value`` (keys too) that holds half of a UTF-16 surrogate pair, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return item
+        elif isinstance(item, dict):
+            stack.extend([*item.values(), *item.keys()])
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return None
+
+
+def surrogate_problem(payload: Any) -> str | None:
+    """Why a request holds a text no encoder can write (one line naming the input), or None: JSON's ``"\ud83d"``
+    escape without its second half (a client that cut an emoji in two) parsed to a lone surrogate, which failed
+    later as "'utf-8' codec can't encode character '\ud83d' in position 0", naming no input (NER: a generic MLflow
+    error)."""
+    if not isinstance(payload, dict):
+        return None
+    from tuneline.errors import excerpt
+
+    fix = ('send the whole character (both halves, e.g. "\\ud83d\\ude00" for an emoji) or the character itself '
+           "in UTF-8")
+    for position, item in enumerate(input_items(payload)):
+        text = _half_surrogate(item)
+        if text is not None:
+            return f"input {position} holds half of a UTF-16 surrogate pair ({excerpt(text, 60)}), no character: {fix}"
+    text = _half_surrogate(payload)
+    if text is not None:
+        return f"the request holds half of a UTF-16 surrogate pair ({excerpt(text, 60)}), no character: {fix}"
+    return None
+
+
+#: How to send inputs to a one-text model, quoted by :func:`one_text_shape_problem`
+ONE_TEXT_SHAPE = ('send each input as a text, e.g. {"inputs": ["a text", "another text"]}, or every one as an '
+                  'object with "text", e.g. {"inputs": [{"text": "a text"}]}')
+
+
+def _has_no_text(item: dict, where: str) -> str:
+    """``where`` has no ``text``: what its keys are."""
+    from tuneline.errors import excerpt
+
+    keys = f"its keys: {excerpt(list(item), 60)}" if item else "it is an empty object"
+    return f"{where} has no 'text' ({keys})"
+
+
+def one_text_shape_problem(payload: Any, task: str) -> str | None:
+    """Why a JSON request to a one-text model (:data:`ONE_TEXT_TASKS`) is not one text per input (one line naming
+    the input and the shape to send), or None. Each of these got MLflow's own words: objects mixed with texts
+    ("dictionary update sequence element #0 has length 1; 2 is required"), an object without ``text`` ("input 1 is
+    missing (nan)", or for ``[{}]`` "Model inference is missing inputs"), a dict of columns ("un-named model
+    signature which expects a single n-dimensional array"), a frame naming ``text`` twice ("Length of values (2)
+    does not match length of index (1)")."""
+    if task not in ONE_TEXT_TASKS or not isinstance(payload, dict):
+        return None
+    from tuneline.errors import excerpt
+
+    if isinstance(payload.get("dataframe_records"), list):
+        for position, record in enumerate(payload["dataframe_records"]):
+            if isinstance(record, dict) and "text" not in record:
+                return (f"{_has_no_text(record, f'record {position} of dataframe_records')}; every record needs "
+                        "'text', e.g. {\"dataframe_records\": [{\"text\": \"a text\"}]}")
+        return None
+    field = next((key for key in ("inputs", "instances") if key in payload), None)
+    inputs = payload.get(field)
+    if isinstance(inputs, dict) and any(isinstance(value, list) for value in inputs.values()):
+        return (f"{field} is an object of columns ({excerpt(list(inputs), 60)}), which MLflow cannot read for this "
+                f"model; {ONE_TEXT_SHAPE}")
+    if not isinstance(inputs, list):
+        return None
+    objects = [isinstance(item, dict) for item in inputs]
+    if any(objects) and not all(objects):
+        position = objects.index(not objects[0])
+        what, other = ("a text", "an object") if objects[0] else ("an object", "a text")
+        return f"input {position} is {what} but input 0 is {other}: one request takes one shape; {ONE_TEXT_SHAPE}"
+    for position, item in enumerate(inputs):
+        if isinstance(item, dict) and "text" not in item:
+            return f"{_has_no_text(item, f'input {position}')}; {ONE_TEXT_SHAPE}"
+    return None
+
+
+def repeated_column_problem(payload: Any, task: str) -> str | None:
+    """Why a ``dataframe_split`` cannot be read (it names a column twice), or None: ``["text", "text"]`` got pandas'
+    "Length of values (2) does not match length of index (1)"."""
+    split = payload.get("dataframe_split") if isinstance(payload, dict) else None
+    columns = split.get("columns") if isinstance(split, dict) else None
+    if not isinstance(columns, list):
+        return None
+    named = [column for column in columns if isinstance(column, str)]
+    twice = next((column for position, column in enumerate(named) if column in named[:position]), None)
+    if twice is None:
+        return None
+    example = PAIR_FRAME if task == "pair_classification" else \
+        '{"dataframe_split": {"columns": ["text"], "data": [["a text"]]}}'
+    return f"dataframe_split names the column {twice!r} twice; name each column once, e.g. {example}"
+
+
+#: The columns a model reads from a record, an object or a frame, by task (others: none, the input as it is)
+MODEL_COLUMNS = {"classification": ("text",), "multilabel_classification": ("text",),
+                 "pair_classification": PAIR_COLUMNS}
+
+
+def _selected(item: Any, columns: tuple[str, ...]) -> Any:
+    """A record or object cut to ``columns``, in that order (unchanged when it is no object or lacks one)."""
+    if not isinstance(item, dict) or not set(columns) <= set(item) or list(item) == list(columns):
+        return item
+    return {column: item[column] for column in columns}
+
+
+def model_columns_only(payload: Any, task: str) -> Any:
+    """``payload`` with only the model's columns (:data:`MODEL_COLUMNS`), by name, of every record, object and
+    ``dataframe_split``; ``payload`` itself when nothing was cut. The signature's inputs are unnamed, so MLflow kept
+    a frame's FIRST columns: ``{"text": "a", "id": 5}`` was answered and ``{"id": 5, "text": "a"}`` refused ("predict
+    got a column named 'id'"), though JSON objects are unordered. MLflow ignores extra keys for a named signature;
+    the served app does the same for these."""
+    columns = MODEL_COLUMNS.get(task)
+    if columns is None or not isinstance(payload, dict):
+        return payload
+    out = dict(payload)
+    for field in ("inputs", "instances", "dataframe_records"):
+        if isinstance(payload.get(field), list):
+            out[field] = [_selected(item, columns) for item in payload[field]]
+    split = payload.get("dataframe_split")
+    if isinstance(split, dict) and isinstance(split.get("columns"), list) and isinstance(split.get("data"), list):
+        names = split["columns"]
+        if set(columns) <= {name for name in names if isinstance(name, str)} and names != list(columns):
+            where = [names.index(column) for column in columns]
+            out["dataframe_split"] = {**split, "columns": list(columns), "data": [
+                [row[i] for i in where] if isinstance(row, list) and len(row) == len(names) else row
+                for row in split["data"]]}
+    return payload if out == payload else out
+
+
+def json_request(body: bytes, task: str, params: tuple[str, ...] | list[str] = ()) -> tuple[str | None, bytes | None]:
+    """``(why, None)`` for a JSON request body that cannot be answered as sent (see :func:`parsed_json`,
+    :func:`input_field_problem`, :func:`params_problem`, :func:`empty_input_problem`, :func:`surrogate_problem`,
+    :func:`nested_input_problem`, :func:`repeated_column_problem`, :func:`one_text_shape_problem`,
+    :func:`pair_shape_problem`), else ``(None, the body
+    for MLflow's app)``: None when it is unchanged, the body with the model's columns only
+    (:func:`model_columns_only`) when not. ``params``: the names the model's signature declares. A body that is no
+    JSON is left to MLflow's own parser, whose message says what is wrong with it."""
+    payload, problem = parsed_json(body, task)
+    if problem is not None or payload is NOT_JSON:
+        return problem, None
+    problem = (input_field_problem(payload, task) or params_problem(payload, params)
+               or empty_input_problem(payload, task) or surrogate_problem(payload)
+               or nested_input_problem(payload, task) or repeated_column_problem(payload, task)
+               or one_text_shape_problem(payload, task)
+               or pair_shape_problem(payload, task))
+    if problem is not None:
+        return problem, None
+    selected = model_columns_only(payload, task)
+    return None, None if selected is payload else json.dumps(selected, ensure_ascii=False).encode("utf-8")
+
+
+def json_request_problem(body: bytes, task: str, params: tuple[str, ...] | list[str] = ()) -> str | None:
+    """Why a JSON request body cannot be answered as sent (:func:`json_request`), or None."""
+    return json_request(body, task, params)[0]
+
+
+def too_large_problem(size: int | None, max_request_mb: float) -> str | None:
+    """Why a request body of ``size`` bytes is refused (413), or None; ``size`` None: a body sent without its length
+    whose reading stopped at the limit."""
+    limit = f"({max_request_mb:g} MB, serve-model --max-request-mb): send the inputs in smaller batches"
+    if size is None:
+        return f"the request body is more than this endpoint takes {limit}"
     if size <= max_request_mb * 1024 * 1024:
         return None
-    return (f"the request body is {size / 1024 / 1024:.1f} MB, more than this endpoint takes "
-            f"({max_request_mb:g} MB, serve-model --max-request-mb): send the inputs in smaller batches")
+    return f"the request body is {size / 1024 / 1024:.1f} MB, more than this endpoint takes {limit}"
 
 
-def served(app: Any, name: str, version: str, task: str, max_request_mb: float = DEFAULT_MAX_REQUEST_MB) -> Any:
-    """``app`` (MLflow's scoring app) with the served version's headers on every response, ``GET /model``, a request
-    body of a type the model cannot take refused with a 415 that names the accepted ones (see
-    :func:`content_type_problem`; an accepted type in any letter case is served), a JSON request it cannot answer as
-    sent refused with a 400 that says what to send (:func:`json_request_problem`), and client errors (4xx) cut to
-    what to fix: no echo of the request, no server stack trace."""
+async def body_within(request: Any, limit_bytes: float) -> bytes | None:
+    """The request body, counted as it is read, or None as soon as it passes ``limit_bytes`` (the rest is not
+    read). A body sent without a Content-Length (chunked) was read whole before its size was checked: a 300 MB
+    body grew the worker by 570 MB before the 413. A body within the limit is cached where Starlette's
+    ``Request.body()`` caches it, which ``BaseHTTPMiddleware`` replays to MLflow's app."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            return None
+        chunks.append(chunk)
+    request._body = b"".join(chunks)
+    return request._body
+
+
+def encoding_problem(content_encoding: str | None) -> str | None:
+    """Why a body with this ``Content-Encoding`` is refused (415), or None. MLflow's app decodes the bytes as they
+    come: a gzip body failed with a UnicodeDecodeError that echoed the compressed bytes."""
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    return (f"Content-Encoding {encoding} is not accepted: send the body uncompressed (no Content-Encoding header), "
+            "as application/json or Parquet")
+
+
+def header_value(text: str) -> str:
+    """``text`` as an HTTP header can carry it: itself when it is printable ASCII, else percent-encoded UTF-8
+    (``urllib.parse.unquote`` reads it back). A registered model name such as ``qa 名前 ü`` (MLflow takes it) made
+    every answer, ``/ping`` too, a 500: header values are Latin-1."""
+    if all(" " <= character <= "~" for character in text):
+        return text
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+def _refusal(status: int, message: str, **headers: str) -> Any:
+    """A refusal as MLflow's scoring app words its own: ``{"error_code", "message"}`` with a code for the status."""
+    from starlette.responses import JSONResponse
+
+    code = {413: TOO_LARGE_CODE, 415: MEDIA_TYPE_CODE}.get(status, "BAD_REQUEST")
+    return JSONResponse({"error_code": code, "message": message}, status_code=status, headers=headers or None)
+
+
+async def invocation_problem(request: Any, task: str, max_request_mb: float, params: tuple[str, ...]) -> Any:
+    """The refusal (a response) of a ``POST /invocations`` the model cannot answer as sent, or None; a JSON body is
+    read (and cached for MLflow's app, cut to the model's columns: :func:`json_request`)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and too_large_problem(int(declared), max_request_mb):
+        async for _chunk in request.stream():  # read and dropped, not held: a client still sending would get a
+            pass  # broken pipe instead of the answer
+        return _refusal(413, too_large_problem(int(declared), max_request_mb))
+    content_type = request.headers.get("content-type")
+    problem = content_type_problem(content_type, task) or encoding_problem(request.headers.get("content-encoding"))
+    if problem is not None:
+        return _refusal(415, problem)
+    normal = normalized_content_type(content_type)
+    if normal != content_type:  # MLflow's app reads the header from the scope, compared as written
+        request.scope["headers"] = [(key, normal.encode("latin-1", "replace") if key == b"content-type" else value)
+                                    for key, value in request.scope["headers"]]
+    body = await body_within(request, max_request_mb * 1024 * 1024)
+    if body is None:  # a chunked body past the limit: the rest is not read, and the connection not kept
+        return _refusal(413, too_large_problem(None, max_request_mb), Connection="close")
+    if normal.startswith("application/json"):
+        problem, rewritten = json_request(body, task, params)
+        if problem is not None:
+            return _refusal(400, problem)
+        if rewritten is not None:
+            request._body = rewritten
+            request.scope["headers"] = [(key, str(len(rewritten)).encode() if key == b"content-length" else value)
+                                        for key, value in request.scope["headers"]]
+    return None
+
+
+def served(app: Any, name: str, version: str, task: str, max_request_mb: float = DEFAULT_MAX_REQUEST_MB,
+           params: tuple[str, ...] = ()) -> Any:
+    """``app`` (MLflow's scoring app) with the served version's headers on every response (a name that is not
+    printable ASCII percent-encoded: :func:`header_value`), ``GET /model``, a request body of a type (or encoding)
+    the model cannot take refused with a 415 that names the accepted ones (see :func:`content_type_problem`; an
+    accepted type in any letter case is served), a body over ``max_request_mb`` with a 413, a JSON request it cannot
+    answer as sent (``params`` other than those the model declares, too) refused with a 400 that says what to send
+    (:func:`json_request`), and client errors (4xx) cut to what to fix: no echo of the request, no server stack
+    trace."""
     from starlette.responses import JSONResponse, Response
 
-    headers = {"X-Model-Name": name, "X-Model-Version": version}
+    headers = {"X-Model-Name": header_value(name), "X-Model-Version": header_value(version)}
 
     @app.middleware("http")
     async def accepted_content_types(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
         if request.method == "POST" and request.url.path.rstrip("/") == "/invocations":
-            declared = request.headers.get("content-length", "")
-            problem = too_large_problem(int(declared), max_request_mb) if declared.isdigit() else None
-            if problem is None and not declared.isdigit():  # chunked: counted as it is read (it is cached)
-                problem = too_large_problem(len(await request.body()), max_request_mb)
-            if problem is not None:
-                if declared.isdigit():  # read and dropped, not held: a client still sending would get a broken
-                    async for _chunk in request.stream():  # pipe instead of the answer
-                        pass
-                return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=413)
-            content_type = request.headers.get("content-type")
-            problem = content_type_problem(content_type, task)
-            if problem is not None:
-                return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=415)
-            normal = normalized_content_type(content_type)
-            if normal != content_type:  # MLflow's app reads the header from the scope, compared as written
-                request.scope["headers"] = [
-                    (key, normal.encode("latin-1", "replace") if key == b"content-type" else value)
-                    for key, value in request.scope["headers"]]
-            if normal.startswith("application/json"):
-                problem = json_request_problem(await request.body(), task)  # the body is cached for MLflow's app
-                if problem is not None:
-                    return JSONResponse({"error_code": "BAD_REQUEST", "message": problem}, status_code=400)
+            refusal = await invocation_problem(request, task, max_request_mb, tuple(params))
+            if refusal is not None:
+                return refusal
         return await call_next(request)
 
     @app.middleware("http")
@@ -423,11 +767,13 @@ def served(app: Any, name: str, version: str, task: str, max_request_mb: float =
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            return Response(body, status_code=response.status_code, media_type=response.media_type)
+            return Response(body, status_code=response.status_code, media_type=response.media_type,
+                            headers={k: v for k, v in response.headers.items() if k.lower() == "connection"})
         payload.pop("stack_trace", None)  # the server's traceback is the server's log's business, not the client's
         if isinstance(payload.get("message"), str):
             payload["message"] = concise(payload["message"])
-        return JSONResponse(payload, status_code=response.status_code)
+        return JSONResponse(payload, status_code=response.status_code,
+                            headers={k: v for k, v in response.headers.items() if k.lower() == "connection"})
 
     @app.middleware("http")
     async def name_the_version(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature

@@ -7,7 +7,9 @@ from this file, so the metrics in the registry come from exactly the code that s
 Input: raw text (a str, a list of str, a Series, or a DataFrame with a ``text`` column), or pre-split words (a
 DataFrame with a ``tokens`` column of lists, or a list of word lists, ragged or not); a list may mix both, and a numpy
 array of either is read as that list. Output: one row per input, in input order, with ``text``, ``tokens``, ``tags``
-(one IOB2 tag per word) and ``entities`` (dicts with ``type``, ``text``, ``start``, ``end``, ``score``). Anything
+(one IOB2 tag per word) and ``entities`` (dicts with ``type``, ``text``, ``start``, ``end`` (its characters in
+``text``), ``score``, and ``first_word``, ``last_word``: the positions in ``tokens`` of its first and last word, so a
+client that sent word lists finds the entity's words without searching offsets). Anything
 else (a number, a word that is not a string) is refused, never guessed at; the registered model also refuses no
 input, an input of only invisible characters (:func:`refuse_invisible`), an empty word list and an empty word
 (:func:`refuse_empty_words`). How the registered model gets these inputs past MLflow unchanged is explained at
