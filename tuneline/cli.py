@@ -478,6 +478,7 @@ def _doctor(args: argparse.Namespace) -> int:
         _doctor_promotions(client, uri, name, args)
         _doctor_leases(client, uri, name, args)
         champion = champion_version(client, name)
+        _doctor_model_files(client, name)
         status = (client.get_model_version(name, champion).tags or {}).get(STATUS) if champion else None
         if status in NEVER_CHAMPION:  # promoted before tuneline refused such versions, or moved outside tuneline
             print(f"  {name} v{champion} is the champion but tagged {STATUS}={status}: promote a gated version "
@@ -519,6 +520,18 @@ def resumed_line(summary: Any) -> str | None:
         return None
     return (f"  resumed           : from {summary.resumed_from} (left by an interrupted run of the same config and "
             "data; its steps were not trained again)")
+
+
+def _doctor_model_files(client: Any, name: str) -> None:
+    """The versions an alias points at whose model files are gone from the artifact store: the endpoint, the gate
+    and the retraining loop all load them, and each failed with MLflow's ``No such artifact: ''``."""
+    from tuneline.loaded_versions import files_missing, missing_files_message
+
+    aliases = client.get_registered_model(name).aliases or {}
+    for alias, version in sorted(aliases.items()):
+        if files_missing(f"models:/{name}/{version}"):
+            source = client.get_model_version(name, str(version)).source
+            print(f"  {name}@{alias} (v{version}): {missing_files_message(name, version, source)}")
 
 
 def _doctor_promotions(client: Any, uri: str, name: str, args: argparse.Namespace) -> None:
@@ -984,7 +997,13 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         model = mlflow.pyfunc.load_model(args.model)
     except mlflow.exceptions.MlflowException as error:
-        raise UserError(f"cannot load {args.model} from {redact(mlflow.get_tracking_uri())}: {error.message}") from None
+        from tuneline.loaded_versions import files_missing
+
+        why = error.message
+        if "No such artifact" in why and files_missing(args.model):
+            why = ("its model files are missing from the artifact store (restore them from a backup, or make another "
+                   "version champion: tuneline promote NAME VERSION --reason ...)")
+        raise UserError(f"cannot load {args.model} from {redact(mlflow.get_tracking_uri())}: {why}") from None
     task, trained_columns = _model_task(args.model, args.tracking_uri, model)
     from tuneline.kinds import KINDS
 

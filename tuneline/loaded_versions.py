@@ -12,8 +12,31 @@ from typing import Any
 
 import mlflow
 
+from tuneline.errors import UserError
+
 _LOCK = threading.Lock()
 _LAST: dict[str, Any] = {}
+
+
+class ModelFilesMissing(UserError):
+    """A registered version whose model files are gone from the artifact store (moved, deleted, a lost volume)."""
+
+
+def files_missing(model_uri: str) -> bool:
+    """Whether the artifact store holds nothing for ``model_uri`` (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``):
+    MLflow lists an empty folder, and loading it said only ``No such artifact: ''``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return not mlflow.artifacts.list_artifacts(artifact_uri=model_uri)
+    except (MlflowException, OSError):
+        return True
+
+
+def missing_files_message(name: str, version: str | int, source: str) -> str:
+    return (f"the model files of {name} v{version} are missing from the artifact store (nothing at {source}): "
+            f"restore them from a backup, or make another version champion (tuneline promote {name} VERSION "
+            "--reason ...)")
 
 
 def load_version(name: str, version: str | int) -> Any:
@@ -28,7 +51,12 @@ def load_version(name: str, version: str | int) -> Any:
     with _LOCK:
         if key not in _LAST:
             _LAST.clear()  # before the load: two models at once would double the peak
-            _LAST[key] = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+            try:
+                _LAST[key] = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+            except Exception:
+                if files_missing(f"models:/{name}/{version}"):  # MLflow said only "No such artifact: ''"
+                    raise ModelFilesMissing(missing_files_message(name, version, source)) from None
+                raise
         return _LAST[key]
 
 

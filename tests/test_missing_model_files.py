@@ -1,0 +1,56 @@
+"""A registered version whose model files are gone from the artifact store (a volume lost, a folder moved): the
+retraining loop's champion scoring, `tuneline predict` and `doctor` said only MLflow's ``No such artifact: ''`` or
+nothing at all (integrity QA). A real SQLite MLflow store and a real logged pyfunc model; nothing mocked."""
+
+from __future__ import annotations
+
+import shutil
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tuneline.cli import main
+from tuneline.loaded_versions import ModelFilesMissing, forget_loaded, load_version
+
+
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+@pytest.fixture
+def lost_champion(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.create_experiment("lost", artifact_location=(tmp_path / "art").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        mlflow.pyfunc.log_model(name="model", python_model=Echo(), registered_model_name="lost")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.set_registered_model_alias("lost", "champion", "1")
+    forget_loaded()
+    assert load_version("lost", "1") is not None  # loads while its files are there
+    forget_loaded()
+    (folder,) = [p for p in (tmp_path / "art").rglob("MLmodel")]
+    shutil.rmtree(folder.parent)
+    yield uri, tmp_path
+    forget_loaded()
+
+
+def test_loading_a_version_whose_files_are_gone_names_the_version_and_what_to_do(lost_champion):
+    with pytest.raises(ModelFilesMissing, match=r"the model files of lost v1 are missing from the artifact store "
+                                                 r"\(nothing at models:/m-\w+\): restore them from a backup, or make "
+                                                 r"another version champion \(tuneline promote lost VERSION"):
+        load_version("lost", "1")
+
+
+def test_doctor_and_predict_name_the_missing_files(lost_champion, capsys):
+    uri, folder = lost_champion
+    assert main(["doctor", "--model", "lost", "--tracking-uri", uri, "--work-dir", str(folder / "w")]) == 0
+    assert "  lost@champion (v1): the model files of lost v1 are missing from the artifact store" in \
+        capsys.readouterr().out
+    assert main(["predict", "-m", "models:/lost@champion", "--tracking-uri", uri, "some text"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "its model files are missing from the artifact store" in err[0], err
