@@ -220,7 +220,7 @@ def enforce_drift(outcome: "DriftOutcome", accepted: list[Any], ledger: Any, run
         ledger.mark_rejected(run.run_id, item.batch.content_hash,
                              [f"drift ({', '.join(f'{key}=stop' for key in keys)}): "
                               f"{outcome.stopped[item.batch.content_hash]}"],
-                             item.quarantine_path)
+                             item.quarantine_path, rows_read=len(item.frame) + item.rejected_rows)  # none kept
     raise DriftStop("drift stopped the run: " + "; ".join(
         f"{a.batch.name}: {outcome.stopped[a.batch.content_hash]}" for a in stopped)
         + " (see the drift report in the run's drift/ artifacts). To train on such a batch anyway: "
