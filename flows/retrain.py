@@ -24,6 +24,7 @@ from tuneline.loaded_versions import forget_loaded
 from tuneline.locking import default_lock_url, retraining_slot
 from tuneline.promotions import recorded_champion
 from tuneline.registered_kind import refuse_another_kind
+from tuneline.registry import settle_dead_holders
 from tuneline.run_warnings import collected_warnings
 from tuneline.runtime import redact, resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
@@ -90,6 +91,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
             notes = _copies_of_rejected(ledger, duplicates)
             refused = {b.name: list(b.reasons) for b in recorded if b.state == REJECTED}
         with retraining_slot(name, lock_url=default_lock_url(tracking_uri)):
+            _take_over_dead_holders(ledger, tracking_uri)
             if (stored := store.current()) is not None:
                 base_data_changed(config, stored)  # warned about, whether or not anything new landed
             if not ledger.free_batches() and store.current() is not None \
@@ -238,6 +240,20 @@ def _last_taken(ledger: Ledger) -> str:
     names = [b.name for b in used if b.used_by_run == last.used_by_run]
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return f" (run {last.used_by_run} took {shown} at {last.used_at:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+def _take_over_dead_holders(ledger: Ledger, tracking_uri: str) -> None:
+    """Free now the batches of a run whose process is known to be gone (killed outright, on this host or silent for
+    longer than the heartbeat allows), which otherwise waited out its lease while this run said "nothing to do"
+    (:func:`tuneline.registry.settle_dead_holders`; under the retraining slot, so no other run is settling them)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for dead in settle_dead_holders(client, ledger, ledger.model):
+        names = ", ".join(b.name for b in dead.batches)
+        print(f"took over the batches of run {dead.run_id} ({names}), whose process {dead.process} is gone; marked it "
+              "KILLED in MLflow" + (f"; they made v{dead.used_by}, which its gate had scored: marked used by it"
+                                    if dead.used_by is not None else ""))
 
 
 def _held_elsewhere(ledger: Ledger) -> dict[tuple[str, datetime], list[Batch]]:

@@ -165,7 +165,8 @@ def test_doctor_fix_marks_used_the_batches_of_a_run_killed_after_its_gate(tmp_pa
         holder.wait()
     doctor = ["doctor", "--model", MODEL, "--tracking-uri", uri, "--work-dir", str(tmp_path / "w"), "--fix"]
     assert main(doctor) == 0
-    assert "they made v1, which its gate had scored: marked used by v1" in capsys.readouterr().out
+    assert ("is gone: marked used by v1 (they made it, and its gate had scored it), run closed KILLED"
+            in capsys.readouterr().out)
     with Ledger(default_ledger_url(uri), MODEL) as ledger:
         (batch,) = ledger.batches()
         assert (batch.state, batch.model_version, batch.used_by_run) == ("used", "1", run_id)

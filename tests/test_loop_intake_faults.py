@@ -403,9 +403,53 @@ def test_4_batches_held_by_a_killed_run_are_named_with_their_lease(loop, tiny_be
             f"no free batch; nothing to do now: 1 batch(es) (held.csv) are held by run killed-run until "
             f"{until:%Y-%m-%d %H:%M:%S} UTC (its ledger lease, renewed while that run works; if it was killed, the "
             "first retraining run after that takes them over, or `tuneline doctor --fix` gives them back now)")
-    finally:
+    finally:  # the fake run validated it without storing its rows: no later run may take it
         with ledger_of(loop) as ledger:
             ledger.release("killed-run")
+            ledger.mark_dropped(batch.content_hash, "test", "validated by a fake run, rows never stored")
+
+
+def test_4b_batches_held_by_a_run_whose_process_is_gone_are_taken_over_at_once(loop, tiny_bert, capsys,
+                                                                                  caplog):
+    """A run killed outright (SIGKILL) after claiming: its process tag shows it gone, yet the next retraining waited
+    out its lease (ten minutes by default) saying "nothing to do" (integrity QA). It takes them over now."""
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    land(loop / "landing", "orphaned.csv", tickets(BASE, seed=33).head(40))
+    uri = f"sqlite:///{loop / 'mlflow.db'}"
+    ready = loop / "holder.ready"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import pathlib, time
+        from mlflow.tracking import MlflowClient
+        from tuneline.ledger import Ledger, default_ledger_url
+        from tuneline.run_process import PROCESS_TAG, process_tag
+        client = MlflowClient(tracking_uri={uri!r}, registry_uri={uri!r})
+        run = client.create_run(client.get_experiment_by_name("Default").experiment_id,
+                                tags={{PROCESS_TAG: process_tag()}})
+        with Ledger(default_ledger_url({uri!r}), {MODEL!r}, lease_s=3600) as ledger:
+            ledger.scan({str(loop / 'landing')!r})
+            held = ledger.claim(run.info.run_id)
+        pathlib.Path({str(ready)!r}).write_text(run.info.run_id + " " + ",".join(b.name for b in held))
+        time.sleep(600)
+    """)], cwd=loop)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run_id, held = ready.read_text().split()
+        assert held == "orphaned.csv"
+    finally:
+        holder.kill()
+        holder.wait()
+    with caplog.at_level("INFO"):
+        summary = run(loop, tiny_bert)
+    assert summary.status == "retrained" and summary.batches_used == ["orphaned.csv"]
+    said = capsys.readouterr().out + "\n".join(r.getMessage() for r in caplog.records)
+    assert f"took over the batches of run {run_id} (orphaned.csv), whose process " in said
+    assert MlflowClient(tracking_uri=uri).get_run(run_id).info.status == "KILLED"
 
 
 def test_without_a_champion_nothing_to_do_says_how_to_retrain_anyway(tmp_path, tiny_bert):

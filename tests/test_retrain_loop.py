@@ -434,6 +434,8 @@ def test_9_drift_stop_rejects_a_shifted_batch_and_keeps_the_champion(loop, tiny_
         assert good.state == "validated" and good in ledger.free_batches()
         ledger.mark_dropped(good.content_hash, "test", "not needed by the steps after this one")
     assert batch.state == "rejected" and batch.reasons[0].startswith("drift (drift.on_drift=stop)")
+    # every row it read counted to the rejection: `data batches` said "rows 0 read, none kept" (integrity QA)
+    assert (batch.rows_accepted, batch.rows_rejected) == (0, 60)
     assert client_of(loop).get_model_version_by_alias("loop-tickets", "champion").version == champion
 
 

@@ -566,38 +566,24 @@ def _doctor_promotions(client: Any, uri: str, name: str, args: argparse.Namespac
 
 def _doctor_leases(client: Any, uri: str, name: str, args: argparse.Namespace) -> None:
     """Batches of ``name`` held under a live lease by a run whose process is gone (killed outright): they would wait
-    for the lease to run out; ``--fix`` gives them back now and closes the run KILLED."""
-    from tuneline.ledger import VALIDATED, Ledger, ledger_url_for, sqlite_file_missing
-    from tuneline.run_process import close_dead_run, dead_holders
+    for the lease to run out; ``--fix`` gives them back now (or marks them used by the version the run's gate had
+    scored) and closes the run KILLED (:func:`tuneline.registry.settle_dead_holders`)."""
+    from tuneline.ledger import Ledger, ledger_url_for, sqlite_file_missing
+    from tuneline.registry import settle_dead_holders
+    from tuneline.run_process import dead_holders
 
     url = ledger_url_for(args.ledger_url, uri)
     if sqlite_file_missing(url):  # no retraining loop here: opening it would create the file
         return
     with Ledger(url, name) as ledger:
-        for run_id, (process, batches) in dead_holders(ledger, client).items():
-            until = max(b.lease_expires_at for b in batches).strftime("%H:%M:%S")
-            print(f"  {name}: run {run_id} holds {', '.join(b.name for b in batches)} under a lease until {until} "
-                  f"UTC, but its process {process} is gone" + (": released, run closed KILLED" if args.fix else
-                                                              " (--fix releases them now)"))
-            if args.fix:
-                gated = _gated_version_of(client, name, run_id)
-                if gated is not None and all(b.state == VALIDATED for b in batches):
-                    # its gate had decided: the batches made that version; given back, they were trained again
-                    ledger.mark_used(run_id, gated)
-                    print(f"    they made v{gated}, which its gate had scored: marked used by v{gated}")
-                else:
-                    ledger.release(run_id)
-                close_dead_run(client, run_id, process)
-
-
-def _gated_version_of(client: Any, name: str, run_id: str) -> str | None:
-    """The version of ``name`` run ``run_id`` registered, when its gate decided on it; else None."""
-    from tuneline.registry import STATUS
-
-    for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
-        if (version.tags or {}).get(STATUS) == "gated":
-            return str(version.version)
-    return None
+        found = ({h.run_id: (h.process, h.batches, h.used_by) for h in settle_dead_holders(client, ledger, name)}
+                 if args.fix else {run_id: (*held, None) for run_id, held in dead_holders(ledger, client).items()})
+    for run_id, (process, batches, used_by) in found.items():
+        until = max(b.lease_expires_at for b in batches).strftime("%H:%M:%S")
+        fixed = (f": marked used by v{used_by} (they made it, and its gate had scored it), run closed KILLED"
+                 if used_by is not None else ": released, run closed KILLED")
+        print(f"  {name}: run {run_id} holds {', '.join(b.name for b in batches)} under a lease until {until} "
+              f"UTC, but its process {process} is gone" + (fixed if args.fix else " (--fix releases them now)"))
 
 
 def _cli_actor() -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from tuneline.run_process import GONE, Liveness, close_dead_run, run_liveness, shown
+from tuneline.run_process import GONE, Liveness, close_dead_run, dead_holders, run_liveness, shown
 
 STATUS = "tuneline.status"
 CHALLENGER = "challenger"
@@ -151,3 +151,42 @@ def neutralise_orphans(client: Any, name: str) -> list[Orphan]:
         if orphan.dead_process:  # nothing else would ever end it: it read as a retraining still at work
             close_dead_run(client, orphan.run_id, orphan.dead_process)
     return orphans
+
+
+@dataclass(frozen=True)
+class DeadHolder:
+    """A run whose process is gone while it held batches under a live lease, as :func:`settle_dead_holders` left
+    it: its batches given back, or marked used by ``used_by`` (the version its gate had scored)."""
+
+    run_id: str
+    process: str
+    batches: list[Any]
+    used_by: str | None
+
+
+def gated_version_of(client: Any, name: str, run_id: str) -> str | None:
+    """The version of ``name`` run ``run_id`` registered, when its gate decided on it; else None."""
+    for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+        if (version.tags or {}).get(STATUS) == "gated":
+            return str(version.version)
+    return None
+
+
+def settle_dead_holders(client: Any, ledger: Any, name: str) -> list[DeadHolder]:
+    """Free the batches of every run whose process is known to be gone (:func:`tuneline.run_process.dead_holders`)
+    instead of leaving them to wait out its lease, and close the run KILLED. A run that had passed its gate made a
+    version from them: they are marked used by it (given back, they were trained again into a second version).
+    Called by ``tuneline doctor --fix`` and, under the retraining slot, by every retraining run."""
+    from tuneline.ledger import VALIDATED
+
+    settled = []
+    for run_id, (process, batches) in dead_holders(ledger, client).items():
+        gated = gated_version_of(client, name, run_id)
+        if gated is not None and all(b.state == VALIDATED for b in batches):
+            ledger.mark_used(run_id, gated)
+        else:
+            gated = None
+            ledger.release(run_id)
+        close_dead_run(client, run_id, process)
+        settled.append(DeadHolder(run_id, process, batches, gated))
+    return settled
