@@ -146,6 +146,38 @@ def texts_from_input(model_input: Any, column: str = "text") -> list[str]:
                     f"not {type(model_input).__name__}")
 
 
+
+#: Characters a token allows before a text is cut: about twice what English WordPiece tokens average (4-5 characters
+#: with their space), so a cut holds enough tokens almost always and is checked anyway.
+CHARS_PER_TOKEN = 8
+
+
+def cut_long_texts(texts: list[Any], tokenizer: Any, max_length: int) -> list[Any]:
+    """``texts`` with each long one cut where the tokenizer's truncated encoding stays the same. A copy of
+    ``tuneline.long_texts.cut_long_texts`` (see why there): this file is self-contained, so a registered model
+    predicts where tuneline is not installed; ``tests/test_pyfunc_without_tuneline.py`` holds the copies to it."""
+    limit = max_length * CHARS_PER_TOKEN
+    # only texts over twice the cut: the cut is tokenized twice (counted here, encoded by the caller), which would
+    # cost a text of 1.5 cuts more than its whole tokenization saves
+    long = [i for i, text in enumerate(texts) if isinstance(text, str) and len(text) > 2 * limit]
+    if not long:
+        return texts
+    cuts: dict[int, str] = {}
+    for i in long:
+        end = max(texts[i].rfind(" ", 0, limit), texts[i].rfind("\n", 0, limit), texts[i].rfind("\t", 0, limit))
+        if end > 0:
+            cuts[i] = texts[i][:end]
+    if not cuts:
+        return texts
+    counts = tokenizer(list(cuts.values()), add_special_tokens=False, return_attention_mask=False,
+                       return_token_type_ids=False, verbose=False)["input_ids"]
+    result = list(texts)
+    for (i, cut), ids in zip(cuts.items(), counts):
+        if len(ids) > max_length:  # more than the model reads, so truncated either way, at the same token
+            result[i] = cut
+    return result
+
+
 class TextClassifier:
     """A saved sequence-classification model folder, ready for batched inference."""
 
@@ -168,8 +200,6 @@ class TextClassifier:
 
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        from tuneline.long_texts import cut_long_texts
-
         encoded = self.tokenizer(cut_long_texts(list(texts), self.tokenizer, self.max_length), truncation=True,
                                  max_length=self.max_length)
         order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
