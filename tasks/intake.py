@@ -81,9 +81,11 @@ class Intake:
 
     def as_validated(self, labels: list[str], total_records: int, run: RunContext) -> ValidatedData:
         """The run's quarantine as the training flow reports it: every accepted batch's rejected records in one
-        ``quarantine.csv`` in the run folder (each row names its batch file)."""
-        frames = [pd.read_csv(a.quarantine_path) for a in self.accepted
-                  if a.quarantine_path is not None and Path(a.quarantine_path).is_file()]
+        ``quarantine.csv`` in the run folder (each row names its batch file), and the base data's when this run
+        made data version 1 from it (they were in ``base/quarantine.csv`` alone, and the run's file was empty)."""
+        files = [Path(a.quarantine_path) for a in self.accepted if a.quarantine_path is not None]
+        files.insert(0, run.run_dir / "base" / "quarantine.csv")  # written by ingest_base, in this run only
+        frames = [frame for frame in (pd.read_csv(path) for path in files if path.is_file()) if len(frame)]
         quarantine = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=QUARANTINE_COLUMNS)
         # reindex: a batch validated by an earlier version wrote no source_line column
         path = write_quarantine(quarantine.reindex(columns=QUARANTINE_COLUMNS), run.run_dir, run)

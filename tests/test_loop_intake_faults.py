@@ -467,3 +467,25 @@ def test_without_a_champion_nothing_to_do_says_how_to_retrain_anyway(tmp_path, t
         f"no new batch has landed since the last retraining run; nothing to do; no version of {MODEL} is champion "
         "(the first model was not promoted): land a new batch, or retrain on the current data with "
         "--set retrain.when_no_new_data=retrain")
+
+
+def test_the_first_retraining_runs_quarantine_holds_the_base_datas_rejected_rows(tmp_path, tiny_bert, capsys):
+    """The run that makes data version 1 from the config's files quarantined their bad rows in base/quarantine.csv,
+    while its own quarantine.csv (the one summary.json names) held only a header (README QA)."""
+    import pandas as pd
+
+    base = tickets(BASE, seed=41)
+    bad = pd.DataFrame({"text": ["   ", "where is my parcel, it is late"], "label": ["billing", "maybe"]})
+    pd.concat([base, bad], ignore_index=True).to_csv(tmp_path / "base.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    labels = "[" + ",".join(sorted(base["label"].unique())) + "]"
+    summary = run(tmp_path, tiny_bert, "train.epochs=1", f"data.labels={labels}")
+    assert summary.status == "retrained"
+    quarantine = pd.read_csv(summary.run.quarantine_file)
+    assert sorted(quarantine["source_line"]) == [len(base) + 2, len(base) + 3]
+    assert set(quarantine["source_file"].map(lambda f: Path(f).name)) == {"base.csv"}
+    assert summary.run.rejected_records == 2
+    from tuneline.cli_loop import print_retrain_summary
+
+    print_retrain_summary(summary)
+    assert f"  quarantine        : 2 rejected records in {summary.run.quarantine_file}\n" in capsys.readouterr().out
