@@ -441,6 +441,8 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
                         "prediction writes one row per input row, in order, so the row would be dropped and the "
                         "output would no longer line up with the sheet; delete the row or fill it")
     if fmt in ("csv", "tsv") and (blank := blank_line_between_records(source, fmt, encoding, skip_lines)) is not None:
+        if hint := _title_lines_hint(source, fmt, encoding, kind, skip_lines):  # a title and a blank line above
+            raise UserError(f"input file {path}: {hint.removeprefix('; ')}")  # the header: the blank is no gap
         raise UserError(f"input file {path}: line {blank} is blank (or holds only empty fields) between records: "
                         "a batch prediction writes one row per input row, in order, so the line would be dropped "
                         "and the output would no longer line up with the input; remove the line or fill it")
