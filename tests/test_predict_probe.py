@@ -392,6 +392,12 @@ def test_skip_lines_reads_an_export_below_its_title_end_to_end(store, tmp_path, 
     source.write_text("Tickets export\ntext\n" + TEXTS[0] + "\n\n" + TEXTS[1] + "\n")
     assert main([*args[:-1], "1", "--output", str(output)]) == 1
     assert "line 4 is blank" in capsys.readouterr().err
+    # a blank line under the title, above the header, is no gap between records: the header's line is named
+    source.write_text("Tickets export\n\ntext\n" + "".join(f"{t}\n" for t in TEXTS))
+    for printed_or_written in ([], ["--output", str(output)]):
+        assert main([*args[:-2], *printed_or_written]) == 1
+        err = capsys.readouterr().err
+        assert "line 3 names the columns 'text'" in err and "give --skip-lines 2" in err, err
     lines = tmp_path / "texts.txt"
     lines.write_text("\n".join(TEXTS) + "\n")
     assert main([*args[:5], "--input", str(lines), "--skip-lines", "1"]) == 1
