@@ -241,7 +241,8 @@ def _print_summary(summary) -> None:
     if getattr(summary, "split_rows", None):
         print(f"  data              : {summary.records_read:,} records read; "
               + ", ".join(f"{name} {rows:,}" for name, rows in summary.split_rows.items()) + " rows")
-    print(f"  quarantine        : {summary.rejected_records} rejected records ({summary.duplicate_records} of "
+    print(f"  quarantine        : {summary.rejected_records} rejected record{'s' * (summary.rejected_records != 1)} "
+          f"({summary.duplicate_records} of "
           f"them copies: of an earlier record, or test/validation rows also in train) in {summary.quarantine_file}")
     print(f"  reports           : {summary.run_dir}")
     if resumed := resumed_line(summary):
@@ -648,7 +649,8 @@ def _promotions(args: argparse.Namespace) -> int:
             _flush_prefect_events()
         verdict = gate_verdict(client, args.name, moved.to_version)
         if verdict:  # the version rolled back to may be one a person promoted against its gate
-            print(f"tuneline: warning: v{moved.to_version} is champion again, against its gate's verdict: {verdict}; "
+            print(f"tuneline: warning: v{moved.to_version} is champion again, against its gate's verdict: "
+                  f"{verdict.rstrip('.')}; "
                   f"promote the version you want with tuneline promote {args.name} VERSION --reason ...",
                   file=sys.stderr)
     else:

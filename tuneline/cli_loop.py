@@ -186,7 +186,8 @@ def print_retrain_summary(summary: Any) -> None:
         print(f"  registered model  : {run.registered_model} version {run.version} "
               f"(aliases: {', '.join(run.aliases) or 'none'})")
         if getattr(run, "rejected_records", 0):  # the base data's (first run) and the used batches' together
-            print(f"  quarantine        : {run.rejected_records} rejected records in {run.quarantine_file}")
+            print(f"  quarantine        : {run.rejected_records} rejected record{'s' * (run.rejected_records != 1)} in "
+                  f"{run.quarantine_file}")
         print(f"  reports           : {run.run_dir}")
         if resumed := resumed_line(run):
             print(resumed)
