@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from pathlib import Path
 
 import mlflow
@@ -344,11 +343,11 @@ def test_7_cli_data_log_lists_every_version_and_the_models_trained_on_it(loop, t
     assert "tuneline retrain: skipped" in retrain_out
 
 
-def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_runs_out(loop, tiny_bert):
-    """SIGKILL, not an exception: nothing gives the batch back, so only the lease can; the batch is used once. The
-    dead run had committed a data version with the batch's rows: a run before its lease runs out trains nothing
-    (it would train on rows it cannot name: its model version was tagged with the wrong batches) and gives its own
-    batch back; the run after takes both and names both."""
+def test_8_a_run_killed_outright_after_validation_is_taken_over_at_once(loop, tiny_bert):
+    """SIGKILL, not an exception: nothing in the dead run gives the batch back. Its process tag shows it gone on
+    this host, so the next run takes its batch over at once (it waited out the lease, ten minutes by default,
+    saying "waiting": integrity QA) and uses it once. The dead run had committed a data version with the batch's
+    rows: they are not added twice, and the version names both batches."""
     import os
     import signal
     import subprocess
@@ -359,7 +358,7 @@ def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_r
 
     land(loop / "landing", "b6.csv", tickets(BASE, seed=8).head(60))
     config = loop / "killed.yaml"
-    config.write_text(yaml.safe_dump(loop_config(loop, tiny_bert, "ledger.lease_s=20", "train.epochs=200",
+    config.write_text(yaml.safe_dump(loop_config(loop, tiny_bert, "ledger.lease_s=600", "train.epochs=200",
                                                  "train.max_steps=2000").model_dump(mode="json")))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_"))}
     stores = (default_ledger_url(f"sqlite:///{loop / 'mlflow.db'}"), "loop-tickets",
@@ -385,29 +384,21 @@ def test_8_a_run_killed_outright_after_validation_is_taken_over_when_its_lease_r
     finally:
         child.kill()
         child.wait(30)
-    killed_at = time.monotonic()
     dead_run = batch.claimed_by
     with ledger_of(loop) as ledger:
         assert [b.name for b in ledger.free_batches()] == []  # still under the dead run's lease
     land(loop / "landing", "b7.csv", tickets(BASE, seed=9).head(45))
-    versions_registered = len(client_of(loop).search_model_versions("name='loop-tickets'"))
-    waiting = run(loop, tiny_bert)
-    assert time.monotonic() - killed_at < 20, "too slow to test a live lease"
-    assert waiting.status == "waiting" and waiting.batches_used == []
-    assert "b6.csv" in waiting.message and dead_run in waiting.message
-    assert f"(killed: its process {socket.gethostname()}:{child.pid} is gone)" in waiting.message  # told apart
-    assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions_registered
-    with ledger_of(loop) as ledger:
-        assert {b.name: b.state for b in ledger.batches() if b.name in ("b6.csv", "b7.csv")} == {
-            "b6.csv": "validated", "b7.csv": "landed"}  # b7 given back, not lost
-    time.sleep(max(0.0, 20.5 - (time.monotonic() - killed_at)))  # the lease runs out: nobody renews it
-    assert client_of(loop).get_run(dead_run).info.status == "RUNNING"  # nothing could close it
+    assert client_of(loop).get_run(dead_run).info.status == "RUNNING"  # nothing in it could close it
     summary = run(loop, tiny_bert)
     assert sorted(summary.batches_used) == ["b6.csv", "b7.csv"] and summary.run.run_id != dead_run
     version = client_of(loop).get_model_version("loop-tickets", summary.run.version)
     assert sorted(version.tags["retrain.batches"].split(", ")) == ["b6.csv", "b7.csv"]
     dead = client_of(loop).get_run(dead_run)  # the takeover closes it: it no longer reads as a run at work
-    assert dead.info.status == "KILLED" and summary.run.run_id in dead.data.tags["tuneline.error"]
+    assert dead.info.status == "KILLED" and f":{child.pid} ended without closing the run" in \
+        dead.data.tags["tuneline.error"]
+    with DatasetStore(*stores) as store:
+        rows = store.frame(store.current())
+    assert not rows["text"].duplicated().any()  # the dead run's committed rows are in the data once
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "b6.csv"]
         assert batch.state == "used" and batch.used_by_run == summary.run.run_id
