@@ -152,8 +152,9 @@ def relabel_rows(store: DatasetStore, parent: DataVersion, corrections: pd.DataF
     missing = [i for i, k in enumerate(keys) if k not in found]
     if missing:
         raise UserError(f"{path}: {len(missing)} row(s) are not in data version {parent.number} of "
-                        f"{store.model!r}: {listed(missing)}; a relabelling corrects rows already in the data "
-                        "(new rows land as a batch)")
+                        f"{store.model!r}: {listed(missing)}; a relabelling corrects rows already in the data: "
+                        "new rows, and rows quarantined when their file was read (a copy with another label, say: "
+                        "see its quarantine.csv), land as a batch with the label they should have")
     if not changed:
         raise UserError(f"{path}: every row already has that label in data version {parent.number}; nothing to "
                         "change")

@@ -73,6 +73,7 @@ def test_a_relabelling_that_cannot_be_applied_whole_changes_nothing(tmp_path, ca
 
     err = refused([("base 0", "b"), ("never seen", "a")])
     assert "1 row(s) are not in data version 1" in err and "line 3 ('never seen')" in err  # record 2, after the header
+    assert "rows quarantined when their file was read" in err  # README QA: it said only "new rows land as a batch"
     assert "label(s) ['c'] are not in the label set of data version 1 (a, b)" in refused([("base 0", "c")])
     assert "gives one example two labels: line 3 ('BASE 0')" in refused([("base 0", "b"), ("BASE 0", "a")])
     assert "every row already has that label" in refused([("base 0", "a")])

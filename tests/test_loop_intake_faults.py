@@ -349,6 +349,8 @@ def test_3e_a_batch_contradicting_many_earlier_labels_is_rejected_listed_and_tak
     listed = capsys.readouterr().out.splitlines()
     assert listed[0].startswith(f"batches of {MODEL} (")
     rows = [line for line in listed if line.startswith("  ") and not line.startswith("      ")]
+    every = _batches_in(loop, None)
+    assert f"): {len(rows)} rejected shown, of {len(every)} (" in listed[0]  # README QA: the header counted all
     assert [line.split()[0] for line in rows] == [b.name for b in _batches_in(loop, "rejected")]
     at = next(i for i, line in enumerate(listed) if line.startswith("  swapped.csv "))
     assert f"#{batch.content_hash[:12]}  rejected " in listed[at]

@@ -256,6 +256,8 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     from collections import Counter
 
     counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(b.state for b in every).items()))
+    if state is not None:  # the counts of every state under a filter read as if all of them were listed
+        counts = f"{len(shown)} {state} shown, of {len(every)} ({counts})"
     print(f"batches of {name} ({redact(url)}): {counts}")
     width = min(max(len(b.name) for b in shown), 40)
     for b in shown:
