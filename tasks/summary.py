@@ -48,6 +48,7 @@ class RunSummary:
     records_read: int = 0  # records in the data files (kept + quarantined)
     gate_line: str = ""  # the reasons in one line, a refusal's failed checks first (GateDecision.explained)
     warnings: list[str] = field(default_factory=list)  # what the run logged as warnings (tuneline.run_warnings)
+    experiment: str = ""  # the MLflow experiment's name (its id alone said nothing to a person)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -74,8 +75,8 @@ def summarize_run(run: RunContext, config: TunelineConfig, version: RegisteredVe
         shutil.rmtree(trained.checkpoint_dir, ignore_errors=True)
     aliases = sorted(client_for(run).get_model_version(version.name, version.version).aliases)
     summary = RunSummary(
-        run_id=run.run_id, experiment_id=run.experiment_id, tracking_uri=redact(run.tracking_uri),
-        registered_model=version.name, version=version.version, aliases=aliases, promoted=decision.promote,
+        run_id=run.run_id, experiment_id=run.experiment_id, experiment=config.tracking.experiment,
+        tracking_uri=redact(run.tracking_uri), registered_model=version.name, version=version.version, aliases=aliases, promoted=decision.promote,
         gate_reasons=decision.reasons, primary_metric=decision.metric, comparison=report.comparison,
         run_dir=str(run.run_dir), quarantine_file=str(validated.quarantine_path),
         rejected_records=validated.rejected_records, duplicate_records=validated.duplicate_records, task=config.task, labels=list(validated.labels),

@@ -45,6 +45,7 @@ def test_train_command_runs_the_flow_from_a_yaml_config(tmp_path, tiny_bert):
     assert "registered model  : cli-intents version 1 (aliases: challenger)" in out
     assert "not promoted" in out and "< min_metric 0.9900" in out
     assert "9 rejected records" in out
+    assert f"(experiment {raw['tracking']['experiment']!r}, id " in out  # named, as retrain names it (README QA)
     assert (tmp_path / "mlflow.db").is_file() and data.is_file()
     assert len(list((tmp_path / "tuneline-output" / "runs").glob("*/summary.json"))) == 1
 

@@ -232,7 +232,9 @@ def print_warnings(warned: list[str] | None, kept_in: str | None) -> None:
 def _print_summary(summary) -> None:
     print("\n" + "=" * 72)
     print("tuneline run finished")
-    print(f"  MLflow run        : {summary.run_id} (experiment {summary.experiment_id})")
+    named = getattr(summary, "experiment", "")
+    print(f"  MLflow run        : {summary.run_id} (experiment "
+          + (f"{named!r}, id {summary.experiment_id})" if named else f"{summary.experiment_id})"))
     print(f"  tracking store    : {summary.tracking_uri}")
     print(f"  registered model  : {summary.registered_model} version {summary.version} "
           f"(aliases: {', '.join(summary.aliases) or 'none'})")
