@@ -15,14 +15,11 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from test_serving_inputs import CLASSES, TAGS, save_head
+from test_serving_inputs import HEADS, save_head
 from tuneline.tasks.register import register_model
 from tuneline.tracking import RunContext
 
-KINDS = {"classification": ("AutoModelForSequenceClassification", CLASSES),
-         "multilabel_classification": ("AutoModelForSequenceClassification", CLASSES),
-         "pair_classification": ("AutoModelForSequenceClassification", ["0", "1"]),
-         "token_classification": ("AutoModelForTokenClassification", TAGS)}
+KINDS = HEADS
 
 #: Far over the 32-token model's cut (32 tokens x 8 characters, twice): the classifiers cut it before tokenizing.
 LONG = "the parcel never arrived and nobody answers " * 40

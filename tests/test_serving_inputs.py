@@ -35,6 +35,11 @@ from tuneline.tracking import RunContext
 
 CLASSES = ["billing", "delivery", "account"]
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+#: Each kind's transformers head and labels, for a registered version of every kind
+HEADS = {"classification": ("AutoModelForSequenceClassification", CLASSES),
+         "multilabel_classification": ("AutoModelForSequenceClassification", CLASSES),
+         "pair_classification": ("AutoModelForSequenceClassification", ["0", "1"]),
+         "token_classification": ("AutoModelForTokenClassification", TAGS)}
 TEXTS = ["where is my parcel", "please reset my password", "refund the charge twice"]
 SENTENCES = ["John Smith lives in Berlin .", "Paris"]
 WORD_LISTS = [["John", "Smith", "lives", "in", "Berlin"], ["Paris"]]  # the regression, verbatim
@@ -92,6 +97,14 @@ def register(store: tuple[str, str, Path], model_dir: Path, kind: str, name: str
                          run_dir=folder / run.info.run_id)
     version = register_model.fn(model_dir, kind, name, context, {"task": kind})
     return Served(uri=version.uri, model=mlflow.pyfunc.load_model(f"models:/{name}/{version.version}"))
+
+
+def register_every_kind(store: tuple[str, str, Path], tiny_bert: Path, tmp_path_factory, prefix: str
+                        ) -> dict[str, Served]:
+    """One registered version of each kind (:data:`HEADS`), by task, named ``<prefix>-<task>``."""
+    return {task: register(store, save_head(tiny_bert, tmp_path_factory.mktemp(task), head, labels, max_length=32),
+                           task, f"{prefix}-{task}")
+            for task, (head, labels) in HEADS.items()}
 
 
 @pytest.fixture(scope="module")

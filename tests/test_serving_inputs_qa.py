@@ -31,10 +31,8 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from test_serving_inputs import register, save_head, served_client, store  # noqa: F401 - store is a fixture
+from test_serving_inputs import CLASSES, register_every_kind, served_client, store  # noqa: F401 - store is a fixture
 
-CLASSES = ["billing", "delivery", "account"]
-TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 TEXTS = ["where is my parcel", "please reset my password"]
 PAIRS = [["where is my parcel", "my parcel has not arrived"], ["reset my password", "refund the charge"]]
 #: only invisible characters: a zero-width space, a BOM, a word joiner, a soft hyphen, control characters, and
@@ -53,13 +51,7 @@ def flat(scores) -> list[float]:
 @pytest.fixture(scope="module")
 def models(store, tiny_bert, tmp_path_factory):
     """One registered version of each kind, by task."""
-    heads = {"classification": ("AutoModelForSequenceClassification", CLASSES),
-             "multilabel_classification": ("AutoModelForSequenceClassification", CLASSES),
-             "pair_classification": ("AutoModelForSequenceClassification", ["0", "1"]),
-             "token_classification": ("AutoModelForTokenClassification", TAGS)}
-    return {task: register(store, save_head(tiny_bert, tmp_path_factory.mktemp(task), head, labels, max_length=32),
-                           task, f"qa-inputs-{task}")
-            for task, (head, labels) in heads.items()}
+    return register_every_kind(store, tiny_bert, tmp_path_factory, "qa-inputs")
 
 
 @pytest.fixture

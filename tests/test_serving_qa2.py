@@ -33,10 +33,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from test_serving_inputs import register, save_head, store  # noqa: F401 - store is a fixture
+from test_serving_inputs import register_every_kind, store  # noqa: F401 - store is a fixture
 
-CLASSES = ["billing", "delivery", "account"]
-TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 TEXTS = ["where is my parcel", "please reset my password"]
 ONE_TEXT_SHAPE = ('send each input as a text, e.g. {"inputs": ["a text", "another text"]}, or every one as an '
                   'object with "text", e.g. {"inputs": [{"text": "a text"}]}')
@@ -45,13 +43,7 @@ ONE_TEXT_SHAPE = ('send each input as a text, e.g. {"inputs": ["a text", "anothe
 @pytest.fixture(scope="module")
 def models(store, tiny_bert, tmp_path_factory):  # noqa: F811 - the fixture imported above
     """One registered version of each kind, by task."""
-    heads = {"classification": ("AutoModelForSequenceClassification", CLASSES),
-             "multilabel_classification": ("AutoModelForSequenceClassification", CLASSES),
-             "pair_classification": ("AutoModelForSequenceClassification", ["0", "1"]),
-             "token_classification": ("AutoModelForTokenClassification", TAGS)}
-    return {task: register(store, save_head(tiny_bert, tmp_path_factory.mktemp(task), head, labels, max_length=32),
-                           task, f"qa2-{task}")
-            for task, (head, labels) in heads.items()}
+    return register_every_kind(store, tiny_bert, tmp_path_factory, "qa2")
 
 
 @pytest.fixture
