@@ -27,6 +27,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneline.common import pipeline_task, task_logger
 from tuneline.config import TrainConfig, TunelineConfig, default_learning_rate
+from tuneline.interrupts import remembered_interrupts
 from tuneline.kinds import kind_of
 from tuneline.runtime import stderr_is_a_terminal
 from tuneline.tasks.tokenize import TokenizedData
@@ -320,13 +321,29 @@ def evaluation_rows(validation: Any, max_rows: int | None, seed: int) -> Any:
     return validation.shuffle(seed=seed).select(range(max_rows)).flatten_indices()
 
 
+class LostInterrupt(TrainerCallback):
+    """Raise KeyboardInterrupt after a step when a SIGINT or SIGTERM arrived during it and training went on: the
+    handler's exception was swallowed where Python ignores exceptions (a weakref callback, a ``__del__``:
+    :func:`tuneline.interrupts.remembered_interrupts`). The run then stops as a Ctrl-C stops it, giving its batches
+    back, instead of training on until something kills it."""
+
+    def __init__(self, seen: list[int]) -> None:
+        self.seen = seen
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seen:
+            raise KeyboardInterrupt(f"signal {self.seen[0]} during training step {state.global_step}")
+
+
 def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: list[str],
                           config: TunelineConfig, checkpoint_dir: Path, precision: str, resume: str | None,
                           model_dir: Path, callbacks: list[TrainerCallback]) -> TrainOutcome:
     validation = evaluation_rows(tokenized.datasets["validation"], config.train.eval_max_rows, config.train.seed)
     trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], validation, labels,
                             config, checkpoint_dir, precision, callbacks)
-    output = trainer.train(resume_from_checkpoint=resume)
+    with remembered_interrupts() as seen:
+        trainer.add_callback(LostInterrupt(seen))  # last: it raises after every other callback saw the step
+        output = trainer.train(resume_from_checkpoint=resume)
     save_final_model(trainer, tokenizer, config, model_dir)
     return TrainOutcome(global_step=output.global_step,
                         train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from tests_support import run_config, tiny_training
 from tuneline.tasks.train import build_trainer
 
@@ -66,3 +68,38 @@ def test_an_early_stop_is_said_with_its_reason(tmp_path, tiny_bert, caplog):
     assert said == [f"stopped early at step 2 of 12: validation {config.primary_metric} did not improve for 1 "
                     "evaluation (train.early_stopping_patience; 0 trains every step); the model is the best "
                     "checkpoint"]
+
+
+def test_a_signal_whose_interrupt_was_swallowed_still_stops_training_at_the_next_step(tmp_path, tiny_bert):
+    """A Ctrl-C whose KeyboardInterrupt lands in a weakref callback or ``__del__`` is lost ("Exception ignored in"):
+    CI saw `tuneline serve`'s training go on after Ctrl-C and its batches stay claimed. Here a callback swallows the
+    interrupt of a real SIGINT, as such a place does; the training must stop at the end of that step all the same."""
+    import os
+    import signal
+
+    from transformers import TrainerCallback
+
+    from tuneline.tasks.train import train_model
+
+    class SwallowsCtrlC(TrainerCallback):
+        def __init__(self) -> None:
+            self.swallowed_at: int | None = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    for _ in range(1000):  # the handler runs between bytecodes, inside this try
+                        pass
+                except KeyboardInterrupt:
+                    self.swallowed_at = state.global_step
+
+    config = run_config("classification", f"model.base={tiny_bert}", f"work_dir={tmp_path}", "train.precision=fp32",
+                        "train.batch_size=8", "train.max_steps=50", "tokenize.max_length=16", path="unused.csv")
+    splits, tokenizer, tokenized, model = tiny_training(config, tmp_path)
+    swallower = SwallowsCtrlC()
+    with pytest.raises(KeyboardInterrupt, match=r"signal 2 during training step 3"):
+        train_model.fn(model, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                       checkpoint_dir=tmp_path / "checkpoints", extra_callbacks=[swallower])
+    assert swallower.swallowed_at == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler in place before, again

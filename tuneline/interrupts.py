@@ -73,6 +73,40 @@ def uncut_cleanup() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def remembered_interrupts() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM arriving in the block are noted in the yielded list, then handled as before (the handler
+    in place still raises), so a loop that looks at the list (the Trainer, after each step) can raise it again.
+
+    Why: an exception a signal handler raises is lost when it lands while Python runs a weakref callback or a
+    ``__del__`` ("Exception ignored in: ... KeyboardInterrupt"): the garbage collector runs them between any two
+    bytecodes. CI saw a Ctrl-C to ``tuneline serve`` land so: the training went on, and the run never gave its
+    batches back. Outside the main thread, where no handler runs, nothing is noted."""
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous: dict[int, Any] = {}
+
+    def note(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        _deliver(signum, frame, previous[signum])
+
+    try:
+        for number in DEFERRED:
+            previous[number] = signal.signal(number, note)
+    except (ValueError, OSError):
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        yield seen
+        return
+    try:
+        yield seen
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _deliver(signum: int, frame: Any, handler: Any) -> None:
     """What ``signum`` would have done under ``handler``: call it, or for the default action send it again."""
     if callable(handler):
