@@ -98,8 +98,13 @@ def test_a_signal_whose_interrupt_was_swallowed_still_stops_training_at_the_next
                         "train.batch_size=8", "train.max_steps=50", "tokenize.max_length=16", path="unused.csv")
     splits, tokenizer, tokenized, model = tiny_training(config, tmp_path)
     swallower = SwallowsCtrlC()
-    with pytest.raises(KeyboardInterrupt, match=r"signal 2 during training step 3"):
-        train_model.fn(model, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
-                       checkpoint_dir=tmp_path / "checkpoints", extra_callbacks=[swallower])
+    # Python's own Ctrl-C handler, as in a command's process (a pytest-xdist worker ignores SIGINT)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt, match=r"signal 2 during training step 3"):
+            train_model.fn(model, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                           checkpoint_dir=tmp_path / "checkpoints", extra_callbacks=[swallower])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler in place before, again
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert swallower.swallowed_at == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler in place before, again
