@@ -94,7 +94,8 @@ def remembered_interrupts() -> Iterator[list[int]]:
 
     try:
         for number in DEFERRED:
-            previous[number] = signal.signal(number, note)
+            if signal.getsignal(number) not in (signal.SIG_IGN, None):  # an ignored signal stays ignored (nohup)
+                previous[number] = signal.signal(number, note)
     except (ValueError, OSError):
         for number, handler in previous.items():
             signal.signal(number, handler)
