@@ -15,32 +15,9 @@ texts by their lengths, and an NER sentence is already words.
 
 from __future__ import annotations
 
-from typing import Any
+# One definition: the registered text classifier's file holds it (that file is self-contained, so a served model needs
+# no tuneline), and training, evaluation and the embeddings use the same cut from here. The multi-label model's file
+# carries a copy, held to this one by tests/test_pyfunc_without_tuneline.py.
+from tuneline.pyfunc.text_classifier import CHARS_PER_TOKEN, cut_long_texts
 
-#: Characters a token allows before a text is cut: about twice what English WordPiece tokens average (4-5 characters
-#: with their space), so a cut holds enough tokens almost always and is checked anyway.
-CHARS_PER_TOKEN = 8
-
-
-def cut_long_texts(texts: list[Any], tokenizer: Any, max_length: int) -> list[Any]:
-    """``texts`` with each long one cut where the tokenizer's truncated encoding stays the same (see the module)."""
-    limit = max_length * CHARS_PER_TOKEN
-    # only texts over twice the cut: the cut is tokenized twice (counted here, encoded by the caller), which would
-    # cost a text of 1.5 cuts more than its whole tokenization saves
-    long = [i for i, text in enumerate(texts) if isinstance(text, str) and len(text) > 2 * limit]
-    if not long:
-        return texts
-    cuts: dict[int, str] = {}
-    for i in long:
-        end = max(texts[i].rfind(" ", 0, limit), texts[i].rfind("\n", 0, limit), texts[i].rfind("\t", 0, limit))
-        if end > 0:
-            cuts[i] = texts[i][:end]
-    if not cuts:
-        return texts
-    counts = tokenizer(list(cuts.values()), add_special_tokens=False, return_attention_mask=False,
-                       return_token_type_ids=False, verbose=False)["input_ids"]
-    result = list(texts)
-    for (i, cut), ids in zip(cuts.items(), counts):
-        if len(ids) > max_length:  # more than the model reads, so truncated either way, at the same token
-            result[i] = cut
-    return result
+__all__ = ["CHARS_PER_TOKEN", "cut_long_texts"]
