@@ -153,3 +153,34 @@ def test_trained_model_predicts_the_label_columns_names(tmp_path, tiny_bert):
     output = model.predict(["i love it, great fun", "why the crash and error"])
     for labels, scores in zip(output["labels"], output["scores"]):
         assert set(scores) == set(EMOTIONS) and set(labels) <= set(EMOTIONS)
+
+
+@pytest.mark.parametrize("allow_empty", [False, True])
+def test_rows_whose_only_1s_are_in_columns_left_out_of_label_columns_are_quarantined_naming_them(tmp_path, caplog,
+                                                                                              allow_empty):
+    """A 0/1 column left out of data.label_columns is no label: its 1s were dropped without a word, a row tagged
+    only by it was quarantined as "the row has no label", or with allow_empty_labels trained as a text without any
+    label (exploratory QA). Now a warning names the columns and such rows are quarantined, saying where their 1s are."""
+    rows = one_hot_rows(40)
+    for row in rows:
+        row["surprise"] = 0
+    rows[3].update(joy=0, anger=0, fear=0, surprise=1)  # only the left-out label
+    rows[4].update(joy=1, anger=0, fear=0, surprise=1)  # a listed label too: kept, with that one
+    rows[5].update(joy=0, anger=0, fear=0)  # no label anywhere: the allow_empty_labels row
+    path = write_csv(tmp_path / "onehot.csv", rows)
+    with caplog.at_level(logging.WARNING):
+        result = validated(tmp_path, "data.max_bad_fraction=0.5", f"data.allow_empty_labels={allow_empty}",
+                           path=path, label_columns=EMOTIONS)
+    quarantine = result.quarantine.set_index("source_row")
+    expected = {4: "label_in_unlisted_column", **({} if allow_empty else {6: "at_least_one_label"})}
+    assert quarantine["rule"].to_dict() == expected
+    assert quarantine.loc[4, "detail"] == ("the row's only 1s are in column(s) surprise, which data.label_columns "
+                                           "does not list; add them to data.label_columns, or drop the row")
+    read = {text: labels for split in result.frames.values() for text, labels in zip(split["text"], split["label"])}
+    assert read[rows[4]["text"]] == ["joy"] and rows[3]["text"] not in read
+    assert (rows[5]["text"] in read) is allow_empty
+    warned = [r.getMessage() for r in caplog.records if "not in data.label_columns" in r.getMessage()]
+    assert warned == [f"{path}: its 0/1 column(s) surprise (1) are not in data.label_columns, so their 1s (in 2 "
+                      "rows) are not read as labels, and the 1 row(s) whose only 1s are there are quarantined "
+                      "(label_in_unlisted_column): add the column(s) to data.label_columns to train those labels, "
+                      "or drop them from the file if they are no labels"]

@@ -945,6 +945,7 @@ def read_one_hot(path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
         malformed.append({"source_row": int(raw["source_row"].iloc[i]), "column": columns[j],
                           "rule": "one_hot_label_is_missing" if missing_cell else "one_hot_label_is_0_or_1",
                           "value": None if missing_cell else _shown(value), "detail": detail})
+    bad |= _labels_only_in_unlisted_columns(raw, path, text["data.text_column"], columns, codes, bad, data, malformed)
     keep = ~bad
     frame = pd.DataFrame({"text": as_objects(raw[text["data.text_column"]][keep]).reset_index(drop=True)})
     frame["label"] = pd.Series([sorted(names[j] for j in np.flatnonzero(row == 1)) for row in codes[keep]],
@@ -953,6 +954,42 @@ def read_one_hot(path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
     frame["source_row"] = raw["source_row"][keep].astype("int64").reset_index(drop=True)
     return ReadRecords(frame=frame, malformed=malformed, records_seen=result.records_seen,
                        source_lines=result.record_lines())
+
+
+def _labels_only_in_unlisted_columns(raw: pd.DataFrame, path: Path, text: str, columns: list[str],
+                                     codes: np.ndarray, bad: np.ndarray, data: MultilabelData,
+                                     malformed: list[dict]) -> np.ndarray:
+    """The rows (a mask) whose only 1s are in 0/1 columns that ``data.label_columns`` leaves out, each added to
+    ``malformed`` as ``label_in_unlisted_column``, after one warning that names those columns.
+
+    A column left out of the list is no label, and its 1s were dropped without a word: a row tagged only
+    ``embarrassment`` was quarantined as "the row has no label", or, with ``data.allow_empty_labels``, trained as a
+    text with no emotion at all (exploratory QA; a JSON-list file quarantines the same rows as
+    ``label_in_label_set``). With ``allow_empty_labels`` such rows are quarantined too: their label is unknown to
+    this label set, not absent. A 0/1 column that is no label at all (a flag) is named by the warning, to drop."""
+    others = zero_one_columns(raw, {text, *columns})
+    if not others:
+        return np.zeros(len(raw), dtype=bool)
+    ones = np.column_stack([one_hot_codes(raw[column]) == 1 for column in others])
+    holding = [column for j, column in enumerate(others) if ones[:, j].any()]
+    if not holding:
+        return np.zeros(len(raw), dtype=bool)
+    only_there = ones.any(axis=1) & ~(codes == 1).any(axis=1) & ~bad
+    from tuneline.common import task_logger
+
+    task_logger().warning(
+        "%s: its 0/1 column(s) %s (%d) are not in data.label_columns, so their 1s (in %d rows) are not read as "
+        "labels, and the %d row(s) whose only 1s are there are quarantined (label_in_unlisted_column): add the "
+        "column(s) to data.label_columns to train those labels, or drop them from the file if they are no labels",
+        path, _listed_columns(holding), len(holding), int(ones.any(axis=1).sum()), int(only_there.sum()))
+    for i in np.flatnonzero(only_there):
+        held = [others[j] for j in np.flatnonzero(ones[i])]
+        malformed.append({"source_row": int(raw["source_row"].iloc[i]), "column": held[0],
+                          "rule": "label_in_unlisted_column", "value": None,
+                          "detail": f"the row's only 1s are in column(s) {_listed_columns(held)}, which "
+                                    "data.label_columns does not list; add them to data.label_columns, or drop the "
+                                    "row"})
+    return only_there
 
 
 def multi_hot(rows: list[Any], labels: list[str]) -> np.ndarray:
