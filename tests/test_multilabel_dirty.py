@@ -260,3 +260,13 @@ def test_one_indicator_column_as_the_label_column_warns_how_to_lay_out_multilabe
     assert result.labels == ["0", "1"]
     warnings = [r.getMessage() for r in caplog.records if "indicator column" in r.getMessage()]
     assert len(warnings) == 1 and "'toxic'" in warnings[0] and "data.label_separator" in warnings[0]
+
+
+def test_label_names_file_written_as_one_json_list_is_read_as_the_names(tmp_path: Path):
+    """``json.dump(names, f)`` is one line: it was read as one label name, ``["admiration", ...]``."""
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(EMOTIONS))
+    assert read_label_names(names_data(path)) == EMOTIONS
+    brackets = tmp_path / "brackets.txt"  # names that start with a bracket, one a line, are still names
+    brackets.write_text("[joy]\n[anger]\n")
+    assert read_label_names(names_data(brackets)) == ["[joy]", "[anger]"]

@@ -98,3 +98,30 @@ def test_the_validate_command_end_to_end_with_the_hint_followed(tmp_path: Path, 
     assert main(["validate", "-c", str(config), "--set", f"data.tag_names=[{', '.join(CONLL2003)}]"]) == 0
     out = capsys.readouterr().out
     assert "labels (9): " in out and "B-MISC" in out
+
+
+def test_tag_names_file_written_as_one_json_list_or_id2label_object_is_read_as_the_names(tmp_path: Path):
+    """``json.dump(features["ner_tags"].feature.names, f)`` writes one line, ``["O", "B-PER", ...]``: read by line
+    it was one name, and every sentence with an id past 0 was quarantined (exploratory QA). A model config's
+    ``id2label`` object ({"0": "O", ...}) is read by id."""
+    as_list = tmp_path / "names.json"
+    as_list.write_text(json.dumps(CONLL2003))
+    as_object = tmp_path / "id2label.json"
+    as_object.write_text(json.dumps({str(i): tag for i, tag in reversed(list(enumerate(CONLL2003)))}, indent=2))
+    for names in (as_list, as_object):
+        config = run_config(TASK, **hf_files(tmp_path), tags_column="ner_tags", tag_names=str(names))
+        result = validated(config, tmp_path / names.stem)
+        assert result.quarantine.empty
+        assert result.frames["train"]["tags"].tolist()[:2] == TAGS
+
+
+def test_a_json_names_file_that_is_no_list_of_names_is_one_error_saying_what_to_write(tmp_path: Path):
+    from tuneline.readers import DataLoadError
+
+    bad = tmp_path / "names.json"
+    bad.write_text(json.dumps([0, 1, 2]))
+    config = run_config(TASK, **hf_files(tmp_path), tags_column="ner_tags", tag_names=str(bad))
+    with pytest.raises(DataLoadError) as raised:
+        validated(config, tmp_path)
+    assert str(raised.value) == (f"{bad} is JSON but not a list of tag names (nor an object of ids to names): write "
+                                 "[\"name 0\", \"name 1\", ...], or one tag name a line (line number = id)")

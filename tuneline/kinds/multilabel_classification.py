@@ -158,6 +158,7 @@ def names_file_lines(path: Path, encoding: str, noun: str, setting: str) -> list
         raise DataLoadError(f"{noun} names file {path} does not exist; check {setting} (paths in a config file are "
                             "relative to the file, paths given with --set to the folder you run in)")
     lines = _label_names_lines(path, encoding)
+    lines = _json_names(path, lines, noun) or lines
     while lines and not lines[-1].strip():
         lines.pop()
     blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
@@ -166,6 +167,29 @@ def names_file_lines(path: Path, encoding: str, noun: str, setting: str) -> list
         raise DataLoadError(f"{path}: a {noun} names file needs one unique {noun} per line (line number = id); "
                             f"blank lines {blank[:5]}, repeated {noun}s {repeated[:5]}")
     return lines
+
+
+def _json_names(path: Path, lines: list[str], noun: str) -> list[str] | None:
+    """The names of a file that is one JSON value: a list of names (``json.dump(features.names)``, what a Hugging
+    Face ``ClassLabel`` gives) or an id → name object (a model config's ``id2label``); None for a file of lines.
+    Read by line, such a file was one name, ``["O", "B-PER", ...]``, and every id past 0 was out of range."""
+    text = "\n".join(lines).strip()
+    if not text.startswith(("[", "{")):
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # a name that starts with a bracket, one a line
+    if isinstance(value, dict) and all(isinstance(k, str) and k.strip().isdigit() for k in value):
+        ids = sorted(int(k) for k in value)
+        if ids != list(range(len(ids))):
+            raise DataLoadError(f"{path} is a JSON object of ids to {noun} names whose ids are not 0..{len(ids) - 1}, "
+                                "each once; write every id from 0 up")
+        value = [value[next(k for k in value if int(k) == i)] for i in ids]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise DataLoadError(f"{path} is JSON but not a list of {noun} names (nor an object of ids to names): write "
+                            f"[\"name 0\", \"name 1\", ...], or one {noun} name a line (line number = id)")
+    return list(value)
 
 
 #: ``27<TAB>neutral`` / ``27,neutral``: a label names line that writes its id
