@@ -184,3 +184,17 @@ def test_rows_whose_only_1s_are_in_columns_left_out_of_label_columns_are_quarant
                       "rows) are not read as labels, and the 1 row(s) whose only 1s are there are quarantined "
                       "(label_in_unlisted_column): add the column(s) to data.label_columns to train those labels, "
                       "or drop them from the file if they are no labels"]
+
+
+def test_label_column_null_on_the_command_line_switches_a_config_to_label_columns(tmp_path, capsys):
+    """A config naming ``label_column: emotions`` could not be switched to one-hot columns with --set: null was
+    "Input should be a valid string", and without it the error said both were set (exploratory QA)."""
+    config_file = tmp_path / "ml.yaml"
+    config_file.write_text(yaml.safe_dump({"task": TASK, "data": {"path": "d.csv", "label_column": "emotions"}}))
+    with pytest.raises(ConfigError, match=r"keep only one \(remove data.label_column from the config, or give --set "
+                                          r"data.label_column=null\)"):
+        build_config({"task": TASK, "data": {"path": "d.csv", "label_column": "emotions", "label_columns": EMOTIONS}})
+    assert main(["show-config", "-c", str(config_file), "--set", "data.label_column=null",
+                 "--set", "data.label_columns=[joy, anger, fear]"]) == 0
+    data = yaml.safe_load(capsys.readouterr().out)["data"]
+    assert data["label_columns"] == EMOTIONS and data["label_column"] == "label"

@@ -63,6 +63,14 @@ class MultilabelData(ClassificationData):
                           "label; a row's labels are the columns holding 1. Replaces data.label_column; the label "
                           "set is these columns in this order.")
 
+    @field_validator("label_column", mode="before")
+    @classmethod
+    def _null_label_column_is_the_default(cls, value: Any) -> Any:
+        """``--set data.label_column=null`` leaves the key at its default: the one way, from the command line, to
+        switch a config that names a label column to ``data.label_columns`` (it was "Input should be a valid
+        string")."""
+        return cls.model_fields["label_column"].default if value is None else value
+
     @field_validator("label_columns", mode="before")
     @classmethod
     def _column_numbers_as_text(cls, value: Any) -> Any:
@@ -90,7 +98,8 @@ class MultilabelData(ClassificationData):
             return self
         if self.label_column != type(self).model_fields["label_column"].default:
             raise ValueError(f"data.label_column ({self.label_column!r}) and data.label_columns are both set: a "
-                             "file has one column of label lists, or one 0/1 column per label; keep only one")
+                             "file has one column of label lists, or one 0/1 column per label; keep only one (remove "
+                             "data.label_column from the config, or give --set data.label_column=null)")
         if self.label_names is not None:
             raise ValueError("data.label_names maps label ids to names, and data.label_columns names every label by "
                              "its column: leave out data.label_names")
