@@ -188,8 +188,22 @@ def clashing_columns(kind: TaskKind, model_columns: list[str], file_columns: lis
     no clash: its prediction is written as ``predicted_<name>`` (README, "Batch prediction"). ``predicted_<name>``
     is reserved even where the file has no ``<name>``: the prediction would then be ``<name>`` beside an input
     column that reads as the prediction (a previous run's output fed back in)."""
-    reserved = {*MODEL_COLUMNS, *(f"{COLLISION_PREFIX}{c}" for c in prediction_columns(kind) if c not in model_columns)}
-    return [c for c in file_columns if c in reserved]
+    predicted = [f"{COLLISION_PREFIX}{c}" for c in prediction_columns(kind) if c not in model_columns]
+    reserved = {header_key(c) for c in (*MODEL_COLUMNS, *predicted)}  # `Model_Version` too: training reads it so
+    return [c for c in file_columns if header_key(c) in reserved]
+
+
+def header_key(name: Any) -> str:
+    """A column name as training compares headers, case and surrounding spaces aside: a file's ``Label`` is its
+    ``label`` column to a training run, so an output that fed back in must not hold a second one."""
+    return str(name).strip().casefold()
+
+
+def output_name(column: str, input_columns: Any) -> str:
+    """The name a prediction column is written under: ``predicted_<column>`` when the input has a column of that name
+    in any spelling (``Label``, `` LABEL ``), else ``column``. Written beside a gold ``Label`` as ``label``, the
+    prediction was what training with ``label_column: label`` read as the gold label."""
+    return f"{COLLISION_PREFIX}{column}" if header_key(column) in {header_key(c) for c in input_columns} else column
 
 
 def _is_missing(value: Any) -> bool:
@@ -470,8 +484,9 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
                             f"{title or '; rename the column or pick the right model'}")
     clash = clashing_columns(kind, columns, as_written)
     if clash:
-        why = "; ".join(f"{c!r} names the model that predicted each row" if c in MODEL_COLUMNS else
-                        f"{c!r} holds the model's {c.removeprefix(COLLISION_PREFIX)!r} where the file has its own"
+        why = "; ".join(f"{c!r} names the model that predicted each row" if header_key(c) in MODEL_COLUMNS else
+                        f"{c!r} holds the model's {header_key(c).removeprefix(COLLISION_PREFIX)!r} where the file has "
+                        "its own"
                         for c in clash)
         raise UserError(f"input file {path} already has column(s) {', '.join(map(repr, clash))}, which batch "
                         f"prediction writes itself ({why}); rename or drop {'it' if len(clash) == 1 else 'them'}")
@@ -626,10 +641,12 @@ def output_rows(chunk: pd.DataFrame, output: Any, model_columns: list[str], mode
     if file_names:
         chunk = chunk.rename(columns=file_names)
     predicted = predicted.drop(columns=[c for c in predicted.columns if c in model_columns]).reset_index(drop=True)
-    predicted.columns = [f"{COLLISION_PREFIX}{c}" if c in chunk.columns else c for c in predicted.columns]
+    predicted.columns = [output_name(c, chunk.columns) for c in predicted.columns]
     # read_prediction_inputs refused these names up front; a model registered with another pyfunc version may
-    # return other columns, and a duplicate name must never reach a file (CSV twice, JSONL overwritten, Parquet)
-    twice = [c for c in [*predicted.columns, *MODEL_COLUMNS] if c in chunk.columns]
+    # return other columns, and a duplicate name (in any spelling: training reads `Label` as `label`) must never
+    # reach a file (CSV twice, JSONL overwritten, Parquet)
+    taken = {header_key(c) for c in chunk.columns}
+    twice = [c for c in [*predicted.columns, *MODEL_COLUMNS] if header_key(c) in taken]
     if twice:
         raise UserError(f"the input already has column(s) {', '.join(map(repr, twice))}, which {model.uri} "
                         "predicts into; rename or drop them")

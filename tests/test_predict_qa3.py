@@ -1,0 +1,124 @@
+"""What two exploratory QA sessions of ``tuneline predict`` with users' own files found.
+
+1. A gold column spelled ``Label`` (or `` LABEL ``) was no clash: the output had ``Label`` and ``label``, and training
+   on it with ``label_column: label`` (headers read case- and space-insensitively) took the PREDICTION as gold.
+2. The training data's column names (``review``) were matched exactly: ``Review`` was refused.
+3. A title line above a header spelled as the training data did was not found (no ``--skip-lines N``).
+4. A missing value was reported under the model's column name (``text_pair``), not the file's (``question2``).
+5. A CoNLL file named ``.tsv`` for an NER model said "line 10 is blank" or "duplicate column names ['-X-']".
+6. Chunk tags in a CoNLL input came out as ``tags`` on stdout but as ``input_tags`` with ``-o``.
+7. A Parquet file pandas wrote with a non-default index leaked ``__index_level_0__`` into the output.
+
+Every model is a tiny random head on the conftest BERT, registered by tuneline's own register task with the version
+tags a training run gives it (``column.*``: the training data's column names), and predicted by the real command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from test_predict_probe import save_head
+from tuneline.cli import main
+from tuneline.errors import UserError
+from tuneline.tasks.predict_batch import clashing_columns, read_prediction_inputs
+from tuneline.tasks.register import register_model
+from tuneline.tracking import RunContext
+
+TEXTS = ["where is my parcel", "please reset my password"]
+#: kind → (registered name, head, labels, the training data's column names)
+MODELS = {"classification": ("qa3-reviews", "AutoModelForSequenceClassification", ["neg", "pos"],
+                             {"text": "review"}),
+          "pair_classification": ("qa3-qqp", "AutoModelForSequenceClassification", ["0", "1"],
+                                  {"text": "question1", "text_pair": "question2"}),
+          "token_classification": ("qa3-ner", "AutoModelForTokenClassification",
+                                   ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], {})}
+TRAINED = {kind: tuple(sorted(columns.items())) for kind, (_, _, _, columns) in MODELS.items()}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny_bert) -> str:
+    """A SQLite store with one version of each kind, tagged with its task and training column names, aliased
+    ``challenger`` as a training run registers it."""
+    folder = tmp_path_factory.mktemp("predict-qa3")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("predict-qa3", artifact_location=(folder / "artifacts").as_uri())
+    try:
+        for kind, (name, head, labels, columns) in MODELS.items():
+            model_dir = save_head(tiny_bert, folder / name, head, labels)
+            run = client.create_run(experiment)
+            context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
+                                 run_dir=folder / run.info.run_id)
+            tags = {"task": kind, **{f"column.{column}": given for column, given in columns.items()}}
+            register_model.fn(model_dir, kind, name, context, tags)
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+
+
+def registered(uri: str, kind: str) -> mlflow.pyfunc.PyFuncModel:
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.pyfunc.load_model(f"models:/{MODELS[kind][0]}@challenger")
+
+
+def predict(uri: str, kind: str, source: Path, output: Path | None = None, *options: str) -> int:
+    """``tuneline predict -m NAME@challenger --input SOURCE [--output OUTPUT] [OPTIONS]``, its exit status."""
+    return main(["predict", "-m", f"{MODELS[kind][0]}@challenger", "--tracking-uri", uri, "--input", str(source),
+                 *(["--output", str(output)] if output is not None else []), *options])
+
+
+def printed_rows(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+# --- 1. a prediction column named like an input column in another spelling ----------------------------------------
+
+@pytest.mark.parametrize("gold, suffix", [("Label", ".csv"), ("LABEL", ".csv"), (" label ", ".jsonl")])
+def test_a_gold_column_in_another_spelling_keeps_its_values_and_the_prediction_is_predicted_label(store, tmp_path,
+                                                                                                  capsys, gold,
+                                                                                                  suffix):
+    """Training reads `Label` as its `label` column: the output's own `label` beside it was read as the gold. (A CSV
+    header's spaces are stripped by the reader; a JSONL key keeps them.)"""
+    source = tmp_path / f"gold{suffix}"
+    frame = pd.DataFrame({"Text": TEXTS, gold: ["pos", "neg"]})
+    if suffix == ".csv":
+        frame.to_csv(source, index=False)
+    else:
+        frame.to_json(source, orient="records", lines=True)
+    expected = registered(store, "classification").predict(TEXTS)["label"].tolist()
+    output = tmp_path / "out.csv"
+    assert predict(store, "classification", source, output) == 0
+    written = pd.read_csv(output, dtype=str, keep_default_na=False)
+    assert list(written.columns) == ["Text", gold, "predicted_label", "score", "scores", "model_name",
+                                     "model_version"]
+    assert written[gold].tolist() == ["pos", "neg"] and written["predicted_label"].tolist() == expected
+    capsys.readouterr()
+    assert predict(store, "classification", source) == 0  # printed: the same names
+    rows = printed_rows(capsys)
+    assert [row[gold] for row in rows] == ["pos", "neg"] and [row["predicted_label"] for row in rows] == expected
+    assert all("label" not in row for row in rows)
+
+
+def test_a_reserved_column_in_another_spelling_is_refused_before_the_model_loads(tmp_path):
+    source = tmp_path / "again.csv"
+    pd.DataFrame({"text": TEXTS, "Predicted_Label": ["a", "b"], "Model_Version": ["1", "1"]}).to_csv(source,
+                                                                                                     index=False)
+    with pytest.raises(UserError, match=r"already has column\(s\) 'Predicted_Label', 'Model_Version', which batch "
+                                        r"prediction writes itself \('Predicted_Label' holds the model's 'label' "
+                                        r"where the file has its own; 'Model_Version' names the model"):
+        read_prediction_inputs.fn(source, "classification")
+    from tuneline.kinds import KINDS
+
+    assert clashing_columns(KINDS["classification"], ["text"], ["text", " PREDICTED_score", "label"]) == [
+        " PREDICTED_score"]
