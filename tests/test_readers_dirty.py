@@ -370,3 +370,38 @@ def test_utf16_conll_without_a_mark_and_a_utf8_file_with_a_nul_are_told_apart(tm
     stray = tmp_path / "stray.csv"
     stray.write_bytes(b"text,label\ngood\x00 film,pos\nbad film,neg\n")  # one NUL is no UTF-16
     assert read_table(stray, "csv").frame["label"].tolist() == ["pos", "neg"]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 64, 1 << 20])
+def test_tsv_cells_spanning_lines_are_found_when_they_hold_a_tab_too(tmp_path, monkeypatch, block_bytes):
+    """pandas' ``to_csv(sep="\\t")`` (and Excel) quotes a cell holding a line break and a tab. A tab on the cell's
+    closing line hid it (its lines became 'record_has_wrong_field_count', with no word of the quoting), and a tab
+    on its opening line read ``"and`` as the text and the rest of the cell as the label (exploratory QA)."""
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", block_bytes)
+    path = tmp_path / "pandas.tsv"
+    path.write_text("text\tlabel\n"
+                    "good film\tpos\n"
+                    '"a cell\n'
+                    'and\tmore"\tneg\n'
+                    '"and\tmore from the first line\n'
+                    'next"\tpos\n'
+                    "last\tpos\n", encoding="utf-8")
+    result = assert_both_readers_agree(path, "tsv")
+    assert result.frame["text"].tolist() == ["good film", "last"]
+    assert [(m["rule"], m["source_line"], m["detail"]) for m in result.malformed] == [
+        ("quoted_cell_spans_lines", 3, f"lines 3-4: {CELL_DETAIL}"),
+        ("quoted_cell_spans_lines", 4, f"lines 3-4: {CELL_DETAIL}"),
+        ("quoted_cell_spans_lines", 5, f"lines 5-6: {CELL_DETAIL}"),
+        ("quoted_cell_spans_lines", 6, f"lines 5-6: {CELL_DETAIL}")]
+
+
+def test_a_tsv_line_whose_quoted_cell_holds_a_tab_says_to_read_the_file_as_csv(tmp_path):
+    path = tmp_path / "pandas.tsv"
+    path.write_text('text\tlabel\ngood film\tpos\n"a\tb"\tneg\n', encoding="utf-8")
+    result = read_table(path, "tsv")
+    assert [m["detail"] for m in result.malformed] == [
+        "3 fields, header has 2; read with quotes, as Excel writes a cell holding a tab, the line has the header's "
+        "fields: a TSV file is read without quotes: set data.format: csv, which reads quoted cells (and finds the "
+        "tab)"]
+    as_csv = read_table(path, "csv")
+    assert as_csv.frame["text"].tolist() == ["good film", "a\tb"] and not as_csv.malformed

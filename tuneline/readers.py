@@ -767,8 +767,8 @@ class _CarefulOnly(Exception):
 #: An Excel cell with a line break in a TSV file: the line's last field opens a quote that it does not close, and a
 #: later line's first field closes it. TSV is read one record per line without quotes, so each line would be read
 #: (or half-read) as a record of its own. RE2 and Python syntax alike (the block reader matches with Arrow).
-_OPENS_CELL = r'(?:^|\t)"(?:[^"\t]|"")*$'
-_CLOSES_CELL = r'^(?:[^"\t]|"")*"(?:\t|$)'
+_OPENS_CELL = r'(?:^|\t)"(?:[^"]|"")*$'
+_CLOSES_CELL = r'^(?:[^"]|"")*"(?:\t|$)'
 #: the most lines one such cell is looked for over
 _CELL_LINES = 1000
 
@@ -1180,6 +1180,16 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
     return ReadResult(frame=pd.DataFrame(data), malformed=result.malformed, records_seen=result.records_seen)
 
 
+def _quoted_record_fields(raw: str) -> int | None:
+    """How many fields the tab-separated line ``raw`` has when read with Excel's quoting; None if it does not parse
+    as one record that way."""
+    try:
+        rows = list(csv.reader([raw.rstrip("\r\n")], delimiter="\t", strict=True))
+    except csv.Error:
+        return None
+    return len(rows[0]) if len(rows) == 1 else None
+
+
 def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, dialect: dict) -> str:
     """``3 fields, header has 2``, plus the likely fix when the extra field is an empty one at the end of the line
     (an export that ends every line with the delimiter)."""
@@ -1189,6 +1199,10 @@ def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, di
         detail += f"; the line ends with a stray {'tab' if delimiter == chr(9) else repr(delimiter)}: remove it"
     if '\\"' in raw and dialect.get("quoting") != csv.QUOTE_NONE:
         detail += BACKSLASH_HINT
+    if count > expected and delimiter == "\t" and dialect.get("quoting") == csv.QUOTE_NONE and '"' in raw \
+            and _quoted_record_fields(raw) == expected:
+        detail += ("; read with quotes, as Excel writes a cell holding a tab, the line has the header's fields: a "
+                   "TSV file is read without quotes: set data.format: csv, which reads quoted cells (and finds the tab)")
     if count == expected + 1 and re.match(r'\s*"?\d+"?' + re.escape(delimiter), raw):
         detail += ("; the first field is a number and the header names one column less: a column of row names "
                    "without a header cell, as R's write.table writes it: write with row.names = FALSE")
