@@ -75,7 +75,7 @@ def test_conll_line_without_tag_makes_its_sentence_malformed(tmp_path):
     assert frame["source_row"].tolist() == [1, 3]
     assert len(bad) == 1
     assert bad[0]["source_row"] == 2 and bad[0]["rule"] == "conll_line_has_no_tag_column"
-    assert bad[0]["detail"].startswith("token line 3 ('broken') has 1 field(s)")
+    assert bad[0]["detail"].startswith("in this sentence, line 3 ('broken') has 1 field(s)")
 
 
 def test_jsonl_token_lists_with_configured_columns(tmp_path):

@@ -475,7 +475,7 @@ def test_a_conll_file_mixing_tagged_and_untagged_words_names_the_sentence_and_no
     with pytest.raises(UserError) as refused:
         read_prediction_inputs.fn(mixed, "token_classification")
     message = str(refused.value)
-    assert "first at the sentence starting at line 4 (conll_line_has_no_tag_column: token line 4 ('Tom') has 1 field(s)" \
+    assert "first at the sentence starting at line 4 (conll_line_has_no_tag_column: in this sentence, line 4 ('Tom') has 1 field(s)" \
         in message and "data.conll_tag_column" not in message
     assert "with its tag after it on every line or on none" in message
 

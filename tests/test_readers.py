@@ -388,7 +388,7 @@ def test_conll_line_with_an_extra_field_makes_its_sentence_malformed(tmp_path):
     assert result.frame["source_row"].tolist() == [1, 3]
     [bad] = result.malformed
     assert (bad["rule"], bad["source_row"], bad["source_line"]) == ("conll_line_has_wrong_field_count", 2, 4)
-    assert bad["detail"].startswith("token line 4 ('New York B-LOC') has 3 fields, expected 2")
+    assert bad["detail"].startswith("in this sentence, line 4 ('New York B-LOC') has 3 fields, expected 2")
     assert result.records_seen == 3
     assert_accounted(result)
 

@@ -2411,12 +2411,12 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
         elif short:
             index, fields = short[0]
             malformed.append(_malformed(number, first_line, "conll_line_has_no_tag_column", value,
-                                        f"token line {index + 1} ({' '.join(fields)!r}) has {len(fields)} field(s); the tag "
+                                        f"in this sentence, line {index + 1} ({' '.join(fields)!r}) has {len(fields)} field(s); the tag "
                                         f"is read from column {tag_column} (data.conll_tag_column)"))
         elif odd:
             index, fields = odd[0]
             malformed.append(_malformed(number, first_line, "conll_line_has_wrong_field_count", value,
-                                        f"token line {index + 1} ({' '.join(fields)!r}) has {len(fields)} fields, expected "
+                                        f"in this sentence, line {index + 1} ({' '.join(fields)!r}) has {len(fields)} fields, expected "
                                         f"{expected} (the count of most lines in the file); a token must not "
                                         "contain spaces"))
         else:
