@@ -322,12 +322,17 @@ def blank_line_between_records(path: Path, fmt: str, encoding: str, skip_lines: 
     return None
 
 
-def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines: int = 0) -> str:
+def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines: int = 0,
+                      trained_columns: tuple[tuple[str, str], ...] = ()) -> str:
     """``; line 3 names the columns ...`` when a CSV/TSV file's header is below a title or notes an export wrote
-    above it (the first line is read as the header, and every record then has the wrong field count); else ''."""
+    above it (the first line is read as the header, and every record then has the wrong field count); else ''.
+    The header may name the columns as the model does or as its training data did (``review``, in any spelling, as
+    the columns are matched): a file laid out like the training data is the one most often exported with a title."""
     if fmt not in ("csv", "tsv", "xlsx"):
         return ""
-    for names in (model_input_columns(kind), [kind.raw_text_column] if kind.raw_text_column else []):
+    columns = model_input_columns(kind)
+    trained = [name for column, name in trained_columns if column in columns or column == kind.raw_text_column]
+    for names in (columns, [kind.raw_text_column] if kind.raw_text_column else [], trained):
         line = header_line_below(path, fmt, encoding, names, skip_lines) if names else None
         if line is not None:
             return (f"; line {line} names the columns {', '.join(map(repr, names))}: the header is read from line "
@@ -430,7 +435,7 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
             raise UserError(f"input file {path}: line 1 ({excerpt(result.frame['text'].iloc[0], 60)}) is a header "
                             f"naming the column {header[0]!r}, but the file is read as one text a line (lines), so "
                             f"{others}: give --format csv or tsv (or auto, for a .csv/.tsv file), or delete line 1")
-    title = _title_lines_hint(source, fmt, encoding, kind, skip_lines)
+    title = _title_lines_hint(source, fmt, encoding, kind, skip_lines, trained_columns)
     if result.malformed:
         first = result.malformed[0]
         one_column = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS] == ["text"]
@@ -455,8 +460,8 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
                         "prediction writes one row per input row, in order, so the row would be dropped and the "
                         "output would no longer line up with the sheet; delete the row or fill it")
     if fmt in ("csv", "tsv") and (blank := blank_line_between_records(source, fmt, encoding, skip_lines)) is not None:
-        if hint := _title_lines_hint(source, fmt, encoding, kind, skip_lines):  # a title and a blank line above
-            raise UserError(f"input file {path}: {hint.removeprefix('; ')}")  # the header: the blank is no gap
+        if title:  # a title and a blank line above the header: the blank is no gap
+            raise UserError(f"input file {path}: {title.removeprefix('; ')}")
         raise UserError(f"input file {path}: line {blank} is blank (or holds only empty fields) between records: "
                         "a batch prediction writes one row per input row, in order, so the line would be dropped "
                         "and the output would no longer line up with the input; remove the line or fill it")
@@ -467,9 +472,11 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
         columns = [kind.raw_text_column]  # raw text instead of the words (NER: the model splits it)
     renames = {c: c.strip().lower() for c in found  # a ``Text`` header is the ``text`` column, as training reads it
                if c not in columns and c.strip().lower() in columns and c.strip().lower() not in found}
-    for column, trained in trained_columns:  # the training data's own name, where the file lacks the model's
-        if column in columns and column not in found and column not in renames.values() and trained in found:
-            renames[trained] = column
+    for column, trained in trained_columns:  # the training data's own name, where the file lacks the model's; in
+        # any spelling (``Review``), as the model's own names are matched and as training read the header
+        given = next((c for c in found if header_key(c) == header_key(trained) and c not in renames), None)
+        if column in columns and column not in found and column not in renames.values() and given is not None:
+            renames[given] = column
     as_written = list(found)  # the file's own names, for messages
     if renames:
         result.frame.rename(columns=renames, inplace=True)
@@ -493,15 +500,17 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
     if result.frame.empty:
         raise UserError(f"input file {path} holds no records; give a file with at least one row")
     lines = [int(n) for n in result.frame["source_line"]]
+    as_named = {model: given for given, model in renames.items()}  # messages name the column as the file does
     for column in columns:
+        named = as_named.get(column, column)
         empty = next((i for i, v in enumerate(result.frame[column]) if _is_missing(v)), None)
         if empty is not None:
             raise UserError(f"input file {path}: the record on line {lines[empty]} has no value in column "
-                            f"{column!r} (empty or only spaces); every row needs one (fill it or drop the row)")
+                            f"{named!r} (empty or only spaces); every row needs one (fill it or drop the row)")
         unseen = next((i for i, v in enumerate(result.frame[column]) if _is_invisible(v)), None)
         if unseen is not None:
             raise UserError(f"input file {path}: the record on line {lines[unseen]} has no visible text in column "
-                            f"{column!r} (only invisible characters: {excerpt(result.frame[column][unseen], 40)}); "
+                            f"{named!r} (only invisible characters: {excerpt(result.frame[column][unseen], 40)}); "
                             "every row needs some text (fill it or drop the row)")
     for column in columns:  # a list cell in a text column (JSONL) would be flattened or tagged as garbage; a
         # boolean or an object no text ("input 1 is True", counted from 0, no file or line)
@@ -511,8 +520,8 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
         if wrong is not None:
             want = "a list of words (JSONL/Parquet list)" if column == "tokens" else "one text"
             raise UserError(f"input file {path}: the record on line {lines[wrong]} has "
-                            f"{excerpt(result.frame[column][wrong])} in column {column!r}, which must hold {want} per "
-                            "row"
+                            f"{excerpt(result.frame[column][wrong])} in column {as_named.get(column, column)!r}, "
+                            f"which must hold {want} per row"
                             + ("; a CSV/TSV cannot hold word lists: give a 'text' column of raw text, or JSONL"
                                if column == "tokens" else ""))
     if "tokens" in columns:  # what training quarantines (tokens_are_list_of_strings, no_empty_tokens); a word that
@@ -524,12 +533,12 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
                 unseen = "; invisible characters alone are no word" if len(words) and words[blank].strip() else ""
                 what = ("an empty word list" if len(words) == 0 else
                         f"an empty word at position {blank} ({words[blank]!r}{unseen})")
-                raise UserError(f"input file {path}: the record on line {lines[row]} has {what} in column 'tokens'; "
+                raise UserError(f"input file {path}: the record on line {lines[row]} has {what} in column "
+                                f"{as_named.get('tokens', 'tokens')!r}; "
                                 "every row needs at least one word and every word some text (fix or drop the row)")
     frame = result.frame[found].reset_index(drop=True)
     task_logger().info("read %d rows from %s (columns for the model: %s)", len(frame), path, ", ".join(columns))
-    return PredictionInputs(path=path, frame=frame, model_columns=columns, lines=lines,
-                            file_names={model: given for given, model in renames.items()})
+    return PredictionInputs(path=path, frame=frame, model_columns=columns, lines=lines, file_names=as_named)
 
 
 # --- 3. predict and write ---------------------------------------------------------------------------------------

@@ -122,3 +122,58 @@ def test_a_reserved_column_in_another_spelling_is_refused_before_the_model_loads
 
     assert clashing_columns(KINDS["classification"], ["text"], ["text", " PREDICTED_score", "label"]) == [
         " PREDICTED_score"]
+
+
+# --- 2. and 3. the training data's names, in any spelling, and below a title ----------------------------------------
+
+def test_the_training_datas_column_name_is_matched_in_any_spelling(store, tmp_path):
+    source = tmp_path / "reviews.csv"
+    source.write_text("Review,n\ngreat fun,1\nawful plot,2\n")
+    read = read_prediction_inputs.fn(source, "classification", trained_columns=TRAINED["classification"])
+    assert read.frame["text"].tolist() == ["great fun", "awful plot"] and read.file_names == {"text": "Review"}
+    output = tmp_path / "out.jsonl"
+    assert predict(store, "classification", source, output) == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    expected = registered(store, "classification").predict(["great fun", "awful plot"])["label"].tolist()
+    assert [row["Review"] for row in rows] == ["great fun", "awful plot"] and "text" not in rows[0]
+    assert [row["label"] for row in rows] == expected and [row["n"] for row in rows] == ["1", "2"]
+
+
+@pytest.mark.parametrize("header", ["review,n", "REVIEW,n"])
+def test_a_title_above_a_header_of_the_training_datas_names_is_named_with_skip_lines(tmp_path, header):
+    source = tmp_path / "export.csv"
+    source.write_text(f"My export 2026\n{header}\ngreat fun,1\n")
+    with pytest.raises(UserError, match=r"line 2 names the columns 'review': the header is read from line 1, so give "
+                                        r"--skip-lines 1 \(or delete the 1 line\(s\) above line 2\)"):
+        read_prediction_inputs.fn(source, "classification", trained_columns=TRAINED["classification"])
+    read = read_prediction_inputs.fn(source, "classification", trained_columns=TRAINED["classification"],
+                                     skip_lines=1)
+    assert read.frame["text"].tolist() == ["great fun"]
+
+
+def test_a_workbook_title_above_the_training_datas_names_is_named_with_skip_lines(tmp_path):
+    pytest.importorskip("openpyxl")
+    source = tmp_path / "export.xlsx"
+    pd.DataFrame([["My export 2026", None], ["Question1", "question2"], ["is it", "is it not"]]).to_excel(
+        source, index=False, header=False)
+    with pytest.raises(UserError, match=r"has no column 'text', .*; line 2 names the columns 'question1', "
+                                        r"'question2': .* give --skip-lines 1"):
+        read_prediction_inputs.fn(source, "pair_classification", trained_columns=TRAINED["pair_classification"])
+    read = read_prediction_inputs.fn(source, "pair_classification", trained_columns=TRAINED["pair_classification"],
+                                     skip_lines=1)
+    assert read.frame[["text", "text_pair"]].values.tolist() == [["is it", "is it not"]]
+
+
+# --- 4. a missing value named by the file's column --------------------------------------------------------------
+
+def test_a_missing_value_is_named_by_the_files_own_column(store, tmp_path, capsys):
+    qqp = tmp_path / "qqp.tsv"
+    qqp.write_text("id\tquestion1\tquestion2\n1\tis it\tis it not\n2\twhy\t \n")
+    assert predict(store, "pair_classification", qqp, tmp_path / "out.csv") == 1
+    err = capsys.readouterr().err
+    assert (f"tuneline: input file {qqp}: the record on line 3 has no value in column 'question2' (empty or only "
+            "spaces); every row needs one (fill it or drop the row)") in err and "Traceback" not in err
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("Text,n\ngreat,1\n\u200b,2\n")
+    with pytest.raises(UserError, match=r"line 3 has no visible text in column 'Text' \(only invisible"):
+        read_prediction_inputs.fn(reviews, "classification")
