@@ -41,7 +41,7 @@ from tuneline.errors import UserError, excerpt
 from tuneline.kinds import KINDS, TaskKind, kind_of
 from tuneline.kinds.base import COLUMN_TAG
 from tuneline.pyfunc.text_classifier import invisible_only
-from tuneline.readers import (PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format,
+from tuneline.readers import (DOCSTART, PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format,
                               has_sentence_breaks, header_line_below, read_conll, read_table, read_text_lines,
                               split_setting_advice)
 from tuneline.runtime import redact, resolve_tracking_uri
@@ -341,6 +341,36 @@ def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines
     return ""
 
 
+def conll_layout(path: Path, encoding: str, names: list[str], skip_lines: int = 0) -> tuple[int, str, int] | None:
+    """``(first line, its text, a blank line between sentences)`` when a CSV/TSV file reads as CoNLL (a word a line
+    with the same few fields on each, blank lines between sentences: ``eng.testb.tsv``) and its first line names none
+    of ``names`` (the columns a tagger's table would need); else None.
+
+    Read as a table, such a file gave "line 10 is blank ... remove the line" or "duplicate column names ['-X-']"
+    (its ``-DOCSTART- -X- -X- O`` line taken for a header), nothing about the format it is in. The layout is told,
+    not guessed on: a table's header naming its text column is never CoNLL."""
+    try:
+        if not has_sentence_breaks(path, encoding):
+            return None
+        text = path.read_text(encoding=bom_encoding(path, encoding), errors="replace").removeprefix("\ufeff")
+    except (UserError, OSError, LookupError, UnicodeError):  # the table reader says what is wrong with the file
+        return None
+    lines = text.splitlines()
+    filled = [n for n in range(skip_lines, len(lines)) if lines[n].strip()]
+    if not filled:
+        return None
+    first = filled[0]
+    wanted = {header_key(name) for name in names}
+    if any(header_key(f.strip('"\'')) in wanted for f in re.split(r"[\t,;| ]+", lines[first])):
+        return None
+    counts = [len(lines[n].split()) for n in filled if not lines[n].lstrip().startswith(DOCSTART)]
+    usual = max(set(counts), key=counts.count) if counts else 0
+    if not 1 <= usual <= 4 or counts.count(usual) < 0.9 * len(counts):
+        return None
+    blank = next((n for n in range(first, filled[-1]) if not lines[n].strip()), None)
+    return None if blank is None else (first + 1, lines[first], blank + 1)
+
+
 #: ``--format`` of ``tuneline predict --input``: ``lines`` is a plain text file of one text a line
 INPUT_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "xlsx", "conll", "lines")
 
@@ -425,6 +455,15 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
     if fmt not in usable:
         raise UserError(f"input file {path} is read as {fmt}, which cannot hold the rows of a {task} model; give "
                         f"{', '.join(usable)} (--format; lines: a text file of one text a line)")
+    if fmt in ("csv", "tsv") and "conll" in kind.formats:  # a tagger's CoNLL file named .tsv (eng.testb.tsv)
+        names = [*model_input_columns(kind), *([kind.raw_text_column] if kind.raw_text_column else []),
+                 *(trained for _column, trained in trained_columns)]
+        if (layout := conll_layout(source, encoding, names, skip_lines)) is not None:
+            line, text, blank = layout
+            raise UserError(f"input file {path} reads as a CoNLL file (a word a line, a blank line between "
+                            f"sentences), not a table: line {line} ({excerpt(text, 40)}) names no column a {task} "
+                            f"model reads ({', '.join(map(repr, names))}) and line {blank} is blank between "
+                            "sentences; give --format conll to tag its words")
     result = read_prediction_table(source, fmt, encoding, skip_lines)  # a text file of lines: its column is "text"
     if fmt == "lines" and not result.frame.empty:
         names = [*model_input_columns(kind), *([kind.raw_text_column] if kind.raw_text_column else []),

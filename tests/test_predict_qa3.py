@@ -177,3 +177,41 @@ def test_a_missing_value_is_named_by_the_files_own_column(store, tmp_path, capsy
     reviews.write_text("Text,n\ngreat,1\n\u200b,2\n")
     with pytest.raises(UserError, match=r"line 3 has no visible text in column 'Text' \(only invisible"):
         read_prediction_inputs.fn(reviews, "classification")
+
+
+# --- 5. a CoNLL file named .tsv ---------------------------------------------------------------------------------
+
+CONLL_2003 = ("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n\n"
+              "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\nBRUSSELS NNP B-NP B-LOC\n")
+
+
+@pytest.mark.parametrize("content", [
+    CONLL_2003.replace(" ", "\t"),
+    "John\tB-PER\nSmith\tI-PER\nleft\tO\n\nHe\tO\nleft\tO\n.\tO\n\nParis\tB-LOC\n",
+    "-DOCSTART-\tO\n\nEU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\nBlackburn\tI-PER\n"])
+def test_a_conll_file_named_tsv_for_a_tagger_says_to_give_format_conll(store, tmp_path, capsys, content):
+    source = tmp_path / "eng.testb.tsv"
+    source.write_text(content)
+    assert predict(store, "token_classification", source, tmp_path / "out.jsonl") == 1
+    err = capsys.readouterr().err
+    assert f"tuneline: input file {source} reads as a CoNLL file (a word a line, a blank line between sentences), " \
+           f"not a table: line 1 (" in err, err
+    assert "give --format conll to tag its words" in err and "Traceback" not in err
+    assert "remove the line or fill it" not in err and "duplicate" not in err
+    if content.startswith("-DOCSTART-\t-X-"):
+        assert err == (f"tuneline: input file {source} reads as a CoNLL file (a word a line, a blank line between "
+                       "sentences), not a table: line 1 ('-DOCSTART-\\t-X-\\t-X-\\tO') names no column a "
+                       "token_classification model reads ('tokens', 'text') and line 2 is blank between sentences; "
+                       "give --format conll to tag its words\n")
+    assert predict(store, "token_classification", source, tmp_path / "out.jsonl", "--format", "conll") == 0
+
+
+def test_a_tsv_table_for_a_tagger_is_still_read_as_a_table(tmp_path):
+    source = tmp_path / "texts.tsv"
+    source.write_text("text\tid\nJohn Smith left\t1\nHe left\t2\n")
+    assert read_prediction_inputs.fn(source, "token_classification").frame["text"].tolist() == [
+        "John Smith left", "He left"]
+    missing = tmp_path / "no-text.tsv"  # no CoNLL layout (no blank line between groups): the column message stays
+    missing.write_text("sentence\tid\nJohn Smith left\t1\n")
+    with pytest.raises(UserError, match="has no column 'tokens'"):
+        read_prediction_inputs.fn(missing, "token_classification")
