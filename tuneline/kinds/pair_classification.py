@@ -8,14 +8,14 @@ only what the second text touches:
   same example for splitting, duplicates and leakage);
 * the encoder builds ``[CLS] text [SEP] text_pair [SEP]`` (``token_type_ids`` 0 then 1) and truncates per
   ``tokenize.truncation``;
-* the metrics add ``f1_positive`` (GLUE reports MRPC and QQP as the F1 of the positive class plus accuracy): it is
-  the F1 of ``labels[1]``, and :meth:`PairClassificationKind.label_set` puts the positive label there, because
-  :meth:`~tuneline.kinds.base.TaskKind.score` is given the label list, not the config. The positive label is
+* the metrics add ``f1_positive`` (GLUE reports MRPC and QQP as the F1 of the positive class plus accuracy): the F1
+  of the positive label, which :meth:`PairClassificationKind.label_set` puts at ``labels[1]``. The positive label is
   ``data.positive_label``, else one the names leave no doubt about (``1`` of ``0``/``1``, ``yes`` of ``yes``/``no``,
   ``duplicate`` of ``not_duplicate``/``duplicate``: :func:`default_positive`); it is never guessed from the sorted
-  order, since ``labels[1]`` of ``duplicate``/``not_duplicate`` is the negative class. When the gate's metric is
-  ``f1_positive`` and the names leave it open (two other names, or three or more labels as in NLI), the run stops
-  asking for ``data.positive_label`` or another ``gate.primary_metric``;
+  order, since ``labels[1]`` of ``duplicate``/``not_duplicate`` is the negative class. Where there is none (two
+  other names, or three or more labels as in NLI), ``f1_positive`` is not computed at all: not in the metrics, the
+  reports, the tags or the baselines (:func:`scored_positive`), and the run says so once; a gate on ``f1_positive``
+  then stops the run, asking for ``data.positive_label`` or another ``gate.primary_metric``;
 * the zero-shot baseline is the cosine similarity of the two texts' base-model embeddings, thresholded at the cut
   that is best on the training split for the gate's metric (two labels only).
 """
@@ -66,7 +66,8 @@ class PairData(ClassificationData):
         None, description="The class whose F1 is reported as f1_positive (and that the zero-shot baseline predicts "
                           "above its threshold). Default, for two labels only: the positive one of 0/1, false/true, "
                           "no/yes, negative/positive, or the label the other negates (duplicate of not_duplicate, "
-                          "match of no_match); otherwise it must be set while gate.primary_metric is f1_positive.")
+                          "match of no_match); otherwise f1_positive is not reported, and it must be set while "
+                          "gate.primary_metric is f1_positive.")
 
     @field_validator("positive_label", mode="before")
     @classmethod
@@ -95,7 +96,8 @@ class PairClassificationConfig(TunelineConfig):
     paraphrases, QQP 63% non-duplicates), so accuracy rewards predicting the majority (0.68 on MRPC for free) and
     GLUE reports MRPC and QQP as the F1 of the positive class for that reason. For balanced or multi-class pair tasks
     (NLI) set ``gate.primary_metric: macro_f1`` or ``accuracy``: a label set with no positive class (see
-    :func:`default_positive`) and no ``data.positive_label`` stops a run whose gate is ``f1_positive``. The primary metric also picks the best checkpoint,
+    :func:`default_positive`) and no ``data.positive_label`` reports no ``f1_positive`` and stops a run whose gate is
+    ``f1_positive``. The primary metric also picks the best checkpoint,
     and an all-positive model already has a high positive F1 (0.81 on MRPC dev): compare a run with the majority
     baseline in its report, and prefer ``macro_f1`` when training is short enough to end near that degenerate model.
     """
@@ -201,6 +203,39 @@ def resolve_positive(labels: list[str], configured: str | None) -> str | None:
     return positive_class(labels, configured)[0]
 
 
+#: The positive label that each label set was settled with in this process (None: it has none), by
+#: :meth:`PairClassificationKind.label_set` (validation) and :meth:`PairClassificationKind.encoder` (tokenization,
+#: which every training run reaches, the retraining loop's too, before any metric). Needed because
+#: :meth:`~tuneline.kinds.base.TaskKind.score` is given the label list, not the config, and the list cannot say
+#: whether ``labels[1]`` is the positive class or only second in sorted order (NLI's ``entailment``).
+SETTLED_POSITIVES: dict[tuple[str, ...], str | None] = {}
+
+
+def settle_positive(labels: list[str], configured: str | None) -> tuple[str | None, str]:
+    """:func:`positive_class`, remembered for :func:`scored_positive` (the last run's choice wins for a label set)."""
+    positive, why = positive_class(list(labels), configured)
+    SETTLED_POSITIVES[tuple(labels)] = positive
+    return positive, why
+
+
+def scored_positive(labels: list[str]) -> str | None:
+    """The label whose F1 :meth:`PairClassificationKind.score` reports as ``f1_positive``, None for no such metric.
+
+    The one settled for this label set in this process, else (a training worker process, a direct call) the one the
+    names say (:func:`default_positive`): never ``labels[1]`` because the alphabet put it there, which reported the
+    F1 of NLI's ``entailment`` as the run's positive-class F1."""
+    key = tuple(labels)
+    if key in SETTLED_POSITIVES:
+        return SETTLED_POSITIVES[key]
+    return default_positive(list(labels))[0]
+
+
+def no_positive_note(labels: list[str], why: str) -> str:
+    """The one line a run logs when it reports no ``f1_positive``."""
+    return (f"f1_positive not reported: the pair labels {labels} have no positive class ({why}); set "
+            "data.positive_label to one of them to report one")
+
+
 def binary_scores(positive: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """accuracy, f1_positive and macro_f1 of boolean gold/predicted arrays (F1 0 where undefined, as sklearn's
     ``zero_division=0``); plain counting, so the threshold search can call it hundreds of times."""
@@ -293,26 +328,27 @@ class PairClassificationKind(ClassificationKind):
     def label_set(self, frames: dict[str, pd.DataFrame], data: PairData,
                   primary_metric: str | None = None) -> list[str]:
         """Classification's label set, with the positive label moved to index 1 (where :meth:`score` finds it); the
-        choice is logged. Without a positive class the order stays sorted, and a gate on ``f1_positive`` is refused
-        (it would be some class's F1, chosen by the alphabet)."""
+        choice is logged. Without a positive class the order stays sorted, ``f1_positive`` is not reported (the
+        tokenizer's :meth:`encoder` says so, once per training run), and a gate on ``f1_positive`` is refused (it
+        would be some class's F1, chosen by the alphabet)."""
         from tuneline.common import task_logger
 
         labels = super().label_set(frames, data)
         positive, why = positive_class(labels, data.positive_label)
         metric = primary_metric or PairClassificationConfig.DEFAULT_METRIC
+        if positive is None and metric == "f1_positive":
+            raise LabelSetError(
+                f"gate.primary_metric is f1_positive, but the pair labels {labels} have no positive class "
+                f"({why}): set data.positive_label to one of them, or gate.primary_metric to macro_f1 or accuracy")
         if positive is None:
-            if metric == "f1_positive":
-                raise LabelSetError(
-                    f"gate.primary_metric is f1_positive, but the pair labels {labels} have no positive class "
-                    f"({why}): set data.positive_label to one of them, or gate.primary_metric to macro_f1 or accuracy")
-            task_logger().info("pair labels %s: no positive class (%s); f1_positive is reported as the F1 of %r, "
-                               "for information only (the gate uses %s; data.positive_label chooses the class)",
-                               labels, why, labels[1], metric)
+            settle_positive(labels, data.positive_label)
             return labels
         task_logger().info("positive class %r (%s): f1_positive is its F1%s", positive, why,
                            "" if why == "data.positive_label" else "; set data.positive_label to choose another")
         rest = [label for label in labels if label != positive]
-        return [rest[0], positive, *rest[1:]]
+        labels = [rest[0], positive, *rest[1:]]
+        settle_positive(labels, data.positive_label)
+        return labels
 
     def schema(self, labels: list[str], train_keys: list[str] | None, data: PairData):
         from tuneline.schemas.pair_classification import pair_schema
@@ -352,6 +388,15 @@ class PairClassificationKind(ClassificationKind):
     # --- model ------------------------------------------------------------------------------------------------
     def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig,
                 model_inputs: dict[str, Any]):
+        """:func:`encode_pairs`. Also settles the run's positive class (:func:`settle_positive`) and says once when
+        there is none: tokenization is the one step every training run (the retraining loop's too, which never
+        calls :meth:`label_set`) takes with both the config and the label order, before any metric is computed."""
+        from tuneline.common import task_logger
+
+        labels = sorted(label2id, key=label2id.__getitem__)
+        positive, why = settle_positive(labels, config.data.positive_label)
+        if positive is None:
+            task_logger().info("%s", no_positive_note(labels, why))
         return partial(encode_pairs, tokenizer=tokenizer, max_length=max_length, label2id=label2id,
                        truncation=config.tokenize.truncation), ["text", "text_pair", "label"]
 
@@ -361,21 +406,31 @@ class PairClassificationKind(ClassificationKind):
     # --- metrics ----------------------------------------------------------------------------------------------
     def score(self, gold: list[str], predicted: list[str], labels: list[str]) -> dict[str, float]:
         """Accuracy, macro F1 over the labels the rows hold (as classification's: an NLI test split without one of
-        its three classes was averaged with an F1 of 0 for it), and the F1 of the positive label ``labels[1]``."""
+        its three classes was averaged with an F1 of 0 for it), and ``f1_positive``, the F1 of the positive label,
+        only where there is one (:func:`scored_positive`): every number of a run (validation, test, baselines,
+        champion) comes from here, so a metric left out here is left out of the reports, tags and gate alike."""
         from sklearn.metrics import accuracy_score, f1_score
 
-        return {
+        metrics = {
             "accuracy": float(accuracy_score(gold, predicted)),
             "macro_f1": float(f1_score(gold, predicted, labels=present_labels(gold, predicted, labels),
                                        average="macro", zero_division=0)),
-            "f1_positive": float(f1_score(gold, predicted, labels=[labels[1]], average="macro", zero_division=0)),
         }
+        if (positive := scored_positive(labels)) is not None:
+            metrics["f1_positive"] = float(f1_score(gold, predicted, labels=[positive], average="macro",
+                                                    zero_division=0))
+        return metrics
 
     def subset_score(self, gold: list[str], predicted: list[str], labels: list[str], metric: str):
-        """The same numbers as :meth:`score` on resampled rows: ``f1_positive`` is the F1 of ``labels[1]``, macro_f1
-        runs over the labels all the rows hold, as :meth:`score` averages it (fixed, so resamples stay comparable)."""
+        """The same numbers as :meth:`score` on resampled rows: ``f1_positive`` is the F1 of the positive label (an
+        error where :meth:`score` reports none), macro_f1 runs over the labels all the rows hold, as :meth:`score`
+        averages it (fixed, so resamples stay comparable)."""
         if metric not in ("accuracy", "macro_f1", "f1_positive"):
             raise ValueError(f"no subset score for metric {metric!r} of {self.name}")
+        positive = scored_positive(labels)
+        if metric == "f1_positive" and positive is None:
+            raise ValueError(f"no f1_positive for the pair labels {list(labels)}: they have no positive class; set "
+                             "data.positive_label to one of them")
         gold_ids, pred_ids = label_ids(gold, labels), label_ids(predicted, labels)
         present = np.isin(np.arange(len(labels)), gold_ids)
 
@@ -385,7 +440,7 @@ class PairClassificationKind(ClassificationKind):
                 return float(np.mean(g == p))
             f1, _support = per_class_f1(g, p, len(labels))
             if metric == "f1_positive":
-                return float(f1[1])
+                return float(f1[list(labels).index(positive)])
             return float(f1[present].mean()) if present.any() else 0.0  # macro_f1
 
         return score
@@ -405,6 +460,9 @@ class PairClassificationKind(ClassificationKind):
         return {}
 
     def baselines(self, splits: Any, config: TunelineConfig) -> list[Evaluation]:
+        """Majority, all-positive (see :meth:`all_positive_baseline`) and zero-shot, scored with the run's positive
+        class (settled again here from the config, so that a caller that did not tokenize scores as a run does)."""
+        settle_positive(splits.labels, config.data.positive_label)
         out = [self.majority_baseline(splits)]
         if (always := self.all_positive_baseline(splits, config, out[0])) is not None:
             out.append(always)
@@ -420,10 +478,11 @@ class PairClassificationKind(ClassificationKind):
         only to say "positive" (F1 2p/(1+p): 0.46 at 30% positives) beat every "before" number by a wide margin and
         was promoted (metrics QA, MRPC with data.positive_label: 0). None when the majority is the positive class
         (the majority baseline is this one) or the gate reads another metric."""
-        labels = splits.labels
-        if len(labels) != 2 or config.primary_metric != "f1_positive" or majority.predictions[:1] == [labels[1]]:
+        labels, positive = splits.labels, scored_positive(splits.labels)
+        if len(labels) != 2 or config.primary_metric != "f1_positive" or positive is None \
+                or majority.predictions[:1] == [positive]:
             return None
-        predicted = [labels[1]] * len(splits.test)
+        predicted = [positive] * len(splits.test)
         return Evaluation("all_positive", self.score(self.gold(splits.test), predicted, labels), predicted)
 
     def zero_shot_baseline(self, splits: Any, config: TunelineConfig) -> ThresholdEvaluation | None:

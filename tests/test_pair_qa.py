@@ -1,0 +1,193 @@
+"""Pair QA with users' own data: no f1_positive without a positive class.
+
+1. An NLI task (entailment/neutral/contradiction) gated on macro_f1 reported ``f1_positive`` everywhere (console,
+   before_vs_after.md, MLflow ``test.``/``val.``/``baseline.*.f1_positive``, the version's ``metric.test.f1_positive``
+   tag): the F1 of 'entailment', second by the alphabet, which the pair module promises never to guess.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.metrics import f1_score
+
+from conftest import working_in
+from test_kind_pair import FILLERS, TOPICS, UNRELATED, nli_frame, pair_config, pair_frame
+from tuneline.config import build_config
+from tuneline.kinds import KINDS
+from tuneline.kinds.pair_classification import PairData
+from tuneline.run_warnings import RUN_LOGGERS
+from tuneline.tasks.split import DataSplits
+
+KIND = KINDS["pair_classification"]
+NLI = ["contradiction", "entailment", "neutral"]
+NLI_MODEL = "qa-nli-pairs"
+
+
+class Lines(logging.Handler):
+    """Every message the run's loggers write (INFO too: the f1_positive note is information, not a warning)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def logged_lines(run):
+    """``run()``'s result and the messages logged while it ran."""
+    handler, loggers = Lines(), [logging.getLogger(name) for name in RUN_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        return run(), handler.messages
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def make_nli(n: int, seed: int) -> list[list[str]]:
+    """Pairs a tiny BERT learns: entailment when both texts name one topic, neutral when they name two topics,
+    contradiction when one names an unrelated word. Unique in either order."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        label = rng.choice(NLI)
+        topic = rng.choice(TOPICS)
+        other = {"entailment": topic, "neutral": rng.choice([t for t in TOPICS if t != topic]),
+                 "contradiction": rng.choice(UNRELATED)}[label]
+        text, pair = f"{rng.choice(FILLERS)} {topic}", f"{rng.choice(FILLERS)} {other}"
+        if (text, pair) in seen or (pair, text) in seen:
+            continue
+        seen.add((text, pair))
+        rows.append([text, pair, label])
+    return rows
+
+
+def write_rows(path: Path, rows: list[list[str]], header=("premise", "hypothesis", "relation")) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+# --- 1. f1_positive only where there is a positive class ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nli_runs(tmp_path_factory, tiny_bert):
+    """Two NLI runs in one store gated on macro_f1: the first becomes champion, the second is gated against it. The
+    file also holds 6 reversed copies (NLI is directional: kept)."""
+    folder = tmp_path_factory.mktemp("qa-nli")
+    rows = make_nli(420, seed=5)
+    reversed_copies = [[pair, text, label] for text, pair, label in rows[:6]]
+    data = write_rows(folder / "data" / "nli.csv", rows + reversed_copies)
+    raw = {"task": "pair_classification",
+           "data": {"path": str(data), "text_column": "premise", "text_pair_column": "hypothesis",
+                    "label_column": "relation"}}
+    base = [f"model.base={tiny_bert}", "tokenize.max_length=32", "train.epochs=12", "train.learning_rate=2e-3",
+            "train.batch_size=32", "train.early_stopping_patience=4", "train.precision=fp32",
+            "gate.primary_metric=macro_f1", "gate.min_metric=0.3", f"tracking.registered_model={NLI_MODEL}",
+            "tracking.experiment=qa-nli"]
+    from tuneline.flows.train import train_flow
+
+    with working_in(folder):
+        first, first_lines = logged_lines(lambda: train_flow(build_config(raw, base)))
+        second, second_lines = logged_lines(lambda: train_flow(build_config(
+            raw, [*base, "train.max_steps=2", "train.eval_steps=1"])))
+    return folder, (first, first_lines), (second, second_lines)
+
+
+def test_nli_run_reports_no_f1_positive_anywhere_and_says_why_once(nli_runs):
+    folder, *runs = nli_runs
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+                          registry_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    note = ("f1_positive not reported: the pair labels ['contradiction', 'entailment', 'neutral'] have no positive "
+            "class (3 labels have no single positive class); set data.positive_label to one of them to report one")
+    for summary, lines in runs:
+        assert summary.labels == NLI and summary.primary_metric == "macro_f1"
+        assert [line for line in lines if "f1_positive" in line] == [note]  # once a run, and nothing else about it
+        run = client.get_run(summary.run_id)
+        metrics = run.data.metrics
+        assert {"test.accuracy", "test.macro_f1", "baseline.majority.macro_f1", "val.macro_f1"} <= set(metrics)
+        assert not [key for key in metrics if "f1_positive" in key]
+        version = client.get_model_version(NLI_MODEL, summary.version)
+        assert "metric.test.macro_f1" in version.tags and version.tags["gate.metric"] == "macro_f1"
+        assert not [key for key in version.tags if "f1_positive" in key]
+        # the console's before/after table and the report files
+        assert {name: sorted(values) for name, values in summary.comparison.items()} == {
+            "fine_tuned": ["accuracy", "macro_f1"], "majority": ["accuracy", "macro_f1"]}
+        evaluation = Path(summary.run_dir) / "evaluation"
+        table = (evaluation / "before_vs_after.md").read_text()
+        assert table.splitlines()[0] == "| model | accuracy | macro_f1 |" and "f1_positive" not in table
+        assert "f1_positive" not in (evaluation / "before_vs_after.json").read_text()
+        json.loads((evaluation / "before_vs_after.json").read_text())
+
+
+def test_nli_gate_and_champion_comparison_work_without_f1_positive(nli_runs):
+    folder, (first, _), (second, _) = nli_runs
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+                          registry_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    assert first.promoted, client.get_model_version(NLI_MODEL, first.version).tags.get("gate.sentence")
+    gated = client.get_model_version(NLI_MODEL, second.version).tags
+    assert gated["gate.champion_version"] == str(first.version)
+    champion = client.get_run(second.run_id).data.metrics["gate.champion.macro_f1"]
+    assert float(gated["gate.champion_metric"]) == pytest.approx(champion, abs=1e-6)
+    # two steps of training trail the champion on macro_f1: the champion stays, compared on the gate's metric
+    assert gated["gate.decision"] == "kept_champion" and float(gated["gate.candidate"]) < champion
+    assert "macro_f1" in gated["gate.sentence"] and "f1_positive" not in gated["gate.sentence"]
+
+
+def test_positive_class_comes_from_the_run_not_from_the_alphabet():
+    """The same label set scores f1_positive or not as the run's config says; 0/1 keeps today's number exactly."""
+    gold = ["same", "same", "different", "different", "same", "different"]
+    predicted = ["same", "different", "different", "same", "same", "same"]
+    frames = {"train": pair_frame([(f"a{i}", f"b{i}", label) for i in range(6) for label in ("same", "different")],
+                                  False)}
+    labels = KIND.label_set(frames, PairData(path=Path("-")), primary_metric="macro_f1")
+    assert labels == ["different", "same"]
+    assert set(KIND.score(gold, predicted, labels)) == {"accuracy", "macro_f1"}
+    with pytest.raises(ValueError, match=r"no f1_positive for the pair labels \['different', 'same'\]: they have no "
+                                         r"positive class; set data.positive_label to one of them"):
+        KIND.subset_score(gold, predicted, labels, "f1_positive")
+    labels = KIND.label_set(frames, PairData(path=Path("-"), positive_label="same"))
+    scored = KIND.score(gold, predicted, labels)
+    assert scored["f1_positive"] == pytest.approx(f1_score(gold, predicted, pos_label="same"))
+    assert KIND.subset_score(gold, predicted, labels, "f1_positive")(np.arange(6)) == pytest.approx(
+        scored["f1_positive"])
+    # a two-label set whose names say the positive class reports it as before
+    binary = ["1" if g == "same" else "0" for g in gold], ["1" if p == "same" else "0" for p in predicted]
+    assert KIND.score(*binary, ["0", "1"])["f1_positive"] == pytest.approx(f1_score(*binary, pos_label="1"))
+
+
+def test_nli_baselines_report_no_f1_positive():
+    frame = nli_frame()
+    splits = DataSplits(train=frame, validation=frame, test=frame, labels=NLI)
+    config = pair_config("gate.primary_metric=macro_f1", "evaluate.zero_shot_baseline=false")
+    baselines = KIND.baselines(splits, config)
+    assert [(b.name, sorted(b.metrics)) for b in baselines] == [("majority", ["accuracy", "macro_f1"])]
+
+
+def test_the_tokenizer_says_once_why_f1_positive_is_not_reported(tiny_bert):
+    from transformers import AutoTokenizer
+
+    config = pair_config("gate.primary_metric=accuracy")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    _, lines = logged_lines(lambda: KIND.encoder(tokenizer, 32, {"different": 0, "same": 1}, config, {}))
+    assert lines == ["f1_positive not reported: the pair labels ['different', 'same'] have no positive class (the "
+                     "names do not say which one is positive); set data.positive_label to one of them to report one"]
+    _, lines = logged_lines(lambda: KIND.encoder(tokenizer, 32, {"0": 0, "1": 1}, config, {}))
+    assert lines == []
