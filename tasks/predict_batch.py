@@ -255,6 +255,19 @@ def model_tags(pyfunc: Any) -> list[str] | None:
     return list(labels) if labels else None
 
 
+def without_foreign_tags(frame: pd.DataFrame, pyfunc: Any, path: Path, model_name: str) -> pd.DataFrame:
+    """``frame`` with a CoNLL input's ``tags`` renamed :data:`INPUT_TAGS` when they are of types the loaded model
+    does not know (:func:`foreign_entity_tags`: chunk tags); else ``frame``. Needs the model's tags, so it runs once
+    the model is loaded, in the batch path and the printed one alike: the printed one kept chunk tags as ``tags``
+    and wrote the model's answer as ``predicted_tags``, another layout than ``-o`` wrote for the same file."""
+    if "tags" not in frame.columns or not (foreign := foreign_entity_tags(frame["tags"], model_tags(pyfunc))):
+        return frame
+    task_logger().info("the last column of %s tags types %s model %s does not know (chunk tags?): kept as %r, not "
+                       "as the gold tags beside the predicted ones", path, ", ".join(foreign[:5]), model_name,
+                       INPUT_TAGS)
+    return frame.rename(columns={"tags": INPUT_TAGS})
+
+
 def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_lines: int = 0) -> Any:
     """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
     undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction).
@@ -723,10 +736,7 @@ def predict_to_file(model: ResolvedModel, inputs: PredictionInputs, output_path:
     mlflow.set_tracking_uri(model.tracking_uri)
     mlflow.set_registry_uri(model.tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(model.uri)
-    if "tags" in inputs.frame.columns and (foreign := foreign_entity_tags(inputs.frame["tags"], model_tags(pyfunc))):
-        inputs = replace(inputs, frame=inputs.frame.rename(columns={"tags": INPUT_TAGS}))
-        log.info("the last column of %s tags types %s model %s does not know (chunk tags?): kept as %r, not as the "
-                 "gold tags beside the predicted ones", inputs.path, ", ".join(foreign[:5]), model.name, INPUT_TAGS)
+    inputs = replace(inputs, frame=without_foreign_tags(inputs.frame, pyfunc, inputs.path, model.name))
     total, started = len(inputs.frame), time.monotonic()
     with atomic_table_writer(output) as writer:
         for start in range(0, total, batch_size):

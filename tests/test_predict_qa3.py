@@ -215,3 +215,23 @@ def test_a_tsv_table_for_a_tagger_is_still_read_as_a_table(tmp_path):
     missing.write_text("sentence\tid\nJohn Smith left\t1\n")
     with pytest.raises(UserError, match="has no column 'tokens'"):
         read_prediction_inputs.fn(missing, "token_classification")
+
+
+# --- 6. chunk tags: one layout with and without -o ----------------------------------------------------------------
+
+def test_chunk_tags_are_input_tags_printed_as_written(store, tmp_path, capsys):
+    chunks = tmp_path / "chunks.conll"
+    chunks.write_text("John NNP B-NP\nSmith NNP I-NP\nvisited VBD B-VP\nParis NNP B-NP\n\nHe PRP B-NP\nleft VBD B-VP\n")
+    expected = [list(tags) for tags in registered(store, "token_classification").predict(
+        [["John", "Smith", "visited", "Paris"], ["He", "left"]])["tags"]]
+    output = tmp_path / "out.jsonl"
+    assert predict(store, "token_classification", chunks, output) == 0
+    written = [json.loads(line) for line in output.read_text().splitlines()]
+    capsys.readouterr()
+    assert predict(store, "token_classification", chunks) == 0
+    printed = printed_rows(capsys)
+    for rows in (written, printed):
+        assert [row["input_tags"] for row in rows] == [["B-NP", "I-NP", "B-VP", "B-NP"], ["B-NP", "B-VP"]]
+        assert [row["tags"] for row in rows] == expected and "predicted_tags" not in rows[0]
+    assert [list(row) for row in printed] == [[c for c in row if c not in ("model_name", "model_version")]
+                                              for row in written]

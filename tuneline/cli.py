@@ -1004,6 +1004,9 @@ def _predict(args: argparse.Namespace) -> int:
     if args.input is not None:
         rows, model_columns, file_names = _input_file_rows(args.model, args.input, task, args.encoding,
                                                            trained_columns, args.input_format, args.skip_lines)
+        from tuneline.tasks.predict_batch import without_foreign_tags
+
+        rows = without_foreign_tags(rows, model, args.input, args.model)  # chunk tags: input_tags, as -o writes
         shown = rows.rename(columns=file_names).to_dict(orient="records")  # under the file's own column names
         # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a
         # frame's FIRST columns by position (an ``id,text`` file would have been predicted on its ids).
