@@ -1,8 +1,10 @@
-"""Pair QA with users' own data: no f1_positive without a positive class.
+"""Pair QA with users' own data: no f1_positive without a positive class; reversed pairs are warned about.
 
 1. An NLI task (entailment/neutral/contradiction) gated on macro_f1 reported ``f1_positive`` everywhere (console,
    before_vs_after.md, MLflow ``test.``/``val.``/``baseline.*.f1_positive``, the version's ``metric.test.f1_positive``
    tag): the F1 of 'entailment', second by the alphabet, which the pair module promises never to guess.
+2. With ``data.symmetric: false`` a QQP-style file of 300 pairs and 60 swapped copies was read as 360 examples, with
+   copies in train and test, and nothing said ("read 360, kept 360, quarantined 0").
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import f1_score
 
 from conftest import working_in
-from test_kind_pair import FILLERS, TOPICS, UNRELATED, nli_frame, pair_config, pair_frame
+from test_kind_pair import FILLERS, TOPICS, UNRELATED, make_pairs, nli_frame, pair_config, pair_frame
 from tuneline.config import build_config
 from tuneline.kinds import KINDS
 from tuneline.kinds.pair_classification import PairData
 from tuneline.run_warnings import RUN_LOGGERS
-from tuneline.tasks.split import DataSplits
+from tuneline.tasks.load import load_data
+from tuneline.tasks.split import DataSplits, split_data
+from tuneline.tasks.validate import validate_data
 
 KIND = KINDS["pair_classification"]
 NLI = ["contradiction", "entailment", "neutral"]
@@ -90,7 +94,7 @@ def write_rows(path: Path, rows: list[list[str]], header=("premise", "hypothesis
 @pytest.fixture(scope="module")
 def nli_runs(tmp_path_factory, tiny_bert):
     """Two NLI runs in one store gated on macro_f1: the first becomes champion, the second is gated against it. The
-    file also holds 6 reversed copies (NLI is directional: kept)."""
+    file also holds 6 reversed copies (NLI is directional: kept, and warned about)."""
     folder = tmp_path_factory.mktemp("qa-nli")
     rows = make_nli(420, seed=5)
     reversed_copies = [[pair, text, label] for text, pair, label in rows[:6]]
@@ -151,6 +155,13 @@ def test_nli_gate_and_champion_comparison_work_without_f1_positive(nli_runs):
     assert "macro_f1" in gated["gate.sentence"] and "f1_positive" not in gated["gate.sentence"]
 
 
+def test_nli_reversed_copies_are_kept_and_warned_about_in_the_summary(nli_runs):
+    _folder, (first, _), _ = nli_runs
+    assert first.rejected_records == 0  # directional pairs: each order is its own example
+    notes = [w for w in first.warnings if "also occur reversed" in w]
+    assert len(notes) == 1 and notes[0].startswith("6 pair(s) also occur reversed"), first.warnings
+
+
 def test_positive_class_comes_from_the_run_not_from_the_alphabet():
     """The same label set scores f1_positive or not as the run's config says; 0/1 keeps today's number exactly."""
     gold = ["same", "same", "different", "different", "same", "different"]
@@ -191,3 +202,65 @@ def test_the_tokenizer_says_once_why_f1_positive_is_not_reported(tiny_bert):
                      "names do not say which one is positive); set data.positive_label to one of them to report one"]
     _, lines = logged_lines(lambda: KIND.encoder(tokenizer, 32, {"0": 0, "1": 1}, config, {}))
     assert lines == []
+
+
+# --- 2. reversed pairs when data.symmetric is false -----------------------------------------------------------------
+
+
+def reversed_note(pairs: int, straddling: int) -> str:
+    return (f"{pairs} pair(s) also occur reversed (text and text_pair swapped), {straddling} of them in train and in "
+            "validation or test: data.symmetric is false, so each order is its own example; if the relation does not "
+            "depend on order (paraphrase, duplicate questions), set data.symmetric: true to make them one pair (a "
+            "reversed copy is then a duplicate, or leakage across splits)")
+
+
+def qqp_config(data: dict, *overrides: str):
+    return build_config({"task": "pair_classification",
+                         "data": {"text_column": "question1", "text_pair_column": "question2",
+                                  "label_column": "is_duplicate", **data}},
+                        ["gate.primary_metric=macro_f1", *overrides])
+
+
+def validated_with_warnings(config, folder: Path):
+    loaded = load_data.fn(config)
+    validated, lines = logged_lines(lambda: validate_data.fn(loaded, config, folder))
+    return validated, [line for line in lines if "also occur reversed" in line]
+
+
+def straddling_in_split(splits: DataSplits, copies: list[list[str]]) -> int:
+    """How many of the swapped copies ended in another split than their original, by the real split."""
+    where = {(t, p): name for name, frame in splits.items() for t, p in zip(frame["text"], frame["text_pair"])}
+    return sum(1 for text, pair, _ in copies if "train" in {where[(text, pair)], where[(pair, text)]}
+               and where[(text, pair)] != where[(pair, text)])
+
+
+def test_swapped_copies_in_one_file_are_kept_and_counted_with_the_ones_across_splits(tmp_path):
+    rows = make_pairs(300, seed=11)
+    copies = [[pair, text, label] for text, pair, label in rows if text != pair][:60]
+    path = write_rows(tmp_path / "qqp.csv", rows + copies, header=("question1", "question2", "is_duplicate"))
+    config = qqp_config({"path": str(path)})
+    validated, notes = validated_with_warnings(config, tmp_path / "run")
+    assert len(validated.quarantine) == 0 and sum(len(f) for f in validated.frames.values()) == 360
+    splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
+    straddling = straddling_in_split(splits, copies)
+    assert 0 < straddling < 60
+    assert notes == [reversed_note(60, straddling)]
+
+    # symmetric: the copies are duplicates, quarantined, and there is nothing to warn about
+    validated, notes = validated_with_warnings(qqp_config({"path": str(path), "symmetric": True}), tmp_path / "sym")
+    assert notes == [] and set(validated.quarantine["rule"]) == {"no_exact_duplicates"}
+    assert len(validated.quarantine) == 60
+
+
+def test_swapped_copies_in_the_test_file_all_straddle_and_case_does_not_hide_them(tmp_path):
+    rows = make_pairs(200, seed=12)
+    test_rows = make_pairs(40, seed=13, avoid={(t, p) for t, p, _ in rows})
+    # written in capitals, the copies are still the same pairs reversed
+    copies = [[pair.upper(), text, label] for text, pair, label in rows if text != pair][:10]
+    same_text = [["the invoice", "The  invoice", "1"]]  # a pair of one text is its own reverse: not counted
+    config = qqp_config({
+        "train": str(write_rows(tmp_path / "train.csv", rows + same_text, ("question1", "question2", "is_duplicate"))),
+        "test": str(write_rows(tmp_path / "test.csv", test_rows + copies, ("question1", "question2", "is_duplicate")))})
+    validated, notes = validated_with_warnings(config, tmp_path / "run")
+    assert notes == [reversed_note(10, 10)]
+    assert "test" in validated.frames and len(validated.frames["test"]) == 50

@@ -16,6 +16,9 @@ only what the second text touches:
   other names, or three or more labels as in NLI), ``f1_positive`` is not computed at all: not in the metrics, the
   reports, the tags or the baselines (:func:`scored_positive`), and the run says so once; a gate on ``f1_positive``
   then stops the run, asking for ``data.positive_label`` or another ``gate.primary_metric``;
+* with ``data.symmetric: false`` a pair and its reversed copy stay two examples (a direction can matter: NLI), but
+  validation warns how many there are and how many straddle train and validation/test
+  (:func:`reversed_pairs_note`), since in a paraphrase corpus they are one example seen on both sides;
 * the zero-shot baseline is the cosine similarity of the two texts' base-model embeddings, thresholded at the cut
   that is best on the training split for the gate's metric (two labels only).
 """
@@ -134,6 +137,62 @@ def pair_key(text: object, text_pair: object, symmetric: bool) -> str | None:
 def pair_keys(texts: pd.Series, pairs: pd.Series, symmetric: bool) -> pd.Series:
     """:func:`pair_key` of every row (an object column: pandas would turn the None of unusable rows into NaN)."""
     return pd.Series([pair_key(a, b, symmetric) for a, b in zip(texts, pairs)], index=texts.index, dtype=object)
+
+
+def _split_codes(frames: dict[str, pd.DataFrame], split: Any) -> dict[str, np.ndarray]:
+    """The split each row of ``frames`` will take (0 train, 1 validation, 2 test), as
+    :func:`tuneline.tasks.split.split_data` assigns it: a role's own file keeps its role; ``all``, or ``train`` where
+    a validation or test file is missing, is carved by the salted key hash with near twins kept together (done here
+    without :func:`~tuneline.tasks.split.keep_near_twins_together`'s log line, which the real split logs)."""
+    from tuneline.tasks.split import SPLITS, near_twin_groups, split_codes
+
+    carved = ("validation", "test") if "all" in frames else tuple(r for r in ("validation", "test") if r not in frames)
+    out: dict[str, np.ndarray] = {}
+    for role, frame in frames.items():
+        if role in ("validation", "test") or (role == "train" and not carved):
+            out[role] = np.full(len(frame), SPLITS.index(role), dtype=np.int8)
+            continue
+        keys = frame["key"].reset_index(drop=True)
+        codes = split_codes(keys, split)
+        codes[~np.isin(codes, [SPLITS.index(r) for r in carved])] = 0
+        if len(codes):
+            groups = near_twin_groups(keys)
+            least = np.full(int(groups.max(initial=-1)) + 1, len(SPLITS), dtype=np.int8)
+            np.minimum.at(least, groups[groups >= 0], codes[groups >= 0])
+            codes[groups >= 0] = least[groups[groups >= 0]]
+        out[role] = codes
+    return out
+
+
+def reversed_pairs_note(frames: dict[str, pd.DataFrame], data: PairData, labels: list[str]) -> str | None:
+    """The warning for pairs that also occur reversed, None when there are none or ``data.symmetric`` makes them one.
+
+    With ``symmetric: false`` (A, B) and (B, A) are two examples, which is right where the direction matters (NLI)
+    and quietly wrong for a paraphrase corpus: a QQP-style file of 300 pairs and 60 swapped copies was read as 360
+    examples, with copies in train and test, and nothing said. Counted on the rows the contract can keep (both texts
+    usable, a known label), case and spacing folded as the leakage rule folds them; a pair counts once however many
+    copies of each order there are."""
+    from tuneline.schemas.common import leak_form
+
+    if data.symmetric:
+        return None
+    known, orders = set(labels), {}
+    for role, codes in _split_codes(frames, data.split).items():
+        frame = frames[role]
+        for text, pair, label, code in zip(frame["text"], frame["text_pair"], frame["label"], codes):
+            a, b = _clean(text), _clean(pair)
+            if a is None or b is None or label not in known or (a := leak_form(a)) == (b := leak_form(b)):
+                continue
+            orders.setdefault((a, b), set()).add(int(code))
+    both = [(pair, (pair[1], pair[0])) for pair in orders if pair < (pair[1], pair[0]) and (pair[1], pair[0]) in orders]
+    if not both:
+        return None
+    straddling = sum(1 for pair, other in both
+                     if 0 in orders[pair] | orders[other] and (orders[pair] | orders[other]) - {0})
+    return (f"{len(both)} pair(s) also occur reversed (text and text_pair swapped), {straddling} of them in train "
+            "and in validation or test: data.symmetric is false, so each order is its own example; if the relation "
+            "does not depend on order (paraphrase, duplicate questions), set data.symmetric: true to make them one "
+            "pair (a reversed copy is then a duplicate, or leakage across splits)")
 
 
 #: Two-label sets whose positive class the names say: (positive, negative), compared as :func:`_name_key` writes them.
@@ -330,7 +389,9 @@ class PairClassificationKind(ClassificationKind):
         """Classification's label set, with the positive label moved to index 1 (where :meth:`score` finds it); the
         choice is logged. Without a positive class the order stays sorted, ``f1_positive`` is not reported (the
         tokenizer's :meth:`encoder` says so, once per training run), and a gate on ``f1_positive`` is refused (it
-        would be some class's F1, chosen by the alphabet)."""
+        would be some class's F1, chosen by the alphabet). Also where reversed pairs are warned about
+        (:func:`reversed_pairs_note`): the one hook that sees every split's rows and the data config, once per
+        validation."""
         from tuneline.common import task_logger
 
         labels = super().label_set(frames, data)
@@ -340,6 +401,8 @@ class PairClassificationKind(ClassificationKind):
             raise LabelSetError(
                 f"gate.primary_metric is f1_positive, but the pair labels {labels} have no positive class "
                 f"({why}): set data.positive_label to one of them, or gate.primary_metric to macro_f1 or accuracy")
+        if (note := reversed_pairs_note(frames, data, labels)) is not None:
+            task_logger().warning("%s", note)
         if positive is None:
             settle_positive(labels, data.positive_label)
             return labels
