@@ -279,6 +279,7 @@ def build_trainer(model: Any, tokenizer: Any, train_dataset: Any, eval_dataset: 
                   callbacks: list[TrainerCallback] | None = None, world_size: int = 1) -> Trainer:
     """The one Trainer setup, used in this process and in each DDP worker (:mod:`tuneline.distributed`)."""
     kind = kind_of(config)
+    kind.settle_scoring(labels, config)  # score() has the labels only; a DDP worker has not settled them
     train_config = config.train
     args = training_arguments(train_config, checkpoint_dir, config.primary_metric, precision, len(train_dataset),
                               world_size=world_size)

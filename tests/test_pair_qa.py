@@ -264,3 +264,32 @@ def test_swapped_copies_in_the_test_file_all_straddle_and_case_does_not_hide_the
     validated, notes = validated_with_warnings(config, tmp_path / "run")
     assert notes == [reversed_note(10, 10)]
     assert "test" in validated.frames and len(validated.frames["test"]) == 50
+
+
+def test_a_trainer_built_in_a_fresh_process_scores_the_configured_positive_class(tiny_bert, tmp_path):
+    """A DDP worker builds its Trainer from the spec's config without validating or tokenizing: the positive class
+    must be settled there too, or ``same``/``different`` with data.positive_label=same and a gate on f1_positive had
+    no eval_f1_positive for the best checkpoint. Run in a subprocess, where nothing was settled before."""
+    import subprocess
+    import sys
+
+    script = f"""
+import json, numpy as np
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, EvalPrediction
+from test_kind_pair import pair_config
+from tuneline.kinds.pair_classification import SETTLED_POSITIVES
+from tuneline.tasks.train import build_trainer
+assert not SETTLED_POSITIVES
+config = pair_config("data.positive_label=same", "model.base={tiny_bert}")
+model = AutoModelForSequenceClassification.from_pretrained({str(tiny_bert)!r}, num_labels=2)
+trainer = build_trainer(model, AutoTokenizer.from_pretrained({str(tiny_bert)!r}), [0] * 4, [0] * 4,
+                        ["different", "same"], config, __import__("pathlib").Path({str(tmp_path)!r}), "fp32")
+logits = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+print(json.dumps(trainer.compute_metrics(EvalPrediction(predictions=logits, label_ids=np.array([1, 0, 0, 1])))))
+"""
+    tests = Path(__file__).parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=tests, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(tests)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads(done.stdout.strip().splitlines()[-1])
+    assert metrics["f1_positive"] == pytest.approx(0.8)  # 'same': 2 right of 3 predicted, 2 of 2 found

@@ -239,6 +239,11 @@ class TaskKind:
         """Gold and predicted values from the Trainer's evaluation arrays (for :meth:`score`)."""
         raise NotImplementedError
 
+    def settle_scoring(self, labels: list[str], config: Any) -> None:
+        """Settle what :meth:`score` needs from the run's config, as it is given the label list only; called where a
+        Trainer is built (:func:`tuneline.tasks.train.build_trainer`), so in every process that scores, a DDP
+        worker's too. Nothing for most kinds (the pair kind: its positive class)."""
+
     def trainer_metrics(self, labels: list[str]) -> Callable[[Any], dict[str, float]]:
         """The Trainer's ``compute_metrics``: decode the logits, then the same :meth:`score` as everywhere else."""
 

@@ -522,6 +522,12 @@ class PairClassificationKind(ClassificationKind):
         path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return {}
 
+    def settle_scoring(self, labels: list[str], config: TunelineConfig) -> None:
+        """The run's positive class, for :meth:`score` in a process that neither validated nor tokenized (a DDP
+        worker: without it, labels whose names do not say which is positive scored no f1_positive there even with
+        ``data.positive_label`` set, and the Trainer's best-checkpoint metric was missing)."""
+        settle_positive(labels, config.data.positive_label)
+
     def baselines(self, splits: Any, config: TunelineConfig) -> list[Evaluation]:
         """Majority, all-positive (see :meth:`all_positive_baseline`) and zero-shot, scored with the run's positive
         class (settled again here from the config, so that a caller that did not tokenize scores as a run does)."""
