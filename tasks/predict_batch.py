@@ -268,6 +268,17 @@ def without_foreign_tags(frame: pd.DataFrame, pyfunc: Any, path: Path, model_nam
     return frame.rename(columns={"tags": INPUT_TAGS})
 
 
+#: the name pandas stores an unnamed index of a frame under in a Parquet/Arrow file (``__index_level_0__``)
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def pandas_index_columns(columns: Any) -> list[str]:
+    """The columns of a Parquet file that hold a pandas frame's unnamed index, not data: ``df[mask].to_parquet(f)``
+    stores the kept rows' index (1, 4, 9...) as ``__index_level_0__``, which pandas reads back as the index. Read as
+    an input column it came out in every prediction file as data the user never wrote."""
+    return [c for c in columns if isinstance(c, str) and _PANDAS_INDEX.fullmatch(c)]
+
+
 def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_lines: int = 0) -> Any:
     """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
     undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction).
@@ -287,7 +298,10 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_li
                                    ", ".join(sorted({t for tags in result.frame[INPUT_TAGS] for t in tags})[:5]),
                                    INPUT_TAGS)
             return result
-        return read_table(path, fmt, encoding=encoding, skip_lines=skip_lines)
+        result = read_table(path, fmt, encoding=encoding, skip_lines=skip_lines)
+        if fmt == "parquet":
+            result.frame.drop(columns=pandas_index_columns(result.frame.columns), inplace=True)
+        return result
     except DataLoadError as error:
         cut, advice = split_setting_advice(str(error))
         if advice is None:

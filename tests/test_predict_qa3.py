@@ -235,3 +235,25 @@ def test_chunk_tags_are_input_tags_printed_as_written(store, tmp_path, capsys):
         assert [row["tags"] for row in rows] == expected and "predicted_tags" not in rows[0]
     assert [list(row) for row in printed] == [[c for c in row if c not in ("model_name", "model_version")]
                                               for row in written]
+
+
+# --- 7. pandas' index in a Parquet file -------------------------------------------------------------------------
+
+def test_pandas_index_column_of_a_parquet_file_is_no_input_column(store, tmp_path, capsys):
+    source = tmp_path / "filtered.parquet"
+    frame = pd.DataFrame({"text": [TEXTS[0], "drop me", *TEXTS[1:], "track my order"], "id": [0, 1, 2, 3]})
+    kept = frame[frame["id"] != 1]  # a filtered frame: its index (0, 2, 3), no range, is stored as a column
+    kept.to_parquet(source)
+    import pyarrow.parquet as pq
+
+    assert "__index_level_0__" in pq.read_schema(source).names  # what pyarrow (and tuneline's reader) sees
+    read = read_prediction_inputs.fn(source, "classification")
+    assert list(read.frame.columns) == ["text", "id"]
+    output = tmp_path / "out.parquet"
+    assert predict(store, "classification", source, output) == 0
+    written = pd.read_parquet(output)
+    assert list(written.columns) == ["text", "id", "label", "score", "scores", "model_name", "model_version"]
+    assert written["text"].tolist() == kept["text"].tolist() and written["id"].tolist() == [0, 2, 3]
+    capsys.readouterr()
+    assert predict(store, "classification", source) == 0
+    assert all("__index_level_0__" not in row for row in printed_rows(capsys))
