@@ -560,3 +560,14 @@ def test_copies_of_sentence_pairs_and_ner_sentences_name_their_twins(tmp_path):
                                      test=test), tmp_path / "run-ner").quarantine
     [(line, detail)] = quarantine.loc[quarantine["rule"] == "sentence_not_in_train", ["source_line", "detail"]].values
     assert line == 31 and detail.startswith("this test record is also in the training data (train.conll line 10)")
+
+
+def test_validate_lists_a_label_set_of_28_whole(tmp_path, capsys):
+    """GoEmotions' 28 labels were cut at 20 with '...': the whole set was never shown (exploratory QA)."""
+    names = [f"emotion{i:02d}" for i in range(28)]
+    rows = [(f"text {i}", names[i % 28]) for i in range(28 * 6)]
+    write_rows(tmp_path / "d.csv", rows)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"path": "d.csv"}, "work_dir": str(tmp_path / "out")}))
+    assert main(["validate", "-c", str(config)]) == 0
+    assert f"  labels (28): {', '.join(names)}\n" in capsys.readouterr().out

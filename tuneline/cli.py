@@ -209,6 +209,8 @@ def _write_demo_loop_config(config: TunelineConfig, path: Path) -> int:
 
 #: warnings the printed summary lists (summary.json has them all)
 WARNINGS_SHOWN = 5
+#: how many labels `tuneline validate` lists before "..."
+SHOWN_LABELS = 60
 
 
 def excerpt_line(message: str, width: int = 160) -> str:
@@ -767,9 +769,9 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
     splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
     plain = all(label == label.strip() and "," not in label and label.isprintable() for label in validated.labels)
     # a label holding a comma or an edge space printed bare read as two labels, or as another one: quoted then
-    print(f"  labels ({len(validated.labels)}): "
-          f"{', '.join(validated.labels[:20] if plain else map(repr, validated.labels[:20]))}"
-          + (" ..." if len(validated.labels) > 20 else ""))
+    shown = validated.labels[:SHOWN_LABELS]  # GoEmotions' 28 were cut at 20: the whole set, up to a size one reads
+    print(f"  labels ({len(validated.labels)}): {', '.join(shown if plain else map(repr, shown))}"
+          + (" ..." if len(validated.labels) > SHOWN_LABELS else ""))
     print("  splits: " + ", ".join(f"{name} {len(frame)}" for name, frame in splits.items()))
     return 0
 
