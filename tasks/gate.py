@@ -86,6 +86,19 @@ def significant_gain(comparison: PairedComparison, level: float) -> bool:
     return comparison.p_value < level and comparison.difference > 0
 
 
+def promoted_without_significant_gain(decision: GateDecision, versus_baseline: PairedComparison | None,
+                                      baseline: str, metric: str, gate: Any) -> str | None:
+    """The warning for a version promoted although the paired test cannot tell it from its best baseline (allowed by
+    ``gate.require_significant_gain_over_baseline: false``); None when it was not promoted, or the gain is clear.
+    It was logged for versions the gate then refused too, saying "promoted all the same" (operator QA)."""
+    if not decision.promote or versus_baseline is None or gate.require_significant_gain_over_baseline \
+            or significant_gain(versus_baseline, gate.significance_level):
+        return None
+    return (f"gate: promoted, though not significantly better than the {baseline} baseline on these "
+            f"{versus_baseline.n} test rows ({versus_baseline.sentence(metric)}): the test set is too small to tell "
+            "this model from one that learned nothing (gate.require_significant_gain_over_baseline is false)")
+
+
 def decide_promotion(metric: str, candidate: float, champion: ChampionScore | None, min_metric: float,
                      tolerance: float, best_baseline: tuple[str, float] | None = None,
                      min_gain_over_baseline: float = 0.0, comparison: PairedComparison | None = None,
@@ -481,13 +494,9 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
                            f"the version you want by hand)")
                 decision = replace(decision, promote=False, reasons=[*decision.reasons, refusal],
                                    failed=[refusal, *decision.failed])
-            if versus_baseline is not None and not gate.require_significant_gain_over_baseline and not \
-                    significant_gain(versus_baseline, gate.significance_level):
-                task_logger().warning(
-                    "gate: the gain over the %s baseline is not significant on these %d test rows (%s): the test set "
-                    "is too small to tell this model from one that learned nothing (promoted all the same, as "
-                    "gate.require_significant_gain_over_baseline is false)", best[0], versus_baseline.n,
-                    versus_baseline.sentence(metric))
+            if (note := promoted_without_significant_gain(decision, versus_baseline, best[0] if best else "",
+                                                          metric, gate)) is not None:
+                task_logger().warning("%s", note)
             verdict = "promoted" if decision.promote else "kept_champion" if champion else "rejected"
             tags = {"gate.decision": verdict, "gate.reasons": "; ".join(decision.reasons), "gate.metric": metric,
                     "gate.candidate": f"{decision.candidate:.6f}",

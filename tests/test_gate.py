@@ -280,3 +280,28 @@ def test_a_label_the_set_grew_by_that_the_candidate_never_predicts_is_named():
     gold_tags = [["B-PER", "O", "B-LOC", "I-LOC"]]
     assert unlearned_labels(ner_champion, tags, gold_tags, [["B-PER", "O", "O", "O"]]) == ["LOC"]
     assert unlearned_labels(ner_champion, tags, gold_tags, [["B-PER", "O", "I-LOC", "O"]]) == []
+
+
+def test_the_not_significant_warning_is_only_for_a_version_the_gate_promotes():
+    """It was logged before the gate's other checks, saying "promoted all the same" of a version then refused for
+    min_metric (operator QA)."""
+    from tuneline.config import GateConfig
+    from tuneline.stats import mcnemar
+    from tuneline.tasks.gate import promoted_without_significant_gain
+
+    gold = [True] * 8
+    versus = mcnemar([c == g for c, g in zip([True] * 5 + [False] * 3, gold)],
+                     [b == g for b, g in zip([True] * 4 + [False] * 4, gold)])
+    gate = GateConfig(require_significant_gain_over_baseline=False)
+    promoted = decide_promotion("accuracy", 0.625, None, 0.0, 0.01, ("zero_shot", 0.5), 0.01,
+                                baseline_comparison=versus)
+    refused = decide_promotion("accuracy", 0.625, None, 0.7, 0.01, ("zero_shot", 0.5), 0.01,
+                               baseline_comparison=versus)
+    assert promoted.promote and not refused.promote
+    assert promoted_without_significant_gain(refused, versus, "zero_shot", "accuracy", gate) is None
+    assert promoted_without_significant_gain(promoted, versus, "zero_shot", "accuracy", gate) == (
+        f"gate: promoted, though not significantly better than the zero_shot baseline on these 8 test rows "
+        f"({versus.sentence('accuracy')}): the test set is too small to tell this model from one that learned "
+        "nothing (gate.require_significant_gain_over_baseline is false)")
+    strict = GateConfig(require_significant_gain_over_baseline=True)
+    assert promoted_without_significant_gain(promoted, versus, "zero_shot", "accuracy", strict) is None
