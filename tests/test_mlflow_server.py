@@ -286,3 +286,17 @@ def test_the_ledger_password_appears_in_no_param_tag_artifact_log_or_output(scal
             assert secret not in json.dumps(prefect.read_flow_run(flow_run_id).parameters, default=str)
             logs = prefect.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
             assert logs and not [log.message for log in logs if secret in log.message]
+
+
+def test_ending_a_run_on_the_server_prints_no_view_run_lines(mlflow_server):
+    """MLflow prints "🏃 View run ... at: http://..." when a run on a tracking server ends: two lines in the middle of
+    `doctor --fix`'s report and of every run's output (operator QA). tuneline's defaults turn them off; without
+    tuneline imported the same script prints them (so the check can fail)."""
+    script = ("import sys\nif sys.argv[1] == 'tuneline':\n    import tuneline\nimport mlflow\n"
+              f"mlflow.set_tracking_uri({mlflow_server!r})\nwith mlflow.start_run():\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"}
+    printed = {which: subprocess.run([sys.executable, "-c", script, which], capture_output=True, text=True,
+                                     env=env, timeout=120) for which in ("tuneline", "mlflow")}
+    assert printed["tuneline"].returncode == 0, printed["tuneline"].stderr[-1500:]
+    assert "View run" in printed["mlflow"].stdout + printed["mlflow"].stderr
+    assert "View run" not in printed["tuneline"].stdout + printed["tuneline"].stderr

@@ -23,6 +23,9 @@ OFFLINE_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_LOGGING_LEVEL": "INFO",
+    # MLflow prints "🏃 View run ... at: http://..." and "🧪 View experiment ..." whenever a run on a tracking server
+    # ends: two lines in the middle of doctor's report and of every run's output, whose summary names the run itself
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
 
