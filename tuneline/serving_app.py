@@ -69,6 +69,62 @@ def scoring_app(model: Any, name: str, version: str, task: str) -> Any:
         os.environ.get(MAX_REQUEST_ENV) or DEFAULT_MAX_REQUEST_MB), params=declared_params(model))
 
 
+#: MLflow's REST path of ``MlflowClient.get_model_version_by_alias`` (GET, ``name`` and ``alias`` as parameters)
+ALIAS_ENDPOINT = "/api/2.0/mlflow/registered-models/alias"
+#: the longest a follower waits for one read of the alias, in seconds (at most one interval)
+MAX_READ_TIMEOUT_S = 10.0
+
+
+def read_timeout_s(interval_s: float) -> float:
+    """How long one read of the alias may take: an answer later than the next check, or than 10 s, is an outage to
+    report (MLflow's default waits 120 s for an answer)."""
+    return max(1.0, min(interval_s, MAX_READ_TIMEOUT_S))
+
+
+def read_alias(name: str, alias: str, timeout_s: float) -> Any:
+    """The ModelVersion ``name@alias`` points at, asked once. Why not ``MlflowClient().get_model_version_by_alias``:
+    over HTTP it retries a refused connection or a 503 for about 4 minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES, _BACKOFF_
+    FACTOR, _TIMEOUT, read by MLflow for the whole process) before it raises, so a follower said nothing through a
+    shorter outage. Here one request (no retries, ``timeout_s``) per check: the follower's next check is its retry.
+    Other registries (``sqlite:///``) are read with MLflow's client, which does not retry them."""
+    import mlflow
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.protos.model_registry_pb2 import GetModelVersionByAlias
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.proto_json_utils import parse_dict
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    uri = mlflow.get_registry_uri()
+    if not uri.startswith(("http://", "https://")):
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    response = http_request(get_default_host_creds(uri), ALIAS_ENDPOINT, "GET", params={"name": name, "alias": alias},
+                            max_retries=0, backoff_factor=0, timeout=timeout_s)
+    answer = GetModelVersionByAlias.Response()
+    parse_dict(verify_rest_response(response, ALIAS_ENDPOINT).json(), answer)
+    return ModelVersion.from_proto(answer.model_version)
+
+
+def outage_reason(error: Exception, timeout_s: float) -> str:
+    """Why the registry could not be read, in a few words with its address: MLflow's message is a paragraph of
+    urllib3's retry state ("HTTPConnectionPool(...): Max retries exceeded with url: ... (Caused by ...)")."""
+    import mlflow
+
+    from tuneline.runtime import redact
+
+    text = str(error)
+    status = re.search(r"too many (\d{3}) error responses", text)
+    if status:
+        what = f"it answers HTTP {status.group(1)}"
+    elif "Connection refused" in text:
+        what = "connection refused"
+    elif re.search(r"(?i)timed? ?out", text):
+        what = f"no answer within {timeout_s:g} s"
+    else:
+        what = (text.strip().splitlines() or [type(error).__name__])[0][:200]
+    return redact(f"{mlflow.get_registry_uri()}: {what}")
+
+
 class FollowingApp:
     """The scoring app of the version an alias points at, switched without a restart when the alias moves.
 
@@ -88,6 +144,7 @@ class FollowingApp:
         self._copy: Path | None = None  # the served version's files, when this thread downloaded them
         self._refused: str | None = None  # a version that failed to load: logged once, not at every check
         self._gone = False  # the alias was removed: said once, not at every check, and once again when it is back
+        self._down = False  # the registry cannot be read: said once per outage, and once when it can be read again
         self._stopped = threading.Event()
         threading.Thread(target=self._follow, name="tuneline-follow-alias", daemon=True).start()
 
@@ -95,26 +152,32 @@ class FollowingApp:
         await self.current(scope, receive, send)
 
     def _follow(self) -> None:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient()
+        timeout_s = read_timeout_s(self.interval_s)
         while not self._stopped.wait(self.interval_s):
             try:
-                found = client.get_model_version_by_alias(self.name, self.alias)
+                found = read_alias(self.name, self.alias, timeout_s)
             except Exception as error:  # noqa: BLE001 - a registry outage must not stop the serving version
-                self._unreadable(error)
+                self._unreadable(error, timeout_s)
                 continue
-            if self._gone:
-                self._gone = False
-                log.info("%s@%s is back: it points at version %s (serving version %s)", self.name, self.alias,
-                         found.version, self.version)
+            self._readable(str(found.version))
             if str(found.version) not in (self.version, self._refused):
                 self._switch(str(found.version), (found.tags or {}).get("task", ""))
 
-    def _unreadable(self, error: Exception) -> None:
-        """Log why the alias could not be read. A removed alias is said once (and once when it is back, by
-        :meth:`_follow`): repeated at every check it filled the log with one warning per interval while nothing
-        changed. Any other failure (an outage) is logged at each check, as it may be passing."""
+    def _readable(self, version: str) -> None:
+        """Say once that the alias can be read again after a removal or an outage, naming where it points."""
+        if self._gone:
+            self._gone = False
+            log.info("%s@%s is back: it points at version %s (serving version %s)", self.name, self.alias,
+                     version, self.version)
+        if self._down:
+            self._down = False
+            log.info("%s@%s can be read again: it points at version %s (serving version %s)", self.name,
+                     self.alias, version, self.version)
+
+    def _unreadable(self, error: Exception, timeout_s: float = 10.0) -> None:
+        """Log why the alias could not be read, once: a removed alias (and once when it is back, by
+        :meth:`_readable`), or an outage of the registry (and once when it can be read again). Repeated at every
+        check, either filled the log with one warning per interval while nothing changed."""
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         if "alias" in reason.lower() and "not found" in reason.lower():
             if not self._gone:
@@ -123,7 +186,11 @@ class FollowingApp:
                             "the log says so when it is back", self.name, self.alias, reason, self.version,
                             self.interval_s)
             return
-        log.warning("cannot read %s@%s (%s); still serving version %s", self.name, self.alias, reason, self.version)
+        if not self._down:
+            self._down = True
+            log.warning("cannot read %s@%s (%s); still serving version %s, retrying every %g s: the log says so "
+                        "when it can read it again", self.name, self.alias, outage_reason(error, timeout_s),
+                        self.version, self.interval_s)
 
     def _switch(self, version: str, task: str) -> None:
         """Serve ``version`` from now on, or log why not and keep the current one."""
