@@ -300,13 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # argparse's own "unrecognized arguments" message and exit 2
     try:
         if args.command == "show-config":
-            import yaml
-
-            config = load_config(args.config, args.overrides) if args.config else _demo_config(args.overrides, False)
-            shown = config.model_dump(mode="json")
-            shown["gate"]["primary_metric"] = config.primary_metric  # the kind's default, not null
-            print(yaml.safe_dump(shown, sort_keys=False))
-            return 0
+            return _show_config(args)
         if args.command == "predict":
             return _predict(args)
         if args.command == "doctor":
@@ -391,6 +385,36 @@ def main(argv: list[str] | None = None) -> int:
               "tuneline: this is not a problem with your data or config; the full traceback is in the Prefect run "
               "log and on the MLflow run (tag tuneline.error)", file=sys.stderr)
         return 1
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    """Print the resolved config as YAML with every literal password as ``***`` (:func:`redact`, as every other
+    command logs it: operator QA saw ``ledger.url``'s password printed in clear). A secret written as ``${VAR}`` is
+    printed as written: it names where the secret is, and is none."""
+    import re
+
+    import yaml
+
+    #: ``scheme://user:${PW}@`` and ``password=${PW}``: a secret given only as references
+    reference = r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\})+"
+    url_reference = re.compile(rf"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s:/@]*:{reference}@")
+    query_reference = re.compile(rf"=({reference})(?=&|\s|$)")
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: shown(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [shown(item) for item in value]
+        if not isinstance(value, str):
+            return value
+        literal = query_reference.sub("=", url_reference.sub(r"\g<scheme>", value))  # the references left out
+        return value if redact(literal) == literal else redact(value)
+
+    config = load_config(args.config, args.overrides) if args.config else _demo_config(args.overrides, False)
+    dumped = config.model_dump(mode="json")
+    dumped["gate"]["primary_metric"] = config.primary_metric  # the kind's default, not null
+    print(yaml.safe_dump(shown(dumped), sort_keys=False))
+    return 0
 
 
 def secrets_as_references(config: TunelineConfig) -> TunelineConfig:
