@@ -42,6 +42,26 @@ def task_logger() -> logging.Logger | logging.LoggerAdapter:
         return logger
 
 
+class _NoRetryLines(logging.Filter):
+    """Drops urllib3's "Retrying (Retry(total=6, ...)) after connection broken by ..." records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Retrying (")
+
+
+def quiet_http_retries() -> None:
+    """Keep urllib3's retry lines out of tuneline's output. MLflow's client retries a request to a server that is
+    away (a restart mid-training) with one WARNING per attempt, repeated in a run's log (operator QA); tuneline says
+    it once itself (the curves held, :mod:`tuneline.live_curves`; a run that cannot reach the server), and the
+    request's own error, if it gives up, says what failed. urllib3's other warnings are kept."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _NoRetryLines) for f in logger.filters):
+        logger.addFilter(_NoRetryLines())
+
+
+quiet_http_retries()
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
