@@ -177,14 +177,15 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
 
 def _other_problems(batch: Batch, loaded: Any, known: list[str], unseen: list[str], config: TunelineConfig,
                     run: RunContext) -> tuple[Path | None, str]:
-    """A batch refused for its unseen labels, validated as if they were known: its quarantine file (None when clean)
-    and a clause naming its other broken records, for the rejection reason.
+    """A batch refused for its unseen labels, validated as if they were known: its quarantine file (its unseen-label
+    rows and its other broken records; None when it has none) and a clause naming the other broken records, for the
+    rejection reason.
 
     Why: the refusal named only the label, so a user fixed it, landed the batch again, and only then learned of its
     empty texts or contradicting copies: one round trip per kind of problem. Nothing here is kept as data."""
     if loaded is None:
         return None, ""
-    from tuneline.tasks.intake import _validate_batch
+    from tuneline.tasks.intake import _validate_batch, quarantine_unseen_labels
 
     checked = config.model_copy(deep=True)
     checked.data.labels = [*known, *(label for label in unseen if label not in known)]
@@ -195,11 +196,10 @@ def _other_problems(batch: Batch, loaded: Any, known: list[str], unseen: list[st
     except UserError as error:  # over data.max_bad_fraction, or a contract the whole batch breaks: said too
         over = f" ({str(error).splitlines()[0][:300]})"
     quarantine = folder / "quarantine.csv"
-    if not quarantine.is_file():
-        return None, over and f"; besides, it breaks other rules{over}"
-    rows = pd.read_csv(quarantine, keep_default_na=False, dtype=str)
+    rows = pd.read_csv(quarantine, keep_default_na=False, dtype=str) if quarantine.is_file() else pd.DataFrame()
+    with_unseen = quarantine_unseen_labels(loaded, known, config, folder, batch.name)  # its unseen-label rows too
     if rows.empty:
-        return None, ""
+        return with_unseen, over and f"; besides, it breaks other rules{over}"
     rules = rows["rule"].value_counts() if "rule" in rows else pd.Series(dtype=int)
     records = len(rows[["source_file", "source_row"]].drop_duplicates()) if {"source_file", "source_row"} <= set(
         rows.columns) else len(rows)

@@ -187,12 +187,15 @@ def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert):
     with ledger_of(loop) as ledger:
         (batch,) = [b for b in ledger.batches() if b.name == "b4.csv"]
         assert batch.state == "rejected" and "allow_label_growth" in batch.reasons[0]
-        # the refusal also names the batch's other broken record, and its quarantine lists it (not the new label)
+        # the refusal also names the batch's other broken record, and its quarantine lists it, and the rows of the
+        # new label as unseen_label (a batch refused only for its label had no quarantine file: operator QA)
         said = re.search(r"besides, (\d+) of its (\d+) records break other rules \((\w+) 1\)", batch.reasons[0])
         assert said is not None and said.groups()[:2] == ("1", "41"), batch.reasons[0]
         quarantined = pd.read_csv(batch.quarantine_path, keep_default_na=False)
-        assert list(quarantined["rule"]) == [said[3]] == ["not_nullable"]
-        assert list(quarantined["source_line"]) == [42]  # the empty text's line, below the header
+        other = quarantined[quarantined["rule"] != "unseen_label"]
+        assert list(other["rule"]) == [said[3]] == ["not_nullable"]
+        assert list(other["source_line"]) == [42]  # the empty text's line, below the header
+        assert (quarantined["rule"] == "unseen_label").sum() == (rows["label"] == "account").sum()
     assert "besides, 1 of its 41 records break other rules" in str(stop.value)
     assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions
 
