@@ -610,9 +610,17 @@ def _doctor_leases(client: Any, uri: str, name: str, args: argparse.Namespace) -
     for run_id, (process, batches, used_by) in found.items():
         until = max(b.lease_expires_at for b in batches).strftime("%H:%M:%S")
         fixed = (f": marked used by v{used_by} (they made it, and its gate had scored it), run closed KILLED"
-                 if used_by is not None else ": released, run closed KILLED")
+                 if used_by is not None else ": released, run closed KILLED; " + _retry_hint(args))
         print(f"  {name}: run {run_id} holds {', '.join(b.name for b in batches)} under a lease until {until} "
               f"UTC, but its process {process} is gone" + (fixed if args.fix else " (--fix releases them now)"))
+
+
+def _retry_hint(args: argparse.Namespace) -> str:
+    """When batches ``doctor --fix`` released are trained on: no event wakes a run for them, so without this the
+    operator learned it only when the watcher's stranded rule took them, eleven minutes later (operator QA)."""
+    config = args.config if args.config is not None else "CONFIG"
+    return (f"run `tuneline watch -c {config} --once` to retrain on them now (else a running watcher announces them "
+            "once they and the last retraining run's end are retrain.reannounce_after_s old)")
 
 
 def _cli_actor() -> str:

@@ -24,9 +24,12 @@ batch ``landed`` in the ledger that no run was woken for; a restarted watcher wi
 the ledger it is not new. Therefore:
 
     **Once per watcher start**, after its first scan, a watcher calls :func:`announce_pending`: if the ledger holds
-    ``landed`` batches (free: no run claimed them) that were all recorded more than one ``retrain.watch_interval_s``
-    ago, it emits **one** ``tuneline.batch.pending`` event for the model (resource ``tuneline.model.<name>``, label
-    ``tuneline.model``; payload: the batches' paths and hashes), which ``retrain-on-batch`` expects as well.
+    free batches (``landed`` ones no run claimed, and ``validated`` or ``claimed`` ones a killed run held, released
+    by ``tuneline doctor --fix`` or whose lease ran out), no landed one recorded within the last
+    ``retrain.watch_interval_s``, and no retraining run is queued, it emits **one** ``tuneline.batch.pending``
+    event for the model (resource ``tuneline.model.<name>``, label ``tuneline.model``; payload: the batches' paths
+    and hashes), which ``retrain-on-batch`` expects as well. ``tuneline watch --once`` prints what it announced or
+    one line saying why it announced nothing (``nothing to announce: 0 free batches``).
 
 * *Once per start*: ``tuneline watch`` checks on its first scan (``--once`` is always a first scan). A run of the
   ``watch-landing`` deployment checks only when run with ``check_pending=true`` (``prefect deployment run
@@ -37,6 +40,10 @@ the ledger it is not new. Therefore:
 * *All older than one interval*: a batch recorded within the last interval was (or is being) announced by the
   watcher that recorded it, and its event wakes a run that claims the older ones as well; ``pending`` would only
   queue a second run with nothing left to do.
+* *No run queued* (pending, or scheduled and due within one interval): it claims every free batch when it starts.
+  A *running* one does not count: it claimed when it started, so a batch freed since (a killed run's, released by
+  ``doctor --fix`` while the killed run still shows Running in Prefect) needs an event of its own; only released
+  batches were once left to the stranded rule, ten minutes later (operator QA).
 * *One event*, not one per batch: the run it wakes claims them all.
 
 The stranded rule (a run that failed before it claimed)
@@ -68,7 +75,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from tuneline.config import ConfigError, TunelineConfig
-from tuneline.ledger import DUPLICATE, LANDED, REJECTED, Batch, Ledger, ledger_url_for
+from tuneline.ledger import CLAIMED, DUPLICATE, LANDED, REJECTED, VALIDATED, Batch, Ledger, ledger_url_for
 from tuneline.runtime import redact, resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
@@ -155,21 +162,94 @@ def scan_and_announce(config: TunelineConfig) -> list[Batch]:
 
 def announce_pending(config: TunelineConfig, *, interval_s: float | None = None,
                      now: datetime | None = None) -> list[Batch]:
-    """The pending rule (module docstring): announce the free ``landed`` batches when all of them were recorded more
-    than one watch interval (``interval_s``, default ``retrain.watch_interval_s``) before ``now``.
+    """The pending rule (module docstring): announce the free batches (landed, released, or held under a lease that
+    ran out) unless one landed within one watch interval (``interval_s``, default ``retrain.watch_interval_s``) of
+    ``now`` or a retraining run is queued.
 
-    Returns the batches named in the ``tuneline.batch.pending`` event, or [] when none was emitted.
-    """
-    older_than = timedelta(seconds=interval_s or config.retrain.watch_interval_s)
+    Returns the batches named in the ``tuneline.batch.pending`` event, or [] when none was emitted."""
+    return announce_at_start(config, interval_s=interval_s, now=now)[0]
+
+
+def announce_at_start(config: TunelineConfig, *, interval_s: float | None = None,
+                      now: datetime | None = None) -> tuple[list[Batch], str]:
+    """The pending rule, with why it announced nothing: (the batches announced, ``""``) or ([], one line saying why).
+
+    Why the line: ``tuneline watch --once`` after ``doctor --fix`` released a killed run's batch printed nothing at
+    all, and the batch waited eleven minutes for the stranded rule (operator QA)."""
+    interval_s = interval_s or config.retrain.watch_interval_s
     now = now or datetime.now(timezone.utc)
-    with open_ledger(config) as ledger:
-        free = ledger.batches(LANDED)
-    if not free or any(now - b.landed_at < older_than for b in free):
-        return []
+    free, held = _free_and_held(config, now)
+    if not free:
+        return [], "nothing to announce: 0 free batches" + (f"; {_held_clause(held)}" if held else "")
+    young = [b for b in free if b.state == LANDED and now - b.landed_at < timedelta(seconds=interval_s)]
+    if young:  # announced by the watcher that recorded it; the run that event wakes claims every free batch
+        return [], (f"nothing to announce: {_names(young)} landed under {interval_s:g} s ago and its "
+                    f"{BATCH_LANDED} wakes a run that takes every free batch ({_names(free)})")
+    queued = _queued_run(due_within=timedelta(seconds=interval_s), now=now)
+    if queued is not None:
+        return [], (f"nothing to announce: {_names(free)} {'is' if len(free) == 1 else 'are'} free but retraining "
+                    f"run {queued} is queued; it takes every free batch when it starts")
     if not emit_batches_pending(free, config.registered_model_name):
-        return []
+        return [], f"nothing announced: {_names(free)} free, but this process has no Prefect API to send events to"
     flush_events()
-    return free
+    return free, ""
+
+
+def _free_and_held(config: TunelineConfig, now: datetime) -> tuple[list[Batch], list[Batch]]:
+    """(the batches a run would claim now, those held under another run's live lease): a batch a killed run held
+    is free once ``doctor --fix`` released it (``validated``, no lease) or its lease ran out."""
+    with open_ledger(config) as ledger:
+        free = ledger.free_batches()
+        taken = {b.id for b in free}
+        held = [b for b in ledger.batches() if b.state in (CLAIMED, VALIDATED) and b.id not in taken]
+    return free, held
+
+
+def _names(batches: list[Batch]) -> str:
+    """``a.csv, b.csv`` (the first five, then how many more)."""
+    shown = ", ".join(b.name for b in batches[:5])
+    return shown + (f" and {len(batches) - 5} more" if len(batches) > 5 else "")
+
+
+def _held_clause(held: list[Batch]) -> str:
+    """Which batches are held under a live lease, by which run, until when (what the operator waits for)."""
+    runs: dict[str, list[Batch]] = {}
+    for batch in held:
+        runs.setdefault(batch.claimed_by or "?", []).append(batch)
+    return "; ".join(
+        f"{_names(batches)} held by run {run_id} until "
+        f"{max(b.lease_expires_at for b in batches if b.lease_expires_at):%H:%M:%S} UTC"
+        if any(b.lease_expires_at for b in batches) else f"{_names(batches)} held by run {run_id}"
+        for run_id, batches in runs.items()) + " (a killed run's: `tuneline doctor -c CONFIG --fix` releases them)"
+
+
+def _queued_run(due_within: timedelta, now: datetime) -> str | None:
+    """The name and state of a ``tuneline-retrain`` run that has not started yet and will claim every free batch
+    (pending, or scheduled and due within ``due_within``), or None. A *running* one does not count: it claimed when
+    it started (a run killed outright even shows Running until Prefect marks it Crashed), so a batch freed since then
+    needs an announcement of its own. None also when the API cannot be asked (logged): a duplicated announcement is
+    harmless, a missed one waits for the stranded rule."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter,
+                                                FlowRunFilterExpectedStartTime, FlowRunFilterState,
+                                                FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+
+    flows = FlowFilter(name=FlowFilterName(any_=[RETRAIN_FLOW]))
+    try:
+        with get_client(sync_client=True) as client:
+            found = client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))))
+            found = found or client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=now + due_within)))
+    except Exception as error:  # noqa: BLE001 - the API briefly away: announce, as a duplicate is harmless
+        logger.warning("could not ask the Prefect API for queued retraining runs (%s: %s); announcing anyway",
+                       type(error).__name__, redact(str(error))[:200])
+        return None
+    if not found:
+        return None
+    return f"{found[0].name} ({found[0].state.name if found[0].state else 'Scheduled'})"
 
 
 RETRAIN_FLOW = "tuneline-retrain"
@@ -293,7 +373,8 @@ def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool
           stop: threading.Event | None = None) -> None:
     """The foreground watcher (``tuneline watch``): scan and announce every ``interval_s`` (default
     ``retrain.watch_interval_s``) until ``stop`` is set or interrupted; with ``once``, one scan. Applies the pending
-    rule on its first scan and the stranded rule on each later one. A scan that fails after the first (the ledger's database busy, the folder briefly
+    rule on its first scan (with ``once``, a line says why it announced nothing) and the stranded rule on each later
+    one. A scan that fails after the first (the ledger's database busy, the folder briefly
     unmounted) is reported and retried at the next interval; the first one's error is raised (a wrong config).
 
     ``stop`` is what the CLI's Ctrl-C handler sets instead of raising KeyboardInterrupt in the middle of a scan
@@ -307,12 +388,17 @@ def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool
     first = True
     while not stop.is_set():
         try:
-            for batch in scan_and_announce(config):
+            recorded = scan_and_announce(config)
+            for batch in recorded:
                 echo(describe(batch))
-            if first and (pending := announce_pending(config, interval_s=interval_s)):
-                echo(f"pending   {len(pending)} unclaimed batch(es) recorded over {interval_s:g} s ago "
-                     f"({', '.join(b.name for b in pending)}): announced {BATCHES_PENDING}")
-            elif not first and (stranded := announce_stranded(config)):
+            if first:
+                pending, why = announce_at_start(config, interval_s=interval_s)
+                if pending:
+                    echo(f"pending   {len(pending)} free batch(es) no retraining run is queued for "
+                         f"({_names(pending)}): announced {BATCHES_PENDING}")
+                elif once and not any(b.state == LANDED for b in recorded):  # --once says why it announced nothing
+                    echo(why)
+            elif stranded := announce_stranded(config):
                 echo(f"stranded  {len(stranded)} batch(es) no retraining run is queued or running for "
                      f"({', '.join(b.name for b in stranded)}): announced {BATCHES_PENDING} again")
         except UserError as error:

@@ -1,0 +1,144 @@
+"""`tuneline watch --once` and the batches a killed run held (operator QA).
+
+After `tuneline doctor -c loop.yaml --fix` released a killed run's batch (``validated``, no lease), `watch --once`
+announced nothing and printed nothing: the pending rule read only ``landed`` batches, and the batch waited eleven
+minutes for the stranded rule. Now a free batch no queued run will take is announced at once, `--once` says why when
+it announces nothing, and doctor says how its released batches are retrained.
+
+Real processes (a run that claims and is killed with SIGKILL), a real SQLite ledger and MLflow store, the real CLI
+and a real Prefect API (the session's test harness); events are captured with Prefect's asserting events worker.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from mlflow.tracking import MlflowClient
+from prefect.testing.fixtures import asserting_events_worker  # noqa: F401 - Prefect's fixture, used by name
+
+from test_events_watch import emitted
+from tuneline.cli import main
+from tuneline.config import load_config
+from tuneline.events import BATCHES_PENDING, watch
+from tuneline.ledger import Ledger, default_ledger_url
+
+MODEL = "released-tickets"
+
+
+def write_loop(root: Path) -> tuple[Path, str]:
+    """The loop's config (``loop.yaml``) and its MLflow store's URI; one complete 5-row batch ``b12.csv`` landed."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    landing = root / "landing"
+    landing.mkdir()
+    pd.DataFrame({"text": [f"ticket {i}" for i in range(5)], "label": ["a", "b", "a", "b", "a"]}).to_csv(
+        landing / "b12.csv", index=False)
+    (landing / "b12.csv.done").touch()
+    config = root / "loop.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"path": str(root / "base.csv")}, "work_dir": str(root / "w"),
+        "tracking": {"tracking_uri": uri, "registered_model": MODEL}, "retrain": {"landing": str(landing)}}))
+    return config, uri
+
+
+def validate_and_wait(root: Path, uri: str, ready: Path) -> subprocess.Popen:
+    """A process that opens an MLflow run (with its process tag), claims every landed batch, validates them and
+    waits: a retraining run killed after validation, as the operator's was."""
+    code = textwrap.dedent(f"""
+        import pathlib, time
+        from mlflow.tracking import MlflowClient
+        from tuneline.ledger import Ledger, default_ledger_url
+        from tuneline.run_process import PROCESS_TAG, process_tag
+        client = MlflowClient(tracking_uri={uri!r}, registry_uri={uri!r})
+        experiment = client.create_experiment("released", artifact_location={(root / 'art').as_uri()!r})
+        run = client.create_run(experiment, tags={{PROCESS_TAG: process_tag()}})
+        with Ledger(default_ledger_url({uri!r}), {MODEL!r}, lease_s=3600) as ledger:
+            ledger.scan({str(root / 'landing')!r})
+            for batch in ledger.claim(run.info.run_id):
+                ledger.mark_validated(run.info.run_id, batch.content_hash, 5, 0)
+        pathlib.Path({str(ready)!r}).write_text(run.info.run_id)
+        time.sleep(600)
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=root)
+
+
+def killed_holder(root: Path, uri: str) -> str:
+    """Run :func:`validate_and_wait` until it holds the batch, then SIGKILL it; its MLflow run id."""
+    ready = root / "claimed"
+    holder = validate_and_wait(root, uri, ready)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready.exists(), "the holder did not claim"
+    finally:
+        holder.kill()
+        holder.wait()
+    return ready.read_text()
+
+
+def test_watch_once_announces_a_batch_doctor_released_at_once(tmp_path, capsys, asserting_events_worker):
+    config, uri = write_loop(tmp_path)
+    run_id = killed_holder(tmp_path, uri)
+    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model(MODEL)
+
+    assert main(["watch", "-c", str(config), "--once"]) == 0  # held under the dead run's live lease: says so
+    said = capsys.readouterr().out.splitlines()
+    assert said[-1].startswith(f"nothing to announce: 0 free batches; b12.csv held by run {run_id} until ")
+    assert said[-1].endswith("UTC (a killed run's: `tuneline doctor -c CONFIG --fix` releases them)")
+
+    assert main(["doctor", "-c", str(config), "--fix"]) == 0
+    report = capsys.readouterr().out
+    assert (f"run {run_id} holds b12.csv under a lease until " in report and "is gone: released, run closed KILLED; "
+            f"run `tuneline watch -c {config} --once` to retrain on them now" in report)
+    with Ledger(default_ledger_url(uri), MODEL) as ledger:
+        assert [(b.name, b.state) for b in ledger.free_batches()] == [("b12.csv", "validated")]
+
+    assert main(["watch", "-c", str(config), "--once"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[1:] == ["pending   1 free batch(es) no retraining run is queued for (b12.csv): announced "
+                        f"{BATCHES_PENDING}"]
+    [event] = emitted(asserting_events_worker, BATCHES_PENDING)
+    assert event.resource["tuneline.model"] == MODEL and event.payload["batches"][0]["path"].endswith("b12.csv")
+
+
+def test_watch_once_says_why_a_free_batch_is_not_announced_while_a_retraining_run_is_queued(
+        tmp_path, asserting_events_worker):
+    """A queued run claims every free batch when it starts: no second run is queued for it, and --once says so. A
+    running one claimed when it started (or was killed and still shows Running): it does not stop the announcement."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running, Scheduled
+
+    from tuneline.flows.retrain import retrain_flow
+
+    config, uri = write_loop(tmp_path)
+    loop = load_config(config)
+    with Ledger(default_ledger_url(uri), MODEL) as ledger:
+        ledger.scan(loop.retrain.landing)
+        ledger.claim("failed-run")
+        ledger.release("failed-run")  # a run that failed after validating nothing: the batch is landed and free
+    time.sleep(1.1)
+    lines: list[str] = []
+    parameters = {"config": loop.model_dump(mode="json")}
+    with get_client(sync_client=True) as client:
+        queued = client.create_flow_run(retrain_flow, parameters=parameters, state=Scheduled())
+        try:
+            watch(loop, interval_s=1, once=True, echo=lines.append)
+        finally:
+            client.delete_flow_run(queued.id)
+        assert lines == [f"nothing to announce: b12.csv is free but retraining run {queued.name} (Scheduled) is "
+                         "queued; it takes every free batch when it starts"]
+        assert emitted(asserting_events_worker, BATCHES_PENDING) == []
+
+        running = client.create_flow_run(retrain_flow, parameters=parameters, state=Running())
+        try:
+            watch(loop, interval_s=1, once=True, echo=lines.append)
+        finally:
+            client.delete_flow_run(running.id)
+    assert lines[1].startswith("pending   1 free batch(es) no retraining run is queued for (b12.csv)")
+    assert len(emitted(asserting_events_worker, BATCHES_PENDING)) == 1
