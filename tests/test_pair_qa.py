@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import random
@@ -20,6 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import f1_score
 
+import tests_support
 from conftest import working_in
 from test_kind_pair import FILLERS, TOPICS, UNRELATED, make_pairs, nli_frame, pair_config, pair_frame
 from tuneline.config import build_config
@@ -80,12 +80,7 @@ def make_nli(n: int, seed: int) -> list[list[str]]:
 
 
 def write_rows(path: Path, rows: list[list[str]], header=("premise", "hypothesis", "relation")) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    return tests_support.write_rows(path, rows, header)
 
 
 # --- 1. f1_positive only where there is a positive class ------------------------------------------------------------

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -53,34 +55,47 @@ def save_head(base: Path, folder: Path, head: str, labels: list[str]) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory, tiny_bert) -> str:
-    """A SQLite store with one version of each kind, tagged with its task and aliased ``challenger`` as a training
-    run registers it."""
-    folder = tmp_path_factory.mktemp("predict-probe")
+@contextmanager
+def store_of_heads(folder: Path, tiny_bert: Path, heads: dict[str, tuple[str, str, list[str], dict[str, str]]]
+                   ) -> Iterator[str]:
+    """A SQLite store in ``folder`` with one version per kind (``kind -> (name, head, labels, tags)``), tagged with
+    its task and ``tags`` and aliased ``challenger`` as a training run registers it; MLflow's URIs restored after."""
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("predict-probe", artifact_location=(folder / "artifacts").as_uri())
+    experiment = client.create_experiment(folder.name, artifact_location=(folder / "artifacts").as_uri())
     try:
-        for kind, (name, head, labels) in MODELS.items():
+        for kind, (name, head, labels, tags) in heads.items():
             model_dir = save_head(tiny_bert, folder / name, head, labels)
             run = client.create_run(experiment)
             context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
                                  run_dir=folder / run.info.run_id)
-            register_model.fn(model_dir, kind, name, context, {"task": kind})
+            register_model.fn(model_dir, kind, name, context, {"task": kind, **tags})
         yield uri
     finally:
         mlflow.set_tracking_uri(saved[0])
         mlflow.set_registry_uri(saved[1])
 
 
-def registered(uri: str, kind: str) -> mlflow.pyfunc.PyFuncModel:
+def load_challenger(uri: str, name: str) -> mlflow.pyfunc.PyFuncModel:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return mlflow.pyfunc.load_model(f"models:/{MODELS[kind][0]}@challenger")
+    return mlflow.pyfunc.load_model(f"models:/{name}@challenger")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny_bert) -> Iterator[str]:
+    """A SQLite store with one version of each kind, tagged with its task and aliased ``challenger`` as a training
+    run registers it."""
+    heads = {kind: (name, head, labels, {}) for kind, (name, head, labels) in MODELS.items()}
+    with store_of_heads(tmp_path_factory.mktemp("predict-probe"), tiny_bert, heads) as uri:
+        yield uri
+
+
+def registered(uri: str, kind: str) -> mlflow.pyfunc.PyFuncModel:
+    return load_challenger(uri, MODELS[kind][0])
 
 
 def predict(uri: str, kind: str, source: Path, output: Path | None = None) -> int:

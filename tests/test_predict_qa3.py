@@ -16,19 +16,17 @@ tags a training run gives it (``column.*``: the training data's column names), a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
-from test_predict_probe import save_head
+from test_predict_probe import load_challenger, store_of_heads
 from tuneline.cli import main
 from tuneline.errors import UserError
 from tuneline.tasks.predict_batch import clashing_columns, read_prediction_inputs
-from tuneline.tasks.register import register_model
-from tuneline.tracking import RunContext
 
 TEXTS = ["where is my parcel", "please reset my password"]
 #: kind → (registered name, head, labels, the training data's column names)
@@ -42,34 +40,17 @@ TRAINED = {kind: tuple(sorted(columns.items())) for kind, (_, _, _, columns) in 
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, tiny_bert) -> str:
+def store(tmp_path_factory, tiny_bert) -> Iterator[str]:
     """A SQLite store with one version of each kind, tagged with its task and training column names, aliased
     ``challenger`` as a training run registers it."""
-    folder = tmp_path_factory.mktemp("predict-qa3")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("predict-qa3", artifact_location=(folder / "artifacts").as_uri())
-    try:
-        for kind, (name, head, labels, columns) in MODELS.items():
-            model_dir = save_head(tiny_bert, folder / name, head, labels)
-            run = client.create_run(experiment)
-            context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
-                                 run_dir=folder / run.info.run_id)
-            tags = {"task": kind, **{f"column.{column}": given for column, given in columns.items()}}
-            register_model.fn(model_dir, kind, name, context, tags)
+    heads = {kind: (name, head, labels, {f"column.{column}": given for column, given in columns.items()})
+             for kind, (name, head, labels, columns) in MODELS.items()}
+    with store_of_heads(tmp_path_factory.mktemp("predict-qa3"), tiny_bert, heads) as uri:
         yield uri
-    finally:
-        mlflow.set_tracking_uri(saved[0])
-        mlflow.set_registry_uri(saved[1])
 
 
 def registered(uri: str, kind: str) -> mlflow.pyfunc.PyFuncModel:
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.pyfunc.load_model(f"models:/{MODELS[kind][0]}@challenger")
+    return load_challenger(uri, MODELS[kind][0])
 
 
 def predict(uri: str, kind: str, source: Path, output: Path | None = None, *options: str) -> int:
