@@ -43,6 +43,17 @@ class Forgetting:
         drops = self.class_drops()
         return max(drops.items(), key=lambda item: item[1]) if drops else None
 
+    def worst_class_sentence(self) -> str | None:
+        """How the worst class moved, for the gate's reason and the log; None without per-class scores. When no
+        class dropped, no class is named: the "worst" of classes that all held was an arbitrary one, and "admiration
+        F1 rose 0.0000" read as if admiration had been singled out (loop QA)."""
+        worst = self.worst_class()
+        if worst is None:
+            return None
+        if worst[1] > 0:
+            return f"worst class on the earlier test rows: {worst[0]} F1 dropped {worst[1]:.4f}"
+        return "no class dropped on the earlier test rows (every class's F1 held or rose)"
+
 
 @dataclass(frozen=True)
 class EarlierData:
@@ -148,7 +159,7 @@ def measure_forgetting(model_dir: Path, earlier_test: pd.DataFrame, labels: list
                       f"earlier_test.champion.{metric}": result.champion,
                       "forgetting.worst_class_drop": worst[1] if worst else 0.0,
                       "earlier_test.rows": float(len(earlier_test))})
-    task_logger().info("forgetting on %d earlier test rows: %s %.4f (champion v%s) -> %.4f (candidate), worst class "
-                       "%s", len(earlier_test), metric, result.champion, champion_version, result.candidate,
-                       (f"{worst[0]} {'dropped' if worst[1] > 0 else 'rose'} {abs(worst[1]):.4f}" if worst else "-"))
+    task_logger().info("forgetting on %d earlier test rows: %s %.4f (champion v%s) -> %.4f (candidate); %s",
+                       len(earlier_test), metric, result.champion, champion_version, result.candidate,
+                       result.worst_class_sentence() or "no per-class scores")
     return result

@@ -178,9 +178,9 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
         worst = forgetting.worst_class()
         if worst is not None:
             held = worst[1] <= max_class_forgetting + EPSILON
-            moved = f"dropped {worst[1]:.4f}" if worst[1] > 0 else f"rose {abs(worst[1]):.4f} (no class dropped)"
-            ok = check(held, f"worst class on the earlier test rows: {worst[0]} F1 {moved} "
-                             f"{'<=' if held else '>'} max_class_forgetting {max_class_forgetting:.4f}") and ok
+            within = (f"{'<=' if held else '>'} max_class_forgetting" if worst[1] > 0 else
+                      "within max_class_forgetting")
+            ok = check(held, f"{forgetting.worst_class_sentence()} {within} {max_class_forgetting:.4f}") and ok
     return GateDecision(promote=ok, metric=metric, candidate=candidate, champion=champion, reasons=reasons,
                         comparison=comparison, failed=failed)
 
