@@ -237,7 +237,7 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     """``tuneline data batches``: every recorded batch and its fate. ``data log`` lists data versions, so a rejected
     batch (which makes none) was seen only in the run's printout: a batch rejected by a scheduled run at night
     left no trace an operator could list in the morning."""
-    from tuneline.ledger import DUPLICATE, REJECTED, Ledger, ledger_url_for, sqlite_file_missing
+    from tuneline.ledger import CLAIMED, DUPLICATE, LANDED, REJECTED, Ledger, ledger_url_for, sqlite_file_missing
     from tuneline.runtime import resolve_tracking_uri
 
     name = config.registered_model_name
@@ -262,7 +262,9 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     width = min(max(len(b.name) for b in shown), 40)
     for b in shown:
         rows = ""
-        if b.state == REJECTED and b.rows_rejected is not None:  # read, then rejected whole: none kept
+        if b.state in (LANDED, CLAIMED):  # not validated (again) yet: counts left by a requeued rejection are stale
+            pass
+        elif b.state == REJECTED and b.rows_rejected is not None:  # read, then rejected whole: none kept
             rows = f"  rows {b.rows_rejected} read, none kept"
         elif b.rows_accepted is not None or b.rows_rejected:
             rows = f"  rows {b.rows_accepted or 0} kept, {b.rows_rejected or 0} quarantined"

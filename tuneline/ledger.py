@@ -977,7 +977,9 @@ class Ledger(LedgerDatabase):
     def requeue(self, batch_hash: str, actor: str, reason: str) -> Batch:
         """``rejected`` → ``landed``, by a person: the batch is claimed again by the next run, as if it had just
         landed. For a rejection the config decided (an unseen label before ``drift.allow_label_growth`` was set, a
-        contract since relaxed): the bytes are the same, so landing them again would only be a ``duplicate``."""
+        contract since relaxed): the bytes are the same, so landing them again would only be a ``duplicate``.
+        Its row counts go with its rejection: the next run validates it anew, and the rejection's "none kept, all
+        read" had been listed as "0 kept, 100 quarantined" for a batch that was landed again (loop QA)."""
         now = _now()
         with self._tx("cannot requeue a batch in") as conn:
             current = self._original(conn, batch_hash)
@@ -988,7 +990,8 @@ class Ledger(LedgerDatabase):
             changed = conn.execute(
                 update(BATCHES).where(BATCHES.c.id == current.id, BATCHES.c.state == REJECTED)
                 .values(state=LANDED, claimed_by=None, claimed_at=None, lease_expires_at=None, reasons=json.dumps([]),
-                        quarantine_path=None, version=BATCHES.c.version + 1, updated_at=now)).rowcount
+                        quarantine_path=None, rows_accepted=None, rows_rejected=None,
+                        version=BATCHES.c.version + 1, updated_at=now)).rowcount
             if changed != 1:
                 raise self._conflict(conn, batch_hash, "requeue", actor)
             self._event(conn, current.id, batch_hash, REJECTED, LANDED, None, now, f"requeued by {actor}: {reason}")

@@ -1,0 +1,59 @@
+"""Defects an exploratory QA of the retraining loop found with its NER, pair and multi-label models: a requeued
+batch's row counts, the ``data`` commands run from the wrong folder, a batch in another layout than the config read
+as hundreds of "unseen labels", and the forgetting sentence naming a class that "rose 0.0000". Real files, the real
+SQLite ledger, dataset store and CLI entry point, the real gate; nothing mocked."""
+
+from __future__ import annotations
+
+import yaml
+
+from test_data_drop import land_rows, loop_config, rows
+from tuneline.cli import main
+from tuneline.dataset_store import DatasetStore
+from tuneline.ledger import Ledger
+from tuneline.tasks.forgetting import Forgetting
+from tuneline.tasks.gate import ChampionScore, decide_promotion
+from tuneline.tasks.intake import dataset_folder
+
+
+def test_a_requeued_batch_is_listed_without_the_counts_of_its_rejection(tmp_path, capsys):
+    """Validated with 99 kept and 1 quarantined, rejected by the drift check (100 read, none kept), then requeued:
+    ``data batches`` listed it "landed ... rows 0 kept, 100 quarantined", counts no validation of it ever gave."""
+    landing = tmp_path / "landing"
+    land_rows(landing, "b1_clean.csv", [(f"clean {i}", "ab"[i % 2]) for i in range(100)])
+    config_path, _config, url, name = loop_config(tmp_path, landing)
+    with Ledger(url, name) as ledger:
+        [batch] = ledger.scan(landing)
+        ledger.claim("run-1")
+        ledger.mark_validated("run-1", batch.content_hash, 99, 1)
+        ledger.mark_rejected("run-1", batch.content_hash, ["drift (drift.on_drift=stop): label shift"], rows_read=100)
+    assert main(["data", "requeue", "-c", config_path, "b1_clean.csv", "--reason", "x"]) == 0
+    capsys.readouterr()
+    with Ledger(url, name) as ledger:
+        requeued = ledger.batch(batch.content_hash)
+    assert (requeued.state, requeued.rows_accepted, requeued.rows_rejected) == ("landed", None, None)
+
+    assert main(["data", "batches", "-c", config_path]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "b1_clean.csv" in line]
+    assert " landed " in line and "rows" not in line and "quarantined" not in line, line
+
+
+def test_a_candidate_whose_classes_all_held_names_no_class_in_the_forgetting_sentence():
+    """Nothing changed per class and the gate said "worst class on the earlier test rows: admiration F1 rose 0.0000
+    (no class dropped)": an arbitrary class named as the worst."""
+    same = Forgetting(metric="micro_f1", champion_version="2", rows=40, champion=0.5, candidate=0.5,
+                      per_class={"admiration": (0.5, 0.5), "amusement": (0.25, 0.25), "anger": (0.0, 0.0)})
+    decision = decide_promotion("micro_f1", 0.5, ChampionScore(version="2", metric=0.5), 0.0, 0.05,
+                                forgetting=same, max_forgetting=0.02, max_class_forgetting=0.05)
+    said = [r for r in decision.reasons if "class" in r and "forgetting on" not in r]
+    assert said == ["no class dropped on the earlier test rows (every class's F1 held or rose) within "
+                    "max_class_forgetting 0.0500"], decision.reasons
+    assert "admiration" not in " ".join(decision.reasons) and "rose 0.0000" not in " ".join(decision.reasons)
+    assert same.worst_class_sentence() == said[0].split(" within")[0]
+
+    dropped = Forgetting(metric="micro_f1", champion_version="2", rows=40, champion=0.5, candidate=0.45,
+                         per_class={"0": (0.5, 0.5), "1": (0.6, 0.4)})
+    decision = decide_promotion("micro_f1", 0.5, ChampionScore(version="2", metric=0.5), 0.0, 0.05,
+                                forgetting=dropped, max_forgetting=0.1, max_class_forgetting=0.05)
+    assert ("worst class on the earlier test rows: 1 F1 dropped 0.2000 > max_class_forgetting 0.0500"
+            in decision.reasons), decision.reasons
