@@ -242,9 +242,14 @@ def test_data_log_on_a_fresh_folder_reads_and_writes_nothing(tmp_path, capsys):
     config_path.write_text(yaml.safe_dump({
         "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
         "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}}))
+    assert main(["data", "log", "-c", str(config_path)]) == 1  # no store there: not "no data version yet" (loop QA)
+    assert f"no MLflow store at {tmp_path / 'mlflow.db'}: run this in the folder where you trained" in (
+        capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+    (tmp_path / "mlflow.db").touch()  # a store that has trained, but no retraining loop yet
     assert main(["data", "log", "-c", str(config_path)]) == 0
     assert "no data version yet" in capsys.readouterr().out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "mlflow.db"]
 
 
 def test_a_takeover_run_never_counts_its_own_batches_as_earlier_data(tmp_path):

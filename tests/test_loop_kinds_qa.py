@@ -9,6 +9,7 @@ import yaml
 
 from test_data_drop import land_rows, loop_config, rows
 from tuneline.cli import main
+from tuneline.config import load_config
 from tuneline.dataset_store import DatasetStore
 from tuneline.ledger import Ledger
 from tuneline.tasks.forgetting import Forgetting
@@ -57,3 +58,40 @@ def test_a_candidate_whose_classes_all_held_names_no_class_in_the_forgetting_sen
                                 forgetting=dropped, max_forgetting=0.1, max_class_forgetting=0.05)
     assert ("worst class on the earlier test rows: 1 F1 dropped 0.2000 > max_class_forgetting 0.0500"
             in decision.reasons), decision.reasons
+
+
+def test_the_data_commands_run_from_another_folder_name_the_missing_mlflow_store(tmp_path, monkeypatch, capsys):
+    """``data log -c ner/ner.yaml`` run from the folder above the config (the store is resolved relative to the folder
+    the command runs in) said "no data version yet in sqlite:///.../tuneline-ledger.db (the first tuneline retrain
+    makes version 1)" beside nine versions: a missing store read as a loop that never ran. ``tuneline history`` names
+    the missing store; so does every ``data`` command now, and none creates a file there."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("TUNELINE_LEDGER_URL", raising=False)
+    loop = tmp_path / "ner"
+    loop.mkdir()
+    (loop / "ner.yaml").write_text(yaml.safe_dump({"data": {"path": "base.csv"}, "work_dir": str(loop / "out"),
+                                                   "tracking": {"registered_model": "qa-loop-ner"}}))
+    monkeypatch.chdir(loop)  # the loop ran here: its ledger, versions and store are beside the config
+    config = load_config(loop / "ner.yaml")
+    url = f"sqlite:///{loop / 'tuneline-ledger.db'}"
+    with DatasetStore(url, "qa-loop-ner", dataset_folder(config)) as store:
+        store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+    (loop / "mlflow.db").touch()
+    fixes = land_rows(loop, "fixes.csv", [("base 1", "b")])
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    config_arg = ["-c", "ner/ner.yaml"]
+    for command in (["log"], ["batches"], ["relabel", str(fixes), "--reason", "x"], ["drop", "b1.txt", "--reason", "x"],
+                    ["requeue", "b1.txt", "--reason", "x"]):
+        assert main(["data", *command, *config_arg]) == 1, command
+        out, err = capsys.readouterr()
+        assert "no data version yet" not in out + err and "no batch ledger" not in out + err, command
+        assert err == (f"tuneline: no MLflow store at {tmp_path / 'mlflow.db'}: run this in the folder where you "
+                       "trained (the one holding mlflow.db), or pass --set "
+                       "tracking.tracking_uri=sqlite:////path/to/mlflow.db\n"), command
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+    monkeypatch.chdir(loop)  # where the loop ran, the same command lists its version
+    assert main(["data", "log", "-c", "ner.yaml"]) == 0
+    assert "data versions of qa-loop-ner" in capsys.readouterr().out

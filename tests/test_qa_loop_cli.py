@@ -44,9 +44,15 @@ def test_drop_and_requeue_from_another_folder_name_the_missing_ledger_and_create
     for command in ("drop", "requeue"):
         assert main(["data", command, "tickets-batch-001.csv", "--reason", "bad export", "-c", str(config_path)]) == 1
         err = one_line(capsys.readouterr().err)
+        assert f"no MLflow store at {elsewhere / 'mlflow.db'}: run this in the folder where you trained" in err
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["c.yaml"]
+    (elsewhere / "mlflow.db").touch()  # a store without a retraining loop beside it: no ledger, no batch landed
+    for command in ("drop", "requeue"):
+        assert main(["data", command, "tickets-batch-001.csv", "--reason", "bad export", "-c", str(config_path)]) == 1
+        err = one_line(capsys.readouterr().err)
         assert f"no batch ledger at sqlite:///{elsewhere / 'tuneline-ledger.db'}" in err
         assert "run this in the folder where `tuneline retrain` ran" in err
-    assert sorted(p.name for p in elsewhere.iterdir()) == ["c.yaml"]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["c.yaml", "mlflow.db"]
 
 
 def test_a_relabelling_row_without_a_label_or_text_is_refused_and_no_version_is_made(tmp_path, capsys):

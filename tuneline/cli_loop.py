@@ -197,6 +197,22 @@ def print_retrain_summary(summary: Any) -> None:
     print("=" * 72)
 
 
+def _no_store_here(uri: str, url: str) -> None:
+    """A one-line :class:`UserError` when the loop's default SQLite ledger and the local MLflow store it sits beside
+    are both missing: the store was resolved relative to the folder the command runs in, and not found there. Run
+    from the folder above the config, ``data log`` answered "no data version yet" beside nine versions, which reads
+    as a loop that never ran (loop QA); ``tuneline history`` names the missing store, and so do these now."""
+    from tuneline.errors import UserError
+    from tuneline.ledger import default_ledger_url, sqlite_file_missing
+
+    if not uri.startswith("sqlite:///") or not sqlite_file_missing(url) or url != default_ledger_url(uri):
+        return
+    store = Path(uri[len("sqlite:///"):])
+    if not store.is_file():
+        raise UserError(f"no MLflow store at {store}: run this in the folder where you trained (the one holding "
+                        "mlflow.db), or pass --set tracking.tracking_uri=sqlite:////path/to/mlflow.db")
+
+
 def _data_log(config: TunelineConfig) -> int:
     from mlflow.tracking import MlflowClient
 
@@ -208,6 +224,7 @@ def _data_log(config: TunelineConfig) -> int:
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     name = config.registered_model_name
     url = ledger_url_for(config.ledger.url, uri)
+    _no_store_here(uri, url)
     if sqlite_file_missing(url):
         versions = []  # a read-only command: opening the store would create the ledger file and its tables
     else:
@@ -241,7 +258,9 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     from tuneline.runtime import resolve_tracking_uri
 
     name = config.registered_model_name
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    url = ledger_url_for(config.ledger.url, uri)
+    _no_store_here(uri, url)
     if sqlite_file_missing(url):  # read-only: opening it would create the ledger file
         print(f"{name}: no batch ledger at {redact(url)}: no batch has landed (run this where `tuneline retrain` "
               "ran, or set ledger.url / tracking.tracking_uri to that loop's stores)")
@@ -455,7 +474,9 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     if not path.is_file():
         raise UserError(f"{path} does not exist (or is not a file); give the file of rows with their right labels")
     name = config.registered_model_name
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    url = ledger_url_for(config.ledger.url, uri)
+    _no_store_here(uri, url)
     if sqlite_file_missing(url):
         raise UserError(f"{name}: no data version yet in {redact(url)}: the first `tuneline retrain` makes version 1")
     with Ledger(url, name) as ledger:  # a run between its claim and its "used" builds on the version it read
@@ -573,7 +594,9 @@ def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str
     if not reason.strip():
         raise UserError(f"--reason must say {why}")
     model = config.registered_model_name
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    url = ledger_url_for(config.ledger.url, uri)
+    _no_store_here(uri, url)
     if sqlite_file_missing(url):
         # run from another folder (the default ledger sits beside ./mlflow.db): opening it created an empty ledger
         # there, and the answer "no landed batch is called X" sent the user looking for a typo in the name
