@@ -110,9 +110,9 @@ def test_unknown_ids_and_bad_values_are_quarantined_with_their_rule(tmp_path):
                        label_column="1", label_names=str(names))
     assert result.labels == NAMES  # label_names order is the label set
     rules = dict(zip(result.quarantine["source_row"], result.quarantine["rule"]))
-    assert rules == {41: "label_in_label_set", 42: "at_least_one_label"}
+    assert rules == {41: "label_id_in_range", 42: "at_least_one_label"}  # an id past the names, no label "9"
     detail = result.quarantine.set_index("source_row").loc[41, "detail"]
-    assert "'9'" in detail and "not in the label set" in detail
+    assert "['9'] are past the last of the" in detail
     assert len(result.frames["train"]) == 40
 
     jsonl = write_lines(tmp_path / "bad.jsonl", [json.dumps({"text": f"row {i}", "label": [NAMES[i % 4]]})

@@ -162,3 +162,17 @@ def test_the_validate_command_says_it_in_one_line(tmp_path: Path, capsys):
     assert line.startswith(f"tuneline: {tmp_path / 'train.tsv'}: row 2: label '1' is the name '1' or the id 1")
     assert main(["validate", "-c", str(config), "--set", "data.label_values=ids"]) == 0
     assert "labels (4): 1, 2, 3, 4" in capsys.readouterr().out
+
+
+def test_with_word_names_a_number_past_the_last_name_is_quarantined_not_a_new_label(tmp_path: Path):
+    """GoEmotions' labels.txt (words, ids 0-27) and the default label_values auto: id 99 was read as a label named
+    "99", and the retraining loop with label growth put a class "99" into the registered model's head (QA)."""
+    cells = ID_CELLS * 10
+    cells[7] = "1,99"
+    names = "joy\nanger\nfear\nlove\n"
+    result = validated(numeric_case(tmp_path, ID_CELLS, names=names, train_cells=cells), tmp_path)
+    rows = result.quarantine[result.quarantine["split"] == "train"]
+    assert rows[["source_row", "rule"]].values.tolist() == [[8, "label_id_in_range"]]
+    assert rows["detail"].iloc[0] == ("label id(s) ['99'] are past the last of the 4 names in data.label_names (ids "
+                                      "0-3, a number that is no name is read as an id)")
+    assert sorted(result.labels) == ["anger", "fear", "joy", "love"] and len(result.frames["train"]) == 39

@@ -807,14 +807,19 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
     written = [(labels, row) for labels, row, _, vector in parsed if not vector and isinstance(labels, list)]
     if data.label_values == "auto":
         refuse_ids_or_names(((label, row) for labels, row in written for label in labels), names, path)
+    # a number past the last name is no id; with ``auto`` it is no name either unless the names hold it: read as a
+    # label of its own it became a class "99" (GoEmotions has ids 0-27), grown into the head by the loop (QA)
+    known = set(names) if data.label_values == "auto" else set()
     beyond = {row: past for labels, row in written
-              if (past := [label for label in labels if _is_number(label) and not _is_index(label, len(names))])} \
-        if data.label_values == "ids" else {}
+              if (past := [label for label in labels if _is_number(label) and not _is_index(label, len(names))
+                           and label not in known])} if data.label_values in ("ids", "auto") else {}
+    counted = ("as data.label_values: ids counts them" if data.label_values == "ids" else
+               "a number that is no name is read as an id")
     if beyond:
         malformed += [{"source_row": row, "rule": "label_id_in_range", "column": data.label_column,
                        "value": _shown(value),
                        "detail": f"label id(s) {beyond[row]} are past the last of the {len(names)} names in "
-                                 f"data.label_names (ids 0-{len(names) - 1}, as data.label_values: ids counts them)"}
+                                 f"data.label_names (ids 0-{len(names) - 1}, {counted})"}
                       for _, row, value, vector in parsed if not vector and row in beyond]
         parsed = [item for item in parsed if item[3] or item[1] not in beyond]
     return [sorted(set(named(labels, names, data.label_values))) if not vector and isinstance(labels, list)
