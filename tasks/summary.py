@@ -20,6 +20,9 @@ from tuneline.tasks.train import TrainedModel
 from tuneline.tasks.validate import ValidatedData
 from tuneline.tracking import RunContext, client_for, log_artifact
 
+#: how many quarantine rules a batch's summary line names by count before "N more under M other rules"
+SHOWN_RULES = 4
+
 
 @dataclass
 class RunSummary:
@@ -189,9 +192,11 @@ def batch_rows(intake) -> dict[str, str]:  # noqa: ANN001
         if accepted.rejected_rows:
             rules = ""
             if accepted.quarantine_path is not None and Path(accepted.quarantine_path).is_file():
-                quarantine = pd.read_csv(accepted.quarantine_path, usecols=["rule"])
-                rules = " (" + ", ".join(f"{rule} {n}" for rule, n in quarantine["rule"].value_counts().head(3)
-                                         .items()) + f"; {accepted.quarantine_path})"
+                counts = pd.read_csv(accepted.quarantine_path, usecols=["rule"])["rule"].value_counts()
+                more = len(counts) - SHOWN_RULES  # the rest said, not dropped: the counts must add up (loop QA)
+                rules = (" (" + ", ".join(f"{rule} {n}" for rule, n in counts.head(SHOWN_RULES).items())
+                         + (f", {int(counts.iloc[SHOWN_RULES:].sum())} more under {more} other rule"
+                            f"{'s' * (more != 1)}" if more > 0 else "") + f"; {accepted.quarantine_path})")
             words += f", {accepted.rejected_rows} quarantined{rules}"
         said[accepted.batch.name] = words
     return said
