@@ -291,9 +291,54 @@ def batch_labels(batch: Batch, config: TunelineConfig, loaded: LoadedData | None
     frames = kind.prepare({k: f.copy() for k, f in loaded.frames.items()}, config.data, quiet=True)  # validation
     # prepares (and logs) the same rows once more, from the untouched read
     try:
-        return kind.label_distribution(frames["all"])
+        distribution = kind.label_distribution(frames["all"])
     except Exception:  # noqa: BLE001 - malformed label values are the contract's to report, not this count's
         return {}
+    known = list(getattr(config.data, "labels", None) or [])
+    if known and (mismatch := layout_mismatch(distribution, known, len(frames["all"]), loaded)):
+        raise UnreadableBatch(unreadable_reason(batch, mismatch))
+    return distribution
+
+
+def layout_mismatch(distribution: dict[str, int], known: list[str], rows: int, loaded: LoadedData) -> str | None:
+    """Why a batch's "unseen labels" are no labels but another column (a batch in another layout than the config),
+    or None. A one-hot CSV with a header landed for a ``header: false`` label-ids config was refused with 100 comment
+    ids listed as unseen labels and the advice to grow the head by them (loop QA). Said so when the unseen values are
+    many and nearly all distinct (labels repeat, ids do not), or the batch's first line names known labels as
+    columns (a header the config does not expect)."""
+    unseen = {label: count for label, count in distribution.items() if count > 0 and label not in known}
+    if len(unseen) < 2:
+        return None
+    once = sum(1 for count in unseen.values() if count == 1)
+    distinct = len(unseen) >= 5 and len(unseen) * 2 >= rows and once * 5 >= len(unseen) * 4
+    header = _first_line_names(loaded, known)
+    if not distinct and len(header) < 2:
+        return None
+    shown = sorted(unseen, key=lambda label: (-unseen[label], label))
+    listed = ", ".join(repr(label) for label in shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+    why = [f"its first line names known labels as columns ({', '.join(header[:3])}), a header"] if len(header) >= 2 \
+        else []
+    if distinct:
+        why.append(f"{len(unseen)} of its label values are unseen and nearly all distinct ({listed}), as ids are")
+    else:
+        why.append(f"its label values {listed} are unseen")
+    return ("its layout does not match the config's data.* settings (header row, text and label columns): "
+            + "; ".join(why))
+
+
+def _first_line_names(loaded: LoadedData, known: list[str]) -> list[str]:
+    """The known labels that the first line of the batch's first file names as fields (a header row), in order."""
+    import re
+
+    if not loaded.sources:
+        return []
+    try:
+        with Path(loaded.sources[0].path).open(encoding="utf-8", errors="replace") as handle:
+            first = handle.readline(100_000)
+    except OSError:
+        return []
+    fields = [f.strip().strip('"').strip() for f in re.split(r"[,\t;|]", first.lstrip("\ufeff"))]
+    return [f for f in fields if f in set(known)]
 
 
 @pipeline_task(name="validate-batches")

@@ -95,3 +95,42 @@ def test_the_data_commands_run_from_another_folder_name_the_missing_mlflow_store
     monkeypatch.chdir(loop)  # where the loop ran, the same command lists its version
     assert main(["data", "log", "-c", "ner.yaml"]) == 0
     assert "data versions of qa-loop-ner" in capsys.readouterr().out
+
+
+def test_a_multilabel_batch_in_another_layout_is_said_so_not_listed_as_unseen_labels(tmp_path):
+    """Config ``header: false`` with label ids; the batch a one-hot CSV with a header ``text,id,admiration,...``: it
+    was refused in a 1,166-character line listing every comment id as an unseen label and advising label growth."""
+    from tuneline.tasks.intake import UnreadableBatch, batch_labels
+
+    labels = ["admiration", "amusement", "anger"]
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    onehot = ["text,id," + ",".join(labels)] + [f"comment number {i},ed{i:05d}x,1,0,0" for i in range(40)]
+    (landing / "b6_onehot.csv").write_text("\n".join(onehot) + "\n")
+    (landing / "b6_onehot.csv.done").touch()
+    grown = [f"thanks a lot {i},gratitude" for i in range(6)] + [f"nice one {i},admiration" for i in range(6)]
+    (landing / "b5_newlabel.csv").write_text("\n".join(grown) + "\n")
+    (landing / "b5_newlabel.csv.done").touch()
+    config_path = tmp_path / "ml.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "task": "multilabel_classification", "work_dir": str(tmp_path / "out"),
+        "data": {"path": "base.csv", "header": False, "text_column": "0", "label_column": "1",
+                 "label_separator": ";", "labels": labels},
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
+    config = load_config(config_path)
+    with Ledger(f"sqlite:///{tmp_path / 'tuneline-ledger.db'}", config.registered_model_name) as ledger:
+        batches = {b.name: b for b in ledger.scan(landing)}
+
+    try:
+        batch_labels(batches["b6_onehot.csv"], config)
+    except UnreadableBatch as error:
+        said = str(error)
+    else:
+        raise AssertionError("a one-hot batch read as 41 unseen labels was not refused for its layout")
+    assert said.startswith("batch b6_onehot.csv cannot be read: its layout does not match the config's data.* "
+                           "settings (header row, text and label columns): its first line names known labels as "
+                           "columns (admiration, amusement, anger), a header; 41 of its label values are unseen and "
+                           "nearly all distinct ('ed00000x', 'ed00001x', 'ed00002x' and 38 more), as ids are"), said
+    assert "allow_label_growth" not in said and len(said) < 600, said
+    # a batch with one new label is no layout problem: its labels go on to the unseen-label check (label growth)
+    assert batch_labels(batches["b5_newlabel.csv"], config) == {"admiration": 6, "gratitude": 6}
