@@ -405,9 +405,11 @@ def champion_agreement(agreement: ChampionAgreement | None, *, max_drop: float, 
     if share <= max_drop:
         return DriftCheck(name, share, None, max_drop, "ok", said + f", within max_champion_drop {_pct(max_drop)}: ok.")
     return DriftCheck(name, share, None, max_drop, on_drift,
-                      said + f", over max_champion_drop {_pct(max_drop)}: the labels look wrong (shuffled, shifted "
-                      f"by a column, another label scheme) or their meaning changed; look at the batch before a "
-                      f"model learns it: {on_drift}.")
+                      said + f", over max_champion_drop {_pct(max_drop)}: the labels may be wrong (shuffled, "
+                      f"shifted by a column, another label scheme) or their meaning changed, or the champion does "
+                      f"not carry over to these texts (a weak champion, texts unlike its test rows); look at the "
+                      f"batch before a model learns it, and if its labels are right, land it again with "
+                      f"drift.on_label_disagreement: warn: {on_drift}.")
 
 
 def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[str, int],
