@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -35,7 +36,16 @@ def server(tmp_path: Path, monkeypatch) -> Iterator[MlflowServer]:
         client.set_registered_model_alias(NAME, ALIAS, version.version)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", running.url)
         monkeypatch.setenv("MLFLOW_REGISTRY_URI", running.url)
-        yield running
+        # as serve-model sets them: an earlier test in this worker may have left MLflow's globals on its own store,
+        # and they win over the environment (CI: the follower read another test's SQLite store)
+        saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(running.url)
+        mlflow.set_registry_uri(running.url)
+        try:
+            yield running
+        finally:
+            mlflow.set_tracking_uri(saved[0])
+            mlflow.set_registry_uri(saved[1])
     finally:
         running.stop()
 
