@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -247,10 +247,33 @@ _STOP_KEYS = {"champion_agreement": "drift.on_label_disagreement"}
 #: ``drift.max_champion_drop`` (the standard error of an accuracy on 1,000 rows is under 0.016), bounded in time
 AGREEMENT_SAMPLE = 1000
 
+#: shuffles of the labels averaged for the chance level (its spread over shuffles is about a tenth of a point on
+#: a few hundred rows: measured 0.006-0.015 for NER F1, under 0.03 for accuracy on 300 rows)
+CHANCE_SHUFFLES = 20
 
-def agreement_score(model: Any, kind: TaskKind, frame: pd.DataFrame, known: list[str]) -> tuple[float, int]:
+#: the batch score's bootstrap interval: its upper end (one-sided 95%) is what the check holds against the limit
+AGREEMENT_CONFIDENCE = 0.90
+
+
+class AgreementScore(NamedTuple):
+    """A served model's ``agreement_metric`` on some labeled rows: ``score`` on ``rows`` of them, ``chance`` with
+    their labels shuffled (:meth:`TaskKind.shuffled_gold`, the mean of :data:`CHANCE_SHUFFLES`; NaN when not asked
+    for), ``high`` the upper end of the score's bootstrap interval. NaN, 0 when no row could be scored."""
+
+    score: float
+    rows: int
+    chance: float = float("nan")
+    high: float = float("nan")
+
+
+def agreement_score(model: Any, kind: TaskKind, frame: pd.DataFrame, known: list[str], *,
+                    chance: bool = True) -> AgreementScore:
     """A served model's ``kind.agreement_metric`` against ``frame``'s labels, on up to :data:`AGREEMENT_SAMPLE` of
-    its rows whose labels are all in ``known``, and how many rows that was (NaN, 0 when none)."""
+    its rows whose labels are all in ``known``, with its interval and (``chance``) its chance level
+    (:class:`AgreementScore`)."""
+    import numpy as np
+
+    from tuneline.stats import bootstrap_interval
     from tuneline.tasks.gate import in_run_spelling
 
     known_set = set(known)
@@ -258,11 +281,28 @@ def agreement_score(model: Any, kind: TaskKind, frame: pd.DataFrame, known: list
     rows = pd.Series([i for i, g in enumerate(gold)
                       if all(label in known_set for label in ([g] if isinstance(g, str) else g))], dtype="int64")
     if rows.empty:
-        return float("nan"), 0
+        return AgreementScore(float("nan"), 0)
     rows = rows.sample(n=min(len(rows), AGREEMENT_SAMPLE), random_state=0).to_numpy()
     predicted, _ = kind.predictions_from_output(model.predict(kind.model_input(frame.iloc[rows])))
     predicted, _ = in_run_spelling(predicted, known)
-    return float(kind.score([gold[i] for i in rows], predicted, known)[kind.agreement_metric]), len(rows)
+    gold = [gold[i] for i in rows]
+    metric, every = kind.agreement_metric, np.arange(len(rows))
+    scorer = kind.subset_score(gold, predicted, known, metric)
+    level = float("nan")
+    if chance:
+        rng = np.random.default_rng(0)
+        level = float(np.mean([kind.subset_score(kind.shuffled_gold(gold, rng), predicted, known, metric)(every)
+                               for _ in range(CHANCE_SHUFFLES)]))
+    _, high = bootstrap_interval(scorer, len(rows), confidence=AGREEMENT_CONFIDENCE)
+    return AgreementScore(float(scorer(every)), len(rows), level, float(high))
+
+
+def agreement_of(version: str, metric: str, earlier: AgreementScore, batch: AgreementScore) -> ChampionAgreement:
+    """What :func:`tuneline.drift.champion_agreement` judges: the champion's scores on its earlier test rows and on
+    a batch."""
+    return ChampionAgreement(version, metric, reference=earlier.score, reference_rows=earlier.rows,
+                             reference_chance=earlier.chance, batch=batch.score, rows=batch.rows,
+                             batch_high=batch.high)
 
 
 def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.DataFrame, known: list[str],
@@ -291,20 +331,18 @@ def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd
 
     try:
         model = load_version(name, version)
-        reference_score, reference_rows = agreement_score(model, kind, reference[reference["split"] == "test"], known)
+        earlier = agreement_score(model, kind, reference[reference["split"] == "test"], known)
     except Exception as error:  # noqa: BLE001 - see the docstring
         unscored = failed(error, "the earlier test rows")
         return {batch.content_hash: unscored for batch, _ in batches}
     agreements: dict[str, ChampionAgreement] = {}
     for batch, frame in batches:
         try:
-            batch_score, rows = agreement_score(model, kind, frame, known)
+            scored = agreement_score(model, kind, frame, known, chance=False)
         except Exception as error:  # noqa: BLE001 - see the docstring
             agreements[batch.content_hash] = failed(error, f"batch {batch.name}")
             continue
-        agreements[batch.content_hash] = ChampionAgreement(version, metric, reference=reference_score,
-                                                           batch=batch_score, rows=rows,
-                                                           reference_rows=reference_rows)
+        agreements[batch.content_hash] = agreement_of(version, metric, earlier, scored)
     return agreements
 
 

@@ -47,3 +47,40 @@ def test_minilm_learns_conll2003_entities(workdir):
     metrics = MlflowClient().get_run(summary.run_id).data.metrics
     assert metrics["test.f1"] == pytest.approx(after["f1"])
     assert metrics["test.PER.f1"] > 0.5
+
+    # the loop's champion-agreement drift check with this real champion on sentences of documents it never saw:
+    # right tags pass, tags slipped by one word (a file whose tag column moved a line) and entity types of another
+    # scheme stop, each scored above the chance level of the same answers against tags rotated off their words
+    from tuneline import drift
+    from tuneline.kinds import kind_of
+    from tuneline.readers import read_conll
+    from tuneline.tasks.drift import agreement_of, agreement_score
+
+    blocks = [b for b in (folder / "train.txt").read_text().split("\n\n") if b.strip()][400:700]
+    (workdir / "next.txt").write_text("\n\n".join(blocks) + "\n")
+    clean = read_conll(workdir / "next.txt", -1).frame[["tokens", "tags"]]
+    earlier = read_conll(data["test"], -1).frame[["tokens", "tags"]]
+    flat = [tag for tags in clean["tags"] for tag in tags]
+    flat = flat[-1:] + flat[:-1]
+    slipped, start = [], 0
+    for tags in clean["tags"]:
+        slipped.append(flat[start:start + len(tags)])
+        start += len(tags)
+    other = {"PER": "ORG", "ORG": "LOC", "LOC": "MISC", "MISC": "PER"}
+    batches = {"clean": clean, "slipped": clean.assign(tags=slipped),
+               "other scheme": clean.assign(tags=[[t if t == "O" else t[:2] + other[t[2:]] for t in tags]
+                                                  for tags in clean["tags"]])}
+    champion = mlflow.pyfunc.load_model("models:/ner-minilm@champion")
+    kind = kind_of("token_classification")
+    known = sorted({tag for tags in earlier["tags"] for tag in tags} | set(flat))
+    reference = agreement_score(champion, kind, earlier, known)
+    assert reference.rows == 200 and reference.score == pytest.approx(after["f1"])  # the gate's number
+    assert reference.chance < 0.15  # tags rotated off their words rarely make an entity the champion finds
+    status = {}
+    for name, frame in batches.items():
+        scored = agreement_score(champion, kind, frame, known)
+        check = drift.champion_agreement(agreement_of("1", "f1", reference, scored), on_drift="stop",
+                                         max_drop=drift.DEFAULT_THRESHOLDS["max_champion_drop"], min_rows=30)
+        print(f"{name}: {check.sentence}")
+        status[name] = check.status
+    assert status == {"clean": "ok", "slipped": "stop", "other scheme": "stop"}

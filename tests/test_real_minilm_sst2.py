@@ -60,7 +60,7 @@ def test_minilm_on_sst2_beats_majority_and_zero_shot(workdir):
 
     from tuneline import drift
     from tuneline.kinds import kind_of
-    from tuneline.tasks.drift import agreement_score
+    from tuneline.tasks.drift import agreement_of, agreement_score
 
     def frame(rows: list[list[str]]) -> pd.DataFrame:
         return pd.DataFrame({"text": [r[0] for r in rows], "label": [r[1] for r in rows]})
@@ -71,13 +71,16 @@ def test_minilm_on_sst2_beats_majority_and_zero_shot(workdir):
     shuffled = unseen.assign(label=unseen["label"].sample(frac=1.0, random_state=3).to_numpy())
     champion = mlflow.pyfunc.load_model("models:/sst2-minilm@champion")
     kind = kind_of("classification")
-    reference, reference_rows = agreement_score(champion, kind, earlier, ["0", "1"])
-    outcome = {}
+    earlier_score = agreement_score(champion, kind, earlier, ["0", "1"])
+    outcome, scored = {}, {}
     for name, batch in (("clean", unseen), ("shuffled", shuffled)):
-        score, rows = agreement_score(champion, kind, batch, ["0", "1"])
-        outcome[name] = drift.champion_agreement(
-            drift.ChampionAgreement("1", "accuracy", reference=reference, batch=score, rows=rows,
-                                    reference_rows=reference_rows), max_drop=0.25, min_rows=30)
+        scored[name] = agreement_score(champion, kind, batch, ["0", "1"])
+        outcome[name] = drift.champion_agreement(agreement_of("1", "accuracy", earlier_score, scored[name]),
+                                                 max_drop=0.5, min_rows=30)
         print(outcome[name].sentence)
+    reference, reference_rows = earlier_score.score, earlier_score.rows
     assert reference_rows == 872 and abs(reference - after) < 1e-9  # the gate's number, through the same pyfunc
+    # chance: the champion's answers against the labels shuffled, near half on balanced binary rows
+    assert 0.4 < earlier_score.chance < 0.6 and 0.4 < scored["clean"].chance < 0.6
+    assert scored["clean"].score < scored["clean"].high < scored["clean"].score + 0.08  # 300 rows: a few points
     assert outcome["clean"].status == "ok" and outcome["shuffled"].status == "stop"

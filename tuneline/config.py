@@ -379,10 +379,12 @@ class DriftConfig(_Strict):
     on_drift: Literal["warn", "stop"] = Field("warn", description="What a detected shift does to the run.")
     allow_label_growth: bool = Field(False, description="Let a batch add labels (entity types) the model has never "
                                      "seen: the head grows. Otherwise an unseen label stops the run.")
-    max_champion_drop: float = Field(0.25, ge=0.0, le=1.0, description="How far the champion's score (its kind's "
-                                     "agreement_metric) on a batch's labels may fall below its score on the earlier "
-                                     "test rows, as a share of that score (0.25: 0.80 -> 0.60), before the batch's "
-                                     "labels count as disagreeing with it.")
+    max_champion_drop: float = Field(0.5, ge=0.0, le=1.0, description="How much of the champion's skill over "
+                                     "chance (its kind's agreement_metric above the score of its same answers "
+                                     "against the labels shuffled) a batch's labels may take away, as a share (0.5: "
+                                     "accuracy 0.80 over chance 0.50 may fall to 0.65), before they count as "
+                                     "disagreeing with it; judged at the upper end of the batch score's bootstrap "
+                                     "interval, so a small batch is not rejected on noise.")
     min_agreement_rows: int = Field(30, ge=1, description="Batch rows (with labels the champion knows) needed to "
                                     "compare the champion's score on them.")
     on_label_disagreement: Literal["warn", "stop"] = Field(

@@ -235,6 +235,12 @@ class TaskKind:
         """The kind's metrics (exactly ``self.metrics``) from gold and predicted values."""
         raise NotImplementedError
 
+    def shuffled_gold(self, gold: list[Any], rng: Any) -> list[Any]:
+        """``gold`` with its labels no longer belonging to their rows, as an exporter's wrong join leaves them: the
+        champion-agreement drift check scores the champion's answers against it for the chance level of its metric.
+        Rows permuted (``rng``: a numpy Generator)."""
+        return [gold[i] for i in rng.permutation(len(gold))]
+
     def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]) -> tuple[list[Any], list[Any]]:
         """Gold and predicted values from the Trainer's evaluation arrays (for :meth:`score`)."""
         raise NotImplementedError

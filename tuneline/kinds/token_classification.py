@@ -600,6 +600,17 @@ class TokenClassificationKind(TaskKind):
         return {name: values["f1-score"] for name, values in report.items()
                 if not name.endswith(" avg") and values.get("support", 0) > 0}
 
+    def shuffled_gold(self, gold: list[list[str]], rng: Any) -> list[list[str]]:
+        """Each sentence's tags rotated by a random offset (1 to its length - 1): sentences differ in length, so
+        tags cannot move between them, and a rotation keeps each sentence's tags and entity lengths while taking
+        them off their words, as a file whose tag column slipped does. A one-word sentence keeps its tag."""
+        rotated = []
+        for tags in gold:
+            tags = list(tags)
+            step = int(rng.integers(1, len(tags))) if len(tags) > 1 else 0
+            rotated.append(tags[step:] + tags[:step])
+        return rotated
+
     def decode_logits(self, logits: Any, label_ids: Any, labels: list[str]):
         """Tags at the labelled (first-subword) positions; with ``label_all_subwords`` the validation metric then
         counts subword positions (the test evaluation is always per original word)."""
