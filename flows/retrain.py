@@ -335,7 +335,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     init_from = champion_weights(name, earlier.champion_version, run) if continual else None
     built = build_model(config.model, config.task, labels, init_from, seed=config.train.seed,
                         max_length=config.tokenize.max_length, model_inputs=tokenized.model_inputs)
-    trained = train_model(built.model, tokenizer, tokenized, labels, config, run)
+    trained = train_model(built.model, tokenizer, tokenized, labels, config, run, from_base=init_from is None)
     calibrate_model(trained, training, config, run)
     fine_tuned = evaluate_model(trained.model_dir, splits.test, labels, config)
     score_subset(fine_tuned, splits.test, earlier.new_mask(splits.test), labels, config, run)

@@ -362,6 +362,29 @@ def test_a_learning_rate_far_from_its_strategys_usual_one_is_warned_about(overri
     assert (words in warned[0]) if words else not warned
 
 
+@pytest.mark.parametrize("rows, overrides, steps, words", [
+    (286, [], 27, "takes only 27 optimizer steps (286 rows in batches of 32, 3 epochs): a fine-tune rarely learns "
+                  "much in under 30 and may stay at the majority class; give it more with --set train.epochs=4 or "
+                  "--set train.batch_size=8, or more rows"),
+    (60, ["train.epochs=1", "train.batch_size=16", "train.gradient_accumulation_steps=2"], 2,
+     "takes only 2 optimizer steps (60 rows in batches of 32, 1 epoch): a fine-tune rarely learns much in under 30 "
+     "and may stay at the majority class; give it more with --set train.epochs=15, or more rows"),
+    (320, [], None, None),  # 10 steps an epoch, 3 epochs: 30
+    (60, ["train.max_steps=4"], None, None),  # the steps were chosen, not fallen into
+])
+def test_too_few_optimizer_steps_from_the_base_model_are_warned_about(rows, overrides, steps, words, caplog):
+    """286 SST-2 training rows at the default batch of 32 for 1 epoch (9 steps) left MiniLM at the majority class
+    (test accuracy 0.50, majority 0.49) and the gate refused it as "learned too little", without saying why."""
+    from tuneline.tasks.train import warn_few_steps
+
+    config = build_config({"data": {"path": "/d.csv"}}, overrides)
+    with caplog.at_level("WARNING", logger="tuneline"):
+        got = warn_few_steps(config, rows)
+    assert got == steps
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (warned == [f"training from model.base {words}"]) if words else not warned
+
+
 def test_a_model_base_that_cannot_be_read_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
     """It failed at the tokenizer step, after load, validate, split and lineage (about 25 s), in Hugging Face's words
     ("Repo id must be ..."), followed by a Prefect log line."""
