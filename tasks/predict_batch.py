@@ -630,12 +630,12 @@ def tsv_cell_problem(frame: pd.DataFrame, lines: list[int] | None = None) -> str
     return None
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """A JSON-ready Python value (numpy scalars and arrays unwrapped; NaN as null)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -660,11 +660,11 @@ class _TableWriter:
             self._tables.append(pa.Table.from_pandas(frame, preserve_index=False))
         elif self.fmt == "jsonl":
             for record in frame.to_dict(orient="records"):
-                self._handle.write(json.dumps(_plain(record), ensure_ascii=False) + "\n")
+                self._handle.write(json.dumps(json_ready(record), ensure_ascii=False) + "\n")
         else:
             cells = frame.apply(lambda col: col.map(
-                lambda v: json.dumps(_plain(v), ensure_ascii=False) if isinstance(v, (dict, list, tuple, np.ndarray))
-                else v))
+                lambda v: json.dumps(json_ready(v), ensure_ascii=False)
+                if isinstance(v, (dict, list, tuple, np.ndarray)) else v))
             if self.fmt == "tsv":  # no quoting: a TSV reads back as written (tabs and line breaks were refused)
                 if (problem := tsv_cell_problem(cells)) is not None:
                     raise UserError(f"{problem}, which a TSV cell cannot hold; write the output as .csv, .jsonl or "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -418,3 +419,13 @@ def test_a_max_length_beyond_the_models_positions_is_a_config_error(tmp_path, mo
     check_max_length("minilm", 512, 512)  # the limit itself is fine
     with pytest.raises(ConfigError, match="can read \\(128 tokens\\)"):  # the flow's own check, from the tokenizer
         check_max_length("x", 129, position_limit(128))
+
+
+@pytest.mark.parametrize("override", ["train.learning_rate=inf", "train.epochs=1e400", "train.weight_decay=nan",
+                                      "train.epochs=.inf"])
+def test_a_number_that_is_not_finite_is_refused_by_the_config(override):
+    """``train.learning_rate=inf`` passed ``gt=0``: the run trained NaN weights, reported accuracy 0.80 (every row
+    predicted the first class), registered the model and served NaN scores; ``train.epochs=inf`` crashed mid-run."""
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should be a finite number"):
+        build_config({"data": {"path": "/d.csv"}}, [override])

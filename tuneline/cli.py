@@ -1084,12 +1084,12 @@ def _predict(args: argparse.Namespace) -> int:
     # as batch prediction writes them (tasks/predict_batch.output_rows): an echo of a model input column is dropped,
     # and a prediction column the input also has (a gold ``label`` column) is written as predicted_<name>, never
     # hidden behind the input's value
-    from tuneline.tasks.predict_batch import output_name
+    from tuneline.tasks.predict_batch import json_ready, output_name
 
     echoes = set(model_columns) if args.input is not None else {"text", second_column}
     for given, (_, row) in zip(shown, frame.iterrows()):
         predicted = {output_name(k, given): v for k, v in row.items() if k not in echoes}
-        print(json.dumps({**given, **predicted}, default=str, ensure_ascii=False))
+        print(json.dumps(json_ready({**given, **predicted}), default=str, ensure_ascii=False))  # NaN is no JSON: null
     return 0
 
 

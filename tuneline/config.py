@@ -29,7 +29,9 @@ class ConfigError(UserError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    #: ``allow_inf_nan=False``: ``train.learning_rate=inf`` passed ``gt=0`` and trained a model of NaN weights,
+    #: which was scored, registered and served; ``train.epochs=inf`` crashed in the middle of the run
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
