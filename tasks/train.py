@@ -26,6 +26,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneline.common import pipeline_task, task_logger
+from tuneline.errors import UserError
 from tuneline.config import TrainConfig, TunelineConfig, default_learning_rate
 from tuneline.interrupts import remembered_interrupts
 from tuneline.kinds import kind_of
@@ -159,6 +160,34 @@ class LaterCheckpointOnTies(TrainerCallback):
         if math.isclose(value, state.best_metric, rel_tol=0.0, abs_tol=1e-12):
             # the comparison that follows is strict: a best a hair under the tie makes the tie the new best
             state.best_metric = math.nextafter(state.best_metric, -math.inf if args.greater_is_better else math.inf)
+
+
+class TrainingDiverged(UserError):
+    """The loss or the gradients stopped being numbers: the settings (the learning rate) made training blow up."""
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stop at the first logged loss, gradient norm or validation loss that is not a finite number.
+
+    With ``train.learning_rate`` far too high the weights became NaN within a few steps, and the run went on: it
+    evaluated (every row predicted the first class: accuracy 0.80 on a skewed test set), registered the model and
+    served NaN scores. The Trainer's ``logging_nan_inf_filter`` keeps a NaN step out of the logged loss, but not out
+    of the gradient norm or the validation loss. Raising here ends the run as a user error before evaluation."""
+
+    WATCHED = ("loss", "grad_norm", "eval_loss")
+
+    def __init__(self, strategy: str, usual_rate: float) -> None:
+        self.strategy, self.usual_rate = strategy, usual_rate
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for name in self.WATCHED:
+            value = (logs or {}).get(name)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"training diverged: the {name.replace('_', ' ')} became {value} at step {state.global_step} of "
+                    f"{state.max_steps} (learning rate {args.learning_rate:g}); the weights are no longer numbers, so "
+                    f"the run stops before evaluating or registering anything: lower train.learning_rate "
+                    f"(model.strategy {self.strategy}'s default is {self.usual_rate:g})")
 
 
 class ProgressLogCallback(TrainerCallback):
@@ -311,7 +340,8 @@ def build_trainer(model: Any, tokenizer: Any, train_dataset: Any, eval_dataset: 
     train_config = config.train
     args = training_arguments(train_config, checkpoint_dir, config.primary_metric, precision, len(train_dataset),
                               world_size=world_size)
-    all_callbacks: list[TrainerCallback] = [ProgressLogCallback(), *(callbacks or [])]
+    all_callbacks: list[TrainerCallback] = [DivergenceGuard(config.model.strategy, default_learning_rate(config.model)),
+                                            ProgressLogCallback(), *(callbacks or [])]
     if train_config.early_stopping_patience > 0:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=train_config.early_stopping_patience))
     if train_config.keep_best:
