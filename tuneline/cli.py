@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -22,6 +23,11 @@ from tuneline.errors import UserError, bytes_shown
 from tuneline.runtime import redact
 
 EPILOG = "Overrides use dotted keys: --set train.learning_rate=3e-5 --set model.strategy=lora"
+
+
+class UsageError(ConfigError):
+    """A command line that cannot be run as given (a file that would be overwritten, an option's value out of its
+    range): one ``tuneline:`` line and exit 2, as argparse's own usage errors."""
 
 
 def _add_config_args(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -48,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--write-config", type=Path, metavar="FILE",
                       help="do not train: write the demo data and a config for the retraining loop (landing "
                            "folder 'landing/' beside FILE) to FILE, for `tuneline retrain/serve/watch --config FILE`")
+    demo.add_argument("--force", action="store_true",
+                      help="with --write-config: overwrite FILE when it exists (without it, an existing FILE is "
+                           "refused and left as it is)")
 
     show = sub.add_parser("show-config", help="print the fully resolved config (defaults filled in) as YAML",
                           description="Validate a config and print it with every default filled in; without "
@@ -188,11 +197,25 @@ def _demo_config(overrides: list[str], write: bool = True) -> TunelineConfig:
     return config
 
 
-def _write_demo_loop_config(config: TunelineConfig, path: Path) -> int:
+def _check_demo_config_target(path: Path, force: bool) -> None:
+    """Before the demo data is written: ``--write-config FILE`` must be a file that can be written, and an existing
+    one is kept unless ``--force`` (it silently replaced a user's own config; a folder failed after the data was
+    written)."""
+    if path.is_dir():
+        raise UsageError(f"--write-config {path} is a folder; give a file name in it, e.g. "
+                         f"--write-config {shlex.quote(str(path / 'demo-loop.yaml'))}")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UsageError(f"--write-config {path}: {parent} is a file, not a folder; give a path in a folder")
+    if path.exists() and not force:
+        raise UsageError(f"--write-config {path} exists; give another file name, or add --force to overwrite it")
+
+
+def _write_demo_loop_config(config: TunelineConfig, given: Path) -> int:
     """The demo config with a landing folder, as a YAML file: the start of the retraining-loop walkthrough."""
     import yaml
 
-    path = path.resolve()
+    path = given.resolve()
     landing = path.parent / "landing"
     landing.mkdir(parents=True, exist_ok=True)
     config.retrain.landing = str(landing)
@@ -202,8 +225,10 @@ def _write_demo_loop_config(config: TunelineConfig, path: Path) -> int:
     raw["data"]["path"] = str(config.data.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    # the next commands as they run from here: the file as given, its landing folder beside it, shell-quoted
     print(f"retraining-loop config written to {path} (landing folder {landing})\n"
-          f"next: tuneline retrain --config {path.name}   then   tuneline demo-batch {landing.name} -n 1")
+          f"next: tuneline retrain --config {shlex.quote(str(given))}   then   "
+          f"tuneline demo-batch {shlex.quote(str(given.parent / 'landing'))} -n 1")
     return 0
 
 
@@ -314,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         handled = cli_loop.run(args, lambda a: secrets_as_references(load_config(a.config, a.overrides)))
         if handled is not None:
             return handled
+        if args.command == "demo" and args.write_config is not None:  # before the demo data is written
+            _check_demo_config_target(args.write_config, args.force)
+        elif args.command == "demo" and args.force:
+            raise UsageError("--force goes with --write-config FILE (it lets FILE be overwritten)")
         config = _demo_config(args.overrides) if args.command == "demo" else load_config(args.config, args.overrides)
         if args.command == "demo" and args.write_config is not None:
             return _write_demo_loop_config(config, args.write_config)
