@@ -57,7 +57,7 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
     # processes. A tracking server does this itself.
     guard = model_lock("__mlflow-store__", default_lock_url(uri), timeout_s=300, use_prefect=False) if uri.startswith("sqlite:") \
         else nullcontext()
-    with guard, _quiet_store_creation():
+    with store_folder_writable(uri), guard, _quiet_store_creation():
         seed_new_store(uri)  # a new SQLite store from a copy of the empty schema: seconds of migrations saved
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         warn_if_server_down(uri)
@@ -75,6 +75,25 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
                 f"the MLflow server at {redact(uri)} did not answer for {time.monotonic() - started:.0f} s of "
                 "retries: start it (or wait for it to come back), or fix tracking.tracking_uri; nothing was "
                 "trained, and a retraining run's batches stay for the next run") from None
+
+
+class StoreNotWritable(UserError):
+    """A local store (or its lock files) in a folder that cannot be written: one line naming the settings that move
+    it, not the traceback of the lock file's creation (QA: a run started in a read-only folder)."""
+
+
+@contextmanager
+def store_folder_writable(uri: str) -> Iterator[None]:
+    """Turn an ``OSError`` while a local store is opened (its lock files, its database) into
+    :class:`StoreNotWritable`."""
+    try:
+        yield
+    except OSError as error:
+        where = error.filename or uri
+        raise StoreNotWritable(
+            f"cannot write the local MLflow store {redact(uri)} ({error.strerror or error}: {where}): run from a "
+            "folder you can write to, or point tracking.tracking_uri (e.g. sqlite:////data/mlflow.db) and work_dir "
+            "at one") from None
 
 
 class MlflowUnreachable(UserError):
