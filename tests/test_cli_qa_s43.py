@@ -56,3 +56,31 @@ def test_write_config_prints_next_commands_that_run_from_the_current_folder(tmp_
     batch = tuneline("demo-batch", "my sub/landing", "-n", "1", "--rows", "5", cwd=tmp_path)
     assert batch.returncode == 0, batch.stderr
     assert (tmp_path / "my sub" / "landing" / "tickets-batch-001.csv.done").is_file()
+
+
+# --- 2. validate keeps the last quarantine until a new one is written -------------------------------------------------
+
+def write_validate_project(folder: Path) -> Path:
+    rows = "".join(f"message number {i},{('neg', 'pos')[i % 2]}\n" for i in range(40)) + ",pos\n"
+    (folder / "d.csv").write_text("text,label\n" + rows)
+    config = folder / "c.yaml"
+    config.write_text("task: classification\ndata:\n  path: d.csv\n  labels: [neg, pos]\nwork_dir: out\n")
+    return config
+
+
+def test_a_validate_that_cannot_read_its_input_keeps_the_last_quarantine(tmp_path):
+    write_validate_project(tmp_path)
+    assert tuneline("validate", "-c", "c.yaml", cwd=tmp_path).returncode == 0
+    quarantine = tmp_path / "out" / "validate" / "quarantine.csv"
+    kept = quarantine.read_text()
+    assert "d.csv" in kept
+
+    done = tuneline("validate", "-c", "c.yaml", "--set", "data.path=nope.tsv", cwd=tmp_path)
+    assert done.returncode == 1 and "nope.tsv" in one_line(done)
+    assert quarantine.read_text() == kept
+    assert sorted(p.name for p in quarantine.parent.iterdir()) == ["quarantine.csv"]
+
+    (tmp_path / "d.csv").write_text((tmp_path / "d.csv").read_text() + "another one,\n")  # a second broken row
+    assert tuneline("validate", "-c", "c.yaml", cwd=tmp_path).returncode == 0
+    assert quarantine.read_text() != kept and quarantine.read_text().count("d.csv") == 2
+    assert sorted(p.name for p in quarantine.parent.iterdir()) == ["quarantine.csv"]

@@ -792,19 +792,31 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
     from tuneline.tasks.validate import DataValidationError, validate_data
 
     folder = (out or Path(config.work_dir) / "validate").resolve()
+    quarantine_file, previous = folder / "quarantine.csv", folder / ".quarantine.csv.previous"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "quarantine.csv").unlink(missing_ok=True)  # a stale one from an earlier check must not be reported
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as error:
         why = "it is a file, not a folder" if folder.is_file() else (error.strerror or str(error))
         raise UserError(f"cannot write the quarantine into {folder}: {why}; give --out a folder you can write "
                         "to") from None
+    # An earlier check's quarantine stays until this one has judged the data: a check that could not read its
+    # input (a mistyped data.path) had deleted it first. Set aside while the rules run, so that a stale one is
+    # never reported as this check's, and put back if they fail in a way that judged nothing.
     loaded = load_data.fn(config)
+    if quarantine_file.is_file():
+        os.replace(quarantine_file, previous)
     failure: DataValidationError | None = None
     try:
         validated = validate_data.fn(loaded, config, folder)
     except DataValidationError as error:
         failure, validated = error, None
+    except BaseException:
+        if previous.is_file() and not quarantine_file.exists():
+            os.replace(previous, quarantine_file)
+        raise
+    previous.unlink(missing_ok=True)  # the data was judged: this check's quarantine (or none) is the one to read
     import pandas as pd
 
     print(f"task {config.task}: {loaded.total_records} records in {len(loaded.sources)} file(s)")
