@@ -84,3 +84,47 @@ def test_a_validate_that_cannot_read_its_input_keeps_the_last_quarantine(tmp_pat
     assert tuneline("validate", "-c", "c.yaml", cwd=tmp_path).returncode == 0
     assert quarantine.read_text() != kept and quarantine.read_text().count("d.csv") == 2
     assert sorted(p.name for p in quarantine.parent.iterdir()) == ["quarantine.csv"]
+
+
+# --- 3. retrain without retrain.landing; doctor with a work folder that is not there ---------------------------------
+
+def test_retrain_without_a_landing_folder_says_to_set_it_before_starting_anything(tmp_path, tiny_bert):
+    import pandas as pd
+    import yaml
+
+    from tuneline.config import load_config
+    from tuneline.dataset_store import DatasetStore
+    from tuneline.ledger import ledger_url_for
+    from tuneline.runtime import resolve_tracking_uri
+    from tuneline.tasks.intake import dataset_folder
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "base.csv"}, "model": {"base": str(tiny_bert)}, "work_dir": "out",
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}}))
+    config = load_config(tmp_path / "c.yaml")
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    base = pd.DataFrame({"text": [f"base {i}" for i in range(10)], "label": ["a", "b"] * 5,
+                         "split": ["train"] * 8 + ["test"] * 2})
+    with DatasetStore(url, config.registered_model_name, dataset_folder(config)) as store:  # as a first run commits it
+        store.commit(None, [store.write_part(base)], ["a", "b"], "run-1", "base data")
+
+    done = tuneline("retrain", "-c", "c.yaml", cwd=tmp_path)
+    assert done.returncode == 2
+    assert one_line(done) == (
+        "tuneline: retrain.landing is not set, so no new batch can land and this run has nothing to do: set it to "
+        "the folder where labeled batches land (in the config, or --set retrain.landing=/path/to/landing), or "
+        "retrain on the current data with --set retrain.when_no_new_data=retrain")
+    assert done.stdout == "" and not (tmp_path / "mlflow.db").exists()  # no run was started
+
+
+def test_doctor_names_a_work_folder_that_does_not_exist(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model("m")
+    done = tuneline("doctor", "--tracking-uri", uri, "--work-dir", "nonexist", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == ("work folder nonexist does not exist: no checkpoints or tokenization "
+                                            "cache to check there (give --work-dir the work_dir of your runs, or -c "
+                                            "CONFIG)")
+    assert "stale checkpoint" not in done.stdout

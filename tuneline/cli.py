@@ -551,6 +551,11 @@ def _doctor(args: argparse.Namespace) -> int:
     def size(path: Path) -> int:
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
+    if not args.work_dir.is_dir():  # "0 stale checkpoint folder(s)" read as a clean folder, for a mistyped path
+        what = "is a file, not a folder" if args.work_dir.exists() else "does not exist"
+        print(f"work folder {args.work_dir} {what}: no checkpoints or tokenization cache to check there (give "
+              "--work-dir the work_dir of your runs, or -c CONFIG)")
+        return 0
     folders = sorted((args.work_dir / "checkpoints").glob("*"))
     stale = [p for p in folders if time.time() - p.stat().st_mtime > 3600]
     recent = [p for p in folders if p not in stale]

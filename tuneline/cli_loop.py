@@ -123,6 +123,7 @@ def _retrain(config: TunelineConfig) -> int:
 
     check_base_model(config.model.base, config.tokenize.max_length)  # before the API starts: a refusal leaves no server to stop
     _check_local_landing(config.retrain.landing)
+    _check_landing_set(config)
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
     from tuneline.errors import quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
@@ -136,6 +137,35 @@ def _retrain(config: TunelineConfig) -> int:
     summary = retrain_flow(config, trigger="manual")
     print_retrain_summary(summary)
     return 0
+
+
+def _check_landing_set(config: TunelineConfig) -> None:
+    """A run that could only skip because ``retrain.landing`` is not set: no batch can ever land, and the run said
+    "no new batch has landed since the last retraining run" after about 20 s of starting a server. The first run
+    (no data version yet), a run told to retrain without new data, and batches the ledger already holds free (a
+    requeued one) need no landing folder, and go on."""
+    from tuneline.config import ConfigError
+    from tuneline.dataset_store import DatasetStore
+    from tuneline.ledger import Ledger, ledger_url_for, sqlite_file_missing
+    from tuneline.runtime import resolve_tracking_uri
+    from tuneline.tasks.intake import dataset_folder
+
+    if config.retrain.landing is not None or config.retrain.when_no_new_data != "skip":
+        return
+    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
+    if sqlite_file_missing(url):  # no loop ran here: the first run makes data version 1 from data.path
+        return
+    name = config.registered_model_name
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        if store.current() is None:
+            return
+    with Ledger(url, name) as ledger:
+        if ledger.free_batches():
+            return
+    raise ConfigError("retrain.landing is not set, so no new batch can land and this run has nothing to do: set it "
+                      "to the folder where labeled batches land (in the config, or --set "
+                      "retrain.landing=/path/to/landing), or retrain on the current data with --set "
+                      "retrain.when_no_new_data=retrain")
 
 
 def _check_local_landing(landing: str | None) -> None:
