@@ -128,3 +128,30 @@ def test_doctor_names_a_work_folder_that_does_not_exist(tmp_path):
                                             "cache to check there (give --work-dir the work_dir of your runs, or -c "
                                             "CONFIG)")
     assert "stale checkpoint" not in done.stdout
+
+
+# --- 4. an empty config file, a UTF-16 one ---------------------------------------------------------------------------
+
+def test_an_empty_or_comment_only_config_file_is_named_as_empty(tmp_path):
+    for body in ("", "\n\n", "# my config, to be written\n#task: classification\n"):
+        (tmp_path / "c.yaml").write_text(body)
+        for command in (["validate", "-c", "c.yaml"], ["show-config", "-c", "c.yaml"], ["retrain", "-c", "c.yaml"]):
+            done = tuneline(*command, cwd=tmp_path)
+            assert done.returncode == 2
+            assert one_line(done) == ("tuneline: config file c.yaml is empty (nothing but blank lines or comments); "
+                                      "write the config in it (at least data.path; `tuneline show-config` prints "
+                                      "every key with its default)")
+
+
+def test_a_utf16_config_file_says_utf16_and_to_save_it_as_utf8(tmp_path):
+    body = "task: classification\r\ndata:\r\n  path: d.csv\r\n"
+    for name, encoded in (("bom.yaml", body.encode("utf-16")), ("le.yaml", body.encode("utf-16-le"))):
+        (tmp_path / name).write_bytes(encoded)
+        done = tuneline("validate", "-c", name, cwd=tmp_path)
+        assert done.returncode == 2
+        assert one_line(done) == (f"tuneline: config file {name} is saved as UTF-16 (as PowerShell's > and Notepad's "
+                                  "'Unicode' write it); save it as UTF-8 (YAML files are UTF-8), e.g. in PowerShell: "
+                                  f"(Get-Content '{name}') | Set-Content -Encoding utf8 '{name}'")
+    (tmp_path / "ok.yaml").write_bytes(body.encode("utf-8-sig"))  # a UTF-8 mark is fine: the next error is the data's
+    done = tuneline("validate", "-c", "ok.yaml", cwd=tmp_path)
+    assert done.returncode != 0 and "UTF" not in done.stderr and "d.csv" in one_line(done)

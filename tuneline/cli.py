@@ -36,6 +36,36 @@ def _add_config_args(parser: argparse.ArgumentParser, required: bool) -> None:
                         help="override one config value by dotted key (repeatable)")
 
 
+def read_config(path: Path | str, overrides: list[str]) -> TunelineConfig:
+    """:func:`tuneline.config.load_config`, after two mistakes it named in the wrong words: a config file that is
+    empty or holds only comments ("invalid configuration: data: Field required") and one saved as UTF-16
+    (PowerShell's ``>`` and Notepad's "Unicode" write it so: "byte 0xff is not UTF-8")."""
+    import codecs
+
+    from tuneline.config import read_yaml
+
+    path = Path(path)
+    try:
+        data = path.read_bytes() if path.is_file() else None
+    except OSError:
+        data = None  # load_config names what is wrong with the path
+    if data is not None:
+        utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+            len(data) >= 4 and b"\x00" in data[:2] and data[:64].count(b"\x00") * 3 >= min(len(data), 64))
+        if utf16:
+            raise ConfigError(f"config file {path} is saved as UTF-16 (as PowerShell's > and Notepad's 'Unicode' "
+                              "write it); save it as UTF-8 (YAML files are UTF-8), e.g. in PowerShell: "
+                              f"(Get-Content '{path}') | Set-Content -Encoding utf8 '{path}'")
+        try:
+            empty = read_yaml(data.decode("utf-8-sig")) is None
+        except Exception:  # noqa: BLE001 - not UTF-8, not YAML: load_config names the line
+            empty = False
+        if empty:
+            raise ConfigError(f"config file {path} is empty (nothing but blank lines or comments); write the config "
+                              "in it (at least data.path; `tuneline show-config` prints every key with its default)")
+    return load_config(path, overrides)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tuneline", description="Validated, tracked, registered and gated "
                                      "fine-tuning of transformer encoders (Prefect + MLflow).", epilog=EPILOG)
@@ -336,14 +366,14 @@ def main(argv: list[str] | None = None) -> int:
             return serving.serve_model_command(args)
         from tuneline import cli_loop
 
-        handled = cli_loop.run(args, lambda a: secrets_as_references(load_config(a.config, a.overrides)))
+        handled = cli_loop.run(args, lambda a: secrets_as_references(read_config(a.config, a.overrides)))
         if handled is not None:
             return handled
         if args.command == "demo" and args.write_config is not None:  # before the demo data is written
             _check_demo_config_target(args.write_config, args.force)
         elif args.command == "demo" and args.force:
             raise UsageError("--force goes with --write-config FILE (it lets FILE be overwritten)")
-        config = _demo_config(args.overrides) if args.command == "demo" else load_config(args.config, args.overrides)
+        config = _demo_config(args.overrides) if args.command == "demo" else read_config(args.config, args.overrides)
         if args.command == "demo" and args.write_config is not None:
             return _write_demo_loop_config(config, args.write_config)
         if args.command == "validate":
@@ -439,7 +469,7 @@ def _show_config(args: argparse.Namespace) -> int:
         literal = query_reference.sub("=", url_reference.sub(r"\g<scheme>", value))  # the references left out
         return value if redact(literal) == literal else redact(value)
 
-    config = load_config(args.config, args.overrides) if args.config else _demo_config(args.overrides, False)
+    config = read_config(args.config, args.overrides) if args.config else _demo_config(args.overrides, False)
     dumped = config.model_dump(mode="json")
     dumped["gate"]["primary_metric"] = config.primary_metric  # the kind's default, not null
     print(yaml.safe_dump(shown(dumped), sort_keys=False))
@@ -507,7 +537,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from tuneline.runtime import resolve_tracking_uri
 
     if args.config is not None:  # what the flags leave unsaid comes from the config, as the loop's commands read it
-        config = load_config(args.config, args.overrides)
+        config = read_config(args.config, args.overrides)
         args.model = args.model or [config.registered_model_name]
         args.tracking_uri = args.tracking_uri or config.tracking.tracking_uri
         args.work_dir = args.work_dir or Path(config.work_dir)
