@@ -223,7 +223,7 @@ def enforce_drift(outcome: "DriftOutcome", accepted: list[Any], ledger: Any, run
                              item.quarantine_path, rows_read=len(item.frame) + item.rejected_rows)  # none kept
     raise DriftStop("drift stopped the run: " + "; ".join(
         f"{a.batch.name}: {outcome.stopped[a.batch.content_hash]}" for a in stopped)
-        + " (see the drift report in the run's drift/ artifacts). To train on such a batch anyway: "
+        + f" (drift report: {Path(run.run_dir) / 'drift'}, MLflow run {run.run_id}). To train on such a batch anyway: "
         + ", ".join(f'tuneline data requeue -c CONFIG {a.batch.name} --reason "..."' for a in stopped)
         + ", then tuneline retrain -c CONFIG " + " ".join(f"--set {key}=warn" for key in keys)
         + _kept_for_next(accepted, stopped))
@@ -258,19 +258,20 @@ AGREEMENT_CONFIDENCE = 0.90
 class AgreementScore(NamedTuple):
     """A served model's ``agreement_metric`` on some labeled rows: ``score`` on ``rows`` of them, ``chance`` with
     their labels shuffled (:meth:`TaskKind.shuffled_gold`, the mean of :data:`CHANCE_SHUFFLES`; NaN when not asked
-    for), ``high`` the upper end of the score's bootstrap interval. NaN, 0 when no row could be scored."""
+    for), ``low`` and ``high`` the ends of the score's bootstrap interval. NaN, 0 when no row could be scored."""
 
     score: float
     rows: int
     chance: float = float("nan")
     high: float = float("nan")
+    low: float = float("nan")
 
 
 def agreement_score(model: Any, kind: TaskKind, frame: pd.DataFrame, known: list[str], *,
                     chance: bool = True) -> AgreementScore:
-    """A served model's ``kind.agreement_metric`` against ``frame``'s labels, on up to :data:`AGREEMENT_SAMPLE` of
-    its rows whose labels are all in ``known``, with its interval and (``chance``) its chance level
-    (:class:`AgreementScore`)."""
+    """A served model's agreement with ``frame``'s labels (:meth:`TaskKind.agreement_scorer`), on up to
+    :data:`AGREEMENT_SAMPLE` of its rows whose labels are all in ``known``, with its interval and (``chance``) its
+    chance level (:class:`AgreementScore`)."""
     import numpy as np
 
     from tuneline.stats import bootstrap_interval
@@ -286,15 +287,15 @@ def agreement_score(model: Any, kind: TaskKind, frame: pd.DataFrame, known: list
     predicted, _ = kind.predictions_from_output(model.predict(kind.model_input(frame.iloc[rows])))
     predicted, _ = in_run_spelling(predicted, known)
     gold = [gold[i] for i in rows]
-    metric, every = kind.agreement_metric, np.arange(len(rows))
-    scorer = kind.subset_score(gold, predicted, known, metric)
+    every = np.arange(len(rows))
+    scorer = kind.agreement_scorer(gold, predicted, known)
     level = float("nan")
     if chance:
         rng = np.random.default_rng(0)
-        level = float(np.mean([kind.subset_score(kind.shuffled_gold(gold, rng), predicted, known, metric)(every)
+        level = float(np.mean([kind.agreement_scorer(kind.shuffled_gold(gold, rng), predicted, known)(every)
                                for _ in range(CHANCE_SHUFFLES)]))
-    _, high = bootstrap_interval(scorer, len(rows), confidence=AGREEMENT_CONFIDENCE)
-    return AgreementScore(float(scorer(every)), len(rows), level, float(high))
+    low, high = bootstrap_interval(scorer, len(rows), confidence=AGREEMENT_CONFIDENCE)
+    return AgreementScore(float(scorer(every)), len(rows), level, float(high), float(low))
 
 
 def agreement_of(version: str, metric: str, earlier: AgreementScore, batch: AgreementScore) -> ChampionAgreement:
@@ -302,7 +303,7 @@ def agreement_of(version: str, metric: str, earlier: AgreementScore, batch: Agre
     a batch."""
     return ChampionAgreement(version, metric, reference=earlier.score, reference_rows=earlier.rows,
                              reference_chance=earlier.chance, batch=batch.score, rows=batch.rows,
-                             batch_high=batch.high)
+                             batch_high=batch.high, reference_low=earlier.low)
 
 
 def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.DataFrame, known: list[str],
@@ -322,7 +323,7 @@ def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd
     if version is None:
         return {}
     kind = kind_of(config)
-    metric = kind.agreement_metric
+    metric = kind.agreement_name or kind.agreement_metric
 
     def failed(error: Exception, where: str) -> ChampionAgreement:
         said = f"{type(error).__name__}: {error}"[:300]

@@ -67,20 +67,24 @@ def test_minilm_learns_conll2003_entities(workdir):
         slipped.append(flat[start:start + len(tags)])
         start += len(tags)
     other = {"PER": "ORG", "ORG": "LOC", "LOC": "MISC", "MISC": "PER"}
+    without = clean[[all(t == "O" for t in tags) for tags in clean["tags"]]]
     batches = {"clean": clean, "slipped": clean.assign(tags=slipped),
                "other scheme": clean.assign(tags=[[t if t == "O" else t[:2] + other[t[2:]] for t in tags]
-                                                  for tags in clean["tags"]])}
+                                                  for tags in clean["tags"]]),
+               "without entities": without,  # right labels: a micro F1 would be 0 on them
+               "entities lost": clean.assign(tags=[["O"] * len(tags) for tags in clean["tags"]])}
     champion = mlflow.pyfunc.load_model("models:/ner-minilm@champion")
     kind = kind_of("token_classification")
     known = sorted({tag for tags in earlier["tags"] for tag in tags} | set(flat))
     reference = agreement_score(champion, kind, earlier, known)
-    assert reference.rows == 200 and reference.score == pytest.approx(after["f1"])  # the gate's number
-    assert reference.chance < 0.15  # tags rotated off their words rarely make an entity the champion finds
+    assert reference.rows == 200 and len(without) >= 30
+    assert reference.chance < reference.low  # tags rotated off their words rarely make an entity it finds
     status = {}
     for name, frame in batches.items():
         scored = agreement_score(champion, kind, frame, known)
-        check = drift.champion_agreement(agreement_of("1", "f1", reference, scored), on_drift="stop",
+        check = drift.champion_agreement(agreement_of("1", kind.agreement_name, reference, scored), on_drift="stop",
                                          max_drop=drift.DEFAULT_THRESHOLDS["max_champion_drop"], min_rows=30)
         print(f"{name}: {check.sentence}")
         status[name] = check.status
-    assert status == {"clean": "ok", "slipped": "stop", "other scheme": "stop"}
+    assert status == {"clean": "ok", "slipped": "stop", "other scheme": "stop", "without entities": "ok",
+                      "entities lost": "stop"}

@@ -541,7 +541,10 @@ def test_a_batch_with_shuffled_labels_is_stopped_by_the_champion_and_trains_only
     report = json.loads(next((Path(p) for p in (tmp_path / "tuneline-output").rglob(
         f"drift/{rejected.content_hash[:12]}.json"))).read_text())
     (agreement,) = [c for c in report["checks"] if c["name"] == "champion_agreement"]
-    assert agreement["status"] == "stop" and agreement["statistic"] > 0.25, agreement
+    assert agreement["status"] == "stop" and agreement["statistic"] > 0.5, agreement
+    # the stop names the folder of that report and the MLflow run (it said "the run's drift/ artifacts": loop QA)
+    said = re.search(r"\(drift report: (\S+), MLflow run (\w+)\)", str(stopped.value))
+    assert said is not None and (Path(said[1]) / f"{rejected.content_hash[:12]}.json").is_file(), str(stopped.value)
 
     from tuneline.cli import main
 

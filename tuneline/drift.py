@@ -73,6 +73,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "min_agreement_rows": 30,     # minimum batch rows (with labels the champion knows) to compare its score on
 }
 
+#: how far above chance a champion's earlier score must be (at the low end of its interval) to judge labels by it:
+#: the chance level is a mean of shuffles, and a champion that predicts one class everywhere scores chance to within
+#: floating-point rounding (5e-17), on either side (loop QA: "a gain of 72788356972476304.0%")
+SKILL_TOLERANCE = 1e-9
+
 #: Name of the merged group of sparse labels (parenthesised so that it cannot collide with a real label name).
 OTHER = "(other)"
 
@@ -104,8 +109,8 @@ class ChampionAgreement:
 
     ``rows`` counts the batch rows scored: those whose labels the champion knows (a label the set grows by is
     always "wrong" for it, and says nothing about the other labels). ``batch_high`` is the upper end of the batch
-    score's bootstrap interval (its sampling noise; None: taken as ``batch``). ``error`` when it could not be
-    scored."""
+    score's bootstrap interval (its sampling noise; None: taken as ``batch``), ``reference_low`` the lower end of
+    the earlier score's (None: taken as ``reference``). ``error`` when it could not be scored."""
 
     version: str
     metric: str
@@ -116,6 +121,7 @@ class ChampionAgreement:
     error: str | None = None
     reference_chance: float = 0.0
     batch_high: float | None = None
+    reference_low: float | None = None
 
 
 @dataclass(frozen=True)
@@ -411,32 +417,39 @@ def champion_agreement(agreement: ChampionAgreement | None, *, max_drop: float, 
                           f"(min_agreement_rows {int(min_rows)})"
                           + ("" if agreement.reference_rows else " and no earlier test row") + ".")
     metric = agreement.metric
-    skill = agreement.reference - agreement.reference_chance
-    if not skill > 0:
+    chance = agreement.reference_chance
+    skill = agreement.reference - chance
+    low = agreement.reference if agreement.reference_low is None else min(agreement.reference_low,
+                                                                          agreement.reference)
+    if low - chance <= SKILL_TOLERANCE:
+        noise = f" (at most {low:.3f} within its sampling noise)" if low < agreement.reference else ""
         return DriftCheck(name, float("nan"), None, max_drop, "skipped",
                           f"labels vs {who}: skipped, it scores {metric} {agreement.reference:.3f} on its earlier "
-                          f"test rows ({agreement.reference_rows}) and {agreement.reference_chance:.3f} with their "
-                          "labels shuffled: no better than chance, so it cannot tell right labels from wrong ones.")
+                          f"test rows ({agreement.reference_rows}){noise} and {chance:.3f} with their labels shuffled: "
+                          "no better than chance, so it cannot tell right labels from wrong ones; the batch's labels "
+                          "are not checked until a stronger champion is promoted.")
     high = agreement.batch if agreement.batch_high is None else max(agreement.batch_high, agreement.batch)
-    chance = agreement.reference_chance
     lost = 1.0 - (agreement.batch - chance) / skill
     lost_at_least = 1.0 - (high - chance) / skill
     said = (f"labels vs {who}: it scores {metric} {agreement.batch:.3f} on this batch's labels ({agreement.rows} rows) "
             f"and {agreement.reference:.3f} on its earlier test rows ({agreement.reference_rows}; {chance:.3f} with "
-            f"their labels shuffled: chance), so the batch's labels "
-            + (f"take away {_pct(lost)} of its skill over chance" if lost > 0 else
-               f"take away none of its skill over chance (a gain of {_pct(abs(lost))})"))
-    if lost > 0 and high > agreement.batch:
-        said += (f" (at least {_pct(lost_at_least)} within the batch's sampling noise)" if lost_at_least > 0 else
-                 " (none at the upper end of the batch's sampling noise)")
+            f"their labels shuffled: chance), so the batch's labels ")
+    if lost >= 1.0:
+        said += "take away all of its skill over chance (they score at chance or below)"
+    elif lost > 0:
+        said += f"take away {_pct(lost)} of its skill over chance"
+        if high > agreement.batch:
+            said += (f" (at least {_pct(lost_at_least)} within the batch's sampling noise)" if lost_at_least > 0
+                     else " (none at the upper end of the batch's sampling noise)")
+    else:
+        said += "take away none of its skill over chance"
     if lost_at_least <= max_drop:
         return DriftCheck(name, lost, None, max_drop, "ok", said + f", within max_champion_drop {_pct(max_drop)}: ok.")
     return DriftCheck(name, lost, None, max_drop, on_drift,
                       said + f", over max_champion_drop {_pct(max_drop)}: the labels may be wrong (shuffled, "
-                      f"shifted by a column or a token, another label scheme) or their meaning changed, or the "
-                      f"champion does not carry over to these texts (texts unlike its test rows); look at the "
-                      f"batch before a model learns it, and if its labels are right, land it again with "
-                      f"drift.on_label_disagreement: warn: {on_drift}.")
+                      f"shifted by a column or a token, another label scheme, lost) or their meaning changed, or "
+                      f"the champion does not carry over to these texts (texts unlike its test rows); look at the "
+                      f"batch before a model learns it: {on_drift}.")
 
 
 def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[str, int],

@@ -120,6 +120,8 @@ class TaskKind:
     #: ``champion_agreement`` drift check): one that stays put when a batch holds only some of the classes (a
     #: macro average then counts every class the champion wrongly predicted once as F1 0)
     agreement_metric: ClassVar[str] = "accuracy"
+    #: what the champion-agreement check calls the number :meth:`agreement_scorer` computes (None: the metric's name)
+    agreement_name: ClassVar[str | None] = None
 
     REQUIRED: ClassVar[tuple[str, ...]] = (
         "name", "config_model", "formats", "head", "peft_task_type", "pyfunc_file", "input_example",
@@ -234,6 +236,11 @@ class TaskKind:
     def score(self, gold: list[Any], predicted: list[Any], labels: list[str]) -> dict[str, float]:
         """The kind's metrics (exactly ``self.metrics``) from gold and predicted values."""
         raise NotImplementedError
+
+    def agreement_scorer(self, gold: list[Any], predicted: list[Any], labels: list[str]) -> Callable[[Any], float]:
+        """The champion-agreement check's number on the rows at some indices (repeats allowed: it is bootstrapped):
+        :attr:`agreement_metric` by default (:meth:`subset_score`)."""
+        return self.subset_score(gold, predicted, labels, self.agreement_metric)
 
     def shuffled_gold(self, gold: list[Any], rng: Any) -> list[Any]:
         """``gold`` with its labels no longer belonging to their rows, as an exporter's wrong join leaves them: the

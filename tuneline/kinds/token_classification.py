@@ -419,6 +419,7 @@ def _tags_are_numbers(sample: list[Any]) -> bool:
 class TokenClassificationKind(TaskKind):
     name = "token_classification"
     agreement_metric = "f1"  # micro: a batch of some classes only moves it no more than its rows do
+    agreement_name = "F1 per sentence"  # what agreement_scorer computes: see there
     config_model = TokenClassificationConfig
     formats = ("conll", "jsonl", "parquet")
     head = "AutoModelForTokenClassification"
@@ -599,6 +600,25 @@ class TokenClassificationKind(TaskKind):
         report = per_type_report([list(g) for g in gold], [list(p) for p in predicted])
         return {name: values["f1-score"] for name, values in report.items()
                 if not name.endswith(" avg") and values.get("support", 0) > 0}
+
+    def agreement_scorer(self, gold: list[list[str]], predicted: list[list[str]], labels: list[str]):
+        """The mean over sentences of each sentence's entity F1, a sentence without entities in the labels and in
+        the answers counting 1. Micro F1 is 0 on a batch whose labels hold no entity, however right: a clean batch
+        of 150 sentences without entities (a fifth of CoNLL-2003's are so) was rejected as wrong labels with a
+        champion that found no entity in 130 of them. Per sentence, those agree; and labels whose entities were
+        lost (all ``O`` on sentences that have some) still disagree wherever the champion finds one."""
+        from seqeval.metrics.sequence_labeling import get_entities
+
+        scores = []
+        for g, p in zip(gold, predicted):
+            wanted, found = set(get_entities(list(g))), set(get_entities(list(p)))
+            scores.append(1.0 if not wanted and not found else 2 * len(wanted & found) / (len(wanted) + len(found)))
+        per_sentence = np.array(scores, dtype=float)
+
+        def score(indices: Any) -> float:
+            return float(per_sentence[indices].mean()) if len(per_sentence) else 0.0
+
+        return score
 
     def shuffled_gold(self, gold: list[list[str]], rng: Any) -> list[list[str]]:
         """Each sentence's tags rotated by a random offset (1 to its length - 1): sentences differ in length, so
