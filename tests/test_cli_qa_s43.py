@@ -155,3 +155,23 @@ def test_a_utf16_config_file_says_utf16_and_to_save_it_as_utf8(tmp_path):
     (tmp_path / "ok.yaml").write_bytes(body.encode("utf-8-sig"))  # a UTF-8 mark is fine: the next error is the data's
     done = tuneline("validate", "-c", "ok.yaml", cwd=tmp_path)
     assert done.returncode != 0 and "UTF" not in done.stderr and "d.csv" in one_line(done)
+
+
+# --- 5. usage errors: exit 2 before any store, server or model ------------------------------------------------------
+
+def test_predict_into_its_own_input_is_refused_before_prefect_or_the_model(tmp_path):
+    source = tmp_path / "same.csv"
+    source.write_text("text\nwhere is my parcel\n")
+    done = tuneline("predict", "-m", "models:/nosuch@champion", "-i", "same.csv", "-o", "./same.csv", cwd=tmp_path)
+    assert done.returncode == 2
+    assert one_line(done) == ("tuneline: --output same.csv is the --input file; give another output path (the "
+                              "input is read while the predictions are written)")
+    assert source.read_text() == "text\nwhere is my parcel\n" and done.stdout == ""
+
+
+def test_promote_to_a_version_that_is_not_a_number_is_a_usage_error(tmp_path):
+    done = tuneline("promote", "my model", "one", "--reason", "x", cwd=tmp_path)
+    assert done.returncode == 2
+    assert one_line(done) == ("tuneline: promote: VERSION 'one' is not a model version number; give the number, e.g. "
+                              "tuneline promote 'my model' 3 --reason ...")
+    assert not (tmp_path / "mlflow.db").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -712,6 +713,10 @@ def _promotions(args: argparse.Namespace) -> int:
 
     if not str(args.name).strip():
         raise UserError(f"{args.command}: the model name is empty; give the registered model's name")
+    if args.command == "promote" and not re.fullmatch(r"\s*[vV]?\d+\s*", str(args.version)):
+        # before the store is opened: a misuse of the command line, as argparse's own errors (exit 2)
+        raise UsageError(f"promote: VERSION {args.version!r} is not a model version number; give the number, "
+                         f"e.g. tuneline promote {shlex.quote(args.name)} 3 --reason ...")
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if args.command != "history":  # the history is readable without the registry (a deleted model's too)
@@ -913,13 +918,16 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     from tuneline.heap import import_without_collections
     from tuneline.runtime import has_credentials
 
+    if args.input is None:
+        raise UserError("--output writes the predictions of an input file: give it with --input FILE")
+    if Path(args.output).resolve() == Path(args.input).resolve():  # found only after a server and the model came up
+        raise UsageError(f"--output {args.output} is the --input file; give another output path (the input is "
+                         "read while the predictions are written)")
+    _check_output_path(Path(args.output))
     batch_predict_flow = import_without_collections("tuneline.flows.predict").batch_predict_flow
 
     detach_ephemeral_api_from_terminal()  # Ctrl-C stops the job, not the API it reports to
 
-    if args.input is None:
-        raise UserError("--output writes the predictions of an input file: give it with --input FILE")
-    _check_output_path(Path(args.output))
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     require_configured_api()  # a PREFECT_API_URL that does not answer: one line now, not a crashed flow
