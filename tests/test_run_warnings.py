@@ -103,3 +103,23 @@ def test_a_user_error_in_a_worker_flow_run_is_said_once_as_one_line_and_the_cli_
     assert worker.filter(record("boom", other))  # a bug keeps its traceback
     cli = _DropUserErrorTracebacks()
     assert not cli.filter(record("Encountered exception during execution: %s", error))
+
+
+def test_prefects_lines_about_the_quiet_console_hook_are_not_shown():
+    """Every retraining run printed "Running hook 'quiet_console' for flow run ..." and "Hook 'quiet_console'
+    finished running successfully" (CLI QA), about a hook that only quiets the console."""
+    import logging
+
+    from tuneline.errors import _DropUserErrorTracebacks
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, message, (), None)
+
+    for quiet in (_DropUserErrorTracebacks(), _DropUserErrorTracebacks(one_line=True)):
+        assert not quiet.filter(record("Running hook 'quiet_console' in response to entering state 'Running'"))
+        assert not quiet.filter(record("Hook 'quiet_console' finished running successfully"))
+        assert quiet.filter(record("Running hook 'notify_team' in response to entering state 'Running'"))
+    # an interrupt's crash lines: the CLI says it itself; a worker's console keeps them (nothing else says it)
+    crashed = "Crash detected! Execution was aborted by an interrupt signal."
+    assert not _DropUserErrorTracebacks().filter(record(crashed))
+    assert _DropUserErrorTracebacks(one_line=True).filter(record(crashed))

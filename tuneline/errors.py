@@ -45,6 +45,12 @@ def _user_error_names() -> set[str]:
 
 
 _FAILED_STATE = re.compile(r"Finished in state Failed\(.*encountered an exception:? (\w+):")
+#: Prefect's INFO lines around this module's own ``on_running`` hook: two lines of every retraining run about a hook
+#: that only quiets the console
+_OWN_HOOK = re.compile(r"^(Running hook 'quiet_console'|Hook 'quiet_console' finished)")
+#: the crash lines of an interrupted run ("Crash detected! Execution was aborted by an interrupt signal.", the
+#: tasks' and the flow's "Crashed(...)" states): four lines before the CLI's own
+_INTERRUPTED = re.compile(r"aborted by an interrupt signal")
 
 
 def _is_interrupt(error: BaseException | None) -> bool:
@@ -68,13 +74,18 @@ class _DropUserErrorTracebacks(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if _is_interrupt(error):
             return False
+        message = record.getMessage()
+        if _OWN_HOOK.search(message):
+            return False
+        if not self.one_line and _INTERRUPTED.search(message):
+            return False  # the CLI says it once: "tuneline: interrupted; ..."
         if isinstance(error, UserError):
             if not self.one_line or id(error) in self._said:
                 return False
             self._said.add(id(error))
             record.msg, record.args, record.exc_info, record.exc_text = f"tuneline: {error}", (), None, None
             return True
-        failed = _FAILED_STATE.search(record.getMessage())
+        failed = _FAILED_STATE.search(message)
         return not (failed and failed.group(1) in _user_error_names())
 
 
