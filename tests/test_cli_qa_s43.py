@@ -175,3 +175,31 @@ def test_promote_to_a_version_that_is_not_a_number_is_a_usage_error(tmp_path):
     assert one_line(done) == ("tuneline: promote: VERSION 'one' is not a model version number; give the number, e.g. "
                               "tuneline promote 'my model' 3 --reason ...")
     assert not (tmp_path / "mlflow.db").exists()
+
+
+# --- 6. printed commands and paths that work when pasted ---------------------------------------------------------------
+
+def test_the_summary_browse_command_and_the_history_path_work_when_pasted(tmp_path, tiny_bert):
+    import shlex
+
+    import yaml
+
+    folder = tmp_path / "demo run ü"
+    folder.mkdir()
+    rows = [(f"my invoice {w} payment", "billing") for w in ("was", "is", "card", "fee", "money")] * 6 + \
+           [(f"my parcel {w} delivery", "shipping") for w in ("was", "is", "box", "late", "address")] * 6
+    (folder / "d.csv").write_text("text,label\n" + "".join(f"{t} {i},{label}\n" for i, (t, label) in enumerate(rows)))
+    (folder / "c.yaml").write_text(yaml.safe_dump({
+        "data": {"path": "d.csv"}, "model": {"base": str(tiny_bert)}, "tokenize": {"max_length": 16},
+        "train": {"max_steps": 3, "epochs": 1}, "tracking": {"registered_model": "m"}}))
+    done = tuneline("train", "-c", "c.yaml", cwd=folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (browse,) = [line for line in done.stdout.splitlines() if line.startswith("  browse ")]
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    assert shlex.split(browse.split(":", 1)[1]) == ["mlflow", "ui", "--backend-store-uri", uri]
+
+    (folder / "tuneline-ledger.db").unlink(missing_ok=True)
+    history = tuneline("history", "m", "--tracking-uri", uri, cwd=tmp_path)
+    assert history.returncode == 0, history.stderr
+    assert history.stdout.strip() == (f"no recorded moves of m@champion: no ledger at "
+                                      f"sqlite:///{folder / 'tuneline-ledger.db'} yet")

@@ -316,7 +316,7 @@ def _print_summary(summary) -> None:
     for name, metrics in summary.comparison.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         print(f"    {name:<12} {shown}")
-    print(f"  browse            : mlflow ui --backend-store-uri {summary.tracking_uri}")
+    print(f"  browse            : mlflow ui --backend-store-uri {shlex.quote(summary.tracking_uri)}")
     print(f"  load              : mlflow.pyfunc.load_model('models:/{summary.registered_model}@"
           f"{'champion' if summary.promoted else 'challenger'}')")
     print("=" * 72)
@@ -728,7 +728,7 @@ def _promotions(args: argparse.Namespace) -> int:
             args.command == "rollback" or champion_version(client, args.name) is not None):
         # a model with a champion has a history somewhere: opening a new file would create an empty ledger, and
         # the move would be recorded where no history reads it (a first promotion may start a new one)
-        raise UserError(f"--ledger-url {redact(ledger_url)}: no such ledger file; give the URL of the ledger "
+        raise UserError(f"--ledger-url {shown_url(ledger_url)}: no such ledger file; give the URL of the ledger "
                         "promotions are recorded in (by default the one beside the tracking store)")
     stores = dict(ledger_url=ledger_url, lock_url=default_lock_url(uri))
     if args.command == "promote":
@@ -761,11 +761,11 @@ def _promotions(args: argparse.Namespace) -> int:
     else:
         if sqlite_file_missing(ledger_url):  # opening it would create an empty ledger where the user mistyped a path
             if args.ledger_url:
-                raise UserError(f"--ledger-url {redact(ledger_url)}: no such ledger file; give the URL of the ledger "
+                raise UserError(f"--ledger-url {shown_url(ledger_url)}: no such ledger file; give the URL of the ledger "
                                 "promotions were recorded in (by default the one beside the tracking store)")
             if not _is_registered(client, args.name):
                 _require_registered(client, uri, [args.name], "the model name")
-            print(f"no recorded moves of {args.name}@champion: no ledger at {redact(ledger_url)} yet")
+            print(f"no recorded moves of {args.name}@champion: no ledger at {shown_url(ledger_url)} yet")
             return 0
         with PromotionLog(ledger_url, args.name) as log:
             rows = log.history()
@@ -774,7 +774,7 @@ def _promotions(args: argparse.Namespace) -> int:
             if not rows and not _is_registered(client, args.name):  # a typo read as an empty history
                 _require_registered(client, uri, [args.name], "the model name")
             if not rows:
-                print(f"no recorded moves of {args.name}@champion in {redact(ledger_url)}")
+                print(f"no recorded moves of {args.name}@champion in {shown_url(ledger_url)}")
             try:
                 warning = unrecorded_move(client, log)
             except Exception as error:  # noqa: BLE001 - the history is readable without the registry
@@ -784,6 +784,14 @@ def _promotions(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.name}@champion: {moved.line()}")
     return 0
+
+
+def shown_url(url: str) -> str:
+    """A store URL as people read it: :func:`redact`, and a SQLite file's path decoded (the ledger's URL beside
+    ``sqlite:////tmp/demo run ü/mlflow.db`` printed as ``demo run %C3%BC/...``, a path that is not there)."""
+    from urllib.parse import unquote
+
+    return redact(unquote(url) if url.startswith("sqlite:") else url)
 
 
 def _flush_prefect_events() -> None:

@@ -13,6 +13,13 @@ from typing import TYPE_CHECKING, Any
 from tuneline.config import TunelineConfig
 from tuneline.runtime import redact
 
+
+def shown_url(url: str) -> str:
+    """:func:`tuneline.cli.shown_url`: redacted, a SQLite path decoded."""
+    from tuneline.cli import shown_url as shown
+
+    return shown(url)
+
 if TYPE_CHECKING:
     from tuneline.ledger import Batch
 
@@ -261,7 +268,7 @@ def _data_log(config: TunelineConfig) -> int:
         with DatasetStore(url, name, dataset_folder(config)) as store:
             versions = store.versions()
     if not versions:
-        print(f"{name}: no data version yet in {redact(url)} (the first `tuneline retrain` makes version 1)")
+        print(f"{name}: no data version yet in {shown_url(url)} (the first `tuneline retrain` makes version 1)")
         return 0
     trained: dict[str, list[str]] = {}
     try:
@@ -271,7 +278,7 @@ def _data_log(config: TunelineConfig) -> int:
                 trained.setdefault(mv.tags["data.version"], []).append(f"v{mv.version}")
     except Exception as error:  # noqa: BLE001 - the log is still useful without the registry
         print(f"(registry not read: {redact(error)})")
-    print(f"data versions of {name} ({redact(url)}):")
+    print(f"data versions of {name} ({shown_url(url)}):")
     for v in versions:
         splits = "/".join(str(v.split_rows.get(s, 0)) for s in ("train", "validation", "test"))
         models = ", ".join(sorted(trained.get(str(v.number), []), key=lambda s: int(s[1:]))) or "-"
@@ -292,14 +299,14 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     url = ledger_url_for(config.ledger.url, uri)
     _no_store_here(uri, url)
     if sqlite_file_missing(url):  # read-only: opening it would create the ledger file
-        print(f"{name}: no batch ledger at {redact(url)}: no batch has landed (run this where `tuneline retrain` "
+        print(f"{name}: no batch ledger at {shown_url(url)}: no batch has landed (run this where `tuneline retrain` "
               "ran, or set ledger.url / tracking.tracking_uri to that loop's stores)")
         return 0
     with Ledger(url, name) as ledger:
         every = ledger.batches()
     shown = [b for b in every if state is None or b.state == state]
     if not shown:
-        print(f"{name}: no {state + ' ' if state else ''}batch recorded in {redact(url)}")
+        print(f"{name}: no {state + ' ' if state else ''}batch recorded in {shown_url(url)}")
         return 0
     names = {b.id: b.name for b in every}
     from collections import Counter
@@ -307,7 +314,7 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(Counter(b.state for b in every).items()))
     if state is not None:  # the counts of every state under a filter read as if all of them were listed
         counts = f"{len(shown)} {state} shown, of {len(every)} ({counts})"
-    print(f"batches of {name} ({redact(url)}): {counts}")
+    print(f"batches of {name} ({shown_url(url)}): {counts}")
     width = min(max(len(b.name) for b in shown), 40)
     for b in shown:
         rows = ""
@@ -508,7 +515,7 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     url = ledger_url_for(config.ledger.url, uri)
     _no_store_here(uri, url)
     if sqlite_file_missing(url):
-        raise UserError(f"{name}: no data version yet in {redact(url)}: the first `tuneline retrain` makes version 1")
+        raise UserError(f"{name}: no data version yet in {shown_url(url)}: the first `tuneline retrain` makes version 1")
     with Ledger(url, name) as ledger:  # a run between its claim and its "used" builds on the version it read
         batches = ledger.batches()
         busy = [b.name for b in batches if b.state in (CLAIMED, VALIDATED)]
@@ -530,7 +537,7 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     with DatasetStore(url, name, dataset_folder(config)) as store:
         parent = store.current()
         if parent is None:
-            raise UserError(f"{name}: no data version yet in {redact(url)}: the first `tuneline retrain` makes "
+            raise UserError(f"{name}: no data version yet in {shown_url(url)}: the first `tuneline retrain` makes "
                             "version 1")
         # the labels in the version's spelling, as a batch's are ('POSITIVE' and 'positive.' are its 'positive')
         spelled = config.data.model_copy(update={"labels": list(parent.labels)})
@@ -630,7 +637,7 @@ def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str
     if sqlite_file_missing(url):
         # run from another folder (the default ledger sits beside ./mlflow.db): opening it created an empty ledger
         # there, and the answer "no landed batch is called X" sent the user looking for a typo in the name
-        raise UserError(f"no batch ledger at {redact(url)}, so no batch of {model!r} has landed there: run this in "
+        raise UserError(f"no batch ledger at {shown_url(url)}, so no batch of {model!r} has landed there: run this in "
                         "the folder where `tuneline retrain` ran (the one holding mlflow.db), or set ledger.url / "
                         "tracking.tracking_uri to that loop's stores")
     wanted = Path(batch_name.rstrip("/")).name or batch_name  # a path (landing/x.csv) names its batch x.csv
