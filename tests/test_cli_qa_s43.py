@@ -203,3 +203,35 @@ def test_the_summary_browse_command_and_the_history_path_work_when_pasted(tmp_pa
     assert history.returncode == 0, history.stderr
     assert history.stdout.strip() == (f"no recorded moves of m@champion: no ledger at "
                                       f"sqlite:///{folder / 'tuneline-ledger.db'} yet")
+
+
+# --- 7. argument parsing ----------------------------------------------------------------------------------------------
+
+def test_version_prints_the_installed_distribution_s_version(tmp_path):
+    from importlib.metadata import version
+
+    done = tuneline("--version", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout == f"tuneline {version('tuneline')}\n"
+
+
+def test_a_mistyped_command_gets_its_likely_meaning_and_no_internal_names(tmp_path):
+    done = tuneline("trian", "-c", "c.yaml", cwd=tmp_path)
+    assert done.returncode == 2
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("tuneline: error: unknown command 'trian'; did you mean train? (choose from train, demo,")
+    done = tuneline("data", "lgo", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == ("tuneline data: error: unknown data command 'lgo'; did you mean "
+                                                    "log? (choose from log, batches, drop, relabel, requeue)")
+    done = tuneline("data", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == ("tuneline data: error: the following arguments are required: a "
+                                                    "command (log, batches, drop, relabel, requeue)")
+    assert "data_command" not in done.stderr
+
+
+def test_show_config_help_has_the_overrides_example_as_the_other_commands():
+    from tuneline.cli import EPILOG, build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert commands["show-config"].epilog == EPILOG == commands["train"].epilog

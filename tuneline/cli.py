@@ -67,9 +67,44 @@ def read_config(path: Path | str, overrides: list[str]) -> TunelineConfig:
     return load_config(path, overrides)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the user's words in its errors: a mistyped command gets its likely meaning (``did you mean
+    train?``), and a command's internal name (``command``, ``data_command``) is never printed."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            import difflib
+
+            close = difflib.get_close_matches(str(value), list(action.choices), n=1, cutoff=0.6)
+            what = f"{self.prog} command".removeprefix("tuneline ")
+            raise argparse.ArgumentError(None, f"unknown {what} {value!r}" + (f"; did you mean {close[0]}?" if close
+                                                                              else "")
+                                         + f" (choose from {', '.join(action.choices)})")
+        super()._check_value(action, value)
+
+    def error(self, message: str) -> Any:  # noqa: ANN401 - argparse's own signature (it exits)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and action.dest:
+                message = message.replace(f"required: {action.dest}",
+                                          f"required: a command ({', '.join(action.choices)})")
+        return super().error(message)
+
+
+def _version() -> str:
+    """The installed distribution's version (what pip installed), for ``tuneline --version``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"tuneline {version('tuneline')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "tuneline (not installed: no version recorded)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tuneline", description="Validated, tracked, registered and gated "
-                                     "fine-tuning of transformer encoders (Prefect + MLflow).", epilog=EPILOG)
+    parser = _Parser(prog="tuneline", description="Validated, tracked, registered and gated "
+                     "fine-tuning of transformer encoders (Prefect + MLflow).", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="print the installed tuneline's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="fine-tune, evaluate, register and gate a model from a config",
@@ -91,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show-config", help="print the fully resolved config (defaults filled in) as YAML",
                           description="Validate a config and print it with every default filled in; without "
-                                      "--config, the demo's config.")
+                                      "--config, the demo's config.", epilog=EPILOG)
     _add_config_args(show, required=False)
 
     validate = sub.add_parser("validate", help="load, validate and split only (no model): a pre-flight data check",
