@@ -429,3 +429,14 @@ def test_a_number_that_is_not_finite_is_refused_by_the_config(override):
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should be a finite number"):
         build_config({"data": {"path": "/d.csv"}}, [override])
+
+
+@pytest.mark.parametrize("cron", ["0 3 * *", "61 3 * * *", "every night"])
+def test_a_cron_that_is_not_one_is_refused_with_the_config(cron):
+    """``retrain.cron: '0 3 * *'`` passed show-config and validate and was refused only by ``serve``, after it asked
+    for a Prefect API (CLI QA); the time zone was already checked here."""
+    with pytest.raises(ConfigError, match=re.escape(f"retrain.cron: {cron!r} is not a cron expression (five fields: "
+                                                    "minute 0-59, hour 0-23, day of month, month, day of week; e.g. "
+                                                    "'0 3 * * *' for 03:00 daily)")):
+        build_config({"data": {"path": "/d.csv"}}, [f"retrain.cron={cron}"])
+    assert build_config({"data": {"path": "/d.csv"}}, ["retrain.cron=0 3 * * 1-5"]).retrain.cron == "0 3 * * 1-5"

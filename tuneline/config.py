@@ -346,6 +346,22 @@ class RetrainConfig(_Strict):
             raise ValueError(f"timezone: {self.timezone!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
         return self
 
+    @model_validator(mode="after")
+    def _valid_cron(self) -> "RetrainConfig":
+        """Checked with the config, as the time zone is: ``'0 3 * *'`` passed show-config and validate, and was
+        refused only by ``serve``/``deploy`` (after asking for a Prefect API). Prefect's own schedule parses it, so
+        what passes here is what the deployment takes; imported only when a cron is set (Prefect is slow to import)."""
+        if self.cron is None:
+            return self
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=self.cron, timezone=self.timezone)
+        except ValueError:
+            raise ValueError(f"cron: {self.cron!r} is not a cron expression (five fields: minute 0-59, hour 0-23, "
+                             "day of month, month, day of week; e.g. '0 3 * * *' for 03:00 daily)") from None
+        return self
+
 
 class LedgerConfig(_Strict):
     url: str | None = Field(None, description="Database of the batch ledger, data versions and promotion history: "
