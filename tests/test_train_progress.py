@@ -108,3 +108,19 @@ def test_a_signal_whose_interrupt_was_swallowed_still_stops_training_at_the_next
     finally:
         signal.signal(signal.SIGINT, before)
     assert swallower.swallowed_at == 3
+
+
+@pytest.mark.parametrize("overrides, logging_steps", [
+    (["train.epochs=200", "train.logging_steps=50"], 50),  # 39 rows, 2 steps an epoch: it was 2
+    (["train.epochs=1", "train.logging_steps=50"], 2),  # a 2-step run still logs its loss
+    (["train.max_steps=3"], 3),
+    (["train.epochs=10"], 10),  # the default every 10 steps of 20
+])
+def test_train_logging_steps_is_kept_up_to_the_runs_own_steps(tmp_path, overrides, logging_steps):
+    """CLI QA: ``train.logging_steps=50`` on 39 rows logged a progress line every 2 steps (capped at an epoch's
+    steps), about 200 lines for 400 steps."""
+    from tuneline.tasks.train import training_arguments
+
+    config = run_config("classification", *overrides, path="unused.csv")
+    args = training_arguments(config.train, tmp_path, "macro_f1", "fp32", train_rows=39)
+    assert args.logging_steps == logging_steps
