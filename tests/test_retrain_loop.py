@@ -514,7 +514,8 @@ def test_a_few_new_rows_wait_validated_until_min_new_rows_have_landed(tmp_path, 
 
 
 def test_a_batch_with_shuffled_labels_is_stopped_by_the_champion_and_trains_only_when_a_person_says_so(tmp_path,
-                                                                                                       tiny_bert):
+                                                                                                       tiny_bert,
+                                                                                                       capsys):
     # (its last step also checks that a champion alias deleted by hand keeps the next version out)
     """Shuffled labels keep the label counts, the texts and their lengths: every statistical drift check passes.
     Trained on, the batch's own shuffled test rows lower every model alike and the gate may promote the result.
@@ -553,6 +554,8 @@ def test_a_batch_with_shuffled_labels_is_stopped_by_the_champion_and_trains_only
     with working_in(tmp_path):
         assert main(["data", "requeue", "shuffled.csv", "--reason", "checked: the labels are right",
                      "-c", str(config_path)]) == 0
+    # the requeue says the next run rejects it again without the setting (it said nothing: loop QA)
+    assert "run it with --set drift.on_label_disagreement=warn" in capsys.readouterr().out
     # and someone deletes the champion alias by hand: the next version was a "first model", promoted without a
     # comparison with the champion or a forgetting bound
     client_of(tmp_path).delete_registered_model_alias("loop-tickets", "champion")

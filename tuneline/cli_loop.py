@@ -739,11 +739,19 @@ def _unreadable_now(config: TunelineConfig, batch: "Batch") -> str | None:
 def _rejects_again(config: TunelineConfig, reasons: list[str]) -> str | None:
     """The ``--set`` that the next retrain needs to take a requeued batch whose rejection this config would repeat
     (an unseen label without label growth, a drift stop), or None."""
+    import re
+
     needed = []
     if any(r.startswith("unseen label(s)") for r in reasons) and not config.drift.allow_label_growth:
         needed.append("--set drift.allow_label_growth=true")
-    if any(r.startswith("drift (drift.on_drift=stop)") for r in reasons) and config.drift.on_drift == "stop":
-        needed.append("--set drift.on_drift=warn")
+    # "drift (drift.on_drift=stop, drift.on_label_disagreement=stop): ...": every key the stop obeyed (only
+    # drift.on_drift was read, so a requeued label-disagreement batch was rejected again without a word: loop QA)
+    stopped = {key for r in reasons if (m := re.match(r"drift \(([^)]*)\)", r))
+               for key in re.findall(r"(drift\.\w+)=stop", m[1])}
+    for key, value in (("drift.on_drift", config.drift.on_drift),
+                       ("drift.on_label_disagreement", config.drift.on_label_disagreement)):
+        if key in stopped and value == "stop":
+            needed.append(f"--set {key}=warn")
     return " ".join(needed) or None
 
 
