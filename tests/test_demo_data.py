@@ -179,11 +179,13 @@ def test_a_failed_demo_batch_leaves_the_landing_folder_as_it_was(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("tuneline: rows=5000") and "ask for fewer rows (up to 1200 always fit)" in err
     assert "\n" not in err  # one line, no traceback
-    assert main(["demo-batch", str(landing), "-n", "11"]) == 1
+    assert main(["demo-batch", str(landing), "-n", "11"]) == 2  # a usage error, as argparse's
     assert "batch number must be between 1 and 10, got 11" in capsys.readouterr().err
     assert landed.read_bytes() == content  # the landed batch is untouched
     assert sorted(p.name for p in landing.iterdir()) == ["tickets-batch-003.csv", "tickets-batch-003.csv.done"]
-    assert main(["demo-batch", str(tmp_path / "never-made"), "-n", "0"]) == 1
+    assert main(["demo-batch", str(tmp_path / "never-made"), "-n", "0"]) == 2
+    assert main(["demo-batch", str(tmp_path / "never-made"), "-n", "1", "--rows", "0"]) == 2
+    assert "rows must be 1 or more, got 0 (--rows)" in capsys.readouterr().err
     assert not (tmp_path / "never-made").exists()  # nothing created for a refused call
 
     assert main(["demo-batch", str(landing), "-n", "3"]) == 0  # the same batch again: the same bytes, in place

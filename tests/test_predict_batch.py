@@ -245,7 +245,7 @@ def test_predict_command_with_output_writes_the_file_and_prints_the_counts(store
     version = version_of(uri, "pb-intents", "challenger")
     assert f"wrote 3 rows predicted by pb-intents version {version} to {output}" in capsys.readouterr().out
     assert list(pd.read_parquet(output)["text"]) == TEXTS[:3]
-    assert main(["predict", "-m", "models:/pb-intents@challenger", "--output", str(output)]) == 1
+    assert main(["predict", "-m", "models:/pb-intents@challenger", "--output", str(output)]) == 2  # usage
     assert "give it with --input FILE" in capsys.readouterr().err
 
 
@@ -371,10 +371,11 @@ def test_a_bare_name_at_alias_works_and_an_unwritable_output_is_refused_before_a
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert line["label"] == registered_predictions(uri, "models:/pb-intents@challenger", [TEXTS[0]])["label"][0]
     source = write_csv(tmp_path / "in.csv", TEXTS[:2])
-    for output, says in ((tmp_path / "no" / "such" / "p.csv", "does not exist; create the folder"),
-                         (source / "p.csv", "is a file, not a folder"), (tmp_path / "p.txt", "must end in")):
+    for output, says, code in ((tmp_path / "no" / "such" / "p.csv", "does not exist; create the folder", 1),
+                               (source / "p.csv", "is a file, not a folder", 1),
+                               (tmp_path / "p.txt", "must end in", 2)):  # the extension: a usage error
         assert main(["predict", "-m", "pb-intents@challenger", "--tracking-uri", uri, "--input", str(source),
-                     "--output", str(output)]) == 1
+                     "--output", str(output)]) == code
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     # a bare name, no alias: it said "No such artifact: 'pb-intents'"

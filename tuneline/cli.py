@@ -962,7 +962,7 @@ def _predict_to_file(args: argparse.Namespace) -> int:
     from tuneline.runtime import has_credentials
 
     if args.input is None:
-        raise UserError("--output writes the predictions of an input file: give it with --input FILE")
+        raise UsageError("--output writes the predictions of an input file: give it with --input FILE")
     if Path(args.output).resolve() == Path(args.input).resolve():  # found only after a server and the model came up
         raise UsageError(f"--output {args.output} is the --input file; give another output path (the input is "
                          "read while the predictions are written)")
@@ -991,7 +991,10 @@ def _check_output_path(output: Path) -> None:
 
     from tuneline.tasks.predict_batch import output_format
 
-    output_format(output)
+    try:
+        output_format(output)
+    except UserError as error:  # the extension picks the format: a command line that cannot run as given
+        raise UsageError(str(error)) from None
     folder = output.parent
     if output.is_dir():
         raise UserError(f"--output {output} is a folder; give a file name in it (e.g. {output / 'predictions.parquet'})")

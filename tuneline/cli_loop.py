@@ -763,7 +763,14 @@ def _demo_batch(args: argparse.Namespace) -> int:
     from tuneline.demo import write_demo_batch
     from tuneline.errors import UserError
 
+    from tuneline.cli import UsageError
+    from tuneline.demo import MAX_BATCHES
+
     folder: Path = args.folder
+    if not 1 <= args.number <= MAX_BATCHES:
+        raise UsageError(f"batch number must be between 1 and {MAX_BATCHES}, got {args.number} (-n/--number)")
+    if args.rows < 1:
+        raise UsageError(f"rows must be 1 or more, got {args.rows} (--rows)")
     # Checked before anything is written. A file there failed in the OS's words ("File exists: demo-loop.yaml: check
     # that path, its permissions and the free disk space"); a batch file's name (landing/b.csv) made a folder b.csv
     # inside the landing folder, which the scanner then listed as a folder batch waiting for its _SUCCESS forever.
