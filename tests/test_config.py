@@ -440,3 +440,18 @@ def test_a_cron_that_is_not_one_is_refused_with_the_config(cron):
                                                     "'0 3 * * *' for 03:00 daily)")):
         build_config({"data": {"path": "/d.csv"}}, [f"retrain.cron={cron}"])
     assert build_config({"data": {"path": "/d.csv"}}, ["retrain.cron=0 3 * * 1-5"]).retrain.cron == "0 3 * * 1-5"
+
+
+@pytest.mark.parametrize("override, key, expected", [
+    ("tracking.run_name=123", ("tracking", "run_name"), "123"),  # "Input should be a valid string (got 123)"
+    ("tracking.run_name=yes", ("tracking", "run_name"), "yes"),  # (got True)
+    ("tracking.experiment=2024", ("tracking", "experiment"), "2024"),
+    ("tracking.run_name=exp #3", ("tracking", "run_name"), "exp #3"),  # YAML's comment cut it to 'exp'
+    ("tracking.run_name='exp #3'", ("tracking", "run_name"), "exp #3"),
+    ("train.epochs=2", ("train", "epochs"), 2.0),  # a number where a number belongs stays one
+])
+def test_a_set_value_is_what_the_command_line_says_for_a_text_key(override, key, expected):
+    """CLI QA: ``--set tracking.run_name=123`` was refused, ``=yes`` read as True, and ``'...=exp #3'`` became
+    ``exp`` without a word."""
+    config = build_config({"data": {"path": "/d.csv"}}, [override])
+    assert getattr(getattr(config, key[0]), key[1]) == expected

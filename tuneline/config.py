@@ -497,11 +497,25 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ConfigError(f"override {item!r}: {key!r} is a value, not a section")
             node = child
         parsed = _override_value(value)
+        if isinstance(parsed, (bool, int, float)) and _takes_text(keys):
+            parsed = value.strip()  # --set tracking.run_name=123 (or =yes) means the text, as nothing else could
         if isinstance(parsed, dict) and isinstance(node.get(keys[-1]), dict):
             _merge(node[keys[-1]], parsed)  # --set 'train={epochs: 2}' sets epochs, not the whole section
         else:
             node[keys[-1]] = parsed
     return raw
+
+
+def _takes_text(keys: list[str]) -> bool:
+    """Whether the config key at ``keys`` holds text only (``str`` or ``str | None``), so a ``--set`` value YAML read
+    as a number or a boolean is meant as its text: ``tracking.run_name=123`` was refused as "Input should be a valid
+    string (got 123)", with no word of quoting (CLI QA). Keys of a task kind's own data section are not looked up."""
+    fields = _fields_at(TunelineConfig, keys[:-1])
+    field = (fields or {}).get(keys[-1])
+    if field is None:
+        return False
+    kinds = set(getattr(field.annotation, "__args__", ()) or (field.annotation,))
+    return bool(kinds) and kinds <= {str, type(None)} and str in kinds
 
 
 def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
@@ -538,6 +552,8 @@ def _override_value(value: str) -> Any:
         return value
     if (parsed is None and value.strip() not in ("null", "Null", "NULL", "~")) or parsed == "":
         return value
+    if "#" in value and not isinstance(parsed, (dict, list)) and "#" not in str(parsed):
+        return value.strip()  # 'exp #3': a comment to YAML cut it to 'exp'; one value on a command line has none
     return parsed
 
 
