@@ -571,3 +571,21 @@ def test_a_batch_with_shuffled_labels_is_stopped_by_the_champion_and_trains_only
     assert skipped.status == "skipped"
     assert ("no version of loop-tickets is champion, yet the promotion history says v1 is: the alias was removed "
             "outside tuneline; restore it with tuneline promote loop-tickets 1") in skipped.message
+
+
+def test_a_retrain_that_rejects_every_landed_batch_exits_1_as_a_drift_stop_does(tmp_path, tiny_bert, capsys):
+    """Loop QA: a batch rejected for its records ended ``tuneline retrain`` with exit 0 ("nothing_accepted"), a batch
+    rejected by drift with exit 1: a cron job or CI could not treat them alike."""
+    from tuneline.cli import main
+
+    tickets(BASE, seed=1).to_csv(tmp_path / "base.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    config_path = tmp_path / "loop.yaml"
+    config_path.write_text(loop_config(tmp_path, tiny_bert, "train.epochs=2").model_dump_json())
+    with working_in(tmp_path):
+        assert main(["retrain", "-c", str(config_path)]) == 0  # the first model, from the base data
+        broken = tickets({"billing": 20, "shipping": 20}, seed=41).assign(text="")  # every text empty
+        land(tmp_path / "landing", "empty-texts.csv", broken)
+        capsys.readouterr()
+        assert main(["retrain", "-c", str(config_path)]) == 1
+    assert "tuneline retrain: nothing_accepted" in capsys.readouterr().out

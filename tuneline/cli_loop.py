@@ -143,7 +143,9 @@ def _retrain(config: TunelineConfig) -> int:
     mark_command_start()
     summary = retrain_flow(config, trigger="manual")
     print_retrain_summary(summary)
-    return 0
+    # every landed batch rejected (its records broke the contract): nothing trained, as when drift stops a run (exit
+    # 1), and a cron job or CI must see it the same way; it exited 0 (loop QA)
+    return 1 if summary.status == "nothing_accepted" else 0
 
 
 def _check_landing_set(config: TunelineConfig) -> None:
