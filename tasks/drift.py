@@ -413,6 +413,9 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
         # a label shift too small a batch could not test is said too: a batch of one class passed without a word
         untested = [check.sentence for check in report.checks if check.name == "label_shift"
                     and check.status == "skipped" and len(batch_labels) < len(ref_labels)]
+        # and labels a champion too weak to judge could not check (loop QA: the summary said nothing of it)
+        untested += [check.sentence for check in report.checks if check.name == "champion_agreement"
+                     and check.status == "skipped" and "cannot tell right labels from wrong ones" in check.sentence]
         if shifted or untested:
             outcome.notes[batch.name] = " ".join(shifted + untested)
         if report.status == "stop":

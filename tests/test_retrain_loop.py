@@ -589,3 +589,23 @@ def test_a_retrain_that_rejects_every_landed_batch_exits_1_as_a_drift_stop_does(
         capsys.readouterr()
         assert main(["retrain", "-c", str(config_path)]) == 1
     assert "tuneline retrain: nothing_accepted" in capsys.readouterr().out
+
+
+def test_labels_a_champion_too_weak_to_judge_could_not_check_are_named_in_the_summary(tmp_path, tiny_bert):
+    """Loop QA: with a champion at chance (promoted by hand), the champion-agreement check is skipped, rightly, but
+    the run's summary said nothing of it: the batch's labels went unchecked without a word."""
+    from tuneline.cli import main
+
+    tickets(BASE, seed=1).to_csv(tmp_path / "base.csv", index=False)
+    (tmp_path / "landing").mkdir()
+    untrained = ["train.learning_rate=1e-12", "train.max_steps=1", "train.optimizer=sgd"]
+    first = run(tmp_path, tiny_bert, *untrained)
+    assert not first.run.promoted  # at chance: the gate refuses it
+    with working_in(tmp_path):
+        assert main(["promote", "loop-tickets", first.run.version, "--reason", "a person overrules the gate",
+                     "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 0
+    land(tmp_path / "landing", "b1.csv", tickets(BASE, seed=51))
+    summary = run(tmp_path, tiny_bert, *untrained)
+    assert summary.status == "retrained", summary.message
+    note = summary.drift.get("b1.csv", "")
+    assert "labels vs champion v1: skipped" in note and "cannot tell right labels from wrong ones" in note, note
