@@ -243,9 +243,11 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
         eval_steps = max(1, config.max_steps // 4)
     strategy = "steps" if eval_steps else "epoch"
     steps_per_epoch = math.ceil(train_rows / (config.batch_size * config.gradient_accumulation_steps))
-    # at most the run's steps, so a short run still logs its loss once; not at most an epoch's: 39 rows in batches of
-    # 32 logged every 2 steps whatever train.logging_steps said (200 lines for 400 steps)
+    # a train.logging_steps given is kept up to the run's steps (39 rows in batches of 32 logged every 2 steps
+    # whatever it said: 200 lines for 400 steps); the default logs every 10 steps and at least once an epoch
     total_steps = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
+    logging_steps = (min(10, max(1, steps_per_epoch)) if config.logging_steps is None
+                     else min(config.logging_steps, max(1, total_steps)))
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=config.batch_size // world_size,
@@ -269,7 +271,7 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
         metric_for_best_model=f"eval_{primary_metric}",
         greater_is_better=True,
         logging_strategy="steps",
-        logging_steps=min(config.logging_steps, max(1, total_steps)),
+        logging_steps=logging_steps,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to="none",
         # bars only on a terminal: a log file, CI or a Prefect worker gets ProgressLogCallback's lines

@@ -113,12 +113,14 @@ def test_a_signal_whose_interrupt_was_swallowed_still_stops_training_at_the_next
 @pytest.mark.parametrize("overrides, logging_steps", [
     (["train.epochs=200", "train.logging_steps=50"], 50),  # 39 rows, 2 steps an epoch: it was 2
     (["train.epochs=1", "train.logging_steps=50"], 2),  # a 2-step run still logs its loss
-    (["train.max_steps=3"], 3),
-    (["train.epochs=10"], 10),  # the default every 10 steps of 20
+    (["train.max_steps=3", "train.logging_steps=10"], 3),
+    (["train.epochs=200"], 2),  # the default: every 10 steps, and at least once an epoch (a curve point per epoch)
+    (["train.epochs=1"], 2),
 ])
 def test_train_logging_steps_is_kept_up_to_the_runs_own_steps(tmp_path, overrides, logging_steps):
     """CLI QA: ``train.logging_steps=50`` on 39 rows logged a progress line every 2 steps (capped at an epoch's
-    steps), about 200 lines for 400 steps."""
+    steps), about 200 lines for 400 steps. Unset, the cap at an epoch stays: a short run's loss curve in MLflow has
+    a point per epoch (the scaled-setup test counts them)."""
     from tuneline.tasks.train import training_arguments
 
     config = run_config("classification", *overrides, path="unused.csv")

@@ -219,7 +219,9 @@ class TrainConfig(_Strict):
         "auto", description="auto: bf16 on a GPU or a CPU with AVX512-BF16, else fp32."
     )
     group_by_length: bool = Field(True, description="Batch similar lengths together (less padding, faster).")
-    logging_steps: int = Field(10, ge=1)
+    logging_steps: int | None = Field(None, ge=1, description="Log the training loss every N steps (at most the "
+                                      "run's steps). Default: every 10, and at least once an epoch, so a short "
+                                      "run's loss curve has a point per epoch.")
     resume: bool = Field(True, description="Resume from the last checkpoint of an interrupted identical run.")
     keep_best: bool = Field(True, description="Keep the checkpoint that scored best on validation (which, when "
                             "validation holds earlier data, also guards against forgetting); false keeps the last.")
