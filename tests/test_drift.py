@@ -301,7 +301,7 @@ def test_champion_agreement_stops_on_labels_the_champion_disagrees_with_and_says
     barely = drift.ChampionAgreement("2", "accuracy", reference=0.537, batch=0.457, rows=300, reference_rows=300,
                                      reference_chance=0.498, batch_high=0.50, reference_low=0.49)
     skipped = check(barely)
-    assert skipped.status == "skipped" and "(at most 0.490 within its sampling noise)" in skipped.sentence
+    assert skipped.status == "skipped" and "(as little as 0.490 within its sampling noise)" in skipped.sentence
     assert skipped.sentence.endswith("the batch's labels are not checked until a stronger champion is promoted.")
     clear = drift.ChampionAgreement("2", "accuracy", reference=0.707, batch=0.453, rows=300, reference_rows=300,
                                     reference_chance=0.501, batch_high=0.50, reference_low=0.66)

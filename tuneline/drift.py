@@ -422,7 +422,7 @@ def champion_agreement(agreement: ChampionAgreement | None, *, max_drop: float, 
     low = agreement.reference if agreement.reference_low is None else min(agreement.reference_low,
                                                                           agreement.reference)
     if low - chance <= SKILL_TOLERANCE:
-        noise = f" (at most {low:.3f} within its sampling noise)" if low < agreement.reference else ""
+        noise = f" (as little as {low:.3f} within its sampling noise)" if low < agreement.reference else ""
         return DriftCheck(name, float("nan"), None, max_drop, "skipped",
                           f"labels vs {who}: skipped, it scores {metric} {agreement.reference:.3f} on its earlier "
                           f"test rows ({agreement.reference_rows}){noise} and {chance:.3f} with their labels shuffled: "
