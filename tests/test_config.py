@@ -186,9 +186,19 @@ def test_show_config_without_a_config_prints_only_yaml_and_writes_nothing(tmp_pa
     """It printed "demo data written to ..." first (so its output was no YAML) and generated the demo data."""
     monkeypatch.chdir(tmp_path)
     assert main(["show-config"]) == 0
-    shown = yaml.safe_load(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    shown = yaml.safe_load(printed)
     assert shown["task"] == "classification" and shown["data"]["path"].endswith("support_tickets.csv")
     assert list(tmp_path.iterdir()) == []
+    # the store a run would use, where the config leaves it to the environment or the folder (CLI QA): a comment,
+    # so the output is still the YAML it was
+    assert shown["tracking"]["tracking_uri"] is None
+    assert printed.rstrip().endswith(f"# tracking.tracking_uri is null: a run from here uses "
+                                     f"sqlite:///{tmp_path / 'mlflow.db'} (the current folder)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert main(["show-config"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        "# tracking.tracking_uri is null: a run from here uses http://127.0.0.1:5000 (MLFLOW_TRACKING_URI)")
 
 
 def test_wrong_type_names_the_key():

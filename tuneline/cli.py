@@ -509,6 +509,12 @@ def _show_config(args: argparse.Namespace) -> int:
     dumped = config.model_dump(mode="json")
     dumped["gate"]["primary_metric"] = config.primary_metric  # the kind's default, not null
     print(yaml.safe_dump(shown(dumped), sort_keys=False))
+    if config.tracking.tracking_uri is None:  # null shown, but the environment or the folder decides (CLI QA)
+        from tuneline.runtime import resolve_tracking_uri
+
+        source = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "the current folder"
+        print(f"# tracking.tracking_uri is null: a run from here uses {redact(resolve_tracking_uri(None))} "
+              f"({source})")
     return 0
 
 
