@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,9 +102,22 @@ def remembered_interrupts() -> Iterator[list[int]]:
             signal.signal(number, handler)
         yield seen
         return
+    hook = sys.unraisablehook
+
+    def quiet_lost_interrupt(unraisable: Any) -> None:
+        """The interrupt a weakref callback or ``__del__`` swallowed, noted above and raised again by the loop:
+        not Python's "Exception ignored in ... Traceback ... KeyboardInterrupt" on the console as well (CI: a Ctrl-C
+        to ``tuneline serve`` left one in the served run's log, though the run was stopped and cleaned up)."""
+        if seen and any(cls is KeyboardInterrupt or cls.__name__ == "ExternalSignal"  # Prefect's SIGTERM
+                        for cls in unraisable.exc_type.__mro__):
+            return
+        hook(unraisable)
+
+    sys.unraisablehook = quiet_lost_interrupt
     try:
         yield seen
     finally:
+        sys.unraisablehook = hook
         for number, handler in previous.items():
             signal.signal(number, handler)
 
