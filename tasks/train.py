@@ -100,6 +100,12 @@ def warn_unusual_learning_rate(config: TunelineConfig) -> float | None:
 FEW_STEPS = 30
 
 
+def planned_steps(train: TrainConfig, train_rows: int) -> tuple[int, int]:
+    """Optimizer steps an epoch and in all (``train.max_steps`` when set), as the Trainer will count them."""
+    per_epoch = math.ceil(train_rows / (train.batch_size * train.gradient_accumulation_steps))
+    return per_epoch, train.max_steps if train.max_steps > 0 else math.ceil(per_epoch * train.epochs)
+
+
 def warn_few_steps(config: TunelineConfig, train_rows: int) -> int | None:
     """Warn when training from the base model takes fewer than :data:`FEW_STEPS` optimizer steps, naming the
     setting that gives it more: a small file at the default batch and epochs made a model no better than the
@@ -109,8 +115,8 @@ def warn_few_steps(config: TunelineConfig, train_rows: int) -> int | None:
     if train.max_steps > 0 or train_rows == 0:
         return None
     batch = train.batch_size * train.gradient_accumulation_steps
-    per_epoch = math.ceil(train_rows / batch)
-    steps = max(1, math.ceil(per_epoch * train.epochs))
+    per_epoch, steps = planned_steps(train, train_rows)
+    steps = max(1, steps)
     if steps >= FEW_STEPS:
         return None
     task_logger().warning(
@@ -242,10 +248,9 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
     if eval_steps is None and config.max_steps > 0:
         eval_steps = max(1, config.max_steps // 4)
     strategy = "steps" if eval_steps else "epoch"
-    steps_per_epoch = math.ceil(train_rows / (config.batch_size * config.gradient_accumulation_steps))
     # a train.logging_steps given is kept up to the run's steps (39 rows in batches of 32 logged every 2 steps
     # whatever it said: 200 lines for 400 steps); the default logs every 10 steps and at least once an epoch
-    total_steps = config.max_steps if config.max_steps > 0 else math.ceil(steps_per_epoch * config.epochs)
+    steps_per_epoch, total_steps = planned_steps(config, train_rows)
     logging_steps = (min(10, max(1, steps_per_epoch)) if config.logging_steps is None
                      else min(config.logging_steps, max(1, total_steps)))
     return TrainingArguments(
