@@ -118,3 +118,29 @@ def test_a_killed_run_leaves_no_prefect_server_behind(tmp_path, tiny_bert):
             if server.is_running():
                 server.kill()
         log.close()
+
+
+def test_sigterm_during_training_closes_the_run_and_ends_with_its_own_line(tmp_path, tiny_bert):
+    """SIGTERM to the process alone, as a service manager, ``kill`` or Kubernetes sends it: the run is cleaned up as
+    for a Ctrl-C (the MLflow run KILLED, the temporary API server gone) and the CLI ends with its own line and 143.
+    Before, Prefect's crash handling re-sent the signal under Python's default handler: exit 143 right after
+    Prefect's "aborted by a termination signal" lines, without a word from tuneline or the resume hint."""
+    import psutil
+    from mlflow import MlflowClient
+
+    process, log = start_long_training(tmp_path, tiny_bert)
+    servers = [child for child in psutil.Process(process.pid).children() if "uvicorn" in " ".join(child.cmdline())]
+    try:
+        time.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=90)
+    finally:
+        output = ended(process, log, tmp_path)
+    assert process.returncode == 143, output[-3000:]
+    assert output.count("tuneline: terminated (SIGTERM); a re-run of the same config resumes") == 1, output[-3000:]
+    assert "termination signal" not in output and "Traceback" not in output, output[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [r.info.status for r in runs] == ["KILLED"]
+    gone, alive = psutil.wait_procs(servers, timeout=20)
+    assert not alive, "the temporary Prefect API server outlived the terminated run"

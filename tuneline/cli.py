@@ -21,6 +21,7 @@ from tuneline import runtime  # noqa: F401  (offline defaults first)
 from tuneline import serving
 from tuneline.config import ConfigError, TunelineConfig, build_config, load_config
 from tuneline.errors import UserError, bytes_shown
+from tuneline.interrupts import Terminated, terminate_as_interrupt
 from tuneline.runtime import redact
 
 EPILOG = "Overrides use dotted keys: --set train.learning_rate=3e-5 --set model.strategy=lora"
@@ -357,6 +358,11 @@ def _print_summary(summary) -> None:
     print("=" * 72)
 
 
+#: the commands that run a training flow in this process: SIGTERM stops them as a Ctrl-C does, with their own last
+#: line (``serve``, ``serve-model`` and ``watch`` handle SIGTERM themselves; the rest have nothing to clean up)
+TERMINATE_AS_INTERRUPT = ("train", "demo", "retrain")
+
+
 def _exit_at_next_ctrl_c(code: int) -> None:
     """After a Ctrl-C was handled, a further SIGINT ends the process at once with ``code``.
 
@@ -378,6 +384,7 @@ def _exit_at_next_ctrl_c(code: int) -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, exit_now)
+        signal.signal(signal.SIGTERM, exit_now)  # a service manager that asks again ends it with the same code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         args.texts = [*args.texts, *extra]
     elif extra:
         parser.parse_args(argv)  # argparse's own "unrecognized arguments" message and exit 2
+    if getattr(args, "command", None) in TERMINATE_AS_INTERRUPT:
+        terminate_as_interrupt()
     try:
         if args.command == "show-config":
             return _show_config(args)
@@ -455,14 +464,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"tuneline: {redact(error)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        _exit_at_next_ctrl_c(130)
+    except KeyboardInterrupt as stop:
+        code = 143 if isinstance(stop, Terminated) else 130  # what a shell reports for SIGTERM / SIGINT
+        _exit_at_next_ctrl_c(code)
         command = getattr(args, "command", None)
-        print("tuneline: interrupted" + (
+        print("tuneline: " + ("terminated (SIGTERM)" if code == 143 else "interrupted") + (
             "; its batches were given back: the next retrain takes them" if command == "retrain" else
             "; a re-run of the same config resumes from the last checkpoint training saved (if none yet, from the "
             "start)" if command in ("train", "demo") else ""), file=sys.stderr)
-        return 130
+        return code
     except BrokenPipeError:  # `tuneline data log | head`: the reader stopped reading, as it may
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit, into the closed pipe

@@ -48,9 +48,10 @@ _FAILED_STATE = re.compile(r"Finished in state Failed\(.*encountered an exceptio
 #: Prefect's INFO lines around this module's own ``on_running`` hook: two lines of every retraining run about a hook
 #: that only quiets the console
 _OWN_HOOK = re.compile(r"^(Running hook 'quiet_console'|Hook 'quiet_console' finished)")
-#: the crash lines of an interrupted run ("Crash detected! Execution was aborted by an interrupt signal.", the
-#: tasks' and the flow's "Crashed(...)" states): four lines before the CLI's own
-_INTERRUPTED = re.compile(r"aborted by an interrupt signal")
+#: the crash lines of an interrupted run ("Crash detected! Execution was aborted by an interrupt signal." or, for
+#: SIGTERM, "by a termination signal"; the tasks' and the flow's "Crashed(...)" states): four lines before the CLI's
+#: own
+_INTERRUPTED = re.compile(r"aborted by (an interrupt|a termination) signal")
 
 
 def _is_interrupt(error: BaseException | None) -> bool:
