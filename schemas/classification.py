@@ -16,7 +16,8 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from tuneline.common import arrow_strings, key_hashes
-from tuneline.schemas.common import blank_strings, key_salt, non_empty_string, not_in_train, stripped, with_checks
+from tuneline.schemas.common import (blank_strings, conflicting_labels, key_salt, non_empty_string, not_in_train,
+                                      stripped, with_checks)
 
 
 def _normalised(text: pd.Series) -> pd.Series:
@@ -31,9 +32,14 @@ def _duplicate_key(text: pd.Series) -> pd.Series:
 
 
 def _conflicting_labels(df: pd.DataFrame) -> pd.Series:
-    key = _duplicate_key(df["text"])
-    labels_per_text = df.groupby(key, dropna=True)["label"].transform("nunique")
-    return labels_per_text.fillna(1) > 1
+    """The rows of a text written with two or more labels, case and runs of whitespace aside
+    (:func:`~tuneline.schemas.common.conflicting_labels`)."""
+    text = df["text"]
+    if arrow_strings(text) is not None:  # compact column: folded and hashed a slice at a time, no copy of it
+        unusable = np.ones(len(df), dtype=bool)
+        unusable[_usable_positions(text)] = False
+        return pd.Series(conflicting_labels(text, df["label"], unusable), index=df.index)
+    return pd.Series(conflicting_labels(_duplicate_key(text), df["label"]), index=df.index)
 
 
 def _exact_duplicates(df: pd.DataFrame) -> pd.Series:
@@ -69,24 +75,6 @@ def _per_label(codes: np.ndarray) -> list[np.ndarray]:
     """The positions of each label code, a label at a time (a few labels: a hash table per label stays small)."""
     present = np.flatnonzero(np.bincount(codes.astype(np.int64) + 1)) - 1
     return [np.flatnonzero(codes == code) for code in present]
-
-
-def _conflicting_labels_by_hash(df: pd.DataFrame) -> pd.Series:
-    """:func:`_conflicting_labels` on an Arrow-backed text column: the key hashes seen under two or more labels."""
-    text = df["text"]
-    hashes = key_hashes(text, key_salt(text))
-    usable = _usable_positions(text)
-    codes = _label_codes(df["label"], as_strings=False)[usable]
-    labelled = hashes[usable]
-    distinct = [pd.unique(labelled[where]) for where in _per_label(codes) if codes[where[0]] >= 0]
-    together = np.concatenate(distinct) if distinct else np.zeros(0, dtype=np.uint64)
-    conflicting = together[pd.Series(together).duplicated(keep=False).to_numpy()]  # nunique leaves out missing
-    flagged = usable[pd.Series(labelled).isin(conflicting).to_numpy()]
-    if not _same_texts(text, flagged, [hashes[flagged]]):
-        return _conflicting_labels(df)  # two texts share a hash prefix: decide on the texts themselves
-    result = np.zeros(len(df), dtype=bool)
-    result[flagged] = True
-    return pd.Series(result, index=df.index)
 
 
 def _exact_duplicates_by_hash(df: pd.DataFrame) -> pd.Series:
@@ -128,9 +116,8 @@ class ClassificationRows(pa.DataFrameModel):
 
     @pa.dataframe_check(name="no_conflicting_label_duplicates")
     def no_conflicting_label_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
-        """The same text with two different labels is label noise: every copy is rejected, none is guessed."""
-        if arrow_strings(df["text"]) is not None:
-            return ~_conflicting_labels_by_hash(df)
+        """The same text (case and runs of whitespace aside) with two different labels is label noise: every copy is
+        rejected, none is guessed."""
         return ~_conflicting_labels(df)
 
     @pa.dataframe_check(name="no_exact_duplicates")

@@ -17,7 +17,7 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.compute as pc
 
-from tuneline.common import DEFAULT_KEY_SALT, arrow_strings, remembered_key_salt
+from tuneline.common import DEFAULT_KEY_SALT, arrow_strings, key_text, remembered_key_salt
 from tuneline.readers import WHITESPACE_ONLY
 
 
@@ -107,6 +107,70 @@ _NEEDS_COLLAPSE = "[\t\n\v\f\r]|  "
 def fold_strings(strings: pa_arrow.Array) -> pa_arrow.Array:
     """:func:`leak_form` of every string of an Arrow array (nulls stay null): what the split groups near twins by."""
     return _fold(strings)
+
+
+def near_twin_groups(keys: pd.Series) -> np.ndarray:
+    """A group number per row: rows whose keys differ only in case and runs of whitespace (the leakage rule's
+    :func:`~tuneline.schemas.common.leak_form`: ``"Great film"`` and ``" GREAT  film"``) share one; -1 for a missing
+    key. Rows are grouped by a 64-bit hash of the folded key (pandas' SipHash), computed a slice at a time, so ten
+    million rows hold a few arrays of integers, not a folded copy of every text: two different texts share a hash
+    with a chance of about n²/2⁶⁵ (10⁻⁵ for ten million rows), and then only share a split."""
+    column = arrow_strings(keys)
+    if column is None:
+        folded = keys.map(lambda k: None if k is None or (isinstance(k, float) and np.isnan(k))
+                          else leak_form(key_text(k)))
+        return pd.factorize(folded, use_na_sentinel=True)[0].astype(np.int64)
+    hashes = np.empty(len(column), dtype=np.uint64)
+    missing = np.zeros(len(column), dtype=bool)
+    position = 0
+    for chunk in column.chunks:
+        for start in range(0, len(chunk), 1 << 16):
+            part = chunk.slice(start, 1 << 16)
+            values = fold_strings(part).to_numpy(zero_copy_only=False)
+            absent = part.is_null().to_numpy(zero_copy_only=False)
+            if absent.any():
+                values[absent] = ""
+                missing[position:position + len(values)] = absent
+            hashes[position:position + len(values)] = pd.util.hash_array(values.astype(object, copy=False),
+                                                                          categorize=False)
+            position += len(values)
+    groups = np.unique(hashes, return_inverse=True)[1].astype(np.int64, copy=False).reshape(-1)
+    groups[missing] = -1
+    return groups
+
+
+def conflicting_in_groups(groups: np.ndarray, labels: pd.Series) -> np.ndarray:
+    """Where a row's group (-1: none) holds two or more distinct labels (missing labels count for none): the rows of
+    one example written with different labels."""
+    codes = pd.factorize(labels.astype("string") if labels.dtype == object else labels)[0]
+    present = (groups >= 0) & (codes >= 0)
+    pairs = np.unique(np.stack([groups[present], codes[present]]), axis=1) if present.any() else np.zeros((2, 0), int)
+    labels_per_group = np.bincount(pairs[0], minlength=int(groups.max(initial=-1)) + 1)
+    result = np.zeros(len(groups), dtype=bool)
+    result[present] = labels_per_group[groups[present]] > 1
+    return result
+
+
+def conflicting_labels(keys: pd.Series, labels: pd.Series, unusable: np.ndarray | None = None) -> np.ndarray:
+    """Rows whose key, case and runs of whitespace aside (:func:`leak_form`, as the leakage rule, the split's near
+    twins, the loop's check against earlier data and ``data relabel`` compare), also occurs under another label.
+    Missing keys and the rows marked ``unusable`` (blank texts: the text rules reject those) take part in none.
+
+    Why folded: ``Great movie`` labelled pos and ``great  movie`` labelled neg are one input to an uncased model and
+    one example everywhere else in tuneline; keyed on the stripped text they were kept and trained on as two (QA).
+    Groups come from a 64-bit hash (:func:`near_twin_groups`); the rows it flags are checked again on their folded
+    texts, so a hash collision between two different texts flags nothing."""
+    missing = keys.isna().to_numpy() | (unusable if unusable is not None else False)
+    groups = near_twin_groups(keys)
+    groups[missing] = -1
+    flagged = np.flatnonzero(conflicting_in_groups(groups, labels))
+    if not len(flagged):
+        return np.zeros(len(keys), dtype=bool)
+    folded = pd.Series([leak_form(key_text(k)) for k in keys.iloc[flagged]])
+    exact = pd.factorize(folded)[0].astype(np.int64)
+    result = np.zeros(len(keys), dtype=bool)
+    result[flagged] = conflicting_in_groups(exact, labels.iloc[flagged].reset_index(drop=True))
+    return result
 
 
 #: train rows folded and looked up per slice: a slice's folded copy is all the extra memory the rule holds

@@ -15,7 +15,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from tuneline.schemas.classification import _duplicate_key
-from tuneline.schemas.common import non_empty_string, not_in_train, with_checks
+from tuneline.schemas.common import conflicting_labels, non_empty_string, not_in_train, with_checks
 
 
 def is_label_list(value: object) -> bool:
@@ -47,11 +47,9 @@ class MultilabelRows(pa.DataFrameModel):
 
     @pa.dataframe_check(name="no_conflicting_label_duplicates")
     def no_conflicting_label_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
-        """The same text with two different label sets is label noise: every copy is rejected, none is guessed."""
-        key = _duplicate_key(df["text"])
-        labels = df["label"].map(label_key)
-        sets_per_text = labels.groupby(key, dropna=True).transform("nunique")
-        return ~(sets_per_text.reindex(df.index).fillna(1) > 1)
+        """The same text (case and runs of whitespace aside) with two different label sets is label noise: every copy is rejected, none is guessed."""
+        labels = df["label"].map(lambda v: "\x1f".join(k) if (k := label_key(v)) is not None else None)
+        return pd.Series(~conflicting_labels(_duplicate_key(df["text"]), labels), index=df.index)
 
     @pa.dataframe_check(name="no_exact_duplicates")
     def no_exact_duplicates(cls, df: pd.DataFrame) -> Series[bool]:

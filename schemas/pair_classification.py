@@ -14,7 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from tuneline.schemas.common import non_empty_string, not_in_train, with_checks
+from tuneline.schemas.common import conflicting_labels, non_empty_string, not_in_train, with_checks
 
 
 def _usable_key(df: pd.DataFrame) -> pd.Series:
@@ -44,10 +44,9 @@ class PairRows(pa.DataFrameModel):
 
     @pa.dataframe_check(name="no_conflicting_label_duplicates")
     def no_conflicting_label_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
-        """The same pair with two different labels is label noise: every copy is rejected, none is guessed."""
-        key = _usable_key(df)
-        labels_per_pair = df.groupby(key, dropna=True)["label"].transform("nunique")
-        return ~(labels_per_pair.fillna(1) > 1)
+        """The same pair (case and runs of whitespace aside) with two different labels is label noise: every copy
+        is rejected, none is guessed."""
+        return pd.Series(~conflicting_labels(_usable_key(df), df["label"]), index=df.index)
 
     @pa.dataframe_check(name="no_exact_duplicates")
     def no_exact_duplicates(cls, df: pd.DataFrame) -> Series[bool]:

@@ -23,6 +23,7 @@ import pandas as pd
 from tuneline.errors import UserError
 from tuneline.common import arrow_strings, key_hashes, key_text, pipeline_task, task_logger
 from tuneline.config import SplitConfig
+from tuneline.schemas.common import near_twin_groups
 from tuneline.tasks.load import release_unused_memory
 
 SPLITS = ("train", "validation", "test")
@@ -109,38 +110,6 @@ def select_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
             pd.Series(ArrowStringArray(_filter_strings(arrow[c], mask), dtype=frame[c].dtype), copy=False)
             for c in frame.columns}
     return pd.DataFrame(data, copy=False)
-
-
-def near_twin_groups(keys: pd.Series) -> np.ndarray:
-    """A group number per row: rows whose keys differ only in case and runs of whitespace (the leakage rule's
-    :func:`~tuneline.schemas.common.leak_form`: ``"Great film"`` and ``" GREAT  film"``) share one; -1 for a missing
-    key. Rows are grouped by a 64-bit hash of the folded key (pandas' SipHash), computed a slice at a time, so ten
-    million rows hold a few arrays of integers, not a folded copy of every text: two different texts share a hash
-    with a chance of about n²/2⁶⁵ (10⁻⁵ for ten million rows), and then only share a split."""
-    from tuneline.schemas.common import fold_strings, leak_form
-
-    column = arrow_strings(keys)
-    if column is None:
-        folded = keys.map(lambda k: None if k is None or (isinstance(k, float) and np.isnan(k))
-                          else leak_form(key_text(k)))
-        return pd.factorize(folded, use_na_sentinel=True)[0].astype(np.int64)
-    hashes = np.empty(len(column), dtype=np.uint64)
-    missing = np.zeros(len(column), dtype=bool)
-    position = 0
-    for chunk in column.chunks:
-        for start in range(0, len(chunk), 1 << 16):
-            part = chunk.slice(start, 1 << 16)
-            values = fold_strings(part).to_numpy(zero_copy_only=False)
-            absent = part.is_null().to_numpy(zero_copy_only=False)
-            if absent.any():
-                values[absent] = ""
-                missing[position:position + len(values)] = absent
-            hashes[position:position + len(values)] = pd.util.hash_array(values.astype(object, copy=False),
-                                                                          categorize=False)
-            position += len(values)
-    groups = np.unique(hashes, return_inverse=True)[1].astype(np.int64, copy=False).reshape(-1)
-    groups[missing] = -1
-    return groups
 
 
 def keep_near_twins_together(keys: pd.Series, codes: np.ndarray) -> np.ndarray:

@@ -342,7 +342,8 @@ def describe_copies(quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame], k
         rule, split, file, row = record["rule"], str(record["split"]), str(record["source_file"]), record["source_row"]
         same, leak, label = by_row.get((split, file, int(row)), (None, None, None)) if pd.notna(row) else \
             (None, None, None)
-        fold = ("leak", leak) if rule in LEAKAGE_RULES else ("same", same)
+        # conflicts and leaks fold case and spacing (schemas.common.conflicting_labels, not_in_train); copies do not
+        fold = ("same", same) if rule == "no_exact_duplicates" else ("leak", leak)
         found = [t for t in twins.get(fold, []) if (t[1], t[2]) != (file, int(row))] if same is not None else []
         if rule == "no_exact_duplicates":
             twin = next((t for t in found if t[0] == split), None)
@@ -350,7 +351,8 @@ def describe_copies(quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame], k
                           "label): the first copy is kept, the others set aside so the example does not count twice")
         elif rule == "no_conflicting_label_duplicates":
             twin = next((t for t in found if t[0] == split and str(t[3]) != str(label)), None)
-            details[i] = ((f"the same text as {where(twin[1], twin[2])}, labelled {shown(twin[3])} there and "
+            aside = " (case and spacing aside)" if twin and by_row[twin[:3]][0] != same else ""
+            details[i] = ((f"the same text as {where(twin[1], twin[2])}{aside}, labelled {shown(twin[3])} there and "
                            f"{shown(label)} here" if twin else "the same text written with another label elsewhere")
                           + ": every copy is set aside, as nothing tells which label is right; fix the wrong one")
         else:  # a validation or test record that is in train

@@ -155,13 +155,15 @@ def test_duplicates_compare_label_sets_and_test_rows_must_not_leak(tmp_path):
         json.dumps({"text": "same labels", "label": ["billing", "shipping"]}),
         json.dumps({"text": "same labels ", "label": ["shipping", "billing"]}),   # exact duplicate (set order)
         json.dumps({"text": "conflict", "label": ["billing"]}),
-        json.dumps({"text": "conflict", "label": ["billing", "account"]})])
+        json.dumps({"text": "conflict", "label": ["billing", "account"]}),
+        json.dumps({"text": "Conflict  in case", "label": ["billing"]}),      # case and spacing aside: a conflict
+        json.dumps({"text": "conflict in CASE", "label": ["account"]})])
     test = write_lines(tmp_path / "test.jsonl", [json.dumps({"text": "row 3", "label": ["account"]}),
                                                  json.dumps({"text": "fresh", "label": ["account"]})])
     result = validated(tmp_path, "data.max_bad_fraction=0.5", train=train, test=test, labels=NAMES)
     rules = sorted(zip(result.quarantine["split"], result.quarantine["rule"]))
-    assert rules == [("test", "text_not_in_train"), ("train", "no_conflicting_label_duplicates"),
-                     ("train", "no_conflicting_label_duplicates"), ("train", "no_exact_duplicates")]
+    assert rules == [("test", "text_not_in_train"), *[("train", "no_conflicting_label_duplicates")] * 4,
+                     ("train", "no_exact_duplicates")]
     assert result.frames["test"]["text"].tolist() == ["fresh"]
 
 

@@ -763,3 +763,12 @@ def test_pair_macro_f1_averages_the_labels_the_test_rows_hold():
     expected = (1.0 + 2 * 4 / 9) / 2
     assert KIND.score(gold, wrong, labels)["macro_f1"] == pytest.approx(expected)
     assert KIND.subset_score(gold, wrong, labels, "macro_f1")(np.arange(10)) == pytest.approx(expected)
+
+
+def test_a_pair_written_in_another_case_or_spacing_with_another_label_is_a_conflict():
+    """QA: an MRPC pair copied with both sentences lower-cased and the other label was kept beside the original."""
+    rows = [("The cat sat .", "A cat was sitting .", "1"), ("the cat sat .", "a cat  was sitting .", "0"),
+            ("Stocks rose", "Stocks fell", "0"), ("stocks rose", "STOCKS FELL", "0")]
+    clean, quarantine = check(rows, symmetric=False)
+    assert rejected(quarantine) == {(1, "no_conflicting_label_duplicates"), (2, "no_conflicting_label_duplicates")}
+    assert list(clean["source_row"]) == [3, 4]

@@ -340,3 +340,49 @@ def test_a_configured_label_written_twice_two_ways_is_named_as_the_likely_cause(
     assert "configured label(s) ['Positive'] never occur in the training data" in str(info.value)
     assert "'Positive' and 'positive' are one label written two ways unless they are two classes: list each label " \
            "once" in str(info.value)
+
+
+# --- one example written two ways: case and runs of whitespace aside -------------------------------------------------
+
+CASE_AND_SPACING = [("The plot is a total mess", "pos"), ("good movie", "pos"), ("the plot is a total mess", "neg"),
+                    ("the plot  is a\ttotal mess ", "neg"), ("Great fun", "pos"), ("great  FUN", "pos"),
+                    ("bad film", "neg")]
+
+
+def test_a_text_written_in_another_case_or_spacing_with_another_label_is_a_conflict():
+    """QA: ``The plot is a total mess`` as pos and ``the plot  is a total mess`` as neg were both kept and trained on,
+    although an uncased model reads them as one input and the leakage rule, the split and the loop treat them as one
+    example. Every copy is set aside; variants with the same label are not (they are not exact copies either)."""
+    clean, quarantine = check(CASE_AND_SPACING)
+    assert rejected(quarantine) == {(1, "no_conflicting_label_duplicates"), (3, "no_conflicting_label_duplicates"),
+                                    (4, "no_conflicting_label_duplicates")}
+    assert clean["source_row"].tolist() == [2, 5, 6, 7]
+
+
+def test_a_conflict_in_case_or_spacing_is_found_in_a_compact_csv_column_and_its_twin_named(tmp_path):
+    """The same rule on the compact (Arrow) text column the loader makes of a CSV file, folded and hashed a slice at
+    a time, with each quarantined row's detail naming the line of its twin and that they differ in case or spacing."""
+    rows = clean_rows(30) + CASE_AND_SPACING
+    data = write_csv(tmp_path / "all.csv", rows)
+    config = run_config("classification", "data.max_bad_fraction=0.5", path=str(data))
+    result = run_validate(config, tmp_path / "run")
+    conflicts = result.quarantine[result.quarantine["rule"] == "no_conflicting_label_duplicates"]
+    assert sorted(conflicts["source_line"].astype(int)) == [32, 34, 35]  # the header is line 1
+    first = conflicts[conflicts["source_line"] == 32]["detail"].iloc[0]
+    assert first.startswith("the same text as all.csv line 34 (case and spacing aside), labelled 'neg' there and "
+                            "'pos' here"), first
+    kept = pd.concat(result.frames.values())["text"].tolist()
+    assert "Great fun" in kept and "great  FUN" in kept and not any("plot" in t for t in kept)
+
+
+def test_two_different_texts_that_share_a_group_hash_are_no_conflict(monkeypatch):
+    """The folded texts are grouped by a 64-bit hash; a collision between two different texts must flag nothing.
+    Fault injection: every row in one hash group."""
+    import numpy as np
+
+    from tuneline.schemas import common
+
+    monkeypatch.setattr(common, "near_twin_groups", lambda keys: np.zeros(len(keys), dtype=np.int64))
+    clean, quarantine = check([("good movie", "pos"), ("bad film", "neg"), ("Bad  film", "pos")])
+    assert rejected(quarantine) == {(2, "no_conflicting_label_duplicates"), (3, "no_conflicting_label_duplicates")}
+    assert clean["source_row"].tolist() == [1]
