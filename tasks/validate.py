@@ -157,6 +157,37 @@ def where_in_file(record: pd.Series) -> str:
     return f"{record['source_file']} row {record['source_row']}"
 
 
+#: rows named per label in a label-set error
+FIRST_ROWS_SHOWN = 3
+
+
+def first_rows_of(error: LabelSetError, frames: dict[str, pd.DataFrame], kind: Any,
+                  source_lines: dict[str, np.ndarray] | None) -> str:
+    """`` (first rows: 'neutral' at all.csv line 12; 'NA' at all.csv line 2, line 22, line 42)`` for the labels a
+    label-set error is about, from the split the labels were inferred from; empty where it names none or the kind's
+    labels are lists (NER tags, label sets). The error stops the check before any record is judged, so no quarantine
+    lists those rows: without this a stray label among thousands of rows was found by grepping (QA)."""
+    source = next((frames[role] for role in LABEL_SOURCE_ROLES if role in frames), None)
+    target = kind.target_column
+    if not error.labels or source is None or target not in source.columns or not len(source):
+        return ""
+    values = source[target]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+        return ""
+    parts = []
+    for label in error.labels[:FIRST_ROWS_SHOWN]:
+        rows = source[values.to_numpy() == label].head(FIRST_ROWS_SHOWN)
+        rows = with_source_lines(rows[["source_file", "source_row"]].assign(split=None), source_lines or {})
+        places = [where_in_file(row) for _, row in rows.iterrows()]
+        if places:
+            file = places[0].rsplit(" ", 2)[0]  # "FILE line 12, line 40": the file once
+            shown = [places[0], *(p[len(file) + 1:] if p.startswith(file + " ") else p for p in places[1:])]
+            parts.append(f"{excerpt(str(label), 42)} at {', '.join(shown)}")
+    return f" (first rows: {'; '.join(parts)})" if parts else ""
+
+
 def write_quarantine(quarantine: pd.DataFrame, run_dir: Path, run: RunContext | None) -> Path:
     path = Path(run_dir) / "quarantine.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -407,7 +438,7 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
             raise DataValidationError(
                 f"{count_rejected(malformed)} of {loaded.total_records} records could not be read ({reasons}"
                 f"{example}); every one is in {path}. With the rest: {error}") from None
-        raise DataValidationError(str(error)) from None
+        raise DataValidationError(f"{error}{first_rows_of(error, frames, kind, loaded.source_lines)}") from None
     for frame in frames.values():  # one salted hash per row, shared by the duplicate, leakage and split rules
         if kind.key_column in frame.columns and arrow_strings(frame[kind.key_column]) is not None:
             key_hashes(frame[kind.key_column], config.data.split.salt)

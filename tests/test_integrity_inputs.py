@@ -228,7 +228,9 @@ def test_validate_command_reports_a_label_set_error_in_one_line_not_a_stale_quar
     assert f"all        {data}: read 31" in captured.out and "stale_rule" not in captured.out
     errors = [line for line in captured.err.splitlines() if line.startswith("tuneline:")]
     assert len(errors) == 1 and "pos" in errors[0] and "FileNotFoundError" not in captured.err
-    assert not (folder / "quarantine.csv").exists()
+    # the check judged no record: the last quarantine stays, named as the previous check's (README)
+    assert "stale_rule" in (folder / "quarantine.csv").read_text()
+    assert f"quarantine: {folder / 'quarantine.csv'} is the previous check's" in captured.out
 
 
 def test_a_data_error_is_one_line_without_traceback(tmp_path, tiny_bert):

@@ -915,15 +915,18 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
         if previous.is_file() and not quarantine_file.exists():
             os.replace(previous, quarantine_file)
         raise
-    previous.unlink(missing_ok=True)  # the data was judged: this check's quarantine (or none) is the one to read
     import pandas as pd
 
     print(f"task {config.task}: {loaded.total_records} records in {len(loaded.sources)} file(s)")
-    if not (folder / "quarantine.csv").is_file():  # the label set failed before any record was judged
+    if not quarantine_file.is_file():  # the label set failed before any record was judged: the last one stays
         for source in loaded.sources:
             print(f"  {source.role:<10} {source.path}: read {source.records}")
+        if previous.is_file():
+            os.replace(previous, quarantine_file)
+            print(f"  quarantine: {quarantine_file} is the previous check's (this one judged no record)")
         print(f"tuneline: {failure}", file=sys.stderr)
         return 1
+    previous.unlink(missing_ok=True)  # the data was judged: this check's quarantine is the one to read
     quarantine = pd.read_csv(folder / "quarantine.csv")
     for source in loaded.sources:
         rejected = quarantine[(quarantine["source_file"] == str(source.path))  # one file may serve two roles

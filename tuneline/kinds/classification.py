@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -29,7 +30,14 @@ LABEL_SOURCE_ROLES = ("train", "all")
 
 
 class LabelSetError(UserError):
-    """The label set cannot be used as configured or inferred; the message names the labels and what to set."""
+    """The label set cannot be used as configured or inferred; the message names the labels and what to set.
+
+    ``labels``: the label values the error is about, as the rows hold them, so that the validation can name the
+    file and line of their first rows (a stray ``neutral`` among 10,000 rows is otherwise found by grepping)."""
+
+    def __init__(self, message: str, labels: Iterable[Any] = ()) -> None:
+        super().__init__(message)
+        self.labels = tuple(labels)
 
 
 class ClassificationData(DataConfig):
@@ -269,7 +277,7 @@ def frequent_labels(values: list[Any], minimum: int, separator: str | None = Non
                 f"data.label_separator ({separator!r}): set data.label_separator to the one they use")
         raise LabelSetError(f"label(s) {shown} occur fewer than data.min_examples_per_label={minimum} times in the "
                             "training data: fix those rows, or list the real classes in data.labels (rows with other "
-                            f"labels are then quarantined){hint}")
+                            f"labels are then quarantined){hint}", labels=[label for label, _ in ordered])
     return natural_order(counts)
 
 
@@ -295,7 +303,7 @@ def refuse_labels_of_copies(frame: pd.DataFrame, labels: list[str], minimum: int
                           for label, (n, d) in list(short.items())[:RARE_LABELS_SHOWN])
         raise LabelSetError(f"label(s) {shown} have fewer than data.min_examples_per_label={minimum} distinct texts: "
                             "their other rows are copies, dropped as duplicates; add distinct examples, or list the "
-                            "real classes in data.labels (rows with other labels are then quarantined)")
+                            "real classes in data.labels (rows with other labels are then quarantined)", labels=short)
 
 
 def natural_order(labels: Any) -> list[str]:
@@ -320,7 +328,7 @@ def refuse_missing_value_markers(counts: Counter) -> None:
         raise LabelSetError(f"label(s) {shown} in the training data are how R, pandas, Excel or SQL write a missing "
                             "value, not classes: leave those label cells empty in the file (such rows are then "
                             "quarantined as missing labels), or list every real class in data.labels (and that "
-                            "value too if it is one)")
+                            "value too if it is one)", labels=sorted(markers))
 
 
 def _joined_labels(rare: list[str], counts: Counter) -> str | None:
