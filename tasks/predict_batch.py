@@ -361,6 +361,10 @@ def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines
     trained = [name for column, name in trained_columns if column in columns or column == kind.raw_text_column]
     for names in (columns, [kind.raw_text_column] if kind.raw_text_column else [], trained):
         line = header_line_below(path, fmt, encoding, names, skip_lines) if names else None
+        if line is not None and header_line_below(path, fmt, encoding, names, skip_lines, from_header=True) \
+                == skip_lines + 1:  # the header is where it is read from: this line repeats it
+            return (f"; line {line} repeats the header of line {skip_lines + 1} (files joined with cat repeat "
+                    f"theirs): delete line {line}")
         if line is not None:
             return (f"; line {line} names the columns {', '.join(map(repr, names))}: the header is read from line "
                     f"{skip_lines + 1}, so give --skip-lines {line - 1} (or delete the {line - 1} line(s) above line "
@@ -505,6 +509,8 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
     if result.malformed:
         first = result.malformed[0]
         one_column = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS] == ["text"]
+        if title and "repeats the header" in title:
+            raise UserError(f"input file {path}: {title.removeprefix('; ')}, then every row gets a prediction")
         if title:
             raise UserError(f"input file {path}: {title.removeprefix('; ')} (read as the header, it left "
                             f"{len(result.malformed)} record(s) unreadable)")

@@ -386,6 +386,24 @@ def test_a_title_line_above_the_header_is_named_with_the_line_that_holds_the_col
     assert skipped.lines == [header + 1, header + 2]
 
 
+@pytest.mark.parametrize("content", ["text\ngood movie\nnice one\ntext\nbad film\n",
+                                     "text,label\ngood movie,pos\nnice one,pos\ntext,label\nbad film,neg\n"])
+def test_a_header_repeated_below_the_records_is_named_as_a_line_to_delete_not_a_title(tmp_path, content):
+    """Files joined with ``cat`` repeat their header. QA: predict blamed the top of the file ("give --skip-lines 3"),
+    and following that advice silently dropped the records above the repeated header."""
+    from tuneline.tasks.predict_batch import read_prediction_inputs
+
+    source = tmp_path / "joined.csv"
+    source.write_text(content)
+    with pytest.raises(UserError) as refused:
+        read_prediction_inputs.fn(source, "classification")
+    assert str(refused.value) == (f"input file {source}: line 4 repeats the header of line 1 (files joined with cat "
+                                  "repeat theirs): delete line 4, then every row gets a prediction")
+    source.write_text(content.replace("\ntext\n", "\n").replace("\ntext,label\n", "\n"))  # as it says
+    assert read_prediction_inputs.fn(source, "classification").frame["text"].tolist() == [
+        "good movie", "nice one", "bad film"]
+
+
 def test_skip_lines_reads_an_export_below_its_title_end_to_end(store, tmp_path, capsys):
     """``--skip-lines N``: the title lines of an export skipped, in the batch path (``-o``) and the printed one; a
     blank line between records is still found below them; a format with no header refuses it."""

@@ -408,15 +408,18 @@ def _splits_consistently(sample: list[str], delimiter: str) -> bool:
     return body.count(counts[0]) * 5 >= len(body) * 4
 
 
-def header_line_below(path: Path, fmt: str, encoding: str, names: Iterable[str], skip_lines: int = 0) -> int | None:
+def header_line_below(path: Path, fmt: str, encoding: str, names: Iterable[str], skip_lines: int = 0,
+                      from_header: bool = False) -> int | None:
     """The 1-based number of the first of a CSV/TSV file's lines after its header line (among the first
     :data:`_LAYOUT_RECORDS`) whose fields include every one of ``names`` (case and surrounding spaces aside): where a
-    file's header really is when an export wrote a title or notes above it. None when no such line."""
+    file's header really is when an export wrote a title or notes above it. None when no such line.
+    ``from_header``: the header line itself is looked at first (CSV/TSV only), so that a caller can tell a header
+    below a title from a header repeated further down (files joined with ``cat``)."""
     wanted = {str(name).strip().casefold() for name in names}
     if fmt == "xlsx":
         from tuneline.workbooks import header_row_below
 
-        return header_row_below(path, wanted, skip_lines)
+        return None if from_header else header_row_below(path, wanted, skip_lines)
     try:
         with Path(path).open("rb") as handle:
             head = handle.read(_LAYOUT_BYTES)
@@ -428,7 +431,8 @@ def header_line_below(path: Path, fmt: str, encoding: str, names: Iterable[str],
     sniffed = csv_layout(path, encoding, skip_lines)[0]
     delimiters = list(dict.fromkeys((sniffed, ",", *_OTHER_DELIMITERS))) if fmt == "csv" else ["\t"]
     lines = text.splitlines()[:_LAYOUT_RECORDS]
-    for number, line in enumerate(lines[skip_lines + 1:], start=skip_lines + 2):
+    first = skip_lines if from_header else skip_lines + 1
+    for number, line in enumerate(lines[first:], start=first + 1):
         for delimiter in delimiters:
             fields = next(csv.reader([line], delimiter=delimiter), [])
             if wanted <= {field.strip().casefold() for field in fields}:
