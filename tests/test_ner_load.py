@@ -60,6 +60,16 @@ def test_one_line_without_a_tab_in_a_tab_separated_file_costs_only_its_sentence(
     assert [(b["rule"], b["source_line"]) for b in bad] == [("conll_line_has_no_tag_column", 121)]
 
 
+def test_a_line_typed_with_a_space_in_a_tab_separated_file_is_told_to_take_a_tab(tmp_path):
+    """QA: ``Germany B-LOC`` among ``word<TAB>tag`` lines was set aside as "has 1 field(s); the tag is read from column
+    -1 (data.conll_tag_column)": a line that plainly shows two fields, and a config key that is not the fix."""
+    body = "".join("New York\tB-LOC\nis\tO\nbig\tO\n\n" for _ in range(30)) + "Germany B-LOC\nwon\tO\n\n"
+    frame, bad = read_token_file(conll(tmp_path, body), "conll", DataConfig(train=tmp_path / "data.conll"))
+    assert len(frame) == 30 and [(b["rule"], b["source_line"]) for b in bad] == [("conll_line_has_no_tag_column", 121)]
+    assert bad[0]["detail"] == ("in this sentence, line 121 ('Germany B-LOC') has no tab, while the file's other token "
+                                "lines are split at tabs (a token may then hold spaces): put a tab between its fields")
+
+
 def test_conll_without_trailing_newline_and_four_columns(tmp_path):
     path = conll(tmp_path, "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER", "four.txt")
     assert detect_format(path, "auto") == "conll"

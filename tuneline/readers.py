@@ -2414,9 +2414,14 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
                                         _not_decodable_detail(undecodable[0], encoding)))
         elif short:
             index, fields = short[0]
-            malformed.append(_malformed(number, first_line, "conll_line_has_no_tag_column", value,
-                                        f"in this sentence, line {index + 1} ({' '.join(fields)!r}) has {len(fields)} field(s); the tag "
-                                        f"is read from column {tag_column} (data.conll_tag_column)"))
+            untabbed = separator is _CONLL_TAB and len(_CONLL_SEPARATOR.split(lines[index].strip())) >= 2
+            malformed.append(_malformed(number, first_line, "conll_line_has_no_tag_column", value, (
+                f"in this sentence, line {index + 1} ({lines[index].strip()!r}) has no tab, while the file's other "
+                f"token lines are split at tabs (a token may then hold spaces): put a tab between its fields"
+                # QA: "has 1 field(s) ... (data.conll_tag_column)" of a line that plainly shows two, wrong fix named
+            ) if untabbed else (
+                f"in this sentence, line {index + 1} ({' '.join(fields)!r}) has {len(fields)} field(s); the tag "
+                f"is read from column {tag_column} (data.conll_tag_column)")))
         elif odd:
             index, fields = odd[0]
             malformed.append(_malformed(number, first_line, "conll_line_has_wrong_field_count", value,
