@@ -142,10 +142,11 @@ def near_twin_groups(keys: pd.Series) -> np.ndarray:
 def conflicting_in_groups(groups: np.ndarray, labels: pd.Series) -> np.ndarray:
     """Where a row's group (-1: none) holds two or more distinct labels (missing labels count for none): the rows of
     one example written with different labels."""
-    codes = pd.factorize(labels.astype("string") if labels.dtype == object else labels)[0]
+    codes = pd.factorize(labels.astype("string") if labels.dtype == object else labels)[0].astype(np.int64)
     present = (groups >= 0) & (codes >= 0)
-    pairs = np.unique(np.stack([groups[present], codes[present]]), axis=1) if present.any() else np.zeros((2, 0), int)
-    labels_per_group = np.bincount(pairs[0], minlength=int(groups.max(initial=-1)) + 1)
+    width = int(codes.max(initial=0)) + 1
+    pairs = pd.unique(groups[present].astype(np.int64) * width + codes[present])  # distinct (group, label), hashed
+    labels_per_group = np.bincount(pairs // width, minlength=int(groups.max(initial=-1)) + 1)
     result = np.zeros(len(groups), dtype=bool)
     result[present] = labels_per_group[groups[present]] > 1
     return result
@@ -166,8 +167,11 @@ def conflicting_labels(keys: pd.Series, labels: pd.Series, unusable: np.ndarray 
     flagged = np.flatnonzero(conflicting_in_groups(groups, labels))
     if not len(flagged):
         return np.zeros(len(keys), dtype=bool)
-    folded = pd.Series([leak_form(key_text(k)) for k in keys.iloc[flagged]])
-    exact = pd.factorize(folded)[0].astype(np.int64)
+    if arrow_strings(keys) is not None:  # many flagged rows (a file of few texts): folded in Arrow, not one by one
+        folded = _fold(pa_arrow.array(take_strings(arrow_strings(keys), flagged), type=pa_arrow.string()))
+        exact = pd.factorize(folded.to_numpy(zero_copy_only=False))[0].astype(np.int64)
+    else:
+        exact = pd.factorize(pd.Series([leak_form(key_text(k)) for k in keys.iloc[flagged]]))[0].astype(np.int64)
     result = np.zeros(len(keys), dtype=bool)
     result[flagged] = conflicting_in_groups(exact, labels.iloc[flagged].reset_index(drop=True))
     return result
