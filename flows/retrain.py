@@ -21,7 +21,7 @@ from tuneline.kinds import AnyConfig, kind_of
 from tuneline.ledger import (CLAIMED, DROPPED, DUPLICATE, REJECTED, USED, VALIDATED, Batch, Ledger, LedgerConflict, ledger_url_for,
                              waiting_landings)
 from tuneline.loaded_versions import forget_loaded
-from tuneline.locking import default_lock_url, retraining_slot
+from tuneline.locking import default_lock_url, lock_url_is_shared, retraining_slot
 from tuneline.promotions import recorded_champion
 from tuneline.registered_kind import refuse_another_kind
 from tuneline.registry import settle_dead_holders
@@ -90,7 +90,8 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
             duplicates = _duplicates(ledger, recorded)
             notes = _copies_of_rejected(ledger, duplicates)
             refused = {b.name: list(b.reasons) for b in recorded if b.state == REJECTED}
-        with retraining_slot(name, lock_url=default_lock_url(tracking_uri)):
+        with retraining_slot(name, lock_url=default_lock_url(tracking_uri),
+                             free_stale_slots=lock_url_is_shared(tracking_uri)):
             _take_over_dead_holders(ledger, tracking_uri)
             if (stored := store.current()) is not None:
                 base_data_changed(config, stored)  # warned about, whether or not anything new landed

@@ -418,3 +418,69 @@ def test_a_second_retraining_run_on_a_prefect_api_says_it_waits_for_the_concurre
     printed = capsys.readouterr().out
     assert printed.count("another retraining run of slot-words holds the Prefect concurrency limit "
                          "'tuneline-retrain-slot-words-") == 1 and "this one waits for it to end (at most 60 s" in printed
+
+
+def _limit(name: str):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name)
+
+
+def test_a_retraining_slot_no_run_holds_is_freed_by_the_next_run(lock_url, monkeypatch, capsys):
+    """Fault injection: a ``prefect server`` restart forgets the leases (kept in its memory) but not the slots they
+    counted, so the slot of the run that held it was never freed and every later retraining run waited an hour "for
+    another retraining run" that did not exist (operator QA). Here the limit is left full with no holder, as the
+    restart leaves it; the next run finds the retraining database lock free at two looks, frees the slot, runs, and
+    gives its own slot back."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    from tuneline import locking
+
+    monkeypatch.setattr(locking, "STALE_SLOT_CHECK_S", 1.0)
+    monkeypatch.setattr(locking, "STALE_SLOT_CONFIRM_S", 0.2)
+    model = f"leaked-slot-{lock_url.split(':')[0]}"
+    limit_name = f"{locking.RETRAIN_LIMIT_PREFIX}{locking._slug(model)}"
+    locking._ensure_prefect_limit(limit_name)
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(limit_name, GlobalConcurrencyLimitUpdate(active_slots=1))
+    clock = time.monotonic()
+    with retraining_slot(model, timeout_s=60, lock_url=lock_url, free_stale_slots=True):
+        assert _limit(limit_name).active_slots == 1  # its own
+        entered = time.monotonic() - clock
+    assert entered < 30, entered
+    printed = capsys.readouterr().out
+    assert printed.count(f"freed a slot of the Prefect concurrency limit {limit_name!r} that no retraining run of "
+                         f"{model} holds") == 1, printed
+    assert _limit(limit_name).active_slots == 0
+
+
+def test_a_retraining_slot_a_live_run_holds_is_not_freed(lock_url, monkeypatch, capsys):
+    """The other side: while a live run holds the slot (and so the retraining database lock), a waiting run checks
+    every second and frees nothing; it enters after the first has left."""
+    from tuneline import locking
+
+    monkeypatch.setattr(locking, "STALE_SLOT_CHECK_S", 1.0)
+    monkeypatch.setattr(locking, "STALE_SLOT_CONFIRM_S", 0.2)
+    model = f"live-slot-{lock_url.split(':')[0]}"
+    first_in, errors, intervals = threading.Event(), [], []
+
+    def hold() -> None:
+        try:
+            with retraining_slot(model, timeout_s=60, lock_url=lock_url, free_stale_slots=True):
+                enter = time.monotonic()
+                first_in.set()
+                time.sleep(6.0)
+                intervals.append((enter, time.monotonic()))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert first_in.wait(60)
+    with retraining_slot(model, timeout_s=60, lock_url=lock_url, free_stale_slots=True):
+        second = time.monotonic()
+    holder.join(timeout=60)
+    assert not errors and len(intervals) == 1 and second >= intervals[0][1], (intervals, second)
+    assert "freed a slot" not in capsys.readouterr().out

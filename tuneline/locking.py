@@ -112,6 +112,14 @@ def default_lock_url(tracking_uri: str) -> str:
     return database_beside_store(tracking_uri, LOCK_DB_NAME, LOCK_URL_ENV)
 
 
+def lock_url_is_shared(tracking_uri: str) -> bool:
+    """Whether :func:`default_lock_url` names a database every run of the model shares by construction (set by
+    ``$TUNELINE_LOCK_URL``, or beside a SQLite MLflow store), not the current folder's file, which only processes
+    started in the same folder share."""
+    return bool(os.environ.get(LOCK_URL_ENV)) or default_lock_url(tracking_uri) != database_beside_store(
+        "", LOCK_DB_NAME, "")
+
+
 def database_beside_store(tracking_uri: str, filename: str, env_var: str) -> str:
     """``$<env_var>`` when set; else a SQLite file ``filename`` beside a SQLite MLflow store; else in the current
     folder (the rule of :func:`default_lock_url`, shared with the retraining ledger)."""
@@ -484,14 +492,19 @@ def _enter_at_once(stack: ExitStack, name: str, lock_url: str) -> str | None:
 
 
 @contextmanager
-def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None = None) -> Iterator[None]:
+def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None = None,
+                    free_stale_slots: bool = False) -> Iterator[None]:
     """At most one retraining run per registered model at a time: the slot of Prefect's global concurrency limit
     ``tuneline-retrain-<model>`` (limit 1, created on first use), held for the whole run, when a Prefect API is
     configured (a server: scheduled, event-triggered and manual runs all share it; a queued run waits here and then
     finds its batches already taken). With the embedded per-process API (``tuneline retrain`` from a shell) the
     database lock ``<model> (retraining)`` in ``lock_url`` does it: two commands run at once trained side by side
     (the ledger kept each batch to one run, but a run retraining on the current data holds no batch), each at half
-    speed on a small machine. The second one says whom it waits for."""
+    speed on a small machine. The second one says whom it waits for.
+
+    With a Prefect API the run also holds that database lock while it holds the slot, and with
+    ``free_stale_slots`` (the lock database is shared by every run of the model: :func:`lock_url_is_shared`) a run
+    that waits frees a slot no run holds (:func:`_free_a_slot_no_run_holds`)."""
     from tuneline.timings import WAITING, record
 
     if _prefect_api_url() is None:
@@ -513,12 +526,74 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
 
     limit_name = f"{RETRAIN_LIMIT_PREFIX}{_slug(model)}"
     _ensure_prefect_limit(limit_name)
+    options: dict[str, object] = {"strict": True}
+    if "raise_on_lease_renewal_failure" in inspect.signature(concurrency).parameters:
+        # a Prefect API restarted or out of reach for a moment must not kill an hour of training: Prefect's default
+        # ends the run ("Concurrency lease renewal failed ... Terminating execution", operator QA); the database
+        # lock below keeps the runs apart whatever the slot's lease does
+        options["raise_on_lease_renewal_failure"] = False
     with ExitStack() as stack:
         started, clock = time.time(), time.perf_counter()
         if _prefect_limit_full(limit_name):  # a command that waited minutes without a word read as hung
             print(f"another retraining run of {model} holds the Prefect concurrency limit {limit_name!r}; this one "
                   f"waits for it to end (at most {timeout_s:g} s; Ctrl-C to stop waiting)", flush=True)
-        stack.enter_context(concurrency(limit_name, occupy=1, timeout_seconds=timeout_s, strict=True))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                stack.enter_context(concurrency(limit_name, occupy=1, **options, timeout_seconds=max(
+                    min(deadline - time.monotonic(), STALE_SLOT_CHECK_S), 0.05)))
+                break
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                if lock_url is not None and free_stale_slots:
+                    _free_a_slot_no_run_holds(model, limit_name, lock_url)
+        if lock_url is not None:  # every holder of the slot holds this too: how a waiter tells a leaked slot
+            stack.enter_context(model_lock(f"{model} (retraining)", lock_url,
+                                           timeout_s=max(deadline - time.monotonic(), 0.0), use_prefect=False))
         if (waited := time.perf_counter() - clock) >= 1.0:  # a slot taken at once costs a request, not a wait
             record(WAITING, started, waited)
         yield
+
+
+#: how often a retraining run waiting for the Prefect slot checks that a live run holds it (seconds)
+STALE_SLOT_CHECK_S = 60.0
+#: a slot is freed only when no run held the database lock at two looks this far apart (a holder takes the lock
+#: right after the slot: milliseconds)
+STALE_SLOT_CONFIRM_S = 5.0
+
+
+def _free_a_slot_no_run_holds(model: str, limit_name: str, lock_url: str) -> bool:
+    """Free one slot of the full limit ``limit_name`` when no retraining run of ``model`` holds the database lock
+    ``<model> (retraining)``, which every holder of the slot takes right after it, at two looks
+    :data:`STALE_SLOT_CONFIRM_S` apart; True when a slot was freed.
+
+    Why: Prefect keeps a slot's lease in its server's memory by default. A ``prefect server`` restart forgets the
+    lease but not the slot it counts, so the slot of the run that held it is never freed, and every later retraining
+    run waited "for another retraining run" that did not exist, an hour each, until someone reset the limit by hand
+    (operator QA). The database lock is released by the database when its holder's connection ends, however it
+    ends. A slot freed wrongly costs nothing but the count: the runs still queue on the database lock."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    name = f"{model} (retraining)"
+    for look in range(2):
+        with ExitStack() as probe:
+            if _enter_at_once(probe, name, lock_url) is not None:
+                return False  # a live run holds it: the slot is its own
+        if not look:
+            time.sleep(STALE_SLOT_CONFIRM_S)
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(limit_name)
+            if limit.active_slots < limit.limit:
+                return False  # freed meanwhile (its lease ran out, or its holder let go)
+            client.update_global_concurrency_limit(limit_name, GlobalConcurrencyLimitUpdate(
+                active_slots=max(limit.active_slots - 1, 0)))
+    except Exception as exc:  # noqa: BLE001 - the wait goes on, and says why the slot stays taken
+        logger.warning("could not free the slot of Prefect's concurrency limit %r: %s", limit_name, redact(exc))
+        return False
+    print(f"freed a slot of the Prefect concurrency limit {limit_name!r} that no retraining run of {model} holds "
+          "(a Prefect server restart forgets the leases of the slots it counts; see the README on "
+          "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE)", flush=True)
+    return True
