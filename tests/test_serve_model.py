@@ -441,7 +441,7 @@ def test_endpoint_following_the_alias_switches_on_promotion_and_rollback_without
 def test_follow_is_refused_with_a_version(store, capsys):
     from tuneline.cli import main
 
-    assert main(["serve-model", "serve-intents", "--version", "2", "--follow", "--tracking-uri", store.uri]) == 1
+    assert main(["serve-model", "serve-intents", "--version", "2", "--follow", "--tracking-uri", store.uri]) == 2
     assert "--follow follows an alias" in capsys.readouterr().err
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from tuneline import runtime  # noqa: F401  (offline defaults first)
 from tuneline import serving
-from tuneline.config import ConfigError, TunelineConfig, build_config, load_config
+from tuneline.config import ConfigError, TunelineConfig, UsageError, build_config, load_config
 from tuneline.errors import UserError, bytes_shown
 from tuneline.interrupts import Terminated, terminate_as_interrupt
 from tuneline.runtime import redact
@@ -27,9 +27,16 @@ from tuneline.runtime import redact
 EPILOG = "Overrides use dotted keys: --set train.learning_rate=3e-5 --set model.strategy=lora"
 
 
-class UsageError(ConfigError):
-    """A command line that cannot be run as given (a file that would be overwritten, an option's value out of its
-    range): one ``tuneline:`` line and exit 2, as argparse's own usage errors."""
+def _positive_seconds(text: str) -> float:
+    """An argparse type: seconds, more than 0 and finite (``watch --interval -3`` scanned back to back, 110 ledger
+    transactions a second, and ``0`` fell back to the config's interval without a word: operator QA)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds more than 0")
+    return seconds
 
 
 def _add_config_args(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -205,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "of `tuneline serve`). Needs PREFECT_API_URL. Ctrl-C stops it.", epilog=EPILOG)
     _add_config_args(watch, required=True)
     watch.add_argument("--once", action="store_true", help="scan once and exit")
-    watch.add_argument("--interval", type=float, metavar="S", help="seconds between scans "
+    watch.add_argument("--interval", type=_positive_seconds, metavar="S", help="seconds between scans "
                        "(default: retrain.watch_interval_s)")
     _add_promotion_parsers(sub)
     serving.add_parser(sub)

@@ -28,6 +28,11 @@ class ConfigError(UserError):
     """A configuration problem the user must fix; the message names the key."""
 
 
+class UsageError(ConfigError):
+    """A command line that cannot be run as given (a file that would be overwritten, an option's value out of its
+    range): one ``tuneline:`` line and exit 2, as argparse's own usage errors."""
+
+
 class _Strict(BaseModel):
     #: ``allow_inf_nan=False``: ``train.learning_rate=inf`` passed ``gt=0`` and trained a model of NaN weights,
     #: which was scored, registered and served; ``train.epochs=inf`` crashed in the middle of the run

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuneline.config import UsageError
 from tuneline.errors import UserError
 from tuneline.runtime import redact, require_tracking_server, resolve_tracking_uri
 
@@ -116,7 +117,7 @@ def serve_model_command(args: argparse.Namespace) -> int:
 
     if args.max_request_mb is not None:
         if not args.max_request_mb > 0:
-            raise UserError(f"--max-request-mb must be more than 0 (got {args.max_request_mb:g})")
+            raise UsageError(f"--max-request-mb must be more than 0 (got {args.max_request_mb:g})")
         os.environ[MAX_REQUEST_ENV] = f"{args.max_request_mb:g}"  # the served app reads it in every worker
     return serve_model(args.name, alias=args.alias, version=args.version, host=args.host, port=args.port,
                        workers=args.workers, tracking_uri=args.tracking_uri, follow_s=args.follow)
@@ -134,16 +135,16 @@ def resolve_served_model(name: str, alias: str | None = None, version: str | Non
     if alias is not None and version is not None:
         raise UserError("give --alias or --version, not both")
     if not name or name.startswith("models:/") or "@" in name:
-        raise UserError(f"serve-model takes a registered model NAME (got {name!r}); choose the version with "
+        raise UsageError(f"serve-model takes a registered model NAME (got {name!r}); choose the version with "
                         "--alias ALIAS or --version N")
     if version is not None and not str(version).isdigit():
-        raise UserError(f"--version must be a version number such as 3 (got {version!r})")
+        raise UsageError(f"--version must be a version number such as 3 (got {version!r})")
     if workers < 1:
-        raise UserError(f"--workers must be at least 1 (got {workers})")
+        raise UsageError(f"--workers must be at least 1 (got {workers})")
     if follow_s is not None and version is not None:
-        raise UserError("--follow follows an alias; a --version never moves: give --alias (or neither) with --follow")
+        raise UsageError("--follow follows an alias; a --version never moves: give --alias (or neither) with --follow")
     if follow_s is not None and not follow_s >= 1:
-        raise UserError(f"--follow takes the seconds between reads of the alias, at least 1 (got {follow_s:g})")
+        raise UsageError(f"--follow takes the seconds between reads of the alias, at least 1 (got {follow_s:g})")
     reference = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias or DEFAULT_ALIAS}"
     require_existing_store(require_tracking_server(resolve_tracking_uri(tracking_uri)))
     try:
