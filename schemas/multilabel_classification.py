@@ -28,6 +28,11 @@ def label_key(value: object) -> tuple[str, ...] | None:
     return tuple(sorted(set(value))) if is_label_list(value) else None
 
 
+def label_set_text(value: object) -> str | None:
+    """The label list as one comparable string (:func:`label_key` joined); None for a value that is no label list."""
+    return "\x1f".join(key) if (key := label_key(value)) is not None else None
+
+
 class MultilabelRows(pa.DataFrameModel):
     """Rules that need no run-specific context (label set, empty-list policy and train texts are added by
     :func:`multilabel_schema`)."""
@@ -48,14 +53,14 @@ class MultilabelRows(pa.DataFrameModel):
     @pa.dataframe_check(name="no_conflicting_label_duplicates")
     def no_conflicting_label_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
         """The same text (case and runs of whitespace aside) with two different label sets is label noise: every copy is rejected, none is guessed."""
-        labels = df["label"].map(lambda v: "\x1f".join(k) if (k := label_key(v)) is not None else None)
+        labels = df["label"].map(label_set_text)
         return pd.Series(~conflicting_labels(_duplicate_key(df["text"]), labels), index=df.index)
 
     @pa.dataframe_check(name="no_exact_duplicates")
     def no_exact_duplicates(cls, df: pd.DataFrame) -> Series[bool]:
         """Repeated (text, label set) pairs inflate their weight; the first copy is kept, the rest rejected."""
         key = _duplicate_key(df["text"])
-        labels = df["label"].map(lambda v: "\x1f".join(k) if (k := label_key(v)) is not None else None)
+        labels = df["label"].map(label_set_text)
         return ~(pd.DataFrame({"t": key, "l": labels.astype("string")}).duplicated(keep="first") & key.notna())
 
     class Config:

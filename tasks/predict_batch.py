@@ -349,12 +349,18 @@ def blank_line_between_records(path: Path, fmt: str, encoding: str, skip_lines: 
     return None
 
 
+#: what :func:`_title_lines_hint` says of a header repeated below the records (not a header below a title)
+REPEATS_THE_HEADER = "repeats the header"
+
+
 def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines: int = 0,
                       trained_columns: tuple[tuple[str, str], ...] = ()) -> str:
     """``; line 3 names the columns ...`` when a CSV/TSV file's header is below a title or notes an export wrote
     above it (the first line is read as the header, and every record then has the wrong field count); else ''.
     The header may name the columns as the model does or as its training data did (``review``, in any spelling, as
-    the columns are matched): a file laid out like the training data is the one most often exported with a title."""
+    the columns are matched): a file laid out like the training data is the one most often exported with a title.
+    Where the header line already names them, the line below repeats it (files joined with ``cat``): that line is
+    to be deleted, and skipping lines would drop the records above it."""
     if fmt not in ("csv", "tsv", "xlsx"):
         return ""
     columns = model_input_columns(kind)
@@ -363,7 +369,7 @@ def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines
         line = header_line_below(path, fmt, encoding, names, skip_lines) if names else None
         if line is not None and header_line_below(path, fmt, encoding, names, skip_lines, from_header=True) \
                 == skip_lines + 1:  # the header is where it is read from: this line repeats it
-            return (f"; line {line} repeats the header of line {skip_lines + 1} (files joined with cat repeat "
+            return (f"; line {line} {REPEATS_THE_HEADER} of line {skip_lines + 1} (files joined with cat repeat "
                     f"theirs): delete line {line}")
         if line is not None:
             return (f"; line {line} names the columns {', '.join(map(repr, names))}: the header is read from line "
@@ -509,7 +515,7 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
     if result.malformed:
         first = result.malformed[0]
         one_column = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS] == ["text"]
-        if title and "repeats the header" in title:
+        if REPEATS_THE_HEADER in title:  # no title lines to skip: a line to delete
             raise UserError(f"input file {path}: {title.removeprefix('; ')}, then every row gets a prediction")
         if title:
             raise UserError(f"input file {path}: {title.removeprefix('; ')} (read as the header, it left "

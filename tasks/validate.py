@@ -149,12 +149,17 @@ def with_source_lines(quarantine: pd.DataFrame, lines: dict[str, np.ndarray]) ->
     return quarantine.assign(source_line=pd.array(np.where(line > 0, line, np.nan), dtype="Int64"))
 
 
-def where_in_file(record: pd.Series) -> str:
-    """``FILE line L`` where the record's line is known (what an editor shows), else ``FILE row N``."""
+def place_in_file(record: pd.Series) -> str:
+    """``line L`` where the record's line is known (what an editor shows), else ``row N``."""
     line = record.get("source_line")
     if line is not None and not pd.isna(line) and int(line) > 0:
-        return f"{record['source_file']} line {int(line)}"
-    return f"{record['source_file']} row {record['source_row']}"
+        return f"line {int(line)}"
+    return f"row {record['source_row']}"
+
+
+def where_in_file(record: pd.Series) -> str:
+    """``FILE line L`` (or ``FILE row N``: :func:`place_in_file`)."""
+    return f"{record['source_file']} {place_in_file(record)}"
 
 
 #: rows named per label in a label-set error
@@ -180,10 +185,9 @@ def first_rows_of(error: LabelSetError, frames: dict[str, pd.DataFrame], kind: A
     for label in error.labels[:FIRST_ROWS_SHOWN]:
         rows = source[values.to_numpy() == label].head(FIRST_ROWS_SHOWN)
         rows = with_source_lines(rows[["source_file", "source_row"]].assign(split=None), source_lines or {})
-        places = [where_in_file(row) for _, row in rows.iterrows()]
-        if places:
-            file = places[0].rsplit(" ", 2)[0]  # "FILE line 12, line 40": the file once
-            shown = [places[0], *(p[len(file) + 1:] if p.startswith(file + " ") else p for p in places[1:])]
+        if len(rows):  # "FILE line 12, line 40": each file named once
+            shown = [place_in_file(row) if i and row["source_file"] == rows["source_file"].iloc[i - 1]
+                     else where_in_file(row) for i, (_, row) in enumerate(rows.iterrows())]
             parts.append(f"{excerpt(str(label), 42)} at {', '.join(shown)}")
     return f" (first rows: {'; '.join(parts)})" if parts else ""
 

@@ -116,8 +116,7 @@ def lock_url_is_shared(tracking_uri: str) -> bool:
     """Whether :func:`default_lock_url` names a database every run of the model shares by construction (set by
     ``$TUNELINE_LOCK_URL``, or beside a SQLite MLflow store), not the current folder's file, which only processes
     started in the same folder share."""
-    return bool(os.environ.get(LOCK_URL_ENV)) or default_lock_url(tracking_uri) != database_beside_store(
-        "", LOCK_DB_NAME, "")
+    return default_lock_url(tracking_uri) != _in_current_folder(LOCK_DB_NAME)
 
 
 def database_beside_store(tracking_uri: str, filename: str, env_var: str) -> str:
@@ -133,6 +132,11 @@ def database_beside_store(tracking_uri: str, filename: str, env_var: str) -> str
     if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         path = Path(url.database).with_name(filename)
         return url.set(drivername="sqlite", database=str(path)).render_as_string(hide_password=False)
+    return _in_current_folder(filename)
+
+
+def _in_current_folder(filename: str) -> str:
+    """The SQLite URL of ``filename`` in the current folder: the last resort of :func:`database_beside_store`."""
     return f"sqlite:///{Path.cwd() / filename}"
 
 
