@@ -536,28 +536,56 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
         # ends the run ("Concurrency lease renewal failed ... Terminating execution", operator QA); the database
         # lock below keeps the runs apart whatever the slot's lease does
         options["raise_on_lease_renewal_failure"] = False
-    with ExitStack() as stack:
+    # two stacks so that the slot is let go before the database lock: released the other way round, a waiter that
+    # looked between the two releases found the lock free and the slot still counted, and freed a live run's slot
+    # (CI, on a loaded machine); this way a slot is never held by a run without the lock except while it takes it
+    with ExitStack() as lock_stack, ExitStack() as stack:
         started, clock = time.time(), time.perf_counter()
         if _prefect_limit_full(limit_name):  # a command that waited minutes without a word read as hung
             print(f"another retraining run of {model} holds the Prefect concurrency limit {limit_name!r}; this one "
                   f"waits for it to end (at most {timeout_s:g} s; Ctrl-C to stop waiting)", flush=True)
         deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                stack.enter_context(concurrency(limit_name, occupy=1, **options, timeout_seconds=max(
-                    min(deadline - time.monotonic(), STALE_SLOT_CHECK_S), 0.05)))
-                break
-            except TimeoutError:
-                if time.monotonic() >= deadline:
-                    raise
-                if lock_url is not None and free_stale_slots:
-                    _free_a_slot_no_run_holds(model, limit_name, lock_url)
+        with _quiet_slot_wait_timeouts():
+            while True:
+                try:
+                    stack.enter_context(concurrency(limit_name, occupy=1, **options, timeout_seconds=max(
+                        min(deadline - time.monotonic(), STALE_SLOT_CHECK_S), 0.05)))
+                    break
+                except TimeoutError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    if lock_url is not None and free_stale_slots:
+                        _free_a_slot_no_run_holds(model, limit_name, lock_url)
         if lock_url is not None:  # every holder of the slot holds this too: how a waiter tells a leaked slot
-            stack.enter_context(model_lock(f"{model} (retraining)", lock_url,
+            lock_stack.enter_context(model_lock(f"{model} (retraining)", lock_url,
                                            timeout_s=max(deadline - time.monotonic(), 0.0), use_prefect=False))
         if (waited := time.perf_counter() - clock) >= 1.0:  # a slot taken at once costs a request, not a wait
             record(WAITING, started, waited)
         yield
+
+
+class _SlotWaitTimeouts(logging.Filter):
+    """Drops Prefect's ``Service 'ConcurrencySlotAcquisitionWithLeaseService' failed to process item (...
+    TimeoutError>)``: logged at ERROR each time a wait for a slot times out, it printed once a minute while a
+    retraining run waited its turn (each wait is :data:`STALE_SLOT_CHECK_S` long), for a wait the run had already
+    said it does, and the timeout that ends the wait is raised and told by tuneline itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - logging reports a malformed record itself
+            return True
+        return not ("ConcurrencySlotAcquisition" in message and "raised TimeoutError" in message)
+
+
+@contextmanager
+def _quiet_slot_wait_timeouts() -> Iterator[None]:
+    target, quiet = logging.getLogger("prefect._internal.concurrency"), _SlotWaitTimeouts()
+    target.addFilter(quiet)
+    try:
+        yield
+    finally:
+        target.removeFilter(quiet)
 
 
 #: how often a retraining run waiting for the Prefect slot checks that a live run holds it (seconds)
