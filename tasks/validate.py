@@ -411,9 +411,11 @@ def apply_contract(frames: dict[str, pd.DataFrame], labels: list[str], malformed
     kind = kind_of(config)
     clean, quarantine = validate_frames(frames, labels, lambda ls, keys: kind.schema(ls, keys, config.data),
                                         kind.value_column, kind.key_column)
-    quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels)
+    names = file_column_names(config.data)
+    quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels,
+                                        names)
     quarantine = describe_copies(quarantine, frames, kind, source_lines)
-    if len(quarantine) and (names := file_column_names(config.data)):  # the file's names, not the frames' own
+    if len(quarantine) and names:  # the file's names, not the frames' own
         quarantine["column"] = quarantine["column"].map(lambda column: names.get(column, column))
     quarantine = pd.concat([q for q in (malformed, quarantine) if len(q)] or [quarantine],
                            ignore_index=True)[QUARANTINE_COLUMNS]

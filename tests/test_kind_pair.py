@@ -474,8 +474,8 @@ def test_pair_flow_registers_a_champion_with_pair_metrics(pair_run):
     n = len(rows)
     assert found == {(n + 1, "no_exact_duplicates"), (2, "no_conflicting_label_duplicates"),
                      (n + 2, "no_conflicting_label_duplicates")}
-    # what each copy is, then the pair's second text (the value column shows the first)
-    assert set(quarantine["detail"].str.contains(r"\(text_pair: .*\)$")) == {True}
+    # what each copy is, then the pair's second text (the value column shows the first), by its column's name
+    assert set(quarantine["detail"].str.contains(r"\(candidate: .*\)$")) == {True}
     assert quarantine.loc[quarantine["rule"] == "no_exact_duplicates", "detail"].str.startswith("a copy of ").all()
     predictions = pd.read_csv(Path(summary.run_dir) / "evaluation" / "test_predictions.csv")
     assert {"text", "text_pair", "label", "predicted", "score"} <= set(predictions.columns)
@@ -701,13 +701,34 @@ def test_null_or_absent_text_pair_and_unknown_labels_are_quarantined_with_detail
     result = validate_data.fn(loaded, config, tmp_path)
     q = result.quarantine
     assert sorted(zip(q["source_row"], q["rule"], q["column"], q["value"], q["detail"])) == [
-        (41, "not_nullable", "text_pair", "x", "the text_pair is missing (an empty cell, or null)"),
-        (42, "not_nullable", "text_pair", "y", "the text_pair is missing (an empty cell, or null)"),
+        (41, "not_nullable", "text_pair", "x", "the second text (text_pair) is missing (an empty cell, or null)"),
+        (42, "not_nullable", "text_pair", "y", "the second text (text_pair) is missing (an empty cell, or null)"),
         (43, "label_in_label_set", "label", "z",
          "label 'maybe' is not in the label set ['0', '1']: fix the row, or add the label to data.labels if it is a "
          "class; text_pair: zz")]
     assert len(result.frames["all"]) == 40
     assert KIND.label_distribution(result.frames["all"]) == {"0": 20, "1": 20}
+
+
+def test_quarantine_details_name_the_columns_as_the_file_names_them(tmp_path):
+    """MRPC's columns are ``#1 String`` and ``#2 String``; the quarantine's ``column`` said so, but its ``detail``
+    said "the text_pair is missing" and "text_pair: She came." (dirty-data QA): names the user never wrote."""
+    from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData
+    from tuneline.tasks.validate import validate_data
+
+    rows = [("1", f"first {i}.", f"second {i}.") for i in range(40)] + [("0", "He left.", ""), ("1", "", "She came."),
+                                                                         ("1", "Rain.", "   ")]
+    path = tmp_path / "mrpc.tsv"
+    path.write_text("Quality\t#1 String\t#2 String\n" + "".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
+    config = pair_config(f"data.path={path}", 'data.labels=["0", "1"]', "data.max_bad_fraction=0.1",
+                         "data.text_column=#1 String", "data.text_pair_column=#2 String", "data.label_column=Quality")
+    read = KIND.read(path, "tsv", config.data)
+    loaded = LoadedData(frames={"all": read.frame}, sources=[], malformed=pd.DataFrame(columns=QUARANTINE_COLUMNS))
+    q = validate_data.fn(loaded, config, tmp_path).quarantine
+    assert sorted(zip(q["source_row"], q["column"], q["detail"])) == [
+        (41, "#2 String", "the second text ('#2 String') is missing (an empty cell, or null)"),
+        (42, "#1 String", "the first text ('#1 String') is missing (an empty cell, or null); #2 String: She came."),
+        (43, "#2 String", "the second text ('#2 String') is empty or only spaces; #2 String: '   '")]
 
 
 def test_zero_shot_baseline_without_a_positive_class_predicts_the_more_similar_label_above_the_cut(tiny_bert):

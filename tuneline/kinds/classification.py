@@ -418,22 +418,23 @@ def with_delimiter_hints(malformed: list[dict], path: Path, fmt: str, data: Any,
     return hinted
 
 
-def _no_text_detail(value: Any) -> str:
+def _no_text_detail(value: Any, title: str = "the text") -> str:
     """Why a text cell is no text: a JSON number or boolean (``{"text": 12345}``), an object or list, or blank; the
-    rule name alone read as "empty" for a number."""
+    rule name alone read as "empty" for a number. ``title``: how to name the column (``the second text ('#2
+    String')``)."""
     from tuneline.schemas.common import invisible_kind
 
     if isinstance(value, (bool, np.bool_)):
-        return f"the text is the boolean {value}, not a string: write the text in quotes"
+        return f"{title} is the boolean {value}, not a string: write the text in quotes"
     if isinstance(value, (int, float, np.integer, np.floating)):
-        return (f"the text is the number {excerpt(value)}, not a string (a JSON number): write it in quotes "
+        return (f"{title} is the number {excerpt(value)}, not a string (a JSON number): write it in quotes "
                 f"(\"{value}\") if it is a text")
     if isinstance(value, (dict, list, tuple, np.ndarray)):
-        return "the text is a JSON object or list, not a string: write one text per row"
+        return f"{title} is a JSON object or list, not a string: write one text per row"
     if isinstance(value, str) and value.strip():
-        return (f"the text has only invisible characters ({excerpt(value, 40)}: {invisible_kind(value)}): give the "
+        return (f"{title} has only invisible characters ({excerpt(value, 40)}: {invisible_kind(value)}): give the "
                 "row a text, or drop it")
-    return "the text is empty or only spaces"
+    return f"{title} is empty or only spaces"
 
 
 def without_conflicting_spellings(raw: pd.DataFrame, used: list[str], malformed: list[dict]) -> pd.DataFrame:
@@ -592,8 +593,19 @@ class ClassificationKind(TaskKind):
 
         return classification_schema(labels, train_keys)
 
+    #: how a detail speaks of a canonical column (the pair kind's ``text_pair`` is "the second text")
+    column_titles: dict[str, str] = {}
+
+    def column_title(self, column: str, names: dict[str, str] | None = None) -> str:
+        """``the text ('sentence')``: the column as details name it, with the file's name when it has another."""
+        title = self.column_titles.get(column, column)
+        named = (names or {}).get(column)
+        if named:
+            return f"the {title} ({named!r})"
+        return f"the {title}" + (f" ({column})" if title != column else "")
+
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                          labels: list[str]) -> pd.DataFrame:
+                          labels: list[str], names: dict[str, str] | None = None) -> pd.DataFrame:
         """``value`` shows the text of every rejected row, so a label rule says in ``detail`` which label broke it:
         ``label_in_label_set`` names the label and the label set (a stray ``Positive!`` must be visible without
         opening the file), a missing value names its column."""
@@ -612,14 +624,15 @@ class ClassificationKind(TaskKind):
         keys = zip(quarantine["split"], quarantine["source_file"].astype(str), quarantine["source_row"])
         for i, (split, file, row) in enumerate(keys):
             if no_text[i]:
-                details[i] = _no_text_detail(texts.get((str(split), file, int(row))))
+                details[i] = _no_text_detail(texts.get((str(split), file, int(row))),
+                                             self.column_title("text", names))
             if not unknown[i]:
                 continue
             value = found.get((str(split), file, int(row)))
             details[i] = (f"label {excerpt(value, 200)} is not in the label set {shown}: fix the row, or add the label "
                           "to data.labels if it is a class")
         for i in np.flatnonzero(missing):
-            details[i] = f"the {columns[i]} is missing (an empty cell, or null)"
+            details[i] = f"{self.column_title(columns[i], names)} is missing (an empty cell, or null)"
         return quarantine.assign(detail=details)
 
     # --- model ------------------------------------------------------------------------------------------------

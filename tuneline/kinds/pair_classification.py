@@ -418,13 +418,17 @@ class PairClassificationKind(ClassificationKind):
 
         return pair_schema(labels, train_keys)
 
+    column_titles = {"text": "first text", "text_pair": "second text"}
+
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                          labels: list[str]) -> pd.DataFrame:
+                          labels: list[str], names: dict[str, str] | None = None) -> pd.DataFrame:
         """The quarantine's ``value`` shows the first text; ``detail`` shows the second, so a rejected pair can be
-        recognised without opening the input file, after what the label rules say (classification's details)."""
+        recognised without opening the input file, after what the label rules say (classification's details).
+        Columns are named as the file names them (``names``): MRPC's ``#2 String``, not ``text_pair``."""
         if quarantine.empty:
             return quarantine
-        quarantine = super().describe_failures(quarantine, frames, labels)
+        quarantine = super().describe_failures(quarantine, frames, labels, names)
+        second = (names or {}).get("text_pair", "text_pair")
         lookup = {(role, f, int(r)): p for role, frame in frames.items()
                   for f, r, p in zip(frame["source_file"], frame["source_row"], frame["text_pair"])}
 
@@ -435,12 +439,11 @@ class PairClassificationKind(ClassificationKind):
                 return current
             pair, said = lookup[key], isinstance(current, str) and bool(current)
             if rule == "text_pair_is_non_empty_string":  # it had shown "text_pair:    " and no reason
-                why = _no_text_detail(pair)
-                return why.replace("the text", "the second text (text_pair)", 1) + \
-                    (f"; text_pair: {str(pair)[:300]!r}" if isinstance(pair, str) and pair else "")
+                why = _no_text_detail(pair, self.column_title("text_pair", names))
+                return why + (f"; {second}: {str(pair)[:300]!r}" if isinstance(pair, str) and pair else "")
             if pair is None:  # a missing second text: classification's detail already says so when it is the rule
-                return current if said else "text_pair: (missing)"
-            shown = f"text_pair: {str(pair)[:300]}"
+                return current if said else f"{second}: (missing)"
+            shown = f"{second}: {str(pair)[:300]}"
             return f"{current}; {shown}" if said else shown
 
         details = [detail((s, f, int(r)), d, rule) for s, f, r, d, rule in zip(

@@ -504,7 +504,7 @@ class TokenClassificationKind(TaskKind):
         return token_schema(labels, train_keys)
 
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                          labels: list[str]) -> pd.DataFrame:
+                          labels: list[str], names: dict[str, str] | None = None) -> pd.DataFrame:
         """Each quarantined sentence's ``detail``: the 1-based token position and what is wrong there."""
         from tuneline.schemas.token_classification import first_problem
 
