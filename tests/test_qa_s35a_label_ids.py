@@ -49,3 +49,23 @@ def test_multilabel_keeps_its_label_names_advice(tmp_path: Path, capsys):
     err = capsys.readouterr().err.strip()
     assert "['fear'] never occur" in err and "train holds 'anger', 'joy'" in err
     assert "do not delete lines from data.label_names" in err
+
+
+def test_multilabel_label_names_never_seen_are_told_to_be_listed_in_data_labels(tmp_path: Path, capsys):
+    """Labels read from data.label_names (no data.labels set): the error said "leave them out of data.labels", a key
+    the user never wrote; deleting the name's line instead shifts every id after it."""
+    train = tmp_path / "train.tsv"
+    train.write_text("".join(f"comment {i} here\t{i % 2}\n" for i in range(40)))
+    names = tmp_path / "labels.txt"
+    names.write_text("anger\njoy\nfear\n")
+    config = tmp_path / "ml.yaml"
+    config.write_text(yaml.safe_dump({"task": "multilabel_classification", "work_dir": str(tmp_path / "out"),
+                                      "data": {"path": str(train), "header": False, "text_column": "0",
+                                               "label_column": "1", "label_names": str(names)},
+                                      "tracking": {"registered_model": "ml-names"}}))
+    assert main(["validate", "--config", str(config)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "['fear'] never occur in the training data" in err and "train holds 'anger', 'joy'" in err
+    assert "add training rows, or list the labels to learn in data.labels" in err
+    assert "leave them out of data.labels" not in err
+    assert "do not delete lines from data.label_names where labels are ids: its line numbers are the ids" in err

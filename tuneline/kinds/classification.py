@@ -345,11 +345,13 @@ def _joined_labels(rare: list[str], counts: Counter) -> str | None:
 
 
 def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column: str,
-                      label_names: bool = False) -> list[str]:
+                      label_names: bool = False, configured_by: str = "data.labels") -> list[str]:
     """At least two labels, and every configured label present in train (else it could never be learned). The
     error names the labels train holds, and its advice names only keys of the config's task kind: ``label_names``
     for a kind with data.label_names (multi-label); a single-label kind reads a label as written, so class ids
-    (a Hugging Face export's ``"label": 0``) under named data.labels get their own advice."""
+    (a Hugging Face export's ``"label": 0``) under named data.labels get their own advice. ``configured_by``: the
+    key the labels came from (a multi-label set is data.label_names' lines, or data.label_columns, unless data.labels
+    lists it): the error told a user with no data.labels to leave labels out of it."""
     if len(labels) < 2:
         one_tag = (f"; to tag texts with {labels[0]!r} or not, train task: classification on two labels (such as "
                    f"{labels[0]!r} and 'not_{labels[0]}', rows with no label written as the second)"
@@ -384,9 +386,15 @@ def checked_label_set(labels: list[str], frames: dict[str, pd.DataFrame], column
             if twins:
                 advice += (f"; {', '.join(twins)} are one label written two ways unless they are two classes: list "
                            "each label once")
+            remedy = ("list the labels to learn in data.labels" if configured_by == "data.label_names"
+                      else f"leave them out of {configured_by}")
+            if configured_by == "data.label_names":
+                advice = advice.replace("; where labels are ids, do not delete lines from data.label_names, whose line "
+                                        "numbers are the ids: list the labels to learn in data.labels instead",
+                                        "; do not delete lines from data.label_names where labels are ids: its line "
+                                        "numbers are the ids")
             raise LabelSetError(f"configured label(s) {absent} never occur in the training data, so the model cannot "
-                                f"learn them: add training rows, or leave them out of data.labels (train holds "
-                                f"{shown}{advice})")
+                                f"learn them: add training rows, or {remedy} (train holds {shown}{advice})")
     return labels
 
 

@@ -1217,7 +1217,9 @@ class MultilabelKind(ClassificationKind):
         usable = {role: frame.assign(label=[v if isinstance(v, list) and all(isinstance(x, str) for x in v) else []
                                             for v in frame["label"]])
                   for role, frame in frames.items() if role in LABEL_SOURCE_ROLES}
-        return checked_label_set(labels, usable, "label", label_names=True)
+        configured_by = ("data.labels" if data.labels else "data.label_columns" if data.label_columns
+                         else "data.label_names")
+        return checked_label_set(labels, usable, "label", label_names=True, configured_by=configured_by)
 
     def schema(self, labels: list[str], train_keys: list[str] | None, data: MultilabelData):
         from tuneline.schemas.multilabel_classification import multilabel_schema
