@@ -142,3 +142,60 @@ def test_watch_once_says_why_a_free_batch_is_not_announced_while_a_retraining_ru
             client.delete_flow_run(running.id)
     assert lines[1].startswith("pending   1 free batch(es) no retraining run is queued for (b12.csv)")
     assert len(emitted(asserting_events_worker, BATCHES_PENDING)) == 1
+
+
+def test_a_retraining_run_nothing_starts_is_named_with_the_way_out(tmp_path, asserting_events_worker):
+    """A run queued but Late for hours (``tuneline serve`` stopped; or created before the deployments moved to a
+    work pool, which no worker takes) counted as queued, so neither rule announced the free batches, and the watcher
+    said nothing of it: the loop stopped without a word (operator QA). Both rules still leave it to the operator (one
+    more announcement queues one more run nothing starts), but they now name the run, how late it is and the fix;
+    the long-running watcher says it once, not at every scan."""
+    import threading
+    from contextlib import suppress
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Late, Scheduled
+
+    from tuneline.flows.retrain import retrain_flow
+
+    config, uri = write_loop(tmp_path)
+    loop = load_config(config)
+    with Ledger(default_ledger_url(uri), MODEL) as ledger:
+        ledger.scan(loop.retrain.landing)
+    parameters = {"config": loop.model_dump(mode="json")}
+    overdue = datetime.now(timezone.utc) - timedelta(hours=2, seconds=30)
+    lines: list[str] = []
+
+    def scan(times: int) -> None:
+        """The long-running watcher, stopped after ``times`` scans."""
+        stop, scans = threading.Event(), iter(range(times - 1))
+        watch(loop, interval_s=1, echo=lines.append, stop=stop,
+              sleep=lambda _s: next(scans, None) is None and stop.set())
+
+    with get_client(sync_client=True) as client:
+        late = client.create_flow_run(retrain_flow, parameters=parameters, state=Late(scheduled_time=overdue))
+        created = [late]
+        try:
+            time.sleep(1.1)
+            watch(loop, interval_s=1, once=True, echo=lines.append)
+            scan(4)
+            # a run due a minute ago is not stuck: nothing is said of it
+            client.delete_flow_run(late.id)
+            quiet = len(lines)
+            created.append(client.create_flow_run(retrain_flow, parameters=parameters, state=Scheduled(
+                scheduled_time=datetime.now(timezone.utc) - timedelta(minutes=1))))
+            scan(3)
+        finally:
+            for run in created:
+                with suppress(Exception):  # the late one is deleted above
+                    client.delete_flow_run(run.id)
+    way_out = (", but nothing has started it: start what serves its deployment (`tuneline serve`, or a worker of its "
+               f"work pool), or cancel it (`prefect flow-run cancel {late.id}`) and the batches are announced again "
+               "600 s later")
+    assert lines[0] == (f"nothing to announce: b12.csv is free but retraining run {late.name} (Late for 2 h 00 min) "
+                        f"is queued; it takes every free batch when it starts{way_out}")
+    assert lines[1:quiet] == [f"waiting   b12.csv is free and retraining run {late.name} (Late for 2 h 00 min) is "
+                              f"queued{way_out}"]  # once in four scans
+    assert lines[quiet:] == []
+    assert emitted(asserting_events_worker, BATCHES_PENDING) == []

@@ -64,6 +64,10 @@ The last condition is the back-off: while MLflow stays down, a retry is started 
 deployments' names are fixed), so every ``tuneline-retrain`` run it knows is this model's.
 
 A duplicated announcement is harmless: a queued run that finds nothing free ends at once.
+
+A queued run that nothing starts (``tuneline serve`` stopped; a run created before the deployments moved to a work
+pool) counts as queued for both rules, and an announcement would only queue one more such run, so once it is
+``reannounce_after_s`` late the watcher names it, how late it is and the way out (:func:`stuck_retraining_run`).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from tuneline.config import ConfigError, TunelineConfig
 from tuneline.ledger import CLAIMED, DUPLICATE, LANDED, REJECTED, VALIDATED, Batch, Ledger, ledger_url_for
@@ -187,8 +192,9 @@ def announce_at_start(config: TunelineConfig, *, interval_s: float | None = None
                     f"{BATCH_LANDED} wakes a run that takes every free batch ({_names(free)})")
     queued = _queued_run(due_within=timedelta(seconds=interval_s), now=now)
     if queued is not None:
+        stuck = _stuck_clause(queued, now, timedelta(seconds=config.retrain.reannounce_after_s))
         return [], (f"nothing to announce: {_names(free)} {'is' if len(free) == 1 else 'are'} free but retraining "
-                    f"run {queued} is queued; it takes every free batch when it starts")
+                    f"run {_run_text(queued, now)} is queued; it takes every free batch when it starts{stuck}")
     if not emit_batches_pending(free, config.registered_model_name):
         return [], f"nothing announced: {_names(free)} free, but this process has no Prefect API to send events to"
     flush_events()
@@ -223,8 +229,60 @@ def _held_clause(held: list[Batch]) -> str:
         for run_id, batches in runs.items()) + " (a killed run's: `tuneline doctor -c CONFIG --fix` releases them)"
 
 
-def _queued_run(due_within: timedelta, now: datetime) -> str | None:
-    """The name and state of a ``tuneline-retrain`` run that has not started yet and will claim every free batch
+def _run_text(run: Any, now: datetime) -> str:
+    """``alluring-ocelot (Scheduled)``; a run whose start is overdue says by how long: ``(Late for 2 h 05 min)``."""
+    state = run.state.name if run.state else "Scheduled"
+    expected = getattr(run, "expected_start_time", None)
+    if expected is not None and run.state is not None and run.state.is_scheduled() and now - expected >= timedelta(
+            minutes=1):
+        return f"{run.name} ({state} for {_duration(now - expected)})"
+    return f"{run.name} ({state})"
+
+
+def _duration(delta: timedelta) -> str:
+    """``2 h 05 min``, ``14 min``, ``3 d 4 h``: how long an operator has been waiting, to the minute."""
+    minutes = int(delta.total_seconds() // 60)
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {mins:02d} min" if hours else f"{mins} min"
+
+
+def _stuck_clause(run: Any, now: datetime, after: timedelta) -> str:
+    """What to do about a queued run that nothing has started for ``after`` (``retrain.reannounce_after_s``), or "".
+
+    Such a run blocked both rules for good: it counts as queued, so no event was sent for the free batches, and it
+    never starts when no process serves its deployment (``tuneline serve`` stopped; a run created before the
+    deployments moved to a work pool, which no worker of the pool takes: operator QA). Announcing again would only
+    queue another run that nothing starts, so the operator is told which run, and the two ways out."""
+    expected = getattr(run, "expected_start_time", None)
+    if expected is None or run.state is None or not run.state.is_scheduled() or now - expected < after:
+        return ""
+    return (f", but nothing has started it: start what serves its deployment (`tuneline serve`, or a worker of its "
+            f"work pool), or cancel it (`prefect flow-run cancel {run.id}`) and the batches are announced again "
+            f"{after.total_seconds():g} s later")
+
+
+def stuck_retraining_run(config: TunelineConfig, now: datetime | None = None) -> tuple[str, str] | None:
+    """The stranded rule's blocker: a ``tuneline-retrain`` run queued but not started for
+    ``retrain.reannounce_after_s`` while batches are free (:func:`_stuck_clause`), as (a key that changes only with
+    the run and the batches, the watcher's line), or None."""
+    now = now or datetime.now(timezone.utc)
+    free, _ = _free_and_held(config, now)
+    if not free:
+        return None
+    after = timedelta(seconds=config.retrain.reannounce_after_s)
+    # quiet: the stranded rule has said so already when the API cannot be asked
+    queued = _queued_run(due_within=timedelta(0), now=now - after, quiet=True, pending=False)
+    if queued is None or not (clause := _stuck_clause(queued, now, after)):
+        return None
+    return (f"{queued.id} {_names(free)}",
+            f"waiting   {_names(free)} {'is' if len(free) == 1 else 'are'} free and retraining run "
+            f"{_run_text(queued, now)} is queued{clause}")
+
+
+def _queued_run(due_within: timedelta, now: datetime, quiet: bool = False, pending: bool = True) -> Any:
+    """A ``tuneline-retrain`` run (a Prefect ``FlowRun``) that has not started yet and will claim every free batch
     (pending, or scheduled and due within ``due_within``), or None. A *running* one does not count: it claimed when
     it started (a run killed outright even shows Running until Prefect marks it Crashed), so a batch freed since then
     needs an announcement of its own. None also when the API cannot be asked (logged): a duplicated announcement is
@@ -238,18 +296,17 @@ def _queued_run(due_within: timedelta, now: datetime) -> str | None:
     flows = FlowFilter(name=FlowFilterName(any_=[RETRAIN_FLOW]))
     try:
         with get_client(sync_client=True) as client:
-            found = client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
+            found = pending and client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))))
             found = found or client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
                 expected_start_time=FlowRunFilterExpectedStartTime(before_=now + due_within)))
     except Exception as error:  # noqa: BLE001 - the API briefly away: announce, as a duplicate is harmless
-        logger.warning("could not ask the Prefect API for queued retraining runs (%s: %s); announcing anyway",
-                       type(error).__name__, redact(str(error))[:200])
+        if not quiet:
+            logger.warning("could not ask the Prefect API for queued retraining runs (%s: %s); announcing anyway",
+                           type(error).__name__, redact(str(error))[:200])
         return None
-    if not found:
-        return None
-    return f"{found[0].name} ({found[0].state.name if found[0].state else 'Scheduled'})"
+    return found[0] if found else None
 
 
 RETRAIN_FLOW = "tuneline-retrain"
@@ -385,7 +442,7 @@ def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool
     interval_s = interval_s or config.retrain.watch_interval_s
     stop = stop or threading.Event()
     sleep = sleep or stop.wait
-    first = True
+    first, told = True, set()
     while not stop.is_set():
         try:
             recorded = scan_and_announce(config)
@@ -401,6 +458,9 @@ def watch(config: TunelineConfig, *, interval_s: float | None = None, once: bool
             elif stranded := announce_stranded(config):
                 echo(f"stranded  {len(stranded)} batch(es) no retraining run is queued or running for "
                      f"({', '.join(b.name for b in stranded)}): announced {BATCHES_PENDING} again")
+            elif (stuck := stuck_retraining_run(config)) and stuck[0] not in told:  # once, not at every scan
+                told.add(stuck[0])
+                echo(stuck[1])
         except UserError as error:
             if first:
                 raise
