@@ -199,3 +199,14 @@ def test_a_retraining_run_nothing_starts_is_named_with_the_way_out(tmp_path, ass
                               f"queued{way_out}"]  # once in four scans
     assert lines[quiet:] == []
     assert emitted(asserting_events_worker, BATCHES_PENDING) == []
+
+
+def test_watch_once_names_a_batch_waiting_for_its_marker(tmp_path, capsys):
+    """A producer that forgot its ``.done`` marker read "nothing to announce: 0 free batches", as if nothing had
+    landed (operator QA); ``retrain`` named such files already, ``watch --once`` now does too."""
+    config, _ = write_loop(tmp_path)
+    (tmp_path / "landing" / "b12.csv.done").unlink()
+    assert main(["watch", "-c", str(config), "--once"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "nothing to announce: 0 free batches; not complete, so not read yet: b12.csv (no b12.csv.done beside it) (a "
+        "producer writes the data first, then its marker)")

@@ -185,7 +185,8 @@ def announce_at_start(config: TunelineConfig, *, interval_s: float | None = None
     now = now or datetime.now(timezone.utc)
     free, held = _free_and_held(config, now)
     if not free:
-        return [], "nothing to announce: 0 free batches" + (f"; {_held_clause(held)}" if held else "")
+        return [], ("nothing to announce: 0 free batches" + (f"; {_held_clause(held)}" if held else "")
+                    + _waiting_clause(config))
     young = [b for b in free if b.state == LANDED and now - b.landed_at < timedelta(seconds=interval_s)]
     if young:  # announced by the watcher that recorded it; the run that event wakes claims every free batch
         return [], (f"nothing to announce: {_names(young)} landed under {interval_s:g} s ago and its "
@@ -209,6 +210,20 @@ def _free_and_held(config: TunelineConfig, now: datetime) -> tuple[list[Batch], 
         taken = {b.id for b in free}
         held = [b for b in ledger.batches() if b.state in (CLAIMED, VALIDATED) and b.id not in taken]
     return free, held
+
+
+def _waiting_clause(config: TunelineConfig) -> str:
+    """``; not complete, so not read yet: late.csv (no late.csv.done beside it)``, or "": a producer that forgot its
+    marker read "0 free batches" as if nothing had landed (operator QA; ``retrain`` already named them)."""
+    from tuneline.ledger import waiting_landings
+
+    if config.retrain.landing is None:
+        return ""
+    with open_ledger(config) as ledger:
+        recorded = ledger.taken_names()
+    waiting = waiting_landings(config.retrain.landing, recorded=recorded)
+    return (f"; not complete, so not read yet: {'; '.join(waiting)} (a producer writes the data first, then its "
+            "marker)") if waiting else ""
 
 
 def _names(batches: list[Batch]) -> str:
