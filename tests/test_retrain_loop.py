@@ -172,7 +172,7 @@ def test_4_a_run_killed_after_validation_loses_nothing_and_a_burst_is_one_run(lo
             assert [to for _, to in events].count("used") == 1
 
 
-def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert):
+def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert, capsys):
     from tuneline.tasks.drift import DriftStop
 
     versions = len(client_of(loop).search_model_versions("name='loop-tickets'"))
@@ -180,6 +180,11 @@ def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert):
     rows.loc[len(rows)] = {**rows.iloc[0].to_dict(), "text": ""}  # broken besides its unseen label: named at once
     land(loop / "landing", "b4.csv", rows)
     land(loop / "landing", "b4-header.csv", tickets({"billing": 20}, seed=16).rename(columns={"text": "body"}))
+    # an unseen label and too many empty texts: label growth alone would not take it (a requeue had been told only
+    # the label's fix, and was rejected again for the texts: operator QA)
+    mostly_empty = tickets({"billing": 10, "account": 10}, seed=26)
+    mostly_empty.loc[:7, "text"] = ""
+    land(loop / "landing", "b4-empty.csv", mostly_empty)
     with pytest.raises(DriftStop, match="account") as stop:
         run(loop, tiny_bert)
     # the stop names the other batch this run rejected (it was only in a warning line before the error)
@@ -196,7 +201,27 @@ def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert):
         assert list(other["rule"]) == [said[3]] == ["not_nullable"]
         assert list(other["source_line"]) == [42]  # the empty text's line, below the header
         assert (quarantined["rule"] == "unseen_label").sum() == (rows["label"] == "account").sum()
-    assert "besides, 1 of its 41 records break other rules" in str(stop.value)
+    assert "besides, 1 of its 41 records break other rules (not_nullable 1): fix them" in str(stop.value)
+    with ledger_of(loop) as ledger:
+        (empty,) = [b for b in ledger.batches() if b.name == "b4-empty.csv"]
+    assert empty.state == "rejected" and "besides, 8 of its 20 records break other rules (not_nullable 8), more than " \
+        "data.max_bad_fraction=5.0%, so it is rejected again for them once its labels are allowed: fix them too" in \
+        empty.reasons[0], empty.reasons
+    import yaml
+
+    from tuneline.cli import main
+
+    config = loop / "requeue.yaml"
+    config.write_text(yaml.safe_dump(loop_config(loop, tiny_bert).model_dump(mode="json")))
+    with working_in(loop):
+        assert main(["data", "requeue", "b4-empty.csv", "--reason", "label growth", "-c", str(config)]) == 0
+    said = capsys.readouterr().out
+    assert "run it with --set drift.allow_label_growth=true" in said
+    assert ("note: it was rejected for its content (8 of its 20 records break other rules (not_nullable 8), more "
+            "than data.max_bad_fraction=5.0%") in said
+    with ledger_of(loop) as ledger:  # rejected again, as the next run would: the later tests' runs do not see it
+        assert [b.name for b in ledger.claim("test-5")] == ["b4-empty.csv"]
+        ledger.mark_rejected("test-5", empty.content_hash, list(empty.reasons))
     assert len(client_of(loop).search_model_versions("name='loop-tickets'")) == versions
 
 

@@ -720,8 +720,9 @@ def _content_rejection(reasons: list[str]) -> str | None:
     for reason in reasons:
         if reason.startswith("no new rows"):
             return "no new rows"
-        if "more than data.max_bad_fraction" in reason or "more than data.max_duplicate_fraction" in reason:
-            return reason.split(";")[0][:200]
+        for part in reason.split("; "):  # the clause that says it, not the reason's first (an unseen label's)
+            if "more than data.max_bad_fraction" in part or "more than data.max_duplicate_fraction" in part:
+                return part.removeprefix("besides, ")[:200]
     return None
 
 
