@@ -155,7 +155,9 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
             quarantine, besides = _other_problems(batch, read.get(batch.content_hash), list(known),
                                                   decision.refused[batch.content_hash], config, run)
             reason += besides
-            ledger.mark_rejected(run.run_id, batch.content_hash, [reason], quarantine)
+            loaded = read.get(batch.content_hash)  # its rows were read: `data batches` shows them as none kept
+            ledger.mark_rejected(run.run_id, batch.content_hash, [reason], quarantine,
+                                 rows_read=loaded.total_records if loaded is not None else None)
             reasons.append(reason)
     if reasons:  # the stop names every batch's fate: the others were only in warning lines before it
         gone = {b.content_hash for b, _ in unreadable}

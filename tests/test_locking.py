@@ -502,3 +502,56 @@ def test_a_retraining_slot_a_live_run_holds_is_not_freed(lock_url, release_delay
     assert not errors and len(intervals) == 1 and second >= intervals[0][1], (intervals, second)
     assert "freed a slot" not in capsys.readouterr().out
     assert not [r for r in caplog.records if "failed to process item" in r.getMessage()]
+
+
+def test_doctor_names_and_frees_a_retraining_slot_no_run_holds(tmp_path, monkeypatch, capsys):
+    """The slot a Prefect server restart leaves counted with no holder: `tuneline doctor` names it and `--fix` frees
+    it (a waiting run frees it too, but only once one waits); one a live run holds is not named."""
+    from mlflow.tracking import MlflowClient
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    from tuneline import locking
+    from tuneline.cli import main
+
+    monkeypatch.setattr(locking, "STALE_SLOT_CONFIRM_S", 0.2)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    model = f"doctor-slot-{os.getpid()}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model(model)
+    limit_name = f"{locking.RETRAIN_LIMIT_PREFIX}{locking._slug(model)}"
+    locking._ensure_prefect_limit(limit_name)
+    doctor = ["doctor", "--tracking-uri", uri, "-m", model, "--work-dir", str(tmp_path)]
+
+    first_in, done, errors = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        try:
+            with retraining_slot(model, timeout_s=60, lock_url=locking.default_lock_url(uri), free_stale_slots=True):
+                first_in.set()
+                done.wait(60)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert first_in.wait(60)
+    try:
+        assert main(doctor) == 0
+        assert "slot(s) taken" not in capsys.readouterr().out  # a live run's slot
+    finally:
+        done.set()
+        holder.join(60)
+    assert not errors and _limit(limit_name).active_slots == 0
+
+    with get_client(sync_client=True) as client:  # as a server restart leaves it
+        client.update_global_concurrency_limit(limit_name, GlobalConcurrencyLimitUpdate(active_slots=1))
+    said = f"  {model}: Prefect concurrency limit {limit_name!r} on "
+    assert main(doctor) == 0
+    out = capsys.readouterr().out
+    assert said in out and (f"has 1 of 1 slot(s) taken, but no retraining run of {model} holds one (a Prefect "
+                            "server restart forgets the leases of the slots it counts) (--fix frees one") in out, out
+    assert _limit(limit_name).active_slots == 1
+    assert main([*doctor, "--fix"]) == 0
+    assert "holds one (a Prefect server restart forgets the leases of the slots it counts): one freed" in \
+        capsys.readouterr().out
+    assert _limit(limit_name).active_slots == 0

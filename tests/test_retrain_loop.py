@@ -204,6 +204,7 @@ def test_5_an_unseen_label_stops_the_run_and_rejects_the_batch(loop, tiny_bert, 
     assert "besides, 1 of its 41 records break other rules (not_nullable 1): fix them" in str(stop.value)
     with ledger_of(loop) as ledger:
         (empty,) = [b for b in ledger.batches() if b.name == "b4-empty.csv"]
+    assert (empty.rows_accepted, empty.rows_rejected) == (0, 20)  # `data batches`: "rows 20 read, none kept"
     assert empty.state == "rejected" and "besides, 8 of its 20 records break other rules (not_nullable 8), more than " \
         "data.max_bad_fraction=5.0%, so it is rejected again for them once its labels are allowed: fix them too" in \
         empty.reasons[0], empty.reasons

@@ -177,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "touched, but a champion tagged failed or orphaned is named), and versions whose gate is "
                             "still to come. Runs: a run MLflow shows RUNNING whose process is gone (killed "
                             "mid-training; closed KILLED with --fix). Ledger: batches held under a live lease by a "
-                            "run whose process is gone (released with --fix). Work folder: checkpoint folders left "
+                            "run whose process is gone (released with --fix). Prefect: the retraining's concurrency "
+                            "slot counted with no run holding it, as a server restart leaves it (freed with --fix). "
+                            "Work folder: checkpoint folders left "
                             "by failed runs and the tokenization cache, with their sizes (deleted with --fix; "
                             "checkpoints younger than an hour are kept, and counted).")
     doctor.add_argument("--model", "-m", action="append", default=[], help="registered model name (default: all, "
@@ -590,6 +592,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
     from mlflow.tracking import MlflowClient
 
+    from tuneline.locking import unheld_retraining_slot
     from tuneline.promotions import NEVER_CHAMPION, champion_version
     from tuneline.registry import STATUS, find_orphans, find_pending, neutralise_orphans
     from tuneline.run_process import ALIVE, close_dead_run, dead_runs
@@ -624,6 +627,8 @@ def _doctor(args: argparse.Namespace) -> int:
             print(f"  {name} v{pending.version}: run {pending.run_id} RUNNING, gate not finished yet ({where})")
         _doctor_promotions(client, uri, name, args)
         _doctor_leases(client, uri, name, args)
+        if slot := unheld_retraining_slot(name, uri, fix=args.fix):
+            print(f"  {name}: {slot}")
         champion = champion_version(client, name)
         _doctor_model_files(client, name)
         status = (client.get_model_version(name, champion).tags or {}).get(STATUS) if champion else None

@@ -595,6 +595,49 @@ STALE_SLOT_CHECK_S = 60.0
 STALE_SLOT_CONFIRM_S = 5.0
 
 
+def _no_run_holds(model: str, lock_url: str) -> bool:
+    """Whether no retraining run of ``model`` held the database lock ``<model> (retraining)`` at two looks
+    :data:`STALE_SLOT_CONFIRM_S` apart (a holder takes it milliseconds after the slot, and lets go of it after)."""
+    name = f"{model} (retraining)"
+    for look in range(2):
+        with ExitStack() as probe:
+            if _enter_at_once(probe, name, lock_url) is not None:
+                return False
+        if not look:
+            time.sleep(STALE_SLOT_CONFIRM_S)
+    return True
+
+
+def unheld_retraining_slot(model: str, tracking_uri: str, fix: bool = False) -> str | None:
+    """For ``tuneline doctor``: a line when the Prefect limit ``tuneline-retrain-<model>`` is full and no retraining
+    run of ``model`` holds it (:func:`_free_a_slot_no_run_holds`; with ``fix``, one slot is freed), else None. None
+    also when there is no Prefect API, no such limit, or no lock database shared by every run to tell by."""
+    from tuneline.events import prefect_api_answers
+
+    api_url = _prefect_api_url()
+    if api_url is None or not lock_url_is_shared(tracking_uri) or not prefect_api_answers(api_url):
+        return None
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    limit_name = f"{RETRAIN_LIMIT_PREFIX}{_slug(model)}"
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(limit_name)
+    except ObjectNotFound:
+        return None
+    if limit.active_slots < limit.limit or not _no_run_holds(model, default_lock_url(tracking_uri)):
+        return None
+    said = (f"Prefect concurrency limit {limit_name!r} on {redact(api_url)} has {limit.active_slots} of {limit.limit} "
+            f"slot(s) taken, but no retraining run of {model} holds one (a Prefect server restart forgets the leases "
+            "of the slots it counts)")
+    if not fix:
+        return said + " (--fix frees one; a retraining run that waits for it frees it within a minute)"
+    if _free_one_slot(limit_name):
+        return said + ": one freed"
+    return said + ": not freed (a run took it meanwhile, or the API refused: see the warning above)"
+
+
 def _free_a_slot_no_run_holds(model: str, limit_name: str, lock_url: str) -> bool:
     """Free one slot of the full limit ``limit_name`` when no retraining run of ``model`` holds the database lock
     ``<model> (retraining)``, which every holder of the slot takes right after it, at two looks
@@ -605,16 +648,21 @@ def _free_a_slot_no_run_holds(model: str, limit_name: str, lock_url: str) -> boo
     run waited "for another retraining run" that did not exist, an hour each, until someone reset the limit by hand
     (operator QA). The database lock is released by the database when its holder's connection ends, however it
     ends. A slot freed wrongly costs nothing but the count: the runs still queue on the database lock."""
+    if not _no_run_holds(model, lock_url):
+        return False  # a live run holds it: the slot is its own
+    if not _free_one_slot(limit_name):
+        return False
+    print(f"freed a slot of the Prefect concurrency limit {limit_name!r} that no retraining run of {model} holds "
+          "(a Prefect server restart forgets the leases of the slots it counts; see the README on "
+          "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE)", flush=True)
+    return True
+
+
+def _free_one_slot(limit_name: str) -> bool:
+    """One slot of ``limit_name`` freed, if it is still full; False when it is not, or the API refused (logged)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
-    name = f"{model} (retraining)"
-    for look in range(2):
-        with ExitStack() as probe:
-            if _enter_at_once(probe, name, lock_url) is not None:
-                return False  # a live run holds it: the slot is its own
-        if not look:
-            time.sleep(STALE_SLOT_CONFIRM_S)
     try:
         with get_client(sync_client=True) as client:
             limit = client.read_global_concurrency_limit_by_name(limit_name)
@@ -625,7 +673,4 @@ def _free_a_slot_no_run_holds(model: str, limit_name: str, lock_url: str) -> boo
     except Exception as exc:  # noqa: BLE001 - the wait goes on, and says why the slot stays taken
         logger.warning("could not free the slot of Prefect's concurrency limit %r: %s", limit_name, redact(exc))
         return False
-    print(f"freed a slot of the Prefect concurrency limit {limit_name!r} that no retraining run of {model} holds "
-          "(a Prefect server restart forgets the leases of the slots it counts; see the README on "
-          "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE)", flush=True)
     return True
