@@ -121,3 +121,24 @@ def test_records_on_another_sheet_are_named_and_read_with_data_sheet(tmp_path: P
     with pytest.raises(DataLoadError, match=r"has no sheet 'Data' \(data.sheet\); its sheets: \['Sheet', 'sheet2'\]"):
         load_data.fn(run_config("classification", path=path, sheet="Data"))
     assert run_config("classification", path=path, sheet=2024).data.sheet == "2024"  # a name YAML read as a number
+
+
+def test_formula_cells_without_a_saved_value_are_named(tmp_path: Path, caplog):
+    """openpyxl (and other libraries) write formulas without computing them: the cells read as empty, and the
+    quarantine could only say "the text is missing (an empty cell, or null)". A warning names the cells and the fix."""
+    rows = [["text", "label"]] + [[f"ticket number {i} about billing", "a" if i % 2 else "b"] for i in range(10)]
+    rows += [["=A2&\" again\"", "a"], ["=UPPER(A3)", "b"]]
+    path = workbook(tmp_path / "formulas.xlsx", rows)
+    config = run_config("classification", "data.max_bad_fraction=0.5", path=str(path))
+    with caplog.at_level("WARNING"):
+        loaded = load_data.fn(config)
+    assert loaded.frames["all"]["text"].isna().sum() == 2
+    said = [r.getMessage() for r in caplog.records if "formula cell" in r.getMessage()]
+    assert said == [f"{path}: 2 formula cell(s) of sheet 'Sheet' have no saved value, so they read as empty (A12, "
+                    "A13): the workbook was written by a program that does not compute formulas; open and save it in "
+                    "Excel or LibreOffice, or write the values instead of formulas"]
+    caplog.clear()
+    plain = workbook(tmp_path / "plain.xlsx", rows[:11] + [[None, "a"]])  # an empty cell that is no formula
+    with caplog.at_level("WARNING"):
+        load_data.fn(run_config("classification", "data.max_bad_fraction=0.5", path=str(plain)))
+    assert not [r for r in caplog.records if "formula cell" in r.getMessage()]

@@ -11,7 +11,8 @@ that applies; what is left is turning cells into the strings a CSV would have he
 - rows with no value in any cell are no records (a spreadsheet's gaps), and columns without a header name are named
   by position (``unnamed_3``) and ignored, as the CSV reader does with the empty columns an export leaves;
 - formulas are read as the values Excel last computed and saved (a workbook written by a script that never opened
-  in Excel holds no such values: its formula cells are empty).
+  in Excel holds no such values: its formula cells are empty, and a warning names them, since the quarantine can
+  only call such a cell missing).
 """
 
 from __future__ import annotations
@@ -99,12 +100,44 @@ def read_workbook(path: Path, *, header: bool = True, skip_lines: int = 0, sheet
         names, body = [str(i) for i in range(width)], rows
     columns = {name: [cells[i] if i < len(cells) else None for _, cells in body] for i, name in enumerate(names)}
     numbers = list(range(1, len(body) + 1))
-    if sheets > 1:
-        from tuneline.common import task_logger
+    from tuneline.common import task_logger
 
+    if sheets > 1:
         task_logger().info("%s: read its %s (%r) of %d (data.sheet picks another)", path, which, title, sheets)
+    empty_rows = {row for row, cells in body if any(cells[i] is None for i, name in enumerate(names)
+                                                    if not name.startswith("unnamed_") and i < len(cells))
+                  or len(cells) < len(names)}
+    if empty_rows and (unsaved := _formulas_without_values(path, title, empty_rows)):
+        shown = ", ".join(unsaved[:5]) + (f" and {len(unsaved) - 5} more" if len(unsaved) > 5 else "")
+        task_logger().warning(
+            "%s: %d formula cell(s) of sheet %r have no saved value, so they read as empty (%s): the workbook was "
+            "written by a program that does not compute formulas; open and save it in Excel or LibreOffice, or write "
+            "the values instead of formulas", path, len(unsaved), title, shown)
     return ReadResult(frame=_object_frame(columns, numbers, [row for row, _ in body]), malformed=[],
                       records_seen=len(body))
+
+
+def _formulas_without_values(path: Path, title: str, rows: set[int]) -> list[str]:
+    """The cells (``B7``) of ``rows`` on sheet ``title`` that hold a formula but no value saved with it. Read again
+    with the formulas (``data_only=False``) only when a row has an empty cell: a workbook that reads fine is read
+    once."""
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    except Exception:  # noqa: BLE001 - it was read a moment ago; a note is not worth an error
+        return []
+    try:
+        found: list[str] = []
+        last = max(rows)
+        for number, values in enumerate(book[title].iter_rows(values_only=True, max_row=last), start=1):
+            if number in rows:
+                found.extend(f"{get_column_letter(i + 1)}{number}" for i, value in enumerate(values)
+                             if isinstance(value, str) and value.startswith("="))
+        return found
+    finally:
+        book.close()
 
 
 def _has_records(worksheet: Any) -> bool:
