@@ -187,19 +187,26 @@ def _describe(problems: list[tuple[int, str]], tokens: object) -> str:
     return f"{where}: {message}{more}"
 
 
-def _not_a_list(field: str, value: object) -> str:
+def _not_a_list(field: str, value: object, named: str | None = None) -> str:
     """What a list rule says about ``value``: a missing list (null, or no such field in the record) in those words,
-    since ``got None`` would not tell the user that the record lacks the field."""
+    since ``got None`` would not tell the user that the record lacks the field. ``named``: the field's name in the
+    file where it is not ``field`` (``data.tokens_column: words``): the record lacks ``words``, not ``tokens``."""
     if value is None or (isinstance(value, float) and value != value):
+        if named:
+            return (f"{field} are missing (null, or no {named!r} field in the record): a sentence needs a {field} "
+                    "list")
         return f"{field} are missing (null, or no {field} field in the record): a sentence needs a {field} list"
-    return f"{field} must be a non-empty list of strings, got {value!r:.200}"
+    return f"{field} {'(' + repr(named) + ') ' if named else ''}must be a non-empty list of strings, got {value!r:.200}"
 
 
-def first_problem(rule: str, tokens: object, tags: object, labels: Iterable[str]) -> str | None:
-    """Where in the sentence ``rule`` breaks (1-based token position) and why, for the quarantine's ``detail``."""
+def first_problem(rule: str, tokens: object, tags: object, labels: Iterable[str],
+                  names: dict[str, str] | None = None) -> str | None:
+    """Where in the sentence ``rule`` breaks (1-based token position) and why, for the quarantine's ``detail``.
+    ``names``: the file's name of the tokens and tags fields where the config names them otherwise."""
+    names = names or {}
     describers: dict[str, Callable[[], str | None]] = {
-        "tokens_are_list_of_strings": lambda: _not_a_list("tokens", tokens),
-        "tags_are_list_of_strings": lambda: _not_a_list("tags", tags),
+        "tokens_are_list_of_strings": lambda: _not_a_list("tokens", tokens, names.get("tokens")),
+        "tags_are_list_of_strings": lambda: _not_a_list("tags", tags, names.get("tags")),
         "no_empty_tokens": lambda: _describe(_token_problems(tokens), tokens),
         "valid_iob2": lambda: _describe(iob2_violations(tags), tokens),
         "tag_in_label_set": lambda: _describe(_label_problems(tags, frozenset(labels)), tokens),

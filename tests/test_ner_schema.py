@@ -199,6 +199,24 @@ def test_sentences_without_tags_or_tokens_are_quarantined_with_their_rule(tmp_pa
     assert kind.label_distribution(result.frames["train"]) == {"B-LOC": 30, "B-PER": 1, "I-PER": 1, "O": 30}
 
 
+def test_missing_token_fields_are_named_as_the_file_names_them(tmp_path):
+    """With ``data.tokens_column: words`` a record without ``words`` was told it had "no tokens field"."""
+    from tuneline.kinds import KINDS
+
+    kind = KINDS["token_classification"]
+    records = [{"words": tokens, "ner": tags} for tokens, tags in good(30)]
+    records += [{"words": ["a", "b"]}, {"ner": ["O"]}, {"words": "a b", "ner": ["O", "O"]}]
+    path = write_jsonl(tmp_path / "train.jsonl", records)
+    config = run_config("token_classification", train=path, max_bad_fraction=0.2, min_examples_per_label=1,
+                        tokens_column="words", tags_column="ner")
+    read = kind.read(path, "jsonl", config.data)
+    q = validate_data.fn(loaded({"train": read.frame}), config, tmp_path).quarantine
+    assert sorted(zip(q["source_row"], q["column"], q["detail"])) == [
+        (32, "ner", "tags are missing (null, or no 'ner' field in the record): a sentence needs a tags list"),
+        (33, "words", "tokens are missing (null, or no 'words' field in the record): a sentence needs a tokens list"),
+        (34, "words", "tokens ('words') must be a non-empty list of strings, got 'a b'")]
+
+
 def test_label_distribution_counts_only_tag_lists():
     """The landed-batch check counts tags before the contract: a sentence without a tag list adds nothing (it used
     to raise, and the whole batch's count came back empty)."""

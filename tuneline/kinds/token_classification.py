@@ -513,7 +513,7 @@ class TokenClassificationKind(TaskKind):
         lookup = {(role, f, r): (tokens, tags) for role, frame in frames.items()
                   for f, r, tokens, tags in zip(frame["source_file"], frame["source_row"], frame["tokens"],
                                                 frame["tags"])}
-        details = [first_problem(rule, *lookup.get((split, f, r), (None, None)), labels)
+        details = [first_problem(rule, *lookup.get((split, f, r), (None, None)), labels, names)
                    for split, f, r, rule in zip(quarantine["split"], quarantine["source_file"],
                                                 quarantine["source_row"], quarantine["rule"])]
         return quarantine.assign(detail=details)
