@@ -30,6 +30,7 @@ import pandas as pd
 
 from tuneline.common import pipeline_task, sha256_file, task_logger
 from tuneline.config import TunelineConfig
+from tuneline.errors import excerpt
 from tuneline.dataset_store import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
 from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
@@ -295,18 +296,28 @@ def batch_labels(batch: Batch, config: TunelineConfig, loaded: LoadedData | None
     except Exception:  # noqa: BLE001 - malformed label values are the contract's to report, not this count's
         return {}
     known = list(getattr(config.data, "labels", None) or [])
-    if known and (mismatch := layout_mismatch(distribution, known, len(frames["all"]), loaded)):
+    if known and (mismatch := layout_mismatch(distribution, known, len(frames["all"]), loaded, kind, config.data,
+                                              frames["all"])):
         raise UnreadableBatch(unreadable_reason(batch, mismatch))
     return distribution
 
 
-def layout_mismatch(distribution: dict[str, int], known: list[str], rows: int, loaded: LoadedData) -> str | None:
+def layout_mismatch(distribution: dict[str, int], known: list[str], rows: int, loaded: LoadedData,
+                    kind: Any = None, data: Any = None, prepared: pd.DataFrame | None = None) -> str | None:
     """Why a batch's "unseen labels" are no labels but another column (a batch in another layout than the config),
     or None. A one-hot CSV with a header landed for a ``header: false`` label-ids config was refused with 100 comment
     ids listed as unseen labels and the advice to grow the head by them (loop QA). Said so when the unseen values are
     many and nearly all distinct (labels repeat, ids do not), or the batch's first line names known labels as
-    columns (a header the config does not expect)."""
+    columns (a header the config does not expect), or holds the only unseen label of a ``header: false`` batch (a
+    header row: ``text, labels, id``), or the kind says they are no labels of its own (``kind``: NER's IOBES tags,
+    words read as tags)."""
     unseen = {label: count for label, count in distribution.items() if count > 0 and label not in known}
+    if not unseen:
+        return None
+    if kind is not None and (why_not := kind.labels_no_head_can_learn(sorted(unseen), data)):
+        return f"its layout does not match the config's data.* settings: {why_not}"
+    if (header := _header_row_read_as_a_record(unseen, kind, data, prepared)) is not None:
+        return header
     if len(unseen) < 2:
         return None
     once = sum(1 for count in unseen.values() if count == 1)
@@ -324,6 +335,28 @@ def layout_mismatch(distribution: dict[str, int], known: list[str], rows: int, l
         why.append(f"its label values {listed} are unseen")
     return ("its layout does not match the config's data.* settings (header row, text and label columns): "
             + "; ".join(why))
+
+
+def _header_row_read_as_a_record(unseen: dict[str, int], kind: Any, data: Any,
+                                  prepared: pd.DataFrame | None) -> str | None:
+    """With ``data.header: false``, a batch whose unseen labels are all in its first record (``text labels id``
+    above the rows: a header its producer wrote) was refused for the "unseen label" ``labels`` with the advice to
+    grow the head by it (loop QA)."""
+    if kind is None or prepared is None or getattr(data, "header", True) or not len(prepared) or \
+            any(count != 1 for count in unseen.values()):
+        return None
+    first = prepared.iloc[:1]
+    try:
+        in_first = {label for label, count in kind.label_distribution(first).items() if count > 0}
+    except Exception:  # noqa: BLE001 - a malformed first record is the contract's to report
+        return None
+    if not set(unseen) <= in_first:
+        return None
+    text = first[kind.value_column].iloc[0] if kind.value_column in first else None
+    shown = f" ({excerpt(text, 60)} / {', '.join(map(repr, unseen))})" if text is not None else ""
+    return ("its layout does not match the config's data.* settings: its first line looks like a header row"
+            f"{shown}, the only row with an unseen label, and data.header is false (the files have no header): "
+            "remove that line from the batch")
 
 
 def _first_line_names(loaded: LoadedData, known: list[str]) -> list[str]:

@@ -134,3 +134,120 @@ def test_a_multilabel_batch_in_another_layout_is_said_so_not_listed_as_unseen_la
     assert "allow_label_growth" not in said and len(said) < 600, said
     # a batch with one new label is no layout problem: its labels go on to the unseen-label check (label growth)
     assert batch_labels(batches["b5_newlabel.csv"], config) == {"admiration": 6, "gratitude": 6}
+
+
+def _ner_loop(tmp_path, landing, **data):
+    config_path = tmp_path / "ner.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "task": "token_classification", "work_dir": str(tmp_path / "out"),
+        "data": {"path": "base.conll", "labels": ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"], **data},
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
+    return load_config(config_path)
+
+
+def _refusal(batch, config) -> str:
+    from tuneline.tasks.intake import UnreadableBatch, batch_labels
+
+    try:
+        batch_labels(batch, config)
+    except UnreadableBatch as error:
+        return str(error)
+    raise AssertionError(f"{batch.name} was not refused for its layout")
+
+
+def test_ner_batches_in_another_tag_scheme_or_column_are_refused_for_their_layout_not_grown(tmp_path):
+    """An IOBES batch offered S-LOC, E-PER ... as unseen labels, "did you mean 'I-LOC' for 'S-LOC'" and label
+    growth; grown, the head held 17 labels that seqeval refused at every later evaluation, even after a drop (loop
+    QA). A tag-first CoNLL batch offered its 400 words as labels. Both are the batch's layout; a new entity type
+    (B-PROD) is still a label to grow."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    sentences = {
+        "iobes.conll": [[("Anna", "S-PER"), ("visits", "O"), ("New", "B-LOC"), ("York", "E-LOC")]] * 6,
+        "tagfirst.conll": [[("B-PER", "Anna"), ("O", "visits"), ("B-LOC", "Rome"), ("O", "today")],
+                           [("B-LOC", "Paris"), ("O", "is"), ("O", "big")]] * 3,
+        "product.conll": [[("Anna", "B-PER"), ("buys", "O"), ("an", "O"), ("iPhone", "B-PROD")]] * 6}
+    for name, sents in sentences.items():
+        (landing / name).write_text("\n\n".join("\n".join(f"{a} {b}" for a, b in s) for s in sents) + "\n")
+        (landing / f"{name}.done").touch()
+    config = _ner_loop(tmp_path, landing)
+    with Ledger(f"sqlite:///{tmp_path / 'tuneline-ledger.db'}", config.registered_model_name) as ledger:
+        batches = {b.name: b for b in ledger.scan(landing)}
+
+    said = _refusal(batches["iobes.conll"], config)
+    assert said.startswith("batch iobes.conll cannot be read: its layout does not match the config's data.* "
+                           "settings: its tags 'E-LOC', 'S-PER' are IOBES/BILOU tags (S-, E-, U-, L-), and the model's "
+                           "are IOB2 (B-, I-, O); only this batch is rejected"), said
+    assert said.endswith("(or, if every batch will look like this one from now on: set data.bioes_to_iob2: true to "
+                         "read them as IOB2)"), said
+    assert "allow_label_growth" not in said and "did you mean" not in said
+    said = _refusal(batches["tagfirst.conll"], config)
+    assert ("its layout does not match the config's data.* settings: 7 of its tags are no IOB2 tags ('Anna', 'Paris', "
+            "'Rome', 'big', 'is' and 2 more; a tag is O, B-TYPE or I-TYPE): if these are words, the tags are in "
+            "another column than the one read; only this batch is rejected") in said, said
+    assert said.endswith("set data.conll_tag_column to the tags' column (it is -1; a tag-first CoNLL file has them in "
+                         "column 0), or data.tags_column for a table)"), said
+    assert batch_labels_of(batches["product.conll"], config) == {"B-PER": 6, "B-PROD": 6, "O": 12}
+    # read as IOB2, the IOBES batch is labels the model knows
+    converted = _ner_loop(tmp_path, landing, bioes_to_iob2=True)
+    assert batch_labels_of(batches["iobes.conll"], converted) == {"B-LOC": 6, "B-PER": 6, "I-LOC": 6, "O": 6}
+
+
+def batch_labels_of(batch, config) -> dict[str, int]:
+    from tuneline.tasks.intake import batch_labels
+
+    return batch_labels(batch, config)
+
+
+def test_a_header_row_above_a_headerless_batch_is_named_not_grown(tmp_path):
+    """``data.header: false`` (GoEmotions' layout) and a batch whose producer wrote ``text<TAB>labels<TAB>id`` above
+    its rows: refused for the unseen label 'labels' with the advice to grow the head by it (loop QA)."""
+    labels = ["admiration", "amusement", "anger"]
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    body = "".join(f"comment number {i}\t{i % 3}\tid{i}\n" for i in range(30))
+    (landing / "with_header.tsv").write_text("text\tlabels\tid\n" + body)
+    (landing / "with_header.tsv.done").touch()
+    names = tmp_path / "labels.txt"
+    names.write_text("\n".join(labels) + "\n")
+    config_path = tmp_path / "ml.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "task": "multilabel_classification", "work_dir": str(tmp_path / "out"),
+        "data": {"path": "base.tsv", "header": False, "text_column": "0", "label_column": "1",
+                 "label_separator": ",", "label_names": str(names), "labels": labels},
+        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
+    config = load_config(config_path)
+    with Ledger(f"sqlite:///{tmp_path / 'tuneline-ledger.db'}", config.registered_model_name) as ledger:
+        [batch] = ledger.scan(landing)
+    said = _refusal(batch, config)
+    assert said.startswith("batch with_header.tsv cannot be read: its layout does not match the config's data.* "
+                           "settings: its first line looks like a header row ('text' / 'labels'), the only row with an "
+                           "unseen label, and data.header is false (the files have no header): remove that line from "
+                           "the batch"), said
+
+
+def test_dropping_an_ner_batch_takes_out_the_tags_no_remaining_type_needs(tmp_path):
+    """A drop kept every grown tag whose entity type other rows still carry: S-LOC stayed beside B-LOC (loop QA),
+    so the next model learned a head for tags without rows. A type's own B-/I- tags stay while its rows remain."""
+    import pandas as pd
+
+    from tuneline.cli_loop import _labels_still_carried
+    from tuneline.tasks.intake import dataset_folder
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    config = _ner_loop(tmp_path, landing)
+    base = pd.DataFrame({"tokens": [["Anna", "in", "Rome"]] * 4, "tags": [["B-PER", "O", "B-LOC"]] * 4,
+                         "split": ["train"] * 4})
+    grown = pd.DataFrame({"tokens": [["New", "York", "Anna", "iPhone"]] * 4,
+                          "tags": [["B-LOC", "E-LOC", "S-PER", "B-PROD"]] * 4, "split": ["train"] * 4})
+    url = f"sqlite:///{tmp_path / 'tuneline-ledger.db'}"
+    with DatasetStore(url, config.registered_model_name, dataset_folder(config)) as store:
+        first = store.write_part(base)
+        v1 = store.commit(None, [first], ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"], "run-1", "base")
+        part = store.write_part(grown)
+        v2 = store.commit(v1, [first, part], [*v1.labels, "E-LOC", "S-PER", "B-PROD", "I-PROD"], "run-2", "grown")
+        assert _labels_still_carried(config, store, v2, part) == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+        kept = store.write_part(grown.assign(tags=[["O", "O", "O", "B-PROD"]] * 4))  # data drop --keep-copies
+        assert _labels_still_carried(config, store, v2, part, kept) == [
+            "O", "B-LOC", "I-LOC", "B-PER", "I-PER", "B-PROD", "I-PROD"]

@@ -618,9 +618,11 @@ def _labels_still_carried(config: TunelineConfig, store: Any, parent: Any, part:
     present = kind.label_distribution(pd.concat(rows, ignore_index=True)) if rows else {}
     base = set(store.get(1).labels)
 
-    carried = {kind.label_class(label) for label, count in present.items() if count > 0}
-    return [label for label in parent.labels if label in base or present.get(label, 0) > 0
-            or kind.label_class(label) in carried]
+    carried = {kind.label_class(label) for label, count in present.items() if count > 0} - {None}
+    # a label of a class still carried stays only if the class needs it (NER: B-/I- of a type whose rows remain;
+    # an IOBES S-LOC grown beside B-LOC stayed because LOC was carried: loop QA)
+    needed = set(kind.labels_of_classes(sorted(carried)))
+    return [label for label in parent.labels if label in base or present.get(label, 0) > 0 or label in needed]
 
 
 def _landed_batch(config: TunelineConfig, batch_name: str, reason: str, why: str) -> tuple[str, str, "Batch"]:

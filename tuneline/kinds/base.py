@@ -199,6 +199,12 @@ class TaskKind:
         the loop's label growth and drift, which reason about classes, not about the labels a head predicts."""
         return label
 
+    def labels_no_head_can_learn(self, unseen: list[str], data: Any) -> str | None:
+        """Why a batch's unseen labels are no labels of this kind at all (NER: IOBES tags, words read as tags), so
+        that label growth must never add them and the batch is refused for its layout, not for new labels; None when
+        they are labels (new classes, or typos of known ones). Every label is one for a single-label kind."""
+        return None
+
     def labels_of_classes(self, classes: list[str]) -> list[str]:
         """Every label the head needs for these classes (NER: both tags of each type)."""
         return list(classes)

@@ -536,6 +536,27 @@ class TokenClassificationKind(TaskKind):
     def labels_of_classes(self, classes: list[str]) -> list[str]:
         return [tag for entity in classes for tag in (f"B-{entity}", f"I-{entity}")]
 
+    def labels_no_head_can_learn(self, unseen: list[str], data: TokenData) -> str | None:
+        """IOB2 is the one scheme of the head, the metrics (seqeval) and the label set: an IOBES/BILOU batch (``S-LOC``,
+        ``E-PER``) grown into the head made 17 labels that seqeval refused at every later evaluation, even after the
+        batch was dropped (loop QA), and a tag-first CoNLL batch read with the default column offered its 400 words
+        as "unseen labels" to grow. Either is the batch's layout, told as such."""
+        from tuneline.schemas.token_classification import _BIOES_PREFIX, split_tag
+
+        bioes = [tag for tag in unseen if _BIOES_PREFIX.match(tag)]
+        if bioes:
+            shown = ", ".join(map(repr, bioes[:4])) + (f" and {len(bioes) - 4} more" if len(bioes) > 4 else "")
+            return (f"its tags {shown} are IOBES/BILOU tags (S-, E-, U-, L-), and the model's are IOB2 (B-, I-, O); "
+                    "set data.bioes_to_iob2: true to read them as IOB2")
+        words = [tag for tag in unseen if split_tag(tag)[0] == "?"]
+        if not words:
+            return None
+        shown = ", ".join(map(repr, words[:5])) + (f" and {len(words) - 5} more" if len(words) > 5 else "")
+        return (f"{len(words)} of its tags are no IOB2 tags ({shown}; a tag is O, B-TYPE or I-TYPE): if these are "
+                f"words, the tags are in another column than the one read; set data.conll_tag_column to the tags' "
+                f"column (it is {data.conll_tag_column}; a tag-first CoNLL file has them in column 0), or "
+                "data.tags_column for a table")
+
     # --- model ------------------------------------------------------------------------------------------------
     def encoder(self, tokenizer: Any, max_length: int, label2id: dict[str, int], config: TunelineConfig,
                 model_inputs: dict[str, Any]):
