@@ -30,7 +30,7 @@ from tuneline.runtime import redact, resolve_tracking_uri
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.continual import champion_weights, continual_splits
 from tuneline.tasks.drift import admit_labels, check_batch_drift, enforce_drift
-from tuneline.tasks.evaluate import evaluate_model, score_baselines, score_subset
+from tuneline.tasks.evaluate import chance_baseline, evaluate_model, score_baselines, score_subset
 from tuneline.tasks.forgetting import Forgetting, earlier_data, measure_forgetting
 from tuneline.tasks.gate import gate_and_promote, score_champion
 from tuneline.tasks.intake import (
@@ -340,7 +340,7 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     calibrate_model(trained, training, config, run)
     fine_tuned = evaluate_model(trained.model_dir, splits.test, labels, config)
     score_subset(fine_tuned, splits.test, earlier.new_mask(splits.test), labels, config, run)
-    baselines = score_baselines(splits, config)
+    baselines = [*score_baselines(splits, config), chance_baseline(fine_tuned, splits.test, labels, config)]
     report = report_evaluation(fine_tuned, baselines, splits.test, labels, config, run.run_dir / "evaluation", run)
     champion = score_champion(run, name, config.task, splits.test, labels, config.primary_metric)
     forgetting = measure_forgetting(trained.model_dir, earlier.earlier(splits.test), labels, name,

@@ -10,7 +10,7 @@ from tuneline.kinds import AnyConfig
 from tuneline.registered_kind import refuse_another_kind
 from tuneline.run_warnings import collected_warnings
 from tuneline.tasks.calibrate import calibrate_model
-from tuneline.tasks.evaluate import evaluate_model, score_baselines
+from tuneline.tasks.evaluate import chance_baseline, evaluate_model, score_baselines
 from tuneline.tasks.gate import gate_and_promote, score_champion
 from tuneline.tasks.lineage import log_lineage, record_seen_rows
 from tuneline.tasks.load import load_data
@@ -53,7 +53,7 @@ def train_flow(config: AnyConfig) -> RunSummary:
         trained = train_model(built.model, tokenizer, tokenized, splits.labels, config, run)
         calibrate_model(trained, splits, config, run)
         fine_tuned = evaluate_model(trained.model_dir, splits.test, splits.labels, config)
-        baselines = score_baselines(splits, config)
+        baselines = [*score_baselines(splits, config), chance_baseline(fine_tuned, splits.test, splits.labels, config)]
         report = report_evaluation(fine_tuned, baselines, splits.test, splits.labels, config,
                                    run.run_dir / "evaluation", run)
         champion = score_champion(run, config.registered_model_name, config.task, splits.test, splits.labels,

@@ -333,6 +333,11 @@ class TaskKind:
         """The "before" models scored on the test rows: each a real, cheap alternative to fine-tuning."""
         raise NotImplementedError
 
+    def shuffled(self, predictions: list[Any], rng: np.random.Generator) -> list[Any]:
+        """``predictions`` dealt to the rows in a random order: answers that have nothing to do with the inputs, as
+        often of each kind as the model gives them (the chance baseline, :func:`tuneline.tasks.evaluate.chance`)."""
+        return [predictions[i] for i in rng.permutation(len(predictions))]
+
     def report_artifacts(self, fine_tuned: Evaluation, test: pd.DataFrame, labels: list[str],
                          folder: Path) -> dict[str, float]:
         """Write the kind's report files into ``folder`` (per-class tables, plots, predictions); return per-class

@@ -689,6 +689,16 @@ class TokenClassificationKind(TaskKind):
     def predictions_from_output(self, output: Any) -> tuple[list[Any], list[Any] | None]:
         return tags_from_output(output), None
 
+    def shuffled(self, predictions: list[Any], rng: np.random.Generator) -> list[Any]:
+        """The predicted tags dealt to the words in a random order, each sentence keeping its length (sentences of
+        other lengths cannot trade their tag lists)."""
+        flat = [tag for tags in predictions for tag in tags]
+        order, out, start = rng.permutation(len(flat)), [], 0
+        for tags in predictions:
+            out.append([flat[i] for i in order[start:start + len(tags)]])
+            start += len(tags)
+        return out
+
     def baselines(self, splits: Any, config: TunelineConfig) -> list[Evaluation]:
         """Tag every word 'O' (the majority tag of any NER corpus): high word accuracy, entity F1 0."""
         predicted = [["O"] * len(tags) for tags in splits.test["tags"]]
