@@ -234,6 +234,14 @@ def quiet_progress(trainer: Trainer) -> None:
         trainer.add_callback(BarOnlyProgressCallback())
 
 
+def _checkpoint_step(checkpoint: str | Path | None) -> int:
+    """The step a Trainer checkpoint folder (``checkpoint-14``) was saved at; 0 for none or another name."""
+    if not checkpoint:
+        return 0
+    number = Path(checkpoint).name.rpartition("-")[2]
+    return int(number) if number.isdigit() else 0
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -502,7 +510,11 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
         set_tags(run, {"train.precision": precision, "train.resumed_from": resume or ""})
     kept = (f"; the model is the checkpoint of step {outcome.best_step}"
             if train_config.keep_best and outcome.best_step and outcome.best_step != result.global_step else "")
-    log.info("trained %d steps in %.0f s (%.0f s of it evaluating); best validation %s = %s%s", result.global_step,
+    # a resumed run trained only the steps after its checkpoint: "trained 30 steps in 35 s" read as all of them
+    start = _checkpoint_step(resume)
+    steps = (f"steps {start + 1}-{result.global_step} (resumed after step {start})"
+             if start and start < result.global_step else f"{result.global_step} steps")
+    log.info("trained %s in %.0f s (%.0f s of it evaluating); best validation %s = %s%s", steps,
              result.train_runtime_s, evaluation_s, primary_metric,
              "n/a" if result.best_metric is None else f"{result.best_metric:.4f}", kept)
     planned = outcome.planned_steps

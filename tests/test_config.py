@@ -408,10 +408,22 @@ def test_a_model_base_that_cannot_be_read_is_refused_before_any_work(tmp_path, m
                         ("org/never-downloaded-bert", "is neither a model folder nor a model id"),
                         ("./absent", "there is no such folder"),
                         ("./empty", "is a folder without config.json")]:
-        assert main(["train", "-c", str(path), "--set", f"model.base={base}"]) == 1
+        assert main(["train", "-c", str(path), "--set", f"model.base={base}"]) == 2  # a config error's code
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()  # refused before the run made anything
+
+
+def test_a_seed_numpy_cannot_take_is_a_config_error(tmp_path, monkeypatch, capsys):
+    """train.seed=-1 passed validation, then crashed in build_model ("Seed must be between 0 and 2**32 - 1") with a
+    traceback and the line "this is not a problem with your data or config" (training QA)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("text,label\na,b\n")
+    path = write_config(tmp_path, {"data": {"path": "d.csv"}, "work_dir": "out"})
+    for seed in ("-1", str(2**32)):
+        assert main(["show-config", "-c", str(path), "--set", f"train.seed={seed}"]) == 2
+        assert capsys.readouterr().err.startswith("tuneline: invalid configuration: train.seed: ")
+    assert main(["show-config", "-c", str(path), "--set", f"train.seed={2**32 - 1}"]) == 0
 
 
 def test_a_max_length_beyond_the_models_positions_is_a_config_error(tmp_path, monkeypatch, capsys):

@@ -40,7 +40,7 @@ class CrashAtStep(TrainerCallback):
             raise Crash(f"interrupted at step {state.global_step}")
 
 
-def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, tiny_bert):
+def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, tiny_bert, caplog):
     from tuneline.config import ModelConfig
 
     splits = tiny_splits()
@@ -63,8 +63,11 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, tiny_bert):
 
     second = build_model.fn(model_config, "classification", splits.labels).model
     recorder = StepRecorder()
-    result = train_model.fn(second, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
-                            checkpoint_dir=checkpoints, extra_callbacks=[recorder])
+    with caplog.at_level("INFO"):
+        result = train_model.fn(second, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                                checkpoint_dir=checkpoints, extra_callbacks=[recorder])
+    # the steps this run trained, not "trained 6 steps" (training QA)
+    assert any(r.getMessage().startswith("trained steps 5-6 (resumed after step 4) in ") for r in caplog.records)
     assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-4")
     assert result.global_step == 6
     assert recorder.steps == [5, 6]  # only the remaining steps ran

@@ -218,7 +218,8 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="NumPy's seeds are 0 to 2**32 - 1 (a negative one failed "
+                                                         "mid-run)")
     early_stopping_patience: int = Field(2, ge=0, description="0 disables early stopping.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on a GPU or a CPU with AVX512-BF16, else fp32."

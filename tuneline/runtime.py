@@ -292,7 +292,7 @@ def check_base_model(base: str, max_length: int | None = None) -> None:
     local Hugging Face cache (nothing is downloaded): otherwise it failed at the tokenizer step, after loading,
     validating and splitting, in Hugging Face's words ("Repo id must be ..."). With ``max_length``, also a
     ``tokenize.max_length`` beyond the model's positions (:func:`check_max_length`)."""
-    from tuneline.errors import UserError
+    from tuneline.config import ConfigError as UserError  # a config key to fix: exit 2, as every config error
 
     folder = Path(resolve_base_model(base)).expanduser()
     if folder.is_dir():
