@@ -124,6 +124,17 @@ def test_unknown_ids_and_bad_values_are_quarantined_with_their_rule(tmp_path):
     assert len(result.quarantine) == 2
 
 
+def test_an_empty_text_is_quarantined_with_a_detail_naming_its_column(tmp_path):
+    """GoEmotions' layout (``header: false``, text in column 0): an empty text's quarantine row had no detail at all
+    (loop QA), where the other kinds say what is missing."""
+    names = write_lines(tmp_path / "labels.txt", NAMES)
+    train = goemotions_like(tmp_path, ["\t1\tx1"])
+    result = validated(tmp_path, "data.max_bad_fraction=0.5", train=train, header=False, text_column="0",
+                       label_column="1", label_names=str(names))
+    [(column, detail)] = zip(result.quarantine["column"], result.quarantine["detail"])
+    assert (column, detail) == ("0", "the text ('0') is missing (an empty cell, or null)")
+
+
 def test_label_names_are_the_spellings_that_labels_written_in_other_cases_fold_to(tmp_path):
     """Names written ``Billing``/``SHIPPING`` in the data are the ``billing``/``shipping`` of ``data.label_names``,
     as they are of ``data.labels``: before, the most written spelling won, and every name then looked absent from

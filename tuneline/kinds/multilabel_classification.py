@@ -1236,8 +1236,10 @@ class MultilabelKind(ClassificationKind):
         lookup = {(role, f, r): value for role, frame in frames.items()
                   for f, r, value in zip(frame["source_file"], frame["source_row"], frame["label"])}
 
-        def detail(split: str, file: str, row: int, rule: str, current: object) -> object:
+        def detail(split: str, file: str, row: int, rule: str, current: object, column: object) -> object:
             value = lookup.get((split, file, row))
+            if rule == "not_nullable":  # an empty text cell had no detail at all (loop QA)
+                return f"{self.column_title(str(column), names)} is missing (an empty cell, or null)"
             if rule == "label_in_label_set":
                 return (f"label(s) {unknown_labels(value, labels)} not in the label set ({len(labels)} labels); "
                         "check data.label_names / data.labels")
@@ -1252,7 +1254,8 @@ class MultilabelKind(ClassificationKind):
             return current
 
         details = [detail(*key) for key in zip(quarantine["split"], quarantine["source_file"],
-                                               quarantine["source_row"], quarantine["rule"], quarantine["detail"])]
+                                               quarantine["source_row"], quarantine["rule"], quarantine["detail"],
+                                               quarantine["column"])]
         return quarantine.assign(detail=details)
 
     def label_distribution(self, frame: pd.DataFrame) -> dict[str, int]:
