@@ -365,6 +365,8 @@ def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines
         return ""
     columns = model_input_columns(kind)
     trained = [name for column, name in trained_columns if column in columns or column == kind.raw_text_column]
+    if trained and all(name.isdigit() for name in trained):  # columns named by position (no header in training):
+        trained = []  # a record holding the value '0' is no header line (it advised --skip-lines 1: loop QA)
     for names in (columns, [kind.raw_text_column] if kind.raw_text_column else [], trained):
         line = header_line_below(path, fmt, encoding, names, skip_lines) if names else None
         if line is not None and header_line_below(path, fmt, encoding, names, skip_lines, from_header=True) \
@@ -564,9 +566,16 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
             raw = f", or {kind.raw_text_column!r} of raw text" if kind.raw_text_column is not None else ""
             trained = [name for model_column, name in trained_columns if model_column in columns]
             raw += f"; or, as its training data named them, {', '.join(map(repr, trained))}" if trained else ""
+            advice = title or "; rename the column or pick the right model"
+            if not title and trained and all(name.isdigit() for name in trained):
+                # columns named by position: the training files had no header row (data.header: false), and the
+                # "columns" listed are this file's first record (loop QA: a GoEmotions dev file)
+                advice = (f"; the model was trained on files without a header row (data.header: false), and this "
+                          f"file's first line is read as its header: put a header line above the records, naming "
+                          f"the text column {columns[0]!r}")
             raise UserError(f"input file {path} has no column {column!r}, which a {task} model reads (it needs "
                             f"{', '.join(map(repr, columns))}{raw}; the file has {', '.join(map(repr, as_written))})"
-                            f"{title or '; rename the column or pick the right model'}")
+                            f"{advice}")
     clash = clashing_columns(kind, columns, as_written)
     if clash:
         why = "; ".join(f"{c!r} names the model that predicted each row" if header_key(c) in MODEL_COLUMNS else

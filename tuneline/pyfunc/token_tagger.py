@@ -519,8 +519,8 @@ try:
                 refuse_empty_words(items)
             except (TypeError, ValueError) as error:
                 raise MlflowException.invalid_parameter_value(
-                    f"Failed to enforce the model input schema (a text, a list of texts or of word lists, or a "
-                    f"DataFrame with a 'text' or 'tokens' column): {error}") from error
+                    f"Failed to enforce the model input schema (a text, a list of texts or of word lists; in Python "
+                    f"also a DataFrame with a 'text' or 'tokens' column): {error}") from error
             batch_size = int((params or {}).get("batch_size", 64))
             # a Series' or DataFrame's index carried over, as the other kinds' models and TokenTagger.predict do
             return _aligned(self._tagger.predict_items(items, batch_size=batch_size), model_input)
