@@ -359,7 +359,7 @@ def test_flow_registers_a_calibrated_model_with_metrics_baselines_and_reports(ta
     assert "test.label_cardinality.predicted" in metrics
     assert 0.0 < metrics["calibration.threshold"] < 1.0
 
-    assert set(summary.comparison) == {"fine_tuned", "label_prior", "zero_shot"}
+    assert set(summary.comparison) == {"fine_tuned", "label_prior", "zero_shot", "chance"}
     quarantine = pd.read_csv(summary.quarantine_file)
     assert set(quarantine["rule"]) == {"at_least_one_label", "label_in_label_set"}
     assert "['sales']" in quarantine.set_index("rule").loc["label_in_label_set", "detail"]

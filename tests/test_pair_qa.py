@@ -128,7 +128,8 @@ def test_nli_run_reports_no_f1_positive_anywhere_and_says_why_once(nli_runs):
         assert not [key for key in version.tags if "f1_positive" in key]
         # the console's before/after table and the report files
         assert {name: sorted(values) for name, values in summary.comparison.items()} == {
-            "fine_tuned": ["accuracy", "macro_f1"], "majority": ["accuracy", "macro_f1"]}
+            "fine_tuned": ["accuracy", "macro_f1"], "majority": ["accuracy", "macro_f1"],
+            "chance": ["accuracy", "macro_f1"]}
         evaluation = Path(summary.run_dir) / "evaluation"
         table = (evaluation / "before_vs_after.md").read_text()
         assert table.splitlines()[0] == "| model | accuracy | macro_f1 |" and "f1_positive" not in table

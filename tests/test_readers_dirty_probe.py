@@ -187,3 +187,19 @@ def test_a_file_whose_tag_column_holds_tags_gives_no_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         read_conll(path)
     assert "conll_tag_column" not in caplog.text
+
+
+def test_a_numbered_header_above_a_file_read_without_one_is_refused(tmp_path):
+    """pandas writes ``0<TAB>1<TAB>2`` above a frame read with ``header=None``: under ``data.header: false`` that line
+    was a record, the text "0" trained with the label of id 1 (loop QA)."""
+    from tuneline.readers import DataLoadError, read_table
+
+    exported = tmp_path / "export.tsv"
+    exported.write_text("0\t1\t2\nIs this in New Orleans??\t27\tedgurhb\nI love it\t0\teeu1x\n")
+    with pytest.raises(DataLoadError, match=r"export.tsv: line 1 \(0, 1, 2\) names the columns by their numbers, as "
+                                            r"pandas writes a header .* or set data.header: true"):
+        read_table(exported, "tsv", header=False)
+    assert read_table(exported, "tsv", header=True).frame["0"].tolist() == ["Is this in New Orleans??", "I love it"]
+    records = tmp_path / "records.tsv"  # a first record that merely starts with numbers is a record
+    records.write_text("0\t1\tx\nI love it\t0\teeu1x\n")
+    assert len(read_table(records, "tsv", header=False).frame) == 2

@@ -1026,6 +1026,8 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
     encoding = bom_encoding(path, encoding)
     if fmt in ("csv", "tsv"):
         result = _read_delimited(path, fmt, encoding, header, on_decode_error, compact, skip_lines)
+        if not header:
+            _refuse_numbered_header(path, result)
         return _unwrapped_quotes(path, result) if fmt == "tsv" and tsv_quotes == "auto" else result
     if fmt == "jsonl":
         return _read_jsonl(path, encoding, on_decode_error)
@@ -1037,6 +1039,23 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
         return read_workbook(path, header=header, skip_lines=skip_lines, sheet=sheet)
     raise DataLoadError(f"format {fmt!r} of {path} is not a table format; set data.format to csv, tsv, jsonl, "
                         "parquet or xlsx")
+
+
+def _refuse_numbered_header(path: Path, result: ReadResult) -> None:
+    """A file read without a header (``data.header: false``) whose first record is ``0, 1, 2``, the header pandas
+    writes for unnamed columns (``to_csv`` of a frame read with ``header=None``): it was trained on as a text "0"
+    with the label of id 1 (loop QA)."""
+    columns = [c for c in result.frame.columns if c not in PROVENANCE_COLUMNS]
+    if len(columns) < 2 or not len(result.frame):
+        return
+    first = [result.frame[c].iloc[0] for c in columns]
+    if [str(v).strip() if isinstance(v, str) else None for v in first] != [str(i) for i in range(len(columns))]:
+        return
+    line = int(result.frame["source_line"].iloc[0]) if "source_line" in result.frame else 1
+    raise DataLoadError(f"{path}: line {line} ({', '.join(first)}) names the columns by their numbers, as pandas "
+                        "writes a header for unnamed columns, and it would be read as a record since the file is read "
+                        "without a header; delete that line (or write the file with header=False), or set "
+                        "data.header: true (the columns keep the same names)")
 
 
 def _read_delimited(path: Path, fmt: str, encoding: str, header: bool, on_decode_error: DecodePolicy,
