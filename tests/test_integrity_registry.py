@@ -345,6 +345,8 @@ def test_promoting_a_version_its_gate_kept_out_prints_the_gates_reasons(store, t
     assert f"-> v{summary.version}" in out
     assert f"tuneline: warning: promoted against its gate's verdict: {sentence}" in err
     assert aliases(client)["champion"] == summary.version
+    overruled = client.get_model_version(MODEL, summary.version).tags["gate.overruled_by"]  # the tags say so too
+    assert overruled.startswith("user ") and overruled.endswith(": the customer asked for it")
     assert before is not None
     # a rollback that lands on it again says so too (it was silent: exploratory QA)
     with working_in(folder):

@@ -810,6 +810,9 @@ def _promotions(args: argparse.Namespace) -> int:
         verdict = gate_verdict(client, args.name, moved.to_version)
         if verdict:  # a person may overrule the gate; they should not do it unawares
             print(f"tuneline: warning: promoted against its gate's verdict: {verdict}", file=sys.stderr)
+            # its tags said only gate.decision=kept_champion while it served (training QA): who overruled, and why
+            client.set_model_version_tag(args.name, moved.to_version, "gate.overruled_by",
+                                         f"{_cli_actor()}: {args.reason.strip()}"[:5000])
     elif args.command == "rollback":
         try:
             moved = rollback_champion(client, args.name, actor=_cli_actor(), reason=args.reason, **stores)
