@@ -211,7 +211,8 @@ class TrainConfig(_Strict):
     eval_batch_size: int = Field(64, ge=1)
     epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(-1, description="Positive: stop after this many optimizer steps (overrides epochs).")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default once per epoch.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default once per epoch, or with "
+                                                           "train.max_steps every max_steps // 4 steps.")
     eval_max_rows: int | None = Field(
         2000, ge=1, description="Evaluate during training on at most this many validation rows (a seeded sample, "
                                 "for checkpoint choice and early stopping; calibration uses them all); null: all.")
