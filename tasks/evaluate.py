@@ -67,8 +67,8 @@ def chance_baseline(fine_tuned: Evaluation, test: pd.DataFrame, labels: list[str
     import numpy as np
 
     kind, metric = kind_of(config), config.primary_metric
-    gold, rng = kind.gold(test), np.random.default_rng(0)
-    dealt = [kind.shuffled(list(fine_tuned.predictions), rng) for _ in range(CHANCE_SHUFFLES)]
+    gold, rng, answers = kind.gold(test), np.random.default_rng(0), list(fine_tuned.predictions)
+    dealt = [kind.shuffled(answers, rng) for _ in range(CHANCE_SHUFFLES)]
     scores = [kind.score(gold, predicted, labels) for predicted in dealt]
     metrics = {name: float(np.mean([s[name] for s in scores])) for name in scores[0]}
     nearest = min(range(len(dealt)), key=lambda i: abs(scores[i].get(metric, 0.0) - metrics.get(metric, 0.0)))
