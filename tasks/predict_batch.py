@@ -42,8 +42,8 @@ from tuneline.kinds import KINDS, TaskKind, kind_of
 from tuneline.kinds.base import COLUMN_TAG
 from tuneline.pyfunc.text_classifier import invisible_only
 from tuneline.readers import (DOCSTART, PROVENANCE_COLUMNS, DataLoadError, bom_encoding, csv_layout, detect_format,
-                              has_sentence_breaks, header_line_below, read_conll, read_table, read_text_lines,
-                              split_setting_advice)
+                              has_sentence_breaks, head_sample, header_line_below, read_conll, read_table,
+                              read_text_lines, split_setting_advice)
 from tuneline.runtime import redact, resolve_tracking_uri
 
 #: Columns batch prediction adds to every row besides the pyfunc's own.
@@ -279,7 +279,8 @@ def pandas_index_columns(columns: Any) -> list[str]:
     return [c for c in columns if isinstance(c, str) and _PANDAS_INDEX.fullmatch(c)]
 
 
-def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_lines: int = 0) -> Any:
+def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_lines: int = 0,
+                          header: bool = True) -> Any:
     """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
     undecodable rows), which predict has as ``--encoding`` and not at all (every row needs its prediction).
     ``lines`` and ``conll`` (an NER model's words, gold tags optional) are the text files predict reads besides."""
@@ -298,7 +299,7 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_li
                                    ", ".join(sorted({t for tags in result.frame[INPUT_TAGS] for t in tags})[:5]),
                                    INPUT_TAGS)
             return result
-        result = read_table(path, fmt, encoding=encoding, skip_lines=skip_lines)
+        result = read_table(path, fmt, encoding=encoding, skip_lines=skip_lines, header=header)
         if fmt == "parquet":
             result.frame.drop(columns=pandas_index_columns(result.frame.columns), inplace=True)
         return result
@@ -378,6 +379,27 @@ def _title_lines_hint(path: Path, fmt: str, encoding: str, kind: Any, skip_lines
                     f"{skip_lines + 1}, so give --skip-lines {line - 1} (or delete the {line - 1} line(s) above line "
                     f"{line})")
     return ""
+
+
+def written_without_header(path: Path, fmt: str, encoding: str, skip_lines: int, kind: Any,
+                           trained_columns: tuple[tuple[str, str], ...]) -> bool:
+    """Whether a CSV/TSV file is to be read without a header row, as the model's training data was
+    (``data.header: false``, so its columns are registered by position: ``text`` = ``0``): its first line names
+    none of the model's columns and is not the numbered header (``0,1,2``) those positions would give.
+
+    Such a model was trained on files like GoEmotions' TSV, and ``predict`` read the first record of the same kind
+    of file as its header, then refused the file for lacking a column ``text``."""
+    positions = [int(name) for _column, name in trained_columns if name.isdigit()]
+    if fmt not in ("csv", "tsv") or not positions or len(positions) != len(trained_columns):
+        return False
+    sample = head_sample(path, bom_encoding(path, encoding), skip_lines)
+    if not sample:
+        return False
+    first = [field.strip() for field in next(csv.reader([sample[0]], delimiter="\t" if fmt == "tsv" else ","))]
+    names = {header_key(name) for name in (*model_input_columns(kind), kind.raw_text_column) if name}
+    if any(header_key(field) in names for field in first):
+        return False
+    return not all(position < len(first) and first[position] == str(position) for position in positions)
 
 
 def conll_layout(path: Path, encoding: str, names: list[str], skip_lines: int = 0) -> tuple[int, str, int] | None:
@@ -503,7 +525,13 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
                             f"sentences), not a table: line {line} ({excerpt(text, 40)}) names no column a {task} "
                             f"model reads ({', '.join(map(repr, names))}) and line {blank} is blank between "
                             "sentences; give --format conll to tag its words")
-    result = read_prediction_table(source, fmt, encoding, skip_lines)  # a text file of lines: its column is "text"
+    header = not written_without_header(source, fmt, encoding, skip_lines, kind, trained_columns)
+    if not header:
+        task_logger().info("%s has no header row, as the model's training data had none (data.header: false): its "
+                           "columns are read by position (%s)", path,
+                           ", ".join(f"{column} = column {name}" for column, name in trained_columns))
+    result = read_prediction_table(source, fmt, encoding, skip_lines, header)  # a text file of lines: its column
+    # is "text"
     if fmt == "lines" and not result.frame.empty:
         names = [*model_input_columns(kind), *([kind.raw_text_column] if kind.raw_text_column else []),
                  *(trained for _column, trained in trained_columns)]

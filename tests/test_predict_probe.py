@@ -548,16 +548,14 @@ def test_a_read_error_of_predict_names_predict_options_not_the_training_config(t
     assert str(refused.value).endswith("check the file or give --format") and "data." not in str(refused.value)
 
 
-def test_a_headerless_file_for_a_model_trained_without_headers_is_told_to_add_one(tmp_path):
+def test_a_headerless_file_for_a_model_trained_without_headers_is_read_by_position(tmp_path):
     """A model trained on GoEmotions' layout (``data.header: false``, columns named '0', '1', ...) and its own dev
     file given to predict: "the file has 'Is this in New Orleans?? ...', '27', 'edgurhb'" and "rename the column",
-    though the file has no header to rename (loop QA)."""
+    though the file has no header to rename (loop QA); then "put a header line above the records" (data QA): the
+    file is now read as the training data was, by position."""
     dev = tmp_path / "dev5.tsv"
     dev.write_text("Is this in New Orleans??\t27\tedgurhb\nI love it\t0\teeu1x\n")
-    with pytest.raises(UserError) as error:
-        read_prediction_inputs.fn(dev, "multilabel_classification", trained_columns=(("text", "0"),))
-    said = str(error.value)
-    assert said.endswith("the model was trained on files without a header row (data.header: false), and this "
-                         "file's first line is read as its header: put a header line above the records, naming the "
-                         "text column 'text'"), said
-    assert "rename the column" not in said
+    inputs = read_prediction_inputs.fn(dev, "multilabel_classification", trained_columns=(("text", "0"),))
+    assert inputs.frame["text"].tolist() == ["Is this in New Orleans??", "I love it"]
+    assert inputs.frame["1"].tolist() == ["27", "0"] and inputs.lines == [1, 2]
+    assert inputs.file_names == {"text": "0"}

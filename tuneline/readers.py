@@ -1097,7 +1097,7 @@ def _spaced_before_quotes(path: Path, encoding: str, skip_lines: int, delimiter:
     header named a column ``"label"`` (quotes included) and, told to use that name, every label was read as
     ``"positive"``, quotes and all (exploratory QA). True when its first lines have such a field and none with text
     between the delimiter and an opening quote other than spaces."""
-    sample = _head_sample(path, encoding, skip_lines)
+    sample = head_sample(path, encoding, skip_lines)
     if not sample or not any(f'{delimiter} "' in line for line in sample):
         return False
     spaced = quoted = 0
@@ -1118,7 +1118,7 @@ def _spaced_before_quotes(path: Path, encoding: str, skip_lines: int, delimiter:
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "|": "'|'"}
 
 
-def _head_sample(path: Path, encoding: str, skip_lines: int = 0) -> list[str] | None:
+def head_sample(path: Path, encoding: str, skip_lines: int = 0) -> list[str] | None:
     """The first non-blank lines (at most :data:`_LAYOUT_RECORDS`) of the file's first :data:`_LAYOUT_BYTES`, after
     ``skip_lines``, that the layout checks look at; None when it cannot be read or decoded. The read may have cut
     the last line (left out); a DOS end-of-file mark is no record of a small file."""
@@ -1138,7 +1138,7 @@ def _check_tab_separated(path: Path, encoding: str, skip_lines: int = 0) -> None
     (:func:`_splits_consistently`): a CSV file. Read as TSV each line is one field, and the error about the missing
     column (``its columns: ['text,label']``) named no fix. A one-column TSV file whose texts hold commas has a header
     without one."""
-    sample = _head_sample(path, encoding, skip_lines)  # None: the reader's own checks say what is wrong
+    sample = head_sample(path, encoding, skip_lines)  # None: the reader's own checks say what is wrong
     if not sample or any("\t" in line for line in sample):
         return
     delimiter = next((d for d in (",", ";", "|") if _splits_consistently(sample, d)), None)
@@ -2482,4 +2482,19 @@ def has_sentence_breaks(path: Path, encoding: str = "utf-8") -> bool:
     filled = [bool(line.strip()) for line in lines]  # _read_lines refuses a file with no filled line
     first, last = filled.index(True), len(filled) - 1 - filled[::-1].index(True)
     words = [line.split() for line in lines if line.strip()]
-    return not all(filled[first:last + 1]) and sum(len(fields) <= 4 for fields in words) >= 0.9 * len(words)
+    if all(filled[first:last + 1]) or sum(len(fields) <= 4 for fields in words) < 0.9 * len(words):
+        return False
+    # a word a line: the fields after it are tags (O, B-PER, NNP, B-NP, 0), never words such as 'Merkel'. Texts of
+    # two or three words a line with blank lines between them read as CoNLL took every word after the first for a
+    # tag: "Angela Merkel" came out as the sentence "Angela" and 3 texts as 2 rows
+    annotations = [field for fields in words if fields[0] != DOCSTART for field in fields[1:]]
+    return sum(_tag_like(field) for field in annotations) >= 0.9 * len(annotations)
+
+
+#: what a tag column holds: an entity tag in any case (``b-per``), or a code without lower-case letters (``NNP``,
+#: ``B-NP``, ``PRP$``, ``.``, ``0``); a word of text has lower-case letters
+_TAG_LIKE = re.compile(r"(?i:[bieslu][-_]\S+|o)|[^a-z]+")
+
+
+def _tag_like(field: str) -> bool:
+    return bool(_TAG_LIKE.fullmatch(field))
