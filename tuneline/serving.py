@@ -95,6 +95,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: ANN001 - argpa
     serve.add_argument("--max-request-mb", type=float, default=None, metavar="MB",
                        help="refuse a request body larger than this with a 413 (default "
                             f"{DEFAULT_MAX_REQUEST_MB:g}, about 100,000 short texts)")
+    serve.add_argument("--timeout-s", type=float, default=None, metavar="SECONDS",
+                       help="answer a request still predicting after SECONDS with a 504 and stop predicting it "
+                            "(default: $MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT or MLflow's 60)")
     serve.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
 
 
@@ -113,12 +116,16 @@ def port_number(text: str) -> int:
 def serve_model_command(args: argparse.Namespace) -> int:
     """The CLI entry: ``tuneline serve-model`` with parsed arguments."""
     from tuneline.errors import UserError
-    from tuneline.serving_app import MAX_REQUEST_ENV
+    from tuneline.serving_app import MAX_REQUEST_ENV, TIMEOUT_ENV
 
     if args.max_request_mb is not None:
         if not args.max_request_mb > 0:
             raise UsageError(f"--max-request-mb must be more than 0 (got {args.max_request_mb:g})")
         os.environ[MAX_REQUEST_ENV] = f"{args.max_request_mb:g}"  # the served app reads it in every worker
+    if args.timeout_s is not None:
+        if not args.timeout_s >= 1 or args.timeout_s != int(args.timeout_s):
+            raise UsageError(f"--timeout-s must be a whole number of seconds, at least 1 (got {args.timeout_s:g})")
+        os.environ[TIMEOUT_ENV] = str(int(args.timeout_s))  # MLflow's scoring app reads it in every worker
     return serve_model(args.name, alias=args.alias, version=args.version, host=args.host, port=args.port,
                        workers=args.workers, tracking_uri=args.tracking_uri, follow_s=args.follow)
 

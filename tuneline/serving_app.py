@@ -24,6 +24,8 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,14 @@ MAX_REQUEST_ENV = "TUNELINE_MAX_REQUEST_MB"
 #: The largest request body served (``serve-model --max-request-mb``): about 100,000 short texts. Without a limit one
 #: client's mistaken upload (a whole table, a file of megabyte texts) held a worker, and its memory, for minutes.
 DEFAULT_MAX_REQUEST_MB = 16.0
+#: MLflow's limit on one request's time (its scoring app answers a 504 past it), which ``serve-model --timeout-s``
+#: sets; MLflow's default is 60 s
+TIMEOUT_ENV = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
+#: the moment (``time.monotonic()``) past which the request being predicted was answered with MLflow's 504: the
+#: pyfunc files read it between batches and stop (their ``_abandoned``), since nothing can stop MLflow's thread
+REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("tuneline_request_deadline", default=None)
+#: after the limit, the moment the prediction is stopped: MLflow's own 504 comes first
+DEADLINE_GRACE_S = 0.5
 
 #: uvicorn's own logger: a switch of version reads like the server's other lines
 log = logging.getLogger("uvicorn.error")
@@ -456,6 +466,7 @@ def pair_shape_problem(payload: Any, task: str) -> str | None:
 
 #: MLflow-style error codes (its enum has none for these statuses): the standard library's names of the statuses
 TOO_LARGE_CODE, MEDIA_TYPE_CODE = "REQUEST_ENTITY_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"
+TIMEOUT_CODE = "REQUEST_TIMEOUT"
 #: The deepest nesting of lists and objects a request may have: a request holds at most a frame of word lists (5
 #: levels). A body nested 1,500 deep made Python's JSON parser (and MLflow's, after it) raise a RecursionError: a
 #: text/plain 500 without the version headers.
@@ -768,7 +779,7 @@ def _refusal(status: int, message: str, **headers: str) -> Any:
     """A refusal as MLflow's scoring app words its own: ``{"error_code", "message"}`` with a code for the status."""
     from starlette.responses import JSONResponse
 
-    code = {413: TOO_LARGE_CODE, 415: MEDIA_TYPE_CODE}.get(status, "BAD_REQUEST")
+    code = {413: TOO_LARGE_CODE, 415: MEDIA_TYPE_CODE, 504: TIMEOUT_CODE}.get(status, "BAD_REQUEST")
     return JSONResponse({"error_code": code, "message": message}, status_code=status, headers=headers or None)
 
 
@@ -802,6 +813,19 @@ async def invocation_problem(request: Any, task: str, max_request_mb: float, par
     return None
 
 
+def request_timeout_s() -> float:
+    """MLflow's limit on one request's time, as its scoring app reads it (``$MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT``)."""
+    from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
+
+    return float(MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get())
+
+
+def timeout_problem(timeout_s: float) -> str:
+    """The 504's message: MLflow's said only "Request processing time exceeded limit", in plain text."""
+    return (f"the request took longer than the server's limit of {timeout_s:g} s and was stopped: send fewer inputs "
+            "per request (or shorter texts), or start serve-model with a larger --timeout-s")
+
+
 def served(app: Any, name: str, version: str, task: str, max_request_mb: float = DEFAULT_MAX_REQUEST_MB,
            params: tuple[str, ...] = ()) -> Any:
     """``app`` (MLflow's scoring app) with the served version's headers on every response (a name that is not
@@ -815,12 +839,19 @@ def served(app: Any, name: str, version: str, task: str, max_request_mb: float =
 
     headers = {"X-Model-Name": header_value(name), "X-Model-Version": header_value(version)}
 
+    timeout_s = request_timeout_s()
+
     @app.middleware("http")
     async def accepted_content_types(request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
         if request.method == "POST" and request.url.path.rstrip("/") == "/invocations":
             refusal = await invocation_problem(request, task, max_request_mb, tuple(params))
             if refusal is not None:
                 return refusal
+            REQUEST_DEADLINE.set(time.monotonic() + timeout_s + DEADLINE_GRACE_S)  # read by the model's thread
+            response = await call_next(request)
+            if response.status_code == 504:  # MLflow's: plain text under a JSON type, no hint
+                return _refusal(504, timeout_problem(timeout_s))
+            return response
         return await call_next(request)
 
     @app.middleware("http")
