@@ -524,6 +524,9 @@ def parsed_json(body: bytes, task: str) -> tuple[Any, str | None]:
                       f"{excerpt(error.keys, 80)}); only the last value would be read: send each key once")
     except RecursionError:
         return None, too_deep
+    except UnicodeDecodeError as error:  # MLflow's parser echoed the whole body, and named no encoding to use
+        return None, (f"the request body is not UTF-8: the byte at offset {error.start} (0x{body[error.start]:02x}) "
+                      "begins no UTF-8 character, as in Latin-1 or Windows-1252 text; send the JSON encoded as UTF-8")
     except ValueError:
         return NOT_JSON, None
     return (None, too_deep) if nesting_depth(payload) > MAX_JSON_DEPTH else (payload, None)

@@ -1,6 +1,6 @@
-"""A request that runs past the served app's time limit (QA of ``tuneline serve-model``, 2026-12-05).
+"""What a QA session of ``tuneline serve-model`` found (2026-12-05).
 
-MLflow's scoring app answers such a request with a 504 whose body is the plain text "Request processing time
+* A request that ran past the time limit: MLflow's scoring app answers such a request with a 504 whose body is the plain text "Request processing time
 exceeded limit" under a JSON content type, and cannot stop the thread that predicts it: a 5 MB request went on using
 a whole core for minutes after its answer. Now the answer is JSON that says what to do, and the model's own batch loop
 stops at the next batch (``_abandoned`` in each pyfunc file reads the deadline the served app sets).
@@ -8,6 +8,9 @@ stops at the next batch (``_abandoned`` in each pyfunc file reads the deadline t
 Each kind's model is a tiny random head on the conftest BERT, registered by tuneline's register task and loaded back
 (``test_serving_inputs.register_every_kind``); requests go to MLflow's scoring app wrapped by ``serving_app.served``,
 in process, so the process's CPU time shows whether the prediction went on after the answer.
+
+* A body that is not UTF-8 (a Latin-1 file sent as it is) got MLflow's message, which echoed the body (2 KB of a
+  1.6 MB one) and named no encoding to send.
 """
 
 from __future__ import annotations
@@ -152,3 +155,24 @@ def test_timeout_s_is_in_the_help(capsys):
     with pytest.raises(SystemExit):
         main(["serve-model", "--help"])
     assert "--timeout-s SECONDS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task", ["classification", "token_classification"])
+def test_a_body_that_is_not_utf8_is_told_to_be_sent_as_utf8_without_an_echo(models, monkeypatch, task):
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    from tuneline.serving_app import served
+
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    app = TestClient(served(scoring_server.init(models[task].model), "probe", "3", task),
+                     raise_server_exceptions=False)
+    body = json.dumps({"inputs": ["caf\u00e9 cr\u00e8me " * 50_000]}, ensure_ascii=False).encode("latin-1")
+    answer = app.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json() == {"error_code": "BAD_REQUEST", "message": (
+        "the request body is not UTF-8: the byte at offset 16 (0xe9) begins no UTF-8 character, as in Latin-1 or "
+        "Windows-1252 text; send the JSON encoded as UTF-8")}
+    sent = app.post("/invocations", content=body.decode("latin-1").encode("utf-8")[:200] .rsplit(b" ", 1)[0] + b'"]}',
+                    headers={"Content-Type": "application/json"})
+    assert sent.status_code == 200, sent.text
