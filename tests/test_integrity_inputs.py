@@ -337,7 +337,8 @@ def test_a_header_in_another_case_or_with_spaces_finds_its_columns_but_an_ambigu
     hidden = write_rows(tmp_path / "hidden.csv", rows, header=("\u200btext", "label\u200b"))
     assert validate(run_config("classification", path=hidden), tmp_path / "run-hidden").rejected_records == 0
     both = write_rows(tmp_path / "both.csv", [(t, t.upper(), l) for t, l in rows], header=("text_", "Text", "TEXT"))
-    with pytest.raises(Exception, match=r"no column 'text'.*'Text', 'TEXT'"):
+    with pytest.raises(Exception, match=r"has 2 columns named 'text' apart from case and spaces \('Text', 'TEXT'\), "
+                                         r"and data.text_column could mean any of them: rename all but one"):
         validate(run_config("classification", "data.label_column=text_", path=both), tmp_path / "run2")
 
 

@@ -33,6 +33,17 @@ class UsageError(ConfigError):
     range): one ``tuneline:`` line and exit 2, as argparse's own usage errors."""
 
 
+class BooleanGiven:
+    """A boolean written for a number (``epochs: yes``), which the number field then refuses (see
+    ``_Strict._no_boolean_numbers``); the error message names it as the boolean it was."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
 class _Strict(BaseModel):
     #: ``allow_inf_nan=False``: ``train.learning_rate=inf`` passed ``gt=0`` and trained a model of NaN weights,
     #: which was scored, registered and served; ``train.epochs=inf`` crashed in the middle of the run
@@ -41,13 +52,15 @@ class _Strict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_boolean_numbers(cls, raw: Any) -> Any:
-        """``epochs: yes`` is a typo, not 1 epoch: pydantic's lax mode would take a boolean as a number."""
-        if isinstance(raw, dict):
-            for name, value in raw.items():
-                field = cls.model_fields.get(name)
-                if isinstance(value, bool) and field is not None and field.annotation in _NUMBERS:
-                    raise ValueError(f"{name}: expected a number, got the boolean {value!r}")
-        return raw
+        """``epochs: yes`` is a typo, not 1 epoch: pydantic's lax mode would take a boolean as a number. The boolean
+        is swapped for a :class:`BooleanGiven`, which the number field refuses beside the config's other mistakes
+        (raising here hid them)."""
+        if not isinstance(raw, dict):
+            return raw
+        swapped = {name: BooleanGiven(value) for name, value in raw.items()
+                   if isinstance(value, bool) and (field := cls.model_fields.get(name)) is not None
+                   and field.annotation in _NUMBERS}
+        return {**raw, **swapped} if swapped else raw
 
 
 class SplitConfig(_Strict):
@@ -259,7 +272,9 @@ class TrackingConfig(_Strict):
         None, description="Default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."
     )
     experiment: str = "tuneline"
-    registered_model: str | None = Field(None, description="Default: tuneline-<task>.")
+    registered_model: str | None = Field(
+        None, description="Default: tuneline-<task>, which every config of that task leaving it unset shares, with "
+                          "its champion: name your model.")
     run_name: str | None = None
 
     @field_validator("registered_model")
@@ -626,6 +641,9 @@ def _format_validation_error(error: ValidationError, task: str) -> str:
             lines.append(f"  {key}: unknown key for task {task!r} ({_unknown_key_hint(task, loc)})")
         else:
             message = err["msg"].removeprefix("Value error, ")
+            if isinstance(err.get("input"), BooleanGiven):
+                lines.append(f"  {key}: expected a number, got the boolean {err['input'].value!r}")
+                continue
             field, sep, rest = message.partition(": ")
             if sep and field.replace(".", "_").isidentifier():  # a model-level check naming its own field
                 key, message = (f"{key}.{field}" if loc else field), rest

@@ -243,7 +243,8 @@ def _check_file(path: Path, text: bool = True, compressed: bool = False, workboo
         raise EmptyInput(f"input file {path} is empty (0 bytes); give a file with records")
     try:
         with path.open("rb") as handle:
-            magic = handle.read(16)
+            head = handle.read(512)
+            magic = head[:16]
             if magic.startswith(_PARQUET_MAGIC) and path.stat().st_size >= 8:
                 handle.seek(-len(_PARQUET_MAGIC), io.SEEK_END)
                 magic = magic if handle.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC else b""
@@ -270,6 +271,10 @@ def _check_file(path: Path, text: bool = True, compressed: bool = False, workboo
     if text and magic.startswith(_PARQUET_MAGIC):
         raise DataLoadError(f"input file {path} is a Parquet file, not text; set data.format: parquet or rename it "
                             ".parquet")
+    if _HTML_START.match(head):  # read as CSV it was "no column 'text' (its columns: ['<!DOCTYPE html>'])"
+        raise DataLoadError(f"input file {path} is an HTML page (a web page saved, or the error page of a failed "
+                            "download), not a data file: download the file itself (on GitHub, its 'Raw' link) and "
+                            "give that file")
 
 
 #: the first bytes of every gzip file (``.gz``, and a ``.csv`` that is really a ``.csv.gz``)
@@ -289,6 +294,9 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0"
 #: a Parquet file starts and ends with these bytes
 _PARQUET_MAGIC = b"PAR1"
+#: how an HTML page begins (after a byte-order mark, white space and comments): a doctype or an <html> element
+_HTML_START = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s|<!--.*?-->)*<(?:!doctype\s+html|html[\s>])",
+                         re.IGNORECASE | re.DOTALL)
 
 
 def _utf16_without_mark(head: bytes) -> str | None:

@@ -134,9 +134,17 @@ def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str], fm
                      data: ClassificationData | None = None) -> None:
     """Every configured column must exist; the error lists the file's columns and the key to set, or where a CSV/TSV
     file's header really is when a line further down names the columns (an export's title line above it)."""
+    from tuneline.kinds.label_spellings import visible
+
     for key, column in wanted.items():
         if column not in frame.columns:
             found = [c for c in frame.columns if c not in ("source_row", "source_line")]
+            want = visible(column).strip().casefold()
+            same = [c for c in found if isinstance(c, str) and visible(c).strip().casefold() == want]
+            if len(same) > 1:  # matched_columns takes one, not two: "no column 'text'" beside 'Text' and 'TEXT'
+                raise DataLoadError(f"{path} has {len(same)} columns named {column!r} apart from case and spaces "
+                                    f"({', '.join(map(repr, same))}), and {key} could mean any of them: rename all but "
+                                    f"one, or set {key} to one of them exactly as written")
             below = (header_line_below(path, fmt, data.encoding, wanted.values(), data.skip_lines)
                      if fmt in ("csv", "tsv", "xlsx") and data is not None and data.header else None)
             if below is not None:

@@ -1,0 +1,67 @@
+"""What a QA session with users' own files and configs found (2026-12-05).
+
+1. An HTML page saved under a data file's name (a GitHub page instead of its raw file, a download's error page) was
+   read as CSV: "has no column 'text' (its columns: ['<!DOCTYPE html>'])", or "a header but no data records".
+2. A boolean given for a number (``batch_size: true``) hid every other mistake of the config: fixing it revealed the
+   next one.
+
+Through the real commands (``tuneline validate``, ``tuneline predict``) and config loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuneline.cli import main
+from tuneline.config import ConfigError, load_config
+from tuneline.errors import UserError
+from tuneline.tasks.predict_batch import read_prediction_inputs
+
+HTML_PAGES = {
+    "github.csv": '<!DOCTYPE html>\n<html lang="en" data-color-mode="auto">\n<head><title>data.csv</title></head>\n'
+                  "<body><table><tr><td>text,label</td></tr></table></body>\n</html>\n",
+    "error.tsv": "\ufeff  <!-- served by nginx -->\n<HTML><head><title>404 Not Found</title></head></HTML>\n",
+}
+
+
+@pytest.mark.parametrize("name", list(HTML_PAGES))
+def test_an_html_page_saved_as_a_data_file_is_named_as_one(tmp_path, capsys, name):
+    page = tmp_path / name
+    page.write_text(HTML_PAGES[name])
+    config = tmp_path / "tuneline.yaml"
+    config.write_text(f"task: classification\ndata:\n  path: {name}\nwork_dir: out\n")
+    assert main(["validate", "-c", str(config)]) == 1
+    said = (f"tuneline: input file {page} is an HTML page (a web page saved, or the error page of a failed "
+            "download), not a data file: download the file itself (on GitHub, its 'Raw' link) and give that file\n")
+    assert capsys.readouterr().err == said
+    with pytest.raises(UserError) as refused:  # what predict reads its --input with
+        read_prediction_inputs.fn(page, "classification")
+    assert f"tuneline: {refused.value}\n" == said
+
+
+def test_a_csv_whose_text_mentions_html_is_still_read(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"<html> tag number {i},{'ab'[i % 2]}\n" for i in range(40)))
+    config = tmp_path / "tuneline.yaml"
+    config.write_text("task: classification\ndata:\n  path: d.csv\nwork_dir: out\n")
+    assert main(["validate", "-c", str(config)]) == 0
+
+
+def test_a_boolean_for_a_number_is_listed_with_the_configs_other_mistakes(tmp_path):
+    config = tmp_path / "tuneline.yaml"
+    config.write_text("task: classification\ndata:\n  path: d.csv\ntrain:\n  epochs: two\n  batch_size: true\n"
+                      "  max_steps: no\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    assert str(error.value) == ("invalid configuration:\n"
+                                "  train.batch_size: expected a number, got the boolean True\n"
+                                "  train.epochs: Input should be a valid number, unable to parse string as a number "
+                                "(got 'two')\n"
+                                "  train.max_steps: expected a number, got the boolean False")
+    config.write_text("task: classification\ndata:\n  path: d.csv\ntrain:\n  epochs: yes\n")
+    with pytest.raises(ConfigError, match=r"^invalid configuration: train\.epochs: expected a number, got the "
+                                          r"boolean True$"):
+        load_config(config)
+    assert load_config(config, ["train.epochs=2"]).train.epochs == 2
