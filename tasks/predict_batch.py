@@ -494,8 +494,12 @@ def read_prediction_inputs(input_path: str | Path, task: str, encoding: str = "u
     the input's ``tags``) for an NER model."""
     path = Path(input_path)
     kind = kind_of(task)
+    if path.is_dir():
+        raise UserError(f"input path {path} is a folder; give one file to predict (--input, or the predict-batch "
+                        "deployment's input_path)")
     if not path.is_file():
-        raise UserError(f"input file {path} does not exist (or is not a file); check --input / input_path")
+        raise UserError(f"input file {path} does not exist{'' if not path.exists() else ' as a regular file'}; check "
+                        "the path (--input, or the predict-batch deployment's input_path)")
     with readable(path) as source:  # a compressed file (batch.csv.gz) is read as the file inside it
         return _read_prediction_inputs(path, source, kind, task, encoding, trained_columns, input_format, skip_lines)
 

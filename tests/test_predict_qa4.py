@@ -13,6 +13,8 @@ tags a training run gives it, and predicted by the real command.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,3 +122,25 @@ def test_a_pair_file_without_a_header_row_is_read_by_the_positions_of_both_texts
     written = rows(output)
     assert [(row["1"], row["2"]) for row in written] == [(first, second) for _label, first, second in pairs]
     assert [row["label"] for row in written] == expected
+
+
+# --- 3. what predict prints besides its answer --------------------------------------------------------------------
+
+def test_predict_names_a_folder_as_a_folder_and_prints_no_prefect_server_guide(store, tmp_path):
+    """``--input`` a folder said "does not exist (or is not a file)" of a folder that exists; and every predict
+    printed Prefect's "See https://www.prefect.io/docs/... for more information on running a dedicated Prefect
+    server." on stderr."""
+    command = [sys.executable, "-m", "tuneline.cli", "predict", "-m", f"{MODELS['classification'][0]}@challenger",
+               "--tracking-uri", store]
+    done = subprocess.run([*command, "--input", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (f"tuneline: input path {tmp_path} is a folder; give one file to predict "
+                                            "(--input, or the predict-batch deployment's input_path)"), done.stderr
+    source = tmp_path / "texts.csv"
+    source.write_text("text\na great movie\n")
+    done = subprocess.run([*command, "--input", str(source), "--output", str(tmp_path / "out.jsonl")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Starting temporary server on http://127.0.0.1:" in done.stderr  # what Prefect does, in one line
+    assert "prefect.io/docs" not in done.stderr and "dedicated Prefect server" not in done.stderr, done.stderr
+    assert len(rows(tmp_path / "out.jsonl")) == 1

@@ -7,6 +7,7 @@ Hugging Face hub) and the ephemeral Prefect server gets enough time to start on 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -62,11 +63,25 @@ _NOTES_NOT_SHOWN = (r"Hint: Inferred schema contains integer column",
                     r"The specified dataset source can be interpreted in multiple ways")
 
 
+class _NoServerGuide(logging.Filter):
+    """Prefect's "Starting temporary server on URL" came with "See https://www.prefect.io/docs/v3/concepts/server#how-
+    to-guides for more information on running a dedicated Prefect server." on the stderr of every ``predict`` and
+    ``validate``: the README says when a dedicated server is needed (the loop's deployments). The first line stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Starting temporary server"):
+            record.msg = record.msg.split("\n", 1)[0]
+        return True
+
+
 def quiet_known_notes() -> None:
     import warnings
 
     for message in _NOTES_NOT_SHOWN:
         warnings.filterwarnings("ignore", message=message, category=UserWarning)
+    prefect_logger = logging.getLogger("prefect")  # the logger Prefect's temporary server logs its start with
+    if not any(isinstance(f, _NoServerGuide) for f in prefect_logger.filters):
+        prefect_logger.addFilter(_NoServerGuide())
 
 
 apply_offline_defaults()
