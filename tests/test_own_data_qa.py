@@ -65,3 +65,15 @@ def test_a_boolean_for_a_number_is_listed_with_the_configs_other_mistakes(tmp_pa
                                           r"boolean True$"):
         load_config(config)
     assert load_config(config, ["train.epochs=2"]).train.epochs == 2
+
+
+@pytest.mark.parametrize("name", ["reviews.csv", "reviews.parquet", "reviews.csv.gz"])
+def test_a_data_file_given_as_the_config_is_named_as_a_data_file(tmp_path, capsys, name):
+    """``tuneline validate -c reviews.csv`` said "line 23, column 35 is not valid YAML" (a Parquet file: "byte 0x.. is
+    not UTF-8")."""
+    data = tmp_path / name
+    data.write_bytes(b"text,label\n\"a: b\", c: d,pos\n" if name.endswith(".csv") else b"PAR1\x00\x01PAR1")
+    assert main(["validate", "-c", str(data)]) == 2
+    assert capsys.readouterr().err == (
+        f"tuneline: config file {data} is a data file ({name[name.index('.'):]}), not a YAML config: give the config "
+        f"with --config and name the data in it (data.path: {name}); `tuneline show-config` shows every setting\n")

@@ -176,3 +176,21 @@ def test_a_body_that_is_not_utf8_is_told_to_be_sent_as_utf8_without_an_echo(mode
     sent = app.post("/invocations", content=body.decode("latin-1").encode("utf-8")[:200] .rsplit(b" ", 1)[0] + b'"]}',
                     headers={"Content-Type": "application/json"})
     assert sent.status_code == 200, sent.text
+
+
+@pytest.mark.parametrize("task", ["classification", "multilabel_classification"])
+@pytest.mark.parametrize("inputs, said", [(["where is my parcel", None], "input 1 is null"),
+                                          ([{"text": "where is my parcel"}, {"text": None}], "input 1's text is null")])
+def test_a_null_input_is_named_as_the_null_the_client_sent(models, monkeypatch, task, inputs, said):
+    """It was "input 1 is missing (nan)": pandas had made the client's null a NaN."""
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    from tuneline.serving_app import ONE_TEXT_SHAPE, served
+
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
+    app = TestClient(served(scoring_server.init(models[task].model), "probe", "3", task),
+                     raise_server_exceptions=False)
+    answer = app.post("/invocations", json={"inputs": inputs})
+    assert answer.status_code == 400
+    assert answer.json()["message"] == f"{said}: every input needs a text; {ONE_TEXT_SHAPE}"

@@ -806,6 +806,10 @@ def yaml_error_line(path: Path, error: yaml.YAMLError) -> str:
     return f"config file {where} is not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
+#: the names of the data files tuneline reads, which are no config
+_DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet", ".xlsx", ".xlsm", ".conll", ".gz", ".bz2", ".xz")
+
+
 def load_config(path: Path | str, overrides: list[str] | None = None) -> TunelineConfig:
     """Read a YAML config file; data paths in it are relative to the file's folder."""
     path = Path(path)
@@ -813,6 +817,12 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Tunelin
         raise ConfigError(f"config file {path} is a folder; give the YAML file (e.g. {path / 'tuneline.yaml'})")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if any(suffix in _DATA_SUFFIXES for suffix in suffixes[-2:]):  # a CSV given as the config: "line 23, column 35
+        # is not valid YAML", or for Parquet "byte 0x.. is not UTF-8"
+        raise ConfigError(f"config file {path} is a data file ({''.join(suffixes[-2:])}), not a YAML config: give "
+                          f"the config with --config and name the data in it (data.path: {path.name}); "
+                          "`tuneline show-config` shows every setting")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")

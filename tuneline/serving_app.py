@@ -649,6 +649,10 @@ def one_text_shape_problem(payload: Any, task: str) -> str | None:
     for position, item in enumerate(inputs):
         if isinstance(item, dict) and "text" not in item:
             return f"{_has_no_text(item, f'input {position}')}; {ONE_TEXT_SHAPE}"
+        if item is None or isinstance(item, dict) and item.get("text") is None:  # pandas makes it NaN: "input 1
+            # is missing (nan)", for a null the client sent
+            where = f"input {position}" + ("" if item is None else "'s text")
+            return f"{where} is null: every input needs a text; {ONE_TEXT_SHAPE}"
     return None
 
 
