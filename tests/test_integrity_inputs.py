@@ -61,7 +61,8 @@ def test_a_text_that_is_no_string_says_what_it_is(tmp_path):
     path.write_text("\n".join(json.dumps(line) for line in lines))
     result = validate(run_config("classification", "data.max_bad_fraction=0.2", path=path), tmp_path / "run")
     details = dict(zip(result.quarantine["source_row"].astype(int), result.quarantine["detail"]))
-    assert details[41].startswith("the text is the number 12345, not a string (a JSON number): write it in quotes")
+    assert details[41].startswith("the text is the number 12345, not a string: if it is a text, store it as one (in "
+                                  "JSON in quotes, \"12345\"; in Parquet a string column)")
     assert details[42].startswith("the text is the boolean True") and "JSON object or list" in details[43]
 
 

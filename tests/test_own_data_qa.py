@@ -77,3 +77,16 @@ def test_a_data_file_given_as_the_config_is_named_as_a_data_file(tmp_path, capsy
     assert capsys.readouterr().err == (
         f"tuneline: config file {data} is a data file ({name[name.index('.'):]}), not a YAML config: give the config "
         f"with --config and name the data in it (data.path: {name}); `tuneline show-config` shows every setting\n")
+
+
+def test_validates_examples_cut_a_long_detail_between_words():
+    """``validate``'s ``e.g.`` lines cut a detail at 200 characters, mid-word ("... inside a quoted fiel")."""
+    import pandas as pd
+
+    from tuneline.cli import _quarantine_examples
+
+    detail = "a stray quote " + "word " * 60
+    quarantine = pd.DataFrame({"rule": ["stray_quote"], "detail": [detail], "source_file": ["d.csv"], "source_line": [7]})
+    [line] = _quarantine_examples(quarantine)
+    assert line.endswith(" word …") and len(line) < 260, line
+    assert line.startswith("  e.g. stray_quote: d.csv line 7: a stray quote word"), line

@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="predict with a registered model",
                              description="Load models:/NAME@ALIAS (or any MLflow model URI) and predict. Inputs: "
-                             "texts as arguments or stdin lines, or --input FILE (CSV, TSV, JSONL or Parquet) with "
+                             "texts as arguments or stdin lines, or --input FILE (CSV, TSV, JSONL, Parquet or XLSX, "
+                             "also gzip/bzip2/xz-compressed) with "
                              "the columns the model's task takes (text; text and text_pair; tokens lists), a text "
                              "file of one text a line, or for NER a CoNLL file of words.")
     predict.add_argument("--model", "-m", required=True, help="e.g. models:/tuneline-demo-intents@champion")
@@ -982,7 +983,8 @@ def _quarantine_examples(quarantine: Any, rules: int = 5) -> list[str]:
             value, column = record.get("value"), record.get("column")
             detail = "(no value)" if pd.isna(value) else excerpt(value) if not isinstance(column, str) or not column \
                 else f"{column} = {excerpt(value)}"
-        lines.append(f"  e.g. {rule}: {where_in_file(record)}: {detail[:200]}")
+        shown = detail if len(detail) <= 200 else detail[:200].rsplit(" ", 1)[0] + " …"  # not mid-word
+        lines.append(f"  e.g. {rule}: {where_in_file(record)}: {shown}")
     return lines
 
 

@@ -443,8 +443,8 @@ def _no_text_detail(value: Any, title: str = "the text") -> str:
     if isinstance(value, (bool, np.bool_)):
         return f"{title} is the boolean {value}, not a string: write the text in quotes"
     if isinstance(value, (int, float, np.integer, np.floating)):
-        return (f"{title} is the number {excerpt(value)}, not a string (a JSON number): write it in quotes "
-                f"(\"{value}\") if it is a text")
+        return (f"{title} is the number {excerpt(value)}, not a string: if it is a text, store it as one (in JSON "
+                f"in quotes, \"{value}\"; in Parquet a string column)")
     if isinstance(value, (dict, list, tuple, np.ndarray)):
         return f"{title} is a JSON object or list, not a string: write one text per row"
     if isinstance(value, str) and value.strip():
