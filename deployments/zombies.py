@@ -30,9 +30,23 @@ def heartbeat_env() -> dict[str, str]:
     return {HEARTBEAT_ENV: str(HEARTBEAT_S)}
 
 
+#: the flows the automation watches (by the flow named in each heartbeat): tuneline's own (``tuneline-train``,
+#: ``tuneline-retrain``, ...). Prefect 3 flow runs beat every 180 s by default, so an automation of every flow run
+#: marked any other flow on the same server Crashed 90 s into a run (loop QA)
+WATCHED_FLOWS = "tuneline-*"
+
+
+def watched_flows():  # noqa: ANN201 - Prefect's ResourceSpecification
+    """The related resource a heartbeat must name for the automation to watch its run: a tuneline flow."""
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": WATCHED_FLOWS})
+
+
 def zombie_automation(name: str = AUTOMATION_NAME, within: timedelta = ZOMBIE_AFTER):  # noqa: ANN201
-    """The automation: for each flow run that sent a heartbeat, expect another (or a final state) ``within``; when
-    none comes, set the run ``Crashed``. Runs that send no heartbeats (flows not deployed by tuneline) never match."""
+    """The automation: for each run of a tuneline flow that sent a heartbeat, expect another (or a final state)
+    ``within``; when none comes, set the run ``Crashed``. Every tuneline command makes its runs beat often enough
+    (:func:`emit_heartbeats_from_this_process`); runs of other flows never match."""
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -45,6 +59,7 @@ def zombie_automation(name: str = AUTOMATION_NAME, within: timedelta = ZOMBIE_AF
                     "the retraining deployment's concurrency slot is freed.",
         trigger=EventTrigger(after={"prefect.flow-run.heartbeat"}, expect=set(_ALIVE_OR_DONE),
                              match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                             match_related=watched_flows(),
                              for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1, within=within),
         actions=[ChangeFlowRunState(state=StateType.CRASHED,
                                     message=f"no heartbeat for {within.total_seconds():g} s: its process died "
@@ -56,15 +71,24 @@ def ensure_zombie_automation(name: str = AUTOMATION_NAME) -> bool:
     from prefect.automations import Automation
 
     try:
-        Automation.read(name=name)
-        return False
+        made = Automation.read(name=name)
     except ValueError:  # Prefect's "not found"
-        pass
-    zombie_automation(name).create()
+        made = None
+    wanted = zombie_automation(name)
+    if made is not None and made.trigger == wanted.trigger:
+        return False
+    if made is not None:  # one an older tuneline made, which watched every flow run on the server: replaced
+        made.delete()
+    wanted.create()
     return True
 
 
 def emit_heartbeats_from_this_process() -> None:
-    """``tuneline serve``: the runner starts each flow run in a child process with this environment."""
-    for name, value in heartbeat_env().items():
-        os.environ.setdefault(name, value)
+    """Make the flow runs of this process (and of the processes it starts: ``tuneline serve``'s runner) beat every
+    :data:`HEARTBEAT_S` seconds, unless they are set to beat at least twice within the automation's wait. Prefect's
+    own default, 180 s, is longer than that wait: a ``tuneline retrain`` run against a server with the automation
+    was marked Crashed ("its process died") 90 s into a healthy run (loop QA). Must run before Prefect is imported,
+    which reads its settings once."""
+    current = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not current.isdigit() or int(current) * 2 > ZOMBIE_AFTER.total_seconds():
+        os.environ[HEARTBEAT_ENV] = str(HEARTBEAT_S)

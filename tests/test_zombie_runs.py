@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import pytest
 from prefect import flow
 from prefect.automations import Automation
 from prefect.client.orchestration import get_client
@@ -22,7 +23,7 @@ from prefect.events.worker import EventsWorker
 from prefect.states import Running
 
 from tuneline.deployments.zombies import (AUTOMATION_NAME, HEARTBEAT_ENV, ensure_zombie_automation, heartbeat_env,
-                                          zombie_automation)
+                                          watched_flows, zombie_automation)
 
 
 @flow(name="tuneline-zombie-test")
@@ -30,8 +31,16 @@ def stand_in() -> None:
     """Only its name is used: runs of it are created in a state, never executed."""
 
 
-def heartbeat(run_id) -> None:
-    emit_event(event="prefect.flow-run.heartbeat", resource={"prefect.resource.id": f"prefect.flow-run.{run_id}"})
+@flow(name="nightly-report")
+def other_flow() -> None:
+    """A flow that is not tuneline's, on the same Prefect server."""
+
+
+def heartbeat(run_id, flow_name: str = "tuneline-zombie-test") -> None:
+    """A heartbeat as Prefect's engine sends it: the run, and its flow as a related resource."""
+    emit_event(event="prefect.flow-run.heartbeat", resource={"prefect.resource.id": f"prefect.flow-run.{run_id}"},
+               related=[{"prefect.resource.id": f"prefect.flow.{uuid.uuid4()}", "prefect.resource.role": "flow",
+                         "prefect.resource.name": flow_name}])
     EventsWorker.instance().wait_until_empty()
 
 
@@ -63,6 +72,10 @@ def test_a_running_flow_run_whose_heartbeats_stop_is_marked_crashed_and_a_beatin
             assert client.read_flow_run(alive.id).state_type == StateType.RUNNING
             never_beat = client.create_flow_run(stand_in, state=Running())  # sent no heartbeat: never matched
             assert state_after(client, never_beat.id, 15) == StateType.RUNNING
+            # another flow on the same server (Prefect 3 runs beat every 180 s by default): not tuneline's to judge
+            other = client.create_flow_run(other_flow, state=Running())
+            heartbeat(other.id, flow_name="nightly-report")
+            assert state_after(client, other.id, 25) == StateType.RUNNING
     finally:
         automation.delete()
 
@@ -79,7 +92,36 @@ def test_the_automation_is_created_once_and_the_deployments_environment_beats():
     made = Automation.read(name=AUTOMATION_NAME)
     assert made.trigger.within == timedelta(seconds=90) and made.trigger.after == {"prefect.flow-run.heartbeat"}
     assert heartbeat_env() == {HEARTBEAT_ENV: "30"}
+    assert made.trigger.match_related == watched_flows()
     made.delete()
+    older = zombie_automation(AUTOMATION_NAME)  # as tuneline made it before: every flow run of the server watched
+    older.trigger.match_related = []
+    older.create()
+    assert ensure_zombie_automation() is True  # replaced
+    with get_client(sync_client=True) as client:
+        assert len(client.read_automations_by_name(AUTOMATION_NAME)) == 1
+    made = Automation.read(name=AUTOMATION_NAME)
+    assert made.trigger.match_related == watched_flows()
+    made.delete()
+
+
+@pytest.mark.parametrize("given, beats", [(None, "30"), ("180", "30"), ("60", "30"), ("45", "45"), ("30", "30"),
+                                          ("fast", "30")])
+def test_every_tuneline_command_makes_its_flow_runs_beat_within_the_automations_wait(given, beats, tmp_path):
+    """Prefect 3 flow runs beat every 180 s by default: the automation (90 s) marked a healthy `tuneline retrain`
+    run Crashed ("its process died") 90 s in (loop QA). The setting Prefect reads in a tuneline command's process:"""
+    env = {key: value for key, value in os.environ.items() if key != HEARTBEAT_ENV}
+    if given is not None:
+        env[HEARTBEAT_ENV] = given
+    config = tmp_path / "c.yaml"
+    config.write_text("task: classification\ndata:\n  path: d.csv\n")
+    probe = ("import sys\nfrom tuneline.cli import main\nassert main(['show-config', '-c', sys.argv[1]]) == 0\n"
+             "from prefect.settings import get_current_settings\n"
+             "print('BEATS', get_current_settings().flows.heartbeat_frequency)")
+    done = subprocess.run([sys.executable, "-c", probe, str(config)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"BEATS {beats}"
 
 
 #: A flow that beats (Prefect's own heartbeat thread, every 30 s: the least it allows) and sleeps until killed.
@@ -136,4 +178,30 @@ def test_a_flow_run_whose_process_is_killed_is_marked_crashed_by_the_automation(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+        automation.delete()
+
+
+def test_a_run_that_completes_after_beating_stays_completed(tmp_path):
+    """The automation waits for a heartbeat or a final state of the same run: a run that beat, then completed, must
+    not be marked Crashed when the next heartbeat does not come (the final state's event names its flow as the
+    heartbeats do, which the automation's flow filter needs)."""
+    from prefect.settings import PREFECT_API_URL
+
+    name = f"zombie-done-{uuid.uuid4().hex[:8]}"
+    automation = zombie_automation(name, within=timedelta(seconds=40)).create()
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), HEARTBEAT_ENV: "30"}
+    script = tmp_path / "short.py"
+    script.write_text(SLEEPER.replace("time.sleep(600)", "time.sleep(33)"), encoding="utf-8")
+    process = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        run_id = uuid.UUID(process.stdout.readline().strip())
+        assert process.wait(timeout=120) == 0
+        with get_client(sync_client=True) as client:
+            assert heartbeats_of(client, run_id) >= 1, "the flow run sent no heartbeat"
+            assert client.read_flow_run(run_id).state_type == StateType.COMPLETED
+            assert state_after(client, run_id, 50) == StateType.COMPLETED
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
         automation.delete()

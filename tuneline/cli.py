@@ -398,6 +398,9 @@ def _exit_at_next_ctrl_c(code: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tuneline.deployments.zombies import emit_heartbeats_from_this_process
+
+    emit_heartbeats_from_this_process()  # before Prefect reads its settings: runs of every command beat often enough
     parser = build_parser()
     # `predict "A" --pair a "B" --pair b`: argparse takes the positional texts in one run, so "B" is left over;
     # for predict such left-over words are more texts, in order (the other commands refuse them as before)
