@@ -54,3 +54,30 @@ def test_doctor_and_predict_name_the_missing_files(lost_champion, capsys):
     assert main(["predict", "-m", "models:/lost@champion", "--tracking-uri", uri, "some text"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "its model files are missing from the artifact store" in err[0], err
+
+
+def test_doctor_reads_the_files_in_the_store_it_was_given_not_mlflows_default(tmp_path, monkeypatch, capsys):
+    """`doctor --tracking-uri URL` (or a config's MLflow server) called every champion's files missing, as MLflow
+    resolved ``models:/`` in its default registry, ``./mlflow.db``, which it created empty (loop QA)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.create_experiment("kept", artifact_location=(store / "art").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
+        mlflow.pyfunc.log_model(name="model", python_model=Echo(), registered_model_name="kept")
+    MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias("kept", "champion", "1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    mlflow.set_tracking_uri("")  # MLflow's own default: what a fresh `tuneline doctor` process has
+    mlflow.set_registry_uri("")
+    assert main(["doctor", "--model", "kept", "--tracking-uri", uri, "--work-dir", str(elsewhere)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"registry {uri}: 1 registered model(s)") and "missing" not in out, out
+    assert not (elsewhere / "mlflow.db").exists() and not (elsewhere / "mlruns").exists()
+    shutil.rmtree(next((store / "art").rglob("MLmodel")).parent)  # and gone files are still found
+    assert main(["doctor", "--model", "kept", "--tracking-uri", uri, "--work-dir", str(elsewhere)]) == 0
+    assert "kept@champion (v1): the model files of kept v1 are missing from the artifact store" in \
+        capsys.readouterr().out

@@ -634,7 +634,7 @@ def _doctor(args: argparse.Namespace) -> int:
         if slot := unheld_retraining_slot(name, uri, fix=args.fix):
             print(f"  {name}: {slot}")
         champion = champion_version(client, name)
-        _doctor_model_files(client, name)
+        _doctor_model_files(client, name, uri)
         status = (client.get_model_version(name, champion).tags or {}).get(STATUS) if champion else None
         if status in NEVER_CHAMPION:  # promoted before tuneline refused such versions, or moved outside tuneline
             print(f"  {name} v{champion} is the champion but tagged {STATUS}={status}: promote a gated version "
@@ -683,14 +683,14 @@ def resumed_line(summary: Any) -> str | None:
             "data; its steps were not trained again)")
 
 
-def _doctor_model_files(client: Any, name: str) -> None:
+def _doctor_model_files(client: Any, name: str, uri: str) -> None:
     """The versions an alias points at whose model files are gone from the artifact store: the endpoint, the gate
     and the retraining loop all load them, and each failed with MLflow's ``No such artifact: ''``."""
     from tuneline.loaded_versions import files_missing, missing_files_message
 
     aliases = client.get_registered_model(name).aliases or {}
     for alias, version in sorted(aliases.items()):
-        if files_missing(f"models:/{name}/{version}"):
+        if files_missing(f"models:/{name}/{version}", uri):
             source = client.get_model_version(name, str(version)).source
             print(f"  {name}@{alias} (v{version}): {missing_files_message(name, version, source)}")
 

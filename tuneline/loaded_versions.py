@@ -22,13 +22,24 @@ class ModelFilesMissing(UserError):
     """A registered version whose model files are gone from the artifact store (moved, deleted, a lost volume)."""
 
 
-def files_missing(model_uri: str) -> bool:
+def files_missing(model_uri: str, tracking_uri: str | None = None) -> bool:
     """Whether the artifact store holds nothing for ``model_uri`` (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``):
-    MLflow lists an empty folder, and loading it said only ``No such artifact: ''``."""
+    MLflow lists an empty folder, and loading it said only ``No such artifact: ''``.
+
+    ``tracking_uri``: the store to ask (``models:/NAME/VERSION`` only), not MLflow's global one. MLflow resolves a
+    ``models:/`` URI in the global registry, ``./mlflow.db`` when none is set: ``doctor`` given an MLflow server called
+    every champion's files missing (and created an empty ``mlflow.db``), and advised promoting another version."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return not mlflow.artifacts.list_artifacts(artifact_uri=model_uri)
+        if tracking_uri is None:
+            return not mlflow.artifacts.list_artifacts(artifact_uri=model_uri)
+        from mlflow.tracking import MlflowClient
+
+        name, version = model_uri.removeprefix("models:/").rsplit("/", 1)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        location = client.get_model_version_download_uri(name, version)
+        return not mlflow.artifacts.list_artifacts(artifact_uri=location, tracking_uri=tracking_uri)
     except (MlflowException, OSError):
         return True
 
