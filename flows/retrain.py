@@ -54,7 +54,7 @@ from tuneline.tasks.summary import (RetrainSummary, summarize_held_elsewhere, su
 from tuneline.tasks.tokenize import tokenize_splits
 from tuneline.tasks.train import train_model
 from tuneline.tracking import (client_for, close_abandoned_run, discard_run, release_interrupted_connections, set_tags,
-                               tracked_run, version_tags)
+                               tracked_run, version_tags, warn_if_server_down)
 
 
 @flow(name="tuneline-retrain", log_prints=True, on_running=[quiet_console])
@@ -77,6 +77,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     is champion yet.
     """
     tracking_uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    warn_if_server_down(tracking_uri)  # before the first MLflow request, which MLflow retries for minutes
     name = config.registered_model_name
     refuse_another_kind(config)  # before the ledger and a run: two kinds under one name cannot be gated
     ledger = Ledger(ledger_url_for(config.ledger.url, tracking_uri), name, lease_s=config.ledger.lease_s)

@@ -191,3 +191,36 @@ def test_an_unreachable_mlflow_server_is_said_at_once_and_ends_in_one_line(monke
     assert str(raised.value).startswith(f"the MLflow server at http://127.0.0.1:{port} did not answer for ")
     assert "start it (or wait for it to come back), or fix tracking.tracking_uri" in str(raised.value)
     assert f"the MLflow server at http://127.0.0.1:{port} does not answer (ConnectionError)" in caplog.text
+
+
+def test_a_retraining_run_says_at_once_that_its_mlflow_server_does_not_answer(tmp_path, monkeypatch, caplog,
+                                                                                tiny_bert):
+    """`tuneline retrain` against an MLflow server that was down printed nothing for 4 minutes: its first MLflow
+    request (taking over a dead run's batches) came before the check, and MLflow retried it quietly (loop QA). The
+    warning now comes first, once."""
+    import logging
+    import socket
+
+    import pytest
+
+    from conftest import working_in
+    from loop_data import land, tickets
+    from tuneline.config import build_config
+    from tuneline.flows.retrain import retrain_flow
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    tickets({"billing": 20, "shipping": 20}, seed=0).to_csv(tmp_path / "base.csv", index=False)
+    land(tmp_path / "landing", "b1.csv", tickets({"billing": 10, "shipping": 10}, seed=1))
+    config = build_config({"data": {"path": str(tmp_path / "base.csv")}, "model": {"base": str(tiny_bert)},
+                           "tracking": {"tracking_uri": f"http://127.0.0.1:{port}", "registered_model": "down"},
+                           "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
+                           "retrain": {"landing": str(tmp_path / "landing")}})
+    with working_in(tmp_path), caplog.at_level(logging.INFO), pytest.raises(Exception):
+        retrain_flow(config, trigger="test")
+    said = [r for r in caplog.records if "does not answer (ConnectionError)" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in said]
+    scanned = next(i for i, r in enumerate(caplog.records) if r.name == "tuneline.ledger")
+    assert caplog.records.index(said[0]) < scanned, "the warning came after the run's work began"

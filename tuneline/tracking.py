@@ -100,17 +100,27 @@ class MlflowUnreachable(UserError):
     """The tracking server cannot be reached when a run starts: one line, not a traceback of urllib3 retries."""
 
 
+#: the servers this process has already said are down (once is enough: the run's later checks retry quietly)
+_SAID_DOWN: set[str] = set()
+
+
 def warn_if_server_down(uri: str) -> bool:
     """Say at once when an HTTP tracking server does not answer (True): MLflow's client then retries every request
-    for minutes with only urllib3's "Retrying" lines, and a run looked stuck (operator QA: 8 minutes)."""
+    for minutes with only urllib3's "Retrying" lines, and a run looked stuck (operator QA: 8 minutes). The
+    retraining flow asks before its first MLflow request (taking over a dead run's batches), which had kept a run
+    silent for 4 minutes (loop QA)."""
     if not uri.startswith(("http://", "https://")):
         return False
     import requests
 
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=5)
+        _SAID_DOWN.discard(uri)
         return False
     except requests.RequestException as error:
+        if uri in _SAID_DOWN:
+            return True
+        _SAID_DOWN.add(uri)
         task_logger().warning(
             "the MLflow server at %s does not answer (%s); MLflow retries its requests for a few minutes "
             "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR) before this run gives up",
