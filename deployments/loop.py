@@ -204,6 +204,48 @@ def refuse_another_models_loop(specs: list[LoopDeployment], model: str) -> None:
                 "deployments first (prefect deployment delete NAME)")
 
 
+#: how long a served run may stay Pending before ``tuneline serve`` takes it for one a killed runner left: a live
+#: runner starts its process within seconds of submitting it
+ORPHANED_PENDING_S = 60.0
+
+
+def cancel_orphaned_runs(specs: list[LoopDeployment], older_than_s: float = ORPHANED_PENDING_S) -> list[str]:
+    """Cancel the runs of these deployments that have been Pending for ``older_than_s`` (the names cancelled).
+
+    A ``tuneline serve`` killed while it was submitting a run (a watch-landing run every few seconds) leaves that run
+    Pending for good, and a Pending run holds its deployment's concurrency slot until Prefect's slot lease runs out:
+    the restarted ``serve`` had every scan cancelled ("Server returned a non-pending state 'CANCELLED'") for five
+    minutes, and batches landed meanwhile were announced that late (loop QA). Cancelling it frees the slot; it had
+    claimed nothing (a run claims its batches once it runs)."""
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
+                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    deployments = [existing.id for _spec, existing in existing_deployments(specs)]
+    if not deployments:
+        return []
+    cancelled = []
+    with get_client(sync_client=True) as client:
+        pending = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployments)),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.PENDING]))))
+        now = datetime.now(timezone.utc)
+        for run in pending:
+            since = run.state.timestamp if run.state is not None else None
+            if since is None or (now - since).total_seconds() < older_than_s:
+                continue
+            client.set_flow_run_state(run.id, Cancelled(
+                message=f"Pending since {since:%Y-%m-%d %H:%M:%S} UTC: left by a tuneline serve that stopped while "
+                        "submitting it; cancelled to free its deployment's concurrency slot"), force=True)
+            cancelled.append(run.name)
+    return cancelled
+
+
 def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
     """:func:`loop_specs` as deployments served by this process."""
     return [spec.served() for spec in loop_specs(config)]
@@ -220,6 +262,9 @@ def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:
         config.retrain.cron = cron
     refuse_pool_deployments(loop_specs(config))
     refuse_another_models_loop(loop_specs(config), config.registered_model_name)
+    for name in cancel_orphaned_runs(loop_specs(config)):
+        logger.warning("cancelled flow run %s, Pending since a tuneline serve stopped while submitting it: it held "
+                       "its deployment's concurrency slot", name)
     emit_heartbeats_from_this_process()  # a served run whose process dies is then marked Crashed (zombies.py)
     ensure_zombie_automation()
     serve(*loop_deployments(config))
