@@ -165,6 +165,38 @@ def test_two_trainings_register_two_versions_on_the_server_and_the_gate_sets_cha
     assert not [name for name in LOCAL_STORES if (scaled.folder / name).exists()]
 
 
+def test_promote_in_a_folder_without_the_loops_history_is_refused_and_a_config_names_it(scaled, trained, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """With an MLflow server the promotion history's default is a file in the current folder: `promote` run
+    elsewhere recorded the move in a new one there, missing from the loop's history, under a lock that was not the
+    gate's (loop QA). Refused; `-c CONFIG` takes the loop's tracking URI and ledger."""
+    from tuneline.cli import main
+
+    monkeypatch.delenv("TUNELINE_LEDGER_URL")
+    monkeypatch.chdir(tmp_path)
+    champion = scaled.client().get_model_version_by_alias(TRAINED, "champion").version
+    other = "1" if champion == "2" else "2"
+    assert main(["promote", TRAINED, other, "--reason", "from another folder"]) == 1
+    err = capsys.readouterr().err
+    assert f"tuneline: {TRAINED} has a champion, but this folder holds no promotion history (" in err, err
+    assert "give -c CONFIG, --ledger-url or TUNELINE_LEDGER_URL" in err
+    assert not (tmp_path / "tuneline-ledger.db").exists()
+    assert scaled.client().get_model_version_by_alias(TRAINED, "champion").version == champion
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"data:\n  path: base.csv\ntracking:\n  tracking_uri: {scaled.tracking_uri}\n"
+                    f"ledger:\n  url: ${{{LEDGER_VAR}}}\n")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert main(["promote", TRAINED, other, "--reason", "from another folder", "-c", str(loop)]) == 0
+    assert main(["rollback", TRAINED, "-c", str(loop)]) == 0
+    assert scaled.client().get_model_version_by_alias(TRAINED, "champion").version == champion
+    with PromotionLog(scaled.database_url, TRAINED) as history:
+        assert [(p.action, p.to_version) for p in history.history()][-2:] == [("promote", other),
+                                                                                ("rollback", champion)]
+    capsys.readouterr()
+    assert main(["history", TRAINED, "-c", str(loop)]) == 0
+    assert "from another folder" in capsys.readouterr().out
+
+
 def evaluated_predictions(scaled: Scaled, run_id: str) -> pd.DataFrame:
     """The run's own test predictions (``evaluation/test_predictions.csv``), downloaded through the server."""
     return pd.read_csv(mlflow.artifacts.download_artifacts(

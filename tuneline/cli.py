@@ -255,6 +255,8 @@ def _add_promotion_parsers(sub) -> None:  # noqa: ANN001 - argparse's private su
     for command in (promote, rollback, history):
         command.add_argument("--tracking-uri", help="MLflow tracking/registry URI (see below)")
         command.add_argument("--ledger-url", help="database of the promotion history (see below)")
+        command.add_argument("--config", "-c", type=Path, default=None,
+                             help="take the tracking URI and the ledger from this config (the options above win)")
 
 
 def _demo_config(overrides: list[str], write: bool = True) -> TunelineConfig:
@@ -784,12 +786,26 @@ def _promotions(args: argparse.Namespace) -> int:
         # before the store is opened: a misuse of the command line, as argparse's own errors (exit 2)
         raise UsageError(f"promote: VERSION {args.version!r} is not a model version number; give the number, "
                          f"e.g. tuneline promote {shlex.quote(args.name)} 3 --reason ...")
+    if args.config is not None:  # the loop's own stores, without repeating them as options
+        config = read_config(args.config, [])
+        args.tracking_uri = args.tracking_uri or config.tracking.tracking_uri
+        args.ledger_url = args.ledger_url or config.ledger.url
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if args.command != "history":  # the history is readable without the registry (a deleted model's too)
         _require_registered(client, uri, [args.name], "the model name")
     ledger_url = ledger_url_for(args.ledger_url, uri)
     from tuneline.ledger import sqlite_file_missing
+
+    if args.command != "history" and not args.ledger_url and not os.environ.get("TUNELINE_LEDGER_URL") \
+            and not uri.startswith("sqlite:") and sqlite_file_missing(ledger_url) \
+            and champion_version(client, args.name) is not None:
+        # an MLflow server keeps no ledger beside it: the default is a file in this folder, and a move recorded in a
+        # new one there was missing from the loop's history, its lock not the gate's (loop QA)
+        raise UserError(f"{args.name} has a champion, but this folder holds no promotion history "
+                        f"({shown_url(ledger_url)}): with an MLflow server the history is where the loop keeps it; "
+                        "run this in the folder you deployed from, or give -c CONFIG, --ledger-url or "
+                        "TUNELINE_LEDGER_URL")
 
     if args.command != "history" and args.ledger_url and sqlite_file_missing(ledger_url) and (
             args.command == "rollback" or champion_version(client, args.name) is not None):
