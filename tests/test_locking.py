@@ -323,7 +323,7 @@ def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_an
     trained side by side, each at half speed, when the first held no batch (retraining on the current data)."""
     import tuneline.locking as locking
 
-    monkeypatch.setattr(locking, "_prefect_api_url", lambda: None)  # as from a shell: the test session has an API
+    monkeypatch.setattr(locking, "prefect_api_url", lambda: None)  # as from a shell: the test session has an API
     intervals: list[tuple[float, float]] = []
     errors: list[BaseException] = []
     first_in = threading.Event()

@@ -96,6 +96,9 @@ def test_watch_once_announces_a_batch_doctor_released_at_once(tmp_path, capsys, 
     report = capsys.readouterr().out
     assert (f"run {run_id} holds b12.csv under a lease until " in report and "is gone: released, run closed KILLED; "
             f"run `tuneline watch -c {config} --once` to retrain on them now" in report)
+    # "now" waited 271 s for the killed run's slot of the Prefect limit, which only Prefect's lease frees (loop QA)
+    assert ("the retraining run waits for the killed run's Prefect concurrency slot until Prefect's lease on it runs "
+            "out (up to 5 minutes after the kill)") in report
     with Ledger(default_ledger_url(uri), MODEL) as ledger:
         assert [(b.name, b.state) for b in ledger.free_batches()] == [("b12.csv", "validated")]
 

@@ -752,9 +752,15 @@ def _doctor_leases(client: Any, uri: str, name: str, args: argparse.Namespace) -
 def _retry_hint(args: argparse.Namespace) -> str:
     """When batches ``doctor --fix`` released are trained on: no event wakes a run for them, so without this the
     operator learned it only when the watcher's stranded rule took them, eleven minutes later (operator QA)."""
+    from tuneline.locking import prefect_api_url
+
     config = args.config if args.config is not None else "CONFIG"
+    # the killed run's slot of the Prefect limit is Prefect's to free when its lease runs out: the "now" waited 271 s
+    # for it (loop QA), which doctor cannot tell from a live run's without a lock database every run shares
+    slot = ("; the retraining run waits for the killed run's Prefect concurrency slot until Prefect's lease on it runs "
+            "out (up to 5 minutes after the kill)" if prefect_api_url() else "")
     return (f"run `tuneline watch -c {config} --once` to retrain on them now (else a running watcher announces them "
-            "once they and the last retraining run's end are retrain.reannounce_after_s old)")
+            f"once they and the last retraining run's end are retrain.reannounce_after_s old){slot}")
 
 
 def _cli_actor() -> str:

@@ -163,7 +163,7 @@ def model_lock(name: str, url: str, *, timeout_s: float = 600.0, holder: str | N
     if key in held:
         raise RuntimeError(f"model_lock is not re-entrant: this thread already holds the gate lock of {name!r} "
                            f"in {redact(url)}")
-    api_url = _prefect_api_url() if use_prefect else None  # before the clock starts: loading Prefect's settings is not waiting for anyone
+    api_url = prefect_api_url() if use_prefect else None  # before the clock starts: loading Prefect's settings is not waiting for anyone
     started = time.monotonic()
     deadline = started + max(timeout_s, 0.0)
     with ExitStack() as stack:
@@ -390,7 +390,7 @@ def _timeout_message(name: str, url: str, timeout_s: float, recorded: tuple[str,
             f"held by {_describe_holder(recorded)}")
 
 
-def _prefect_api_url() -> str | None:
+def prefect_api_url() -> str | None:
     """The configured Prefect API URL (environment, profile or a test harness's settings), or None.
 
     None means the embedded default: each process would start its own temporary API, on which a concurrency limit
@@ -511,7 +511,7 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
     that waits frees a slot no run holds (:func:`_free_a_slot_no_run_holds`)."""
     from tuneline.timings import WAITING, record
 
-    if _prefect_api_url() is None:
+    if prefect_api_url() is None:
         if lock_url is None:
             yield
             return
@@ -614,7 +614,7 @@ def unheld_retraining_slot(model: str, tracking_uri: str, fix: bool = False) -> 
     also when there is no Prefect API, no such limit, or no lock database shared by every run to tell by."""
     from tuneline.events import prefect_api_answers
 
-    api_url = _prefect_api_url()
+    api_url = prefect_api_url()
     if api_url is None or not lock_url_is_shared(tracking_uri) or not prefect_api_answers(api_url):
         return None
     from prefect.client.orchestration import get_client
