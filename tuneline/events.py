@@ -227,8 +227,11 @@ def _waiting_clause(config: TunelineConfig) -> str:
 
 
 def _names(batches: list[Batch]) -> str:
-    """``a.csv, b.csv`` (the first five, then how many more)."""
-    shown = ", ".join(b.name for b in batches[:5])
+    """``a.csv, b.csv`` (the first five, then how many more); a name two of them share (a file landed again with
+    new content) with each one's content hash, as ``data batches`` shows it: "b.csv, b.csv" told them not apart."""
+    names = [b.name for b in batches]
+    shown = ", ".join(f"{b.name} ({b.content_hash[:12]})" if names.count(b.name) > 1 else b.name
+                      for b in batches[:5])
     return shown + (f" and {len(batches) - 5} more" if len(batches) > 5 else "")
 
 

@@ -1,4 +1,4 @@
-"""What a QA session with users' own files and configs found (2026-12-05).
+"""What the QA sessions of 2026-12-05 found with users' own files and configs, and in the loop's messages.
 
 1. An HTML page saved under a data file's name (a GitHub page instead of its raw file, a download's error page) was
    read as CSV: "has no column 'text' (its columns: ['<!DOCTYPE html>'])", or "a header but no data records".
@@ -90,3 +90,21 @@ def test_validates_examples_cut_a_long_detail_between_words():
     [line] = _quarantine_examples(quarantine)
     assert line.endswith(" word …") and len(line) < 260, line
     assert line.startswith("  e.g. stray_quote: d.csv line 7: a stray quote word"), line
+
+
+def test_watch_names_two_free_batches_of_one_file_name_with_their_content_hashes():
+    """`watch --once` said "mutant.csv, mutant.csv are free" for a file landed again with new content (loop QA)."""
+    from datetime import datetime, timezone
+
+    from tuneline.events import _names
+    from tuneline.ledger import Batch
+
+    now = datetime.now(timezone.utc)
+
+    def batch(path: str, content_hash: str) -> Batch:
+        return Batch(1, "m", content_hash, path, "file", "csv", 10, 1, "landed", None, now, None, None, None, None,
+                     None, None, (), None, None, None, now)
+
+    assert _names([batch("/l/mutant.csv", "a" * 64), batch("/l/mutant.csv", "b" * 64), batch("/l/other.csv", "c" * 64)]
+                  ) == f"mutant.csv ({'a' * 12}), mutant.csv ({'b' * 12}), other.csv"
+    assert _names([batch("/l/one.csv", "a" * 64)]) == "one.csv"
