@@ -226,3 +226,50 @@ def test_ctrl_c_in_the_flow_process_stops_torchrun_and_every_worker(tmp_path, ti
             trainer.kill()
             trainer.wait()
     assert not (tmp_path / "train-workers" / "initial.pt").exists()
+
+
+def test_kill_9_of_the_flow_process_stops_torchrun_and_every_worker(tmp_path, tiny_bert):
+    """The flow's process killed outright (no Ctrl-C to handle): torchrun and its workers trained on to the last
+    step, and a re-run trained in the same checkpoint folder beside them (training QA). torchrun now runs under
+    ``tuneline.parent_watch``, which stops it when its parent is gone."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = tmp_path / "train.py"
+    script.write_text(INTERRUPTED_TRAINING.format(tests=str(Path(__file__).parent), bert=tiny_bert, work=tmp_path))
+    trainer = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    workers: list[int] = []
+    try:
+        logs = tmp_path / "train-workers" / "logs"
+        deadline = time.monotonic() + 240
+        while "step 3/" not in ((logs / "rank-0.log").read_text() if (logs / "rank-0.log").is_file() else ""):
+            assert trainer.poll() is None and time.monotonic() < deadline, "training never got going"
+            time.sleep(0.5)
+        workers = [int(pid) for log in logs.glob("rank-*.log")
+                   for pid in re.findall(r"worker rank \d+ of 2, pid (\d+)", log.read_text())]
+        launcher = [child.pid for child in psutil.Process(trainer.pid).children()]
+        assert len(workers) == 2 and len(launcher) == 1
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait(timeout=30)
+        deadline = time.monotonic() + 90  # torchrun's SIGTERM to its workers, then its own exit
+        while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                  for pid in [*workers, *launcher]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        alive = [pid for pid in [*workers, *launcher]
+                 if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        assert not alive, f"left training after the kill: {alive}"
+    finally:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if trainer.poll() is None:
+            trainer.kill()
+            trainer.wait()

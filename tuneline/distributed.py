@@ -103,8 +103,12 @@ def _dataset_files(dataset: Any, fallback: Path) -> dict[str, Any]:
 
 def _launch(spec_file: Path, processes: int, threads: int, workers_dir: Path,
             forward_log: Callable[[str], None] | None) -> None:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-               "--max-restarts=0", "-m", "tuneline.distributed", str(spec_file)]
+    # under tuneline.parent_watch: torchrun is stopped (and stops its workers) when this process dies outright. A
+    # `kill -9` of `tuneline train` left torchrun and its workers training on, and a re-run trained in the same
+    # checkpoint folder beside them (training QA)
+    command = [sys.executable, "-m", "tuneline.parent_watch", str(os.getpid()), "torch.distributed.run",
+               "--standalone", f"--nproc-per-node={processes}", "--max-restarts=0", "-m", "tuneline.distributed",
+               str(spec_file)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
            "PYTHONUNBUFFERED": "1"}
     logs = workers_dir / "logs"

@@ -6,7 +6,8 @@ holding its port and its SQLite database. ``PR_SET_PDEATHSIG`` is no help: it fi
 the child ends, and tuneline starts the server from a short-lived background thread (``tuneline.early_api``).
 So the server runs under this wrapper, which notices that it has been re-parented (``os.getppid()`` changes when the
 parent dies) and stops it the way a terminal would: SIGTERM, which uvicorn handles by shutting down cleanly, then an
-exit after a grace period.
+exit after a grace period. DDP training's ``torchrun`` runs under it too (it stops its workers on SIGTERM): a
+``kill -9`` of ``tuneline train`` left it and its workers training on.
 
 Usage: ``python -m tuneline.parent_watch PARENT_PID MODULE [ARGS...]``.
 """
