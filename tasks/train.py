@@ -303,7 +303,8 @@ def training_arguments(config: TrainConfig, output_dir: Path, primary_metric: st
 def last_complete_checkpoint(folder: Path) -> str | None:
     """The newest ``checkpoint-N`` that was written completely, skipping (with a log line) any that a dying process
     left half-written: no readable ``trainer_state.json``, weights whose safetensors header does not load, or a
-    truncated optimizer state (torch saves a zip: a cut-off file has no central directory)."""
+    truncated optimizer, scheduler, random-number or arguments state (torch saves a zip: a cut-off file has no central
+    directory)."""
     import json
     import zipfile
 
@@ -321,9 +322,11 @@ def last_complete_checkpoint(folder: Path) -> str | None:
             for path in weights:
                 with safe_open(str(path), "pt") as handle:
                     list(handle.keys())
-            optimizer = candidate / "optimizer.pt"
-            if optimizer.exists() and not zipfile.is_zipfile(optimizer):
-                raise ValueError("optimizer.pt is truncated")
+            # every state the Trainer restores is a torch.save zip: a cut-off one failed every re-run with a bare
+            # EOFError (a truncated scheduler.pt or rng_state.pth: training QA)
+            for state in sorted({*candidate.glob("*.pt"), *candidate.glob("*.pth"), *candidate.glob("*.bin")}):
+                if not zipfile.is_zipfile(state):
+                    raise ValueError(f"{state.name} is truncated")
         except Exception as error:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
             log.warning("skipping incomplete checkpoint %s (%s: %s)", candidate, type(error).__name__, error)
             continue

@@ -174,3 +174,35 @@ def test_a_rerun_after_a_crash_resumes_and_its_summary_says_from_where(workdir, 
     assert re.fullmatch(r"  data {14}: [\d,]+ records read; train [\d,]+, validation [\d,]+, test [\d,]+ rows", data)
     run_dir = next(line.split(":", 1)[1].strip() for line in printed.splitlines() if "reports" in line)
     assert json.loads((Path(run_dir) / "summary.json").read_text())["resumed_from"].endswith("checkpoint-4")
+
+
+@pytest.mark.parametrize("state, size", [("scheduler.pt", 0), ("rng_state.pth", 100), ("training_args.bin", 50)])
+def test_a_checkpoint_with_a_cut_off_state_file_is_skipped_on_resume(tmp_path, tiny_bert, state, size):
+    """A truncated scheduler.pt or rng_state.pth in the newest checkpoint made every re-run fail with a bare
+    EOFError (training QA): only the weights, trainer_state.json and optimizer.pt were checked."""
+    from tuneline.tasks.train import last_complete_checkpoint
+
+    splits = tiny_splits()
+    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.max_steps=6",
+                        "train.eval_steps=2", "train.batch_size=8", "train.precision=fp32",
+                        "train.early_stopping_patience=0", f"work_dir={tmp_path}", path="/unused.csv")
+    from tuneline.config import ModelConfig
+
+    model_config = ModelConfig(base=str(tiny_bert))
+    tokenizer = load_tokenizer.fn(model_config)
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: f"h-{n}" for n, _ in splits.items()},
+                                   tmp_path / "cache")
+    checkpoints = tmp_path / "ckpt"
+    with pytest.raises(Crash):
+        train_model.fn(build_model.fn(model_config, "classification", splits.labels).model, tokenizer, tokenized,
+                       splits.labels, config, model_dir=tmp_path / "model", checkpoint_dir=checkpoints,
+                       extra_callbacks=[CrashAtStep(5)])
+    assert (checkpoints / "checkpoint-4" / state).is_file()
+    cut = checkpoints / "checkpoint-4" / state
+    cut.write_bytes(cut.read_bytes()[:size])
+    assert last_complete_checkpoint(checkpoints).endswith("checkpoint-2")
+    recorder = StepRecorder()
+    result = train_model.fn(build_model.fn(model_config, "classification", splits.labels).model, tokenizer,
+                            tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                            checkpoint_dir=checkpoints, extra_callbacks=[recorder])
+    assert result.resumed_from.endswith("checkpoint-2") and recorder.steps == [3, 4, 5, 6]
