@@ -171,3 +171,46 @@ def test_doctor_fix_marks_used_the_batches_of_a_run_killed_after_its_gate(tmp_pa
         (batch,) = ledger.batches()
         assert (batch.state, batch.model_version, batch.used_by_run) == ("used", "1", run_id)
         assert ledger.free_batches() == []
+
+
+def test_doctor_with_a_config_cleans_a_first_training_killed_before_any_version_and_only_its_models_runs(
+        tmp_path, capsys):
+    """`doctor -c CONFIG --fix` refused ("has no registered model") when a first training was killed before it
+    registered anything, and `doctor -m NAME --fix` closed the dead runs of other models too (training QA)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ready = tmp_path / "started"
+    code = textwrap.dedent(f"""
+        import pathlib, time
+        from mlflow.tracking import MlflowClient
+        from tuneline.run_process import PROCESS_TAG, process_tag
+        client = MlflowClient(tracking_uri={uri!r})
+        experiment = client.create_experiment("training", artifact_location={(tmp_path / 'art').as_uri()!r})
+        ids = []
+        for model in ("first-model", "other-model"):
+            run = client.create_run(experiment, tags={{PROCESS_TAG: process_tag()}}, run_name=model)
+            client.log_param(run.info.run_id, "tracking.registered_model", model)
+            ids.append(run.info.run_id)
+        pathlib.Path({str(ready)!r}).write_text(" ".join(ids))
+        time.sleep(600)
+    """)
+    trainer = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and trainer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first, other = ready.read_text().split()
+    finally:
+        trainer.kill()
+        trainer.wait()
+    config = tmp_path / "first.yaml"
+    config.write_text(f"data:\n  path: d.csv\ntracking:\n  tracking_uri: {uri}\n  registered_model: first-model\n"
+                      f"work_dir: {tmp_path / 'w'}\n")
+    assert main(["doctor", "-c", str(config), "--fix"]) == 0
+    report = capsys.readouterr().out
+    assert "  first-model: no registered version yet" in report
+    assert f"run {first} (first-model) is RUNNING in MLflow" in report and other not in report
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(first).info.status == "KILLED"
+    assert client.get_run(other).info.status == "RUNNING"  # another model's: not this doctor's to close
+    assert main(["doctor", "--tracking-uri", uri, "--work-dir", str(tmp_path / "w"), "--fix"]) == 0
+    assert client.get_run(other).info.status == "KILLED"  # every model's, when none is named

@@ -613,9 +613,18 @@ def _doctor(args: argparse.Namespace) -> int:
     args.work_dir = args.work_dir or Path("tuneline-output")
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    _require_registered(client, uri, args.model, "--model")
-    names = args.model or [m.name for m in client.search_registered_models()]
+    unregistered: list[str] = []
+    if args.config is not None and args.model and not _is_registered(client, args.model[0]):
+        # the config's model before its first version: a first training killed mid-run left a RUNNING run and a
+        # checkpoint, which doctor refused to look at ("has no registered model", training QA)
+        unregistered = list(args.model)
+    else:
+        _require_registered(client, uri, args.model, "--model")
+    names = [n for n in args.model if n not in unregistered] if args.model else [
+        m.name for m in client.search_registered_models()]
     print(f"registry {redact(uri)}: {len(names)} registered model(s)")
+    for name in unregistered:
+        print(f"  {name}: no registered version yet")
     for name in names:
         orphans = (neutralise_orphans if args.fix else find_orphans)(client, name)
         for orphan in orphans:
@@ -643,6 +652,9 @@ def _doctor(args: argparse.Namespace) -> int:
                   f"(tuneline promote {name} VERSION --reason ...) or roll back (tuneline rollback {name})")
 
     for run, process in dead_runs(client):  # killed before registering: no version, no batch named it
+        model = (run.data.params or {}).get("tracking.registered_model")
+        if args.model and model is not None and model not in args.model:
+            continue  # another model's run: `doctor -m NAME --fix` closed it too (training QA)
         print(f"run {run.info.run_id} ({run.info.run_name}) is RUNNING in MLflow, but its process {process} is gone"
               + (": closed KILLED" if args.fix else " (--fix closes it KILLED)"))
         if args.fix:
