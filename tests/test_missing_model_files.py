@@ -81,3 +81,43 @@ def test_doctor_reads_the_files_in_the_store_it_was_given_not_mlflows_default(tm
     assert main(["doctor", "--model", "kept", "--tracking-uri", uri, "--work-dir", str(elsewhere)]) == 0
     assert "kept@champion (v1): the model files of kept v1 are missing from the artifact store" in \
         capsys.readouterr().out
+
+
+def test_promote_behind_a_held_gate_lock_says_it_waits_and_for_whom(tmp_path, monkeypatch, capfd):
+    """`promote` while another process held the model's gate lock printed nothing until it got it (up to 10
+    minutes): the waiting line was logged at INFO, which the command does not show (training QA)."""
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from tuneline.locking import default_lock_url
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.create_experiment("held", artifact_location=(tmp_path / "art").as_uri())
+    for _ in range(2):
+        with mlflow.start_run(experiment_id=experiment):
+            mlflow.pyfunc.log_model(name="model", python_model=Echo(), registered_model_name="held")
+    ready = tmp_path / "holding"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import pathlib, time
+        from tuneline.locking import model_lock
+        with model_lock("held", {default_lock_url(uri)!r}, use_prefect=False, holder="a gate at work"):
+            pathlib.Path({str(ready)!r}).touch()
+            time.sleep(4)
+    """)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists()
+        assert main(["promote", "held", "2", "--reason", "by hand", "--tracking-uri", uri]) == 0
+    finally:
+        holder.wait(timeout=60)
+    err = capfd.readouterr().err
+    assert "tuneline: waiting for the gate lock of model 'held' in " in err and "a gate at work" in err, err
+    assert str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("held", "champion").version) \
+        == "2"

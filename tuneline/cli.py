@@ -810,6 +810,7 @@ def _promotions(args: argparse.Namespace) -> int:
         args.ledger_url = args.ledger_url or config.ledger.url
     uri = _existing_store(resolve_tracking_uri(args.tracking_uri))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    _say_lock_waits()
     if args.command != "history":  # the history is readable without the registry (a deleted model's too)
         _require_registered(client, uri, [args.name], "the model name")
     ledger_url = ledger_url_for(args.ledger_url, uri)
@@ -888,6 +889,23 @@ def _promotions(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.name}@champion: {moved.line()}")
     return 0
+
+
+def _say_lock_waits() -> None:
+    """Print the lock's "waiting for the gate lock of model ... (held by ...)" line: logged at INFO, which these
+    commands do not show, so a promote behind a gate sat silent for up to its 10-minute timeout (training QA)."""
+    import logging
+
+    lock_logger = logging.getLogger("tuneline.locking")
+    if any(getattr(h, "tuneline_lock_waits", False) for h in lock_logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("tuneline: %(message)s"))
+    handler.addFilter(lambda record: record.getMessage().startswith("waiting for "))
+    handler.tuneline_lock_waits = True
+    lock_logger.addHandler(handler)
+    if lock_logger.getEffectiveLevel() > logging.INFO:
+        lock_logger.setLevel(logging.INFO)
 
 
 def shown_url(url: str) -> str:
