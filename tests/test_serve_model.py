@@ -258,7 +258,7 @@ def test_ner_endpoint_tags_word_lists_and_texts_like_the_registered_model(store,
     # each answered with a confident label before (a null was parsed as the text "None", an id column cut from a
     # frame as the texts); a nested list [["a", "b"]] still becomes its first word in MLflow's parser, not caught
     ("intents", {"inputs": ["where is my parcel", ""]}, "application/json", "input 1 is an empty text"),
-    ("intents", {"inputs": ["where is my parcel", None]}, "application/json", "input 1 is missing"),
+    ("intents", {"inputs": ["where is my parcel", None]}, "application/json", "input 1 is null"),
     ("ner", {"inputs": ["John lives in Paris", None]}, "application/json", "input 1 is missing"),
     ("ner", {"inputs": ["  "]}, "application/json", "input 0 is an empty text"),
     # a frame without a text column (an "id, text" frame is answered on its texts: the columns are taken by name)
