@@ -896,14 +896,20 @@ def _say_lock_waits() -> None:
     commands do not show, so a promote behind a gate sat silent for up to its 10-minute timeout (training QA)."""
     import logging
 
+    class ToStderr(logging.Handler):
+        """Writes to ``sys.stderr`` as it is when the line comes (a stream taken once goes stale where it is
+        swapped, as tests and embedding programs do)."""
+
+        tuneline_lock_waits = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("waiting for "):
+                print(f"tuneline: {record.getMessage()}", file=sys.stderr, flush=True)
+
     lock_logger = logging.getLogger("tuneline.locking")
     if any(getattr(h, "tuneline_lock_waits", False) for h in lock_logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("tuneline: %(message)s"))
-    handler.addFilter(lambda record: record.getMessage().startswith("waiting for "))
-    handler.tuneline_lock_waits = True
-    lock_logger.addHandler(handler)
+    lock_logger.addHandler(ToStderr())
     if lock_logger.getEffectiveLevel() > logging.INFO:
         lock_logger.setLevel(logging.INFO)
 
