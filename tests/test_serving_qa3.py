@@ -3,7 +3,7 @@
 * A request that ran past the time limit: MLflow's scoring app answers such a request with a 504 whose body is the plain text "Request processing time
 exceeded limit" under a JSON content type, and cannot stop the thread that predicts it: a 5 MB request went on using
 a whole core for minutes after its answer. Now the answer is JSON that says what to do, and the model's own batch loop
-stops at the next batch (``_abandoned`` in each pyfunc file reads the deadline the served app sets).
+stops at the next batch (``_stop_if_abandoned`` in each pyfunc file reads the deadline the served app sets).
 
 Each kind's model is a tiny random head on the conftest BERT, registered by tuneline's register task and loaded back
 (``test_serving_inputs.register_every_kind``); requests go to MLflow's scoring app wrapped by ``serving_app.served``,

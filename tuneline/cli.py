@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shlex
@@ -814,9 +815,9 @@ def _promotions(args: argparse.Namespace) -> int:
     if args.command != "history":  # the history is readable without the registry (a deleted model's too)
         _require_registered(client, uri, [args.name], "the model name")
     ledger_url = ledger_url_for(args.ledger_url, uri)
-    from tuneline.ledger import sqlite_file_missing
+    from tuneline.ledger import LEDGER_URL_ENV, sqlite_file_missing
 
-    if args.command != "history" and not args.ledger_url and not os.environ.get("TUNELINE_LEDGER_URL") \
+    if args.command != "history" and not args.ledger_url and not os.environ.get(LEDGER_URL_ENV) \
             and not uri.startswith("sqlite:") and sqlite_file_missing(ledger_url) \
             and champion_version(client, args.name) is not None:
         # an MLflow server keeps no ledger beside it: the default is a file in this folder, and a move recorded in a
@@ -891,25 +892,22 @@ def _promotions(args: argparse.Namespace) -> int:
     return 0
 
 
+class _LockWaitsToStderr(logging.Handler):
+    """The lock's "waiting for ..." lines, written to ``sys.stderr`` as it is when the line comes (a stream taken once
+    goes stale where it is swapped, as tests and embedding programs do)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("waiting for "):
+            print(f"tuneline: {record.getMessage()}", file=sys.stderr, flush=True)
+
+
 def _say_lock_waits() -> None:
     """Print the lock's "waiting for the gate lock of model ... (held by ...)" line: logged at INFO, which these
     commands do not show, so a promote behind a gate sat silent for up to its 10-minute timeout (training QA)."""
-    import logging
-
-    class ToStderr(logging.Handler):
-        """Writes to ``sys.stderr`` as it is when the line comes (a stream taken once goes stale where it is
-        swapped, as tests and embedding programs do)."""
-
-        tuneline_lock_waits = True
-
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.getMessage().startswith("waiting for "):
-                print(f"tuneline: {record.getMessage()}", file=sys.stderr, flush=True)
-
     lock_logger = logging.getLogger("tuneline.locking")
-    if any(getattr(h, "tuneline_lock_waits", False) for h in lock_logger.handlers):
+    if any(isinstance(h, _LockWaitsToStderr) for h in lock_logger.handlers):
         return
-    lock_logger.addHandler(ToStderr())
+    lock_logger.addHandler(_LockWaitsToStderr())
     if lock_logger.getEffectiveLevel() > logging.INFO:
         lock_logger.setLevel(logging.INFO)
 

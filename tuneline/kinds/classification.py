@@ -117,30 +117,33 @@ def matched_columns(frame: pd.DataFrame, wanted: dict[str, str]) -> dict[str, st
     surrounding spaces and invisible characters (a header ``Text , Label`` for ``text`` and ``label``; a zero-width
     space or a NUL a broken export left in ``\u200btext``, which printed looked exactly like ``text``); a name with
     no such column, or with two, stays as it is (for :func:`columns_or_error` to report)."""
-    from tuneline.kinds.label_spellings import visible
-
     matched = dict(wanted)
     for key, column in wanted.items():
         if column in frame.columns:
             continue
-        want = visible(column).strip().casefold()
-        same = [c for c in frame.columns if isinstance(c, str) and visible(c).strip().casefold() == want]
+        same = same_apart_from_case(frame.columns, column)
         if len(same) == 1:
             matched[key] = same[0]
     return matched
+
+
+def same_apart_from_case(columns: Any, column: str) -> list[str]:
+    """The names among ``columns`` that differ from ``column`` only in case, surrounding spaces and invisible
+    characters (the one fold :func:`matched_columns` and :func:`columns_or_error` share)."""
+    from tuneline.kinds.label_spellings import visible
+
+    want = visible(column).strip().casefold()
+    return [c for c in columns if isinstance(c, str) and visible(c).strip().casefold() == want]
 
 
 def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str], fmt: str | None = None,
                      data: ClassificationData | None = None) -> None:
     """Every configured column must exist; the error lists the file's columns and the key to set, or where a CSV/TSV
     file's header really is when a line further down names the columns (an export's title line above it)."""
-    from tuneline.kinds.label_spellings import visible
-
     for key, column in wanted.items():
         if column not in frame.columns:
             found = [c for c in frame.columns if c not in ("source_row", "source_line")]
-            want = visible(column).strip().casefold()
-            same = [c for c in found if isinstance(c, str) and visible(c).strip().casefold() == want]
+            same = same_apart_from_case(found, column)
             if len(same) > 1:  # matched_columns takes one, not two: "no column 'text'" beside 'Text' and 'TEXT'
                 raise DataLoadError(f"{path} has {len(same)} columns named {column!r} apart from case and spaces "
                                     f"({', '.join(map(repr, same))}), and {key} could mean any of them: rename all but "

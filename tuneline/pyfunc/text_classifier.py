@@ -37,18 +37,21 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: column the predictions would be written under (it would be duplicated, or its values overwritten).
 OUTPUT_COLUMNS = ("label", "score", "scores")
 
-#: why a prediction stopped part way: the HTTP request it answers was answered with a timeout (:func:`_abandoned`)
+#: why a prediction stopped part way: the HTTP request it answers was answered with a timeout
+#: (:func:`_stop_if_abandoned`)
 ABANDONED = "stopped: the request ran past the server's time limit and was answered with a 504"
 
 
-def _abandoned() -> bool:
-    """Whether the HTTP request this prediction answers was already answered with a timeout (504). MLflow's scoring
-    server cannot stop the thread that predicts such a request: a large one went on for minutes after its 504, taking
-    a core from the requests after it. tuneline's served app (``tuneline.serving_app``) sets each request's deadline;
-    wherever it is not loaded there is none, and this file still imports nothing of tuneline."""
+def _stop_if_abandoned() -> None:
+    """Stop (TimeoutError) when the HTTP request this prediction answers was already answered with a timeout (504).
+    MLflow's scoring server cannot stop the thread that predicts such a request: a large one went on for minutes
+    after its 504, taking a core from the requests after it. tuneline's served app (``tuneline.serving_app``) sets
+    each request's deadline; wherever it is not loaded there is none, and this file still imports nothing of
+    tuneline."""
     app = sys.modules.get("tuneline.serving_app")
     deadline = app.REQUEST_DEADLINE.get() if app is not None else None
-    return deadline is not None and time.monotonic() > deadline
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError(ABANDONED)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -215,16 +218,14 @@ class TextClassifier:
 
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        if _abandoned():  # MLflow's parsing took the request's time
-            raise TimeoutError(ABANDONED)
+        _stop_if_abandoned()  # MLflow's parsing took the request's time
         encoded = self.tokenizer(cut_long_texts(list(texts), self.tokenizer, self.max_length), truncation=True,
                                  max_length=self.max_length)
         order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(order), batch_size):
-                if _abandoned():
-                    raise TimeoutError(ABANDONED)
+                _stop_if_abandoned()
                 idx = order[start : start + batch_size]
                 enc = self.tokenizer.pad({key: [values[i] for i in idx] for key, values in encoded.items()},
                                          return_tensors="pt").to(self.device)

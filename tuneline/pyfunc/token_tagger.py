@@ -88,18 +88,21 @@ _CLITIC = re.compile(r"(?i)(?<=\w)(?:n['’]t|['’](?:s|re|ve|ll|d|m))$")
 #: Token types of a model trained with word casing (:func:`case_type`).
 CASE_TYPES = 4
 
-#: why a prediction stopped part way: the HTTP request it answers was answered with a timeout (:func:`_abandoned`)
+#: why a prediction stopped part way: the HTTP request it answers was answered with a timeout
+#: (:func:`_stop_if_abandoned`)
 ABANDONED = "stopped: the request ran past the server's time limit and was answered with a 504"
 
 
-def _abandoned() -> bool:
-    """Whether the HTTP request this prediction answers was already answered with a timeout (504). MLflow's scoring
-    server cannot stop the thread that predicts such a request: a large one went on for minutes after its 504, taking
-    a core from the requests after it. tuneline's served app (``tuneline.serving_app``) sets each request's deadline;
-    wherever it is not loaded there is none, and this file still imports nothing of tuneline."""
+def _stop_if_abandoned() -> None:
+    """Stop (TimeoutError) when the HTTP request this prediction answers was already answered with a timeout (504).
+    MLflow's scoring server cannot stop the thread that predicts such a request: a large one went on for minutes
+    after its 504, taking a core from the requests after it. tuneline's served app (``tuneline.serving_app``) sets
+    each request's deadline; wherever it is not loaded there is none, and this file still imports nothing of
+    tuneline."""
     app = sys.modules.get("tuneline.serving_app")
     deadline = app.REQUEST_DEADLINE.get() if app is not None else None
-    return deadline is not None and time.monotonic() > deadline
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError(ABANDONED)
 
 
 def case_type(word: str) -> int:
@@ -425,8 +428,7 @@ class TokenTagger:
         non_empty = [i for i, words in enumerate(sentences) if words]
         if not non_empty:
             return results
-        if _abandoned():  # MLflow's parsing took the request's time
-            raise TimeoutError(ABANDONED)
+        _stop_if_abandoned()  # MLflow's parsing took the request's time
         counts = self._subword_counts([sentences[i] for i in non_empty])
         chunks = [(i, s, e) for i, per_word in zip(non_empty, counts) for s, e in word_windows(per_word, self.budget)]
         encoded = self.tokenizer([sentences[i][s:e] for i, s, e in chunks], is_split_into_words=True,
@@ -438,8 +440,7 @@ class TokenTagger:
         with torch.inference_mode(), torch.autocast(device_type=str(self.device).split(":")[0],
                                                     dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             for begin in range(0, len(order), batch_size):
-                if _abandoned():
-                    raise TimeoutError(ABANDONED)
+                _stop_if_abandoned()
                 members = order[begin : begin + batch_size]
                 enc = self.tokenizer.pad({key: [values[c] for c in members] for key, values in encoded.items()},
                                          return_tensors="pt")
