@@ -513,7 +513,10 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             pending = {**tags, "gate.decision": PROMOTING, "gate.sentence": (
                 f"Version {candidate.version} passed its gate and is being made champion: {decision.explained()}.")} \
                 if decision.promote else tags
-            for key, value in pending.items():
+            # one tag per request, so the gate's verdict, gate.decision, is written last: a run killed part way
+            # leaves a version without it, which `tuneline doctor` finds as unfinished and settles; written first, a
+            # kill left one that read decided but never got tuneline.status=gated (training QA)
+            for key, value in sorted(pending.items(), key=lambda item: item[0] == "gate.decision"):
                 client.set_model_version_tag(candidate.name, candidate.version, key, value)
             if decision.promote:  # the compare-and-set of every champion move, recorded in the promotion history
                 with PromotionLog(ledger_url_for(config.ledger.url, run.tracking_uri), candidate.name) as history:

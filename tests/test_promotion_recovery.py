@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient
 from tuneline.cli import main
 from tuneline.ledger import default_ledger_url
 from tuneline.locking import default_lock_url
-from tuneline.promotions import (GATE, PROMOTE, PromotionLog, champion_version, move_champion, previous_champion,
-                                 rollback_champion)
+from tuneline.promotions import (GATE, PROMOTE, PromotionLog, PromotionRefused, champion_version, move_champion,
+                                 previous_champion, rollback_champion)
 
 GATE_KILLED = """
 import os, signal, sys
@@ -51,6 +51,12 @@ if {point!r} == "before_alias":
     moving = MlflowClient.set_registered_model_alias
     MlflowClient.set_registered_model_alias = lambda self, model, alias, number: (
         die() if alias == "champion" else moving(self, model, alias, number))
+elif {point!r} == "third_tag":  # killed part way through the gate's tag writes
+    tagging, written = MlflowClient.set_model_version_tag, []
+    def tag_then_die(self, *args, **kwargs):
+        written.append(args)
+        return die() if len(written) == 3 else tagging(self, *args, **kwargs)
+    MlflowClient.set_model_version_tag = tag_then_die
 else:
     promotions.PromotionLog.record = die
 context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri={uri!r}, run_dir=Path({folder!r}))
@@ -133,6 +139,46 @@ def test_a_gate_killed_between_the_move_and_its_row_is_recorded_by_doctor_fix(st
     assert client.get_model_version("killed-after-move", version).tags["gate.decision"] == "promoted"
     report = doctor(uri, "killed-after-move", folder, "--fix")
     assert "written" not in report and "moved outside tuneline" not in report  # once, and then in agreement
+
+
+def test_a_gate_killed_part_way_through_its_tags_leaves_a_version_doctor_settles(store):
+    """The gate writes its verdict one tag per request. ``gate.decision`` went first, so a run killed after it left a
+    version that read decided (never orphaned, ``challenger`` kept, promotable by hand) without
+    ``tuneline.status=gated``. The verdict is now the last tag: what a kill leaves is unfinished, and doctor ends it."""
+    folder, uri, client = store
+    client.create_registered_model("killed-mid-tags")
+    run_id, version = gate_killed(folder, uri, "killed-mid-tags", "third_tag")
+
+    tags = client.get_model_version("killed-mid-tags", version).tags
+    assert "gate.decision" not in tags and len([k for k in tags if k.startswith("gate.")]) == 2
+    report = doctor(uri, "killed-mid-tags", folder, "--fix")
+    assert (f"killed-mid-tags v{version}: run {run_id} RUNNING, but its process" in report
+            and "gate never finished: fixed" in report)
+    tags = client.get_model_version("killed-mid-tags", version).tags
+    assert tags["tuneline.status"] == "orphaned" and run_id in tags["tuneline.orphan_reason"]
+    assert client.get_run(run_id).info.status == "KILLED"  # its run no longer reads RUNNING
+    with pytest.raises(PromotionRefused, match="orphaned"):
+        move_champion(client, "killed-mid-tags", version, expected_from=None, actor="a person", action=PROMOTE,
+                      reason="by hand", ledger_url=default_ledger_url(uri), lock_url=default_lock_url(uri))
+
+
+def test_a_cut_short_promotion_made_by_hand_is_not_credited_to_the_gate(store):
+    """Killed between ``promoting`` and its alias move, then promoted by a person: `doctor --fix` found the alias on
+    it and tagged it "promoted to champion" by its gate, while the history said a person made it champion."""
+    folder, uri, client = store
+    name = "cut-short-then-by-hand"
+    client.create_registered_model(name)
+    run_id, version = gate_killed(folder, uri, name, "before_alias")
+    assert main(["promote", name, version, "--reason", "its gate passed it", "--tracking-uri", uri]) == 0
+
+    doctor(uri, name, folder, "--fix")
+    tags = client.get_model_version(name, version).tags
+    assert tags["gate.decision"] == "interrupted"
+    assert "made champion by `tuneline promote` instead" in tags["gate.sentence"]
+    with PromotionLog(default_ledger_url(uri), name) as log:
+        (row,) = log.history()
+    assert (row.action, row.to_version) == (PROMOTE, version)
+    assert "its gate passed it, but run" not in doctor(uri, name, folder)  # nothing left to settle
 
 
 def versions(client: MlflowClient, folder: Path, name: str, count: int) -> list[str]:

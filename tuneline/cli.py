@@ -273,6 +273,9 @@ def _demo_config(overrides: list[str], write: bool = True) -> TunelineConfig:
     config = build_config(demo_config_dict(Path("support_tickets.csv")), overrides)
     config.data.path = (Path(config.work_dir) / "demo" / "support_tickets.csv").resolve()  # inside the work folder
     if write:
+        from tuneline.runtime import check_work_dir
+
+        check_work_dir(config.work_dir)  # the demo's data goes there first
         print(f"demo data written to {write_demo_csv(config.data.path)}")
     return config
 
@@ -458,10 +461,13 @@ def main(argv: list[str] | None = None) -> int:
 
         timings.mark_command_start()
         timings.moment("config loaded")
+        from tuneline.runtime import check_work_dir
+
         if args.command == "train":  # before the API starts: a refusal leaves no server to stop
             from tuneline.runtime import check_base_model
 
             check_base_model(config.model.base, config.tokenize.max_length)
+        check_work_dir(config.work_dir)
         wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
         from tuneline.errors import quiet_user_error_tracebacks
         from tuneline.heap import import_without_collections

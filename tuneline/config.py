@@ -223,7 +223,8 @@ class TrainConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     epochs: float = Field(3.0, gt=0)
-    max_steps: int = Field(-1, description="Positive: stop after this many optimizer steps (overrides epochs).")
+    max_steps: int = Field(-1, description="Positive: stop after this many optimizer steps (overrides epochs); "
+                                           "0 or negative: no limit, train.epochs decides.")
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps; default once per epoch, or with "
                                                            "train.max_steps every max_steps // 4 steps.")
     eval_max_rows: int | None = Field(
@@ -260,6 +261,14 @@ class TrainConfig(_Strict):
             raise ValueError(f"batch_size: {self.batch_size} does not split evenly over train.processes="
                              f"{self.processes}; use a multiple of {self.processes}")
         return self
+
+    @field_validator("max_steps")
+    @classmethod
+    def _no_limit(cls, value: int) -> int:
+        """``max_steps: 0`` reads as "no step limit", and the Trainer of transformers 5 took it as a limit of 0,
+        which its loop ran as a single optimizer step while tuneline planned, logged and warned for an epoch's worth
+        (training QA). Every value below 1 is the Trainer's own "no limit", -1."""
+        return value if value > 0 else -1
 
 
 class EvaluateConfig(_Strict):

@@ -339,12 +339,27 @@ def _check_target(client: Any, name: str, version: str) -> None:
         why = tags.get("tuneline.orphan_reason") or tags.get("tuneline.error")
         raise PromotionRefused(f"{name} v{version} is tagged {STATUS}={status}" + (f" ({why})" if why else "")
                                + ": a version whose run failed or died before its gate is never made champion")
-    gated = status == "gated" or "gate.decision" in tags
+    gated = "gate.decision" in tags  # the gate's last tag: tuneline.status=gated without it is a gate cut short
     if not gated and (status is not None or _trained_by_tuneline(client, found)):
         raise PromotionRefused(f"{name} v{version} has not been through its gate ({_ungated_state(client, found)}): "
                                "a version tuneline trained is made champion only once its gate has scored it")
     if str(getattr(found, "status", "READY")) not in ("READY", "None"):
         raise PromotionRefused(f"{name} v{version} is not ready to serve (registration status {found.status})")
+
+
+def _settle_cut_short_gate(client: Any, name: str, version: str, action: str) -> None:
+    """A person moving ``champion`` to a version left ``gate.decision=promoting`` (its gate passed it, then its run
+    died before moving the alias): say so on the version before the move. Left ``promoting``, `tuneline doctor
+    --fix` later found the alias on it and credited the move to the gate ("promoted to champion" by its gate), while
+    the history said a person made it (training QA). The caller holds the model's lock, so no live gate is between
+    its ``promoting`` and its move."""
+    tags = client.get_model_version(name, version).tags or {}
+    if tags.get("gate.decision") != PROMOTING:
+        return
+    client.set_model_version_tag(name, version, "gate.sentence", (
+        f"Version {version} passed its gate, but its run died before making it champion; it was made champion by "
+        f"`tuneline {action}` instead (see `tuneline history`): {tags.get('gate.reasons', '')}."))
+    client.set_model_version_tag(name, version, "gate.decision", INTERRUPTED)
 
 
 def _conflict(log: PromotionLog, current: str | None, expected: str | None) -> PromotionConflict:
@@ -375,6 +390,8 @@ def _move_locked(client: Any, log: PromotionLog, to_version: str | int, *, expec
     if current == to_version:
         raise PromotionRefused(f"{name} v{to_version} is already the {CHAMPION}; nothing to do")
     _check_target(client, name, to_version)
+    if action != GATE:
+        _settle_cut_short_gate(client, name, to_version, action)
     client.set_registered_model_alias(name, CHAMPION, to_version)
     try:  # after the move, never before: see the module docstring
         return log.record(current, to_version, actor=actor, action=action, reason=reason)

@@ -64,7 +64,7 @@ def _unfinished(client: Any, name: str) -> tuple[list[Orphan], list[Pending]]:
     orphans, pending = [], []
     for version in client.search_model_versions(f"name = '{name}'"):
         tags = version.tags or {}
-        if tags.get(STATUS) in ("gated", "orphaned") or "gate.decision" in tags:
+        if tags.get(STATUS) == "orphaned" or "gate.decision" in tags:  # the verdict is the gate's last tag
             continue
         number, run_id = str(version.version), version.run_id or ""
         status, dead = _run_status(client, version.run_id), ""
@@ -167,7 +167,8 @@ class DeadHolder:
 def gated_version_of(client: Any, name: str, run_id: str) -> str | None:
     """The version of ``name`` run ``run_id`` registered, when its gate decided on it; else None."""
     for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
-        if (version.tags or {}).get(STATUS) == "gated":
+        tags = version.tags or {}
+        if tags.get(STATUS) == "gated" and "gate.decision" in tags:  # the verdict is the gate's last tag
             return str(version.version)
     return None
 

