@@ -82,3 +82,87 @@ def test_max_steps_zero_means_no_limit_and_trains_the_epochs(tmp_path, tiny_bert
     result = train_model.fn(model, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / "model",
                             checkpoint_dir=tmp_path / "ckpt")
     assert result.global_step == len(tokenized.datasets["train"]) // 8 == 6  # one epoch of 48 rows, not 1 step
+
+
+def _immutable(path: Path) -> bool:
+    """Make ``path`` unwritable even for root (``chattr +i``), or by its mode for another user; False if neither."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        return True
+    return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+
+
+def _mutable(path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    path.chmod(0o644)
+
+
+@pytest.mark.parametrize("command", ["train", "retrain"])
+def test_a_store_that_cannot_be_written_is_named_before_any_work(demo_files, capsys, command):
+    """SQLite opened it read-only without a word; the first write failed in MLflow with five tracebacks and an
+    autoflush message naming neither the file nor what to change."""
+    import sqlite3
+
+    store = demo_files / "frozen.db"
+    sqlite3.connect(store).close()
+    if not _immutable(store):
+        pytest.skip("chattr +i is not available here, and root writes any file whatever its mode")
+    try:
+        assert main([command, "-c", "c.yaml", "--set", f"tracking.tracking_uri=sqlite:///{store}"]) == 2
+    finally:
+        _mutable(store)
+    err = capsys.readouterr().err
+    assert err.startswith(f"tuneline: the MLflow store {store} cannot be written (")
+    assert err.endswith("): make it and its folder writable, or set tracking.tracking_uri to a store you can "
+                        "write\n") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("error", [
+    OSError(28, "No space left on device", "/data/w/checkpoint-4/optimizer.pt"),
+    RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),
+])
+def test_a_full_disk_is_told_apart_from_a_bug(error):
+    from tuneline.errors import out_of_space
+
+    wrapped = RuntimeError("sqlite3.OperationalError: database or disk is full")
+    assert out_of_space(error).startswith("the disk is full")
+    assert out_of_space(wrapped) == "the disk is full"
+    try:
+        try:
+            raise error
+        except Exception as inner:
+            raise ValueError("saving failed") from inner
+    except ValueError as outer:
+        assert out_of_space(outer) == out_of_space(error)
+    assert out_of_space(ValueError("a bug")) is None
+
+
+def test_a_disk_that_fills_while_training_is_one_line_without_tracebacks(demo_files):
+    """A real full disk: work_dir on a 2 MB tmpfs, nearly filled, so a checkpoint cannot be saved."""
+    import os
+    import subprocess
+    import sys
+
+    small = demo_files / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        (small / "fill").write_bytes(b"\0" * 1_780_000)
+        done = subprocess.run([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml", "--set",
+                               f"work_dir={small / 'w'}", "--set", "train.max_steps=6", "--set", "train.eval_steps=2"],
+                              cwd=demo_files, capture_output=True, text=True, timeout=600,
+                              env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert [line for line in done.stderr.splitlines() if line.startswith("tuneline:")] == [
+        "tuneline: the disk is full: free space on the disk of work_dir and of the MLflow store, then run the same "
+        "command again (training resumes from its last complete checkpoint)"]
+    assert "not a problem with your data or config" not in done.stderr

@@ -461,13 +461,13 @@ def main(argv: list[str] | None = None) -> int:
 
         timings.mark_command_start()
         timings.moment("config loaded")
-        from tuneline.runtime import check_work_dir
+        from tuneline.runtime import check_run_can_write
 
         if args.command == "train":  # before the API starts: a refusal leaves no server to stop
             from tuneline.runtime import check_base_model
 
             check_base_model(config.model.base, config.tokenize.max_length)
-        check_work_dir(config.work_dir)
+        check_run_can_write(config)
         wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
         from tuneline.errors import quiet_user_error_tracebacks
         from tuneline.heap import import_without_collections
@@ -502,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 141  # 128 + SIGPIPE, what a shell reports for a command cut short by its pipe
     except Exception as error:  # a bug or an outage: its traceback is above (Prefect) and in the MLflow run
+        from tuneline.errors import FREE_SPACE, out_of_space
+
+        if full := out_of_space(error):
+            print(f"tuneline: {full}: {FREE_SPACE}", file=sys.stderr)
+            return 1
         if isinstance(error, OSError) and error.filename is not None:
             # a path the machine refused (permissions, a file where a folder should be, a full disk): the user's to fix
             print(f"tuneline: {error.strerror or type(error).__name__}: {error.filename}"

@@ -126,10 +126,10 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
 def _retrain(config: TunelineConfig) -> int:
     from tuneline.early_api import start_ephemeral_api_early
 
-    from tuneline.runtime import check_base_model, check_work_dir
+    from tuneline.runtime import check_base_model, check_run_can_write
 
     check_base_model(config.model.base, config.tokenize.max_length)  # before the API starts: a refusal leaves no server to stop
-    check_work_dir(config.work_dir)
+    check_run_can_write(config)
     _check_local_landing(config.retrain.landing)
     _check_landing_set(config)
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import

@@ -8,6 +8,7 @@ bug or an outage and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 
@@ -54,6 +55,31 @@ _OWN_HOOK = re.compile(r"^(Running hook 'quiet_console'|Hook 'quiet_console' fin
 _INTERRUPTED = re.compile(r"aborted by (an interrupt|a termination) signal")
 
 
+#: a full disk in the words of the layers that hit it: Python (errno 28), safetensors' Rust ("os error 28"), SQLite
+_OUT_OF_SPACE = re.compile(r"No space left on device|database or disk is full|os error 28|\[Errno 28\]", re.I)
+
+
+#: what to do about :func:`out_of_space`
+FREE_SPACE = ("free space on the disk of work_dir and of the MLflow store, then run the same command again (training "
+              "resumes from its last complete checkpoint)")
+
+
+def out_of_space(error: BaseException | None) -> str | None:
+    """The line that says a disk filled up, when ``error`` (or an error it was raised from) is one; else None.
+
+    A full disk is the machine's to fix, not a bug: it printed Prefect's two tracebacks and "this is not a problem with
+    your data or config", and a checkpoint that could not be saved read as the lock database's "disk is full" when that
+    was the next write (training QA)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or _OUT_OF_SPACE.search(str(error)):
+            where = getattr(error, "filename", None)
+            return "the disk is full" + (f" (writing {where})" if where else "")
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _is_interrupt(error: BaseException | None) -> bool:
     """A Ctrl-C or a termination signal as the flow run sees it (Prefect's ``ExternalSignal``, a BaseException)."""
     return isinstance(error, KeyboardInterrupt) or any(
@@ -80,12 +106,16 @@ class _DropUserErrorTracebacks(logging.Filter):
             return False
         if not self.one_line and _INTERRUPTED.search(message):
             return False  # the CLI says it once: "tuneline: interrupted; ..."
-        if isinstance(error, UserError):
+        full = out_of_space(error)
+        if isinstance(error, UserError) or full:
             if not self.one_line or id(error) in self._said:
                 return False
             self._said.add(id(error))
-            record.msg, record.args, record.exc_info, record.exc_text = f"tuneline: {error}", (), None, None
+            said = f"{full}: {FREE_SPACE}" if full else str(error)
+            record.msg, record.args, record.exc_info, record.exc_text = f"tuneline: {said}", (), None, None
             return True
+        if error is None and "Finished in state Failed(" in message and _OUT_OF_SPACE.search(message):
+            return False  # said once, as above
         failed = _FAILED_STATE.search(message)
         return not (failed and failed.group(1) in _user_error_names())
 

@@ -7,6 +7,7 @@ Hugging Face hub) and the ephemeral Prefect server gets enough time to start on 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -354,7 +355,6 @@ def check_work_dir(work_dir: Path | str) -> None:
     Prefect's traceback, then a line naming a folder deep inside ``work_dir`` but not the config key to change, and
     the MLflow run left RUNNING (training QA). As root, permissions do not refuse; a file where a folder should be, a
     read-only file system or a full disk still do."""
-    import errno
     import tempfile
 
     from tuneline.config import ConfigError  # a config key to fix: exit 2, as every config error
@@ -364,13 +364,58 @@ def check_work_dir(work_dir: Path | str) -> None:
     blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ConfigError(f"work_dir={str(work_dir)!r} cannot be made: {blocker} is a file, not a folder; {fix}")
+    existing = next(p for p in [folder, *folder.parents] if p.exists())  # created by the run, not by a refusal
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".tuneline-write-check-"):
+        with tempfile.TemporaryFile(dir=existing, prefix=".tuneline-write-check-"):
             pass
     except OSError as error:
-        reason = ("the disk is full" if error.errno == errno.ENOSPC else
-                  "the file system is read-only" if error.errno == errno.EROFS else
-                  error.strerror or type(error).__name__)
-        where = f" ({error.filename})" if error.filename and Path(error.filename) != folder else ""
-        raise ConfigError(f"work_dir={str(work_dir)!r} cannot be created or written ({reason}{where}); {fix}") from None
+        raise ConfigError(f"work_dir={str(work_dir)!r} cannot be created or written: {existing} takes no new files "
+                          f"({_write_refusal(error)}); {fix}") from None
+
+
+def _write_refusal(error: OSError) -> str:
+    return ("the disk is full" if error.errno == errno.ENOSPC else
+            "the file system is read-only" if error.errno == errno.EROFS else
+            "permission denied" if error.errno == errno.EACCES else
+            "not permitted: an immutable file?" if error.errno == errno.EPERM else
+            error.strerror or type(error).__name__)
+
+
+def check_writable_stores(tracking_uri: str | None, ledger_url: str | None) -> None:
+    """Refuse, in one line and before any work, a SQLite MLflow store or ledger that exists but cannot be written.
+
+    SQLite opens such a file read-only without a word, so the first write failed deep inside MLflow: five tracebacks
+    and a SQLAlchemy message about an autoflush that named neither the file nor what to change (training QA)."""
+    from sqlalchemy.engine import make_url
+
+    from tuneline.config import ConfigError
+    from tuneline.ledger import ledger_url_for
+
+    uri = resolve_tracking_uri(tracking_uri)
+    for url, what, key in ((uri, "the MLflow store", "tracking.tracking_uri"),
+                           (ledger_url_for(ledger_url, uri), "the ledger", "ledger.url")):
+        try:
+            parsed = make_url(url)
+        except Exception:  # noqa: BLE001 - not a database URL (an http:// server): nothing to check here
+            continue
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            continue
+        path = Path(parsed.database).expanduser()
+        try:
+            if path.exists():
+                os.close(os.open(path, os.O_WRONLY))
+            if path.parent.is_dir():  # SQLite writes its journal beside the file
+                import tempfile
+
+                with tempfile.TemporaryFile(dir=path.parent, prefix=".tuneline-write-check-"):
+                    pass
+        except OSError as error:
+            raise ConfigError(f"{what} {path} cannot be written ({_write_refusal(error)}"
+                              + ("" if Path(error.filename or path) == path else f": {error.filename}")
+                              + f"): make it and its folder writable, or set {key} to a store you can write") from None
+
+
+def check_run_can_write(config: Any) -> None:  # noqa: ANN401 - a TunelineConfig (imported late: config imports us)
+    """:func:`check_work_dir` and :func:`check_writable_stores` for a command that trains and registers."""
+    check_work_dir(config.work_dir)
+    check_writable_stores(config.tracking.tracking_uri, config.ledger.url)
