@@ -14,6 +14,7 @@ returns the same :class:`TrainedModel`, so everything after training runs once, 
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 import time
@@ -69,7 +70,34 @@ def exclusive_checkpoints(folder: Path, config: TunelineConfig) -> Iterator[Path
             target = Path(f"{folder}-pid{os.getpid()}")
             task_logger().warning("another run is training the same config on the same data in %s; using %s",
                                   folder, target)
+            held.enter_context(model_lock(f"checkpoints-{target.name}", url, timeout_s=1.0, use_prefect=False))
+        _adopt_abandoned(Path(folder), target, url, held)
         yield target
+
+
+def _adopt_abandoned(folder: Path, target: Path, url: str, held: ExitStack) -> None:
+    """Resume from the checkpoints of an identical run that trained beside another in ``<folder>-pid<N>`` and died:
+    a re-run took ``folder`` (or a folder of its own) and started over, while the dead run's further checkpoints
+    stayed behind for ever (training QA). A sibling whose lock this process can take has no live run; the furthest
+    complete checkpoint among them and ``target`` wins, and its folder becomes ``target``."""
+    from tuneline.locking import LockTimeout, model_lock
+
+    best, best_step = None, _checkpoint_step(last_complete_checkpoint(target)) if target.is_dir() else 0
+    for sibling in sorted(folder.parent.glob(f"{folder.name}-pid*")):
+        if sibling == target or not sibling.name.rpartition("-pid")[2].isdigit() or not sibling.is_dir():
+            continue
+        try:
+            held.enter_context(model_lock(f"checkpoints-{sibling.name}", url, timeout_s=0.5, use_prefect=False))
+        except LockTimeout:
+            continue  # its run is training now
+        step = _checkpoint_step(last_complete_checkpoint(sibling))
+        if step > best_step:
+            best, best_step = sibling, step
+    if best is not None:
+        shutil.rmtree(target, ignore_errors=True)
+        best.rename(target)
+        task_logger().info("taking over the checkpoints of an interrupted identical run from %s (up to step %d)",
+                           best, best_step)
 
 
 UNUSUAL_LEARNING_RATE = 5.0  # this many times above or below the strategy's default is worth a warning

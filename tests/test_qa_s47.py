@@ -166,3 +166,69 @@ def test_a_disk_that_fills_while_training_is_one_line_without_tracebacks(demo_fi
         "tuneline: the disk is full: free space on the disk of work_dir and of the MLflow store, then run the same "
         "command again (training resumes from its last complete checkpoint)"]
     assert "not a problem with your data or config" not in done.stderr
+
+
+def test_a_killed_twin_runs_checkpoints_are_taken_over_by_the_next_run(tmp_path, tiny_bert):
+    """Two identical runs at once: the second trains in ``<folder>-pid<N>``. Killed, its checkpoints stayed there for
+    ever: the next run took the main folder and started over."""
+    import threading
+
+    from transformers import TrainerCallback
+
+    from tuneline.locking import model_lock
+    from tuneline.tasks.model import build_model, load_tokenizer
+    from tuneline.tasks.tokenize import tokenize_splits
+    from tuneline.tasks.train import train_model
+
+    class Crash(RuntimeError):
+        pass
+
+    class Steps(TrainerCallback):
+        def __init__(self, crash_at: int | None = None) -> None:
+            self.steps, self.crash_at = [], crash_at
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+            if state.global_step == self.crash_at:
+                raise Crash("the machine went away")
+
+    splits = tiny_splits()
+    model_config = ModelConfig(base=str(tiny_bert))
+    tokenizer = load_tokenizer.fn(model_config)
+    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.max_steps=6",
+                        "train.eval_steps=2", "train.batch_size=8", "train.precision=fp32",
+                        "train.early_stopping_patience=0", f"work_dir={tmp_path / 'work'}", path="/unused.csv")
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: f"h-{n}" for n, _ in splits.items()},
+                                   tmp_path / "cache")
+    folder = tmp_path / "work" / "checkpoints" / "same-config"
+    url = f"sqlite:///{tmp_path / 'work' / 'checkpoint-locks.db'}"
+
+    def train(callback: Steps, model_dir: str):
+        model = build_model.fn(model_config, "classification", splits.labels).model
+        return train_model.fn(model, tokenizer, tokenized, splits.labels, config, model_dir=tmp_path / model_dir,
+                              checkpoint_dir=folder, extra_callbacks=[callback])
+
+    (tmp_path / "work").mkdir()
+    held, done = threading.Event(), threading.Event()
+
+    def first_run() -> None:  # holds the main folder while the second trains
+        with model_lock(f"checkpoints-{folder.name}", url, timeout_s=5.0, use_prefect=False):
+            held.set()
+            done.wait(300)
+
+    holder = threading.Thread(target=first_run)
+    holder.start()
+    assert held.wait(60)
+    try:
+        with pytest.raises(Crash):
+            train(Steps(crash_at=5), "twin")  # the second, killed after its checkpoint at step 4
+    finally:
+        done.set()
+        holder.join()
+    [twin] = folder.parent.glob("same-config-pid*")
+    assert sorted(p.name for p in twin.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+    again = Steps()
+    result = train(again, "model")
+    assert again.steps == [5, 6] and result.resumed_from == str(folder / "checkpoint-4")
+    assert not twin.exists()
