@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         _exit_at_next_ctrl_c(code)
         command = getattr(args, "command", None)
         print("tuneline: " + ("terminated (SIGTERM)" if code == 143 else "interrupted") + (
-            "; its batches were given back: the next retrain takes them" if command == "retrain" else
+            "; any batches it had claimed were given back: the next retrain takes them" if command == "retrain" else
             "; a re-run of the same config resumes from the last checkpoint training saved (if none yet, from the "
             "start)" if command in ("train", "demo") else ""), file=sys.stderr)
         return code

@@ -294,7 +294,10 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     """``tuneline data batches``: every recorded batch and its fate. ``data log`` lists data versions, so a rejected
     batch (which makes none) was seen only in the run's printout: a batch rejected by a scheduled run at night
     left no trace an operator could list in the morning."""
-    from tuneline.ledger import CLAIMED, DUPLICATE, LANDED, REJECTED, Ledger, ledger_url_for, sqlite_file_missing
+    from datetime import datetime, timezone
+
+    from tuneline.ledger import (CLAIMED, DUPLICATE, LANDED, REJECTED, VALIDATED, Ledger, ledger_url_for,
+                                 sqlite_file_missing)
     from tuneline.runtime import resolve_tracking_uri
 
     name = config.registered_model_name
@@ -307,6 +310,7 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
         return 0
     with Ledger(url, name) as ledger:
         every = ledger.batches()
+    now = datetime.now(timezone.utc)
     shown = [b for b in every if state is None or b.state == state]
     if not shown:
         print(f"{name}: no {state + ' ' if state else ''}batch recorded in {shown_url(url)}")
@@ -329,8 +333,13 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
             rows = f"  rows {b.rows_accepted or 0} kept, {b.rows_rejected or 0} quarantined"
         model = f"  model v{b.model_version}" if b.model_version else ""
         copy = f"  copy of {names.get(b.duplicate_of, 'an earlier batch')}" if b.state == DUPLICATE else ""
+        # a batch under a live lease is not free, whatever its state says: `watch --once` and `doctor` named its
+        # holder, and this listing showed it as plain "validated" (loop QA)
+        held = (f"  held by run {b.claimed_by} until {b.lease_expires_at:%Y-%m-%d %H:%M:%S}Z"
+                if b.state in (CLAIMED, VALIDATED) and b.claimed_by and b.lease_expires_at
+                and b.lease_expires_at > now else "")
         print(f"  {b.name:<{width}}  #{b.content_hash[:12]}  {b.state:<9}  landed {b.landed_at:%Y-%m-%d %H:%M:%S}Z"
-              f"{rows}{model}{copy}")
+              f"{rows}{model}{copy}{held}")
         for reason in b.reasons:
             print(f"      reason: {reason if len(reason) <= 600 else reason[:600] + ' …'}")
         if b.quarantine_path:
