@@ -321,3 +321,18 @@ def test_macro_f1_edge_cases():
         macro_f1_from_labels(np.array([0, 3]), np.array([0, 1]), 3)
     with pytest.raises(ValueError, match="same length"):
         macro_f1_from_labels(np.array([0, 1]), np.array([0]), 2)
+
+
+def test_a_sentence_says_which_one_decides_when_the_interval_and_the_test_disagree():
+    """Five rows fixed, none broken, of 872: the adjusted Wald interval excludes 0 while the exact test's p is 0.062.
+    The gate's sentence showed both without a word on which one decided."""
+    candidate, champion = table(b=5, c=0, both_right=600, both_wrong=267)
+    result = mcnemar(candidate, champion)
+    assert result.ci_low > 0 and result.p_value > 0.05
+    assert result.sentence("accuracy") == (
+        "accuracy +0.0057 (95% CI +0.0002 to +0.0112, McNemar p=0.062, n=872; at this margin the interval and the "
+        "test disagree: the test's p decides)")
+    clear = mcnemar(*table(b=40, c=10, both_right=600, both_wrong=222))
+    assert clear.p_value < 0.05 and clear.ci_low > 0 and "disagree" not in clear.sentence("accuracy")
+    unclear = mcnemar(*table(b=3, c=2, both_right=600, both_wrong=267))
+    assert unclear.p_value > 0.05 and unclear.ci_low < 0 and "disagree" not in unclear.sentence("accuracy")

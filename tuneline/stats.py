@@ -58,8 +58,15 @@ class PairedComparison:
         label = _TEST_LABELS.get(self.test, self.test)
         level = f"{round(self.confidence * 100, 6):g}"
         p_text = "p<0.001" if self.p_value < 0.001 else f"p={self.p_value:.3f}"
+        # The interval and the test are computed differently (McNemar: an adjusted Wald interval beside an exact or
+        # continuity-corrected test), so at the margin one can exclude 0 while the other is not significant: a gate
+        # sentence read "95% CI +0.0011 to +0.0390, McNemar p=0.055" without a word on which one decided (QA).
+        excludes_zero = self.ci_low > 0 or self.ci_high < 0
+        disagree = (excludes_zero != (self.p_value < 1 - self.confidence)) and self.ci_low != self.ci_high
         return (f"{metric} {self.difference:+.4f} ({level}% CI {self.ci_low:+.4f} to {self.ci_high:+.4f}, "
-                f"{label} {p_text}, n={self.n})")
+                f"{label} {p_text}, n={self.n}"
+                + ("; at this margin the interval and the test disagree: the test's p decides" if disagree else "")
+                + ")")
 
 
 def mcnemar(candidate_correct: Sequence[bool], champion_correct: Sequence[bool],
