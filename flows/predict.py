@@ -5,10 +5,12 @@ from __future__ import annotations
 from prefect import flow
 
 from tuneline.errors import quiet_console
+from tuneline.interrupts import cancelled_when_stopped
 from tuneline.tasks.predict_batch import BatchPrediction, predict_to_file, read_prediction_inputs, resolve_model_version
 
 
-@flow(name="tuneline-predict-batch", on_running=[quiet_console])
+@flow(name="tuneline-predict-batch", on_running=[quiet_console],
+      on_crashed=[cancelled_when_stopped])
 def batch_predict_flow(model: str, input_path: str, output_path: str, tracking_uri: str | None = None,
                        batch_size: int = 1000, encoding: str = "utf-8", input_format: str = "auto",
                        skip_lines: int = 0) -> BatchPrediction:

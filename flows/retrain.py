@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from prefect import flow
 
 from tuneline.errors import quiet_console
+from tuneline.interrupts import cancelled_when_stopped
 from tuneline.common import task_logger
 from tuneline.dataset_store import DatasetStore, DataVersion
 from tuneline.heap import frozen_heap
@@ -57,7 +58,8 @@ from tuneline.tracking import (client_for, close_abandoned_run, discard_run, rel
                                tracked_run, version_tags, warn_if_server_down)
 
 
-@flow(name="tuneline-retrain", log_prints=True, on_running=[quiet_console])
+@flow(name="tuneline-retrain", log_prints=True, on_running=[quiet_console],
+      on_crashed=[cancelled_when_stopped])
 def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
     """Claim the landed batches, validate each once, check drift, append a data version, retrain, gate.
 

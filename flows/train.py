@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from tuneline.errors import quiet_console
+from tuneline.interrupts import cancelled_when_stopped
 from tuneline.heap import frozen_heap
 from tuneline.kinds import AnyConfig
 from tuneline.registered_kind import refuse_another_kind
@@ -25,7 +26,8 @@ from tuneline.tasks.validate import validate_data
 from tuneline.tracking import tracked_run, version_tags
 
 
-@flow(name="tuneline-train", log_prints=True, on_running=[quiet_console])
+@flow(name="tuneline-train", log_prints=True, on_running=[quiet_console],
+      on_crashed=[cancelled_when_stopped])
 def train_flow(config: AnyConfig) -> RunSummary:
     """Fine-tune, evaluate, register and gate a model of the config's task kind.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow
 
 from tuneline.errors import quiet_console
+from tuneline.interrupts import cancelled_when_stopped
 from tuneline.common import pipeline_task, task_logger
 from tuneline.events import announce_pending, announce_stranded, describe, scan_and_announce
 from tuneline.kinds import AnyConfig
@@ -40,7 +41,8 @@ def announce_stranded_batches(config: AnyConfig) -> list[Batch]:
     return stranded
 
 
-@flow(name="tuneline-watch-landing", on_running=[quiet_console])
+@flow(name="tuneline-watch-landing", on_running=[quiet_console],
+      on_crashed=[cancelled_when_stopped])
 def watch_flow(config: AnyConfig, check_pending: bool = False) -> list[str]:
     """Scan the landing folder once and announce what landed; returns the paths of the batches announced.
 

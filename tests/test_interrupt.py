@@ -7,6 +7,7 @@ spent 142 s retrying to report its crash to it, then ended with ``ConnectError``
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import yaml
 from tests_support import default_ctrl_c, write_rows
 
 
-def start_long_training(tmp_path, tiny_bert, preexec_fn=None) -> tuple[subprocess.Popen, object]:
+def start_long_training(tmp_path, tiny_bert, preexec_fn=None, api_url: str | None = None
+                        ) -> tuple[subprocess.Popen, object]:
     """A ``tuneline train`` child that trains for minutes, returned (with its open log) once it is training."""
     write_rows(tmp_path / "d.csv", [(f"text number {i} {'good' if i % 2 else 'bad'}", ["neg", "pos"][i % 2])
                                     for i in range(200)])
@@ -28,6 +30,8 @@ def start_long_training(tmp_path, tiny_bert, preexec_fn=None) -> tuple[subproces
         "train": {"epochs": 500, "batch_size": 4, "early_stopping_patience": 0}, "tokenize": {"max_length": 16}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
     env["PYTHONUNBUFFERED"] = "1"
+    if api_url:  # a Prefect API that outlives the run (the session's), to read the run's state from after it
+        env["PREFECT_API_URL"] = api_url
     log = (tmp_path / "out.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "tuneline.cli", "train", "-c", "c.yaml"], cwd=tmp_path,
                                env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
@@ -144,3 +148,24 @@ def test_sigterm_during_training_closes_the_run_and_ends_with_its_own_line(tmp_p
     assert [r.info.status for r in runs] == ["KILLED"]
     gone, alive = psutil.wait_procs(servers, timeout=20)
     assert not alive, "the temporary Prefect API server outlived the terminated run"
+
+
+def test_a_run_stopped_on_purpose_reads_cancelled_in_prefect_not_crashed(tmp_path, tiny_bert):
+    """Prefect calls every interrupt a crash: each deliberate stop of a run (Ctrl-C, a service manager's SIGTERM)
+    showed as Crashed on the operator's dashboard, like a run that died (loop QA)."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    process, log = start_long_training(tmp_path, tiny_bert, api_url=PREFECT_API_URL.value())
+    try:
+        time.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=90)
+    finally:
+        output = ended(process, log, tmp_path)
+    assert process.returncode == 143, output[-3000:]
+    assert "cancelled_when_stopped" not in output, output[-3000:]  # the hook's own lines stay off the console
+    run_name = re.search(r"Beginning flow run '([\w-]+)'", output).group(1)
+    with get_client(sync_client=True) as client:
+        [run] = [r for r in client.read_flow_runs(limit=200) if r.name == run_name]
+    assert (run.state.type.value, run.state.message) == ("CANCELLED", "stopped by SIGTERM")

@@ -48,7 +48,8 @@ def _user_error_names() -> set[str]:
 _FAILED_STATE = re.compile(r"Finished in state Failed\(.*encountered an exception:? (\w+):")
 #: Prefect's INFO lines around this module's own ``on_running`` hook: two lines of every retraining run about a hook
 #: that only quiets the console
-_OWN_HOOK = re.compile(r"^(Running hook 'quiet_console'|Hook 'quiet_console' finished)")
+_OWN_HOOK = re.compile(r"^(Running hook '(quiet_console|cancelled_when_stopped)'|"
+                       r"Hook '(quiet_console|cancelled_when_stopped)' finished)")
 #: the crash lines of an interrupted run ("Crash detected! Execution was aborted by an interrupt signal." or, for
 #: SIGTERM, "by a termination signal"; the tasks' and the flow's "Crashed(...)" states): four lines before the CLI's
 #: own

@@ -155,3 +155,25 @@ def _deliver(signum: int, frame: Any, handler: Any) -> None:
     elif handler == signal.SIG_DFL:
         os.kill(os.getpid(), signum)
     # SIG_IGN (or None, a handler not set from Python): ignored, as it would have been
+
+
+def cancelled_when_stopped(flow: object = None, flow_run: Any = None, state: Any = None) -> None:  # noqa: ANN401
+    """A flow's ``on_crashed`` hook: a run stopped on purpose (Ctrl-C, a SIGTERM from a service manager or ``kill``)
+    reads Cancelled, not Crashed. Prefect calls every interrupt a crash, so an operator's dashboard (and any automation
+    on Crashed runs) counted each deliberate stop of a retraining as a failure (loop QA). A crash of another cause, or
+    a process killed outright (which runs no hook), stays Crashed. Best effort: the stop itself must go on."""
+    import re
+
+    message = str(getattr(state, "message", "") or "")
+    stopped = re.search(r"aborted by (an interrupt|a termination) signal", message)
+    if flow_run is None or stopped is None:
+        return
+    from prefect import get_client
+    from prefect.states import Cancelled
+
+    why = "Ctrl-C" if stopped.group(1) == "an interrupt" else "SIGTERM"
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(flow_run.id, Cancelled(message=f"stopped by {why}"), force=True)
+    except Exception:  # noqa: BLE001 - the API may be what is going away; Crashed is then what it keeps
+        pass
