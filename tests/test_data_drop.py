@@ -58,7 +58,10 @@ def test_dropping_a_batch_makes_a_version_without_its_rows_and_keeps_the_earlier
 
     assert main(["data", "drop", "shuffled.csv", "--reason", "labels shuffled by the exporter",
                  "-c", str(config_path)]) == 0
-    assert "data version 3 (#" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "data version 3 (#" in out
+    # the command to paste, with the config given (it said "-c CONFIG": README QA)
+    assert f"Retrain on it: tuneline retrain -c {config_path} --set retrain.when_no_new_data=retrain" in out
     with DatasetStore(url, name, dataset_folder(config)) as store:
         dropped = store.current()
         assert (dropped.number, dropped.parent, dropped.parts) == (3, 2, base.parts)

@@ -41,6 +41,7 @@ def test_relabelling_corrects_base_and_batch_rows_in_a_new_version_and_keeps_the
     out = capsys.readouterr().out
     assert "data version 3 (#" in out and "version 2 with 3 row(s) relabelled" in out
     assert "1 row(s) of fixes.csv already had their label" in out
+    assert f". Retrain on it: tuneline retrain -c {config_path} --set retrain.when_no_new_data=retrain" in out
     with DatasetStore(url, name, dataset_folder(config)) as store:
         now = store.current()
         after = labels_of(store, now)

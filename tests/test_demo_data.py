@@ -202,5 +202,5 @@ def test_the_row_range_in_the_help_fits_every_batch_number():
         assert len(batch_tickets(number, rows=demo.MAX_ONE_LABEL_ROWS, shift="one_label")) == demo.MAX_ONE_LABEL_ROWS
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     helps = " ".join(" ".join((a.help or "").split()) for a in sub.choices["demo-batch"]._actions)
-    assert f"1 to {demo.MAX_BATCHES}" in helps and f"1 to {demo.MAX_BATCH_ROWS}" in helps
-    assert f"{demo.MAX_ONE_LABEL_ROWS} with --shift one_label" in helps
+    assert f"1 to {demo.MAX_BATCHES}" in helps and f"up to {demo.MAX_BATCH_ROWS} always fit" in helps
+    assert f"({demo.MAX_ONE_LABEL_ROWS} with --shift one_label)" in helps

@@ -105,7 +105,8 @@ def test_environment_references_in_paths_with_defaults(tmp_path, monkeypatch):
     assert config.data.path == tmp_path / "exports" / "d.csv"
     from tuneline.runtime import resolve_tracking_uri
 
-    assert resolve_tracking_uri(config.tracking.tracking_uri) == "sqlite:///store.db"
+    # the default's relative file is beside the config, as the README says of relative SQLite files (README QA)
+    assert resolve_tracking_uri(config.tracking.tracking_uri) == f"sqlite:///{tmp_path / 'store.db'}"
     monkeypatch.delenv("TL_DATA_DIR")
     with pytest.raises(ConfigError, match=r"refers to \$\{TL_DATA_DIR\}, but the environment variable TL_DATA_DIR "
                                           "is not set"):

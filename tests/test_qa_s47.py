@@ -263,3 +263,89 @@ def test_data_batches_names_the_run_that_holds_a_batch_under_a_live_lease(tmp_pa
     assert re.search(r"claimed +landed \S+ \S+Z  held by run run-killed until \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$",
                      lines[held.name]), lines[held.name]
     assert "held by" not in lines[free]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# README QA: what the README and --help say, tried as written
+
+
+def test_a_config_named_like_data_but_ending_yaml_is_read_as_yaml(tmp_path):
+    from tuneline.config import load_config
+
+    for name in ("tickets.csv.yaml", "x.jsonl.yml"):
+        (tmp_path / name).write_text("task: classification\ndata:\n  path: tickets.csv\n")
+        assert load_config(tmp_path / name).data.path == tmp_path / "tickets.csv"
+    (tmp_path / "tickets.csv").write_text("text,label\na,b\n")
+    with pytest.raises(ConfigError, match="is a data file"):
+        load_config(tmp_path / "tickets.csv")
+
+
+def test_the_default_of_a_tracking_uri_reference_is_beside_the_config(tmp_path, monkeypatch):
+    """``${MLFLOW_URI:-sqlite:///mlflow.db}`` wrote the store in whatever folder a command ran in, although the README
+    says a relative SQLite file is beside the config; a value the variable gives is read as the environment's."""
+    from tuneline.config import load_config
+    from tuneline.runtime import resolve_tracking_uri
+
+    config_dir, elsewhere = tmp_path / "cfg", tmp_path / "elsewhere"
+    config_dir.mkdir()
+    elsewhere.mkdir()
+    (config_dir / "c.yaml").write_text("task: classification\ndata:\n  path: d.csv\ntracking:\n"
+                                       "  tracking_uri: ${TL_QA_URI:-sqlite:///mlflow.db}\n"
+                                       "ledger:\n  url: ${TL_QA_LEDGER:-sqlite:///ledger.db}\n")
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("TL_QA_URI", raising=False)
+    monkeypatch.delenv("TL_QA_LEDGER", raising=False)
+    config = load_config(config_dir / "c.yaml")
+    assert config.tracking.tracking_uri.startswith("${TL_QA_URI:-")  # still a reference (secrets stay out)
+    assert resolve_tracking_uri(config.tracking.tracking_uri) == f"sqlite:///{config_dir / 'mlflow.db'}"
+    from tuneline.ledger import ledger_url_for
+
+    assert ledger_url_for(config.ledger.url, "unused") == f"sqlite:///{config_dir / 'ledger.db'}"
+    monkeypatch.setenv("TL_QA_URI", "sqlite:///given.db")
+    assert resolve_tracking_uri(load_config(config_dir / "c.yaml").tracking.tracking_uri) == "sqlite:///given.db"
+
+
+def test_the_demo_leaves_the_learning_rate_to_the_strategy(capsys):
+    """The demo pinned 5e-5, so `tuneline demo --set model.strategy=lora` trained LoRA at a tenth of its default,
+    the rate the README says learns next to nothing; show-config also showed the registered model as null."""
+    assert main(["show-config", "--set", "model.strategy=lora"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["train"]["learning_rate"] == 5e-4  # LoRA's own default, resolved
+    from tuneline.cli import _demo_config
+    from tuneline.config import default_learning_rate
+
+    assert default_learning_rate(_demo_config(["model.strategy=lora"], write=False).model) == 5e-4
+    assert default_learning_rate(_demo_config([], write=False).model) == 5e-5  # the demo itself is unchanged
+    assert shown["tracking"]["registered_model"] == "tuneline-demo-intents"
+
+
+def test_show_config_names_the_default_registered_model(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("task: pair_classification\ndata:\n  path: p.csv\n")
+    assert main(["show-config", "-c", str(tmp_path / "c.yaml")]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["tracking"]["registered_model"] == "tuneline-pair-classification"
+
+
+def test_validate_of_a_mistyped_path_says_the_last_quarantine_is_kept(tmp_path, capsys):
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(20))
+                                    + "row 20,\n")
+    (tmp_path / "c.yaml").write_text("task: classification\ndata:\n  path: d.csv\nwork_dir: out\n")
+    main(["validate", "-c", str(tmp_path / "c.yaml")])
+    quarantine = tmp_path / "out" / "validate" / "quarantine.csv"
+    kept = quarantine.read_bytes()
+    capsys.readouterr()
+    assert main(["validate", "-c", str(tmp_path / "c.yaml"), "--set", "data.path=nothere.csv"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == (f"  quarantine: {quarantine} is the previous check's (this one could not read its "
+                            "input)\n")
+    assert captured.err.startswith("tuneline: input file ") and "nothere.csv does not exist" in captured.err
+    assert quarantine.read_bytes() == kept
+
+
+def test_a_quarantine_example_names_its_line_once(tmp_path, capsys):
+    (tmp_path / "bs.csv").write_text("text,label\n" + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(40))
+                                     + '"he said \\"hi\\" to me",a\n')
+    (tmp_path / "c.yaml").write_text("task: classification\ndata:\n  path: bs.csv\n  max_bad_fraction: 0.5\n"
+                                     "work_dir: out\n")
+    main(["validate", "-c", str(tmp_path / "c.yaml")])
+    [example] = [line for line in capsys.readouterr().out.splitlines() if "quote_escaped_with_backslash:" in line]
+    assert example.startswith(f"  e.g. quote_escaped_with_backslash: {tmp_path / 'bs.csv'} line 42: a quote inside")

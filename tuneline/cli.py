@@ -545,6 +545,7 @@ def _show_config(args: argparse.Namespace) -> int:
     config = read_config(args.config, args.overrides) if args.config else _demo_config(args.overrides, False)
     dumped = config.model_dump(mode="json")
     dumped["gate"]["primary_metric"] = config.primary_metric  # the kind's default, not null
+    dumped["tracking"]["registered_model"] = config.registered_model_name  # tuneline-<task>, not null (README QA)
     print(yaml.safe_dump(shown(dumped), sort_keys=False))
     if config.tracking.tracking_uri is None:  # null shown, but the environment or the folder decides (CLI QA)
         from tuneline.runtime import resolve_tracking_uri
@@ -989,7 +990,12 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
     # An earlier check's quarantine stays until this one has judged the data: a check that could not read its
     # input (a mistyped data.path) had deleted it first. Set aside while the rules run, so that a stale one is
     # never reported as this check's, and put back if they fail in a way that judged nothing.
-    loaded = load_data.fn(config)
+    try:
+        loaded = load_data.fn(config)
+    except UserError:  # a mistyped path, an unreadable file: nothing judged, the last check's quarantine stays
+        if quarantine_file.is_file():
+            print(f"  quarantine: {quarantine_file} is the previous check's (this one could not read its input)")
+        raise
     if quarantine_file.is_file():
         os.replace(quarantine_file, previous)
     failure: DataValidationError | None = None
@@ -1053,8 +1059,11 @@ def _quarantine_examples(quarantine: Any, rules: int = 5) -> list[str]:
             value, column = record.get("value"), record.get("column")
             detail = "(no value)" if pd.isna(value) else excerpt(value) if not isinstance(column, str) or not column \
                 else f"{column} = {excerpt(value)}"
+        where = where_in_file(record)
+        if where.endswith(f" line {record.get('source_line')}"):  # "bs.csv line 62: line 62: a quote ..." (QA)
+            detail = detail.removeprefix(f"line {record.get('source_line')}: ")
         shown = detail if len(detail) <= 200 else detail[:200].rsplit(" ", 1)[0] + " …"  # not mid-word
-        lines.append(f"  e.g. {rule}: {where_in_file(record)}: {shown}")
+        lines.append(f"  e.g. {rule}: {where}: {shown}")
     return lines
 
 

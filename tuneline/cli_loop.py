@@ -98,8 +98,8 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
 
     batch.add_argument("--number", "-n", type=int, default=1, help=f"batch number, 1 to {MAX_BATCHES} (different "
                        "numbers, different texts; default 1)")
-    batch.add_argument("--rows", type=int, default=300, help=f"rows in the batch, 1 to {MAX_BATCH_ROWS} "
-                       f"({MAX_ONE_LABEL_ROWS} with --shift one_label; default 300)")
+    batch.add_argument("--rows", type=int, default=300, help=f"rows in the batch (default 300); up to {MAX_BATCH_ROWS} "
+                       f"always fit ({MAX_ONE_LABEL_ROWS} with --shift one_label), more if the batch's page has them")
     batch.add_argument("--shift", choices=["one_label", "new_label"], default=None,
                        help="write a shifted batch instead: mostly one label, or one with a label never seen")
 
@@ -109,9 +109,9 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
     if args.command == "retrain":
         return _retrain(config_for(args))
     if args.command == "data" and args.data_command == "drop":
-        return _data_drop(config_for(args), args.batch, args.reason)
+        return _data_drop(config_for(args), args.batch, args.reason, _retrain_command(args))
     if args.command == "data" and args.data_command == "relabel":
-        return _data_relabel(config_for(args), args.file, args.reason)
+        return _data_relabel(config_for(args), args.file, args.reason, _retrain_command(args))
     if args.command == "data" and args.data_command == "requeue":
         return _data_requeue(config_for(args), args.batch, args.reason)
     if args.command == "data" and args.data_command == "batches":
@@ -347,7 +347,16 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     return 0
 
 
-def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
+def _retrain_command(args: argparse.Namespace) -> str:
+    """``tuneline retrain -c <the config given>``, as the user can paste it (it said ``-c CONFIG``: README QA)."""
+    import shlex
+
+    return f"tuneline retrain -c {shlex.quote(str(args.config))}" if getattr(args, "config", None) else \
+        "tuneline retrain -c CONFIG"
+
+
+def _data_drop(config: TunelineConfig, batch_name: str, reason: str, retrain: str = "tuneline retrain -c CONFIG"
+               ) -> int:
     """``tuneline data drop BATCH``: a new data version without the rows that batch added."""
     import getpass
 
@@ -385,7 +394,7 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str) -> int:
             + ", ".join(f"{b}" + (f" ({n})" if len(kept_from) > 1 else "") for b, n in kept_from.items())
             + " also delivered, which stay)") if kept_from else ""
     print(f"data version {version.number} (#{version.short_hash}) of {name}: version {version.parent} without the "
-          f"rows of {batch.name}{kept}; {version.rows} rows. Retrain on it: tuneline retrain -c CONFIG --set "
+          f"rows of {batch.name}{kept}; {version.rows} rows. Retrain on it: {retrain} --set "
           "retrain.when_no_new_data=retrain")
     gone = [label for label in (parent.labels if parent is not None else ()) if label not in version.labels]
     if gone:
@@ -505,7 +514,8 @@ def _drop_before_use(name: str, url: str, batch: "Batch", reason: str) -> int:
     return 0
 
 
-def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
+def _data_relabel(config: TunelineConfig, path: Path, reason: str, retrain: str = "tuneline retrain -c CONFIG"
+                  ) -> int:
     """``tuneline data relabel FILE``: a new data version with the labels of FILE's rows (:mod:`tasks.relabel`)."""
     import getpass
 
@@ -564,7 +574,7 @@ def _data_relabel(config: TunelineConfig, path: Path, reason: str) -> int:
     print(f"data version {done.version.number} (#{done.version.short_hash}) of {name}: version {parent.number} with "
           f"{done.changed} row(s) relabelled ({per_split})" + (
               f"; {done.unchanged} row(s) of {path.name} already had their label" if done.unchanged else "")
-          + ". Retrain on it: tuneline retrain -c CONFIG --set retrain.when_no_new_data=retrain")
+          + f". Retrain on it: {retrain} --set retrain.when_no_new_data=retrain")
     return 0
 
 

@@ -726,7 +726,13 @@ def anchored_store(url: str, base_dir: Path, plain_paths: bool = False) -> str:
     Why: SQLAlchemy and MLflow read a relative path against the shell's folder, so ``tuneline train`` run from the
     repository and ``tuneline retrain`` run from a cron job's home would write two registries, the second without
     the champion, and nothing would say so. URLs with ``${VAR}`` references, in-memory databases, servers
-    (``http://``, ``postgresql://``) and absolute paths are returned as they are."""
+    (``http://``, ``postgresql://``) and absolute paths are returned as they are, except that the default of a URL
+    that is one ``${VAR:-default}`` reference is anchored too: ``${MLFLOW_URI:-sqlite:///mlflow.db}`` wrote its
+    store in whatever folder a command ran in (README QA). A value the variable gives is the environment's, read
+    against the shell's folder as every such variable is."""
+    whole = re.fullmatch(r"\$\{(\w+):-([^${}]*)\}", url)
+    if whole:
+        return f"${{{whole.group(1)}:-{anchored_store(whole.group(2), base_dir, plain_paths)}}}"
     if "${" in url:
         return url
     prefix = "sqlite:///"
@@ -827,8 +833,9 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Tunelin
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     suffixes = [suffix.lower() for suffix in path.suffixes]
-    if any(suffix in _DATA_SUFFIXES for suffix in suffixes[-2:]):  # a CSV given as the config: "line 23, column 35
-        # is not valid YAML", or for Parquet "byte 0x.. is not UTF-8"
+    # a CSV given as the config: "line 23, column 35 is not valid YAML", or for Parquet "byte 0x.. is not UTF-8";
+    # a name ending .yaml/.yml is a config whatever comes before (tickets.csv.yaml was refused: README QA)
+    if suffixes[-1:] not in ([".yaml"], [".yml"]) and any(suffix in _DATA_SUFFIXES for suffix in suffixes[-2:]):
         raise ConfigError(f"config file {path} is a data file ({''.join(suffixes[-2:])}), not a YAML config: give "
                           f"the config with --config and name the data in it (data.path: {path.name}); "
                           "`tuneline show-config` shows every setting")

@@ -608,7 +608,7 @@ def demo_config_dict(data_file: Path) -> dict[str, Any]:
                  "labels": list(INTENTS), "max_bad_fraction": 0.05},
         "model": {"base": "minilm", "strategy": "full"},
         "tokenize": {"max_length": 64},
-        "train": {"epochs": 2, "batch_size": 16, "learning_rate": 5e-5, "logging_steps": 10},
+        "train": {"epochs": 2, "batch_size": 16, "logging_steps": 10},  # the rate: per strategy (full 5e-5)
         "tracking": {"experiment": "tuneline-demo", "registered_model": "tuneline-demo-intents"},
         "gate": {"min_metric": 0.75, "tolerance": 0.01},
     }
