@@ -402,6 +402,20 @@ def describe_copies(quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame], k
     return quarantine.assign(detail=details)
 
 
+def _without_copies_of_conflicts(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """The quarantine without the ``no_exact_duplicates`` entries of records that conflict too: a conflict sets every
+    copy aside, so the copy rule's "the first copy is kept" contradicted it (GoEmotions: a line set aside as a copy
+    of a line that was itself set aside), and the rules' counts added up to more records than were quarantined
+    (README QA)."""
+    if not len(quarantine) or "no_conflicting_label_duplicates" not in set(quarantine["rule"]):
+        return quarantine
+    where = ["split", "source_file", "source_row"]
+    keys = pd.MultiIndex.from_frame(quarantine[where].astype(str))
+    conflicting = keys[(quarantine["rule"] == "no_conflicting_label_duplicates").to_numpy()]
+    redundant = (quarantine["rule"] == "no_exact_duplicates").to_numpy() & keys.isin(conflicting)
+    return quarantine[~redundant].reset_index(drop=True) if redundant.any() else quarantine
+
+
 def apply_contract(frames: dict[str, pd.DataFrame], labels: list[str], malformed: pd.DataFrame,
                    config: TunelineConfig, source_lines: dict[str, np.ndarray] | None = None
                    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
@@ -414,7 +428,7 @@ def apply_contract(frames: dict[str, pd.DataFrame], labels: list[str], malformed
     names = file_column_names(config.data)
     quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels,
                                         names)
-    quarantine = describe_copies(quarantine, frames, kind, source_lines)
+    quarantine = describe_copies(_without_copies_of_conflicts(quarantine), frames, kind, source_lines)
     if len(quarantine) and names:  # the file's names, not the frames' own
         quarantine["column"] = quarantine["column"].map(lambda column: names.get(column, column))
     quarantine = pd.concat([q for q in (malformed, quarantine) if len(q)] or [quarantine],

@@ -349,3 +349,23 @@ def test_a_quarantine_example_names_its_line_once(tmp_path, capsys):
     main(["validate", "-c", str(tmp_path / "c.yaml")])
     [example] = [line for line in capsys.readouterr().out.splitlines() if "quote_escaped_with_backslash:" in line]
     assert example.startswith(f"  e.g. quote_escaped_with_backslash: {tmp_path / 'bs.csv'} line 42: a quote inside")
+
+
+def test_copies_of_a_conflicting_text_are_set_aside_once_as_conflicts(tmp_path, capsys):
+    """Three copies of a text with one label and one with another: every copy is set aside as a conflict. Two were
+    also quarantined as exact copies ("the first copy is kept", of a record itself set aside), and the rules' counts
+    added up to more records than were quarantined."""
+    import pandas as pd
+
+    rows = [(f"ticket number {i}", "ab"[i % 2]) for i in range(60)]
+    rows += [("refund please", "a")] * 3 + [("Refund  please", "b")] + [("just a copy", "a")] * 2
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows))
+    (tmp_path / "c.yaml").write_text("task: classification\ndata:\n  path: d.csv\n  max_bad_fraction: 0.5\n"
+                                     "work_dir: out\n")
+    assert main(["validate", "-c", str(tmp_path / "c.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "quarantined 5 (no_conflicting_label_duplicates 4, no_exact_duplicates 1)" in out
+    quarantine = pd.read_csv(tmp_path / "out" / "validate" / "quarantine.csv")
+    assert sorted(quarantine["source_line"]) == [62, 63, 64, 65, 67]
+    copies = quarantine[quarantine["rule"] == "no_exact_duplicates"]
+    assert list(copies["source_line"]) == [67] and "d.csv line 66" in copies["detail"].iloc[0]
