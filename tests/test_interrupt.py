@@ -58,6 +58,18 @@ def ended(process: subprocess.Popen, log, tmp_path) -> str:  # noqa: ANN001
     return (tmp_path / "out.log").read_text()
 
 
+def terminated(process: subprocess.Popen, log, tmp_path) -> str:  # noqa: ANN001
+    """SIGTERM to a training two seconds in; its output once it has ended with 143."""
+    try:
+        time.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=90)
+    finally:
+        output = ended(process, log, tmp_path)
+    assert process.returncode == 143, output[-3000:]
+    return output
+
+
 def test_ctrl_c_during_training_ends_at_once_with_the_resume_hint(tmp_path, tiny_bert):
     process, log = start_long_training(tmp_path, tiny_bert, preexec_fn=terminal_job)
     try:
@@ -134,13 +146,7 @@ def test_sigterm_during_training_closes_the_run_and_ends_with_its_own_line(tmp_p
 
     process, log = start_long_training(tmp_path, tiny_bert)
     servers = [child for child in psutil.Process(process.pid).children() if "uvicorn" in " ".join(child.cmdline())]
-    try:
-        time.sleep(2)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=90)
-    finally:
-        output = ended(process, log, tmp_path)
-    assert process.returncode == 143, output[-3000:]
+    output = terminated(process, log, tmp_path)
     assert output.count("tuneline: terminated (SIGTERM); a re-run of the same config resumes") == 1, output[-3000:]
     assert "termination signal" not in output and "Traceback" not in output, output[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -156,14 +162,7 @@ def test_a_run_stopped_on_purpose_reads_cancelled_in_prefect_not_crashed(tmp_pat
     from prefect import get_client
     from prefect.settings import PREFECT_API_URL
 
-    process, log = start_long_training(tmp_path, tiny_bert, api_url=PREFECT_API_URL.value())
-    try:
-        time.sleep(2)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=90)
-    finally:
-        output = ended(process, log, tmp_path)
-    assert process.returncode == 143, output[-3000:]
+    output = terminated(*start_long_training(tmp_path, tiny_bert, api_url=PREFECT_API_URL.value()), tmp_path)
     assert "cancelled_when_stopped" not in output, output[-3000:]  # the hook's own lines stay off the console
     run_name = re.search(r"Beginning flow run '([\w-]+)'", output).group(1)
     with get_client(sync_client=True) as client:

@@ -239,26 +239,18 @@ def test_data_batches_names_the_run_that_holds_a_batch_under_a_live_lease(tmp_pa
     `watch --once` and `doctor` named its holder."""
     import re
 
-    from tuneline.config import load_config
-    from tuneline.ledger import Ledger, ledger_url_for
-    from tuneline.runtime import resolve_tracking_uri
+    from test_data_drop import land_rows, loop_config
+    from tuneline.ledger import Ledger
 
     landing = tmp_path / "landing"
-    landing.mkdir()
     for name in ("held.csv", "free.csv"):
-        (landing / name).write_text("text,label\n" + "".join(f"{name} row {i},a\n" for i in range(3)))
-        (landing / f"{name}.done").touch()  # complete, as a producer lands it
-    config_path = tmp_path / "c.yaml"
-    config_path.write_text(yaml.safe_dump({
-        "data": {"path": "base.csv"}, "work_dir": str(tmp_path / "out"),
-        "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}, "retrain": {"landing": str(landing)}}))
-    config = load_config(config_path)
-    url = ledger_url_for(config.ledger.url, resolve_tracking_uri(config.tracking.tracking_uri))
-    with Ledger(url, config.registered_model_name) as ledger:
+        land_rows(landing, name, [(f"{name} row {i}", "a") for i in range(3)])
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    with Ledger(url, name) as ledger:
         ledger.scan(landing)
         [held] = ledger.claim("run-killed", max_batches=1)
     [free] = {"held.csv", "free.csv"} - {held.name}
-    assert main(["data", "batches", "-c", str(config_path)]) == 0
+    assert main(["data", "batches", "-c", config_path]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert re.search(r"claimed +landed \S+ \S+Z  held by run run-killed until \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$",
                      lines[held.name]), lines[held.name]
