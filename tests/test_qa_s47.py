@@ -361,3 +361,69 @@ def test_copies_of_a_conflicting_text_are_set_aside_once_as_conflicts(tmp_path, 
     assert sorted(quarantine["source_line"]) == [62, 63, 64, 65, 67]
     copies = quarantine[quarantine["rule"] == "no_exact_duplicates"]
     assert list(copies["source_line"]) == [67] and "d.csv line 66" in copies["detail"].iloc[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# dirty-data QA: files real exports write, read through `tuneline validate`
+
+TEXTS = [(f"sample text number {i} here", "pos" if i % 2 == 0 else "neg") for i in range(60)]
+
+
+def _validate(tmp_path: Path, name: str, content: str | bytes, capsys, **data) -> tuple[int, str, str]:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    config = {"task": "classification", "data": {"path": name, **data}, "work_dir": "out"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    code = main(["validate", "-c", str(tmp_path / "c.yaml")])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("marker", ["\\N", "#REF!", "#DIV/0!"])
+def test_sql_nulls_and_excel_formula_errors_are_no_classes(tmp_path, capsys, marker):
+    """MySQL's and PostgreSQL's ``\\N`` and Excel's formula errors became classes of their own."""
+    rows = "".join(f"{t}\t{marker if i % 6 == 0 else label}\n" for i, (t, label) in enumerate(TEXTS))
+    code, out, err = _validate(tmp_path, "d.tsv", "text\tlabel\n" + rows, capsys)
+    assert code == 1 and "(10 rows) in the training data are how R, pandas, Excel or SQL write a missing value" in err
+
+
+def test_labels_apart_only_by_a_typographic_dash_are_one_class(tmp_path, capsys):
+    labels = ["non-toxic", "non\u2013toxic", "toxic", "non\u2010toxic", "toxic", "toxic"]
+    rows = "".join(f"{t},{labels[i % 6]}\n" for i, (t, _) in enumerate(TEXTS))
+    code, out, err = _validate(tmp_path, "d.csv", "text,label\n" + rows, capsys)
+    assert code == 0 and "  labels (2): non-toxic, toxic" in out
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_an_lf_file_whose_cells_hold_lone_carriage_returns_is_no_old_mac_file(tmp_path, capsys, header):
+    """Two lone \\r a cell (pandas writes them unquoted) outnumbered the \\n line ends: the file was read as an old
+    Mac one, each \\n a space, all of it one line."""
+    rows = "".join(f"{t}\rsecond para\rthird para,{label}\n" for t, label in TEXTS)
+    options = {} if header else {"header": False, "text_column": "0", "label_column": "1"}
+    code, out, err = _validate(tmp_path, "d.csv", ("text,label\n" if header else "") + rows, capsys, **options)
+    assert code == 0, err
+    assert ": read 60, kept 60, quarantined 0 (none)" in out
+    old_mac = "text,label\r" + "".join(f"{t},{label}\r" for t, label in TEXTS)  # still read as one
+    code, out, err = _validate(tmp_path, "m.csv", old_mac, capsys)
+    assert code == 0 and ": read 60, kept 60, quarantined 0 (none)" in out
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_tar_archive_is_named_as_one(tmp_path, capsys, compress):
+    import tarfile
+
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in TEXTS))
+    archive = tmp_path / ("train.csv.tar.gz" if compress else "train.csv")
+    with tarfile.open(archive, "w:gz" if compress else "w") as tar:
+        tar.add(tmp_path / "d.csv", arcname="d.csv")
+    code, out, err = _validate(tmp_path, archive.name, archive.read_bytes(), capsys)
+    assert code == 1
+    assert err == (f"tuneline: input file {archive} is a tar archive, not text: extract it (tar -xf {archive}) and "
+                   "point data at the file inside, or at the folder of several (its shards are read as one file)\n")
+
+
+def test_a_header_in_another_unicode_form_is_found(tmp_path, capsys):
+    rows = "".join(f"{t},{label}\n" for t, label in TEXTS)
+    code, out, err = _validate(tmp_path, "d.csv", "te\u0301xte,label\n" + rows, capsys, text_column="t\u00e9xte")
+    assert code == 0, err
+    assert ": read 60, kept 60, quarantined 0 (none)" in out

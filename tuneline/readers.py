@@ -251,7 +251,15 @@ def _check_file(path: Path, text: bool = True, compressed: bool = False, workboo
     except OSError:
         return  # the reader's own read says what is wrong
     if compressed:
+        from tuneline.compressed import compression_of
+
+        try:
+            with compression_of(path)[1](path) as inner:
+                _refuse_tar(path, inner.read(512))
+        except (OSError, EOFError, ValueError, TypeError):
+            pass  # a damaged archive: the reader's own read says what is wrong
         return
+    _refuse_tar(path, head)
     # read as text each is "byte 0x8b is not valid utf-8 ...; set data.encoding": true, and no help (the advice
     # leads to a garbled read under latin-1)
     for start, tool, keep, stream, suffix in COMPRESSED_MAGIC:
@@ -275,6 +283,15 @@ def _check_file(path: Path, text: bool = True, compressed: bool = False, workboo
         raise DataLoadError(f"input file {path} is an HTML page (a web page saved, or the error page of a failed "
                             "download), not a data file: download the file itself (on GitHub, its 'Raw' link) and "
                             "give that file")
+
+
+def _refuse_tar(path: Path, head: bytes) -> None:
+    """A tar archive (``train.csv.tar.gz``, a Spark output folder packed whole) read as text was one CSV with the
+    tar header glued to its first line and each later file's header a data row, or an error naming garbage columns
+    (dirty-data QA): named as what it is. A tar header holds ``ustar`` at byte 257."""
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        raise DataLoadError(f"input file {path} is a tar archive, not text: extract it (tar -xf {path}) and point "
+                            "data at the file inside, or at the folder of several (its shards are read as one file)")
 
 
 #: the first bytes of every gzip file (``.gz``, and a ``.csv`` that is really a ``.csv.gz``)
@@ -480,6 +497,22 @@ def file_bytes(path: Path, encoding: str, what: str = "input file") -> tuple[cod
     return codec, data, len(codecs.BOM_UTF8) if utf8_mark else 0
 
 
+def _first_line_end(text: str) -> str:
+    """The line break the file's lines end with (``\r`` or ``\n``): the one that ends the file, as most files end
+    with a line end; else the first one outside a double-quoted field, what ends a header (or a first row whose
+    quoted cell may hold a break of the other kind)."""
+    if text[-1:] in ("\r", "\n"):
+        return text[-1]
+    quoted = False
+    for match in re.finditer(r'["\r\n]', text):
+        if match.group() == '"':
+            quoted = not quoted
+        elif not quoted:
+            return match.group()
+    found = re.search(r"[\r\n]", text)
+    return found.group() if found else "\n"
+
+
 def _physical_lines(text: str) -> list[str]:
     """``text``'s lines, endings kept: split at \\n and \\r\\n; at a lone \\r only in a file without any \\n (the
     old Mac line end). Elsewhere a lone \\r is a character inside a line, read as a space: pandas' ``to_csv`` writes
@@ -492,7 +525,9 @@ def _physical_lines(text: str) -> list[str]:
     if "\n" not in text:
         return io.StringIO(text, newline="").readlines()
     crlf = text.count("\r\n")
-    if not crlf and text.count("\r") > text.count("\n"):
+    # which line end the file uses is what ends its first line (a header holds no line break): counting them took an
+    # LF file whose cells hold two lone \r each for an old Mac one, and read it as one line (dirty-data QA)
+    if not crlf and _first_line_end(text) == "\r":
         return io.StringIO(text.replace("\n", " "), newline="").readlines()
     lines = io.StringIO(text, newline="\n").readlines()
     if text.count("\r") == text.count("\r\n"):

@@ -128,12 +128,19 @@ def matched_columns(frame: pd.DataFrame, wanted: dict[str, str]) -> dict[str, st
 
 
 def same_apart_from_case(columns: Any, column: str) -> list[str]:
-    """The names among ``columns`` that differ from ``column`` only in case, surrounding spaces and invisible
-    characters (the one fold :func:`matched_columns` and :func:`columns_or_error` share)."""
+    """The names among ``columns`` that differ from ``column`` only in case, surrounding spaces, invisible
+    characters and Unicode form (the one fold :func:`matched_columns` and :func:`columns_or_error` share): a header
+    ``téxte`` (decomposed, as macOS tools can write it) printed exactly like the ``téxte`` a config names, and
+    was not found (dirty-data QA)."""
+    import unicodedata
+
     from tuneline.kinds.label_spellings import visible
 
-    want = visible(column).strip().casefold()
-    return [c for c in columns if isinstance(c, str) and visible(c).strip().casefold() == want]
+    def fold(name: str) -> str:
+        return unicodedata.normalize("NFC", visible(name)).strip().casefold()
+
+    want = fold(column)
+    return [c for c in columns if isinstance(c, str) and fold(c) == want]
 
 
 def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str], fmt: str | None = None,
@@ -326,9 +333,12 @@ def natural_order(labels: Any) -> list[str]:
     return sorted(labels)
 
 
-#: How R (``NA``), pandas (``nan``, ``None``), Excel (``#N/A``) and SQL dumps (``NULL``) write a missing value. Read as
-#: text they became classes that a model then learned to predict: an inferred label set refuses them.
-MISSING_VALUE_MARKERS = frozenset({"na", "n/a", "nan", "none", "null", "#n/a", "nil", "<na>"})
+#: How R (``NA``), pandas (``nan``, ``None``), Excel (``#N/A``, and its formula errors such as ``#REF!``) and SQL
+#: dumps (``NULL``; MySQL's ``SELECT INTO OUTFILE`` and PostgreSQL's ``COPY`` write ``\N``) write a missing value.
+#: Read as text they became classes that a model then learned to predict: an inferred label set refuses them.
+MISSING_VALUE_MARKERS = frozenset({"na", "n/a", "nan", "none", "null", "#n/a", "nil", "<na>", "\\n",
+                                   "#ref!", "#value!", "#div/0!", "#name?", "#null!", "#num!", "#spill!", "#calc!",
+                                   "#getting_data"})
 
 
 def refuse_missing_value_markers(counts: Counter) -> None:
@@ -337,7 +347,7 @@ def refuse_missing_value_markers(counts: Counter) -> None:
     if markers:
         shown = ", ".join(f"{label!r} ({n} row{'' if n == 1 else 's'})" for label, n in sorted(markers.items()))
         raise LabelSetError(f"label(s) {shown} in the training data are how R, pandas, Excel or SQL write a missing "
-                            "value, not classes: leave those label cells empty in the file (such rows are then "
+                            "value (or a formula error), not classes: leave those label cells empty in the file (such rows are then "
                             "quarantined as missing labels), or list every real class in data.labels (and that "
                             "value too if it is one)", labels=sorted(markers))
 

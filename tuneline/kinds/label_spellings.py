@@ -40,7 +40,9 @@ import pandas as pd
 from tuneline.readers import canonical_integer
 
 #: separators BETWEEN two word characters: ``very_good`` is ``very good``, but ``-1`` stays apart from ``1``
-_SEPARATORS = re.compile(r"(?<=\w)[\s_\-]+(?=\w)")
+#: between words: spaces, underscores and dashes, the typographic ones too (Word and Excel autocorrect ``non-toxic``
+#: to ``non–toxic``; NFKC keeps the en dash), so ``non-toxic`` and ``non–toxic`` are one label (dirty-data QA)
+_SEPARATORS = re.compile(r"(?<=\w)[\s_\-\u2010-\u2015\u2212\ufe58\ufe63\uff0d]+(?=\w)")
 
 #: a decimal fraction as a spreadsheet may write it: ``1.50``, ``+1.5``, ``01.5``, ``.5``
 _DECIMAL = re.compile(r"[+-]?\d*\.\d+")
