@@ -185,9 +185,16 @@ def load_data(config: TunelineConfig) -> LoadedData:
             if len(read.frame) + len(read.malformed) != read.records_seen:  # a reader bug must not lose rows
                 raise DataLoadError(f"{path}: {read.records_seen} records seen but {len(read.frame)} loaded and "
                                     f"{len(read.malformed)} quarantined; please report this file's layout")
+            known = read.source_lines
             for row in read.malformed:
-                malformed.append({"split": role, "source_file": str(path), "column": None,
-                                  **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}})
+                record = {"split": role, "source_file": str(path), "column": None,
+                          **{k: v for k, v in row.items() if k in QUARANTINE_COLUMNS}}
+                number = record.get("source_row")
+                if record.get("source_line") is None and known is not None and number is not None \
+                        and 1 <= int(number) <= len(known) and known[int(number) - 1] > 0:
+                    # a kind's own rule on a read record (a label that is Infinity) names its line like the reader's
+                    record["source_line"] = int(known[int(number) - 1])
+                malformed.append(record)
             parts.append(read.frame)
             if read.source_lines is not None:
                 lines[str(path)] = read.source_lines

@@ -427,3 +427,35 @@ def test_a_header_in_another_unicode_form_is_found(tmp_path, capsys):
     code, out, err = _validate(tmp_path, "d.csv", "te\u0301xte,label\n" + rows, capsys, text_column="t\u00e9xte")
     assert code == 0, err
     assert ": read 60, kept 60, quarantined 0 (none)" in out
+
+
+def test_an_infinite_label_is_quarantined_with_its_line_and_why(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    rows = [{"text": t, "label": label} for t, label in TEXTS]
+    rows[6]["label"] = float("inf")  # Python's json writes Infinity, as some exporters do
+    code, out, err = _validate(tmp_path, "d.jsonl", "".join(json.dumps(r) + "\n" for r in rows), capsys)
+    quarantine = pd.read_csv(tmp_path / "out" / "validate" / "quarantine.csv")
+    [row] = quarantine[quarantine["rule"] == "label_is_infinite"].to_dict("records")
+    assert (row["source_row"], row["source_line"]) == (7, 7)
+    assert row["detail"].startswith("Infinity is no label name")
+
+
+@pytest.mark.parametrize("record", [
+    {"text": "John Smith visited Paris", "label": [[0, 10, "PER"], [19, 24, "LOC"]]},  # Doccano (older)
+    {"text": "John Smith visited Paris", "entities": [{"start_offset": 0, "end_offset": 10, "label": "PER"}]},
+    {"text": "John Smith visited Paris", "tokens": [{"text": "John", "start": 0, "end": 4, "id": 0}],
+     "spans": [{"start": 0, "end": 10, "label": "PER"}]},  # Prodigy
+])
+def test_a_character_offset_ner_export_is_named_as_one(tmp_path, capsys, record):
+    import json
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for _ in range(30)))
+    (tmp_path / "c.yaml").write_text("task: token_classification\ndata:\n  path: d.jsonl\nwork_dir: out\n")
+    assert main(["validate", "-c", str(tmp_path / "c.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tuneline: {path} holds character-offset annotations (its ")
+    assert "convert each record to tokens and one BIO tag per token" in err and err.count("\n") == 1

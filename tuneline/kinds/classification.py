@@ -205,7 +205,9 @@ def normalized_labels(values: pd.Series, source_rows: pd.Series,
         label, rule = normalize_label(value)
         if rule:
             malformed.append({"source_row": int(row), "rule": rule, "value": repr(value)[:500],
-                              "detail": "a single-label column needs one label name per row"})
+                              "detail": "Infinity is no label name (an overflow or a placeholder of the export); "
+                                        "write the row's label" if rule == "label_is_infinite" else
+                                        "a single-label column needs one label name per row"})
         labels.append(label)
         keep.append(rule is None)
     return pd.Series(labels, index=values.index, dtype=object), pd.Series(keep, index=values.index)

@@ -341,6 +341,17 @@ def read_token_file(path: Path, fmt: str, data: TokenData) -> tuple[pd.DataFrame
     return read.frame, read.malformed, read.records_seen
 
 
+def _span_export(path: Path, field: str, data: TokenData) -> DataLoadError:
+    """Entities as character offsets (Doccano's ``label``/``entities``, Label Studio's ``annotations``, Prodigy's
+    ``spans`` and token objects): "has no field 'tokens'; set data.tokens_column" sent the user to a setting that
+    cannot read them (dirty-data QA)."""
+    return DataLoadError(
+        f"{path} holds character-offset annotations (its {field!r}, as Doccano, Label Studio and Prodigy export "
+        "entities), not token and tag lists: convert each record to tokens and one BIO tag per token (e.g. spaCy's "
+        f"offsets_to_biluo_tags, then BILUO to BIO), as JSON Lines with {data.tokens_column!r} and "
+        f"{data.tags_column!r} fields or as a CoNLL file")
+
+
 def read_token_records(path: Path, fmt: str, data: TokenData) -> ReadRecords:
     """One NER file as the kind's :class:`ReadRecords` (a sentence's line: that of its first token)."""
     path = Path(path)
@@ -360,9 +371,18 @@ def read_token_records(path: Path, fmt: str, data: TokenData) -> ReadRecords:
             from tuneline.common import task_logger  # prefect: imported only where a run logs
 
             task_logger().info("%s: no 'tags' field; reading the tags from 'ner_tags' (data.tags_column)", path)
+        for column in (tokens_column, tags_column):  # Prodigy's token and span objects: {"text", "start", ...}
+            first = next((v for v in raw.get(column, []) if isinstance(v, (list, tuple)) and len(v)), None)
+            if first is not None and isinstance(first[0], dict):
+                raise _span_export(path, column, data)
         missing = [c for c in (tokens_column, tags_column) if c not in raw.columns]
         if len(raw) and missing:
             found = [c for c in raw.columns if c not in ("source_row", "source_line")]
+            spans = next((c for c in ("label", "labels", "entities", "spans", "annotations") if c in raw.columns),
+                         None)
+            if tokens_column not in raw.columns and spans is not None and ("text" in raw.columns
+                                                                          or "data" in raw.columns):
+                raise _span_export(path, spans, data)  # no column setting fixes it; the message said to set one
             raise DataLoadError(f"{path} has no field {missing[0]!r} in any record (its fields: {found}); "
                                 "set data.tokens_column / data.tags_column to the right names")
         frame = pd.DataFrame({
