@@ -459,3 +459,20 @@ def test_a_character_offset_ner_export_is_named_as_one(tmp_path, capsys, record)
     err = capsys.readouterr().err
     assert err.startswith(f"tuneline: {path} holds character-offset annotations (its ")
     assert "convert each record to tokens and one BIO tag per token" in err and err.count("\n") == 1
+
+
+def test_a_nested_json_field_is_read_by_its_dotted_name(tmp_path, capsys):
+    """Label Studio and other tools export ``{"data": {"text": ...}}``: ``text_column: data.text`` was refused with
+    advice about a CSV header."""
+    import json
+
+    import pandas as pd
+
+    rows = [{"data": {"text": t, "meta": {"lang": "en"}}, "label": label} for t, label in TEXTS]
+    rows[3]["data"] = {"meta": {}}  # a record without the nested text: quarantined as missing, not an error
+    code, out, err = _validate(tmp_path, "d.jsonl", "".join(json.dumps(r) + "\n" for r in rows), capsys,
+                               text_column="data.text", max_bad_fraction=0.1)
+    assert code == 0, err
+    assert ": read 60, kept 59, quarantined 1 (not_nullable 1)" in out
+    quarantine = pd.read_csv(tmp_path / "out" / "validate" / "quarantine.csv")
+    assert list(quarantine["source_line"]) == [4]

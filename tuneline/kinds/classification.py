@@ -112,6 +112,30 @@ class ClassificationConfig(TunelineConfig):
     data: ClassificationData
 
 
+def with_nested_fields(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``frame`` with a column for each dotted name the records hold as nested objects: ``data.text`` is the
+    ``text`` field of each record's ``data`` object, as Label Studio and other annotation tools export records
+    (``{"data": {"text": ...}}``). Such a name was refused, with advice about a CSV header (dirty-data QA). A record
+    without the nested field gives a missing value, which the contract quarantines; a column whose name holds the
+    dot itself is read as it is."""
+    added = {}
+    for name in names:
+        head, _, rest = name.partition(".")
+        if not rest or name in frame.columns or head not in frame.columns:
+            continue
+        values = frame[head]
+        if not any(isinstance(v, dict) for v in values):
+            continue
+
+        def walk(value: Any, keys: list[str] = rest.split(".")) -> Any:  # noqa: ANN401 - a JSON value
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            return value
+
+        added[name] = pd.Series([walk(v) for v in values], index=frame.index, dtype=object)
+    return frame.assign(**added) if added else frame
+
+
 def matched_columns(frame: pd.DataFrame, wanted: dict[str, str]) -> dict[str, str]:
     """``wanted`` with each name the file lacks replaced by the one column that differs from it only in case,
     surrounding spaces and invisible characters (a header ``Text , Label`` for ``text`` and ``label``; a zero-width
@@ -563,6 +587,8 @@ class ClassificationKind(TaskKind):
                             on_decode_error=data.on_decode_error, compact=compact, skip_lines=data.skip_lines,
                             tsv_quotes=data.tsv_quotes, sheet=data.sheet)
         raw = result.frame
+        if fmt in ("jsonl", "json"):
+            raw = with_nested_fields(raw, [*text_columns.values(), data.label_column])
         wanted = matched_columns(raw, {**{f"data.{k}": v for k, v in text_columns.items()},
                                        "data.label_column": data.label_column})
         columns_or_error(raw, path, wanted, fmt, data)
