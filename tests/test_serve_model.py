@@ -87,7 +87,9 @@ def store(tmp_path_factory, tiny_bert) -> Iterator[Store]:
             context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
                                  run_dir=folder / run.info.run_id)
             version = register_model.fn(model_dir, kind, name, context, {"task": kind}).version
-            client.set_model_version_tag(name, version, "tuneline.status", "gated")  # as its gate would: promotable
+            # as its gate would leave it (gate.decision is the gate's last tag): promotable
+            client.set_model_version_tag(name, version, "tuneline.status", "gated")
+            client.set_model_version_tag(name, version, "gate.decision", "kept_champion")
         client.set_registered_model_alias("serve-intents", "champion", "1")
         client.set_registered_model_alias("serve-ner", "champion", "1")
         yield Store(uri=uri, folder=folder)
