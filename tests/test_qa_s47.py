@@ -476,3 +476,15 @@ def test_a_nested_json_field_is_read_by_its_dotted_name(tmp_path, capsys):
     assert ": read 60, kept 59, quarantined 1 (not_nullable 1)" in out
     quarantine = pd.read_csv(tmp_path / "out" / "validate" / "quarantine.csv")
     assert list(quarantine["source_line"]) == [4]
+
+
+def test_a_wikiner_file_of_joined_word_pos_tag_items_is_named(tmp_path, capsys):
+    path = tmp_path / "d.txt"
+    path.write_text("".join(f"John|NNP|B-PER Smith|NNP|I-PER visited|VBD|O Paris|NNP|B-LOC w{i}|NN|O .|.|O\n"
+                            for i in range(40)))
+    (tmp_path / "c.yaml").write_text("task: token_classification\ndata:\n  path: d.txt\nwork_dir: out\n")
+    assert main(["validate", "-c", str(tmp_path / "c.yaml")]) == 1
+    assert capsys.readouterr().err == (
+        f"tuneline: {path}: its lines hold whole sentences of word|...|tag items (line 1: John|NNP|B-PER "
+        "Smith|NNP|I-PER visited|VBD|O ...), as WikiNER writes them, not one token a line: write each token and its "
+        "tag on a line of its own (the word first, the tag last) and a blank line after each sentence (CoNLL)\n")

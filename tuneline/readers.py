@@ -2345,6 +2345,24 @@ LONGEST_SENTENCE = 1000
 _SENTENCE_ENDS = frozenset({".", "!", "?"})
 
 
+def _check_joined_items(path: Path, sentences: list[list[tuple[int, list[str]]]]) -> None:
+    """A one-line error for a file of one sentence a line whose words carry their tags joined by ``|``
+    (``John|NNP|B-PER Smith|NNP|I-PER``, the WikiNER layout): read as CoNLL, each line was one token of a single
+    sentence, and the error said its tags had no B-/I- prefix (dirty-data QA)."""
+    lines = [fields for sentence in sentences for _, fields in sentence]
+    items = [field for fields in lines for field in fields]
+    if len(items) < 3 * max(1, len(lines)) or not items:
+        return
+    joined = sum("|" in field and bool(_IOB_LIKE.match(field.rsplit("|", 1)[1])) for field in items)
+    if joined < 0.9 * len(items):
+        return
+    index, fields = sentences[0][0]
+    raise DataLoadError(f"{path}: its lines hold whole sentences of word|...|tag items (line {index + 1}: "
+                        f"{' '.join(fields[:3])} ...), as WikiNER writes them, not one token a line: write each "
+                        "token and its tag on a line of its own (the word first, the tag last) and a blank line "
+                        "after each sentence (CoNLL)")
+
+
 def _check_sentences_separated(path: Path, sentences: list[list[tuple[int, list[str]]]],
                                tag_column: int = -1) -> None:
     """A one-line error for a CoNLL file whose sentences are not separated by blank lines: it reads as one sentence
@@ -2458,6 +2476,7 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
     expected = Counter(len(fields) for s in sentences for _, fields in s).most_common(1)[0][0]
     words_only = tags_optional and expected == 1
     if not words_only:
+        _check_joined_items(path, sentences)
         _check_sentences_separated(path, sentences, tag_column)
         _check_tag_column(path, sentences, tag_column, expected)
 
