@@ -1800,8 +1800,12 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                 del text
                 if carry:
                     utf8 = carry + utf8
-                if utf8.count(b"\r") != utf8.count(b"\r\n") and b"\n" in utf8:
-                    return None  # a lone \r inside a line (see _physical_lines): the careful reader reads it
+                # a lone \r anywhere (an old Mac file, or one inside a line: see _physical_lines, which decides
+                # which from the whole file): the careful reader reads it. A \r ending a block that is not the last
+                # may be half of a \r\n: it is carried into the next block and judged there.
+                trailing = 1 if following is not None and utf8.endswith(b"\r") else 0
+                if utf8.count(b"\r") - trailing != utf8.count(b"\r\n"):
+                    return None
                 lines, offsets = _split_lines(utf8)
                 lines = _without_marks(lines)
                 start = 0
