@@ -74,6 +74,17 @@ def live_server(model, task: str, monkeypatch, timeout_s: int) -> Iterator[str]:
         thread.join(timeout=30)
 
 
+def served(url: str, inputs: list, tries: int = 3) -> tuple[int, dict, Any]:
+    """:func:`post` until it is answered 200 (at most ``tries`` times): under a 1 s limit a request of a few inputs
+    was once answered 504 while the other test worker trained on the same two cores (ci-like, 2026-12-06); the limit
+    then did its job, and what these requests check is that such a request is served, not the machine's load."""
+    for _ in range(tries - 1):
+        answer = post(url, inputs)
+        if answer[0] == 200:
+            return answer
+    return post(url, inputs)
+
+
 def post(url: str, inputs: list) -> tuple[int, dict, Any]:
     """POST ``{"inputs": inputs}``: the status, the JSON answer and the headers."""
     request = urllib.request.Request(url, data=json.dumps({"inputs": inputs}).encode(),
@@ -127,7 +138,7 @@ def test_a_request_past_the_time_limit_is_answered_in_json_and_its_prediction_st
     models[task].model.predict(many)  # what the request costs when nothing stops it
     whole_cpu_s = time.process_time() - before
     with live_server(models[task].model, task, monkeypatch, timeout_s=1) as url:
-        status, small, _ = post(url, [INPUTS[task]] * 3)
+        status, small, _ = served(url, [INPUTS[task]] * 3)
         assert status == 200 and len(small["predictions"]) == 3, small
         status, answer, headers = post(url, many)
         assert status == 504, answer
@@ -137,7 +148,7 @@ def test_a_request_past_the_time_limit_is_answered_in_json_and_its_prediction_st
         assert headers["X-Model-Version"] == "3"
         after_cpu_s = cpu_until_idle()  # MLflow's parsing of the request, then the model's first check
         assert after_cpu_s < 0.6 * whole_cpu_s, (after_cpu_s, whole_cpu_s)
-        status, again, _ = post(url, [INPUTS[task]] * 2)  # the next request is served as usual
+        status, again, _ = served(url, [INPUTS[task]] * 2)  # the next request is served as usual
         assert status == 200 and len(again["predictions"]) == 2, again
 
 
