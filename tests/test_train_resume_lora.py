@@ -79,12 +79,9 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, tiny_bert, 
     assert result.checkpoint_dir == checkpoints and checkpoints.is_dir()
 
 
-def test_a_half_written_checkpoint_is_skipped_on_resume(tmp_path, tiny_bert):
-    splits = tiny_splits()
-    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.max_steps=6",
-                        "train.eval_steps=2", "train.batch_size=8", "train.learning_rate=1e-3",
-                        "train.precision=fp32", "train.early_stopping_patience=0", "train.logging_steps=1",
-                        f"work_dir={tmp_path}", path="/unused.csv")
+def crashed_at_step_5(tmp_path, tiny_bert, splits, config):
+    """A tiny training that died at step 5, after its checkpoint at step 4: (model config, tokenizer, tokenized
+    splits, checkpoint folder)."""
     from tuneline.config import ModelConfig
 
     model_config = ModelConfig(base=str(tiny_bert))
@@ -96,6 +93,16 @@ def test_a_half_written_checkpoint_is_skipped_on_resume(tmp_path, tiny_bert):
         train_model.fn(build_model.fn(model_config, "classification", splits.labels).model, tokenizer, tokenized,
                        splits.labels, config, model_dir=tmp_path / "model", checkpoint_dir=checkpoints,
                        extra_callbacks=[CrashAtStep(5)])
+    return model_config, tokenizer, tokenized, checkpoints
+
+
+def test_a_half_written_checkpoint_is_skipped_on_resume(tmp_path, tiny_bert):
+    splits = tiny_splits()
+    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.max_steps=6",
+                        "train.eval_steps=2", "train.batch_size=8", "train.learning_rate=1e-3",
+                        "train.precision=fp32", "train.early_stopping_patience=0", "train.logging_steps=1",
+                        f"work_dir={tmp_path}", path="/unused.csv")
+    model_config, tokenizer, tokenized, checkpoints = crashed_at_step_5(tmp_path, tiny_bert, splits, config)
     # the process "died" while writing checkpoint-4: its weights are cut off, and a checkpoint-6 has no state file
     weights = checkpoints / "checkpoint-4" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
@@ -186,17 +193,7 @@ def test_a_checkpoint_with_a_cut_off_state_file_is_skipped_on_resume(tmp_path, t
     config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.max_steps=6",
                         "train.eval_steps=2", "train.batch_size=8", "train.precision=fp32",
                         "train.early_stopping_patience=0", f"work_dir={tmp_path}", path="/unused.csv")
-    from tuneline.config import ModelConfig
-
-    model_config = ModelConfig(base=str(tiny_bert))
-    tokenizer = load_tokenizer.fn(model_config)
-    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: f"h-{n}" for n, _ in splits.items()},
-                                   tmp_path / "cache")
-    checkpoints = tmp_path / "ckpt"
-    with pytest.raises(Crash):
-        train_model.fn(build_model.fn(model_config, "classification", splits.labels).model, tokenizer, tokenized,
-                       splits.labels, config, model_dir=tmp_path / "model", checkpoint_dir=checkpoints,
-                       extra_callbacks=[CrashAtStep(5)])
+    model_config, tokenizer, tokenized, checkpoints = crashed_at_step_5(tmp_path, tiny_bert, splits, config)
     assert (checkpoints / "checkpoint-4" / state).is_file()
     cut = checkpoints / "checkpoint-4" / state
     cut.write_bytes(cut.read_bytes()[:size])
