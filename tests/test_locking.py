@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,6 +103,17 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.communicate(timeout=10)
 
 
+@pytest.fixture
+def own() -> str:
+    """A suffix of this test's own for the lock names it takes in this process.
+
+    Those calls also take Prefect's concurrency limit of the name on the session's one Prefect API, which the same
+    test's other parametrization (on another xdist worker) or a flow of another test may hold at that moment: CI once
+    timed out waiting for ``tuneline-gate-sst2-classifier`` that way. The subprocesses have no Prefect API.
+    """
+    return uuid.uuid4().hex[:8]
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def lock_url(request, tmp_path) -> str:
     if request.param == "sqlite":
@@ -151,79 +163,79 @@ def test_without_the_lock_the_same_harness_overlaps(tmp_path, lock_url, workers)
     assert _overlap(first, second), (first, second)
 
 
-def test_a_waiter_times_out_and_names_the_holder(tmp_path, lock_url, workers):
+def test_a_waiter_times_out_and_names_the_holder(own, tmp_path, lock_url, workers):
     """(3) A bounded wait: LockTimeout after ~timeout_s, naming the model, the lock database and the holder."""
     (tmp_path / "go").touch()
-    holder = _start(tmp_path, lock_url, "sst2-classifier", "trainer-on-gpu-7", hold_s=20)
+    holder = _start(tmp_path, lock_url, f"sst2-classifier-{own}", "trainer-on-gpu-7", hold_s=20)
     workers.append(holder)
     _wait_for(tmp_path / "trainer-on-gpu-7.acquired", holder)
 
     started = time.monotonic()
     with pytest.raises(LockTimeout) as caught:
-        with model_lock("sst2-classifier", lock_url, timeout_s=0.5):
+        with model_lock(f"sst2-classifier-{own}", lock_url, timeout_s=0.5):
             pytest.fail("acquired a lock that another process holds")
     waited = time.monotonic() - started
     # bounded: about timeout_s, far below the holder's 20 s (3.0 s was too tight: 3.4 s once with both cores busy)
     assert 0.5 <= waited < 10.0
     message = str(caught.value)
-    assert "trainer-on-gpu-7" in message and "'sst2-classifier'" in message and redact(lock_url) in message
+    assert "trainer-on-gpu-7" in message and f"'sst2-classifier-{own}'" in message and redact(lock_url) in message
 
 
-def test_a_killed_holder_releases_the_lock(tmp_path, lock_url, workers):
+def test_a_killed_holder_releases_the_lock(own, tmp_path, lock_url, workers):
     """(4) A holder that dies (SIGKILL: no finally, no atexit) does not leave the model locked."""
     (tmp_path / "go").touch()
-    holder = _start(tmp_path, lock_url, "sst2-classifier", "doomed", hold_s=60)
+    holder = _start(tmp_path, lock_url, f"sst2-classifier-{own}", "doomed", hold_s=60)
     workers.append(holder)
     _wait_for(tmp_path / "doomed.acquired", holder)
     with pytest.raises(LockTimeout, match="doomed"):  # really held before the kill
-        with model_lock("sst2-classifier", lock_url, timeout_s=0.3):
+        with model_lock(f"sst2-classifier-{own}", lock_url, timeout_s=0.3):
             pass
 
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(timeout=10)
-    with model_lock("sst2-classifier", lock_url, timeout_s=5, holder="successor") as info:
-        assert info == LockInfo(name="sst2-classifier", holder="successor", waited_s=info.waited_s)
+    with model_lock(f"sst2-classifier-{own}", lock_url, timeout_s=5, holder="successor") as info:
+        assert info == LockInfo(name=f"sst2-classifier-{own}", holder="successor", waited_s=info.waited_s)
         assert info.waited_s < 2.0
 
 
-def test_locks_of_different_models_do_not_block_each_other(tmp_path, lock_url, workers):
+def test_locks_of_different_models_do_not_block_each_other(own, tmp_path, lock_url, workers):
     """(6) Per model: another process holding model A does not delay model B, nor does nesting A and B here."""
     (tmp_path / "go").touch()
-    holder = _start(tmp_path, lock_url, "model-a", "holder-of-a", hold_s=20)
+    holder = _start(tmp_path, lock_url, f"model-a-{own}", "holder-of-a", hold_s=20)
     workers.append(holder)
     _wait_for(tmp_path / "holder-of-a.acquired", holder)
 
     # a free slot comes at once; 10 s only bound a loaded machine's Prefect API (CI timed out a free one at 1 s):
     # blocked by A, B would wait the 20 s A is held
-    with model_lock("model-b", lock_url, timeout_s=10.0) as b:
+    with model_lock(f"model-b-{own}", lock_url, timeout_s=10.0) as b:
         assert b.waited_s < 10.0
-        with model_lock("model-c/with odd name", lock_url, timeout_s=10.0) as c:
+        with model_lock(f"model-c/with odd name-{own}", lock_url, timeout_s=10.0) as c:
             assert c.waited_s < 10.0
     with pytest.raises(LockTimeout, match="holder-of-a"):
-        with model_lock("model-a", lock_url, timeout_s=0.3):
+        with model_lock(f"model-a-{own}", lock_url, timeout_s=0.3):
             pass
 
 
-def test_the_same_model_twice_in_one_thread_fails_fast(lock_url):
+def test_the_same_model_twice_in_one_thread_fails_fast(own, lock_url):
     """Not re-entrant, and says so at once instead of waiting for itself until the timeout."""
-    with model_lock("sst2-classifier", lock_url, timeout_s=10):  # free: 10 s only bound a loaded Prefect API
+    with model_lock(f"sst2-classifier-{own}", lock_url, timeout_s=10):  # free: 10 s only bound a loaded Prefect API
         started = time.monotonic()
         with pytest.raises(RuntimeError, match="not re-entrant"):
-            with model_lock("sst2-classifier", lock_url, timeout_s=30):
+            with model_lock(f"sst2-classifier-{own}", lock_url, timeout_s=30):
                 pass
         assert time.monotonic() - started < 1.0
-    with model_lock("sst2-classifier", lock_url, timeout_s=10):  # and the failed attempt left nothing held
+    with model_lock(f"sst2-classifier-{own}", lock_url, timeout_s=10):  # and the failed attempt left nothing held
         pass
 
 
 @pytest.mark.parametrize("lock_url", ["sqlite"], indirect=True)
-def test_the_held_lock_is_a_reserved_sqlite_lock(tmp_path, lock_url):
+def test_the_held_lock_is_a_reserved_sqlite_lock(own, tmp_path, lock_url):
     """The lock really is ``BEGIN IMMEDIATE``: a raw sqlite3 writer is refused while it is held, and only then.
 
     Also shows why the hooks are needed: an engine left to pysqlite's own transaction handling "begins" without
     taking any lock, so a lock built on it would exclude nothing.
     """
-    path = sqlite_lock_path("sst2-classifier", lock_url)
+    path = sqlite_lock_path(f"sst2-classifier-{own}", lock_url)
     assert path.parent == tmp_path / "tuneline-locks.d"
 
     def writer_refused() -> bool:
@@ -237,7 +249,7 @@ def test_the_held_lock_is_a_reserved_sqlite_lock(tmp_path, lock_url):
         return False
         # (raw is closed by garbage collection; nothing is held after ROLLBACK)
 
-    with model_lock("sst2-classifier", lock_url, timeout_s=2):
+    with model_lock(f"sst2-classifier-{own}", lock_url, timeout_s=2):
         assert writer_refused()
     assert not writer_refused()
 
@@ -267,13 +279,13 @@ def test_the_register_names_the_holder_only_while_held(lock_url):
     assert recorded() == (None,)
 
 
-def test_with_a_prefect_api_the_gate_limit_is_created_and_held(lock_url):
+def test_with_a_prefect_api_the_gate_limit_is_created_and_held(own, lock_url):
     """With a Prefect API configured (here the session's throwaway one), the global concurrency limit
     ``tuneline-gate-<model>`` exists with limit 1 and its slot is taken for the with-block."""
     from prefect.client.orchestration import get_client
     from prefect.concurrency.sync import concurrency
 
-    name = "prefect-gated-model"
+    name = f"prefect-gated-model-{own}"
     limit_name = f"{PREFECT_LIMIT_PREFIX}{name}"
     with model_lock(name, lock_url, timeout_s=30):
         with get_client(sync_client=True) as client:
@@ -293,14 +305,14 @@ def test_with_a_prefect_api_the_gate_limit_is_created_and_held(lock_url):
                 pytest.fail("acquired while the Prefect gate slot was taken")
 
 
-def test_threads_of_one_process_are_excluded_too(lock_url):
+def test_threads_of_one_process_are_excluded_too(own, lock_url):
     """Gate tasks may run in threads of one flow process: each take is its own connection, so they exclude too."""
     intervals: list[tuple[float, float]] = []
     errors: list[BaseException] = []
 
     def gate() -> None:
         try:
-            with model_lock("threaded-model", lock_url, timeout_s=20):
+            with model_lock(f"threaded-model-{own}", lock_url, timeout_s=20):
                 enter = time.monotonic()
                 time.sleep(0.5)
                 intervals.append((enter, time.monotonic()))
@@ -317,7 +329,7 @@ def test_threads_of_one_process_are_excluded_too(lock_url):
     assert a_leave <= b_enter or b_leave <= a_enter, intervals
 
 
-def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_and_says_so(lock_url, capsys,
+def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_and_says_so(own, lock_url, capsys,
                                                                                           monkeypatch):
     """Two ``tuneline retrain`` commands from a shell (the embedded Prefect API: no concurrency limit to share)
     trained side by side, each at half speed, when the first held no batch (retraining on the current data)."""
@@ -330,7 +342,7 @@ def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_an
 
     def retraining(hold_s: float, signal_in: bool) -> None:
         try:
-            with retraining_slot("tickets", timeout_s=30, lock_url=lock_url):
+            with retraining_slot(f"tickets-{own}", timeout_s=30, lock_url=lock_url):
                 enter = time.monotonic()
                 if signal_in:
                     first_in.set()
@@ -353,15 +365,15 @@ def test_a_second_retraining_run_without_a_prefect_server_waits_for_the_first_an
     (a_enter, a_leave), (b_enter, _) = intervals
     assert b_enter >= a_leave, intervals
     printed = capsys.readouterr().out
-    assert f"another retraining run of tickets is in progress ({default_holder()} since " in printed
+    assert f"another retraining run of tickets-{own} is in progress ({default_holder()} since " in printed
     # the wait is a stage of its own in the run's time line, not "startup" (which read as a slow start)
     (waited,) = [r for r in task_times(since) if r.name == WAITING]
     assert 1.5 < waited.seconds <= a_leave - a_enter + 1.0, (waited, intervals)
     breakdown = time_breakdown(0.0, since=since)
     assert breakdown.stages[WAITING] == round(waited.seconds, 3) and breakdown.startup_s < 1.5
     assert f"{WAITING} {waited.seconds:.0f} s" in breakdown.line()
-    with model_lock("tickets", lock_url, timeout_s=0):  # the gate lock of the model is another lock
-        with retraining_slot("tickets", timeout_s=0, lock_url=lock_url):
+    with model_lock(f"tickets-{own}", lock_url, timeout_s=0):  # the gate lock of the model is another lock
+        with retraining_slot(f"tickets-{own}", timeout_s=0, lock_url=lock_url):
             pass
 
 
@@ -394,14 +406,14 @@ def test_lock_urls_that_cannot_lock_are_refused(tmp_path):
             pass
 
 
-def test_a_second_retraining_run_on_a_prefect_api_says_it_waits_for_the_concurrency_slot(capsys):
+def test_a_second_retraining_run_on_a_prefect_api_says_it_waits_for_the_concurrency_slot(own, capsys):
     """With a Prefect API the slot is Prefect's global concurrency limit; a second `tuneline retrain` waited on it
     for minutes without a word (operator QA: 1 min 35 s, read as a hang). It now says whom it waits for, once."""
     first_in, errors, entered = threading.Event(), [], []
 
     def hold() -> None:
         try:
-            with retraining_slot("slot-words", timeout_s=60):
+            with retraining_slot(f"slot-words-{own}", timeout_s=60):
                 first_in.set()
                 time.sleep(4.0)
                 entered.append(("first", time.monotonic()))
@@ -411,13 +423,13 @@ def test_a_second_retraining_run_on_a_prefect_api_says_it_waits_for_the_concurre
     holder = threading.Thread(target=hold)
     holder.start()
     assert first_in.wait(60)
-    with retraining_slot("slot-words", timeout_s=60):
+    with retraining_slot(f"slot-words-{own}", timeout_s=60):
         entered.append(("second", time.monotonic()))
     holder.join(timeout=60)
     assert not errors and [who for who, _ in entered] == ["first", "second"]
     printed = capsys.readouterr().out
-    assert printed.count("another retraining run of slot-words holds the Prefect concurrency limit "
-                         "'tuneline-retrain-slot-words-") == 1 and "this one waits for it to end (at most 60 s" in printed
+    assert printed.count(f"another retraining run of slot-words-{own} holds the Prefect concurrency limit "
+                         f"'tuneline-retrain-slot-words-{own}-") == 1 and "this one waits for it to end (at most 60 s" in printed
 
 
 def _limit(name: str):
