@@ -48,6 +48,28 @@ def claim_and_wait(folder: Path, uri: str, landing: Path, ready: Path, gated: bo
     return subprocess.Popen([sys.executable, "-c", code], cwd=folder)
 
 
+def start_training_runs(tmp_path: Path, uri: str, body: str) -> tuple[subprocess.Popen, str]:
+    """A process that opens MLflow runs as a training does (tagged with its process), runs ``body`` (which
+    writes the file ``ready``) and sleeps; returned once ``ready`` is written, with its text."""
+    ready = tmp_path / "started"
+    code = textwrap.dedent(f"""
+        import pathlib, time
+        from mlflow.tracking import MlflowClient
+        from tuneline.run_process import PROCESS_TAG, process_tag
+        client = MlflowClient(tracking_uri={uri!r})
+        experiment = client.create_experiment("training", artifact_location={(tmp_path / 'art').as_uri()!r})
+        ready = pathlib.Path({str(ready)!r})
+    """) + textwrap.dedent(body) + "time.sleep(600)\n"
+    trainer = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not ready.exists() and trainer.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not ready.exists():
+        trainer.kill()
+        raise AssertionError(f"the training process wrote no {ready.name} (exit {trainer.wait()})")
+    return trainer, ready.read_text()
+
+
 def test_doctor_names_and_fix_releases_batches_held_by_a_killed_run(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -103,23 +125,11 @@ def test_doctor_closes_a_run_killed_before_it_registered_anything_and_counts_rec
     """kill -9 mid-training: no version, no batch, so neither sweep saw the run, and it stayed RUNNING for ever
     (a probe); a 270 MB checkpoint of the last hour was not mentioned ("0 stale checkpoint folder(s), 0.0 MB")."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ready = tmp_path / "started"
-    code = textwrap.dedent(f"""
-        import pathlib, time
-        from mlflow.tracking import MlflowClient
-        from tuneline.run_process import PROCESS_TAG, process_tag
-        client = MlflowClient(tracking_uri={uri!r})
-        experiment = client.create_experiment("training", artifact_location={(tmp_path / 'art').as_uri()!r})
-        run = client.create_run(experiment, tags={{PROCESS_TAG: process_tag()}}, run_name="mid-training")
-        pathlib.Path({str(ready)!r}).write_text(run.info.run_id)
-        time.sleep(600)
+    trainer, run_id = start_training_runs(tmp_path, uri, """
+        run = client.create_run(experiment, tags={PROCESS_TAG: process_tag()}, run_name="mid-training")
+        ready.write_text(run.info.run_id)
     """)
-    trainer = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while not ready.exists() and trainer.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        run_id = ready.read_text()
         work = tmp_path / "w"
         (work / "checkpoints" / "abc" / "checkpoint-6").mkdir(parents=True)
         (work / "checkpoints" / "abc" / "checkpoint-6" / "model.safetensors").write_bytes(b"\0" * 2_000_000)
@@ -178,30 +188,17 @@ def test_doctor_with_a_config_cleans_a_first_training_killed_before_any_version_
     """`doctor -c CONFIG --fix` refused ("has no registered model") when a first training was killed before it
     registered anything, and `doctor -m NAME --fix` closed the dead runs of other models too (training QA)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ready = tmp_path / "started"
-    code = textwrap.dedent(f"""
-        import pathlib, time
-        from mlflow.tracking import MlflowClient
-        from tuneline.run_process import PROCESS_TAG, process_tag
-        client = MlflowClient(tracking_uri={uri!r})
-        experiment = client.create_experiment("training", artifact_location={(tmp_path / 'art').as_uri()!r})
+    trainer, ids = start_training_runs(tmp_path, uri, """
         ids = []
         for model in ("first-model", "other-model"):
-            run = client.create_run(experiment, tags={{PROCESS_TAG: process_tag()}}, run_name=model)
+            run = client.create_run(experiment, tags={PROCESS_TAG: process_tag()}, run_name=model)
             client.log_param(run.info.run_id, "tracking.registered_model", model)
             ids.append(run.info.run_id)
-        pathlib.Path({str(ready)!r}).write_text(" ".join(ids))
-        time.sleep(600)
+        ready.write_text(" ".join(ids))
     """)
-    trainer = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists() and trainer.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        first, other = ready.read_text().split()
-    finally:
-        trainer.kill()
-        trainer.wait()
+    trainer.kill()
+    trainer.wait()
+    first, other = ids.split()
     config = tmp_path / "first.yaml"
     config.write_text(f"data:\n  path: d.csv\ntracking:\n  tracking_uri: {uri}\n  registered_model: first-model\n"
                       f"work_dir: {tmp_path / 'w'}\n")

@@ -60,6 +60,53 @@ def test_a_lone_carriage_return_inside_a_line_is_a_space_not_a_line_break(tmp_pa
     assert _read_delimited_fast(path, fmt, "utf-8", "error") is None  # such a file goes to the careful reader
 
 
+@pytest.mark.parametrize("fmt, sep", [("csv", ","), ("tsv", "\t")])
+def test_a_line_break_inside_an_unquoted_cell_of_a_crlf_file_keeps_the_record_whole(tmp_path, fmt, sep):
+    """SQL Server Management Studio (and other Windows exports) end lines in \\r\\n and write a cell's line break
+    unquoted as a lone \\n. Split there, the record's first half was quarantined as ragged and its second half
+    ("number 2 with a break", positive) kept as a training row of its own: a silent mis-read (dirty-data QA)."""
+    rows = [("first review", "positive"), ("good movie\nnumber 2 with a break", "positive"),
+            ("two\nbreaks\nhere", "negative"), ("plain", "negative"), ("ends the file\nunended", "positive")]
+    body = "\r\n".join(f"{t}{sep}{l}" for t, l in rows)  # no line end after the last record
+    path = tmp_path / f"ssms.{fmt}"
+    path.write_bytes(f"text{sep}label\r\n{body}".encode())
+    for result in (_read_delimited_careful(path, fmt, "utf-8", True, "error"), read_table(path, fmt)):
+        assert result.malformed == [] and result.records_seen == 5
+        assert list(result.frame["text"]) == ["first review", "good movie number 2 with a break",
+                                              "two breaks here", "plain", "ends the file unended"]
+        assert list(result.frame["label"]) == ["positive", "positive", "negative", "negative", "positive"]
+        assert [int(n) for n in result.frame["source_line"]] == [2, 3, 5, 8, 9]  # each record's first line
+    assert _read_delimited_fast(path, fmt, "utf-8", "error") is None  # such a file goes to the careful reader
+
+
+@pytest.mark.parametrize("end, other", [("\n", "\r\n"), ("\r\n", "\n")])
+def test_a_short_line_is_only_rejoined_where_the_evidence_is_plain(tmp_path, end, other):
+    """What is not rejoined: a short line in a file whose lines end in \\n (a ragged record: \\n is its line end),
+    a lone-\\n line that is a whole record (a file joined from \\n and \\r\\n exports), a short line whose
+    joining would give too many fields, and a quoted cell (the csv module joins its lines itself)."""
+    ragged_end = other if end == "\n" else end  # a line of the other kind, so that the file holds both
+    lines = [f"text,label{end}", f"whole,positive{end}", f"ragged{ragged_end}", f"next,negative{end}"]
+    if end == "\r\n":
+        lines += ["joined from another export,positive\n", "short\n", "too,many,fields\r\n",
+                  '"quoted\nbreak",negative\r\n']
+    else:
+        lines += [f"short{end}", f"next two,positive{end}"]
+    lines += [f"row {i},positive{end}" for i in range(4)]  # so that the file's line end is plain
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("".join(lines).encode())
+    result = read_table(path, "csv")
+    texts = list(result.frame["text"])
+    rules = {m["value"].rstrip("\r\n"): m["rule"] for m in result.malformed}
+    assert "whole" in texts and "next" in texts
+    assert rules["ragged"] == "record_has_wrong_field_count"
+    if end == "\r\n":
+        assert "joined from another export" in texts and "quoted\nbreak" in texts
+        assert rules["short"] == "record_has_wrong_field_count" and "too,many,fields" in rules
+    else:
+        assert rules["short"] == "record_has_wrong_field_count" and "next two" in texts
+    assert len(result.frame) + len(result.malformed) == result.records_seen
+
+
 def test_an_old_mac_file_of_carriage_returns_only_still_splits_there(tmp_path):
     path = tmp_path / "mac.csv"
     path.write_bytes(b"text,label\rgood film,pos\rbad film,neg\r")
@@ -285,13 +332,18 @@ PIECES = ["a", ",", ",,", '""', '"",""', " ", '\\"', '"x\\"y"', '"\\""', "\ufeff
 
 @pytest.mark.parametrize("seed", range(3))
 def test_the_block_reader_reads_these_files_as_the_careful_one(tmp_path, monkeypatch, seed):
-    """Random lines of empty fields, backslashes, quotes and marks: the same records, lines and quarantine."""
+    """Random lines of empty fields, backslashes, quotes and marks, in \\n or \\r\\n lines (one file in ten of
+    both, which the block reader leaves to the careful one): the same records, lines and quarantine."""
     rng = random.Random(seed)
+    fast_runs = 0
     for trial in range(60):
         monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", rng.choice([1, 16, 64, 1 << 20]))
-        lines = ["text,label\n"] + [
-            f"row {i},pos\n" if rng.random() < 0.5 else
-            "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 5))) + rng.choice(["\n", "\r\n", ""])
+        end, mixed = rng.choice(["\n", "\r\n"]), rng.random() < 0.1
+        pieces = [p for p in PIECES if mixed or p not in ("\n", "\r\n") or p == end]
+        lines = [f"text,label{end}"] + [
+            f"row {i},pos{end}" if rng.random() < 0.5 else
+            "".join(rng.choice(pieces) for _ in range(rng.randint(1, 5)))
+            + rng.choice(["\n", "\r\n", ""] if mixed else [end, ""])
             for i in range(rng.randint(1, 40))]
         path = tmp_path / f"t{trial}.csv"
         path.write_text("".join(lines), encoding="utf-8", newline="")
@@ -301,11 +353,16 @@ def test_the_block_reader_reads_these_files_as_the_careful_one(tmp_path, monkeyp
             assert _read_delimited_fast(path, "csv", "utf-8", "error") is None
             continue
         fast = _read_delimited_fast(path, "csv", "utf-8", "error")
-        assert fast is not None
+        if fast is None:
+            data = path.read_bytes()
+            assert 0 < data.count(b"\r\n") < data.count(b"\n"), "the block reader gave up on a file of one line end"
+            continue
+        fast_runs += 1
         fast = _with_object_columns(fast)
         assert (fast.records_seen, fast.malformed) == (careful.records_seen, careful.malformed)
         pd.testing.assert_frame_equal(fast.frame, careful.frame)
         assert_accounted(careful)
+    assert fast_runs > 40
 
 
 @pytest.mark.parametrize("block_bytes", [64, 1 << 20])

@@ -1346,6 +1346,62 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
     return rows, row_numbers, row_lines, malformed, continuation
 
 
+def _field_count(text: str, dialect: dict) -> int:
+    """How many fields one line without its line end splits into (an unbalanced quote: as the csv module reads it)."""
+    try:
+        return len(next(csv.reader([text], **dialect), []))
+    except csv.Error:
+        return -1
+
+
+def _lone_lf(line: str) -> bool:
+    return line.endswith("\n") and not line.endswith("\r\n")
+
+
+def _rejoin_lone_lf_cells(lines: list[str], first: int, expected: int, dialect: dict, bad_lines: set[int]) -> int:
+    """In a file whose lines end in \\r\\n, rejoin a record that a lone \\n inside an unquoted cell split (SQL Server
+    Management Studio and other Windows exports write a cell's line break unquoted): the joined record takes the
+    first line's place, the \\n read as a space (as a lone \\r is, :func:`_physical_lines`), and the lines it took in
+    are left blank, so every later record keeps its line number. How many records were rejoined.
+
+    Split there, the record's first half was quarantined as ragged and its second half kept as a training row of its
+    own (dirty-data QA). Only where the evidence is plain: \\r\\n is the file's line end (more lines end in it than
+    in a lone \\n, or as many and the first; in a file of \\n lines a short line is a ragged record), the line ends
+    in a lone \\n, has fewer fields than ``expected`` and no unbalanced quote (the csv module joins a quoted cell's
+    lines itself), and the lines joined give exactly ``expected`` fields. Anything else is left as it was, for the
+    rules to judge. A joined line that did not decode makes the record undecodable (``bad_lines``).
+    """
+    ends = Counter("crlf" if line.endswith("\r\n") else "lf" for line in lines if line.endswith("\n"))
+    if not ends["lf"] or ends["crlf"] < ends["lf"] or (ends["crlf"] == ends["lf"] and _lone_lf(lines[0])):
+        return 0
+    quoted = dialect.get("quoting") != csv.QUOTE_NONE
+    rejoined = 0
+    i = first
+    while i < len(lines):
+        line = lines[i]
+        if not _lone_lf(line) or (quoted and line.count('"') % 2) or not line.strip() \
+                or _field_count(line[:-1], dialect) >= expected:
+            i += 1
+            continue
+        joined, j = line[:-1], i
+        while j + 1 < len(lines) and _lone_lf(lines[j]):
+            candidate = joined + " " + lines[j + 1].rstrip("\r\n")
+            if (quoted and candidate.count('"') % 2) or _field_count(candidate, dialect) > expected:
+                break
+            joined, j = candidate, j + 1
+            if _field_count(joined, dialect) == expected:
+                break
+        if j > i and _field_count(joined, dialect) == expected:
+            lines[i] = joined + lines[j][len(lines[j].rstrip("\r\n")):]
+            for k in range(i + 1, j + 1):
+                lines[k] = ""
+                if k in bad_lines:
+                    bad_lines.add(i)
+            rejoined += 1
+        i = j + 1
+    return rejoined
+
+
 def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
                             on_decode_error: DecodePolicy, dialect: dict | None = None,
                             skip_lines: int = 0) -> ReadResult:
@@ -1383,6 +1439,12 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
         first_data_line = min(skip_lines, len(lines))
         count_hint = f"most records have {expected}"
         repeated = None
+    if rejoined := _rejoin_lone_lf_cells(lines, first_data_line, expected, dialect, bad_lines):
+        from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+        task_logger().info("%s: %d record(s) hold a line break (\\n) inside an unquoted cell of a file whose lines end "
+                           "in \\r\\n: read as one record each, the break as a space", path, rejoined)
+        body = _parse(lines, first_data_line, len(lines), dialect)
     cells: dict[int, str] = {}
     if dialect.get("quoting") == csv.QUOTE_NONE:  # TSV: a cell with a line break (Excel's quoting)
         quoted = range(first_data_line, len(lines))
@@ -1771,6 +1833,7 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
     carry = b""
     line_offset = number_offset = records_seen = 0
     maybe_utf8, utf8_seen, utf8_characters = _is_8bit(codec), False, False
+    ends_seen: set[str] = set()
     try:
         with path.open("rb") as handle:
             stream = _byte_blocks(handle, FAST_BLOCK_BYTES, end)
@@ -1805,6 +1868,13 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                 # may be half of a \r\n: it is carried into the next block and judged there.
                 trailing = 1 if following is not None and utf8.endswith(b"\r") else 0
                 if utf8.count(b"\r") - trailing != utf8.count(b"\r\n"):
+                    return None
+                # lines ending in \r\n and in a lone \n in one file: whether a lone \n splits a cell is decided
+                # from the whole file (_rejoin_lone_lf_cells): the careful reader reads it
+                crlf = utf8.count(b"\r\n")
+                ends_seen |= {"crlf"} if crlf else set()
+                ends_seen |= {"lf"} if utf8.count(b"\n") > crlf else set()
+                if len(ends_seen) == 2:
                     return None
                 lines, offsets = _split_lines(utf8)
                 lines = _without_marks(lines)
