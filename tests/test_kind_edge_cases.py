@@ -42,12 +42,14 @@ def test_multilabel_null_label_list_is_rejected_by_the_contract():
     assert KINDS["multilabel_classification"].label_distribution(frame) == {"x": 1}
 
 
-def test_multilabel_jsonl_null_or_absent_labels_are_quarantined_as_unlabelled(tmp_path):
+def test_multilabel_jsonl_null_or_absent_labels_are_quarantined_as_missing(tmp_path):
+    """A null or absent label list is a missing value, not the empty list (no label): quarantined as such also where
+    ``data.allow_empty_labels`` keeps rows without a label (tests/test_qa_s48_multilabel.py)."""
     records = [{"text": f"text {i}", "label": ["x", "y"][: 1 + i % 2]} for i in range(40)]
     records += [{"text": "null labels", "label": None}, {"text": "no label field"}]
     result = validated("multilabel_classification", write_jsonl(tmp_path / "m.jsonl", records), tmp_path)
     q = result.quarantine
-    assert sorted(zip(q["source_row"], q["rule"])) == [(41, "at_least_one_label"), (42, "at_least_one_label")]
+    assert sorted(zip(q["source_row"], q["rule"])) == [(41, "not_nullable"), (42, "not_nullable")]
     assert len(result.frames["all"]) == 40
     assert KINDS["multilabel_classification"].label_distribution(result.frames["all"]) == {"x": 40, "y": 20}
 

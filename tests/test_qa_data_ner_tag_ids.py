@@ -87,6 +87,33 @@ def test_tag_names_from_a_file_and_an_id_past_the_last_name_is_quarantined_by_se
     assert result.frames["train"]["tags"].tolist()[:2] == TAGS
 
 
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_a_negative_tag_id_is_quarantined_not_read_as_the_last_name(tmp_path: Path, suffix):
+    """Python's ``names[-1]``: a ``-1`` tag was kept as I-MISC, an entity no annotator wrote; ``-100`` (what a
+    tokenized export writes on sub-word pieces) crashed with an IndexError (dirty-data QA)."""
+    train = hf_rows("t", 30)
+    train[4]["ner_tags"][2] = -1
+    train[7]["ner_tags"][0] = -100
+    files = hf_files(tmp_path, train)
+    if suffix == "parquet":
+        import pandas as pd
+
+        pd.DataFrame(train).to_parquet(tmp_path / "train.parquet")
+        files["train"] = tmp_path / "train.parquet"
+    config = run_config(TASK, f"data.tag_names=[{', '.join(CONLL2003)}]", "data.max_bad_fraction=0.1", **files,
+                        tags_column="ner_tags")
+    result = validated(config, tmp_path)
+    quarantined = result.quarantine[["source_row", "rule", "detail"]].values.tolist()
+    assert quarantined == [
+        [5, "tag_id_in_range", "token 3: tag id -1 is negative, and data.tag_names numbers its 9 names from 0 "
+                               "(ids 0-8): give every word a tag id in that range"],
+        [8, "tag_id_in_range", "token 1: tag id -100 is what a tokenized export writes on the sub-word pieces and "
+                               "special tokens a loss ignores: give one tag id per word (the words before "
+                               "tokenization), ids 0-8"]]
+    assert len(result.frames["train"]) == 28
+    assert all(tags in TAGS for tags in result.frames["train"]["tags"])  # every kept sentence as annotated
+
+
 def test_the_validate_command_end_to_end_with_the_hint_followed(tmp_path: Path, capsys):
     hf_files(tmp_path)
     config = tmp_path / "c.yaml"
@@ -125,3 +152,24 @@ def test_a_json_names_file_that_is_no_list_of_names_is_one_error_saying_what_to_
         validated(config, tmp_path)
     assert str(raised.value) == (f"{bad} is JSON but not a list of tag names (nor an object of ids to names): write "
                                  "[\"name 0\", \"name 1\", ...], or one tag name a line (line number = id)")
+
+
+def test_a_tag_names_file_with_a_header_is_refused_and_one_of_id_tab_name_lines_is_read_by_id(tmp_path: Path):
+    """A header line (``label``) shifted every id by one: every sentence was quarantined for tags it does not have,
+    the names file never named; ``0<TAB>O`` lines were read as the tags ``0\\tO``, ... (dirty-data QA)."""
+    from tuneline.readers import DataLoadError
+
+    with_header = tmp_path / "header.txt"
+    with_header.write_text("label\n" + "\n".join(CONLL2003) + "\n")
+    config = run_config(TASK, **hf_files(tmp_path), tags_column="ner_tags", tag_names=str(with_header))
+    with pytest.raises(DataLoadError) as raised:
+        validated(config, tmp_path)
+    assert str(raised.value) == (f"{with_header}: its first line 'label' looks like a header, not the tag of id 0: "
+                                 "remove that line (data.tag_names: one tag a line, line number = id from 0, e.g. O, "
+                                 "B-PER, I-PER, ...)")
+    by_id = tmp_path / "by_id.tsv"
+    by_id.write_text("".join(f"{i}\t{tag}\n" for i, tag in reversed(list(enumerate(CONLL2003)))))
+    config = run_config(TASK, **hf_files(tmp_path), tags_column="ner_tags", tag_names=str(by_id))
+    result = validated(config, tmp_path / "by_id")
+    assert result.quarantine.empty
+    assert result.frames["train"]["tags"].tolist()[:2] == TAGS

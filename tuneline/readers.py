@@ -711,6 +711,11 @@ def _dialect(fmt: str) -> dict:
 _EXCEL_QUOTED = r'^"(?:[^"]|"")*"$'
 
 
+#: a field as R's ``write.table`` quotes it (``qmethod = "escape"``, its default): wrapped in ``"``, every ``"``
+#: inside escaped with a backslash
+_R_QUOTED = r'^"(?:[^"\\]|\\.)*"$'
+
+
 def _unquoted(field: str) -> str:
     """``field`` without the pair of quotes Excel wraps it in and with each doubled quote inside undoubled (Excel
     writes the cell ``say "hi"`` as ``"say ""hi""`` followed by a closing quote); else ``field`` as it is."""
@@ -876,6 +881,14 @@ def _empty_fields(delimiter: str, quoted: bool, re2: bool = False) -> str:
 @functools.cache
 def _empty_fields_pattern(delimiter: str, quoted: bool) -> re.Pattern:
     return re.compile(_empty_fields(delimiter, quoted))
+
+
+def _named_columns(names: list[str]) -> int:
+    """How many columns up to the last one the header names (not an ``unnamed_`` default): a record may stop after
+    them. Excel writes the empty columns after the data as trailing delimiters on the first 16 rows only (header
+    ``text,label,,``, rows ``a,pos,,`` then ``b,neg``): the rows after those had been quarantined as ragged although
+    all they lack is empty, unnamed columns."""
+    return max((j + 1 for j, name in enumerate(names) if name != f"unnamed_{j}"), default=len(names))
 
 
 def _no_record(line: str, dialect: dict) -> bool:
@@ -1197,7 +1210,8 @@ def _check_tab_separated(path: Path, encoding: str, skip_lines: int = 0) -> None
 def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
     """A TSV file's columns whose every value is wrapped in double quotes (Excel-style, :data:`_EXCEL_QUOTED`), read
     without them: R's write.table and pandas with QUOTE_ALL write ``"great film"<TAB>"pos"``, whose labels must be
-    ``pos``, not ``"pos"``.
+    ``pos``, not ``"pos"``. R escapes a quote inside with a backslash (``"he said \\"hi\\""``) and leaves its
+    missing values bare (``NA``): such values, and a column of them beside the quoted ones, had kept every quote.
 
     Per column, not per value: TSV is read without quote processing because GLUE-style files have quotes as text,
     and a sentence that is one quotation (``" hello there "``) looks like a quoted cell. A column where only some
@@ -1214,12 +1228,19 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
         compact = series.dtype != object
         values = (series.array.__arrow_array__() if compact else
                   pa.array(series.tolist(), type=pa.large_string()))
-        wrapped = pc.sum(pc.match_substring_regex(values, _EXCEL_QUOTED)).as_py() or 0
+        excel = pc.match_substring_regex(values, _EXCEL_QUOTED)
+        r_style = pc.and_not(pc.match_substring_regex(values, _R_QUOTED), excel)
+        wrapped = (pc.sum(excel).as_py() or 0) + (pc.sum(r_style).as_py() or 0)
+        r_missing = pc.equal(values, "NA")
         present = len(values) - values.null_count
         if not wrapped:
             continue
         from tuneline.common import task_logger  # prefect: imported only where a run logs
 
+        if wrapped < present and wrapped + (pc.sum(r_missing).as_py() or 0) == present:
+            present = wrapped  # R's NA, the one value write.table leaves unquoted: a missing value
+        else:
+            r_missing = pc.equal(values, pa.scalar(None, type=values.type))  # all false (or null)
         if wrapped < present:
             doubled = pc.sum(pc.and_(pc.match_substring_regex(values, _EXCEL_QUOTED),
                                      pc.match_substring(pc.utf8_slice_codeunits(values, 1, -1), '""'))).as_py() or 0
@@ -1233,8 +1254,10 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
             continue
         task_logger().info("%s: every value of column %r is wrapped in double quotes; reading them without those "
                            "quotes (as Excel or R wrote them)", path, name)
-        inner = pc.replace_substring(pc.utf8_slice_codeunits(values, 1, -1), '""', '"')
-        inner = pc.if_else(pc.equal(inner, ""), pa.scalar(None, type=inner.type), inner)
+        inner = pc.utf8_slice_codeunits(values, 1, -1)
+        inner = pc.if_else(r_style, pc.replace_substring(inner, '\\"', '"'), pc.replace_substring(inner, '""', '"'))
+        inner = pc.if_else(pc.or_(pc.equal(inner, ""), pc.fill_null(r_missing, False)),
+                           pa.scalar(None, type=inner.type), inner)
         if compact:
             chunked = inner if isinstance(inner, pa.ChunkedArray) else pa.chunked_array([inner])
             changed[name] = _string_series(chunked)
@@ -1278,7 +1301,7 @@ def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, di
 def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hint: str, dialect: dict,
                    bad_lines: set[int], encoding: str, number_offset: int = 0, line_offset: int = 0,
                    header: _Header | None = None, cells: dict[int, str] | None = None,
-                   reorder: bool = True) -> tuple:
+                   reorder: bool = True, named: int | None = None) -> tuple:
     """Judge each record span the careful way: (rows, record numbers, 1-based lines, malformed, continuation).
 
     ``lines`` are the physical lines the spans index; numbers and lines are shifted by ``number_offset`` and
@@ -1286,7 +1309,8 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
     re-read lines are pushed on top, so record numbers follow the file. A record that repeats ``header`` is
     malformed, and so is each line in ``cells`` (index → detail: a TSV cell spanning lines, :func:`_quoted_cells`).
     After a header in another column order the records are read in its order (``reorder=False``: the block reader,
-    which cannot, is told so by :class:`_CarefulOnly`).
+    which cannot, is told so by :class:`_CarefulOnly`). A record short only of unnamed columns after the ``named``
+    first ones is padded with empty fields (:func:`_named_columns`).
     """
     rows: list[list[str]] = []
     row_numbers: list[int] = []
@@ -1331,16 +1355,17 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
         elif '"' in raw and (stray := stray_quote_field(raw, dialect)) is not None:
             malformed.append(_malformed(number, line, "field_has_stray_quote", raw,
                                         stray_quote_detail(raw, stray, dialect.get("delimiter", ","))))
-        elif len(span.fields) != expected:
+        elif len(span.fields) != expected and not (named is not None and named <= len(span.fields) < expected):
             malformed.append(_malformed(number, line, "record_has_wrong_field_count", raw,
                                         _field_count_detail(len(span.fields), expected, count_hint, raw, dialect)))
-        elif (found := _header_order(span.fields, header, dialect)) is not None:
+        elif (found := _header_order(fields := span.fields + [""] * (expected - len(span.fields)), header,
+                                     dialect)) is not None:
             malformed.append(_repeated_header(number, line, raw, header, found))
             order = None if found == sorted(found) else found
             if order is not None and not reorder:
                 raise _CarefulOnly
         else:
-            rows.append(span.fields if order is None else [span.fields[i] for i in order])
+            rows.append(fields if order is None else [fields[i] for i in order])
             row_numbers.append(number)
             row_lines.append(line)
     return rows, row_numbers, row_lines, malformed, continuation
@@ -1455,7 +1480,8 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
             cells.update((i, detail) for i in range(first, end + 1) if lines[i].strip())
 
     rows, row_numbers, row_lines, malformed, continuation = _process_spans(
-        lines, body, expected, count_hint, dialect, bad_lines, encoding, header=repeated, cells=cells)
+        lines, body, expected, count_hint, dialect, bad_lines, encoding, header=repeated, cells=cells,
+        named=_named_columns(names) if header else None)
     values = list(zip(*rows)) if rows else [() for _ in names]
     columns = {name: [v if v != "" else None for v in column] for name, column in zip(names, values)}
     frame = _object_frame(columns, row_numbers, row_lines)
@@ -1599,7 +1625,7 @@ class _Block:
 
 def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_hint: str, fmt: str,
                 dialect: dict, number_offset: int, line_offset: int, encoding: str,
-                header: _Header | None = None) -> tuple[_Block, int]:
+                header: _Header | None = None, named: int | None = None) -> tuple[_Block, int]:
     """Read the records of one block of physical lines; the block and how many lines it used (fewer than all when
     its last record runs on into the next block, which then starts with the unused lines).
 
@@ -1691,7 +1717,7 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
                 break
             islands.append((start, span.end, _process_spans(py_lines, [span], expected, count_hint, dialect,
                                                             set(), encoding, line_offset=line_offset,
-                                                            header=header, reorder=False)))
+                                                            header=header, reorder=False, named=named)))
             covered = span.end + 1
     for i, fields in special_fields.items():
         counts[i] = len(fields)
@@ -1704,6 +1730,8 @@ def _read_block(lines: pa.LargeStringArray, *, last: bool, expected: int, count_
     cell = record & in_cell
     good = record & ~cell & (counts == expected)
     bad = record & ~cell & (counts != expected)
+    if named is not None and named < expected and (bad & (counts >= named)).any():
+        raise _CarefulOnly  # a record short only of unnamed columns (_named_columns): the careful reader pads it
     repeated = np.zeros(n, dtype=bool)
     orders: dict[int, list[int]] = {}
     if header is not None and good.any():
@@ -1889,7 +1917,7 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                 block, used = _read_block(lines.slice(start) if start else lines, last=following is None,
                                           expected=len(names), count_hint=count_hint, fmt=fmt, dialect=dialect,
                                           number_offset=number_offset, line_offset=line_offset + start,
-                                          encoding=encoding, header=repeated)
+                                          encoding=encoding, header=repeated, named=_named_columns(names))
                 blocks.append(block)
                 number_offset += block.records
                 records_seen += block.records_seen

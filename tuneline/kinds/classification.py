@@ -213,7 +213,9 @@ def normalized_labels(values: pd.Series, source_rows: pd.Series,
 
     Returns the labels and a mask of the rows to keep. A compact ``str`` column (strings or missing, never a value
     that cannot be a label) is normalised once per distinct value and becomes a categorical column (a byte per row
-    for a handful of labels; the split task hands on ``str`` columns).
+    for a handful of labels; the split task hands on ``str`` columns). The mask is ``bool`` even with no rows (a
+    file whose every record was malformed at read): an empty ``object`` Series is taken by ``frame[mask]`` as a
+    list of column names, which left the pair kind a frame without columns (``KeyError: 'text'``).
     """
     if _arrow_strings(values) is not None:
         codes, distinct = pd.factorize(values)
@@ -234,7 +236,7 @@ def normalized_labels(values: pd.Series, source_rows: pd.Series,
                                         "a single-label column needs one label name per row"})
         labels.append(label)
         keep.append(rule is None)
-    return pd.Series(labels, index=values.index, dtype=object), pd.Series(keep, index=values.index)
+    return pd.Series(labels, index=values.index, dtype=object), pd.Series(keep, index=values.index, dtype=bool)
 
 
 def label_set_text(labels: list[str], shown: int = 20) -> str:
@@ -357,6 +359,38 @@ def natural_order(labels: Any) -> list[str]:
     if labels and all(re.fullmatch(r"-?\d{1,18}", str(label)) for label in labels):
         return sorted(labels, key=lambda label: (int(label), str(label)))
     return sorted(labels)
+
+
+def unlabeled_mark_note(frames: dict[str, pd.DataFrame], labels: list[str],
+                        label_column: str = "label") -> str | None:
+    """The warning for an inferred label set of class ids 0..k plus ``-1``, None for any other set.
+
+    Hugging Face ``datasets`` writes a row without a label as ``-1`` (every row of a GLUE test split). Parquet and
+    ``save_to_disk`` files declare their ``ClassLabel`` and read ``-1`` as missing (``readers._class_name``); a
+    ``Dataset.to_json`` export declares nothing, so its unlabeled rows became a class ``-1`` that the model learned,
+    and nothing said so. ``-1`` can be a real class (sentiment -1/0/1), so the rows are kept and
+    the warning names both ways out; ``data.labels`` settles it (the caller warns only for an inferred set).
+    ``label_column``: the file's name of the label column, for the filter the warning shows."""
+    if "-1" not in labels:
+        return None
+    ids = [label for label in labels if label != "-1"]
+    if len(ids) < 2 or set(ids) != {str(i) for i in range(len(ids))}:
+        return None
+    counts: Counter = Counter()
+    for frame in frames.values():
+        if "label" in frame.columns and "source_file" in frame.columns:
+            hit = (frame["label"] == "-1").to_numpy(dtype=bool)
+            counts.update(Counter(frame["source_file"].astype(str).to_numpy()[hit]))
+    if not counts:
+        return None
+    files = (", ".join(f"{file} ({n:,})" for file, n in counts.most_common()) if len(counts) > 1
+             else next(iter(counts)))
+    ids_text = ", ".join(ids)
+    return (f"{sum(counts.values()):,} row(s) of {files} have the label -1 beside the class ids {ids_text}: "
+            "Hugging Face datasets marks a row with no label -1 (a GLUE test split's), and here -1 is learned as a "
+            "class of its own. To drop those rows, filter them out of the file (e.g. dataset.filter(lambda row: "
+            f"row[{label_column!r}] != -1) before to_json) or set data.labels: [{ids_text}] (they are then "
+            f"quarantined, counted against data.max_bad_fraction); if -1 is a class, set data.labels: [-1, {ids_text}]")
 
 
 #: How R (``NA``), pandas (``nan``, ``None``), Excel (``#N/A``, and its formula errors such as ``#REF!``) and SQL
@@ -643,6 +677,10 @@ class ClassificationKind(TaskKind):
                                      data.min_examples_per_label)
             if source is not None:
                 refuse_labels_of_copies(source, labels, data.min_examples_per_label)
+            if (note := unlabeled_mark_note(frames, labels, data.label_column)) is not None:
+                from tuneline.common import task_logger
+
+                task_logger().warning("%s", note)
         return checked_label_set(labels, frames, "label")
 
     def schema(self, labels: list[str], train_keys: list[str] | None, data: ClassificationData):

@@ -758,7 +758,7 @@ def _unreadable(value: object, width: int | None) -> tuple[str, str] | None:
 
 
 def read_label_column(values: list[Any], rows: list[int], path: Path, data: MultilabelData,
-                      names: list[str] | None) -> tuple[list[Any], list[dict]]:
+                      names: list[str] | None, fmt: str = "csv") -> tuple[list[Any], list[dict]]:
     """The label column of one file as label lists (see :func:`parse_labels`) for the rows kept, and the
     quarantine records of the rows that are read as none.
 
@@ -771,6 +771,10 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
     label by label; a vector's positions are ids whatever the names look like (position 1 of names ``1 2 3`` is
     ``2``, though ``1`` is a name too). With ``label_values: ids``, a number past the last name is quarantined by
     row: it would otherwise be taken for a name that is a number.
+
+    In a JSONL or Parquet file (``fmt``) a null or absent label is passed on as None, for the contract to quarantine
+    as missing (``not_nullable``): it was read as ``[]``, kept as a row with no label under
+    ``data.allow_empty_labels`` (QA); an empty CSV/TSV cell is the empty delimited string, no label.
     """
     width = multi_hot_width(values, len(names) if names is not None else None)
     if names and names[0].strip().casefold() in _HEADER_WORDS:
@@ -794,6 +798,8 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
         if reason is not None:
             malformed.append({"source_row": int(row), "rule": reason[0], "column": data.label_column,
                               "value": _shown(value), "detail": reason[1]})
+        elif fmt in _TYPED_FORMATS and _is_missing(value):
+            parsed.append((None, int(row), value, False))  # not written: the contract's not_nullable, never []
         elif width is not None and (items := _items(value)):
             ids = [i for i, bit in enumerate(items) if bit]
             labels = sorted({names[i] for i in ids}) if names else parse_labels([str(i) for i in ids], "", None)
@@ -804,7 +810,7 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
             parsed.append((labels, int(row), value, False))
     if not names:
         return [labels for labels, *_ in parsed], malformed
-    written = [(labels, row) for labels, row, _, vector in parsed if not vector and isinstance(labels, list)]
+    written = [(labels, row) for labels, row, _, vector in parsed if not vector and _is_label_list(labels)]
     if data.label_values == "auto":
         refuse_ids_or_names(((label, row) for labels, row in written for label in labels), names, path)
     # a number past the last name is no id; with ``auto`` it is no name either unless the names hold it: read as a
@@ -822,8 +828,25 @@ def read_label_column(values: list[Any], rows: list[int], path: Path, data: Mult
                                  f"data.label_names (ids 0-{len(names) - 1}, {counted})"}
                       for _, row, value, vector in parsed if not vector and row in beyond]
         parsed = [item for item in parsed if item[3] or item[1] not in beyond]
-    return [sorted(set(named(labels, names, data.label_values))) if not vector and isinstance(labels, list)
+    return [sorted(set(named(labels, names, data.label_values))) if not vector and _is_label_list(labels)
             else labels for labels, _, _, vector in parsed], malformed
+
+
+def _is_label_list(labels: object) -> bool:
+    """Whether :func:`parse_labels` read ``labels`` as a list of label names: it hands back a value it cannot read
+    unchanged, and that may be a list too (``[true]``, ``[null, 1]``), which mapped to ``data.label_names`` crashed
+    on its boolean or null (QA); left as it is, the contract quarantines it as ``labels_are_list_of_strings``."""
+    return isinstance(labels, list) and all(isinstance(label, str) for label in labels)
+
+
+#: formats whose label value is typed: ``[]`` is written for "no label" there, so a null or an absent key is a label
+#: not written (a CSV/TSV/Excel cell holds a delimited string, and its empty cell is the empty list)
+_TYPED_FORMATS = ("jsonl", "parquet")
+
+
+def _is_missing(value: object) -> bool:
+    """A value not written (None, NaN, pd.NA: a JSON null or an absent key); ``""`` and ``[]`` are written."""
+    return not isinstance(value, str) and normalize_label(value) == (None, None)
 
 
 # --- one-hot label columns ----------------------------------------------------------------------------------------
@@ -862,10 +885,12 @@ def one_hot_codes(values: pd.Series) -> np.ndarray:
     return table[codes]  # code -1 (missing) picks the last entry
 
 
-def zero_one_columns(raw: pd.DataFrame, skip: set[str]) -> list[str]:
+def zero_one_columns(raw: pd.DataFrame, skip: set[str], booleans: bool = False) -> list[str]:
     """The columns of a file whose every value (missing ones aside) is the number 0 or 1, in file order: what
-    one-hot label columns look like. True/false columns are left out: GoEmotions' ``example_very_unclear`` is one,
-    and no label."""
+    one-hot label columns look like. True/false columns are left out unless ``booleans``: GoEmotions'
+    ``example_very_unclear`` is one, and no label to suggest for ``data.label_columns``; but its trues flag a row
+    as its 1s do, which :func:`_labels_only_in_unlisted_columns` must see (QA: a row whose only flag was a ``True``
+    there was kept as one with no label, the same row written ``1`` was quarantined)."""
     found = []
     for column in raw.columns:
         if column in skip or column in ("source_row", "source_line"):
@@ -873,6 +898,10 @@ def zero_one_columns(raw: pd.DataFrame, skip: set[str]) -> list[str]:
         try:
             distinct = pd.unique(raw[column].dropna())
         except TypeError:
+            continue
+        if booleans:  # 1/0, 1.0/0.0, true/false (typed, or written in any case: TRUE, False), as one_hot_bit reads
+            if len(distinct) and all(one_hot_bit(value) in (0, 1) for value in distinct):
+                found.append(str(column))
             continue
         bits = [normalize_label(value) for value in distinct if not isinstance(value, (bool, np.bool_))]
         if len(bits) == len(distinct) and bits and all(label in ("0", "1") for label, _ in bits):
@@ -1005,7 +1034,7 @@ def _labels_only_in_unlisted_columns(raw: pd.DataFrame, path: Path, text: str, c
     text with no emotion at all (exploratory QA; a JSON-list file quarantines the same rows as
     ``label_in_label_set``). With ``allow_empty_labels`` such rows are quarantined too: their label is unknown to
     this label set, not absent. A 0/1 column that is no label at all (a flag) is named by the warning, to drop."""
-    others = zero_one_columns(raw, {text, *columns})
+    others = zero_one_columns(raw, {text, *columns}, booleans=True)
     if not others:
         return np.zeros(len(raw), dtype=bool)
     ones = np.column_stack([one_hot_codes(raw[column]) == 1 for column in others])
@@ -1155,7 +1184,7 @@ class MultilabelKind(ClassificationKind):
                 raise
             raise DataLoadError(hint) from None
         labels, unreadable = read_label_column(frame["label"].tolist(), frame["source_row"].tolist(), path, data,
-                                               read_label_names(data))
+                                               read_label_names(data), fmt)
         if unreadable:
             unreadable_rows = {record["source_row"] for record in unreadable}
             frame = frame[~frame["source_row"].isin(unreadable_rows)].reset_index(drop=True)

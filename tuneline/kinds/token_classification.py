@@ -285,13 +285,22 @@ def refuse_rare_types(tag_lists: Iterable[object], minimum: int) -> None:
 
 
 def read_tag_names(data: TokenData) -> list[str] | None:
-    """``data.tag_names`` as a list (a file: one tag a line, line number = id; trailing blank lines ignored)."""
+    """``data.tag_names`` as a list (a file: one tag a line, line number = id, or ``ID<TAB>NAME`` on every line;
+    trailing blank lines ignored). A file whose first line is a header word (``label``, ``tag``, ...) is refused:
+    read as tag 0 it shifted every id by one, and every sentence was quarantined for tags it does not have, the
+    file never named; ``0<TAB>O`` lines had been read as the tag names ``0\tO``, ... (dirty-data QA)."""
     names = data.tag_names
     if names is None or isinstance(names, list):
         return [str(name).strip() for name in names] if names else None
-    from tuneline.kinds.multilabel_classification import names_file_lines
+    from tuneline.kinds.multilabel_classification import _HEADER_WORDS, _names_by_written_id, names_file_lines
 
-    return [line.strip() for line in names_file_lines(Path(names), data.encoding, "tag", "data.tag_names")]
+    path = Path(names)
+    lines = names_file_lines(path, data.encoding, "tag", "data.tag_names")
+    if lines[0].strip().casefold() in _HEADER_WORDS | {"ner_tags", "ner_tag", "id2label"}:
+        raise DataLoadError(f"{path}: its first line {lines[0].strip()!r} looks like a header, not the tag of id 0: "
+                            "remove that line (data.tag_names: one tag a line, line number = id from 0, e.g. O, "
+                            "B-PER, I-PER, ...)")
+    return _names_by_written_id(path, lines) or [line.strip() for line in lines]
 
 
 def _tag_id(tag: object) -> int | None:
@@ -308,10 +317,24 @@ def _tag_id(tag: object) -> int | None:
     return None
 
 
+def _out_of_range(tag: object, i: int, count: int) -> str:
+    """Why tag id ``i`` (written ``tag``) names no tag of the ``count`` in data.tag_names, and what to do."""
+    if i == -100:
+        return (f"tag id {tag!r} is what a tokenized export writes on the sub-word pieces and special tokens a loss "
+                "ignores: give one tag id per word (the words before tokenization), ids 0-" f"{count - 1}")
+    if i < 0:
+        return (f"tag id {tag!r} is negative, and data.tag_names numbers its {count} names from 0 (ids 0-{count - 1}): "
+                "give every word a tag id in that range")
+    return (f"tag id {tag!r} is past the last of the {count} names in data.tag_names (ids 0-{count - 1}): give a name "
+            "for every id")
+
+
 def named_tags(frame: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, list[dict]]:
     """``frame`` with each tag written as a class id replaced by ``names[id]`` (``data.tag_names``), and one
     quarantine record per sentence holding an id past the last name (which would otherwise reach the contract as
-    "tags must be a list of strings", saying nothing of the id). Tags written as names are left as they are."""
+    "tags must be a list of strings", saying nothing of the id) or a negative one (Python's ``names[-1]`` had made
+    ``-1`` the last name, an entity tag, with no word; ``-100``, what a tokenized export writes on the sub-word
+    pieces and special tokens a loss ignores, had crashed). Tags written as names are left as they are."""
     tags, malformed, keep = [], [], []
     for row, sentence in zip(frame["source_row"], frame["tags"]):
         if not isinstance(sentence, list):
@@ -319,14 +342,13 @@ def named_tags(frame: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, lis
             keep.append(True)
             continue
         ids = [_tag_id(tag) for tag in sentence]
-        past = [(position, tag) for position, (tag, i) in enumerate(zip(sentence, ids), 1)
-                if i is not None and i >= len(names)]
+        past = [(position, tag, i) for position, (tag, i) in enumerate(zip(sentence, ids), 1)
+                if i is not None and not 0 <= i < len(names)]
         if past:
-            position, tag = past[0]
+            position, tag, i = past[0]
             malformed.append({"source_row": int(row), "rule": "tag_id_in_range",
                               "value": json.dumps(sentence, default=str)[:500],
-                              "detail": f"token {position}: tag id {tag!r} is past the last of the {len(names)} names "
-                                        f"in data.tag_names (ids 0-{len(names) - 1}): give a name for every id"})
+                              "detail": f"token {position}: {_out_of_range(tag, i, len(names))}"})
             keep.append(False)
             continue
         tags.append([names[i] if i is not None else tag for tag, i in zip(sentence, ids)])
