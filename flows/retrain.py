@@ -124,7 +124,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 try:
                     with LeaseKeeper(ledger, run.run_id):
                         done = _retrain(config, run, ledger, store, batches, trigger, warned)
-                        waiting = (waiting_landings(config.retrain.landing, recorded=ledger.taken_names())
+                        waiting = (waiting_landings(config.retrain.landing, recorded=ledger.recorded_states())
                                    if config.retrain.landing is not None else [])
                         return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting,
                                        batches_rejected={**refused, **done.batches_rejected})
@@ -186,7 +186,7 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
                "gives them back now)")
             for (run_id, until), batches in held.items())
     if config.retrain.landing is not None and (waiting := waiting_landings(
-            config.retrain.landing, recorded=ledger.taken_names())):
+            config.retrain.landing, recorded=ledger.recorded_states())):
         message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
                     f"data first, then its marker)")
     if not held and _no_champion(config.registered_model_name, tracking_uri):

@@ -314,9 +314,9 @@ def test_a_takeover_run_checks_drift_against_the_data_without_its_own_batches(tm
     assert outcome.reports[batch.content_hash]["label_shift"].status == "warn"  # 80% x against 50%: a real shift
 
 
-def test_dropping_a_batch_keeps_the_rows_a_batch_still_in_use_also_delivered(tmp_path, capsys):
-    """p2 resent 4 of p1's rows (quarantined there as duplicate_of_earlier_data, not stored twice): dropping p1 took
-    them out of the data although p2, still "used", had brought them too (operator QA)."""
+def _p1_partly_resent_by_p2(tmp_path, resent_rows: int) -> tuple[str, object, str, str, object]:
+    """p1 lands 6 rows, p2 resends ``resent_rows`` of them (quarantined there as duplicate_of_earlier_data, not stored
+    twice) and one new row; both used by run r2. (config path, config, ledger URL, model name, the grown version)."""
     landing = tmp_path / "landing"
     config_path, config, url, name = loop_config(tmp_path, landing)
     write_rows(tmp_path / "base.csv", [("x", "a"), ("y", "b")])
@@ -324,24 +324,31 @@ def test_dropping_a_batch_keeps_the_rows_a_batch_still_in_use_also_delivered(tmp
     land_rows(landing, "p1.csv", list(zip(first["text"], first["label"])))
     with Ledger(url, name) as ledger:
         [p1] = ledger.scan(landing)
-    resent = [(f"SENT  once {i}", label) for i, label in zip(range(4), first["label"])]  # case and spacing aside
+    resent = [(f"SENT  once {i}", label) for i, label in zip(range(resent_rows), first["label"])]  # case, spacing
     land_rows(landing, "p2.csv", [*resent, ("new row", "a")])
     quarantine = tmp_path / "out" / "runs" / "r2" / "batches" / "q" / "quarantine.csv"
     quarantine.parent.mkdir(parents=True)
-    pd.DataFrame({"split": "train", "source_file": str(landing / "p2.csv"), "source_row": range(1, 5),
-                  "source_line": range(2, 6), "rule": "duplicate_of_earlier_data", "column": "text",
+    pd.DataFrame({"split": "train", "source_file": str(landing / "p2.csv"), "source_row": range(1, resent_rows + 1),
+                  "source_line": range(2, resent_rows + 2), "rule": "duplicate_of_earlier_data", "column": "text",
                   "value": [t for t, _ in resent], "detail": "already in an earlier data version or batch"}
                  ).to_csv(quarantine, index=False)
     with Ledger(url, name) as ledger:
         [p2] = ledger.scan(landing)
         assert [b.name for b in ledger.claim("r2")] == ["p1.csv", "p2.csv"]
         ledger.mark_validated("r2", p1.content_hash, 6, 0)
-        ledger.mark_validated("r2", p2.content_hash, 1, 4, quarantine)
+        ledger.mark_validated("r2", p2.content_hash, 1, resent_rows, quarantine)
         ledger.mark_used("r2", "1")
     with DatasetStore(url, name, dataset_folder(config)) as store:
         base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
         grown = store.commit(base, [store.write_part(first, p1.content_hash),
                                     store.write_part(rows("new row", 2), p2.content_hash)], ["a", "b"], "r2", "p1, p2")
+    return config_path, config, url, name, grown
+
+
+def test_dropping_a_batch_keeps_the_rows_a_batch_still_in_use_also_delivered(tmp_path, capsys):
+    """p2 resent 4 of p1's rows (quarantined there as duplicate_of_earlier_data, not stored twice): dropping p1 took
+    them out of the data although p2, still "used", had brought them too (operator QA)."""
+    config_path, config, url, name, grown = _p1_partly_resent_by_p2(tmp_path, 4)
     assert main(["data", "drop", "p1.csv", "--reason", "a test export", "-c", config_path]) == 0
     said = capsys.readouterr().out
     assert f"version {grown.number} without the rows of p1.csv (but for 4 that p2.csv also delivered, which stay); " \
@@ -351,3 +358,19 @@ def test_dropping_a_batch_keeps_the_rows_a_batch_still_in_use_also_delivered(tmp
         assert sorted(frame.loc[frame["text"].str.startswith("sent once"), "text"]) == [f"sent once {i}" for i in
                                                                                         range(4)]
         assert "kept its rows that p2.csv (4) also delivered" in store.current().note
+
+
+def test_dropping_a_batch_whose_every_row_another_batch_resent_is_refused_saying_which_to_drop_first(tmp_path,
+                                                                                                   capsys):
+    """All 6 rows of p1 resent by p2: the drop made a version equal to the last, marked p1 dropped and advised a
+    retrain for nothing; a later drop of p2 would then have kept the rows of the "dropped" p1 (operator QA)."""
+    config_path, config, url, name, grown = _p1_partly_resent_by_p2(tmp_path, 6)
+    assert main(["data", "drop", "p1.csv", "--reason", "a test export", "-c", config_path]) != 0
+    assert capsys.readouterr().err.strip() == (
+        "tuneline: batch p1.csv: all its 6 rows in the data were also delivered by p2.csv, still in use (set aside "
+        "there as copies of these), so dropping p1.csv alone removes nothing; drop p2.csv first (tuneline data "
+        "drop), then p1.csv")
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        assert store.current().number == grown.number  # no new version
+    with Ledger(url, name) as ledger:
+        assert {b.name: b.state for b in ledger.batches()} == {"p1.csv": "used", "p2.csv": "used"}

@@ -233,6 +233,13 @@ def test_partial_files_are_ignored_until_complete_then_recorded_once(ledger_url,
     assert ledger.scan(landing) == []
     assert waiting_landings(landing) == [ORPHAN,
                                          "tickets-01.csv (changed after tickets-01.csv.done: touch the marker again)"]
+    # ... but once a run has copied and used it, the edit is never read, and touching the marker only landed it as a
+    # new batch whose changed labels conflict with the old ones (operator QA): said so, with what to do instead
+    assert waiting_landings(landing, recorded={"tickets-01.csv": USED, "orphan.csv": REJECTED}) == [
+        ORPHAN, "tickets-01.csv (changed after the loop took its copy, a batch now used: the loop reads that copy, "
+                "never this edit; to correct labels use `tuneline data relabel` (rows already landed), or land the "
+                "corrected rows as a new file; restore tickets-01.csv as it was to silence this)"]
+    assert waiting_landings(landing, recorded={"tickets-01.csv": LANDED})[1].endswith("touch the marker again)")
     # data stamped in the future (a producer's clock ahead): touching the marker cannot help, and it is said so
     future = time.time_ns() + 3600 * 10**9
     os.utime(partial, ns=(future, future))

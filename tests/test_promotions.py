@@ -236,6 +236,25 @@ def test_cli_refusals_are_one_line_and_an_outside_move_is_flagged(store, name, c
     assert out.startswith("no recorded moves") and "moved outside tuneline" in err
 
 
+def test_rollback_after_the_champion_alias_was_deleted_by_hand_says_how_to_restore_it(store, name, capsys):
+    """The alias deleted in the MLflow UI: rollback said only "has no champion to roll back" (operator QA); doctor
+    knew better. It now names the version the history made champion last and the command that restores it."""
+    from tuneline.cli import main
+
+    v1, v2 = store.versions(name, 2)
+    stores = ["--tracking-uri", store.uri, "--ledger-url", store.ledger_url]
+    assert main(["promote", name, v1, "--reason", "first", *stores]) == 0
+    assert main(["promote", name, v2, "--reason", "second", *stores]) == 0
+    store.client.delete_registered_model_alias(name, "champion")
+    capsys.readouterr()
+    assert main(["rollback", name, *stores]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"tuneline: registered model {name!r} has no champion to roll back; the promotion history says v{v2} was "
+        f"champion last, so the alias was removed outside tuneline: restore it with `tuneline promote {name} {v2}` "
+        "(or promote the version you want by number)")
+    assert store.client.get_registered_model(name).aliases == {}  # refused: nothing moved
+
+
 def test_a_wrong_folder_or_a_misspelled_model_leaves_no_files_behind(store, name, tmp_path, monkeypatch, capsys):
     """Run in the wrong folder, `promote` created mlflow.db, a ledger and lock files there and then said the model was
     missing; a misspelled name also left a lock file per name. Both are now one line, and the folder stays empty."""

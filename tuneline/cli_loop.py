@@ -375,6 +375,15 @@ def _data_drop(config: TunelineConfig, batch_name: str, reason: str, retrain: st
         if part is None:
             raise UserError(f"batch {batch.name} added no rows to the data (it is {batch.state}); nothing to drop")
         kept_part, kept_from = _rows_also_delivered(config, store, part, batch, url, name)
+        if kept_from and sum(kept_from.values()) >= len(store.read_part(part)):
+            # every row stays (the other batches brought them too): a new version equal to the last, the batch
+            # marked dropped, a retrain advised for nothing, and a later drop of those batches would have kept the
+            # rows of this "dropped" one (operator QA)
+            others = ", ".join(kept_from)
+            raise UserError(f"batch {batch.name}: all its {sum(kept_from.values())} rows in the data were also "
+                            f"delivered by {others}, still in use (set aside there as copies of these), so dropping "
+                            f"{batch.name} alone removes nothing; drop {others} first (tuneline data drop), then "
+                            f"{batch.name}")
         labels = _labels_still_carried(config, store, parent, part, kept_part) if parent is not None else None
         holding = [v.number for v in store.versions() if part in v.parts]
         note = f"dropped batch {batch.name} (#{batch.content_hash[:12]}): {reason.strip()}"

@@ -220,7 +220,7 @@ def _waiting_clause(config: TunelineConfig) -> str:
     if config.retrain.landing is None:
         return ""
     with open_ledger(config) as ledger:
-        recorded = ledger.taken_names()
+        recorded = ledger.recorded_states()
     waiting = waiting_landings(config.retrain.landing, recorded=recorded)
     return (f"; not complete, so not read yet: {'; '.join(waiting)} (a producer writes the data first, then its "
             "marker)") if waiting else ""

@@ -83,7 +83,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -451,14 +451,19 @@ def _complete_landings(fs: Any, root: str) -> list[_Landing]:
     return sorted(found, key=lambda landing: (json.loads(landing.stat_key)[-1], landing.path))
 
 
-def waiting_landings(landing: Path | str, limit: int = 5, recorded: Iterable[str] = ()) -> list[str]:
+def waiting_landings(landing: Path | str, limit: int = 5,
+                     recorded: Iterable[str] | Mapping[str, str] = ()) -> list[str]:
     """What in ``landing`` looks like a batch but is not complete under the marker rule, as ``name (why)``: a data
     file without its ``.done`` marker, a folder without ``_SUCCESS``, data newer than its marker. Said when a
     retraining run finds nothing new, so a producer that forgot its marker is told instead of ignored.
 
     ``recorded``: the names of batches the ledger holds as used (or dropped); a marker left behind by one of them,
     whose data file a clean-up removed after the batch was taken, waits for nothing (it had been listed as "not read
-    yet" by every run). A rejected batch's leftover marker is still named: its producer has something to fix.
+    yet" by every run). A rejected batch's leftover marker is still named: its producer has something to fix. Given as
+    a mapping of names to ledger states (:meth:`Ledger.recorded_states`), a file edited after the loop copied it
+    (validated, used or dropped) is named with what that means: the loop reads the copy, never the edit, and
+    touching the marker again only landed the edit as a new batch whose changed labels conflict with the old ones
+    (operator QA: the advice had been "touch the marker again", beside "batches used" naming the same file).
     Data whose modification time is in the future (a producer's clock ahead of this machine's) stays newer than any
     marker touched here, so the advice to touch the marker again never helped: it is named as such."""
     import time
@@ -466,7 +471,9 @@ def waiting_landings(landing: Path | str, limit: int = 5, recorded: Iterable[str
     fs, root = landing_filesystem(landing)
     if not fs.isdir(root):
         return []
-    taken = {str(name).rstrip("/") for name in recorded}
+    states = dict(recorded) if isinstance(recorded, Mapping) else {str(name): USED for name in recorded}
+    taken = {str(name).rstrip("/") for name, state in states.items() if state in (USED, DROPPED)}
+    copied = {str(name).rstrip("/"): state for name, state in states.items() if state in (VALIDATED, USED, DROPPED)}
     complete = {item.path.rstrip("/") for item in _complete_landings(fs, root)}
     entries = sorted(fs.ls(root, detail=True), key=lambda e: e["name"])
     names = {_base(e["name"]) for e in entries}
@@ -488,7 +495,8 @@ def waiting_landings(landing: Path | str, limit: int = 5, recorded: Iterable[str
             why = (f"no {base}{MARKER_SUFFIX} beside it" if base + MARKER_SUFFIX not in names
                    else f"its modification time is in the future (the producer's clock is ahead of this machine's?), "
                         f"so it stays newer than {base}{MARKER_SUFFIX}: touch {base}, then its marker"
-                   if future else f"changed after {base}{MARKER_SUFFIX}: touch the marker again")
+                   if future else _edited_after_copy(base, copied[base]) if base in copied
+                   else f"changed after {base}{MARKER_SUFFIX}: touch the marker again")
         elif entry["type"] == "directory":
             why = (f"a file changed after its {FOLDER_MARKER}: touch the marker again"
                    if fs.isfile(f"{name}/{FOLDER_MARKER}") else
@@ -498,6 +506,13 @@ def waiting_landings(landing: Path | str, limit: int = 5, recorded: Iterable[str
             continue
         waiting.append(f"{base} ({why})")
     return waiting[:limit] + ([f"{len(waiting) - limit} more"] if len(waiting) > limit else [])
+
+
+def _edited_after_copy(name: str, state: str) -> str:
+    """Why a landing file edited after the ledger copied it (a batch now ``state``) is not read, and what to do."""
+    return (f"changed after the loop took its copy, a batch now {state}: the loop reads that copy, never this edit; "
+            "to correct labels use `tuneline data relabel` (rows already landed), or land the corrected rows as a "
+            f"new file; restore {name} as it was to silence this")
 
 
 def _sha256(fs: Any, path: str) -> str:
@@ -1031,6 +1046,15 @@ class Ledger(LedgerDatabase):
             query = query.where(BATCHES.c.state == state)
         with self._tx("cannot read") as conn:
             return [_batch(r) for r in conn.execute(query).all()]
+
+    def recorded_states(self) -> dict[str, str]:
+        """Each recorded batch name's state, for :func:`waiting_landings`: of a name recorded more than once (landed
+        again, a copy of other content), the newest record whose copy the loop took, else the newest record."""
+        states: dict[str, str] = {}
+        for batch in self.batches():  # in landing order
+            if batch.state not in (REJECTED, DUPLICATE) or states.get(batch.name) in (None, REJECTED, DUPLICATE):
+                states[batch.name] = batch.state
+        return states
 
     def taken_names(self) -> list[str]:
         """The names of the batches the loop has taken for good (used or dropped): their leftover landing markers

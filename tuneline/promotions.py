@@ -423,8 +423,13 @@ def rollback_champion(client: Any, name: str, *, actor: str, reason: str | None,
     with PromotionLog(ledger_url, name) as log:
         with model_lock(name, lock_url, timeout_s=timeout_s):
             current = champion_version(client, name)
-            if current is None:
-                raise PromotionRefused(f"registered model {name!r} has no {CHAMPION} to roll back")
+            if current is None:  # what to do, as doctor says it (operator QA: the alias deleted in the MLflow UI)
+                latest = log.latest()
+                raise PromotionRefused(f"registered model {name!r} has no {CHAMPION} to roll back" + (
+                    f"; the promotion history says v{latest.to_version} was champion last, so the alias was "
+                    f"removed outside tuneline: restore it with `tuneline promote {name} {latest.to_version}` (or "
+                    "promote the version you want by number)" if latest is not None else
+                    f": promote a version by number (tuneline promote {name} VERSION)"))
             previous = previous_champion(log, current) or replaced_by_gate(client, name, current)
             if previous is None:
                 raise PromotionRefused(f"no recorded version before {name} v{current} in the promotion history "
