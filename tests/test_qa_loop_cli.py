@@ -154,6 +154,27 @@ def test_requeue_of_a_batch_that_is_landed_already_is_nothing_to_do(tmp_path, ca
         assert [e.to_state for e in ledger.history(batch.content_hash)] == ["landed", "claimed", "rejected", "landed"]
 
 
+def test_requeue_of_an_empty_file_is_refused(tmp_path, capsys):
+    """An empty batch was landed again by `data requeue`, with the note "change the data.* setting it names": no
+    setting reads 0 bytes (operator QA)."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "empty.csv").write_bytes(b"")
+    (landing / "empty.csv.done").touch()
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    with Ledger(url, name) as ledger:
+        [batch] = ledger.scan(landing)
+        ledger.claim("run-1")
+        ledger.mark_rejected("run-1", batch.content_hash,
+                             [f"batch empty.csv cannot be read: {landing}/empty.csv is empty"])
+    assert main(["data", "requeue", "empty.csv", "--reason", "try again", "-c", config_path]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"tuneline: batch empty.csv (#{batch.content_hash[:12]}) is an empty file (0 bytes): no setting makes it "
+        "readable, so it stays rejected; land the data as a new file")
+    with Ledger(url, name) as ledger:
+        assert ledger.batch(batch.content_hash).state == "rejected"
+
+
 def test_demo_batch_given_a_file_instead_of_the_landing_folder_writes_nothing(tmp_path, capsys, monkeypatch):
     """`demo-batch demo-loop.yaml` failed as "File exists: demo-loop.yaml: check that path, its permissions and the
     free disk space"; `demo-batch landing/b.csv` made a folder b.csv in the landing folder, which the scanner then

@@ -722,6 +722,9 @@ def _data_requeue(config: TunelineConfig, batch_name: str, reason: str) -> int:
         print(f"batch {batch.name} (#{batch.content_hash[:12]}) of {name} is landed already: the next `tuneline "
               "retrain` takes it; nothing to do (a --set for that run goes on `tuneline retrain`)")
         return 0
+    if batch.size_bytes == 0:  # it had been landed again, "change the data.* setting it names" (operator QA)
+        raise UserError(f"batch {batch.name} (#{batch.content_hash[:12]}) is an empty file (0 bytes): no setting makes "
+                        "it readable, so it stays rejected; land the data as a new file")
     try:
         with Ledger(url, name) as ledger:
             ledger.requeue(batch.content_hash, f"user {getpass.getuser()}", reason.strip())
