@@ -105,7 +105,8 @@ def _label_problems(tags: object, allowed: frozenset[str]) -> list[tuple[int, st
     if not is_string_list(tags, allow_empty=True):
         return []
     return [(i, f"tag {t!r} is an IOBES/BILOU tag (S-, E-, U- or L-): set data.bioes_to_iob2=true to read the file "
-                "as IOB2" if _BIOES_PREFIX.match(t) else
+                "as IOB2 (with it set, an E-/L- tag that ends no entity a B-/I- tag of its type began is left as "
+                "written: fix the tag before it)" if _BIOES_PREFIX.match(t) else
                 f"tag {t!r} is not in the label set {sorted(allowed)} (IOB2 tags look like B-PER, I-PER, O; "
                 f"set data.labels to change the set)") for i, t in enumerate(tags) if t not in allowed]
 
@@ -116,8 +117,22 @@ _BIOES_PREFIX = re.compile(r"[SEUL]-\S", re.IGNORECASE)
 
 def bioes_to_iob2(tags: list[str]) -> list[str]:
     """IOBES/BILOU tags as IOB2: a single-token entity (S-X, U-X) starts with B-X, an entity's last token (E-X, L-X)
-    continues it with I-X; B-, I- and O stay."""
-    return [("B-" if tag[0] in "SUsu" else "I-") + tag[2:] if _BIOES_PREFIX.match(tag) else tag for tag in tags]
+    continues it with I-X; B-, I- and O stay. An E-X/L-X that ends no entity (after O, or after another type) is
+    left as written, for the contract to name: read as I-X, it was reported as "I-X follows O ... set
+    data.iob1_to_iob2=true", a tag the file does not hold and the wrong fix (dirty-data QA)."""
+    out: list[str] = []
+    previous = ("O", "")
+    for tag in tags:
+        if _BIOES_PREFIX.match(tag):
+            kind = tag[2:]
+            if tag[0] in "SUsu":
+                tag = "B-" + kind
+            elif previous[0] in ("B", "I") and previous[1] == kind.casefold():
+                tag = "I-" + kind
+        out.append(tag)
+        prefix, _, kind = tag.partition("-")
+        previous = (prefix.upper(), kind.casefold())
+    return out
 
 
 def _lengths_differ(row: pd.Series) -> bool:

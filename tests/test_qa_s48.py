@@ -53,3 +53,41 @@ def test_an_r_write_table_tsv_is_read_without_its_quotes_its_escapes_and_its_bar
     glue = tmp_path / "glue.tsv"  # quotations as text (MRPC) beside plain values, and a text "NA": all kept
     glue.write_text("text\tlabel\n" + "".join(f"plain {i}\t1\n" for i in range(5)) + '" a quotation "\t0\nNA\t0\n')
     assert read_table(glue, "tsv").frame["text"].tolist()[5:] == ['" a quotation "', "NA"]
+
+
+def test_a_bioes_end_tag_that_ends_no_entity_is_named_as_written(tmp_path):
+    """With data.bioes_to_iob2, a lone ``E-LOC`` after ``O`` was read as I-LOC and reported as "I-LOC follows O ...
+    (set data.iob1_to_iob2=true if the file is IOB1)": a tag the file does not hold, and the wrong fix."""
+    from tests_support import run_config
+    from tuneline.tasks.load import load_data
+    from tuneline.tasks.validate import validate_data
+
+    sentences = [f"EU S-ORG\nrejects O\nGerman{i} S-MISC\ncall O\n" for i in range(30)]
+    sentences += [f"Peter B-PER\nBlackburn{i} E-PER\nin O\nNew B-LOC\nYork{i} E-LOC\n" for i in range(30)]
+    sentences[40] = "went O\nto O\nParis E-LOC\n"
+    data = tmp_path / "bioes.conll"
+    data.write_text("\n".join(sentences))
+    config = run_config("token_classification", "data.bioes_to_iob2=true", "data.max_bad_fraction=0.1", path=data)
+    result = validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    (rule, detail), = result.quarantine[["rule", "detail"]].values.tolist()
+    assert rule == "tag_in_label_set"
+    assert detail.startswith("token 3 ('Paris'): tag 'E-LOC' is an IOBES/BILOU tag (S-, E-, U- or L-): set "
+                             "data.bioes_to_iob2=true to read the file as IOB2 (with it set, an E-/L- tag that ends no "
+                             "entity a B-/I- tag of its type began is left as written: fix the tag before it)")
+    tags = {tuple(t) for t in result.frames["all"]["tags"]}
+    assert ("B-PER", "I-PER", "O", "B-LOC", "I-LOC") in tags and ("B-ORG", "O", "B-MISC", "O") in tags
+
+
+def test_a_batch_whose_end_tags_end_no_entity_is_not_told_to_set_what_is_set(tmp_path):
+    """The loop's word for a batch with IOBES tags the head cannot learn said "set data.bioes_to_iob2: true" also
+    where it was set, and only the tags that end no entity were left (bioes_to_iob2 above)."""
+    from tests_support import run_config
+    from tuneline.kinds import KINDS
+
+    kind = KINDS["token_classification"]
+    unset = run_config("token_classification", path=tmp_path / "d.conll").data
+    converted = run_config("token_classification", "data.bioes_to_iob2=true", path=tmp_path / "d.conll").data
+    assert kind.labels_no_head_can_learn(["E-LOC"], unset).endswith("set data.bioes_to_iob2: true to read them as IOB2")
+    assert kind.labels_no_head_can_learn(["E-LOC"], converted) == (
+        "its tags 'E-LOC' end no entity (an E-/L- tag ends one that a B-/I- tag of its type began, and "
+        "data.bioes_to_iob2 reads only such ones as I-): fix the tag before each")

@@ -588,6 +588,9 @@ class TokenClassificationKind(TaskKind):
         bioes = [tag for tag in unseen if _BIOES_PREFIX.match(tag)]
         if bioes:
             shown = ", ".join(map(repr, bioes[:4])) + (f" and {len(bioes) - 4} more" if len(bioes) > 4 else "")
+            if data.bioes_to_iob2:  # read as IOB2 but these: an E-/L- that ends no entity (bioes_to_iob2)
+                return (f"its tags {shown} end no entity (an E-/L- tag ends one that a B-/I- tag of its type began, "
+                        "and data.bioes_to_iob2 reads only such ones as I-): fix the tag before each")
             return (f"its tags {shown} are IOBES/BILOU tags (S-, E-, U-, L-), and the model's are IOB2 (B-, I-, O); "
                     "set data.bioes_to_iob2: true to read them as IOB2")
         words = [tag for tag in unseen if split_tag(tag)[0] == "?"]
