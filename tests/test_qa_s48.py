@@ -91,3 +91,16 @@ def test_a_batch_whose_end_tags_end_no_entity_is_not_told_to_set_what_is_set(tmp
     assert kind.labels_no_head_can_learn(["E-LOC"], converted) == (
         "its tags 'E-LOC' end no entity (an E-/L- tag ends one that a B-/I- tag of its type began, and "
         "data.bioes_to_iob2 reads only such ones as I-): fix the tag before each")
+
+
+def test_a_conll_line_whose_token_is_only_a_byte_order_mark_says_so(tmp_path):
+    """``\\ufeff<TAB>O`` was reported as "has no tab, while the file's other token lines are split at tabs": it
+    plainly has one; its token is the mark alone (dirty-data QA)."""
+    from tuneline.readers import read_conll
+
+    path = tmp_path / "ner.conll"
+    path.write_text("EU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\n\ufeff\tO\nsaid\tO\n", encoding="utf-8")
+    (bad,) = read_conll(path).malformed
+    assert bad["rule"] == "conll_line_has_no_tag_column" and bad["source_line"] == 4
+    assert bad["detail"] == ("in this sentence, line 5 ('\\ufeff\\tO') has no token before its tab (only a "
+                             "byte-order mark, U+FEFF, which is no text): write the token there, or remove the line")

@@ -2597,8 +2597,15 @@ def read_conll(path: Path, tag_column: int = -1, *, encoding: str = "utf-8",
                                         _not_decodable_detail(undecodable[0], encoding)))
         elif short:
             index, fields = short[0]
+            raw = lines[index].removeprefix("\ufeff")
+            # a line "\ufeff\tO" (a token that is only the mark of a file joined on with cat) was told it has no tab
+            no_token = separator is _CONLL_TAB and "\t" in raw and not raw.split("\t", 1)[0].strip(" ")
             untabbed = separator is _CONLL_TAB and len(_CONLL_SEPARATOR.split(lines[index].strip())) >= 2
             malformed.append(_malformed(number, first_line, "conll_line_has_no_tag_column", value, (
+                f"in this sentence, line {index + 1} ({lines[index].strip()!r}) has no token before its tab"
+                + (" (only a byte-order mark, U+FEFF, which is no text)" if raw != lines[index] else "")
+                + ": write the token there, or remove the line"
+            ) if no_token else (
                 f"in this sentence, line {index + 1} ({lines[index].strip()!r}) has no tab, while the file's other "
                 f"token lines are split at tabs (a token may then hold spaces): put a tab between its fields"
                 # QA: "has 1 field(s) ... (data.conll_tag_column)" of a line that plainly shows two, wrong fix named
