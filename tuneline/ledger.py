@@ -1056,11 +1056,6 @@ class Ledger(LedgerDatabase):
                 states[batch.name] = batch.state
         return states
 
-    def taken_names(self) -> list[str]:
-        """The names of the batches the loop has taken for good (used or dropped): their leftover landing markers
-        wait for nothing (:func:`waiting_landings`)."""
-        return [b.name for b in self.batches() if b.state in (USED, DROPPED)]
-
     def free_batches(self) -> list[Batch]:
         """The batches a :meth:`claim` now would hand out: ``landed``, or held under a lease that ran out (or none)."""
         now = _now()

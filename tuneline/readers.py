@@ -1231,19 +1231,18 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
         excel = pc.match_substring_regex(values, _EXCEL_QUOTED)
         r_style = pc.and_not(pc.match_substring_regex(values, _R_QUOTED), excel)
         wrapped = (pc.sum(excel).as_py() or 0) + (pc.sum(r_style).as_py() or 0)
-        r_missing = pc.equal(values, "NA")
         present = len(values) - values.null_count
         if not wrapped:
             continue
         from tuneline.common import task_logger  # prefect: imported only where a run logs
 
-        if wrapped < present and wrapped + (pc.sum(r_missing).as_py() or 0) == present:
+        r_missing = pc.equal(values, "NA")
+        r_na = wrapped < present and wrapped + (pc.sum(r_missing).as_py() or 0) == present
+        if r_na:
             present = wrapped  # R's NA, the one value write.table leaves unquoted: a missing value
-        else:
-            r_missing = pc.equal(values, pa.scalar(None, type=values.type))  # all false (or null)
         if wrapped < present:
-            doubled = pc.sum(pc.and_(pc.match_substring_regex(values, _EXCEL_QUOTED),
-                                     pc.match_substring(pc.utf8_slice_codeunits(values, 1, -1), '""'))).as_py() or 0
+            doubled = pc.sum(pc.and_(excel, pc.match_substring(pc.utf8_slice_codeunits(values, 1, -1), '""'))
+                             ).as_py() or 0
             if not doubled:  # quotations as text (GLUE's MRPC: '" We 're just dealing with ... . "'), no Excel cell:
                 continue     # read as CSV they would lose their quotes
             task_logger().warning(
@@ -1256,7 +1255,8 @@ def _unwrapped_quotes(path: Path, result: ReadResult) -> ReadResult:
                            "quotes (as Excel or R wrote them)", path, name)
         inner = pc.utf8_slice_codeunits(values, 1, -1)
         inner = pc.if_else(r_style, pc.replace_substring(inner, '\\"', '"'), pc.replace_substring(inner, '""', '"'))
-        inner = pc.if_else(pc.or_(pc.equal(inner, ""), pc.fill_null(r_missing, False)),
+        empty = pc.equal(inner, "")
+        inner = pc.if_else(pc.or_(empty, pc.fill_null(r_missing, False)) if r_na else empty,
                            pa.scalar(None, type=inner.type), inner)
         if compact:
             chunked = inner if isinstance(inner, pa.ChunkedArray) else pa.chunked_array([inner])
@@ -1408,15 +1408,14 @@ def _rejoin_lone_lf_cells(lines: list[str], first: int, expected: int, dialect: 
                 or _field_count(line[:-1], dialect) >= expected:
             i += 1
             continue
-        joined, j = line[:-1], i
-        while j + 1 < len(lines) and _lone_lf(lines[j]):
+        joined, j, count = line[:-1], i, 0  # count: the fields of ``joined`` once it took a line in
+        while j + 1 < len(lines) and _lone_lf(lines[j]) and count < expected:
             candidate = joined + " " + lines[j + 1].rstrip("\r\n")
-            if (quoted and candidate.count('"') % 2) or _field_count(candidate, dialect) > expected:
+            fields = _field_count(candidate, dialect)
+            if (quoted and candidate.count('"') % 2) or fields > expected:
                 break
-            joined, j = candidate, j + 1
-            if _field_count(joined, dialect) == expected:
-                break
-        if j > i and _field_count(joined, dialect) == expected:
+            joined, j, count = candidate, j + 1, fields
+        if j > i and count == expected:
             lines[i] = joined + lines[j][len(lines[j].rstrip("\r\n")):]
             for k in range(i + 1, j + 1):
                 lines[k] = ""
@@ -1895,11 +1894,11 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                 # which from the whole file): the careful reader reads it. A \r ending a block that is not the last
                 # may be half of a \r\n: it is carried into the next block and judged there.
                 trailing = 1 if following is not None and utf8.endswith(b"\r") else 0
-                if utf8.count(b"\r") - trailing != utf8.count(b"\r\n"):
+                crlf = utf8.count(b"\r\n")
+                if utf8.count(b"\r") - trailing != crlf:
                     return None
                 # lines ending in \r\n and in a lone \n in one file: whether a lone \n splits a cell is decided
                 # from the whole file (_rejoin_lone_lf_cells): the careful reader reads it
-                crlf = utf8.count(b"\r\n")
                 ends_seen |= {"crlf"} if crlf else set()
                 ends_seen |= {"lf"} if utf8.count(b"\n") > crlf else set()
                 if len(ends_seen) == 2:
