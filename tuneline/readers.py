@@ -1084,6 +1084,8 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
         result = _read_delimited(path, fmt, encoding, header, on_decode_error, compact, skip_lines)
         if not header:
             _refuse_numbered_header(path, result)
+        if fmt == "csv" and header:
+            return _bare_na_missing(path, result, encoding, on_decode_error, skip_lines)
         return _unwrapped_quotes(path, result) if fmt == "tsv" and tsv_quotes == "auto" else result
     if fmt == "jsonl":
         return _read_jsonl(path, encoding, on_decode_error)
@@ -1095,6 +1097,65 @@ def read_table(path: Path, fmt: str, *, encoding: str = "utf-8", header: bool = 
         return read_workbook(path, header=header, skip_lines=skip_lines, sheet=sheet)
     raise DataLoadError(f"format {fmt!r} of {path} is not a table format; set data.format to csv, tsv, jsonl, "
                         "parquet or xlsx")
+
+
+def _record_text(lines: list[str], index: int, most: int = 1000) -> str:
+    """The record starting at physical line ``index`` as written, without its last line end: its lines up to the
+    first that closes every quote opened (a quoted cell may hold line breaks)."""
+    quotes, end = 0, index
+    while end < len(lines) and end < index + most:
+        quotes += lines[end].count('"')
+        end += 1
+        if quotes % 2 == 0:
+            break
+    return "".join(lines[index:end]).rstrip("\r\n")
+
+
+def _bare_na_missing(path: Path, result: ReadResult, encoding: str, on_decode_error: DecodePolicy,
+                     skip_lines: int) -> ReadResult:
+    """A bare ``NA`` in a CSV file whose header names are all quoted, read as a missing value.
+
+    R's ``write.csv`` quotes every name and every string and writes a missing value as a bare ``NA``; pandas with
+    ``QUOTE_ALL`` or ``QUOTE_NONNUMERIC`` quotes a text "NA" too. So in such a file ``NA`` and ``"NA"`` differ: the
+    first is missing, the second the text. The csv module drops the quotes that tell them apart, so the text "NA"
+    had been trained on, and an ``NA`` label refused as a missing-value spelling. The lines of the records holding
+    ``NA`` are read again as written (only when the header is quoted and some value is ``NA``).
+    """
+    frame = result.frame
+    columns = [name for name in frame.columns if name not in PROVENANCE_COLUMNS]
+    if "source_line" not in frame.columns or not len(frame) or not columns:
+        return result
+    masks = {name: (frame[name] == "NA").fillna(False).to_numpy(dtype=bool) for name in columns}
+    if not any(mask.any() for mask in masks.values()):
+        return result
+    sample = head_sample(path, encoding, skip_lines)
+    delimiter = csv_layout(path, encoding, skip_lines)[0] or ","
+    if not sample or not re.fullmatch(f'"[^"]*"(?:{re.escape(delimiter)}"[^"]*")*', sample[0].strip()):
+        return result
+    lines, _ = _read_lines(path, encoding, on_decode_error)
+    source_lines = frame["source_line"].to_numpy(dtype=np.int64)
+    changed: dict[str, pd.Series] = {}
+    bare = 0
+    for position, name in enumerate(columns, start=1):
+        rows = np.flatnonzero(masks[name])
+        missing = np.zeros(len(frame), dtype=bool)
+        for row in rows:
+            index = int(source_lines[row]) - 1
+            if 0 <= index < len(lines) and _raw_field(_record_text(lines, index), position,
+                                                      delimiter).strip() == "NA":
+                missing[row] = True
+        if missing.any():
+            bare += int(missing.sum())
+            changed[name] = frame[name].where(~missing, None)
+    if not changed:
+        return result
+    from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+    task_logger().info('%s: %d bare NA value(s) in a file whose header is quoted (as R\'s write.csv writes it): '
+                       'read as missing values; a quoted "NA" stays the text NA', path, bare)
+    data = {name: changed.get(name, frame[name]) for name in frame.columns}
+    return ReadResult(frame=pd.DataFrame(data), malformed=result.malformed, records_seen=result.records_seen,
+                      has_lines=result.has_lines)
 
 
 def _refuse_numbered_header(path: Path, result: ReadResult) -> None:
