@@ -103,8 +103,8 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 message = _nothing_to_do(config, ledger, tracking_uri, refused) + _untrained_version(
                     store.current(), name, tracking_uri)
                 print(message)
-                return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                      batches_rejected=refused, batches_duplicate=duplicates,
+                return RetrainSummary(status=_status_without_batches(refused), message=message, trigger=trigger,
+                                      batches_used=[], batches_rejected=refused, batches_duplicate=duplicates,
                                       duplicate_notes=notes)
             with frozen_heap(), tracked_run(config) as run, collected_warnings() as warned:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
@@ -118,9 +118,9 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                     discard_run(run)  # a concurrent run claimed every batch between the check above and here
                     message = _nothing_to_do(config, ledger, tracking_uri, refused)
                     print(message)
-                    return RetrainSummary(status="skipped", message=message, trigger=trigger, batches_used=[],
-                                          batches_rejected=refused, batches_duplicate=duplicates,
-                                          duplicate_notes=notes)
+                    return RetrainSummary(status=_status_without_batches(refused), message=message,
+                                          trigger=trigger, batches_used=[], batches_rejected=refused,
+                                          batches_duplicate=duplicates, duplicate_notes=notes)
                 try:
                     with LeaseKeeper(ledger, run.run_id):
                         done = _retrain(config, run, ledger, store, batches, trigger, warned)
@@ -137,6 +137,13 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
         forget_loaded()  # the champion the drift, gate and forgetting steps shared: a watcher lives on
         store.close()
         ledger.close()
+
+
+def _status_without_batches(refused: dict[str, list[str]]) -> str:
+    """A run with no batch to read: ``nothing_accepted`` (exit 1) when this scan rejected what landed (a folder
+    mixing formats, or holding no data file), as when a run rejects a batch for its records; else ``skipped`` (exit
+    0). A scheduler checking the exit code saw success for a batch rejected at the scan (loop QA)."""
+    return "nothing_accepted" if refused else "skipped"
 
 
 def _duplicates(ledger: Ledger, recorded: list[Batch]) -> dict[str, str]:

@@ -614,7 +614,23 @@ def test_a_retrain_that_rejects_every_landed_batch_exits_1_as_a_drift_stop_does(
         land(tmp_path / "landing", "empty-texts.csv", broken)
         capsys.readouterr()
         assert main(["retrain", "-c", str(config_path)]) == 1
-    assert "tuneline retrain: nothing_accepted" in capsys.readouterr().out
+        assert "tuneline retrain: nothing_accepted" in capsys.readouterr().out
+        # rejected at the scan, before any run reads it (a folder mixing formats; one with only its marker): the
+        # same exit, where it was 0 ("skipped")
+        mixed = tmp_path / "landing" / "mixed"
+        mixed.mkdir()
+        tickets(BASE, seed=42).head(10).to_csv(mixed / "part-0.csv", index=False)
+        tickets(BASE, seed=43).head(10).to_json(mixed / "part-1.jsonl", orient="records", lines=True)
+        (mixed / "_SUCCESS").touch()
+        assert main(["retrain", "-c", str(config_path)]) == 1
+        out = capsys.readouterr().out
+        assert "tuneline retrain: nothing_accepted" in out and "mixed: the batch folder" in out, out
+        (tmp_path / "landing" / "hollow").mkdir()
+        (tmp_path / "landing" / "hollow" / "_SUCCESS").touch()
+        assert main(["retrain", "-c", str(config_path)]) == 1
+        assert "hollow: the batch folder" in capsys.readouterr().out
+        assert main(["retrain", "-c", str(config_path)]) == 0  # nothing new since: skipped
+        assert "tuneline retrain: skipped" in capsys.readouterr().out
 
 
 def test_labels_a_champion_too_weak_to_judge_could_not_check_are_named_in_the_summary(tmp_path, tiny_bert):
