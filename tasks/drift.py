@@ -402,6 +402,7 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
             reference_unknown_rate=ref_unknown,
             known_labels=sorted(_classes(known, kind)), batch_types=_classes(batch_labels, kind),
             what=what, allow_growth=config.drift.allow_label_growth, batch_rows=len(frame),
+            reference_rows=len(reference), per_row=kind.labels_per_row_any,
             thresholds=config.drift.thresholds(), on_drift=config.drift.on_drift,
             champion=agreements.get(batch.content_hash), on_label_disagreement=config.drift.on_label_disagreement)
         name = batch.content_hash[:12]

@@ -103,6 +103,49 @@ def test_label_shift_merges_sparse_labels_so_a_few_rows_do_not_decide_the_test()
     assert label_shift(reference, {"a": 650, "b": 348, "c": 2}, alpha=0.01).status == "warn"
 
 
+def _multilabel_rows(n: int, seed: int, sets: list[tuple[str, ...]], probs: list[float]) -> tuple[dict, int]:
+    """Label counts of ``n`` rows, each carrying one of ``sets`` (several labels, always together)."""
+    counts: dict[str, int] = {}
+    for index, times in enumerate(np.random.default_rng(seed).multinomial(n, probs)):
+        for label in sets[index]:
+            counts[label] = counts.get(label, 0) + int(times)
+    return counts, n
+
+
+def test_multilabel_label_shift_counts_each_row_once_and_says_rows():
+    """Loop QA: for multi-label batches the test counted label occurrences as rows ("250 new vs 654 reference rows"
+    for 600 rows): a row of three labels weighed as three observations, so resamples of the very same rows were
+    called a shift. Per label, rows with and without it (Bonferroni), it holds its level."""
+    sets, probs = [("joy", "love", "admiration"), ("anger", "disgust", "annoyance"), ("neutral",)], [0.4, 0.4, 0.2]
+    reference, ref_rows = _multilabel_rows(600, 0, sets, probs)
+    flagged = {True: 0, False: 0}
+    for seed in range(1, 401):
+        batch, rows = _multilabel_rows(250, seed, sets, probs)
+        for per_row in (True, False):
+            check = label_shift(reference, batch, batch_rows=rows, reference_rows=ref_rows, per_row=per_row,
+                                alpha=0.01)
+            flagged[per_row] += check.status == "warn"
+    assert flagged[True] <= 4, flagged  # at most alpha (1% of 400): Bonferroni is conservative
+    assert flagged[False] >= 8, flagged  # counting labels as rows: 2.75% here, over the level it promises
+
+    batch, rows = _multilabel_rows(250, 7, sets, [0.1, 0.1, 0.8])  # mostly neutral now
+    check = label_shift(reference, batch, batch_rows=rows, reference_rows=ref_rows, per_row=True)
+    assert check.status == "warn" and check.p_value < 1e-6
+    assert "over 250 new vs 600 reference rows (" in check.sentence and "for 'neutral'" in check.sentence
+    assert "share of rows: 'neutral'" in check.sentence, check.sentence
+    few = label_shift(reference, {"joy": 150}, batch_rows=150, reference_rows=ref_rows, per_row=True)
+    assert few.status == "skipped"  # the batch's rows, not its labels, meet min_rows
+
+
+def test_label_shift_names_labels_and_rows_apart_where_they_differ():
+    """NER counts tags per token: the sentence said "rows" for tokens."""
+    check = label_shift({"O": 40000, "B-PER": 5000, "I-PER": 3000}, {"O": 4000, "B-PER": 500, "I-PER": 300},
+                        batch_rows=300, reference_rows=3000)
+    assert "over 4,800 new vs 48,000 reference labels (300 vs 3,000 rows)" in check.sentence, check.sentence
+    assert label_shift({"O": 40000, "B-PER": 5000}, {"O": 4000, "B-PER": 500}, batch_rows=300,
+                       reference_rows=150).status == "skipped"  # the reference's rows meet min_rows
+
+
 def test_label_shift_rejects_bad_inputs():
     with pytest.raises(ValueError, match="alpha"):
         label_shift({"a": 1}, {"a": 1}, alpha=0)

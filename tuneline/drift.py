@@ -206,6 +206,7 @@ class DriftReport:
 
 def label_shift(reference: Mapping[str, int], batch: Mapping[str, int], *, alpha: float = 0.01,
                 min_rows: int = 200, min_expected: float = 5, batch_rows: int | None = None,
+                reference_rows: int | None = None, per_row: bool = False,
                 on_drift: OnDrift = "warn") -> DriftCheck:
     """Chi-square test of homogeneity: are the batch's label counts drawn from the reference's distribution?
 
@@ -219,8 +220,14 @@ def label_shift(reference: Mapping[str, int], batch: Mapping[str, int], *, alpha
     * ``p < alpha`` gives ``on_drift`` (``"warn"`` or ``"stop"``), otherwise ``"ok"``. For a 2 x 2 table scipy's
       Yates continuity correction applies (conservative).
 
-    The sentence gives chi-square, degrees of freedom, p, the row counts, how many labels were merged, and the
-    largest absolute change in label share (over the original, unmerged labels).
+    * ``per_row`` (multi-label: a row carries any number of labels): each label's share of *rows* is tested on its
+      own, a 2 x 2 table of rows with and without it, and the smallest p is Bonferroni-corrected for the labels
+      tested. One chi-square over label occurrences counted a row of three labels as three observations: the
+      reference looked larger than its rows and p came out too small (loop QA).
+
+    The sentence gives chi-square, degrees of freedom, p, the row counts (``reference_rows``, ``batch_rows``: rows
+    where they differ from the labels counted, as a sentence's tags or a multi-label row's labels do), how many
+    labels were merged, and the largest absolute change in label share (over the original, unmerged labels).
     """
     _check_alpha(alpha)
     _check_on_drift(on_drift)
@@ -228,8 +235,9 @@ def label_shift(reference: Mapping[str, int], batch: Mapping[str, int], *, alpha
     new = _counts(batch, "batch")
     n_ref, n_new = sum(ref.values()), sum(new.values())
     rows = n_new if batch_rows is None else int(batch_rows)
-    if rows < 0:
-        raise ValueError(f"batch_rows must be non-negative, got {batch_rows}")
+    ref_rows = n_ref if reference_rows is None else int(reference_rows)
+    if rows < 0 or ref_rows < 0:
+        raise ValueError(f"batch_rows and reference_rows must be non-negative, got {batch_rows}, {reference_rows}")
     name = "label_shift"
 
     if rows < min_rows or n_new == 0:
@@ -238,18 +246,22 @@ def label_shift(reference: Mapping[str, int], batch: Mapping[str, int], *, alpha
         return DriftCheck(name, float("nan"), None, alpha, "skipped",
                           f"label shift: skipped, the batch has {rows:,} labeled rows, fewer than the {min_rows:,} a "
                           f"chi-square test needs to tell a shift from noise (min_rows).")
-    if n_ref < min_rows or n_ref == 0:
+    if ref_rows < min_rows or n_ref == 0:
         return DriftCheck(name, float("nan"), None, alpha, "skipped",
-                          f"label shift: skipped, the reference data has {n_ref:,} labeled rows, fewer than the "
+                          f"label shift: skipped, the reference data has {ref_rows:,} labeled rows, fewer than the "
                           f"{min_rows:,} a chi-square test needs (min_rows).")
+    if per_row:
+        return _label_presence_shift(ref, new, ref_rows, rows, alpha=alpha, min_expected=min_expected,
+                                     on_drift=on_drift)
 
+    over = (f"{n_new:,} new vs {n_ref:,} reference rows" if (rows, ref_rows) == (n_new, n_ref) else
+            f"{n_new:,} new vs {n_ref:,} reference labels ({rows:,} vs {ref_rows:,} rows)")
     change_text = _largest_share_change(ref, new, n_ref, n_new)
     groups, table, merged = _merge_sparse(ref, new, min_expected)
     if len(groups) < 2:
         return DriftCheck(name, float("nan"), None, alpha, "skipped",
                           f"label shift: skipped, fewer than two label groups have an expected count of at least "
-                          f"{min_expected:g} over {n_new:,} new vs {n_ref:,} reference rows, so there is no "
-                          f"distribution to compare; {change_text}.")
+                          f"{min_expected:g} over {over}, so there is no distribution to compare; {change_text}.")
 
     from scipy.stats import chi2_contingency  # here, not at import: scipy.stats costs a process 1.3 s
 
@@ -262,8 +274,40 @@ def label_shift(reference: Mapping[str, int], batch: Mapping[str, int], *, alpha
     verdict = "shift detected" if status != "ok" else "no significant shift"
     return DriftCheck(name, statistic, p_value, alpha, status,
                       f"label shift: chi-square {statistic:.1f} ({int(dof)} df), {_p_text(p_value)} over "
-                      f"{n_new:,} new vs {n_ref:,} reference rows{merged_text}; {change_text}; "
-                      f"{verdict} at alpha={alpha:g}: {status}.")
+                      f"{over}{merged_text}; {change_text}; {verdict} at alpha={alpha:g}: {status}.")
+
+
+def _label_presence_shift(ref: dict[str, int], new: dict[str, int], ref_rows: int, rows: int, *, alpha: float,
+                          min_expected: float, on_drift: OnDrift) -> DriftCheck:
+    """:func:`label_shift` for rows of any number of labels: per label, rows with it against rows without it,
+    reference against batch; the smallest p times the labels tested (Bonferroni). A label whose 2 x 2 table has an
+    expected count under ``min_expected`` is not tested (too few rows to tell)."""
+    from scipy.stats import chi2_contingency
+
+    name = "label_shift"
+    change_text = _largest_share_change(ref, new, ref_rows, rows).replace("label share", "share of rows")
+    over = f"{rows:,} new vs {ref_rows:,} reference rows ({sum(new.values()):,} vs {sum(ref.values()):,} labels)"
+    tested: dict[str, tuple[float, float]] = {}
+    for label in sorted(set(ref) | set(new)):
+        with_ref, with_new = min(ref.get(label, 0), ref_rows), min(new.get(label, 0), rows)
+        table = np.array([[with_ref, ref_rows - with_ref], [with_new, rows - with_new]], dtype=float)
+        expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+        if (expected < min_expected).any():
+            continue
+        statistic, p_value, _, _ = chi2_contingency(table)
+        tested[label] = (float(statistic), float(p_value))
+    if not tested:
+        return DriftCheck(name, float("nan"), None, alpha, "skipped",
+                          f"label shift: skipped, no label has an expected count of at least {min_expected:g} in "
+                          f"rows with and without it over {over}, so there is nothing to compare; {change_text}.")
+    label = min(tested, key=lambda lab: (tested[lab][1], -tested[lab][0], lab))
+    statistic, p_value = tested[label][0], min(1.0, tested[label][1] * len(tested))
+    status: Status = on_drift if p_value < alpha else "ok"
+    verdict = "shift detected" if status != "ok" else "no significant shift"
+    return DriftCheck(name, statistic, p_value, alpha, status,
+                      f"label shift: per label, rows with it vs without; largest chi-square {statistic:.1f} (1 df) "
+                      f"for {label!r}, {_p_text(p_value)} after Bonferroni over {len(tested)} labels, over {over}; "
+                      f"{change_text}; {verdict} at alpha={alpha:g}: {status}.")
 
 
 def text_length_shift(reference_lengths: Sequence[float], batch_lengths: Sequence[float], *, alpha: float = 0.01,
@@ -459,6 +503,7 @@ def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[st
                 reference_texts: Iterable[str | Sequence[str]] | None = None,
                 known_labels: Iterable[str] | None = None, batch_types: Mapping[str, int] | None = None,
                 what: str = "label", allow_growth: bool = False, batch_rows: int | None = None,
+                reference_rows: int | None = None, per_row: bool = False,
                 thresholds: Mapping[str, float] | None = None,
                 on_drift: OnDrift | Mapping[str, OnDrift] = "warn", champion: ChampionAgreement | None = None,
                 on_label_disagreement: OnDrift = "stop", **threshold_kwargs: float) -> DriftReport:
@@ -491,7 +536,7 @@ def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[st
 
     checks = [label_shift(reference_labels, batch_labels, alpha=alpha, min_rows=min_rows,
                           min_expected=float(settings["min_expected"]), batch_rows=batch_rows,
-                          on_drift=actions["label_shift"])]
+                          reference_rows=reference_rows, per_row=per_row, on_drift=actions["label_shift"])]
 
     if reference_lengths is None or batch_lengths is None:
         missing = "reference_lengths" if reference_lengths is None else "batch_lengths"

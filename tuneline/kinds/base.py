@@ -111,6 +111,9 @@ class TaskKind:
     #: whether a row's label is one tag per word of its text (NER), in word order: a list of another length is
     #: misaligned; else a list label is a set (multi-label: order and length are free)
     labels_per_word: ClassVar[bool] = False
+    #: whether a row carries any number of labels (multi-label): the loop's label-shift check then tests each label's
+    #: share of rows, not one distribution over label occurrences
+    labels_per_row_any: ClassVar[bool] = False
     #: what one class of this kind is called in messages (NER: "entity type", which a B-/I- tag pair stands for)
     label_noun: ClassVar[str] = "label"
     #: the model's second text input, for kinds that take two texts per example (pairs: ``text_pair``); the command

@@ -1168,6 +1168,7 @@ class MultilabelKind(ClassificationKind):
     config_model = MultilabelConfig
     problem_type = "multi_label_classification"
     pyfunc_file = "multilabel_classifier.py"
+    labels_per_row_any = True
 
     # --- data -------------------------------------------------------------------------------------------------
     def read(self, path: Path, fmt: str, data: MultilabelData) -> ReadRecords:
