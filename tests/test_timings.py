@@ -85,6 +85,40 @@ def test_early_api_is_the_one_the_flow_uses(tmp_path):
     assert servers == "1"
 
 
+def test_the_early_api_runs_on_its_own_port_when_another_server_answers_prefects_draw(tmp_path):
+    """Serving QA: two commands started together drew the same port of Prefect's 8000-8999 (tested free, bound by
+    uvicorn seconds later). The second's uvicorn could not bind, but the first's server had answered its health
+    check, so it ran its flow there and failed with ConnectError once the first command stopped it. Here the draw
+    is forced onto a port where another server answers, as if it had bound it just after the test."""
+    script = textwrap.dedent("""
+        import http.server, os, threading, time
+        os.environ.pop("PREFECT_API_URL", None)
+
+        class Health(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200); self.end_headers(); self.wfile.write(b"true")
+            def log_message(self, *args):
+                pass
+
+        other = http.server.HTTPServer(("127.0.0.1", 0), Health)
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        taken = other.server_address[1]
+        from prefect.server.api.server import SubprocessASGIServer
+        SubprocessASGIServer._port_range = range(taken, taken + 1)
+        SubprocessASGIServer.is_port_available = staticmethod(lambda port: True)
+        from tuneline.early_api import start_ephemeral_api_early
+        start_ephemeral_api_early()()
+        server = SubprocessASGIServer()
+        time.sleep(3)
+        print(taken, server.port, server.running, server.server_process.poll())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PREFECT_HOME": str(tmp_path / "prefect")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    taken, port, running, exited = done.stdout.split()[-4:]
+    assert port != taken and running == "True" and exited == "None", done.stdout  # its own server, still up
+
+
 def test_a_command_exec_d_by_a_shell_after_other_work_counts_from_its_own_start():
     """``bash -c 'pip install ... && tuneline demo'`` runs tuneline by exec in the shell's process, created before the
     install: the command's start is when the interpreter reached tuneline, not the shell's creation."""

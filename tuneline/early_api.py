@@ -65,6 +65,21 @@ def detach_ephemeral_api_from_terminal() -> None:
         server_module.subprocess = _DetachedSubprocess()
 
 
+def kernel_assigned_port() -> int:
+    """A free local port the kernel picks, for the ephemeral API.
+
+    Prefect draws one from 8000-8999 at random and tests it by binding and releasing it; uvicorn binds it seconds
+    later, after its imports. Two commands started together could draw the same port: the second's uvicorn failed to
+    bind, but its health check had already been answered by the first's server, so it ran its flow there and failed
+    with ConnectError once the first command stopped that server, after writing its whole output (serving QA). The
+    kernel hands a port to one socket at a time and picks each from its whole ephemeral range."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def start_ephemeral_api_early() -> Callable[[], None]:
     """Start the ephemeral API in the background when this process will need one; returns ``wait()``, to call before
     the flow runs (a server still starting would answer the flow's first request with a refused connection).
@@ -82,7 +97,10 @@ def start_ephemeral_api_early() -> Callable[[], None]:
         try:
             from prefect.server.api.server import SubprocessASGIServer
 
-            SubprocessASGIServer().start()
+            server = SubprocessASGIServer()
+            if not server.running and server.port is None:
+                server.port = kernel_assigned_port()
+            server.start()
         except Exception:  # noqa: BLE001 - the flow's client retries and reports
             try:
                 from prefect.server.api.server import SubprocessASGIServer
