@@ -179,6 +179,11 @@ def test_a_misspelled_input_field_is_a_400_naming_the_fields_and_what_was_sent(c
     ({"dataframe_split": {"columns": ["text"], "data": [["a"]]}},
      "dataframe_split has the columns ['text']; a pair model reads two columns named 'text' and 'text_pair', e.g. "
      '{"dataframe_split": {"columns": ["text", "text_pair"], "data": [["first text", "second text"]]}}'),
+    # serving QA: a list beside an object was answered 200, the object read as its key names ("text", "text_pair")
+    ({"inputs": [PAIRS[0], {"text": "I like tea.", "text_pair": "Stocks fell."}]},
+     f"input 1 is an object but input 0 is a list: one request takes one shape; {PAIR_SHAPE}"),
+    ({"inputs": [{"text": "I like tea.", "text_pair": "Stocks fell."}, PAIRS[0]]},
+     f"input 1 is a list but input 0 is an object: one request takes one shape; {PAIR_SHAPE}"),
     ({"dataframe_records": [{"text": "a", "text_pair": "b"}, {"text_pair": "c"}]},
      "record 1 of dataframe_records has no 'text' (its keys: ['text_pair']); every record needs 'text' and "
      "'text_pair', e.g. {\"dataframe_records\": [{\"text\": \"first text\", \"text_pair\": \"second text\"}]}"),

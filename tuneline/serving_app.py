@@ -461,6 +461,11 @@ def pair_shape_problem(payload: Any, task: str) -> str | None:
             one = (f" (for one pair send {one})" if len(inputs) == 2 and all(isinstance(v, str) for v in inputs)
                    and len(one) <= 160 else "")
             return f"input {position} is {excerpt(item, 60)}, not a pair{one}; {PAIR_SHAPE}"
+    objects = [isinstance(item, dict) for item in inputs]
+    if any(objects) and not all(objects):  # MLflow's frame of such a list holds an object's key names as its pair:
+        position = objects.index(not objects[0])  # answered 200 (serving QA)
+        what, other = ("a list", "an object") if objects[0] else ("an object", "a list")
+        return f"input {position} is {what} but input 0 is {other}: one request takes one shape; {PAIR_SHAPE}"
     return None
 
 
