@@ -54,6 +54,16 @@ def test_a_bare_na_in_r_write_csv_is_missing_and_a_quoted_na_is_text(tmp_path, m
     assert sum(v is None for v in values("text")) == 1 and sum(v is None for v in values("label")) == 1
 
 
+def test_a_bare_na_after_an_excel_sep_line_is_missing_too(tmp_path):
+    path = tmp_path / "sep.csv"
+    rows = [("text", "label")] + [(f"review {i}", "pos" if i % 2 else "neg") for i in range(12)]
+    rows[2] = (None, "pos")
+    r_write_csv(path, rows, ";")
+    path.write_text("sep=;\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    frame = read_table(path, "csv").frame
+    assert frame["text"].tolist()[:3] == ["review 0", None, "review 2"]
+
+
 def test_na_stays_text_where_the_header_is_not_quoted(tmp_path):
     """Only a file that quotes its header (R, pandas QUOTE_ALL / QUOTE_NONNUMERIC) tells a missing NA from the text:
     elsewhere ``NA`` is left as written, for the label rules to judge."""

@@ -1128,8 +1128,9 @@ def _bare_na_missing(path: Path, result: ReadResult, encoding: str, on_decode_er
     masks = {name: (frame[name] == "NA").fillna(False).to_numpy(dtype=bool) for name in columns}
     if not any(mask.any() for mask in masks.values()):
         return result
-    sample = head_sample(path, encoding, skip_lines)
-    delimiter = csv_layout(path, encoding, skip_lines)[0] or ","
+    delimiter, skip = csv_layout(path, encoding, skip_lines)  # skip: also an Excel ``sep=;`` line
+    delimiter = delimiter or ","
+    sample = head_sample(path, encoding, skip)
     if not sample or not re.fullmatch(f'"[^"]*"(?:{re.escape(delimiter)}"[^"]*")*', sample[0].strip()):
         return result
     lines, _ = _read_lines(path, encoding, on_decode_error)
