@@ -1125,13 +1125,13 @@ def _bare_na_missing(path: Path, result: ReadResult, encoding: str, on_decode_er
     columns = [name for name in frame.columns if name not in PROVENANCE_COLUMNS]
     if "source_line" not in frame.columns or not len(frame) or not columns:
         return result
-    masks = {name: (frame[name] == "NA").fillna(False).to_numpy(dtype=bool) for name in columns}
-    if not any(mask.any() for mask in masks.values()):
-        return result
     delimiter, skip = csv_layout(path, encoding, skip_lines)  # skip: also an Excel ``sep=;`` line
     delimiter = delimiter or ","
-    sample = head_sample(path, encoding, skip)
+    sample = head_sample(path, encoding, skip)  # first: most files stop here, before a pass over every column
     if not sample or not re.fullmatch(f'"[^"]*"(?:{re.escape(delimiter)}"[^"]*")*', sample[0].strip()):
+        return result
+    masks = {name: (frame[name] == "NA").fillna(False).to_numpy(dtype=bool) for name in columns}
+    if not any(mask.any() for mask in masks.values()):
         return result
     lines, _ = _read_lines(path, encoding, on_decode_error)
     source_lines = frame["source_line"].to_numpy(dtype=np.int64)

@@ -461,12 +461,19 @@ def pair_shape_problem(payload: Any, task: str) -> str | None:
             one = (f" (for one pair send {one})" if len(inputs) == 2 and all(isinstance(v, str) for v in inputs)
                    and len(one) <= 160 else "")
             return f"input {position} is {excerpt(item, 60)}, not a pair{one}; {PAIR_SHAPE}"
+    # MLflow's frame of lists beside objects holds an object's key names as its pair: answered 200 (serving QA)
+    return mixed_shapes_problem(inputs, "a list", PAIR_SHAPE)
+
+
+def mixed_shapes_problem(inputs: list, other: str, shape: str) -> str | None:
+    """Why a list of inputs mixing objects with ``other`` items (texts, or a pair's lists) cannot be read, or None:
+    MLflow builds one frame from them, where an object's row is garbled or its key names are read as texts."""
     objects = [isinstance(item, dict) for item in inputs]
-    if any(objects) and not all(objects):  # MLflow's frame of such a list holds an object's key names as its pair:
-        position = objects.index(not objects[0])  # answered 200 (serving QA)
-        what, other = ("a list", "an object") if objects[0] else ("an object", "a list")
-        return f"input {position} is {what} but input 0 is {other}: one request takes one shape; {PAIR_SHAPE}"
-    return None
+    if not any(objects) or all(objects):
+        return None
+    position = objects.index(not objects[0])
+    what, first = (other, "an object") if objects[0] else ("an object", other)
+    return f"input {position} is {what} but input 0 is {first}: one request takes one shape; {shape}"
 
 
 #: MLflow-style error codes (its enum has none for these statuses): the standard library's names of the statuses
@@ -646,11 +653,8 @@ def one_text_shape_problem(payload: Any, task: str) -> str | None:
                 f"model; {ONE_TEXT_SHAPE}")
     if not isinstance(inputs, list):
         return None
-    objects = [isinstance(item, dict) for item in inputs]
-    if any(objects) and not all(objects):
-        position = objects.index(not objects[0])
-        what, other = ("a text", "an object") if objects[0] else ("an object", "a text")
-        return f"input {position} is {what} but input 0 is {other}: one request takes one shape; {ONE_TEXT_SHAPE}"
+    if mixed := mixed_shapes_problem(inputs, "a text", ONE_TEXT_SHAPE):
+        return mixed
     for position, item in enumerate(inputs):
         if isinstance(item, dict) and "text" not in item:
             return f"{_has_no_text(item, f'input {position}')}; {ONE_TEXT_SHAPE}"
