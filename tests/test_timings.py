@@ -119,6 +119,23 @@ def test_the_early_api_runs_on_its_own_port_when_another_server_answers_prefects
     assert port != taken and running == "True" and exited == "None", done.stdout  # its own server, still up
 
 
+def test_a_command_whose_flow_starts_the_api_itself_takes_a_kernel_port_too():
+    """``tuneline predict --input`` lets Prefect start its API when the flow needs it (no early start): it drew from
+    8000-8999 as before, the race above included. The port is set where every such command prepares the server."""
+    script = textwrap.dedent("""
+        from prefect.server.api.server import SubprocessASGIServer
+        SubprocessASGIServer._port_range = range(8123, 8124)
+        SubprocessASGIServer.is_port_available = staticmethod(lambda port: True)
+        from tuneline.early_api import detach_ephemeral_api_from_terminal
+        detach_ephemeral_api_from_terminal()
+        print(SubprocessASGIServer(None).find_available_port(), SubprocessASGIServer(None).find_available_port())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = map(int, done.stdout.split()[-2:])
+    assert 8123 not in (first, second) and first > 0 and second > 0
+
+
 def test_a_command_exec_d_by_a_shell_after_other_work_counts_from_its_own_start():
     """``bash -c 'pip install ... && tuneline demo'`` runs tuneline by exec in the shell's process, created before the
     install: the command's start is when the interpreter reached tuneline, not the shell's creation."""

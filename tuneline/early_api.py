@@ -56,13 +56,15 @@ class _DetachedSubprocess:
 
 def detach_ephemeral_api_from_terminal() -> None:
     """Have Prefect start its ephemeral API server outside this terminal's process group (see
-    :class:`_DetachedSubprocess`); harmless where no ephemeral server is started."""
+    :class:`_DetachedSubprocess`), on a port the kernel assigns (:func:`kernel_assigned_port`); harmless where no
+    ephemeral server is started. Every command that may start one calls this first."""
     try:
         import prefect.server.api.server as server_module
     except ImportError:  # pragma: no cover - a Prefect without the server
         return
     if getattr(server_module, "subprocess", None) is subprocess:
         server_module.subprocess = _DetachedSubprocess()
+    server_module.SubprocessASGIServer.find_available_port = lambda self: kernel_assigned_port()
 
 
 def kernel_assigned_port() -> int:
@@ -97,10 +99,7 @@ def start_ephemeral_api_early() -> Callable[[], None]:
         try:
             from prefect.server.api.server import SubprocessASGIServer
 
-            server = SubprocessASGIServer()
-            if not server.running and server.port is None:
-                server.port = kernel_assigned_port()
-            server.start()
+            SubprocessASGIServer().start()
         except Exception:  # noqa: BLE001 - the flow's client retries and reports
             try:
                 from prefect.server.api.server import SubprocessASGIServer
