@@ -19,6 +19,8 @@ Variants (``--variants``; default all):
 - ``tuneline_lora`` the same with ``--set model.strategy=lora`` (LoRA's own defaults: learning rate 5e-4, dropout 0)
 - ``tuneline_all_positions`` / ``tuneline_lora_all_positions`` tuneline (full, LoRA) with its last layer computing
                     every position (``model.head_token_only=false``, as before 2026-12-03): that one lever alone
+- ``tuneline_full_vocabulary`` tuneline training its whole word-embedding table (``train.compact_vocabulary=false``,
+                    as before 2026-12-06): that one lever alone
 - ``tuneline_lora_top3`` / ``tuneline_lora_top2`` LoRA on the top 3 / 2 encoder layers only (``model.lora.top_layers``,
                     a recipe option: the backward pass stops below them)
 - ``tuneline_lora_dropout`` LoRA with ``model.lora.dropout=0.1`` (the default before; its accuracy is in the table)
@@ -88,6 +90,9 @@ TUNELINE = {"tuneline": [], "tuneline_lora": ["--set", "model.strategy=lora"],
             # a CPU for up to 128 tokens
             "tuneline_sdpa": ["--set", "model.attention=sdpa"],
             "tuneline_all_positions": ["--set", "model.head_token_only=false"],
+            # one lever undone: the whole word-embedding table trains (before 2026-12-06), not only the rows the
+            # training rows use
+            "tuneline_full_vocabulary": ["--set", "train.compact_vocabulary=false"],
             "tuneline_lora_all_positions": ["--set", "model.strategy=lora", "--set", "model.head_token_only=false"],
             "tuneline_frozen_bottom2": ["--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true",
                                         "--set", "model.freeze.bottom_layers=2"],

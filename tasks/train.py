@@ -27,6 +27,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneline.common import pipeline_task, task_logger
+from tuneline.compact_vocabulary import compact_while_training
 from tuneline.errors import UserError
 from tuneline.config import TrainConfig, TunelineConfig, default_learning_rate
 from tuneline.interrupts import remembered_interrupts
@@ -447,11 +448,12 @@ def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, 
                           config: TunelineConfig, checkpoint_dir: Path, precision: str, resume: str | None,
                           model_dir: Path, callbacks: list[TrainerCallback]) -> TrainOutcome:
     validation = evaluation_rows(tokenized.datasets["validation"], config.train.eval_max_rows, config.train.seed)
-    trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], validation, labels,
-                            config, checkpoint_dir, precision, callbacks)
-    with remembered_interrupts() as seen:
-        trainer.add_callback(LostInterrupt(seen))  # last: it raises after every other callback saw the step
-        output = trainer.train(resume_from_checkpoint=resume)
+    with compact_while_training(model, tokenized.datasets["train"], config.train.compact_vocabulary):
+        trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], validation, labels,
+                                config, checkpoint_dir, precision, callbacks)
+        with remembered_interrupts() as seen:
+            trainer.add_callback(LostInterrupt(seen))  # last: it raises after every other callback saw the step
+            output = trainer.train(resume_from_checkpoint=resume)
     save_final_model(trainer, tokenizer, config, model_dir)
     return TrainOutcome(global_step=output.global_step,
                         train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),

@@ -445,6 +445,9 @@ def test_a_request_without_inputs_is_a_400_that_says_to_send_one(classifier, mul
     ({"inputs": [["John", ""]]}, "input 0: word 1 is '', an empty word; every word needs some text"),
     ({"inputs": [["Paris"], ["John", "  "]]}, "input 1: word 1 is '  ', an empty word"),
     ({"inputs": ["John lives in Paris", []]}, "input 1 has no words"),
+    # a zero-width space alone: tagged 'O' here while `tuneline predict --input` refused the same row (serving QA)
+    ({"inputs": [["Angela", "\u200b"]]},
+     "input 0: word 1 is '\\u200b', an empty word; invisible characters alone are no word"),
 ])
 def test_tagger_endpoint_refuses_empty_inputs_word_lists_and_words_with_a_400(tagger, monkeypatch, body, says):
     """Each was answered 200: no predictions, an empty row (read as "no entities"), or an 'O' for a word that is

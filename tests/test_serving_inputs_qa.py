@@ -313,3 +313,18 @@ def test_the_tagger_takes_numpy_arrays_and_series_like_the_lists_they_hold(model
     same(tagger.predict(pd.Series([np.array(w) for w in words])), by_words)
     with pytest.raises(MlflowException, match=r"input 0: expected a text \(str\) or a list of words"):
         tagger.predict(np.array([1.5, 2.5]))
+
+
+@pytest.mark.parametrize("task", ["classification", "multilabel_classification"])
+def test_a_dict_of_texts_in_process_is_refused_naming_the_list_and_its_first_text_whole(models, task):
+    """``predict({"text": [...]})`` in-process reaches the model as one row holding the list (MLflow makes a frame of
+    the dict first), and the refusal cut the list's repr at 60 characters, mid-text, with no closing quote (serving
+    QA). It names the list's length and its first text, closed, and what to send instead."""
+    texts = ["Thank you so much, this is amazing!", "I am so angry right now, nothing works and nobody answers"]
+    with pytest.raises(MlflowException) as refused:
+        models[task].model.predict({"text": texts})
+    assert refused.value.get_http_status_code() == 400
+    assert refused.value.message.startswith(
+        "input 0 is a list of 2 values (['Thank you so much, this is amazing!', …]), not a text; pass one string "
+        "per input (a list of texts, or a DataFrame with a 'text' column)"), refused.value.message
+    assert len(models[task].model.predict(pd.DataFrame({"text": texts}))) == 2  # the frame the message points to

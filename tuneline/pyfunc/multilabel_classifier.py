@@ -113,6 +113,33 @@ def refuse_invisible(texts: list[str]) -> None:
                          f"{texts[position][:20]!r}); every input needs some text")
 
 
+def _quoted(value: Any, width: int = 50) -> str:
+    """``value`` quoted, a long text cut before it is quoted (``'a long te…'``), so the quote closes (a copy of
+    ``tuneline.errors.excerpt``: this file is self-contained)."""
+    if isinstance(value, str) and len(repr(value)) > width:
+        cut = value[:max(1, width - 3)]
+        while len(repr(cut)) > width - 1 and len(cut) > 1:
+            cut = cut[:-1]
+        return repr(cut) + "…"
+    shown = repr(value)
+    return shown if len(shown) <= width else shown[:width - 1] + "…"
+
+
+def _nested_shown(value: Any) -> str:
+    """A list (or array, set, dict) where a text goes, as a message names it: how many values and the first one
+    whole-quoted. ``{value!r:.60}`` cut the list mid-text (``['Thank you so much', 'I am so angry right``), and a
+    dict of columns passed in-process arrives as one row holding a list, the case this names most."""
+    if isinstance(value, dict):
+        return f"a dict ({_quoted(value, 60)})"
+    items = list(value) if isinstance(value, (list, tuple, set)) or getattr(value, "ndim", 0) == 1 else None
+    if items is None:
+        return _quoted(value, 60)
+    kind = "a list" if isinstance(value, (list, tuple)) else "a set" if isinstance(value, set) else "an array"
+    first = _quoted(items[0].item() if hasattr(items[0], "item") and getattr(items[0], "ndim", 1) == 0
+                    else items[0]) if items else ""
+    return f"{kind} of {len(items)} value{'' if len(items) == 1 else 's'} ([{first}{', …' if len(items) > 1 else ''}])"
+
+
 def _text_at(value: Any, position: int) -> str:
     """One input text: a string (a number is taken as its digits); a missing, empty or nested value is an error
     that names its position, as training quarantines such records instead of learning from them."""
@@ -131,7 +158,8 @@ def _text_at(value: Any, position: int) -> str:
             raise ValueError(f"input {position} is bytes that are not UTF-8 text ({bytes(value)[:40]!r}); pass "
                              "one string per input") from None
     if isinstance(value, (list, tuple, dict, set)) or getattr(value, "ndim", 0) != 0:
-        raise ValueError(f"input {position} is {value!r:.60}, not a text; pass one string per input")
+        raise ValueError(f"input {position} is {_nested_shown(value)}, not a text; pass one string per input (a "
+                         "list of texts, or a DataFrame with a 'text' column)")
     if pd.isna(value):
         raise ValueError(f"input {position} is missing ({value!r}); every input needs some text")
     if isinstance(value, bool):

@@ -280,7 +280,7 @@ def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, 
 
 def refuse_empty_words(items: list[tuple[str, list[str], list[tuple[int, int]]]]) -> None:
     """A ValueError naming the input (and the word) for no input at all, an empty word list, or an empty (or
-    all-space) word, as :func:`parse_input` parsed them; raw text never splits into such words.
+    all-space, or all-invisible) word, as :func:`parse_input` parsed them; raw text never splits into such words.
 
     The registered model's ``predict`` applies it (HTTP 400 from ``serve-model``): each was answered 200 with no
     predictions, an empty row that reads as "no entities", or an 'O' for a word that is not there (its offsets
@@ -294,10 +294,14 @@ def refuse_empty_words(items: list[tuple[str, list[str], list[tuple[int, int]]]]
         if not words:
             raise ValueError(f"input {index} has no words (an empty word list or text); every input needs at least "
                              "one word")
-        blank = next((position for position, word in enumerate(words) if not word.strip()), None)
+        # a word of invisible characters alone (a zero-width space) is no word either: the tokenizer reads nothing
+        # of it, and `tuneline predict --input` and training refuse it (one rule for every way in)
+        blank = next((position for position, word in enumerate(words) if not word.strip() or invisible_only(word)),
+                     None)
         if blank is not None:
-            raise ValueError(f"input {index}: word {blank} is {words[blank]!r}, an empty word; every word needs some "
-                             "text (drop it from the list)")
+            unseen = "; invisible characters alone are no word" if words[blank].strip() else ""
+            raise ValueError(f"input {index}: word {blank} is {words[blank]!r}, an empty word{unseen}; every word "
+                             "needs some text (drop it from the list)")
 
 
 #: Unicode categories no reader sees: format characters (a zero-width space or joiner, a word joiner, a soft hyphen, a
