@@ -152,3 +152,52 @@ def test_models_whose_embeddings_do_not_train_keep_their_table(tmp_path, tiny_be
             assert isinstance(full.get_input_embeddings(), CompactWordEmbedding)
             raise ValueError("interrupted")
     assert type(full.get_input_embeddings()) is torch.nn.Embedding  # put back on the way out of a failure
+
+
+def _steps_of_adamw(model, batches, compact: bool) -> dict[str, torch.Tensor]:
+    """A few optimizer steps as the Trainer takes them (clipping at 1.0, AdamW with weight decay, a linear decay
+    of the learning rate), on a compact or the full table; the weights after them."""
+    used = torch.unique(torch.cat([batch["input_ids"].flatten() for batch in batches]))
+    with compact_while_training(model, _Rows(used), enabled=compact):
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2, weight_decay=0.5)
+        schedule = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.2, total_iters=6)
+        model.train()
+        for batch in batches * 3:
+            model(**batch).loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            optimizer.step()
+            schedule.step()
+            model.zero_grad()
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+class _Rows:
+    """The part of a Hugging Face dataset the compact table reads: an ``input_ids`` column in an Arrow table."""
+
+    column_names = ["input_ids"]
+
+    def __init__(self, ids: torch.Tensor) -> None:
+        import pyarrow as pa
+
+        self.data = pa.table({"input_ids": [ids.tolist()]})
+
+
+def test_a_token_classifier_trained_compactly_ends_with_the_full_tables_weights(tiny_bert):
+    """NER reads every position of the same table: the same exactness, outside the Trainer (its own loop)."""
+    from transformers import AutoModelForTokenClassification
+
+    batches = [{"input_ids": torch.tensor([[2, 10, 11, 12, 3], [2, 40, 3, 0, 0]]),
+                "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]),
+                "labels": torch.tensor([[-100, 1, 2, 0, -100], [-100, 1, -100, -100, -100]])},
+               {"input_ids": torch.tensor([[2, 13, 10, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long),
+                "labels": torch.tensor([[-100, 2, 1, -100]])}]
+    weights = {}
+    for compact in (True, False):
+        torch.manual_seed(0)
+        model = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3)
+        weights[compact] = _steps_of_adamw(model, batches, compact)
+        assert type(model.get_input_embeddings()) is torch.nn.Embedding
+    _assert_same_weights(weights[True], weights[False])
+    table = weights[False][WORD_TABLE]
+    start = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3).get_input_embeddings().weight
+    assert not torch.allclose(table[50:], start[50:].detach(), atol=1e-3)  # unused rows decayed: the sentinel's work

@@ -51,7 +51,8 @@ class CompactWordEmbedding(nn.Module):
         lookup = torch.full((full.num_embeddings,), len(kept) + 1, dtype=torch.long, device=weight.device)
         lookup[kept.to(weight.device)] = torch.arange(len(kept), device=weight.device)
         self.register_buffer("lookup", lookup)
-        self.register_buffer("base", weight.clone(), persistent=False)
+        # the table itself, not a copy: it left the model, and the optimizer (built after the swap) never sees it
+        self.register_buffer("base", weight, persistent=False)
         sentinel = torch.ones(1, full.embedding_dim, dtype=weight.dtype, device=weight.device)
         self.weight = nn.Parameter(torch.cat([weight[kept.to(weight.device)], sentinel]),
                                    requires_grad=full.weight.requires_grad)
@@ -66,7 +67,9 @@ class CompactWordEmbedding(nn.Module):
         rows = self.lookup[input_ids]
         outside = rows > self.kept_rows
         if self.training:
-            if bool(outside.any()):
+            # checked where it costs nothing (a GPU would wait for it at every step); an id outside the table is an
+            # index past its end there, which fails too, in CUDA's words
+            if rows.device.type == "cpu" and bool(outside.any()):
                 missing = sorted(set(input_ids[outside].tolist()))[:10]
                 raise RuntimeError(f"a training batch holds token ids {missing} that the compact word-embedding table "
                                    "was not built with (train.compact_vocabulary builds it from every training row); "
