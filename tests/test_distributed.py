@@ -273,3 +273,27 @@ def test_kill_9_of_the_flow_process_stops_torchrun_and_every_worker(tmp_path, ti
         if trainer.poll() is None:
             trainer.kill()
             trainer.wait()
+
+
+def test_every_ddp_worker_trains_the_compact_word_table_and_rank_0_saves_the_whole_one(runs, tiny_bert):
+    """train.compact_vocabulary under DDP: every rank builds the same compact table (DDP needs equal parameters on
+    all ranks), and the saved model holds the full table, the rows no training text uses decayed by one factor."""
+    import pandas as pd
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    folder, summaries = runs
+    run_dir = Path(summaries[2].run_dir)
+    for rank in (0, 1):
+        assert "word embeddings: training the " in (run_dir / "train-workers" / "logs" / f"rank-{rank}.log").read_text()
+    saved = load_file(str(run_dir / "model" / "model.safetensors"))["bert.embeddings.word_embeddings.weight"]
+    start = load_file(str(tiny_bert / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    assert saved.shape == start.shape
+    texts = pd.read_csv(folder / "data" / "tickets.csv", on_bad_lines="skip")["text"].dropna().astype(str).tolist()
+    used = {i for ids in AutoTokenizer.from_pretrained(str(tiny_bert))(texts)["input_ids"] for i in ids} | {0}
+    unused = torch.tensor(sorted(set(range(start.shape[0])) - used))
+    assert len(unused) > 10
+    factor = saved[unused] / start[unused]
+    torch.testing.assert_close(factor, torch.full_like(factor, float(factor.median())), rtol=1e-5, atol=1e-5)
+    assert float(factor.median()) < 1.0  # weight decay reached them, through the sentinel row

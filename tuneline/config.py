@@ -244,7 +244,7 @@ class TrainConfig(_Strict):
         True, description="While training, hold only the word-embedding rows the training rows use (plus a sentinel "
                           "row that tracks the weight decay of the others), then restore the full table: the same "
                           "model to float rounding, with less gradient, clipping and optimizer work per step. "
-                          "Single-process training; false trains the whole table.")
+                          "false trains the whole table.")
     logging_steps: int | None = Field(None, ge=1, description="Log the training loss every N steps (at most the "
                                       "run's steps). Default: every 10, and at least once an epoch, so a short "
                                       "run's loss curve has a point per epoch.")

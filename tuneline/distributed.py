@@ -284,6 +284,7 @@ def _train(spec: dict[str, Any], rank: int) -> None:
         import torch
         import torch.distributed as dist
 
+        from tuneline.compact_vocabulary import compact_while_training
         from tuneline.config import build_config
         from tuneline.tasks.train import build_trainer, save_final_model
 
@@ -292,10 +293,13 @@ def _train(spec: dict[str, Any], rank: int) -> None:
     initial = torch.load(spec["initial"], map_location="cpu", weights_only=False)  # our own file, just written
     splits = {name: _load_split(entry) for name, entry in spec["datasets"].items()}
     callbacks = [*initial["callbacks"], *_injected_faults(rank)]
-    trainer = build_trainer(initial["model"], initial["tokenizer"], splits["train"], splits["validation"],
-                            spec["labels"], config, Path(spec["checkpoint_dir"]), spec["precision"], callbacks,
-                            world_size=int(os.environ.get("WORLD_SIZE", "1")))
-    output = trainer.train(resume_from_checkpoint=spec["resume"])
+    # every rank builds the same compact table from the same training rows, so DDP's parameters match across ranks
+    # (and each step all-reduces the used rows' gradients only)
+    with compact_while_training(initial["model"], splits["train"], config.train.compact_vocabulary):
+        trainer = build_trainer(initial["model"], initial["tokenizer"], splits["train"], splits["validation"],
+                                spec["labels"], config, Path(spec["checkpoint_dir"]), spec["precision"], callbacks,
+                                world_size=int(os.environ.get("WORLD_SIZE", "1")))
+        output = trainer.train(resume_from_checkpoint=spec["resume"])
     if trainer.is_world_process_zero():
         save_final_model(trainer, initial["tokenizer"], config, Path(spec["model_dir"]))
         result = {"global_step": output.global_step,
