@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -124,7 +125,11 @@ def apply_lora(model: Any, config: ModelConfig, kind: TaskKind, modules_to_save:
                       lora_dropout=config.lora.dropout, target_modules=list(config.lora.target_modules),
                       layers_to_transform=layers, modules_to_save=list(modules_to_save or []) or None)
     try:
-        return get_peft_model(model, lora)
+        with warnings.catch_warnings():
+            # peft reads `is_gradient_checkpointing`, which transformers 5 deprecated: a FutureWarning with a file
+            # path and source line in every LoRA run's log, which no user can act on (training QA)
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            return get_peft_model(model, lora)
     except ValueError as error:
         raise ModelBuildError(f"model.lora.target_modules={config.lora.target_modules} do not match this model "
                               f"({error})") from None

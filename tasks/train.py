@@ -241,11 +241,14 @@ class ProgressLogCallback(TrainerCallback):
         if not logs or done <= 0 or not state.max_steps:
             return
         elapsed = time.monotonic() - self.started
-        eta = elapsed / done * (state.max_steps - state.global_step)
+        # the Trainer's last log (train_runtime) comes after training ended, also when it stopped early: an ETA
+        # there ("ETA 0:00:48" at step 15 of 20) read as if training went on (training QA)
+        left = ("done" if "train_runtime" in logs
+                else f"ETA {_clock(elapsed / done * (state.max_steps - state.global_step))}")
         shown = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if isinstance(v, float))
-        task_logger().info("step %d/%d (%.0f%%) epoch %.2f | %s | elapsed %s, ETA %s", state.global_step,
+        task_logger().info("step %d/%d (%.0f%%) epoch %.2f | %s | elapsed %s, %s", state.global_step,
                            state.max_steps, 100 * state.global_step / state.max_steps, state.epoch or 0, shown,
-                           _clock(elapsed), _clock(eta))
+                           _clock(elapsed), left)
 
 
 class BarOnlyProgressCallback(ProgressCallback):

@@ -78,6 +78,8 @@ def test_the_compact_table_trains_the_model_a_full_table_trains(tmp_path, tiny_b
     # the keep_best reload picked a checkpoint of the compact model: the same one as the full model's
     assert compact.best_metric == pytest.approx(full.best_metric) and compact.global_step == full.global_step == 8
     _assert_same_weights(compact_weights, full_weights)
+    # the Trainer counts the same non-embedding weights for its FLOPs (it read 8.15e11 against 7.59e11: QA)
+    assert compact.history[-1]["total_flos"] == full.history[-1]["total_flos"] > 0
     # the caller's model holds its whole table again
     assert type(model.get_input_embeddings()) is torch.nn.Embedding
     assert model.get_input_embeddings().weight.shape[0] == vocabulary
@@ -201,3 +203,4 @@ def test_a_token_classifier_trained_compactly_ends_with_the_full_tables_weights(
     table = weights[False][WORD_TABLE]
     start = AutoModelForTokenClassification.from_pretrained(str(tiny_bert), num_labels=3).get_input_embeddings().weight
     assert not torch.allclose(table[50:], start[50:].detach(), atol=1e-3)  # unused rows decayed: the sentinel's work
+

@@ -32,16 +32,18 @@ from torch.nn import functional as F
 logger = logging.getLogger(__name__)
 
 
-class CompactWordEmbedding(nn.Module):
+class CompactWordEmbedding(nn.Embedding):
     """Stands in for a model's ``nn.Embedding`` of words while it trains (see the module docstring).
 
     ``lookup`` maps a full-table id to its compact row (persistent, so a checkpoint says which rows it holds);
     ``base`` is the full table as training found it (not saved: the model's own folder has it); ``weight``'s last row
-    is the sentinel.
+    is the sentinel. An ``nn.Embedding`` to code that asks (the Trainer counts the model's non-embedding weights for
+    its ``total_flos``), with its own forward; ``nn.Embedding.__init__`` is skipped, as it would allocate a table.
     """
 
     def __init__(self, full: nn.Embedding, kept_ids: torch.Tensor) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
+        self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse = None, 2.0, False, False
         kept = torch.unique(kept_ids.to(torch.long))
         if full.padding_idx is not None and not bool((kept == full.padding_idx).any()):
             kept = torch.unique(torch.cat([kept, torch.tensor([full.padding_idx])]))
@@ -101,7 +103,7 @@ def _input_embeddings(model: Any) -> nn.Module | None:
 def why_not_compact(model: Any) -> str | None:
     """Why the model's word embeddings cannot train compactly, or None when they can."""
     embedding = _input_embeddings(model)
-    if not isinstance(embedding, nn.Embedding) or type(embedding) is not nn.Embedding:
+    if type(embedding) is not nn.Embedding:  # a compact table (an nn.Embedding too) is not compacted again
         return "the model's input embeddings are not a plain nn.Embedding"
     if not embedding.weight.requires_grad:
         return "the word embeddings do not train"
