@@ -377,7 +377,11 @@ def test_a_learning_rate_far_from_its_strategys_usual_one_is_warned_about(overri
 @pytest.mark.parametrize("rows, overrides, steps, words", [
     (286, [], 27, "takes only 27 optimizer steps (286 rows in batches of 32, 3 epochs): a fine-tune rarely learns "
                   "much in under 30 and may stay at the majority class; give it more with --set train.epochs=4 or "
-                  "--set train.batch_size=8, or more rows"),
+                  "--set train.batch_size=16, or more rows"),
+    # no batch of 4 rows or more gives 30 steps here (a quarter of it, 8, gave 13): only the epochs are suggested
+    (100, ["train.epochs=1"], 4,
+     "takes only 4 optimizer steps (100 rows in batches of 32, 1 epoch): a fine-tune rarely learns much in under 30 "
+     "and may stay at the majority class; give it more with --set train.epochs=8, or more rows"),
     (60, ["train.epochs=1", "train.batch_size=16", "train.gradient_accumulation_steps=2"], 2,
      "takes only 2 optimizer steps (60 rows in batches of 32, 1 epoch): a fine-tune rarely learns much in under 30 "
      "and may stay at the majority class; give it more with --set train.epochs=15, or more rows"),
