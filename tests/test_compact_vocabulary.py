@@ -8,8 +8,9 @@ import logging
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, TrainerCallback
+from transformers import AutoModelForSequenceClassification
 
+from test_train_resume_lora import Crash, CrashAtStep
 from tests_support import run_config, tiny_splits
 from tuneline.compact_vocabulary import (CompactWordEmbedding, compact_while_training, compact_word_embeddings,
                                          restore_word_embeddings, token_ids)
@@ -19,21 +20,6 @@ from tuneline.tasks.tokenize import tokenize_splits
 from tuneline.tasks.train import train_model
 
 WORD_TABLE = "bert.embeddings.word_embeddings.weight"
-
-
-class Crash(RuntimeError):
-    pass
-
-
-class CrashAtStep(TrainerCallback):
-    """Dies after a step, as a machine going away would (the checkpoint of an earlier step written)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise Crash(f"interrupted at step {self.step}")
 
 
 def _setup(tmp_path, tiny_bert, *overrides):

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from test_serving_inputs import HEADS, save_head
@@ -94,3 +95,16 @@ def test_the_pyfunc_copies_of_the_long_text_cut_are_the_library_one(tiny_bert):
             assert module.CHARS_PER_TOKEN == long_texts.CHARS_PER_TOKEN
             assert module.cut_long_texts(texts, tokenizer, max_length) == expected, module.__name__
 
+
+
+@pytest.mark.parametrize("value, width", [("short", 50), ("é" * 80, 50), ("caf\xe9 " * 30, 60), (["a" * 70], 60),
+                                          ({"text": ["x"]}, 60), (12345, 50)])
+def test_the_pyfunc_copies_of_the_quoting_rule_are_the_library_one(value, width):
+    """Each one-text pyfunc file quotes a value in its refusals with its own copy of ``tuneline.errors.excerpt``
+    (the files import nothing of tuneline): the same text, so a message reads alike in-process, over HTTP and in
+    the CLI."""
+    from tuneline.errors import excerpt
+    from tuneline.pyfunc import multilabel_classifier, text_classifier
+
+    for module in (text_classifier, multilabel_classifier):
+        assert module._quoted(value, width) == excerpt(value, width), module.__name__
