@@ -189,8 +189,9 @@ class ModelConfig(_Strict):
                             "fast as SDPA on a quiet machine, 1.8x faster on a loaded one), sdpa otherwise.")
     head_token_only: bool = Field(
         True, description="Sequence classification (BERT, RoBERTa, ELECTRA layouts): the last encoder layer computes "
-                          "only the first token, the one the head reads (same logits and gradients; whole runs 1.03x "
-                          "faster, LoRA 1.12x); false computes every position.")
+                          "only the first token, the one the head reads (same logits and gradients for the same dropout "
+                          "draws; with dropout on, fewer draws, so another random path, as another seed; whole runs "
+                          "1.03x faster, LoRA 1.12x); false computes every position.")
 
     @model_validator(mode="after")
     def _options_match_strategy(self) -> "ModelConfig":

@@ -5,8 +5,10 @@ That layer still needs every position's keys and values, since the first token a
 queries, attention output, feed-forward block and layer norms at every other position feed nothing the loss sees.
 Computing them anyway is about a sixth of a 6-layer encoder's work per token, forward and backward. Here the last
 layer computes keys and values for every position and everything else for the first one only: the logits and the
-gradients are the full model's (equal to float rounding: a unit test compares them), and the saved weights are the
-same tensors, so nothing downstream changes. Measured on MiniLM, SST-2 batches of 32, fp32: 1.09x a training pass,
+gradients are the full model's (equal to float rounding: a unit test compares them) for the same dropout draws, and
+the saved weights are the same tensors, so nothing downstream changes. With dropout on (BERT's default), the layer
+draws masks for one position where the full one draws them for all, so training takes another random path, as a run
+with another seed would: equal in distribution, not bit for bit (QA compared the two). Measured on MiniLM, SST-2 batches of 32, fp32: 1.09x a training pass,
 1.03x a whole ``tuneline train`` run and 1.12x one with LoRA (`benchmarks/BENCHMARKS.md`).
 
 Only applied where it is known to be exact: a ``...ForSequenceClassification`` model whose head reads the first
