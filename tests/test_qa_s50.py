@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from test_tokenize_model import _Records
 from tuneline.config import ModelConfig
 from tuneline.tasks.model import build_model
 
@@ -83,15 +84,6 @@ def test_a_resumed_run_stops_early_where_the_uninterrupted_run_stopped(tmp_path,
     after = [e["eval_runtime"] for e in resumed.history if "eval_runtime" in e and e["step"] > 4]
     assert before and after
     assert evaluation_seconds(resumed.history, 4) == pytest.approx(sum(after))
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def test_keep_best_false_with_early_stopping_prints_no_library_note(tmp_path, tiny_bert):
