@@ -503,9 +503,15 @@ class TunelineConfig(_Strict):
         return self.tracking.registered_model or f"tuneline-{self.task.replace('_', '-')}"
 
     def fingerprint(self) -> str:
-        """A short hash of everything that shapes the trained weights (used to find a resumable checkpoint)."""
+        """A short hash of everything that shapes the trained weights (used to find a resumable checkpoint).
+
+        Settings that only say how a run is watched or resumed (``train.resume``, ``train.logging_steps``,
+        ``train.process_timeout_s``) are left out: re-running an interrupted run with a longer timeout or a finer loss
+        curve must still find its checkpoint."""
         payload = self.model_dump(mode="json", exclude={"tracking": True, "gate": True, "evaluate": True,
-                                                                "ledger": True, "drift": True})
+                                                                "ledger": True, "drift": True,
+                                                                "train": {"resume", "logging_steps",
+                                                                          "process_timeout_s"}})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

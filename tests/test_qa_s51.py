@@ -1,0 +1,39 @@
+"""Follow-ups of the 2026-12-06 training QA (session 51)."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_qa_s50 import _resumable
+from tuneline.config import ModelConfig
+from tuneline.tasks.model import build_model
+
+
+def test_an_interrupted_run_resumes_when_only_how_it_is_watched_changed(tmp_path, tiny_bert):
+    """The checkpoint folder's name hashed every train setting, so re-running an interrupted run with a longer
+    ``train.process_timeout_s`` or a finer ``train.logging_steps``, or after a run with ``train.resume=false``, started from
+    step 0 (QA). A setting that shapes the weights still starts fresh."""
+    from test_train_resume_lora import Crash, CrashAtStep
+    from tuneline.tasks.train import checkpoint_folder, train_model
+
+    def train(name: str, callbacks, *overrides):
+        splits, tokenizer, config, tokenized = _resumable(tmp_path, tiny_bert, "train.learning_rate=1e-3",
+                                                          f"work_dir={tmp_path / 'work'}", *overrides)
+        model = build_model.fn(ModelConfig(base=str(tiny_bert)), "classification", splits.labels, seed=3).model
+        folder = checkpoint_folder(config, tokenized)
+        return folder, lambda: train_model.fn(model, tokenizer, tokenized, splits.labels, config,
+                                              model_dir=tmp_path / name, checkpoint_dir=folder,
+                                              extra_callbacks=list(callbacks))
+
+    crashed_folder, run = train("crashed", [CrashAtStep(5)], "train.resume=false")
+    with pytest.raises(Crash):
+        run()
+    assert (crashed_folder / "checkpoint-4").is_dir()
+
+    other_folder, _ = train("other", [], "train.learning_rate=2e-3")
+    assert other_folder != crashed_folder
+
+    folder, run = train("resumed", [], "train.process_timeout_s=60", "train.logging_steps=1")
+    assert folder == crashed_folder
+    result = run()
+    assert result.resumed_from == str(crashed_folder / "checkpoint-4")
