@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,6 +117,8 @@ class RetrainSummary:
     run: RunSummary | None = None
     forgetting: dict[str, float] | None = None
     sentence: str | None = None
+    #: a refused version's batches: their rows stay in the data version, so later runs train on them too
+    refused_rows: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -203,6 +206,19 @@ def batch_rows(intake) -> dict[str, str]:  # noqa: ANN001
 
 
 @pipeline_task(name="summarize-retrain")
+def refused_rows_note(used, version: int) -> str | None:  # noqa: ANN001
+    """What a refused version leaves behind: its batches' rows are in data version ``version``, and every later run
+    trains and tests on them. A one-class or drifted batch that made the gate refuse a model (forgetting) stayed in
+    the data with nothing saying so (loop QA); ``CONFIG`` is the config the command was given (the CLI fills it in).
+    None when the run used no batch (the first run's base data, a retrain without new data)."""
+    names = distinct_names(used)
+    if not names:
+        return None
+    drops = "; ".join(f'tuneline data drop -c CONFIG {shlex.quote(name)} --reason "..."' for name in names)
+    return (f"the rows of {', '.join(names)} stay in data version {version}: every later run trains and tests on them "
+            f"too. If they are why the gate refused this version, take them out: {drops}")
+
+
 def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake, version, forgetting,  # noqa: ANN001
                       trigger: str, run: RunContext, drift: dict[str, str] | None = None,
                       warnings: list[str] | None = None) -> RetrainSummary:
@@ -223,7 +239,7 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
                                                     "champion_version": forgetting.champion_version,
                                                     "candidate": forgetting.candidate,
                                                     "worst_class_drop": (forgetting.worst_class() or ("", 0.0))[1]},
-        sentence=sentence)
+        sentence=sentence, refused_rows=None if decision.promote else refused_rows_note(used, version.number))
     path = Path(run.run_dir) / "retrain_summary.json"
     path.write_text(result.to_json())
     log_artifact(run, path)

@@ -341,9 +341,24 @@ def test_forgetting_gate_refuses_without_replay_and_accepts_with_it(replay, tmp_
         assert summary.forgetting["drop"] > 0.05, summary.sentence
         assert not summary.run.promoted and "> max_forgetting" in tags["gate.reasons"]
         assert str(client_of(tmp_path).get_model_version_by_alias("loop-tickets", "champion").version) == first.run.version
+        # the refused batch's rows stay in the data: said, with the command that takes them out (loop QA)
+        assert summary.refused_rows == (
+            "the rows of billing-only.csv stay in data version 2: every later run trains and tests on them too. If "
+            "they are why the gate refused this version, take them out: tuneline data drop -c CONFIG "
+            'billing-only.csv --reason "..."')
+        import contextlib
+        import io
+
+        from tuneline.cli_loop import print_retrain_summary
+
+        printed = io.StringIO()  # not capsys: Prefect's console handler keeps the stream it first wrote to
+        with contextlib.redirect_stdout(printed):
+            print_retrain_summary(summary, "my loop.yaml")
+        assert "tuneline data drop -c 'my loop.yaml' billing-only.csv --reason" in printed.getvalue()
     else:
         assert summary.forgetting["drop"] <= 0.05, summary.sentence
         assert summary.run.promoted, summary.sentence
+        assert summary.refused_rows is None
     table = pd.read_csv(Path(summary.run.run_dir) / "evaluation" / "forgetting_per_class.csv")
     assert set(table["class"]) == {"billing", "shipping", "technical"}
 

@@ -107,7 +107,7 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_args, epilog: str) -
 def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
     """Run a loop command; None when ``args.command`` is not one of them."""
     if args.command == "retrain":
-        return _retrain(config_for(args))
+        return _retrain(config_for(args), str(args.config) if getattr(args, "config", None) else None)
     if args.command == "data" and args.data_command == "drop":
         return _data_drop(config_for(args), args.batch, args.reason, _retrain_command(args))
     if args.command == "data" and args.data_command == "relabel":
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
     return None
 
 
-def _retrain(config: TunelineConfig) -> int:
+def _retrain(config: TunelineConfig, config_path: str | None = None) -> int:
     from tuneline.early_api import start_ephemeral_api_early
 
     from tuneline.runtime import check_base_model, check_run_can_write
@@ -143,7 +143,7 @@ def _retrain(config: TunelineConfig) -> int:
     quiet_user_error_tracebacks()
     mark_command_start()
     summary = retrain_flow(config, trigger="manual")
-    print_retrain_summary(summary)
+    print_retrain_summary(summary, config_path)
     # every landed batch rejected (its records broke the contract): nothing trained, as when drift stops a run (exit
     # 1), and a cron job or CI must see it the same way; it exited 0 (loop QA)
     return 1 if summary.status == "nothing_accepted" else 0
@@ -193,8 +193,11 @@ def _check_local_landing(landing: str | None) -> None:
                           "labeled batches land")
 
 
-def print_retrain_summary(summary: Any) -> None:
-    """What a retraining run did, as ``tuneline retrain`` prints it at the end (``retrain_summary.json`` has it)."""
+def print_retrain_summary(summary: Any, config_path: str | None = None) -> None:
+    """What a retraining run did, as ``tuneline retrain`` prints it at the end (``retrain_summary.json`` has it);
+    ``config_path``: the config the command was given, for the commands it suggests."""
+    import shlex
+
     from tuneline.cli import print_warnings, resumed_line
 
     print("\n" + "=" * 72)
@@ -234,6 +237,8 @@ def print_retrain_summary(summary: Any) -> None:
         if run.time:
             print(f"  {run.time}")
     print(f"  {summary.message}")
+    if refused := getattr(summary, "refused_rows", None):
+        print(f"  {refused.replace('-c CONFIG', f'-c {shlex.quote(config_path)}') if config_path else refused}")
     print("=" * 72)
 
 
