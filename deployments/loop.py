@@ -251,15 +251,32 @@ def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
     return [spec.served() for spec in loop_specs(config)]
 
 
+def with_cron(config: TunelineConfig, cron: str | None) -> TunelineConfig:
+    """``config`` with ``retrain.cron`` set to ``cron`` (``serve --cron``), checked as the config's own cron is: a
+    bad one is a one-line :class:`ConfigError` naming ``--cron``. The assignment raised pydantic's own error text,
+    which tuneline then reported as an internal failure (README QA)."""
+    if cron is None:
+        return config
+    from pydantic import ValidationError
+
+    from tuneline.config import _format_validation_error
+
+    config = config.model_copy(deep=True)
+    try:
+        config.retrain.cron = cron
+    except ValidationError as error:
+        said = _format_validation_error(error, config.task).removeprefix("invalid configuration: ")
+        raise ConfigError(f"--cron: {said.removeprefix('cron: ')}") from None
+    return config
+
+
 def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:
     """Serve :func:`loop_deployments` until interrupted; ``cron`` overrides ``retrain.cron``."""
     from prefect import serve
 
     from tuneline.deployments.zombies import emit_heartbeats_from_this_process, ensure_zombie_automation
 
-    if cron is not None:
-        config = config.model_copy(deep=True)
-        config.retrain.cron = cron
+    config = with_cron(config, cron)
     refuse_pool_deployments(loop_specs(config))
     refuse_another_models_loop(loop_specs(config), config.registered_model_name)
     for name in cancel_orphaned_runs(loop_specs(config)):

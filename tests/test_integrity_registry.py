@@ -94,6 +94,11 @@ def test_a_failure_after_registration_withdraws_challenger_and_never_moves_champ
     assert "gate.decision" not in failed.tags
     assert aliases(client) == {"champion": "1"}  # challenger withdrawn from v2, champion untouched
     assert client.get_run(failed.run_id).info.status == "FAILED"
+    # settled by its own run: the next run's orphan sweep leaves it failed, without a warning of a kill (loop QA)
+    from tuneline.registry import neutralise_orphans
+
+    assert "2" not in [o.version for o in neutralise_orphans(client, MODEL)]
+    assert client.get_model_version(MODEL, "2").tags["tuneline.status"] == "failed"
     assert data.read_bytes() == write_demo_csv(folder / "again.csv", realistic=False).read_bytes()  # unchanged input
 
 

@@ -37,3 +37,17 @@ def test_an_interrupted_run_resumes_when_only_how_it_is_watched_changed(tmp_path
     assert folder == crashed_folder
     result = run()
     assert result.resumed_from == str(crashed_folder / "checkpoint-4")
+
+
+def test_serve_refuses_a_bad_cron_in_one_line_before_it_looks_for_a_prefect_api(tmp_path):
+    """``serve --cron "0 3 * *"`` printed pydantic's own error text, exited 1 and called it an internal failure
+    (with a Prefect API set); without one the cron was never checked (README QA). ``--set retrain.cron`` said it in one
+    line with exit 2."""
+    from test_cli_qa_s43 import one_line, tuneline
+
+    (tmp_path / "data.csv").write_text("text,label\nfine,a\nbad,b\n")
+    (tmp_path / "loop.yaml").write_text("task: classification\ndata:\n  path: data.csv\n")
+    done = tuneline("serve", "-c", "loop.yaml", "--cron", "0 3 * *", cwd=tmp_path)  # no Prefect API set
+    assert done.returncode == 2, done.stderr
+    assert one_line(done) == ("tuneline: --cron: '0 3 * *' is not a cron expression (five fields: minute 0-59, hour "
+                              "0-23, day of month, month, day of week; e.g. '0 3 * * *' for 03:00 daily)")

@@ -443,9 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(config, args.out)
         if args.command == "serve":
-            from tuneline.deployments.loop import serve_loop
+            from tuneline.deployments.loop import serve_loop, with_cron
             from tuneline.events import require_prefect_api
 
+            config = with_cron(config, args.cron)  # a bad --cron is a config error, API or not
             # without a reachable API Prefect would serve on a private throwaway server no watcher or UI can reach
             require_prefect_api("serve the loop's deployments on", "(the API `tuneline watch` and the UI use)")
             serve_loop(config, cron=args.cron)

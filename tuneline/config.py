@@ -668,7 +668,7 @@ def _format_validation_error(error: ValidationError, task: str) -> str:
             field, sep, rest = message.partition(": ")
             if sep and field.replace(".", "_").isidentifier():  # a model-level check naming its own field
                 key, message = (f"{key}.{field}" if loc else field), rest
-            shown = "" if isinstance(err.get("input"), dict) else f" (got {excerpt(err.get('input'), 200)})"
+            shown = "" if isinstance(err.get("input"), (dict, BaseModel)) else f" (got {excerpt(err.get('input'), 200)})"
             lines.append(f"  {key}: {message}{shown}")
     if len(lines) == 1:  # one mistake, one line
         return "invalid configuration: " + lines[0].strip()

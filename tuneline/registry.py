@@ -68,6 +68,10 @@ def _unfinished(client: Any, name: str) -> tuple[list[Orphan], list[Pending]]:
             continue
         number, run_id = str(version.version), version.run_id or ""
         status, dead = _run_status(client, version.run_id), ""
+        if tags.get(STATUS) == "failed" and status != "RUNNING" and challenger != number:
+            # its own run withdrew it (a failure after registration, a Ctrl-C): settled, never promotable; calling
+            # it orphaned later told of a kill that never happened (loop QA)
+            continue
         if status == "RUNNING" and tags.get(STATUS) != "failed":
             alive, process = run_liveness(client, run_id)
             if alive != GONE:  # still being registered or gated by a live run, or one that cannot be told
