@@ -22,6 +22,7 @@ from tuneline.demo import demo_config_dict
 from tuneline.events import (
     BATCH_LANDED,
     BATCHES_PENDING,
+    announce_at_start,
     announce_pending,
     announce_stranded,
     open_ledger,
@@ -306,3 +307,26 @@ def test_a_batch_held_by_a_killed_run_whose_lease_ran_out_is_announced_again(con
     time.sleep(1.5)
     assert [b.name for b in announce_stranded(config, now=later)] == ["batch-31.csv"]
     assert emitted(asserting_events_worker, BATCHES_PENDING)[-1].payload["rule"] == "stranded"
+
+
+def test_validated_batches_waiting_for_min_new_rows_are_not_stranded(config, asserting_events_worker, tmp_path):
+    """Batches a run validated and held back for ``retrain.min_new_rows`` were announced again with a WARNING at
+    every ``reannounce_after_s``, each announcement starting a run that only waited again (loop QA). Once they
+    bring enough rows (a lower minimum), they are announced."""
+    config.ledger.url = f"sqlite:///{tmp_path / 'ledger-waiting.db'}"
+    land(config, "batch-40.csv")
+    from tuneline.ledger import Ledger, ledger_url_for
+
+    with Ledger(ledger_url_for(config.ledger.url, ""), MODEL) as ledger:
+        ledger.scan(config.retrain.landing)
+        [batch] = ledger.claim("waiting-run")
+        ledger.mark_validated("waiting-run", batch.content_hash, 12, 0)
+        ledger.release("waiting-run")
+    later = datetime.now(timezone.utc) + timedelta(seconds=2 * config.retrain.reannounce_after_s)
+    config.retrain.min_new_rows = 50
+    assert announce_stranded(config, now=later) == []
+    assert announce_at_start(config, now=later) == ([], (
+        "nothing to announce: batch-40.csv is validated and waiting for retrain.min_new_rows=50 (12 row(s) so far); "
+        "the next batch to land wakes a run that takes them all"))
+    config.retrain.min_new_rows = 12
+    assert [b.name for b in announce_stranded(config, now=later)] == ["batch-40.csv"]

@@ -187,6 +187,11 @@ def announce_at_start(config: TunelineConfig, *, interval_s: float | None = None
     if not free:
         return [], ("nothing to announce: 0 free batches" + (f"; {_held_clause(held)}" if held else "")
                     + _waiting_clause(config))
+    if waiting_for_rows(free, config.retrain.min_new_rows):
+        rows = sum(b.rows_accepted or 0 for b in free)
+        return [], (f"nothing to announce: {_names(free)} {'is' if len(free) == 1 else 'are'} validated and "
+                    f"waiting for retrain.min_new_rows={config.retrain.min_new_rows} ({rows} row(s) so far); the next "
+                    "batch to land wakes a run that takes them all")
     young = [b for b in free if b.state == LANDED and now - b.landed_at < timedelta(seconds=interval_s)]
     if young:  # announced by the watcher that recorded it; the run that event wakes claims every free batch
         return [], (f"nothing to announce: {_names(young)} landed under {interval_s:g} s ago and its "
@@ -362,6 +367,14 @@ def retraining_runs(due_within: timedelta = timedelta(0), now: datetime | None =
     return bool(active), (ended[0].end_time if ended else None)
 
 
+def waiting_for_rows(free: list[Batch], min_new_rows: int) -> bool:
+    """Whether ``free`` are validated batches held back on purpose: their accepted rows add up to fewer than
+    ``retrain.min_new_rows``, so a run would only check them and wait again. The stranded rule announced them
+    with a warning at every ``reannounce_after_s`` (loop QA); the next batch to land wakes a run for them all."""
+    return all(b.state == VALIDATED and b.rows_accepted is not None for b in free) and \
+        sum(b.rows_accepted for b in free) < min_new_rows
+
+
 def announce_stranded(config: TunelineConfig, *, now: datetime | None = None) -> list[Batch]:
     """The stranded rule (module docstring): announce free ``landed`` batches that no retraining run is queued or
     running for, once they and the last run's end are ``retrain.reannounce_after_s`` old.
@@ -376,6 +389,8 @@ def announce_stranded(config: TunelineConfig, *, now: datetime | None = None) ->
         # for them otherwise, and the takeover the lease promises never happens until another batch lands
         free = ledger.free_batches()
     if not free or any(now - b.landed_at < wait for b in free if b.state == LANDED):
+        return []
+    if waiting_for_rows(free, config.retrain.min_new_rows):
         return []
     try:
         busy, last_end = retraining_runs(due_within=wait, now=now)  # a run due within the wait takes them
