@@ -179,9 +179,10 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
     champion yet (the first model was not promoted, and skipping leaves the loop without one). ``refused``: the
     batches this scan rejected as it recorded them (they landed, but no run can read them)."""
     refused = list(refused)
+    late = "" if refused else _unusable_since(ledger)
     message = (f"no usable batch has landed ({len(refused)} rejected as it landed: see below); nothing to do"
-               if refused else f"no new batch has landed since the last retraining run{_last_taken(ledger)}; "
-               "nothing to do")
+               if refused else f"no new {'usable ' * bool(late)}batch has landed since the last retraining run"
+               f"{_last_taken(ledger)}{late}; nothing to do")
     held = _held_elsewhere(ledger)
     if held:
         message = "no free batch; nothing to do now: " + "; ".join(
@@ -238,6 +239,25 @@ def _dead_process(run_id: str, tracking_uri: str) -> str | None:
     except Exception:  # noqa: BLE001 - only a hint depends on it
         return None
     return shown(process) if alive == GONE else None
+
+
+def _unusable_since(ledger: Ledger) -> str:
+    """`` (landed since, not usable: 1 rejected (b02.csv); 1 copy of an earlier batch (b03.csv))``: what landed
+    after the last used batch and will never be read. "no new batch has landed" was said beside a batch rejected
+    minutes before (loop QA). "" when nothing did."""
+    used = [b.used_at for b in ledger.batches(USED) if b.used_at is not None]
+    since = max(used) if used else None
+    late = [b for b in ledger.batches() if b.state in (REJECTED, DUPLICATE) and (since is None or b.landed_at > since)]
+    if not late:
+        return ""
+    said = []
+    for state, what in ((REJECTED, "rejected"), (DUPLICATE, "copy of an earlier batch")):
+        names = [b.name for b in late if b.state == state]
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            plural = "copies of earlier batches" if state == DUPLICATE and len(names) > 1 else what
+            said.append(f"{len(names)} {plural} ({shown})")
+    return f" (landed since, not usable: {'; '.join(said)}; `tuneline data batches` says why)"
 
 
 def _last_taken(ledger: Ledger) -> str:

@@ -290,3 +290,37 @@ def test_nothing_to_do_names_the_run_that_took_the_last_batches(tmp_path):
         ledger.mark_used("run-9", "4")
         [used] = ledger.batches("used")[-1:]
         assert _last_taken(ledger) == f" (run run-9 took b7.csv, b8.csv at {used.used_at:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+def test_a_run_with_nothing_new_names_what_landed_since_and_was_not_usable(tmp_path):
+    """"no new batch has landed since the last retraining run (run ... took good.csv ...)" was said although a
+    batch had landed (and been rejected) since, and a copy of an earlier one too (loop QA)."""
+    from conftest import working_in
+    from tuneline.flows.retrain import retrain_flow
+
+    landing = tmp_path / "landing"
+    land_rows(landing, "good.csv", [("good 0", "a")])
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    with Ledger(url, name) as ledger:
+        [good] = ledger.scan(landing)
+        ledger.claim("run-2")
+        ledger.mark_validated("run-2", good.content_hash, 4, 0)
+        ledger.mark_used("run-2", "2")
+        time.sleep(0.05)  # landed after the use
+        land_rows(landing, "newlabel.csv", [("odd 0", "zzz")])
+        land_rows(landing, "again.csv", [("good 0", "a")])
+        recorded = {b.name: b for b in ledger.scan(landing)}
+        assert recorded["again.csv"].state == "duplicate"
+        ledger.claim("run-3")
+        ledger.mark_rejected("run-3", recorded["newlabel.csv"].content_hash, ["label 'zzz' is new"])
+    with DatasetStore(url, name, dataset_folder(config)) as store:
+        base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
+        store.commit(base, [store.write_part(rows("good", 4).assign(batch=good.content_hash), good.content_hash)],
+                     ["a", "b"], "run-2", "batch good.csv")
+    with working_in(tmp_path):
+        summary = retrain_flow(config, trigger="test")
+    assert summary.status == "skipped" and summary.run is None
+    assert summary.message.startswith("no new usable batch has landed since the last retraining run (run run-2 took "
+                                      "good.csv at ")
+    assert (" UTC) (landed since, not usable: 1 rejected (newlabel.csv); 1 copy of an earlier batch (again.csv); "
+            "`tuneline data batches` says why); nothing to do") in summary.message
