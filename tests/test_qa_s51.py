@@ -51,3 +51,20 @@ def test_serve_refuses_a_bad_cron_in_one_line_before_it_looks_for_a_prefect_api(
     assert done.returncode == 2, done.stderr
     assert one_line(done) == ("tuneline: --cron: '0 3 * *' is not a cron expression (five fields: minute 0-59, hour "
                               "0-23, day of month, month, day of week; e.g. '0 3 * * *' for 03:00 daily)")
+
+
+def test_the_retrain_summary_names_the_users_config_in_the_commands_it_suggests(capsys):
+    """The flow's hints said ``tuneline data requeue -c CONFIG b02.tsv`` although the command was given
+    ``-c loop.yaml`` (loop QA); the summary the command prints names it."""
+    from tuneline.cli_loop import print_retrain_summary
+    from tuneline.tasks.summary import RetrainSummary
+
+    summary = RetrainSummary(
+        status="nothing_accepted", message="no batch was accepted (1 rejected)", trigger="manual", batches_used=[],
+        batches_rejected={"b02.tsv": ["label '2' is new: set drift.allow_label_growth: true and take this batch "
+                                      'again: tuneline data requeue -c CONFIG b02.tsv --reason "..."']})
+    print_retrain_summary(summary, "loops/my loop.yaml")
+    out = capsys.readouterr().out
+    assert "tuneline data requeue -c 'loops/my loop.yaml' b02.tsv --reason" in out and "CONFIG" not in out
+    print_retrain_summary(summary)  # no config given (a flow run by Prefect): the placeholder stays
+    assert "tuneline data requeue -c CONFIG b02.tsv" in capsys.readouterr().out
