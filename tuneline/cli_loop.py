@@ -340,7 +340,7 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
         if b.state in (LANDED, CLAIMED):  # not validated (again) yet: counts left by a requeued rejection are stale
             pass
         elif b.state == REJECTED and b.rows_rejected is not None:  # read, then rejected whole: none kept
-            rows = f"  rows {b.rows_rejected} read, none kept"
+            rows = f"  rows {b.rows_rejected} read, none kept{_rejected_rows(b)}"
         elif b.rows_accepted is not None or b.rows_rejected:
             rows = f"  rows {b.rows_accepted or 0} kept, {b.rows_rejected or 0} quarantined"
         model = f"  model v{b.model_version}" if b.model_version else ""
@@ -357,6 +357,24 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
         if b.quarantine_path:
             print(f"      quarantine: {b.quarantine_path}")
     return 0
+
+
+def _rejected_rows(batch: Any) -> str:
+    """``: 4 quarantined, 20 held back with the batch`` for a batch rejected whole: its quarantine lists only the
+    rows that broke a rule, and the others were in neither the quarantine nor the data, with no count saying so
+    (loop QA). "" when its quarantine holds every row it read, or cannot be read."""
+    import pandas as pd
+
+    path = Path(batch.quarantine_path) if batch.quarantine_path else None
+    if path is None or not path.is_file():
+        return ""
+    try:
+        quarantined = len(pd.read_csv(path, dtype=str, usecols=["split", "source_file", "source_row"])
+                          .drop_duplicates())
+    except (OSError, ValueError, pd.errors.ParserError):
+        return ""
+    held = batch.rows_rejected - quarantined
+    return f": {quarantined} quarantined, {held} held back with the batch" if quarantined and held > 0 else ""
 
 
 def _retrain_command(args: argparse.Namespace) -> str:
