@@ -251,6 +251,23 @@ def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
     return [spec.served() for spec in loop_specs(config)]
 
 
+class _NoCancelledSubmissions(logging.Filter):
+    """Drops the runner's "Aborted submission of flow run ...: Server returned a non-pending state 'CANCELLED'": the
+    ``watch-landing`` deployment cancels a scheduled run that finds another still scanning (``CANCEL_NEW``, on
+    purpose), and ``tuneline serve`` printed it at INFO every few scans, which reads like an error (loop QA)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Aborted submission of flow run") and message.endswith("'CANCELLED'"))
+
+
+def quiet_cancelled_submissions() -> None:
+    """Install :class:`_NoCancelledSubmissions` on Prefect's runner logger (once)."""
+    proposer = logging.getLogger("prefect.runner.state_proposer")
+    if not any(isinstance(f, _NoCancelledSubmissions) for f in proposer.filters):
+        proposer.addFilter(_NoCancelledSubmissions())
+
+
 def with_cron(config: TunelineConfig, cron: str | None) -> TunelineConfig:
     """``config`` with ``retrain.cron`` set to ``cron`` (``serve --cron``), checked as the config's own cron is: a
     bad one is a one-line :class:`ConfigError` naming ``--cron``. The assignment raised pydantic's own error text,
@@ -284,4 +301,5 @@ def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:
                        "its deployment's concurrency slot", name)
     emit_heartbeats_from_this_process()  # a served run whose process dies is then marked Crashed (zombies.py)
     ensure_zombie_automation()
+    quiet_cancelled_submissions()
     serve(*loop_deployments(config))

@@ -68,3 +68,32 @@ def test_the_retrain_summary_names_the_users_config_in_the_commands_it_suggests(
     assert "tuneline data requeue -c 'loops/my loop.yaml' b02.tsv --reason" in out and "CONFIG" not in out
     print_retrain_summary(summary)  # no config given (a flow run by Prefect): the placeholder stays
     assert "tuneline data requeue -c CONFIG b02.tsv" in capsys.readouterr().out
+
+
+def test_serve_drops_prefects_line_for_a_watch_run_it_cancelled_on_purpose():
+    """``tuneline serve`` logged "Aborted submission of flow run ...: Server returned a non-pending state 'CANCELLED'"
+    at INFO every few scans: the watch-landing deployment cancels a run that finds another scanning (CANCEL_NEW), on
+    purpose (loop QA). Other aborted submissions are still said. Logged here with Prefect's own logger and format."""
+    import logging
+
+    from prefect.logging import get_logger
+
+    from test_tokenize_model import _Records
+    from tuneline.deployments.loop import quiet_cancelled_submissions
+
+    proposer, seen = get_logger("runner.state_proposer"), _Records()
+    quiet_cancelled_submissions()
+    quiet_cancelled_submissions()  # once is enough: serving twice in one process adds no second filter
+    assert len(proposer.filters) == len({type(f) for f in proposer.filters})
+    proposer.addHandler(seen)
+    level = proposer.level
+    proposer.setLevel(logging.INFO)
+    try:
+        proposer.info("Aborted submission of flow run '%s': Server returned a non-pending state %r", "abc",
+                      "CANCELLED")
+        proposer.info("Aborted submission of flow run '%s'. Server sent an abort signal: %s", "def", "gone")
+    finally:
+        proposer.removeHandler(seen)
+        proposer.setLevel(level)
+    assert seen.messages == [
+        "Aborted submission of flow run 'def'. Server sent an abort signal: gone"]
