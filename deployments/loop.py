@@ -287,13 +287,12 @@ def with_cron(config: TunelineConfig, cron: str | None) -> TunelineConfig:
     return config
 
 
-def serve_loop(config: TunelineConfig, cron: str | None = None) -> None:
-    """Serve :func:`loop_deployments` until interrupted; ``cron`` overrides ``retrain.cron``."""
+def serve_loop(config: TunelineConfig) -> None:
+    """Serve :func:`loop_deployments` until interrupted (``serve --cron`` is applied by :func:`with_cron` first)."""
     from prefect import serve
 
     from tuneline.deployments.zombies import emit_heartbeats_from_this_process, ensure_zombie_automation
 
-    config = with_cron(config, cron)
     refuse_pool_deployments(loop_specs(config))
     refuse_another_models_loop(loop_specs(config), config.registered_model_name)
     for name in cancel_orphaned_runs(loop_specs(config)):

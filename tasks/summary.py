@@ -205,13 +205,12 @@ def batch_rows(intake) -> dict[str, str]:  # noqa: ANN001
     return said
 
 
-@pipeline_task(name="summarize-retrain")
-def refused_rows_note(used, version: int) -> str | None:  # noqa: ANN001
+def refused_rows_note(names: list[str], version: int) -> str | None:
     """What a refused version leaves behind: its batches' rows are in data version ``version``, and every later run
     trains and tests on them. A one-class or drifted batch that made the gate refuse a model (forgetting) stayed in
     the data with nothing saying so (loop QA); ``CONFIG`` is the config the command was given (the CLI fills it in).
-    None when the run used no batch (the first run's base data, a retrain without new data)."""
-    names = distinct_names(used)
+    ``names``: the batches the run used; None when there are none (the first run's base data, a retrain
+    without new data)."""
     if not names:
         return None
     drops = "; ".join(f'tuneline data drop -c CONFIG {shlex.quote(name)} --reason "..."' for name in names)
@@ -219,6 +218,7 @@ def refused_rows_note(used, version: int) -> str | None:  # noqa: ANN001
             f"too. If they are why the gate refused this version, take them out: {drops}")
 
 
+@pipeline_task(name="summarize-retrain")
 def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake, version, forgetting,  # noqa: ANN001
                       trigger: str, run: RunContext, drift: dict[str, str] | None = None,
                       warnings: list[str] | None = None) -> RetrainSummary:
@@ -229,8 +229,9 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
     sentence = decision_sentence(decision, summary.version)
     set_tags(run, {"retrain.status": "retrained"})
     print(sentence)
+    names = distinct_names(used)
     result = RetrainSummary(
-        status="retrained", message=sentence, trigger=trigger, batches_used=distinct_names(used),
+        status="retrained", message=sentence, trigger=trigger, batches_used=names,
         batches_rejected={batch.name: reasons for batch, reasons in intake.rejected},
         rejected_quarantines=dict(intake.quarantines), data_version=version.number,
         data_version_hash=version.content_hash, run=summary, batch_rows=batch_rows(intake), drift=dict(drift or {}),
@@ -239,7 +240,7 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
                                                     "champion_version": forgetting.champion_version,
                                                     "candidate": forgetting.candidate,
                                                     "worst_class_drop": (forgetting.worst_class() or ("", 0.0))[1]},
-        sentence=sentence, refused_rows=None if decision.promote else refused_rows_note(used, version.number))
+        sentence=sentence, refused_rows=None if decision.promote else refused_rows_note(names, version.number))
     path = Path(run.run_dir) / "retrain_summary.json"
     path.write_text(result.to_json())
     log_artifact(run, path)

@@ -214,14 +214,11 @@ def test_retrain_with_a_missing_landing_folder_is_refused_before_anything_starts
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base.csv", "c.yaml"]
 
 
-def test_a_run_with_nothing_new_after_a_drop_says_the_new_version_has_no_model(tmp_path, capsys):
-    """After `data drop`, a plain `tuneline retrain` said "no new batch has landed; nothing to do", and the champion
-    trained on the dropped rows went on serving; now the run names the version no model was trained on."""
-    from conftest import working_in
-    from tuneline.flows.retrain import retrain_flow
-
+def _loop_with_a_used_batch(tmp_path, stem: str):
+    """A loop as its runs leave it: the base data (version 1, run-1) and batch ``<stem>.csv`` used by run-2
+    (version 2, model v2); returns (config path, config, ledger URL, model name, the batch)."""
     landing = tmp_path / "landing"
-    land_rows(landing, "bad.csv", [("bad 0", "a")])
+    land_rows(landing, f"{stem}.csv", [(f"{stem} 0", "a")])
     config_path, config, url, name = loop_config(tmp_path, landing)
     with Ledger(url, name) as ledger:
         [batch] = ledger.scan(landing)
@@ -230,8 +227,18 @@ def test_a_run_with_nothing_new_after_a_drop_says_the_new_version_has_no_model(t
         ledger.mark_used("run-2", "2")
     with DatasetStore(url, name, dataset_folder(config)) as store:
         base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
-        store.commit(base, [store.write_part(rows("bad", 4).assign(batch=batch.content_hash), batch.content_hash)],
-                     ["a", "b"], "run-2", "batch bad.csv")
+        store.commit(base, [store.write_part(rows(stem, 4).assign(batch=batch.content_hash), batch.content_hash)],
+                     ["a", "b"], "run-2", f"batch {stem}.csv")
+    return config_path, config, url, name, batch
+
+
+def test_a_run_with_nothing_new_after_a_drop_says_the_new_version_has_no_model(tmp_path, capsys):
+    """After `data drop`, a plain `tuneline retrain` said "no new batch has landed; nothing to do", and the champion
+    trained on the dropped rows went on serving; now the run names the version no model was trained on."""
+    from conftest import working_in
+    from tuneline.flows.retrain import retrain_flow
+
+    config_path, config, url, name, batch = _loop_with_a_used_batch(tmp_path, "bad")
     assert main(["data", "drop", "bad.csv", "--reason", "labels shuffled", "-c", config_path]) == 0
     capsys.readouterr()
 
@@ -299,24 +306,15 @@ def test_a_run_with_nothing_new_names_what_landed_since_and_was_not_usable(tmp_p
     from tuneline.flows.retrain import retrain_flow
 
     landing = tmp_path / "landing"
-    land_rows(landing, "good.csv", [("good 0", "a")])
-    config_path, config, url, name = loop_config(tmp_path, landing)
+    _config_path, config, url, name, _batch = _loop_with_a_used_batch(tmp_path, "good")
+    time.sleep(0.05)  # landed after the use
     with Ledger(url, name) as ledger:
-        [good] = ledger.scan(landing)
-        ledger.claim("run-2")
-        ledger.mark_validated("run-2", good.content_hash, 4, 0)
-        ledger.mark_used("run-2", "2")
-        time.sleep(0.05)  # landed after the use
         land_rows(landing, "newlabel.csv", [("odd 0", "zzz")])
         land_rows(landing, "again.csv", [("good 0", "a")])
         recorded = {b.name: b for b in ledger.scan(landing)}
         assert recorded["again.csv"].state == "duplicate"
         ledger.claim("run-3")
         ledger.mark_rejected("run-3", recorded["newlabel.csv"].content_hash, ["label 'zzz' is new"])
-    with DatasetStore(url, name, dataset_folder(config)) as store:
-        base = store.commit(None, [store.write_part(rows("base", 10))], ["a", "b"], "run-1", "base data")
-        store.commit(base, [store.write_part(rows("good", 4).assign(batch=good.content_hash), good.content_hash)],
-                     ["a", "b"], "run-2", "batch good.csv")
     with working_in(tmp_path):
         summary = retrain_flow(config, trigger="test")
     assert summary.status == "skipped" and summary.run is None

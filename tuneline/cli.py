@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             config = with_cron(config, args.cron)  # a bad --cron is a config error, API or not
             # without a reachable API Prefect would serve on a private throwaway server no watcher or UI can reach
             require_prefect_api("serve the loop's deployments on", "(the API `tuneline watch` and the UI use)")
-            serve_loop(config, cron=args.cron)
+            serve_loop(config)
             return 0
         if args.command == "deploy":
             from tuneline.deployments.deploy import deploy_command

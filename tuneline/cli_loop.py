@@ -6,7 +6,6 @@ Kept apart from :mod:`tuneline.cli` (which dispatches to them) so that each comm
 from __future__ import annotations
 
 import argparse
-import builtins
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -195,17 +194,22 @@ def _check_local_landing(landing: str | None) -> None:
 
 
 def print_retrain_summary(summary: Any, config_path: str | None = None) -> None:
-    """What a retraining run did, as ``tuneline retrain`` prints it at the end (``retrain_summary.json`` has it);
-    ``config_path``: the config the command was given, for the commands it suggests."""
+    """What a retraining run did, as ``tuneline retrain`` prints it at the end (``retrain_summary.json`` has it).
+    ``config_path``: the config the command was given; the flow's hints say ``-c CONFIG`` (it never knows the
+    file), and the printed summary names the user's own."""
+    import contextlib
+    import io
     import shlex
 
-    from tuneline.cli import print_warnings, resumed_line
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        _print_retrain_summary(summary)
+    text = printed.getvalue()
+    sys.stdout.write(text.replace("-c CONFIG ", f"-c {shlex.quote(config_path)} ") if config_path else text)
 
-    def print(line: str = "", *args: Any, **kwargs: Any) -> None:  # noqa: A001 - every line of this summary
-        """The flow's hints say ``-c CONFIG`` (it never knows the file); the summary names the user's own."""
-        if config_path:
-            line = line.replace("-c CONFIG ", f"-c {shlex.quote(config_path)} ")
-        builtins.print(line, *args, **kwargs)
+
+def _print_retrain_summary(summary: Any) -> None:
+    from tuneline.cli import print_warnings, resumed_line
 
     print("\n" + "=" * 72)
     print(f"tuneline retrain: {summary.status}")
