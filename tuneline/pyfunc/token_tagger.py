@@ -92,6 +92,11 @@ CASE_TYPES = 4
 #: (:func:`_stop_if_abandoned`)
 ABANDONED = "stopped: the request ran past the server's time limit and was answered with a 504"
 
+#: inputs tokenized and predicted at a time: tokenizing a whole request before its first batch could not be stopped,
+#: and a 40,000-sentence request that ran past the server's limit went on for seconds of a core after its 504
+#: (length grouping within a slice of this size pads as little as over the whole request)
+SLICE = 4096
+
 
 def _stop_if_abandoned() -> None:
     """Stop (TimeoutError) when the HTTP request this prediction answers was already answered with a timeout (504).
@@ -425,14 +430,19 @@ class TokenTagger:
 
         A word the tokenizer turns into no subword at all (e.g. a lone control character) is tagged 'O', score 0.
         """
-        import torch
-
         results = [(["O"] * len(words), [0.0] * len(words)) for words in sentences]
         centrality = [[-1] * len(words) for words in sentences]
         non_empty = [i for i, words in enumerate(sentences) if words]
-        if not non_empty:
-            return results
-        _stop_if_abandoned()  # MLflow's parsing took the request's time
+        for first in range(0, len(non_empty), SLICE):
+            _stop_if_abandoned()  # MLflow's parsing, or the slices before, took the request's time
+            self._tag_slice(sentences, non_empty[first : first + SLICE], results, centrality, batch_size)
+        return results
+
+    def _tag_slice(self, sentences: list[list[str]], non_empty: list[int], results: list[tuple[list[str], list[float]]],
+                   centrality: list[list[int]], batch_size: int) -> None:
+        """:meth:`tag_words` for the sentences ``non_empty`` (indexes into ``sentences``), into ``results``."""
+        import torch
+
         counts = self._subword_counts([sentences[i] for i in non_empty])
         chunks = [(i, s, e) for i, per_word in zip(non_empty, counts) for s, e in word_windows(per_word, self.budget)]
         encoded = self.tokenizer([sentences[i][s:e] for i, s, e in chunks], is_split_into_words=True,
@@ -463,7 +473,6 @@ class TokenTagger:
                                 tags[index], scores[index] = self.labels[best], float(proba[row, position, best])
                                 centrality[sentence][index] = centre
                         previous = word
-        return results
 
     def predict(self, model_input: Any, batch_size: int = 64) -> pd.DataFrame:
         """What the registered model's ``predict`` returns for any accepted input."""
