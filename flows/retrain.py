@@ -50,8 +50,9 @@ from tuneline.tasks.lineage import log_lineage, record_seen_rows
 from tuneline.tasks.model import build_model, load_tokenizer
 from tuneline.tasks.register import register_model
 from tuneline.tasks.report import report_evaluation
-from tuneline.tasks.summary import (RetrainSummary, summarize_held_elsewhere, summarize_nothing_accepted,
-                                   summarize_retrain, summarize_run, summarize_too_few_rows)
+from tuneline.tasks.summary import (RetrainSummary, distinct_names, summarize_held_elsewhere,
+                                   summarize_nothing_accepted, summarize_retrain, summarize_run, summarize_too_few_rows,
+                                   too_few_rows_message)
 from tuneline.tasks.tokenize import tokenize_splits
 from tuneline.tasks.train import train_model
 from tuneline.tracking import (client_for, close_abandoned_run, discard_run, release_interrupted_connections, set_tags,
@@ -106,10 +107,17 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 return RetrainSummary(status=_status_without_batches(refused), message=message, trigger=trigger,
                                       batches_used=[], batches_rejected=refused, batches_duplicate=duplicates,
                                       duplicate_notes=notes)
+            if (waiting := _still_too_few(config, ledger, store)) is not None:
+                print(waiting)
+                return RetrainSummary(status="waiting", message=waiting, trigger=trigger, batches_used=[],
+                                      batches_rejected=refused, batches_duplicate=duplicates, duplicate_notes=notes,
+                                      data_version=store.current().number,
+                                      data_version_hash=store.current().content_hash)
             with frozen_heap(), tracked_run(config) as run, collected_warnings() as warned:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
                 expired = {b.content_hash: b.claimed_by for b in ledger.free_batches() if b.claimed_by}
                 batches = ledger.claim(run.run_id)
+                rewritten = _rewritten(ledger, batches)
                 for abandoned in sorted({expired[b.content_hash] for b in batches if b.content_hash in expired}):
                     if close_abandoned_run(run, abandoned):
                         print(f"took over the batches of run {abandoned}, whose lease had run out (killed?); "
@@ -127,7 +135,7 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                         waiting = (waiting_landings(config.retrain.landing, recorded=ledger.recorded_states())
                                    if config.retrain.landing is not None else [])
                         return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting,
-                                       batches_rejected={**refused, **done.batches_rejected})
+                                       batches_rejected={**refused, **done.batches_rejected}, rewritten=rewritten)
                 except BaseException as error:
                     with uncut_cleanup():  # the stop's next signal (serve's runner: SIGTERM) waits for the release
                         release_interrupted_connections(error)  # an interrupted write's lock would block it
@@ -137,6 +145,48 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
         forget_loaded()  # the champion the drift, gate and forgetting steps shared: a watcher lives on
         store.close()
         ledger.close()
+
+
+def _still_too_few(config: AnyConfig, ledger: Ledger, store: DatasetStore) -> str | None:
+    """Why a run trains nothing when every free batch was validated by an earlier run that left it waiting for
+    ``retrain.min_new_rows``, and nothing else landed since; None when there is something to read or train. Such a
+    run re-checked the waiting batches' drift, scored them with the champion again and left an MLflow run each time:
+    nine copies of one batch's drift report in a day of scheduled runs (loop QA). It now says so and starts none."""
+    free = ledger.free_batches()
+    if not free or store.current() is None or config.retrain.when_no_new_data != "skip" \
+            or any(b.state != VALIDATED or b.claimed_by is not None for b in free):
+        return None
+    rows = sum(b.rows_accepted or 0 for b in free)
+    if rows >= config.retrain.min_new_rows:
+        return None
+    return too_few_rows_message(distinct_names(free), rows, config.retrain.min_new_rows) + (
+        " (nothing has landed since they were validated, so no run is started)")
+
+
+def _rewritten(ledger: Ledger, batches: list[Batch]) -> dict[str, str]:
+    """For each claimed batch new to the loop that landed at the path of an earlier batch still in the data (used,
+    or validated and waiting), what that one is: a file rewritten under the same name is a new batch, and an
+    operator who overwrote one by mistake was told only "60 rows accepted" (loop QA). An earlier batch that was
+    rejected or dropped is not named: landing the corrected file again is how those are fixed."""
+    fresh = [b for b in batches if b.state != VALIDATED]
+    if not fresh:
+        return {}
+    every = ledger.batches()
+    said: dict[str, str] = {}
+    for batch in fresh:
+        earlier = [b for b in every if b.path == batch.path and b.content_hash != batch.content_hash
+                   and b.duplicate_of is None and b.state in (USED, VALIDATED, CLAIMED)
+                   and b.landed_at <= batch.landed_at]
+        if not earlier:
+            continue
+        last = max(earlier, key=lambda b: b.landed_at)
+        what = (f"used by v{last.model_version}" if last.state == USED and last.model_version else
+                "used" if last.state == USED else "validated, waiting to be trained on")
+        said[f"{batch.name} #{batch.content_hash[:12]}"] = (
+            f"new content at the path of an earlier batch (#{last.content_hash[:12]}, landed "
+            f"{last.landed_at:%Y-%m-%d %H:%M:%S} UTC, {what}): taken as a batch of its own, beside it. If the file "
+            f"was overwritten by mistake: tuneline data drop -c CONFIG {batch.content_hash[:12]} --reason \"...\"")
+    return said
 
 
 def _status_without_batches(refused: dict[str, list[str]]) -> str:
@@ -334,14 +384,18 @@ def _retrain(config, run, ledger: Ledger, store: DatasetStore, batches, trigger:
     labelset.read.clear()  # each batch was read once, for both checks; not held through training
     intake.rejected[:0] = labelset.unreadable  # already rejected in the ledger; the summary lists them too
     tokenizer = load_tokenizer(config.model)
-    drift = check_batch_drift([(a.batch, a.frame) for a in intake.accepted], reference, list(parent.labels),
+    new_rows = sum(len(accepted.frame) for accepted in intake.accepted)
+    waits = bool(intake.accepted) and new_rows < config.retrain.min_new_rows and parent.created_by != run.run_id
+    # a run that will wait checks the batches it validated; those an earlier run validated were checked by it (and
+    # all are checked again by the run that trains on them, against the data version it trains on)
+    checked = [a for a in intake.accepted if not (waits and a.batch.state == VALIDATED)]
+    drift = check_batch_drift([(a.batch, a.frame) for a in checked], reference, list(parent.labels),
                               tokenizer, config, run, own_parts={a.part for a in intake.accepted})
-    enforce_drift(drift, intake.accepted, ledger, run)
+    enforce_drift(drift, checked, ledger, run)
     if not intake.accepted and parent.created_by != run.run_id and config.retrain.when_no_new_data == "skip":
         return replace(summarize_nothing_accepted(intake, parent, trigger, run), drift=drift.notes,
                        warnings=run_warnings())
-    new_rows = sum(len(accepted.frame) for accepted in intake.accepted)
-    if intake.accepted and new_rows < config.retrain.min_new_rows and parent.created_by != run.run_id:
+    if waits:
         ledger.release(run.run_id)  # validated batches stay validated and free: the next run adds them, unread
         return replace(summarize_too_few_rows(intake, new_rows, config.retrain.min_new_rows, parent, trigger, run),
                        drift=drift.notes, warnings=run_warnings())

@@ -29,6 +29,7 @@ from tuneline.errors import UserError
 from tuneline.kinds import TaskKind, kind_of
 from tuneline.ledger import Batch
 from tuneline.loaded_versions import load_version
+from tuneline.run_warnings import SAID_IN_SUMMARY
 from tuneline.tracking import RunContext, log_artifact, log_metrics, set_tags
 
 
@@ -139,7 +140,7 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
         except UnreadableBatch as error:
             ledger.mark_rejected(run.run_id, batch.content_hash, [str(error)])
             unreadable.append((batch, [str(error)]))
-            task_logger().warning("batch %s rejected: %s", batch.name, error)
+            task_logger().warning("batch %s rejected: %s", batch.name, error, extra=SAID_IN_SUMMARY)
     decision = check_label_set(list(known), landed, config)
     decision.ignored = ignored
     decision.unreadable = unreadable
@@ -420,7 +421,12 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
         (log.warning if shifted else log.info)("drift of batch %s (%s):\n%s", batch.name, status, report.summary())
         outcome.reports[batch.content_hash] = report
         # a label shift too small a batch could not test is said too: a batch of one class passed without a word
-        untested = [check.sentence for check in report.checks if check.name == "label_shift"
+        # (with why it is said for this batch: a smaller batch holding every label passes without the line)
+        missing = sorted(set(ref_labels) - set(batch_labels))
+        untested = [f"{check.sentence.rstrip('.')}; said because the batch holds {len(batch_labels)} of the "
+                    f"{len(ref_labels)} {what}s (none of {', '.join(repr(m) for m in missing[:5])}"
+                    f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''})."
+                    for check in report.checks if check.name == "label_shift"
                     and check.status == "skipped" and len(batch_labels) < len(ref_labels)]
         # and labels a champion too weak to judge could not check (loop QA: the summary said nothing of it)
         untested += [check.sentence for check in report.checks if check.name == "champion_agreement"

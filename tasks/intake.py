@@ -35,7 +35,7 @@ from tuneline.dataset_store import DataVersion, DatasetStore
 from tuneline.kinds import kind_of
 from tuneline.ledger import VALIDATED, Batch, BatchChanged, Ledger, fetch_batch
 from tuneline.readers import DataLoadError, EmptyInput, detect_format, split_setting_advice
-from tuneline.run_warnings import logged_as
+from tuneline.run_warnings import SAID_IN_SUMMARY, logged_as
 from tuneline.shards import input_files
 from tuneline.tasks.load import QUARANTINE_COLUMNS, LoadedData, SourceFile, load_data, role_sources
 from tuneline.tasks.split import DataSplits, assign_splits, example_key, split_data
@@ -410,7 +410,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
             intake.rejected.append((batch, [str(error)]))
             if quarantine.is_file():
                 intake.quarantines[batch.name] = str(quarantine)
-            log.warning("batch %s rejected: %s", batch.name, error)
+            log.warning("batch %s rejected: %s", batch.name, error, extra=SAID_IN_SUMMARY)
             continue
         frame = frame_with_splits(validated.frames, checked)
         keys = frame[kind.key_column].map(example_key)
@@ -445,7 +445,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
                                  rows_read=loaded.total_records)
             intake.rejected.append((batch, [contradicted]))
             intake.quarantines[batch.name] = str(quarantine_path)
-            log.warning("batch %s rejected: %s", batch.name, contradicted)
+            log.warning("batch %s rejected: %s", batch.name, contradicted, extra=SAID_IN_SUMMARY)
             continue
         seen.update(keys[~repeated])
         rejected_rows = int(quarantine[["source_file", "source_row"]].drop_duplicates().shape[0])
@@ -455,7 +455,7 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
                                  rows_read=loaded.total_records)
             intake.rejected.append((batch, [reason]))
             intake.quarantines[batch.name] = str(quarantine_path)
-            log.warning("batch %s rejected: %s", batch.name, reason)
+            log.warning("batch %s rejected: %s", batch.name, reason, extra=SAID_IN_SUMMARY)
             continue
         part = store.write_part(frame.assign(batch=batch.content_hash), batch.content_hash)
         ledger.mark_validated(run.run_id, batch.content_hash, len(frame), rejected_rows, quarantine_path)

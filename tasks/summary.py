@@ -109,6 +109,9 @@ class RetrainSummary:
     batches_duplicate: dict[str, str] = field(default_factory=dict)  # a copy's name -> the batch it copies
     duplicate_notes: dict[str, str] = field(default_factory=dict)  # a copy of a rejected batch -> what to do
     waiting: list[str] = field(default_factory=list)  # landings not complete, so not read: 'name (why)'
+    #: a batch landed at the path of an earlier batch that was used or waits validated (the file was rewritten)
+    #: -> what that earlier batch is, and how to take this one out if the rewrite was a mistake
+    rewritten: dict[str, str] = field(default_factory=dict)
     batch_rows: dict[str, str] = field(default_factory=dict)  # a used batch -> its rows kept and quarantined
     drift: dict[str, str] = field(default_factory=dict)  # a batch whose drift checks warned or stopped -> why
     warnings: list[str] = field(default_factory=list)  # what the run did not do as its config reads (data.labels)
@@ -144,16 +147,20 @@ def summarize_too_few_rows(intake, new_rows: int, minimum: int, parent, trigger:
     """The accepted batches bring fewer new rows than ``retrain.min_new_rows``: they wait, validated, for more."""
     from tuneline.tracking import set_tags
 
-    names = distinct_names([a.batch for a in intake.accepted])
-    message = (f"{new_rows} new row(s) in {', '.join(names)}, fewer than retrain.min_new_rows={minimum}: no "
-               f"retraining yet; the batch(es) stay validated (not read again) and the next run trains on them with "
-               f"what lands by then")
+    message = too_few_rows_message(distinct_names([a.batch for a in intake.accepted]), new_rows, minimum)
     set_tags(run, {"retrain.status": "waiting", "retrain.new_rows": str(new_rows)})
     print(message)
     return RetrainSummary(status="waiting", message=message, trigger=trigger, batches_used=[],
                           batches_rejected={batch.name: reasons for batch, reasons in intake.rejected},
                           rejected_quarantines=dict(intake.quarantines),
                           data_version=parent.number, data_version_hash=parent.content_hash)
+
+
+def too_few_rows_message(names: list[str], new_rows: int, minimum: int) -> str:
+    """Why a run with validated batches trains nothing yet: they hold fewer rows than ``retrain.min_new_rows``."""
+    return (f"{new_rows} new row(s) in {', '.join(names)}, fewer than retrain.min_new_rows={minimum}: no retraining "
+            "yet; the batch(es) stay validated (not read again) and the next run trains on them with what lands by "
+            "then")
 
 
 def summarize_held_elsewhere(held, parent, batches, trigger: str, run: RunContext) -> RetrainSummary:  # noqa: ANN001
@@ -227,8 +234,7 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
     from tuneline.tracking import set_tags
 
     sentence = decision_sentence(decision, summary.version)
-    set_tags(run, {"retrain.status": "retrained"})
-    print(sentence)
+    set_tags(run, {"retrain.status": "retrained"})  # the sentence: in the gate's log line and the printed summary
     names = distinct_names(used)
     result = RetrainSummary(
         status="retrained", message=sentence, trigger=trigger, batches_used=names,

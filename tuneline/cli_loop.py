@@ -217,6 +217,8 @@ def _print_retrain_summary(summary: Any) -> None:
         print(f"  batches used      : {', '.join(summary.batches_used)}")
     for name, rows in summary.batch_rows.items():
         print(f"    {name}: {rows}")
+    for name, note in getattr(summary, "rewritten", {}).items():
+        print(f"  rewritten file    : {name}: {note}")
     print_warnings(summary.warnings, "retrain_summary.json" if summary.run is not None else None)
     for name, shift in summary.drift.items():
         print(f"  drift             : {name}: {shift}")

@@ -18,8 +18,14 @@ from contextlib import contextmanager
 RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "tuneline")
 
 
+#: ``extra`` for a warning the summary prints under its own heading (a rejected batch: "batch rejected"): kept out of
+#: the list, so a 780-character reason is not printed again among the warnings (loop QA: three times a run)
+SAID_IN_SUMMARY = {"said_in_summary": True}
+
+
 class WarningList(logging.Handler):
-    """Keeps the text of every WARNING-or-worse record once, in the order first logged."""
+    """Keeps the text of every WARNING-or-worse record once, in the order first logged (but those logged with
+    :data:`SAID_IN_SUMMARY`)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -30,7 +36,7 @@ class WarningList(logging.Handler):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record must not break the run; logging reports it anyway
             return
-        if message not in self.messages:
+        if message not in self.messages and not getattr(record, "said_in_summary", False):
             self.messages.append(message)
 
 
