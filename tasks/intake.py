@@ -427,9 +427,11 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
                     rules.append(CONFLICTS_WITH_EARLIER)
                     details.append(f"already in the data with label {str(before)[:100]!r}; this batch says "
                                    f"{str(label)[:100]!r}: {_how_to_correct(origin, names)}")
-                else:
+                else:  # where the copy's original came from: a producer resending rows wants to know whose
                     rules.append(DUPLICATE_OF_EARLIER)
-                    details.append("already in an earlier data version or batch: not added again")
+                    details.append("already in an earlier data version or batch: not added again" if before is None
+                                   else f"already in the data: it came with {_origin(origin, names)}; not added "
+                                   "again")
             if conflicts := rules.count(CONFLICTS_WITH_EARLIER):
                 log.warning("batch %s: %d row(s) repeat an earlier example with another label (rule %s in the "
                             "quarantine): the earlier labels are kept", batch.name, conflicts, CONFLICTS_WITH_EARLIER)
@@ -508,6 +510,12 @@ def _earlier_labels(wanted: set[str], frames: list[pd.DataFrame], kind: Any) -> 
         for key, label, batch in zip(keys[mask], frame[kind.target_column].to_numpy()[mask], batches):
             found.setdefault(key, (label, batch if isinstance(batch, str) and batch else None))
     return found
+
+
+def _origin(batch_hash: str | None, names: dict[str, str]) -> str:
+    """Where a stored example came from, in words: ``batch good.csv``, or the base data."""
+    return (f"batch {names.get(batch_hash, f'#{batch_hash[:12]}')}" if batch_hash is not None
+            else "the base data (data version 1)")
 
 
 def _how_to_correct(batch_hash: str | None, names: dict[str, str]) -> str:

@@ -260,6 +260,9 @@ def test_3c_rows_that_relabel_earlier_examples_are_quarantined_as_conflicts_with
                            "with their right labels)")
     assert sorted(quarantine.loc[quarantine["rule"] == "duplicate_of_earlier_data", "value"].str.strip()) == sorted(
         copies["text"].str.strip())
+    # and a copy says whose row it copies (the base data's, here)
+    assert set(quarantine.loc[quarantine["rule"] == "duplicate_of_earlier_data", "detail"]) == {
+        "already in the data: it came with the base data (data version 1); not added again"}
 
 
 def test_3d_the_quarantined_conflicts_relabel_the_data_and_the_next_model_trains_on_the_new_labels(loop, tiny_bert,
