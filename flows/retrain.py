@@ -175,7 +175,7 @@ def _rewritten(ledger: Ledger, batches: list[Batch]) -> dict[str, str]:
     said: dict[str, str] = {}
     for batch in fresh:
         earlier = [b for b in every if b.path == batch.path and b.content_hash != batch.content_hash
-                   and b.duplicate_of is None and b.state in (USED, VALIDATED, CLAIMED)
+                   and b.duplicate_of is None and b.state in (USED, VALIDATED)
                    and b.landed_at <= batch.landed_at]
         if not earlier:
             continue

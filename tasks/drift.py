@@ -356,6 +356,15 @@ def champion_agreements(batches: list[tuple[Batch, pd.DataFrame]], reference: pd
     return agreements
 
 
+def _drift_texts(frame: pd.DataFrame, kind: TaskKind) -> pd.Series:
+    """What each row's length and unknown tokens are measured on: a pair's two texts together. The checks read the
+    first text alone, so a shift in the second one went unseen (pair QA: IDs under the second sentence's header)."""
+    second = kind.second_text_column
+    if second and second in frame.columns:
+        return frame[kind.value_column].astype(str) + " " + frame[second].astype(str)
+    return frame[kind.value_column]
+
+
 def _lengths(values: pd.Series) -> list[float]:
     return [float(len(v)) if isinstance(v, (list, tuple)) or hasattr(v, "__array__") else float(len(str(v).split()))
             for v in values]
@@ -385,10 +394,10 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
     kind = kind_of(config)
     if own_parts and "part" in reference.columns:
         reference = reference[~reference["part"].isin(set(own_parts))].reset_index(drop=True)
-    value = kind.value_column
     ref_labels = kind.label_distribution(reference)
-    ref_lengths = _lengths(reference[value])
-    ref_sample = reference[value].sample(n=min(len(reference), 2000), random_state=0).tolist()
+    ref_texts = _drift_texts(reference, kind)
+    ref_lengths = _lengths(ref_texts)
+    ref_sample = ref_texts.sample(n=min(len(reference), 2000), random_state=0).tolist()
     from tuneline.drift import unknown_token_share
 
     ref_unknown = unknown_token_share(ref_sample, tokenizer) if ref_sample else None
@@ -397,9 +406,10 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
     outcome = DriftOutcome(reports={}, stopped={})
     for batch, frame in batches:
         batch_labels = kind.label_distribution(frame)
+        texts = _drift_texts(frame, kind)
         report = check_drift(
             reference_labels=ref_labels, batch_labels=batch_labels, reference_lengths=ref_lengths,
-            batch_lengths=_lengths(frame[value]), batch_texts=frame[value].tolist(), tokenizer=tokenizer,
+            batch_lengths=_lengths(texts), batch_texts=texts.tolist(), tokenizer=tokenizer,
             reference_unknown_rate=ref_unknown,
             known_labels=sorted(_classes(known, kind)), batch_types=_classes(batch_labels, kind),
             what=what, allow_growth=config.drift.allow_label_growth, batch_rows=len(frame),
@@ -411,7 +421,7 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}.json").write_text(json.dumps({"batch": batch.path, **report.to_dict()}, indent=2))
         report.to_frame().to_csv(folder / f"{name}.csv", index=False)
-        report.plot(folder / f"{name}.png", ref_lengths, _lengths(frame[value]), ref_labels, batch_labels)
+        report.plot(folder / f"{name}.png", ref_lengths, _lengths(texts), ref_labels, batch_labels)
         for suffix in ("json", "csv", "png"):
             log_artifact(run, folder / f"{name}.{suffix}", "drift")
         shifted = [check.sentence for check in report.checks if check.status in ("warn", "stop")]
