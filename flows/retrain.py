@@ -112,7 +112,10 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 return RetrainSummary(status="waiting", message=waiting, trigger=trigger, batches_used=[],
                                       batches_rejected=refused, batches_duplicate=duplicates, duplicate_notes=notes,
                                       data_version=store.current().number,
-                                      data_version_hash=store.current().content_hash)
+                                      data_version_hash=store.current().content_hash,
+                                      waiting=waiting_landings(config.retrain.landing,
+                                                               recorded=ledger.recorded_states())
+                                      if config.retrain.landing is not None else [])
             with frozen_heap(), tracked_run(config) as run, collected_warnings() as warned:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
                 expired = {b.content_hash: b.claimed_by for b in ledger.free_batches() if b.claimed_by}

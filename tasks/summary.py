@@ -152,7 +152,7 @@ def summarize_too_few_rows(intake, new_rows: int, minimum: int, parent, trigger:
     print(message)
     return RetrainSummary(status="waiting", message=message, trigger=trigger, batches_used=[],
                           batches_rejected={batch.name: reasons for batch, reasons in intake.rejected},
-                          rejected_quarantines=dict(intake.quarantines),
+                          rejected_quarantines=dict(intake.quarantines), batch_rows=batch_rows(intake),
                           data_version=parent.number, data_version_hash=parent.content_hash)
 
 

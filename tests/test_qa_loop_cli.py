@@ -322,3 +322,20 @@ def test_a_run_with_nothing_new_names_what_landed_since_and_was_not_usable(tmp_p
                                       "good.csv at ")
     assert (" UTC) (landed since, not usable: 1 rejected (newlabel.csv); 1 copy of an earlier batch (again.csv); "
             "`tuneline data batches` says why); nothing to do") in summary.message
+
+
+def test_a_stopped_run_names_the_config_it_was_given_in_its_advice(tmp_path):
+    """An unseen label stops the run with a `data requeue` command to paste: it said `-c CONFIG` where the summary of
+    a rejected batch named the user's config (pair QA)."""
+    import contextlib
+    import io
+
+    from conftest import working_in
+
+    config_path, _config, _url, _name, _batch = _loop_with_a_used_batch(tmp_path, "good")
+    land_rows(tmp_path / "landing", "new.csv", [("a text with a new label", "c")])
+    said = io.StringIO()
+    with working_in(tmp_path), contextlib.redirect_stderr(said):
+        assert main(["retrain", "-c", config_path]) == 1
+    assert "unseen label(s) ['c'] in new.csv" in said.getvalue(), said.getvalue()
+    assert f"tuneline data requeue -c {config_path} new.csv" in said.getvalue() and "CONFIG" not in said.getvalue()

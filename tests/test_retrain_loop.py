@@ -564,8 +564,11 @@ def test_a_few_new_rows_wait_validated_until_min_new_rows_have_landed(tmp_path, 
     # nothing new: the waiting batch is not checked again, and no MLflow run is left for a run that only waits
     runs = mlflow_runs()
     assert drift_reports("small.csv") == 1
+    (root / "landing" / "late.csv").write_text("text,label\n")  # a producer's file without its marker: named
     again = run(root, tiny_bert, *fast)
+    (root / "landing" / "late.csv").unlink()
     assert again.status == "waiting" and again.run is None
+    assert again.waiting == ["late.csv (no late.csv.done beside it)"], again.waiting
     assert again.message.startswith("30 new row(s) in small.csv, fewer than retrain.min_new_rows=50")
     assert "nothing has landed since they were validated, so no run is started" in again.message
     assert mlflow_runs() == runs and drift_reports("small.csv") == 1
@@ -575,6 +578,7 @@ def test_a_few_new_rows_wait_validated_until_min_new_rows_have_landed(tmp_path, 
     land(root / "landing", "bad.csv", pd.DataFrame({"ticket": ["where is it"] * 5}))  # no label column
     still = run(root, tiny_bert, *fast)
     assert still.status == "waiting" and still.message.startswith("40 new row(s) in")
+    assert still.batch_rows == {"small.csv": "30 rows kept", "tiny.csv": "10 rows kept"}  # what each one holds
     # its reason is printed once, under "batch rejected", not again among the warnings (loop QA: three times)
     assert list(still.batches_rejected) == ["bad.csv"]
     assert not any("bad.csv" in warning for warning in still.warnings), still.warnings

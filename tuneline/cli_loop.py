@@ -133,7 +133,9 @@ def _retrain(config: TunelineConfig, config_path: str | None = None) -> int:
     _check_local_landing(config.retrain.landing)
     _check_landing_set(config)
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
-    from tuneline.errors import quiet_user_error_tracebacks
+    import shlex
+
+    from tuneline.errors import UserError, quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
     from tuneline.timings import mark_command_start
 
@@ -142,7 +144,12 @@ def _retrain(config: TunelineConfig, config_path: str | None = None) -> int:
     wait_for_api()
     quiet_user_error_tracebacks()
     mark_command_start()
-    summary = retrain_flow(config, trigger="manual")
+    try:
+        summary = retrain_flow(config, trigger="manual")
+    except UserError as error:  # a stop's advice (`data requeue -c CONFIG ...`) names the config given, as the summary
+        if config_path and "-c CONFIG " in str(error):
+            error.args = (str(error).replace("-c CONFIG ", f"-c {shlex.quote(config_path)} "),)
+        raise
     print_retrain_summary(summary, config_path)
     # every landed batch rejected (its records broke the contract): nothing trained, as when drift stops a run (exit
     # 1), and a cron job or CI must see it the same way; it exited 0 (loop QA)
@@ -215,6 +222,8 @@ def _print_retrain_summary(summary: Any) -> None:
     print(f"tuneline retrain: {summary.status}")
     if summary.batches_used:
         print(f"  batches used      : {', '.join(summary.batches_used)}")
+    elif summary.status == "waiting" and summary.batch_rows:  # validated, and held back for retrain.min_new_rows
+        print(f"  batches waiting   : {', '.join(summary.batch_rows)}")
     for name, rows in summary.batch_rows.items():
         print(f"    {name}: {rows}")
     for name, note in getattr(summary, "rewritten", {}).items():
