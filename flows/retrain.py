@@ -109,13 +109,11 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                                       duplicate_notes=notes)
             if (waiting := _still_too_few(config, ledger, store)) is not None:
                 print(waiting)
+                current = store.current()
                 return RetrainSummary(status="waiting", message=waiting, trigger=trigger, batches_used=[],
                                       batches_rejected=refused, batches_duplicate=duplicates, duplicate_notes=notes,
-                                      data_version=store.current().number,
-                                      data_version_hash=store.current().content_hash,
-                                      waiting=waiting_landings(config.retrain.landing,
-                                                               recorded=ledger.recorded_states())
-                                      if config.retrain.landing is not None else [])
+                                      data_version=current.number, data_version_hash=current.content_hash,
+                                      waiting=_unmarked(config, ledger))
             with frozen_heap(), tracked_run(config) as run, collected_warnings() as warned:
                 set_tags(run, {"tuneline.flow": "retrain", "retrain.trigger": trigger})
                 expired = {b.content_hash: b.claimed_by for b in ledger.free_batches() if b.claimed_by}
@@ -135,9 +133,8 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
                 try:
                     with LeaseKeeper(ledger, run.run_id):
                         done = _retrain(config, run, ledger, store, batches, trigger, warned)
-                        waiting = (waiting_landings(config.retrain.landing, recorded=ledger.recorded_states())
-                                   if config.retrain.landing is not None else [])
-                        return replace(done, batches_duplicate=duplicates, duplicate_notes=notes, waiting=waiting,
+                        return replace(done, batches_duplicate=duplicates, duplicate_notes=notes,
+                                       waiting=_unmarked(config, ledger),
                                        batches_rejected={**refused, **done.batches_rejected}, rewritten=rewritten)
                 except BaseException as error:
                     with uncut_cleanup():  # the stop's next signal (serve's runner: SIGTERM) waits for the release
@@ -148,6 +145,13 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
         forget_loaded()  # the champion the drift, gate and forgetting steps shared: a watcher lives on
         store.close()
         ledger.close()
+
+
+def _unmarked(config: AnyConfig, ledger: Ledger) -> list[str]:
+    """The landings not complete, so not read (``late.csv (no late.csv.done beside it)``), for the summary."""
+    if config.retrain.landing is None:
+        return []
+    return waiting_landings(config.retrain.landing, recorded=ledger.recorded_states())
 
 
 def _still_too_few(config: AnyConfig, ledger: Ledger, store: DatasetStore) -> str | None:

@@ -133,8 +133,6 @@ def _retrain(config: TunelineConfig, config_path: str | None = None) -> int:
     _check_local_landing(config.retrain.landing)
     _check_landing_set(config)
     wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
-    import shlex
-
     from tuneline.errors import UserError, quiet_user_error_tracebacks
     from tuneline.heap import import_without_collections
     from tuneline.timings import mark_command_start
@@ -148,7 +146,7 @@ def _retrain(config: TunelineConfig, config_path: str | None = None) -> int:
         summary = retrain_flow(config, trigger="manual")
     except UserError as error:  # a stop's advice (`data requeue -c CONFIG ...`) names the config given, as the summary
         if config_path and "-c CONFIG " in str(error):
-            error.args = (str(error).replace("-c CONFIG ", f"-c {shlex.quote(config_path)} "),)
+            error.args = (with_config(str(error), config_path),)
         raise
     print_retrain_summary(summary, config_path)
     # every landed batch rejected (its records broke the contract): nothing trained, as when drift stops a run (exit
@@ -206,13 +204,20 @@ def print_retrain_summary(summary: Any, config_path: str | None = None) -> None:
     file), and the printed summary names the user's own."""
     import contextlib
     import io
-    import shlex
 
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         _print_retrain_summary(summary)
     text = printed.getvalue()
-    sys.stdout.write(text.replace("-c CONFIG ", f"-c {shlex.quote(config_path)} ") if config_path else text)
+    sys.stdout.write(with_config(text, config_path))
+
+
+def with_config(text: str, config_path: str | None) -> str:
+    """``text`` with the flow's ``-c CONFIG`` hints naming the config the command was given (unchanged without
+    one): the flow never knows the file, the command does."""
+    import shlex
+
+    return text.replace("-c CONFIG ", f"-c {shlex.quote(config_path)} ") if config_path else text
 
 
 def _print_retrain_summary(summary: Any) -> None:
