@@ -103,6 +103,30 @@ def did_you_mean(unseen: list[str], known: list[str]) -> str:
     return f" (did you mean {', '.join(pairs)}?)" if pairs else ""
 
 
+def renamed_classes(unseen: list[str], known: list[str]) -> str:
+    """The advice for unseen labels that name the model's classes another way: words (``yes``/``no``) where every
+    known label is a number code (``0``/``1``), or codes where every known label is a word, and no more of them
+    than there are classes. Growing the head would turn a binary paraphrase model into one of four classes (pair QA,
+    D4), so the advice is to write them as the model's labels; which code each word means only the user can say."""
+    from tuneline.readers import canonical_integer
+
+    def coded(label: str) -> bool:
+        return canonical_integer(label.strip()) is not None
+
+    if not unseen or not known or len(unseen) > len(known):
+        return ""
+    if all(map(coded, known)) and not any(map(coded, unseen)):
+        written = "words where the model's labels are number codes"
+    elif not any(map(coded, known)) and all(map(coded, unseen)):
+        written = "number codes where the model's labels are words"
+    else:
+        return ""
+    return (f"the batch writes {written}: they look like other names of its {len(known)} classes, not new ones, "
+            f"so write them as {', '.join(map(repr, known))} in the file and land it as a new batch; only if they "
+            f"are new classes, set drift.allow_label_growth: true (the model would have {len(known) + len(unseen)} "
+            f"classes) and take this batch again")
+
+
 @pipeline_task(name="admit-labels")
 def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig, ledger: Any,
                  run: RunContext) -> LabelSetDecision:
@@ -148,11 +172,12 @@ def admit_labels(batches: list[Batch], known: list[str], config: TunelineConfig,
     reasons = []
     for batch in batches:
         if batch.content_hash in decision.refused:
-            reason = (f"unseen label(s) {decision.refused[batch.content_hash]} in {batch.name}"
-                      f"{did_you_mean(decision.refused[batch.content_hash], known)}: the model knows "
-                      f"{list(known)}; fix the labels and land them as a new batch, or set drift.allow_label_growth: "
-                      f"true to grow the head and take this batch again: tuneline data requeue -c CONFIG {batch.name} "
-                      f"--reason \"...\"")
+            unseen = decision.refused[batch.content_hash]
+            advice = renamed_classes(unseen, known) or (
+                "fix the labels and land them as a new batch, or set drift.allow_label_growth: true to grow the head "
+                "and take this batch again")
+            reason = (f"unseen label(s) {unseen} in {batch.name}{did_you_mean(unseen, known)}: the model knows "
+                      f"{list(known)}; {advice}: tuneline data requeue -c CONFIG {batch.name} --reason \"...\"")
             quarantine, besides = _other_problems(batch, read.get(batch.content_hash), list(known),
                                                   decision.refused[batch.content_hash], config, run)
             reason += besides

@@ -432,6 +432,10 @@ def validate_batches(batches: list[Batch], labels: list[str], config: TunelineCo
                     details.append("already in an earlier data version or batch: not added again" if before is None
                                    else f"already in the data: it came with {_origin(origin, names)}; not added "
                                    "again")
+            if (second := kind.second_text_column) and second in again.columns:
+                # the value is a pair's first text: its second one, as the contract's rows show it (pair QA, D8)
+                title = getattr(checked.data, f"{second}_column", second)
+                details = [f"{detail}; {title}: {str(pair)[:300]}" for detail, pair in zip(details, again[second])]
             if conflicts := rules.count(CONFLICTS_WITH_EARLIER):
                 log.warning("batch %s: %d row(s) repeat an earlier example with another label (rule %s in the "
                             "quarantine): the earlier labels are kept", batch.name, conflicts, CONFLICTS_WITH_EARLIER)
@@ -569,19 +573,23 @@ def quarantine_unseen_labels(loaded: LoadedData, known: list[str], config: Tunel
     fresh = [(f, r, rule) not in seen for f, r, rule in zip(strict["source_file"].astype(str),
                                                             strict["source_row"].astype(str),
                                                             strict["rule"].astype(str))]
-    unseen = strict[fresh].assign(rule=UNSEEN_LABEL, detail=lambda rows: rows["detail"].map(_unseen_detail))
+    second = getattr(checked.data, f"{kind.second_text_column}_column", None) if kind.second_text_column else None
+    unseen = strict[fresh].assign(rule=UNSEEN_LABEL, detail=lambda rows: rows["detail"].map(
+        lambda detail: _unseen_detail(detail, second)))
     if unseen.empty and others.empty:
         return None
     return write_quarantine(pd.concat([q for q in (others.reindex(columns=QUARANTINE_COLUMNS), unseen) if len(q)],
                                       ignore_index=True), folder, None)
 
 
-def _unseen_detail(contract: object) -> str:
+def _unseen_detail(contract: object, second: str | None = None) -> str:
     """The contract's detail of an unseen-label row (it names the label), with the loop's remedy instead of the
     contract's (``add the label to data.labels``, which the loop does not read after its first data version)."""
     said = contract.split(": fix")[0] if isinstance(contract, str) and contract else "its label is not in the label set"
+    # a pair's second text, which the contract's detail ends with (``; #2 String: ...``), is kept (pair QA, D8)
+    at = contract.rfind(f"; {second}: ") if second and isinstance(contract, str) else -1
     return (f"{said}: new to the model, and drift.allow_label_growth is off; fix the row and land the batch again, "
-            "or set drift.allow_label_growth: true and requeue the batch")
+            f"or set drift.allow_label_growth: true and requeue the batch{contract[at:] if at >= 0 else ''}")
 
 
 def parent_batches_held_elsewhere(parent: DataVersion, ledger: Ledger, store: DatasetStore, run_id: str

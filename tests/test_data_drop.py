@@ -226,6 +226,31 @@ def test_a_complete_batch_no_run_has_recorded_yet_can_be_dropped_before_it_is_tr
         assert ledger.claim("next-run") == []  # the next retrain does not take it
 
 
+def test_data_batches_says_why_a_batch_was_dropped_and_that_an_unreadable_one_was_not_read(tmp_path, capsys):
+    """`data batches` showed `dropped` without the reason given to `data drop` (it was in `data log` only), and an
+    unreadable batch with no row part at all, as if it had none (pair QA, D8)."""
+    landing = tmp_path / "landing"
+    config_path, config, url, name = loop_config(tmp_path, landing)
+    land_rows(landing, "oops.csv", [(f"wrong export {i}", "a") for i in range(4)])
+    land_rows(landing, "broken.csv", [(f"text {i}", "a") for i in range(4)])
+    with Ledger(url, name) as ledger:
+        recorded = {b.name: b for b in ledger.scan(landing)}
+        ledger.claim("run-1")
+        ledger.mark_rejected("run-1", recorded["broken.csv"].content_hash, ["broken.csv cannot be read: bad bytes"])
+        ledger.release("run-1")
+    assert main(["data", "drop", "oops.csv", "--reason", "the export joined on the wrong key",
+                 "-c", config_path]) == 0
+    capsys.readouterr()
+    assert main(["data", "batches", "-c", config_path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    broken = next(i for i, line in enumerate(lines) if line.strip().startswith("broken.csv"))
+    assert "rejected" in lines[broken] and "not read (no row counted)" in lines[broken], lines
+    oops = next(i for i, line in enumerate(lines) if line.strip().startswith("oops.csv"))
+    assert "dropped" in lines[oops], lines
+    assert lines[oops + 1].strip() == ("dropped by user " + __import__("getpass").getuser()
+                                       + ": before any data version held its rows: the export joined on the wrong key")
+
+
 def test_two_batches_of_one_name_are_told_apart_by_hash_in_the_summary():
     """A batch given back by a stopped run keeps its copied content; the producer then rewrote the file and landed it
     again: both were used, and the summary read 'good.csv, new.csv, good.csv'."""

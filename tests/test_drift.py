@@ -180,6 +180,21 @@ def test_text_length_shift_guard():
     assert check.status == "skipped" and "50 texts" in check.sentence and "200" in check.sentence
 
 
+def test_text_length_shift_runs_on_small_batches_without_more_false_alarms():
+    """The KS test's own minimum is 30 texts (the label test's is 200): exact p-values keep the false-alarm rate at
+    alpha on small batches, and a batch of 60 ID numbers (2 words against a median of about 20) is flagged."""
+    reference = sample_lengths(5000, seed=1)
+    checks = [text_length_shift(reference, sample_lengths(40, seed=300 + s)) for s in range(50)]
+    assert all(c.p_value is not None for c in checks)  # run, not skipped, at the default minimum
+    assert sum(c.status != "ok" for c in checks) <= 2, [c.sentence for c in checks if c.status != "ok"]
+    assert text_length_shift(reference, [2.0] * 60).status == "warn"
+    assert text_length_shift(reference, [2.0] * 29).status == "skipped"
+    labels = {"reference_labels": {"a": 500}, "batch_labels": {"a": 60}}
+    ids = {**labels, "reference_lengths": reference, "batch_lengths": [2.0] * 60}
+    assert check_drift(**ids)["text_length_shift"].status == "warn"
+    assert check_drift(**ids, thresholds={"min_length_rows": 100})["text_length_shift"].status == "skipped"
+
+
 # --- unknown tokens ------------------------------------------------------------------------------------------------
 
 ENGLISH = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import yaml
 
 from test_data_drop import land_rows, loop_config, rows
@@ -324,18 +325,39 @@ def test_a_run_with_nothing_new_names_what_landed_since_and_was_not_usable(tmp_p
             "`tuneline data batches` says why); nothing to do") in summary.message
 
 
-def test_a_stopped_run_names_the_config_it_was_given_in_its_advice(tmp_path):
+@pytest.mark.parametrize("labels", [["c"], ["0", "1"]])
+def test_a_stopped_run_names_the_config_it_was_given_in_its_advice(tmp_path, labels):
     """An unseen label stops the run with a `data requeue` command to paste: it said `-c CONFIG` where the summary of
-    a rejected batch named the user's config (pair QA)."""
+    a rejected batch named the user's config (pair QA). Labels that name the model's classes another way (codes
+    where its labels are words, `yes`/`no` for `1`/`0`) are not advised to grow the head (pair QA, D4)."""
     import contextlib
     import io
 
     from conftest import working_in
 
     config_path, _config, _url, _name, _batch = _loop_with_a_used_batch(tmp_path, "good")
-    land_rows(tmp_path / "landing", "new.csv", [("a text with a new label", "c")])
+    land_rows(tmp_path / "landing", "new.csv", [(f"a text with a new label {i}", label)
+                                                for i, label in enumerate(labels)])
     said = io.StringIO()
     with working_in(tmp_path), contextlib.redirect_stderr(said):
         assert main(["retrain", "-c", config_path]) == 1
-    assert "unseen label(s) ['c'] in new.csv" in said.getvalue(), said.getvalue()
-    assert f"tuneline data requeue -c {config_path} new.csv" in said.getvalue() and "CONFIG" not in said.getvalue()
+    message = said.getvalue()
+    assert f"unseen label(s) {labels} in new.csv" in message, message
+    assert f"tuneline data requeue -c {config_path} new.csv" in message and "CONFIG" not in message
+    renamed = ("the batch writes number codes where the model's labels are words: they look like other names of its "
+               "2 classes, not new ones, so write them as 'a', 'b' in the file and land it as a new batch; only if "
+               "they are new classes, set drift.allow_label_growth: true (the model would have 4 classes)")
+    assert (renamed in message) == (labels == ["0", "1"]), message
+    assert ("or set drift.allow_label_growth: true to grow the head" in message) == (labels == ["c"]), message
+
+
+def test_words_for_number_codes_are_named_as_other_names_of_the_classes():
+    from tuneline.tasks.drift import renamed_classes
+
+    assert renamed_classes(["no", "yes"], ["0", "1"]).startswith(
+        "the batch writes words where the model's labels are number codes")
+    assert "write them as '0', '1'" in renamed_classes(["no", "yes"], ["0", "1"])
+    # a real new class, more names than classes, or a mix of codes and words: the growth advice stays
+    for unseen, known in [(["2"], ["0", "1"]), (["c"], ["a", "b"]), (["x", "y", "z"], ["0", "1"]),
+                          (["yes"], ["0", "b"])]:
+        assert renamed_classes(unseen, known) == "", (unseen, known)

@@ -328,7 +328,7 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
     left no trace an operator could list in the morning."""
     from datetime import datetime, timezone
 
-    from tuneline.ledger import (CLAIMED, DUPLICATE, LANDED, REJECTED, VALIDATED, Ledger, ledger_url_for,
+    from tuneline.ledger import (CLAIMED, DROPPED, DUPLICATE, LANDED, REJECTED, VALIDATED, Ledger, ledger_url_for,
                                  sqlite_file_missing)
     from tuneline.runtime import resolve_tracking_uri
 
@@ -342,6 +342,9 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
         return 0
     with Ledger(url, name) as ledger:
         every = ledger.batches()
+        # why a batch was dropped is in its event history only: the listing showed "dropped" and no reason (pair QA)
+        dropped = {e.content_hash: e.detail for e in ledger.history() if e.to_state == DROPPED and e.detail} \
+            if any(b.state == DROPPED for b in every) else {}
     now = datetime.now(timezone.utc)
     shown = [b for b in every if state is None or b.state == state]
     if not shown:
@@ -361,6 +364,8 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
             pass
         elif b.state == REJECTED and b.rows_rejected is not None:  # read, then rejected whole: none kept
             rows = f"  rows {b.rows_rejected} read, none kept{_rejected_rows(b)}"
+        elif b.state == REJECTED and b.rows_accepted is None:  # the reader refused the file: no row was counted
+            rows = "  not read (no row counted)"
         elif b.rows_accepted is not None or b.rows_rejected:
             rows = f"  rows {b.rows_accepted or 0} kept, {b.rows_rejected or 0} quarantined"
         model = f"  model v{b.model_version}" if b.model_version else ""
@@ -374,6 +379,8 @@ def _data_batches(config: TunelineConfig, state: str | None) -> int:
               f"{rows}{model}{copy}{held}")
         for reason in b.reasons:
             print(f"      reason: {reason if len(reason) <= 600 else reason[:600] + ' …'}")
+        if b.state == DROPPED and b.content_hash in dropped:
+            print(f"      {dropped[b.content_hash]}")
         if b.quarantine_path:
             print(f"      quarantine: {b.quarantine_path}")
     return 0

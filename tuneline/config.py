@@ -430,7 +430,10 @@ class DriftConfig(_Strict):
     """Thresholds of the drift checks run on every new batch against the current data version."""
 
     alpha: float = Field(0.01, gt=0.0, lt=1.0, description="Significance level of the label and length tests.")
-    min_rows: int = Field(200, ge=1, description="A test runs only when batch and reference have this many rows.")
+    min_rows: int = Field(200, ge=1, description="The label-shift test runs only when batch and reference have this "
+                          "many rows.")
+    min_length_rows: int = Field(30, ge=1, description="The text-length test (an exact KS test, valid on small "
+                                 "samples) runs only when batch and reference have this many texts.")
     min_expected: float = Field(5, ge=0)
     max_unknown_increase: float = Field(0.02, ge=0.0, le=1.0)
     on_drift: Literal["warn", "stop"] = Field("warn", description="What a detected shift does to the run.")
@@ -449,7 +452,8 @@ class DriftConfig(_Strict):
         "can be requeued), warn trains on it. Shuffled labels pass every other drift check.")
 
     def thresholds(self) -> dict[str, float]:
-        return {"alpha": self.alpha, "min_rows": self.min_rows, "min_expected": self.min_expected,
+        return {"alpha": self.alpha, "min_rows": self.min_rows, "min_length_rows": self.min_length_rows,
+                "min_expected": self.min_expected,
                 "max_unknown_increase": self.max_unknown_increase, "max_champion_drop": self.max_champion_drop,
                 "min_agreement_rows": self.min_agreement_rows}
 
