@@ -143,6 +143,25 @@ def test_reader_reads_a_glue_tsv_with_bom_and_raw_quotes(tmp_path):
         KIND.read(path, "tsv", data.model_copy(update={"text_pair_column": "#2 Strin"}))
 
 
+def test_a_missing_column_names_the_columns_it_could_be_or_says_the_file_lacks_it(tmp_path):
+    """A file without its second-sentence column was advised to set data.text_pair_column "to the right name", when
+    every column it had was another setting's (pair QA, D8): no name would have found it."""
+    from tuneline.readers import DataLoadError
+
+    path = tmp_path / "b.tsv"
+    path.write_text("Quality\t#1 ID\t#2 ID\t#1 String\n1\t11\t12\tShares rose .\n", encoding="utf-8")
+    data = PairData(path=path, text_column="#1 String", text_pair_column="#2 String", label_column="Quality")
+    with pytest.raises(DataLoadError) as info:
+        KIND.read(path, "tsv", data)
+    assert str(info.value).endswith("set data.text_pair_column to the right name (of the columns no other setting "
+                                    "reads: '#1 ID', '#2 ID'; or data.header: false for a file without a header row)"), info.value
+    path.write_text("Quality\t#1 String\n1\tShares rose .\n", encoding="utf-8")
+    with pytest.raises(DataLoadError) as info:
+        KIND.read(path, "tsv", data)
+    assert str(info.value) == (f"{path} has no column '#2 String' (its columns: ['Quality', '#1 String'], each read "
+                               "for another setting): the file lacks the column data.text_pair_column names; add it")
+
+
 def test_pair_key_is_stripped_ordered_or_sorted_and_unambiguous():
     assert pair_key(" b ", "a", symmetric=True) == pair_key("a", "b ", symmetric=True)
     assert pair_key("b", "a", symmetric=False) != pair_key("a", "b", symmetric=False)

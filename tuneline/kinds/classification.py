@@ -185,9 +185,15 @@ def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str], fm
                 raise DataLoadError(f"{path} has no column {column!r} in its header (line {data.skip_lines + 1}), "
                                     f"but line {below} names the configured columns: set data.skip_lines: "
                                     f"{below - 1} to read the file from that line")
+            unread = [c for c in found if c not in set(wanted.values())]
+            if not unread:  # every column is another setting's: no name to set would find it (pair QA, D8)
+                raise DataLoadError(f"{path} has no column {column!r} (its columns: {found}, each read for another "
+                                    f"setting): the file lacks the column {key} names; add it")
+            shown = ", ".join(map(repr, unread[:5])) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
+            headless = "" if any(c.isdigit() for c in map(str, found)) else \
+                "; or data.header: false for a file without a header row"
             raise DataLoadError(f"{path} has no column {column!r} (its columns: {found}); set {key} to the right "
-                                "name" + ("" if any(c.isdigit() for c in map(str, found)) else
-                                          " (or data.header: false for a file without a header row)"))
+                                f"name (of the columns no other setting reads: {shown}{headless})")
 
 
 def as_objects(series: pd.Series) -> pd.Series:
