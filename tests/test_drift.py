@@ -181,8 +181,8 @@ def test_text_length_shift_guard():
 
 
 def test_text_length_shift_runs_on_small_batches_without_more_false_alarms():
-    """The KS test's own minimum is 30 texts (the label test's is 200): exact p-values keep the false-alarm rate at
-    alpha on small batches, and a batch of 60 ID numbers (2 words against a median of about 20) is flagged."""
+    """The KS test's own minimum is 30 texts (the label test's is 200): a batch of 60 ID numbers (2 words against a
+    median of about 40) is flagged, and same-distribution batches are not."""
     reference = sample_lengths(5000, seed=1)
     checks = [text_length_shift(reference, sample_lengths(40, seed=300 + s)) for s in range(50)]
     assert all(c.p_value is not None for c in checks)  # run, not skipped, at the default minimum
@@ -193,6 +193,14 @@ def test_text_length_shift_runs_on_small_batches_without_more_false_alarms():
     ids = {**labels, "reference_lengths": reference, "batch_lengths": [2.0] * 60}
     assert check_drift(**ids)["text_length_shift"].status == "warn"
     assert check_drift(**ids, thresholds={"min_length_rows": 100})["text_length_shift"].status == "skipped"
+    # under min_rows (the label test's 200), a significant but moderate shift is one source's lengths, not flagged
+    # (30 CoNLL sentences of one document were "shifted" 68% of the time); from min_rows on, the test alone decides
+    shorter = sample_lengths(150, seed=7, scale=0.75)
+    moderate = check_drift(**{**ids, "batch_lengths": shorter})["text_length_shift"]
+    assert moderate.status == "ok" and moderate.p_value < 0.01 and 0.2 < moderate.statistic < 0.6, moderate.sentence
+    assert "significant at alpha=0.01 but not large: a batch under 200 texts is flagged from D=0.6" in \
+        moderate.sentence
+    assert check_drift(**{**ids, "batch_lengths": shorter}, min_rows=100)["text_length_shift"].status == "warn"
 
 
 # --- unknown tokens ------------------------------------------------------------------------------------------------

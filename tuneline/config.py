@@ -432,8 +432,9 @@ class DriftConfig(_Strict):
     alpha: float = Field(0.01, gt=0.0, lt=1.0, description="Significance level of the label and length tests.")
     min_rows: int = Field(200, ge=1, description="The label-shift test runs only when batch and reference have this "
                           "many rows.")
-    min_length_rows: int = Field(30, ge=1, description="The text-length test (an exact KS test, valid on small "
-                                 "samples) runs only when batch and reference have this many texts.")
+    min_length_rows: int = Field(30, ge=1, description="The text-length test (KS) runs only when batch and "
+                                 "reference have this many texts; under min_rows it flags only a large shift (KS D of "
+                                 "0.6 or more: ID numbers in place of sentences), not one source's lengths.")
     min_expected: float = Field(5, ge=0)
     max_unknown_increase: float = Field(0.02, ge=0.0, le=1.0)
     on_drift: Literal["warn", "stop"] = Field("warn", description="What a detected shift does to the run.")
