@@ -193,6 +193,7 @@ def test_text_length_shift_runs_on_small_batches_without_more_false_alarms():
     ids = {**labels, "reference_lengths": reference, "batch_lengths": [2.0] * 60}
     assert check_drift(**ids)["text_length_shift"].status == "warn"
     assert check_drift(**ids, thresholds={"min_length_rows": 100})["text_length_shift"].status == "skipped"
+    assert check_drift(**{**ids, "batch_lengths": [2.0] * 20}, min_rows=20)["text_length_shift"].status == "warn"
     # under min_rows (the label test's 200), a significant but moderate shift is one source's lengths, not flagged
     # (30 CoNLL sentences of one document were "shifted" 68% of the time); from min_rows on, the test alone decides
     shorter = sample_lengths(150, seed=7, scale=0.75)

@@ -433,7 +433,7 @@ class DriftConfig(_Strict):
     min_rows: int = Field(200, ge=1, description="The label-shift test runs only when batch and reference have this "
                           "many rows.")
     min_length_rows: int = Field(30, ge=1, description="The text-length test (KS) runs only when batch and "
-                                 "reference have this many texts; under min_rows it flags only a large shift (KS D of "
+                                 "reference have this many texts (or min_rows, when lower); under min_rows it flags only a large shift (KS D of "
                                  "0.6 or more: ID numbers in place of sentences), not one source's lengths.")
     min_expected: float = Field(5, ge=0)
     max_unknown_increase: float = Field(0.02, ge=0.0, le=1.0)

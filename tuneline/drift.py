@@ -565,7 +565,8 @@ def check_drift(*, reference_labels: Mapping[str, int], batch_labels: Mapping[st
                                  f"text length shift: skipped, no {missing} were given."))
     else:
         checks.append(text_length_shift(reference_lengths, batch_lengths, alpha=alpha,
-                                        min_rows=int(settings["min_length_rows"]), large_below=min_rows,
+                                        min_rows=min(int(settings["min_length_rows"]), min_rows),  # lowered both
+                                        large_below=min_rows,
                                         on_drift=actions["text_length_shift"]))
 
     max_increase = float(settings["max_unknown_increase"])
