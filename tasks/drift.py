@@ -122,7 +122,8 @@ def renamed_classes(unseen: list[str], known: list[str]) -> str:
     else:
         return ""
     return (f"the batch writes {written}: they look like other names of its {len(known)} classes, not new ones, "
-            f"so write them as {', '.join(map(repr, known))} in the file and land it as a new batch; only if they "
+            f"so write them as {', '.join(map(repr, known[:8]))}{f' (and {len(known) - 8} more)' if len(known) > 8 else ''}"
+            f" in the file and land it as a new batch; only if they "
             f"are new classes, set drift.allow_label_growth: true (the model would have {len(known) + len(unseen)} "
             f"classes) and take this batch again")
 
