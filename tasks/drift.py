@@ -121,9 +121,10 @@ def renamed_classes(unseen: list[str], known: list[str]) -> str:
         written = "number codes where the model's labels are words"
     else:
         return ""
+    more = f" (and {len(known) - 8} more)" if len(known) > 8 else ""
     return (f"the batch writes {written}: they look like other names of its {len(known)} classes, not new ones, "
-            f"so write them as {', '.join(map(repr, known[:8]))}{f' (and {len(known) - 8} more)' if len(known) > 8 else ''}"
-            f" in the file and land it as a new batch; only if they "
+            f"so write them as {', '.join(map(repr, known[:8]))}{more} in the file and land it as a new batch; "
+            f"only if they "
             f"are new classes, set drift.allow_label_growth: true (the model would have {len(known) + len(unseen)} "
             f"classes) and take this batch again")
 
@@ -420,7 +421,7 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
     kind = kind_of(config)
     if own_parts and "part" in reference.columns:
         reference = reference[~reference["part"].isin(set(own_parts))].reset_index(drop=True)
-    ref_labels = kind.label_distribution(reference)
+    ref_shift = kind.shift_distribution(reference)  # what the label test compares (NER: sentences per entity type)
     ref_texts = _drift_texts(reference, kind)
     ref_lengths = _lengths(ref_texts)
     ref_sample = ref_texts.sample(n=min(len(reference), 2000), random_state=0).tolist()
@@ -432,14 +433,15 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
     outcome = DriftOutcome(reports={}, stopped={})
     for batch, frame in batches:
         batch_labels = kind.label_distribution(frame)
+        batch_shift = kind.shift_distribution(frame)
         texts = _drift_texts(frame, kind)
         report = check_drift(
-            reference_labels=ref_labels, batch_labels=batch_labels, reference_lengths=ref_lengths,
+            reference_labels=ref_shift, batch_labels=batch_shift, reference_lengths=ref_lengths,
             batch_lengths=_lengths(texts), batch_texts=texts.tolist(), tokenizer=tokenizer,
             reference_unknown_rate=ref_unknown,
             known_labels=sorted(_classes(known, kind)), batch_types=_classes(batch_labels, kind),
             what=what, allow_growth=config.drift.allow_label_growth, batch_rows=len(frame),
-            reference_rows=len(reference), per_row=kind.labels_per_row_any,
+            reference_rows=len(reference), per_row=kind.labels_per_row_any, min_effect=kind.shift_min_effect,
             thresholds=config.drift.thresholds(), on_drift=config.drift.on_drift,
             champion=agreements.get(batch.content_hash), on_label_disagreement=config.drift.on_label_disagreement)
         name = batch.content_hash[:12]
@@ -447,7 +449,7 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}.json").write_text(json.dumps({"batch": batch.path, **report.to_dict()}, indent=2))
         report.to_frame().to_csv(folder / f"{name}.csv", index=False)
-        report.plot(folder / f"{name}.png", ref_lengths, _lengths(texts), ref_labels, batch_labels)
+        report.plot(folder / f"{name}.png", ref_lengths, _lengths(texts), ref_shift, batch_shift)
         for suffix in ("json", "csv", "png"):
             log_artifact(run, folder / f"{name}.{suffix}", "drift")
         shifted = [check.sentence for check in report.checks if check.status in ("warn", "stop")]
@@ -458,12 +460,15 @@ def check_batch_drift(batches: list[tuple[Batch, pd.DataFrame]], reference: pd.D
         outcome.reports[batch.content_hash] = report
         # a label shift too small a batch could not test is said too: a batch of one class passed without a word
         # (with why it is said for this batch: a smaller batch holding every label passes without the line)
-        missing = sorted(set(ref_labels) - set(batch_labels))
-        untested = [f"{check.sentence.rstrip('.')}; said because the batch holds {len(batch_labels)} of the "
-                    f"{len(ref_labels)} {what}s (none of {', '.join(repr(m) for m in missing[:5])}"
+        # NER: entity types, as `what` says, not tags (nor `O`, its sentences without an entity)
+        ref_classes = {label for label in ref_shift if kind.label_class(label) is not None}
+        batch_classes = {label for label in batch_shift if kind.label_class(label) is not None}
+        missing = sorted(ref_classes - batch_classes)
+        untested = [f"{check.sentence.rstrip('.')}; said because the batch holds {len(batch_classes)} of the "
+                    f"{len(ref_classes)} {what}s (none of {', '.join(repr(m) for m in missing[:5])}"
                     f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''})."
                     for check in report.checks if check.name == "label_shift"
-                    and check.status == "skipped" and len(batch_labels) < len(ref_labels)]
+                    and check.status == "skipped" and len(batch_classes) < len(ref_classes)]
         # and labels a champion too weak to judge could not check (loop QA: the summary said nothing of it)
         untested += [check.sentence for check in report.checks if check.name == "champion_agreement"
                      and check.status == "skipped" and "cannot tell right labels from wrong ones" in check.sentence]

@@ -111,9 +111,14 @@ class TaskKind:
     #: whether a row's label is one tag per word of its text (NER), in word order: a list of another length is
     #: misaligned; else a list label is a set (multi-label: order and length are free)
     labels_per_word: ClassVar[bool] = False
-    #: whether a row carries any number of labels (multi-label): the loop's label-shift check then tests each label's
-    #: share of rows, not one distribution over label occurrences
+    #: whether a row carries any number of the labels :meth:`shift_distribution` counts (multi-label: labels; NER:
+    #: entity types): the loop's label-shift check then tests each label's share of rows, not one distribution over
+    #: label occurrences
     labels_per_row_any: ClassVar[bool] = False
+    #: how large an effect (Cohen's h of a label's share of rows; 0.8 is "large") the label-shift check needs to flag
+    #: a batch, besides the test's p-value (for ``labels_per_row_any`` kinds): where one batch is one source whose
+    #: mix differs from the whole data's by nature (NER: a few news documents)
+    shift_min_effect: ClassVar[float] = 0.0
     #: what one class of this kind is called in messages (NER: "entity type", which a B-/I- tag pair stands for)
     label_noun: ClassVar[str] = "label"
     #: the model's second text input, for kinds that take two texts per example (pairs: ``text_pair``); the command
@@ -196,6 +201,11 @@ class TaskKind:
         """How often each label (tag, label of a list) occurs in a frame: lineage tags, drift, absent-label warnings."""
         counts = frame[self.target_column].value_counts()
         return {str(k): int(v) for k, v in sorted(counts.items())}
+
+    def shift_distribution(self, frame: pd.DataFrame) -> dict[str, int]:
+        """What the loop's label-shift check compares between a batch and the data so far: the label distribution
+        (for ``labels_per_row_any`` kinds, the rows carrying each label)."""
+        return self.label_distribution(frame)
 
     def label_class(self, label: str) -> str | None:
         """The class a label stands for (NER: ``B-PER`` and ``I-PER`` stand for ``PER``; ``O`` for none: None), for
