@@ -130,7 +130,11 @@ def decide_promotion(metric: str, candidate: float, champion: ChampionScore | No
             # baseline, or one that scores no better on these rows, is told so (p=0.002 read as "not significant")
             significant = significant_gain(baseline_comparison, significance_level)
             worse = baseline_comparison.p_value < significance_level and baseline_comparison.difference < 0
-            sentence = (f"paired test vs baseline {name}: {baseline_comparison.sentence(metric)}, "
+            # chance's score above is the mean of its shuffles; the paired test needs one shuffle's answers (the
+            # one nearest that mean), whose own score differs a little: said, or "+0.0000" read as a contradiction
+            shuffle = (f" (its shuffle nearest their mean, {metric} "
+                       f"{candidate - baseline_comparison.difference:.4f})" if name == "chance" else "")
+            sentence = (f"paired test vs baseline {name}{shuffle}: {baseline_comparison.sentence(metric)}, "
                         + (f"significant at {significance_level}" if significant else
                            f"significant at {significance_level}: really worse than a model that learned nothing"
                            if worse else

@@ -318,7 +318,7 @@ def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_li
             raise UserError(f"{cut}; {advice.replace('set --', 'give --')}") from None
         named = re.match(r"set data\.encoding: ([\w-]+)", advice)
         fix = (f"give --encoding {named.group(1)}" if named else
-               "give the file's encoding with --encoding (e.g. latin-1 or cp1252), or save it as UTF-8")
+               "give the file's encoding with --encoding (e.g. cp1252 or latin-1), or save it as UTF-8")
         raise UserError(f"{cut}; {fix}") from None
 
 
@@ -557,6 +557,8 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
         hint = ("; a text holding the delimiter must be quoted (\"good, really good\"), or give one text a line on "
                 "stdin" if one_column and first.get("rule") == "record_has_wrong_field_count" else "")
         detail = first.get("detail") or ""
+        # a record's detail names the training config's setting; predict's is its option (dirty-data QA, D4)
+        detail = re.sub(r"data\.format(:\s*|\b)", lambda m: "--format" + (" " if m.group(1) else ""), detail)
         if fmt == "conll":  # predict has no data.conll_tag_column: the word is the first field, a tag the last
             detail = detail.replace(" (data.conll_tag_column)", "")
             hint = ("; a CoNLL file to tag holds a word a line, with its tag after it on every line or on none, and "

@@ -89,3 +89,45 @@ def test_the_zero_shot_baseline_warns_when_label_names_hold_no_word(tiny_bert, c
     with caplog.at_level(logging.WARNING, logger="tuneline"):
         kind_of(described).zero_shot_baseline(splits, described)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_columns_named_by_position_in_a_file_read_with_its_header_advise_header_false(tmp_path):
+    """A file without a header row (GoEmotions) read with the header on, the config naming its columns "0" and
+    "1": the error advised setting data.text_column "to the right name", a Reddit comment among the names offered
+    (dirty-data QA, D3)."""
+    import pytest
+
+    from tuneline.readers import DataLoadError
+
+    path = tmp_path / "train.tsv"
+    path.write_text("My favourite food is anything I didn't have to cook myself.\t27\teebbqej\nGreat.\t1\tx2\n",
+                    encoding="utf-8")
+    config = run_config("classification", path=path, text_column="0", label_column="1")
+    with pytest.raises(DataLoadError) as info:
+        KINDS["classification"].read(path, "tsv", config.data)
+    assert str(info.value).endswith("data.text_column names a column by its position, as in a file without a header "
+                                    "row: set data.header: false"), info.value
+    headless = run_config("classification", path=path, text_column="0", label_column="1", header=False)
+    assert KINDS["classification"].read(path, "tsv", headless.data).frame["text"].tolist()[1] == "Great."
+
+
+def test_texts_that_are_missing_value_markers_are_counted_in_a_warning():
+    """`nan`, `None`, `NULL`, `#N/A` as texts (an export's empty cells) were trained on as words without a word,
+    while the same values are refused as labels (dirty-data QA, D10)."""
+    import logging
+
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logging.getLogger("tuneline").addHandler(handler)
+    try:
+        frame = pd.DataFrame({"text": ["good film", "nan", " NULL ", "#N/A", "nan", "None of it worked", None],
+                              "text_pair": ["x", "N/A", "y", "z", "w", "v", "u"], "label": ["a"] * 7})
+        config = run_config("pair_classification", path="p.csv")
+        prepared = KINDS["pair_classification"].prepare({"all": frame}, config.data, source=" in p.csv")
+    finally:
+        logging.getLogger("tuneline").removeHandler(handler)
+    assert prepared["all"]["text"].tolist()[1] == "nan"  # kept: a short answer "None" can be a real text
+    assert records == ["5 text(s) in p.csv are only a missing-value marker ('nan' 2, 'NULL' 1, '#N/A' 1, 'N/A' 1), "
+                       "what an export writes for an empty cell: they are kept as texts; blank those cells to have "
+                       "them quarantined as texts missing"], records

@@ -557,3 +557,11 @@ def test_thresholds_that_predict_many_times_the_gold_labels_are_warned_about(cap
         assert not warn_many_labels(gold, gold | np.eye(10, 20, k=1, dtype=bool), "macro_f1", True)  # 2 a text
     assert "per-label thresholds fitted for macro_f1 predict 20.0 labels per validation text, where the rows carry " \
            "1.00" in caplog.text
+    assert caplog.text.rstrip().endswith("consider gate.primary_metric: micro_f1, data.threshold: global or more "
+                                         "training (train.epochs, train.max_steps)"), caplog.text
+    # with the defaults in use (micro_f1, one global cut) only what would change something is advised (dirty-data QA)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert warn_many_labels(gold, np.ones((10, 20), dtype=bool), "micro_f1", False)
+    assert caplog.text.rstrip().endswith("cut them anywhere but low; consider more training (train.epochs, "
+                                         "train.max_steps)"), caplog.text

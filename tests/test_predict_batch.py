@@ -440,3 +440,16 @@ def test_an_input_file_in_another_encoding_is_read_with_encoding_and_named_witho
     assert [p["text"] for p in printed] == texts
     assert main(["predict", "-m", "pb-intents@challenger", "--tracking-uri", uri, "--input", str(source)]) == 1
     assert "--encoding" in capsys.readouterr().err
+
+
+def test_an_unreadable_record_is_advised_with_predicts_own_option(tmp_path):
+    """An Excel TSV with a multi-line cell: the refusal advised "or as CSV (data.format: csv)", a training config
+    key that predict does not read; its option is --format (dirty-data QA, D4)."""
+    path = tmp_path / "in.tsv"
+    path.write_bytes("text\tsentiment\r\ncafé au lait\tpositive\r\n\"multi\r\nline\"\tnegative\r\n"
+                     .encode("utf-16"))
+    with pytest.raises(UserError) as info:
+        read_prediction_inputs.fn(path, "classification", input_format="tsv")
+    assert "--format csv" in str(info.value) and "data.format" not in str(info.value), info.value
+    read = read_prediction_inputs.fn(path, "classification", input_format="csv")
+    assert read.frame["text"].tolist()[-1] == "multi\r\nline"

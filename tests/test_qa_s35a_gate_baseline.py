@@ -40,3 +40,16 @@ def test_a_small_gain_the_test_cannot_confirm_still_names_the_test_size():
     sentence = next(r for r in decision.reasons if r.startswith("paired test vs baseline label_prior"))
     assert sentence.endswith("not significant at 0.05: too few test rows to tell this model from one that learned "
                              "nothing")
+
+
+def test_the_chance_baselines_paired_test_names_the_shuffle_it_compares_with():
+    """Chance's score is the mean of 8 shuffles, its paired test one shuffle's answers: "macro_f1 0.3480 < best
+    baseline chance 0.3406 + ...; paired test vs baseline chance: macro_f1 +0.0000" read as a contradiction
+    (dirty-data QA, D5). The shuffle's own score is said beside it."""
+    same = [True] * 30 + [False] * 30
+    versus = mcnemar(same, same)
+    decision = decide_promotion("accuracy", 0.5, None, 0.0, 0.01, ("chance", 0.4931), 0.01,
+                                baseline_comparison=versus, require_significant_gain_over_baseline=False)
+    sentence = next(r for r in decision.reasons if r.startswith("paired test vs baseline chance"))
+    assert sentence.startswith("paired test vs baseline chance (its shuffle nearest their mean, accuracy 0.5000): "
+                               "accuracy +0.0000"), sentence

@@ -291,6 +291,38 @@ def test_a_file_that_is_not_utf8_is_advised_cp1252_first(tmp_path):
     assert read_table(path, "csv", encoding="cp1252").frame["text"].tolist() == ["\u201cquoted\u201d café"]
 
 
+@pytest.mark.parametrize("size", [3, 20_000])  # the careful reader, and the fast one (which hands over)
+def test_a_cp1252_file_configured_as_latin1_is_read_as_cp1252_and_said(tmp_path, size):
+    """Latin-1 reads cp1252's curly quotes, dashes and euro sign (bytes 0x80-0x9F) as invisible control characters,
+    which the tokenizer drops: the text trained was not the text written, without a word (dirty-data QA)."""
+    path = tmp_path / "export.csv"
+    rows = ["text,label"] + [f"plain row {i},neg" for i in range(size)] + ["\u201cquoted\u201d \u2013 \u20ac5 café,pos"]
+    path.write_bytes("\n".join(rows).encode("cp1252") + b"\n")
+    said = _said_by_tuneline(lambda: read_table(path, "csv", encoding="latin-1"))
+    assert said[0].frame["text"].iloc[-1] == "\u201cquoted\u201d \u2013 \u20ac5 café"
+    assert "read as cp1252, not latin-1: it holds 4 byte(s)" in said[1] and f"(first on line {size + 2})" in \
+        said[1], said[1]
+    # a true latin-1 file (no byte in 0x80-0x9F) is read as latin-1, without a word
+    path.write_bytes("text,label\ncafé ± 5,pos\n".encode("latin-1"))
+    result, text = _said_by_tuneline(lambda: read_table(path, "csv", encoding="latin-1"))
+    assert result.frame["text"].tolist() == ["café ± 5"] and "cp1252" not in text
+
+
+def _said_by_tuneline(call):
+    """``(call(), what the tuneline logger said meanwhile)``: its records, whatever handlers a run set up."""
+    import logging
+
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger("tuneline")
+    logger.addHandler(handler)
+    try:
+        return call(), "\n".join(records)
+    finally:
+        logger.removeHandler(handler)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
 @pytest.mark.parametrize("pasted", ["naïve plot, déjà vu", "a \u201cquoted\u201d line"])
 def test_utf8_lines_in_a_cp1252_file_are_read_as_utf8(tmp_path, fmt, pasted):

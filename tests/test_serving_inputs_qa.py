@@ -252,7 +252,7 @@ def test_undecodable_stdin_names_the_line_and_byte_and_encoding_decodes_it(model
     assert main(predict_command(models)) == 1
     err = capsys.readouterr().err
     assert err == ("tuneline: stdin line 2, byte offset 23: byte 0xe9 is not valid utf-8 (invalid continuation "
-                   "byte); give the input's encoding with --encoding (e.g. latin-1 or cp1252), or convert it to "
+                   "byte); give the input's encoding with --encoding (e.g. cp1252 or latin-1), or convert it to "
                    "UTF-8 (e.g. iconv -f cp1252 -t utf-8)\n")
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(latin), encoding="utf-8"))
     assert main([*predict_command(models), "--encoding", "cp1252"]) == 0
@@ -276,8 +276,8 @@ def test_undecodable_stdin_through_a_pipe_is_one_line_without_a_traceback(models
         assert done.returncode == 1, done.stderr[-2000:]
         lines = done.stderr.decode().splitlines()
         assert lines[-1] == ("tuneline: stdin line 3, byte offset 18: byte 0xef is not valid utf-8 (invalid "
-                             "continuation byte); give the input's encoding with --encoding (e.g. latin-1 or "
-                             "cp1252), or convert it to UTF-8 (e.g. iconv -f cp1252 -t utf-8)"), done.stderr
+                             "continuation byte); give the input's encoding with --encoding (e.g. cp1252 or "
+                             "latin-1), or convert it to UTF-8 (e.g. iconv -f cp1252 -t utf-8)"), done.stderr
         assert "Traceback" not in done.stderr.decode() and not done.stdout
 
 

@@ -1211,7 +1211,7 @@ def _stdin_lines(encoding: str) -> list[str]:
         bad = data[error.start:error.end]
         raise UserError(f"stdin line {line}, byte offset {error.start + skipped}: {bytes_shown(bad)} "
                         f"{'is' if len(bad) == 1 else 'are'} not valid {name if skipped else encoding} "
-                        f"({error.reason}); give the input's encoding with --encoding (e.g. latin-1 or cp1252), or convert it to UTF-8 (e.g. "
+                        f"({error.reason}); give the input's encoding with --encoding (e.g. cp1252 or latin-1), or convert it to UTF-8 (e.g. "
                         "iconv -f cp1252 -t utf-8)") from None
     # the file readers' line ends: a lone \r inside a line (pandas writes a cell "a\rb" unquoted) is a character,
     # not a line end, which split one input into two predictions and shifted every later one against its line;

@@ -572,6 +572,7 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
     _check_not_utf16(path, data[:_SNIFF_BYTES], codec)
     body = data[skipped:]
     _check_not_utf8(path, body, codec, encoding)
+    codec = _latin1_as_cp1252(path, body, codec)
     bad: set[int] = set()
     try:
         text = _decode_mixed(path, body, codec) if _is_8bit(codec) else body.decode(codec.name)
@@ -626,6 +627,32 @@ def _decode_mixed(path: Path, body: bytes, codec: codecs.CodecInfo) -> str:
     return "".join(parts)
 
 
+#: bytes that latin-1 decodes as C1 control characters, which no text holds: cp1252's curly quotes, dashes, € and …
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")
+
+
+def _latin1_as_cp1252(path: Path, body: bytes, codec: codecs.CodecInfo) -> codecs.CodecInfo:
+    """cp1252 for a file configured as latin-1 that holds bytes 0x80-0x9F and decodes as cp1252, else ``codec``.
+
+    Latin-1 reads those bytes as invisible control characters, which the tokenizer drops: ``“`` and ``”``
+    vanished and ``€5`` trained as ``5``, without a word (dirty-data QA). Such a file is a Windows export:
+    web browsers read every page labelled latin-1 as cp1252 for this reason (the WHATWG Encoding Standard). Said in
+    the log, once per file."""
+    if codec.name != "iso8859-1" or not _C1_BYTES.search(body):
+        return codec
+    try:
+        body.decode("cp1252")
+    except UnicodeDecodeError:
+        return codec  # bytes cp1252 leaves undefined (0x81, 0x8d, ...): not a cp1252 file either
+    from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+    first = body.count(b"\n", 0, _C1_BYTES.search(body).start()) + 1
+    task_logger().warning("%s: read as cp1252, not latin-1: it holds %d byte(s) that latin-1 reads as invisible "
+                          "control characters and cp1252 as quotes, dashes or € (first on line %d); set "
+                          "data.encoding: cp1252 to say so", path, len(_C1_BYTES.findall(body)), first)
+    return codecs.lookup("cp1252")
+
+
 def _is_8bit(codec: codecs.CodecInfo) -> bool:
     """Whether ``codec`` maps every byte to one character (latin-1, cp1252, iso-8859-*): it decodes any bytes,
     UTF-8's multi-byte characters too, as wrong text without an error."""
@@ -664,7 +691,7 @@ def _malformed(row: int, line: int, rule: str, value: str, detail: str) -> dict:
 
 def _not_decodable_detail(line_index: int, encoding: str) -> str:
     return (f"line {line_index + 1} is not valid {encoding}; set data.encoding to the file's encoding "
-            "(e.g. latin-1) to read it")
+            "(e.g. cp1252 or latin-1) to read it")
 
 
 def _object_frame(columns: dict[str, list], rows: list[int], lines: list[int]) -> pd.DataFrame:
@@ -1508,7 +1535,7 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
                                 f"{': ' + head.error if head.error else ''}; fix the header line")
         if any(i in bad_lines for i in range(head.start, head.end + 1)):
             raise DataLoadError(f"{path}: the header (line {head.start + 1}) is not valid {encoding}; set "
-                                "data.encoding to the file's encoding (e.g. latin-1)")
+                                "data.encoding to the file's encoding (e.g. cp1252 or latin-1)")
         names = _header_names(head.fields or [], dialect)
         _check_names(path, names, f"the header (line {head.start + 1})")
         if not body:
@@ -1934,6 +1961,8 @@ def _read_delimited_fast(path: Path, fmt: str, encoding: str, on_decode_error: D
                     data = data[len(codecs.BOM_UTF8):]
                     if codec.name == "utf-8" and data.startswith(codecs.BOM_UTF8):  # its removeprefix("\ufeff")
                         data = data[len(codecs.BOM_UTF8):]
+                if codec.name == "iso8859-1" and _C1_BYTES.search(data):
+                    return None  # perhaps cp1252 (_latin1_as_cp1252): the careful reader decides for the whole file
                 try:
                     text = data.decode(codec.name)
                 except UnicodeDecodeError:

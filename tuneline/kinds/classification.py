@@ -190,8 +190,13 @@ def columns_or_error(frame: pd.DataFrame, path: Path, wanted: dict[str, str], fm
                 raise DataLoadError(f"{path} has no column {column!r} (its columns: {found}, each read for another "
                                     f"setting): the file lacks the column {key} names; add it")
             shown = ", ".join(map(repr, unread[:5])) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
-            headless = "" if any(c.isdigit() for c in map(str, found)) else \
-                "; or data.header: false for a file without a header row"
+            read_with_header = data is None or getattr(data, "header", True)
+            if read_with_header and column.strip().isdigit():  # "0", "1" name columns of a file without a header
+                raise DataLoadError(f"{path} has no column {column!r} (its columns, read from its first line: "
+                                    f"{found}); {key} names a column by its position, as in a file without a "
+                                    "header row: set data.header: false")
+            headless = "; or data.header: false for a file without a header row" if read_with_header and not any(
+                c.isdigit() for c in map(str, found)) else ""
             raise DataLoadError(f"{path} has no column {column!r} (its columns: {found}); set {key} to the right "
                                 f"name (of the columns no other setting reads: {shown}{headless})")
 
@@ -532,6 +537,38 @@ def _no_text_detail(value: Any, title: str = "the text") -> str:
     return f"{title} is empty or only spaces"
 
 
+#: what exports write for an empty cell: pandas' ``astype(str)`` (``nan``, ``None``, ``<NA>``), SQL (``NULL``),
+#: spreadsheets (``#N/A``, ``N/A``)
+MISSING_VALUE_TEXTS = frozenset({"nan", "none", "null", "na", "n/a", "#n/a", "<na>", "nat", "nil", "#null!"})
+
+
+def warn_missing_value_texts(frames: dict[str, pd.DataFrame], columns: list[str], source: str = "") -> int:
+    """Warn (once, with the count of each) about texts that are only a missing-value marker: the same values are
+    refused as labels, while as texts they were trained on as the words "nan" and "None" without a word (dirty-data
+    QA). Kept, not quarantined: a short answer "None" can be a real text. Returns how many there are."""
+    found: Counter = Counter()
+    for frame in frames.values():
+        for column in columns:
+            if column not in frame.columns:
+                continue
+            try:  # only short strings are looked at: a pass over lengths, not a casefold of 10 million texts
+                values = frame[column]
+                short = values[(values.str.len() <= 12).fillna(False).to_numpy(dtype=bool)]
+            except AttributeError:  # not a column of strings (the contract says so)
+                continue
+            folded = short.str.strip().str.casefold()
+            found.update(str(v).strip() for v in short[folded.isin(MISSING_VALUE_TEXTS).fillna(False)
+                                                      .to_numpy(dtype=bool)])
+    if found:
+        from tuneline.common import task_logger
+
+        task_logger().warning(
+            "%d text(s)%s are only a missing-value marker (%s), what an export writes for an empty cell: they are "
+            "kept as texts; blank those cells to have them quarantined as texts missing", sum(found.values()), source,
+            ", ".join(f"{value!r} {count}" for value, count in found.most_common(5)))
+    return sum(found.values())
+
+
 def without_conflicting_spellings(raw: pd.DataFrame, used: list[str], malformed: list[dict]) -> pd.DataFrame:
     """``raw`` (a JSONL file's records) without those that write a used key a second time in another case or with
     spaces (``"label": "neg", "Label": "pos"``) with another value: keys are matched that way, so the record names
@@ -588,12 +625,15 @@ class ClassificationKind(TaskKind):
     # --- data -------------------------------------------------------------------------------------------------
     def prepare(self, frames: dict[str, pd.DataFrame], data: ClassificationData,
                 quiet: bool = False, source: str = "") -> dict[str, pd.DataFrame]:
-        """Fold labels written several ways into one spelling (:mod:`tuneline.kinds.label_spellings`)."""
+        """Fold labels written several ways into one spelling (:mod:`tuneline.kinds.label_spellings`); say how many
+        texts are an export's missing-value markers (:func:`warn_missing_value_texts`)."""
+        from tuneline.common import task_logger
         from tuneline.kinds import label_spellings
 
+        if not quiet:
+            warn_missing_value_texts(frames, [c for c in ("text", "text_pair") if c != self.target_column], source)
         if not getattr(data, "merge_label_spellings", True):
             return frames
-        from tuneline.common import task_logger
 
         mapping = label_spellings.spelling_map(frames, self.target_column, data.labels, LABEL_SOURCE_ROLES)
         if not quiet and (apart := label_spellings.kept_apart(frames, self.target_column, mapping)):

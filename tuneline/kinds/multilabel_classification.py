@@ -1118,10 +1118,14 @@ def warn_many_labels(gold: np.ndarray, predicted: np.ndarray, metric: str, per_l
         if len(predicted) else 0.0
     if not len(gold) or found <= max(MANY_LABELS_RATIO * said, said + 1.0):
         return False
+    # only what would change something: the defaults (micro_f1, global) were advised to a run that used them (QA)
+    advice = ([] if metric == "micro_f1" else ["gate.primary_metric: micro_f1"]) + \
+        (["data.threshold: global"] if per_label else []) + ["more training (train.epochs, train.max_steps)"]
     task_logger().warning(
         "the %s thresholds fitted for %s predict %.1f labels per validation text, where the rows carry %.2f: the "
-        "model ranks some labels too badly to cut them anywhere but low; consider gate.primary_metric: micro_f1, "
-        "data.threshold: global, or more training", "per-label" if per_label else "global", metric, found, said)
+        "model ranks some labels too badly to cut them anywhere but low; consider %s",
+        "per-label" if per_label else "global", metric, found, said,
+        ", ".join(advice[:-1]) + (" or " if len(advice) > 1 else "") + advice[-1])
     return True
 
 
