@@ -296,7 +296,7 @@ def test_a_cp1252_file_configured_as_latin1_is_read_as_cp1252_and_said(tmp_path,
     """Latin-1 reads cp1252's curly quotes, dashes and euro sign (bytes 0x80-0x9F) as invisible control characters,
     which the tokenizer drops: the text trained was not the text written, without a word (dirty-data QA)."""
     path = tmp_path / "export.csv"
-    rows = ["text,label"] + [f"plain row {i},neg" for i in range(size)] + ["\u201cquoted\u201d \u2013 \u20ac5 café,pos"]
+    rows = ["text,label", *(f"plain row {i},neg" for i in range(size)), "\u201cquoted\u201d \u2013 \u20ac5 café,pos"]
     path.write_bytes("\n".join(rows).encode("cp1252") + b"\n")
     said = _said_by_tuneline(lambda: read_table(path, "csv", encoding="latin-1"))
     assert said[0].frame["text"].iloc[-1] == "\u201cquoted\u201d \u2013 \u20ac5 café"
