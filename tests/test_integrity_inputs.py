@@ -451,8 +451,8 @@ def test_ner_jsonl_with_space_joined_strings_says_lists_are_needed(tmp_path):
     data = tmp_path / "ner.jsonl"
     data.write_text("".join(json.dumps({"tokens": f"EU rejects call{i}", "tags": "B-ORG O O"}) + "\n"
                             for i in range(20)))
-    with pytest.raises(DataValidationError, match=r"the tags are strings \(like 'B-ORG O O'\), not lists; write "
-                                                  r"tokens and tags as JSON lists"):
+    with pytest.raises(DataValidationError, match=rf"the tags are strings \(like 'B-ORG O O'\), not lists \(first: "
+                                                  rf"{data} record 1\); write tokens and tags as JSON lists"):
         validate(run_config("token_classification", path=data), tmp_path / "run")
 
 

@@ -535,8 +535,11 @@ class TokenClassificationKind(TaskKind):
                 raise LabelSetError(f"found no entity tag (B-X/I-X) in the training data{NUMBERED_TAGS_HINT}")
             hint = ""
             if sample and sum(isinstance(t, str) for t in sample) > len(sample) / 2:
-                hint = (": the tags are strings (like 'B-ORG O O'), not lists; write tokens and tags as JSON lists "
-                        '(["EU", "rejects"], ["B-ORG", "O"]), or the file as CoNLL')
+                first = next(i for i, tags in enumerate(sample) if isinstance(tags, str))
+                where = (f" (first: {source['source_file'].iloc[first]} record {source['source_row'].iloc[first]})"
+                         if {"source_file", "source_row"} <= set(source.columns) else "")  # dirty-data QA: no file
+                hint = (f": the tags are strings (like 'B-ORG O O'), not lists{where}; write tokens and tags as JSON "
+                        'lists (["EU", "rejects"], ["B-ORG", "O"]), or the file as CoNLL')
             if not hint:
                 hint = _bare_tags_hint(sample)
             raise LabelSetError(f"found no entity tag (B-X/I-X) in the training data{hint}; check data.tags_column "
