@@ -247,6 +247,11 @@ def summarize_retrain(summary: RunSummary, decision: GateDecision, used, intake,
                                                     "candidate": forgetting.candidate,
                                                     "worst_class_drop": (forgetting.worst_class() or ("", 0.0))[1]},
         sentence=sentence, refused_rows=None if decision.promote else refused_rows_note(names, version.number))
+    if result.refused_rows:  # in the run's log too: a run on a worker had it only in retrain_summary.json (QA)
+        from tuneline.common import task_logger
+        from tuneline.run_warnings import SAID_IN_SUMMARY
+
+        task_logger().warning("%s", result.refused_rows, extra=SAID_IN_SUMMARY)
     path = Path(run.run_dir) / "retrain_summary.json"
     path.write_text(result.to_json())
     log_artifact(run, path)

@@ -332,11 +332,20 @@ def test_forgetting_gate_refuses_without_replay_and_accepts_with_it(replay, tmp_
     land(tmp_path / "landing", "billing-only.csv", one_class_batch)
     # a long continual run on one class, keeping its last checkpoint (the best one on validation would be the one
     # that had not forgotten yet): without replay the model forgets the other classes
-    summary = run(tmp_path, tiny_bert, "retrain.strategy=continual", f"retrain.replay_ratio={replay}",
-                  "train.epochs=30", "train.keep_best=false",
-                  "retrain.max_forgetting=0.05", "retrain.max_class_forgetting=0.15", "gate.tolerance=0.05",
-                  # with replay, the batch is too small to test for a label shift: it is named all the same
-                  *(["drift.min_rows=500"] if replay else []))
+    import logging
+
+    logged: list[str] = []  # the run's own log (on a worker, the Prefect run log): the refused rows' hint too
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("prefect.task_runs").addHandler(handler)
+    try:
+        summary = run(tmp_path, tiny_bert, "retrain.strategy=continual", f"retrain.replay_ratio={replay}",
+                      "train.epochs=30", "train.keep_best=false",
+                      "retrain.max_forgetting=0.05", "retrain.max_class_forgetting=0.15", "gate.tolerance=0.05",
+                      # with replay, the batch is too small to test for a label shift: it is named all the same
+                      *(["drift.min_rows=500"] if replay else []))
+    finally:
+        logging.getLogger("prefect.task_runs").removeHandler(handler)
     tags = client_of(tmp_path).get_model_version("loop-tickets", summary.run.version).tags
     shift = summary.drift.get("billing-only.csv", "")  # one class of three: in the summary, tested or not
     assert ("label shift: skipped" in shift) if replay else ("label shift" in shift and "skipped" not in shift), shift
@@ -351,6 +360,7 @@ def test_forgetting_gate_refuses_without_replay_and_accepts_with_it(replay, tmp_
             "the rows of billing-only.csv stay in data version 2: every later run trains and tests on them too. If "
             "they are why the gate refused this version, take them out: tuneline data drop -c CONFIG "
             'billing-only.csv --reason "..."')
+        assert summary.refused_rows in logged and summary.refused_rows not in summary.warnings, logged
         import contextlib
         import io
 

@@ -783,8 +783,11 @@ def _retry_hint(args: argparse.Namespace) -> str:
     config = args.config if args.config is not None else "CONFIG"
     # the killed run's slot of the Prefect limit is Prefect's to free when its lease runs out: the "now" waited 271 s
     # for it (loop QA), which doctor cannot tell from a live run's without a lock database every run shares
-    slot = ("; the retraining run waits for the killed run's Prefect concurrency slot until Prefect's lease on it runs "
-            "out (up to 5 minutes after the kill)" if prefect_api_url() else "")
+    # (with a lock database every run shares, this same --fix may free that slot: said on the slot's own line below,
+    # so "waits up to 5 minutes" is not stated as a fact before "one freed" (operator QA))
+    slot = ("; unless the slot line below says it was freed, the retraining run waits for the killed run's Prefect "
+            "concurrency slot until Prefect's lease on it runs out (up to 5 minutes after the kill)"
+            if prefect_api_url() else "")
     return (f"run `tuneline watch -c {config} --once` to retrain on them now (else a running watcher announces them "
             f"once they and the last retraining run's end are retrain.reannounce_after_s old){slot}")
 

@@ -117,7 +117,7 @@ from sqlalchemy.types import TypeDecorator
 from tuneline.errors import UserError
 from tuneline.interrupts import deferred_interrupts
 from tuneline.locking import database_beside_store
-from tuneline.runtime import has_credentials, redact
+from tuneline.runtime import encoding_hint, has_credentials, redact, redact_for
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +314,8 @@ def _open_engine(url: str, busy_timeout_s: float) -> Engine:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
-        raise LedgerError(f"not a database URL for the batch ledger: {redact(url)} ({redact(exc)})") from None
+        raise LedgerError(f"not a database URL for the batch ledger: {redact(url)} ({redact_for(exc, url)})"
+                          f"{encoding_hint(url)}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database in (None, "", ":memory:"):
@@ -688,7 +689,7 @@ class LedgerDatabase:
         cause = getattr(exc, "orig", None) or exc
         first_line = next(iter(str(cause).strip().splitlines()), "")
         return LedgerError(f"{doing} the {self.WHAT} {redact(self.url)} of model {self.model!r}: "
-                           f"{type(cause).__name__}: {redact(first_line)}")
+                           f"{type(cause).__name__}: {redact_for(first_line, self.url)}{encoding_hint(self.url)}")
 
     @contextmanager
     def _tx(self, doing: str) -> Iterator[Connection]:
@@ -701,7 +702,8 @@ class LedgerDatabase:
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            raise self._error(doing, exc) from (None if has_credentials(str(exc)) else exc)
+            secret = has_credentials(str(exc)) or redact_for(exc, self.url) != redact(exc)  # a password's piece
+            raise self._error(doing, exc) from (None if secret else exc)
 
     def _create_tables(self) -> None:
         for attempt in range(2):  # two processes creating the tables at once: the loser sees them on its retry

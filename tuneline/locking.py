@@ -53,10 +53,11 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from tuneline.runtime import redact
+from tuneline.errors import UserError
+from tuneline.runtime import encoding_hint, redact, redact_for
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,18 @@ _CLEAR_HOLDER = ("UPDATE tuneline_locks SET holder = NULL, acquired_at = NULL "
 _READ_HOLDER = "SELECT holder, acquired_at FROM tuneline_locks WHERE name = :name"
 
 _held = threading.local()  # the (url, name) pairs this thread holds: a nested take of the same one fails fast
+
+
+class LockDatabaseError(UserError, ValueError):
+    """The lock database's URL does not parse, or the database cannot be reached: one line, the URL's password
+    hidden (a password with a raw ``@`` or ``:`` does not parse, and the error quoted the rest of it)."""
+
+
+def _lock_database_error(doing: str, url: str, exc: BaseException) -> LockDatabaseError:
+    cause = getattr(exc, "orig", None) or exc
+    first_line = next(iter(str(cause).strip().splitlines()), "")
+    return LockDatabaseError(f"{doing} {redact(url)}: {type(cause).__name__}: {redact_for(first_line, url)}"
+                             f"{encoding_hint(url)}")
 
 
 class LockTimeout(RuntimeError):
@@ -177,7 +190,10 @@ def model_lock(name: str, url: str, *, timeout_s: float = 600.0, holder: str | N
 
 
 def _parse_lock_url(url: str) -> URL:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise _lock_database_error("not a database URL for the gate lock:", url, exc) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database in (None, "", ":memory:"):
@@ -217,7 +233,11 @@ class _DatabaseLock:
     # -- shared -------------------------------------------------------------------------------------------------
     @contextmanager
     def held(self, deadline: float, timeout_s: float) -> Iterator[None]:
-        self._open()  # (creates nothing that needs closing if it fails)
+        try:
+            self._open()  # (creates nothing that needs closing if it fails)
+        except SQLAlchemyError as exc:
+            self.register.dispose()
+            raise _lock_database_error("cannot open the gate lock database", self.url, exc) from None
         try:
             announced = False
             while not self._try_acquire():
@@ -595,6 +615,12 @@ STALE_SLOT_CHECK_S = 60.0
 STALE_SLOT_CONFIRM_S = 5.0
 
 
+#: why a slot is counted with no run holding it: both causes, as neither can be told from the other here (operator
+#: QA: a worker killed mid-run was blamed on a server restart, on a server that kept its leases)
+UNHELD_SLOT_CAUSES = ("its run was killed and Prefect's lease on the slot has not run out yet (up to 5 minutes), or "
+                      "a Prefect server restart forgot the lease")
+
+
 def _no_run_holds(model: str, lock_url: str) -> bool:
     """Whether no retraining run of ``model`` held the database lock ``<model> (retraining)`` at two looks
     :data:`STALE_SLOT_CONFIRM_S` apart (a holder takes it milliseconds after the slot, and lets go of it after)."""
@@ -629,8 +655,7 @@ def unheld_retraining_slot(model: str, tracking_uri: str, fix: bool = False) -> 
     if limit.active_slots < limit.limit or not _no_run_holds(model, default_lock_url(tracking_uri)):
         return None
     said = (f"Prefect concurrency limit {limit_name!r} on {redact(api_url)} has {limit.active_slots} of {limit.limit} "
-            f"slot(s) taken, but no retraining run of {model} holds one (a Prefect server restart forgets the leases "
-            "of the slots it counts)")
+            f"slot(s) taken, but no retraining run of {model} holds one ({UNHELD_SLOT_CAUSES})")
     if not fix:
         return said + " (--fix frees one; a retraining run that waits for it frees it within a minute)"
     if _free_one_slot(limit_name):
@@ -653,8 +678,7 @@ def _free_a_slot_no_run_holds(model: str, limit_name: str, lock_url: str) -> boo
     if not _free_one_slot(limit_name):
         return False
     print(f"freed a slot of the Prefect concurrency limit {limit_name!r} that no retraining run of {model} holds "
-          "(a Prefect server restart forgets the leases of the slots it counts; see the README on "
-          "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE)", flush=True)
+          f"({UNHELD_SLOT_CAUSES}; see the README on PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE)", flush=True)
     return True
 
 

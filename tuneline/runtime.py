@@ -109,6 +109,34 @@ def redact(value: object) -> str:
     return _SECRET_QUERY.sub(r"\1***", text)
 
 
+def password_pieces(url: object) -> list[str]:
+    """The password of ``url``'s credentials and its parts between ``:``, ``@`` and ``/`` (two characters or more),
+    longest first; empty for a URL without a password."""
+    match = _URL_CREDENTIALS.search(str(url or ""))
+    if not match or ":" not in match.group("cred"):
+        return []
+    password = match.group("cred").split(":", 1)[1]
+    return sorted({piece for piece in (password, *re.split(r"[:@/]", password)) if len(piece) >= 2},
+                  key=len, reverse=True)
+
+
+def redact_for(text: object, url: object) -> str:
+    """``redact(text)`` with every piece of ``url``'s password hidden too, for an error about that URL. A password
+    that holds a raw ``@`` or ``:`` does not parse as written, and the parser's or the driver's error quotes the
+    rest of it: ``invalid literal for int() with base 10: 'TopSecretTail99@127.0.0.1:55432'``, ``failed to resolve
+    host 'def@127.0.0.1'`` (operator QA: printed by every command that opened the ledger)."""
+    shown = redact(text)
+    for piece in password_pieces(url):
+        shown = shown.replace(piece, "***")
+    return shown
+
+
+def encoding_hint(url: object) -> str:
+    """``; write ... percent-encoded`` when ``url``'s password holds a character a URL reserves, else ''."""
+    return ("; a password holding '@', ':' or '/' must be percent-encoded in the URL (%40, %3A, %2F)"
+            if any(set(piece) & set("@:/") for piece in password_pieces(url)[:1]) else "")
+
+
 def redact_params(params: dict[str, object]) -> dict[str, str]:
     """Redact a flat param mapping: values of secret-looking keys entirely, URLs' credentials everywhere."""
     return {key: ("***" if _SECRET_KEY.search(key) and value not in (None, "") else redact(value))
