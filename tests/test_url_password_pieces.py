@@ -40,3 +40,16 @@ def test_the_ledger_and_the_gate_lock_never_print_a_piece_of_the_password(case, 
         assert said.endswith("a password holding '@', ':' or '/' must be percent-encoded in the URL (%40, %3A, "
                              "%2F)"), said
         assert error.__cause__ is None  # nothing chained that a traceback or a log could print
+
+
+def test_the_command_lines_last_word_hides_the_pieces_of_every_store_urls_password(monkeypatch):
+    """An error that reaches the command line's catch-all (an MLflow store on PostgreSQL whose password holds a raw
+    `@`) quoted the rest of the password, "failed to resolve host 'secretword@127.0.0.1'"."""
+    import argparse
+
+    from tuneline.cli import _scrubbed
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg://u:pa@secretword@127.0.0.1:1/x")
+    said = _scrubbed("failed to resolve host 'secretword@127.0.0.1'", argparse.Namespace(ledger_url=URLS["colon"][0]))
+    assert said == "failed to resolve host '***@127.0.0.1'"
+    assert _scrubbed("TopSecretTail99@127.0.0.1", argparse.Namespace(ledger_url=URLS["colon"][0])) == "***@127.0.0.1"

@@ -23,7 +23,7 @@ from tuneline import serving
 from tuneline.config import ConfigError, TunelineConfig, UsageError, build_config, load_config
 from tuneline.errors import UserError, bytes_shown
 from tuneline.interrupts import Terminated, terminate_as_interrupt
-from tuneline.runtime import redact
+from tuneline.runtime import encoding_hint, redact, redact_for
 
 EPILOG = "Overrides use dotted keys: --set train.learning_rate=3e-5 --set model.strategy=lora"
 
@@ -482,10 +482,10 @@ def main(argv: list[str] | None = None) -> int:
         _print_summary(train_flow(secrets_as_references(config)))
         return 0
     except ConfigError as error:
-        print(f"tuneline: {redact(error)}", file=sys.stderr)
+        print(f"tuneline: {_scrubbed(error, args)}", file=sys.stderr)
         return 2
     except UserError as error:
-        print(f"tuneline: {redact(error)}", file=sys.stderr)
+        print(f"tuneline: {_scrubbed(error, args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:
         code = 143 if isinstance(stop, Terminated) else 130  # what a shell reports for SIGTERM / SIGINT
@@ -514,10 +514,30 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" -> {error.filename2}" if error.filename2 else "")
                   + ": check that path, its permissions and the free disk space", file=sys.stderr)
             return 1
-        print(f"tuneline: {type(error).__name__}: {redact(error)}\n"
+        hint = next((h for url in _store_urls(args) if (h := encoding_hint(url))), "")
+        if hint:  # a store URL whose password does not parse as written: the config's problem after all
+            print(f"tuneline: {type(error).__name__}: {_scrubbed(error, args)}{hint}", file=sys.stderr)
+            return 1
+        print(f"tuneline: {type(error).__name__}: {_scrubbed(error, args)}\n"
               "tuneline: this is not a problem with your data or config; the full traceback is in the Prefect run "
               "log and on the MLflow run (tag tuneline.error)", file=sys.stderr)
         return 1
+
+
+def _store_urls(args: argparse.Namespace | None) -> list[str]:
+    """The database and server URLs a command may have opened: the environment's and the command line's."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL")
+    given = [getattr(args, key, None) for key in ("tracking_uri", "ledger_url")] if args is not None else []
+    return [url for url in [*(os.environ.get(name) for name in names), *given] if isinstance(url, str) and url]
+
+
+def _scrubbed(error: object, args: argparse.Namespace | None) -> str:
+    """``redact(error)``, with the pieces of every store URL's password hidden too (:func:`redact_for`): a password
+    holding a raw ``@`` or ``:`` is quoted in part by the parser's or the driver's error (operator QA)."""
+    text = redact(error)
+    for url in _store_urls(args):
+        text = redact_for(text, url)
+    return text
 
 
 def _show_config(args: argparse.Namespace) -> int:
