@@ -124,9 +124,8 @@ def renamed_classes(unseen: list[str], known: list[str]) -> str:
     more = f" (and {len(known) - 8} more)" if len(known) > 8 else ""
     return (f"the batch writes {written}: they look like other names of its {len(known)} classes, not new ones, "
             f"so write them as {', '.join(map(repr, known[:8]))}{more} in the file and land it as a new batch; "
-            f"only if they "
-            f"are new classes, set drift.allow_label_growth: true (the model would have {len(known) + len(unseen)} "
-            f"classes) and take this batch again")
+            f"only if they are new classes, set drift.allow_label_growth: true (the model would have "
+            f"{len(known) + len(unseen)} classes) and take this batch again")
 
 
 @pipeline_task(name="admit-labels")
