@@ -366,3 +366,18 @@ def test_a_utf8_file_under_an_8bit_encoding_says_the_setting_is_for_every_file(t
         assert "\u201c" in str(read().frame.iloc[-1].tolist())
     path.write_text(text.replace("é", "e"), encoding="ascii")
     assert len(read().frame) == 2
+
+
+@pytest.mark.parametrize("size", [3, 20_000])  # the careful reader and the fast one
+def test_a_quote_never_closed_in_the_last_record_says_so(tmp_path, size):
+    """The last record opens a quote it never closes: nothing follows for it to swallow, and the record was
+    quarantined as "1 fields, header has 2" without a word of the quote (dirty-data QA, D8)."""
+    path = tmp_path / "data.csv"
+    lines = ["text,label", *(f'"row {i}",pos' for i in range(size)), '"this last record never closes its quote,pos']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = read_table(path, "csv")
+    assert len(result.frame) == size
+    (bad,) = result.malformed
+    assert bad["source_line"] == size + 2 and bad["rule"] == "record_has_wrong_field_count"
+    assert bad["detail"] == ("1 fields, header has 2; its quote is opened and never closed, so the rest of the line "
+                             'was read as one field: close it, or double a quote inside a quoted text ("")')

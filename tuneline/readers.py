@@ -1373,6 +1373,10 @@ def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, di
     (an export that ends every line with the delimiter)."""
     detail = f"{count} fields, {count_hint}"
     delimiter = dialect.get("delimiter", ",")
+    if count < expected and dialect.get("quoting") != csv.QUOTE_NONE and raw.count('"') % 2 \
+            and raw.lstrip().startswith('"'):  # the file's last record: nothing after it to swallow (QA)
+        detail += ("; its quote is opened and never closed, so the rest of the line was read as one field: close "
+                   "it, or double a quote inside a quoted text (\"\")")
     if count > expected and raw.rstrip("\r\n").endswith(delimiter):
         detail += f"; the line ends with a stray {'tab' if delimiter == chr(9) else repr(delimiter)}: remove it"
     if '\\"' in raw and dialect.get("quoting") != csv.QUOTE_NONE:
