@@ -117,7 +117,7 @@ from sqlalchemy.types import TypeDecorator
 from tuneline.errors import UserError
 from tuneline.interrupts import deferred_interrupts
 from tuneline.locking import database_beside_store
-from tuneline.runtime import encoding_hint, has_credentials, redact, redact_for
+from tuneline.runtime import database_error, encoding_hint, has_credentials, redact, redact_for
 
 logger = logging.getLogger(__name__)
 
@@ -686,10 +686,8 @@ class LedgerDatabase:
         self.close()
 
     def _error(self, doing: str, exc: BaseException) -> LedgerError:
-        cause = getattr(exc, "orig", None) or exc
-        first_line = next(iter(str(cause).strip().splitlines()), "")
         return LedgerError(f"{doing} the {self.WHAT} {redact(self.url)} of model {self.model!r}: "
-                           f"{type(cause).__name__}: {redact_for(first_line, self.url)}{encoding_hint(self.url)}")
+                           f"{database_error(exc, self.url)}")
 
     @contextmanager
     def _tx(self, doing: str) -> Iterator[Connection]:

@@ -57,7 +57,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from tuneline.errors import UserError
-from tuneline.runtime import encoding_hint, redact, redact_for
+from tuneline.runtime import database_error, redact
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +89,7 @@ class LockDatabaseError(UserError, ValueError):
 
 
 def _lock_database_error(doing: str, url: str, exc: BaseException) -> LockDatabaseError:
-    cause = getattr(exc, "orig", None) or exc
-    first_line = next(iter(str(cause).strip().splitlines()), "")
-    return LockDatabaseError(f"{doing} {redact(url)}: {type(cause).__name__}: {redact_for(first_line, url)}"
-                             f"{encoding_hint(url)}")
+    return LockDatabaseError(f"{doing} {redact(url)}: {database_error(exc, url)}")
 
 
 class LockTimeout(RuntimeError):

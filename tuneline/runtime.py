@@ -131,6 +131,15 @@ def redact_for(text: object, url: object) -> str:
     return shown
 
 
+def database_error(exc: BaseException, url: object) -> str:
+    """``Type: first line`` of a database error about ``url`` (the driver's own error under SQLAlchemy's), with its
+    password's pieces hidden and the percent-encoding hint where the password needs it: the ledger's and the gate
+    lock's errors say it the same way."""
+    cause = getattr(exc, "orig", None) or exc
+    first_line = next(iter(str(cause).strip().splitlines()), "")
+    return f"{type(cause).__name__}: {redact_for(first_line, url)}{encoding_hint(url)}"
+
+
 def encoding_hint(url: object) -> str:
     """``; write ... percent-encoded`` when ``url``'s password holds a character a URL reserves, else ''."""
     return ("; a password holding '@', ':' or '/' must be percent-encoded in the URL (%40, %3A, %2F)"
