@@ -194,10 +194,13 @@ def token_schema(labels: Iterable[str], train_texts: Iterable[str] | None = None
     return schema
 
 
-def _describe(problems: list[tuple[int, str]], tokens: object) -> str:
+def _describe(problems: list[tuple[int, str]], tokens: object, first_line: int | None = None) -> str:
     position, message = problems[0]
     token = tokens[position] if is_string_list(tokens) and position < len(tokens) else None
-    where = f"token {position + 1}" + (f" ({token!r})" if token is not None else "")
+    shown = [repr(token)] if token is not None else []
+    if first_line:  # a CoNLL sentence: one line a token (dirty-data QA: "line 1: token 3" sent the user to line 1)
+        shown.append(f"line {first_line + position}")
+    where = f"token {position + 1}" + (f" ({', '.join(shown)})" if shown else "")
     more = f" (+{len(problems) - 1} more in this sentence)" if len(problems) > 1 else ""
     return f"{where}: {message}{more}"
 
@@ -215,16 +218,18 @@ def _not_a_list(field: str, value: object, named: str | None = None) -> str:
 
 
 def first_problem(rule: str, tokens: object, tags: object, labels: Iterable[str],
-                  names: dict[str, str] | None = None) -> str | None:
+                  names: dict[str, str] | None = None, first_line: int | None = None) -> str | None:
     """Where in the sentence ``rule`` breaks (1-based token position) and why, for the quarantine's ``detail``.
-    ``names``: the file's name of the tokens and tags fields where the config names them otherwise."""
+    ``names``: the file's name of the tokens and tags fields where the config names them otherwise.
+    ``first_line``: the line of the sentence's first token where each token has a line of its own (CoNLL), so the
+    detail names the line of the token at fault as well."""
     names = names or {}
     describers: dict[str, Callable[[], str | None]] = {
         "tokens_are_list_of_strings": lambda: _not_a_list("tokens", tokens, names.get("tokens")),
         "tags_are_list_of_strings": lambda: _not_a_list("tags", tags, names.get("tags")),
-        "no_empty_tokens": lambda: _describe(_token_problems(tokens), tokens),
-        "valid_iob2": lambda: _describe(iob2_violations(tags), tokens),
-        "tag_in_label_set": lambda: _describe(_label_problems(tags, frozenset(labels)), tokens),
+        "no_empty_tokens": lambda: _describe(_token_problems(tokens), tokens, first_line),
+        "valid_iob2": lambda: _describe(iob2_violations(tags), tokens, first_line),
+        "tag_in_label_set": lambda: _describe(_label_problems(tags, frozenset(labels)), tokens, first_line),
         "tokens_and_tags_same_length": lambda: f"{len(tokens)} tokens but {len(tags)} tags",
         "sentence_not_in_train": lambda: "the same sentence is in the training split (test/validation leakage)",
     }

@@ -427,7 +427,7 @@ def apply_contract(frames: dict[str, pd.DataFrame], labels: list[str], malformed
                                         kind.value_column, kind.key_column)
     names = file_column_names(config.data)
     quarantine = kind.describe_failures(quarantine, {r: f.reset_index(drop=True) for r, f in frames.items()}, labels,
-                                        names)
+                                        names, data=config.data, source_lines=source_lines)
     quarantine = describe_copies(_without_copies_of_conflicts(quarantine), frames, kind, source_lines)
     if len(quarantine) and names:  # the file's names, not the frames' own
         quarantine["column"] = quarantine["column"].map(lambda column: names.get(column, column))

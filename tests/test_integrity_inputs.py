@@ -425,9 +425,25 @@ def test_the_contract_error_shows_one_record_of_its_top_reason_with_its_fix(tmp_
     data = tmp_path / "iob1.conll"
     data.write_text("\n".join(f"Name{i} I-PER\nworks O\nat O\nAcme{i} I-ORG\n" for i in range(60)))
     with pytest.raises(DataValidationError, match=r"Top reasons: valid_iob2 \(60\); e\.g\. .*iob1\.conll line 1: "
-                                                  r"token 1 \('Name0'\): I-PER follows the sentence start.*set "
-                                                  r"data\.iob1_to_iob2=true"):
+                                                  r"token 1 \('Name0', line 1\): I-PER follows the sentence "
+                                                  r"start.*set data\.iob1_to_iob2=true"):
         validate(run_config("token_classification", path=data), tmp_path / "run")
+
+
+def test_a_conll_tag_error_names_the_line_of_its_token(tmp_path):
+    """Dirty-data QA (D7): "line 7: token 3 ('Leicestershire')" sent the user to the sentence's first line; in a
+    CoNLL file each token has a line of its own, and the detail names it. A JSONL record's tokens share one line."""
+    sentences = [f"Essex{i} B-ORG\nbeat O\nLeicestershire I-ORG\nagain O\n" for i in range(40)]
+    data = tmp_path / "train.conll"
+    data.write_text("-DOCSTART- O\n\n" + "\n".join(sentences))
+    with pytest.raises(DataValidationError, match=r"train\.conll line 3: token 3 \('Leicestershire', line 5\): "
+                                                  r"I-ORG follows O"):
+        validate(run_config("token_classification", path=data), tmp_path / "run")
+    records = tmp_path / "train.jsonl"
+    records.write_text("".join(json.dumps({"tokens": ["Essex", "beat", f"Leics{i}"], "tags": ["B-ORG", "O", "I-ORG"]})
+                               + "\n" for i in range(40)))
+    with pytest.raises(DataValidationError, match=r"train\.jsonl line 1: token 3 \('Leics0'\): I-ORG follows O"):
+        validate(run_config("token_classification", path=records), tmp_path / "run2")
 
 
 def test_iobes_and_bilou_tags_are_named_and_read_with_bioes_to_iob2(tmp_path):

@@ -191,10 +191,13 @@ class TaskKind:
         raise NotImplementedError
 
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                          labels: list[str], names: dict[str, str] | None = None) -> pd.DataFrame:
+                          labels: list[str], names: dict[str, str] | None = None, *, data: Any = None,
+                          source_lines: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
         """Fill the quarantine's ``detail`` column where the kind can say more than the rule name. ``names``: the
         file's name of each canonical column it names otherwise (:func:`file_column_names`), for details that name
-        a column: the user knows MRPC's second sentence as ``#2 String``, not as ``text_pair``."""
+        a column: the user knows MRPC's second sentence as ``#2 String``, not as ``text_pair``. ``data`` (the data
+        config) and ``source_lines`` (each file's line of each record) let a detail name a line inside a record:
+        a CoNLL sentence spans one line per token."""
         return quarantine
 
     def label_distribution(self, frame: pd.DataFrame) -> dict[str, int]:

@@ -746,7 +746,7 @@ class ClassificationKind(TaskKind):
         return f"the {title}" + (f" ({column})" if title != column else "")
 
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                          labels: list[str], names: dict[str, str] | None = None) -> pd.DataFrame:
+                          labels: list[str], names: dict[str, str] | None = None, **context: Any) -> pd.DataFrame:
         """``value`` shows the text of every rejected row, so a label rule says in ``detail`` which label broke it:
         ``label_in_label_set`` names the label and the label set (a stray ``Positive!`` must be visible without
         opening the file), a missing value names its column."""

@@ -1261,7 +1261,7 @@ class MultilabelKind(ClassificationKind):
         return multilabel_schema(labels, train_keys, data.allow_empty_labels)
 
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                          labels: list[str], names: dict[str, str] | None = None) -> pd.DataFrame:
+                          labels: list[str], names: dict[str, str] | None = None, **context: Any) -> pd.DataFrame:
         """Name the unknown labels of ``label_in_label_set`` rows, and say what the other label rules want."""
         from tuneline.schemas.multilabel_classification import unknown_labels
 

@@ -421,7 +421,7 @@ class PairClassificationKind(ClassificationKind):
     column_titles = {"text": "first text", "text_pair": "second text"}
 
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                          labels: list[str], names: dict[str, str] | None = None) -> pd.DataFrame:
+                          labels: list[str], names: dict[str, str] | None = None, **context: Any) -> pd.DataFrame:
         """The quarantine's ``value`` shows the first text; ``detail`` shows the second, so a rejected pair can be
         recognised without opening the input file, after what the label rules say (classification's details).
         Columns are named as the file names them (``names``): MRPC's ``#2 String``, not ``text_pair``."""

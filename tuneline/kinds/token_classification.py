@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,7 @@ from tuneline.errors import UserError, excerpt
 from tuneline.kinds.base import Evaluation, ReadRecords, TaskKind
 from tuneline.kinds.classification import LABEL_SOURCE_ROLES, RARE_LABELS_SHOWN, LabelSetError, matched_columns
 from tuneline.pyfunc.token_tagger import case_types_of, grow_case_types
-from tuneline.readers import DataLoadError, read_conll, read_table
+from tuneline.readers import DataLoadError, detect_format, read_conll, read_table
 
 IGNORE = -100
 SENTENCE_COLUMNS = ["tokens", "tags", "text", "source_file", "source_row"]
@@ -374,6 +374,22 @@ def _span_export(path: Path, field: str, data: TokenData) -> DataLoadError:
         f"{data.tags_column!r} fields or as a CoNLL file")
 
 
+def _token_lines(data: TokenData | None, source_lines: dict[str, np.ndarray] | None
+                 ) -> Callable[[str, object], int | None]:
+    """The line of a record's first token, for files read as CoNLL (a token a line, a sentence's tokens on
+    consecutive lines: :func:`tuneline.readers.read_conll`); None for other files, whose tokens share a line."""
+    def first_line(file: str, row: object) -> int | None:
+        known = (source_lines or {}).get(str(file))
+        if data is None or known is None or not isinstance(row, (int, np.integer)) or not 1 <= row <= len(known):
+            return None
+        try:
+            conll = detect_format(Path(str(file)), data.format) == "conll"
+        except DataLoadError:
+            return None
+        return int(known[row - 1]) if conll and known[row - 1] > 0 else None
+    return first_line
+
+
 def read_token_records(path: Path, fmt: str, data: TokenData) -> ReadRecords:
     """One NER file as the kind's :class:`ReadRecords` (a sentence's line: that of its first token)."""
     path = Path(path)
@@ -553,8 +569,9 @@ class TokenClassificationKind(TaskKind):
         return token_schema(labels, train_keys)
 
     def describe_failures(self, quarantine: pd.DataFrame, frames: dict[str, pd.DataFrame],
-                          labels: list[str], names: dict[str, str] | None = None) -> pd.DataFrame:
-        """Each quarantined sentence's ``detail``: the 1-based token position and what is wrong there."""
+                          labels: list[str], names: dict[str, str] | None = None, **context: Any) -> pd.DataFrame:
+        """Each quarantined sentence's ``detail``: the 1-based token position and what is wrong there, and, in a
+        CoNLL file (``context``: ``data``, ``source_lines``), the token's own line."""
         from tuneline.schemas.token_classification import first_problem
 
         if quarantine.empty:
@@ -562,7 +579,9 @@ class TokenClassificationKind(TaskKind):
         lookup = {(role, f, r): (tokens, tags) for role, frame in frames.items()
                   for f, r, tokens, tags in zip(frame["source_file"], frame["source_row"], frame["tokens"],
                                                 frame["tags"])}
-        details = [first_problem(rule, *lookup.get((split, f, r), (None, None)), labels, names)
+        token_lines = _token_lines(context.get("data"), context.get("source_lines"))
+        details = [first_problem(rule, *lookup.get((split, f, r), (None, None)), labels, names,
+                                 token_lines(f, r))
                    for split, f, r, rule in zip(quarantine["split"], quarantine["source_file"],
                                                 quarantine["source_row"], quarantine["rule"])]
         return quarantine.assign(detail=details)
