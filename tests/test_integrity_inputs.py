@@ -591,3 +591,21 @@ def test_validate_lists_a_label_set_of_28_whole(tmp_path, capsys):
     config.write_text(yaml.safe_dump({"data": {"path": "d.csv"}, "work_dir": str(tmp_path / "out")}))
     assert main(["validate", "-c", str(config)]) == 0
     assert f"  labels (28): {', '.join(names)}\n" in capsys.readouterr().out
+
+
+def test_files_joined_with_their_headers_are_not_over_the_bad_fraction(tmp_path):
+    """Dirty-data QA (D9): each repeated header of shards joined with ``cat`` counted as a broken record, so 40
+    shards of 10 rows stopped the run (39 of 439 records, 8.9% > 5%) though no row was bad. A repeated header is no
+    record: it stays in the quarantine, to be seen, but is neither broken nor counted."""
+    shards = ["text,label\n" + "".join(f"shard {s} review {i} {'fine' if i % 2 else 'poor'},{i % 2}\n"
+                                       for i in range(10)) for s in range(40)]
+    data = tmp_path / "joined.csv"
+    data.write_text("".join(shards))
+    result = validate(run_config("classification", path=data), tmp_path / "run")
+    assert sum(len(frame) for frame in result.frames.values()) == 400
+    quarantine = pd.read_csv(result.quarantine_path)
+    assert quarantine["rule"].tolist() == ["repeated_header"] * 39
+    broken = tmp_path / "broken.csv"  # a real bad record still counts, over the records alone
+    broken.write_text("".join(shards[:2]) + "".join(f"row {i} with,too,many fields\n" for i in range(2)))
+    with pytest.raises(DataValidationError, match=r"2 of 22 records \(9\.1%\) broke the data contract"):
+        validate(run_config("classification", path=broken), tmp_path / "run2")
