@@ -213,3 +213,77 @@ def test_watch_once_names_a_batch_waiting_for_its_marker(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == (
         "nothing to announce: 0 free batches; not complete, so not read yet: b12.csv (no b12.csv.done beside it) (a "
         "producer writes the data first, then its marker)")
+
+
+def test_a_running_run_waiting_for_its_slot_counts_as_queued(tmp_path, asserting_events_worker):
+    """Prod-stack QA: beside a Running retraining run that waited for its model's slot (another run held it),
+    `watch --once` announced the free batch as one "no retraining run is queued for", and the extra run it woke
+    found nothing to do. A run waiting for the slot has claimed nothing yet and takes every free batch when it gets
+    the slot: it wears a tag while it waits, and the watcher counts it as queued."""
+    import threading
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    from tuneline.locking import WAITING_FOR_SLOT_TAG, prefect_api_url, retraining_slot
+
+    assert prefect_api_url() is not None  # the session's Prefect API: the slot is Prefect's concurrency limit
+    config, uri = write_loop(tmp_path)
+    loop = load_config(config)
+    with Ledger(default_ledger_url(uri), MODEL) as ledger:
+        ledger.scan(loop.retrain.landing)
+        ledger.claim("failed-run")
+        ledger.release("failed-run")
+    time.sleep(1.1)
+    held, release, tags_inside, errors, run_ids = threading.Event(), threading.Event(), [], [], []
+
+    def holder() -> None:
+        with retraining_slot(MODEL, timeout_s=60):
+            held.set()
+            release.wait(90)
+
+    @flow(name="tuneline-retrain")
+    def waiting_run() -> None:
+        from prefect.runtime import flow_run
+
+        run_ids.append(flow_run.id)
+        with retraining_slot(MODEL, timeout_s=90):
+            with get_client(sync_client=True) as client:
+                tags_inside.extend(client.read_flow_run(flow_run.id).tags)
+
+    def run_flow() -> None:
+        try:
+            waiting_run()
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert held.wait(60)
+    second = threading.Thread(target=run_flow)
+    second.start()
+    lines: list[str] = []
+    try:
+        tagged = FlowRunFilter(tags=FlowRunFilterTags(all_=[WAITING_FOR_SLOT_TAG]))
+        deadline = time.monotonic() + 60
+        with get_client(sync_client=True) as client:
+            while not (waiting := client.read_flow_runs(flow_run_filter=tagged)) and time.monotonic() < deadline:
+                time.sleep(0.3)
+        assert waiting, "the waiting run was not tagged"
+        watch(loop, interval_s=1, once=True, echo=lines.append)
+    finally:
+        release.set()
+        first.join(90)
+        second.join(90)
+        with get_client(sync_client=True) as client:
+            still_tagged = client.read_flow_runs(flow_run_filter=tagged)
+            for run_id in run_ids:  # a finished tuneline-retrain run would hold back the stranded rule of later tests
+                client.delete_flow_run(run_id)
+    assert not errors
+    assert lines == [f"nothing to announce: b12.csv is free but retraining run {waiting[0].name} is running and "
+                     f"waiting for its slot (another run of {MODEL} holds it); it takes every free batch when it "
+                     "gets the slot"]
+    assert emitted(asserting_events_worker, BATCHES_PENDING) == []
+    assert WAITING_FOR_SLOT_TAG not in tags_inside  # taken off once it holds the slot
+    assert still_tagged == []

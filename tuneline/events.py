@@ -81,6 +81,7 @@ from typing import Any
 
 from tuneline.config import ConfigError, TunelineConfig
 from tuneline.ledger import CLAIMED, DUPLICATE, LANDED, REJECTED, VALIDATED, Batch, Ledger, ledger_url_for
+from tuneline.locking import WAITING_FOR_SLOT_TAG
 from tuneline.runtime import redact, resolve_tracking_uri
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,10 @@ def announce_at_start(config: TunelineConfig, *, interval_s: float | None = None
         return [], (f"nothing to announce: {_names(young)} landed under {interval_s:g} s ago and its "
                     f"{BATCH_LANDED} wakes a run that takes every free batch ({_names(free)})")
     queued = _queued_run(due_within=timedelta(seconds=interval_s), now=now)
+    if queued is not None and WAITING_FOR_SLOT_TAG in (queued.tags or []):
+        return [], (f"nothing to announce: {_names(free)} {'is' if len(free) == 1 else 'are'} free but retraining "
+                    f"run {queued.name} is running and waiting for its slot (another run of "
+                    f"{config.registered_model_name} holds it); it takes every free batch when it gets the slot")
     if queued is not None:
         stuck = _stuck_clause(queued, now, timedelta(seconds=config.retrain.reannounce_after_s))
         return [], (f"nothing to announce: {_names(free)} {'is' if len(free) == 1 else 'are'} free but retraining "
@@ -308,12 +313,13 @@ def _queued_run(due_within: timedelta, now: datetime, quiet: bool = False, pendi
     """A ``tuneline-retrain`` run (a Prefect ``FlowRun``) that has not started yet and will claim every free batch
     (pending, or scheduled and due within ``due_within``), or None. A *running* one does not count: it claimed when
     it started (a run killed outright even shows Running until Prefect marks it Crashed), so a batch freed since then
-    needs an announcement of its own. None also when the API cannot be asked (logged): a duplicated announcement is
-    harmless, a missed one waits for the stranded rule."""
+    needs an announcement of its own; except one still waiting for its model's slot, which has claimed nothing yet
+    (it wears :data:`~tuneline.locking.WAITING_FOR_SLOT_TAG`; with ``pending``). None also when the API cannot be
+    asked (logged): a duplicated announcement is harmless, a missed one waits for the stranded rule."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter,
                                                 FlowRunFilterExpectedStartTime, FlowRunFilterState,
-                                                FlowRunFilterStateType)
+                                                FlowRunFilterStateType, FlowRunFilterTags)
     from prefect.client.schemas.objects import StateType
 
     flows = FlowFilter(name=FlowFilterName(any_=[RETRAIN_FLOW]))
@@ -324,6 +330,9 @@ def _queued_run(due_within: timedelta, now: datetime, quiet: bool = False, pendi
             found = found or client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
                 expected_start_time=FlowRunFilterExpectedStartTime(before_=now + due_within)))
+            waiting = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+                                    tags=FlowRunFilterTags(all_=[WAITING_FOR_SLOT_TAG]))
+            found = found or pending and client.read_flow_runs(flow_filter=flows, limit=1, flow_run_filter=waiting)
     except Exception as error:  # noqa: BLE001 - the API briefly away: announce, as a duplicate is harmless
         if not quiet:
             logger.warning("could not ask the Prefect API for queued retraining runs (%s: %s); announcing anyway",

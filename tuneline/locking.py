@@ -558,11 +558,13 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
     # (CI, on a loaded machine); this way a slot is never held by a run without the lock except while it takes it
     with ExitStack() as lock_stack, ExitStack() as stack:
         started, clock = time.time(), time.perf_counter()
+        waiting = ExitStack()
         if _prefect_limit_full(limit_name):  # a command that waited minutes without a word read as hung
             print(f"another retraining run of {model} holds the Prefect concurrency limit {limit_name!r}; this one "
                   f"waits for it to end (at most {timeout_s:g} s; Ctrl-C to stop waiting)", flush=True)
+            waiting.enter_context(_tagged_waiting())
         deadline = time.monotonic() + timeout_s
-        with _quiet_slot_wait_timeouts():
+        with waiting, _quiet_slot_wait_timeouts():
             while True:
                 try:
                     stack.enter_context(concurrency(limit_name, occupy=1, **options, timeout_seconds=max(
@@ -579,6 +581,39 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
         if (waited := time.perf_counter() - clock) >= 1.0:  # a slot taken at once costs a request, not a wait
             record(WAITING, started, waited)
         yield
+
+
+#: the tag a retraining flow run wears while it waits for its model's slot: it has claimed no batch yet and takes
+#: every free one when it gets the slot, so ``tuneline watch`` counts it as queued, not as a run that has claimed
+WAITING_FOR_SLOT_TAG = "tuneline.waiting-for-slot"
+
+
+@contextmanager
+def _tagged_waiting() -> Iterator[None]:
+    """The current flow run (if any) wears :data:`WAITING_FOR_SLOT_TAG` inside. Prod-stack QA: ``watch --once``
+    beside a Running run that waited for the slot announced the free batch as one "no retraining run is queued
+    for", and the extra run it woke found nothing to do. Best effort: a tag that cannot be set costs that line only."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.id
+
+    def tag(add: bool) -> None:
+        try:
+            with get_client(sync_client=True) as client:
+                tags = [t for t in client.read_flow_run(run_id).tags if t != WAITING_FOR_SLOT_TAG]
+                client.update_flow_run(run_id, tags=tags + [WAITING_FOR_SLOT_TAG] if add else tags)
+        except Exception as error:  # noqa: BLE001 - only the watcher's line depends on it
+            logging.getLogger("tuneline").debug("could not tag flow run %s (%s)", run_id, error)
+
+    if run_id is None:
+        yield
+        return
+    tag(True)
+    try:
+        yield
+    finally:
+        tag(False)
 
 
 class _SlotWaitTimeouts(logging.Filter):
