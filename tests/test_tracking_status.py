@@ -224,3 +224,60 @@ def test_a_retraining_run_says_at_once_that_its_mlflow_server_does_not_answer(tm
     assert len(said) == 1, [r.getMessage() for r in said]
     scanned = next(i for i, r in enumerate(caplog.records) if r.name == "tuneline.ledger")
     assert caplog.records.index(said[0]) < scanned, "the warning came after the run's work began"
+
+
+def test_a_run_says_once_that_the_mlflow_server_went_away_while_its_client_retries(monkeypatch):
+    """Prod-stack QA: the MLflow server stopped as a run on a worker finished training, and the run's log said
+    nothing for two minutes while MLflow's client retried its closing writes (urllib3's "Retrying" lines are kept
+    out of the output). Inside a run, the first retry of an outage is now one warning naming the server and how long
+    the client retries; the retries after it, and those of the next request, say nothing more."""
+    import logging
+    import socket
+
+    from prefect import flow
+
+    from tuneline import common
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # sleeps 2 s before the second retry
+    [retries] = [f for f in logging.getLogger("urllib3.connectionpool").filters if isinstance(f, common._NoRetryLines)]
+    monkeypatch.setattr(retries, "said_at", None)  # another test's outage, under SERVER_AWAY_EVERY_S ago
+    said: list[str] = []
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    @flow(name="server-goes-away")
+    def closing_writes() -> int:
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")  # as a tuneline run sets it (tracked_run)
+        client = MlflowClient()
+        failed = 0
+        for _ in range(2):
+            try:
+                client.search_experiments()
+            except Exception:  # noqa: BLE001 - the request's own error, after its retries
+                failed += 1
+        return failed
+
+    handler, previous = Said(level=logging.WARNING), mlflow.get_tracking_uri()
+    loggers = [logging.getLogger("prefect.flow_runs"), logging.getLogger("urllib3.connectionpool")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        assert closing_writes() == 2
+        monkeypatch.setattr(retries, "said_at", None)
+        try:  # outside a run: nothing said (serve-model --follow says its own line)
+            MlflowClient(tracking_uri=f"http://127.0.0.1:{port}").search_experiments()
+        except Exception:  # noqa: BLE001
+            pass
+    finally:
+        mlflow.set_tracking_uri(previous)
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert said == [f"the MLflow server at http://127.0.0.1:{port} does not answer (connection refused); its client "
+                    "retries the request for up to about 2 s (MLFLOW_HTTP_REQUEST_MAX_RETRIES, "
+                    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR), and the run goes on if it answers by then"]

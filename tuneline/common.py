@@ -42,11 +42,93 @@ def task_logger() -> logging.Logger | logging.LoggerAdapter:
         return logger
 
 
+#: seconds between two of a run's "the MLflow server does not answer" lines (one per outage, about)
+SERVER_AWAY_EVERY_S = 120.0
+
+
 class _NoRetryLines(logging.Filter):
-    """Drops urllib3's "Retrying (Retry(total=6, ...)) after connection broken by ..." records."""
+    """Drops urllib3's "Retrying (Retry(total=6, ...)) after connection broken by ..." records; inside a Prefect
+    run, the first of an outage becomes one line of the run's own (:func:`_say_server_away`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said_at: float | None = None
+        self.lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Retrying (")
+        if not str(record.msg).startswith("Retrying ("):
+            return True
+        try:
+            self._say_server_away(record)
+        except Exception:  # noqa: BLE001 - a line about the outage must never break the request being retried
+            pass
+        return False
+
+    def _say_server_away(self, record: logging.LogRecord) -> None:
+        """Prod-stack QA: the MLflow server stopped while a run on a worker finished training, and the run's log said
+        nothing for two minutes while MLflow's client retried its closing writes. Now it says which server, why, and
+        how long the client retries, once per :data:`SERVER_AWAY_EVERY_S`. Only in a run's own thread (the flow's
+        or a task's): the curves' writer says its own line (:mod:`tuneline.live_curves`), and ``serve-model
+        --follow`` its own, with what it still serves."""
+        import sys
+        import time
+
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        if FlowRunContext.get() is None and TaskRunContext.get() is None:
+            return
+        with self.lock:
+            now = time.monotonic()
+            if self.said_at is not None and now - self.said_at < SERVER_AWAY_EVERY_S:
+                return
+            self.said_at = now
+        error = record.args[1] if isinstance(record.args, tuple) and len(record.args) > 1 else None
+        reason = _connection_reason(error)
+        mlflow = sys.modules.get("mlflow")
+        server = mlflow.get_tracking_uri() if mlflow is not None else ""
+        if not str(server).startswith(("http://", "https://")):
+            server = ""
+        from tuneline.runtime import redact
+
+        task_logger().warning(
+            "the MLflow server%s does not answer (%s); its client retries the request for up to about %d s "
+            "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR), and the run goes on if it answers "
+            "by then", f" at {redact(server)}" if server else "", reason, _retry_window_s())
+
+
+def _connection_reason(error: object) -> str:
+    """``connection refused``, ``timed out``, ... out of urllib3's error, else its type's name."""
+    text = str(error or "")
+    for needle, said in (("refused", "connection refused"), ("timed out", "timed out"),
+                         ("Name or service not known", "unknown host"), ("reset", "connection reset"),
+                         ("RemoteDisconnected", "the connection closed"), ("503", "503 Service Unavailable"),
+                         ("502", "502 Bad Gateway"), ("504", "504 Gateway Timeout")):
+        if needle in text:
+            return said
+    return type(error).__name__ if error is not None else "no answer"
+
+
+def _retry_window_s() -> int:
+    """Roughly how long MLflow's client retries one request: urllib3 sleeps ``factor * 2 ** (n - 1)`` seconds before
+    the n-th retry from the second on (at most 120 s each), ``n`` up to MLFLOW_HTTP_REQUEST_MAX_RETRIES."""
+    try:
+        from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES
+
+        retries, factor = int(MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()), float(MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get())
+    except Exception:  # noqa: BLE001 - an unreadable setting: MLflow's defaults
+        retries, factor = 7, 2.0
+    return int(sum(min(factor * 2 ** (n - 1), 120.0) for n in range(2, retries + 1)))
+
+
+def server_away_said() -> None:
+    """Another line has just said that the MLflow server does not answer (:func:`tuneline.tracking.
+    warn_if_server_down`): the retries that follow it say nothing more for :data:`SERVER_AWAY_EVERY_S`."""
+    import time
+
+    for installed in logging.getLogger("urllib3.connectionpool").filters:
+        if isinstance(installed, _NoRetryLines):
+            with installed.lock:
+                installed.said_at = time.monotonic()
 
 
 def quiet_http_retries() -> None:

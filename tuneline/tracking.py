@@ -33,7 +33,7 @@ from tuneline.locking import default_lock_url, model_lock
 from tuneline.run_process import PROCESS_TAG, Heartbeat, process_tag
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
 from tuneline.store_template import seed_new_store
-from tuneline.common import task_logger
+from tuneline.common import server_away_said, task_logger
 from tuneline.errors import UserError
 
 
@@ -121,6 +121,7 @@ def warn_if_server_down(uri: str) -> bool:
         if uri in _SAID_DOWN:
             return True
         _SAID_DOWN.add(uri)
+        server_away_said()  # the client's retries of the next request do not say it again
         task_logger().warning(
             "the MLflow server at %s does not answer (%s); MLflow retries its requests for a few minutes "
             "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR) before this run gives up",
