@@ -156,7 +156,8 @@ def pinned_databases(config: TunelineConfig) -> dict[str, str]:
     return pinned
 
 
-def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = None) -> DeployedLoop:
+def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = None,
+                config_file: str | None = None) -> DeployedLoop:
     """Apply every deployment of the loop to the work pool ``pool`` (created if absent), the flows loaded from
     ``source`` (default: :func:`default_source`). Everything that can be checked is checked before the first one is
     applied: the source folder, the config (credentials, cron, landing folder), the Prefect API."""
@@ -164,7 +165,7 @@ def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = N
 
     folder = _checked_source(source or default_source())
     config = _cwd_independent(config)
-    specs = loop_specs(config)
+    specs = loop_specs(config, config_file)
     require_prefect_api()
     refuse_another_models_loop(specs, config.registered_model_name)
     pool_type, created = ensure_work_pool(pool)
@@ -185,9 +186,9 @@ def deploy_loop(config: TunelineConfig, pool: str, source: Path | str | None = N
     return DeployedLoop(pool, pool_type, created, folder, Path(config.work_dir), deployed, pinned)
 
 
-def deploy_command(config: TunelineConfig, pool: str, source: Path | None) -> int:
+def deploy_command(config: TunelineConfig, pool: str, source: Path | None, config_file: str | None = None) -> int:
     """``tuneline deploy``: deploy, then say what was deployed and how to run it."""
-    loop = deploy_loop(config, pool, source)
+    loop = deploy_loop(config, pool, source, config_file)
     print(f"work pool {pool!r} ({loop.pool_type}{', created' if loop.pool_created else ''}); flows from {loop.source}")
     for item in loop.deployments:
         print(f"  deployed  {item.name:<45} {item.entrypoint}")

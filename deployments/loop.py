@@ -107,9 +107,10 @@ class LoopDeployment:
         return self.flow.to_deployment(name=self.name, **self.options)
 
 
-def loop_specs(config: TunelineConfig) -> list[LoopDeployment]:
+def loop_specs(config: TunelineConfig, config_file: str | None = None) -> list[LoopDeployment]:
     """The deployments of the retraining loop for ``config`` (module docstring); those that do not apply are left
-    out (no cron, no landing folder, no retraining or prediction flow in this installation)."""
+    out (no cron, no landing folder, no retraining or prediction flow in this installation). ``config_file``: the
+    YAML ``config`` was read from, a parameter of the retraining runs, whose ``-c CONFIG`` hints then name it."""
     from tuneline.flows.train import train_flow
     from tuneline.flows.watch import watch_flow
 
@@ -126,16 +127,17 @@ def loop_specs(config: TunelineConfig) -> list[LoopDeployment]:
         logger.warning("tuneline.flows.retrain is not installed: %s and %s are left out",
                        RETRAIN_SCHEDULED, RETRAIN_ON_BATCH)
     else:
+        retraining = {**parameters, "config_file": config_file} if config_file else parameters
         if config.retrain.cron:
             specs.append(LoopDeployment(RETRAIN_SCHEDULED, retrain_flow, dict(
-                schedules=[_cron(config)], parameters={**parameters, "trigger": "schedule"}, tags=tags,
+                schedules=[_cron(config)], parameters={**retraining, "trigger": "schedule"}, tags=tags,
                 description=f"Retrain {model} on the batches landed so far, on '{config.retrain.cron}' "
                 f"({config.retrain.timezone}).")))
         trigger = DeploymentEventTrigger(
             name=f"{model}: retrain on a landed batch", expect={BATCH_LANDED, BATCHES_PENDING},
             match={MODEL_LABEL: model}, parameters={"trigger": "event"})
         specs.append(LoopDeployment(RETRAIN_ON_BATCH, retrain_flow, dict(
-            triggers=[trigger], parameters=parameters, tags=tags,
+            triggers=[trigger], parameters=retraining, tags=tags,
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
             description=f"Retrain {model} when a batch lands; one run at a time, each claiming every free batch.")))
 
@@ -246,9 +248,9 @@ def cancel_orphaned_runs(specs: list[LoopDeployment], older_than_s: float = ORPH
     return cancelled
 
 
-def loop_deployments(config: TunelineConfig) -> list[RunnerDeployment]:
+def loop_deployments(config: TunelineConfig, config_file: str | None = None) -> list[RunnerDeployment]:
     """:func:`loop_specs` as deployments served by this process."""
-    return [spec.served() for spec in loop_specs(config)]
+    return [spec.served() for spec in loop_specs(config, config_file)]
 
 
 class _NoCancelledSubmissions(logging.Filter):
@@ -287,7 +289,7 @@ def with_cron(config: TunelineConfig, cron: str | None) -> TunelineConfig:
     return config
 
 
-def serve_loop(config: TunelineConfig) -> None:
+def serve_loop(config: TunelineConfig, config_file: str | None = None) -> None:
     """Serve :func:`loop_deployments` until interrupted (``serve --cron`` is applied by :func:`with_cron` first)."""
     from prefect import serve
 
@@ -301,4 +303,4 @@ def serve_loop(config: TunelineConfig) -> None:
     emit_heartbeats_from_this_process()  # a served run whose process dies is then marked Crashed (zombies.py)
     ensure_zombie_automation()
     quiet_cancelled_submissions()
-    serve(*loop_deployments(config))
+    serve(*loop_deployments(config, config_file))

@@ -15,6 +15,7 @@ from prefect import flow
 from tuneline.errors import quiet_console
 from tuneline.interrupts import cancelled_when_stopped
 from tuneline.common import task_logger
+from tuneline.config_hints import name_config_in_run_logs
 from tuneline.dataset_store import DatasetStore, DataVersion
 from tuneline.heap import frozen_heap
 from tuneline.interrupts import uncut_cleanup
@@ -59,9 +60,12 @@ from tuneline.tracking import (client_for, close_abandoned_run, discard_run, rel
                                tracked_run, version_tags, warn_if_server_down)
 
 
+name_config_in_run_logs()  # a run's `-c CONFIG` hints name its config_file (tuneline/config_hints.py)
+
+
 @flow(name="tuneline-retrain", log_prints=True, on_running=[quiet_console],
       on_crashed=[cancelled_when_stopped])
-def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
+def retrain_flow(config: AnyConfig, trigger: str = "manual", config_file: str | None = None) -> RetrainSummary:
     """Claim the landed batches, validate each once, check drift, append a data version, retrain, gate.
 
      1. scan the landing folder; claim every free batch (a lease the run renews while it works)
@@ -77,7 +81,8 @@ def retrain_flow(config: AnyConfig, trigger: str = "manual") -> RetrainSummary:
      9. register (data version on the tags), gate with the forgetting bounds, mark the batches used
     Any failure gives the batches back (validated ones stay validated) for the next run. A run with no free batch
     says why: what waits for its marker, what another (perhaps killed) run holds and until when, or that no model
-    is champion yet.
+    is champion yet. ``config_file``: the YAML the config came from (``tuneline retrain``, ``deploy`` and ``serve``
+    pass it), which the run's ``-c CONFIG`` hints then name.
     """
     tracking_uri = resolve_tracking_uri(config.tracking.tracking_uri)
     warn_if_server_down(tracking_uri)  # before the first MLflow request, which MLflow retries for minutes

@@ -215,14 +215,17 @@ def batch_rows(intake) -> dict[str, str]:  # noqa: ANN001
 def refused_rows_note(names: list[str], version: int) -> str | None:
     """What a refused version leaves behind: its batches' rows are in data version ``version``, and every later run
     trains and tests on them. A one-class or drifted batch that made the gate refuse a model (forgetting) stayed in
-    the data with nothing saying so (loop QA); ``CONFIG`` is the config the command was given (the CLI fills it in).
+    the data with nothing saying so (loop QA); ``CONFIG`` is the run's config file where it knows it
+    (:mod:`tuneline.config_hints`), else the CLI fills it in as it prints.
     ``names``: the batches the run used; None when there are none (the first run's base data, a retrain
     without new data)."""
     if not names:
         return None
+    from tuneline.config_hints import named
+
     drops = "; ".join(f'tuneline data drop -c CONFIG {shlex.quote(name)} --reason "..."' for name in names)
-    return (f"the rows of {', '.join(names)} stay in data version {version}: every later run trains and tests on them "
-            f"too. If they are why the gate refused this version, take them out: {drops}")
+    return named(f"the rows of {', '.join(names)} stay in data version {version}: every later run trains and tests "
+                 f"on them too. If they are why the gate refused this version, take them out: {drops}")
 
 
 @pipeline_task(name="summarize-retrain")

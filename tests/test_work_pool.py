@@ -136,6 +136,10 @@ def test_a_worker_runs_the_deployed_training_and_registers_a_version(tmp_path, t
         assert automation.trigger.expect == {"tuneline.batch.landed", "tuneline.batch.pending"}
         [cron] = deployments["tuneline-retrain/retrain-scheduled"].schedules
         assert cron.schedule.cron == raw["retrain"]["cron"]
+        # the retraining runs' hints (`tuneline data drop -c CONFIG ...`) name the file deployed (prod-stack QA)
+        for name in ("tuneline-retrain/retrain-scheduled", "tuneline-retrain/retrain-on-batch"):
+            assert deployments[name].parameters["config_file"] == str(config.resolve()), name
+        assert "config_file" not in deployments["tuneline-train/train"].parameters
 
         train = deployments["tuneline-train/train"]
         flow_run = client.create_flow_run_from_deployment(train.id)

@@ -260,6 +260,13 @@ def _add_promotion_parsers(sub) -> None:  # noqa: ANN001 - argparse's private su
                              help="take the tracking URI and the ledger from this config (the options above win)")
 
 
+def _config_file(args: argparse.Namespace) -> str | None:
+    """The config file a command was given, absolute: a worker's runs start in another folder, and their hints
+    (``tuneline data drop -c CONFIG ...``) name it (:mod:`tuneline.config_hints`)."""
+    path = getattr(args, "config", None)
+    return str(Path(path).resolve()) if path else None
+
+
 def _demo_config(overrides: list[str], write: bool = True) -> TunelineConfig:
     """The demo's config; ``write``: also generate its data file (show-config only prints, so it writes nothing and
     its standard output stays pure YAML)."""
@@ -449,12 +456,12 @@ def main(argv: list[str] | None = None) -> int:
             config = with_cron(config, args.cron)  # a bad --cron is a config error, API or not
             # without a reachable API Prefect would serve on a private throwaway server no watcher or UI can reach
             require_prefect_api("serve the loop's deployments on", "(the API `tuneline watch` and the UI use)")
-            serve_loop(config)
+            serve_loop(config, _config_file(args))
             return 0
         if args.command == "deploy":
             from tuneline.deployments.deploy import deploy_command
 
-            return deploy_command(config, args.pool, args.source)
+            return deploy_command(config, args.pool, args.source, _config_file(args))
         if args.command == "watch":
             return _watch(config, args.interval, args.once)
         from tuneline import timings

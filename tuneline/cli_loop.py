@@ -143,7 +143,7 @@ def _retrain(config: TunelineConfig, config_path: str | None = None) -> int:
     quiet_user_error_tracebacks()
     mark_command_start()
     try:
-        summary = retrain_flow(config, trigger="manual")
+        summary = retrain_flow(config, trigger="manual", config_file=config_path)
     except UserError as error:  # a stop's advice (`data requeue -c CONFIG ...`) names the config given, as the summary
         if config_path and "-c CONFIG " in str(error):
             error.args = (with_config(str(error), config_path),)
@@ -214,10 +214,10 @@ def print_retrain_summary(summary: Any, config_path: str | None = None) -> None:
 
 def with_config(text: str, config_path: str | None) -> str:
     """``text`` with the flow's ``-c CONFIG`` hints naming the config the command was given (unchanged without
-    one): the flow never knows the file, the command does."""
-    import shlex
+    one): :mod:`tuneline.config_hints`."""
+    from tuneline.config_hints import with_config as named_as
 
-    return text.replace("-c CONFIG ", f"-c {shlex.quote(config_path)} ") if config_path else text
+    return named_as(text, config_path)
 
 
 def _print_retrain_summary(summary: Any) -> None:
