@@ -121,7 +121,8 @@ def test_quarantine_names_file_sentence_position_and_rule(ner_run):
     assert summary.rejected_records == 3
     rows = {r.rule: r for r in quarantine.itertuples()}
     assert set(rows) == {"valid_iob2", "tag_in_label_set", "conll_line_has_no_tag_column"}
-    assert rows["valid_iob2"].source_row == 6 and rows["valid_iob2"].detail.startswith("token 2 ('Smith')")
+    smith = rows["valid_iob2"]  # a CoNLL token's own line: its sentence's first, plus its position
+    assert smith.source_row == 6 and smith.detail.startswith(f"token 2 ('Smith', line {smith.source_line + 1})")
     assert rows["tag_in_label_set"].source_row == 10 and "B-CITY" in rows["tag_in_label_set"].detail
     assert set(quarantine["source_file"]) == {str(folder / "data" / "ner.conll")}
 
