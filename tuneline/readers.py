@@ -1425,8 +1425,8 @@ def _process_spans(lines: list[str], spans: list[_Span], expected: int, count_hi
             continue
         if cells and span.start in cells:
             cell_end, detail = cells[span.start]
-            malformed.append(_malformed(number, line, "quoted_cell_spans_lines",
-                                        "\n".join(text.rstrip("\r\n") for text in lines[span.start:cell_end + 1]), detail))
+            cell = "\n".join(text.rstrip("\r\n") for text in lines[span.start:cell_end + 1])
+            malformed.append(_malformed(number, line, "quoted_cell_spans_lines", cell, detail))
             continue
         if span.error is not None or (multi_line and _swallowed_lines(lines, span, expected, dialect)):
             last = line_offset + span.end + 1
