@@ -686,6 +686,58 @@ MODEL_COLUMNS = {"classification": ("text",), "multilabel_classification": ("tex
                  "pair_classification": PAIR_COLUMNS}
 
 
+def unnamed_frame_problem(payload: Any, task: str) -> str | None:
+    """Why a ``dataframe_split`` without ``columns`` cannot be answered, or None. MLflow reads such a frame's values
+    by position for the signature's unnamed inputs: ``[id, text, text_pair]`` was answered 200 as the pair ``(id,
+    text)``, and ``[id, text]`` with the score of the id (serving QA), while the same frame with its columns named
+    is read by name. Refused, with the names to give."""
+    columns = MODEL_COLUMNS.get(task)
+    split = payload.get("dataframe_split") if isinstance(payload, dict) else None
+    if columns is None or not isinstance(split, dict) or split.get("columns") is not None:
+        return None
+    example = PAIR_FRAME if task == "pair_classification" else \
+        '{"dataframe_split": {"columns": ["text"], "data": [["a text"]]}}'
+    named = " and ".join(repr(column) for column in columns)
+    return (f"dataframe_split has no 'columns', so its values would be read by position (an id in front taken for "
+            f"the text); name the columns (the model reads {named}; others, such as an id, are ignored), e.g. "
+            f"{example}")
+
+
+def parquet_request(body: bytes, task: str) -> tuple[str | None, bytes | None]:
+    """``(why, None)`` for a Parquet frame without the model's columns, else ``(None, the frame cut to them)``
+    (``None`` when it is already). JSON frames are read by column name (:func:`model_columns_only`); a Parquet one
+    reached the model as it was: ``[id, text]`` was refused ("predict got a column named 'id'") though it holds
+    ``text``, and an NER frame with one column of any name was tagged as if it were ``text`` (serving QA). A body
+    pandas cannot read is left to MLflow's parser, whose message says what is wrong with it."""
+    import io
+
+    import pandas as pd
+
+    from tuneline.errors import excerpt
+
+    try:
+        frame = pd.read_parquet(io.BytesIO(body))
+    except Exception:  # noqa: BLE001 - MLflow's own parser answers it
+        return None, None
+    names = list(frame.columns)
+    if task == "token_classification":
+        wanted = next(([column] for column in ("tokens", "text") if column in names), None)
+        needed = "a 'text' column (raw texts) or a 'tokens' column (word lists)"
+    elif (columns := MODEL_COLUMNS.get(task)) is not None:
+        wanted = list(columns) if set(columns) <= set(names) else None
+        needed = f"the column{'s' * (len(columns) > 1)} {' and '.join(repr(column) for column in columns)}"
+    else:
+        return None, None
+    if wanted is None:
+        return (f"the Parquet frame has the columns {excerpt(names, 80)}; the model reads {needed} (others, such as "
+                "an id, are ignored)"), None
+    if names == wanted:
+        return None, None
+    out = io.BytesIO()
+    frame[wanted].to_parquet(out, index=False)
+    return None, out.getvalue()
+
+
 def _selected(item: Any, columns: tuple[str, ...]) -> Any:
     """A record or object cut to ``columns``, in that order (unchanged when it is no object or lacks one)."""
     if not isinstance(item, dict) or not set(columns) <= set(item) or list(item) == list(columns):
@@ -731,7 +783,7 @@ def json_request(body: bytes, task: str, params: tuple[str, ...] | list[str] = (
     problem = (input_field_problem(payload, task) or params_problem(payload, params)
                or empty_input_problem(payload, task) or surrogate_problem(payload)
                or nested_input_problem(payload, task) or repeated_column_problem(payload, task)
-               or one_text_shape_problem(payload, task)
+               or unnamed_frame_problem(payload, task) or one_text_shape_problem(payload, task)
                or pair_shape_problem(payload, task))
     if problem is not None:
         return problem, None
@@ -818,8 +870,9 @@ async def invocation_problem(request: Any, task: str, max_request_mb: float, par
     body = await body_within(request, max_request_mb * 1024 * 1024)
     if body is None:  # a chunked body past the limit: the rest is not read, and the connection not kept
         return _refusal(413, too_large_problem(None, max_request_mb), Connection="close")
-    if normal.startswith("application/json"):
-        problem, rewritten = json_request(body, task, params)
+    if normal.startswith(("application/json", "application/vnd.apache.parquet")):
+        problem, rewritten = json_request(body, task, params) if normal.startswith("application/json") else \
+            parquet_request(body, task)
         if problem is not None:
             return _refusal(400, problem)
         if rewritten is not None:
