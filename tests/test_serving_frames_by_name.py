@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from test_serving_inputs import served_client, store  # noqa: F401 - store is a fixture
-from test_serving_inputs_qa import PAIRS, TEXTS, flat, models  # noqa: F401 - models is a fixture
+from test_serving_inputs_qa import PAIRS, TEXTS, models  # noqa: F401 - models is a fixture
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_a_frame_without_column_names_is_refused_not_read_by_position(client, ta
                                           "text": [p[0] for p in PAIRS]}), PAIRS),
     ("token_classification", pd.DataFrame({"id": ["a", "b"], "text": TEXTS}), TEXTS),
 ])
-def test_a_parquet_frame_is_read_by_column_name_as_json_frames_are(client, models, task, frame, plain):
+def test_a_parquet_frame_is_read_by_column_name_as_json_frames_are(client, task, frame, plain):
     answer = client(task).post("/invocations", **parquet(frame))
     assert answer.status_code == 200, answer.text
     expected = client(task).post("/invocations", json={"inputs": plain})
