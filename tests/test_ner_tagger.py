@@ -35,6 +35,31 @@ def test_invisible_characters_join_a_word_or_separate_words_and_are_never_words_
     assert split_words("\u200b \u200e\u00ad") == []
 
 
+def test_a_control_character_in_raw_text_separates_words_and_is_no_word_of_its_own(tmp_path, tiny_bert):
+    """Serving QA: a BEL or NUL in raw text (from a database, a log, a terminal) became a word of its own, which the
+    tagger then refused as "an empty word ... (drop it from the list)", though the user sent no list; the text
+    classifier took the same text. It now separates words, as a zero-width space does."""
+    text = "Paris\x07 is nice, Angela\x00Merkel\x1b said"
+    words = split_words(text)
+    assert [w for w, _, _ in words] == ["Paris", "is", "nice", ",", "Angela", "Merkel", "said"]
+    assert all(text[s:e] == w for w, s, e in words)
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    labels = ["O", "B-PER", "I-PER"]
+    AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=3, id2label=dict(enumerate(labels)),
+                                                    label2id={v: k for k, v in enumerate(labels)}
+                                                    ).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path)
+    tagger = TokenTagger(str(tmp_path))
+    [row] = tagger.predict([text]).to_dict("records")
+    assert row["tokens"] == ["Paris", "is", "nice", ",", "Angela", "Merkel", "said"] and len(row["tags"]) == 7
+    from tuneline.pyfunc.token_tagger import refuse_empty_words
+
+    refuse_empty_words(parse_input([text]))  # the registered model's check of its inputs: nothing to refuse
+    with pytest.raises(ValueError, match="empty word"):  # a word list holding one is still the sender's to fix
+        refuse_empty_words(parse_input([["Paris", "\x07", "is"]]))
+
+
 def test_a_missing_or_blank_text_is_refused_not_answered_with_no_entities():
     """An empty result read as "no entities in this text"; the other kinds refuse such inputs (HTTP 400)."""
     for bad, says in (([None], "input 0 is missing"), (["fine", float("nan")], "input 1 is missing"),

@@ -196,6 +196,8 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
     words = []
     for m in WORD_PATTERN.finditer(shadow):
         start, end = m.start(), m.end()
+        if invisible_only(text[start:end]):  # a control character (BEL, NUL from a database or a terminal): no
+            continue  # word, a separator; alone as a word it was refused as "an empty word" (serving QA)
         clitic = _CLITIC.search(shadow, start, end)
         if clitic is not None and clitic.start() > start:
             words.append((text[start:clitic.start()], start, clitic.start()))
@@ -285,7 +287,8 @@ def parse_input(model_input: Any) -> list[tuple[str, list[str], list[tuple[int, 
 
 def refuse_empty_words(items: list[tuple[str, list[str], list[tuple[int, int]]]]) -> None:
     """A ValueError naming the input (and the word) for no input at all, an empty word list, or an empty (or
-    all-space, or all-invisible) word, as :func:`parse_input` parsed them; raw text never splits into such words.
+    all-space, or all-invisible) word, as :func:`parse_input` parsed them; raw text never splits into such words
+    (:func:`split_words` skips a control character as a separator).
 
     The registered model's ``predict`` applies it (HTTP 400 from ``serve-model``): each was answered 200 with no
     predictions, an empty row that reads as "no entities", or an 'O' for a word that is not there (its offsets
