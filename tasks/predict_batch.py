@@ -279,6 +279,17 @@ def pandas_index_columns(columns: Any) -> list[str]:
     return [c for c in columns if isinstance(c, str) and _PANDAS_INDEX.fullmatch(c)]
 
 
+def refused_record(message: str, lines: list[int], start: int = 0, count: int | None = None) -> str:
+    """``the record on line L`` for a model's refusal that names ``input N`` of the rows from ``start`` (the kinds'
+    pyfunc models count inputs from 0), else ``a record between lines F and L`` of those ``count`` rows. Serving
+    QA: the refusal of one record named "input 1" (no file, no line) or a range covering the whole chunk."""
+    count = len(lines) - start if count is None else count
+    found = re.search(r"\binput (\d+)\b", message)
+    if found is not None and int(found.group(1)) < count and start + int(found.group(1)) < len(lines):
+        return f"the record on line {lines[start + int(found.group(1))]}"
+    return f"a record between lines {lines[start]} and {lines[start + count - 1]}"
+
+
 def read_prediction_table(path: Path, fmt: str, encoding: str = "utf-8", skip_lines: int = 0,
                           header: bool = True) -> Any:
     """``read_table`` for prediction inputs: its hints name the training config (``data.encoding``, a quarantine of
@@ -626,6 +637,13 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
         named = as_named.get(column, column)
         empty = next((i for i, v in enumerate(result.frame[column]) if _is_missing(v)), None)
         if empty is not None:
+            if column == "tokens" and "text" in result.frame.columns \
+                    and not _is_missing(result.frame["text"].iloc[empty]):
+                # serving QA: "no value in column 'tokens' (empty or only spaces)" of a record holding a text
+                raise UserError(f"input file {path}: the record on line {lines[empty]} has a 'text' but no "
+                                f"{named!r}, while other records have {named!r}: one file gives every record as "
+                                f"word lists ({named!r}) or every one as raw text ('text'); split the file in two, or "
+                                "write the word lists as text")
             raise UserError(f"input file {path}: the record on line {lines[empty]} has no value in column "
                             f"{named!r} (empty or only spaces); every row needs one (fill it or drop the row)")
         unseen = next((i for i, v in enumerate(result.frame[column]) if _is_invisible(v)), None)
@@ -815,10 +833,9 @@ def predict_to_file(model: ResolvedModel, inputs: PredictionInputs, output_path:
             except MlflowException as error:
                 if error.error_code != "INVALID_PARAMETER_VALUE":
                     raise
-                first, last = inputs.lines[start], inputs.lines[start + len(chunk) - 1]
-                raise UserError(f"{model.uri} refused a record of {inputs.path} between lines {first} and {last}: "
-                                f"{error.message}; fix that record and run again (nothing was written to "
-                                f"{output})") from None
+                where = refused_record(error.message, inputs.lines, start, len(chunk))
+                raise UserError(f"{model.uri} refused {where} of {inputs.path}: {error.message}; fix that record and "
+                                f"run again (nothing was written to {output})") from None
             writer.write(output_rows(chunk, predicted, inputs.model_columns, model, inputs.file_names))
             done, elapsed = start + len(chunk), time.monotonic() - started
             log.info("predicted %d/%d rows (%.0f%%), %.1f rows/s", done, total, 100 * done / total,

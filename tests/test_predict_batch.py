@@ -207,7 +207,7 @@ def test_ner_rows_get_tags_and_a_rejected_record_midway_writes_nothing(store, tm
 
     bad = tmp_path / "bad.jsonl"  # line 3, in the second chunk, holds a number where a word must be
     bad.write_text("".join(json.dumps({"tokens": w}) + "\n" for w in [words[0], words[1], ["Paris", 7]]))
-    with pytest.raises(UserError, match=rf"refused a record of {bad} between lines 3 and 3: .*word 1 is int"):
+    with pytest.raises(UserError, match=rf"refused the record on line 3 of {bad}: .*word 1 is int"):
         batch_predict_flow("models:/pb-ner@challenger", str(bad), str(tmp_path / "bad-tags.jsonl"),
                            tracking_uri=uri, batch_size=2)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".bad-tags", "bad-tags"))]

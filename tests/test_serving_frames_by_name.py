@@ -76,3 +76,32 @@ def test_a_parquet_frame_without_the_models_columns_is_a_400_naming_them(client,
     answer = client(task).post("/invocations", **parquet(frame))
     assert answer.status_code == 400, answer.text
     assert answer.json()["message"].startswith(says)
+
+
+def test_a_record_the_ner_model_refuses_is_named_by_its_line_and_a_mixed_file_says_so(models, tmp_path, capsys):
+    """Serving QA: a record the reader let through and the model refused (a number among a JSONL record's words)
+    was named "input 0" (counted from 0, no file, no line), or with --output "between lines 2 and 4" (the whole
+    chunk); and a JSONL file mixing `text` and `tokens` records said a line holding a text had "no value in column
+    'tokens' (empty or only spaces)"."""
+    from mlflow import get_tracking_uri
+
+    from tuneline.cli import main
+
+    command = ["predict", "-m", models["token_classification"].uri, "--tracking-uri", get_tracking_uri()]
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text('{"tokens": ["Berlin", "is", "big"]}\n{"tokens": ["In", 2024, "Paris"]}\n{"tokens": ["Rome"]}\n')
+    assert main([*command, "--input", str(numbers)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tuneline: {models['token_classification'].uri} refused the record on line 2 of {numbers}: ")
+    assert "word 1 is int 2024" in err
+    assert main([*command, "--input", str(numbers), "--output", str(tmp_path / "out.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert f"refused the record on line 2 of {numbers}: " in err and not (tmp_path / "out.jsonl").exists()
+
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"tokens": ["Berlin"]}\n{"text": "Angela Merkel visited Paris ."}\n')
+    assert main([*command, "--input", str(mixed)]) == 1
+    assert capsys.readouterr().err == (
+        f"tuneline: input file {mixed}: the record on line 2 has a 'text' but no 'tokens', while other records have "
+        "'tokens': one file gives every record as word lists ('tokens') or every one as raw text ('text'); split the "
+        "file in two, or write the word lists as text\n")

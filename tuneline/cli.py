@@ -1181,6 +1181,10 @@ def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> tuple[str 
     return (two_texts[0] if schema is not None and len(schema.inputs) == 2 and len(two_texts) == 1 else None), ()
 
 
+#: a column ``_input_file_rows`` adds: the line of the input file each row starts on (dropped before the model)
+LINE_OF_ROW = "__tuneline_line__"
+
+
 def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "utf-8",
                      trained_columns: tuple[tuple[str, str], ...] = (),
                      input_format: str = "auto", skip_lines: int = 0) -> tuple[Any, list[str], dict[str, str]]:
@@ -1192,7 +1196,7 @@ def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "
 
     if model.startswith("models:/") and task is not None:
         inputs = read_prediction_inputs.fn(path, task, encoding, trained_columns, input_format, skip_lines)
-        return inputs.frame, list(inputs.model_columns), inputs.file_names
+        return inputs.frame.assign(**{LINE_OF_ROW: inputs.lines}), list(inputs.model_columns), inputs.file_names
     fmt = detect_format(path, "auto") if input_format == "auto" else input_format
     if fmt in ("conll", "lines"):
         raise UserError(f"{path}: a {fmt} file is read for a registered model (models:/NAME@ALIAS), whose task says "
@@ -1311,11 +1315,13 @@ def _predict(args: argparse.Namespace) -> int:
     pairs = second_column is not None
     if args.pair and not pairs:
         raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
+    row_lines = None
     if args.input is not None:
         rows, model_columns, file_names = _input_file_rows(args.model, args.input, task, args.encoding,
                                                            trained_columns, args.input_format, args.skip_lines)
         from tuneline.tasks.predict_batch import without_foreign_tags
 
+        row_lines = rows.pop(LINE_OF_ROW).tolist() if LINE_OF_ROW in rows.columns else None
         rows = without_foreign_tags(rows, model, args.input, args.model)  # chunk tags: input_tags, as -o writes
         shown = rows.rename(columns=file_names).to_dict(orient="records")  # under the file's own column names
         # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a
@@ -1353,6 +1359,11 @@ def _predict(args: argparse.Namespace) -> int:
     except mlflow.exceptions.MlflowException as error:
         if error.error_code != "INVALID_PARAMETER_VALUE":
             raise
+        if row_lines:
+            from tuneline.tasks.predict_batch import refused_record
+
+            raise UserError(f"{args.model} refused {refused_record(error.message, row_lines)} of {args.input}: "
+                            f"{error.message}") from None
         raise UserError(f"{args.model} refused the input: {error.message}") from None
     frame = output if isinstance(output, pd.DataFrame) else pd.DataFrame(output)
     if len(frame) != len(shown):
