@@ -285,7 +285,7 @@ def refused_record(message: str, lines: list[int], start: int = 0, count: int | 
     QA: the refusal of one record named "input 1" (no file, no line) or a range covering the whole chunk."""
     count = len(lines) - start if count is None else count
     found = re.search(r"\binput (\d+)\b", message)
-    if found is not None and int(found.group(1)) < count and start + int(found.group(1)) < len(lines):
+    if found is not None and int(found.group(1)) < count:
         return f"the record on line {lines[start + int(found.group(1))]}"
     return f"a record between lines {lines[start]} and {lines[start + count - 1]}"
 

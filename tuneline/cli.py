@@ -1181,29 +1181,27 @@ def _model_task(model: str, tracking_uri: str | None, loaded: Any) -> tuple[str 
     return (two_texts[0] if schema is not None and len(schema.inputs) == 2 and len(two_texts) == 1 else None), ()
 
 
-#: a column ``_input_file_rows`` adds: the line of the input file each row starts on (dropped before the model)
-LINE_OF_ROW = "__tuneline_line__"
-
-
 def _input_file_rows(model: str, path: Path, task: str | None, encoding: str = "utf-8",
                      trained_columns: tuple[tuple[str, str], ...] = (),
-                     input_format: str = "auto", skip_lines: int = 0) -> tuple[Any, list[str], dict[str, str]]:
-    """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept) and the columns
-    the model reads, in its order: for a registry reference the version's task tag (``task``, resolved once by the
-    caller) names them, as batch prediction does; other URIs get the file as is."""
+                     input_format: str = "auto", skip_lines: int = 0
+                     ) -> tuple[Any, list[str], dict[str, str], list[int] | None]:
+    """The rows of ``--input`` as the model's kind reads them (its columns checked, every row kept), the columns
+    the model reads, in its order, the file's names of them, and each row's line (a registry reference only): for a
+    registry reference the version's task tag (``task``, resolved once by the caller) names them, as batch
+    prediction does; other URIs get the file as is."""
     from tuneline.readers import PROVENANCE_COLUMNS, detect_format
     from tuneline.tasks.predict_batch import read_prediction_inputs, read_prediction_table
 
     if model.startswith("models:/") and task is not None:
         inputs = read_prediction_inputs.fn(path, task, encoding, trained_columns, input_format, skip_lines)
-        return inputs.frame.assign(**{LINE_OF_ROW: inputs.lines}), list(inputs.model_columns), inputs.file_names
+        return inputs.frame, list(inputs.model_columns), inputs.file_names, inputs.lines
     fmt = detect_format(path, "auto") if input_format == "auto" else input_format
     if fmt in ("conll", "lines"):
         raise UserError(f"{path}: a {fmt} file is read for a registered model (models:/NAME@ALIAS), whose task says "
                         "what a line holds; give a CSV, TSV, JSONL or Parquet file for this model")
     table = read_prediction_table(path, fmt, encoding, skip_lines).frame
     table = table.drop(columns=[c for c in PROVENANCE_COLUMNS if c in table.columns])
-    return table, list(table.columns), {}
+    return table, list(table.columns), {}, None
 
 
 def _stdin_lines(encoding: str) -> list[str]:
@@ -1317,11 +1315,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise UserError(f"--pair is for sentence-pair models; {args.model} reads one text per input: drop --pair")
     row_lines = None
     if args.input is not None:
-        rows, model_columns, file_names = _input_file_rows(args.model, args.input, task, args.encoding,
+        rows, model_columns, file_names, row_lines = _input_file_rows(args.model, args.input, task, args.encoding,
                                                            trained_columns, args.input_format, args.skip_lines)
         from tuneline.tasks.predict_batch import without_foreign_tags
 
-        row_lines = rows.pop(LINE_OF_ROW).tolist() if LINE_OF_ROW in rows.columns else None
         rows = without_foreign_tags(rows, model, args.input, args.model)  # chunk tags: input_tags, as -o writes
         shown = rows.rename(columns=file_names).to_dict(orient="records")  # under the file's own column names
         # Only the model's columns, in its order: the registered signature's inputs are unnamed, so MLflow keeps a

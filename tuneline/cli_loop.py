@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneline.config import TunelineConfig
+from tuneline.config_hints import with_config
 from tuneline.runtime import redact
 
 
@@ -210,14 +211,6 @@ def print_retrain_summary(summary: Any, config_path: str | None = None) -> None:
         _print_retrain_summary(summary)
     text = printed.getvalue()
     sys.stdout.write(with_config(text, config_path))
-
-
-def with_config(text: str, config_path: str | None) -> str:
-    """``text`` with the flow's ``-c CONFIG`` hints naming the config the command was given (unchanged without
-    one): :mod:`tuneline.config_hints`."""
-    from tuneline.config_hints import with_config as named_as
-
-    return named_as(text, config_path)
 
 
 def _print_retrain_summary(summary: Any) -> None:

@@ -46,7 +46,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -558,13 +558,12 @@ def retraining_slot(model: str, timeout_s: float = 3600.0, lock_url: str | None 
     # (CI, on a loaded machine); this way a slot is never held by a run without the lock except while it takes it
     with ExitStack() as lock_stack, ExitStack() as stack:
         started, clock = time.time(), time.perf_counter()
-        waiting = ExitStack()
-        if _prefect_limit_full(limit_name):  # a command that waited minutes without a word read as hung
+        full = _prefect_limit_full(limit_name)
+        if full:  # a command that waited minutes without a word read as hung
             print(f"another retraining run of {model} holds the Prefect concurrency limit {limit_name!r}; this one "
                   f"waits for it to end (at most {timeout_s:g} s; Ctrl-C to stop waiting)", flush=True)
-            waiting.enter_context(_tagged_waiting())
         deadline = time.monotonic() + timeout_s
-        with waiting, _quiet_slot_wait_timeouts():
+        with _tagged_waiting() if full else nullcontext(), _quiet_slot_wait_timeouts():
             while True:
                 try:
                     stack.enter_context(concurrency(limit_name, occupy=1, **options, timeout_seconds=max(

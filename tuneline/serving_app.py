@@ -711,15 +711,17 @@ def parquet_request(body: bytes, task: str) -> tuple[str | None, bytes | None]:
     pandas cannot read is left to MLflow's parser, whose message says what is wrong with it."""
     import io
 
-    import pandas as pd
+    import pyarrow.parquet as pq
 
     from tuneline.errors import excerpt
 
-    try:
-        frame = pd.read_parquet(io.BytesIO(body))
+    try:  # the names from the file's footer: the columns are read (by MLflow) once, or here only when cut
+        schema = pq.ParquetFile(io.BytesIO(body)).schema_arrow
     except Exception:  # noqa: BLE001 - MLflow's own parser answers it
         return None, None
-    names = list(frame.columns)
+    index = {column for column in ((schema.pandas_metadata or {}).get("index_columns", []) if schema.metadata else [])
+             if isinstance(column, str)}  # a RangeIndex is a dict of its range, stored as no column
+    names = [name for name in schema.names if name not in index]  # pandas writes a frame's index as a column too
     if task == "token_classification":
         wanted = next(([column] for column in ("tokens", "text") if column in names), None)
         needed = "a 'text' column (raw texts) or a 'tokens' column (word lists)"
@@ -734,7 +736,7 @@ def parquet_request(body: bytes, task: str) -> tuple[str | None, bytes | None]:
     if names == wanted:
         return None, None
     out = io.BytesIO()
-    frame[wanted].to_parquet(out, index=False)
+    pq.write_table(pq.read_table(io.BytesIO(body), columns=wanted).replace_schema_metadata(None), out)
     return None, out.getvalue()
 
 

@@ -196,8 +196,8 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
     words = []
     for m in WORD_PATTERN.finditer(shadow):
         start, end = m.start(), m.end()
-        if invisible_only(text[start:end]):  # a control character (BEL, NUL from a database or a terminal): no
-            continue  # word, a separator; alone as a word it was refused as "an empty word" (serving QA)
+        if not text[start].isalnum() and invisible_only(text[start:end]):  # a control character (BEL, NUL from a
+            continue  # database or a terminal): a separator; as a word it was refused as "an empty word" (serving QA)
         clitic = _CLITIC.search(shadow, start, end)
         if clitic is not None and clitic.start() > start:
             words.append((text[start:clitic.start()], start, clitic.start()))
