@@ -95,6 +95,90 @@ def _encoder_parts(model: Any) -> tuple[Any, list[Any]]:
     return embeddings, list(layers)
 
 
+def strategy_problem(model: Any, config: ModelConfig) -> str | None:
+    """Why ``config``'s strategy cannot be applied to ``model`` as written, in the config's words, or None.
+
+    The model's layout decides what a config can only state: how many layers there are to freeze or adapt, and what
+    its layers are named. One check for both callers: :func:`check_strategy` before any work, and
+    :func:`build_model` for a caller that skipped it."""
+    if config.strategy == "lora":
+        if config.lora.top_layers is not None:
+            count = _layer_count(model)
+            if isinstance(count, str):
+                return count
+            if config.lora.top_layers > count:
+                return f"model.lora.top_layers={config.lora.top_layers} but the encoder has {count} layers"
+        return lora_target_problem(model, list(config.lora.target_modules))
+    if config.strategy == "freeze" and not config.freeze.all_but_head:
+        count = _layer_count(model)
+        if isinstance(count, str):
+            return count
+        if config.freeze.bottom_layers > count:
+            return f"model.freeze.bottom_layers={config.freeze.bottom_layers} but the encoder has {count} layers"
+    return None
+
+
+def _layer_count(model: Any) -> int | str:
+    """The encoder's number of layers, or why a strategy that needs them cannot read them."""
+    try:
+        return len(_encoder_parts(model)[1])
+    except ModelBuildError as error:
+        return str(error)
+
+
+def lora_target_problem(model: Any, targets: list[str]) -> str | None:
+    """Why an entry of ``model.lora.target_modules`` would get no adapter, or None.
+
+    peft refuses a list only when NO entry matches: ``[query, vaule]`` trained adapters on ``query`` alone, with
+    ``["query", "vaule"]`` logged as the run's params (strategies QA). And an entry naming a block rather than a
+    linear layer (``attention``) came back as peft's dump of the whole module. An entry matches as peft matches
+    it: a module's full name, or its last dotted parts."""
+    import difflib
+
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    adaptable = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, Conv1D,
+                 torch.nn.MultiheadAttention)  # what peft's LoRA wraps
+    modules = list(model.named_modules())
+    encoder = getattr(model, "base_model", model)
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in encoder.named_modules()
+                     if name and isinstance(module, torch.nn.Linear)})
+    for target in targets:
+        found = [module for name, module in modules if name == target or name.endswith("." + target)]
+        if any(isinstance(module, adaptable) for module in found):
+            continue
+        what = (f"names a {type(found[0]).__name__}, not a linear layer" if found else "names no layer of this model")
+        close = difflib.get_close_matches(target, linear, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close and not found else ""
+        return (f"model.lora.target_modules: {target!r} {what}{hint}; the encoder's linear layers are named "
+                f"{', '.join(linear)}")
+    return None
+
+
+def check_strategy(config: ModelConfig, task: str) -> None:
+    """Refuse, before any data is read, a ``model.lora`` or ``model.freeze`` setting this base model cannot take
+    (:func:`strategy_problem`): otherwise the mistake surfaced at the build-model step, after loading, validating and
+    tokenizing. The model is built on PyTorch's meta device: its layout without its weights, in a fraction of a
+    second. A base model that cannot be built this way is left to :func:`build_model`, which says why."""
+    if config.strategy == "full":
+        return
+    import torch
+
+    from tuneline.config import ConfigError  # a config key to fix: exit 2, as every config error
+
+    try:
+        base = resolve_base_model(config.base)
+        layout = transformers.AutoConfig.from_pretrained(base, trust_remote_code=config.trust_remote_code)
+        with torch.device("meta"):
+            model = getattr(transformers, kind_of(task).head).from_config(
+                layout, trust_remote_code=config.trust_remote_code)
+    except Exception:  # noqa: BLE001 - build_model loads it for real and names what is wrong
+        return
+    if (problem := strategy_problem(model, config)) is not None:
+        raise ConfigError(problem)
+
+
 def apply_freeze(model: Any, embeddings: bool, bottom_layers: int, all_but_head: bool) -> None:
     """Turn off gradients for the chosen parts; the task head always trains."""
     if all_but_head:
@@ -102,8 +186,6 @@ def apply_freeze(model: Any, embeddings: bool, bottom_layers: int, all_but_head:
             param.requires_grad = False
         return
     emb, layers = _encoder_parts(model)
-    if bottom_layers > len(layers):
-        raise ModelBuildError(f"model.freeze.bottom_layers={bottom_layers} but the encoder has {len(layers)} layers")
     for module in ([emb] if embeddings else []) + layers[:bottom_layers]:
         for param in module.parameters():
             param.requires_grad = False
@@ -117,9 +199,6 @@ def apply_lora(model: Any, config: ModelConfig, kind: TaskKind, modules_to_save:
     layers = None
     if config.lora.top_layers is not None:  # only the top layers adapt: no gradient has to flow below them
         count = len(_encoder_parts(model)[1])
-        if config.lora.top_layers > count:
-            raise ModelBuildError(f"model.lora.top_layers={config.lora.top_layers} but the encoder has {count} "
-                                  "layers")
         layers = list(range(count - config.lora.top_layers, count))
     lora = LoraConfig(task_type=getattr(PeftTaskType, kind.peft_task_type), r=config.lora.r, lora_alpha=config.lora.alpha,
                       lora_dropout=config.lora.dropout, target_modules=list(config.lora.target_modules),
@@ -195,6 +274,8 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
             report_loading(model, loading, config.base)
     except ValueError as error:
         raise _refused_remote_code(config, error) from None
+    if (problem := strategy_problem(model, config)) is not None:
+        raise ModelBuildError(problem)
     always_trained = kind.adapt_model(model, model_inputs or {})
     head_token_only = config.head_token_only and compute_head_token_only(model)
     if config.strategy == "freeze":

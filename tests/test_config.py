@@ -252,6 +252,10 @@ def test_config_params_never_leak_a_tracking_password():
     assert params["train.learning_rate"] == "5e-05"
     assert all("bob" not in str(v) for v in params.values())
     assert params["model.lora.target_modules"] == '["query", "key", "value", "dense"]'
+    # unset, the gate uses the kind's metric: the run's params say which, not None (strategies QA)
+    assert params["gate.primary_metric"] == "macro_f1"
+    assert config_params(build_config({"task": "pair_classification", "data": {
+        "path": "/d.csv", "text_pair_column": "b"}}))["gate.primary_metric"] == "f1_positive"
 
 
 # --- CLI ------------------------------------------------------------------------------------------------------
@@ -482,3 +486,37 @@ def test_a_set_value_is_what_the_command_line_says_for_a_text_key(override, key,
     ``exp`` without a word."""
     config = build_config({"data": {"path": "/d.csv"}}, [override])
     assert getattr(getattr(config, key[0]), key[1]) == expected
+
+
+def test_a_lora_or_freeze_setting_the_model_cannot_take_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """``model.lora.target_modules=[query, vaule]`` trained adapters on ``query`` alone, with ``["query", "vaule"]``
+    logged as the run's params; ``[attention]`` printed peft's 13-line dump of the module, after the data had been
+    loaded, with exit 1 (strategies QA). Each entry must name a linear layer of the model, and the encoder's layer
+    counts bound top_layers and bottom_layers, checked before the run makes anything (exit 2: a config key)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("text,label\na,b\n")
+    path = write_config(tmp_path, {"data": {"path": "d.csv"}, "work_dir": "out"})
+    linear = "the encoder's linear layers are named dense, key, query, value"
+    for overrides, said in [
+            (["model.lora.target_modules=[query, vaule]"],
+             f"model.lora.target_modules: 'vaule' names no layer of this model (did you mean 'value'?); {linear}"),
+            (["model.lora.target_modules=[attention]"],
+             f"model.lora.target_modules: 'attention' names a BertAttention, not a linear layer; {linear}"),
+            (["model.lora.target_modules=[q_proj, v_proj]"],
+             f"model.lora.target_modules: 'q_proj' names no layer of this model; {linear}"),
+            (["model.lora.top_layers=7"], "model.lora.top_layers=7 but the encoder has 6 layers")]:
+        sets = [item for override in ["model.strategy=lora", *overrides] for item in ("--set", override)]
+        assert main(["train", "-c", str(path), *sets]) == 2, overrides
+        assert capsys.readouterr().err.strip() == f"tuneline: {said}"
+    assert main(["train", "-c", str(path), "--set", "model.strategy=freeze", "--set",
+                 "model.freeze.bottom_layers=9"]) == 2
+    assert capsys.readouterr().err.strip() == "tuneline: model.freeze.bottom_layers=9 but the encoder has 6 layers"
+    assert not (tmp_path / "out").exists()  # refused before the run made anything
+    # an empty list adapts nothing; a section's own check names its key once ("model: model.lora.r ..." before)
+    assert main(["show-config", "-c", str(path), "--set", "model.strategy=lora", "--set",
+                 "model.lora.target_modules=[]"]) == 2
+    assert "model.lora.target_modules: List should have at least 1 item" in capsys.readouterr().err
+    assert main(["show-config", "-c", str(path), "--set", "model.lora.r=8"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tuneline: invalid configuration: model.lora.r is set but model.strategy is 'full', which ignores it: add "
+        "--set model.strategy=lora (or remove the model.lora setting)")

@@ -239,6 +239,17 @@ def test_freeze_more_layers_than_exist_is_an_error(tiny_bert):
         build(tiny_bert, strategy="freeze", freeze={"bottom_layers": 5})
 
 
+def test_a_lora_target_that_names_no_linear_layer_is_refused_when_the_model_is_built(tiny_bert):
+    """peft refuses a list only when no entry matches: ``[query, vaule]`` built adapters on ``query`` alone."""
+    with pytest.raises(ModelBuildError, match="'vaule' names no layer of this model \\(did you mean 'value'\\?\\)"):
+        build(tiny_bert, strategy="lora", lora={"target_modules": ["query", "vaule"]})
+    with pytest.raises(ModelBuildError, match="'attention' names a BertAttention, not a linear layer"):
+        build(tiny_bert, strategy="lora", lora={"target_modules": ["attention"]})
+    flags = trainable(build(tiny_bert, strategy="lora", lora={"target_modules": ["attention.self.query"]}).model)
+    assert {n.split(".layer.")[1].split(".", 1)[1] for n in flags if "lora_A" in n} == {
+        "attention.self.query.lora_A.default.weight"}  # a dotted suffix matches as peft matches it
+
+
 def test_resolve_precision_explicit_values_pass_through():
     assert resolve_precision("fp32") == "fp32"
     assert resolve_precision("bf16") == "bf16"

@@ -472,9 +472,10 @@ def main(argv: list[str] | None = None) -> int:
         from tuneline.runtime import check_run_can_write
 
         if args.command == "train":  # before the API starts: a refusal leaves no server to stop
-            from tuneline.runtime import check_base_model
+            from tuneline.runtime import check_base_model, check_strategy
 
             check_base_model(config.model.base, config.tokenize.max_length)
+            check_strategy(config)
         check_run_can_write(config)
         wait_for_api = start_ephemeral_api_early()  # comes up while the flow's modules import
         from tuneline.errors import quiet_user_error_tracebacks

