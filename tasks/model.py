@@ -101,29 +101,19 @@ def strategy_problem(model: Any, config: ModelConfig) -> str | None:
     The model's layout decides what a config can only state: how many layers there are to freeze or adapt, and what
     its layers are named. One check for both callers: :func:`check_strategy` before any work, and
     :func:`build_model` for a caller that skipped it."""
-    if config.strategy == "lora":
-        if config.lora.top_layers is not None:
-            count = _layer_count(model)
-            if isinstance(count, str):
-                return count
-            if config.lora.top_layers > count:
-                return f"model.lora.top_layers={config.lora.top_layers} but the encoder has {count} layers"
-        return lora_target_problem(model, list(config.lora.target_modules))
-    if config.strategy == "freeze" and not config.freeze.all_but_head:
-        count = _layer_count(model)
-        if isinstance(count, str):
-            return count
-        if config.freeze.bottom_layers > count:
-            return f"model.freeze.bottom_layers={config.freeze.bottom_layers} but the encoder has {count} layers"
-    return None
-
-
-def _layer_count(model: Any) -> int | str:
-    """The encoder's number of layers, or why a strategy that needs them cannot read them."""
     try:
-        return len(_encoder_parts(model)[1])
-    except ModelBuildError as error:
+        if config.strategy == "lora":
+            top = config.lora.top_layers
+            if top is not None and top > (count := len(_encoder_parts(model)[1])):
+                return f"model.lora.top_layers={top} but the encoder has {count} layers"
+            return lora_target_problem(model, list(config.lora.target_modules))
+        if config.strategy == "freeze" and not config.freeze.all_but_head:
+            bottom = config.freeze.bottom_layers
+            if bottom > (count := len(_encoder_parts(model)[1])):
+                return f"model.freeze.bottom_layers={bottom} but the encoder has {count} layers"
+    except ModelBuildError as error:  # not a BERT-family layout: what the strategy needs is not there
         return str(error)
+    return None
 
 
 def lora_target_problem(model: Any, targets: list[str]) -> str | None:

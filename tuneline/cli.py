@@ -573,7 +573,6 @@ def _show_config(args: argparse.Namespace) -> int:
 
     config = read_config(args.config, args.overrides) if args.config else _demo_config(args.overrides, False)
     dumped = config.model_dump(mode="json")
-    dumped["gate"]["primary_metric"] = config.primary_metric  # the kind's default, not null
     dumped["tracking"]["registered_model"] = config.registered_model_name  # tuneline-<task>, not null (README QA)
     print(yaml.safe_dump(shown(dumped), sort_keys=False))
     if config.tracking.tracking_uri is None:  # null shown, but the environment or the folder decides (CLI QA)

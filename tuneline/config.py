@@ -494,6 +494,14 @@ class TunelineConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _primary_metric_of_kind(self) -> "TunelineConfig":
+        """Fill ``gate.primary_metric`` with the kind's metric when unset, so the resolved value is logged and shown
+        (it was logged as ``None``: strategies QA)."""
+        if self.gate.primary_metric is None and self.DEFAULT_METRIC:
+            self.gate.primary_metric = self.DEFAULT_METRIC
+        return self
+
+    @model_validator(mode="after")
     def _metric_is_computable(self) -> "TunelineConfig":
         """A gate metric the kind cannot compute would only fail inside the Trainer, after minutes of work."""
         if self.METRICS and self.gate.primary_metric is not None and self.gate.primary_metric not in self.METRICS:

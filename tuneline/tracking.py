@@ -149,8 +149,6 @@ def client_for(run: RunContext) -> MlflowClient:
 def config_params(config: TunelineConfig) -> dict[str, str]:
     """The resolved config as flat, redacted MLflow params (``train.learning_rate`` → ``3e-05``)."""
     flat = flatten(config.model_dump(mode="json"))
-    if "gate.primary_metric" in flat:  # None in the config means the kind's default: log the metric the gate uses
-        flat["gate.primary_metric"] = config.primary_metric
     return redact_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in flat.items()})
 
 
