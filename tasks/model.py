@@ -111,6 +111,12 @@ def strategy_problem(model: Any, config: ModelConfig) -> str | None:
             bottom = config.freeze.bottom_layers
             if bottom > (count := len(_encoder_parts(model)[1])):
                 return f"model.freeze.bottom_layers={bottom} but the encoder has {count} layers"
+            if config.freeze.embeddings and bottom == count:
+                # the head alone trains, as with all_but_head, but at full fine-tuning's learning rate (the config
+                # cannot know the depth): on CoNLL it learned nothing where all_but_head learned (strategies QA)
+                return (f"model.freeze: embeddings and all {count} encoder layers frozen leaves only the head to "
+                        "train; set model.freeze.all_but_head=true instead (it also freezes the pooler and "
+                        "trains the head at its own learning rate, 1e-3)")
     except ModelBuildError as error:  # not a BERT-family layout: what the strategy needs is not there
         return str(error)
     return None
@@ -132,13 +138,18 @@ def lora_target_problem(model: Any, targets: list[str]) -> str | None:
                  torch.nn.MultiheadAttention)  # what peft's LoRA wraps
     modules = list(model.named_modules())
     encoder = getattr(model, "base_model", model)
+    in_encoder = {id(module) for module in encoder.modules()}
     linear = sorted({name.rsplit(".", 1)[-1] for name, module in encoder.named_modules()
                      if name and isinstance(module, torch.nn.Linear)})
     for target in targets:
         found = [module for name, module in modules if name == target or name.endswith("." + target)]
-        if any(isinstance(module, adaptable) for module in found):
+        if any(isinstance(module, adaptable) and id(module) in in_encoder for module in found):
             continue
-        what = (f"names a {type(found[0]).__name__}, not a linear layer" if found else "names no layer of this model")
+        # the task head trains in full under every strategy: peft refused an adapter on it only when the model was
+        # built, after the data was read, with two tracebacks (strategies QA)
+        what = ("names the task head, which trains in full under every strategy" if found
+                and any(isinstance(module, adaptable) for module in found) else
+                f"names a {type(found[0]).__name__}, not a linear layer" if found else "names no layer of this model")
         close = difflib.get_close_matches(target, linear, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close and not found else ""
         return (f"model.lora.target_modules: {target!r} {what}{hint}; the encoder's linear layers are named "

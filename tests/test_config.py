@@ -504,6 +504,10 @@ def test_a_lora_or_freeze_setting_the_model_cannot_take_is_refused_before_any_wo
              f"model.lora.target_modules: 'attention' names a BertAttention, not a linear layer; {linear}"),
             (["model.lora.target_modules=[q_proj, v_proj]"],
              f"model.lora.target_modules: 'q_proj' names no layer of this model; {linear}"),
+            # the head trains in full anyway: peft refused it only at build-model, with two tracebacks (QA)
+            (["model.lora.target_modules=[query, classifier]"],
+             f"model.lora.target_modules: 'classifier' names the task head, which trains in full under every "
+             f"strategy; {linear}"),
             (["model.lora.top_layers=7"], "model.lora.top_layers=7 but the encoder has 6 layers")]:
         sets = [item for override in ["model.strategy=lora", *overrides] for item in ("--set", override)]
         assert main(["train", "-c", str(path), *sets]) == 2, overrides
@@ -511,6 +515,14 @@ def test_a_lora_or_freeze_setting_the_model_cannot_take_is_refused_before_any_wo
     assert main(["train", "-c", str(path), "--set", "model.strategy=freeze", "--set",
                  "model.freeze.bottom_layers=9"]) == 2
     assert capsys.readouterr().err.strip() == "tuneline: model.freeze.bottom_layers=9 but the encoder has 6 layers"
+    # every encoder part frozen the long way trained the head at 5e-5 and learned nothing on CoNLL, where
+    # all_but_head (1e-3) learned (strategies QA): pointed at all_but_head
+    assert main(["train", "-c", str(path), "--set", "model.strategy=freeze", "--set", "model.freeze.embeddings=true",
+                 "--set", "model.freeze.bottom_layers=6"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tuneline: model.freeze: embeddings and all 6 encoder layers frozen leaves only the head to train; set "
+        "model.freeze.all_but_head=true instead (it also freezes the pooler and trains the head at its own learning "
+        "rate, 1e-3)")
     assert not (tmp_path / "out").exists()  # refused before the run made anything
     # an empty list adapts nothing; a section's own check names its key once ("model: model.lora.r ..." before)
     assert main(["show-config", "-c", str(path), "--set", "model.strategy=lora", "--set",
