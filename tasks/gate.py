@@ -425,8 +425,8 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             current = champion_version(client, candidate.name)
             # a champion alias deleted by hand made the next candidate a "first model", promoted without being
             # compared with the version it replaced, without a forgetting bound
-            lost = None if current is not None else recorded_champion(ledger_url_for(config.ledger.url,
-                                                                                      run.tracking_uri), candidate.name)
+            lost = None if current is not None else recorded_champion(
+                ledger_url_for(config.ledger.url, run.tracking_uri), candidate.name, client)
             if current != (champion.version if champion else None):
                 task_logger().info("champion moved from v%s to v%s while this run was scoring; re-scoring",
                                    champion.version if champion else None, current)
@@ -523,7 +523,8 @@ def gate_and_promote(candidate: RegisteredVersion, fine_tuned: Evaluation, basel
             for key, value in sorted(pending.items(), key=lambda item: item[0] == "gate.decision"):
                 client.set_model_version_tag(candidate.name, candidate.version, key, value)
             if decision.promote:  # the compare-and-set of every champion move, recorded in the promotion history
-                with PromotionLog(ledger_url_for(config.ledger.url, run.tracking_uri), candidate.name) as history:
+                with PromotionLog(ledger_url_for(config.ledger.url, run.tracking_uri), candidate.name,
+                                  client=client) as history:
                     _move_locked(client, history, candidate.version, expected_from=current,
                                  actor=f"run {run.run_id}", action=GATE, reason=decision.explained())
                 moved = True

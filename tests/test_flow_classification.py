@@ -151,6 +151,31 @@ def test_worse_retrain_is_registered_but_does_not_take_champion(first_run, tiny_
     assert "metric.test.macro_f1" in tags
 
 
+def test_a_second_store_in_the_same_folder_starts_its_own_promotion_history(first_run, tiny_bert):
+    """A new SQLite store beside the first shares its ledger (the default is per folder) and the model's name. Its
+    first good version was refused: "no version is champion, yet the promotion history says v1 is", the first
+    store's move (strategies QA). It is judged as a first version and promoted; each store's history is its own."""
+    from tuneline.ledger import default_ledger_url
+    from tuneline.promotions import PromotionLog
+
+    folder, config, summary = first_run
+    other = f"sqlite:///{folder / 'other-store.db'}"
+    with working_in(folder):
+        fresh = train_flow(tiny_config(Path(config.data.path), tiny_bert, f"tracking.tracking_uri={other}"))
+    assert default_ledger_url(other) == default_ledger_url(f"sqlite:///{folder / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=other, registry_uri=other)
+    assert fresh.promoted and str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    assert "no champion yet" in client.get_model_version(MODEL, "1").tags["gate.reasons"]
+    with PromotionLog(default_ledger_url(other), MODEL, client=client) as log:
+        assert [(row.from_version, row.to_version, row.actor) for row in log.history()] == [
+            (None, "1", f"run {fresh.run_id}")]
+    first_uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with PromotionLog(default_ledger_url(other), MODEL,
+                      client=MlflowClient(tracking_uri=first_uri, registry_uri=first_uri)) as log:
+        actors = [row.actor for row in log.history()]
+    assert actors[0] == f"run {summary.run_id}" and f"run {fresh.run_id}" not in actors
+
+
 def test_bad_file_over_threshold_fails_with_quarantine_and_registers_nothing(workdir, tiny_bert):
     data = workdir / "bad.csv"
     with data.open("w", newline="") as handle:

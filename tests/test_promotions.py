@@ -23,8 +23,8 @@ from tuneline.promotions import (GATE, PROMOTE, ROLLBACK, Promotion, PromotionCo
 class Store:
     """One SQLite MLflow store with its ledger and lock databases beside it (the defaults)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.uri = f"sqlite:///{folder / 'mlflow.db'}"
+    def __init__(self, folder: Path, file: str = "mlflow.db") -> None:
+        self.uri = f"sqlite:///{folder / file}"
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self.experiment = self.client.create_experiment("promotions", artifact_location=(folder / "art").as_uri())
         self.run_id = self.client.create_run(self.experiment).info.run_id
@@ -43,7 +43,7 @@ class Store:
                              action=action, reason=reason, ledger_url=self.ledger_url, lock_url=self.lock_url, **kw)
 
     def log(self, name: str) -> PromotionLog:
-        return PromotionLog(self.ledger_url, name)
+        return PromotionLog(self.ledger_url, name, client=self.client)
 
     def history(self, name: str) -> list[Promotion]:
         with self.log(name) as log:
@@ -75,6 +75,50 @@ def test_promote_moves_the_alias_and_records_exactly_one_row(store, name):
             moved.reason) == (name, "champion", v1, v2, PROMOTE, "user tester@host", "hotfix for ticket 42")
     assert moved.at.tzinfo is not None and moved.at.utcoffset().total_seconds() == 0
     assert rows[0].from_version is None and rows[0].to_version == v1
+
+
+def test_two_stores_sharing_one_ledger_keep_their_own_histories(tmp_path, monkeypatch):
+    """Two SQLite stores in one folder share the default ledger beside them, and a model name. Store B's history held
+    store A's moves: its first good version was refused ("the promotion history says v3 is champion", a version B
+    does not have) and `tuneline history` mixed both (strategies QA). Each registry's rows are its own; a ledger
+    made before rows named their registry gets the column, and its old rows stay readable."""
+    import sqlite3
+
+    from tuneline.promotions import HISTORY_TAG, recorded_champion
+
+    for var in ("TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL"):
+        monkeypatch.delenv(var, raising=False)
+    # a ledger written by an earlier tuneline: the table without the registry column, one move in it
+    ledger = tmp_path / "tuneline-ledger.db"
+    with sqlite3.connect(ledger) as old:
+        old.execute("CREATE TABLE tuneline_promotions (id INTEGER PRIMARY KEY AUTOINCREMENT, model VARCHAR(255) NOT "
+                    "NULL, alias VARCHAR(64) NOT NULL, from_version VARCHAR(32), to_version VARCHAR(32) NOT NULL, at "
+                    "DATETIME NOT NULL, actor TEXT NOT NULL, action VARCHAR(16) NOT NULL, reason TEXT NOT NULL)")
+        old.execute("INSERT INTO tuneline_promotions (model, alias, to_version, at, actor, action, reason) VALUES "
+                    "('legacy', 'champion', '1', '2026-12-01 10:00:00.000000', 'user old@host', 'promote', 'before')")
+    a, b = Store(tmp_path, "a.db"), Store(tmp_path, "b.db")
+    assert a.ledger_url == b.ledger_url == f"sqlite:///{ledger}"
+    a1, a2, a3 = a.versions("shared", 3)
+    a.move("shared", a1)
+    a.move("shared", a3, reason="a's third")
+    [b1] = b.versions("shared", 1)
+
+    assert b.history("shared") == [] and recorded_champion(b.ledger_url, "shared", b.client) is None
+    moved = b.move("shared", b1, action=GATE, reason="b's first")
+    assert [row.to_version for row in b.history("shared")] == [b1] and b.history("shared")[0] == moved
+    assert [row.to_version for row in a.history("shared")] == [a1, a3]
+    assert recorded_champion(a.ledger_url, "shared", a.client) == a3
+    ids = {store.client.get_registered_model("shared").tags[HISTORY_TAG] for store in (a, b)}
+    assert len(ids) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    # a rollback in B finds nothing before its first champion, though A's history has a v1 before v3
+    with pytest.raises(PromotionRefused, match="nothing to roll back to"):
+        rollback_champion(b.client, "shared", actor="user tester@host", reason=None, ledger_url=b.ledger_url,
+                          lock_url=b.lock_url)
+    # the earlier tuneline's row: kept, and read by each store (it cannot say which store it was made in)
+    [legacy] = a.history("legacy")
+    assert (legacy.to_version, legacy.reason) == ("1", "before") and b.history("legacy") == [legacy]
+    with sqlite3.connect(ledger) as db:
+        assert db.execute("SELECT COUNT(*) FROM tuneline_promotions WHERE registry IS NULL").fetchone() == (1,)
 
 
 def test_a_stale_expected_from_is_a_conflict_that_names_the_mover_and_changes_nothing(store, name):

@@ -767,7 +767,7 @@ def _doctor_promotions(client: Any, uri: str, name: str, args: argparse.Namespac
     url = ledger_url_for(args.ledger_url, uri)
     if sqlite_file_missing(url):  # no promotion recorded here yet: opening it would create the file
         return
-    with PromotionLog(url, name) as log:
+    with PromotionLog(url, name, client=client) as log:
         if args.fix:
             with model_lock(name, default_lock_url(uri)):
                 written = record_lost_gate_move(client, log)
@@ -916,7 +916,7 @@ def _promotions(args: argparse.Namespace) -> int:
                 _require_registered(client, uri, [args.name], "the model name")
             print(f"no recorded moves of {args.name}@champion: no ledger at {shown_url(ledger_url)} yet")
             return 0
-        with PromotionLog(ledger_url, args.name) as log:
+        with PromotionLog(ledger_url, args.name, client=client) as log:
             rows = log.history()
             for row in rows:
                 print(row.line())

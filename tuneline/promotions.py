@@ -6,6 +6,14 @@ model's lock, through :func:`_move_locked`), and leaves one row in the append-on
 the ledger database (:mod:`tuneline.ledger`: ``ledger.url``, ``$TUNELINE_LEDGER_URL``, else a SQLite file beside the
 MLflow store). There is no API to change or delete a row: a move is undone by another move (``rollback``).
 
+One ledger can serve several MLflow stores (the default ledger is per folder: two SQLite stores in one folder share
+it), and their registered models may share a name. Each row therefore names the registry it was made in: the
+registered model's tag ``tuneline.history`` (:data:`HISTORY_TAG`), a random id set at its first recorded move. A
+history read for a model holds that id's rows only, plus rows written before rows named one. The id lives in the
+registry itself, so one store reached by several URLs (a worker's and an operator's) keeps one history, and a new
+store never inherits another's: a fresh store whose model shared a name with another store's read that model's
+moves and refused its own first good version ("the promotion history says v3 is champion"; strategies QA).
+
 A move is a compare-and-set under the model's gate lock (:func:`tuneline.locking.model_lock`): the alias is re-read,
 and unless it still points where the caller saw it (``expected_from``) nothing moves and :class:`PromotionConflict`
 says who moved it. A version that does not exist, is not ready, or is tagged ``tuneline.status=failed|orphaned`` is
@@ -30,7 +38,8 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
-from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import (CheckConstraint, Column, Index, Integer, MetaData, String, Table, Text, inspect, insert, select,
+                        text, true)
 from sqlalchemy.engine import Row
 
 from tuneline.errors import UserError
@@ -78,6 +87,7 @@ PROMOTIONS = Table(
     Column("actor", Text, nullable=False),                    # "run <mlflow run id>" | "user <login>@<host>"
     Column("action", String(16), nullable=False),
     Column("reason", Text, nullable=False),
+    Column("registry", String(64)),                           # the model's HISTORY_TAG; None: written before it
     CheckConstraint(f"action IN ({', '.join(repr(a) for a in ACTIONS)})", name="ck_tuneline_promotions_action"),
 )
 Index("ix_tuneline_promotions_model", PROMOTIONS.c.model, PROMOTIONS.c.alias, PROMOTIONS.c.id)
@@ -103,6 +113,29 @@ class Promotion:
                 f"{_shown(self.from_version)} -> {_shown(self.to_version)}  {self.actor}  {self.reason}")
 
 
+#: The registered-model tag naming its promotion history in a shared ledger (see the module docstring).
+HISTORY_TAG = "tuneline.history"
+
+
+def history_id(client: Any, name: str, *, create: bool = False) -> str | None:
+    """The id that scopes the promotion history of registered model ``name`` in this registry; None when it has
+    none yet (or there is no such model). ``create``: set a new one when it has none (the caller holds the model's
+    lock, so two moves cannot set two)."""
+    try:
+        tags = client.get_registered_model(name).tags or {}
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    if tags.get(HISTORY_TAG) or not create:
+        return tags.get(HISTORY_TAG) or None
+    import uuid
+
+    made = uuid.uuid4().hex
+    client.set_registered_model_tag(name, HISTORY_TAG, made)
+    return made
+
+
 def _shown(version: str | None) -> str:
     return "none" if version is None else f"v{version}"
 
@@ -119,14 +152,46 @@ class PromotionLog(LedgerDatabase):
 
     The table is created on first use. Failures of the database become :class:`tuneline.ledger.LedgerError` with
     the URL redacted. Use it as a context manager (or call :meth:`close`) to release its connections.
+
+    ``client``: the MLflow client of the registry the model lives in; the history is then that registry's alone
+    (:data:`HISTORY_TAG`). Without one, every row of the model's name is read and rows name no registry.
     """
 
     WHAT = "promotion history"
     METADATA = _metadata
 
-    def __init__(self, url: str, model: str, *, alias: str = CHAMPION, busy_timeout_s: float = 30.0) -> None:
-        self.alias = alias
+    def __init__(self, url: str, model: str, *, client: Any = None, alias: str = CHAMPION,
+                 busy_timeout_s: float = 30.0) -> None:
+        self.alias, self._client, self._registry = alias, client, None
         super().__init__(url, model, busy_timeout_s=busy_timeout_s)
+
+    def _create_tables(self) -> None:
+        """The table, and on a ledger made before rows named their registry, its ``registry`` column."""
+        super()._create_tables()
+        for attempt in range(2):  # two processes adding it at once: the loser finds it on its retry
+            try:
+                with self._tx("cannot open") as conn:
+                    if "registry" not in {c["name"] for c in inspect(conn).get_columns(PROMOTIONS.name)}:
+                        conn.execute(text(f"ALTER TABLE {PROMOTIONS.name} ADD COLUMN registry VARCHAR(64)"))
+                return
+            except LedgerError:
+                if attempt:
+                    raise
+
+    def registry(self, *, create: bool = False) -> str | None:
+        """This registry's id for the model's history (:func:`history_id`), looked up once it exists."""
+        if self._registry is None and self._client is not None:
+            self._registry = history_id(self._client, self.model, create=create)
+        return self._registry
+
+    def _scope(self) -> Any:
+        """The rows of this model's alias in this registry: its id's, and those written before ids."""
+        own = PROMOTIONS.c.registry.is_(None)
+        if self._client is None:
+            own = true()
+        elif (registry := self.registry()) is not None:
+            own = own | (PROMOTIONS.c.registry == registry)
+        return (PROMOTIONS.c.model == self.model) & (PROMOTIONS.c.alias == self.alias) & own
 
     def __repr__(self) -> str:
         return f"PromotionLog({redact(self.url)!r}, model={self.model!r}, alias={self.alias!r})"
@@ -142,22 +207,20 @@ class PromotionLog(LedgerDatabase):
             raise ValueError("a promotion is made by someone: actor must not be empty")
         values = dict(model=self.model, alias=self.alias, to_version=str(to_version), actor=actor, action=action,
                       from_version=None if from_version is None else str(from_version), reason=reason or "",
-                      at=at or datetime.now(timezone.utc))
+                      at=at or datetime.now(timezone.utc), registry=self.registry(create=True))
         with self._tx("cannot record a move in") as conn:
             new_id = conn.execute(insert(PROMOTIONS).values(**values)).inserted_primary_key[0]
             return _promotion(conn.execute(select(PROMOTIONS).where(PROMOTIONS.c.id == new_id)).one())
 
     def history(self) -> list[Promotion]:
         """Every recorded move of this model's alias, oldest first."""
-        query = (select(PROMOTIONS).where(PROMOTIONS.c.model == self.model, PROMOTIONS.c.alias == self.alias)
-                 .order_by(PROMOTIONS.c.id))
+        query = select(PROMOTIONS).where(self._scope()).order_by(PROMOTIONS.c.id)
         with self._tx("cannot read") as conn:
             return [_promotion(r) for r in conn.execute(query).all()]
 
     def latest(self) -> Promotion | None:
         """The newest recorded move, or None."""
-        query = (select(PROMOTIONS).where(PROMOTIONS.c.model == self.model, PROMOTIONS.c.alias == self.alias)
-                 .order_by(PROMOTIONS.c.id.desc()).limit(1))
+        query = select(PROMOTIONS).where(self._scope()).order_by(PROMOTIONS.c.id.desc()).limit(1)
         with self._tx("cannot read") as conn:
             row = conn.execute(query).first()
         return None if row is None else _promotion(row)
@@ -180,10 +243,10 @@ def alias_version(client: Any, registered_name: str, alias: str) -> str | None:
     return None if version is None else str(version)
 
 
-def recorded_champion(url: str, model: str) -> str | None:
-    """The version the promotion history last made champion; None when it records none. The registry's alias is
-    the truth; this is what to compare it with when the alias is gone (deleted by hand)."""
-    with PromotionLog(url, model) as history:
+def recorded_champion(url: str, model: str, client: Any) -> str | None:
+    """The version the promotion history last made champion in ``client``'s registry; None when it records none.
+    The registry's alias is the truth; this is what to compare it with when the alias is gone (deleted by hand)."""
+    with PromotionLog(url, model, client=client) as history:
         latest = history.latest()
     return latest.to_version if latest is not None else None
 
@@ -392,6 +455,7 @@ def _move_locked(client: Any, log: PromotionLog, to_version: str | int, *, expec
     _check_target(client, name, to_version)
     if action != GATE:
         _settle_cut_short_gate(client, name, to_version, action)
+    log.registry(create=True)  # the history's id in this registry, before the move: its row cannot lack it
     client.set_registered_model_alias(name, CHAMPION, to_version)
     try:  # after the move, never before: see the module docstring
         return log.record(current, to_version, actor=actor, action=action, reason=reason)
@@ -408,7 +472,8 @@ def move_champion(client: Any, name: str, to_version: str | int, *, expected_fro
     :class:`PromotionRefused` for a version that does not exist or is tagged failed/orphaned; in both cases nothing
     changed. Waits at most ``timeout_s`` for the lock (:class:`tuneline.locking.LockTimeout`).
     """
-    with PromotionLog(ledger_url, name) as log:  # opened first: an unusable ledger fails before any waiting
+    # opened first: an unusable ledger fails before any waiting
+    with PromotionLog(ledger_url, name, client=client) as log:
         with model_lock(name, lock_url, timeout_s=timeout_s):
             return _move_locked(client, log, to_version, expected_from=expected_from, actor=actor, action=action,
                                 reason=reason)
@@ -420,7 +485,7 @@ def rollback_champion(client: Any, name: str, *, actor: str, reason: str | None,
 
     The champion is read under the lock, so the rollback undoes the champion of that moment, not of a moment ago.
     """
-    with PromotionLog(ledger_url, name) as log:
+    with PromotionLog(ledger_url, name, client=client) as log:
         with model_lock(name, lock_url, timeout_s=timeout_s):
             current = champion_version(client, name)
             if current is None:  # what to do, as doctor says it (operator QA: the alias deleted in the MLflow UI)
