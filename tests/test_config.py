@@ -528,6 +528,13 @@ def test_a_lora_or_freeze_setting_the_model_cannot_take_is_refused_before_any_wo
     assert main(["show-config", "-c", str(path), "--set", "model.strategy=lora", "--set",
                  "model.lora.target_modules=[]"]) == 2
     assert "model.lora.target_modules: List should have at least 1 item" in capsys.readouterr().err
+    # all_but_head freezes the whole encoder: a part named beside it was ignored without a word (QA)
+    assert main(["show-config", "-c", str(path), "--set", "model.strategy=freeze", "--set",
+                 "model.freeze.all_but_head=true", "--set", "model.freeze.bottom_layers=3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tuneline: invalid configuration: model.freeze.all_but_head freezes the whole encoder, so "
+        "model.freeze.bottom_layers=3 says nothing more: remove it, or set all_but_head=false to freeze only the parts "
+        "named")
     assert main(["show-config", "-c", str(path), "--set", "model.lora.r=8"]) == 2
     assert capsys.readouterr().err.strip() == (
         "tuneline: invalid configuration: model.lora.r is set but model.strategy is 'full', which ignores it: add "

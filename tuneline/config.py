@@ -211,6 +211,11 @@ class ModelConfig(_Strict):
                                               or self.freeze.all_but_head):
             raise ValueError("model.strategy is 'freeze' but nothing is frozen: set model.freeze.embeddings=true, "
                              "model.freeze.bottom_layers=N or model.freeze.all_but_head=true")
+        if self.freeze.all_but_head and (self.freeze.embeddings or self.freeze.bottom_layers):
+            # all_but_head freezes the whole encoder: the parts were ignored without a word (strategies QA)
+            part = "embeddings=true" if self.freeze.embeddings else f"bottom_layers={self.freeze.bottom_layers}"
+            raise ValueError(f"model.freeze.all_but_head freezes the whole encoder, so model.freeze.{part} says "
+                             "nothing more: remove it, or set all_but_head=false to freeze only the parts named")
         return self
 
 
