@@ -143,12 +143,12 @@ def lora_target_problem(model: Any, targets: list[str]) -> str | None:
                      if name and isinstance(module, torch.nn.Linear)})
     for target in targets:
         found = [module for name, module in modules if name == target or name.endswith("." + target)]
-        if any(isinstance(module, adaptable) and id(module) in in_encoder for module in found):
+        layers = [module for module in found if isinstance(module, adaptable)]
+        if any(id(module) in in_encoder for module in layers):
             continue
         # the task head trains in full under every strategy: peft refused an adapter on it only when the model was
         # built, after the data was read, with two tracebacks (strategies QA)
-        what = ("names the task head, which trains in full under every strategy" if found
-                and any(isinstance(module, adaptable) for module in found) else
+        what = ("names the task head, which trains in full under every strategy" if layers else
                 f"names a {type(found[0]).__name__}, not a linear layer" if found else "names no layer of this model")
         close = difflib.get_close_matches(target, linear, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close and not found else ""

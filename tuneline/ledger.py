@@ -105,8 +105,10 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row, make_url
@@ -657,6 +659,9 @@ class LedgerDatabase:
 
     WHAT = "ledger database"
     METADATA: MetaData
+    #: Nullable columns added to a table after ledgers were first made: ``create_all`` leaves an existing table as it
+    #: is, so each one is added where it is missing.
+    ADDED_COLUMNS: tuple[Column, ...] = ()
 
     def __init__(self, url: str, model: str, *, busy_timeout_s: float = 30.0) -> None:
         if not model:
@@ -708,6 +713,10 @@ class LedgerDatabase:
             try:
                 with self._tx("cannot open") as conn:
                     self.METADATA.create_all(conn)
+                    for column in self.ADDED_COLUMNS:
+                        if column.name not in {c["name"] for c in inspect(conn).get_columns(column.table.name)}:
+                            kind = column.type.compile(dialect=conn.dialect)
+                            conn.execute(text(f"ALTER TABLE {column.table.name} ADD COLUMN {column.name} {kind}"))
                 return
             except (LedgerError, IntegrityError):
                 if attempt:

@@ -38,8 +38,7 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
-from sqlalchemy import (CheckConstraint, Column, Index, Integer, MetaData, String, Table, Text, inspect, insert, select,
-                        text, true)
+from sqlalchemy import CheckConstraint, Column, Index, Integer, MetaData, String, Table, Text, insert, select, true
 from sqlalchemy.engine import Row
 
 from tuneline.errors import UserError
@@ -121,13 +120,9 @@ def history_id(client: Any, name: str, *, create: bool = False) -> str | None:
     """The id that scopes the promotion history of registered model ``name`` in this registry; None when it has
     none yet (or there is no such model). ``create``: set a new one when it has none (the caller holds the model's
     lock, so two moves cannot set two)."""
-    try:
-        tags = client.get_registered_model(name).tags or {}
-    except MlflowException as error:
-        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return None
-        raise
-    if tags.get(HISTORY_TAG) or not create:
+    model = _registered_model(client, name)
+    tags = (model.tags or {}) if model is not None else {}
+    if model is None or tags.get(HISTORY_TAG) or not create:
         return tags.get(HISTORY_TAG) or None
     import uuid
 
@@ -159,24 +154,12 @@ class PromotionLog(LedgerDatabase):
 
     WHAT = "promotion history"
     METADATA = _metadata
+    ADDED_COLUMNS = (PROMOTIONS.c.registry,)  # a ledger made before rows named their registry
 
     def __init__(self, url: str, model: str, *, client: Any = None, alias: str = CHAMPION,
                  busy_timeout_s: float = 30.0) -> None:
         self.alias, self._client, self._registry = alias, client, None
         super().__init__(url, model, busy_timeout_s=busy_timeout_s)
-
-    def _create_tables(self) -> None:
-        """The table, and on a ledger made before rows named their registry, its ``registry`` column."""
-        super()._create_tables()
-        for attempt in range(2):  # two processes adding it at once: the loser finds it on its retry
-            try:
-                with self._tx("cannot open") as conn:
-                    if "registry" not in {c["name"] for c in inspect(conn).get_columns(PROMOTIONS.name)}:
-                        conn.execute(text(f"ALTER TABLE {PROMOTIONS.name} ADD COLUMN registry VARCHAR(64)"))
-                return
-            except LedgerError:
-                if attempt:
-                    raise
 
     def registry(self, *, create: bool = False) -> str | None:
         """This registry's id for the model's history (:func:`history_id`), looked up once it exists."""
@@ -185,11 +168,10 @@ class PromotionLog(LedgerDatabase):
         return self._registry
 
     def _scope(self) -> Any:
-        """The rows of this model's alias in this registry: its id's, and those written before ids."""
-        own = PROMOTIONS.c.registry.is_(None)
-        if self._client is None:
-            own = true()
-        elif (registry := self.registry()) is not None:
+        """The rows of this model's alias in this registry: its id's, and those written before ids (every row
+        when the log has no registry to ask)."""
+        own = true() if self._client is None else PROMOTIONS.c.registry.is_(None)
+        if (registry := self.registry()) is not None:
             own = own | (PROMOTIONS.c.registry == registry)
         return (PROMOTIONS.c.model == self.model) & (PROMOTIONS.c.alias == self.alias) & own
 
@@ -230,16 +212,22 @@ class PromotionLog(LedgerDatabase):
 # reading the registry
 
 
+def _registered_model(client: Any, name: str) -> Any:
+    """The registered model ``name``, None when there is none of that name yet; any other MLflow error is
+    raised, never hidden."""
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+
+
 def alias_version(client: Any, registered_name: str, alias: str) -> str | None:
     """The version an alias points at, None when it points nowhere or there is no such model; any other MLflow
     error is raised, never hidden."""
-    try:
-        model = client.get_registered_model(registered_name)
-    except MlflowException as error:
-        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            return None  # no model of that name yet
-        raise
-    version = (model.aliases or {}).get(alias)
+    model = _registered_model(client, registered_name)
+    version = None if model is None else (model.aliases or {}).get(alias)
     return None if version is None else str(version)
 
 
