@@ -29,6 +29,7 @@ from tuneline.registered_kind import refuse_another_kind
 from tuneline.registry import settle_dead_holders
 from tuneline.run_warnings import collected_warnings
 from tuneline.runtime import redact, resolve_tracking_uri
+from tuneline.tracking import open_store
 from tuneline.tasks.calibrate import calibrate_model
 from tuneline.tasks.continual import champion_weights, continual_splits
 from tuneline.tasks.drift import admit_labels, check_batch_drift, enforce_drift
@@ -260,10 +261,8 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
         message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
                     f"data first, then its marker)")
     if not held and _no_champion(config.registered_model_name, tracking_uri):
-        from mlflow.tracking import MlflowClient
-
         recorded = recorded_champion(ledger.url, ledger.model,
-                                     MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri))
+                                     open_store(tracking_uri))
         message += (f"; no version of {config.registered_model_name} is champion" + (
             f", yet the promotion history says v{recorded} is: the alias was removed outside tuneline; restore it "
             f"with tuneline promote {config.registered_model_name} {recorded} --reason \"...\"" if recorded else
@@ -279,10 +278,8 @@ def _untrained_version(current: DataVersion | None, name: str, tracking_uri: str
     had just taken out. "" when a model was trained on it, or when the registry cannot say."""
     if current is None or not (current.created_by or "").startswith("user "):
         return ""
-    from mlflow.tracking import MlflowClient
-
     try:
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client = open_store(tracking_uri)
         trained = any((mv.tags or {}).get("data.version") == str(current.number)
                       for mv in client.search_model_versions(f"name='{name}'"))
     except Exception:  # noqa: BLE001 - only a hint depends on it
@@ -295,12 +292,10 @@ def _untrained_version(current: DataVersion | None, name: str, tracking_uri: str
 
 def _dead_process(run_id: str, tracking_uri: str) -> str | None:
     """``host:pid`` of run ``run_id``'s process when it is known to be gone (a kill -9 on this host), else None."""
-    from mlflow.tracking import MlflowClient
-
     from tuneline.run_process import GONE, run_liveness, shown
 
     try:
-        alive, process = run_liveness(MlflowClient(tracking_uri=tracking_uri), run_id)
+        alive, process = run_liveness(open_store(tracking_uri), run_id)
     except Exception:  # noqa: BLE001 - only a hint depends on it
         return None
     return shown(process) if alive == GONE else None
@@ -342,9 +337,7 @@ def _take_over_dead_holders(ledger: Ledger, tracking_uri: str) -> None:
     """Free now the batches of a run whose process is known to be gone (killed outright, on this host or silent for
     longer than the heartbeat allows), which otherwise waited out its lease while this run said "nothing to do"
     (:func:`tuneline.registry.settle_dead_holders`; under the retraining slot, so no other run is settling them)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = open_store(tracking_uri)
     for dead in settle_dead_holders(client, ledger, ledger.model):
         names = ", ".join(b.name for b in dead.batches)
         print(f"took over the batches of run {dead.run_id} ({names}), whose process {dead.process} is gone; marked it "
@@ -366,12 +359,10 @@ def _held_elsewhere(ledger: Ledger) -> dict[tuple[str, datetime], list[Batch]]:
 def _no_champion(name: str, tracking_uri: str) -> bool:
     """True when the registry has no champion for ``name``; False also when the registry cannot say (the hint is
     left out, the run still skips)."""
-    from mlflow.tracking import MlflowClient
-
     from tuneline.promotions import champion_version
 
     try:
-        return champion_version(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), name) is None
+        return champion_version(open_store(tracking_uri), name) is None
     except Exception as error:  # noqa: BLE001 - only a hint depends on it
         task_logger().warning("could not look up the champion of %s: %s", name, redact(error))
         return False

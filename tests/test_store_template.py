@@ -99,3 +99,26 @@ def test_sqlite_paths():
     assert sqlite_path("sqlite:///m.db?timeout=5") == Path("m.db")
     assert sqlite_path("postgresql://u@h/db") is None and sqlite_path("sqlite:///:memory:") is None
     assert os.sep not in template_path().name
+
+
+def test_a_retraining_runs_first_look_at_a_new_store_runs_no_migrations(tmp_path, cache, monkeypatch):
+    """A retraining run looks at the registry (the batches of a dead run, whether a champion exists) before it
+    configures MLflow for training. That first look built a new folder's store by MLflow's ~50 migrations (seconds,
+    and racing another process's first open) instead of from the template."""
+    import mlflow.store.db.utils as db_utils
+
+    from tuneline.flows.retrain import _take_over_dead_holders
+    from tuneline.ledger import Ledger
+    from tuneline.store_template import _built_template
+
+    assert _built_template() is not None  # the cache's template, as any first use builds it
+    upgrades, real_upgrade = [], db_utils._upgrade_db
+    monkeypatch.setattr(db_utils, "_upgrade_db", lambda engine: upgrades.append(str(engine.url)) or real_upgrade(engine))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _take_over_dead_holders(Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", "m"), uri)
+    assert upgrades == [] and (tmp_path / "mlflow.db").is_file()
+
+    from tuneline.tracking import open_store
+
+    (default,) = open_store(uri).search_experiments()  # the store MLflow would have built: its default experiment
+    assert default.experiment_id == "0" and upgrades == []

@@ -52,14 +52,8 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    # Two processes opening a fresh SQLite store at once race in its schema migrations (alembic: "expected to match
-    # one row"), and both may create the experiment: the first open of a local store is serialised across
-    # processes. A tracking server does this itself.
-    guard = model_lock("__mlflow-store__", default_lock_url(uri), timeout_s=300, use_prefect=False) if uri.startswith("sqlite:") \
-        else nullcontext()
-    with store_folder_writable(uri), guard, _quiet_store_creation():
-        seed_new_store(uri)  # a new SQLite store from a copy of the empty schema: seconds of migrations saved
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _first_open(uri):
+        client = _seeded_client(uri)
         warn_if_server_down(uri)
         started = time.monotonic()
         try:
@@ -75,6 +69,34 @@ def configure_mlflow(config: TunelineConfig) -> tuple[MlflowClient, str]:
                 f"the MLflow server at {redact(uri)} did not answer for {time.monotonic() - started:.0f} s of "
                 "retries: start it (or wait for it to come back), or fix tracking.tracking_uri; nothing was "
                 "trained, and a retraining run's batches stay for the next run") from None
+
+
+def open_store(uri: str) -> MlflowClient:
+    """A client (tracking and registry) of the store at the resolved ``uri``. A SQLite file that does not exist yet
+    starts as a copy of MLflow's empty schema (:mod:`tuneline.store_template`), under the first-open lock.
+
+    Why not ``MlflowClient(uri)`` wherever one is needed: building the client opens the store, and on a new SQLite
+    file MLflow then runs its ~50 schema migrations (seconds) and races another process doing the same. A retraining
+    run's first look at the registry (the batches of a dead run, whether a champion exists) came before
+    :func:`configure_mlflow` and paid that on every new folder."""
+    with _first_open(uri):
+        return _seeded_client(uri)
+
+
+def _seeded_client(uri: str) -> MlflowClient:
+    seed_new_store(uri)  # a new SQLite store from a copy of the empty schema: seconds of migrations saved
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextmanager
+def _first_open(uri: str) -> Iterator[None]:
+    """Two processes opening a fresh SQLite store at once race in its schema migrations (alembic: "expected to match
+    one row"), and both may create the experiment: the first open of a local store is serialised across processes.
+    A tracking server does this itself."""
+    guard = model_lock("__mlflow-store__", default_lock_url(uri), timeout_s=300, use_prefect=False) \
+        if uri.startswith("sqlite:") else nullcontext()
+    with store_folder_writable(uri), guard, _quiet_store_creation():
+        yield
 
 
 class StoreNotWritable(UserError):
