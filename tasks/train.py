@@ -30,6 +30,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from tuneline.common import pipeline_task, task_logger
 from tuneline.compact_vocabulary import compact_while_training
 from tuneline.errors import UserError
+from tuneline.heap import frozen_heap
 from tuneline.config import TrainConfig, TunelineConfig, default_learning_rate
 from tuneline.interrupts import remembered_interrupts
 from tuneline.kinds import kind_of
@@ -510,7 +511,9 @@ def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, 
     with compact_while_training(model, tokenized.datasets["train"], config.train.compact_vocabulary):
         trainer = build_trainer(model, tokenizer, tokenized.datasets["train"], validation, labels,
                                 config, checkpoint_dir, precision, callbacks)
-        with remembered_interrupts() as seen:
+        # frozen as a flow run freezes it, for this task called alone (a notebook, a test): Trainer.train() starts
+        # with gc.collect() (accelerate's free_memory), which otherwise walks every object the process imported
+        with remembered_interrupts() as seen, frozen_heap():
             trainer.add_callback(LostInterrupt(seen))  # last: it raises after every other callback saw the step
             restore_early_stopping(trainer, resume)
             output = trainer.train(resume_from_checkpoint=resume)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from tests_support import store_client
 
 
 def tuneline(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -118,10 +119,9 @@ def test_retrain_without_a_landing_folder_says_to_set_it_before_starting_anythin
 
 
 def test_doctor_names_a_work_folder_that_does_not_exist(tmp_path):
-    from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model("m")
+    store_client(uri).create_registered_model("m")
     done = tuneline("doctor", "--tracking-uri", uri, "--work-dir", "nonexist", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == ("work folder nonexist does not exist: no checkpoints or tokenization "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
-from tests_support import write_rows
+from tests_support import store_client, write_rows
 from tuneline.cli import main
 from tuneline.config import build_config, load_config
 from tuneline.dataset_store import DatasetStore
@@ -284,12 +284,11 @@ def test_a_takeover_run_never_counts_its_own_batches_as_earlier_data(tmp_path):
     """A run killed after it committed its data version leaves the batches' parts in the version the next run
     starts from; with a champion from `tuneline train` (no data.version tag) those new rows were scored as the
     champion's earlier test rows (314 of 314) and no new_test.* metric was logged."""
-    from mlflow import MlflowClient
 
     from tuneline.tasks.forgetting import earlier_data
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the process's: an earlier test's server is gone
+    client = store_client(uri)  # not the process's: an earlier test's server is gone
     client.create_registered_model("takeover")
     version = client.create_model_version("takeover", str(tmp_path), run_id=None)
     client.set_registered_model_alias("takeover", "champion", version.version)  # as `tuneline train` leaves it

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from tuneline.cli import main
 from tuneline.ledger import Ledger, default_ledger_url
+from tests_support import store_client
 
 MODEL = "lease-tickets"
 
@@ -72,7 +73,7 @@ def start_training_runs(tmp_path: Path, uri: str, body: str) -> tuple[subprocess
 
 def test_doctor_names_and_fix_releases_batches_held_by_a_killed_run(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     landing = tmp_path / "landing"
     landing.mkdir()
     for name in ("b1.csv", "b2.csv"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tuneline.tasks.gate import ChampionScore, decide_promotion
+from tests_support import store_client
 
 
 def decide(candidate, champion=None, min_metric=0.7, tolerance=0.01):
@@ -176,7 +177,6 @@ def test_an_mlflow_error_reading_the_champion_fails_instead_of_meaning_no_champi
 
 def test_the_best_ever_floor_holds_only_on_the_test_rows_it_was_measured_on(tmp_path):
     import pandas as pd
-    from mlflow.tracking import MlflowClient
 
     from tuneline.kinds import kind_of
     from tuneline.tasks.gate import BEST_TAG, BEST_TEST_TAG, _best_ever, test_rows_hash
@@ -187,7 +187,7 @@ def test_the_best_ever_floor_holds_only_on_the_test_rows_it_was_measured_on(tmp_
     grown = test_rows_hash(pd.concat([rows, pd.DataFrame({"text": ["d"], "label": ["y"]})]), kind)
     assert same == test_rows_hash(rows, kind) and grown != same
     uri = f"sqlite:///{tmp_path / 'gate.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     client.create_registered_model("m")
     assert _best_ever(client, "m", "macro_f1", same) is None
     client.set_registered_model_tag("m", BEST_TAG.format(metric="macro_f1"), "0.870800")

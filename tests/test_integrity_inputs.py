@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests_support import run_config, write_rows
+from tests_support import run_config, store_client, write_rows
 from tuneline.cli import main
 from tuneline.config import ConfigError, load_config
 from tuneline.tasks.load import load_data
@@ -358,10 +358,8 @@ def test_validate_accounts_per_role_when_one_file_serves_two_roles(tmp_path, cap
 def test_doctor_naming_an_unknown_model_and_predict_with_nothing_are_one_line_errors(tmp_path, capsys, monkeypatch):
     import io
 
-    from mlflow.tracking import MlflowClient
-
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model("known-model")
+    store_client(uri).create_registered_model("known-model")
     assert main(["doctor", "--model", "nosuch", "--tracking-uri", uri, "--work-dir", str(tmp_path / "w")]) == 1
     err = capsys.readouterr().err
     assert "has no registered model 'nosuch' (it has: known-model)" in err and "Traceback" not in err

@@ -23,6 +23,7 @@ from tuneline.flows.train import train_flow
 from tuneline.locking import LockTimeout, default_lock_url
 from tuneline.tasks.register import register_model
 from tuneline.tracking import RunContext
+from tests_support import store_client
 
 MODEL = "integrity-intents"
 FAST = ["tokenize.max_length=32", "train.learning_rate=2e-3", "train.batch_size=32", "train.precision=fp32",
@@ -88,7 +89,7 @@ def test_a_failure_after_registration_withdraws_challenger_and_never_moves_champ
     finally:
         holder.kill()
         holder.wait()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     failed = client.get_model_version(MODEL, "2")
     assert failed.tags["tuneline.status"] == "failed"
     assert "gate.decision" not in failed.tags
@@ -105,7 +106,7 @@ def test_a_failure_after_registration_withdraws_challenger_and_never_moves_champ
 def test_a_killed_run_leaves_an_orphan_that_doctor_and_the_next_run_neutralise(store, tiny_bert, capsys):
     folder, data = store
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     champion_before = aliases(client)["champion"]
     # A run registers its model, then its process is killed before the gate: the version holds challenger.
     run, orphan = register_then_die(client, folder, uri, "KILLED")
@@ -132,7 +133,7 @@ def test_a_killed_run_leaves_an_orphan_that_doctor_and_the_next_run_neutralise(s
 def test_the_next_run_neutralises_an_orphan_before_registering(store, tiny_bert):
     folder, data = store
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     _, orphan = register_then_die(client, folder, uri, "FAILED")
     with working_in(folder):
         summary = train_flow(tiny_config(data, tiny_bert, "train.epochs=1"))
@@ -160,7 +161,7 @@ def test_two_concurrent_runs_leave_the_better_model_champion(tmp_path, tiny_bert
     assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     versions = {str(v.version): v for v in client.search_model_versions("name = 'race'")}
     assert sorted(versions) == ["1", "2"]
     scores = {name: float(v.tags["metric.test.macro_f1"]) for name, v in versions.items()}
@@ -185,7 +186,7 @@ def test_a_champion_that_changed_after_scoring_is_rescored_before_any_move(store
 
     folder, data = store
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     champion = aliases(client)["champion"]
     config = tiny_config(data, tiny_bert, "gate.min_metric=0.0", "gate.min_gain_over_baseline=0.0")
     validated = validate_data.fn(load_data.fn(config), config, folder / "cas")
@@ -234,7 +235,7 @@ def test_the_champion_is_scored_in_this_datas_label_spelling_and_renamed_labels_
     folder, data = store
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    champion = aliases(MlflowClient(tracking_uri=uri, registry_uri=uri))["champion"]
+    champion = aliases(store_client(uri))["champion"]
 
     def champion_on(path: Path, name: str, labels: list[str]):
         config = tiny_config(path, tiny_bert, f"data.labels=[{', '.join(labels)}]")
@@ -289,7 +290,7 @@ def test_a_run_killed_outright_before_its_gate_is_never_promoted_and_doctor_clos
     tells the dead process from a live one: pending while it lives, orphaned once it is gone, never promoted."""
     folder, data = store
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     champion = aliases(client)["champion"]
     ready = folder / "registered-and-waiting"
     process = register_and_wait(folder, data, tiny_bert, ready)
@@ -336,7 +337,7 @@ def test_a_run_killed_outright_before_its_gate_is_never_promoted_and_doctor_clos
 def test_promoting_a_version_its_gate_kept_out_prints_the_gates_reasons(store, tiny_bert, capsys):
     folder, data = store
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     before = aliases(client).get("champion")
     with working_in(folder):
         summary = train_flow(tiny_config(data, tiny_bert, "train.epochs=1", "gate.min_metric=0.999"))

@@ -34,6 +34,7 @@ from tuneline.pyfunc.pair_classifier import pairs_from_input
 from tuneline.schemas.common import leak_form
 from tuneline.tasks.split import DataSplits
 from tuneline.tasks.validate import apply_schema, validate_frames
+from tests_support import store_client
 
 KIND = KINDS["pair_classification"]
 LABELS = ["0", "1"]
@@ -540,7 +541,7 @@ def test_a_file_with_the_training_datas_column_names_is_predicted_as_it_is(pair_
 
     folder, config, summary, rows = pair_run
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(MODEL, summary.version).tags
+    tags = store_client(uri).get_model_version(MODEL, summary.version).tags
     assert (tags["column.text"], tags["column.text_pair"]) == ("question", "candidate")
     fresh = make_pairs(5, seed=12, avoid={(row[0], row[1]) for row in rows})
     source, output = tmp_path / "to-score.csv", tmp_path / "scored.csv"

@@ -39,6 +39,7 @@ from tuneline.locking import (
     sqlite_lock_path,
 )
 from tuneline.runtime import redact
+from tests_support import store_client
 
 # One worker: waits for a "go" file (so that both workers start their critical section together, whatever their
 # import times), then records when it entered and left a ~1 s critical section, with or without the lock.
@@ -519,7 +520,6 @@ def test_a_retraining_slot_a_live_run_holds_is_not_freed(lock_url, release_delay
 def test_doctor_names_and_frees_a_retraining_slot_no_run_holds(tmp_path, monkeypatch, capsys):
     """The slot a Prefect server restart leaves counted with no holder: `tuneline doctor` names it and `--fix` frees
     it (a waiting run frees it too, but only once one waits); one a live run holds is not named."""
-    from mlflow.tracking import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
@@ -529,7 +529,7 @@ def test_doctor_names_and_frees_a_retraining_slot_no_run_holds(tmp_path, monkeyp
     monkeypatch.setattr(locking, "STALE_SLOT_CONFIRM_S", 0.2)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     model = f"doctor-slot-{os.getpid()}"
-    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model(model)
+    store_client(uri).create_registered_model(model)
     limit_name = f"{locking.RETRAIN_LIMIT_PREFIX}{locking._slug(model)}"
     locking._ensure_prefect_limit(limit_name)
     doctor = ["doctor", "--tracking-uri", uri, "-m", model, "--work-dir", str(tmp_path)]

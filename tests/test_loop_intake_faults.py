@@ -22,6 +22,7 @@ from loop_data import land, tickets
 from tuneline.config import build_config
 from tuneline.dataset_store import DatasetStore
 from tuneline.ledger import Ledger, default_ledger_url
+from tests_support import store_client
 
 pytestmark = pytest.mark.slow
 
@@ -466,7 +467,7 @@ def test_without_a_champion_nothing_to_do_says_how_to_retrain_anyway(tmp_path, t
     first = run(tmp_path, tiny_bert, "train.epochs=1", "gate.min_metric=1.0")
     assert first.status == "retrained" and not first.run.promoted
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert "champion" not in MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model(MODEL).aliases
+    assert "champion" not in store_client(uri).get_registered_model(MODEL).aliases
     summary = run(tmp_path, tiny_bert, "gate.min_metric=1.0")
     assert summary.status == "skipped"
     assert summary.message == (

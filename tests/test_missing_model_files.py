@@ -8,10 +8,10 @@ import shutil
 
 import mlflow
 import pytest
-from mlflow.tracking import MlflowClient
 
 from tuneline.cli import main
 from tuneline.loaded_versions import ModelFilesMissing, forget_loaded, load_version
+from tests_support import store_client
 
 
 class Echo(mlflow.pyfunc.PythonModel):
@@ -28,7 +28,7 @@ def lost_champion(tmp_path, monkeypatch):
     experiment = mlflow.create_experiment("lost", artifact_location=(tmp_path / "art").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         mlflow.pyfunc.log_model(name="model", python_model=Echo(), registered_model_name="lost")
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     client.set_registered_model_alias("lost", "champion", "1")
     forget_loaded()
     assert load_version("lost", "1") is not None  # loads while its files are there
@@ -67,7 +67,7 @@ def test_doctor_reads_the_files_in_the_store_it_was_given_not_mlflows_default(tm
     experiment = mlflow.create_experiment("kept", artifact_location=(store / "art").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         mlflow.pyfunc.log_model(name="model", python_model=Echo(), registered_model_name="kept")
-    MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias("kept", "champion", "1")
+    store_client(uri).set_registered_model_alias("kept", "champion", "1")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -119,5 +119,5 @@ def test_promote_behind_a_held_gate_lock_says_it_waits_and_for_whom(tmp_path, mo
         holder.wait(timeout=60)
     err = capfd.readouterr().err
     assert "tuneline: waiting for the gate lock of model 'held' in " in err and "a gate at work" in err, err
-    assert str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("held", "champion").version) \
+    assert str(store_client(uri).get_model_version_by_alias("held", "champion").version) \
         == "2"

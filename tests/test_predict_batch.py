@@ -12,7 +12,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from conftest import working_in
 from kind_examples import EXAMPLES
@@ -22,6 +21,7 @@ from tuneline.flows.predict import batch_predict_flow
 from tuneline.flows.train import train_flow
 from tuneline.tasks import predict_batch
 from tuneline.tasks.predict_batch import BatchPrediction, read_prediction_inputs
+from tests_support import store_client
 
 TEXTS = ["where is my parcel", "reset my password please", "my invoice is wrong", "the app crash on login",
          "refund my payment", "delivery box arrived damaged", "change my email address", "help me sign in",
@@ -59,7 +59,7 @@ def registered_predictions(uri: str, model_uri: str, model_input, chunk_rows: in
 
 
 def version_of(uri: str, name: str, alias: str) -> str:
-    return str(MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(name, alias).version)
+    return str(store_client(uri).get_model_version_by_alias(name, alias).version)
 
 
 def write_csv(path: Path, texts: list[str]) -> Path:
@@ -110,7 +110,7 @@ def test_jsonl_input_to_jsonl_and_parquet_outputs_holds_the_same_rows(store, tmp
 def test_alias_moved_midway_changes_no_row(store, tmp_path, monkeypatch):
     """The alias is read once: a promotion while the job runs does not mix two versions in one file."""
     folder, uri = store
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     first = client.get_model_version("pb-intents", version_of(uri, "pb-intents", "challenger"))
     client.set_registered_model_alias("pb-intents", "batch-test", first.version)
     second = client.create_model_version("pb-intents", first.source, first.run_id, tags=first.tags)

@@ -23,7 +23,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from tuneline.cli import main
 from tuneline.errors import UserError
@@ -31,6 +30,7 @@ from tuneline.kinds import KINDS
 from tuneline.tasks.predict_batch import clashing_columns, prediction_columns, read_prediction_inputs
 from tuneline.tasks.register import register_model
 from tuneline.tracking import RunContext
+from tests_support import store_client
 
 TEXTS = ["where is my parcel", "please reset my password"]
 #: kind → (registered name, head, labels)
@@ -64,7 +64,7 @@ def store_of_heads(folder: Path, tiny_bert: Path, heads: dict[str, tuple[str, st
     saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     experiment = client.create_experiment(folder.name, artifact_location=(folder / "artifacts").as_uri())
     try:
         for kind, (name, head, labels, tags) in heads.items():

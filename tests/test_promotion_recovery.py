@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests_support import store_client
 from tuneline.cli import main
 from tuneline.ledger import default_ledger_url
 from tuneline.locking import default_lock_url
@@ -85,7 +86,7 @@ def store(tmp_path, monkeypatch):
     for var in ("TUNELINE_LEDGER_URL", "TUNELINE_LOCK_URL"):
         monkeypatch.delenv(var, raising=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     return tmp_path, uri, client
 
 

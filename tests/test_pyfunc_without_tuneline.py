@@ -14,9 +14,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from mlflow.tracking import MlflowClient
 
 from test_serving_inputs import HEADS, save_head
+from tests_support import store_client
 from tuneline.tasks.register import register_model
 from tuneline.tracking import RunContext
 
@@ -51,7 +51,7 @@ print(json.dumps(answers))
 
 def test_every_kind_predicts_where_tuneline_cannot_be_imported(tmp_path, tiny_bert):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     experiment = client.create_experiment("plain", artifact_location=(tmp_path / "artifacts").as_uri())
     saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from test_data_drop import land_rows, loop_config, rows
-from tests_support import write_rows
+from tests_support import store_client, write_rows
 from tuneline.cli import main
 from tuneline.dataset_store import DatasetStore
 from tuneline.ledger import Ledger
@@ -257,10 +257,9 @@ def test_history_with_no_ledger_file_creates_none(tmp_path, capsys):
     """``history --ledger-url`` with a mistyped SQLite path created an empty ledger there and printed "no recorded
     moves" (a typo read as an empty history); without --ledger-url, a registry whose loop never recorded a move
     created the default ledger beside mlflow.db."""
-    from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model("tickets")
+    store_client(uri).create_registered_model("tickets")
     capsys.readouterr()  # MLflow's own lines as it creates the store
     typo = tmp_path / "ledgr.db"
     assert main(["history", "tickets", "--tracking-uri", uri, "--ledger-url", f"sqlite:///{typo}"]) == 1

@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tuneline.errors import UserError
 from tuneline.events import require_prefect_api
 from tuneline.ledger import default_ledger_url
+from tests_support import store_client
 
 
 def _cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -32,7 +32,7 @@ def _cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 def test_a_refused_rollback_with_a_prefect_api_is_one_line_without_the_events_worker_warning(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     run_id = client.create_run(client.create_experiment("qa", artifact_location=(tmp_path / "a").as_uri())).info.run_id
     client.create_registered_model("qa-rollback")
     version = str(client.create_model_version("qa-rollback", source=str(tmp_path / "m"), run_id=run_id).version)
@@ -80,7 +80,7 @@ def test_promote_with_a_prefect_api_url_that_does_not_answer_warns_once_and_move
     import socket
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     run_id = client.create_run(client.create_experiment("qa", artifact_location=(tmp_path / "a").as_uri())).info.run_id
     client.create_registered_model("qa-closed")
     version = str(client.create_model_version("qa-closed", source=str(tmp_path / "m"), run_id=run_id).version)

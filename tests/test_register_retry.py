@@ -25,6 +25,7 @@ from tuneline.errors import UserError
 from tuneline.tasks import register
 from tuneline.tasks.register import register_model, transient
 from tuneline.tracking import RunContext
+from tests_support import store_client
 
 MODEL = "retry-intents"
 LABELS = ["billing", "shipping", "account"]
@@ -54,7 +55,7 @@ def store(tmp_path) -> Iterator[tuple[MlflowClient, str, Path]]:
     saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)  # as a flow's tracked_run does: log_model registers through the global URIs
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     experiment = client.create_experiment("retry", artifact_location=(tmp_path / "artifacts").as_uri())
     try:
         yield client, experiment, tmp_path

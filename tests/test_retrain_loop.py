@@ -27,6 +27,7 @@ from tuneline.config import build_config
 from tuneline.dataset_store import DatasetStore
 from tuneline.cli_loop import print_retrain_summary
 from tuneline.ledger import Ledger, default_ledger_url
+from tests_support import store_client
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ def ledger_of(root: Path) -> Ledger:
 
 def client_of(root: Path) -> MlflowClient:
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return store_client(uri)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests_support import run_config
+from tests_support import run_config, store_client
 from tuneline import run_process
 from tuneline.registry import STATUS, find_orphans, find_pending, neutralise_orphans
 from tuneline.run_process import (
@@ -58,7 +58,7 @@ def test_an_open_run_beats_until_it_closes(tmp_path, monkeypatch):
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     return client, client.create_experiment("elsewhere")
 
 

@@ -33,6 +33,7 @@ from mlflow.tracking import MlflowClient
 from tuneline.serving import wait_until_serving
 from tuneline.tasks.register import register_model
 from tuneline.tracking import RunContext
+from tests_support import store_client
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,7 @@ def store(tmp_path_factory, tiny_bert) -> Iterator[Store]:
     saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     experiment = client.create_experiment("serve-model", artifact_location=(folder / "artifacts").as_uri())
     models = [("serve-intents", "classification", "AutoModelForSequenceClassification", CLASSES, 32, 0),
               ("serve-intents", "classification", "AutoModelForSequenceClassification", CLASSES, 32, 1),

@@ -28,10 +28,10 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from tuneline.tasks.register import register_model
 from tuneline.tracking import RunContext
+from tests_support import store_client
 
 CLASSES = ["billing", "delivery", "account"]
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -79,7 +79,7 @@ def store(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
     saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     experiment = client.create_experiment("serving-inputs", artifact_location=(folder / "artifacts").as_uri())
     try:
         yield uri, experiment, folder
@@ -91,7 +91,7 @@ def store(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
 def register(store: tuple[str, str, Path], model_dir: Path, kind: str, name: str) -> Served:
     """Log + register through tuneline's own register task, then load the version back from the registry."""
     uri, experiment, folder = store
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     run = client.create_run(experiment)
     context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
                          run_dir=folder / run.info.run_id)
@@ -292,7 +292,7 @@ def test_registering_prints_none_of_mlflows_type_hint_notes(store, tiny_bert, tm
     with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):  # the first creates the registered model, the second adds a version to it
-            run = MlflowClient(tracking_uri=uri, registry_uri=uri).create_run(experiment)
+            run = store_client(uri).create_run(experiment)
             context = RunContext(run_id=run.info.run_id, experiment_id=experiment, tracking_uri=uri,
                                  run_dir=runs / run.info.run_id)
             version = register_model.fn(folder, "token_classification", "quiet-tagger", context, {"task": "ner"})

@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests_support import run_config
+from tests_support import run_config, store_client
 from tuneline.runtime import default_artifact_location
 from tuneline.tracking import active_run, tracked_run
 
@@ -16,7 +16,7 @@ def test_a_step_using_the_active_run_does_not_finish_it(workdir):
     uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
     (workdir / "store").mkdir()
     config.tracking.tracking_uri = uri
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = store_client(uri)
     with tracked_run(config) as run:
         with active_run(run):
             mlflow.log_param("inside", "yes")
@@ -76,7 +76,9 @@ def test_ctrl_c_during_metric_writes_ends_the_run_killed_at_once(workdir):
     place of the interrupt (CI saw it: exit 1, not 130 with the resume hint; this loop without the fix: once in 6-20
     interrupts, or the pool's cleanup raised "Cannot operate on a closed database"). With the collector off, as the
     commands keep it for long stretches, nothing would free that connection. Every run must end KILLED within
-    seconds, by a KeyboardInterrupt."""
+    seconds, by a KeyboardInterrupt. The heap is frozen as a flow run freezes it (tuneline.heap.frozen_heap): the
+    fix's collection then walks what the run made, not the million objects this test process imported (about 1 s a
+    trial here, 0.05 s in a flow)."""
     import gc
     import os
     import random
@@ -84,6 +86,7 @@ def test_ctrl_c_during_metric_writes_ends_the_run_killed_at_once(workdir):
     import threading
     import time
 
+    from tuneline.heap import frozen_heap
     from tuneline.tracking import log_metrics
 
     config = run_config("classification", "tracking.experiment=interrupted-writes", path="unused.csv")
@@ -94,16 +97,18 @@ def test_ctrl_c_during_metric_writes_ends_the_run_killed_at_once(workdir):
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for trial in range(40):
-            started = time.monotonic()
-            with pytest.raises(KeyboardInterrupt):
-                with tracked_run(config) as run:
-                    threading.Timer(rng.uniform(0.001, 0.03), os.kill, (os.getpid(), signal.SIGINT)).start()
-                    for step in range(10**9):
-                        log_metrics(run, {"loss": 1.0 / (step + 1)}, step=step)
-            ended = client.get_run(run.run_id)
-            assert (ended.info.status, ended.data.tags.get("tuneline.error")) == ("KILLED", "KeyboardInterrupt"), trial
-            assert time.monotonic() - started < 10, f"trial {trial}: {time.monotonic() - started:.0f} s"
+        with frozen_heap():
+            for trial in range(40):
+                started = time.monotonic()
+                with pytest.raises(KeyboardInterrupt):
+                    with tracked_run(config) as run:
+                        threading.Timer(rng.uniform(0.001, 0.03), os.kill, (os.getpid(), signal.SIGINT)).start()
+                        for step in range(10**9):
+                            log_metrics(run, {"loss": 1.0 / (step + 1)}, step=step)
+                ended = client.get_run(run.run_id)
+                ending = (ended.info.status, ended.data.tags.get("tuneline.error"))
+                assert ending == ("KILLED", "KeyboardInterrupt"), trial
+                assert time.monotonic() - started < 10, f"trial {trial}: {time.monotonic() - started:.0f} s"
     finally:
         signal.signal(signal.SIGINT, previous)
         if collecting:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from mlflow.tracking import MlflowClient
 from prefect.testing.fixtures import asserting_events_worker  # noqa: F401 - Prefect's fixture, used by name
 
 from test_events_watch import emitted
@@ -27,6 +26,7 @@ from tuneline.cli import main
 from tuneline.config import load_config
 from tuneline.events import BATCHES_PENDING, watch
 from tuneline.ledger import Ledger, default_ledger_url
+from tests_support import store_client
 
 MODEL = "released-tickets"
 
@@ -85,7 +85,7 @@ def killed_holder(root: Path, uri: str) -> str:
 def test_watch_once_announces_a_batch_doctor_released_at_once(tmp_path, capsys, asserting_events_worker):
     config, uri = write_loop(tmp_path)
     run_id = killed_holder(tmp_path, uri)
-    MlflowClient(tracking_uri=uri, registry_uri=uri).create_registered_model(MODEL)
+    store_client(uri).create_registered_model(MODEL)
 
     assert main(["watch", "-c", str(config), "--once"]) == 0  # held under the dead run's live lease: says so
     said = capsys.readouterr().out.splitlines()

@@ -64,3 +64,15 @@ def default_ctrl_c() -> None:
     """``preexec_fn`` for a child that a test stops with SIGINT: a shell running the suite in the background (``cmd
     &``) starts it with SIGINT ignored, children inherit that, and Python then never raises KeyboardInterrupt."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def store_client(uri: str):  # noqa: ANN201 - an MlflowClient
+    """A client of the MLflow store at ``uri``; a new SQLite file starts as a copy of MLflow's empty schema, as the
+    commands make theirs (tuneline/store_template.py), instead of MLflow's ~50 migrations (1-4 s of CPU per store,
+    paid by every test that built its own store)."""
+    from mlflow.tracking import MlflowClient
+
+    from tuneline.store_template import seed_new_store
+
+    seed_new_store(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)

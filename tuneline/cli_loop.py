@@ -280,12 +280,11 @@ def _no_store_here(uri: str, url: str) -> None:
 
 
 def _data_log(config: TunelineConfig) -> int:
-    from mlflow.tracking import MlflowClient
-
     from tuneline.dataset_store import DatasetStore
     from tuneline.ledger import ledger_url_for, sqlite_file_missing
     from tuneline.runtime import resolve_tracking_uri
     from tuneline.tasks.intake import dataset_folder
+    from tuneline.tracking import open_store
 
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     name = config.registered_model_name
@@ -301,7 +300,7 @@ def _data_log(config: TunelineConfig) -> int:
         return 0
     trained: dict[str, list[str]] = {}
     try:
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client = open_store(uri)
         for mv in client.search_model_versions(f"name='{name}'"):
             if "data.version" in mv.tags:
                 trained.setdefault(mv.tags["data.version"], []).append(f"v{mv.version}")
@@ -472,15 +471,14 @@ def _models_trained_on(config: TunelineConfig, data_versions: list[int], gone: l
     stays champion until a retrained version passes the gate), and, where the drop takes labels out that the
     champion predicts, that the gate keeps such a version out unless told the class is retired. Without this the
     drop printed only the new data version, and the next retrain's refusal came as a surprise."""
-    from mlflow.tracking import MlflowClient
-
     from tuneline.promotions import champion_version
     from tuneline.runtime import resolve_tracking_uri
+    from tuneline.tracking import open_store
 
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     name = config.registered_model_name
     try:
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client = open_store(uri)
         champion = champion_version(client, name)
         trained = sorted((int(mv.version) for mv in client.search_model_versions(f"name='{name}'")
                           if mv.tags.get("data.version", "").isdigit() and int(mv.tags["data.version"]) in

@@ -32,7 +32,7 @@ from tuneline.kinds.base import COLUMN_TAG, trained_column_names
 from tuneline.locking import default_lock_url, model_lock
 from tuneline.run_process import PROCESS_TAG, Heartbeat, process_tag
 from tuneline.runtime import default_artifact_location, redact, redact_params, resolve_tracking_uri
-from tuneline.store_template import seed_new_store
+from tuneline.store_template import seed_new_store, sqlite_path
 from tuneline.common import server_away_said, task_logger
 from tuneline.errors import UserError
 
@@ -78,7 +78,11 @@ def open_store(uri: str) -> MlflowClient:
     Why not ``MlflowClient(uri)`` wherever one is needed: building the client opens the store, and on a new SQLite
     file MLflow then runs its ~50 schema migrations (seconds) and races another process doing the same. A retraining
     run's first look at the registry (the batches of a dead run, whether a champion exists) came before
-    :func:`configure_mlflow` and paid that on every new folder."""
+    :func:`configure_mlflow` and paid that on every new folder. A store that exists is opened without the lock: a
+    read-only folder's store stays readable."""
+    database = sqlite_path(uri)
+    if database is None or (database.is_file() and database.stat().st_size > 0):
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
     with _first_open(uri):
         return _seeded_client(uri)
 
