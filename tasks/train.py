@@ -561,6 +561,9 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
     log = task_logger()
     primary_metric = config.primary_metric
     precision = resolve_precision(config.train.precision)
+    # what the strategy left to train, beside the curves: LoRA and freeze runs compared in MLflow, not in a log line
+    sizes = {"model.trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+             "model.total_parameters": sum(p.numel() for p in model.parameters())}
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else checkpoint_folder(config, tokenized)
     if model_dir is None:
         model_dir = (run.run_dir if run is not None else Path(config.work_dir)) / "model"
@@ -602,7 +605,7 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
                           "train.evaluation_fraction": evaluation_s / max(result.train_runtime_s, 1e-9),
                           **({"val.best_" + primary_metric: result.best_metric} if result.best_metric is not None
                              else {}),
-                          **({"train.best_step": outcome.best_step} if outcome.best_step else {})})
+                          **({"train.best_step": outcome.best_step} if outcome.best_step else {}), **sizes})
         set_tags(run, {"train.precision": precision, "train.resumed_from": resume or ""})
     kept = (f"; the model is the checkpoint of step {outcome.best_step}"
             if train_config.keep_best and outcome.best_step and outcome.best_step != result.global_step else "")

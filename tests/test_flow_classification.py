@@ -71,6 +71,8 @@ def test_run_registers_a_champion_with_metrics_lineage_and_artifacts(first_run):
     assert {f"test.{label}.f1" for label in config.data.labels} <= set(metrics)
     curve = client.get_metric_history(summary.run_id, "train.loss")
     assert len(curve) >= 3 and curve[-1].value < curve[0].value
+    # full fine-tuning trains every weight of the tiny BERT and its head
+    assert metrics["model.trainable_parameters"] == metrics["model.total_parameters"] > 10_000
     # the rejected fraction is the rejected records' (broken and copies) over the records read; the limit's own
     # share (broken only) is data.broken_fraction (rejected_fraction was the broken share: metrics QA)
     read = int(run.data.tags["data.source.all.records"])

@@ -138,6 +138,10 @@ def test_lora_run_registers_a_merged_model_that_loads_without_peft(workdir, tiny
     client = mlflow.tracking.MlflowClient()
     run = client.get_run(summary.run_id)
     assert run.data.params["model.strategy"] == "lora"
+    # the strategy's share of the model, in MLflow (it was in the log only): the adapters (r=4 on the query and
+    # value layers) and the head, a small part of the tiny model's weights
+    trainable, total = run.data.metrics["model.trainable_parameters"], run.data.metrics["model.total_parameters"]
+    assert 0 < trainable < total / 3, (trainable, total)
     model = mlflow.pyfunc.load_model(f"models:/lora-intents/{summary.version}")
     predictions = model.predict(["where is my parcel", "reset my password"])
     assert set(predictions["label"]) <= set(config.data.labels)
