@@ -251,7 +251,15 @@ def test_config_params_never_leak_a_tracking_password():
     assert params["tracking.tracking_uri"] == "postgresql://***@db/mlflow"
     assert params["train.learning_rate"] == "5e-05"
     assert all("bob" not in str(v) for v in params.values())
-    assert params["model.lora.target_modules"] == '["query", "key", "value", "dense"]'
+    # the default strategy (full) uses neither LoRA's nor freeze's settings: they are not params of its runs
+    assert params["model.strategy"] == "full"
+    assert not [k for k in params if k.startswith(("model.lora.", "model.freeze."))]
+    lora = config_params(build_config({"data": {"path": "/d.csv"}, "model": {"strategy": "lora"}}))
+    assert lora["model.lora.target_modules"] == '["query", "key", "value", "dense"]' and lora["model.lora.r"] == "16"
+    assert not [k for k in lora if k.startswith("model.freeze.")]
+    frozen = config_params(build_config({"data": {"path": "/d.csv"}, "model": {"strategy": "freeze",
+                                                                                     "freeze": {"bottom_layers": 2}}}))
+    assert "model.freeze.bottom_layers" in frozen and not [k for k in frozen if k.startswith("model.lora.")]
     # unset, the gate uses the kind's metric: the run's params say which, not None (strategies QA)
     assert params["gate.primary_metric"] == "macro_f1"
     assert config_params(build_config({"task": "pair_classification", "data": {
