@@ -185,6 +185,12 @@ def test_a_rerun_after_a_crash_resumes_and_its_summary_says_from_where(workdir, 
     assert re.fullmatch(r"  data {14}: [\d,]+ records read; train [\d,]+, validation [\d,]+, test [\d,]+ rows", data)
     run_dir = next(line.split(":", 1)[1].strip() for line in printed.splitlines() if "reports" in line)
     assert json.loads((Path(run_dir) / "summary.json").read_text())["resumed_from"].endswith("checkpoint-4")
+    # in MLflow the finishing run names the crashed run it continued, which read as a lone FAILED run (QA, L3)
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    crashed, finished = sorted(client.search_runs([e.experiment_id for e in client.search_experiments()]),
+                               key=lambda r: r.info.start_time)
+    assert (crashed.info.status, finished.info.status) == ("FAILED", "FINISHED")
+    assert finished.data.tags["train.resumed_run"] == crashed.info.run_id
 
 
 @pytest.mark.parametrize("state, size", [("scheduler.pt", 0), ("rng_state.pth", 100), ("training_args.bin", 50)])
