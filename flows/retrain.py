@@ -261,8 +261,7 @@ def _nothing_to_do(config: AnyConfig, ledger: Ledger, tracking_uri: str, refused
         message += (f" (not complete, so not read yet: {'; '.join(waiting)}; a producer writes the "
                     f"data first, then its marker)")
     if not held and _no_champion(config.registered_model_name, tracking_uri):
-        recorded = recorded_champion(ledger.url, ledger.model,
-                                     open_store(tracking_uri))
+        recorded = recorded_champion(ledger.url, ledger.model, open_store(tracking_uri))
         message += (f"; no version of {config.registered_model_name} is champion" + (
             f", yet the promotion history says v{recorded} is: the alias was removed outside tuneline; restore it "
             f"with tuneline promote {config.registered_model_name} {recorded} --reason \"...\"" if recorded else

@@ -39,6 +39,12 @@ class BuiltModel:
         return self.trainable_parameters / self.total_parameters if self.total_parameters else 0.0
 
 
+def parameter_counts(model: Any) -> tuple[int, int]:
+    """(trainable, total) weights of ``model``: what its training strategy left to train."""
+    parameters = list(model.parameters())
+    return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
+
+
 class ModelBuildError(UserError):
     """The model cannot be built as configured; the message names the config key."""
 
@@ -286,8 +292,7 @@ def build_model(config: ModelConfig, kind: TaskKind | str, labels: list[str],
                 module.requires_grad_(True)
     elif config.strategy == "lora":
         model = apply_lora(model, config, kind, always_trained)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable, total = parameter_counts(model)
     if trainable == 0:
         raise ModelBuildError("the configured strategy leaves no trainable parameter; relax model.freeze")
     log.info("model %s (%s, %s attention%s): %d labels, %s of %s parameters trainable (%.1f%%)", config.base,

@@ -35,6 +35,7 @@ from tuneline.config import TrainConfig, TunelineConfig, default_learning_rate
 from tuneline.interrupts import remembered_interrupts
 from tuneline.kinds import kind_of
 from tuneline.runtime import stderr_is_a_terminal
+from tuneline.tasks.model import parameter_counts
 from tuneline.tasks.tokenize import TokenizedData
 from tuneline.live_curves import MlflowCurvesCallback, curve_metrics
 from tuneline.tracking import RunContext, log_metrics, set_tags
@@ -582,8 +583,7 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
     primary_metric = config.primary_metric
     precision = resolve_precision(config.train.precision)
     # what the strategy left to train, beside the curves: LoRA and freeze runs compared in MLflow, not in a log line
-    sizes = {"model.trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-             "model.total_parameters": sum(p.numel() for p in model.parameters())}
+    sizes = dict(zip(("model.trainable_parameters", "model.total_parameters"), parameter_counts(model)))
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else checkpoint_folder(config, tokenized)
     if model_dir is None:
         model_dir = (run.run_dir if run is not None else Path(config.work_dir)) / "model"

@@ -178,8 +178,7 @@ def config_params(config: TunelineConfig) -> dict[str, str]:
     The settings of a training strategy the run does not use are left out: a full fine-tuning run listed LoRA's
     ``r``, ``alpha`` and target modules beside the freeze options, and runs compared in MLflow seemed to differ in
     settings none of them used (strategies QA, L2). ``model.strategy`` says which ones apply."""
-    unused = {"full": ("model.lora.", "model.freeze."), "lora": ("model.freeze.",),
-              "freeze": ("model.lora.",)}.get(config.model.strategy, ())
+    unused = tuple(f"model.{strategy}." for strategy in ("lora", "freeze") if strategy != config.model.strategy)
     flat = {k: v for k, v in flatten(config.model_dump(mode="json")).items() if not k.startswith(unused)}
     return redact_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in flat.items()})
 
