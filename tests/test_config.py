@@ -547,3 +547,17 @@ def test_a_lora_or_freeze_setting_the_model_cannot_take_is_refused_before_any_wo
     assert capsys.readouterr().err.strip() == (
         "tuneline: invalid configuration: model.lora.r is set but model.strategy is 'full', which ignores it: add "
         "--set model.strategy=lora (or remove the model.lora setting)")
+
+
+def test_the_walkthrough_config_leaves_the_learning_rate_to_the_strategy(tmp_path, monkeypatch):
+    """`tuneline demo --write-config` pinned the learning rate the config had filled in from the default strategy
+    (5e-5): `tuneline train -c loop.yaml --set model.strategy=lora` then trained the adapters at a full fine-tune's
+    rate, learned nothing (macro-F1 0.17) and was refused by the gate (user trial)."""
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--write-config", "loop.yaml"]) == 0
+    written = yaml.safe_load((tmp_path / "loop.yaml").read_text())
+    assert "learning_rate" not in written["train"] and written["train"]["epochs"] == 2
+    assert load_config(tmp_path / "loop.yaml").train.learning_rate == 5e-5
+    assert load_config(tmp_path / "loop.yaml", ["model.strategy=lora"]).train.learning_rate == 5e-4

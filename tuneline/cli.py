@@ -20,7 +20,7 @@ from typing import Any
 
 from tuneline import runtime  # noqa: F401  (offline defaults first)
 from tuneline import serving
-from tuneline.config import ConfigError, TunelineConfig, UsageError, build_config, load_config
+from tuneline.config import ConfigError, TunelineConfig, UsageError, build_config, default_learning_rate, load_config
 from tuneline.errors import UserError, bytes_shown
 from tuneline.interrupts import Terminated, terminate_as_interrupt
 from tuneline.runtime import encoding_hint, redact, redact_for
@@ -312,6 +312,10 @@ def _write_demo_loop_config(config: TunelineConfig, given: Path) -> int:
     config.work_dir = (path.parent / config.work_dir).resolve() if not config.work_dir.is_absolute() else config.work_dir
     raw = config.model_dump(mode="json", exclude_defaults=True)
     raw["task"], raw["retrain"]["landing"] = config.task, "landing"
+    if config.train.learning_rate == default_learning_rate(config.model):
+        # filled from the strategy, not chosen: pinned in the file, `--set model.strategy=lora` trained the adapters
+        # at full fine-tuning's 5e-5 and learned nothing (user trial of the walkthrough)
+        raw["train"].pop("learning_rate", None)
     raw["data"]["path"] = str(config.data.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
