@@ -75,6 +75,16 @@ def test_join_words_offsets():
     assert spans == [(0, 3), (4, 8), (9, 10)]
 
 
+def test_a_word_with_surrounding_spaces_is_an_entity_without_them():
+    """Word lists from tables often keep their cells' spaces; the tokenizer ignores them, and so must the entity's
+    text and offsets (they read " Paris " before)."""
+    text, spans = join_words(["John", " Paris ", "\tBerlin"])
+    assert text == "John  Paris  \tBerlin"
+    assert [text[start:end] for start, end in spans] == ["John", "Paris", "Berlin"]
+    entities = extract_entities(["O", "B-LOC", "I-LOC"], [1.0, 0.9, 0.7], spans, text)
+    assert [(e["text"], e["start"], e["end"]) for e in entities] == [("Paris  \tBerlin", 6, 20)]
+
+
 def test_parse_input_accepts_text_and_pre_split_words():
     assert [w for _, w, _ in parse_input("John visited Paris.")] == [["John", "visited", "Paris", "."]]
     items = parse_input(pd.DataFrame({"tokens": [["John", "Smith"], []]}))

@@ -207,10 +207,14 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
 
 
 def join_words(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
-    """``" ".join(tokens)`` and each token's [start, end) offsets in it."""
+    """``" ".join(tokens)`` and each token's [start, end) offsets in it, around its content: a word written with
+    surrounding spaces (``" Paris "``, from a table or a hand-built list) is tokenized as ``Paris``, so its entity's
+    text and offsets are ``Paris`` too, not the spaces."""
     spans, position = [], 0
     for token in tokens:
-        spans.append((position, position + len(token)))
+        content = token.strip()
+        start = position + (token.index(content) if content else 0)
+        spans.append((start, start + len(content) if content else position + len(token)))
         position += len(token) + 1
     return " ".join(tokens), spans
 
