@@ -45,7 +45,8 @@ def train_flow(config: AnyConfig) -> RunSummary:
     with frozen_heap(), tracked_run(config) as run, collected_warnings() as warned:
         loaded = load_data(config)
         validated = validate_data(loaded, config, run.run_dir, run)
-        splits = split_data(validated.frames, validated.labels, config.data.split, kind=config.task)
+        splits = split_data(validated.frames, validated.labels, config.data.split, kind=config.task,
+                            quarantine_path=validated.quarantine_path)
         lineage = log_lineage(splits, loaded.sources, run, config.task)
         record_seen_rows(splits, run, config.task)
         tokenizer = load_tokenizer(config.model)

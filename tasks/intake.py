@@ -142,7 +142,8 @@ def ingest_base(config: TunelineConfig, store: DatasetStore, run: RunContext) ->
     """Data version 1: the config's own data files, loaded, validated and split as the training flow does."""
     loaded = load_data.fn(config)
     validated = validate_data.fn(loaded, config, run.run_dir / "base", run)
-    splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
+    splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task,
+                           quarantine_path=validated.quarantine_path)
     frame = pd.concat([f.assign(split=name) for name, f in splits.items()], ignore_index=True)
     part = store.write_part(frame)
     files = ", ".join(Path(s.path).name + (f" ({s.files} files)" if s.files > 1 else "")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -177,11 +178,12 @@ def _train_lacks_labels(absent: list[str], splits: DataSplits, count_labels: Cal
 def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: SplitConfig,
                key_column: str = "text", label_column: str | None = "label",
                count_labels: Callable[[pd.DataFrame], dict[str, int]] | None = None,
-               kind: str | None = None) -> DataSplits:
+               kind: str | None = None, quarantine_path: Path | str | None = None) -> DataSplits:
     """Use explicit splits as given; split a single file by hash; carve a missing validation/test split from train.
 
     With ``kind``, the kind's key column and label distribution are used; otherwise ``key_column`` and
     ``count_labels`` (default: the values of ``label_column``) say how to key rows and find labels a split lacks.
+    ``quarantine_path``: the validation's quarantine file, named where a given split file lost every record to it.
     """
     log = task_logger()
     from tuneline.kinds import kind_of
@@ -210,9 +212,11 @@ def split_data(frames: dict[str, pd.DataFrame], labels: list[str], config: Split
         count_labels = lambda f: {str(k): int(v) for k, v in f[label_column].value_counts().items()}  # noqa: E731
     for name, frame in splits.items():
         if frame.empty and name in frames:
+            where = f" ({quarantine_path})" if quarantine_path else ""
             raise SplitError(f"the {name} split is empty: the {name} file (data.{name}) has no usable rows left "
                              "after validation, all of its records were quarantined (broken, duplicated, or also in "
-                             "train); see the quarantine file for each record's rule")
+                             f"train: is it the training file?); see the quarantine file{where} for each record's "
+                             "rule")
         if frame.empty:
             raise SplitError(f"the {name} split is empty; give more data or change data.split fractions")
     # emptiness first (its message names the real cause), then labels the model could never learn

@@ -169,9 +169,10 @@ FIRST_ROWS_SHOWN = 3
 def first_rows_of(error: LabelSetError, frames: dict[str, pd.DataFrame], kind: Any,
                   source_lines: dict[str, np.ndarray] | None) -> str:
     """`` (first rows: 'neutral' at all.csv line 12; 'NA' at all.csv line 2, line 22, line 42)`` for the labels a
-    label-set error is about, from the split the labels were inferred from; empty where it names none or the kind's
-    labels are lists (NER tags, label sets). The error stops the check before any record is judged, so no quarantine
-    lists those rows: without this a stray label among thousands of rows was found by grepping (QA)."""
+    label-set error is about, from the split the labels were inferred from; a row whose labels are a list (a label
+    set) is one of a label's rows when the list holds it. Empty where the error names no labels (NER's tags). The
+    error stops the check before any record is judged, so no quarantine lists those rows: without this a stray
+    label among thousands of rows was found by grepping (QA)."""
     source = next((frames[role] for role in LABEL_SOURCE_ROLES if role in frames), None)
     target = kind.target_column
     if not error.labels or source is None or target not in source.columns or not len(source):
@@ -179,11 +180,12 @@ def first_rows_of(error: LabelSetError, frames: dict[str, pd.DataFrame], kind: A
     values = source[target]
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
-    if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
-        return ""
+    listed = values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).to_numpy()
     parts = []
     for label in error.labels[:FIRST_ROWS_SHOWN]:
-        rows = source[values.to_numpy() == label].head(FIRST_ROWS_SHOWN)
+        holds = (np.array([label in list(v) if is_list else v == label for v, is_list in zip(values, listed)],
+                          dtype=bool) if listed.any() else values.to_numpy() == label)
+        rows = source[holds].head(FIRST_ROWS_SHOWN)
         rows = with_source_lines(rows[["source_file", "source_row"]].assign(split=None), source_lines or {})
         if len(rows):  # "FILE line 12, line 40": each file named once
             shown = [place_in_file(row) if i and row["source_file"] == rows["source_file"].iloc[i - 1]

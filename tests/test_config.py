@@ -132,6 +132,13 @@ def test_override_values_yaml_would_drop_or_reject_are_taken_as_written():
         assert config.data.label_separator == separator
     config = build_config({"data": {"path": "/d.csv", "labels": ["a", "b"]}}, ["data.labels=null", "train.epochs=2"])
     assert config.data.labels is None and config.train.epochs == 2
+    # a label with ': ' in it was a YAML mapping ("data.positive_label: Input should be a valid string", QA);
+    # a mapping in braces is still one
+    config = build_config({"task": "pair_classification", "data": {"path": "/d.tsv"}},
+                          ["data.positive_label=is/para: yes?"])
+    assert config.data.positive_label == "is/para: yes?"
+    config = build_config({"data": {"path": "/d.csv"}}, ['data.label_descriptions={"0": a bad review}'])
+    assert config.data.label_descriptions == {"0": "a bad review"}
 
 
 def test_column_numbers_of_a_headerless_file_are_names():

@@ -91,6 +91,14 @@ def test_undecorated_strips_matching_quotes_and_trailing_punctuation_only():
     assert bare_key("'Neg.'") == bare_key("NEG,") == "neg" and bare_key("1.50.") == "1.5" and bare_key("U.S.") == "u.s"
 
 
+def test_a_question_mark_is_no_typing_slip_and_keeps_its_class():
+    """'question?' (32 rows) beside 'question' (40), and 'joy ?' beside 'joy', were merged into one class (QA): a '?'
+    is part of a name or an annotator's doubt ("spam?"), which the user must decide about, not a stray key."""
+    assert undecorated("question?") == "question?" and undecorated("'spam?'") == "spam?"
+    labels = ["question"] * 40 + ["question?"] * 32 + ["joy"] * 30 + ["joy ?"] * 29 + ["joy."] * 2
+    assert spelling_map(frames_of(*labels), "label", None, ["train"]) == {"joy.": "joy"}
+
+
 def test_quoted_and_punctuated_spellings_fold_into_the_bare_label():
     labels = ["neg"] * 4 + ["pos"] * 5 + ["neg."] * 3 + ["'neg'"] * 2 + ['"neg"', "neg,", "`pos`", "Pos!"]
     frames = frames_of(*labels)

@@ -143,8 +143,12 @@ def test_a_cell_joined_by_another_separator_names_the_separator_setting_not_the_
     values = ["admiration"] * 5 + ["love"] * 5 + ["admiration;love"]
     with pytest.raises(LabelSetError) as multilabel:
         frequent_labels(values, 2, ",")
-    assert "another separator than data.label_separator (',')" in str(multilabel.value)
+    assert "joined by ';', not by data.label_separator (','): set data.label_separator: ';'" in str(multilabel.value)
     assert "task" not in str(multilabel.value)
+    with pytest.raises(LabelSetError) as among_commas:  # where ',' joins other cells, the cell is the slip
+        frequent_labels(values, 2, ",", joined_here=3)
+    assert "join those rows' labels by ','" in str(among_commas.value)
+    assert "set data.label_separator" not in str(among_commas.value)
     with pytest.raises(LabelSetError, match="set task: multilabel_classification"):
         frequent_labels(values, 2)  # the single-label kind: multi-label data read without task:
 

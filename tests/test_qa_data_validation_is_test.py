@@ -61,5 +61,7 @@ def test_train_given_as_test_is_still_refused_by_the_leakage_rule(tmp_path: Path
     config = run_config("classification", "data.max_duplicate_fraction=1.0", train=train, validation=dev, test=train)
     result = validate_data.fn(load_data.fn(config), config, tmp_path / "run")
     assert set(result.quarantine[result.quarantine["split"] == "test"]["rule"]) == {"text_not_in_train"}
-    with pytest.raises(SplitError, match=r"the test split is empty: .*also in train"):
-        split_data.fn(result.frames, result.labels, config.data.split, kind="classification")
+    with pytest.raises(SplitError, match=r"the test split is empty: .*also in train: is it the training file\?\); "
+                                         rf"see the quarantine file \({result.quarantine_path}\)"):
+        split_data.fn(result.frames, result.labels, config.data.split, kind="classification",
+                      quarantine_path=result.quarantine_path)

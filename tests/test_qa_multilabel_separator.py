@@ -62,3 +62,35 @@ def test_the_separator_checks_weigh_the_configured_separator_s_cells():
     with pytest.raises(LabelSetError, match="set data.label_separator: ';'"):
         _check_separator(seen, ",")
     _check_separator(seen, ",", joined_here=20)
+
+
+def named_cells(count: int) -> list[str]:
+    return [",".join(sorted({NAMES[i % 4], NAMES[(i * 3 + 1) % 4]})) for i in range(count)]
+
+
+def test_a_few_cells_joined_otherwise_are_named_by_line_and_the_advice_keeps_the_separator(tmp_path: Path):
+    """Named labels inferred from train (QA): 'anger|fear' in 3 rows of a comma file was a rare label; the error
+    said to set data.label_separator to the other one (which then broke every comma row) and named no row."""
+    cells = named_cells(60)
+    for row in (4, 9, 30):
+        cells[row] = cells[row].replace(",", "|")
+    data = write_ids(tmp_path / "train.tsv", cells)
+    config = run_config(TASK, "data.header=false", path=data, text_column="0", label_column="1")
+    with pytest.raises(DataValidationError) as raised:
+        validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    said = str(raised.value)
+    assert "joined by '|', where the other rows join theirs by data.label_separator (','): join those rows' " \
+           "labels by ','" in said
+    assert "set data.label_separator" not in said
+    lines = {f"line {row + 1}" for row in (4, 9, 30)}  # no header: row N of the file is line N + 1
+    named = said.split("(first rows: ", 1)[1]
+    assert {line for line in lines if line in named} == lines and str(data) in named
+
+
+def test_a_rare_label_of_a_label_set_is_named_with_its_file_and_line(tmp_path: Path):
+    cells = named_cells(60)
+    cells[7] += ",bananas"
+    data = write_ids(tmp_path / "train.tsv", cells)
+    config = run_config(TASK, "data.header=false", path=data, text_column="0", label_column="1")
+    with pytest.raises(DataValidationError, match=rf"\(first rows: 'bananas' at {data} line 8\)"):
+        validate_data.fn(load_data.fn(config), config, tmp_path / "run")

@@ -1068,7 +1068,8 @@ def _validate(config: TunelineConfig, out: Path | None) -> int:
     if failure is not None:
         print(f"tuneline: {failure}", file=sys.stderr)
         return 1
-    splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task)
+    splits = split_data.fn(validated.frames, validated.labels, config.data.split, kind=config.task,
+                           quarantine_path=folder / "quarantine.csv")
     plain = all(label == label.strip() and "," not in label and label.isprintable() for label in validated.labels)
     # a label holding a comma or an edge space printed bare read as two labels, or as another one: quoted then
     shown = validated.labels[:SHOWN_LABELS]  # GoEmotions' 28 were cut at 20: the whole set, up to a size one reads

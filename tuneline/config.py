@@ -608,7 +608,9 @@ def overridden_keys(overrides: list[str]) -> set[str]:
 
 def _override_value(value: str) -> Any:
     """A ``--set`` value parsed as YAML, or the text as written where YAML would drop or reject it: ``#1 String``
-    (a comment: None), ``|`` and ``>`` (block scalars: ''), ``,`` or ``: `` (a parse error)."""
+    (a comment: None), ``|`` and ``>`` (block scalars: ''), ``,`` or ``: `` (a parse error), and ``is it: yes?``
+    (a mapping: "Input should be a valid string" for the label the user typed). A mapping on a command line is
+    written in braces, ``{"0": negative}``; only that is read as one."""
     if not value.strip():
         return None
     try:
@@ -619,6 +621,8 @@ def _override_value(value: str) -> Any:
         return value
     if "#" in value and not isinstance(parsed, (dict, list)) and "#" not in str(parsed):
         return value.strip()  # 'exp #3': a comment to YAML cut it to 'exp'; one value on a command line has none
+    if isinstance(parsed, dict) and not value.lstrip().startswith("{"):
+        return value.strip()
     return parsed
 
 

@@ -307,9 +307,12 @@ def per_class_f1(gold_ids: np.ndarray, pred_ids: np.ndarray, n_labels: int) -> t
 RARE_LABELS_SHOWN = 10
 
 
-def frequent_labels(values: list[Any], minimum: int, separator: str | None = None) -> list[str]:
+def frequent_labels(values: list[Any], minimum: int, separator: str | None = None, joined_here: int = 0) -> list[str]:
     """Sorted labels seen in train; an error naming the rare ones when any is below ``minimum``. ``separator``: the
-    multi-label kind's ``data.label_separator`` (a joined label then means another separator, not another kind)."""
+    multi-label kind's ``data.label_separator`` (a joined label then means another separator, not another kind);
+    ``joined_here``: the cells that separator split into several labels. When those outnumber the rows joined
+    otherwise, the advice is to fix those rows: switching the separator, as it said before, broke every other row
+    (and the next run said to switch back)."""
     if _compact(values):  # count per distinct value
         counts = Counter({v: int(n) for v, n in values.value_counts(dropna=True).items()
                           if n and isinstance(v, str) and v.strip()})
@@ -328,10 +331,18 @@ def frequent_labels(values: list[Any], minimum: int, separator: str | None = Non
         hint = (f"; the label column holds {len(counts):,} distinct values, most of them seen once: is it the text "
                 "column? check data.text_column and data.label_column (or the file's header)") if swapped else ""
         if not hint and (joined := _joined_labels(list(rare), counts)):
-            hint = (f"; labels such as {joined!r} are several labels of one row: for multi-label data set task: "
-                    "multilabel_classification") if separator is None else (
-                f"; labels such as {joined!r} are several labels joined by another separator than "
-                f"data.label_separator ({separator!r}): set data.label_separator to the one they use")
+            other = next((s for s in (",", "|", ";") if s in joined), "another separator")
+            joined_otherwise = sum(n for label, n in rare.items() if other in label)
+            if separator is None:
+                hint = (f"; labels such as {joined!r} are several labels of one row: for multi-label data set task: "
+                        "multilabel_classification")
+            elif joined_here >= joined_otherwise:
+                hint = (f"; labels such as {joined!r} are several labels joined by {other!r}, where the other rows "
+                        f"join theirs by data.label_separator ({separator!r}): join those rows' labels by "
+                        f"{separator!r}")
+            else:
+                hint = (f"; labels such as {joined!r} are several labels joined by {other!r}, not by "
+                        f"data.label_separator ({separator!r}): set data.label_separator: {other!r}")
         raise LabelSetError(f"label(s) {shown} occur fewer than data.min_examples_per_label={minimum} times in the "
                             "training data: fix those rows, or list the real classes in data.labels (rows with other "
                             f"labels are then quarantined){hint}", labels=[label for label, _ in ordered])

@@ -16,7 +16,8 @@ A whole number written with a decimal comma (a European spreadsheet's semicolon-
 number, and ``1,000`` or ``1,2`` may be a thousands separator or a list of two labels, so each stays as written.
 
 A label decorated with a matching pair of surrounding quotes (``'neg'``, ``"neg"``, backticks, typographic quotes)
-or trailing punctuation (``neg.``, ``neg,``, ``neg!``, ``neg;``) folds into the bare label, but ONLY where the bare
+or trailing punctuation (``neg.``, ``neg,``, ``neg!``, ``neg;``; not ``?``, which marks a doubt: ``spam?``) folds into
+the bare label, but ONLY where the bare
 label is a class already: written in the data in some spelling (``Neg`` will do), or named in ``data.labels``.
 Such a decoration is a typing or quoting slip where the bare class exists beside it, but it may be part of the name
 (``U.S.``, ``Yahoo!``, ``'t Hooft``) where it does not, so a label never loses it on its own, and the bare spelling is
@@ -55,8 +56,10 @@ _COMMA_INTEGER = re.compile(r"([+-]?\d+),(?:0{1,2}|0{4,})")
 _QUOTES = (('"', '"'), ("'", "'"), ("`", "`"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"),
            ("\u201e", "\u201c"))
 
-#: trailing punctuation a label may be typed with (``neg.``, ``neg,``); not ``+`` or ``#`` (``C++``, ``C#``)
-_TRAILING = ".,;:!?"
+#: trailing punctuation a label may be typed with (``neg.``, ``neg,``); not ``+`` or ``#`` (``C++``, ``C#``), and
+#: not ``?``: it marks an annotator's doubt (``spam?``) or is part of a class's name (``question?`` beside
+#: ``question``, 32 and 40 rows in QA, merged into one class), not a typing slip
+_TRAILING = ".,;:!"
 
 
 def canonical_comma_integer(text: str) -> str | None:

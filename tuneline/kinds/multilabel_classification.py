@@ -1244,8 +1244,9 @@ class MultilabelKind(ClassificationKind):
         else:
             seen = [label for row in (source["label"] if source is not None else [])
                     if isinstance(row, list) for label in row if isinstance(label, str)]
-            _check_separator(seen, data.label_separator, _cells_joined(source))
-            labels = frequent_labels(seen, data.min_examples_per_label, data.label_separator)
+            joined_here = _cells_joined(source)
+            _check_separator(seen, data.label_separator, joined_here)
+            labels = frequent_labels(seen, data.min_examples_per_label, data.label_separator, joined_here)
             _warn_unnamed_ids(labels, data.label_column)
         # rows that are no label list yet (the contract rejects them later) must not break the presence check
         usable = {role: frame.assign(label=[v if isinstance(v, list) and all(isinstance(x, str) for x in v) else []
