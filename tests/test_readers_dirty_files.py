@@ -381,3 +381,18 @@ def test_a_quote_never_closed_in_the_last_record_says_so(tmp_path, size):
     assert bad["source_line"] == size + 2 and bad["rule"] == "record_has_wrong_field_count"
     assert bad["detail"] == ("1 fields, header has 2; its quote is opened and never closed, so the rest of the line "
                              'was read as one field: close it, or double a quote inside a quoted text ("")')
+
+
+@pytest.mark.parametrize("size", [3, 400])
+def test_a_text_that_lost_its_opening_quote_is_named_as_such(tmp_path, size):
+    """An MRPC row whose first text lost its opening quote split at its commas: the detail said only that a text
+    holding ',' must be in double quotes, and the user looked for an unquoted comma (dirty-data QA)."""
+    path = tmp_path / "pairs.csv"
+    lines = ["sentence1,sentence2,label", *(f'"a, {i}","b {i}",1' for i in range(size)),
+             'Shares of Genentech , a unit , fell 2 percent .","Shares of Xoma fell",0']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = read_table(path, "csv")
+    assert len(result.frame) == size
+    (bad,) = result.malformed
+    assert bad["source_line"] == size + 2 and bad["rule"] == "record_has_wrong_field_count"
+    assert "a quote closes a text that no quote opens: add the missing opening quote" in bad["detail"]

@@ -1377,6 +1377,13 @@ def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, di
             and raw.lstrip().startswith('"'):  # the file's last record: nothing after it to swallow (QA)
         detail += ("; its quote is opened and never closed, so the rest of the line was read as one field: close "
                    "it, or double a quote inside a quoted text (\"\")")
+    pieces = [piece.strip() for piece in raw.rstrip("\r\n").split(delimiter)]
+    if count > expected and dialect.get("quoting") != csv.QUOTE_NONE and raw.count('"') % 2 \
+            and any(len(piece) > 1 and piece.endswith('"') and not piece.startswith('"') for piece in pieces):
+        # 'a text, cut ."' with its opening quote lost: the generic "must be in double quotes" sent the user
+        # looking for an unquoted comma (QA)
+        detail += ("; a quote closes a text that no quote opens: add the missing opening quote at that text's "
+                   "start (or remove the stray quote)")
     if count > expected and raw.rstrip("\r\n").endswith(delimiter):
         detail += f"; the line ends with a stray {'tab' if delimiter == chr(9) else repr(delimiter)}: remove it"
     if '\\"' in raw and dialect.get("quoting") != csv.QUOTE_NONE:
