@@ -104,11 +104,33 @@ def only_marks(token: str) -> bool:
 def _label_problems(tags: object, allowed: frozenset[str]) -> list[tuple[int, str]]:
     if not is_string_list(tags, allow_empty=True):
         return []
-    return [(i, f"tag {t!r} is an IOBES/BILOU tag (S-, E-, U- or L-): set data.bioes_to_iob2=true to read the file "
-                "as IOB2 (with it set, an E-/L- tag that ends no entity a B-/I- tag of its type began is left as "
-                "written: fix the tag before it)" if _BIOES_PREFIX.match(t) else
-                f"tag {t!r} is not in the label set {sorted(allowed)} (IOB2 tags look like B-PER, I-PER, O; "
-                f"set data.labels to change the set)") for i, t in enumerate(tags) if t not in allowed]
+    return [(i, _label_problem(tags, i, allowed)) for i, t in enumerate(tags) if t not in allowed]
+
+
+def _label_problem(tags: list[str], i: int, allowed: frozenset[str]) -> str:
+    """Why ``tags[i]`` is no tag of the set, and the fix that applies to it:
+
+    * an E-/L- tag that ends no entity (after ``O`` or another type) is what data.bioes_to_iob2 leaves as written,
+      so the fix is the tag before it; "set data.bioes_to_iob2=true" was said first, also where it was set (QA);
+    * another IOBES/BILOU tag: data.bioes_to_iob2 reads the file as IOB2;
+    * a type without its prefix (``ORG`` where ``B-ORG`` is a tag) is the IO scheme in some sentences: "set
+      data.labels" would have made ``ORG`` a class of its own (QA)."""
+    tag = tags[i]
+    if _BIOES_PREFIX.match(tag):
+        kind = tag[2:]
+        before = tags[i - 1] if i else "O"
+        if tag[0].upper() in "EL" and not (before[:2].upper() in ("B-", "I-") and before[2:] == kind):
+            return (f"tag {tag!r} ends an entity that no tag began (the tag before it is {before!r}): make the "
+                    f"entity's first tag B-{kind} (S-/B- in IOBES) and the ones after it I-{kind}; a file in IOBES/"
+                    "BILOU tags is read as IOB2 with data.bioes_to_iob2=true")
+        return (f"tag {tag!r} is an IOBES/BILOU tag (S-, E-, U- or L-): set data.bioes_to_iob2=true to read the file "
+                "as IOB2")
+    if "-" not in tag and tag != "O" and (f"B-{tag}" in allowed or f"I-{tag}" in allowed):
+        return (f"tag {tag!r} has no B-/I- prefix, but {tag} is an entity type of the set (the IO scheme in this "
+                f"sentence): write the first word of each entity as B-{tag} and the words after it as I-{tag} "
+                "(IOB2)")
+    return (f"tag {tag!r} is not in the label set {sorted(allowed)} (IOB2 tags look like B-PER, I-PER, O; "
+            f"set data.labels to change the set)")
 
 
 #: the prefixes IOBES (S- single, E- end) and BILOU (U- unit, L- last) add to B-/I-

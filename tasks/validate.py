@@ -167,7 +167,7 @@ FIRST_ROWS_SHOWN = 3
 
 
 def first_rows_of(error: LabelSetError, frames: dict[str, pd.DataFrame], kind: Any,
-                  source_lines: dict[str, np.ndarray] | None) -> str:
+                  source_lines: dict[str, np.ndarray] | None, data: Any = None) -> str:
     """`` (first rows: 'neutral' at all.csv line 12; 'NA' at all.csv line 2, line 22, line 42)`` for the labels a
     label-set error is about, from the split the labels were inferred from; a row whose labels are a list (a label
     set) is one of a label's rows when the list holds it. Empty where the error names no labels (NER's tags). The
@@ -177,6 +177,15 @@ def first_rows_of(error: LabelSetError, frames: dict[str, pd.DataFrame], kind: A
     target = kind.target_column
     if not error.labels or source is None or target not in source.columns or not len(source):
         return ""
+    if hasattr(kind, "label_places"):  # a kind whose rows hold labels inside them (NER: a token's tag)
+        parts = []
+        for label in error.labels[:FIRST_ROWS_SHOWN]:
+            places = kind.label_places(label, source, data, source_lines, FIRST_ROWS_SHOWN)
+            if places:
+                shown = [place if i and file == places[i - 1][0] else f"{file} {place}"
+                         for i, (file, place) in enumerate(places)]
+                parts.append(f"{excerpt(str(label), 42)} at {', '.join(shown)}")
+        return f" (first rows: {'; '.join(parts)})" if parts else ""
     values = source[target]
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
@@ -468,7 +477,8 @@ def validate_data(loaded: LoadedData, config: TunelineConfig, run_dir: Path,
             raise DataValidationError(
                 f"{count_rejected(malformed)} of {loaded.total_records} records could not be read ({reasons}"
                 f"{example}); every one is in {path}. With the rest: {error}") from None
-        raise DataValidationError(f"{error}{first_rows_of(error, frames, kind, loaded.source_lines)}") from None
+        raise DataValidationError(f"{error}{first_rows_of(error, frames, kind, loaded.source_lines, config.data)}"
+                                  ) from None
     for frame in frames.values():  # one salted hash per row, shared by the duplicate, leakage and split rules
         if kind.key_column in frame.columns and arrow_strings(frame[kind.key_column]) is not None:
             key_hashes(frame[kind.key_column], config.data.split.salt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -269,3 +270,43 @@ def test_an_entity_type_mentioned_less_than_min_examples_is_refused_not_learned(
     configured = run_config("token_classification", train=tmp_path / "x", labels=[*LABELS, "B-XYZ", "I-XYZ"])
     result = validate_data.fn(loaded({"train": train}), configured, tmp_path / "configured")
     assert result.labels == [*LABELS, "B-XYZ", "I-XYZ"]  # a listed type is the user's decision
+
+
+def test_a_rare_entity_type_names_its_tokens_lines_and_the_type_it_resembles(tmp_path):
+    """A 'B-PERS' typo twice among thousands of CoNLL lines: the error named no line, so the user grepped (QA)."""
+    from tuneline.tasks.load import load_data
+
+    lines = ["-DOCSTART- O", ""]
+    for i in range(30):
+        lines += [f"John{i} B-PER", "met O", f"Acme{i} B-ORG", "Corp I-ORG", "in O", f"Paris{i} B-LOC", ""]
+    lines[2 + 7 * 12 + 5] = "Berlin B-PERS"   # sentence 13's sixth token
+    lines[2 + 7 * 20] = "Levy B-PERS"         # sentence 21's first token
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = run_config("token_classification", train=path)
+    with pytest.raises(DataValidationError) as raised:
+        validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    said = str(raised.value)
+    assert "entity type(s) 'PERS' (2 mentions; 'PER'?) occur fewer than" in said
+    assert said.endswith(f"(first rows: 'PERS' at {path} line {2 + 7 * 12 + 5 + 1}, line {2 + 7 * 20 + 1})")
+    # the lines named are the typo's own lines
+    named = [int(n) for n in re.findall(r"line (\d+)", said.rsplit("(first rows: ", 1)[1])]
+    assert [lines[n - 1] for n in named] == ["Berlin B-PERS", "Levy B-PERS"]
+
+
+def test_a_type_written_without_its_prefix_in_some_sentences_is_named_as_the_io_scheme(tmp_path):
+    """'ORG' alone in every third sentence was "not in the label set ... set data.labels to change the set", advice
+    that would make ORG a class of its own (QA)."""
+    from tuneline.tasks.load import load_data
+
+    blocks = [f"EU{i} B-ORG\nrejects O\nGerman{i} B-MISC\ncall O\nby O\nFischler{i} B-PER\n" for i in range(30)]
+    blocks[4] = "EU ORG\nrejects O\nGerman MISC\ncall O\n"
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    config = run_config("token_classification", path=path)
+    result = validate_data.fn(load_data.fn(config), config, tmp_path / "run")
+    (rule, detail), = result.quarantine[["rule", "detail"]].values.tolist()
+    assert rule == "tag_in_label_set"
+    assert detail == ("token 1 ('EU', line 29): tag 'ORG' has no B-/I- prefix, but ORG is an entity type of the set "
+                      "(the IO scheme in this sentence): write the first word of each entity as B-ORG and the words "
+                      "after it as I-ORG (IOB2) (+1 more in this sentence)")

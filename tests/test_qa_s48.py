@@ -71,9 +71,10 @@ def test_a_bioes_end_tag_that_ends_no_entity_is_named_as_written(tmp_path):
     result = validate_data.fn(load_data.fn(config), config, tmp_path / "run")
     (rule, detail), = result.quarantine[["rule", "detail"]].values.tolist()
     assert rule == "tag_in_label_set"
-    assert detail.startswith("token 3 ('Paris', line 213): tag 'E-LOC' is an IOBES/BILOU tag (S-, E-, U- or L-): set "
-                             "data.bioes_to_iob2=true to read the file as IOB2 (with it set, an E-/L- tag that ends no "
-                             "entity a B-/I- tag of its type began is left as written: fix the tag before it)")
+    # the fix that applies, first: "set data.bioes_to_iob2=true" was said although it was set (NER QA)
+    assert detail.startswith("token 3 ('Paris', line 213): tag 'E-LOC' ends an entity that no tag began (the tag "
+                             "before it is 'O'): make the entity's first tag B-LOC (S-/B- in IOBES) and the ones "
+                             "after it I-LOC")
     tags = {tuple(t) for t in result.frames["all"]["tags"]}
     assert ("B-PER", "I-PER", "O", "B-LOC", "I-LOC") in tags and ("B-ORG", "O", "B-MISC", "O") in tags
 
