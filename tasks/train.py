@@ -481,6 +481,28 @@ class _NoKeepBestNote(logging.Filter):
         return not str(record.msg).startswith("Using EarlyStoppingCallback without load_best_model_at_end")
 
 
+def train_or_finish(trainer: Trainer, resume: str | None) -> Any:
+    """``trainer.train(resume_from_checkpoint=resume)``, unless ``resume`` already holds every step its run planned
+    (a run stopped after its last checkpoint: while evaluating, registering, gating). There the Trainer skips the
+    trained batches and then trains one more step before it checks for the end ("step 6/5", "trained steps 6-6"),
+    so instead the checkpoint's weights are loaded (its best one's, with keep-best, as the end of training loads
+    them) and its state is the trainer's: nothing trains, and the run goes on to its evaluation."""
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    state_file = Path(resume) / "trainer_state.json" if resume else None
+    if state_file is None or not state_file.is_file():
+        return trainer.train(resume_from_checkpoint=resume)
+    state = TrainerState.load_from_json(str(state_file))
+    if not 0 < state.max_steps <= state.global_step:
+        return trainer.train(resume_from_checkpoint=resume)
+    best = state.best_model_checkpoint
+    weights = best if trainer.args.load_best_model_at_end and best and Path(best).is_dir() else resume
+    trainer._load_from_checkpoint(weights)  # the Trainer's own resume loading (full weights or LoRA adapters)
+    trainer.state = state
+    return TrainOutput(state.global_step, 0.0, {"train_runtime": 0.0})
+
+
 def save_final_model(trainer: Trainer, tokenizer: Any, config: TunelineConfig, model_dir: Path) -> None:
     """Save the trained model (LoRA adapters folded into the base weights, so it loads as a plain model) and the
     tokenizer into ``model_dir``."""
@@ -537,7 +559,7 @@ def train_in_this_process(model: Any, tokenizer: Any, tokenized: TokenizedData, 
         with remembered_interrupts() as seen, frozen_heap():
             trainer.add_callback(LostInterrupt(seen))  # last: it raises after every other callback saw the step
             restore_early_stopping(trainer, resume)
-            output = trainer.train(resume_from_checkpoint=resume)
+            output = train_or_finish(trainer, resume)
     save_final_model(trainer, tokenizer, config, model_dir)
     return TrainOutcome(global_step=output.global_step,
                         train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
@@ -636,7 +658,9 @@ def train_model(model: Any, tokenizer: Any, tokenized: TokenizedData, labels: li
     # a resumed run trained only the steps after its checkpoint: "trained 30 steps in 35 s" read as all of them
     start = _checkpoint_step(resume)
     steps = (f"steps {start + 1}-{result.global_step} (resumed after step {start})"
-             if start and start < result.global_step else f"{result.global_step} steps")
+             if start and start < result.global_step else
+             f"no step: the checkpoint of step {start} held all {result.global_step}" if start
+             else f"{result.global_step} steps")
     log.info("trained %s in %.0f s (%.0f s of it evaluating); best validation %s = %s%s", steps,
              result.train_runtime_s, evaluation_s, primary_metric,
              "n/a" if result.best_metric is None else f"{result.best_metric:.4f}", kept)

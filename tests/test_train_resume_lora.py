@@ -213,3 +213,39 @@ def test_a_checkpoint_with_a_cut_off_state_file_is_skipped_on_resume(tmp_path, t
                             tokenized, splits.labels, config, model_dir=tmp_path / "model",
                             checkpoint_dir=checkpoints, extra_callbacks=[recorder])
     assert result.resumed_from.endswith("checkpoint-2") and recorder.steps == [3, 4, 5, 6]
+
+
+def test_a_rerun_after_the_last_checkpoint_trains_no_step_and_keeps_its_weights(tmp_path, tiny_bert, caplog):
+    """A run stopped after training (while evaluating or registering) left a checkpoint of its last step. The
+    Trainer resumed from it by skipping the trained batches and training one step more before it looked at
+    max_steps: "step 6/5 (120%)", "trained steps 6-6" (loop QA)."""
+    from safetensors.torch import load_file
+
+    from tuneline.config import ModelConfig
+
+    splits = tiny_splits()
+    model_config = ModelConfig(base=str(tiny_bert))
+    tokenizer = load_tokenizer.fn(model_config)
+    config = run_config("classification", f"model.base={tiny_bert}", "tokenize.max_length=32", "train.max_steps=5",
+                        "train.eval_steps=5", "train.batch_size=8", "train.learning_rate=1e-3",
+                        "train.precision=fp32", "train.early_stopping_patience=0", path="/unused.csv")
+    tokenized = tokenize_splits.fn(splits, tokenizer, config, {n: f"h-{n}" for n, _ in splits.items()},
+                                   tmp_path / "cache")
+    checkpoints = tmp_path / "ckpt"
+    first = train_model.fn(build_model.fn(model_config, "classification", splits.labels).model, tokenizer,
+                           tokenized, splits.labels, config, model_dir=tmp_path / "first",
+                           checkpoint_dir=checkpoints)
+    assert first.global_step == 5 and (checkpoints / "checkpoint-5").is_dir()
+
+    recorder = StepRecorder()
+    with caplog.at_level("INFO"):
+        again = train_model.fn(build_model.fn(model_config, "classification", splits.labels).model, tokenizer,
+                               tokenized, splits.labels, config, model_dir=tmp_path / "again",
+                               checkpoint_dir=checkpoints, extra_callbacks=[recorder])
+    assert recorder.steps == [] and again.global_step == 5
+    assert again.resumed_from.endswith("checkpoint-5") and again.best_metric == first.best_metric
+    assert any(r.getMessage().startswith("trained no step: the checkpoint of step 5 held all 5 in ")
+               for r in caplog.records)
+    saved, resaved = (load_file(tmp_path / name / "model.safetensors") for name in ("first", "again"))
+    assert saved.keys() == resaved.keys()
+    assert all(bool((saved[key] == resaved[key]).all()) for key in saved)

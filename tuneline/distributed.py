@@ -286,7 +286,7 @@ def _train(spec: dict[str, Any], rank: int) -> None:
 
         from tuneline.compact_vocabulary import compact_while_training
         from tuneline.config import build_config
-        from tuneline.tasks.train import build_trainer, restore_early_stopping, save_final_model
+        from tuneline.tasks.train import build_trainer, restore_early_stopping, save_final_model, train_or_finish
 
     torch.set_num_threads(int(spec["threads"]))
     config = build_config(spec["config"])
@@ -300,7 +300,7 @@ def _train(spec: dict[str, Any], rank: int) -> None:
                                 spec["labels"], config, Path(spec["checkpoint_dir"]), spec["precision"], callbacks,
                                 world_size=int(os.environ.get("WORLD_SIZE", "1")))
         restore_early_stopping(trainer, spec["resume"])
-        output = trainer.train(resume_from_checkpoint=spec["resume"])
+        output = train_or_finish(trainer, spec["resume"])
     if trainer.is_world_process_zero():
         save_final_model(trainer, initial["tokenizer"], config, Path(spec["model_dir"]))
         result = {"global_step": output.global_step,
