@@ -168,3 +168,40 @@ def test_a_run_stopped_on_purpose_reads_cancelled_in_prefect_not_crashed(tmp_pat
     with get_client(sync_client=True) as client:
         [run] = [r for r in client.read_flow_runs(limit=200) if r.name == run_name]
     assert (run.state.type.value, run.state.message) == ("CANCELLED", "stopped by SIGTERM")
+
+
+class _StopsInItsFinalizer:
+    """An object whose ``__del__`` receives SIGTERM: Python drops the exception the handler raises there."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the handler runs here, inside __del__
+            time.sleep(0.01)
+
+
+def test_a_sigterm_a_finalizer_swallows_still_ends_the_command_as_terminated(monkeypatch, capsys):
+    """A SIGTERM landing in a ``Dataset.__del__`` as a retraining run finished: "Exception ignored in ...
+    TerminationSignal" on the console, then the summary and exit 0, read by a service manager as a normal end
+    (loop QA). Now no traceback, and 143 after what the command finished."""
+    from tuneline import cli
+    from tuneline.interrupts import terminate_as_interrupt
+
+    def finishes_while_stopped(args) -> int:  # noqa: ANN001
+        print("the work is done")
+        _StopsInItsFinalizer()  # collected at once: its __del__ gets the signal
+        return 0
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "_show_config", finishes_while_stopped)
+    try:
+        terminate_as_interrupt()
+        code = cli.main(["show-config"])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    out, err = capsys.readouterr()
+    assert code == 143
+    assert out == "the work is done\n"
+    assert err == "tuneline: terminated (SIGTERM) as it was finishing; what it printed above was done\n"
+    monkeypatch.setattr(cli, "_show_config", lambda args: 0)
+    assert cli.main(["show-config"]) == 0  # nothing lost: nothing changes

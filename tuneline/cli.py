@@ -415,6 +415,21 @@ def _exit_at_next_ctrl_c(code: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``tuneline`` command; a stop that a finalizer swallowed (:func:`tuneline.interrupts.kept_lost_interrupts`)
+    still ends it as stopped: 143 for SIGTERM, 130 for Ctrl-C, after what the command finished."""
+    from tuneline.interrupts import kept_lost_interrupts
+
+    with kept_lost_interrupts() as lost:
+        code = _main(argv)
+    if code == 0 and lost:
+        term = lost[0] == signal.SIGTERM
+        print(f"tuneline: {'terminated (SIGTERM)' if term else 'interrupted'} as it was finishing; what it printed "
+              "above was done", file=sys.stderr)
+        return 143 if term else 130
+    return code
+
+
+def _main(argv: list[str] | None = None) -> int:
     from tuneline.deployments.zombies import emit_heartbeats_from_this_process
 
     emit_heartbeats_from_this_process()  # before Prefect reads its settings: runs of every command beat often enough

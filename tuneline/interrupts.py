@@ -29,6 +29,45 @@ class Terminated(KeyboardInterrupt):
     kept for a resume) runs for it too, and the CLI ends with its own line and 143 (128 + SIGTERM)."""
 
 
+def _signal_of(exc_type: type | None) -> int | None:
+    """The signal an interrupt exception stands for: SIGTERM for :class:`Terminated` and Prefect's
+    ``TerminationSignal``, SIGINT for a Ctrl-C; None for any other exception."""
+    if exc_type is None:
+        return None
+    names = {cls.__name__ for cls in exc_type.__mro__}
+    if "Terminated" in names or "TerminationSignal" in names:
+        return signal.SIGTERM
+    if KeyboardInterrupt in exc_type.__mro__ or "ExternalSignal" in names:
+        return signal.SIGINT
+    return None
+
+
+@contextmanager
+def kept_lost_interrupts() -> Iterator[list[int]]:
+    """The signals whose interrupt Python dropped in the block because it landed in a ``__del__`` or a weakref
+    callback ("Exception ignored in: <function Dataset.__del__ ...> ... TerminationSignal"), kept in the yielded
+    list instead of printed as that traceback, so that the command can end as stopped rather than with 0.
+
+    Why: a SIGTERM that arrived as a retraining run was finishing was lost so; the command printed that traceback,
+    then its summary, and exited 0, which a service manager reads as a normal finish, not a stop (loop QA). The
+    training loop raises its own lost interrupts again (:func:`remembered_interrupts`)."""
+    lost: list[int] = []
+    hook = sys.unraisablehook
+
+    def keep_lost_interrupt(unraisable: Any) -> None:
+        number = _signal_of(unraisable.exc_type)
+        if number is None:
+            hook(unraisable)
+        else:
+            lost.append(number)
+
+    sys.unraisablehook = keep_lost_interrupt
+    try:
+        yield lost
+    finally:
+        sys.unraisablehook = hook
+
+
 def terminate_as_interrupt() -> None:
     """SIGTERM raises :class:`Terminated` in the main thread from now on (elsewhere: nothing changes).
 
