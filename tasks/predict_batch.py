@@ -406,11 +406,33 @@ def written_without_header(path: Path, fmt: str, encoding: str, skip_lines: int,
     sample = head_sample(path, bom_encoding(path, encoding), skip_lines)
     if not sample:
         return False
-    first = [field.strip() for field in next(csv.reader([sample[0]], delimiter="\t" if fmt == "tsv" else ","))]
+    delimiter = "\t" if fmt == "tsv" else ","
+    first = [field.strip() for field in next(csv.reader([sample[0]], delimiter=delimiter))]
     names = {header_key(name) for name in (*model_input_columns(kind), kind.raw_text_column) if name}
     if any(header_key(field) in names for field in first):
         return False
+    if names_other_columns(first, sample[1:], positions[0], delimiter):
+        return False
     return not all(position < len(first) and first[position] == str(position) for position in positions)
+
+
+#: a column name as headers write them: a word (``comment``, ``review_text``, ``Label``), no spaces
+_COLUMN_NAME = re.compile(r"[^\W\d][\w.\-]{0,39}")
+
+
+def names_other_columns(first: list[str], records: list[str], text_position: int, delimiter: str) -> bool:
+    """Whether ``first`` is a header that names other columns than the model's (``comment,id``): every field is a
+    column name (a word without spaces) and the records below hold texts with spaces at the text's position.
+
+    Read as a record, as a model trained without a header row reads a file, that header was predicted on as a
+    text, one row more than the file's records, with no word of it (QA)."""
+    if not first or not all(_COLUMN_NAME.fullmatch(field) for field in first):
+        return False
+    for line in records[:20]:
+        fields = next(csv.reader([line], delimiter=delimiter), [])
+        if text_position < len(fields) and " " in fields[text_position].strip():
+            return True
+    return False
 
 
 def conll_layout(path: Path, encoding: str, names: list[str], skip_lines: int = 0) -> tuple[int, str, int] | None:

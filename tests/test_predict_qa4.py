@@ -111,6 +111,18 @@ def test_a_file_without_a_header_row_is_read_by_position_for_a_model_trained_wit
         assert [row["label"] for row in rows(output)] == expected
 
 
+def test_a_header_naming_other_columns_is_no_record_for_a_model_trained_without_one(store, tmp_path, capsys):
+    """``comment,id`` above the texts, for a model trained on files without a header row: its first line was read
+    as a record, and the header got a prediction of its own, one row more than the file holds (QA)."""
+    source = tmp_path / "batch.csv"
+    source.write_text("comment,id\nI love this,1\nnot my thing at all,2\n")
+    output = tmp_path / "out.jsonl"
+    assert predict(store, "classification", source, output) == 1
+    said = capsys.readouterr().err
+    assert f"input file {source} has no column 'text'" in said and "the file has 'comment', 'id'" in said
+    assert not output.exists()
+
+
 def test_a_pair_file_without_a_header_row_is_read_by_the_positions_of_both_texts(store, tmp_path):
     pairs = [["1", "He left.", "He went away."], ["0", "It rains.", "The cat sleeps."]]
     expected = registered(store, "pair_classification").predict(
