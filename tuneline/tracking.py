@@ -230,8 +230,18 @@ def release_interrupted_connections(error: BaseException) -> None:
     waited out SQLite's busy timeout (20 s) and failed with "database is locked" instead of the resume hint
     (reproduced: one interrupt in 6-20 landed so). Clearing the finished frames' locals (the traceback keeps its file
     and line numbers) and one collection close it, rolling the write back; the heap frozen at the flow's start is not
-    walked, so it costs little."""
-    traceback.clear_frames(error.__traceback__)
+    walked, so it costs little. The frames of every exception chained to ``error`` are cleared too: a SIGTERM that
+    landed as SQLAlchemy handled a registry read's exception propagated as a second one, and the first one's frames
+    kept the read's connection and its lock (loop QA: 20 s, "database is locked", the run left RUNNING)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:  # the whole chain: an interrupt that lands in SQLAlchemy's handling of the write's own error
+        link = pending.pop()  # propagates as a second exception, and the first one's frames hold the cursor
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        traceback.clear_frames(link.__traceback__)
+        pending += [link.__context__, link.__cause__]
     gc.collect()
 
 
