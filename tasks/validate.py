@@ -177,28 +177,27 @@ def first_rows_of(error: LabelSetError, frames: dict[str, pd.DataFrame], kind: A
     target = kind.target_column
     if not error.labels or source is None or target not in source.columns or not len(source):
         return ""
-    if hasattr(kind, "label_places"):  # a kind whose rows hold labels inside them (NER: a token's tag)
-        parts = []
-        for label in error.labels[:FIRST_ROWS_SHOWN]:
-            places = kind.label_places(label, source, data, source_lines, FIRST_ROWS_SHOWN)
-            if places:
-                shown = [place if i and file == places[i - 1][0] else f"{file} {place}"
-                         for i, (file, place) in enumerate(places)]
-                parts.append(f"{excerpt(str(label), 42)} at {', '.join(shown)}")
-        return f" (first rows: {'; '.join(parts)})" if parts else ""
     values = source[target]
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
     listed = values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).to_numpy()
-    parts = []
-    for label in error.labels[:FIRST_ROWS_SHOWN]:
+
+    def places_of(label: Any) -> list[tuple[str, str]]:
+        """(file, ``line L``) of the label's first rows; a kind whose rows hold labels inside them says where
+        (NER: a token's own line)."""
+        if hasattr(kind, "label_places"):
+            return kind.label_places(label, source, data, source_lines, FIRST_ROWS_SHOWN)
         holds = (np.array([label in list(v) if is_list else v == label for v, is_list in zip(values, listed)],
                           dtype=bool) if listed.any() else values.to_numpy() == label)
         rows = source[holds].head(FIRST_ROWS_SHOWN)
         rows = with_source_lines(rows[["source_file", "source_row"]].assign(split=None), source_lines or {})
-        if len(rows):  # "FILE line 12, line 40": each file named once
-            shown = [place_in_file(row) if i and row["source_file"] == rows["source_file"].iloc[i - 1]
-                     else where_in_file(row) for i, (_, row) in enumerate(rows.iterrows())]
+        return [(str(row["source_file"]), place_in_file(row)) for _, row in rows.iterrows()]
+
+    parts = []
+    for label in error.labels[:FIRST_ROWS_SHOWN]:
+        if places := places_of(label):  # "FILE line 12, line 40": each file named once
+            shown = [place if i and file == places[i - 1][0] else f"{file} {place}"
+                     for i, (file, place) in enumerate(places)]
             parts.append(f"{excerpt(str(label), 42)} at {', '.join(shown)}")
     return f" (first rows: {'; '.join(parts)})" if parts else ""
 

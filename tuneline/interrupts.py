@@ -173,8 +173,7 @@ def remembered_interrupts() -> Iterator[list[int]]:
         """The interrupt a weakref callback or ``__del__`` swallowed, noted above and raised again by the loop:
         not Python's "Exception ignored in ... Traceback ... KeyboardInterrupt" on the console as well (CI: a Ctrl-C
         to ``tuneline serve`` left one in the served run's log, though the run was stopped and cleaned up)."""
-        if seen and any(cls is KeyboardInterrupt or cls.__name__ == "ExternalSignal"  # Prefect's SIGTERM
-                        for cls in unraisable.exc_type.__mro__):
+        if seen and _signal_of(unraisable.exc_type) is not None:  # a Ctrl-C, our SIGTERM or Prefect's
             return
         hook(unraisable)
 
