@@ -30,6 +30,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from tuneline.common import pipeline_task, task_logger
+from tuneline.interrupts import interrupt_in
 from tuneline.kinds import TaskKind, kind_of
 from tuneline.registry import STATUS, neutralise_orphans
 from tuneline.tracking import RunContext, active_run, client_for
@@ -62,7 +63,10 @@ def serving_requirements() -> list[str]:
 def transient(error: BaseException) -> bool:
     """Worth another try: the store did not answer (connection refused, reset, timed out: ``OSError``, which
     requests' errors are) or answered "try again" (HTTP 429 or 5xx, e.g. SQLite's "database is locked"). A refusal
-    (bad request, not found, permission) is not: a retry would fail the same way, only later."""
+    (bad request, not found, permission) is not: a retry would fail the same way, only later. Nor is an error raised
+    while handling a Ctrl-C or SIGTERM (SQLite's "database is locked" as a write was cut): the stop is what happened."""
+    if interrupt_in(error) is not None:
+        return False
     if isinstance(error, MlflowException):
         status = error.get_http_status_code()
         return status == 429 or status >= 500

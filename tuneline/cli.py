@@ -22,7 +22,8 @@ from tuneline import runtime  # noqa: F401  (offline defaults first)
 from tuneline import serving
 from tuneline.config import ConfigError, TunelineConfig, UsageError, build_config, default_learning_rate, load_config
 from tuneline.errors import UserError, bytes_shown
-from tuneline.interrupts import Terminated, terminate_as_interrupt
+from tuneline.interrupts import (Terminated, interrupt_in, note_stop_signals, signal_of, stop_signals_noted,
+                                 terminate_as_interrupt)
 from tuneline.runtime import encoding_hint, redact, redact_for
 
 EPILOG = "Overrides use dotted keys: --set train.learning_rate=3e-5 --set model.strategy=lora"
@@ -388,6 +389,9 @@ def _print_summary(summary) -> None:
 #: the commands that run a training flow in this process: SIGTERM stops them as a Ctrl-C does, with their own last
 #: line (``serve``, ``serve-model`` and ``watch`` handle SIGTERM themselves; the rest have nothing to clean up)
 TERMINATE_AS_INTERRUPT = ("train", "demo", "retrain")
+#: for a command of :data:`TERMINATE_AS_INTERRUPT`, how many stop signals the process had noted before it began: one
+#: that ends with 0 although a SIGINT or SIGTERM reached it since ends as stopped (:func:`main`)
+_NOTED_FROM: list[int] = []
 
 
 def _exit_at_next_ctrl_c(code: int) -> None:
@@ -419,8 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     still ends it as stopped: 143 for SIGTERM, 130 for Ctrl-C, after what the command finished."""
     from tuneline.interrupts import kept_lost_interrupts
 
+    _NOTED_FROM.clear()
     with kept_lost_interrupts() as lost:
         code = _main(argv)
+    if code == 0 and not lost and _NOTED_FROM:  # a stop whose exception something lost or swallowed on the way
+        lost = stop_signals_noted()[_NOTED_FROM[0]:]
     if code == 0 and lost:
         term = lost[0] == signal.SIGTERM
         print(f"tuneline: {'terminated (SIGTERM)' if term else 'interrupted'} as it was finishing; what it printed "
@@ -443,6 +450,8 @@ def _main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # argparse's own "unrecognized arguments" message and exit 2
     if getattr(args, "command", None) in TERMINATE_AS_INTERRUPT:
         terminate_as_interrupt()
+        if note_stop_signals():
+            _NOTED_FROM.append(len(stop_signals_noted()))
     try:
         if args.command == "show-config":
             return _show_config(args)
@@ -515,14 +524,7 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"tuneline: {_scrubbed(error, args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as stop:
-        code = 143 if isinstance(stop, Terminated) else 130  # what a shell reports for SIGTERM / SIGINT
-        _exit_at_next_ctrl_c(code)
-        command = getattr(args, "command", None)
-        print("tuneline: " + ("terminated (SIGTERM)" if code == 143 else "interrupted") + (
-            "; any batches it had claimed were given back: the next retrain takes them" if command == "retrain" else
-            "; a re-run of the same config resumes from the last checkpoint training saved (if none yet, from the "
-            "start)" if command in ("train", "demo") else ""), file=sys.stderr)
-        return code
+        return _stopped(143 if isinstance(stop, Terminated) else 130, args)  # what a shell reports: SIGTERM / SIGINT
     except BrokenPipeError:  # `tuneline data log | head`: the reader stopped reading, as it may
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit, into the closed pipe
@@ -532,6 +534,8 @@ def _main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug or an outage: its traceback is above (Prefect) and in the MLflow run
         from tuneline.errors import FREE_SPACE, out_of_space
 
+        if (stop := interrupt_in(error)) is not None:  # raised while handling a Ctrl-C or SIGTERM: that stop
+            return _stopped(143 if signal_of(type(stop)) == signal.SIGTERM else 130, args)
         if full := out_of_space(error):
             print(f"tuneline: {full}: {FREE_SPACE}", file=sys.stderr)
             return 1
@@ -549,6 +553,17 @@ def _main(argv: list[str] | None = None) -> int:
               "tuneline: this is not a problem with your data or config; the full traceback is in the Prefect run "
               "log and on the MLflow run (tag tuneline.error)", file=sys.stderr)
         return 1
+
+
+def _stopped(code: int, args: argparse.Namespace) -> int:
+    """The end of a command stopped by a Ctrl-C (``code`` 130) or a SIGTERM (143): its own line, what comes next."""
+    _exit_at_next_ctrl_c(code)
+    command = getattr(args, "command", None)
+    print("tuneline: " + ("terminated (SIGTERM)" if code == 143 else "interrupted") + (
+        "; any batches it had claimed were given back: the next retrain takes them" if command == "retrain" else
+        "; a re-run of the same config resumes from the last checkpoint training saved (if none yet, from the "
+        "start)" if command in ("train", "demo") else ""), file=sys.stderr)
+    return code
 
 
 def _store_urls(args: argparse.Namespace | None) -> list[str]:

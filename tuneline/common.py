@@ -12,6 +12,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tuneline.interrupts import stops_kept
 from tuneline.timings import timed
 
 #: tuneline tasks pass DataFrames, datasets and models between each other in memory. Prefect's default cache policy
@@ -20,11 +21,12 @@ from tuneline.timings import timed
 def pipeline_task(__fn: Callable | None = None, **options: Any) -> Any:
     """``prefect.task`` with tuneline's settings (no cache policy, no result persistence, see above), whose body's
     run time is noted for the run's time breakdown (:mod:`tuneline.timings`; a wrapper, not a state hook, because
-    Prefect logs two INFO lines for every hook it runs)."""
+    Prefect logs two INFO lines for every hook it runs) and which ends as the stop it was sent, even one whose
+    exception was lost on the way (:func:`tuneline.interrupts.stops_kept`)."""
     options = {"cache_policy": NO_CACHE, "persist_result": False, **options}
 
     def decorate(fn: Callable) -> Any:
-        return task(timed(fn, options.get("name") or fn.__name__), **options)
+        return task(timed(stops_kept(fn), options.get("name") or fn.__name__), **options)
 
     return decorate(__fn) if __fn is not None else decorate
 

@@ -11,11 +11,12 @@ the signal and act on it after the critical part: :func:`deferred_interrupts`.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +30,7 @@ class Terminated(KeyboardInterrupt):
     kept for a resume) runs for it too, and the CLI ends with its own line and 143 (128 + SIGTERM)."""
 
 
-def _signal_of(exc_type: type | None) -> int | None:
+def signal_of(exc_type: type | None) -> int | None:
     """The signal an interrupt exception stands for: SIGTERM for :class:`Terminated` and Prefect's
     ``TerminationSignal``, SIGINT for a Ctrl-C; None for any other exception."""
     if exc_type is None:
@@ -40,6 +41,141 @@ def _signal_of(exc_type: type | None) -> int | None:
     if KeyboardInterrupt in exc_type.__mro__ or "ExternalSignal" in names:
         return signal.SIGINT
     return None
+
+
+def interrupt_in(error: BaseException | None) -> BaseException | None:
+    """The interrupt (a Ctrl-C, :class:`Terminated`, Prefect's ``TerminationSignal``) that ``error`` is or that it
+    was raised while handling (its ``__context__`` / ``__cause__`` chain); None when the chain holds none.
+
+    Why: a signal whose exception lands inside a database call's error handling is replaced by the error that
+    handling raises. A SIGTERM landing in an MLflow write on SQLite surfaced as "database is locked" (an
+    ``MlflowException`` with a 5xx status): the registration task retried it as transient, the run went on and
+    the command ended with 0 (loop QA, 1 stop in about 8). The error that reaches the code is not the event: the
+    stop is."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        link = pending.pop(0)
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        if signal_of(type(link)) is not None:
+            return link
+        pending += [link.__context__, link.__cause__]
+    return None
+
+
+#: the read and write ends of the pipe Python writes each arriving signal's number to (``signal.set_wakeup_fd``)
+_WAKEUP: list[int] = []
+#: the stop signals read from that pipe so far, in arrival order
+_ARRIVED: list[int] = []
+
+
+def note_stop_signals() -> bool:
+    """From now on every SIGINT and SIGTERM that reaches the process is noted (:func:`stop_signals_noted`),
+    whichever Python handler it meets (ours, Prefect's, the default) and whatever becomes of the exception that
+    handler raises. Set once per process, from the main thread (False in another thread, or where the process's
+    wakeup fd is another user's: an asyncio loop's that handles signals, whose fd stays theirs).
+
+    Why Python's own hook: Prefect replaces the SIGTERM handler for the length of each flow run, so a handler of
+    ours would not see the signals that matter; the C-level signal handler writes every caught signal's number to
+    the wakeup fd before any Python code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if _WAKEUP:
+        return _still_noting()
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    try:
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        os.close(read)
+        os.close(write)
+        return False
+    if previous != -1:  # someone else's: theirs stays
+        signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)
+        return False
+    _WAKEUP[:] = [read, write]
+    os.register_at_fork(after_in_child=_forget_in_child)
+    return True
+
+
+def _still_noting() -> bool:
+    """Whether the wakeup fd is still ours, set again if it was let go: an asyncio loop that handled signals in the
+    main thread sets it to -1 when it closes (a signal arriving in the instant between the two calls still meets its
+    handler; only its note would be missed)."""
+    try:
+        current = signal.set_wakeup_fd(-1)
+        if current in (-1, _WAKEUP[1]):
+            signal.set_wakeup_fd(_WAKEUP[1], warn_on_full_buffer=False)
+        else:  # another user's (an asyncio loop's, running now): theirs stays
+            signal.set_wakeup_fd(current)
+    except (ValueError, OSError):
+        return False
+    return current in (-1, _WAKEUP[1])
+
+
+def _forget_in_child() -> None:
+    """A forked child (a data loader's worker) writes its own signals elsewhere: not into its parent's notes."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        pass
+    _WAKEUP.clear()
+
+
+def stop_signals_noted() -> list[int]:
+    """The SIGINTs and SIGTERMs that reached the process since :func:`note_stop_signals`, oldest first."""
+    if _WAKEUP:
+        while True:
+            try:
+                data = os.read(_WAKEUP[0], 512)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            _ARRIVED.extend(number for number in data if number in DEFERRED)
+    return list(_ARRIVED)
+
+
+def stops_kept(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a pipeline task's body) that ends as the stop it was sent: a SIGINT or SIGTERM that arrived while it
+    ran is raised at its end although its exception was lost on the way (replaced by an error raised as a database
+    call handled it, then perhaps caught as that error; dropped in a ``__del__``), and an error raised while
+    handling an interrupt is that interrupt again.
+
+    Why at the task's edge: Prefect decides there whether a run goes on (the next task, a retry of a "transient"
+    error); an interrupt it sees ends the flow run as stopped. Main thread only: signals reach no other."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        noting = note_stop_signals()
+        before = len(stop_signals_noted()) if noting else 0
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            stop = interrupt_in(error)
+            if stop is not None and stop is not error:
+                raise stop  # noqa: B904 - Python chains the error that replaced it as the stop's context
+            if stop is None and noting:
+                _raise_noted(before)
+            raise
+        if noting:
+            _raise_noted(before)
+        return result
+
+    return wrapper
+
+
+def _raise_noted(before: int) -> None:
+    """Deliver the first stop signal noted after the first ``before`` as the handler now in place would: it raises
+    (ours :class:`Terminated`, Prefect's ``TerminationSignal``, Python's ``KeyboardInterrupt``)."""
+    arrived = stop_signals_noted()[before:]
+    if arrived:
+        _deliver(arrived[0], None, signal.getsignal(arrived[0]))
 
 
 @contextmanager
@@ -55,7 +191,7 @@ def kept_lost_interrupts() -> Iterator[list[int]]:
     hook = sys.unraisablehook
 
     def keep_lost_interrupt(unraisable: Any) -> None:
-        number = _signal_of(unraisable.exc_type)
+        number = signal_of(unraisable.exc_type)
         if number is None:
             hook(unraisable)
         else:
@@ -173,7 +309,7 @@ def remembered_interrupts() -> Iterator[list[int]]:
         """The interrupt a weakref callback or ``__del__`` swallowed, noted above and raised again by the loop:
         not Python's "Exception ignored in ... Traceback ... KeyboardInterrupt" on the console as well (CI: a Ctrl-C
         to ``tuneline serve`` left one in the served run's log, though the run was stopped and cleaned up)."""
-        if seen and _signal_of(unraisable.exc_type) is not None:  # a Ctrl-C, our SIGTERM or Prefect's
+        if seen and signal_of(unraisable.exc_type) is not None:  # a Ctrl-C, our SIGTERM or Prefect's
             return
         hook(unraisable)
 

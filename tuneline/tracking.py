@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from tuneline import __version__
 from tuneline.config import TunelineConfig, flatten
-from tuneline.interrupts import deferred_interrupts, uncut_cleanup
+from tuneline.interrupts import deferred_interrupts, interrupt_in, uncut_cleanup
 from tuneline.kinds.base import COLUMN_TAG, trained_column_names
 from tuneline.locking import default_lock_url, model_lock
 from tuneline.run_process import PROCESS_TAG, Heartbeat, process_tag
@@ -209,7 +209,9 @@ def tracked_run(config: TunelineConfig) -> Iterator[RunContext]:
             try:
                 client.set_tag(run_id, "tuneline.error", message[:5000])
                 # an error is a failure; an interrupt, a SIGTERM (Prefect's TerminationSignal) or an exit is a stop
-                client.set_terminated(run_id, status="FAILED" if isinstance(error, Exception) else "KILLED")
+                # (an error raised while handling one, "database is locked" as SQLAlchemy handled a SIGTERM, is a stop)
+                stopped = interrupt_in(error) is not None or not isinstance(error, Exception)
+                client.set_terminated(run_id, status="KILLED" if stopped else "FAILED")
             except Exception as unrecorded:  # noqa: BLE001 - the run's own error is what the user must see
                 task_logger().warning("could not mark MLflow run %s as ended (%s); it reads RUNNING until `tuneline "
                                       "doctor --fix` closes it", run_id,
