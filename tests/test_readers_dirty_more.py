@@ -386,3 +386,57 @@ def test_a_jsonl_infinity_label_is_set_aside(tmp_path):
     path.write_text('{"text": "fine", "label": "pos"}\n{"text": "odd", "label": Infinity}\n', encoding="utf-8")
     result = read_table(path, "jsonl")
     assert normalize_label(result.frame["label"][1]) == (None, "label_is_infinite")
+
+
+ROWS = [(f"review number {i}, with a comma" if i % 4 == 0 else f"review number {i}", LABELS[i % 3]) for i in range(40)]
+
+
+def _csv_lines(rows: list[tuple[str, str]]) -> list[bytes]:
+    return [b"text,label"] + [(f'"{t}",{l}' if "," in t else f"{t},{l}").encode() for t, l in rows]
+
+
+@pytest.mark.parametrize("layout", ["some", "every third", "crlf header, cr after", "cr, the last line lf"])
+def test_lines_ending_in_a_lone_carriage_return_among_lf_lines_are_records(tmp_path, layout):
+    """Files joined from an old Mac export and a Unix one, or saved so by an editor: each lone \\r line end was read as
+    a space, gluing two or more records into one line, quarantined together with a false reason ("3 fields, header
+    has 2; a text holding ',' must be in double quotes"): 267 records read of 400 and 133 good rows set aside, or
+    one record of four good rows set aside with exit 0 (dirty-data QA)."""
+    lines = _csv_lines(ROWS)
+    if layout == "some":
+        ends = [b"\r" if i in (11, 12, 13) else b"\n" for i in range(len(lines))]
+    elif layout == "every third":
+        ends = [[b"\r\n", b"\n", b"\r"][i % 3] for i in range(len(lines))]
+    elif layout == "crlf header, cr after":
+        ends = [b"\r\n"] + [b"\r"] * (len(lines) - 1)
+    else:
+        ends = [b"\r"] * (len(lines) - 1) + [b"\n"]
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"".join(line + end for line, end in zip(lines, ends)))
+    for result in (_read_delimited_careful(path, "csv", "utf-8", True, "error"), read_table(path, "csv")):
+        assert result.malformed == [] and result.records_seen == len(ROWS)
+        assert list(result.frame["text"]) == [t for t, _ in ROWS]
+        assert list(result.frame["label"]) == [l for _, l in ROWS]
+        assert [int(n) for n in result.frame["source_line"]] == list(range(2, len(ROWS) + 2))  # as an editor counts
+
+
+def test_a_lone_carriage_return_line_end_beside_ones_inside_cells_and_a_bad_record(tmp_path):
+    """In one line: a \\r inside a cell (a space, as before), a \\r ending a record, and a ragged record after it:
+    the good records are kept, the ragged one alone is set aside, with its own line."""
+    path = tmp_path / "mixed.tsv"
+    path.write_bytes(b"text\tlabel\nfirst\rhalf\tpos\rsecond\tneg\rragged\nlast\tneu\n")
+    result = read_table(path, "tsv")
+    assert list(result.frame["text"]) == ["first half", "second", "last"]
+    assert [int(n) for n in result.frame["source_line"]] == [2, 3, 5]
+    assert [(m["rule"], m["source_line"]) for m in result.malformed] == [("record_has_wrong_field_count", 4)]
+    assert len(result.frame) + len(result.malformed) == result.records_seen
+
+
+def test_a_comment_line_is_said_to_look_like_one(tmp_path):
+    """Set aside as "1 fields, header has 2" only, with a comma's advice added later: the user looked for a comma."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"text,label\n# exported by tool v1\ngood film,pos\n#1 fan,pos\n")
+    result = read_table(path, "csv")
+    assert list(result.frame["text"]) == ["good film", "#1 fan"]  # a text starting with '#' is a text
+    [bad] = result.malformed
+    assert bad["source_line"] == 2 and bad["detail"].startswith(
+        "1 fields, header has 2; it looks like a comment line, and data files hold no comments: remove it")

@@ -52,6 +52,10 @@ DOCSTART = "-DOCSTART-"
 # a lone surrogate, so its presence marks exactly the lines that did not decode. Shown to users as U+FFFD.
 _MARK = "\udcff"
 _MARK_HANDLER = "tuneline.readers.mark"
+#: A lone \r inside a line of a file whose lines end in \n or \r\n, as the careful CSV reader gets it: whether it is
+#: a character of a cell (read as a space) or the end of a record (mixed line ends) is decided with the field counts
+#: (:func:`_lone_cr_line_ends`). Another lone surrogate, for the same reason as :data:`_MARK`.
+_LONE_CR = "\udc0d"
 codecs.register_error(_MARK_HANDLER, lambda error: (_MARK, error.end))
 
 
@@ -513,7 +517,7 @@ def _first_line_end(text: str) -> str:
     return found.group() if found else "\n"
 
 
-def _physical_lines(text: str) -> list[str]:
+def _physical_lines(text: str, lone_cr: str = " ") -> list[str]:
     """``text``'s lines, endings kept: split at \\n and \\r\\n; at a lone \\r only in a file without any \\n (the
     old Mac line end). Elsewhere a lone \\r is a character inside a line, read as a space: pandas' ``to_csv`` writes
     a cell ``a\\rb`` unquoted, and split there, the record's first half was quarantined as ragged while its second
@@ -521,7 +525,10 @@ def _physical_lines(text: str) -> list[str]:
 
     A file whose lines end in a lone \r but whose cells hold a \n or two (an old Mac export of a cell with a line
     break) is the old Mac case too, read the other way round: its \n is the character inside a line, read as a
-    space. Split at the \n, the whole file had been one line and its header a row of garbage column names."""
+    space. Split at the \n, the whole file had been one line and its header a row of garbage column names.
+
+    ``lone_cr``: what a lone \r inside a line becomes (:data:`_LONE_CR` for the reader that judges it by the
+    field counts)."""
     if "\n" not in text:
         return io.StringIO(text, newline="").readlines()
     crlf = text.count("\r\n")
@@ -532,7 +539,7 @@ def _physical_lines(text: str) -> list[str]:
     lines = io.StringIO(text, newline="\n").readlines()
     if text.count("\r") == text.count("\r\n"):
         return lines
-    return [(line[:-2].replace("\r", " ") + "\r\n") if line.endswith("\r\n") else line.replace("\r", " ")
+    return [(line[:-2].replace("\r", lone_cr) + "\r\n") if line.endswith("\r\n") else line.replace("\r", lone_cr)
             for line in lines]
 
 
@@ -560,7 +567,8 @@ def _end_before_eof_mark(handle) -> int | None:
     return size - (len(tail) - found.start()) if found else None
 
 
-def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tuple[list[str], set[int]]:
+def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy,
+                lone_cr: str = " ") -> tuple[list[str], set[int]]:
     """The file's physical lines (:func:`_physical_lines`: endings kept; split at \\n and \\r\\n, at a lone \\r only
     in a file without \\n; a DOS end-of-file mark ending it dropped, :func:`_without_eof_mark`) and the 0-based
     indexes of the lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
@@ -576,10 +584,10 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy) -> tup
     bad: set[int] = set()
     try:
         text = _decode_mixed(path, body, codec) if _is_8bit(codec) else body.decode(codec.name)
-        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")))
+        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")), lone_cr)
     except UnicodeDecodeError as error:
         text = body.decode(codec.name, _MARK_HANDLER)
-        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")))
+        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")), lone_cr)
         bad = {index for index, line in enumerate(lines) if _MARK in line}
         if on_decode_error == "error":
             first = min(bad) + 1 if bad else 1
@@ -1373,6 +1381,9 @@ def _field_count_detail(count: int, expected: int, count_hint: str, raw: str, di
     (an export that ends every line with the delimiter)."""
     detail = f"{count} fields, {count_hint}"
     delimiter = dialect.get("delimiter", ",")
+    if re.match(r"\s*(#|//)", raw):  # "# exported by tool v1": said as ragged only, the user looked for a comma (QA)
+        return detail + ("; it looks like a comment line, and data files hold no comments: remove it (a text that "
+                         "starts with '#' is read as a text when its record has the header's fields)")
     if count < expected and dialect.get("quoting") != csv.QUOTE_NONE and raw.count('"') % 2 \
             and raw.lstrip().startswith('"'):  # the file's last record: nothing after it to swallow (QA)
         detail += ("; its quote is opened and never closed, so the rest of the line was read as one field: close "
@@ -1534,15 +1545,85 @@ def _rejoin_lone_lf_cells(lines: list[str], first: int, expected: int, dialect: 
     return rejoined
 
 
+def _lone_cr_line_ends(lines: list[str], first: int, header: bool, dialect: dict,
+                       bad_lines: set[int]) -> tuple[list[str], set[int], int]:
+    """``lines`` with each lone \r (:data:`_LONE_CR`) that ends a record made a line end, the others spaces; the
+    lines' indexes that did not decode, moved with them; and how many line ends were found so.
+
+    A file whose lines end in \n or \r\n with some in a lone \r (files joined from an old Mac export and a Unix
+    one, an editor that saved some lines so): read as a space, each such \r glued two or more records into one line,
+    quarantined together as "5 fields, header has 2; a text holding ',' must be in double quotes", good rows with it
+    (dirty-data QA: 267 records read of 400, 133 set aside). A lone \r inside a cell (pandas writes ``a\rb``
+    unquoted) stays a space. Which is which, from the field counts: a line is cut after a piece once the text up to
+    it, with no quote left open, has the record's field count (the header's, or the header line's own before its
+    first \r; without a header the most common count); a line that holds no two such records is left whole.
+    One field a record tells nothing (a text or a \r inside it), so a one-column file is left as it was."""
+    marked = [i for i, line in enumerate(lines) if _LONE_CR in line]
+    if not marked:
+        return lines, bad_lines, 0
+    if header:
+        head = next((i for i in range(first, len(lines)) if lines[i].strip()), None)
+        expected = _field_count(lines[head].split(_LONE_CR)[0].rstrip("\r\n"), dialect) if head is not None else 0
+    else:
+        counts = Counter(_field_count(piece.rstrip("\r\n"), dialect)
+                         for line in lines[first:] for piece in line.split(_LONE_CR) if piece.strip())
+        expected = counts.most_common(1)[0][0] if counts else 0
+    quoted = dialect.get("quoting") != csv.QUOTE_NONE
+    out: list[str] = []
+    moved: set[int] = set()
+    found = 0
+    for i, line in enumerate(lines):
+        records = _records_at_lone_cr(line, expected, dialect, quoted) if i in marked and expected > 1 else None
+        if records is None or i < first:
+            records = [line.replace(_LONE_CR, " ")]
+        found += len(records) - 1
+        if i in bad_lines:
+            moved.update(range(len(out), len(out) + len(records)))
+        out.extend(records)
+    return out, moved, found
+
+
+def _records_at_lone_cr(line: str, expected: int, dialect: dict, quoted: bool) -> list[str] | None:
+    """``line`` cut at the lone \r's that end a record of ``expected`` fields (:func:`_lone_cr_line_ends`), each
+    piece but the last ending in \r, the rest after the last such record a line of its own; None when no two records
+    are found so (the line is then judged whole)."""
+    pieces = line.split(_LONE_CR)
+    ending = pieces[-1][len(pieces[-1].rstrip("\r\n")):]
+    pieces[-1] = pieces[-1].rstrip("\r\n")
+    records: list[str] = []
+    current: str | None = None
+    for piece in pieces:
+        current = piece if current is None else current + " " + piece
+        if quoted and current.count('"') % 2:
+            continue
+        count = _field_count(current, dialect)
+        if count > expected:
+            return None
+        if count == expected or not current.strip():
+            records.append(current)
+            current = None
+    if len(records) < 2:
+        return None
+    if current is not None:  # the rest is no whole record: a line of its own, for the rules to judge
+        records.append(current)
+    return [record + "\r" for record in records[:-1]] + [records[-1] + ending]
+
+
 def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
                             on_decode_error: DecodePolicy, dialect: dict | None = None,
                             skip_lines: int = 0) -> ReadResult:
     """Every line of the file in memory as Python strings, every record through :func:`_process_spans`: handles
     anything (undecodable lines, header: false) at a few microseconds and a few hundred bytes per record."""
-    lines, bad_lines = _read_lines(path, encoding, on_decode_error)
+    lines, bad_lines = _read_lines(path, encoding, on_decode_error, lone_cr=_LONE_CR)
     lines = [line[1:] if line.startswith("\ufeff") else line for line in lines]  # cat-joined files' marks
     dialect = dialect or _dialect(fmt)
     _raise_csv_field_limit()
+    lines, bad_lines, cut = _lone_cr_line_ends(lines, min(skip_lines, len(lines)), header, dialect, bad_lines)
+    if cut:
+        from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+        task_logger().info("%s: %d line(s) end in a lone \\r (\\r\\n or \\n elsewhere): read as line ends; the line "
+                           "numbers given count them, as an editor does", path, cut)
     spans = _parse(lines, min(skip_lines, len(lines)), len(lines), dialect)
     if not spans:  # every line is blank or of empty fields (a sep= line aside)
         raise EmptyInput(f"input file {path} holds no records (only blank lines and lines of empty fields such as "
