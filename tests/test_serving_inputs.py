@@ -448,6 +448,10 @@ def test_a_request_without_inputs_is_a_400_that_says_to_send_one(classifier, mul
     # a zero-width space alone: tagged 'O' here while `tuneline predict --input` refused the same row (serving QA)
     ({"inputs": [["Angela", "\u200b"]]},
      "input 0: word 1 is '\\u200b', an empty word; invisible characters alone are no word"),
+    # MLflow's "Failed to enforce the model input schema (...): All arrays must be of the same length" (serving QA)
+    ({"inputs": {"foo": ["a", "b"], "bar": ["c"]}},
+     "inputs is an object of columns of different lengths ({'foo': 2, 'bar': 1}); send a list of texts or word "
+     'lists, e.g. {"inputs": ["John lives in Paris", ["John", "Smith"]]}'),
 ])
 def test_tagger_endpoint_refuses_empty_inputs_word_lists_and_words_with_a_400(tagger, monkeypatch, body, says):
     """Each was answered 200: no predictions, an empty row (read as "no entities"), or an 'O' for a word that is

@@ -665,6 +665,22 @@ def one_text_shape_problem(payload: Any, task: str) -> str | None:
     return None
 
 
+def uneven_columns_problem(payload: Any, task: str) -> str | None:
+    """Why an ``inputs`` object of columns cannot be read as a frame (its lists differ in length), or None: an NER
+    model answered MLflow's "Failed to enforce the model input schema ...: All arrays must be of the same length",
+    where the other kinds name the shape to send (serving QA)."""
+    inputs = payload.get("inputs") if isinstance(payload, dict) else None
+    if task != "token_classification" or not isinstance(inputs, dict):
+        return None
+    lengths = {str(key): len(value) for key, value in inputs.items() if isinstance(value, list)}
+    if len(set(lengths.values())) < 2:
+        return None
+    from tuneline.errors import excerpt
+
+    return (f"inputs is an object of columns of different lengths ({excerpt(lengths, 80)}); send a list of texts "
+            f"or word lists, e.g. {JSON_EXAMPLES[task]}")
+
+
 def repeated_column_problem(payload: Any, task: str) -> str | None:
     """Why a ``dataframe_split`` cannot be read (it names a column twice), or None: ``["text", "text"]`` got pandas'
     "Length of values (2) does not match length of index (1)"."""
@@ -784,7 +800,8 @@ def json_request(body: bytes, task: str, params: tuple[str, ...] | list[str] = (
         return problem, None
     problem = (input_field_problem(payload, task) or params_problem(payload, params)
                or empty_input_problem(payload, task) or surrogate_problem(payload)
-               or nested_input_problem(payload, task) or repeated_column_problem(payload, task)
+               or nested_input_problem(payload, task) or uneven_columns_problem(payload, task)
+               or repeated_column_problem(payload, task)
                or unnamed_frame_problem(payload, task) or one_text_shape_problem(payload, task)
                or pair_shape_problem(payload, task))
     if problem is not None:
