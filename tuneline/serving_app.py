@@ -135,6 +135,10 @@ def outage_reason(error: Exception, timeout_s: float) -> str:
     return redact(f"{mlflow.get_registry_uri()}: {what}")
 
 
+#: the longest wait between two tries of a champion version that did not load (``serve-model --follow``)
+RETRY_FAILED_LOAD_MAX_S = 300.0
+
+
 class FollowingApp:
     """The scoring app of the version an alias points at, switched without a restart when the alias moves.
 
@@ -143,8 +147,9 @@ class FollowingApp:
     when it names another version of the same task, the thread downloads and loads that version and builds its
     scoring app *beside* the one serving, then swaps the two in one assignment: requests in flight finish on the
     old version, the next ones go to the new, and no request is refused meanwhile. A registry that cannot be read
-    or a version that does not load is logged and the current version keeps serving (tried again at the next
-    check). Every answer names the version that gave it (``X-Model-Version``), so a switch is visible to clients.
+    or a version that does not load is logged and the current version keeps serving (the registry read again at the
+    next check; a version that did not load tried again at a wait doubling up to :data:`RETRY_FAILED_LOAD_MAX_S`,
+    so a version whose files come back is served: QA saw one refused for good). Every answer names the version that gave it (``X-Model-Version``), so a switch is visible to clients.
     """
 
     def __init__(self, app: Any, name: str, alias: str, version: str, task: str, interval_s: float,
@@ -152,7 +157,10 @@ class FollowingApp:
         self.current, self.version = app, version
         self.name, self.alias, self.task, self.interval_s, self.folder = name, alias, task, interval_s, folder
         self._copy: Path | None = None  # the served version's files, when this thread downloaded them
-        self._refused: str | None = None  # a version that failed to load: logged once, not at every check
+        self._refused: str | None = None  # a version of another task: logged once, not at every check
+        #: a version that failed to load (its files missing, a download cut): logged once, tried again with a wait
+        #: doubling from one interval to :data:`RETRY_FAILED_LOAD_MAX_S` (version, when to try next, the wait)
+        self._failed: tuple[str, float, float] | None = None
         self._gone = False  # the alias was removed: said once, not at every check, and once again when it is back
         self._down = False  # the registry cannot be read: said once per outage, and once when it can be read again
         self._stopped = threading.Event()
@@ -170,8 +178,12 @@ class FollowingApp:
                 self._unreadable(error, timeout_s)
                 continue
             self._readable(str(found.version))
-            if str(found.version) not in (self.version, self._refused):
-                self._switch(str(found.version), (found.tags or {}).get("task", ""))
+            version = str(found.version)
+            if version in (self.version, self._refused):
+                continue
+            if self._failed is not None and self._failed[0] == version and time.monotonic() < self._failed[1]:
+                continue
+            self._switch(version, (found.tags or {}).get("task", ""))
 
     def _readable(self, version: str) -> None:
         """Say once that the alias can be read again after a removal or an outage, naming where it points."""
@@ -219,13 +231,17 @@ class FollowingApp:
             app = scoring_app(scoring_server.load_model_with_mlflow_config(path), self.name, version, self.task)
         except Exception as error:  # noqa: BLE001 - a broken version must not take the endpoint down
             shutil.rmtree(copy, ignore_errors=True)
-            self._refused = version
-            log.warning("%s@%s moved to version %s, which did not load (%s); still serving version %s", self.name,
-                        self.alias, version, str(error).splitlines()[0] if str(error) else type(error).__name__,
-                        self.version)
+            again = self._failed is not None and self._failed[0] == version
+            wait_s = min(2 * self._failed[2], RETRY_FAILED_LOAD_MAX_S) if again else self.interval_s
+            self._failed = (version, time.monotonic() + wait_s, wait_s)
+            if not again:  # said once; tried again until it loads (its files restored, say)
+                log.warning("%s@%s moved to version %s, which did not load (%s); still serving version %s, and "
+                            "trying version %s again at a growing interval (up to every %g s)", self.name,
+                            self.alias, version, str(error).splitlines()[0] if str(error) else type(error).__name__,
+                            self.version, version, RETRY_FAILED_LOAD_MAX_S)
             return
         previous, old_copy = self.version, self._copy
-        self.current, self.version, self._copy, self._refused = app, version, copy, None
+        self.current, self.version, self._copy, self._refused, self._failed = app, version, copy, None, None
         log.info("%s@%s moved: serving version %s (was version %s)", self.name, self.alias, version, previous)
         if old_copy is not None:  # the old model is in memory; its files are no longer read
             shutil.rmtree(old_copy, ignore_errors=True)
