@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -376,8 +377,9 @@ def gate_verdict(client: Any, name: str, version: str | int) -> str | None:
     return tags.get("gate.sentence") or f"gate decision {tags['gate.decision']}: {tags.get('gate.reasons', '')}"
 
 
-def _check_target(client: Any, name: str, version: str) -> None:
-    """Refuse a version that does not exist, is not ready, or must never serve (failed or orphaned)."""
+def _check_target(client: Any, name: str, version: str, current: str | None = None) -> None:
+    """Refuse a version that does not exist, is not ready, must never serve (failed or orphaned), is of another task
+    than the champion ``current``, or whose model files are gone."""
     try:
         found = client.get_model_version(name, version)
     except MlflowException as error:
@@ -396,6 +398,44 @@ def _check_target(client: Any, name: str, version: str) -> None:
                                "a version tuneline trained is made champion only once its gate has scored it")
     if str(getattr(found, "status", "READY")) not in ("READY", "None"):
         raise PromotionRefused(f"{name} v{version} is not ready to serve (registration status {found.status})")
+    _check_same_task(client, name, found, current)
+    if str(found.source or "").startswith("models:/m-"):  # a logged model (what tuneline registers), not a bare path
+        _check_files(client, name, version)
+
+
+def _check_same_task(client: Any, name: str, found: Any, current: str | None) -> None:
+    """Refuse a version of another task than the champion's: one registered model serves one kind, and an endpoint
+    following the alias kept serving the old champion while ``champion`` named the other kind's version (operator
+    QA: ``promote`` said nothing)."""
+    task = (found.tags or {}).get("task")
+    if current is None or not task:
+        return
+    try:
+        serving = (client.get_model_version(name, current).tags or {}).get("task")
+    except MlflowException:
+        return
+    if serving and serving != task:
+        raise PromotionRefused(f"{name} v{found.version} is a {task!r} model and the {CHAMPION} v{current} a "
+                               f"{serving!r} one: one registered model serves one kind (an endpoint following the "
+                               f"alias would keep serving v{current}); register that model under its own name")
+
+
+def _check_files(client: Any, name: str, version: str) -> None:
+    """Refuse a version whose model files are gone from a local artifact store (a cleanup, a moved folder): made
+    champion, it could not be served, and ``promote`` had said nothing (operator QA). A remote store is not listed
+    here (a request per promotion); ``tuneline doctor`` checks it."""
+    try:
+        uri = client.get_model_version_download_uri(name, version)
+    except MlflowException:
+        return
+    if not isinstance(uri, str) or not uri.startswith(("file:", "/")):
+        return
+    from urllib.parse import unquote, urlparse
+
+    folder = Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+    if not (folder / "MLmodel").is_file():
+        raise PromotionRefused(f"{name} v{version}'s model files are missing ({folder} holds no MLmodel): it could "
+                               "not be served; restore them, or promote another version")
 
 
 def _settle_cut_short_gate(client: Any, name: str, version: str, action: str) -> None:
@@ -440,7 +480,7 @@ def _move_locked(client: Any, log: PromotionLog, to_version: str | int, *, expec
         raise _conflict(log, current, expected_from)
     if current == to_version:
         raise PromotionRefused(f"{name} v{to_version} is already the {CHAMPION}; nothing to do")
-    _check_target(client, name, to_version)
+    _check_target(client, name, to_version, current)
     if action != GATE:
         _settle_cut_short_gate(client, name, to_version, action)
     log.registry(create=True)  # the history's id in this registry, before the move: its row cannot lack it
