@@ -569,6 +569,8 @@ def _end_before_eof_mark(handle) -> int | None:
 
 def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy,
                 lone_cr: str = " ") -> tuple[list[str], set[int]]:
+    # lone_cr: " " (a lone \r inside a line read as a space, said once: _lone_cr_as_spaces) or _LONE_CR (the caller
+    # judges each one)
     """The file's physical lines (:func:`_physical_lines`: endings kept; split at \\n and \\r\\n, at a lone \\r only
     in a file without \\n; a DOS end-of-file mark ending it dropped, :func:`_without_eof_mark`) and the 0-based
     indexes of the lines that did not decode (always empty with on_decode_error="error", which raises instead)."""
@@ -584,10 +586,10 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy,
     bad: set[int] = set()
     try:
         text = _decode_mixed(path, body, codec) if _is_8bit(codec) else body.decode(codec.name)
-        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")), lone_cr)
+        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")), _LONE_CR)
     except UnicodeDecodeError as error:
         text = body.decode(codec.name, _MARK_HANDLER)
-        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")), lone_cr)
+        lines = _physical_lines(_without_eof_mark(text.removeprefix("\ufeff")), _LONE_CR)
         bad = {index for index, line in enumerate(lines) if _MARK in line}
         if on_decode_error == "error":
             first = min(bad) + 1 if bad else 1
@@ -599,7 +601,26 @@ def _read_lines(path: Path, encoding: str, on_decode_error: DecodePolicy,
                 "lines that do not decode aside") from None
     if not any(line.strip() for line in lines):
         raise EmptyInput(f"input file {path} is empty (only whitespace); give a file with records")
+    if lone_cr == " ":
+        lines = _lone_cr_as_spaces(path, lines)
     return lines, bad
+
+
+def _lone_cr_as_spaces(path: Path, lines: list[str]) -> list[str]:
+    """``lines`` with each lone \r inside a line (:data:`_LONE_CR`) read as a space, said once with the first such
+    line: in a one-column file (texts to predict on, a CoNLL file) nothing tells a \r inside a text from a line end
+    of a file joined from an old Mac one, and read as a space, two lines became one text with no word (predict QA:
+    3 predictions for 4 records, exit 0)."""
+    marked = [i for i, line in enumerate(lines) if _LONE_CR in line]
+    if not marked:
+        return lines
+    from tuneline.common import task_logger  # prefect: imported only where a run logs
+
+    task_logger().warning(
+        "%s: %d line(s) hold a lone carriage return (\\r), read as a space inside the line (first: line %d); where it "
+        "ends a line (a file joined from an old Mac one), convert the line ends first (e.g. mac2unix) so that each "
+        "line is read on its own", path, len(marked), marked[0] + 1)
+    return [line.replace(_LONE_CR, " ") for line in lines]
 
 
 #: a UTF-8 multi-byte character: a lead byte and its continuation bytes (two to four bytes)
@@ -1545,7 +1566,7 @@ def _rejoin_lone_lf_cells(lines: list[str], first: int, expected: int, dialect: 
     return rejoined
 
 
-def _lone_cr_line_ends(lines: list[str], first: int, header: bool, dialect: dict,
+def _lone_cr_line_ends(path: Path, lines: list[str], first: int, header: bool, dialect: dict,
                        bad_lines: set[int]) -> tuple[list[str], set[int], int]:
     """``lines`` with each lone \r (:data:`_LONE_CR`) that ends a record made a line end, the others spaces; the
     lines' indexes that did not decode, moved with them; and how many line ends were found so.
@@ -1575,37 +1596,38 @@ def _lone_cr_line_ends(lines: list[str], first: int, header: bool, dialect: dict
     for i, line in enumerate(lines):
         records = _records_at_lone_cr(line, expected, dialect, quoted) if i in marked and expected > 1 else None
         if records is None or i < first:
-            records = [line.replace(_LONE_CR, " ")]
+            records = [line]
         found += len(records) - 1
         if i in bad_lines:
             moved.update(range(len(out), len(out) + len(records)))
         out.extend(records)
-    return out, moved, found
+    return _lone_cr_as_spaces(path, out), moved, found
 
 
 def _records_at_lone_cr(line: str, expected: int, dialect: dict, quoted: bool) -> list[str] | None:
-    """``line`` cut at the lone \r's that end a record of ``expected`` fields (:func:`_lone_cr_line_ends`), each
-    piece but the last ending in \r, the rest after the last such record a line of its own; None when no two records
-    are found so (the line is then judged whole)."""
+    """``line`` cut at the lone \r's that end a record (:func:`_lone_cr_line_ends`): after a piece once the text up
+    to it, no quote left open, has ``expected`` fields, or more (a broken record, a line of its own for the rules to
+    judge); each piece but the last ending in \r, the rest after the last cut a line of its own. None when that
+    finds no whole record or no cut: the line is then judged whole."""
     pieces = line.split(_LONE_CR)
     ending = pieces[-1][len(pieces[-1].rstrip("\r\n")):]
     pieces[-1] = pieces[-1].rstrip("\r\n")
     records: list[str] = []
+    whole = 0
     current: str | None = None
     for piece in pieces:
         current = piece if current is None else current + " " + piece
         if quoted and current.count('"') % 2:
             continue
         count = _field_count(current, dialect)
-        if count > expected:
-            return None
-        if count == expected or not current.strip():
+        if count >= expected or not current.strip():
             records.append(current)
+            whole += count == expected
             current = None
-    if len(records) < 2:
-        return None
-    if current is not None:  # the rest is no whole record: a line of its own, for the rules to judge
+    if current is not None:
         records.append(current)
+    if not whole or len(records) < 2:
+        return None
     return [record + "\r" for record in records[:-1]] + [records[-1] + ending]
 
 
@@ -1618,7 +1640,7 @@ def _read_delimited_careful(path: Path, fmt: str, encoding: str, header: bool,
     lines = [line[1:] if line.startswith("\ufeff") else line for line in lines]  # cat-joined files' marks
     dialect = dialect or _dialect(fmt)
     _raise_csv_field_limit()
-    lines, bad_lines, cut = _lone_cr_line_ends(lines, min(skip_lines, len(lines)), header, dialect, bad_lines)
+    lines, bad_lines, cut = _lone_cr_line_ends(path, lines, min(skip_lines, len(lines)), header, dialect, bad_lines)
     if cut:
         from tuneline.common import task_logger  # prefect: imported only where a run logs
 
