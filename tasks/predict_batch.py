@@ -655,9 +655,14 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
         raise UserError(f"input file {path} holds no records; give a file with at least one row")
     lines = [int(n) for n in result.frame["source_line"]]
     as_named = {model: given for given, model in renames.items()}  # messages name the column as the file does
-    for column in columns:
+    # the first empty record by line over every column, and how many there are: a pair file with an empty second
+    # text on line 3 and an empty first text on line 4 was refused for line 4 alone, then for line 3 (predict QA)
+    missing = {column: [i for i, v in enumerate(result.frame[column]) if _is_missing(v)] for column in columns}
+    first_missing = sorted((rows[0], position) for position, rows in enumerate(missing.values()) if rows)
+    empty_rows = len(set().union(*missing.values())) if missing else 0
+    for column in ([columns[first_missing[0][1]]] if first_missing else []) + list(columns):
         named = as_named.get(column, column)
-        empty = next((i for i, v in enumerate(result.frame[column]) if _is_missing(v)), None)
+        empty = missing[column][0] if missing[column] else None
         if empty is not None:
             if column == "tokens" and "text" in result.frame.columns \
                     and not _is_missing(result.frame["text"].iloc[empty]):
@@ -666,8 +671,11 @@ def _read_prediction_inputs(path: Path, source: Path, kind: TaskKind, task: str,
                                 f"{named!r}, while other records have {named!r}: one file gives every record as "
                                 f"word lists ({named!r}) or every one as raw text ('text'); split the file in two, or "
                                 "write the word lists as text")
+            others = (f" ({empty_rows} records lack one; the others are on lines "
+                      f"{', '.join(str(lines[i]) for i in sorted(set().union(*missing.values()))[1:6])}"
+                      f"{', ...' if empty_rows > 6 else ''})" if empty_rows > 1 else "")
             raise UserError(f"input file {path}: the record on line {lines[empty]} has no value in column "
-                            f"{named!r} (empty or only spaces); every row needs one (fill it or drop the row)")
+                            f"{named!r} (empty or only spaces){others}; every row needs one (fill it or drop the row)")
         unseen = next((i for i, v in enumerate(result.frame[column]) if _is_invisible(v)), None)
         if unseen is not None:
             raise UserError(f"input file {path}: the record on line {lines[unseen]} has no visible text in column "

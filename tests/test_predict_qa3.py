@@ -154,6 +154,11 @@ def test_a_missing_value_is_named_by_the_files_own_column(store, tmp_path, capsy
     err = capsys.readouterr().err
     assert (f"tuneline: input file {qqp}: the record on line 3 has no value in column 'question2' (empty or only "
             "spaces); every row needs one (fill it or drop the row)") in err and "Traceback" not in err
+    both = tmp_path / "both.tsv"  # the first empty record by line, and how many: line 4 was named, then line 3
+    both.write_text("id\tquestion1\tquestion2\n1\tis it\tis it not\n2\tonly left\t \n3\t\tonly right\n4\ta\t\n")
+    with pytest.raises(UserError, match=r"the record on line 3 has no value in column 'question2' \(empty or only "
+                                        r"spaces\) \(3 records lack one; the others are on lines 4, 5\); every row"):
+        read_prediction_inputs.fn(both, "pair_classification", trained_columns=TRAINED["pair_classification"])
     reviews = tmp_path / "reviews.csv"
     reviews.write_text("Text,n\ngreat,1\n\u200b,2\n")
     with pytest.raises(UserError, match=r"line 3 has no visible text in column 'Text' \(only invisible"):
