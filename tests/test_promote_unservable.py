@@ -63,3 +63,22 @@ def test_promote_refuses_a_version_whose_files_are_gone_or_of_another_task(workd
         assert str(client.get_model_version_by_alias(NAME, "champion").version) == second
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_doctor_leaves_a_version_registered_outside_any_run_alone(workdir, capsys):
+    """Named "run  MISSING, gate never finished" (no run id between the two spaces), and ``--fix`` tagged it
+    orphaned: someone's own version made unpromotable (operator QA)."""
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    try:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.create_registered_model(NAME)
+        _, files = register(client, "classification")
+        own = client.create_model_version(NAME, str(files), tags={"task": "classification"})  # no run
+        for fix in ([], ["--fix"]):
+            assert main(["doctor", "-m", NAME, "--tracking-uri", uri, "--work-dir", str(workdir / "w"), *fix]) == 0
+            out = capsys.readouterr().out
+            assert f"{NAME} v{own.version}:" not in out and "MISSING" not in out, out
+        assert "tuneline.status" not in (client.get_model_version(NAME, own.version).tags or {})
+    finally:
+        mlflow.set_tracking_uri(None)

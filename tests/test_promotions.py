@@ -297,6 +297,13 @@ def test_rollback_after_the_champion_alias_was_deleted_by_hand_says_how_to_resto
         f"champion last, so the alias was removed outside tuneline: restore it with `tuneline promote {name} {v2}` "
         "(or promote the version you want by number)")
     assert store.client.get_registered_model(name).aliases == {}  # refused: nothing moved
+    for fix in ([], ["--fix"]):  # doctor said "--fix writes the row", and --fix fixed nothing (operator QA)
+        assert main(["doctor", "-m", name, "--work-dir", str(store.folder / "work"), *fix, *stores]) == 0
+        out = capsys.readouterr().out
+        assert (f"  {name}: the champion of {name!r} is none, but the last recorded move is to v{v2} (promote by "
+                f"user ") in out and (f"the champion alias was removed outside tuneline: restore it with tuneline "
+                                      f"promote {name} {v2} --reason ..., or promote another version\n") in out, out
+        assert "--fix writes the row" not in out
 
 
 def test_a_wrong_folder_or_a_misspelled_model_leaves_no_files_behind(store, name, tmp_path, monkeypatch, capsys):

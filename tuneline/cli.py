@@ -790,7 +790,7 @@ def _doctor_promotions(client: Any, uri: str, name: str, args: argparse.Namespac
     version's gate tags, under the model's lock, as the gate would have)."""
     from tuneline.ledger import ledger_url_for, sqlite_file_missing
     from tuneline.locking import default_lock_url, model_lock
-    from tuneline.promotions import PromotionLog, record_lost_gate_move, unrecorded_move
+    from tuneline.promotions import PromotionLog, champion_version, record_lost_gate_move, unrecorded_move
     from tuneline.registry import find_interrupted_promotions, settle_promotions
 
     for item in (settle_promotions if args.fix else find_interrupted_promotions)(client, name):
@@ -809,7 +809,12 @@ def _doctor_promotions(client: Any, uri: str, name: str, args: argparse.Namespac
                 print(f"  {name}: the gate's move {written.line()} had no history row (its run died after moving "
                       "the alias): written")
         warning = unrecorded_move(client, log)
-    if warning:
+        latest = log.latest()
+    if warning and latest is not None and champion_version(client, name) is None:
+        # the alias deleted by hand: nothing --fix can write (operator QA: it offered to and fixed nothing)
+        print(f"  {name}: {warning}; the {log.alias} alias was removed outside tuneline: restore it with "
+              f"tuneline promote {name} {latest.to_version} --reason ..., or promote another version")
+    elif warning:
         print(f"  {name}: {warning}; the history cannot say who moved it" + (
             "" if args.fix else " (a gate's move its run did not record: --fix writes the row)"))
 

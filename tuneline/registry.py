@@ -66,6 +66,11 @@ def _unfinished(client: Any, name: str) -> tuple[list[Orphan], list[Pending]]:
         tags = version.tags or {}
         if tags.get(STATUS) == "orphaned" or "gate.decision" in tags:  # the verdict is the gate's last tag
             continue
+        if not version.run_id and STATUS not in tags:
+            # registered outside any run (someone's own MlflowClient code): tuneline registers from its run, so
+            # this is no gate of tuneline's cut short; named "run  MISSING, gate never finished", --fix tagged it
+            # orphaned and made it unpromotable (operator QA)
+            continue
         number, run_id = str(version.version), version.run_id or ""
         status, dead = _run_status(client, version.run_id), ""
         if tags.get(STATUS) == "failed" and status != "RUNNING" and challenger != number:
