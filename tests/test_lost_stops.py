@@ -56,6 +56,21 @@ def test_the_interrupt_in_an_errors_chain_is_found():
     assert interrupt_in(looped) is None  # a cycle ends the walk
 
 
+def then_after(first: object, calls: list[str]) -> None:
+    """Run a flow of ``first`` (a pipeline task) and then a task that notes ``after`` in ``calls``."""
+
+    @pipeline_task(name="after")
+    def after() -> None:
+        calls.append("after")
+
+    @flow(name="then-after")
+    def run() -> None:
+        first()
+        after()
+
+    run()
+
+
 def test_an_error_raised_while_handling_a_sigterm_stops_the_flow_and_is_not_retried(sigterm_raises):
     calls: list[str] = []
 
@@ -64,17 +79,8 @@ def test_an_error_raised_while_handling_a_sigterm_stops_the_flow_and_is_not_retr
         calls.append("write")
         cut_write()
 
-    @pipeline_task(name="after")
-    def after() -> None:
-        calls.append("after")
-
-    @flow(name="cut-write")
-    def run() -> None:
-        write()
-        after()
-
     with pytest.raises(KeyboardInterrupt) as stopped:  # Terminated, or Prefect's own stop of the flow run
-        run()
+        then_after(write, calls)
     assert stopped.type is Terminated
     assert calls == ["write"]  # tried once, the flow ended there
 
@@ -92,17 +98,8 @@ def test_a_stop_swallowed_with_its_replacing_error_is_raised_at_the_tasks_end(si
         calls.append("went on")
         return "done"
 
-    @pipeline_task(name="after")
-    def after() -> None:
-        calls.append("after")
-
-    @flow(name="swallowed-stop")
-    def run() -> None:
-        best_effort()
-        after()
-
     with pytest.raises(Terminated):
-        run()
+        then_after(best_effort, calls)
     assert calls == ["went on"]
 
 

@@ -38,7 +38,16 @@ def files_missing(model_uri: str, tracking_uri: str | None = None) -> bool:
 
         name, version = model_uri.removeprefix("models:/").rsplit("/", 1)
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        location = client.get_model_version_download_uri(name, version)
+        return location_empty(client.get_model_version_download_uri(name, version), tracking_uri)
+    except (MlflowException, OSError):
+        return True
+
+
+def location_empty(location: str, tracking_uri: str | None = None) -> bool:
+    """Whether the artifact store holds nothing at ``location`` (a version's download URI; unreadable: nothing)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
         return not mlflow.artifacts.list_artifacts(artifact_uri=location, tracking_uri=tracking_uri)
     except (MlflowException, OSError):
         return True

@@ -34,7 +34,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -400,7 +399,7 @@ def _check_target(client: Any, name: str, version: str, current: str | None = No
         raise PromotionRefused(f"{name} v{version} is not ready to serve (registration status {found.status})")
     _check_same_task(client, name, found, current)
     if str(found.source or "").startswith("models:/m-"):  # a logged model (what tuneline registers), not a bare path
-        _check_files(client, name, version)
+        _check_files(client, name, found)
 
 
 def _check_same_task(client: Any, name: str, found: Any, current: str | None) -> None:
@@ -420,22 +419,18 @@ def _check_same_task(client: Any, name: str, found: Any, current: str | None) ->
                                f"alias would keep serving v{current}); register that model under its own name")
 
 
-def _check_files(client: Any, name: str, version: str) -> None:
+def _check_files(client: Any, name: str, found: Any) -> None:
     """Refuse a version whose model files are gone from a local artifact store (a cleanup, a moved folder): made
     champion, it could not be served, and ``promote`` had said nothing (operator QA). A remote store is not listed
-    here (a request per promotion); ``tuneline doctor`` checks it."""
+    here (it is read through the tracking server, which the client does not name); ``tuneline doctor`` checks it."""
+    from tuneline.loaded_versions import location_empty, missing_files_message
+
     try:
-        uri = client.get_model_version_download_uri(name, version)
+        location = client.get_model_version_download_uri(name, found.version)
     except MlflowException:
         return
-    if not isinstance(uri, str) or not uri.startswith(("file:", "/")):
-        return
-    from urllib.parse import unquote, urlparse
-
-    folder = Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
-    if not (folder / "MLmodel").is_file():
-        raise PromotionRefused(f"{name} v{version}'s model files are missing ({folder} holds no MLmodel): it could "
-                               "not be served; restore them, or promote another version")
+    if isinstance(location, str) and location.startswith(("file:", "/")) and location_empty(location):
+        raise PromotionRefused(missing_files_message(name, found.version, found.source))
 
 
 def _settle_cut_short_gate(client: Any, name: str, version: str, action: str) -> None:

@@ -1579,7 +1579,7 @@ def _lone_cr_line_ends(path: Path, lines: list[str], first: int, header: bool, d
     it, with no quote left open, has the record's field count (the header's, or the header line's own before its
     first \r; without a header the most common count); a line that holds no two such records is left whole.
     One field a record tells nothing (a text or a \r inside it), so a one-column file is left as it was."""
-    marked = [i for i, line in enumerate(lines) if _LONE_CR in line]
+    marked = {i for i, line in enumerate(lines) if _LONE_CR in line}  # a set: looked up once a line
     if not marked:
         return lines, bad_lines, 0
     if header:
